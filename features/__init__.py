@@ -1,0 +1,23 @@
+"""Feature specs, stable hashing and the `Preprocessor`."""
+
+from features.hashing import canonical_strings
+from features.hashing import stable_hash
+from features.preprocessor import NotFittedError
+from features.preprocessor import Preprocessor
+from features.specs import CategoricalFeature
+from features.specs import MultiCategoricalFeature
+from features.specs import NumericFeature
+from features.specs import default_embedding_dim
+from features.specs import feature_from_config
+
+__all__ = [
+    "CategoricalFeature",
+    "MultiCategoricalFeature",
+    "NotFittedError",
+    "NumericFeature",
+    "Preprocessor",
+    "canonical_strings",
+    "default_embedding_dim",
+    "feature_from_config",
+    "stable_hash",
+]

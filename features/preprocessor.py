@@ -1,0 +1,385 @@
+"""`Preprocessor`: columns in, model-ready numpy arrays out.
+
+The same fitted object turns training data, batch-scoring data and serving
+requests into ids and values, so it follows the scikit-learn estimator
+contract: keyword-only constructor, `fit` learns attributes ending in `_` and
+returns `self`, `transform` refuses to run before `fit`. It saves to JSON.
+"""
+
+import json
+import logging
+import os
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from features.hashing import canonical_strings
+from features.hashing import stable_hash
+from features.specs import CategoricalFeature
+from features.specs import MultiCategoricalFeature
+from features.specs import NumericFeature
+from features.specs import default_embedding_dim
+from features.specs import feature_from_config
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+
+
+class NotFittedError(ValueError):
+    """Raised when a `Preprocessor` is used before `fit`."""
+
+
+def _column(data, name):
+    """Returns column `name` of a DataFrame, Arrow table or dict as a Series."""
+    if isinstance(data, pa.Table):
+        columns = data.column_names
+        if name in columns:
+            return data.column(name).to_pandas()
+    elif isinstance(data, pd.DataFrame):
+        columns = list(data.columns)
+        if name in columns:
+            return data[name]
+    elif isinstance(data, dict):
+        columns = list(data)
+        if name in columns:
+            return pd.Series(data[name])
+    else:
+        raise TypeError(
+            "Expected a pandas DataFrame, a pyarrow Table or a dict of "
+            f"columns. Received: {type(data).__name__}"
+        )
+    raise KeyError(
+        f"Column '{name}' is missing from the input. Available columns: "
+        f"{columns}. Fix: add the column or remove feature '{name}' from "
+        "the feature spec."
+    )
+
+
+def _num_rows(data):
+    if isinstance(data, (pa.Table, pd.DataFrame)):
+        return len(data)
+    return len(next(iter(data.values()))) if data else 0
+
+
+def _tokens(series, feature):
+    """Splits a multi-valued column into an Arrow list array of strings."""
+    strings = pa.array(canonical_strings(series), type=pa.string())
+    if feature.tokenizer == "words":
+        strings = pc.utf8_lower(strings)
+        strings = pc.replace_substring_regex(strings, r"[^\w]+", " ")
+        strings = pc.utf8_trim_whitespace(strings)
+        return pc.split_pattern(strings, " ")
+    return pc.split_pattern(strings, feature.separator)
+
+
+class Preprocessor:
+    """Fits vocabularies and statistics, then transforms columns to arrays.
+
+    Args:
+        features: list of feature specs (`CategoricalFeature`,
+            `MultiCategoricalFeature`, `NumericFeature`), one per column.
+
+    Attributes (after `fit`):
+        vocabularies_: dict. Feature name -> list of canonical strings
+            (exact vocabularies).
+        stats_: dict. Feature name -> `{"mean", "std"}` (numeric features).
+        collision_report_: dict. Feature name -> `{"distinct_values",
+            "buckets", "colliding_share"}` for hashed features: the share of
+            distinct values that share their bucket with another value.
+
+    Example:
+
+    ```python
+    pre = Preprocessor(features=[CategoricalFeature("userId")])
+    arrays = pre.fit(df).transform(df)   # {"userId": int32 array}
+    ```
+    """
+
+    def __init__(self, *, features):
+        features = list(features)
+        names = [f.name for f in features]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(
+                f"Feature names must be unique. Received duplicates: {duplicates}"
+            )
+        for feature in features:
+            if not isinstance(
+                feature, (CategoricalFeature, NumericFeature)
+            ):
+                raise TypeError(
+                    "Each feature must be a CategoricalFeature, "
+                    "MultiCategoricalFeature or NumericFeature. "
+                    f"Received: {feature!r}"
+                )
+        self.features = features
+
+    # -- learned state ---------------------------------------------------
+
+    @property
+    def is_fitted(self):
+        return hasattr(self, "vocabularies_")
+
+    def _check_fitted(self):
+        if not self.is_fitted:
+            raise NotFittedError(
+                "This Preprocessor is not fitted yet. Call `fit(data)` first."
+            )
+
+    def feature(self, name):
+        """Returns the spec of feature `name`."""
+        for feature in self.features:
+            if feature.name == name:
+                return feature
+        raise KeyError(
+            f"Unknown feature '{name}'. Known features: "
+            f"{[f.name for f in self.features]}"
+        )
+
+    def input_dim(self, name):
+        """Rows of the embedding table for categorical feature `name`."""
+        self._check_fitted()
+        feature = self.feature(name)
+        if isinstance(feature, NumericFeature):
+            raise ValueError(f"Feature '{name}' is numeric: it has no table.")
+        if feature.vocabulary == "hash":
+            return 1 + feature.num_buckets
+        return 1 + feature.num_oov_buckets + len(self.vocabularies_[name])
+
+    def embedding_dim(self, name):
+        """The embedding size of `name`: its spec's, or the default rule."""
+        feature = self.feature(name)
+        if feature.embedding_dim is not None:
+            return feature.embedding_dim
+        return default_embedding_dim(self.input_dim(name))
+
+    # -- fit ---------------------------------------------------------------
+
+    def fit(self, data):
+        """Learns vocabularies and statistics from `data`.
+
+        Args:
+            data: pandas DataFrame, pyarrow Table or dict of columns.
+
+        Returns:
+            `self`.
+        """
+        if _num_rows(data) == 0:
+            raise ValueError(
+                "Cannot fit a Preprocessor on an empty input (0 rows)."
+            )
+        vocabularies, stats, collisions = {}, {}, {}
+        for feature in self.features:
+            series = _column(data, feature.name)
+            if isinstance(feature, NumericFeature):
+                values = self._numeric(series, feature.name)
+                if feature.transform == "log":
+                    values = self._log(values, feature.name)
+                finite = values[~np.isnan(values)]
+                if finite.size == 0:
+                    raise ValueError(
+                        f"Column '{feature.name}' has no non-null values to "
+                        "fit on."
+                    )
+                std = float(finite.std())
+                stats[feature.name] = {
+                    "mean": float(finite.mean()),
+                    "std": std if std > 0 else 1.0,
+                }
+                continue
+            values = self._values(series, feature)
+            values = values[pd.notna(values) & (values != "")]
+            if feature.vocabulary == "hash":
+                collisions[feature.name] = self._collisions(values, feature)
+                continue
+            counts = pd.Series(values, dtype=object).value_counts(sort=False)
+            counts = counts[counts >= feature.min_frequency]
+            # Most frequent first, ties by value: deterministic and stable.
+            order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+            if feature.max_tokens is not None:
+                order = order[: feature.max_tokens]
+            vocabularies[feature.name] = [value for value, _ in order]
+        self.vocabularies_ = vocabularies
+        self.stats_ = stats
+        self.collision_report_ = collisions
+        self._indexes = {}
+        for name, report in collisions.items():
+            logger.info(
+                "Hashed feature '%s': %d distinct values in %d buckets, "
+                "%.2f%% collide.",
+                name,
+                report["distinct_values"],
+                report["buckets"],
+                100 * report["colliding_share"],
+            )
+        return self
+
+    @staticmethod
+    def _values(series, feature):
+        if isinstance(feature, MultiCategoricalFeature):
+            return np.asarray(
+                pc.list_flatten(_tokens(series, feature)).to_numpy(
+                    zero_copy_only=False
+                ),
+                dtype=object,
+            )
+        return canonical_strings(series)
+
+    @staticmethod
+    def _collisions(values, feature):
+        distinct = pd.unique(values)
+        buckets = stable_hash(distinct, feature.num_buckets)
+        _, inverse, counts = np.unique(
+            buckets, return_inverse=True, return_counts=True
+        )
+        colliding = int((counts[inverse] > 1).sum())
+        return {
+            "distinct_values": int(len(distinct)),
+            "buckets": int(feature.num_buckets),
+            "colliding_share": colliding / max(len(distinct), 1),
+        }
+
+    @staticmethod
+    def _numeric(series, name):
+        if pd.api.types.is_bool_dtype(series.dtype):
+            return series.to_numpy(dtype=np.float64)
+        numbers = pd.to_numeric(series, errors="coerce")
+        bad = numbers.isna() & series.notna()
+        if bool(bad.any()):
+            examples = series[bad].unique()[:5].tolist()
+            raise ValueError(
+                f"Column '{name}' must be numeric, but it holds non-numeric "
+                f"values, e.g. {examples}. Fix: clean the column or declare "
+                "it as a categorical feature."
+            )
+        return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    @staticmethod
+    def _log(values, name):
+        if bool((values[~np.isnan(values)] < 0).any()):
+            raise ValueError(
+                f"Column '{name}' has negative values, which "
+                'transform="log" cannot take. Fix: use '
+                'transform="standardize".'
+            )
+        return np.log1p(values)
+
+    # -- transform -----------------------------------------------------------
+
+    def transform(self, data):
+        """Turns columns into model inputs.
+
+        Args:
+            data: pandas DataFrame, pyarrow Table or dict of columns holding
+                every feature's column (extra columns are ignored).
+
+        Returns:
+            dict. Feature name -> numpy array: `int32` ids of shape `(n,)`
+            for categorical features, `(n, max_length)` for multi-valued ones
+            (0 = padding), `float32` of shape `(n,)` for numeric features.
+        """
+        self._check_fitted()
+        return {
+            feature.name: self.transform_column(
+                feature.name, _column(data, feature.name)
+            )
+            for feature in self.features
+        }
+
+    def transform_column(self, name, values):
+        """Transforms the values of one feature (see `transform`)."""
+        self._check_fitted()
+        feature = self.feature(name)
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        if isinstance(feature, NumericFeature):
+            x = self._numeric(series, name)
+            if feature.transform == "none":
+                return np.nan_to_num(x, nan=0.0).astype(np.float32)
+            if feature.transform == "log":
+                x = self._log(x, name)
+            mean, std = self.stats_[name]["mean"], self.stats_[name]["std"]
+            x = np.where(np.isnan(x), mean, x)
+            return ((x - mean) / std).astype(np.float32)
+        if isinstance(feature, MultiCategoricalFeature):
+            lists = _tokens(series, feature)
+            flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
+            ids = self._lookup(feature, np.asarray(flat, dtype=object))
+            lengths = pc.fill_null(pc.list_value_length(lists), 0)
+            lengths = lengths.to_numpy(zero_copy_only=False).astype(np.int64)
+            rows = np.repeat(np.arange(len(series)), lengths)
+            # Empty tokens (id 0) are dropped so kept values stay left-aligned;
+            # a value's position is its rank among its row's kept values.
+            keep = ids > 0
+            rows, ids = rows[keep], ids[keep]
+            positions = np.arange(len(rows)) - np.searchsorted(rows, rows)
+            inside = positions < feature.max_length
+            out = np.zeros((len(series), feature.max_length), np.int32)
+            out[rows[inside], positions[inside]] = ids[inside]
+            return out
+        return self._lookup(feature, canonical_strings(series))
+
+    def _lookup(self, feature, strings):
+        """Maps canonical strings to ids (0 for null / empty)."""
+        missing = pd.isna(strings) | (strings == "")
+        if feature.vocabulary == "hash":
+            ids = 1 + stable_hash(strings, feature.num_buckets)
+        else:
+            index = self._indexes.get(feature.name)
+            if index is None:
+                index = pd.Index(self.vocabularies_[feature.name], dtype=object)
+                self._indexes[feature.name] = index
+            positions = index.get_indexer(strings)
+            oov = positions < 0
+            ids = 1 + feature.num_oov_buckets + positions
+            if oov.any():
+                ids[oov] = 1 + stable_hash(strings[oov], feature.num_oov_buckets)
+        ids = np.where(missing, 0, ids)
+        return ids.astype(np.int32)
+
+    # -- persistence ---------------------------------------------------------
+
+    def get_config(self):
+        """The spec and the learned state, as plain JSON-able data."""
+        config = {
+            "format_version": FORMAT_VERSION,
+            "features": [f.get_config() for f in self.features],
+        }
+        if self.is_fitted:
+            config["vocabularies"] = self.vocabularies_
+            config["stats"] = self.stats_
+            config["collision_report"] = self.collision_report_
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        version = config.get("format_version")
+        if version != FORMAT_VERSION:
+            raise ValueError(
+                f"Unsupported preprocessor format_version {version!r}; this "
+                f"version of recsys reads format_version {FORMAT_VERSION}."
+            )
+        pre = cls(features=[feature_from_config(f) for f in config["features"]])
+        if "vocabularies" in config:
+            pre.vocabularies_ = config["vocabularies"]
+            pre.stats_ = config["stats"]
+            pre.collision_report_ = config.get("collision_report", {})
+            pre._indexes = {}
+        return pre
+
+    def save(self, path):
+        """Writes the preprocessor to `path` as JSON, atomically."""
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".json.tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.get_config(), f)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path):
+        """Reads a preprocessor written by `save`."""
+        with open(path) as f:
+            return cls.from_config(json.load(f))

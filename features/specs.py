@@ -1,0 +1,242 @@
+"""Feature specs: what each input column is and how it becomes model input.
+
+A spec is a small dataclass whose config is plain JSON, so a TOML table, the
+saved `preprocessor.json` and the Python object map onto each other field for
+field.
+
+Id layout of categorical features (exact and hashed alike):
+    `0` is padding / missing (masked in pooled embeddings; for single-valued
+    columns it is the row that nulls map to); ids `1 .. num_oov_buckets` are
+    out-of-vocabulary buckets (exact vocabularies only); the vocabulary or the
+    hash buckets follow.
+
+Default embedding dimension: `min(64, ceil(6 * input_dim ** 0.25))`, the
+"sixth root rule" of thumb from Google's feature-column guidance (6 times
+the fourth root of the number of rows), capped at 64.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+SUPPORTED_VOCABULARIES = ("exact", "hash")
+SUPPORTED_TOKENIZERS = ("words",)
+SUPPORTED_COMBINERS = ("mean", "sum")
+SUPPORTED_TRANSFORMS = ("standardize", "log", "none")
+
+
+def default_embedding_dim(input_dim):
+    """The documented default embedding size for a table of `input_dim` rows."""
+    return int(min(64, math.ceil(6 * input_dim**0.25)))
+
+
+def _check_positive(name, value, allow_none=False):
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(
+            f"`{name}` must be a positive integer. Received: {name}={value!r}"
+        )
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(
+            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
+        )
+
+
+@dataclasses.dataclass
+class CategoricalFeature:
+    """A single-valued categorical column (an id, a category).
+
+    Attributes:
+        name: str. Column name in the input frame.
+        vocabulary: str. `"exact"` learns the distinct values in `fit`;
+            `"hash"` maps values to `num_buckets` buckets with a stable hash
+            and needs no fit. Defaults to `"exact"`.
+        num_buckets: int. Hash buckets (`vocabulary="hash"` only).
+        min_frequency: int. Values seen fewer times in `fit` are
+            out-of-vocabulary. Defaults to `1`.
+        max_tokens: int or None. Keep at most this many most frequent values.
+        num_oov_buckets: int. Buckets that unknown values hash into
+            (`vocabulary="exact"` only). Defaults to `1`.
+        embedding_dim: int or None. Embedding size; `None` applies the
+            default rule of this module.
+
+    Example:
+
+    ```python
+    CategoricalFeature("userId")
+    CategoricalFeature("zip", vocabulary="hash", num_buckets=100_000)
+    ```
+    """
+
+    name: str
+    vocabulary: str = "exact"
+    num_buckets: int | None = None
+    min_frequency: int = 1
+    max_tokens: int | None = None
+    num_oov_buckets: int = 1
+    embedding_dim: int | None = None
+
+    kind = "categorical"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(
+                f"`name` must be a non-empty string. Received: name={self.name!r}"
+            )
+        _check_choice("vocabulary", self.vocabulary, SUPPORTED_VOCABULARIES)
+        if self.vocabulary == "hash":
+            if self.num_buckets is None:
+                raise ValueError(
+                    f"Feature '{self.name}': `num_buckets` is required when "
+                    'vocabulary="hash". Received: num_buckets=None'
+                )
+            _check_positive("num_buckets", self.num_buckets)
+        _check_positive("min_frequency", self.min_frequency)
+        _check_positive("max_tokens", self.max_tokens, allow_none=True)
+        _check_positive("num_oov_buckets", self.num_oov_buckets)
+        _check_positive("embedding_dim", self.embedding_dim, allow_none=True)
+
+    def get_config(self):
+        config = {"kind": self.kind}
+        config.update(dataclasses.asdict(self))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("kind", None)
+        return cls(**config)
+
+
+@dataclasses.dataclass
+class MultiCategoricalFeature(CategoricalFeature):
+    """A multi-valued categorical column, such as `"Action|Comedy"` or words.
+
+    Values are split with `separator`, or tokenized into lowercase words with
+    `tokenizer="words"`, then padded with `0` (masked) or truncated to
+    `max_length`, and pooled by the embedding layer with `combiner`.
+
+    Attributes:
+        separator: str or None. Literal separator between values.
+        tokenizer: str or None. `"words"` lowercases and splits on anything
+            that is not a letter or digit.
+        max_length: int. Values kept per row. Defaults to `8`.
+        combiner: str. Pooling, `"mean"` or `"sum"`. Defaults to `"mean"`.
+        (The other attributes are those of `CategoricalFeature`.)
+
+    Example:
+
+    ```python
+    MultiCategoricalFeature("genres", separator="|")
+    MultiCategoricalFeature("title", tokenizer="words", vocabulary="hash",
+                            num_buckets=20_000)
+    ```
+    """
+
+    separator: str | None = None
+    tokenizer: str | None = None
+    max_length: int = 8
+    combiner: str = "mean"
+
+    kind = "multi_categorical"
+
+    def __post_init__(self):
+        super().__post_init__()
+        if (self.separator is None) == (self.tokenizer is None):
+            raise ValueError(
+                f"Feature '{self.name}': set exactly one of `separator` and "
+                f"`tokenizer`. Received: separator={self.separator!r}, "
+                f"tokenizer={self.tokenizer!r}"
+            )
+        if self.separator is not None and (
+            not isinstance(self.separator, str) or not self.separator
+        ):
+            raise ValueError(
+                "`separator` must be a non-empty string. "
+                f"Received: separator={self.separator!r}"
+            )
+        if self.tokenizer is not None:
+            _check_choice("tokenizer", self.tokenizer, SUPPORTED_TOKENIZERS)
+        _check_positive("max_length", self.max_length)
+        _check_choice("combiner", self.combiner, SUPPORTED_COMBINERS)
+
+
+@dataclasses.dataclass
+class NumericFeature:
+    """A numeric column, normalized with statistics learned in `fit`.
+
+    Nulls are imputed with the training mean (0 after standardization).
+
+    Attributes:
+        name: str. Column name in the input frame.
+        transform: str. `"standardize"` ((x - mean) / std), `"log"`
+            (standardized `log1p(x)`, for counts and other heavy tails; needs
+            x >= 0) or `"none"`. Defaults to `"standardize"`.
+
+    Example:
+
+    ```python
+    NumericFeature("year")
+    ```
+    """
+
+    name: str
+    transform: str = "standardize"
+
+    kind = "numeric"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(
+                f"`name` must be a non-empty string. Received: name={self.name!r}"
+            )
+        _check_choice("transform", self.transform, SUPPORTED_TRANSFORMS)
+
+    def get_config(self):
+        config = {"kind": self.kind}
+        config.update(dataclasses.asdict(self))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("kind", None)
+        return cls(**config)
+
+
+FEATURE_KINDS = {
+    cls.kind: cls
+    for cls in (CategoricalFeature, MultiCategoricalFeature, NumericFeature)
+}
+
+
+def feature_from_config(config):
+    """Builds a feature spec from its config (a TOML table or JSON object).
+
+    Args:
+        config: dict. Must hold `"name"` and `"kind"`, one of
+            `"categorical"`, `"multi_categorical"`, `"numeric"`.
+
+    Returns:
+        The feature spec.
+    """
+    kind = config.get("kind")
+    name = config.get("name", "?")
+    if kind not in FEATURE_KINDS:
+        raise ValueError(
+            f"Feature '{name}': `kind` must be one of {tuple(FEATURE_KINDS)}. "
+            f"Received: kind={kind!r}"
+        )
+    cls = FEATURE_KINDS[kind]
+    known = {f.name for f in dataclasses.fields(cls)} | {"kind"}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(
+            f"Feature '{name}' ({kind}): unknown keys {unknown}. "
+            f"Valid keys: {sorted(known)}"
+        )
+    return cls.from_config(config)
