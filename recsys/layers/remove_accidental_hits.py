@@ -1,0 +1,52 @@
+"""`RemoveAccidentalHits` with a mask that actually removes the hits."""
+
+import keras
+import keras_rs
+from keras import ops
+
+# keras-rs 0.4.0 adds `finfo.smallest_normal / 100` (about 1e-40) to the
+# logits of accidental hits, which leaves them unchanged: the layer is a
+# no-op. TFRS uses `finfo.min / 100`, a large negative number, so that the
+# softmax gives the hits (numerically) zero probability. We do the same.
+MIN_LOGIT = -3.4e36
+
+
+@keras.saving.register_keras_serializable(package="recsys")
+class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
+    """Masks the logits of negatives that share the positive's candidate id.
+
+    With in-batch negatives, a popular item is often the positive of several
+    rows of a batch; its other copies are "accidental hits", negatives that
+    are in fact positives. This layer pushes their logits to a large negative
+    value. It fixes keras-rs 0.4.0, whose version of this layer adds about
+    `1e-40` and so changes nothing.
+
+    Example:
+
+    ```python
+    logits = RemoveAccidentalHits()(logits, labels, candidate_ids)
+    ```
+    """
+
+    def call(self, logits, labels, candidate_ids):
+        """Masks accidental hits.
+
+        Args:
+            logits: float tensor `(batch, num_candidates)`.
+            labels: one-hot float tensor of the same shape.
+            candidate_ids: int tensor `(num_candidates,)`.
+
+        Returns:
+            The logits, accidental hits set to a large negative value.
+        """
+        if tuple(labels.shape) != tuple(logits.shape):
+            raise ValueError(
+                "`labels` and `logits` should have the same shape. Received: "
+                f"labels.shape={labels.shape}, logits.shape={logits.shape}"
+            )
+        positive = ops.take(candidate_ids, ops.argmax(labels, axis=-1))
+        duplicate = ops.cast(
+            ops.equal(positive[:, None], candidate_ids[None, :]), logits.dtype
+        )
+        duplicate = ops.subtract(duplicate, ops.cast(labels, logits.dtype))
+        return ops.add(logits, ops.multiply(duplicate, MIN_LOGIT))

@@ -1,0 +1,162 @@
+"""Building a `TwoTower` from a config and fitting it, with timings."""
+
+import sys
+import time
+
+import keras
+
+from recsys.data.retrieval_inputs import HISTORY
+from recsys.models.tower import Tower
+from recsys.models.two_tower import TwoTower
+
+OPTIMIZERS = {
+    "adagrad": keras.optimizers.Adagrad,
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+def _tower_inputs(preprocessor, names, model_config):
+    """Tower input specs; with `combine="sum"` every table has the tower size."""
+    size = model_config["embedding_dim"]
+    specs = []
+    for name in names:
+        feature = preprocessor.feature(name)
+        if feature.kind == "numeric":
+            specs.append({"name": name, "type": "numeric"})
+            continue
+        dim = size if model_config["combine"] == "sum" else None
+        specs.append(
+            {
+                "name": name,
+                "type": "embedding",
+                "input_dim": preprocessor.input_dim(name),
+                "output_dim": dim or preprocessor.embedding_dim(name),
+                "combiner": getattr(feature, "combiner", "mean"),
+            }
+        )
+    return specs
+
+
+def build_two_tower(preprocessor, config):
+    """Builds (and compiles) the `TwoTower` that `config` describes.
+
+    Args:
+        preprocessor: fitted `features.Preprocessor`.
+        config: dict. A validated run config.
+
+    Returns:
+        A compiled `TwoTower`.
+    """
+    model_config = config["model"]
+    item = config["data"]["item"]
+    if model_config["combine"] == "sum":
+        numeric = [
+            name
+            for name in model_config["query_features"]
+            + model_config["candidate_features"]
+            if preprocessor.feature(name).kind == "numeric"
+        ]
+        if numeric:
+            raise ValueError(
+                f'model.combine="sum" cannot take numeric features {numeric}.'
+                ' Fix: declare them categorical or set model.combine="concat".'
+            )
+    query_inputs = _tower_inputs(
+        preprocessor, model_config["query_features"], model_config
+    )
+    if model_config["history_length"]:
+        query_inputs.append(
+            {
+                "name": HISTORY,
+                "type": "embedding",
+                "input_dim": preprocessor.input_dim(item),
+                "output_dim": model_config["embedding_dim"],
+                "combiner": "mean",
+            }
+        )
+    towers = {}
+    for side, inputs in (
+        ("query", query_inputs),
+        (
+            "candidate",
+            _tower_inputs(
+                preprocessor, model_config["candidate_features"], model_config
+            ),
+        ),
+    ):
+        towers[side] = Tower(
+            inputs,
+            model_config["embedding_dim"],
+            normalize=model_config["normalize"],
+            combine=model_config["combine"],
+            name=f"{side}_tower",
+        )
+    model = TwoTower(
+        towers["query"],
+        towers["candidate"],
+        candidate_id=item,
+        temperature=model_config["temperature"],
+        logq_correction=model_config["logq_correction"],
+        remove_accidental_hits=model_config["remove_accidental_hits"],
+    )
+    optimizer = OPTIMIZERS[config["train"]["optimizer"]](
+        config["train"]["learning_rate"]
+    )
+    model.compile(optimizer=optimizer, jit_compile=True)
+    return model
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of each epoch (`seconds`, a list)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+
+def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
+    """Fits `model` on `inputs` and returns its training timings.
+
+    Args:
+        model: compiled `TwoTower`.
+        inputs: dict of numpy arrays (one row per interaction).
+        config: dict. The run config (`train` section).
+        callbacks: extra Keras callbacks.
+        progress: bool. Show Keras' progress bar (one line per epoch when the
+            output is not a terminal).
+
+    Returns:
+        dict with `"seconds"` (total), `"epoch_seconds"` and
+        `"examples_per_second"`, counted over the epochs after the first
+        (which includes tracing and compilation) when there are several.
+    """
+    train = config["train"]
+    timer = EpochTimer()
+    verbose = 0
+    if progress:
+        verbose = 1 if sys.stdout.isatty() else 2
+    rows = len(next(iter(inputs.values())))
+    model.fit(
+        inputs,
+        batch_size=train["batch_size"],
+        epochs=train["epochs"],
+        shuffle=True,
+        verbose=verbose,
+        callbacks=[timer, *callbacks],
+    )
+    steady = timer.seconds[1:] or timer.seconds
+    return {
+        "seconds": sum(timer.seconds),
+        "epoch_seconds": timer.seconds,
+        "examples_per_second": rows * len(steady) / max(sum(steady), 1e-9),
+        "examples_per_second_excludes_first_epoch": len(timer.seconds) > 1,
+        "train_rows": rows,
+        "backend": keras.backend.backend(),
+    }

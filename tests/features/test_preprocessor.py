@@ -1,0 +1,173 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from features import CategoricalFeature
+from features import MultiCategoricalFeature
+from features import NotFittedError
+from features import NumericFeature
+from features import Preprocessor
+from features import canonical_strings
+from features import stable_hash
+
+FRAME = pd.DataFrame(
+    {
+        "user": [1, 2, 2, 3, 3, 3],
+        "genres": ["A|B", "B", "B|C|A", None, "", "C"],
+        "title": ["Toy Story (1995)", "Heat", "heat!", "X", None, "Up"],
+        "year": [1995.0, 2000.0, None, 1990.0, 2010.0, 2005.0],
+    }
+)
+
+
+def _pre(**kwargs):
+    return Preprocessor(
+        features=[
+            CategoricalFeature("user", **kwargs),
+            MultiCategoricalFeature("genres", separator="|", max_length=2),
+            MultiCategoricalFeature(
+                "title", tokenizer="words", vocabulary="hash", num_buckets=64
+            ),
+            NumericFeature("year"),
+        ]
+    ).fit(FRAME)
+
+
+def test_preprocessor_exact_vocabulary_by_frequency():
+    pre = _pre()
+    # 3 is most frequent, then 2, then 1; ids start after padding + 1 OOV.
+    assert pre.vocabularies_["user"] == ["3", "2", "1"]
+    ids = pre.transform_column("user", [3, 2, 1, 99, None])
+    np.testing.assert_array_equal(ids, [2, 3, 4, 1, 0])
+    assert pre.input_dim("user") == 5
+
+
+def test_preprocessor_same_id_for_int_float_and_string():
+    pre = _pre()
+    ids = pre.transform_column("user", pd.Series([2.0, 2.0]))
+    np.testing.assert_array_equal(ids, pre.transform_column("user", ["2", 2]))
+
+
+def test_preprocessor_min_frequency_sends_rare_values_to_oov():
+    pre = _pre(min_frequency=2)
+    assert pre.vocabularies_["user"] == ["3", "2"]
+    assert pre.transform_column("user", [1])[0] == 1
+
+
+def test_preprocessor_multi_valued_padded_and_truncated():
+    pre = _pre()
+    ids = pre.transform(FRAME)["genres"]
+    assert ids.shape == (6, 2)
+    vocab = pre.vocabularies_["genres"]
+    first = [2 + vocab.index("A"), 2 + vocab.index("B")]
+    np.testing.assert_array_equal(ids[0], first)
+    np.testing.assert_array_equal(ids[3], [0, 0])  # null
+    np.testing.assert_array_equal(ids[4], [0, 0])  # empty string
+    assert ids[2, 1] != 0 and (ids[2] > 0).sum() == 2  # truncated to 2
+
+
+def test_preprocessor_words_tokenizer_lowercases_and_strips_punctuation():
+    ids = _pre().transform(FRAME)["title"]
+    np.testing.assert_array_equal(ids[1], ids[2])  # "Heat" == "heat!"
+    assert (ids[0] > 0).sum() == 3  # toy, story, 1995
+
+
+def test_preprocessor_numeric_standardized_and_nulls_imputed():
+    pre = _pre()
+    years = pre.transform(FRAME)["year"]
+    values = np.array([1995, 2000, 1990, 2010, 2005], float)
+    np.testing.assert_allclose(
+        years[[0, 1, 3, 4, 5]], (values - values.mean()) / values.std(), atol=1e-6
+    )
+    assert years[2] == 0.0
+
+
+def test_preprocessor_collision_report():
+    report = _pre().collision_report_["title"]
+    assert report["distinct_values"] == 6  # toy story 1995 heat x up
+    assert report["buckets"] == 64
+    assert 0.0 <= report["colliding_share"] <= 1.0
+    tiny = Preprocessor(
+        features=[CategoricalFeature("user", vocabulary="hash", num_buckets=1)]
+    ).fit(FRAME)
+    assert tiny.collision_report_["user"]["colliding_share"] == 1.0
+
+
+def test_preprocessor_accepts_arrow_tables():
+    pre = _pre()
+    from_arrow = pre.transform(pa.Table.from_pandas(FRAME))
+    for name, values in pre.transform(FRAME).items():
+        np.testing.assert_array_equal(from_arrow[name], values)
+
+
+def test_preprocessor_save_load_round_trip(tmp_path):
+    pre = _pre()
+    path = tmp_path / "pre.json"
+    pre.save(path)
+    json.loads(path.read_text())  # plain JSON
+    again = Preprocessor.load(path)
+    for name, values in pre.transform(FRAME).items():
+        np.testing.assert_array_equal(again.transform(FRAME)[name], values)
+
+
+def test_stable_hash_is_identical_in_another_process():
+    values = ["a", "42", "movie 7", ""]
+    here = stable_hash(canonical_strings(values), 1000).tolist()
+    code = (
+        "from features import stable_hash, canonical_strings;"
+        f"print(stable_hash(canonical_strings({values!r}), 1000).tolist())"
+    )
+    there = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert there == str(here)
+
+
+def test_preprocessor_missing_column_names_it():
+    with pytest.raises(KeyError, match="'genres'.*missing"):
+        _pre().transform(FRAME.drop(columns=["genres"]))
+
+
+def test_preprocessor_non_numeric_values_name_the_column():
+    bad = FRAME.assign(year=["1995", "x", None, "1990", "2010", "2005"])
+    with pytest.raises(ValueError, match="Column 'year' must be numeric.*'x'"):
+        _pre().transform(bad)
+
+
+def test_preprocessor_empty_frame():
+    with pytest.raises(ValueError, match="empty"):
+        Preprocessor(features=[CategoricalFeature("user")]).fit(FRAME.iloc[:0])
+    out = _pre().transform(FRAME.iloc[:0])
+    assert out["genres"].shape == (0, 2) and out["user"].shape == (0,)
+
+
+def test_preprocessor_transform_before_fit():
+    with pytest.raises(NotFittedError, match="fit"):
+        Preprocessor(features=[CategoricalFeature("user")]).transform(FRAME)
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: CategoricalFeature("u", vocabulary="bloom"), "vocabulary"),
+        (lambda: CategoricalFeature("u", vocabulary="hash"), "num_buckets"),
+        (lambda: CategoricalFeature("u", min_frequency=0), "min_frequency"),
+        (lambda: MultiCategoricalFeature("g"), "exactly one"),
+        (lambda: MultiCategoricalFeature("g", tokenizer="bpe"), "tokenizer"),
+        (lambda: NumericFeature("y", transform="sqrt"), "transform"),
+        (
+            lambda: Preprocessor(
+                features=[CategoricalFeature("u"), NumericFeature("u")]
+            ),
+            "unique",
+        ),
+    ],
+)
+def test_feature_specs_reject_bad_arguments(make, match):
+    with pytest.raises(ValueError, match=match):
+        make()
