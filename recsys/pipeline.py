@@ -1,13 +1,17 @@
 """From an interactions table to an evaluated, indexed bundle.
 
 `train_bundle` is what `recsys train` runs; `evaluate_bundle` is what
-`recsys evaluate` runs. Both split the data exactly as PROTOCOL.md says.
+`recsys evaluate` runs. Both split the data exactly as PROTOCOL.md says. The
+steps are separate functions so that benchmarks and notebooks can run them one
+at a time (`prepare_data`, `build_two_tower`, `fit_two_tower`,
+`embed_catalog_and_users`).
 """
 
-import logging
+import dataclasses
 
 import keras
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from features import Preprocessor
@@ -24,12 +28,38 @@ from recsys.data.sources import load_interactions
 from recsys.data.split import temporal_split
 from recsys.evaluation import evaluate_retrieval
 from recsys.evaluation import popularity_scores
+from recsys.index import BruteForceIndex
 from recsys.index import build_index
 from recsys.index import recall_against_exact
 from recsys.training import build_two_tower
 from recsys.training import fit_two_tower
 
-logger = logging.getLogger(__name__)
+
+@dataclasses.dataclass
+class PreparedData:
+    """Everything a two-tower run derives from its interactions table.
+
+    Attributes:
+        config: the run config.
+        frame: the full interactions table.
+        train, test: the protocol split (test is the validation split when
+            `evaluate.split = "validation"`).
+        items: the catalog, one row per item, sorted by item id.
+        preprocessor: the `Preprocessor` fitted on `train`.
+        item_inputs: candidate-tower inputs of every catalog item.
+        inputs: one training row per interaction of `train`.
+        users: known users' query inputs and seen items (`user_states`).
+    """
+
+    config: dict
+    frame: pd.DataFrame
+    train: pd.DataFrame
+    test: pd.DataFrame
+    items: pd.DataFrame
+    preprocessor: Preprocessor
+    item_inputs: dict
+    inputs: dict
+    users: dict
 
 
 def split_for_evaluation(frame, config):
@@ -40,6 +70,97 @@ def split_for_evaluation(frame, config):
     if config["evaluate"]["split"] == "validation":
         train, test = temporal_split(train, **columns)
     return train, test
+
+
+def prepare_data(config, frame=None):
+    """Loads, validates and splits the data; fits the preprocessor.
+
+    Args:
+        config: dict. A validated config (`recsys.config.load_config`).
+        frame: optional DataFrame of interactions; defaults to
+            `config["data"]["source"]`.
+
+    Returns:
+        A `PreparedData`.
+    """
+    data, model = config["data"], config["model"]
+    user, item, time = data["user"], data["item"], data["time"]
+    if frame is None:
+        frame = load_interactions(data["source"])
+    check_interactions(frame, user=user, item=item, time=time)
+    specs = feature_specs(config)
+    display = [data["display"]] if data["display"] else []
+    check_columns(frame, [spec.name for spec in specs] + display)
+    train, test = split_for_evaluation(frame, config)
+    items = catalog(frame, item)
+    preprocessor = Preprocessor(features=specs).fit(train)
+    common = {
+        "user": user,
+        "item": item,
+        "query_features": model["query_features"],
+        "history_length": model["history_length"],
+    }
+    items_x = item_inputs(preprocessor, items, model["candidate_features"])
+    return PreparedData(
+        config=config,
+        frame=frame,
+        train=train,
+        test=test,
+        items=items,
+        preprocessor=preprocessor,
+        item_inputs=items_x,
+        inputs=training_inputs(preprocessor, train, items, items_x, **common),
+        users=user_states(preprocessor, train, items, **common),
+    )
+
+
+def embed_catalog_and_users(model, prepared):
+    """The arrays of a bundle: item and known-user vectors, popularity, seen.
+
+    Args:
+        model: a trained `TwoTower`.
+        prepared: the run's `PreparedData`.
+
+    Returns:
+        dict of numpy arrays, keyed as `recsys.bundle.ARRAYS`.
+    """
+    item = prepared.config["data"]["item"]
+    items = model.candidate_tower.predict(
+        prepared.item_inputs, batch_size=8192, verbose=0
+    )
+    users = model.query_tower.predict(
+        prepared.users["inputs"], batch_size=8192, verbose=0
+    )
+    popularity = popularity_scores(
+        prepared.train[item].to_numpy(), prepared.items[item].to_numpy()
+    )
+    return {
+        "item_ids": prepared.items[item].to_numpy(),
+        "item_embeddings": np.asarray(items, np.float32),
+        "item_popularity": (popularity / len(prepared.train)).astype(np.float32),
+        "user_ids": prepared.users["users"],
+        "user_embeddings": np.asarray(users, np.float32),
+        "seen_indptr": prepared.users["seen_indptr"],
+        "seen_items": prepared.users["seen_items"],
+    }
+
+
+def _item_columns(config, items):
+    data = config["data"]
+    names = [data["item"], data["display"]]
+    return [c for c in dict.fromkeys(names) if c and c in items]
+
+
+def in_memory_bundle(prepared, arrays, index=None):
+    """A `Bundle` that was never written, for evaluation during training."""
+    return Bundle(
+        None,
+        {"config": prepared.config},
+        prepared.preprocessor,
+        prepared.items[_item_columns(prepared.config, prepared.items)],
+        arrays,
+        index or BruteForceIndex(arrays["item_embeddings"]),
+    )
 
 
 def evaluate_bundle(bundle, frame, config, train=None, test=None):
@@ -71,7 +192,9 @@ def evaluate_bundle(bundle, frame, config, train=None, test=None):
     return {
         config["evaluate"]["split"]: evaluate_retrieval(bundle.score, **common),
         "baseline_popularity": evaluate_retrieval(
-            lambda users: np.broadcast_to(popularity, (len(users), len(popularity))),
+            lambda users: np.broadcast_to(
+                popularity, (len(users), len(popularity))
+            ),
             **common,
         ),
     }
@@ -91,50 +214,14 @@ def train_bundle(config, output, *, frame=None, progress=True):
         `(bundle, metrics)`: the written `Bundle` (loaded back from disk)
         and the metrics dict also saved as `metrics.json`.
     """
-    data, model_config = config["data"], config["model"]
-    user, item, time = data["user"], data["item"], data["time"]
-    if frame is None:
-        frame = load_interactions(data["source"])
-    check_interactions(frame, user=user, item=item, time=time)
-    specs = feature_specs(config)
-    display = [data["display"]] if data["display"] else []
-    check_columns(frame, [spec.name for spec in specs] + display)
-
-    train, test = split_for_evaluation(frame, config)
-    items = catalog(frame, item)
     keras.utils.set_random_seed(config["train"]["seed"])
-    preprocessor = Preprocessor(features=specs).fit(train)
-    common = {
-        "user": user,
-        "item": item,
-        "query_features": model_config["query_features"],
-        "history_length": model_config["history_length"],
-    }
-    items_x = item_inputs(preprocessor, items, model_config["candidate_features"])
-    inputs = training_inputs(preprocessor, train, items, items_x, **common)
-    model = build_two_tower(preprocessor, config)
-    timing = fit_two_tower(model, inputs, config, progress=progress)
+    prepared = prepare_data(config, frame)
+    model = build_two_tower(prepared.preprocessor, config)
+    timing = fit_two_tower(model, prepared.inputs, config, progress=progress)
 
-    stages = tqdm(
-        total=4, desc="bundle", disable=not progress, unit="stage", leave=False
-    )
+    stages = tqdm(total=3, desc="bundle", disable=not progress, leave=False)
     stages.set_postfix_str("embed items and users")
-    batch = 8192
-    item_embeddings = model.candidate_tower.predict(items_x, batch_size=batch, verbose=0)
-    states = user_states(preprocessor, train, items, **common)
-    user_embeddings = model.query_tower.predict(
-        states["inputs"], batch_size=batch, verbose=0
-    )
-    popularity = popularity_scores(train[item].to_numpy(), items[item].to_numpy())
-    arrays = {
-        "item_ids": items[item].to_numpy(),
-        "item_embeddings": np.asarray(item_embeddings, np.float32),
-        "item_popularity": (popularity / len(train)).astype(np.float32),
-        "user_ids": states["users"],
-        "user_embeddings": np.asarray(user_embeddings, np.float32),
-        "seen_indptr": states["seen_indptr"],
-        "seen_items": states["seen_items"],
-    }
+    arrays = embed_catalog_and_users(model, prepared)
     stages.update()
     stages.set_postfix_str("build index")
     options = {
@@ -142,16 +229,19 @@ def train_bundle(config, output, *, frame=None, progress=True):
         for key, value in config["index"].items()
         if key != "kind" and value
     }
-    index = build_index(arrays["item_embeddings"], kind=config["index"]["kind"], **options)
-    stages.update()
-    stages.set_postfix_str("measure index recall")
+    index = build_index(
+        arrays["item_embeddings"], kind=config["index"]["kind"], **options
+    )
     recall = recall_against_exact(index, arrays["user_embeddings"], k=10)
     stages.update()
     stages.set_postfix_str("evaluate")
-    item_columns = [c for c in dict.fromkeys([item, *display]) if c in items]
-    in_memory = Bundle(None, {"config": config}, preprocessor,
-                       items[item_columns], arrays, index)
-    metrics = evaluate_bundle(in_memory, frame, config, train, test)
+    metrics = evaluate_bundle(
+        in_memory_bundle(prepared, arrays, index),
+        prepared.frame,
+        config,
+        prepared.train,
+        prepared.test,
+    )
     stages.update()
     stages.close()
     metrics["train"] = timing
@@ -164,9 +254,9 @@ def train_bundle(config, output, *, frame=None, progress=True):
         output,
         config=config,
         metrics=metrics,
-        preprocessor=preprocessor,
+        preprocessor=prepared.preprocessor,
         query_tower=model.query_tower,
-        items=items[item_columns],
+        items=prepared.items[_item_columns(config, prepared.items)],
         arrays=arrays,
         index=index,
     )

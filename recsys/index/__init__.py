@@ -1,0 +1,19 @@
+"""Item indexes: exact (numpy) and approximate (ScaNN) inner product search."""
+
+from recsys.index.brute_force_index import BruteForceIndex
+from recsys.index.builder import BRUTE_FORCE_MAX_ITEMS
+from recsys.index.builder import SUPPORTED_KINDS
+from recsys.index.builder import build_index
+from recsys.index.builder import load_index
+from recsys.index.builder import recall_against_exact
+from recsys.index.scann_index import ScannIndex
+
+__all__ = [
+    "BRUTE_FORCE_MAX_ITEMS",
+    "SUPPORTED_KINDS",
+    "BruteForceIndex",
+    "ScannIndex",
+    "build_index",
+    "load_index",
+    "recall_against_exact",
+]
