@@ -4,3 +4,19 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+DEFAULT_CONFIG = "configs/movielens_two_tower.toml"
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory):
+    """The default config trained on MovieLens once per test session."""
+    from recsys.config import load_config
+    from recsys.pipeline import train_bundle
+
+    config = load_config(DEFAULT_CONFIG)
+    path = tmp_path_factory.mktemp("bundles") / "movielens"
+    bundle, metrics = train_bundle(config, str(path), progress=False)
+    return bundle, metrics

@@ -7,6 +7,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 INDEX_JSON = "index.json"
+# Scores of at most this many floats are held at once (64 MiB of float32).
+MAX_CHUNK_SCORES = 2**24
 
 
 def storable_ids(ids, count):
@@ -19,27 +21,63 @@ def storable_ids(ids, count):
             "`ids` must be a 1-D array with one id per embedding row. "
             f"Received: ids.shape={ids.shape}, embeddings rows={count}"
         )
-    if ids.dtype.kind in "iu":
-        return ids.astype(np.int64)
-    return ids.astype(str)
+    if ids.dtype.kind == "O" and all(isinstance(i, str) for i in ids):
+        ids = ids.astype(str)
+    if ids.dtype.kind not in "iuU" or (
+        ids.dtype.kind == "u" and count and ids.max() > np.iinfo(np.int64).max
+    ):
+        raise ValueError(
+            "`ids` must hold int64 integers or strings. "
+            f"Received: ids.dtype={ids.dtype}"
+        )
+    if len(np.unique(ids)) != count:
+        raise ValueError("`ids` must be unique. Received duplicated ids.")
+    return ids if ids.dtype.kind == "U" else ids.astype(np.int64)
+
+
+def missing_id(ids):
+    """The padding id: -1 for integer ids, "" for string ids."""
+    return "" if ids.dtype.kind == "U" else -1
+
+
+def top_rows(scores, count):
+    """Rows of the `count` best scores per row, best first, ties by row."""
+    n = scores.shape[1]
+    if count >= n:
+        return np.argsort(-scores, axis=1, kind="stable")
+    part = np.argpartition(-scores, count - 1, axis=1)[:, :count]
+    kth = np.take_along_axis(scores, part, 1).min(axis=1, keepdims=True)
+    # argpartition picks arbitrarily among rows tied with the k-th best
+    # score; where such a tie straddles the cut, redo that query with a
+    # stable sort of its candidates so the lowest row positions win.
+    for r in np.flatnonzero((scores >= kth).sum(axis=1) > count):
+        candidates = np.flatnonzero(scores[r] >= kth[r])
+        best = np.argsort(-scores[r, candidates], kind="stable")[:count]
+        part[r] = candidates[best]
+    order = np.lexsort((part, -np.take_along_axis(scores, part, 1)), axis=1)
+    return np.take_along_axis(part, order, 1)
 
 
 class Index:
     """Base class: maximum inner product search over `embeddings`.
 
-    Subclasses implement `_search_rows(queries, count)`, which returns the
-    row positions and scores of the best `count` rows per query, best first.
+    Subclasses set `kind` and implement `_search_rows(queries, count)`,
+    which returns row positions and float32 scores of (about) the best
+    `count` rows per query, best first, with row -1 where it found fewer.
     """
 
     kind = None
 
     def __init__(self, embeddings, ids=None):
+        # Not copied: a float32, C-ordered array is used as it is.
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
-        if embeddings.ndim != 2 or len(embeddings) == 0:
+        if embeddings.ndim != 2 or 0 in embeddings.shape:
             raise ValueError(
                 "`embeddings` must be a non-empty 2-D array (num_items, dim). "
                 f"Received: embeddings.shape={embeddings.shape}"
             )
+        if not np.isfinite(embeddings).all():
+            raise ValueError("`embeddings` must not contain NaN or inf.")
         self.embeddings = embeddings
         self.ids = storable_ids(ids, len(embeddings))
         self.options = {}
@@ -51,8 +89,53 @@ class Index:
     def dimension(self):
         return self.embeddings.shape[1]
 
+    def __repr__(self):
+        return (
+            f"{type(self).__name__}(count={len(self)}, dims={self.dimension}, "
+            f"options={self.options})"
+        )
+
+    def search(self, queries, k, exclude=None):
+        """Returns the `k` best ids and scores per query, best first.
+
+        The score is the dot product. `k` larger than the index is clamped
+        to `len(index)`. Where exclusions leave fewer than `k` rows, the
+        rest is padded with id -1 (or "" for string ids) and score -inf.
+
+        Args:
+            queries: float array. `(num_queries, dim)`, or one 1-D query.
+            k: int. Results per query.
+            exclude: list or None. One 1-D int array of row positions
+                (0..n-1) per query, never returned for that query (e.g.
+                the items a user has seen). Defaults to None.
+
+        Returns:
+            `(ids, scores)`: arrays `(num_queries, k)`, scores float32.
+
+        Example:
+
+        ```python
+        ids, scores = index.search(user_vectors, k=10, exclude=seen_rows)
+        ```
+        """
+        rows, scores = self.search_rows(queries, k, exclude)
+        ids = self.ids[np.maximum(rows, 0)]
+        ids[rows < 0] = missing_id(self.ids)
+        return ids, scores
+
+    def search_rows(self, queries, k, exclude=None):
+        """Like `search`, but returns row positions (-1 for padding)."""
+        queries, k = self._check(queries, k)
+        exclude = self._check_exclude(exclude, len(queries))
+        extra = max((len(e) for e in exclude), default=0) if exclude else 0
+        count = min(k + extra, len(self))
+        if len(queries) == 0:
+            return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        rows, scores = self._search_rows(queries, count)
+        return self._finish(queries, rows, scores, exclude, k)
+
     def _check(self, queries, k):
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim == 1:
@@ -62,123 +145,80 @@ class Index:
                 f"`queries` must have shape (num_queries, {self.dimension}). "
                 f"Received: queries.shape={queries.shape}"
             )
-        return np.ascontiguousarray(queries), int(k)
+        if not np.isfinite(queries).all():
+            raise ValueError("`queries` must not contain NaN or inf.")
+        return np.ascontiguousarray(queries), min(int(k), len(self))
 
-    def search(self, queries, k, exclude=None):
-        """Returns the `k` best ids and scores per query, best first.
-
-        Args:
-            queries: float array `(num_queries, dim)` (or one 1-D query).
-            k: int. Results per query.
-            exclude: optional list, one entry per query, of 1-D int arrays of
-                row positions that must not be returned (a user's seen items).
-
-        Returns:
-            `(ids, scores)`, arrays `(num_queries, k)`. Where fewer than `k`
-            rows are left (a small index, exclusions), the rest is padded
-            with id -1 (or "" for string ids) and score -inf.
-        """
-        rows, scores = self.search_rows(queries, k, exclude)
-        ids = self.ids[np.maximum(rows, 0)]
-        ids[rows < 0] = -1 if ids.dtype.kind == "i" else ""
-        return ids, scores
-
-    def search_rows(self, queries, k, exclude=None):
-        """Like `search`, but returns row positions (-1 for padding)."""
-        queries, k = self._check(queries, k)
-        if exclude is not None and len(exclude) != len(queries):
+    def _check_exclude(self, exclude, num_queries):
+        if exclude is None:
+            return None
+        if len(exclude) != num_queries:
             raise ValueError(
                 "`exclude` must hold one array per query. Received "
-                f"{len(exclude)} arrays for {len(queries)} queries."
+                f"{len(exclude)} arrays for {num_queries} queries."
             )
-        extra = max((len(e) for e in exclude), default=0) if exclude else 0
-        count = min(k + extra, len(self))
-        rows, scores = self._search_rows(queries, count)
-        if exclude:
-            rows, scores = self._drop_excluded(queries, rows, scores, exclude, k)
-        return _pad(rows[:, :k], scores[:, :k], k)
+        checked = []
+        for banned in exclude:
+            banned = np.asarray(banned).reshape(-1)
+            if banned.size and (
+                banned.dtype.kind not in "iu"
+                or banned.min() < 0
+                or banned.max() >= len(self)
+            ):
+                raise ValueError(
+                    "`exclude` must hold int row positions in "
+                    f"[0, {len(self)}). Received: {banned[:10]!r}"
+                )
+            checked.append(np.unique(banned.astype(np.int64)))
+        return checked
 
-    def _drop_excluded(self, queries, rows, scores, exclude, k):
+    def _finish(self, queries, rows, scores, exclude, k):
+        """Drops excluded, missing and repeated rows; keeps `k` per query."""
+        ordered = np.sort(rows, axis=1)
+        clean = (rows >= 0).all(axis=1) & (ordered[:, 1:] != ordered[:, :-1]).all(1)
+        if exclude is None and clean.all():
+            return rows[:, :k], scores[:, :k].astype(np.float32)
         out_rows = np.full((len(rows), k), -1, np.int64)
         out_scores = np.full((len(rows), k), -np.inf, np.float32)
-        for i, banned in enumerate(exclude):
-            keep = ~np.isin(rows[i], banned) & (rows[i] >= 0)
+        for i in range(len(rows)):
+            banned = exclude[i] if exclude else np.zeros(0, np.int64)
+            _, first = np.unique(rows[i], return_index=True)
+            keep = np.zeros(rows.shape[1], bool)
+            keep[first] = True
+            keep &= (rows[i] >= 0) & ~np.isin(rows[i], banned)
             found, values = rows[i][keep][:k], scores[i][keep][:k]
-            left = len(self) - len(np.unique(banned))
-            if len(found) < min(k, left):
+            wanted = min(k, len(self) - len(banned))
+            if len(found) < wanted:
                 # The approximate search came back short: score exactly.
                 exact = queries[i] @ self.embeddings.T
-                exact[np.asarray(banned, dtype=np.int64)] = -np.inf
-                order = np.argsort(-exact, kind="stable")[: min(k, left)]
-                found, values = order, exact[order]
+                exact[banned] = -np.inf
+                found = top_rows(exact[None, :], wanted)[0]
+                values = exact[found]
             out_rows[i, : len(found)] = found
             out_scores[i, : len(found)] = values
         return out_rows, out_scores
 
-    # -- persistence ---------------------------------------------------------
-
     def save(self, directory):
-        """Writes the index to `directory` (JSON and `.npy`, no pickle)."""
+        """Writes the index to `directory` (JSON and `.npy`, no pickle).
+
+        Args:
+            directory: str. Created if needed; `index.json` is written last,
+                so a directory without it holds no complete index.
+        """
         os.makedirs(directory, exist_ok=True)
-        np.save(os.path.join(directory, "ids.npy"), self.ids, allow_pickle=False)
-        np.save(
-            os.path.join(directory, "embeddings.npy"),
-            self.embeddings,
-            allow_pickle=False,
-        )
+        for name, array in (("ids", self.ids), ("embeddings", self.embeddings)):
+            path = os.path.join(directory, f"{name}.npy")
+            np.save(path, array, allow_pickle=False)
         self._save_extra(directory)
         meta = {
             "format_version": FORMAT_VERSION,
             "kind": self.kind,
             "options": self.options,
             "count": len(self),
-            "dimension": self.dimension,
+            "dims": self.dimension,
         }
         with open(os.path.join(directory, INDEX_JSON), "w") as f:
             json.dump(meta, f, indent=2)
 
     def _save_extra(self, directory):
         pass
-
-
-def _pad(rows, scores, k):
-    if rows.shape[1] == k:
-        return rows, scores.astype(np.float32)
-    pad = k - rows.shape[1]
-    return (
-        np.pad(rows, ((0, 0), (0, pad)), constant_values=-1),
-        np.pad(
-            scores.astype(np.float32), ((0, 0), (0, pad)), constant_values=-np.inf
-        ),
-    )
-
-
-def read_index_files(directory):
-    """Reads `index.json`, ids and embeddings; clear errors when missing."""
-    path = os.path.join(directory, INDEX_JSON)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Not an index directory: {path} not found.")
-    with open(path) as f:
-        meta = json.load(f)
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: unsupported index format_version "
-            f"{meta.get('format_version')!r} (expected {FORMAT_VERSION})."
-        )
-    arrays = {}
-    for name in ("ids", "embeddings"):
-        file = os.path.join(directory, f"{name}.npy")
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"Index file missing: {file}")
-        arrays[name] = np.load(file, allow_pickle=False)
-    if len(arrays["ids"]) != meta["count"] or arrays["embeddings"].shape != (
-        meta["count"],
-        meta["dimension"],
-    ):
-        raise ValueError(
-            f"Index in {directory} is corrupt: {INDEX_JSON} says "
-            f"{meta['count']} x {meta['dimension']}, files hold "
-            f"{arrays['embeddings'].shape} embeddings and "
-            f"{len(arrays['ids'])} ids."
-        )
-    return meta, arrays["embeddings"], arrays["ids"]

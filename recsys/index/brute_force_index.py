@@ -2,7 +2,9 @@
 
 import numpy as np
 
+from recsys.index.base import MAX_CHUNK_SCORES
 from recsys.index.base import Index
+from recsys.index.base import top_rows
 
 QUERY_CHUNK = 1024
 
@@ -14,12 +16,14 @@ class BruteForceIndex(Index):
     the best `k` with `np.argpartition`. Ties are broken by row position
     (lower first), so results are deterministic. It is the ground truth that
     the ScaNN index is measured against, and the right choice for small
-    catalogs.
+    catalogs. Queries are scored at most 1024 at a time (fewer for big
+    catalogs) so memory stays bounded.
 
     Args:
-        embeddings: float array `(num_items, dim)`.
-        ids: optional 1-D array of item ids (int or str); defaults to row
-            positions.
+        embeddings: float array. `(num_items, dim)` item embeddings, used
+            as float32 and not copied.
+        ids: array or None. 1-D int64 or string item ids, one per row.
+            Defaults to `np.arange(num_items)`.
 
     Example:
 
@@ -34,27 +38,16 @@ class BruteForceIndex(Index):
     def _search_rows(self, queries, count):
         rows = np.empty((len(queries), count), np.int64)
         scores = np.empty((len(queries), count), np.float32)
-        for start in range(0, len(queries), QUERY_CHUNK):
-            chunk = queries[start : start + QUERY_CHUNK] @ self.embeddings.T
-            top = _top_rows(chunk, count)
+        chunk_size = max(1, min(QUERY_CHUNK, MAX_CHUNK_SCORES // len(self)))
+        for start in range(0, len(queries), chunk_size):
+            chunk = queries[start : start + chunk_size] @ self.embeddings.T
+            top = top_rows(chunk, count)
             rows[start : start + len(chunk)] = top
             scores[start : start + len(chunk)] = np.take_along_axis(chunk, top, 1)
         return rows, scores
 
     @classmethod
     def from_files(cls, meta, embeddings, ids, directory):
+        """Rebuilds the index from arrays read by `load_index`."""
+        del meta, directory  # Nothing beyond the arrays is stored.
         return cls(embeddings, ids)
-
-
-def _top_rows(scores, count):
-    """Rows of the `count` best scores per row, best first, ties by row."""
-    if count < scores.shape[1]:
-        part = np.argpartition(-scores, count - 1, axis=1)[:, :count]
-        values = np.take_along_axis(scores, part, 1)
-        # The partition is exact unless a tie straddles the k-th place; then
-        # fall back to a full stable sort so that lower rows win ties.
-        kth = values.min(axis=1, keepdims=True)
-        if ((scores >= kth).sum(axis=1) == count).all():
-            order = np.lexsort((part, -values), axis=1)
-            return np.take_along_axis(part, order, 1)
-    return np.argsort(-scores, axis=1, kind="stable")[:, :count]
