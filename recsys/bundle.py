@@ -286,7 +286,8 @@ class Bundle:
         Args:
             user_ids: list or array of user ids, in the data's own type (ints
                 for MovieLens; `"42"` and `42` are the same user).
-            k: int. Items per user. Defaults to `10`.
+            k: int. Items per user, capped at the catalog size. Defaults to
+                `10`.
             exclude_seen: bool. Drop each user's training items. Defaults to
                 `True`.
             exact: bool. Use exact search instead of the index.
@@ -303,7 +304,7 @@ class Bundle:
                 "`user_ids` must be a 1-D list or array of user ids. "
                 f"Received: {user_ids!r}"
             )
-        k = int(k)
+        k = min(int(k), len(self.item_ids))
         rows = self.user_rows(user_ids)
         known = rows >= 0
         ids = np.empty((len(rows), k), dtype=self.item_ids.dtype)

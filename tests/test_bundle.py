@@ -111,6 +111,7 @@ def test_bundle_similar_items(trained_bundle):
     [
         (([1], 0), "`k` must be a positive integer"),
         (("1", 5), "1-D list"),
+        (([1], 5.0), "`k` must be a positive integer"),
         (([[1, 2]], 5), "1-D list"),
     ],
 )
@@ -210,3 +211,10 @@ def test_train_bundle_on_a_csv_with_string_ids(movielens, tmp_path):
     ids, _ = bundle.recommend(["u3"], k=5)
     assert ids.dtype.kind == "U" and all(i.startswith("m") for i in ids[0])
     assert pd.Index(bundle.item_ids).is_monotonic_increasing
+
+
+def test_bundle_k_is_capped_at_the_catalog_size(trained_bundle):
+    bundle, _ = trained_bundle
+    ids, scores = bundle.recommend([1, 10**9], k=10**6, exclude_seen=False)
+    assert ids.shape == (2, len(bundle.item_ids))
+    assert sorted(ids[0]) == sorted(bundle.item_ids)

@@ -136,7 +136,9 @@ class Index:
 
     def _check(self, queries, k):
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
-            raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+            raise ValueError(
+                f"`k` must be a positive integer. Received: k={k!r}"
+            )
         queries = np.asarray(queries, dtype=np.float32)
         if queries.ndim == 1:
             queries = queries[None, :]
@@ -175,7 +177,9 @@ class Index:
     def _finish(self, queries, rows, scores, exclude, k):
         """Drops excluded, missing and repeated rows; keeps `k` per query."""
         ordered = np.sort(rows, axis=1)
-        clean = (rows >= 0).all(axis=1) & (ordered[:, 1:] != ordered[:, :-1]).all(1)
+        clean = (rows >= 0).all(axis=1) & (
+            ordered[:, 1:] != ordered[:, :-1]
+        ).all(1)
         if exclude is None and clean.all():
             return rows[:, :k], scores[:, :k].astype(np.float32)
         out_rows = np.full((len(rows), k), -1, np.int64)

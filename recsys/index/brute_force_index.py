@@ -43,7 +43,9 @@ class BruteForceIndex(Index):
             chunk = queries[start : start + chunk_size] @ self.embeddings.T
             top = top_rows(chunk, count)
             rows[start : start + len(chunk)] = top
-            scores[start : start + len(chunk)] = np.take_along_axis(chunk, top, 1)
+            scores[start : start + len(chunk)] = np.take_along_axis(
+                chunk, top, 1
+            )
         return rows, scores
 
     @classmethod

@@ -1,4 +1,7 @@
+import json
 import os
+import re
+import shutil
 
 import numpy as np
 import pytest
@@ -6,132 +9,303 @@ import pytest
 from recsys.index import BRUTE_FORCE_MAX_ITEMS
 from recsys.index import BruteForceIndex
 from recsys.index import ScannIndex
+from recsys.index import brute_force_index as brute_force_module
 from recsys.index import build_index
 from recsys.index import load_index
 from recsys.index import recall_against_exact
 
+DIM = 64
 
-def _clustered(n, dim=64, clusters=50, seed=0):
+
+def _clustered(n, seed, clusters=50, noise=1.0):
+    """Trained-like rows: 50 gaussian clusters, unit-normalized."""
     rng = np.random.default_rng(seed)
-    centers = rng.normal(size=(clusters, dim))
-    x = centers[rng.integers(0, clusters, n)] + 0.3 * rng.normal(size=(n, dim))
+    centers = np.random.default_rng(0).normal(size=(clusters, DIM))
+    x = centers[rng.integers(0, clusters, n)] + noise * rng.normal(
+        size=(n, DIM)
+    )
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("float32")
 
 
-@pytest.fixture(scope="module")
-def catalog():
-    return _clustered(9_000), _clustered(300, seed=1)
+def _gaussian(n, seed):
+    return np.random.default_rng(seed).normal(size=(n, DIM)).astype("float32")
 
 
 @pytest.fixture(scope="module")
-def scann_index(catalog):
-    return build_index(catalog[0], kind="scann")
+def datasets():
+    return {
+        "gaussian": (_gaussian(9_000, 1), _gaussian(200, 2)),
+        "clustered": (_clustered(9_000, 1), _clustered(200, 2)),
+    }
 
 
-def test_brute_force_matches_hand_computation():
-    items = np.array([[1, 0], [0, 1], [1, 1], [1, 0]], "float32")
-    ids, scores = BruteForceIndex(items, ids=[10, 20, 30, 40]).search(
-        np.array([[2, 1]], "float32"), k=3
-    )
-    # Scores 2, 1, 3, 2: item 30 first, then the tie 10/40 by position.
-    np.testing.assert_array_equal(ids, [[30, 10, 40]])
-    np.testing.assert_allclose(scores, [[3, 2, 2]])
+@pytest.fixture(scope="module")
+def scann_indexes(datasets):
+    # Gaussian rows partition poorly: they need most leaves searched.
+    searched = {"gaussian": {"num_leaves_to_search": 76}, "clustered": {}}
+    return {
+        name: build_index(items, kind="scann", **searched[name])
+        for name, (items, _) in datasets.items()
+    }
 
 
-def test_brute_force_ties_are_broken_by_position():
-    items = np.ones((6, 2), "float32")
-    ids, _ = BruteForceIndex(items).search(np.ones((1, 2), "float32"), k=4)
-    np.testing.assert_array_equal(ids, [[0, 1, 2, 3]])
+def _exact_rows(items, queries, k):
+    scores = queries @ items.T
+    return np.argsort(-scores, axis=1, kind="stable")[:, :k]
 
 
-@pytest.mark.parametrize("data", ["clustered", "gaussian"])
-def test_scann_recall_against_exact(data, catalog, scann_index):
-    if data == "clustered":
-        index, queries, floor = scann_index, catalog[1], 0.95
-    else:
-        rng = np.random.default_rng(2)
-        items = rng.normal(size=(9_000, 64)).astype("float32")
-        index = build_index(items, kind="scann")
-        # Structureless 64-d gaussians are the hard case for partitioning
-        # (about 0.67 with the defaults); a broken index would be near 0.001.
-        queries, floor = rng.normal(size=(300, 64)).astype("float32"), 0.5
-    assert recall_against_exact(index, queries, k=10) >= floor
+def test_brute_force_matches_hand_computed_top_k():
+    items = np.array([[1, 0], [0, 1], [1, 1], [1, 0], [-1, 0]], "float32")
+    index = BruteForceIndex(items, ids=[10, 20, 30, 40, 50])
+    ids, scores = index.search(np.array([[2, 1], [0, 1]], "float32"), k=3)
+    # Query 1 scores 2, 1, 3, 2, -2: 30 first, then the tie 10/40 by row.
+    # Query 2 scores 0, 1, 1, 0, 0: the tie 20/30, then 10 (lowest of 3 zeros).
+    np.testing.assert_array_equal(ids, [[30, 10, 40], [20, 30, 10]])
+    np.testing.assert_array_equal(scores, [[3, 2, 2], [1, 1, 0]])
+    assert scores.dtype == np.float32
 
 
-def test_scann_scores_are_exact_dot_products(catalog, scann_index):
-    items, queries = catalog
-    ids, scores = scann_index.search(queries[:20], k=10)
-    np.testing.assert_allclose(
-        scores, np.einsum("qd,qkd->qk", queries[:20], items[ids]), atol=1e-4
-    )
+def test_brute_force_breaks_many_ties_like_a_stable_sort():
+    # Small integer vectors tie a lot, also across the k-th place.
+    rng = np.random.default_rng(0)
+    items = rng.integers(-1, 2, size=(300, 3)).astype("float32")
+    queries = rng.integers(-1, 2, size=(50, 3)).astype("float32")
+    rows, scores = BruteForceIndex(items).search(queries, k=7)
+    np.testing.assert_array_equal(rows, _exact_rows(items, queries, 7))
+    assert np.all(np.diff(scores, axis=1) <= 0)
+
+
+def test_brute_force_chunks_give_the_same_results(monkeypatch):
+    items, queries = _gaussian(500, 0), _gaussian(10, 1)
+    expected = BruteForceIndex(items).search(queries, k=5)
+    monkeypatch.setattr(brute_force_module, "QUERY_CHUNK", 3)
+    got = BruteForceIndex(items).search(queries, k=5)
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[0], _exact_rows(items, queries, 5))
+
+
+def test_brute_force_clamps_k_and_accepts_one_query():
+    index = BruteForceIndex(np.eye(3, dtype="float32"), ids=["a", "b", "c"])
+    ids, scores = index.search(np.array([0, 2, 1], "float32"), k=10)
+    np.testing.assert_array_equal(ids, [["b", "c", "a"]])
+    np.testing.assert_array_equal(scores, [[2, 1, 0]])
+    # Still clamped to the index size, then padded for the exclusion.
+    ids, scores = index.search(np.array([0, 2, 1]), k=10, exclude=[[0]])
+    np.testing.assert_array_equal(ids, [["b", "c", ""]])
+    assert np.isneginf(scores[0, 2])
+
+
+@pytest.mark.parametrize("data", ["gaussian", "clustered"])
+def test_scann_recall_against_exact(data, datasets, scann_indexes):
+    _, queries = datasets[data]
+    # A broken index (e.g. ids shuffled) would be near 10 / 9000.
+    assert recall_against_exact(scann_indexes[data], queries, k=10) >= 0.95
+
+
+@pytest.mark.parametrize("data", ["gaussian", "clustered"])
+def test_scann_reordered_scores_are_exact_dot_products(
+    data, datasets, scann_indexes
+):
+    items, queries = datasets[data]
+    rows, scores = scann_indexes[data].search(queries, k=10)
+    exact = np.einsum("qd,qkd->qk", queries, items[rows])
+    np.testing.assert_allclose(scores, exact, atol=1e-4)
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+def test_scann_defaults_follow_the_catalog_size(scann_indexes):
+    assert scann_indexes["clustered"].options == {
+        "num_leaves": 95,
+        "num_leaves_to_search": 24,
+        "training_sample_size": 9_000,
+        "dimensions_per_block": 2,
+        "anisotropic_quantization_threshold": 0.2,
+        "reorder": 250,
+    }
+    small = build_index(_gaussian(100, 0), kind="scann")
+    assert small.kind == "scann" and small.options["num_leaves"] == 2
+    assert len(small) == 100
+
+
+def test_scann_fills_short_answers_with_exact_search():
+    # One leaf of ~20 rows searched cannot hold 100 neighbours: ScaNN pads
+    # with NaN scores, and the index answers those queries exactly.
+    items, queries = _gaussian(200, 0), _gaussian(5, 1)
+    index = ScannIndex(items, num_leaves=10, num_leaves_to_search=1)
+    rows, scores = index.search(queries, k=100)
+    np.testing.assert_array_equal(rows, _exact_rows(items, queries, 100))
+    assert np.isfinite(scores).all()
 
 
 @pytest.mark.parametrize("kind", ["brute_force", "scann"])
 @pytest.mark.parametrize("string_ids", [False, True])
-def test_index_save_load_gives_identical_results(
-    kind, string_ids, catalog, tmp_path
+def test_load_index_gives_identical_results(
+    kind, string_ids, datasets, tmp_path
 ):
-    items, queries = catalog
-    ids = np.array([f"item-{i}" for i in range(len(items))]) if string_ids else None
+    items, queries = datasets["clustered"]
+    ids = (
+        np.array([f"item-{i}" for i in range(len(items))])
+        if string_ids
+        else None
+    )
     index = build_index(items, kind=kind, ids=ids)
-    index.save(tmp_path)
-    again = load_index(tmp_path)
-    assert again.kind == kind
-    expected, got = index.search(queries, 10), again.search(queries, 10)
-    np.testing.assert_array_equal(expected[0], got[0])
-    np.testing.assert_allclose(expected[1], got[1], atol=1e-6)
-    names = [n for _, _, files in os.walk(tmp_path) for n in files]
-    assert not [n for n in names if n.endswith(".pkl")]
+    index.save(tmp_path / "saved")
+    # Moving the directory checks that nothing in it holds absolute paths.
+    shutil.move(tmp_path / "saved", tmp_path / "moved")
+    again = load_index(str(tmp_path / "moved"))
+    assert (again.kind, again.options) == (kind, index.options)
+    assert len(again) == 9_000
+    assert again.ids.dtype.kind == ("U" if string_ids else "i")
+    got_ids, got_scores = again.search(queries, 10)
+    ids, scores = index.search(queries, 10)
+    np.testing.assert_array_equal(got_ids, ids)
+    np.testing.assert_array_equal(got_scores, scores)
+    files = [name for _, _, names in os.walk(tmp_path) for name in names]
+    assert {"index.json", "ids.npy", "embeddings.npy"} <= set(files)
+    assert not [name for name in files if name.endswith(".pkl")]
+
+
+@pytest.mark.parametrize(
+    "remove", ["index.json", "ids.npy", "embeddings.npy", "scann_assets.pbtxt"]
+)
+def test_load_index_names_the_missing_file(remove, tmp_path):
+    build_index(_gaussian(100, 0), kind="scann").save(tmp_path)
+    folder = tmp_path / "scann" if remove.startswith("scann") else tmp_path
+    os.remove(folder / remove)
+    with pytest.raises(FileNotFoundError, match=re.escape(remove)):
+        load_index(tmp_path)
+
+
+def test_load_index_rejects_corrupt_files(tmp_path):
+    BruteForceIndex(_gaussian(10, 0)).save(tmp_path)
+    meta = json.loads((tmp_path / "index.json").read_text())
+    (tmp_path / "index.json").write_text(json.dumps({**meta, "count": 11}))
+    with pytest.raises(ValueError, match="corrupt"):
+        load_index(tmp_path)
+    (tmp_path / "index.json").write_text(json.dumps({**meta, "kind": "hnsw"}))
+    with pytest.raises(ValueError, match="index.json: kind 'hnsw' is not one"):
+        load_index(tmp_path)
+    (tmp_path / "index.json").write_text("{not json")
+    with pytest.raises(ValueError, match="index.json"):
+        load_index(tmp_path)
 
 
 @pytest.mark.parametrize("kind", ["brute_force", "scann"])
-def test_index_exclude_drops_rows_and_still_returns_k(kind, catalog, scann_index):
-    items, queries = catalog
-    index = scann_index if kind == "scann" else BruteForceIndex(items)
+def test_index_exclude_drops_rows_and_still_returns_k(
+    kind, datasets, scann_indexes
+):
+    items, queries = datasets["clustered"]
+    index = (
+        scann_indexes["clustered"]
+        if kind == "scann"
+        else BruteForceIndex(items)
+    )
     first, _ = index.search(queries[:3], 10)
     banned = [first[0][:5], first[1], np.array([], np.int64)]
-    ids, scores = index.search(queries[:3], 10, exclude=banned)
-    for row, out in zip(banned, ids):
-        assert not np.isin(out, row).any() and len(out) == 10
-    np.testing.assert_array_equal(ids[2], first[2])
+    rows, scores = index.search(queries[:3], 10, exclude=banned)
+    assert rows.shape == (3, 10) and (rows >= 0).all()
+    for row, out in zip(banned, rows, strict=True):
+        assert not np.isin(out, row).any() and len(set(out)) == 10
+    np.testing.assert_array_equal(rows[0, :5], first[0, 5:])
+    np.testing.assert_array_equal(rows[2], first[2])
     assert np.all(np.diff(scores, axis=1) <= 1e-6)
 
 
-def test_index_pads_when_everything_is_excluded():
-    index = BruteForceIndex(np.eye(3, dtype="float32"), ids=[7, 8, 9])
-    ids, scores = index.search(np.ones((1, 3), "float32"), 3, exclude=[[0, 2]])
-    np.testing.assert_array_equal(ids, [[8, -1, -1]])
+@pytest.mark.parametrize(
+    "ids, missing", [([7, 8, 9], -1), (["x", "y", "z"], "")]
+)
+def test_index_exclude_pads_when_too_few_rows_are_left(ids, missing):
+    index = BruteForceIndex(np.eye(3, dtype="float32"), ids=ids)
+    query = np.ones((2, 3), "float32")
+    out, scores = index.search(query, 3, exclude=[[0, 2], [0, 1, 2]])
+    np.testing.assert_array_equal(
+        out, [[ids[1], missing, missing], [missing] * 3]
+    )
     assert scores[0, 0] == 1 and np.isneginf(scores[0, 1:]).all()
+    assert np.isneginf(scores[1]).all()
 
 
-def test_index_auto_picks_by_catalog_size(catalog):
-    small = build_index(catalog[0][:BRUTE_FORCE_MAX_ITEMS])
-    assert isinstance(small, BruteForceIndex)
-    assert isinstance(build_index(catalog[0][:6_000]), ScannIndex)
+def test_scann_exclude_pads_when_too_few_rows_are_left():
+    items = _gaussian(100, 0)
+    index = build_index(items, kind="scann")
+    rows, scores = index.search(items[:1], 5, exclude=[np.arange(3, 100)])
+    assert sorted(rows[0, :3]) == [0, 1, 2]
+    np.testing.assert_array_equal(rows[0, 3:], [-1, -1])
+    assert np.isneginf(scores[0, 3:]).all() and np.isfinite(scores[0, :3]).all()
 
 
 @pytest.mark.parametrize(
     "call, match",
     [
-        (lambda i: i.search(np.ones((1, 64), "float32"), 0), "`k` must be"),
-        (lambda i: i.search(np.ones((2, 32), "float32"), 5), r"\(num_queries, 64\)"),
-        (lambda i: i.search(np.ones((2, 64), "float32"), 5, exclude=[[1]]), "one array"),
+        (
+            lambda i: i.search(np.ones(4), 0),
+            "`k` must be a positive integer. Received: k=0",
+        ),
+        (lambda i: i.search(np.ones(4), 2.0), "Received: k=2.0"),
+        (
+            lambda i: i.search(np.ones((3, 2)), 5),
+            re.escape(
+                "`queries` must have shape (num_queries, 4). "
+                "Received: queries.shape=(3, 2)"
+            ),
+        ),
+        (lambda i: i.search(np.ones((2, 4)), 5, exclude=[[1]]), "one array"),
+        (lambda i: i.search(np.ones((1, 4)), 5, exclude=[[10]]), r"\[0, 10\)"),
     ],
 )
-def test_index_rejects_bad_queries(call, match, catalog):
+def test_index_rejects_bad_search_arguments(call, match):
     with pytest.raises(ValueError, match=match):
-        call(BruteForceIndex(catalog[0][:100]))
+        call(BruteForceIndex(_gaussian(10, 0)[:, :4]))
 
 
-def test_index_rejects_bad_construction(catalog):
-    with pytest.raises(ValueError, match="`kind` must be one of"):
-        build_index(catalog[0], kind="hnsw")
-    with pytest.raises(ValueError, match="one id per embedding row"):
-        BruteForceIndex(catalog[0][:10], ids=np.arange(9))
-    with pytest.raises(ValueError, match="Unknown ScaNN options"):
-        ScannIndex(catalog[0], leaves=3)
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (
+            {"kind": "hnsw"},
+            "`kind` must be one of .*'auto', 'scann', 'brute_force'",
+        ),
+        ({"ids": np.arange(99)}, r"one id per embedding row.*\(99,\)"),
+        ({"ids": np.zeros(100, int)}, "must be unique"),
+        ({"ids": np.linspace(0, 1, 100)}, "ids.dtype=float64"),
+        ({"leaves": 3}, r"Unknown index options \['leaves'\]"),
+        ({"kind": "scann", "num_leaves": 0}, "`num_leaves` must be an integer"),
+        (
+            {"kind": "scann", "num_leaves": 4, "num_leaves_to_search": 5},
+            "num_leaves_to_search=5",
+        ),
+    ],
+)
+def test_build_index_rejects_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        build_index(_gaussian(100, 0), **kwargs)
 
 
-def test_load_index_names_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="index.json"):
-        load_index(tmp_path)
+def test_build_index_rejects_tiny_scann_and_bad_embeddings():
+    with pytest.raises(ValueError, match="at least 16 embeddings"):
+        build_index(_gaussian(15, 0), kind="scann")
+    with pytest.raises(ValueError, match="non-empty 2-D"):
+        build_index(np.ones(5))
+    with pytest.raises(ValueError, match="NaN"):
+        build_index(np.full((5, 2), np.nan))
+
+
+def test_build_index_auto_picks_by_catalog_size(datasets):
+    items, _ = datasets["gaussian"]
+    small = build_index(items[:BRUTE_FORCE_MAX_ITEMS], num_leaves=10)
+    assert isinstance(small, BruteForceIndex) and small.kind == "brute_force"
+    big = build_index(items[: BRUTE_FORCE_MAX_ITEMS + 1])
+    assert isinstance(big, ScannIndex) and big.kind == "scann"
+
+
+def test_build_index_progress_labels_the_stages(capsys):
+    build_index(_gaussian(100, 0), kind="scann", progress=True)
+    assert "train partitions / quantize" in capsys.readouterr().err
+
+
+def test_recall_against_exact_can_fall_below_one(datasets):
+    items, queries = datasets["gaussian"]
+    assert recall_against_exact(BruteForceIndex(items), queries) == 1.0
+    # One leaf of ~95 searched, no exact re-scoring: clearly approximate.
+    weak = ScannIndex(items, num_leaves_to_search=1, reorder=0)
+    assert recall_against_exact(weak, queries, k=10) < 0.5
