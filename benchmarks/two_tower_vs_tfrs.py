@@ -10,12 +10,14 @@ traces and compiles), without train metrics. Time to quality is the training
 time (evaluation excluded) until filtered HR@100 first reaches 0.20.
 
 Prints one JSON object:
-`{"config", "ours", "tfrs", "ratio": {"examples_per_second", "hr@100_filtered"}}`.
+`{"config", "ours", "tfrs", "ratio"}`, the ratio holding
+`"examples_per_second"` and `"hr@100_filtered"` (ours / TFRS).
 
 Usage (needs the `bench` extra: `pip install -e ".[bench]"`):
 
 ```
-python benchmarks/two_tower_vs_tfrs.py [--repeats 3] [--dim D --batch-size B --epochs E]
+python benchmarks/two_tower_vs_tfrs.py [--repeats 3] [--dim D]
+    [--batch-size B] [--epochs E] [--set KEY=VALUE ...]
 ```
 """
 
@@ -70,7 +72,7 @@ class EpochEvaluation(keras.callbacks.Callback):
 def time_to_quality(epoch_seconds, values):
     """Training seconds until `values` (one per epoch) reach the bar."""
     elapsed = 0.0
-    for seconds, value in zip(epoch_seconds, values):
+    for seconds, value in zip(epoch_seconds, values, strict=True):
         elapsed += seconds
         if value >= QUALITY_BAR:
             return elapsed
@@ -134,13 +136,15 @@ def run_tfrs(dim, batch_size, epochs, seed, learning_rate):
 
 def summarize(runs):
     """Mean metrics and median throughput over repeated runs."""
+
     def mean_or_none(values):
         values = [v for v in values if v is not None]
         return statistics.mean(values) if values else None
 
     return {
         "test": {
-            k: statistics.mean(r["test"][k] for r in runs) for k in metric_names()
+            k: statistics.mean(r["test"][k] for r in runs)
+            for k in metric_names()
         },
         "examples_per_second": statistics.median(
             r["examples_per_second"] for r in runs
@@ -149,7 +153,9 @@ def summarize(runs):
         "seconds_to_hr@100_filtered_0.20": mean_or_none(
             [r["seconds_to_hr@100_filtered_0.20"] for r in runs]
         ),
-        "hr@100_filtered_per_epoch": [r["hr@100_filtered_per_epoch"] for r in runs],
+        "hr@100_filtered_per_epoch": [
+            r["hr@100_filtered_per_epoch"] for r in runs
+        ],
         "seeds": list(range(len(runs))),
     }
 
@@ -160,7 +166,16 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, help="Embedding size (both models).")
     parser.add_argument("--batch-size", type=int, help="Batch size (both).")
     parser.add_argument("--epochs", type=int, help="Epochs (both).")
-    parser.add_argument("--repeats", type=int, default=3, help="Seeds per model.")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="Seeds per model."
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a key of our config (e.g. model.history_length=0).",
+    )
     args = parser.parse_args(argv)
     overrides = [
         f"{key}={value}"
@@ -171,7 +186,7 @@ def main(argv=None):
         )
         if value is not None
     ]
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, overrides + args.set)
     dim = config["model"]["embedding_dim"]
     batch_size = config["train"]["batch_size"]
     epochs = config["train"]["epochs"]
@@ -179,11 +194,15 @@ def main(argv=None):
     ours, tfrs = [], []
     for seed in range(args.repeats):
         ours.append(run_ours(config, seed))
-        print(f"ours seed {seed}: {ours[-1]['examples_per_second']:,.0f} ex/s",
-              file=sys.stderr)
+        print(
+            f"ours seed {seed}: {ours[-1]['examples_per_second']:,.0f} ex/s",
+            file=sys.stderr,
+        )
         tfrs.append(run_tfrs(dim, batch_size, epochs, seed, 0.1))
-        print(f"tfrs seed {seed}: {tfrs[-1]['examples_per_second']:,.0f} ex/s",
-              file=sys.stderr)
+        print(
+            f"tfrs seed {seed}: {tfrs[-1]['examples_per_second']:,.0f} ex/s",
+            file=sys.stderr,
+        )
     ours_summary, tfrs_summary = summarize(ours), summarize(tfrs)
     result = {
         "config": {

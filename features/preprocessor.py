@@ -105,12 +105,11 @@ class Preprocessor:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(
-                f"Feature names must be unique. Received duplicates: {duplicates}"
+                "Feature names must be unique. Received duplicates: "
+                f"{duplicates}"
             )
         for feature in features:
-            if not isinstance(
-                feature, (CategoricalFeature, NumericFeature)
-            ):
+            if not isinstance(feature, (CategoricalFeature, NumericFeature)):
                 raise TypeError(
                     "Each feature must be a CategoricalFeature, "
                     "MultiCategoricalFeature or NumericFeature. "
@@ -336,7 +335,9 @@ class Preprocessor:
             oov = positions < 0
             ids = 1 + feature.num_oov_buckets + positions
             if oov.any():
-                ids[oov] = 1 + stable_hash(strings[oov], feature.num_oov_buckets)
+                ids[oov] = 1 + stable_hash(
+                    strings[oov], feature.num_oov_buckets
+                )
         ids = np.where(missing, 0, ids)
         return ids.astype(np.int32)
 

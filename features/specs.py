@@ -17,7 +17,6 @@ the fourth root of the number of rows), capped at 64.
 
 import dataclasses
 import math
-from typing import Any
 
 SUPPORTED_VOCABULARIES = ("exact", "hash")
 SUPPORTED_TOKENIZERS = ("words",)
@@ -85,7 +84,8 @@ class CategoricalFeature:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(
-                f"`name` must be a non-empty string. Received: name={self.name!r}"
+                "`name` must be a non-empty string. "
+                f"Received: name={self.name!r}"
             )
         _check_choice("vocabulary", self.vocabulary, SUPPORTED_VOCABULARIES)
         if self.vocabulary == "hash":
@@ -192,7 +192,8 @@ class NumericFeature:
     def __post_init__(self):
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(
-                f"`name` must be a non-empty string. Received: name={self.name!r}"
+                "`name` must be a non-empty string. "
+                f"Received: name={self.name!r}"
             )
         _check_choice("transform", self.transform, SUPPORTED_TRANSFORMS)
 

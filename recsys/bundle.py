@@ -64,12 +64,19 @@ def _storable(ids):
 
 
 def _library_versions():
-    import keras
-    import scann  # noqa: F401  (only its version)
     from importlib import metadata
 
-    versions = {"keras": keras.__version__}
-    for name in ("recsys", "keras-rs", "scann", "numpy", "jax", "tensorflow-cpu"):
+    versions = {}
+    names = (
+        "recsys",
+        "keras",
+        "keras-rs",
+        "scann",
+        "numpy",
+        "jax",
+        "tensorflow",
+    )
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -77,8 +84,9 @@ def _library_versions():
     return versions
 
 
-def write_bundle(path, *, config, metrics, preprocessor, query_tower, items,
-                 arrays, index):
+def write_bundle(
+    path, *, config, metrics, preprocessor, query_tower, items, arrays, index
+):
     """Writes a bundle directory atomically.
 
     Args:
@@ -206,14 +214,20 @@ class Bundle:
             )
         try:
             arrays = {
-                name: np.load(os.path.join(path, f"{name}.npy"), allow_pickle=False)
+                name: np.load(
+                    os.path.join(path, f"{name}.npy"), allow_pickle=False
+                )
                 for name in ARRAYS
             }
-            preprocessor = Preprocessor.load(os.path.join(path, "preprocessor.json"))
+            preprocessor = Preprocessor.load(
+                os.path.join(path, "preprocessor.json")
+            )
             items = pd.read_parquet(os.path.join(path, "items.parquet"))
             index = load_index(os.path.join(path, "index"))
         except (OSError, ValueError, KeyError) as error:
-            raise BundleError(f"Bundle {path} is incomplete or corrupt: {error}") from None
+            raise BundleError(
+                f"Bundle {path} is incomplete or corrupt: {error}"
+            ) from None
         if len(arrays["item_ids"]) != len(index):
             raise BundleError(
                 f"Bundle {path} is inconsistent: {len(arrays['item_ids'])} "
@@ -248,15 +262,21 @@ class Bundle:
 
     def user_rows(self, user_ids):
         """Row of each user in the bundle, -1 for users it has not seen."""
-        return self._user_rows.get_indexer(canonical_strings(pd.Series(user_ids)))
+        return self._user_rows.get_indexer(
+            canonical_strings(pd.Series(user_ids))
+        )
 
     def item_rows(self, item_ids):
         """Row of each item in the catalog, -1 for unknown items."""
-        return self._item_rows.get_indexer(canonical_strings(pd.Series(item_ids)))
+        return self._item_rows.get_indexer(
+            canonical_strings(pd.Series(item_ids))
+        )
 
     def seen(self, row):
         """Catalog rows of the training items of the user at `row`."""
-        return self.seen_items[self.seen_indptr[row] : self.seen_indptr[row + 1]]
+        return self.seen_items[
+            self.seen_indptr[row] : self.seen_indptr[row + 1]
+        ]
 
     def score(self, user_ids):
         """Exact scores of every catalog item for each user.
@@ -268,7 +288,9 @@ class Bundle:
             float32 array `(len(user_ids), num_items)`.
         """
         rows = self.user_rows(user_ids)
-        scores = self.user_embeddings[np.maximum(rows, 0)] @ self.item_embeddings.T
+        scores = (
+            self.user_embeddings[np.maximum(rows, 0)] @ self.item_embeddings.T
+        )
         scores[rows < 0] = self.item_popularity
         return scores.astype(np.float32)
 
@@ -298,7 +320,9 @@ class Bundle:
             left, the rest is padded with id -1 (or "") and score -inf.
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(f"`k` must be a positive integer. Received: k={k!r}")
+            raise ValueError(
+                f"`k` must be a positive integer. Received: k={k!r}"
+            )
         if isinstance(user_ids, (str, bytes)) or np.ndim(user_ids) != 1:
             raise ValueError(
                 "`user_ids` must be a 1-D list or array of user ids. "
@@ -311,7 +335,9 @@ class Bundle:
         scores = np.empty((len(rows), k), dtype=np.float32)
         if known.any():
             exclude = (
-                [self.seen(row) for row in rows[known]] if exclude_seen else None
+                [self.seen(row) for row in rows[known]]
+                if exclude_seen
+                else None
             )
             index = self.exact_index if exact else self.index
             positions, found = index.search(

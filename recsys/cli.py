@@ -48,8 +48,10 @@ def cmd_train(args):
     bundle, metrics = train_bundle(config, output, progress=not args.quiet)
     split = config["evaluate"]["split"]
     train = metrics["train"]
-    print(f"\nHR@k on the {split} split ({metrics[split]['num_interactions']} "
-          "interactions, exact scoring of every item):")
+    print(
+        f"\nHR@k on the {split} split ({metrics[split]['num_interactions']} "
+        "interactions, exact scoring of every item):"
+    )
     print(_metrics_table(metrics, split))
     print(
         f"\ntraining: {train['seconds']:.1f} s, "
@@ -60,7 +62,10 @@ def cmd_train(args):
         f"index: {metrics['index']['kind']}, recall@10 vs exact "
         f"{metrics['index']['recall@10_vs_exact']:.4f}"
     )
-    print(f"bundle: {bundle.path}\nmetrics: {os.path.join(bundle.path, 'metrics.json')}")
+    print(
+        f"bundle: {bundle.path}\n"
+        f"metrics: {os.path.join(bundle.path, 'metrics.json')}"
+    )
     return 0
 
 
@@ -89,15 +94,24 @@ def cmd_recommend(args):
     item = bundle.config["data"]["item"]
     titles = {}
     if display and display in bundle.items:
-        titles = dict(zip(bundle.items[item].tolist(), bundle.items[display].tolist()))
+        titles = dict(
+            zip(
+                bundle.items[item].tolist(),
+                bundle.items[display].tolist(),
+                strict=True,
+            )
+        )
     if bundle.user_rows([user])[0] < 0:
         print(
             f"user {user!r} is not in this bundle: showing the most popular "
             "items (score = share of training interactions)."
         )
     print(f"{'rank':>4}  {item:>10}  {'score':>8}  {display or ''}")
-    for rank, (item_id, score) in enumerate(zip(ids[0], scores[0]), 1):
-        print(f"{rank:>4}  {item_id!s:>10}  {score:>8.4f}  {titles.get(item_id, '')}")
+    for rank, (item_id, score) in enumerate(
+        zip(ids[0], scores[0], strict=True), 1
+    ):
+        title = titles.get(item_id, "")
+        print(f"{rank:>4}  {item_id!s:>10}  {score:>8.4f}  {title}")
     return 0
 
 
@@ -115,7 +129,9 @@ def build_parser():
         "config", nargs="?", help=f"TOML config (default: {DEFAULT_CONFIG})."
     )
     train.add_argument(
-        "--output", "-o", help="Bundle directory (default: artifacts/<config name>)."
+        "--output",
+        "-o",
+        help="Bundle directory (default: artifacts/<config name>).",
     )
     train.add_argument(
         "--set",
@@ -124,7 +140,9 @@ def build_parser():
         metavar="KEY=VALUE",
         help="Override a config key, e.g. --set train.epochs=3 (repeatable).",
     )
-    train.add_argument("--quiet", "-q", action="store_true", help="No progress bars.")
+    train.add_argument(
+        "--quiet", "-q", action="store_true", help="No progress bars."
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser(
@@ -138,12 +156,18 @@ def build_parser():
     )
     recommend.add_argument("bundle", help="Bundle directory.")
     recommend.add_argument("--user", required=True, help="User id.")
-    recommend.add_argument("-k", type=int, default=10, help="Number of items (default 10).")
     recommend.add_argument(
-        "--include-seen", action="store_true", help="Keep the user's training items."
+        "-k", type=int, default=10, help="Number of items (default 10)."
     )
     recommend.add_argument(
-        "--exact", action="store_true", help="Exact search instead of the index."
+        "--include-seen",
+        action="store_true",
+        help="Keep the user's training items.",
+    )
+    recommend.add_argument(
+        "--exact",
+        action="store_true",
+        help="Exact search instead of the index.",
     )
     recommend.set_defaults(run=cmd_recommend)
     return parser
@@ -161,7 +185,13 @@ def main(argv=None):
 
     try:
         return args.run(args)
-    except (ConfigError, BundleError, FileNotFoundError, KeyError, ValueError) as error:
+    except (
+        ConfigError,
+        BundleError,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+    ) as error:
         message = error.args[0] if error.args else str(error)
         print(f"recsys {args.command}: error: {message}", file=sys.stderr)
         return 1

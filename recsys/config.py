@@ -32,6 +32,7 @@ DEFAULT_CONFIG = {
         "normalize": False,
         "temperature": 1.0,
         "logq_correction": True,
+        "logq_weight": 1.0,
         "remove_accidental_hits": True,
     },
     "train": {
@@ -42,6 +43,9 @@ DEFAULT_CONFIG = {
         "seed": 0,
     },
     "index": {
+        # "auto" (brute force up to 4,096 items, ScaNN above), "scann" or
+        # "brute_force". ScaNN options left at 0 are chosen from the catalog
+        # size (recsys.index.scann_index.default_options).
         "kind": "auto",
         "num_leaves": 0,
         "num_leaves_to_search": 0,
@@ -131,7 +135,8 @@ def _check_keys(section, given, defaults):
             ok = False
         if not ok:
             raise ConfigError(
-                f"Config key '{section}.{key}' must be {_TYPE_NAMES[expected]}. "
+                f"Config key '{section}.{key}' must be "
+                f"{_TYPE_NAMES[expected]}. "
                 f"Received: {value!r}"
             )
 
@@ -224,6 +229,10 @@ def validate_config(config):
     if model["temperature"] <= 0 or config["train"]["learning_rate"] <= 0:
         raise ConfigError(
             "model.temperature and train.learning_rate must be > 0."
+        )
+    if model["logq_weight"] < 0:
+        raise ConfigError(
+            f"model.logq_weight must be >= 0. Received: {model['logq_weight']}"
         )
     if config["train"]["optimizer"] not in SUPPORTED_OPTIMIZERS:
         raise ConfigError(

@@ -104,7 +104,9 @@ def evaluate_retrieval(
         tlo = np.searchsorted(sorted_train_users, batch[0], "left")
         thi = np.searchsorted(sorted_train_users, batch[-1], "right")
         trows = train_order[tlo:thi]
-        seen[np.searchsorted(batch, train_users[trows]), train_cols[trows]] = True
+        seen[np.searchsorted(batch, train_users[trows]), train_cols[trows]] = (
+            True
+        )
         ranks_filtered[rows] = (ahead & ~seen[row_of_user]).sum(axis=1)
     metrics = {f"hr@{k}": float(np.mean(ranks < k)) for k in ks}
     metrics.update(

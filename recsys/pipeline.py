@@ -137,7 +137,9 @@ def embed_catalog_and_users(model, prepared):
     return {
         "item_ids": prepared.items[item].to_numpy(),
         "item_embeddings": np.asarray(items, np.float32),
-        "item_popularity": (popularity / len(prepared.train)).astype(np.float32),
+        "item_popularity": (popularity / len(prepared.train)).astype(
+            np.float32
+        ),
         "user_ids": prepared.users["users"],
         "user_embeddings": np.asarray(users, np.float32),
         "seen_indptr": prepared.users["seen_indptr"],
@@ -230,7 +232,10 @@ def train_bundle(config, output, *, frame=None, progress=True):
         if key != "kind" and value
     }
     index = build_index(
-        arrays["item_embeddings"], kind=config["index"]["kind"], **options
+        arrays["item_embeddings"],
+        kind=config["index"]["kind"],
+        progress=progress,
+        **options,
     )
     recall = recall_against_exact(index, arrays["user_embeddings"], k=10)
     stages.update()

@@ -33,7 +33,9 @@ def test_bundle_metrics_json_has_the_documented_keys(trained_bundle):
     with open(os.path.join(bundle.path, "metrics.json")) as f:
         metrics = json.load(f)
     keys = {f"hr@{k}{s}" for k in (10, 50, 100) for s in ("", "_filtered")}
-    assert keys <= set(metrics["test"]) and keys <= set(metrics["baseline_popularity"])
+    assert keys <= set(metrics["test"]) and keys <= set(
+        metrics["baseline_popularity"]
+    )
     assert {"seconds", "examples_per_second"} <= set(metrics["train"])
     assert metrics["index"]["recall@10_vs_exact"] >= 0.95
     assert metrics["index"]["kind"] == "scann"
@@ -61,7 +63,12 @@ def test_bundle_index_agrees_with_exact_search(trained_bundle):
     users = np.arange(1, 101)
     approx, _ = bundle.recommend(users, k=10)
     exact, _ = bundle.recommend(users, k=10, exact=True)
-    overlap = np.mean([len(np.intersect1d(a, e)) / 10 for a, e in zip(approx, exact)])
+    overlap = np.mean(
+        [
+            len(np.intersect1d(a, e)) / 10
+            for a, e in zip(approx, exact, strict=True)
+        ]
+    )
     assert overlap >= 0.95
 
 
@@ -93,7 +100,9 @@ def test_bundle_user_ids_in_any_spelling(trained_bundle):
 def test_bundle_unknown_user_gets_popular_items(trained_bundle):
     bundle, _ = trained_bundle
     ids, scores = bundle.recommend([10**9], k=5)
-    popular = bundle.item_ids[np.argsort(-bundle.item_popularity, kind="stable")[:5]]
+    popular = bundle.item_ids[
+        np.argsort(-bundle.item_popularity, kind="stable")[:5]
+    ]
     np.testing.assert_array_equal(ids[0], popular)
     assert np.all(np.diff(scores[0]) <= 0)
 
@@ -157,8 +166,14 @@ def test_write_bundle_refuses_a_foreign_directory(tmp_path):
     (tmp_path / "notes.txt").write_text("keep me")
     with pytest.raises(BundleError, match="not a recsys bundle"):
         write_bundle(
-            tmp_path, config=None, metrics=None, preprocessor=None,
-            query_tower=None, items=None, arrays=None, index=None,
+            tmp_path,
+            config=None,
+            metrics=None,
+            preprocessor=None,
+            query_tower=None,
+            items=None,
+            arrays=None,
+            index=None,
         )
     assert (tmp_path / "notes.txt").read_text() == "keep me"
 
@@ -174,19 +189,35 @@ def movielens():
 @pytest.mark.parametrize(
     "mutate, error, match",
     [
-        (lambda f: f.drop(columns=["genres"]), KeyError, r"\['genres'\] are missing"),
-        (lambda f: f.drop(columns=["userId"]), KeyError, r"\['userId'\] are missing"),
-        (lambda f: f.assign(timestamp=f.timestamp.astype(str)), ValueError,
-         "must hold numbers or datetimes"),
-        (lambda f: f.assign(userId=f.userId.where(f.index % 100 != 0)), ValueError,
-         "'userId' has 1001 null values"),
+        (
+            lambda f: f.drop(columns=["genres"]),
+            KeyError,
+            r"\['genres'\] are missing",
+        ),
+        (
+            lambda f: f.drop(columns=["userId"]),
+            KeyError,
+            r"\['userId'\] are missing",
+        ),
+        (
+            lambda f: f.assign(timestamp=f.timestamp.astype(str)),
+            ValueError,
+            "must hold numbers or datetimes",
+        ),
+        (
+            lambda f: f.assign(userId=f.userId.where(f.index % 100 != 0)),
+            ValueError,
+            "'userId' has 1001 null values",
+        ),
         (lambda f: f.iloc[:0], ValueError, "empty"),
     ],
 )
 def test_train_bundle_bad_inputs(mutate, error, match, movielens, tmp_path):
     config = load_config(CONFIG)
     with pytest.raises(error, match=match):
-        train_bundle(config, str(tmp_path / "b"), frame=mutate(movielens), progress=False)
+        train_bundle(
+            config, str(tmp_path / "b"), frame=mutate(movielens), progress=False
+        )
     assert not os.path.exists(tmp_path / "b")
 
 
@@ -195,7 +226,9 @@ def test_train_bundle_nulls_in_features_are_documented_oov(movielens, tmp_path):
     assert movielens.year.isna().sum() == 7
     config = load_config(CONFIG, ["train.epochs=1"])
     small = movielens[movielens.userId <= 60]
-    bundle, metrics = train_bundle(config, str(tmp_path / "b"), frame=small, progress=False)
+    bundle, metrics = train_bundle(
+        config, str(tmp_path / "b"), frame=small, progress=False
+    )
     assert np.isfinite(bundle.item_embeddings).all()
     assert metrics["test"]["num_interactions"] > 0
 

@@ -20,14 +20,17 @@ def _recsys(*args):
 
 def test_cli_train_then_recommend_end_to_end(tmp_path):
     out = tmp_path / "bundle"
-    done = _recsys("train", "--output", str(out), "--set", "train.epochs=1", "-q")
+    done = _recsys(
+        "train", "--output", str(out), "--set", "train.epochs=1", "-q"
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hr@100_filtered" in done.stdout and "popularity" in done.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train"]["examples_per_second"] > 0
-    assert metrics["test"]["hr@100_filtered"] > metrics["baseline_popularity"][
-        "hr@100_filtered"
-    ]
+    assert (
+        metrics["test"]["hr@100_filtered"]
+        > metrics["baseline_popularity"]["hr@100_filtered"]
+    )
     done = _recsys("recommend", str(out), "--user", "1", "-k", "3")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
@@ -42,7 +45,9 @@ def test_cli_recommend_prints_titles(trained_bundle, capsys):
     titles = set(bundle.items.title)
     rows = out.strip().splitlines()[1:]
     assert len(rows) == 5
-    assert all(any(t in row for t in titles if isinstance(t, str)) for row in rows)
+    assert all(
+        any(t in row for t in titles if isinstance(t, str)) for row in rows
+    )
 
 
 def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
@@ -63,14 +68,22 @@ def test_cli_evaluate_reproduces_training_metrics(trained_bundle, capsys):
     "argv, message",
     [
         (["train", "--set", "train.epoch=3"], "Unknown config keys in [train]"),
-        (["train", "--set", "model.embedding_dim=0"], "embedding_dim must be >= 1"),
-        (["train", "--set", "data.source='missing.csv'"], "Data source not found"),
+        (
+            ["train", "--set", "model.embedding_dim=0"],
+            "embedding_dim must be >= 1",
+        ),
+        (
+            ["train", "--set", "data.source='missing.csv'"],
+            "Data source not found",
+        ),
         (["train", "configs/nope.toml"], "Config file not found"),
         (["recommend", "no/such/bundle", "--user", "1"], "not a recsys bundle"),
         (["evaluate", "no/such/bundle"], "not a recsys bundle"),
     ],
 )
-def test_cli_errors_exit_1_with_a_clear_message(argv, message, capsys, tmp_path):
+def test_cli_errors_exit_1_with_a_clear_message(
+    argv, message, capsys, tmp_path
+):
     os.chdir(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert main([*argv[:1], *argv[1:]]) == 1
     err = capsys.readouterr().err

@@ -13,7 +13,9 @@ from recsys.evaluation import popularity_scores
 @pytest.fixture(scope="module")
 def movielens_split():
     frame = load_movielens()
-    train, test = temporal_split(frame, user="userId", item="movieId", time="timestamp")
+    train, test = temporal_split(
+        frame, user="userId", item="movieId", time="timestamp"
+    )
     return frame, train, test
 
 
@@ -68,7 +70,10 @@ def test_evaluate_retrieval_ranks_by_hand():
     }
     # Item 30: 40 scores higher, 20 ties and comes first -> rank 2.
     m = evaluate_retrieval(
-        lambda u: scores, test_users=np.array([1]), test_items=np.array([30]), **common
+        lambda u: scores,
+        test_users=np.array([1]),
+        test_items=np.array([30]),
+        **common,
     )
     assert (m["hr@2"], m["hr@3"]) == (0.0, 1.0)
     # Filtered: 40 is a training item, so 30 moves up to rank 1.
@@ -91,7 +96,8 @@ def test_history_holds_only_earlier_items():
     users = np.array([1, 1, 1, 2, 2])
     items = np.array([5, 6, 7, 8, 9])
     np.testing.assert_array_equal(
-        previous_items(users, items, 2), [[0, 0], [5, 0], [6, 5], [0, 0], [8, 0]]
+        previous_items(users, items, 2),
+        [[0, 0], [5, 0], [6, 5], [0, 0], [8, 0]],
     )
     ids, histories = last_items(users, items, 2)
     np.testing.assert_array_equal(ids, [1, 2])

@@ -132,7 +132,9 @@ def user_states(
         `"seen_indptr"` / `"seen_items"`: CSR of catalog positions of the
         items each user interacted with.
     """
-    last = np.r_[train[user].to_numpy()[1:] != train[user].to_numpy()[:-1], True]
+    last = np.r_[
+        train[user].to_numpy()[1:] != train[user].to_numpy()[:-1], True
+    ]
     latest = train[last]
     users = latest[user].to_numpy()
     inputs = {

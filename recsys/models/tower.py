@@ -86,14 +86,16 @@ class Tower(keras.Model):
             if spec.get("type") not in SUPPORTED_INPUT_TYPES:
                 raise ValueError(
                     f"Input '{spec.get('name')}': `type` must be one of "
-                    f"{SUPPORTED_INPUT_TYPES}. Received: type={spec.get('type')!r}"
+                    f"{SUPPORTED_INPUT_TYPES}. "
+                    f"Received: type={spec.get('type')!r}"
                 )
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         if combine == "sum":
             wrong = [
                 spec["name"]
                 for spec in self.inputs_config
-                if spec["type"] != "embedding" or spec["output_dim"] != output_dim
+                if spec["type"] != "embedding"
+                or spec["output_dim"] != output_dim
             ]
             if wrong or self.hidden_units:
                 raise ValueError(
@@ -166,7 +168,9 @@ class Tower(keras.Model):
             if spec["type"] == "embedding":
                 parts.append(next(tables)(value))
             else:
-                parts.append(ops.expand_dims(ops.cast(value, self.compute_dtype), -1))
+                parts.append(
+                    ops.expand_dims(ops.cast(value, self.compute_dtype), -1)
+                )
         if len(parts) == 1:
             x = parts[0]
         elif self.combine == "sum":
@@ -179,7 +183,9 @@ class Tower(keras.Model):
             x = self.projection(x)
         if self.normalize:
             x = x / ops.sqrt(
-                ops.maximum(ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12)
+                ops.maximum(
+                    ops.sum(ops.square(x), axis=-1, keepdims=True), 1e-12
+                )
             )
         return x
 

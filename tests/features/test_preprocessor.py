@@ -82,7 +82,9 @@ def test_preprocessor_numeric_standardized_and_nulls_imputed():
     years = pre.transform(FRAME)["year"]
     values = np.array([1995, 2000, 1990, 2010, 2005], float)
     np.testing.assert_allclose(
-        years[[0, 1, 3, 4, 5]], (values - values.mean()) / values.std(), atol=1e-6
+        years[[0, 1, 3, 4, 5]],
+        (values - values.mean()) / values.std(),
+        atol=1e-6,
     )
     assert years[2] == 0.0
 

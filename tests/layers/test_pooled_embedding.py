@@ -50,4 +50,6 @@ def test_pooled_embedding_rejects_bad_arguments(kwargs, match):
 
 
 def test_pooled_embedding_serialization(tmp_path):
-    run_serialization_battery(_layer(), np.array([[1, 2, 0], [3, 0, 0]]), tmp_path)
+    run_serialization_battery(
+        _layer(), np.array([[1, 2, 0], [3, 0, 0]]), tmp_path
+    )

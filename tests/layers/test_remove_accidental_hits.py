@@ -9,7 +9,9 @@ def test_remove_accidental_hits_masks_duplicates_of_the_positive():
     logits = np.zeros((3, 3), "float32")
     labels = np.eye(3, dtype="float32")
     ids = np.array([5, 5, 7])
-    out = keras.ops.convert_to_numpy(RemoveAccidentalHits()(logits, labels, ids))
+    out = keras.ops.convert_to_numpy(
+        RemoveAccidentalHits()(logits, labels, ids)
+    )
     # Rows 0 and 1 share item 5: each masks the other, never itself.
     assert out[0, 1] < -1e30 and out[1, 0] < -1e30
     np.testing.assert_array_equal(np.diag(out), 0)
@@ -19,7 +21,9 @@ def test_remove_accidental_hits_masks_duplicates_of_the_positive():
 
 def test_remove_accidental_hits_gives_zero_probability():
     logits = np.ones((2, 2), "float32")
-    out = RemoveAccidentalHits()(logits, np.eye(2, dtype="float32"), np.array([1, 1]))
+    out = RemoveAccidentalHits()(
+        logits, np.eye(2, dtype="float32"), np.array([1, 1])
+    )
     probs = keras.ops.convert_to_numpy(keras.ops.softmax(out, axis=-1))
     np.testing.assert_allclose(probs, np.eye(2), atol=1e-6)
 
@@ -27,7 +31,9 @@ def test_remove_accidental_hits_gives_zero_probability():
 def test_remove_accidental_hits_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         RemoveAccidentalHits()(
-            np.zeros((2, 3), "float32"), np.eye(2, dtype="float32"), np.arange(3)
+            np.zeros((2, 3), "float32"),
+            np.eye(2, dtype="float32"),
+            np.arange(3),
         )
 
 

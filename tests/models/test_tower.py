@@ -14,9 +14,10 @@ BATCH = {"user": np.array([1, 2]), "genres": np.array([[1, 2], [3, 0]])}
 
 def test_tower_sum_adds_feature_vectors():
     tower = Tower(INPUTS, 3, combine="sum", normalize=False)
-    for table, scale in zip(tower.embeddings, (1.0, 100.0)):
+    for table, scale in zip(tower.embeddings, (1.0, 100.0), strict=True):
         table.embeddings.assign(
-            np.arange(table.input_dim * 3, dtype="float32").reshape(-1, 3) * scale
+            np.arange(table.input_dim * 3, dtype="float32").reshape(-1, 3)
+            * scale
         )
     out = keras.ops.convert_to_numpy(tower(BATCH))
     # user 1 -> [3, 4, 5]; genres mean of rows 1 and 2 -> 100 * [4.5, 5.5, 6.5].
@@ -49,7 +50,10 @@ def test_tower_single_table_is_a_plain_lookup():
         ({"inputs": [], "output_dim": 3}, "at least one"),
         ({"inputs": INPUTS, "output_dim": 0}, "output_dim"),
         ({"inputs": INPUTS, "output_dim": 3, "combine": "max"}, "combine"),
-        ({"inputs": INPUTS, "output_dim": 4, "combine": "sum"}, "combine=\"sum\""),
+        (
+            {"inputs": INPUTS, "output_dim": 4, "combine": "sum"},
+            'combine="sum"',
+        ),
         ({"inputs": [{"name": "x", "type": "image"}], "output_dim": 3}, "type"),
     ],
 )
@@ -65,4 +69,6 @@ def test_tower_missing_input_names_it():
 
 @pytest.mark.parametrize("combine", ["sum", "concat"])
 def test_tower_serialization(combine, tmp_path):
-    run_serialization_battery(Tower(INPUTS, 3, combine=combine), BATCH, tmp_path)
+    run_serialization_battery(
+        Tower(INPUTS, 3, combine=combine), BATCH, tmp_path
+    )

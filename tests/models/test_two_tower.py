@@ -9,12 +9,26 @@ from tests.battery import run_serialization_battery
 
 def _model(**kwargs):
     query = Tower(
-        [{"name": "user", "type": "embedding", "input_dim": 20, "output_dim": 8}],
+        [
+            {
+                "name": "user",
+                "type": "embedding",
+                "input_dim": 20,
+                "output_dim": 8,
+            }
+        ],
         8,
         normalize=False,
     )
     candidate = Tower(
-        [{"name": "item", "type": "embedding", "input_dim": 30, "output_dim": 8}],
+        [
+            {
+                "name": "item",
+                "type": "embedding",
+                "input_dim": 30,
+                "output_dim": 8,
+            }
+        ],
         8,
         normalize=False,
     )
@@ -42,23 +56,30 @@ def test_two_tower_loss_matches_hand_computation():
         np.log(np.exp(logits[i]).sum()) - logits[i, i] for i in range(2)
     )
     loss = model.compute_loss(x, None, model(x))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loss), expected, rtol=1e-5
+    )
 
 
-def test_two_tower_logq_correction_subtracts_log_probability():
-    model = _model(logq_correction=True, remove_accidental_hits=False)
+@pytest.mark.parametrize("weight", [1.0, 2.0])
+def test_two_tower_logq_correction_subtracts_log_probability(weight):
+    model = _model(
+        logq_correction=True, remove_accidental_hits=False, logq_weight=weight
+    )
     x = {
         "user": np.array([1, 2]),
         "item": np.array([3, 4]),
         "candidate_sampling_probability": np.array([0.5, 0.25], "float32"),
     }
     q, c = (keras.ops.convert_to_numpy(t) for t in model(x))
-    logits = q @ c.T - np.log([0.5, 0.25])[None, :]
+    logits = q @ c.T - weight * np.log([0.5, 0.25])[None, :]
     expected = sum(
         np.log(np.exp(logits[i]).sum()) - logits[i, i] for i in range(2)
     )
     loss = model.compute_loss(x, None, model(x))
-    np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), expected, rtol=1e-5)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(loss), expected, rtol=1e-5
+    )
 
 
 def test_two_tower_fit_learns_structure():
@@ -72,7 +93,9 @@ def test_two_tower_fit_learns_structure():
     # Each user's best items must now come from its own group.
     users = np.arange(1, 20)
     q = keras.ops.convert_to_numpy(model.query_tower({"user": users}))
-    c = keras.ops.convert_to_numpy(model.candidate_tower({"item": np.arange(1, 29)}))
+    c = keras.ops.convert_to_numpy(
+        model.candidate_tower({"item": np.arange(1, 29)})
+    )
     top = np.argmax(q @ c.T, axis=1) + 1
     assert np.mean((top - 1) // 7 == users % 4) >= 0.9
 
@@ -80,11 +103,29 @@ def test_two_tower_fit_learns_structure():
 def test_two_tower_rejects_bad_arguments():
     with pytest.raises(ValueError, match="temperature"):
         _model(temperature=0)
+    with pytest.raises(ValueError, match="logq_weight"):
+        _model(logq_weight=-1)
     query = Tower(
-        [{"name": "user", "type": "embedding", "input_dim": 5, "output_dim": 4}], 4
+        [
+            {
+                "name": "user",
+                "type": "embedding",
+                "input_dim": 5,
+                "output_dim": 4,
+            }
+        ],
+        4,
     )
     candidate = Tower(
-        [{"name": "item", "type": "embedding", "input_dim": 5, "output_dim": 8}], 8
+        [
+            {
+                "name": "item",
+                "type": "embedding",
+                "input_dim": 5,
+                "output_dim": 8,
+            }
+        ],
+        8,
     )
     with pytest.raises(ValueError, match="output_dim"):
         TwoTower(query, candidate, candidate_id="item")
@@ -106,11 +147,15 @@ def test_two_tower_serialization(tmp_path):
     path = tmp_path / "two_tower.keras"
     model.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)
-    for a, b in zip(model(x), reloaded(x)):
+    for a, b in zip(model(x), reloaded(x), strict=True):
         np.testing.assert_allclose(
-            keras.ops.convert_to_numpy(a), keras.ops.convert_to_numpy(b), atol=1e-6
+            keras.ops.convert_to_numpy(a),
+            keras.ops.convert_to_numpy(b),
+            atol=1e-6,
         )
-    run_serialization_battery(model.query_tower, {"user": np.array([1])}, tmp_path)
+    run_serialization_battery(
+        model.query_tower, {"user": np.array([1])}, tmp_path
+    )
 
 
 def test_two_tower_trains_on_movielens_beyond_popularity(tmp_path):
@@ -119,7 +164,8 @@ def test_two_tower_trains_on_movielens_beyond_popularity(tmp_path):
     from recsys.pipeline import train_bundle
 
     config = load_config(
-        "configs/movielens_two_tower.toml", ["train.epochs=1", "index.kind='brute_force'"]
+        "configs/movielens_two_tower.toml",
+        ["train.epochs=1", "index.kind='brute_force'"],
     )
     bundle, metrics = train_bundle(config, str(tmp_path / "b"), progress=False)
     assert metrics["train"]["backend"] == keras.backend.backend()
