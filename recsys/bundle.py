@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -127,9 +128,13 @@ def write_bundle(
                 array = _storable(array)
             np.save(os.path.join(tmp, f"{name}.npy"), array, allow_pickle=False)
         index.save(os.path.join(tmp, "index"))
+        now = datetime.datetime.now(datetime.UTC)
         manifest = {
             "format_version": FORMAT_VERSION,
-            "created_at": datetime.datetime.now(datetime.UTC).isoformat(),
+            # Unique per written bundle: the service reports it with every
+            # answer, so a client can tell which model answered.
+            "version": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+            "created_at": now.isoformat(),
             "versions": _library_versions(),
             "backend": keras.backend.backend(),
             "spec_hash": spec_hash(config),
@@ -180,7 +185,7 @@ class Bundle:
         self._item_rows = pd.Index(canonical_strings(pd.Series(self.item_ids)))
         self._query_tower = None
         # Most popular first, ties by catalog order (ascending item id).
-        self._popular = np.argsort(-self.item_popularity, kind="stable")
+        self.popular_rows = np.argsort(-self.item_popularity, kind="stable")
 
     @classmethod
     def load(cls, path):
@@ -244,6 +249,11 @@ class Bundle:
     @property
     def metrics(self):
         return self.manifest["metrics"]
+
+    @property
+    def version(self):
+        """The bundle's unique version string (from its manifest)."""
+        return self.manifest.get("version", "unversioned")
 
     @property
     def query_tower(self):
@@ -345,7 +355,7 @@ class Bundle:
             )
             ids[known], scores[known] = self._ids_at(positions), found
         if (~known).any():
-            top = self._popular[:k]
+            top = self.popular_rows[:k]
             top = np.r_[top, np.full(k - len(top), -1)].astype(np.int64)
             ids[~known] = self._ids_at(top)
             popularity = np.where(top >= 0, self.item_popularity[top], -np.inf)

@@ -1,4 +1,4 @@
-"""`recsys` command line: train, evaluate and recommend.
+"""`recsys` command line: train, evaluate, recommend and serve.
 
 Each command is a thin layer over the Python API. Errors in the input (a bad
 config key, a missing column, a missing bundle) print one clear line and exit
@@ -115,6 +115,26 @@ def cmd_recommend(args):
     return 0
 
 
+def cmd_serve(args):
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.app import resolve_bundle_path
+    from serving.service import RetrievalService
+
+    if not 0 < args.port < 65536:
+        raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
+    # Load before binding the port: a broken bundle fails here, with exit 1.
+    service = RetrievalService.load(resolve_bundle_path(args.bundle))
+    app = create_app(args.bundle, service=service, watch=args.watch)
+    print(
+        f"serving bundle {service.version} on http://{args.host}:{args.port}"
+        " (API docs at /docs)"
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="recsys",
@@ -170,6 +190,24 @@ def build_parser():
         help="Exact search instead of the index.",
     )
     recommend.set_defaults(run=cmd_recommend)
+
+    serve = commands.add_parser(
+        "serve", help="Serve a bundle over HTTP (FastAPI + uvicorn)."
+    )
+    serve.add_argument("bundle", help="Bundle directory or pointer file.")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="Address (default loopback)."
+    )
+    serve.add_argument("--port", type=int, default=8000, help="Port.")
+    serve.add_argument(
+        "--watch",
+        action="store_true",
+        help="Reload when the bundle directory or pointer file changes.",
+    )
+    serve.add_argument(
+        "--log-level", default="info", help="uvicorn log level (default info)."
+    )
+    serve.set_defaults(run=cmd_serve)
     return parser
 
 

@@ -20,3 +20,15 @@ def trained_bundle(tmp_path_factory):
     path = tmp_path_factory.mktemp("bundles") / "movielens"
     bundle, metrics = train_bundle(config, str(path), progress=False)
     return bundle, metrics
+
+
+@pytest.fixture(scope="session")
+def second_bundle(tmp_path_factory):
+    """Another, different bundle (seed 1, one epoch) for reload tests."""
+    from recsys.config import load_config
+    from recsys.pipeline import train_bundle
+
+    config = load_config(DEFAULT_CONFIG, ["train.seed=1", "train.epochs=1"])
+    path = tmp_path_factory.mktemp("bundles") / "second"
+    bundle, _ = train_bundle(config, str(path), progress=False)
+    return bundle

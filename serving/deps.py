@@ -1,0 +1,46 @@
+"""Dependencies shared by the routes (`Annotated` aliases)."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends
+from fastapi import HTTPException
+from fastapi import Request
+
+from serving.service import RetrievalService
+from serving.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_service(request: Request) -> RetrievalService:
+    # One attribute read: a reload swaps app.state.service atomically and
+    # a request keeps the service it started with.
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(503, detail="No bundle is loaded yet.")
+    return service
+
+
+def require_token(request: Request) -> None:
+    """Checks `Authorization: Bearer <RECSYS_API_TOKEN>` when a token is set."""
+    token = request.app.state.settings.api_token
+    if not token:
+        return
+    header = request.headers.get("authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not secrets.compare_digest(
+        given.encode(), token.encode()
+    ):
+        raise HTTPException(
+            401,
+            detail="Missing or wrong token: send 'Authorization: Bearer "
+            "<RECSYS_API_TOKEN>'.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ServiceDep = Annotated[RetrievalService, Depends(get_service)]

@@ -1,0 +1,48 @@
+"""Prometheus metrics of one app (its own registry, no global state)."""
+
+import time
+
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Gauge
+from prometheus_client import Histogram
+from prometheus_client import generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0)
+
+
+class ServiceMetrics:
+    """Request counts by status, a latency histogram and the bundle version."""
+
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "recsys_requests",
+            "HTTP requests by route and status code.",
+            ["route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "recsys_request_latency_seconds",
+            "Request latency by route.",
+            ["route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.bundle = Gauge(
+            "recsys_bundle_info",
+            "The bundle being served (value 1, version in the label).",
+            ["version"],
+            registry=self.registry,
+        )
+
+    def set_bundle(self, version):
+        self.bundle.clear()
+        self.bundle.labels(version=version).set(1)
+
+    def observe(self, route, status, started):
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(time.perf_counter() - started)
+
+    def render(self):
+        return generate_latest(self.registry)

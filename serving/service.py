@@ -1,0 +1,157 @@
+"""`RetrievalService`: a loaded bundle answering retrieval queries."""
+
+import numpy as np
+
+from recsys.bundle import Bundle
+from recsys.data.retrieval_inputs import HISTORY
+
+
+class QueryError(ValueError):
+    """A query the service cannot answer as asked (a client error)."""
+
+
+class RetrievalService:
+    """Answers top-k queries from one bundle; immutable once built.
+
+    Known users are answered from their precomputed query vectors (no model
+    call); queries with `features` run the query tower; unknown users without
+    features get the most popular items. Everything that can be done once
+    (vectors, the index, id lookups, the query tower) is done at load.
+
+    Args:
+        bundle: a loaded `recsys.Bundle`.
+
+    Example:
+
+    ```python
+    service = RetrievalService(Bundle.load("artifacts/demo"))
+    ids, scores, fallback = service.retrieve(user_id=42, k=10)
+    ```
+    """
+
+    def __init__(self, bundle):
+        self.bundle = bundle
+        self.version = bundle.version
+        config = bundle.config
+        self.item_column = config["data"]["item"]
+        self.user_column = config["data"]["user"]
+        self.query_features = list(config["model"]["query_features"])
+        self.history_length = config["model"]["history_length"]
+        self.feature_names = self.query_features + (
+            [HISTORY] if self.history_length else []
+        )
+        # Load and warm the query tower now, not on the first request.
+        self.query_tower = bundle.query_tower
+        self._embed({name: None for name in self.query_features})
+
+    @classmethod
+    def load(cls, path):
+        """Loads the bundle at `path` and builds the service."""
+        return cls(Bundle.load(path))
+
+    # -- queries -----------------------------------------------------------
+
+    def _embed(self, features):
+        unknown = sorted(set(features) - set(self.feature_names))
+        if unknown:
+            raise QueryError(
+                f"Unknown query features {unknown}. This bundle's query "
+                f"features: {self.feature_names}"
+            )
+        pre = self.bundle.preprocessor
+        inputs = {}
+        for name in self.query_features:
+            value = features.get(name)
+            if isinstance(value, (list, dict)):
+                raise QueryError(
+                    f"Feature '{name}' must be a single value. Received: "
+                    f"{value!r}"
+                )
+            inputs[name] = pre.transform_column(name, [value])
+        if self.history_length:
+            history = features.get(HISTORY) or []
+            if not isinstance(history, list) or any(
+                isinstance(v, (list, dict, bool)) or v is None for v in history
+            ):
+                raise QueryError(
+                    f"Feature '{HISTORY}' must be a list of item ids, most "
+                    f"recent first. Received: {history!r}"
+                )
+            ids = pre.transform_column(self.item_column, history)
+            row = np.zeros((1, self.history_length), np.int32)
+            row[0, : min(len(ids), self.history_length)] = ids[
+                : self.history_length
+            ]
+            inputs[HISTORY] = row
+        try:
+            vector = self.query_tower(inputs)
+        except ValueError as error:  # e.g. a non-numeric numeric feature
+            raise QueryError(str(error)) from None
+        return np.asarray(vector, np.float32)
+
+    def retrieve(
+        self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True
+    ):
+        """Top-k items for one query.
+
+        Args:
+            user_id: the user's id (any spelling of it), or None.
+            features: dict of query features (see `RetrievalService`).
+            k: int. Items to return (capped at the catalog size).
+            exclude: item ids never to return.
+            exclude_seen: bool. Drop the user's training items and the
+                items of `features["history"]`.
+
+        Returns:
+            `(ids, scores, fallback)`: item ids and scores, best first (fewer
+            than `k` when exclusions leave fewer items), and `"popular"` when
+            the popular-items fallback answered, else None.
+        """
+        if user_id is None and features is None:
+            raise QueryError("Give a `user_id`, `features`, or both.")
+        bundle = self.bundle
+        row = -1 if user_id is None else int(bundle.user_rows([user_id])[0])
+        banned = [bundle.item_rows(list(exclude))] if exclude else []
+        if exclude_seen and row >= 0:
+            banned.append(bundle.seen(row))
+        if (
+            exclude_seen
+            and features
+            and isinstance(features.get(HISTORY), list)
+        ):
+            # The given history is what this query has seen.
+            banned.append(bundle.item_rows(features[HISTORY]))
+        banned = (
+            np.unique(np.concatenate(banned)) if banned else np.zeros(0, int)
+        )
+        banned = banned[banned >= 0]
+        fallback = None
+        if features is not None:
+            features = dict(features)
+            if user_id is not None and self.user_column in self.query_features:
+                features.setdefault(self.user_column, user_id)
+            query = self._embed(features)
+        elif row >= 0:
+            query = bundle.user_embeddings[row : row + 1]
+        else:
+            return (*self._popular_items(k, banned), "popular")
+        positions, scores = bundle.index.search_rows(query, k, exclude=[banned])
+        keep = positions[0] >= 0
+        ids = bundle.item_ids[positions[0][keep]]
+        return ids, scores[0][keep], fallback
+
+    def _popular_items(self, k, banned):
+        order = self.bundle.popular_rows
+        order = order[~np.isin(order, banned)][:k]
+        return self.bundle.item_ids[order], self.bundle.item_popularity[order]
+
+    def similar(self, item_id, k=10):
+        """The `k` items nearest to `item_id`; KeyError if it is unknown."""
+        row = int(self.bundle.item_rows([item_id])[0])
+        if row < 0:
+            raise KeyError(item_id)
+        positions, scores = self.bundle.index.search_rows(
+            self.bundle.item_embeddings[row : row + 1], k, exclude=[[row]]
+        )
+        keep = positions[0] >= 0
+        return self.bundle.item_ids[positions[0][keep]], scores[0][keep]

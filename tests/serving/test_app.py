@@ -1,0 +1,180 @@
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from serving import Settings
+from serving import create_app
+
+
+@pytest.fixture(scope="module")
+def client(trained_bundle):
+    bundle, _ = trained_bundle
+    with TestClient(create_app(bundle.path, settings=Settings())) as client:
+        yield client
+
+
+def test_retrieve_known_user_matches_the_bundle(client, trained_bundle):
+    bundle, _ = trained_bundle
+    answer = client.post("/v1/retrieve", json={"user_id": "42", "k": 10})
+    assert answer.status_code == 200
+    body = answer.json()
+    ids, scores = bundle.recommend([42], k=10)
+    assert [item["id"] for item in body["items"]] == [str(i) for i in ids[0]]
+    np.testing.assert_allclose(
+        [item["score"] for item in body["items"]], scores[0], rtol=1e-6
+    )
+    assert body["bundle"] == bundle.version and body["fallback"] is None
+
+
+def test_retrieve_excludes_ids_and_seen_items(client, trained_bundle):
+    bundle, _ = trained_bundle
+    first = client.post("/v1/retrieve", json={"user_id": 42, "k": 5}).json()
+    banned = [item["id"] for item in first["items"][:2]]
+    again = client.post(
+        "/v1/retrieve", json={"user_id": 42, "k": 5, "exclude": banned}
+    ).json()
+    ids = [item["id"] for item in again["items"]]
+    assert len(ids) == 5 and not set(banned) & set(ids)
+    seen = {
+        str(i) for i in bundle.item_ids[bundle.seen(bundle.user_rows([42])[0])]
+    }
+    assert not seen & set(ids)
+
+
+def test_retrieve_unknown_user_falls_back_to_popular(client):
+    body = client.post(
+        "/v1/retrieve", json={"user_id": "new-user", "k": 3}
+    ).json()
+    assert body["fallback"] == "popular" and len(body["items"]) == 3
+
+
+def test_retrieve_from_features_excludes_the_given_history(client):
+    history = ["1", "260", "1196"]
+    body = client.post(
+        "/v1/retrieve", json={"features": {"history": history}, "k": 10}
+    ).json()
+    ids = [item["id"] for item in body["items"]]
+    assert len(ids) == 10 and not set(history) & set(ids)
+
+
+def test_batch_answers_each_query(client):
+    body = client.post(
+        "/v1/retrieve/batch",
+        json={"queries": [{"user_id": 1, "k": 2}, {"user_id": 2, "k": 3}]},
+    ).json()
+    assert [len(r["items"]) for r in body["results"]] == [2, 3]
+
+
+def test_similar_items(client):
+    body = client.get("/v1/items/1/similar", params={"k": 4}).json()
+    assert len(body["items"]) == 4 and "1" not in [
+        i["id"] for i in body["items"]
+    ]
+    assert client.get("/v1/items/no-such-item/similar").status_code == 404
+
+
+def test_health_ready_metrics_and_docs(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json()["status"] == "ready"
+    client.post("/v1/retrieve", json={"user_id": 1})
+    text = client.get("/metrics").text
+    assert 'recsys_requests_total{route="/v1/retrieve",status="200"}' in text
+    assert "recsys_request_latency_seconds_bucket" in text
+    assert "recsys_bundle_info{version=" in text
+    assert client.get("/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, fragment",
+    [
+        ({"user_id": 1, "k": 0}, "greater than or equal to 1"),
+        ({"user_id": 1, "k": 100000}, "at most 1000"),
+        ({"user_id": 1, "k": "ten"}, "valid integer"),
+        ({"user_id": 1, "k": 2.5}, "valid integer"),
+        ({"user_id": [1]}, "user_id"),
+        ({"user_id": 1, "limit": 3}, "Extra inputs are not permitted"),
+        ({}, "Give a `user_id`, `features`, or both"),
+        ({"features": {"age": 3}}, "Unknown query features ['age']"),
+        ({"features": {"history": "1,2"}}, "must be a list of item ids"),
+        ({"features": {"history": [[1]]}}, "must be a list of item ids"),
+        ({"features": {"userId": {"a": 1}}}, "single value"),
+        ({"user_id": 1, "exclude_seen": "yes"}, "valid boolean"),
+        ({"user_id": 1, "exclude": "1"}, "valid list"),
+    ],
+)
+def test_bad_requests_get_4xx_with_the_fix(body, fragment, client):
+    answer = client.post("/v1/retrieve", json=body)
+    assert answer.status_code == 422
+    assert fragment in str(answer.json()["detail"])
+
+
+def test_malformed_and_oversized_bodies(trained_bundle):
+    bundle, _ = trained_bundle
+    settings = Settings(max_body_bytes=200, max_batch=2)
+    with TestClient(create_app(bundle.path, settings=settings)) as client:
+        assert (
+            client.post("/v1/retrieve", content=b"{not json").status_code == 422
+        )
+        huge = {"user_id": 1, "exclude": list(range(100))}
+        answer = client.post("/v1/retrieve", json=huge)
+        assert (
+            answer.status_code == 413 and "200 bytes" in answer.json()["detail"]
+        )
+        chunks = (b"x" * 100 for _ in range(5))  # no Content-Length
+        assert client.post("/v1/retrieve", content=chunks).status_code == 413
+        batch = {"queries": [{"user_id": 1}] * 3}
+        answer = client.post("/v1/retrieve/batch", json=batch)
+        assert (
+            answer.status_code == 422 and "at most 2" in answer.json()["detail"]
+        )
+
+
+def test_no_500_for_random_json(client):
+    rng = np.random.default_rng(0)
+    values = [None, -1, 0, 1.5, "", "x" * 300, [], {}, True, 10**30]
+    for _ in range(200):
+        body = {
+            key: values[rng.integers(len(values))]
+            for key in ("user_id", "k", "exclude", "exclude_seen", "features")
+            if rng.random() < 0.6
+        }
+        assert client.post("/v1/retrieve", json=body).status_code < 500, body
+
+
+def test_token_protects_admin_and_optionally_everything(trained_bundle):
+    bundle, _ = trained_bundle
+    settings = Settings(api_token="s3cret")
+    with TestClient(create_app(bundle.path, settings=settings)) as client:
+        assert client.post("/admin/reload").status_code == 401
+        wrong = {"Authorization": "Bearer nope"}
+        assert client.post("/admin/reload", headers=wrong).status_code == 401
+        good = {"Authorization": "Bearer s3cret"}
+        assert client.post("/admin/reload", headers=good).status_code == 200
+        assert (
+            client.post("/v1/retrieve", json={"user_id": 1}).status_code == 200
+        )
+    settings = Settings(api_token="s3cret", auth_all=True)
+    with TestClient(create_app(bundle.path, settings=settings)) as client:
+        assert (
+            client.post("/v1/retrieve", json={"user_id": 1}).status_code == 401
+        )
+
+
+def test_reload_swaps_bundles_and_refuses_broken_ones(
+    trained_bundle, second_bundle, tmp_path
+):
+    bundle, _ = trained_bundle
+    with TestClient(create_app(bundle.path)) as client:
+        answer = client.post("/admin/reload", json={"path": second_bundle.path})
+        assert answer.status_code == 200
+        assert answer.json() == {
+            "bundle": second_bundle.version,
+            "previous": bundle.version,
+            "path": second_bundle.path,
+        }
+        (tmp_path / "manifest.json").write_text("{broken")
+        refused = client.post("/admin/reload", json={"path": str(tmp_path)})
+        assert refused.status_code == 422
+        assert second_bundle.version in refused.json()["detail"]
+        body = client.post("/v1/retrieve", json={"user_id": 1}).json()
+        assert body["bundle"] == second_bundle.version

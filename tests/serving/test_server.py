@@ -1,0 +1,118 @@
+"""The service over real HTTP: `recsys serve` (uvicorn) on loopback."""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def served(trained_bundle, tmp_path):
+    """`recsys serve --watch` on a pointer file naming the first bundle."""
+    bundle, _ = trained_bundle
+    pointer = tmp_path / "current"
+    pointer.write_text(bundle.path)
+    port = _free_port()
+    env = {**os.environ, "RECSYS_WATCH_INTERVAL": "0.2"}
+    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recsys.cli",
+            "serve",
+            str(pointer),
+            "--port",
+            str(port),
+            "--watch",
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+        if process.poll() is not None:
+            log.close()
+            raise AssertionError((tmp_path / "server.log").read_text())
+    else:
+        process.kill()
+        raise AssertionError("the server did not become ready")
+    yield url, pointer
+    process.terminate()
+    process.wait(timeout=30)
+    log.close()
+
+
+def test_server_answers_and_hot_reloads_under_load(
+    served, second_bundle, trained_bundle
+):
+    url, pointer = served
+    first, _ = trained_bundle
+    answer = httpx.post(f"{url}/v1/retrieve", json={"user_id": 42, "k": 5})
+    assert answer.status_code == 200
+    assert answer.json()["bundle"] == first.version
+    assert len(answer.json()["items"]) == 5
+
+    failures, versions, stop = [], set(), threading.Event()
+
+    def hammer():
+        with httpx.Client(base_url=url, timeout=10) as client:
+            while not stop.is_set():
+                try:
+                    r = client.post(
+                        "/v1/retrieve", json={"user_id": 7, "k": 10}
+                    )
+                    if r.status_code != 200 or len(r.json()["items"]) != 10:
+                        failures.append(r.status_code)
+                    else:
+                        versions.add(r.json()["bundle"])
+                except httpx.HTTPError as error:
+                    failures.append(repr(error))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    pointer.write_text(second_bundle.path)  # --watch picks this up
+    deadline = time.time() + 60
+    while second_bundle.version not in versions and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert {first.version, second_bundle.version} <= versions
+    ready = httpx.get(f"{url}/readyz").json()
+    assert ready["bundle"] == second_bundle.version
+
+
+def test_serve_refuses_a_broken_bundle(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "recsys.cli", "serve", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "not a recsys bundle" in done.stderr
