@@ -1,5 +1,6 @@
 """Feature specs, stable hashing and the `Preprocessor`."""
 
+from features.hashing import canonical_string
 from features.hashing import canonical_strings
 from features.hashing import stable_hash
 from features.preprocessor import NotFittedError
@@ -16,6 +17,7 @@ __all__ = [
     "NotFittedError",
     "NumericFeature",
     "Preprocessor",
+    "canonical_string",
     "canonical_strings",
     "default_embedding_dim",
     "feature_from_config",

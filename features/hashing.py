@@ -35,6 +35,22 @@ def canonical_strings(values):
     return out
 
 
+def canonical_string(value):
+    """The canonical string of one value (see `canonical_strings`).
+
+    The scalar fast path for serving: no pandas objects for a single id.
+    """
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def stable_hash(values, num_buckets):
     """Hashes values into `[0, num_buckets)`, stably across processes.
 

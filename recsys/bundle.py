@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from features import Preprocessor
+from features import canonical_string
 from features import canonical_strings
 from recsys.index import BruteForceIndex
 from recsys.index import load_index
@@ -184,6 +185,7 @@ class Bundle:
         self._user_rows = pd.Index(canonical_strings(pd.Series(self.user_ids)))
         self._item_rows = pd.Index(canonical_strings(pd.Series(self.item_ids)))
         self._query_tower = None
+        self._user_dict = None
         # Most popular first, ties by catalog order (ascending item id).
         self.popular_rows = np.argsort(-self.item_popularity, kind="stable")
 
@@ -269,6 +271,12 @@ class Bundle:
         return self._query_tower
 
     # -- lookups -----------------------------------------------------------
+
+    def user_row(self, user_id):
+        """Row of one user (-1 if unseen): a dict lookup, for serving."""
+        if self._user_dict is None:
+            self._user_dict = {u: i for i, u in enumerate(self._user_rows)}
+        return self._user_dict.get(canonical_string(user_id), -1)
 
     def user_rows(self, user_ids):
         """Row of each user in the bundle, -1 for users it has not seen."""

@@ -121,12 +121,18 @@ def cmd_serve(args):
     from serving.app import create_app
     from serving.app import resolve_bundle_path
     from serving.service import RetrievalService
+    from serving.settings import Settings
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
     # Load before binding the port: a broken bundle fails here, with exit 1.
-    service = RetrievalService.load(resolve_bundle_path(args.bundle))
-    app = create_app(args.bundle, service=service, watch=args.watch)
+    settings = Settings()
+    service = RetrievalService.load(
+        resolve_bundle_path(args.bundle), exact=settings.exact
+    )
+    app = create_app(
+        args.bundle, settings=settings, service=service, watch=args.watch
+    )
     print(
         f"serving bundle {service.version} on http://{args.host}:{args.port}"
         " (API docs at /docs)"

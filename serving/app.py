@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from serving.deps import require_token
 from serving.metrics import ServiceMetrics
 from serving.routes import admin
+from serving.routes import freeze_heap
 from serving.routes import router
 from serving.routes import swap_bundle
 from serving.service import RetrievalService
@@ -143,10 +144,11 @@ def create_app(bundle_path, *, settings=None, service=None, watch=False):
         if app.state.service is None:
             target = resolve_bundle_path(bundle_path)
             app.state.service = await asyncio.to_thread(
-                RetrievalService.load, target
+                RetrievalService.load, target, settings.exact
             )
         app.state.bundle_path = resolve_bundle_path(bundle_path)
         app.state.metrics.set_bundle(app.state.service.version)
+        freeze_heap()
         watcher = None
         if watch:
             watcher = asyncio.create_task(_watch(app, settings.watch_interval))

@@ -1,6 +1,7 @@
 """The HTTP API: retrieval, similar items, health, metrics and reload."""
 
 import asyncio
+import gc
 
 from fastapi import APIRouter
 from fastapi import Depends
@@ -22,6 +23,10 @@ from serving.schemas import RetrieveRequest
 from serving.schemas import RetrieveResponse
 from serving.service import QueryError
 from serving.service import RetrievalService
+
+# Handlers return the JSON they built: FastAPI would otherwise validate the
+# response model a second time. `response_model` still documents it.
+JSON = "application/json"
 
 router = APIRouter()
 admin = APIRouter(prefix="/admin", dependencies=[Depends(require_token)])
@@ -73,7 +78,7 @@ async def retrieve(
     unless `exclude_seen` is false; ids in `exclude` never come back.
     """
     _check_limits(query, settings)
-    return _answer(query, service)
+    return Response(_answer(query, service).model_dump_json(), media_type=JSON)
 
 
 @router.post("/v1/retrieve/batch", response_model=BatchResponse)
@@ -90,7 +95,8 @@ async def retrieve_batch(
     for query in batch.queries:
         _check_limits(query, settings)
     results = [_answer(query, service) for query in batch.queries]
-    return BatchResponse(results=results, bundle=service.version)
+    body = BatchResponse(results=results, bundle=service.version)
+    return Response(body.model_dump_json(), media_type=JSON)
 
 
 @router.get("/v1/items/{item_id}/similar", response_model=RetrieveResponse)
@@ -153,11 +159,23 @@ async def reload(request: Request, body: ReloadRequest | None = None):
     return await swap_bundle(request.app, path)
 
 
+def freeze_heap():
+    """Moves the objects loaded so far out of the garbage collector's scans.
+
+    A bundle holds large lookup tables of Python objects (the user id map);
+    collecting over them paused requests for up to 250 ms at p99.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def swap_bundle(app, path):
     """Loads `path` off the event loop, then replaces the served bundle."""
     async with app.state.reload_lock:
         try:
-            service = await asyncio.to_thread(RetrievalService.load, path)
+            service = await asyncio.to_thread(
+                RetrievalService.load, path, app.state.settings.exact
+            )
         except (BundleError, OSError, ValueError, KeyError) as error:
             message = error.args[0] if error.args else str(error)
             raise HTTPException(
@@ -167,6 +185,7 @@ async def swap_bundle(app, path):
             ) from None
         previous = app.state.service.version
         app.state.service = service
+        freeze_heap()
         app.state.bundle_path = path
         app.state.metrics.set_bundle(service.version)
     return ReloadResponse(bundle=service.version, previous=previous, path=path)

@@ -20,6 +20,8 @@ class RetrievalService:
 
     Args:
         bundle: a loaded `recsys.Bundle`.
+        exact: bool. Search exactly (brute force) instead of with the
+            bundle's index. Defaults to `False`.
 
     Example:
 
@@ -29,9 +31,10 @@ class RetrievalService:
     ```
     """
 
-    def __init__(self, bundle):
+    def __init__(self, bundle, exact=False):
         self.bundle = bundle
         self.version = bundle.version
+        self.index = bundle.exact_index if exact else bundle.index
         config = bundle.config
         self.item_column = config["data"]["item"]
         self.user_column = config["data"]["user"]
@@ -40,14 +43,16 @@ class RetrievalService:
         self.feature_names = self.query_features + (
             [HISTORY] if self.history_length else []
         )
-        # Load and warm the query tower now, not on the first request.
+        # Build the user lookup and load and warm the query tower now, not
+        # on the first request.
+        bundle.user_row(None)
         self.query_tower = bundle.query_tower
         self._embed({name: None for name in self.query_features})
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path, exact=False):
         """Loads the bundle at `path` and builds the service."""
-        return cls(Bundle.load(path))
+        return cls(Bundle.load(path), exact=exact)
 
     # -- queries -----------------------------------------------------------
 
@@ -110,7 +115,7 @@ class RetrievalService:
         if user_id is None and features is None:
             raise QueryError("Give a `user_id`, `features`, or both.")
         bundle = self.bundle
-        row = -1 if user_id is None else int(bundle.user_rows([user_id])[0])
+        row = -1 if user_id is None else bundle.user_row(user_id)
         banned = [bundle.item_rows(list(exclude))] if exclude else []
         if exclude_seen and row >= 0:
             banned.append(bundle.seen(row))
@@ -135,7 +140,7 @@ class RetrievalService:
             query = bundle.user_embeddings[row : row + 1]
         else:
             return (*self._popular_items(k, banned), "popular")
-        positions, scores = bundle.index.search_rows(query, k, exclude=[banned])
+        positions, scores = self.index.search_rows(query, k, exclude=[banned])
         keep = positions[0] >= 0
         ids = bundle.item_ids[positions[0][keep]]
         return ids, scores[0][keep], fallback
@@ -150,7 +155,7 @@ class RetrievalService:
         row = int(self.bundle.item_rows([item_id])[0])
         if row < 0:
             raise KeyError(item_id)
-        positions, scores = self.bundle.index.search_rows(
+        positions, scores = self.index.search_rows(
             self.bundle.item_embeddings[row : row + 1], k, exclude=[[row]]
         )
         keep = positions[0] >= 0

@@ -20,6 +20,8 @@ class Settings(BaseSettings):
             every endpoint) requires `Authorization: Bearer <token>`.
         auth_all: bool. Require the token everywhere. Defaults to `False`.
         watch_interval: float. Seconds between checks of a watched bundle.
+        exact: bool. Answer with exact (brute-force) search instead of the
+            bundle's index. Defaults to `False`.
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_")
@@ -31,3 +33,4 @@ class Settings(BaseSettings):
     api_token: str | None = None
     auth_all: bool = False
     watch_interval: float = 2.0
+    exact: bool = False

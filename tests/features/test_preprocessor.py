@@ -173,3 +173,12 @@ def test_preprocessor_transform_before_fit():
 def test_feature_specs_reject_bad_arguments(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+@pytest.mark.parametrize(
+    "value", [42, "42", 42.0, np.int64(42), True, "a b", None]
+)
+def test_canonical_string_matches_the_vectorized_form(value):
+    from features import canonical_string
+
+    assert canonical_string(value) == canonical_strings(pd.Series([value]))[0]

@@ -1,0 +1,451 @@
+"""Load test of the retrieval service against the framework floor.
+
+Builds a bundle with a synthetic catalog (default 1,000,000 items x 64 dims,
+100,000 users, clustered vectors), serves it with `recsys serve` (one uvicorn
+worker, loopback) twice, through (a) its ScaNN index and (b) exact brute-force
+search (`RECSYS_EXACT=1`), and serves (c) a FastAPI endpoint that only
+validates `{"user_id", "k"}` with pydantic: the framework floor, measured in the
+same run. Each server gets two load shapes, each bounded in time:
+
+- closed loop: 32 connections sending back to back (wrk when installed, the
+  script's own asyncio client otherwise);
+- open loop: 1,000 requests/s on a fixed schedule (asyncio client; latency is
+  counted from the scheduled time, so queueing shows).
+
+The load generator shares the machine's cores with the server; the JSON says
+which one ran. Prints one JSON object.
+
+Usage:
+
+```
+python benchmarks/serve_load.py [--items 1000000] [--users 100000]
+    [--seconds 10] [--targets scann exact floor]
+```
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+WRK_SCRIPT = """
+math.randomseed(42)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  local body = '{"user_id": ' .. math.random(0, %(users)d - 1) .. ', "k": 10}'
+  return wrk.format(nil, nil, nil, body)
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    "RESULT %%d %%d %%d %%d %%d %%d %%d\\n", summary.requests, summary.duration,
+    e.connect + e.read + e.write + e.timeout, e.status,
+    latency:percentile(50), latency:percentile(95), latency:percentile(99)))
+end
+"""
+
+
+# -- the synthetic bundle --------------------------------------------------
+
+
+def synthetic_bundle(path, items, users, dim, seed=0):
+    """Writes a servable bundle with clustered random vectors; returns path."""
+    import pandas as pd
+
+    from features import CategoricalFeature
+    from features import Preprocessor
+    from recsys.bundle import write_bundle
+    from recsys.config import load_config
+    from recsys.index import build_index
+    from recsys.models import Tower
+
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(size=(2_000, dim)).astype(np.float32)
+
+    def vectors(n):
+        out = np.empty((n, dim), np.float32)
+        for start in range(0, n, 100_000):  # bounded temporaries
+            m = min(100_000, n - start)
+            x = centers[rng.integers(0, len(centers), m)]
+            x = x + 0.5 * rng.normal(size=(m, dim)).astype(np.float32)
+            out[start : start + m] = x / np.linalg.norm(
+                x, axis=1, keepdims=True
+            )
+        return out
+
+    config = load_config(
+        None,
+        [
+            "data.user='user_id'",
+            "data.item='item_id'",
+            "features.user_id.kind='categorical'",
+            "features.user_id.vocabulary='hash'",
+            "features.user_id.num_buckets=1024",
+            "features.item_id.kind='categorical'",
+            "model.query_features=['user_id']",
+            "model.candidate_features=['item_id']",
+            "model.history_length=0",
+            f"model.embedding_dim={dim}",
+        ],
+    )
+    spec = CategoricalFeature("user_id", vocabulary="hash", num_buckets=1024)
+    preprocessor = Preprocessor(features=[spec]).fit({"user_id": [0]})
+    tower = Tower(
+        [
+            {
+                "name": "user_id",
+                "type": "embedding",
+                "input_dim": 1025,
+                "output_dim": dim,
+            }
+        ],
+        dim,
+    )
+    seen_per_user = 10
+    popularity = rng.zipf(1.3, items).astype(np.float64)
+    arrays = {
+        "item_ids": np.arange(items, dtype=np.int64),
+        "item_embeddings": vectors(items),
+        "item_popularity": (popularity / popularity.sum()).astype(np.float32),
+        "user_ids": np.arange(users, dtype=np.int64),
+        "user_embeddings": vectors(users),
+        "seen_indptr": np.arange(0, users * seen_per_user + 1, seen_per_user),
+        "seen_items": rng.integers(0, items, users * seen_per_user),
+    }
+    index = build_index(arrays["item_embeddings"], kind="scann")
+    write_bundle(
+        path,
+        config=config,
+        metrics={"synthetic": True},
+        preprocessor=preprocessor,
+        query_tower=tower,
+        items=pd.DataFrame({"item_id": arrays["item_ids"]}),
+        arrays=arrays,
+        index=index,
+    )
+    return index.options
+
+
+# -- servers ---------------------------------------------------------------
+
+
+def floor_app():
+    """A FastAPI endpoint that validates the request and does nothing else."""
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    class Query(BaseModel):
+        user_id: str | int
+        k: int = 10
+
+    app = FastAPI()
+
+    @app.post("/v1/retrieve")
+    async def retrieve(query: Query):
+        return {"items": [], "bundle": "floor"}
+
+    return app
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(kind, bundle, log):
+    port = _free_port()
+    env = {**os.environ}
+    if kind == "floor":
+        command = [sys.executable, __file__, "--floor-server", str(port)]
+    else:
+        command = [
+            sys.executable,
+            "-m",
+            "recsys.cli",
+            "serve",
+            bundle,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ]
+        env["RECSYS_EXACT"] = "1" if kind == "exact" else "0"
+    process = subprocess.Popen(
+        command, env=env, stdout=log, stderr=log, cwd=ROOT
+    )
+    deadline = time.time() + 600
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} server exited; see {log.name}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return process, port
+        except OSError:
+            time.sleep(0.5)
+    process.kill()
+    raise RuntimeError(f"{kind} server did not start")
+
+
+# -- load generators -------------------------------------------------------
+
+
+async def _post(reader, writer, body):
+    writer.write(
+        b"POST /v1/retrieve HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+        % (len(body), body)
+    )
+    await writer.drain()
+    line = await reader.readline()
+    if not line:  # the server closed the connection
+        raise ConnectionResetError("connection closed")
+    status = int(line.split()[1])
+    length = 0
+    while (line := await reader.readline()) not in (b"\r\n", b""):
+        if line.lower().startswith(b"content-length:"):
+            length = int(line.split(b":")[1])
+    await reader.readexactly(length)
+    return status
+
+
+def _bodies(users, count, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        b'{"user_id": %d, "k": 10}' % u for u in rng.integers(0, users, count)
+    ]
+
+
+def _summary(latencies, errors, seconds, offered=None):
+    latencies = np.asarray(latencies) * 1e3
+    result = {
+        "requests": int(len(latencies)),
+        "errors": int(errors),
+        "throughput": len(latencies) / seconds,
+        "p50_ms": float(np.percentile(latencies, 50))
+        if len(latencies)
+        else None,
+        "p95_ms": float(np.percentile(latencies, 95))
+        if len(latencies)
+        else None,
+        "p99_ms": float(np.percentile(latencies, 99))
+        if len(latencies)
+        else None,
+    }
+    if offered is not None:
+        result["offered_per_second"] = offered
+    return result
+
+
+async def closed_loop(port, connections, seconds, users):
+    bodies = _bodies(users, 200_000)
+    latencies, errors = [], 0
+    end = time.perf_counter() + seconds
+
+    async def worker(w):
+        nonlocal errors
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        i = w
+        while time.perf_counter() < end:
+            start = time.perf_counter()
+            try:
+                ok = await _post(reader, writer, bodies[i % len(bodies)]) == 200
+            except (OSError, asyncio.IncompleteReadError, ValueError):
+                ok = False
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port
+                )
+            latencies.append(time.perf_counter() - start)
+            errors += not ok
+            i += connections
+        writer.close()
+
+    await asyncio.gather(*(worker(w) for w in range(connections)))
+    return _summary(latencies, errors, seconds)
+
+
+async def open_loop(port, rate, seconds, users, max_connections=256):
+    """Requests on a fixed schedule; latency from the scheduled time."""
+    count = int(rate * seconds)
+    bodies = _bodies(users, count, seed=1)
+    idle, opened = [], 0
+    latencies, errors = [], 0
+    start = time.perf_counter() + 0.1
+
+    async def one(i, scheduled):
+        nonlocal opened, errors
+        while not idle and opened >= max_connections:
+            await asyncio.sleep(0.0005)
+        if idle:
+            reader, writer = idle.pop()
+        else:
+            opened += 1
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            ok = await _post(reader, writer, bodies[i]) == 200
+            idle.append((reader, writer))
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            ok = False
+            opened -= 1
+        latencies.append(time.perf_counter() - scheduled)
+        errors += not ok
+
+    tasks = []
+    for i in range(count):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(i, scheduled)))
+    # Bounded in time: whatever has not answered 5 s after the last
+    # scheduled request counts as a timeout (an error).
+    _, pending = await asyncio.wait(
+        tasks, timeout=max(0.0, start + seconds + 5 - time.perf_counter())
+    )
+    for task in pending:
+        task.cancel()
+    summary = _summary(
+        latencies,
+        errors + len(pending),
+        time.perf_counter() - start,
+        offered=rate,
+    )
+    summary["timeouts"] = len(pending)
+    return summary
+
+
+def wrk_closed_loop(port, connections, seconds, users):
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT % {"users": users})
+    done = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            f.name,
+            f"http://127.0.0.1:{port}/v1/retrieve",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    os.unlink(f.name)
+    fields = re.search(r"RESULT ([\d ]+)", done.stdout).group(1).split()
+    requests, micros, socket_errors, status_errors, p50, p95, p99 = map(
+        int, fields
+    )
+    return {
+        "requests": requests,
+        "errors": socket_errors + status_errors,
+        "throughput": requests / (micros / 1e6),
+        "p50_ms": p50 / 1e3,
+        "p95_ms": p95 / 1e3,
+        "p99_ms": p99 / 1e3,
+    }
+
+
+def measure(kind, port, args, generator):
+    asyncio.run(closed_loop(port, 8, 2, args.users))  # warm up
+    if generator == "wrk":
+        closed = wrk_closed_loop(
+            port, args.connections, args.seconds, args.users
+        )
+    else:
+        closed = asyncio.run(
+            closed_loop(port, args.connections, args.seconds, args.users)
+        )
+    opened = asyncio.run(open_loop(port, args.rate, args.seconds, args.users))
+    return {"closed_loop": closed, "open_loop": opened}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument(
+        "--seconds", type=int, default=10, help="Per load shape."
+    )
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--rate", type=int, default=1000, help="Open loop req/s."
+    )
+    parser.add_argument("--bundle", help="Reuse this synthetic bundle.")
+    parser.add_argument(
+        "--targets", nargs="+", default=["scann", "exact", "floor"]
+    )
+    parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.floor_server:
+        import uvicorn
+
+        uvicorn.run(
+            floor_app(),
+            host="127.0.0.1",
+            port=args.floor_server,
+            log_level="warning",
+        )
+        return
+    workdir = tempfile.mkdtemp(prefix="serve-load-")
+    bundle = args.bundle or os.path.join(workdir, "bundle")
+    started = time.time()
+    options = None
+    if not args.bundle:
+        options = synthetic_bundle(bundle, args.items, args.users, args.dim)
+    build_seconds = time.time() - started
+    generator = "wrk" if shutil.which("wrk") else "asyncio"
+    results = {}
+    for kind in args.targets:
+        with open(os.path.join(workdir, f"{kind}.log"), "w") as log:
+            process, port = start_server(kind, bundle, log)
+            try:
+                results[kind] = measure(kind, port, args, generator)
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+        print(f"{kind}: {json.dumps(results[kind])}", file=sys.stderr)
+    if "scann" in results and "floor" in results:
+        results["ratio"] = {
+            "closed_loop_throughput_scann_over_floor": results["scann"][
+                "closed_loop"
+            ]["throughput"]
+            / results["floor"]["closed_loop"]["throughput"]
+        }
+    results["setup"] = {
+        "items": args.items,
+        "users": args.users,
+        "dim": args.dim,
+        "seconds_per_shape": args.seconds,
+        "closed_loop_connections": args.connections,
+        "open_loop_rate": args.rate,
+        "closed_loop_generator": generator,
+        "open_loop_generator": "asyncio (raw HTTP/1.1, keep-alive)",
+        "server": "recsys serve: one uvicorn worker, 127.0.0.1",
+        "scann_options": options,
+        "bundle_build_seconds": build_seconds,
+        "cores": os.cpu_count(),
+    }
+    print(json.dumps(results, indent=2))
+    if not args.bundle:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
