@@ -31,8 +31,12 @@ def canonical_strings(values):
             series = series.astype("Int64")
     if pd.api.types.is_bool_dtype(series.dtype):
         series = series.astype("object")
-    out = series.astype("string").to_numpy(dtype=object, na_value=None)
-    return out
+    if series.dtype == object:
+        # Mixed Python values (1, "x", 2.0): element by element, so that each
+        # is spelled as `canonical_string` spells it alone. Typed columns
+        # take the vectorized path below.
+        return np.array([canonical_string(v) for v in series], dtype=object)
+    return series.astype("string").to_numpy(dtype=object, na_value=None)
 
 
 def canonical_string(value):

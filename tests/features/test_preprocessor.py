@@ -182,3 +182,12 @@ def test_canonical_string_matches_the_vectorized_form(value):
     from features import canonical_string
 
     assert canonical_string(value) == canonical_strings(pd.Series([value]))[0]
+
+
+def test_canonical_strings_of_mixed_values_match_the_scalar_form():
+    from features import canonical_string
+
+    values = [1, "x", 2.0, None, 3.5, np.int64(4), True]
+    expected = [canonical_string(v) for v in values]
+    assert list(canonical_strings(pd.Series(values, dtype=object))) == expected
+    assert expected[:3] == ["1", "x", "2"]
