@@ -21,6 +21,7 @@ from features.hashing import stable_hash
 from features.specs import CategoricalFeature
 from features.specs import MultiCategoricalFeature
 from features.specs import NumericFeature
+from features.specs import TextFeature
 from features.specs import default_embedding_dim
 from features.specs import feature_from_config
 
@@ -65,9 +66,34 @@ def _num_rows(data):
     return len(next(iter(data.values()))) if data else 0
 
 
+# The "text" tokenizer (see `TextFeature`), as Arrow regex replacements.
+_TEXT_RULES = (
+    (r"(https?://|www\.)\S+", " xxurl "),
+    (r"\d+([.,]\d+)*", " xxnum "),
+    (r"([^\w\s])", r" \1 "),
+)
+
+
+def _is_sequence(feature):
+    return isinstance(feature, (MultiCategoricalFeature, TextFeature))
+
+
 def _tokens(series, feature):
     """Splits a multi-valued column into an Arrow list array of strings."""
+    if feature.tokenizer == "text" and series.dtype == object:
+        bad = series.map(lambda v: not isinstance(v, str) and pd.notna(v))
+        if bool(bad.any()):
+            examples = series[bad].unique()[:5].tolist()
+            raise ValueError(
+                f"Text column '{feature.name}' must hold strings, but it holds "
+                f"{examples}. Fix: convert the column to text or clean it."
+            )
     strings = pa.array(canonical_strings(series), type=pa.string())
+    if feature.tokenizer == "text":
+        strings = pc.utf8_lower(strings)
+        for pattern, replacement in _TEXT_RULES:
+            strings = pc.replace_substring_regex(strings, pattern, replacement)
+        return pc.utf8_split_whitespace(strings)
     if feature.tokenizer == "words":
         strings = pc.utf8_lower(strings)
         strings = pc.replace_substring_regex(strings, r"[^\w]+", " ")
@@ -219,7 +245,7 @@ class Preprocessor:
 
     @staticmethod
     def _values(series, feature):
-        if isinstance(feature, MultiCategoricalFeature):
+        if _is_sequence(feature):
             return np.asarray(
                 pc.list_flatten(_tokens(series, feature)).to_numpy(
                     zero_copy_only=False
@@ -303,7 +329,7 @@ class Preprocessor:
             mean, std = self.stats_[name]["mean"], self.stats_[name]["std"]
             x = np.where(np.isnan(x), mean, x)
             return ((x - mean) / std).astype(np.float32)
-        if isinstance(feature, MultiCategoricalFeature):
+        if _is_sequence(feature):
             lists = _tokens(series, feature)
             flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)
             ids = self._lookup(feature, np.asarray(flat, dtype=object))

@@ -19,7 +19,7 @@ import dataclasses
 import math
 
 SUPPORTED_VOCABULARIES = ("exact", "hash")
-SUPPORTED_TOKENIZERS = ("words",)
+SUPPORTED_TOKENIZERS = ("words", "text")
 SUPPORTED_COMBINERS = ("mean", "sum")
 SUPPORTED_TRANSFORMS = ("standardize", "log", "none")
 
@@ -209,9 +209,58 @@ class NumericFeature:
         return cls(**config)
 
 
+@dataclasses.dataclass
+class TextFeature(CategoricalFeature):
+    """A text column as a fixed-length sequence of token ids.
+
+    The `"text"` tokenizer lowercases; replaces URLs (`http(s)://...`,
+    `www....`) with the token `xxurl` and numbers (`2016`, `3.5`) with `xxnum`;
+    makes every punctuation mark its own token (`"great!!"` -> `great ! !`,
+    `"#maga"` -> `# maga`), because in short texts punctuation carries
+    signal; and splits on whitespace. Tokens keep their order, the sequence is
+    cut after `sequence_length` tokens and padded with `0` at the end. Token
+    ids follow `CategoricalFeature`'s layout: `0` padding, then
+    `num_oov_buckets` out-of-vocabulary ids, then the vocabulary, most
+    frequent first (`vocabulary="hash"` gives an open vocabulary instead).
+
+    Attributes:
+        sequence_length: int. Tokens kept per text. Defaults to `40`.
+        max_tokens: int or None. Vocabulary size cap. Defaults to `20000`.
+        (The other attributes are those of `CategoricalFeature`;
+        `min_frequency` is the minimum token count.)
+
+    Example:
+
+    ```python
+    TextFeature("text", sequence_length=40, max_tokens=20_000)
+    ```
+    """
+
+    max_tokens: int | None = 20_000
+    sequence_length: int = 40
+
+    kind = "text"
+    tokenizer = "text"
+    separator = None
+    combiner = "mean"
+
+    @property
+    def max_length(self):
+        return self.sequence_length
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_positive("sequence_length", self.sequence_length)
+
+
 FEATURE_KINDS = {
     cls.kind: cls
-    for cls in (CategoricalFeature, MultiCategoricalFeature, NumericFeature)
+    for cls in (
+        CategoricalFeature,
+        MultiCategoricalFeature,
+        NumericFeature,
+        TextFeature,
+    )
 }
 
 
