@@ -1,6 +1,7 @@
 """Keras models of recsys."""
 
+from recsys.models.text_classifier import TextClassifier
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
 
-__all__ = ["Tower", "TwoTower"]
+__all__ = ["TextClassifier", "Tower", "TwoTower"]
