@@ -26,11 +26,18 @@ logger = logging.getLogger(__name__)
 def resolve_bundle_path(path):
     """A bundle directory, or the directory named in a pointer file."""
     if os.path.isfile(path):
-        with open(path) as f:
-            target = f.readline().strip()
+        with open(path, errors="replace") as f:
+            target = f.readline(4096).strip()
         if not target:
             raise ValueError(f"Pointer file {path} is empty.")
-        return os.path.join(os.path.dirname(os.path.abspath(path)), target)
+        target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
+        if not os.path.isfile(os.path.join(target, "manifest.json")):
+            raise ValueError(
+                f"{path} is a file, so it is read as a pointer file; its first "
+                f"line names {target!r}, which is not a recsys bundle. Fix: "
+                "pass a bundle directory, or a file holding a bundle's path."
+            )
+        return target
     return path
 
 
