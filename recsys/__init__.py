@@ -2,6 +2,7 @@
 
 The public API:
 - `recsys.Bundle`: load a trained bundle and `recommend(user_ids, k)`.
+- `recsys.load_bundle(path)`: load a bundle of any model kind.
 - `recsys.models`: `TwoTower`, `Tower`; `recsys.layers`: Keras layers.
 - `recsys.config.load_config` and `recsys.pipeline.train_bundle`: the
   config-driven training that `recsys train` runs.
@@ -17,7 +18,11 @@ def __getattr__(name):
         from recsys.bundle import Bundle
 
         return Bundle
+    if name == "load_bundle":
+        from recsys.bundle import load_bundle
+
+        return load_bundle
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")
 
 
-__all__ = ["Bundle", "__version__"]
+__all__ = ["Bundle", "__version__", "load_bundle"]

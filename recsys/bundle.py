@@ -86,10 +86,131 @@ def _library_versions():
     return versions
 
 
+def write_atomically(path, fill):
+    """Writes a bundle directory through a temporary directory.
+
+    `fill(tmp)` writes every file into `tmp`; only if it returns is `tmp`
+    moved to `path` with `os.replace`, so a crash (or an exception) never
+    leaves a half-written bundle, and an existing bundle at `path` stays
+    whole until the new one replaces it.
+
+    Args:
+        path: str. Destination directory. An existing bundle there is
+            replaced; any other existing non-empty directory is refused.
+        fill: callable taking the temporary directory's path.
+
+    Returns:
+        The absolute path of the bundle.
+    """
+    path = os.path.abspath(path)
+    if os.path.isdir(path) and os.listdir(path):
+        if not os.path.isfile(os.path.join(path, MANIFEST)):
+            raise BundleError(
+                f"{path} exists and is not a recsys bundle; refusing to "
+                "overwrite it. Fix: choose another --output directory."
+            )
+    elif os.path.exists(path) and not os.path.isdir(path):
+        raise BundleError(f"{path} exists and is not a directory.")
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".bundle-tmp-", dir=parent)
+    try:
+        fill(tmp)
+        if os.path.exists(path):
+            old = tempfile.mkdtemp(prefix=".bundle-old-", dir=parent)
+            os.replace(path, os.path.join(old, "bundle"))
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def write_manifest(directory, *, kind, config, metrics, **extra):
+    """Writes `manifest.json` and `metrics.json` into `directory`.
+
+    Args:
+        directory: str. The (temporary) bundle directory.
+        kind: str. The model kind (`config["model"]["kind"]`).
+        config: dict. The run config.
+        metrics: dict. The run's metrics.
+        **extra: more JSON-able manifest fields.
+
+    Returns:
+        dict. The manifest.
+    """
+    import keras
+
+    now = datetime.datetime.now(datetime.UTC)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        # Unique per written bundle: the service reports it with every
+        # answer, so a client can tell which model answered.
+        "version": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "created_at": now.isoformat(),
+        "versions": _library_versions(),
+        "backend": keras.backend.backend(),
+        "spec_hash": spec_hash(config),
+        "config": config,
+        "metrics": metrics,
+        **extra,
+    }
+    for name, payload in ((MANIFEST, manifest), ("metrics.json", metrics)):
+        with open(os.path.join(directory, name), "w") as f:
+            json.dump(payload, f, indent=2)
+    return manifest
+
+
+def read_manifest(path, kind=None):
+    """Reads and checks a bundle's manifest.
+
+    Args:
+        path: str. The bundle directory.
+        kind: str or None. The model kind the caller can load; None
+            accepts any.
+
+    Returns:
+        dict. The manifest.
+
+    Raises:
+        BundleError: if the directory is not a bundle, the manifest is
+            unreadable, of another format version or of another kind.
+    """
+    manifest_path = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest_path):
+        raise BundleError(
+            f"{path} is not a recsys bundle: {MANIFEST} not found."
+        )
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BundleError(f"Cannot read {manifest_path}: {error}") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{manifest_path} does not hold a JSON object.")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path} has bundle format_version "
+            f"{manifest.get('format_version')!r}; this recsys reads "
+            f"format_version {FORMAT_VERSION}. Retrain the bundle."
+        )
+    found = manifest.get("kind", "two_tower")
+    if kind is not None and found != kind:
+        raise BundleError(
+            f"{path} is a {found!r} bundle, not a {kind!r} bundle. Fix: load "
+            "it with `recsys.load_bundle(path)`, which picks the right class."
+        )
+    return manifest
+
+
 def write_bundle(
     path, *, config, metrics, preprocessor, query_tower, items, arrays, index
 ):
-    """Writes a bundle directory atomically.
+    """Writes a two-tower bundle directory atomically.
 
     Args:
         path: str. Destination directory. An existing bundle there is
@@ -105,21 +226,8 @@ def write_bundle(
     Returns:
         The absolute path of the bundle.
     """
-    import keras
 
-    path = os.path.abspath(path)
-    if os.path.isdir(path) and os.listdir(path):
-        if not os.path.isfile(os.path.join(path, MANIFEST)):
-            raise BundleError(
-                f"{path} exists and is not a recsys bundle; refusing to "
-                "overwrite it. Fix: choose another --output directory."
-            )
-    elif os.path.exists(path) and not os.path.isdir(path):
-        raise BundleError(f"{path} exists and is not a directory.")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".bundle-tmp-", dir=parent)
-    try:
+    def fill(tmp):
         preprocessor.save(os.path.join(tmp, "preprocessor.json"))
         query_tower.save(os.path.join(tmp, "query_tower.keras"))
         items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
@@ -129,35 +237,16 @@ def write_bundle(
                 array = _storable(array)
             np.save(os.path.join(tmp, f"{name}.npy"), array, allow_pickle=False)
         index.save(os.path.join(tmp, "index"))
-        now = datetime.datetime.now(datetime.UTC)
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            # Unique per written bundle: the service reports it with every
-            # answer, so a client can tell which model answered.
-            "version": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
-            "created_at": now.isoformat(),
-            "versions": _library_versions(),
-            "backend": keras.backend.backend(),
-            "spec_hash": spec_hash(config),
-            "config": config,
-            "metrics": metrics,
-            "num_items": int(len(arrays["item_ids"])),
-            "num_users": int(len(arrays["user_ids"])),
-        }
-        for name, payload in ((MANIFEST, manifest), ("metrics.json", metrics)):
-            with open(os.path.join(tmp, name), "w") as f:
-                json.dump(payload, f, indent=2)
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".bundle-old-", dir=parent)
-            os.replace(path, os.path.join(old, "bundle"))
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
+        write_manifest(
+            tmp,
+            kind="two_tower",
+            config=config,
+            metrics=metrics,
+            num_items=int(len(arrays["item_ids"])),
+            num_users=int(len(arrays["user_ids"])),
+        )
+
+    return write_atomically(path, fill)
 
 
 class Bundle:
@@ -203,22 +292,7 @@ class Bundle:
             BundleError: if the directory is missing, incomplete or was
                 written by an incompatible version.
         """
-        manifest_path = os.path.join(path, MANIFEST)
-        if not os.path.isfile(manifest_path):
-            raise BundleError(
-                f"{path} is not a recsys bundle: {MANIFEST} not found."
-            )
-        try:
-            with open(manifest_path) as f:
-                manifest = json.load(f)
-        except (OSError, json.JSONDecodeError) as error:
-            raise BundleError(f"Cannot read {manifest_path}: {error}") from None
-        if manifest.get("format_version") != FORMAT_VERSION:
-            raise BundleError(
-                f"{path} has bundle format_version "
-                f"{manifest.get('format_version')!r}; this recsys reads "
-                f"format_version {FORMAT_VERSION}. Retrain the bundle."
-            )
+        manifest = read_manifest(path, kind="two_tower")
         try:
             arrays = {
                 name: np.load(
@@ -390,3 +464,39 @@ class Bundle:
             self.item_embeddings[row][None, :], k, exclude=[np.array([row])]
         )
         return self._ids_at(positions[0]), scores[0]
+
+
+# Model kind -> "module:Class" of its bundle; imported on use, so loading a
+# bundle imports only what its kind needs.
+BUNDLE_CLASSES = {"two_tower": "recsys.bundle:Bundle"}
+
+
+def load_bundle(path):
+    """Loads a bundle of any model kind.
+
+    Args:
+        path: str. The bundle directory.
+
+    Returns:
+        The kind's bundle object (`Bundle` for two-tower retrieval).
+
+    Raises:
+        BundleError: if `path` is no bundle or of a kind this version of
+            recsys does not know.
+
+    Example:
+
+    ```python
+    bundle = load_bundle("artifacts/demo")
+    ```
+    """
+    import importlib
+
+    kind = read_manifest(path).get("kind", "two_tower")
+    if kind not in BUNDLE_CLASSES:
+        raise BundleError(
+            f"{path} is a {kind!r} bundle; this recsys loads "
+            f"{tuple(BUNDLE_CLASSES)}."
+        )
+    module, name = BUNDLE_CLASSES[kind].split(":")
+    return getattr(importlib.import_module(module), name).load(path)

@@ -26,42 +26,26 @@ def _default_config():
     )
 
 
-def _metrics_table(metrics, split):
-    names = [k for k in metrics[split] if k.startswith("hr@")]
-    lines = [f"{'metric':<18}{'model':>10}{'popularity':>12}"]
-    for name in names:
-        lines.append(
-            f"{name:<18}{metrics[split][name]:>10.4f}"
-            f"{metrics['baseline_popularity'][name]:>12.4f}"
-        )
-    return "\n".join(lines)
+# Model kind -> the module `recsys train` runs. Each has
+# `train_bundle(config, output, *, progress) -> (bundle, metrics)` and
+# `summary(metrics, config) -> str` (what the command prints).
+PIPELINES = {"two_tower": "recsys.pipeline"}
 
 
 def cmd_train(args):
+    import importlib
+
     from recsys.config import load_config
-    from recsys.pipeline import train_bundle
 
     config_path = args.config or _default_config()
     config = load_config(config_path, args.set)
     stem = os.path.splitext(os.path.basename(config_path))[0]
     output = args.output or os.path.join("artifacts", stem)
-    bundle, metrics = train_bundle(config, output, progress=not args.quiet)
-    split = config["evaluate"]["split"]
-    train = metrics["train"]
-    print(
-        f"\nHR@k on the {split} split ({metrics[split]['num_interactions']} "
-        "interactions, exact scoring of every item):"
+    pipeline = importlib.import_module(PIPELINES[config["model"]["kind"]])
+    bundle, metrics = pipeline.train_bundle(
+        config, output, progress=not args.quiet
     )
-    print(_metrics_table(metrics, split))
-    print(
-        f"\ntraining: {train['seconds']:.1f} s, "
-        f"{train['examples_per_second']:,.0f} examples/s "
-        f"({train['backend']} backend)"
-    )
-    print(
-        f"index: {metrics['index']['kind']}, recall@10 vs exact "
-        f"{metrics['index']['recall@10_vs_exact']:.4f}"
-    )
+    print("\n" + pipeline.summary(metrics, config))
     print(
         f"bundle: {bundle.path}\n"
         f"metrics: {os.path.join(bundle.path, 'metrics.json')}"

@@ -1,9 +1,11 @@
 """Run configs: TOML files plus `--set key=value` overrides, validated.
 
-A config has the sections `[data]`, `[features.<column>]`, `[model]`,
-`[train]`, `[index]` and `[evaluate]`. Every key is checked against the
-defaults below, so a typo fails with the list of valid keys instead of being
-silently ignored.
+`model.kind` picks the model a config trains: `"two_tower"` (retrieval, the
+default), or another kind registered in `KIND_DEFAULTS`. Each kind has its own
+sections and defaults; a two-tower config has `[data]`,
+`[features.<column>]`, `[model]`, `[train]`, `[index]` and `[evaluate]`.
+Every key is checked against the kind's defaults, so a typo fails with the
+list of valid keys instead of being silently ignored.
 """
 
 import copy
@@ -24,6 +26,7 @@ DEFAULT_CONFIG = {
     },
     "features": {},
     "model": {
+        "kind": "two_tower",
         "query_features": [],
         "candidate_features": [],
         "history_length": 10,
@@ -58,6 +61,10 @@ DEFAULT_CONFIG = {
         "ks": [10, 50, 100],
     },
 }
+
+# Each model kind's full default config. A kind's sections and keys are
+# exactly those of its defaults; `features` is the one free-form section.
+KIND_DEFAULTS = {"two_tower": DEFAULT_CONFIG}
 
 SUPPORTED_OPTIMIZERS = ("adagrad", "adam", "sgd")
 SUPPORTED_SPLITS = ("test", "validation")
@@ -155,7 +162,7 @@ def load_config(path=None, overrides=()):
         ConfigError: for a missing file, bad TOML, unknown keys or values of
             the wrong type.
     """
-    config = copy.deepcopy(DEFAULT_CONFIG)
+    given = {}
     if path is not None:
         if not os.path.isfile(path):
             raise ConfigError(f"Config file not found: {path}")
@@ -164,27 +171,58 @@ def load_config(path=None, overrides=()):
                 given = tomllib.load(f)
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path} is not valid TOML: {error}") from None
-        unknown = sorted(set(given) - set(DEFAULT_CONFIG))
-        if unknown:
-            raise ConfigError(
-                f"Unknown config sections in {path}: {unknown}. "
-                f"Valid sections: {sorted(DEFAULT_CONFIG)}"
-            )
-        for section, values in given.items():
-            if not isinstance(values, dict):
-                raise ConfigError(f"[{section}] in {path} must be a table.")
-            config[section].update(copy.deepcopy(values))
+    overrides = list(overrides)
+    kind = _kind(given, overrides)
+    defaults = KIND_DEFAULTS[kind]
+    config = copy.deepcopy(defaults)
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ConfigError(
+            f"Unknown config sections in {path} for model.kind={kind!r}: "
+            f"{unknown}. Valid sections: {sorted(defaults)}"
+        )
+    for section, values in given.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section}] in {path} must be a table.")
+        config[section].update(copy.deepcopy(values))
     for assignment in overrides:
         apply_override(config, assignment)
     validate_config(config)
     return config
 
 
+def _kind(given, overrides):
+    """The model kind: the last `model.kind` override, else the file's."""
+    kind = given.get("model", {}).get("kind", "two_tower")
+    for assignment in overrides:
+        key, _, text = assignment.partition("=")
+        if key.strip() == "model.kind":
+            kind = _parse_value(text.strip())
+    return _check_kind(kind)
+
+
+def _check_kind(kind):
+    if not isinstance(kind, str) or kind not in KIND_DEFAULTS:
+        raise ConfigError(
+            f"model.kind must be one of {tuple(KIND_DEFAULTS)}. "
+            f"Received: {kind!r}"
+        )
+    return kind
+
+
 def validate_config(config):
     """Checks keys, types and cross-references; raises `ConfigError`."""
-    for section, defaults in DEFAULT_CONFIG.items():
+    kind = _check_kind(config["model"].get("kind", "two_tower"))
+    for section, defaults in KIND_DEFAULTS[kind].items():
         if section != "features":
             _check_keys(section, config[section], defaults)
+    features = validate_features(config)
+    KIND_VALIDATORS[kind](config, features)
+    return config
+
+
+def validate_features(config):
+    """The `[features.*]` tables as specs by name; raises `ConfigError`."""
     features = {}
     for name, spec in config["features"].items():
         if not isinstance(spec, dict):
@@ -193,6 +231,10 @@ def validate_config(config):
             features[name] = feature_from_config({"name": name, **spec})
         except (TypeError, ValueError) as error:
             raise ConfigError(f"[features.{name}]: {error}") from None
+    return features
+
+
+def _validate_two_tower(config, features):
     model = config["model"]
     for side in ("query_features", "candidate_features"):
         for name in model[side]:
@@ -244,7 +286,6 @@ def validate_config(config):
             f"evaluate.split must be one of {SUPPORTED_SPLITS}. "
             f"Received: {config['evaluate']['split']!r}"
         )
-    return config
 
 
 def feature_specs(config):
@@ -253,3 +294,8 @@ def feature_specs(config):
         feature_from_config({"name": name, **spec})
         for name, spec in config["features"].items()
     ]
+
+
+# Each kind's own checks, after keys and types: `(config, features)`, where
+# `features` maps each declared feature's name to its spec.
+KIND_VALIDATORS = {"two_tower": _validate_two_tower}

@@ -266,3 +266,28 @@ def train_bundle(config, output, *, frame=None, progress=True):
         index=index,
     )
     return Bundle.load(path), metrics
+
+
+def summary(metrics, config):
+    """What `recsys train` prints: HR@k beside popularity, speed, index."""
+    split = config["evaluate"]["split"]
+    train = metrics["train"]
+    lines = [
+        f"HR@k on the {split} split ({metrics[split]['num_interactions']} "
+        "interactions, exact scoring of every item):",
+        f"{'metric':<18}{'model':>10}{'popularity':>12}",
+    ]
+    for name in (k for k in metrics[split] if k.startswith("hr@")):
+        lines.append(
+            f"{name:<18}{metrics[split][name]:>10.4f}"
+            f"{metrics['baseline_popularity'][name]:>12.4f}"
+        )
+    lines += [
+        "",
+        f"training: {train['seconds']:.1f} s, "
+        f"{train['examples_per_second']:,.0f} examples/s "
+        f"({train['backend']} backend)",
+        f"index: {metrics['index']['kind']}, recall@10 vs exact "
+        f"{metrics['index']['recall@10_vs_exact']:.4f}",
+    ]
+    return "\n".join(lines)

@@ -7,6 +7,7 @@ import pytest
 
 from recsys import Bundle
 from recsys.bundle import BundleError
+from recsys.bundle import load_bundle
 from recsys.bundle import write_bundle
 from recsys.config import load_config
 from recsys.data import load_movielens
@@ -160,6 +161,27 @@ def test_bundle_load_errors_are_clear(tmp_path, trained_bundle):
     os.remove(broken / "item_embeddings.npy")
     with pytest.raises(BundleError, match="incomplete or corrupt"):
         Bundle.load(broken)
+
+
+def test_load_bundle_dispatches_on_the_manifest_kind(tmp_path, trained_bundle):
+    bundle, _ = trained_bundle
+    assert bundle.manifest["kind"] == "two_tower"
+    loaded = load_bundle(bundle.path)
+    assert isinstance(loaded, Bundle) and loaded.version == bundle.version
+    import shutil
+
+    other = tmp_path / "other"
+    shutil.copytree(bundle.path, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["kind"] = "no_such_kind"
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="'no_such_kind' bundle"):
+        load_bundle(other)
+    with pytest.raises(BundleError, match="not a 'two_tower' bundle"):
+        Bundle.load(other)
+    (other / "manifest.json").write_text("[1, 2]")
+    with pytest.raises(BundleError, match="JSON object"):
+        load_bundle(other)
 
 
 def test_write_bundle_refuses_a_foreign_directory(tmp_path):

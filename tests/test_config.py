@@ -33,6 +33,8 @@ def test_config_override_adds_feature_keys():
         ("features.genres.sep='|'", "unknown keys \\['sep'\\]"),
         ("train.optimizer='lion'", "optimizer"),
         ("train.batch_size=0", "batch_size must be >= 1"),
+        ("model.kind='gbdt'", "model.kind must be one of"),
+        ("model.kind=3", "model.kind must be one of"),
     ],
 )
 def test_config_rejects_bad_overrides(override, match):
