@@ -2,10 +2,14 @@
 
 Builds a bundle with a synthetic catalog (default 1,000,000 items x 64 dims,
 100,000 users, clustered vectors), serves it with `recsys serve` (one uvicorn
-worker, loopback) twice, through (a) its ScaNN index and (b) exact brute-force
-search (`RECSYS_EXACT=1`), and serves (c) a FastAPI endpoint that only
-validates `{"user_id", "k"}` with pydantic: the framework floor, measured in the
-same run. Each server gets two load shapes, each bounded in time:
+worker, loopback) three times: (a) `scann`, the service as it ships (known
+users' top items searched once at load with the ScaNN index, other queries
+searched per request), (a') `scann_per_request`, the same with that table
+off (`RECSYS_PRECOMPUTE_DEPTH=0`: every request searches ScaNN), and (b)
+`exact`, brute-force search per request (`RECSYS_EXACT=1`); and it serves
+(c) a FastAPI endpoint that only validates `{"user_id", "k"}` with pydantic:
+the framework floor, measured in the same run. Each server gets two load
+shapes, each bounded in time:
 
 - closed loop: 32 connections sending back to back (wrk when installed, the
   script's own asyncio client otherwise);
@@ -186,6 +190,8 @@ def start_server(kind, bundle, log):
             "warning",
         ]
         env["RECSYS_EXACT"] = "1" if kind == "exact" else "0"
+        if kind == "scann_per_request":
+            env["RECSYS_PRECOMPUTE_DEPTH"] = "0"
     process = subprocess.Popen(
         command, env=env, stdout=log, stderr=log, cwd=ROOT
     )
@@ -389,7 +395,10 @@ def main(argv=None):
     )
     parser.add_argument("--bundle", help="Reuse this synthetic bundle.")
     parser.add_argument(
-        "--targets", nargs="+", default=["scann", "exact", "floor"]
+        "--targets",
+        nargs="+",
+        default=["scann", "scann_per_request", "exact", "floor"],
+        choices=["scann", "scann_per_request", "exact", "floor"],
     )
     parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -414,19 +423,25 @@ def main(argv=None):
     results = {}
     for kind in args.targets:
         with open(os.path.join(workdir, f"{kind}.log"), "w") as log:
+            started = time.time()
             process, port = start_server(kind, bundle, log)
+            startup = time.time() - started
             try:
                 results[kind] = measure(kind, port, args, generator)
+                results[kind]["startup_seconds"] = startup
             finally:
                 process.terminate()
                 process.wait(timeout=60)
         print(f"{kind}: {json.dumps(results[kind])}", file=sys.stderr)
-    if "scann" in results and "floor" in results:
+    if "floor" in results:
+        floor = results["floor"]["closed_loop"]["throughput"]
         results["ratio"] = {
-            "closed_loop_throughput_scann_over_floor": results["scann"][
+            f"closed_loop_throughput_{kind}_over_floor": results[kind][
                 "closed_loop"
             ]["throughput"]
-            / results["floor"]["closed_loop"]["throughput"]
+            / floor
+            for kind in results
+            if kind != "floor"
         }
     results["setup"] = {
         "items": args.items,

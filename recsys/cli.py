@@ -112,7 +112,7 @@ def cmd_serve(args):
     # Load before binding the port: a broken bundle fails here, with exit 1.
     settings = Settings()
     service = RetrievalService.load(
-        resolve_bundle_path(args.bundle), exact=settings.exact
+        resolve_bundle_path(args.bundle), **settings.service_options()
     )
     app = create_app(
         args.bundle, settings=settings, service=service, watch=args.watch

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -151,7 +152,11 @@ def create_app(bundle_path, *, settings=None, service=None, watch=False):
         if app.state.service is None:
             target = resolve_bundle_path(bundle_path)
             app.state.service = await asyncio.to_thread(
-                RetrievalService.load, target, settings.exact
+                functools.partial(
+                    RetrievalService.load,
+                    target,
+                    **settings.service_options(),
+                )
             )
         app.state.bundle_path = resolve_bundle_path(bundle_path)
         app.state.metrics.set_bundle(app.state.service.version)

@@ -35,14 +35,24 @@ class ServiceMetrics:
             ["version"],
             registry=self.registry,
         )
+        self._children = {}
 
     def set_bundle(self, version):
         self.bundle.clear()
         self.bundle.labels(version=version).set(1)
 
     def observe(self, route, status, started):
-        self.requests.labels(route=route, status=str(status)).inc()
-        self.latency.labels(route=route).observe(time.perf_counter() - started)
+        key = (route, status)
+        children = self._children.get(key)
+        if children is None:
+            # `labels()` takes a lock and builds a key on every call; the
+            # children are fixed once created, so look them up once.
+            children = self._children[key] = (
+                self.requests.labels(route=route, status=str(status)),
+                self.latency.labels(route=route),
+            )
+        children[0].inc()
+        children[1].observe(time.perf_counter() - started)
 
     def render(self):
         return generate_latest(self.registry)

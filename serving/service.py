@@ -4,6 +4,7 @@ import numpy as np
 
 from recsys.bundle import Bundle
 from recsys.data.retrieval_inputs import HISTORY
+from serving.top_items import TopItemsTable
 
 
 class QueryError(ValueError):
@@ -14,14 +15,21 @@ class RetrievalService:
     """Answers top-k queries from one bundle; immutable once built.
 
     Known users are answered from their precomputed query vectors (no model
-    call); queries with `features` run the query tower; unknown users without
-    features get the most popular items. Everything that can be done once
-    (vectors, the index, id lookups, the query tower) is done at load.
+    call), and the common query of a known user (top-k with seen items
+    excluded) from a `TopItemsTable` searched at load; queries with
+    `features` run the query tower; unknown users without features get the
+    most popular items. Everything that can be done once (vectors, known
+    users' top items, the index, id lookups, the query tower) is done at
+    load.
 
     Args:
         bundle: a loaded `recsys.Bundle`.
         exact: bool. Search exactly (brute force) instead of with the
             bundle's index. Defaults to `False`.
+        precompute_depth: int. Items per user in the `TopItemsTable`; `0`
+            searches the index for every request. Defaults to `100`.
+        precompute_max_users: int. Most users in the table (the most
+            active first). Defaults to `200_000`.
 
     Example:
 
@@ -31,7 +39,13 @@ class RetrievalService:
     ```
     """
 
-    def __init__(self, bundle, exact=False):
+    def __init__(
+        self,
+        bundle,
+        exact=False,
+        precompute_depth=100,
+        precompute_max_users=200_000,
+    ):
         self.bundle = bundle
         self.version = bundle.version
         self.index = bundle.exact_index if exact else bundle.index
@@ -48,11 +62,24 @@ class RetrievalService:
         bundle.user_row(None)
         self.query_tower = bundle.query_tower
         self._embed({name: None for name in self.query_features})
+        self.top_items = None
+        if precompute_depth > 0 and precompute_max_users > 0:
+            self.top_items = TopItemsTable(
+                bundle,
+                self.index,
+                depth=precompute_depth,
+                max_users=precompute_max_users,
+            )
 
     @classmethod
-    def load(cls, path, exact=False):
-        """Loads the bundle at `path` and builds the service."""
-        return cls(Bundle.load(path), exact=exact)
+    def load(cls, path, **options):
+        """Loads the bundle at `path` and builds the service.
+
+        Args:
+            path: str. A bundle directory.
+            **options: the constructor's keyword arguments.
+        """
+        return cls(Bundle.load(path), **options)
 
     # -- queries -----------------------------------------------------------
 
@@ -116,7 +143,19 @@ class RetrievalService:
             raise QueryError("Give a `user_id`, `features`, or both.")
         bundle = self.bundle
         row = -1 if user_id is None else bundle.user_row(user_id)
-        banned = [bundle.item_rows(list(exclude))] if exclude else []
+        explicit = bundle.item_rows(list(exclude)) if exclude else None
+        if (
+            row >= 0
+            and features is None
+            and exclude_seen
+            and self.top_items is not None
+        ):
+            found = self.top_items.lookup(
+                row, k, None if explicit is None else explicit[explicit >= 0]
+            )
+            if found is not None:
+                return bundle.item_ids[found[0]], found[1], None
+        banned = [explicit] if exclude else []
         if exclude_seen and row >= 0:
             banned.append(bundle.seen(row))
         if (

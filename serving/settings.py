@@ -1,5 +1,6 @@
 """Service settings, read from `RECSYS_*` environment variables."""
 
+from pydantic import Field
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
 
@@ -22,6 +23,11 @@ class Settings(BaseSettings):
         watch_interval: float. Seconds between checks of a watched bundle.
         exact: bool. Answer with exact (brute-force) search instead of the
             bundle's index. Defaults to `False`.
+        precompute_depth: int. Top items searched at load for each known
+            user (`serving.top_items.TopItemsTable`); `0` turns the table
+            off. Defaults to `100`.
+        precompute_max_users: int. Users in that table, most active first.
+            Defaults to `200_000` (160 MB at depth 100).
     """
 
     model_config = SettingsConfigDict(env_prefix="RECSYS_")
@@ -34,3 +40,13 @@ class Settings(BaseSettings):
     auth_all: bool = False
     watch_interval: float = 2.0
     exact: bool = False
+    precompute_depth: int = Field(100, ge=0)
+    precompute_max_users: int = Field(200_000, ge=0)
+
+    def service_options(self):
+        """The `RetrievalService` keyword arguments these settings give."""
+        return {
+            "exact": self.exact,
+            "precompute_depth": self.precompute_depth,
+            "precompute_max_users": self.precompute_max_users,
+        }

@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from recsys.index import BruteForceIndex
+from serving.service import RetrievalService
+from serving.top_items import TopItemsTable
+
+
+@pytest.fixture(scope="module")
+def bundle(trained_bundle):
+    return trained_bundle[0]
+
+
+def test_top_items_table_repeats_exact_search(bundle):
+    exact = BruteForceIndex(bundle.item_embeddings)
+    table = TopItemsTable(bundle, exact, depth=50)
+    assert len(table) == len(bundle.user_ids)
+    users = bundle.user_ids
+    ids, scores = bundle.recommend(users, k=20, exact=True)
+    for i, row in enumerate(bundle.user_rows(users)):
+        rows, found = table.lookup(row, 20)
+        assert bundle.item_ids[rows].tolist() == ids[i].tolist()
+        np.testing.assert_allclose(found, scores[i], rtol=1e-6)
+
+
+def test_top_items_table_agrees_with_the_index_path(bundle):
+    with_table = RetrievalService(bundle)
+    without = RetrievalService(bundle, precompute_depth=0)
+    assert with_table.top_items is not None and without.top_items is None
+    exact, _ = bundle.recommend(bundle.user_ids, k=10, exact=True)
+    overlap, recall = [], []
+    for user, truth in zip(bundle.user_ids[:200], exact, strict=False):
+        fast, _, fallback = with_table.retrieve(user_id=user, k=10)
+        slow, _, _ = without.retrieve(user_id=user, k=10)
+        assert fallback is None and len(fast) == 10
+        overlap.append(len(set(fast) & set(slow)) / 10)
+        recall.append(len(set(fast) & set(truth)) / 10)
+    assert np.mean(overlap) >= 0.95 and np.mean(recall) >= 0.95
+
+
+def test_top_items_table_answers_only_what_it_can(bundle):
+    exact = BruteForceIndex(bundle.item_embeddings)
+    table = TopItemsTable(bundle, exact, depth=20, max_users=10)
+    active = np.argsort(-np.diff(bundle.seen_indptr), kind="stable")
+    assert table.lookup(active[0], 10) is not None
+    assert table.lookup(active[-1], 10) is None  # no row: not active enough
+    assert table.lookup(active[0], 21) is None  # deeper than the table
+    rows, _ = table.lookup(active[0], 20)
+    banned = rows[:5]
+    kept, _ = table.lookup(active[0], 15, banned)
+    assert not set(kept) & set(banned) and kept.tolist() == rows[5:].tolist()
+    assert table.lookup(active[0], 16, banned) is None  # too few left
+    assert not set(rows) & set(bundle.seen(active[0]))
+
+
+def test_service_bypasses_the_table_when_seen_items_are_wanted(bundle):
+    service = RetrievalService(bundle)
+    user = bundle.user_ids[0]
+    seen = set(bundle.item_ids[bundle.seen(bundle.user_rows([user])[0])])
+    ids, _, _ = service.retrieve(user_id=user, k=200, exclude_seen=False)
+    assert seen & set(ids)
+    ids, _, _ = service.retrieve(user_id=user, k=200)
+    assert not seen & set(ids)
