@@ -8,6 +8,7 @@ from features.preprocessor import Preprocessor
 from features.pretrained import VectorFileError
 from features.pretrained import embedding_matrix
 from features.pretrained import load_vectors
+from features.specs import BucketizedFeature
 from features.specs import CategoricalFeature
 from features.specs import MultiCategoricalFeature
 from features.specs import NumericFeature
@@ -16,6 +17,7 @@ from features.specs import default_embedding_dim
 from features.specs import feature_from_config
 
 __all__ = [
+    "BucketizedFeature",
     "CategoricalFeature",
     "MultiCategoricalFeature",
     "NotFittedError",

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 
 from features.hashing import canonical_strings
 from features.hashing import stable_hash
+from features.specs import BucketizedFeature
 from features.specs import CategoricalFeature
 from features.specs import MultiCategoricalFeature
 from features.specs import NumericFeature
@@ -135,10 +136,14 @@ class Preprocessor:
                 f"{duplicates}"
             )
         for feature in features:
-            if not isinstance(feature, (CategoricalFeature, NumericFeature)):
+            if not isinstance(
+                feature,
+                (CategoricalFeature, NumericFeature, BucketizedFeature),
+            ):
                 raise TypeError(
                     "Each feature must be a CategoricalFeature, "
-                    "MultiCategoricalFeature or NumericFeature. "
+                    "MultiCategoricalFeature, NumericFeature or "
+                    "BucketizedFeature. "
                     f"Received: {feature!r}"
                 )
         self.features = features
@@ -171,6 +176,8 @@ class Preprocessor:
         feature = self.feature(name)
         if isinstance(feature, NumericFeature):
             raise ValueError(f"Feature '{name}' is numeric: it has no table.")
+        if isinstance(feature, BucketizedFeature):
+            return 2 + len(self.stats_[name]["boundaries"])
         if feature.vocabulary == "hash":
             return 1 + feature.num_buckets
         return 1 + feature.num_oov_buckets + len(self.vocabularies_[name])
@@ -214,6 +221,11 @@ class Preprocessor:
                 stats[feature.name] = {
                     "mean": float(finite.mean()),
                     "std": std if std > 0 else 1.0,
+                }
+                continue
+            if isinstance(feature, BucketizedFeature):
+                stats[feature.name] = {
+                    "boundaries": self._boundaries(series, feature)
                 }
                 continue
             values = self._values(series, feature)
@@ -283,6 +295,21 @@ class Preprocessor:
             )
         return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
+    @classmethod
+    def _boundaries(cls, series, feature):
+        if feature.boundaries is not None:
+            return list(feature.boundaries)
+        values = cls._numeric(series, feature.name)
+        values = values[~np.isnan(values)]
+        if values.size == 0:
+            raise ValueError(
+                f"Column '{feature.name}' has no non-null values to fit on."
+            )
+        inner = np.linspace(0, 1, feature.num_bins + 1)[1:-1]
+        # Repeated quantiles (a value held by many rows) would make empty
+        # buckets; they merge instead.
+        return np.unique(np.quantile(values, inner)).tolist()
+
     @staticmethod
     def _log(values, name):
         if bool((values[~np.isnan(values)] < 0).any()):
@@ -320,6 +347,11 @@ class Preprocessor:
         self._check_fitted()
         feature = self.feature(name)
         series = values if isinstance(values, pd.Series) else pd.Series(values)
+        if isinstance(feature, BucketizedFeature):
+            x = self._numeric(series, name)
+            edges = np.asarray(self.stats_[name]["boundaries"], np.float64)
+            ids = 1 + np.searchsorted(edges, x, side="right")
+            return np.where(np.isnan(x), 0, ids).astype(np.int32)
         if isinstance(feature, NumericFeature):
             x = self._numeric(series, name)
             if feature.transform == "none":

@@ -253,6 +253,73 @@ class TextFeature(CategoricalFeature):
         _check_positive("sequence_length", self.sequence_length)
 
 
+@dataclasses.dataclass
+class BucketizedFeature:
+    """A numeric column cut into buckets, each bucket embedded like an id.
+
+    Boundaries are the given `boundaries`, or the `num_bins` quantiles of the
+    training values learned in `fit` (repeated quantiles merge). Ids: `0` is
+    null, `1` is below the first boundary, `len(boundaries) + 1` at or above
+    the last one. A bucket embedding lets a model learn a non-monotonic
+    effect (ratings by release year) that a single normalized number cannot.
+
+    Attributes:
+        name: str. Column name in the input frame.
+        num_bins: int. Quantile buckets learned in `fit`. Defaults to `10`.
+        boundaries: list of float or None. Fixed, increasing boundaries
+            (then nothing is learned). Defaults to `None`.
+        embedding_dim: int or None. Embedding size; `None` applies the
+            default rule of this module.
+
+    Example:
+
+    ```python
+    BucketizedFeature("year", num_bins=20)
+    BucketizedFeature("age", boundaries=[18, 25, 35, 50, 65])
+    ```
+    """
+
+    name: str
+    num_bins: int = 10
+    boundaries: list | None = None
+    embedding_dim: int | None = None
+
+    kind = "bucketized"
+
+    def __post_init__(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(
+                "`name` must be a non-empty string. "
+                f"Received: name={self.name!r}"
+            )
+        _check_positive("num_bins", self.num_bins)
+        _check_positive("embedding_dim", self.embedding_dim, allow_none=True)
+        if self.boundaries is not None:
+            values = list(self.boundaries)
+            numeric = all(
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                for v in values
+            )
+            if not values or not numeric or values != sorted(set(values)):
+                raise ValueError(
+                    f"Feature '{self.name}': `boundaries` must be a non-empty "
+                    "list of strictly increasing numbers. "
+                    f"Received: boundaries={self.boundaries!r}"
+                )
+            self.boundaries = [float(v) for v in values]
+
+    def get_config(self):
+        config = {"kind": self.kind}
+        config.update(dataclasses.asdict(self))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("kind", None)
+        return cls(**config)
+
+
 FEATURE_KINDS = {
     cls.kind: cls
     for cls in (
@@ -260,6 +327,7 @@ FEATURE_KINDS = {
         MultiCategoricalFeature,
         NumericFeature,
         TextFeature,
+        BucketizedFeature,
     )
 }
 

@@ -1,7 +1,8 @@
 """Keras models of recsys."""
 
+from recsys.models.tabular_model import TabularModel
 from recsys.models.text_classifier import TextClassifier
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
 
-__all__ = ["TextClassifier", "Tower", "TwoTower"]
+__all__ = ["TabularModel", "TextClassifier", "Tower", "TwoTower"]

@@ -1,0 +1,200 @@
+import keras
+import numpy as np
+import pytest
+
+from recsys.models import TabularModel
+from tests.battery import run_serialization_battery
+
+INPUTS = [
+    {"name": "user", "type": "embedding", "input_dim": 5, "output_dim": 2},
+    {"name": "tags", "type": "embedding", "input_dim": 4, "output_dim": 3},
+    {"name": "age", "type": "numeric"},
+]
+X = {
+    "user": np.array([1, 3]),
+    "tags": np.array([[1, 2, 0], [3, 0, 0]]),
+    "age": np.array([0.5, -1.0], "float32"),
+}
+INTERACTIONS = ["mlp", "dcn", "dot"]
+
+
+def _out(model, x=X):
+    return keras.ops.convert_to_numpy(model(x))
+
+
+def _set_head_to_sum(model):
+    kernel, bias = model.head.get_weights()
+    model.head.set_weights([np.ones_like(kernel), np.zeros_like(bias)])
+
+
+def test_tabular_model_mlp_by_hand():
+    # No hidden layer, head = sum: the output is the sum of the concatenated
+    # vectors, genres pooled by their mean with padding ignored.
+    model = TabularModel(INPUTS, task="regression", hidden_units=[], wide=False)
+    user = np.arange(10, dtype="float32").reshape(5, 2)
+    tags = np.arange(12, dtype="float32").reshape(4, 3) / 10
+    model.embeddings[0].set_weights([user])
+    model.embeddings[1].set_weights([tags])
+    _set_head_to_sum(model)
+    expected = [
+        user[1].sum() + tags[[1, 2]].mean(0).sum() + 0.5,
+        user[3].sum() + tags[3].sum() - 1.0,
+    ]
+    np.testing.assert_allclose(_out(model)[:, 0], expected, rtol=1e-5)
+
+
+def test_tabular_model_wide_adds_per_value_biases():
+    model = TabularModel(INPUTS, task="regression", hidden_units=[])
+    before = _out(model)
+    model.biases[0].set_weights([np.arange(5, dtype="float32")[:, None]])
+    # User 1 gets +1, user 3 gets +3; the genre biases are still zero.
+    np.testing.assert_allclose(_out(model) - before, [[1.0], [3.0]], atol=1e-5)
+
+
+def test_tabular_model_dot_is_the_pairwise_dot_product():
+    inputs = [
+        {"name": "a", "type": "embedding", "input_dim": 3, "output_dim": 2},
+        {"name": "b", "type": "embedding", "input_dim": 3, "output_dim": 2},
+    ]
+    model = TabularModel(
+        inputs,
+        interaction="dot",
+        task="regression",
+        hidden_units=[],
+        dot_dim=2,
+        wide=False,
+    )
+    a = np.array([[0, 0], [1, 2], [3, 4]], "float32")
+    b = np.array([[0, 0], [5, 6], [7, 8]], "float32")
+    model.embeddings[0].set_weights([a])
+    model.embeddings[1].set_weights([b])
+    _set_head_to_sum(model)
+    out = _out(model, {"a": np.array([1, 2]), "b": np.array([2, 1])})
+    np.testing.assert_allclose(out[:, 0], [a[1] @ b[2], a[2] @ b[1]])
+
+
+def test_tabular_model_dcn_first_cross_by_hand():
+    # FeatureCross: x0 * (W x0 + b) + x0; with W = 1 and b = 0 every entry
+    # becomes x0_i * sum(x0) + x0_i.
+    inputs = [
+        {"name": "v", "type": "numeric"},
+        {"name": "w", "type": "numeric"},
+    ]
+    model = TabularModel(
+        inputs,
+        interaction="dcn",
+        task="regression",
+        hidden_units=[],
+        num_cross_layers=1,
+    )
+    dense = model.crosses[0].dense
+    dense.set_weights([np.ones((2, 2), "float32"), np.zeros(2, "float32")])
+    _set_head_to_sum(model)
+    out = _out(model, {"v": np.array([1.0, 2.0]), "w": np.array([3.0, 0.5])})
+    x0 = np.array([[1.0, 3.0], [2.0, 0.5]])
+    expected = (x0 * x0.sum(1, keepdims=True) + x0).sum(1)
+    np.testing.assert_allclose(out[:, 0], expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "interaction, count",
+    # mlp: 2 tables + 2 bias tables + 2 hidden (kernel, bias) + head;
+    # dcn adds 2 cross layers (kernel, bias); dot adds 2 projections
+    # (sizes 2 and 3 differ from dot_dim) and the bottom layer.
+    [("mlp", 10), ("dcn", 14), ("dot", 14)],
+)
+def test_tabular_model_weights(interaction, count):
+    model = TabularModel(INPUTS, interaction=interaction, dot_dim=4)
+    assert len(model.weights) == count
+    assert tuple(model.embeddings[1].embeddings.shape) == (4, 3)
+    assert tuple(model.biases[0].embeddings.shape) == (5, 1)
+
+
+@pytest.mark.parametrize(
+    "task, shape", [("binary", (2, 1)), ("regression", (2, 1))]
+)
+def test_tabular_model_output_shapes(task, shape):
+    assert _out(TabularModel(INPUTS, task=task)).shape == shape
+
+
+def test_tabular_model_multiclass_gives_probabilities():
+    out = _out(TabularModel(INPUTS, task="multiclass", num_classes=4))
+    assert out.shape == (2, 4)
+    np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_tabular_model_learns_an_interaction(interaction):
+    # The label is an XOR of a categorical and a numeric column: no sum of
+    # per-column effects can fit it, only an interaction.
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = {
+        "user": rng.integers(1, 5, 1024),
+        "tags": rng.integers(0, 4, (1024, 3)),
+        "age": rng.normal(size=1024).astype("float32"),
+    }
+    labels = ((x["user"] % 2 == 0) ^ (x["age"] > 0)).astype("float32")
+    model = TabularModel(
+        INPUTS, interaction=interaction, hidden_units=[32], dot_dim=4
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.02), loss=model.default_loss()
+    )
+    model.fit(x, labels, epochs=8, batch_size=64, verbose=0)
+    accuracy = np.mean((_out(model, x)[:, 0] > 0.5) == labels)
+    assert accuracy >= 0.9
+
+
+def test_tabular_model_l2_adds_a_loss():
+    model = TabularModel(INPUTS, l2=0.1)
+    model(X)
+    assert len(model.losses) == 1
+    assert float(keras.ops.convert_to_numpy(model.losses[0])) > 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"interaction": "transformer"}, "interaction"),
+        ({"task": "ranking"}, "task"),
+        ({"task": "multiclass", "num_classes": 2}, "num_classes"),
+        ({"hidden_units": [0]}, "hidden_units"),
+        ({"interaction": "dcn", "num_cross_layers": 0}, "num_cross_layers"),
+        ({"dropout": 1.0}, "dropout"),
+        ({"l2": -1.0}, "l2"),
+        ({"inputs": [{"name": "a", "type": "text"}]}, "type"),
+        ({"inputs": [], "interaction": "mlp"}, "at least one"),
+        (
+            {
+                "inputs": [{"name": "a", "type": "numeric"}],
+                "interaction": "dot",
+            },
+            "two vectors",
+        ),
+    ],
+)
+def test_tabular_model_rejects_bad_arguments(kwargs, match):
+    kwargs = {"inputs": INPUTS, **kwargs}
+    with pytest.raises(ValueError, match=match):
+        TabularModel(**kwargs)
+
+
+def test_tabular_model_names_a_missing_input():
+    with pytest.raises(KeyError, match="age"):
+        TabularModel(INPUTS)({"user": X["user"], "tags": X["tags"]})
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"interaction": "mlp"},
+        {"interaction": "dcn"},
+        {"interaction": "dcn", "projection_dim": 2},
+        {"interaction": "dot", "bottom_units": [8]},
+        {"task": "multiclass", "num_classes": 3},
+    ],
+)
+def test_tabular_model_serialization(kwargs, tmp_path):
+    model = TabularModel(INPUTS, dot_dim=4, l2=0.01, **kwargs)
+    run_serialization_battery(model, X, tmp_path)
