@@ -1,4 +1,4 @@
-"""`recsys` command line: train, evaluate, recommend and serve.
+"""`recsys` command line: train, evaluate, recommend, serve and synth.
 
 Each command is a thin layer over the Python API. Errors in the input (a bad
 config key, a missing column, a missing bundle) print one clear line and exit
@@ -96,6 +96,27 @@ def cmd_recommend(args):
     ):
         title = titles.get(item_id, "")
         print(f"{rank:>4}  {item_id!s:>10}  {score:>8.4f}  {title}")
+    return 0
+
+
+def cmd_synth(args):
+    from recsys.data.synthetic import SyntheticInteractions
+
+    data = SyntheticInteractions(
+        num_users=args.users,
+        num_items=args.items,
+        num_interactions=args.interactions,
+        num_clusters=args.clusters,
+        seed=args.seed,
+    )
+    try:
+        files = data.write(args.output_dir, progress=not args.quiet)
+    except FileExistsError as error:
+        raise ValueError(str(error)) from None
+    print(
+        f"wrote {args.interactions:,} interactions in {len(files)} Parquet "
+        f"files to {args.output_dir}"
+    )
     return 0
 
 
@@ -198,6 +219,27 @@ def build_parser():
         "--log-level", default="info", help="uvicorn log level (default info)."
     )
     serve.set_defaults(run=cmd_serve)
+
+    synth = commands.add_parser(
+        "synth",
+        help="Write synthetic Zipf interactions with latent clusters as "
+        "Parquet shards (streamed by configs/synthetic_two_tower.toml).",
+    )
+    synth.add_argument("output_dir", help="New directory for the shards.")
+    for flag, default, text in (
+        ("--users", 500_000, "Distinct users"),
+        ("--items", 200_000, "Distinct items"),
+        ("--interactions", 10_000_000, "Rows"),
+        ("--clusters", 50, "Latent user/item clusters"),
+        ("--seed", 0, "Random seed; the same arguments write the same files"),
+    ):
+        synth.add_argument(
+            flag, type=int, default=default, help=f"{text} (default {default})."
+        )
+    synth.add_argument(
+        "--quiet", "-q", action="store_true", help="No progress bar."
+    )
+    synth.set_defaults(run=cmd_synth)
     return parser
 
 

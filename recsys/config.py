@@ -23,6 +23,9 @@ DEFAULT_CONFIG = {
         "time": "timestamp",
         # Item column shown by `recsys recommend` ("" for none).
         "display": "",
+        # A directory of Parquet shards to stream instead of loading
+        # `source` whole (recsys.streaming_pipeline); "" for none.
+        "path": "",
     },
     "features": {},
     "model": {

@@ -216,6 +216,11 @@ def train_bundle(config, output, *, frame=None, progress=True):
         `(bundle, metrics)`: the written `Bundle` (loaded back from disk)
         and the metrics dict also saved as `metrics.json`.
     """
+    if config["data"]["path"] and frame is None:
+        # Parquet shards are streamed, never loaded whole.
+        from recsys.streaming_pipeline import train_streamed
+
+        return train_streamed(config, output, progress=progress)
     keras.utils.set_random_seed(config["train"]["seed"])
     prepared = prepare_data(config, frame)
     model = build_two_tower(prepared.preprocessor, config)
@@ -290,4 +295,9 @@ def summary(metrics, config):
         f"index: {metrics['index']['kind']}, recall@10 vs exact "
         f"{metrics['index']['recall@10_vs_exact']:.4f}",
     ]
+    for name, value in metrics.get("ground_truth", {}).get("model", {}).items():
+        baseline = metrics["ground_truth"]["baseline_popularity"][name]
+        lines.append(
+            f"ground truth {name}: {value:.4f} (popularity {baseline:.4f})"
+        )
     return "\n".join(lines)

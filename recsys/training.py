@@ -140,7 +140,8 @@ def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
 
     Args:
         model: compiled `TwoTower`.
-        inputs: dict of numpy arrays (one row per interaction).
+        inputs: dict of numpy arrays (one row per interaction), or a
+            `keras.utils.PyDataset` of batches with a `batch_size`.
         config: dict. The run config (`train` section).
         callbacks: extra Keras callbacks.
         progress: bool. Show Keras' progress bar (one line per epoch when the
@@ -156,12 +157,16 @@ def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
     verbose = 0
     if progress:
         verbose = 1 if sys.stdout.isatty() else 2
-    rows = len(next(iter(inputs.values())))
+    if isinstance(inputs, keras.utils.PyDataset):
+        # A streamed dataset batches and shuffles itself.
+        rows = len(inputs) * inputs.batch_size
+        data = {"x": inputs}
+    else:
+        rows = len(next(iter(inputs.values())))
+        data = {"x": inputs, "batch_size": train["batch_size"], "shuffle": True}
     model.fit(
-        inputs,
-        batch_size=train["batch_size"],
+        **data,
         epochs=train["epochs"],
-        shuffle=True,
         verbose=verbose,
         callbacks=[timer, *callbacks],
     )
