@@ -468,7 +468,10 @@ class Bundle:
 
 # Model kind -> "module:Class" of its bundle; imported on use, so loading a
 # bundle imports only what its kind needs.
-BUNDLE_CLASSES = {"two_tower": "recsys.bundle:Bundle"}
+BUNDLE_CLASSES = {
+    "two_tower": "recsys.bundle:Bundle",
+    "tabular": "recsys.tabular_bundle:TabularBundle",
+}
 
 
 def load_bundle(path):

@@ -29,7 +29,10 @@ def _default_config():
 # Model kind -> the module `recsys train` runs. Each has
 # `train_bundle(config, output, *, progress) -> (bundle, metrics)` and
 # `summary(metrics, config) -> str` (what the command prints).
-PIPELINES = {"two_tower": "recsys.pipeline"}
+PIPELINES = {
+    "two_tower": "recsys.pipeline",
+    "tabular": "recsys.tabular_pipeline",
+}
 
 
 def cmd_train(args):

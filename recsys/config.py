@@ -302,3 +302,11 @@ def feature_specs(config):
 # Each kind's own checks, after keys and types: `(config, features)`, where
 # `features` maps each declared feature's name to its spec.
 KIND_VALIDATORS = {"two_tower": _validate_two_tower}
+
+# `model.kind = "tabular"`: rows of structured columns -> a rating or a class
+# (`recsys.tabular_pipeline`); its defaults and checks live in their module.
+from recsys.tabular_config import TABULAR_CONFIG  # noqa: E402
+from recsys.tabular_config import validate_tabular  # noqa: E402
+
+KIND_DEFAULTS["tabular"] = TABULAR_CONFIG
+KIND_VALIDATORS["tabular"] = validate_tabular

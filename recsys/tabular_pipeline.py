@@ -1,0 +1,389 @@
+"""From a table of labelled rows to an evaluated tabular bundle.
+
+What `recsys train` runs for `model.kind = "tabular"`. The data is split by
+PROTOCOL.md's per-user temporal split; the model's epochs and the baselines'
+regularization are chosen on a validation carve of the training split (the
+same split applied again), never on the test rows. The steps are separate
+functions so that notebooks and benchmarks can run them one at a time
+(`prepare_tabular`, `build_tabular_model`, `fit_tabular_model`).
+"""
+
+import dataclasses
+import math
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+
+from features import Preprocessor
+from recsys.config import feature_specs
+from recsys.data.retrieval_inputs import check_columns
+from recsys.data.retrieval_inputs import check_interactions
+from recsys.data.sources import load_interactions
+from recsys.data.split import temporal_split
+from recsys.models.tabular_model import TabularModel
+from recsys.tabular_baselines import fit_baseline
+from recsys.tabular_baselines import task_metrics
+from recsys.tabular_bundle import TabularBundle
+from recsys.tabular_bundle import write_tabular_bundle
+from recsys.tabular_config import model_features
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adagrad": keras.optimizers.Adagrad,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+@dataclasses.dataclass
+class TabularData:
+    """Everything a tabular run derives from its table.
+
+    Attributes:
+        config: the run config.
+        preprocessor: the `Preprocessor` fitted on the training split.
+        names: the feature names the model reads.
+        classes: class labels (multiclass), else `[]`.
+        parts: dict. `"fit"` (training split minus its validation carve),
+            `"validation"` (the carve), `"train"` (the whole training split)
+            and `"test"`, each a `(frame, arrays, labels)` triple.
+    """
+
+    config: dict
+    preprocessor: Preprocessor
+    names: list
+    classes: list
+    parts: dict
+
+
+def check_label(frame, config):
+    """Raises a clear error if the label column is missing or unusable."""
+    label, task = config["data"]["label"], config["model"]["task"]
+    if label not in frame.columns:
+        raise KeyError(
+            f"Label column '{label}' is missing from the data. Available "
+            f"columns: {list(frame.columns)}. Fix: set data.label to the "
+            "column to predict."
+        )
+    nulls = int(frame[label].isna().sum())
+    if nulls:
+        raise ValueError(
+            f"Label column '{label}' has {nulls} null values. Fix: drop or "
+            "fill those rows."
+        )
+    if task != "multiclass" and not (
+        pd.api.types.is_numeric_dtype(frame[label])
+        or pd.api.types.is_bool_dtype(frame[label])
+    ):
+        raise ValueError(
+            f"Label column '{label}' must be numeric for a {task} task. "
+            f"Received dtype {frame[label].dtype}, e.g. "
+            f"{frame[label].iloc[:3].tolist()}. Fix: convert it, or set "
+            'model.task = "multiclass".'
+        )
+
+
+def _labels(frame, config, classes):
+    values = frame[config["data"]["label"]]
+    task = config["model"]["task"]
+    if task == "regression":
+        return values.to_numpy(np.float32)
+    if task == "binary":
+        threshold = config["data"]["label_threshold"]
+        return (values.to_numpy(np.float64) >= threshold).astype(np.float32)
+    codes = pd.Index(classes).get_indexer(values)
+    if (codes < 0).any():
+        unseen = sorted(set(values[codes < 0].tolist()))[:5]
+        raise ValueError(
+            f"Label values {unseen} do not occur in the training split, so "
+            "the model has no class for them."
+        )
+    return codes.astype(np.int32)
+
+
+def prepare_tabular(config, frame=None):
+    """Loads, validates and splits the data; fits the preprocessor.
+
+    Args:
+        config: dict. A validated tabular config.
+        frame: optional DataFrame; defaults to `config["data"]["source"]`.
+
+    Returns:
+        A `TabularData`.
+    """
+    data = config["data"]
+    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
+    if frame is None:
+        frame = load_interactions(data["source"])
+    check_interactions(frame, **columns)
+    check_label(frame, config)
+    names = model_features(config)
+    specs = [s for s in feature_specs(config) if s.name in names]
+    display = [data["display"]] if data["display"] else []
+    check_columns(frame, names + display, what="data")
+    train, test = temporal_split(frame, **columns)
+    if config["evaluate"]["split"] == "validation":
+        train, test = temporal_split(train, **columns)
+    fit, validation = temporal_split(train, **columns)
+    preprocessor = Preprocessor(features=specs).fit(train)
+    classes = []
+    if config["model"]["task"] == "multiclass":
+        classes = sorted(train[data["label"]].unique().tolist())
+    parts = {
+        name: (
+            part,
+            preprocessor.transform(part),
+            _labels(part, config, classes),
+        )
+        for name, part in (
+            ("fit", fit),
+            ("validation", validation),
+            ("train", train),
+            ("test", test),
+        )
+    }
+    return TabularData(config, preprocessor, names, classes, parts)
+
+
+def build_tabular_model(prepared, labels=None):
+    """Builds and compiles the `TabularModel` the config describes.
+
+    Args:
+        prepared: `TabularData`.
+        labels: optional training labels; the output starts at their mean
+            (regression) or its log-odds (binary), so training begins from
+            the global-mean baseline instead of from zero.
+
+    Returns:
+        A compiled `TabularModel`.
+    """
+    config = prepared.config
+    model_config, pre = config["model"], prepared.preprocessor
+    inputs = []
+    for name in prepared.names:
+        feature = pre.feature(name)
+        if feature.kind == "numeric":
+            inputs.append({"name": name, "type": "numeric"})
+            continue
+        inputs.append(
+            {
+                "name": name,
+                "type": "embedding",
+                "input_dim": pre.input_dim(name),
+                "output_dim": model_config["embedding_dim"]
+                or pre.embedding_dim(name),
+                "combiner": getattr(feature, "combiner", "mean"),
+            }
+        )
+    task = model_config["task"]
+    model = TabularModel(
+        inputs,
+        interaction=model_config["interaction"],
+        task=task,
+        num_classes=max(len(prepared.classes), 3),
+        hidden_units=model_config["hidden_units"],
+        num_cross_layers=model_config["num_cross_layers"],
+        projection_dim=model_config["projection_dim"] or None,
+        dot_dim=model_config["dot_dim"],
+        bottom_units=model_config["bottom_units"],
+        wide=model_config["wide"],
+        dropout=model_config["dropout"],
+        l2=model_config["l2"],
+    )
+    if labels is not None and task != "multiclass":
+        mean = float(np.mean(labels))
+        if task == "binary":
+            mean = math.log(max(mean, 1e-6) / max(1 - mean, 1e-6))
+        kernel, bias = model.head.get_weights()
+        model.head.set_weights([kernel, np.full_like(bias, mean)])
+    train = config["train"]
+    model.compile(
+        optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
+        loss=model.default_loss(),
+        jit_compile=keras.backend.backend() == "jax",
+    )
+    return model
+
+
+def _verbose(progress):
+    if not progress:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def fit_tabular_model(prepared, progress=True):
+    """Chooses the epochs on validation, then fits on the training split.
+
+    Returns:
+        `(model, timing)`: the trained model and a dict with `seconds`,
+        `examples_per_second`, `best_epoch` and the validation losses.
+    """
+    train = prepared.config["train"]
+    keras.utils.set_random_seed(train["seed"])
+    _, x_fit, y_fit = prepared.parts["fit"]
+    _, x_val, y_val = prepared.parts["validation"]
+    start = time.perf_counter()
+    model = build_tabular_model(prepared, y_fit)
+    stop = keras.callbacks.EarlyStopping(
+        patience=train["patience"], restore_best_weights=True
+    )
+    history = model.fit(
+        x_fit,
+        y_fit,
+        validation_data=(x_val, y_val),
+        batch_size=train["batch_size"],
+        epochs=train["epochs"],
+        shuffle=True,
+        verbose=_verbose(progress),
+        callbacks=[stop] if train["patience"] else [],
+    )
+    losses = [float(v) for v in history.history["val_loss"]]
+    best = int(np.argmin(losses)) + 1 if train["patience"] else len(losses)
+    rows, epochs = len(y_fit), len(losses)
+    if train["refit"]:
+        keras.utils.set_random_seed(train["seed"])
+        _, x_train, y_train = prepared.parts["train"]
+        model = build_tabular_model(prepared, y_train)
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=train["batch_size"],
+            epochs=best,
+            shuffle=True,
+            verbose=_verbose(progress),
+        )
+        rows, epochs = rows * epochs + len(y_train) * best, 1
+    seconds = time.perf_counter() - start
+    return model, {
+        "seconds": seconds,
+        "examples_per_second": rows * epochs / max(seconds, 1e-9),
+        "best_epoch": best,
+        "validation_losses": losses,
+        "refit": train["refit"],
+        "backend": keras.backend.backend(),
+    }
+
+
+def predict(model, arrays, task):
+    """The model's predictions as numpy: `(n,)`, or `(n, classes)`."""
+    out = np.asarray(model.predict(arrays, batch_size=8192, verbose=0))
+    return out if task == "multiclass" else out[:, 0]
+
+
+def evaluate_tabular(model, prepared):
+    """The split's metrics for the model and every configured baseline.
+
+    Returns:
+        dict: the split's name (`"test"` or `"validation"`) and one
+        `"baseline_<name>"` entry per baseline, all with the same keys.
+    """
+    config = prepared.config
+    task, split = config["model"]["task"], config["evaluate"]["split"]
+    frame, arrays, labels = prepared.parts["test"]
+    metrics = {split: task_metrics(task, labels, predict(model, arrays, task))}
+    for name in config["evaluate"]["baselines"]:
+        baseline, chosen = fit_baseline(
+            name,
+            task,
+            prepared.parts,
+            user=config["data"]["user"],
+            item=config["data"]["item"],
+            preprocessor=prepared.preprocessor,
+            names=prepared.names,
+        )
+        scores = task_metrics(task, labels, baseline(frame, arrays))
+        metrics[f"baseline_{name}"] = scores
+        metrics.setdefault("baselines_tuned", {})[name] = chosen
+    return metrics
+
+
+def side_tables(prepared):
+    """`(items, users)`: the bundle's tables for scoring unseen pairs.
+
+    Item-side columns are the feature (and display) columns that never vary
+    within an item in the training split; a user's row holds the other
+    feature columns from the user's latest training row.
+    """
+    data = prepared.config["data"]
+    user, item = data["user"], data["item"]
+    train = prepared.parts["train"][0]
+    columns = list(
+        dict.fromkeys(
+            [c for c in prepared.names + [data["display"]] if c] + [user, item]
+        )
+    )
+    varies = train.groupby(item)[
+        [c for c in columns if c not in (user, item)]
+    ].nunique(dropna=False)
+    item_side = [item] + [c for c in varies.columns if varies[c].max() <= 1]
+    items = (
+        train[item_side]
+        .drop_duplicates(item)
+        .sort_values(item, kind="stable")
+        .reset_index(drop=True)
+    )
+    user_side = [user] + [c for c in columns if c not in item_side + [user]]
+    users = train[user_side].drop_duplicates(user, keep="last")
+    users = users.reset_index(drop=True)
+    return items, users
+
+
+def train_bundle(config, output, *, frame=None, progress=True):
+    """Trains the configured tabular model and writes its bundle.
+
+    Args:
+        config: dict. A validated tabular config.
+        output: str. Bundle directory to write.
+        frame: optional DataFrame; defaults to `config["data"]["source"]`.
+        progress: bool. Show Keras' progress output.
+
+    Returns:
+        `(bundle, metrics)`: the written `TabularBundle` (loaded back from
+        disk) and the metrics dict also saved as `metrics.json`.
+    """
+    prepared = prepare_tabular(config, frame)
+    model, timing = fit_tabular_model(prepared, progress=progress)
+    metrics = evaluate_tabular(model, prepared)
+    metrics["train"] = timing
+    items, users = side_tables(prepared)
+    path = write_tabular_bundle(
+        output,
+        config=config,
+        metrics=metrics,
+        preprocessor=prepared.preprocessor,
+        model=model,
+        items=items,
+        users=users,
+        classes=prepared.classes,
+    )
+    return TabularBundle.load(path), metrics
+
+
+def summary(metrics, config):
+    """What `recsys train` prints: the metrics beside each baseline."""
+    split = config["evaluate"]["split"]
+    names = [k for k in metrics if k.startswith("baseline_")]
+    header = f"{'metric':<12}{'model':>10}" + "".join(
+        f"{n.removeprefix('baseline_'):>22}" for n in names
+    )
+    lines = [
+        f"{config['model']['task']} on the {split} split "
+        f"({metrics[split]['num_examples']} rows):",
+        header,
+    ]
+    for key, value in metrics[split].items():
+        if key == "num_examples":
+            continue
+        lines.append(
+            f"{key:<12}{value:>10.4f}"
+            + "".join(f"{metrics[n][key]:>22.4f}" for n in names)
+        )
+    train = metrics["train"]
+    lines += [
+        "",
+        f"training: {train['seconds']:.1f} s, best epoch "
+        f"{train['best_epoch']} on validation ({train['backend']} backend)",
+    ]
+    return "\n".join(lines)
