@@ -2,6 +2,8 @@
 
 from features.hashing import canonical_string
 from features.hashing import canonical_strings
+from features.hashing import multi_hash
+from features.hashing import recommended_buckets
 from features.hashing import stable_hash
 from features.preprocessor import NotFittedError
 from features.preprocessor import Preprocessor
@@ -31,5 +33,7 @@ __all__ = [
     "embedding_matrix",
     "feature_from_config",
     "load_vectors",
+    "multi_hash",
+    "recommended_buckets",
     "stable_hash",
 ]

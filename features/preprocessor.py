@@ -16,7 +16,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from features.hashing import FINGERPRINT_BUCKETS
 from features.hashing import canonical_strings
+from features.hashing import colliding_share
+from features.hashing import multi_hash
+from features.hashing import recommended_buckets
 from features.hashing import stable_hash
 from features.specs import BucketizedFeature
 from features.specs import CategoricalFeature
@@ -29,6 +33,8 @@ from features.specs import feature_from_config
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# The collision report recommends a bucket count for this colliding share.
+TARGET_COLLISION_SHARE = 0.01
 
 
 class NotFittedError(ValueError):
@@ -115,8 +121,11 @@ class Preprocessor:
             (exact vocabularies).
         stats_: dict. Feature name -> `{"mean", "std"}` (numeric features).
         collision_report_: dict. Feature name -> `{"distinct_values",
-            "buckets", "colliding_share"}` for hashed features: the share of
-            distinct values that share their bucket with another value.
+            "buckets", "num_hashes", "colliding_share", "target_share",
+            "recommended_buckets"}` for hashed features: the share of
+            distinct values that share their bucket (all their buckets,
+            for several hashes) with another value, and the bucket count
+            that would bring it to `target_share` (1%).
 
     Example:
 
@@ -179,6 +188,8 @@ class Preprocessor:
         if isinstance(feature, BucketizedFeature):
             return 2 + len(self.stats_[name]["boundaries"])
         if feature.vocabulary == "hash":
+            if feature.num_hashes > 1:
+                return 1 + FINGERPRINT_BUCKETS  # ids, not table rows
             return 1 + feature.num_buckets
         return 1 + feature.num_oov_buckets + len(self.vocabularies_[name])
 
@@ -187,6 +198,12 @@ class Preprocessor:
         feature = self.feature(name)
         if feature.embedding_dim is not None:
             return feature.embedding_dim
+        hashes = getattr(feature, "num_hashes", 1)
+        if hashes > 1:
+            # The table has `num_buckets + 1` rows; concatenated rows must
+            # split the size evenly.
+            dim = default_embedding_dim(feature.num_buckets + 1)
+            return -(-dim // hashes) * hashes
         return default_embedding_dim(self.input_dim(name))
 
     # -- fit ---------------------------------------------------------------
@@ -246,12 +263,14 @@ class Preprocessor:
         self._indexes = {}
         for name, report in collisions.items():
             logger.info(
-                "Hashed feature '%s': %d distinct values in %d buckets, "
-                "%.2f%% collide.",
+                "Hashed feature '%s': %d distinct values in %d buckets "
+                "(%d hashes), %.2f%% collide; %d buckets would keep 1%%.",
                 name,
                 report["distinct_values"],
                 report["buckets"],
+                report["num_hashes"],
                 100 * report["colliding_share"],
+                report["recommended_buckets"],
             )
         return self
 
@@ -269,15 +288,24 @@ class Preprocessor:
     @staticmethod
     def _collisions(values, feature):
         distinct = pd.unique(values)
-        buckets = stable_hash(distinct, feature.num_buckets)
-        _, inverse, counts = np.unique(
-            buckets, return_inverse=True, return_counts=True
-        )
-        colliding = int((counts[inverse] > 1).sum())
+        hashes = feature.num_hashes
+        if hashes > 1:
+            ids = 1 + stable_hash(distinct, FINGERPRINT_BUCKETS)
+            rows = multi_hash(ids, feature.num_buckets, hashes)
+        else:
+            rows = stable_hash(distinct, feature.num_buckets)
+        unordered = hashes > 1 and feature.hash_combiner == "sum"
         return {
             "distinct_values": int(len(distinct)),
             "buckets": int(feature.num_buckets),
-            "colliding_share": colliding / max(len(distinct), 1),
+            "num_hashes": int(hashes),
+            # Values whose rows (all of them, for several hashes) another
+            # value shares: the model cannot tell those apart.
+            "colliding_share": colliding_share(rows, unordered),
+            "target_share": TARGET_COLLISION_SHARE,
+            "recommended_buckets": recommended_buckets(
+                len(distinct), TARGET_COLLISION_SHARE, hashes, unordered
+            ),
         }
 
     @staticmethod
@@ -383,7 +411,11 @@ class Preprocessor:
         """Maps canonical strings to ids (0 for null / empty)."""
         missing = pd.isna(strings) | (strings == "")
         if feature.vocabulary == "hash":
-            ids = 1 + stable_hash(strings, feature.num_buckets)
+            if feature.num_hashes > 1:
+                # A fingerprint: the model hashes it into the shared table.
+                ids = 1 + stable_hash(strings, FINGERPRINT_BUCKETS)
+            else:
+                ids = 1 + stable_hash(strings, feature.num_buckets)
         else:
             index = self._indexes.get(feature.name)
             if index is None:

@@ -22,6 +22,7 @@ SUPPORTED_VOCABULARIES = ("exact", "hash")
 SUPPORTED_TOKENIZERS = ("words", "text")
 SUPPORTED_COMBINERS = ("mean", "sum")
 SUPPORTED_TRANSFORMS = ("standardize", "log", "none")
+SUPPORTED_HASH_COMBINERS = ("sum", "concat")
 
 
 def default_embedding_dim(input_dim):
@@ -62,12 +63,22 @@ class CategoricalFeature:
             (`vocabulary="exact"` only). Defaults to `1`.
         embedding_dim: int or None. Embedding size; `None` applies the
             default rule of this module.
+        num_hashes: int. Rows of the shared table each value looks up
+            (`vocabulary="hash"` only). Above 1, the preprocessor keeps a
+            31-bit fingerprint per value and the model's
+            `MultiHashEmbedding` hashes it into `num_buckets` rows
+            `num_hashes` times: far fewer values are merged than with one
+            hash into as many rows. Defaults to `1`.
+        hash_combiner: str. How a value's rows combine when
+            `num_hashes > 1`: `"sum"` or `"concat"`. Defaults to `"sum"`.
 
     Example:
 
     ```python
     CategoricalFeature("userId")
     CategoricalFeature("zip", vocabulary="hash", num_buckets=100_000)
+    CategoricalFeature("itemId", vocabulary="hash", num_buckets=250_000,
+                       num_hashes=2)
     ```
     """
 
@@ -78,6 +89,8 @@ class CategoricalFeature:
     max_tokens: int | None = None
     num_oov_buckets: int = 1
     embedding_dim: int | None = None
+    num_hashes: int = 1
+    hash_combiner: str = "sum"
 
     kind = "categorical"
 
@@ -99,6 +112,16 @@ class CategoricalFeature:
         _check_positive("max_tokens", self.max_tokens, allow_none=True)
         _check_positive("num_oov_buckets", self.num_oov_buckets)
         _check_positive("embedding_dim", self.embedding_dim, allow_none=True)
+        _check_positive("num_hashes", self.num_hashes)
+        _check_choice(
+            "hash_combiner", self.hash_combiner, SUPPORTED_HASH_COMBINERS
+        )
+        if self.num_hashes > 1 and self.vocabulary != "hash":
+            raise ValueError(
+                f"Feature '{self.name}': `num_hashes` > 1 needs "
+                'vocabulary="hash" and `num_buckets`. Received: '
+                f"vocabulary={self.vocabulary!r}, num_hashes={self.num_hashes}"
+            )
 
     def get_config(self):
         config = {"kind": self.kind}

@@ -33,9 +33,21 @@ def _tower_inputs(preprocessor, names, model_config):
                 "input_dim": preprocessor.input_dim(name),
                 "output_dim": dim or preprocessor.embedding_dim(name),
                 "combiner": getattr(feature, "combiner", "mean"),
+                **_multi_hash(feature),
             }
         )
     return specs
+
+
+def _multi_hash(feature):
+    """A multi-hash feature's table options (none for one hash)."""
+    if getattr(feature, "num_hashes", 1) == 1:
+        return {}
+    return {
+        "num_hashes": feature.num_hashes,
+        "num_buckets": feature.num_buckets,
+        "hash_combiner": feature.hash_combiner,
+    }
 
 
 def _compile_options():
@@ -86,6 +98,7 @@ def build_two_tower(preprocessor, config):
                 "input_dim": preprocessor.input_dim(item),
                 "output_dim": model_config["embedding_dim"],
                 "combiner": "mean",
+                **_multi_hash(preprocessor.feature(item)),
             }
         )
     towers = {}

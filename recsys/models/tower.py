@@ -3,10 +3,29 @@
 import keras
 from keras import ops
 
+from recsys.layers.multi_hash_embedding import MultiHashEmbedding
 from recsys.layers.pooled_embedding import PooledEmbedding
 
 SUPPORTED_INPUT_TYPES = ("embedding", "numeric")
 SUPPORTED_COMBINES = ("sum", "concat")
+
+
+def _embedding(spec):
+    """The table of one embedding input: pooled, or multi-hash."""
+    name = f"{spec['name']}_embedding"
+    combiner = spec.get("combiner", "mean")
+    if spec.get("num_hashes", 1) > 1:
+        return MultiHashEmbedding(
+            spec["num_buckets"],
+            spec["output_dim"],
+            num_hashes=spec["num_hashes"],
+            hash_combiner=spec.get("hash_combiner", "sum"),
+            combiner=combiner,
+            name=name,
+        )
+    return PooledEmbedding(
+        spec["input_dim"], spec["output_dim"], combiner=combiner, name=name
+    )
 
 
 @keras.saving.register_keras_serializable(package="recsys")
@@ -24,7 +43,9 @@ class Tower(keras.Model):
     Args:
         inputs: list of dict. One entry per input feature:
             `{"name", "type": "embedding", "input_dim", "output_dim",
-            "combiner"}` or `{"name", "type": "numeric"}`.
+            "combiner"}` or `{"name", "type": "numeric"}`. An embedding
+            entry with `"num_hashes"` above 1 (and `"num_buckets"`,
+            `"hash_combiner"`) gets a `MultiHashEmbedding` instead.
         output_dim: int. Size of the output vector.
         hidden_units: list of int. Sizes of ReLU hidden layers before the
             projection. Defaults to `()`.
@@ -105,12 +126,7 @@ class Tower(keras.Model):
                     f"{self.hidden_units}"
                 )
         self.embeddings = [
-            PooledEmbedding(
-                spec["input_dim"],
-                spec["output_dim"],
-                combiner=spec.get("combiner", "mean"),
-                name=f"{spec['name']}_embedding",
-            )
+            _embedding(spec)
             for spec in self.inputs_config
             if spec["type"] == "embedding"
         ]
