@@ -470,6 +470,7 @@ class Bundle:
 # bundle imports only what its kind needs.
 BUNDLE_CLASSES = {
     "two_tower": "recsys.bundle:Bundle",
+    "text": "recsys.text_bundle:TextBundle",
     "tabular": "recsys.tabular_bundle:TabularBundle",
 }
 

