@@ -65,8 +65,8 @@ class TabularModel(keras.Model):
             `()`.
         wide: bool. Add per-value bias terms. Defaults to `True`.
         dropout: float. Dropout after each hidden layer. Defaults to `0.0`.
-        l2: float. L2 penalty on the embedding tables (per looked-up
-            batch). Defaults to `0.0`.
+        l2: float. L2 penalty on the looked-up rows of every table (bias
+            tables included), averaged over the batch. Defaults to `0.0`.
 
     Input shape:
         dict of column name -> `(batch,)` or `(batch, length)` tensor.
@@ -314,22 +314,28 @@ class TabularModel(keras.Model):
             ops.expand_dims(ops.cast(inputs[n], self.compute_dtype), -1)
             for n in self.numeric_names
         ]
+        biases = (
+            [
+                table(inputs[name])
+                for table, name in zip(self.biases, embedded, strict=True)
+            ]
+            if self.biases
+            else []
+        )
         if self.l2:
             # Penalize the looked-up rows only, so a value's penalty grows
             # with its frequency, as in matrix factorization.
             penalty = sum(
-                ops.mean(ops.sum(ops.square(v), axis=-1)) for v in vectors
+                ops.mean(ops.sum(ops.square(v), axis=-1))
+                for v in vectors + biases
             )
             self.add_loss(self.l2 * penalty)
         x = self._interact(vectors, numeric, training)
         for layer, dropout in zip(self.hidden, self.dropouts, strict=True):
             x = dropout(layer(x), training=training)
         logits = self.head(x)
-        if self.biases:
-            logits = logits + sum(
-                table(inputs[name])
-                for table, name in zip(self.biases, embedded, strict=True)
-            )
+        if biases:
+            logits = logits + sum(biases)
         if self.task == "binary":
             return ops.sigmoid(logits)
         if self.task == "multiclass":

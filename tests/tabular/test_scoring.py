@@ -1,0 +1,53 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.scoring import score_file
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_score_file_streams_chunks_and_matches_predict(
+    rating_run, small_frame, tmp_path, suffix
+):
+    bundle, _ = rating_run
+    rows = small_frame.iloc[:1000]
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        rows.to_csv(source, index=False)
+    else:
+        rows.to_parquet(source, index=False)
+    target = tmp_path / "out.parquet"
+    count = score_file(
+        bundle, str(source), str(target), batch_size=300, progress=False
+    )
+    assert count == 1000
+    out = pd.read_parquet(target)
+    assert list(out.columns) == [*rows.columns, "score"]
+    np.testing.assert_allclose(
+        out["score"], bundle.predict(rows), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_score_file_writes_csv(liked_run, small_frame, tmp_path):
+    bundle, _ = liked_run
+    source = tmp_path / "in.parquet"
+    small_frame.iloc[:10].to_parquet(source, index=False)
+    target = tmp_path / "out.csv"
+    score_file(bundle, str(source), str(target), progress=False)
+    scores = pd.read_csv(target)["score"]
+    assert len(scores) == 10 and scores.between(0, 1).all()
+
+
+def test_score_file_errors(rating_run, retriever, small_frame, tmp_path):
+    bundle, _ = rating_run
+    source = tmp_path / "in.parquet"
+    small_frame.iloc[:10].drop(columns=["genres"]).to_parquet(source)
+    with pytest.raises(KeyError, match="genres"):
+        score_file(bundle, str(source), str(tmp_path / "o.parquet"))
+    assert not (tmp_path / "o.parquet").exists()
+    with pytest.raises(ValueError, match="must end in one of"):
+        score_file(bundle, str(source), str(tmp_path / "o.json"))
+    with pytest.raises(ValueError, match="needs a tabular bundle"):
+        score_file(retriever, str(source), str(tmp_path / "o.parquet"))
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        score_file(bundle, str(tmp_path / "nowhere.csv"), str(source))

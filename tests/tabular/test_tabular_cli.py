@@ -1,0 +1,71 @@
+import json
+
+import pandas as pd
+
+from recsys.cli import main
+
+
+def test_cli_trains_scores_and_reranks(
+    small_frame, retriever, tmp_path, capsys
+):
+    data = tmp_path / "ratings.csv"
+    small_frame.to_csv(data, index=False)
+    out = tmp_path / "liked"
+    code = main(
+        [
+            "train",
+            "configs/movielens_liked.toml",
+            "--output",
+            str(out),
+            "--set",
+            f"data.source={data}",
+            "--set",
+            "train.epochs=1",
+            "-q",
+        ]
+    )
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "auc" in printed and "logistic_regression" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["test"]) == set(metrics["baseline_logistic_regression"])
+
+    scores = tmp_path / "scores.parquet"
+    assert main(["score", str(out), str(data), str(scores), "-q"]) == 0
+    assert len(pd.read_parquet(scores)) == len(small_frame)
+
+    code = main(
+        [
+            "recommend",
+            retriever.path,
+            "--user",
+            "1",
+            "-k",
+            "3",
+            "--rerank",
+            str(out),
+            "--candidates",
+            "20",
+        ]
+    )
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert code == 0 and len(lines) == 5  # "scored ..." line, header, 3 rows
+    assert lines[-3].split()[0] == "1"
+
+
+def test_cli_names_a_missing_label(small_frame, tmp_path, capsys):
+    data = tmp_path / "ratings.csv"
+    small_frame.drop(columns=["rating"]).to_csv(data, index=False)
+    code = main(
+        [
+            "train",
+            "configs/movielens_rating.toml",
+            "--output",
+            str(tmp_path / "b"),
+            "--set",
+            f"data.source={data}",
+            "-q",
+        ]
+    )
+    assert code == 1
+    assert "Label column 'rating' is missing" in capsys.readouterr().err

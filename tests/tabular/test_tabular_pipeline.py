@@ -1,0 +1,113 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from recsys.bundle import load_bundle
+from recsys.config import ConfigError
+from recsys.config import load_config
+from recsys.tabular_bundle import TabularBundle
+from recsys.tabular_pipeline import train_bundle
+from tests.tabular.conftest import FAST
+from tests.tabular.conftest import LIKED
+from tests.tabular.conftest import RATING
+
+
+def test_rating_run_reports_the_model_and_the_bias_baseline(rating_run):
+    bundle, metrics = rating_run
+    assert set(metrics["test"]) == set(metrics["baseline_bias"])
+    assert {"rmse", "mae"} <= set(metrics["test"])
+    assert metrics["baselines_tuned"]["bias"]["l2"] > 0
+    with open(os.path.join(bundle.path, "metrics.json")) as f:
+        on_disk = json.load(f)
+    assert on_disk["test"] == metrics["test"]
+    # A model that predicts anything sensible beats a constant 0.
+    assert metrics["test"]["rmse"] < 1.5
+
+
+def test_liked_run_reports_classification_metrics(liked_run):
+    _, metrics = liked_run
+    keys = {"auc", "logloss", "accuracy", "num_examples"}
+    assert set(metrics["test"]) == keys
+    assert set(metrics["baseline_logistic_regression"]) == keys
+    assert 0.5 < metrics["test"]["auc"] <= 1.0
+
+
+def test_tabular_bundle_reloads_and_predicts_the_test_rows(
+    rating_run, small_frame
+):
+    bundle, metrics = rating_run
+    again = load_bundle(bundle.path)
+    assert isinstance(again, TabularBundle) and again.task == "regression"
+    rows = small_frame.iloc[:50]
+    np.testing.assert_allclose(
+        again.predict(rows), bundle.predict(rows), rtol=1e-5
+    )
+    # Scoring a (user, item) pair from the side tables gives the score of
+    # the same pair's own row (every feature is a user or item column).
+    pairs = bundle.score_pairs(rows["userId"], rows["movieId"])
+    np.testing.assert_allclose(pairs, bundle.predict(rows), rtol=1e-5)
+
+
+def test_tabular_bundle_side_tables(rating_run):
+    bundle, _ = rating_run
+    assert set(bundle.items.columns) == {"movieId", "genres", "year", "title"}
+    assert list(bundle.users.columns) == ["userId"]
+    frame = bundle.pair_frame(np.array([1, 999]), np.array([31, -5]))
+    assert frame["genres"].isna().tolist() == [False, True]
+    assert frame["userId"].tolist() == [1, 999]
+
+
+def _config(path, *overrides):
+    return load_config(path, [*FAST, *overrides])
+
+
+def test_unknown_feature_column_is_named(small_frame, tmp_path):
+    config = _config(RATING, 'features.budget.kind="numeric"')
+    with pytest.raises(KeyError, match="budget"):
+        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+
+
+def test_model_features_must_be_declared():
+    with pytest.raises(ConfigError, match="model.features names 'age'"):
+        _config(RATING, 'model.features=["userId", "age"]')
+
+
+def test_non_numeric_numeric_column_is_named(small_frame, tmp_path):
+    frame = small_frame.assign(budget="unknown")
+    config = _config(RATING, 'features.budget.kind="numeric"')
+    with pytest.raises(ValueError, match="Column 'budget' must be numeric"):
+        train_bundle(config, str(tmp_path / "b"), frame=frame)
+
+
+def test_missing_label_is_named(small_frame, tmp_path):
+    config = _config(RATING, 'data.label="stars"')
+    with pytest.raises(KeyError, match="Label column 'stars' is missing"):
+        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+
+
+def test_text_label_of_a_regression_is_refused(small_frame, tmp_path):
+    config = _config(RATING, 'data.label="title"', 'model.features=["userId"]')
+    with pytest.raises(ValueError, match="must be numeric for a regression"):
+        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ('model.interaction="attention"', "model.interaction"),
+        ('evaluate.baselines=["logistic_regression"]', "not a baseline"),
+        ("model.dropout=1.0", "model.dropout"),
+        ('features.rating.kind="numeric"', "label column 'rating'"),
+    ],
+)
+def test_bad_tabular_configs_fail_clearly(override, match):
+    with pytest.raises(ConfigError, match=match):
+        _config(RATING, override)
+
+
+def test_liked_config_is_binary_at_four():
+    config = load_config(LIKED)
+    assert config["model"]["task"] == "binary"
+    assert config["data"]["label_threshold"] == 4.0
