@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from features import Preprocessor
 from recsys.bundle import Bundle
 from recsys.bundle import write_bundle
+from recsys.checkpoint import training_checkpoint
 from recsys.config import feature_specs
 from recsys.data.retrieval_inputs import catalog
 from recsys.data.retrieval_inputs import check_columns
@@ -26,11 +27,14 @@ from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
 from recsys.data.sources import load_interactions
 from recsys.data.split import temporal_split
+from recsys.distribution import distribution_scope
+from recsys.distribution import shardable
 from recsys.evaluation import evaluate_retrieval
 from recsys.evaluation import popularity_scores
 from recsys.index import BruteForceIndex
 from recsys.index import build_index
 from recsys.index import recall_against_exact
+from recsys.precision import precision_scope
 from recsys.training import build_two_tower
 from recsys.training import fit_two_tower
 
@@ -223,8 +227,20 @@ def train_bundle(config, output, *, frame=None, progress=True):
         return train_streamed(config, output, progress=progress)
     keras.utils.set_random_seed(config["train"]["seed"])
     prepared = prepare_data(config, frame)
-    model = build_two_tower(prepared.preprocessor, config)
-    timing = fit_two_tower(model, prepared.inputs, config, progress=progress)
+    # Checkpoints in a job directory: the same command resumes after a kill.
+    checkpoint = training_checkpoint(config, output)
+    with distribution_scope(config) as distribution, precision_scope(config):
+        model = build_two_tower(prepared.preprocessor, config)
+        timing = fit_two_tower(
+            model,
+            shardable(
+                prepared.inputs, distribution, config["train"]["batch_size"]
+            ),
+            config,
+            callbacks=[checkpoint] if checkpoint else [],
+            progress=progress,
+        )
+    timing["resumed_from"] = checkpoint and checkpoint.resumed_from
 
     stages = tqdm(total=3, desc="bundle", disable=not progress, leave=False)
     stages.set_postfix_str("embed items and users")
@@ -270,6 +286,8 @@ def train_bundle(config, output, *, frame=None, progress=True):
         arrays=arrays,
         index=index,
     )
+    if checkpoint:
+        checkpoint.finish()  # the bundle is whole: nothing left to resume
     return Bundle.load(path), metrics
 
 

@@ -105,6 +105,10 @@ class TwoTower(keras.Model):
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
         queries, candidates = y_pred
+        # Under mixed precision the towers emit half floats; the softmax
+        # over the batch needs float32's range (a no-op otherwise).
+        queries = ops.cast(queries, "float32")
+        candidates = ops.cast(candidates, "float32")
         logits = ops.matmul(queries, ops.transpose(candidates))
         logits = logits / self.temperature
         if self.logq_correction:
