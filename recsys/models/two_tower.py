@@ -86,7 +86,8 @@ class TwoTower(keras.Model):
                 f"query {query_tower.output_dim}, "
                 f"candidate {candidate_tower.output_dim}"
             )
-        self.accidental_hits = RemoveAccidentalHits()
+        # float32 even under mixed precision: it edits float32 logits.
+        self.accidental_hits = RemoveAccidentalHits(dtype="float32")
         self.built = True
 
     def call(self, inputs):
