@@ -22,7 +22,8 @@ is the test split (with `evaluate.split = "validation"`, the last
 read). HR@k follows PROTOCOL.md's metric (exact scores over every catalog
 item, ties by item id, filtered and unfiltered), on the test rows of up to
 `EVAL_USERS` users drawn with the run's seed among the users that have both
-training and test rows. When the data came from `recsys synth`
+training and test rows (at most `MAX_TEST_PER_USER` test rows each, drawn
+with the seed). When the data came from `recsys synth`
 (`_synthetic.json` beside the shards), the generator's ground truth adds
 `recall@100_vs_truth`: the share of each evaluation user's 100 likeliest
 items under the generator that the model ranks in its top 100 (seen items
@@ -35,6 +36,7 @@ each item's first row.
 """
 
 import dataclasses
+import resource
 import time
 
 import keras
@@ -47,6 +49,7 @@ from features.streaming import ValueCounter
 from features.streaming import fit_streaming
 from recsys.bundle import Bundle
 from recsys.bundle import write_bundle
+from recsys.checkpoint import training_checkpoint
 from recsys.config import ConfigError
 from recsys.config import feature_specs
 from recsys.data.interaction_batches import InteractionBatches
@@ -58,11 +61,15 @@ from recsys.evaluation import evaluate_retrieval
 from recsys.index import build_index
 from recsys.index import recall_against_exact
 from recsys.models.two_tower import SAMPLING_PROBABILITY
+from recsys.precision import precision_scope
 from recsys.training import build_two_tower
 from recsys.training import fit_two_tower
 
 TEST_FRACTION = 0.1
 EVAL_USERS = 2000
+# Zipf users are very unequal (at 10M rows the most active user has ~70k
+# test rows): a cap keeps evaluation memory and the users' weights bounded.
+MAX_TEST_PER_USER = 10
 TRUTH_K = 100
 _ROLES = {
     "categorical": "id",
@@ -123,6 +130,13 @@ def check_streaming_config(config):
             f'model.query_features must be ["{data["user"]}"] (the user id) '
             "when data.path streams Parquet shards. Received: "
             f"{model['query_features']}"
+        )
+    if config["train"]["distribution"] != "none":
+        # Batches of the stream end unevenly; recsys.distribution trims
+        # in-memory rows only.
+        raise ConfigError(
+            'train.distribution must be "none" when data.path streams '
+            f"Parquet shards. Received: {config['train']['distribution']!r}"
         )
 
 
@@ -331,14 +345,24 @@ def scan_seen(streamed, evaluated, progress=True):
         chosen = test & np.isin(users, evaluated)
         test_users.append(users[chosen])
         test_items.append(items[chosen])
-    return indptr, seen, np.concatenate(test_users), np.concatenate(test_items)
+    test_users = np.concatenate(test_users)
+    test_items = np.concatenate(test_items)
+    # At most MAX_TEST_PER_USER rows per user: a random rank inside each
+    # user's rows, kept if below the cap.
+    rng = np.random.default_rng(config["train"]["seed"])
+    shuffled = rng.permutation(len(test_users))
+    order = shuffled[np.argsort(test_users[shuffled], kind="stable")]
+    test_users, test_items = test_users[order], test_items[order]
+    starts = np.searchsorted(test_users, test_users, side="left")
+    keep = np.arange(len(test_users)) - starts < MAX_TEST_PER_USER
+    return indptr, seen, test_users[keep], test_items[keep]
 
 
 def _top_rows(bundle, users, k):
     """Catalog rows of each user's exact top `k` (seen items kept)."""
     out = []
-    for start in range(0, len(users), 256):
-        scores = bundle.score(users[start : start + 256])
+    for start in range(0, len(users), 64):
+        scores = bundle.score(users[start : start + 64])
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
         out.append(top)
     return np.concatenate(out)
@@ -395,7 +419,7 @@ def train_streamed(config, output, *, progress=True):
     check_streaming_config(config)
     keras.utils.set_random_seed(config["train"]["seed"])
     data = config["data"]
-    stages = {}
+    stages, peaks = {}, {}
     clock = time.perf_counter()
 
     def lap(name):
@@ -403,6 +427,9 @@ def train_streamed(config, output, *, progress=True):
         now = time.perf_counter()
         stages[name] = now - clock
         clock = now
+        # Peak RSS so far (Linux reports KiB), to see which stage sets it.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peaks[name] = peak / 1024
 
     source = open_source(config)
     bounds = split_bounds(source, config)
@@ -414,10 +441,18 @@ def train_streamed(config, output, *, progress=True):
             "held-out end of the time span."
         )
     lap("vocab")
-    model = build_two_tower(streamed.preprocessor, config)
-    timing = fit_two_tower(
-        model, training_batches(streamed), config, progress=progress
-    )
+    # Checkpoints in a job directory: the same command resumes after a kill.
+    checkpoint = training_checkpoint(config, output)
+    with precision_scope(config):
+        model = build_two_tower(streamed.preprocessor, config)
+        timing = fit_two_tower(
+            model,
+            training_batches(streamed),
+            config,
+            callbacks=[checkpoint] if checkpoint else [],
+            progress=progress,
+        )
+    timing["resumed_from"] = checkpoint and checkpoint.resumed_from
     lap("train")
     evaluated = eval_users(streamed)
     indptr, seen, test_users, test_items = scan_seen(
@@ -520,6 +555,7 @@ def train_streamed(config, output, *, progress=True):
         "split_time": list(bounds),
     }
     metrics["stages"] = stages
+    metrics["peak_rss_mb_after"] = peaks
     path = write_bundle(
         output,
         config=config,
@@ -531,4 +567,6 @@ def train_streamed(config, output, *, progress=True):
         index=index,
     )
     stages["write"] = time.perf_counter() - clock
+    if checkpoint:
+        checkpoint.finish()  # the bundle is whole: nothing left to resume
     return Bundle.load(path), metrics

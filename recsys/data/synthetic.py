@@ -256,6 +256,10 @@ class SyntheticInteractions:
         parent = os.path.dirname(directory)
         os.makedirs(parent, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".synth-tmp-", dir=parent)
+        # mkdtemp makes the directory private; the output follows the umask.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)
         groups_per_file = self.rows_per_file // self.rows_per_group
         bar = tqdm(
             total=self.num_interactions,

@@ -1,0 +1,217 @@
+"""Streaming at scale: synthetic 1M, 4M and 10M interactions, one JSON.
+
+For each size, `recsys synth` (500k users, 200k items) runs in one
+subprocess and the streamed training of `configs/synthetic_two_tower.toml`
+in another, so each peak RSS (`ru_maxrss`, read by the process itself) is
+that stage's alone. Reported per size: wall time per stage (synth, scan,
+vocab, train, seen, embed, index, evaluate, write), training examples/s,
+peak RSS, HR@k on the held-out end of the time span and recall@100 against
+the generator's ground truth, each beside the popularity baseline. Then the
+ratios the goal is stated in: peak RSS at the largest size over the smallest
+(goal: at most 1.3) and seconds per row of each stage (linear time: equal).
+
+`--inputs` adds the measurement behind the input pipeline: one epoch of the
+same model over the smallest data set streamed by `InteractionBatches`
+against the same rows held in memory as numpy arrays, in one process.
+
+Usage:
+
+```
+.venv/bin/python benchmarks/scale.py                       # 1M, 4M, 10M
+.venv/bin/python benchmarks/scale.py --sizes 1000000 --inputs
+```
+"""
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG = os.path.join(ROOT, "configs", "synthetic_two_tower.toml")
+
+
+def _peak_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child_synth(args):
+    from recsys.data.synthetic import SyntheticInteractions
+
+    start = time.perf_counter()
+    SyntheticInteractions(
+        args.users, args.items, args.size, seed=args.seed
+    ).write(args.data, progress=False)
+    return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_mb()}
+
+
+def child_train(args):
+    from recsys.config import load_config
+    from recsys.streaming_pipeline import train_streamed
+
+    config = load_config(CONFIG, [f"data.path={args.data}", *args.set])
+    start = time.perf_counter()
+    _, metrics = train_streamed(config, args.output, progress=False)
+    return {
+        "seconds": time.perf_counter() - start,
+        "peak_rss_mb": _peak_mb(),
+        "stages": metrics["stages"],
+        "peak_rss_mb_after": metrics["peak_rss_mb_after"],
+        "examples_per_second": metrics["train"]["examples_per_second"],
+        "train_rows": metrics["data"]["train_rows"],
+        "data": metrics["data"],
+        "test": metrics["test"],
+        "baseline_popularity": metrics["baseline_popularity"],
+        "ground_truth": metrics["ground_truth"],
+        "index": metrics["index"],
+    }
+
+
+def child_inputs(args):
+    import keras
+    import numpy as np
+
+    from recsys.config import load_config
+    from recsys.streaming_pipeline import open_source
+    from recsys.streaming_pipeline import scan_vocabulary
+    from recsys.streaming_pipeline import split_bounds
+    from recsys.streaming_pipeline import training_batches
+    from recsys.training import build_two_tower
+    from recsys.training import fit_two_tower
+
+    config = load_config(CONFIG, [f"data.path={args.data}", *args.set])
+    source = open_source(config)
+    streamed = scan_vocabulary(
+        config, source, split_bounds(source, config), progress=False
+    )
+    batches = training_batches(streamed)
+    parts = [batches[i] for i in range(len(batches))]
+    arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    del parts
+    result = {"rows": int(len(batches) * batches.batch_size)}
+    # Two epochs each: the second, after compilation, is the one timed.
+    config["train"]["epochs"] = 2
+    for name, inputs in (("streamed", batches), ("in_memory", arrays)):
+        keras.utils.set_random_seed(0)
+        model = build_two_tower(streamed.preprocessor, config)
+        timing = fit_two_tower(model, inputs, config, progress=False)
+        result[name] = timing["examples_per_second"]
+    result["streamed_over_in_memory"] = result["streamed"] / result["in_memory"]
+    return result
+
+
+def _run_child(mode, *extra):
+    command = [sys.executable, os.path.abspath(__file__), "--child", mode]
+    done = subprocess.run(
+        command + list(extra), capture_output=True, text=True, cwd=ROOT
+    )
+    if done.returncode:
+        raise RuntimeError(f"{mode} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[1_000_000, 4_000_000, 10_000_000],
+    )
+    parser.add_argument("--users", type=int, default=500_000)
+    parser.add_argument("--items", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set", action="append", default=[], help="Config override."
+    )
+    parser.add_argument("--workdir", help="Default: a temporary directory.")
+    parser.add_argument(
+        "--inputs", action="store_true", help="Also streamed vs in memory."
+    )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--data", help=argparse.SUPPRESS)
+    parser.add_argument("--output", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        os.environ.setdefault("KERAS_BACKEND", "jax")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        run = {
+            "synth": child_synth,
+            "train": child_train,
+            "inputs": child_inputs,
+        }[args.child]
+        print(json.dumps(run(args)))
+        return
+
+    workdir = args.workdir or tempfile.mkdtemp(prefix="recsys-scale-")
+    common = ["--users", str(args.users), "--items", str(args.items)]
+    common += ["--seed", str(args.seed)]
+    for assignment in args.set:
+        common += ["--set", assignment]
+    results = []
+    try:
+        for size in args.sizes:
+            data = os.path.join(workdir, f"synth_{size}")
+            shutil.rmtree(data, ignore_errors=True)
+            synth = _run_child(
+                "synth", "--size", str(size), "--data", data, *common
+            )
+            train = _run_child(
+                "train",
+                "--data",
+                data,
+                "--output",
+                os.path.join(workdir, f"bundle_{size}"),
+                *common,
+            )
+            results.append(
+                {"interactions": size, "synth": synth, "train": train}
+            )
+            print(json.dumps(results[-1]), file=sys.stderr)
+        inputs = None
+        if args.inputs:
+            data = os.path.join(workdir, f"synth_{args.sizes[0]}")
+            inputs = _run_child("inputs", "--data", data, *common)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    first, last = results[0], results[-1]
+    stages = list(first["train"]["stages"])
+    per_row = {
+        stage: [
+            r["train"]["stages"][stage] / r["interactions"] * 1e6
+            for r in results
+        ]
+        for stage in stages
+    }
+    per_row["synth"] = [
+        r["synth"]["seconds"] / r["interactions"] * 1e6 for r in results
+    ]
+    print(
+        json.dumps(
+            {
+                "command": " ".join(["benchmarks/scale.py", *sys.argv[1:]]),
+                "cpus": os.cpu_count(),
+                "users": args.users,
+                "items": args.items,
+                "sizes": results,
+                "peak_rss_ratio_largest_over_smallest": (
+                    last["train"]["peak_rss_mb"] / first["train"]["peak_rss_mb"]
+                ),
+                "seconds_per_million_rows": per_row,
+                "inputs": inputs,
+            },
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
