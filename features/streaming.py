@@ -42,6 +42,7 @@ class ValueCounter:
         self.merge_every = merge_every
         self._parts = []
         self._pending = 0
+        self._strings = False
 
     def update(self, values):
         """Adds a pyarrow Array or ChunkedArray (nulls are not counted)."""
@@ -51,9 +52,15 @@ class ValueCounter:
         counts = pc.value_counts(values)
         if isinstance(counts, pa.ChunkedArray):
             counts = counts.combine_chunks()
-        self._parts.append(
-            pa.table({"value": counts.field(0), "count": counts.field(1)})
-        )
+        part = pa.table({"value": counts.field(0), "count": counts.field(1)})
+        if self._parts and part.schema != self._parts[0].schema:
+            # Batches typed differently (ints here, strings there) are
+            # merged under their canonical strings, as `fit` would.
+            self._strings = True
+            self._parts = [_as_strings(p) for p in self._parts]
+        if self._strings:
+            part = _as_strings(part)
+        self._parts.append(part)
         self._pending += len(counts)
         if self._pending > self.merge_every:
             self._merge()
@@ -75,6 +82,11 @@ class ValueCounter:
         return table.column("value").chunk(0), np.asarray(
             table.column("count").to_numpy(), np.int64
         )
+
+
+def _as_strings(part):
+    values = canonical_strings(part.column("value").to_pandas())
+    return part.set_column(0, "value", pa.array(values, pa.string()))
 
 
 def _column(batch, name):

@@ -83,7 +83,13 @@ class ParquetSource:
             )
         self.path = path
         self.columns = dict(columns)
-        self.files = sorted(ds.dataset(path, format="parquet").files)
+        try:
+            self.files = sorted(ds.dataset(path, format="parquet").files)
+        except (OSError, pa.ArrowInvalid) as error:
+            # pyarrow names the unreadable file in its message.
+            raise ValueError(
+                f"Cannot read the Parquet files in {path!r}: {error}"
+            ) from None
         if not self.files:
             raise ValueError(
                 f"No Parquet files in {path!r}. Fix: write shards there "

@@ -1,0 +1,122 @@
+"""`recsys train` on a Parquet directory: streamed end to end."""
+
+import json
+import os
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from recsys.bundle import Bundle
+from recsys.cli import main
+from recsys.data.synthetic import SyntheticInteractions
+
+CONFIG = "configs/synthetic_two_tower.toml"
+
+
+@pytest.fixture(scope="module")
+def synthetic_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("stream") / "data"
+    SyntheticInteractions(
+        num_users=3000,
+        num_items=2000,
+        num_interactions=80_000,
+        num_clusters=10,
+        rows_per_group=8192,
+        rows_per_file=32768,
+    ).write(path, progress=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def streamed(synthetic_dir, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("stream") / "bundle")
+    code = main(
+        [
+            "train",
+            CONFIG,
+            "-o",
+            output,
+            "-q",
+            "--set",
+            f"data.path={synthetic_dir}",
+            "--set",
+            "train.epochs=2",
+        ]
+    )
+    assert code == 0
+    with open(os.path.join(output, "metrics.json")) as f:
+        return Bundle.load(output), json.load(f)
+
+
+def test_streamed_training_beats_popularity(streamed):
+    bundle, metrics = streamed
+    assert metrics["data"]["rows"] == 80_000
+    assert metrics["data"]["row_groups"] == 10
+    assert metrics["test"]["hr@100"] > metrics["baseline_popularity"]["hr@100"]
+    truth = metrics["ground_truth"]
+    model, popular = truth["model"], truth["baseline_popularity"]
+    # The model finds the latent clusters; popularity ignores them.
+    assert model["cluster_precision@100"] > 0.3
+    assert model["cluster_precision@100"] > 3 * popular["cluster_precision@100"]
+    assert model["recall@100_vs_truth"] > popular["recall@100_vs_truth"]
+    assert set(metrics["stages"]) >= {"vocab", "train", "embed", "index"}
+
+
+def test_streamed_bundle_recommends_unseen_items(streamed, synthetic_dir):
+    bundle, metrics = streamed
+    assert len(bundle.item_ids) == metrics["data"]["items"]
+    user = int(bundle.user_ids[0])
+    ids, _ = bundle.recommend([user], k=20)
+    seen = set(bundle.item_ids[bundle.seen(0)].tolist())
+    assert len(seen) > 0 and not seen & set(ids[0].tolist())
+    # The seen CSR holds every training row of the user.
+    table = pq.read_table(synthetic_dir, columns=["user_id", "item_id"])
+    end = metrics["data"]["split_time"][0]
+    times = pq.read_table(synthetic_dir, columns=["timestamp"])
+    train = np.asarray(times.column("timestamp")) < end
+    mine = np.asarray(table.column("user_id")) == user
+    expected = np.asarray(table.column("item_id"))[train & mine]
+    np.testing.assert_array_equal(
+        np.sort(bundle.item_ids[bundle.seen(0)]), np.sort(expected)
+    )
+
+
+def train_on(path, tmp_path, *overrides):
+    args = ["train", CONFIG, "-o", str(tmp_path / "out"), "-q"]
+    args += ["--set", f"data.path={path}"]
+    for override in overrides:
+        args += ["--set", override]
+    return main(args)
+
+
+def test_streamed_training_bad_inputs(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert train_on(empty, tmp_path) == 1
+    assert "No Parquet files" in capsys.readouterr().err
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    good = {"user_id": [1, 2], "item_id": [3, 4], "timestamp": [5, 6]}
+    pq.write_table(pa.table({**good, "category": [0, 1]}), shards / "a.parquet")
+    pq.write_table(pa.table(good), shards / "b.parquet")
+    assert train_on(shards, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "Column 'category' is missing from" in err and "b.parquet" in err
+
+    nulls = tmp_path / "nulls"
+    nulls.mkdir()
+    pq.write_table(
+        pa.table({**good, "user_id": [1, None], "category": [0, 1]}),
+        nulls / "a.parquet",
+    )
+    assert train_on(nulls, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert "Column 'user_id' in" in err and "a.parquet has 1 null" in err
+
+
+def test_streamed_training_refuses_histories(synthetic_dir, tmp_path, capsys):
+    assert train_on(synthetic_dir, tmp_path, "model.history_length=10") == 1
+    assert "model.history_length must be 0" in capsys.readouterr().err
