@@ -69,8 +69,13 @@ def cmd_evaluate(args):
 
     bundle = Bundle.load(args.bundle)
     config = bundle.config
-    frame = load_interactions(config["data"]["source"])
-    metrics = evaluate_bundle(bundle, frame, config)
+    if config["data"].get("path"):
+        from recsys.streaming_pipeline import evaluate_streamed
+
+        metrics = evaluate_streamed(bundle, progress=False)
+    else:
+        frame = load_interactions(config["data"]["source"])
+        metrics = evaluate_bundle(bundle, frame, config)
     print(json.dumps(metrics, indent=2))
     return 0
 

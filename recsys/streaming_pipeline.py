@@ -300,13 +300,24 @@ def training_batches(streamed):
     )
 
 
-def eval_users(streamed):
+def eval_users(train_users, test_users, seed):
     """Up to `EVAL_USERS` users with train and test rows, by the seed."""
-    known = np.intersect1d(streamed.users, streamed.test_users)
-    rng = np.random.default_rng(streamed.config["train"]["seed"])
+    known = np.intersect1d(train_users, test_users)
+    rng = np.random.default_rng(seed)
     if len(known) > EVAL_USERS:
         known = np.sort(rng.choice(known, EVAL_USERS, replace=False))
     return known
+
+
+def _cap_per_user(test_users, test_items, seed):
+    """At most `MAX_TEST_PER_USER` rows per user, drawn with the seed."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(test_users))
+    order = shuffled[np.argsort(test_users[shuffled], kind="stable")]
+    test_users, test_items = test_users[order], test_items[order]
+    starts = np.searchsorted(test_users, test_users, side="left")
+    keep = np.arange(len(test_users)) - starts < MAX_TEST_PER_USER
+    return test_users[keep], test_items[keep]
 
 
 def scan_seen(streamed, evaluated, progress=True):
@@ -345,17 +356,12 @@ def scan_seen(streamed, evaluated, progress=True):
         chosen = test & np.isin(users, evaluated)
         test_users.append(users[chosen])
         test_items.append(items[chosen])
-    test_users = np.concatenate(test_users)
-    test_items = np.concatenate(test_items)
-    # At most MAX_TEST_PER_USER rows per user: a random rank inside each
-    # user's rows, kept if below the cap.
-    rng = np.random.default_rng(config["train"]["seed"])
-    shuffled = rng.permutation(len(test_users))
-    order = shuffled[np.argsort(test_users[shuffled], kind="stable")]
-    test_users, test_items = test_users[order], test_items[order]
-    starts = np.searchsorted(test_users, test_users, side="left")
-    keep = np.arange(len(test_users)) - starts < MAX_TEST_PER_USER
-    return indptr, seen, test_users[keep], test_items[keep]
+    test_users, test_items = _cap_per_user(
+        np.concatenate(test_users),
+        np.concatenate(test_items),
+        config["train"]["seed"],
+    )
+    return indptr, seen, test_users, test_items
 
 
 def _top_rows(bundle, users, k):
@@ -402,6 +408,97 @@ def truth_metrics(bundle, generator, users, item_ids, popularity):
             ),
         }
     return result
+
+
+def evaluation_metrics(bundle, config, evaluated, test_users, test_items):
+    """HR@k of `bundle` and of popularity, and the ground truth if known.
+
+    Args:
+        bundle: `Bundle` (written or in memory).
+        config: the run config.
+        evaluated: ids of the evaluation users.
+        test_users, test_items: their test interactions.
+
+    Returns:
+        dict with the split's name, `"baseline_popularity"` and, for data
+        written by `recsys synth`, `"ground_truth"`.
+    """
+    item_ids = bundle.item_ids
+    rows = bundle.user_rows(evaluated)
+    train_users = np.repeat(evaluated, np.diff(bundle.seen_indptr)[rows])
+    train_items = item_ids[
+        np.concatenate([bundle.seen(r) for r in rows])
+        if len(rows)
+        else np.zeros(0, np.int64)
+    ]
+    common = {
+        "candidates": item_ids,
+        "test_users": test_users,
+        "test_items": test_items,
+        "train_users": train_users,
+        "train_items": train_items,
+        "ks": tuple(config["evaluate"]["ks"]),
+        # Ranks are computed on (test rows x catalog) arrays: 8 users of at
+        # most 10 rows over 200k items stay under 100 MB.
+        "users_per_batch": 8,
+    }
+    popularity = bundle.item_popularity
+    split = config["evaluate"]["split"]
+    metrics = {
+        split: evaluate_retrieval(bundle.score, **common),
+        "baseline_popularity": evaluate_retrieval(
+            lambda users: np.broadcast_to(
+                popularity, (len(users), len(popularity))
+            ),
+            **common,
+        ),
+    }
+    metrics[split]["num_users"] = int(len(evaluated))
+    generator = SyntheticInteractions.from_directory(config["data"]["path"])
+    if generator is not None:
+        metrics["ground_truth"] = truth_metrics(
+            bundle, generator, evaluated, item_ids, popularity
+        )
+    return metrics
+
+
+def evaluate_streamed(bundle, progress=True):
+    """What `recsys evaluate` runs for a bundle trained on `data.path`.
+
+    Reads the shards twice (the users with test rows, then the test rows of
+    the evaluation users) and scores them as training did.
+
+    Args:
+        bundle: a `Bundle` whose config has `data.path`.
+        progress: bool. Show progress bars.
+
+    Returns:
+        dict of metrics, as `evaluation_metrics`.
+    """
+    config = bundle.config
+    data = config["data"]
+    source = open_source(config)
+    bounds = split_bounds(source, config)
+    counter = ValueCounter()
+    columns = [data["user"], data["item"], data["time"]]
+    for group in tqdm(range(source.num_groups), disable=not progress):
+        table = source.read(group, columns)
+        _, test = _masks(source, group, table, config, bounds)
+        counter.update(table.column(data["user"]).filter(pa.array(test)))
+    test_users = counter.result()[0].to_numpy(zero_copy_only=False)
+    evaluated = eval_users(bundle.user_ids, test_users, config["train"]["seed"])
+    users, items = [], []
+    for group in tqdm(range(source.num_groups), disable=not progress):
+        table = source.read(group, columns)
+        _, test = _masks(source, group, table, config, bounds)
+        ids = table.column(data["user"]).to_numpy()
+        chosen = test & np.isin(ids, evaluated)
+        users.append(ids[chosen])
+        items.append(table.column(data["item"]).to_numpy()[chosen])
+    test_users, test_items = _cap_per_user(
+        np.concatenate(users), np.concatenate(items), config["train"]["seed"]
+    )
+    return evaluation_metrics(bundle, config, evaluated, test_users, test_items)
 
 
 def train_streamed(config, output, *, progress=True):
@@ -454,7 +551,9 @@ def train_streamed(config, output, *, progress=True):
         )
     timing["resumed_from"] = checkpoint and checkpoint.resumed_from
     lap("train")
-    evaluated = eval_users(streamed)
+    evaluated = eval_users(
+        streamed.users, streamed.test_users, config["train"]["seed"]
+    )
     indptr, seen, test_users, test_items = scan_seen(
         streamed, evaluated, progress
     )
@@ -506,37 +605,10 @@ def train_streamed(config, output, *, progress=True):
     bundle = Bundle(
         None, {"config": config}, streamed.preprocessor, items, arrays, index
     )
+    metrics = evaluation_metrics(
+        bundle, config, evaluated, test_users, test_items
+    )
     rows = bundle.user_rows(evaluated)
-    train_users = np.repeat(evaluated, np.diff(indptr)[rows])
-    train_items = item_ids[
-        np.concatenate([bundle.seen(r) for r in rows])
-        if len(rows)
-        else np.zeros(0, np.int64)
-    ]
-    common = {
-        "candidates": item_ids,
-        "test_users": test_users,
-        "test_items": test_items,
-        "train_users": train_users,
-        "train_items": train_items,
-        "ks": tuple(config["evaluate"]["ks"]),
-    }
-    popularity = arrays["item_popularity"]
-    metrics = {
-        config["evaluate"]["split"]: evaluate_retrieval(bundle.score, **common),
-        "baseline_popularity": evaluate_retrieval(
-            lambda users: np.broadcast_to(
-                popularity, (len(users), len(popularity))
-            ),
-            **common,
-        ),
-    }
-    metrics[config["evaluate"]["split"]]["num_users"] = int(len(evaluated))
-    generator = SyntheticInteractions.from_directory(data["path"])
-    if generator is not None:
-        metrics["ground_truth"] = truth_metrics(
-            bundle, generator, evaluated, item_ids, streamed.item_counts
-        )
     queries = arrays["user_embeddings"][rows[:1000]]
     metrics["index"] = {
         "kind": index.kind,

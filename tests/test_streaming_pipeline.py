@@ -83,6 +83,19 @@ def test_streamed_bundle_recommends_unseen_items(streamed, synthetic_dir):
     )
 
 
+def test_evaluate_command_rescores_a_streamed_bundle(streamed, capsys):
+    bundle, metrics = streamed
+    capsys.readouterr()
+    assert main(["evaluate", bundle.path]) == 0
+    again = json.loads(capsys.readouterr().out)
+    for key in ("test", "baseline_popularity"):
+        assert again[key] == pytest.approx(metrics[key], rel=1e-5)
+    for key in ("model", "baseline_popularity"):
+        assert again["ground_truth"][key] == pytest.approx(
+            metrics["ground_truth"][key], rel=1e-5
+        )
+
+
 def train_on(path, tmp_path, *overrides):
     args = ["train", CONFIG, "-o", str(tmp_path / "out"), "-q"]
     args += ["--set", f"data.path={path}"]
