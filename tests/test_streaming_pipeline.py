@@ -133,3 +133,30 @@ def test_streamed_training_bad_inputs(tmp_path, capsys):
 def test_streamed_training_refuses_histories(synthetic_dir, tmp_path, capsys):
     assert train_on(synthetic_dir, tmp_path, "model.history_length=10") == 1
     assert "model.history_length must be 0" in capsys.readouterr().err
+
+
+def test_split_bounds_hold_out_the_end_of_the_time_span(tmp_path):
+    from recsys.config import load_config
+    from recsys.streaming_pipeline import open_source
+    from recsys.streaming_pipeline import split_bounds
+
+    times = list(range(0, 1001, 10))
+    n = len(times)
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": [1] * n,
+                "item_id": [2] * n,
+                "timestamp": times,
+                "category": [0] * n,
+            }
+        ),
+        tmp_path / "a.parquet",
+    )
+    config = load_config(CONFIG, [f"data.path={tmp_path}"])
+    source = open_source(config)
+    train_end, test_end = split_bounds(source, config)
+    assert train_end == pytest.approx(900.0) and test_end > 1000
+    config["evaluate"]["split"] = "validation"
+    train_end, test_end = split_bounds(source, config)
+    assert (train_end, test_end) == pytest.approx((810.0, 900.0))
