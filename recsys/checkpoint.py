@@ -92,8 +92,7 @@ def _remove(path):
         os.remove(path)
 
 
-def _unusable(path, reason):
-    job_dir = os.path.dirname(os.path.dirname(path))
+def _unusable(job_dir, path, reason):
     return CheckpointError(
         f"Checkpoint {path} cannot be used: {reason}. Fix: rerun with "
         f"--restart to discard {job_dir} and train from the start."
@@ -151,7 +150,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             with open(path) as f:
                 fingerprint = json.load(f)["fingerprint"]
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise _unusable(path, f"unreadable job file ({error})") from None
+            raise _unusable(
+                self.job_dir, path, f"unreadable job file ({error})"
+            ) from None
         if fingerprint != self.fingerprint:
             raise CheckpointError(
                 f"Job directory {self.job_dir} holds a checkpoint of another "
@@ -169,7 +170,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             name = f.read().strip()
         path = os.path.join(self.directory, name)
         if not name or not os.path.isdir(path):
-            raise _unusable(pointer, f"it names a missing checkpoint {name!r}")
+            raise _unusable(
+                self.job_dir, pointer, f"it names a missing checkpoint {name!r}"
+            )
         return path
 
     # -- restore -------------------------------------------------------------
@@ -183,7 +186,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 state = json.load(f)
             epoch, step = int(state["epoch"]), int(state["step"])
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise _unusable(path, f"unreadable {STATE} ({error})") from None
+            raise _unusable(
+                self.job_dir, path, f"unreadable {STATE} ({error})"
+            ) from None
         model = self.model
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -191,6 +196,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             model.load_weights(os.path.join(path, WEIGHTS))
         except Exception as error:  # h5py raises OSError, Keras ValueError
             raise _unusable(
+                self.job_dir,
                 path,
                 f"{WEIGHTS} does not load ({type(error).__name__}: {error})",
             ) from None

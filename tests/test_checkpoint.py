@@ -117,3 +117,17 @@ def test_fingerprint_ignores_epochs_and_devices_but_not_the_model():
     other = load_config(CONFIG, ["model.embedding_dim=8"])
     assert config_fingerprint(base) == config_fingerprint(same)
     assert config_fingerprint(base) != config_fingerprint(other)
+
+
+def test_damaged_job_files_are_clear_errors(tmp_path):
+    job_dir = str(tmp_path / "job")
+    TrainingCheckpoint(job_dir, "spec")
+    with open(os.path.join(job_dir, "checkpoints", LATEST), "w") as f:
+        f.write("step-9-epoch-1")
+    checkpoint = TrainingCheckpoint(job_dir, "spec")
+    with pytest.raises(CheckpointError, match="names a missing checkpoint"):
+        _model().fit(X, Y, epochs=1, callbacks=[checkpoint], verbose=0)
+    with open(os.path.join(job_dir, "job.json"), "w") as f:
+        f.write("{truncated")
+    with pytest.raises(CheckpointError, match=f"discard {job_dir} and"):
+        TrainingCheckpoint(job_dir, "spec")
