@@ -121,7 +121,7 @@ class BiasBaseline:
         return self.mean_ + user_bias + item_bias
 
 
-def one_hot_matrix(preprocessor, arrays, names):
+def one_hot_matrix(preprocessor, arrays, names, dims=None):
     """The sparse one-hot design matrix of preprocessed columns.
 
     Categorical and bucketized ids become one column per id (hashed features
@@ -132,6 +132,8 @@ def one_hot_matrix(preprocessor, arrays, names):
         preprocessor: the fitted `features.Preprocessor`.
         arrays: dict. Its `transform` output.
         names: list of str. The columns to encode.
+        dims: optional dict. Widths of id columns the preprocessor does not
+            know (a history of item ids).
 
     Returns:
         `scipy.sparse.csr_matrix` of shape `(n, total columns)`.
@@ -143,7 +145,7 @@ def one_hot_matrix(preprocessor, arrays, names):
         if values.dtype.kind == "f":
             blocks.append(scipy.sparse.csr_matrix(values.reshape(n, 1)))
             continue
-        width = preprocessor.input_dim(name)
+        width = (dims or {}).get(name) or preprocessor.input_dim(name)
         ids = values.reshape(n, -1)
         rows = np.repeat(np.arange(n), ids.shape[1])
         ids = ids.reshape(-1)
@@ -165,6 +167,7 @@ class LogisticRegressionBaseline:
         preprocessor: the fitted `features.Preprocessor`.
         names: list of str. The columns it reads.
         C: float. Inverse L2 strength. Defaults to `1.0`.
+        dims: optional dict. See `one_hot_matrix`.
 
     Example:
 
@@ -174,22 +177,25 @@ class LogisticRegressionBaseline:
     ```
     """
 
-    def __init__(self, preprocessor, names, *, C=1.0):
+    def __init__(self, preprocessor, names, *, C=1.0, dims=None):
         self.preprocessor = preprocessor
         self.names = list(names)
         self.C = C
+        self.dims = dims
 
     def fit(self, arrays, labels):
         self.model_ = LogisticRegression(C=self.C, max_iter=1000)
-        self.model_.fit(
-            one_hot_matrix(self.preprocessor, arrays, self.names), labels
-        )
+        self.model_.fit(self._matrix(arrays), labels)
         return self
+
+    def _matrix(self, arrays):
+        return one_hot_matrix(
+            self.preprocessor, arrays, self.names, dims=self.dims
+        )
 
     def predict(self, arrays):
         """Positive-class probabilities `(n,)`, or `(n, classes)`."""
-        matrix = one_hot_matrix(self.preprocessor, arrays, self.names)
-        probabilities = self.model_.predict_proba(matrix)
+        probabilities = self.model_.predict_proba(self._matrix(arrays))
         if probabilities.shape[1] == 2:
             return probabilities[:, 1]
         return probabilities
@@ -201,7 +207,9 @@ def _score(task, labels, predictions):
     return metrics["rmse"] if task == "regression" else metrics["logloss"]
 
 
-def fit_baseline(name, task, parts, *, user, item, preprocessor, names):
+def fit_baseline(
+    name, task, parts, *, user, item, preprocessor, names, dims=None
+):
     """Tunes a baseline on validation, refits it on the training split.
 
     Args:
@@ -213,6 +221,7 @@ def fit_baseline(name, task, parts, *, user, item, preprocessor, names):
         user, item: str. Id columns (the bias baseline's keys).
         preprocessor: the fitted `features.Preprocessor`.
         names: list of str. The columns the logistic regression reads.
+        dims: optional dict. See `one_hot_matrix`.
 
     Returns:
         `(predict, chosen)`: `predict(frame, arrays)` -> predictions, and the
@@ -233,7 +242,9 @@ def fit_baseline(name, task, parts, *, user, item, preprocessor, names):
     else:
 
         def make(value):
-            return LogisticRegressionBaseline(preprocessor, names, C=value)
+            return LogisticRegressionBaseline(
+                preprocessor, names, C=value, dims=dims
+            )
 
         def fit(model, frame, arrays, labels):
             return model.fit(arrays, labels)

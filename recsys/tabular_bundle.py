@@ -9,6 +9,8 @@ Layout:
     items.parquet        one row per item: its item-side feature columns
     users.parquet        one row per user: the other feature columns, from
                          the user's latest training row
+    user_history.npy     the users' latest positive items (model item ids),
+                         aligned with users.parquet (history models only)
 
 The item and user tables let the bundle score (user, item) pairs that have
 no row of their own: the candidates of a two-stage recommender.
@@ -25,12 +27,22 @@ from recsys.bundle import BundleError
 from recsys.bundle import read_manifest
 from recsys.bundle import write_atomically
 from recsys.bundle import write_manifest
+from recsys.data.retrieval_inputs import HISTORY
 
 KIND = "tabular"
 
 
 def write_tabular_bundle(
-    path, *, config, metrics, preprocessor, model, items, users, classes
+    path,
+    *,
+    config,
+    metrics,
+    preprocessor,
+    model,
+    items,
+    users,
+    classes,
+    user_history=None,
 ):
     """Writes a tabular bundle directory atomically.
 
@@ -43,6 +55,7 @@ def write_tabular_bundle(
         items: DataFrame. Item id + item-side feature columns.
         users: DataFrame. User id + the other feature columns.
         classes: list. Class labels of a multiclass task (else `[]`).
+        user_history: optional int32 array `(len(users), length)`.
 
     Returns:
         The absolute path of the bundle.
@@ -53,6 +66,12 @@ def write_tabular_bundle(
         model.save(os.path.join(tmp, "model.keras"))
         items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
         users.to_parquet(os.path.join(tmp, "users.parquet"), index=False)
+        if user_history is not None:
+            np.save(
+                os.path.join(tmp, "user_history.npy"),
+                np.asarray(user_history, np.int32),
+                allow_pickle=False,
+            )
         write_manifest(
             tmp,
             kind=KIND,
@@ -81,13 +100,23 @@ class TabularBundle:
     ```
     """
 
-    def __init__(self, path, manifest, preprocessor, model, items, users):
+    def __init__(
+        self,
+        path,
+        manifest,
+        preprocessor,
+        model,
+        items,
+        users,
+        user_history=None,
+    ):
         self.path = path
         self.manifest = manifest
         self.preprocessor = preprocessor
         self.model = model
         self.items = items
         self.users = users
+        self.user_history = user_history
         data = manifest["config"]["data"]
         self.user_column, self.item_column = data["user"], data["item"]
         self._user_rows = pd.Index(canonical_strings(users[self.user_column]))
@@ -115,11 +144,19 @@ class TabularBundle:
             )
             items = pd.read_parquet(os.path.join(path, "items.parquet"))
             users = pd.read_parquet(os.path.join(path, "users.parquet"))
+            history_path = os.path.join(path, "user_history.npy")
+            user_history = (
+                np.load(history_path, allow_pickle=False)
+                if os.path.exists(history_path)
+                else None
+            )
         except (OSError, ValueError, KeyError) as error:
             raise BundleError(
                 f"Bundle {path} is incomplete or corrupt: {error}"
             ) from None
-        return cls(path, manifest, preprocessor, model, items, users)
+        return cls(
+            path, manifest, preprocessor, model, items, users, user_history
+        )
 
     @property
     def config(self):
@@ -159,12 +196,24 @@ class TabularBundle:
             probabilities (multiclass, in the order of `classes`).
         """
         arrays = self.preprocessor.transform(frame)
+        if self.user_history is not None:
+            arrays[HISTORY] = self._histories(frame)
         if len(next(iter(arrays.values()))) == 0:
             width = len(self.classes) if self.task == "multiclass" else None
             return np.zeros((0, width) if width else (0,), np.float32)
         out = self.model.predict(arrays, batch_size=batch_size, verbose=0)
         out = np.asarray(out, np.float32)
         return out if self.task == "multiclass" else out[:, 0]
+
+    def _histories(self, frame):
+        """Each row's user's latest positive items (zeros if unknown)."""
+        users = frame[self.user_column]
+        if not isinstance(users, pd.Series):  # a pyarrow column
+            users = users.to_pandas()
+        rows = self._user_rows.get_indexer(canonical_strings(users))
+        length = self.user_history.shape[1]
+        padded = np.vstack([self.user_history, np.zeros((1, length), np.int32)])
+        return padded[rows]
 
     def pair_frame(self, user_ids, item_ids):
         """The feature rows of (user, item) pairs, from the bundle's tables.

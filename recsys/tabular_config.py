@@ -14,8 +14,9 @@ TABULAR_CONFIG = {
         "item": "movieId",
         "time": "timestamp",
         "label": "rating",
-        # Binary tasks: a row is positive when label >= label_threshold
-        # (0.5 suits a 0/1 or boolean label).
+        # A row is positive when label >= label_threshold (0.5 suits a 0/1
+        # or boolean label): the label of a binary task, and what enters
+        # the history (model.history_length).
         "label_threshold": 0.5,
         # Item column shown by `recsys recommend` ("" for none).
         "display": "",
@@ -27,6 +28,9 @@ TABULAR_CONFIG = {
         "task": "regression",
         # Feature names the model reads; [] reads every [features] table.
         "features": [],
+        # Also read the user's latest positive items before each row (0 for
+        # none); needs the item column as a categorical feature.
+        "history_length": 0,
         # "mlp", "dcn" (DCN-v2 cross layers) or "dot" (DLRM).
         "interaction": "mlp",
         "hidden_units": [64, 32],
@@ -105,7 +109,21 @@ def validate_tabular(config, features):
                 f"[features.{name}] table. Declared features: "
                 f"{sorted(features)}"
             )
-    label = config["data"]["label"]
+    label, item = config["data"]["label"], config["data"]["item"]
+    if model["history_length"] < 0:
+        raise ConfigError(
+            "model.history_length must be >= 0. "
+            f"Received: {model['history_length']}"
+        )
+    if model["history_length"] and (
+        item not in model_features(config)
+        or features[item].kind not in ("categorical",)
+    ):
+        raise ConfigError(
+            f"model.history_length > 0 needs the item column '{item}' as a "
+            f"categorical feature the model reads ([features.{item}] with "
+            'kind = "categorical").'
+        )
     if label in model_features(config):
         raise ConfigError(
             f"The label column '{label}' is also a feature: the model would "

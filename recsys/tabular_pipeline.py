@@ -19,6 +19,9 @@ import pandas as pd
 
 from features import Preprocessor
 from recsys.config import feature_specs
+from recsys.data.positive_history import latest_positive_history
+from recsys.data.positive_history import positive_history
+from recsys.data.retrieval_inputs import HISTORY
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.sources import load_interactions
@@ -44,11 +47,14 @@ class TabularData:
     Attributes:
         config: the run config.
         preprocessor: the `Preprocessor` fitted on the training split.
-        names: the feature names the model reads.
+        names: the feature names the model reads (`"history"` last when
+            `model.history_length > 0`).
         classes: class labels (multiclass), else `[]`.
         parts: dict. `"fit"` (training split minus its validation carve),
             `"validation"` (the carve), `"train"` (the whole training split)
             and `"test"`, each a `(frame, arrays, labels)` triple.
+        user_history: `(users, histories)`, each user's latest positive
+            items in the training split (`None` without history).
     """
 
     config: dict
@@ -56,6 +62,7 @@ class TabularData:
     names: list
     classes: list
     parts: dict
+    user_history: tuple | None = None
 
 
 def check_label(frame, config):
@@ -144,7 +151,53 @@ def prepare_tabular(config, frame=None):
             ("test", test),
         )
     }
-    return TabularData(config, preprocessor, names, classes, parts)
+    user_history = None
+    if config["model"]["history_length"]:
+        user_history = _add_history(parts, config)
+        names = [*names, HISTORY]
+    return TabularData(
+        config, preprocessor, names, classes, parts, user_history
+    )
+
+
+def _positive(frame, config):
+    data = config["data"]
+    values = frame[data["label"]]
+    if not pd.api.types.is_numeric_dtype(values):
+        raise ValueError(
+            "model.history_length > 0 needs a numeric label to tell positive "
+            f"rows (label >= data.label_threshold); '{data['label']}' has "
+            f"dtype {values.dtype}."
+        )
+    return values.to_numpy(np.float64) >= data["label_threshold"]
+
+
+def _add_history(parts, config):
+    """Adds each part's `"history"` input; returns the users' latest state.
+
+    Rows the model trains on (`fit`, `train`) see their user's positives
+    strictly before them; rows after their training data (`validation`
+    after `fit`, `test` after `train`) see the user's state at its end, as
+    a served request does.
+    """
+    user, item = config["data"]["user"], config["data"]["item"]
+    length = config["model"]["history_length"]
+    latest = {}
+    for source, after in (("fit", "validation"), ("train", "test")):
+        frame, arrays, _ = parts[source]
+        users = frame[user].to_numpy()
+        positive = _positive(frame, config)
+        arrays[HISTORY] = positive_history(
+            users, arrays[item], positive, length
+        )
+        latest[source] = latest_positive_history(
+            users, arrays[item], positive, length
+        )
+        known, histories = latest[source]
+        rows = pd.Index(known).get_indexer(parts[after][0][user])
+        padded = np.vstack([histories, np.zeros((1, length), np.int32)])
+        parts[after][1][HISTORY] = padded[rows]  # -1: the zero row
+    return latest["train"]
 
 
 def build_tabular_model(prepared, labels=None):
@@ -162,7 +215,21 @@ def build_tabular_model(prepared, labels=None):
     config = prepared.config
     model_config, pre = config["model"], prepared.preprocessor
     inputs = []
+    item = config["data"]["item"]
     for name in prepared.names:
+        if name == HISTORY:
+            # The user's liked items: ids of the item column's vocabulary.
+            inputs.append(
+                {
+                    "name": HISTORY,
+                    "type": "embedding",
+                    "input_dim": pre.input_dim(item),
+                    "output_dim": model_config["embedding_dim"]
+                    or pre.embedding_dim(item),
+                    "combiner": "mean",
+                }
+            )
+            continue
         feature = pre.feature(name)
         if feature.kind == "numeric":
             inputs.append({"name": name, "type": "numeric"})
@@ -292,6 +359,9 @@ def evaluate_tabular(model, prepared):
             item=config["data"]["item"],
             preprocessor=prepared.preprocessor,
             names=prepared.names,
+            dims={
+                HISTORY: prepared.preprocessor.input_dim(config["data"]["item"])
+            },
         )
         scores = task_metrics(task, labels, baseline(frame, arrays))
         metrics[f"baseline_{name}"] = scores
@@ -309,11 +379,8 @@ def side_tables(prepared):
     data = prepared.config["data"]
     user, item = data["user"], data["item"]
     train = prepared.parts["train"][0]
-    columns = list(
-        dict.fromkeys(
-            [c for c in prepared.names + [data["display"]] if c] + [user, item]
-        )
-    )
+    wanted = [c for c in prepared.names + [data["display"]] if c != HISTORY]
+    columns = [c for c in dict.fromkeys(wanted + [user, item]) if c]
     varies = train.groupby(item)[
         [c for c in columns if c not in (user, item)]
     ].nunique(dropna=False)
@@ -328,6 +395,16 @@ def side_tables(prepared):
     users = train[user_side].drop_duplicates(user, keep="last")
     users = users.reset_index(drop=True)
     return items, users
+
+
+def _user_history(prepared, users):
+    """The users' latest positive items, aligned with the users table."""
+    if prepared.user_history is None:
+        return None
+    known, histories = prepared.user_history
+    user = prepared.config["data"]["user"]
+    rows = pd.Index(known).get_indexer(users[user])
+    return histories[rows]
 
 
 def train_bundle(config, output, *, frame=None, progress=True):
@@ -357,6 +434,7 @@ def train_bundle(config, output, *, frame=None, progress=True):
         items=items,
         users=users,
         classes=prepared.classes,
+        user_history=_user_history(prepared, users),
     )
     return TabularBundle.load(path), metrics
 

@@ -21,6 +21,8 @@ def test_cli_trains_scores_and_reranks(
             f"data.source={data}",
             "--set",
             "train.epochs=1",
+            "--set",
+            "train.refit=false",
             "-q",
         ]
     )

@@ -111,3 +111,42 @@ def test_liked_config_is_binary_at_four():
     config = load_config(LIKED)
     assert config["model"]["task"] == "binary"
     assert config["data"]["label_threshold"] == 4.0
+
+
+def test_history_model_and_logistic_regression_read_liked_items(
+    small_frame, tmp_path
+):
+    config = _config(
+        LIKED, "model.history_length=5", "train.epochs=1", "train.patience=0"
+    )
+    bundle, metrics = train_bundle(
+        config, str(tmp_path / "h"), frame=small_frame, progress=False
+    )
+    assert "history" in bundle.model.feature_names
+    assert bundle.user_history.shape == (len(bundle.users), 5)
+    # User 1's latest liked movies, most recent first, as model item ids.
+    train = small_frame[small_frame["userId"] == 1].sort_values(
+        ["timestamp", "movieId"]
+    )
+    train = train.iloc[: len(train) - (len(train) + 4) // 5]
+    liked = train[train["rating"] >= 4]["movieId"].to_numpy()[::-1][:5]
+    ids = bundle.preprocessor.transform_column("movieId", liked)
+    row = bundle.users.index[bundle.users["userId"] == 1][0]
+    np.testing.assert_array_equal(bundle.user_history[row][: len(ids)], ids)
+    assert set(metrics["baseline_logistic_regression"]) == set(metrics["test"])
+    again = load_bundle(bundle.path)
+    rows = small_frame.iloc[:20]
+    np.testing.assert_allclose(
+        again.predict(rows), bundle.predict(rows), rtol=1e-5
+    )
+    pairs = bundle.pair_frame(rows.userId.to_numpy(), rows.movieId.to_numpy())
+    np.testing.assert_allclose(
+        bundle.score_pairs(rows.userId, rows.movieId),
+        again.predict(pairs),
+        rtol=1e-5,
+    )
+
+
+def test_history_needs_the_item_feature():
+    with pytest.raises(ConfigError, match="history_length > 0 needs"):
+        _config(LIKED, "model.history_length=5", 'model.features=["userId"]')

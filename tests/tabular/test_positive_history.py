@@ -1,0 +1,25 @@
+import numpy as np
+
+from recsys.data.positive_history import latest_positive_history
+from recsys.data.positive_history import positive_history
+
+USERS = np.array([1, 1, 1, 1, 2, 2, 2])
+ITEMS = np.array([10, 11, 12, 13, 20, 21, 22])
+POSITIVE = np.array([1, 0, 1, 1, 0, 1, 1], bool)
+
+
+def test_positive_history_sees_only_earlier_positives_of_the_user():
+    history = positive_history(USERS, ITEMS, POSITIVE, 2)
+    expected = [[0, 0], [10, 0], [10, 0], [12, 10], [0, 0], [0, 0], [21, 0]]
+    np.testing.assert_array_equal(history, expected)
+    assert history.dtype == np.int32
+
+
+def test_latest_positive_history_is_the_state_after_the_last_row():
+    users, history = latest_positive_history(USERS, ITEMS, POSITIVE, 3)
+    np.testing.assert_array_equal(users, [1, 2])
+    np.testing.assert_array_equal(history, [[13, 12, 10], [22, 21, 0]])
+
+
+def test_positive_history_of_nothing():
+    assert positive_history([], [], [], 4).shape == (0, 4)
