@@ -291,25 +291,32 @@ async def open_loop(port, rate, seconds, users, max_connections=256):
     bodies = _bodies(users, count, seed=1)
     idle, opened = [], 0
     latencies, errors = [], 0
+    # Why requests failed: HTTP status (as text) or the exception's name.
+    causes = {}
     start = time.perf_counter() + 0.1
 
     async def one(i, scheduled):
         nonlocal opened, errors
         while not idle and opened >= max_connections:
             await asyncio.sleep(0.0005)
-        if idle:
-            reader, writer = idle.pop()
-        else:
-            opened += 1
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
-            ok = await _post(reader, writer, bodies[i]) == 200
+            if idle:
+                reader, writer = idle.pop()
+            else:
+                opened += 1
+                reader, writer = await asyncio.open_connection(
+                    "127.0.0.1", port
+                )
+            status = await _post(reader, writer, bodies[i])
             idle.append((reader, writer))
-        except (OSError, asyncio.IncompleteReadError, ValueError):
-            ok = False
+            cause = None if status == 200 else str(status)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+            cause = type(error).__name__
             opened -= 1
         latencies.append(time.perf_counter() - scheduled)
-        errors += not ok
+        if cause is not None:
+            errors += 1
+            causes[cause] = causes.get(cause, 0) + 1
 
     tasks = []
     for i in range(count):
@@ -332,6 +339,7 @@ async def open_loop(port, rate, seconds, users, max_connections=256):
         offered=rate,
     )
     summary["timeouts"] = len(pending)
+    summary["error_causes"] = causes
     return summary
 
 

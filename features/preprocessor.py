@@ -407,6 +407,39 @@ class Preprocessor:
             return out
         return self._lookup(feature, canonical_strings(series))
 
+    def tokenize(self, name, values):
+        """The tokens of a text or multi-valued feature, before id lookup.
+
+        Useful to train word vectors on exactly the tokens the model sees
+        (e.g. gensim's Word2Vec, whose words then match the vocabulary).
+
+        Args:
+            name: str. A text or multi-categorical feature.
+            values: list, array or Series of its raw values.
+
+        Returns:
+            list of lists of token strings, one list per value.
+
+        Example:
+
+        ```python
+        pre.tokenize("text", ["Great rally!"])  # [["great", "rally", "!"]]
+        ```
+        """
+        feature = self.feature(name)
+        if not _is_sequence(feature):
+            raise ValueError(
+                f"Feature '{name}' is {feature.kind}, not a text or "
+                "multi-valued feature: it has no tokens."
+            )
+        series = values if isinstance(values, pd.Series) else pd.Series(values)
+        # Missing values have no tokens; splitting leaves empty strings at
+        # the edges, which `transform` drops too.
+        return [
+            [token for token in tokens or () if token]
+            for tokens in _tokens(series, feature).to_pylist()
+        ]
+
     def _lookup(self, feature, strings):
         """Maps canonical strings to ids (0 for null / empty)."""
         missing = pd.isna(strings) | (strings == "")

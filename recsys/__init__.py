@@ -3,6 +3,8 @@
 The public API:
 - `recsys.Bundle`: load a trained bundle and `recommend(user_ids, k)`.
 - `recsys.load_bundle(path)`: load a bundle of any model kind.
+- `recsys.TextBundle` and `recsys.similar_words(bundle, word, k)`: text
+  classifiers (`model.kind = "text"`) and their nearest words.
 - `recsys.models`: `TwoTower`, `Tower`; `recsys.layers`: Keras layers.
 - `recsys.config.load_config` and `recsys.pipeline.train_bundle`: the
   config-driven training that `recsys train` runs.
@@ -18,6 +20,14 @@ def __getattr__(name):
         from recsys.bundle import Bundle
 
         return Bundle
+    if name == "TextBundle":
+        from recsys.text_bundle import TextBundle
+
+        return TextBundle
+    if name == "similar_words":
+        from recsys.text_bundle import similar_words
+
+        return similar_words
     if name == "load_bundle":
         from recsys.bundle import load_bundle
 
@@ -25,4 +35,10 @@ def __getattr__(name):
     raise AttributeError(f"module 'recsys' has no attribute {name!r}")
 
 
-__all__ = ["Bundle", "__version__", "load_bundle"]
+__all__ = [
+    "Bundle",
+    "TextBundle",
+    "__version__",
+    "load_bundle",
+    "similar_words",
+]

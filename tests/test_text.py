@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys import load_bundle
+from recsys import similar_words
 from recsys.bundle import BundleError
 from recsys.cli import main
 from recsys.config import TEXT_ARCHITECTURES
@@ -14,7 +15,6 @@ from recsys.config import ConfigError
 from recsys.config import load_config
 from recsys.data.tweets import load_tweets
 from recsys.text_bundle import TextBundle
-from recsys.text_bundle import similar_words
 from recsys.text_metrics import classification_metrics
 from recsys.text_pipeline import split_rows
 from recsys.text_pipeline import train_bundle

@@ -12,6 +12,7 @@ from features import MultiCategoricalFeature
 from features import NotFittedError
 from features import NumericFeature
 from features import Preprocessor
+from features import TextFeature
 from features import canonical_strings
 from features import stable_hash
 
@@ -191,3 +192,22 @@ def test_canonical_strings_of_mixed_values_match_the_scalar_form():
     expected = [canonical_string(v) for v in values]
     assert list(canonical_strings(pd.Series(values, dtype=object))) == expected
     assert expected[:3] == ["1", "x", "2"]
+
+
+def test_tokenize_gives_the_tokens_transform_looks_up():
+    pre = Preprocessor(features=[TextFeature("text", min_frequency=1)])
+    texts = ["Great rally in Iowa! https://t.co/x 2016", None]
+    pre.fit({"text": texts})
+    tokens = pre.tokenize("text", texts)
+    assert tokens == [
+        ["great", "rally", "in", "iowa", "!", "xxurl", "xxnum"],
+        [],
+    ]
+    ids = pre.transform_column("text", texts)
+    vocabulary = pre.vocabularies_["text"]
+    offset = 1 + pre.feature("text").num_oov_buckets
+    assert [vocabulary[i - offset] for i in ids[0] if i] == tokens[0]
+    with pytest.raises(ValueError, match="no tokens"):
+        Preprocessor(features=[NumericFeature("x")]).fit({"x": [1.0]}).tokenize(
+            "x", [1.0]
+        )
