@@ -370,7 +370,7 @@ def _top_rows(bundle, users, k):
     for start in range(0, len(users), 64):
         scores = bundle.score(users[start : start + 64])
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        out.append(top)
+        out.append(top.copy())  # a view would keep all of `scores` alive
     return np.concatenate(out)
 
 
