@@ -201,8 +201,9 @@ def read_manifest(path, kind=None):
     found = manifest.get("kind", "two_tower")
     if kind is not None and found != kind:
         raise BundleError(
-            f"{path} is a {found!r} bundle, not a {kind!r} bundle. Fix: load "
-            "it with `recsys.load_bundle(path)`, which picks the right class."
+            f"{path} is a {found!r} bundle, not a {kind!r} bundle, which is "
+            "what this command or class reads. (In Python, "
+            "`recsys.load_bundle(path)` loads a bundle of any kind.)"
         )
     return manifest
 
