@@ -45,6 +45,8 @@ TABULAR_CONFIG = {
         "embedding_dim": 0,
         "dropout": 0.0,
         "l2": 0.0,
+        # L2 on every table weight, the same for rare and frequent values.
+        "embeddings_l2": 0.0,
     },
     "train": {
         # Most epochs; training stops when the loss on a validation carve of
@@ -162,6 +164,7 @@ def validate_tabular(config, features):
         ("model.embedding_dim", model["embedding_dim"]),
         ("model.projection_dim", model["projection_dim"]),
         ("model.l2", model["l2"]),
+        ("model.embeddings_l2", model["embeddings_l2"]),
     ]
     for key, value in non_negative:
         if value < 0:

@@ -258,6 +258,7 @@ def build_tabular_model(prepared, labels=None):
         wide=model_config["wide"],
         dropout=model_config["dropout"],
         l2=model_config["l2"],
+        embeddings_l2=model_config["embeddings_l2"],
     )
     if labels is not None and task != "multiclass":
         mean = float(np.mean(labels))

@@ -66,7 +66,12 @@ class TabularModel(keras.Model):
         wide: bool. Add per-value bias terms. Defaults to `True`.
         dropout: float. Dropout after each hidden layer. Defaults to `0.0`.
         l2: float. L2 penalty on the looked-up rows of every table (bias
-            tables included), averaged over the batch. Defaults to `0.0`.
+            tables included), averaged over the batch: a value's penalty
+            grows with its frequency. Defaults to `0.0`.
+        embeddings_l2: float. L2 penalty on every weight of every table
+            (Keras `embeddings_regularizer`), the same for rare and frequent
+            values, as in a regularized logistic regression. Defaults to
+            `0.0`.
 
     Input shape:
         dict of column name -> `(batch,)` or `(batch, length)` tensor.
@@ -104,6 +109,7 @@ class TabularModel(keras.Model):
         wide=True,
         dropout=0.0,
         l2=0.0,
+        embeddings_l2=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -119,17 +125,22 @@ class TabularModel(keras.Model):
         self.wide = wide
         self.dropout = dropout
         self.l2 = l2
+        self.embeddings_l2 = embeddings_l2
         self._validate()
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         embedded = [s for s in self.inputs_config if s["type"] == "embedding"]
         self.numeric_names = [
             s["name"] for s in self.inputs_config if s["type"] == "numeric"
         ]
+        regularizer = (
+            keras.regularizers.L2(embeddings_l2) if embeddings_l2 else None
+        )
         self.embeddings = [
             PooledEmbedding(
                 s["input_dim"],
                 s["output_dim"],
                 combiner=s.get("combiner", "mean"),
+                embeddings_regularizer=regularizer,
                 name=f"{s['name']}_embedding",
             )
             for s in embedded
@@ -141,6 +152,7 @@ class TabularModel(keras.Model):
                     1,
                     combiner=s.get("combiner", "mean"),
                     embeddings_initializer="zeros",
+                    embeddings_regularizer=regularizer,
                     name=f"{s['name']}_bias",
                 )
                 for s in embedded
@@ -247,6 +259,11 @@ class TabularModel(keras.Model):
             )
         if self.l2 < 0:
             raise ValueError(f"`l2` must be >= 0. Received: l2={self.l2}")
+        if self.embeddings_l2 < 0:
+            raise ValueError(
+                "`embeddings_l2` must be >= 0. "
+                f"Received: embeddings_l2={self.embeddings_l2}"
+            )
 
     def build(self, input_shape=None):
         for table in self.embeddings + self.biases:
@@ -387,6 +404,7 @@ class TabularModel(keras.Model):
                 "wide": self.wide,
                 "dropout": self.dropout,
                 "l2": self.l2,
+                "embeddings_l2": self.embeddings_l2,
             }
         )
         return config

@@ -153,6 +153,18 @@ def test_tabular_model_l2_adds_a_loss():
     assert float(keras.ops.convert_to_numpy(model.losses[0])) > 0
 
 
+def test_tabular_model_embeddings_l2_penalizes_every_table_weight():
+    model = TabularModel(INPUTS, embeddings_l2=0.5, wide=False)
+    model(X)
+    # One penalty per table: 0.5 * sum of its squared weights.
+    expected = sorted(
+        0.5 * float(np.sum(keras.ops.convert_to_numpy(t.embeddings) ** 2))
+        for t in model.embeddings
+    )
+    got = sorted(float(keras.ops.convert_to_numpy(v)) for v in model.losses)
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -163,6 +175,7 @@ def test_tabular_model_l2_adds_a_loss():
         ({"interaction": "dcn", "num_cross_layers": 0}, "num_cross_layers"),
         ({"dropout": 1.0}, "dropout"),
         ({"l2": -1.0}, "l2"),
+        ({"embeddings_l2": -1.0}, "embeddings_l2"),
         ({"inputs": [{"name": "a", "type": "text"}]}, "type"),
         ({"inputs": [], "interaction": "mlp"}, "at least one"),
         (
@@ -196,5 +209,7 @@ def test_tabular_model_names_a_missing_input():
     ],
 )
 def test_tabular_model_serialization(kwargs, tmp_path):
-    model = TabularModel(INPUTS, dot_dim=4, l2=0.01, **kwargs)
+    model = TabularModel(
+        INPUTS, dot_dim=4, l2=0.01, embeddings_l2=1e-4, **kwargs
+    )
     run_serialization_battery(model, X, tmp_path)

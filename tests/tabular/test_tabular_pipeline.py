@@ -113,6 +113,7 @@ def test_liked_config_is_binary_at_four():
     assert config["data"]["label_threshold"] == 4.0
 
 
+@pytest.mark.slow
 def test_history_model_and_logistic_regression_read_liked_items(
     small_frame, tmp_path
 ):
