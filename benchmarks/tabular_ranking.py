@@ -8,7 +8,10 @@ One run trains, on the PROTOCOL.md split of MovieLens:
   carve as the model's epochs;
 - the default two-tower retrieval model, whose top `--candidates` items
   (training items removed, exact search) each ranker then reorders, scored
-  by HR@10 and NDCG@10 on the test split beside retrieval alone.
+  by HR@10 and NDCG@10 on the test split beside retrieval alone: by the
+  ranker's score alone (`blend = 1`) and by the blend of both stages' scores
+  whose weight was chosen on the validation split (all three models trained
+  again with `evaluate.split = "validation"`, seed 0).
 
 Prints one JSON object: `{"rating", "liked", "two_stage"}`; the first two
 hold each seed's metrics and their mean, the last one entry per list.
@@ -44,6 +47,38 @@ CONFIGS = {
     "liked": os.path.join(ROOT, "configs", "movielens_liked.toml"),
 }
 TWO_TOWER = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
+BLENDS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
+VALIDATION = ['evaluate.split="validation"']
+
+
+def choose_blends(frame, out, candidates):
+    """The blend of each ranker with the best validation HR@10."""
+    retriever, _ = pipeline.train_bundle(
+        load_config(TWO_TOWER, VALIDATION),
+        os.path.join(out, "two_tower-validation"),
+        frame=frame,
+        progress=False,
+    )
+    chosen = {}
+    for task, path in CONFIGS.items():
+        ranker, _ = tabular_pipeline.train_bundle(
+            load_config(path, VALIDATION),
+            os.path.join(out, f"{task}-validation"),
+            frame=frame,
+            progress=False,
+        )
+        recommender = TwoStageRecommender(
+            retriever, ranker, num_candidates=candidates
+        )
+        scores = evaluate_two_stage(
+            recommender, frame, split="validation", blends=BLENDS
+        )
+        by_blend = {b: scores[f"two_stage@{b}"]["hr@10"] for b in BLENDS}
+        chosen[task] = {
+            "blend": max(by_blend, key=by_blend.get),
+            "validation_hr@10": by_blend,
+        }
+    return chosen
 
 
 def _mean(runs, name):
@@ -84,15 +119,22 @@ def main():
         frame=frame,
         progress=False,
     )
-    lists = {}
+    chosen = choose_blends(frame, out, args.candidates)
+    lists = {"blends_chosen_on_validation": chosen}
     for task, ranker in rankers.items():
         recommender = TwoStageRecommender(
             retriever, ranker, num_candidates=args.candidates
         )
-        evaluation = evaluate_two_stage(recommender, frame, k=10)
+        blend = chosen[task]["blend"]
+        evaluation = evaluate_two_stage(
+            recommender, frame, k=10, blends=[blend]
+        )
         lists["retrieval"] = evaluation["retrieval"]
         lists[f"candidates@{args.candidates}"] = evaluation["candidates"]
         lists[f"two_stage_{task}_ranker"] = evaluation["two_stage"]
+        lists[f"two_stage_{task}_ranker_blend_{blend}"] = evaluation[
+            f"two_stage@{float(blend)}"
+        ]
         lists["num_interactions"] = evaluation["num_interactions"]
     result["two_stage"] = lists
     print(json.dumps(result, indent=2))

@@ -91,7 +91,10 @@ def cmd_recommend(args):
         from recsys.two_stage import TwoStageRecommender
 
         recommender = TwoStageRecommender(
-            bundle, load_bundle(args.rerank), num_candidates=args.candidates
+            bundle,
+            load_bundle(args.rerank),
+            num_candidates=args.candidates,
+            blend=args.blend,
         )
     ids, scores = recommender.recommend(
         [user], k=args.k, exclude_seen=not args.include_seen, exact=args.exact
@@ -284,6 +287,13 @@ def build_parser():
         type=int,
         default=100,
         help="Candidates retrieved for --rerank (default 100).",
+    )
+    recommend.add_argument(
+        "--blend",
+        type=float,
+        default=1.0,
+        help="Weight of the ranker's score against retrieval's, in [0, 1] "
+        "(default 1: the ranker's order).",
     )
     recommend.set_defaults(run=cmd_recommend)
 

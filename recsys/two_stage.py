@@ -5,6 +5,11 @@ item) and keeps `num_candidates`; the ranking stage scores only those with a
 `TabularBundle` that reads every column of the (user, item) pair, and keeps
 the top `k`. The ranker can only reorder what retrieval found: the hit rate
 of the candidate list (HR@num_candidates) bounds the two-stage hit rate.
+With `blend < 1` the final order mixes both stages' scores, each
+standardized within a user's candidates: `blend * ranker + (1 - blend) *
+retrieval`, so a ranker that knows *how much* a user will like a movie can
+correct, rather than replace, a retriever that knows *which* movies they
+will watch.
 """
 
 import numpy as np
@@ -23,6 +28,9 @@ class TwoStageRecommender:
             regression task: its score orders the candidates.
         num_candidates: int. Candidates retrieved per user. Defaults to
             `100`.
+        blend: float in [0, 1]. Weight of the ranker's standardized score
+            against the retriever's; `1.0` orders by the ranker alone, `0.0`
+            keeps the retrieval order. Defaults to `1.0`.
 
     Example:
 
@@ -35,7 +43,11 @@ class TwoStageRecommender:
     """
 
     def __init__(
-        self, retriever, ranker, num_candidates=DEFAULT_NUM_CANDIDATES
+        self,
+        retriever,
+        ranker,
+        num_candidates=DEFAULT_NUM_CANDIDATES,
+        blend=1.0,
     ):
         if (
             isinstance(num_candidates, bool)
@@ -53,6 +65,10 @@ class TwoStageRecommender:
                 f"{type(ranker).__name__} with task "
                 f"{getattr(ranker, 'task', None)!r}"
             )
+        if isinstance(blend, bool) or not 0.0 <= blend <= 1.0:
+            raise ValueError(
+                f"`blend` must be a number in [0, 1]. Received: blend={blend!r}"
+            )
         if not hasattr(retriever, "recommend"):
             raise ValueError(
                 "The retriever must be a two-tower bundle. Received: "
@@ -61,6 +77,7 @@ class TwoStageRecommender:
         self.retriever = retriever
         self.ranker = ranker
         self.num_candidates = int(num_candidates)
+        self.blend = float(blend)
 
     def recommend(self, user_ids, k=10, exclude_seen=True, exact=False):
         """Top-k items for each user, reranked, best first.
@@ -75,7 +92,8 @@ class TwoStageRecommender:
 
         Returns:
             `(ids, scores)`: arrays `(len(user_ids), k)` of item ids and the
-            ranker's float32 scores (padding: id -1 or "", score -inf).
+            float32 scores they are ordered by: the ranker's (`blend=1`) or
+            the blend (padding: id -1 or "", score -inf).
         """
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(
@@ -87,7 +105,10 @@ class TwoStageRecommender:
             exclude_seen=exclude_seen,
             exact=exact,
         )
-        scores = self.rerank_scores(user_ids, ids, np.isfinite(found))
+        valid = np.isfinite(found)
+        scores = blended(
+            found, self.rerank_scores(user_ids, ids, valid), valid, self.blend
+        )
         order = np.argsort(-scores, axis=1, kind="stable")[:, : int(k)]
         return (
             np.take_along_axis(ids, order, axis=1),
@@ -121,6 +142,33 @@ class TwoStageRecommender:
         return scores
 
 
+def _standardized(scores, valid):
+    x = np.where(valid, scores, np.nan).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        mean = np.nanmean(x, axis=1, keepdims=True)
+        std = np.nanstd(x, axis=1, keepdims=True)
+    return (x - mean) / np.where(std > 0, std, 1.0)
+
+
+def blended(retrieval, ranker, valid, blend):
+    """Final scores of candidates: see `TwoStageRecommender`'s `blend`.
+
+    Args:
+        retrieval, ranker: float arrays `(users, candidates)`.
+        valid: bool array of the same shape (others score -inf).
+        blend: float in [0, 1].
+
+    Returns:
+        float32 array of the same shape.
+    """
+    if blend == 1.0:
+        return np.where(valid, ranker, -np.inf).astype(np.float32)
+    mixed = blend * _standardized(ranker, valid) + (1 - blend) * (
+        _standardized(retrieval, valid)
+    )
+    return np.where(valid, mixed, -np.inf).astype(np.float32)
+
+
 def _hits(lists, test_users, test_items, user_rows, k):
     """Per test interaction: rank of its item in its user's list, else -1."""
     ranks = np.full(len(test_users), -1, np.int64)
@@ -139,7 +187,9 @@ def _list_metrics(ranks, k):
     return {f"hr@{k}": float(hit.mean()), f"ndcg@{k}": float(gains.mean())}
 
 
-def evaluate_two_stage(recommender, frame, k=10, exact=True):
+def evaluate_two_stage(
+    recommender, frame, k=10, exact=True, split="test", blends=()
+):
     """HR@k and NDCG@k of two-stage lists against retrieval alone.
 
     The protocol split of `frame` (PROTOCOL.md, the retriever's columns);
@@ -153,32 +203,50 @@ def evaluate_two_stage(recommender, frame, k=10, exact=True):
         frame: the full interactions table both bundles were trained on.
         k: int. List length. Defaults to `10`.
         exact: bool. Retrieve by exact search. Defaults to `True`.
+        split: str. `"test"`, or `"validation"` (the training split's own
+            last fifth, for bundles trained with `evaluate.split =
+            "validation"`: how to choose `blend`). Defaults to `"test"`.
+        blends: iterable of float. More `blend` values to score, each as
+            `"two_stage@<blend>"`.
 
     Returns:
-        dict with `"two_stage"` and `"retrieval"` (`hr@k`, `ndcg@k`),
-        `"candidates"` (`hr@num_candidates`, the bound) and
-        `"num_interactions"`.
+        dict with `"two_stage"` (at the recommender's `blend`) and
+        `"retrieval"` (`hr@k`, `ndcg@k`), `"candidates"`
+        (`hr@num_candidates`, the bound) and `"num_interactions"`.
     """
     data = recommender.retriever.config["data"]
     user, item = data["user"], data["item"]
-    _, test = temporal_split(frame, user=user, item=item, time=data["time"])
+    columns = {"user": user, "item": item, "time": data["time"]}
+    train, test = temporal_split(frame, **columns)
+    if split == "validation":
+        _, test = temporal_split(train, **columns)
+    elif split != "test":
+        raise ValueError(
+            f'`split` must be "test" or "validation". Received: {split!r}'
+        )
     users = test[user].drop_duplicates().to_numpy()
     user_rows = {u: i for i, u in enumerate(users.tolist())}
     n = recommender.num_candidates
     candidates, found = recommender.retriever.recommend(
         users, k=n, exclude_seen=True, exact=exact
     )
-    scores = recommender.rerank_scores(users, candidates, np.isfinite(found))
-    order = np.argsort(-scores, axis=1, kind="stable")
-    reranked = np.take_along_axis(candidates, order, axis=1)
+    valid = np.isfinite(found)
+    ranker = recommender.rerank_scores(users, candidates, valid)
+
+    def reorder(blend):
+        scores = blended(found, ranker, valid, blend)
+        order = np.argsort(-scores, axis=1, kind="stable")
+        return np.take_along_axis(candidates, order, axis=1)
+
     test_users = test[user].to_numpy().tolist()
     test_items = test[item].to_numpy()
     results = {}
-    for name, lists, length in (
-        ("two_stage", reranked, k),
+    named_lists = [
+        ("two_stage", reorder(recommender.blend), k),
         ("retrieval", candidates, k),
         ("candidates", candidates, n),
-    ):
+    ] + [(f"two_stage@{float(b)}", reorder(float(b)), k) for b in blends]
+    for name, lists, length in named_lists:
         ranks = _hits(lists, test_users, test_items, user_rows, length)
         results[name] = _list_metrics(ranks, length)
     results["num_interactions"] = int(len(test))

@@ -67,3 +67,28 @@ def test_two_stage_rejects_bad_arguments(retriever, liked_run):
         TwoStageRecommender(retriever, retriever)
     with pytest.raises(ValueError, match="`k`"):
         TwoStageRecommender(retriever, ranker).recommend([1], k=0)
+
+
+def test_two_stage_blend_zero_keeps_the_retrieval_order(retriever, liked_run):
+    ranker, _ = liked_run
+    ids, _ = TwoStageRecommender(retriever, ranker, 20, blend=0.0).recommend(
+        [1, 7], k=5
+    )
+    expected, _ = retriever.recommend([1, 7], k=5)
+    np.testing.assert_array_equal(ids, expected)
+    with pytest.raises(ValueError, match="blend"):
+        TwoStageRecommender(retriever, ranker, blend=1.5)
+
+
+def test_two_stage_evaluation_scores_blends_and_the_validation_split(
+    retriever, liked_run, small_frame
+):
+    ranker, _ = liked_run
+    recommender = TwoStageRecommender(retriever, ranker, num_candidates=20)
+    result = evaluate_two_stage(
+        recommender, small_frame, split="validation", blends=[0.0, 1.0]
+    )
+    assert result["two_stage@1.0"] == result["two_stage"]
+    assert result["two_stage@0.0"] == result["retrieval"]
+    with pytest.raises(ValueError, match="split"):
+        evaluate_two_stage(recommender, small_frame, split="train")
