@@ -13,6 +13,8 @@ ratios the goal is stated in: peak RSS at the largest size over the smallest
 `--inputs` adds the measurement behind the input pipeline: one epoch of the
 same model over the smallest data set streamed by `InteractionBatches`
 against the same rows held in memory as numpy arrays, in one process.
+`--tables` adds examples/s of the same model on random ids with the full
+user table and with one 10x smaller, which shows what the table costs.
 
 Usage:
 
@@ -105,6 +107,55 @@ def child_inputs(args):
     return result
 
 
+def child_tables(args):
+    """Examples/s of the model at two user-table sizes, random ids."""
+    import keras
+    import numpy as np
+    import pandas as pd
+
+    from features import CategoricalFeature
+    from features import Preprocessor
+    from recsys.config import load_config
+    from recsys.models.two_tower import SAMPLING_PROBABILITY
+    from recsys.training import build_two_tower
+
+    config = load_config(CONFIG, args.set)
+    batch = config["train"]["batch_size"]
+    rows = batch * 48
+    rng = np.random.default_rng(0)
+    result = {"items": args.items, "batch_size": batch}
+    for users in (args.users, args.users // 10):
+        ids = np.arange(max(users, args.items))
+        pre = Preprocessor(
+            features=[
+                CategoricalFeature("user_id"),
+                CategoricalFeature("item_id"),
+                CategoricalFeature("category"),
+            ]
+        ).fit(
+            pd.DataFrame(
+                {
+                    "user_id": ids % users,
+                    "item_id": ids % args.items,
+                    "category": ids % 10,
+                }
+            )
+        )
+        x = {
+            "user_id": rng.integers(1, users, rows).astype(np.int32),
+            "item_id": rng.integers(1, args.items, rows).astype(np.int32),
+            "category": rng.integers(1, 10, rows).astype(np.int32),
+            SAMPLING_PROBABILITY: np.full(rows, 1e-5, np.float32),
+        }
+        keras.utils.set_random_seed(0)
+        model = build_two_tower(pre, config)
+        model.fit(x, batch_size=batch, epochs=1, verbose=0)  # compiles
+        start = time.perf_counter()
+        model.fit(x, batch_size=batch, epochs=1, verbose=0)
+        result[f"users_{users}"] = rows / (time.perf_counter() - start)
+    return result
+
+
 def _run_child(mode, *extra):
     command = [sys.executable, os.path.abspath(__file__), "--child", mode]
     done = subprocess.run(
@@ -133,6 +184,11 @@ def main():
     parser.add_argument(
         "--inputs", action="store_true", help="Also streamed vs in memory."
     )
+    parser.add_argument(
+        "--tables",
+        action="store_true",
+        help="Also examples/s with a 10x smaller user table (random ids).",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--data", help=argparse.SUPPRESS)
@@ -145,6 +201,7 @@ def main():
             "synth": child_synth,
             "train": child_train,
             "inputs": child_inputs,
+            "tables": child_tables,
         }[args.child]
         print(json.dumps(run(args)))
         return
@@ -174,10 +231,12 @@ def main():
                 {"interactions": size, "synth": synth, "train": train}
             )
             print(json.dumps(results[-1]), file=sys.stderr)
-        inputs = None
+        inputs = tables = None
         if args.inputs:
             data = os.path.join(workdir, f"synth_{args.sizes[0]}")
             inputs = _run_child("inputs", "--data", data, *common)
+        if args.tables:
+            tables = _run_child("tables", *common)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -207,6 +266,7 @@ def main():
                 ),
                 "seconds_per_million_rows": per_row,
                 "inputs": inputs,
+                "tables": tables,
             },
             indent=2,
         )
