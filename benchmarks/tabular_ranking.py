@@ -13,6 +13,12 @@ One run trains, on the PROTOCOL.md split of MovieLens:
   whose weight was chosen on the validation split (all three models trained
   again with `evaluate.split = "validation"`, seed 0).
 
+With `--tfrs`, the rating task also gets TFRS's ranking model
+(`benchmarks/tfrs_ranking_baseline.py`, in its own subprocess since it needs
+`TF_USE_LEGACY_KERAS=1`): at the TFRS tutorial's settings and at batch 256
+with the epochs chosen on the validation split (8 of 1, 2, 3, 5, 8, 15, 25,
+40), as `"baseline_tfrs_tutorial"` and `"baseline_tfrs_tuned"`.
+
 Prints one JSON object: `{"rating", "liked", "two_stage"}`; the first two
 hold each seed's metrics and their mean, the last one entry per list.
 
@@ -20,6 +26,7 @@ Usage:
 
 ```
 python benchmarks/tabular_ranking.py [--seeds 0 1 2] [--candidates 100]
+    [--tfrs]
 ```
 """
 
@@ -27,6 +34,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 
@@ -49,6 +57,28 @@ CONFIGS = {
 TWO_TOWER = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
 BLENDS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 VALIDATION = ['evaluate.split="validation"']
+TFRS = {
+    "tfrs_tutorial": [],
+    "tfrs_tuned": ["--batch-size", "256", "--epochs", "8"],
+}
+
+
+def tfrs_baselines(seeds):
+    """TFRS ranking baselines on the rating task, each in a subprocess."""
+    script = os.path.join(ROOT, "benchmarks", "tfrs_ranking_baseline.py")
+    results = {}
+    for name, options in TFRS.items():
+        runs = []
+        for seed in seeds:
+            done = subprocess.run(
+                [sys.executable, script, "--seed", str(seed), *options],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        results[name] = runs
+    return results
 
 
 def choose_blends(frame, out, candidates):
@@ -90,6 +120,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--candidates", type=int, default=100)
+    parser.add_argument(
+        "--tfrs", action="store_true", help="Add the TFRS ranking baselines."
+    )
     args = parser.parse_args()
     frame = load_interactions("movielens")
     out = tempfile.mkdtemp(prefix="tabular-bench-")
@@ -113,6 +146,14 @@ def main():
             "runs": runs,
             "command": f"recsys train configs/movielens_{task}.toml",
         }
+    if args.tfrs:
+        for name, runs in tfrs_baselines(args.seeds).items():
+            rating = result["rating"]
+            rating["mean"][f"baseline_{name}"] = {
+                key: statistics.mean(run["test"][key] for run in runs)
+                for key in ("rmse", "mae")
+            }
+            rating[f"tfrs_runs_{name}"] = runs
     retriever, _ = pipeline.train_bundle(
         load_config(TWO_TOWER),
         os.path.join(out, "two_tower"),
