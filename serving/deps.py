@@ -19,13 +19,18 @@ async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-async def get_service(request: Request) -> RetrievalService:
+def current_service(request: Request) -> RetrievalService:
+    """The service answering `request`, or a 503 before the first load."""
     # One attribute read: a reload swaps app.state.service atomically and
     # a request keeps the service it started with.
     service = getattr(request.app.state, "service", None)
     if service is None:
         raise HTTPException(503, detail="No bundle is loaded yet.")
     return service
+
+
+async def get_service(request: Request) -> RetrievalService:
+    return current_service(request)
 
 
 async def require_token(request: Request) -> None:
