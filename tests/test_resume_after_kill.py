@@ -61,8 +61,8 @@ def _checkpoint_epoch(job_dir):
 
 
 # Two fresh `recsys train` processes and a third training in this one: about
-# a minute on 2 cores.
-@pytest.mark.slow
+# a minute on 2 cores, in the default run because resuming after a kill is
+# what the checkpoints are for.
 def test_train_killed_with_sigkill_resumes_to_the_same_quality(
     small_csv, tmp_path
 ):
