@@ -250,7 +250,33 @@ def write_bundle(
     return write_atomically(path, fill)
 
 
-class Bundle:
+def load_keras_model(path):
+    """A model saved in a bundle, loaded with `safe_mode=True`."""
+    import keras
+
+    import recsys.models  # noqa: F401  (registers the classes)
+
+    return keras.saving.load_model(path, safe_mode=True)
+
+
+class ManifestProperties:
+    """A loaded bundle's `config`, `metrics` and `version` (its manifest)."""
+
+    @property
+    def config(self):
+        return self.manifest["config"]
+
+    @property
+    def metrics(self):
+        return self.manifest["metrics"]
+
+    @property
+    def version(self):
+        """The bundle's unique version string (from its manifest)."""
+        return self.manifest.get("version", "unversioned")
+
+
+class Bundle(ManifestProperties):
     """A loaded bundle: recommends items for users from precomputed vectors.
 
     Use `Bundle.load(path)`; see the module docstring for the layout.
@@ -320,28 +346,11 @@ class Bundle:
     # -- properties ------------------------------------------------------
 
     @property
-    def config(self):
-        return self.manifest["config"]
-
-    @property
-    def metrics(self):
-        return self.manifest["metrics"]
-
-    @property
-    def version(self):
-        """The bundle's unique version string (from its manifest)."""
-        return self.manifest.get("version", "unversioned")
-
-    @property
     def query_tower(self):
         """The query tower, loaded on first use with `safe_mode=True`."""
         if self._query_tower is None:
-            import keras
-
-            import recsys.models  # noqa: F401  (registers the classes)
-
-            self._query_tower = keras.saving.load_model(
-                os.path.join(self.path, "query_tower.keras"), safe_mode=True
+            self._query_tower = load_keras_model(
+                os.path.join(self.path, "query_tower.keras")
             )
         return self._query_tower
 

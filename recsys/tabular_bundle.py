@@ -24,6 +24,8 @@ import pandas as pd
 from features import Preprocessor
 from features import canonical_strings
 from recsys.bundle import BundleError
+from recsys.bundle import ManifestProperties
+from recsys.bundle import load_keras_model
 from recsys.bundle import read_manifest
 from recsys.bundle import write_atomically
 from recsys.bundle import write_manifest
@@ -86,7 +88,7 @@ def write_tabular_bundle(
     return write_atomically(path, fill)
 
 
-class TabularBundle:
+class TabularBundle(ManifestProperties):
     """A loaded tabular model: scores rows, or (user, item) pairs.
 
     Use `TabularBundle.load(path)` (or `recsys.load_bundle(path)`).
@@ -130,18 +132,12 @@ class TabularBundle:
             BundleError: if the directory is missing, incomplete or not a
                 tabular bundle.
         """
-        import keras
-
-        import recsys.models  # noqa: F401  (registers the classes)
-
         manifest = read_manifest(path, kind=KIND)
         try:
             preprocessor = Preprocessor.load(
                 os.path.join(path, "preprocessor.json")
             )
-            model = keras.saving.load_model(
-                os.path.join(path, "model.keras"), safe_mode=True
-            )
+            model = load_keras_model(os.path.join(path, "model.keras"))
             items = pd.read_parquet(os.path.join(path, "items.parquet"))
             users = pd.read_parquet(os.path.join(path, "users.parquet"))
             history_path = os.path.join(path, "user_history.npy")
@@ -159,24 +155,12 @@ class TabularBundle:
         )
 
     @property
-    def config(self):
-        return self.manifest["config"]
-
-    @property
-    def metrics(self):
-        return self.manifest["metrics"]
-
-    @property
     def task(self):
         return self.manifest["task"]
 
     @property
     def classes(self):
         return self.manifest["classes"]
-
-    @property
-    def version(self):
-        return self.manifest.get("version", "unversioned")
 
     @property
     def feature_names(self):

@@ -13,6 +13,8 @@ import pandas as pd
 
 from features import Preprocessor
 from recsys.bundle import BundleError
+from recsys.bundle import ManifestProperties
+from recsys.bundle import load_keras_model
 from recsys.bundle import read_manifest
 from recsys.bundle import write_atomically
 from recsys.bundle import write_manifest
@@ -46,7 +48,7 @@ def write_text_bundle(path, *, config, metrics, preprocessor, model, classes):
     return write_atomically(path, fill)
 
 
-class TextBundle:
+class TextBundle(ManifestProperties):
     """A loaded text classifier: texts in, class probabilities out.
 
     Use `TextBundle.load(path)` (or `recsys.load_bundle(path)`).
@@ -77,36 +79,17 @@ class TextBundle:
             BundleError: if the directory is missing, incomplete, corrupt
                 or holds another kind of bundle.
         """
-        import keras
-
-        import recsys.models  # noqa: F401  (registers the classes)
-
         manifest = read_manifest(path, kind=KIND)
         try:
             preprocessor = Preprocessor.load(
                 os.path.join(path, "preprocessor.json")
             )
-            model = keras.saving.load_model(
-                os.path.join(path, "model.keras"), safe_mode=True
-            )
+            model = load_keras_model(os.path.join(path, "model.keras"))
         except (OSError, ValueError, KeyError) as error:
             raise BundleError(
                 f"Bundle {path} is incomplete or corrupt: {error}"
             ) from None
         return cls(path, manifest, preprocessor, model)
-
-    @property
-    def config(self):
-        return self.manifest["config"]
-
-    @property
-    def metrics(self):
-        return self.manifest["metrics"]
-
-    @property
-    def version(self):
-        """The bundle's unique version string (from its manifest)."""
-        return self.manifest.get("version", "unversioned")
 
     def token_ids(self, texts):
         """The model's input: `(n, sequence_length)` token ids.
