@@ -1,4 +1,5 @@
-"""`recsys` command line: train, evaluate, recommend, serve and synth.
+"""`recsys` command line: train, evaluate, recommend, score, predict, serve
+and synth.
 
 Each command is a thin layer over the Python API. Errors in the input (a bad
 config key, a missing column, a missing bundle) print one clear line and exit
