@@ -35,6 +35,7 @@ from recsys.config import TEXT_ARCHITECTURES  # noqa: E402
 from recsys.config import load_config  # noqa: E402
 from recsys.text_baselines import run_baselines  # noqa: E402
 from recsys.text_metrics import classification_metrics  # noqa: E402
+from recsys.text_pipeline import class_ids  # noqa: E402
 from recsys.text_pipeline import encode  # noqa: E402
 from recsys.text_pipeline import fit_text_classifier  # noqa: E402
 from recsys.text_pipeline import prepare_text_data  # noqa: E402
@@ -117,12 +118,11 @@ def main(argv=None):
         models[architecture] = summarize(runs)
 
     text, label = config["data"]["text"], config["data"]["label"]
-    index = {str(c): i for i, c in enumerate(prepared.classes)}
     _, y_test = encode(prepared, prepared.test, config)
     baselines = run_baselines(
         ["tfidf_char", "tfidf_word"],
         prepared.train[text].tolist(),
-        prepared.train[label].map(lambda v: index[str(v)]).to_numpy(),
+        class_ids(prepared, prepared.train[label]),
         prepared.test[text].tolist(),
         y_test,
     )

@@ -170,15 +170,19 @@ def prepare_text_data(config, frame=None):
     return TextData(classes, train, valid, test, preprocessor)
 
 
+def class_ids(prepared, labels):
+    """Class indices (`int32`) of a Series of labels."""
+    index = {str(c): i for i, c in enumerate(prepared.classes)}
+    return labels.map(lambda v: index[str(v)]).to_numpy().astype(np.int32)
+
+
 def encode(prepared, frame, config):
     """`(token_ids, class_ids)` of a split."""
     data = config["data"]
     ids = prepared.preprocessor.transform_column(
         data["text"], frame[data["text"]]
     )
-    index = {str(c): i for i, c in enumerate(prepared.classes)}
-    labels = frame[data["label"]].map(lambda v: index[str(v)]).to_numpy()
-    return ids, labels.astype(np.int32)
+    return ids, class_ids(prepared, frame[data["label"]])
 
 
 def build_text_classifier(prepared, config):
@@ -320,12 +324,11 @@ def train_bundle(config, output, *, frame=None, progress=True):
     metrics = {split: classification_metrics(y_test, probabilities)}
     metrics[split]["seconds"] = timing["seconds"]
     text, label = config["data"]["text"], config["data"]["label"]
-    index = {str(c): i for i, c in enumerate(prepared.classes)}
     metrics.update(
         run_baselines(
             config["evaluate"]["baselines"],
             prepared.train[text].tolist(),
-            prepared.train[label].map(lambda v: index[str(v)]).to_numpy(),
+            class_ids(prepared, prepared.train[label]),
             prepared.test[text].tolist(),
             y_test,
         )
