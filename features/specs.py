@@ -46,8 +46,34 @@ def _check_choice(name, value, choices):
         )
 
 
+class FeatureSpec:
+    """What every feature spec shares: its name check and (de)serialization.
+
+    Subclasses are dataclasses with a `name` field and a `kind` class
+    attribute; their config is `{"kind": ..., **fields}`.
+    """
+
+    def _check_name(self):
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(
+                "`name` must be a non-empty string. "
+                f"Received: name={self.name!r}"
+            )
+
+    def get_config(self):
+        config = {"kind": self.kind}
+        config.update(dataclasses.asdict(self))
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config.pop("kind", None)
+        return cls(**config)
+
+
 @dataclasses.dataclass
-class CategoricalFeature:
+class CategoricalFeature(FeatureSpec):
     """A single-valued categorical column (an id, a category).
 
     Attributes:
@@ -95,11 +121,7 @@ class CategoricalFeature:
     kind = "categorical"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(
-                "`name` must be a non-empty string. "
-                f"Received: name={self.name!r}"
-            )
+        self._check_name()
         _check_choice("vocabulary", self.vocabulary, SUPPORTED_VOCABULARIES)
         if self.vocabulary == "hash":
             if self.num_buckets is None:
@@ -122,17 +144,6 @@ class CategoricalFeature:
                 'vocabulary="hash" and `num_buckets`. Received: '
                 f"vocabulary={self.vocabulary!r}, num_hashes={self.num_hashes}"
             )
-
-    def get_config(self):
-        config = {"kind": self.kind}
-        config.update(dataclasses.asdict(self))
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config.pop("kind", None)
-        return cls(**config)
 
 
 @dataclasses.dataclass
@@ -189,7 +200,7 @@ class MultiCategoricalFeature(CategoricalFeature):
 
 
 @dataclasses.dataclass
-class NumericFeature:
+class NumericFeature(FeatureSpec):
     """A numeric column, normalized with statistics learned in `fit`.
 
     Nulls are imputed with the training mean (0 after standardization).
@@ -213,23 +224,8 @@ class NumericFeature:
     kind = "numeric"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(
-                "`name` must be a non-empty string. "
-                f"Received: name={self.name!r}"
-            )
+        self._check_name()
         _check_choice("transform", self.transform, SUPPORTED_TRANSFORMS)
-
-    def get_config(self):
-        config = {"kind": self.kind}
-        config.update(dataclasses.asdict(self))
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config.pop("kind", None)
-        return cls(**config)
 
 
 @dataclasses.dataclass
@@ -277,7 +273,7 @@ class TextFeature(CategoricalFeature):
 
 
 @dataclasses.dataclass
-class BucketizedFeature:
+class BucketizedFeature(FeatureSpec):
     """A numeric column cut into buckets, each bucket embedded like an id.
 
     Boundaries are the given `boundaries`, or the `num_bins` quantiles of the
@@ -310,11 +306,7 @@ class BucketizedFeature:
     kind = "bucketized"
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ValueError(
-                "`name` must be a non-empty string. "
-                f"Received: name={self.name!r}"
-            )
+        self._check_name()
         _check_positive("num_bins", self.num_bins)
         _check_positive("embedding_dim", self.embedding_dim, allow_none=True)
         if self.boundaries is not None:
@@ -330,17 +322,6 @@ class BucketizedFeature:
                     f"Received: boundaries={self.boundaries!r}"
                 )
             self.boundaries = [float(v) for v in values]
-
-    def get_config(self):
-        config = {"kind": self.kind}
-        config.update(dataclasses.asdict(self))
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config.pop("kind", None)
-        return cls(**config)
 
 
 FEATURE_KINDS = {

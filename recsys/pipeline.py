@@ -32,7 +32,7 @@ from recsys.distribution import shardable
 from recsys.evaluation import evaluate_retrieval
 from recsys.evaluation import popularity_scores
 from recsys.index import BruteForceIndex
-from recsys.index import build_index
+from recsys.index import build_index_from_config
 from recsys.index import recall_against_exact
 from recsys.precision import precision_scope
 from recsys.training import build_two_tower
@@ -247,16 +247,8 @@ def train_bundle(config, output, *, frame=None, progress=True):
     arrays = embed_catalog_and_users(model, prepared)
     stages.update()
     stages.set_postfix_str("build index")
-    options = {
-        key: value
-        for key, value in config["index"].items()
-        if key != "kind" and value
-    }
-    index = build_index(
-        arrays["item_embeddings"],
-        kind=config["index"]["kind"],
-        progress=progress,
-        **options,
+    index = build_index_from_config(
+        arrays["item_embeddings"], config["index"], progress=progress
     )
     recall = recall_against_exact(index, arrays["user_embeddings"], k=10)
     stages.update()

@@ -58,7 +58,7 @@ from recsys.data.parquet_source import as_float
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.synthetic import SyntheticInteractions
 from recsys.evaluation import evaluate_retrieval
-from recsys.index import build_index
+from recsys.index import build_index_from_config
 from recsys.index import recall_against_exact
 from recsys.models.two_tower import SAMPLING_PROBABILITY
 from recsys.precision import precision_scope
@@ -587,16 +587,8 @@ def train_streamed(config, output, *, progress=True):
         "seen_items": seen,
     }
     lap("embed")
-    options = {
-        key: value
-        for key, value in config["index"].items()
-        if key != "kind" and value
-    }
-    index = build_index(
-        arrays["item_embeddings"],
-        kind=config["index"]["kind"],
-        progress=progress,
-        **options,
+    index = build_index_from_config(
+        arrays["item_embeddings"], config["index"], progress=progress
     )
     lap("index")
     items = streamed.items[

@@ -85,6 +85,28 @@ def build_index(
     return index
 
 
+def build_index_from_config(embeddings, index_config, progress=True):
+    """`build_index` as a run config's `[index]` table asks.
+
+    Args:
+        embeddings: float32 `(num_items, dim)` item vectors.
+        index_config: dict. `kind` plus ScaNN options; options left at 0
+            are chosen from the catalog size.
+        progress: bool. Show a progress bar while building.
+
+    Returns:
+        The built index.
+    """
+    options = {
+        key: value
+        for key, value in index_config.items()
+        if key != "kind" and value
+    }
+    return build_index(
+        embeddings, kind=index_config["kind"], progress=progress, **options
+    )
+
+
 def load_index(directory):
     """Loads an index written by `index.save(directory)`.
 

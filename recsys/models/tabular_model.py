@@ -5,10 +5,10 @@ import keras_rs
 from keras import ops
 
 from recsys.layers.pooled_embedding import PooledEmbedding
+from recsys.models.tower import check_input_types
 
 SUPPORTED_INTERACTIONS = ("mlp", "dcn", "dot")
 SUPPORTED_TASKS = ("binary", "regression", "multiclass")
-SUPPORTED_INPUT_TYPES = ("embedding", "numeric")
 
 
 def _check_units(name, units):
@@ -218,13 +218,7 @@ class TabularModel(keras.Model):
             )
         if not self.inputs_config:
             raise ValueError("`inputs` must name at least one column.")
-        for spec in self.inputs_config:
-            if spec.get("type") not in SUPPORTED_INPUT_TYPES:
-                raise ValueError(
-                    f"Input '{spec.get('name')}': `type` must be one of "
-                    f"{SUPPORTED_INPUT_TYPES}. "
-                    f"Received: type={spec.get('type')!r}"
-                )
+        check_input_types(self.inputs_config)
         if self.task == "multiclass" and (
             not isinstance(self.num_classes, int) or self.num_classes < 3
         ):

@@ -10,6 +10,17 @@ SUPPORTED_INPUT_TYPES = ("embedding", "numeric")
 SUPPORTED_COMBINES = ("sum", "concat")
 
 
+def check_input_types(specs):
+    """Raises a `ValueError` for an input spec of an unsupported `type`."""
+    for spec in specs:
+        if spec.get("type") not in SUPPORTED_INPUT_TYPES:
+            raise ValueError(
+                f"Input '{spec.get('name')}': `type` must be one of "
+                f"{SUPPORTED_INPUT_TYPES}. "
+                f"Received: type={spec.get('type')!r}"
+            )
+
+
 def _embedding(spec):
     """The table of one embedding input: pooled, or multi-hash."""
     name = f"{spec['name']}_embedding"
@@ -103,13 +114,7 @@ class Tower(keras.Model):
                 "`output_dim` must be a positive integer. "
                 f"Received: output_dim={output_dim}"
             )
-        for spec in self.inputs_config:
-            if spec.get("type") not in SUPPORTED_INPUT_TYPES:
-                raise ValueError(
-                    f"Input '{spec.get('name')}': `type` must be one of "
-                    f"{SUPPORTED_INPUT_TYPES}. "
-                    f"Received: type={spec.get('type')!r}"
-                )
+        check_input_types(self.inputs_config)
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         if combine == "sum":
             wrong = [
