@@ -47,6 +47,12 @@ TABULAR_CONFIG = {
         "l2": 0.0,
         # L2 on every table weight, the same for rare and frequent values.
         "embeddings_l2": 0.0,
+        # A numeric column learnt as a second, regression task beside the
+        # main one ("" for none): the rating behind a "liked" label carries
+        # more than its threshold. Used in training only; predictions and
+        # every metric are the main task's.
+        "auxiliary_target": "",
+        "auxiliary_weight": 0.5,
     },
     "train": {
         # Most epochs; training stops when the loss on a validation carve of
@@ -126,6 +132,13 @@ def validate_tabular(config, features):
             f"categorical feature the model reads ([features.{item}] with "
             'kind = "categorical").'
         )
+    auxiliary = model["auxiliary_target"]
+    if auxiliary and auxiliary in model_features(config):
+        raise ConfigError(
+            f"model.auxiliary_target '{auxiliary}' is also a feature: the "
+            "model would read the answer of its auxiliary task. Fix: remove "
+            f"[features.{auxiliary}] or choose another target."
+        )
     if label in model_features(config):
         raise ConfigError(
             f"The label column '{label}' is also a feature: the model would "
@@ -165,6 +178,7 @@ def validate_tabular(config, features):
         ("model.projection_dim", model["projection_dim"]),
         ("model.l2", model["l2"]),
         ("model.embeddings_l2", model["embeddings_l2"]),
+        ("model.auxiliary_weight", model["auxiliary_weight"]),
     ]
     for key, value in non_negative:
         if value < 0:

@@ -26,6 +26,7 @@ from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.sources import load_interactions
 from recsys.data.split import temporal_split
+from recsys.models.tabular_model import AUXILIARY
 from recsys.models.tabular_model import TabularModel
 from recsys.tabular_baselines import fit_baseline
 from recsys.tabular_baselines import task_metrics
@@ -151,6 +152,8 @@ def prepare_tabular(config, frame=None):
             ("test", test),
         )
     }
+    if config["model"]["auxiliary_target"]:
+        _add_auxiliary_target(parts, config)
     user_history = None
     if config["model"]["history_length"]:
         user_history = _add_history(parts, config)
@@ -158,6 +161,36 @@ def prepare_tabular(config, frame=None):
     return TabularData(
         config, preprocessor, names, classes, parts, user_history
     )
+
+
+def _add_auxiliary_target(parts, config):
+    """Adds the auxiliary target to the inputs of the rows trained on.
+
+    Only `fit` and `train` get it: validation and test batches then score
+    the main task alone, so early stopping watches the main loss.
+    """
+    column = config["model"]["auxiliary_target"]
+    frame = parts["train"][0]
+    if column not in frame.columns:
+        raise KeyError(
+            f"model.auxiliary_target names '{column}', which is not a "
+            f"column of the data. Available columns: {list(frame.columns)}"
+        )
+    if not pd.api.types.is_numeric_dtype(frame[column]):
+        raise ValueError(
+            f"model.auxiliary_target '{column}' must be numeric (it is learnt "
+            f"by regression). Received dtype {frame[column].dtype}."
+        )
+    for name in ("fit", "train"):
+        part, arrays, _ = parts[name]
+        values = part[column]
+        if values.isna().any():
+            raise ValueError(
+                f"model.auxiliary_target '{column}' has "
+                f"{int(values.isna().sum())} null values in the training "
+                "split. Fix: fill or drop those rows."
+            )
+        arrays[AUXILIARY] = values.to_numpy(np.float32)
 
 
 def _positive(frame, config):
@@ -200,14 +233,16 @@ def _add_history(parts, config):
     return latest["train"]
 
 
-def build_tabular_model(prepared, labels=None):
+def build_tabular_model(prepared, part=None):
     """Builds and compiles the `TabularModel` the config describes.
 
     Args:
         prepared: `TabularData`.
-        labels: optional training labels; the output starts at their mean
-            (regression) or its log-odds (binary), so training begins from
-            the global-mean baseline instead of from zero.
+        part: optional name of the part it will train on (`"fit"` or
+            `"train"`); the output then starts at its labels' mean
+            (regression) or their log-odds (binary), so training begins from
+            the global-mean baseline instead of from zero, and an auxiliary
+            head at its auxiliary target's mean.
 
     Returns:
         A compiled `TabularModel`.
@@ -245,6 +280,10 @@ def build_tabular_model(prepared, labels=None):
             }
         )
     task = model_config["task"]
+    labels, auxiliary = None, None
+    if part is not None:
+        _, arrays, labels = prepared.parts[part]
+        auxiliary = arrays.get(AUXILIARY)
     model = TabularModel(
         inputs,
         interaction=model_config["interaction"],
@@ -259,6 +298,10 @@ def build_tabular_model(prepared, labels=None):
         dropout=model_config["dropout"],
         l2=model_config["l2"],
         embeddings_l2=model_config["embeddings_l2"],
+        auxiliary_weight=(
+            0.0 if auxiliary is None else model_config["auxiliary_weight"]
+        ),
+        auxiliary_mean=0.0 if auxiliary is None else float(np.mean(auxiliary)),
     )
     if labels is not None and task != "multiclass":
         mean = float(np.mean(labels))
@@ -293,7 +336,7 @@ def fit_tabular_model(prepared, progress=True):
     _, x_fit, y_fit = prepared.parts["fit"]
     _, x_val, y_val = prepared.parts["validation"]
     start = time.perf_counter()
-    model = build_tabular_model(prepared, y_fit)
+    model = build_tabular_model(prepared, "fit")
     stop = keras.callbacks.EarlyStopping(
         patience=train["patience"], restore_best_weights=True
     )
@@ -313,7 +356,7 @@ def fit_tabular_model(prepared, progress=True):
     if train["refit"]:
         keras.utils.set_random_seed(train["seed"])
         _, x_train, y_train = prepared.parts["train"]
-        model = build_tabular_model(prepared, y_train)
+        model = build_tabular_model(prepared, "train")
         model.fit(
             x_train,
             y_train,

@@ -9,6 +9,8 @@ from recsys.models.tower import check_input_types
 
 SUPPORTED_INTERACTIONS = ("mlp", "dcn", "dot")
 SUPPORTED_TASKS = ("binary", "regression", "multiclass")
+# Input key of the auxiliary target, present in training batches only.
+AUXILIARY = "auxiliary_target"
 
 
 def _check_units(name, units):
@@ -72,6 +74,16 @@ class TabularModel(keras.Model):
             (Keras `embeddings_regularizer`), the same for rare and frequent
             values, as in a regularized logistic regression. Defaults to
             `0.0`.
+        auxiliary_weight: float. Weight of an auxiliary regression task
+            learnt beside the main one (multi-task learning): a second
+            one-unit head on the same hidden layers predicts the
+            `AUXILIARY` input (e.g. the rating behind a "liked" label) and
+            adds `auxiliary_weight` times its mean squared error to the
+            loss. The target enters as an input, as in Keras' endpoint-layer
+            pattern, so batches without it (prediction, validation) score
+            the main task alone. `0` for none. Defaults to `0.0`.
+        auxiliary_mean: float. Starting value of the auxiliary head: the
+            target's training mean. Defaults to `0.0`.
 
     Input shape:
         dict of column name -> `(batch,)` or `(batch, length)` tensor.
@@ -110,6 +122,8 @@ class TabularModel(keras.Model):
         dropout=0.0,
         l2=0.0,
         embeddings_l2=0.0,
+        auxiliary_weight=0.0,
+        auxiliary_mean=0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -126,6 +140,8 @@ class TabularModel(keras.Model):
         self.dropout = dropout
         self.l2 = l2
         self.embeddings_l2 = embeddings_l2
+        self.auxiliary_weight = auxiliary_weight
+        self.auxiliary_mean = auxiliary_mean
         self._validate()
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         embedded = [s for s in self.inputs_config if s["type"] == "embedding"]
@@ -201,6 +217,15 @@ class TabularModel(keras.Model):
         self.head = keras.layers.Dense(
             num_classes if task == "multiclass" else 1, name="head"
         )
+        self.auxiliary_head = (
+            keras.layers.Dense(
+                1,
+                bias_initializer=keras.initializers.Constant(auxiliary_mean),
+                name="auxiliary_head",
+            )
+            if auxiliary_weight
+            else None
+        )
         # Every shape is known from the config, so build now: a reloaded
         # model then has its weights without a sample input.
         self.build()
@@ -258,6 +283,11 @@ class TabularModel(keras.Model):
                 "`embeddings_l2` must be >= 0. "
                 f"Received: embeddings_l2={self.embeddings_l2}"
             )
+        if self.auxiliary_weight < 0:
+            raise ValueError(
+                "`auxiliary_weight` must be >= 0. "
+                f"Received: auxiliary_weight={self.auxiliary_weight}"
+            )
 
     def build(self, input_shape=None):
         for table in self.embeddings + self.biases:
@@ -296,18 +326,54 @@ class TabularModel(keras.Model):
             layer.build((None, width))
             width = layer.units
         self.head.build((None, width))
+        if self.auxiliary_head is not None:
+            self.auxiliary_head.build((None, width))
         self.built = True
 
     def call(self, inputs, training=False):
         """Scores a batch.
 
         Args:
-            inputs: dict of column name -> tensor (extra keys are ignored).
+            inputs: dict of column name -> tensor (extra keys are ignored;
+                an `AUXILIARY` target adds the auxiliary task's loss).
             training: bool. Whether dropout is on.
 
         Returns:
             float tensor `(batch, 1)` or `(batch, num_classes)`.
         """
+        x, biases = self._hidden(inputs, training)
+        logits = self.head(x)
+        if biases:
+            logits = logits + sum(biases)
+        target = inputs.get(AUXILIARY) if self.auxiliary_head else None
+        if target is not None:
+            estimate = self.auxiliary_head(x)[:, 0]
+            error = estimate - ops.cast(target, estimate.dtype)
+            self.add_loss(self.auxiliary_weight * ops.mean(ops.square(error)))
+        if self.task == "binary":
+            return ops.sigmoid(logits)
+        if self.task == "multiclass":
+            return ops.softmax(logits, axis=-1)
+        return logits
+
+    def predict_auxiliary(self, inputs):
+        """The auxiliary head's estimates (e.g. the rating behind "liked").
+
+        Args:
+            inputs: dict of column name -> array.
+
+        Returns:
+            numpy array `(batch,)`.
+        """
+        if self.auxiliary_head is None:
+            raise ValueError(
+                "This model has no auxiliary task (auxiliary_weight=0)."
+            )
+        x, _ = self._hidden(inputs, training=False)
+        return ops.convert_to_numpy(self.auxiliary_head(x))[:, 0]
+
+    def _hidden(self, inputs, training):
+        """`(x, biases)`: the last hidden layer and the wide bias terms."""
         missing = [n for n in self.feature_names if n not in inputs]
         if missing:
             raise KeyError(
@@ -344,14 +410,7 @@ class TabularModel(keras.Model):
         x = self._interact(vectors, numeric, training)
         for layer, dropout in zip(self.hidden, self.dropouts, strict=True):
             x = dropout(layer(x), training=training)
-        logits = self.head(x)
-        if biases:
-            logits = logits + sum(biases)
-        if self.task == "binary":
-            return ops.sigmoid(logits)
-        if self.task == "multiclass":
-            return ops.softmax(logits, axis=-1)
-        return logits
+        return x, biases
 
     def _interact(self, vectors, numeric, training):
         if self.interaction == "dot":
@@ -399,6 +458,8 @@ class TabularModel(keras.Model):
                 "dropout": self.dropout,
                 "l2": self.l2,
                 "embeddings_l2": self.embeddings_l2,
+                "auxiliary_weight": self.auxiliary_weight,
+                "auxiliary_mean": self.auxiliary_mean,
             }
         )
         return config

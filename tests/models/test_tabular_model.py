@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from recsys.models import TabularModel
+from recsys.models.tabular_model import AUXILIARY
 from tests.battery import run_serialization_battery
 
 INPUTS = [
@@ -165,6 +166,48 @@ def test_tabular_model_embeddings_l2_penalizes_every_table_weight():
     np.testing.assert_allclose(got, expected, rtol=1e-5)
 
 
+def test_tabular_model_auxiliary_head_adds_its_weighted_error():
+    model = TabularModel(INPUTS, hidden_units=[4], auxiliary_weight=0.5)
+    target = np.array([4.0, 1.0], "float32")
+    without = _out(model)
+    with_target = _out(model, {**X, AUXILIARY: target})
+    # The main output ignores the auxiliary target: it only adds a loss.
+    np.testing.assert_allclose(with_target, without, rtol=1e-6)
+    assert len(model.losses) == 1
+    with pytest.raises(ValueError, match="no auxiliary task"):
+        TabularModel(INPUTS).predict_auxiliary(X)
+    kernel, bias = model.auxiliary_head.get_weights()
+    model.auxiliary_head.set_weights([np.zeros_like(kernel), bias + 3.0])
+    model({**X, AUXILIARY: target})
+    # The head now says 3 for every row: 0.5 * mean((3 - 4)^2, (3 - 1)^2).
+    loss = float(keras.ops.convert_to_numpy(model.losses[0]))
+    np.testing.assert_allclose(loss, 0.5 * (1 + 4) / 2, rtol=1e-5)
+
+
+def test_tabular_model_auxiliary_task_is_learnt():
+    # The auxiliary target depends on the user alone; the main label on the
+    # age alone. The shared layers learn both.
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    x = {
+        "user": rng.integers(1, 5, 1024),
+        "tags": rng.integers(0, 4, (1024, 3)),
+        "age": rng.normal(size=1024).astype("float32"),
+    }
+    target = (x["user"] * 2.0).astype("float32")
+    model = TabularModel(
+        INPUTS, hidden_units=[16], auxiliary_weight=1.0, auxiliary_mean=5.0
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.02), loss=model.default_loss()
+    )
+    labels = (x["age"] > 0).astype("float32")
+    model.fit({**x, AUXILIARY: target}, labels, epochs=10, verbose=0)
+    estimate = model.predict_auxiliary(x)
+    assert np.sqrt(np.mean((estimate - target) ** 2)) < 0.5
+    assert np.mean((_out(model, x)[:, 0] > 0.5) == labels) >= 0.9
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -176,6 +219,7 @@ def test_tabular_model_embeddings_l2_penalizes_every_table_weight():
         ({"dropout": 1.0}, "dropout"),
         ({"l2": -1.0}, "l2"),
         ({"embeddings_l2": -1.0}, "embeddings_l2"),
+        ({"auxiliary_weight": -1.0}, "auxiliary_weight"),
         ({"inputs": [{"name": "a", "type": "text"}]}, "type"),
         ({"inputs": [], "interaction": "mlp"}, "at least one"),
         (
@@ -206,6 +250,7 @@ def test_tabular_model_names_a_missing_input():
         {"interaction": "dcn", "projection_dim": 2},
         {"interaction": "dot", "bottom_units": [8]},
         {"task": "multiclass", "num_classes": 3},
+        {"auxiliary_weight": 0.5, "auxiliary_mean": 3.5},
     ],
 )
 def test_tabular_model_serialization(kwargs, tmp_path):

@@ -87,6 +87,37 @@ def test_missing_label_is_named(small_frame, tmp_path):
         train_bundle(config, str(tmp_path / "b"), frame=small_frame)
 
 
+@pytest.mark.parametrize(
+    "target, error, match",
+    [
+        ("stars", KeyError, "auxiliary_target names 'stars'"),
+        ("title", ValueError, "auxiliary_target 'title' must be numeric"),
+    ],
+)
+def test_bad_auxiliary_target_is_named(
+    small_frame, tmp_path, target, error, match
+):
+    config = _config(LIKED, f'model.auxiliary_target="{target}"')
+    with pytest.raises(error, match=match):
+        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+
+
+def test_liked_bundle_with_its_auxiliary_head_reloads_identically(
+    liked_run, small_frame
+):
+    bundle, _ = liked_run
+    assert bundle.model.auxiliary_head is not None
+    again = load_bundle(bundle.path)
+    rows = small_frame.iloc[:50]
+    np.testing.assert_allclose(
+        again.predict(rows), bundle.predict(rows), rtol=1e-6
+    )
+    # The auxiliary head regresses the rating: its estimates follow it.
+    arrays = again.preprocessor.transform(rows)
+    rating = again.model.predict_auxiliary(arrays)
+    assert np.corrcoef(rating, rows["rating"])[0, 1] > 0.2
+
+
 def test_text_label_of_a_regression_is_refused(small_frame, tmp_path):
     config = _config(RATING, 'data.label="title"', 'model.features=["userId"]')
     with pytest.raises(ValueError, match="must be numeric for a regression"):
@@ -100,6 +131,8 @@ def test_text_label_of_a_regression_is_refused(small_frame, tmp_path):
         ('evaluate.baselines=["logistic_regression"]', "not a baseline"),
         ("model.dropout=1.0", "model.dropout"),
         ('features.rating.kind="numeric"', "label column 'rating'"),
+        ('model.auxiliary_target="year"', "auxiliary_target 'year' is also"),
+        ("model.auxiliary_weight=-1.0", "model.auxiliary_weight"),
     ],
 )
 def test_bad_tabular_configs_fail_clearly(override, match):
