@@ -17,6 +17,30 @@ import numpy as np
 from recsys.data.split import temporal_split
 
 DEFAULT_NUM_CANDIDATES = 100
+DEFAULT_BLEND = 1.0
+RANKER_TASKS = ("binary", "regression")
+
+
+def check_ranker(ranker):
+    """Raises a `ValueError` unless `ranker` can order candidates.
+
+    Args:
+        ranker: a loaded bundle. It must be a
+            `recsys.tabular_bundle.TabularBundle` of a binary or regression
+            task: its one score per (user, item) pair is the order.
+    """
+    task = getattr(ranker, "task", None)
+    if task not in RANKER_TASKS or not hasattr(ranker, "score_pairs"):
+        kind = (getattr(ranker, "manifest", None) or {}).get("kind")
+        received = f"a {kind!r} bundle" if kind else type(ranker).__name__
+        if task is not None:
+            received += f" of task {task!r}"
+        raise ValueError(
+            "The ranker must be a tabular bundle of a binary or regression "
+            "task (its score orders the candidates). Received: "
+            f"{received}. Fix: train one with a tabular config such as "
+            "configs/movielens_liked.toml."
+        )
 
 
 class TwoStageRecommender:
@@ -47,7 +71,7 @@ class TwoStageRecommender:
         retriever,
         ranker,
         num_candidates=DEFAULT_NUM_CANDIDATES,
-        blend=1.0,
+        blend=DEFAULT_BLEND,
     ):
         if (
             isinstance(num_candidates, bool)
@@ -58,13 +82,7 @@ class TwoStageRecommender:
                 "`num_candidates` must be a positive integer. "
                 f"Received: num_candidates={num_candidates!r}"
             )
-        if getattr(ranker, "task", None) not in ("binary", "regression"):
-            raise ValueError(
-                "The ranker must be a tabular bundle of a binary or "
-                "regression task (its score orders the candidates). Received: "
-                f"{type(ranker).__name__} with task "
-                f"{getattr(ranker, 'task', None)!r}"
-            )
+        check_ranker(ranker)
         if isinstance(blend, bool) or not 0.0 <= blend <= 1.0:
             raise ValueError(
                 f"`blend` must be a number in [0, 1]. Received: blend={blend!r}"
@@ -105,13 +123,36 @@ class TwoStageRecommender:
             exclude_seen=exclude_seen,
             exact=exact,
         )
-        valid = np.isfinite(found)
+        return self.rerank(user_ids, ids, found, k)
+
+    def rerank(self, user_ids, candidate_ids, retrieval_scores, k):
+        """Orders retrieved candidates by the ranker (or the blend); top k.
+
+        The second stage alone, for candidates retrieved elsewhere (the
+        retrieval service retrieves them itself: `serving.reranker`).
+
+        Args:
+            user_ids: 1-D, one per row of `candidate_ids`.
+            candidate_ids: array `(len(user_ids), n)` of item ids.
+            retrieval_scores: float array of the same shape: the
+                retriever's scores; -inf marks padding (never scored).
+            k: int. Items to keep per row.
+
+        Returns:
+            `(ids, scores)` as `recommend` returns them, `min(k, n)` columns.
+        """
+        candidate_ids = np.asarray(candidate_ids)
+        retrieval_scores = np.asarray(retrieval_scores)
+        valid = np.isfinite(retrieval_scores)
         scores = blended(
-            found, self.rerank_scores(user_ids, ids, valid), valid, self.blend
+            retrieval_scores,
+            self.rerank_scores(user_ids, candidate_ids, valid),
+            valid,
+            self.blend,
         )
         order = np.argsort(-scores, axis=1, kind="stable")[:, : int(k)]
         return (
-            np.take_along_axis(ids, order, axis=1),
+            np.take_along_axis(candidate_ids, order, axis=1),
             np.take_along_axis(scores, order, axis=1),
         )
 
@@ -143,11 +184,14 @@ class TwoStageRecommender:
 
 
 def _standardized(scores, valid):
-    x = np.where(valid, scores, np.nan).astype(np.float64)
-    with np.errstate(invalid="ignore"):
-        mean = np.nanmean(x, axis=1, keepdims=True)
-        std = np.nanstd(x, axis=1, keepdims=True)
-    return (x - mean) / np.where(std > 0, std, 1.0)
+    # Means over the valid entries only; a row with none stays finite (and
+    # is masked by the caller) instead of warning about an empty mean.
+    x = np.where(valid, scores, 0.0).astype(np.float64)
+    count = np.maximum(valid.sum(axis=1, keepdims=True), 1)
+    mean = x.sum(axis=1, keepdims=True) / count
+    centered = np.where(valid, x - mean, 0.0)
+    std = np.sqrt((centered**2).sum(axis=1, keepdims=True) / count)
+    return centered / np.where(std > 0, std, 1.0)
 
 
 def blended(retrieval, ranker, valid, blend):

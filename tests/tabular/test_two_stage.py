@@ -3,6 +3,7 @@ import pytest
 
 from recsys.evaluation import evaluate_retrieval
 from recsys.two_stage import TwoStageRecommender
+from recsys.two_stage import blended
 from recsys.two_stage import evaluate_two_stage
 
 
@@ -92,3 +93,18 @@ def test_two_stage_evaluation_scores_blends_and_the_validation_split(
     assert result["two_stage@0.0"] == result["retrieval"]
     with pytest.raises(ValueError, match="split"):
         evaluate_two_stage(recommender, small_frame, split="train")
+
+
+def test_blend_standardizes_the_valid_scores_of_each_row():
+    retrieval = np.array([[3.0, 1.0, 2.0, -np.inf], [-np.inf] * 4])
+    ranker = np.array([[0.2, 0.6, 0.4, -np.inf], [-np.inf] * 4])
+    valid = np.isfinite(retrieval)
+    # Row 0 standardizes to +-1.2247 and 0 in both stages, in opposite
+    # orders; row 1 has no candidates (and must not warn).
+    z = np.sqrt(1.5)
+    scores = blended(retrieval, ranker, valid, 0.25)
+    np.testing.assert_allclose(scores[0, :3], [0.5 * z, -0.5 * z, 0], atol=1e-6)
+    assert np.isneginf(scores[0, 3]) and np.isneginf(scores[1]).all()
+    np.testing.assert_array_equal(
+        blended(retrieval, ranker, valid, 1.0)[0], np.float32(ranker[0])
+    )
