@@ -197,28 +197,44 @@ def cmd_serve(args):
 
     from serving.app import create_app
     from serving.app import resolve_bundle_path
+    from serving.reranker import Reranker
     from serving.service import RetrievalService
     from serving.settings import Settings
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
-    # Load before binding the port: a broken bundle fails here, with exit 1.
+    # Load before binding the port: a broken bundle (or ranker) fails here,
+    # with exit 1.
     settings = Settings()
+    reranker = None
+    if args.ranker:
+        try:
+            reranker = Reranker.load(args.ranker)
+        except ValueError as error:  # BundleError is one
+            raise ValueError(f"--ranker: {error.args[0]}") from None
     service = RetrievalService.load(
         resolve_bundle_path(args.bundle), **settings.service_options()
     )
     app = create_app(
-        args.bundle, settings=settings, service=service, watch=args.watch
+        args.bundle,
+        settings=settings,
+        service=service,
+        watch=args.watch,
+        ranker=reranker,
     )
+    reranking = f", reranked by {reranker.version}" if reranker else ""
     print(
-        f"serving bundle {service.version} on http://{args.host}:{args.port}"
-        " (API docs at /docs)"
+        f"serving bundle {service.version}{reranking} on "
+        f"http://{args.host}:{args.port} (API docs at /docs)"
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
     return 0
 
 
 def build_parser():
+    from recsys.two_stage import DEFAULT_BLEND
+    from recsys.two_stage import DEFAULT_NUM_CANDIDATES
+
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Train, evaluate and query embedding retrieval models.",
@@ -286,15 +302,16 @@ def build_parser():
     recommend.add_argument(
         "--candidates",
         type=int,
-        default=100,
-        help="Candidates retrieved for --rerank (default 100).",
+        default=DEFAULT_NUM_CANDIDATES,
+        help="Candidates retrieved for --rerank "
+        f"(default {DEFAULT_NUM_CANDIDATES}).",
     )
     recommend.add_argument(
         "--blend",
         type=float,
-        default=1.0,
+        default=DEFAULT_BLEND,
         help="Weight of the ranker's score against retrieval's, in [0, 1] "
-        "(default 1: the ranker's order).",
+        f"(default {DEFAULT_BLEND:g}: the ranker's order).",
     )
     recommend.set_defaults(run=cmd_recommend)
 
@@ -350,9 +367,20 @@ def build_parser():
     predict.set_defaults(run=cmd_predict)
 
     serve = commands.add_parser(
-        "serve", help="Serve a bundle over HTTP (FastAPI + uvicorn)."
+        "serve",
+        help="Serve a bundle over HTTP (FastAPI + uvicorn).",
+        description="Serve a two-tower bundle over HTTP (FastAPI + uvicorn). "
+        'With --ranker, requests with "rerank": true retrieve `candidates` '
+        "items (default max(100, k)) and return the ranker's top k.",
     )
     serve.add_argument("bundle", help="Bundle directory or pointer file.")
+    serve.add_argument(
+        "--ranker",
+        metavar="RANKER_BUNDLE",
+        help='Tabular bundle (binary or regression) that reorders "rerank": '
+        "true requests' candidates. Loaded once: --watch and /admin/reload "
+        "swap the retrieval bundle and keep this ranker.",
+    )
     serve.add_argument(
         "--host", default="127.0.0.1", help="Address (default loopback)."
     )

@@ -1,4 +1,4 @@
-"""`create_app`: the FastAPI app serving one bundle, with hot reload."""
+"""`create_app`: the FastAPI app: one bundle, hot reload, an optional ranker."""
 
 import asyncio
 import contextlib
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from serving.deps import require_token
 from serving.metrics import ServiceMetrics
+from serving.reranker import Reranker
 from serving.routes import admin
 from serving.routes import freeze_heap
 from serving.routes import router
@@ -124,7 +125,9 @@ async def _watch(app, interval):
             logger.warning("Watched bundle refused: %s", error.detail)
 
 
-def create_app(bundle_path, *, settings=None, service=None, watch=False):
+def create_app(
+    bundle_path, *, settings=None, service=None, watch=False, ranker=None
+):
     """Builds the retrieval service app for the bundle at `bundle_path`.
 
     Args:
@@ -134,6 +137,11 @@ def create_app(bundle_path, *, settings=None, service=None, watch=False):
         service: an already loaded `RetrievalService` (else loaded at
             startup).
         watch: bool. Reload when the bundle (or pointer) changes.
+        ranker: optional second stage for `"rerank": true` requests: the
+            directory of a binary or regression tabular bundle (loaded at
+            startup), or a loaded `serving.reranker.Reranker`. Reloads of
+            the retrieval bundle keep it. Defaults to `None` (such requests
+            get a 422).
 
     Returns:
         A `FastAPI` app.
@@ -141,7 +149,7 @@ def create_app(bundle_path, *, settings=None, service=None, watch=False):
     Example:
 
     ```python
-    app = create_app("artifacts/demo")
+    app = create_app("artifacts/demo", ranker="artifacts/movielens_liked")
     # uvicorn.run(app, host="127.0.0.1", port=8000)
     ```
     """
@@ -149,6 +157,10 @@ def create_app(bundle_path, *, settings=None, service=None, watch=False):
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
+        if isinstance(ranker, (str, os.PathLike)):
+            app.state.reranker = await asyncio.to_thread(
+                Reranker.load, os.fspath(ranker)
+            )
         if app.state.service is None:
             target = resolve_bundle_path(bundle_path)
             app.state.service = await asyncio.to_thread(
@@ -176,6 +188,9 @@ def create_app(bundle_path, *, settings=None, service=None, watch=False):
     )
     app.state.settings = settings
     app.state.service = service
+    app.state.reranker = (
+        None if isinstance(ranker, (str, os.PathLike)) else ranker
+    )
     app.state.watch_path = bundle_path
     app.state.bundle_path = bundle_path
     app.state.reload_lock = asyncio.Lock()

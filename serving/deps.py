@@ -7,6 +7,7 @@ from fastapi import Depends
 from fastapi import HTTPException
 from fastapi import Request
 
+from serving.reranker import Reranker
 from serving.service import RetrievalService
 from serving.settings import Settings
 
@@ -33,6 +34,11 @@ async def get_service(request: Request) -> RetrievalService:
     return current_service(request)
 
 
+async def get_reranker(request: Request) -> Reranker | None:
+    """The ranker of `"rerank": true` requests (None without `--ranker`)."""
+    return request.app.state.reranker
+
+
 async def require_token(request: Request) -> None:
     """Checks `Authorization: Bearer <RECSYS_API_TOKEN>` when a token is set."""
     token = request.app.state.settings.api_token
@@ -53,3 +59,4 @@ async def require_token(request: Request) -> None:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 ServiceDep = Annotated[RetrievalService, Depends(get_service)]
+RerankerDep = Annotated[Reranker | None, Depends(get_reranker)]

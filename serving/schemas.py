@@ -1,5 +1,6 @@
 """Request and response bodies of the retrieval API."""
 
+from typing import Annotated
 from typing import Any
 
 from pydantic import BaseModel
@@ -10,6 +11,7 @@ from pydantic import StrictInt
 from pydantic import StrictStr
 
 Id = StrictStr | StrictInt
+Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 
 
 class RetrieveRequest(BaseModel):
@@ -35,6 +37,30 @@ class RetrieveRequest(BaseModel):
     exclude_seen: StrictBool = Field(
         True, description="Drop the items the user interacted with in training."
     )
+    rerank: StrictBool = Field(
+        False,
+        description=(
+            "Reorder `candidates` retrieved items with the server's ranker "
+            "(`recsys serve --ranker`) and return its top `k`; needs "
+            "`user_id`."
+        ),
+    )
+    candidates: StrictInt | None = Field(
+        None,
+        ge=1,
+        description=(
+            "With `rerank`: items retrieved for the ranker, at least `k` "
+            "and at most RECSYS_MAX_K. Defaults to `max(100, k)`."
+        ),
+    )
+    blend: Fraction | None = Field(
+        None,
+        description=(
+            "With `rerank`: weight of the ranker's standardized score "
+            "against retrieval's, in [0, 1]. Defaults to `1.0` (the "
+            "ranker's order and scores), as `recsys recommend --blend` does."
+        ),
+    )
 
 
 class BatchRequest(BaseModel):
@@ -59,6 +85,13 @@ class RetrieveResponse(BaseModel):
             '"popular" when the user is unknown and no features were given: '
             "the most popular items, scored by their share of training "
             "interactions."
+        ),
+    )
+    reranked: bool = Field(
+        False,
+        description=(
+            "True when the server's ranker ordered the items (`rerank`); "
+            "`score` is then the ranker's score, or the blend."
         ),
     )
 

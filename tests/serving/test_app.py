@@ -100,6 +100,8 @@ def test_health_ready_metrics_and_docs(client):
         ({"features": {"userId": {"a": 1}}}, "single value"),
         ({"user_id": 1, "exclude_seen": "yes"}, "valid boolean"),
         ({"user_id": 1, "exclude": "1"}, "valid list"),
+        ({"user_id": 1, "rerank": True}, "--ranker RANKER_BUNDLE"),
+        ({"user_id": 1, "blend": 0.5}, 'only with "rerank": true'),
     ],
 )
 def test_bad_requests_get_4xx_with_the_fix(body, fragment, client):
@@ -135,7 +137,16 @@ def test_no_500_for_random_json(client):
     for _ in range(200):
         body = {
             key: values[rng.integers(len(values))]
-            for key in ("user_id", "k", "exclude", "exclude_seen", "features")
+            for key in (
+                "user_id",
+                "k",
+                "exclude",
+                "exclude_seen",
+                "features",
+                "rerank",
+                "candidates",
+                "blend",
+            )
             if rng.random() < 0.6
         }
         assert client.post("/v1/retrieve", json=body).status_code < 500, body

@@ -1,7 +1,5 @@
 """The service over real HTTP: `recsys serve` (uvicorn) on loopback."""
 
-import os
-import socket
 import subprocess
 import sys
 import threading
@@ -10,11 +8,7 @@ import time
 import httpx
 import pytest
 
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.serving.server import running_server
 
 
 @pytest.fixture
@@ -23,44 +17,13 @@ def served(trained_bundle, tmp_path):
     bundle, _ = trained_bundle
     pointer = tmp_path / "current"
     pointer.write_text(bundle.path)
-    port = _free_port()
-    env = {**os.environ, "RECSYS_WATCH_INTERVAL": "0.2"}
-    log = open(tmp_path / "server.log", "w")  # noqa: SIM115 (closed below)
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recsys.cli",
-            "serve",
-            str(pointer),
-            "--port",
-            str(port),
-            "--watch",
-            "--log-level",
-            "warning",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.2)
-        if process.poll() is not None:
-            log.close()
-            raise AssertionError((tmp_path / "server.log").read_text())
-    else:
-        process.kill()
-        raise AssertionError("the server did not become ready")
-    yield url, pointer
-    process.terminate()
-    process.wait(timeout=30)
-    log.close()
+    with running_server(
+        str(pointer),
+        "--watch",
+        log_path=tmp_path / "server.log",
+        env={"RECSYS_WATCH_INTERVAL": "0.2"},
+    ) as url:
+        yield url, pointer
 
 
 def test_server_answers_and_hot_reloads_under_load(

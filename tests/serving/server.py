@@ -1,0 +1,66 @@
+"""`running_server`: a real `recsys serve` process for HTTP tests."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def running_server(*args, log_path, env=None):
+    """`recsys serve *args` on a free loopback port, until the block ends.
+
+    Yields the server's base URL once `/readyz` answers 200; a server that
+    exits first fails the test with its log.
+    """
+    port = free_port()
+    log = open(log_path, "w")  # noqa: SIM115 (closed below)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "recsys.cli",
+            "serve",
+            *args,
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+            if process.poll() is not None:
+                log.close()
+                raise AssertionError(log_path.read_text())
+        else:
+            raise AssertionError("the server did not become ready")
+        yield url
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        log.close()
