@@ -64,20 +64,80 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from recsys.bundle import Bundle
+    from recsys.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle)
+    kind = bundle.manifest.get("kind", "two_tower")
+    if kind == "two_tower":
+        return _evaluate_two_tower(bundle, args.data)
+    return _evaluate_stored(bundle, kind, args.rescore, args.data)
+
+
+def _evaluate_two_tower(bundle, data=None):
+    """Recomputes HR@k on the split and prints the metrics as JSON."""
     from recsys.data.sources import load_interactions
     from recsys.pipeline import evaluate_bundle
 
-    bundle = Bundle.load(args.bundle)
     config = bundle.config
-    if config["data"].get("path"):
+    if config["data"].get("path") and data is None:
         from recsys.streaming_pipeline import evaluate_streamed
 
         metrics = evaluate_streamed(bundle, progress=False)
     else:
-        frame = load_interactions(config["data"]["source"])
+        frame = load_interactions(data or config["data"]["source"])
         metrics = evaluate_bundle(bundle, frame, config)
     print(json.dumps(metrics, indent=2))
+    return 0
+
+
+def _evaluate_stored(bundle, kind, rescore, data=None):
+    """Prints a tabular or text bundle's stored metrics as training did;
+    with `rescore`, re-runs the split through the bundle and compares."""
+    import importlib
+
+    from recsys.bundle import BundleError
+
+    metrics, config = bundle.metrics, bundle.config
+    split = config["evaluate"]["split"]
+    missing = [key for key in (split, "train") if key not in metrics]
+    if missing:
+        raise BundleError(
+            f"The metrics of {bundle.path} lack {missing}: it was not "
+            "written by `recsys train`. Retrain the bundle."
+        )
+    if data is not None and not rescore:
+        raise ValueError("--data is the table to re-score: add --rescore.")
+    print(importlib.import_module(PIPELINES[kind]).summary(metrics, config))
+    if not rescore:
+        return 0
+    from recsys.data.sources import load_interactions
+    from recsys.rescore import DEFAULT_TOLERANCE
+    from recsys.rescore import compare_metrics
+    from recsys.rescore import rescore_bundle
+
+    rescored = rescore_bundle(
+        bundle, None if data is None else load_interactions(data)
+    )
+    stored = metrics[split]
+    print(
+        f"\nre-scored through the loaded bundle on the {split} split "
+        f"({rescored['num_examples']} rows):\n"
+        f"{'metric':<12}{'stored':>10}{'rescored':>10}"
+    )
+    for name, value in rescored.items():
+        if name != "num_examples" and name in stored:
+            print(f"{name:<12}{stored[name]:>10.4f}{value:>10.4f}")
+    differ = compare_metrics(stored, rescored)
+    if differ:
+        raise ValueError(
+            f"Re-scoring {bundle.path} does not reproduce its metrics.json: "
+            + ", ".join(
+                f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
+            )
+            + ". The data (data.source or --data) may have changed since "
+            "training, or this is not the table the bundle was trained on."
+        )
+    print(f"matches metrics.json (to {DEFAULT_TOLERANCE})")
     return 0
 
 
@@ -271,9 +331,25 @@ def build_parser():
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser(
-        "evaluate", help="Recompute a bundle's HR@k on its config's data split."
+        "evaluate",
+        help="Two-tower bundles: recompute HR@k on the config's data split "
+        "(JSON). Tabular and text bundles: print the test metrics stored "
+        "at training beside the baselines (--rescore to recompute them).",
     )
     evaluate.add_argument("bundle", help="Bundle directory.")
+    evaluate.add_argument(
+        "--rescore",
+        action="store_true",
+        help="Tabular and text bundles: run the split through the loaded "
+        "bundle again and exit 1 unless it reproduces metrics.json.",
+    )
+    evaluate.add_argument(
+        "--data",
+        metavar="SOURCE",
+        help="The table to evaluate on instead of the config's data.source "
+        "(a .csv, .parquet or built-in name): the one the bundle was "
+        "trained on.",
+    )
     evaluate.set_defaults(run=cmd_evaluate)
 
     recommend = commands.add_parser(

