@@ -36,7 +36,7 @@ def rescore_bundle(bundle, frame=None):
 
     ```python
     bundle = load_bundle("artifacts/movielens_liked")
-    rescore_bundle(bundle)  # {"auc": 0.7754, "logloss": ..., ...}
+    rescore_bundle(bundle)  # {"auc": 0.7843, "logloss": ..., ...}
     ```
     """
     kind = bundle.manifest.get("kind", "two_tower")
