@@ -124,17 +124,22 @@ def test_tabular_model_multiclass_gives_probabilities():
     np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def _random_rows(n=1024):
+    """`n` random rows of `INPUTS`, Keras and NumPy seeded."""
+    keras.utils.set_random_seed(0)
+    rng = np.random.default_rng(0)
+    return {
+        "user": rng.integers(1, 5, n),
+        "tags": rng.integers(0, 4, (n, 3)),
+        "age": rng.normal(size=n).astype("float32"),
+    }
+
+
 @pytest.mark.parametrize("interaction", INTERACTIONS)
 def test_tabular_model_learns_an_interaction(interaction):
     # The label is an XOR of a categorical and a numeric column: no sum of
     # per-column effects can fit it, only an interaction.
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = {
-        "user": rng.integers(1, 5, 1024),
-        "tags": rng.integers(0, 4, (1024, 3)),
-        "age": rng.normal(size=1024).astype("float32"),
-    }
+    x = _random_rows()
     labels = ((x["user"] % 2 == 0) ^ (x["age"] > 0)).astype("float32")
     model = TabularModel(
         INPUTS, interaction=interaction, hidden_units=[32], dot_dim=4
@@ -187,13 +192,7 @@ def test_tabular_model_auxiliary_head_adds_its_weighted_error():
 def test_tabular_model_auxiliary_task_is_learnt():
     # The auxiliary target depends on the user alone; the main label on the
     # age alone. The shared layers learn both.
-    keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = {
-        "user": rng.integers(1, 5, 1024),
-        "tags": rng.integers(0, 4, (1024, 3)),
-        "age": rng.normal(size=1024).astype("float32"),
-    }
+    x = _random_rows()
     target = (x["user"] * 2.0).astype("float32")
     model = TabularModel(
         INPUTS, hidden_units=[16], auxiliary_weight=1.0, auxiliary_mean=5.0
