@@ -45,9 +45,11 @@ def rescore_bundle(bundle, frame=None):
         frame = load_interactions(config["data"]["source"])
     if kind == "tabular":
         from recsys.tabular_baselines import task_metrics
-        from recsys.tabular_pipeline import prepare_tabular
+        from recsys.tabular_pipeline import row_labels
+        from recsys.tabular_pipeline import split_rows
 
-        test, _, labels = prepare_tabular(config, frame).parts["test"]
+        _, test = split_rows(frame, config)
+        labels = row_labels(test, config, bundle.classes)
         return task_metrics(bundle.task, labels, bundle.predict(test))
     if kind == "text":
         from recsys.text_metrics import classification_metrics

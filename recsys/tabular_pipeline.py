@@ -93,7 +93,18 @@ def check_label(frame, config):
         )
 
 
-def _labels(frame, config, classes):
+def row_labels(frame, config, classes):
+    """What the model learns for each row of `frame`.
+
+    Args:
+        frame: DataFrame with the label column.
+        config: dict. The tabular config.
+        classes: list. Class labels of a multiclass task (else ignored).
+
+    Returns:
+        float32 values (regression), 0/1 (binary: label >=
+        `data.label_threshold`) or int32 class indices (multiclass).
+    """
     values = frame[config["data"]["label"]]
     task = config["model"]["task"]
     if task == "regression":
@@ -111,6 +122,23 @@ def _labels(frame, config, classes):
     return codes.astype(np.int32)
 
 
+def split_rows(frame, config):
+    """`(train, test)`: PROTOCOL.md's per-user temporal split of `frame`.
+
+    The id, time and label columns are checked first. With
+    `evaluate.split = "validation"` the split is applied again to the
+    training rows: `test` is then their latest fifth, for tuning.
+    """
+    data = config["data"]
+    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
+    check_interactions(frame, **columns)
+    check_label(frame, config)
+    train, test = temporal_split(frame, **columns)
+    if config["evaluate"]["split"] == "validation":
+        train, test = temporal_split(train, **columns)
+    return train, test
+
+
 def prepare_tabular(config, frame=None):
     """Loads, validates and splits the data; fits the preprocessor.
 
@@ -125,15 +153,11 @@ def prepare_tabular(config, frame=None):
     columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
     if frame is None:
         frame = load_interactions(data["source"])
-    check_interactions(frame, **columns)
-    check_label(frame, config)
     names = model_features(config)
     specs = [s for s in feature_specs(config) if s.name in names]
     display = [data["display"]] if data["display"] else []
     check_columns(frame, names + display, what="data")
-    train, test = temporal_split(frame, **columns)
-    if config["evaluate"]["split"] == "validation":
-        train, test = temporal_split(train, **columns)
+    train, test = split_rows(frame, config)
     fit, validation = temporal_split(train, **columns)
     preprocessor = Preprocessor(features=specs).fit(train)
     classes = []
@@ -143,7 +167,7 @@ def prepare_tabular(config, frame=None):
         name: (
             part,
             preprocessor.transform(part),
-            _labels(part, config, classes),
+            row_labels(part, config, classes),
         )
         for name, part in (
             ("fit", fit),
