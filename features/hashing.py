@@ -28,9 +28,7 @@ def canonical_strings(values):
     """
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if pd.api.types.is_float_dtype(series.dtype):
-        finite = series.dropna()
-        if len(finite) and bool((finite == np.floor(finite)).all()):
-            series = series.astype("Int64")
+        return _float_strings(series)
     if pd.api.types.is_bool_dtype(series.dtype):
         series = series.astype("object")
     if series.dtype == object:
@@ -52,9 +50,35 @@ def canonical_string(value):
         return str(value)
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    if isinstance(value, (float, np.floating)) and _is_whole(float(value)):
         return str(int(value))
     return str(value)
+
+
+# Whole floats below this magnitude are spelled as the integers they hold
+# (2.0 -> "2", so a float column of ids matches its int spelling); larger
+# ones, infinities and fractions keep their float spelling ("1e+300").
+WHOLE_FLOAT_LIMIT = 2.0**63
+
+
+def _is_whole(value):
+    return abs(value) < WHOLE_FLOAT_LIMIT and value.is_integer()
+
+
+def _float_strings(series):
+    """`canonical_strings` of a float Series, vectorized."""
+    values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+    present = ~np.isnan(values)
+    with np.errstate(invalid="ignore"):
+        whole = (
+            present
+            & (np.abs(values) < WHOLE_FLOAT_LIMIT)
+            & (values == np.floor(values))
+        )
+    strings = series.astype("string").to_numpy(dtype=object, na_value=None)
+    if whole.any():
+        strings[whole] = values[whole].astype(np.int64).astype(str)
+    return strings
 
 
 def stable_hash(values, num_buckets):

@@ -9,7 +9,8 @@ returns `self`, `transform` refuses to run before `fit`. It saves to JSON.
 import json
 import logging
 import os
-import tempfile
+import stat
+import uuid
 
 import numpy as np
 import pandas as pd
@@ -33,12 +34,25 @@ from features.specs import feature_from_config
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# Largest preprocessor.json read by `Preprocessor.load` (vocabularies).
+MAX_JSON_BYTES = 2**30
 # The collision report recommends a bucket count for this colliding share.
 TARGET_COLLISION_SHARE = 0.01
 
 
 class NotFittedError(ValueError):
     """Raised when a `Preprocessor` is used before `fit`."""
+
+
+def _fsync_directory(directory):
+    """Flushes a directory's entries (a rename) to disk, where supported."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # some filesystems cannot fsync a directory
+    finally:
+        os.close(fd)
 
 
 def _column(data, name):
@@ -495,15 +509,67 @@ class Preprocessor:
         return pre
 
     def save(self, path):
-        """Writes the preprocessor to `path` as JSON, atomically."""
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".json.tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.get_config(), f)
-        os.replace(tmp, path)
+        """Writes the preprocessor to `path` as JSON, atomically.
+
+        The JSON goes to a new temporary file beside `path`, is flushed to
+        disk and renamed over `path`; the directory entry is flushed too.
+
+        Args:
+            path: str. The `.json` file to write (replaced if it exists).
+        """
+        directory, name = os.path.split(os.path.abspath(path))
+        # Exclusive, so the cleanup below removes only our own file; mode
+        # 0666 less the umask (mkstemp's 0600 would hide a bundle's
+        # preprocessor from a service running as another user).
+        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(self.get_config(), f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+        _fsync_directory(directory)
 
     @classmethod
     def load(cls, path):
-        """Reads a preprocessor written by `save`."""
-        with open(path) as f:
-            return cls.from_config(json.load(f))
+        """Reads a preprocessor written by `save`.
+
+        Only a regular file of at most `MAX_JSON_BYTES` is read: a FIFO or
+        a device (such as a link to `/dev/zero`) is refused at once rather
+        than waited on or read without end. Bundles read theirs through
+        `recsys.bundle_files` instead, which also checks its sha256.
+
+        Args:
+            path: str. The `.json` file.
+
+        Returns:
+            The fitted `Preprocessor`.
+
+        Raises:
+            ValueError: if `path` is not a regular file, too large, or not
+                a preprocessor's JSON.
+        """
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise ValueError(
+                    f"{path} is not a regular file; a preprocessor is a "
+                    "JSON file written by `Preprocessor.save`."
+                )
+            if info.st_size > MAX_JSON_BYTES:
+                raise ValueError(
+                    f"{path} is {info.st_size} bytes, over the "
+                    f"{MAX_JSON_BYTES}-byte limit of a preprocessor file."
+                )
+            data = f.read(MAX_JSON_BYTES + 1)
+        try:
+            config = json.loads(data)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise ValueError(f"Cannot read {path}: {error}") from None
+        return cls.from_config(config)

@@ -14,14 +14,19 @@ Layout:
 Everything is JSON, `.npy` (never pickled), Parquet or `.keras`. A bundle is
 written into a temporary directory beside its destination and moved into
 place with `os.replace`, so a crash never leaves a half-written bundle.
+
+A bundle is a closed list of files: the manifest records the size and
+sha256 of every other file, and loading (through `recsys.bundle_files`)
+refuses any file that is unlisted, a symlink or special file, too large or
+changed, then checks every array's dtype, shape and values before Keras or
+ScaNN sees it. Everything is read once, from one open directory handle, so
+a directory swapped in while loading is never mixed in.
 """
 
 import datetime
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import uuid
 
 import numpy as np
@@ -30,10 +35,18 @@ import pandas as pd
 from features import Preprocessor
 from features import canonical_string
 from features import canonical_strings
+from recsys.atomic_write import recover_interrupted_write
+from recsys.atomic_write import write_atomically  # noqa: F401
+from recsys.bundle_files import BundleError
+from recsys.bundle_files import BundleFiles
+from recsys.bundle_files import file_digests
+from recsys.bundle_files import load_keras_bytes
 from recsys.index import BruteForceIndex
-from recsys.index import load_index
+from recsys.index.builder import index_files
+from recsys.index.builder import read_index
 
-FORMAT_VERSION = 1
+# 2: the manifest lists every file's size and sha256 (`files`).
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 ARRAYS = (
     "item_ids",
@@ -45,9 +58,15 @@ ARRAYS = (
     "seen_items",
 )
 
-
-class BundleError(ValueError):
-    """A bundle directory is missing, incomplete or incompatible."""
+# The files every bundle kind holds; each kind's loader adds its own.
+COMMON_FILES = (MANIFEST, "metrics.json", "preprocessor.json")
+INDEX_DIR = "index"
+TWO_TOWER_FILES = (
+    *COMMON_FILES,
+    "query_tower.keras",
+    "items.parquet",
+    *(f"{name}.npy" for name in ARRAYS),
+)
 
 
 def spec_hash(config):
@@ -58,9 +77,17 @@ def spec_hash(config):
 
 
 def _storable(ids):
-    """Ids as a pickle-free array: integers stay int64, others become `U`."""
+    """Ids as a pickle-free array, kept exactly.
+
+    Integers that fit int64 stay int64. Strings, and unsigned ids above
+    2**63 - 1 (Parquet uint64), become `U` strings in their canonical
+    spelling: an int64 cast would wrap those to negative numbers.
+    """
     ids = np.asarray(ids)
-    if ids.dtype.kind in "iu":
+    if ids.dtype.kind == "i" or (
+        ids.dtype.kind == "u"
+        and (not ids.size or ids.max() <= np.iinfo(np.int64).max)
+    ):
         return ids.astype(np.int64)
     return np.asarray(canonical_strings(pd.Series(ids)), dtype=str)
 
@@ -86,51 +113,11 @@ def _library_versions():
     return versions
 
 
-def write_atomically(path, fill):
-    """Writes a bundle directory through a temporary directory.
-
-    `fill(tmp)` writes every file into `tmp`; only if it returns is `tmp`
-    moved to `path` with `os.replace`, so a crash (or an exception) never
-    leaves a half-written bundle, and an existing bundle at `path` stays
-    whole until the new one replaces it.
-
-    Args:
-        path: str. Destination directory. An existing bundle there is
-            replaced; any other existing non-empty directory is refused.
-        fill: callable taking the temporary directory's path.
-
-    Returns:
-        The absolute path of the bundle.
-    """
-    path = os.path.abspath(path)
-    if os.path.isdir(path) and os.listdir(path):
-        if not os.path.isfile(os.path.join(path, MANIFEST)):
-            raise BundleError(
-                f"{path} exists and is not a recsys bundle; refusing to "
-                "overwrite it. Fix: choose another --output directory."
-            )
-    elif os.path.exists(path) and not os.path.isdir(path):
-        raise BundleError(f"{path} exists and is not a directory.")
-    parent = os.path.dirname(path)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".bundle-tmp-", dir=parent)
-    try:
-        fill(tmp)
-        if os.path.exists(path):
-            old = tempfile.mkdtemp(prefix=".bundle-old-", dir=parent)
-            os.replace(path, os.path.join(old, "bundle"))
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return path
-
-
 def write_manifest(directory, *, kind, config, metrics, **extra):
     """Writes `manifest.json` and `metrics.json` into `directory`.
+
+    Call it last: the manifest lists the size and sha256 of every file
+    already in `directory` (`files`), which loading checks.
 
     Args:
         directory: str. The (temporary) bundle directory.
@@ -159,10 +146,29 @@ def write_manifest(directory, *, kind, config, metrics, **extra):
         "metrics": metrics,
         **extra,
     }
-    for name, payload in ((MANIFEST, manifest), ("metrics.json", metrics)):
-        with open(os.path.join(directory, name), "w") as f:
-            json.dump(payload, f, indent=2)
+    with open(os.path.join(directory, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    manifest["files"] = file_digests(directory, exclude=(MANIFEST,))
+    with open(os.path.join(directory, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2)
     return manifest
+
+
+def _check_manifest(path, manifest, kind):
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path} has bundle format_version "
+            f"{manifest.get('format_version')!r}; this recsys reads "
+            f"format_version {FORMAT_VERSION} (bundles that list the sha256 "
+            "of every file). Fix: retrain the bundle."
+        )
+    found = manifest.get("kind", "two_tower")
+    if kind is not None and found != kind:
+        raise BundleError(
+            f"{path} is a {found!r} bundle, not a {kind!r} bundle, which is "
+            "what this command or class reads. (In Python, "
+            "`recsys.load_bundle(path)` loads a bundle of any kind.)"
+        )
 
 
 def read_manifest(path, kind=None):
@@ -180,32 +186,132 @@ def read_manifest(path, kind=None):
         BundleError: if the directory is not a bundle, the manifest is
             unreadable, of another format version or of another kind.
     """
-    manifest_path = os.path.join(path, MANIFEST)
-    if not os.path.isfile(manifest_path):
-        raise BundleError(
-            f"{path} is not a recsys bundle: {MANIFEST} not found."
-        )
-    try:
-        with open(manifest_path) as f:
-            manifest = json.load(f)
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise BundleError(f"Cannot read {manifest_path}: {error}") from None
-    if not isinstance(manifest, dict):
-        raise BundleError(f"{manifest_path} does not hold a JSON object.")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            f"{path} has bundle format_version "
-            f"{manifest.get('format_version')!r}; this recsys reads "
-            f"format_version {FORMAT_VERSION}. Retrain the bundle."
-        )
-    found = manifest.get("kind", "two_tower")
-    if kind is not None and found != kind:
-        raise BundleError(
-            f"{path} is a {found!r} bundle, not a {kind!r} bundle, which is "
-            "what this command or class reads. (In Python, "
-            "`recsys.load_bundle(path)` loads a bundle of any kind.)"
-        )
+    recover_interrupted_write(path)  # a swap a kill cut short
+    files, manifest = BundleFiles.open(path, MANIFEST)
+    files.close()
+    _check_manifest(path, manifest, kind)
     return manifest
+
+
+def open_bundle(path, kind, allowed, required):
+    """Opens a bundle directory once and checks its closed list of files.
+
+    Args:
+        path: str. The bundle directory.
+        kind: str. The model kind the caller loads.
+        allowed: collection of relative paths this kind may hold.
+        required: collection of relative paths it must hold.
+
+    Returns:
+        `(files, manifest)`: an open `recsys.bundle_files.BundleFiles`
+        (close it, or use it in a `with` block) and the manifest.
+
+    Raises:
+        BundleError: naming what is missing, unexpected or incompatible.
+    """
+    recover_interrupted_write(path)  # a swap a kill cut short
+    files, manifest = BundleFiles.open(path, MANIFEST)
+    try:
+        _check_manifest(path, manifest, kind)
+        files.check_files(manifest.get("files"), allowed, required)
+    except BaseException:
+        files.close()
+        raise
+    return files, manifest
+
+
+def read_preprocessor(files):
+    """The checked `preprocessor.json` of an open bundle."""
+    try:
+        return Preprocessor.from_config(files.json("preprocessor.json"))
+    except BundleError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise BundleError(
+            f"{files.path}/preprocessor.json is corrupt: {error!r}"
+        ) from None
+
+
+def _check_ids(ids, where, count):
+    if ids.dtype not in (np.int64,) and ids.dtype.kind != "U":
+        raise BundleError(
+            f"{where} must hold int64 or unicode ids. Received: "
+            f"dtype={ids.dtype}"
+        )
+    if ids.shape != (count,):
+        raise BundleError(
+            f"{where} must have shape ({count},) (the manifest's count). "
+            f"Received: shape={ids.shape}"
+        )
+    if len(pd.unique(canonical_strings(pd.Series(ids)))) != count:
+        raise BundleError(
+            f"{where} holds duplicate ids: each id must appear once. Fix: "
+            "retrain the bundle."
+        )
+
+
+def check_arrays(path, arrays, manifest):
+    """Checks a two-tower bundle's arrays against each other and the manifest.
+
+    Raises:
+        BundleError: naming the file, what was expected and what was found.
+    """
+
+    def where(name):
+        return os.path.join(path, f"{name}.npy")
+
+    try:
+        num_items = int(manifest["num_items"])
+        num_users = int(manifest["num_users"])
+    except (KeyError, TypeError, ValueError):
+        raise BundleError(
+            f"{path}/{MANIFEST} lacks num_items / num_users."
+        ) from None
+    _check_ids(arrays["item_ids"], where("item_ids"), num_items)
+    _check_ids(arrays["user_ids"], where("user_ids"), num_users)
+    items = arrays["item_embeddings"]
+    if items.dtype != np.float32 or items.ndim != 2 or 0 in items.shape:
+        raise BundleError(
+            f"{where('item_embeddings')} must be float32 of shape "
+            f"({num_items}, dim). Received: {items.dtype} {items.shape}"
+        )
+    shapes = {
+        "item_embeddings": (np.float32, (num_items, items.shape[1])),
+        "user_embeddings": (np.float32, (num_users, items.shape[1])),
+        "item_popularity": (np.float32, (num_items,)),
+        "seen_indptr": (np.int64, (num_users + 1,)),
+    }
+    for name, (dtype, shape) in shapes.items():
+        array = arrays[name]
+        if array.dtype != dtype or array.shape != shape:
+            raise BundleError(
+                f"{where(name)} must be {np.dtype(dtype)} of shape {shape}. "
+                f"Received: dtype={array.dtype}, shape={array.shape}"
+            )
+    for name in ("item_embeddings", "user_embeddings", "item_popularity"):
+        if not np.isfinite(arrays[name]).all():
+            raise BundleError(f"{where(name)} holds NaN or inf values.")
+    if (arrays["item_popularity"] < 0).any():
+        raise BundleError(f"{where('item_popularity')} holds negative values.")
+    seen, indptr = arrays["seen_items"], arrays["seen_indptr"]
+    # The streamed trainer writes int32 rows (half the memory at 100M
+    # interactions); both index a catalog of at most 2**31 items.
+    if seen.dtype not in (np.int32, np.int64) or seen.ndim != 1:
+        raise BundleError(
+            f"{where('seen_items')} must be 1-D int32 or int64. Received: "
+            f"{seen.dtype} {seen.shape}"
+        )
+    if indptr[0] != 0 or indptr[-1] != len(seen) or (np.diff(indptr) < 0).any():
+        raise BundleError(
+            f"{where('seen_indptr')} must rise from 0 to {len(seen)} (the "
+            f"length of seen_items.npy). Received: starts at {indptr[0]}, "
+            f"ends at {indptr[-1]}."
+        )
+    if len(seen) and (seen.min() < 0 or seen.max() >= num_items):
+        raise BundleError(
+            f"{where('seen_items')} must hold catalog rows in "
+            f"[0, {num_items}). Received: [{seen.min()}, {seen.max()}]"
+        )
 
 
 def write_bundle(
@@ -250,15 +356,6 @@ def write_bundle(
     return write_atomically(path, fill)
 
 
-def load_keras_model(path):
-    """A model saved in a bundle, loaded with `safe_mode=True`."""
-    import keras
-
-    import recsys.models  # noqa: F401  (registers the classes)
-
-    return keras.saving.load_model(path, safe_mode=True)
-
-
 class ManifestProperties:
     """A loaded bundle's `config`, `metrics` and `version` (its manifest)."""
 
@@ -289,7 +386,16 @@ class Bundle(ManifestProperties):
     ```
     """
 
-    def __init__(self, path, manifest, preprocessor, items, arrays, index):
+    def __init__(
+        self,
+        path,
+        manifest,
+        preprocessor,
+        items,
+        arrays,
+        index,
+        query_tower_bytes=None,
+    ):
         self.path = path
         self.manifest = manifest
         self.preprocessor = preprocessor
@@ -300,6 +406,9 @@ class Bundle(ManifestProperties):
         self.exact_index = BruteForceIndex(self.item_embeddings)
         self._user_rows = pd.Index(canonical_strings(pd.Series(self.user_ids)))
         self._item_rows = pd.Index(canonical_strings(pd.Series(self.item_ids)))
+        # The checked bytes read at load: the tower is built from these on
+        # first use, never from a file reopened later.
+        self._query_tower_bytes = query_tower_bytes
         self._query_tower = None
         self._user_dict = None
         # Most popular first, ties by catalog order (ascending item id).
@@ -319,29 +428,45 @@ class Bundle(ManifestProperties):
             BundleError: if the directory is missing, incomplete or was
                 written by an incompatible version.
         """
-        manifest = read_manifest(path, kind="two_tower")
-        try:
-            arrays = {
-                name: np.load(
-                    os.path.join(path, f"{name}.npy"), allow_pickle=False
-                )
-                for name in ARRAYS
-            }
-            preprocessor = Preprocessor.load(
-                os.path.join(path, "preprocessor.json")
-            )
-            items = pd.read_parquet(os.path.join(path, "items.parquet"))
-            index = load_index(os.path.join(path, "index"))
-        except (OSError, ValueError, KeyError) as error:
+        index_allowed, _ = index_files("scann")
+        allowed = {
+            *TWO_TOWER_FILES,
+            *(f"{INDEX_DIR}/{name}" for name in index_allowed),
+        }
+        required = {*TWO_TOWER_FILES, f"{INDEX_DIR}/index.json"}
+        files, manifest = open_bundle(path, "two_tower", allowed, required)
+        with files:
+            files.read("metrics.json")  # checked, though read on demand
+            arrays = {name: files.npy(f"{name}.npy") for name in ARRAYS}
+            check_arrays(path, arrays, manifest)
+            preprocessor = read_preprocessor(files)
+            items = files.parquet("items.parquet")
+            query_tower_bytes = files.read("query_tower.keras")
+            index = read_index(files, f"{INDEX_DIR}/")
+        embeddings = arrays["item_embeddings"]
+        if len(items) != len(embeddings):
             raise BundleError(
-                f"Bundle {path} is incomplete or corrupt: {error}"
-            ) from None
-        if len(arrays["item_ids"]) != len(index):
-            raise BundleError(
-                f"Bundle {path} is inconsistent: {len(arrays['item_ids'])} "
-                f"item ids but an index of {len(index)} items."
+                f"{path}/items.parquet has {len(items)} rows for "
+                f"{len(embeddings)} items."
             )
-        return cls(path, manifest, preprocessor, items, arrays, index)
+        if not (
+            np.array_equal(index.embeddings, embeddings)
+            and np.array_equal(index.ids, np.arange(len(embeddings)))
+        ):
+            raise BundleError(
+                f"Bundle {path} is inconsistent: {INDEX_DIR}/ does not index "
+                "item_embeddings.npy by catalog row."
+            )
+        index.embeddings = embeddings  # equal: keep one copy in memory
+        return cls(
+            path,
+            manifest,
+            preprocessor,
+            items,
+            arrays,
+            index,
+            query_tower_bytes,
+        )
 
     # -- properties ------------------------------------------------------
 
@@ -349,8 +474,13 @@ class Bundle(ManifestProperties):
     def query_tower(self):
         """The query tower, loaded on first use with `safe_mode=True`."""
         if self._query_tower is None:
-            self._query_tower = load_keras_model(
-                os.path.join(self.path, "query_tower.keras")
+            if self._query_tower_bytes is None:
+                raise BundleError(
+                    "This bundle was built without a query tower."
+                )
+            self._query_tower = load_keras_bytes(
+                self._query_tower_bytes,
+                os.path.join(str(self.path), "query_tower.keras"),
             )
         return self._query_tower
 

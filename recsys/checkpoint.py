@@ -5,29 +5,48 @@ with the same command continues from its last checkpoint instead of from
 zero. The job directory holds:
 
 ```
+.recsys-owner         the marker: recsys created (or adopted) this directory
 job.json              the fingerprint of the config that wrote it
 checkpoints/LATEST    the name of the newest complete checkpoint
 checkpoints/step-N/   model.weights.h5 (weights and optimizer state), state.json
 ```
 
-Every checkpoint is written into a temporary directory, renamed into place,
-and only then named by `LATEST` (itself replaced atomically), so a kill at
-any instant leaves the previous checkpoint intact. Keras'
-`BackupAndRestore` overwrites its single file in place, which a kill during
-the write corrupts; otherwise this follows it: a restart restores the
-weights and the optimizer and resumes at the start of the epoch the
-checkpoint was taken in (Keras' `fit` cannot start mid-epoch), so the
-steps of that epoch before the checkpoint run twice.
+Every checkpoint is written into a temporary directory, flushed to disk,
+renamed into place, and only then named by `LATEST` (itself replaced
+atomically), so a kill at any instant leaves the previous checkpoint
+intact. Keras' `BackupAndRestore` overwrites its single file in place,
+which a kill during the write corrupts; otherwise this follows it: a
+restart restores the weights and the optimizer and resumes at the start
+of the epoch the checkpoint was taken in (Keras' `fit` cannot start
+mid-epoch), so the steps of that epoch before the checkpoint run twice.
+
+The job directory is recsys's own: it is created with a marker file
+(`recsys.owned_dirs`), and a directory without one (a user's folder given
+as `train.job_dir`, an unrelated `<output>.job`) is refused, never written
+into or deleted. Cleaning up removes only the names listed above.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 
 import keras
+
+from recsys.atomic_write import check_output
+from recsys.atomic_write import check_output_path
+from recsys.atomic_write import fsync_directory
+from recsys.atomic_write import fsync_tree
+from recsys.atomic_write import recover_interrupted_write
+from recsys.atomic_write import replace_file
+from recsys.output_lock import output_lock
+from recsys.owned_dirs import MARKER
+from recsys.owned_dirs import read_marker
+from recsys.owned_dirs import write_marker
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +54,12 @@ LATEST = "LATEST"
 WEIGHTS = "model.weights.h5"
 STATE = "state.json"
 JOB = "job.json"
+CHECKPOINTS = "checkpoints"
+# What `_save` writes into `checkpoints/`: checkpoints, the pointer, and
+# the temporary names of `mkdtemp(prefix=".tmp-")` and `mkstemp(".tmp")`.
+_CHECKPOINT_ENTRY = re.compile(
+    r"step-\d+-epoch-\d+|\.tmp-[A-Za-z0-9_]+|tmp[A-Za-z0-9_]+\.tmp"
+)
 # `train` keys that do not change what a checkpoint holds: a job may resume
 # with more epochs, another checkpoint interval or another device layout.
 _RESUMABLE_CHANGES = (
@@ -69,27 +94,136 @@ def config_fingerprint(config):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def _not_owned(job_dir, what):
+    return CheckpointError(
+        f"Job directory {job_dir} {what} and was not created by recsys (it "
+        f"has no {MARKER} file); refusing to write checkpoints into it or "
+        "delete it. Fix: set train.job_dir to a new directory (by default "
+        "it is the --output path + '.job'), or move this one away."
+    )
+
+
+def _legacy_job(job_dir, entries):
+    """Whether an unmarked directory is a job of a recsys without markers
+    (or empty): `job.json` with a fingerprint and `checkpoints/` only."""
+    if not set(entries) <= {JOB, CHECKPOINTS}:
+        return False
+    if JOB not in entries:
+        return True
+    try:
+        with open(os.path.join(job_dir, JOB)) as f:
+            fingerprint = json.load(f)["fingerprint"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return isinstance(fingerprint, str) and bool(
+        re.fullmatch(r"[0-9a-f]{64}", fingerprint)
+    )
+
+
+def check_job_directory(job_dir):
+    """Refuses a job directory recsys did not create, without touching it.
+
+    A missing directory, one with recsys's marker, and an unmarked one
+    that is empty or holds only what an older recsys wrote are fine.
+
+    Args:
+        job_dir: str. The job directory.
+
+    Raises:
+        CheckpointError: for a file, a link, or any other directory.
+    """
+    if not os.path.lexists(job_dir):
+        return
+    if os.path.islink(job_dir) or not os.path.isdir(job_dir):
+        raise _not_owned(job_dir, "is not a plain directory")
+    marker = read_marker(job_dir)
+    if marker is not None:
+        if marker.get("kind") != "job":
+            raise _not_owned(job_dir, f"is a recsys {marker.get('kind')}")
+        return
+    entries = os.listdir(job_dir)
+    if not _legacy_job(job_dir, entries):
+        raise _not_owned(job_dir, f"holds {sorted(entries)[:3]}")
+
+
+def claim_job_directory(job_dir):
+    """Creates (or adopts) the marked job directory `job_dir`.
+
+    Args:
+        job_dir: str. The job directory.
+
+    Raises:
+        CheckpointError: if `check_job_directory` refuses it.
+    """
+    check_job_directory(job_dir)
+    if read_marker(job_dir) is not None:
+        return
+    created = not os.path.exists(job_dir)
+    os.makedirs(job_dir, exist_ok=True)
+    # `created`: only a directory recsys made is removed with the job.
+    write_marker(job_dir, "job", created_directory=created)
+    fsync_directory(os.path.dirname(job_dir))
+
+
+def _remove(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    elif os.path.lexists(path):
+        os.remove(path)
+
+
+def _clear_checkpoints(directory, keep=()):
+    """Removes what `_save` wrote into `directory`, except `keep`."""
+    for name in os.listdir(directory):
+        if name not in keep and (
+            name == LATEST or _CHECKPOINT_ENTRY.fullmatch(name)
+        ):
+            _remove(os.path.join(directory, name))
+
+
 def discard(job_dir):
-    """Deletes a job directory (`recsys train --restart`); absent is fine."""
-    if os.path.isdir(job_dir):
-        shutil.rmtree(job_dir)
-        logger.info("Discarded job directory %s.", job_dir)
+    """Deletes a job directory's checkpoints (`recsys train --restart`).
+
+    Only what recsys wrote goes: `job.json`, the checkpoints, the marker,
+    and the directory itself if recsys created it. A missing directory is
+    fine.
+
+    Args:
+        job_dir: str. The job directory.
+
+    Raises:
+        CheckpointError: if `job_dir` was not created by recsys; it is
+            left untouched.
+    """
+    if not os.path.lexists(job_dir):
+        return
+    check_job_directory(job_dir)
+    marker = read_marker(job_dir) or {}
+    checkpoints = os.path.join(job_dir, CHECKPOINTS)
+    if os.path.isdir(checkpoints) and not os.path.islink(checkpoints):
+        _clear_checkpoints(checkpoints)
+        with contextlib.suppress(OSError):  # not empty: the user's files
+            os.rmdir(checkpoints)
+    for name in (JOB, MARKER):  # the marker last: a kill keeps it ours
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(job_dir, name))
+    left = os.listdir(job_dir)
+    if left:
+        logger.warning(
+            "Kept %s: it holds files recsys did not write (%s).",
+            job_dir,
+            ", ".join(sorted(left)[:5]),
+        )
+    elif marker.get("created_directory"):
+        os.rmdir(job_dir)
+    logger.info("Discarded the checkpoints in %s.", job_dir)
 
 
 def _write_json(path, data):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(data, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _remove(path):
-    if os.path.isdir(path):
-        shutil.rmtree(path, ignore_errors=True)
-    elif os.path.exists(path):
-        os.remove(path)
+    replace_file(tmp, path)
 
 
 def _unusable(job_dir, path, reason):
@@ -132,7 +266,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.job_dir = job_dir
         self.fingerprint = fingerprint
         self.every = every
-        self.directory = os.path.join(job_dir, "checkpoints")
+        self.directory = os.path.join(job_dir, CHECKPOINTS)
         self.resumed_from = None
         self._epoch = 0
         self._step = 0  # global step of the last callback
@@ -141,6 +275,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self._check_job()
 
     def _check_job(self):
+        claim_job_directory(self.job_dir)
         path = os.path.join(self.job_dir, JOB)
         if not os.path.exists(path):
             os.makedirs(self.directory, exist_ok=True)
@@ -239,24 +374,24 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         _write_json(
             os.path.join(tmp, STATE), {"epoch": epoch, "step": self._step}
         )
+        # On disk before `LATEST` names it: a power cut must not leave a
+        # pointer to a checkpoint whose files never reached the disk.
+        fsync_tree(tmp)
         os.rename(tmp, final)
+        fsync_directory(self.directory)
         self._point_to(name)
         self._saved_step = self._step
         # Older checkpoints, and leftovers of a save that a kill cut short.
-        for other in os.listdir(self.directory):
-            if other not in (name, LATEST):
-                _remove(os.path.join(self.directory, other))
+        _clear_checkpoints(self.directory, keep=(name, LATEST))
 
     def _point_to(self, name):
         fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             f.write(name)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, os.path.join(self.directory, LATEST))
+        replace_file(tmp, os.path.join(self.directory, LATEST))
 
     def finish(self):
-        """Deletes the job directory once its result is safely written."""
+        """Deletes the job's checkpoints once its result is safely written."""
         discard(self.job_dir)
 
 
@@ -277,3 +412,58 @@ def training_checkpoint(config, output):
     return TrainingCheckpoint(
         job_directory(config, output), config_fingerprint(config), every
     )
+
+
+def _check_job_location(job_dir, output):
+    """Refuses a job directory the bundle write would move or replace."""
+    inside = os.path.commonpath([job_dir, output])
+    if inside in (job_dir, output):
+        raise CheckpointError(
+            f"train.job_dir {job_dir} and --output {output} overlap: the "
+            "bundle write replaces the output directory whole. Fix: set "
+            "train.job_dir outside the output (or leave it empty for the "
+            "output path + '.job')."
+        )
+
+
+@contextlib.contextmanager
+def training_job(config, output, *, restart=False):
+    """Claims `output` for one training run, before any data is read.
+
+    Refuses an output no bundle can be written to and a job directory
+    recsys did not create, recovers an interrupted bundle write, holds the
+    output's lock for the whole run (a second run on the same output fails
+    at once), and with `restart` discards the job's checkpoints.
+
+    Args:
+        config: dict. A validated config.
+        output: str. The bundle directory the run writes.
+        restart: bool. Discard the job's checkpoints first.
+
+    Yields:
+        str. The absolute output path.
+
+    Raises:
+        BundleError: if `output` is the root, a file or a non-bundle
+            directory.
+        CheckpointError: if the job directory is not recsys's own.
+        OutputLockedError: if another process is writing `output`.
+
+    Example:
+
+    ```python
+    with training_job(config, "artifacts/run"):
+        train_bundle(config, "artifacts/run")
+    ```
+    """
+    output = check_output_path(output)
+    with output_lock(output, "recsys train"):
+        recover_interrupted_write(output)
+        check_output(output)
+        job_dir = job_directory(config, output)
+        _check_job_location(job_dir, output)
+        if restart:
+            discard(job_dir)
+        elif config["train"].get("checkpoint_every", 1000) >= 0:
+            check_job_directory(job_dir)
+        yield output

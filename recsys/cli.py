@@ -7,8 +7,10 @@ with status 1.
 """
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
 
 DEFAULT_CONFIG = os.path.join("configs", "movielens_two_tower.toml")
@@ -37,6 +39,25 @@ PIPELINES = {
 }
 
 
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """SIGTERM (a scheduler's stop) raises `SystemExit` while the block
+    runs, so its cleanup (temporary directories, the lock) runs too."""
+
+    def _exit(signum, frame):
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _exit)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def cmd_train(args):
     import importlib
 
@@ -46,15 +67,14 @@ def cmd_train(args):
     config = load_config(config_path, args.set)
     stem = os.path.splitext(os.path.basename(config_path))[0]
     output = args.output or os.path.join("artifacts", stem)
-    if args.restart:
-        from recsys.checkpoint import discard
-        from recsys.checkpoint import job_directory
+    from recsys.checkpoint import training_job
 
-        discard(job_directory(config, output))
-    pipeline = importlib.import_module(PIPELINES[config["model"]["kind"]])
-    bundle, metrics = pipeline.train_bundle(
-        config, output, progress=not args.quiet
-    )
+    # Output, job directory and lock are settled before any data is read.
+    with _sigterm_as_exit(), training_job(config, output, restart=args.restart):
+        pipeline = importlib.import_module(PIPELINES[config["model"]["kind"]])
+        bundle, metrics = pipeline.train_bundle(
+            config, output, progress=not args.quiet
+        )
     print("\n" + pipeline.summary(metrics, config))
     print(
         f"bundle: {bundle.path}\n"
@@ -196,7 +216,8 @@ def cmd_synth(args):
         seed=args.seed,
     )
     try:
-        files = data.write(args.output_dir, progress=not args.quiet)
+        with _sigterm_as_exit():
+            files = data.write(args.output_dir, progress=not args.quiet)
     except FileExistsError as error:
         raise ValueError(str(error)) from None
     print(
@@ -257,15 +278,16 @@ def cmd_serve(args):
 
     from serving.app import create_app
     from serving.app import resolve_bundle_path
+    from serving.protocol import bounded_protocol
     from serving.reranker import Reranker
     from serving.service import RetrievalService
-    from serving.settings import Settings
+    from serving.settings import load_settings
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
-    # Load before binding the port: a broken bundle (or ranker) fails here,
-    # with exit 1.
-    settings = Settings()
+    # Check settings and load before binding the port: a bad RECSYS_*
+    # value, a broken bundle (or ranker) fails here, with exit 1.
+    settings = load_settings()
     reranker = None
     if args.ranker:
         try:
@@ -287,7 +309,23 @@ def cmd_serve(args):
         f"serving bundle {service.version}{reranking} on "
         f"http://{args.host}:{args.port} (API docs at /docs)"
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    if settings.api_token:
+        print(f"/admin/* needs the token; reload root: {app.state.bundle_root}")
+    else:
+        print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
+    # httptools with a bounded head and read deadlines (serving/protocol.py).
+    protocol = bounded_protocol(
+        settings.max_header_bytes,
+        header_timeout=settings.header_timeout,
+        body_timeout=settings.body_timeout,
+    )
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        http=protocol,
+    )
     return 0
 
 
@@ -325,8 +363,9 @@ def build_parser():
     train.add_argument(
         "--restart",
         action="store_true",
-        help="Discard the job's checkpoints (<output>.job or train.job_dir) "
-        "and train from the start instead of resuming.",
+        help="Discard the job's checkpoints (<output>.job or train.job_dir, "
+        "if recsys created it) and train from the start instead of "
+        "resuming.",
     )
     train.set_defaults(run=cmd_train)
 
@@ -506,16 +545,44 @@ def main(argv=None):
 
     try:
         return args.run(args)
-    except (
-        ConfigError,
-        BundleError,
-        FileNotFoundError,
-        KeyError,
-        ValueError,
-    ) as error:
-        message = error.args[0] if error.args else str(error)
-        print(f"recsys {args.command}: error: {message}", file=sys.stderr)
+    except (ConfigError, BundleError, OSError, KeyError, ValueError) as error:
+        print(
+            f"recsys {args.command}: error: {error_message(error)}",
+            file=sys.stderr,
+        )
         return 1
+
+
+def error_message(error):
+    """The one line the CLI prints for an input error.
+
+    `str()` of the built-in errors is not that line: an `OSError` made by
+    the system reads `[Errno 2] ...` (and its first argument is the number),
+    a `UnicodeDecodeError`'s first argument is the codec's name, and a
+    `KeyError` quotes its key.
+
+    Args:
+        error: the exception.
+
+    Returns:
+        str. One line.
+    """
+    if isinstance(error, UnicodeDecodeError):
+        return (
+            f"the input is not {error.encoding} text (byte {error.start}: "
+            f"{error.reason}). Fix: save the file as UTF-8."
+        )
+    if isinstance(error, OSError) and error.strerror:
+        names = [n for n in (error.filename, error.filename2) if n]
+        where = " -> ".join(str(n) for n in names)
+        return f"{error.strerror}: {where}" if where else error.strerror
+    if isinstance(error, KeyError) and len(error.args) == 1:
+        key = error.args[0]
+        if isinstance(key, str) and " " in key:
+            return key  # already a sentence
+        return f"missing key {key!r}"
+    message = error.args[0] if error.args else ""
+    return str(message) if message != "" else type(error).__name__
 
 
 if __name__ == "__main__":

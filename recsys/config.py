@@ -9,6 +9,7 @@ list of valid keys instead of being silently ignored.
 """
 
 import copy
+import math
 import os
 import tomllib
 
@@ -146,6 +147,12 @@ _TYPE_NAMES = {
     str: "a string",
     list: "a list",
 }
+_ITEM_NAMES = {
+    int: "integers",
+    float: "numbers",
+    bool: "booleans",
+    str: "strings",
+}
 
 
 class ConfigError(ValueError):
@@ -215,6 +222,43 @@ def _check_keys(section, given, defaults):
                 f"{_TYPE_NAMES[expected]}. "
                 f"Received: {value!r}"
             )
+        # TOML spells nan and inf; no setting means either, and comparisons
+        # with nan pass every range check below.
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(
+                f"Config key '{section}.{key}' must be a finite number. "
+                f"Received: {value!r}"
+            )
+        items = defaults[key]
+        if isinstance(value, list) and items:
+            _check_items(f"{section}.{key}", value, type(items[0]))
+
+
+def _check_items(key, values, expected):
+    """Every item of a list setting has the type of its defaults' items."""
+    for value in values:
+        ok = isinstance(value, expected) and not (
+            isinstance(value, bool) and expected is not bool
+        )
+        if expected is float and isinstance(value, int):
+            ok = not isinstance(value, bool)
+        if not ok:
+            raise ConfigError(
+                f"Config key '{key}' must be a list of "
+                f"{_ITEM_NAMES[expected]}. Received: {values!r}"
+            )
+
+
+def _check_ks(config):
+    """`evaluate.ks` (where a kind has it): distinct positive cut-offs."""
+    ks = config["evaluate"].get("ks")
+    if ks is None:
+        return
+    if not ks or any(k < 1 for k in ks) or len(set(ks)) != len(ks):
+        raise ConfigError(
+            "evaluate.ks must be a non-empty list of distinct positive "
+            f"integers (the k of HR@k), e.g. [10, 50, 100]. Received: {ks!r}"
+        )
 
 
 def load_config(path=None, overrides=()):
@@ -233,13 +277,7 @@ def load_config(path=None, overrides=()):
     """
     given = {}
     if path is not None:
-        if not os.path.isfile(path):
-            raise ConfigError(f"Config file not found: {path}")
-        try:
-            with open(path, "rb") as f:
-                given = tomllib.load(f)
-        except tomllib.TOMLDecodeError as error:
-            raise ConfigError(f"{path} is not valid TOML: {error}") from None
+        given = _read_toml(path)
     overrides = list(overrides)
     kind = _kind(given, overrides)
     defaults = KIND_DEFAULTS[kind]
@@ -260,9 +298,49 @@ def load_config(path=None, overrides=()):
     return config
 
 
+# A config is a few kilobytes; anything far larger is not one.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_toml(path):
+    """The TOML table in the regular file `path`; ConfigError otherwise."""
+    if not os.path.exists(path):
+        raise ConfigError(f"Config file not found: {path}")
+    if not os.path.isfile(path):
+        raise ConfigError(
+            f"Config {path} is not a regular file. Fix: pass the path of a "
+            "TOML file, e.g. configs/movielens_two_tower.toml."
+        )
+    try:
+        # O_NONBLOCK: a FIFO swapped in after the check must not hang us.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+    except OSError as error:
+        raise ConfigError(
+            f"Cannot read config {path}: {error.strerror}"
+        ) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError(
+            f"Config {path} is over {MAX_CONFIG_BYTES} bytes: not a config."
+        )
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as error:
+        raise ConfigError(
+            f"Config {path} is not UTF-8 text (byte {error.start}: "
+            f"{error.reason}). Fix: save it as UTF-8."
+        ) from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
 def _kind(given, overrides):
     """The model kind: the last `model.kind` override, else the file's."""
-    kind = given.get("model", {}).get("kind", "two_tower")
+    model = given.get("model", {})
+    if not isinstance(model, dict):
+        raise ConfigError(f"[model] must be a table. Received: {model!r}")
+    kind = model.get("kind", "two_tower")
     for assignment in overrides:
         key, _, text = assignment.partition("=")
         if key.strip() == "model.kind":
@@ -286,6 +364,7 @@ def validate_config(config):
         if section != "features":
             _check_keys(section, config[section], defaults)
     features = validate_features(config)
+    _check_ks(config)
     KIND_VALIDATORS[kind](config, features)
     return config
 

@@ -26,7 +26,7 @@ from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
 from recsys.data.sources import load_interactions
-from recsys.data.split import temporal_split
+from recsys.data.split import protocol_split
 from recsys.distribution import distribution_scope
 from recsys.distribution import shardable
 from recsys.evaluation import evaluate_retrieval
@@ -69,11 +69,13 @@ class PreparedData:
 def split_for_evaluation(frame, config):
     """`(train, test)` per the protocol; the validation split on request."""
     data = config["data"]
-    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
-    train, test = temporal_split(frame, **columns)
-    if config["evaluate"]["split"] == "validation":
-        train, test = temporal_split(train, **columns)
-    return train, test
+    return protocol_split(
+        frame,
+        user=data["user"],
+        item=data["item"],
+        time=data["time"],
+        validation=config["evaluate"]["split"] == "validation",
+    )
 
 
 def prepare_data(config, frame=None):

@@ -14,6 +14,9 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
+from recsys.atomic_write import new_temp_file
+from recsys.atomic_write import replace_file
+
 SUPPORTED_FORMATS = (".parquet", ".csv")
 
 
@@ -98,7 +101,7 @@ def score_file(
         raise FileNotFoundError(f"Input file not found: {input_path}")
     output_format = _format(output_path, "output")
     batches, total = _batches(input_path, batch_size)
-    tmp = f"{output_path}.tmp-{os.getpid()}"
+    tmp = new_temp_file(output_path)
     writer, rows = None, 0
     bar = tqdm(total=total, unit="rows", disable=not progress)
     try:
@@ -122,13 +125,13 @@ def score_file(
             raise ValueError(f"Input file {input_path} holds no rows.")
         writer.close()
         writer = None
-        # Written beside the destination, then renamed: a failed run never
-        # leaves a truncated output in place.
-        os.replace(tmp, output_path)
+        # Written beside the destination, flushed, then renamed: a failed
+        # run (or a power cut) never leaves a truncated output in place.
+        replace_file(tmp, output_path)
     finally:
         bar.close()
         if writer is not None:
             writer.close()
-        if os.path.exists(tmp):
+        if os.path.exists(tmp):  # created by `new_temp_file`: ours
             os.remove(tmp)
     return rows

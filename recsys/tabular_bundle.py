@@ -21,17 +21,25 @@ import os
 import numpy as np
 import pandas as pd
 
-from features import Preprocessor
 from features import canonical_strings
+from recsys.bundle import COMMON_FILES
 from recsys.bundle import BundleError
 from recsys.bundle import ManifestProperties
-from recsys.bundle import load_keras_model
-from recsys.bundle import read_manifest
+from recsys.bundle import open_bundle
+from recsys.bundle import read_preprocessor
 from recsys.bundle import write_atomically
 from recsys.bundle import write_manifest
+from recsys.bundle_files import load_keras_bytes
 from recsys.data.retrieval_inputs import HISTORY
 
 KIND = "tabular"
+REQUIRED_FILES = (
+    *COMMON_FILES,
+    "model.keras",
+    "items.parquet",
+    "users.parquet",
+)
+ALLOWED_FILES = (*REQUIRED_FILES, "user_history.npy")
 
 
 def write_tabular_bundle(
@@ -88,6 +96,39 @@ def write_tabular_bundle(
     return write_atomically(path, fill)
 
 
+def _check_tables(path, manifest, items, users, user_history):
+    """Checks the id columns and the history before anything uses them."""
+    try:
+        data = manifest["config"]["data"]
+        columns = {"items": data["item"], "users": data["user"]}
+    except (KeyError, TypeError):
+        raise BundleError(
+            f"{path}/manifest.json lacks config.data.user / .item."
+        ) from None
+    for name, table in (("items", items), ("users", users)):
+        column = columns[name]
+        if column not in table.columns:
+            raise BundleError(
+                f"{path}/{name}.parquet lacks its id column '{column}'."
+            )
+        if not pd.Index(canonical_strings(table[column])).is_unique:
+            raise BundleError(
+                f"{path}/{name}.parquet holds duplicate ids in column "
+                f"'{column}': each id must appear once. Fix: retrain."
+            )
+    if user_history is not None and (
+        user_history.dtype != np.int32
+        or user_history.ndim != 2
+        or len(user_history) != len(users)
+        or (user_history.size and user_history.min() < 0)
+    ):
+        raise BundleError(
+            f"{path}/user_history.npy must be non-negative int32 of shape "
+            f"({len(users)}, length). Received: {user_history.dtype} "
+            f"{user_history.shape}"
+        )
+
+
 class TabularBundle(ManifestProperties):
     """A loaded tabular model: scores rows, or (user, item) pairs.
 
@@ -132,24 +173,20 @@ class TabularBundle(ManifestProperties):
             BundleError: if the directory is missing, incomplete or not a
                 tabular bundle.
         """
-        manifest = read_manifest(path, kind=KIND)
-        try:
-            preprocessor = Preprocessor.load(
-                os.path.join(path, "preprocessor.json")
-            )
-            model = load_keras_model(os.path.join(path, "model.keras"))
-            items = pd.read_parquet(os.path.join(path, "items.parquet"))
-            users = pd.read_parquet(os.path.join(path, "users.parquet"))
-            history_path = os.path.join(path, "user_history.npy")
+        files, manifest = open_bundle(path, KIND, ALLOWED_FILES, REQUIRED_FILES)
+        with files:
+            files.read("metrics.json")  # checked, though read on demand
+            preprocessor = read_preprocessor(files)
+            model_bytes = files.read("model.keras")
+            items = files.parquet("items.parquet")
+            users = files.parquet("users.parquet")
             user_history = (
-                np.load(history_path, allow_pickle=False)
-                if os.path.exists(history_path)
+                files.npy("user_history.npy")
+                if "user_history.npy" in files.files
                 else None
             )
-        except (OSError, ValueError, KeyError) as error:
-            raise BundleError(
-                f"Bundle {path} is incomplete or corrupt: {error}"
-            ) from None
+        _check_tables(path, manifest, items, users, user_history)
+        model = load_keras_bytes(model_bytes, os.path.join(path, "model.keras"))
         return cls(
             path, manifest, preprocessor, model, items, users, user_history
         )

@@ -25,6 +25,8 @@ from recsys.data.retrieval_inputs import HISTORY
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.sources import load_interactions
+from recsys.data.split import check_split
+from recsys.data.split import protocol_split
 from recsys.data.split import temporal_split
 from recsys.models.tabular_model import AUXILIARY
 from recsys.models.tabular_model import TabularModel
@@ -133,10 +135,9 @@ def split_rows(frame, config):
     columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
     check_interactions(frame, **columns)
     check_label(frame, config)
-    train, test = temporal_split(frame, **columns)
-    if config["evaluate"]["split"] == "validation":
-        train, test = temporal_split(train, **columns)
-    return train, test
+    return protocol_split(
+        frame, **columns, validation=config["evaluate"]["split"] == "validation"
+    )
 
 
 def prepare_tabular(config, frame=None):
@@ -158,7 +159,12 @@ def prepare_tabular(config, frame=None):
     display = [data["display"]] if data["display"] else []
     check_columns(frame, names + display, what="data")
     train, test = split_rows(frame, config)
+    # Early stopping's carve: one more per-user split of the training rows.
     fit, validation = temporal_split(train, **columns)
+    tuning = config["evaluate"]["split"] == "validation"
+    check_split(
+        fit, validation, len(frame), user=data["user"], carves=2 + tuning
+    )
     preprocessor = Preprocessor(features=specs).fit(train)
     classes = []
     if config["model"]["task"] == "multiclass":

@@ -11,16 +11,17 @@ import os
 import numpy as np
 import pandas as pd
 
-from features import Preprocessor
-from recsys.bundle import BundleError
+from recsys.bundle import COMMON_FILES
 from recsys.bundle import ManifestProperties
-from recsys.bundle import load_keras_model
-from recsys.bundle import read_manifest
+from recsys.bundle import open_bundle
+from recsys.bundle import read_preprocessor
 from recsys.bundle import write_atomically
 from recsys.bundle import write_manifest
+from recsys.bundle_files import load_keras_bytes
 from recsys.text_metrics import class_probabilities
 
 KIND = "text"
+FILES = (*COMMON_FILES, "model.keras")
 
 
 def write_text_bundle(path, *, config, metrics, preprocessor, model, classes):
@@ -79,16 +80,12 @@ class TextBundle(ManifestProperties):
             BundleError: if the directory is missing, incomplete, corrupt
                 or holds another kind of bundle.
         """
-        manifest = read_manifest(path, kind=KIND)
-        try:
-            preprocessor = Preprocessor.load(
-                os.path.join(path, "preprocessor.json")
-            )
-            model = load_keras_model(os.path.join(path, "model.keras"))
-        except (OSError, ValueError, KeyError) as error:
-            raise BundleError(
-                f"Bundle {path} is incomplete or corrupt: {error}"
-            ) from None
+        files, manifest = open_bundle(path, KIND, FILES, FILES)
+        with files:
+            files.read("metrics.json")  # checked, though read on demand
+            preprocessor = read_preprocessor(files)
+            model_bytes = files.read("model.keras")
+        model = load_keras_bytes(model_bytes, os.path.join(path, "model.keras"))
         return cls(path, manifest, preprocessor, model)
 
     def token_ids(self, texts):

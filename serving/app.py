@@ -10,10 +10,15 @@ import time
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import HTTPException
-from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
+from serving.bundle_paths import default_bundle_root
+from serving.bundle_paths import resolve_bundle_path
 from serving.deps import require_token
+from serving.errors import error_response
+from serving.errors import install_error_handlers
 from serving.metrics import ServiceMetrics
+from serving.openapi import service_openapi
 from serving.reranker import Reranker
 from serving.routes import admin
 from serving.routes import freeze_heap
@@ -22,25 +27,9 @@ from serving.routes import swap_bundle
 from serving.service import RetrievalService
 from serving.settings import Settings
 
+__all__ = ["create_app", "resolve_bundle_path"]
+
 logger = logging.getLogger(__name__)
-
-
-def resolve_bundle_path(path):
-    """A bundle directory, or the directory named in a pointer file."""
-    if os.path.isfile(path):
-        with open(path, errors="replace") as f:
-            target = f.readline(4096).strip()
-        if not target:
-            raise ValueError(f"Pointer file {path} is empty.")
-        target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
-        if not os.path.isfile(os.path.join(target, "manifest.json")):
-            raise ValueError(
-                f"{path} is a file, so it is read as a pointer file; its first "
-                f"line names {target!r}, which is not a recsys bundle. Fix: "
-                "pass a bundle directory, or a file holding a bundle's path."
-            )
-        return target
-    return path
 
 
 def _fingerprint(path):
@@ -54,17 +43,14 @@ def _fingerprint(path):
         return None
 
 
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit):
-        super().__init__(
-            413,
-            detail=f"Request body over {limit} bytes (RECSYS_MAX_BODY_BYTES).",
-        )
-
-
 class ServiceMiddleware:
-    """Caps request bodies and records metrics, as plain ASGI (no overhead
-    of `BaseHTTPMiddleware` on the hot path)."""
+    """Caps request bodies, records metrics and turns crashes into 500s.
+
+    Plain ASGI (no overhead of `BaseHTTPMiddleware` on the hot path). Every
+    answer is counted in `/metrics` by route and status, including 500s
+    from unexpected exceptions: those are logged with their traceback and
+    answered with a generic JSON body in the service's error shape.
+    """
 
     def __init__(self, app, max_body_bytes, metrics):
         self.app = app
@@ -75,7 +61,7 @@ class ServiceMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         started = time.perf_counter()
-        status = 500
+        status = None
 
         async def send_and_record(message):
             nonlocal status
@@ -84,27 +70,53 @@ class ServiceMiddleware:
             await send(message)
 
         length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self.max_body_bytes:
-            error = BodyTooLarge(self.max_body_bytes)
-            response = JSONResponse({"detail": error.detail}, status_code=413)
-            await response(scope, receive, send_and_record)
-        else:
-            received = 0
-
-            async def limited_receive():
-                # Bodies sent without a length (chunked) are counted too.
-                nonlocal received
-                message = await receive()
-                received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)
-                return message
-
-            await self.app(scope, limited_receive, send_and_record)
+        try:
+            if not length.isdigit() or int(length) > self.max_body_bytes:
+                await self._too_large(scope, receive, send_and_record)
+            else:
+                await self.app(scope, self._limited(receive), send_and_record)
+        except ClientDisconnect:
+            status = status or 499  # nginx's "client closed request"
+        except Exception:
+            logger.exception(
+                "Unexpected error answering %s %s",
+                scope.get("method"),
+                scope.get("path"),
+            )
+            if status is None:
+                response = error_response(
+                    500, "Internal error; the server log has the details."
+                )
+                await response(scope, receive, send_and_record)
+            status = 500
         route = scope.get("route")
         self.metrics.observe(
-            route.path if route else "unmatched", status, started
+            route.path if route else "unmatched", status or 500, started
         )
+
+    def _limited(self, receive):
+        received = 0
+
+        async def limited_receive():
+            # Bodies sent without a length (chunked) are counted too.
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body_bytes:
+                raise HTTPException(413, detail=self._too_large_message())
+            return message
+
+        return limited_receive
+
+    def _too_large_message(self):
+        return (
+            f"Request body over {self.max_body_bytes} bytes "
+            "(RECSYS_MAX_BODY_BYTES)."
+        )
+
+    async def _too_large(self, scope, receive, send):
+        response = error_response(413, self._too_large_message())
+        await response(scope, receive, send)
 
 
 async def _watch(app, interval):
@@ -129,6 +141,11 @@ def create_app(
     bundle_path, *, settings=None, service=None, watch=False, ranker=None
 ):
     """Builds the retrieval service app for the bundle at `bundle_path`.
+
+    `/admin/*` is closed unless `settings.api_token` is set (403 to
+    everyone), and `/admin/reload` loads only bundles under
+    `settings.bundle_root` (by default the directory holding
+    `bundle_path`). A reload without a path reads `bundle_path` again.
 
     Args:
         bundle_path: str. A bundle directory, or a pointer file holding one
@@ -170,7 +187,6 @@ def create_app(
                     **settings.service_options(),
                 )
             )
-        app.state.bundle_path = resolve_bundle_path(bundle_path)
         app.state.metrics.set_bundle(app.state.service.version)
         freeze_heap()
         watcher = None
@@ -192,14 +208,20 @@ def create_app(
         None if isinstance(ranker, (str, os.PathLike)) else ranker
     )
     app.state.watch_path = bundle_path
-    app.state.bundle_path = bundle_path
+    # What a reload without a path reads again: never a path a request gave.
+    app.state.start_path = os.fspath(bundle_path)
+    app.state.bundle_root = os.path.realpath(
+        settings.bundle_root or default_bundle_root(bundle_path)
+    )
     app.state.reload_lock = asyncio.Lock()
     app.state.metrics = ServiceMetrics()
     app.include_router(router)
     app.include_router(admin)
+    install_error_handlers(app)
     app.add_middleware(
         ServiceMiddleware,
         max_body_bytes=settings.max_body_bytes,
         metrics=app.state.metrics,
     )
+    app.openapi = functools.partial(service_openapi, app)
     return app

@@ -39,11 +39,7 @@ async def get_reranker(request: Request) -> Reranker | None:
     return request.app.state.reranker
 
 
-async def require_token(request: Request) -> None:
-    """Checks `Authorization: Bearer <RECSYS_API_TOKEN>` when a token is set."""
-    token = request.app.state.settings.api_token
-    if not token:
-        return
+def _check_bearer(request, token):
     header = request.headers.get("authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not secrets.compare_digest(
@@ -55,6 +51,25 @@ async def require_token(request: Request) -> None:
             "<RECSYS_API_TOKEN>'.",
             headers={"WWW-Authenticate": "Bearer"},
         )
+
+
+async def require_token(request: Request) -> None:
+    """Checks `Authorization: Bearer <RECSYS_API_TOKEN>` when a token is set."""
+    token = request.app.state.settings.api_token
+    if token:
+        _check_bearer(request, token)
+
+
+async def require_admin(request: Request) -> None:
+    """`/admin/*` guard: 403 without a configured token, else the token."""
+    token = request.app.state.settings.api_token
+    if not token:
+        raise HTTPException(
+            403,
+            detail="The admin API is off. Fix: start the server with "
+            "RECSYS_API_TOKEN set, and send 'Authorization: Bearer <token>'.",
+        )
+    _check_bearer(request, token)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -102,7 +102,9 @@ class Reranker:
         """Loads the ranker bundle at `path` and checks it can rerank.
 
         Raises:
-            recsys.bundle.BundleError: if `path` holds no bundle.
+            recsys.bundle.BundleError: if `path` holds no bundle, or one
+                with a missing, unexpected or corrupt file (every file is
+                read once and checked; the model comes from those bytes).
             ValueError: if it holds a bundle that cannot rerank.
         """
         return cls(load_bundle(path))

@@ -1,23 +1,49 @@
 """Request and response bodies of the retrieval API."""
 
+import math
 from typing import Annotated
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic import BeforeValidator
 from pydantic import ConfigDict
 from pydantic import Field
 from pydantic import StrictBool
 from pydantic import StrictInt
 from pydantic import StrictStr
+from pydantic import field_validator
 
-Id = StrictStr | StrictInt
+
+def _integral(value):
+    # JSON Schema counts 10.0 as an integer, and so does this API: an id
+    # or a count may come as a float without a fraction (never as a
+    # string or a bool).
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[StrictInt, BeforeValidator(_integral)]
+# The bound goes inside the validator, so that the schema says `minimum`.
+Count = Annotated[StrictInt, Field(ge=1), BeforeValidator(_integral)]
+Id = StrictStr | Integer
 Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+
+
+def _non_null(name):
+    return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
 
 class RetrieveRequest(BaseModel):
     """One retrieval query: a user id, features, or both."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        # Documents the check `RetrievalService.retrieve` makes.
+        json_schema_extra={
+            "anyOf": [_non_null("user_id"), _non_null("features")]
+        },
+    )
 
     user_id: Id | None = Field(
         None, description='User id as in the training data ("42" or 42).'
@@ -30,7 +56,7 @@ class RetrieveRequest(BaseModel):
             "instead of the stored user vector when given."
         ),
     )
-    k: StrictInt = Field(10, ge=1, description="Number of items.")
+    k: Count = Field(10, description="Number of items.")
     exclude: list[Id] = Field(
         default_factory=list, description="Item ids never to return."
     )
@@ -45,12 +71,12 @@ class RetrieveRequest(BaseModel):
             "`user_id`."
         ),
     )
-    candidates: StrictInt | None = Field(
+    candidates: Count | None = Field(
         None,
-        ge=1,
         description=(
-            "With `rerank`: items retrieved for the ranker, at least `k` "
-            "and at most RECSYS_MAX_K. Defaults to `max(100, k)`."
+            "With `rerank`: items retrieved for the ranker, at most "
+            "RECSYS_MAX_K; raised to `k` when smaller. Defaults to "
+            "`max(100, k)`."
         ),
     )
     blend: Fraction | None = Field(
@@ -62,6 +88,21 @@ class RetrieveRequest(BaseModel):
         ),
     )
 
+    @field_validator("features")
+    @classmethod
+    def _finite_features(cls, features):
+        # JSON parsing lets NaN, Infinity and 1e309 (inf) through; no
+        # feature has a use for them, and hashing cannot spell them.
+        for name, value in (features or {}).items():
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if isinstance(v, float) and not math.isfinite(v):
+                    raise ValueError(
+                        f"`features[{name!r}]` must hold finite numbers. "
+                        f"Received: {v}"
+                    )
+        return features
+
 
 class BatchRequest(BaseModel):
     """Several retrieval queries answered in one call."""
@@ -69,6 +110,26 @@ class BatchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queries: list[RetrieveRequest] = Field(min_length=1)
+
+
+class ErrorDetail(BaseModel):
+    """One problem of a refused request."""
+
+    loc: list[str | int] = Field(
+        description='Where: e.g. `["body", "k"]`; empty for the whole request.'
+    )
+    msg: str = Field(description="What is wrong, and the fix.")
+    type: str = Field(description="Kind of error, e.g. `value_error`.")
+    input: Any = Field(None, description="The value refused, if any.")
+    ctx: dict[str, Any] | None = Field(
+        None, description="The rule's parameters, if any."
+    )
+
+
+class Error(BaseModel):
+    """Every error answer (4xx and 5xx) has this body."""
+
+    detail: list[ErrorDetail]
 
 
 class Item(BaseModel):
@@ -105,7 +166,12 @@ class ReloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     path: str | None = Field(
-        None, description="Bundle directory; defaults to the one being served."
+        None,
+        description=(
+            "Bundle directory or pointer file under the server's bundle "
+            "root (RECSYS_BUNDLE_ROOT). Defaults to the path the server "
+            "was started with, read again."
+        ),
     )
 
 
@@ -113,3 +179,15 @@ class ReloadResponse(BaseModel):
     bundle: str
     previous: str
     path: str
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Ready(BaseModel):
+    status: str
+    bundle: str = Field(description="Version of the bundle being served.")
+    ranker: str | None = Field(
+        description="Version of the ranker (`--ranker`), or null."
+    )

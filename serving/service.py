@@ -75,9 +75,17 @@ class RetrievalService:
     def load(cls, path, **options):
         """Loads the bundle at `path` and builds the service.
 
+        Every file is read once and checked (`recsys.Bundle.load`), the
+        query tower included, so the service never reopens the directory:
+        a bundle swapped in later is served only by a new `load`.
+
         Args:
             path: str. A bundle directory.
             **options: the constructor's keyword arguments.
+
+        Raises:
+            recsys.bundle.BundleError: naming the file that is missing,
+                unexpected or corrupt (the caller keeps its old service).
         """
         return cls(Bundle.load(path), **options)
 
@@ -101,9 +109,16 @@ class RetrievalService:
                 )
             inputs[name] = pre.transform_column(name, [value])
         if self.history_length:
-            history = features.get(HISTORY) or []
+            history = features.get(HISTORY)
+            history = [] if history is None else history
+            if isinstance(history, list):  # 42.0 is item 42, as in JSON
+                history = [
+                    int(v) if isinstance(v, float) and v.is_integer() else v
+                    for v in history
+                ]
             if not isinstance(history, list) or any(
-                isinstance(v, (list, dict, bool)) or v is None for v in history
+                not isinstance(v, (str, int)) or isinstance(v, bool)
+                for v in history
             ):
                 raise QueryError(
                     f"Feature '{HISTORY}' must be a list of item ids, most "

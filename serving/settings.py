@@ -1,15 +1,24 @@
 """Service settings, read from `RECSYS_*` environment variables."""
 
+import pydantic
 from pydantic import Field
+from pydantic import model_validator
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
+
+ENV_PREFIX = "RECSYS_"
+
+# Below this a watched bundle is polled so often that the polling itself
+# takes a core (`RECSYS_WATCH_INTERVAL=0` spun one at 100%).
+MIN_WATCH_INTERVAL = 0.1
 
 
 class Settings(BaseSettings):
     """Limits and security of the retrieval service.
 
     Every field can be set from the environment with the `RECSYS_` prefix,
-    e.g. `RECSYS_MAX_K=500`.
+    e.g. `RECSYS_MAX_K=500`. Limits must be positive; a bad value fails at
+    startup (`recsys serve` exits 1 naming the variable).
 
     Attributes:
         max_k: int. Largest `k` a request may ask for. Defaults to `1000`.
@@ -17,10 +26,23 @@ class Settings(BaseSettings):
         max_exclude: int. Most ids in one request's `exclude`. Defaults to
             `10000`.
         max_body_bytes: int. Largest request body. Defaults to 1 MiB.
-        api_token: str or None. When set, `/admin/*` (and with `auth_all`,
-            every endpoint) requires `Authorization: Bearer <token>`.
+        max_header_bytes: int. Largest request line plus headers; a longer
+            head gets 431 and the connection is closed. Defaults to 16 KiB.
+        header_timeout: float. Seconds a client has to send a request's
+            line and headers once the connection opens (or the request
+            starts); then 408 and close. Defaults to `10`.
+        body_timeout: float. Seconds a client has to send a request's body
+            once its headers are in; then 408 and close. Defaults to `10`.
+        api_token: str or None. `/admin/*` answers only with
+            `Authorization: Bearer <token>`; without a token it answers 403
+            to everyone (closed by default). With `auth_all`, every
+            endpoint requires the token.
         auth_all: bool. Require the token everywhere. Defaults to `False`.
-        watch_interval: float. Seconds between checks of a watched bundle.
+        bundle_root: str or None. `/admin/reload` loads only bundles under
+            this directory (after resolving symlinks and `..`). Defaults to
+            the directory holding the bundle or pointer file given at start.
+        watch_interval: float. Seconds between checks of a watched bundle;
+            at least 0.1. Defaults to `2.0`.
         exact: bool. Answer with exact (brute-force) search instead of the
             bundle's index. Defaults to `False`.
         precompute_depth: int. Top items searched at load for each known
@@ -30,18 +52,33 @@ class Settings(BaseSettings):
             Defaults to `200_000` (160 MB at depth 100).
     """
 
-    model_config = SettingsConfigDict(env_prefix="RECSYS_")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
-    max_k: int = 1000
-    max_batch: int = 256
-    max_exclude: int = 10_000
-    max_body_bytes: int = 1 << 20
+    max_k: int = Field(1000, ge=1)
+    max_batch: int = Field(256, ge=1)
+    max_exclude: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(1 << 20, ge=1)
+    max_header_bytes: int = Field(16 << 10, ge=1024)
+    header_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
+    body_timeout: float = Field(10.0, gt=0, allow_inf_nan=False)
     api_token: str | None = None
     auth_all: bool = False
-    watch_interval: float = 2.0
+    bundle_root: str | None = None
+    watch_interval: float = Field(
+        2.0, ge=MIN_WATCH_INTERVAL, allow_inf_nan=False
+    )
     exact: bool = False
     precompute_depth: int = Field(100, ge=0)
     precompute_max_users: int = Field(200_000, ge=0)
+
+    @model_validator(mode="after")
+    def _auth_all_needs_a_token(self):
+        if self.auth_all and not self.api_token:
+            raise ValueError(
+                "RECSYS_AUTH_ALL needs a token to check. Fix: set "
+                "RECSYS_API_TOKEN too, or unset RECSYS_AUTH_ALL"
+            )
+        return self
 
     def service_options(self):
         """The `RetrievalService` keyword arguments these settings give."""
@@ -50,3 +87,39 @@ class Settings(BaseSettings):
             "precompute_depth": self.precompute_depth,
             "precompute_max_users": self.precompute_max_users,
         }
+
+
+def load_settings(**overrides):
+    """`Settings` from the environment, or one readable `ValueError`.
+
+    Args:
+        **overrides: field values that win over the environment.
+
+    Returns:
+        A validated `Settings`.
+
+    Raises:
+        ValueError: a setting is out of range or malformed. The message
+            names each variable, what it must be and what it held, e.g.
+            "RECSYS_MAX_BODY_BYTES: Input should be greater than or equal
+            to 1. Received: RECSYS_MAX_BODY_BYTES=-1".
+    """
+    try:
+        return Settings(**overrides)
+    except pydantic.ValidationError as error:
+        raise ValueError(settings_error_message(error)) from None
+
+
+def settings_error_message(error):
+    """One line naming every bad setting of a `Settings` ValidationError."""
+    problems = []
+    for item in error.errors(include_url=False):
+        if not item["loc"]:  # a rule across fields says it all
+            problems.append(item["msg"].removeprefix("Value error, "))
+            continue
+        field = str(item["loc"][0]) if item["loc"] else "?"
+        name = ENV_PREFIX + field.upper()
+        problems.append(
+            f"{name}: {item['msg']}. Received: {name}={item.get('input')}"
+        )
+    return "; ".join(problems)

@@ -273,3 +273,24 @@ def test_bundle_k_is_capped_at_the_catalog_size(trained_bundle):
     ids, scores = bundle.recommend([1, 10**9], k=10**6, exclude_seen=False)
     assert ids.shape == (2, len(bundle.item_ids))
     assert sorted(ids[0]) == sorted(bundle.item_ids)
+
+
+def test_bundle_manifest_lists_the_sha256_of_every_file(trained_bundle):
+    import hashlib
+
+    bundle, _ = trained_bundle
+    on_disk = {
+        os.path.relpath(os.path.join(d, n), bundle.path)
+        for d, _, names in os.walk(bundle.path)
+        for n in names
+    }
+    listed = bundle.manifest["files"]
+    assert set(listed) == on_disk - {"manifest.json"}
+    assert bundle.manifest["format_version"] == 2
+    for name, entry in listed.items():
+        with open(os.path.join(bundle.path, name), "rb") as f:
+            data = f.read()
+        assert entry == {
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+        }

@@ -10,7 +10,9 @@ from recsys.checkpoint import WEIGHTS
 from recsys.checkpoint import CheckpointError
 from recsys.checkpoint import TrainingCheckpoint
 from recsys.checkpoint import config_fingerprint
+from recsys.checkpoint import discard
 from recsys.config import load_config
+from recsys.owned_dirs import MARKER
 
 CONFIG = "configs/movielens_two_tower.toml"
 X = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
@@ -131,3 +133,51 @@ def test_damaged_job_files_are_clear_errors(tmp_path):
         f.write("{truncated")
     with pytest.raises(CheckpointError, match=f"discard {job_dir} and"):
         TrainingCheckpoint(job_dir, "spec")
+
+
+def test_checkpoint_removes_only_what_it_wrote(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir, every=3)
+    assert os.path.isfile(os.path.join(job_dir, MARKER))
+    notes = os.path.join(job_dir, "checkpoints", "notes.txt")
+    with open(notes, "w") as f:
+        f.write("mine")
+    _interrupted_job(job_dir, every=3)  # saves and prunes again
+    assert os.path.isfile(notes)
+    discard(job_dir)
+    # Only the user's file is left; the directory stays for it.
+    assert os.listdir(job_dir) == ["checkpoints"]
+    assert os.listdir(os.path.join(job_dir, "checkpoints")) == ["notes.txt"]
+
+
+def test_job_directory_recsys_created_is_removed(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    TrainingCheckpoint(job_dir, "spec").finish()
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_job_directory_is_used_and_kept(tmp_path):
+    TrainingCheckpoint(str(tmp_path), "spec").finish()
+    assert tmp_path.is_dir() and os.listdir(tmp_path) == []
+
+
+def test_job_directory_of_the_user_is_refused_untouched(tmp_path):
+    (tmp_path / "thesis.tex").write_text("keep me")
+    with pytest.raises(CheckpointError, match="not created by recsys"):
+        TrainingCheckpoint(str(tmp_path), "spec")
+    with pytest.raises(CheckpointError, match="not created by recsys"):
+        discard(str(tmp_path))
+    assert os.listdir(tmp_path) == ["thesis.tex"]
+
+
+def test_job_directory_of_an_older_recsys_is_resumed(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    os.remove(os.path.join(job_dir, MARKER))  # written before markers
+    fingerprint = "0" * 64
+    with open(os.path.join(job_dir, "job.json"), "w") as f:
+        json.dump({"fingerprint": fingerprint}, f)
+    checkpoint = TrainingCheckpoint(job_dir, fingerprint, every=0)
+    _model().fit(X, Y, batch_size=8, epochs=3, callbacks=[checkpoint])
+    assert checkpoint.resumed_from == {"epoch": 2, "step": 16}

@@ -30,7 +30,13 @@ def load_interactions(source):
             f"one of the built-in sources {sorted(BUILTIN_SOURCES)}."
         )
     if source.endswith(".csv"):
-        return pd.read_csv(source)
+        try:
+            return pd.read_csv(source)
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"Data source {source!r} is not UTF-8 text (byte "
+                f"{error.start}: {error.reason}). Fix: save it as UTF-8."
+            ) from None
     if source.endswith(".parquet") or os.path.isdir(source):
         return pd.read_parquet(source)
     raise ValueError(

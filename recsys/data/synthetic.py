@@ -19,13 +19,13 @@ import dataclasses
 import functools
 import json
 import os
-import shutil
-import tempfile
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
+
+from recsys.atomic_write import owned_output_dir
 
 METADATA_FILE = "_synthetic.json"  # "_" keeps it out of pyarrow datasets
 USER, ITEM, TIME, CATEGORY = "user_id", "item_id", "timestamp", "category"
@@ -253,13 +253,6 @@ class SyntheticInteractions:
                 f"{directory} exists and is not an empty directory. Fix: "
                 "choose a new output directory or delete this one."
             )
-        parent = os.path.dirname(directory)
-        os.makedirs(parent, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".synth-tmp-", dir=parent)
-        # mkdtemp makes the directory private; the output follows the umask.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
         groups_per_file = self.rows_per_file // self.rows_per_group
         bar = tqdm(
             total=self.num_interactions,
@@ -269,32 +262,36 @@ class SyntheticInteractions:
             disable=not progress,
         )
         names, writer = [], None
+        # A marked temporary directory, renamed into place when complete;
+        # an exception (or a SIGTERM the CLI turns into one) removes it,
+        # and the next write removes one a SIGKILL left.
         try:
-            for chunk, table in enumerate(self.chunks()):
-                if chunk % groups_per_file == 0:
+            with owned_output_dir(directory, ".synth-tmp-", "synth-tmp") as tmp:
+                try:
+                    for chunk, table in enumerate(self.chunks()):
+                        if chunk % groups_per_file == 0:
+                            if writer is not None:
+                                writer.close()
+                            names.append(f"part-{len(names):05d}.parquet")
+                            writer = pq.ParquetWriter(
+                                os.path.join(tmp, names[-1]), table.schema
+                            )
+                        writer.write_table(
+                            table, row_group_size=self.rows_per_group
+                        )
+                        bar.update(len(table))
+                finally:
                     if writer is not None:
                         writer.close()
-                    names.append(f"part-{len(names):05d}.parquet")
-                    writer = pq.ParquetWriter(
-                        os.path.join(tmp, names[-1]), table.schema
+                with open(os.path.join(tmp, METADATA_FILE), "w") as f:
+                    json.dump(
+                        {
+                            "generator": "SyntheticInteractions",
+                            **self.get_config(),
+                        },
+                        f,
+                        indent=2,
                     )
-                writer.write_table(table, row_group_size=self.rows_per_group)
-                bar.update(len(table))
-            writer.close()
-            with open(os.path.join(tmp, METADATA_FILE), "w") as f:
-                json.dump(
-                    {"generator": "SyntheticInteractions", **self.get_config()},
-                    f,
-                    indent=2,
-                )
-            if os.path.isdir(directory):
-                os.rmdir(directory)
-            os.replace(tmp, directory)
-        except BaseException:
-            if writer is not None:
-                writer.close()
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         finally:
             bar.close()
         return [os.path.join(directory, name) for name in names]

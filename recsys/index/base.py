@@ -5,7 +5,10 @@ import os
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from recsys.bundle_files import file_digests
+
+# 2: index.json lists the size and sha256 of every file (`files`).
+FORMAT_VERSION = 2
 INDEX_JSON = "index.json"
 # Scores of at most this many floats are held at once (64 MiB of float32).
 MAX_CHUNK_SCORES = 2**24
@@ -207,7 +210,9 @@ class Index:
 
         Args:
             directory: str. Created if needed; `index.json` is written last,
-                so a directory without it holds no complete index.
+                so a directory without it holds no complete index. It lists
+                the size and sha256 of every other file, which `load_index`
+                checks.
         """
         os.makedirs(directory, exist_ok=True)
         for name, array in (("ids", self.ids), ("embeddings", self.embeddings)):
@@ -220,6 +225,7 @@ class Index:
             "options": self.options,
             "count": len(self),
             "dims": self.dimension,
+            "files": file_digests(directory, exclude=(INDEX_JSON,)),
         }
         with open(os.path.join(directory, INDEX_JSON), "w") as f:
             json.dump(meta, f, indent=2)

@@ -49,7 +49,7 @@ class BruteForceIndex(Index):
         return rows, scores
 
     @classmethod
-    def from_files(cls, meta, embeddings, ids, directory):
+    def from_files(cls, meta, embeddings, ids, files, prefix):
         """Rebuilds the index from arrays read by `load_index`."""
-        del meta, directory  # Nothing beyond the arrays is stored.
+        del meta, files, prefix  # Nothing beyond the arrays is stored.
         return cls(embeddings, ids)

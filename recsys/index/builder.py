@@ -1,15 +1,20 @@
 """`build_index` / `load_index`: pick, build, and restore an index."""
 
-import json
 import logging
 import os
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from recsys.bundle_files import BundleError
+from recsys.bundle_files import BundleFiles
 from recsys.index.base import FORMAT_VERSION
 from recsys.index.base import INDEX_JSON
 from recsys.index.brute_force_index import BruteForceIndex
+from recsys.index.scann_assets import ASSETS
+from recsys.index.scann_assets import CONFIG
+from recsys.index.scann_assets import SCANN_DIR
+from recsys.index.scann_assets import SCANN_FILES
 from recsys.index.scann_index import SCANN_OPTIONS
 from recsys.index.scann_index import ScannIndex
 
@@ -20,6 +25,7 @@ logger = logging.getLogger(__name__)
 BRUTE_FORCE_MAX_ITEMS = 4096
 SUPPORTED_KINDS = ("auto", "scann", "brute_force")
 INDEX_CLASSES = {"brute_force": BruteForceIndex, "scann": ScannIndex}
+INDEX_ARRAYS = ("ids.npy", "embeddings.npy")
 
 
 def build_index(
@@ -107,8 +113,55 @@ def build_index_from_config(embeddings, index_config, progress=True):
     )
 
 
+def index_files(kind):
+    """Relative paths an index of `kind` may hold, and those it must hold.
+
+    Returns:
+        `(allowed, required)`: sets of paths relative to the index directory.
+    """
+    required = {INDEX_JSON, *INDEX_ARRAYS}
+    allowed = set(required)
+    if kind == "scann":
+        scann = {f"{SCANN_DIR}/{name}" for name in SCANN_FILES}
+        allowed |= scann
+        required |= {f"{SCANN_DIR}/{name}" for name in (ASSETS, CONFIG)}
+    return allowed, required
+
+
+def _check_meta(meta, where):
+    """Checks `index.json`; returns its index class."""
+    try:
+        if not isinstance(meta, dict):
+            raise TypeError("it does not hold a JSON object")
+        cls = INDEX_CLASSES.get(meta["kind"])
+        if cls is None:
+            raise ValueError(
+                f"kind {meta['kind']!r} is not one of {tuple(INDEX_CLASSES)}"
+            )
+        for key in ("count", "dims"):
+            value = meta[key]
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{key} must be an integer, not {value!r}")
+        if not isinstance(meta["options"], dict):
+            raise TypeError(f"options must be a dict, not {meta['options']!r}")
+    except (ValueError, KeyError, TypeError) as e:
+        raise BundleError(f"Corrupt index file {where}: {e}") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: unsupported format_version "
+            f"{meta.get('format_version')!r} (expected {FORMAT_VERSION}). "
+            "Fix: rebuild the index (retrain the bundle)."
+        )
+    return cls
+
+
 def load_index(directory):
     """Loads an index written by `index.save(directory)`.
+
+    The directory is a closed list of files: anything `index.json` does
+    not list, any symlink or special file, and any file whose sha256
+    differs is refused, and ScaNN's files are checked before ScaNN reads
+    them (no pickle is ever loaded).
 
     Args:
         directory: str. Holds `index.json`, `ids.npy`, `embeddings.npy`
@@ -117,6 +170,10 @@ def load_index(directory):
     Returns:
         The `BruteForceIndex` or `ScannIndex`, searching as before saving.
 
+    Raises:
+        recsys.bundle_files.BundleError: (a ValueError) naming the file that
+            is missing, unexpected or corrupt.
+
     Example:
 
     ```python
@@ -124,44 +181,64 @@ def load_index(directory):
     index = load_index("artifacts/index")
     ```
     """
-    path = os.path.join(directory, INDEX_JSON)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Not an index directory: {path} not found.")
+    files, meta = BundleFiles.open(directory, INDEX_JSON)
+    with files:
+        _check_meta(meta, os.path.join(directory, INDEX_JSON))
+        allowed, required = index_files(meta["kind"])
+        files.check_files(meta.get("files"), allowed, required)
+        return read_index(files, "", meta)
+
+
+def read_index(files, prefix, meta=None):
+    """Reads the index under `prefix` of an open, checked `BundleFiles`.
+
+    Args:
+        files: `recsys.bundle_files.BundleFiles` whose list was checked.
+        prefix: str. The index directory relative to `files`, ending in
+            `/` (or `""`).
+        meta: dict or None. `index.json`, if already read.
+
+    Returns:
+        The `BruteForceIndex` or `ScannIndex`.
+    """
+    where = os.path.join(files.path, prefix + INDEX_JSON)
+    if meta is None:
+        meta = files.json(prefix + INDEX_JSON)
+    cls = _check_meta(meta, where)
+    count, dims = meta["count"], meta["dims"]
+    allowed, required = index_files(meta["kind"])
+    listed = {
+        name[len(prefix) :] for name in files.files if name.startswith(prefix)
+    }
+    for name in sorted(listed - allowed):
+        raise BundleError(
+            f"{files.path}/{prefix}{name} is not a file of a "
+            f"{meta['kind']} index; refusing to load it."
+        )
+    for name in sorted(required - listed - {INDEX_JSON}):
+        raise BundleError(f"Index file missing: {files.path}/{prefix}{name}")
+    embeddings = files.npy(prefix + "embeddings.npy")
+    ids = files.npy(prefix + "ids.npy")
+    if (
+        embeddings.shape != (count, dims)
+        or ids.shape != (count,)
+        or embeddings.dtype != np.float32
+        or ids.dtype.kind not in "iU"
+    ):
+        raise BundleError(
+            f"Index in {files.path}/{prefix} is corrupt: {INDEX_JSON} says "
+            f"{count} x {dims}, found float32 embeddings "
+            f"{embeddings.dtype} {embeddings.shape} and ids {ids.dtype} "
+            f"{ids.shape}."
+        )
     try:
-        with open(path) as f:
-            meta = json.load(f)
-        cls = INDEX_CLASSES.get(meta["kind"])
-        if cls is None:
-            raise ValueError(
-                f"kind {meta['kind']!r} is not one of {tuple(INDEX_CLASSES)}"
-            )
-        count, dims = int(meta["count"]), int(meta["dims"])
-        if not isinstance(meta["options"], dict):
-            raise TypeError(f"options must be a dict, not {meta['options']!r}")
-    except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"Corrupt index file {path}: {e}") from e
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(
-            f"{path}: unsupported format_version "
-            f"{meta.get('format_version')!r} (expected {FORMAT_VERSION})."
-        )
-    arrays = {}
-    for name in ("ids", "embeddings"):
-        file = os.path.join(directory, f"{name}.npy")
-        if not os.path.isfile(file):
-            raise FileNotFoundError(f"Index file missing: {file}")
-        try:
-            arrays[name] = np.load(file, allow_pickle=False)
-        except ValueError as e:
-            raise ValueError(f"Corrupt index file {file}: {e}") from e
-    embeddings, ids = arrays["embeddings"], arrays["ids"]
-    if embeddings.shape != (count, dims) or ids.shape != (count,):
-        raise ValueError(
-            f"Index in {directory} is corrupt: {INDEX_JSON} says {count} x "
-            f"{dims}, found embeddings.shape={embeddings.shape} and "
-            f"ids.shape={ids.shape}."
-        )
-    return cls.from_files(meta, embeddings, ids, directory)
+        return cls.from_files(meta, embeddings, ids, files, prefix)
+    except BundleError:
+        raise
+    except ValueError as e:  # the arrays' own checks (finite, unique ids)
+        raise BundleError(
+            f"Index in {files.path}/{prefix} is corrupt: {e}"
+        ) from None
 
 
 def recall_against_exact(index, queries, k=10):

@@ -5,9 +5,12 @@ import os
 
 import numpy as np
 
+from recsys.bundle_files import BundleError
 from recsys.index.base import Index
+from recsys.index.scann_assets import SCANN_DIR
+from recsys.index.scann_assets import load_checked_searcher
+from recsys.index.scann_builder import scann_builder
 
-SCANN_DIR = "scann"
 # ScaNN's asymmetric hashing trains 16 centers per block on the rows.
 SCANN_MIN_ITEMS = 16
 # Matches ScaNN's `min_partition_size`: fewer rows per leaf gives
@@ -22,6 +25,8 @@ MIN_LEAF_SIZE = 50
 LEAVES_SEARCHED = 0.25
 LARGE_LEAVES_SEARCHED = 0.05
 MIN_LEAVES_SEARCHED = 50
+# Largest `reorder` accepted beyond the catalog size.
+MAX_REORDER = 10_000
 SCANN_OPTIONS = (
     "num_leaves",
     "num_leaves_to_search",
@@ -78,7 +83,9 @@ def resolve_options(count, dims, **options):
         "num_leaves_to_search": (1, resolved["num_leaves"]),
         "training_sample_size": (1, None),
         "dimensions_per_block": (1, dims),
-        "reorder": (0, None),
+        # More candidates than rows re-scores nothing more, and a huge
+        # value (from a hostile index.json) makes ScaNN allocate for it.
+        "reorder": (0, max(count, MAX_REORDER)),
     }
     for name, (low, high) in limits.items():
         value = resolved[name]
@@ -103,13 +110,6 @@ def resolve_options(count, dims, **options):
         )
     resolved["anisotropic_quantization_threshold"] = float(threshold)
     return resolved
-
-
-def _scann_ops():
-    # Imported on use: `import scann` loads TensorFlow (seconds).
-    from scann import scann_ops_pybind
-
-    return scann_ops_pybind
 
 
 class ScannIndex(Index):
@@ -156,27 +156,14 @@ class ScannIndex(Index):
                 f"kind='brute_force'. Received: {count} embeddings."
             )
         self.options = resolve_options(count, dims, **options)
-        opts = self.options
-        builder = _scann_ops().builder(self.embeddings, 10, "dot_product")
-        builder = builder.tree(
-            num_leaves=opts["num_leaves"],
-            num_leaves_to_search=opts["num_leaves_to_search"],
-            training_sample_size=opts["training_sample_size"],
-        ).score_ah(
-            opts["dimensions_per_block"],
-            anisotropic_quantization_threshold=opts[
-                "anisotropic_quantization_threshold"
-            ],
-        )
-        if opts["reorder"]:
-            builder = builder.reorder(opts["reorder"])
+        builder = scann_builder(self.embeddings, self.options)
         try:
             # No docids: ScaNN would pickle them on `serialize`.
             self.searcher = builder.build()
         except RuntimeError as e:
             raise ValueError(
                 f"ScaNN could not index {count} x {dims} embeddings with "
-                f"options {opts}: {e}"
+                f"options {self.options}: {e}"
             ) from e
 
     def _search_rows(self, queries, count):
@@ -203,12 +190,19 @@ class ScannIndex(Index):
         self.searcher.serialize(path, relative_path=True)
 
     @classmethod
-    def from_files(cls, meta, embeddings, ids, directory):
-        """Restores the index and its ScaNN searcher without retraining."""
-        path = os.path.join(directory, SCANN_DIR)
-        assets = os.path.join(path, "scann_assets.pbtxt")
-        if not os.path.isfile(assets):
-            raise FileNotFoundError(f"Index file missing: {assets}")
+    def from_files(cls, meta, embeddings, ids, files, prefix):
+        """Restores the index and its ScaNN searcher without retraining.
+
+        The searcher's files are checked and copied before ScaNN sees them
+        (`recsys.index.scann_assets.load_checked_searcher`).
+
+        Args:
+            meta: dict. The checked `index.json`.
+            embeddings, ids: the checked arrays of the index.
+            files: an open `recsys.bundle_files.BundleFiles`.
+            prefix: str. The index directory's relative path (`""` or
+                `"index/"`).
+        """
         index = cls.__new__(cls)
         Index.__init__(index, embeddings, ids)
         try:
@@ -216,13 +210,10 @@ class ScannIndex(Index):
                 *embeddings.shape, **meta["options"]
             )
         except ValueError as e:
-            raise ValueError(
-                f"Bad options in {directory}/index.json: {e}"
-            ) from e
-        try:
-            index.searcher = _scann_ops().load_searcher(
-                path, assets_backcompat_shim=False
-            )
-        except (RuntimeError, ValueError) as e:
-            raise ValueError(f"Corrupt ScaNN searcher in {path}: {e}") from e
+            raise BundleError(
+                f"Bad options in {files.path}/{prefix}index.json: {e}"
+            ) from None
+        index.searcher = load_checked_searcher(
+            files, f"{prefix}{SCANN_DIR}/", index.embeddings, index.options
+        )
         return index

@@ -172,7 +172,7 @@ def test_load_index_names_the_missing_file(remove, tmp_path):
     build_index(_gaussian(100, 0), kind="scann").save(tmp_path)
     folder = tmp_path / "scann" if remove.startswith("scann") else tmp_path
     os.remove(folder / remove)
-    with pytest.raises(FileNotFoundError, match=re.escape(remove)):
+    with pytest.raises(ValueError, match=re.escape(remove)):
         load_index(tmp_path)
 
 
@@ -309,3 +309,26 @@ def test_recall_against_exact_can_fall_below_one(datasets):
     # One leaf of ~95 searched, no exact re-scoring: clearly approximate.
     weak = ScannIndex(items, num_leaves_to_search=1, reorder=0)
     assert recall_against_exact(weak, queries, k=10) < 0.5
+
+
+def test_saved_index_lists_checksums_and_refuses_changes(tmp_path):
+    build_index(_gaussian(100, 0), kind="scann").save(tmp_path)
+    meta = json.loads((tmp_path / "index.json").read_text())
+    assert meta["format_version"] == 2
+    assert set(meta["files"]) == {
+        "ids.npy",
+        "embeddings.npy",
+        *(f"scann/{name}" for name in os.listdir(tmp_path / "scann")),
+    }
+    data = bytearray((tmp_path / "embeddings.npy").read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "embeddings.npy").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="embeddings.npy does not match"):
+        load_index(tmp_path)
+
+
+def test_load_index_refuses_scann_pickles_and_unlisted_files(tmp_path):
+    build_index(_gaussian(100, 0), kind="scann").save(tmp_path)
+    (tmp_path / "scann" / "scann_docids.pkl").write_bytes(b"\x80\x04N.")
+    with pytest.raises(ValueError, match="scann_docids.pkl is not part of"):
+        load_index(tmp_path)

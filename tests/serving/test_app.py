@@ -119,16 +119,14 @@ def test_malformed_and_oversized_bodies(trained_bundle):
         )
         huge = {"user_id": 1, "exclude": list(range(100))}
         answer = client.post("/v1/retrieve", json=huge)
-        assert (
-            answer.status_code == 413 and "200 bytes" in answer.json()["detail"]
-        )
+        assert answer.status_code == 413
+        assert "200 bytes" in answer.json()["detail"][0]["msg"]
         chunks = (b"x" * 100 for _ in range(5))  # no Content-Length
         assert client.post("/v1/retrieve", content=chunks).status_code == 413
         batch = {"queries": [{"user_id": 1}] * 3}
         answer = client.post("/v1/retrieve/batch", json=batch)
-        assert (
-            answer.status_code == 422 and "at most 2" in answer.json()["detail"]
-        )
+        assert answer.status_code == 422
+        assert "at most 2" in answer.json()["detail"][0]["msg"]
 
 
 def test_no_500_for_random_json(client):
@@ -154,6 +152,8 @@ def test_no_500_for_random_json(client):
 
 def test_token_protects_admin_and_optionally_everything(trained_bundle):
     bundle, _ = trained_bundle
+    with TestClient(create_app(bundle.path, settings=Settings())) as client:
+        assert client.post("/admin/reload").status_code == 403  # no token
     settings = Settings(api_token="s3cret")
     with TestClient(create_app(bundle.path, settings=settings)) as client:
         assert client.post("/admin/reload").status_code == 401
@@ -172,10 +172,14 @@ def test_token_protects_admin_and_optionally_everything(trained_bundle):
 
 
 def test_reload_swaps_bundles_and_refuses_broken_ones(
-    trained_bundle, second_bundle, tmp_path
+    trained_bundle, second_bundle, tmp_path, tmp_path_factory
 ):
     bundle, _ = trained_bundle
-    with TestClient(create_app(bundle.path)) as client:
+    settings = Settings(
+        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
+    )
+    app = create_app(bundle.path, settings=settings)
+    with TestClient(app, headers={"Authorization": "Bearer s3cret"}) as client:
         answer = client.post("/admin/reload", json={"path": second_bundle.path})
         assert answer.status_code == 200
         assert answer.json() == {
@@ -186,6 +190,6 @@ def test_reload_swaps_bundles_and_refuses_broken_ones(
         (tmp_path / "manifest.json").write_text("{broken")
         refused = client.post("/admin/reload", json={"path": str(tmp_path)})
         assert refused.status_code == 422
-        assert second_bundle.version in refused.json()["detail"]
+        assert second_bundle.version in refused.json()["detail"][0]["msg"]
         body = client.post("/v1/retrieve", json={"user_id": 1}).json()
         assert body["bundle"] == second_bundle.version

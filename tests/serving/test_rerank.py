@@ -18,11 +18,21 @@ def reranking(trained_bundle, ranker_bundle, tmp_path_factory):
     """`recsys serve BUNDLE --ranker RANKER` and an HTTP client to it."""
     bundle, _ = trained_bundle
     log = tmp_path_factory.mktemp("logs") / "server.log"
+    # Exact retrieval on both sides: ScaNN's batched search (the load-time
+    # top-items table) and its single-query search (`_two_stage` below)
+    # approximate differently, so the 100th candidate can differ, and with
+    # it the reranked order; this file checks the reranking, not the index.
+    env = {
+        "RECSYS_API_TOKEN": "s3cret",
+        "RECSYS_BUNDLE_ROOT": str(tmp_path_factory.getbasetemp()),
+        "RECSYS_EXACT": "1",
+    }
+    token = {"Authorization": "Bearer s3cret"}
     with (
         running_server(
-            bundle.path, "--ranker", ranker_bundle.path, log_path=log
+            bundle.path, "--ranker", ranker_bundle.path, log_path=log, env=env
         ) as url,
-        httpx.Client(base_url=url, timeout=60) as client,
+        httpx.Client(base_url=url, timeout=60, headers=token) as client,
     ):
         yield client
 
@@ -37,7 +47,7 @@ def _ids_and_scores(body):
 def _two_stage(bundle, ranker, user, k, candidates=100, blend=1.0):
     ids, scores = TwoStageRecommender(
         bundle, ranker, num_candidates=candidates, blend=blend
-    ).recommend([user], k=k)
+    ).recommend([user], k=k, exact=True)
     keep = np.isfinite(scores[0])
     return [str(i) for i in ids[0][keep]], scores[0][keep]
 
@@ -75,7 +85,7 @@ def test_rerank_changes_the_order_and_plain_requests_do_not_rerank(
 ):
     bundle, _ = trained_bundle
     plain = reranking.post("/v1/retrieve", json={"user_id": 7, "k": 5}).json()
-    expected, _ = bundle.recommend([7], k=5)
+    expected, _ = bundle.recommend([7], k=5, exact=True)
     assert _ids_and_scores(plain)[0] == [str(i) for i in expected[0]]
     assert plain["reranked"] is False
     reranked = reranking.post(
@@ -112,7 +122,7 @@ def test_batch_reranks_the_queries_that_ask(
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert [r["reranked"] for r in results] == [True, False, True, True]
-    plain, _ = bundle.recommend([8], k=2)
+    plain, _ = bundle.recommend([8], k=2, exact=True)
     assert _ids_and_scores(results[1])[0] == [str(i) for i in plain[0]]
     for result, query in zip(results, queries, strict=True):
         if query.get("rerank"):
@@ -133,7 +143,6 @@ def test_batch_reranks_the_queries_that_ask(
 @pytest.mark.parametrize(
     "body, fragment",
     [
-        ({"user_id": 7, "k": 10, "rerank": True, "candidates": 5}, "at least"),
         ({"user_id": 7, "rerank": True, "candidates": 5000}, "at most 1000"),
         ({"user_id": 7, "rerank": True, "candidates": 0}, "greater than"),
         ({"user_id": 7, "rerank": True, "blend": 1.5}, "less than or equal"),
@@ -149,6 +158,14 @@ def test_bad_rerank_requests_get_422_with_the_fix(reranking, body, fragment):
     assert fragment in str(answer.json()["detail"])
     batch = reranking.post("/v1/retrieve/batch", json={"queries": [body]})
     assert batch.status_code == 422
+
+
+def test_fewer_candidates_than_k_are_raised_to_k(reranking):
+    query = {"user_id": 7, "k": 10, "rerank": True}
+    fewer = reranking.post("/v1/retrieve", json={**query, "candidates": 5})
+    assert fewer.status_code == 200, fewer.text
+    exact = reranking.post("/v1/retrieve", json={**query, "candidates": 10})
+    assert fewer.json() == exact.json() and len(fewer.json()["items"]) == 10
 
 
 def test_reload_swaps_the_retriever_and_keeps_the_ranker(

@@ -1,0 +1,472 @@
+"""`BundleFiles`: a bundle directory read as a closed, checksummed list.
+
+A bundle is data, never code: loading one must not run anything it holds,
+follow a link out of it, block on a special file or read without bound.
+So every loader reads through this module:
+
+- the directory is opened once (`O_DIRECTORY`) and every file is opened
+  relative to that handle with `O_NOFOLLOW | O_NONBLOCK`, so a symlink, a
+  FIFO or a device is refused instead of followed or waited on, and a
+  directory swapped in while loading is never read (the handle keeps the
+  directory that was opened: all-old or refused, never mixed);
+- the files a kind may hold are a fixed list (`allowed`); anything else on
+  disk, and any symlink or non-regular file, is refused by name;
+- the manifest records each file's size and sha256 at write time
+  (`file_digests`); a file whose bytes differ is refused, and nothing is
+  read beyond the recorded size or a per-suffix cap;
+- files are read into memory once and parsed from those bytes (`npy`,
+  `json`, `parquet`), so what is checked is what is used.
+"""
+
+import hashlib
+import io
+import json
+import math
+import os
+import stat
+
+import numpy as np
+
+# Largest file read, by suffix (bytes). A bundle's JSON holds vocabularies
+# (tens of MB for millions of ids); arrays and models can be large.
+GIB = 2**30
+MAX_BYTES = {
+    ".json": 1 * GIB,
+    ".pbtxt": 2**20,
+    ".pb": 4 * GIB,
+    ".npy": 64 * GIB,
+    ".parquet": 16 * GIB,
+    ".keras": 16 * GIB,
+}
+MAX_MANIFEST_BYTES = 1 * GIB
+CHUNK = 2**24
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class BundleError(ValueError):
+    """A bundle directory is missing, incomplete, corrupt or incompatible."""
+
+
+def _kind_of(mode):
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def max_bytes(name):
+    """The size cap of a bundle file, from its suffix (1 MiB if unknown)."""
+    return MAX_BYTES.get(os.path.splitext(name)[1], 2**20)
+
+
+def file_digests(directory, exclude=()):
+    """Size and sha256 of every file under `directory`, for a manifest.
+
+    Called by the writers after every other file is written.
+
+    Args:
+        directory: str. The (temporary) bundle directory.
+        exclude: names (relative, `/`-separated) to leave out, such as the
+            manifest itself.
+
+    Returns:
+        dict: relative path -> `{"bytes": int, "sha256": hex str}`.
+    """
+    digests = {}
+    for root, dirs, names in os.walk(directory):
+        dirs.sort()
+        for name in sorted(names):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, directory).replace(os.sep, "/")
+            if rel in exclude:
+                continue
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                while block := f.read(CHUNK):
+                    digest.update(block)
+            digests[rel] = {
+                "bytes": os.path.getsize(path),
+                "sha256": digest.hexdigest(),
+            }
+    return digests
+
+
+def load_npy(data, name="array"):
+    """A `.npy` file's array, parsed from bytes without pickle or a copy.
+
+    Args:
+        data: bytes-like. The whole file (a `bytearray` gives a writable
+            array).
+        name: str. Named in errors.
+
+    Returns:
+        numpy array viewing `data`.
+
+    Raises:
+        BundleError: if `data` is not a complete `.npy` of plain values.
+    """
+    stream = io.BytesIO(memoryview(data)[: 65536 + 16])
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = (
+            np.lib.format.read_array_header_1_0
+            if version == (1, 0)
+            else np.lib.format.read_array_header_2_0
+        )
+        shape, fortran, dtype = read_header(stream)
+    except (ValueError, SyntaxError, TypeError) as error:
+        raise BundleError(f"{name} is not a valid .npy file: {error}") from None
+    if dtype.hasobject or dtype.kind not in "biufU":
+        raise BundleError(
+            f"{name} holds dtype {dtype}; bundles hold only numbers and "
+            "strings (never pickled objects). Fix: retrain the bundle."
+        )
+    count = math.prod(shape)  # Python ints: no overflow on hostile shapes
+    offset = stream.tell()
+    if len(data) - offset != count * dtype.itemsize:
+        raise BundleError(
+            f"{name} is truncated or padded: its header says shape {shape} "
+            f"({count * dtype.itemsize} bytes of data), found "
+            f"{len(data) - offset} bytes."
+        )
+    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+    return array.reshape(shape, order="F" if fortran else "C")
+
+
+class BundleFiles:
+    """One bundle directory, opened once; reads its listed files safely.
+
+    Opening checks the closed list: every entry on disk (recursively) must
+    be a regular file listed in `files` (or a directory holding some), and
+    every listed file must be one of `allowed` and exist. `read` then
+    returns each file's bytes after checking its type, size and sha256.
+
+    Use `BundleFiles.open(path, manifest_name)`, which reads the manifest,
+    then `check_files` with the manifest's `files` entry (relative path ->
+    `{"bytes", "sha256"}`) and the kind's allowed and required paths.
+
+    Args:
+        path: str. The directory (a symlink to it is followed once, at
+            `open`).
+        fd: int. The directory's open handle, owned from then on.
+        manifest_name: str. The manifest's file name.
+
+    Example:
+
+    ```python
+    files, manifest = BundleFiles.open(path, "manifest.json")
+    with files:
+        files.check_files(manifest["files"], allowed, required)
+        embeddings = files.npy("item_embeddings.npy")
+    ```
+    """
+
+    def __init__(self, path, fd, manifest_name=None):
+        self.path = os.fspath(path)
+        self._fd = fd
+        self._dirs = {"": fd}
+        self.manifest_name = manifest_name
+        self.files = {}
+
+    # -- opening -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, path, manifest_name):
+        """Opens `path` and reads its manifest (`manifest_name`) as JSON.
+
+        Returns:
+            `(BundleFiles, manifest dict)`. Call `check_files` next.
+
+        Raises:
+            BundleError: if `path` is no directory or the manifest is
+                missing, not a regular file or not a JSON object.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as error:
+            raise BundleError(
+                f"{path} is not a recsys bundle: cannot open it as a "
+                f"directory ({error.strerror})."
+            ) from None
+        bundle = cls(path, fd, manifest_name)
+        try:
+            data = bundle._read(manifest_name, None, MAX_MANIFEST_BYTES)
+            try:
+                manifest = json.loads(data)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise BundleError(
+                    f"Cannot read {bundle._where(manifest_name)}: {error}"
+                ) from None
+            if not isinstance(manifest, dict):
+                raise BundleError(
+                    f"{bundle._where(manifest_name)} does not hold a JSON "
+                    "object."
+                )
+        except BaseException:
+            bundle.close()
+            raise
+        return bundle, manifest
+
+    def check_files(self, files, allowed, required):
+        """Checks the closed list; see the class docstring.
+
+        Args:
+            files: dict. The manifest's `files` entry.
+            allowed: collection of relative paths this kind may hold.
+            required: collection of relative paths it must hold.
+
+        Raises:
+            BundleError: naming the first file that breaks the list.
+        """
+        if not isinstance(files, dict) or not all(
+            isinstance(v, dict)
+            and isinstance(v.get("bytes"), int)
+            and isinstance(v.get("sha256"), str)
+            for v in files.values()
+        ):
+            raise BundleError(
+                f"{self._where(self.manifest_name)} has no valid `files` "
+                "list (size and sha256 of each file). Fix: retrain the "
+                "bundle with this version of recsys."
+            )
+        for name in sorted(files):
+            if name not in allowed or name == self.manifest_name:
+                raise BundleError(
+                    f"{self._where(name)} is not a file a bundle of this "
+                    "kind may hold; refusing to load it."
+                )
+        for name in sorted(set(required) - {self.manifest_name}):
+            if name not in files:
+                raise BundleError(
+                    f"Bundle {self.path} is incomplete: {name} is missing "
+                    "from its manifest."
+                )
+        self.files = dict(files)
+        expected = set(files) | {self.manifest_name}
+        found = self._walk("", expected)
+        for name in sorted(expected - found):
+            raise BundleError(
+                f"Bundle {self.path} is incomplete or corrupt: {name} not "
+                "found."
+            )
+
+    def _walk(self, prefix, expected):
+        """Relative paths of the regular files under `prefix`, checked."""
+        fd = self._dir(prefix)
+        found = set()
+        for entry in sorted(os.listdir(fd)):
+            rel = prefix + entry
+            try:
+                mode = os.stat(entry, dir_fd=fd, follow_symlinks=False).st_mode
+            except FileNotFoundError:
+                continue  # Gone since listed: a missing file is named later.
+            if stat.S_ISDIR(mode) and any(
+                name.startswith(rel + "/") for name in expected
+            ):
+                found |= self._walk(rel + "/", expected)
+            elif stat.S_ISREG(mode) and rel in expected:
+                found.add(rel)
+            elif stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+                raise BundleError(
+                    f"{self._where(rel)} is not part of the bundle (not in "
+                    "its manifest); refusing to load it. Fix: remove it, or "
+                    "retrain the bundle."
+                )
+            else:
+                raise BundleError(
+                    f"{self._where(rel)} is {_kind_of(mode)}; a bundle holds "
+                    "only regular files. Refusing to load it."
+                )
+        return found
+
+    def _dir(self, prefix):
+        """The handle of the subdirectory `prefix` (`a/b/`), opened once."""
+        if prefix not in self._dirs:
+            parent, _, name = prefix[:-1].rpartition("/")
+            parent_fd = self._dir(parent + "/" if parent else "")
+            try:
+                self._dirs[prefix] = os.open(name, _DIR_FLAGS, dir_fd=parent_fd)
+            except OSError as error:
+                raise BundleError(
+                    f"{self._where(prefix[:-1])} is not a directory of the "
+                    f"bundle ({error.strerror})."
+                ) from None
+        return self._dirs[prefix]
+
+    # -- reading -----------------------------------------------------------
+
+    def read(self, name):
+        """The bytes of the listed file `name`, checked against its sha256.
+
+        Returns:
+            bytearray.
+
+        Raises:
+            BundleError: if the file is not listed, not a regular file,
+                over its size cap, or its bytes differ from the manifest.
+        """
+        entry = self.files.get(name)
+        if entry is None:
+            raise BundleError(
+                f"{self._where(name)} is not listed in the bundle's manifest."
+            )
+        return self._read(name, entry, max_bytes(name))
+
+    def _read(self, name, entry, cap):
+        parent, _, base = name.rpartition("/")
+        dir_fd = self._dir(parent + "/" if parent else "")
+        try:
+            fd = os.open(base, _OPEN_FLAGS, dir_fd=dir_fd)
+        except FileNotFoundError:
+            if entry is None:
+                raise BundleError(
+                    f"{self.path} is not a recsys bundle: {name} not found."
+                ) from None
+            raise BundleError(
+                f"Bundle {self.path} is incomplete or corrupt: {name} not "
+                "found."
+            ) from None
+        except OSError as error:
+            raise BundleError(
+                f"{self._where(name)} cannot be opened ({error.strerror}): "
+                "a bundle holds only regular files, never symlinks."
+            ) from None
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise BundleError(
+                    f"{self._where(name)} is {_kind_of(info.st_mode)}; a "
+                    "bundle holds only regular files. Refusing to load it."
+                )
+            size = info.st_size
+            if size > cap:
+                raise BundleError(
+                    f"{self._where(name)} is {size} bytes, over the "
+                    f"{cap}-byte limit for such files. Refusing to load it."
+                )
+            if entry is not None and size != entry["bytes"]:
+                raise BundleError(
+                    f"{self._where(name)} is {size} bytes but the manifest "
+                    f"says {entry['bytes']}: the bundle was changed after it "
+                    "was written. Fix: retrain or restore the bundle."
+                )
+            data = bytearray(size)
+            view, done = memoryview(data), 0
+            while done < size:
+                got = os.readv(fd, [view[done : done + CHUNK]])
+                if got == 0:
+                    break
+                done += got
+        except OSError as error:
+            raise BundleError(
+                f"Cannot read {self._where(name)}: {error.strerror}"
+            ) from None
+        finally:
+            os.close(fd)
+        if done != size:
+            raise BundleError(
+                f"{self._where(name)} shrank while being read; refusing it."
+            )
+        if (
+            entry is not None
+            and hashlib.sha256(data).hexdigest() != entry["sha256"]
+        ):
+            raise BundleError(
+                f"{self._where(name)} does not match the sha256 in the "
+                "bundle's manifest: the bundle was changed or corrupted "
+                "after it was written. Fix: retrain or restore the bundle."
+            )
+        return data
+
+    def json(self, name):
+        """The listed JSON file `name`, parsed."""
+        try:
+            return json.loads(self.read(name))
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            raise BundleError(
+                f"Cannot read {self._where(name)}: {error}"
+            ) from None
+
+    def npy(self, name):
+        """The listed `.npy` file `name` as a (writable) array."""
+        return load_npy(self.read(name), self._where(name))
+
+    def parquet(self, name):
+        """The listed Parquet file `name` as a pandas DataFrame."""
+        import pandas as pd
+        import pyarrow
+
+        try:
+            return pd.read_parquet(io.BytesIO(self.read(name)))
+        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            raise BundleError(
+                f"Cannot read {self._where(name)}: {error}"
+            ) from None
+
+    def _where(self, name):
+        return os.path.join(self.path, name)
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self):
+        """Closes the directory handles."""
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs = {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+
+def load_keras_bytes(data, name):
+    """A `.keras` model from its bytes, loaded with `safe_mode=True`.
+
+    Keras reads models from a path, so the bytes go to a private temporary
+    directory that is created here and deleted once the model is loaded:
+    the model is the one whose bytes were checked, never a file reopened
+    later.
+
+    Args:
+        data: bytes-like. The checked `.keras` file.
+        name: str. Named in errors.
+
+    Returns:
+        The Keras model.
+
+    Raises:
+        BundleError: if Keras cannot load it (or safe mode refuses it).
+    """
+    import shutil
+    import tempfile
+    import zipfile
+
+    import keras
+
+    import recsys.models  # noqa: F401  (registers the classes)
+
+    private = tempfile.mkdtemp(prefix="recsys-model-")
+    try:
+        path = os.path.join(private, "model.keras")
+        with open(path, "xb") as f:
+            f.write(data)
+        return keras.saving.load_model(path, safe_mode=True)
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        zipfile.BadZipFile,
+    ) as error:
+        raise BundleError(f"Cannot load the model {name}: {error}") from None
+    finally:
+        shutil.rmtree(private, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""`scann_builder`: the ScaNN builder for resolved `ScannIndex` options.
+
+Shared by `ScannIndex` (to build a searcher) and `recsys.index.scann_assets`
+(to rebuild the config a saved searcher must match on load).
+"""
+
+
+def scann_ops():
+    """ScaNN's pybind module, imported on use (`import scann` takes
+    seconds: it loads TensorFlow)."""
+    from scann import scann_ops_pybind
+
+    return scann_ops_pybind
+
+
+def scann_builder(embeddings, options):
+    """The ScaNN builder of `ScannIndex` for resolved `options`.
+
+    Args:
+        embeddings: float32 array `(count, dims)`.
+        options: dict. Options resolved by
+            `recsys.index.scann_index.resolve_options`.
+
+    Returns:
+        A `scann_ops_pybind` builder; `.build()` trains the searcher and
+        `.create_config()` gives its config without training.
+    """
+    builder = scann_ops().builder(embeddings, 10, "dot_product")
+    builder = builder.tree(
+        num_leaves=options["num_leaves"],
+        num_leaves_to_search=options["num_leaves_to_search"],
+        training_sample_size=options["training_sample_size"],
+    ).score_ah(
+        options["dimensions_per_block"],
+        anisotropic_quantization_threshold=options[
+            "anisotropic_quantization_threshold"
+        ],
+    )
+    if options["reorder"]:
+        builder = builder.reorder(options["reorder"])
+    return builder

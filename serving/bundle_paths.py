@@ -1,0 +1,102 @@
+"""Where bundles may be loaded from: pointer files and the bundle root.
+
+`recsys serve` takes a bundle directory or a pointer file (a small file
+whose first line names a bundle directory, relative to the file), and
+`/admin/reload` takes a path from the request. A request's path is trusted
+only under the bundle root, after resolving symlinks and `..`; the
+refusal of any other path is the same whether or not anything exists
+there.
+"""
+
+import os
+import stat
+
+# A pointer file holds one path: anything longer is not one.
+MAX_POINTER_BYTES = 4096
+
+
+class OutsideRoot(ValueError):
+    """A path that does not resolve to a place under the bundle root."""
+
+
+def read_pointer(path):
+    """The first line of the pointer file `path`, read without blocking.
+
+    Only a regular file is read, and only its first `MAX_POINTER_BYTES`: a
+    FIFO, a device (`/dev/zero`) or a huge file can neither hang nor
+    exhaust the server.
+
+    Raises:
+        ValueError: `path` is not a regular file.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError(
+                f"{path} is not a regular file, so it is not a pointer file."
+            )
+        data = os.read(fd, MAX_POINTER_BYTES)
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").partition("\n")[0].strip()
+
+
+def resolve_bundle_path(path):
+    """A bundle directory, or the directory named in a pointer file."""
+    if os.path.isdir(path) or not os.path.lexists(path):
+        return path
+    target = read_pointer(path)
+    if not target:
+        raise ValueError(f"Pointer file {path} is empty.")
+    target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
+    if not os.path.isfile(os.path.join(target, "manifest.json")):
+        raise ValueError(
+            f"{path} is a file, so it is read as a pointer file; its first "
+            f"line names {target!r}, which is not a recsys bundle. Fix: "
+            "pass a bundle directory, or a file holding a bundle's path."
+        )
+    return target
+
+
+def default_bundle_root(path):
+    """The directory holding the bundle or pointer file `path`."""
+    return os.path.dirname(os.path.abspath(os.path.normpath(path)))
+
+
+def _under(root, path):
+    """`path` with symlinks and `..` resolved, if it lies under `root`."""
+    try:
+        real = os.path.realpath(os.path.join(root, path))
+        inside = os.path.commonpath([root, real]) == root
+    except (OSError, ValueError):  # NUL bytes, loops, overlong names
+        inside = False
+    if not inside:
+        raise OutsideRoot(
+            "Reload paths must lie under the bundle root (RECSYS_BUNDLE_ROOT)."
+        )
+    return real
+
+
+def resolve_under_root(path, root):
+    """The bundle directory a reload request's `path` names, under `root`.
+
+    Args:
+        path: str. A bundle directory or pointer file; a relative path is
+            taken from `root`.
+        root: str. The bundle root, already a `realpath`.
+
+    Returns:
+        The bundle directory (a `realpath` under `root`).
+
+    Raises:
+        OutsideRoot: `path`, or the directory its pointer file names,
+            resolves outside `root`. The message is the same for every
+            such path, so it tells nothing about what exists there.
+        ValueError, OSError: a pointer file under `root` that cannot be
+            read or names no bundle (these may name the file).
+    """
+    real = _under(root, path)
+    if os.path.isdir(real) or not os.path.lexists(real):
+        return real
+    return _under(root, resolve_bundle_path(real))

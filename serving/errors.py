@@ -1,0 +1,108 @@
+"""One error shape for every 4xx and 5xx answer, and its handlers.
+
+Every error body is `{"detail": [{"loc": [...], "msg": "...", "type":
+"..."}]}`: the shape of FastAPI's validation errors (`serving.schemas.Error`
+documents it), so a client reads one shape whatever went wrong. Bodies are
+rendered from JSON-safe values only: a request holding `NaN`, `Infinity` or
+`1e309` gets a 422 that says so, never a 500 from the error renderer.
+"""
+
+import logging
+import math
+
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+logger = logging.getLogger(__name__)
+
+# Error `type`s of the errors this service raises itself (validation errors
+# keep pydantic's types).
+HTTP_ERROR_TYPES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    413: "body_too_large",
+    422: "value_error",
+    431: "headers_too_large",
+    500: "internal_error",
+    503: "unavailable",
+}
+
+
+def error_detail(status, message, loc=()):
+    """The `detail` list of an error body with one entry.
+
+    Args:
+        status: int. The HTTP status (it picks the entry's `type`).
+        message: str. What went wrong, and the fix.
+        loc: tuple. Where in the request (e.g. `("body", "k")`).
+
+    Returns:
+        A list holding one `{"loc", "msg", "type"}` dict.
+    """
+    kind = HTTP_ERROR_TYPES.get(status, "http_error")
+    return [{"loc": list(loc), "msg": message, "type": kind}]
+
+
+def error_response(status, message, loc=(), headers=None):
+    """A JSON error response in the service's one error shape."""
+    return JSONResponse(
+        {"detail": error_detail(status, message, loc)},
+        status_code=status,
+        headers=headers,
+    )
+
+
+def json_safe(value):
+    """`value` with everything JSON cannot hold spelled as a string.
+
+    Non-finite floats become `"nan"`, `"inf"` or `"-inf"`; bytes are
+    decoded; objects JSON does not know (exceptions in a validation
+    error's `ctx`, for one) become their `str`.
+    """
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+async def http_error_handler(request, error):
+    """Starlette and route `HTTPException`s, in the one error shape."""
+    detail = error.detail
+    if not isinstance(detail, list):
+        detail = error_detail(error.status_code, str(detail))
+    return JSONResponse(
+        {"detail": json_safe(detail)},
+        status_code=error.status_code,
+        headers=getattr(error, "headers", None),
+    )
+
+
+async def validation_error_handler(request, error):
+    """Request validation errors as 422, whatever values the request held."""
+    detail = [
+        {
+            key: json_safe(value)
+            for key, value in item.items()
+            if key in ("loc", "msg", "type", "input", "ctx")
+        }
+        for item in error.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+def install_error_handlers(app):
+    """Registers the handlers above on `app`."""
+    app.add_exception_handler(HTTPException, http_error_handler)
+    app.add_exception_handler(RequestValidationError, validation_error_handler)

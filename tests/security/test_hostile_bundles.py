@@ -1,0 +1,585 @@
+"""Hostile bundles: each is refused with one line naming the file.
+
+Every test copies the session's trained bundle, breaks one thing and
+loads it. Where a broken file would crash ScaNN (a segfault kills the
+process), ScaNN's `load_searcher` is replaced by a function that fails the
+test, so the refusal must come before ScaNN reads anything.
+"""
+
+import json
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from recsys import Bundle
+from recsys.bundle import BundleError
+from recsys.bundle import load_bundle
+from recsys.bundle_files import BundleFiles
+from recsys.bundle_files import file_digests
+
+SCANN = "index/scann"
+
+
+class _Payload:
+    """Unpickling this writes the marker file: code run from a bundle."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        code = f"open({str(self.marker)!r}, 'w').write('pwned')"
+        return (exec, (code,))
+
+
+@pytest.fixture
+def copy(trained_bundle, tmp_path):
+    bundle, _ = trained_bundle
+    path = tmp_path / "bundle"
+    shutil.copytree(bundle.path, path)
+    return path
+
+
+@pytest.fixture
+def no_scann_load(monkeypatch):
+    """Fails the test if ScaNN is handed any directory to load."""
+    from scann import scann_ops_pybind
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("ScaNN was reached with unchecked files")
+
+    monkeypatch.setattr(scann_ops_pybind, "load_searcher", refuse)
+
+
+def _resign(path):
+    """Rewrites the manifest's checksums, as a careful attacker would."""
+    manifest_path = os.path.join(path, "manifest.json")
+    with open(manifest_path) as f:
+        manifest = json.load(f)
+    manifest["files"] = file_digests(path, exclude=("manifest.json",))
+    with open(manifest_path, "w") as f:
+        json.dump(manifest, f)
+
+
+def _save(path, name, array, resign=True):
+    np.save(os.path.join(path, name), array, allow_pickle=False)
+    if resign:
+        _resign(path)
+
+
+def _load_refused(path, match):
+    with pytest.raises(BundleError, match=match) as info:
+        Bundle.load(str(path))
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+# -- code execution: pickles and paths out of the bundle ----------------------
+
+
+@pytest.mark.parametrize("resign", [False, True])
+def test_pickled_docids_are_refused_and_never_run(resign, copy, tmp_path):
+    marker = tmp_path / "marker"
+    with open(copy / SCANN / "scann_docids.pkl", "wb") as f:
+        pickle.dump(_Payload(marker), f)
+    if resign:
+        _resign(copy)
+    _load_refused(copy, "scann_docids.pkl")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "asset_path",
+    ["/etc/passwd", "../../../etc/passwd", "../../item_embeddings.npy"],
+)
+def test_asset_paths_out_of_the_bundle_are_refused(
+    asset_path, copy, no_scann_load
+):
+    assets = copy / SCANN / "scann_assets.pbtxt"
+    text = assets.read_text().replace('"dataset.npy"', f'"{asset_path}"')
+    assets.write_text(text)
+    _resign(copy)
+    _load_refused(copy, "scann_assets.pbtxt")
+
+
+def test_the_assets_file_must_hold_only_assets(copy, no_scann_load):
+    assets = copy / SCANN / "scann_assets.pbtxt"
+    assets.write_text(assets.read_text() + "\nsomething_else: 1\n")
+    _resign(copy)
+    _load_refused(copy, "scann_assets.pbtxt")
+
+
+# -- arrays that crash ScaNN or answer wrongly --------------------------------
+
+
+def _scann_case(name, change):
+    def mutate(path):
+        array = np.load(os.path.join(path, SCANN, name))
+        _save(os.path.join(path, SCANN), name, change(array), resign=False)
+
+    return pytest.param(f"{SCANN}/{name}", mutate, id=f"{name}-{change.id}")
+
+
+def _named(function, name):
+    function.id = name
+    return function
+
+
+EMPTY = _named(lambda a: a[:0], "empty")
+SHORT = _named(lambda a: a[:-1], "short")
+LONG = _named(lambda a: np.concatenate([a, a[:1]]), "long")
+
+
+def _set(array, value):
+    array = array.copy()
+    array.flat[-1] = value
+    return array
+
+
+def _bundle_case(name, change, id):
+    def mutate(path):
+        array = np.load(os.path.join(path, name))
+        _save(path, name, change(array), resign=False)
+
+    return pytest.param(name, mutate, id=id)
+
+
+@pytest.mark.parametrize(
+    "name, mutate",
+    [
+        _scann_case("dataset.npy", EMPTY),
+        _scann_case("dataset.npy", SHORT),
+        _scann_case("dataset.npy", _named(lambda a: a * 2, "other-values")),
+        _scann_case("datapoint_to_token.npy", EMPTY),
+        _scann_case("datapoint_to_token.npy", SHORT),
+        _scann_case("datapoint_to_token.npy", LONG),
+        _scann_case(
+            "datapoint_to_token.npy",
+            _named(lambda a: _set(a, 10**6), "token-past-last-leaf"),
+        ),
+        _scann_case(
+            "datapoint_to_token.npy",
+            _named(lambda a: _set(a, -1), "negative-token"),
+        ),
+        _scann_case(
+            "datapoint_to_token.npy",
+            _named(lambda a: a.astype(np.int64), "int64"),
+        ),
+        _scann_case("hashed_dataset.npy", EMPTY),
+        _scann_case("hashed_dataset.npy", SHORT),
+        _scann_case(
+            "hashed_dataset.npy", _named(lambda a: _set(a, 200), "code-16+")
+        ),
+        _scann_case(
+            "hashed_dataset.npy", _named(lambda a: a[:, :-1], "narrow")
+        ),
+        _bundle_case("item_embeddings.npy", SHORT, "item-embeddings-short"),
+        _bundle_case(
+            "item_embeddings.npy",
+            lambda a: _set(a, np.nan),
+            "item-embeddings-nan",
+        ),
+        _bundle_case("user_embeddings.npy", EMPTY, "user-embeddings-empty"),
+        _bundle_case(
+            "item_ids.npy", lambda a: _set(a, a[0]), "duplicate-item-ids"
+        ),
+        _bundle_case(
+            "user_ids.npy", lambda a: _set(a, a[0]), "duplicate-user-ids"
+        ),
+        _bundle_case(
+            "item_popularity.npy", lambda a: _set(a, np.nan), "nan-popularity"
+        ),
+        _bundle_case(
+            "item_popularity.npy", lambda a: _set(a, -1), "negative-popularity"
+        ),
+        _bundle_case("seen_indptr.npy", SHORT, "short-seen-indptr"),
+        _bundle_case(
+            "seen_indptr.npy", lambda a: _set(a, a[-1] + 5), "indptr-past-end"
+        ),
+        _bundle_case(
+            "seen_indptr.npy", lambda a: a[::-1].copy(), "indptr-decreasing"
+        ),
+        _bundle_case(
+            "seen_items.npy", lambda a: _set(a, 10**7), "seen-item-past-end"
+        ),
+    ],
+)
+def test_bad_arrays_are_refused_before_scann(name, mutate, copy, no_scann_load):
+    mutate(copy)
+    _resign(copy)
+    _load_refused(copy, os.path.basename(name))
+
+
+def test_a_pickled_object_array_is_refused_unread(copy, tmp_path):
+    marker = tmp_path / "marker"
+    array = np.array([_Payload(marker)] * 3, dtype=object)
+    np.save(copy / "item_ids.npy", array, allow_pickle=True)
+    _resign(copy)
+    _load_refused(copy, "item_ids.npy holds dtype object")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["serialized_partitioner.pb", "ah_codebook.pb", "scann_config.pb"]
+)
+def test_corrupt_scann_protos_are_refused_before_scann(
+    name, copy, no_scann_load
+):
+    path = copy / SCANN / name
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _resign(copy)
+    _load_refused(copy, name)
+
+
+def test_a_config_other_than_the_options_is_refused(copy, no_scann_load):
+    meta = json.loads((copy / "index/index.json").read_text())
+    meta["options"]["num_leaves"] -= 1
+    (copy / "index/index.json").write_text(json.dumps(meta))
+    _resign(copy)
+    _load_refused(copy, "scann_config.pb is not the ScaNN config")
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [("reorder", 10**9), ("num_leaves", 10**6), ("num_leaves", "5")],
+)
+def test_absurd_index_options_are_refused(option, value, copy, no_scann_load):
+    meta = json.loads((copy / "index/index.json").read_text())
+    meta["options"][option] = value
+    (copy / "index/index.json").write_text(json.dumps(meta))
+    _resign(copy)
+    _load_refused(copy, f"Bad options in .*index.json: `{option}`")
+
+
+def test_a_truncated_npy_is_refused(copy, no_scann_load):
+    path = copy / SCANN / "dataset.npy"
+    path.write_bytes(path.read_bytes()[:-100])
+    _resign(copy)
+    _load_refused(copy, "dataset.npy is truncated")
+
+
+def test_short_scann_dataset_crashes_nothing_in_a_subprocess(copy):
+    # End to end, with the real ScaNN: the old loader segfaulted here.
+    name = copy / SCANN / "dataset.npy"
+    np.save(name, np.load(name)[:10], allow_pickle=False)
+    _resign(copy)
+    result = _recommend(copy)
+    assert result.returncode == 1, result.stderr
+    lines = _error_lines(result)
+    assert len(lines) == 1 and "dataset.npy" in lines[0], lines
+
+
+# -- special files, extra files, checksums ------------------------------------
+
+
+def _load_in_thread(path, timeout=60):
+    outcome = {}
+
+    def run():
+        try:
+            outcome["bundle"] = Bundle.load(str(path))
+        except BaseException as error:  # reported to the test below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    assert not thread.is_alive(), "Bundle.load hung"
+    return outcome
+
+
+def test_a_fifo_is_refused_without_hanging(copy):
+    os.remove(copy / "preprocessor.json")
+    os.mkfifo(copy / "preprocessor.json")
+    outcome = _load_in_thread(copy)
+    assert isinstance(outcome.get("error"), BundleError)
+    assert "preprocessor.json is a FIFO" in str(outcome["error"])
+
+
+def test_a_fifo_is_refused_when_read_directly(copy):
+    # Past the directory walk (a FIFO swapped in later): `read` refuses it.
+    files, manifest = BundleFiles.open(str(copy), "manifest.json")
+    with files:
+        files.files = manifest["files"]
+        os.remove(copy / "preprocessor.json")
+        os.mkfifo(copy / "preprocessor.json")
+        with pytest.raises(BundleError, match="preprocessor.json is a FIFO"):
+            files.read("preprocessor.json")
+
+
+@pytest.mark.parametrize(
+    "name", ["preprocessor.json", "item_embeddings.npy", "index"]
+)
+def test_symlinks_are_refused(name, copy):
+    target = "/dev/zero" if name != "index" else "/etc"
+    shutil.rmtree(copy / name) if name == "index" else os.remove(copy / name)
+    os.symlink(target, copy / name)
+    outcome = _load_in_thread(copy)
+    assert isinstance(outcome.get("error"), BundleError)
+    assert f"{name} is a symlink" in str(outcome["error"])
+
+
+@pytest.mark.parametrize(
+    "name", ["notes.txt", "index/extra.npy", f"{SCANN}/int8_dataset.npy"]
+)
+def test_unlisted_files_are_refused(name, copy, no_scann_load):
+    (copy / name).write_bytes(b"anything")
+    _load_refused(copy, name)
+    _resign(copy)  # listed in the manifest, still not a bundle file
+    _load_refused(copy, name)
+
+
+def test_one_flipped_byte_is_refused(copy, no_scann_load):
+    path = copy / "item_embeddings.npy"
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0x01
+    path.write_bytes(bytes(data))
+    _load_refused(copy, "item_embeddings.npy does not match the sha256")
+
+
+def test_a_bundle_without_checksums_is_refused(copy):
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["files"]
+    manifest["format_version"] = 1
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _load_refused(copy, "format_version 1.*retrain the bundle")
+    manifest["format_version"] = 2
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    _load_refused(copy, "no valid `files` list")
+
+
+def test_a_file_over_its_cap_is_refused(copy, monkeypatch):
+    from recsys import bundle_files
+
+    monkeypatch.setitem(bundle_files.MAX_BYTES, ".keras", 1000)
+    _load_refused(copy, "query_tower.keras is .* over the 1000-byte limit")
+
+
+# -- one consistent snapshot ---------------------------------------------------
+
+
+@pytest.mark.parametrize("remove_old", [False, True])
+def test_a_directory_swapped_during_load_is_never_mixed(
+    remove_old, copy, second_bundle, tmp_path, monkeypatch
+):
+    old = Bundle.load(str(copy))
+    real_read = BundleFiles.read
+    swapped = []
+
+    def read_then_swap(self, name):
+        data = real_read(self, name)
+        if name == "item_embeddings.npy" and not swapped:
+            # What a redeploy does: the old directory moves aside, a new
+            # bundle takes its path (and the old one may be deleted).
+            aside = tmp_path / "aside"
+            os.replace(copy, aside)
+            shutil.copytree(second_bundle.path, copy)
+            if remove_old:
+                shutil.rmtree(aside)
+            swapped.append(True)
+        return data
+
+    monkeypatch.setattr(BundleFiles, "read", read_then_swap)
+    try:
+        loaded = Bundle.load(str(copy))
+    except BundleError as error:
+        assert remove_old, error  # a vanished directory may be refused
+        return
+    monkeypatch.undo()
+    assert swapped and loaded.version == old.version
+    np.testing.assert_array_equal(loaded.item_embeddings, old.item_embeddings)
+    assert loaded._query_tower_bytes == old._query_tower_bytes
+    np.testing.assert_array_equal(
+        loaded.index.search_rows(old.user_embeddings[:20], 10)[0],
+        old.index.search_rows(old.user_embeddings[:20], 10)[0],
+    )
+    # The new bundle, loaded afterwards, is the new one throughout.
+    new = Bundle.load(str(copy))
+    assert new.version == second_bundle.version
+
+
+def test_the_query_tower_comes_from_the_bytes_read_at_load(copy):
+    bundle = Bundle.load(str(copy))
+    os.remove(copy / "query_tower.keras")  # never reopened
+    assert bundle.query_tower.count_params() > 0
+
+
+def test_a_good_copy_loads_and_answers_as_the_original(copy, trained_bundle):
+    bundle, _ = trained_bundle
+    again = load_bundle(str(copy))
+    users = bundle.user_ids[:50]
+    for exact in (False, True):
+        a, sa = bundle.recommend(users, k=10, exact=exact)
+        b, sb = again.recommend(users, k=10, exact=exact)
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(sa, sb)
+
+
+FUZZ = """
+import os, random, shutil, sys, tempfile
+import numpy as np
+sys.path.insert(0, os.path.dirname(sys.argv[1]))
+from test_hostile_bundles import _resign
+from recsys import Bundle
+from recsys.bundle import BundleError
+source, seeds = sys.argv[2], int(sys.argv[3])
+users = Bundle.load(source).user_ids[:20]
+names = sorted(
+    os.path.relpath(os.path.join(d, n), source)
+    for d, _, files in os.walk(source) for n in files if n != "manifest.json"
+)
+outcomes = {"refused": 0, "loaded": 0}
+for seed in range(seeds):
+    rng = random.Random(seed)
+    path = os.path.join(tempfile.mkdtemp(), "b")
+    shutil.copytree(source, path)
+    name = rng.choice(names)
+    data = bytearray(open(os.path.join(path, name), "rb").read())
+    for _ in range(rng.randint(1, 4)):
+        data[rng.randrange(len(data))] ^= 1 << rng.randrange(8)
+    open(os.path.join(path, name), "wb").write(data)
+    if seed % 2:
+        _resign(path)
+    try:
+        bundle = Bundle.load(path)
+    except BundleError:
+        outcomes["refused"] += 1
+        continue
+    assert seed % 2, f"{name}: changed bytes loaded without a resign"
+    ids, scores = bundle.recommend(users, k=10)
+    assert np.isin(ids, bundle.item_ids).all()
+    assert not np.isnan(scores).any() and (np.abs(scores) < 1e30).all()
+    outcomes["loaded"] += 1
+print(outcomes)
+"""
+
+
+def test_random_byte_flips_never_crash(trained_bundle, tmp_path):
+    # A subprocess, so a crash in native code fails the test, not pytest.
+    # Even seeds keep the manifest (every flip is refused by its sha256);
+    # odd seeds re-sign it, so the flips reach the parsers and checks.
+    bundle, _ = trained_bundle
+    script = tmp_path / "fuzz.py"
+    script.write_text(FUZZ)
+    result = subprocess.run(
+        [sys.executable, str(script), __file__, bundle.path, "40"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "KERAS_BACKEND": "jax"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+# -- tabular and text bundles: the same closed list -------------------------
+
+
+def _other_kind(path, trained, kind, users_ids=(1, 2, 3)):
+    """A tabular or text bundle whose model is junk (refused last)."""
+    import pandas as pd
+
+    os.makedirs(path)
+    shutil.copy(os.path.join(trained.path, "preprocessor.json"), path)
+    (path / "metrics.json").write_text("{}")
+    (path / "model.keras").write_bytes(b"PK not a zip")
+    manifest = {
+        "format_version": 2,
+        "kind": kind,
+        "config": {"data": {"user": "userId", "item": "movieId"}},
+    }
+    if kind == "tabular":
+        pd.DataFrame({"movieId": [10, 20]}).to_parquet(path / "items.parquet")
+        pd.DataFrame({"userId": list(users_ids)}).to_parquet(
+            path / "users.parquet"
+        )
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    _resign(path)
+
+
+@pytest.mark.parametrize("kind", ["tabular", "text"])
+def test_other_kinds_check_their_files_before_their_model(
+    kind, trained_bundle, tmp_path
+):
+    bundle, _ = trained_bundle
+    path = tmp_path / kind
+    _other_kind(path, bundle, kind)
+    with pytest.raises(BundleError, match="Cannot load the model"):
+        load_bundle(str(path))
+    (path / "extra.pkl").write_bytes(b"x")
+    with pytest.raises(BundleError, match="extra.pkl is not part of"):
+        load_bundle(str(path))
+    os.remove(path / "extra.pkl")
+    os.remove(path / "preprocessor.json")
+    os.mkfifo(path / "preprocessor.json")
+    with pytest.raises(BundleError, match="preprocessor.json is a FIFO"):
+        load_bundle(str(path))
+
+
+def test_tabular_duplicate_user_ids_are_refused(trained_bundle, tmp_path):
+    bundle, _ = trained_bundle
+    path = tmp_path / "tabular"
+    _other_kind(path, bundle, "tabular", users_ids=(1, 2, 1))
+    with pytest.raises(BundleError, match="users.parquet holds duplicate"):
+        load_bundle(str(path))
+
+
+def test_the_service_and_the_reranker_refuse_hostile_bundles(
+    copy, trained_bundle, tmp_path
+):
+    from serving.reranker import Reranker
+    from serving.service import RetrievalService
+
+    marker = tmp_path / "marker"
+    with open(copy / SCANN / "scann_docids.pkl", "wb") as f:
+        pickle.dump(_Payload(marker), f)
+    _resign(copy)
+    with pytest.raises(BundleError, match="scann_docids.pkl"):
+        RetrievalService.load(str(copy))
+    ranker = tmp_path / "ranker"
+    _other_kind(ranker, trained_bundle[0], "tabular")
+    os.symlink("/dev/zero", ranker / "user_history.npy")
+    with pytest.raises(BundleError, match="user_history.npy is a symlink"):
+        Reranker.load(str(ranker))
+    assert not marker.exists()
+
+
+# -- the command line ---------------------------------------------------------
+
+
+def _recommend(path):
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    command = [sys.executable, "-m", "recsys.cli", "recommend", str(path)]
+    return subprocess.run(
+        [*command, "--user", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+
+
+def _error_lines(result):
+    """stderr without the native libraries' log lines."""
+    return [
+        line
+        for line in result.stderr.strip().splitlines()
+        if not line.startswith(("I0000", "W0000", "WARNING: All log"))
+    ]
+
+
+def test_recommend_on_a_hostile_bundle_exits_1_with_one_line(copy, tmp_path):
+    marker = tmp_path / "marker"
+    with open(copy / SCANN / "scann_docids.pkl", "wb") as f:
+        pickle.dump(_Payload(marker), f)
+    _resign(copy)
+    result = _recommend(copy)
+    assert result.returncode == 1, result.stderr
+    lines = _error_lines(result)
+    assert len(lines) == 1 and "scann_docids.pkl" in lines[0], lines
+    assert not marker.exists()
