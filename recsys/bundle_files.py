@@ -38,7 +38,9 @@ MAX_BYTES = {
     ".parquet": 16 * GIB,
     ".keras": 16 * GIB,
 }
-MAX_MANIFEST_BYTES = 1 * GIB
+# A manifest holds the config, the metrics and the file list: kilobytes.
+# Its size is checked before anything is known about the bundle.
+MAX_MANIFEST_BYTES = 16 * 2**20
 CHUNK = 2**24
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
