@@ -50,3 +50,25 @@ class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
         )
         duplicate = ops.subtract(duplicate, ops.cast(labels, logits.dtype))
         return ops.add(logits, ops.multiply(duplicate, MIN_LOGIT))
+
+    def mask(self, logits, candidate_ids):
+        """Masks accidental hits of in-batch negatives, without labels.
+
+        The positive of row `i` is candidate `i` (in-batch softmax), so no
+        one-hot labels are needed: a negative is a hit when its id equals
+        the row's own candidate id. Same result as `call` with identity
+        labels, in one `where` instead of three passes over the logits.
+
+        Args:
+            logits: float tensor `(batch, batch)`.
+            candidate_ids: int tensor `(batch,)`.
+
+        Returns:
+            The logits, accidental hits set to a large negative value.
+        """
+        rows = ops.arange(ops.shape(logits)[0])
+        hit = ops.logical_and(
+            ops.equal(candidate_ids[:, None], candidate_ids[None, :]),
+            ops.not_equal(rows[:, None], rows[None, :]),
+        )
+        return ops.where(hit, ops.cast(MIN_LOGIT, logits.dtype), logits)

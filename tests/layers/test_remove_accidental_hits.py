@@ -28,6 +28,20 @@ def test_remove_accidental_hits_gives_zero_probability():
     np.testing.assert_allclose(probs, np.eye(2), atol=1e-6)
 
 
+def test_remove_accidental_hits_mask_equals_call_with_identity_labels():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(64, 64)).astype("float32")
+    ids = rng.integers(0, 8, 64)  # many duplicates
+    layer = RemoveAccidentalHits()
+    called = layer(logits, np.eye(64, dtype="float32"), ids)
+    masked = layer.mask(logits, ids)
+    called, masked = (keras.ops.convert_to_numpy(a) for a in (called, masked))
+    np.testing.assert_array_equal(masked < -1e30, called < -1e30)
+    keep = masked > -1e30
+    np.testing.assert_array_equal(masked[keep], logits[keep])
+    np.testing.assert_array_equal(np.diag(masked), np.diag(logits))
+
+
 def test_remove_accidental_hits_rejects_shape_mismatch():
     with pytest.raises(ValueError, match="same shape"):
         RemoveAccidentalHits()(
