@@ -14,6 +14,7 @@ import os
 import tomllib
 
 from features.specs import feature_from_config
+from recsys.errors import ConfigError
 
 DEFAULT_CONFIG = {
     "data": {
@@ -153,10 +154,6 @@ _ITEM_NAMES = {
     bool: "booleans",
     str: "strings",
 }
-
-
-class ConfigError(ValueError):
-    """A config file or override is malformed."""
 
 
 def _parse_value(text):

