@@ -419,6 +419,8 @@ class Preprocessor:
             out = np.zeros((len(series), feature.max_length), np.int32)
             out[rows[inside], positions[inside]] = ids[inside]
             return out
+        if feature.vocabulary == "exact" and series.dtype.kind in "iu":
+            return self._lookup_ints(feature, series.to_numpy())
         return self._lookup(feature, canonical_strings(series))
 
     def tokenize(self, name, values):
@@ -453,6 +455,45 @@ class Preprocessor:
             [token for token in tokens or () if token]
             for tokens in _tokens(series, feature).to_pylist()
         ]
+
+    def _lookup_ints(self, feature, values):
+        """`_lookup` of an integer column, without spelling every value.
+
+        The ids are those of the canonical strings (`"42"` for `42`), read
+        from an index of the vocabulary's integer entries; only values
+        outside it are spelled, for their OOV hash. Streamed training
+        transforms every row of every epoch, and spelling 10M-user ids
+        costs more than the training step (benchmarks/RESULTS.md).
+        """
+        key = ("ints", feature.name)
+        cached = self._indexes.get(key)
+        if cached is None:
+            vocabulary = pd.Series(
+                self.vocabularies_[feature.name], dtype=object
+            )
+            # Canonical spellings of integers; up to 18 digits always fit
+            # int64, 19-digit ones are kept where they do.
+            whole = vocabulary.str.fullmatch(r"-?(0|[1-9][0-9]{0,18})")
+            positions = np.flatnonzero(whole.fillna(False).to_numpy(bool))
+            ints = [int(v) for v in vocabulary.iloc[positions]]
+            fits = np.array([-(2**63) <= v < 2**63 for v in ints], bool)
+            ints = np.array(
+                [v for v, ok in zip(ints, fits, strict=True) if ok], np.int64
+            )
+            cached = (pd.Index(ints), positions[fits])
+            self._indexes[key] = cached
+        index, positions = cached
+        if values.dtype == np.uint64 and values.size and values.max() >= 2**63:
+            return self._lookup(feature, canonical_strings(values))
+        found = index.get_indexer(values.astype(np.int64))
+        ids = np.zeros(len(values), np.int64)
+        inside = found >= 0
+        ids[inside] = 1 + feature.num_oov_buckets + positions[found[inside]]
+        if not inside.all():
+            ids[~inside] = 1 + stable_hash(
+                canonical_strings(values[~inside]), feature.num_oov_buckets
+            )
+        return ids.astype(np.int32)
 
     def _lookup(self, feature, strings):
         """Maps canonical strings to ids (0 for null / empty)."""

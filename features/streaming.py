@@ -24,9 +24,12 @@ class ValueCounter:
     """Counts the values of one column over many batches.
 
     Each batch is reduced to its distinct values with Arrow's
-    `value_counts`; the partial counts are merged once they hold about
-    `merge_every` entries, so memory stays proportional to the distinct
-    values.
+    `value_counts`; the partial counts are merged once the new ones hold
+    more than `merge_every` entries and more than the merged counts, so
+    memory stays proportional to the distinct values and each entry is
+    merged O(log) times. (Merging at a fixed `merge_every` alone re-merges
+    all 10M distinct values of a column after every batch once there are
+    more than `merge_every` of them: hours for 100M rows.)
 
     Example:
 
@@ -42,6 +45,7 @@ class ValueCounter:
         self.merge_every = merge_every
         self._parts = []
         self._pending = 0
+        self._merged = 0
         self._strings = False
 
     def update(self, values):
@@ -62,7 +66,7 @@ class ValueCounter:
             part = _as_strings(part)
         self._parts.append(part)
         self._pending += len(counts)
-        if self._pending > self.merge_every:
+        if self._pending > max(self.merge_every, self._merged):
             self._merge()
 
     def _merge(self):
@@ -71,7 +75,8 @@ class ValueCounter:
             merged = merged.aggregate([("count", "sum")])
             merged = merged.rename_columns(["value", "count"])
             self._parts = [merged]
-        self._pending = len(self._parts[0]) if self._parts else 0
+        self._merged = len(self._parts[0]) if self._parts else 0
+        self._pending = 0
 
     def result(self):
         """`(values, counts)`: a pyarrow Array and an int64 numpy array."""

@@ -56,6 +56,11 @@ DEFAULT_CONFIG = {
         "model_shards": 2,
         # Keras mixed precision: "off", "float16" or "bfloat16".
         "mixed_precision": "off",
+        # JAX: a step updates only the embedding rows its batch looked up
+        # (recsys.models.sparse_updates; tables under 16 rows per lookup of
+        # a step stay dense); Adam and SGD with momentum are then their
+        # "lazy" row-wise versions. false: dense Keras updates.
+        "sparse_updates": True,
         # Resumable jobs (recsys.checkpoint): a checkpoint every N steps and
         # at each epoch end (0: epoch ends only, -1: none) in `job_dir`
         # ("" = the output path + ".job"); the same command resumes.
@@ -123,6 +128,9 @@ TEXT_CONFIG = {
         "optimizer": "adam",
         "learning_rate": 0.001,
         "seed": 0,
+        # JAX: only the looked-up token rows are updated (lazy Adam), for
+        # vocabularies of 16+ rows per token lookup of a step.
+        "sparse_updates": True,
     },
     "evaluate": {
         "split": "test",

@@ -22,7 +22,8 @@ start the same command on every host with `KERAS_DISTRIBUTION_JOB_ADDRESSES`,
 `KERAS_DISTRIBUTION_NUM_PROCESSES` and `KERAS_DISTRIBUTION_PROCESS_ID` set
 (read by `keras.distribution.initialize`, which calls
 `jax.distributed.initialize`), and `list_devices()` then lists the devices
-of all hosts.
+of all hosts. Each process then feeds only its share of every batch
+(`process_share`), as Keras expects of in-memory arrays.
 """
 
 import contextlib
@@ -179,3 +180,42 @@ def shardable(inputs, distribution, batch_size):
     rows = len(next(iter(inputs.values())))
     keep = rows - rows % shards
     return {name: values[:keep] for name, values in inputs.items()}
+
+
+def process_share(inputs, distribution, batch_size):
+    """This process's rows of the training data, and its batch size.
+
+    With several processes (`keras.distribution.initialize`), Keras' JAX
+    trainer builds each global batch from the processes' local batches
+    (`jax.make_array_from_process_local_data`): a process that fed the
+    whole batch would double it, every row twice. Keras splits only a
+    `tf.data.Dataset` itself (`Distribution.distribute_dataset`), so for
+    arrays this does the same here: processes that hold different slices
+    of the batch axis take every `shards`-th row and `batch_size / shards`
+    rows per step; processes of one model replica read the same rows.
+    Every process has loaded the same data and split, so the shares are
+    disjoint and equally long (after `shardable`), and all processes run
+    the same number of steps.
+
+    Args:
+        inputs: dict of equally long numpy arrays, trimmed by `shardable`.
+        distribution: the `Distribution`, or `None`.
+        batch_size: int. The global training batch size.
+
+    Returns:
+        `(inputs, batch_size)` of this process; unchanged with one process.
+    """
+    if distribution is None or distribution.num_processes == 1:
+        return inputs, batch_size
+    # Keras refuses arrays under several processes unless told that they
+    # are split already, as they are below.
+    distribution.auto_shard_dataset = False
+    shards = min(distribution.num_model_replicas, distribution.num_processes)
+    index = distribution.data_shard_id
+    share = {name: values[index::shards] for name, values in inputs.items()}
+    return share, batch_size // shards
+
+
+def process_count(distribution):
+    """Processes training together (1 without `jax.distributed`)."""
+    return 1 if distribution is None else distribution.num_processes

@@ -8,6 +8,7 @@ at a time (`prepare_data`, `build_two_tower`, `fit_two_tower`,
 """
 
 import dataclasses
+import logging
 
 import keras
 import numpy as np
@@ -28,6 +29,8 @@ from recsys.data.retrieval_inputs import user_states
 from recsys.data.sources import load_interactions
 from recsys.data.split import protocol_split
 from recsys.distribution import distribution_scope
+from recsys.distribution import process_count
+from recsys.distribution import process_share
 from recsys.distribution import shardable
 from recsys.evaluation import evaluate_retrieval
 from recsys.evaluation import popularity_scores
@@ -37,6 +40,8 @@ from recsys.index import recall_against_exact
 from recsys.precision import precision_scope
 from recsys.training import build_two_tower
 from recsys.training import fit_two_tower
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -229,19 +234,35 @@ def train_bundle(config, output, *, frame=None, progress=True):
         return train_streamed(config, output, progress=progress)
     keras.utils.set_random_seed(config["train"]["seed"])
     prepared = prepare_data(config, frame)
-    # Checkpoints in a job directory: the same command resumes after a kill.
-    checkpoint = training_checkpoint(config, output)
     with distribution_scope(config) as distribution, precision_scope(config):
+        processes = process_count(distribution)
+        # Checkpoints in a job directory: the same command resumes after a
+        # kill. Not with several processes: each would resume from its own
+        # latest checkpoint, and a kill between two processes' saves would
+        # restart them at different steps.
+        checkpoint = None
+        if processes == 1:
+            checkpoint = training_checkpoint(config, output)
+        else:
+            logger.warning("%d processes: checkpoints are off.", processes)
         model = build_two_tower(prepared.preprocessor, config)
-        timing = fit_two_tower(
-            model,
+        inputs, batch_size = process_share(
             shardable(
                 prepared.inputs, distribution, config["train"]["batch_size"]
             ),
-            config,
+            distribution,
+            config["train"]["batch_size"],
+        )
+        timing = fit_two_tower(
+            model,
+            inputs,
+            {**config, "train": {**config["train"], "batch_size": batch_size}},
             callbacks=[checkpoint] if checkpoint else [],
             progress=progress,
         )
+    # `fit_two_tower` counted this process's share of the rows.
+    timing["train_rows"] *= processes
+    timing["examples_per_second"] *= processes
     timing["resumed_from"] = checkpoint and checkpoint.resumed_from
 
     stages = tqdm(total=3, desc="bundle", disable=not progress, leave=False)

@@ -69,6 +69,10 @@ TABULAR_CONFIG = {
         "optimizer": "adam",
         "learning_rate": 0.001,
         "seed": 0,
+        # JAX: a step updates only the table rows its batch looked up
+        # (recsys.models.sparse_updates; Adam is then "lazy" Adam; tables
+        # under 16 rows per lookup of a step stay dense).
+        "sparse_updates": True,
     },
     "evaluate": {
         # "test" reports the protocol test split; "validation" trains on the

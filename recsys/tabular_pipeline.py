@@ -340,6 +340,7 @@ def build_tabular_model(prepared, part=None):
         kernel, bias = model.head.get_weights()
         model.head.set_weights([kernel, np.full_like(bias, mean)])
     train = config["train"]
+    model.sparse_updates = train["sparse_updates"]
     model.compile(
         optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
         loss=model.default_loss(),

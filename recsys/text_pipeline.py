@@ -206,6 +206,7 @@ def build_text_classifier(prepared, config):
     metrics = []
     if len(prepared.classes) == 2:
         metrics = [keras.metrics.AUC(name="auc")]
+    model.sparse_updates = train["sparse_updates"]
     model.compile(
         optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
         loss=model.default_loss(),

@@ -130,6 +130,7 @@ def build_two_tower(preprocessor, config):
     optimizer = OPTIMIZERS[config["train"]["optimizer"]](
         config["train"]["learning_rate"]
     )
+    model.sparse_updates = config["train"]["sparse_updates"]
     model.compile(optimizer=optimizer, **_compile_options())
     return model
 
@@ -171,9 +172,12 @@ def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
     if progress:
         verbose = 1 if sys.stdout.isatty() else 2
     if isinstance(inputs, keras.utils.PyDataset):
-        # A streamed dataset batches and shuffles itself.
+        # A streamed dataset batches and shuffles itself, window by window:
+        # Keras' own shuffling of its batch order would load a window of
+        # row groups for nearly every batch (100M rows: 26k instead of
+        # 100k+ examples/s, benchmarks/RESULTS.md).
         rows = len(inputs) * inputs.batch_size
-        data = {"x": inputs}
+        data = {"x": inputs, "shuffle": False}
     else:
         rows = len(next(iter(inputs.values())))
         data = {"x": inputs, "batch_size": train["batch_size"], "shuffle": True}
@@ -191,4 +195,7 @@ def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
         "examples_per_second_excludes_first_epoch": len(timer.seconds) > 1,
         "train_rows": rows,
         "backend": keras.backend.backend(),
+        # Row updates of the tables (recsys.models.sparse_updates): JAX only.
+        "sparse_updates": model.sparse_updates
+        and keras.backend.backend() == "jax",
     }

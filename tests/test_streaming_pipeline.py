@@ -64,6 +64,38 @@ def test_streamed_training_beats_popularity(streamed):
     assert set(metrics["stages"]) >= {"vocab", "train", "embed", "index"}
 
 
+def test_streamed_training_with_a_table_1000_times_the_batch(
+    synthetic_dir, tmp_path
+):
+    # 262,144 hashed user rows against batches of 256: each step touches
+    # at most 256 of them (sparse row updates), and the run still learns.
+    output = str(tmp_path / "bundle")
+    code = main(
+        [
+            "train",
+            CONFIG,
+            "-o",
+            output,
+            "-q",
+            "--set",
+            f"data.path={synthetic_dir}",
+            "--set",
+            'features.user_id.vocabulary="hash"',
+            "--set",
+            "features.user_id.num_buckets=262143",
+            "--set",
+            "train.batch_size=256",
+        ]
+    )
+    assert code == 0
+    with open(os.path.join(output, "metrics.json")) as f:
+        metrics = json.load(f)
+    assert metrics["train"]["sparse_updates"] is True
+    table = Bundle.load(output).query_tower.embeddings[0].embeddings
+    assert table.shape[0] >= 1000 * 256
+    assert metrics["test"]["hr@100"] > metrics["baseline_popularity"]["hr@100"]
+
+
 def test_streamed_bundle_recommends_unseen_items(streamed, synthetic_dir):
     bundle, metrics = streamed
     assert len(bundle.item_ids) == metrics["data"]["items"]

@@ -5,6 +5,7 @@ from keras import ops
 
 from features.hashing import MIX_MULTIPLIER
 from features.hashing import multi_hash_salts
+from recsys.layers.sparse_rows_embedding import SparseRowsEmbedding
 
 SUPPORTED_HASH_COMBINERS = ("sum", "concat")
 SUPPORTED_COMBINERS = ("mean", "sum", "sqrtn")
@@ -16,7 +17,7 @@ def _shift_right(x, bits):
 
 
 @keras.saving.register_keras_serializable(package="recsys")
-class MultiHashEmbedding(keras.layers.Embedding):
+class MultiHashEmbedding(SparseRowsEmbedding):
     """Compositional embedding: `num_hashes` rows of a shared table per id.
 
     A table of one row per value does not fit when a column has millions of
@@ -46,7 +47,9 @@ class MultiHashEmbedding(keras.layers.Embedding):
         seed: int. Picks the hash functions. Defaults to `0`.
         embeddings_initializer: Initializer of the table. Defaults to
             `"uniform"`.
-        **kwargs: Passed on to `keras.layers.Embedding`.
+        **kwargs: Passed on to `keras.layers.Embedding` (through
+            `SparseRowsEmbedding`, whose lookups a sparse training step
+            updates row by row).
 
     Input shape:
         `(batch,)` or `(batch, length)` integer ids in `[0, 2**31)`.
@@ -153,7 +156,7 @@ class MultiHashEmbedding(keras.layers.Embedding):
         Returns:
             float tensor `(batch, output_dim)`.
         """
-        vectors = super().call(self.hash_rows(inputs))  # (..., hashes, row)
+        vectors = self.lookup(self.hash_rows(inputs))  # (..., hashes, row)
         if self.hash_combiner == "sum":
             x = ops.sum(vectors, axis=-2)
         else:

@@ -4,9 +4,11 @@ import keras
 import keras_rs
 from keras import ops
 
+from recsys.layers.sparse_rows_embedding import SparseRowsEmbedding
+
 
 @keras.saving.register_keras_serializable(package="recsys")
-class PooledEmbedding(keras_rs.layers.EmbedReduce):
+class PooledEmbedding(keras_rs.layers.EmbedReduce, SparseRowsEmbedding):
     """An embedding lookup table that pools padded multi-valued inputs.
 
     Row `i` of the table is the vector of id `i`. A 1-D input `(batch,)` is a
@@ -14,6 +16,10 @@ class PooledEmbedding(keras_rs.layers.EmbedReduce):
     history) is looked up and pooled with `combiner` over the ids that are not
     `0`: id `0` is padding and is masked out, so a row of padding pools to the
     zero vector.
+
+    Its lookups go through `SparseRowsEmbedding.lookup` (`EmbedReduce` calls
+    it as its `Embedding` base), so a sparse training step updates only the
+    rows a batch touched.
 
     Args:
         input_dim: int. Rows of the table (largest id + 1).

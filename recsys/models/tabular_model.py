@@ -5,6 +5,7 @@ import keras_rs
 from keras import ops
 
 from recsys.layers.pooled_embedding import PooledEmbedding
+from recsys.models.sparse_updates import SparseRowUpdates
 from recsys.models.tower import check_input_types
 
 SUPPORTED_INTERACTIONS = ("mlp", "dcn", "dot")
@@ -22,7 +23,7 @@ def _check_units(name, units):
 
 
 @keras.saving.register_keras_serializable(package="recsys")
-class TabularModel(keras.Model):
+class TabularModel(SparseRowUpdates, keras.Model):
     """Scores rows of structured columns: ranking, rating, classification.
 
     Each categorical column (single-valued, multi-valued or bucketized) has

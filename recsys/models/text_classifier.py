@@ -4,12 +4,13 @@ import keras
 from keras import ops
 
 from recsys.layers.pooled_embedding import PooledEmbedding
+from recsys.models.sparse_updates import SparseRowUpdates
 
 SUPPORTED_ARCHITECTURES = ("mean_pool", "flatten", "lstm", "conv1d")
 
 
 @keras.saving.register_keras_serializable(package="recsys")
-class TextClassifier(keras.Model):
+class TextClassifier(SparseRowUpdates, keras.Model):
     """Classifies fixed-length token sequences through a word embedding.
 
     The embedding table (`input_dim` rows of `embedding_dim`; row `i` is
@@ -148,7 +149,7 @@ class TextClassifier(keras.Model):
             x = self.embedding(ids)  # masked mean over the tokens
         else:
             # Per-token vectors: look each position up on its own.
-            x = ops.take(self.embedding.embeddings, ids, axis=0)
+            x = self.embedding.lookup(ids)  # (batch, length, dim)
             if self.architecture == "lstm":
                 x = self.encoder(x, mask=ops.not_equal(ids, 0))
             elif self.architecture == "conv1d":

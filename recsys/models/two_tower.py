@@ -4,12 +4,13 @@ import keras
 from keras import ops
 
 from recsys.layers.remove_accidental_hits import RemoveAccidentalHits
+from recsys.models.sparse_updates import SparseRowUpdates
 
 SAMPLING_PROBABILITY = "candidate_sampling_probability"
 
 
 @keras.saving.register_keras_serializable(package="recsys")
-class TwoTower(keras.Model):
+class TwoTower(SparseRowUpdates, keras.Model):
     """Two-tower retrieval model trained with an in-batch softmax.
 
     Each training batch holds `(query, positive candidate)` pairs; every other

@@ -54,6 +54,27 @@ def test_preprocessor_same_id_for_int_float_and_string():
     np.testing.assert_array_equal(ids, pre.transform_column("user", ["2", 2]))
 
 
+def test_integer_columns_get_the_ids_of_their_strings():
+    # Integer columns skip spelling each value; ids must not change.
+    values = ["7", "-3", "0", "x", "042", "9223372036854775807", "12" * 10]
+    frame = pd.DataFrame({"id": values * 2 + ["1", "5"]})
+    pre = Preprocessor(
+        features=[CategoricalFeature("id", num_oov_buckets=3)]
+    ).fit(frame)
+    ints = np.array([7, -3, 0, 42, 9223372036854775807, 1, 5, 8, -8, 123])
+    for dtype in (np.int64, np.int32, np.uint64):
+        column = ints[ints >= 0] if dtype == np.uint64 else ints
+        column = column[np.abs(column) < np.iinfo(dtype).max].astype(dtype)
+        expected = pre.transform_column("id", pd.Series(column, dtype=object))
+        got = pre.transform_column("id", pd.Series(column))
+        np.testing.assert_array_equal(got, expected)
+    big = np.array([2**64 - 1, 7], np.uint64)  # above int64: spelled
+    np.testing.assert_array_equal(
+        pre.transform_column("id", pd.Series(big)),
+        pre.transform_column("id", pd.Series(big, dtype=object)),
+    )
+
+
 def test_preprocessor_min_frequency_sends_rare_values_to_oov():
     pre = _pre(min_frequency=2)
     assert pre.vocabularies_["user"] == ["3", "2"]
