@@ -145,7 +145,9 @@ class SparseRowUpdates:
         if cached is not None and cached[0] == key:
             return cached[1]
         plan = _SparsePlan.build(self)
-        self._sparse_plan_cache = (key, plan)
+        # Past Keras' attribute tracking: the plan holds the model's own
+        # variables, which must not be tracked twice.
+        object.__setattr__(self, "_sparse_plan_cache", (key, plan))
         return plan
 
 
