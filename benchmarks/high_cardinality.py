@@ -264,7 +264,14 @@ def _run_child(system, size, args):
     for name in ("items", "dim", "batch_size", "learning_rate", "steps"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
     command += ["--seconds", str(args.seconds), "--seed", str(args.seed)]
-    done = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
+    return child_json(command)
+
+
+def child_json(command, env=None):
+    """Runs a child process; its last stdout line (JSON), or its error."""
+    done = subprocess.run(
+        command, capture_output=True, text=True, cwd=ROOT, env=env
+    )
     if done.returncode:
         return {"error": done.stderr[-2000:]}
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -26,11 +26,11 @@ import argparse
 import json
 import os
 import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
+from high_cardinality import child_json
 from high_cardinality import zipf_ids
 
 
@@ -115,11 +115,7 @@ def _run(kind, size, sparse, args):
         str(args.seed),
     ]
     print(f"{kind} {size:,} rows, sparse={sparse}", file=sys.stderr)
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    if done.returncode:
-        return {"error": done.stderr[-2000:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(command, env={**os.environ, "KERAS_BACKEND": "jax"})
 
 
 def main():

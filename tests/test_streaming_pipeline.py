@@ -32,22 +32,18 @@ def synthetic_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def streamed(synthetic_dir, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("stream") / "bundle")
-    code = main(
-        [
-            "train",
-            CONFIG,
-            "-o",
-            output,
-            "-q",
-            "--set",
-            f"data.path={synthetic_dir}",
-            "--set",
-            "train.epochs=2",
-        ]
-    )
+    metrics = _train(synthetic_dir, output, "train.epochs=2")
+    return Bundle.load(output), metrics
+
+
+def _train(synthetic_dir, output, *settings):
+    """`recsys train` of the streamed config; its metrics."""
+    sets = [f"data.path={synthetic_dir}", *settings]
+    args = ["train", CONFIG, "-o", output, "-q"]
+    code = main(args + [arg for s in sets for arg in ("--set", s)])
     assert code == 0
     with open(os.path.join(output, "metrics.json")) as f:
-        return Bundle.load(output), json.load(f)
+        return json.load(f)
 
 
 def test_streamed_training_beats_popularity(streamed):
@@ -70,26 +66,13 @@ def test_streamed_training_with_a_table_1000_times_the_batch(
     # 262,144 hashed user rows against batches of 256: each step touches
     # at most 256 of them (sparse row updates), and the run still learns.
     output = str(tmp_path / "bundle")
-    code = main(
-        [
-            "train",
-            CONFIG,
-            "-o",
-            output,
-            "-q",
-            "--set",
-            f"data.path={synthetic_dir}",
-            "--set",
-            'features.user_id.vocabulary="hash"',
-            "--set",
-            "features.user_id.num_buckets=262143",
-            "--set",
-            "train.batch_size=256",
-        ]
+    metrics = _train(
+        synthetic_dir,
+        output,
+        'features.user_id.vocabulary="hash"',
+        "features.user_id.num_buckets=262143",
+        "train.batch_size=256",
     )
-    assert code == 0
-    with open(os.path.join(output, "metrics.json")) as f:
-        metrics = json.load(f)
     assert metrics["train"]["sparse_updates"] is True
     table = Bundle.load(output).query_tower.embeddings[0].embeddings
     assert table.shape[0] >= 1000 * 256
