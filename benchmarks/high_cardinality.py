@@ -95,12 +95,12 @@ def child_ours(args):
     """The package's default trainer: `build_two_tower` + `fit_two_tower`."""
     import keras
     import pandas as pd
+    from recsys.features import CategoricalFeature
+    from recsys.features import Preprocessor
 
-    from features import CategoricalFeature
-    from features import Preprocessor
     from recsys.config import load_config
-    from recsys.training import build_two_tower
-    from recsys.training import fit_two_tower
+    from recsys.training.two_tower import build_two_tower
+    from recsys.training.two_tower import fit_two_tower
 
     config = load_config(
         CONFIG,

@@ -49,16 +49,16 @@ sys.path.insert(0, ROOT)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from recsys.features import Preprocessor  # noqa: E402
 
-from features import Preprocessor  # noqa: E402
 from recsys.config import load_config  # noqa: E402
 from recsys.data.sources import load_interactions  # noqa: E402
-from recsys.pipeline import embed_catalog_and_users  # noqa: E402
-from recsys.pipeline import evaluate_bundle  # noqa: E402
-from recsys.pipeline import in_memory_bundle  # noqa: E402
-from recsys.pipeline import prepare_data  # noqa: E402
-from recsys.training import build_two_tower  # noqa: E402
-from recsys.training import fit_two_tower  # noqa: E402
+from recsys.kinds.two_tower import embed_catalog_and_users  # noqa: E402
+from recsys.kinds.two_tower import evaluate_bundle  # noqa: E402
+from recsys.kinds.two_tower import in_memory_bundle  # noqa: E402
+from recsys.kinds.two_tower import prepare_data  # noqa: E402
+from recsys.training.two_tower import build_two_tower  # noqa: E402
+from recsys.training.two_tower import fit_two_tower  # noqa: E402
 
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
 

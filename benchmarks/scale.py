@@ -54,7 +54,7 @@ def child_synth(args):
 
 def child_train(args):
     from recsys.config import load_config
-    from recsys.streaming_pipeline import train_streamed
+    from recsys.kinds.two_tower_streamed import train_streamed
 
     config = load_config(CONFIG, [f"data.path={args.data}", *args.set])
     start = time.perf_counter()
@@ -79,12 +79,12 @@ def child_inputs(args):
     import numpy as np
 
     from recsys.config import load_config
-    from recsys.streaming_pipeline import open_source
-    from recsys.streaming_pipeline import scan_vocabulary
-    from recsys.streaming_pipeline import split_bounds
-    from recsys.streaming_pipeline import training_batches
-    from recsys.training import build_two_tower
-    from recsys.training import fit_two_tower
+    from recsys.kinds.two_tower_streamed import open_source
+    from recsys.kinds.two_tower_streamed import scan_vocabulary
+    from recsys.kinds.two_tower_streamed import split_bounds
+    from recsys.kinds.two_tower_streamed import training_batches
+    from recsys.training.two_tower import build_two_tower
+    from recsys.training.two_tower import fit_two_tower
 
     config = load_config(CONFIG, [f"data.path={args.data}", *args.set])
     source = open_source(config)
@@ -112,12 +112,12 @@ def child_tables(args):
     import keras
     import numpy as np
     import pandas as pd
+    from recsys.features import CategoricalFeature
+    from recsys.features import Preprocessor
 
-    from features import CategoricalFeature
-    from features import Preprocessor
     from recsys.config import load_config
     from recsys.models.two_tower import SAMPLING_PROBABILITY
-    from recsys.training import build_two_tower
+    from recsys.training.two_tower import build_two_tower
 
     config = load_config(CONFIG, args.set)
     batch = config["train"]["batch_size"]

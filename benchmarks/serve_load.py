@@ -71,10 +71,10 @@ end
 def synthetic_bundle(path, items, users, dim, seed=0):
     """Writes a servable bundle with clustered random vectors; returns path."""
     import pandas as pd
+    from recsys.features import CategoricalFeature
+    from recsys.features import Preprocessor
 
-    from features import CategoricalFeature
-    from features import Preprocessor
-    from recsys.bundle import write_bundle
+    from recsys.bundles.two_tower import write_bundle
     from recsys.config import load_config
     from recsys.index import build_index
     from recsys.models import Tower

@@ -26,9 +26,9 @@ sys.path.insert(0, ROOT)
 
 from recsys.config import load_config  # noqa: E402
 from recsys.data.sources import load_interactions  # noqa: E402
-from recsys.tabular_pipeline import evaluate_tabular  # noqa: E402
-from recsys.tabular_pipeline import fit_tabular_model  # noqa: E402
-from recsys.tabular_pipeline import prepare_tabular  # noqa: E402
+from recsys.kinds.tabular import evaluate_tabular  # noqa: E402
+from recsys.kinds.tabular import fit_tabular_model  # noqa: E402
+from recsys.kinds.tabular import prepare_tabular  # noqa: E402
 
 
 def main():

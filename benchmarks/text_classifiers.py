@@ -31,14 +31,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+from recsys.baselines.text import run_baselines  # noqa: E402
 from recsys.config import TEXT_ARCHITECTURES  # noqa: E402
 from recsys.config import load_config  # noqa: E402
-from recsys.text_baselines import run_baselines  # noqa: E402
-from recsys.text_metrics import classification_metrics  # noqa: E402
-from recsys.text_pipeline import class_ids  # noqa: E402
-from recsys.text_pipeline import encode  # noqa: E402
-from recsys.text_pipeline import fit_text_classifier  # noqa: E402
-from recsys.text_pipeline import prepare_text_data  # noqa: E402
+from recsys.evaluation.classification import classification_metrics  # noqa: E402
+from recsys.kinds.text import class_ids  # noqa: E402
+from recsys.kinds.text import encode  # noqa: E402
+from recsys.kinds.text import fit_text_classifier  # noqa: E402
+from recsys.kinds.text import prepare_text_data  # noqa: E402
 
 CONFIG = os.path.join(ROOT, "configs", "tweets_text.toml")
 

@@ -38,8 +38,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from recsys.data import load_movielens  # noqa: E402
 from recsys.data import temporal_split  # noqa: E402
-from recsys.evaluation import evaluate_retrieval  # noqa: E402
-from recsys.evaluation import metric_names  # noqa: E402
+from recsys.evaluation.retrieval import evaluate_retrieval  # noqa: E402
+from recsys.evaluation.retrieval import metric_names  # noqa: E402
 
 USER, ITEM, TIME = "userId", "movieId", "timestamp"
 

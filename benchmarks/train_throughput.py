@@ -52,10 +52,10 @@ def worker(args):
     import keras
 
     from recsys.config import load_config
-    from recsys.pipeline import prepare_data
-    from recsys.precision import precision_scope
-    from recsys.training import build_two_tower
-    from recsys.training import fit_two_tower
+    from recsys.kinds.two_tower import prepare_data
+    from recsys.training.precision import precision_scope
+    from recsys.training.two_tower import build_two_tower
+    from recsys.training.two_tower import fit_two_tower
 
     config = load_config(
         DEFAULT_CONFIG,

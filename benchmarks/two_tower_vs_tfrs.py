@@ -37,13 +37,13 @@ sys.path.insert(0, ROOT)
 import keras  # noqa: E402
 
 from recsys.config import load_config  # noqa: E402
-from recsys.evaluation import metric_names  # noqa: E402
-from recsys.pipeline import embed_catalog_and_users  # noqa: E402
-from recsys.pipeline import evaluate_bundle  # noqa: E402
-from recsys.pipeline import in_memory_bundle  # noqa: E402
-from recsys.pipeline import prepare_data  # noqa: E402
-from recsys.training import build_two_tower  # noqa: E402
-from recsys.training import fit_two_tower  # noqa: E402
+from recsys.evaluation.retrieval import metric_names  # noqa: E402
+from recsys.kinds.two_tower import embed_catalog_and_users  # noqa: E402
+from recsys.kinds.two_tower import evaluate_bundle  # noqa: E402
+from recsys.kinds.two_tower import in_memory_bundle  # noqa: E402
+from recsys.kinds.two_tower import prepare_data  # noqa: E402
+from recsys.training.two_tower import build_two_tower  # noqa: E402
+from recsys.training.two_tower import fit_two_tower  # noqa: E402
 
 QUALITY_BAR = 0.20
 DEFAULT_CONFIG = os.path.join(ROOT, "configs", "movielens_two_tower.toml")

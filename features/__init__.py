@@ -1,22 +1,22 @@
 """Feature specs, stable hashing and the `Preprocessor`."""
 
-from features.hashing import canonical_string
-from features.hashing import canonical_strings
-from features.hashing import multi_hash
-from features.hashing import recommended_buckets
-from features.hashing import stable_hash
-from features.preprocessor import NotFittedError
-from features.preprocessor import Preprocessor
-from features.pretrained import VectorFileError
-from features.pretrained import embedding_matrix
-from features.pretrained import load_vectors
-from features.specs import BucketizedFeature
-from features.specs import CategoricalFeature
-from features.specs import MultiCategoricalFeature
-from features.specs import NumericFeature
-from features.specs import TextFeature
-from features.specs import default_embedding_dim
-from features.specs import feature_from_config
+from recsys.features.hashing import canonical_string
+from recsys.features.hashing import canonical_strings
+from recsys.features.hashing import multi_hash
+from recsys.features.hashing import recommended_buckets
+from recsys.features.hashing import stable_hash
+from recsys.features.preprocessor import NotFittedError
+from recsys.features.preprocessor import Preprocessor
+from recsys.features.pretrained import VectorFileError
+from recsys.features.pretrained import embedding_matrix
+from recsys.features.pretrained import load_vectors
+from recsys.features.specs import BucketizedFeature
+from recsys.features.specs import CategoricalFeature
+from recsys.features.specs import MultiCategoricalFeature
+from recsys.features.specs import NumericFeature
+from recsys.features.specs import TextFeature
+from recsys.features.specs import default_embedding_dim
+from recsys.features.specs import feature_from_config
 
 __all__ = [
     "BucketizedFeature",

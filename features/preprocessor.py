@@ -16,20 +16,19 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from features.hashing import FINGERPRINT_BUCKETS
-from features.hashing import canonical_strings
-from features.hashing import colliding_share
-from features.hashing import multi_hash
-from features.hashing import recommended_buckets
-from features.hashing import stable_hash
-from features.specs import BucketizedFeature
-from features.specs import CategoricalFeature
-from features.specs import MultiCategoricalFeature
-from features.specs import NumericFeature
-from features.specs import TextFeature
-from features.specs import default_embedding_dim
-from features.specs import feature_from_config
+from recsys.features.hashing import FINGERPRINT_BUCKETS
+from recsys.features.hashing import canonical_strings
+from recsys.features.hashing import colliding_share
+from recsys.features.hashing import multi_hash
+from recsys.features.hashing import recommended_buckets
+from recsys.features.hashing import stable_hash
+from recsys.features.specs import BucketizedFeature
+from recsys.features.specs import CategoricalFeature
+from recsys.features.specs import MultiCategoricalFeature
+from recsys.features.specs import NumericFeature
+from recsys.features.specs import TextFeature
+from recsys.features.specs import default_embedding_dim
+from recsys.features.specs import feature_from_config
 
 logger = logging.getLogger(__name__)
 
@@ -583,7 +582,7 @@ class Preprocessor:
         Only a regular file of at most `MAX_JSON_BYTES` is read: a FIFO or
         a device (such as a link to `/dev/zero`) is refused at once rather
         than waited on or read without end. Bundles read theirs through
-        `recsys.bundle_files` instead, which also checks its sha256.
+        `recsys.storage.files` instead, which also checks its sha256.
 
         Args:
             path: str. The `.json` file.

@@ -9,8 +9,7 @@ little-endian values), and aligns the vectors with a fitted vocabulary.
 import os
 
 import numpy as np
-
-from features.specs import CategoricalFeature
+from recsys.features.specs import CategoricalFeature
 
 SUPPORTED_FORMATS = ("auto", "glove", "word2vec", "word2vec_binary")
 

@@ -12,12 +12,11 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-
-from features.hashing import canonical_strings
-from features.preprocessor import FORMAT_VERSION
-from features.preprocessor import Preprocessor
-from features.specs import CategoricalFeature
-from features.specs import NumericFeature
+from recsys.features.hashing import canonical_strings
+from recsys.features.preprocessor import FORMAT_VERSION
+from recsys.features.preprocessor import Preprocessor
+from recsys.features.specs import CategoricalFeature
+from recsys.features.specs import NumericFeature
 
 
 class ValueCounter:

@@ -33,9 +33,9 @@ def _default_config():
 # `train_bundle(config, output, *, progress) -> (bundle, metrics)` and
 # `summary(metrics, config) -> str` (what the command prints).
 PIPELINES = {
-    "two_tower": "recsys.pipeline",
-    "text": "recsys.text_pipeline",
-    "tabular": "recsys.tabular_pipeline",
+    "two_tower": "recsys.kinds.two_tower",
+    "text": "recsys.kinds.text",
+    "tabular": "recsys.kinds.tabular",
 }
 
 
@@ -67,7 +67,7 @@ def cmd_train(args):
     config = load_config(config_path, args.set)
     stem = os.path.splitext(os.path.basename(config_path))[0]
     output = args.output or os.path.join("artifacts", stem)
-    from recsys.checkpoint import training_job
+    from recsys.training.checkpoint import training_job
 
     # Output, job directory and lock are settled before any data is read.
     with _sigterm_as_exit(), training_job(config, output, restart=args.restart):
@@ -84,7 +84,7 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from recsys.bundle import load_bundle
+    from recsys.bundles.two_tower import load_bundle
 
     bundle = load_bundle(args.bundle)
     kind = bundle.manifest.get("kind", "two_tower")
@@ -96,11 +96,11 @@ def cmd_evaluate(args):
 def _evaluate_two_tower(bundle, data=None):
     """Recomputes HR@k on the split and prints the metrics as JSON."""
     from recsys.data.sources import load_interactions
-    from recsys.pipeline import evaluate_bundle
+    from recsys.kinds.two_tower import evaluate_bundle
 
     config = bundle.config
     if config["data"].get("path") and data is None:
-        from recsys.streaming_pipeline import evaluate_streamed
+        from recsys.kinds.two_tower_streamed import evaluate_streamed
 
         metrics = evaluate_streamed(bundle, progress=False)
     else:
@@ -115,7 +115,7 @@ def _evaluate_stored(bundle, kind, rescore, data=None):
     with `rescore`, re-runs the split through the bundle and compares."""
     import importlib
 
-    from recsys.bundle import BundleError
+    from recsys.bundles.two_tower import BundleError
 
     metrics, config = bundle.metrics, bundle.config
     split = config["evaluate"]["split"]
@@ -162,13 +162,13 @@ def _evaluate_stored(bundle, kind, rescore, data=None):
 
 
 def cmd_recommend(args):
-    from recsys.bundle import Bundle
+    from recsys.bundles.two_tower import Bundle
 
     bundle = Bundle.load(args.bundle)
     user = args.user
     recommender = bundle
     if args.rerank:
-        from recsys.bundle import load_bundle
+        from recsys.bundles.two_tower import load_bundle
         from recsys.two_stage import TwoStageRecommender
 
         recommender = TwoStageRecommender(
@@ -228,7 +228,7 @@ def cmd_synth(args):
 
 
 def cmd_score(args):
-    from recsys.bundle import load_bundle
+    from recsys.bundles.two_tower import load_bundle
     from recsys.scoring import score_file
 
     rows = score_file(
@@ -243,7 +243,7 @@ def cmd_score(args):
 
 
 def cmd_predict(args):
-    from recsys.text_bundle import TextBundle
+    from recsys.bundles.text import TextBundle
 
     bundle = TextBundle.load(args.bundle)
     if (args.text is None) == (args.input is None):
@@ -276,12 +276,12 @@ def cmd_predict(args):
 def cmd_serve(args):
     import uvicorn
 
-    from serving.app import create_app
-    from serving.app import resolve_bundle_path
-    from serving.protocol import bounded_protocol
-    from serving.reranker import Reranker
-    from serving.service import RetrievalService
-    from serving.settings import load_settings
+    from recsys.serving.app import create_app
+    from recsys.serving.app import resolve_bundle_path
+    from recsys.serving.protocol import bounded_protocol
+    from recsys.serving.reranker import Reranker
+    from recsys.serving.service import RetrievalService
+    from recsys.serving.settings import load_settings
 
     if not 0 < args.port < 65536:
         raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
@@ -540,7 +540,7 @@ def main(argv=None):
     os.environ.setdefault("KERAS_BACKEND", "jax")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
-    from recsys.bundle import BundleError
+    from recsys.bundles.two_tower import BundleError
     from recsys.config import ConfigError
 
     try:

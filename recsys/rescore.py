@@ -44,17 +44,17 @@ def rescore_bundle(bundle, frame=None):
     if frame is None and kind in ("tabular", "text"):
         frame = load_interactions(config["data"]["source"])
     if kind == "tabular":
-        from recsys.tabular_baselines import task_metrics
-        from recsys.tabular_pipeline import row_labels
-        from recsys.tabular_pipeline import split_rows
+        from recsys.baselines.tabular import task_metrics
+        from recsys.kinds.tabular import row_labels
+        from recsys.kinds.tabular import split_rows
 
         _, test = split_rows(frame, config)
         labels = row_labels(test, config, bundle.classes)
         return task_metrics(bundle.task, labels, bundle.predict(test))
     if kind == "text":
-        from recsys.text_metrics import classification_metrics
-        from recsys.text_pipeline import class_ids
-        from recsys.text_pipeline import split_rows
+        from recsys.evaluation.classification import classification_metrics
+        from recsys.kinds.text import class_ids
+        from recsys.kinds.text import split_rows
 
         _, _, test = split_rows(frame, config)
         data = config["data"]

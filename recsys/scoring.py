@@ -14,8 +14,8 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from recsys.atomic_write import new_temp_file
-from recsys.atomic_write import replace_file
+from recsys.storage.atomic_write import new_temp_file
+from recsys.storage.atomic_write import replace_file
 
 SUPPORTED_FORMATS = (".parquet", ".csv")
 

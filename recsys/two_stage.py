@@ -26,7 +26,7 @@ def check_ranker(ranker):
 
     Args:
         ranker: a loaded bundle. It must be a
-            `recsys.tabular_bundle.TabularBundle` of a binary or regression
+            `recsys.bundles.tabular.TabularBundle` of a binary or regression
             task: its one score per (user, item) pair is the order.
     """
     task = getattr(ranker, "task", None)
@@ -48,7 +48,7 @@ class TwoStageRecommender:
 
     Args:
         retriever: `recsys.Bundle`. The two-tower retrieval bundle.
-        ranker: `recsys.tabular_bundle.TabularBundle` of a binary or
+        ranker: `recsys.bundles.tabular.TabularBundle` of a binary or
             regression task: its score orders the candidates.
         num_candidates: int. Candidates retrieved per user. Defaults to
             `100`.
@@ -129,7 +129,7 @@ class TwoStageRecommender:
         """Orders retrieved candidates by the ranker (or the blend); top k.
 
         The second stage alone, for candidates retrieved elsewhere (the
-        retrieval service retrieves them itself: `serving.reranker`).
+        retrieval service retrieves them itself: `recsys.serving.reranker`).
 
         Args:
             user_ids: 1-D, one per row of `candidate_ids`.

@@ -1,4 +1,4 @@
-"""`python -m serving BUNDLE`: the same as `recsys serve BUNDLE`."""
+"""`python -m recsys.serving BUNDLE`: the same as `recsys serve BUNDLE`."""
 
 import sys
 

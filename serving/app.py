@@ -10,22 +10,21 @@ import time
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import HTTPException
+from recsys.serving.bundle_paths import default_bundle_root
+from recsys.serving.bundle_paths import resolve_bundle_path
+from recsys.serving.deps import require_token
+from recsys.serving.errors import error_response
+from recsys.serving.errors import install_error_handlers
+from recsys.serving.metrics import ServiceMetrics
+from recsys.serving.openapi import service_openapi
+from recsys.serving.reranker import Reranker
+from recsys.serving.routes import admin
+from recsys.serving.routes import freeze_heap
+from recsys.serving.routes import router
+from recsys.serving.routes import swap_bundle
+from recsys.serving.service import RetrievalService
+from recsys.serving.settings import Settings
 from starlette.requests import ClientDisconnect
-
-from serving.bundle_paths import default_bundle_root
-from serving.bundle_paths import resolve_bundle_path
-from serving.deps import require_token
-from serving.errors import error_response
-from serving.errors import install_error_handlers
-from serving.metrics import ServiceMetrics
-from serving.openapi import service_openapi
-from serving.reranker import Reranker
-from serving.routes import admin
-from serving.routes import freeze_heap
-from serving.routes import router
-from serving.routes import swap_bundle
-from serving.service import RetrievalService
-from serving.settings import Settings
 
 __all__ = ["create_app", "resolve_bundle_path"]
 
@@ -156,7 +155,7 @@ def create_app(
         watch: bool. Reload when the bundle (or pointer) changes.
         ranker: optional second stage for `"rerank": true` requests: the
             directory of a binary or regression tabular bundle (loaded at
-            startup), or a loaded `serving.reranker.Reranker`. Reloads of
+            startup), or a loaded `recsys.serving.reranker.Reranker`. Reloads of
             the retrieval bundle keep it. Defaults to `None` (such requests
             get a 422).
 

@@ -6,10 +6,9 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi import HTTPException
 from fastapi import Request
-
-from serving.reranker import Reranker
-from serving.service import RetrievalService
-from serving.settings import Settings
+from recsys.serving.reranker import Reranker
+from recsys.serving.service import RetrievalService
+from recsys.serving.settings import Settings
 
 # The dependencies are `async def` on purpose: FastAPI runs plain `def`
 # dependencies in a thread pool, and those hand-offs cost 0.4 ms a request

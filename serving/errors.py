@@ -1,7 +1,7 @@
 """One error shape for every 4xx and 5xx answer, and its handlers.
 
 Every error body is `{"detail": [{"loc": [...], "msg": "...", "type":
-"..."}]}`: the shape of FastAPI's validation errors (`serving.schemas.Error`
+"..."}]}`: the shape of FastAPI's validation errors (`schemas.Error`
 documents it), so a client reads one shape whatever went wrong. Bodies are
 rendered from JSON-safe values only: a request holding `NaN`, `Infinity` or
 `1e309` gets a 422 that says so, never a 500 from the error renderer.

@@ -4,7 +4,7 @@ FastAPI documents what the Python types say. The rest is added here, from
 the app's settings and its loaded bundle, so that a request the document
 calls valid is answered and one it calls invalid is refused:
 
-- the limits of `serving.settings.Settings` (`k` and `candidates` at most
+- the limits of `recsys.serving.settings.Settings` (`k` and `candidates` at most
   RECSYS_MAX_K, `exclude` at most RECSYS_MAX_EXCLUDE ids, a batch at most
   RECSYS_MAX_BATCH queries);
 - the bundle's query features, each with the values it takes (`features`
@@ -19,11 +19,11 @@ The document is built on first request and again after a reload.
 """
 
 from fastapi.openapi.utils import get_openapi
+from recsys.features.specs import BucketizedFeature
+from recsys.features.specs import MultiCategoricalFeature
+from recsys.features.specs import NumericFeature
+from recsys.features.specs import TextFeature
 
-from features.specs import BucketizedFeature
-from features.specs import MultiCategoricalFeature
-from features.specs import NumericFeature
-from features.specs import TextFeature
 from recsys.data.retrieval_inputs import HISTORY
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from recsys.bundle import load_bundle
+from recsys.bundles.two_tower import load_bundle
 from recsys.two_stage import DEFAULT_BLEND
 from recsys.two_stage import DEFAULT_NUM_CANDIDATES
 from recsys.two_stage import TwoStageRecommender
@@ -68,7 +68,7 @@ class Reranker:
     """Reorders the served bundle's candidates with a tabular ranker.
 
     Args:
-        ranker: a loaded `recsys.tabular_bundle.TabularBundle` of a binary or
+        ranker: a loaded `recsys.bundles.tabular.TabularBundle` of a binary or
             regression task.
 
     Raises:
@@ -102,7 +102,7 @@ class Reranker:
         """Loads the ranker bundle at `path` and checks it can rerank.
 
         Raises:
-            recsys.bundle.BundleError: if `path` holds no bundle, or one
+            BundleError: if `path` holds no bundle, or one
                 with a missing, unexpected or corrupt file (every file is
                 read once and checked; the model comes from those bytes).
             ValueError: if it holds a bundle that cannot rerank.
@@ -113,7 +113,7 @@ class Reranker:
         """Retrieves and reranks several queries, one ranker call per blend.
 
         Args:
-            service: the `serving.service.RetrievalService` retrieving the
+            service: the `service.RetrievalService` retrieving the
                 candidates.
             queries: list of dicts with `user_id` (the user the ranker
                 scores for; required), `k`, and optionally `candidates`
@@ -128,7 +128,7 @@ class Reranker:
             by the ranker's score (or the blend), best first.
 
         Raises:
-            serving.service.QueryError: for a query the service refuses.
+            recsys.serving.service.QueryError: for a query the service refuses.
         """
         found = []
         for query in queries:

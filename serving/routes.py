@@ -12,36 +12,36 @@ from fastapi import Query
 from fastapi import Request
 from fastapi.responses import PlainTextResponse
 from fastapi.responses import Response
+from recsys.serving.bundle_paths import OutsideRoot
+from recsys.serving.bundle_paths import resolve_bundle_path
+from recsys.serving.bundle_paths import resolve_under_root
+from recsys.serving.deps import RerankerDep
+from recsys.serving.deps import ServiceDep
+from recsys.serving.deps import SettingsDep
+from recsys.serving.deps import current_service
+from recsys.serving.deps import require_admin
+from recsys.serving.errors import error_detail
+from recsys.serving.schemas import BatchRequest
+from recsys.serving.schemas import BatchResponse
+from recsys.serving.schemas import Error
+from recsys.serving.schemas import Health
+from recsys.serving.schemas import Ready
+from recsys.serving.schemas import ReloadRequest
+from recsys.serving.schemas import ReloadResponse
+from recsys.serving.schemas import RetrieveRequest
+from recsys.serving.schemas import RetrieveResponse
+from recsys.serving.service import QueryError
+from recsys.serving.service import RetrievalService
 from starlette.concurrency import run_in_threadpool
 
-from recsys.bundle import BundleError
-from serving.bundle_paths import OutsideRoot
-from serving.bundle_paths import resolve_bundle_path
-from serving.bundle_paths import resolve_under_root
-from serving.deps import RerankerDep
-from serving.deps import ServiceDep
-from serving.deps import SettingsDep
-from serving.deps import current_service
-from serving.deps import require_admin
-from serving.errors import error_detail
-from serving.schemas import BatchRequest
-from serving.schemas import BatchResponse
-from serving.schemas import Error
-from serving.schemas import Health
-from serving.schemas import Ready
-from serving.schemas import ReloadRequest
-from serving.schemas import ReloadResponse
-from serving.schemas import RetrieveRequest
-from serving.schemas import RetrieveResponse
-from serving.service import QueryError
-from serving.service import RetrievalService
+from recsys.bundles.two_tower import BundleError
 
 # Handlers return the JSON they built: FastAPI would otherwise validate the
 # response model a second time. `response_model` still documents it.
 JSON = "application/json"
 
-# Every route documents the one error body (`serving.errors`); 500 is the
-# catch-all of `serving.app.ServiceMiddleware`.
+# Every route documents the one error body (`recsys.serving.errors`); 500 is the
+# catch-all of `recsys.serving.app.ServiceMiddleware`.
 ERRORS = {500: {"model": Error, "description": "Internal error"}}
 BODY_ERRORS = {
     400: {"model": Error, "description": "Body is not UTF-8 JSON"},

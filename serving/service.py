@@ -1,10 +1,10 @@
 """`RetrievalService`: a loaded bundle answering retrieval queries."""
 
 import numpy as np
+from recsys.serving.top_items import TopItemsTable
 
-from recsys.bundle import Bundle
+from recsys.bundles.two_tower import Bundle
 from recsys.data.retrieval_inputs import HISTORY
-from serving.top_items import TopItemsTable
 
 
 class QueryError(ValueError):
@@ -84,7 +84,7 @@ class RetrievalService:
             **options: the constructor's keyword arguments.
 
         Raises:
-            recsys.bundle.BundleError: naming the file that is missing,
+            BundleError: naming the file that is missing,
                 unexpected or corrupt (the caller keeps its old service).
         """
         return cls(Bundle.load(path), **options)

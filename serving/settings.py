@@ -46,7 +46,7 @@ class Settings(BaseSettings):
         exact: bool. Answer with exact (brute-force) search instead of the
             bundle's index. Defaults to `False`.
         precompute_depth: int. Top items searched at load for each known
-            user (`serving.top_items.TopItemsTable`); `0` turns the table
+            user (`recsys.serving.top_items.TopItemsTable`); `0` turns the table
             off. Defaults to `100`.
         precompute_max_users: int. Users in that table, most active first.
             Defaults to `200_000` (160 MB at depth 100).

@@ -14,7 +14,7 @@ DEFAULT_CONFIG = "configs/movielens_two_tower.toml"
 def trained_bundle(tmp_path_factory):
     """The default config trained on MovieLens once per test session."""
     from recsys.config import load_config
-    from recsys.pipeline import train_bundle
+    from recsys.kinds.two_tower import train_bundle
 
     config = load_config(DEFAULT_CONFIG)
     path = tmp_path_factory.mktemp("bundles") / "movielens"
@@ -26,7 +26,7 @@ def trained_bundle(tmp_path_factory):
 def second_bundle(tmp_path_factory):
     """Another, different bundle (seed 1, one epoch) for reload tests."""
     from recsys.config import load_config
-    from recsys.pipeline import train_bundle
+    from recsys.kinds.two_tower import train_bundle
 
     config = load_config(DEFAULT_CONFIG, ["train.seed=1", "train.epochs=1"])
     path = tmp_path_factory.mktemp("bundles") / "second"

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm.auto import tqdm
 
-from recsys.atomic_write import owned_output_dir
+from recsys.storage.atomic_write import owned_output_dir
 
 METADATA_FILE = "_synthetic.json"  # "_" keeps it out of pyarrow datasets
 USER, ITEM, TIME, CATEGORY = "user_id", "item_id", "timestamp", "category"

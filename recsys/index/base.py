@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 
-from recsys.bundle_files import file_digests
+from recsys.storage.files import file_digests
 
 # 2: index.json lists the size and sha256 of every file (`files`).
 FORMAT_VERSION = 2

@@ -6,8 +6,6 @@ import os
 import numpy as np
 from tqdm.auto import tqdm
 
-from recsys.bundle_files import BundleError
-from recsys.bundle_files import BundleFiles
 from recsys.index.base import FORMAT_VERSION
 from recsys.index.base import INDEX_JSON
 from recsys.index.brute_force_index import BruteForceIndex
@@ -17,6 +15,8 @@ from recsys.index.scann_assets import SCANN_DIR
 from recsys.index.scann_assets import SCANN_FILES
 from recsys.index.scann_index import SCANN_OPTIONS
 from recsys.index.scann_index import ScannIndex
+from recsys.storage.files import BundleError
+from recsys.storage.files import BundleFiles
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def load_index(directory):
         The `BruteForceIndex` or `ScannIndex`, searching as before saving.
 
     Raises:
-        recsys.bundle_files.BundleError: (a ValueError) naming the file that
+        recsys.storage.files.BundleError: (a ValueError) naming the file that
             is missing, unexpected or corrupt.
 
     Example:
@@ -193,7 +193,7 @@ def read_index(files, prefix, meta=None):
     """Reads the index under `prefix` of an open, checked `BundleFiles`.
 
     Args:
-        files: `recsys.bundle_files.BundleFiles` whose list was checked.
+        files: `recsys.storage.files.BundleFiles` whose list was checked.
         prefix: str. The index directory relative to `files`, ending in
             `/` (or `""`).
         meta: dict or None. `index.json`, if already read.

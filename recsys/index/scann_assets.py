@@ -18,10 +18,10 @@ import tempfile
 
 import numpy as np
 
-from recsys.bundle_files import BundleError
-from recsys.bundle_files import load_npy
 from recsys.index.scann_builder import scann_builder
 from recsys.index.scann_builder import scann_ops
+from recsys.storage.files import BundleError
+from recsys.storage.files import load_npy
 
 SCANN_DIR = "scann"
 ASSETS = "scann_assets.pbtxt"
@@ -177,7 +177,7 @@ def load_checked_searcher(files, prefix, embeddings, options):
     """A ScaNN searcher from checked copies of the files under `prefix`.
 
     Args:
-        files: an open `recsys.bundle_files.BundleFiles`.
+        files: an open `recsys.storage.files.BundleFiles`.
         prefix: str. The `scann/` directory's relative path, with `/`.
         embeddings: float32 `(count, dims)`. The index's checked rows.
         options: dict. The index's resolved ScaNN options.

@@ -5,11 +5,11 @@ import os
 
 import numpy as np
 
-from recsys.bundle_files import BundleError
 from recsys.index.base import Index
 from recsys.index.scann_assets import SCANN_DIR
 from recsys.index.scann_assets import load_checked_searcher
 from recsys.index.scann_builder import scann_builder
+from recsys.storage.files import BundleError
 
 # ScaNN's asymmetric hashing trains 16 centers per block on the rows.
 SCANN_MIN_ITEMS = 16
@@ -199,7 +199,7 @@ class ScannIndex(Index):
         Args:
             meta: dict. The checked `index.json`.
             embeddings, ids: the checked arrays of the index.
-            files: an open `recsys.bundle_files.BundleFiles`.
+            files: an open `recsys.storage.files.BundleFiles`.
             prefix: str. The index directory's relative path (`""` or
                 `"index/"`).
         """

@@ -3,8 +3,8 @@
 import keras
 from keras import ops
 
-from features.hashing import MIX_MULTIPLIER
-from features.hashing import multi_hash_salts
+from recsys.features.hashing import MIX_MULTIPLIER
+from recsys.features.hashing import multi_hash_salts
 from recsys.layers.sparse_rows_embedding import SparseRowsEmbedding
 
 SUPPORTED_HASH_COMBINERS = ("sum", "concat")
@@ -27,7 +27,7 @@ class MultiHashEmbedding(SparseRowsEmbedding):
     the sum or the concatenation of those rows, so two values are merged only
     when all their rows agree: with 2 hashes, about `n / m ** 2` of them
     instead of `n / m` (Svenstrup et al., 2017; Shi et al., 2020). The hashes
-    run inside the model (`features.hashing.multi_hash` is the numpy
+    run inside the model (`recsys.features.hashing.multi_hash` is the numpy
     reference), so the preprocessor keeps one id per value.
 
     Id `0` is padding: it maps to row `0` of every hash; in 2-D inputs it is

@@ -58,7 +58,7 @@ def test_fit_reads_each_row_group_once_per_epoch():
     from recsys.config import DEFAULT_CONFIG
     from recsys.models import Tower
     from recsys.models import TwoTower
-    from recsys.training import fit_two_tower
+    from recsys.training.two_tower import fit_two_tower
 
     rng = np.random.default_rng(0)
     loads = []

@@ -1,10 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from features import BucketizedFeature
-from features import Preprocessor
-from features import feature_from_config
+from recsys.features import BucketizedFeature
+from recsys.features import Preprocessor
+from recsys.features import feature_from_config
 
 
 def test_bucketized_quantile_boundaries_and_ids():

@@ -1,15 +1,14 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from features import CategoricalFeature
-from features import MultiCategoricalFeature
-from features import Preprocessor
-from features import multi_hash
-from features import recommended_buckets
-from features import stable_hash
-from features.hashing import FINGERPRINT_BUCKETS
-from features.hashing import canonical_strings
+from recsys.features import CategoricalFeature
+from recsys.features import MultiCategoricalFeature
+from recsys.features import Preprocessor
+from recsys.features import multi_hash
+from recsys.features import recommended_buckets
+from recsys.features import stable_hash
+from recsys.features.hashing import FINGERPRINT_BUCKETS
+from recsys.features.hashing import canonical_strings
 
 IDS = pd.DataFrame({"item": [f"item-{i}" for i in range(20_000)]})
 

@@ -6,15 +6,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from features import CategoricalFeature
-from features import MultiCategoricalFeature
-from features import NotFittedError
-from features import NumericFeature
-from features import Preprocessor
-from features import TextFeature
-from features import canonical_strings
-from features import stable_hash
+from recsys.features import CategoricalFeature
+from recsys.features import MultiCategoricalFeature
+from recsys.features import NotFittedError
+from recsys.features import NumericFeature
+from recsys.features import Preprocessor
+from recsys.features import TextFeature
+from recsys.features import canonical_strings
+from recsys.features import stable_hash
 
 FRAME = pd.DataFrame(
     {
@@ -143,7 +142,7 @@ def test_stable_hash_is_identical_in_another_process():
     values = ["a", "42", "movie 7", ""]
     here = stable_hash(canonical_strings(values), 1000).tolist()
     code = (
-        "from features import stable_hash, canonical_strings;"
+        "from recsys.features import stable_hash, canonical_strings;"
         f"print(stable_hash(canonical_strings({values!r}), 1000).tolist())"
     )
     there = subprocess.run(
@@ -201,13 +200,13 @@ def test_feature_specs_reject_bad_arguments(make, match):
     "value", [42, "42", 42.0, np.int64(42), True, "a b", None]
 )
 def test_canonical_string_matches_the_vectorized_form(value):
-    from features import canonical_string
+    from recsys.features import canonical_string
 
     assert canonical_string(value) == canonical_strings(pd.Series([value]))[0]
 
 
 def test_canonical_strings_of_mixed_values_match_the_scalar_form():
-    from features import canonical_string
+    from recsys.features import canonical_string
 
     values = [1, "x", 2.0, None, 3.5, np.int64(4), True]
     expected = [canonical_string(v) for v in values]

@@ -2,14 +2,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-
-from features import BucketizedFeature
-from features import CategoricalFeature
-from features import MultiCategoricalFeature
-from features import NumericFeature
-from features import Preprocessor
-from features.streaming import ValueCounter
-from features.streaming import fit_streaming
+from recsys.features import BucketizedFeature
+from recsys.features import CategoricalFeature
+from recsys.features import MultiCategoricalFeature
+from recsys.features import NumericFeature
+from recsys.features import Preprocessor
+from recsys.features.streaming import ValueCounter
+from recsys.features.streaming import fit_streaming
 
 
 @pytest.fixture

@@ -3,13 +3,12 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
-
-from features import Preprocessor
-from features import TextFeature
-from features import VectorFileError
-from features import embedding_matrix
-from features import feature_from_config
-from features import load_vectors
+from recsys.features import Preprocessor
+from recsys.features import TextFeature
+from recsys.features import VectorFileError
+from recsys.features import embedding_matrix
+from recsys.features import feature_from_config
+from recsys.features import load_vectors
 
 TWEETS = pd.DataFrame(
     {

@@ -161,7 +161,7 @@ def test_two_tower_serialization(tmp_path):
 def test_two_tower_trains_on_movielens_beyond_popularity(tmp_path):
     # Runs under both backends (make test repeats tests/models under TF).
     from recsys.config import load_config
-    from recsys.pipeline import train_bundle
+    from recsys.kinds.two_tower import train_bundle
 
     config = load_config(
         "configs/movielens_two_tower.toml",

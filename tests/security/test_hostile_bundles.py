@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 
 from recsys import Bundle
-from recsys.bundle import BundleError
-from recsys.bundle import load_bundle
-from recsys.bundle_files import BundleFiles
-from recsys.bundle_files import file_digests
+from recsys.bundles.two_tower import BundleError
+from recsys.bundles.two_tower import load_bundle
+from recsys.storage.files import BundleFiles
+from recsys.storage.files import file_digests
 
 SCANN = "index/scann"
 
@@ -427,7 +427,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(sys.argv[1]))
 from test_hostile_bundles import _resign
 from recsys import Bundle
-from recsys.bundle import BundleError
+from recsys.bundles.two_tower import BundleError
 source, seeds = sys.argv[2], int(sys.argv[3])
 users = Bundle.load(source).user_ids[:20]
 names = sorted(
@@ -532,8 +532,8 @@ def test_tabular_duplicate_user_ids_are_refused(trained_bundle, tmp_path):
 def test_the_service_and_the_reranker_refuse_hostile_bundles(
     copy, trained_bundle, tmp_path
 ):
-    from serving.reranker import Reranker
-    from serving.service import RetrievalService
+    from recsys.serving.reranker import Reranker
+    from recsys.serving.service import RetrievalService
 
     marker = tmp_path / "marker"
     with open(copy / SCANN / "scann_docids.pkl", "wb") as f:

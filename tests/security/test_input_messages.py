@@ -10,10 +10,10 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
+from recsys.features import canonical_string
+from recsys.features import canonical_strings
 
-from features import canonical_string
-from features import canonical_strings
-from recsys.bundle import _storable
+from recsys.bundles.two_tower import _storable
 from recsys.cli import error_message
 from recsys.cli import main
 from recsys.config import ConfigError
@@ -170,9 +170,9 @@ def test_canonical_strings_never_raise_and_match_the_scalar(values):
 
 
 def test_uint64_ids_train_and_recommend_exactly(tmp_path):
-    from recsys.bundle import Bundle
+    from recsys.bundles.two_tower import Bundle
     from recsys.config import load_config as load
-    from recsys.pipeline import train_bundle
+    from recsys.kinds.two_tower import train_bundle
 
     rng = np.random.default_rng(0)
     n = 600

@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from recsys.atomic_write import write_atomically
-from recsys.bundle import load_bundle
+from recsys.bundles.two_tower import load_bundle
 from recsys.cli import main
 from recsys.data.sources import load_interactions
 from recsys.data.synthetic import SyntheticInteractions
-from recsys.output_lock import lock_path
-from recsys.output_lock import output_lock
+from recsys.storage.atomic_write import write_atomically
+from recsys.storage.output_lock import lock_path
+from recsys.storage.output_lock import output_lock
 
 CONFIG = "configs/movielens_two_tower.toml"
 MISSING_DATA = 'data.source="/no/such/ratings.csv"'
@@ -145,7 +145,7 @@ def test_foreign_output_is_refused_before_the_data_is_read(
 def test_second_training_on_one_output_fails_at_once(
     tmp_path, monkeypatch, capsys
 ):
-    import recsys.pipeline
+    import recsys.kinds.two_tower
 
     output = tmp_path / "run"
     seen = {}
@@ -163,7 +163,7 @@ def test_second_training_on_one_output_fails_at_once(
         seen["seconds"] = time.monotonic() - started
         raise ValueError("first training stops here")
 
-    monkeypatch.setattr(recsys.pipeline, "train_bundle", train_bundle)
+    monkeypatch.setattr(recsys.kinds.two_tower, "train_bundle", train_bundle)
     assert _train(output) == 1
     assert "first training stops here" in capsys.readouterr().err
     second = seen["second"]
@@ -180,7 +180,7 @@ def test_lock_of_a_killed_writer_does_not_block(tmp_path):
     output = str(tmp_path / "run")
     script = (
         "import sys\n"
-        "from recsys.output_lock import output_lock\n"
+        "from recsys.storage.output_lock import output_lock\n"
         f"with output_lock({output!r}, 'recsys train'):\n"
         "    print('locked', flush=True)\n"
         "    sys.stdin.read()\n"
@@ -213,7 +213,7 @@ import shutil
 import signal
 import sys
 
-from recsys.atomic_write import write_atomically
+from recsys.storage.atomic_write import write_atomically
 
 source, out, where = sys.argv[1:]
 replace = os.replace
@@ -276,7 +276,7 @@ def test_kill_inside_a_bundle_write_is_recovered(
         (tmp_dir,) = glob.glob(str(tmp_path / ".bundle-tmp-*"))
         shutil.rmtree(os.path.join(tmp_dir, "bundle"))
 
-    with caplog.at_level(logging.WARNING, logger="recsys.atomic_write"):
+    with caplog.at_level(logging.WARNING, logger="recsys.storage.atomic_write"):
         if recover_by == "load":
             bundle = load_bundle(str(output))
             assert len(bundle.item_ids) > 0
@@ -358,7 +358,7 @@ def test_killed_synth_leaves_no_temporary_directory(
         rows_per_group=256,
         rows_per_file=512,
     )
-    with caplog.at_level(logging.WARNING, logger="recsys.atomic_write"):
+    with caplog.at_level(logging.WARNING, logger="recsys.storage.atomic_write"):
         data.write(output, progress=False)
     assert "interrupted write" in caplog.text
     assert glob.glob(str(tmp_path / ".synth-tmp-*")) == []

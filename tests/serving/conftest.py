@@ -10,7 +10,7 @@ def ranker_bundle(tmp_path_factory):
     reranks the `trained_bundle`'s candidates."""
     from recsys.config import load_config
     from recsys.data.movielens import load_movielens
-    from recsys.tabular_pipeline import train_bundle
+    from recsys.kinds.tabular import train_bundle
 
     frame = load_movielens()
     frame = frame[frame["userId"] <= 40].reset_index(drop=True)

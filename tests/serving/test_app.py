@@ -1,9 +1,8 @@
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-
-from serving import Settings
-from serving import create_app
+from recsys.serving import Settings
+from recsys.serving import create_app
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import shutil
 import httpx
 import numpy as np
 import pytest
+from recsys.serving.reranker import padded_size
 
 from recsys.cli import main
 from recsys.two_stage import TwoStageRecommender
-from serving.reranker import padded_size
 from tests.serving.server import running_server
 
 

@@ -1,0 +1,68 @@
+"""TF-IDF + logistic regression: the text models' baselines.
+
+Both are scikit-learn pipelines fitted on the same training rows as the
+Keras model and scored on the same split, in the same run, with the same
+metrics (`recsys.evaluation.classification.classification_metrics`).
+"""
+
+import time
+
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+
+from recsys.evaluation.classification import classification_metrics
+
+
+def tfidf_pipeline(name, seed=0):
+    """The baseline named `name` as an unfitted scikit-learn pipeline.
+
+    Args:
+        name: str. `"tfidf_char"`: character 2-5-grams inside word
+            boundaries (`char_wb`); `"tfidf_word"`: word 1-2-grams. Both
+            keep n-grams seen in at least 2 texts, use sublinear term
+            frequency and logistic regression with `C=4` (PROTOCOL.md).
+        seed: int. The solver's random state.
+
+    Returns:
+        A `sklearn.pipeline.Pipeline` with `fit` and `predict_proba`.
+    """
+    if name == "tfidf_char":
+        vectorizer = TfidfVectorizer(
+            analyzer="char_wb", ngram_range=(2, 5), min_df=2, sublinear_tf=True
+        )
+    elif name == "tfidf_word":
+        vectorizer = TfidfVectorizer(
+            analyzer="word", ngram_range=(1, 2), min_df=2, sublinear_tf=True
+        )
+    else:
+        raise ValueError(
+            "Unknown baseline. Expected 'tfidf_char' or 'tfidf_word'. "
+            f"Received: {name!r}"
+        )
+    classifier = LogisticRegression(C=4.0, max_iter=2000, random_state=seed)
+    return make_pipeline(vectorizer, classifier)
+
+
+def run_baselines(names, train_texts, train_labels, test_texts, test_labels):
+    """Fits each baseline on the training texts and scores it.
+
+    Args:
+        names: list of baseline names (see `tfidf_pipeline`).
+        train_texts, test_texts: lists of strings.
+        train_labels, test_labels: int class indices, `0..num_classes-1`.
+
+    Returns:
+        dict. `"baseline_<name>"` -> metrics (`classification_metrics`
+        plus `"seconds"`, the time to fit and predict).
+    """
+    results = {}
+    for name in names:
+        started = time.perf_counter()
+        pipeline = tfidf_pipeline(name).fit(train_texts, train_labels)
+        probabilities = pipeline.predict_proba(test_texts)
+        seconds = time.perf_counter() - started
+        metrics = classification_metrics(test_labels, probabilities)
+        metrics["seconds"] = round(seconds, 2)
+        results[f"baseline_{name}"] = metrics
+    return results

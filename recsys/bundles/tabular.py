@@ -1,0 +1,281 @@
+"""`TabularBundle`: a trained tabular model as one self-describing directory.
+
+Layout:
+    manifest.json        kind "tabular", versions, config, metrics, task,
+                         classes, the item-side columns
+    metrics.json         the run's metrics (also in the manifest)
+    preprocessor.json    the fitted `features.Preprocessor`
+    model.keras          the `TabularModel` (loaded with `safe_mode=True`)
+    items.parquet        one row per item: its item-side feature columns
+    users.parquet        one row per user: the other feature columns, from
+                         the user's latest training row
+    user_history.npy     the users' latest positive items (model item ids),
+                         aligned with users.parquet (history models only)
+
+The item and user tables let the bundle score (user, item) pairs that have
+no row of their own: the candidates of a two-stage recommender.
+"""
+
+import os
+
+import numpy as np
+import pandas as pd
+
+from recsys.bundles.two_tower import COMMON_FILES
+from recsys.bundles.two_tower import BundleError
+from recsys.bundles.two_tower import ManifestProperties
+from recsys.bundles.two_tower import open_bundle
+from recsys.bundles.two_tower import read_preprocessor
+from recsys.bundles.two_tower import write_atomically
+from recsys.bundles.two_tower import write_manifest
+from recsys.data.retrieval_inputs import HISTORY
+from recsys.features import canonical_strings
+from recsys.storage.files import load_keras_bytes
+
+KIND = "tabular"
+REQUIRED_FILES = (
+    *COMMON_FILES,
+    "model.keras",
+    "items.parquet",
+    "users.parquet",
+)
+ALLOWED_FILES = (*REQUIRED_FILES, "user_history.npy")
+
+
+def write_tabular_bundle(
+    path,
+    *,
+    config,
+    metrics,
+    preprocessor,
+    model,
+    items,
+    users,
+    classes,
+    user_history=None,
+):
+    """Writes a tabular bundle directory atomically.
+
+    Args:
+        path: str. Destination directory (an existing bundle is replaced).
+        config: dict. The run config.
+        metrics: dict. Written to `metrics.json` and the manifest.
+        preprocessor: fitted `features.Preprocessor`.
+        model: the trained `TabularModel`.
+        items: DataFrame. Item id + item-side feature columns.
+        users: DataFrame. User id + the other feature columns.
+        classes: list. Class labels of a multiclass task (else `[]`).
+        user_history: optional int32 array `(len(users), length)`.
+
+    Returns:
+        The absolute path of the bundle.
+    """
+
+    def fill(tmp):
+        preprocessor.save(os.path.join(tmp, "preprocessor.json"))
+        model.save(os.path.join(tmp, "model.keras"))
+        items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
+        users.to_parquet(os.path.join(tmp, "users.parquet"), index=False)
+        if user_history is not None:
+            np.save(
+                os.path.join(tmp, "user_history.npy"),
+                np.asarray(user_history, np.int32),
+                allow_pickle=False,
+            )
+        write_manifest(
+            tmp,
+            kind=KIND,
+            config=config,
+            metrics=metrics,
+            task=config["model"]["task"],
+            classes=list(classes),
+            item_columns=list(items.columns),
+            user_columns=list(users.columns),
+        )
+
+    return write_atomically(path, fill)
+
+
+def _check_tables(path, manifest, items, users, user_history):
+    """Checks the id columns and the history before anything uses them."""
+    try:
+        data = manifest["config"]["data"]
+        columns = {"items": data["item"], "users": data["user"]}
+    except (KeyError, TypeError):
+        raise BundleError(
+            f"{path}/manifest.json lacks config.data.user / .item."
+        ) from None
+    for name, table in (("items", items), ("users", users)):
+        column = columns[name]
+        if column not in table.columns:
+            raise BundleError(
+                f"{path}/{name}.parquet lacks its id column '{column}'."
+            )
+        if not pd.Index(canonical_strings(table[column])).is_unique:
+            raise BundleError(
+                f"{path}/{name}.parquet holds duplicate ids in column "
+                f"'{column}': each id must appear once. Fix: retrain."
+            )
+    if user_history is not None and (
+        user_history.dtype != np.int32
+        or user_history.ndim != 2
+        or len(user_history) != len(users)
+        or (user_history.size and user_history.min() < 0)
+    ):
+        raise BundleError(
+            f"{path}/user_history.npy must be non-negative int32 of shape "
+            f"({len(users)}, length). Received: {user_history.dtype} "
+            f"{user_history.shape}"
+        )
+
+
+class TabularBundle(ManifestProperties):
+    """A loaded tabular model: scores rows, or (user, item) pairs.
+
+    Use `TabularBundle.load(path)` (or `recsys.load_bundle(path)`).
+
+    Example:
+
+    ```python
+    ranker = TabularBundle.load("artifacts/movielens_rating")
+    ranker.predict(frame)                 # one rating per row
+    ranker.score_pairs([1, 1], [31, 1029])
+    ```
+    """
+
+    def __init__(
+        self,
+        path,
+        manifest,
+        preprocessor,
+        model,
+        items,
+        users,
+        user_history=None,
+    ):
+        self.path = path
+        self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.model = model
+        self.items = items
+        self.users = users
+        self.user_history = user_history
+        data = manifest["config"]["data"]
+        self.user_column, self.item_column = data["user"], data["item"]
+        self._user_rows = pd.Index(canonical_strings(users[self.user_column]))
+        self._item_rows = pd.Index(canonical_strings(items[self.item_column]))
+
+    @classmethod
+    def load(cls, path):
+        """Loads a bundle directory written by a tabular `recsys train`.
+
+        Raises:
+            BundleError: if the directory is missing, incomplete or not a
+                tabular bundle.
+        """
+        files, manifest = open_bundle(path, KIND, ALLOWED_FILES, REQUIRED_FILES)
+        with files:
+            files.read("metrics.json")  # checked, though read on demand
+            preprocessor = read_preprocessor(files)
+            model_bytes = files.read("model.keras")
+            items = files.parquet("items.parquet")
+            users = files.parquet("users.parquet")
+            user_history = (
+                files.npy("user_history.npy")
+                if "user_history.npy" in files.files
+                else None
+            )
+        _check_tables(path, manifest, items, users, user_history)
+        model = load_keras_bytes(model_bytes, os.path.join(path, "model.keras"))
+        return cls(
+            path, manifest, preprocessor, model, items, users, user_history
+        )
+
+    @property
+    def task(self):
+        return self.manifest["task"]
+
+    @property
+    def classes(self):
+        return self.manifest["classes"]
+
+    @property
+    def feature_names(self):
+        return [f.name for f in self.preprocessor.features]
+
+    def predict(self, frame, batch_size=8192):
+        """Scores every row of a table.
+
+        Args:
+            frame: pandas DataFrame (or pyarrow Table) holding every feature
+                column; other columns are ignored.
+            batch_size: int. Rows per model call. Defaults to `8192`.
+
+        Returns:
+            float32 array: `(n,)` predicted values (regression) or
+            positive-class probabilities (binary); `(n, num_classes)` class
+            probabilities (multiclass, in the order of `classes`).
+        """
+        arrays = self.preprocessor.transform(frame)
+        if self.user_history is not None:
+            arrays[HISTORY] = self._histories(frame)
+        if len(next(iter(arrays.values()))) == 0:
+            width = len(self.classes) if self.task == "multiclass" else None
+            return np.zeros((0, width) if width else (0,), np.float32)
+        out = self.model.predict(arrays, batch_size=batch_size, verbose=0)
+        out = np.asarray(out, np.float32)
+        return out if self.task == "multiclass" else out[:, 0]
+
+    def _histories(self, frame):
+        """Each row's user's latest positive items (zeros if unknown)."""
+        users = frame[self.user_column]
+        if not isinstance(users, pd.Series):  # a pyarrow column
+            users = users.to_pandas()
+        rows = self._user_rows.get_indexer(canonical_strings(users))
+        length = self.user_history.shape[1]
+        padded = np.vstack([self.user_history, np.zeros((1, length), np.int32)])
+        return padded[rows]
+
+    def pair_frame(self, user_ids, item_ids):
+        """The feature rows of (user, item) pairs, from the bundle's tables.
+
+        Item-side columns come from the item table, the others from the
+        user's latest training row. An unknown user or item keeps its id and
+        gets nulls elsewhere (the features' missing-value handling).
+
+        Args:
+            user_ids, item_ids: 1-D sequences of equal length.
+
+        Returns:
+            pandas DataFrame, one row per pair.
+        """
+        user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
+        if user_ids.shape != item_ids.shape or user_ids.ndim != 1:
+            raise ValueError(
+                "`user_ids` and `item_ids` must be 1-D and of equal length. "
+                f"Received shapes {user_ids.shape} and {item_ids.shape}"
+            )
+        users = self._rows(self.users, self._user_rows, user_ids)
+        items = self._rows(self.items, self._item_rows, item_ids)
+        users[self.user_column] = user_ids
+        items[self.item_column] = item_ids
+        users = users.drop(columns=list(items.columns), errors="ignore")
+        return pd.concat([users, items], axis=1)
+
+    @staticmethod
+    def _rows(table, index, ids):
+        rows = index.get_indexer(canonical_strings(pd.Series(ids)))
+        out = table.iloc[np.maximum(rows, 0)].reset_index(drop=True)
+        if (rows < 0).any():
+            out = out.astype(object)
+            out.loc[rows < 0, :] = None
+        return out
+
+    def score_pairs(self, user_ids, item_ids):
+        """Scores (user, item) pairs: see `pair_frame` and `predict`."""
+        if self.task == "multiclass":
+            raise ValueError(
+                "score_pairs needs a binary or regression model to rank by; "
+                "this bundle is multiclass."
+            )
+        return self.predict(self.pair_frame(user_ids, item_ids))

@@ -1,0 +1,646 @@
+"""`Bundle`: a trained retrieval model as one self-describing directory.
+
+Layout:
+    manifest.json        versions, config, spec hash, metrics, index recall
+    metrics.json         the run's metrics (also in the manifest)
+    preprocessor.json    the fitted `features.Preprocessor`
+    query_tower.keras    the query tower (loaded with `safe_mode=True`)
+    items.parquet        the catalog: item id and display columns
+    item_ids.npy, item_embeddings.npy, item_popularity.npy
+    user_ids.npy, user_embeddings.npy   precomputed queries of known users
+    seen_indptr.npy, seen_items.npy     CSR of each user's training items
+    index/               the ScaNN or brute-force index over item embeddings
+
+Everything is JSON, `.npy` (never pickled), Parquet or `.keras`. A bundle is
+written into a temporary directory beside its destination and moved into
+place with `os.replace`, so a crash never leaves a half-written bundle.
+
+A bundle is a closed list of files: the manifest records the size and
+sha256 of every other file, and loading (through `recsys.storage.files`)
+refuses any file that is unlisted, a symlink or special file, too large or
+changed, then checks every array's dtype, shape and values before Keras or
+ScaNN sees it. Everything is read once, from one open directory handle, so
+a directory swapped in while loading is never mixed in.
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import uuid
+
+import numpy as np
+import pandas as pd
+
+from recsys.features import Preprocessor
+from recsys.features import canonical_string
+from recsys.features import canonical_strings
+from recsys.index import BruteForceIndex
+from recsys.index.builder import index_files
+from recsys.index.builder import read_index
+from recsys.storage.atomic_write import recover_interrupted_write
+from recsys.storage.atomic_write import write_atomically  # noqa: F401
+from recsys.storage.files import BundleError
+from recsys.storage.files import BundleFiles
+from recsys.storage.files import file_digests
+from recsys.storage.files import load_keras_bytes
+
+# 2: the manifest lists every file's size and sha256 (`files`).
+FORMAT_VERSION = 2
+MANIFEST = "manifest.json"
+ARRAYS = (
+    "item_ids",
+    "item_embeddings",
+    "item_popularity",
+    "user_ids",
+    "user_embeddings",
+    "seen_indptr",
+    "seen_items",
+)
+
+# The files every bundle kind holds; each kind's loader adds its own.
+COMMON_FILES = (MANIFEST, "metrics.json", "preprocessor.json")
+INDEX_DIR = "index"
+TWO_TOWER_FILES = (
+    *COMMON_FILES,
+    "query_tower.keras",
+    "items.parquet",
+    *(f"{name}.npy" for name in ARRAYS),
+)
+
+
+def spec_hash(config):
+    """SHA-256 of the parts of a config that define the model's inputs."""
+    keys = {k: config[k] for k in ("data", "features", "model")}
+    text = json.dumps(keys, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _storable(ids):
+    """Ids as a pickle-free array, kept exactly.
+
+    Integers that fit int64 stay int64. Strings, and unsigned ids above
+    2**63 - 1 (Parquet uint64), become `U` strings in their canonical
+    spelling: an int64 cast would wrap those to negative numbers.
+    """
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "i" or (
+        ids.dtype.kind == "u"
+        and (not ids.size or ids.max() <= np.iinfo(np.int64).max)
+    ):
+        return ids.astype(np.int64)
+    return np.asarray(canonical_strings(pd.Series(ids)), dtype=str)
+
+
+def _library_versions():
+    from importlib import metadata
+
+    versions = {}
+    names = (
+        "recsys",
+        "keras",
+        "keras-rs",
+        "scann",
+        "numpy",
+        "jax",
+        "tensorflow",
+    )
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_manifest(directory, *, kind, config, metrics, **extra):
+    """Writes `manifest.json` and `metrics.json` into `directory`.
+
+    Call it last: the manifest lists the size and sha256 of every file
+    already in `directory` (`files`), which loading checks.
+
+    Args:
+        directory: str. The (temporary) bundle directory.
+        kind: str. The model kind (`config["model"]["kind"]`).
+        config: dict. The run config.
+        metrics: dict. The run's metrics.
+        **extra: more JSON-able manifest fields.
+
+    Returns:
+        dict. The manifest.
+    """
+    import keras
+
+    now = datetime.datetime.now(datetime.UTC)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        # Unique per written bundle: the service reports it with every
+        # answer, so a client can tell which model answered.
+        "version": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "created_at": now.isoformat(),
+        "versions": _library_versions(),
+        "backend": keras.backend.backend(),
+        "spec_hash": spec_hash(config),
+        "config": config,
+        "metrics": metrics,
+        **extra,
+    }
+    with open(os.path.join(directory, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    manifest["files"] = file_digests(directory, exclude=(MANIFEST,))
+    with open(os.path.join(directory, MANIFEST), "w") as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+def _check_manifest(path, manifest, kind):
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{path} has bundle format_version "
+            f"{manifest.get('format_version')!r}; this recsys reads "
+            f"format_version {FORMAT_VERSION} (bundles that list the sha256 "
+            "of every file). Fix: retrain the bundle."
+        )
+    found = manifest.get("kind", "two_tower")
+    if kind is not None and found != kind:
+        raise BundleError(
+            f"{path} is a {found!r} bundle, not a {kind!r} bundle, which is "
+            "what this command or class reads. (In Python, "
+            "`recsys.load_bundle(path)` loads a bundle of any kind.)"
+        )
+
+
+def read_manifest(path, kind=None):
+    """Reads and checks a bundle's manifest.
+
+    Args:
+        path: str. The bundle directory.
+        kind: str or None. The model kind the caller can load; None
+            accepts any.
+
+    Returns:
+        dict. The manifest.
+
+    Raises:
+        BundleError: if the directory is not a bundle, the manifest is
+            unreadable, of another format version or of another kind.
+    """
+    recover_interrupted_write(path)  # a swap a kill cut short
+    files, manifest = BundleFiles.open(path, MANIFEST)
+    files.close()
+    _check_manifest(path, manifest, kind)
+    return manifest
+
+
+def open_bundle(path, kind, allowed, required):
+    """Opens a bundle directory once and checks its closed list of files.
+
+    Args:
+        path: str. The bundle directory.
+        kind: str. The model kind the caller loads.
+        allowed: collection of relative paths this kind may hold.
+        required: collection of relative paths it must hold.
+
+    Returns:
+        `(files, manifest)`: an open `recsys.storage.files.BundleFiles`
+        (close it, or use it in a `with` block) and the manifest.
+
+    Raises:
+        BundleError: naming what is missing, unexpected or incompatible.
+    """
+    recover_interrupted_write(path)  # a swap a kill cut short
+    files, manifest = BundleFiles.open(path, MANIFEST)
+    try:
+        _check_manifest(path, manifest, kind)
+        files.check_files(manifest.get("files"), allowed, required)
+    except BaseException:
+        files.close()
+        raise
+    return files, manifest
+
+
+def read_preprocessor(files):
+    """The checked `preprocessor.json` of an open bundle."""
+    try:
+        return Preprocessor.from_config(files.json("preprocessor.json"))
+    except BundleError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise BundleError(
+            f"{files.path}/preprocessor.json is corrupt: {error!r}"
+        ) from None
+
+
+def _check_ids(ids, where, count):
+    if ids.dtype not in (np.int64,) and ids.dtype.kind != "U":
+        raise BundleError(
+            f"{where} must hold int64 or unicode ids. Received: "
+            f"dtype={ids.dtype}"
+        )
+    if ids.shape != (count,):
+        raise BundleError(
+            f"{where} must have shape ({count},) (the manifest's count). "
+            f"Received: shape={ids.shape}"
+        )
+    if len(pd.unique(canonical_strings(pd.Series(ids)))) != count:
+        raise BundleError(
+            f"{where} holds duplicate ids: each id must appear once. Fix: "
+            "retrain the bundle."
+        )
+
+
+def check_arrays(path, arrays, manifest):
+    """Checks a two-tower bundle's arrays against each other and the manifest.
+
+    Raises:
+        BundleError: naming the file, what was expected and what was found.
+    """
+
+    def where(name):
+        return os.path.join(path, f"{name}.npy")
+
+    try:
+        num_items = int(manifest["num_items"])
+        num_users = int(manifest["num_users"])
+    except (KeyError, TypeError, ValueError):
+        raise BundleError(
+            f"{path}/{MANIFEST} lacks num_items / num_users."
+        ) from None
+    _check_ids(arrays["item_ids"], where("item_ids"), num_items)
+    _check_ids(arrays["user_ids"], where("user_ids"), num_users)
+    items = arrays["item_embeddings"]
+    if items.dtype != np.float32 or items.ndim != 2 or 0 in items.shape:
+        raise BundleError(
+            f"{where('item_embeddings')} must be float32 of shape "
+            f"({num_items}, dim). Received: {items.dtype} {items.shape}"
+        )
+    shapes = {
+        "item_embeddings": (np.float32, (num_items, items.shape[1])),
+        "user_embeddings": (np.float32, (num_users, items.shape[1])),
+        "item_popularity": (np.float32, (num_items,)),
+        "seen_indptr": (np.int64, (num_users + 1,)),
+    }
+    for name, (dtype, shape) in shapes.items():
+        array = arrays[name]
+        if array.dtype != dtype or array.shape != shape:
+            raise BundleError(
+                f"{where(name)} must be {np.dtype(dtype)} of shape {shape}. "
+                f"Received: dtype={array.dtype}, shape={array.shape}"
+            )
+    for name in ("item_embeddings", "user_embeddings", "item_popularity"):
+        if not np.isfinite(arrays[name]).all():
+            raise BundleError(f"{where(name)} holds NaN or inf values.")
+    if (arrays["item_popularity"] < 0).any():
+        raise BundleError(f"{where('item_popularity')} holds negative values.")
+    seen, indptr = arrays["seen_items"], arrays["seen_indptr"]
+    # The streamed trainer writes int32 rows (half the memory at 100M
+    # interactions); both index a catalog of at most 2**31 items.
+    if seen.dtype not in (np.int32, np.int64) or seen.ndim != 1:
+        raise BundleError(
+            f"{where('seen_items')} must be 1-D int32 or int64. Received: "
+            f"{seen.dtype} {seen.shape}"
+        )
+    if indptr[0] != 0 or indptr[-1] != len(seen) or (np.diff(indptr) < 0).any():
+        raise BundleError(
+            f"{where('seen_indptr')} must rise from 0 to {len(seen)} (the "
+            f"length of seen_items.npy). Received: starts at {indptr[0]}, "
+            f"ends at {indptr[-1]}."
+        )
+    if len(seen) and (seen.min() < 0 or seen.max() >= num_items):
+        raise BundleError(
+            f"{where('seen_items')} must hold catalog rows in "
+            f"[0, {num_items}). Received: [{seen.min()}, {seen.max()}]"
+        )
+
+
+def write_bundle(
+    path, *, config, metrics, preprocessor, query_tower, items, arrays, index
+):
+    """Writes a two-tower bundle directory atomically.
+
+    Args:
+        path: str. Destination directory. An existing bundle there is
+            replaced; any other existing non-empty directory is refused.
+        config: dict. The run config.
+        metrics: dict. Written to `metrics.json` and the manifest.
+        preprocessor: fitted `features.Preprocessor`.
+        query_tower: Keras model, saved as `query_tower.keras`.
+        items: DataFrame. The catalog columns to keep (`items.parquet`).
+        arrays: dict. The arrays named in `ARRAYS`.
+        index: a `recsys.index` index over `arrays["item_embeddings"]`.
+
+    Returns:
+        The absolute path of the bundle.
+    """
+
+    def fill(tmp):
+        preprocessor.save(os.path.join(tmp, "preprocessor.json"))
+        query_tower.save(os.path.join(tmp, "query_tower.keras"))
+        items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
+        for name in ARRAYS:
+            array = arrays[name]
+            if name in ("item_ids", "user_ids"):
+                array = _storable(array)
+            np.save(os.path.join(tmp, f"{name}.npy"), array, allow_pickle=False)
+        index.save(os.path.join(tmp, "index"))
+        write_manifest(
+            tmp,
+            kind="two_tower",
+            config=config,
+            metrics=metrics,
+            num_items=int(len(arrays["item_ids"])),
+            num_users=int(len(arrays["user_ids"])),
+        )
+
+    return write_atomically(path, fill)
+
+
+class ManifestProperties:
+    """A loaded bundle's `config`, `metrics` and `version` (its manifest)."""
+
+    @property
+    def config(self):
+        return self.manifest["config"]
+
+    @property
+    def metrics(self):
+        return self.manifest["metrics"]
+
+    @property
+    def version(self):
+        """The bundle's unique version string (from its manifest)."""
+        return self.manifest.get("version", "unversioned")
+
+
+class Bundle(ManifestProperties):
+    """A loaded bundle: recommends items for users from precomputed vectors.
+
+    Use `Bundle.load(path)`; see the module docstring for the layout.
+
+    Example:
+
+    ```python
+    bundle = Bundle.load("artifacts/movielens_two_tower")
+    ids, scores = bundle.recommend([1, 42], k=10)
+    ```
+    """
+
+    def __init__(
+        self,
+        path,
+        manifest,
+        preprocessor,
+        items,
+        arrays,
+        index,
+        query_tower_bytes=None,
+    ):
+        self.path = path
+        self.manifest = manifest
+        self.preprocessor = preprocessor
+        self.items = items
+        self.index = index
+        for name in ARRAYS:
+            setattr(self, name, arrays[name])
+        self.exact_index = BruteForceIndex(self.item_embeddings)
+        self._user_rows = pd.Index(canonical_strings(pd.Series(self.user_ids)))
+        self._item_rows = pd.Index(canonical_strings(pd.Series(self.item_ids)))
+        # The checked bytes read at load: the tower is built from these on
+        # first use, never from a file reopened later.
+        self._query_tower_bytes = query_tower_bytes
+        self._query_tower = None
+        self._user_dict = None
+        # Most popular first, ties by catalog order (ascending item id).
+        self.popular_rows = np.argsort(-self.item_popularity, kind="stable")
+
+    @classmethod
+    def load(cls, path):
+        """Loads a bundle directory written by `recsys train`.
+
+        Args:
+            path: str. The bundle directory.
+
+        Returns:
+            A `Bundle`.
+
+        Raises:
+            BundleError: if the directory is missing, incomplete or was
+                written by an incompatible version.
+        """
+        index_allowed, _ = index_files("scann")
+        allowed = {
+            *TWO_TOWER_FILES,
+            *(f"{INDEX_DIR}/{name}" for name in index_allowed),
+        }
+        required = {*TWO_TOWER_FILES, f"{INDEX_DIR}/index.json"}
+        files, manifest = open_bundle(path, "two_tower", allowed, required)
+        with files:
+            files.read("metrics.json")  # checked, though read on demand
+            arrays = {name: files.npy(f"{name}.npy") for name in ARRAYS}
+            check_arrays(path, arrays, manifest)
+            preprocessor = read_preprocessor(files)
+            items = files.parquet("items.parquet")
+            query_tower_bytes = files.read("query_tower.keras")
+            index = read_index(files, f"{INDEX_DIR}/")
+        embeddings = arrays["item_embeddings"]
+        if len(items) != len(embeddings):
+            raise BundleError(
+                f"{path}/items.parquet has {len(items)} rows for "
+                f"{len(embeddings)} items."
+            )
+        if not (
+            np.array_equal(index.embeddings, embeddings)
+            and np.array_equal(index.ids, np.arange(len(embeddings)))
+        ):
+            raise BundleError(
+                f"Bundle {path} is inconsistent: {INDEX_DIR}/ does not index "
+                "item_embeddings.npy by catalog row."
+            )
+        index.embeddings = embeddings  # equal: keep one copy in memory
+        return cls(
+            path,
+            manifest,
+            preprocessor,
+            items,
+            arrays,
+            index,
+            query_tower_bytes,
+        )
+
+    # -- properties ------------------------------------------------------
+
+    @property
+    def query_tower(self):
+        """The query tower, loaded on first use with `safe_mode=True`."""
+        if self._query_tower is None:
+            if self._query_tower_bytes is None:
+                raise BundleError(
+                    "This bundle was built without a query tower."
+                )
+            self._query_tower = load_keras_bytes(
+                self._query_tower_bytes,
+                os.path.join(str(self.path), "query_tower.keras"),
+            )
+        return self._query_tower
+
+    # -- lookups -----------------------------------------------------------
+
+    def user_row(self, user_id):
+        """Row of one user (-1 if unseen): a dict lookup, for serving."""
+        if self._user_dict is None:
+            self._user_dict = {u: i for i, u in enumerate(self._user_rows)}
+        return self._user_dict.get(canonical_string(user_id), -1)
+
+    def user_rows(self, user_ids):
+        """Row of each user in the bundle, -1 for users it has not seen."""
+        return self._user_rows.get_indexer(
+            canonical_strings(pd.Series(user_ids))
+        )
+
+    def item_rows(self, item_ids):
+        """Row of each item in the catalog, -1 for unknown items."""
+        return self._item_rows.get_indexer(
+            canonical_strings(pd.Series(item_ids))
+        )
+
+    def seen(self, row):
+        """Catalog rows of the training items of the user at `row`."""
+        return self.seen_items[
+            self.seen_indptr[row] : self.seen_indptr[row + 1]
+        ]
+
+    def score(self, user_ids):
+        """Exact scores of every catalog item for each user.
+
+        Unknown users score items by popularity (their share of training
+        interactions).
+
+        Returns:
+            float32 array `(len(user_ids), num_items)`.
+        """
+        rows = self.user_rows(user_ids)
+        scores = (
+            self.user_embeddings[np.maximum(rows, 0)] @ self.item_embeddings.T
+        )
+        scores[rows < 0] = self.item_popularity
+        return scores.astype(np.float32)
+
+    # -- recommendations ---------------------------------------------------
+
+    def recommend(self, user_ids, k=10, exclude_seen=True, exact=False):
+        """Top-k items for each user, best first.
+
+        Known users are scored by the dot product of their precomputed query
+        vector and every item vector, through the index (`exact=False`) or by
+        brute force (`exact=True`). Users the bundle has never seen get the
+        most popular items, with scores equal to each item's share of the
+        training interactions.
+
+        Args:
+            user_ids: list or array of user ids, in the data's own type (ints
+                for MovieLens; `"42"` and `42` are the same user).
+            k: int. Items per user, capped at the catalog size. Defaults to
+                `10`.
+            exclude_seen: bool. Drop each user's training items. Defaults to
+                `True`.
+            exact: bool. Use exact search instead of the index.
+
+        Returns:
+            `(ids, scores)`: arrays of shape `(len(user_ids), k)` holding
+            original item ids and float32 scores. If fewer than `k` items are
+            left, the rest is padded with id -1 (or "") and score -inf.
+        """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(
+                f"`k` must be a positive integer. Received: k={k!r}"
+            )
+        if isinstance(user_ids, (str, bytes)) or np.ndim(user_ids) != 1:
+            raise ValueError(
+                "`user_ids` must be a 1-D list or array of user ids. "
+                f"Received: {user_ids!r}"
+            )
+        k = min(int(k), len(self.item_ids))
+        rows = self.user_rows(user_ids)
+        known = rows >= 0
+        ids = np.empty((len(rows), k), dtype=self.item_ids.dtype)
+        scores = np.empty((len(rows), k), dtype=np.float32)
+        if known.any():
+            exclude = (
+                [self.seen(row) for row in rows[known]]
+                if exclude_seen
+                else None
+            )
+            index = self.exact_index if exact else self.index
+            positions, found = index.search(
+                self.user_embeddings[rows[known]], k, exclude=exclude
+            )
+            ids[known], scores[known] = self._ids_at(positions), found
+        if (~known).any():
+            top = self.popular_rows[:k]
+            top = np.r_[top, np.full(k - len(top), -1)].astype(np.int64)
+            ids[~known] = self._ids_at(top)
+            popularity = np.where(top >= 0, self.item_popularity[top], -np.inf)
+            scores[~known] = popularity
+        return ids, scores
+
+    def _ids_at(self, positions):
+        """Item ids at catalog rows; negative rows (padding) become -1 / ""."""
+        positions = np.asarray(positions)
+        ids = self.item_ids[np.maximum(positions, 0)]
+        ids[positions < 0] = -1 if ids.dtype.kind in "iu" else ""
+        return ids
+
+    def similar_items(self, item_id, k=10):
+        """The `k` items nearest to `item_id` by embedding (itself excluded).
+
+        Returns:
+            `(ids, scores)`, 1-D arrays of length `k`.
+        """
+        row = self.item_rows([item_id])[0]
+        if row < 0:
+            raise KeyError(f"Unknown item id {item_id!r}.")
+        positions, scores = self.exact_index.search(
+            self.item_embeddings[row][None, :], k, exclude=[np.array([row])]
+        )
+        return self._ids_at(positions[0]), scores[0]
+
+
+# Model kind -> "module:Class" of its bundle; imported on use, so loading a
+# bundle imports only what its kind needs.
+BUNDLE_CLASSES = {
+    "two_tower": "recsys.bundles.two_tower:Bundle",
+    "text": "recsys.bundles.text:TextBundle",
+    "tabular": "recsys.bundles.tabular:TabularBundle",
+}
+
+
+def load_bundle(path):
+    """Loads a bundle of any model kind.
+
+    Args:
+        path: str. The bundle directory.
+
+    Returns:
+        The kind's bundle object (`Bundle` for two-tower retrieval).
+
+    Raises:
+        BundleError: if `path` is no bundle or of a kind this version of
+            recsys does not know.
+
+    Example:
+
+    ```python
+    bundle = load_bundle("artifacts/demo")
+    ```
+    """
+    import importlib
+
+    kind = read_manifest(path).get("kind", "two_tower")
+    if kind not in BUNDLE_CLASSES:
+        raise BundleError(
+            f"{path} is a {kind!r} bundle; this recsys loads "
+            f"{tuple(BUNDLE_CLASSES)}."
+        )
+    module, name = BUNDLE_CLASSES[kind].split(":")
+    return getattr(importlib.import_module(module), name).load(path)

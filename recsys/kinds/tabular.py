@@ -1,0 +1,542 @@
+"""From a table of labelled rows to an evaluated tabular bundle.
+
+What `recsys train` runs for `model.kind = "tabular"`. The data is split by
+PROTOCOL.md's per-user temporal split; the model's epochs and the baselines'
+regularization are chosen on a validation carve of the training split (the
+same split applied again), never on the test rows. The steps are separate
+functions so that notebooks and benchmarks can run them one at a time
+(`prepare_tabular`, `build_tabular_model`, `fit_tabular_model`).
+"""
+
+import dataclasses
+import math
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+
+from recsys.baselines.tabular import fit_baseline
+from recsys.baselines.tabular import task_metrics
+from recsys.bundles.tabular import TabularBundle
+from recsys.bundles.tabular import write_tabular_bundle
+from recsys.config import feature_specs
+from recsys.config.tabular import model_features
+from recsys.data.positive_history import latest_positive_history
+from recsys.data.positive_history import positive_history
+from recsys.data.retrieval_inputs import HISTORY
+from recsys.data.retrieval_inputs import check_columns
+from recsys.data.retrieval_inputs import check_interactions
+from recsys.data.sources import load_interactions
+from recsys.data.split import check_split
+from recsys.data.split import protocol_split
+from recsys.data.split import temporal_split
+from recsys.features import Preprocessor
+from recsys.models.tabular_model import AUXILIARY
+from recsys.models.tabular_model import TabularModel
+
+OPTIMIZERS = {
+    "adam": keras.optimizers.Adam,
+    "adagrad": keras.optimizers.Adagrad,
+    "sgd": keras.optimizers.SGD,
+}
+
+
+@dataclasses.dataclass
+class TabularData:
+    """Everything a tabular run derives from its table.
+
+    Attributes:
+        config: the run config.
+        preprocessor: the `Preprocessor` fitted on the training split.
+        names: the feature names the model reads (`"history"` last when
+            `model.history_length > 0`).
+        classes: class labels (multiclass), else `[]`.
+        parts: dict. `"fit"` (training split minus its validation carve),
+            `"validation"` (the carve), `"train"` (the whole training split)
+            and `"test"`, each a `(frame, arrays, labels)` triple.
+        user_history: `(users, histories)`, each user's latest positive
+            items in the training split (`None` without history).
+    """
+
+    config: dict
+    preprocessor: Preprocessor
+    names: list
+    classes: list
+    parts: dict
+    user_history: tuple | None = None
+
+
+def check_label(frame, config):
+    """Raises a clear error if the label column is missing or unusable."""
+    label, task = config["data"]["label"], config["model"]["task"]
+    if label not in frame.columns:
+        raise KeyError(
+            f"Label column '{label}' is missing from the data. Available "
+            f"columns: {list(frame.columns)}. Fix: set data.label to the "
+            "column to predict."
+        )
+    nulls = int(frame[label].isna().sum())
+    if nulls:
+        raise ValueError(
+            f"Label column '{label}' has {nulls} null values. Fix: drop or "
+            "fill those rows."
+        )
+    if task != "multiclass" and not (
+        pd.api.types.is_numeric_dtype(frame[label])
+        or pd.api.types.is_bool_dtype(frame[label])
+    ):
+        raise ValueError(
+            f"Label column '{label}' must be numeric for a {task} task. "
+            f"Received dtype {frame[label].dtype}, e.g. "
+            f"{frame[label].iloc[:3].tolist()}. Fix: convert it, or set "
+            'model.task = "multiclass".'
+        )
+
+
+def row_labels(frame, config, classes):
+    """What the model learns for each row of `frame`.
+
+    Args:
+        frame: DataFrame with the label column.
+        config: dict. The tabular config.
+        classes: list. Class labels of a multiclass task (else ignored).
+
+    Returns:
+        float32 values (regression), 0/1 (binary: label >=
+        `data.label_threshold`) or int32 class indices (multiclass).
+    """
+    values = frame[config["data"]["label"]]
+    task = config["model"]["task"]
+    if task == "regression":
+        return values.to_numpy(np.float32)
+    if task == "binary":
+        threshold = config["data"]["label_threshold"]
+        return (values.to_numpy(np.float64) >= threshold).astype(np.float32)
+    codes = pd.Index(classes).get_indexer(values)
+    if (codes < 0).any():
+        unseen = sorted(set(values[codes < 0].tolist()))[:5]
+        raise ValueError(
+            f"Label values {unseen} do not occur in the training split, so "
+            "the model has no class for them."
+        )
+    return codes.astype(np.int32)
+
+
+def split_rows(frame, config):
+    """`(train, test)`: PROTOCOL.md's per-user temporal split of `frame`.
+
+    The id, time and label columns are checked first. With
+    `evaluate.split = "validation"` the split is applied again to the
+    training rows: `test` is then their latest fifth, for tuning.
+    """
+    data = config["data"]
+    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
+    check_interactions(frame, **columns)
+    check_label(frame, config)
+    return protocol_split(
+        frame, **columns, validation=config["evaluate"]["split"] == "validation"
+    )
+
+
+def prepare_tabular(config, frame=None):
+    """Loads, validates and splits the data; fits the preprocessor.
+
+    Args:
+        config: dict. A validated tabular config.
+        frame: optional DataFrame; defaults to `config["data"]["source"]`.
+
+    Returns:
+        A `TabularData`.
+    """
+    data = config["data"]
+    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
+    if frame is None:
+        frame = load_interactions(data["source"])
+    names = model_features(config)
+    specs = [s for s in feature_specs(config) if s.name in names]
+    display = [data["display"]] if data["display"] else []
+    check_columns(frame, names + display, what="data")
+    train, test = split_rows(frame, config)
+    # Early stopping's carve: one more per-user split of the training rows.
+    fit, validation = temporal_split(train, **columns)
+    tuning = config["evaluate"]["split"] == "validation"
+    check_split(
+        fit, validation, len(frame), user=data["user"], carves=2 + tuning
+    )
+    preprocessor = Preprocessor(features=specs).fit(train)
+    classes = []
+    if config["model"]["task"] == "multiclass":
+        classes = sorted(train[data["label"]].unique().tolist())
+    parts = {
+        name: (
+            part,
+            preprocessor.transform(part),
+            row_labels(part, config, classes),
+        )
+        for name, part in (
+            ("fit", fit),
+            ("validation", validation),
+            ("train", train),
+            ("test", test),
+        )
+    }
+    if config["model"]["auxiliary_target"]:
+        _add_auxiliary_target(parts, config)
+    user_history = None
+    if config["model"]["history_length"]:
+        user_history = _add_history(parts, config)
+        names = [*names, HISTORY]
+    return TabularData(
+        config, preprocessor, names, classes, parts, user_history
+    )
+
+
+def _add_auxiliary_target(parts, config):
+    """Adds the auxiliary target to the inputs of the rows trained on.
+
+    Only `fit` and `train` get it: validation and test batches then score
+    the main task alone, so early stopping watches the main loss.
+    """
+    column = config["model"]["auxiliary_target"]
+    frame = parts["train"][0]
+    if column not in frame.columns:
+        raise KeyError(
+            f"model.auxiliary_target names '{column}', which is not a "
+            f"column of the data. Available columns: {list(frame.columns)}"
+        )
+    if not pd.api.types.is_numeric_dtype(frame[column]):
+        raise ValueError(
+            f"model.auxiliary_target '{column}' must be numeric (it is learnt "
+            f"by regression). Received dtype {frame[column].dtype}."
+        )
+    for name in ("fit", "train"):
+        part, arrays, _ = parts[name]
+        values = part[column]
+        if values.isna().any():
+            raise ValueError(
+                f"model.auxiliary_target '{column}' has "
+                f"{int(values.isna().sum())} null values in the training "
+                "split. Fix: fill or drop those rows."
+            )
+        arrays[AUXILIARY] = values.to_numpy(np.float32)
+
+
+def _positive(frame, config):
+    data = config["data"]
+    values = frame[data["label"]]
+    if not pd.api.types.is_numeric_dtype(values):
+        raise ValueError(
+            "model.history_length > 0 needs a numeric label to tell positive "
+            f"rows (label >= data.label_threshold); '{data['label']}' has "
+            f"dtype {values.dtype}."
+        )
+    return values.to_numpy(np.float64) >= data["label_threshold"]
+
+
+def _add_history(parts, config):
+    """Adds each part's `"history"` input; returns the users' latest state.
+
+    Rows the model trains on (`fit`, `train`) see their user's positives
+    strictly before them; rows after their training data (`validation`
+    after `fit`, `test` after `train`) see the user's state at its end, as
+    a served request does.
+    """
+    user, item = config["data"]["user"], config["data"]["item"]
+    length = config["model"]["history_length"]
+    latest = {}
+    for source, after in (("fit", "validation"), ("train", "test")):
+        frame, arrays, _ = parts[source]
+        users = frame[user].to_numpy()
+        positive = _positive(frame, config)
+        arrays[HISTORY] = positive_history(
+            users, arrays[item], positive, length
+        )
+        latest[source] = latest_positive_history(
+            users, arrays[item], positive, length
+        )
+        known, histories = latest[source]
+        rows = pd.Index(known).get_indexer(parts[after][0][user])
+        padded = np.vstack([histories, np.zeros((1, length), np.int32)])
+        parts[after][1][HISTORY] = padded[rows]  # -1: the zero row
+    return latest["train"]
+
+
+def build_tabular_model(prepared, part=None):
+    """Builds and compiles the `TabularModel` the config describes.
+
+    Args:
+        prepared: `TabularData`.
+        part: optional name of the part it will train on (`"fit"` or
+            `"train"`); the output then starts at its labels' mean
+            (regression) or their log-odds (binary), so training begins from
+            the global-mean baseline instead of from zero, and an auxiliary
+            head at its auxiliary target's mean.
+
+    Returns:
+        A compiled `TabularModel`.
+    """
+    config = prepared.config
+    model_config, pre = config["model"], prepared.preprocessor
+    inputs = []
+    item = config["data"]["item"]
+    for name in prepared.names:
+        if name == HISTORY:
+            # The user's liked items: ids of the item column's vocabulary.
+            inputs.append(
+                {
+                    "name": HISTORY,
+                    "type": "embedding",
+                    "input_dim": pre.input_dim(item),
+                    "output_dim": model_config["embedding_dim"]
+                    or pre.embedding_dim(item),
+                    "combiner": "mean",
+                }
+            )
+            continue
+        feature = pre.feature(name)
+        if feature.kind == "numeric":
+            inputs.append({"name": name, "type": "numeric"})
+            continue
+        inputs.append(
+            {
+                "name": name,
+                "type": "embedding",
+                "input_dim": pre.input_dim(name),
+                "output_dim": model_config["embedding_dim"]
+                or pre.embedding_dim(name),
+                "combiner": getattr(feature, "combiner", "mean"),
+            }
+        )
+    task = model_config["task"]
+    labels, auxiliary = None, None
+    if part is not None:
+        _, arrays, labels = prepared.parts[part]
+        auxiliary = arrays.get(AUXILIARY)
+    model = TabularModel(
+        inputs,
+        interaction=model_config["interaction"],
+        task=task,
+        num_classes=max(len(prepared.classes), 3),
+        hidden_units=model_config["hidden_units"],
+        num_cross_layers=model_config["num_cross_layers"],
+        projection_dim=model_config["projection_dim"] or None,
+        dot_dim=model_config["dot_dim"],
+        bottom_units=model_config["bottom_units"],
+        wide=model_config["wide"],
+        dropout=model_config["dropout"],
+        l2=model_config["l2"],
+        embeddings_l2=model_config["embeddings_l2"],
+        auxiliary_weight=(
+            0.0 if auxiliary is None else model_config["auxiliary_weight"]
+        ),
+        auxiliary_mean=0.0 if auxiliary is None else float(np.mean(auxiliary)),
+    )
+    if labels is not None and task != "multiclass":
+        mean = float(np.mean(labels))
+        if task == "binary":
+            mean = math.log(max(mean, 1e-6) / max(1 - mean, 1e-6))
+        kernel, bias = model.head.get_weights()
+        model.head.set_weights([kernel, np.full_like(bias, mean)])
+    train = config["train"]
+    model.sparse_updates = train["sparse_updates"]
+    model.compile(
+        optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
+        loss=model.default_loss(),
+        jit_compile=keras.backend.backend() == "jax",
+    )
+    return model
+
+
+def _verbose(progress):
+    if not progress:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def fit_tabular_model(prepared, progress=True):
+    """Chooses the epochs on validation, then fits on the training split.
+
+    Returns:
+        `(model, timing)`: the trained model and a dict with `seconds`,
+        `examples_per_second`, `best_epoch` and the validation losses.
+    """
+    train = prepared.config["train"]
+    keras.utils.set_random_seed(train["seed"])
+    _, x_fit, y_fit = prepared.parts["fit"]
+    _, x_val, y_val = prepared.parts["validation"]
+    start = time.perf_counter()
+    model = build_tabular_model(prepared, "fit")
+    stop = keras.callbacks.EarlyStopping(
+        patience=train["patience"], restore_best_weights=True
+    )
+    history = model.fit(
+        x_fit,
+        y_fit,
+        validation_data=(x_val, y_val),
+        batch_size=train["batch_size"],
+        epochs=train["epochs"],
+        shuffle=True,
+        verbose=_verbose(progress),
+        callbacks=[stop] if train["patience"] else [],
+    )
+    losses = [float(v) for v in history.history["val_loss"]]
+    best = int(np.argmin(losses)) + 1 if train["patience"] else len(losses)
+    rows, epochs = len(y_fit), len(losses)
+    if train["refit"]:
+        keras.utils.set_random_seed(train["seed"])
+        _, x_train, y_train = prepared.parts["train"]
+        model = build_tabular_model(prepared, "train")
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=train["batch_size"],
+            epochs=best,
+            shuffle=True,
+            verbose=_verbose(progress),
+        )
+        rows, epochs = rows * epochs + len(y_train) * best, 1
+    seconds = time.perf_counter() - start
+    return model, {
+        "seconds": seconds,
+        "examples_per_second": rows * epochs / max(seconds, 1e-9),
+        "best_epoch": best,
+        "validation_losses": losses,
+        "refit": train["refit"],
+        "backend": keras.backend.backend(),
+    }
+
+
+def predict(model, arrays, task):
+    """The model's predictions as numpy: `(n,)`, or `(n, classes)`."""
+    out = np.asarray(model.predict(arrays, batch_size=8192, verbose=0))
+    return out if task == "multiclass" else out[:, 0]
+
+
+def evaluate_tabular(model, prepared):
+    """The split's metrics for the model and every configured baseline.
+
+    Returns:
+        dict: the split's name (`"test"` or `"validation"`) and one
+        `"baseline_<name>"` entry per baseline, all with the same keys.
+    """
+    config = prepared.config
+    task, split = config["model"]["task"], config["evaluate"]["split"]
+    frame, arrays, labels = prepared.parts["test"]
+    metrics = {split: task_metrics(task, labels, predict(model, arrays, task))}
+    for name in config["evaluate"]["baselines"]:
+        baseline, chosen = fit_baseline(
+            name,
+            task,
+            prepared.parts,
+            user=config["data"]["user"],
+            item=config["data"]["item"],
+            preprocessor=prepared.preprocessor,
+            names=prepared.names,
+            dims={
+                HISTORY: prepared.preprocessor.input_dim(config["data"]["item"])
+            },
+        )
+        scores = task_metrics(task, labels, baseline(frame, arrays))
+        metrics[f"baseline_{name}"] = scores
+        metrics.setdefault("baselines_tuned", {})[name] = chosen
+    return metrics
+
+
+def side_tables(prepared):
+    """`(items, users)`: the bundle's tables for scoring unseen pairs.
+
+    Item-side columns are the feature (and display) columns that never vary
+    within an item in the training split; a user's row holds the other
+    feature columns from the user's latest training row.
+    """
+    data = prepared.config["data"]
+    user, item = data["user"], data["item"]
+    train = prepared.parts["train"][0]
+    wanted = [c for c in prepared.names + [data["display"]] if c != HISTORY]
+    columns = [c for c in dict.fromkeys(wanted + [user, item]) if c]
+    varies = train.groupby(item)[
+        [c for c in columns if c not in (user, item)]
+    ].nunique(dropna=False)
+    item_side = [item] + [c for c in varies.columns if varies[c].max() <= 1]
+    items = (
+        train[item_side]
+        .drop_duplicates(item)
+        .sort_values(item, kind="stable")
+        .reset_index(drop=True)
+    )
+    user_side = [user] + [c for c in columns if c not in item_side + [user]]
+    users = train[user_side].drop_duplicates(user, keep="last")
+    users = users.reset_index(drop=True)
+    return items, users
+
+
+def _user_history(prepared, users):
+    """The users' latest positive items, aligned with the users table."""
+    if prepared.user_history is None:
+        return None
+    known, histories = prepared.user_history
+    user = prepared.config["data"]["user"]
+    rows = pd.Index(known).get_indexer(users[user])
+    return histories[rows]
+
+
+def train_bundle(config, output, *, frame=None, progress=True):
+    """Trains the configured tabular model and writes its bundle.
+
+    Args:
+        config: dict. A validated tabular config.
+        output: str. Bundle directory to write.
+        frame: optional DataFrame; defaults to `config["data"]["source"]`.
+        progress: bool. Show Keras' progress output.
+
+    Returns:
+        `(bundle, metrics)`: the written `TabularBundle` (loaded back from
+        disk) and the metrics dict also saved as `metrics.json`.
+    """
+    prepared = prepare_tabular(config, frame)
+    model, timing = fit_tabular_model(prepared, progress=progress)
+    metrics = evaluate_tabular(model, prepared)
+    metrics["train"] = timing
+    items, users = side_tables(prepared)
+    path = write_tabular_bundle(
+        output,
+        config=config,
+        metrics=metrics,
+        preprocessor=prepared.preprocessor,
+        model=model,
+        items=items,
+        users=users,
+        classes=prepared.classes,
+        user_history=_user_history(prepared, users),
+    )
+    return TabularBundle.load(path), metrics
+
+
+def summary(metrics, config):
+    """What `recsys train` prints: the metrics beside each baseline."""
+    split = config["evaluate"]["split"]
+    names = [k for k in metrics if k.startswith("baseline_")]
+    header = f"{'metric':<12}{'model':>10}" + "".join(
+        f"{n.removeprefix('baseline_'):>22}" for n in names
+    )
+    lines = [
+        f"{config['model']['task']} on the {split} split "
+        f"({metrics[split]['num_examples']} rows):",
+        header,
+    ]
+    for key, value in metrics[split].items():
+        if key == "num_examples":
+            continue
+        lines.append(
+            f"{key:<12}{value:>10.4f}"
+            + "".join(f"{metrics[n][key]:>22.4f}" for n in names)
+        )
+    train = metrics["train"]
+    lines += [
+        "",
+        f"training: {train['seconds']:.1f} s, best epoch "
+        f"{train['best_epoch']} on validation ({train['backend']} backend)",
+    ]
+    return "\n".join(lines)

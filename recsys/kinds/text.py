@@ -1,0 +1,356 @@
+"""From a table of texts and labels to an evaluated text-classifier bundle.
+
+`train_bundle` is what `recsys train` runs for `model.kind = "text"`
+(`configs/tweets_text.toml`). The split follows PROTOCOL.md: rows whose id
+ends in `data.test_suffixes` are the test set; of the others, those ending
+in `data.validation_suffixes` pick the number of epochs (early stopping),
+after which the model is trained again on every training row for that many
+epochs (`train.refit`). The TF-IDF baselines are fitted on the same training
+rows and scored on the same split in the same run.
+"""
+
+import dataclasses
+import sys
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+
+from recsys.baselines.text import run_baselines
+from recsys.bundles.text import TextBundle
+from recsys.bundles.text import write_text_bundle
+from recsys.config import feature_specs
+from recsys.data.sources import load_interactions
+from recsys.data.texts import check_texts
+from recsys.evaluation.classification import classification_metrics
+from recsys.features import Preprocessor
+from recsys.features.pretrained import VectorFileError
+from recsys.features.pretrained import embedding_matrix
+from recsys.models.text_classifier import TextClassifier
+from recsys.training.two_tower import OPTIMIZERS
+
+
+@dataclasses.dataclass
+class TextData:
+    """A text run's data, split and encoded.
+
+    Attributes:
+        classes: list. Class labels; index `i` is class id `i` (for two
+            classes, index 1 is the positive class).
+        train, valid, test: DataFrames. `valid` is part of `train`; `test`
+            is the validation split when `evaluate.split = "validation"`.
+        preprocessor: the `Preprocessor` fitted on `train`'s texts.
+    """
+
+    classes: list
+    train: pd.DataFrame
+    valid: pd.DataFrame
+    test: pd.DataFrame
+    preprocessor: Preprocessor
+
+
+def class_labels(labels, column, positive=""):
+    """The sorted class labels of a label column, checked.
+
+    Args:
+        labels: pandas Series.
+        column: str. Its name, for messages.
+        positive: the positive class of a binary label; `""` keeps the last
+            in sorted order.
+
+    Returns:
+        list of labels (JSON-able Python values).
+    """
+    missing = labels.isna()
+    if bool(missing.any()):
+        raise ValueError(
+            f"Label column '{column}' has {int(missing.sum())} missing values "
+            f"(rows {labels.index[missing][:5].tolist()}). Fix: drop or fill "
+            "those rows."
+        )
+    classes = sorted(pd.unique(labels).tolist(), key=str)
+    if len(classes) < 2:
+        raise ValueError(
+            f"Label column '{column}' holds a single class {classes}; a "
+            "classifier needs at least two."
+        )
+    if positive != "":
+        names = [str(c) for c in classes]
+        if len(classes) != 2 or str(positive) not in names:
+            raise ValueError(
+                f"data.positive is {positive!r}, but label column '{column}' "
+                f"holds the classes {classes}. Fix: name one of two classes, "
+                'or set data.positive = "".'
+            )
+        positive_class = classes[names.index(str(positive))]
+        classes = [c for c in classes if c != positive_class] + [positive_class]
+    return classes
+
+
+def split_rows(frame, config):
+    """`(train, valid, test)` by the ids' last characters (see module doc)."""
+    data = config["data"]
+    ids = (
+        frame[data["id"]].astype(str)
+        if data["id"]
+        else pd.Series(frame.index.astype(str), index=frame.index)
+    )
+    is_test = ids.str.endswith(tuple(data["test_suffixes"]))
+    is_valid = ~is_test & ids.str.endswith(tuple(data["validation_suffixes"]))
+    # `valid` rows are part of `train` unless tuning (see below).
+    train, valid, test = frame[~is_test], frame[is_valid], frame[is_test]
+    if config["evaluate"]["split"] == "validation":
+        # Tuning: the validation rows stop training and are reported; no
+        # fit ever sees them (there is no refit).
+        train, test = frame[~is_test & ~is_valid], valid
+    for name, part in (("training", train), ("test", test)):
+        if len(part) == 0:
+            raise ValueError(
+                f"The {name} split is empty: check data.id "
+                f"({data['id']!r}) and data.test_suffixes / "
+                "data.validation_suffixes."
+            )
+    return train, valid, test
+
+
+def prepare_text_data(config, frame=None):
+    """Loads, checks and splits the data; fits the text preprocessor.
+
+    Args:
+        config: dict. A validated `model.kind = "text"` config.
+        frame: optional DataFrame; defaults to `config["data"]["source"]`.
+
+    Returns:
+        A `TextData`.
+    """
+    data = config["data"]
+    if frame is None:
+        frame = load_interactions(data["source"])
+    keys = ("text", "label", "id")
+    missing = [(k, data[k]) for k in keys if data[k] and data[k] not in frame]
+    if missing:
+        raise KeyError(
+            f"Columns {[c for _, c in missing]} are missing from the text "
+            f"table. Available columns: {list(frame.columns)}. Fix: set "
+            + ", ".join(f"data.{k}" for k, _ in missing)
+            + " to the right column names."
+        )
+    check_texts(frame[data["text"]], data["text"])
+    label = data["label"]
+    classes = class_labels(frame[label], label, data["positive"])
+    train, valid, test = split_rows(frame, config)
+    preprocessor = Preprocessor(features=feature_specs(config)).fit(
+        train[[data["text"]]]
+    )
+    return TextData(classes, train, valid, test, preprocessor)
+
+
+def class_ids(prepared, labels):
+    """Class indices (`int32`) of a Series of labels."""
+    index = {str(c): i for i, c in enumerate(prepared.classes)}
+    return labels.map(lambda v: index[str(v)]).to_numpy().astype(np.int32)
+
+
+def encode(prepared, frame, config):
+    """`(token_ids, class_ids)` of a split."""
+    data = config["data"]
+    ids = prepared.preprocessor.transform_column(
+        data["text"], frame[data["text"]]
+    )
+    return ids, class_ids(prepared, frame[data["label"]])
+
+
+def build_text_classifier(prepared, config):
+    """The compiled `TextClassifier` that `config` describes.
+
+    Pretrained vectors (`model.embeddings` a file path) are aligned with the
+    vocabulary; words the file lacks start random.
+
+    Returns:
+        `(model, coverage)`: coverage is the share of the vocabulary found
+        in the vector file, or None for random embeddings.
+    """
+    model_config, train = config["model"], config["train"]
+    name = config["data"]["text"]
+    feature = prepared.preprocessor.feature(name)
+    model = TextClassifier(
+        input_dim=prepared.preprocessor.input_dim(name),
+        sequence_length=feature.sequence_length,
+        embedding_dim=model_config["embedding_dim"],
+        architecture=model_config["architecture"],
+        num_classes=len(prepared.classes),
+        trainable_embeddings=model_config["trainable"],
+        lstm_units=model_config["lstm_units"],
+        conv_filters=model_config["conv_filters"],
+        kernel_size=min(model_config["kernel_size"], feature.sequence_length),
+        dropout=model_config["dropout"],
+    )
+    coverage = None
+    if model_config["embeddings"] != "random":
+        matrix, coverage = embedding_matrix(
+            prepared.preprocessor,
+            name,
+            model_config["embeddings"],
+            format=model_config["vectors_format"],
+            seed=train["seed"],
+        )
+        if matrix.shape[1] != model_config["embedding_dim"]:
+            raise VectorFileError(
+                f"Vectors in {model_config['embeddings']} have dimension "
+                f"{matrix.shape[1]}, but model.embedding_dim is "
+                f"{model_config['embedding_dim']}. Fix: --set "
+                f"model.embedding_dim={matrix.shape[1]}."
+            )
+        model.set_embeddings(matrix)
+    metrics = []
+    if len(prepared.classes) == 2:
+        metrics = [keras.metrics.AUC(name="auc")]
+    model.sparse_updates = train["sparse_updates"]
+    model.compile(
+        optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
+        loss=model.default_loss(),
+        metrics=metrics,
+    )
+    return model, coverage
+
+
+def fit_text_classifier(prepared, config, progress=True):
+    """Early stopping on the validation rows, then a refit on all of train.
+
+    Returns:
+        `(model, coverage, timing)`: the trained model, the pretrained
+        vectors' coverage (or None) and a dict of epochs and seconds.
+    """
+    train = config["train"]
+    binary = len(prepared.classes) == 2
+    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
+    seed = train["seed"]
+    started = time.perf_counter()
+    x_train, y_train = encode(prepared, prepared.train, config)
+    epochs = train["epochs"]
+    history = None
+    tuning = config["evaluate"]["split"] == "validation"
+    refit = train["refit"] and not tuning
+    if len(prepared.valid):
+        fit_rows = ~prepared.train.index.isin(prepared.valid.index)
+        x_valid, y_valid = encode(prepared, prepared.valid, config)
+        keras.utils.set_random_seed(seed)
+        model, coverage = build_text_classifier(prepared, config)
+        monitor = "val_auc" if binary else "val_loss"
+        stop = keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            mode="max" if binary else "min",
+            patience=train["patience"],
+            restore_best_weights=True,
+        )
+        history = model.fit(
+            x_train[fit_rows],
+            y_train[fit_rows],
+            validation_data=(x_valid, y_valid),
+            batch_size=train["batch_size"],
+            epochs=train["epochs"],
+            callbacks=[stop],
+            verbose=verbose,
+        ).history
+        scores = np.asarray(history[monitor])
+        best = scores.argmax() if binary else scores.argmin()
+        epochs = int(best) + 1
+    if history is None or refit:
+        keras.utils.set_random_seed(seed)
+        model, coverage = build_text_classifier(prepared, config)
+        model.fit(
+            x_train,
+            y_train,
+            batch_size=train["batch_size"],
+            epochs=epochs,
+            verbose=verbose,
+        )
+    timing = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "epochs": epochs,
+        "refit": bool(history is None or refit),
+        "train_rows": int(len(x_train)),
+        "backend": keras.backend.backend(),
+    }
+    if history is not None:
+        timing["validation_curve"] = [
+            round(float(v), 4) for v in history[monitor]
+        ]
+    return model, coverage, timing
+
+
+def train_bundle(config, output, *, frame=None, progress=True):
+    """Trains the configured text classifier and writes its bundle.
+
+    Args:
+        config: dict. A validated `model.kind = "text"` config.
+        output: str. Bundle directory to write.
+        frame: optional DataFrame; defaults to `config["data"]["source"]`.
+        progress: bool. Show Keras' progress output.
+
+    Returns:
+        `(bundle, metrics)`: the written `TextBundle` (loaded back from
+        disk) and the metrics, also saved as `metrics.json`.
+    """
+    prepared = prepare_text_data(config, frame)
+    model, coverage, timing = fit_text_classifier(prepared, config, progress)
+    split = config["evaluate"]["split"]
+    x_test, y_test = encode(prepared, prepared.test, config)
+    probabilities = model.predict(x_test, verbose=0)
+    metrics = {split: classification_metrics(y_test, probabilities)}
+    metrics[split]["seconds"] = timing["seconds"]
+    text, label = config["data"]["text"], config["data"]["label"]
+    metrics.update(
+        run_baselines(
+            config["evaluate"]["baselines"],
+            prepared.train[text].tolist(),
+            class_ids(prepared, prepared.train[label]),
+            prepared.test[text].tolist(),
+            y_test,
+        )
+    )
+    metrics["train"] = timing
+    if coverage is not None:
+        metrics["pretrained_coverage"] = round(float(coverage), 4)
+    path = write_text_bundle(
+        output,
+        config=config,
+        metrics=metrics,
+        preprocessor=prepared.preprocessor,
+        model=model,
+        classes=prepared.classes,
+    )
+    return TextBundle.load(path), metrics
+
+
+def summary(metrics, config):
+    """What `recsys train` prints: the model beside each baseline."""
+    split = config["evaluate"]["split"]
+    rows = [("model", metrics[split])] + [
+        (name.removeprefix("baseline_"), value)
+        for name, value in metrics.items()
+        if name.startswith("baseline_")
+    ]
+    lines = [
+        f"{config['model']['architecture']} text classifier on the {split} "
+        f"split ({metrics[split]['num_examples']} texts):",
+        f"{'':<12}{'accuracy':>10}{'auc':>10}{'logloss':>10}{'seconds':>10}",
+    ]
+    for name, value in rows:
+        lines.append(
+            f"{name:<12}{value['accuracy']:>10.4f}{value['auc']:>10.4f}"
+            f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
+        )
+    train = metrics["train"]
+    lines.append(
+        f"\ntraining: {train['epochs']} epochs (early stopping on validation"
+        f"{', then refit on all training rows' if train['refit'] else ''}), "
+        f"{train['seconds']:.1f} s ({train['backend']} backend)"
+    )
+    if "pretrained_coverage" in metrics:
+        lines.append(
+            f"pretrained vectors cover {metrics['pretrained_coverage']:.1%} "
+            "of the vocabulary"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,644 @@
+"""Two-tower training streamed from a directory of Parquet shards.
+
+`recsys train` takes this path when the config sets `data.path`. The rows are
+never loaded whole: every stage reads the shards one row group at a time
+(`recsys.data.parquet_source`), so memory depends on the number of users and
+items, not on the number of interactions.
+
+Stages (each timed in `metrics["stages"]`):
+1. `scan`: the time range, read from the time column alone.
+2. `vocab`: one pass that fits the preprocessor on the training rows
+   (`recsys.features.streaming.fit_streaming`) and collects the catalog (every
+   item's first row), item and user training counts.
+3. `train`: epochs over `InteractionBatches`, shuffled fixed-size batches.
+4. `seen`: one pass that writes each user's training items (a CSR, placed
+   with a counting sort) and the test rows of the evaluation users.
+5. `embed`, `index`, `evaluate`, `write`: as in `recsys.kinds.two_tower`.
+
+Split and evaluation. Rows carry no per-user order the stream can rely on,
+so the split is global in time: the last `TEST_FRACTION` of the time span
+is the test split (with `evaluate.split = "validation"`, the last
+`TEST_FRACTION` of the rest is held out instead and the test span is not
+read). HR@k follows PROTOCOL.md's metric (exact scores over every catalog
+item, ties by item id, filtered and unfiltered), on the test rows of up to
+`EVAL_USERS` users drawn with the run's seed among the users that have both
+training and test rows (at most `MAX_TEST_PER_USER` test rows each, drawn
+with the seed). When the data came from `recsys synth`
+(`_synthetic.json` beside the shards), the generator's ground truth adds
+`recall@100_vs_truth`: the share of each evaluation user's 100 likeliest
+items under the generator that the model ranks in its top 100 (seen items
+kept), and `cluster_precision@100`, the share of the model's top 100 that
+lies in the user's latent cluster; both beside the popularity baseline.
+
+Limits: the query tower takes the user id only (`model.query_features =
+[data.user]`, `model.history_length = 0`); candidate features are taken from
+each item's first row.
+"""
+
+import dataclasses
+import resource
+import time
+
+import keras
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from tqdm.auto import tqdm
+
+from recsys.bundles.two_tower import Bundle
+from recsys.bundles.two_tower import write_bundle
+from recsys.config import ConfigError
+from recsys.config import feature_specs
+from recsys.data.interaction_batches import InteractionBatches
+from recsys.data.parquet_source import ParquetSource
+from recsys.data.parquet_source import as_float
+from recsys.data.retrieval_inputs import item_inputs
+from recsys.data.synthetic import SyntheticInteractions
+from recsys.evaluation.retrieval import evaluate_retrieval
+from recsys.features.streaming import ValueCounter
+from recsys.features.streaming import fit_streaming
+from recsys.index import build_index_from_config
+from recsys.index import recall_against_exact
+from recsys.models.two_tower import SAMPLING_PROBABILITY
+from recsys.training.checkpoint import training_checkpoint
+from recsys.training.precision import precision_scope
+from recsys.training.two_tower import build_two_tower
+from recsys.training.two_tower import fit_two_tower
+
+TEST_FRACTION = 0.1
+EVAL_USERS = 2000
+# Zipf users are very unequal (at 10M rows the most active user has ~70k
+# test rows): a cap keeps evaluation memory and the users' weights bounded.
+MAX_TEST_PER_USER = 10
+TRUTH_K = 100
+_ROLES = {
+    "categorical": "id",
+    "multi_categorical": "text",
+    "text": "text",
+    "numeric": "number",
+    "bucketized": "number",
+}
+
+
+@dataclasses.dataclass
+class StreamedData:
+    """What the `vocab` pass learns about a Parquet directory.
+
+    Attributes:
+        config: the run config.
+        source: the `ParquetSource`.
+        bounds: `(train_end, test_end)`: train rows have time < train_end,
+            test rows train_end <= time < test_end.
+        preprocessor: fitted on the training rows.
+        items: the catalog (every item's first row), sorted by item id.
+        item_inputs: candidate-tower inputs of every catalog item.
+        item_counts: training interactions of each catalog item.
+        users: ids of the users with training rows, ascending.
+        user_counts: training interactions of each of `users`.
+        group_rows: training rows of each row group.
+        test_users: ids of the users with test rows.
+    """
+
+    config: dict
+    source: ParquetSource
+    bounds: tuple
+    preprocessor: object
+    items: pd.DataFrame
+    item_inputs: dict
+    item_counts: np.ndarray
+    users: np.ndarray
+    user_counts: np.ndarray
+    group_rows: list
+    test_users: np.ndarray
+
+    @property
+    def num_train(self):
+        return int(sum(self.group_rows))
+
+
+def check_streaming_config(config):
+    """Raises `ConfigError` for what the streamed path cannot train."""
+    data, model = config["data"], config["model"]
+    if model["history_length"]:
+        raise ConfigError(
+            "model.history_length must be 0 when data.path streams Parquet "
+            "shards: histories need each user's rows in time order, which "
+            f"the stream does not have. Received: {model['history_length']}"
+        )
+    if model["query_features"] != [data["user"]]:
+        raise ConfigError(
+            f'model.query_features must be ["{data["user"]}"] (the user id) '
+            "when data.path streams Parquet shards. Received: "
+            f"{model['query_features']}"
+        )
+    if config["train"]["distribution"] != "none":
+        # Batches of the stream end unevenly; recsys.training.distribution trims
+        # in-memory rows only.
+        raise ConfigError(
+            'train.distribution must be "none" when data.path streams '
+            f"Parquet shards. Received: {config['train']['distribution']!r}"
+        )
+
+
+def open_source(config):
+    """The config's `data.path` as a checked `ParquetSource`."""
+    data = config["data"]
+    roles = {data["user"]: "id", data["item"]: "id", data["time"]: "time"}
+    for spec in feature_specs(config):
+        roles.setdefault(spec.name, _ROLES.get(spec.kind, "id"))
+    if data["display"]:
+        roles.setdefault(data["display"], "id")
+    return ParquetSource(data["path"], roles)
+
+
+def split_bounds(source, config):
+    """`(train_end, test_end)` of the global temporal split (see above)."""
+    low, high = source.time_range(config["data"]["time"])
+    if not np.isfinite(low):
+        raise ValueError(
+            f"Column '{config['data']['time']}' in {source.path} holds only "
+            "nulls."
+        )
+    # Slightly past the maximum, so the last row falls in the test split.
+    test_start = low + (1 - TEST_FRACTION) * (high - low)
+    test_end = np.nextafter(high, np.inf)
+    if config["evaluate"]["split"] == "validation":
+        test_end = test_start
+        test_start = low + (1 - TEST_FRACTION) * (test_start - low)
+    return float(test_start), float(test_end)
+
+
+def _masks(source, group, table, config, bounds):
+    """Train and test masks of one row group; checks its id columns."""
+    data = config["data"]
+    for name in (data["user"], data["item"], data["time"]):
+        nulls = table.column(name).null_count
+        if nulls:
+            raise ValueError(
+                f"Column '{name}' in {source.file_of(group)} has {nulls} null"
+                " values; every interaction needs a user, an item and a "
+                "time. Fix: drop or fill those rows."
+            )
+    t = as_float(table.column(data["time"]))
+    return t < bounds[0], (t >= bounds[0]) & (t < bounds[1])
+
+
+def scan_vocabulary(config, source, bounds, progress=True):
+    """The `vocab` pass: fits the preprocessor, collects catalog and counts.
+
+    Returns:
+        A `StreamedData`.
+    """
+    data, model = config["data"], config["model"]
+    user, item = data["user"], data["item"]
+    specs = feature_specs(config)
+    catalog_columns = list(
+        dict.fromkeys(
+            [item, *model["candidate_features"]]
+            + ([data["display"]] if data["display"] else [])
+        )
+    )
+    columns = list(
+        dict.fromkeys(
+            [user, item, data["time"], *catalog_columns]
+            + [s.name for s in specs]
+        )
+    )
+    items_seen = ValueCounter()
+    item_counts, user_counts, test_users = (ValueCounter() for _ in range(3))
+    first_rows, group_rows = [], []
+    bar = tqdm(
+        total=source.num_rows,
+        desc="vocab",
+        unit=" rows",
+        unit_scale=True,
+        disable=not progress,
+    )
+
+    def train_parts():
+        nonlocal first_rows
+        for group in range(source.num_groups):
+            table = source.read(group, columns)
+            train, test = _masks(source, group, table, config, bounds)
+            group_rows.append(int(train.sum()))
+            items_seen.update(table.column(item))
+            if len(catalog_columns) > 1:
+                first_rows.append(
+                    table.select(catalog_columns)
+                    .to_pandas()
+                    .drop_duplicates(item)
+                )
+                if sum(len(f) for f in first_rows) > 1 << 20:
+                    first_rows = [pd.concat(first_rows).drop_duplicates(item)]
+            test_users.update(table.column(user).filter(pa.array(test)))
+            part = table.filter(pa.array(train))
+            item_counts.update(part.column(item))
+            user_counts.update(part.column(user))
+            bar.update(table.num_rows)
+            yield part
+
+    try:
+        preprocessor = fit_streaming(specs, train_parts())
+    finally:
+        bar.close()
+    if len(catalog_columns) > 1:
+        items = pd.concat(first_rows).drop_duplicates(item)
+    else:
+        items = pd.DataFrame({item: items_seen.result()[0].to_pandas()})
+    items = items.sort_values(item, kind="stable").reset_index(drop=True)
+    values, counts = item_counts.result()
+    position = pd.Index(items[item]).get_indexer(values.to_pandas())
+    per_item = np.zeros(len(items), np.int64)
+    per_item[position] = counts
+    users, per_user = user_counts.result()
+    order = np.argsort(users.to_numpy(zero_copy_only=False), kind="stable")
+    return StreamedData(
+        config=config,
+        source=source,
+        bounds=bounds,
+        preprocessor=preprocessor,
+        items=items,
+        item_inputs=item_inputs(
+            preprocessor, items, model["candidate_features"]
+        ),
+        item_counts=per_item,
+        users=users.to_numpy(zero_copy_only=False)[order],
+        user_counts=per_user[order],
+        group_rows=group_rows,
+        test_users=test_users.result()[0].to_numpy(zero_copy_only=False),
+    )
+
+
+def training_batches(streamed):
+    """The `InteractionBatches` of the training rows."""
+    config, source = streamed.config, streamed.source
+    data = config["data"]
+    user, item = data["user"], data["item"]
+    item_index = pd.Index(streamed.items[item])
+    probability = (streamed.item_counts / streamed.num_train).astype(np.float32)
+
+    def load(group):
+        table = source.read(group, [user, item, data["time"]])
+        train, _ = _masks(source, group, table, config, streamed.bounds)
+        table = table.filter(pa.array(train))
+        position = item_index.get_indexer(table.column(item).to_pandas())
+        x = {
+            user: streamed.preprocessor.transform_column(
+                user, table.column(user).to_pandas()
+            )
+        }
+        for name, values in streamed.item_inputs.items():
+            x[name] = values[position]
+        x[SAMPLING_PROBABILITY] = probability[position]
+        return x
+
+    return InteractionBatches(
+        load,
+        streamed.group_rows,
+        config["train"]["batch_size"],
+        seed=config["train"]["seed"],
+    )
+
+
+def eval_users(train_users, test_users, seed):
+    """Up to `EVAL_USERS` users with train and test rows, by the seed."""
+    known = np.intersect1d(train_users, test_users)
+    rng = np.random.default_rng(seed)
+    if len(known) > EVAL_USERS:
+        known = np.sort(rng.choice(known, EVAL_USERS, replace=False))
+    return known
+
+
+def _cap_per_user(test_users, test_items, seed):
+    """At most `MAX_TEST_PER_USER` rows per user, drawn with the seed."""
+    rng = np.random.default_rng(seed)
+    shuffled = rng.permutation(len(test_users))
+    order = shuffled[np.argsort(test_users[shuffled], kind="stable")]
+    test_users, test_items = test_users[order], test_items[order]
+    starts = np.searchsorted(test_users, test_users, side="left")
+    keep = np.arange(len(test_users)) - starts < MAX_TEST_PER_USER
+    return test_users[keep], test_items[keep]
+
+
+def scan_seen(streamed, evaluated, progress=True):
+    """The `seen` pass: users' training items and evaluation test rows.
+
+    Returns:
+        `(seen_indptr, seen_items, test_users, test_items)`: the CSR of
+        catalog rows per user (in `streamed.users` order) and the test
+        interactions of the users in `evaluated`.
+    """
+    config, source = streamed.config, streamed.source
+    data = config["data"]
+    user, item = data["user"], data["item"]
+    user_index = pd.Index(streamed.users)
+    item_index = pd.Index(streamed.items[item])
+    indptr = np.r_[0, np.cumsum(streamed.user_counts)].astype(np.int64)
+    seen = np.empty(indptr[-1], np.int32)
+    fill = indptr[:-1].copy()
+    test_users, test_items = [], []
+    for group in tqdm(
+        range(source.num_groups), desc="seen", disable=not progress
+    ):
+        table = source.read(group, [user, item, data["time"]])
+        train, test = _masks(source, group, table, config, streamed.bounds)
+        users = table.column(user).to_numpy()
+        items = table.column(item).to_numpy()
+        rows = user_index.get_indexer(users[train])
+        cols = item_index.get_indexer(items[train])
+        # Counting sort: each user's rows go to the next free slots of
+        # their block, in file order.
+        order = np.argsort(rows, kind="stable")
+        rows, cols = rows[order], cols[order]
+        starts = np.searchsorted(rows, rows, side="left")
+        seen[fill[rows] + np.arange(len(rows)) - starts] = cols
+        fill += np.bincount(rows, minlength=len(fill))
+        chosen = test & np.isin(users, evaluated)
+        test_users.append(users[chosen])
+        test_items.append(items[chosen])
+    test_users, test_items = _cap_per_user(
+        np.concatenate(test_users),
+        np.concatenate(test_items),
+        config["train"]["seed"],
+    )
+    return indptr, seen, test_users, test_items
+
+
+def _top_rows(bundle, users, k):
+    """Catalog rows of each user's exact top `k` (seen items kept)."""
+    out = []
+    for start in range(0, len(users), 64):
+        scores = bundle.score(users[start : start + 64])
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        out.append(top.copy())  # a view would keep all of `scores` alive
+    return np.concatenate(out)
+
+
+def truth_metrics(bundle, generator, users, item_ids, popularity):
+    """Recall@100 against the generator's likeliest items, and cluster share.
+
+    Args:
+        bundle: the (in-memory) `Bundle`.
+        generator: the `SyntheticInteractions` that wrote the data.
+        users: int array of evaluation users.
+        item_ids: catalog item ids.
+        popularity: training counts of the catalog items.
+
+    Returns:
+        dict with `model` and `baseline_popularity`, each holding
+        `recall@100_vs_truth` and `cluster_precision@100`.
+    """
+    k = min(TRUTH_K, len(item_ids))
+    truth = generator.true_top_items(users, k)
+    item_clusters = generator.item_clusters()[item_ids.astype(np.int64)]
+    user_clusters = generator.user_clusters()[users.astype(np.int64)]
+    popular = np.argsort(-popularity, kind="stable")[:k]
+    rankings = {
+        "model": _top_rows(bundle, users, k),
+        "baseline_popularity": np.broadcast_to(popular, (len(users), k)),
+    }
+    result = {}
+    for name, rows in rankings.items():
+        found = item_ids[rows]
+        hits = (found[:, :, None] == truth[:, None, :]).any(axis=2)
+        result[name] = {
+            f"recall@{k}_vs_truth": float(hits.mean()),
+            f"cluster_precision@{k}": float(
+                (item_clusters[rows] == user_clusters[:, None]).mean()
+            ),
+        }
+    return result
+
+
+def evaluation_metrics(bundle, config, evaluated, test_users, test_items):
+    """HR@k of `bundle` and of popularity, and the ground truth if known.
+
+    Args:
+        bundle: `Bundle` (written or in memory).
+        config: the run config.
+        evaluated: ids of the evaluation users.
+        test_users, test_items: their test interactions.
+
+    Returns:
+        dict with the split's name, `"baseline_popularity"` and, for data
+        written by `recsys synth`, `"ground_truth"`.
+    """
+    item_ids = bundle.item_ids
+    rows = bundle.user_rows(evaluated)
+    train_users = np.repeat(evaluated, np.diff(bundle.seen_indptr)[rows])
+    train_items = item_ids[
+        np.concatenate([bundle.seen(r) for r in rows])
+        if len(rows)
+        else np.zeros(0, np.int64)
+    ]
+    common = {
+        "candidates": item_ids,
+        "test_users": test_users,
+        "test_items": test_items,
+        "train_users": train_users,
+        "train_items": train_items,
+        "ks": tuple(config["evaluate"]["ks"]),
+        # Ranks are computed on (test rows x catalog) arrays: 8 users of at
+        # most 10 rows over 200k items stay under 100 MB.
+        "users_per_batch": 8,
+    }
+    popularity = bundle.item_popularity
+    split = config["evaluate"]["split"]
+    metrics = {
+        split: evaluate_retrieval(bundle.score, **common),
+        "baseline_popularity": evaluate_retrieval(
+            lambda users: np.broadcast_to(
+                popularity, (len(users), len(popularity))
+            ),
+            **common,
+        ),
+    }
+    metrics[split]["num_users"] = int(len(evaluated))
+    generator = SyntheticInteractions.from_directory(config["data"]["path"])
+    if generator is not None:
+        metrics["ground_truth"] = truth_metrics(
+            bundle, generator, evaluated, item_ids, popularity
+        )
+    return metrics
+
+
+def evaluate_streamed(bundle, progress=True):
+    """What `recsys evaluate` runs for a bundle trained on `data.path`.
+
+    Reads the shards twice (the users with test rows, then the test rows of
+    the evaluation users) and scores them as training did.
+
+    Args:
+        bundle: a `Bundle` whose config has `data.path`.
+        progress: bool. Show progress bars.
+
+    Returns:
+        dict of metrics, as `evaluation_metrics`.
+    """
+    config = bundle.config
+    data = config["data"]
+    source = open_source(config)
+    bounds = split_bounds(source, config)
+    counter = ValueCounter()
+    columns = [data["user"], data["item"], data["time"]]
+    for group in tqdm(range(source.num_groups), disable=not progress):
+        table = source.read(group, columns)
+        _, test = _masks(source, group, table, config, bounds)
+        counter.update(table.column(data["user"]).filter(pa.array(test)))
+    test_users = counter.result()[0].to_numpy(zero_copy_only=False)
+    evaluated = eval_users(bundle.user_ids, test_users, config["train"]["seed"])
+    users, items = [], []
+    for group in tqdm(range(source.num_groups), disable=not progress):
+        table = source.read(group, columns)
+        _, test = _masks(source, group, table, config, bounds)
+        ids = table.column(data["user"]).to_numpy()
+        chosen = test & np.isin(ids, evaluated)
+        users.append(ids[chosen])
+        items.append(table.column(data["item"]).to_numpy()[chosen])
+    test_users, test_items = _cap_per_user(
+        np.concatenate(users), np.concatenate(items), config["train"]["seed"]
+    )
+    return evaluation_metrics(bundle, config, evaluated, test_users, test_items)
+
+
+def train_streamed(config, output, *, progress=True):
+    """Trains a two-tower model on `data.path` and writes its bundle.
+
+    Args:
+        config: dict. A validated config whose `data.path` names a Parquet
+            directory.
+        output: str. Bundle directory to write.
+        progress: bool. Show progress bars.
+
+    Returns:
+        `(bundle, metrics)`, as `recsys.kinds.two_tower.train_bundle` returns.
+    """
+    check_streaming_config(config)
+    keras.utils.set_random_seed(config["train"]["seed"])
+    data = config["data"]
+    stages, peaks = {}, {}
+    clock = time.perf_counter()
+
+    def lap(name):
+        nonlocal clock
+        now = time.perf_counter()
+        stages[name] = now - clock
+        clock = now
+        # Peak RSS so far (Linux reports KiB), to see which stage sets it.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        peaks[name] = peak / 1024
+
+    source = open_source(config)
+    bounds = split_bounds(source, config)
+    lap("scan")
+    streamed = scan_vocabulary(config, source, bounds, progress)
+    if streamed.num_train == 0:
+        raise ValueError(
+            f"No training rows in {data['path']}: every row falls in the "
+            "held-out end of the time span."
+        )
+    lap("vocab")
+    # Checkpoints in a job directory: the same command resumes after a kill.
+    checkpoint = training_checkpoint(config, output)
+    with precision_scope(config):
+        model = build_two_tower(streamed.preprocessor, config)
+        timing = fit_two_tower(
+            model,
+            training_batches(streamed),
+            config,
+            callbacks=[checkpoint] if checkpoint else [],
+            progress=progress,
+        )
+    timing["resumed_from"] = checkpoint and checkpoint.resumed_from
+    lap("train")
+    evaluated = eval_users(
+        streamed.users, streamed.test_users, config["train"]["seed"]
+    )
+    indptr, seen, test_users, test_items = scan_seen(
+        streamed, evaluated, progress
+    )
+    lap("seen")
+    item_ids = streamed.items[data["item"]].to_numpy()
+    arrays = {
+        "item_ids": item_ids,
+        "item_embeddings": np.asarray(
+            model.candidate_tower.predict(
+                streamed.item_inputs, batch_size=8192, verbose=0
+            ),
+            np.float32,
+        ),
+        "item_popularity": (streamed.item_counts / streamed.num_train).astype(
+            np.float32
+        ),
+        "user_ids": streamed.users,
+        "user_embeddings": np.asarray(
+            model.query_tower.predict(
+                {
+                    data["user"]: streamed.preprocessor.transform_column(
+                        data["user"], pd.Series(streamed.users)
+                    )
+                },
+                batch_size=8192,
+                verbose=0,
+            ),
+            np.float32,
+        ),
+        "seen_indptr": indptr,
+        "seen_items": seen,
+    }
+    lap("embed")
+    index = build_index_from_config(
+        arrays["item_embeddings"], config["index"], progress=progress
+    )
+    lap("index")
+    items = streamed.items[
+        [c for c in dict.fromkeys([data["item"], data["display"]]) if c]
+    ]
+    bundle = Bundle(
+        None, {"config": config}, streamed.preprocessor, items, arrays, index
+    )
+    metrics = evaluation_metrics(
+        bundle, config, evaluated, test_users, test_items
+    )
+    rows = bundle.user_rows(evaluated)[:1000]
+    # 100 queries at a time: exact search over 200k items would otherwise
+    # hold a (1000 x 200k) score matrix and its argpartition (2.4 GB).
+    recalls = [
+        recall_against_exact(
+            index, arrays["user_embeddings"][rows[i : i + 100]], k=10
+        )
+        * len(rows[i : i + 100])
+        for i in range(0, len(rows), 100)
+    ]
+    metrics["index"] = {
+        "kind": index.kind,
+        "options": index.options,
+        "recall@10_vs_exact": float(sum(recalls) / max(len(rows), 1)),
+    }
+    lap("evaluate")
+    metrics["train"] = timing
+    metrics["data"] = {
+        "rows": source.num_rows,
+        "train_rows": streamed.num_train,
+        "users": int(len(streamed.users)),
+        "items": int(len(item_ids)),
+        "row_groups": source.num_groups,
+        "files": len(source.files),
+        "split_time": list(bounds),
+    }
+    metrics["stages"] = stages
+    metrics["peak_rss_mb_after"] = peaks
+    path = write_bundle(
+        output,
+        config=config,
+        metrics=metrics,
+        preprocessor=streamed.preprocessor,
+        query_tower=model.query_tower,
+        items=items,
+        arrays=arrays,
+        index=index,
+    )
+    stages["write"] = time.perf_counter() - clock
+    if checkpoint:
+        checkpoint.finish()  # the bundle is whole: nothing left to resume
+    return Bundle.load(path), metrics

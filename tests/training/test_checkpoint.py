@@ -1,0 +1,183 @@
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from recsys.config import load_config
+from recsys.storage.owned_dirs import MARKER
+from recsys.training.checkpoint import LATEST
+from recsys.training.checkpoint import WEIGHTS
+from recsys.training.checkpoint import CheckpointError
+from recsys.training.checkpoint import TrainingCheckpoint
+from recsys.training.checkpoint import config_fingerprint
+from recsys.training.checkpoint import discard
+
+CONFIG = "configs/movielens_two_tower.toml"
+X = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+Y = X @ np.array([1.0, -2.0, 0.5], "float32")
+
+
+def _model():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.05), loss="mse")
+    return model
+
+
+class _Interrupt(keras.callbacks.Callback):
+    """Stands in for a kill: training stops at the start of `epoch`."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.weights = [w.copy() for w in self.model.get_weights()]
+            raise KeyboardInterrupt
+
+
+def _interrupted_job(job_dir, every=0):
+    model, stop = _model(), _Interrupt(2)
+    checkpoint = TrainingCheckpoint(job_dir, "spec", every=every)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(X, Y, batch_size=8, epochs=5, callbacks=[checkpoint, stop])
+    return stop.weights
+
+
+def test_checkpoint_resumes_at_the_interrupted_epoch(tmp_path):
+    job_dir = str(tmp_path / "job")
+    saved = _interrupted_job(job_dir)
+    model, checkpoint = _model(), TrainingCheckpoint(job_dir, "spec", every=0)
+    seen = []
+    probe = keras.callbacks.LambdaCallback(
+        on_epoch_begin=lambda epoch, logs: seen.append(
+            (epoch, [w.copy() for w in model.get_weights()])
+        )
+    )
+    model.fit(X, Y, batch_size=8, epochs=5, callbacks=[checkpoint, probe])
+    assert checkpoint.resumed_from == {"epoch": 2, "step": 16}
+    assert [epoch for epoch, _ in seen] == [2, 3, 4]
+    for restored, expected in zip(seen[0][1], saved, strict=True):
+        np.testing.assert_array_equal(restored, expected)
+    # The optimizer state came back too: Adam's step count went on.
+    assert int(model.optimizer.iterations.numpy()) == 40
+
+
+def test_checkpoint_keeps_one_complete_checkpoint(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir, every=3)
+    directory = os.path.join(job_dir, "checkpoints")
+    assert sorted(os.listdir(directory)) == [
+        LATEST,
+        "step-000000000016-epoch-2",
+    ]
+    state = os.path.join(directory, "step-000000000016-epoch-2", "state.json")
+    with open(state) as f:
+        assert json.load(f) == {"epoch": 2, "step": 16}
+
+
+def test_checkpoint_saves_every_n_steps(tmp_path):
+    job_dir = str(tmp_path / "job")
+    checkpoint = TrainingCheckpoint(job_dir, "spec", every=3)
+    names = []
+    original = checkpoint._point_to
+    checkpoint._point_to = lambda name: (names.append(name), original(name))
+    _model().fit(X, Y, batch_size=8, epochs=1, callbacks=[checkpoint])
+    # Steps 3 and 6 within the epoch, then the epoch end (step 8).
+    assert names == [
+        "step-000000000003-epoch-0",
+        "step-000000000006-epoch-0",
+        "step-000000000008-epoch-1",
+    ]
+
+
+def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    directory = os.path.join(job_dir, "checkpoints")
+    with open(os.path.join(directory, LATEST)) as f:
+        latest = os.path.join(directory, f.read())
+    with open(os.path.join(latest, WEIGHTS), "wb") as f:
+        f.write(b"not an HDF5 file")
+    checkpoint = TrainingCheckpoint(job_dir, "spec")
+    with pytest.raises(CheckpointError, match="rerun with --restart"):
+        _model().fit(X, Y, epochs=1, callbacks=[checkpoint], verbose=0)
+
+
+def test_checkpoint_of_another_config_is_refused(tmp_path):
+    job_dir = str(tmp_path / "job")
+    TrainingCheckpoint(job_dir, "spec")
+    with pytest.raises(CheckpointError, match="another config"):
+        TrainingCheckpoint(job_dir, "other spec")
+
+
+def test_fingerprint_ignores_epochs_and_devices_but_not_the_model():
+    base = load_config(CONFIG)
+    same = load_config(CONFIG, ["train.epochs=9", 'train.distribution="data"'])
+    other = load_config(CONFIG, ["model.embedding_dim=8"])
+    assert config_fingerprint(base) == config_fingerprint(same)
+    assert config_fingerprint(base) != config_fingerprint(other)
+
+
+def test_damaged_job_files_are_clear_errors(tmp_path):
+    job_dir = str(tmp_path / "job")
+    TrainingCheckpoint(job_dir, "spec")
+    with open(os.path.join(job_dir, "checkpoints", LATEST), "w") as f:
+        f.write("step-9-epoch-1")
+    checkpoint = TrainingCheckpoint(job_dir, "spec")
+    with pytest.raises(CheckpointError, match="names a missing checkpoint"):
+        _model().fit(X, Y, epochs=1, callbacks=[checkpoint], verbose=0)
+    with open(os.path.join(job_dir, "job.json"), "w") as f:
+        f.write("{truncated")
+    with pytest.raises(CheckpointError, match=f"discard {job_dir} and"):
+        TrainingCheckpoint(job_dir, "spec")
+
+
+def test_checkpoint_removes_only_what_it_wrote(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir, every=3)
+    assert os.path.isfile(os.path.join(job_dir, MARKER))
+    notes = os.path.join(job_dir, "checkpoints", "notes.txt")
+    with open(notes, "w") as f:
+        f.write("mine")
+    _interrupted_job(job_dir, every=3)  # saves and prunes again
+    assert os.path.isfile(notes)
+    discard(job_dir)
+    # Only the user's file is left; the directory stays for it.
+    assert os.listdir(job_dir) == ["checkpoints"]
+    assert os.listdir(os.path.join(job_dir, "checkpoints")) == ["notes.txt"]
+
+
+def test_job_directory_recsys_created_is_removed(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    TrainingCheckpoint(job_dir, "spec").finish()
+    assert os.listdir(tmp_path) == []
+
+
+def test_empty_job_directory_is_used_and_kept(tmp_path):
+    TrainingCheckpoint(str(tmp_path), "spec").finish()
+    assert tmp_path.is_dir() and os.listdir(tmp_path) == []
+
+
+def test_job_directory_of_the_user_is_refused_untouched(tmp_path):
+    (tmp_path / "thesis.tex").write_text("keep me")
+    with pytest.raises(CheckpointError, match="not created by recsys"):
+        TrainingCheckpoint(str(tmp_path), "spec")
+    with pytest.raises(CheckpointError, match="not created by recsys"):
+        discard(str(tmp_path))
+    assert os.listdir(tmp_path) == ["thesis.tex"]
+
+
+def test_job_directory_of_an_older_recsys_is_resumed(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    os.remove(os.path.join(job_dir, MARKER))  # written before markers
+    fingerprint = "0" * 64
+    with open(os.path.join(job_dir, "job.json"), "w") as f:
+        json.dump({"fingerprint": fingerprint}, f)
+    checkpoint = TrainingCheckpoint(job_dir, fingerprint, every=0)
+    _model().fit(X, Y, batch_size=8, epochs=3, callbacks=[checkpoint])
+    assert checkpoint.resumed_from == {"epoch": 2, "step": 16}
