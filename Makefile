@@ -23,9 +23,11 @@ demo: install
 	$(BIN)/recsys recommend artifacts/demo --user 1 -k 5
 	$(BIN)/recsys recommend artifacts/demo --user 42 -k 5
 
-# The whole suite under JAX (the default training backend), then the model
-# and layer tests again under TensorFlow: both backends are supported.
+# The type check of the public modules ([tool.mypy] in pyproject.toml), the
+# whole suite under JAX (the default backend), then the model and layer
+# tests again under TensorFlow: both backends are supported.
 test: install
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest tests/layers tests/models
 

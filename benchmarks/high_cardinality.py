@@ -42,44 +42,28 @@ Usage:
 """
 
 import argparse
-import json
 import os
-import resource
-import subprocess
 import sys
 import time
 
 import numpy as np
+from _common import ChildError
+from _common import child_json
+from _common import command_line
+from _common import config_path
+from _common import machine
+from _common import peak_mb
+from _common import print_json
+from _common import script_command
+from _common import zipf_ids
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "synthetic_two_tower.toml")
+CONFIG = config_path("synthetic_two_tower.toml")
 SYSTEMS = ("ours", "ours_dense", "tfrs", "keras")
 USER, ITEM = "user_id", "item_id"
 # `recsys.models.two_tower.SAMPLING_PROBABILITY`, spelled out so that the
 # TFRS child never imports recsys (and with it Keras 3).
 PROBABILITY = "candidate_sampling_probability"
 SPARSE = {"ours": "true", "ours_dense": "false"}
-
-
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def zipf_ids(rng, rows, count):
-    """`count` Zipf-distributed ids of a table and each one's probability.
-
-    Ranks `1 .. n` (`n = rows - 1`; row 0 is padding) are the floor of a
-    power law of exponent 1 on `[1, n + 1)`, drawn by inverting its CDF
-    `log(x) / log(n + 1)`, so `P(rank r) = log((r + 1) / r) / log(n + 1)`
-    exactly. A multiplicative permutation scatters the ranks over the
-    table, as hot ids are in real data.
-    """
-    n = rows - 1
-    ranks = np.minimum((n + 1.0) ** rng.random(count), n).astype(np.int64)
-    probability = np.log1p(1.0 / ranks) / np.log(n + 1.0)
-    # 2654435761 is a prime above any table size here: a bijection mod n.
-    ids = 1 + (ranks - 1) * 2654435761 % n
-    return ids.astype(np.int32), probability.astype(np.float32)
 
 
 def synthetic_inputs(args):
@@ -95,10 +79,10 @@ def child_ours(args):
     """The package's default trainer: `build_two_tower` + `fit_two_tower`."""
     import keras
     import pandas as pd
-    from recsys.features import CategoricalFeature
-    from recsys.features import Preprocessor
 
     from recsys.config import load_config
+    from recsys.features import CategoricalFeature
+    from recsys.features import Preprocessor
     from recsys.training.two_tower import build_two_tower
     from recsys.training.two_tower import fit_two_tower
 
@@ -259,22 +243,15 @@ def child_keras(args):
 
 
 def _run_child(system, size, args):
-    command = [sys.executable, os.path.abspath(__file__), "--child", system]
-    command += ["--size", str(size)]
+    """One (system, size) run; `{"error": <stderr tail>}` if it failed."""
+    options = ["--child", system, "--size", size]
     for name in ("items", "dim", "batch_size", "learning_rate", "steps"):
-        command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    command += ["--seconds", str(args.seconds), "--seed", str(args.seed)]
-    return child_json(command)
-
-
-def child_json(command, env=None):
-    """Runs a child process; its last stdout line (JSON), or its error."""
-    done = subprocess.run(
-        command, capture_output=True, text=True, cwd=ROOT, env=env
-    )
-    if done.returncode:
-        return {"error": done.stderr[-2000:]}
-    return json.loads(done.stdout.strip().splitlines()[-1])
+        options += [f"--{name.replace('_', '-')}", getattr(args, name)]
+    options += ["--seconds", args.seconds, "--seed", args.seed]
+    try:
+        return child_json(script_command(__file__, *options))
+    except ChildError as error:
+        return {"error": error.stderr_tail}
 
 
 def main():
@@ -300,16 +277,14 @@ def main():
     # Whole compiled calls of 16 steps (the package's steps_per_execution).
     args.steps = -(-args.steps // 16) * 16
     if args.child:
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         if args.child != "tfrs":
             os.environ["KERAS_BACKEND"] = "jax"
-        sys.path.insert(0, ROOT)
         run = {"tfrs": child_tfrs, "keras": child_keras}.get(
             args.child, child_ours
         )
         result = run(args)
-        result["peak_rss_mb"] = _peak_mb()
-        print(json.dumps(result))
+        result["peak_rss_mb"] = peak_mb()
+        print_json(result, indent=None)
         return
 
     unknown = sorted(set(args.systems) - set(SYSTEMS))
@@ -335,8 +310,8 @@ def main():
     setting["ids"] = "zipf (exponent 1), the same in every child"
     setting["loss"] = "in-batch softmax summed, logQ, accidental hits removed"
     output = {
-        "command": " ".join(["benchmarks/high_cardinality.py", *sys.argv[1:]]),
-        "cpus": os.cpu_count(),
+        "command": command_line(),
+        "machine": machine(),
         "setting": setting,
         "results": results,
         "ratio": {
@@ -347,7 +322,7 @@ def main():
             "ours_over_ours_dense": ratio("ours", "ours_dense", sizes[0]),
         },
     }
-    print(json.dumps(output, indent=2))
+    print_json(output)
 
 
 if __name__ == "__main__":

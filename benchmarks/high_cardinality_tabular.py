@@ -9,7 +9,7 @@ The companion of `high_cardinality.py` for the other two model kinds:
 - `text`: the default `TextClassifier` (`mean_pool`, dim 64, Adam 0.001,
   batch 32, 40 tokens) over a vocabulary of `--vocab` rows.
 
-Ids are Zipf-distributed (`high_cardinality.zipf_ids`). Each (kind, table
+Ids are Zipf-distributed (`_common.zipf_ids`). Each (kind, table
 size, sparse or dense) runs in its own subprocess; the first epoch
 compiles, the second is timed. Prints one JSON object with examples/s and
 peak RSS per run, and per kind `"flatness"` (large table over small, sparse
@@ -23,19 +23,18 @@ Usage:
 """
 
 import argparse
-import json
 import os
-import resource
 import sys
 import time
 
 import numpy as np
-from high_cardinality import child_json
-from high_cardinality import zipf_ids
-
-
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from _common import ChildError
+from _common import child_json
+from _common import machine
+from _common import peak_mb
+from _common import print_json
+from _common import script_command
+from _common import zipf_ids
 
 
 def _timed_fit(model, x, y, batch_size):
@@ -96,26 +95,20 @@ def child(args):
     model.sparse_updates = args.sparse == "true"
     model.compile(optimizer=optimizer, loss=model.default_loss())
     result = _timed_fit(model, x, y, batch_size)
-    return {**result, "peak_rss_mb": _peak_mb()}
+    return {**result, "peak_rss_mb": peak_mb()}
 
 
 def _run(kind, size, sparse, args):
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        kind,
-        "--size",
-        str(size),
-        "--sparse",
-        sparse,
-        "--steps",
-        str(args.steps),
-        "--seed",
-        str(args.seed),
-    ]
+    command = script_command(
+        __file__,
+        *("--child", kind, "--size", size, "--sparse", sparse),
+        *("--steps", args.steps, "--seed", args.seed),
+    )
     print(f"{kind} {size:,} rows, sparse={sparse}", file=sys.stderr)
-    return child_json(command, env={**os.environ, "KERAS_BACKEND": "jax"})
+    try:
+        return child_json(command, env={**os.environ, "KERAS_BACKEND": "jax"})
+    except ChildError as error:
+        return {"error": error.stderr_tail}
 
 
 def main():
@@ -134,7 +127,7 @@ def main():
     args = parser.parse_args()
     if args.child:
         args.kind = args.child
-        print(json.dumps(child(args)))
+        print_json(child(args), indent=None)
         return
     results, ratio = {}, {}
     for kind, (small, large) in (
@@ -157,7 +150,7 @@ def main():
                 "sparse_over_dense": speed[f"{large}_true"]
                 / speed[f"{large}_false"],
             }
-    print(json.dumps({"results": results, "ratio": ratio}, indent=1))
+    print_json({"machine": machine(), "results": results, "ratio": ratio})
 
 
 if __name__ == "__main__":

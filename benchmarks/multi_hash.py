@@ -12,10 +12,11 @@ tables) as:
   concatenated (half the parameters).
 
 All variants run in this process on the PROTOCOL.md test split, for
-`--seeds` seeds each, scored exactly over all 9,066 movies. Prints one JSON
-object: per variant the mean and per-seed filtered HR@100 (and HR@10/50),
-the trainable parameters (all, and of the movie id tables) and the
-preprocessor's collision report.
+`--seeds` seeds each, trained and scored as `recsys train` does
+(`recsys.train(config, write=False)`: exact scores of all 9,066 movies).
+Prints one JSON object: per variant the mean and per-seed filtered HR@100
+(and HR@10/50), the trainable parameters (all, and of the movie id
+tables) and the preprocessor's collision report.
 
 `--synthetic-rows N` runs the same comparison at scale instead: `recsys
 synth` (500k users, 200k items, N interactions) once, then
@@ -41,26 +42,20 @@ import math
 import os
 import statistics
 import sys
+import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+import numpy as np
+from _common import config_path
+from _common import machine
+from _common import print_json
+from _common import run_child
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-from recsys.features import Preprocessor  # noqa: E402
+import recsys
+from recsys.data.sources import load_interactions
+from recsys.features import Preprocessor
+from recsys.kinds.two_tower import prepare_data
 
-from recsys.config import load_config  # noqa: E402
-from recsys.data.sources import load_interactions  # noqa: E402
-from recsys.kinds.two_tower import embed_catalog_and_users  # noqa: E402
-from recsys.kinds.two_tower import evaluate_bundle  # noqa: E402
-from recsys.kinds.two_tower import in_memory_bundle  # noqa: E402
-from recsys.kinds.two_tower import prepare_data  # noqa: E402
-from recsys.training.two_tower import build_two_tower  # noqa: E402
-from recsys.training.two_tower import fit_two_tower  # noqa: E402
-
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
+DEFAULT_CONFIG = config_path("movielens_two_tower.toml")
 
 
 def variants(item, buckets):
@@ -92,64 +87,49 @@ def table_parameters(model, item):
 
 
 def run(config, frame, seed):
+    """One training in memory (`recsys.train`, nothing written)."""
     config = {**config, "train": {**config["train"], "seed": seed}}
-    keras.utils.set_random_seed(seed)
-    prepared = prepare_data(config, frame)
-    model = build_two_tower(prepared.preprocessor, config)
-    fit_two_tower(model, prepared.inputs, config, progress=False)
-    arrays = embed_catalog_and_users(model, prepared)
-    metrics = evaluate_bundle(
-        in_memory_bundle(prepared, arrays),
-        prepared.frame,
-        config,
-        prepared.train,
-        prepared.test,
-    )["test"]
-    item = config["data"]["item"]
-    return metrics, {
+    result = recsys.train(config, frame=frame, progress=False, write=False)
+    model, item = result.model, config["data"]["item"]
+    return result.metrics[config["evaluate"]["split"]], {
         "parameters": int(
             sum(np.prod(v.shape) for v in model.trainable_variables)
         ),
         "item_table_parameters": table_parameters(model, item),
-        "collision_report": prepared.preprocessor.collision_report_.get(item),
+        "collision_report": result.prepared.preprocessor.collision_report_.get(
+            item
+        ),
     }
 
 
-SYNTHETIC_CONFIG = os.path.join(ROOT, "configs", "synthetic_two_tower.toml")
+SYNTHETIC_CONFIG = config_path("synthetic_two_tower.toml")
 SYNTHETIC_IDS = {"user_id": 500_000, "item_id": 200_000}
 
 
 def synthetic(rows, overrides):
     """The trade-off on `recsys synth` data, one process per training."""
-    import subprocess
-    import tempfile
-
-    recsys = [sys.executable, "-m", "recsys.cli"]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    cli = [sys.executable, "-m", "recsys.cli"]
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, "data")
         users, items = SYNTHETIC_IDS.values()
-        subprocess.run(
-            [*recsys, "synth", data, "--users", str(users), "--items"]
-            + [str(items), "--interactions", str(rows), "--quiet"],
-            check=True,
-            env=env,
-            capture_output=True,
+        run_child(
+            [*cli, "synth", data, "--users", str(users), "--items"]
+            + [str(items), "--interactions", str(rows), "--quiet"]
         )
         runs = {"full": []}
         for name in ("full", "hash_quarter", "multi_hash_quarter"):
             variant = runs[name]
             output = os.path.join(tmp, name)
-            command = [*recsys, "train", SYNTHETIC_CONFIG, "--output", output]
+            command = [*cli, "train", SYNTHETIC_CONFIG, "--output", output]
             command.append("--quiet")
             for override in [f"data.path={data}", *overrides, *variant]:
                 command += ["--set", override]
-            subprocess.run(command, check=True, env=env, capture_output=True)
+            run_child(command)
             with open(os.path.join(output, "metrics.json")) as f:
                 metrics = json.load(f)
             pre = Preprocessor.load(os.path.join(output, "preprocessor.json"))
-            dim = load_config(SYNTHETIC_CONFIG, overrides)["model"][
+            dim = recsys.load_config(SYNTHETIC_CONFIG, overrides)["model"][
                 "embedding_dim"
             ]
             table_rows = {
@@ -193,17 +173,17 @@ def main():
     args = parser.parse_args()
     if args.synthetic_rows:
         result = synthetic(args.synthetic_rows, args.set)
-        print(json.dumps({"config": SYNTHETIC_CONFIG, **result}, indent=2))
+        print_json({"config": SYNTHETIC_CONFIG, "machine": machine(), **result})
         return
 
-    base = load_config(DEFAULT_CONFIG, args.set)
+    base = recsys.load_config(DEFAULT_CONFIG, args.set)
     frame = load_interactions(base["data"]["source"])
     item = base["data"]["item"]
     full_rows = prepare_data(base, frame).preprocessor.input_dim(item)
     buckets = math.ceil(full_rows / 4)
     results = {}
     for name, overrides in variants(item, buckets).items():
-        config = load_config(DEFAULT_CONFIG, [*args.set, *overrides])
+        config = recsys.load_config(DEFAULT_CONFIG, [*args.set, *overrides])
         runs = [run(config, frame, seed) for seed in range(args.seeds)]
         metrics = [m for m, _ in runs]
         results[name] = {
@@ -217,19 +197,16 @@ def main():
             "hr@100_filtered_per_seed": [m["hr@100_filtered"] for m in metrics],
         }
         print(name, results[name]["hr@100_filtered"], file=sys.stderr)
-    print(
-        json.dumps(
-            {
-                "config": DEFAULT_CONFIG,
-                "overrides": args.set,
-                "seeds": args.seeds,
-                "backend": keras.backend.backend(),
-                "full_item_rows": full_rows,
-                "quarter_buckets": buckets,
-                "variants": results,
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "config": DEFAULT_CONFIG,
+            "overrides": args.set,
+            "seeds": args.seeds,
+            "machine": machine(),
+            "full_item_rows": full_rows,
+            "quarter_buckets": buckets,
+            "variants": results,
+        }
     )
 
 

@@ -27,19 +27,20 @@ Usage:
 import argparse
 import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG = os.path.join(ROOT, "configs", "synthetic_two_tower.toml")
+from _common import child_json
+from _common import command_line
+from _common import config_path
+from _common import machine
+from _common import peak_mb
+from _common import print_json
+from _common import script_command
 
-
-def _peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+CONFIG = config_path("synthetic_two_tower.toml")
 
 
 def child_synth(args):
@@ -49,19 +50,19 @@ def child_synth(args):
     SyntheticInteractions(
         args.users, args.items, args.size, seed=args.seed
     ).write(args.data, progress=False)
-    return {"seconds": time.perf_counter() - start, "peak_rss_mb": _peak_mb()}
+    return {"seconds": time.perf_counter() - start, "peak_rss_mb": peak_mb()}
 
 
 def child_train(args):
-    from recsys.config import load_config
-    from recsys.kinds.two_tower_streamed import train_streamed
+    import recsys
 
-    config = load_config(CONFIG, [f"data.path={args.data}", *args.set])
+    config = recsys.load_config(CONFIG, [f"data.path={args.data}", *args.set])
     start = time.perf_counter()
-    _, metrics = train_streamed(config, args.output, progress=False)
+    # A Parquet data.path: recsys.train streams it.
+    metrics = recsys.train(config, args.output, progress=False).metrics
     return {
         "seconds": time.perf_counter() - start,
-        "peak_rss_mb": _peak_mb(),
+        "peak_rss_mb": peak_mb(),
         "stages": metrics["stages"],
         "peak_rss_mb_after": metrics["peak_rss_mb_after"],
         "examples_per_second": metrics["train"]["examples_per_second"],
@@ -112,11 +113,11 @@ def child_tables(args):
     import keras
     import numpy as np
     import pandas as pd
-    from recsys.features import CategoricalFeature
-    from recsys.features import Preprocessor
 
     from recsys.config import load_config
-    from recsys.models.two_tower import SAMPLING_PROBABILITY
+    from recsys.features import CategoricalFeature
+    from recsys.features import Preprocessor
+    from recsys.names import SAMPLING_PROBABILITY
     from recsys.training.two_tower import build_two_tower
 
     config = load_config(CONFIG, args.set)
@@ -157,13 +158,7 @@ def child_tables(args):
 
 
 def _run_child(mode, *extra):
-    command = [sys.executable, os.path.abspath(__file__), "--child", mode]
-    done = subprocess.run(
-        command + list(extra), capture_output=True, text=True, cwd=ROOT
-    )
-    if done.returncode:
-        raise RuntimeError(f"{mode} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return child_json(script_command(__file__, "--child", mode, *extra))
 
 
 def main():
@@ -196,14 +191,13 @@ def main():
     args = parser.parse_args()
     if args.child:
         os.environ.setdefault("KERAS_BACKEND", "jax")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         run = {
             "synth": child_synth,
             "train": child_train,
             "inputs": child_inputs,
             "tables": child_tables,
         }[args.child]
-        print(json.dumps(run(args)))
+        print_json(run(args), indent=None)
         return
 
     workdir = args.workdir or tempfile.mkdtemp(prefix="recsys-scale-")
@@ -253,23 +247,20 @@ def main():
     per_row["synth"] = [
         r["synth"]["seconds"] / r["interactions"] * 1e6 for r in results
     ]
-    print(
-        json.dumps(
-            {
-                "command": " ".join(["benchmarks/scale.py", *sys.argv[1:]]),
-                "cpus": os.cpu_count(),
-                "users": args.users,
-                "items": args.items,
-                "sizes": results,
-                "peak_rss_ratio_largest_over_smallest": (
-                    last["train"]["peak_rss_mb"] / first["train"]["peak_rss_mb"]
-                ),
-                "seconds_per_million_rows": per_row,
-                "inputs": inputs,
-                "tables": tables,
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "command": command_line(),
+            "machine": machine(),
+            "users": args.users,
+            "items": args.items,
+            "sizes": results,
+            "peak_rss_ratio_largest_over_smallest": (
+                last["train"]["peak_rss_mb"] / first["train"]["peak_rss_mb"]
+            ),
+            "seconds_per_million_rows": per_row,
+            "inputs": inputs,
+            "tables": tables,
+        }
     )
 
 

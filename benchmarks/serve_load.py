@@ -41,11 +41,9 @@ import tempfile
 import time
 
 import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from _common import machine
+from _common import print_json
+from _common import script_command
 
 WRK_SCRIPT = """
 math.randomseed(42)
@@ -71,11 +69,11 @@ end
 def synthetic_bundle(path, items, users, dim, seed=0):
     """Writes a servable bundle with clustered random vectors; returns path."""
     import pandas as pd
-    from recsys.features import CategoricalFeature
-    from recsys.features import Preprocessor
 
     from recsys.bundles.two_tower import write_bundle
     from recsys.config import load_config
+    from recsys.features import CategoricalFeature
+    from recsys.features import Preprocessor
     from recsys.index import build_index
     from recsys.models import Tower
 
@@ -177,7 +175,7 @@ def start_server(kind, bundle, log):
     port = _free_port()
     env = {**os.environ}
     if kind == "floor":
-        command = [sys.executable, __file__, "--floor-server", str(port)]
+        command = script_command(__file__, "--floor-server", port)
     else:
         command = [
             sys.executable,
@@ -193,9 +191,7 @@ def start_server(kind, bundle, log):
         env["RECSYS_EXACT"] = "1" if kind == "exact" else "0"
         if kind == "scann_per_request":
             env["RECSYS_PRECOMPUTE_DEPTH"] = "0"
-    process = subprocess.Popen(
-        command, env=env, stdout=log, stderr=log, cwd=ROOT
-    )
+    process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     deadline = time.time() + 600
     while time.time() < deadline:
         if process.poll() is not None:
@@ -489,9 +485,9 @@ def main(argv=None):
         "server": "recsys serve: one uvicorn worker, 127.0.0.1",
         "scann_options": options,
         "bundle_build_seconds": build_seconds,
-        "cores": os.cpu_count(),
     }
-    print(json.dumps(results, indent=2))
+    results["machine"] = machine()
+    print_json(results)
     if not args.bundle:
         shutil.rmtree(workdir, ignore_errors=True)
 

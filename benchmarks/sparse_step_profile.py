@@ -25,16 +25,17 @@ Usage:
 """
 
 import argparse
-import json
 import os
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras loads
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import machine  # noqa: E402
+from _common import print_json  # noqa: E402
 
 from recsys.models import Tower  # noqa: E402
 from recsys.models import TwoTower  # noqa: E402
@@ -146,22 +147,20 @@ def main():
         return holder[1][0][0]
 
     update_ms = _ms(one_update, args.repeats)
-    print(
-        json.dumps(
-            {
-                "users": args.users,
-                "items": args.items,
-                "batch_size": batch,
-                "ms_per_step": {
-                    "fit": fit_ms,
-                    "jitted_step": step_ms,
-                    "loss": loss_ms,
-                    "row_updates": update_ms,
-                },
-                "examples_per_second_fit": batch / fit_ms * 1000,
+    print_json(
+        {
+            "users": args.users,
+            "items": args.items,
+            "batch_size": batch,
+            "ms_per_step": {
+                "fit": fit_ms,
+                "jitted_step": step_ms,
+                "loss": loss_ms,
+                "row_updates": update_ms,
             },
-            indent=1,
-        )
+            "examples_per_second_fit": batch / fit_ms * 1000,
+            "machine": machine(),
+        }
     )
 
 

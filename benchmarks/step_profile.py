@@ -15,11 +15,12 @@ python benchmarks/step_profile.py [--batch-sizes 128 256 512] [--dim 32]
 """
 
 import argparse
-import json
 import time
 
 import jax
 import jax.numpy as jnp
+from _common import machine
+from _common import print_json
 
 NUM_ITEMS, NUM_USERS, HISTORY = 9_068, 673, 10
 
@@ -113,19 +114,16 @@ def main(argv=None):
     parser.add_argument("--dim", type=int, default=32, help="Embedding size.")
     parser.add_argument("--repeats", type=int, default=300, help="Timed steps.")
     args = parser.parse_args(argv)
-    print(
-        json.dumps(
-            {
-                "dim": args.dim,
-                "jax": jax.__version__,
-                "devices": [str(d) for d in jax.devices()],
-                "batches": {
-                    b: profile(b, args.dim, args.repeats)
-                    for b in args.batch_sizes
-                },
+    print_json(
+        {
+            "dim": args.dim,
+            "jax": jax.__version__,
+            "devices": [str(d) for d in jax.devices()],
+            "machine": machine(),
+            "batches": {
+                b: profile(b, args.dim, args.repeats) for b in args.batch_sizes
             },
-            indent=2,
-        )
+        }
     )
 
 

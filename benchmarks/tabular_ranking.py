@@ -31,30 +31,26 @@ python benchmarks/tabular_ranking.py [--seeds 0 1 2] [--candidates 100]
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import child_json
+from _common import config_path
+from _common import machine
+from _common import print_json
+from _common import script_command
+from _common import sibling
 
-from recsys import pipeline  # noqa: E402
-from recsys import tabular_pipeline  # noqa: E402
-from recsys.config import load_config  # noqa: E402
-from recsys.data.sources import load_interactions  # noqa: E402
-from recsys.two_stage import TwoStageRecommender  # noqa: E402
-from recsys.two_stage import evaluate_two_stage  # noqa: E402
+import recsys
+from recsys.data.sources import load_interactions
+from recsys.two_stage import evaluate_two_stage
 
 CONFIGS = {
-    "rating": os.path.join(ROOT, "configs", "movielens_rating.toml"),
-    "liked": os.path.join(ROOT, "configs", "movielens_liked.toml"),
+    "rating": config_path("movielens_rating.toml"),
+    "liked": config_path("movielens_liked.toml"),
 }
-TWO_TOWER = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
+TWO_TOWER = config_path("movielens_two_tower.toml")
 BLENDS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0)
 VALIDATION = ['evaluate.split="validation"']
 TFRS = {
@@ -65,39 +61,33 @@ TFRS = {
 
 def tfrs_baselines(seeds):
     """TFRS ranking baselines on the rating task, each in a subprocess."""
-    script = os.path.join(ROOT, "benchmarks", "tfrs_ranking_baseline.py")
-    results = {}
-    for name, options in TFRS.items():
-        runs = []
-        for seed in seeds:
-            done = subprocess.run(
-                [sys.executable, script, "--seed", str(seed), *options],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        results[name] = runs
-    return results
+    script = sibling("tfrs_ranking_baseline.py")
+    return {
+        name: [
+            child_json(script_command(script, "--seed", seed, *options))
+            for seed in seeds
+        ]
+        for name, options in TFRS.items()
+    }
 
 
 def choose_blends(frame, out, candidates):
     """The blend of each ranker with the best validation HR@10."""
-    retriever, _ = pipeline.train_bundle(
-        load_config(TWO_TOWER, VALIDATION),
+    retriever, _ = recsys.train(
+        recsys.load_config(TWO_TOWER, VALIDATION),
         os.path.join(out, "two_tower-validation"),
         frame=frame,
         progress=False,
     )
     chosen = {}
     for task, path in CONFIGS.items():
-        ranker, _ = tabular_pipeline.train_bundle(
-            load_config(path, VALIDATION),
+        ranker, _ = recsys.train(
+            recsys.load_config(path, VALIDATION),
             os.path.join(out, f"{task}-validation"),
             frame=frame,
             progress=False,
         )
-        recommender = TwoStageRecommender(
+        recommender = recsys.TwoStageRecommender(
             retriever, ranker, num_candidates=candidates
         )
         scores = evaluate_two_stage(
@@ -130,8 +120,8 @@ def main():
     for task, path in CONFIGS.items():
         runs = []
         for seed in args.seeds:
-            config = load_config(path, [f"train.seed={seed}"])
-            bundle, metrics = tabular_pipeline.train_bundle(
+            config = recsys.load_config(path, [f"train.seed={seed}"])
+            bundle, metrics = recsys.train(
                 config,
                 os.path.join(out, f"{task}-{seed}"),
                 frame=frame,
@@ -154,8 +144,8 @@ def main():
                 for key in ("rmse", "mae")
             }
             rating[f"tfrs_runs_{name}"] = runs
-    retriever, _ = pipeline.train_bundle(
-        load_config(TWO_TOWER),
+    retriever, _ = recsys.train(
+        recsys.load_config(TWO_TOWER),
         os.path.join(out, "two_tower"),
         frame=frame,
         progress=False,
@@ -163,7 +153,7 @@ def main():
     chosen = choose_blends(frame, out, args.candidates)
     lists = {"blends_chosen_on_validation": chosen}
     for task, ranker in rankers.items():
-        recommender = TwoStageRecommender(
+        recommender = recsys.TwoStageRecommender(
             retriever, ranker, num_candidates=args.candidates
         )
         blend = chosen[task]["blend"]
@@ -178,7 +168,8 @@ def main():
         ]
         lists["num_interactions"] = evaluation["num_interactions"]
     result["two_stage"] = lists
-    print(json.dumps(result, indent=2))
+    result["machine"] = machine()
+    print_json(result)
 
 
 if __name__ == "__main__":

@@ -14,21 +14,13 @@ python benchmarks/tabular_sweep.py configs/movielens_liked.toml \
 ```
 """
 
-import json
-import os
 import sys
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import print_json
 
-from recsys.config import load_config  # noqa: E402
-from recsys.data.sources import load_interactions  # noqa: E402
-from recsys.kinds.tabular import evaluate_tabular  # noqa: E402
-from recsys.kinds.tabular import fit_tabular_model  # noqa: E402
-from recsys.kinds.tabular import prepare_tabular  # noqa: E402
+import recsys
+from recsys.data.sources import load_interactions
 
 
 def main():
@@ -36,35 +28,34 @@ def main():
     frame = None
     for setting in settings:
         overrides = [s for s in setting.split(";") if s]
-        config = load_config(
+        config = recsys.load_config(
             config_path,
             ["evaluate.split=validation", "evaluate.baselines=[]", *overrides],
         )
         if frame is None:
             frame = load_interactions(config["data"]["source"])
         start = time.perf_counter()
-        prepared = prepare_tabular(config, frame)
-        model, timing = fit_tabular_model(prepared, progress=False)
-        metrics = evaluate_tabular(model, prepared)
-        for name, values in metrics.items():
-            if name == "baselines_tuned":
-                continue
-            print(
-                json.dumps(
-                    {
-                        "overrides": overrides,
-                        "model": name,
-                        **{
-                            k: round(v, 4)
-                            for k, v in values.items()
-                            if k != "num_examples"
-                        },
-                        "best_epoch": timing["best_epoch"],
-                        "seconds": round(time.perf_counter() - start),
-                        "backend": timing["backend"],
-                    }
-                ),
-                flush=True,
+        metrics = recsys.train(
+            config, frame=frame, progress=False, write=False
+        ).metrics
+        timing = metrics["train"]
+        split = config["evaluate"]["split"]
+        for name in [split, *(k for k in metrics if k.startswith("baseline_"))]:
+            values = metrics[name]
+            print_json(
+                {
+                    "overrides": overrides,
+                    "model": name,
+                    **{
+                        k: round(v, 4)
+                        for k, v in values.items()
+                        if k != "num_examples"
+                    },
+                    "best_epoch": timing["best_epoch"],
+                    "seconds": round(time.perf_counter() - start),
+                    "backend": timing["backend"],
+                },
+                indent=None,
             )
 
 

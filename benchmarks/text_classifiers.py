@@ -20,40 +20,57 @@ python benchmarks/text_classifiers.py [--seeds 3] [--vectors]
 """
 
 import argparse
-import json
 import os
 import statistics
 import sys
 import tempfile
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from _common import config_path
+from _common import machine
+from _common import print_json
 
-from recsys.baselines.text import run_baselines  # noqa: E402
-from recsys.config import TEXT_ARCHITECTURES  # noqa: E402
-from recsys.config import load_config  # noqa: E402
-from recsys.evaluation.classification import classification_metrics  # noqa: E402
-from recsys.kinds.text import class_ids  # noqa: E402
-from recsys.kinds.text import encode  # noqa: E402
-from recsys.kinds.text import fit_text_classifier  # noqa: E402
-from recsys.kinds.text import prepare_text_data  # noqa: E402
+from recsys.baselines.text import run_baselines
+from recsys.config import TEXT_ARCHITECTURES
+from recsys.config import load_config
+from recsys.kinds import get_kind
+from recsys.kinds.text import class_ids
+from recsys.kinds.text import encode
 
-CONFIG = os.path.join(ROOT, "configs", "tweets_text.toml")
+CONFIG = config_path("tweets_text.toml")
+# Each model's run: the baselines are fitted once, in `main`.
+NO_BASELINES = "evaluate.baselines=[]"
 
 
 def run_model(prepared, config):
-    """Trains one model; returns its test metrics, seconds and epochs."""
-    model, coverage, timing = fit_text_classifier(
-        prepared, config, progress=False
-    )
-    x_test, y_test = encode(prepared, prepared.test, config)
-    metrics = classification_metrics(y_test, model.predict(x_test, verbose=0))
-    metrics.update(seconds=timing["seconds"], epochs=timing["epochs"])
-    if coverage is not None:
-        metrics["coverage"] = round(float(coverage), 4)
-    return metrics
+    """Trains and scores one model as `recsys train` does (no baselines).
+
+    The data is prepared once for every run (`prepared`): the kind's fit
+    and evaluate steps, not `recsys.train`, which would prepare it again.
+
+    Returns:
+        dict: the split's metrics, with `seconds`, `epochs` and, for
+        pretrained vectors, `coverage`.
+    """
+    kind = get_kind("text")
+    fitted = kind.fit(prepared, config, progress=False)
+    metrics = kind.evaluate(fitted, {}, prepared, config, progress=False)
+    scores = metrics[config["evaluate"]["split"]]
+    scores["epochs"] = metrics["train"]["epochs"]
+    if "pretrained_coverage" in metrics:
+        scores["coverage"] = metrics["pretrained_coverage"]
+    return scores
+
+
+def run_seeds(prepared, overrides, seeds, name):
+    """`run_model` at seeds `0 .. seeds - 1` of one setting; the summary."""
+    runs = []
+    for seed in range(seeds):
+        config = load_config(
+            CONFIG, [*overrides, NO_BASELINES, f"train.seed={seed}"]
+        )
+        runs.append(run_model(prepared, config))
+        print(name, seed, runs[-1], file=sys.stderr)
+    return summarize(runs)
 
 
 def summarize(runs):
@@ -99,28 +116,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
     overrides = [f"evaluate.split='{args.split}'", *args.set]
     config = load_config(CONFIG, overrides)
-    prepared = prepare_text_data(config)
+    prepared = get_kind("text").prepare(config)
 
-    models = {}
-    for architecture in TEXT_ARCHITECTURES:
-        runs = []
-        for seed in range(args.seeds):
-            run_config = load_config(
-                CONFIG,
-                [
-                    *overrides,
-                    f"model.architecture='{architecture}'",
-                    f"train.seed={seed}",
-                ],
-            )
-            runs.append(run_model(prepared, run_config))
-            print(architecture, seed, runs[-1], file=sys.stderr)
-        models[architecture] = summarize(runs)
+    models = {
+        architecture: run_seeds(
+            prepared,
+            [*overrides, f"model.architecture='{architecture}'"],
+            args.seeds,
+            architecture,
+        )
+        for architecture in TEXT_ARCHITECTURES
+    }
 
     text, label = config["data"]["text"], config["data"]["label"]
     _, y_test = encode(prepared, prepared.test, config)
     baselines = run_baselines(
-        ["tfidf_char", "tfidf_word"],
+        config["evaluate"]["baselines"],
         prepared.train[text].tolist(),
         class_ids(prepared, prepared.train[label]),
         prepared.test[text].tolist(),
@@ -140,33 +151,28 @@ def main(argv=None):
                 ],
                 "word2vec_fine_tuned": [f"model.embeddings='{path}'"],
             }
-            for name, extra in variants.items():
-                runs = []
-                for seed in range(args.seeds):
-                    run_config = load_config(
-                        CONFIG, [*overrides, *extra, f"train.seed={seed}"]
-                    )
-                    runs.append(run_model(prepared, run_config))
-                    print(name, seed, runs[-1], file=sys.stderr)
-                vectors[name] = summarize(runs)
+            vectors = {
+                name: run_seeds(
+                    prepared, [*overrides, *extra], args.seeds, name
+                )
+                for name, extra in variants.items()
+            }
 
-    print(
-        json.dumps(
-            {
-                "config": {
-                    "split": args.split,
-                    "seeds": args.seeds,
-                    "default_architecture": config["model"]["architecture"],
-                    "overrides": args.set,
-                    "train_rows": len(prepared.train),
-                    "test_rows": len(prepared.test),
-                },
-                "models": models,
-                "baselines": baselines,
-                "vectors": vectors,
+    print_json(
+        {
+            "config": {
+                "split": args.split,
+                "seeds": args.seeds,
+                "default_architecture": config["model"]["architecture"],
+                "overrides": args.set,
+                "train_rows": len(prepared.train),
+                "test_rows": len(prepared.test),
             },
-            indent=2,
-        )
+            "machine": machine(),
+            "models": models,
+            "baselines": baselines,
+            "vectors": vectors,
+        }
     )
 
 

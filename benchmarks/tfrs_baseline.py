@@ -23,18 +23,16 @@ Usage (from the repository root):
 
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow loads
 
 import argparse  # noqa: E402
 import contextlib  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import machine  # noqa: E402
+from _common import print_json  # noqa: E402
 
 from recsys.data import load_movielens  # noqa: E402
 from recsys.data import temporal_split  # noqa: E402
@@ -115,7 +113,7 @@ def main(argv=None):
     # Only the JSON goes to stdout: the caller parses it.
     with contextlib.redirect_stdout(sys.stderr):
         result = run(args)
-    print(json.dumps(result))
+    print_json(result, indent=None)
 
 
 def run(args):
@@ -200,6 +198,7 @@ def run(args):
         "model": "tfrs",
         "tfrs_version": tfrs.__version__,
         "tensorflow_version": tf.__version__,
+        "machine": machine(backend="tensorflow (tf-keras)"),
         "config": {
             "dim": args.dim,
             "batch_size": args.batch_size,

@@ -19,17 +19,14 @@ Usage (needs the `bench` extra):
 
 import os
 
-os.environ["TF_USE_LEGACY_KERAS"] = "1"
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ["TF_USE_LEGACY_KERAS"] = "1"  # before TensorFlow loads
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from _common import machine  # noqa: E402
+from _common import print_json  # noqa: E402
 
 from recsys.data import load_movielens  # noqa: E402
 from recsys.data import temporal_split  # noqa: E402
@@ -127,19 +124,19 @@ def main():
     }
     predictions = model.predict(features, batch_size=8192, verbose=0)[:, 0]
     errors = predictions - test[LABEL].to_numpy(np.float64)
-    print(
-        json.dumps(
-            {
-                "model": "tfrs basic ranking (user + movie embeddings, MLP)",
-                "settings": vars(args),
-                args.split: {
-                    "rmse": float(np.sqrt(np.mean(errors**2))),
-                    "mae": float(np.mean(np.abs(errors))),
-                    "num_examples": int(len(test)),
-                },
-                "train_seconds": seconds,
-            }
-        )
+    print_json(
+        {
+            "model": "tfrs basic ranking (user + movie embeddings, MLP)",
+            "settings": vars(args),
+            args.split: {
+                "rmse": float(np.sqrt(np.mean(errors**2))),
+                "mae": float(np.mean(np.abs(errors))),
+                "num_examples": int(len(test)),
+            },
+            "train_seconds": seconds,
+            "machine": machine(backend="tensorflow (tf-keras)"),
+        },
+        indent=None,
     )
 
 

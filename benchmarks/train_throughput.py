@@ -1,8 +1,9 @@
 """Training examples/s of the default model under JAX and TensorFlow.
 
-Trains configs/movielens_two_tower.toml (79,748 examples per epoch) on
-whatever device each backend finds (a GPU when one is visible, else the CPU)
-and reports examples/s over the epochs after the first (which traces and
+Trains configs/movielens_two_tower.toml (79,748 examples per epoch) as
+`recsys train` does (`recsys.train(config, write=False)`) on whatever device
+each backend finds (a GPU when one is visible, else the CPU) and reports
+the fit's examples/s over the epochs after the first (which traces and
 compiles). Each backend runs in its own subprocess (the Keras backend is
 fixed per process); the runs alternate, JAX then TensorFlow, `--repeats`
 times, so both see the same machine load. `--precisions` adds mixed
@@ -21,14 +22,17 @@ python benchmarks/train_throughput.py [--repeats 2] [--epochs 3]
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
+from _common import child_json
+from _common import config_path
+from _common import machine
+from _common import print_json
+from _common import script_command
+
+DEFAULT_CONFIG = config_path("movielens_two_tower.toml")
 
 
 def _device():
@@ -48,16 +52,9 @@ def _device():
 
 def worker(args):
     """One backend's run (in a subprocess): prints a JSON line."""
-    sys.path.insert(0, ROOT)
-    import keras
+    import recsys
 
-    from recsys.config import load_config
-    from recsys.kinds.two_tower import prepare_data
-    from recsys.training.precision import precision_scope
-    from recsys.training.two_tower import build_two_tower
-    from recsys.training.two_tower import fit_two_tower
-
-    config = load_config(
+    config = recsys.load_config(
         DEFAULT_CONFIG,
         [
             *args.set,
@@ -65,20 +62,17 @@ def worker(args):
             f'train.mixed_precision="{args.precision}"',
         ],
     )
-    keras.utils.set_random_seed(0)
-    prepared = prepare_data(config)
-    with precision_scope(config):
-        model = build_two_tower(prepared.preprocessor, config)
-        timing = fit_two_tower(model, prepared.inputs, config, progress=False)
+    # What `recsys train` runs, in memory; only the fit's timing is kept.
+    timing = recsys.train(config, progress=False, write=False).metrics["train"]
     result = {
-        "backend": keras.backend.backend(),
+        "backend": timing["backend"],
         "precision": args.precision,
         "device": _device(),
         "examples_per_second": timing["examples_per_second"],
         "epoch_seconds": timing["epoch_seconds"],
         "train_rows": timing["train_rows"],
     }
-    sys.stdout.write(json.dumps(result) + "\n")
+    print_json(result, indent=None)
 
 
 def main():
@@ -98,27 +92,16 @@ def main():
     for _ in range(args.repeats):
         for precision in args.precisions.split(","):
             for backend in args.backends.split(","):
-                command = [
-                    sys.executable,
-                    os.path.abspath(__file__),
+                command = script_command(
+                    __file__,
                     "--worker",
                     f"--epochs={args.epochs}",
                     f"--precision={precision}",
-                ]
+                )
                 for override in args.set:
                     command += ["--set", override]
-                env = {
-                    **os.environ,
-                    "KERAS_BACKEND": backend,
-                    "TF_CPP_MIN_LOG_LEVEL": "2",
-                }
-                done = subprocess.run(
-                    command, env=env, capture_output=True, text=True
-                )
-                if done.returncode:
-                    sys.stderr.write(done.stderr[-3000:])
-                    raise SystemExit(f"{backend}/{precision} run failed")
-                runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+                env = {**os.environ, "KERAS_BACKEND": backend}
+                runs.append(child_json(command, env=env))
                 print(runs[-1], file=sys.stderr)
     median = {}
     for run in runs:
@@ -128,18 +111,16 @@ def main():
     ratio = None
     if "jax/off" in median and "tensorflow/off" in median:
         ratio = median["tensorflow/off"] / median["jax/off"]
-    print(
-        json.dumps(
-            {
-                "config": DEFAULT_CONFIG,
-                "overrides": args.set,
-                "epochs": args.epochs,
-                "runs": runs,
-                "median": median,
-                "ratio_tensorflow_to_jax": ratio,
-            },
-            indent=2,
-        )
+    print_json(
+        {
+            "config": DEFAULT_CONFIG,
+            "overrides": args.set,
+            "epochs": args.epochs,
+            "machine": machine(backend=args.backends),
+            "runs": runs,
+            "median": median,
+            "ratio_tensorflow_to_jax": ratio,
+        }
     )
 
 

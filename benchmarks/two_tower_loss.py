@@ -17,24 +17,22 @@ python benchmarks/two_tower_loss.py [--batch-sizes 512 2048] [--dim 32]
 """
 
 import argparse
-import json
 import os
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-os.environ.setdefault("KERAS_BACKEND", "jax")
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras loads
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from _common import machine  # noqa: E402
+from _common import print_json  # noqa: E402
 from keras import ops  # noqa: E402
 
 from recsys.layers.remove_accidental_hits import MIN_LOGIT  # noqa: E402
 from recsys.models import Tower  # noqa: E402
 from recsys.models import TwoTower  # noqa: E402
-from recsys.models.two_tower import SAMPLING_PROBABILITY  # noqa: E402
+from recsys.names import SAMPLING_PROBABILITY  # noqa: E402
 
 
 def _model(dim, logq_weight=1.5):
@@ -129,20 +127,18 @@ def main():
             "current_ms": round(timings["current"], 3),
             "loss": values["current"],
         }
-    print(
-        json.dumps(
-            {
-                "loss_forward_backward": results,
-                "ratio": {
-                    f"previous_over_current_at_{b}": round(
-                        r["previous_ms"] / r["current_ms"], 2
-                    )
-                    for b, r in results.items()
-                },
-                "setup": {"dim": args.dim, "backend": "jax", "device": "cpu"},
+    print_json(
+        {
+            "loss_forward_backward": results,
+            "ratio": {
+                f"previous_over_current_at_{b}": round(
+                    r["previous_ms"] / r["current_ms"], 2
+                )
+                for b, r in results.items()
             },
-            indent=2,
-        )
+            "setup": {"dim": args.dim, "backend": "jax", "device": "cpu"},
+            "machine": machine(),
+        }
     )
 
 

@@ -22,51 +22,58 @@ python benchmarks/two_tower_vs_tfrs.py [--repeats 3] [--dim D]
 """
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "jax")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+os.environ.setdefault("KERAS_BACKEND", "jax")  # before Keras loads
 
 import keras  # noqa: E402
+from _common import child_json  # noqa: E402
+from _common import config_path  # noqa: E402
+from _common import machine  # noqa: E402
+from _common import print_json  # noqa: E402
+from _common import script_command  # noqa: E402
+from _common import sibling  # noqa: E402
 
 from recsys.config import load_config  # noqa: E402
 from recsys.evaluation.retrieval import metric_names  # noqa: E402
+from recsys.kinds import get_kind  # noqa: E402
 from recsys.kinds.two_tower import embed_catalog_and_users  # noqa: E402
 from recsys.kinds.two_tower import evaluate_bundle  # noqa: E402
 from recsys.kinds.two_tower import in_memory_bundle  # noqa: E402
-from recsys.kinds.two_tower import prepare_data  # noqa: E402
 from recsys.training.two_tower import build_two_tower  # noqa: E402
 from recsys.training.two_tower import fit_two_tower  # noqa: E402
 
 QUALITY_BAR = 0.20
-DEFAULT_CONFIG = os.path.join(ROOT, "configs", "movielens_two_tower.toml")
+DEFAULT_CONFIG = config_path("movielens_two_tower.toml")
 
 
 class EpochEvaluation(keras.callbacks.Callback):
-    """Filtered HR@100 on the test split after every epoch (not timed)."""
+    """The pipeline's evaluation after every epoch (not timed).
+
+    `fit_two_tower`'s epoch timer runs before this callback, so the
+    evaluation is outside the timed span. After the last epoch it is the
+    trained model's evaluation.
+    """
 
     def __init__(self, prepared):
         super().__init__()
         self.prepared = prepared
-        self.values = []
+        self.metrics = []
 
     def on_epoch_end(self, epoch, logs=None):
-        arrays = embed_catalog_and_users(self.model, self.prepared)
+        prepared = self.prepared
+        arrays = embed_catalog_and_users(self.model, prepared)
         metrics = evaluate_bundle(
-            in_memory_bundle(self.prepared, arrays),
-            self.prepared.frame,
-            self.prepared.config,
-            self.prepared.train,
-            self.prepared.test,
+            in_memory_bundle(prepared, arrays),
+            prepared.frame,
+            prepared.config,
+            prepared.train,
+            prepared.test,
         )
-        self.values.append(metrics["test"]["hr@100_filtered"])
+        self.metrics.append(metrics["test"])
 
 
 def time_to_quality(epoch_seconds, values):
@@ -80,51 +87,42 @@ def time_to_quality(epoch_seconds, values):
 
 
 def run_ours(config, seed):
+    """The pipeline's steps, with an evaluation after every epoch.
+
+    `recsys train`'s prepare step (seeded), then its model and fit with
+    the `EpochEvaluation` callback in between.
+    """
     config = {**config, "train": {**config["train"], "seed": seed}}
-    keras.utils.set_random_seed(seed)
-    prepared = prepare_data(config)
+    prepared = get_kind("two_tower").prepare(config)
     model = build_two_tower(prepared.preprocessor, config)
     evaluation = EpochEvaluation(prepared)
     timing = fit_two_tower(
         model, prepared.inputs, config, callbacks=[evaluation], progress=False
     )
-    arrays = embed_catalog_and_users(model, prepared)
-    metrics = evaluate_bundle(
-        in_memory_bundle(prepared, arrays),
-        prepared.frame,
-        config,
-        prepared.train,
-        prepared.test,
-    )
+    values = [m["hr@100_filtered"] for m in evaluation.metrics]
     return {
-        "test": {k: metrics["test"][k] for k in metric_names()},
+        "test": {k: evaluation.metrics[-1][k] for k in metric_names()},
         "examples_per_second": timing["examples_per_second"],
         "seconds": timing["seconds"],
         "epoch_seconds": timing["epoch_seconds"],
-        "hr@100_filtered_per_epoch": evaluation.values,
+        "hr@100_filtered_per_epoch": values,
         "seconds_to_hr@100_filtered_0.20": time_to_quality(
-            timing["epoch_seconds"], evaluation.values
+            timing["epoch_seconds"], values
         ),
     }
 
 
 def run_tfrs(dim, batch_size, epochs, seed, learning_rate):
-    command = [
-        sys.executable,
-        os.path.join(ROOT, "benchmarks", "tfrs_baseline.py"),
+    command = script_command(
+        sibling("tfrs_baseline.py"),
         f"--dim={dim}",
         f"--batch-size={batch_size}",
         f"--epochs={epochs}",
         f"--seed={seed}",
         f"--learning-rate={learning_rate}",
-    ]
-    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
-    done = subprocess.run(
-        command, capture_output=True, text=True, env=env, check=False
     )
-    if done.returncode != 0:
-        raise RuntimeError(f"TFRS baseline failed:\n{done.stderr[-3000:]}")
-    result = json.loads(done.stdout)
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    result = child_json(command, env=env)
     per_epoch = result["per_epoch"]
     values = [e["hr@100_filtered"] for e in per_epoch]
     result["hr@100_filtered_per_epoch"] = values
@@ -224,8 +222,9 @@ def main(argv=None):
             / tfrs_summary["test"]["hr@100_filtered"],
         },
         "wall_seconds": time.time() - started,
+        "machine": machine(),
     }
-    print(json.dumps(result, indent=2))
+    print_json(result)
 
 
 if __name__ == "__main__":

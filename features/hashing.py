@@ -10,6 +10,7 @@ machines and runs.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,7 +18,7 @@ import pandas as pd
 HASH_KEY = "0123456789123456"
 
 
-def canonical_strings(values):
+def canonical_strings(values: Any) -> np.ndarray:
     """Returns the canonical string form of `values`, with nulls as `None`.
 
     Args:
@@ -39,7 +40,7 @@ def canonical_strings(values):
     return series.astype("string").to_numpy(dtype=object, na_value=None)
 
 
-def canonical_string(value):
+def canonical_string(value: Any) -> str | None:
     """The canonical string of one value (see `canonical_strings`).
 
     The scalar fast path for serving: no pandas objects for a single id.
@@ -61,11 +62,11 @@ def canonical_string(value):
 WHOLE_FLOAT_LIMIT = 2.0**63
 
 
-def _is_whole(value):
+def _is_whole(value: float) -> bool:
     return abs(value) < WHOLE_FLOAT_LIMIT and value.is_integer()
 
 
-def _float_strings(series):
+def _float_strings(series: pd.Series) -> np.ndarray:
     """`canonical_strings` of a float Series, vectorized."""
     values = series.to_numpy(dtype=np.float64, na_value=np.nan)
     present = ~np.isnan(values)
@@ -81,7 +82,7 @@ def _float_strings(series):
     return strings
 
 
-def stable_hash(values, num_buckets):
+def stable_hash(values: Any, num_buckets: int) -> np.ndarray:
     """Hashes values into `[0, num_buckets)`, stably across processes.
 
     Args:
@@ -129,18 +130,20 @@ FINGERPRINT_BUCKETS = 2**31 - 2
 MIX_MULTIPLIER = 0x45D9F3B
 
 
-def multi_hash_salts(num_hashes, seed=0):
+def multi_hash_salts(num_hashes: int, seed: int = 0) -> np.ndarray:
     """The salt of each hash function: an int32 array `(num_hashes,)`."""
     rng = np.random.default_rng(seed)
     return rng.integers(1, 2**31 - 1, num_hashes).astype(np.int32)
 
 
-def _shift_right(x, bits):
+def _shift_right(x: np.ndarray, bits: int) -> np.ndarray:
     """Logical right shift of int32 values (`>>` is arithmetic)."""
     return (x >> bits) & np.int32((1 << (32 - bits)) - 1)
 
 
-def multi_hash(ids, num_buckets, num_hashes, seed=0):
+def multi_hash(
+    ids: Any, num_buckets: int, num_hashes: int, seed: int = 0
+) -> np.ndarray:
     """Maps ids to `num_hashes` rows each of a table of `num_buckets + 1`.
 
     Args:
@@ -168,7 +171,7 @@ def multi_hash(ids, num_buckets, num_hashes, seed=0):
     return np.where(ids == 0, 0, rows)
 
 
-def colliding_share(rows, unordered=False):
+def colliding_share(rows: np.ndarray, unordered: bool = False) -> float:
     """Share of values whose row (or tuple of rows) another value shares.
 
     Args:
@@ -193,8 +196,11 @@ def colliding_share(rows, unordered=False):
 
 
 def recommended_buckets(
-    distinct_values, target_share=0.01, num_hashes=1, unordered=False
-):
+    distinct_values: int,
+    target_share: float = 0.01,
+    num_hashes: int = 1,
+    unordered: bool = False,
+) -> int:
     """Buckets that keep the colliding share of values near `target_share`.
 
     With `n` values hashed uniformly into `m ** k` possible row tuples, a

@@ -10,12 +10,17 @@ import json
 import logging
 import os
 import stat
-import uuid
+from collections.abc import Iterable
+from typing import Any
+from typing import TypeAlias
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from recsys.features.counting import Moments
+from recsys.features.counting import ValueCounter
 from recsys.features.hashing import FINGERPRINT_BUCKETS
 from recsys.features.hashing import canonical_strings
 from recsys.features.hashing import colliding_share
@@ -24,13 +29,19 @@ from recsys.features.hashing import recommended_buckets
 from recsys.features.hashing import stable_hash
 from recsys.features.specs import BucketizedFeature
 from recsys.features.specs import CategoricalFeature
+from recsys.features.specs import FeatureSpec
 from recsys.features.specs import MultiCategoricalFeature
 from recsys.features.specs import NumericFeature
 from recsys.features.specs import TextFeature
 from recsys.features.specs import default_embedding_dim
 from recsys.features.specs import feature_from_config
+from recsys.storage.atomic_write import write_text_atomically
 
 logger = logging.getLogger(__name__)
+
+# What `fit`, `partial_fit` and `transform` take: a pandas DataFrame, a
+# pyarrow Table (or RecordBatch) or a dict of columns.
+Columns: TypeAlias = pd.DataFrame | pa.Table | pa.RecordBatch | dict[str, Any]
 
 FORMAT_VERSION = 1
 # Largest preprocessor.json read by `Preprocessor.load` (vocabularies).
@@ -39,51 +50,67 @@ MAX_JSON_BYTES = 2**30
 TARGET_COLLISION_SHARE = 0.01
 
 
-class NotFittedError(ValueError):
-    """Raised when a `Preprocessor` is used before `fit`."""
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a `Preprocessor` is used before `fit`.
+
+    An `AttributeError` too, as scikit-learn's: `hasattr(pre,
+    "vocabularies_")` is False before `fit`.
+    """
 
 
-def _fsync_directory(directory):
-    """Flushes a directory's entries (a rename) to disk, where supported."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # some filesystems cannot fsync a directory
-    finally:
-        os.close(fd)
-
-
-def _column(data, name):
-    """Returns column `name` of a DataFrame, Arrow table or dict as a Series."""
-    if isinstance(data, pa.Table):
-        columns = data.column_names
-        if name in columns:
-            return data.column(name).to_pandas()
-    elif isinstance(data, pd.DataFrame):
-        columns = list(data.columns)
-        if name in columns:
-            return data[name]
-    elif isinstance(data, dict):
-        columns = list(data)
-        if name in columns:
-            return pd.Series(data[name])
-    else:
+def _as_chunk(data: Columns) -> Columns:
+    """`data` as a DataFrame, Arrow Table or dict (a RecordBatch: a Table)."""
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    if not isinstance(data, (pa.Table, pd.DataFrame, dict)):
         raise TypeError(
-            "Expected a pandas DataFrame, a pyarrow Table or a dict of "
-            f"columns. Received: {type(data).__name__}"
+            "Expected a pandas DataFrame, a pyarrow Table or RecordBatch, "
+            f"or a dict of columns. Received: {type(data).__name__}"
         )
-    raise KeyError(
-        f"Column '{name}' is missing from the input. Available columns: "
-        f"{columns}. Fix: add the column or remove feature '{name}' from "
-        "the feature spec."
-    )
+    return data
 
 
-def _num_rows(data):
+def _raw_column(data: Columns, name: str) -> Any:
+    """Column `name` as the input holds it (Arrow column, Series, list)."""
+    data = _as_chunk(data)
+    columns = data.column_names if isinstance(data, pa.Table) else list(data)
+    if name not in columns:
+        raise KeyError(
+            f"Column '{name}' is missing from the input. Available columns: "
+            f"{columns}. Fix: add the column or remove feature '{name}' "
+            "from the feature spec."
+        )
+    if isinstance(data, pa.Table):
+        return data.column(name)
+    return data[name]
+
+
+def _column(data: Columns, name: str) -> pd.Series:
+    """Returns column `name` of a DataFrame, Arrow table or dict as a Series."""
+    column = _raw_column(data, name)
+    if isinstance(column, pa.ChunkedArray):
+        return column.to_pandas()
+    return column if isinstance(column, pd.Series) else pd.Series(column)
+
+
+def _num_rows(data: Columns) -> int:
+    data = _as_chunk(data)
     if isinstance(data, (pa.Table, pd.DataFrame)):
         return len(data)
     return len(next(iter(data.values()))) if data else 0
+
+
+def _canonical_counts(counter: ValueCounter) -> pd.Series:
+    """A counter's counts by canonical string, the empty string left out."""
+    values, counts = counter.result()
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        # Strings are their own canonical spelling.
+        keys = values.to_numpy(zero_copy_only=False)
+    else:
+        keys = canonical_strings(values.to_pandas())
+    # Raw values (42, 42.0, "42") merge under their canonical string.
+    merged = pd.Series(counts).groupby(keys, sort=False).sum()
+    return merged[merged.index != ""]
 
 
 # The "text" tokenizer (see `TextFeature`), as Arrow regex replacements.
@@ -94,11 +121,11 @@ _TEXT_RULES = (
 )
 
 
-def _is_sequence(feature):
+def _is_sequence(feature: FeatureSpec) -> bool:
     return isinstance(feature, (MultiCategoricalFeature, TextFeature))
 
 
-def _tokens(series, feature):
+def _tokens(series: pd.Series, feature: Any) -> pa.ListArray:
     """Splits a multi-valued column into an Arrow list array of strings."""
     if feature.tokenizer == "text" and series.dtype == object:
         bad = series.map(lambda v: not isinstance(v, str) and pd.notna(v))
@@ -122,17 +149,53 @@ def _tokens(series, feature):
     return pc.split_pattern(strings, feature.separator)
 
 
+class _FitState:
+    """What `Preprocessor.partial_fit` has accumulated so far.
+
+    Per feature: a `ValueCounter` (categorical, multi-valued and text), a
+    `Moments` (numeric) or the finite values seen (bucketized features
+    that learn quantile boundaries, which need every value).
+    """
+
+    def __init__(self, features: list[FeatureSpec]) -> None:
+        self.rows = 0
+        self.counters: dict[str, ValueCounter] = {}
+        self.moments: dict[str, Moments] = {}
+        self.samples: dict[str, list[np.ndarray]] = {}
+        for feature in features:
+            if isinstance(feature, NumericFeature):
+                self.moments[feature.name] = Moments()
+            elif isinstance(feature, BucketizedFeature):
+                if feature.boundaries is None:
+                    self.samples[feature.name] = []
+            else:
+                self.counters[feature.name] = ValueCounter()
+
+    def add(self, rows: int, parts: dict[str, Any]) -> None:
+        """Adds one chunk's parts (see `Preprocessor._chunk_parts`)."""
+        self.rows += rows
+        for name, part in parts.items():
+            if name in self.moments:
+                self.moments[name].update(part)
+            elif name in self.samples:
+                self.samples[name].append(part)
+            elif name in self.counters:
+                self.counters[name].update(part)
+
+
 class Preprocessor:
     """Fits vocabularies and statistics, then transforms columns to arrays.
 
     Args:
         features: list of feature specs (`CategoricalFeature`,
-            `MultiCategoricalFeature`, `NumericFeature`), one per column.
+            `MultiCategoricalFeature`, `TextFeature`, `NumericFeature`,
+            `BucketizedFeature`), one per column.
 
-    Attributes (after `fit`):
+    Attributes (after `fit`, or `partial_fit`):
         vocabularies_: dict. Feature name -> list of canonical strings
             (exact vocabularies).
-        stats_: dict. Feature name -> `{"mean", "std"}` (numeric features).
+        stats_: dict. Feature name -> `{"mean", "std"}` (numeric features)
+            or `{"boundaries"}` (bucketized features).
         collision_report_: dict. Feature name -> `{"distinct_values",
             "buckets", "num_hashes", "colliding_share", "target_share",
             "recommended_buckets"}` for hashed features: the share of
@@ -148,7 +211,7 @@ class Preprocessor:
     ```
     """
 
-    def __init__(self, *, features):
+    def __init__(self, *, features: Iterable[FeatureSpec]) -> None:
         features = list(features)
         names = [f.name for f in features]
         duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -168,21 +231,56 @@ class Preprocessor:
                     "BucketizedFeature. "
                     f"Received: {feature!r}"
                 )
-        self.features = features
+        self.features: list[FeatureSpec] = features
+        # What `partial_fit` accumulated (None after `fit` or a load, which
+        # keep no counts), and the learned attributes: learned from the
+        # counts when first read, so chunks cost no re-sorting each.
+        self._fit_state: _FitState | None = None
+        self._learned: dict[str, dict[str, Any]] | None = None
+        self._indexes: dict[Any, Any] = {}
 
     # -- learned state ---------------------------------------------------
 
     @property
-    def is_fitted(self):
-        return hasattr(self, "vocabularies_")
+    def is_fitted(self) -> bool:
+        """Whether `fit` or `partial_fit` ran (or the state was loaded)."""
+        return self._learned is not None or self._fit_state is not None
 
-    def _check_fitted(self):
+    @property
+    def vocabularies_(self) -> dict[str, list[str]]:
+        return self._learned_state()["vocabularies"]
+
+    @property
+    def stats_(self) -> dict[str, dict[str, Any]]:
+        return self._learned_state()["stats"]
+
+    @property
+    def collision_report_(self) -> dict[str, dict[str, Any]]:
+        return self._learned_state()["collision_report"]
+
+    def _learned_state(self) -> dict[str, dict[str, Any]]:
+        learned = self._learned
+        if learned is None:
+            if self._fit_state is None:
+                raise NotFittedError(
+                    "This Preprocessor is not fitted yet. Call `fit(data)` "
+                    "first."
+                )
+            learned = self._learn(self._fit_state)
+            self._set_learned(learned)
+        return learned
+
+    def _set_learned(self, learned: dict[str, dict[str, Any]] | None) -> None:
+        self._learned = learned
+        self._indexes = {}  # lookups cached from the previous state
+
+    def _check_fitted(self) -> None:
         if not self.is_fitted:
             raise NotFittedError(
                 "This Preprocessor is not fitted yet. Call `fit(data)` first."
             )
 
-    def feature(self, name):
+    def feature(self, name: str) -> FeatureSpec:
         """Returns the spec of feature `name`."""
         for feature in self.features:
             if feature.name == name:
@@ -192,7 +290,7 @@ class Preprocessor:
             f"{[f.name for f in self.features]}"
         )
 
-    def input_dim(self, name):
+    def input_dim(self, name: str) -> int:
         """Rows of the embedding table for categorical feature `name`."""
         self._check_fitted()
         feature = self.feature(name)
@@ -200,13 +298,14 @@ class Preprocessor:
             raise ValueError(f"Feature '{name}' is numeric: it has no table.")
         if isinstance(feature, BucketizedFeature):
             return 2 + len(self.stats_[name]["boundaries"])
+        assert isinstance(feature, CategoricalFeature)  # noqa: S101 (mypy)
         if feature.vocabulary == "hash":
             if feature.num_hashes > 1:
                 return 1 + FINGERPRINT_BUCKETS  # ids, not table rows
             return 1 + feature.num_buckets
         return 1 + feature.num_oov_buckets + len(self.vocabularies_[name])
 
-    def embedding_dim(self, name):
+    def embedding_dim(self, name: str) -> int:
         """The embedding size of `name`: its spec's, or the default rule."""
         feature = self.feature(name)
         if feature.embedding_dim is not None:
@@ -221,59 +320,150 @@ class Preprocessor:
 
     # -- fit ---------------------------------------------------------------
 
-    def fit(self, data):
+    def fit(self, data: Columns) -> "Preprocessor":
         """Learns vocabularies and statistics from `data`.
 
+        Replaces any earlier fit; on error the earlier fit is kept.
+
         Args:
-            data: pandas DataFrame, pyarrow Table or dict of columns.
+            data: pandas DataFrame, pyarrow Table or RecordBatch, or dict of
+                columns.
 
         Returns:
             `self`.
         """
+        data = _as_chunk(data)
         if _num_rows(data) == 0:
+            raise ValueError(
+                "Cannot fit a Preprocessor on an empty input (0 rows)."
+            )
+        state = _FitState(self.features)
+        state.add(_num_rows(data), self._chunk_parts(data))
+        learned = self._learn(state)
+        # The counts are dropped: a fitted preprocessor holds only what it
+        # learned, as one loaded from JSON does.
+        self._fit_state = None
+        self._set_learned(learned)
+        return self
+
+    def partial_fit(self, data: Columns) -> "Preprocessor":
+        """Learns from one more chunk of the data.
+
+        Chunk after chunk, `partial_fit` keeps per-value counts and running
+        moments, so memory grows with the distinct values, never with the
+        rows (except for bucketized features that learn quantile
+        boundaries, which keep every value: give those fixed `boundaries`
+        for tables larger than memory). The learned attributes cover every
+        chunk so far and equal those `fit` learns on the chunks
+        concatenated: the same vocabularies in the same order, the same
+        boundaries and collision report, and the same numeric statistics up
+        to floating-point rounding (identical for one chunk).
+
+        Args:
+            data: pandas DataFrame, pyarrow Table or RecordBatch, or dict of
+                columns: one chunk, possibly empty.
+
+        Returns:
+            `self`.
+
+        Raises:
+            ValueError: if the preprocessor was fitted with `fit` or loaded
+                (neither keeps counts to add to), or a column cannot be
+                fitted (as `fit` raises). The chunk is then not added.
+
+        Example:
+
+        ```python
+        pre = Preprocessor(features=[CategoricalFeature("userId")])
+        for chunk in pd.read_csv(path, chunksize=1_000_000):
+            pre.partial_fit(chunk)
+        pre.vocabularies_["userId"]
+        ```
+        """
+        data = _as_chunk(data)
+        parts = self._chunk_parts(data)  # validates the whole chunk first
+        if self._fit_state is None:
+            if self._learned is not None:
+                raise ValueError(
+                    "This Preprocessor was fitted with `fit` or loaded, "
+                    "which keep no counts: `partial_fit` cannot add to it. "
+                    "Fix: call `partial_fit` on a new Preprocessor for every "
+                    "chunk, or `fit` on all the data."
+                )
+            self._fit_state = _FitState(self.features)
+        self._fit_state.add(_num_rows(data), parts)
+        self._set_learned(None)
+        return self
+
+    def _chunk_parts(self, data: Columns) -> dict[str, Any]:
+        """Per feature, what one chunk adds to the counts and moments."""
+        parts: dict[str, Any] = {}
+        for feature in self.features:
+            name = feature.name
+            if isinstance(feature, BucketizedFeature):
+                if feature.boundaries is None:
+                    x = self._numeric(_column(data, name), name)
+                    parts[name] = x[~np.isnan(x)]
+                else:
+                    _raw_column(data, name)  # required, as by `transform`
+            elif isinstance(feature, NumericFeature):
+                x = self._numeric(_column(data, name), name)
+                if feature.transform == "log":
+                    x = self._log(x, name)
+                parts[name] = x[~np.isnan(x)]
+            elif _is_sequence(feature):
+                tokens = _tokens(_column(data, name), feature)
+                parts[name] = pc.list_flatten(tokens)
+            elif isinstance(data, pa.Table):
+                # Counted as they are: each distinct value is spelled once,
+                # when the vocabulary is learned (spelling 100M ids costs
+                # more than counting them).
+                parts[name] = _raw_column(data, name)
+            else:
+                strings = canonical_strings(_column(data, name))
+                parts[name] = pa.array(strings, pa.string())
+        return parts
+
+    def _learn(self, state: _FitState) -> dict[str, dict[str, Any]]:
+        """The learned attributes, from what `state` accumulated."""
+        if state.rows == 0:
             raise ValueError(
                 "Cannot fit a Preprocessor on an empty input (0 rows)."
             )
         vocabularies, stats, collisions = {}, {}, {}
         for feature in self.features:
-            series = _column(data, feature.name)
+            name = feature.name
             if isinstance(feature, NumericFeature):
-                values = self._numeric(series, feature.name)
-                if feature.transform == "log":
-                    values = self._log(values, feature.name)
-                finite = values[~np.isnan(values)]
-                if finite.size == 0:
+                moments = state.moments[name]
+                if moments.count == 0:
                     raise ValueError(
-                        f"Column '{feature.name}' has no non-null values to "
-                        "fit on."
+                        f"Column '{name}' has no non-null values to fit on."
                     )
-                std = float(finite.std())
-                stats[feature.name] = {
-                    "mean": float(finite.mean()),
+                std = moments.std
+                stats[name] = {
+                    "mean": moments.mean,
                     "std": std if std > 0 else 1.0,
                 }
                 continue
             if isinstance(feature, BucketizedFeature):
-                stats[feature.name] = {
-                    "boundaries": self._boundaries(series, feature)
+                stats[name] = {
+                    "boundaries": self._boundaries(
+                        feature, state.samples.get(name, [])
+                    )
                 }
                 continue
-            values = self._values(series, feature)
-            values = values[pd.notna(values) & (values != "")]
+            assert isinstance(feature, CategoricalFeature)  # noqa: S101
+            counts = _canonical_counts(state.counters[name])
             if feature.vocabulary == "hash":
-                collisions[feature.name] = self._collisions(values, feature)
+                distinct = counts.index.to_numpy(dtype=object)
+                collisions[name] = self._collisions(distinct, feature)
                 continue
-            counts = pd.Series(values, dtype=object).value_counts(sort=False)
             counts = counts[counts >= feature.min_frequency]
             # Most frequent first, ties by value: deterministic and stable.
             order = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
             if feature.max_tokens is not None:
                 order = order[: feature.max_tokens]
-            vocabularies[feature.name] = [value for value, _ in order]
-        self.vocabularies_ = vocabularies
-        self.stats_ = stats
-        self.collision_report_ = collisions
-        self._indexes = {}
+            vocabularies[name] = [value for value, _ in order]
         for name, report in collisions.items():
             logger.info(
                 "Hashed feature '%s': %d distinct values in %d buckets "
@@ -285,22 +475,16 @@ class Preprocessor:
                 100 * report["colliding_share"],
                 report["recommended_buckets"],
             )
-        return self
+        return {
+            "vocabularies": vocabularies,
+            "stats": stats,
+            "collision_report": collisions,
+        }
 
     @staticmethod
-    def _values(series, feature):
-        if _is_sequence(feature):
-            return np.asarray(
-                pc.list_flatten(_tokens(series, feature)).to_numpy(
-                    zero_copy_only=False
-                ),
-                dtype=object,
-            )
-        return canonical_strings(series)
-
-    @staticmethod
-    def _collisions(values, feature):
-        distinct = pd.unique(values)
+    def _collisions(
+        distinct: np.ndarray, feature: CategoricalFeature
+    ) -> dict[str, Any]:
         hashes = feature.num_hashes
         if hashes > 1:
             ids = 1 + stable_hash(distinct, FINGERPRINT_BUCKETS)
@@ -322,7 +506,7 @@ class Preprocessor:
         }
 
     @staticmethod
-    def _numeric(series, name):
+    def _numeric(series: pd.Series, name: str) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.to_numpy(dtype=np.float64)
         numbers = pd.to_numeric(series, errors="coerce")
@@ -336,12 +520,13 @@ class Preprocessor:
             )
         return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
 
-    @classmethod
-    def _boundaries(cls, series, feature):
+    @staticmethod
+    def _boundaries(
+        feature: BucketizedFeature, samples: list[np.ndarray]
+    ) -> list[float]:
         if feature.boundaries is not None:
             return list(feature.boundaries)
-        values = cls._numeric(series, feature.name)
-        values = values[~np.isnan(values)]
+        values = np.concatenate(samples) if samples else np.zeros(0)
         if values.size == 0:
             raise ValueError(
                 f"Column '{feature.name}' has no non-null values to fit on."
@@ -352,7 +537,7 @@ class Preprocessor:
         return np.unique(np.quantile(values, inner)).tolist()
 
     @staticmethod
-    def _log(values, name):
+    def _log(values: np.ndarray, name: str) -> np.ndarray:
         if bool((values[~np.isnan(values)] < 0).any()):
             raise ValueError(
                 f"Column '{name}' has negative values, which "
@@ -363,7 +548,7 @@ class Preprocessor:
 
     # -- transform -----------------------------------------------------------
 
-    def transform(self, data):
+    def transform(self, data: Columns) -> dict[str, np.ndarray]:
         """Turns columns into model inputs.
 
         Args:
@@ -383,7 +568,7 @@ class Preprocessor:
             for feature in self.features
         }
 
-    def transform_column(self, name, values):
+    def transform_column(self, name: str, values: Any) -> np.ndarray:
         """Transforms the values of one feature (see `transform`)."""
         self._check_fitted()
         feature = self.feature(name)
@@ -422,7 +607,7 @@ class Preprocessor:
             return self._lookup_ints(feature, series.to_numpy())
         return self._lookup(feature, canonical_strings(series))
 
-    def tokenize(self, name, values):
+    def tokenize(self, name: str, values: Any) -> list[list[str]]:
         """The tokens of a text or multi-valued feature, before id lookup.
 
         Useful to train word vectors on exactly the tokens the model sees
@@ -455,7 +640,9 @@ class Preprocessor:
             for tokens in _tokens(series, feature).to_pylist()
         ]
 
-    def _lookup_ints(self, feature, values):
+    def _lookup_ints(
+        self, feature: CategoricalFeature, values: np.ndarray
+    ) -> np.ndarray:
         """`_lookup` of an integer column, without spelling every value.
 
         The ids are those of the canonical strings (`"42"` for `42`), read
@@ -474,10 +661,11 @@ class Preprocessor:
             # int64, 19-digit ones are kept where they do.
             whole = vocabulary.str.fullmatch(r"-?(0|[1-9][0-9]{0,18})")
             positions = np.flatnonzero(whole.fillna(False).to_numpy(bool))
-            ints = [int(v) for v in vocabulary.iloc[positions]]
-            fits = np.array([-(2**63) <= v < 2**63 for v in ints], bool)
+            whole_ints = [int(v) for v in vocabulary.iloc[positions]]
+            fits = np.array([-(2**63) <= v < 2**63 for v in whole_ints], bool)
             ints = np.array(
-                [v for v, ok in zip(ints, fits, strict=True) if ok], np.int64
+                [v for v, ok in zip(whole_ints, fits, strict=True) if ok],
+                np.int64,
             )
             cached = (pd.Index(ints), positions[fits])
             self._indexes[key] = cached
@@ -494,7 +682,9 @@ class Preprocessor:
             )
         return ids.astype(np.int32)
 
-    def _lookup(self, feature, strings):
+    def _lookup(
+        self, feature: CategoricalFeature, strings: np.ndarray
+    ) -> np.ndarray:
         """Maps canonical strings to ids (0 for null / empty)."""
         missing = pd.isna(strings) | (strings == "")
         if feature.vocabulary == "hash":
@@ -520,7 +710,7 @@ class Preprocessor:
 
     # -- persistence ---------------------------------------------------------
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         """The spec and the learned state, as plain JSON-able data."""
         config = {
             "format_version": FORMAT_VERSION,
@@ -533,7 +723,7 @@ class Preprocessor:
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "Preprocessor":
         version = config.get("format_version")
         if version != FORMAT_VERSION:
             raise ValueError(
@@ -542,41 +732,29 @@ class Preprocessor:
             )
         pre = cls(features=[feature_from_config(f) for f in config["features"]])
         if "vocabularies" in config:
-            pre.vocabularies_ = config["vocabularies"]
-            pre.stats_ = config["stats"]
-            pre.collision_report_ = config.get("collision_report", {})
-            pre._indexes = {}
+            pre._set_learned(
+                {
+                    "vocabularies": config["vocabularies"],
+                    "stats": config["stats"],
+                    "collision_report": config.get("collision_report", {}),
+                }
+            )
         return pre
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike[str]) -> None:
         """Writes the preprocessor to `path` as JSON, atomically.
 
         The JSON goes to a new temporary file beside `path`, is flushed to
-        disk and renamed over `path`; the directory entry is flushed too.
+        disk and renamed over `path`; the directory entry is flushed too
+        (`recsys.storage.atomic_write.write_text_atomically`).
 
         Args:
             path: str. The `.json` file to write (replaced if it exists).
         """
-        directory, name = os.path.split(os.path.abspath(path))
-        # Exclusive, so the cleanup below removes only our own file; mode
-        # 0666 less the umask (mkstemp's 0600 would hide a bundle's
-        # preprocessor from a service running as another user).
-        tmp = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.get_config(), f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-        _fsync_directory(directory)
+        write_text_atomically(os.fspath(path), json.dumps(self.get_config()))
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str | os.PathLike[str]) -> "Preprocessor":
         """Reads a preprocessor written by `save`.
 
         Only a regular file of at most `MAX_JSON_BYTES` is read: a FIFO or

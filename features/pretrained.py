@@ -7,9 +7,15 @@ little-endian values), and aligns the vectors with a fitted vocabulary.
 """
 
 import os
+from collections.abc import Collection
+from typing import TYPE_CHECKING
 
 import numpy as np
+
 from recsys.features.specs import CategoricalFeature
+
+if TYPE_CHECKING:
+    from recsys.features.preprocessor import Preprocessor
 
 SUPPORTED_FORMATS = ("auto", "glove", "word2vec", "word2vec_binary")
 
@@ -18,7 +24,7 @@ class VectorFileError(ValueError):
     """A vector file is missing, corrupt, or of the wrong dimension."""
 
 
-def _sniff(path):
+def _sniff(path: str) -> str:
     with open(path, "rb") as f:
         head = f.read(4096)
     if not head:
@@ -36,7 +42,9 @@ def _sniff(path):
     return "glove"
 
 
-def _read_text(path, wanted, skip_header):
+def _read_text(
+    path: str, wanted: Collection[str] | None, skip_header: bool
+) -> tuple[list[str], list[np.ndarray], int | None]:
     words, vectors, dim = [], [], None
     with open(path, encoding="utf-8", errors="strict") as f:
         if skip_header:
@@ -64,7 +72,9 @@ def _read_text(path, wanted, skip_header):
     return words, vectors, dim
 
 
-def _read_binary(path, wanted):
+def _read_binary(
+    path: str, wanted: Collection[str] | None
+) -> tuple[list[str], list[np.ndarray], int | None]:
     words, vectors = [], []
     with open(path, "rb") as f:
         try:
@@ -93,7 +103,9 @@ def _read_binary(path, wanted):
     return words, vectors, dim
 
 
-def load_vectors(path, format="auto", words=None):
+def load_vectors(
+    path: str, format: str = "auto", words: Collection[str] | None = None
+) -> tuple[list[str], np.ndarray]:
     """Reads word vectors.
 
     Args:
@@ -135,7 +147,13 @@ def load_vectors(path, format="auto", words=None):
     return found, matrix
 
 
-def embedding_matrix(preprocessor, name, path, format="auto", seed=0):
+def embedding_matrix(
+    preprocessor: "Preprocessor",
+    name: str,
+    path: str,
+    format: str = "auto",
+    seed: int = 0,
+) -> tuple[np.ndarray, float]:
     """Embedding weights for feature `name`, aligned with its vocabulary.
 
     Rows of words found in the file are their vectors; the padding row 0 is

@@ -17,6 +17,8 @@ the fourth root of the number of rows), capped at 64.
 
 import dataclasses
 import math
+from typing import Any
+from typing import ClassVar
 
 SUPPORTED_VOCABULARIES = ("exact", "hash")
 SUPPORTED_TOKENIZERS = ("words", "text")
@@ -25,12 +27,12 @@ SUPPORTED_TRANSFORMS = ("standardize", "log", "none")
 SUPPORTED_HASH_COMBINERS = ("sum", "concat")
 
 
-def default_embedding_dim(input_dim):
+def default_embedding_dim(input_dim: int) -> int:
     """The documented default embedding size for a table of `input_dim` rows."""
     return int(min(64, math.ceil(6 * input_dim**0.25)))
 
 
-def _check_positive(name, value, allow_none=False):
+def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -39,7 +41,7 @@ def _check_positive(name, value, allow_none=False):
         )
 
 
-def _check_choice(name, value, choices):
+def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(
             f"`{name}` must be one of {choices}. Received: {name}={value!r}"
@@ -53,20 +55,25 @@ class FeatureSpec:
     attribute; their config is `{"kind": ..., **fields}`.
     """
 
-    def _check_name(self):
+    name: str
+    kind: ClassVar[str]
+
+    def _check_name(self) -> None:
         if not isinstance(self.name, str) or not self.name:
             raise ValueError(
                 "`name` must be a non-empty string. "
                 f"Received: name={self.name!r}"
             )
 
-    def get_config(self):
-        config = {"kind": self.kind}
-        config.update(dataclasses.asdict(self))
+    def get_config(self) -> dict[str, Any]:
+        """The spec as plain JSON-able data: `{"kind": ..., **fields}`."""
+        config: dict[str, Any] = {"kind": self.kind}
+        config.update(dataclasses.asdict(self))  # type: ignore[call-overload]
         return config
 
     @classmethod
-    def from_config(cls, config):
+    def from_config(cls, config: dict[str, Any]) -> "FeatureSpec":
+        """The spec of a `get_config` dict."""
         config = dict(config)
         config.pop("kind", None)
         return cls(**config)
@@ -120,7 +127,7 @@ class CategoricalFeature(FeatureSpec):
 
     kind = "categorical"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._check_name()
         _check_choice("vocabulary", self.vocabulary, SUPPORTED_VOCABULARIES)
         if self.vocabulary == "hash":
@@ -178,7 +185,7 @@ class MultiCategoricalFeature(CategoricalFeature):
 
     kind = "multi_categorical"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         if (self.separator is None) == (self.tokenizer is None):
             raise ValueError(
@@ -223,7 +230,7 @@ class NumericFeature(FeatureSpec):
 
     kind = "numeric"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._check_name()
         _check_choice("transform", self.transform, SUPPORTED_TRANSFORMS)
 
@@ -264,10 +271,10 @@ class TextFeature(CategoricalFeature):
     combiner = "mean"
 
     @property
-    def max_length(self):
+    def max_length(self) -> int:
         return self.sequence_length
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         super().__post_init__()
         _check_positive("sequence_length", self.sequence_length)
 
@@ -305,7 +312,7 @@ class BucketizedFeature(FeatureSpec):
 
     kind = "bucketized"
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         self._check_name()
         _check_positive("num_bins", self.num_bins)
         _check_positive("embedding_dim", self.embedding_dim, allow_none=True)
@@ -336,7 +343,7 @@ FEATURE_KINDS = {
 }
 
 
-def feature_from_config(config):
+def feature_from_config(config: dict[str, Any]) -> FeatureSpec:
     """Builds a feature spec from its config (a TOML table or JSON object).
 
     Args:

@@ -8,35 +8,59 @@ with status 1.
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import sys
 
-DEFAULT_CONFIG = os.path.join("configs", "movielens_two_tower.toml")
-REPO_CONFIG = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), DEFAULT_CONFIG
-)
+# What `recsys train` trains when given no config: one of the example
+# configs shipped inside the package (`recsys.configs`), so the command
+# works from a wheel install, outside the repository.
+DEFAULT_CONFIG = "movielens_two_tower.toml"
+SHIPPED_DIR = "configs"
 
 
-def _default_config():
-    for path in (DEFAULT_CONFIG, REPO_CONFIG):
-        if os.path.isfile(path):
-            return path
+def _shipped_configs() -> dict[str, str]:
+    """The example configs in `recsys.configs`: name -> file path."""
+    from importlib.resources import files
+
+    return {
+        entry.name: str(entry)
+        for entry in files("recsys.configs").iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+def _config_path(config: str | None = None) -> str:
+    """The file `recsys train [CONFIG]` reads.
+
+    A path that exists is read as it is. Otherwise a bare name, or
+    `configs/NAME` (the repository's spelling), with or without `.toml`,
+    names an example config shipped in the package; no config at all is
+    `DEFAULT_CONFIG`.
+
+    Args:
+        config: str or None. The command's config argument.
+
+    Returns:
+        str. The path of the config file.
+
+    Raises:
+        FileNotFoundError: naming the shipped configs.
+    """
+    if config is not None and os.path.exists(config):
+        return config
+    name = DEFAULT_CONFIG if config is None else config
+    shipped = _shipped_configs()
+    folder, base = os.path.split(name)
+    if folder in ("", SHIPPED_DIR):
+        base = base if base.endswith(".toml") else f"{base}.toml"
+        if base in shipped:
+            return shipped[base]
     raise FileNotFoundError(
-        f"No config given and {DEFAULT_CONFIG} not found. Fix: pass a config "
-        "path, e.g. `recsys train configs/movielens_two_tower.toml`."
+        f"Config file not found: {name}. Fix: pass the path of a TOML "
+        "config, or the name of one shipped with recsys: "
+        f"{', '.join(sorted(shipped))}."
     )
-
-
-# Model kind -> the module `recsys train` runs. Each has
-# `train_bundle(config, output, *, progress) -> (bundle, metrics)` and
-# `summary(metrics, config) -> str` (what the command prints).
-PIPELINES = {
-    "two_tower": "recsys.kinds.two_tower",
-    "text": "recsys.kinds.text",
-    "tabular": "recsys.kinds.tabular",
-}
 
 
 @contextlib.contextmanager
@@ -59,23 +83,19 @@ def _sigterm_as_exit():
 
 
 def cmd_train(args):
-    import importlib
-
     from recsys.config import load_config
+    from recsys.kinds import get_kind
+    from recsys.training.checkpoint import training_job
 
-    config_path = args.config or _default_config()
+    config_path = _config_path(args.config)
     config = load_config(config_path, args.set)
     stem = os.path.splitext(os.path.basename(config_path))[0]
     output = args.output or os.path.join("artifacts", stem)
-    from recsys.training.checkpoint import training_job
-
+    kind = get_kind(config["model"]["kind"])
     # Output, job directory and lock are settled before any data is read.
     with _sigterm_as_exit(), training_job(config, output, restart=args.restart):
-        pipeline = importlib.import_module(PIPELINES[config["model"]["kind"]])
-        bundle, metrics = pipeline.train_bundle(
-            config, output, progress=not args.quiet
-        )
-    print("\n" + pipeline.summary(metrics, config))
+        bundle, metrics = kind.train(config, output, progress=not args.quiet)
+    print("\n" + kind.summary(metrics, config))
     print(
         f"bundle: {bundle.path}\n"
         f"metrics: {os.path.join(bundle.path, 'metrics.json')}"
@@ -84,80 +104,14 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
-    from recsys.bundles.two_tower import load_bundle
+    from recsys.bundles import load_bundle
+    from recsys.data.sources import load_interactions
+    from recsys.kinds import get_kind
 
     bundle = load_bundle(args.bundle)
-    kind = bundle.manifest.get("kind", "two_tower")
-    if kind == "two_tower":
-        return _evaluate_two_tower(bundle, args.data)
-    return _evaluate_stored(bundle, kind, args.rescore, args.data)
-
-
-def _evaluate_two_tower(bundle, data=None):
-    """Recomputes HR@k on the split and prints the metrics as JSON."""
-    from recsys.data.sources import load_interactions
-    from recsys.kinds.two_tower import evaluate_bundle
-
-    config = bundle.config
-    if config["data"].get("path") and data is None:
-        from recsys.kinds.two_tower_streamed import evaluate_streamed
-
-        metrics = evaluate_streamed(bundle, progress=False)
-    else:
-        frame = load_interactions(data or config["data"]["source"])
-        metrics = evaluate_bundle(bundle, frame, config)
-    print(json.dumps(metrics, indent=2))
-    return 0
-
-
-def _evaluate_stored(bundle, kind, rescore, data=None):
-    """Prints a tabular or text bundle's stored metrics as training did;
-    with `rescore`, re-runs the split through the bundle and compares."""
-    import importlib
-
-    from recsys.bundles.two_tower import BundleError
-
-    metrics, config = bundle.metrics, bundle.config
-    split = config["evaluate"]["split"]
-    missing = [key for key in (split, "train") if key not in metrics]
-    if missing:
-        raise BundleError(
-            f"The metrics of {bundle.path} lack {missing}: it was not "
-            "written by `recsys train`. Retrain the bundle."
-        )
-    if data is not None and not rescore:
-        raise ValueError("--data is the table to re-score: add --rescore.")
-    print(importlib.import_module(PIPELINES[kind]).summary(metrics, config))
-    if not rescore:
-        return 0
-    from recsys.data.sources import load_interactions
-    from recsys.rescore import DEFAULT_TOLERANCE
-    from recsys.rescore import compare_metrics
-    from recsys.rescore import rescore_bundle
-
-    rescored = rescore_bundle(
-        bundle, None if data is None else load_interactions(data)
-    )
-    stored = metrics[split]
-    print(
-        f"\nre-scored through the loaded bundle on the {split} split "
-        f"({rescored['num_examples']} rows):\n"
-        f"{'metric':<12}{'stored':>10}{'rescored':>10}"
-    )
-    for name, value in rescored.items():
-        if name != "num_examples" and name in stored:
-            print(f"{name:<12}{stored[name]:>10.4f}{value:>10.4f}")
-    differ = compare_metrics(stored, rescored)
-    if differ:
-        raise ValueError(
-            f"Re-scoring {bundle.path} does not reproduce its metrics.json: "
-            + ", ".join(
-                f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
-            )
-            + ". The data (data.source or --data) may have changed since "
-            "training, or this is not the table the bundle was trained on."
-        )
-    print(f"matches metrics.json (to {DEFAULT_TOLERANCE})")
+    kind = get_kind(bundle.manifest.get("kind", "two_tower"))
+    frame = None if args.data is None else load_interactions(args.data)
+    print(kind.evaluate_report(bundle, frame=frame, rescore=args.rescore))
     return 0
 
 
@@ -168,7 +122,7 @@ def cmd_recommend(args):
     user = args.user
     recommender = bundle
     if args.rerank:
-        from recsys.bundles.two_tower import load_bundle
+        from recsys.bundles import load_bundle
         from recsys.two_stage import TwoStageRecommender
 
         recommender = TwoStageRecommender(
@@ -205,6 +159,13 @@ def cmd_recommend(args):
     return 0
 
 
+def cmd_config_schema(args):
+    from recsys.config import schema_text
+
+    sys.stdout.write(schema_text(args.kind))
+    return 0
+
+
 def cmd_synth(args):
     from recsys.data.synthetic import SyntheticInteractions
 
@@ -228,7 +189,7 @@ def cmd_synth(args):
 
 
 def cmd_score(args):
-    from recsys.bundles.two_tower import load_bundle
+    from recsys.bundles import load_bundle
     from recsys.scoring import score_file
 
     rows = score_file(
@@ -274,59 +235,16 @@ def cmd_predict(args):
 
 
 def cmd_serve(args):
-    import uvicorn
+    from recsys.serving.server import serve
 
-    from recsys.serving.app import create_app
-    from recsys.serving.app import resolve_bundle_path
-    from recsys.serving.protocol import bounded_protocol
-    from recsys.serving.reranker import Reranker
-    from recsys.serving.service import RetrievalService
-    from recsys.serving.settings import load_settings
-
-    if not 0 < args.port < 65536:
-        raise ValueError(f"--port must be in 1..65535. Received: {args.port}")
-    # Check settings and load before binding the port: a bad RECSYS_*
-    # value, a broken bundle (or ranker) fails here, with exit 1.
-    settings = load_settings()
-    reranker = None
-    if args.ranker:
-        try:
-            reranker = Reranker.load(args.ranker)
-        except ValueError as error:  # BundleError is one
-            raise ValueError(f"--ranker: {error.args[0]}") from None
-    service = RetrievalService.load(
-        resolve_bundle_path(args.bundle), **settings.service_options()
-    )
-    app = create_app(
+    return serve(
         args.bundle,
-        settings=settings,
-        service=service,
-        watch=args.watch,
-        ranker=reranker,
-    )
-    reranking = f", reranked by {reranker.version}" if reranker else ""
-    print(
-        f"serving bundle {service.version}{reranking} on "
-        f"http://{args.host}:{args.port} (API docs at /docs)"
-    )
-    if settings.api_token:
-        print(f"/admin/* needs the token; reload root: {app.state.bundle_root}")
-    else:
-        print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
-    # httptools with a bounded head and read deadlines (serving/protocol.py).
-    protocol = bounded_protocol(
-        settings.max_header_bytes,
-        header_timeout=settings.header_timeout,
-        body_timeout=settings.body_timeout,
-    )
-    uvicorn.run(
-        app,
         host=args.host,
         port=args.port,
+        ranker=args.ranker,
+        watch=args.watch,
         log_level=args.log_level,
-        http=protocol,
     )
-    return 0
 
 
 def build_parser():
@@ -530,14 +448,26 @@ def build_parser():
         "--quiet", "-q", action="store_true", help="No progress bar."
     )
     synth.set_defaults(run=cmd_synth)
+
+    schema = commands.add_parser(
+        "config-schema",
+        help="Print the JSON Schema of a model kind's config: every key, "
+        "its type, default and meaning.",
+    )
+    schema.add_argument(
+        "kind",
+        nargs="?",
+        default="two_tower",
+        help="The model.kind (default two_tower).",
+    )
+    schema.set_defaults(run=cmd_config_schema)
     return parser
 
 
 def main(argv=None):
     """Entry point of the `recsys` console script."""
-    # JAX trains this package's models about twice as fast as TensorFlow on
-    # CPU (benchmarks/RESULTS.md); an explicit KERAS_BACKEND still wins.
-    os.environ.setdefault("KERAS_BACKEND", "jax")
+    # Keras's backend defaults to JAX in `recsys/__init__.py`, for the CLI
+    # and the Python API alike.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
     from recsys.bundles.two_tower import BundleError

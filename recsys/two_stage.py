@@ -12,9 +12,12 @@ correct, rather than replace, a retriever that knows *which* movies they
 will watch.
 """
 
-import numpy as np
+from collections.abc import Iterable
 
-from recsys.data.split import temporal_split
+import numpy as np
+import pandas as pd
+
+from recsys.data.split import protocol_split
 
 DEFAULT_NUM_CANDIDATES = 100
 DEFAULT_BLEND = 1.0
@@ -232,8 +235,13 @@ def _list_metrics(ranks, k):
 
 
 def evaluate_two_stage(
-    recommender, frame, k=10, exact=True, split="test", blends=()
-):
+    recommender: TwoStageRecommender,
+    frame: pd.DataFrame,
+    k: int = 10,
+    exact: bool = True,
+    split: str = "test",
+    blends: Iterable[float] = (),
+) -> dict:
     """HR@k and NDCG@k of two-stage lists against retrieval alone.
 
     The protocol split of `frame` (PROTOCOL.md, the retriever's columns);
@@ -257,17 +265,24 @@ def evaluate_two_stage(
         dict with `"two_stage"` (at the recommender's `blend`) and
         `"retrieval"` (`hr@k`, `ndcg@k`), `"candidates"`
         (`hr@num_candidates`, the bound) and `"num_interactions"`.
+
+    Raises:
+        ValueError: for another `split`, or a split that leaves a part
+            empty (`recsys.data.split.protocol_split`).
     """
     data = recommender.retriever.config["data"]
     user, item = data["user"], data["item"]
-    columns = {"user": user, "item": item, "time": data["time"]}
-    train, test = temporal_split(frame, **columns)
-    if split == "validation":
-        _, test = temporal_split(train, **columns)
-    elif split != "test":
+    if split not in ("test", "validation"):
         raise ValueError(
             f'`split` must be "test" or "validation". Received: {split!r}'
         )
+    _, test = protocol_split(
+        frame,
+        user=user,
+        item=item,
+        time=data["time"],
+        validation=split == "validation",
+    )
     users = test[user].drop_duplicates().to_numpy()
     user_rows = {u: i for i, u in enumerate(users.tolist())}
     n = recommender.num_candidates

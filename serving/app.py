@@ -5,11 +5,16 @@ import contextlib
 import functools
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import HTTPException
+from starlette.requests import ClientDisconnect
+
 from recsys.serving.bundle_paths import default_bundle_root
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.deps import require_token
@@ -19,12 +24,10 @@ from recsys.serving.metrics import ServiceMetrics
 from recsys.serving.openapi import service_openapi
 from recsys.serving.reranker import Reranker
 from recsys.serving.routes import admin
-from recsys.serving.routes import freeze_heap
 from recsys.serving.routes import router
 from recsys.serving.routes import swap_bundle
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import Settings
-from starlette.requests import ClientDisconnect
 
 __all__ = ["create_app", "resolve_bundle_path"]
 
@@ -118,6 +121,23 @@ class ServiceMiddleware:
         await response(scope, receive, send)
 
 
+def _load_tower_in_background(service: RetrievalService) -> None:
+    """Loads the query tower (and Keras) in a thread, while the app answers.
+
+    Known and unknown users are answered without it; the first query with
+    `features` waits for it.
+    """
+
+    def load():
+        try:
+            service.load_query_tower()
+        except Exception:
+            # A request with features retries the load and gets the error.
+            logger.exception("Loading the query tower failed")
+
+    threading.Thread(target=load, name="query-tower", daemon=True).start()
+
+
 async def _watch(app, interval):
     """Reloads when the watched bundle directory or pointer file changes."""
     seen = _fingerprint(app.state.watch_path)
@@ -137,8 +157,14 @@ async def _watch(app, interval):
 
 
 def create_app(
-    bundle_path, *, settings=None, service=None, watch=False, ranker=None
-):
+    bundle_path: str | os.PathLike[str],
+    *,
+    settings: Settings | None = None,
+    service: RetrievalService | None = None,
+    watch: bool = False,
+    ranker: str | os.PathLike[str] | Reranker | None = None,
+    after_load: Callable[[], Any] | None = None,
+) -> FastAPI:
     """Builds the retrieval service app for the bundle at `bundle_path`.
 
     `/admin/*` is closed unless `settings.api_token` is set (403 to
@@ -158,6 +184,12 @@ def create_app(
             startup), or a loaded `recsys.serving.reranker.Reranker`. Reloads of
             the retrieval bundle keep it. Defaults to `None` (such requests
             get a 422).
+        after_load: callable or None. Called with no arguments once the
+            bundle is loaded at startup and after each reload, in the event
+            loop. `recsys serve`, which owns its process, passes a function
+            that moves the loaded objects out of the garbage collector's
+            scans (`gc.freeze`); an app factory must not change that global
+            state itself. Defaults to `None`.
 
     Returns:
         A `FastAPI` app.
@@ -183,11 +215,15 @@ def create_app(
                 functools.partial(
                     RetrievalService.load,
                     target,
+                    load_tower=False,
                     **settings.service_options(),
                 )
             )
+        if not app.state.service.tower_loaded:
+            _load_tower_in_background(app.state.service)
         app.state.metrics.set_bundle(app.state.service.version)
-        freeze_heap()
+        if after_load is not None:
+            after_load()
         watcher = None
         if watch:
             watcher = asyncio.create_task(_watch(app, settings.watch_interval))
@@ -207,6 +243,7 @@ def create_app(
         None if isinstance(ranker, (str, os.PathLike)) else ranker
     )
     app.state.watch_path = bundle_path
+    app.state.after_load = after_load
     # What a reload without a path reads again: never a path a request gave.
     app.state.start_path = os.fspath(bundle_path)
     app.state.bundle_root = os.path.realpath(

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi import HTTPException
 from fastapi import Request
+
 from recsys.serving.reranker import Reranker
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import Settings

@@ -19,12 +19,12 @@ The document is built on first request and again after a reload.
 """
 
 from fastapi.openapi.utils import get_openapi
+
 from recsys.features.specs import BucketizedFeature
 from recsys.features.specs import MultiCategoricalFeature
 from recsys.features.specs import NumericFeature
 from recsys.features.specs import TextFeature
-
-from recsys.data.retrieval_inputs import HISTORY
+from recsys.names import HISTORY
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ID = {"anyOf": [{"type": "string"}, {"type": "integer"}]}

@@ -12,7 +12,7 @@ import threading
 
 import numpy as np
 
-from recsys.bundles.two_tower import load_bundle
+from recsys.bundles import load_bundle
 from recsys.two_stage import DEFAULT_BLEND
 from recsys.two_stage import DEFAULT_NUM_CANDIDATES
 from recsys.two_stage import TwoStageRecommender

@@ -2,7 +2,6 @@
 
 import asyncio
 import functools
-import gc
 
 import orjson
 from fastapi import APIRouter
@@ -12,6 +11,8 @@ from fastapi import Query
 from fastapi import Request
 from fastapi.responses import PlainTextResponse
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
+
 from recsys.serving.bundle_paths import OutsideRoot
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.bundle_paths import resolve_under_root
@@ -32,9 +33,7 @@ from recsys.serving.schemas import RetrieveRequest
 from recsys.serving.schemas import RetrieveResponse
 from recsys.serving.service import QueryError
 from recsys.serving.service import RetrievalService
-from starlette.concurrency import run_in_threadpool
-
-from recsys.bundles.two_tower import BundleError
+from recsys.storage.files import BundleError
 
 # Handlers return the JSON they built: FastAPI would otherwise validate the
 # response model a second time. `response_model` still documents it.
@@ -401,16 +400,6 @@ async def reload(request: Request, body: ReloadRequest | None = None):
     return await swap_bundle(request.app, path)
 
 
-def freeze_heap():
-    """Moves the objects loaded so far out of the garbage collector's scans.
-
-    A bundle holds large lookup tables of Python objects (the user id map);
-    collecting over them paused requests for up to 250 ms at p99.
-    """
-    gc.collect()
-    gc.freeze()
-
-
 async def swap_bundle(app, path):
     """Loads `path` off the event loop, then replaces the served bundle.
 
@@ -437,7 +426,8 @@ async def swap_bundle(app, path):
             ) from None
         previous = app.state.service.version
         app.state.service = service
-        freeze_heap()
+        if app.state.after_load is not None:
+            app.state.after_load()
         app.state.metrics.set_bundle(service.version)
         if app.openapi_schema is not None:
             app.openapi_schema = None  # the document names its features

@@ -1,10 +1,13 @@
 """`RetrievalService`: a loaded bundle answering retrieval queries."""
 
+import threading
+from typing import Any
+
 import numpy as np
-from recsys.serving.top_items import TopItemsTable
 
 from recsys.bundles.two_tower import Bundle
-from recsys.data.retrieval_inputs import HISTORY
+from recsys.names import HISTORY
+from recsys.serving.top_items import TopItemsTable
 
 
 class QueryError(ValueError):
@@ -20,7 +23,10 @@ class RetrievalService:
     `features` run the query tower; unknown users without features get the
     most popular items. Everything that can be done once (vectors, known
     users' top items, the index, id lookups, the query tower) is done at
-    load.
+    load; with `load_tower=False` the query tower (and Keras, seconds to
+    import) is left to `load_query_tower`, which a server calls in the
+    background once it answers, and which the first query with `features`
+    calls (or waits for).
 
     Args:
         bundle: a loaded `recsys.Bundle`.
@@ -30,6 +36,8 @@ class RetrievalService:
             searches the index for every request. Defaults to `100`.
         precompute_max_users: int. Most users in the table (the most
             active first). Defaults to `200_000`.
+        load_tower: bool. Load and warm the query tower now. Defaults to
+            `True`.
 
     Example:
 
@@ -41,11 +49,12 @@ class RetrievalService:
 
     def __init__(
         self,
-        bundle,
-        exact=False,
-        precompute_depth=100,
-        precompute_max_users=200_000,
-    ):
+        bundle: Bundle,
+        exact: bool = False,
+        precompute_depth: int = 100,
+        precompute_max_users: int = 200_000,
+        load_tower: bool = True,
+    ) -> None:
         self.bundle = bundle
         self.version = bundle.version
         self.index = bundle.exact_index if exact else bundle.index
@@ -57,11 +66,12 @@ class RetrievalService:
         self.feature_names = self.query_features + (
             [HISTORY] if self.history_length else []
         )
-        # Build the user lookup and load and warm the query tower now, not
-        # on the first request.
+        # Build the user lookup now, not on the first request.
         bundle.user_row(None)
-        self.query_tower = bundle.query_tower
-        self._embed({name: None for name in self.query_features})
+        self._query_tower: Any = None
+        self._tower_lock = threading.Lock()
+        if load_tower:
+            self.load_query_tower()
         self.top_items = None
         if precompute_depth > 0 and precompute_max_users > 0:
             self.top_items = TopItemsTable(
@@ -72,7 +82,7 @@ class RetrievalService:
             )
 
     @classmethod
-    def load(cls, path, **options):
+    def load(cls, path: str, **options: Any) -> "RetrievalService":
         """Loads the bundle at `path` and builds the service.
 
         Every file is read once and checked (`recsys.Bundle.load`), the
@@ -89,9 +99,51 @@ class RetrievalService:
         """
         return cls(Bundle.load(path), **options)
 
+    @property
+    def query_tower(self) -> Any:
+        """The query tower (loaded now if it is not yet)."""
+        return self.load_query_tower()
+
+    @property
+    def tower_loaded(self) -> bool:
+        """Whether the query tower is loaded and warmed."""
+        return self._query_tower is not None
+
+    def load_query_tower(self) -> Any:
+        """Loads the query tower and runs it once; returns it.
+
+        Thread-safe and done once: a second caller waits for the first.
+        The tower is built from the bytes read (and checked) at load.
+
+        Returns:
+            The Keras query tower.
+        """
+        with self._tower_lock:
+            if self._query_tower is None:
+                tower = self.bundle.query_tower
+                # The first call traces and compiles: do it here, not in a
+                # request.
+                tower(
+                    self._inputs({name: None for name in self.query_features})
+                )
+                self._query_tower = tower
+        return self._query_tower
+
     # -- queries -----------------------------------------------------------
 
     def _embed(self, features):
+        inputs = self._inputs(features)
+        tower = self._query_tower
+        if tower is None:
+            tower = self.load_query_tower()
+        try:
+            vector = tower(inputs)
+        except ValueError as error:  # e.g. a non-numeric numeric feature
+            raise QueryError(str(error)) from None
+        return np.asarray(vector, np.float32)
+
+    def _inputs(self, features):
+        """The query tower's inputs for one query's raw features."""
         unknown = sorted(set(features) - set(self.feature_names))
         if unknown:
             raise QueryError(
@@ -130,11 +182,7 @@ class RetrievalService:
                 : self.history_length
             ]
             inputs[HISTORY] = row
-        try:
-            vector = self.query_tower(inputs)
-        except ValueError as error:  # e.g. a non-numeric numeric feature
-            raise QueryError(str(error)) from None
-        return np.asarray(vector, np.float32)
+        return inputs
 
     def retrieve(
         self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True

@@ -13,22 +13,22 @@ DEFAULT_CONFIG = "configs/movielens_two_tower.toml"
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
     """The default config trained on MovieLens once per test session."""
+    from recsys import train
     from recsys.config import load_config
-    from recsys.kinds.two_tower import train_bundle
 
     config = load_config(DEFAULT_CONFIG)
     path = tmp_path_factory.mktemp("bundles") / "movielens"
-    bundle, metrics = train_bundle(config, str(path), progress=False)
+    bundle, metrics = train(config, str(path), progress=False)
     return bundle, metrics
 
 
 @pytest.fixture(scope="session")
 def second_bundle(tmp_path_factory):
     """Another, different bundle (seed 1, one epoch) for reload tests."""
+    from recsys import train
     from recsys.config import load_config
-    from recsys.kinds.two_tower import train_bundle
 
     config = load_config(DEFAULT_CONFIG, ["train.seed=1", "train.epochs=1"])
     path = tmp_path_factory.mktemp("bundles") / "second"
-    bundle, _ = train_bundle(config, str(path), progress=False)
+    bundle, _ = train(config, str(path), progress=False)
     return bundle

@@ -94,3 +94,23 @@ def test_cli_recommend_rejects_bad_k(trained_bundle, capsys):
     bundle, _ = trained_bundle
     assert main(["recommend", bundle.path, "--user", "1", "-k", "0"]) == 1
     assert "`k` must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["two_tower", "tabular", "text"])
+def test_cli_config_schema_prints_every_default_key(kind, capsys):
+    from recsys.config import KIND_DEFAULTS
+
+    assert main(["config-schema", kind]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    sections = schema["properties"]
+    for section, keys in KIND_DEFAULTS[kind].items():
+        assert section in sections
+        if section == "features":
+            continue
+        ref = sections[section]["$ref"].rpartition("/")[2]
+        assert set(keys) <= set(schema["$defs"][ref]["properties"]), section
+
+
+def test_cli_config_schema_of_an_unknown_kind_fails(capsys):
+    assert main(["config-schema", "nope"]) == 1
+    assert "model.kind must be one of" in capsys.readouterr().err

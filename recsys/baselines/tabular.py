@@ -1,4 +1,4 @@
-"""Baselines a tabular model must beat, and the metrics both are scored by.
+"""Baselines a tabular model must beat.
 
 - `BiasBaseline`: the global mean plus a user bias and an item bias, each
   shrunk towards zero (the baseline predictor of the Netflix-prize papers).
@@ -7,60 +7,19 @@
 
 `fit_baseline` chooses each baseline's regularization on a validation carve
 of the training split, as the tabular model's epochs are chosen, then refits
-on the whole training split.
+on the whole training split. Models and baselines are scored alike, by
+`recsys.evaluation.tasks.task_metrics`.
 """
 
 import numpy as np
 import pandas as pd
 import scipy.sparse
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score
-from sklearn.metrics import log_loss
-from sklearn.metrics import mean_absolute_error
-from sklearn.metrics import mean_squared_error
-from sklearn.metrics import roc_auc_score
+
+from recsys.evaluation.tasks import task_metrics
 
 BIAS_L2_GRID = (1.0, 3.0, 10.0, 30.0)
 LOGISTIC_C_GRID = (0.1, 0.3, 1.0, 3.0)
-
-
-def task_metrics(task, labels, predictions):
-    """The metrics of a task, every model and baseline scored alike.
-
-    Args:
-        task: str. `"regression"` (`rmse`, `mae`), `"binary"` (`auc`,
-            `logloss`, `accuracy` at 0.5) or `"multiclass"` (`accuracy`,
-            `logloss`).
-        labels: array `(n,)`: values, 0/1 or class indices.
-        predictions: array `(n,)` of values or probabilities, or
-            `(n, num_classes)` of class probabilities.
-
-    Returns:
-        dict of floats, plus `num_examples`.
-    """
-    labels = np.asarray(labels)
-    predictions = np.asarray(predictions, np.float64)
-    if task == "regression":
-        metrics = {
-            "rmse": float(np.sqrt(mean_squared_error(labels, predictions))),
-            "mae": float(mean_absolute_error(labels, predictions)),
-        }
-    elif task == "binary":
-        p = np.clip(predictions.reshape(-1), 1e-7, 1 - 1e-7)
-        metrics = {
-            "auc": float(roc_auc_score(labels, p)),
-            "logloss": float(log_loss(labels, p, labels=[0, 1])),
-            "accuracy": float(accuracy_score(labels, p >= 0.5)),
-        }
-    else:
-        p = np.clip(predictions, 1e-7, 1.0)
-        p = p / p.sum(axis=1, keepdims=True)
-        metrics = {
-            "accuracy": float(np.mean(p.argmax(axis=1) == labels)),
-            "logloss": float(log_loss(labels, p, labels=np.arange(p.shape[1]))),
-        }
-    metrics["num_examples"] = int(len(labels))
-    return metrics
 
 
 class BiasBaseline:

@@ -28,8 +28,8 @@ from recsys.bundles.two_tower import open_bundle
 from recsys.bundles.two_tower import read_preprocessor
 from recsys.bundles.two_tower import write_atomically
 from recsys.bundles.two_tower import write_manifest
-from recsys.data.retrieval_inputs import HISTORY
 from recsys.features import canonical_strings
+from recsys.names import HISTORY
 from recsys.storage.files import load_keras_bytes
 
 KIND = "tabular"

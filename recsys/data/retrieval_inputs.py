@@ -15,9 +15,8 @@ import pandas as pd
 
 from recsys.data.history import last_items
 from recsys.data.history import previous_items
-from recsys.models.two_tower import SAMPLING_PROBABILITY
-
-HISTORY = "history"
+from recsys.names import HISTORY
+from recsys.names import SAMPLING_PROBABILITY
 
 
 def check_columns(frame, columns, what="interactions"):

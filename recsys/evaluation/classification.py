@@ -1,15 +1,34 @@
-"""Accuracy, ROC AUC and log loss of class probabilities."""
+"""Accuracy, ROC AUC and log loss of class probabilities.
+
+The one implementation every classifier is scored by: the tabular model and
+its baselines (`recsys.evaluation.tasks.task_metrics`), the text model and
+its TF-IDF baselines, and `recsys evaluate --rescore`. The values are not
+rounded: what is stored is what a re-score recomputes.
+"""
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.metrics import log_loss
 from sklearn.metrics import roc_auc_score
 
+# Log loss is infinite at a probability of 0. Each class probability is
+# raised to at least this, then the row renormalized, so a saturated sigmoid
+# or softmax (exactly 0.0 in float32) costs -log(1e-7) ~= 16 nats, not inf.
+MIN_PROBABILITY = 1e-7
 
-def class_probabilities(probabilities):
+
+def class_probabilities(probabilities: ArrayLike) -> np.ndarray:
     """`(n, num_classes)` probabilities from a model's output.
 
     A binary model outputs one column, the positive class's probability;
     it becomes two columns `[1 - p, p]`.
+
+    Args:
+        probabilities: array `(n,)` or `(n, 1)` of positive-class
+            probabilities, or `(n, num_classes)`.
+
+    Returns:
+        float64 array `(n, num_classes)`, `num_classes >= 2`.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
     if probabilities.ndim == 1:
@@ -19,7 +38,83 @@ def class_probabilities(probabilities):
     return probabilities
 
 
-def classification_metrics(labels, probabilities):
+def clipped_probabilities(probabilities: ArrayLike) -> np.ndarray:
+    """Class probabilities of at least `MIN_PROBABILITY`, rows summing to 1.
+
+    Args:
+        probabilities: anything `class_probabilities` reads.
+
+    Returns:
+        float64 array `(n, num_classes)`.
+    """
+    clipped = np.clip(class_probabilities(probabilities), MIN_PROBABILITY, 1.0)
+    clipped /= clipped.sum(axis=1, keepdims=True)
+    return clipped
+
+
+def accuracy(labels: ArrayLike, probabilities: ArrayLike) -> float:
+    """Share of rows whose most probable class is the label.
+
+    For two classes that is the positive class when `p > 0.5`; a tie goes
+    to class 0, as scikit-learn's and Keras' thresholds do.
+
+    Args:
+        labels: int array `(n,)` of class indices.
+        probabilities: anything `class_probabilities` reads.
+
+    Returns:
+        float.
+    """
+    predicted = class_probabilities(probabilities).argmax(axis=1)
+    return float(np.mean(predicted == np.asarray(labels)))
+
+
+def roc_auc(labels: ArrayLike, probabilities: ArrayLike) -> float:
+    """ROC AUC; the one-vs-rest macro average for more than two classes.
+
+    Two classes are ranked by the unclipped positive-class probability
+    (clipping would tie saturated scores); more classes by the clipped,
+    renormalized rows scikit-learn requires to sum to 1.
+
+    Args:
+        labels: int array `(n,)` of class indices.
+        probabilities: anything `class_probabilities` reads.
+
+    Returns:
+        float.
+    """
+    probabilities = class_probabilities(probabilities)
+    num_classes = probabilities.shape[1]
+    if num_classes == 2:
+        return float(roc_auc_score(labels, probabilities[:, 1]))
+    return float(
+        roc_auc_score(
+            labels,
+            clipped_probabilities(probabilities),
+            multi_class="ovr",
+            average="macro",
+            labels=np.arange(num_classes),
+        )
+    )
+
+
+def clipped_log_loss(labels: ArrayLike, probabilities: ArrayLike) -> float:
+    """Mean negative log-likelihood of the clipped probabilities.
+
+    Args:
+        labels: int array `(n,)` of class indices.
+        probabilities: anything `class_probabilities` reads.
+
+    Returns:
+        float. Natural-log loss (nats per row).
+    """
+    clipped = clipped_probabilities(probabilities)
+    return float(log_loss(labels, clipped, labels=np.arange(clipped.shape[1])))
+
+
+def classification_metrics(
+    labels: ArrayLike, probabilities: ArrayLike
+) -> dict[str, float | int]:
     """Scores class probabilities against integer labels.
 
     Args:
@@ -28,37 +123,20 @@ def classification_metrics(labels, probabilities):
             `(n, 1)` positive-class probabilities.
 
     Returns:
-        dict with `accuracy` (the most probable class; threshold 0.5 for
-        two classes), `auc` (ROC AUC; one-vs-rest macro average for more
-        than two classes), `logloss` and `num_examples`.
+        dict with `accuracy` (`accuracy`), `auc` (`roc_auc`), `logloss`
+        (`clipped_log_loss`) and `num_examples`.
 
     Example:
 
     ```python
     classification_metrics([0, 1, 1], [0.2, 0.9, 0.4])
-    # {"accuracy": 0.667, "auc": 1.0, ...}
+    # {"accuracy": 0.667, "auc": 1.0, "logloss": 0.446, "num_examples": 3}
     ```
     """
     labels = np.asarray(labels)
-    probabilities = class_probabilities(probabilities)
-    num_classes = probabilities.shape[1]
-    clipped = np.clip(probabilities, 1e-7, 1.0)
-    clipped /= clipped.sum(axis=1, keepdims=True)
-    if num_classes == 2:
-        auc = roc_auc_score(labels, probabilities[:, 1])
-    else:
-        auc = roc_auc_score(
-            labels,
-            clipped,
-            multi_class="ovr",
-            average="macro",
-            labels=np.arange(num_classes),
-        )
     return {
-        "accuracy": round(float(np.mean(probabilities.argmax(1) == labels)), 4),
-        "auc": round(float(auc), 4),
-        "logloss": round(
-            float(log_loss(labels, clipped, labels=np.arange(num_classes))), 4
-        ),
+        "accuracy": accuracy(labels, probabilities),
+        "auc": roc_auc(labels, probabilities),
+        "logloss": clipped_log_loss(labels, probabilities),
         "num_examples": int(len(labels)),
     }

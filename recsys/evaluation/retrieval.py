@@ -6,6 +6,9 @@ higher plus those scoring exactly equal that come earlier in candidate order
 reproducible to the last digit.
 """
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -114,3 +117,52 @@ def evaluate_retrieval(
     )
     metrics["num_interactions"] = int(len(test_users))
     return metrics
+
+
+def evaluate_beside_popularity(
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    popularity: np.ndarray,
+    *,
+    split: str = "test",
+    **kwargs: Any,
+) -> dict[str, dict[str, float]]:
+    """HR@k of `score_fn` and of the most-popular baseline, on the same rows.
+
+    Args:
+        score_fn: callable, as `evaluate_retrieval` takes.
+        popularity: float array `(len(candidates),)`. The baseline's score
+            of each candidate (e.g. `popularity_scores`), the same for
+            every user.
+        split: str. The key of the model's metrics. Defaults to `"test"`.
+        **kwargs: the arguments of `evaluate_retrieval` (`candidates`,
+            `test_users`, `test_items`, `train_users`, `train_items`, `ks`,
+            `users_per_batch`).
+
+    Returns:
+        dict with `split` (the model's metrics) and `"baseline_popularity"`,
+        each as `evaluate_retrieval` returns.
+
+    Example:
+
+    ```python
+    metrics = evaluate_beside_popularity(
+        bundle.score,
+        popularity_scores(train_items, candidates),
+        candidates=candidates,
+        test_users=test_users,
+        test_items=test_items,
+        train_users=train_users,
+        train_items=train_items,
+    )
+    metrics["test"]["hr@10"], metrics["baseline_popularity"]["hr@10"]
+    ```
+    """
+    return {
+        split: evaluate_retrieval(score_fn, **kwargs),
+        "baseline_popularity": evaluate_retrieval(
+            lambda users: np.broadcast_to(
+                popularity, (len(users), len(popularity))
+            ),
+            **kwargs,
+        ),
+    }

@@ -1,10 +1,16 @@
 """What every index shares: ids, argument checks, exclusion, persistence."""
 
+from __future__ import annotations
+
 import json
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
+from recsys.storage.files import BundleFiles
 from recsys.storage.files import file_digests
 
 # 2: index.json lists the size and sha256 of every file (`files`).
@@ -14,7 +20,7 @@ INDEX_JSON = "index.json"
 MAX_CHUNK_SCORES = 2**24
 
 
-def storable_ids(ids, count):
+def storable_ids(ids: npt.ArrayLike | None, count: int) -> np.ndarray:
     """Validates ids: int64 or unicode (`U`) arrays store without pickle."""
     if ids is None:
         return np.arange(count, dtype=np.int64)
@@ -38,12 +44,12 @@ def storable_ids(ids, count):
     return ids if ids.dtype.kind == "U" else ids.astype(np.int64)
 
 
-def missing_id(ids):
+def missing_id(ids: np.ndarray) -> int | str:
     """The padding id: -1 for integer ids, "" for string ids."""
     return "" if ids.dtype.kind == "U" else -1
 
 
-def top_rows(scores, count):
+def top_rows(scores: np.ndarray, count: int) -> np.ndarray:
     """Rows of the `count` best scores per row, best first, ties by row."""
     n = scores.shape[1]
     if count >= n:
@@ -69,9 +75,11 @@ class Index:
     `count` rows per query, best first, with row -1 where it found fewer.
     """
 
-    kind = None
+    kind: str | None = None
 
-    def __init__(self, embeddings, ids=None):
+    def __init__(
+        self, embeddings: npt.ArrayLike, ids: npt.ArrayLike | None = None
+    ) -> None:
         # Not copied: a float32, C-ordered array is used as it is.
         embeddings = np.ascontiguousarray(embeddings, dtype=np.float32)
         if embeddings.ndim != 2 or 0 in embeddings.shape:
@@ -83,22 +91,27 @@ class Index:
             raise ValueError("`embeddings` must not contain NaN or inf.")
         self.embeddings = embeddings
         self.ids = storable_ids(ids, len(embeddings))
-        self.options = {}
+        self.options: dict[str, Any] = {}
 
-    def __len__(self):
+    def __len__(self) -> int:
         return len(self.embeddings)
 
     @property
-    def dimension(self):
+    def dimension(self) -> int:
         return self.embeddings.shape[1]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return (
             f"{type(self).__name__}(count={len(self)}, dims={self.dimension}, "
             f"options={self.options})"
         )
 
-    def search(self, queries, k, exclude=None):
+    def search(
+        self,
+        queries: npt.ArrayLike,
+        k: int,
+        exclude: Sequence[npt.ArrayLike] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Returns the `k` best ids and scores per query, best first.
 
         The score is the dot product. `k` larger than the index is clamped
@@ -126,35 +139,47 @@ class Index:
         ids[rows < 0] = missing_id(self.ids)
         return ids, scores
 
-    def search_rows(self, queries, k, exclude=None):
+    def search_rows(
+        self,
+        queries: npt.ArrayLike,
+        k: int,
+        exclude: Sequence[npt.ArrayLike] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Like `search`, but returns row positions (-1 for padding)."""
-        queries, k = self._check(queries, k)
-        exclude = self._check_exclude(exclude, len(queries))
-        extra = max((len(e) for e in exclude), default=0) if exclude else 0
+        checked, k = self._check(queries, k)
+        banned = self._check_exclude(exclude, len(checked))
+        extra = max((len(e) for e in banned), default=0) if banned else 0
         count = min(k + extra, len(self))
-        if len(queries) == 0:
+        if len(checked) == 0:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        rows, scores = self._search_rows(queries, count)
-        return self._finish(queries, rows, scores, exclude, k)
+        rows, scores = self._search_rows(checked, count)
+        return self._finish(checked, rows, scores, banned, k)
 
-    def _check(self, queries, k):
+    def _search_rows(
+        self, queries: np.ndarray, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _check(self, queries: npt.ArrayLike, k: int) -> tuple[np.ndarray, int]:
         if isinstance(k, bool) or not isinstance(k, int | np.integer) or k < 1:
             raise ValueError(
                 f"`k` must be a positive integer. Received: k={k!r}"
             )
-        queries = np.asarray(queries, dtype=np.float32)
-        if queries.ndim == 1:
-            queries = queries[None, :]
-        if queries.ndim != 2 or queries.shape[1] != self.dimension:
+        array = np.asarray(queries, dtype=np.float32)
+        if array.ndim == 1:
+            array = array[None, :]
+        if array.ndim != 2 or array.shape[1] != self.dimension:
             raise ValueError(
                 f"`queries` must have shape (num_queries, {self.dimension}). "
-                f"Received: queries.shape={queries.shape}"
+                f"Received: queries.shape={array.shape}"
             )
-        if not np.isfinite(queries).all():
+        if not np.isfinite(array).all():
             raise ValueError("`queries` must not contain NaN or inf.")
-        return np.ascontiguousarray(queries), min(int(k), len(self))
+        return np.ascontiguousarray(array), min(int(k), len(self))
 
-    def _check_exclude(self, exclude, num_queries):
+    def _check_exclude(
+        self, exclude: Sequence[npt.ArrayLike] | None, num_queries: int
+    ) -> list[np.ndarray] | None:
         if exclude is None:
             return None
         if len(exclude) != num_queries:
@@ -205,7 +230,7 @@ class Index:
             out_scores[i, : len(found)] = values
         return out_rows, out_scores
 
-    def save(self, directory):
+    def save(self, directory: str | os.PathLike[str]) -> None:
         """Writes the index to `directory` (JSON and `.npy`, no pickle).
 
         Args:
@@ -230,5 +255,25 @@ class Index:
         with open(os.path.join(directory, INDEX_JSON), "w") as f:
             json.dump(meta, f, indent=2)
 
-    def _save_extra(self, directory):
+    def _save_extra(self, directory: str | os.PathLike[str]) -> None:
         pass
+
+    @classmethod
+    def from_files(
+        cls,
+        meta: dict[str, Any],
+        embeddings: np.ndarray,
+        ids: np.ndarray,
+        files: BundleFiles,
+        prefix: str,
+    ) -> Index:
+        """Rebuilds the index from arrays and files `read_index` checked.
+
+        Args:
+            meta: dict. The checked `index.json`.
+            embeddings, ids: the checked arrays of the index.
+            files: an open `recsys.storage.files.BundleFiles`.
+            prefix: str. The index directory's relative path (`""` or
+                `"index/"`).
+        """
+        raise NotImplementedError

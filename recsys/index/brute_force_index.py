@@ -1,10 +1,13 @@
 """`BruteForceIndex`: exact search, numpy matmul + partial sort."""
 
+from typing import Any
+
 import numpy as np
 
 from recsys.index.base import MAX_CHUNK_SCORES
 from recsys.index.base import Index
 from recsys.index.base import top_rows
+from recsys.storage.files import BundleFiles
 
 QUERY_CHUNK = 1024
 
@@ -35,7 +38,9 @@ class BruteForceIndex(Index):
 
     kind = "brute_force"
 
-    def _search_rows(self, queries, count):
+    def _search_rows(
+        self, queries: np.ndarray, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         rows = np.empty((len(queries), count), np.int64)
         scores = np.empty((len(queries), count), np.float32)
         chunk_size = max(1, min(QUERY_CHUNK, MAX_CHUNK_SCORES // len(self)))
@@ -49,7 +54,14 @@ class BruteForceIndex(Index):
         return rows, scores
 
     @classmethod
-    def from_files(cls, meta, embeddings, ids, files, prefix):
+    def from_files(
+        cls,
+        meta: dict[str, Any],
+        embeddings: np.ndarray,
+        ids: np.ndarray,
+        files: BundleFiles,
+        prefix: str,
+    ) -> "BruteForceIndex":
         """Rebuilds the index from arrays read by `load_index`."""
         del meta, files, prefix  # Nothing beyond the arrays is stored.
         return cls(embeddings, ids)

@@ -2,12 +2,16 @@
 
 import logging
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from tqdm.auto import tqdm
 
 from recsys.index.base import FORMAT_VERSION
 from recsys.index.base import INDEX_JSON
+from recsys.index.base import Index
 from recsys.index.brute_force_index import BruteForceIndex
 from recsys.index.scann_assets import ASSETS
 from recsys.index.scann_assets import CONFIG
@@ -15,6 +19,7 @@ from recsys.index.scann_assets import SCANN_DIR
 from recsys.index.scann_assets import SCANN_FILES
 from recsys.index.scann_index import SCANN_OPTIONS
 from recsys.index.scann_index import ScannIndex
+from recsys.index.scann_modules import scann_available
 from recsys.storage.files import BundleError
 from recsys.storage.files import BundleFiles
 
@@ -29,8 +34,13 @@ INDEX_ARRAYS = ("ids.npy", "embeddings.npy")
 
 
 def build_index(
-    embeddings, *, kind="auto", ids=None, progress=False, **options
-):
+    embeddings: npt.ArrayLike,
+    *,
+    kind: str = "auto",
+    ids: npt.ArrayLike | None = None,
+    progress: bool = False,
+    **options: Any,
+) -> Index:
     """Builds a nearest-neighbour (dot product) index over item embeddings.
 
     With `kind="auto"`, catalogs of at most `BRUTE_FORCE_MAX_ITEMS` rows get
@@ -72,6 +82,8 @@ def build_index(
     if kind == "auto":
         kind = "brute_force" if count <= BRUTE_FORCE_MAX_ITEMS else "scann"
         logger.info("Index for %d items: %s.", count, kind)
+    if kind == "scann" and not scann_available():
+        kind = "brute_force"  # no ScaNN wheel here: a notice was logged
     if kind == "brute_force" and options:
         logger.info("Exact search ignores the ScaNN options %s.", options)
     # ScaNN trains its partitions and quantizer in one call, so the bar
@@ -82,7 +94,7 @@ def build_index(
     with tqdm(total=len(stages), disable=not progress, desc="index") as bar:
         bar.set_postfix_str(stages[0])
         # Validates the arrays, and is already the answer for exact search.
-        index = BruteForceIndex(embeddings, ids)
+        index: Index = BruteForceIndex(embeddings, ids)
         bar.update()
         bar.set_postfix_str(stages[1])
         if kind == "scann":
@@ -91,7 +103,11 @@ def build_index(
     return index
 
 
-def build_index_from_config(embeddings, index_config, progress=True):
+def build_index_from_config(
+    embeddings: np.ndarray,
+    index_config: Mapping[str, Any],
+    progress: bool = True,
+) -> Index:
     """`build_index` as a run config's `[index]` table asks.
 
     Args:
@@ -113,7 +129,7 @@ def build_index_from_config(embeddings, index_config, progress=True):
     )
 
 
-def index_files(kind):
+def index_files(kind: str) -> tuple[set[str], set[str]]:
     """Relative paths an index of `kind` may hold, and those it must hold.
 
     Returns:
@@ -128,7 +144,7 @@ def index_files(kind):
     return allowed, required
 
 
-def _check_meta(meta, where):
+def _check_meta(meta: Any, where: str) -> type[Index]:
     """Checks `index.json`; returns its index class."""
     try:
         if not isinstance(meta, dict):
@@ -155,7 +171,7 @@ def _check_meta(meta, where):
     return cls
 
 
-def load_index(directory):
+def load_index(directory: str | os.PathLike[str]) -> Index:
     """Loads an index written by `index.save(directory)`.
 
     The directory is a closed list of files: anything `index.json` does
@@ -189,7 +205,9 @@ def load_index(directory):
         return read_index(files, "", meta)
 
 
-def read_index(files, prefix, meta=None):
+def read_index(
+    files: BundleFiles, prefix: str, meta: dict[str, Any] | None = None
+) -> Index:
     """Reads the index under `prefix` of an open, checked `BundleFiles`.
 
     Args:
@@ -205,6 +223,10 @@ def read_index(files, prefix, meta=None):
     if meta is None:
         meta = files.json(prefix + INDEX_JSON)
     cls = _check_meta(meta, where)
+    if cls is ScannIndex and not scann_available():
+        # Exact search over the same rows answers as well (slower); the
+        # searcher's files were checked against the manifest all the same.
+        cls = BruteForceIndex
     count, dims = meta["count"], meta["dims"]
     allowed, required = index_files(meta["kind"])
     listed = {
@@ -241,7 +263,9 @@ def read_index(files, prefix, meta=None):
         ) from None
 
 
-def recall_against_exact(index, queries, k=10):
+def recall_against_exact(
+    index: Index, queries: npt.ArrayLike, k: int = 10
+) -> float:
     """Mean share of the exact top-`k` ids that `index` returns per query.
 
     The exact answer comes from a `BruteForceIndex` over the same

@@ -15,12 +15,15 @@ import os
 import re
 import shutil
 import tempfile
+from typing import Any
 
 import numpy as np
 
 from recsys.index.scann_builder import scann_builder
-from recsys.index.scann_builder import scann_ops
+from recsys.index.scann_modules import scann_module
+from recsys.index.scann_modules import scann_ops
 from recsys.storage.files import BundleError
+from recsys.storage.files import BundleFiles
 from recsys.storage.files import load_npy
 
 SCANN_DIR = "scann"
@@ -43,7 +46,7 @@ _ASSET = re.compile(
 )
 
 
-def parse_assets(text, where):
+def parse_assets(text: str, where: str) -> dict[str, str]:
     """`{asset_type: file name}` of a `scann_assets.pbtxt`, strictly.
 
     Only the entries our writer produces are accepted: known asset types,
@@ -76,11 +79,11 @@ def parse_assets(text, where):
     return assets
 
 
-def expected_config(embeddings, options):
+def expected_config(embeddings: np.ndarray, options: dict[str, Any]) -> Any:
     """The serialized `ScannConfig` that `ScannIndex` builds for `options`."""
     from google.protobuf import text_format
-    from scann.proto import scann_pb2
 
+    scann_pb2 = scann_module("proto.scann_pb2")
     config = scann_pb2.ScannConfig()
     text_format.Parse(
         scann_builder(embeddings, options).create_config(), config
@@ -108,7 +111,8 @@ def _check_array(array, where, dtype, shape, high=None):
 def _check_partitioner(data, where, num_leaves, dims):
     """Checks a k-means tree of one level; returns its number of leaves."""
     from google.protobuf.message import DecodeError
-    from scann.partitioning import partitioner_pb2
+
+    partitioner_pb2 = scann_module("partitioning.partitioner_pb2")
 
     partitioner = partitioner_pb2.SerializedPartitioner()
     try:
@@ -137,7 +141,8 @@ def _check_partitioner(data, where, num_leaves, dims):
 def _check_codebook(data, where, config, dims):
     """Checks the AH centers against the config's blocks; returns them."""
     from google.protobuf.message import DecodeError
-    from scann.proto import centers_pb2
+
+    centers_pb2 = scann_module("proto.centers_pb2")
 
     hashing = config.hash.asymmetric_hash
     blocks = hashing.projection.num_blocks
@@ -173,7 +178,12 @@ def _check_codebook(data, where, config, dims):
     return blocks, clusters
 
 
-def load_checked_searcher(files, prefix, embeddings, options):
+def load_checked_searcher(
+    files: BundleFiles,
+    prefix: str,
+    embeddings: np.ndarray,
+    options: dict[str, Any],
+) -> Any:
     """A ScaNN searcher from checked copies of the files under `prefix`.
 
     Args:

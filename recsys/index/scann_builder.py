@@ -4,16 +4,14 @@ Shared by `ScannIndex` (to build a searcher) and `recsys.index.scann_assets`
 (to rebuild the config a saved searcher must match on load).
 """
 
+from typing import Any
 
-def scann_ops():
-    """ScaNN's pybind module, imported on use (`import scann` takes
-    seconds: it loads TensorFlow)."""
-    from scann import scann_ops_pybind
+import numpy as np
 
-    return scann_ops_pybind
+from recsys.index.scann_modules import scann_ops
 
 
-def scann_builder(embeddings, options):
+def scann_builder(embeddings: np.ndarray, options: dict[str, Any]) -> Any:
     """The ScaNN builder of `ScannIndex` for resolved `options`.
 
     Args:

@@ -2,14 +2,17 @@
 
 import math
 import os
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from recsys.index.base import Index
 from recsys.index.scann_assets import SCANN_DIR
 from recsys.index.scann_assets import load_checked_searcher
 from recsys.index.scann_builder import scann_builder
 from recsys.storage.files import BundleError
+from recsys.storage.files import BundleFiles
 
 # ScaNN's asymmetric hashing trains 16 centers per block on the rows.
 SCANN_MIN_ITEMS = 16
@@ -37,12 +40,12 @@ SCANN_OPTIONS = (
 )
 
 
-def _leaves_to_search(num_leaves):
+def _leaves_to_search(num_leaves: int) -> int:
     large = max(MIN_LEAVES_SEARCHED, LARGE_LEAVES_SEARCHED * num_leaves)
     return max(1, math.ceil(min(LEAVES_SEARCHED * num_leaves, large)))
 
 
-def default_options(count, dims):
+def default_options(count: int, dims: int) -> dict[str, Any]:
     """ScaNN options for a catalog of `count` rows of `dims` floats.
 
     `num_leaves` is about `sqrt(count)` (at most one leaf per 50 rows), a
@@ -64,7 +67,7 @@ def default_options(count, dims):
     }
 
 
-def resolve_options(count, dims, **options):
+def resolve_options(count: int, dims: int, **options: Any) -> dict[str, Any]:
     """Fills in defaults and checks the ScaNN options; returns the dict."""
     unknown = sorted(set(options) - set(SCANN_OPTIONS))
     if unknown:
@@ -147,7 +150,12 @@ class ScannIndex(Index):
 
     kind = "scann"
 
-    def __init__(self, embeddings, ids=None, **options):
+    def __init__(
+        self,
+        embeddings: npt.ArrayLike,
+        ids: npt.ArrayLike | None = None,
+        **options: Any,
+    ) -> None:
         super().__init__(embeddings, ids)
         count, dims = self.embeddings.shape
         if count < SCANN_MIN_ITEMS:
@@ -166,7 +174,9 @@ class ScannIndex(Index):
                 f"options {self.options}: {e}"
             ) from e
 
-    def _search_rows(self, queries, count):
+    def _search_rows(
+        self, queries: np.ndarray, count: int
+    ) -> tuple[np.ndarray, np.ndarray]:
         reorder = self.options["reorder"]
         # ScaNN re-scores only `pre_reorder_num_neighbors` candidates and
         # returns no more than that, so ask for at least `count`.
@@ -183,14 +193,21 @@ class ScannIndex(Index):
         rows[missing], scores[missing] = -1, -np.inf
         return rows, scores
 
-    def _save_extra(self, directory):
+    def _save_extra(self, directory: str | os.PathLike[str]) -> None:
         path = os.path.join(directory, SCANN_DIR)
         os.makedirs(path, exist_ok=True)  # serialize() does not create it.
         # Relative asset paths, so the directory can be moved or copied.
         self.searcher.serialize(path, relative_path=True)
 
     @classmethod
-    def from_files(cls, meta, embeddings, ids, files, prefix):
+    def from_files(
+        cls,
+        meta: dict[str, Any],
+        embeddings: np.ndarray,
+        ids: np.ndarray,
+        files: BundleFiles,
+        prefix: str,
+    ) -> "ScannIndex":
         """Restores the index and its ScaNN searcher without retraining.
 
         The searcher's files are checked and copied before ScaNN sees them

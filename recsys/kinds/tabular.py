@@ -10,7 +10,6 @@ functions so that notebooks and benchmarks can run them one at a time
 
 import dataclasses
 import math
-import sys
 import time
 
 import keras
@@ -18,29 +17,29 @@ import numpy as np
 import pandas as pd
 
 from recsys.baselines.tabular import fit_baseline
-from recsys.baselines.tabular import task_metrics
-from recsys.bundles.tabular import TabularBundle
 from recsys.bundles.tabular import write_tabular_bundle
 from recsys.config import feature_specs
 from recsys.config.tabular import model_features
 from recsys.data.positive_history import latest_positive_history
 from recsys.data.positive_history import positive_history
-from recsys.data.retrieval_inputs import HISTORY
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
-from recsys.data.sources import load_interactions
 from recsys.data.split import check_split
 from recsys.data.split import protocol_split
 from recsys.data.split import temporal_split
+from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
-from recsys.models.tabular_model import AUXILIARY
+from recsys.kinds.base import Fitted
+from recsys.kinds.base import ModelKind
+from recsys.kinds.base import source_table
+from recsys.models.inputs import history_spec
+from recsys.models.inputs import input_specs
 from recsys.models.tabular_model import TabularModel
-
-OPTIMIZERS = {
-    "adam": keras.optimizers.Adam,
-    "adagrad": keras.optimizers.Adagrad,
-    "sgd": keras.optimizers.SGD,
-}
+from recsys.names import AUXILIARY
+from recsys.names import HISTORY
+from recsys.training.optimizers import make_optimizer
+from recsys.training.progress import keras_verbosity
+from recsys.training.refit import fit_then_refit
 
 
 @dataclasses.dataclass
@@ -152,8 +151,7 @@ def prepare_tabular(config, frame=None):
     """
     data = config["data"]
     columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
-    if frame is None:
-        frame = load_interactions(data["source"])
+    frame = source_table(config, frame)
     names = model_features(config)
     specs = [s for s in feature_specs(config) if s.name in names]
     display = [data["display"]] if data["display"] else []
@@ -279,53 +277,34 @@ def build_tabular_model(prepared, part=None):
     """
     config = prepared.config
     model_config, pre = config["model"], prepared.preprocessor
-    inputs = []
-    item = config["data"]["item"]
-    for name in prepared.names:
-        if name == HISTORY:
-            # The user's liked items: ids of the item column's vocabulary.
-            inputs.append(
-                {
-                    "name": HISTORY,
-                    "type": "embedding",
-                    "input_dim": pre.input_dim(item),
-                    "output_dim": model_config["embedding_dim"]
-                    or pre.embedding_dim(item),
-                    "combiner": "mean",
-                }
-            )
-            continue
-        feature = pre.feature(name)
-        if feature.kind == "numeric":
-            inputs.append({"name": name, "type": "numeric"})
-            continue
-        inputs.append(
-            {
-                "name": name,
-                "type": "embedding",
-                "input_dim": pre.input_dim(name),
-                "output_dim": model_config["embedding_dim"]
-                or pre.embedding_dim(name),
-                "combiner": getattr(feature, "combiner", "mean"),
-            }
-        )
+    output_dim = model_config["embedding_dim"] or None
+    inputs = [
+        # The user's liked items: ids of the item column's vocabulary.
+        history_spec(pre, config["data"]["item"], output_dim=output_dim)
+        if name == HISTORY
+        else input_specs(pre, [name], output_dim=output_dim)[0]
+        for name in prepared.names
+    ]
     task = model_config["task"]
     labels, auxiliary = None, None
     if part is not None:
         _, arrays, labels = prepared.parts[part]
         auxiliary = arrays.get(AUXILIARY)
+    interaction = {"name": model_config["interaction"]}
+    if interaction["name"] == "dcn":
+        interaction["num_layers"] = model_config["num_cross_layers"]
+        interaction["projection_dim"] = model_config["projection_dim"] or None
+    elif interaction["name"] == "dot":
+        interaction["dot_dim"] = model_config["dot_dim"]
+        interaction["bottom_units"] = model_config["bottom_units"]
     model = TabularModel(
         inputs,
-        interaction=model_config["interaction"],
+        interaction=interaction,
         task=task,
         num_classes=max(len(prepared.classes), 3),
         hidden_units=model_config["hidden_units"],
-        num_cross_layers=model_config["num_cross_layers"],
-        projection_dim=model_config["projection_dim"] or None,
-        dot_dim=model_config["dot_dim"],
-        bottom_units=model_config["bottom_units"],
-        wide=model_config["wide"],
         dropout=model_config["dropout"],
+        wide=model_config["wide"],
         l2=model_config["l2"],
         embeddings_l2=model_config["embeddings_l2"],
         auxiliary_weight=(
@@ -342,20 +321,16 @@ def build_tabular_model(prepared, part=None):
     train = config["train"]
     model.sparse_updates = train["sparse_updates"]
     model.compile(
-        optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
+        optimizer=make_optimizer(train["optimizer"], train["learning_rate"]),
         loss=model.default_loss(),
         jit_compile=keras.backend.backend() == "jax",
     )
     return model
 
 
-def _verbose(progress):
-    if not progress:
-        return 0
-    return 1 if sys.stdout.isatty() else 2
-
-
-def fit_tabular_model(prepared, progress=True):
+def fit_tabular_model(
+    prepared: TabularData, progress: bool = True
+) -> tuple[keras.Model, dict]:
     """Chooses the epochs on validation, then fits on the training split.
 
     Returns:
@@ -363,46 +338,28 @@ def fit_tabular_model(prepared, progress=True):
         `examples_per_second`, `best_epoch` and the validation losses.
     """
     train = prepared.config["train"]
-    keras.utils.set_random_seed(train["seed"])
-    _, x_fit, y_fit = prepared.parts["fit"]
-    _, x_val, y_val = prepared.parts["validation"]
     start = time.perf_counter()
-    model = build_tabular_model(prepared, "fit")
-    stop = keras.callbacks.EarlyStopping(
-        patience=train["patience"], restore_best_weights=True
-    )
-    history = model.fit(
-        x_fit,
-        y_fit,
-        validation_data=(x_val, y_val),
-        batch_size=train["batch_size"],
+    result = fit_then_refit(
+        lambda part: build_tabular_model(prepared, part),
+        prepared.parts["fit"][1:],
+        prepared.parts["validation"][1:],
+        prepared.parts["train"][1:],
         epochs=train["epochs"],
-        shuffle=True,
-        verbose=_verbose(progress),
-        callbacks=[stop] if train["patience"] else [],
+        # `train.patience = 0`: every epoch runs and the last is kept.
+        patience=train["patience"] or None,
+        refit=train["refit"],
+        seed=train["seed"],
+        batch_size=train["batch_size"],
+        verbose=keras_verbosity(progress),
     )
-    losses = [float(v) for v in history.history["val_loss"]]
-    best = int(np.argmin(losses)) + 1 if train["patience"] else len(losses)
-    rows, epochs = len(y_fit), len(losses)
-    if train["refit"]:
-        keras.utils.set_random_seed(train["seed"])
-        _, x_train, y_train = prepared.parts["train"]
-        model = build_tabular_model(prepared, "train")
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=train["batch_size"],
-            epochs=best,
-            shuffle=True,
-            verbose=_verbose(progress),
-        )
-        rows, epochs = rows * epochs + len(y_train) * best, 1
     seconds = time.perf_counter() - start
-    return model, {
+    return result.model, {
         "seconds": seconds,
-        "examples_per_second": rows * epochs / max(seconds, 1e-9),
-        "best_epoch": best,
-        "validation_losses": losses,
+        "examples_per_second": result.examples / max(seconds, 1e-9),
+        "best_epoch": result.best_epoch,
+        "validation_losses": [
+            float(v) for v in (result.history or {}).get("val_loss", [])
+        ],
         "refit": train["refit"],
         "backend": keras.backend.backend(),
     }
@@ -482,36 +439,50 @@ def _user_history(prepared, users):
     return histories[rows]
 
 
-def train_bundle(config, output, *, frame=None, progress=True):
-    """Trains the configured tabular model and writes its bundle.
+class TabularKind(ModelKind):
+    """`model.kind = "tabular"`: rows of columns -> a rating or a class."""
 
-    Args:
-        config: dict. A validated tabular config.
-        output: str. Bundle directory to write.
-        frame: optional DataFrame; defaults to `config["data"]["source"]`.
-        progress: bool. Show Keras' progress output.
+    name = "tabular"
 
-    Returns:
-        `(bundle, metrics)`: the written `TabularBundle` (loaded back from
-        disk) and the metrics dict also saved as `metrics.json`.
-    """
-    prepared = prepare_tabular(config, frame)
-    model, timing = fit_tabular_model(prepared, progress=progress)
-    metrics = evaluate_tabular(model, prepared)
-    metrics["train"] = timing
-    items, users = side_tables(prepared)
-    path = write_tabular_bundle(
-        output,
-        config=config,
-        metrics=metrics,
-        preprocessor=prepared.preprocessor,
-        model=model,
-        items=items,
-        users=users,
-        classes=prepared.classes,
-        user_history=_user_history(prepared, users),
-    )
-    return TabularBundle.load(path), metrics
+    def prepare(self, config, frame=None, *, progress=True):
+        return prepare_tabular(config, frame)
+
+    def fit(self, prepared, config, *, output=None, progress=True):
+        return Fitted(*fit_tabular_model(prepared, progress=progress))
+
+    def export(self, fitted, prepared, config, *, progress=True):
+        items, users = side_tables(prepared)
+        return {
+            "items": items,
+            "users": users,
+            "user_history": _user_history(prepared, users),
+        }
+
+    def evaluate(self, fitted, exported, prepared, config, *, progress=True):
+        metrics = evaluate_tabular(fitted.model, prepared)
+        metrics["train"] = fitted.timing
+        return metrics
+
+    def write(self, output, fitted, exported, prepared, config, metrics):
+        return write_tabular_bundle(
+            output,
+            config=config,
+            metrics=metrics,
+            preprocessor=prepared.preprocessor,
+            model=fitted.model,
+            classes=prepared.classes,
+            **exported,
+        )
+
+    def summary(self, metrics, config):
+        return summary(metrics, config)
+
+    def rescore(self, bundle, frame=None):
+        config = bundle.config
+        frame = source_table(config, frame)
+        _, test = split_rows(frame, config)
+        labels = row_labels(test, config, bundle.classes)
+        return task_metrics(bundle.task, labels, bundle.predict(test))
 
 
 def summary(metrics, config):

@@ -1,6 +1,6 @@
 """From a table of texts and labels to an evaluated text-classifier bundle.
 
-`train_bundle` is what `recsys train` runs for `model.kind = "text"`
+`TextKind` is what `recsys train` runs for `model.kind = "text"`
 (`configs/tweets_text.toml`). The split follows PROTOCOL.md: rows whose id
 ends in `data.test_suffixes` are the test set; of the others, those ending
 in `data.validation_suffixes` pick the number of epochs (early stopping),
@@ -10,25 +10,31 @@ rows and scored on the same split in the same run.
 """
 
 import dataclasses
-import sys
+import functools
 import time
+from typing import Any
 
 import keras
 import numpy as np
 import pandas as pd
 
 from recsys.baselines.text import run_baselines
-from recsys.bundles.text import TextBundle
 from recsys.bundles.text import write_text_bundle
 from recsys.config import feature_specs
-from recsys.data.sources import load_interactions
+from recsys.data.split import evaluation_split
+from recsys.data.split import suffix_split
 from recsys.data.texts import check_texts
 from recsys.evaluation.classification import classification_metrics
 from recsys.features import Preprocessor
 from recsys.features.pretrained import VectorFileError
 from recsys.features.pretrained import embedding_matrix
+from recsys.kinds.base import Fitted
+from recsys.kinds.base import ModelKind
+from recsys.kinds.base import source_table
 from recsys.models.text_classifier import TextClassifier
-from recsys.training.two_tower import OPTIMIZERS
+from recsys.training.optimizers import make_optimizer
+from recsys.training.progress import keras_verbosity
+from recsys.training.refit import fit_then_refit
 
 
 @dataclasses.dataclass
@@ -88,22 +94,22 @@ def class_labels(labels, column, positive=""):
     return classes
 
 
-def split_rows(frame, config):
+def split_rows(
+    frame: pd.DataFrame, config: dict
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """`(train, valid, test)` by the ids' last characters (see module doc)."""
     data = config["data"]
-    ids = (
-        frame[data["id"]].astype(str)
-        if data["id"]
-        else pd.Series(frame.index.astype(str), index=frame.index)
+    holdout, carve = (
+        functools.partial(
+            suffix_split, suffixes=data[key], id_column=data["id"]
+        )
+        for key in ("test_suffixes", "validation_suffixes")
     )
-    is_test = ids.str.endswith(tuple(data["test_suffixes"]))
-    is_valid = ~is_test & ids.str.endswith(tuple(data["validation_suffixes"]))
-    # `valid` rows are part of `train` unless tuning (see below).
-    train, valid, test = frame[~is_test], frame[is_valid], frame[is_test]
-    if config["evaluate"]["split"] == "validation":
-        # Tuning: the validation rows stop training and are reported; no
-        # fit ever sees them (there is no refit).
-        train, test = frame[~is_test & ~is_valid], valid
+    tuning = config["evaluate"]["split"] == "validation"
+    train, test = evaluation_split(frame, holdout, carve, validation=tuning)
+    # `valid` rows are part of `train` unless tuning. Tuning: they stop
+    # training and are reported; no fit ever sees them (there is no refit).
+    valid = test if tuning else carve(train)[1]
     for name, part in (("training", train), ("test", test)):
         if len(part) == 0:
             raise ValueError(
@@ -125,8 +131,7 @@ def prepare_text_data(config, frame=None):
         A `TextData`.
     """
     data = config["data"]
-    if frame is None:
-        frame = load_interactions(data["source"])
+    frame = source_table(config, frame)
     keys = ("text", "label", "id")
     missing = [(k, data[k]) for k in keys if data[k] and data[k] not in frame]
     if missing:
@@ -208,14 +213,16 @@ def build_text_classifier(prepared, config):
         metrics = [keras.metrics.AUC(name="auc")]
     model.sparse_updates = train["sparse_updates"]
     model.compile(
-        optimizer=OPTIMIZERS[train["optimizer"]](train["learning_rate"]),
+        optimizer=make_optimizer(train["optimizer"], train["learning_rate"]),
         loss=model.default_loss(),
         metrics=metrics,
     )
     return model, coverage
 
 
-def fit_text_classifier(prepared, config, progress=True):
+def fit_text_classifier(
+    prepared: TextData, config: dict, progress: bool = True
+) -> tuple[keras.Model, float | None, dict]:
     """Early stopping on the validation rows, then a refit on all of train.
 
     Returns:
@@ -224,52 +231,41 @@ def fit_text_classifier(prepared, config, progress=True):
     """
     train = config["train"]
     binary = len(prepared.classes) == 2
-    verbose = (1 if sys.stdout.isatty() else 2) if progress else 0
-    seed = train["seed"]
     started = time.perf_counter()
     x_train, y_train = encode(prepared, prepared.train, config)
-    epochs = train["epochs"]
-    history = None
-    tuning = config["evaluate"]["split"] == "validation"
-    refit = train["refit"] and not tuning
+    fit_data, validation_data = None, None
     if len(prepared.valid):
         fit_rows = ~prepared.train.index.isin(prepared.valid.index)
-        x_valid, y_valid = encode(prepared, prepared.valid, config)
-        keras.utils.set_random_seed(seed)
-        model, coverage = build_text_classifier(prepared, config)
-        monitor = "val_auc" if binary else "val_loss"
-        stop = keras.callbacks.EarlyStopping(
-            monitor=monitor,
-            mode="max" if binary else "min",
-            patience=train["patience"],
-            restore_best_weights=True,
-        )
-        history = model.fit(
-            x_train[fit_rows],
-            y_train[fit_rows],
-            validation_data=(x_valid, y_valid),
-            batch_size=train["batch_size"],
-            epochs=train["epochs"],
-            callbacks=[stop],
-            verbose=verbose,
-        ).history
-        scores = np.asarray(history[monitor])
-        best = scores.argmax() if binary else scores.argmin()
-        epochs = int(best) + 1
-    if history is None or refit:
-        keras.utils.set_random_seed(seed)
-        model, coverage = build_text_classifier(prepared, config)
-        model.fit(
-            x_train,
-            y_train,
-            batch_size=train["batch_size"],
-            epochs=epochs,
-            verbose=verbose,
-        )
+        fit_data = (x_train[fit_rows], y_train[fit_rows])
+        validation_data = encode(prepared, prepared.valid, config)
+    built = {}
+
+    def build(part):
+        # The vectors' coverage is the same for both builds: keep the last.
+        model, built["coverage"] = build_text_classifier(prepared, config)
+        return model
+
+    monitor = "val_auc" if binary else "val_loss"
+    result = fit_then_refit(
+        build,
+        fit_data,
+        validation_data,
+        (x_train, y_train),
+        epochs=train["epochs"],
+        patience=train["patience"],
+        monitor=monitor,
+        mode="max" if binary else "min",
+        # Tuning reports the validation rows: no fit may see them.
+        refit=train["refit"] and config["evaluate"]["split"] != "validation",
+        seed=train["seed"],
+        batch_size=train["batch_size"],
+        verbose=keras_verbosity(progress),
+    )
+    model, coverage, history = result.model, built["coverage"], result.history
     timing = {
         "seconds": round(time.perf_counter() - started, 2),
-        "epochs": epochs,
-        "refit": bool(history is None or refit),
+        "epochs": result.best_epoch,
+        "refit": result.refitted,
         "train_rows": int(len(x_train)),
         "backend": keras.backend.backend(),
     }
@@ -280,48 +276,66 @@ def fit_text_classifier(prepared, config, progress=True):
     return model, coverage, timing
 
 
-def train_bundle(config, output, *, frame=None, progress=True):
-    """Trains the configured text classifier and writes its bundle.
+class TextKind(ModelKind):
+    """`model.kind = "text"`: a text column -> a class."""
 
-    Args:
-        config: dict. A validated `model.kind = "text"` config.
-        output: str. Bundle directory to write.
-        frame: optional DataFrame; defaults to `config["data"]["source"]`.
-        progress: bool. Show Keras' progress output.
+    name = "text"
 
-    Returns:
-        `(bundle, metrics)`: the written `TextBundle` (loaded back from
-        disk) and the metrics, also saved as `metrics.json`.
-    """
-    prepared = prepare_text_data(config, frame)
-    model, coverage, timing = fit_text_classifier(prepared, config, progress)
-    split = config["evaluate"]["split"]
-    x_test, y_test = encode(prepared, prepared.test, config)
-    probabilities = model.predict(x_test, verbose=0)
-    metrics = {split: classification_metrics(y_test, probabilities)}
-    metrics[split]["seconds"] = timing["seconds"]
-    text, label = config["data"]["text"], config["data"]["label"]
-    metrics.update(
-        run_baselines(
-            config["evaluate"]["baselines"],
-            prepared.train[text].tolist(),
-            class_ids(prepared, prepared.train[label]),
-            prepared.test[text].tolist(),
-            y_test,
+    def prepare(self, config, frame=None, *, progress=True):
+        return prepare_text_data(config, frame)
+
+    def fit(self, prepared, config, *, output=None, progress=True):
+        model, coverage, timing = fit_text_classifier(
+            prepared, config, progress
         )
-    )
-    metrics["train"] = timing
-    if coverage is not None:
-        metrics["pretrained_coverage"] = round(float(coverage), 4)
-    path = write_text_bundle(
-        output,
-        config=config,
-        metrics=metrics,
-        preprocessor=prepared.preprocessor,
-        model=model,
-        classes=prepared.classes,
-    )
-    return TextBundle.load(path), metrics
+        return Fitted(model, timing, {"coverage": coverage})
+
+    def evaluate(self, fitted, exported, prepared, config, *, progress=True):
+        split = config["evaluate"]["split"]
+        x_test, y_test = encode(prepared, prepared.test, config)
+        probabilities = fitted.model.predict(x_test, verbose=0)
+        metrics: dict[str, Any] = {
+            split: classification_metrics(y_test, probabilities)
+        }
+        metrics[split]["seconds"] = fitted.timing["seconds"]
+        text, label = config["data"]["text"], config["data"]["label"]
+        metrics.update(
+            run_baselines(
+                config["evaluate"]["baselines"],
+                prepared.train[text].tolist(),
+                class_ids(prepared, prepared.train[label]),
+                prepared.test[text].tolist(),
+                y_test,
+            )
+        )
+        metrics["train"] = fitted.timing
+        coverage = fitted.state["coverage"]
+        if coverage is not None:
+            metrics["pretrained_coverage"] = round(float(coverage), 4)
+        return metrics
+
+    def write(self, output, fitted, exported, prepared, config, metrics):
+        return write_text_bundle(
+            output,
+            config=config,
+            metrics=metrics,
+            preprocessor=prepared.preprocessor,
+            model=fitted.model,
+            classes=prepared.classes,
+        )
+
+    def summary(self, metrics, config):
+        return summary(metrics, config)
+
+    def rescore(self, bundle, frame=None):
+        config = bundle.config
+        frame = source_table(config, frame)
+        _, _, test = split_rows(frame, config)
+        data = config["data"]
+        return classification_metrics(
+            class_ids(bundle, test[data["label"]]),
+            bundle.predict_proba(test[data["text"]]),
+        )
 
 
 def summary(metrics, config):

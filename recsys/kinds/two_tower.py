@@ -1,13 +1,13 @@
 """From an interactions table to an evaluated, indexed bundle.
 
-`train_bundle` is what `recsys train` runs; `evaluate_bundle` is what
-`recsys evaluate` runs. Both split the data exactly as PROTOCOL.md says. The
-steps are separate functions so that benchmarks and notebooks can run them one
-at a time (`prepare_data`, `build_two_tower`, `fit_two_tower`,
-`embed_catalog_and_users`).
+`TwoTowerKind` is what `recsys train` and `recsys evaluate` run for
+`model.kind = "two_tower"`; both split the data exactly as PROTOCOL.md says.
+Its steps are functions too (`prepare_data`, `build_two_tower`,
+`fit_two_tower`, `embed_catalog_and_users`), for a benchmark that times one.
 """
 
 import dataclasses
+import json
 import logging
 
 import keras
@@ -24,19 +24,23 @@ from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
-from recsys.data.sources import load_interactions
 from recsys.data.split import protocol_split
-from recsys.evaluation.retrieval import evaluate_retrieval
+from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.evaluation.retrieval import popularity_scores
 from recsys.features import Preprocessor
 from recsys.index import BruteForceIndex
 from recsys.index import build_index_from_config
 from recsys.index import recall_against_exact
+from recsys.kinds import two_tower_streamed as streamed
+from recsys.kinds.base import Fitted
+from recsys.kinds.base import ModelKind
+from recsys.kinds.base import source_table
 from recsys.training.checkpoint import training_checkpoint
 from recsys.training.distribution import distribution_scope
 from recsys.training.distribution import process_count
 from recsys.training.distribution import process_share
 from recsys.training.distribution import shardable
+from recsys.training.embed import bundle_arrays
 from recsys.training.precision import precision_scope
 from recsys.training.two_tower import build_two_tower
 from recsys.training.two_tower import fit_two_tower
@@ -96,8 +100,7 @@ def prepare_data(config, frame=None):
     """
     data, model = config["data"], config["model"]
     user, item, time = data["user"], data["item"], data["time"]
-    if frame is None:
-        frame = load_interactions(data["source"])
+    frame = source_table(config, frame)
     check_interactions(frame, user=user, item=item, time=time)
     specs = feature_specs(config)
     display = [data["display"]] if data["display"] else []
@@ -125,7 +128,9 @@ def prepare_data(config, frame=None):
     )
 
 
-def embed_catalog_and_users(model, prepared):
+def embed_catalog_and_users(
+    model: keras.Model, prepared: PreparedData
+) -> dict[str, np.ndarray]:
     """The arrays of a bundle: item and known-user vectors, popularity, seen.
 
     Args:
@@ -136,26 +141,18 @@ def embed_catalog_and_users(model, prepared):
         dict of numpy arrays, keyed as `recsys.bundles.two_tower.ARRAYS`.
     """
     item = prepared.config["data"]["item"]
-    items = model.candidate_tower.predict(
-        prepared.item_inputs, batch_size=8192, verbose=0
+    item_ids = prepared.items[item].to_numpy()
+    popularity = popularity_scores(prepared.train[item].to_numpy(), item_ids)
+    return bundle_arrays(
+        model,
+        item_ids=item_ids,
+        item_inputs=prepared.item_inputs,
+        item_popularity=(popularity / len(prepared.train)).astype(np.float32),
+        user_ids=prepared.users["users"],
+        user_inputs=prepared.users["inputs"],
+        seen_indptr=prepared.users["seen_indptr"],
+        seen_items=prepared.users["seen_items"],
     )
-    users = model.query_tower.predict(
-        prepared.users["inputs"], batch_size=8192, verbose=0
-    )
-    popularity = popularity_scores(
-        prepared.train[item].to_numpy(), prepared.items[item].to_numpy()
-    )
-    return {
-        "item_ids": prepared.items[item].to_numpy(),
-        "item_embeddings": np.asarray(items, np.float32),
-        "item_popularity": (popularity / len(prepared.train)).astype(
-            np.float32
-        ),
-        "user_ids": prepared.users["users"],
-        "user_embeddings": np.asarray(users, np.float32),
-        "seen_indptr": prepared.users["seen_indptr"],
-        "seen_items": prepared.users["seen_items"],
-    }
 
 
 def _item_columns(config, items):
@@ -164,19 +161,46 @@ def _item_columns(config, items):
     return [c for c in dict.fromkeys(names) if c and c in items]
 
 
-def in_memory_bundle(prepared, arrays, index=None):
-    """A `Bundle` that was never written, for evaluation during training."""
+def unwritten_bundle(config, exported):
+    """A `Bundle` that was never written, for evaluation during training.
+
+    Args:
+        config: dict. The run config.
+        exported: dict. A two-tower kind's export: `arrays`, `items`,
+            `preprocessor` and (optionally) `index`; exact search without.
+    """
+    arrays = exported["arrays"]
     return Bundle(
         None,
-        {"config": prepared.config},
-        prepared.preprocessor,
-        prepared.items[_item_columns(prepared.config, prepared.items)],
+        {"config": config},
+        exported["preprocessor"],
+        exported["items"],
         arrays,
-        index or BruteForceIndex(arrays["item_embeddings"]),
+        exported.get("index") or BruteForceIndex(arrays["item_embeddings"]),
     )
 
 
-def evaluate_bundle(bundle, frame, config, train=None, test=None):
+def in_memory_bundle(prepared, arrays, index=None):
+    """`unwritten_bundle` of an in-memory run's `PreparedData`."""
+    items = prepared.items[_item_columns(prepared.config, prepared.items)]
+    return unwritten_bundle(
+        prepared.config,
+        {
+            "arrays": arrays,
+            "items": items,
+            "preprocessor": prepared.preprocessor,
+            "index": index,
+        },
+    )
+
+
+def evaluate_bundle(
+    bundle: Bundle,
+    frame: pd.DataFrame,
+    config: dict,
+    train: pd.DataFrame | None = None,
+    test: pd.DataFrame | None = None,
+) -> dict[str, dict]:
     """HR@k of `bundle` and of the popularity baseline on the protocol split.
 
     Args:
@@ -192,118 +216,146 @@ def evaluate_bundle(bundle, frame, config, train=None, test=None):
     data = config["data"]
     if train is None or test is None:
         train, test = split_for_evaluation(frame, config)
-    candidates = bundle.item_ids
-    common = {
-        "candidates": candidates,
-        "test_users": test[data["user"]].to_numpy(),
-        "test_items": test[data["item"]].to_numpy(),
-        "train_users": train[data["user"]].to_numpy(),
-        "train_items": train[data["item"]].to_numpy(),
-        "ks": tuple(config["evaluate"]["ks"]),
-    }
-    popularity = popularity_scores(common["train_items"], candidates)
-    return {
-        config["evaluate"]["split"]: evaluate_retrieval(bundle.score, **common),
-        "baseline_popularity": evaluate_retrieval(
-            lambda users: np.broadcast_to(
-                popularity, (len(users), len(popularity))
-            ),
-            **common,
-        ),
-    }
+    train_items = train[data["item"]].to_numpy()
+    return evaluate_beside_popularity(
+        bundle.score,
+        popularity_scores(train_items, bundle.item_ids),
+        split=config["evaluate"]["split"],
+        candidates=bundle.item_ids,
+        test_users=test[data["user"]].to_numpy(),
+        test_items=test[data["item"]].to_numpy(),
+        train_users=train[data["user"]].to_numpy(),
+        train_items=train_items,
+        ks=tuple(config["evaluate"]["ks"]),
+    )
 
 
-def train_bundle(config, output, *, frame=None, progress=True):
-    """Trains the configured two-tower model and writes its bundle.
+class TwoTowerKind(ModelKind):
+    """`model.kind = "two_tower"`: retrieval, an indexed bundle, HR@k.
 
-    Args:
-        config: dict. A validated config (`recsys.config.load_config`).
-        output: str. Bundle directory to write.
-        frame: optional DataFrame of interactions; defaults to
-            `config["data"]["source"]`.
-        progress: bool. Show progress bars.
-
-    Returns:
-        `(bundle, metrics)`: the written `Bundle` (loaded back from disk)
-        and the metrics dict also saved as `metrics.json`.
+    Interactions in memory run the steps below; a Parquet `data.path` is
+    streamed (`recsys.kinds.two_tower_streamed`), never loaded whole.
     """
-    if config["data"]["path"] and frame is None:
-        # Parquet shards are streamed, never loaded whole.
-        from recsys.kinds.two_tower_streamed import train_streamed
 
-        return train_streamed(config, output, progress=progress)
-    keras.utils.set_random_seed(config["train"]["seed"])
-    prepared = prepare_data(config, frame)
-    with distribution_scope(config) as distribution, precision_scope(config):
-        processes = process_count(distribution)
-        # Checkpoints in a job directory: the same command resumes after a
-        # kill. Not with several processes: each would resume from its own
-        # latest checkpoint, and a kill between two processes' saves would
-        # restart them at different steps.
-        checkpoint = None
-        if processes == 1:
-            checkpoint = training_checkpoint(config, output)
-        else:
-            logger.warning("%d processes: checkpoints are off.", processes)
-        model = build_two_tower(prepared.preprocessor, config)
-        inputs, batch_size = process_share(
-            shardable(
-                prepared.inputs, distribution, config["train"]["batch_size"]
-            ),
-            distribution,
-            config["train"]["batch_size"],
-        )
-        timing = fit_two_tower(
-            model,
-            inputs,
-            {**config, "train": {**config["train"], "batch_size": batch_size}},
-            callbacks=[checkpoint] if checkpoint else [],
-            progress=progress,
-        )
-    # `fit_two_tower` counted this process's share of the rows.
-    timing["train_rows"] *= processes
-    timing["examples_per_second"] *= processes
-    timing["resumed_from"] = checkpoint and checkpoint.resumed_from
+    name = "two_tower"
 
-    stages = tqdm(total=3, desc="bundle", disable=not progress, leave=False)
-    stages.set_postfix_str("embed items and users")
-    arrays = embed_catalog_and_users(model, prepared)
-    stages.update()
-    stages.set_postfix_str("build index")
-    index = build_index_from_config(
-        arrays["item_embeddings"], config["index"], progress=progress
-    )
-    recall = recall_against_exact(index, arrays["user_embeddings"], k=10)
-    stages.update()
-    stages.set_postfix_str("evaluate")
-    metrics = evaluate_bundle(
-        in_memory_bundle(prepared, arrays, index),
-        prepared.frame,
-        config,
-        prepared.train,
-        prepared.test,
-    )
-    stages.update()
-    stages.close()
-    metrics["train"] = timing
-    metrics["index"] = {
-        "kind": index.kind,
-        "options": index.options,
-        "recall@10_vs_exact": recall,
-    }
-    path = write_bundle(
-        output,
-        config=config,
-        metrics=metrics,
-        preprocessor=prepared.preprocessor,
-        query_tower=model.query_tower,
-        items=prepared.items[_item_columns(config, prepared.items)],
-        arrays=arrays,
-        index=index,
-    )
-    if checkpoint:
-        checkpoint.finish()  # the bundle is whole: nothing left to resume
-    return Bundle.load(path), metrics
+    def train(
+        self, config, output=None, *, frame=None, progress=True, write=True
+    ):
+        if config["data"]["path"] and frame is None:
+            # Parquet shards are streamed, never loaded whole.
+            return StreamedTwoTowerKind().train(
+                config, output, progress=progress, write=write
+            )
+        return super().train(
+            config, output, frame=frame, progress=progress, write=write
+        )
+
+    def prepare(self, config, frame=None, *, progress=True):
+        keras.utils.set_random_seed(config["train"]["seed"])
+        return prepare_data(config, frame)
+
+    def fit(self, prepared, config, *, output=None, progress=True):
+        with (
+            distribution_scope(config) as distribution,
+            precision_scope(config),
+        ):
+            processes = process_count(distribution)
+            # Checkpoints in a job directory: the same command resumes after
+            # a kill. Not with several processes: each would resume from its
+            # own latest checkpoint, and a kill between two processes' saves
+            # would restart them at different steps.
+            checkpoint = None
+            if processes == 1 and output:
+                checkpoint = training_checkpoint(config, output)
+            elif processes > 1:
+                logger.warning("%d processes: checkpoints are off.", processes)
+            model = build_two_tower(prepared.preprocessor, config)
+            batch_size = config["train"]["batch_size"]
+            inputs, batch_size = process_share(
+                shardable(prepared.inputs, distribution, batch_size),
+                distribution,
+                batch_size,
+            )
+            timing = fit_two_tower(
+                model,
+                inputs,
+                {
+                    **config,
+                    "train": {**config["train"], "batch_size": batch_size},
+                },
+                callbacks=[checkpoint] if checkpoint else [],
+                progress=progress,
+            )
+        # `fit_two_tower` counted this process's share of the rows.
+        timing["train_rows"] *= processes
+        timing["examples_per_second"] *= processes
+        timing["resumed_from"] = checkpoint and checkpoint.resumed_from
+        return Fitted(model, timing, {"checkpoint": checkpoint})
+
+    def export(self, fitted, prepared, config, *, progress=True):
+        stages = tqdm(total=2, desc="bundle", disable=not progress, leave=False)
+        stages.set_postfix_str("embed items and users")
+        arrays = embed_catalog_and_users(fitted.model, prepared)
+        stages.update()
+        stages.set_postfix_str("build index")
+        index = build_index_from_config(
+            arrays["item_embeddings"], config["index"], progress=progress
+        )
+        stages.update()
+        stages.close()
+        return {
+            "arrays": arrays,
+            "index": index,
+            "items": prepared.items[_item_columns(config, prepared.items)],
+            "preprocessor": prepared.preprocessor,
+        }
+
+    def evaluate(self, fitted, exported, prepared, config, *, progress=True):
+        arrays, index = exported["arrays"], exported["index"]
+        recall = recall_against_exact(index, arrays["user_embeddings"], k=10)
+        metrics = evaluate_bundle(
+            unwritten_bundle(config, exported),
+            prepared.frame,
+            config,
+            prepared.train,
+            prepared.test,
+        )
+        metrics["train"] = fitted.timing
+        metrics["index"] = {
+            "kind": index.kind,
+            "options": index.options,
+            "recall@10_vs_exact": recall,
+        }
+        return metrics
+
+    def write(self, output, fitted, exported, prepared, config, metrics):
+        path = write_bundle(
+            output,
+            config=config,
+            metrics=metrics,
+            query_tower=fitted.model.query_tower,
+            **exported,
+        )
+        if fitted.state["checkpoint"]:
+            # The bundle is whole: nothing left to resume.
+            fitted.state["checkpoint"].finish()
+        return path
+
+    def summary(self, metrics, config):
+        return summary(metrics, config)
+
+    def rescore(self, bundle, frame=None):
+        """HR@k of the loaded bundle and of popularity, recomputed."""
+        config = bundle.config
+        if config["data"].get("path") and frame is None:
+            return streamed.evaluate_streamed(bundle, progress=False)
+        frame = source_table(config, frame)
+        return evaluate_bundle(bundle, frame, config)
+
+    def evaluate_report(self, bundle, *, frame=None, rescore=False):
+        """`recsys evaluate`: HR@k recomputed on the split, as JSON."""
+        return json.dumps(self.rescore(bundle, frame), indent=2)
 
 
 def summary(metrics, config):
@@ -334,3 +386,135 @@ def summary(metrics, config):
             f"ground truth {name}: {value:.4f} (popularity {baseline:.4f})"
         )
     return "\n".join(lines)
+
+
+@dataclasses.dataclass
+class StreamedRun:
+    """What a streamed run derives from its Parquet shards before training.
+
+    Attributes:
+        source: the `ParquetSource` of `data.path`.
+        bounds: the split's time bounds.
+        data: the `StreamedData` of the vocabulary pass (preprocessor,
+            catalog, counts).
+        stages: the `StageClock` timing each stage.
+    """
+
+    source: object
+    bounds: tuple
+    data: object
+    stages: streamed.StageClock
+
+
+class StreamedTwoTowerKind(TwoTowerKind):
+    """The two-tower steps over Parquet shards (`data.path`), streamed.
+
+    The stages, each timed in `metrics["stages"]`, are described in
+    `recsys.kinds.two_tower_streamed`.
+    """
+
+    def train(
+        self, config, output=None, *, frame=None, progress=True, write=True
+    ):
+        return ModelKind.train(
+            self, config, output, frame=frame, progress=progress, write=write
+        )
+
+    def prepare(self, config, frame=None, *, progress=True):
+        streamed.check_streaming_config(config)
+        keras.utils.set_random_seed(config["train"]["seed"])
+        stages = streamed.StageClock()
+        source = streamed.open_source(config)
+        bounds = streamed.split_bounds(source, config)
+        stages.lap("scan")
+        data = streamed.scan_vocabulary(config, source, bounds, progress)
+        if data.num_train == 0:
+            raise ValueError(
+                f"No training rows in {config['data']['path']}: every row "
+                "falls in the held-out end of the time span."
+            )
+        stages.lap("vocab")
+        return StreamedRun(source, bounds, data, stages)
+
+    def fit(self, prepared, config, *, output=None, progress=True):
+        # Checkpoints in a job directory: the same command resumes a kill.
+        checkpoint = training_checkpoint(config, output) if output else None
+        with precision_scope(config):
+            model = build_two_tower(prepared.data.preprocessor, config)
+            timing = fit_two_tower(
+                model,
+                streamed.training_batches(prepared.data),
+                config,
+                callbacks=[checkpoint] if checkpoint else [],
+                progress=progress,
+            )
+        timing["resumed_from"] = checkpoint and checkpoint.resumed_from
+        prepared.stages.lap("train")
+        return Fitted(model, timing, {"checkpoint": checkpoint})
+
+    def export(self, fitted, prepared, config, *, progress=True):
+        data, stages = prepared.data, prepared.stages
+        evaluated = streamed.eval_users(
+            data.users, data.test_users, config["train"]["seed"]
+        )
+        indptr, seen, test_users, test_items = streamed.scan_seen(
+            data, evaluated, progress
+        )
+        stages.lap("seen")
+        arrays = streamed.embed_streamed(fitted.model, data, indptr, seen)
+        stages.lap("embed")
+        index = build_index_from_config(
+            arrays["item_embeddings"], config["index"], progress=progress
+        )
+        stages.lap("index")
+        return {
+            "arrays": arrays,
+            "index": index,
+            "items": data.items[_item_columns(config, data.items)],
+            "preprocessor": data.preprocessor,
+            "evaluation": (evaluated, test_users, test_items),
+        }
+
+    def evaluate(self, fitted, exported, prepared, config, *, progress=True):
+        arrays, index = exported["arrays"], exported["index"]
+        data, source = prepared.data, prepared.source
+        bundle = unwritten_bundle(config, exported)
+        evaluated = exported["evaluation"][0]
+        metrics = streamed.evaluation_metrics(
+            bundle, config, *exported["evaluation"]
+        )
+        rows = bundle.user_rows(evaluated)[:1000]
+        # 100 queries at a time: exact search over 200k items would
+        # otherwise hold a (1000 x 200k) score matrix and its argpartition.
+        recalls = [
+            recall_against_exact(
+                index, arrays["user_embeddings"][rows[i : i + 100]], k=10
+            )
+            * len(rows[i : i + 100])
+            for i in range(0, len(rows), 100)
+        ]
+        metrics["index"] = {
+            "kind": index.kind,
+            "options": index.options,
+            "recall@10_vs_exact": float(sum(recalls) / max(len(rows), 1)),
+        }
+        prepared.stages.lap("evaluate")
+        metrics["train"] = fitted.timing
+        metrics["data"] = {
+            "rows": source.num_rows,
+            "train_rows": data.num_train,
+            "users": int(len(data.users)),
+            "items": int(len(bundle.item_ids)),
+            "row_groups": source.num_groups,
+            "files": len(source.files),
+            "split_time": list(prepared.bounds),
+        }
+        metrics["stages"] = prepared.stages.seconds
+        metrics["peak_rss_mb_after"] = prepared.stages.peak_mb
+        return metrics
+
+    def write(self, output, fitted, exported, prepared, config, metrics):
+        bundle = {k: v for k, v in exported.items() if k != "evaluation"}
+        path = super().write(output, fitted, bundle, prepared, config, metrics)
+        prepared.stages.lap("write")
+        return path

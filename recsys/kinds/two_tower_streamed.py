@@ -1,9 +1,10 @@
 """Two-tower training streamed from a directory of Parquet shards.
 
-`recsys train` takes this path when the config sets `data.path`. The rows are
-never loaded whole: every stage reads the shards one row group at a time
-(`recsys.data.parquet_source`), so memory depends on the number of users and
-items, not on the number of interactions.
+`recsys train` takes this path when the config sets `data.path`: the steps
+of `StreamedTwoTowerKind` (`recsys.kinds.two_tower`) call the functions
+here. The rows are never loaded whole: every stage reads the shards one row
+group at a time (`recsys.data.parquet_source`), so memory depends on the
+number of users and items, not on the number of interactions.
 
 Stages (each timed in `metrics["stages"]`):
 1. `scan`: the time range, read from the time column alone.
@@ -46,7 +47,6 @@ import pyarrow as pa
 from tqdm.auto import tqdm
 
 from recsys.bundles.two_tower import Bundle
-from recsys.bundles.two_tower import write_bundle
 from recsys.config import ConfigError
 from recsys.config import feature_specs
 from recsys.data.interaction_batches import InteractionBatches
@@ -54,16 +54,31 @@ from recsys.data.parquet_source import ParquetSource
 from recsys.data.parquet_source import as_float
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.synthetic import SyntheticInteractions
-from recsys.evaluation.retrieval import evaluate_retrieval
+from recsys.evaluation.retrieval import evaluate_beside_popularity
+from recsys.features import Preprocessor
 from recsys.features.streaming import ValueCounter
 from recsys.features.streaming import fit_streaming
-from recsys.index import build_index_from_config
-from recsys.index import recall_against_exact
-from recsys.models.two_tower import SAMPLING_PROBABILITY
-from recsys.training.checkpoint import training_checkpoint
-from recsys.training.precision import precision_scope
-from recsys.training.two_tower import build_two_tower
-from recsys.training.two_tower import fit_two_tower
+from recsys.names import SAMPLING_PROBABILITY
+from recsys.training.embed import bundle_arrays
+
+
+class StageClock:
+    """Seconds and peak RSS after each stage, for `metrics["stages"]`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.peak_mb: dict[str, float] = {}
+        self._clock = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        """Records the time since the previous lap as stage `name`."""
+        now = time.perf_counter()
+        self.seconds[name] = now - self._clock
+        self._clock = now
+        # Peak RSS so far (Linux reports KiB), to see which stage sets it.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        self.peak_mb[name] = peak / 1024
+
 
 TEST_FRACTION = 0.1
 EVAL_USERS = 2000
@@ -102,7 +117,7 @@ class StreamedData:
     config: dict
     source: ParquetSource
     bounds: tuple
-    preprocessor: object
+    preprocessor: Preprocessor
     items: pd.DataFrame
     item_inputs: dict
     item_counts: np.ndarray
@@ -364,6 +379,38 @@ def scan_seen(streamed, evaluated, progress=True):
     return indptr, seen, test_users, test_items
 
 
+def embed_streamed(
+    model: keras.Model,
+    streamed: StreamedData,
+    seen_indptr: np.ndarray,
+    seen_items: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """The arrays of the bundle: catalog and training users embedded.
+
+    Args:
+        model: the trained `TwoTower`.
+        streamed: the run's `StreamedData`.
+        seen_indptr, seen_items: the users' training items (`scan_seen`).
+
+    Returns:
+        dict of numpy arrays, keyed as `recsys.bundles.two_tower.ARRAYS`.
+    """
+    user = streamed.config["data"]["user"]
+    users = pd.Series(streamed.users)
+    return bundle_arrays(
+        model,
+        item_ids=streamed.items[streamed.config["data"]["item"]].to_numpy(),
+        item_inputs=streamed.item_inputs,
+        item_popularity=(streamed.item_counts / streamed.num_train).astype(
+            np.float32
+        ),
+        user_ids=streamed.users,
+        user_inputs={user: streamed.preprocessor.transform_column(user, users)},
+        seen_indptr=seen_indptr,
+        seen_items=seen_items,
+    )
+
+
 def _top_rows(bundle, users, k):
     """Catalog rows of each user's exact top `k` (seen items kept)."""
     out = []
@@ -410,7 +457,13 @@ def truth_metrics(bundle, generator, users, item_ids, popularity):
     return result
 
 
-def evaluation_metrics(bundle, config, evaluated, test_users, test_items):
+def evaluation_metrics(
+    bundle: Bundle,
+    config: dict,
+    evaluated: np.ndarray,
+    test_users: np.ndarray,
+    test_items: np.ndarray,
+) -> dict[str, dict]:
     """HR@k of `bundle` and of popularity, and the ground truth if known.
 
     Args:
@@ -431,28 +484,22 @@ def evaluation_metrics(bundle, config, evaluated, test_users, test_items):
         if len(rows)
         else np.zeros(0, np.int64)
     ]
-    common = {
-        "candidates": item_ids,
-        "test_users": test_users,
-        "test_items": test_items,
-        "train_users": train_users,
-        "train_items": train_items,
-        "ks": tuple(config["evaluate"]["ks"]),
-        # Ranks are computed on (test rows x catalog) arrays: 8 users of at
-        # most 10 rows over 200k items stay under 100 MB.
-        "users_per_batch": 8,
-    }
     popularity = bundle.item_popularity
     split = config["evaluate"]["split"]
-    metrics = {
-        split: evaluate_retrieval(bundle.score, **common),
-        "baseline_popularity": evaluate_retrieval(
-            lambda users: np.broadcast_to(
-                popularity, (len(users), len(popularity))
-            ),
-            **common,
-        ),
-    }
+    metrics = evaluate_beside_popularity(
+        bundle.score,
+        popularity,
+        split=split,
+        candidates=item_ids,
+        ks=tuple(config["evaluate"]["ks"]),
+        test_users=test_users,
+        test_items=test_items,
+        train_users=train_users,
+        train_items=train_items,
+        # Ranks are computed on (test rows x catalog) arrays: 8 users of at
+        # most 10 rows over 200k items stay under 100 MB.
+        users_per_batch=8,
+    )
     metrics[split]["num_users"] = int(len(evaluated))
     generator = SyntheticInteractions.from_directory(config["data"]["path"])
     if generator is not None:
@@ -499,146 +546,3 @@ def evaluate_streamed(bundle, progress=True):
         np.concatenate(users), np.concatenate(items), config["train"]["seed"]
     )
     return evaluation_metrics(bundle, config, evaluated, test_users, test_items)
-
-
-def train_streamed(config, output, *, progress=True):
-    """Trains a two-tower model on `data.path` and writes its bundle.
-
-    Args:
-        config: dict. A validated config whose `data.path` names a Parquet
-            directory.
-        output: str. Bundle directory to write.
-        progress: bool. Show progress bars.
-
-    Returns:
-        `(bundle, metrics)`, as `recsys.kinds.two_tower.train_bundle` returns.
-    """
-    check_streaming_config(config)
-    keras.utils.set_random_seed(config["train"]["seed"])
-    data = config["data"]
-    stages, peaks = {}, {}
-    clock = time.perf_counter()
-
-    def lap(name):
-        nonlocal clock
-        now = time.perf_counter()
-        stages[name] = now - clock
-        clock = now
-        # Peak RSS so far (Linux reports KiB), to see which stage sets it.
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        peaks[name] = peak / 1024
-
-    source = open_source(config)
-    bounds = split_bounds(source, config)
-    lap("scan")
-    streamed = scan_vocabulary(config, source, bounds, progress)
-    if streamed.num_train == 0:
-        raise ValueError(
-            f"No training rows in {data['path']}: every row falls in the "
-            "held-out end of the time span."
-        )
-    lap("vocab")
-    # Checkpoints in a job directory: the same command resumes after a kill.
-    checkpoint = training_checkpoint(config, output)
-    with precision_scope(config):
-        model = build_two_tower(streamed.preprocessor, config)
-        timing = fit_two_tower(
-            model,
-            training_batches(streamed),
-            config,
-            callbacks=[checkpoint] if checkpoint else [],
-            progress=progress,
-        )
-    timing["resumed_from"] = checkpoint and checkpoint.resumed_from
-    lap("train")
-    evaluated = eval_users(
-        streamed.users, streamed.test_users, config["train"]["seed"]
-    )
-    indptr, seen, test_users, test_items = scan_seen(
-        streamed, evaluated, progress
-    )
-    lap("seen")
-    item_ids = streamed.items[data["item"]].to_numpy()
-    arrays = {
-        "item_ids": item_ids,
-        "item_embeddings": np.asarray(
-            model.candidate_tower.predict(
-                streamed.item_inputs, batch_size=8192, verbose=0
-            ),
-            np.float32,
-        ),
-        "item_popularity": (streamed.item_counts / streamed.num_train).astype(
-            np.float32
-        ),
-        "user_ids": streamed.users,
-        "user_embeddings": np.asarray(
-            model.query_tower.predict(
-                {
-                    data["user"]: streamed.preprocessor.transform_column(
-                        data["user"], pd.Series(streamed.users)
-                    )
-                },
-                batch_size=8192,
-                verbose=0,
-            ),
-            np.float32,
-        ),
-        "seen_indptr": indptr,
-        "seen_items": seen,
-    }
-    lap("embed")
-    index = build_index_from_config(
-        arrays["item_embeddings"], config["index"], progress=progress
-    )
-    lap("index")
-    items = streamed.items[
-        [c for c in dict.fromkeys([data["item"], data["display"]]) if c]
-    ]
-    bundle = Bundle(
-        None, {"config": config}, streamed.preprocessor, items, arrays, index
-    )
-    metrics = evaluation_metrics(
-        bundle, config, evaluated, test_users, test_items
-    )
-    rows = bundle.user_rows(evaluated)[:1000]
-    # 100 queries at a time: exact search over 200k items would otherwise
-    # hold a (1000 x 200k) score matrix and its argpartition (2.4 GB).
-    recalls = [
-        recall_against_exact(
-            index, arrays["user_embeddings"][rows[i : i + 100]], k=10
-        )
-        * len(rows[i : i + 100])
-        for i in range(0, len(rows), 100)
-    ]
-    metrics["index"] = {
-        "kind": index.kind,
-        "options": index.options,
-        "recall@10_vs_exact": float(sum(recalls) / max(len(rows), 1)),
-    }
-    lap("evaluate")
-    metrics["train"] = timing
-    metrics["data"] = {
-        "rows": source.num_rows,
-        "train_rows": streamed.num_train,
-        "users": int(len(streamed.users)),
-        "items": int(len(item_ids)),
-        "row_groups": source.num_groups,
-        "files": len(source.files),
-        "split_time": list(bounds),
-    }
-    metrics["stages"] = stages
-    metrics["peak_rss_mb_after"] = peaks
-    path = write_bundle(
-        output,
-        config=config,
-        metrics=metrics,
-        preprocessor=streamed.preprocessor,
-        query_tower=model.query_tower,
-        items=items,
-        arrays=arrays,
-        index=index,
-    )
-    stages["write"] = time.perf_counter() - clock
-    if checkpoint:
-        checkpoint.finish()  # the bundle is whole: nothing left to resume
-    return Bundle.load(path), metrics

@@ -1,7 +1,19 @@
 """Keras layers of recsys."""
 
+from recsys.layers.auxiliary_head import AuxiliaryHead
+from recsys.layers.cross_network import CrossNetwork
+from recsys.layers.dlrm_interaction import DLRMInteraction
 from recsys.layers.multi_hash_embedding import MultiHashEmbedding
 from recsys.layers.pooled_embedding import PooledEmbedding
 from recsys.layers.remove_accidental_hits import RemoveAccidentalHits
+from recsys.layers.wide_biases import WideBiases
 
-__all__ = ["MultiHashEmbedding", "PooledEmbedding", "RemoveAccidentalHits"]
+__all__ = [
+    "AuxiliaryHead",
+    "CrossNetwork",
+    "DLRMInteraction",
+    "MultiHashEmbedding",
+    "PooledEmbedding",
+    "RemoveAccidentalHits",
+    "WideBiases",
+]

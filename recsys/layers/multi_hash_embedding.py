@@ -1,5 +1,7 @@
 """`MultiHashEmbedding`: each id looks up several rows of one shared table."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -11,7 +13,7 @@ SUPPORTED_HASH_COMBINERS = ("sum", "concat")
 SUPPORTED_COMBINERS = ("mean", "sum", "sqrtn")
 
 
-def _shift_right(x, bits):
+def _shift_right(x: Any, bits: int) -> Any:
     """Logical right shift of int32 tensors (`right_shift` is arithmetic)."""
     return ops.bitwise_and(ops.right_shift(x, bits), (1 << (32 - bits)) - 1)
 
@@ -67,15 +69,15 @@ class MultiHashEmbedding(SparseRowsEmbedding):
 
     def __init__(
         self,
-        num_buckets,
-        output_dim,
-        num_hashes=2,
-        hash_combiner="sum",
-        combiner="mean",
-        seed=0,
-        embeddings_initializer="uniform",
-        **kwargs,
-    ):
+        num_buckets: int,
+        output_dim: int,
+        num_hashes: int = 2,
+        hash_combiner: str = "sum",
+        combiner: str = "mean",
+        seed: int = 0,
+        embeddings_initializer: Any = "uniform",
+        **kwargs: Any,
+    ) -> None:
         for name, value in (
             ("num_buckets", num_buckets),
             ("output_dim", output_dim),
@@ -127,7 +129,7 @@ class MultiHashEmbedding(SparseRowsEmbedding):
         self.seed = seed
         self._salts = [int(s) for s in multi_hash_salts(num_hashes, seed)]
 
-    def hash_rows(self, inputs):
+    def hash_rows(self, inputs: Any) -> Any:
         """The table rows of each id.
 
         Args:
@@ -147,7 +149,7 @@ class MultiHashEmbedding(SparseRowsEmbedding):
         rows = ops.add(ops.mod(x, self.num_buckets), 1)
         return ops.where(ops.equal(ids, 0), 0, rows)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         """Looks up, combines and (for 2-D inputs) pools `inputs`.
 
         Args:
@@ -175,15 +177,17 @@ class MultiHashEmbedding(SparseRowsEmbedding):
             )
         return x / ops.maximum(denominator, 1.0)
 
-    def compute_output_shape(self, input_shape):
+    def compute_output_shape(
+        self, input_shape: tuple[int | None, ...]
+    ) -> tuple[int | None, ...]:
         return (input_shape[0], self.vector_dim)
 
-    def compute_output_spec(self, inputs):
+    def compute_output_spec(self, inputs: Any) -> keras.KerasTensor:
         return keras.KerasTensor(
             self.compute_output_shape(inputs.shape), dtype=self.compute_dtype
         )
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         for key in ("input_dim", "mask_zero"):
             config.pop(key, None)

@@ -1,5 +1,7 @@
 """`PooledEmbedding`: an embedding table that pools multi-valued inputs."""
 
+from typing import Any
+
 import keras
 import keras_rs
 from keras import ops
@@ -45,12 +47,12 @@ class PooledEmbedding(keras_rs.layers.EmbedReduce, SparseRowsEmbedding):
 
     def __init__(
         self,
-        input_dim,
-        output_dim,
-        combiner="mean",
-        embeddings_initializer="uniform",
-        **kwargs,
-    ):
+        input_dim: int,
+        output_dim: int,
+        combiner: str = "mean",
+        embeddings_initializer: Any = "uniform",
+        **kwargs: Any,
+    ) -> None:
         kwargs.pop("mask_zero", None)
         super().__init__(
             input_dim,
@@ -70,7 +72,7 @@ class PooledEmbedding(keras_rs.layers.EmbedReduce, SparseRowsEmbedding):
                 f"Received: output_dim={output_dim}"
             )
 
-    def call(self, inputs, weights=None):
+    def call(self, inputs: Any, weights: Any = None) -> Any:
         """Looks up and pools `inputs`.
 
         Args:
@@ -83,4 +85,6 @@ class PooledEmbedding(keras_rs.layers.EmbedReduce, SparseRowsEmbedding):
         """
         if weights is None and len(inputs.shape) == 2:
             weights = ops.cast(ops.not_equal(inputs, 0), self.compute_dtype)
-        return super().call(inputs, weights)
+        # EmbedReduce's `call`, past SparseRowsEmbedding's (which takes no
+        # weights) in the method order.
+        return super().call(inputs, weights)  # type: ignore[call-arg]

@@ -1,5 +1,7 @@
 """`RemoveAccidentalHits` with a mask that actually removes the hits."""
 
+from typing import Any
+
 import keras
 import keras_rs
 from keras import ops
@@ -28,7 +30,7 @@ class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
     ```
     """
 
-    def call(self, logits, labels, candidate_ids):
+    def call(self, logits: Any, labels: Any, candidate_ids: Any) -> Any:
         """Masks accidental hits.
 
         Args:
@@ -51,7 +53,7 @@ class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
         duplicate = ops.subtract(duplicate, ops.cast(labels, logits.dtype))
         return ops.add(logits, ops.multiply(duplicate, MIN_LOGIT))
 
-    def mask(self, logits, candidate_ids):
+    def mask(self, logits: Any, candidate_ids: Any) -> Any:
         """Masks accidental hits of in-batch negatives, without labels.
 
         The positive of row `i` is candidate `i` (in-batch softmax), so no

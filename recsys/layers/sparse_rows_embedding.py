@@ -11,11 +11,14 @@ gradient of, and records `rows`. Outside that context the layer is a plain
 """
 
 import contextvars
+from typing import Any
 
 import keras
 from keras import ops
 
-_ACTIVE = contextvars.ContextVar("recsys_row_lookups", default=None)
+_ACTIVE: contextvars.ContextVar["RowLookups | None"] = contextvars.ContextVar(
+    "recsys_row_lookups", default=None
+)
 
 
 class RowLookups:
@@ -38,19 +41,23 @@ class RowLookups:
     ```
     """
 
-    def __init__(self, tables, deltas=None):
+    def __init__(
+        self,
+        tables: dict[str, int],
+        deltas: dict[str, list[Any]] | None = None,
+    ) -> None:
         self.tables = tables
         self.deltas = deltas
-        self.rows = {path: [] for path in tables}
+        self.rows: dict[str, list[Any]] = {path: [] for path in tables}
 
-    def __enter__(self):
+    def __enter__(self) -> "RowLookups":
         self._token = _ACTIVE.set(self)
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         _ACTIVE.reset(self._token)
 
-    def gather(self, variable, rows):
+    def gather(self, variable: Any, rows: Any) -> Any:
         """The vectors of `rows`, plus this lookup's delta."""
         values = ops.take(variable.value, rows, axis=0)
         calls = self.rows[variable.path]
@@ -90,7 +97,7 @@ class SparseRowsEmbedding(keras.layers.Embedding):
     ```
     """
 
-    def lookup(self, rows):
+    def lookup(self, rows: Any) -> Any:
         """The table's vectors of `rows` (int tensor, any shape).
 
         Returns:
@@ -107,5 +114,5 @@ class SparseRowsEmbedding(keras.layers.Embedding):
         # cast of the table would be a pass over every row.
         return ops.cast(values, self.compute_dtype)
 
-    def call(self, inputs):
+    def call(self, inputs: Any) -> Any:
         return self.lookup(inputs)

@@ -1,6 +1,7 @@
 """The JAX training step of `SparseRowUpdates` (see `sparse_updates.py`)."""
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -9,7 +10,9 @@ import keras
 from recsys.layers.sparse_rows_embedding import RowLookups
 
 
-def sparse_train_step(plan, state, data):
+# `plan` is a `recsys.models.sparse_updates._SparsePlan` (not imported: that
+# module imports this one).
+def sparse_train_step(plan: Any, state: Any, data: Any) -> Any:
     """Keras' JAX `train_step`, with embedding tables updated row by row.
 
     Args:
@@ -31,7 +34,9 @@ def sparse_train_step(plan, state, data):
         variable.path: variable.shape[1] for _, variable, _ in plan.tables
     }
 
-    def looked_up_rows(trainable, non_trainable, x):
+    def looked_up_rows(
+        trainable: Any, non_trainable: Any, x: Any
+    ) -> dict[str, list[Any]]:
         with RowLookups(widths) as lookups:
             model.stateless_call(trainable, non_trainable, x, **kwargs)
         return lookups.rows
@@ -41,7 +46,7 @@ def sparse_train_step(plan, state, data):
     # update (`SparseRowUpdates.min_rows_per_lookup` says why).
     row_shapes = jax.eval_shape(looked_up_rows, trainable, non_trainable, x)
 
-    def worth_it(variable):
+    def worth_it(variable: Any) -> bool:
         lookups = sum(
             math.prod(rows.shape) for rows in row_shapes[variable.path]
         )
@@ -64,7 +69,7 @@ def sparse_train_step(plan, state, data):
         for path, calls in row_shapes.items()
     }
 
-    def loss_fn(dense_values, deltas):
+    def loss_fn(dense_values: Any, deltas: Any) -> Any:
         values = list(trainable)
         for position, value in zip(dense_positions, dense_values, strict=True):
             values[position] = value
@@ -130,7 +135,9 @@ def sparse_train_step(plan, state, data):
     return logs, (trainable, non_trainable, optimizer_values, metrics_values)
 
 
-def _learning_rate_and_step(optimizer, optimizer_values):
+def _learning_rate_and_step(
+    optimizer: keras.optimizers.Optimizer, optimizer_values: list[Any]
+) -> tuple[Any, Any]:
     """The learning rate and iteration count before this step's update."""
     mapping = list(zip(optimizer.variables, optimizer_values, strict=True))
     with keras.StatelessScope(state_mapping=mapping):
@@ -139,7 +146,16 @@ def _learning_rate_and_step(optimizer, optimizer_values):
     return learning_rate, step
 
 
-def update_rows(rule, optimizer, table, slots, rows, grads, lr, step):
+def update_rows(
+    rule: str,
+    optimizer: keras.optimizers.Optimizer,
+    table: Any,
+    slots: list[Any],
+    rows: Any,
+    grads: Any,
+    lr: Any,
+    step: Any,
+) -> tuple[Any, list[Any]]:
     """Applies an optimizer's rule to the rows a batch looked up.
 
     Repeated rows have their gradients summed first, so each row gets one
@@ -169,10 +185,10 @@ def update_rows(rule, optimizer, table, slots, rows, grads, lr, step):
         grads.astype(table.dtype), inverse.reshape(-1), num_segments=n
     )
 
-    def get(array):
+    def get(array: Any) -> Any:
         return array.at[unique].get(mode="fill", fill_value=0)
 
-    def put(array, values):
+    def put(array: Any, values: Any) -> Any:
         return array.at[unique].set(
             values, mode="drop", indices_are_sorted=True
         )

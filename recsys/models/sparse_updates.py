@@ -38,13 +38,16 @@ scaling for float16). A warning says so once.
 """
 
 import warnings
+from typing import Any
 
 import keras
 
 from recsys.layers.sparse_rows_embedding import SparseRowsEmbedding
 
 
-def _optimizer_rule(optimizer):
+def _optimizer_rule(
+    optimizer: keras.optimizers.Optimizer,
+) -> tuple[str | None, str | None]:
     """`(rule, None)` for an optimizer with a row rule, else `(None, why)`."""
     options = {
         "weight_decay": optimizer.weight_decay,
@@ -70,7 +73,9 @@ def _optimizer_rule(optimizer):
     return None, f"optimizer {type(optimizer).__name__}"
 
 
-def _slot_lists(optimizer, rule):
+def _slot_lists(
+    optimizer: keras.optimizers.Optimizer, rule: str
+) -> list[list[Any]]:
     """The optimizer's slot variable lists of a rule, in a fixed order."""
     # Keras keeps an optimizer's slots in private lists indexed like the
     # variables it was built with; reading them here is the one place
@@ -106,6 +111,10 @@ class SparseRowUpdates:
     """
 
     _sparse_updates = True
+    # Provided by `keras.Model`, which this class is mixed into.
+    optimizer: Any
+    trainable_variables: list[Any]
+    train_function: Any
     # A table gets row updates when it has at least this many rows per
     # lookup of a step; smaller ones are updated densely, which is cheaper
     # there: deduplicating and scattering rows costs more than one pass over
@@ -116,12 +125,12 @@ class SparseRowUpdates:
     min_rows_per_lookup = 16
 
     @property
-    def sparse_updates(self):
+    def sparse_updates(self) -> bool:
         """bool. Whether `fit` on JAX updates embedding rows sparsely."""
         return self._sparse_updates
 
     @sparse_updates.setter
-    def sparse_updates(self, value):
+    def sparse_updates(self, value: bool) -> None:
         if not isinstance(value, bool):
             raise ValueError(
                 f"`sparse_updates` must be a bool. Received: {value!r}"
@@ -130,15 +139,15 @@ class SparseRowUpdates:
         # The train function is traced with the old setting.
         self.train_function = None
 
-    def train_step(self, *args):
+    def train_step(self, *args: Any) -> Any:
         if keras.backend.backend() != "jax" or not self.sparse_updates:
-            return super().train_step(*args)
+            return super().train_step(*args)  # type: ignore[misc]
         plan = self._sparse_plan()
         if plan is None:
-            return super().train_step(*args)
+            return super().train_step(*args)  # type: ignore[misc]
         return plan.train_step(*args)
 
-    def _sparse_plan(self):
+    def _sparse_plan(self) -> "_SparsePlan | None":
         """The `_SparsePlan` of this model and optimizer, or `None`."""
         key = (id(self.optimizer), len(self.trainable_variables))
         cached = getattr(self, "_sparse_plan_cache", None)
@@ -154,14 +163,19 @@ class SparseRowUpdates:
 class _SparsePlan:
     """Which variables are tables, where their slots are, and the step."""
 
-    def __init__(self, model, rule, tables):
+    def __init__(
+        self,
+        model: keras.Model,
+        rule: str,
+        tables: list[tuple[int, Any, list[int]]],
+    ) -> None:
         self.model = model
         self.rule = rule
         # (index in trainable_variables, variable, [slot indices]).
         self.tables = tables
 
     @classmethod
-    def build(cls, model):
+    def build(cls, model: keras.Model) -> "_SparsePlan | None":
         trainable = model.trainable_variables
         index = {id(v): i for i, v in enumerate(trainable)}
         candidates = []
@@ -209,7 +223,7 @@ class _SparsePlan:
             tables.append((index[id(variable)], variable, slots))
         return cls(model, rule, tables)
 
-    def train_step(self, state, data):
+    def train_step(self, state: Any, data: Any) -> Any:
         # Imported here: this module is imported on every backend.
         from recsys.models.sparse_step import sparse_train_step
 

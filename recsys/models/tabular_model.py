@@ -1,25 +1,88 @@
 """`TabularModel`: embedded columns -> interaction block -> task head."""
 
+from typing import Any
+
 import keras
-import keras_rs
+import numpy as np
 from keras import ops
 
+from recsys.layers.auxiliary_head import AuxiliaryHead
+from recsys.layers.cross_network import CrossNetwork
+from recsys.layers.dlrm_interaction import DLRMInteraction
 from recsys.layers.pooled_embedding import PooledEmbedding
+from recsys.layers.wide_biases import WideBiases
 from recsys.models.sparse_updates import SparseRowUpdates
 from recsys.models.tower import check_input_types
+from recsys.names import AUXILIARY
 
 SUPPORTED_INTERACTIONS = ("mlp", "dcn", "dot")
 SUPPORTED_TASKS = ("binary", "regression", "multiclass")
-# Input key of the auxiliary target, present in training batches only.
-AUXILIARY = "auxiliary_target"
 
 
-def _check_units(name, units):
+def _check_units(name: str, units: list[int]) -> None:
     if not all(isinstance(u, int) and u > 0 for u in units):
         raise ValueError(
             f"`{name}` must be a list of positive integers. "
             f"Received: {name}={list(units)}"
         )
+
+
+def interaction_config(interaction: str | dict[str, Any]) -> dict[str, Any]:
+    """`interaction` as a dict: `{"name": ..., **block arguments}`.
+
+    Args:
+        interaction: str or dict. A name of `SUPPORTED_INTERACTIONS`, or a
+            dict with that `"name"` and the block's arguments:
+            `num_layers`, `projection_dim` for `"dcn"` (`CrossNetwork`);
+            `dot_dim`, `bottom_units` for `"dot"` (`DLRMInteraction`).
+
+    Returns:
+        A new dict with a `"name"` key.
+
+    Raises:
+        ValueError: for an unsupported name.
+    """
+    config = (
+        {"name": interaction}
+        if isinstance(interaction, str)
+        else dict(interaction)
+    )
+    name = config.get("name")
+    if name not in SUPPORTED_INTERACTIONS:
+        raise ValueError(
+            f"`interaction` must be one of {SUPPORTED_INTERACTIONS}, or a "
+            "dict with one of them as its `name`. "
+            f"Received: interaction={interaction!r}"
+        )
+    return config
+
+
+def interaction_block(
+    interaction: dict[str, Any], input_dims: list[int], num_numeric: int
+) -> keras.layers.Layer | None:
+    """The layer of an interaction (`None` for `"mlp"`: a concatenation).
+
+    Args:
+        interaction: dict. An `interaction_config`.
+        input_dims: list of int. Size of each categorical vector.
+        num_numeric: int. Number of numeric columns.
+
+    Returns:
+        A `CrossNetwork`, a `DLRMInteraction` or `None`.
+    """
+    options = {k: v for k, v in interaction.items() if k != "name"}
+    if interaction["name"] == "dcn":
+        return CrossNetwork(**options, name="cross_network")
+    if interaction["name"] == "dot":
+        return DLRMInteraction(
+            input_dims, num_numeric, **options, name="dlrm_interaction"
+        )
+    if options:
+        raise ValueError(
+            'interaction="mlp" takes no options. '
+            f"Received: interaction={interaction!r}"
+        )
+    return None
 
 
 @keras.saving.register_keras_serializable(package="recsys")
@@ -29,45 +92,38 @@ class TabularModel(SparseRowUpdates, keras.Model):
     Each categorical column (single-valued, multi-valued or bucketized) has
     its own `PooledEmbedding` table; numeric columns enter as they are. The
     feature vectors then meet in an interaction block chosen by
-    `interaction`:
+    `interaction`, whose output goes through the ReLU `hidden_units`:
 
-    - `"mlp"`: concatenate, then ReLU `hidden_units`;
-    - `"dcn"`: DCN-v2, `num_cross_layers` `keras_rs.layers.FeatureCross`
-      layers over the concatenation (explicit feature crosses), then the
-      ReLU `hidden_units` (the "stacked" DCN);
-    - `"dot"`: DLRM, numeric columns go through a bottom MLP to one vector,
-      every vector is brought to `dot_dim`, `keras_rs.layers.DotInteraction`
-      takes the dot product of every pair, and the products (with the bottom
-      vector) go through the ReLU `hidden_units`.
+    - `"mlp"`: the concatenated vectors;
+    - `"dcn"`: DCN-v2, a `CrossNetwork` of `keras_rs.layers.FeatureCross`
+      layers over the concatenation (the "stacked" DCN);
+    - `"dot"`: DLRM, a `DLRMInteraction`: the pairwise dot products of the
+      vectors, the numeric columns brought to one vector by a bottom MLP.
 
-    With `wide=True` each categorical column also has a one-number table (a
-    per-value bias, as in wide & deep and factorization machines) added to
-    the output logit: the per-user and per-item biases of a rating model.
-    The head gives a probability (`"binary"`, shape `(batch, 1)`), a value
-    (`"regression"`, `(batch, 1)`) or class probabilities (`"multiclass"`,
-    `(batch, num_classes)`).
+    With `wide=True` a `WideBiases` part gives each categorical column a
+    one-number table (a per-value bias, as in wide & deep and factorization
+    machines) added to the output logit: the per-user and per-item biases
+    of a rating model. The head gives a probability (`"binary"`, shape
+    `(batch, 1)`), a value (`"regression"`, `(batch, 1)`) or class
+    probabilities (`"multiclass"`, `(batch, num_classes)`); an
+    `AuxiliaryHead` can learn a second, regression task beside it.
 
     Args:
         inputs: list of dict. One entry per column:
             `{"name", "type": "embedding", "input_dim", "output_dim",
             "combiner"}` or `{"name", "type": "numeric"}`.
-        interaction: str. One of `SUPPORTED_INTERACTIONS`. Defaults to
-            `"mlp"`.
+        interaction: str or dict. One of `SUPPORTED_INTERACTIONS`, or a dict
+            with that `"name"` and the block's arguments: `{"name": "dcn",
+            "num_layers": 2, "projection_dim": None}` (`CrossNetwork`) or
+            `{"name": "dot", "dot_dim": 16, "bottom_units": []}`
+            (`DLRMInteraction`). Defaults to `"mlp"`.
         task: str. One of `SUPPORTED_TASKS`. Defaults to `"binary"`.
         num_classes: int. Classes of a `"multiclass"` task. Defaults to `2`.
         hidden_units: list of int. ReLU layers after the interaction.
             Defaults to `(64, 32)`.
-        num_cross_layers: int. `FeatureCross` layers (`"dcn"`). Defaults to
-            `2`.
-        projection_dim: int or None. Low-rank size of each cross layer
-            (`"dcn"`); `None` is full rank. Defaults to `None`.
-        dot_dim: int. Size every vector is brought to (`"dot"`). Defaults to
-            `16`.
-        bottom_units: list of int. ReLU layers over the numeric columns
-            before the last one of size `dot_dim` (`"dot"`). Defaults to
-            `()`.
-        wide: bool. Add per-value bias terms. Defaults to `True`.
         dropout: float. Dropout after each hidden layer. Defaults to `0.0`.
+        wide: bool. Add per-value bias terms (`WideBiases`). Defaults to
+            `True`.
         l2: float. L2 penalty on the looked-up rows of every table (bias
             tables included), averaged over the batch: a value's penalty
             grows with its frequency. Defaults to `0.0`.
@@ -75,14 +131,11 @@ class TabularModel(SparseRowUpdates, keras.Model):
             (Keras `embeddings_regularizer`), the same for rare and frequent
             values, as in a regularized logistic regression. Defaults to
             `0.0`.
-        auxiliary_weight: float. Weight of an auxiliary regression task
-            learnt beside the main one (multi-task learning): a second
-            one-unit head on the same hidden layers predicts the
-            `AUXILIARY` input (e.g. the rating behind a "liked" label) and
-            adds `auxiliary_weight` times its mean squared error to the
-            loss. The target enters as an input, as in Keras' endpoint-layer
-            pattern, so batches without it (prediction, validation) score
-            the main task alone. `0` for none. Defaults to `0.0`.
+        auxiliary_weight: float. Weight of the `AuxiliaryHead`'s mean
+            squared error in the loss: the head predicts the `AUXILIARY`
+            input (e.g. the rating behind a "liked" label) from the same
+            hidden layers; batches without it (prediction, validation)
+            score the main task alone. `0` for none. Defaults to `0.0`.
         auxiliary_mean: float. Starting value of the auxiliary head: the
             target's training mean. Defaults to `0.0`.
 
@@ -100,7 +153,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         [{"name": "userId", "type": "embedding", "input_dim": 672,
           "output_dim": 16},
          {"name": "year", "type": "numeric"}],
-        interaction="dcn",
+        interaction={"name": "dcn", "num_layers": 2},
         task="binary",
     )
     model.compile(optimizer="adam", loss=model.default_loss())
@@ -110,35 +163,27 @@ class TabularModel(SparseRowUpdates, keras.Model):
 
     def __init__(
         self,
-        inputs,
-        interaction="mlp",
-        task="binary",
-        num_classes=2,
-        hidden_units=(64, 32),
-        num_cross_layers=2,
-        projection_dim=None,
-        dot_dim=16,
-        bottom_units=(),
-        wide=True,
-        dropout=0.0,
-        l2=0.0,
-        embeddings_l2=0.0,
-        auxiliary_weight=0.0,
-        auxiliary_mean=0.0,
-        **kwargs,
-    ):
+        inputs: list[dict[str, Any]],
+        interaction: str | dict[str, Any] = "mlp",
+        task: str = "binary",
+        num_classes: int = 2,
+        hidden_units: list[int] | tuple[int, ...] = (64, 32),
+        dropout: float = 0.0,
+        wide: bool = True,
+        l2: float = 0.0,
+        embeddings_l2: float = 0.0,
+        auxiliary_weight: float = 0.0,
+        auxiliary_mean: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.inputs_config = [dict(spec) for spec in inputs]
-        self.interaction = interaction
+        self.interaction = interaction_config(interaction)
         self.task = task
         self.num_classes = num_classes
         self.hidden_units = list(hidden_units)
-        self.num_cross_layers = num_cross_layers
-        self.projection_dim = projection_dim
-        self.dot_dim = dot_dim
-        self.bottom_units = list(bottom_units)
-        self.wide = wide
         self.dropout = dropout
+        self.wide = wide
         self.l2 = l2
         self.embeddings_l2 = embeddings_l2
         self.auxiliary_weight = auxiliary_weight
@@ -146,12 +191,16 @@ class TabularModel(SparseRowUpdates, keras.Model):
         self._validate()
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         embedded = [s for s in self.inputs_config if s["type"] == "embedding"]
+        self.embedded_names = [s["name"] for s in embedded]
         self.numeric_names = [
             s["name"] for s in self.inputs_config if s["type"] == "numeric"
         ]
         regularizer = (
             keras.regularizers.L2(embeddings_l2) if embeddings_l2 else None
         )
+        # The sublayers are created in this order, and built in `build`,
+        # so that each draws the same seed from Keras' seed sequence: the
+        # trained numbers depend on it.
         self.embeddings = [
             PooledEmbedding(
                 s["input_dim"],
@@ -162,51 +211,16 @@ class TabularModel(SparseRowUpdates, keras.Model):
             )
             for s in embedded
         ]
-        self.biases = (
-            [
-                PooledEmbedding(
-                    s["input_dim"],
-                    1,
-                    combiner=s.get("combiner", "mean"),
-                    embeddings_initializer="zeros",
-                    embeddings_regularizer=regularizer,
-                    name=f"{s['name']}_bias",
-                )
-                for s in embedded
-            ]
+        self.wide_biases = (
+            WideBiases(embedded, regularizer, name="wide_biases")
             if wide
-            else []
+            else None
         )
-        self.crosses = []
-        self.projections = []
-        self.bottom = []
-        self.dot = None
-        if interaction == "dcn":
-            self.crosses = [
-                keras_rs.layers.FeatureCross(
-                    projection_dim=projection_dim, name=f"cross_{i}"
-                )
-                for i in range(num_cross_layers)
-            ]
-        elif interaction == "dot":
-            # Tables of another size than `dot_dim` get a linear projection:
-            # DotInteraction needs vectors of one size.
-            self.projections = [
-                keras.layers.Dense(
-                    dot_dim, use_bias=False, name=f"{s['name']}_projection"
-                )
-                if s["output_dim"] != dot_dim
-                else None
-                for s in embedded
-            ]
-            if self.numeric_names:
-                self.bottom = [
-                    keras.layers.Dense(
-                        units, activation="relu", name=f"bottom_{i}"
-                    )
-                    for i, units in enumerate([*self.bottom_units, dot_dim])
-                ]
-            self.dot = keras_rs.layers.DotInteraction(name="dot_interaction")
+        self.interaction_block = interaction_block(
+            self.interaction,
+            [s["output_dim"] for s in embedded],
+            len(self.numeric_names),
+        )
         self.hidden = [
             keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
             for i, units in enumerate(self.hidden_units)
@@ -219,10 +233,8 @@ class TabularModel(SparseRowUpdates, keras.Model):
             num_classes if task == "multiclass" else 1, name="head"
         )
         self.auxiliary_head = (
-            keras.layers.Dense(
-                1,
-                bias_initializer=keras.initializers.Constant(auxiliary_mean),
-                name="auxiliary_head",
+            AuxiliaryHead(
+                auxiliary_weight, auxiliary_mean, name="auxiliary_head"
             )
             if auxiliary_weight
             else None
@@ -231,12 +243,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         # model then has its weights without a sample input.
         self.build()
 
-    def _validate(self):
-        if self.interaction not in SUPPORTED_INTERACTIONS:
-            raise ValueError(
-                f"`interaction` must be one of {SUPPORTED_INTERACTIONS}. "
-                f"Received: interaction={self.interaction!r}"
-            )
+    def _validate(self) -> None:
         if self.task not in SUPPORTED_TASKS:
             raise ValueError(
                 f"`task` must be one of {SUPPORTED_TASKS}. "
@@ -254,25 +261,6 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 f"Received: num_classes={self.num_classes!r}"
             )
         _check_units("hidden_units", self.hidden_units)
-        _check_units("bottom_units", self.bottom_units)
-        if self.interaction == "dcn" and (
-            not isinstance(self.num_cross_layers, int)
-            or self.num_cross_layers < 1
-        ):
-            raise ValueError(
-                "`num_cross_layers` must be a positive integer. "
-                f"Received: num_cross_layers={self.num_cross_layers!r}"
-            )
-        if self.interaction == "dot":
-            count = len(self.inputs_config)
-            embedded = sum(s["type"] == "embedding" for s in self.inputs_config)
-            vectors = embedded + (count > embedded)
-            if vectors < 2:
-                raise ValueError(
-                    'interaction="dot" needs at least two vectors to '
-                    "multiply (categorical columns, plus one for all numeric "
-                    f"columns). Received: {count} inputs"
-                )
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(
                 f"`dropout` must be in [0, 1). Received: dropout={self.dropout}"
@@ -290,39 +278,19 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 f"Received: auxiliary_weight={self.auxiliary_weight}"
             )
 
-    def build(self, input_shape=None):
-        for table in self.embeddings + self.biases:
+    def build(self, input_shape: Any = None) -> None:
+        for table in self.embeddings:
             table.build((None,))
-        dims = [
-            s["output_dim"]
-            for s in self.inputs_config
-            if s["type"] == "embedding"
-        ]
-        num_numeric = len(self.numeric_names)
-        if self.interaction == "dot":
-            for projection, dim in zip(self.projections, dims, strict=True):
-                if projection is not None:
-                    projection.build((None, dim))
-            width = num_numeric
-            for layer in self.bottom:
-                layer.build((None, width))
-                width = layer.units
-            vectors = len(dims) + (1 if self.bottom else 0)
-            width = vectors * (vectors - 1) // 2
-            if self.bottom:
-                width += self.dot_dim
-        else:
-            width = sum(dims) + num_numeric
-            for cross in self.crosses:
-                cross.build((None, width))
-                # keras-rs 0.4 creates the cross layer's Dense layers in
-                # `build` but builds them only on the first call; building
-                # them here gives a new or reloaded model all its weights.
-                if self.projection_dim is not None:
-                    cross.down_proj_dense.build((None, width))
-                    cross.dense.build((None, self.projection_dim))
-                else:
-                    cross.dense.build((None, width))
+        if self.wide_biases is not None:
+            self.wide_biases.build()
+        dims = [table.output_dim for table in self.embeddings]
+        width = sum(dims) + len(self.numeric_names)
+        block = self.interaction_block
+        if isinstance(block, DLRMInteraction):
+            block.build()
+            width = block.output_dim
+        elif block is not None:
+            block.build((None, width))
         for layer in self.hidden:
             layer.build((None, width))
             width = layer.units
@@ -331,7 +299,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
             self.auxiliary_head.build((None, width))
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: dict[str, Any], training: bool = False) -> Any:
         """Scores a batch.
 
         Args:
@@ -346,18 +314,16 @@ class TabularModel(SparseRowUpdates, keras.Model):
         logits = self.head(x)
         if biases:
             logits = logits + sum(biases)
-        target = inputs.get(AUXILIARY) if self.auxiliary_head else None
-        if target is not None:
-            estimate = self.auxiliary_head(x)[:, 0]
-            error = estimate - ops.cast(target, estimate.dtype)
-            self.add_loss(self.auxiliary_weight * ops.mean(ops.square(error)))
+        target = inputs.get(AUXILIARY)
+        if self.auxiliary_head is not None and target is not None:
+            self.auxiliary_head(x, target)
         if self.task == "binary":
             return ops.sigmoid(logits)
         if self.task == "multiclass":
             return ops.softmax(logits, axis=-1)
         return logits
 
-    def predict_auxiliary(self, inputs):
+    def predict_auxiliary(self, inputs: dict[str, Any]) -> np.ndarray:
         """The auxiliary head's estimates (e.g. the rating behind "liked").
 
         Args:
@@ -371,9 +337,11 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 "This model has no auxiliary task (auxiliary_weight=0)."
             )
         x, _ = self._hidden(inputs, training=False)
-        return ops.convert_to_numpy(self.auxiliary_head(x))[:, 0]
+        return ops.convert_to_numpy(self.auxiliary_head(x))
 
-    def _hidden(self, inputs, training):
+    def _hidden(
+        self, inputs: dict[str, Any], training: bool
+    ) -> tuple[Any, list[Any]]:
         """`(x, biases)`: the last hidden layer and the wide bias terms."""
         missing = [n for n in self.feature_names if n not in inputs]
         if missing:
@@ -381,25 +349,17 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 f"Inputs {missing} are missing. Expected inputs: "
                 f"{self.feature_names}"
             )
-        embedded = [
-            s["name"] for s in self.inputs_config if s["type"] == "embedding"
-        ]
         vectors = [
             table(inputs[name])
-            for table, name in zip(self.embeddings, embedded, strict=True)
+            for table, name in zip(
+                self.embeddings, self.embedded_names, strict=True
+            )
         ]
         numeric = [
             ops.expand_dims(ops.cast(inputs[n], self.compute_dtype), -1)
             for n in self.numeric_names
         ]
-        biases = (
-            [
-                table(inputs[name])
-                for table, name in zip(self.biases, embedded, strict=True)
-            ]
-            if self.biases
-            else []
-        )
+        biases = self.wide_biases(inputs) if self.wide_biases else []
         if self.l2:
             # Penalize the looked-up rows only, so a value's penalty grows
             # with its frequency, as in matrix factorization.
@@ -408,33 +368,18 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 for v in vectors + biases
             )
             self.add_loss(self.l2 * penalty)
-        x = self._interact(vectors, numeric, training)
+        if isinstance(self.interaction_block, DLRMInteraction):
+            x = self.interaction_block((vectors, numeric))
+        else:
+            parts = vectors + numeric
+            x = parts[0] if len(parts) == 1 else ops.concatenate(parts, -1)
+            if self.interaction_block is not None:
+                x = self.interaction_block(x)
         for layer, dropout in zip(self.hidden, self.dropouts, strict=True):
             x = dropout(layer(x), training=training)
         return x, biases
 
-    def _interact(self, vectors, numeric, training):
-        if self.interaction == "dot":
-            vectors = [
-                v if projection is None else projection(v)
-                for v, projection in zip(vectors, self.projections, strict=True)
-            ]
-            bottom = None
-            if self.bottom:
-                bottom = ops.concatenate(numeric, axis=-1)
-                for layer in self.bottom:
-                    bottom = layer(bottom)
-                vectors = vectors + [bottom]
-            x = self.dot(vectors)
-            return x if bottom is None else ops.concatenate([x, bottom], -1)
-        parts = vectors + numeric
-        x0 = parts[0] if len(parts) == 1 else ops.concatenate(parts, axis=-1)
-        x = x0
-        for cross in self.crosses:
-            x = cross(x0, x)
-        return x
-
-    def default_loss(self):
+    def default_loss(self) -> keras.losses.Loss:
         """The loss matching `task`: cross-entropy or mean squared error."""
         if self.task == "binary":
             return keras.losses.BinaryCrossentropy()
@@ -442,8 +387,8 @@ class TabularModel(SparseRowUpdates, keras.Model):
             return keras.losses.SparseCategoricalCrossentropy()
         return keras.losses.MeanSquaredError()
 
-    def get_config(self):
-        config = super().get_config()
+    def get_config(self) -> dict[str, Any]:
+        config: dict[str, Any] = super().get_config()
         config.update(
             {
                 "inputs": self.inputs_config,
@@ -451,12 +396,8 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 "task": self.task,
                 "num_classes": self.num_classes,
                 "hidden_units": self.hidden_units,
-                "num_cross_layers": self.num_cross_layers,
-                "projection_dim": self.projection_dim,
-                "dot_dim": self.dot_dim,
-                "bottom_units": self.bottom_units,
-                "wide": self.wide,
                 "dropout": self.dropout,
+                "wide": self.wide,
                 "l2": self.l2,
                 "embeddings_l2": self.embeddings_l2,
                 "auxiliary_weight": self.auxiliary_weight,

@@ -1,6 +1,9 @@
 """`TextClassifier`: token sequences -> classes, the seed's four models."""
 
+from typing import Any
+
 import keras
+import numpy as np
 from keras import ops
 
 from recsys.layers.pooled_embedding import PooledEmbedding
@@ -56,19 +59,19 @@ class TextClassifier(SparseRowUpdates, keras.Model):
 
     def __init__(
         self,
-        input_dim,
-        sequence_length,
-        embedding_dim=64,
-        architecture="mean_pool",
-        num_classes=2,
-        trainable_embeddings=True,
-        lstm_units=32,
-        conv_filters=128,
-        kernel_size=5,
-        dropout=0.0,
-        input_name=None,
-        **kwargs,
-    ):
+        input_dim: int,
+        sequence_length: int,
+        embedding_dim: int = 64,
+        architecture: str = "mean_pool",
+        num_classes: int = 2,
+        trainable_embeddings: bool = True,
+        lstm_units: int = 32,
+        conv_filters: int = 128,
+        kernel_size: int = 5,
+        dropout: float = 0.0,
+        input_name: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.input_dim = input_dim
         self.sequence_length = sequence_length
@@ -127,7 +130,7 @@ class TextClassifier(SparseRowUpdates, keras.Model):
         self.head = keras.layers.Dense(units, activation=activation)
         self.build((None, sequence_length))
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         self.embedding.build((None,))
         width = self.embedding_dim
         if self.architecture == "flatten":
@@ -141,7 +144,7 @@ class TextClassifier(SparseRowUpdates, keras.Model):
         self.head.build((None, width))
         self.built = True
 
-    def call(self, inputs, training=False):
+    def call(self, inputs: Any, training: bool = False) -> Any:
         """Class probabilities for a batch of token ids."""
         ids = inputs[self.input_name] if isinstance(inputs, dict) else inputs
         ids = ops.cast(ids, "int32")
@@ -158,7 +161,7 @@ class TextClassifier(SparseRowUpdates, keras.Model):
                 x = self.encoder(x)
         return self.head(self.dropout_layer(x, training=training))
 
-    def set_embeddings(self, matrix):
+    def set_embeddings(self, matrix: np.ndarray) -> None:
         """Loads pretrained vectors (e.g. `features.embedding_matrix`)."""
         expected = (self.input_dim, self.embedding_dim)
         if tuple(matrix.shape) != expected:
@@ -168,13 +171,13 @@ class TextClassifier(SparseRowUpdates, keras.Model):
             )
         self.embedding.embeddings.assign(matrix)
 
-    def default_loss(self):
+    def default_loss(self) -> keras.losses.Loss:
         """Binary or sparse categorical cross-entropy, as the head needs."""
         if self.num_classes == 2:
             return keras.losses.BinaryCrossentropy()
         return keras.losses.SparseCategoricalCrossentropy()
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

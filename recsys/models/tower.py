@@ -1,5 +1,7 @@
 """`Tower`: features in, one embedding vector out."""
 
+from typing import Any
+
 import keras
 from keras import ops
 
@@ -10,7 +12,7 @@ SUPPORTED_INPUT_TYPES = ("embedding", "numeric")
 SUPPORTED_COMBINES = ("sum", "concat")
 
 
-def check_input_types(specs):
+def check_input_types(specs: list[dict[str, Any]]) -> None:
     """Raises a `ValueError` for an input spec of an unsupported `type`."""
     for spec in specs:
         if spec.get("type") not in SUPPORTED_INPUT_TYPES:
@@ -21,7 +23,7 @@ def check_input_types(specs):
             )
 
 
-def _embedding(spec):
+def _embedding(spec: dict[str, Any]) -> keras.layers.Layer:
     """The table of one embedding input: pooled, or multi-hash."""
     name = f"{spec['name']}_embedding"
     combiner = spec.get("combiner", "mean")
@@ -89,13 +91,13 @@ class Tower(keras.Model):
 
     def __init__(
         self,
-        inputs,
-        output_dim,
-        hidden_units=(),
-        normalize=True,
-        combine="concat",
-        **kwargs,
-    ):
+        inputs: list[dict[str, Any]],
+        output_dim: int,
+        hidden_units: list[int] | tuple[int, ...] = (),
+        normalize: bool = True,
+        combine: str = "concat",
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.inputs_config = [dict(spec) for spec in inputs]
         self.output_dim = output_dim
@@ -157,7 +159,7 @@ class Tower(keras.Model):
         # then has its weights without a sample input.
         self.build()
 
-    def build(self, input_shape=None):
+    def build(self, input_shape: Any = None) -> None:
         for table in self.embeddings:
             table.build((None,))
         width = self.concat_dim
@@ -168,7 +170,7 @@ class Tower(keras.Model):
             self.projection.build((None, width))
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs: dict[str, Any]) -> Any:
         """Embeds a batch.
 
         Args:
@@ -210,7 +212,7 @@ class Tower(keras.Model):
             )
         return x
 
-    def get_config(self):
+    def get_config(self) -> dict[str, Any]:
         config = super().get_config()
         config.update(
             {

@@ -5,8 +5,7 @@ from keras import ops
 
 from recsys.layers.remove_accidental_hits import RemoveAccidentalHits
 from recsys.models.sparse_updates import SparseRowUpdates
-
-SAMPLING_PROBABILITY = "candidate_sampling_probability"
+from recsys.names import SAMPLING_PROBABILITY
 
 
 @keras.saving.register_keras_serializable(package="recsys")

@@ -116,6 +116,34 @@ def replace_file(tmp, path):
     fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
+def write_text_atomically(path, text):
+    """Writes `text` to the file `path`: all of it, or nothing.
+
+    The text goes to a new temporary file beside `path` (`new_temp_file`:
+    exclusive, the umask's mode), is flushed to disk and renamed over
+    `path`; a crash leaves the old file or the new one, never a mix.
+
+    Args:
+        path: str. The file to write (replaced if it exists).
+        text: str. Its whole content.
+
+    Example:
+
+    ```python
+    write_text_atomically("out/preprocessor.json", json.dumps(config))
+    ```
+    """
+    tmp = new_temp_file(path)
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        replace_file(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
 # -- destination checks ------------------------------------------------------
 
 

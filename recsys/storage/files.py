@@ -24,6 +24,9 @@ import json
 import math
 import os
 import stat
+from collections.abc import Collection
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +53,7 @@ class BundleError(ValueError):
     """A bundle directory is missing, incomplete, corrupt or incompatible."""
 
 
-def _kind_of(mode):
+def _kind_of(mode: int) -> str:
     if stat.S_ISLNK(mode):
         return "a symlink"
     if stat.S_ISFIFO(mode):
@@ -62,12 +65,14 @@ def _kind_of(mode):
     return "not a regular file"
 
 
-def max_bytes(name):
+def max_bytes(name: str) -> int:
     """The size cap of a bundle file, from its suffix (1 MiB if unknown)."""
     return MAX_BYTES.get(os.path.splitext(name)[1], 2**20)
 
 
-def file_digests(directory, exclude=()):
+def file_digests(
+    directory: str | os.PathLike[str], exclude: Collection[str] = ()
+) -> dict[str, dict[str, Any]]:
     """Size and sha256 of every file under `directory`, for a manifest.
 
     Called by the writers after every other file is written.
@@ -99,7 +104,9 @@ def file_digests(directory, exclude=()):
     return digests
 
 
-def load_npy(data, name="array"):
+def load_npy(
+    data: bytes | bytearray | memoryview, name: str = "array"
+) -> np.ndarray:
     """A `.npy` file's array, parsed from bytes without pickle or a copy.
 
     Args:
@@ -169,17 +176,24 @@ class BundleFiles:
     ```
     """
 
-    def __init__(self, path, fd, manifest_name=None):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fd: int,
+        manifest_name: str,
+    ) -> None:
         self.path = os.fspath(path)
         self._fd = fd
         self._dirs = {"": fd}
         self.manifest_name = manifest_name
-        self.files = {}
+        self.files: dict[str, dict[str, Any]] = {}
 
     # -- opening -----------------------------------------------------------
 
     @classmethod
-    def open(cls, path, manifest_name):
+    def open(
+        cls, path: str | os.PathLike[str], manifest_name: str
+    ) -> tuple["BundleFiles", dict[str, Any]]:
         """Opens `path` and reads its manifest (`manifest_name`) as JSON.
 
         Returns:
@@ -215,7 +229,12 @@ class BundleFiles:
             raise
         return bundle, manifest
 
-    def check_files(self, files, allowed, required):
+    def check_files(
+        self,
+        files: Any,
+        allowed: Collection[str],
+        required: Collection[str],
+    ) -> None:
         """Checks the closed list; see the class docstring.
 
         Args:
@@ -258,7 +277,7 @@ class BundleFiles:
                 "found."
             )
 
-    def _walk(self, prefix, expected):
+    def _walk(self, prefix: str, expected: Collection[str]) -> set[str]:
         """Relative paths of the regular files under `prefix`, checked."""
         fd = self._dir(prefix)
         found = set()
@@ -287,7 +306,7 @@ class BundleFiles:
                 )
         return found
 
-    def _dir(self, prefix):
+    def _dir(self, prefix: str) -> int:
         """The handle of the subdirectory `prefix` (`a/b/`), opened once."""
         if prefix not in self._dirs:
             parent, _, name = prefix[:-1].rpartition("/")
@@ -303,7 +322,7 @@ class BundleFiles:
 
     # -- reading -----------------------------------------------------------
 
-    def read(self, name):
+    def read(self, name: str) -> bytearray:
         """The bytes of the listed file `name`, checked against its sha256.
 
         Returns:
@@ -320,7 +339,9 @@ class BundleFiles:
             )
         return self._read(name, entry, max_bytes(name))
 
-    def _read(self, name, entry, cap):
+    def _read(
+        self, name: str, entry: Mapping[str, Any] | None, cap: int
+    ) -> bytearray:
         parent, _, base = name.rpartition("/")
         dir_fd = self._dir(parent + "/" if parent else "")
         try:
@@ -386,7 +407,7 @@ class BundleFiles:
             )
         return data
 
-    def json(self, name):
+    def json(self, name: str) -> Any:
         """The listed JSON file `name`, parsed."""
         try:
             return json.loads(self.read(name))
@@ -395,11 +416,11 @@ class BundleFiles:
                 f"Cannot read {self._where(name)}: {error}"
             ) from None
 
-    def npy(self, name):
+    def npy(self, name: str) -> np.ndarray:
         """The listed `.npy` file `name` as a (writable) array."""
         return load_npy(self.read(name), self._where(name))
 
-    def parquet(self, name):
+    def parquet(self, name: str) -> Any:
         """The listed Parquet file `name` as a pandas DataFrame."""
         import pandas as pd
         import pyarrow
@@ -411,25 +432,25 @@ class BundleFiles:
                 f"Cannot read {self._where(name)}: {error}"
             ) from None
 
-    def _where(self, name):
+    def _where(self, name: str) -> str:
         return os.path.join(self.path, name)
 
     # -- closing -----------------------------------------------------------
 
-    def close(self):
+    def close(self) -> None:
         """Closes the directory handles."""
         for fd in self._dirs.values():
             os.close(fd)
         self._dirs = {}
 
-    def __enter__(self):
+    def __enter__(self) -> "BundleFiles":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
 
-def load_keras_bytes(data, name):
+def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
     """A `.keras` model from its bytes, loaded with `safe_mode=True`.
 
     Keras reads models from a path, so the bytes go to a private temporary

@@ -19,6 +19,9 @@ which a kill during the write corrupts; otherwise this follows it: a
 restart restores the weights and the optimizer and resumes at the start
 of the epoch the checkpoint was taken in (Keras' `fit` cannot start
 mid-epoch), so the steps of that epoch before the checkpoint run twice.
+The caller passes that epoch to `fit` (`initial_epoch=
+checkpoint.initial_epoch`, or `resume_epoch(callbacks)`): a callback has no
+public way to move `fit`'s start.
 
 The job directory is recsys's own: it is created with a marker file
 (`storage.owned_dirs`), and a directory without one (a user's folder given
@@ -34,6 +37,8 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 
@@ -42,7 +47,7 @@ from recsys.storage.atomic_write import check_output_path
 from recsys.storage.atomic_write import fsync_directory
 from recsys.storage.atomic_write import fsync_tree
 from recsys.storage.atomic_write import recover_interrupted_write
-from recsys.storage.atomic_write import replace_file
+from recsys.storage.atomic_write import write_text_atomically
 from recsys.storage.output_lock import output_lock
 from recsys.storage.owned_dirs import MARKER
 from recsys.storage.owned_dirs import read_marker
@@ -56,9 +61,11 @@ STATE = "state.json"
 JOB = "job.json"
 CHECKPOINTS = "checkpoints"
 # What `_save` writes into `checkpoints/`: checkpoints, the pointer, and
-# the temporary names of `mkdtemp(prefix=".tmp-")` and `mkstemp(".tmp")`.
+# the temporary names of `mkdtemp(prefix=".tmp-")` and of
+# `write_text_atomically` (`.LATEST.<hex>.tmp`; `tmp<...>.tmp` before it).
 _CHECKPOINT_ENTRY = re.compile(
     r"step-\d+-epoch-\d+|\.tmp-[A-Za-z0-9_]+|tmp[A-Za-z0-9_]+\.tmp"
+    r"|\.[A-Za-z0-9_.]+\.[0-9a-f]{8}\.tmp"
 )
 # `train` keys that do not change what a checkpoint holds: a job may resume
 # with more epochs, another checkpoint interval or another device layout.
@@ -220,10 +227,7 @@ def discard(job_dir):
 
 
 def _write_json(path, data):
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f)
-    replace_file(tmp, path)
+    write_text_atomically(path, json.dumps(data))
 
 
 def _unusable(job_dir, path, reason):
@@ -251,7 +255,12 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     ```python
     checkpoint = TrainingCheckpoint("artifacts/run.job", "abc", every=500)
-    model.fit(x, epochs=3, callbacks=[checkpoint])   # kill, rerun: resumes
+    model.fit(   # kill, rerun: resumes
+        x,
+        epochs=3,
+        initial_epoch=checkpoint.initial_epoch,
+        callbacks=[checkpoint],
+    )
     checkpoint.finish()   # after the bundle is written
     ```
     """
@@ -268,6 +277,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.every = every
         self.directory = os.path.join(job_dir, CHECKPOINTS)
         self.resumed_from = None
+        self._resuming = None  # the epoch a restored fit must start at
         self._epoch = 0
         self._step = 0  # global step of the last callback
         self._epoch_step = 0  # steps done in the current epoch
@@ -312,18 +322,37 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     # -- restore -------------------------------------------------------------
 
-    def on_train_begin(self, logs=None):
+    def _latest_state(self) -> tuple[str, int, int] | None:
+        """`(path, epoch, step)` of the newest checkpoint, or `None`."""
         path = self.latest()
         if path is None:
-            return
+            return None
         try:
             with open(os.path.join(path, STATE)) as f:
                 state = json.load(f)
-            epoch, step = int(state["epoch"]), int(state["step"])
+            return path, int(state["epoch"]), int(state["step"])
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise _unusable(
                 self.job_dir, path, f"unreadable {STATE} ({error})"
             ) from None
+
+    @property
+    def initial_epoch(self) -> int:
+        """The epoch `fit` resumes at: the newest checkpoint's, else `0`.
+
+        Keras' `fit` cannot be told by a callback where to start, so the
+        caller passes it: `model.fit(..., initial_epoch=
+        checkpoint.initial_epoch, callbacks=[checkpoint])`.
+        """
+        state = self._latest_state()
+        return 0 if state is None else state[1]
+
+    def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+        self._resuming = None
+        state = self._latest_state()
+        if state is None:
+            return
+        path, epoch, step = state
         model = self.model
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -335,8 +364,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 path,
                 f"{WEIGHTS} does not load ({type(error).__name__}: {error})",
             ) from None
-        # Keras' fit starts at `_initial_epoch` (as BackupAndRestore sets).
-        model._initial_epoch = epoch
+        self._resuming = epoch  # checked by the first `on_epoch_begin`
         self._epoch, self._step, self._saved_step = epoch, step, step
         self.resumed_from = {"epoch": epoch, "step": step}
         logger.warning(
@@ -348,7 +376,19 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     # -- save ----------------------------------------------------------------
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(
+        self, epoch: int, logs: dict[str, Any] | None = None
+    ) -> None:
+        if self._resuming is not None and epoch != self._resuming:
+            # The restored weights are those of the start of epoch
+            # `_resuming`: training them from another epoch would run
+            # more (or fewer) epochs than asked, silently.
+            raise CheckpointError(
+                f"`fit` started at epoch {epoch}, but the checkpoint in "
+                f"{self.job_dir} resumes at epoch {self._resuming}. Fix: "
+                "pass `initial_epoch=checkpoint.initial_epoch` to `fit`."
+            )
+        self._resuming = None
         self._epoch = epoch
         self._epoch_step = 0
 
@@ -385,10 +425,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         _clear_checkpoints(self.directory, keep=(name, LATEST))
 
     def _point_to(self, name):
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            f.write(name)
-        replace_file(tmp, os.path.join(self.directory, LATEST))
+        write_text_atomically(os.path.join(self.directory, LATEST), name)
 
     def finish(self):
         """Deletes the job's checkpoints once its result is safely written."""
@@ -411,6 +448,32 @@ def training_checkpoint(config, output):
         return None
     return TrainingCheckpoint(
         job_directory(config, output), config_fingerprint(config), every
+    )
+
+
+def resume_epoch(callbacks: Iterable[keras.callbacks.Callback]) -> int:
+    """The epoch a `fit` with these callbacks starts at.
+
+    Args:
+        callbacks: the callbacks given to `fit`.
+
+    Returns:
+        int. The `initial_epoch` of the `TrainingCheckpoint` among them (the
+        epoch of its newest checkpoint), else `0`.
+
+    Example:
+
+    ```python
+    model.fit(x, callbacks=callbacks, initial_epoch=resume_epoch(callbacks))
+    ```
+    """
+    return max(
+        (
+            callback.initial_epoch
+            for callback in callbacks
+            if isinstance(callback, TrainingCheckpoint)
+        ),
+        default=0,
     )
 
 

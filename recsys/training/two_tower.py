@@ -1,56 +1,25 @@
 """Building a `TwoTower` from a config and fitting it, with timings."""
 
-import sys
 import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+from typing import Any
 
 import keras
 
-from recsys.data.retrieval_inputs import HISTORY
+from recsys.models.inputs import history_spec
+from recsys.models.inputs import input_specs
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
+from recsys.training.checkpoint import resume_epoch
+from recsys.training.optimizers import make_optimizer
+from recsys.training.progress import keras_verbosity
 
-OPTIMIZERS = {
-    "adagrad": keras.optimizers.Adagrad,
-    "adam": keras.optimizers.Adam,
-    "sgd": keras.optimizers.SGD,
-}
-
-
-def _tower_inputs(preprocessor, names, model_config):
-    """Tower input specs (with `combine="sum"`, tables have the tower size)."""
-    size = model_config["embedding_dim"]
-    specs = []
-    for name in names:
-        feature = preprocessor.feature(name)
-        if feature.kind == "numeric":
-            specs.append({"name": name, "type": "numeric"})
-            continue
-        dim = size if model_config["combine"] == "sum" else None
-        specs.append(
-            {
-                "name": name,
-                "type": "embedding",
-                "input_dim": preprocessor.input_dim(name),
-                "output_dim": dim or preprocessor.embedding_dim(name),
-                "combiner": getattr(feature, "combiner", "mean"),
-                **_multi_hash(feature),
-            }
-        )
-    return specs
+if TYPE_CHECKING:
+    from recsys.features import Preprocessor
 
 
-def _multi_hash(feature):
-    """A multi-hash feature's table options (none for one hash)."""
-    if getattr(feature, "num_hashes", 1) == 1:
-        return {}
-    return {
-        "num_hashes": feature.num_hashes,
-        "num_buckets": feature.num_buckets,
-        "hash_combiner": feature.hash_combiner,
-    }
-
-
-def _compile_options():
+def _compile_options() -> dict[str, Any]:
     """Per-backend `compile` settings, measured on 2 CPU cores (default model).
 
     Several steps per compiled call cut the per-step Python overhead, a large
@@ -63,7 +32,9 @@ def _compile_options():
     return {"jit_compile": True, "steps_per_execution": 16}
 
 
-def build_two_tower(preprocessor, config):
+def build_two_tower(
+    preprocessor: "Preprocessor", config: dict[str, Any]
+) -> TwoTower:
     """Builds (and compiles) the `TwoTower` that `config` describes.
 
     Args:
@@ -87,33 +58,28 @@ def build_two_tower(preprocessor, config):
                 f'model.combine="sum" cannot take numeric features {numeric}.'
                 ' Fix: declare them categorical or set model.combine="concat".'
             )
-    query_inputs = _tower_inputs(
-        preprocessor, model_config["query_features"], model_config
+    # With `combine="sum"` the feature vectors are added: every table has
+    # the tower's size.
+    size = model_config["embedding_dim"]
+    dim = size if model_config["combine"] == "sum" else None
+    query_inputs = input_specs(
+        preprocessor, model_config["query_features"], output_dim=dim
     )
     if model_config["history_length"]:
-        query_inputs.append(
-            {
-                "name": HISTORY,
-                "type": "embedding",
-                "input_dim": preprocessor.input_dim(item),
-                "output_dim": model_config["embedding_dim"],
-                "combiner": "mean",
-                **_multi_hash(preprocessor.feature(item)),
-            }
-        )
+        query_inputs.append(history_spec(preprocessor, item, output_dim=size))
     towers = {}
     for side, inputs in (
         ("query", query_inputs),
         (
             "candidate",
-            _tower_inputs(
-                preprocessor, model_config["candidate_features"], model_config
+            input_specs(
+                preprocessor, model_config["candidate_features"], output_dim=dim
             ),
         ),
     ):
         towers[side] = Tower(
             inputs,
-            model_config["embedding_dim"],
+            size,
             normalize=model_config["normalize"],
             combine=model_config["combine"],
             name=f"{side}_tower",
@@ -127,8 +93,8 @@ def build_two_tower(preprocessor, config):
         logq_weight=model_config["logq_weight"],
         remove_accidental_hits=model_config["remove_accidental_hits"],
     )
-    optimizer = OPTIMIZERS[config["train"]["optimizer"]](
-        config["train"]["learning_rate"]
+    optimizer = make_optimizer(
+        config["train"]["optimizer"], config["train"]["learning_rate"]
     )
     model.sparse_updates = config["train"]["sparse_updates"]
     model.compile(optimizer=optimizer, **_compile_options())
@@ -138,18 +104,24 @@ def build_two_tower(preprocessor, config):
 class EpochTimer(keras.callbacks.Callback):
     """Records the wall time of each epoch (`seconds`, a list)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.seconds = []
+        self.seconds: list[float] = []
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
         self._start = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
 
 
-def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
+def fit_two_tower(
+    model: TwoTower,
+    inputs: dict[str, Any] | keras.utils.PyDataset,
+    config: dict[str, Any],
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    progress: bool = True,
+) -> dict[str, Any]:
     """Fits `model` on `inputs` and returns its training timings.
 
     Args:
@@ -168,9 +140,7 @@ def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
     """
     train = config["train"]
     timer = EpochTimer()
-    verbose = 0
-    if progress:
-        verbose = 1 if sys.stdout.isatty() else 2
+    verbose = keras_verbosity(progress)
     if isinstance(inputs, keras.utils.PyDataset):
         # A streamed dataset batches and shuffles itself, window by window:
         # Keras' own shuffling of its batch order would load a window of
@@ -184,6 +154,7 @@ def fit_two_tower(model, inputs, config, callbacks=(), progress=True):
     model.fit(
         **data,
         epochs=train["epochs"],
+        initial_epoch=resume_epoch(callbacks),
         verbose=verbose,
         callbacks=[timer, *callbacks],
     )

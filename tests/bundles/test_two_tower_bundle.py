@@ -6,13 +6,13 @@ import pandas as pd
 import pytest
 
 from recsys import Bundle
+from recsys import train
+from recsys.bundles import load_bundle
 from recsys.bundles.two_tower import BundleError
-from recsys.bundles.two_tower import load_bundle
 from recsys.bundles.two_tower import write_bundle
 from recsys.config import load_config
 from recsys.data import load_movielens
 from recsys.kinds.two_tower import prepare_data
-from recsys.kinds.two_tower import train_bundle
 
 CONFIG = "configs/movielens_two_tower.toml"
 
@@ -237,7 +237,7 @@ def movielens():
 def test_train_bundle_bad_inputs(mutate, error, match, movielens, tmp_path):
     config = load_config(CONFIG)
     with pytest.raises(error, match=match):
-        train_bundle(
+        train(
             config, str(tmp_path / "b"), frame=mutate(movielens), progress=False
         )
     assert not os.path.exists(tmp_path / "b")
@@ -248,7 +248,7 @@ def test_train_bundle_nulls_in_features_are_documented_oov(movielens, tmp_path):
     assert movielens.year.isna().sum() == 7
     config = load_config(CONFIG, ["train.epochs=1"])
     small = movielens[movielens.userId <= 60]
-    bundle, metrics = train_bundle(
+    bundle, metrics = train(
         config, str(tmp_path / "b"), frame=small, progress=False
     )
     assert np.isfinite(bundle.item_embeddings).all()
@@ -262,7 +262,7 @@ def test_train_bundle_on_a_csv_with_string_ids(movielens, tmp_path):
     path = tmp_path / "ratings.csv"
     small.to_csv(path, index=False)
     config = load_config(CONFIG, [f"data.source='{path}'", "train.epochs=1"])
-    bundle, _ = train_bundle(config, str(tmp_path / "b"), progress=False)
+    bundle, _ = train(config, str(tmp_path / "b"), progress=False)
     ids, _ = bundle.recommend(["u3"], k=5)
     assert ids.dtype.kind == "U" and all(i.startswith("m") for i in ids[0])
     assert pd.Index(bundle.item_ids).is_monotonic_increasing

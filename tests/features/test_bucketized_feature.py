@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from recsys.features import BucketizedFeature
 from recsys.features import Preprocessor
 from recsys.features import feature_from_config

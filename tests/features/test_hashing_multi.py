@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from recsys.features import CategoricalFeature
 from recsys.features import MultiCategoricalFeature
 from recsys.features import Preprocessor

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
+from recsys.features import BucketizedFeature
 from recsys.features import CategoricalFeature
 from recsys.features import MultiCategoricalFeature
 from recsys.features import NotFittedError
@@ -172,6 +174,109 @@ def test_preprocessor_empty_frame():
 def test_preprocessor_transform_before_fit():
     with pytest.raises(NotFittedError, match="fit"):
         Preprocessor(features=[CategoricalFeature("user")]).transform(FRAME)
+
+
+def _chunk_features():
+    return [
+        CategoricalFeature("user", min_frequency=2),
+        CategoricalFeature("item", vocabulary="hash", num_buckets=50),
+        MultiCategoricalFeature("tags", separator="|"),
+        NumericFeature("age"),
+        NumericFeature("count", transform="log"),
+        BucketizedFeature("score", num_bins=5),
+    ]
+
+
+def _chunk_frame():
+    rng = np.random.default_rng(3)
+    n = 2000
+    return pd.DataFrame(
+        {
+            "user": rng.zipf(1.6, n) % 300,
+            "item": rng.integers(0, 80, n).astype(str),
+            "tags": ["|".join(rng.choice(list("abcde"), 2)) for _ in range(n)],
+            "age": np.where(rng.random(n) < 0.1, np.nan, rng.normal(40, 9, n)),
+            "count": rng.exponential(4.0, n),
+            "score": rng.normal(0.0, 1.0, n),
+        }
+    )
+
+
+@pytest.mark.parametrize("arrow", [False, True])
+def test_preprocessor_partial_fit_over_chunks_equals_fit(arrow):
+    frame = _chunk_frame()
+    whole = Preprocessor(features=_chunk_features()).fit(frame)
+    chunked = Preprocessor(features=_chunk_features())
+    for start, stop in ((0, 800), (800, 800), (800, 1500), (1500, 2000)):
+        chunk = frame.iloc[start:stop]  # the second one is empty
+        if arrow:
+            chunk = pa.Table.from_pandas(chunk, preserve_index=False)
+        assert chunked.partial_fit(chunk) is chunked
+    assert chunked.vocabularies_ == whole.vocabularies_
+    assert chunked.collision_report_ == whole.collision_report_
+    assert chunked.stats_["score"] == whole.stats_["score"]
+    for name in ("age", "count"):
+        for key in ("mean", "std"):
+            assert chunked.stats_[name][key] == pytest.approx(
+                whole.stats_[name][key], rel=1e-12
+            )
+    for name, values in whole.transform(frame).items():
+        np.testing.assert_allclose(chunked.transform(frame)[name], values)
+
+
+def test_preprocessor_partial_fit_of_one_chunk_is_fit_to_the_bit():
+    frame = _chunk_frame()
+    whole = Preprocessor(features=_chunk_features()).fit(frame)
+    once = Preprocessor(features=_chunk_features()).partial_fit(frame)
+    assert json.dumps(once.get_config()) == json.dumps(whole.get_config())
+    finite = frame["age"].dropna().to_numpy()
+    assert whole.stats_["age"] == {
+        "mean": float(finite.mean()),
+        "std": float(finite.std()),
+    }
+
+
+def test_preprocessor_partial_fit_learns_each_chunk_as_it_comes():
+    pre = Preprocessor(features=[CategoricalFeature("user")])
+    pre.partial_fit(pd.DataFrame({"user": [1, 2, 2]}))
+    assert pre.vocabularies_["user"] == ["2", "1"]
+    pre.partial_fit(pa.table({"user": [1, 1, 3]}))
+    assert pre.vocabularies_["user"] == ["1", "2", "3"]
+    np.testing.assert_array_equal(
+        pre.transform_column("user", [3, 1, 9]), [4, 2, 1]
+    )
+
+
+def test_preprocessor_partial_fit_keeps_its_counts_on_a_bad_chunk():
+    pre = Preprocessor(features=[CategoricalFeature("u"), NumericFeature("y")])
+    pre.partial_fit(pd.DataFrame({"u": ["a"], "y": [1.0]}))
+    with pytest.raises(ValueError, match="Column 'y' must be numeric"):
+        pre.partial_fit(pd.DataFrame({"u": ["b"], "y": ["x"]}))
+    assert pre.vocabularies_ == {"u": ["a"]}
+
+
+def test_preprocessor_partial_fit_refuses_a_fit_or_loaded_preprocessor():
+    fitted = Preprocessor(features=[CategoricalFeature("user")]).fit(FRAME)
+    loaded = Preprocessor.from_config(fitted.get_config())
+    for pre in (fitted, loaded):
+        with pytest.raises(ValueError, match="keep no counts"):
+            pre.partial_fit(FRAME)
+    assert fitted.vocabularies_ == {"user": ["3", "2", "1"]}
+
+
+def test_preprocessor_partial_fit_of_empty_chunks_only():
+    pre = Preprocessor(features=[CategoricalFeature("user")])
+    pre.partial_fit(FRAME.iloc[:0])
+    with pytest.raises(ValueError, match="empty input"):
+        _ = pre.vocabularies_
+
+
+def test_preprocessor_learned_attributes_before_fit():
+    pre = Preprocessor(features=[CategoricalFeature("user")])
+    assert not pre.is_fitted
+    assert not hasattr(pre, "vocabularies_")
+    with pytest.raises(NotFittedError, match="not fitted"):
+        _ = pre.stats_
 
 
 @pytest.mark.parametrize(

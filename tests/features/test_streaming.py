@@ -2,6 +2,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+
 from recsys.features import BucketizedFeature
 from recsys.features import CategoricalFeature
 from recsys.features import MultiCategoricalFeature

@@ -3,6 +3,7 @@ import struct
 import numpy as np
 import pandas as pd
 import pytest
+
 from recsys.features import Preprocessor
 from recsys.features import TextFeature
 from recsys.features import VectorFileError

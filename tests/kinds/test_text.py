@@ -8,6 +8,7 @@ import pytest
 
 from recsys import load_bundle
 from recsys import similar_words
+from recsys import train
 from recsys.bundles.text import TextBundle
 from recsys.bundles.two_tower import BundleError
 from recsys.cli import main
@@ -17,7 +18,6 @@ from recsys.config import load_config
 from recsys.data.tweets import load_tweets
 from recsys.evaluation.classification import classification_metrics
 from recsys.kinds.text import split_rows
-from recsys.kinds.text import train_bundle
 
 CONFIG = "configs/tweets_text.toml"
 # mean_pool trains in seconds; the default (conv1d) is measured in
@@ -29,7 +29,7 @@ FAST = ["model.architecture='mean_pool'", "train.epochs=8", "train.patience=2"]
 def tweets_bundle(tmp_path_factory):
     config = load_config(CONFIG, FAST)
     path = tmp_path_factory.mktemp("text") / "tweets"
-    return train_bundle(config, str(path), progress=False)
+    return train(config, str(path), progress=False)
 
 
 def _toy_frame(rows=300, seed=0):
@@ -131,7 +131,7 @@ def test_bad_texts_get_clear_errors(tweets_bundle):
 def test_every_architecture_learns_a_toy_task(tmp_path, architecture):
     config = _toy_config(f"model.architecture='{architecture}'")
     frame = _toy_frame()
-    bundle, metrics = train_bundle(
+    bundle, metrics = train(
         config, str(tmp_path / architecture), frame=frame, progress=False
     )
     assert metrics["test"]["auc"] > 0.95, metrics["test"]
@@ -141,14 +141,14 @@ def test_every_architecture_learns_a_toy_task(tmp_path, architecture):
 def test_positive_class_and_multiclass_labels(tmp_path):
     frame = _toy_frame()
     config = _toy_config("data.positive='neg'")
-    bundle, _ = train_bundle(
+    bundle, _ = train(
         config, str(tmp_path / "binary"), frame=frame, progress=False
     )
     assert bundle.classes == ["pos", "neg"]  # the positive class last
     rainy = bundle.predict_proba(["rainy sad bad"])[0]
     assert rainy[1] > 0.5 and bundle.predict(["rainy sad bad"])[0] > 0.5
     with pytest.raises(ValueError, match="data.positive is 'meh'"):
-        train_bundle(
+        train(
             _toy_config("data.positive='meh'"),
             str(tmp_path / "bad"),
             frame=frame,
@@ -156,7 +156,7 @@ def test_positive_class_and_multiclass_labels(tmp_path):
     frame["sentiment"] = np.where(
         frame.index % 3 == 0, "mixed", frame["sentiment"]
     )
-    bundle, metrics = train_bundle(
+    bundle, metrics = train(
         _toy_config(), str(tmp_path / "three"), frame=frame, progress=False
     )
     assert bundle.classes == ["mixed", "neg", "pos"]
@@ -168,22 +168,20 @@ def test_bad_training_data_is_refused_clearly(tmp_path):
     frame = _toy_frame()
     frame.loc[7, "text"] = ""
     with pytest.raises(ValueError, match=r"'text' holds 1 empty texts"):
-        train_bundle(_toy_config(), str(tmp_path / "a"), frame=frame)
+        train(_toy_config(), str(tmp_path / "a"), frame=frame)
     frame = _toy_frame()
     frame["text"] = frame["text"].astype(object)
     frame.loc[3, "text"] = 42
     with pytest.raises(ValueError, match="not strings"):
-        train_bundle(_toy_config(), str(tmp_path / "b"), frame=frame)
+        train(_toy_config(), str(tmp_path / "b"), frame=frame)
     frame = _toy_frame()
     frame.loc[5, "sentiment"] = None
     with pytest.raises(ValueError, match="'sentiment' has 1 missing"):
-        train_bundle(_toy_config(), str(tmp_path / "c"), frame=frame)
+        train(_toy_config(), str(tmp_path / "c"), frame=frame)
     with pytest.raises(KeyError, match="missing from the text table"):
-        train_bundle(
-            _toy_config("data.label=stars"), str(tmp_path / "d"), frame=frame
-        )
+        train(_toy_config("data.label=stars"), str(tmp_path / "d"), frame=frame)
     with pytest.raises(ValueError, match="single class"):
-        train_bundle(
+        train(
             _toy_config(),
             str(tmp_path / "e"),
             frame=_toy_frame().assign(sentiment="pos"),
@@ -195,13 +193,13 @@ def test_pretrained_vectors_of_the_wrong_size_are_refused(tmp_path):
     vectors.write_text("sunny 0.1 0.2 0.3\nrainy 0.3 0.2 0.1\n")
     config = _toy_config(f"model.embeddings='{vectors}'")
     with pytest.raises(ValueError, match="dimension 3.*embedding_dim is 64"):
-        train_bundle(config, str(tmp_path / "x"), frame=_toy_frame())
+        train(config, str(tmp_path / "x"), frame=_toy_frame())
     config = _toy_config(
         f"model.embeddings='{vectors}'",
         "model.embedding_dim=3",
         "model.trainable=false",
     )
-    _, metrics = train_bundle(
+    _, metrics = train(
         config, str(tmp_path / "y"), frame=_toy_frame(), progress=False
     )
     # 2 of the toy vocabulary's 8 words are in the file.

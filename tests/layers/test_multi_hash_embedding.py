@@ -1,8 +1,8 @@
 import keras
 import numpy as np
 import pytest
-from recsys.features.hashing import multi_hash
 
+from recsys.features.hashing import multi_hash
 from recsys.layers import MultiHashEmbedding
 from tests.battery import run_serialization_battery
 

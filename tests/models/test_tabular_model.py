@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from recsys.models import TabularModel
-from recsys.models.tabular_model import AUXILIARY
+from recsys.names import AUXILIARY
 from tests.battery import run_serialization_battery
 
 INPUTS = [
@@ -47,7 +47,9 @@ def test_tabular_model_mlp_by_hand():
 def test_tabular_model_wide_adds_per_value_biases():
     model = TabularModel(INPUTS, task="regression", hidden_units=[])
     before = _out(model)
-    model.biases[0].set_weights([np.arange(5, dtype="float32")[:, None]])
+    model.wide_biases.tables[0].set_weights(
+        [np.arange(5, dtype="float32")[:, None]]
+    )
     # User 1 gets +1, user 3 gets +3; the genre biases are still zero.
     np.testing.assert_allclose(_out(model) - before, [[1.0], [3.0]], atol=1e-5)
 
@@ -59,10 +61,9 @@ def test_tabular_model_dot_is_the_pairwise_dot_product():
     ]
     model = TabularModel(
         inputs,
-        interaction="dot",
+        interaction={"name": "dot", "dot_dim": 2},
         task="regression",
         hidden_units=[],
-        dot_dim=2,
         wide=False,
     )
     a = np.array([[0, 0], [1, 2], [3, 4]], "float32")
@@ -83,13 +84,12 @@ def test_tabular_model_dcn_first_cross_by_hand():
     ]
     model = TabularModel(
         inputs,
-        interaction="dcn",
+        interaction={"name": "dcn", "num_layers": 1},
         task="regression",
         hidden_units=[],
-        num_cross_layers=1,
     )
-    dense = model.crosses[0].dense
-    dense.set_weights([np.ones((2, 2), "float32"), np.zeros(2, "float32")])
+    (cross,) = model.interaction_block.crosses
+    cross.set_weights([np.ones((2, 2), "float32"), np.zeros(2, "float32")])
     _set_head_to_sum(model)
     out = _out(model, {"v": np.array([1.0, 2.0]), "w": np.array([3.0, 0.5])})
     x0 = np.array([[1.0, 3.0], [2.0, 0.5]])
@@ -105,10 +105,11 @@ def test_tabular_model_dcn_first_cross_by_hand():
     [("mlp", 10), ("dcn", 14), ("dot", 14)],
 )
 def test_tabular_model_weights(interaction, count):
-    model = TabularModel(INPUTS, interaction=interaction, dot_dim=4)
+    options = {"dot_dim": 4} if interaction == "dot" else {}
+    model = TabularModel(INPUTS, interaction={"name": interaction, **options})
     assert len(model.weights) == count
     assert tuple(model.embeddings[1].embeddings.shape) == (4, 3)
-    assert tuple(model.biases[0].embeddings.shape) == (5, 1)
+    assert tuple(model.wide_biases.tables[0].embeddings.shape) == (5, 1)
 
 
 @pytest.mark.parametrize(
@@ -141,8 +142,11 @@ def test_tabular_model_learns_an_interaction(interaction):
     # per-column effects can fit it, only an interaction.
     x = _random_rows()
     labels = ((x["user"] % 2 == 0) ^ (x["age"] > 0)).astype("float32")
+    options = {"dot_dim": 4} if interaction == "dot" else {}
     model = TabularModel(
-        INPUTS, interaction=interaction, hidden_units=[32], dot_dim=4
+        INPUTS,
+        interaction={"name": interaction, **options},
+        hidden_units=[32],
     )
     model.compile(
         optimizer=keras.optimizers.Adam(0.02), loss=model.default_loss()
@@ -214,7 +218,13 @@ def test_tabular_model_auxiliary_task_is_learnt():
         ({"task": "ranking"}, "task"),
         ({"task": "multiclass", "num_classes": 2}, "num_classes"),
         ({"hidden_units": [0]}, "hidden_units"),
-        ({"interaction": "dcn", "num_cross_layers": 0}, "num_cross_layers"),
+        (
+            {"interaction": {"name": "dcn", "num_layers": 0}},
+            "num_cross_layers",
+        ),
+        ({"interaction": {"name": "dcn", "depth": 2}}, "depth"),
+        ({"interaction": {"name": "mlp", "dot_dim": 2}}, "no options"),
+        ({"interaction": {"num_layers": 2}}, "interaction"),
         ({"dropout": 1.0}, "dropout"),
         ({"l2": -1.0}, "l2"),
         ({"embeddings_l2": -1.0}, "embeddings_l2"),
@@ -246,14 +256,12 @@ def test_tabular_model_names_a_missing_input():
     [
         {"interaction": "mlp"},
         {"interaction": "dcn"},
-        {"interaction": "dcn", "projection_dim": 2},
-        {"interaction": "dot", "bottom_units": [8]},
+        {"interaction": {"name": "dcn", "projection_dim": 2}},
+        {"interaction": {"name": "dot", "dot_dim": 4, "bottom_units": [8]}},
         {"task": "multiclass", "num_classes": 3},
         {"auxiliary_weight": 0.5, "auxiliary_mean": 3.5},
     ],
 )
 def test_tabular_model_serialization(kwargs, tmp_path):
-    model = TabularModel(
-        INPUTS, dot_dim=4, l2=0.01, embeddings_l2=1e-4, **kwargs
-    )
+    model = TabularModel(INPUTS, l2=0.01, embeddings_l2=1e-4, **kwargs)
     run_serialization_battery(model, X, tmp_path)

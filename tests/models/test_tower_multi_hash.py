@@ -1,7 +1,7 @@
 import keras
 import numpy as np
-from recsys.features.hashing import multi_hash
 
+from recsys.features.hashing import multi_hash
 from recsys.layers import MultiHashEmbedding
 from recsys.layers import PooledEmbedding
 from recsys.models import Tower

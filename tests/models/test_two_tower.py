@@ -160,14 +160,14 @@ def test_two_tower_serialization(tmp_path):
 
 def test_two_tower_trains_on_movielens_beyond_popularity(tmp_path):
     # Runs under both backends (make test repeats tests/models under TF).
+    from recsys import train
     from recsys.config import load_config
-    from recsys.kinds.two_tower import train_bundle
 
     config = load_config(
         "configs/movielens_two_tower.toml",
         ["train.epochs=1", "index.kind='brute_force'"],
     )
-    bundle, metrics = train_bundle(config, str(tmp_path / "b"), progress=False)
+    bundle, metrics = train(config, str(tmp_path / "b"), progress=False)
     assert metrics["train"]["backend"] == keras.backend.backend()
     assert metrics["test"]["hr@100_filtered"] >= 0.19
     assert metrics["test"]["hr@100"] > metrics["baseline_popularity"]["hr@100"]

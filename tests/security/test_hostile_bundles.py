@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 
 from recsys import Bundle
+from recsys.bundles import load_bundle
 from recsys.bundles.two_tower import BundleError
-from recsys.bundles.two_tower import load_bundle
 from recsys.storage.files import BundleFiles
 from recsys.storage.files import file_digests
 
@@ -355,7 +355,7 @@ def test_a_bundle_without_checksums_is_refused(copy):
 
 
 def test_a_file_over_its_cap_is_refused(copy, monkeypatch):
-    from recsys import bundle_files
+    from recsys.storage import files as bundle_files
 
     monkeypatch.setitem(bundle_files.MAX_BYTES, ".keras", 1000)
     _load_refused(copy, "query_tower.keras is .* over the 1000-byte limit")

@@ -18,10 +18,10 @@ from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from recsys.serving import Settings
-from recsys.serving import create_app
 
 from recsys.cli import main
+from recsys.serving import Settings
+from recsys.serving import create_app
 from tests.serving.server import running_server
 
 TOKEN = {"Authorization": "Bearer s3cret"}

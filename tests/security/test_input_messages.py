@@ -10,8 +10,6 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from recsys.features import canonical_string
-from recsys.features import canonical_strings
 
 from recsys.bundles.two_tower import _storable
 from recsys.cli import error_message
@@ -19,6 +17,8 @@ from recsys.cli import main
 from recsys.config import ConfigError
 from recsys.config import load_config
 from recsys.data.split import protocol_split
+from recsys.features import canonical_string
+from recsys.features import canonical_strings
 
 DEFAULT = "configs/movielens_two_tower.toml"
 
@@ -170,9 +170,9 @@ def test_canonical_strings_never_raise_and_match_the_scalar(values):
 
 
 def test_uint64_ids_train_and_recommend_exactly(tmp_path):
+    from recsys import train
     from recsys.bundles.two_tower import Bundle
     from recsys.config import load_config as load
-    from recsys.kinds.two_tower import train_bundle
 
     rng = np.random.default_rng(0)
     n = 600
@@ -181,7 +181,7 @@ def test_uint64_ids_train_and_recommend_exactly(tmp_path):
     source = tmp_path / "big.parquet"
     pd.DataFrame({"u": users, "i": items, "t": np.arange(n)}).to_parquet(source)
     config = load(_config(tmp_path, source, "[evaluate]\nks = [5]"))
-    train_bundle(config, str(tmp_path / "b"), progress=False)
+    train(config, str(tmp_path / "b"), progress=False)
     bundle = Bundle.load(str(tmp_path / "b"))
     known = {str(i) for i in items.tolist()}
     ids, _ = bundle.recommend([int(users[0])], k=5)

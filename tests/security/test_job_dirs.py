@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from recsys.bundles.two_tower import load_bundle
+from recsys.bundles import load_bundle
 from recsys.cli import main
 from recsys.data.sources import load_interactions
 from recsys.data.synthetic import SyntheticInteractions
@@ -150,7 +150,7 @@ def test_second_training_on_one_output_fails_at_once(
     output = tmp_path / "run"
     seen = {}
 
-    def train_bundle(config, output_, *, progress):
+    def train(self, config, output_, **kwargs):
         # The first training is running: a second `recsys train` process.
         started = time.monotonic()
         seen["second"] = subprocess.run(
@@ -163,7 +163,7 @@ def test_second_training_on_one_output_fails_at_once(
         seen["seconds"] = time.monotonic() - started
         raise ValueError("first training stops here")
 
-    monkeypatch.setattr(recsys.kinds.two_tower, "train_bundle", train_bundle)
+    monkeypatch.setattr(recsys.kinds.two_tower.TwoTowerKind, "train", train)
     assert _train(output) == 1
     assert "first training stops here" in capsys.readouterr().err
     second = seen["second"]

@@ -8,9 +8,9 @@ def ranker_bundle(tmp_path_factory):
     """A rating regression `TabularBundle` trained in seconds: MovieLens
     users 1-40, one epoch, no baselines. Its ids are the full data's, so it
     reranks the `trained_bundle`'s candidates."""
+    from recsys import train
     from recsys.config import load_config
     from recsys.data.movielens import load_movielens
-    from recsys.kinds.tabular import train_bundle
 
     frame = load_movielens()
     frame = frame[frame["userId"] <= 40].reset_index(drop=True)
@@ -23,5 +23,5 @@ def ranker_bundle(tmp_path_factory):
         ],
     )
     path = tmp_path_factory.mktemp("rankers") / "rating"
-    bundle, _ = train_bundle(config, str(path), frame=frame, progress=False)
+    bundle, _ = train(config, str(path), frame=frame, progress=False)
     return bundle

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+
 from recsys.serving import Settings
 from recsys.serving import create_app
 
@@ -192,3 +193,42 @@ def test_reload_swaps_bundles_and_refuses_broken_ones(
         assert second_bundle.version in refused.json()["detail"][0]["msg"]
         body = client.post("/v1/retrieve", json={"user_id": 1}).json()
         assert body["bundle"] == second_bundle.version
+
+
+def test_the_app_changes_no_gc_state_and_calls_after_load(
+    trained_bundle, second_bundle, tmp_path_factory
+):
+    # gc.freeze is the serving process's choice (recsys.serving.server),
+    # made through `after_load`: the app factory never freezes by itself.
+    import gc
+
+    bundle, _ = trained_bundle
+    settings = Settings(
+        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
+    )
+    frozen = gc.get_freeze_count()
+    with TestClient(create_app(bundle.path, settings=settings)) as client:
+        assert client.get("/readyz").status_code == 200
+    assert gc.get_freeze_count() == frozen
+    calls = []
+    app = create_app(
+        bundle.path, settings=settings, after_load=lambda: calls.append(1)
+    )
+    with TestClient(app, headers={"Authorization": "Bearer s3cret"}) as client:
+        assert calls == [1]
+        client.post("/admin/reload", json={"path": second_bundle.path})
+        assert calls == [1, 1]
+    assert gc.get_freeze_count() == frozen
+
+
+def test_the_query_tower_loads_on_demand(trained_bundle):
+    from recsys.serving.service import RetrievalService
+
+    bundle, _ = trained_bundle
+    service = RetrievalService(bundle, precompute_depth=0, load_tower=False)
+    assert not service.tower_loaded
+    ids, _, _ = service.retrieve(user_id=42, k=5)
+    assert not service.tower_loaded  # known users need no model call
+    np.testing.assert_array_equal(ids, bundle.recommend([42], k=5)[0][0])
+    ids, _, _ = service.retrieve(features={"userId": 42}, k=5)
+    assert service.tower_loaded and len(ids) == 5

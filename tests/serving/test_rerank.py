@@ -6,9 +6,9 @@ import shutil
 import httpx
 import numpy as np
 import pytest
-from recsys.serving.reranker import padded_size
 
 from recsys.cli import main
+from recsys.serving.reranker import padded_size
 from recsys.two_stage import TwoStageRecommender
 from tests.serving.server import running_server
 

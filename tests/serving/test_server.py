@@ -35,6 +35,14 @@ def test_server_answers_and_hot_reloads_under_load(
     assert answer.status_code == 200
     assert answer.json()["bundle"] == first.version
     assert len(answer.json()["items"]) == 5
+    # The query tower loads in the background after start-up; a query with
+    # features waits for it.
+    answer = httpx.post(
+        f"{url}/v1/retrieve",
+        json={"features": {"userId": 42}, "k": 5},
+        timeout=120,
+    )
+    assert answer.status_code == 200 and len(answer.json()["items"]) == 5
 
     failures, versions, stop = [], set(), threading.Event()
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-from recsys.serving.service import RetrievalService
-from recsys.serving.top_items import TopItemsTable
 
 from recsys.index import BruteForceIndex
+from recsys.serving.service import RetrievalService
+from recsys.serving.top_items import TopItemsTable
 
 
 @pytest.fixture(scope="module")

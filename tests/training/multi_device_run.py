@@ -23,8 +23,8 @@ sys.path.insert(
 import jax  # noqa: E402
 import keras  # noqa: E402
 
+from recsys import train  # noqa: E402
 from recsys.config import load_config  # noqa: E402
-from recsys.kinds.two_tower import train_bundle  # noqa: E402
 
 
 class _Layout(keras.callbacks.Callback):
@@ -78,9 +78,7 @@ def main(csv, output):
                 'index.kind="brute_force"',
             ],
         )
-        _, metrics = train_bundle(
-            config, os.path.join(output, mode), progress=False
-        )
+        _, metrics = train(config, os.path.join(output, mode), progress=False)
         results[mode] = {
             "test": metrics["test"],
             "losses": layout.losses,

@@ -70,7 +70,9 @@ def main(csv, output):
             'index.kind="brute_force"',
         ],
     )
-    bundle, metrics = pipeline.train_bundle(config, output, progress=False)
+    bundle, metrics = pipeline.TwoTowerKind().train(
+        config, output, progress=False
+    )
     result = {
         "process": jax.process_index(),
         "processes": jax.process_count(),

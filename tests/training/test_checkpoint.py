@@ -13,6 +13,7 @@ from recsys.training.checkpoint import CheckpointError
 from recsys.training.checkpoint import TrainingCheckpoint
 from recsys.training.checkpoint import config_fingerprint
 from recsys.training.checkpoint import discard
+from recsys.training.checkpoint import resume_epoch
 
 CONFIG = "configs/movielens_two_tower.toml"
 X = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
@@ -42,7 +43,14 @@ def _interrupted_job(job_dir, every=0):
     model, stop = _model(), _Interrupt(2)
     checkpoint = TrainingCheckpoint(job_dir, "spec", every=every)
     with pytest.raises(KeyboardInterrupt):
-        model.fit(X, Y, batch_size=8, epochs=5, callbacks=[checkpoint, stop])
+        model.fit(
+            X,
+            Y,
+            batch_size=8,
+            epochs=5,
+            initial_epoch=checkpoint.initial_epoch,
+            callbacks=[checkpoint, stop],
+        )
     return stop.weights
 
 
@@ -56,7 +64,15 @@ def test_checkpoint_resumes_at_the_interrupted_epoch(tmp_path):
             (epoch, [w.copy() for w in model.get_weights()])
         )
     )
-    model.fit(X, Y, batch_size=8, epochs=5, callbacks=[checkpoint, probe])
+    assert checkpoint.initial_epoch == 2
+    model.fit(
+        X,
+        Y,
+        batch_size=8,
+        epochs=5,
+        initial_epoch=checkpoint.initial_epoch,
+        callbacks=[checkpoint, probe],
+    )
     assert checkpoint.resumed_from == {"epoch": 2, "step": 16}
     assert [epoch for epoch, _ in seen] == [2, 3, 4]
     for restored, expected in zip(seen[0][1], saved, strict=True):
@@ -179,5 +195,28 @@ def test_job_directory_of_an_older_recsys_is_resumed(tmp_path):
     with open(os.path.join(job_dir, "job.json"), "w") as f:
         json.dump({"fingerprint": fingerprint}, f)
     checkpoint = TrainingCheckpoint(job_dir, fingerprint, every=0)
-    _model().fit(X, Y, batch_size=8, epochs=3, callbacks=[checkpoint])
+    callbacks = [checkpoint]
+    _model().fit(
+        X,
+        Y,
+        batch_size=8,
+        epochs=3,
+        initial_epoch=resume_epoch(callbacks),
+        callbacks=callbacks,
+    )
     assert checkpoint.resumed_from == {"epoch": 2, "step": 16}
+
+
+def test_checkpoint_refuses_a_fit_started_at_another_epoch(tmp_path):
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    checkpoint = TrainingCheckpoint(job_dir, "spec", every=0)
+    with pytest.raises(CheckpointError, match="initial_epoch"):
+        _model().fit(X, Y, batch_size=8, epochs=5, callbacks=[checkpoint])
+
+
+def test_resume_epoch_without_a_checkpoint_is_zero(tmp_path):
+    fresh = TrainingCheckpoint(str(tmp_path / "job"), "spec")
+    assert fresh.initial_epoch == 0
+    assert resume_epoch([fresh, keras.callbacks.History()]) == 0
+    assert resume_epoch([]) == 0

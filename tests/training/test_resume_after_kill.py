@@ -9,10 +9,10 @@ import time
 
 import pytest
 
+from recsys import train
 from recsys.cli import main
 from recsys.config import load_config
 from recsys.data.sources import load_interactions
-from recsys.kinds.two_tower import train_bundle
 from recsys.training.checkpoint import LATEST
 from recsys.training.checkpoint import TrainingCheckpoint
 from recsys.training.checkpoint import config_fingerprint
@@ -96,7 +96,7 @@ def test_train_killed_with_sigkill_resumes_to_the_same_quality(
 
     # The same job never interrupted, in this process.
     config = load_config(CONFIG, _overrides(small_csv, epochs))
-    _, straight = train_bundle(config, str(tmp_path / "straight"), progress=0)
+    _, straight = train(config, str(tmp_path / "straight"), progress=0)
     for key in ("hr@50_filtered", "hr@100_filtered"):
         assert resumed["test"][key] == pytest.approx(
             straight["test"][key], abs=0.02

@@ -17,33 +17,30 @@ def small_frame():
     return frame[frame["userId"] <= 40].reset_index(drop=True)
 
 
-def _train(module, config_path, overrides, frame, path):
-    import importlib
-
+def _train(config_path, overrides, frame, path):
+    from recsys import train
     from recsys.config import load_config
 
-    pipeline = importlib.import_module(module)
     config = load_config(config_path, overrides)
-    return pipeline.train_bundle(config, str(path), frame=frame, progress=False)
+    return train(config, str(path), frame=frame, progress=False)
 
 
 @pytest.fixture(scope="session")
 def rating_run(small_frame, tmp_path_factory):
     path = tmp_path_factory.mktemp("tabular") / "rating"
-    return _train("recsys.kinds.tabular", RATING, FAST, small_frame, path)
+    return _train(RATING, FAST, small_frame, path)
 
 
 @pytest.fixture(scope="session")
 def liked_run(small_frame, tmp_path_factory):
     path = tmp_path_factory.mktemp("tabular") / "liked"
-    return _train("recsys.kinds.tabular", LIKED, FAST, small_frame, path)
+    return _train(LIKED, FAST, small_frame, path)
 
 
 @pytest.fixture(scope="session")
 def retriever(small_frame, tmp_path_factory):
     path = tmp_path_factory.mktemp("tabular") / "two_tower"
     bundle, _ = _train(
-        "recsys.kinds.two_tower",
         TWO_TOWER,
         ["train.epochs=1"],
         small_frame,

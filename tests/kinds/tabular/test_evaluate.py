@@ -3,9 +3,9 @@
 import pytest
 
 from recsys.cli import main
+from recsys.kinds import get_kind
+from recsys.kinds.base import compare_metrics
 from recsys.kinds.tabular import summary
-from recsys.rescore import compare_metrics
-from recsys.rescore import rescore_bundle
 
 
 def test_evaluate_prints_the_stored_metrics_as_train_does(rating_run, capsys):
@@ -20,7 +20,7 @@ def test_rescoring_reproduces_the_stored_metrics(
     rating_run, small_frame, tmp_path, capsys
 ):
     bundle, metrics = rating_run
-    rescored = rescore_bundle(bundle, small_frame)
+    rescored = get_kind("tabular").rescore(bundle, small_frame)
     assert rescored["num_examples"] == metrics["test"]["num_examples"]
     assert rescored["rmse"] == pytest.approx(metrics["test"]["rmse"], abs=1e-5)
     assert compare_metrics(metrics["test"], rescored) == []

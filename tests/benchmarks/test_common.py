@@ -1,0 +1,119 @@
+"""Tests of benchmarks/_common.py, the helpers every benchmark script uses."""
+
+import importlib.util
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+BENCHMARKS = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "benchmarks"
+)
+
+
+@pytest.fixture(scope="module")
+def common():
+    # Benchmarks are scripts, not a package: load the helper by its path.
+    path = os.path.join(BENCHMARKS, "_common.py")
+    spec = importlib.util.spec_from_file_location("_common", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _python(code):
+    return [sys.executable, "-c", code]
+
+
+def test_child_json_reads_the_last_stdout_line(common):
+    code = "print('progress'); print('{\"a\": 1}'); print('{\"b\": [2]}')"
+    assert common.child_json(_python(code)) == {"b": [2]}
+
+
+def test_child_json_passes_the_environment(common):
+    code = "import json, os; print(json.dumps({'x': os.environ['H4_X']}))"
+    env = {**os.environ, "H4_X": "seen"}
+    assert common.child_json(_python(code), env=env) == {"x": "seen"}
+
+
+def test_child_json_raises_with_the_stderr_tail(common):
+    code = "import sys; sys.stderr.write('x' * 5000 + 'the cause'); exit(3)"
+    with pytest.raises(common.ChildError, match="exited with 3") as caught:
+        common.child_json(_python(code))
+    tail = caught.value.stderr_tail
+    assert tail.endswith("the cause")
+    assert len(tail) == common.STDERR_TAIL
+
+
+def test_child_json_raises_without_a_json_line(common):
+    code = "import sys; print('done'); sys.stderr.write('warned')"
+    with pytest.raises(common.ChildError, match="no JSON line") as caught:
+        common.child_json(_python(code))
+    assert caught.value.stderr_tail == "warned"
+
+
+def test_run_child_raises_on_failure(common):
+    with pytest.raises(common.ChildError, match="exited with 1"):
+        common.run_child(_python("raise SystemExit(1)"))
+    done = common.run_child(_python("print('ok')"))
+    assert done.stdout == "ok\n"
+
+
+def test_script_command_runs_a_script_with_this_python(common):
+    command = common.script_command("x.py", "--size", 10, 0.5)
+    assert command == [
+        sys.executable,
+        os.path.abspath("x.py"),
+        "--size",
+        "10",
+        "0.5",
+    ]
+    assert common.sibling("tfrs_baseline.py") == os.path.join(
+        BENCHMARKS, "tfrs_baseline.py"
+    )
+
+
+def test_print_json_one_line_is_what_child_json_reads(common, capsys):
+    common.print_json({"a": 1, "b": [1, 2]}, indent=None)
+    assert capsys.readouterr().out == '{"a": 1, "b": [1, 2]}\n'
+    common.print_json({"a": 1})
+    assert json.loads(capsys.readouterr().out) == {"a": 1}
+
+
+def test_machine_describes_cpus_backend_and_versions(common):
+    described = common.machine(backend="tensorflow (tf-keras)")
+    assert described["cpus"] == os.cpu_count()
+    assert described["backend"] == "tensorflow (tf-keras)"
+    assert described["versions"]["recsys"]
+    json.dumps(common.machine())  # JSON-ready
+
+
+def test_peak_mb_is_this_process_peak(common):
+    before = common.peak_mb()
+    grown = np.ones(64 * 2**20 // 8)  # 64 MB, touched
+    assert common.peak_mb() >= before
+    assert common.peak_mb() > grown.nbytes / 2**20
+
+
+def test_config_path_finds_the_shipped_configs(common):
+    path = common.config_path("movielens_two_tower.toml")
+    assert os.path.isfile(path)
+
+
+def test_zipf_ids_are_rows_with_their_probabilities(common):
+    rng = np.random.default_rng(0)
+    ids, probability = common.zipf_ids(rng, 1000, 20_000)
+    assert ids.dtype == np.int32 and probability.dtype == np.float32
+    assert ids.min() >= 1 and ids.max() < 1000  # row 0 is padding
+    # Each id's probability is the same wherever it is drawn, and the
+    # probabilities of the distinct ids sum to at most 1.
+    unique, first = np.unique(ids, return_index=True)
+    for i in unique[:20]:
+        assert np.ptp(probability[ids == i]) == 0
+    assert probability[first].sum() <= 1.0 + 1e-5
+    # Hot ids are drawn about as often as their probability says.
+    hot = ids[np.argmax(probability)]
+    share = np.mean(ids == hot)
+    assert share == pytest.approx(probability.max(), rel=0.1)
