@@ -490,6 +490,10 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
         AttributeError,
         zipfile.BadZipFile,
     ) as error:
-        raise BundleError(f"Cannot load the model {name}: {error}") from None
+        raise BundleError(
+            f"Cannot load the model {name}: {error}. A model saved by "
+            "another version of recsys may not load in this one. Fix: "
+            "retrain the bundle with this version."
+        ) from None
     finally:
         shutil.rmtree(private, ignore_errors=True)
