@@ -61,8 +61,11 @@ def _checkpoint_epoch(job_dir):
 
 
 # Two fresh `recsys train` processes and a third training in this one: about
-# a minute on 2 cores, in the default run because resuming after a kill is
-# what the checkpoints are for.
+# a minute on 2 cores, so `pytest -m slow` runs it. The default run keeps
+# resuming in one process (tests/training/test_checkpoint.py), a corrupted
+# checkpoint below, and kills inside a bundle write
+# (tests/security/test_job_dirs.py).
+@pytest.mark.slow
 def test_train_killed_with_sigkill_resumes_to_the_same_quality(
     small_csv, tmp_path
 ):
