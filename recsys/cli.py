@@ -8,6 +8,7 @@ with status 1.
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
@@ -93,8 +94,22 @@ def cmd_train(args):
     output = args.output or os.path.join("artifacts", stem)
     kind = get_kind(config["model"]["kind"])
     # Output, job directory and lock are settled before any data is read.
-    with _sigterm_as_exit(), training_job(config, output, restart=args.restart):
+    # With --json, stdout holds only the JSON document: whatever training
+    # prints (Keras's epoch lines) goes to stderr.
+    quiet_stdout = (
+        contextlib.redirect_stdout(sys.stderr)
+        if args.json
+        else contextlib.nullcontext()
+    )
+    with (
+        _sigterm_as_exit(),
+        training_job(config, output, restart=args.restart),
+        quiet_stdout,
+    ):
         bundle, metrics = kind.train(config, output, progress=not args.quiet)
+    if args.json:
+        _print_json({"bundle": bundle.path, "metrics": metrics})
+        return 0
     print("\n" + kind.summary(metrics, config))
     print(
         f"bundle: {bundle.path}\n"
@@ -111,13 +126,54 @@ def cmd_evaluate(args):
     bundle = load_bundle(args.bundle)
     kind = get_kind(bundle.manifest.get("kind", "two_tower"))
     frame = None if args.data is None else load_interactions(args.data)
+    if args.json:
+        _print_json(_evaluation(kind, bundle, frame, args.rescore))
+        return 0
     print(kind.evaluate_report(bundle, frame=frame, rescore=args.rescore))
     return 0
+
+
+def _evaluation(kind, bundle, frame, rescore: bool) -> dict:
+    """What `recsys evaluate --json` prints.
+
+    Two-tower bundles: the metrics recomputed on the split (what `evaluate`
+    always prints for them). Other kinds: the stored metrics and, with
+    `rescore`, the split's metrics recomputed, which must match.
+    """
+    if kind.name == "two_tower":
+        return kind.rescore(bundle, frame)
+    # The checks of the text report (metrics written by `recsys train`,
+    # --data only with --rescore); its text is dropped.
+    kind.evaluate_report(bundle, frame=None if rescore else frame)
+    document = {"bundle": bundle.path, "metrics": bundle.metrics}
+    if rescore:
+        from recsys.kinds.base import compare_metrics
+
+        split = bundle.config["evaluate"]["split"]
+        document["rescored"] = rescored = kind.rescore(bundle, frame)
+        differ = compare_metrics(bundle.metrics[split], rescored)
+        if differ:
+            raise ValueError(
+                f"Re-scoring {bundle.path} does not reproduce its "
+                "metrics.json: "
+                + ", ".join(
+                    f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
+                )
+            )
+    return document
 
 
 def cmd_recommend(args):
     from recsys.bundles.two_tower import Bundle
 
+    batch = args.all or args.users is not None
+    if batch == (args.user is not None):
+        raise ValueError(
+            "Give --user USER, or --all (every user; --users FILE for a "
+            "list) with --output FILE.parquet."
+        )
+    if batch:
+        return _recommend_batch(args)
     bundle = Bundle.load(args.bundle)
     user = args.user
     recommender = bundle
@@ -145,7 +201,21 @@ def cmd_recommend(args):
                 strict=True,
             )
         )
-    if bundle.user_rows([user])[0] < 0:
+    known = bool(bundle.user_rows([user])[0] >= 0)
+    if args.json:
+        import numpy as np
+
+        finite = np.isfinite(scores[0])  # -inf pads a short list
+        _print_json(
+            {
+                "user": user,
+                "known": known,
+                "items": ids[0][finite].tolist(),
+                "scores": scores[0][finite].tolist(),
+            }
+        )
+        return 0
+    if not known:
         print(
             f"user {user!r} is not in this bundle: showing the most popular "
             "items (score = share of training interactions)."
@@ -156,6 +226,82 @@ def cmd_recommend(args):
     ):
         title = titles.get(item_id, "")
         print(f"{rank:>4}  {item_id!s:>10}  {score:>8.4f}  {title}")
+    return 0
+
+
+def _recommend_batch(args):
+    """`recsys recommend --all`: every user's top k into a Parquet file."""
+    from recsys.batch import read_users
+    from recsys.batch import recommend_all
+    from recsys.bundles.two_tower import Bundle
+
+    if args.output is None:
+        raise ValueError("--all needs --output FILE.parquet.")
+    if args.rerank:
+        raise ValueError(
+            "--rerank works with --user only: --all writes retrieval's top k."
+        )
+    bundle = Bundle.load(args.bundle)
+    users = None
+    if args.users is not None:
+        users = read_users(
+            args.users, bundle.config["data"]["user"], like=bundle.user_ids
+        )
+    done = recommend_all(
+        bundle,
+        args.output,
+        k=args.k,
+        users=users,
+        exact=args.exact,
+        exclude_seen=not args.include_seen,
+        progress=not args.quiet,
+    )
+    if args.json:
+        _print_json(done)
+        return 0
+    unknown = done["users"] - done["known_users"]
+    print(
+        f"wrote {done['rows']:,} recommendations for {done['users']:,} users "
+        f"to {args.output} ({done['users_per_second']:,.0f} users/s)"
+        + (
+            f"; {unknown:,} unknown users got the most popular items"
+            if unknown
+            else ""
+        )
+    )
+    return 0
+
+
+def _print_json(document) -> None:
+    """Prints one JSON document on stdout (numpy values as Python's)."""
+
+    def plain(value):
+        if hasattr(value, "tolist"):  # numpy scalars and arrays
+            return value.tolist()
+        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+    print(json.dumps(document, indent=2, default=plain))
+
+
+def cmd_init(args):
+    from recsys.init_config import init_config
+
+    source = args.data
+    if args.output and not os.path.isabs(source):
+        # A relative data.source is read from the config file's directory.
+        where = os.path.dirname(os.path.abspath(args.output))
+        source = os.path.relpath(os.path.abspath(source), where)
+    text = init_config(args.kind, args.data, source=source)
+    if not args.output:
+        sys.stdout.write(text)
+        return 0
+    # Exclusive: a config the user already has is never replaced.
+    with open(args.output, "x") as f:
+        f.write(text)
+    print(
+        f"wrote {args.output}: check its guessed lines, then "
+        f"`recsys train {args.output}`"
+    )
     return 0
 
 
@@ -248,17 +394,35 @@ def cmd_serve(args):
 
 
 def build_parser():
+    from recsys import __version__
     from recsys.two_stage import DEFAULT_BLEND
     from recsys.two_stage import DEFAULT_NUM_CANDIDATES
 
+    # `-v` before or after the command: `recsys -v train ...` or
+    # `recsys train ... -vv`.
+    verbose = argparse.ArgumentParser(add_help=False)
+    verbose.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=argparse.SUPPRESS,
+        help="More messages: -v adds debug output (ScaNN's and TensorFlow's "
+        "native logs among them).",
+    )
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Train, evaluate and query embedding retrieval models.",
+        parents=[verbose],
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"recsys {__version__}"
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser(
-        "train", help="Train a model from a TOML config and write its bundle."
+        "train",
+        parents=[verbose],
+        help="Train a model from a TOML config and write its bundle.",
     )
     train.add_argument(
         "config", nargs="?", help=f"TOML config (default: {DEFAULT_CONFIG})."
@@ -276,7 +440,10 @@ def build_parser():
         help="Override a config key, e.g. --set train.epochs=3 (repeatable).",
     )
     train.add_argument(
-        "--quiet", "-q", action="store_true", help="No progress bars."
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="No progress bars; only warnings and errors.",
     )
     train.add_argument(
         "--restart",
@@ -285,10 +452,17 @@ def build_parser():
         "if recsys created it) and train from the start instead of "
         "resuming.",
     )
+    train.add_argument(
+        "--json",
+        action="store_true",
+        help='Print {"bundle": PATH, "metrics": {...}} as JSON on stdout '
+        "instead of the table (training's own output goes to stderr).",
+    )
     train.set_defaults(run=cmd_train)
 
     evaluate = commands.add_parser(
         "evaluate",
+        parents=[verbose],
         help="Two-tower bundles: recompute HR@k on the config's data split "
         "(JSON). Tabular and text bundles: print the test metrics stored "
         "at training beside the baselines (--rescore to recompute them).",
@@ -307,13 +481,47 @@ def build_parser():
         "(a .csv, .parquet or built-in name): the one the bundle was "
         "trained on.",
     )
+    evaluate.add_argument(
+        "--json",
+        action="store_true",
+        help="Print one JSON document: two-tower bundles' recomputed "
+        'metrics; other kinds\' {"bundle", "metrics"} (stored), plus '
+        '"rescored" with --rescore.',
+    )
     evaluate.set_defaults(run=cmd_evaluate)
 
     recommend = commands.add_parser(
-        "recommend", help="Print the top-k items for a user."
+        "recommend",
+        parents=[verbose],
+        help="Print the top-k items for a user, or write every user's "
+        "(--all) to a Parquet file.",
+        description="Top-k items of a two-tower bundle. --user prints one "
+        "user's; --all writes every user's (or --users FILE's) as rows "
+        "(<data.user>, rank, <data.item>, score) to --output, in chunks "
+        "through the index, atomically. Users the bundle has never seen "
+        "get the most popular items (score = share of training "
+        "interactions).",
     )
     recommend.add_argument("bundle", help="Bundle directory.")
-    recommend.add_argument("--user", required=True, help="User id.")
+    recommend.add_argument("--user", help="User id.")
+    recommend.add_argument(
+        "--all",
+        action="store_true",
+        help="Every user the bundle was trained on, into --output.",
+    )
+    recommend.add_argument(
+        "--users",
+        metavar="FILE",
+        help="With --all: only these users. A text or CSV file with one id "
+        "per line, or a CSV/Parquet table with a column named as the "
+        "bundle's data.user. Unknown users get the most popular items.",
+    )
+    recommend.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE.parquet",
+        help="With --all: the Parquet file to write (replaced atomically).",
+    )
     recommend.add_argument(
         "-k", type=int, default=10, help="Number of items (default 10)."
     )
@@ -346,10 +554,23 @@ def build_parser():
         help="Weight of the ranker's score against retrieval's, in [0, 1] "
         f"(default {DEFAULT_BLEND:g}: the ranker's order).",
     )
+    recommend.add_argument(
+        "--json",
+        action="store_true",
+        help='Print JSON: {"user", "known", "items", "scores"} for --user; '
+        "the counts and timing for --all.",
+    )
+    recommend.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="No progress bar (--all); only warnings and errors.",
+    )
     recommend.set_defaults(run=cmd_recommend)
 
     score = commands.add_parser(
         "score",
+        parents=[verbose],
         help="Score every row of a Parquet or CSV file with a tabular bundle.",
     )
     score.add_argument("bundle", help="Tabular bundle directory.")
@@ -364,12 +585,17 @@ def build_parser():
         help="Rows per chunk (bounds memory; default 65536).",
     )
     score.add_argument(
-        "--quiet", "-q", action="store_true", help="No progress bar."
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="No progress bar; only warnings and errors.",
     )
     score.set_defaults(run=cmd_score)
 
     predict = commands.add_parser(
-        "predict", help="Classify texts with a text bundle (--text or --input)."
+        "predict",
+        parents=[verbose],
+        help="Classify texts with a text bundle (--text or --input).",
     )
     predict.add_argument("bundle", help="Text bundle directory.")
     predict.add_argument(
@@ -395,12 +621,16 @@ def build_parser():
         help="Rows per chunk of --input (default 65536).",
     )
     predict.add_argument(
-        "--quiet", "-q", action="store_true", help="No progress bar."
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="No progress bar; only warnings and errors.",
     )
     predict.set_defaults(run=cmd_predict)
 
     serve = commands.add_parser(
         "serve",
+        parents=[verbose],
         help="Serve a bundle over HTTP (FastAPI + uvicorn).",
         description="Serve a two-tower bundle over HTTP (FastAPI + uvicorn). "
         'With --ranker, requests with "rerank": true retrieve `candidates` '
@@ -430,6 +660,7 @@ def build_parser():
 
     synth = commands.add_parser(
         "synth",
+        parents=[verbose],
         help="Write synthetic Zipf interactions with latent clusters as "
         "Parquet shards (streamed by configs/synthetic_two_tower.toml).",
     )
@@ -445,12 +676,16 @@ def build_parser():
             flag, type=int, default=default, help=f"{text} (default {default})."
         )
     synth.add_argument(
-        "--quiet", "-q", action="store_true", help="No progress bar."
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="No progress bar; only warnings and errors.",
     )
     synth.set_defaults(run=cmd_synth)
 
     schema = commands.add_parser(
         "config-schema",
+        parents=[verbose],
         help="Print the JSON Schema of a model kind's config: every key, "
         "its type, default and meaning.",
     )
@@ -461,6 +696,26 @@ def build_parser():
         help="The model.kind (default two_tower).",
     )
     schema.set_defaults(run=cmd_config_schema)
+
+    init = commands.add_parser(
+        "init",
+        parents=[verbose],
+        help="Write a starting config for a model kind from a table's "
+        "columns (ids, time, label or text guessed, each guess commented).",
+    )
+    init.add_argument(
+        "kind", choices=("two_tower", "tabular", "text"), help="The model.kind."
+    )
+    init.add_argument(
+        "--data", required=True, help="The table (CSV, TSV, JSONL, Parquet)."
+    )
+    init.add_argument(
+        "--output",
+        "-o",
+        help="The config file to write (default: print it). An existing "
+        "file is not replaced.",
+    )
+    init.set_defaults(run=cmd_init)
     return parser
 
 
@@ -468,8 +723,12 @@ def main(argv=None):
     """Entry point of the `recsys` console script."""
     # Keras's backend defaults to JAX in `recsys/__init__.py`, for the CLI
     # and the Python API alike.
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     args = build_parser().parse_args(argv)
+    from recsys.logs import configure_logging
+
+    # Before anything loads TensorFlow: this also sets its C++ log level.
+    verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", False)
+    configure_logging(verbosity)
     from recsys.bundles.two_tower import BundleError
     from recsys.config import ConfigError
 

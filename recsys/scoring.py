@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
+from recsys.logs import progress_bar
 from recsys.storage.atomic_write import new_temp_file
 from recsys.storage.atomic_write import replace_file
 
@@ -103,7 +103,7 @@ def score_file(
     batches, total = _batches(input_path, batch_size)
     tmp = new_temp_file(output_path)
     writer, rows = None, 0
-    bar = tqdm(total=total, unit="rows", disable=not progress)
+    bar = progress_bar(total=total, unit="rows", disable=not progress)
     try:
         for batch in batches:
             table = pa.Table.from_batches([batch])

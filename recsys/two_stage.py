@@ -17,6 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+from recsys.data.retrieval_inputs import parse_times
 from recsys.data.split import protocol_split
 
 DEFAULT_NUM_CANDIDATES = 100
@@ -276,6 +277,7 @@ def evaluate_two_stage(
         raise ValueError(
             f'`split` must be "test" or "validation". Received: {split!r}'
         )
+    frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))
     _, test = protocol_split(
         frame,
         user=user,

@@ -3,6 +3,7 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from recsys.cli import main
@@ -114,3 +115,151 @@ def test_cli_config_schema_prints_every_default_key(kind, capsys):
 def test_cli_config_schema_of_an_unknown_kind_fails(capsys):
     assert main(["config-schema", "nope"]) == 1
     assert "model.kind must be one of" in capsys.readouterr().err
+
+
+def test_cli_recommend_all_writes_every_user(trained_bundle, tmp_path, capsys):
+    bundle, _ = trained_bundle
+    out = tmp_path / "recs.parquet"
+    argv = ["recommend", bundle.path, "--all", "-o", str(out), "-k", "3"]
+    assert main([*argv, "-q"]) == 0
+    assert f"for {len(bundle.user_ids):,} users" in capsys.readouterr().out
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == ["userId", "rank", "movieId", "score"]
+    assert len(frame) == 3 * len(bundle.user_ids)
+
+
+def test_cli_recommend_users_file_with_an_unknown_user(
+    trained_bundle, tmp_path, capsys
+):
+    bundle, _ = trained_bundle
+    users = tmp_path / "users.csv"
+    users.write_text("userId\n42\nnobody\n1\n")
+    out = tmp_path / "recs.parquet"
+    argv = ["recommend", bundle.path, "--users", str(users), "-o", str(out)]
+    assert main([*argv, "-k", "4", "-q", "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["users"], done["known_users"], done["rows"]) == (3, 2, 12)
+    frame = pd.read_parquet(out)
+    assert frame["userId"].tolist()[::4] == ["42", "nobody", "1"]
+    ids, _ = bundle.recommend(["42", "nobody", "1"], k=4)
+    assert frame["movieId"].tolist() == ids.ravel().tolist()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "Give --user USER, or --all"),
+        (["--user", "1", "--all", "-o", "r.parquet"], "Give --user USER"),
+        (["--all"], "--all needs --output"),
+        (["--all", "-o", "recs.csv"], "must end in .parquet"),
+        (["--all", "-o", "r.parquet", "--rerank", "x"], "--rerank works"),
+    ],
+)
+def test_cli_recommend_all_errors(trained_bundle, extra, message, capsys):
+    bundle, _ = trained_bundle
+    assert main(["recommend", bundle.path, *extra]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_cli_recommend_json(trained_bundle, capsys):
+    bundle, _ = trained_bundle
+    argv = ["recommend", bundle.path, "--user", "42", "-k", "5", "--json"]
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    ids, scores = bundle.recommend(["42"], k=5)
+    assert printed["user"] == "42" and printed["known"] is True
+    assert printed["items"] == ids[0].tolist()
+    assert printed["scores"] == pytest.approx(scores[0].tolist())
+
+
+def test_cli_evaluate_json(trained_bundle, capsys):
+    bundle, metrics = trained_bundle
+    assert main(["evaluate", bundle.path, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["test"] == metrics["test"]
+
+
+@pytest.fixture
+def fake_training(trained_bundle, monkeypatch):
+    """`recsys train` of the two-tower kind answers the session's bundle at
+    once, printing an epoch line on stdout as Keras does."""
+    from recsys.kinds import get_kind
+
+    bundle, metrics = trained_bundle
+
+    def train(self, config, output, *, progress=True):
+        sys.stdout.write("Epoch 1/1 - loss: 0.1\n")
+        return bundle, metrics
+
+    monkeypatch.setattr(type(get_kind("two_tower")), "train", train)
+    return bundle, metrics
+
+
+def test_cli_train_prints_the_table_or_json(fake_training, tmp_path, capsys):
+    bundle, metrics = fake_training
+    argv = ["train", "-o", str(tmp_path / "run"), "-q"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "hr@100_filtered" in out and f"bundle: {bundle.path}" in out
+
+    assert main([*argv, "--json"]) == 0
+    printed = capsys.readouterr()
+    # stdout holds the JSON document alone; training's lines go to stderr.
+    assert json.loads(printed.out) == json.loads(
+        json.dumps({"bundle": bundle.path, "metrics": metrics})
+    )
+    assert "Epoch 1/1" in printed.err
+
+
+def test_cli_evaluate_json_of_a_tabular_bundle(monkeypatch):
+    from types import SimpleNamespace
+
+    from recsys.cli import _evaluation
+    from recsys.kinds import get_kind
+
+    kind = get_kind("tabular")
+    stored = {"auc": 0.75, "num_examples": 10}
+    bundle = SimpleNamespace(
+        path="run",
+        config={"evaluate": {"split": "test"}, "model": {"task": "binary"}},
+        metrics={
+            "test": stored,
+            "train": {"seconds": 1.0, "best_epoch": 1, "backend": "jax"},
+        },
+    )
+    assert _evaluation(kind, bundle, None, rescore=False) == {
+        "bundle": "run",
+        "metrics": bundle.metrics,
+    }
+    monkeypatch.setattr(kind, "rescore", lambda bundle, frame: dict(stored))
+    document = _evaluation(kind, bundle, None, rescore=True)
+    assert document["rescored"] == stored
+    monkeypatch.setattr(
+        kind, "rescore", lambda bundle, frame: {**stored, "auc": 0.5}
+    )
+    with pytest.raises(ValueError, match="does not reproduce"):
+        _evaluation(kind, bundle, None, rescore=True)
+    with pytest.raises(ValueError, match="add --rescore"):
+        _evaluation(kind, bundle, object(), rescore=False)
+
+
+def test_cli_version(capsys):
+    from recsys import __version__
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"recsys {__version__}"
+
+
+def test_python_m_recsys_runs_the_cli():
+    from recsys import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "recsys", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == f"recsys {__version__}"

@@ -33,6 +33,7 @@ from recsys.config.features import check_feature_tables
 from recsys.config.features import feature_specs_by_name
 from recsys.config.messages import config_error
 from recsys.config.messages import did_you_mean
+from recsys.config.paths import resolve_data_paths
 from recsys.config.tabular import TabularConfig
 from recsys.config.text import TEXT_ARCHITECTURES
 from recsys.config.text import TEXT_BASELINES
@@ -159,14 +160,20 @@ def load_config(
 
     Args:
         path: str or None. TOML file; `None` starts from the defaults.
-        overrides: iterable of `key=value` strings.
+            A relative `data.source` or `data.path` in it is read from the
+            file's directory (else, if it exists only there, from the
+            working directory; `recsys.config.paths`).
+        overrides: iterable of `key=value` strings. A relative
+            `data.source` or `data.path` here is read from the working
+            directory.
         typed: bool. Return the typed config (`TwoTowerConfig`,
             `TabularConfig` or `TextConfig`) instead of a dict. Defaults to
             `False`.
 
     Returns:
         dict. The full config, defaults filled in, section -> key -> value
-        (what bundle manifests store); or the typed config.
+        (what bundle manifests store), with absolute data paths; or the
+        typed config.
 
     Raises:
         ConfigError: for a missing file, bad TOML, unknown keys or values of
@@ -199,6 +206,7 @@ def load_config(
         config[section].update(copy.deepcopy(values))
     for assignment in overrides:
         apply_override(config, assignment)
+    resolve_data_paths(config, path, overridden=_overridden_data(overrides))
     checked = typed_config(config)
     return checked if typed else checked.to_dict()
 
@@ -238,6 +246,12 @@ def _read_toml(path: str | os.PathLike) -> dict:
         ) from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
+
+
+def _overridden_data(overrides: list[str]) -> set[str]:
+    """The `[data]` keys that `--set data.KEY=...` overrides assign."""
+    keys = (assignment.partition("=")[0].strip() for assignment in overrides)
+    return {key[len("data.") :] for key in keys if key.startswith("data.")}
 
 
 def _kind(given: dict, overrides: list[str]) -> str:

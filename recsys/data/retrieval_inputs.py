@@ -30,8 +30,35 @@ def check_columns(frame, columns, what="interactions"):
         )
 
 
-def check_interactions(frame, *, user, item, time):
-    """Validates the id and time columns of an interactions frame."""
+def check_interactions(
+    frame: pd.DataFrame,
+    *,
+    user: str,
+    item: str,
+    time: str,
+    time_format: str = "ISO8601",
+) -> pd.DataFrame:
+    """Validates the id and time columns of an interactions frame.
+
+    Args:
+        frame: DataFrame. The interactions.
+        user, item, time: str. Its id and time columns.
+        time_format: str. How a time column of text is parsed
+            (`data.time_format`): `"ISO8601"` (the default: `2024-03-01`,
+            `2024-03-01T12:00:00`, with or without a UTC offset) or a
+            `strftime` format such as `"%d/%m/%Y %H:%M"`.
+
+    Returns:
+        DataFrame. `frame` itself when its time column holds numbers or
+        datetimes; otherwise a copy whose time column is parsed into
+        datetimes (`frame` is left as it was).
+
+    Raises:
+        KeyError: for a missing column.
+        ValueError: for an empty table, null ids or times, or a time column
+            that is neither numbers, datetimes nor text in `time_format`;
+            the message names the column, a bad value and the fix.
+    """
     check_columns(frame, [user, item, time])
     if len(frame) == 0:
         raise ValueError("The interactions table is empty (0 rows).")
@@ -43,15 +70,81 @@ def check_interactions(frame, *, user, item, time):
                 "interaction needs a user, an item and a time. Fix: drop or "
                 "fill those rows."
             )
-    if not (
-        pd.api.types.is_numeric_dtype(frame[time])
-        or pd.api.types.is_datetime64_any_dtype(frame[time])
-    ):
+    return parse_times(frame, time, time_format)
+
+
+def parse_times(
+    frame: pd.DataFrame, time: str, time_format: str = "ISO8601"
+) -> pd.DataFrame:
+    """`frame` with its time column as numbers or datetimes.
+
+    Args:
+        frame: DataFrame. Holds the column `time`, without nulls.
+        time: str. The time column.
+        time_format: str. Format of a text column (`pandas.to_datetime`'s
+            `format`): `"ISO8601"` or a `strftime` format.
+
+    Returns:
+        DataFrame. `frame` itself when the column already holds numbers or
+        datetimes, else a copy with the column parsed.
+
+    Raises:
+        ValueError: naming the column and a value that does not parse.
+
+    Example:
+
+    ```python
+    frame = pd.DataFrame({"t": ["2024-03-01", "2024-03-02T12:00:00"]})
+    parse_times(frame, "t")["t"].dt.day.tolist()  # [1, 2]
+    ```
+    """
+    column, types = frame[time], pd.api.types
+    if types.is_numeric_dtype(column) or types.is_datetime64_any_dtype(column):
+        return frame
+    if not (types.is_string_dtype(column) or types.is_object_dtype(column)):
         raise ValueError(
             f"Column '{time}' must hold numbers or datetimes to order "
-            f"interactions by. Received dtype {frame[time].dtype}, e.g. "
-            f"{frame[time].iloc[:3].tolist()}"
+            "interactions by, or times as text. Received dtype "
+            f"{column.dtype}, e.g. {column.iloc[:3].tolist()}"
         )
+    try:
+        parsed = _to_datetime(column, time_format)
+    except (ValueError, TypeError, OverflowError):
+        raise ValueError(
+            f"Column '{time}' must hold numbers or datetimes to order "
+            f"interactions by, or times as text in the format "
+            f"{time_format!r}{_first_unparsed(column, time_format)}. Fix: "
+            "set data.time_format to the format of these times, e.g. "
+            'data.time_format = "%d/%m/%Y %H:%M" (strftime codes), or store '
+            'them as ISO 8601 ("2024-03-01" or "2024-03-01T12:00:00") or as '
+            "numbers."
+        ) from None
+    return frame.assign(**{time: parsed})
+
+
+def _to_datetime(column: pd.Series, time_format: str) -> pd.Series:
+    try:
+        return pd.to_datetime(column, format=time_format)
+    except ValueError as error:
+        # Times with different UTC offsets (`+01:00` in winter, `+02:00`
+        # in summer) are one instant scale once converted to UTC.
+        if "utc=True" not in str(error):
+            raise
+        return pd.to_datetime(column, format=time_format, utc=True)
+
+
+def _first_unparsed(column: pd.Series, time_format: str) -> str:
+    """`"; 'x' (row 3) is not"` for the first value that does not parse."""
+    try:
+        parsed = pd.to_datetime(
+            column, format=time_format, errors="coerce", utc=True
+        )
+    except (ValueError, TypeError, OverflowError):
+        return ""
+    bad = column[parsed.isna()]
+    if not len(bad):
+        return ""
+    return f"; {bad.iloc[0]!r} (row {bad.index[0]!r}) is not"
 
 
 def catalog(interactions, item):

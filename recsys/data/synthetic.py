@@ -23,8 +23,8 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm.auto import tqdm
 
+from recsys.logs import progress_bar
 from recsys.storage.atomic_write import owned_output_dir
 
 METADATA_FILE = "_synthetic.json"  # "_" keeps it out of pyarrow datasets
@@ -254,7 +254,7 @@ class SyntheticInteractions:
                 "choose a new output directory or delete this one."
             )
         groups_per_file = self.rows_per_file // self.rows_per_group
-        bar = tqdm(
+        bar = progress_bar(
             total=self.num_interactions,
             desc="synth",
             unit=" rows",

@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from tqdm.auto import tqdm
 
 from recsys.index.base import FORMAT_VERSION
 from recsys.index.base import INDEX_JSON
@@ -20,6 +19,7 @@ from recsys.index.scann_assets import SCANN_FILES
 from recsys.index.scann_index import SCANN_OPTIONS
 from recsys.index.scann_index import ScannIndex
 from recsys.index.scann_modules import scann_available
+from recsys.logs import progress_bar
 from recsys.storage.files import BundleError
 from recsys.storage.files import BundleFiles
 
@@ -91,7 +91,9 @@ def build_index(
     stages = ["check embeddings and ids", "train partitions / quantize"]
     if kind == "brute_force":
         stages[1] = "exact search needs no training"
-    with tqdm(total=len(stages), disable=not progress, desc="index") as bar:
+    with progress_bar(
+        total=len(stages), disable=not progress, desc="index"
+    ) as bar:
         bar.set_postfix_str(stages[0])
         # Validates the arrays, and is already the answer for exact search.
         index: Index = BruteForceIndex(embeddings, ids)

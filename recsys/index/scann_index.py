@@ -1,5 +1,6 @@
 """`ScannIndex`: approximate search with ScaNN (tree + AH + reorder)."""
 
+import logging
 import math
 import os
 from typing import Any
@@ -11,8 +12,11 @@ from recsys.index.base import Index
 from recsys.index.scann_assets import SCANN_DIR
 from recsys.index.scann_assets import load_checked_searcher
 from recsys.index.scann_builder import scann_builder
+from recsys.logs import native_logs
 from recsys.storage.files import BundleError
 from recsys.storage.files import BundleFiles
+
+logger = logging.getLogger(__name__)
 
 # ScaNN's asymmetric hashing trains 16 centers per block on the rows.
 SCANN_MIN_ITEMS = 16
@@ -166,8 +170,10 @@ class ScannIndex(Index):
         self.options = resolve_options(count, dims, **options)
         builder = scann_builder(self.embeddings, self.options)
         try:
-            # No docids: ScaNN would pickle them on `serialize`.
-            self.searcher = builder.build()
+            # No docids: ScaNN would pickle them on `serialize`. ScaNN's C++
+            # logs (leaf sizes, empty partitions) go to DEBUG, not stderr.
+            with native_logs(logger):
+                self.searcher = builder.build()
         except RuntimeError as e:
             raise ValueError(
                 f"ScaNN could not index {count} x {dims} embeddings with "
@@ -230,7 +236,8 @@ class ScannIndex(Index):
             raise BundleError(
                 f"Bad options in {files.path}/{prefix}index.json: {e}"
             ) from None
-        index.searcher = load_checked_searcher(
-            files, f"{prefix}{SCANN_DIR}/", index.embeddings, index.options
-        )
+        with native_logs(logger):
+            index.searcher = load_checked_searcher(
+                files, f"{prefix}{SCANN_DIR}/", index.embeddings, index.options
+            )
         return index

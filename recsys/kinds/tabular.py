@@ -132,7 +132,9 @@ def split_rows(frame, config):
     """
     data = config["data"]
     columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
-    check_interactions(frame, **columns)
+    frame = check_interactions(
+        frame, **columns, time_format=data.get("time_format", "ISO8601")
+    )
     check_label(frame, config)
     return protocol_split(
         frame, **columns, validation=config["evaluate"]["split"] == "validation"

@@ -13,7 +13,6 @@ import logging
 import keras
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from recsys.bundles.two_tower import Bundle
 from recsys.bundles.two_tower import write_bundle
@@ -22,11 +21,13 @@ from recsys.data.retrieval_inputs import catalog
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import item_inputs
+from recsys.data.retrieval_inputs import parse_times
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
 from recsys.data.split import protocol_split
 from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.evaluation.retrieval import popularity_scores
+from recsys.evaluation.retrieval import ranking_metric_names
 from recsys.features import Preprocessor
 from recsys.index import BruteForceIndex
 from recsys.index import build_index_from_config
@@ -35,6 +36,7 @@ from recsys.kinds import two_tower_streamed as streamed
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import source_table
+from recsys.logs import progress_bar
 from recsys.training.checkpoint import training_checkpoint
 from recsys.training.distribution import distribution_scope
 from recsys.training.distribution import process_count
@@ -78,6 +80,8 @@ class PreparedData:
 def split_for_evaluation(frame, config):
     """`(train, test)` per the protocol; the validation split on request."""
     data = config["data"]
+    # A bundle written before `data.time_format` existed has ISO times.
+    frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))
     return protocol_split(
         frame,
         user=data["user"],
@@ -101,7 +105,9 @@ def prepare_data(config, frame=None):
     data, model = config["data"], config["model"]
     user, item, time = data["user"], data["item"], data["time"]
     frame = source_table(config, frame)
-    check_interactions(frame, user=user, item=item, time=time)
+    frame = check_interactions(
+        frame, user=user, item=item, time=time, time_format=data["time_format"]
+    )
     specs = feature_specs(config)
     display = [data["display"]] if data["display"] else []
     check_columns(frame, [spec.name for spec in specs] + display)
@@ -294,7 +300,9 @@ class TwoTowerKind(ModelKind):
         return Fitted(model, timing, {"checkpoint": checkpoint})
 
     def export(self, fitted, prepared, config, *, progress=True):
-        stages = tqdm(total=2, desc="bundle", disable=not progress, leave=False)
+        stages = progress_bar(
+            total=2, desc="bundle", disable=not progress, leave=False
+        )
         stages.set_postfix_str("embed items and users")
         arrays = embed_catalog_and_users(fitted.model, prepared)
         stages.update()
@@ -358,20 +366,49 @@ class TwoTowerKind(ModelKind):
         return json.dumps(self.rescore(bundle, frame), indent=2)
 
 
-def summary(metrics, config):
-    """What `recsys train` prints: HR@k beside popularity, speed, index."""
+def summary(metrics: dict, config: dict) -> str:
+    """What `recsys train` prints: the metrics beside popularity, speed, index.
+
+    HR@k (unfiltered and filtered) first, then the filtered recall@k,
+    NDCG@k, MRR and coverage@k; metrics.json holds the unfiltered ones too.
+    Metrics written before those existed print HR@k alone.
+
+    Args:
+        metrics: dict. The run's metrics (metrics.json).
+        config: dict. The run config.
+
+    Returns:
+        str. The printed report.
+    """
     split = config["evaluate"]["split"]
     train = metrics["train"]
+    model, popular = metrics[split], metrics["baseline_popularity"]
+
+    def row(name, label=None):
+        label = label or name
+        return f"{label:<18}{model[name]:>10.4f}{popular[name]:>12.4f}"
+
+    header = f"{'metric':<18}{'model':>10}{'popularity':>12}"
     lines = [
-        f"HR@k on the {split} split ({metrics[split]['num_interactions']} "
+        f"HR@k on the {split} split ({model['num_interactions']} "
         "interactions, exact scoring of every item):",
-        f"{'metric':<18}{'model':>10}{'popularity':>12}",
+        header,
     ]
-    for name in (k for k in metrics[split] if k.startswith("hr@")):
-        lines.append(
-            f"{name:<18}{metrics[split][name]:>10.4f}"
-            f"{metrics['baseline_popularity'][name]:>12.4f}"
-        )
+    lines += [row(name) for name in model if name.startswith("hr@")]
+    ranking = [
+        name
+        for name in ranking_metric_names(tuple(config["evaluate"]["ks"]))
+        if name.endswith("_filtered") and name in model and name in popular
+    ]
+    if ranking:
+        lines += [
+            "",
+            "Filtered (training items left out): recall per user, NDCG and "
+            "MRR per\ninteraction, coverage = share of the catalog in some "
+            "user's top k:",
+            header,
+        ]
+        lines += [row(name, name.removesuffix("_filtered")) for name in ranking]
     lines += [
         "",
         f"training: {train['seconds']:.1f} s, "

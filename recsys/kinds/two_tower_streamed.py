@@ -44,7 +44,6 @@ import keras
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from tqdm.auto import tqdm
 
 from recsys.bundles.two_tower import Bundle
 from recsys.config import ConfigError
@@ -58,6 +57,7 @@ from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.features import Preprocessor
 from recsys.features.streaming import ValueCounter
 from recsys.features.streaming import fit_streaming
+from recsys.logs import progress_bar
 from recsys.names import SAMPLING_PROBABILITY
 from recsys.training.embed import bundle_arrays
 
@@ -222,7 +222,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
     items_seen = ValueCounter()
     item_counts, user_counts, test_users = (ValueCounter() for _ in range(3))
     first_rows, group_rows = [], []
-    bar = tqdm(
+    bar = progress_bar(
         total=source.num_rows,
         desc="vocab",
         unit=" rows",
@@ -352,7 +352,7 @@ def scan_seen(streamed, evaluated, progress=True):
     seen = np.empty(indptr[-1], np.int32)
     fill = indptr[:-1].copy()
     test_users, test_items = [], []
-    for group in tqdm(
+    for group in progress_bar(
         range(source.num_groups), desc="seen", disable=not progress
     ):
         table = source.read(group, [user, item, data["time"]])
@@ -528,14 +528,14 @@ def evaluate_streamed(bundle, progress=True):
     bounds = split_bounds(source, config)
     counter = ValueCounter()
     columns = [data["user"], data["item"], data["time"]]
-    for group in tqdm(range(source.num_groups), disable=not progress):
+    for group in progress_bar(range(source.num_groups), disable=not progress):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
         counter.update(table.column(data["user"]).filter(pa.array(test)))
     test_users = counter.result()[0].to_numpy(zero_copy_only=False)
     evaluated = eval_users(bundle.user_ids, test_users, config["train"]["seed"])
     users, items = [], []
-    for group in tqdm(range(source.num_groups), disable=not progress):
+    for group in progress_bar(range(source.num_groups), disable=not progress):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
         ids = table.column(data["user"]).to_numpy()

@@ -78,6 +78,119 @@ def test_evaluate_retrieval_ranks_by_hand():
     assert (m["hr@2"], m["hr@3"]) == (0.0, 1.0)
     # Filtered: 40 is a training item, so 30 moves up to rank 1.
     assert (m["hr@1_filtered"], m["hr@2_filtered"]) == (0.0, 1.0)
+    # NDCG counts the hit at 0-based rank r as 1 / log2(r + 2); MRR is
+    # 1 / (r + 1), uncut.
+    assert (m["ndcg@2"], m["ndcg@3"]) == (0.0, 0.5)
+    assert m["ndcg@2_filtered"] == pytest.approx(1 / np.log2(3))
+    assert (m["mrr"], m["mrr_filtered"]) == (1 / 3, 1 / 2)
+    # The list is 40, 20, 30, 10; filtered 20, 30, 10.
+    assert [m[f"coverage@{k}"] for k in (1, 2, 3)] == [0.25, 0.5, 0.75]
+    assert m["coverage@1_filtered"] == 0.25
+    assert m["coverage@3_filtered"] == 0.75
+
+
+def test_recall_is_per_user_and_hr_per_interaction():
+    # User 1's single test item is first; user 2's three are last.
+    scores = {1: [4.0, 3.0, 2.0, 1.0, 0.0], 2: [4.0, 3.0, 2.0, 1.0, 0.0]}
+    m = evaluate_retrieval(
+        lambda users: np.array([scores[u] for u in users], "float32"),
+        candidates=np.arange(5),
+        test_users=np.array([1, 2, 2, 2]),
+        test_items=np.array([0, 2, 3, 4]),
+        train_users=np.array([1]),
+        train_items=np.array([1]),
+        ks=(1,),
+    )
+    assert m["hr@1"] == 0.25
+    assert m["recall@1"] == 0.5
+    assert m["num_users"] == 2
+
+
+def _random_rows(seed, num_items=40, num_users=12, levels=None):
+    """Scores, test and training rows of a small random catalog."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(size=(num_users, num_items)).astype("float32")
+    if levels:
+        # Few distinct values: many ties, broken by item id.
+        scores = np.floor(scores * levels).astype("float32")
+    test_users, test_items, train_users, train_items = [], [], [], []
+    for user in range(num_users):
+        items = rng.permutation(num_items)
+        held, seen = rng.integers(1, 4), rng.integers(0, num_items // 2)
+        test_users += [user] * held
+        test_items += items[:held].tolist()
+        train_users += [user] * seen
+        train_items += items[held : held + seen].tolist()
+    rows = {
+        "candidates": np.arange(num_items) * 10,
+        "test_users": np.array(test_users),
+        "test_items": np.array(test_items) * 10,
+        "train_users": np.array(train_users, "int64"),
+        "train_items": np.array(train_items, "int64") * 10,
+    }
+    return scores, rows
+
+
+def test_ranking_metrics_match_keras_rs():
+    from keras_rs import metrics as rs_metrics
+
+    scores, rows = _random_rows(0)
+    ks = (1, 5, 20)
+    m = evaluate_retrieval(
+        lambda users: scores[users], ks=ks, users_per_batch=5, **rows
+    )
+    num_items = scores.shape[1]
+    cols = rows["test_items"] // 10
+    seen = np.zeros_like(scores, bool)
+    seen[rows["train_users"], rows["train_items"] // 10] = True
+    for suffix, user_scores in (
+        ("", scores),
+        # Filtered: training items sink below every other item.
+        ("_filtered", np.where(seen, -1e9, scores).astype("float32")),
+    ):
+        # One list per test interaction, its item the single relevant one.
+        one_hot = np.eye(num_items, dtype="float32")[cols]
+        per_row = user_scores[rows["test_users"]]
+        # One list per user, all the user's test items relevant.
+        multi_hot = np.zeros_like(scores)
+        multi_hot[rows["test_users"], cols] = 1.0
+        mrr = rs_metrics.MeanReciprocalRank(shuffle_ties=False)
+        mrr.update_state(one_hot, per_row)
+        assert m[f"mrr{suffix}"] == pytest.approx(float(mrr.result()), 1e-5)
+        for k in ks:
+            ndcg = rs_metrics.NDCG(k=k)
+            ndcg.update_state(one_hot, per_row)
+            expected = float(ndcg.result())
+            assert m[f"ndcg@{k}{suffix}"] == pytest.approx(expected, 1e-5)
+            recall = rs_metrics.RecallAtK(k=k, shuffle_ties=False)
+            recall.update_state(multi_hot, user_scores)
+            expected = float(recall.result())
+            assert m[f"recall@{k}{suffix}"] == pytest.approx(expected, 1e-5)
+
+
+@pytest.mark.parametrize("levels", [None, 2])
+def test_coverage_matches_a_full_sort(levels):
+    # With levels=2 most scores tie, and some users have fewer unseen items
+    # than the largest k: their filtered lists are short.
+    scores, rows = _random_rows(1, num_items=30, levels=levels)
+    ks = (1, 3, 20)
+    m = evaluate_retrieval(
+        lambda users: scores[users], ks=ks, users_per_batch=4, **rows
+    )
+    seen = np.zeros_like(scores, bool)
+    seen[rows["train_users"], rows["train_items"] // 10] = True
+    users = np.unique(rows["test_users"])
+    for k in ks:
+        for suffix, excluded in (("", False), ("_filtered", True)):
+            covered = set()
+            for user in users:
+                # A stable sort breaks ties by item id, as PROTOCOL.md does.
+                ranking = np.argsort(-scores[user], kind="stable")
+                if excluded:
+                    ranking = ranking[~seen[user, ranking]]
+                covered.update(ranking[:k].tolist())
+            expected = len(covered) / scores.shape[1]
+            assert m[f"coverage@{k}{suffix}"] == expected, (k, suffix)
 
 
 def test_evaluate_retrieval_rejects_unknown_test_items():
@@ -102,3 +215,32 @@ def test_history_holds_only_earlier_items():
     ids, histories = last_items(users, items, 2)
     np.testing.assert_array_equal(ids, [1, 2])
     np.testing.assert_array_equal(histories, [[7, 6], [9, 8]])
+
+
+@pytest.mark.parametrize("ties", ["none", "one user", "most"])
+def test_ranks_match_the_protocol_definition(ties):
+    # Repeated training pairs, and a test item the user also trained on,
+    # count once in the filtered ranking.
+    scores, rows = _random_rows(2, levels=2 if ties == "most" else None)
+    if ties == "one user":
+        scores[0] = np.round(scores[0], 1)
+    rows["train_users"] = np.r_[rows["train_users"], rows["train_users"], 0]
+    rows["train_items"] = np.r_[
+        rows["train_items"], rows["train_items"], rows["test_items"][0]
+    ]
+    m = evaluate_retrieval(
+        lambda users: scores[users], ks=(1, 5), users_per_batch=5, **rows
+    )
+    seen = np.zeros_like(scores, bool)
+    seen[rows["train_users"], rows["train_items"] // 10] = True
+    ranks, ranks_filtered = [], []
+    pairs = zip(rows["test_users"], rows["test_items"] // 10, strict=True)
+    for user, item in pairs:
+        s = scores[user]
+        ahead = (s > s[item]) | ((s == s[item]) & (np.arange(len(s)) < item))
+        ranks.append(ahead.sum())
+        ranks_filtered.append((ahead & ~seen[user]).sum())
+    for suffix, r in (("", ranks), ("_filtered", ranks_filtered)):
+        r = np.array(r)
+        assert m[f"mrr{suffix}"] == float(np.mean(1.0 / (r + 1.0)))
+        assert m[f"hr@5{suffix}"] == float(np.mean(r < 5))

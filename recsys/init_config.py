@@ -1,0 +1,373 @@
+"""`recsys init`: a starting config written from a table's columns.
+
+A new user's first step: `recsys init two_tower --data events.csv` reads
+the table, guesses which columns are the user and item ids, the time, the
+label or the text (by name first, then by content), and writes a TOML
+config whose every guess is commented, ready for `recsys train`. Nothing is
+guessed silently: a column that cannot be guessed is left as a marked
+placeholder that `recsys train` names in its error.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+KINDS = ("two_tower", "tabular", "text")
+PLACEHOLDER = "SET_ME"
+
+# Name patterns, tried in order; a column matches when its lowercased name
+# (with `_`, `-` and spaces removed) equals or ends with one.
+_USER = (
+    "userid",
+    "user",
+    "customerid",
+    "customer",
+    "clientid",
+    "memberid",
+    "visitorid",
+    "uid",
+)
+_ITEM = (
+    "itemid",
+    "item",
+    "productid",
+    "product",
+    "movieid",
+    "articleid",
+    "sku",
+    "songid",
+    "trackid",
+    "iid",
+)
+_TIME = (
+    "timestamp",
+    "time",
+    "datetime",
+    "date",
+    "ts",
+    "createdat",
+    "eventtime",
+)
+_LABEL = (
+    "label",
+    "target",
+    "rating",
+    "y",
+    "class",
+    "clicked",
+    "click",
+    "converted",
+    "purchased",
+    "outcome",
+)
+_DISPLAY = ("title", "name", "itemname", "productname")
+_ID = ("id", "idstr", "rowid", "key")
+_TEXT = ("text", "body", "content", "review", "message", "comment")
+
+
+def _key(name: str) -> str:
+    return re.sub(r"[\s_\-]", "", str(name).lower())
+
+
+def _by_name(columns, patterns, taken=()):
+    """The first column whose name matches a pattern, patterns in order."""
+    free = [c for c in columns if c not in taken]
+    for pattern in patterns:
+        for column in free:
+            if _key(column) == pattern:
+                return column
+    for pattern in patterns:
+        for column in free:
+            if len(pattern) > 2 and _key(column).endswith(pattern):
+                return column
+    return None
+
+
+def _is_time(series: pd.Series) -> bool:
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return True
+    if _is_strings(series):
+        sample = series.dropna().astype(str).head(50)
+        parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
+        return len(sample) > 0 and parsed.notna().all()
+    return False
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{escaped}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
+
+
+def _line(key: str, value, note: str = "") -> str:
+    text = f"{key} = {_toml(value)}"
+    return f"{text:<40}# {note}" if note else text
+
+
+def _is_strings(series: pd.Series) -> bool:
+    return series.dtype == object or pd.api.types.is_string_dtype(series)
+
+
+def _feature_table(
+    frame: pd.DataFrame, column: str, *, is_id: bool = False
+) -> list[str]:
+    """The `[features.<column>]` table the column's content suggests: ids
+    and columns of few values are categorical, `|`-joined strings
+    multi-categorical, other numbers numeric."""
+    series = frame[column]
+    name = column if str(column).isidentifier() else _toml(str(column))
+    lines = [f"[features.{name}]"]
+    distinct = series.nunique(dropna=True)
+    if is_id:
+        lines.append(_line("kind", "categorical", f"{distinct:,} ids"))
+    elif _is_strings(series) and (
+        series.dropna().astype(str).str.contains("|", regex=False).mean() > 0.2
+    ):
+        lines.append(_line("kind", "multi_categorical", "values hold '|'"))
+        lines.append(_line("separator", "|"))
+    elif (
+        pd.api.types.is_numeric_dtype(series)
+        and not pd.api.types.is_bool_dtype(series)
+        and distinct > 200
+    ):
+        lines.append(_line("kind", "numeric", f"{distinct:,} distinct numbers"))
+    else:
+        lines.append(_line("kind", "categorical", f"{distinct:,} values"))
+    return lines
+
+
+def _guess(frame, name, patterns, taken, what, *, test=None):
+    """`(column, note)`: by name, else by content (`test`), else a
+    placeholder that `recsys train` will name."""
+    column = _by_name(frame.columns, patterns, taken)
+    if column is not None:
+        return column, f"guessed from its name: the {what}"
+    if test is not None:
+        for candidate in frame.columns:
+            if candidate not in taken and test(frame[candidate]):
+                return candidate, f"guessed from its values: the {what}"
+    return PLACEHOLDER, f"could not guess the {what}: set the column name"
+
+
+def _data_lines(source: str) -> list[str]:
+    return [
+        "[data]",
+        _line("source", source, "a CSV/TSV/JSONL/Parquet file or directory"),
+    ]
+
+
+def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
+    taken: set[str] = set()
+    user, user_note = _guess(frame, "user", _USER, taken, "user id")
+    taken.add(user)
+    item, item_note = _guess(frame, "item", _ITEM, taken, "item id")
+    taken.add(item)
+    time, time_note = _guess(
+        frame, "time", _TIME, taken, "interaction time", test=_is_time
+    )
+    taken.add(time)
+    display = _by_name(frame.columns, _DISPLAY, taken) or ""
+    lines = _data_lines(source) + [
+        _line("user", user, user_note),
+        _line("item", item, item_note),
+        _line("time", time, time_note),
+        _line("display", display, "shown beside recommendations (optional)"),
+        "",
+    ]
+    candidate = [item] if item != PLACEHOLDER else []
+    # Columns constant within an item describe the item: candidate features
+    # (they also place items never seen in training).
+    if item in frame:
+        for column in frame.columns:
+            if column in taken or column == display:
+                continue
+            if frame.groupby(item)[column].nunique(dropna=False).max() <= 1:
+                candidate.append(column)
+    for column in [user, *candidate]:
+        if column in frame:
+            is_id = column in (user, item)
+            lines += _feature_table(frame, column, is_id=is_id) + [""]
+    lines += [
+        "[model]",
+        _line("kind", "two_tower"),
+        _line("query_features", [user]),
+        _line("candidate_features", candidate or [item]),
+        _line("history_length", 10, "the query pools the user's latest items"),
+        "",
+        "[train]",
+        _line("epochs", 3),
+        "",
+        "[evaluate]",
+        _line("split", "test", "each user's latest fifth (PROTOCOL.md)"),
+        _line("ks", [10, 50, 100]),
+    ]
+    return lines
+
+
+def _task(labels: pd.Series) -> tuple[str, str]:
+    distinct = labels.nunique(dropna=True)
+    if pd.api.types.is_numeric_dtype(labels) and distinct > 2:
+        return "regression", f"{distinct} distinct numbers"
+    if distinct == 2:
+        return "binary", "two values (the larger or later is positive)"
+    return "multiclass", f"{distinct} classes"
+
+
+def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
+    taken: set[str] = set()
+    user, user_note = _guess(frame, "user", _USER, taken, "user id")
+    taken.add(user)
+    item, item_note = _guess(frame, "item", _ITEM, taken, "item id")
+    taken.add(item)
+    time, time_note = _guess(
+        frame, "time", _TIME, taken, "row time", test=_is_time
+    )
+    taken.add(time)
+    label, label_note = _guess(frame, "label", _LABEL, taken, "label")
+    taken.add(label)
+    display = _by_name(frame.columns, _DISPLAY, taken) or ""
+    taken.add(display)
+    task, task_note = (
+        _task(frame[label]) if label in frame else ("regression", "")
+    )
+    features = [c for c in (user, item) if c in frame] + [
+        c for c in frame.columns if c not in taken
+    ]
+    lines = _data_lines(source) + [
+        _line("user", user, user_note),
+        _line("item", item, item_note),
+        _line("time", time, time_note),
+        _line("label", label, label_note),
+        _line("display", display, "shown beside scores (optional)"),
+        "",
+    ]
+    for column in features:
+        is_id = column in (user, item)
+        lines += _feature_table(frame, column, is_id=is_id) + [""]
+    baselines = {
+        "regression": ["bias"],
+        "binary": ["logistic_regression"],
+        "multiclass": ["logistic_regression"],
+    }[task]
+    lines += [
+        "[model]",
+        _line("kind", "tabular"),
+        _line("task", task, task_note),
+        _line("features", features),
+        "",
+        "[train]",
+        _line("epochs", 20, "early stopping picks fewer on validation"),
+        _line("patience", 2),
+        "",
+        "[evaluate]",
+        _line("split", "test", "each user's latest fifth (PROTOCOL.md)"),
+        _line("baselines", baselines),
+    ]
+    return lines
+
+
+def _text(frame: pd.DataFrame, source: str) -> list[str]:
+    taken: set[str] = set()
+    strings = [c for c in frame.columns if _is_strings(frame[c])]
+    text = _by_name(frame.columns, _TEXT)
+    note = "guessed from its name: the text"
+    if text is None and strings:
+        lengths = {c: frame[c].astype(str).str.len().mean() for c in strings}
+        text = max(lengths, key=lambda column: lengths[column])
+        note = "the longest strings"
+    text = text or PLACEHOLDER
+    taken.add(text)
+    label, label_note = _guess(
+        frame,
+        "label",
+        _LABEL,
+        taken,
+        "label",
+        test=lambda s: 2 <= s.nunique() <= 20,
+    )
+    taken.add(label)
+    row_id = _by_name(frame.columns, _ID, taken) or ""
+    lines = _data_lines(source) + [
+        _line("text", text, note),
+        _line("label", label, label_note),
+        _line(
+            "id",
+            row_id,
+            "rows whose id ends in a test suffix are the test set"
+            + ("" if row_id else " (empty: the row number)"),
+        ),
+        "",
+        "[features.text]",
+        _line("kind", "text"),
+        _line("sequence_length", 40, "tokens kept per text"),
+        "",
+        "[model]",
+        _line("kind", "text"),
+        _line("architecture", "conv1d"),
+        "",
+        "[train]",
+        _line("epochs", 30, "early stopping picks fewer on validation"),
+        _line("patience", 3),
+    ]
+    if text != "text":
+        lines = [
+            line.replace("[features.text]", f"[features.{text}]")
+            for line in lines
+        ]
+    return lines
+
+
+def init_config(
+    kind: str, data: str | None = None, frame=None, *, source: str | None = None
+) -> str:
+    """A starting config for `kind` whose columns are guessed from a table.
+
+    Args:
+        kind: str. `"two_tower"`, `"tabular"` or `"text"`.
+        data: str. The table's path (CSV, TSV, JSONL, Parquet), written as
+            `data.source`; read unless `frame` is given.
+        frame: optional DataFrame of the table (its columns and values are
+            what the guesses read).
+        source: str. What to write as `data.source` (default: `data`),
+            e.g. the path relative to the config file's directory.
+
+    Returns:
+        str. The TOML text, each guess commented.
+
+    Raises:
+        ValueError: for an unknown kind, or no data to guess from.
+
+    Example:
+
+    ```python
+    text = init_config("two_tower", "events.csv")
+    ```
+    """
+    if kind not in KINDS:
+        raise ValueError(f"Unknown model kind {kind!r}. Valid kinds: {KINDS}.")
+    if frame is None:
+        if data is None:
+            raise ValueError(
+                "recsys init needs the table to read its columns. Fix: pass "
+                "--data FILE."
+            )
+        from recsys.data.sources import load_interactions
+
+        frame = load_interactions(data)
+    source = source or data or PLACEHOLDER
+    build = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}[kind]
+    header = [
+        f"# A {kind} config written by `recsys init` from the columns of",
+        f"# {source}. Check every guessed line, then: recsys train THIS_FILE",
+        "# Every key and its default: `recsys config-schema "
+        f"{kind}` (or docs/config/{kind}.schema.json).",
+        "",
+    ]
+    return "\n".join(header + build(frame, source)) + "\n"

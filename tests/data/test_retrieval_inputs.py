@@ -1,0 +1,75 @@
+"""The time column: numbers, datetimes, or times as text (issue #15)."""
+
+import pandas as pd
+import pytest
+
+from recsys.data.retrieval_inputs import check_interactions
+from recsys.data.retrieval_inputs import parse_times
+
+COLUMNS = {"user": "u", "item": "i", "time": "t"}
+
+
+def _frame(times):
+    n = len(times)
+    return pd.DataFrame({"u": [1] * n, "i": list(range(n)), "t": times})
+
+
+def test_iso_dates_and_datetimes_are_parsed():
+    frame = _frame(["2024-03-02", "2024-03-01T12:00:00", "2024-03-01"])
+    checked = check_interactions(frame, **COLUMNS)
+    assert pd.api.types.is_datetime64_any_dtype(checked["t"])
+    assert checked["t"].tolist() == [
+        pd.Timestamp("2024-03-02"),
+        pd.Timestamp("2024-03-01 12:00"),
+        pd.Timestamp("2024-03-01"),
+    ]
+    # The caller's frame is left as it was.
+    assert frame["t"].tolist()[0] == "2024-03-02"
+
+
+def test_numbers_and_datetimes_are_used_as_they_are():
+    numbers = _frame([3, 1, 2])
+    assert check_interactions(numbers, **COLUMNS) is numbers
+    dates = _frame(pd.to_datetime(["2024-01-01", "2024-01-02"]))
+    assert parse_times(dates, "t") is dates
+
+
+def test_time_format_parses_other_layouts():
+    # Day first: read as ISO (or month first) these would order wrongly.
+    frame = _frame(["02/03/2024 10:00", "13/02/2024 09:30"])
+    checked = check_interactions(frame, **COLUMNS, time_format="%d/%m/%Y %H:%M")
+    assert checked["t"].tolist() == [
+        pd.Timestamp("2024-03-02 10:00"),
+        pd.Timestamp("2024-02-13 09:30"),
+    ]
+
+
+def test_different_utc_offsets_are_one_scale():
+    frame = _frame(["2024-01-01T12:00:00+01:00", "2024-07-01T12:00:00+02:00"])
+    checked = check_interactions(frame, **COLUMNS)
+    assert checked["t"].tolist() == [
+        pd.Timestamp("2024-01-01 11:00", tz="UTC"),
+        pd.Timestamp("2024-07-01 10:00", tz="UTC"),
+    ]
+
+
+def test_unparsed_times_name_the_column_a_value_and_the_fix():
+    frame = _frame(["2024-03-01", "yesterday", "2024-03-03"])
+    with pytest.raises(ValueError) as caught:
+        check_interactions(frame, **COLUMNS)
+    message = str(caught.value)
+    assert "Column 't'" in message
+    assert "'yesterday' (row 1)" in message
+    assert "data.time_format" in message
+
+
+def test_a_wrong_time_format_is_named():
+    frame = _frame(["2024-03-01", "2024-03-02"])
+    with pytest.raises(ValueError, match="in the format '%d/%m/%Y'"):
+        check_interactions(frame, **COLUMNS, time_format="%d/%m/%Y")
+
+
+def test_other_dtypes_are_refused():
+    frame = _frame(pd.to_timedelta([1, 2], unit="s"))
+    with pytest.raises(ValueError, match="Received dtype timedelta64"):
+        check_interactions(frame, **COLUMNS)

@@ -1,0 +1,120 @@
+"""A user's table in any common form reads as its CSV does (issue #15)."""
+
+import os
+
+import pandas as pd
+import pytest
+
+from recsys.data.sources import load_interactions
+from recsys.data.sources import table_form
+
+TABLE = pd.DataFrame(
+    {
+        "user": [1, 1, 2, 3],
+        "item": ["a", "b", "a", "c"],
+        "rating": [4.5, 3.0, 5.0, 1.5],
+        "timestamp": [1700000000, 1700000100, 1700000200, 1700000300],
+        "day": ["2024-03-01", "2024-03-02", "2024-03-01T12:00", "2024-03-04"],
+    }
+)
+
+
+def _write(path, form):
+    """Writes TABLE at `path` in the form its name says."""
+    if form == "csv":
+        TABLE.to_csv(path, index=False)
+    elif form == "tsv":
+        TABLE.to_csv(path, sep="\t", index=False)
+    elif form == "jsonl":
+        TABLE.to_json(path, orient="records", lines=True)
+    elif form == "parquet":
+        TABLE.to_parquet(path, index=False)
+    elif form == "parquet-dir":
+        os.makedirs(path)
+        TABLE.iloc[:2].to_parquet(os.path.join(path, "part-0.parquet"))
+        TABLE.iloc[2:].to_parquet(os.path.join(path, "part-1.parquet"))
+
+
+@pytest.fixture
+def as_csv(tmp_path):
+    path = tmp_path / "reference.csv"
+    _write(path, "csv")
+    return pd.read_csv(path)
+
+
+@pytest.mark.parametrize(
+    "name, form",
+    [
+        ("ratings.csv", "csv"),
+        ("ratings.csv.gz", "csv"),
+        ("ratings.csv.bz2", "csv"),
+        ("ratings.CSV.XZ", "csv"),
+        ("ratings.tsv", "tsv"),
+        ("ratings.tsv.gz", "tsv"),
+        ("ratings.jsonl", "jsonl"),
+        ("ratings.ndjson", "jsonl"),
+        ("ratings.jsonl.gz", "jsonl"),
+        ("ratings.parquet", "parquet"),
+        ("shards", "parquet-dir"),
+    ],
+)
+def test_every_form_reads_as_its_csv(tmp_path, as_csv, name, form):
+    path = tmp_path / name
+    _write(path, form)
+    frame = load_interactions(str(path))
+    pd.testing.assert_frame_equal(frame.reset_index(drop=True), as_csv)
+
+
+def test_jsonl_keeps_an_integer_timestamp_a_number(tmp_path):
+    # pandas.read_json alone turns a column named "timestamp" into dates.
+    path = tmp_path / "events.jsonl"
+    _write(path, "jsonl")
+    frame = load_interactions(path)
+    assert frame["timestamp"].tolist() == TABLE["timestamp"].tolist()
+
+
+@pytest.mark.parametrize(
+    "name, form",
+    [
+        ("a.csv", ".csv"),
+        ("a.csv.gz", ".csv"),
+        ("a.tsv.tar.gz", ".tsv"),
+        ("a.JSONL", ".jsonl"),
+        ("a.parquet", ".parquet"),
+        ("a.xlsx", ""),
+        ("a.gz", ""),
+        ("csv", ""),
+    ],
+)
+def test_table_form(name, form):
+    assert table_form(name) == form
+
+
+def test_unknown_extension_names_the_path_the_forms_and_the_fix(tmp_path):
+    path = tmp_path / "ratings.xlsx"
+    path.write_bytes(b"PK")
+    with pytest.raises(ValueError) as caught:
+        load_interactions(str(path))
+    message = str(caught.value)
+    assert str(path) in message
+    assert ".csv" in message and ".tsv" in message and ".jsonl" in message
+    assert "directory of Parquet files" in message
+    assert "Fix:" in message
+
+
+def test_missing_file_names_it(tmp_path):
+    path = str(tmp_path / "nope.csv")
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        load_interactions(path)
+
+
+def test_text_that_is_not_utf8_says_so(tmp_path):
+    path = tmp_path / "latin1.tsv"
+    path.write_bytes("user\titem\nJos\xe9\t1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="not UTF-8.*Fix: save it as UTF-8"):
+        load_interactions(str(path))
+
+
+def test_builtin_names_are_not_paths():
+    frame = load_interactions("movielens")
+    assert {"userId", "movieId", "timestamp"} <= set(frame.columns)

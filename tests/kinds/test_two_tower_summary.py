@@ -1,0 +1,47 @@
+"""The table `recsys train` prints for a two-tower run."""
+
+from recsys.evaluation.retrieval import metric_names
+from recsys.evaluation.retrieval import ranking_metric_names
+from recsys.kinds.two_tower import summary
+
+CONFIG = {"evaluate": {"split": "test", "ks": [10, 50]}}
+
+
+def _metrics(names):
+    side = {name: 0.5 for name in names}
+    return {
+        "test": {**side, "num_interactions": 7, "num_users": 2},
+        "baseline_popularity": {name: 0.25 for name in names},
+        "train": {
+            "seconds": 1.0,
+            "examples_per_second": 10.0,
+            "backend": "jax",
+        },
+        "index": {"kind": "brute_force", "recall@10_vs_exact": 1.0},
+    }
+
+
+def test_summary_adds_the_filtered_ranking_metrics_after_hr():
+    ks = (10, 50)
+    lines = summary(
+        _metrics(metric_names(ks) + ranking_metric_names(ks)), CONFIG
+    ).splitlines()
+    assert lines[2] == "hr@10                 0.5000      0.2500"
+    assert lines[5] == "hr@50_filtered        0.5000      0.2500"
+    table = lines[lines.index("") + 4 :]
+    labels = [line.split()[0] for line in table[: table.index("")]]
+    assert labels == [
+        "recall@10",
+        "recall@50",
+        "ndcg@10",
+        "ndcg@50",
+        "mrr",
+        "coverage@10",
+        "coverage@50",
+    ]
+
+
+def test_summary_of_older_metrics_prints_hr_alone():
+    text = summary(_metrics(metric_names((10, 50))), CONFIG)
+    assert "hr@50_filtered" in text
+    assert "ndcg" not in text and "coverage" not in text

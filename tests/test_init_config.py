@@ -1,0 +1,98 @@
+"""`recsys init`: a config guessed from a table's columns trains as written."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import load_bundle
+from recsys.cli import main
+from recsys.init_config import PLACEHOLDER
+from recsys.init_config import init_config
+
+
+def _events(rows=1500, seed=0):
+    rng = np.random.default_rng(seed)
+    items = rng.integers(0, 60, rows)
+    return pd.DataFrame(
+        {
+            "customer_id": rng.integers(0, 80, rows),
+            "product_id": items,
+            "category": np.array(["a", "b", "c"])[items % 3],
+            "event_time": np.arange(rows) * 60,
+            "clicked": (rng.random(rows) < 0.3).astype(int),
+        }
+    )
+
+
+FAST = ["--set", "train.epochs=1", "-q"]
+
+
+def test_two_tower_config_from_a_table_trains(tmp_path, capsys):
+    data = tmp_path / "data" / "events.csv"
+    data.parent.mkdir()
+    _events().drop(columns="clicked").to_csv(data, index=False)
+    config = tmp_path / "events.toml"
+    assert (
+        main(["init", "two_tower", "--data", str(data), "-o", str(config)]) == 0
+    )
+    text = config.read_text()
+    assert 'user = "customer_id"' in text and 'item = "product_id"' in text
+    assert 'time = "event_time"' in text
+    # Constant within each product: a candidate feature.
+    assert '"category"' in text.split("candidate_features")[1].splitlines()[0]
+    output = tmp_path / "bundle"
+    code = main(
+        ["train", str(config), "--output", str(output), *FAST]
+        + ["--set", 'index.kind="brute_force"']
+    )
+    assert code == 0, capsys.readouterr().err
+    ids, _ = load_bundle(str(output)).recommend([1], k=5)
+    assert ids.shape == (1, 5)
+
+
+def test_tabular_config_guesses_a_binary_task(tmp_path):
+    # (tests/test_example_configs.py trains a config of this shape.)
+    text = init_config("tabular", "clicks.csv", frame=_events())
+    assert 'label = "clicked"' in text and 'task = "binary"' in text
+    assert 'baselines = ["logistic_regression"]' in text
+    features = text.split("features = ")[1].splitlines()[0]
+    assert "customer_id" in features and "category" in features
+    assert "event_time" not in features
+
+
+def test_text_config_finds_the_longest_strings_and_the_label(tmp_path):
+    frame = pd.DataFrame(
+        {
+            "body": [
+                f"a long sentence about phones number {i}" for i in range(40)
+            ],
+            "kind": ["x", "y"] * 20,
+        }
+    )
+    text = init_config("text", "texts.csv", frame=frame)
+    assert 'text = "body"' in text and 'label = "kind"' in text
+    assert "[features.body]" in text
+
+
+def test_a_column_it_cannot_guess_is_a_marked_placeholder(tmp_path, capsys):
+    frame = pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
+    text = init_config("two_tower", "t.csv", frame=frame)
+    assert f'user = "{PLACEHOLDER}"' in text
+    assert "could not guess the user id" in text
+
+
+def test_init_never_replaces_a_config(tmp_path, capsys):
+    data = tmp_path / "events.csv"
+    _events().to_csv(data, index=False)
+    config = tmp_path / "mine.toml"
+    config.write_text("# mine\n")
+    assert (
+        main(["init", "two_tower", "--data", str(data), "-o", str(config)]) == 1
+    )
+    assert config.read_text() == "# mine\n"
+    assert "exists" in capsys.readouterr().err
+
+
+def test_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="Valid kinds"):
+        init_config("nope", frame=pd.DataFrame({"a": [1]}))
