@@ -30,8 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recsys.logs import progress_bar
-from recsys.storage.atomic_write import new_temp_file
-from recsys.storage.atomic_write import replace_file
+from recsys.storage.atomic_write import write_tables_atomically
 
 # Users per Parquet row group: a chunk's `users x k` rows stay small.
 DEFAULT_CHUNK = 4096
@@ -262,32 +261,23 @@ def recommend_all(
         ]
     )
     started = time.perf_counter()
-    tmp = new_temp_file(output)
-    writer: pq.ParquetWriter | None = None
-    rows = 0
     bar = progress_bar(total=len(users), unit="users", disable=not progress)
-    try:
-        writer = pq.ParquetWriter(tmp, schema)
+
+    def tables():
         for start in range(0, len(users), chunk):
             part = users[start : start + chunk]
             ids, scores = _recommend_chunk(
                 bundle, part, k=k, exclude_seen=exclude_seen, exact=exact
             )
-            table = _chunk_table(part, ids, scores, schema)
-            writer.write_table(table)
-            rows += table.num_rows
+            yield _chunk_table(part, ids, scores, schema)
             bar.update(len(part))
-        writer.close()
-        writer = None
+
+    try:
         # Flushed, then renamed: readers see the old file or the whole new
         # one, never a truncated Parquet.
-        replace_file(tmp, output)
+        rows = write_tables_atomically(output, tables(), pq.ParquetWriter)
     finally:
         bar.close()
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):  # created by `new_temp_file`: ours
-            os.remove(tmp)
     seconds = time.perf_counter() - started
     return {
         "output": os.path.abspath(output),

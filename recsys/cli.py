@@ -127,40 +127,12 @@ def cmd_evaluate(args):
     kind = get_kind(bundle.manifest.get("kind", "two_tower"))
     frame = None if args.data is None else load_interactions(args.data)
     if args.json:
-        _print_json(_evaluation(kind, bundle, frame, args.rescore))
+        _print_json(
+            kind.evaluate_document(bundle, frame=frame, rescore=args.rescore)
+        )
         return 0
     print(kind.evaluate_report(bundle, frame=frame, rescore=args.rescore))
     return 0
-
-
-def _evaluation(kind, bundle, frame, rescore: bool) -> dict:
-    """What `recsys evaluate --json` prints.
-
-    Two-tower bundles: the metrics recomputed on the split (what `evaluate`
-    always prints for them). Other kinds: the stored metrics and, with
-    `rescore`, the split's metrics recomputed, which must match.
-    """
-    if kind.name == "two_tower":
-        return kind.rescore(bundle, frame)
-    # The checks of the text report (metrics written by `recsys train`,
-    # --data only with --rescore); its text is dropped.
-    kind.evaluate_report(bundle, frame=None if rescore else frame)
-    document = {"bundle": bundle.path, "metrics": bundle.metrics}
-    if rescore:
-        from recsys.kinds.base import compare_metrics
-
-        split = bundle.config["evaluate"]["split"]
-        document["rescored"] = rescored = kind.rescore(bundle, frame)
-        differ = compare_metrics(bundle.metrics[split], rescored)
-        if differ:
-            raise ValueError(
-                f"Re-scoring {bundle.path} does not reproduce its "
-                "metrics.json: "
-                + ", ".join(
-                    f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
-                )
-            )
-    return document
 
 
 def cmd_recommend(args):

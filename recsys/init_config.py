@@ -163,16 +163,22 @@ def _data_lines(source: str) -> list[str]:
     ]
 
 
-def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
+def _ids_and_time(frame: pd.DataFrame, when: str):
+    """The guessed user, item and time columns, `(column, note)` each, and
+    the set of columns they took."""
     taken: set[str] = set()
-    user, user_note = _guess(frame, "user", _USER, taken, "user id")
-    taken.add(user)
-    item, item_note = _guess(frame, "item", _ITEM, taken, "item id")
-    taken.add(item)
-    time, time_note = _guess(
-        frame, "time", _TIME, taken, "interaction time", test=_is_time
-    )
-    taken.add(time)
+    user = _guess(frame, "user", _USER, taken, "user id")
+    taken.add(user[0])
+    item = _guess(frame, "item", _ITEM, taken, "item id")
+    taken.add(item[0])
+    time = _guess(frame, "time", _TIME, taken, when, test=_is_time)
+    taken.add(time[0])
+    return user, item, time, taken
+
+
+def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
+    guessed = _ids_and_time(frame, "interaction time")
+    (user, user_note), (item, item_note), (time, time_note), taken = guessed
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -221,15 +227,8 @@ def _task(labels: pd.Series) -> tuple[str, str]:
 
 
 def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
-    taken: set[str] = set()
-    user, user_note = _guess(frame, "user", _USER, taken, "user id")
-    taken.add(user)
-    item, item_note = _guess(frame, "item", _ITEM, taken, "item id")
-    taken.add(item)
-    time, time_note = _guess(
-        frame, "time", _TIME, taken, "row time", test=_is_time
-    )
-    taken.add(time)
+    guessed = _ids_and_time(frame, "row time")
+    (user, user_note), (item, item_note), (time, time_note), taken = guessed
     label, label_note = _guess(frame, "label", _LABEL, taken, "label")
     taken.add(label)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""

@@ -14,8 +14,7 @@ import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
 from recsys.logs import progress_bar
-from recsys.storage.atomic_write import new_temp_file
-from recsys.storage.atomic_write import replace_file
+from recsys.storage.atomic_write import write_tables_atomically
 
 SUPPORTED_FORMATS = (".parquet", ".csv")
 
@@ -101,10 +100,9 @@ def score_file(
         raise FileNotFoundError(f"Input file not found: {input_path}")
     output_format = _format(output_path, "output")
     batches, total = _batches(input_path, batch_size)
-    tmp = new_temp_file(output_path)
-    writer, rows = None, 0
     bar = progress_bar(total=total, unit="rows", disable=not progress)
-    try:
+
+    def scored():
         for batch in batches:
             table = pa.Table.from_batches([batch])
             for start in range(0, table.num_rows, batch_size):
@@ -112,26 +110,18 @@ def score_file(
                 predictions = bundle.predict(chunk.to_pandas())
                 for name, values in score_columns(bundle, predictions).items():
                     chunk = chunk.append_column(name, pa.array(values))
-                if writer is None:
-                    writer = (
-                        pq.ParquetWriter(tmp, chunk.schema)
-                        if output_format == ".parquet"
-                        else pv.CSVWriter(tmp, chunk.schema)
-                    )
-                writer.write_table(chunk)
-                rows += chunk.num_rows
+                yield chunk
                 bar.update(chunk.num_rows)
-        if writer is None:
-            raise ValueError(f"Input file {input_path} holds no rows.")
-        writer.close()
-        writer = None
+
+    writer = pq.ParquetWriter if output_format == ".parquet" else pv.CSVWriter
+    try:
         # Written beside the destination, flushed, then renamed: a failed
         # run (or a power cut) never leaves a truncated output in place.
-        replace_file(tmp, output_path)
+        return write_tables_atomically(
+            output_path,
+            scored(),
+            writer,
+            empty_message=f"Input file {input_path} holds no rows.",
+        )
     finally:
         bar.close()
-        if writer is not None:
-            writer.close()
-        if os.path.exists(tmp):  # created by `new_temp_file`: ours
-            os.remove(tmp)
-    return rows

@@ -214,7 +214,6 @@ def test_cli_train_prints_the_table_or_json(fake_training, tmp_path, capsys):
 def test_cli_evaluate_json_of_a_tabular_bundle(monkeypatch):
     from types import SimpleNamespace
 
-    from recsys.cli import _evaluation
     from recsys.kinds import get_kind
 
     kind = get_kind("tabular")
@@ -227,20 +226,20 @@ def test_cli_evaluate_json_of_a_tabular_bundle(monkeypatch):
             "train": {"seconds": 1.0, "best_epoch": 1, "backend": "jax"},
         },
     )
-    assert _evaluation(kind, bundle, None, rescore=False) == {
+    assert kind.evaluate_document(bundle, frame=None, rescore=False) == {
         "bundle": "run",
         "metrics": bundle.metrics,
     }
     monkeypatch.setattr(kind, "rescore", lambda bundle, frame: dict(stored))
-    document = _evaluation(kind, bundle, None, rescore=True)
+    document = kind.evaluate_document(bundle, frame=None, rescore=True)
     assert document["rescored"] == stored
     monkeypatch.setattr(
         kind, "rescore", lambda bundle, frame: {**stored, "auc": 0.5}
     )
     with pytest.raises(ValueError, match="does not reproduce"):
-        _evaluation(kind, bundle, None, rescore=True)
+        kind.evaluate_document(bundle, frame=None, rescore=True)
     with pytest.raises(ValueError, match="add --rescore"):
-        _evaluation(kind, bundle, object(), rescore=False)
+        kind.evaluate_document(bundle, frame=object(), rescore=False)
 
 
 def test_cli_version(capsys):

@@ -174,6 +174,23 @@ class ModelKind(abc.ABC):
             result.bundle = self.load(path)
         return result
 
+    def evaluate_document(self, bundle, *, frame=None, rescore=False) -> dict:
+        """What `recsys evaluate --json` prints: the stored metrics and,
+        with `rescore`, the split's metrics recomputed (which must match).
+
+        Raises:
+            BundleError, ValueError: as `evaluate_report`.
+        """
+        # The report's checks (metrics written by `recsys train`, --data
+        # only with --rescore); its text is not needed here.
+        self.evaluate_report(bundle, frame=None if rescore else frame)
+        document = {"bundle": bundle.path, "metrics": bundle.metrics}
+        if rescore:
+            split = bundle.config["evaluate"]["split"]
+            document["rescored"] = rescored = self.rescore(bundle, frame)
+            check_rescored(bundle, bundle.metrics[split], rescored)
+        return document
+
     def evaluate_report(self, bundle, *, frame=None, rescore=False) -> str:
         """What `recsys evaluate` prints for a bundle of this kind.
 
@@ -211,19 +228,27 @@ class ModelKind(abc.ABC):
         for name, value in rescored.items():
             if name != "num_examples" and name in stored:
                 lines.append(f"{name:<12}{stored[name]:>10.4f}{value:>10.4f}")
-        differ = compare_metrics(stored, rescored)
-        if differ:
-            raise ValueError(
-                f"Re-scoring {bundle.path} does not reproduce its "
-                "metrics.json: "
-                + ", ".join(
-                    f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
-                )
-                + ". The data (data.source or --data) may have changed since "
-                "training, or this is not the table the bundle was trained on."
-            )
+        check_rescored(bundle, stored, rescored)
         lines.append(f"matches metrics.json (to {RESCORE_TOLERANCE})")
         return "\n".join(lines)
+
+
+def check_rescored(bundle, stored: dict, rescored: dict) -> None:
+    """Raises unless `rescored` reproduces the `stored` metrics.
+
+    Raises:
+        ValueError: naming each metric that differs, and why it may.
+    """
+    differ = compare_metrics(stored, rescored)
+    if differ:
+        raise ValueError(
+            f"Re-scoring {bundle.path} does not reproduce its metrics.json: "
+            + ", ".join(
+                f"{n} {a:.4g} stored, {b:.4g} now" for n, a, b in differ
+            )
+            + ". The data (data.source or --data) may have changed since "
+            "training, or this is not the table the bundle was trained on."
+        )
 
 
 def source_table(config: dict, frame=None):

@@ -365,6 +365,10 @@ class TwoTowerKind(ModelKind):
         """`recsys evaluate`: HR@k recomputed on the split, as JSON."""
         return json.dumps(self.rescore(bundle, frame), indent=2)
 
+    def evaluate_document(self, bundle, *, frame=None, rescore=False):
+        """`recsys evaluate --json`: the metrics recomputed on the split."""
+        return self.rescore(bundle, frame)
+
 
 def summary(metrics: dict, config: dict) -> str:
     """What `recsys train` prints: the metrics beside popularity, speed, index.

@@ -144,6 +144,54 @@ def write_text_atomically(path, text):
         raise
 
 
+def write_tables_atomically(path, tables, open_writer, *, empty_message=None):
+    """Writes Arrow tables, one after another, to the file `path`: all of
+    them or nothing.
+
+    They go to a new temporary file beside `path` (the umask's mode) that is
+    flushed and renamed over `path` once the last is written; on any error
+    the temporary file is removed and `path` is left as it was.
+
+    Args:
+        path: str. The file to write (replaced if it exists).
+        tables: iterable of `pyarrow.Table` with one schema (a generator
+            streams them).
+        open_writer: callable `(tmp_path, schema) -> writer` with
+            `write_table` and `close`: `pyarrow.parquet.ParquetWriter` or
+            `pyarrow.csv.CSVWriter`.
+        empty_message: str. The `ValueError` raised when `tables` is
+            empty (default: one naming `path`).
+
+    Returns:
+        int. The number of rows written.
+
+    Example:
+
+    ```python
+    write_tables_atomically("recs.parquet", chunks, pq.ParquetWriter)
+    ```
+    """
+    tmp = new_temp_file(path)
+    writer, rows = None, 0
+    try:
+        for table in tables:
+            if writer is None:
+                writer = open_writer(tmp, table.schema)
+            writer.write_table(table)
+            rows += table.num_rows
+        if writer is None:
+            raise ValueError(empty_message or f"No rows to write to {path}.")
+        writer.close()
+        writer = None
+        replace_file(tmp, path)
+    finally:
+        if writer is not None:
+            writer.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)  # created by `new_temp_file`: ours
+    return rows
+
+
 # -- destination checks ------------------------------------------------------
 
 
