@@ -381,6 +381,14 @@ def build_parser():
         help="More messages: -v adds debug output (ScaNN's and TensorFlow's "
         "native logs among them).",
     )
+    # `-q` on the commands that show progress bars.
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="No progress bars; only warnings and errors.",
+    )
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Train, evaluate and query embedding retrieval models.",
@@ -393,7 +401,7 @@ def build_parser():
 
     train = commands.add_parser(
         "train",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Train a model from a TOML config and write its bundle.",
     )
     train.add_argument(
@@ -410,12 +418,6 @@ def build_parser():
         default=[],
         metavar="KEY=VALUE",
         help="Override a config key, e.g. --set train.epochs=3 (repeatable).",
-    )
-    train.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="No progress bars; only warnings and errors.",
     )
     train.add_argument(
         "--restart",
@@ -464,7 +466,7 @@ def build_parser():
 
     recommend = commands.add_parser(
         "recommend",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Print the top-k items for a user, or write every user's "
         "(--all) to a Parquet file.",
         description="Top-k items of a two-tower bundle. --user prints one "
@@ -532,17 +534,11 @@ def build_parser():
         help='Print JSON: {"user", "known", "items", "scores"} for --user; '
         "the counts and timing for --all.",
     )
-    recommend.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="No progress bar (--all); only warnings and errors.",
-    )
     recommend.set_defaults(run=cmd_recommend)
 
     score = commands.add_parser(
         "score",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Score every row of a Parquet or CSV file with a tabular bundle.",
     )
     score.add_argument("bundle", help="Tabular bundle directory.")
@@ -556,17 +552,11 @@ def build_parser():
         default=65536,
         help="Rows per chunk (bounds memory; default 65536).",
     )
-    score.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="No progress bar; only warnings and errors.",
-    )
     score.set_defaults(run=cmd_score)
 
     predict = commands.add_parser(
         "predict",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Classify texts with a text bundle (--text or --input).",
     )
     predict.add_argument("bundle", help="Text bundle directory.")
@@ -591,12 +581,6 @@ def build_parser():
         type=int,
         default=65536,
         help="Rows per chunk of --input (default 65536).",
-    )
-    predict.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="No progress bar; only warnings and errors.",
     )
     predict.set_defaults(run=cmd_predict)
 
@@ -632,7 +616,7 @@ def build_parser():
 
     synth = commands.add_parser(
         "synth",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Write synthetic Zipf interactions with latent clusters as "
         "Parquet shards (streamed by configs/synthetic_two_tower.toml).",
     )
@@ -647,12 +631,6 @@ def build_parser():
         synth.add_argument(
             flag, type=int, default=default, help=f"{text} (default {default})."
         )
-    synth.add_argument(
-        "--quiet",
-        "-q",
-        action="store_true",
-        help="No progress bar; only warnings and errors.",
-    )
     synth.set_defaults(run=cmd_synth)
 
     schema = commands.add_parser(

