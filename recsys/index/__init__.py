@@ -8,9 +8,11 @@ from recsys.index.builder import build_index_from_config
 from recsys.index.builder import load_index
 from recsys.index.builder import recall_against_exact
 from recsys.index.scann_index import ScannIndex
+from recsys.index.tuning import DEFAULT_RECALL_TARGET
 
 __all__ = [
     "BRUTE_FORCE_MAX_ITEMS",
+    "DEFAULT_RECALL_TARGET",
     "SUPPORTED_KINDS",
     "BruteForceIndex",
     "ScannIndex",

@@ -35,10 +35,12 @@ ASSET_FILES = {
     "PARTITIONER": "serialized_partitioner.pb",
     "TOKENIZATION_NPY": "datapoint_to_token.npy",
     "AH_DATASET_NPY": "hashed_dataset.npy",
+    "AH_DATASET_SOAR_NPY": "hashed_dataset_soar.npy",
     "DATASET_NPY": "dataset.npy",
 }
 REQUIRED_ASSETS = ("AH_CENTERS", "PARTITIONER", "TOKENIZATION_NPY")
-# Every file a saved searcher (tree + AH, optional float reorder) holds.
+# Every file a saved searcher (tree + AH, optional SOAR and float reorder)
+# holds.
 SCANN_FILES = (ASSETS, CONFIG, *ASSET_FILES.values())
 _ASSET = re.compile(
     r"\s*assets\s*\{\s*asset_type:\s*([A-Z0-9_]+)\s*"
@@ -242,9 +244,12 @@ def load_checked_searcher(
     blocks, clusters = _check_codebook(
         checked[name], where + name, config, dims
     )
+    # With SOAR every row has two leaves (tokens) and a second AH code.
+    spilled = 2 if options["soar_lambda"] else 1
     arrays = {
-        "TOKENIZATION_NPY": (np.int32, (count,), leaves),
+        "TOKENIZATION_NPY": (np.int32, (spilled * count,), leaves),
         "AH_DATASET_NPY": (np.uint8, (count, blocks), clusters),
+        "AH_DATASET_SOAR_NPY": (np.uint8, (count, blocks), clusters),
         "DATASET_NPY": (np.float32, (count, dims), None),
     }
     for kind, (dtype, shape, high) in arrays.items():
@@ -253,6 +258,12 @@ def load_checked_searcher(
         name = assets[kind]
         checked[name] = files.read(prefix + name)
         array = load_npy(checked[name], where + name)
+        if kind == "TOKENIZATION_NPY" and spilled == 2:
+            _check_array(array, where + name, dtype, shape)
+            # Interleaved: row i's leaf, then its SOAR leaf or -1 (none).
+            spill = array[1::2] + 1
+            _check_array(spill, where + name, dtype, (count,), high + 1)
+            array, shape = array[::2], (count,)
         _check_array(array, where + name, dtype, shape, high)
         if kind == "DATASET_NPY" and not np.array_equal(array, embeddings):
             raise BundleError(
@@ -260,6 +271,11 @@ def load_checked_searcher(
             )
     if options["reorder"] and "DATASET_NPY" not in assets:
         raise BundleError(f"Index file missing: {where}dataset.npy")
+    if bool(options["soar_lambda"]) != ("AH_DATASET_SOAR_NPY" in assets):
+        raise BundleError(
+            f"{where}{ASSETS} does not match soar_lambda="
+            f"{options['soar_lambda']} in index.json."
+        )
     private = tempfile.mkdtemp(prefix="recsys-scann-")
     try:
         for name, data in checked.items():

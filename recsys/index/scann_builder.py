@@ -28,6 +28,9 @@ def scann_builder(embeddings: np.ndarray, options: dict[str, Any]) -> Any:
         num_leaves=options["num_leaves"],
         num_leaves_to_search=options["num_leaves_to_search"],
         training_sample_size=options["training_sample_size"],
+        # SOAR: each row also goes to a second leaf, chosen to be
+        # orthogonal to the first one's residual (ScaNN >= 1.3).
+        soar_lambda=options["soar_lambda"] or None,
     ).score_ah(
         options["dimensions_per_block"],
         anisotropic_quantization_threshold=options[

@@ -9,7 +9,9 @@ import numpy as np
 import numpy.typing as npt
 
 from recsys.index.base import Index
+from recsys.index.scann_assets import CONFIG
 from recsys.index.scann_assets import SCANN_DIR
+from recsys.index.scann_assets import expected_config
 from recsys.index.scann_assets import load_checked_searcher
 from recsys.index.scann_builder import scann_builder
 from recsys.logs import native_logs
@@ -32,6 +34,9 @@ MIN_LEAF_SIZE = 50
 LEAVES_SEARCHED = 0.25
 LARGE_LEAVES_SEARCHED = 0.05
 MIN_LEAVES_SEARCHED = 50
+# Batches of at least this many queries are searched by ScaNN's threads,
+# this many queries per task.
+PARALLEL_BATCH = 256
 # Largest `reorder` accepted beyond the catalog size.
 MAX_REORDER = 10_000
 SCANN_OPTIONS = (
@@ -41,6 +46,7 @@ SCANN_OPTIONS = (
     "dimensions_per_block",
     "anisotropic_quantization_threshold",
     "reorder",
+    "soar_lambda",
 )
 
 
@@ -68,6 +74,7 @@ def default_options(count: int, dims: int) -> dict[str, Any]:
         "dimensions_per_block": min(2, dims),
         "anisotropic_quantization_threshold": 0.2,
         "reorder": 250,
+        "soar_lambda": 0.0,
     }
 
 
@@ -107,15 +114,21 @@ def resolve_options(count: int, dims: int, **options: Any) -> dict[str, Any]:
                 f"Received: {name}={value!r}"
             )
         resolved[name] = int(value)
-    threshold = resolved["anisotropic_quantization_threshold"]
-    if isinstance(threshold, bool) or not isinstance(
-        threshold, int | float | np.number
+    for name, floor in (
+        ("anisotropic_quantization_threshold", -math.inf),
+        ("soar_lambda", 0.0),
     ):
-        raise ValueError(
-            "`anisotropic_quantization_threshold` must be a number. "
-            f"Received: anisotropic_quantization_threshold={threshold!r}"
-        )
-    resolved["anisotropic_quantization_threshold"] = float(threshold)
+        value = resolved[name]
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float | np.number)
+            or not floor <= value < math.inf
+        ):
+            raise ValueError(
+                f"`{name}` must be a finite number >= {floor}. "
+                f"Received: {name}={value!r}"
+            )
+        resolved[name] = float(value)
     return resolved
 
 
@@ -135,7 +148,7 @@ class ScannIndex(Index):
             Defaults to `np.arange(num_items)`.
         num_leaves: int or None. Partitions. Defaults to ~`sqrt(num_items)`.
         num_leaves_to_search: int or None. Partitions scanned per query.
-            Defaults to 80% of `num_leaves`.
+            Defaults to a quarter of `num_leaves` (at most max(50, 5%)).
         training_sample_size: int or None. Rows used to train the
             partitions. Defaults to `min(num_items, 100_000)`.
         dimensions_per_block: int or None. Dimensions per quantization
@@ -143,6 +156,14 @@ class ScannIndex(Index):
         anisotropic_quantization_threshold: float or None. Defaults to 0.2.
         reorder: int or None. Candidates re-scored exactly; 0 disables it.
             Defaults to 250.
+        soar_lambda: float or None. With SOAR (> 0), each row is also put
+            in a second leaf, chosen by this weight (1.5 in ScaNN's paper):
+            high recalls then need fewer leaves searched. Defaults to 0
+            (off).
+
+    The options here are fixed; `recsys.index.build_index` chooses them
+    for a recall target (`recsys.index.tuning`) and records how in
+    `index.tuning`.
 
     Example:
 
@@ -183,27 +204,56 @@ class ScannIndex(Index):
     def _search_rows(
         self, queries: np.ndarray, count: int
     ) -> tuple[np.ndarray, np.ndarray]:
-        reorder = self.options["reorder"]
+        options = self.options
+        reorder = options["reorder"]
         # ScaNN re-scores only `pre_reorder_num_neighbors` candidates and
-        # returns no more than that, so ask for at least `count`.
-        rows, scores = self.searcher.search_batched(
-            queries,
-            final_num_neighbors=count,
-            pre_reorder_num_neighbors=max(reorder, count) if reorder else None,
-        )
-        rows = np.asarray(rows, dtype=np.int64)
-        scores = np.asarray(scores, dtype=np.float32)
+        # returns no more than that, so ask for at least `count`. The
+        # settings are passed on every call (the tuned ones may differ from
+        # those the searcher was built with), and the pybind searcher is
+        # called directly: its Python wrapper only adds a call.
+        pre = max(reorder, count) if reorder else -1
+        leaves = options["num_leaves_to_search"]
         # When the searched leaves hold fewer than `count` rows, ScaNN pads
-        # with row 0 and a NaN score; mark those as missing.
-        missing = np.isnan(scores)
-        rows[missing], scores[missing] = -1, -np.inf
+        # the end with row 0 and a NaN score; those are marked missing.
+        if len(queries) == 1:
+            rows, scores = self._searcher.search(queries[0], count, pre, leaves)
+            rows, scores = rows[None], scores[None]
+            padded = math.isnan(scores[0, -1])
+        else:
+            # ScaNN's own threads for big batches (`recommend --all`).
+            parallel = len(queries) >= PARALLEL_BATCH
+            rows, scores = self._searcher.search_batched(
+                queries, count, pre, leaves, parallel, PARALLEL_BATCH
+            )
+            padded = np.isnan(scores[:, -1]).any()
+        rows = rows.astype(np.int64)
+        if padded:
+            missing = np.isnan(scores)
+            rows[missing], scores[missing] = -1, -np.inf
+        short = count - rows.shape[1]
+        if short > 0:
+            # One query's search returns only the rows its leaves hold.
+            rows = np.pad(rows, ((0, 0), (0, short)), constant_values=-1)
+            scores = np.pad(
+                scores, ((0, 0), (0, short)), constant_values=-np.inf
+            )
         return rows, scores
+
+    @property
+    def _searcher(self) -> Any:
+        return self.searcher.searcher
 
     def _save_extra(self, directory: str | os.PathLike[str]) -> None:
         path = os.path.join(directory, SCANN_DIR)
         os.makedirs(path, exist_ok=True)  # serialize() does not create it.
         # Relative asset paths, so the directory can be moved or copied.
         self.searcher.serialize(path, relative_path=True)
+        # ScaNN writes the config it was built with; the search settings
+        # tuned after building go in its place, so the config is the one
+        # `load_checked_searcher` expects of `self.options`.
+        config = expected_config(self.embeddings, self.options)
+        with open(os.path.join(path, CONFIG), "wb") as f:
+            f.write(config.SerializeToString())
 
     @classmethod
     def from_files(

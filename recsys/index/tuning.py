@@ -1,0 +1,374 @@
+"""Recall targets: ScaNN settings chosen by measuring recall and latency.
+
+A `recall_target` replaces ScaNN's knobs. The partitioning is chosen from
+the catalog size and the target (`partition_options`): ScaNN is trained
+once, since training is most of the build. The search-time settings
+(leaves searched, candidates re-scored) cost nothing to change, so
+`tune_search` measures them: recall@10 against exact search on a sample of
+queries held out from training (the users' query vectors where there are
+any, sampled item vectors otherwise), then single-query latency of the
+settings that reach the target, and keeps the fastest.
+"""
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import Collection
+from typing import Any
+
+import numpy as np
+
+from recsys.index.brute_force_index import BruteForceIndex
+from recsys.index.scann_index import MIN_LEAF_SIZE
+from recsys.index.scann_index import ScannIndex
+from recsys.index.scann_modules import scann_module
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_RECALL_TARGET = 0.95
+# Neighbours per query the recall is measured at (recall@10).
+TUNING_K = 10
+# Above this target rows are spilled to a second leaf (SOAR): 0.99 then
+# needs about half the leaves, and so half the scanning, of plain k-means.
+SOAR_TARGET = 0.98
+SOAR_LAMBDA = 1.5
+# Leaves: ~2 sqrt(count), 2,000 at 1M rows as ScaNN tuned by hand (issue
+# 17). On 100k rows of benchmarks/ann.py's catalog, 632, 1,264 and 2,000
+# leaves reached recall 0.95 at 0.14, 0.12 and 0.13 ms/query (within the
+# noise of a shared machine), so the shorter build decides. k-means is
+# trained on 125 rows per leaf (250k at 1M rows): with 40 (80k), recall
+# 0.95 on 1M rows needed 201 leaves searched and 640 re-scored, against
+# 40 and 320 for ScaNN trained on 250k rows (benchmarks/ann.py).
+LEAVES_PER_SQRT = 2
+TRAINING_ROWS_PER_LEAF = 125
+MIN_TRAINING_SAMPLE = 20_000
+# Queries the recall is measured on: 1,000, fewer for big catalogs (exact
+# ground truth costs `queries x count`), never under 600. Picking the
+# fewest leaves that pass on a sample favours settings that were lucky on
+# it: with 300 queries and a margin of one standard error, settings that
+# measured 0.960 gave 0.936 on new queries (1M rows). So more queries and a
+# margin of two standard errors.
+TUNING_QUERIES = 1000
+MIN_TUNING_QUERIES = 600
+GROUND_TRUTH_SCORES = 6 * 10**8
+MARGIN_ERRORS = 2.0
+# Of which this many are timed one at a time, in this many rounds.
+LATENCY_QUERIES = 200
+LATENCY_ROUNDS = 3
+# Candidates re-scored exactly: the first tried is the largest here (fewest
+# leaves needed), then halves down to the smallest; each step may need at
+# most this factor more leaves than the last. Re-scoring more than 640 was
+# never the fastest way to a target when fewer sufficed (the float rows
+# are read from memory at random).
+REORDER_LADDER = (640, 320, 160, 80, 40)
+MAX_LEAVES_GROWTH = 8
+# Where even a quarter of the leaves fall short of the target, the
+# candidates double instead, up to this many (then all leaves are tried).
+MAX_LEAVES_SHARE = 1 / 4
+MAX_REORDER_TUNED = 5120
+# The first search for leaves starts at this share of them.
+FIRST_LEAVES = 1 / 32
+
+
+def soar_supported() -> bool:
+    """Whether the installed ScaNN builds SOAR partitions (ScaNN >= 1.3)."""
+    tree = scann_module("scann_ops.py.scann_builder").ScannBuilder.tree
+    # ScaNN's builder methods wrap the function that takes the arguments.
+    tree = getattr(tree, "proto_maker", tree)
+    return "soar_lambda" in inspect.signature(tree).parameters
+
+
+def partition_options(count: int, recall_target: float) -> dict[str, Any]:
+    """ScaNN's build options for `count` rows and a recall target.
+
+    Args:
+        count: int. Rows in the catalog.
+        recall_target: float. The recall@10 the index must reach.
+
+    Returns:
+        dict with `num_leaves`, `training_sample_size`, `soar_lambda`
+        and `reorder` (the most candidates `tune_search` may re-score:
+        ScaNN then keeps the float rows it re-scores with).
+    """
+    leaves = round(LEAVES_PER_SQRT * math.sqrt(count))
+    num_leaves = max(1, min(leaves, count // MIN_LEAF_SIZE))
+    soar = recall_target > SOAR_TARGET and soar_supported()
+    return {
+        "num_leaves": num_leaves,
+        "training_sample_size": min(
+            count,
+            max(MIN_TRAINING_SAMPLE, TRAINING_ROWS_PER_LEAF * num_leaves),
+        ),
+        "soar_lambda": SOAR_LAMBDA if soar else 0.0,
+        "reorder": min(REORDER_LADDER[0], count),
+    }
+
+
+def tuning_queries(
+    index: ScannIndex, queries: np.ndarray | None, seed: int = 0
+) -> tuple[np.ndarray, str]:
+    """The sample of queries the settings are measured on, and its source.
+
+    Args:
+        index: the built index.
+        queries: float array `(n, dim)` or None. Real queries (e.g. the
+            training users' query vectors). None or empty samples the
+            index's own rows instead.
+        seed: int. Seed of the sample.
+
+    Returns:
+        `(sample, source)`: float32 `(m, dim)` and `"queries"` or `"items"`.
+    """
+    if queries is not None and len(queries):
+        pool, source = index._check(queries, 1)[0], "queries"
+    else:
+        pool, source = index.embeddings, "items"
+    wanted = min(
+        TUNING_QUERIES,
+        max(MIN_TUNING_QUERIES, GROUND_TRUTH_SCORES // len(index)),
+    )
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(pool), min(wanted, len(pool)), replace=False)
+    return pool[np.sort(rows)], source
+
+
+class _Trials:
+    """Recall of search settings on the tuning sample, each measured once."""
+
+    def __init__(self, index: ScannIndex, sample: np.ndarray, k: int):
+        self.searcher = index._searcher
+        self.sample = sample
+        self.k = k
+        exact = BruteForceIndex(index.embeddings)
+        self.exact = exact.search_rows(sample, k)[0]
+        self.recalls: dict[tuple[int, int], np.ndarray] = {}
+
+    def recall(self, leaves: int, reorder: int) -> np.ndarray:
+        """Per-query recall@k with these settings."""
+        key = (leaves, reorder)
+        if key not in self.recalls:
+            rows, _ = self.searcher.search_batched(
+                self.sample,
+                self.k,
+                max(reorder, self.k) if reorder else -1,
+                leaves,
+                True,  # ScaNN's threads: the results do not depend on it.
+                256,
+            )
+            hits = rows[:, :, None] == self.exact[:, None, :]
+            self.recalls[key] = hits.any(axis=2).sum(axis=1) / self.k
+        return self.recalls[key]
+
+    def meets(self, leaves: int, reorder: int, target: float) -> bool:
+        """Whether the recall is above target by two standard errors.
+
+        The margin makes settings chosen on this sample reach the target
+        on other queries from the same distribution, too.
+        """
+        recall = self.recall(leaves, reorder)
+        error = recall.std() / math.sqrt(len(recall))
+        return bool(recall.mean() - MARGIN_ERRORS * error >= target)
+
+    def fewest_leaves(
+        self, reorder: int, low: int, high: int, target: float, first: bool
+    ) -> int | None:
+        """About the fewest leaves in `[low, high]` that meet `target`.
+
+        A trial costs about its number of leaves, so the search grows the
+        leaves geometrically from `low` (doubling when `first`; else by an
+        eighth: `low` is then the answer for more candidates, and fewer
+        candidates need a few more leaves at most) and then bisects to
+        within a sixteenth: about six times the cost of one trial at the
+        answer, however large `high` is.
+
+        Returns:
+            int, or None if even `high` leaves fall short.
+        """
+        below, leaves = low - 1, low
+        while not self.meets(leaves, reorder, target):
+            if leaves >= high:
+                return None
+            grown = 2 * leaves if first else leaves + leaves // 8 + 1
+            below, leaves = leaves, min(grown, high)
+        if first and below < low:  # `low` met: there may be fewer
+            below = 0
+        while leaves - below > max(1, leaves // 16):
+            middle = (below + leaves) // 2
+            if self.meets(middle, reorder, target):
+                leaves = middle
+            else:
+                below = middle
+        return leaves
+
+
+def _latencies(
+    searcher: Any,
+    queries: np.ndarray,
+    settings: list[tuple[int, int]],
+    k: int,
+) -> list[float]:
+    """Median single-query seconds of each setting, best of a few rounds.
+
+    Rounds alternate between the settings, so a busy moment on a shared
+    machine slows all of them rather than one.
+    """
+    best = [math.inf] * len(settings)
+    times = np.empty(len(queries))
+    # One setting needs no comparison: one round.
+    for _ in range(LATENCY_ROUNDS if len(settings) > 1 else 1):
+        for i, (leaves, reorder) in enumerate(settings):
+            pre = max(reorder, k) if reorder else -1
+            for j, query in enumerate(queries):
+                started = time.perf_counter()
+                searcher.search(query, k, pre, leaves)
+                times[j] = time.perf_counter() - started
+            best[i] = min(best[i], float(np.median(times)))
+    return best
+
+
+def tune_search(
+    index: ScannIndex,
+    queries: np.ndarray | None,
+    recall_target: float,
+    fixed: Collection[str] = (),
+) -> dict[str, Any]:
+    """Sets the fastest search settings of `index` that reach the target.
+
+    For each number of re-scored candidates in `REORDER_LADDER` (largest
+    first; doubled up to `MAX_REORDER_TUNED` while a quarter of the leaves
+    cannot reach the target), finds the fewest leaves whose recall@10
+    against exact search reaches `recall_target`, then times each such
+    setting on single queries and keeps the fastest in `index.options`. If
+    no setting reaches the target the most thorough one is kept, with a
+    warning.
+
+    Args:
+        index: a built `ScannIndex`; its `num_leaves_to_search` and
+            `reorder` options are replaced.
+        queries: float array `(n, dim)` or None. Queries to measure on
+            (see `tuning_queries`).
+        recall_target: float in (0, 1]. The recall@10 to reach.
+        fixed: names among `num_leaves_to_search` and `reorder` that the
+            user set: they are kept as they are.
+
+    Returns:
+        dict for `index.tuning`: the target, the measured `recall@10` and
+        `latency_ms` (median single query) of the chosen settings, the
+        number of queries and their source, and `met` (whether the target
+        was reached).
+
+    Example:
+
+    ```python
+    index = ScannIndex(items, **partition_options(len(items), 0.95))
+    tuning = tune_search(index, user_vectors, 0.95)
+    ```
+    """
+    started = time.perf_counter()
+    options = index.options
+    sample, source = tuning_queries(index, queries)
+    k = min(TUNING_K, len(index))
+    trials = _Trials(index, sample, k)
+    num_leaves = options["num_leaves"]
+    growable = "reorder" not in fixed and options["reorder"] > 0
+    most = min(MAX_REORDER_TUNED, len(index))
+    if growable:
+        ladder = [r for r in REORDER_LADDER if r <= most] or [most]
+    else:
+        ladder = [options["reorder"]]
+    candidates = []
+    if "num_leaves_to_search" in fixed:
+        leaves = options["num_leaves_to_search"]
+        for reorder in ladder:
+            if not trials.meets(leaves, reorder, recall_target):
+                break
+            candidates.append((leaves, reorder))
+    else:
+        low = max(1, int(FIRST_LEAVES * num_leaves))
+        # First the most candidates of the ladder, doubled while the
+        # target needs more than a quarter of the leaves (when the
+        # quantized scores confuse many near neighbours).
+        reorder, cap = ladder[0], num_leaves
+        if growable:
+            cap = max(low, int(MAX_LEAVES_SHARE * num_leaves))
+        leaves = trials.fewest_leaves(
+            reorder, low, cap, recall_target, first=True
+        )
+        while leaves is None and growable and reorder < most:
+            reorder = min(2 * reorder, most)
+            leaves = trials.fewest_leaves(
+                reorder, low, cap, recall_target, first=True
+            )
+        if leaves is None and cap < num_leaves:
+            # Poorly partitioned rows: more than a quarter of the leaves
+            # (`cap` is only below them when `growable`), with the first
+            # candidates, else with the most.
+            for reorder in dict.fromkeys((ladder[0], most)):
+                leaves = trials.fewest_leaves(
+                    reorder, cap, num_leaves, recall_target, first=True
+                )
+                if leaves is not None:
+                    break
+        if leaves is not None:
+            candidates.append((leaves, reorder))
+            # Then half the candidates at a time, each needing somewhat
+            # more leaves, while that stays within a factor of 8.
+            fewer = reorder // 2 if growable else 0
+            while fewer >= REORDER_LADDER[-1]:
+                high = min(num_leaves, MAX_LEAVES_GROWTH * leaves)
+                found = trials.fewest_leaves(
+                    fewer, leaves, high, recall_target, first=False
+                )
+                if found is None:
+                    break
+                leaves = found
+                candidates.append((leaves, fewer))
+                fewer //= 2
+        ladder = [reorder]
+    met = bool(candidates)
+    if not met:
+        leaves = options["num_leaves_to_search"]
+        if "num_leaves_to_search" not in fixed:
+            leaves = num_leaves
+        candidates = [(leaves, ladder[0])]
+    timed = sample[: min(LATENCY_QUERIES, len(sample))]
+    latencies = _latencies(trials.searcher, timed, candidates, k)
+    best = int(np.argmin(latencies))
+    leaves, reorder = candidates[best]
+    options["num_leaves_to_search"], options["reorder"] = leaves, reorder
+    recall = float(trials.recall(leaves, reorder).mean())
+    if not met:
+        logger.warning(
+            "No ScaNN setting reached recall@10 %.3f (best: %.4f with all "
+            "%d leaves searched); pass larger `reorder`/`num_leaves`, or "
+            "use kind='brute_force'.",
+            recall_target,
+            recall,
+            leaves,
+        )
+    logger.info(
+        "ScaNN settings for recall@10 >= %s: %d of %d leaves, reorder %d "
+        "(recall %.4f on %d %s, %.3f ms/query; tried %s).",
+        recall_target,
+        leaves,
+        num_leaves,
+        reorder,
+        recall,
+        len(sample),
+        source,
+        1e3 * latencies[best],
+        {
+            c: round(1e3 * t, 3)
+            for c, t in zip(candidates, latencies, strict=True)
+        },
+    )
+    return {
+        "recall_target": recall_target,
+        "recall@10": round(recall, 4),
+        "latency_ms": round(1e3 * latencies[best], 4),
+        "met": met,
+        "queries": len(sample),
+        "query_source": source,
+        "tuning_seconds": round(time.perf_counter() - started, 2),
+    }
