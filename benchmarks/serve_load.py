@@ -1,20 +1,39 @@
 """Load test of the retrieval service against the framework floor.
 
 Builds a bundle with a synthetic catalog (default 1,000,000 items x 64 dims,
-100,000 users, clustered vectors), serves it with `recsys serve` (one uvicorn
-worker, loopback) three times: (a) `scann`, the service as it ships (known
-users' top items searched once at load with the ScaNN index, other queries
-searched per request), (a') `scann_per_request`, the same with that table
-off (`RECSYS_PRECOMPUTE_DEPTH=0`: every request searches ScaNN), and (b)
-`exact`, brute-force search per request (`RECSYS_EXACT=1`); and it serves
-(c) a FastAPI endpoint that only validates `{"user_id", "k"}` with pydantic:
-the framework floor, measured in the same run. Each server gets two load
-shapes, each bounded in time:
+100,000 users, clustered vectors; the query tower pools a history of 10
+items besides the user id), serves it with `recsys serve` (one uvicorn
+worker, loopback) as several targets: (a) `scann`, the service as it ships
+(known users' top items searched at load with the ScaNN index, the query
+tower evaluated with numpy, concurrent tower and index work micro-batched),
+(a'') `scann_before`, the same with the numpy tower and micro-batching off
+(`RECSYS_FAST_TOWER=0 RECSYS_BATCH_WINDOW_MS=0`: a Keras call and an index
+search per request, as before they existed), (a') `scann_per_request`, the
+table off (`RECSYS_PRECOMPUTE_DEPTH=0`: every request searches ScaNN), and
+(b) `exact`, brute-force search per request (`RECSYS_EXACT=1`); and it
+serves (c) a FastAPI endpoint that only validates `{"user_id", "k"}` with
+pydantic: the framework floor, measured in the same run (known-user shape
+only). Each request shape (`--shapes`):
+
+- `known`: a known user, k=10, users varying (the precomputed table);
+- `deep`: a known user, k=150 (above the table's depth of 100) with 3
+  excluded items: an index search per request;
+- `features`: an anonymous query with a history of 3 items, histories
+  varying: the query tower, then an index search;
+- `mix`: 70% `known`, 20% `features`, 10% `deep`, interleaved;
+
+gets two loads, each bounded in time:
 
 - closed loop: 32 connections sending back to back (wrk when installed, the
   script's own asyncio client otherwise);
 - open loop: 1,000 requests/s on a fixed schedule (asyncio client; latency is
   counted from the scheduled time, so queueing shows).
+
+`ratio` holds each shape's closed-loop req/s of `scann` over `scann_before`
+(what the fast paths bring), each target's over its own `known` shape, and
+`known` over the floor. `first_answer_seconds` is the time from starting
+`recsys serve` to its first answered request, `warm_seconds` until `/readyz`
+reports the top-items table and the query tower ready (the loads run after).
 
 The load generator shares the machine's cores with the server; the JSON says
 which one ran. Prints one JSON object.
@@ -23,7 +42,8 @@ Usage:
 
 ```
 python benchmarks/serve_load.py [--items 1000000] [--users 100000]
-    [--seconds 10] [--targets scann exact floor]
+    [--seconds 10] [--targets scann scann_before floor]
+    [--shapes known deep features mix] [--no-open-loop]
 ```
 """
 
@@ -45,13 +65,21 @@ from _common import machine
 from _common import print_json
 from _common import script_command
 
+SHAPES = ("known", "deep", "features", "mix")
+TARGETS = ("scann", "scann_before", "scann_per_request", "exact", "floor")
+HISTORY_LENGTH = 10
+ITEM_BUCKETS = 100_000  # the history table's rows (hashed item ids)
+
+# The request bodies are written to a file, one a line, and wrk sends them
+# in random order.
 WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%(path)s") do bodies[#bodies + 1] = line end
 math.randomseed(42)
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
-  local body = '{"user_id": ' .. math.random(0, %(users)d - 1) .. ', "k": 10}'
-  return wrk.format(nil, nil, nil, body)
+  return wrk.format(nil, nil, nil, bodies[math.random(#bodies)])
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -100,14 +128,26 @@ def synthetic_bundle(path, items, users, dim, seed=0):
             "features.user_id.vocabulary='hash'",
             "features.user_id.num_buckets=1024",
             "features.item_id.kind='categorical'",
+            "features.item_id.vocabulary='hash'",
+            f"features.item_id.num_buckets={ITEM_BUCKETS}",
             "model.query_features=['user_id']",
             "model.candidate_features=['item_id']",
-            "model.history_length=0",
+            f"model.history_length={HISTORY_LENGTH}",
             f"model.embedding_dim={dim}",
+            "model.combine='sum'",
         ],
     )
-    spec = CategoricalFeature("user_id", vocabulary="hash", num_buckets=1024)
-    preprocessor = Preprocessor(features=[spec]).fit({"user_id": [0]})
+    specs = [
+        CategoricalFeature("user_id", vocabulary="hash", num_buckets=1024),
+        CategoricalFeature(
+            "item_id", vocabulary="hash", num_buckets=ITEM_BUCKETS
+        ),
+    ]
+    preprocessor = Preprocessor(features=specs).fit(
+        {"user_id": [0], "item_id": [0]}
+    )
+    # The default config's query tower: a user id table plus the mean of
+    # the history's item vectors, summed.
     tower = Tower(
         [
             {
@@ -115,9 +155,17 @@ def synthetic_bundle(path, items, users, dim, seed=0):
                 "type": "embedding",
                 "input_dim": 1025,
                 "output_dim": dim,
-            }
+            },
+            {
+                "name": "history",
+                "type": "embedding",
+                "input_dim": ITEM_BUCKETS + 1,
+                "output_dim": dim,
+            },
         ],
         dim,
+        normalize=False,
+        combine="sum",
     )
     seen_per_user = 10
     popularity = rng.zipf(1.3, items).astype(np.float64)
@@ -142,6 +190,31 @@ def synthetic_bundle(path, items, users, dim, seed=0):
         index=index,
     )
     return index.options
+
+
+def ratios(results, shapes):
+    """Closed-loop req/s ratios measured in this run."""
+
+    def rate(kind, shape):
+        found = results.get(kind, {}).get(shape)
+        return found["closed_loop"]["throughput"] if found else None
+
+    out = {}
+    for shape in shapes:
+        after, before = rate("scann", shape), rate("scann_before", shape)
+        if after and before:
+            out[f"{shape}_scann_over_scann_before"] = after / before
+        for kind in results:
+            known = rate(kind, "known")
+            if shape != "known" and known and rate(kind, shape):
+                out[f"{shape}_over_known_{kind}"] = rate(kind, shape) / known
+    floor = rate("floor", "known")
+    for kind in results:
+        if kind != "floor" and floor and rate(kind, "known"):
+            out[f"known_{kind}_over_floor"] = rate(kind, "known") / floor
+        if kind != "floor" and floor and rate(kind, "mix"):
+            out[f"mix_{kind}_over_floor"] = rate(kind, "mix") / floor
+    return out
 
 
 # -- servers ---------------------------------------------------------------
@@ -191,6 +264,9 @@ def start_server(kind, bundle, log):
         env["RECSYS_EXACT"] = "1" if kind == "exact" else "0"
         if kind == "scann_per_request":
             env["RECSYS_PRECOMPUTE_DEPTH"] = "0"
+        if kind == "scann_before":
+            env["RECSYS_FAST_TOWER"] = "0"
+            env["RECSYS_BATCH_WINDOW_MS"] = "0"
     process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     deadline = time.time() + 600
     while time.time() < deadline:
@@ -227,11 +303,26 @@ async def _post(reader, writer, body):
     return status
 
 
-def _bodies(users, count, seed=0):
+def _bodies(shape, users, items, count, seed=0):
+    """`count` request bodies of one shape (see the module docstring)."""
     rng = np.random.default_rng(seed)
-    return [
-        b'{"user_id": %d, "k": 10}' % u for u in rng.integers(0, users, count)
-    ]
+    if shape == "mix":
+        kinds = rng.choice(
+            ["known", "features", "deep"], size=count, p=[0.7, 0.2, 0.1]
+        )
+    else:
+        kinds = [shape] * count
+    bodies = []
+    for kind, user in zip(kinds, rng.integers(0, users, count), strict=True):
+        picked = rng.integers(0, items, 3).tolist()
+        if kind == "known":
+            body = {"user_id": int(user), "k": 10}
+        elif kind == "deep":
+            body = {"user_id": int(user), "k": 150, "exclude": picked}
+        else:
+            body = {"features": {"history": picked}, "k": 10}
+        bodies.append(json.dumps(body).encode())
+    return bodies
 
 
 def _summary(latencies, errors, seconds, offered=None):
@@ -255,8 +346,7 @@ def _summary(latencies, errors, seconds, offered=None):
     return result
 
 
-async def closed_loop(port, connections, seconds, users):
-    bodies = _bodies(users, 200_000)
+async def closed_loop(port, connections, seconds, bodies):
     latencies, errors = [], 0
     end = time.perf_counter() + seconds
 
@@ -282,10 +372,9 @@ async def closed_loop(port, connections, seconds, users):
     return _summary(latencies, errors, seconds)
 
 
-async def open_loop(port, rate, seconds, users, max_connections=256):
+async def open_loop(port, rate, seconds, bodies, max_connections=256):
     """Requests on a fixed schedule; latency from the scheduled time."""
     count = int(rate * seconds)
-    bodies = _bodies(users, count, seed=1)
     idle, opened = [], 0
     latencies, errors = [], 0
     # Why requests failed: HTTP status (as text) or the exception's name.
@@ -301,7 +390,9 @@ async def open_loop(port, rate, seconds, users, max_connections=256):
             if reused:
                 reader, writer = idle.pop()
                 try:
-                    status = await _post(reader, writer, bodies[i])
+                    status = await _post(
+                        reader, writer, bodies[i % len(bodies)]
+                    )
                 except (OSError, asyncio.IncompleteReadError):
                     # The server closed this idle keep-alive connection
                     # (uvicorn: after 5 s): retry once on a new one, as
@@ -309,13 +400,15 @@ async def open_loop(port, rate, seconds, users, max_connections=256):
                     reader, writer = await asyncio.open_connection(
                         "127.0.0.1", port
                     )
-                    status = await _post(reader, writer, bodies[i])
+                    status = await _post(
+                        reader, writer, bodies[i % len(bodies)]
+                    )
             else:
                 opened += 1
                 reader, writer = await asyncio.open_connection(
                     "127.0.0.1", port
                 )
-                status = await _post(reader, writer, bodies[i])
+                status = await _post(reader, writer, bodies[i % len(bodies)])
             idle.append((reader, writer))
             cause = None if status == 200 else str(status)
         except (OSError, asyncio.IncompleteReadError, ValueError) as error:
@@ -351,9 +444,12 @@ async def open_loop(port, rate, seconds, users, max_connections=256):
     return summary
 
 
-def wrk_closed_loop(port, connections, seconds, users):
+def wrk_closed_loop(port, connections, seconds, bodies):
+    with tempfile.NamedTemporaryFile("wb", suffix=".txt", delete=False) as f:
+        f.write(b"\n".join(bodies) + b"\n")
+    lines = f.name
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(WRK_SCRIPT % {"users": users})
+        f.write(WRK_SCRIPT % {"path": lines})
     done = subprocess.run(
         [
             "wrk",
@@ -369,6 +465,7 @@ def wrk_closed_loop(port, connections, seconds, users):
         check=True,
     )
     os.unlink(f.name)
+    os.unlink(lines)
     fields = re.search(r"RESULT ([\d ]+)", done.stdout).group(1).split()
     requests, micros, socket_errors, status_errors, p50, p95, p99 = map(
         int, fields
@@ -383,7 +480,7 @@ def wrk_closed_loop(port, connections, seconds, users):
     }
 
 
-def measure(kind, port, args, generator):
+def measure(kind, port, args, generator, shape):
     # The load generator's own garbage collection (this process imported
     # Keras, JAX and ScaNN to build the bundle: a large heap) paused it for
     # ~170 ms, once per open loop, showing as p99 latency of whichever
@@ -391,24 +488,71 @@ def measure(kind, port, args, generator):
     gc.collect()
     gc.disable()
     try:
-        return _measure(port, args, generator)
+        return _measure(port, args, generator, shape)
     finally:
         gc.enable()
 
 
-def _measure(port, args, generator):
-    asyncio.run(closed_loop(port, 8, 2, args.users))  # warm up
+def _measure(port, args, generator, shape):
+    bodies = _bodies(shape, args.users, args.items, 200_000)
+    asyncio.run(closed_loop(port, 8, 2, bodies))  # warm up
     if generator == "wrk":
-        closed = wrk_closed_loop(
-            port, args.connections, args.seconds, args.users
-        )
+        closed = wrk_closed_loop(port, args.connections, args.seconds, bodies)
     else:
         closed = asyncio.run(
-            closed_loop(port, args.connections, args.seconds, args.users)
+            closed_loop(port, args.connections, args.seconds, bodies)
         )
-    asyncio.run(open_loop(port, args.rate, 1, args.users))  # warm up
-    opened = asyncio.run(open_loop(port, args.rate, args.seconds, args.users))
-    return {"closed_loop": closed, "open_loop": opened}
+    result = {"closed_loop": closed}
+    if args.open_loop:
+        bodies = _bodies(shape, args.users, args.items, 200_000, seed=1)
+        asyncio.run(open_loop(port, args.rate, 1, bodies))  # warm up
+        result["open_loop"] = asyncio.run(
+            open_loop(port, args.rate, args.seconds, bodies)
+        )
+    return result
+
+
+def first_answer(port, started, timeout=600):
+    """Seconds from `started` to the first 200 of a known-user request."""
+    body = _bodies("known", 1, 1, 1)[0]
+    deadline = time.time() + timeout
+
+    async def attempt():
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            return await _post(reader, writer, body)
+        finally:
+            writer.close()
+
+    while time.time() < deadline:
+        try:
+            if asyncio.run(attempt()) == 200:
+                return time.time() - started
+        except (OSError, asyncio.IncompleteReadError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("the server never answered")
+
+
+def warmed_up(port, started, timeout=900):
+    """Seconds from `started` until `/readyz` reports everything built.
+
+    The server answers before known users' top items and the query tower
+    are ready (through the index, or by waiting for the tower); the loads
+    are measured after, in the steady state.
+    """
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz") as r:
+            ready = json.loads(r.read())
+        if ready.get("top_items", "ready") != "building" and ready.get(
+            "query_tower", "numpy"
+        ) not in ("loading",):
+            return time.time() - started
+        time.sleep(0.2)
+    raise RuntimeError("the server never finished warming up")
 
 
 def main(argv=None):
@@ -427,8 +571,17 @@ def main(argv=None):
     parser.add_argument(
         "--targets",
         nargs="+",
-        default=["scann", "scann_per_request", "exact", "floor"],
-        choices=["scann", "scann_per_request", "exact", "floor"],
+        default=["scann", "scann_before", "floor"],
+        choices=TARGETS,
+    )
+    parser.add_argument(
+        "--shapes", nargs="+", default=list(SHAPES), choices=SHAPES
+    )
+    parser.add_argument(
+        "--no-open-loop",
+        dest="open_loop",
+        action="store_false",
+        help="Closed loop only.",
     )
     parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -457,27 +610,28 @@ def main(argv=None):
             process, port = start_server(kind, bundle, log)
             startup = time.time() - started
             try:
-                results[kind] = measure(kind, port, args, generator)
-                results[kind]["startup_seconds"] = startup
+                results[kind] = {"startup_seconds": startup}
+                if kind != "floor":
+                    results[kind]["first_answer_seconds"] = first_answer(
+                        port, started
+                    )
+                    results[kind]["warm_seconds"] = warmed_up(port, started)
+                shapes = ["known"] if kind == "floor" else args.shapes
+                for shape in shapes:
+                    results[kind][shape] = measure(
+                        kind, port, args, generator, shape
+                    )
             finally:
                 process.terminate()
                 process.wait(timeout=60)
         print(f"{kind}: {json.dumps(results[kind])}", file=sys.stderr)
-    if "floor" in results:
-        floor = results["floor"]["closed_loop"]["throughput"]
-        results["ratio"] = {
-            f"closed_loop_throughput_{kind}_over_floor": results[kind][
-                "closed_loop"
-            ]["throughput"]
-            / floor
-            for kind in results
-            if kind != "floor"
-        }
+    results["ratio"] = ratios(results, args.shapes)
     results["setup"] = {
         "items": args.items,
         "users": args.users,
         "dim": args.dim,
         "seconds_per_shape": args.seconds,
+        "shapes": args.shapes,
         "closed_loop_connections": args.connections,
         "open_loop_rate": args.rate,
         "closed_loop_generator": generator,

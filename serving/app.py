@@ -216,6 +216,7 @@ def create_app(
                     RetrievalService.load,
                     target,
                     load_tower=False,
+                    precompute_in_background=True,
                     **settings.service_options(),
                 )
             )

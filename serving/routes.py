@@ -62,8 +62,10 @@ admin = APIRouter(
 # Answers from the precomputed top-items table are a row slice, cheaper
 # than the 0.4 ms hop to a worker thread, so they run on the event loop;
 # a query that embeds features or searches the index (up to RECSYS_MAX_K
-# items) runs in a thread and leaves the loop free for other requests.
-# Each `exclude` id costs a lookup, so long lists go to the thread too.
+# items) joins a micro-batch (`RetrievalService.batcher`), answered in a
+# thread with one query tower call and one index search for the requests
+# of the same window, leaving the loop free for other requests. Each
+# `exclude` id costs a lookup, so long lists go to the batch too.
 INLINE_MAX_EXCLUDE = 64
 
 
@@ -152,19 +154,33 @@ def _body(ids, scores, fallback, version, reranked):
     }
 
 
+def _arguments(query):
+    """`RetrievalService.retrieve`'s keyword arguments for one query."""
+    return {
+        "user_id": query.user_id,
+        "features": query.features,
+        "k": query.k,
+        "exclude": query.exclude,
+        "exclude_seen": query.exclude_seen,
+    }
+
+
 def _answer(query, service):
     """The `RetrieveResponse` of one query, as a JSON-able dict."""
     try:
-        ids, scores, fallback = service.retrieve(
-            user_id=query.user_id,
-            features=query.features,
-            k=query.k,
-            exclude=query.exclude,
-            exclude_seen=query.exclude_seen,
-        )
+        ids, scores, fallback = service.retrieve(**_arguments(query))
     except QueryError as error:
         raise _invalid(str(error), ("body",)) from None
     return _body(ids, scores, fallback, service.version, False)
+
+
+def _bodies(queries, service):
+    """The responses of queries answered together (`retrieve_many`)."""
+    found = service.retrieve_many([_arguments(query) for query in queries])
+    for i, answer in enumerate(found):
+        if isinstance(answer, QueryError):
+            raise _invalid(str(answer), ("body", "queries", i))
+    return [_body(*answer, service.version, False) for answer in found]
 
 
 def _answers(queries, service, reranker):
@@ -227,7 +243,13 @@ async def retrieve(query: RetrieveRequest, request: Request):
         return _json(answers[0])
     if _inline(query, service):
         return _json(_answer(query, service))
-    return _json(await run_in_threadpool(_answer, query, service))
+    # Concurrent requests share one query tower call and one index search
+    # (RECSYS_BATCH_WINDOW_MS); a refused query fails alone.
+    try:
+        found = await service.batcher.submit(_arguments(query))
+    except QueryError as error:
+        raise _invalid(str(error), ("body",)) from None
+    return _json(_body(*found, service.version, False))
 
 
 @router.post(
@@ -263,9 +285,7 @@ async def retrieve_batch(
             _answers, batch.queries, service, reranker
         )
     else:
-        results = await run_in_threadpool(
-            lambda: [_answer(query, service) for query in batch.queries]
-        )
+        results = await run_in_threadpool(_bodies, batch.queries, service)
     return _json({"results": results, "bundle": service.version})
 
 
@@ -325,15 +345,32 @@ async def healthz():
     responses={503: BODY_ERRORS[503]},
 )
 async def readyz(request: Request):
-    """Readiness: a bundle is loaded and can answer."""
+    """Readiness: a bundle is loaded and can answer.
+
+    Known users are answered from the start. `query_tower` says whether
+    queries with `features` are answered at once (`"numpy"` or `"keras"`:
+    what evaluates the tower) or wait for it (`"loading"`); `top_items`
+    whether known users' precomputed top items are `"ready"` (else their
+    queries search the index: `"building"` or `"off"`).
+    """
     service = getattr(request.app.state, "service", None)
     if service is None:
         raise HTTPException(503, detail="No bundle is loaded yet.")
     reranker = request.app.state.reranker
+    if service.tower_loaded:
+        tower = service.tower_kind
+    else:
+        tower = "failed" if service.tower_error else "loading"
+    if not service.top_items_done.is_set():
+        table = "building"
+    else:
+        table = "off" if service.top_items is None else "ready"
     return {
         "status": "ready",
         "bundle": service.version,
         "ranker": None if reranker is None else reranker.version,
+        "query_tower": tower,
+        "top_items": table,
     }
 
 
@@ -424,8 +461,10 @@ async def swap_bundle(app, path):
                 f"{app.state.service.version}: {message}",
                 ("body", "path"),
             ) from None
-        previous = app.state.service.version
+        old = app.state.service
+        previous = old.version
         app.state.service = service
+        old.close()
         if app.state.after_load is not None:
             app.state.after_load()
         app.state.metrics.set_bundle(service.version)

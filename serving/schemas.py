@@ -191,3 +191,12 @@ class Ready(BaseModel):
     ranker: str | None = Field(
         description="Version of the ranker (`--ranker`), or null."
     )
+    query_tower: str = Field(
+        description='What evaluates the query tower: "numpy" or "keras"; '
+        '"loading" until it is loaded (queries with `features` wait for '
+        'it), "failed" if it could not be.'
+    )
+    top_items: str = Field(
+        description='Known users\' precomputed top items: "ready", '
+        '"building" (their queries search the index meanwhile) or "off".'
+    )

@@ -81,6 +81,10 @@ def serve(
     service = RetrievalService.load(
         resolve_bundle_path(bundle),
         load_tower=False,
+        # Known users' top items are searched while the server answers
+        # (through the index meanwhile): start-up in seconds on a big
+        # bundle.
+        precompute_in_background=True,
         **settings.service_options(),
     )
     app = create_app(

@@ -1,17 +1,46 @@
 """`RetrievalService`: a loaded bundle answering retrieval queries."""
 
+import logging
 import threading
 from typing import Any
 
 import numpy as np
 
 from recsys.bundles.two_tower import Bundle
+from recsys.index import BruteForceIndex
 from recsys.names import HISTORY
+from recsys.serving.batching import MicroBatcher
+from recsys.serving.fast_tower import NumpyTower
+from recsys.serving.feature_cache import FeatureCache
 from recsys.serving.top_items import TopItemsTable
+
+logger = logging.getLogger(__name__)
+
+# Batch sizes the Keras tower (the fallback for towers `NumpyTower` does not
+# implement) is called with: a batch is padded up to the next one, so JAX
+# compiles a handful of shapes, once each, instead of one per batch size.
+KERAS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+# Exclusion lists up to this long are looked up through the `FeatureCache`.
+CACHED_EXCLUDE = 64
 
 
 class QueryError(ValueError):
     """A query the service cannot answer as asked (a client error)."""
+
+
+class _Plan:
+    """One query on its way: its answer, or what is left to compute."""
+
+    __slots__ = ("answer", "banned", "inputs", "k", "vector")
+
+    def __init__(self, k, banned, vector=None, inputs=None, answer=None):
+        self.k = k
+        self.banned = banned
+        self.vector = vector
+        self.inputs = inputs
+        self.answer = answer
 
 
 class RetrievalService:
@@ -28,6 +57,12 @@ class RetrievalService:
     background once it answers, and which the first query with `features`
     calls (or waits for).
 
+    The query tower is evaluated by `NumpyTower` (its weights read once into
+    numpy: no Keras dispatch per request) when it implements every layer,
+    else by the Keras tower. `retrieve_many` answers several queries with
+    one tower call and one index search per distinct `k`; `batcher` feeds it
+    the concurrent requests of a server (`MicroBatcher`).
+
     Args:
         bundle: a loaded `recsys.Bundle`.
         exact: bool. Search exactly (brute force) instead of with the
@@ -38,6 +73,15 @@ class RetrievalService:
             active first). Defaults to `200_000`.
         load_tower: bool. Load and warm the query tower now. Defaults to
             `True`.
+        precompute_in_background: bool. Build the `TopItemsTable` in a
+            thread; until it is done, `top_items` is None and known users
+            are answered through the index. Defaults to `False`.
+        batch_window: float. Seconds `batcher` holds a request for others
+            to share its tower call and index search. Defaults to `0.001`.
+        batch_max_size: int. Requests that close a batch early. Defaults
+            to `64`.
+        fast_tower: bool. Evaluate the query tower with `NumpyTower` where
+            it can. Defaults to `True`.
 
     Example:
 
@@ -54,6 +98,10 @@ class RetrievalService:
         precompute_depth: int = 100,
         precompute_max_users: int = 200_000,
         load_tower: bool = True,
+        precompute_in_background: bool = False,
+        batch_window: float = 0.001,
+        batch_max_size: int = 64,
+        fast_tower: bool = True,
     ) -> None:
         self.bundle = bundle
         self.version = bundle.version
@@ -68,18 +116,30 @@ class RetrievalService:
         )
         # Build the user lookup now, not on the first request.
         bundle.user_row(None)
+        self.cache = FeatureCache(bundle, self.item_column)
         self._query_tower: Any = None
+        self._fast_tower: NumpyTower | None = None
+        self._use_fast_tower = fast_tower
         self._tower_lock = threading.Lock()
+        self.tower_error: str | None = None
+        self.batcher = MicroBatcher(
+            self.retrieve_many, window=batch_window, max_size=batch_max_size
+        )
         if load_tower:
             self.load_query_tower()
-        self.top_items = None
-        if precompute_depth > 0 and precompute_max_users > 0:
-            self.top_items = TopItemsTable(
-                bundle,
-                self.index,
-                depth=precompute_depth,
-                max_users=precompute_max_users,
-            )
+        self.top_items: TopItemsTable | None = None
+        self._stop = threading.Event()
+        self.top_items_done = threading.Event()
+        table = {"depth": precompute_depth, "max_users": precompute_max_users}
+        if precompute_in_background:
+            threading.Thread(
+                target=self._precompute,
+                kwargs={**table, "background": True},
+                name="precompute",
+                daemon=True,
+            ).start()
+        else:
+            self._precompute(**table)
 
     @classmethod
     def load(cls, path: str, **options: Any) -> "RetrievalService":
@@ -99,6 +159,36 @@ class RetrievalService:
         """
         return cls(Bundle.load(path), **options)
 
+    def _precompute(self, depth, max_users, background=False):
+        """Item id lookups, then known users' top items (`TopItemsTable`)."""
+        try:
+            self.cache.prepare(stop=self._stop)
+            if depth <= 0 or max_users <= 0:
+                return
+            table = TopItemsTable(
+                self.bundle,
+                self.index,
+                depth=depth,
+                max_users=max_users,
+                stop=self._stop,
+            )
+            if not self._stop.is_set():
+                self.top_items = table  # one assignment: requests see all
+        except Exception:
+            if not background:
+                raise
+            # The index keeps answering known users.
+            logger.exception("Precomputing at load failed")
+        finally:
+            self.top_items_done.set()
+
+    def close(self) -> None:
+        """Stops building the top-items table (a reload replaced us).
+
+        Requests still holding this service are answered as before.
+        """
+        self._stop.set()
+
     @property
     def query_tower(self) -> Any:
         """The query tower (loaded now if it is not yet)."""
@@ -109,38 +199,51 @@ class RetrievalService:
         """Whether the query tower is loaded and warmed."""
         return self._query_tower is not None
 
+    @property
+    def tower_kind(self) -> str | None:
+        """`"numpy"` or `"keras"`: what evaluates the query tower (None
+        until it is loaded)."""
+        if self._query_tower is None:
+            return None
+        return "numpy" if self._fast_tower is not None else "keras"
+
     def load_query_tower(self) -> Any:
         """Loads the query tower and runs it once; returns it.
 
         Thread-safe and done once: a second caller waits for the first.
-        The tower is built from the bytes read (and checked) at load.
+        The tower is built from the bytes read (and checked) at load, and
+        its weights are read into a `NumpyTower` when it supports them.
 
         Returns:
             The Keras query tower.
         """
         with self._tower_lock:
             if self._query_tower is None:
-                tower = self.bundle.query_tower
-                # The first call traces and compiles: do it here, not in a
-                # request.
-                tower(
-                    self._inputs({name: None for name in self.query_features})
-                )
+                try:
+                    tower = self.bundle.query_tower
+                    fast = None
+                    if self._use_fast_tower:
+                        fast = NumpyTower.from_keras(tower)
+                    empty = self._inputs(
+                        {name: None for name in self.query_features}
+                    )
+                    if fast is not None:
+                        fast(empty)
+                    else:
+                        # The first call of each batch size traces and
+                        # compiles: do it here, not in a request.
+                        for size in KERAS_BUCKETS:
+                            if size <= self.batcher.max_size:
+                                tower(_repeat(empty, size))
+                except Exception as error:
+                    self.tower_error = repr(error)
+                    raise
+                self._fast_tower = fast
+                self.tower_error = None
                 self._query_tower = tower
         return self._query_tower
 
     # -- queries -----------------------------------------------------------
-
-    def _embed(self, features):
-        inputs = self._inputs(features)
-        tower = self._query_tower
-        if tower is None:
-            tower = self.load_query_tower()
-        try:
-            vector = tower(inputs)
-        except ValueError as error:  # e.g. a non-numeric numeric feature
-            raise QueryError(str(error)) from None
-        return np.asarray(vector, np.float32)
 
     def _inputs(self, features):
         """The query tower's inputs for one query's raw features."""
@@ -150,7 +253,7 @@ class RetrievalService:
                 f"Unknown query features {unknown}. This bundle's query "
                 f"features: {self.feature_names}"
             )
-        pre = self.bundle.preprocessor
+        cache = self.cache
         inputs = {}
         for name in self.query_features:
             value = features.get(name)
@@ -159,7 +262,10 @@ class RetrievalService:
                     f"Feature '{name}' must be a single value. Received: "
                     f"{value!r}"
                 )
-            inputs[name] = pre.transform_column(name, [value])
+            try:
+                inputs[name] = cache.value(name, value)
+            except (ValueError, TypeError) as error:
+                raise QueryError(str(error)) from None
         if self.history_length:
             history = features.get(HISTORY)
             history = [] if history is None else history
@@ -176,13 +282,136 @@ class RetrievalService:
                     f"Feature '{HISTORY}' must be a list of item ids, most "
                     f"recent first. Received: {history!r}"
                 )
-            ids = pre.transform_column(self.item_column, history)
+            _, ids = cache.items(history)
             row = np.zeros((1, self.history_length), np.int32)
             row[0, : min(len(ids), self.history_length)] = ids[
                 : self.history_length
             ]
             inputs[HISTORY] = row
         return inputs
+
+    def embed(self, features_list: list[dict[str, Any]]) -> np.ndarray:
+        """Query vectors of raw feature dicts, in one tower call.
+
+        Args:
+            features_list: list of dicts of query features.
+
+        Returns:
+            float32 array `(len(features_list), dim)`.
+
+        Raises:
+            QueryError: for the first query the tower cannot embed.
+        """
+        vectors = self._embed_all([self._inputs(f) for f in features_list])
+        for vector in vectors:
+            if isinstance(vector, Exception):
+                raise vector
+        return np.stack(vectors)
+
+    def _tower_call(self, inputs):
+        if self._query_tower is None:
+            self.load_query_tower()
+        fast = self._fast_tower
+        if fast is not None and fast.supports(inputs):
+            return fast(inputs)
+        count = len(next(iter(inputs.values())))
+        size = next((b for b in KERAS_BUCKETS if b >= count), count)
+        vectors = self._query_tower(_repeat(inputs, size, count))
+        return np.asarray(vectors, np.float32)[:count]
+
+    def _embed_all(self, batch):
+        """One vector (or `QueryError`) per inputs dict of `batch`."""
+        try:
+            stacked = {
+                name: np.concatenate([inputs[name] for inputs in batch])
+                for name in batch[0]
+            }
+            return list(self._tower_call(stacked))
+        except ValueError as error:  # e.g. a non-numeric numeric feature
+            if len(batch) == 1:
+                return [QueryError(str(error))]
+        # Someone's input broke the batch: embed each alone.
+        return [self._embed_all([inputs])[0] for inputs in batch]
+
+    def _search_all(self, plans, k):
+        """`(rows, scores)` (or `QueryError`) per plan, searched together."""
+        try:
+            rows, scores = self.index.search_rows(
+                np.stack([plan.vector for plan in plans]),
+                k,
+                exclude=[plan.banned for plan in plans],
+            )
+            return list(zip(rows, scores, strict=True))
+        except ValueError as error:  # e.g. a query vector with inf
+            if len(plans) == 1:
+                return [QueryError(str(error))]
+        return [self._search_all([plan], k)[0] for plan in plans]
+
+    def _search_key(self, plan):
+        """The queries searched together: those that get the same answer
+        in one search as alone.
+
+        The index searches a batch for `k` plus the most exclusions of any
+        query (`Index.search_rows`). Exact search gives every query the
+        same top-k whatever that count; ScaNN re-scores
+        `max(reorder, count)` candidates, so a query joins only those whose
+        count leads to the same number of candidates.
+        """
+        if isinstance(self.index, BruteForceIndex):
+            return plan.k, 0
+        count = min(plan.k + len(plan.banned), len(self.index))
+        reorder = self.index.options.get("reorder") or 0
+        return plan.k, max(count, reorder) if reorder else count
+
+    def _plan(
+        self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True
+    ):
+        """What answering one query takes (see `retrieve`)."""
+        if user_id is None and features is None:
+            raise QueryError("Give a `user_id`, `features`, or both.")
+        bundle = self.bundle
+        row = -1 if user_id is None else bundle.user_row(user_id)
+        explicit = None
+        if exclude:
+            # A long list is looked up at once, not value by value.
+            explicit = (
+                self.cache.items(list(exclude))[0]
+                if len(exclude) <= CACHED_EXCLUDE
+                else bundle.item_rows(list(exclude))
+            )
+        table = self.top_items
+        if row >= 0 and features is None and exclude_seen and table is not None:
+            found = table.lookup(
+                row, k, None if explicit is None else explicit[explicit >= 0]
+            )
+            if found is not None:
+                return _Plan(
+                    k, None, answer=(bundle.item_ids[found[0]], found[1], None)
+                )
+        banned = [explicit] if exclude else []
+        if exclude_seen and row >= 0:
+            banned.append(bundle.seen(row))
+        if (
+            exclude_seen
+            and features
+            and isinstance(features.get(HISTORY), list)
+        ):
+            # The given history is what this query has seen.
+            banned.append(self.cache.items(features[HISTORY])[0])
+        banned = (
+            np.unique(np.concatenate(banned)) if banned else np.zeros(0, int)
+        )
+        banned = banned[banned >= 0]
+        if features is not None:
+            features = dict(features)
+            if user_id is not None and self.user_column in self.query_features:
+                features.setdefault(self.user_column, user_id)
+            return _Plan(k, banned, inputs=self._inputs(features))
+        if row >= 0:
+            return _Plan(k, banned, vector=bundle.user_embeddings[row])
+        return _Plan(
+            k, banned, answer=(*self._popular_items(k, banned), "popular")
+        )
 
     def retrieve(
         self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True
@@ -201,51 +430,72 @@ class RetrievalService:
             `(ids, scores, fallback)`: item ids and scores, best first (fewer
             than `k` when exclusions leave fewer items), and `"popular"` when
             the popular-items fallback answered, else None.
+
+        Raises:
+            QueryError: for a query the service cannot answer as asked.
         """
-        if user_id is None and features is None:
-            raise QueryError("Give a `user_id`, `features`, or both.")
-        bundle = self.bundle
-        row = -1 if user_id is None else bundle.user_row(user_id)
-        explicit = bundle.item_rows(list(exclude)) if exclude else None
-        if (
-            row >= 0
-            and features is None
-            and exclude_seen
-            and self.top_items is not None
-        ):
-            found = self.top_items.lookup(
-                row, k, None if explicit is None else explicit[explicit >= 0]
-            )
-            if found is not None:
-                return bundle.item_ids[found[0]], found[1], None
-        banned = [explicit] if exclude else []
-        if exclude_seen and row >= 0:
-            banned.append(bundle.seen(row))
-        if (
-            exclude_seen
-            and features
-            and isinstance(features.get(HISTORY), list)
-        ):
-            # The given history is what this query has seen.
-            banned.append(bundle.item_rows(features[HISTORY]))
-        banned = (
-            np.unique(np.concatenate(banned)) if banned else np.zeros(0, int)
-        )
-        banned = banned[banned >= 0]
-        fallback = None
-        if features is not None:
-            features = dict(features)
-            if user_id is not None and self.user_column in self.query_features:
-                features.setdefault(self.user_column, user_id)
-            query = self._embed(features)
-        elif row >= 0:
-            query = bundle.user_embeddings[row : row + 1]
-        else:
-            return (*self._popular_items(k, banned), "popular")
-        positions, scores = self.index.search_rows(query, k, exclude=[banned])
-        keep = positions[0] >= 0
-        ids = bundle.item_ids[positions[0][keep]]
-        return ids, scores[0][keep], fallback
+        query = {
+            "user_id": user_id,
+            "features": features,
+            "k": k,
+            "exclude": exclude,
+            "exclude_seen": exclude_seen,
+        }
+        result = self.retrieve_many([query])[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def retrieve_many(self, queries: list[dict[str, Any]]) -> list[Any]:
+        """Answers several queries together, each as `retrieve` would.
+
+        The queries that need the query tower share one call of it, and
+        those that search the index one search per distinct `k`; a query
+        the service refuses gets its `QueryError` in its place and the
+        others are answered.
+
+        Args:
+            queries: list of dicts of `retrieve`'s keyword arguments.
+
+        Returns:
+            list: per query, `retrieve`'s `(ids, scores, fallback)` or a
+            `QueryError`.
+        """
+        results: list[Any] = [None] * len(queries)
+        plans = {}
+        for i, query in enumerate(queries):
+            try:
+                plan = self._plan(**query)
+            except QueryError as error:
+                results[i] = error
+                continue
+            if plan.answer is not None:
+                results[i] = plan.answer
+            else:
+                plans[i] = plan
+        embed = [i for i, plan in plans.items() if plan.inputs is not None]
+        if embed:
+            vectors = self._embed_all([plans[i].inputs for i in embed])
+            for i, vector in zip(embed, vectors, strict=True):
+                if isinstance(vector, Exception):
+                    results[i] = vector
+                    del plans[i]
+                else:
+                    plans[i].vector = vector
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, plan in plans.items():
+            groups.setdefault(self._search_key(plan), []).append(i)
+        item_ids = self.bundle.item_ids
+        for (k, _), group in groups.items():
+            found = self._search_all([plans[i] for i in group], k)
+            for i, answer in zip(group, found, strict=True):
+                if isinstance(answer, Exception):
+                    results[i] = answer
+                    continue
+                rows, scores = answer
+                keep = rows >= 0
+                results[i] = (item_ids[rows[keep]], scores[keep], None)
+        return results
 
     def _popular_items(self, k, banned):
         order = self.bundle.popular_rows
@@ -262,3 +512,15 @@ class RetrievalService:
         )
         keep = positions[0] >= 0
         return self.bundle.item_ids[positions[0][keep]], scores[0][keep]
+
+
+def _repeat(inputs, size, count=1):
+    """`inputs` of `count` rows padded to `size` rows (copies of the last)."""
+    if size == count:
+        return inputs
+    return {
+        name: np.concatenate(
+            [value, np.repeat(value[-1:], size - count, axis=0)]
+        )
+        for name, value in inputs.items()
+    }

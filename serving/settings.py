@@ -50,6 +50,17 @@ class Settings(BaseSettings):
             off. Defaults to `100`.
         precompute_max_users: int. Users in that table, most active first.
             Defaults to `200_000` (160 MB at depth 100).
+        batch_window_ms: float. Milliseconds a request that needs the query
+            tower or an index search waits for concurrent ones, to share
+            one tower call and one index search with them
+            (`recsys.serving.batching.MicroBatcher`); `0` answers each
+            alone. Defaults to `1.0`.
+        batch_max_size: int. Requests that close such a batch before its
+            window ends. Defaults to `64`.
+        fast_tower: bool. Evaluate the query tower with numpy
+            (`recsys.serving.fast_tower.NumpyTower`) where it implements
+            every layer; `0` always calls the Keras tower. Defaults to
+            `True`.
     """
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
@@ -70,6 +81,9 @@ class Settings(BaseSettings):
     exact: bool = False
     precompute_depth: int = Field(100, ge=0)
     precompute_max_users: int = Field(200_000, ge=0)
+    batch_window_ms: float = Field(1.0, ge=0, le=1000, allow_inf_nan=False)
+    batch_max_size: int = Field(64, ge=1)
+    fast_tower: bool = True
 
     @model_validator(mode="after")
     def _auth_all_needs_a_token(self):
@@ -86,6 +100,9 @@ class Settings(BaseSettings):
             "exact": self.exact,
             "precompute_depth": self.precompute_depth,
             "precompute_max_users": self.precompute_max_users,
+            "batch_window": self.batch_window_ms / 1000,
+            "batch_max_size": self.batch_max_size,
+            "fast_tower": self.fast_tower,
         }
 
 

@@ -34,7 +34,11 @@ class TopItemsTable:
         depth: int. Items kept per user. Defaults to `100`.
         max_users: int. Users with a row. Defaults to `200_000`
             (`depth=100` then takes 160 MB).
-        batch_size: int. Users searched per call while building.
+        batch_size: int. Users searched per call while building (small
+            enough that a build in a serving process's background thread
+            leaves the interpreter to requests between calls).
+        stop: `threading.Event` or None. Set, it ends the build early (the
+            table is then incomplete: its owner drops it).
 
     Example:
 
@@ -45,7 +49,13 @@ class TopItemsTable:
     """
 
     def __init__(
-        self, bundle, index, depth=100, max_users=200_000, batch_size=2048
+        self,
+        bundle,
+        index,
+        depth=100,
+        max_users=200_000,
+        batch_size=512,
+        stop=None,
     ):
         started = time.perf_counter()
         num_users = len(bundle.user_ids)
@@ -67,6 +77,8 @@ class TopItemsTable:
         self.rows = np.empty((len(users), self.depth), np.int32)
         self.scores = np.empty((len(users), self.depth), np.float32)
         for start in range(0, len(users), batch_size):
+            if stop is not None and stop.is_set():
+                break
             chunk = users[start : start + batch_size]
             rows, scores = index.search_rows(
                 bundle.user_embeddings[chunk],

@@ -75,7 +75,10 @@ def test_similar_items(client):
 
 def test_health_ready_metrics_and_docs(client):
     assert client.get("/healthz").json() == {"status": "ok"}
-    assert client.get("/readyz").json()["status"] == "ready"
+    ready = client.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert ready["query_tower"] in ("loading", "numpy")
+    assert ready["top_items"] in ("building", "ready")
     client.post("/v1/retrieve", json={"user_id": 1})
     text = client.get("/metrics").text
     assert 'recsys_requests_total{route="/v1/retrieve",status="200"}' in text

@@ -18,7 +18,11 @@ from tests.serving.server import running_server
 ST = Path(sys.executable).with_name("st")
 
 
-@pytest.mark.parametrize("with_ranker", [False, True])
+# With a ranker the document has every rule of the other; without it (20 s
+# more) runs with `pytest -m slow`.
+@pytest.mark.parametrize(
+    "with_ranker", [pytest.param(False, marks=pytest.mark.slow), True]
+)
 def test_schemathesis_finds_no_contract_violation(
     trained_bundle, tmp_path, request, with_ranker
 ):

@@ -61,3 +61,17 @@ def test_service_bypasses_the_table_when_seen_items_are_wanted(bundle):
     assert seen & set(ids)
     ids, _, _ = service.retrieve(user_id=user, k=200)
     assert not seen & set(ids)
+
+
+def test_the_table_is_built_while_the_service_answers(bundle):
+    service = RetrievalService(
+        bundle, precompute_in_background=True, load_tower=False
+    )
+    user = bundle.user_ids[3]
+    # Answered at once: through the index while the table is not done.
+    ids, _, fallback = service.retrieve(user_id=user, k=10)
+    assert fallback is None and len(ids) == 10
+    assert service.top_items_done.wait(120) and service.top_items is not None
+    rows, _ = service.top_items.lookup(bundle.user_rows([user])[0], 10)
+    again, _, _ = service.retrieve(user_id=user, k=10)
+    assert list(again) == list(bundle.item_ids[rows])

@@ -1,0 +1,102 @@
+"""`MicroBatcher`: concurrent requests that arrive together share one call."""
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+
+class MicroBatcher:
+    """Collects the items submitted within `window` seconds into one call.
+
+    The first item of a batch starts a timer of `window` seconds; every item
+    submitted before it fires joins the batch, and `max_size` items flush it
+    at once. The batch then runs as `run(items)` in a worker thread (the
+    event loop keeps answering), which returns one result per item: a value,
+    or an exception that only that item's caller gets. So a request waits at
+    most `window` for others, then its batch's work; one item's error never
+    fails the others.
+
+    Args:
+        run: callable taking a list of items and returning a list of the
+            same length, each entry a result or an `Exception` instance.
+        window: float. Seconds the first item of a batch waits for others;
+            `0` runs every item alone, at once.
+        max_size: int. Items that flush a batch before its window ends.
+        call_later: callable `(delay, callback)` scheduling the flush; the
+            running loop's `call_later` by default (tests pass a fake).
+
+    Example:
+
+    ```python
+    batcher = MicroBatcher(service.retrieve_many, window=0.001, max_size=64)
+    ids, scores, fallback = await batcher.submit({"user_id": 42, "k": 10})
+    ```
+    """
+
+    def __init__(
+        self,
+        run: Callable[[list[Any]], list[Any]],
+        window: float,
+        max_size: int,
+        call_later: Callable[[float, Callable[[], None]], Any] | None = None,
+    ) -> None:
+        if window < 0 or max_size < 1:
+            raise ValueError(
+                "`window` must be >= 0 and `max_size` >= 1. Received: "
+                f"window={window}, max_size={max_size}"
+            )
+        self.run = run
+        self.window = window
+        self.max_size = max_size
+        self._call_later = call_later
+        self._pending: list[tuple[Any, asyncio.Future]] = []
+        self._timer: Any = None
+        # Running batches, kept referenced until done (asyncio holds weak
+        # references to tasks).
+        self._running: set[asyncio.Task] = set()
+        self.batches = 0  # batches run so far (tests and metrics)
+
+    async def submit(self, item: Any) -> Any:
+        """Adds `item` to the open batch and returns its result.
+
+        Raises:
+            Exception: the exception `run` returned (or raised) for it.
+        """
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._pending) >= self.max_size or self.window == 0:
+            self._flush()
+        elif len(self._pending) == 1:
+            schedule = self._call_later or loop.call_later
+            self._timer = schedule(self.window, self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        batch, self._pending = self._pending, []
+        if not batch:
+            return
+        self.batches += 1
+        task = asyncio.get_running_loop().create_task(self._run(batch))
+        self._running.add(task)
+        task.add_done_callback(self._running.discard)
+
+    async def _run(self, batch: list[tuple[Any, asyncio.Future]]) -> None:
+        try:
+            results = await run_in_threadpool(
+                self.run, [item for item, _ in batch]
+            )
+        except Exception as error:  # the whole call failed: tell everyone
+            results = [error] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():  # its caller went away
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
