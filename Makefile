@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench clean notebooks
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else "recsys needs Python 3.11-3.13; set PYTHON=python3.11")'
@@ -30,6 +30,12 @@ test: install
 	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest
 	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest tests/layers tests/models
+
+# Re-execute the notebooks in place and store them with their outputs
+# (figures, tables); tests/test_notebooks.py fails when the stored outputs
+# are not the current code's. Some only: make notebooks NOTEBOOKS="01 06".
+notebooks: install
+	$(BIN)/python notebooks/execute.py $(NOTEBOOKS)
 
 bench: install
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"

@@ -1,5 +1,5 @@
-"""`recsys` command line: train, evaluate, recommend, score, predict, serve
-and synth.
+"""`recsys` command line: train, tune, evaluate, recommend, score, predict,
+serve, synth, init, index and config-schema.
 
 Each command is a thin layer over the Python API. Errors in the input (a bad
 config key, a missing column, a missing bundle) print one clear line and exit
@@ -115,6 +115,55 @@ def cmd_train(args):
         f"bundle: {bundle.path}\n"
         f"metrics: {os.path.join(bundle.path, 'metrics.json')}"
     )
+    return 0
+
+
+def cmd_tune(args):
+    from recsys.config import load_config
+    from recsys.tune import tune
+
+    config_path = _config_path(args.config)
+    config = load_config(config_path, args.set)
+    stem = os.path.splitext(os.path.basename(config_path))[0]
+    output = args.output or os.path.join("artifacts", f"{stem}_tune")
+    if args.trials < 1:
+        raise ValueError(
+            f"--trials must be at least 1. Received: {args.trials}"
+        )
+    with _sigterm_as_exit(), contextlib.redirect_stdout(sys.stderr):
+        result = tune(
+            config,
+            output,
+            trials=args.trials,
+            time_budget=args.time_budget,
+            metric=args.metric,
+            progress=not args.quiet,
+        )
+    document = {
+        "metric": result.metric,
+        "best_params": result.best_params,
+        "validation": result.best_value,
+        "test": result.test_metrics,
+        "best_config": os.path.join(output, "best.toml"),
+        "bundle": result.bundle.path,
+    }
+    if args.json:
+        _print_json(document)
+        return 0
+    from recsys.kinds import get_kind
+
+    print(result.trials.to_string(index=False))
+    print(
+        f"\nbest validation {result.metric}: {result.best_value:.4f} with "
+        + ", ".join(f"{k} = {v}" for k, v in result.best_params.items())
+    )
+    print(
+        "\n"
+        + get_kind(config["model"]["kind"]).summary(
+            result.test_metrics, result.config
+        )
+    )
+    print(f"config: {document['best_config']}\nbundle: {result.bundle.path}")
     return 0
 
 
@@ -352,6 +401,33 @@ def cmd_predict(args):
     return 0
 
 
+def cmd_index(args):
+    """`recsys index`: new items embedded into a bundle, no retraining."""
+    from recsys.bundles.two_tower import Bundle
+    from recsys.data.sources import load_interactions
+
+    bundle = Bundle.load(args.bundle)
+    updated = bundle.add_items(load_interactions(args.items))
+    path = updated.save(args.output or args.bundle)
+    note = updated.manifest["item_updates"][-1]
+    done = {
+        "bundle": path,
+        "version": updated.version,
+        "new": note["new"],
+        "updated": note["updated"],
+        "num_items": note["num_items"],
+    }
+    if args.json:
+        _print_json(done)
+        return 0
+    print(
+        f"added {done['new']:,} new items and updated {done['updated']:,}; "
+        f"catalog now {done['num_items']:,} items. Wrote {path} "
+        f"(version {done['version']})"
+    )
+    return 0
+
+
 def cmd_serve(args):
     from recsys.serving.server import serve
 
@@ -389,6 +465,18 @@ def build_parser():
         action="store_true",
         help="No progress bars; only warnings and errors.",
     )
+    # A config and its overrides: what `train` and `tune` read.
+    configured = argparse.ArgumentParser(add_help=False)
+    configured.add_argument(
+        "config", nargs="?", help=f"TOML config (default: {DEFAULT_CONFIG})."
+    )
+    configured.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="Override a config key, e.g. --set train.epochs=3 (repeatable).",
+    )
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Train, evaluate and query embedding retrieval models.",
@@ -401,23 +489,13 @@ def build_parser():
 
     train = commands.add_parser(
         "train",
-        parents=[verbose, quiet],
+        parents=[verbose, quiet, configured],
         help="Train a model from a TOML config and write its bundle.",
-    )
-    train.add_argument(
-        "config", nargs="?", help=f"TOML config (default: {DEFAULT_CONFIG})."
     )
     train.add_argument(
         "--output",
         "-o",
         help="Bundle directory (default: artifacts/<config name>).",
-    )
-    train.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="Override a config key, e.g. --set train.epochs=3 (repeatable).",
     )
     train.add_argument(
         "--restart",
@@ -666,6 +744,78 @@ def build_parser():
         "file is not replaced.",
     )
     init.set_defaults(run=cmd_init)
+
+    index = commands.add_parser(
+        "index",
+        parents=[verbose],
+        help="Add or update items in a two-tower bundle from their "
+        "features, without retraining.",
+        description="Embed the items of FILE (one row per item: the item "
+        "id and the bundle's candidate features, e.g. movieId, genres, "
+        "year) with the bundle's candidate tower, add new ids to the "
+        "catalog (popularity 0), re-embed ids already in it, rebuild the "
+        "index and write the bundle atomically: in place (a `recsys serve "
+        "--watch` of it reloads) or to --output.",
+    )
+    index.add_argument("bundle", help="Two-tower bundle directory.")
+    index.add_argument(
+        "--items",
+        required=True,
+        metavar="FILE",
+        help="The items (CSV, TSV, JSONL, Parquet), read like training data.",
+    )
+    index.add_argument(
+        "--output",
+        "-o",
+        help="Write the new bundle here (default: replace BUNDLE).",
+    )
+    index.add_argument(
+        "--json",
+        action="store_true",
+        help="Print what was done as one JSON document.",
+    )
+    index.set_defaults(run=cmd_index)
+
+    tune = commands.add_parser(
+        "tune",
+        parents=[verbose, quiet, configured],
+        help="Search a config's settings on the validation carve, then "
+        "train the best on the training split and score the test split.",
+        description="Each trial trains the config with evaluate.split = "
+        '"validation" (never a test row); the best settings are written to '
+        "OUTPUT/best.toml, every trial to OUTPUT/trials.csv, and the best "
+        "config is trained into OUTPUT/bundle. A killed run resumes from "
+        "OUTPUT/study.db.",
+    )
+    tune.add_argument(
+        "--output",
+        "-o",
+        help="Study directory (default: artifacts/<config name>_tune).",
+    )
+    tune.add_argument(
+        "--trials",
+        type=int,
+        default=20,
+        help="Trials in all, counting finished ones (default: 20).",
+    )
+    tune.add_argument(
+        "--time-budget",
+        type=float,
+        metavar="SECONDS",
+        help="Start no trial after this many seconds (default: no limit).",
+    )
+    tune.add_argument(
+        "--metric",
+        help="Validation metric to optimize (default: filtered HR at the "
+        "largest k, AUC, RMSE or log loss by kind and task).",
+    )
+    tune.add_argument(
+        "--json",
+        action="store_true",
+        help="Print the best settings, validation value and test metrics as "
+        "JSON.",
+    )
+    tune.set_defaults(run=cmd_tune)
     return parser
 
 

@@ -15,6 +15,7 @@ import re
 import pandas as pd
 
 PLACEHOLDER = "SET_ME"
+SPLIT_MARKS = ("train", "validation", "test")
 
 # Name patterns, tried in order; a column matches when its lowercased name
 # (with `_`, `-` and spaces removed) equals or ends with one.
@@ -162,6 +163,31 @@ def _data_lines(source: str) -> list[str]:
     ]
 
 
+def _split_lines(frame: pd.DataFrame, taken: set[str]) -> list[str]:
+    """`data.split`: a column marking train/validation/test rows if there
+    is one (taken), else each user's latest rows."""
+    for column in frame.columns:
+        values = frame[column].dropna().astype(str).str.strip().str.lower()
+        if (
+            column not in taken
+            and len(values)
+            and values.isin(SPLIT_MARKS).all()
+        ):
+            taken.add(column)
+            return [
+                _line("split", "column", f"rows marked in '{column}'"),
+                _line("split_column", column),
+            ]
+    return [
+        _line(
+            "split",
+            "user_time",
+            'each user\'s latest rows; or "time", "random", "column"',
+        ),
+        _line("test_fraction", 0.2, "the share held out"),
+    ]
+
+
 def _ids_and_time(frame: pd.DataFrame, when: str):
     """The guessed user, item and time columns, `(column, note)` each, and
     the set of columns they took."""
@@ -183,6 +209,7 @@ def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
         _line("user", user, user_note),
         _line("item", item, item_note),
         _line("time", time, time_note),
+        *_split_lines(frame, taken),
         _line("display", display, "shown beside recommendations (optional)"),
         "",
     ]
@@ -210,7 +237,7 @@ def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
         _line("epochs", 3),
         "",
         "[evaluate]",
-        _line("split", "test", "each user's latest fifth (PROTOCOL.md)"),
+        _line("split", "test", "the held-out rows of data.split"),
         _line("ks", [10, 50, 100]),
     ]
     return lines
@@ -228,6 +255,7 @@ def _task(labels: pd.Series) -> tuple[str, str]:
 def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     guessed = _ids_and_time(frame, "row time")
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
+    split = _split_lines(frame, taken)
     label, label_note = _guess(frame, "label", _LABEL, taken, "label")
     taken.add(label)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
@@ -242,6 +270,7 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         _line("user", user, user_note),
         _line("item", item, item_note),
         _line("time", time, time_note),
+        *split,
         _line("label", label, label_note),
         _line("display", display, "shown beside scores (optional)"),
         "",
@@ -265,7 +294,7 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         _line("patience", 2),
         "",
         "[evaluate]",
-        _line("split", "test", "each user's latest fifth (PROTOCOL.md)"),
+        _line("split", "test", "the held-out rows of data.split"),
         _line("baselines", baselines),
     ]
     return lines

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.retrieval_inputs import parse_times
-from recsys.data.split import protocol_split
+from recsys.data.split import split_rule
+from recsys.data.split import split_table
 
 DEFAULT_NUM_CANDIDATES = 100
 DEFAULT_BLEND = 1.0
@@ -269,7 +270,7 @@ def evaluate_two_stage(
 
     Raises:
         ValueError: for another `split`, or a split that leaves a part
-            empty (`recsys.data.split.protocol_split`).
+            empty (`recsys.data.split.split_table`).
     """
     data = recommender.retriever.config["data"]
     user, item = data["user"], data["item"]
@@ -278,12 +279,8 @@ def evaluate_two_stage(
             f'`split` must be "test" or "validation". Received: {split!r}'
         )
     frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))
-    _, test = protocol_split(
-        frame,
-        user=user,
-        item=item,
-        time=data["time"],
-        validation=split == "validation",
+    _, test = split_table(
+        frame, split_rule(data), validation=split == "validation"
     )
     users = test[user].drop_duplicates().to_numpy()
     user_rows = {u: i for i, u in enumerate(users.tolist())}

@@ -28,7 +28,10 @@ def second_bundle(tmp_path_factory):
     from recsys import train
     from recsys.config import load_config
 
-    config = load_config(DEFAULT_CONFIG, ["train.seed=1", "train.epochs=1"])
+    config = load_config(
+        DEFAULT_CONFIG,
+        ["train.seed=1", "train.epochs=1", "evaluate.baselines=['popularity']"],
+    )
     path = tmp_path_factory.mktemp("bundles") / "second"
     bundle, _ = train(config, str(path), progress=False)
     return bundle

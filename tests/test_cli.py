@@ -22,7 +22,15 @@ def _recsys(*args):
 def test_cli_train_then_recommend_end_to_end(tmp_path):
     out = tmp_path / "bundle"
     done = _recsys(
-        "train", "--output", str(out), "--set", "train.epochs=1", "-q"
+        "train",
+        "--output",
+        str(out),
+        "--set",
+        "train.epochs=1",
+        # EASE and item-kNN cost ~10 s here; tests/baselines covers them.
+        "--set",
+        "evaluate.baselines=['popularity']",
+        "-q",
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "hr@100_filtered" in done.stdout and "popularity" in done.stdout
@@ -57,8 +65,8 @@ def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
     assert "not in this bundle" in capsys.readouterr().out
 
 
-def test_cli_evaluate_reproduces_training_metrics(trained_bundle, capsys):
-    bundle, metrics = trained_bundle
+def test_cli_evaluate_reproduces_training_metrics(second_bundle, capsys):
+    bundle, metrics = second_bundle, second_bundle.metrics
     assert main(["evaluate", bundle.path]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["test"] == metrics["test"]
@@ -172,8 +180,8 @@ def test_cli_recommend_json(trained_bundle, capsys):
     assert printed["scores"] == pytest.approx(scores[0].tolist())
 
 
-def test_cli_evaluate_json(trained_bundle, capsys):
-    bundle, metrics = trained_bundle
+def test_cli_evaluate_json(second_bundle, capsys):
+    bundle, metrics = second_bundle, second_bundle.metrics
     assert main(["evaluate", bundle.path, "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["test"] == metrics["test"]

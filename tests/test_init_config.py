@@ -96,3 +96,14 @@ def test_init_never_replaces_a_config(tmp_path, capsys):
 def test_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="Valid kinds"):
         init_config("nope", frame=pd.DataFrame({"a": [1]}))
+
+
+def test_a_column_of_split_marks_becomes_the_split(tmp_path):
+    frame = _events().assign(
+        fold=lambda f: np.where(f["event_time"] > 80_000, "test", "train")
+    )
+    text = init_config("tabular", "clicks.csv", frame=frame)
+    assert 'split = "column"' in text and 'split_column = "fold"' in text
+    assert "fold" not in text.split("features = ")[1].splitlines()[0]
+    plain = init_config("two_tower", "events.csv", frame=_events())
+    assert 'split = "user_time"' in plain

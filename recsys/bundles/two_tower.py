@@ -5,6 +5,9 @@ Layout:
     metrics.json         the run's metrics (also in the manifest)
     preprocessor.json    the fitted `features.Preprocessor`
     query_tower.keras    the query tower (loaded with `safe_mode=True`)
+    candidate_tower.keras  the candidate tower, which embeds items added
+                         later (`Bundle.add_items`); optional, as bundles
+                         written before it existed lack it
     items.parquet        the catalog: item id and display columns
     item_ids.npy, item_embeddings.npy, item_popularity.npy
     user_ids.npy, user_embeddings.npy   precomputed queries of known users
@@ -38,6 +41,7 @@ from recsys.features import canonical_string
 from recsys.features import canonical_strings
 from recsys.index import BruteForceIndex
 from recsys.index.base import Index
+from recsys.index.builder import build_index_from_config
 from recsys.index.builder import index_files
 from recsys.index.builder import read_index
 from recsys.storage.atomic_write import recover_interrupted_write
@@ -69,6 +73,8 @@ TWO_TOWER_FILES = (
     "items.parquet",
     *(f"{name}.npy" for name in ARRAYS),
 )
+# Optional: `Bundle.add_items` needs it; older bundles load without it.
+CANDIDATE_TOWER = "candidate_tower.keras"
 
 
 def spec_hash(config):
@@ -139,7 +145,7 @@ def write_manifest(directory, *, kind, config, metrics, **extra):
         "kind": kind,
         # Unique per written bundle: the service reports it with every
         # answer, so a client can tell which model answered.
-        "version": f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}",
+        "version": new_version(now),
         "created_at": now.isoformat(),
         "versions": _library_versions(),
         "backend": keras.backend.backend(),
@@ -154,6 +160,12 @@ def write_manifest(directory, *, kind, config, metrics, **extra):
     with open(os.path.join(directory, MANIFEST), "w") as f:
         json.dump(manifest, f, indent=2)
     return manifest
+
+
+def new_version(now=None):
+    """A unique bundle version string: UTC time and a random suffix."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
 def _check_manifest(path, manifest, kind):
@@ -316,8 +328,27 @@ def check_arrays(path, arrays, manifest):
         )
 
 
+def _save_tower(tower, path):
+    """Saves a Keras model, or writes the checked bytes of a loaded one."""
+    if isinstance(tower, (bytes, bytearray)):
+        with open(path, "wb") as f:
+            f.write(tower)
+    else:
+        tower.save(path)
+
+
 def write_bundle(
-    path, *, config, metrics, preprocessor, query_tower, items, arrays, index
+    path,
+    *,
+    config,
+    metrics,
+    preprocessor,
+    query_tower,
+    items,
+    arrays,
+    index,
+    candidate_tower=None,
+    manifest_extra=None,
 ):
     """Writes a two-tower bundle directory atomically.
 
@@ -327,10 +358,15 @@ def write_bundle(
         config: dict. The run config.
         metrics: dict. Written to `metrics.json` and the manifest.
         preprocessor: fitted `features.Preprocessor`.
-        query_tower: Keras model, saved as `query_tower.keras`.
+        query_tower: Keras model, saved as `query_tower.keras`, or the
+            bytes of a `.keras` file.
         items: DataFrame. The catalog columns to keep (`items.parquet`).
         arrays: dict. The arrays named in `ARRAYS`.
         index: a `recsys.index` index over `arrays["item_embeddings"]`.
+        candidate_tower: Keras model or `.keras` bytes, saved as
+            `candidate_tower.keras` so that `Bundle.add_items` can embed
+            new items; `None` writes a bundle without it.
+        manifest_extra: dict or None. More manifest fields.
 
     Returns:
         The absolute path of the bundle.
@@ -338,7 +374,9 @@ def write_bundle(
 
     def fill(tmp):
         preprocessor.save(os.path.join(tmp, "preprocessor.json"))
-        query_tower.save(os.path.join(tmp, "query_tower.keras"))
+        _save_tower(query_tower, os.path.join(tmp, "query_tower.keras"))
+        if candidate_tower is not None:
+            _save_tower(candidate_tower, os.path.join(tmp, CANDIDATE_TOWER))
         items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
         for name in ARRAYS:
             array = arrays[name]
@@ -353,6 +391,7 @@ def write_bundle(
             metrics=metrics,
             num_items=int(len(arrays["item_ids"])),
             num_users=int(len(arrays["user_ids"])),
+            **(manifest_extra or {}),
         )
 
     return write_atomically(path, fill)
@@ -408,6 +447,7 @@ class Bundle(ManifestProperties):
         arrays: dict[str, np.ndarray],
         index: Index,
         query_tower_bytes: bytes | bytearray | None = None,
+        candidate_tower_bytes: bytes | bytearray | None = None,
     ) -> None:
         self.path = path
         self.manifest = manifest
@@ -423,6 +463,8 @@ class Bundle(ManifestProperties):
         # first use, never from a file reopened later.
         self._query_tower_bytes = query_tower_bytes
         self._query_tower: Any = None
+        self._candidate_tower_bytes = candidate_tower_bytes
+        self._candidate_tower: Any = None
         self._user_dict: dict[str, int] | None = None
         # Most popular first, ties by catalog order (ascending item id).
         self.popular_rows = np.argsort(-self.item_popularity, kind="stable")
@@ -444,6 +486,7 @@ class Bundle(ManifestProperties):
         index_allowed, _ = index_files("scann")
         allowed = {
             *TWO_TOWER_FILES,
+            CANDIDATE_TOWER,
             *(f"{INDEX_DIR}/{name}" for name in index_allowed),
         }
         required = {*TWO_TOWER_FILES, f"{INDEX_DIR}/index.json"}
@@ -455,6 +498,9 @@ class Bundle(ManifestProperties):
             preprocessor = read_preprocessor(files)
             items = files.parquet("items.parquet")
             query_tower_bytes = files.read("query_tower.keras")
+            candidate_tower_bytes = None
+            if CANDIDATE_TOWER in manifest.get("files", ()):
+                candidate_tower_bytes = files.read(CANDIDATE_TOWER)
             index = read_index(files, f"{INDEX_DIR}/")
         embeddings = arrays["item_embeddings"]
         if len(items) != len(embeddings):
@@ -479,6 +525,7 @@ class Bundle(ManifestProperties):
             arrays,
             index,
             query_tower_bytes,
+            candidate_tower_bytes,
         )
 
     # -- properties ------------------------------------------------------
@@ -496,6 +543,146 @@ class Bundle(ManifestProperties):
                 os.path.join(str(self.path), "query_tower.keras"),
             )
         return self._query_tower
+
+    @property
+    def candidate_tower(self) -> Any:
+        """The candidate tower, loaded on first use with `safe_mode=True`.
+
+        Raises:
+            BundleError: for a bundle written without
+                `candidate_tower.keras` (before `recsys index` existed).
+        """
+        if self._candidate_tower is None:
+            if self._candidate_tower_bytes is None:
+                raise BundleError(
+                    f"Bundle {self.path} has no {CANDIDATE_TOWER}: it was "
+                    "written before bundles kept the candidate tower, so "
+                    "new items cannot be embedded without retraining. Fix: "
+                    "retrain it once (`recsys train CONFIG --output "
+                    "BUNDLE`); later items can then be added with "
+                    "`recsys index BUNDLE --items FILE`."
+                )
+            self._candidate_tower = load_keras_bytes(
+                self._candidate_tower_bytes,
+                os.path.join(str(self.path), CANDIDATE_TOWER),
+            )
+        return self._candidate_tower
+
+    # -- new items and writing ---------------------------------------------
+
+    def add_items(self, frame: pd.DataFrame) -> "Bundle":
+        """A new bundle whose catalog also holds the items of `frame`.
+
+        Each row's item is embedded by the bundle's candidate tower from
+        its candidate features (`model.candidate_features`), through the
+        bundle's fitted preprocessor: an id the model never saw falls to
+        the preprocessor's out-of-vocabulary (or hashed) id, and its
+        content features, such as genres, still place it. New ids join
+        the catalog with popularity 0, in id order (the catalog stays
+        sorted, as evaluation needs); ids already in the catalog are
+        re-embedded from the new features and keep their popularity.
+        Users and their vectors are unchanged (their seen items are
+        renumbered with the rows), and the index is rebuilt with the
+        bundle's `[index]` config. Nothing is written: call `save`.
+
+        Args:
+            frame: DataFrame. One row per item, holding the item id column
+                (`data.item`), every candidate feature column and, when
+                present, the display column (`data.display`).
+
+        Returns:
+            A new, unwritten `Bundle` (`path` is `None`). Its manifest's
+            `item_updates` records how many items were added and updated.
+
+        Raises:
+            BundleError: if the bundle has no `candidate_tower.keras`.
+            ValueError: for an empty frame, a missing column, null or
+                duplicate ids, or ids of another type than the catalog's.
+
+        Example:
+
+        ```python
+        bundle = Bundle.load("artifacts/movielens_two_tower")
+        new = pd.DataFrame(
+            {"movieId": [200001], "genres": ["Comedy|Drama"], "year": [2024]}
+        )
+        bundle.add_items(new).save("artifacts/movielens_two_tower")
+        ```
+        """
+        from recsys.bundles.new_items import merge_items
+
+        merged = merge_items(self, frame, self.candidate_tower)
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        arrays.update(merged.arrays)
+        index = build_index_from_config(
+            arrays["item_embeddings"], self.config["index"], progress=False
+        )
+        # No `files`: that list describes the directory it was read from.
+        manifest = {
+            **{k: v for k, v in self.manifest.items() if k != "files"},
+            "version": new_version(),
+            "num_items": int(len(arrays["item_ids"])),
+            "item_updates": [
+                *self.manifest.get("item_updates", []),
+                merged.note,
+            ],
+        }
+        bundle = Bundle(
+            None,
+            manifest,
+            self.preprocessor,
+            merged.items,
+            arrays,
+            index,
+            self._query_tower_bytes,
+            self._candidate_tower_bytes,
+        )
+        # Already built from the same bytes: share, don't load twice.
+        bundle._query_tower = self._query_tower
+        bundle._candidate_tower = self._candidate_tower
+        return bundle
+
+    def save(self, path: str) -> str:
+        """Writes this bundle to `path`, atomically.
+
+        An existing bundle at `path` (this bundle's own directory too) is
+        replaced in one rename, so a service watching it (`recsys serve
+        --watch`) reloads a whole bundle. The manifest keeps the config,
+        the metrics of the training run (measured on the catalog at
+        training time) and `item_updates`, and gets a new `version`.
+
+        Args:
+            path: str. The bundle directory.
+
+        Returns:
+            str. The absolute path of the bundle.
+
+        Raises:
+            BundleError: if the bundle holds no query tower (an in-memory
+                bundle of a training run), or `path` holds something else.
+        """
+        if self._query_tower_bytes is None:
+            raise BundleError(
+                "This bundle holds no query_tower.keras bytes (it was built "
+                "in memory, not loaded), so it cannot be saved. Fix: write "
+                "bundles with `recsys train`, then load them."
+            )
+        # The version `add_items` gave it: what the service will report.
+        extra = {"version": self.version}
+        if "item_updates" in self.manifest:
+            extra["item_updates"] = self.manifest["item_updates"]
+        return write_bundle(
+            path,
+            config=self.config,
+            metrics=self.metrics,
+            preprocessor=self.preprocessor,
+            query_tower=self._query_tower_bytes,
+            candidate_tower=self._candidate_tower_bytes,
+            items=self.items,
+            arrays={name: getattr(self, name) for name in ARRAYS},
+            index=self.index,
+            manifest_extra=extra,
+        )
 
     # -- lookups -----------------------------------------------------------
 
@@ -584,7 +771,9 @@ class Bundle(ManifestProperties):
                 if exclude_seen
                 else None
             )
-            index = self.exact_index if exact else self.index
+            # A k as large as the catalog asks for all of it: exhaustively.
+            whole = k >= len(self.item_ids)
+            index = self.exact_index if exact or whole else self.index
             positions, found = index.search(
                 self.user_embeddings[rows[known]], k, exclude=exclude
             )

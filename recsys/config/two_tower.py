@@ -18,6 +18,7 @@ from recsys.config.common import Optimizer
 from recsys.config.common import Precision
 from recsys.config.common import Section
 from recsys.config.common import Split
+from recsys.config.common import check_baseline_names
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.errors import ConfigError
@@ -38,6 +39,20 @@ class TwoTowerData(InteractionsData):
             "Relative to the config file."
         ),
     )
+
+    @pydantic.model_validator(mode="after")
+    def _streams_split_by_time(self) -> "TwoTowerData":
+        # Streamed shards carry no per-user order: their split is global in
+        # time (the latest data.test_fraction of the time span, or
+        # data.split_cutoff).
+        if self.path and self.split not in ("auto", "time"):
+            raise ValueError(
+                "data.path streams Parquet shards, which split by time only; "
+                f"received data.split = {self.split!r}. Fix: set data.split "
+                '= "time" (or leave it out), or train from data.source to '
+                "split another way."
+            )
+        return self
 
 
 class TwoTowerModel(Section):
@@ -63,6 +78,15 @@ class TwoTowerModel(Section):
         description=(
             "The query tower also pools the user's latest items, up to this "
             "many (0 for none); needs a [features.<item>] table."
+        ),
+    )
+    history_encoder: Literal["mean", "gru", "transformer"] = Field(
+        default="mean",
+        description=(
+            'How the query tower reads the history: "mean" averages its '
+            'items; "gru" or "transformer" (one causal self-attention block) '
+            "read them in order, with positions "
+            "(recsys.layers.SequenceEncoder)."
         ),
     )
     embedding_dim: int = Field(
@@ -103,6 +127,16 @@ class TwoTowerModel(Section):
             "Mask in-batch negatives that are the row's own positive item."
         ),
     )
+
+    @pydantic.model_validator(mode="after")
+    def _encoder_reads_a_history(self) -> "TwoTowerModel":
+        if self.history_encoder != "mean" and not self.history_length:
+            raise ValueError(
+                f"model.history_encoder = {self.history_encoder!r} reads the "
+                "user's history, but model.history_length = 0. Fix: set "
+                "model.history_length (e.g. 10) or leave history_encoder out."
+            )
+        return self
 
 
 class TwoTowerTrain(Section):
@@ -175,24 +209,41 @@ class IndexSection(Section):
             'or "brute_force".'
         ),
     )
+    recall_target: Number = Field(
+        default=0.95,
+        ge=0,
+        le=1,
+        description=(
+            "Recall@10 against exact search that ScaNN must reach: its "
+            "partitions follow the catalog size (SOAR above 0.98) and the "
+            "fastest search settings measured to reach it on the training "
+            "users' queries are kept (recsys.index.tuning); 0 keeps fixed "
+            "defaults, untuned. Options set below are kept as given."
+        ),
+    )
     num_leaves: int = Field(
         default=0,
         description=(
             "ScaNN partitions; 0 chooses from the catalog size "
-            "(recsys.index.scann_index.default_options)."
+            "(recsys.index.tuning.partition_options)."
         ),
     )
     num_leaves_to_search: int = Field(
-        default=0, description="ScaNN partitions searched per query; 0 chooses."
+        default=0,
+        description="ScaNN partitions searched per query; 0 tunes it.",
     )
     reorder: int = Field(
         default=0,
-        description="ScaNN candidates re-scored exactly; 0 chooses.",
+        description="ScaNN candidates re-scored exactly; 0 tunes it.",
     )
 
 
+# `evaluate.baselines` of a retrieval run (recsys.baselines.retrieval).
+RETRIEVAL_BASELINES = ("popularity", "ease", "item_knn")
+
+
 class RetrievalEvaluate(Section):
-    """`[evaluate]`: the split reported and the cut-offs of HR@k."""
+    """`[evaluate]`: the split reported, the cut-offs of HR@k, baselines."""
 
     split: Split = Field(
         default="test",
@@ -206,6 +257,30 @@ class RetrievalEvaluate(Section):
         default=[10, 50, 100],
         description="Cut-offs k of the reported HR@k: distinct, positive.",
     )
+    baselines: list[str] = Field(
+        default=list(RETRIEVAL_BASELINES),
+        description=(
+            "Scored beside the model on the same rows "
+            '(recsys.baselines.retrieval): "popularity" (always, the '
+            'summary compares with it), "ease" (linear item-item, its L2 '
+            'chosen on the validation carve) and "item_knn" (cosine '
+            "item-item similarity, 100 neighbours per item). Streamed "
+            "shards (data.path) score popularity only."
+        ),
+        json_schema_extra={
+            "items": {"type": "string", "enum": list(RETRIEVAL_BASELINES)}
+        },
+    )
+    ease_max_items: int = Field(
+        default=10_000,
+        ge=1,
+        description=(
+            "EASE is skipped, with a note, above this many training items: "
+            "its dense item x item inverse grows with the cube (7,745 items: "
+            "10 s of CPU per L2 tried when users outnumber items; fewer "
+            "users than items solve the users' side instead, far faster)."
+        ),
+    )
 
     @pydantic.field_validator("ks")
     @classmethod
@@ -217,6 +292,11 @@ class RetrievalEvaluate(Section):
                 f"Received: {ks!r}"
             )
         return ks
+
+    @pydantic.field_validator("baselines")
+    @classmethod
+    def _check_baselines(cls, baselines: list[str]) -> list[str]:
+        return check_baseline_names(baselines, RETRIEVAL_BASELINES)
 
 
 class TwoTowerConfig(KindConfig):

@@ -10,6 +10,7 @@ training.
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
@@ -29,8 +30,10 @@ _KINDS = {
             pa.types.is_integer(t)
             or pa.types.is_floating(t)
             or pa.types.is_timestamp(t)
+            or pa.types.is_string(t)
+            or pa.types.is_large_string(t)
         ),
-        "numbers or timestamps",
+        "numbers, timestamps or times as text (data.time_format)",
     ),
     "number": (
         lambda t: (
@@ -57,7 +60,7 @@ class ParquetSource:
         path: str. A directory of `.parquet` files (searched recursively) or
             one `.parquet` file.
         columns: dict. Column name -> role: `"id"` (integers or strings),
-            `"time"` (numbers or timestamps), `"number"` or `"text"`.
+            `"time"` (numbers, timestamps or text), `"number"` or `"text"`.
 
     Raises:
         FileNotFoundError: if `path` does not exist.
@@ -167,15 +170,16 @@ class ParquetSource:
             self._open = (file_index, pq.ParquetFile(self.files[file_index]))
         return self._open[1].read_row_group(row_group, columns=list(columns))
 
-    def time_range(self, column):
-        """`(min, max)` of a time column as floats (seconds if timestamps).
+    def time_range(self, column, time_format="ISO8601"):
+        """`(min, max)` of a time column as floats (seconds if times).
 
         Reads only that column, one row group at a time: a cheap pass.
+        `time_format` parses a column of text (`as_float`).
         """
         low, high = np.inf, -np.inf
         for group in range(self.num_groups):
             values = self.read(group, [column]).column(column)
-            values = as_float(values)
+            values = as_float(values, time_format, name=column)
             values = values[~np.isnan(values)]
             if values.size:
                 low = min(low, float(values.min()))
@@ -183,8 +187,33 @@ class ParquetSource:
         return low, high
 
 
-def as_float(values):
-    """A time or number column as float64 numpy (timestamps in seconds)."""
+def as_float(values, time_format="ISO8601", *, name="time"):
+    """A time or number column as float64 numpy (times in Unix seconds).
+
+    Args:
+        values: pyarrow Array or ChunkedArray: numbers, timestamps, or
+            times as text in `time_format` (`data.time_format`).
+        time_format: str. `"ISO8601"` or a `strftime` format.
+        name: str. The column, for the error message.
+
+    Returns:
+        float64 numpy array; nulls are NaN.
+    """
+    if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+        text = values.to_pandas()
+        try:
+            parsed = pd.to_datetime(text, format=time_format, utc=True)
+        except (ValueError, TypeError, OverflowError):
+            raise ValueError(
+                f"Column '{name}' holds times as text that do not parse "
+                f"with data.time_format = {time_format!r}, e.g. "
+                f"{text.dropna().iloc[:2].tolist()}. Fix: set "
+                "data.time_format to their strftime format, or store them "
+                "as ISO 8601, numbers or timestamps."
+            ) from None
+        # Whatever unit pandas parsed into; NaT becomes NaN.
+        since_epoch = parsed - pd.Timestamp(0, tz="UTC")
+        return since_epoch.dt.total_seconds().to_numpy(np.float64)
     if pa.types.is_timestamp(values.type):
         unit = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}[values.type.unit]
         values = values.cast(pa.int64())

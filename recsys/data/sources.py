@@ -12,9 +12,11 @@ The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
 """
 
+import contextlib
 import os
 
 import pandas as pd
+from tqdm.utils import CallbackIOWrapper
 
 from recsys.data.movielens import load_movielens
 from recsys.data.tweets import load_tweets
@@ -42,19 +44,31 @@ SUPPORTED_FORMS = (
 )
 
 
-def _read_csv(path: str) -> pd.DataFrame:
-    return pd.read_csv(path)
+# Files at least this large show a progress bar (bytes read) when loaded
+# with `progress=True`; smaller ones load before a bar would be seen.
+PROGRESS_BYTES = 64 * 2**20
+# Compressions pandas reads from an open file too (named, not inferred).
+STREAM_COMPRESSIONS = {
+    ".gz": "gzip",
+    ".bz2": "bz2",
+    ".xz": "xz",
+    ".zst": "zstd",
+}
 
 
-def _read_tsv(path: str) -> pd.DataFrame:
-    return pd.read_csv(path, sep="\t")
+def _read_csv(path, **options) -> pd.DataFrame:
+    return pd.read_csv(path, **options)
 
 
-def _read_jsonl(path: str) -> pd.DataFrame:
+def _read_tsv(path, **options) -> pd.DataFrame:
+    return pd.read_csv(path, sep="\t", **options)
+
+
+def _read_jsonl(path, **options) -> pd.DataFrame:
     # JSON values keep their own types (`"001"` stays text): no date
     # guessing from column names, which would turn an integer `timestamp`
     # column into datetimes on its own.
-    return pd.read_json(path, lines=True, dtype=False)
+    return pd.read_json(path, lines=True, dtype=False, **options)
 
 
 TEXT_READERS = {
@@ -98,7 +112,45 @@ def table_form(path: str | os.PathLike) -> str:
     return ""
 
 
-def load_interactions(source: str | os.PathLike) -> pd.DataFrame:
+@contextlib.contextmanager
+def _watched(path: str, progress: bool):
+    """`path`, or an open file that moves a bar as it is read, and the
+    reader options that go with it (its compression, no longer inferred)."""
+    name = os.path.basename(path).lower()
+    if name.endswith(TEXT_FORMS):
+        compression = None
+    elif ".tar" in name:  # an archive: pandas opens it by its name only
+        compression = ""
+    else:
+        compression = next(
+            (c for end, c in STREAM_COMPRESSIONS.items() if name.endswith(end)),
+            "",
+        )
+    if (
+        not progress
+        or compression == ""
+        or os.path.getsize(path) < PROGRESS_BYTES
+    ):
+        yield path, {}
+        return
+    from recsys.logs import progress_bar
+
+    bar = progress_bar(
+        total=os.path.getsize(path),
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        desc=f"read {os.path.basename(path)}",
+        leave=False,
+    )
+    with bar, open(path, "rb") as file:
+        options = {"compression": compression} if compression else {}
+        yield CallbackIOWrapper(bar.update, file, "read"), options
+
+
+def load_interactions(
+    source: str | os.PathLike, *, progress: bool = False
+) -> pd.DataFrame:
     """Loads an interactions table.
 
     Args:
@@ -108,6 +160,8 @@ def load_interactions(source: str | os.PathLike) -> pd.DataFrame:
             e.g. `ratings.csv.gz`), a `.parquet` file or a directory of
             Parquet files. Every form is read as its CSV would be: the same
             columns and the same column types.
+        progress: bool. Show the bytes read of a text file of
+            `PROGRESS_BYTES` or more. Defaults to `False`.
 
     Returns:
         pandas DataFrame.
@@ -137,7 +191,8 @@ def load_interactions(source: str | os.PathLike) -> pd.DataFrame:
     form = table_form(path)
     if form in TEXT_READERS:
         try:
-            return TEXT_READERS[form](path)
+            with _watched(path, progress) as (readable, options):
+                return TEXT_READERS[form](readable, **options)
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"Data source {path!r} is not UTF-8 text (byte "

@@ -1,13 +1,31 @@
-"""The splits of PROTOCOL.md: per-user temporal, or by the ids' suffixes.
+"""How a table is split into training and held-out rows.
 
 Every kind splits the same way: a held-out test set first, then, from the
-training rows, a validation carve (`evaluation_split`). The split that
-makes them is per kind: `temporal_split` (each user's latest fifth) for
-interactions, `suffix_split` (the id's last characters) for texts.
+training rows, a validation carve made by the same rule (`SplitRule`):
+
+- `"user_time"` (PROTOCOL.md, the default for interactions): each user's
+  latest `test_fraction` of rows (at least one), by `(time, item)`;
+- `"time"`: a global time cut: rows at or after `cutoff`, or the latest
+  `test_fraction` of all rows (rows tied with the first held-out time are
+  held out too, so no training row is later than a test row); the
+  validation carve is the latest `test_fraction` of the training rows;
+- `"random"`: `test_fraction` of the rows drawn with `seed` (the carve with
+  `seed + 1`);
+- `"column"`: the user's own column, whose values are `"train"`,
+  `"validation"` and `"test"`; the validation rows are training rows
+  unless they are carved out (without any, the carve is a random
+  `test_fraction` of the training rows, drawn with `seed`).
+
+Texts split by the ids' suffixes (`suffix_split`) unless they ask for one of
+the rules above. Interactions come back sorted by `(user, time, item)`, the
+order that histories and evaluation read.
 """
 
-import functools
+import dataclasses
+import fractions
+import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,42 +33,290 @@ import pandas as pd
 # A split of a table into `(kept, held)`: `temporal_split`, `suffix_split`.
 Splitter = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
 
+SPLIT_METHODS = ("user_time", "time", "random", "column")
+COLUMN_VALUES = ("train", "validation", "test")
+
+
+def held_count(rows: int, fraction: float) -> int:
+    """`ceil(rows * fraction)`, exact for decimal fractions (0.2 * 15 = 3).
+
+    Args:
+        rows: int. Number of rows.
+        fraction: float. Share held out, in (0, 1).
+
+    Returns:
+        int. Rows held out.
+    """
+    exact = fractions.Fraction(repr(fraction)).limit_denominator(10**9)
+    return math.ceil(rows * exact)
+
 
 def temporal_split(
-    interactions: pd.DataFrame, *, user: str, item: str, time: str
+    interactions: pd.DataFrame,
+    *,
+    user: str,
+    item: str,
+    time: str,
+    fraction: float = 0.2,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Splits each user's last `ceil(n / 5)` interactions off as a test set.
+    """Splits each user's last `ceil(n * fraction)` interactions off.
 
     Per user, rows are ordered by `(time, item)`; with `n` rows, the last
-    `(n + 4) // 5` (integer ceil of `0.2 * n`) go to the second frame. Applied
-    to the training part it carves out the validation split.
+    `ceil(n * fraction)` go to the second frame (with the default, the
+    integer ceil of `0.2 * n`: PROTOCOL.md's test split). Applied to the
+    training part it carves out the validation split.
 
     Args:
         interactions: pandas DataFrame with the three columns below.
         user: str. User id column.
         item: str. Item id column.
         time: str. Timestamp column.
+        fraction: float. Share of each user's rows held out. Defaults to
+            `0.2`.
 
     Returns:
         `(train, test)` DataFrames, each sorted by `(user, time, item)`.
     """
-    missing = [c for c in (user, item, time) if c not in interactions.columns]
-    if missing:
-        raise KeyError(
-            f"Columns {missing} are missing from the interactions. Available "
-            f"columns: {list(interactions.columns)}"
-        )
-    ordered = interactions.sort_values([user, time, item], kind="stable")
+    ordered = _ordered(interactions, user, item, time)
     users = ordered[user].to_numpy()
     # Position of each row inside its user's block, and the block sizes.
     starts = np.r_[0, np.flatnonzero(users[1:] != users[:-1]) + 1]
     sizes = np.diff(np.r_[starts, len(users)])
     position = np.arange(len(users)) - np.repeat(starts, sizes)
     n = np.repeat(sizes, sizes)
-    is_test = position >= n - (n + 4) // 5
+    exact = fractions.Fraction(repr(fraction)).limit_denominator(10**9)
+    held = -((-n * exact.numerator) // exact.denominator)  # integer ceil
+    return _parts(ordered, position >= n - held)
+
+
+def _ordered(frame, user, item, time):
+    missing = [c for c in (user, item, time) if c not in frame.columns]
+    if missing:
+        raise KeyError(
+            f"Columns {missing} are missing from the interactions. Available "
+            f"columns: {list(frame.columns)}"
+        )
+    return frame.sort_values([user, time, item], kind="stable")
+
+
+def _parts(frame, held):
     return (
-        ordered[~is_test].reset_index(drop=True),
-        ordered[is_test].reset_index(drop=True),
+        frame[~held].reset_index(drop=True),
+        frame[held].reset_index(drop=True),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class SplitRule:
+    """One of the splits of the module docstring, for test and validation.
+
+    Attributes:
+        method: str. One of `SPLIT_METHODS`.
+        fraction: float. Share held out (`user_time`, `time`, `random`).
+        cutoff: str or number or None. The first test time of a `time`
+            split, as the config gives it (`cutoff_of` reads it in the
+            time column's type); None holds out the latest `fraction`.
+        seed: int. The `random` split's seed.
+        column: str. The `column` split's column.
+        user, item, time: str. The id and time columns (`""` for texts,
+            which keep their row order).
+
+    Example:
+
+    ```python
+    rule = SplitRule("random", fraction=0.1, seed=3)
+    train, test = rule.hold_out(frame)
+    fit, validation = rule.carve(train)
+    ```
+    """
+
+    method: str = "user_time"
+    fraction: float = 0.2
+    cutoff: Any = None
+    seed: int = 0
+    column: str = ""
+    user: str = ""
+    item: str = ""
+    time: str = ""
+
+    def hold_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+        """`(train, test)`: the test rows split off `frame`."""
+        return self._split(frame, validation=False)
+
+    def carve(self, train: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+        """`(fit, validation)`: the validation rows split off `train`."""
+        return self._split(train, validation=True)
+
+    def describe(self) -> dict[str, Any]:
+        """The rule as metrics.json records it (`metrics["split"]`)."""
+        described: dict[str, Any] = {"method": self.method}
+        if self.method == "column":
+            described["column"] = self.column
+        elif self.method == "time" and self.cutoff is not None:
+            described["cutoff"] = str(self.cutoff)
+            described["validation_fraction"] = self.fraction
+        else:
+            described["test_fraction"] = self.fraction
+        if self.method == "random":
+            described["seed"] = self.seed
+        return described
+
+    def _split(self, frame, *, validation):
+        if self.method == "user_time":
+            return temporal_split(
+                frame,
+                user=self.user,
+                item=self.item,
+                time=self.time,
+                fraction=self.fraction,
+            )
+        if self.user:
+            frame = _ordered(frame, self.user, self.item, self.time)
+        if self.method == "time":
+            held = self._time_mask(frame, validation)
+        elif self.method == "random":
+            held = self._random_mask(frame, validation)
+        elif self.method == "column":
+            held = self._column_mask(frame, validation)
+        else:
+            raise ValueError(
+                f"Unknown split {self.method!r}. Fix: use one of "
+                f"{list(SPLIT_METHODS)}."
+            )
+        if not self.user:  # texts keep their order and index
+            return frame[~held], frame[held]
+        return _parts(frame, held)
+
+    def _random_mask(self, frame, validation):
+        rng = np.random.default_rng(self.seed + validation)
+        held = np.zeros(len(frame), dtype=bool)
+        held[rng.permutation(len(frame))[: self._count(frame)]] = True
+        return held
+
+    def _count(self, frame):
+        return held_count(len(frame), self.fraction)
+
+    def _time_mask(self, frame, validation):
+        times = frame[self.time]
+        if self.cutoff is not None and not validation:
+            return (times >= cutoff_of(self.cutoff, times)).to_numpy()
+        if not len(frame):
+            return np.zeros(0, dtype=bool)
+        ordered = np.sort(times.to_numpy(), kind="stable")
+        first_held = ordered[len(ordered) - self._count(frame)]
+        return (times >= first_held).to_numpy()
+
+    def _column_mask(self, frame, validation):
+        if self.column not in frame.columns:
+            raise KeyError(
+                f"data.split_column is '{self.column}', which is not a column "
+                f"of the table. Available columns: {list(frame.columns)}"
+            )
+        raw = frame[self.column]
+        values = raw.astype(str).str.strip().str.lower()
+        bad = raw[raw.isna() | ~values.isin(COLUMN_VALUES)]
+        if len(bad):
+            raise ValueError(
+                f"Column '{self.column}' (data.split_column) holds "
+                f"{len(bad)} values other than {list(COLUMN_VALUES)}, e.g. "
+                f'{bad.iloc[:3].tolist()}. Fix: mark every row "train", '
+                '"validation" or "test".'
+            )
+        held = (values == ("validation" if validation else "test")).to_numpy()
+        if validation and not held.any():
+            # No row marked "validation": the carve is drawn at random.
+            return self._random_mask(frame, validation)
+        return held
+
+
+def cutoff_of(cutoff: Any, times: pd.Series) -> Any:
+    """`data.split_cutoff` in the type of the time column it cuts.
+
+    Args:
+        cutoff: str or number, as the config gives it.
+        times: the (parsed) time column.
+
+    Returns:
+        A `pd.Timestamp` for a datetime column (in its time zone), a float
+        for a column of numbers.
+
+    Raises:
+        ValueError: naming the cutoff and the fix when it does not parse.
+    """
+    if pd.api.types.is_datetime64_any_dtype(times):
+        try:
+            stamp = pd.Timestamp(cutoff)
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"data.split_cutoff = {cutoff!r} is not a time, and column "
+                f"'{times.name}' holds times. Fix: write it in ISO 8601, e.g. "
+                '"2024-03-01" or "2024-03-01T12:00:00".'
+            ) from None
+        if times.dt.tz is not None and stamp.tz is None:
+            return stamp.tz_localize(times.dt.tz)
+        if times.dt.tz is None and stamp.tz is not None:
+            return stamp.tz_convert("UTC").tz_localize(None)
+        return stamp
+    try:
+        return float(cutoff)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"data.split_cutoff = {cutoff!r} is not a number, and column "
+            f"'{times.name}' holds numbers (e.g. {times.iloc[:2].tolist()}). "
+            "Fix: give the first test time as a number in the same unit."
+        ) from None
+
+
+def split_record(
+    rule: SplitRule, train: pd.DataFrame, held: pd.DataFrame
+) -> dict[str, Any]:
+    """What metrics.json says of a split: the rule and the rows per side.
+
+    Args:
+        rule: `SplitRule`. The rule that made the parts.
+        train: DataFrame. The rows trained on.
+        held: DataFrame. The rows evaluated (test, or validation when
+            tuning).
+
+    Returns:
+        dict. `rule.describe()` with `train_rows` and `held_out_rows`.
+    """
+    return {
+        **rule.describe(),
+        "train_rows": int(len(train)),
+        "held_out_rows": int(len(held)),
+    }
+
+
+def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
+    """The `SplitRule` of a config's `[data]` section.
+
+    Keys written before the split options existed take their defaults, so
+    older bundles split as they were trained; `"auto"` is `"time"` for
+    streamed shards (`data.path`) and `"user_time"` otherwise.
+
+    Args:
+        data: dict. The `[data]` section.
+        texts: bool. A text table: no user or time column.
+
+    Returns:
+        A `SplitRule`.
+    """
+    method = data.get("split", "user_time")
+    if method == "auto":  # `recsys.config.common.resolved_split`
+        method = "time" if data.get("path") else "user_time"
+    columns = (
+        {}
+        if texts
+        else {"user": data["user"], "item": data["item"], "time": data["time"]}
+    )
+    return SplitRule(
+        method=method,
+        fraction=data.get("test_fraction", 0.2),
+        cutoff=data.get("split_cutoff") or None,
+        seed=data.get("split_seed", 0),
+        column=data.get("split_column", ""),
+        **columns,
     )
 
 
@@ -131,6 +397,31 @@ def evaluation_split(
     return train, test
 
 
+def split_table(
+    frame: pd.DataFrame, rule: SplitRule, *, validation: bool = False
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """`(train, test)` by `rule`, refusing a split with an empty side.
+
+    Args:
+        frame: pandas DataFrame. The whole table.
+        rule: `SplitRule`. How rows are held out.
+        validation: bool. Split the training part again and return
+            `(its training part, its validation part)`: what
+            `evaluate.split = "validation"` reports. Defaults to `False`.
+
+    Returns:
+        `(train, test)` DataFrames.
+
+    Raises:
+        ValueError: if either part is empty, naming the rule and the fix.
+    """
+    train, test = evaluation_split(
+        frame, rule.hold_out, rule.carve, validation=validation
+    )
+    check_split(train, test, frame, rule=rule, carves=1 + validation)
+    return train, test
+
+
 def protocol_split(
     interactions: pd.DataFrame,
     *,
@@ -139,40 +430,29 @@ def protocol_split(
     time: str,
     validation: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """`(train, test)` of PROTOCOL.md, refusing a split with an empty side.
+    """`(train, test)` of PROTOCOL.md (`split_table` of the per-user rule).
 
     Args:
         interactions: pandas DataFrame with the three columns below.
         user: str. User id column.
         item: str. Item id column.
         time: str. Timestamp column.
-        validation: bool. Split the training part again and return
-            `(its training part, its validation part)`: what
-            `evaluate.split = "validation"` reports. Defaults to `False`.
+        validation: bool. Return the validation carve of the training
+            part instead. Defaults to `False`.
 
     Returns:
         `(train, test)` DataFrames, as `temporal_split` returns them.
-
-    Raises:
-        ValueError: if either part is empty, naming the row counts and the
-            fix.
     """
-    split = functools.partial(temporal_split, user=user, item=item, time=time)
-    train, test = evaluation_split(
-        interactions, split, split, validation=validation
-    )
-    check_split(
-        train, test, len(interactions), user=user, carves=1 + validation
-    )
-    return train, test
+    rule = SplitRule(user=user, item=item, time=time)
+    return split_table(interactions, rule, validation=validation)
 
 
 def check_split(
     train: pd.DataFrame,
     test: pd.DataFrame,
-    total: int,
+    frame: pd.DataFrame,
     *,
-    user: str,
+    rule: SplitRule,
     carves: int = 1,
 ) -> None:
     """Raises a `ValueError` naming the fix if `train` or `test` is empty.
@@ -180,18 +460,44 @@ def check_split(
     Args:
         train: DataFrame. The training part.
         test: DataFrame. The held-out part.
-        total: int. Rows before the split.
-        user: str. The user id column.
-        carves: int. Per-user splits applied to reach these parts (2 for
-            a validation carve of the training part). Defaults to `1`.
+        frame: DataFrame. The table before the split.
+        rule: `SplitRule`. The rule that made the parts.
+        carves: int. Splits applied to reach these parts (2 for a
+            validation carve of the training part). Defaults to `1`.
     """
     if len(train) and len(test):
         return
     empty = "training" if not len(train) else "held-out"
     twice = " (twice with a validation carve)" if carves > 1 else ""
+    start = (
+        f"The {rule.method} split of {len(frame)} rows leaves no {empty} rows"
+    )
+    if rule.method == "user_time":
+        raise ValueError(
+            f"The per-user temporal split of {len(frame)} rows leaves no "
+            f"{empty} rows: each user's latest share "
+            f"(data.test_fraction = {rule.fraction}), at least one row, is "
+            f"held out{twice}, so a user needs at least {carves + 1} rows for "
+            "any to be trained on. Fix: use a table with more interactions "
+            'per user, or a global split (data.split = "time" or "random").'
+        )
+    if rule.method == "column":
+        wanted = "test" if carves == 1 or empty == "training" else "validation"
+        raise ValueError(
+            f"{start}: no row of column '{rule.column}' (data.split_column) "
+            f'is marked "{wanted}" among the rows it splits. Fix: mark some '
+            f'rows "{wanted}" and keep some "train".'
+        )
+    if rule.method == "time" and rule.cutoff is not None and carves == 1:
+        times = frame[rule.time]
+        raise ValueError(
+            f"{start}: data.split_cutoff = {rule.cutoff!r} is outside the "
+            f"times of column '{rule.time}' ({times.min()} to {times.max()}). "
+            "Fix: choose a cutoff inside that range."
+        )
     raise ValueError(
-        f"The per-user temporal split of {total} rows leaves no {empty} "
-        f"rows: each user's latest fifth, at least one row, is held "
-        f"out{twice}, so a user needs at least {carves + 1} rows for any to "
-        "be trained on. Fix: use a table with more interactions per user."
+        f"{start}{twice}: the table is too small to hold out "
+        f"data.test_fraction = {rule.fraction} of it"
+        + (" (every row has the same time)" if rule.method == "time" else "")
+        + ". Fix: use a larger table or another data.test_fraction."
     )

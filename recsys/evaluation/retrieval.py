@@ -413,11 +413,13 @@ def evaluate_beside_popularity(
     popularity: np.ndarray,
     *,
     split: str = "test",
+    baselines: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
     **kwargs: Any,
 ) -> dict[str, dict[str, float]]:
-    """The metrics of `score_fn` and of the most-popular baseline, same rows.
+    """The metrics of `score_fn` and of the baselines, on the same rows.
 
-    Checks the rows once (`check_evaluation`), then evaluates both as
+    Checks the rows once (`check_evaluation`), then evaluates the model,
+    the most-popular baseline and each of `baselines` as
     `evaluate_retrieval` does.
 
     Args:
@@ -426,13 +428,17 @@ def evaluate_beside_popularity(
             of each candidate (e.g. `popularity_scores`), the same for
             every user.
         split: str. The key of the model's metrics. Defaults to `"test"`.
+        baselines: optional dict mapping a name to a score function like
+            `score_fn` (e.g. from
+            `recsys.baselines.retrieval.fit_retrieval_baselines`).
         **kwargs: the arguments of `evaluate_retrieval` (`candidates`,
             `test_users`, `test_items`, `train_users`, `train_items`, `ks`,
             `users_per_batch`).
 
     Returns:
-        dict with `split` (the model's metrics) and `"baseline_popularity"`,
-        each as `evaluate_retrieval` returns.
+        dict with `split` (the model's metrics), `"baseline_popularity"`
+        and `"baseline_<name>"` for each of `baselines`, each as
+        `evaluate_retrieval` returns.
 
     Example:
 
@@ -440,13 +446,14 @@ def evaluate_beside_popularity(
     metrics = evaluate_beside_popularity(
         bundle.score,
         popularity_scores(train_items, candidates),
+        baselines={"ease": ease.score},
         candidates=candidates,
         test_users=test_users,
         test_items=test_items,
         train_users=train_users,
         train_items=train_items,
     )
-    metrics["test"]["hr@10"], metrics["baseline_popularity"]["hr@10"]
+    metrics["test"]["hr@10"], metrics["baseline_ease"]["hr@10"]
     ```
     """
     check_evaluation(
@@ -455,7 +462,7 @@ def evaluate_beside_popularity(
         kwargs.get("ks", DEFAULT_KS),
         split,
     )
-    return {
+    metrics = {
         split: _evaluate(score_fn, **kwargs),
         "baseline_popularity": _evaluate(
             lambda users: np.broadcast_to(
@@ -464,3 +471,6 @@ def evaluate_beside_popularity(
             **kwargs,
         ),
     }
+    for name, baseline in (baselines or {}).items():
+        metrics[f"baseline_{name}"] = _evaluate(baseline, **kwargs)
+    return metrics

@@ -251,13 +251,57 @@ def check_rescored(bundle, stored: dict, rescored: dict) -> None:
         )
 
 
-def source_table(config: dict, frame=None):
-    """`frame`, or the config's `data.source` table when `frame` is None."""
+def source_table(config: dict, frame=None, *, progress: bool = False):
+    """`frame`, or the config's `data.source` table when `frame` is None
+    (a large file shows a bar of the bytes read with `progress`)."""
     if frame is not None:
         return frame
     from recsys.data.sources import load_interactions
 
-    return load_interactions(config["data"]["source"])
+    if not config["data"]["source"]:
+        raise ValueError(
+            "data.source is empty, so there is no table to train on. Fix: "
+            'set data.source = "my_table.csv" in the config (a path '
+            "relative to the config file), or pass the table in Python: "
+            "recsys.train(config, output, frame=frame)."
+        )
+    return load_interactions(config["data"]["source"], progress=progress)
+
+
+# Tables larger than this fit the preprocessor chunk by chunk, with a bar;
+# smaller ones in one call (what `partial_fit` learns equals `fit`'s).
+FIT_CHUNK_ROWS = 1_000_000
+
+
+def fit_preprocessor(specs, train, *, progress: bool = False):
+    """A `Preprocessor` of `specs` fitted on the training rows `train`.
+
+    Args:
+        specs: list of feature specs.
+        train: DataFrame. The training rows.
+        progress: bool. A bar over chunks of `FIT_CHUNK_ROWS` rows for
+            tables larger than that. Defaults to `False`.
+
+    Returns:
+        A fitted `recsys.features.Preprocessor`.
+    """
+    from recsys.features import Preprocessor
+    from recsys.logs import progress_bar
+
+    preprocessor = Preprocessor(features=specs)
+    if len(train) <= FIT_CHUNK_ROWS:
+        return preprocessor.fit(train)
+    starts = range(0, len(train), FIT_CHUNK_ROWS)
+    bar = progress_bar(
+        starts,
+        desc="fit vocabularies",
+        unit="chunk",
+        disable=not progress,
+        leave=False,
+    )
+    for start in bar:
+        preprocessor.partial_fit(train.iloc[start : start + FIT_CHUNK_ROWS])
+    return preprocessor
 
 
 def compare_metrics(

@@ -25,12 +25,14 @@ from recsys.data.positive_history import positive_history
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.split import check_split
-from recsys.data.split import protocol_split
-from recsys.data.split import temporal_split
+from recsys.data.split import split_record
+from recsys.data.split import split_rule
+from recsys.data.split import split_table
 from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
+from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
@@ -124,11 +126,11 @@ def row_labels(frame, config, classes):
 
 
 def split_rows(frame, config):
-    """`(train, test)`: PROTOCOL.md's per-user temporal split of `frame`.
+    """`(train, test)`: `frame` split by `data.split` (`split_rule`).
 
     The id, time and label columns are checked first. With
-    `evaluate.split = "validation"` the split is applied again to the
-    training rows: `test` is then their latest fifth, for tuning.
+    `evaluate.split = "validation"` the rule is applied again to the
+    training rows: `test` is then their validation carve, for tuning.
     """
     data = config["data"]
     columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
@@ -136,12 +138,14 @@ def split_rows(frame, config):
         frame, **columns, time_format=data.get("time_format", "ISO8601")
     )
     check_label(frame, config)
-    return protocol_split(
-        frame, **columns, validation=config["evaluate"]["split"] == "validation"
+    return split_table(
+        frame,
+        split_rule(data),
+        validation=config["evaluate"]["split"] == "validation",
     )
 
 
-def prepare_tabular(config, frame=None):
+def prepare_tabular(config, frame=None, *, progress=False):
     """Loads, validates and splits the data; fits the preprocessor.
 
     Args:
@@ -152,20 +156,18 @@ def prepare_tabular(config, frame=None):
         A `TabularData`.
     """
     data = config["data"]
-    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
-    frame = source_table(config, frame)
+    frame = source_table(config, frame, progress=progress)
     names = model_features(config)
     specs = [s for s in feature_specs(config) if s.name in names]
     display = [data["display"]] if data["display"] else []
     check_columns(frame, names + display, what="data")
     train, test = split_rows(frame, config)
-    # Early stopping's carve: one more per-user split of the training rows.
-    fit, validation = temporal_split(train, **columns)
+    # Early stopping's carve: the split's rule applied to the training rows.
+    rule = split_rule(data)
+    fit, validation = rule.carve(train)
     tuning = config["evaluate"]["split"] == "validation"
-    check_split(
-        fit, validation, len(frame), user=data["user"], carves=2 + tuning
-    )
-    preprocessor = Preprocessor(features=specs).fit(train)
+    check_split(fit, validation, frame, rule=rule, carves=2 + tuning)
+    preprocessor = fit_preprocessor(specs, train, progress=progress)
     classes = []
     if config["model"]["task"] == "multiclass":
         classes = sorted(train[data["label"]].unique().tolist())
@@ -447,7 +449,7 @@ class TabularKind(ModelKind):
     name = "tabular"
 
     def prepare(self, config, frame=None, *, progress=True):
-        return prepare_tabular(config, frame)
+        return prepare_tabular(config, frame, progress=progress)
 
     def fit(self, prepared, config, *, output=None, progress=True):
         return Fitted(*fit_tabular_model(prepared, progress=progress))
@@ -462,6 +464,11 @@ class TabularKind(ModelKind):
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         metrics = evaluate_tabular(fitted.model, prepared)
+        metrics["split"] = split_record(
+            split_rule(config["data"]),
+            prepared.parts["train"][0],
+            prepared.parts["test"][0],
+        )
         metrics["train"] = fitted.timing
         return metrics
 

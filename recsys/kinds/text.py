@@ -1,12 +1,14 @@
 """From a table of texts and labels to an evaluated text-classifier bundle.
 
 `TextKind` is what `recsys train` runs for `model.kind = "text"`
-(`configs/tweets_text.toml`). The split follows PROTOCOL.md: rows whose id
-ends in `data.test_suffixes` are the test set; of the others, those ending
-in `data.validation_suffixes` pick the number of epochs (early stopping),
-after which the model is trained again on every training row for that many
-epochs (`train.refit`). The TF-IDF baselines are fitted on the same training
-rows and scored on the same split in the same run.
+(`configs/tweets_text.toml`). The split follows PROTOCOL.md by default
+(`data.split = "suffix"`): rows whose id ends in `data.test_suffixes` are
+the test set; of the others, those ending in `data.validation_suffixes` pick
+the number of epochs (early stopping), after which the model is trained
+again on every training row for that many epochs (`train.refit`). `"random"`
+and `"column"` hold rows out as `recsys.data.split` describes. The TF-IDF
+baselines are fitted on the same training rows and scored on the same split
+in the same run.
 """
 
 import dataclasses
@@ -21,7 +23,10 @@ import pandas as pd
 from recsys.baselines.text import run_baselines
 from recsys.bundles.text import write_text_bundle
 from recsys.config import feature_specs
+from recsys.data.split import Splitter
 from recsys.data.split import evaluation_split
+from recsys.data.split import split_record
+from recsys.data.split import split_rule
 from recsys.data.split import suffix_split
 from recsys.data.texts import check_texts
 from recsys.evaluation.classification import classification_metrics
@@ -30,6 +35,7 @@ from recsys.features.pretrained import VectorFileError
 from recsys.features.pretrained import embedding_matrix
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
+from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.text_classifier import TextClassifier
 from recsys.training.optimizers import make_optimizer
@@ -97,30 +103,64 @@ def class_labels(labels, column, positive=""):
 def split_rows(
     frame: pd.DataFrame, config: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """`(train, valid, test)` by the ids' last characters (see module doc)."""
+    """`(train, valid, test)` by `data.split` (see module doc)."""
     data = config["data"]
-    holdout, carve = (
-        functools.partial(
-            suffix_split, suffixes=data[key], id_column=data["id"]
+    method = data.get("split", "suffix")
+    holdout: Splitter
+    carve: Splitter
+    if method == "suffix":
+        holdout, carve = (
+            functools.partial(
+                suffix_split, suffixes=data[key], id_column=data["id"]
+            )
+            for key in ("test_suffixes", "validation_suffixes")
         )
-        for key in ("test_suffixes", "validation_suffixes")
-    )
+        fix = (
+            f"check data.id ({data['id']!r}) and data.test_suffixes / "
+            "data.validation_suffixes"
+        )
+    else:
+        rule = split_rule(data, texts=True)
+        holdout, carve = rule.hold_out, rule.carve
+        fix = (
+            f"check data.split_column ({data['split_column']!r})"
+            if method == "column"
+            else "use more rows or another data.test_fraction"
+        )
     tuning = config["evaluate"]["split"] == "validation"
     train, test = evaluation_split(frame, holdout, carve, validation=tuning)
     # `valid` rows are part of `train` unless tuning. Tuning: they stop
     # training and are reported; no fit ever sees them (there is no refit).
     valid = test if tuning else carve(train)[1]
-    for name, part in (("training", train), ("test", test)):
+    for name, part in (
+        ("training", train),
+        ("test", test),
+        ("validation", valid),
+    ):
         if len(part) == 0:
             raise ValueError(
-                f"The {name} split is empty: check data.id "
-                f"({data['id']!r}) and data.test_suffixes / "
-                "data.validation_suffixes."
+                f"The {name} split of {len(frame)} rows is empty "
+                f'(data.split = "{method}"). Fix: {fix}.'
             )
     return train, valid, test
 
 
-def prepare_text_data(config, frame=None):
+def split_description(config: dict, train, test) -> dict:
+    """metrics.json's `split`: the text kind's rule and rows per side."""
+    data = config["data"]
+    if data.get("split", "suffix") != "suffix":
+        return split_record(split_rule(data, texts=True), train, test)
+    return {
+        "method": "suffix",
+        "id": data["id"],
+        "test_suffixes": data["test_suffixes"],
+        "validation_suffixes": data["validation_suffixes"],
+        "train_rows": int(len(train)),
+        "held_out_rows": int(len(test)),
+    }
+
+
+def prepare_text_data(config, frame=None, *, progress=False):
     """Loads, checks and splits the data; fits the text preprocessor.
 
     Args:
@@ -131,7 +171,7 @@ def prepare_text_data(config, frame=None):
         A `TextData`.
     """
     data = config["data"]
-    frame = source_table(config, frame)
+    frame = source_table(config, frame, progress=progress)
     keys = ("text", "label", "id")
     missing = [(k, data[k]) for k in keys if data[k] and data[k] not in frame]
     if missing:
@@ -145,8 +185,8 @@ def prepare_text_data(config, frame=None):
     label = data["label"]
     classes = class_labels(frame[label], label, data["positive"])
     train, valid, test = split_rows(frame, config)
-    preprocessor = Preprocessor(features=feature_specs(config)).fit(
-        train[[data["text"]]]
+    preprocessor = fit_preprocessor(
+        feature_specs(config), train[[data["text"]]], progress=progress
     )
     return TextData(classes, train, valid, test, preprocessor)
 
@@ -282,7 +322,7 @@ class TextKind(ModelKind):
     name = "text"
 
     def prepare(self, config, frame=None, *, progress=True):
-        return prepare_text_data(config, frame)
+        return prepare_text_data(config, frame, progress=progress)
 
     def fit(self, prepared, config, *, output=None, progress=True):
         model, coverage, timing = fit_text_classifier(
@@ -307,6 +347,9 @@ class TextKind(ModelKind):
                 prepared.test[text].tolist(),
                 y_test,
             )
+        )
+        metrics["split"] = split_description(
+            config, prepared.train, prepared.test
         )
         metrics["train"] = fitted.timing
         coverage = fitted.state["coverage"]

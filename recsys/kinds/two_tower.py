@@ -14,6 +14,8 @@ import keras
 import numpy as np
 import pandas as pd
 
+from recsys.baselines.retrieval import EASE_MAX_ITEMS
+from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.bundles.two_tower import Bundle
 from recsys.bundles.two_tower import write_bundle
 from recsys.config import feature_specs
@@ -24,7 +26,9 @@ from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.retrieval_inputs import parse_times
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
-from recsys.data.split import protocol_split
+from recsys.data.split import split_record
+from recsys.data.split import split_rule
+from recsys.data.split import split_table
 from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.evaluation.retrieval import popularity_scores
 from recsys.evaluation.retrieval import ranking_metric_names
@@ -35,6 +39,7 @@ from recsys.index import recall_against_exact
 from recsys.kinds import two_tower_streamed as streamed
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
+from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.logs import progress_bar
 from recsys.training.checkpoint import training_checkpoint
@@ -78,20 +83,18 @@ class PreparedData:
 
 
 def split_for_evaluation(frame, config):
-    """`(train, test)` per the protocol; the validation split on request."""
+    """`(train, test)` by `data.split`; the validation carve on request."""
     data = config["data"]
     # A bundle written before `data.time_format` existed has ISO times.
     frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))
-    return protocol_split(
+    return split_table(
         frame,
-        user=data["user"],
-        item=data["item"],
-        time=data["time"],
+        split_rule(data),
         validation=config["evaluate"]["split"] == "validation",
     )
 
 
-def prepare_data(config, frame=None):
+def prepare_data(config, frame=None, *, progress=False):
     """Loads, validates and splits the data; fits the preprocessor.
 
     Args:
@@ -104,7 +107,7 @@ def prepare_data(config, frame=None):
     """
     data, model = config["data"], config["model"]
     user, item, time = data["user"], data["item"], data["time"]
-    frame = source_table(config, frame)
+    frame = source_table(config, frame, progress=progress)
     frame = check_interactions(
         frame, user=user, item=item, time=time, time_format=data["time_format"]
     )
@@ -113,7 +116,7 @@ def prepare_data(config, frame=None):
     check_columns(frame, [spec.name for spec in specs] + display)
     train, test = split_for_evaluation(frame, config)
     items = catalog(frame, item)
-    preprocessor = Preprocessor(features=specs).fit(train)
+    preprocessor = fit_preprocessor(specs, train, progress=progress)
     common = {
         "user": user,
         "item": item,
@@ -207,33 +210,58 @@ def evaluate_bundle(
     train: pd.DataFrame | None = None,
     test: pd.DataFrame | None = None,
 ) -> dict[str, dict]:
-    """HR@k of `bundle` and of the popularity baseline on the protocol split.
+    """HR@k of `bundle` and of its baselines on the evaluated split.
+
+    Popularity is always scored; `evaluate.baselines` adds EASE and item-kNN
+    (`recsys.baselines.retrieval`), fitted on `train` with their settings
+    chosen on its validation carve, never on `test`.
 
     Args:
         bundle: `Bundle`.
         frame: the full interactions table.
-        config: the run config (data columns, evaluation split and ks).
+        config: the run config (data columns, evaluation split, ks and
+            baselines).
         train, test: the split, if already computed.
 
     Returns:
-        dict with the split's name (`"test"` or `"validation"`) and
-        `"baseline_popularity"`, each a dict of HR@k metrics.
+        dict with the split's name (`"test"` or `"validation"`),
+        `"baseline_popularity"` and `"baseline_<name>"` for each fitted
+        baseline, each a dict of HR@k metrics; with EASE or item-kNN asked
+        for, `"baselines"`: each one's chosen setting, or why it was
+        skipped.
     """
-    data = config["data"]
+    data, evaluate = config["data"], config["evaluate"]
     if train is None or test is None:
         train, test = split_for_evaluation(frame, config)
     train_items = train[data["item"]].to_numpy()
-    return evaluate_beside_popularity(
+    ks = tuple(evaluate["ks"])
+    # A bundle written before `evaluate.baselines` existed: popularity only.
+    names = [n for n in evaluate.get("baselines", []) if n != "popularity"]
+    scorers, details = fit_retrieval_baselines(
+        names,
+        train,
+        user=data["user"],
+        item=data["item"],
+        candidates=bundle.item_ids,
+        carve=split_rule(data).carve,
+        k=max(ks),
+        ease_max_items=evaluate.get("ease_max_items", EASE_MAX_ITEMS),
+    )
+    metrics: dict[str, dict] = evaluate_beside_popularity(
         bundle.score,
         popularity_scores(train_items, bundle.item_ids),
-        split=config["evaluate"]["split"],
+        split=evaluate["split"],
+        baselines=scorers,
         candidates=bundle.item_ids,
         test_users=test[data["user"]].to_numpy(),
         test_items=test[data["item"]].to_numpy(),
         train_users=train[data["user"]].to_numpy(),
         train_items=train_items,
-        ks=tuple(config["evaluate"]["ks"]),
+        ks=ks,
     )
+    if names:
+        metrics["baselines"] = details
+    return metrics
 
 
 class TwoTowerKind(ModelKind):
@@ -259,7 +287,7 @@ class TwoTowerKind(ModelKind):
 
     def prepare(self, config, frame=None, *, progress=True):
         keras.utils.set_random_seed(config["train"]["seed"])
-        return prepare_data(config, frame)
+        return prepare_data(config, frame, progress=progress)
 
     def fit(self, prepared, config, *, output=None, progress=True):
         with (
@@ -307,8 +335,12 @@ class TwoTowerKind(ModelKind):
         arrays = embed_catalog_and_users(fitted.model, prepared)
         stages.update()
         stages.set_postfix_str("build index")
+        # Tuned on the users' own query vectors (`index.recall_target`).
         index = build_index_from_config(
-            arrays["item_embeddings"], config["index"], progress=progress
+            arrays["item_embeddings"],
+            config["index"],
+            progress=progress,
+            queries=arrays["user_embeddings"],
         )
         stages.update()
         stages.close()
@@ -329,10 +361,14 @@ class TwoTowerKind(ModelKind):
             prepared.train,
             prepared.test,
         )
+        metrics["split"] = split_record(
+            split_rule(config["data"]), prepared.train, prepared.test
+        )
         metrics["train"] = fitted.timing
         metrics["index"] = {
             "kind": index.kind,
             "options": index.options,
+            "tuning": index.tuning,
             "recall@10_vs_exact": recall,
         }
         return metrics
@@ -343,6 +379,8 @@ class TwoTowerKind(ModelKind):
             config=config,
             metrics=metrics,
             query_tower=fitted.model.query_tower,
+            # Kept so `recsys index` can embed new items without a retrain.
+            candidate_tower=fitted.model.candidate_tower,
             **exported,
         )
         if fitted.state["checkpoint"]:
@@ -370,11 +408,28 @@ class TwoTowerKind(ModelKind):
         return self.rescore(bundle, frame)
 
 
+def _tuned(metrics: dict) -> str:
+    """What the index chose for its recall target, if it tuned itself."""
+    index = metrics["index"]
+    tuning = index.get("tuning") or {}
+    if "recall_target" not in tuning:
+        return ""
+    options = index["options"]
+    return (
+        f" ({options.get('num_leaves_to_search')} of "
+        f"{options.get('num_leaves')} leaves searched, reorder "
+        f"{options.get('reorder')}: chosen for recall target "
+        f"{tuning['recall_target']})"
+    )
+
+
 def summary(metrics: dict, config: dict) -> str:
-    """What `recsys train` prints: the metrics beside popularity, speed, index.
+    """What `recsys train` prints: the metrics beside the baselines, speed.
 
     HR@k (unfiltered and filtered) first, then the filtered recall@k,
-    NDCG@k, MRR and coverage@k; metrics.json holds the unfiltered ones too.
+    NDCG@k, MRR and coverage@k, a column per baseline (popularity, then
+    EASE and item-kNN where scored); metrics.json holds the unfiltered ones
+    too. Then each baseline's chosen setting or why it was skipped.
     Metrics written before those existed print HR@k alone.
 
     Args:
@@ -386,13 +441,22 @@ def summary(metrics: dict, config: dict) -> str:
     """
     split = config["evaluate"]["split"]
     train = metrics["train"]
-    model, popular = metrics[split], metrics["baseline_popularity"]
+    model = metrics[split]
+    columns = ["baseline_popularity"] + [
+        key
+        for key in metrics
+        if key.startswith("baseline_") and key != "baseline_popularity"
+    ]
 
     def row(name, label=None):
         label = label or name
-        return f"{label:<18}{model[name]:>10.4f}{popular[name]:>12.4f}"
+        return f"{label:<18}{model[name]:>10.4f}" + "".join(
+            f"{metrics[key][name]:>12.4f}" for key in columns
+        )
 
-    header = f"{'metric':<18}{'model':>10}{'popularity':>12}"
+    header = f"{'metric':<18}{'model':>10}" + "".join(
+        f"{key.removeprefix('baseline_'):>12}" for key in columns
+    )
     lines = [
         f"HR@k on the {split} split ({model['num_interactions']} "
         "interactions, exact scoring of every item):",
@@ -402,7 +466,9 @@ def summary(metrics: dict, config: dict) -> str:
     ranking = [
         name
         for name in ranking_metric_names(tuple(config["evaluate"]["ks"]))
-        if name.endswith("_filtered") and name in model and name in popular
+        if name.endswith("_filtered")
+        and name in model
+        and all(name in metrics[key] for key in columns)
     ]
     if ranking:
         lines += [
@@ -413,13 +479,13 @@ def summary(metrics: dict, config: dict) -> str:
             header,
         ]
         lines += [row(name, name.removesuffix("_filtered")) for name in ranking]
+    lines += [""] + _baseline_notes(metrics.get("baselines", {}))
     lines += [
-        "",
         f"training: {train['seconds']:.1f} s, "
         f"{train['examples_per_second']:,.0f} examples/s "
         f"({train['backend']} backend)",
         f"index: {metrics['index']['kind']}, recall@10 vs exact "
-        f"{metrics['index']['recall@10_vs_exact']:.4f}",
+        f"{metrics['index']['recall@10_vs_exact']:.4f}" + _tuned(metrics),
     ]
     for name, value in metrics.get("ground_truth", {}).get("model", {}).items():
         baseline = metrics["ground_truth"]["baseline_popularity"][name]
@@ -427,6 +493,24 @@ def summary(metrics: dict, config: dict) -> str:
             f"ground truth {name}: {value:.4f} (popularity {baseline:.4f})"
         )
     return "\n".join(lines)
+
+
+def _baseline_notes(baselines):
+    """One line per baseline: its chosen setting, or why it was skipped."""
+    lines = []
+    for name, details in baselines.items():
+        if "skipped" in details:
+            lines.append(f"{name}: skipped, {details['skipped']}")
+            continue
+        setting = (
+            f"l2 = {details['l2']:g}"
+            if "l2" in details
+            else f"{details['neighbours']} neighbours"
+        )
+        if "chosen_by" in details:
+            setting += f" ({details['chosen_by']})"
+        lines.append(f"{name}: {setting}, {details['seconds']:.1f} s")
+    return lines
 
 
 @dataclasses.dataclass
@@ -504,8 +588,12 @@ class StreamedTwoTowerKind(TwoTowerKind):
         stages.lap("seen")
         arrays = streamed.embed_streamed(fitted.model, data, indptr, seen)
         stages.lap("embed")
+        # Tuned on the users' own query vectors (`index.recall_target`).
         index = build_index_from_config(
-            arrays["item_embeddings"], config["index"], progress=progress
+            arrays["item_embeddings"],
+            config["index"],
+            progress=progress,
+            queries=arrays["user_embeddings"],
         )
         stages.lap("index")
         return {
@@ -537,9 +625,15 @@ class StreamedTwoTowerKind(TwoTowerKind):
         metrics["index"] = {
             "kind": index.kind,
             "options": index.options,
+            "tuning": index.tuning,
             "recall@10_vs_exact": float(sum(recalls) / max(len(rows), 1)),
         }
         prepared.stages.lap("evaluate")
+        # The bounds in seconds are `metrics["data"]["split_time"]`.
+        metrics["split"] = {
+            **split_rule(config["data"]).describe(),
+            "train_rows": data.num_train,
+        }
         metrics["train"] = fitted.timing
         metrics["data"] = {
             "rows": source.num_rows,

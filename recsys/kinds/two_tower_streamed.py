@@ -16,20 +16,21 @@ Stages (each timed in `metrics["stages"]`):
    with a counting sort) and the test rows of the evaluation users.
 5. `embed`, `index`, `evaluate`, `write`: as in `recsys.kinds.two_tower`.
 
-Split and evaluation. Rows carry no per-user order the stream can rely on,
-so the split is global in time: the last `TEST_FRACTION` of the time span
-is the test split (with `evaluate.split = "validation"`, the last
-`TEST_FRACTION` of the rest is held out instead and the test span is not
-read). HR@k follows PROTOCOL.md's metric (exact scores over every catalog
-item, ties by item id, filtered and unfiltered), on the test rows of up to
-`EVAL_USERS` users drawn with the run's seed among the users that have both
-training and test rows (at most `MAX_TEST_PER_USER` test rows each, drawn
-with the seed). When the data came from `recsys synth`
-(`_synthetic.json` beside the shards), the generator's ground truth adds
-`recall@100_vs_truth`: the share of each evaluation user's 100 likeliest
-items under the generator that the model ranks in its top 100 (seen items
-kept), and `cluster_precision@100`, the share of the model's top 100 that
-lies in the user's latent cluster; both beside the popularity baseline.
+Split and evaluation. Rows carry no per-user order the stream can rely on, so
+the split is global in time (`data.split = "time"`): the last
+`data.test_fraction` of the time span, or the rows at or after
+`data.split_cutoff`, are the test split (with `evaluate.split = "validation"`,
+the last `data.test_fraction` of the rest is held out instead and the test span
+is not read). HR@k follows PROTOCOL.md's metric (exact scores over every
+catalog item, ties by item id, filtered and unfiltered), on the test rows of up
+to `EVAL_USERS` users drawn with the run's seed among the users that have both
+training and test rows (at most `MAX_TEST_PER_USER` test rows each, drawn with
+the seed). When the data came from `recsys synth` (`_synthetic.json` beside the
+shards), the generator's ground truth adds `recall@100_vs_truth`: the share of
+each evaluation user's 100 likeliest items under the generator that the model
+ranks in its top 100 (seen items kept), and `cluster_precision@100`, the share
+of the model's top 100 that lies in the user's latent cluster; both beside the
+popularity baseline.
 
 Limits: the query tower takes the user id only (`model.query_features =
 [data.user]`, `model.history_length = 0`); candidate features are taken from
@@ -80,6 +81,7 @@ class StageClock:
         self.peak_mb[name] = peak / 1024
 
 
+# The test share of streamed bundles written before `data.test_fraction`.
 TEST_FRACTION = 0.1
 EVAL_USERS = 2000
 # Zipf users are very unequal (at 10M rows the most active user has ~70k
@@ -168,19 +170,56 @@ def open_source(config):
 
 def split_bounds(source, config):
     """`(train_end, test_end)` of the global temporal split (see above)."""
-    low, high = source.time_range(config["data"]["time"])
+    data = config["data"]
+    low, high = source.time_range(data["time"], _time_format(config))
     if not np.isfinite(low):
         raise ValueError(
-            f"Column '{config['data']['time']}' in {source.path} holds only "
-            "nulls."
+            f"Column '{data['time']}' in {source.path} holds only nulls."
         )
+    # Bundles written before data.test_fraction held out a tenth.
+    fraction = data.get("test_fraction", TEST_FRACTION)
+    cutoff = data.get("split_cutoff", "")
+    if cutoff != "":
+        test_start = cutoff_seconds(cutoff)
+        if not low < test_start <= high:
+            raise ValueError(
+                f"data.split_cutoff = {cutoff!r} is outside the times of "
+                f"column '{data['time']}' in {source.path}, so one side of "
+                "the split would be empty. Fix: choose a cutoff inside them."
+            )
+    else:
+        test_start = low + (1 - fraction) * (high - low)
     # Slightly past the maximum, so the last row falls in the test split.
-    test_start = low + (1 - TEST_FRACTION) * (high - low)
     test_end = np.nextafter(high, np.inf)
     if config["evaluate"]["split"] == "validation":
         test_end = test_start
-        test_start = low + (1 - TEST_FRACTION) * (test_start - low)
+        test_start = low + (1 - fraction) * (test_start - low)
     return float(test_start), float(test_end)
+
+
+def cutoff_seconds(cutoff):
+    """`data.split_cutoff` on the scale of `as_float`: a number, or a time
+    in ISO 8601 as Unix seconds (UTC unless it names its offset)."""
+    if not isinstance(cutoff, str):
+        return float(cutoff)
+    try:
+        return float(cutoff)
+    except ValueError:
+        pass
+    try:
+        stamp = pd.Timestamp(cutoff)
+    except ValueError:
+        raise ValueError(
+            f"data.split_cutoff = {cutoff!r} is neither a number nor a time. "
+            'Fix: write it in ISO 8601, e.g. "2024-03-01".'
+        ) from None
+    if stamp.tz is None:
+        stamp = stamp.tz_localize("UTC")
+    return stamp.timestamp()
+
+
+def _time_format(config):
+    return config["data"].get("time_format", "ISO8601")
 
 
 def _masks(source, group, table, config, bounds):
@@ -194,7 +233,9 @@ def _masks(source, group, table, config, bounds):
                 " values; every interaction needs a user, an item and a "
                 "time. Fix: drop or fill those rows."
             )
-    t = as_float(table.column(data["time"]))
+    t = as_float(
+        table.column(data["time"]), _time_format(config), name=data["time"]
+    )
     return t < bounds[0], (t >= bounds[0]) & (t < bounds[1])
 
 
@@ -486,7 +527,7 @@ def evaluation_metrics(
     ]
     popularity = bundle.item_popularity
     split = config["evaluate"]["split"]
-    metrics = evaluate_beside_popularity(
+    metrics: dict[str, dict] = evaluate_beside_popularity(
         bundle.score,
         popularity,
         split=split,
@@ -501,6 +542,18 @@ def evaluation_metrics(
         users_per_batch=8,
     )
     metrics[split]["num_users"] = int(len(evaluated))
+    # EASE and item-kNN read the whole training matrix, which a streamed
+    # run never holds: they are reported as skipped.
+    asked = config["evaluate"].get("baselines", [])
+    others = [name for name in asked if name != "popularity"]
+    if others:
+        metrics["baselines"] = {
+            name: {
+                "skipped": "streamed shards (data.path) never hold the "
+                "training matrix in memory"
+            }
+            for name in others
+        }
     generator = SyntheticInteractions.from_directory(config["data"]["path"])
     if generator is not None:
         metrics["ground_truth"] = truth_metrics(

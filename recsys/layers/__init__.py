@@ -6,6 +6,7 @@ from recsys.layers.dlrm_interaction import DLRMInteraction
 from recsys.layers.multi_hash_embedding import MultiHashEmbedding
 from recsys.layers.pooled_embedding import PooledEmbedding
 from recsys.layers.remove_accidental_hits import RemoveAccidentalHits
+from recsys.layers.sequence_encoder import SequenceEncoder
 from recsys.layers.wide_biases import WideBiases
 
 __all__ = [
@@ -15,5 +16,6 @@ __all__ = [
     "MultiHashEmbedding",
     "PooledEmbedding",
     "RemoveAccidentalHits",
+    "SequenceEncoder",
     "WideBiases",
 ]

@@ -11,6 +11,7 @@ multi-hash feature's table options.
 from typing import TYPE_CHECKING
 from typing import Any
 
+from recsys.layers.sequence_encoder import DEFAULT_SEQUENCE_SCALE
 from recsys.names import HISTORY
 
 if TYPE_CHECKING:
@@ -67,9 +68,14 @@ def input_specs(
 
 
 def history_spec(
-    preprocessor: "Preprocessor", item: str, *, output_dim: int | None = None
+    preprocessor: "Preprocessor",
+    item: str,
+    *,
+    output_dim: int | None = None,
+    encoder: str = "mean",
+    length: int | None = None,
 ) -> dict[str, Any]:
-    """The spec of the `HISTORY` input: ids of the item column, averaged.
+    """The spec of the `HISTORY` input: ids of the item column, encoded.
 
     The history holds ids of the item column's vocabulary, so its table has
     the item column's rows (and hashing).
@@ -79,17 +85,39 @@ def history_spec(
         item: str. Name of the item column's feature.
         output_dim: int or None. Size of the embedding; `None` (or 0) gives
             the item column's own size. Defaults to `None`.
+        encoder: str. `"mean"` averages the items (a `PooledEmbedding`);
+            `"gru"` or `"transformer"` reads them in order (a
+            `recsys.layers.SequenceEncoder`). Defaults to `"mean"`.
+        length: int or None. Ids per history; needed by an ordered
+            encoder. Defaults to `None`.
 
     Returns:
-        dict. An embedding spec named `HISTORY` with `combiner="mean"`.
+        dict. An embedding spec named `HISTORY` with `combiner="mean"`, plus
+        `"encoder"`, `"sequence_length"` and `"sequence_scale"` for an
+        ordered encoder (a mean spec is exactly as before, so are the towers
+        built from it).
     """
-    return _embedding_spec(
+    spec = _embedding_spec(
         preprocessor,
         HISTORY,
         item,
         output_dim or preprocessor.embedding_dim(item),
         "mean",
     )
+    if encoder != "mean":
+        if not isinstance(length, int) or length < 1:
+            raise ValueError(
+                f"history encoder {encoder!r} needs the history length. "
+                f"Received: length={length!r}"
+            )
+        # The scale is written into the spec, so a saved tower keeps it if
+        # the layer's default changes.
+        spec.update(
+            encoder=encoder,
+            sequence_length=length,
+            sequence_scale=DEFAULT_SEQUENCE_SCALE,
+        )
+    return spec
 
 
 def _embedding_spec(preprocessor, name, column, output_dim, combiner):

@@ -7,6 +7,8 @@ from keras import ops
 
 from recsys.layers.multi_hash_embedding import MultiHashEmbedding
 from recsys.layers.pooled_embedding import PooledEmbedding
+from recsys.layers.sequence_encoder import DEFAULT_SEQUENCE_SCALE
+from recsys.layers.sequence_encoder import SequenceEncoder
 
 SUPPORTED_INPUT_TYPES = ("embedding", "numeric")
 SUPPORTED_COMBINES = ("sum", "concat")
@@ -24,9 +26,25 @@ def check_input_types(specs: list[dict[str, Any]]) -> None:
 
 
 def _embedding(spec: dict[str, Any]) -> keras.layers.Layer:
-    """The table of one embedding input: pooled, or multi-hash."""
+    """The table of one embedding input: pooled, multi-hash or sequence."""
     name = f"{spec['name']}_embedding"
     combiner = spec.get("combiner", "mean")
+    encoder = spec.get("encoder", "mean")
+    if encoder != "mean":
+        if spec.get("num_hashes", 1) > 1:
+            raise ValueError(
+                f"Input '{spec['name']}': encoder {encoder!r} needs a plain "
+                "item table, not a multi-hash one. Received: num_hashes="
+                f"{spec['num_hashes']}"
+            )
+        return SequenceEncoder(
+            spec["input_dim"],
+            spec["output_dim"],
+            spec["sequence_length"],
+            encoder=encoder,
+            sequence_scale=spec.get("sequence_scale", DEFAULT_SEQUENCE_SCALE),
+            name=name,
+        )
     if spec.get("num_hashes", 1) > 1:
         return MultiHashEmbedding(
             spec["num_buckets"],
@@ -58,7 +76,10 @@ class Tower(keras.Model):
             `{"name", "type": "embedding", "input_dim", "output_dim",
             "combiner"}` or `{"name", "type": "numeric"}`. An embedding
             entry with `"num_hashes"` above 1 (and `"num_buckets"`,
-            `"hash_combiner"`) gets a `MultiHashEmbedding` instead.
+            `"hash_combiner"`) gets a `MultiHashEmbedding` instead, one with
+            `"encoder"` (`"gru"` or `"transformer"`), `"sequence_length"`
+            and optionally `"sequence_scale"` a `SequenceEncoder` (an
+            ordered history).
         output_dim: int. Size of the output vector.
         hidden_units: list of int. Sizes of ReLU hidden layers before the
             projection. Defaults to `()`.

@@ -66,7 +66,15 @@ def build_two_tower(
         preprocessor, model_config["query_features"], output_dim=dim
     )
     if model_config["history_length"]:
-        query_inputs.append(history_spec(preprocessor, item, output_dim=size))
+        query_inputs.append(
+            history_spec(
+                preprocessor,
+                item,
+                output_dim=size,
+                encoder=model_config.get("history_encoder", "mean"),
+                length=model_config["history_length"],
+            )
+        )
     towers = {}
     for side, inputs in (
         ("query", query_inputs),

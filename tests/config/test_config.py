@@ -76,7 +76,12 @@ def test_config_missing_file():
 # `load_config` outputs captured from the hand-checked dict implementation
 # (commit 81bf218), before the pydantic models replaced it; regenerated once
 # for issue #15, which added `data.time_format` (its default inserted after
-# `data.time`, nothing else changed). Relative data paths are stored as
+# `data.time`) and the split keys (`data.split` ... `data.split_column`
+# after it; the text kind's `split` before `id`, its other split keys
+# last), and made the defaults generic: `source = ""`, `user_id`,
+# `item_id`, tabular `label = "label"`, text `id = ""`; issue #16 inserted
+# `model.history_encoder = "mean"` after `model.history_length` in the
+# two-tower cases (by hand, no other change). Relative data paths are stored as
 # written: `load_config` makes them absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
 

@@ -49,11 +49,24 @@ def test_parquet_source_missing_column_names_file_and_column(tmp_path):
 
 
 def test_parquet_source_wrong_type_names_file_and_column(tmp_path):
-    write(tmp_path / "a.parquet", user=[1], item=[2], time=["yesterday"])
+    write(tmp_path / "a.parquet", user=[1], item=[2], time=[True])
     with pytest.raises(
-        ValueError, match=r"Column 'time' in .*a\.parquet has type string"
+        ValueError, match=r"Column 'time' in .*a\.parquet has type bool"
     ):
         ParquetSource(str(tmp_path), ROLES)
+
+
+def test_times_as_text_are_parsed_by_the_time_format(tmp_path):
+    write(
+        tmp_path / "a.parquet",
+        user=[1, 1],
+        item=[2, 3],
+        time=["02/01/1970 00:00", "01/01/1970 00:01"],
+    )
+    source = ParquetSource(str(tmp_path), ROLES)
+    assert source.time_range("time", "%d/%m/%Y %H:%M") == (60.0, 86400.0)
+    with pytest.raises(ValueError, match="do not parse with data.time_format"):
+        source.time_range("time")
 
 
 def test_parquet_source_types_must_agree_across_shards(tmp_path):

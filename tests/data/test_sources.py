@@ -118,3 +118,18 @@ def test_text_that_is_not_utf8_says_so(tmp_path):
 def test_builtin_names_are_not_paths():
     frame = load_interactions("movielens")
     assert {"userId", "movieId", "timestamp"} <= set(frame.columns)
+
+
+@pytest.mark.parametrize("name", ["big.csv", "big.csv.gz", "big.tsv.xz"])
+def test_a_large_file_shows_the_bytes_read(tmp_path, monkeypatch, capsys, name):
+    import recsys.data.sources as sources
+
+    frame = pd.DataFrame({"user": range(3000), "item": ["a", "b", "c"] * 1000})
+    path = tmp_path / name
+    frame.to_csv(path, index=False, sep="\t" if ".tsv" in name else ",")
+    monkeypatch.setattr(sources, "PROGRESS_BYTES", 1000)
+    loaded = load_interactions(path, progress=True)
+    pd.testing.assert_frame_equal(loaded, frame)
+    assert f"read {name}" in capsys.readouterr().err
+    load_interactions(path)  # no bar unless asked
+    assert capsys.readouterr().err == ""

@@ -107,3 +107,109 @@ def test_text_split_rows_match_the_direct_construction(split, id_column):
         strict=True,
     ):
         _assert_same_rows(got, expected)
+
+
+# --- The rules beyond per-user time (data.split) ---------------------------
+
+from recsys.data.split import SplitRule  # noqa: E402
+from recsys.data.split import held_count  # noqa: E402
+from recsys.data.split import split_table  # noqa: E402
+
+
+def _rule(method, **options):
+    return SplitRule(method, **options, **COLUMNS)
+
+
+def test_held_count_is_exact_for_decimal_fractions():
+    # 0.2 * 15 is 3.0000000000000004 in floats: a naive ceil holds out 4.
+    assert held_count(15, 0.2) == 3
+    assert [held_count(n, 0.2) for n in range(1, 12)] == [
+        (n + 4) // 5 for n in range(1, 12)
+    ]
+
+
+def test_per_user_fraction_holds_out_that_share_of_each_user():
+    frame = _interactions()
+    _, held = temporal_split(frame, **COLUMNS, fraction=0.5)
+    sizes = frame.groupby("u").size()
+    assert (held.groupby("u").size() == (sizes + 1) // 2).all()
+
+
+def test_time_split_holds_out_the_latest_rows_of_the_whole_table():
+    frame = _interactions()
+    train, test = split_table(frame, _rule("time", fraction=0.25))
+    assert train["t"].max() < test["t"].min()
+    # Rows tied with the first held-out time are held out too.
+    assert len(test) >= 100 and len(train) + len(test) == len(frame)
+    fit, validation = split_table(
+        frame, _rule("time", fraction=0.25), validation=True
+    )
+    assert fit["t"].max() < validation["t"].min() <= train["t"].max()
+    assert validation["t"].max() < test["t"].min()
+
+
+def test_time_split_at_a_cutoff_date():
+    frame = _interactions()
+    frame["t"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["t"], "D")
+    train, test = split_table(frame, _rule("time", cutoff="2024-03-01"))
+    assert (test["t"] >= pd.Timestamp("2024-03-01")).all()
+    assert (train["t"] < pd.Timestamp("2024-03-01")).all()
+    # A cutoff with an offset on naive times: compared in UTC.
+    _, utc = split_table(frame, _rule("time", cutoff="2024-03-01T01:00+01:00"))
+    assert len(utc) == len(test)
+    with pytest.raises(ValueError, match="outside the times of column 't'"):
+        split_table(frame, _rule("time", cutoff="2030-01-01"))
+    with pytest.raises(ValueError, match="not a time"):
+        split_table(frame, _rule("time", cutoff="next tuesday"))
+
+
+def test_random_split_follows_its_seed():
+    frame = _interactions()
+    train, test = split_table(frame, _rule("random", fraction=0.1, seed=3))
+    again = split_table(frame, _rule("random", fraction=0.1, seed=3))[1]
+    other = split_table(frame, _rule("random", fraction=0.1, seed=4))[1]
+    assert len(test) == 40 and len(train) == 360
+    _assert_same_rows(test, again)
+    assert not test["id"].equals(other["id"])
+    fit, validation = split_table(
+        frame, _rule("random", fraction=0.1, seed=3), validation=True
+    )
+    assert set(fit["id"]) | set(validation["id"]) == set(train["id"])
+    assert not set(validation["id"]) & set(test["id"])
+
+
+def test_column_split_reads_the_users_marks():
+    frame = _interactions()
+    frame["part"] = np.where(
+        frame["id"] % 5 == 0,
+        "test",
+        np.where(frame["id"] % 5 == 1, "Validation", "train"),
+    )
+    rule = _rule("column", column="part")
+    train, test = split_table(frame, rule)
+    assert set(test["id"]) == set(frame.loc[frame["part"] == "test", "id"])
+    fit, validation = split_table(frame, rule, validation=True)
+    assert set(validation["id"]) == set(frame.loc[frame["id"] % 5 == 1, "id"])
+    assert len(fit) + len(validation) == len(train)
+    frame.loc[3, "part"] = "holdout"
+    with pytest.raises(ValueError, match="'holdout'.*mark every row"):
+        split_table(frame, rule)
+    with pytest.raises(ValueError, match='marked "test"'):
+        split_table(frame.assign(part="train"), rule)
+
+
+def test_split_keys_are_checked_in_the_config():
+    from recsys.config import load_config
+    from recsys.errors import ConfigError
+
+    base = "configs/examples/interactions.toml"
+    with pytest.raises(ConfigError, match="split_column go together"):
+        load_config(base, ['data.split="column"'])
+    with pytest.raises(ConfigError, match="read only by"):
+        load_config(base, ['data.split_cutoff="2024-01-01"'])
+    with pytest.raises(ConfigError, match="test_fraction"):
+        load_config(base, ["data.test_fraction=1.5"])
+    with pytest.raises(ConfigError, match="split by time only"):
+        load_config(base, ['data.path="shards"', 'data.split="random"'])
+    config = load_config(base, ['data.split="time"', "data.split_cutoff=10"])
+    assert config["data"]["split_cutoff"] == 10

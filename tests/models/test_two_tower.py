@@ -165,7 +165,11 @@ def test_two_tower_trains_on_movielens_beyond_popularity(tmp_path):
 
     config = load_config(
         "configs/movielens_two_tower.toml",
-        ["train.epochs=1", "index.kind='brute_force'"],
+        [
+            "train.epochs=1",
+            "index.kind='brute_force'",
+            "evaluate.baselines=['popularity']",
+        ],
     )
     bundle, metrics = train(config, str(tmp_path / "b"), progress=False)
     assert metrics["train"]["backend"] == keras.backend.backend()

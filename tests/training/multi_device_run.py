@@ -76,6 +76,7 @@ def main(csv, output):
                 f'train.distribution="{mode}"',
                 "train.model_shards=2",
                 'index.kind="brute_force"',
+                "evaluate.baselines=['popularity']",
             ],
         )
         _, metrics = train(config, os.path.join(output, mode), progress=False)

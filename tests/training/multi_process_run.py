@@ -68,6 +68,7 @@ def main(csv, output):
             'train.distribution="data"',
             "train.checkpoint_every=-1",
             'index.kind="brute_force"',
+            "evaluate.baselines=['popularity']",
         ],
     )
     bundle, metrics = pipeline.TwoTowerKind().train(

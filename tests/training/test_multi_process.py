@@ -15,6 +15,10 @@ import pytest
 
 from recsys.data.sources import load_interactions
 
+# Three training processes (40 s on 2 cores): with `pytest -m slow`. The
+# default run keeps the in-process multi-device tests (test_distribution.py).
+pytestmark = pytest.mark.slow
+
 SCRIPT = os.path.join(os.path.dirname(__file__), "multi_process_run.py")
 # A hung collective must fail the test, not stall CI: every run takes about
 # 50 s on 2 CPU cores.

@@ -1,0 +1,465 @@
+"""Retrieval baselines a two-tower model must beat: EASE and item-kNN.
+
+Both read the binarized training matrix `X` (users x items: 1 where the user
+interacted with the item) and score every candidate for a user, as
+`Bundle.score` does, so the evaluation loop treats them like the model
+(`recsys.evaluation.retrieval.evaluate_beside_popularity`):
+
+- `EASE` (Steck 2019, "Embarrassingly Shallow Autoencoders"): the closed
+  form `B = I - P diagMat(1 / diag(P))`, `P = (X^T X + l2 I)^-1`; a user's
+  scores are `X_u B`.
+- `ItemKNN`: cosine similarity between item columns of `X`, each item
+  keeping its `neighbours` most similar items; a user's score of an item is
+  the sum of its similarities to the user's items.
+
+Items never seen in training score 0, as they would in the full item x item
+model (their rows and columns of `B` are 0). `fit_retrieval_baselines`
+chooses EASE's `l2` on the validation carve of the training rows (never on
+the evaluated rows), then refits on all of them.
+"""
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.linalg
+import scipy.sparse
+from numpy.typing import ArrayLike
+from threadpoolctl import threadpool_limits
+
+from recsys.evaluation.retrieval import evaluate_retrieval
+
+# The baselines this module fits, beside popularity (which evaluation
+# computes from counts alone).
+RETRIEVAL_BASELINES = ("ease", "item_knn")
+
+# EASE's l2 values tried on the validation carve, and the first one tried
+# (Steck's for MovieLens-20M).
+EASE_L2_GRID = tuple(float(m * 10**e) for e in range(5) for m in (1, 2, 5))
+EASE_START_L2 = 500.0
+# Item-kNN keeps a common neighbourhood size, not chosen: on MovieLens'
+# validation carve 50, 100 and 200 neighbours differ by 0.003 in filtered
+# HR@100, and choosing would add a fit and three evaluations to every run.
+ITEM_KNN_NEIGHBOURS = 100
+
+# EASE inverts a dense (items x items) matrix, or its (users x users) dual
+# when users are fewer: 7,745 items took 10 s of CPU per setting tried
+# (float64 Cholesky, one thread), growing with the cube; MovieLens' 671
+# users take 0.03 s. Item-kNN's similarity is computed in dense blocks of
+# item columns: its time grows with the square of the items.
+EASE_MAX_ITEMS = 10_000
+ITEM_KNN_MAX_ITEMS = 50_000
+
+# A dense block of the item-kNN similarity holds at most this many floats.
+_BLOCK_FLOATS = 1 << 24
+
+
+def _one_blas_thread():
+    """A scope where BLAS and LAPACK run on one thread.
+
+    On a machine busier than its cores (2 cores, other processes), OpenBLAS'
+    threads spin: a Cholesky inverse of 671 x 671 took 6.3 s on its default
+    threads and 0.09 s on one; a 4,000 x 4,000 one 50 s and 4.3 s. One
+    thread costs at most a factor of the core count on an idle machine.
+    """
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+class _MatrixScorer:
+    """The binarized training matrix and the score-over-candidates wrapper.
+
+    Subclasses fit on `self.matrix_` in `_fit` and return dense scores of
+    the training items for rows of it in `_score_rows`.
+    """
+
+    def fit(
+        self, users: ArrayLike, items: ArrayLike, candidates: ArrayLike
+    ) -> "_MatrixScorer":
+        """Fits on training interactions; one row per interaction.
+
+        Args:
+            users: array-like of user ids.
+            items: array-like of item ids (those not among `candidates` are
+                ignored; repeated pairs count once).
+            candidates: 1-D array of the item ids `score` ranks.
+
+        Returns:
+            `self`.
+        """
+        self.num_candidates_ = len(np.asarray(candidates))
+        positions = pd.Index(np.asarray(candidates)).get_indexer(
+            np.asarray(items)
+        )
+        known = positions >= 0
+        user_codes, users = pd.factorize(np.asarray(users)[known])
+        self.users_ = pd.Index(users)
+        self.columns_, item_codes = np.unique(
+            positions[known], return_inverse=True
+        )
+        matrix = scipy.sparse.csr_matrix(
+            (np.ones(len(item_codes)), (user_codes, item_codes)),
+            shape=(len(self.users_), len(self.columns_)),
+        )
+        matrix.sum_duplicates()
+        matrix.data[:] = 1.0
+        self.matrix_ = matrix
+        with _one_blas_thread():
+            self._fit()
+        return self
+
+    def score(self, users: ArrayLike) -> np.ndarray:
+        """Scores of every candidate for each user.
+
+        Args:
+            users: 1-D array of user ids. Users without training rows score
+                every candidate 0.
+
+        Returns:
+            float32 array of shape `(len(users), len(candidates))`.
+        """
+        rows = self.users_.get_indexer(np.asarray(users))
+        known = rows >= 0
+        scores = np.zeros((len(rows), self.num_candidates_), np.float32)
+        if known.any():
+            with _one_blas_thread():
+                scores[np.ix_(known, self.columns_)] = self._score_rows(
+                    self.matrix_[rows[known]]
+                )
+        return scores
+
+    def _fit(self):
+        raise NotImplementedError
+
+    def _score_rows(self, rows):
+        raise NotImplementedError
+
+
+class EASE(_MatrixScorer):
+    """EASE, the closed-form linear item-item model (Steck, 2019).
+
+    `B = I - P diagMat(1 / diag(P))` with `P = (X^T X + l2 I)^-1`; the
+    scores of user `u` are `X_u B`. With fewer users than items, the same
+    scores come from the users' side (Woodbury's identity,
+    `P = (I - X^T (X X^T + l2 I)^-1 X) / l2`), a (users x users) problem
+    that never forms `B`.
+
+    Args:
+        l2: float. The L2 penalty. Defaults to `500.0`.
+
+    Example:
+
+    ```python
+    ease = EASE(l2=200.0).fit(train_users, train_items, candidates)
+    ease.score(np.array([1, 2]))  # shape (2, len(candidates))
+    ```
+
+    References:
+        - [Steck, 2019](https://arxiv.org/abs/1905.03375)
+    """
+
+    def __init__(self, *, l2: float = 500.0):
+        if not l2 > 0:
+            raise ValueError(f"`l2` must be positive. Received: l2={l2}")
+        self.l2 = l2
+
+    def _fit(self):
+        x = self.matrix_
+        if x.shape[0] < x.shape[1]:
+            self._fit_dual(x)
+            return
+        gram = (x.T @ x).toarray()
+        gram[np.diag_indices_from(gram)] += self.l2
+        p = _inverse_spd(gram)
+        # B_ij = -P_ij / P_jj off the diagonal, 0 on it.
+        weights = p / -np.diag(p)
+        np.fill_diagonal(weights, 0.0)
+        self.weights_ = weights.astype(np.float32)  # half the memory
+        self.dual_ = None
+
+    def _fit_dual(self, x):
+        # With K = (X X^T + l2 I)^-1 and W = K X: P = (I - X^T W) / l2, so
+        # diag(P) = (1 - sum_u X_ui W_ui) / l2 and X_u P = (X_u - X_u X^T W)
+        # / l2. A Cholesky inverse, not an eigendecomposition: LAPACK's
+        # eigensolvers slow down badly on a busy machine's threads.
+        gram = (x @ x.T).toarray()
+        gram[np.diag_indices_from(gram)] += self.l2
+        w = np.ascontiguousarray((x.T @ _inverse_spd(gram)).T)
+        diagonal = 1.0 - np.asarray(x.multiply(w).sum(axis=0)).ravel()
+        self.dual_ = (x.T.tocsr(), w, diagonal)
+        self.weights_ = None
+
+    def _score_rows(self, rows):
+        if self.dual_ is None:
+            return rows @ self.weights_
+        # X_u B = X_u - (X_u P) / diag(P); the 1 / l2 of both cancels.
+        transposed, w, diagonal = self.dual_
+        projected = (rows @ transposed).toarray() @ w
+        dense = rows.toarray()
+        return dense - (dense - projected) / diagonal
+
+
+class ItemKNN(_MatrixScorer):
+    """Item-based nearest neighbours with cosine similarity.
+
+    The similarity of items `i` and `j` is the number of users who had both
+    over `sqrt(count_i * count_j)`; each item keeps its `neighbours` most
+    similar other items, and a user's score of item `j` is the sum of the
+    similarities of `j`'s neighbours the user had.
+
+    Args:
+        neighbours: int. Neighbours kept per item. Defaults to `100`.
+
+    Example:
+
+    ```python
+    knn = ItemKNN(neighbours=50).fit(train_users, train_items, candidates)
+    knn.score(np.array([1, 2]))  # shape (2, len(candidates))
+    ```
+    """
+
+    def __init__(self, *, neighbours: int = 100):
+        if int(neighbours) < 1:
+            raise ValueError(
+                "`neighbours` must be a positive integer. "
+                f"Received: neighbours={neighbours}"
+            )
+        self.neighbours = int(neighbours)
+
+    def _fit(self):
+        # Columns scaled to unit norm: their dot products are the cosines.
+        counts = np.asarray(self.matrix_.sum(axis=0)).ravel()
+        x = (self.matrix_ @ scipy.sparse.diags(1.0 / np.sqrt(counts))).astype(
+            np.float32
+        )
+        n = x.shape[1]
+        transposed = x.T.tocsr()
+        k = min(self.neighbours, max(n - 1, 0))
+        # Items that never co-occur get distinct negative scores: a
+        # partition among many equal zeros is several times slower.
+        filler = -(1.0 + np.arange(n, dtype=np.float32)) / n
+        neighbours, items, values = [], [], []
+        step = max(1, _BLOCK_FLOATS // max(n, 1))
+        for start in range(0, n if k else 0, step):
+            stop = min(n, start + step)
+            # Row i: item start + i's cosine with every item (rows keep the
+            # partition in contiguous memory).
+            similar = (transposed[start:stop] @ x).toarray()
+            similar[np.arange(stop - start), np.arange(start, stop)] = 0.0
+            similar = np.where(similar > 0, similar, filler)
+            top = np.argpartition(similar, n - k, axis=1)[:, n - k :]
+            neighbours.append(top.ravel())
+            values.append(np.take_along_axis(similar, top, axis=1).ravel())
+            items.append(np.repeat(np.arange(start, stop), k))
+        neighbour, item, value = (
+            np.concatenate(parts) if parts else np.zeros(0, dtype)
+            for parts, dtype in (
+                (neighbours, int),
+                (items, int),
+                (values, float),
+            )
+        )
+        # weights_[i, j]: the similarity of item j to its neighbour i.
+        keep = value > 0
+        self.weights_ = scipy.sparse.csr_matrix(
+            (value[keep], (neighbour[keep], item[keep])), shape=(n, n)
+        )
+
+    def _score_rows(self, rows):
+        return (rows @ self.weights_).toarray()
+
+
+def _inverse_spd(matrix):
+    """The inverse of a symmetric positive definite matrix, by Cholesky.
+
+    About twice as fast as `np.linalg.inv` (LU); `matrix` is overwritten.
+    """
+    factor, info = scipy.linalg.lapack.dpotrf(
+        matrix, lower=False, overwrite_a=True
+    )
+    if info == 0:
+        inverse, info = scipy.linalg.lapack.dpotri(
+            factor, lower=False, overwrite_c=True
+        )
+    if info != 0:
+        raise np.linalg.LinAlgError(
+            f"EASE's Gram matrix is not positive definite (LAPACK info={info})"
+        )
+    # dpotri fills the upper triangle only.
+    return np.triu(inverse) + np.triu(inverse, 1).T
+
+
+def climb(
+    grid: tuple, start: Any, metric_of: Callable[[Any], float]
+) -> tuple[Any, list]:
+    """The setting of `grid` a hill climb from `start` ends on.
+
+    Evaluates `start`, then walks towards the better neighbour while the
+    metric improves: on a metric with one peak along the grid (as the
+    validation metric of a penalty or a neighbourhood size usually is), it
+    finds the best setting in a few evaluations instead of all of them.
+    Ties keep the setting found first.
+
+    Args:
+        grid: tuple. The settings, in increasing order.
+        start: one of `grid`. The first setting evaluated.
+        metric_of: callable. The metric of a setting, higher is better.
+
+    Returns:
+        `(best, tried)`: the chosen setting and the `[setting, metric]`
+        pairs evaluated, in order.
+
+    Example:
+
+    ```python
+    climb((1, 2, 3, 4), 2, lambda x: -abs(x - 3.2))  # (3, [[2, ...], ...])
+    ```
+    """
+    tried = {}
+
+    def metric(i):
+        if i not in tried:
+            tried[i] = float(metric_of(grid[i]))
+        return tried[i]
+
+    best = grid.index(start)
+    metric(best)
+    for step in (1, -1):
+        moved = False
+        while 0 <= best + step < len(grid) and metric(best + step) > metric(
+            best
+        ):
+            best += step
+            moved = True
+        if moved:
+            break
+    return grid[best], [[grid[i], value] for i, value in tried.items()]
+
+
+def fit_retrieval_baselines(
+    names: list[str],
+    train: pd.DataFrame,
+    *,
+    user: str,
+    item: str,
+    candidates: ArrayLike,
+    carve: Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]],
+    k: int = 100,
+    ease_max_items: int = EASE_MAX_ITEMS,
+) -> tuple[dict[str, Callable], dict[str, dict]]:
+    """Fits the named baselines, each setting chosen on a validation carve.
+
+    `carve(train)` splits the training rows into `(fit, validation)` (the
+    run's own rule, e.g. `SplitRule.carve`). Each EASE `l2` tried is fitted
+    on `fit` and scored by its filtered HR@k on `validation`; the chosen one
+    (`climb`) is refitted on all of `train`. The evaluated rows are never
+    seen. Item-kNN keeps `ITEM_KNN_NEIGHBOURS`. A baseline whose catalog is
+    too large is skipped with a note.
+
+    Args:
+        names: list of str. Baselines among `RETRIEVAL_BASELINES` (others,
+            such as `"popularity"`, are ignored).
+        train: DataFrame. The training rows.
+        user: str. User id column.
+        item: str. Item id column.
+        candidates: 1-D array. The catalog's item ids, ascending.
+        carve: callable `train -> (fit, validation)`.
+        k: int. The cut-off of the filtered HR@k that chooses. Defaults to
+            `100`.
+        ease_max_items: int. EASE is skipped above this many training
+            items. Defaults to `EASE_MAX_ITEMS`.
+
+    Returns:
+        `(scorers, details)`: `scorers` maps each fitted baseline's name to
+        its `score` method; `details` maps every named baseline to its
+        setting (for EASE with the `[l2, validation HR@k]` pairs tried) and
+        the seconds taken, or to `{"skipped": note}`.
+
+    Example:
+
+    ```python
+    scorers, details = fit_retrieval_baselines(
+        ["ease", "item_knn"],
+        train,
+        user="userId",
+        item="movieId",
+        candidates=catalog_ids,
+        carve=split_rule(config["data"]).carve,
+    )
+    details["ease"]["l2"]
+    ```
+    """
+    candidates = np.asarray(candidates)
+    # A cut-off at the catalog size would make every setting tie at 1.
+    k = max(1, min(int(k), len(candidates) - 1))
+    names = [name for name in RETRIEVAL_BASELINES if name in names]
+    num_items = int(
+        np.count_nonzero(pd.Index(candidates).isin(train[item].unique()))
+    )
+    scorers: dict[str, Callable] = {}
+    details: dict[str, dict[str, Any]] = {}
+    fit_rows = validation = None
+    for name in names:
+        limit = ease_max_items if name == "ease" else ITEM_KNN_MAX_ITEMS
+        if num_items > limit:
+            details[name] = {
+                "skipped": (
+                    f"{num_items:,} training items is above its limit of "
+                    f"{limit:,}: its item x item matrix would not fit"
+                    + (" (evaluate.ease_max_items)" if name == "ease" else "")
+                )
+            }
+            continue
+        started = time.perf_counter()
+        if name == "item_knn":
+            scorer = _fitted(
+                ItemKNN(neighbours=ITEM_KNN_NEIGHBOURS),
+                train,
+                user,
+                item,
+                candidates,
+            )
+            details[name] = {"neighbours": ITEM_KNN_NEIGHBOURS}
+        else:
+            if fit_rows is None:
+                fit_rows, validation = carve(train)
+            scorer, details[name] = _choose_ease(
+                train, fit_rows, validation, user, item, candidates, k
+            )
+        details[name]["seconds"] = round(time.perf_counter() - started, 3)
+        scorers[name] = scorer.score
+    return scorers, details
+
+
+def _choose_ease(train, fit_rows, validation, user, item, candidates, k):
+    """`(EASE fitted on train, details)`, its `l2` chosen on `validation`."""
+    if not (len(fit_rows) and len(validation)):
+        model = _fitted(EASE(l2=EASE_START_L2), train, user, item, candidates)
+        note = "default: the validation carve is empty"
+        return model, {"l2": EASE_START_L2, "chosen_by": note}
+
+    def metric_of(l2):
+        metrics = evaluate_retrieval(
+            _fitted(EASE(l2=l2), fit_rows, user, item, candidates).score,
+            candidates=candidates,
+            test_users=validation[user].to_numpy(),
+            test_items=validation[item].to_numpy(),
+            train_users=fit_rows[user].to_numpy(),
+            train_items=fit_rows[item].to_numpy(),
+            ks=(k,),
+            split="validation",
+        )
+        return metrics[f"hr@{k}_filtered"]
+
+    l2, tried = climb(EASE_L2_GRID, EASE_START_L2, metric_of)
+    model = _fitted(EASE(l2=l2), train, user, item, candidates)
+    return model, {
+        "l2": l2,
+        "chosen_by": f"hr@{k}_filtered on the validation carve",
+        "tried": tried,
+    }
+
+
+def _fitted(model, rows, user, item, candidates):
+    return model.fit(rows[user].to_numpy(), rows[item].to_numpy(), candidates)

@@ -1,0 +1,192 @@
+"""New items in a trained two-tower bundle, without retraining.
+
+A bundle keeps its candidate tower (`candidate_tower.keras`), so an item
+the model never saw can be embedded from its candidate features, through
+the bundle's fitted preprocessor, and put in the catalog:
+`Bundle.add_items(frame)` is the entry point, `recsys index BUNDLE --items
+FILE` the command. Its id falls to the preprocessor's out-of-vocabulary (or
+hashed) id, so what places a cold item among the others is its content
+features (genres, year): a model trained with item ids alone embeds every
+cold item at the same point.
+
+This module checks the frame and merges the vectors into the catalog's
+arrays; `Bundle.add_items` rebuilds the index and the `Bundle`.
+"""
+
+import dataclasses
+import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.data.retrieval_inputs import item_inputs
+from recsys.features import canonical_strings
+from recsys.training.embed import embed
+
+# Ids named in an error message, at most.
+SHOWN_IDS = 10
+
+
+@dataclasses.dataclass
+class MergedItems:
+    """The catalog after `merge_items`.
+
+    Attributes:
+        items: DataFrame. The catalog columns (`items.parquet`), new rows
+            appended.
+        arrays: dict. New `item_ids`, `item_embeddings` and
+            `item_popularity`.
+        note: dict. What was done, for the manifest's `item_updates`.
+    """
+
+    items: pd.DataFrame
+    arrays: dict[str, np.ndarray]
+    note: dict[str, Any]
+
+
+def check_new_items(
+    frame: pd.DataFrame, *, item: str, features: list[str]
+) -> None:
+    """Refuses a frame of new items that cannot be embedded.
+
+    Args:
+        frame: DataFrame. One row per item.
+        item: str. The item id column (`data.item`).
+        features: list of str. The candidate feature columns.
+
+    Raises:
+        ValueError: for an empty frame, a missing column, or null or
+            duplicate ids; the message names them and the fix.
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(
+            "`frame` must be a pandas DataFrame of new items. Received: "
+            f"{type(frame).__name__}"
+        )
+    if len(frame) == 0:
+        raise ValueError("The table of new items is empty (0 rows).")
+    needed = list(dict.fromkeys([item, *features]))
+    missing = [name for name in needed if name not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"Columns {missing} are missing from the new items. The "
+            f"bundle's candidate tower reads {needed} (data.item and "
+            f"model.candidate_features). Available columns: "
+            f"{list(frame.columns)}. Fix: add those columns, one row per "
+            "item."
+        )
+    nulls = int(frame[item].isna().sum())
+    if nulls:
+        raise ValueError(
+            f"Column '{item}' has {nulls} null ids; every new item needs "
+            "an id. Fix: drop or fill those rows."
+        )
+    keys = pd.Series(canonical_strings(frame[item]))
+    duplicated = pd.unique(keys[keys.duplicated()])
+    if len(duplicated):
+        shown = list(duplicated[:SHOWN_IDS])
+        raise ValueError(
+            f"Column '{item}' repeats {len(duplicated)} ids, e.g. {shown}: "
+            "each new item needs exactly one row of features. Fix: keep "
+            f"one row per item, e.g. frame.drop_duplicates('{item}', "
+            "keep='last')."
+        )
+
+
+def _ids_like(values: pd.Series, catalog_ids: np.ndarray, item: str):
+    """The new ids in the catalog's type: int64 or canonical strings."""
+    if catalog_ids.dtype.kind not in "iu":
+        return np.asarray(canonical_strings(values), dtype=str)
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = values[numbers.isna() | (numbers != np.floor(numbers.fillna(0.5)))]
+    if len(bad):
+        raise ValueError(
+            f"This bundle's item ids are integers, but column '{item}' "
+            f"holds {len(bad)} ids that are not, e.g. "
+            f"{bad.iloc[:SHOWN_IDS].tolist()}. Fix: give the new items "
+            "integer ids, as in the training data."
+        )
+    return numbers.to_numpy().astype(np.int64)
+
+
+def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
+    """Embeds `frame`'s items and merges them into `bundle`'s catalog.
+
+    New ids join the catalog with popularity 0, in id order: the catalog
+    stays sorted by id, the candidate order evaluation needs, so the rows
+    after them move and every user's seen items are renumbered to match.
+    Ids already in the catalog are re-embedded from the new features and
+    keep their popularity; their display value is updated when `frame`
+    has the display column.
+
+    Args:
+        bundle: a loaded two-tower `Bundle`.
+        frame: DataFrame. One row per item (see `check_new_items`).
+        tower: the bundle's candidate tower.
+
+    Returns:
+        A `MergedItems`.
+
+    Raises:
+        ValueError: see `check_new_items`, and for ids of another type
+            than the catalog's.
+    """
+    config = bundle.config
+    item = config["data"]["item"]
+    features = list(config["model"]["candidate_features"])
+    check_new_items(frame, item=item, features=features)
+    frame = frame.reset_index(drop=True)
+    ids = _ids_like(frame[item], bundle.item_ids, item)
+    vectors = embed(tower, item_inputs(bundle.preprocessor, frame, features))
+    if not np.isfinite(vectors).all():
+        raise ValueError(
+            "The candidate tower gave NaN or inf vectors for some new "
+            "items. Fix: check their feature values."
+        )
+    rows = bundle.item_rows(ids)
+    known, fresh = rows >= 0, rows < 0
+    embeddings = np.concatenate(
+        [bundle.item_embeddings, vectors[fresh]]
+    ).astype(np.float32)
+    embeddings[rows[known]] = vectors[known]
+    added = pd.DataFrame(index=pd.RangeIndex(int(fresh.sum())))
+    for column in bundle.items.columns:
+        if column == item:
+            added[column] = ids[fresh]
+        elif column in frame.columns:
+            added[column] = frame.loc[fresh, column].to_numpy()
+        else:
+            added[column] = None  # e.g. no display column given
+    items = bundle.items.copy()
+    for column in items.columns:
+        if column != item and column in frame.columns and known.any():
+            items.loc[rows[known], column] = frame.loc[known, column].values
+    if len(added):
+        items = pd.concat([items, added], ignore_index=True)
+    item_ids = np.concatenate([bundle.item_ids, ids[fresh]])
+    popularity = np.concatenate(
+        [bundle.item_popularity, np.zeros(fresh.sum(), np.float32)]
+    )
+    # Appended rows sorted into place; `row_of` renumbers old rows.
+    order = np.argsort(item_ids, kind="stable")
+    row_of = np.empty_like(order)
+    row_of[order] = np.arange(len(order))
+    seen = bundle.seen_items
+    arrays = {
+        "item_ids": item_ids[order],
+        "item_embeddings": embeddings[order],
+        "item_popularity": popularity[order].astype(np.float32),
+        "seen_items": row_of[seen].astype(seen.dtype),
+    }
+    items = items.iloc[order].reset_index(drop=True)
+    note = {
+        "at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "from_version": bundle.version,
+        "new": int(fresh.sum()),
+        "updated": int(known.sum()),
+        "num_items": int(len(item_ids)),
+        "note": "metrics are the training run's, measured on the catalog "
+        "at training time",
+    }
+    return MergedItems(items=items, arrays=arrays, note=note)

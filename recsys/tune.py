@@ -1,0 +1,424 @@
+"""`recsys tune`: the settings that matter, searched on the validation carve.
+
+Every trial trains the config with `evaluate.split = "validation"`: the
+kinds then train on the training split's own training part and score its
+validation carve (`recsys.data.split`), so no trial sees a test row. The
+best trial's settings are trained once more on the whole training split and
+scored on the test split, once. The first trial is the config's own
+settings; the search is Optuna's TPE sampler (a grid when the space is a
+small set of choices), chosen over KerasTuner
+because a trial here is a whole `recsys.train` run (preprocessing, split,
+baselines), not a Keras model to rebuild, and Optuna stores trials in a
+SQLite file: a killed study resumes where it stopped.
+
+Output directory (`--output`, default `artifacts/<config name>_tune`):
+    study.db     the Optuna study: every trial, resumable
+    trials.csv   one row per trial: its settings, value and state
+    best.toml    the config with the best settings, ready for `recsys train`
+    bundle/      the best config trained and scored on the test split
+
+Example:
+
+```python
+from recsys.tune import tune
+result = tune(load_config("configs/movielens_two_tower.toml"), "out", trials=20)
+result.best_params, result.test_metrics
+```
+"""
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import time
+from typing import Any
+
+import pandas as pd
+
+from recsys.storage.atomic_write import write_text_atomically
+
+logger = logging.getLogger(__name__)
+
+STUDY = "recsys-tune"
+# Metrics where lower is better; every other metric is maximized.
+LOWER_IS_BETTER = ("rmse", "mae", "logloss")
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+    """One of `values` (numbers, strings or lists, compared as JSON)."""
+
+    values: tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """A number in `[low, high]`; `log` samples its logarithm uniformly;
+    `integer` keeps whole numbers."""
+
+    low: float
+    high: float
+    log: bool = False
+    integer: bool = False
+
+
+def search_space(config: dict) -> dict[str, Choice | Range]:
+    """The settings that matter for the config's kind, by `section.key`.
+
+    Learning rates are searched around the config's own (a fifth to five
+    times), so another optimizer keeps a sensible range.
+
+    Args:
+        config: dict. A validated config.
+
+    Returns:
+        dict. `"section.key"` -> `Choice` or `Range`.
+    """
+    model, train = config["model"], config["train"]
+    rate = train["learning_rate"]
+    learning_rate = Range(rate / 5, rate * 5, log=True)
+    kind = model["kind"]
+    if kind == "two_tower":
+        space: dict[str, Choice | Range] = {
+            "model.embedding_dim": Choice((16, 32, 64, 128)),
+            "train.learning_rate": learning_rate,
+            "train.epochs": Range(1, 8, integer=True),
+            "train.batch_size": Choice((256, 512, 1024, 2048)),
+            "model.temperature": Range(0.25, 2.0, log=True),
+        }
+        if model["logq_correction"]:
+            space["model.logq_weight"] = Range(0.0, 2.0)
+        if not config["data"].get("path"):  # streams have no histories
+            space["model.history_length"] = Choice((0, 5, 10, 20, 50))
+        return space
+    if kind == "tabular":
+        return {
+            "model.interaction": Choice(("mlp", "dcn", "dot")),
+            "model.hidden_units": Choice(([64, 32], [128, 64], [256, 128, 64])),
+            "model.embedding_dim": Choice((0, 8, 16, 32)),
+            "model.dropout": Range(0.0, 0.5),
+            "model.l2": Range(1e-7, 1e-2, log=True),
+            "train.learning_rate": learning_rate,
+        }
+    return {
+        "model.architecture": Choice(("mean_pool", "conv1d", "lstm")),
+        "model.embedding_dim": Choice((32, 64, 128)),
+        "model.dropout": Range(0.0, 0.5),
+        "train.learning_rate": learning_rate,
+    }
+
+
+def objective_metric(config: dict) -> str:
+    """The validation metric a trial is judged by, for the config's kind.
+
+    Retrieval: filtered HR at the largest `evaluate.ks`; tabular: RMSE
+    (regression), AUC (binary) or log loss (multiclass); text: AUC.
+    """
+    model = config["model"]
+    if model["kind"] == "two_tower":
+        return f"hr@{max(config['evaluate']['ks'])}_filtered"
+    if model["kind"] == "tabular":
+        return {"regression": "rmse", "binary": "auc"}.get(
+            model["task"], "logloss"
+        )
+    return "auc"
+
+
+def with_params(config: dict, params: dict[str, Any]) -> dict:
+    """A copy of `config` with `"section.key"` values set."""
+    updated = json.loads(json.dumps(config))
+    for name, value in params.items():
+        section, key = name.split(".", 1)
+        updated[section][key] = value
+    return updated
+
+
+@dataclasses.dataclass
+class TuneResult:
+    """What `tune` found.
+
+    Attributes:
+        metric: str. The validation metric searched.
+        best_params: dict. `"section.key"` -> the best trial's value.
+        best_value: float. Its validation metric.
+        trials: DataFrame. One row per trial (`trials.csv`).
+        test_metrics: dict. The best config's metrics on the test split.
+        bundle: the trained bundle (None with `final=False`).
+        config: dict. The best config (`best.toml`).
+    """
+
+    metric: str
+    best_params: dict
+    best_value: float
+    trials: pd.DataFrame
+    test_metrics: dict
+    bundle: Any
+    config: dict
+
+
+def tune(
+    config: dict,
+    output: str,
+    *,
+    trials: int = 20,
+    time_budget: float | None = None,
+    metric: str | None = None,
+    space: dict[str, Choice | Range] | None = None,
+    frame: pd.DataFrame | None = None,
+    final: bool = True,
+    progress: bool = True,
+) -> TuneResult:
+    """Searches `space` on the validation carve, then trains the best.
+
+    Args:
+        config: dict. A validated config (`recsys.load_config`).
+        output: str. The study's directory (see the module docstring). A
+            study already there for the same config and space resumes.
+        trials: int. Trials in all, counting those already finished.
+            Defaults to `20`.
+        time_budget: float or None. Seconds for this run's search; no new
+            trial starts after it. Defaults to `None` (no limit).
+        metric: str or None. A validation metric name; defaults to
+            `objective_metric(config)`.
+        space: dict or None. Defaults to `search_space(config)`.
+        frame: DataFrame or None. The table; defaults to `data.source`.
+        final: bool. Train the best config on the training split, score
+            the test split and write `bundle/`. Defaults to `True`.
+        progress: bool. Show a bar over trials. Defaults to `True`.
+
+    Returns:
+        A `TuneResult`.
+
+    Raises:
+        ValueError: for a streamed config, an unknown metric or a study in
+            `output` made for another config or space.
+    """
+    import optuna
+
+    from recsys.kinds import get_kind
+    from recsys.kinds.base import source_table
+
+    if config["data"].get("path"):
+        raise ValueError(
+            "recsys tune trains every trial in memory; data.path streams "
+            "shards. Fix: tune on a sample of the table with data.source, "
+            "then train the chosen config on data.path."
+        )
+    space = search_space(config) if space is None else space
+    metric = metric or objective_metric(config)
+    direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
+    kind = get_kind(config["model"]["kind"])
+    frame = source_table(config, frame, progress=progress)
+    tuning: dict[str, Any] = {"evaluate.split": "validation"}
+    if "baselines" in config["evaluate"]:
+        # A trial is judged alone: the baselines run once, beside the final
+        # model (popularity is part of every retrieval evaluation).
+        tuning["evaluate.baselines"] = []
+    tuning_config = with_params(config, tuning)
+    os.makedirs(output, exist_ok=True)
+    study = _open_study(optuna, output, config, space, metric, direction)
+
+    def objective(trial):
+        params = {
+            name: _suggest(trial, name, dim) for name, dim in space.items()
+        }
+        trial_config = with_params(tuning_config, params)
+        started = time.perf_counter()
+        result = kind.train(
+            trial_config, frame=frame, progress=False, write=False
+        )
+        scores = result.metrics["validation"]
+        if metric not in scores:
+            raise ValueError(
+                f"Metric {metric!r} is not among the validation metrics "
+                f"{sorted(scores)}. Fix: pass one of them as --metric."
+            )
+        trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
+        value = float(scores[metric])
+        if not math.isfinite(value):
+            raise optuna.TrialPruned(f"{metric} is {value}")
+        return value
+
+    start = _starting_point(config, space)
+    grid = isinstance(study.sampler, optuna.samplers.GridSampler)
+    if start and not grid and not study.get_trials(deepcopy=False):
+        # The config's own settings are the first trial: the search starts
+        # from what the user has, and keeps it unless something beats it.
+        # (A grid tries every point anyway.)
+        study.enqueue_trial(start)
+    done = _finished(study)
+    remaining = max(trials - done, 0)
+    if remaining:
+        logger.info(
+            "Tuning %s: %d trial(s) to run (%d already in %s), %s on the "
+            "validation carve",
+            config["model"]["kind"],
+            remaining,
+            done,
+            output,
+            metric,
+        )
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=time_budget,
+            show_progress_bar=progress,
+            catch=(),
+        )
+    table = _trials_table(study, space)
+    write_text_atomically(
+        os.path.join(output, "trials.csv"), table.to_csv(index=False)
+    )
+    if not any(t.value is not None for t in study.get_trials(deepcopy=False)):
+        raise ValueError(
+            f"No trial in {output} produced a finite {metric}. See "
+            "trials.csv; fix the config or pass another --metric."
+        )
+    best = study.best_trial
+    best_params = {name: _value(best.params[name]) for name in space}
+    best_config = with_params(config, best_params)
+    _write_toml(os.path.join(output, "best.toml"), best_config, metric, best)
+    bundle, test_metrics = None, {}
+    if final:
+        result = kind.train(
+            best_config,
+            os.path.join(output, "bundle"),
+            frame=frame,
+            progress=progress,
+        )
+        bundle, test_metrics = result.bundle, result.metrics
+    return TuneResult(
+        metric=metric,
+        best_params=best_params,
+        best_value=float(best.value),
+        trials=table,
+        test_metrics=test_metrics,
+        bundle=bundle,
+        config=best_config,
+    )
+
+
+def _open_study(optuna, output, config, space, metric, direction):
+    """The study in `output/study.db`: resumed if it is this config's."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    fingerprint = hashlib.sha256(
+        json.dumps(
+            [config, _space_json(space), metric], sort_keys=True
+        ).encode()
+    ).hexdigest()
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{os.path.abspath(os.path.join(output, 'study.db'))}"
+    )
+    seed = config["train"]["seed"]
+    study = optuna.create_study(
+        study_name=STUDY,
+        storage=storage,
+        direction=direction,
+        sampler=_sampler(optuna, space, seed),
+        load_if_exists=True,
+    )
+    stored = study.user_attrs.get("fingerprint")
+    if stored is None:
+        study.set_user_attr("fingerprint", fingerprint)
+        study.set_user_attr("metric", metric)
+    elif stored != fingerprint:
+        raise ValueError(
+            f"{output} holds a study of another config, search space or "
+            "metric. Fix: pass another --output, or remove that directory "
+            "to start over."
+        )
+    # A trial running when the last run was killed never finished: fail it
+    # so that it does not count, and its settings may be tried again.
+    for trial in study.get_trials(deepcopy=False):
+        if trial.state == optuna.trial.TrialState.RUNNING:
+            storage.set_trial_state_values(
+                trial._trial_id, optuna.trial.TrialState.FAIL
+            )
+    return study
+
+
+def _starting_point(config, space):
+    """The config's values of the searched settings that lie in `space`."""
+    start = {}
+    for name, dim in space.items():
+        section, key = name.split(".", 1)
+        value = config[section][key]
+        if isinstance(dim, Choice):
+            if value in dim.values:
+                start[name] = _key(value)
+        elif dim.low <= value <= dim.high:
+            start[name] = value
+    return start
+
+
+def _sampler(optuna, space, seed):
+    """A grid when every setting is a choice and the grid is small."""
+    choices = [dim for dim in space.values() if isinstance(dim, Choice)]
+    if (
+        len(choices) == len(space)
+        and math.prod(len(c.values) for c in choices) <= 64
+    ):
+        grid = {
+            name: [_key(v) for v in dim.values]
+            for name, dim in space.items()
+            if isinstance(dim, Choice)
+        }
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=5)
+
+
+def _key(value):
+    """A choice as Optuna stores it: lists as their JSON text."""
+    return json.dumps(value) if isinstance(value, list) else value
+
+
+def _value(stored):
+    """A stored choice back as the config's value."""
+    if isinstance(stored, str) and stored.startswith("["):
+        return json.loads(stored)
+    return stored
+
+
+def _suggest(trial, name, dim):
+    if isinstance(dim, Choice):
+        return _value(
+            trial.suggest_categorical(name, [_key(v) for v in dim.values])
+        )
+    if dim.integer:
+        return trial.suggest_int(name, int(dim.low), int(dim.high), log=dim.log)
+    return trial.suggest_float(name, dim.low, dim.high, log=dim.log)
+
+
+def _space_json(space):
+    return {name: dataclasses.asdict(dim) for name, dim in space.items()}
+
+
+def _finished(study):
+    import optuna
+
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return sum(t.state in states for t in study.get_trials(deepcopy=False))
+
+
+def _trials_table(study, space):
+    rows = []
+    for trial in study.get_trials(deepcopy=False):
+        row = {"trial": trial.number, "state": trial.state.name}
+        row.update({n: _value(trial.params.get(n)) for n in space})
+        row["value"] = trial.value
+        row["seconds"] = trial.user_attrs.get("seconds")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _write_toml(path, config, metric, best):
+    import tomli_w
+
+    header = (
+        f"# Written by `recsys tune`: trial {best.number}, validation "
+        f"{metric} = {best.value:.4f}.\n"
+        "# Train it on the whole training split: recsys train THIS_FILE\n\n"
+    )
+    write_text_atomically(path, header + tomli_w.dumps(config))

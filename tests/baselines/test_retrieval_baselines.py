@@ -1,0 +1,214 @@
+"""EASE and item-kNN: exact on tiny matrices, chosen on validation only."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.baselines import retrieval
+from recsys.baselines.retrieval import EASE
+from recsys.baselines.retrieval import ItemKNN
+from recsys.baselines.retrieval import climb
+from recsys.baselines.retrieval import fit_retrieval_baselines
+from recsys.config import ConfigError
+from recsys.config import load_config
+from recsys.kinds.two_tower import summary
+
+CANDIDATES = np.array([10, 20, 30, 40, 50, 60])
+
+
+def _table(num_users, seed=0):
+    """Random interactions of `num_users` users over items 10..50 (not 60)."""
+    rng = np.random.default_rng(seed)
+    rows = [
+        (user, item)
+        for user in range(num_users)
+        for item in CANDIDATES[:5]
+        if rng.random() < 0.5
+    ]
+    return pd.DataFrame(rows, columns=["user", "item"])
+
+
+def _dense_ease(frame, l2):
+    users = np.unique(frame["user"])
+    x = np.zeros((len(users), len(CANDIDATES)))
+    x[
+        np.searchsorted(users, frame["user"]),
+        np.searchsorted(CANDIDATES, frame["item"]),
+    ] = 1.0
+    p = np.linalg.inv(x.T @ x + l2 * np.eye(len(CANDIDATES)))
+    return users, x @ (np.eye(len(CANDIDATES)) - p / np.diag(p))
+
+
+# 30 users over 5 items solves the item side; 3 users its user-side dual.
+@pytest.mark.parametrize("num_users", [30, 3])
+def test_ease_matches_the_dense_closed_form(num_users):
+    frame = _table(num_users)
+    users, expected = _dense_ease(frame, l2=2.0)
+    ease = EASE(l2=2.0).fit(frame["user"], frame["item"], CANDIDATES)
+    np.testing.assert_allclose(ease.score(users), expected, atol=1e-5)
+    # Item 60 was never trained on: it scores 0, as in the full model.
+    assert not ease.score(users)[:, -1].any()
+
+
+def test_ease_scores_unknown_users_zero():
+    frame = _table(5)
+    ease = EASE(l2=1.0).fit(frame["user"], frame["item"], CANDIDATES)
+    scores = ease.score(np.array([999, 0]))
+    assert scores.shape == (2, len(CANDIDATES)) and scores.dtype == np.float32
+    assert not scores[0].any()
+
+
+def test_ease_refuses_a_nonpositive_l2():
+    with pytest.raises(ValueError, match="`l2` must be positive"):
+        EASE(l2=0.0)
+
+
+def test_item_knn_recommends_the_co_occurring_item():
+    # Items 10 and 20 always come together; 30 goes with 40 once.
+    frame = pd.DataFrame(
+        {
+            "user": [1, 1, 2, 2, 3, 3, 4, 4, 5],
+            "item": [10, 20, 10, 20, 10, 20, 30, 40, 10],
+        }
+    )
+    knn = ItemKNN(neighbours=2).fit(frame["user"], frame["item"], CANDIDATES)
+    scores = knn.score(np.array([5]))[0]
+    assert CANDIDATES[np.argmax(scores)] == 20
+    assert scores[CANDIDATES == 30] == 0 and scores[CANDIDATES == 60] == 0
+    # Cosine of 10 and 20: 3 shared users over sqrt(4 * 3).
+    assert scores[1] == pytest.approx(3 / np.sqrt(12))
+
+
+def test_climb_stops_at_the_peak_without_trying_every_setting():
+    grid = (1, 2, 5, 10, 20, 50, 100)
+    best, tried = climb(grid, 10, lambda value: -abs(np.log(value / 4)))
+    assert best == 5
+    assert [value for value, _ in tried] == [10, 20, 5, 2]
+
+
+def _temporal_table(num_users=12, num_items=8, seed=0):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(num_users):
+        items = rng.choice(num_items, size=6, replace=False)
+        rows += [(user, item, time) for time, item in enumerate(items)]
+    return pd.DataFrame(rows, columns=["user", "item", "time"])
+
+
+def _last_per_user(frame):
+    held = frame.groupby("user").cumcount(ascending=False) == 0
+    return frame[~held], frame[held]
+
+
+def test_settings_are_chosen_on_the_validation_carve_only(monkeypatch):
+    # The function sees the training rows alone; the carve of them is what
+    # chooses, and the chosen setting is refitted on all of them.
+    train = _temporal_table()
+    carved = []
+
+    def carve(frame):
+        carved.append(frame)
+        return _last_per_user(frame)
+
+    evaluated, fitted = [], []
+    real_evaluate = retrieval.evaluate_retrieval
+    real_fit = EASE.fit
+
+    def spy_evaluate(score, **kwargs):
+        evaluated.append(kwargs)
+        return real_evaluate(score, **kwargs)
+
+    def spy_fit(self, users, items, candidates):
+        fitted.append(len(users))
+        return real_fit(self, users, items, candidates)
+
+    monkeypatch.setattr(retrieval, "evaluate_retrieval", spy_evaluate)
+    monkeypatch.setattr(EASE, "fit", spy_fit)
+    scorers, details = fit_retrieval_baselines(
+        ["ease"],
+        train,
+        user="user",
+        item="item",
+        candidates=np.arange(8),
+        carve=carve,
+        k=3,
+    )
+    fit_rows, validation = _last_per_user(train)
+    assert len(carved) == 1 and carved[0] is train
+    assert evaluated and all(
+        np.array_equal(kw["test_items"], validation["item"])
+        and np.array_equal(kw["train_items"], fit_rows["item"])
+        for kw in evaluated
+    )
+    # One fit on the carve per setting tried, then one on all of train.
+    assert fitted == [len(fit_rows)] * len(details["ease"]["tried"]) + [
+        len(train)
+    ]
+    assert details["ease"]["l2"] in retrieval.EASE_L2_GRID
+    assert scorers["ease"](np.array([0])).shape == (1, 8)
+
+
+def test_baselines_above_max_items_are_skipped_with_a_note():
+    train = _temporal_table()
+    scorers, details = fit_retrieval_baselines(
+        ["popularity", "ease", "item_knn"],
+        train,
+        user="user",
+        item="item",
+        candidates=np.arange(8),
+        carve=_last_per_user,
+        ease_max_items=5,
+    )
+    assert set(scorers) == {"item_knn"}
+    assert "above its limit of 5" in details["ease"]["skipped"]
+    assert "evaluate.ease_max_items" in details["ease"]["skipped"]
+    assert details["item_knn"]["neighbours"] == retrieval.ITEM_KNN_NEIGHBOURS
+
+
+def test_config_refuses_an_unknown_baseline():
+    with pytest.raises(ConfigError, match="unknown baselines"):
+        load_config(overrides=["evaluate.baselines=['als']"])
+
+
+def test_summary_prints_a_column_per_baseline_and_their_settings():
+    names = ["hr@10", "hr@10_filtered"]
+    metrics = {
+        "test": {**dict.fromkeys(names, 0.5), "num_interactions": 7},
+        "baseline_popularity": dict.fromkeys(names, 0.25),
+        "baseline_item_knn": dict.fromkeys(names, 0.375),
+        "baselines": {
+            "ease": {
+                "l2": 200.0,
+                "chosen_by": "hr@10_filtered on the validation carve",
+                "seconds": 2.5,
+            },
+            "item_knn": {"neighbours": 50, "seconds": 1.25},
+        },
+        "train": {
+            "seconds": 1.0,
+            "examples_per_second": 10.0,
+            "backend": "jax",
+        },
+        "index": {"kind": "brute_force", "recall@10_vs_exact": 1.0},
+    }
+    lines = summary(metrics, {"evaluate": {"split": "test", "ks": [10]}})
+    lines = lines.splitlines()
+    assert lines[1].split() == ["metric", "model", "popularity", "item_knn"]
+    assert lines[2] == "hr@10                 0.5000      0.2500      0.3750"
+    assert (
+        "ease: l2 = 200 (hr@10_filtered on the validation carve), 2.5 s"
+        in lines
+    )
+    assert "item_knn: 50 neighbours, 1.2 s" in lines
+    metrics["baselines"]["ease"] = {"skipped": "12,000 training items"}
+    lines = summary(metrics, {"evaluate": {"split": "test", "ks": [10]}})
+    assert "ease: skipped, 12,000 training items" in lines.splitlines()
+
+
+def test_training_metrics_hold_the_baselines(trained_bundle):
+    _, metrics = trained_bundle
+    for name in ("ease", "item_knn"):
+        baseline = metrics[f"baseline_{name}"]
+        assert set(baseline) == set(metrics["baseline_popularity"])
+        assert metrics["baselines"][name]["seconds"] > 0
+    assert metrics["baselines"]["ease"]["l2"] > 0

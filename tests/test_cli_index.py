@@ -1,0 +1,70 @@
+"""`recsys index BUNDLE --items FILE`: new items without retraining."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from recsys import Bundle
+from recsys.cli import main
+
+
+@pytest.fixture
+def copied(trained_bundle, tmp_path):
+    """A copy of the session's bundle, free to be replaced."""
+    path = tmp_path / "bundle"
+    shutil.copytree(trained_bundle[0].path, path)
+    return str(path)
+
+
+def _write_items(path, rows):
+    frame = pd.DataFrame(rows, columns=["movieId", "genres", "year", "title"])
+    frame.to_csv(path, index=False)
+    return str(path)
+
+
+def test_cli_index_replaces_the_bundle_in_place(copied, tmp_path, capsys):
+    before = Bundle.load(copied)
+    items = _write_items(
+        tmp_path / "new.csv",
+        [
+            (20_000_001, "Animation|Children", 2024, "New film"),
+            (1, "Animation|Children|Comedy", 1995, "Toy Story (updated)"),
+        ],
+    )
+    assert main(["index", copied, "--items", items, "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["new"], done["updated"]) == (1, 1)
+    assert done["num_items"] == len(before.item_ids) + 1
+    after = Bundle.load(copied)
+    assert after.version == done["version"] != before.version
+    assert after.item_ids[-1] == 20_000_001
+    assert after.items["title"].iloc[after.item_rows([1])[0]] == (
+        "Toy Story (updated)"
+    )
+    assert main(["recommend", copied, "--user", "1", "-k", "3"]) == 0
+
+
+def test_cli_index_writes_another_bundle_with_output(copied, tmp_path, capsys):
+    before = Bundle.load(copied)
+    items = tmp_path / "new.jsonl"
+    items.write_text(
+        '{"movieId": 20000002, "genres": "Horror", "year": 1980}\n'
+    )
+    output = str(tmp_path / "grown")
+    assert main(["index", copied, "--items", str(items), "-o", output]) == 0
+    out = capsys.readouterr().out
+    assert "added 1 new items and updated 0" in out and output in out
+    assert Bundle.load(copied).version == before.version  # left alone
+    assert Bundle.load(output).item_ids[-1] == 20_000_002
+
+
+def test_cli_index_refuses_items_without_the_candidate_features(
+    copied, tmp_path, capsys
+):
+    items = tmp_path / "ids.csv"
+    items.write_text("movieId\n20000003\n")
+    assert main(["index", copied, "--items", str(items)]) == 1
+    err = capsys.readouterr().err
+    assert "recsys index: error:" in err and "'genres'" in err
