@@ -216,6 +216,9 @@ def tune(
         # A trial is judged alone: the baselines run once, beside the final
         # model (popularity is part of every retrieval evaluation).
         tuning["evaluate.baselines"] = []
+    if "index" in config:
+        # Trials are scored exactly; only the final bundle needs ScaNN.
+        tuning["index.kind"] = "brute_force"
     tuning_config = with_params(config, tuning)
     os.makedirs(output, exist_ok=True)
     study = _open_study(optuna, output, config, space, metric, direction)
