@@ -14,8 +14,9 @@ import re
 
 import pandas as pd
 
+from recsys.data.split import COLUMN_VALUES
+
 PLACEHOLDER = "SET_ME"
-SPLIT_MARKS = ("train", "validation", "test")
 
 # Name patterns, tried in order; a column matches when its lowercased name
 # (with `_`, `-` and spaces removed) equals or ends with one.
@@ -171,7 +172,7 @@ def _split_lines(frame: pd.DataFrame, taken: set[str]) -> list[str]:
         if (
             column not in taken
             and len(values)
-            and values.isin(SPLIT_MARKS).all()
+            and values.isin(COLUMN_VALUES).all()
         ):
             taken.add(column)
             return [

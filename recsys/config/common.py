@@ -27,7 +27,6 @@ Distribution = Literal["none", "data", "model"]
 Precision = Literal["off", "float16", "bfloat16"]
 SUPPORTED_OPTIMIZERS = typing.get_args(Optimizer)
 SUPPORTED_SPLITS = typing.get_args(Split)
-SUPPORTED_SPLIT_METHODS = typing.get_args(SplitMethod)
 SUPPORTED_DISTRIBUTIONS = typing.get_args(Distribution)
 SUPPORTED_PRECISIONS = typing.get_args(Precision)
 

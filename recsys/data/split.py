@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.config.common import resolved_split
+
 # A split of a table into `(kept, held)`: `temporal_split`, `suffix_split`.
 Splitter = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
 
@@ -47,8 +49,12 @@ def held_count(rows: int, fraction: float) -> int:
     Returns:
         int. Rows held out.
     """
-    exact = fractions.Fraction(repr(fraction)).limit_denominator(10**9)
-    return math.ceil(rows * exact)
+    return math.ceil(rows * _exact(fraction))
+
+
+def _exact(fraction: float) -> fractions.Fraction:
+    """`fraction` as the decimal it was written as (0.2 is 1/5)."""
+    return fractions.Fraction(repr(fraction)).limit_denominator(10**9)
 
 
 def temporal_split(
@@ -84,7 +90,7 @@ def temporal_split(
     sizes = np.diff(np.r_[starts, len(users)])
     position = np.arange(len(users)) - np.repeat(starts, sizes)
     n = np.repeat(sizes, sizes)
-    exact = fractions.Fraction(repr(fraction)).limit_denominator(10**9)
+    exact = _exact(fraction)
     held = -((-n * exact.numerator) // exact.denominator)  # integer ceil
     return _parts(ordered, position >= n - held)
 
@@ -302,9 +308,9 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
     Returns:
         A `SplitRule`.
     """
-    method = data.get("split", "user_time")
-    if method == "auto":  # `recsys.config.common.resolved_split`
-        method = "time" if data.get("path") else "user_time"
+    method = resolved_split(
+        data.get("split", "user_time"), data.get("path", "")
+    )
     columns = (
         {}
         if texts

