@@ -28,10 +28,15 @@ Rows, for each size in `--sizes`:
 
 Each row gives recall@10 against exact search on the evaluation queries,
 single-query QPS (one thread, one query per call: `1 / mean latency`) and
-its p50 in ms, and the build seconds. Single queries are timed in rounds
-that alternate between the rows, and each row keeps its best round, so a
-busy moment on a shared machine slows every row alike. `ratio` compares
-rows measured in the same run.
+its p50 in ms, the same from the searching thread's CPU time
+(`single_cpu_qps`, `cpu_p50_ms`: what other processes on a shared machine
+do to the wall clock does not count; not for `exact`, whose matrix product
+may use several threads), and the build's wall and CPU seconds (for ours
+split into ScaNN's training, `scann_seconds`, and the tuning,
+`tuning_seconds`). Single queries are timed in rounds that alternate
+between the rows, and each row keeps its best round, so a busy moment on
+a shared machine slows every row alike. `ratio` compares rows measured in
+the same run (`cpu_ratio` the same from CPU times).
 
 Usage:
 
@@ -110,25 +115,46 @@ def recall(found, expected):
 
 
 def timed_rounds(searches, queries):
-    """Per-row best round: `(qps, p50_ms)` of one query per call."""
+    """Per-row best round of one query per call, wall and thread CPU."""
     best = {name: None for name in searches}
+    best_cpu = {name: None for name in searches}
     for _ in range(ROUNDS):
         for name, search in searches.items():
             batch = queries[:EXACT_TIMED] if name == "exact" else queries
             times = np.empty(len(batch))
+            cpu = np.empty(len(batch))
             for i, query in enumerate(batch):
                 started = time.perf_counter()
+                started_cpu = time.thread_time()
                 search(query)
+                cpu[i] = time.thread_time() - started_cpu
                 times[i] = time.perf_counter() - started
             if best[name] is None or times.mean() < best[name].mean():
                 best[name] = times
-    return {
-        name: {
+            if best_cpu[name] is None or cpu.mean() < best_cpu[name].mean():
+                best_cpu[name] = cpu
+    rows = {}
+    for name, times in best.items():
+        cpu = best_cpu[name]
+        rows[name] = {
             "single_qps": round(1 / times.mean(), 1),
             "p50_ms": round(1e3 * float(np.median(times)), 4),
         }
-        for name, times in best.items()
-    }
+        if name != "exact":
+            rows[name]["single_cpu_qps"] = round(1 / cpu.mean(), 1)
+            rows[name]["cpu_p50_ms"] = round(1e3 * float(np.median(cpu)), 4)
+    return rows
+
+
+def build_timed(build):
+    """`(result, wall seconds, CPU seconds of the process)` of `build()`."""
+    started, started_cpu = time.perf_counter(), time.process_time()
+    result = build()
+    return (
+        result,
+        round(time.perf_counter() - started, 2),
+        round(time.process_time() - started_cpu, 2),
+    )
 
 
 def scann_direct(items, leaves, searched, reorder, soar=None):
@@ -160,12 +186,16 @@ def run_size(size, args):
         # Without SOAR: whether its second leaf per row pays off here.
         ("ours_0.99_no_soar", {"recall_target": 0.99, "soar_lambda": 0.0}),
     ):
-        started = time.perf_counter()
-        index = build_index(
-            items, kind="scann", queries=tuning_queries, **extra
+        index, wall, cpu = build_timed(
+            lambda extra=extra: build_index(
+                items, kind="scann", queries=tuning_queries, **extra
+            )
         )
         rows[name] = {
-            "build_seconds": round(time.perf_counter() - started, 2),
+            "build_seconds": wall,
+            "build_cpu_seconds": cpu,
+            "scann_seconds": index.tuning["build_seconds"],
+            "tuning_seconds": index.tuning["tuning_seconds"],
             "recall@10": recall(index.search(queries, K)[0], expected),
             "options": index.options,
             "tuning": index.tuning,
@@ -182,11 +212,13 @@ def run_size(size, args):
         ("scann_tuned", (2000, 40, 320)),
         ("scann_soar", (2000, 80, 640, 1.5)),
     ):
-        started = time.perf_counter()
-        searcher = scann_direct(items, *settings)
+        searcher, wall, cpu = build_timed(
+            lambda settings=settings: scann_direct(items, *settings)
+        )
         found = searcher.search_batched(queries)[0]
         rows[name] = {
-            "build_seconds": round(time.perf_counter() - started, 2),
+            "build_seconds": wall,
+            "build_cpu_seconds": cpu,
             "recall@10": recall(found, expected),
             "settings": dict(
                 zip(
@@ -221,8 +253,11 @@ def run_size(size, args):
     for name in rows:
         rows[name].update(timing[name])
 
-    def qps(name):
-        return rows[name]["single_qps"]
+    def qps(name, key="single_qps"):
+        return rows[name][key]
+
+    def cpu_qps(name):
+        return qps(name, "single_cpu_qps")
 
     return {
         "size": size,
@@ -245,6 +280,25 @@ def run_size(size, args):
                 qps("scann_same_settings") / qps("ours_default") - 1, 3
             ),
             "single_qps_vs_exact": round(qps("ours_default") / qps("exact"), 1),
+        },
+        "cpu_ratio": {
+            "single_qps_vs_scann_tuned": round(
+                cpu_qps("ours_default") / cpu_qps("scann_tuned"), 3
+            ),
+            "single_qps_0.99_vs_scann_soar": round(
+                cpu_qps("ours_0.99") / cpu_qps("scann_soar"), 3
+            ),
+            "single_qps_vs_scann_same_recall": round(
+                cpu_qps("ours_default") / cpu_qps("scann_tuned_same_recall"),
+                3,
+            ),
+            "single_qps_0.99_vs_scann_soar_same_recall": round(
+                cpu_qps("ours_0.99") / cpu_qps("scann_soar_same_recall"), 3
+            ),
+            "wrapper_overhead": round(
+                cpu_qps("scann_same_settings") / cpu_qps("ours_default") - 1,
+                3,
+            ),
         },
     }
 
@@ -280,6 +334,7 @@ def main():
             "sizes": results,
             # The last (largest) size's ratios, for a one-line check.
             "ratio": results[-1]["ratio"],
+            "cpu_ratio": results[-1]["cpu_ratio"],
         }
     )
 

@@ -244,7 +244,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def start_server(kind, bundle, log):
+def start_server(kind, bundle, log, workers=1):
     port = _free_port()
     env = {**os.environ}
     if kind == "floor":
@@ -260,6 +260,8 @@ def start_server(kind, bundle, log):
             str(port),
             "--log-level",
             "warning",
+            "--workers",
+            str(workers),
         ]
         env["RECSYS_EXACT"] = "1" if kind == "exact" else "0"
         if kind == "scann_per_request":
@@ -555,6 +557,141 @@ def warmed_up(port, started, timeout=900):
     raise RuntimeError("the server never finished warming up")
 
 
+# -- workers and startup ---------------------------------------------------
+
+
+def process_memory(pid):
+    """RSS, PSS and USS (private pages) of a process in MiB (smaps_rollup)."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, value = line.partition(":")
+            if value.strip().endswith("kB"):
+                fields[name] = int(value.split()[0]) / 1024
+    return {
+        "rss_mib": round(fields["Rss"], 1),
+        "pss_mib": round(fields["Pss"], 1),
+        "uss_mib": round(fields["Private_Clean"] + fields["Private_Dirty"], 1),
+    }
+
+
+def cpu_seconds(pid):
+    """User plus system CPU seconds a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid):
+    """The live child processes of `pid` (a server's workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return sorted(found)
+
+
+def _count(path, text):
+    with open(path) as f:
+        return f.read().count(text)
+
+
+def _role(workers, i):
+    if i == 0:
+        return "server" if workers == 1 else "supervisor"
+    return f"worker {i - 1}"
+
+
+def workers_comparison(bundle, args, generator, workdir):
+    """The 70/20/10 mix served by 1, then 2 workers (`--workers`).
+
+    Each server answers its first request, warms up (the top-items table
+    and query tower built in every worker), then takes the closed-loop mix;
+    after it, each process's memory is read from `/proc/PID/smaps_rollup`
+    (USS: the pages only it holds; PSS: its share of the rest) and its CPU
+    seconds during the load.
+    """
+    results = {}
+    for workers in (1, 2):
+        name = f"workers_{workers}"
+        with open(os.path.join(workdir, f"{name}.log"), "w") as log:
+            started = time.time()
+            process, port = start_server("scann", bundle, log, workers)
+            try:
+                result = {"first_answer_seconds": first_answer(port, started)}
+                # `/readyz` answers from one worker: every worker's table
+                # must be built (each logs it) before the load.
+                result["warm_seconds"] = warmed_up(port, started)
+                deadline = time.time() + 900
+                while _count(log.name, "Precomputed the top") < workers:
+                    if time.time() > deadline:
+                        raise RuntimeError("the workers never warmed up")
+                    time.sleep(1)
+                result["all_workers_warm_seconds"] = time.time() - started
+                pids = [process.pid, *child_pids(process.pid)]
+                before = {pid: cpu_seconds(pid) for pid in pids}
+                result["mix"] = measure("scann", port, args, generator, "mix")
+                result["processes"] = [
+                    {
+                        "role": _role(workers, i),
+                        "pid": pid,
+                        "cpu_seconds_during_load": round(
+                            cpu_seconds(pid) - before[pid], 1
+                        ),
+                        **process_memory(pid),
+                    }
+                    for i, pid in enumerate(pids)
+                ]
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+        results[name] = result
+        print(f"{name}: {json.dumps(result)}", file=sys.stderr)
+    one, two = results["workers_1"], results["workers_2"]
+    single_rss = one["processes"][0]["rss_mib"]
+    workers = [p for p in two["processes"] if p["role"].startswith("worker")]
+    results["ratio"] = {
+        "mix_2_workers_over_1": two["mix"]["closed_loop"]["throughput"]
+        / one["mix"]["closed_loop"]["throughput"],
+        # The goal: a second worker costs at most 25% of one server.
+        "worker_uss_over_single_rss": max(p["uss_mib"] for p in workers)
+        / single_rss,
+        "worker_pss_over_single_rss": max(p["pss_mib"] for p in workers)
+        / single_rss,
+        "total_pss_2_workers_over_single_rss": sum(
+            p["pss_mib"] for p in two["processes"]
+        )
+        / single_rss,
+    }
+    return results
+
+
+def startup_times(bundle, repeats, workdir, workers=1):
+    """Seconds from `recsys serve` to its first answer, `repeats` times."""
+    times = []
+    for i in range(repeats):
+        with open(os.path.join(workdir, f"startup_{i}.log"), "w") as log:
+            started = time.time()
+            process, port = start_server("scann", bundle, log, workers)
+            try:
+                times.append(first_answer(port, started))
+            finally:
+                process.terminate()
+                process.wait(timeout=60)
+    return {
+        "first_answer_seconds": times,
+        "median": float(np.median(times)),
+        "workers": workers,
+    }
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -583,6 +720,18 @@ def main(argv=None):
         action="store_false",
         help="Closed loop only.",
     )
+    parser.add_argument(
+        "--workers",
+        action="store_true",
+        help="Only compare 1 and 2 workers (`recsys serve --workers`) on "
+        "the mix: req/s ratio and each process's RSS/PSS/USS.",
+    )
+    parser.add_argument(
+        "--startup",
+        type=int,
+        metavar="N",
+        help="Only time `recsys serve` to its first answer, N times.",
+    )
     parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.floor_server:
@@ -603,6 +752,25 @@ def main(argv=None):
         options = synthetic_bundle(bundle, args.items, args.users, args.dim)
     build_seconds = time.time() - started
     generator = "wrk" if shutil.which("wrk") else "asyncio"
+    if args.workers or args.startup:
+        if args.startup:
+            results = {"startup": startup_times(bundle, args.startup, workdir)}
+        else:
+            results = workers_comparison(bundle, args, generator, workdir)
+        results["setup"] = {
+            "items": args.items,
+            "users": args.users,
+            "seconds_per_shape": args.seconds,
+            "closed_loop_connections": args.connections,
+            "closed_loop_generator": generator,
+            "open_loop": args.open_loop,
+            "load_average_at_end": os.getloadavg(),
+        }
+        results["machine"] = machine()
+        print_json(results)
+        if not args.bundle:
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
     results = {}
     for kind in args.targets:
         with open(os.path.join(workdir, f"{kind}.log"), "w") as log:

@@ -125,6 +125,36 @@ def _is_sequence(feature: FeatureSpec) -> bool:
     return isinstance(feature, (MultiCategoricalFeature, TextFeature))
 
 
+def _with_ngrams(
+    words: pa.ListArray, ngrams: int, char_ngrams: list | None
+) -> pa.ListArray:
+    """Each row's words, then its word n-grams, then its character n-grams
+    (see `TextFeature`)."""
+    rows: list[list[str] | None] = []
+    for tokens in words.to_pylist():
+        if tokens is None:
+            rows.append(None)
+            continue
+        # Splitting leaves empty strings at the ends; they are no words.
+        tokens = [token for token in tokens if token]
+        extra = [
+            " ".join(tokens[i : i + n])
+            for n in range(2, ngrams + 1)
+            for i in range(len(tokens) - n + 1)
+        ]
+        if char_ngrams:
+            low, high = char_ngrams
+            for token in tokens:
+                marked = f"<{token}>"
+                extra.extend(
+                    marked[i : i + n]
+                    for n in range(low, high + 1)
+                    for i in range(len(marked) - n + 1)
+                )
+        rows.append(tokens + extra)
+    return pa.array(rows, type=pa.list_(pa.string()))
+
+
 def _tokens(series: pd.Series, feature: Any) -> pa.ListArray:
     """Splits a multi-valued column into an Arrow list array of strings."""
     if feature.tokenizer == "text" and series.dtype == object:
@@ -140,7 +170,12 @@ def _tokens(series: pd.Series, feature: Any) -> pa.ListArray:
         strings = pc.utf8_lower(strings)
         for pattern, replacement in _TEXT_RULES:
             strings = pc.replace_substring_regex(strings, pattern, replacement)
-        return pc.utf8_split_whitespace(strings)
+        words = pc.utf8_split_whitespace(strings)
+        ngrams = getattr(feature, "ngrams", 1)
+        char_ngrams = getattr(feature, "char_ngrams", None)
+        if ngrams > 1 or char_ngrams:
+            return _with_ngrams(words, ngrams, char_ngrams)
+        return words
     if feature.tokenizer == "words":
         strings = pc.utf8_lower(strings)
         strings = pc.replace_substring_regex(strings, r"[^\w]+", " ")

@@ -249,9 +249,20 @@ class TextFeature(CategoricalFeature):
     `num_oov_buckets` out-of-vocabulary ids, then the vocabulary, most
     frequent first (`vocabulary="hash"` gives an open vocabulary instead).
 
+    N-gram tokens (fastText's features) follow the words in the sequence:
+    with `ngrams = 2` the word bigrams (`"great rally"`), then with
+    `char_ngrams = [lo, hi]` the character n-grams of lengths `lo..hi` of
+    each word marked with its boundaries (`"<ok>"` -> `<o`, `ok`, `k>`, ...
+    for `[2, 3]`). They enter the same vocabulary (capped by `max_tokens`,
+    most frequent first), so `sequence_length` must hold them.
+
     Attributes:
         sequence_length: int. Tokens kept per text. Defaults to `40`.
         max_tokens: int or None. Vocabulary size cap. Defaults to `20000`.
+        ngrams: int. Word n-grams appended up to this length (`1` = words
+            only). Defaults to `1`.
+        char_ngrams: list of int or None. `[lo, hi]`: character n-grams of
+            each word appended, lengths `lo` to `hi`. Defaults to `None`.
         (The other attributes are those of `CategoricalFeature`;
         `min_frequency` is the minimum token count.)
 
@@ -264,6 +275,8 @@ class TextFeature(CategoricalFeature):
 
     max_tokens: int | None = 20_000
     sequence_length: int = 40
+    ngrams: int = 1
+    char_ngrams: list | None = None
 
     kind = "text"
     tokenizer = "text"
@@ -277,6 +290,23 @@ class TextFeature(CategoricalFeature):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_positive("sequence_length", self.sequence_length)
+        _check_positive("ngrams", self.ngrams)
+        if self.char_ngrams is not None:
+            bounds = self.char_ngrams
+            if (
+                not isinstance(bounds, (list, tuple))
+                or len(bounds) != 2
+                or not all(
+                    isinstance(n, int) and not isinstance(n, bool) and n >= 1
+                    for n in bounds
+                )
+                or bounds[0] > bounds[1]
+            ):
+                raise ValueError(
+                    "`char_ngrams` must be [lo, hi], positive integers with "
+                    f"lo <= hi. Received: char_ngrams={bounds!r}"
+                )
+            self.char_ngrams = list(bounds)
 
 
 @dataclasses.dataclass

@@ -438,6 +438,7 @@ def cmd_serve(args):
         ranker=args.ranker,
         watch=args.watch,
         log_level=args.log_level,
+        workers=args.workers,
     )
 
 
@@ -688,6 +689,18 @@ def build_parser():
         help="Reload when the bundle directory or pointer file changes.",
     )
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="Worker processes answering on the port (default 1). The "
+        "bundle is loaded once and shared by the workers (forked after the "
+        "load, copy-on-write), as is the numpy query tower (converted once, "
+        "in shared memory); each worker builds its own top-items table in "
+        "the background. A worker that dies is restarted. With N > 1, "
+        "/admin/reload answers 409 and --watch is refused.",
+    )
+    serve.add_argument(
         "--log-level", default="info", help="uvicorn log level (default info)."
     )
     serve.set_defaults(run=cmd_serve)
@@ -785,7 +798,8 @@ def build_parser():
         '"validation" (never a test row); the best settings are written to '
         "OUTPUT/best.toml, every trial to OUTPUT/trials.csv, and the best "
         "config is trained into OUTPUT/bundle. A killed run resumes from "
-        "OUTPUT/study.db.",
+        "OUTPUT/study.db. Two-tower trials are scored after each epoch and "
+        "stopped early when below the median of earlier trials there.",
     )
     tune.add_argument(
         "--output",
@@ -807,7 +821,9 @@ def build_parser():
     tune.add_argument(
         "--metric",
         help="Validation metric to optimize (default: filtered HR at the "
-        "largest k, AUC, RMSE or log loss by kind and task).",
+        "largest k, AUC, RMSE or log loss by kind and task). With a small "
+        "catalog, where HR at the largest k is near 1, pass a smaller k, "
+        "e.g. hr@10_filtered.",
     )
     tune.add_argument(
         "--json",

@@ -5,11 +5,15 @@ kinds then train on the training split's own training part and score its
 validation carve (`recsys.data.split`), so no trial sees a test row. The
 best trial's settings are trained once more on the whole training split and
 scored on the test split, once. The first trial is the config's own
-settings; the search is Optuna's TPE sampler (a grid when the space is a
+settings (then, for a two-tower with a history, the same without it); the
+search is Optuna's TPE sampler (a grid when the space is a
 small set of choices), chosen over KerasTuner
 because a trial here is a whole `recsys.train` run (preprocessing, split,
 baselines), not a Keras model to rebuild, and Optuna stores trials in a
-SQLite file: a killed study resumes where it stopped.
+SQLite file: a killed study resumes where it stopped. A kind that scores
+each epoch (two-tower: `TwoTowerKind.epoch_end`) reports the validation
+metric per epoch, and Optuna's median pruner stops a trial that is below
+the median of earlier trials at the same epoch.
 
 Output directory (`--output`, default `artifacts/<config name>_tune`):
     study.db     the Optuna study: every trial, resumable
@@ -27,6 +31,7 @@ result.best_params, result.test_metrics
 """
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -81,10 +86,13 @@ def search_space(config: dict) -> dict[str, Choice | Range]:
     learning_rate = Range(rate / 5, rate * 5, log=True)
     kind = model["kind"]
     if kind == "two_tower":
+        # Epochs up to 12 and dims up to 256: a small dense table can use
+        # more of both than MovieLens (bad long trials are pruned after an
+        # epoch or two).
         space: dict[str, Choice | Range] = {
-            "model.embedding_dim": Choice((16, 32, 64, 128)),
+            "model.embedding_dim": Choice((16, 32, 64, 128, 256)),
             "train.learning_rate": learning_rate,
-            "train.epochs": Range(1, 8, integer=True),
+            "train.epochs": Range(1, 12, integer=True),
             "train.batch_size": Choice((256, 512, 1024, 2048)),
             "model.temperature": Range(0.25, 2.0, log=True),
         }
@@ -92,22 +100,63 @@ def search_space(config: dict) -> dict[str, Choice | Range]:
             space["model.logq_weight"] = Range(0.0, 2.0)
         if not config["data"].get("path"):  # streams have no histories
             space["model.history_length"] = Choice((0, 5, 10, 20, 50))
+            # Read only with a history (`consistent` resets it without).
+            space["model.history_encoder"] = Choice(
+                ("mean", "gru", "transformer")
+            )
         return space
     if kind == "tabular":
+        # Crosses are found here, not hand-written: the interaction, the
+        # depth of the cross network (read by "dcn" only) and the MLP above
+        # it. Epochs are a cap: early stopping on the trial's own carve
+        # still picks fewer.
         return {
             "model.interaction": Choice(("mlp", "dcn", "dot")),
-            "model.hidden_units": Choice(([64, 32], [128, 64], [256, 128, 64])),
-            "model.embedding_dim": Choice((0, 8, 16, 32)),
+            "model.num_cross_layers": Range(1, 4, integer=True),
+            "model.hidden_units": Choice(
+                ([], [64], [64, 32], [128, 64], [256, 128, 64])
+            ),
+            "model.embedding_dim": Choice((0, 4, 8, 16, 32)),
             "model.dropout": Range(0.0, 0.5),
-            "model.l2": Range(1e-7, 1e-2, log=True),
+            # Choices, not a log range: 0 (off, the default) is one, and
+            # so is the config's own value, so trial 0 is the config.
+            "model.l2": Choice(
+                tuple(
+                    sorted(
+                        {0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1}
+                        | {float(model["l2"])}
+                    )
+                )
+            ),
             "train.learning_rate": learning_rate,
+            "train.batch_size": Choice((128, 256, 512, 1024, 2048)),
+            "train.epochs": Range(2, 30, integer=True),
         }
-    return {
-        "model.architecture": Choice(("mean_pool", "conv1d", "lstm")),
+    # Text: the tokens matter as much as the network. Word n-grams
+    # (`TextFeature.ngrams`) follow the words in the sequence, so the
+    # sequence grows with them; the config's own length, vocabulary cap,
+    # batch size and convolution are the first choices (the config itself
+    # is the first trial). The LSTM is left out: the slowest and the worst
+    # on tweets (benchmarks/RESULTS.md).
+    feature = f"features.{config['data']['text']}"
+    table = config["features"][config["data"]["text"]]
+    length = table.get("sequence_length", 40)
+    space = {
+        "model.architecture": Choice(("mean_pool", "flatten", "conv1d")),
         "model.embedding_dim": Choice((32, 64, 128)),
         "model.dropout": Range(0.0, 0.5),
+        "model.conv_filters": Choice((64, 128, 256)),
+        "model.kernel_size": Choice((3, 5, 7)),
         "train.learning_rate": learning_rate,
+        "train.batch_size": Choice((16, 32, 64, 128)),
+        f"{feature}.ngrams": Choice((1, 2, 3)),
+        f"{feature}.sequence_length": Choice((length, 2 * length, 3 * length)),
     }
+    cap = table.get("max_tokens", 20_000)
+    if cap is not None and table.get("vocabulary", "exact") == "exact":
+        # N-grams need a larger vocabulary than words alone.
+        space[f"{feature}.max_tokens"] = Choice((cap, 5 * cap))
+    return space
 
 
 def objective_metric(config: dict) -> str:
@@ -127,12 +176,42 @@ def objective_metric(config: dict) -> str:
 
 
 def with_params(config: dict, params: dict[str, Any]) -> dict:
-    """A copy of `config` with `"section.key"` values set."""
+    """A copy of `config` with `"section.key"` values set (a feature's as
+    `"features.<name>.key"`)."""
     updated = json.loads(json.dumps(config))
     for name, value in params.items():
-        section, key = name.split(".", 1)
-        updated[section][key] = value
+        *path, key = name.split(".")
+        table = updated
+        for part in path:
+            table = table.setdefault(part, {})
+        table[key] = value
     return updated
+
+
+def _config_value(config: dict, name: str) -> Any:
+    """The value of `"section.key"` in `config`; a feature key the table
+    leaves out (`"features.<name>.key"`) has its spec's default."""
+    *path, key = name.split(".")
+    table = config
+    for part in path:
+        table = table[part]
+    if key not in table and path[0] == "features":
+        from recsys.features.specs import feature_from_config
+
+        spec = feature_from_config({"name": path[-1], **table})
+        return spec.get_config()[key]
+    return table[key]
+
+
+def consistent(params: dict[str, Any]) -> dict[str, Any]:
+    """`params` as a valid config takes them: a two-tower without a history
+    (`model.history_length = 0`) reads none, so its encoder is `"mean"`."""
+    if (
+        params.get("model.history_length") == 0
+        and params.get("model.history_encoder", "mean") != "mean"
+    ):
+        return {**params, "model.history_encoder": "mean"}
+    return params
 
 
 @dataclasses.dataclass
@@ -224,24 +303,31 @@ def tune(
     study = _open_study(optuna, output, config, space, metric, direction)
 
     def objective(trial):
-        params = {
-            name: _suggest(trial, name, dim) for name, dim in space.items()
-        }
-        trial_config = with_params(tuning_config, params)
-        started = time.perf_counter()
-        result = kind.train(
-            trial_config, frame=frame, progress=False, write=False
+        params = consistent(
+            {name: _suggest(trial, name, dim) for name, dim in space.items()}
         )
-        scores = result.metrics["validation"]
-        if metric not in scores:
-            raise ValueError(
-                f"Metric {metric!r} is not among the validation metrics "
-                f"{sorted(scores)}. Fix: pass one of them as --metric."
+        trial_config = with_params(tuning_config, params)
+        trial_kind = get_kind(config["model"]["kind"])
+        epochs = trial_config["train"].get("epochs")
+        if hasattr(trial_kind, "epoch_end"):
+            # The validation metric after each epoch: a trial below the
+            # median of earlier trials at the same epoch stops there.
+            trial_kind.epoch_end = functools.partial(_report, trial, metric)
+        started = time.perf_counter()
+        try:
+            result = trial_kind.train(
+                trial_config, frame=frame, progress=False, write=False
             )
-        trial.set_user_attr("seconds", round(time.perf_counter() - started, 2))
-        value = float(scores[metric])
+        finally:
+            trial.set_user_attr(
+                "seconds", round(time.perf_counter() - started, 2)
+            )
+        value = _score(result.metrics["validation"], metric)
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{metric} is {value}")
+        if hasattr(trial_kind, "epoch_end") and epochs:
+            # The last epoch's value too, for later trials to compare with.
+            trial.report(value, epochs)
         return value
 
     start = _starting_point(config, space)
@@ -251,6 +337,14 @@ def tune(
         # from what the user has, and keeps it unless something beats it.
         # (A grid tries every point anyway.)
         study.enqueue_trial(start)
+        if start.get("model.history_length"):
+            # Then the same without the history: whether the table's time
+            # order says anything is a new table's first question (on a
+            # table without real times it can hurt a lot), and a sampler
+            # may not try history_length = 0 for many trials.
+            study.enqueue_trial(
+                consistent({**start, "model.history_length": 0})
+            )
     done = _finished(study)
     remaining = max(trials - done, 0)
     if remaining:
@@ -280,7 +374,9 @@ def tune(
             "trials.csv; fix the config or pass another --metric."
         )
     best = study.best_trial
-    best_params = {name: _value(best.params[name]) for name in space}
+    best_params = consistent(
+        {name: _value(best.params[name]) for name in space}
+    )
     best_config = with_params(config, best_params)
     _write_toml(os.path.join(output, "best.toml"), best_config, metric, best)
     bundle, test_metrics = None, {}
@@ -320,6 +416,9 @@ def _open_study(optuna, output, config, space, metric, direction):
         storage=storage,
         direction=direction,
         sampler=_sampler(optuna, space, seed),
+        # Prunes on the per-epoch values kinds report (two-tower); after
+        # 5 trials, so that a median exists.
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
         load_if_exists=True,
     )
     stored = study.user_attrs.get("fingerprint")
@@ -346,8 +445,7 @@ def _starting_point(config, space):
     """The config's values of the searched settings that lie in `space`."""
     start = {}
     for name, dim in space.items():
-        section, key = name.split(".", 1)
-        value = config[section][key]
+        value = _config_value(config, name)
         if isinstance(dim, Choice):
             if value in dim.values:
                 start[name] = _key(value)
@@ -384,6 +482,26 @@ def _value(stored):
     return stored
 
 
+def _score(scores, metric):
+    """`scores[metric]` as a float; a clear error for an unknown metric."""
+    if metric not in scores:
+        raise ValueError(
+            f"Metric {metric!r} is not among the validation metrics "
+            f"{sorted(scores)}. Fix: pass one of them as --metric."
+        )
+    return float(scores[metric])
+
+
+def _report(trial, metric, epoch, scores):
+    """`TwoTowerKind.epoch_end` of a trial: report, and stop it if bad."""
+    import optuna
+
+    value = _score(scores, metric)
+    trial.report(value, epoch)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"{metric} {value:.4f} after epoch {epoch}")
+
+
 def _suggest(trial, name, dim):
     if isinstance(dim, Choice):
         return _value(
@@ -411,9 +529,19 @@ def _trials_table(study, space):
         row = {"trial": trial.number, "state": trial.state.name}
         row.update({n: _value(trial.params.get(n)) for n in space})
         row["value"] = trial.value
+        # Where a kind reports epochs: the last one reported and its value
+        # (a pruned trial's last word).
+        step = trial.last_step
+        row["last_epoch"] = step
+        row["last_epoch_value"] = (
+            None if step is None else trial.intermediate_values[step]
+        )
         row["seconds"] = trial.user_attrs.get("seconds")
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if rows and table["last_epoch"].isna().all():
+        table = table.drop(columns=["last_epoch", "last_epoch_value"])
+    return table
 
 
 def _write_toml(path, config, metric, best):

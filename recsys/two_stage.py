@@ -46,6 +46,13 @@ def check_ranker(ranker):
             f"{received}. Fix: train one with a tabular config such as "
             "configs/movielens_liked.toml."
         )
+    if not getattr(ranker, "user_column", "x"):
+        raise ValueError(
+            "The ranker has no user and item ids (its config left data.user "
+            "and data.item empty): it scores rows, not (user, item) pairs, "
+            "so it cannot order candidates. Fix: train a ranker on a table "
+            "of (user, item) rows, such as configs/movielens_liked.toml."
+        )
 
 
 class TwoStageRecommender:

@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from fastapi import HTTPException
 from starlette.requests import ClientDisconnect
 
+from recsys.serving.batching import MicroBatcher
 from recsys.serving.bundle_paths import default_bundle_root
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.deps import require_token
@@ -228,7 +229,11 @@ def create_app(
         watcher = None
         if watch:
             watcher = asyncio.create_task(_watch(app, settings.watch_interval))
-        yield
+        # The ranker's numpy path keeps BLAS on one thread while it serves.
+        reranker = app.state.reranker
+        serving = reranker.serving() if reranker else contextlib.nullcontext()
+        with serving:
+            yield
         if watcher is not None:
             watcher.cancel()
 
@@ -242,6 +247,13 @@ def create_app(
     app.state.service = service
     app.state.reranker = (
         None if isinstance(ranker, (str, os.PathLike)) else ranker
+    )
+    # Concurrent `"rerank": true` requests share one ranker call, with the
+    # retrieval batch's window and size (RECSYS_BATCH_WINDOW_MS, ...).
+    app.state.rerank_batcher = MicroBatcher(
+        lambda batch: app.state.reranker.rerank_many(batch),
+        window=settings.batch_window_ms / 1000,
+        max_size=settings.batch_max_size,
     )
     app.state.watch_path = bundle_path
     app.state.after_load = after_load

@@ -237,10 +237,16 @@ async def retrieve(query: RetrieveRequest, request: Request):
     # Inlined `_wants_rerank`: a plain query pays three attribute reads.
     if query.rerank or query.candidates is not None or query.blend is not None:
         _check_rerank(query, state.settings, state.reranker)
-        answers = await run_in_threadpool(
-            _answers, [query], service, state.reranker
-        )
-        return _json(answers[0])
+        # Concurrent reranked requests share one ranker call
+        # (RECSYS_BATCH_WINDOW_MS), in a worker thread; a refused query
+        # fails alone.
+        try:
+            found = await state.rerank_batcher.submit(
+                (service, query.model_dump())
+            )
+        except QueryError as error:
+            raise _invalid(str(error), ("body",)) from None
+        return _json(_body(*found, service.version, True))
     if _inline(query, service):
         return _json(_answer(query, service))
     # Concurrent requests share one query tower call and one index search
@@ -402,6 +408,10 @@ async def metrics(request: Request):
             "under the bundle root",
         },
         400: BODY_ERRORS[400],
+        409: {
+            "model": Error,
+            "description": "Reload is off: several worker processes serve",
+        },
         413: BODY_ERRORS[413],
         422: {"model": Error, "description": "Bundle refused"},
     },
@@ -418,9 +428,13 @@ async def reload(request: Request, body: ReloadRequest | None = None):
     A bundle that fails to load is refused with 422 and the current bundle
     keeps serving. Requests in flight finish on the bundle they started with.
     The ranker (`--ranker`) is not reloaded: it reranks the new bundle's
-    candidates.
+    candidates. With several workers (`recsys serve --workers N`) reload
+    is refused with 409: no swap reaches every worker process at once.
     """
     state = request.app.state
+    refused = getattr(state, "reload_refused", None)
+    if refused:
+        raise HTTPException(409, detail=refused)
     if body is None or body.path is None:
         return await swap_bundle(request.app, state.start_path)
     try:

@@ -4,20 +4,35 @@ The one place that owns the process: it loads the bundle before binding
 the port, starts answering as soon as the index is ready (the query tower,
 and Keras with it, load in the background), moves what each load
 allocated out of the garbage collector's scans (`gc.freeze`), and runs
-uvicorn. The app factory (`recsys.serving.app.create_app`) and the service
-change no global state, so tests and embedding applications can use them
-freely.
+uvicorn: in this process, or with `workers > 1` in that many forked
+processes sharing the loaded bundle (`recsys.serving.workers`). The app
+factory (`recsys.serving.app.create_app`) and the service change no global
+state, so tests and embedding applications can use them freely.
 """
 
 import gc
 import os
+import socket
 
+from recsys.index import ScannIndex
 from recsys.serving.app import create_app
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import load_settings
+from recsys.serving.shared_tower import SharedTower
+from recsys.serving.workers import STARTUP_FAILURE
+from recsys.serving.workers import run_workers
+
+# What `/admin/reload` answers (409) when several workers serve: each is
+# its own process, and no swap reaches them all at once.
+RELOAD_REFUSED = (
+    "Reload is off with --workers {workers}: each worker process would "
+    "swap its bundle on its own, and requests would be answered by old "
+    "and new bundles at once. Fix: restart the server on the new bundle "
+    "(or pointer), or serve with --workers 1 to reload in place."
+)
 
 
 def freeze_heap() -> None:
@@ -39,6 +54,7 @@ def serve(
     ranker: str | None = None,
     watch: bool = False,
     log_level: str = "info",
+    workers: int = 1,
 ) -> int:
     """Serves the bundle at `bundle` over HTTP until the process stops.
 
@@ -54,12 +70,18 @@ def serve(
             requests. Defaults to `None`.
         watch: bool. Reload when the bundle (or pointer) changes.
         log_level: str. uvicorn's log level. Defaults to `"info"`.
+        workers: int. Processes answering on the port, sharing the
+            loaded bundle (forked from this one, which then supervises
+            them). With more than one, `/admin/reload` answers 409 and
+            `watch` is refused. Defaults to `1`.
 
     Returns:
-        int. The exit status, 0.
+        int. The exit status: 0 once stopped by a signal, 1 when a worker
+        could not start or workers kept dying.
 
     Raises:
-        ValueError: a bad port, setting, bundle (`BundleError`) or ranker.
+        ValueError: a bad port, worker count, setting, bundle
+            (`BundleError`) or ranker.
 
     Example:
 
@@ -71,7 +93,22 @@ def serve(
 
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535. Received: {port}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(
+            f"--workers must be a positive integer. Received: {workers!r}"
+        )
+    if workers > 1 and watch:
+        raise ValueError(
+            f"--watch cannot be used with --workers {workers}: each worker "
+            "would reload on its own, and requests would be answered by old "
+            "and new bundles at once. Fix: drop --watch and restart the "
+            "server to serve a new bundle, or serve with --workers 1."
+        )
     settings = load_settings()
+    if workers > 1:
+        return _serve_workers(
+            bundle, host, port, ranker, log_level, workers, settings
+        )
     reranker = None
     if ranker:
         try:
@@ -112,3 +149,91 @@ def serve(
     )
     uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
     return 0
+
+
+def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
+    """`serve` with `workers` forked processes (`recsys.serving.workers`).
+
+    This process loads what every worker shares (the bundle's arrays, ids
+    and ScaNN searcher) and starts no thread; a helper process converts
+    the query tower into shared memory (`SharedTower`), and each worker
+    starts its own threads: the top-items precompute, and the ranker's
+    load (Keras). Tables built in a worker are its own memory.
+    """
+    import uvicorn
+
+    service = RetrievalService.load(
+        resolve_bundle_path(bundle),
+        load_tower=False,
+        precompute_in_background=True,
+        defer_precompute=True,
+        **settings.service_options(),
+    )
+    # ScaNN's query pool threads stayed in this process: workers search
+    # on their calling thread (each worker is one core's worth already).
+    if isinstance(service.index, ScannIndex):
+        service.index.parallel = False
+    # One helper process converts the query tower into memory every
+    # worker maps: no worker imports Keras (300-400 MB each) for it.
+    shared = SharedTower.for_bundle(service.bundle)
+    if shared is not None and settings.fast_tower:
+        shared.fill_in_child(service.bundle)
+        service.shared_tower = shared
+    # The ranker loads Keras (threads): each worker loads it at startup.
+    app = create_app(
+        bundle,
+        settings=settings,
+        service=service,
+        ranker=ranker or None,
+        after_load=freeze_heap,
+    )
+    app.state.reload_refused = RELOAD_REFUSED.format(workers=workers)
+    sock = _bind(host, port)
+    reranking = f", reranked by {ranker}" if ranker else ""
+    print(
+        f"serving bundle {service.version}{reranking} on "
+        f"http://{host}:{port} with {workers} workers (API docs at /docs)"
+    )
+    if settings.api_token:
+        print(
+            "/admin/* needs the token; /admin/reload is off (409) with "
+            "several workers"
+        )
+    else:
+        print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
+    config = uvicorn.Config(
+        app,
+        log_level=log_level,
+        http=bounded_protocol(
+            settings.max_header_bytes,
+            header_timeout=settings.header_timeout,
+            body_timeout=settings.body_timeout,
+        ),
+    )
+
+    def run_worker(number):
+        service.start_precompute()
+        server = uvicorn.Server(config)
+        server.run(sockets=[sock])
+        return 0 if server.started else STARTUP_FAILURE
+
+    freeze_heap()
+    try:
+        return run_workers(workers, run_worker)
+    finally:
+        sock.close()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on `host:port`, shared by forked workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock

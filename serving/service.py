@@ -82,6 +82,10 @@ class RetrievalService:
             to `64`.
         fast_tower: bool. Evaluate the query tower with `NumpyTower` where
             it can. Defaults to `True`.
+        defer_precompute: bool. With `precompute_in_background`, start
+            no thread yet: `start_precompute` starts it (a server that
+            forks workers calls it in each, as threads do not survive a
+            fork). Defaults to `False`.
 
     Example:
 
@@ -102,6 +106,7 @@ class RetrievalService:
         batch_window: float = 0.001,
         batch_max_size: int = 64,
         fast_tower: bool = True,
+        defer_precompute: bool = False,
     ) -> None:
         self.bundle = bundle
         self.version = bundle.version
@@ -122,6 +127,9 @@ class RetrievalService:
         self._use_fast_tower = fast_tower
         self._tower_lock = threading.Lock()
         self.tower_error: str | None = None
+        # A `recsys.serving.shared_tower.SharedTower` that another process
+        # fills (set by a server that forks workers, before the tower loads).
+        self.shared_tower: Any = None
         self.batcher = MicroBatcher(
             self.retrieve_many, window=batch_window, max_size=batch_max_size
         )
@@ -130,16 +138,32 @@ class RetrievalService:
         self.top_items: TopItemsTable | None = None
         self._stop = threading.Event()
         self.top_items_done = threading.Event()
-        table = {"depth": precompute_depth, "max_users": precompute_max_users}
-        if precompute_in_background:
-            threading.Thread(
-                target=self._precompute,
-                kwargs={**table, "background": True},
-                name="precompute",
-                daemon=True,
-            ).start()
-        else:
-            self._precompute(**table)
+        self._table = {
+            "depth": precompute_depth,
+            "max_users": precompute_max_users,
+        }
+        self._precompute_started = False
+        if not precompute_in_background:
+            self._precompute_started = True
+            self._precompute(**self._table)
+        elif not defer_precompute:
+            self.start_precompute()
+
+    def start_precompute(self) -> None:
+        """Starts building the top-items table in a thread (once).
+
+        Until it is done, `top_items` is None and known users are answered
+        through the index.
+        """
+        if self._precompute_started:
+            return
+        self._precompute_started = True
+        threading.Thread(
+            target=self._precompute,
+            kwargs={**self._table, "background": True},
+            name="precompute",
+            daemon=True,
+        ).start()
 
     @classmethod
     def load(cls, path: str, **options: Any) -> "RetrievalService":
@@ -191,21 +215,30 @@ class RetrievalService:
 
     @property
     def query_tower(self) -> Any:
-        """The query tower (loaded now if it is not yet)."""
-        return self.load_query_tower()
+        """The Keras query tower (loaded now if it is not yet)."""
+        self.load_query_tower()
+        return self._keras_tower()
 
     @property
     def tower_loaded(self) -> bool:
         """Whether the query tower is loaded and warmed."""
-        return self._query_tower is not None
+        return self._query_tower is not None or self._fast_tower is not None
 
     @property
     def tower_kind(self) -> str | None:
         """`"numpy"` or `"keras"`: what evaluates the query tower (None
         until it is loaded)."""
-        if self._query_tower is None:
-            return None
-        return "numpy" if self._fast_tower is not None else "keras"
+        if self._fast_tower is not None:
+            return "numpy"
+        return None if self._query_tower is None else "keras"
+
+    def _keras_tower(self) -> Any:
+        """The Keras tower, loaded now where only the shared numpy tower
+        was (a query `NumpyTower` cannot evaluate)."""
+        with self._tower_lock:
+            if self._query_tower is None:
+                self._query_tower = self.bundle.query_tower
+        return self._query_tower
 
     def load_query_tower(self) -> Any:
         """Loads the query tower and runs it once; returns it.
@@ -213,16 +246,22 @@ class RetrievalService:
         Thread-safe and done once: a second caller waits for the first.
         The tower is built from the bytes read (and checked) at load, and
         its weights are read into a `NumpyTower` when it supports them.
+        With a `shared_tower` (forked workers), the `NumpyTower` written
+        there by another process is used and Keras is not loaded.
 
         Returns:
-            The Keras query tower.
+            The Keras query tower, or None when the shared numpy tower
+            serves (`query_tower` then loads Keras).
         """
         with self._tower_lock:
-            if self._query_tower is None:
+            if self._query_tower is None and self._fast_tower is None:
                 try:
-                    tower = self.bundle.query_tower
-                    fast = None
-                    if self._use_fast_tower:
+                    fast = tower = None
+                    if self._use_fast_tower and self.shared_tower is not None:
+                        fast = self.shared_tower.wait()
+                    if fast is None:
+                        tower = self.bundle.query_tower
+                    if fast is None and self._use_fast_tower:
                         fast = NumpyTower.from_keras(tower)
                     empty = self._inputs(
                         {name: None for name in self.query_features}
@@ -309,14 +348,14 @@ class RetrievalService:
         return np.stack(vectors)
 
     def _tower_call(self, inputs):
-        if self._query_tower is None:
+        if not self.tower_loaded:
             self.load_query_tower()
         fast = self._fast_tower
         if fast is not None and fast.supports(inputs):
             return fast(inputs)
         count = len(next(iter(inputs.values())))
         size = next((b for b in KERAS_BUCKETS if b >= count), count)
-        vectors = self._query_tower(_repeat(inputs, size, count))
+        vectors = self._keras_tower()(_repeat(inputs, size, count))
         return np.asarray(vectors, np.float32)[:count]
 
     def _embed_all(self, batch):

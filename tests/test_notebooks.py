@@ -17,8 +17,10 @@ left out, so are lines about time, throughput, paths or dates, and table
 columns of timings: those differ from run to run and machine to machine.
 
 Notebooks 02-04 analyse full MovieLens and tweets trainings (30-90 s each on
-2 cores): their re-execution runs with `pytest -m slow`; the trainings
-themselves are tested in tests/kinds. The others re-execute every time.
+2 cores), and 06 runs a new user's init, train and recommend through the CLI
+on a MovieLens export (about 25 s): their
+re-execution runs with `pytest -m slow`; the trainings themselves are tested
+in tests/kinds. The others re-execute every time.
 """
 
 import html.parser
@@ -35,6 +37,7 @@ SLOW = {
     "02_embeddings_vs_one_hot.ipynb",
     "03_text_classification.ipynb",
     "04_tabular_ranking.ipynb",
+    "06_your_own_data.ipynb",
 }
 PATHS = sorted(FOLDER.glob("*.ipynb"))
 NOTEBOOKS = [

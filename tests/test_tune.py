@@ -8,7 +8,10 @@ import pytest
 
 from recsys import load_config
 from recsys.kinds.tabular import TabularKind
+from recsys.kinds.two_tower import TwoTowerKind
 from recsys.tune import Choice
+from recsys.tune import Range
+from recsys.tune import _report
 from recsys.tune import tune
 
 # 1e-6 cannot learn the label in a few epochs: the planted bad setting.
@@ -104,3 +107,105 @@ def test_a_killed_study_resumes_without_its_unfinished_trial(table, tmp_path):
             space=SPACE,
             progress=False,
         )
+
+
+@pytest.fixture(scope="module")
+def interactions(tmp_path_factory):
+    """Users who each keep to one of 5 item groups."""
+    rng = np.random.default_rng(0)
+    rows = 1200
+    users = rng.integers(0, 60, rows)
+    frame = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": (users % 5) * 6 + rng.integers(0, 6, rows),
+            "timestamp": rng.permutation(rows),
+        }
+    )
+    path = tmp_path_factory.mktemp("tune") / "interactions.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _two_tower_config(interactions, *overrides):
+    return load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{interactions}"',
+            "model.embedding_dim=8",
+            "train.batch_size=128",
+            "evaluate.ks=[5]",
+            "evaluate.baselines=[]",
+            *overrides,
+        ],
+    )
+
+
+def test_two_tower_scores_each_epoch_and_a_report_can_stop_it(interactions):
+    seen = []
+
+    def report(epoch, scores):
+        seen.append((epoch, scores["hr@5_filtered"]))
+        if epoch == 2:
+            raise optuna.TrialPruned("planted")
+
+    kind = TwoTowerKind()
+    kind.epoch_end = report
+    config = _two_tower_config(
+        interactions, "train.epochs=4", 'evaluate.split="validation"'
+    )
+    with pytest.raises(optuna.TrialPruned, match="planted"):
+        kind.train(config, progress=False, write=False)
+    # Epochs 1 and 2 scored on the validation carve; training stopped there.
+    assert [epoch for epoch, _ in seen] == [1, 2]
+    assert all(0.0 <= value <= 1.0 for _, value in seen)
+
+
+def test_a_trial_below_the_median_at_an_epoch_is_pruned():
+    study = optuna.create_study(
+        direction="maximize",
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=1),
+    )
+    first = study.ask()
+    first.report(0.5, 1)
+    study.tell(first, 0.6)
+    _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.7})
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.1})
+    with pytest.raises(ValueError, match="--metric"):
+        _report(study.ask(), "auc", 1, {"hr@5_filtered": 0.1})
+
+
+def test_a_two_tower_study_tries_its_config_then_without_history(
+    interactions, tmp_path
+):
+    space = {
+        "model.history_length": Choice((0, 5)),
+        "model.history_encoder": Choice(("mean", "gru")),
+        "train.learning_rate": Range(0.05, 0.2, log=True),
+    }
+    config = _two_tower_config(
+        interactions,
+        "train.epochs=2",
+        "model.history_length=5",
+        'model.history_encoder="gru"',
+    )
+    result = tune(
+        config,
+        str(tmp_path),
+        trials=2,
+        space=space,
+        final=False,
+        progress=False,
+    )
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert trials["model.history_length"].tolist() == [5, 0]
+    # Without a history the encoder is "mean": a config that validates.
+    assert trials["model.history_encoder"].tolist() == ["gru", "mean"]
+    assert trials["train.learning_rate"].tolist() == [0.1, 0.1]
+    # Each epoch was reported; the last one is the trial's value.
+    assert trials["last_epoch"].tolist() == [2, 2]
+    np.testing.assert_allclose(trials["last_epoch_value"], trials["value"])
+    if result.best_params["model.history_length"] == 0:
+        assert result.best_params["model.history_encoder"] == "mean"
+    load_config(str(tmp_path / "best.toml"))

@@ -64,7 +64,8 @@ def write_tabular_bundle(
         model: the trained `TabularModel`.
         items: DataFrame. Item id + item-side feature columns.
         users: DataFrame. User id + the other feature columns.
-        classes: list. Class labels of a multiclass task (else `[]`).
+        classes: list. Class labels of a multiclass task, or the two values
+            of a binary text label (else `[]`).
         user_history: optional int32 array `(len(users), length)`.
 
     Returns:
@@ -105,6 +106,8 @@ def _check_tables(path, manifest, items, users, user_history):
         raise BundleError(
             f"{path}/manifest.json lacks config.data.user / .item."
         ) from None
+    if not columns["users"]:  # trained on a table without ids
+        return
     for name, table in (("items", items), ("users", users)):
         column = columns[name]
         if column not in table.columns:
@@ -162,8 +165,17 @@ class TabularBundle(ManifestProperties):
         self.user_history = user_history
         data = manifest["config"]["data"]
         self.user_column, self.item_column = data["user"], data["item"]
-        self._user_rows = pd.Index(canonical_strings(users[self.user_column]))
-        self._item_rows = pd.Index(canonical_strings(items[self.item_column]))
+        # A table without ids (data.user = "") has no pairs to score.
+        self._user_rows = pd.Index(
+            canonical_strings(users[self.user_column])
+            if self.user_column
+            else []
+        )
+        self._item_rows = pd.Index(
+            canonical_strings(items[self.item_column])
+            if self.item_column
+            else []
+        )
 
     @classmethod
     def load(cls, path):
@@ -249,6 +261,12 @@ class TabularBundle(ManifestProperties):
         Returns:
             pandas DataFrame, one row per pair.
         """
+        if not self.user_column:
+            raise ValueError(
+                "This bundle was trained on a table without user and item "
+                'ids (data.user = ""), so it has no pairs to score. Fix: '
+                "score whole rows with `predict(frame)` (`recsys score`)."
+            )
         user_ids, item_ids = np.asarray(user_ids), np.asarray(item_ids)
         if user_ids.shape != item_ids.shape or user_ids.ndim != 1:
             raise ValueError(

@@ -17,6 +17,7 @@ from recsys.config.common import Number
 from recsys.config.common import Optimizer
 from recsys.config.common import Section
 from recsys.config.common import Split
+from recsys.config.common import resolved_split
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.errors import ConfigError
@@ -35,17 +36,66 @@ PositiveInt = typing.Annotated[int, Field(ge=1)]
 
 
 class TabularData(InteractionsData):
-    """`[data]`: the table, its id, time and label columns."""
+    """`[data]`: the table, its id, time and label columns.
 
+    A table of rows that are not (user, item) pairs (customers, loans)
+    leaves `user`, `item` and `time` empty and splits at random or by a
+    column.
+    """
+
+    user: str = Field(
+        default="user_id",
+        description=(
+            'User id column; "" (with item = "") for a table without ids, '
+            'split by data.split = "random" or "column".'
+        ),
+    )
+    item: str = Field(
+        default="item_id",
+        description='Item id column; "" for a table without ids.',
+    )
+    time: str = Field(
+        default="timestamp",
+        description=(
+            'Time column: orders each user\'s rows and the splits; "" for '
+            'none (data.split = "random" or "column").'
+        ),
+    )
     label: str = Field(default="label", description="Label column.")
     label_threshold: Number = Field(
         default=0.5,
         description=(
             "A row is positive when label >= label_threshold (0.5 suits a "
             "0/1 or boolean label): the label of a binary task, and what "
-            "enters the history (model.history_length)."
+            "enters the history (model.history_length). A binary label of "
+            'two text values ("no" / "yes") needs none: the later in '
+            "sorted order is positive."
         ),
     )
+
+    @pydantic.model_validator(mode="after")
+    def _check_ids(self) -> "TabularData":
+        if bool(self.user) != bool(self.item):
+            raise ValueError(
+                f"data.user and data.item are both set or both empty (a "
+                f"table without ids). Received: user={self.user!r}, "
+                f"item={self.item!r}."
+            )
+        split = resolved_split(self.split)
+        if self.user and not self.time:
+            raise ValueError(
+                f"data.time is empty, but data.user = {self.user!r}: rows "
+                "of users are ordered by time. Fix: name the time column, "
+                "or leave user and item empty for a table without ids."
+            )
+        if not self.time and split not in ("random", "column"):
+            raise ValueError(
+                f'data.split = "{self.split}" needs a time column, and '
+                'data.time is "". Fix: set data.split = "random" (or '
+                '"column"), or name the time column.'
+            )
+        return self
+
     display: str = Field(
         default="",
         description='Item column shown by `recsys recommend` ("" for none).',
@@ -238,7 +288,9 @@ class TabularConfig(KindConfig):
         label, item = self.data.label, self.data.item
         reads = self.model_features()
         if model.history_length and (
-            item not in reads or features[item].get("kind") != "categorical"
+            not item
+            or item not in reads
+            or features[item].get("kind") != "categorical"
         ):
             raise ConfigError(
                 f"model.history_length > 0 needs the item column '{item}' as "
@@ -263,6 +315,12 @@ class TabularConfig(KindConfig):
                 raise ConfigError(
                     f"evaluate.baselines: {name!r} is not a baseline of a "
                     f"{model.task} task. Valid: {valid}"
+                )
+            if name == "bias" and not self.data.user:
+                raise ConfigError(
+                    'evaluate.baselines: "bias" learns a bias per user and '
+                    'item, and this table has none (data.user = ""). Fix: '
+                    'use "logistic_regression".'
                 )
         if model.interaction == "dcn" and model.num_cross_layers < 1:
             raise ConfigError(

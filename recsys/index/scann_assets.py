@@ -14,7 +14,6 @@ import math
 import os
 import re
 import shutil
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,7 @@ from recsys.index.scann_modules import scann_ops
 from recsys.storage.files import BundleError
 from recsys.storage.files import BundleFiles
 from recsys.storage.files import load_npy
+from recsys.storage.files import private_dir
 
 SCANN_DIR = "scann"
 ASSETS = "scann_assets.pbtxt"
@@ -276,7 +276,9 @@ def load_checked_searcher(
             f"{where}{ASSETS} does not match soar_lambda="
             f"{options['soar_lambda']} in index.json."
         )
-    private = tempfile.mkdtemp(prefix="recsys-scann-")
+    private = private_dir(
+        "recsys-scann-", sum(len(data) for data in checked.values())
+    )
     try:
         for name, data in checked.items():
             with open(os.path.join(private, name), "xb") as f:

@@ -174,6 +174,10 @@ class ScannIndex(Index):
     """
 
     kind = "scann"
+    # Whether batches of `PARALLEL_BATCH` or more queries use ScaNN's
+    # thread pool. A forked serving worker sets it to False: the pool's
+    # threads stayed in the parent (`recsys.serving.workers`).
+    parallel = True
 
     def __init__(
         self,
@@ -189,7 +193,7 @@ class ScannIndex(Index):
                 f"kind='brute_force'. Received: {count} embeddings."
             )
         self.options = resolve_options(count, dims, **options)
-        builder = scann_builder(self.embeddings, self.options)
+        builder = scann_builder(self.embeddings, self.options, train=True)
         try:
             # No docids: ScaNN would pickle them on `serialize`. ScaNN's C++
             # logs (leaf sizes, empty partitions) go to DEBUG, not stderr.
@@ -221,7 +225,7 @@ class ScannIndex(Index):
             padded = math.isnan(scores[0, -1])
         else:
             # ScaNN's own threads for big batches (`recommend --all`).
-            parallel = len(queries) >= PARALLEL_BATCH
+            parallel = self.parallel and len(queries) >= PARALLEL_BATCH
             rows, scores = self._searcher.search_batched(
                 queries, count, pre, leaves, parallel, PARALLEL_BATCH
             )
@@ -277,7 +281,12 @@ class ScannIndex(Index):
                 `"index/"`).
         """
         index = cls.__new__(cls)
-        Index.__init__(index, embeddings, ids)
+        # Ids 0..n-1 (what a bundle's index holds) are unique by
+        # construction: skip `storable_ids`' sort of a million ids.
+        rows = ids.dtype == np.int64 and np.array_equal(
+            ids, np.arange(len(ids))
+        )
+        Index.__init__(index, embeddings, None if rows else ids)
         try:
             index.options = resolve_options(
                 *embeddings.shape, **meta["options"]

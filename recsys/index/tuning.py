@@ -6,8 +6,9 @@ once, since training is most of the build. The search-time settings
 (leaves searched, candidates re-scored) cost nothing to change, so
 `tune_search` measures them: recall@10 against exact search on a sample of
 queries held out from training (the users' query vectors where there are
-any, sampled item vectors otherwise), then single-query latency of the
-settings that reach the target, and keeps the fastest.
+any, sampled item vectors otherwise), then the single-query CPU time of
+settings that reach the target, walking from one to the next while they
+get faster, and keeps the fastest.
 """
 
 import inspect
@@ -36,33 +37,42 @@ SOAR_LAMBDA = 1.5
 # Leaves: ~2 sqrt(count), 2,000 at 1M rows as ScaNN tuned by hand (issue
 # 17). On 100k rows of benchmarks/ann.py's catalog, 632, 1,264 and 2,000
 # leaves reached recall 0.95 at 0.14, 0.12 and 0.13 ms/query (within the
-# noise of a shared machine), so the shorter build decides. k-means is
-# trained on 125 rows per leaf (250k at 1M rows): with 40 (80k), recall
-# 0.95 on 1M rows needed 201 leaves searched and 640 re-scored, against
-# 40 and 320 for ScaNN trained on 250k rows (benchmarks/ann.py).
+# noise of a shared machine), so the shorter build decides. At 1M rows
+# 1,000 leaves halve the build's k-means but need 62 leaves searched (0.36
+# ms CPU/query) where 2,000 need 16 (0.12 ms). k-means is trained on 50
+# rows per leaf (100k at 1M rows; `scann_builder` re-seeds only leaves of
+# under 20): 16-18 leaves searched at reorder 640 for recall 0.955 as with
+# 125 per leaf, for 26 s of CPU instead of 38 (k-means 6 s instead of
+# 17; ScaNN's 12 iterations: 6 needed twice the leaves searched).
 LEAVES_PER_SQRT = 2
-TRAINING_ROWS_PER_LEAF = 125
+TRAINING_ROWS_PER_LEAF = 50
 MIN_TRAINING_SAMPLE = 20_000
-# Queries the recall is measured on: 1,000, fewer for big catalogs (exact
-# ground truth costs `queries x count`), never under 600. Picking the
-# fewest leaves that pass on a sample favours settings that were lucky on
-# it: with 300 queries and a margin of one standard error, settings that
-# measured 0.960 gave 0.936 on new queries (1M rows). So more queries and a
-# margin of two standard errors.
+# Queries the recall is measured on: 1,000, fewer for catalogs over 1M
+# rows (exact ground truth costs `queries x count`), never under 600.
+# Picking the fewest leaves that pass on a sample favours settings that
+# were lucky on it: with 300 queries and a margin of one standard error,
+# settings that measured 0.960 gave 0.936 on new queries (1M rows); with
+# 600 and two, 0.9643 gave 0.9527 and, at target 0.99, 0.9952 gave 0.988
+# (per-query recall is heavy-tailed: std ~0.2 at 0.95). So 1,000 queries
+# and three standard errors.
 TUNING_QUERIES = 1000
 MIN_TUNING_QUERIES = 600
-GROUND_TRUTH_SCORES = 6 * 10**8
-MARGIN_ERRORS = 2.0
-# Of which this many are timed one at a time, in this many rounds.
+GROUND_TRUTH_SCORES = 10**9
+MARGIN_ERRORS = 3.0
+# Of which this many are timed one at a time, in this many rounds (CPU
+# time of the searching thread: other processes on a shared machine do
+# not count).
 LATENCY_QUERIES = 200
 LATENCY_ROUNDS = 3
-# Candidates re-scored exactly: the first tried is the largest here (fewest
-# leaves needed), then halves down to the smallest; each step may need at
-# most this factor more leaves than the last. Re-scoring more than 640 was
-# never the fastest way to a target when fewer sufficed (the float rows
-# are read from memory at random).
+# Candidates re-scored exactly: the first tried is the largest here, then
+# doubled while that is faster (fewer leaves suffice), else halved down to
+# the smallest while that is faster (more leaves needed, at most this
+# factor more per step). Each step must be this much faster to be taken.
+# On benchmarks/ann.py at 1M rows 640 was fastest for recall 0.95 and 1280
+# for 0.99: the walk stops after one step past the best of each.
 REORDER_LADDER = (640, 320, 160, 80, 40)
 MAX_LEAVES_GROWTH = 8
+FASTER = 0.97
 # Where even a quarter of the leaves fall short of the target, the
 # candidates double instead, up to this many (then all leaves are tried).
 MAX_LEAVES_SHARE = 1 / 4
@@ -161,7 +171,7 @@ class _Trials:
         return self.recalls[key]
 
     def meets(self, leaves: int, reorder: int, target: float) -> bool:
-        """Whether the recall is above target by two standard errors.
+        """Whether the recall is above target by `MARGIN_ERRORS` errors.
 
         The margin makes settings chosen on this sample reach the target
         on other queries from the same distribution, too.
@@ -210,21 +220,84 @@ def _latencies(
 ) -> list[float]:
     """Median single-query seconds of each setting, best of a few rounds.
 
-    Rounds alternate between the settings, so a busy moment on a shared
-    machine slows all of them rather than one.
+    ScaNN searches one query in the calling thread, so that thread's CPU
+    time is the search's cost whatever else the machine runs (wall time
+    on 2 shared cores varied 2-3x). Rounds alternate between the settings
+    all the same.
     """
     best = [math.inf] * len(settings)
     times = np.empty(len(queries))
+    clock = time.thread_time_ns
     # One setting needs no comparison: one round.
     for _ in range(LATENCY_ROUNDS if len(settings) > 1 else 1):
         for i, (leaves, reorder) in enumerate(settings):
             pre = max(reorder, k) if reorder else -1
             for j, query in enumerate(queries):
-                started = time.perf_counter()
+                started = clock()
                 searcher.search(query, k, pre, leaves)
-                times[j] = time.perf_counter() - started
-            best[i] = min(best[i], float(np.median(times)))
+                times[j] = clock() - started
+            best[i] = min(best[i], 1e-9 * float(np.median(times)))
     return best
+
+
+def _walk(
+    trials: _Trials,
+    timed: np.ndarray,
+    first: tuple[int, int],
+    num_leaves: int,
+    most: int,
+    target: float,
+    floor: int = 0,
+) -> tuple[tuple[int, int], dict[tuple[int, int], float]]:
+    """The fastest setting found from `first` on, and those timed.
+
+    From `first` (the fewest leaves for its candidates), doubles the
+    candidates re-scored (needing fewer leaves) while that is faster,
+    else halves them (needing more leaves) while that is faster. Each
+    step's leaves are found within bounds the last step gives, and timed
+    against the best so far: the walk stops at the first step that is
+    not `FASTER`, so a few settings are measured, not the whole ladder.
+    Candidates of `floor` or fewer already fell short with a quarter of
+    the leaves: they are not tried again (at 1M rows and recall 0.99 that
+    was 17 searches of up to 368 leaves each, most of the tuning).
+
+    Returns:
+        `(best, timings)`: `(leaves, reorder)` and each timed setting's
+        latest median seconds.
+    """
+    k = trials.k
+    timings = {first: _latencies(trials.searcher, timed, [first], k)[0]}
+    best = first
+    for up in (True, False):
+        while True:
+            leaves, reorder = best
+            if up:
+                if reorder >= most:
+                    break
+                reorder = min(2 * reorder, most)
+                low = max(1, leaves // MAX_LEAVES_GROWTH)
+                found = trials.fewest_leaves(
+                    reorder, low, leaves, target, first=True
+                )
+            else:
+                reorder //= 2
+                if reorder < REORDER_LADDER[-1] or reorder <= floor:
+                    break
+                high = min(num_leaves, MAX_LEAVES_GROWTH * leaves)
+                found = trials.fewest_leaves(
+                    reorder, leaves, high, target, first=False
+                )
+            if found is None:
+                break
+            step = (found, reorder)
+            old, new = _latencies(trials.searcher, timed, [best, step], k)
+            timings[best], timings[step] = old, new
+            if new >= FASTER * old:
+                break
+            best = step
+        if best != first:  # more candidates paid off: no need for fewer
+            break
+    return best, timings
 
 
 def tune_search(
@@ -235,13 +308,14 @@ def tune_search(
 ) -> dict[str, Any]:
     """Sets the fastest search settings of `index` that reach the target.
 
-    For each number of re-scored candidates in `REORDER_LADDER` (largest
-    first; doubled up to `MAX_REORDER_TUNED` while a quarter of the leaves
-    cannot reach the target), finds the fewest leaves whose recall@10
-    against exact search reaches `recall_target`, then times each such
-    setting on single queries and keeps the fastest in `index.options`. If
-    no setting reaches the target the most thorough one is kept, with a
-    warning.
+    With the largest number of re-scored candidates in `REORDER_LADDER`
+    (doubled up to `MAX_REORDER_TUNED` while a quarter of the leaves cannot
+    reach the target), finds the fewest leaves whose recall@10 against
+    exact search reaches `recall_target`; then doubles or halves the
+    candidates, each time with the fewest leaves that reach the target,
+    while single queries get faster (`_walk`), and keeps the fastest in
+    `index.options`. If no setting reaches the target the most thorough
+    one is kept, with a warning.
 
     Args:
         index: a built `ScannIndex`; its `num_leaves_to_search` and
@@ -254,7 +328,8 @@ def tune_search(
 
     Returns:
         dict for `index.tuning`: the target, the measured `recall@10` and
-        `latency_ms` (median single query) of the chosen settings, the
+        `latency_ms` (median single query, CPU time of the searching
+        thread) of the chosen settings, the
         number of queries and their source, and `met` (whether the target
         was reached).
 
@@ -289,14 +364,14 @@ def tune_search(
         # First the most candidates of the ladder, doubled while the
         # target needs more than a quarter of the leaves (when the
         # quantized scores confuse many near neighbours).
-        reorder, cap = ladder[0], num_leaves
+        reorder, cap, floor = ladder[0], num_leaves, 0
         if growable:
             cap = max(low, int(MAX_LEAVES_SHARE * num_leaves))
         leaves = trials.fewest_leaves(
             reorder, low, cap, recall_target, first=True
         )
         while leaves is None and growable and reorder < most:
-            reorder = min(2 * reorder, most)
+            floor, reorder = reorder, min(2 * reorder, most)
             leaves = trials.fewest_leaves(
                 reorder, low, cap, recall_target, first=True
             )
@@ -304,6 +379,7 @@ def tune_search(
             # Poorly partitioned rows: more than a quarter of the leaves
             # (`cap` is only below them when `growable`), with the first
             # candidates, else with the most.
+            floor = 0
             for reorder in dict.fromkeys((ladder[0], most)):
                 leaves = trials.fewest_leaves(
                     reorder, cap, num_leaves, recall_target, first=True
@@ -312,19 +388,6 @@ def tune_search(
                     break
         if leaves is not None:
             candidates.append((leaves, reorder))
-            # Then half the candidates at a time, each needing somewhat
-            # more leaves, while that stays within a factor of 8.
-            fewer = reorder // 2 if growable else 0
-            while fewer >= REORDER_LADDER[-1]:
-                high = min(num_leaves, MAX_LEAVES_GROWTH * leaves)
-                found = trials.fewest_leaves(
-                    fewer, leaves, high, recall_target, first=False
-                )
-                if found is None:
-                    break
-                leaves = found
-                candidates.append((leaves, fewer))
-                fewer //= 2
         ladder = [reorder]
     met = bool(candidates)
     if not met:
@@ -333,9 +396,20 @@ def tune_search(
             leaves = num_leaves
         candidates = [(leaves, ladder[0])]
     timed = sample[: min(LATENCY_QUERIES, len(sample))]
-    latencies = _latencies(trials.searcher, timed, candidates, k)
-    best = int(np.argmin(latencies))
-    leaves, reorder = candidates[best]
+    if met and growable and "num_leaves_to_search" not in fixed:
+        (leaves, reorder), timings = _walk(
+            trials,
+            timed,
+            candidates[0],
+            num_leaves,
+            most,
+            recall_target,
+            floor,
+        )
+    else:
+        times = _latencies(trials.searcher, timed, candidates, k)
+        timings = dict(zip(candidates, times, strict=True))
+        leaves, reorder = min(timings, key=timings.__getitem__)
     options["num_leaves_to_search"], options["reorder"] = leaves, reorder
     recall = float(trials.recall(leaves, reorder).mean())
     if not met:
@@ -357,16 +431,13 @@ def tune_search(
         recall,
         len(sample),
         source,
-        1e3 * latencies[best],
-        {
-            c: round(1e3 * t, 3)
-            for c, t in zip(candidates, latencies, strict=True)
-        },
+        1e3 * timings[leaves, reorder],
+        {c: round(1e3 * t, 3) for c, t in timings.items()},
     )
     return {
         "recall_target": recall_target,
         "recall@10": round(recall, 4),
-        "latency_ms": round(1e3 * latencies[best], 4),
+        "latency_ms": round(1e3 * timings[leaves, reorder], 4),
         "met": met,
         "queries": len(sample),
         "query_source": source,

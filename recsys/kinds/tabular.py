@@ -24,12 +24,14 @@ from recsys.data.positive_history import latest_positive_history
 from recsys.data.positive_history import positive_history
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
+from recsys.data.retrieval_inputs import parse_times
 from recsys.data.split import check_split
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
 from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
+from recsys.features.numeric_transform import with_chosen_transforms
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import fit_preprocessor
@@ -84,14 +86,23 @@ def check_label(frame, config):
             f"Label column '{label}' has {nulls} null values. Fix: drop or "
             "fill those rows."
         )
-    if task != "multiclass" and not (
-        pd.api.types.is_numeric_dtype(frame[label])
-        or pd.api.types.is_bool_dtype(frame[label])
-    ):
+    values = frame[label]
+    numeric = pd.api.types.is_numeric_dtype(values) or (
+        pd.api.types.is_bool_dtype(values)
+    )
+    if task == "binary" and not numeric and values.nunique() != 2:
+        raise ValueError(
+            f"Label column '{label}' of a binary task holds text with "
+            f"{values.nunique()} distinct values, e.g. "
+            f"{sorted(values.unique().tolist())[:5]}; text labels must "
+            "have exactly two (the later in sorted order is positive). Fix: "
+            'convert it to 0/1, or set model.task = "multiclass".'
+        )
+    if task == "regression" and not numeric:
         raise ValueError(
             f"Label column '{label}' must be numeric for a {task} task. "
-            f"Received dtype {frame[label].dtype}, e.g. "
-            f"{frame[label].iloc[:3].tolist()}. Fix: convert it, or set "
+            f"Received dtype {values.dtype}, e.g. "
+            f"{values.iloc[:3].tolist()}. Fix: convert it, or set "
             'model.task = "multiclass".'
         )
 
@@ -102,17 +113,19 @@ def row_labels(frame, config, classes):
     Args:
         frame: DataFrame with the label column.
         config: dict. The tabular config.
-        classes: list. Class labels of a multiclass task (else ignored).
+        classes: list. Class labels of a multiclass task, or the two
+            values of a binary text label (`label_classes`); else `[]`.
 
     Returns:
         float32 values (regression), 0/1 (binary: label >=
-        `data.label_threshold`) or int32 class indices (multiclass).
+        `data.label_threshold`, or a text label equal to `classes[1]`) or
+        int32 class indices (multiclass).
     """
     values = frame[config["data"]["label"]]
     task = config["model"]["task"]
     if task == "regression":
         return values.to_numpy(np.float32)
-    if task == "binary":
+    if task == "binary" and not classes:
         threshold = config["data"]["label_threshold"]
         return (values.to_numpy(np.float64) >= threshold).astype(np.float32)
     codes = pd.Index(classes).get_indexer(values)
@@ -122,7 +135,25 @@ def row_labels(frame, config, classes):
             f"Label values {unseen} do not occur in the training split, so "
             "the model has no class for them."
         )
-    return codes.astype(np.int32)
+    return codes.astype(np.float32 if task == "binary" else np.int32)
+
+
+def label_classes(train, config):
+    """The label values a model tells apart, as `TabularData.classes`.
+
+    Multiclass: the training split's labels, sorted. Binary with a text
+    label (`"yes"` / `"no"`): its two values sorted, the later positive.
+    Otherwise `[]` (a number is positive when >= `data.label_threshold`).
+    """
+    values = train[config["data"]["label"]]
+    task = config["model"]["task"]
+    if task == "multiclass" or (
+        task == "binary"
+        and not pd.api.types.is_numeric_dtype(values)
+        and not pd.api.types.is_bool_dtype(values)
+    ):
+        return sorted(values.unique().tolist())
+    return []
 
 
 def split_rows(frame, config):
@@ -130,13 +161,25 @@ def split_rows(frame, config):
 
     The id, time and label columns are checked first. With
     `evaluate.split = "validation"` the rule is applied again to the
-    training rows: `test` is then their validation carve, for tuning.
+    training rows: `test` is then their validation carve, for tuning. A
+    table without ids (`data.user = data.item = ""`, a random or marked
+    split) is split as it is.
     """
     data = config["data"]
-    columns = {"user": data["user"], "item": data["item"], "time": data["time"]}
-    frame = check_interactions(
-        frame, **columns, time_format=data.get("time_format", "ISO8601")
-    )
+    if data["user"]:
+        columns = {
+            "user": data["user"],
+            "item": data["item"],
+            "time": data["time"],
+        }
+        frame = check_interactions(
+            frame, **columns, time_format=data.get("time_format", "ISO8601")
+        )
+    elif data["time"]:
+        check_columns(frame, [data["time"]], what="data")
+        frame = parse_times(
+            frame, data["time"], data.get("time_format", "ISO8601")
+        )
     check_label(frame, config)
     return split_table(
         frame,
@@ -167,10 +210,11 @@ def prepare_tabular(config, frame=None, *, progress=False):
     fit, validation = rule.carve(train)
     tuning = config["evaluate"]["split"] == "validation"
     check_split(fit, validation, frame, rule=rule, carves=2 + tuning)
+    # A numeric column without a written transform gets the one its
+    # training values ask for (log for a heavy right tail).
+    specs = with_chosen_transforms(specs, config["features"], train)
     preprocessor = fit_preprocessor(specs, train, progress=progress)
-    classes = []
-    if config["model"]["task"] == "multiclass":
-        classes = sorted(train[data["label"]].unique().tolist())
+    classes = label_classes(train, config)
     parts = {
         name: (
             part,
@@ -395,9 +439,15 @@ def evaluate_tabular(model, prepared):
             item=config["data"]["item"],
             preprocessor=prepared.preprocessor,
             names=prepared.names,
-            dims={
-                HISTORY: prepared.preprocessor.input_dim(config["data"]["item"])
-            },
+            dims=(
+                {
+                    HISTORY: prepared.preprocessor.input_dim(
+                        config["data"]["item"]
+                    )
+                }
+                if HISTORY in prepared.names
+                else None
+            ),
         )
         scores = task_metrics(task, labels, baseline(frame, arrays))
         metrics[f"baseline_{name}"] = scores
@@ -414,6 +464,8 @@ def side_tables(prepared):
     """
     data = prepared.config["data"]
     user, item = data["user"], data["item"]
+    if not user:  # a table without ids: no pairs to score
+        return pd.DataFrame(), pd.DataFrame()
     train = prepared.parts["train"][0]
     wanted = [c for c in prepared.names + [data["display"]] if c != HISTORY]
     columns = [c for c in dict.fromkeys(wanted + [user, item]) if c]

@@ -264,14 +264,60 @@ def evaluate_bundle(
     return metrics
 
 
+class EpochScores(keras.callbacks.Callback):
+    """Scores the evaluated split after every epoch but the last.
+
+    `recsys tune` prunes a bad trial on these scores (the last epoch is
+    scored by the run's own evaluation, so it is not scored twice).
+
+    Args:
+        report: callable `(epoch, metrics)`, `epoch` counted from 1 and
+            `metrics` the split's HR@k (`evaluate_bundle`'s split entry).
+            It may raise to stop training (e.g. `optuna.TrialPruned`).
+        model: the `TwoTower` being fitted.
+        prepared: the run's `PreparedData`.
+        config: the run config (`train.epochs`, `evaluate`).
+    """
+
+    def __init__(self, report, model, prepared, config):
+        super().__init__()
+        self._report = report
+        self._two_tower = model
+        self._prepared = prepared
+        self._config = config
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self._config["train"]["epochs"]:
+            return
+        config = self._config
+        # Scores only: no baselines beside the model here.
+        config = {**config, "evaluate": {**config["evaluate"], "baselines": []}}
+        arrays = embed_catalog_and_users(self._two_tower, self._prepared)
+        metrics = evaluate_bundle(
+            in_memory_bundle(self._prepared, arrays),
+            self._prepared.frame,
+            config,
+            self._prepared.train,
+            self._prepared.test,
+        )
+        self._report(epoch + 1, metrics[config["evaluate"]["split"]])
+
+
 class TwoTowerKind(ModelKind):
     """`model.kind = "two_tower"`: retrieval, an indexed bundle, HR@k.
 
     Interactions in memory run the steps below; a Parquet `data.path` is
     streamed (`recsys.kinds.two_tower_streamed`), never loaded whole.
+
+    Attributes:
+        epoch_end: callable `(epoch, metrics)` or None. Set on an instance
+            to see the evaluated split's HR@k after each epoch but the last
+            (`EpochScores`); `recsys tune` prunes trials with it. Defaults
+            to `None` (no per-epoch scoring).
     """
 
     name = "two_tower"
+    epoch_end = None
 
     def train(
         self, config, output=None, *, frame=None, progress=True, write=True
@@ -311,6 +357,11 @@ class TwoTowerKind(ModelKind):
                 distribution,
                 batch_size,
             )
+            callbacks = [checkpoint] if checkpoint else []
+            if self.epoch_end is not None:
+                callbacks.append(
+                    EpochScores(self.epoch_end, model, prepared, config)
+                )
             timing = fit_two_tower(
                 model,
                 inputs,
@@ -318,7 +369,7 @@ class TwoTowerKind(ModelKind):
                     **config,
                     "train": {**config["train"], "batch_size": batch_size},
                 },
-                callbacks=[checkpoint] if checkpoint else [],
+                callbacks=callbacks,
                 progress=progress,
             )
         # `fit_two_tower` counted this process's share of the rows.

@@ -15,7 +15,10 @@ So every loader reads through this module:
   (`file_digests`); a file whose bytes differ is refused, and nothing is
   read beyond the recorded size or a per-suffix cap;
 - files are read into memory once and parsed from those bytes (`npy`,
-  `json`, `parquet`), so what is checked is what is used.
+  `json`, `parquet`), so what is checked is what is used. Files whose
+  manifest entries have the same size and sha256 (an index's copy of the
+  item embeddings) are kept in memory once: the copy is still read and
+  checked, chunk by chunk, then its bytes are those already checked.
 """
 
 import hashlib
@@ -26,6 +29,7 @@ import os
 import stat
 from collections.abc import Collection
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -187,6 +191,10 @@ class BundleFiles:
         self._dirs = {"": fd}
         self.manifest_name = manifest_name
         self.files: dict[str, dict[str, Any]] = {}
+        # Checked bytes by (size, sha256): files with the same digest are
+        # kept once (see the module docstring). Dropped at `close`.
+        self._checked: dict[tuple[int, str], bytearray] = {}
+        self._verified: set[str] = set()  # names whose bytes were checked
 
     # -- opening -----------------------------------------------------------
 
@@ -337,11 +345,63 @@ class BundleFiles:
             raise BundleError(
                 f"{self._where(name)} is not listed in the bundle's manifest."
             )
-        return self._read(name, entry, max_bytes(name))
+        key = (entry["bytes"], entry["sha256"])
+        data = self._checked.get(key)
+        if data is None:
+            data = self._read(name, entry, max_bytes(name))
+            self._checked[key] = data
+        elif name not in self._verified:
+            self._read(name, entry, max_bytes(name), keep=False)
+        self._verified.add(name)
+        return data
+
+    def prefetch(self, names: Collection[str], threads: int = 2) -> None:
+        """Reads and checks the listed files `names` in `threads` threads.
+
+        Reading and hashing release the interpreter lock, so a bundle of
+        large arrays loads about `threads` times faster on as many cores.
+        Later `read`s of these files return the checked bytes; errors are
+        raised as `read` raises them. The threads end before this returns.
+
+        Args:
+            names: relative paths; those not listed are left to `read`.
+            threads: int. Files read at once. Defaults to `2`.
+        """
+        todo = []
+        for name in set(names) - self._verified:
+            entry = self.files.get(name)
+            if entry is not None:
+                parent = name.rpartition("/")[0]
+                self._dir(parent + "/" if parent else "")  # opened here
+                todo.append((name, entry))
+        # Largest first: the long reads start at once.
+        todo.sort(key=lambda item: (-item[1]["bytes"], item[0]))
+        with ThreadPoolExecutor(max(1, threads)) as pool:
+            futures = []
+            keys = set(self._checked)
+            for name, entry in todo:
+                key = (entry["bytes"], entry["sha256"])
+                keep = key not in keys  # a copy is checked, not kept
+                keys.add(key)
+                read = pool.submit(
+                    self._read, name, entry, max_bytes(name), keep
+                )
+                futures.append((name, key, keep, read))
+        for name, key, keep, read in futures:
+            data = read.result()
+            if keep:
+                self._checked[key] = data
+            self._verified.add(name)
 
     def _read(
-        self, name: str, entry: Mapping[str, Any] | None, cap: int
+        self,
+        name: str,
+        entry: Mapping[str, Any] | None,
+        cap: int,
+        keep: bool = True,
     ) -> bytearray:
+        """Reads and checks one file; with `keep=False` it only checks it
+        (one chunk in memory at a time) and returns an empty bytearray."""
         parent, _, base = name.rpartition("/")
         dir_fd = self._dir(parent + "/" if parent else "")
         try:
@@ -379,12 +439,16 @@ class BundleFiles:
                     f"says {entry['bytes']}: the bundle was changed after it "
                     "was written. Fix: retrain or restore the bundle."
                 )
-            data = bytearray(size)
+            digest = hashlib.sha256()
+            data = bytearray(size if keep else min(size, CHUNK))
             view, done = memoryview(data), 0
             while done < size:
-                got = os.readv(fd, [view[done : done + CHUNK]])
+                at = done if keep else 0
+                got = os.readv(fd, [view[at : at + CHUNK]])
                 if got == 0:
                     break
+                if not keep:
+                    digest.update(view[:got])
                 done += got
         except OSError as error:
             raise BundleError(
@@ -396,16 +460,15 @@ class BundleFiles:
             raise BundleError(
                 f"{self._where(name)} shrank while being read; refusing it."
             )
-        if (
-            entry is not None
-            and hashlib.sha256(data).hexdigest() != entry["sha256"]
-        ):
+        if keep:
+            digest = hashlib.sha256(data)
+        if entry is not None and digest.hexdigest() != entry["sha256"]:
             raise BundleError(
                 f"{self._where(name)} does not match the sha256 in the "
                 "bundle's manifest: the bundle was changed or corrupted "
                 "after it was written. Fix: retrain or restore the bundle."
             )
-        return data
+        return data if keep else bytearray()
 
     def json(self, name: str) -> Any:
         """The listed JSON file `name`, parsed."""
@@ -442,12 +505,44 @@ class BundleFiles:
         for fd in self._dirs.values():
             os.close(fd)
         self._dirs = {}
+        self._checked = {}
 
     def __enter__(self) -> "BundleFiles":
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+# Checked copies handed to a library that reads only paths (ScaNN) go to
+# RAM when it has room for twice as much: no disk writes on load.
+SHARED_MEMORY = "/dev/shm"
+
+
+def private_dir(prefix: str, size: int = 0) -> str:
+    """A new private (0700) temporary directory for `size` bytes of copies.
+
+    In `/dev/shm` (memory) when it exists and has room for twice `size`,
+    else in the default temporary directory. The caller deletes it.
+
+    Args:
+        prefix: str. The directory name's prefix.
+        size: int. Bytes the caller will write into it.
+
+    Returns:
+        str. The directory's path.
+    """
+    import tempfile
+
+    try:
+        info = os.statvfs(SHARED_MEMORY)
+        if info.f_bavail * info.f_frsize > 2 * size and os.access(
+            SHARED_MEMORY, os.W_OK | os.X_OK
+        ):
+            return tempfile.mkdtemp(prefix=prefix, dir=SHARED_MEMORY)
+    except OSError:
+        pass
+    return tempfile.mkdtemp(prefix=prefix)
 
 
 def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:

@@ -71,6 +71,41 @@ def test_text_rejects_non_strings_and_bad_length():
         TextFeature("text", sequence_length=0)
 
 
+def test_text_ngrams_follow_the_words():
+    pre = Preprocessor(
+        features=[TextFeature("text", sequence_length=20, ngrams=3)]
+    ).fit(TWEETS)
+    tokens = pre.tokenize("text", ["Sad! so sad", None])
+    words = ["sad", "!", "so", "sad"]
+    bigrams = ["sad !", "! so", "so sad"]
+    assert tokens == [[*words, *bigrams, "sad ! so", "! so sad"], []]
+    assert "thank you" in pre.vocabularies_["text"]
+    ids = pre.transform_column("text", ["thank you"])
+    vocab = pre.vocabularies_["text"]
+    expected = [2 + vocab.index(t) for t in ("thank", "you", "thank you")]
+    np.testing.assert_array_equal(ids[0, :4], [*expected, 0])
+
+
+def test_text_char_ngrams_mark_word_boundaries():
+    feature = TextFeature("text", sequence_length=30, char_ngrams=[2, 3])
+    pre = Preprocessor(features=[feature]).fit(TWEETS)
+    tokens = pre.tokenize("text", ["Ok!"])[0]
+    # Words first, then each word's n-grams, 2 then 3 characters long.
+    assert tokens == ["ok", "!", *"<o ok k> <ok ok> <! !> <!>".split()]
+    assert "<th" in pre.vocabularies_["text"]
+
+
+def test_text_ngram_options_round_trip_and_are_checked():
+    feature = TextFeature("text", ngrams=2, char_ngrams=[3, 5])
+    assert feature_from_config(feature.get_config()) == feature
+    assert TextFeature("text").ngrams == 1
+    for bad in ([3], [4, 2], [0, 2], "2-4"):
+        with pytest.raises(ValueError, match="char_ngrams"):
+            TextFeature("text", char_ngrams=bad)
+    with pytest.raises(ValueError, match="ngrams"):
+        TextFeature("text", ngrams=0)
+
+
 # -- pretrained vectors, in files the tests write --------------------------
 
 WORDS = {"thank": [1.0, 2.0, 3.0], "ohio": [-1.0, 0.5, 0.0], "zebra": [9, 9, 9]}

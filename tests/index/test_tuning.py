@@ -10,6 +10,8 @@ from recsys.index import build_index_from_config
 from recsys.index import load_index
 from recsys.index import recall_against_exact
 from recsys.index import tuning as tuning_module
+from recsys.index.scann_builder import scann_builder
+from recsys.index.scann_index import default_options
 from recsys.storage.files import BundleError
 from recsys.storage.files import file_digests
 
@@ -121,7 +123,10 @@ def test_saved_index_keeps_its_tuned_settings(target, catalog, tuned, tmp_path):
         got_ids, got_scores = again.search(queries, 10)
         ids, scores = index.search(queries, 10)
         np.testing.assert_array_equal(got_ids, ids)
-        np.testing.assert_array_equal(got_scores, scores)
+        # ScaNN's re-scoring may round the last bit differently once
+        # loaded (seen with SOAR when `reorder` exceeds the rows of the
+        # leaves searched); the ranking is the same.
+        np.testing.assert_allclose(got_scores, scores, rtol=1e-6)
 
 
 def test_one_query_answers_as_in_a_batch(catalog, tuned):
@@ -174,7 +179,7 @@ def test_build_index_rejects_bad_recall_targets(target):
 def test_partition_options_follow_size_and_target():
     options = tuning_module.partition_options(1_000_000, 0.95)
     assert options["num_leaves"] == 2000
-    assert options["training_sample_size"] == 250_000
+    assert options["training_sample_size"] == 100_000
     assert options["soar_lambda"] == 0.0
     soar = tuning_module.partition_options(1_000_000, 0.99)
     assert soar["soar_lambda"] == tuning_module.SOAR_LAMBDA
@@ -195,3 +200,16 @@ def test_load_index_checks_soar_leaves(tuned, tmp_path):
     (tmp_path / "index.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError, match="datapoint_to_token.npy"):
         load_index(tmp_path)
+
+
+def test_training_settings_stay_out_of_the_saved_config():
+    rows = np.zeros((5_000, 8), "f4")
+    options = {**default_options(*rows.shape), "num_leaves": 100}
+    # 50 sample rows per leaf: only leaves under 20 are re-seeded.
+    trained = scann_builder(rows, options, train=True).create_config()
+    assert "min_cluster_size: 20" in trained
+    # The config that is saved and checked on load keeps ScaNN's
+    # defaults, as indexes saved before these settings hold.
+    saved = scann_builder(rows, options).create_config()
+    assert "min_cluster_size: 50" in saved
+    assert "expected_sample_size: 100000" in saved

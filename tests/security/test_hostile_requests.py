@@ -377,12 +377,13 @@ def test_a_heavy_batch_leaves_the_event_loop_free(server):
     done = []
 
     def heavy():
+        started = time.perf_counter()
         answer = httpx.post(
             f"{server}/v1/retrieve/batch",
             json={"queries": queries},
             timeout=60,
         )
-        done.append(answer.status_code)
+        done.append((answer.status_code, time.perf_counter() - started))
 
     worker = threading.Thread(target=heavy)
     worker.start()
@@ -391,5 +392,8 @@ def test_a_heavy_batch_leaves_the_event_loop_free(server):
         slowest = max(slowest, _healthz_seconds(server))
         time.sleep(0.05)
     worker.join()
-    assert done == [200]
-    assert slowest < 0.5, slowest
+    [(status, heavy_seconds)] = done
+    assert status == 200
+    # A blocked loop would hold /healthz for the whole batch; on a loaded
+    # machine everything is slower, the batch too.
+    assert slowest < max(0.5, heavy_seconds / 3), (slowest, heavy_seconds)

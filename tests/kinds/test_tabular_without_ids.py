@@ -1,0 +1,143 @@
+"""A tabular run on a table of rows that are not (user, item) pairs: no id
+or time column, a text binary label, numeric transforms chosen from the
+training rows."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import train
+from recsys.bundles import load_bundle
+from recsys.config import ConfigError
+from recsys.config import load_config
+from recsys.kinds.tabular import TabularKind
+from recsys.kinds.tabular import prepare_tabular
+from recsys.two_stage import check_ranker
+
+CONFIG = """
+[data]
+source = "loans.csv"
+user = ""
+item = ""
+time = ""
+split = "random"
+label = "status"
+
+[features.job]
+kind = "categorical"
+
+[features.income]
+kind = "numeric"
+
+[features.age]
+kind = "numeric"
+
+[features.debt]
+kind = "numeric"
+transform = "standardize"
+
+[model]
+kind = "tabular"
+task = "binary"
+
+[train]
+epochs = 2
+patience = 1
+refit = false
+
+[evaluate]
+baselines = ["logistic_regression"]
+"""
+
+
+@pytest.fixture(scope="module")
+def loans(tmp_path_factory):
+    """600 loans; the label depends on the job and the income."""
+    rng = np.random.default_rng(0)
+    rows = 600
+    job = rng.choice(["fixed", "freelance", "partime"], rows)
+    income = rng.lognormal(4.5, 1.0, rows)  # a long right tail
+    score = (job == "fixed") + (income > 90) + rng.normal(0, 0.5, rows)
+    frame = pd.DataFrame(
+        {
+            "job": job,
+            "income": income,
+            "age": rng.integers(18, 70, rows),
+            "debt": rng.lognormal(3, 1.5, rows),
+            "status": np.where(score > 1, "good", "bad"),
+        }
+    )
+    folder = tmp_path_factory.mktemp("loans")
+    frame.to_csv(folder / "loans.csv", index=False)
+    (folder / "loans.toml").write_text(CONFIG)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def loans_run(loans):
+    config = load_config(str(loans / "loans.toml"))
+    return train(config, str(loans / "bundle"), progress=False)
+
+
+def test_a_table_without_ids_trains_and_reports_its_baseline(loans_run):
+    bundle, metrics = loans_run
+    assert metrics["split"]["method"] == "random"
+    assert metrics["split"]["held_out_rows"] == 120
+    assert 0.5 < metrics["test"]["auc"] <= 1.0
+    assert set(metrics["baseline_logistic_regression"]) == set(metrics["test"])
+    # The text label's later value is the positive class.
+    assert bundle.classes == ["bad", "good"]
+
+
+def test_the_bundle_scores_rows_but_refuses_pairs(loans, loans_run):
+    bundle, metrics = loans_run
+    again = load_bundle(bundle.path)
+    rows = pd.read_csv(loans / "loans.csv").iloc[:20]
+    scores = again.predict(rows)
+    assert scores.shape == (20,) and ((scores > 0) & (scores < 1)).all()
+    with pytest.raises(ValueError, match="without user and item ids"):
+        again.score_pairs([1], [2])
+    with pytest.raises(ValueError, match="has no user and item ids"):
+        check_ranker(again)  # `recsys serve --ranker`, `recommend --rerank`
+    # `recsys evaluate` splits the table again and scores the same rows.
+    rescored = TabularKind().rescore(again)
+    assert rescored["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-6)
+
+
+def test_numeric_transforms_not_written_are_chosen_from_the_data(loans):
+    prepared = prepare_tabular(
+        load_config(str(loans / "loans.toml")), progress=False
+    )
+    transforms = {
+        f.name: f.transform
+        for f in prepared.preprocessor.features
+        if f.kind == "numeric"
+    }
+    # income: long-tailed, logged; age: not; debt: as written.
+    assert transforms == {
+        "income": "log",
+        "age": "standardize",
+        "debt": "standardize",
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (['data.item="job"'], "both set or both empty"),
+        (['data.split="auto"'], "needs a time column"),
+        (["evaluate.baselines=['bias']"], "bias"),
+        (["model.history_length=5"], "history_length"),
+    ],
+)
+def test_a_table_without_ids_refuses_what_needs_them(loans, overrides, match):
+    with pytest.raises((ConfigError, ValueError), match=match):
+        load_config(str(loans / "loans.toml"), overrides)
+
+
+def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
+    frame = pd.read_csv(loans / "loans.csv")
+    frame.loc[:5, "status"] = "unknown"
+    config = load_config(str(loans / "loans.toml"))
+    with pytest.raises(ValueError, match="exactly two"):
+        prepare_tabular(config, frame, progress=False)

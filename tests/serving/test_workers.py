@@ -1,0 +1,305 @@
+"""`recsys serve --workers N`: forked workers sharing one loaded bundle."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+import recsys.serving.workers as supervisor
+from recsys.serving.app import create_app
+from recsys.serving.fast_tower import NumpyTower
+from recsys.serving.server import RELOAD_REFUSED
+from recsys.serving.settings import Settings
+from recsys.serving.shared_tower import PENDING
+from recsys.serving.shared_tower import UNSUPPORTED
+from recsys.serving.shared_tower import SharedTower
+from tests.serving.server import running_server
+
+TOKEN = "s3cret"
+
+# `run_workers` supervising workers that record their pid, then sleep
+# (`serve`), exit as unable to start (`fail`) or crash at once (`crash`).
+# The module is loaded from its file: it needs only the standard library,
+# and importing the serving package would take seconds.
+SUPERVISED = """
+import importlib.util, os, sys, time
+mode, out, path = sys.argv[1:]
+spec = importlib.util.spec_from_file_location("workers", path)
+workers = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(workers)
+
+def run(number):
+    open(os.path.join(out, f"{number}-{os.getpid()}"), "w").close()
+    if mode == "fail":
+        return workers.STARTUP_FAILURE
+    if mode == "crash":
+        os._exit(7)
+    time.sleep(600)
+
+sys.exit(workers.run_workers(2, run))
+"""
+
+
+def _children(pid):
+    """Pids of the live (not zombie) child processes of `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(entry))
+    return sorted(found)
+
+
+def _server_pid(url):
+    """The pid of the `recsys serve` process listening at `url`."""
+    port = url.rsplit(":", 1)[1]
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"serve" in args and port.encode() in args:
+            return int(entry)
+    raise AssertionError(f"no server process listens on {port}")
+
+
+def _wait_for(condition, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def _answers(url, user, count=6):
+    """`count` retrievals, each on a new connection; all must be 200."""
+    for _ in range(count):
+        answer = httpx.post(
+            f"{url}/v1/retrieve", json={"user_id": user, "k": 5}, timeout=30
+        )
+        assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _supervise(mode, tmp_path):
+    script = tmp_path / "supervised.py"
+    script.write_text(SUPERVISED)
+    out = tmp_path / "started"
+    out.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, str(script), mode, str(out), supervisor.__file__],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    return process, out
+
+
+def _started(out):
+    """`{pid: worker number}` of the workers started so far."""
+    return {
+        int(name.split("-")[1]): int(name.split("-")[0])
+        for name in os.listdir(out)
+    }
+
+
+def test_supervisor_restarts_a_killed_worker_and_stops_on_sigterm(tmp_path):
+    process, out = _supervise("serve", tmp_path)
+    try:
+        first = _wait_for(lambda: len(_started(out)) == 2 and _started(out))
+        killed = min(first)
+        os.kill(killed, signal.SIGKILL)
+        started = _wait_for(lambda: len(_started(out)) == 3 and _started(out))
+        (new,) = set(started) - set(first)
+        assert started[new] == first[killed]  # the same worker number
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "restarted as pid" in stderr
+    for pid in started:
+        assert not os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.parametrize("mode", ["fail", "crash"])
+def test_supervisor_exits_1_when_workers_cannot_run(tmp_path, mode):
+    # A worker that cannot start stops the server at once; workers that
+    # keep dying stop it after MAX_RESTARTS restarts.
+    process, out = _supervise(mode, tmp_path)
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 1
+    assert "stopping" in stderr
+    if mode == "crash":
+        assert len(_started(out)) > 2
+
+
+# The child only writes numpy arrays and exits: JAX, loaded in this test
+# process by other tests, warns about any fork.
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_shared_tower_round_trip_and_fork():
+    rng = np.random.default_rng(0)
+    fast = NumpyTower(
+        [
+            ("history", rng.normal(size=(50, 8)).astype(np.float32), "mean"),
+            ("age", None, "mean"),
+        ],
+        "concat",
+        [
+            (rng.normal(size=(9, 6)).astype(np.float32), None, True),
+            (
+                rng.normal(size=(6, 4)).astype(np.float32),
+                rng.normal(size=4).astype(np.float32),
+                False,
+            ),
+        ],
+        True,
+    )
+    inputs = {
+        "history": rng.integers(0, 50, (5, 3)),
+        "age": rng.normal(size=5).astype(np.float32),
+    }
+    shared = SharedTower(capacity=50 * 8 * 4 + 9 * 6 * 4 + 6 * 4 * 4 + 4096)
+    assert shared.state == PENDING
+    pid = os.fork()
+    if pid == 0:  # another process writes; this one reads
+        shared.write(fast)
+        os._exit(0)
+    os.waitpid(pid, 0)
+    read = shared.wait(timeout=10)
+    np.testing.assert_array_equal(read(inputs), fast(inputs))
+    assert not read.parts[0][1].flags.writeable
+
+
+def test_shared_tower_refuses_what_does_not_fit():
+    table = np.zeros((100, 8), np.float32)
+    shared = SharedTower(capacity=1024)
+    with pytest.raises(ValueError, match="larger than its weights"):
+        shared.write(NumpyTower([("history", table, "mean")], "sum", [], False))
+    shared._set_state(UNSUPPORTED)
+    assert shared.wait(timeout=1) is None
+
+
+def test_reload_is_refused_with_409_when_workers_serve(trained_bundle):
+    bundle, _ = trained_bundle
+    app = create_app(bundle.path, settings=Settings(api_token=TOKEN))
+    app.state.reload_refused = RELOAD_REFUSED.format(workers=2)
+    with TestClient(app) as client:
+        answer = client.post(
+            "/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}
+        )
+        assert answer.status_code == 409
+        detail = answer.json()["detail"]
+        assert "--workers 2" in detail[0]["msg"]
+        assert client.post("/admin/reload").status_code == 401  # token first
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_port_restart_and_refuse_reload(
+    trained_bundle, tmp_path
+):
+    bundle, _ = trained_bundle
+    user = int(bundle.user_ids[0])
+    with running_server(
+        bundle.path,
+        "--workers",
+        "2",
+        log_path=tmp_path / "server.log",
+        env={"RECSYS_API_TOKEN": TOKEN},
+    ) as url:
+        parent = _server_pid(url)
+        workers = _wait_for(
+            lambda: len(_children(parent)) == 2 and _children(parent)
+        )
+        expected = _answers(url, user)
+        # A history query: the tower comes from the shared numpy tower,
+        # and no worker maps JAX's libraries.
+        history = {"features": {"history": [int(bundle.item_ids[0])]}}
+        answer = httpx.post(f"{url}/v1/retrieve", json=history, timeout=60)
+        assert answer.status_code == 200, answer.text
+        assert httpx.get(f"{url}/readyz").json()["query_tower"] == "numpy"
+        for pid in workers:
+            with open(f"/proc/{pid}/maps") as f:
+                assert "jaxlib" not in f.read()
+        # Each worker answers alone while the other is stopped: both
+        # accept on the one socket.
+        for stopped, running in (workers, workers[::-1]):
+            os.kill(stopped, signal.SIGSTOP)
+            try:
+                assert _answers(url, user) == expected
+            finally:
+                os.kill(stopped, signal.SIGCONT)
+            assert running in _children(parent)
+
+        # No swap reaches every worker: reload is refused, with a 409.
+        refused = httpx.post(
+            f"{url}/admin/reload",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        )
+        assert refused.status_code == 409
+        assert "--workers 2" in refused.json()["detail"][0]["msg"]
+
+        # A killed worker is replaced; the other answers meanwhile.
+        os.kill(workers[0], signal.SIGKILL)
+        assert _answers(url, user) == expected
+        replaced = _wait_for(
+            lambda: (
+                (found := _children(parent)) != workers
+                and len(found) == 2
+                and found
+            )
+        )
+        assert workers[1] in replaced and workers[0] not in replaced
+        os.kill(workers[1], signal.SIGSTOP)
+        try:
+            assert _answers(url, user) == expected  # the new worker
+        finally:
+            os.kill(workers[1], signal.SIGCONT)
+    # SIGTERM to the parent (by `running_server`) stopped every worker.
+    assert _wait_for(
+        lambda: not any(os.path.exists(f"/proc/{pid}") for pid in replaced), 30
+    )
+    assert "restarted as pid" in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--workers", "2", "--watch"],
+            "--watch cannot be used with --workers 2",
+        ),
+        (["--workers", "0"], "--workers must be a positive integer"),
+    ],
+)
+def test_serve_refuses_watch_with_workers(tmp_path, args, message):
+    done = subprocess.run(
+        [sys.executable, "-m", "recsys.cli", "serve", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert message in done.stderr

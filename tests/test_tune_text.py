@@ -1,0 +1,81 @@
+"""`recsys tune` on a text config: the tokenizer's n-grams are searched as
+`features.<text>.*` keys, and a planted better setting is found."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import load_config
+from recsys.config import typed_config
+from recsys.tune import Choice
+from recsys.tune import _starting_point
+from recsys.tune import search_space
+from recsys.tune import tune
+from recsys.tune import with_params
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory):
+    # The label is the words' order: "x y" vs "y x" have the same bag of
+    # words, so only word bigrams (`ngrams = 2`) separate the classes.
+    rng = np.random.default_rng(0)
+    rows = 200
+    label = rng.integers(0, 2, rows)
+    filler = rng.choice(["a", "b", "c", "d"], (rows, 2))
+    text = [
+        f"{f[0]} {'x y' if y else 'y x'} {f[1]}"
+        for f, y in zip(filler, label, strict=True)
+    ]
+    frame = pd.DataFrame({"text": text, "label": label})
+    path = tmp_path_factory.mktemp("tune_text") / "texts.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _config(table):
+    return load_config(
+        "configs/examples/texts.toml",
+        [
+            f'data.source="{table}"',
+            "features.text.sequence_length=8",
+            "model.architecture='mean_pool'",
+            "model.embedding_dim=8",
+            "train.epochs=4",
+            "train.refit=false",
+            "train.learning_rate=0.05",
+            "evaluate.baselines=[]",
+        ],
+    )
+
+
+def test_text_space_searches_the_tokens_from_the_config_own_point(table):
+    config = _config(table)
+    space = search_space(config)
+    assert space["features.text.ngrams"] == Choice((1, 2, 3))
+    assert space["features.text.sequence_length"] == Choice((8, 16, 24))
+    start = _starting_point(config, space)
+    # Keys the table leaves out start at the spec's defaults.
+    assert start["features.text.ngrams"] == 1
+    assert start["features.text.max_tokens"] == 20_000
+    assert start["model.architecture"] == "mean_pool"
+    updated = with_params(config, {"features.text.ngrams": 2})
+    assert updated["features"]["text"]["ngrams"] == 2
+    assert "ngrams" not in config["features"]["text"]
+    typed_config(updated)  # still a valid config
+
+
+@pytest.mark.slow  # two trainings: ~20 s on 2 busy cores
+def test_tune_finds_the_planted_ngrams(table, tmp_path):
+    space = {"features.text.ngrams": Choice((1, 2))}
+    result = tune(
+        _config(table),
+        str(tmp_path / "study"),
+        trials=2,
+        space=space,
+        final=False,
+        progress=False,
+    )
+    assert result.best_params == {"features.text.ngrams": 2}
+    assert result.best_value > 0.9
+    best = load_config(str(tmp_path / "study" / "best.toml"))
+    assert best["features"]["text"]["ngrams"] == 2
