@@ -253,53 +253,39 @@ def run_size(size, args):
     for name in rows:
         rows[name].update(timing[name])
 
-    def qps(name, key="single_qps"):
-        return rows[name][key]
+    def ratios(key):
+        """Our rows over ScaNN's, by `key` (wall or thread-CPU QPS)."""
+        pairs = {
+            "single_qps_vs_scann_tuned": ("ours_default", "scann_tuned"),
+            "single_qps_0.99_vs_scann_soar": ("ours_0.99", "scann_soar"),
+            "single_qps_vs_scann_same_recall": (
+                "ours_default",
+                "scann_tuned_same_recall",
+            ),
+            "single_qps_0.99_vs_scann_soar_same_recall": (
+                "ours_0.99",
+                "scann_soar_same_recall",
+            ),
+        }
+        found = {
+            name: round(rows[ours][key] / rows[theirs][key], 3)
+            for name, (ours, theirs) in pairs.items()
+        }
+        found["wrapper_overhead"] = round(
+            rows["scann_same_settings"][key] / rows["ours_default"][key] - 1, 3
+        )
+        return found
 
-    def cpu_qps(name):
-        return qps(name, "single_cpu_qps")
-
+    ratio = ratios("single_qps")
+    ratio["single_qps_vs_exact"] = round(
+        rows["ours_default"]["single_qps"] / rows["exact"]["single_qps"], 1
+    )
     return {
         "size": size,
         "generate_seconds": round(generate_seconds, 1),
         "rows": rows,
-        "ratio": {
-            "single_qps_vs_scann_tuned": round(
-                qps("ours_default") / qps("scann_tuned"), 3
-            ),
-            "single_qps_0.99_vs_scann_soar": round(
-                qps("ours_0.99") / qps("scann_soar"), 3
-            ),
-            "single_qps_vs_scann_same_recall": round(
-                qps("ours_default") / qps("scann_tuned_same_recall"), 3
-            ),
-            "single_qps_0.99_vs_scann_soar_same_recall": round(
-                qps("ours_0.99") / qps("scann_soar_same_recall"), 3
-            ),
-            "wrapper_overhead": round(
-                qps("scann_same_settings") / qps("ours_default") - 1, 3
-            ),
-            "single_qps_vs_exact": round(qps("ours_default") / qps("exact"), 1),
-        },
-        "cpu_ratio": {
-            "single_qps_vs_scann_tuned": round(
-                cpu_qps("ours_default") / cpu_qps("scann_tuned"), 3
-            ),
-            "single_qps_0.99_vs_scann_soar": round(
-                cpu_qps("ours_0.99") / cpu_qps("scann_soar"), 3
-            ),
-            "single_qps_vs_scann_same_recall": round(
-                cpu_qps("ours_default") / cpu_qps("scann_tuned_same_recall"),
-                3,
-            ),
-            "single_qps_0.99_vs_scann_soar_same_recall": round(
-                cpu_qps("ours_0.99") / cpu_qps("scann_soar_same_recall"), 3
-            ),
-            "wrapper_overhead": round(
-                cpu_qps("scann_same_settings") / cpu_qps("ours_default") - 1,
-                3,
-            ),
-        },
+        "ratio": ratio,
+        "cpu_ratio": ratios("single_cpu_qps"),
     }
 
 

@@ -45,7 +45,6 @@ import gc
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -56,8 +55,10 @@ from _common import child_json
 from _common import machine
 from _common import print_json
 from _common import script_command
+from serve_load import _free_port
 from serve_load import closed_loop
 from serve_load import open_loop
+from serve_load import wait_listening
 from serve_load import warmed_up
 from serve_load import wrk_closed_loop
 
@@ -72,12 +73,6 @@ def bodies(user_ids, count, seed=0):
         json.dumps({"user_id": int(u), "k": 10, "rerank": True}).encode()
         for u in rng.choice(user_ids, count)
     ]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_server(target, bundle, ranker, log):
@@ -97,17 +92,7 @@ def start_server(target, bundle, ranker, log):
         ranker,
     )
     process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    deadline = time.time() + 600
-    while time.time() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{target} server exited; see {log.name}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, port
-        except OSError:
-            time.sleep(0.5)
-    process.kill()
-    raise RuntimeError(f"{target} server did not start")
+    return wait_listening(process, port, target, log), port
 
 
 def serve(target, port, bundle, ranker):

@@ -270,17 +270,22 @@ def start_server(kind, bundle, log, workers=1):
             env["RECSYS_FAST_TOWER"] = "0"
             env["RECSYS_BATCH_WINDOW_MS"] = "0"
     process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
-    deadline = time.time() + 600
+    return wait_listening(process, port, kind, log), port
+
+
+def wait_listening(process, port, name, log, timeout=600):
+    """`process` once it accepts connections on `port` (killed if never)."""
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{kind} server exited; see {log.name}")
+            raise RuntimeError(f"{name} server exited; see {log.name}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return process, port
+                return process
         except OSError:
             time.sleep(0.5)
     process.kill()
-    raise RuntimeError(f"{kind} server did not start")
+    raise RuntimeError(f"{name} server did not start")
 
 
 # -- load generators -------------------------------------------------------

@@ -46,7 +46,7 @@ def check_ranker(ranker):
             f"{received}. Fix: train one with a tabular config such as "
             "configs/movielens_liked.toml."
         )
-    if not getattr(ranker, "user_column", "x"):
+    if getattr(ranker, "user_column", None) == "":  # an id-less table
         raise ValueError(
             "The ranker has no user and item ids (its config left data.user "
             "and data.item empty): it scores rows, not (user, item) pairs, "

@@ -18,20 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from recsys.serving.fast_tower import DenseWeights
+from recsys.serving.fast_tower import Unsupported
+from recsys.serving.fast_tower import apply_dense
+from recsys.serving.fast_tower import convert_dense
+from recsys.serving.fast_tower import convert_table
+from recsys.serving.fast_tower import lookup
 from recsys.serving.one_blas_thread import ONE_BLAS_THREAD
 
 logger = logging.getLogger(__name__)
 
-COMBINERS = ("mean", "sum", "sqrtn")
 TASKS = ("binary", "regression", "multiclass")
-
-
-class Unsupported(ValueError):
-    """A model this module cannot evaluate (the service uses Keras)."""
-
-
-# One dense layer: `(kernel, bias or None, relu)`.
-DenseWeights = tuple[np.ndarray, np.ndarray | None, bool]
 
 
 class NumpyRanker:
@@ -130,7 +127,7 @@ class NumpyRanker:
         if model.task not in TASKS:
             raise Unsupported(f"task {model.task!r}")
         embedded = [
-            (name, *_convert_table(layer))
+            (name, *convert_table(layer))
             for name, layer in zip(
                 model.embedded_names, model.embeddings, strict=True
             )
@@ -141,7 +138,7 @@ class NumpyRanker:
             if type(wide) is not WideBiases:
                 raise Unsupported(f"wide part {type(wide).__name__}")
             biases = [
-                (spec["name"], *_convert_table(layer))
+                (spec["name"], *convert_table(layer))
                 for spec, layer in zip(
                     wide.inputs_config, wide.tables, strict=True
                 )
@@ -159,8 +156,8 @@ class NumpyRanker:
             projections, bottom = _convert_dot(block)
         elif block is not None:
             raise Unsupported(f"interaction {interaction!r}")
-        hidden = [_convert_dense(layer) for layer in model.hidden]
-        head = _convert_dense(model.head)
+        hidden = [convert_dense(layer) for layer in model.hidden]
+        head = convert_dense(model.head)
         if head[2]:
             raise Unsupported("head with a ReLU")
         return cls(
@@ -207,7 +204,7 @@ class NumpyRanker:
 
     def _forward(self, inputs):
         vectors = [
-            _lookup(table, inputs[name], combiner)
+            lookup(table, inputs[name], combiner)
             for name, table, combiner in self.embedded
         ]
         numeric = [
@@ -222,10 +219,10 @@ class NumpyRanker:
             if self.interaction == "dcn":
                 x = self._cross(x)
         for layer in self.hidden:
-            x = _apply(x, layer)
-        logits = _apply(x, self.head)
+            x = apply_dense(x, layer)
+        logits = apply_dense(x, self.head)
         for name, table, combiner in self.biases:
-            logits = logits + _lookup(table, inputs[name], combiner)
+            logits = logits + lookup(table, inputs[name], combiner)
         if self.task == "binary":
             # The logistic function without overflow for large |logits|.
             out = 0.5 * (1.0 + np.tanh(0.5 * logits))
@@ -259,7 +256,7 @@ class NumpyRanker:
         if self.bottom:
             bottom = np.concatenate(numeric, axis=-1)
             for layer in self.bottom:
-                bottom = _apply(bottom, layer)
+                bottom = apply_dense(bottom, layer)
             vectors = vectors + [bottom]
         features = np.stack(vectors, axis=1)  # (batch, n, dim)
         pairs = features @ features.transpose(0, 2, 1)
@@ -270,47 +267,6 @@ class NumpyRanker:
         return x if bottom is None else np.concatenate([x, bottom], -1)
 
 
-def _convert_table(layer):
-    """`(table, combiner)` of a `PooledEmbedding`."""
-    import keras
-
-    from recsys.layers.pooled_embedding import PooledEmbedding
-
-    if type(layer) is not PooledEmbedding:
-        raise Unsupported(f"table {layer.name} is {type(layer).__name__}")
-    if layer.combiner not in COMBINERS:
-        raise Unsupported(f"combiner {layer.combiner!r}")
-    if layer.compute_dtype != "float32":
-        raise Unsupported(f"table dtype {layer.compute_dtype}")
-    table = keras.ops.convert_to_numpy(layer.embeddings)
-    return np.ascontiguousarray(table, np.float32), layer.combiner
-
-
-def _convert_dense(layer):
-    """A `keras.layers.Dense` of ReLU or linear activation as `DenseWeights`."""
-    import keras
-
-    relu = keras.activations.get("relu")
-    linear = keras.activations.get("linear")
-    if type(layer) is not keras.layers.Dense:
-        raise Unsupported(f"layer {type(layer).__name__}")
-    if layer.activation not in (relu, linear):
-        raise Unsupported(f"activation {layer.activation}")
-    if (
-        layer.compute_dtype != "float32"
-        or getattr(layer, "lora_enabled", False)
-        or getattr(layer, "quantization_mode", None)
-    ):
-        raise Unsupported(f"dense layer {layer.name}")
-    kernel = keras.ops.convert_to_numpy(layer.kernel)
-    bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
-    return (
-        np.ascontiguousarray(kernel, np.float32),
-        None if bias is None else bias.astype(np.float32),
-        layer.activation is relu,
-    )
-
-
 def _convert_cross(layer):
     """A `keras_rs.layers.FeatureCross` as `(down, kernel, bias, scale)`."""
     import keras_rs
@@ -319,10 +275,10 @@ def _convert_cross(layer):
         raise Unsupported(f"cross layer {type(layer).__name__}")
     down = None
     if layer.projection_dim is not None:
-        down, down_bias, _ = _convert_dense(layer.down_proj_dense)
+        down, down_bias, _ = convert_dense(layer.down_proj_dense)
         if down_bias is not None:
             raise Unsupported(f"cross layer {layer.name} projection bias")
-    kernel, bias, relu = _convert_dense(layer.dense)
+    kernel, bias, relu = convert_dense(layer.dense)
     if relu:  # a `pre_activation`
         raise Unsupported(f"cross layer {layer.name} pre_activation")
     return down, kernel, bias, float(layer.diag_scale or 0.0)
@@ -344,34 +300,8 @@ def _convert_dot(block):
         if layer is None:
             projections.append(None)
             continue
-        kernel, bias, relu = _convert_dense(layer)
+        kernel, bias, relu = convert_dense(layer)
         if bias is not None or relu:
             raise Unsupported(f"projection {layer.name}")
         projections.append(kernel)
-    return projections, [_convert_dense(layer) for layer in block.bottom]
-
-
-def _apply(x, layer):
-    kernel, bias, relu = layer
-    x = x @ kernel
-    if bias is not None:
-        x = x + bias
-    return np.maximum(x, 0.0) if relu else x
-
-
-def _lookup(table, ids, combiner):
-    """`PooledEmbedding` of `(batch,)` ids, or of padded `(batch, length)`
-    ids pooled with `combiner` (0 is padding)."""
-    ids = np.asarray(ids)
-    if ids.ndim == 1:
-        return table[ids]
-    weights = (ids != 0).astype(np.float32)
-    total = (table[ids] * weights[:, :, None]).sum(axis=1)
-    if combiner == "sum":
-        return total
-    count = weights.sum(axis=1, keepdims=True)
-    if combiner == "sqrtn":
-        count = np.sqrt(count)
-    # `divide_no_nan`: a row of padding pools to zeros.
-    safe = np.where(count > 0, count, 1.0)
-    return np.where(count > 0, total / safe, 0.0).astype(np.float32)
+    return projections, [convert_dense(layer) for layer in block.bottom]

@@ -82,9 +82,6 @@ class NumpyTower:
 
     @classmethod
     def _convert(cls, tower):
-        import keras
-
-        from recsys.layers.pooled_embedding import PooledEmbedding
         from recsys.models.tower import Tower
 
         # Exact types: a subclass may change `call`.
@@ -98,49 +95,12 @@ class NumpyTower:
             if spec["type"] != "embedding":
                 parts.append((spec["name"], None, "mean"))
                 continue
-            layer = next(tables)
-            if type(layer) is not PooledEmbedding:
-                raise Unsupported(
-                    f"input '{spec['name']}' uses {type(layer).__name__}"
-                )
-            if layer.combiner not in COMBINERS:
-                raise Unsupported(f"combiner {layer.combiner!r}")
-            if layer.compute_dtype != "float32":
-                raise Unsupported(f"table dtype {layer.compute_dtype}")
-            table = np.ascontiguousarray(
-                keras.ops.convert_to_numpy(layer.embeddings), np.float32
-            )
-            parts.append((spec["name"], table, layer.combiner))
-        relu = keras.activations.get("relu")
-        linear = keras.activations.get("linear")
-        dense = []
+            table, combiner = convert_table(next(tables))
+            parts.append((spec["name"], table, combiner))
         layers = list(tower.hidden)
         if tower.projection is not None:
             layers.append(tower.projection)
-        for layer in layers:
-            if type(layer) is not keras.layers.Dense:
-                raise Unsupported(f"layer {type(layer).__name__}")
-            if layer.activation not in (relu, linear):
-                raise Unsupported(f"activation {layer.activation}")
-            if (
-                layer.compute_dtype != "float32"
-                or getattr(layer, "lora_enabled", False)
-                or getattr(layer, "quantization_mode", None)
-            ):
-                raise Unsupported(f"dense layer {layer.name}")
-            kernel = keras.ops.convert_to_numpy(layer.kernel)
-            bias = (
-                keras.ops.convert_to_numpy(layer.bias)
-                if layer.use_bias
-                else None
-            )
-            dense.append(
-                (
-                    np.ascontiguousarray(kernel, np.float32),
-                    None if bias is None else bias.astype(np.float32),
-                    layer.activation is relu,
-                )
-            )
+        dense = [convert_dense(layer) for layer in layers]
         return cls(parts, tower.combine, dense, bool(tower.normalize))
 
     def supports(self, inputs: dict[str, np.ndarray]) -> bool:
@@ -175,26 +135,87 @@ class NumpyTower:
             value = np.asarray(inputs[name])
             if table is None:
                 vectors.append(value.astype(np.float32)[:, None])
-            elif value.ndim == 1:
-                vectors.append(table[value])
             else:
-                vectors.append(_pool(table, value, combiner))
+                vectors.append(lookup(table, value, combiner))
         if len(vectors) == 1:
             x = vectors[0]
         elif self.combine == "sum":
             x = np.sum(np.stack(vectors), axis=0)
         else:
             x = np.concatenate(vectors, axis=-1)
-        for kernel, bias, relu in self.dense:
-            x = x @ kernel
-            if bias is not None:
-                x = x + bias
-            if relu:
-                x = np.maximum(x, 0.0)
+        for layer in self.dense:
+            x = apply_dense(x, layer)
         if self.normalize:
             norm = np.sum(np.square(x), axis=-1, keepdims=True)
             x = x / np.sqrt(np.maximum(norm, np.float32(1e-12)))
         return np.ascontiguousarray(x, dtype=np.float32)
+
+
+# The pieces below are shared with `recsys.serving.fast_ranker`.
+
+
+def convert_table(layer: Any) -> tuple[np.ndarray, str]:
+    """`(table, combiner)` of a `PooledEmbedding`, or `Unsupported`."""
+    import keras
+
+    from recsys.layers.pooled_embedding import PooledEmbedding
+
+    if type(layer) is not PooledEmbedding:
+        raise Unsupported(f"table {layer.name} is {type(layer).__name__}")
+    if layer.combiner not in COMBINERS:
+        raise Unsupported(f"combiner {layer.combiner!r}")
+    if layer.compute_dtype != "float32":
+        raise Unsupported(f"table dtype {layer.compute_dtype}")
+    table = keras.ops.convert_to_numpy(layer.embeddings)
+    return np.ascontiguousarray(table, np.float32), layer.combiner
+
+
+# One dense layer: `(kernel, bias or None, relu)`.
+DenseWeights = tuple[np.ndarray, np.ndarray | None, bool]
+
+
+def convert_dense(layer: Any) -> DenseWeights:
+    """A `keras.layers.Dense` of ReLU or linear activation, or
+    `Unsupported`."""
+    import keras
+
+    relu = keras.activations.get("relu")
+    linear = keras.activations.get("linear")
+    if type(layer) is not keras.layers.Dense:
+        raise Unsupported(f"layer {type(layer).__name__}")
+    if layer.activation not in (relu, linear):
+        raise Unsupported(f"activation {layer.activation}")
+    if (
+        layer.compute_dtype != "float32"
+        or getattr(layer, "lora_enabled", False)
+        or getattr(layer, "quantization_mode", None)
+    ):
+        raise Unsupported(f"dense layer {layer.name}")
+    kernel = keras.ops.convert_to_numpy(layer.kernel)
+    bias = keras.ops.convert_to_numpy(layer.bias) if layer.use_bias else None
+    return (
+        np.ascontiguousarray(kernel, np.float32),
+        None if bias is None else bias.astype(np.float32),
+        layer.activation is relu,
+    )
+
+
+def apply_dense(x: np.ndarray, layer: DenseWeights) -> np.ndarray:
+    """`x` through one `DenseWeights` layer."""
+    kernel, bias, relu = layer
+    x = x @ kernel
+    if bias is not None:
+        x = x + bias
+    return np.maximum(x, 0.0) if relu else x
+
+
+def lookup(table: np.ndarray, ids: Any, combiner: str) -> np.ndarray:
+    """`PooledEmbedding` of `(batch,)` ids, or of padded `(batch, length)`
+    ids pooled with `combiner` (0 is padding)."""
+    ids = np.asarray(ids)
+    if ids.ndim == 1:
+        return table[ids]
+    return _pool(table, ids, combiner)
 
 
 def _pool(table, ids, combiner):
