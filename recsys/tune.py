@@ -5,7 +5,8 @@ kinds then train on the training split's own training part and score its
 validation carve (`recsys.data.split`), so no trial sees a test row. The
 best trial's settings are trained once more on the whole training split and
 scored on the test split, once. The first trial is the config's own
-settings (then, for a two-tower with a history, the same without it); the
+settings (then, for a two-tower, the same without its history and with
+the user's profile as its history, `model.history = "profile"`); the
 search is Optuna's TPE sampler (a grid when the space is a
 small set of choices), chosen over KerasTuner
 because a trial here is a whole `recsys.train` run (preprocessing, split,
@@ -100,10 +101,19 @@ def search_space(config: dict) -> dict[str, Choice | Range]:
             space["model.logq_weight"] = Range(0.0, 2.0)
         if not config["data"].get("path"):  # streams have no histories
             space["model.history_length"] = Choice((0, 5, 10, 20, 50))
-            # Read only with a history (`consistent` resets it without).
+            # Read only with a history (`consistent` resets them without).
             space["model.history_encoder"] = Choice(
                 ("mean", "gru", "transformer")
             )
+            space["model.history"] = Choice(("latest", "profile"))
+            own = list(model["query_features"])
+            user = config["data"]["user"]
+            if user in own:
+                # A profile history can describe the user better than
+                # their id embedding, which learns each user's items by
+                # heart (InstEval: benchmarks/RESULTS.md).
+                without = [name for name in own if name != user]
+                space["model.query_features"] = Choice((own, without))
         return space
     if kind == "tabular":
         # Crosses are found here, not hand-written: the interaction, the
@@ -203,15 +213,41 @@ def _config_value(config: dict, name: str) -> Any:
     return table[key]
 
 
-def consistent(params: dict[str, Any]) -> dict[str, Any]:
-    """`params` as a valid config takes them: a two-tower without a history
-    (`model.history_length = 0`) reads none, so its encoder is `"mean"`."""
-    if (
-        params.get("model.history_length") == 0
-        and params.get("model.history_encoder", "mean") != "mean"
+def consistent(
+    params: dict[str, Any], config: dict | None = None
+) -> dict[str, Any]:
+    """`params` as a valid config takes them.
+
+    A two-tower without a history (`model.history_length = 0`) reads none,
+    so its encoder is `"mean"` and its history `"latest"`; and its query
+    tower keeps the config's own features (without the user column it would
+    read nothing). A profile history (`model.history = "profile"`) has no
+    order, so its encoder is `"mean"` too.
+
+    Args:
+        params: dict. `"section.key"` -> value.
+        config: dict or None. The config searched, for its query features.
+
+    Returns:
+        dict. `params`, fixed where needed.
+    """
+    if params.get("model.history") == "profile" and params.get(
+        "model.history_length"
     ):
-        return {**params, "model.history_encoder": "mean"}
-    return params
+        # A profile has no order for an ordered encoder to read.
+        if params.get("model.history_encoder", "mean") != "mean":
+            return {**params, "model.history_encoder": "mean"}
+        return params
+    if params.get("model.history_length") != 0:
+        return params
+    fixed = dict(params)
+    if fixed.get("model.history_encoder", "mean") != "mean":
+        fixed["model.history_encoder"] = "mean"
+    if fixed.get("model.history", "latest") != "latest":
+        fixed["model.history"] = "latest"
+    if config is not None and fixed.get("model.query_features") == []:
+        fixed["model.query_features"] = config["model"]["query_features"]
+    return fixed
 
 
 @dataclasses.dataclass
@@ -304,7 +340,8 @@ def tune(
 
     def objective(trial):
         params = consistent(
-            {name: _suggest(trial, name, dim) for name, dim in space.items()}
+            {name: _suggest(trial, name, dim) for name, dim in space.items()},
+            config,
         )
         trial_config = with_params(tuning_config, params)
         trial_kind = get_kind(config["model"]["kind"])
@@ -343,8 +380,12 @@ def tune(
             # table without real times it can hurt a lot), and a sampler
             # may not try history_length = 0 for many trials.
             study.enqueue_trial(
-                consistent({**start, "model.history_length": 0})
+                consistent({**start, "model.history_length": 0}, config)
             )
+        if start.get("model.history") == "latest" and (
+            "model.history_length" in start
+        ):
+            study.enqueue_trial(_profile_probe(start, space))
     done = _finished(study)
     remaining = max(trials - done, 0)
     if remaining:
@@ -375,7 +416,7 @@ def tune(
         )
     best = study.best_trial
     best_params = consistent(
-        {name: _value(best.params[name]) for name in space}
+        {name: _value(best.params[name]) for name in space}, config
     )
     best_config = with_params(config, best_params)
     _write_toml(os.path.join(output, "best.toml"), best_config, metric, best)
@@ -452,6 +493,36 @@ def _starting_point(config, space):
         elif dim.low <= value <= dim.high:
             start[name] = value
     return start
+
+
+def _profile_probe(start, space):
+    """`start` with the user's profile as its history, without their id,
+    for the most epochs searched.
+
+    On a table without real times the profile (all of a user's items, in no
+    order) is the history that describes a user, as EASE describes them,
+    while an id embedding learns each user's training items by heart.
+    """
+    lengths = space["model.history_length"].values
+    probe = {
+        **start,
+        "model.history": "profile",
+        # Most of a user's items: InstEval's users have 25 on average.
+        "model.history_length": 50 if 50 in lengths else max(lengths),
+    }
+    if "model.history_encoder" in space:
+        probe["model.history_encoder"] = "mean"
+    epochs = space.get("train.epochs")
+    if isinstance(epochs, Range):
+        # The history is drawn again each epoch (input noise): it needs
+        # more epochs than an id embedding. On InstEval's validation carve
+        # it passes no history only after 5 epochs at the default rate.
+        probe["train.epochs"] = int(epochs.high)
+    if "model.query_features" in space:
+        probe["model.query_features"] = _key(
+            space["model.query_features"].values[-1]
+        )
+    return consistent(probe)
 
 
 def _sampler(optuna, space, seed):

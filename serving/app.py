@@ -122,11 +122,14 @@ class ServiceMiddleware:
         await response(scope, receive, send)
 
 
-def _load_tower_in_background(service: RetrievalService) -> None:
+def _load_tower_in_background(service: RetrievalService) -> threading.Thread:
     """Loads the query tower (and Keras) in a thread, while the app answers.
 
     Known and unknown users are answered without it; the first query with
     `features` waits for it.
+
+    Returns:
+        The loading thread.
     """
 
     def load():
@@ -136,7 +139,23 @@ def _load_tower_in_background(service: RetrievalService) -> None:
             # A request with features retries the load and gets the error.
             logger.exception("Loading the query tower failed")
 
-    threading.Thread(target=load, name="query-tower", daemon=True).start()
+    thread = threading.Thread(target=load, name="query-tower", daemon=True)
+    thread.start()
+    return thread
+
+
+async def _after_warm(app, service, tower, after_load) -> None:
+    """Calls `after_load` again once the work started in the background at
+    startup is done (the query tower, the top-items table), so what it
+    allocated is frozen too: Keras' import alone left ~200k objects that
+    each full collection scanned, pausing the 1M-item server ~100 ms twice
+    in 8 s (`benchmarks/serve_load.py`, shape `deep`)."""
+    while (tower is not None and tower.is_alive()) or (
+        not service.top_items_done.is_set()
+    ):
+        await asyncio.sleep(0.5)
+    if app.state.service is service:
+        after_load()
 
 
 async def _watch(app, interval):
@@ -155,6 +174,19 @@ async def _watch(app, interval):
             )
         except HTTPException as error:
             logger.warning("Watched bundle refused: %s", error.detail)
+
+
+def _fast_rerank(app) -> bool:
+    """Whether reranked batches run on the event loop: the numpy ranker
+    on candidates from a service that answers quickly."""
+    reranker = app.state.reranker
+    service = getattr(app.state, "service", None)
+    return (
+        reranker is not None
+        and reranker.kind == "numpy"
+        and service is not None
+        and service.answers_quickly
+    )
 
 
 def create_app(
@@ -221,21 +253,27 @@ def create_app(
                     **settings.service_options(),
                 )
             )
-        if not app.state.service.tower_loaded:
-            _load_tower_in_background(app.state.service)
-        app.state.metrics.set_bundle(app.state.service.version)
+        service = app.state.service
+        tower = None
+        if not service.tower_loaded:
+            tower = _load_tower_in_background(service)
+        app.state.metrics.set_bundle(service.version)
+        tasks = []
         if after_load is not None:
             after_load()
-        watcher = None
+            warm = _after_warm(app, service, tower, after_load)
+            tasks.append(asyncio.create_task(warm))
         if watch:
-            watcher = asyncio.create_task(_watch(app, settings.watch_interval))
+            tasks.append(
+                asyncio.create_task(_watch(app, settings.watch_interval))
+            )
         # The ranker's numpy path keeps BLAS on one thread while it serves.
         reranker = app.state.reranker
         serving = reranker.serving() if reranker else contextlib.nullcontext()
         with serving:
             yield
-        if watcher is not None:
-            watcher.cancel()
+        for task in tasks:
+            task.cancel()
 
     app = FastAPI(
         title="recsys retrieval service",
@@ -254,6 +292,7 @@ def create_app(
         lambda batch: app.state.reranker.rerank_many(batch),
         window=settings.batch_window_ms / 1000,
         max_size=settings.batch_max_size,
+        inline=lambda: _fast_rerank(app),
     )
     app.state.watch_path = bundle_path
     app.state.after_load = after_load

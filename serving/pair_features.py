@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.features import canonical_string
 from recsys.features import canonical_strings
 from recsys.names import HISTORY
 
@@ -43,11 +44,15 @@ class IdRows:
 
     def __init__(self, ids: pd.Series) -> None:
         self.index = pd.Index(canonical_strings(ids))
-        self.ints = None
+        self.ints: np.ndarray | None = None
         if ids.dtype.kind == "i" or (
             ids.dtype.kind == "u" and (ids.empty or ids.max() < 2**63)
         ):
-            self.ints = pd.Index(ids.to_numpy(np.int64))
+            # Sorted, searched with numpy: a pandas lookup of a request's
+            # 100 candidates cost 0.1 ms in calls alone.
+            ints = ids.to_numpy(np.int64)
+            self._order = np.argsort(ints, kind="stable")
+            self.ints = ints[self._order]
 
     def __call__(self, values: np.ndarray) -> np.ndarray:
         """Row of each value, -1 for an id the table does not hold.
@@ -73,8 +78,14 @@ class IdRows:
             values.dtype.kind == "i"
             or (values.dtype.kind == "u" and values.max(initial=0) < 2**63)
         ):
-            return self.ints.get_indexer(values.astype(np.int64))
+            return self._int_rows(self.ints, values.astype(np.int64))
         return self.index.get_indexer(canonical_strings(values))
+
+    def _int_rows(self, ints: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if not len(ints):
+            return np.full(len(values), -1, np.int64)
+        at = np.minimum(np.searchsorted(ints, values), len(ints) - 1)
+        return np.where(ints[at] == values, self._order[at], -1)
 
 
 class PairEncoder:
@@ -184,7 +195,9 @@ class PairEncoder:
         unknown = np.flatnonzero(rows < 0)
         if unknown.size:
             cache = self._unknown[id_column]
-            keys = canonical_strings(ids[unknown])
+            # One request's few ids: spelled one by one (as
+            # `canonical_strings` spells them), not through pandas.
+            keys = [canonical_string(v) for v in ids[unknown]]
             new = list(dict.fromkeys(k for k in keys if k not in cache))
             found = self._transform_unknown(names, id_column, new)
             # Bounded: unknown user ids come from requests.

@@ -59,12 +59,11 @@ admin = APIRouter(
     },
 )
 
-# Answers from the precomputed top-items table are a row slice, cheaper
-# than the 0.4 ms hop to a worker thread, so they run on the event loop;
-# a query that embeds features or searches the index (up to RECSYS_MAX_K
-# items) joins a micro-batch (`RetrievalService.batcher`), answered in a
-# thread with one query tower call and one index search for the requests
-# of the same window, leaving the loop free for other requests. Each
+# Answers from the precomputed top-items table are a row slice, answered
+# at once; a query that embeds features or searches the index (up to
+# RECSYS_MAX_K items) joins a micro-batch (`RetrievalService.batcher`):
+# one query tower call and one index search for the requests of the same
+# window (on the event loop when that is quick, see `MicroBatcher`). Each
 # `exclude` id costs a lookup, so long lists go to the batch too.
 INLINE_MAX_EXCLUDE = 64
 
@@ -238,8 +237,7 @@ async def retrieve(query: RetrieveRequest, request: Request):
     if query.rerank or query.candidates is not None or query.blend is not None:
         _check_rerank(query, state.settings, state.reranker)
         # Concurrent reranked requests share one ranker call
-        # (RECSYS_BATCH_WINDOW_MS), in a worker thread; a refused query
-        # fails alone.
+        # (RECSYS_BATCH_WINDOW_MS); a refused query fails alone.
         try:
             found = await state.rerank_batcher.submit(
                 (service, query.model_dump())
@@ -375,6 +373,7 @@ async def readyz(request: Request):
         "status": "ready",
         "bundle": service.version,
         "ranker": None if reranker is None else reranker.version,
+        "ranker_kind": None if reranker is None else reranker.kind,
         "query_tower": tower,
         "top_items": table,
     }

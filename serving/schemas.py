@@ -191,6 +191,12 @@ class Ready(BaseModel):
     ranker: str | None = Field(
         description="Version of the ranker (`--ranker`), or null."
     )
+    ranker_kind: str | None = Field(
+        default=None,
+        description='What scores reranked candidates: "numpy" or "keras" '
+        "(a model the numpy ranker does not implement); null without a "
+        "ranker.",
+    )
     query_tower: str = Field(
         description='What evaluates the query tower: "numpy" or "keras"; '
         '"loading" until it is loaded (queries with `features` wait for '

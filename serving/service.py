@@ -130,8 +130,12 @@ class RetrievalService:
         # A `recsys.serving.shared_tower.SharedTower` that another process
         # fills (set by a server that forks workers, before the tower loads).
         self.shared_tower: Any = None
+        self._exact = exact
         self.batcher = MicroBatcher(
-            self.retrieve_many, window=batch_window, max_size=batch_max_size
+            self.retrieve_many,
+            window=batch_window,
+            max_size=batch_max_size,
+            inline=lambda: self.answers_quickly,
         )
         if load_tower:
             self.load_query_tower()
@@ -231,6 +235,14 @@ class RetrievalService:
         if self._fast_tower is not None:
             return "numpy"
         return None if self._query_tower is None else "keras"
+
+    @property
+    def answers_quickly(self) -> bool:
+        """Whether a batch of queries takes a millisecond or so (the numpy
+        tower and an approximate index), so a `MicroBatcher` runs it on
+        the event loop rather than in a thread (the Keras tower, exact
+        search: long calls that release the GIL)."""
+        return not self._exact and self._fast_tower is not None
 
     def _keras_tower(self) -> Any:
         """The Keras tower, loaded now where only the shared numpy tower

@@ -89,6 +89,17 @@ class TwoTowerModel(Section):
             "(recsys.layers.SequenceEncoder)."
         ),
     )
+    history: Literal["latest", "profile"] = Field(
+        default="latest",
+        description=(
+            'Which of the user\'s items the history holds: "latest", their '
+            'items before each training row, most recent first; "profile", '
+            "their items in no order, for a table whose time column is not "
+            "a real time (each training row: a random half of the user's "
+            "other items, drawn again each epoch; at serving: all of them, "
+            "up to history_length)."
+        ),
+    )
     embedding_dim: int = Field(
         default=64,
         ge=1,
@@ -135,6 +146,19 @@ class TwoTowerModel(Section):
                 f"model.history_encoder = {self.history_encoder!r} reads the "
                 "user's history, but model.history_length = 0. Fix: set "
                 "model.history_length (e.g. 10) or leave history_encoder out."
+            )
+        if self.history != "latest" and not self.history_length:
+            raise ValueError(
+                f"model.history = {self.history!r} fills the user's history, "
+                "but model.history_length = 0. Fix: set model.history_length "
+                "(e.g. 50) or leave model.history out."
+            )
+        if self.history == "profile" and self.history_encoder != "mean":
+            raise ValueError(
+                f"model.history_encoder = {self.history_encoder!r} reads the "
+                'history in order, but model.history = "profile" holds the '
+                "user's items in no order. Fix: leave history_encoder out "
+                '("mean") or set model.history = "latest".'
             )
         return self
 

@@ -65,3 +65,107 @@ def last_items(users, items, length):
     if length == 0:
         histories = histories[:, :0]
     return users[last], histories
+
+
+def _shuffled_blocks(users, seed):
+    """Each user's rows in a random order, for rows grouped by user.
+
+    Returns:
+        `(order, start, size, position)`: `order` lists the rows block by
+        block, each block shuffled; per row, its block's start and size in
+        `order` and the row's own place in its shuffled block.
+    """
+    users = np.asarray(users)
+    start = _blocks(users)
+    if len(users) == 0:
+        empty = np.zeros(0, np.int64)
+        return empty, empty, empty, empty
+    block = np.cumsum(np.r_[False, users[1:] != users[:-1]])
+    size = np.bincount(block)[block]
+    noise = np.random.default_rng(seed).random(len(users))
+    order = np.lexsort((noise, block))
+    place = np.empty(len(users), np.int64)
+    place[order] = np.arange(len(users))
+    return order, start, size, place - start
+
+
+def profile_items(users, items, length, seed=0):
+    """Returns each row's history drawn from the rest of its user's items.
+
+    The history of a table without real times: a user is described by their
+    items in no order (as EASE describes them). A row's history never holds
+    its own item (the label), and, so that the label is not simply "the
+    item missing from the profile", it holds only a random half of the
+    user's other items: the user's rows are split at random in two halves,
+    and each row's history is the other half's items (at most `length`,
+    from a random start). Draw it again with another seed each epoch, like
+    the input dropout of a denoising autoencoder (Mult-DAE).
+
+    Args:
+        users: 1-D array. Rows must be grouped by user (any order inside).
+        items: 1-D int array of item ids (`0` must mean padding).
+        length: int. History length.
+        seed: int or sequence of ints. Seeds the halves and the order.
+            Defaults to `0`.
+
+    Returns:
+        int32 array `(len(items), length)`, 0-padded at the end; a row's
+        own item never occurs in it (nor do other rows of the same item).
+
+    Example:
+
+    ```python
+    profile_items([7, 7, 7, 7], [1, 2, 3, 4], 4)
+    # each row: the items of the other half, e.g. [[2, 0, 0, 0],
+    # [1, 0, 0, 0], [4, 0, 0, 0], [3, 0, 0, 0]]
+    ```
+    """
+    items = np.asarray(items)
+    order, start, size, place = _shuffled_blocks(users, seed)
+    shuffled = items[order]
+    out = np.zeros((len(items), length), np.int32)
+    filled = np.zeros(len(items), np.int64)
+    # Rows still filling their history: one pass per place in the block.
+    active = np.flatnonzero(size > 1) if length else np.zeros(0, np.int64)
+    lag = 1
+    while len(active):
+        other = (place[active] + lag) % size[active]
+        # The other half: the places of the other parity.
+        take = other % 2 != place[active] % 2
+        value = shuffled[start[active] + other]
+        take &= value != items[active]  # a repeated pair is a label too
+        rows = active[take]
+        out[rows, filled[rows]] = value[take]
+        filled[rows] += 1
+        lag += 1
+        active = active[(filled[active] < length) & (lag < size[active])]
+    return out
+
+
+def profiles(users, items, length, seed=0):
+    """Returns each user's items (at most `length`, in no time order).
+
+    What `profile_items` describes a training row by, for a known user at
+    serving time: all of their items, or `length` of them drawn at random.
+
+    Args:
+        users: 1-D array, grouped by user.
+        items: 1-D int array of item ids.
+        length: int. History length.
+        seed: int. Seed of the random order. Defaults to `0`.
+
+    Returns:
+        `(unique_users, histories)`: users in order of first appearance and
+        an int32 array `(num_users, length)`, 0-padded at the end.
+    """
+    users = np.asarray(users)
+    items = np.asarray(items)
+    out = np.zeros((len(users), length), np.int32)
+    if len(users) == 0:
+        return users[:0], out
+    order, start, size, _ = _shuffled_blocks(users, seed)
+    first = np.r_[True, users[1:] != users[:-1]]
+    for lag in range(length):
+        valid = first & (lag < size)
+        out[valid, lag] = items[order[start[valid] + lag]]
+    return users[first], out[first]

@@ -15,6 +15,8 @@ import pandas as pd
 
 from recsys.data.history import last_items
 from recsys.data.history import previous_items
+from recsys.data.history import profile_items
+from recsys.data.history import profiles
 from recsys.names import HISTORY
 from recsys.names import SAMPLING_PROBABILITY
 
@@ -174,6 +176,7 @@ def training_inputs(
     item,
     query_features,
     history_length,
+    history="latest",
 ):
     """Builds one input row per training interaction.
 
@@ -185,6 +188,9 @@ def training_inputs(
         user, item: id column names.
         query_features: list of query feature names.
         history_length: int. Previous items per row (0 for none).
+        history: str. `"latest"`: the user's items before the row, most
+            recent first; `"profile"`: the user's other items, in no order
+            (`recsys.data.history.profile_items`). Defaults to `"latest"`.
 
     Returns:
         dict of numpy arrays, ready for `TwoTower.fit`.
@@ -200,9 +206,8 @@ def training_inputs(
     x[SAMPLING_PROBABILITY] = (counts[position] / len(train)).astype(np.float32)
     if history_length:
         item_ids = preprocessor.transform_column(item, train[item])
-        x[HISTORY] = previous_items(
-            train[user].to_numpy(), item_ids, history_length
-        )
+        rows = profile_items if history == "profile" else previous_items
+        x[HISTORY] = rows(train[user].to_numpy(), item_ids, history_length)
     return x
 
 
@@ -215,8 +220,14 @@ def user_states(
     item,
     query_features,
     history_length,
+    history="latest",
 ):
     """Query inputs and seen items of every user in `train`.
+
+    Args:
+        history: str. `"latest"` (the user's latest items) or `"profile"`
+            (their items in no order, `recsys.data.history.profiles`), as
+            in `training_inputs`. Defaults to `"latest"`.
 
     Returns:
         dict with `"users"` (ids, first-appearance order), `"inputs"` (query
@@ -235,7 +246,8 @@ def user_states(
     }
     if history_length:
         item_ids = preprocessor.transform_column(item, train[item])
-        _, inputs[HISTORY] = last_items(
+        users_of = profiles if history == "profile" else last_items
+        _, inputs[HISTORY] = users_of(
             train[user].to_numpy(), item_ids, history_length
         )
     positions = pd.Index(items[item]).get_indexer(train[item])

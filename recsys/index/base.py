@@ -260,25 +260,31 @@ class Index:
         return checked
 
     def _finish(self, queries, rows, scores, exclude, k):
-        """Drops excluded, missing and repeated rows; keeps `k` per query."""
+        """Drops excluded and missing rows; keeps `k` per query."""
         if exclude is None and complete(rows):
             # Neither exact search nor ScaNN repeats a row (ScaNN drops
             # the second copy of a SOAR-spilled row) except as padding.
             return rows[:, :k], scores[:, :k]
+        keep = rows >= 0
+        if exclude:
+            # One lookup for the whole batch, each (query, row) pair as
+            # one key: a lookup per query cost more than the search.
+            size = len(self)
+            keys = rows + np.arange(len(rows))[:, None] * size
+            banned = np.concatenate(
+                [i * size + ban for i, ban in enumerate(exclude)]
+            )
+            keep &= ~np.isin(keys, banned)
         out_rows = np.full((len(rows), k), -1, np.int64)
         out_scores = np.full((len(rows), k), -np.inf, np.float32)
         for i in range(len(rows)):
-            banned = exclude[i] if exclude else np.zeros(0, np.int64)
-            _, first = np.unique(rows[i], return_index=True)
-            keep = np.zeros(rows.shape[1], bool)
-            keep[first] = True
-            keep &= (rows[i] >= 0) & ~np.isin(rows[i], banned)
-            found, values = rows[i][keep][:k], scores[i][keep][:k]
-            wanted = min(k, len(self) - len(banned))
+            found, values = rows[i][keep[i]][:k], scores[i][keep[i]][:k]
+            excluded = exclude[i] if exclude else np.zeros(0, np.int64)
+            wanted = min(k, len(self) - len(excluded))
             if len(found) < wanted:
                 # The approximate search came back short: score exactly.
                 exact = queries[i] @ self.embeddings.T
-                exact[banned] = -np.inf
+                exact[excluded] = -np.inf
                 found = top_rows(exact[None, :], wanted)[0]
                 values = exact[found]
             out_rows[i, : len(found)] = found

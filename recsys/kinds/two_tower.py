@@ -19,6 +19,7 @@ from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.bundles.two_tower import Bundle
 from recsys.bundles.two_tower import write_bundle
 from recsys.config import feature_specs
+from recsys.data.profile_batches import ProfileBatches
 from recsys.data.retrieval_inputs import catalog
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
@@ -122,6 +123,8 @@ def prepare_data(config, frame=None, *, progress=False):
         "item": item,
         "query_features": model["query_features"],
         "history_length": model["history_length"],
+        # A bundle written before `model.history` existed: the latest items.
+        "history": model.get("history", "latest"),
     }
     items_x = item_inputs(preprocessor, items, model["candidate_features"])
     return PreparedData(
@@ -134,6 +137,34 @@ def prepare_data(config, frame=None, *, progress=False):
         item_inputs=items_x,
         inputs=training_inputs(preprocessor, train, items, items_x, **common),
         users=user_states(preprocessor, train, items, **common),
+    )
+
+
+def _profile_history(config):
+    model = config["model"]
+    return model["history_length"] and model.get("history") == "profile"
+
+
+def profile_batches(prepared: PreparedData, batch_size: int) -> ProfileBatches:
+    """The training rows with a new profile history each epoch.
+
+    Args:
+        prepared: the run's `PreparedData` (`model.history = "profile"`).
+        batch_size: int. Rows per batch.
+
+    Returns:
+        A `ProfileBatches` over `prepared.inputs`. (With a distribution the
+        arrays are fed as they are: their history was drawn once.)
+    """
+    config = prepared.config
+    user, item = config["data"]["user"], config["data"]["item"]
+    return ProfileBatches(
+        prepared.inputs,
+        prepared.train[user].to_numpy(),
+        prepared.preprocessor.transform_column(item, prepared.train[item]),
+        config["model"]["history_length"],
+        batch_size,
+        seed=config["train"]["seed"],
     )
 
 
@@ -357,6 +388,8 @@ class TwoTowerKind(ModelKind):
                 distribution,
                 batch_size,
             )
+            if distribution is None and _profile_history(config):
+                inputs = profile_batches(prepared, batch_size)
             callbacks = [checkpoint] if checkpoint else []
             if self.epoch_end is not None:
                 callbacks.append(

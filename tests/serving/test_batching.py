@@ -1,4 +1,5 @@
 import asyncio
+import threading
 
 import httpx
 import numpy as np
@@ -77,20 +78,43 @@ def test_a_full_batch_runs_at_once_and_a_window_of_zero_never_waits():
     asyncio.run(main())
 
 
-def test_a_failing_request_fails_alone():
+@pytest.mark.parametrize("inline", [None, True, False])
+def test_a_failing_request_fails_alone_on_the_loop_or_in_a_thread(inline):
+    # On the event loop only while `inline()` says so (None: never).
     async def main():
-        batcher = MicroBatcher(_double, 0.001, max_size=3)
+        threads = []
+
+        def run(items):
+            threads.append(threading.get_ident())
+            if items == [0]:
+                raise RuntimeError("the whole call failed")
+            return _double(items)
+
+        batcher = MicroBatcher(
+            run,
+            0.001,
+            max_size=3,
+            inline=None if inline is None else (lambda: inline),
+        )
         found = await asyncio.gather(
             batcher.submit(1),
             batcher.submit(-1),
             batcher.submit(3),
             return_exceptions=True,
         )
+        # Inline or not, one item's error stays its own...
         assert found[0] == 2 and found[2] == 6
         assert isinstance(found[1], ValueError)
         assert batcher.batches == 1
+        # ...and a call that raises fails its batch only.
+        with pytest.raises(RuntimeError, match="whole call"):
+            await batcher.submit(0)
+        assert await batcher.submit(4) == 8
+        return threads
 
-    asyncio.run(main())
+    threads = asyncio.run(main())
+    on_loop = [t == threading.get_ident() for t in threads]
+    assert on_loop == [inline is True] * 3
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +188,18 @@ def test_concurrent_http_requests_share_a_batch(service, trained_bundle):
         assert [i["id"] for i in answer.json()["items"]] == [
             str(i) for i in ids
         ]
+
+
+def test_only_quick_batches_run_on_the_event_loop(service, trained_bundle):
+    # The numpy tower and the approximate index: about a millisecond.
+    service.load_query_tower()
+    assert service.tower_kind == "numpy" and service.answers_quickly
+    # Exact search (long matrix products) and the Keras tower take a
+    # thread, which releases the GIL while they run.
+    exact = RetrievalService(
+        trained_bundle[0], exact=True, load_tower=False, precompute_depth=0
+    )
+    keras = RetrievalService(
+        trained_bundle[0], fast_tower=False, precompute_depth=0
+    )
+    assert not exact.answers_quickly and not keras.answers_quickly

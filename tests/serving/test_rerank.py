@@ -174,6 +174,7 @@ def test_reload_swaps_the_retriever_and_keeps_the_ranker(
     bundle, _ = trained_bundle
     ready = reranking.get("/readyz").json()
     assert ready["ranker"] == ranker_bundle.version
+    assert ready["ranker_kind"] == "numpy"  # the DCN the numpy ranker runs
     query = {"user_id": 7, "k": 5, "rerank": True}
     try:
         reloaded = reranking.post(
