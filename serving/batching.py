@@ -95,7 +95,11 @@ class MicroBatcher:
         if not batch:
             return
         self.batches += 1
-        if self.inline is not None and self.inline():
+        try:
+            quick = self.inline is not None and self.inline()
+        except Exception:  # a failing check must not strand the callers
+            quick = False
+        if quick:
             try:
                 results = self.run([item for item, _ in batch])
             except Exception as error:  # the whole call failed: tell everyone

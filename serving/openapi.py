@@ -48,7 +48,11 @@ def _features_schema(service):
     if service.history_length:
         properties[HISTORY] = {
             "anyOf": [{"type": "array", "items": ID}, {"type": "null"}],
-            "description": "Item ids, most recent first.",
+            "description": (
+                "Item ids, in any order (the bundle reads a profile)."
+                if service.bundle.config["model"].get("history") == "profile"
+                else "Item ids, most recent first."
+            ),
         }
     return {
         "type": "object",

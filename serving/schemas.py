@@ -52,8 +52,9 @@ class RetrieveRequest(BaseModel):
         None,
         description=(
             "Query features by name (the bundle's query features, and "
-            '"history": a list of item ids, most recent first). Used '
-            "instead of the stored user vector when given."
+            '"history": a list of item ids, most recent first, or in any '
+            'order for a bundle trained with model.history = "profile"). '
+            "Used instead of the stored user vector when given."
         ),
     )
     k: Count = Field(10, description="Number of items.")

@@ -215,7 +215,7 @@ def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
 
     def run_worker(number):
         # One core's worth of work per worker: BLAS pool threads inherited
-        # through fork made a reranked query take 37 ms instead of 3.4.
+        # through fork made a reranked query take 37 ms instead of 4.3.
         threadpool_limits(limits=1, user_api="blas")
         service.start_precompute()
         server = uvicorn.Server(config)

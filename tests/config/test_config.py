@@ -81,7 +81,8 @@ def test_config_missing_file():
 # last), and made the defaults generic: `source = ""`, `user_id`,
 # `item_id`, tabular `label = "label"`, text `id = ""`; issue #16 inserted
 # `model.history_encoder = "mean"` after `model.history_length` in the
-# two-tower cases (by hand, no other change). Relative data paths are stored as
+# two-tower cases, then `model.history = "latest"` after it (by hand, no
+# other change). Relative data paths are stored as
 # written: `load_config` makes them absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
 

@@ -117,6 +117,17 @@ def test_a_failing_request_fails_alone_on_the_loop_or_in_a_thread(inline):
     assert on_loop == [inline is True] * 3
 
 
+def test_a_failing_inline_check_still_answers_in_a_thread():
+    def broken():
+        raise AttributeError("no service yet")
+
+    async def main():
+        batcher = MicroBatcher(_double, 0.001, max_size=2, inline=broken)
+        return await asyncio.gather(batcher.submit(1), batcher.submit(2))
+
+    assert asyncio.run(main()) == [2, 4]
+
+
 @pytest.fixture(scope="module")
 def service(trained_bundle):
     return RetrievalService(trained_bundle[0], precompute_depth=20)
