@@ -320,6 +320,8 @@ baselines = []
             "--quiet",
         ],
         check=True,
+        # The JSON on stdout is this script's only output.
+        stdout=sys.stderr,
     )
     return path
 
@@ -710,8 +712,7 @@ def workers_comparison(bundle, args, generator, workdir, ranker=None):
     seconds during the load.
     """
     results = {}
-    # The mix unless other shapes are named.
-    shapes = ["mix"] if args.shapes == list(SHAPES) else args.shapes
+    shapes = args.shapes
     for workers in (1, 2):
         name = f"workers_{workers}"
         with open(os.path.join(workdir, f"{name}.log"), "w") as log:
@@ -862,7 +863,10 @@ def main(argv=None):
     if not args.bundle:
         options = synthetic_bundle(bundle, args.items, args.users, args.dim)
     build_seconds = time.time() - started
-    ranker = args.ranker
+    if args.workers and args.shapes == list(SHAPES):
+        args.shapes = ["mix"]  # the workers' comparison, unless others named
+    # The ranker loads only where reranked queries are measured.
+    ranker = args.ranker if "reranked" in args.shapes else None
     if "reranked" in args.shapes and not ranker:
         ranker = synthetic_ranker(
             os.path.join(workdir, "ranker"), args.items, args.users

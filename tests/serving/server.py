@@ -1,5 +1,7 @@
-"""`running_server`: a real `recsys serve` process for HTTP tests."""
+"""HTTP test helpers: `running_server`, a real `recsys serve` process, and
+`post_concurrently`, requests sent at once to an app in this process."""
 
+import asyncio
 import contextlib
 import os
 import socket
@@ -64,3 +66,18 @@ def running_server(*args, log_path, env=None):
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
+
+
+def post_concurrently(app, queries):
+    """The responses of `POST /v1/retrieve` for each query, sent at once."""
+
+    async def main():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test"
+        ) as client:
+            return await asyncio.gather(
+                *(client.post("/v1/retrieve", json=q) for q in queries)
+            )
+
+    return asyncio.run(main())

@@ -1,7 +1,6 @@
 import asyncio
 import threading
 
-import httpx
 import numpy as np
 import pytest
 
@@ -10,6 +9,7 @@ from recsys.serving import create_app
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.service import QueryError
 from recsys.serving.service import RetrievalService
+from tests.serving.server import post_concurrently
 
 
 class FakeTimers:
@@ -178,16 +178,7 @@ def test_concurrent_http_requests_share_a_batch(service, trained_bundle):
     )
     app = create_app(bundle.path, settings=Settings(), service=batched)
 
-    async def main():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test"
-        ) as client:
-            return await asyncio.gather(
-                *(client.post("/v1/retrieve", json=q) for q in queries)
-            )
-
-    answers = asyncio.run(main())
+    answers = post_concurrently(app, queries)
     assert batched.batcher.batches == 1
     for query, answer in zip(queries, answers, strict=True):
         try:

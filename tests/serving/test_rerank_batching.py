@@ -1,6 +1,3 @@
-import asyncio
-
-import httpx
 import numpy as np
 import pytest
 
@@ -9,6 +6,7 @@ from recsys.serving import create_app
 from recsys.serving.reranker import Reranker
 from recsys.serving.service import QueryError
 from recsys.serving.service import RetrievalService
+from tests.serving.server import post_concurrently
 
 
 @pytest.fixture(scope="module")
@@ -85,19 +83,6 @@ def test_a_query_that_breaks_the_ranker_fails_alone(
             _assert_same(answer, alone)
 
 
-def _client_answers(app, queries):
-    async def main():
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test"
-        ) as client:
-            return await asyncio.gather(
-                *(client.post("/v1/retrieve", json=q) for q in queries)
-            )
-
-    return asyncio.run(main())
-
-
 def test_concurrent_reranked_requests_share_one_call(
     service, reranker, trained_bundle
 ):
@@ -109,7 +94,7 @@ def test_concurrent_reranked_requests_share_one_call(
     app = create_app(
         bundle.path, settings=settings, service=service, ranker=reranker
     )
-    answers = _client_answers(app, queries)
+    answers = post_concurrently(app, queries)
     assert app.state.rerank_batcher.batches == 1
     for query, answer in zip(queries, answers, strict=True):
         try:
@@ -140,6 +125,6 @@ def test_a_lone_request_is_answered_when_its_window_ends(
     )
     assert app.state.rerank_batcher.window == 0.005
     query = _queries(trained_bundle[0])[0]
-    [answer] = _client_answers(app, [query])
+    [answer] = post_concurrently(app, [query])
     assert answer.status_code == 200 and answer.json()["reranked"]
     assert app.state.rerank_batcher.batches == 1
