@@ -799,7 +799,8 @@ def build_parser():
         "OUTPUT/best.toml, every trial to OUTPUT/trials.csv, and the best "
         "config is trained into OUTPUT/bundle. A killed run resumes from "
         "OUTPUT/study.db. Two-tower trials are scored after each epoch and "
-        "stopped early when below the median of earlier trials there.",
+        "stopped early when clearly below earlier trials there (the lower "
+        "quartile in a trial's first half of epochs, the median after).",
     )
     tune.add_argument(
         "--output",

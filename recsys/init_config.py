@@ -54,6 +54,13 @@ _TIME = (
 _LABEL = (
     "label",
     "target",
+    "survived",
+    "status",
+    "churn",
+    "churned",
+    "default",
+    "fraud",
+    "isfraud",
     "rating",
     "y",
     "class",
@@ -65,6 +72,8 @@ _LABEL = (
 )
 _DISPLAY = ("title", "name", "itemname", "productname")
 _ID = ("id", "idstr", "rowid", "key")
+# Integer columns that number rows (R's row names, an index written out).
+_ROW_ID_NAMES = ("rownames", "rowname", "rowid", "rownumber", "id", "index")
 _TEXT = ("text", "body", "content", "review", "message", "comment")
 
 
@@ -121,7 +130,14 @@ def _feature_table(
 ) -> list[str]:
     """The `[features.<column>]` table the column's content suggests: ids
     and columns of few values are categorical, `|`-joined strings
-    multi-categorical, other numbers numeric."""
+    multi-categorical, other numbers numeric.
+
+    Numbers of more than 20 values (ages, amounts) are numeric unless the
+    name says codes (`..._id`, `..._code`): as categories their order is
+    lost, and a table of a few thousand rows sees each value too rarely
+    (modeldata's credit_data, validation AUC: 0.826 with its integer
+    columns as categories, 0.838 as numbers; one-hot LR 0.824 / 0.831).
+    """
     series = frame[column]
     name = column if str(column).isidentifier() else _toml(str(column))
     lines = [f"[features.{name}]"]
@@ -133,15 +149,46 @@ def _feature_table(
     ):
         lines.append(_line("kind", "multi_categorical", "values hold '|'"))
         lines.append(_line("separator", "|"))
-    elif (
-        pd.api.types.is_numeric_dtype(series)
-        and not pd.api.types.is_bool_dtype(series)
-        and distinct > 200
+    elif _is_numeric(series) and (
+        distinct > 200 or (distinct > 20 and not _is_code(column))
     ):
         lines.append(_line("kind", "numeric", f"{distinct:,} distinct numbers"))
     else:
         lines.append(_line("kind", "categorical", f"{distinct:,} values"))
     return lines
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(
+        series
+    ) and not pd.api.types.is_bool_dtype(series)
+
+
+def _is_code(column) -> bool:
+    """Whether a column's name says its numbers are codes, not amounts."""
+    return _key(column).endswith(("id", "code", "zip", "zipcode"))
+
+
+def _is_row_id(series: pd.Series) -> bool:
+    """Whether a column names each row (a different string on every row,
+    or the row numbers): a feature of one row, learnt by heart.
+
+    Numbers that merely differ (amounts, measurements) are no id.
+    """
+    if len(series) < 20 or series.isna().any():
+        return False
+    if series.nunique() != len(series):
+        return False
+    if _is_strings(series):
+        return True
+    if pd.api.types.is_integer_dtype(series):
+        consecutive = int(series.max()) - int(series.min()) + 1 == len(series)
+        name = _key(series.name)
+        # "Unnamed: 0": a pandas index written to the file.
+        return (
+            consecutive or name in _ROW_ID_NAMES or name.startswith("unnamed")
+        )
+    return False
 
 
 def _guess(frame, name, patterns, taken, what, *, test=None):
@@ -256,7 +303,23 @@ def _task(labels: pd.Series) -> tuple[str, str]:
 def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     guessed = _ids_and_time(frame, "row time")
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
+    if user == PLACEHOLDER and item == PLACEHOLDER:
+        # No (user, item) pairs: a table of rows (passengers, loans),
+        # which trains without ids, split at random.
+        user = item = ""
+        user_note = "no user id column: a table without ids"
+        item_note = "no item id column: a table without ids"
+        if time == PLACEHOLDER:
+            time, time_note = "", "no time column: the split is random"
     split = _split_lines(frame, taken)
+    if not user and not split[0].startswith('split = "column"'):
+        # Without users there are no "latest rows of each user".
+        split = [
+            _line("split", "time", 'the latest rows; or "random", "column"')
+            if time
+            else _line("split", "random", 'rows drawn at random; or "column"'),
+            split[1],
+        ]
     label, label_note = _guess(frame, "label", _LABEL, taken, "label")
     taken.add(label)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
@@ -264,8 +327,11 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     task, task_note = (
         _task(frame[label]) if label in frame else ("regression", "")
     )
+    row_ids = [
+        c for c in frame.columns if c not in taken and _is_row_id(frame[c])
+    ]
     features = [c for c in (user, item) if c in frame] + [
-        c for c in frame.columns if c not in taken
+        c for c in frame.columns if c not in taken and c not in row_ids
     ]
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -276,11 +342,17 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         _line("display", display, "shown beside scores (optional)"),
         "",
     ]
+    for column in row_ids:
+        lines += [
+            f"# '{column}' is left out: a different value on every row "
+            "(a row id, not a feature)",
+            "",
+        ]
     for column in features:
         is_id = column in (user, item)
         lines += _feature_table(frame, column, is_id=is_id) + [""]
     baselines = {
-        "regression": ["bias"],
+        "regression": ["bias"] if user else ["linear_regression"],
         "binary": ["logistic_regression"],
         "multiclass": ["logistic_regression"],
     }[task]

@@ -13,8 +13,12 @@ because a trial here is a whole `recsys.train` run (preprocessing, split,
 baselines), not a Keras model to rebuild, and Optuna stores trials in a
 SQLite file: a killed study resumes where it stopped. A kind that scores
 each epoch (two-tower: `TwoTowerKind.epoch_end`) reports the validation
-metric per epoch, and Optuna's median pruner stops a trial that is below
-the median of earlier trials at the same epoch.
+metric per epoch, and a trial is judged by how far it has come
+(`maturing_pruner`): in the first half of its epochs it stops only when
+below the lower quartile of completed trials at the same epoch (clearly
+bad), from then on when below their median: a slow starter (a profile
+history, a low learning rate with many epochs) is judged once it has had
+time to overtake.
 
 Output directory (`--output`, default `artifacts/<config name>_tune`):
     study.db     the Optuna study: every trial, resumable
@@ -48,6 +52,9 @@ from recsys.storage.atomic_write import write_text_atomically
 logger = logging.getLogger(__name__)
 
 STUDY = "recsys-tune"
+# `maturing_pruner`: the percentile of completed trials (at the same epoch)
+# a trial must reach in the first half of its epochs; the median after.
+EARLY_PERCENTILE = 25.0
 # Metrics where lower is better; every other metric is maximized.
 LOWER_IS_BETTER = ("rmse", "mae", "logloss")
 
@@ -88,8 +95,8 @@ def search_space(config: dict) -> dict[str, Choice | Range]:
     kind = model["kind"]
     if kind == "two_tower":
         # Epochs up to 12 and dims up to 256: a small dense table can use
-        # more of both than MovieLens (bad long trials are pruned after an
-        # epoch or two).
+        # more of both than MovieLens (clearly bad long trials are pruned
+        # after an epoch or two, `maturing_pruner`).
         space: dict[str, Choice | Range] = {
             "model.embedding_dim": Choice((16, 32, 64, 128, 256)),
             "train.learning_rate": learning_rate,
@@ -348,7 +355,9 @@ def tune(
         epochs = trial_config["train"].get("epochs")
         if hasattr(trial_kind, "epoch_end"):
             # The validation metric after each epoch: a trial below the
-            # median of earlier trials at the same epoch stops there.
+            # bar of completed trials at the same epoch (`maturing_pruner`,
+            # which reads the trial's epochs) stops there.
+            trial.set_user_attr("epochs", epochs)
             trial_kind.epoch_end = functools.partial(_report, trial, metric)
         started = time.perf_counter()
         try:
@@ -459,7 +468,7 @@ def _open_study(optuna, output, config, space, metric, direction):
         sampler=_sampler(optuna, space, seed),
         # Prunes on the per-epoch values kinds report (two-tower); after
         # 5 trials, so that a median exists.
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=5),
+        pruner=maturing_pruner(),
         load_if_exists=True,
     )
     stored = study.user_attrs.get("fingerprint")
@@ -480,6 +489,66 @@ def _open_study(optuna, output, config, space, metric, direction):
                 trial._trial_id, optuna.trial.TrialState.FAIL
             )
     return study
+
+
+def maturing_pruner(
+    *, early_percentile: float = EARLY_PERCENTILE, startup_trials: int = 5
+):
+    """An Optuna pruner whose bar rises as a trial reaches its last epochs.
+
+    Optuna's median pruner compares every trial with the median of earlier
+    trials at the same epoch. That favours what learns fast: a setting that
+    starts slowly but ends higher (a profile history, redrawn every epoch,
+    passes a history-less model only after about 5 epochs on InstEval,
+    `benchmarks/RESULTS.md`) was mostly stopped after its first epoch.
+    Here a trial is compared with the completed trials at the same epoch,
+    as there, but in the first half of its own epochs
+    (`user_attrs["epochs"]`, set by `tune`) it stops only below their
+    `early_percentile` (clearly bad: a learning rate far off still stops
+    after an epoch); from half of its epochs on, below their median. A
+    trial without `"epochs"` is judged by the median throughout.
+
+    Args:
+        early_percentile: float. The percentile (0-100) of earlier trials'
+            values at the same epoch that a trial in the first half of its
+            epochs must reach. Defaults to `EARLY_PERCENTILE` (25, the
+            lower quartile).
+        startup_trials: int. Completed trials before any pruning. Defaults
+            to `5`.
+
+    Returns:
+        An `optuna.pruners.BasePruner`.
+
+    Example:
+
+    ```python
+    study = optuna.create_study(direction="maximize", pruner=maturing_pruner())
+    trial = study.ask()
+    trial.set_user_attr("epochs", 12)  # judged by the median from epoch 6
+    ```
+    """
+    import optuna
+
+    class MaturingPruner(optuna.pruners.BasePruner):
+        def __init__(self):
+            # Optuna's percentile is the top share kept (of a maximized
+            # metric): 75 keeps all but the lowest quartile.
+            self._early = optuna.pruners.PercentilePruner(
+                100.0 - early_percentile, n_startup_trials=startup_trials
+            )
+            self._late = optuna.pruners.MedianPruner(
+                n_startup_trials=startup_trials
+            )
+
+        def prune(self, study, trial):
+            epochs = trial.user_attrs.get("epochs")
+            step = trial.last_step
+            # Half of its epochs, rounded up: a 12-epoch trial is judged by
+            # the median from epoch 6, a 3-epoch one from epoch 2.
+            early = epochs and step is not None and step < math.ceil(epochs / 2)
+            return (self._early if early else self._late).prune(study, trial)
+
+    return MaturingPruner()
 
 
 def _starting_point(config, space):

@@ -119,6 +119,7 @@ class RetrievalService:
         self.feature_names = self.query_features + (
             [HISTORY] if self.history_length else []
         )
+        self._names = frozenset(self.feature_names)
         # Build the user lookup now, not on the first request.
         bundle.user_row(None)
         self.cache = FeatureCache(bundle, self.item_column)
@@ -296,13 +297,17 @@ class RetrievalService:
 
     # -- queries -----------------------------------------------------------
 
-    def _inputs(self, features):
-        """The query tower's inputs for one query's raw features."""
-        unknown = sorted(set(features) - set(self.feature_names))
+    def _inputs(self, features, history=None):
+        """The query tower's inputs for one query's raw features.
+
+        `history`: the vocabulary ids of `features["history"]` where the
+        caller looked them up already (`_history`).
+        """
+        unknown = [name for name in features if name not in self._names]
         if unknown:
             raise QueryError(
-                f"Unknown query features {unknown}. This bundle's query "
-                f"features: {self.feature_names}"
+                f"Unknown query features {sorted(unknown)}. This bundle's "
+                f"query features: {self.feature_names}"
             )
         cache = self.cache
         inputs = {}
@@ -318,28 +323,33 @@ class RetrievalService:
             except (ValueError, TypeError) as error:
                 raise QueryError(str(error)) from None
         if self.history_length:
-            history = features.get(HISTORY)
-            history = [] if history is None else history
-            if isinstance(history, list):  # 42.0 is item 42, as in JSON
-                history = [
-                    int(v) if isinstance(v, float) and v.is_integer() else v
-                    for v in history
-                ]
-            if not isinstance(history, list) or any(
-                not isinstance(v, (str, int)) or isinstance(v, bool)
-                for v in history
-            ):
-                raise QueryError(
-                    f"Feature '{HISTORY}' must be a list of item ids, most "
-                    f"recent first. Received: {history!r}"
-                )
-            _, ids = cache.items(history)
+            if history is None:
+                history = self._history(features)[1]
             row = np.zeros((1, self.history_length), np.int32)
-            row[0, : min(len(ids), self.history_length)] = ids[
+            row[0, : min(len(history), self.history_length)] = history[
                 : self.history_length
             ]
             inputs[HISTORY] = row
         return inputs
+
+    def _history(self, features):
+        """`(rows, vocabulary_ids)` of a query's history (empty if none)."""
+        history = features.get(HISTORY)
+        history = [] if history is None else history
+        if isinstance(history, list):  # 42.0 is item 42, as in JSON
+            history = [
+                int(v) if isinstance(v, float) and v.is_integer() else v
+                for v in history
+            ]
+        if not isinstance(history, list) or any(
+            not isinstance(v, (str, int)) or isinstance(v, bool)
+            for v in history
+        ):
+            raise QueryError(
+                f"Feature '{HISTORY}' must be a list of item ids, most "
+                f"recent first. Received: {history!r}"
+            )
+        return self.cache.items(history)
 
     def embed(self, features_list: list[dict[str, Any]]) -> np.ndarray:
         """Query vectors of raw feature dicts, in one tower call.
@@ -442,13 +452,11 @@ class RetrievalService:
         banned = [explicit] if exclude else []
         if exclude_seen and row >= 0:
             banned.append(bundle.seen(row))
-        if (
-            exclude_seen
-            and features
-            and isinstance(features.get(HISTORY), list)
-        ):
-            # The given history is what this query has seen.
-            banned.append(self.cache.items(features[HISTORY])[0])
+        history = None
+        if features is not None and self.history_length:
+            history_rows, history = self._history(features)
+            if exclude_seen:  # the given history is what this query saw
+                banned.append(history_rows)
         banned = (
             np.unique(np.concatenate(banned)) if banned else np.zeros(0, int)
         )
@@ -457,7 +465,7 @@ class RetrievalService:
             features = dict(features)
             if user_id is not None and self.user_column in self.query_features:
                 features.setdefault(self.user_column, user_id)
-            return _Plan(k, banned, inputs=self._inputs(features))
+            return _Plan(k, banned, inputs=self._inputs(features, history))
         if row >= 0:
             return _Plan(k, banned, vector=bundle.user_embeddings[row])
         return _Plan(

@@ -107,3 +107,71 @@ def test_a_column_of_split_marks_becomes_the_split(tmp_path):
     assert "fold" not in text.split("features = ")[1].splitlines()[0]
     plain = init_config("two_tower", "events.csv", frame=_events())
     assert 'split = "user_time"' in plain
+
+
+def _passengers(rows=300, seed=0):
+    rng = np.random.default_rng(seed)
+    age = np.round(rng.uniform(0.2, 80, rows), 2)
+    age[::17] = np.nan
+    fare_class = rng.integers(1, 4, rows)
+    return pd.DataFrame(
+        {
+            "rownames": [f"passenger {i}" for i in range(rows)],
+            "number": np.arange(rows) + 1,
+            "survived": np.where(
+                rng.random(rows) < 0.2 + 0.2 * (fare_class == 1), "yes", "no"
+            ),
+            "sex": rng.choice(["female", "male"], rows),
+            "age": age,
+            "passengerClass": fare_class,
+        }
+    )
+
+
+def test_a_table_without_ids_trains_without_its_row_ids(tmp_path, capsys):
+    data = tmp_path / "passengers.csv"
+    _passengers().to_csv(data, index=False)
+    config = tmp_path / "passengers.toml"
+    command = ["init", "tabular", "--data", str(data), "-o", str(config)]
+    assert main(command) == 0
+    text = config.read_text()
+    for line in ('user = ""', 'item = ""', 'time = ""', 'split = "random"'):
+        assert line in text
+    assert 'label = "survived"' in text and 'task = "binary"' in text
+    features = text.split("features = ")[1].splitlines()[0]
+    # A different value on every row (a name, the row number) is no feature.
+    assert "rownames" not in features and "number" not in features
+    assert "'rownames' is left out" in text
+    # Ages (98 values) are numbers; three classes are categories.
+    assert '[features.age]\nkind = "numeric"' in text
+    assert '[features.passengerClass]\nkind = "categorical"' in text
+    output = tmp_path / "bundle"
+    code = main(["train", str(config), "--output", str(output), *FAST])
+    assert code == 0, capsys.readouterr().err
+    assert load_bundle(str(output)).predict(_passengers().head(3)).shape[0] == 3
+
+
+def test_numbers_that_differ_on_every_row_are_kept_as_numbers():
+    fares = np.random.default_rng(1).uniform(5, 500, 300)
+    frame = _passengers().assign(fare=fares)
+    assert frame["fare"].nunique() == len(frame)
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert '"fare"' in text.split("features = ")[1].splitlines()[0]
+
+
+def test_many_whole_numbers_are_numeric_unless_named_as_codes():
+    rng = np.random.default_rng(0)
+    frame = _passengers().assign(
+        years=rng.integers(18, 90, 300),
+        dept_code=rng.integers(0, 60, 300),
+    )
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert '[features.years]\nkind = "numeric"' in text
+    assert '[features.dept_code]\nkind = "categorical"' in text
+
+
+def test_a_table_without_ids_but_with_times_holds_out_the_latest_rows():
+    frame = _passengers().assign(booking_time=np.arange(300) * 3600)
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert 'user = ""' in text and 'time = "booking_time"' in text
+    assert 'split = "time"' in text

@@ -12,6 +12,7 @@ from recsys.kinds.two_tower import TwoTowerKind
 from recsys.tune import Choice
 from recsys.tune import Range
 from recsys.tune import _report
+from recsys.tune import maturing_pruner
 from recsys.tune import tune
 
 # 1e-6 cannot learn the label in a few epochs: the planted bad setting.
@@ -174,6 +175,37 @@ def test_a_trial_below_the_median_at_an_epoch_is_pruned():
         _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.1})
     with pytest.raises(ValueError, match="--metric"):
         _report(study.ask(), "auc", 1, {"hr@5_filtered": 0.1})
+
+
+def test_a_slow_starter_is_judged_by_the_median_only_from_half_its_epochs():
+    study = optuna.create_study(
+        direction="maximize", pruner=maturing_pruner(startup_trials=1)
+    )
+    # Earlier trials' values at epochs 1 and 6: a lower quartile of 0.3 at
+    # epoch 1, a median of 0.5 at both.
+    for values in ([0.1, 0.1], [0.3, 0.3], [0.5, 0.5], [0.6, 0.6], [0.7, 0.7]):
+        trial = study.ask()
+        trial.report(values[0], 1)
+        trial.report(values[1], 6)
+        study.tell(trial, values[1])
+
+    def trial_of(epochs):
+        trial = study.ask()
+        trial.set_user_attr("epochs", epochs)
+        return trial
+
+    # Below the median but above the lower quartile at epoch 1 of 12: runs on.
+    slow = trial_of(12)
+    _report(slow, "hr@5_filtered", 1, {"hr@5_filtered": 0.4})
+    # Below the median at epoch 6 of 12, half its epochs: stops.
+    with pytest.raises(optuna.TrialPruned, match="after epoch 6"):
+        _report(slow, "hr@5_filtered", 6, {"hr@5_filtered": 0.45})
+    # Clearly bad (below the lower quartile) stops at epoch 1 of 12.
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        _report(trial_of(12), "hr@5_filtered", 1, {"hr@5_filtered": 0.2})
+    # Epoch 1 of 2 is half: the median already.
+    with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
+        _report(trial_of(2), "hr@5_filtered", 1, {"hr@5_filtered": 0.4})
 
 
 def test_a_two_tower_study_tries_its_config_then_without_history(

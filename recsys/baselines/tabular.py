@@ -4,6 +4,8 @@
   shrunk towards zero (the baseline predictor of the Netflix-prize papers).
 - `LogisticRegressionBaseline`: scikit-learn's logistic regression on the
   same columns, one-hot (or hashed) instead of embedded.
+- `RidgeBaseline`: ridge regression on those columns (`"linear_regression"`),
+  the baseline of a regression table without user and item ids.
 
 `fit_baseline` chooses each baseline's regularization on a validation carve
 of the training split, as the tabular model's epochs are chosen, then refits
@@ -15,11 +17,14 @@ import numpy as np
 import pandas as pd
 import scipy.sparse
 from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import Ridge
 
 from recsys.evaluation.tasks import task_metrics
 
 BIAS_L2_GRID = (1.0, 3.0, 10.0, 30.0)
 LOGISTIC_C_GRID = (0.1, 0.3, 1.0, 3.0)
+# The inverses of the logistic grid's `C`: the same strengths.
+RIDGE_ALPHA_GRID = (0.3, 1.0, 3.0, 10.0)
 
 
 class BiasBaseline:
@@ -160,6 +165,30 @@ class LogisticRegressionBaseline:
         return probabilities
 
 
+class RidgeBaseline(LogisticRegressionBaseline):
+    """scikit-learn ridge regression on one-hot / hashed columns.
+
+    Args:
+        preprocessor: the fitted `features.Preprocessor`.
+        names: list of str. The columns it reads.
+        alpha: float. L2 strength. Defaults to `1.0`.
+        dims: optional dict. See `one_hot_matrix`.
+    """
+
+    def __init__(self, preprocessor, names, *, alpha=1.0, dims=None):
+        super().__init__(preprocessor, names, dims=dims)
+        self.alpha = alpha
+
+    def fit(self, arrays, labels):
+        self.model_ = Ridge(alpha=self.alpha)
+        self.model_.fit(self._matrix(arrays), labels)
+        return self
+
+    def predict(self, arrays):
+        """Predicted values `(n,)`."""
+        return self.model_.predict(self._matrix(arrays))
+
+
 def _score(task, labels, predictions):
     """One number to choose by: lower is better."""
     metrics = task_metrics(task, labels, predictions)
@@ -172,14 +201,15 @@ def fit_baseline(
     """Tunes a baseline on validation, refits it on the training split.
 
     Args:
-        name: str. `"bias"` or `"logistic_regression"`.
+        name: str. `"bias"`, `"logistic_regression"` or
+            `"linear_regression"`.
         task: str. The task (see `task_metrics`).
         parts: dict with `"fit"`, `"validation"` and `"train"`, each a
             `(frame, arrays, labels)` triple: the training split minus its
             validation carve, the carve, and the whole training split.
         user, item: str. Id columns (the bias baseline's keys).
         preprocessor: the fitted `features.Preprocessor`.
-        names: list of str. The columns the logistic regression reads.
+        names: list of str. The columns the linear models read.
         dims: optional dict. See `one_hot_matrix`.
 
     Returns:
@@ -199,8 +229,13 @@ def fit_baseline(
 
         grid, key = BIAS_L2_GRID, "l2"
     else:
+        regression = name == "linear_regression"
 
         def make(value):
+            if regression:
+                return RidgeBaseline(
+                    preprocessor, names, alpha=value, dims=dims
+                )
             return LogisticRegressionBaseline(
                 preprocessor, names, C=value, dims=dims
             )
@@ -212,6 +247,8 @@ def fit_baseline(
             return model.predict(arrays)
 
         grid, key = LOGISTIC_C_GRID, "C"
+        if regression:
+            grid, key = RIDGE_ALPHA_GRID, "alpha"
     scores = {}
     for value in grid:
         model = fit(make(value), *parts["fit"])

@@ -27,7 +27,7 @@ Interaction = Literal["mlp", "dcn", "dot"]
 SUPPORTED_TASKS = typing.get_args(Task)
 SUPPORTED_INTERACTIONS = typing.get_args(Interaction)
 SUPPORTED_BASELINES = {
-    "regression": ("bias",),
+    "regression": ("bias", "linear_regression"),
     "binary": ("logistic_regression", "bias"),
     "multiclass": ("logistic_regression",),
 }
@@ -240,10 +240,14 @@ class TabularEvaluate(Section):
             "Trained and scored in the same run (recsys.baselines.tabular): "
             '"bias" (global mean + user and item biases) for regression and '
             'binary tasks, "logistic_regression" (one-hot / hashed '
-            "features) for classification."
+            'features) for classification, "linear_regression" (ridge on '
+            "the same features) for regression."
         ),
         json_schema_extra={
-            "items": {"type": "string", "enum": ["bias", "logistic_regression"]}
+            "items": {
+                "type": "string",
+                "enum": ["bias", "logistic_regression", "linear_regression"],
+            }
         },
     )
 
@@ -320,7 +324,13 @@ class TabularConfig(KindConfig):
                 raise ConfigError(
                     'evaluate.baselines: "bias" learns a bias per user and '
                     'item, and this table has none (data.user = ""). Fix: '
-                    'use "logistic_regression".'
+                    "use "
+                    + (
+                        '"linear_regression"'
+                        if model.task == "regression"
+                        else '"logistic_regression"'
+                    )
+                    + "."
                 )
         if model.interaction == "dcn" and model.num_cross_layers < 1:
             raise ConfigError(

@@ -221,10 +221,14 @@ def test_index_exclude_drops_rows_and_still_returns_k(
 @pytest.mark.parametrize(
     "ids, missing", [([7, 8, 9], -1), (["x", "y", "z"], "")]
 )
-def test_index_exclude_pads_when_too_few_rows_are_left(ids, missing):
+@pytest.mark.parametrize(
+    "exclude", [[[0, 2], [0, 1, 2]], [[2, 0, 2, 0], [1, 2, 1, 0, 0]]]
+)
+def test_index_exclude_pads_when_too_few_rows_are_left(ids, missing, exclude):
+    # A repeated exclusion counts once: row 1 is still returned.
     index = BruteForceIndex(np.eye(3, dtype="float32"), ids=ids)
     query = np.ones((2, 3), "float32")
-    out, scores = index.search(query, 3, exclude=[[0, 2], [0, 1, 2]])
+    out, scores = index.search(query, 3, exclude=exclude)
     np.testing.assert_array_equal(
         out, [[ids[1], missing, missing], [missing] * 3]
     )

@@ -141,3 +141,26 @@ def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
     config = load_config(str(loans / "loans.toml"))
     with pytest.raises(ValueError, match="exactly two"):
         prepare_tabular(config, frame, progress=False)
+
+
+def test_a_regression_without_ids_reports_a_ridge_baseline(loans, tmp_path):
+    frame = pd.read_csv(loans / "loans.csv")
+    noise = np.random.default_rng(1).normal(0, 0.3, len(frame))
+    frame["limit"] = 2.0 * (frame["job"] == "fixed") + frame["age"] / 20 + noise
+    frame.to_csv(tmp_path / "loans.csv", index=False)
+    text = (
+        CONFIG.replace('label = "status"', 'label = "limit"')
+        .replace('task = "binary"', 'task = "regression"')
+        .replace('"logistic_regression"', '"linear_regression"')
+    )
+    (tmp_path / "limits.toml").write_text(text)
+    config = load_config(str(tmp_path / "limits.toml"))
+    _, metrics = train(config, str(tmp_path / "bundle"), progress=False)
+    ridge = metrics["baseline_linear_regression"]
+    assert set(ridge) == set(metrics["test"])
+    # The planted linear signal: well below the label's spread (~1.3).
+    assert ridge["rmse"] < 0.6 * frame["limit"].std()
+    with pytest.raises(ConfigError, match='use "linear_regression"'):
+        load_config(
+            str(tmp_path / "limits.toml"), ["evaluate.baselines=['bias']"]
+        )
