@@ -817,7 +817,9 @@ def build_parser():
         "--time-budget",
         type=float,
         metavar="SECONDS",
-        help="Start no trial after this many seconds (default: no limit).",
+        help="Start no trial after this many seconds, and stop a running "
+        "two-tower trial at its next epoch once another has finished "
+        "(default: no limit).",
     )
     tune.add_argument(
         "--metric",

@@ -10,6 +10,7 @@ placeholder that `recsys train` names in its error.
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -109,8 +110,9 @@ def _toml(value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-        return f'"{escaped}"'
+        # JSON's string escapes are TOML's: quotes, backslashes and control
+        # characters (a newline in a column name) stay inside the string.
+        return json.dumps(value, ensure_ascii=False)
     if isinstance(value, list):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return repr(value)
@@ -344,8 +346,8 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     ]
     for column in row_ids:
         lines += [
-            f"# '{column}' is left out: a different value on every row "
-            "(a row id, not a feature)",
+            f"# {_toml(str(column))} is left out: a different value on every "
+            "row (a row id, not a feature)",
             "",
         ]
     for column in features:

@@ -301,7 +301,10 @@ def tune(
         trials: int. Trials in all, counting those already finished.
             Defaults to `20`.
         time_budget: float or None. Seconds for this run's search; no new
-            trial starts after it. Defaults to `None` (no limit).
+            trial starts after it, and a two-tower trial still running
+            stops at its next epoch once another trial has finished (it
+            is marked failed, as a killed one, and does not count).
+            Defaults to `None` (no limit).
         metric: str or None. A validation metric name; defaults to
             `objective_metric(config)`.
         space: dict or None. Defaults to `search_space(config)`.
@@ -345,6 +348,8 @@ def tune(
     os.makedirs(output, exist_ok=True)
     study = _open_study(optuna, output, config, space, metric, direction)
 
+    deadline = None  # set when the search starts (`time_budget`)
+
     def objective(trial):
         params = consistent(
             {name: _suggest(trial, name, dim) for name, dim in space.items()},
@@ -358,7 +363,9 @@ def tune(
             # bar of completed trials at the same epoch (`maturing_pruner`,
             # which reads the trial's epochs) stops there.
             trial.set_user_attr("epochs", epochs)
-            trial_kind.epoch_end = functools.partial(_report, trial, metric)
+            trial_kind.epoch_end = functools.partial(
+                _report, trial, metric, deadline=deadline
+            )
         started = time.perf_counter()
         try:
             result = trial_kind.train(
@@ -407,14 +414,17 @@ def tune(
             output,
             metric,
         )
+        deadline = (
+            None if time_budget is None else time.monotonic() + time_budget
+        )
         study.optimize(
             objective,
             n_trials=remaining,
             timeout=time_budget,
             show_progress_bar=progress,
-            catch=(),
+            catch=(OutOfTime,),
         )
-    table = _trials_table(study, space)
+    table = _trials_table(study, space, config)
     write_text_atomically(
         os.path.join(output, "trials.csv"), table.to_csv(index=False)
     )
@@ -632,14 +642,27 @@ def _score(scores, metric):
     return float(scores[metric])
 
 
-def _report(trial, metric, epoch, scores):
-    """`TwoTowerKind.epoch_end` of a trial: report, and stop it if bad."""
+class OutOfTime(Exception):
+    """A trial stopped by `tune`'s time budget (marked failed)."""
+
+
+def _report(trial, metric, epoch, scores, deadline=None):
+    """`TwoTowerKind.epoch_end` of a trial: report, and stop it if bad or
+    past `deadline` (`time.monotonic()` seconds; a trial is stopped for
+    time only once another has finished, so a budget shorter than one
+    trial still yields a result)."""
     import optuna
 
     value = _score(scores, metric)
     trial.report(value, epoch)
     if trial.should_prune():
         raise optuna.TrialPruned(f"{metric} {value:.4f} after epoch {epoch}")
+    if deadline is not None and time.monotonic() > deadline:
+        finished = trial.study.get_trials(
+            deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)
+        )
+        if finished:
+            raise OutOfTime(f"time budget reached after epoch {epoch}")
 
 
 def _suggest(trial, name, dim):
@@ -663,11 +686,13 @@ def _finished(study):
     return sum(t.state in states for t in study.get_trials(deepcopy=False))
 
 
-def _trials_table(study, space):
+def _trials_table(study, space, config):
     rows = []
     for trial in study.get_trials(deepcopy=False):
         row = {"trial": trial.number, "state": trial.state.name}
-        row.update({n: _value(trial.params.get(n)) for n in space})
+        # The settings the trial trained with (`consistent`), not the draws.
+        params = {n: _value(trial.params.get(n)) for n in space}
+        row.update(consistent(params, config))
         row["value"] = trial.value
         # Where a kind reports epochs: the last one reported and its value
         # (a pruned trial's last word).

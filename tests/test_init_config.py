@@ -141,7 +141,7 @@ def test_a_table_without_ids_trains_without_its_row_ids(tmp_path, capsys):
     features = text.split("features = ")[1].splitlines()[0]
     # A different value on every row (a name, the row number) is no feature.
     assert "rownames" not in features and "number" not in features
-    assert "'rownames' is left out" in text
+    assert '"rownames" is left out' in text
     # Ages (98 values) are numbers; three classes are categories.
     assert '[features.age]\nkind = "numeric"' in text
     assert '[features.passengerClass]\nkind = "categorical"' in text
@@ -175,3 +175,15 @@ def test_a_table_without_ids_but_with_times_holds_out_the_latest_rows():
     text = init_config("tabular", "p.csv", frame=frame)
     assert 'user = ""' in text and 'time = "booking_time"' in text
     assert 'split = "time"' in text
+
+
+def test_hostile_column_names_stay_inside_their_toml_strings():
+    import tomllib
+
+    frame = _passengers().rename(
+        columns={"sex": 'se"x\n[evil]', "rownames": "row\nnames"}
+    )
+    text = init_config("tabular", "p.csv", frame=frame)
+    parsed = tomllib.loads(text)
+    assert 'se"x\n[evil]' in parsed["features"]
+    assert "evil" not in parsed

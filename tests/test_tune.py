@@ -1,6 +1,8 @@
 """`recsys tune`: finds a planted better setting on the validation carve
 only, resumes a killed study, and writes a config `recsys train` reads."""
 
+import time
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -10,6 +12,7 @@ from recsys import load_config
 from recsys.kinds.tabular import TabularKind
 from recsys.kinds.two_tower import TwoTowerKind
 from recsys.tune import Choice
+from recsys.tune import OutOfTime
 from recsys.tune import Range
 from recsys.tune import _report
 from recsys.tune import maturing_pruner
@@ -241,3 +244,16 @@ def test_a_two_tower_study_tries_its_config_then_without_history(
     if result.best_params["model.history_length"] == 0:
         assert result.best_params["model.history_encoder"] == "mean"
     load_config(str(tmp_path / "best.toml"))
+
+
+def test_the_time_budget_stops_a_running_trial_once_another_has_finished():
+    study = optuna.create_study(direction="maximize")
+    past = time.monotonic() - 1
+    first = study.ask()
+    # The first trial runs on: a budget shorter than a trial still yields one.
+    _report(first, "hr@5_filtered", 1, {"hr@5_filtered": 0.4}, deadline=past)
+    study.tell(first, 0.4)
+    with pytest.raises(OutOfTime, match="after epoch 2"):
+        _report(study.ask(), "hr@5_filtered", 2, {"hr@5_filtered": 0.5}, past)
+    future = time.monotonic() + 60
+    _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.5}, future)
