@@ -18,6 +18,8 @@ import pandas as pd
 from recsys.data.split import COLUMN_VALUES
 
 PLACEHOLDER = "SET_ME"
+# A numeric column named like a time with fewer values is no time.
+MIN_TIMES = 50
 
 # Name patterns, tried in order; a column matches when its lowercased name
 # (with `_`, `-` and spaces removed) equals or ends with one.
@@ -104,6 +106,12 @@ def _is_time(series: pd.Series) -> bool:
         parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
         return len(sample) > 0 and parsed.notna().all()
     return False
+
+
+def _too_few_times(series: pd.Series) -> bool:
+    """Whether a numeric column named like a time holds too few values to
+    order rows by (credit_data's `Time`: 11 loan durations)."""
+    return _is_numeric(series) and series.nunique() < MIN_TIMES
 
 
 def _toml(value) -> str:
@@ -247,6 +255,13 @@ def _ids_and_time(frame: pd.DataFrame, when: str):
     item = _guess(frame, "item", _ITEM, taken, "item id")
     taken.add(item[0])
     time = _guess(frame, "time", _TIME, taken, when, test=_is_time)
+    if time[0] in frame and _too_few_times(frame[time[0]]):
+        distinct = frame[time[0]].nunique()
+        time = (
+            PLACEHOLDER,
+            f"'{time[0]}' holds {distinct} numbers, no {when}: set the "
+            "column name",
+        )
     taken.add(time[0])
     return user, item, time, taken
 

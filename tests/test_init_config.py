@@ -187,3 +187,13 @@ def test_hostile_column_names_stay_inside_their_toml_strings():
     parsed = tomllib.loads(text)
     assert 'se"x\n[evil]' in parsed["features"]
     assert "evil" not in parsed
+
+
+def test_a_time_named_column_of_few_numbers_is_a_feature_not_the_time():
+    # credit_data's `Time`: a handful of loan durations, not a row time.
+    frame = _passengers().assign(Time=np.resize([12, 24, 36, 48, 60], 300))
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert 'time = ""' in text and 'split = "random"' in text
+    assert '"Time"' in text.split("features = ")[1].splitlines()[0]
+    two_tower = init_config("two_tower", "p.csv", frame=frame)
+    assert "'Time' holds 5 numbers" in two_tower
