@@ -348,7 +348,7 @@ def tune(
     os.makedirs(output, exist_ok=True)
     study = _open_study(optuna, output, config, space, metric, direction)
 
-    deadline = None  # set when the search starts (`time_budget`)
+    deadline = None if time_budget is None else time.monotonic() + time_budget
 
     def objective(trial):
         params = consistent(
@@ -413,9 +413,6 @@ def tune(
             done,
             output,
             metric,
-        )
-        deadline = (
-            None if time_budget is None else time.monotonic() + time_budget
         )
         study.optimize(
             objective,
