@@ -55,7 +55,9 @@ def run_model(prepared, config):
     fitted = kind.fit(prepared, config, progress=False)
     metrics = kind.evaluate(fitted, {}, prepared, config, progress=False)
     scores = metrics[config["evaluate"]["split"]]
-    scores["epochs"] = metrics["train"]["epochs"]
+    epochs = metrics["train"]["epochs"]
+    # An ensemble (`--set model.architecture=conv1d+flatten`): all members'.
+    scores["epochs"] = sum(epochs) if isinstance(epochs, list) else epochs
     if "pretrained_coverage" in metrics:
         scores["coverage"] = metrics["pretrained_coverage"]
     return scores

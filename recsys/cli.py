@@ -818,7 +818,7 @@ def build_parser():
         type=float,
         metavar="SECONDS",
         help="Start no trial after this many seconds, and stop a running "
-        "two-tower trial at its next epoch once another has finished "
+        "trial at its next epoch once another has finished "
         "(default: no limit).",
     )
     tune.add_argument(

@@ -11,14 +11,14 @@ search is Optuna's TPE sampler (a grid when the space is a
 small set of choices), chosen over KerasTuner
 because a trial here is a whole `recsys.train` run (preprocessing, split,
 baselines), not a Keras model to rebuild, and Optuna stores trials in a
-SQLite file: a killed study resumes where it stopped. A kind that scores
-each epoch (two-tower: `TwoTowerKind.epoch_end`) reports the validation
-metric per epoch, and a trial is judged by how far it has come
-(`maturing_pruner`): in the first half of its epochs it stops only when
-below the lower quartile of completed trials at the same epoch (clearly
-bad), from then on when below their median: a slow starter (a profile
-history, a low learning rate with many epochs) is judged once it has had
-time to overtake.
+SQLite file: a killed study resumes where it stopped. Each kind calls its
+`epoch_end` after every epoch (where a trial past the time budget stops);
+two-tower trials report their validation HR@k there, and a trial is judged
+by how far it has come (`maturing_pruner`): in the first half of its
+epochs it stops only when below the lower quartile of completed trials at
+the same epoch (clearly bad), from then on when below their median: a slow
+starter (a profile history, a low learning rate with many epochs) is
+judged once it has had time to overtake.
 
 Output directory (`--output`, default `artifacts/<config name>_tune`):
     study.db     the Optuna study: every trial, resumable
@@ -154,12 +154,23 @@ def search_space(config: dict) -> dict[str, Choice | Range]:
     # sequence grows with them; the config's own length, vocabulary cap,
     # batch size and convolution are the first choices (the config itself
     # is the first trial). The LSTM is left out: the slowest and the worst
-    # on tweets (benchmarks/RESULTS.md).
+    # on tweets (benchmarks/RESULTS.md). Ensembles of architectures that
+    # read the tokens differently beat each of them there (a member each
+    # trained on its own: a trial costs two or three single ones).
     feature = f"features.{config['data']['text']}"
     table = config["features"][config["data"]["text"]]
     length = table.get("sequence_length", 40)
     space = {
-        "model.architecture": Choice(("mean_pool", "flatten", "conv1d")),
+        "model.architecture": Choice(
+            (
+                "mean_pool",
+                "flatten",
+                "conv1d",
+                "conv1d+flatten",
+                "conv1d+mean_pool",
+                "conv1d+flatten+mean_pool",
+            )
+        ),
         "model.embedding_dim": Choice((32, 64, 128)),
         "model.dropout": Range(0.0, 0.5),
         "model.conv_filters": Choice((64, 128, 256)),
@@ -301,9 +312,9 @@ def tune(
         trials: int. Trials in all, counting those already finished.
             Defaults to `20`.
         time_budget: float or None. Seconds for this run's search; no new
-            trial starts after it, and a two-tower trial still running
-            stops at its next epoch once another trial has finished (it
-            is marked failed, as a killed one, and does not count).
+            trial starts after it, and a trial still running stops at its
+            next epoch once another trial has finished (it is marked
+            failed, as a killed one, and does not count).
             Defaults to `None` (no limit).
         metric: str or None. A validation metric name; defaults to
             `objective_metric(config)`.
@@ -358,14 +369,14 @@ def tune(
         trial_config = with_params(tuning_config, params)
         trial_kind = get_kind(config["model"]["kind"])
         epochs = trial_config["train"].get("epochs")
-        if hasattr(trial_kind, "epoch_end"):
-            # The validation metric after each epoch: a trial below the
-            # bar of completed trials at the same epoch (`maturing_pruner`,
-            # which reads the trial's epochs) stops there.
-            trial.set_user_attr("epochs", epochs)
-            trial_kind.epoch_end = functools.partial(
-                _report, trial, metric, deadline=deadline
-            )
+        # The validation metric after each epoch (where the kind has it): a
+        # trial below the bar of completed trials at the same epoch
+        # (`maturing_pruner`, which reads the trial's epochs) stops there,
+        # as does any trial past the time budget.
+        trial.set_user_attr("epochs", epochs)
+        trial_kind.epoch_end = functools.partial(
+            _report, trial, metric, deadline=deadline
+        )
         started = time.perf_counter()
         try:
             result = trial_kind.train(
@@ -378,7 +389,7 @@ def tune(
         value = _score(result.metrics["validation"], metric)
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{metric} is {value}")
-        if hasattr(trial_kind, "epoch_end") and epochs:
+        if epochs:
             # The last epoch's value too, for later trials to compare with.
             trial.report(value, epochs)
         return value
@@ -644,16 +655,20 @@ class OutOfTime(Exception):
 
 
 def _report(trial, metric, epoch, scores, deadline=None):
-    """`TwoTowerKind.epoch_end` of a trial: report, and stop it if bad or
-    past `deadline` (`time.monotonic()` seconds; a trial is stopped for
+    """A kind's `epoch_end` in a trial: report, and stop the trial if bad
+    or past `deadline` (`time.monotonic()` seconds; a trial is stopped for
     time only once another has finished, so a budget shorter than one
-    trial still yields a result)."""
+    trial still yields a result). `scores` without `metric` (a tabular or
+    text epoch: `recsys.training.refit.EpochEnd`) is not reported."""
     import optuna
 
-    value = _score(scores, metric)
-    trial.report(value, epoch)
-    if trial.should_prune():
-        raise optuna.TrialPruned(f"{metric} {value:.4f} after epoch {epoch}")
+    if metric in scores:
+        value = _score(scores, metric)
+        trial.report(value, epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(
+                f"{metric} {value:.4f} after epoch {epoch}"
+            )
     if deadline is not None and time.monotonic() > deadline:
         finished = trial.study.get_trials(
             deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)

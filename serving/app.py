@@ -195,7 +195,11 @@ def create_app(
     settings: Settings | None = None,
     service: RetrievalService | None = None,
     watch: bool = False,
-    ranker: str | os.PathLike[str] | Reranker | None = None,
+    ranker: str
+    | os.PathLike[str]
+    | Reranker
+    | Callable[[], Reranker]
+    | None = None,
     after_load: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """Builds the retrieval service app for the bundle at `bundle_path`.
@@ -214,8 +218,9 @@ def create_app(
         watch: bool. Reload when the bundle (or pointer) changes.
         ranker: optional second stage for `"rerank": true` requests: the
             directory of a binary or regression tabular bundle (loaded at
-            startup), or a loaded `recsys.serving.reranker.Reranker`. Reloads of
-            the retrieval bundle keep it. Defaults to `None` (such requests
+            startup), a loaded `recsys.serving.reranker.Reranker`, or a
+            function returning one (called in a thread at startup). Reloads
+            of the retrieval bundle keep it. Defaults to `None` (such requests
             get a 422).
         after_load: callable or None. Called with no arguments once the
             bundle is loaded at startup and after each reload, in the event
@@ -242,6 +247,8 @@ def create_app(
             app.state.reranker = await asyncio.to_thread(
                 Reranker.load, os.fspath(ranker)
             )
+        elif callable(ranker):
+            app.state.reranker = await asyncio.to_thread(ranker)
         if app.state.service is None:
             target = resolve_bundle_path(bundle_path)
             app.state.service = await asyncio.to_thread(
@@ -283,9 +290,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.service = service
-    app.state.reranker = (
-        None if isinstance(ranker, (str, os.PathLike)) else ranker
-    )
+    app.state.reranker = ranker if isinstance(ranker, Reranker) else None
     # Concurrent `"rerank": true` requests share one ranker call, with the
     # retrieval batch's window and size (RECSYS_BATCH_WINDOW_MS, ...).
     app.state.rerank_batcher = MicroBatcher(

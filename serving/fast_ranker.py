@@ -95,6 +95,24 @@ class NumpyRanker:
         self.task = task
         self.feature_names = [name for name, _, _ in embedded] + numeric
 
+    def state(self) -> dict[str, Any]:
+        """The constructor's arguments (`recsys.serving.shared_model`)."""
+        return {
+            name: getattr(self, name)
+            for name in (
+                "embedded",
+                "numeric",
+                "biases",
+                "interaction",
+                "crosses",
+                "projections",
+                "bottom",
+                "hidden",
+                "head",
+                "task",
+            )
+        }
+
     @classmethod
     def from_keras(cls, model: Any) -> "NumpyRanker | None":
         """The numpy twin of `model`, or None when it has unsupported parts.

@@ -63,6 +63,15 @@ class NumpyTower:
         self.normalize = normalize
         self.feature_names = [name for name, _, _ in parts]
 
+    def state(self) -> dict[str, Any]:
+        """The constructor's arguments (`recsys.serving.shared_model`)."""
+        return {
+            "parts": self.parts,
+            "combine": self.combine,
+            "dense": self.dense,
+            "normalize": self.normalize,
+        }
+
     @classmethod
     def from_keras(cls, tower: Any) -> "NumpyTower | None":
         """The numpy twin of `tower`, or None when it has unsupported parts.

@@ -70,12 +70,18 @@ class _ServedRanker:
     state and runs in any thread.
     """
 
-    def __init__(self, ranker, fast=True):
+    def __init__(self, ranker, fast=True, numpy_ranker=None, encoder=None):
         self.ranker = ranker
         self.task = ranker.task
         self._lock = threading.Lock()
         self.numpy = None
         self.encoder = None
+        if fast and numpy_ranker is not None:
+            # Converted and checked against Keras by another process
+            # (`recsys.serving.shared_ranker`): no Keras here.
+            self.numpy = numpy_ranker
+            self.encoder = encoder or PairEncoder(ranker)
+            return
         users = ranker.users[ranker.user_column].to_numpy()
         items = ranker.items[ranker.item_column].to_numpy()
         # Compile the model for the default candidate count now, not on
@@ -143,6 +149,11 @@ class Reranker:
         fast: bool. Score with a `NumpyRanker` where it implements the
             model (and agrees with Keras on a load-time check); `False`
             always calls the Keras model. Defaults to `True`.
+        numpy_ranker: a `NumpyRanker` of `ranker`'s model already checked
+            against Keras (`recsys.serving.shared_ranker`), used without
+            converting or calling Keras. Defaults to `None`.
+        encoder: the `PairEncoder` of `ranker` to use with `numpy_ranker`
+            (else one is built). Defaults to `None`.
 
     Raises:
         ValueError: for any other bundle (see
@@ -159,16 +170,21 @@ class Reranker:
     ```
     """
 
-    def __init__(self, ranker, fast=True):
+    def __init__(self, ranker, fast=True, numpy_ranker=None, encoder=None):
         check_ranker(ranker)
         self.ranker = ranker
         self.version = ranker.version
-        self._scorer = _ServedRanker(ranker, fast=fast)
+        self._scorer = _ServedRanker(ranker, fast, numpy_ranker, encoder)
 
     @property
     def kind(self):
         """`"numpy"` or `"keras"`: what scores the candidates."""
         return self._scorer.kind
+
+    @property
+    def numpy_ranker(self):
+        """The `NumpyRanker` scoring the candidates, or None (Keras)."""
+        return self._scorer.numpy
 
     def serving(self):
         """A context for the time a server answers with this reranker.

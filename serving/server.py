@@ -23,6 +23,7 @@ from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import load_settings
+from recsys.serving.shared_ranker import SharedRanker
 from recsys.serving.shared_tower import SharedTower
 from recsys.serving.workers import STARTUP_FAILURE
 from recsys.serving.workers import run_workers
@@ -111,12 +112,7 @@ def serve(
         return _serve_workers(
             bundle, host, port, ranker, log_level, workers, settings
         )
-    reranker = None
-    if ranker:
-        try:
-            reranker = Reranker.load(ranker)
-        except ValueError as error:  # BundleError is one
-            raise ValueError(f"--ranker: {error.args[0]}") from None
+    reranker = _load_ranker(Reranker.load, ranker) if ranker else None
     service = RetrievalService.load(
         resolve_bundle_path(bundle),
         load_tower=False,
@@ -157,10 +153,11 @@ def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
     """`serve` with `workers` forked processes (`recsys.serving.workers`).
 
     This process loads what every worker shares (the bundle's arrays, ids
-    and ScaNN searcher) and starts no thread; a helper process converts
-    the query tower into shared memory (`SharedTower`), and each worker
-    starts its own threads: the top-items precompute, and the ranker's
-    load (Keras). Tables built in a worker are its own memory.
+    and ScaNN searcher; the ranker's tables and pair encoder) and starts
+    no thread; helper processes convert the query tower and the ranker
+    into shared memory (`SharedTower`, `SharedRanker`), and each worker
+    starts its own threads (the top-items precompute). Tables built in a
+    worker are its own memory.
     """
     import uvicorn
 
@@ -181,12 +178,17 @@ def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
     if shared is not None and settings.fast_tower:
         shared.fill_in_child(service.bundle)
         service.shared_tower = shared
-    # The ranker loads Keras (threads): each worker loads it at startup.
+    # The ranker's tables here, its numpy model from a helper: no worker
+    # imports Keras for it (unless numpy cannot evaluate the model).
+    shared_ranker = None
+    if ranker:
+        shared_ranker = _load_ranker(SharedRanker.load, ranker)
+        shared_ranker.fill_in_child()
     app = create_app(
         bundle,
         settings=settings,
         service=service,
-        ranker=ranker or None,
+        ranker=shared_ranker.reranker if shared_ranker else None,
         after_load=freeze_heap,
     )
     app.state.reload_refused = RELOAD_REFUSED.format(workers=workers)
@@ -227,6 +229,14 @@ def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
         return run_workers(workers, run_worker)
     finally:
         sock.close()
+
+
+def _load_ranker(load, path):
+    """`load(path)`, a refusal (`BundleError` is one) named as --ranker's."""
+    try:
+        return load(path)
+    except ValueError as error:
+        raise ValueError(f"--ranker: {error.args[0]}") from None
 
 
 def _bind(host: str, port: int) -> socket.socket:

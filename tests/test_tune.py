@@ -15,6 +15,7 @@ from recsys.tune import Choice
 from recsys.tune import OutOfTime
 from recsys.tune import Range
 from recsys.tune import _report
+from recsys.tune import _score
 from recsys.tune import maturing_pruner
 from recsys.tune import tune
 
@@ -165,6 +166,44 @@ def test_two_tower_scores_each_epoch_and_a_report_can_stop_it(interactions):
     assert all(0.0 <= value <= 1.0 for _, value in seen)
 
 
+def test_a_tabular_trial_reports_each_epoch_and_can_be_stopped(table):
+    seen = []
+
+    def report(epoch, scores):
+        seen.append((epoch, scores))
+        if epoch == 2:
+            raise OutOfTime("planted")
+
+    kind = TabularKind()
+    kind.epoch_end = report
+    config = load_config(
+        "configs/examples/labelled.toml",
+        [
+            f'data.source="{table}"',
+            "model.features=['user_id', 'item_id']",
+            "train.epochs=4",
+            "train.patience=0",
+            'evaluate.split="validation"',
+            "evaluate.baselines=[]",
+        ],
+    )
+    with pytest.raises(OutOfTime, match="planted"):
+        kind.train(config, progress=False, write=False)
+    # Its validation loss is not the trial's metric: nothing to report.
+    assert seen == [(1, {}), (2, {})]
+
+
+def test_an_epoch_without_the_metric_is_not_reported_but_timed():
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    _report(trial, "auc", 1, {})
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {}
+    _report(trial, "auc", 2, {"auc": 0.7})
+    assert trial.storage.get_trial(trial._trial_id).intermediate_values == {
+        2: 0.7
+    }
+
+
 def test_a_trial_below_the_median_at_an_epoch_is_pruned():
     study = optuna.create_study(
         direction="maximize",
@@ -176,8 +215,9 @@ def test_a_trial_below_the_median_at_an_epoch_is_pruned():
     _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.7})
     with pytest.raises(optuna.TrialPruned, match="after epoch 1"):
         _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.1})
+    # A metric the run does not compute: a clear error when the trial ends.
     with pytest.raises(ValueError, match="--metric"):
-        _report(study.ask(), "auc", 1, {"hr@5_filtered": 0.1})
+        _score({"hr@5_filtered": 0.1}, "auc")
 
 
 def test_a_slow_starter_is_judged_by_the_median_only_from_half_its_epochs():

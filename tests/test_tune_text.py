@@ -2,11 +2,13 @@
 `features.<text>.*` keys, and a planted better setting is found."""
 
 import numpy as np
+import optuna
 import pandas as pd
 import pytest
 
 from recsys import load_config
 from recsys.config import typed_config
+from recsys.kinds.text import TextKind
 from recsys.tune import Choice
 from recsys.tune import _starting_point
 from recsys.tune import search_space
@@ -62,6 +64,32 @@ def test_text_space_searches_the_tokens_from_the_config_own_point(table):
     assert updated["features"]["text"]["ngrams"] == 2
     assert "ngrams" not in config["features"]["text"]
     typed_config(updated)  # still a valid config
+
+
+def test_a_text_trial_is_timed_each_epoch_and_can_be_stopped(table):
+    seen = []
+    kind = TextKind()
+    kind.epoch_end = lambda epoch, scores: seen.append((epoch, scores))
+    config = with_params(
+        _config(table),
+        {
+            "model.architecture": "mean_pool+mean_pool",
+            "train.epochs": 3,
+            "train.patience": 5,  # every epoch runs
+            "evaluate.split": "validation",
+        },
+    )
+    kind.train(config, progress=False, write=False)
+    # Both members' epochs: timed, nothing reported to prune on.
+    assert seen == [(1, {}), (2, {}), (3, {})] * 2
+
+    def stop(epoch, scores):
+        if epoch == 2:
+            raise optuna.TrialPruned("planted")
+
+    kind.epoch_end = stop
+    with pytest.raises(optuna.TrialPruned, match="planted"):
+        kind.train(config, progress=False, write=False)
 
 
 @pytest.mark.slow  # two trainings: ~20 s on 2 busy cores

@@ -17,6 +17,7 @@ no row of their own: the candidates of a two-stage recommender.
 """
 
 import os
+import threading
 
 import numpy as np
 import pandas as pd
@@ -155,11 +156,17 @@ class TabularBundle(ManifestProperties):
         items,
         users,
         user_history=None,
+        model_bytes=None,
     ):
         self.path = path
         self.manifest = manifest
         self.preprocessor = preprocessor
-        self.model = model
+        # With `model=None`, the checked bytes read at load: the model is
+        # built from these on first use (a server's supervisor shares the
+        # ranker's tables with its workers without importing Keras).
+        self._model = model
+        self._model_bytes = model_bytes
+        self._model_lock = threading.Lock()
         self.items = items
         self.users = users
         self.user_history = user_history
@@ -177,9 +184,25 @@ class TabularBundle(ManifestProperties):
             else []
         )
 
+    @property
+    def model(self):
+        """The Keras model (built on first use after `load_model=False`)."""
+        if self._model is None:
+            with self._model_lock:
+                if self._model is None:
+                    name = os.path.join(self.path, "model.keras")
+                    self._model = load_keras_bytes(self._model_bytes, name)
+        return self._model
+
     @classmethod
-    def load(cls, path):
+    def load(cls, path, *, load_model=True):
         """Loads a bundle directory written by a tabular `recsys train`.
+
+        Args:
+            path: str. The bundle directory.
+            load_model: bool. Build the Keras model now; `False` keeps its
+                checked bytes and builds it on first use of `model` (no
+                Keras import until then). Defaults to `True`.
 
         Raises:
             BundleError: if the directory is missing, incomplete or not a
@@ -198,9 +221,20 @@ class TabularBundle(ManifestProperties):
                 else None
             )
         _check_tables(path, manifest, items, users, user_history)
-        model = load_keras_bytes(model_bytes, os.path.join(path, "model.keras"))
+        model = None
+        if load_model:
+            model = load_keras_bytes(
+                model_bytes, os.path.join(path, "model.keras")
+            )
         return cls(
-            path, manifest, preprocessor, model, items, users, user_history
+            path,
+            manifest,
+            preprocessor,
+            model,
+            items,
+            users,
+            user_history,
+            model_bytes=None if load_model else model_bytes,
         )
 
     @property

@@ -30,6 +30,9 @@ TEXT_BASELINES = ("tfidf_char", "tfidf_word")
 # importing the model here would import Keras).
 Architecture = Literal["mean_pool", "flatten", "lstm", "conv1d"]
 TEXT_ARCHITECTURES = typing.get_args(Architecture)
+# One architecture, or an ensemble's joined by "+".
+_ONE = "(" + "|".join(TEXT_ARCHITECTURES) + ")"
+ARCHITECTURE_PATTERN = f"^{_ONE}(\\+{_ONE})*$"
 TextSplit = Literal["suffix", "random", "column"]
 
 
@@ -114,9 +117,15 @@ class TextModel(Section):
     kind: Literal["text"] = Field(
         default="text", description="The model kind: text classification."
     )
-    architecture: Architecture = Field(
+    architecture: str = Field(
         default="mean_pool",
-        description="recsys.models.TextClassifier architecture.",
+        description=(
+            "recsys.models.TextClassifier architecture: "
+            + ", ".join(f'"{a}"' for a in TEXT_ARCHITECTURES)
+            + '; or several joined by "+" ("conv1d+flatten"): an ensemble, '
+            "each trained on its own, probabilities averaged."
+        ),
+        json_schema_extra={"pattern": ARCHITECTURE_PATTERN},
     )
     embedding_dim: int = Field(
         default=64, ge=1, description="Token embedding size."
@@ -156,6 +165,18 @@ class TextModel(Section):
         ge=1,
         description='Convolution width ("conv1d" architecture).',
     )
+
+    @pydantic.field_validator("architecture")
+    @classmethod
+    def _check_architecture(cls, value: str) -> str:
+        unknown = [a for a in value.split("+") if a not in TEXT_ARCHITECTURES]
+        if unknown:
+            raise ConfigError(
+                f"model.architecture must be one of {list(TEXT_ARCHITECTURES)}"
+                ', or several joined by "+" for an ensemble ("conv1d+flatten").'
+                f" Received: {value!r} ({unknown[0]!r} is unknown)."
+            )
+        return value
 
 
 class TextTrain(Section):

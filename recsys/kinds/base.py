@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 from typing import ClassVar
 
@@ -74,6 +75,9 @@ class ModelKind(abc.ABC):
     """
 
     name: ClassVar[str]
+    # `(epoch, metrics)` after each training epoch, where a kind calls it
+    # (`recsys tune` sets it on a trial's instance to prune and time it).
+    epoch_end: Callable[[int, dict], Any] | None = None
 
     @abc.abstractmethod
     def prepare(self, config: dict, frame=None, *, progress=True) -> Any:

@@ -11,6 +11,8 @@ functions so that notebooks and benchmarks can run them one at a time
 import dataclasses
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -43,6 +45,7 @@ from recsys.names import AUXILIARY
 from recsys.names import HISTORY
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
+from recsys.training.refit import EpochEnd
 from recsys.training.refit import fit_then_refit
 
 
@@ -377,9 +380,15 @@ def build_tabular_model(prepared, part=None):
 
 
 def fit_tabular_model(
-    prepared: TabularData, progress: bool = True
+    prepared: TabularData,
+    progress: bool = True,
+    epoch_end: Callable[[int, dict], Any] | None = None,
 ) -> tuple[keras.Model, dict]:
     """Chooses the epochs on validation, then fits on the training split.
+
+    `epoch_end` (callable `(epoch, metrics)` or None) is called after each
+    epoch with `{}` (`EpochEnd`): `recsys tune` stops a trial past its time
+    budget there.
 
     Returns:
         `(model, timing)`: the trained model and a dict with `seconds`,
@@ -399,6 +408,7 @@ def fit_tabular_model(
         seed=train["seed"],
         batch_size=train["batch_size"],
         verbose=keras_verbosity(progress),
+        callbacks=None if epoch_end is None else [EpochEnd(epoch_end)],
     )
     seconds = time.perf_counter() - start
     return result.model, {
@@ -496,7 +506,14 @@ def _user_history(prepared, users):
 
 
 class TabularKind(ModelKind):
-    """`model.kind = "tabular"`: rows of columns -> a rating or a class."""
+    """`model.kind = "tabular"`: rows of columns -> a rating or a class.
+
+    Attributes:
+        epoch_end: callable `(epoch, metrics)` or None. Set on an instance
+            to be called after each epoch (`metrics` empty:
+            `fit_tabular_model`); `recsys tune` stops a trial past its time
+            budget with it. Defaults to `None`.
+    """
 
     name = "tabular"
 
@@ -504,7 +521,7 @@ class TabularKind(ModelKind):
         return prepare_tabular(config, frame, progress=progress)
 
     def fit(self, prepared, config, *, output=None, progress=True):
-        return Fitted(*fit_tabular_model(prepared, progress=progress))
+        return Fitted(*fit_tabular_model(prepared, progress, self.epoch_end))
 
     def export(self, fitted, prepared, config, *, progress=True):
         items, users = side_tables(prepared)

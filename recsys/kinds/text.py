@@ -14,6 +14,7 @@ in the same run.
 import dataclasses
 import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 import keras
@@ -38,8 +39,10 @@ from recsys.kinds.base import ModelKind
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.text_classifier import TextClassifier
+from recsys.models.text_ensemble import TextEnsemble
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
+from recsys.training.refit import EpochEnd
 from recsys.training.refit import fit_then_refit
 
 
@@ -206,11 +209,26 @@ def encode(prepared, frame, config):
     return ids, class_ids(prepared, frame[data["label"]])
 
 
-def build_text_classifier(prepared, config):
+def architectures(config):
+    """The architectures of `model.architecture`: one, or an ensemble's.
+
+    `"conv1d+flatten"` names an ensemble of a `"conv1d"` and a `"flatten"`
+    model (`recsys.models.TextEnsemble`).
+    """
+    return config["model"]["architecture"].split("+")
+
+
+def build_text_classifier(prepared, config, architecture=None):
     """The compiled `TextClassifier` that `config` describes.
 
     Pretrained vectors (`model.embeddings` a file path) are aligned with the
     vocabulary; words the file lacks start random.
+
+    Args:
+        prepared: the `TextData`.
+        config: dict. The run config.
+        architecture: str or None. One member's architecture; defaults to
+            `model.architecture` (a single model's).
 
     Returns:
         `(model, coverage)`: coverage is the share of the vocabulary found
@@ -223,7 +241,7 @@ def build_text_classifier(prepared, config):
         input_dim=prepared.preprocessor.input_dim(name),
         sequence_length=feature.sequence_length,
         embedding_dim=model_config["embedding_dim"],
-        architecture=model_config["architecture"],
+        architecture=architecture or model_config["architecture"],
         num_classes=len(prepared.classes),
         trainable_embeddings=model_config["trainable"],
         lstm_units=model_config["lstm_units"],
@@ -261,16 +279,29 @@ def build_text_classifier(prepared, config):
 
 
 def fit_text_classifier(
-    prepared: TextData, config: dict, progress: bool = True
+    prepared: TextData,
+    config: dict,
+    progress: bool = True,
+    epoch_end: Callable[[int, dict], Any] | None = None,
 ) -> tuple[keras.Model, float | None, dict]:
     """Early stopping on the validation rows, then a refit on all of train.
+
+    An ensemble (`model.architecture = "conv1d+flatten"`) trains each
+    member so, one after the other, member `i` from seed `train.seed + i`,
+    and averages them (`TextEnsemble`).
+
+    Args:
+        prepared: the `TextData`.
+        config: dict. The run config.
+        progress: bool. Keras' progress output.
+        epoch_end: callable `(epoch, metrics)` or None, called with `{}`
+            after each epoch of each fit (`EpochEnd`).
 
     Returns:
         `(model, coverage, timing)`: the trained model, the pretrained
         vectors' coverage (or None) and a dict of epochs and seconds.
     """
     train = config["train"]
-    binary = len(prepared.classes) == 2
     started = time.perf_counter()
     x_train, y_train = encode(prepared, prepared.train, config)
     fit_data, validation_data = None, None
@@ -278,11 +309,51 @@ def fit_text_classifier(
         fit_rows = ~prepared.train.index.isin(prepared.valid.index)
         fit_data = (x_train[fit_rows], y_train[fit_rows])
         validation_data = encode(prepared, prepared.valid, config)
+    members, runs = [], []
+    callbacks = [] if epoch_end is None else [EpochEnd(epoch_end)]
+    for i, architecture in enumerate(architectures(config)):
+        model, coverage, run = _fit_member(
+            prepared,
+            config,
+            architecture,
+            (fit_data, validation_data, (x_train, y_train)),
+            seed=train["seed"] + i,
+            progress=progress,
+            callbacks=callbacks,
+        )
+        members.append(model)
+        runs.append(run)
+    timing: dict[str, Any] = {
+        "seconds": round(time.perf_counter() - started, 2),
+        **runs[0],
+        "train_rows": int(len(x_train)),
+        "backend": keras.backend.backend(),
+    }
+    if len(members) == 1:
+        return members[0], coverage, timing
+    timing["epochs"] = [run["epochs"] for run in runs]
+    timing["members"] = [
+        {"architecture": a, **run}
+        for a, run in zip(architectures(config), runs, strict=True)
+    ]
+    timing.pop("validation_curve", None)
+    return TextEnsemble(members), coverage, timing
+
+
+def _fit_member(
+    prepared, config, architecture, data, *, seed, progress, callbacks
+):
+    """`fit_then_refit` of one `TextClassifier`: `(model, coverage, run)`."""
+    train = config["train"]
+    fit_data, validation_data, train_data = data
+    binary = len(prepared.classes) == 2
     built = {}
 
     def build(part):
         # The vectors' coverage is the same for both builds: keep the last.
-        model, built["coverage"] = build_text_classifier(prepared, config)
+        model, built["coverage"] = build_text_classifier(
+            prepared, config, architecture
+        )
         return model
 
     monitor = "val_auc" if binary else "val_loss"
@@ -290,34 +361,38 @@ def fit_text_classifier(
         build,
         fit_data,
         validation_data,
-        (x_train, y_train),
+        train_data,
         epochs=train["epochs"],
         patience=train["patience"],
         monitor=monitor,
         mode="max" if binary else "min",
         # Tuning reports the validation rows: no fit may see them.
         refit=train["refit"] and config["evaluate"]["split"] != "validation",
-        seed=train["seed"],
+        seed=seed,
         batch_size=train["batch_size"],
         verbose=keras_verbosity(progress),
+        callbacks=callbacks,
     )
-    model, coverage, history = result.model, built["coverage"], result.history
-    timing = {
-        "seconds": round(time.perf_counter() - started, 2),
+    run: dict[str, Any] = {
         "epochs": result.best_epoch,
         "refit": result.refitted,
-        "train_rows": int(len(x_train)),
-        "backend": keras.backend.backend(),
     }
-    if history is not None:
-        timing["validation_curve"] = [
-            round(float(v), 4) for v in history[monitor]
+    if result.history is not None:
+        run["validation_curve"] = [
+            round(float(v), 4) for v in result.history[monitor]
         ]
-    return model, coverage, timing
+    return result.model, built["coverage"], run
 
 
 class TextKind(ModelKind):
-    """`model.kind = "text"`: a text column -> a class."""
+    """`model.kind = "text"`: a text column -> a class.
+
+    Attributes:
+        epoch_end: callable `(epoch, metrics)` or None. Set on an instance
+            to be called after each epoch (`metrics` empty:
+            `fit_text_classifier`); `recsys tune` stops a trial past its
+            time budget with it. Defaults to `None`.
+    """
 
     name = "text"
 
@@ -326,7 +401,7 @@ class TextKind(ModelKind):
 
     def fit(self, prepared, config, *, output=None, progress=True):
         model, coverage, timing = fit_text_classifier(
-            prepared, config, progress
+            prepared, config, progress, self.epoch_end
         )
         return Fitted(model, timing, {"coverage": coverage})
 
@@ -400,8 +475,11 @@ def summary(metrics, config):
             f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
         )
     train = metrics["train"]
+    epochs = train["epochs"]
+    if isinstance(epochs, list):  # an ensemble's members, in order
+        epochs = " + ".join(str(e) for e in epochs)
     lines.append(
-        f"\ntraining: {train['epochs']} epochs (early stopping on validation"
+        f"\ntraining: {epochs} epochs (early stopping on validation"
         f"{', then refit on all training rows' if train['refit'] else ''}), "
         f"{train['seconds']:.1f} s ({train['backend']} backend)"
     )

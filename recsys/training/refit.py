@@ -53,6 +53,7 @@ def fit_then_refit(
     seed: int = 0,
     batch_size: int = 32,
     verbose: int = 0,
+    callbacks: list[keras.callbacks.Callback] | None = None,
 ) -> RefitResult:
     """Chooses the epochs on `validation_data`, then refits on `train_data`.
 
@@ -88,6 +89,9 @@ def fit_then_refit(
         batch_size: int. Defaults to `32`.
         verbose: int. Keras' `verbose` (`recsys.training.progress`).
             Defaults to `0`.
+        callbacks: list of Keras callbacks for both fits (e.g.
+            `EpochEnd`, which `recsys tune` stops a trial with). Defaults
+            to `None`.
 
     Returns:
         A `RefitResult`.
@@ -123,9 +127,9 @@ def fit_then_refit(
     if validation_data is not None and fit_data is not None:
         keras.utils.set_random_seed(seed)
         model = build("fit")
-        callbacks = []
+        fit_callbacks = list(callbacks or [])
         if patience is not None:
-            callbacks.append(
+            fit_callbacks.append(
                 keras.callbacks.EarlyStopping(
                     monitor=monitor,
                     mode=mode,
@@ -142,7 +146,7 @@ def fit_then_refit(
             epochs=epochs,
             shuffle=True,
             verbose=verbose,
-            callbacks=callbacks,
+            callbacks=fit_callbacks,
         ).history
         scores = np.asarray(history[monitor])
         best = len(scores)
@@ -162,6 +166,34 @@ def fit_then_refit(
             epochs=best,
             shuffle=True,
             verbose=verbose,
+            callbacks=list(callbacks or []),
         )
         examples += len(y) * best
     return RefitResult(model, history, best, refitted, examples)
+
+
+class EpochEnd(keras.callbacks.Callback):
+    """Calls a kind's `epoch_end(epoch, {})` after each epoch.
+
+    For the kinds whose per-epoch values are not the run's metric (a
+    tabular model's validation loss is not its AUC; a text model's early
+    AUC favours the fast learners over the slow ones that end best), so
+    `metrics` is empty: `recsys tune` times a trial with it, without
+    pruning, and stops it past the time budget by raising.
+
+    Args:
+        epoch_end: callable `(epoch, metrics)`, `epoch` counted from 1.
+
+    Example:
+
+    ```python
+    model.fit(x, y, callbacks=[EpochEnd(lambda epoch, _: print(epoch))])
+    ```
+    """
+
+    def __init__(self, epoch_end: Callable[[int, dict], Any]) -> None:
+        super().__init__()
+        self._epoch_end = epoch_end
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch_end(epoch + 1, {})

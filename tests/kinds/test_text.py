@@ -138,6 +138,37 @@ def test_every_architecture_learns_a_toy_task(tmp_path, architecture):
     assert bundle.classes == ["neg", "pos"]
 
 
+def test_an_ensemble_trains_saves_and_reloads_as_one_model(tmp_path):
+    config = _toy_config(
+        "model.architecture='conv1d+mean_pool'", "train.refit=true"
+    )
+    frame = _toy_frame()
+    bundle, metrics = train(
+        config, str(tmp_path / "ensemble"), frame=frame, progress=False
+    )
+    assert metrics["test"]["auc"] > 0.95, metrics["test"]
+    members = metrics["train"]["members"]
+    assert [m["architecture"] for m in members] == ["conv1d", "mean_pool"]
+    assert metrics["train"]["epochs"] == [m["epochs"] for m in members]
+    model = bundle.model
+    assert model.architecture == "conv1d+mean_pool"
+    ids = bundle.token_ids(frame["text"].head(20))
+    each = [
+        np.asarray(member.predict(ids, verbose=0)) for member in model.members
+    ]
+    np.testing.assert_allclose(
+        bundle.predict(frame["text"].head(20)),
+        np.mean(each, axis=0)[:, 0],
+        rtol=1e-5,
+    )
+    reloaded = load_bundle(bundle.path)
+    np.testing.assert_array_equal(
+        reloaded.predict(frame["text"].head(20)),
+        bundle.predict(frame["text"].head(20)),
+    )
+    assert similar_words(reloaded, "sunny", k=2)
+
+
 def test_positive_class_and_multiclass_labels(tmp_path):
     frame = _toy_frame()
     config = _toy_config("data.positive='neg'")
@@ -209,6 +240,10 @@ def test_pretrained_vectors_of_the_wrong_size_are_refused(tmp_path):
 def test_text_config_errors_name_the_fix():
     with pytest.raises(ConfigError, match="model.architecture must be one"):
         load_config(CONFIG, ["model.architecture='transformer'"])
+    with pytest.raises(ConfigError, match="'cnn' is unknown"):
+        load_config(CONFIG, ["model.architecture='conv1d+cnn'"])
+    with pytest.raises(ConfigError, match="'' is unknown"):
+        load_config(CONFIG, ["model.architecture='conv1d+'"])
     with pytest.raises(ConfigError, match="unknown baselines"):
         load_config(CONFIG, ["evaluate.baselines=['bert']"])
     with pytest.raises(ConfigError, match="overlap"):

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 import recsys.serving.workers as supervisor
 from recsys.serving.app import create_app
 from recsys.serving.fast_tower import NumpyTower
+from recsys.serving.reranker import Reranker
 from recsys.serving.server import RELOAD_REFUSED
+from recsys.serving.service import RetrievalService
 from recsys.serving.settings import Settings
 from recsys.serving.shared_tower import PENDING
 from recsys.serving.shared_tower import UNSUPPORTED
@@ -282,6 +284,46 @@ def test_two_workers_share_the_port_restart_and_refuse_reload(
         lambda: not any(os.path.exists(f"/proc/{pid}") for pid in replaced), 30
     )
     assert "restarted as pid" in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.slow
+def test_workers_rerank_with_one_shared_numpy_ranker(
+    trained_bundle, ranker_bundle, tmp_path
+):
+    bundle, _ = trained_bundle
+    user = str(bundle.user_ids[0])
+    expected = Reranker(ranker_bundle).retrieve(
+        RetrievalService(bundle), [{"user_id": user, "k": 5}]
+    )[0]
+    with running_server(
+        bundle.path,
+        "--workers",
+        "2",
+        "--ranker",
+        ranker_bundle.path,
+        log_path=tmp_path / "server.log",
+    ) as url:
+        parent = _server_pid(url)
+        workers = _wait_for(
+            lambda: len(_children(parent)) == 2 and _children(parent)
+        )
+        for _ in range(6):  # new connections: both workers answer
+            answer = httpx.post(
+                f"{url}/v1/retrieve",
+                json={"user_id": user, "k": 5, "rerank": True},
+                timeout=60,
+            )
+            assert answer.status_code == 200, answer.text
+            items = answer.json()["items"]
+            assert [i["id"] for i in items] == [str(i) for i in expected[0]]
+            np.testing.assert_allclose(
+                [i["score"] for i in items], expected[1], rtol=1e-5, atol=1e-6
+            )
+        assert httpx.get(f"{url}/readyz").json()["ranker_kind"] == "numpy"
+        # Neither the supervisor nor a worker loaded Keras for the ranker.
+        for pid in [parent, *workers]:
+            with open(f"/proc/{pid}/maps") as f:
+                assert "jaxlib" not in f.read()
 
 
 @pytest.mark.parametrize(
