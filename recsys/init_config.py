@@ -427,7 +427,7 @@ def _text(frame: pd.DataFrame, source: str) -> list[str]:
         "",
         "[model]",
         _line("kind", "text"),
-        _line("architecture", "conv1d"),
+        _line("architecture", "conv1d", '"conv1d+flatten": an ensemble'),
         "",
         "[train]",
         _line("epochs", 30, "early stopping picks fewer on validation"),

@@ -32,7 +32,7 @@ Architecture = Literal["mean_pool", "flatten", "lstm", "conv1d"]
 TEXT_ARCHITECTURES = typing.get_args(Architecture)
 # One architecture, or an ensemble's joined by "+".
 _ONE = "(" + "|".join(TEXT_ARCHITECTURES) + ")"
-ARCHITECTURE_PATTERN = f"^{_ONE}(\\+{_ONE})*$"
+ARCHITECTURE_PATTERN = f"^\\s*{_ONE}(\\s*\\+\\s*{_ONE})*\\s*$"
 TextSplit = Literal["suffix", "random", "column"]
 
 
@@ -169,14 +169,15 @@ class TextModel(Section):
     @pydantic.field_validator("architecture")
     @classmethod
     def _check_architecture(cls, value: str) -> str:
-        unknown = [a for a in value.split("+") if a not in TEXT_ARCHITECTURES]
+        parts = [part.strip() for part in value.split("+")]
+        unknown = [a for a in parts if a not in TEXT_ARCHITECTURES]
         if unknown:
             raise ConfigError(
                 f"model.architecture must be one of {list(TEXT_ARCHITECTURES)}"
                 ', or several joined by "+" for an ensemble ("conv1d+flatten").'
                 f" Received: {value!r} ({unknown[0]!r} is unknown)."
             )
-        return value
+        return "+".join(parts)  # "conv1d + flatten" -> "conv1d+flatten"
 
 
 class TextTrain(Section):

@@ -244,6 +244,8 @@ def test_text_config_errors_name_the_fix():
         load_config(CONFIG, ["model.architecture='conv1d+cnn'"])
     with pytest.raises(ConfigError, match="'' is unknown"):
         load_config(CONFIG, ["model.architecture='conv1d+'"])
+    spaced = load_config(CONFIG, ["model.architecture='conv1d + flatten'"])
+    assert spaced["model"]["architecture"] == "conv1d+flatten"
     with pytest.raises(ConfigError, match="unknown baselines"):
         load_config(CONFIG, ["evaluate.baselines=['bert']"])
     with pytest.raises(ConfigError, match="overlap"):
