@@ -221,9 +221,16 @@ def _data_lines(source: str) -> list[str]:
     ]
 
 
-def _split_lines(frame: pd.DataFrame, taken: set[str]) -> list[str]:
+def _split_lines(
+    frame: pd.DataFrame,
+    taken: set[str],
+    *,
+    users: bool = True,
+    time: bool = True,
+) -> list[str]:
     """`data.split`: a column marking train/validation/test rows if there
-    is one (taken), else each user's latest rows."""
+    is one (taken), else each user's latest rows; without users (a table
+    of rows), the latest rows, or rows at random without a time."""
     for column in frame.columns:
         values = frame[column].dropna().astype(str).str.strip().str.lower()
         if (
@@ -236,14 +243,17 @@ def _split_lines(frame: pd.DataFrame, taken: set[str]) -> list[str]:
                 _line("split", "column", f"rows marked in '{column}'"),
                 _line("split_column", column),
             ]
-    return [
-        _line(
+    if users:
+        split = _line(
             "split",
             "user_time",
             'each user\'s latest rows; or "time", "random", "column"',
-        ),
-        _line("test_fraction", 0.2, "the share held out"),
-    ]
+        )
+    elif time:
+        split = _line("split", "time", 'the latest rows; or "random", "column"')
+    else:
+        split = _line("split", "random", 'rows drawn at random; or "column"')
+    return [split, _line("test_fraction", 0.2, "the share held out")]
 
 
 def _ids_and_time(frame: pd.DataFrame, when: str):
@@ -328,15 +338,8 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         item_note = "no item id column: a table without ids"
         if time == PLACEHOLDER:
             time, time_note = "", "no time column: the split is random"
-    split = _split_lines(frame, taken)
-    if not user and not split[0].startswith('split = "column"'):
-        # Without users there are no "latest rows of each user".
-        split = [
-            _line("split", "time", 'the latest rows; or "random", "column"')
-            if time
-            else _line("split", "random", 'rows drawn at random; or "column"'),
-            split[1],
-        ]
+    # Without users there are no "latest rows of each user".
+    split = _split_lines(frame, taken, users=bool(user), time=bool(time))
     label, label_note = _guess(frame, "label", _LABEL, taken, "label")
     taken.add(label)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""

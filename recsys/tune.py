@@ -663,7 +663,7 @@ def _report(trial, metric, epoch, scores, deadline=None):
     import optuna
 
     if metric in scores:
-        value = _score(scores, metric)
+        value = float(scores[metric])
         trial.report(value, epoch)
         if trial.should_prune():
             raise optuna.TrialPruned(

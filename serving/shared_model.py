@@ -209,7 +209,9 @@ class SharedModel:
             if "dict" in value:
                 return {k: unpack(v) for k, v in value["dict"].items()}
             spec = value["array"]
-            dtype = np.dtype(DTYPES[DTYPES.index(spec["dtype"])])
+            if spec["dtype"] not in DTYPES:
+                raise ValueError(f"cannot read a {spec['dtype']} array")
+            dtype = np.dtype(spec["dtype"])
             array = np.frombuffer(
                 self.memory,
                 dtype,

@@ -72,14 +72,16 @@ class SharedRanker:
     @staticmethod
     def _warm(encoder, bundle):
         """Builds the encoder's id lookups now, in the shared pages: a
-        pandas index builds its hash table on its first lookup."""
-        users = bundle.users[bundle.user_column].head(2)
-        items = bundle.items[bundle.item_column].head(2)
-        count = min(len(users), len(items))
+        pandas index builds its hash table on its first lookup (ids
+        spelled as strings take that path; integer ids are searched in a
+        sorted array built with the encoder)."""
+        count = min(len(bundle.users), len(bundle.items), 2)
         if count:
-            spelled = np.asarray(users.astype(str)[:count], dtype=object)
-            encoder.encode(spelled, np.asarray(items.astype(str)[:count]))
-            encoder.encode(users.to_numpy()[:count], items.to_numpy()[:count])
+            users = bundle.users[bundle.user_column].head(count).astype(str)
+            items = bundle.items[bundle.item_column].head(count).astype(str)
+            encoder.encode(
+                np.asarray(users, dtype=object), np.asarray(items, dtype=object)
+            )
 
     def fill_in_child(self) -> int | None:
         """Forks the helper that writes the `NumpyRanker`; its pid, or None

@@ -309,9 +309,10 @@ def fit_text_classifier(
         fit_rows = ~prepared.train.index.isin(prepared.valid.index)
         fit_data = (x_train[fit_rows], y_train[fit_rows])
         validation_data = encode(prepared, prepared.valid, config)
+    names = architectures(config)
     members, runs = [], []
     callbacks = [] if epoch_end is None else [EpochEnd(epoch_end)]
-    for i, architecture in enumerate(architectures(config)):
+    for i, architecture in enumerate(names):
         model, coverage, run = _fit_member(
             prepared,
             config,
@@ -325,18 +326,19 @@ def fit_text_classifier(
         runs.append(run)
     timing: dict[str, Any] = {
         "seconds": round(time.perf_counter() - started, 2),
-        **runs[0],
         "train_rows": int(len(x_train)),
         "backend": keras.backend.backend(),
     }
     if len(members) == 1:
-        return members[0], coverage, timing
-    timing["epochs"] = [run["epochs"] for run in runs]
-    timing["members"] = [
-        {"architecture": a, **run}
-        for a, run in zip(architectures(config), runs, strict=True)
-    ]
-    timing.pop("validation_curve", None)
+        return members[0], coverage, {**timing, **runs[0]}
+    timing.update(
+        epochs=[run["epochs"] for run in runs],
+        refit=runs[0]["refit"],
+        members=[
+            {"architecture": a, **run}
+            for a, run in zip(names, runs, strict=True)
+        ],
+    )
     return TextEnsemble(members), coverage, timing
 
 
