@@ -25,11 +25,15 @@ demo: install
 
 # The type check of the public modules ([tool.mypy] in pyproject.toml), the
 # whole suite under JAX (the default backend), then the model and layer
-# tests again under TensorFlow: both backends are supported.
+# tests again under TensorFlow: both backends are supported. Tests run in
+# parallel processes (pytest-xdist), one per core up to TEST_WORKERS; a bare
+# `pytest` runs them in one process.
+TEST_WORKERS ?= 4
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses $(TEST_WORKERS)
 test: install
 	$(BIN)/python -m mypy
-	$(BIN)/python -m pytest
-	KERAS_BACKEND=tensorflow $(BIN)/python -m pytest tests/layers tests/models
+	$(PYTEST)
+	KERAS_BACKEND=tensorflow $(PYTEST) tests/layers tests/models
 
 # Re-execute the notebooks in place and store them with their outputs
 # (figures, tables); tests/test_notebooks.py fails when the stored outputs

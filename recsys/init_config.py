@@ -71,7 +71,14 @@ _LABEL = (
     "click",
     "converted",
     "purchased",
+    "purchase",
     "outcome",
+    "response",
+    "participation",
+    "attrition",
+    "diagnosis",
+    "admitted",
+    "approved",
 )
 _DISPLAY = ("title", "name", "itemname", "productname")
 _ID = ("id", "idstr", "rowid", "key")
@@ -201,10 +208,14 @@ def _is_row_id(series: pd.Series) -> bool:
     return False
 
 
-def _guess(frame, name, patterns, taken, what, *, test=None):
+def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
     """`(column, note)`: by name, else by content (`test`), else a
-    placeholder that `recsys train` will name."""
-    column = _by_name(frame.columns, patterns, taken)
+    placeholder that `recsys train` will name. A column whose values are
+    not `usable` is not taken for its name alone."""
+    unusable = {
+        c for c in frame.columns if usable is not None and not usable(frame[c])
+    }
+    column = _by_name(frame.columns, patterns, set(taken) | unusable)
     if column is not None:
         return column, f"guessed from its name: the {what}"
     if test is not None:
@@ -264,7 +275,16 @@ def _ids_and_time(frame: pd.DataFrame, when: str):
     taken.add(user[0])
     item = _guess(frame, "item", _ITEM, taken, "item id")
     taken.add(item[0])
-    time = _guess(frame, "time", _TIME, taken, when, test=_is_time)
+    # A name is not enough: IBM's attrition table's `OverTime` is Yes/No.
+    time = _guess(
+        frame,
+        "time",
+        _TIME,
+        taken,
+        when,
+        test=_is_time,
+        usable=lambda column: _is_numeric(column) or _is_time(column),
+    )
     if time[0] in frame and _too_few_times(frame[time[0]]):
         distinct = frame[time[0]].nunique()
         time = (
@@ -327,6 +347,20 @@ def _task(labels: pd.Series) -> tuple[str, str]:
     return "multiclass", f"{distinct} classes"
 
 
+# Below this many rows an epoch is a handful of steps: AER's SwissLabor (872
+# rows) was still improving at epoch 20 (test AUC 0.7276, under one-hot LR's
+# 0.7328) and stopped itself at epoch 32 with a cap of 100 (0.7710).
+SMALL_TABLE_ROWS = 20_000
+
+
+def _epochs_line(rows: int) -> str:
+    if rows < SMALL_TABLE_ROWS:
+        return _line(
+            "epochs", 100, "a small table: many short epochs; early stopping"
+        )
+    return _line("epochs", 20, "early stopping picks fewer on validation")
+
+
 def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     guessed = _ids_and_time(frame, "row time")
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
@@ -345,7 +379,9 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     taken.add(display)
     task, task_note = (
-        _task(frame[label]) if label in frame else ("regression", "")
+        _task(frame[label])
+        if label in frame
+        else ("regression", 'set with the label: or "binary", "multiclass"')
     )
     row_ids = [
         c for c in frame.columns if c not in taken and _is_row_id(frame[c])
@@ -383,12 +419,16 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         _line("features", features),
         "",
         "[train]",
-        _line("epochs", 20, "early stopping picks fewer on validation"),
+        _epochs_line(len(frame)),
         _line("patience", 2),
         "",
         "[evaluate]",
         _line("split", "test", "the held-out rows of data.split"),
-        _line("baselines", baselines),
+        _line(
+            "baselines",
+            baselines,
+            "" if label in frame else 'for "binary": ["logistic_regression"]',
+        ),
     ]
     return lines
 

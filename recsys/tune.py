@@ -147,7 +147,11 @@ def search_space(config: dict) -> dict[str, Choice | Range]:
             ),
             "train.learning_rate": learning_rate,
             "train.batch_size": Choice((128, 256, 512, 1024, 2048)),
-            "train.epochs": Range(2, 30, integer=True),
+            # A cap up to 100 on a log scale: a small table's epoch is a few
+            # steps and needs many (`recsys init` writes 100 for them).
+            "train.epochs": Range(
+                2, max(100, train["epochs"]), log=True, integer=True
+            ),
         }
     # Text: the tokens matter as much as the network. Word n-grams
     # (`TextFeature.ngrams`) follow the words in the sequence, so the

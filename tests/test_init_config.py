@@ -74,6 +74,24 @@ def test_text_config_finds_the_longest_strings_and_the_label(tmp_path):
     assert "[features.body]" in text
 
 
+def test_a_small_table_gets_many_short_epochs():
+    # 1,500 rows are six steps an epoch: early stopping, not a cap of 20,
+    # should end training.
+    assert "epochs = 100 " in init_config("tabular", "c.csv", frame=_events())
+    large = init_config("tabular", "c.csv", frame=_events(rows=30_000))
+    assert "epochs = 20 " in large
+
+
+def test_a_label_it_cannot_guess_says_what_its_task_and_baseline_follow():
+    frame = pd.DataFrame(
+        {"income": np.arange(50.0), "took_part": ["no", "yes"] * 25}
+    )
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert f'label = "{PLACEHOLDER}"' in text
+    assert 'set with the label: or "binary", "multiclass"' in text
+    assert 'for "binary": ["logistic_regression"]' in text
+
+
 def test_a_column_it_cannot_guess_is_a_marked_placeholder(tmp_path, capsys):
     frame = pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
     text = init_config("two_tower", "t.csv", frame=frame)
@@ -197,3 +215,11 @@ def test_a_time_named_column_of_few_numbers_is_a_feature_not_the_time():
     assert '"Time"' in text.split("features = ")[1].splitlines()[0]
     two_tower = init_config("two_tower", "p.csv", frame=frame)
     assert "'Time' holds 5 numbers" in two_tower
+
+
+def test_a_time_named_column_of_words_is_a_feature_not_the_time():
+    # The IBM attrition table's `OverTime`: "Yes" or "No".
+    frame = _passengers().assign(OverTime=np.resize(["Yes", "No"], 300))
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert 'time = ""' in text and 'split = "random"' in text
+    assert '"OverTime"' in text.split("features = ")[1].splitlines()[0]

@@ -275,6 +275,12 @@ class TabularConfig(KindConfig):
         """The feature names the model reads, in declaration order."""
         return self.model.features or list(self.features)
 
+    def _feature_lines(self, name: str) -> str:
+        """Where the config declares feature `name`, for an error's fix."""
+        if name in self.model.features:
+            return f"[features.{name}] and '{name}' from model.features"
+        return f"[features.{name}]"
+
     @pydantic.model_validator(mode="after")
     def _check_columns(self) -> "TabularConfig":
         model, features = self.model, self.features
@@ -306,31 +312,33 @@ class TabularConfig(KindConfig):
             raise ConfigError(
                 f"model.auxiliary_target '{auxiliary}' is also a feature: the "
                 "model would read the answer of its auxiliary task. Fix: "
-                f"remove [features.{auxiliary}] or choose another target."
+                f"remove {self._feature_lines(auxiliary)} or choose another "
+                "target."
             )
         if label in reads:
             raise ConfigError(
                 f"The label column '{label}' is also a feature: the model "
-                f"would read its own answer. Fix: remove [features.{label}]."
+                "would read its own answer. Fix: remove "
+                f"{self._feature_lines(label)}."
             )
         valid = SUPPORTED_BASELINES[model.task]
+        usual = (
+            "linear_regression"
+            if model.task == "regression"
+            else "logistic_regression"
+        )
         for name in self.evaluate.baselines:
             if name not in valid:
                 raise ConfigError(
                     f"evaluate.baselines: {name!r} is not a baseline of a "
-                    f"{model.task} task. Valid: {valid}"
+                    f"{model.task} task. Valid: {valid}. Fix: baselines = "
+                    f'["{usual}"].'
                 )
             if name == "bias" and not self.data.user:
                 raise ConfigError(
                     'evaluate.baselines: "bias" learns a bias per user and '
                     'item, and this table has none (data.user = ""). Fix: '
-                    "use "
-                    + (
-                        '"linear_regression"'
-                        if model.task == "regression"
-                        else '"logistic_regression"'
-                    )
-                    + "."
+                    f'use "{usual}".'
                 )
         if model.interaction == "dcn" and model.num_cross_layers < 1:
             raise ConfigError(

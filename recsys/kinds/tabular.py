@@ -102,11 +102,17 @@ def check_label(frame, config):
             'convert it to 0/1, or set model.task = "multiclass".'
         )
     if task == "regression" and not numeric:
+        classes = sorted(values.unique().tolist())
+        fix = (
+            'set model.task = "binary" (the later value, '
+            f"{classes[1]!r}, is the positive class)"
+            if len(classes) == 2
+            else 'convert it, or set model.task = "multiclass"'
+        )
         raise ValueError(
             f"Label column '{label}' must be numeric for a {task} task. "
-            f"Received dtype {values.dtype}, e.g. "
-            f"{values.iloc[:3].tolist()}. Fix: convert it, or set "
-            'model.task = "multiclass".'
+            f"Received dtype {values.dtype} with {len(classes)} distinct "
+            f"values, e.g. {classes[:5]}. Fix: {fix}."
         )
 
 

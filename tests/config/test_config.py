@@ -281,8 +281,24 @@ def test_unknown_section_of_a_dict_config():
 def test_checks_across_sections_run_after_the_types():
     with pytest.raises(ConfigError, match="must include the item column"):
         load_config(DEFAULT, ["model.candidate_features=['genres']"])
-    with pytest.raises(ConfigError, match="not a baseline of a regression"):
+    with pytest.raises(
+        ConfigError,
+        match=r'regression.*Fix: baselines = \["linear_regression"\]',
+    ):
         load_config(KIND_FILES["tabular"], ["evaluate.baselines=['x']"])
+
+
+def test_a_label_read_as_a_feature_names_every_line_to_remove():
+    tabular = KIND_FILES["tabular"]
+    only_table = r"Fix: remove \[features.rating\]\.$"
+    with pytest.raises(ConfigError, match=only_table):
+        load_config(tabular, ["features.rating={kind='numeric'}"])
+    listed = ["features.rating={kind='numeric'}", "model.features=['rating']"]
+    with pytest.raises(
+        ConfigError,
+        match=r"remove \[features.rating\] and 'rating' from model.features",
+    ):
+        load_config(tabular, listed)
 
 
 def test_config_package_does_not_import_keras():

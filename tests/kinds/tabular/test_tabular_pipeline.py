@@ -122,6 +122,12 @@ def test_text_label_of_a_regression_is_refused(small_frame, tmp_path):
     config = _config(RATING, 'data.label="title"', 'model.features=["userId"]')
     with pytest.raises(ValueError, match="must be numeric for a regression"):
         train(config, str(tmp_path / "b"), frame=small_frame)
+    # Two text values: the fix is the binary task, naming its positive class.
+    frame = small_frame.assign(title=np.where(small_frame.rating > 3, "y", "n"))
+    with pytest.raises(
+        ValueError, match="2 distinct values.*model.task = \"binary\".*'y'"
+    ):
+        train(config, str(tmp_path / "b"), frame=frame)
 
 
 @pytest.mark.parametrize(
