@@ -143,6 +143,7 @@ def cmd_tune(args):
         "metric": result.metric,
         "best_params": result.best_params,
         "validation": result.best_value,
+        "kept_config": result.kept_config,
         "test": result.test_metrics,
         "best_config": os.path.join(output, "best.toml"),
         "bundle": result.bundle.path,
@@ -157,6 +158,11 @@ def cmd_tune(args):
         f"\nbest validation {result.metric}: {result.best_value:.4f} with "
         + ", ".join(f"{k} = {v}" for k, v in result.best_params.items())
     )
+    if result.kept_config:
+        print(
+            "(the config's own settings: no trial beat them by more than "
+            "one standard error)"
+        )
     print(
         "\n"
         + get_kind(config["model"]["kind"]).summary(

@@ -14,9 +14,11 @@ from recsys.kinds.two_tower import TwoTowerKind
 from recsys.tune import Choice
 from recsys.tune import OutOfTime
 from recsys.tune import Range
+from recsys.tune import _chosen_trial
 from recsys.tune import _report
 from recsys.tune import _score
 from recsys.tune import maturing_pruner
+from recsys.tune import standard_error
 from recsys.tune import tune
 
 # 1e-6 cannot learn the label in a few epochs: the planted bad setting.
@@ -297,3 +299,49 @@ def test_the_time_budget_stops_a_running_trial_once_another_has_finished():
         _report(study.ask(), "hr@5_filtered", 2, {"hr@5_filtered": 0.5}, past)
     future = time.monotonic() + 60
     _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.5}, future)
+
+
+def test_standard_error_of_auc_and_hit_rate_matches_a_simulation():
+    from sklearn.metrics import roc_auc_score
+
+    # Scores of 100 positives and 100 negatives at AUC 0.9 (binormal: the
+    # positives' mean 1.8 standard deviations higher), drawn 2,000 times.
+    rng = np.random.default_rng(0)
+    labels = np.r_[np.ones(100), np.zeros(100)]
+    aucs = [
+        roc_auc_score(labels, rng.normal(labels * 1.8125, 1.0))
+        for _ in range(2000)
+    ]
+    simulated = float(np.std(aucs))
+    formula = standard_error("auc", float(np.mean(aucs)), 200)
+    assert formula == pytest.approx(simulated, rel=0.1)
+    hits = rng.random((2000, 500)) < 0.3
+    assert standard_error("hr@10", 0.3, 500) == pytest.approx(
+        float(hits.mean(axis=1).std()), rel=0.1
+    )
+    # No closed form, or nothing to count: no margin.
+    assert standard_error("rmse", 0.9, 500) == 0.0
+    assert standard_error("auc", 0.9, None) == 0.0
+
+
+@pytest.mark.parametrize(
+    "values, chosen",
+    [
+        ((0.748, 0.750, 0.700), 0),  # within one standard error: the config
+        ((0.748, 0.850, 0.700), 1),  # far above it: the best trial
+        ((0.748, 0.700, 0.650), 0),  # the config is the best anyway
+    ],
+)
+def test_the_config_stays_unless_a_trial_beats_it_by_a_standard_error(
+    values, chosen
+):
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 0}, user_attrs={"config": True})
+
+    def objective(trial):
+        trial.suggest_int("x", 0, 10)
+        trial.set_user_attr("examples", 140)  # SwissLabor's carve
+        return values[trial.number]
+
+    study.optimize(objective, n_trials=len(values))
+    assert _chosen_trial(study, "auc").number == chosen

@@ -97,6 +97,19 @@ def test_search_space_holds_the_settings_that_matter(xor_table):
     assert config["model"]["hidden_units"] in space["model.hidden_units"].values
 
 
+def test_batch_sizes_leave_an_epoch_enough_steps(xor_table):
+    config = _config(xor_table)
+    own = config["train"]["batch_size"]
+    sizes = {
+        rows: search_space(config, rows)["train.batch_size"].values
+        for rows in (872, 8_000, 1_000_000)
+    }
+    # A tiny table: the smallest size, and the config's own (trial 0).
+    assert sizes[872] == tuple(sorted({32, own}))
+    assert max(b for b in sizes[8_000] if b != own) <= 8_000 // 16
+    assert min(b for b in sizes[1_000_000] if b != own) >= 1_000_000 // 8192
+
+
 def test_tune_finds_the_planted_cross_and_beats_one_hot_lr(xor_table, tmp_path):
     space = {"model.interaction": Choice(("mlp", "dcn"))}
     result = tune(
