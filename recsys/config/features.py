@@ -153,3 +153,13 @@ def features_field() -> Any:
             "and that kind's options (recsys.features.specs)."
         ),
     )
+
+
+def missing_feature_table(key: str, name: str, declared) -> ConfigError:
+    """The error of a config key naming a feature without its table."""
+    return ConfigError(
+        f"{key} names '{name}', which has no [features.{name}] table. "
+        f"Declared features: {sorted(declared)}. Fix: add it, e.g. "
+        f'[features.{name}] with kind = "categorical" (ids, categories) or '
+        '"numeric" (recsys config-schema lists the kinds).'
+    )

@@ -20,6 +20,7 @@ from recsys.config.common import Split
 from recsys.config.common import resolved_split
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
+from recsys.config.features import missing_feature_table
 from recsys.errors import ConfigError
 
 Task = Literal["regression", "binary", "multiclass"]
@@ -290,11 +291,7 @@ class TabularConfig(KindConfig):
             )
         for name in model.features:
             if name not in features:
-                raise ConfigError(
-                    f"model.features names '{name}', which has no "
-                    f"[features.{name}] table. Declared features: "
-                    f"{sorted(features)}"
-                )
+                raise missing_feature_table("model.features", name, features)
         label, item = self.data.label, self.data.item
         reads = self.model_features()
         if model.history_length and (

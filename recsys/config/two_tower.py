@@ -21,6 +21,7 @@ from recsys.config.common import Split
 from recsys.config.common import check_baseline_names
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
+from recsys.config.features import missing_feature_table
 from recsys.errors import ConfigError
 
 
@@ -349,10 +350,8 @@ class TwoTowerConfig(KindConfig):
         for side in ("query_features", "candidate_features"):
             for name in getattr(model, side):
                 if name not in self.features:
-                    raise ConfigError(
-                        f"model.{side} names '{name}', which has no "
-                        f"[features.{name}] table. Declared features: "
-                        f"{sorted(self.features)}"
+                    raise missing_feature_table(
+                        f"model.{side}", name, self.features
                     )
         if item not in model.candidate_features:
             raise ConfigError(

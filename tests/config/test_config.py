@@ -301,6 +301,17 @@ def test_a_label_read_as_a_feature_names_every_line_to_remove():
         load_config(tabular, listed)
 
 
+def test_a_feature_without_its_table_says_how_to_declare_it():
+    with pytest.raises(
+        ConfigError,
+        match=r"'age', which has no \[features.age\] table.*Fix: add it, "
+        r"e.g. \[features.age\] with kind = \"categorical\"",
+    ):
+        load_config(DEFAULT, ["model.query_features=['userId', 'age']"])
+    with pytest.raises(ConfigError, match=r"model.features names 'age'.*Fix"):
+        load_config(KIND_FILES["tabular"], ["model.features=['age']"])
+
+
 def test_config_package_does_not_import_keras():
     code = (
         "import sys, recsys.config; "
