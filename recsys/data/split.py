@@ -353,11 +353,48 @@ def suffix_split(
     ```
     """
     if id_column:
-        ids = frame[id_column].astype(str)
+        ids = _id_digits(frame[id_column], id_column)
     else:
         ids = pd.Series(frame.index.astype(str), index=frame.index)
     held = ids.str.endswith(tuple(suffixes)).to_numpy()
     return frame[~held], frame[held]
+
+
+# Integers above this lose digits as float64.
+EXACT_FLOAT_INTEGERS = 2**53
+
+
+def _id_digits(ids: pd.Series, column: str) -> pd.Series:
+    """Ids as the text whose last characters `suffix_split` reads.
+
+    Whole numbers stored as floats (a CSV id column with a blank cell is
+    read as float64: `6971079756.0`, `8.15973752785793e+17`) are written as
+    the integers they are; beyond 2**53 a float has lost the last digits,
+    which the split reads, so it refuses them.
+    """
+    if not pd.api.types.is_float_dtype(ids):
+        return ids.astype(str)
+    missing = ids.isna().to_numpy()
+    if missing.any():
+        raise ValueError(
+            f"Id column '{column}' has {int(missing.sum())} missing values "
+            f"(rows {ids.index[missing][:3].tolist()}): a row without an id "
+            "has no suffix to split by. Fix: drop those rows, or set "
+            'data.split = "random".'
+        )
+    values = ids.to_numpy()
+    inexact = (values != np.floor(values)) | (
+        np.abs(values) >= EXACT_FLOAT_INTEGERS
+    )
+    if inexact.any():
+        raise ValueError(
+            f"Id column '{column}' was read as floating-point numbers (e.g. "
+            f"{values[inexact][:1].tolist()}): their last digits, which the "
+            "split reads, are lost or not digits. Fix: store the ids as text "
+            "(quoted in the CSV, or a string column), or set data.split = "
+            '"random".'
+        )
+    return pd.Series(values.astype(np.int64).astype(str), index=ids.index)
 
 
 def evaluation_split(

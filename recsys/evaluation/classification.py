@@ -74,7 +74,9 @@ def roc_auc(labels: ArrayLike, probabilities: ArrayLike) -> float:
 
     Two classes are ranked by the unclipped positive-class probability
     (clipping would tie saturated scores); more classes by the clipped,
-    renormalized rows scikit-learn requires to sum to 1.
+    renormalized rows, each class present in `labels` against the rest
+    (a class absent from them has no AUC: it is left out of the average,
+    where scikit-learn's would be NaN). NaN when `labels` hold one class.
 
     Args:
         labels: int array `(n,)` of class indices.
@@ -83,18 +85,16 @@ def roc_auc(labels: ArrayLike, probabilities: ArrayLike) -> float:
     Returns:
         float.
     """
+    labels = np.asarray(labels)
     probabilities = class_probabilities(probabilities)
-    num_classes = probabilities.shape[1]
-    if num_classes == 2:
+    present = np.unique(labels)
+    if len(present) < 2:
+        return float("nan")
+    if probabilities.shape[1] == 2:
         return float(roc_auc_score(labels, probabilities[:, 1]))
+    clipped = clipped_probabilities(probabilities)
     return float(
-        roc_auc_score(
-            labels,
-            clipped_probabilities(probabilities),
-            multi_class="ovr",
-            average="macro",
-            labels=np.arange(num_classes),
-        )
+        np.mean([roc_auc_score(labels == c, clipped[:, c]) for c in present])
     )
 
 

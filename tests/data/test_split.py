@@ -40,6 +40,27 @@ def test_suffix_split_holds_out_ids_ending_in_a_suffix():
     assert held.index.tolist() == [4, 2, 0]
 
 
+def test_suffix_split_reads_whole_float_ids_as_integers_and_refuses_lost_digits(
+    tmp_path,
+):
+    # A CSV id column with a blank cell is read as float64: 6971079756.0.
+    path = tmp_path / "t.csv"
+    path.write_text("id,x\n6971079756,1\n6312794445,2\n,3\n")
+    frame = pd.read_csv(path)
+    with pytest.raises(
+        ValueError, match=r"'id' has 1 missing values \(rows \[2\]"
+    ):
+        suffix_split(frame, ["5"], id_column="id")
+    kept, held = suffix_split(frame.dropna(), ["5"], id_column="id")
+    assert held["x"].tolist() == [2] and kept["x"].tolist() == [1]
+    # Tweet ids beyond 2**53 have lost their last digits as floats.
+    frame = pd.DataFrame({"id": [815973752785793024.0, 10.0]})
+    with pytest.raises(ValueError, match="store the ids as text"):
+        suffix_split(frame, ["0"], id_column="id")
+    with pytest.raises(ValueError, match=r"e.g. \[10.5\]"):
+        suffix_split(pd.DataFrame({"id": [10.5]}), ["5"], id_column="id")
+
+
 def test_suffix_split_reads_the_index_without_an_id_column():
     frame = pd.DataFrame({"x": range(12)})
     kept, held = suffix_split(frame, ["1"])

@@ -83,3 +83,25 @@ def test_regression_metrics_by_hand():
 def test_unknown_task_is_refused():
     with pytest.raises(ValueError, match="`task` must be one of"):
         task_metrics("ranking", [1], [1])
+
+
+def test_multiclass_auc_averages_the_classes_present():
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(0)
+    probabilities = rng.dirichlet(np.ones(4), size=60)
+    labels = rng.integers(0, 4, 60)
+    # Every class present: scikit-learn's one-vs-rest macro average.
+    expected = roc_auc_score(labels, probabilities, multi_class="ovr")
+    assert roc_auc(labels, probabilities) == pytest.approx(expected)
+    # Class 3 absent from the labels (a small test split of a skewed label):
+    # the average of the three others, not NaN.
+    seen = labels % 3
+    expected = np.mean(
+        [
+            roc_auc_score(seen == c, probabilities[:, c] / probabilities.sum(1))
+            for c in range(3)
+        ]
+    )
+    assert roc_auc(seen, probabilities) == pytest.approx(expected)
+    assert math.isnan(roc_auc([1, 1], [[0.2, 0.5, 0.3], [0.1, 0.1, 0.8]]))
