@@ -427,7 +427,9 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         _line(
             "baselines",
             baselines,
-            "" if label in frame else 'for "binary": ["logistic_regression"]',
+            ""
+            if label in frame
+            else 'for "binary", "multiclass": ["logistic_regression"]',
         ),
     ]
     return lines
