@@ -381,7 +381,10 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     task, task_note = (
         _task(frame[label])
         if label in frame
-        else ("regression", 'set with the label: or "binary", "multiclass"')
+        else (
+            "regression",
+            'with the label: "regression", "binary" or "multiclass"',
+        )
     )
     row_ids = [
         c for c in frame.columns if c not in taken and _is_row_id(frame[c])

@@ -88,7 +88,7 @@ def test_a_label_it_cannot_guess_says_what_its_task_and_baseline_follow():
     )
     text = init_config("tabular", "p.csv", frame=frame)
     assert f'label = "{PLACEHOLDER}"' in text
-    assert 'set with the label: or "binary", "multiclass"' in text
+    assert 'with the label: "regression", "binary" or "multiclass"' in text
     assert 'for "binary", "multiclass": ["logistic_regression"]' in text
 
 

@@ -102,7 +102,7 @@ def check_label(frame, config):
             'convert it to 0/1, or set model.task = "multiclass".'
         )
     if task == "regression" and not numeric:
-        classes = sorted(values.unique().tolist())
+        classes = sorted(values.astype(str).unique().tolist())
         fix = (
             'set model.task = "binary" (the later value, '
             f"{classes[1]!r}, is the positive class)"
