@@ -212,9 +212,11 @@ def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
     """`(column, note)`: by name, else by content (`test`), else a
     placeholder that `recsys train` will name. A column whose values are
     not `usable` is not taken for its name alone."""
-    unusable = {
-        c for c in frame.columns if usable is not None and not usable(frame[c])
-    }
+    unusable = (
+        set()
+        if usable is None
+        else {c for c in frame.columns if not usable(frame[c])}
+    )
     column = _by_name(frame.columns, patterns, set(taken) | unusable)
     if column is not None:
         return column, f"guessed from its name: the {what}"

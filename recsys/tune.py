@@ -362,7 +362,14 @@ def _chosen_trial(study, metric):
     tested at 0.63 against the config's 0.77.
     """
     best = study.best_trial
-    first = next((t for t in study.trials if t.user_attrs.get("config")), None)
+    first = next(
+        (
+            t
+            for t in study.get_trials(deepcopy=False)
+            if t.user_attrs.get("config")
+        ),
+        None,
+    )
     if first is None or first.value is None or first.number == best.number:
         return best
     margin = standard_error(

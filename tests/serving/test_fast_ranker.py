@@ -153,6 +153,17 @@ def _pairs(ranker):
     return np.asarray(user_ids, dtype=object), np.asarray(item_ids)
 
 
+def _assert_scores_as(scorer, expected, ranker, tolerance=1e-5):
+    """`scorer` scores `_pairs(ranker)` as `expected` does."""
+    users, items = _pairs(ranker)
+    np.testing.assert_allclose(
+        scorer.score_pairs(users, items),
+        expected.score_pairs(users, items),
+        rtol=tolerance,
+        atol=tolerance,
+    )
+
+
 def test_pair_encoder_equals_the_bundles_pair_frame(ranker_bundle):
     ranker = ranker_bundle
     users, items = _pairs(ranker)
@@ -190,13 +201,7 @@ def test_pair_encoder_gives_the_history_input(ranker_bundle):
 def test_served_scores_equal_the_bundles(ranker_bundle, fast, kind):
     reranker = Reranker(ranker_bundle, fast=fast)
     assert reranker.kind == kind
-    users, items = _pairs(ranker_bundle)
-    np.testing.assert_allclose(
-        reranker._scorer.score_pairs(users, items),
-        ranker_bundle.score_pairs(users, items),
-        rtol=1e-5,
-        atol=1e-5,
-    )
+    _assert_scores_as(reranker._scorer, ranker_bundle, ranker_bundle)
 
 
 def _blas_threads():

@@ -2,7 +2,6 @@
 
 import os
 
-import numpy as np
 import pytest
 
 from recsys.serving.reranker import Reranker
@@ -10,7 +9,7 @@ from recsys.serving.service import RetrievalService
 from recsys.serving.shared_model import UNSUPPORTED
 from recsys.serving.shared_ranker import SharedRanker
 from recsys.storage.files import BundleError
-from tests.serving.test_fast_ranker import _pairs
+from tests.serving.test_fast_ranker import _assert_scores_as
 from tests.serving.test_rerank_batching import _assert_same
 from tests.serving.test_rerank_batching import _queries
 
@@ -42,12 +41,8 @@ def test_workers_rerank_as_a_single_server_without_keras(
     assert worker._scorer.encoder is shared.encoder  # built before forking
     table = worker.numpy_ranker.embedded[0][1]
     assert not table.flags.writeable  # a view of the shared memory
-    users, items = _pairs(ranker_bundle)
-    np.testing.assert_allclose(
-        worker._scorer.score_pairs(users, items),
-        single._scorer.score_pairs(users, items),
-        rtol=1e-6,
-        atol=1e-6,
+    _assert_scores_as(
+        worker._scorer, single._scorer, ranker_bundle, tolerance=1e-6
     )
     queries = _queries(trained_bundle[0])
     found = worker.retrieve_many(service, queries)
@@ -65,13 +60,7 @@ def test_an_unsupported_model_makes_the_worker_load_keras(ranker_bundle):
     shared.shared._set_state(UNSUPPORTED)  # what the helper writes then
     worker = shared.reranker()
     assert shared.bundle._model is not None  # loaded from the checked bytes
-    users, items = _pairs(ranker_bundle)
-    np.testing.assert_allclose(
-        worker._scorer.score_pairs(users, items),
-        ranker_bundle.score_pairs(users, items),
-        rtol=1e-5,
-        atol=1e-5,
-    )
+    _assert_scores_as(worker._scorer, ranker_bundle, ranker_bundle)
 
 
 def test_a_bundle_that_cannot_rerank_is_refused(trained_bundle, tmp_path):
