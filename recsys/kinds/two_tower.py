@@ -448,6 +448,9 @@ class TwoTowerKind(ModelKind):
         metrics["split"] = split_record(
             split_rule(config["data"]), prepared.train, prepared.test
         )
+        metrics["split"]["repeat_share"] = repeat_share(
+            prepared.train, prepared.test, config["data"]
+        )
         metrics["train"] = fitted.timing
         metrics["index"] = {
             "kind": index.kind,
@@ -490,6 +493,39 @@ class TwoTowerKind(ModelKind):
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
         return self.rescore(bundle, frame)
+
+
+# From this share of held-out rows repeating a training pair, the summary
+# says which metrics to read.
+REPEATS_NOTED = 0.2
+
+
+def repeat_share(train: pd.DataFrame, test: pd.DataFrame, data: dict) -> float:
+    """The share of held-out rows whose (user, item) pair occurs in `train`.
+
+    The filtered metrics rank such an item among the items its user has not
+    seen; on a table of repeat purchases, plays or trips that flatters them.
+    """
+    if not len(test):
+        return 0.0
+    columns = [data["user"], data["item"]]
+    seen = pd.MultiIndex.from_frame(train[columns].drop_duplicates())
+    held = pd.MultiIndex.from_frame(test[columns])
+    return float(np.mean(seen.get_indexer(held) >= 0))
+
+
+def _repeats_note(metrics: dict) -> list[str]:
+    share = metrics.get("split", {}).get("repeat_share", 0.0)
+    if share < REPEATS_NOTED:
+        return []
+    return [
+        f"note: {share:.0%} of the held-out rows repeat an item their user "
+        "had in training (repeat\nconsumption). The filtered metrics rank "
+        "those among the user's unseen items:\nread the unfiltered ones, and "
+        "recommend with seen items kept (--include-seen,\n"
+        "exclude_seen=False).",
+        "",
+    ]
 
 
 def _tuned(metrics: dict) -> str:
@@ -563,7 +599,8 @@ def summary(metrics: dict, config: dict) -> str:
             header,
         ]
         lines += [row(name, name.removesuffix("_filtered")) for name in ranking]
-    lines += [""] + _baseline_notes(metrics.get("baselines", {}))
+    lines += [""] + _repeats_note(metrics)
+    lines += _baseline_notes(metrics.get("baselines", {}))
     lines += [
         f"training: {train['seconds']:.1f} s, "
         f"{train['examples_per_second']:,.0f} examples/s "

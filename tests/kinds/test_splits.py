@@ -77,7 +77,16 @@ def test_retrieval_trains_on_a_global_split(tmp_path, overrides, expected):
     )
     parsed = frame.assign(timestamp=pd.to_datetime(frame["timestamp"]))
     train_rows, test_rows = split_table(parsed, split_rule(config["data"]))
-    assert metrics["split"] == {
+    split = dict(metrics["split"])
+    # The share of test rows repeating a training (user, item) pair.
+    data = config["data"]
+    columns = [data["user"], data["item"]]
+    pairs = set(train_rows[columns].itertuples(index=False, name=None))
+    held = list(test_rows[columns].itertuples(index=False, name=None))
+    assert split.pop("repeat_share") == pytest.approx(
+        sum(pair in pairs for pair in held) / len(held)
+    )
+    assert split == {
         **expected,
         "train_rows": len(train_rows),
         "held_out_rows": len(test_rows),
