@@ -235,6 +235,10 @@ class NumericFeature(FeatureSpec):
         _check_choice("transform", self.transform, SUPPORTED_TRANSFORMS)
 
 
+# The longest token sequence a text feature keeps.
+MAX_SEQUENCE_LENGTH = 10_000
+
+
 @dataclasses.dataclass
 class TextFeature(CategoricalFeature):
     """A text column as a fixed-length sequence of token ids.
@@ -257,7 +261,8 @@ class TextFeature(CategoricalFeature):
     most frequent first), so `sequence_length` must hold them.
 
     Attributes:
-        sequence_length: int. Tokens kept per text. Defaults to `40`.
+        sequence_length: int. Tokens kept per text (at most 10,000).
+            Defaults to `40`.
         max_tokens: int or None. Vocabulary size cap. Defaults to `20000`.
         ngrams: int. Word n-grams appended up to this length (`1` = words
             only). Defaults to `1`.
@@ -290,6 +295,13 @@ class TextFeature(CategoricalFeature):
     def __post_init__(self) -> None:
         super().__post_init__()
         _check_positive("sequence_length", self.sequence_length)
+        if self.sequence_length > MAX_SEQUENCE_LENGTH:
+            # Every text is an int32 row of this length, in memory at once.
+            raise ValueError(
+                f"Feature '{self.name}': `sequence_length` must be at most "
+                f"{MAX_SEQUENCE_LENGTH:,} tokens. "
+                f"Received: sequence_length={self.sequence_length}"
+            )
         _check_positive("ngrams", self.ngrams)
         if self.char_ngrams is not None:
             bounds = self.char_ngrams

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 
@@ -879,6 +880,37 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 1
+    except Exception as error:
+        allocation = out_of_memory(error)
+        if allocation is None:
+            raise
+        print(
+            f"recsys {args.command}: error: out of memory ({allocation}). "
+            "Fix: lower the sizes the config sets (model.embedding_dim, "
+            "hidden_units, num_cross_layers, history_length, a text "
+            "feature's sequence_length) or train.batch_size.",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def out_of_memory(error):
+    """What failed to allocate, if `error` is an out-of-memory error.
+
+    Python's `MemoryError` (numpy), and the backends' runtime errors
+    (JAX's `Out of memory allocating N bytes`, TensorFlow's
+    `RESOURCE_EXHAUSTED`), whose text repeats a dispatch line per frame.
+
+    Returns:
+        str or None. The allocation's description, or None for another
+        error.
+    """
+    if isinstance(error, MemoryError):
+        return str(error) or "MemoryError"
+    found = re.search(
+        r"(Out of memory[^.:\n]*|RESOURCE_EXHAUSTED:[^.\n]*)", str(error)
+    )
+    return found.group(1).strip() if found else None
 
 
 def error_message(error):

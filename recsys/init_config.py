@@ -15,9 +15,9 @@ import re
 
 import pandas as pd
 
+from recsys.config.common import PLACEHOLDER
 from recsys.data.split import COLUMN_VALUES
 
-PLACEHOLDER = "SET_ME"
 # A numeric column named like a time with fewer values is no time.
 MIN_TIMES = 50
 

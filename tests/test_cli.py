@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from recsys.cli import main
+from recsys.cli import out_of_memory
 
 
 def _recsys(*args):
@@ -270,3 +271,33 @@ def test_python_m_recsys_runs_the_cli():
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == f"recsys {__version__}"
+
+
+def test_out_of_memory_errors_say_what_failed_to_allocate():
+    jax_like = RuntimeError(
+        "INTERNAL: Error dispatching computation: " * 3
+        + "Out of memory allocating 640003200004 bytes."
+    )
+    assert out_of_memory(jax_like) == (
+        "Out of memory allocating 640003200004 bytes"
+    )
+    tf_like = RuntimeError(
+        "{{function_node __wrapped}} RESOURCE_EXHAUSTED: OOM when allocating "
+        "tensor with shape[400000,400000]"
+    )
+    assert out_of_memory(tf_like).startswith("RESOURCE_EXHAUSTED: OOM when")
+    assert out_of_memory(MemoryError()) == "MemoryError"
+    assert out_of_memory(RuntimeError("shapes do not match")) is None
+
+
+def test_the_cli_answers_an_allocation_failure_in_one_line(monkeypatch, capsys):
+    def run(args):
+        raise MemoryError("Unable to allocate 29.0 TiB for an array")
+
+    monkeypatch.setattr("recsys.cli.cmd_init", run)  # read by main's parser
+    assert main(["init", "two_tower", "--data", "x.csv"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(
+        "recsys init: error: out of memory (Unable to allocate 29.0 TiB"
+    )
+    assert "model.embedding_dim" in err and "Traceback" not in err

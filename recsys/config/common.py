@@ -80,9 +80,46 @@ def test_fraction_field() -> Any:
     )
 
 
+# What `recsys init` writes for a column it could not guess.
+PLACEHOLDER = "SET_ME"
+
+
+def placeholder_error(key: str) -> ConfigError:
+    """The error of a config key still holding `PLACEHOLDER`."""
+    return ConfigError(
+        f"{key} still holds recsys init's placeholder '{PLACEHOLDER}': init "
+        "could not guess that column. Fix: rerun `recsys init KIND --data "
+        "FILE` naming the columns (--user COLUMN --item COLUMN, --time, "
+        "--label or --text), which writes the feature tables too; or set "
+        f"{key} and add the feature tables by hand."
+    )
+
+
+# A seed is an unsigned 32-bit number (numpy's and Keras' generators).
+MAX_SEED = 2**32 - 1
+# The longest history a query reads: a row's history is an int32 row of
+# this length, so 100,000 rows at 1,000 take 400 MB.
+MAX_HISTORY = 1000
+
+
 def split_seed_field() -> Any:
     """`data.split_seed`."""
-    return Field(default=0, description='The seed of data.split = "random".')
+    return Field(
+        default=0,
+        ge=0,
+        le=MAX_SEED,
+        description='The seed of data.split = "random".',
+    )
+
+
+def seed_field() -> Any:
+    """`train.seed`."""
+    return Field(
+        default=0,
+        ge=0,
+        le=MAX_SEED,
+        description="Random seed of the whole run (0 to 2**32 - 1).",
+    )
 
 
 def split_column_field() -> Any:
@@ -96,6 +133,16 @@ def split_column_field() -> Any:
             "carve is a random data.test_fraction of the training rows."
         ),
     )
+
+
+def check_distinct(key: str, names: list[str]) -> None:
+    """A list of feature names names each feature once."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(
+            f"{key} names {repeated} more than once. Fix: list each feature "
+            "once."
+        )
 
 
 def check_split_column(split: str, split_column: str) -> None:
@@ -160,6 +207,18 @@ class InteractionsData(Section):
 
     @pydantic.model_validator(mode="after")
     def _check_split_keys(self) -> "InteractionsData":
+        roles = {"user": self.user, "item": self.item, "time": self.time}
+        for role, column in roles.items():
+            if column == PLACEHOLDER:
+                raise placeholder_error(f"data.{role}")
+        for role, column in roles.items():
+            others = [r for r, c in roles.items() if r != role and c == column]
+            if column and others:
+                raise ValueError(
+                    f"data.{role} and data.{others[0]} both name the column "
+                    f"{column!r}; each needs its own. Fix: set the one that "
+                    "is wrong to its column."
+                )
         check_split_column(self.split, self.split_column)
         split = resolved_split(self.split, getattr(self, "path", ""))
         if self.split_cutoff != "" and split != "time":

@@ -19,6 +19,8 @@ from typing import Any
 
 import pydantic
 
+from recsys.config.common import PLACEHOLDER
+from recsys.config.common import placeholder_error
 from recsys.errors import ConfigError
 from recsys.features.specs import FEATURE_KINDS
 from recsys.features.specs import feature_from_config
@@ -157,14 +159,8 @@ def features_field() -> Any:
 
 def missing_feature_table(key: str, name: str, declared) -> ConfigError:
     """The error of a config key naming a feature without its table."""
-    if name == "SET_ME":  # `recsys.init_config.PLACEHOLDER`
-        return ConfigError(
-            f"{key} still holds recsys init's placeholder 'SET_ME': init "
-            "could not guess a column. Fix: rerun `recsys init KIND --data "
-            "FILE` naming the columns (--user COLUMN --item COLUMN, or "
-            "--label, --text), which writes the feature tables too; or name "
-            "the feature and add its [features.<column>] table by hand."
-        )
+    if name == PLACEHOLDER:
+        return placeholder_error(key)
     return ConfigError(
         f"{key} names '{name}', which has no [features.{name}] table. "
         f"Declared features: {sorted(declared)}. Fix: add it, e.g. "

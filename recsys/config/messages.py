@@ -102,7 +102,10 @@ def _message(error: ErrorDetails, config: dict, model: type[BaseModel]) -> str:
     """One error as a sentence (every error type a config can have)."""
     kind, loc, received = error["type"], error["loc"], error["input"]
     cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, ConfigError):
+    if isinstance(cause, ConfigError) or (
+        kind == "value_error" and isinstance(cause, ValueError)
+    ):
+        # A validator of ours: its message names the keys and the fix.
         return str(cause)
     item = bool(loc) and isinstance(loc[-1], int)
     key_loc = loc[:-1] if item else loc

@@ -11,13 +11,18 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
+from recsys.config.common import MAX_HISTORY
+from recsys.config.common import PLACEHOLDER
 from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
 from recsys.config.common import Optimizer
 from recsys.config.common import Section
 from recsys.config.common import Split
+from recsys.config.common import check_distinct
+from recsys.config.common import placeholder_error
 from recsys.config.common import resolved_split
+from recsys.config.common import seed_field
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
@@ -76,6 +81,8 @@ class TabularData(InteractionsData):
 
     @pydantic.model_validator(mode="after")
     def _check_ids(self) -> "TabularData":
+        if self.label == PLACEHOLDER:
+            raise placeholder_error("data.label")
         if bool(self.user) != bool(self.item):
             raise ValueError(
                 f"data.user and data.item are both set or both empty (a "
@@ -121,9 +128,11 @@ class TabularModelSection(Section):
     history_length: int = Field(
         default=0,
         ge=0,
+        le=MAX_HISTORY,
         description=(
             "Also read the user's latest positive items before each row (0 "
-            "for none); needs the item column as a categorical feature."
+            "for none, at most 1,000); needs the item column as a "
+            "categorical feature."
         ),
     )
     interaction: Interaction = Field(
@@ -213,7 +222,7 @@ class TabularTrain(Section):
     learning_rate: Number = Field(
         default=0.001, gt=0, description="Learning rate."
     )
-    seed: int = Field(default=0, description="Random seed of the whole run.")
+    seed: int = seed_field()
     sparse_updates: bool = Field(
         default=True,
         description=(
@@ -289,6 +298,7 @@ class TabularConfig(KindConfig):
             raise ConfigError(
                 "A tabular model needs at least one [features.<column>] table."
             )
+        check_distinct("model.features", model.features)
         for name in model.features:
             if name not in features:
                 raise missing_feature_table("model.features", name, features)

@@ -10,6 +10,7 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
+from recsys.config.common import PLACEHOLDER
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
 from recsys.config.common import Optimizer
@@ -17,6 +18,8 @@ from recsys.config.common import Section
 from recsys.config.common import Split
 from recsys.config.common import check_baseline_names
 from recsys.config.common import check_split_column
+from recsys.config.common import placeholder_error
+from recsys.config.common import seed_field
 from recsys.config.common import split_column_field
 from recsys.config.common import split_seed_field
 from recsys.config.common import test_fraction_field
@@ -102,6 +105,18 @@ class TextData(Section):
 
     @pydantic.model_validator(mode="after")
     def _check_disjoint(self) -> "TextData":
+        for key, column in (
+            ("data.text", self.text),
+            ("data.label", self.label),
+        ):
+            if column == PLACEHOLDER:
+                raise placeholder_error(key)
+        if self.label == self.text:
+            raise ConfigError(
+                f"data.label and data.text both name the column "
+                f"{self.text!r}: the model would classify texts by their own "
+                "words as labels. Fix: set data.label to the class column."
+            )
         check_split_column(self.split, self.split_column)
         if set(self.test_suffixes) & set(self.validation_suffixes):
             raise ConfigError(
@@ -209,7 +224,7 @@ class TextTrain(Section):
     learning_rate: Number = Field(
         default=0.001, gt=0, description="Learning rate."
     )
-    seed: int = Field(default=0, description="Random seed of the whole run.")
+    seed: int = seed_field()
     sparse_updates: bool = Field(
         default=True,
         description=(

@@ -10,6 +10,7 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
+from recsys.config.common import MAX_HISTORY
 from recsys.config.common import Distribution
 from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
@@ -19,6 +20,8 @@ from recsys.config.common import Precision
 from recsys.config.common import Section
 from recsys.config.common import Split
 from recsys.config.common import check_baseline_names
+from recsys.config.common import check_distinct
+from recsys.config.common import seed_field
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
@@ -76,9 +79,11 @@ class TwoTowerModel(Section):
     history_length: int = Field(
         default=10,
         ge=0,
+        le=MAX_HISTORY,
         description=(
             "The query tower also pools the user's latest items, up to this "
-            "many (0 for none); needs a [features.<item>] table."
+            "many (0 for none, at most 1,000); needs a [features.<item>] "
+            "table."
         ),
     )
     history_encoder: Literal["mean", "gru", "transformer"] = Field(
@@ -142,6 +147,8 @@ class TwoTowerModel(Section):
 
     @pydantic.model_validator(mode="after")
     def _encoder_reads_a_history(self) -> "TwoTowerModel":
+        check_distinct("model.query_features", self.query_features)
+        check_distinct("model.candidate_features", self.candidate_features)
         if self.history_encoder != "mean" and not self.history_length:
             raise ValueError(
                 f"model.history_encoder = {self.history_encoder!r} reads the "
@@ -181,7 +188,7 @@ class TwoTowerTrain(Section):
     learning_rate: Number = Field(
         default=0.1, gt=0, description="Learning rate."
     )
-    seed: int = Field(default=0, description="Random seed of the whole run.")
+    seed: int = seed_field()
     distribution: Distribution = Field(
         default="none",
         description=(

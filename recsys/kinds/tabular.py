@@ -38,6 +38,7 @@ from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
+from recsys.models.inputs import check_table_memory
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tabular_model import TabularModel
@@ -237,6 +238,7 @@ def prepare_tabular(config, frame=None, *, progress=False):
             ("test", test),
         )
     }
+    _check_both_classes(parts["train"][2], config, classes)
     if config["model"]["auxiliary_target"]:
         _add_auxiliary_target(parts, config)
     user_history = None
@@ -245,6 +247,25 @@ def prepare_tabular(config, frame=None, *, progress=False):
         names = [*names, HISTORY]
     return TabularData(
         config, preprocessor, names, classes, parts, user_history
+    )
+
+
+def _check_both_classes(labels, config, classes):
+    """A binary task's training rows must hold both classes."""
+    if config["model"]["task"] != "binary" or len(np.unique(labels)) > 1:
+        return
+    data = config["data"]
+    which = "positive" if labels[0] else "negative"
+    rule = (
+        f"positive when it is {classes[1]!r}"
+        if classes
+        else f"positive when >= data.label_threshold = "
+        f"{data['label_threshold']}"
+    )
+    raise ValueError(
+        f"Every training row of label '{data['label']}' is {which} ({rule}): "
+        "a binary model needs both classes. Fix: set data.label_threshold "
+        "between the label's values, or check data.label."
     )
 
 
@@ -342,6 +363,7 @@ def build_tabular_model(prepared, part=None):
         else input_specs(pre, [name], output_dim=output_dim)[0]
         for name in prepared.names
     ]
+    check_table_memory(inputs, optimizer=config["train"]["optimizer"])
     task = model_config["task"]
     labels, auxiliary = None, None
     if part is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import keras
 
+from recsys.models.inputs import check_table_memory
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tower import Tower
@@ -75,15 +76,16 @@ def build_two_tower(
                 length=model_config["history_length"],
             )
         )
+    candidate_inputs = input_specs(
+        preprocessor, model_config["candidate_features"], output_dim=dim
+    )
+    check_table_memory(
+        query_inputs + candidate_inputs, optimizer=config["train"]["optimizer"]
+    )
     towers = {}
     for side, inputs in (
         ("query", query_inputs),
-        (
-            "candidate",
-            input_specs(
-                preprocessor, model_config["candidate_features"], output_dim=dim
-            ),
-        ),
+        ("candidate", candidate_inputs),
     ):
         towers[side] = Tower(
             inputs,

@@ -241,6 +241,49 @@ BAD_VALUES = [
     ("text", "evaluate.split=1", "must be one of"),
     ("text", "model.architecture='bert'", "model.architecture must be one"),
     ("text", "train.learning_rate=-1", "learning_rate must be > 0"),
+    # Bounds a run would otherwise meet as numpy's errors: a history row of
+    # 10**8 ids per example, a seed numpy cannot take.
+    (
+        "two_tower",
+        "model.history_length=100000000",
+        r"model.history_length must be in \[0, 1000\]",
+    ),
+    ("tabular", "model.history_length=1001", r"must be in \[0, 1000\]"),
+    ("two_tower", "train.seed=-5", r"train.seed must be in \[0, 4294967295\]"),
+    ("text", "train.seed=4294967296", r"train.seed must be in \[0, "),
+    ("tabular", "data.split_seed=-1", r"data.split_seed must be in \[0, "),
+    (
+        "two_tower",
+        "data.user='movieId'",
+        "^data.user and data.item both name the column 'movieId'",
+    ),
+    (
+        "tabular",
+        "data.time='userId'",
+        "^data.user and data.time both name the column 'userId'",
+    ),
+    (
+        "two_tower",
+        "model.candidate_features=['movieId', 'genres', 'movieId']",
+        r"^model.candidate_features names \['movieId'\] more than once",
+    ),
+    (
+        "tabular",
+        "model.features=['userId', 'userId']",
+        r"^model.features names \['userId'\] more than once",
+    ),
+    ("text", "data.label='text'", "^data.label and data.text both name"),
+    (
+        "text",
+        "features.text.sequence_length=10001",
+        "`sequence_length` must be at most 10,000 tokens",
+    ),
+    # A check across keys of a section reads as its own sentence.
+    (
+        "two_tower",
+        "data.split_cutoff='2020'",
+        r"^data.split_cutoff = '2020' is read only by data.split = \"time\"",
+    ),
 ]
 
 

@@ -1,6 +1,7 @@
 import keras
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.features import BucketizedFeature
 from recsys.features import CategoricalFeature
@@ -8,6 +9,7 @@ from recsys.features import MultiCategoricalFeature
 from recsys.features import NumericFeature
 from recsys.features import Preprocessor
 from recsys.models import Tower
+from recsys.models.inputs import check_table_memory
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.names import HISTORY
@@ -122,3 +124,21 @@ def test_tower_builds_from_the_specs():
     x[HISTORY] = np.stack([pre.transform_column("item", FRAME["item"])] * 2, 1)
     out = keras.ops.convert_to_numpy(tower(x))
     assert out.shape == (4, 8)
+
+
+def test_tables_beyond_half_the_memory_are_refused_by_name():
+    specs = input_specs(_preprocessor(), ["user", "item", "age"], output_dim=8)
+    rows = {spec["name"]: spec["input_dim"] for spec in specs[:2]}
+    # Weights, gradients and Adam's two slots: 4 float32 copies, which
+    # must fit in half the memory.
+    needed = sum(rows.values()) * 8 * 4 * 4
+    check_table_memory(specs, optimizer="adam", memory_bytes=2 * needed)
+    largest = max(rows, key=rows.get)
+    with pytest.raises(
+        ValueError,
+        match=rf"the largest is '{largest}', {rows[largest]} rows x 8\. "
+        "Fix: lower model.embedding_dim",
+    ):
+        check_table_memory(specs, optimizer="adam", memory_bytes=2 * needed - 1)
+    # Plain SGD keeps no slots: half the copies.
+    check_table_memory(specs, optimizer="sgd", memory_bytes=needed)

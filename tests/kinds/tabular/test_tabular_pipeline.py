@@ -87,6 +87,17 @@ def test_missing_label_is_named(small_frame, tmp_path):
         train(config, str(tmp_path / "b"), frame=small_frame)
 
 
+def test_a_binary_label_of_one_class_names_the_threshold(small_frame, tmp_path):
+    config = _config(LIKED, "data.label_threshold=99")
+    with pytest.raises(
+        ValueError,
+        match=r"Every training row of label "
+        r"'rating' is negative \(positive when >= "
+        r"data.label_threshold = 99\)",
+    ):
+        train(config, str(tmp_path / "b"), frame=small_frame)
+
+
 @pytest.mark.parametrize(
     "target, error, match",
     [
