@@ -452,7 +452,7 @@ class RetrievalService:
         banned = [explicit] if exclude else []
         if exclude_seen and row >= 0:
             banned.append(bundle.seen(row))
-        history = None
+        history, history_rows = None, np.zeros(0, int)
         if features is not None and self.history_length:
             history_rows, history = self._history(features)
             if exclude_seen:  # the given history is what this query saw
@@ -461,7 +461,9 @@ class RetrievalService:
             np.unique(np.concatenate(banned)) if banned else np.zeros(0, int)
         )
         banned = banned[banned >= 0]
-        if features is not None:
+        if features is not None and (
+            row >= 0 or self._describes(features, history_rows)
+        ):
             features = dict(features)
             if user_id is not None and self.user_column in self.query_features:
                 features.setdefault(self.user_column, user_id)
@@ -471,6 +473,16 @@ class RetrievalService:
         return _Plan(
             k, banned, answer=(*self._popular_items(k, banned), "popular")
         )
+
+    def _describes(self, features, history_rows):
+        """Whether a query of an unknown user says anything of them: a
+        known item in its history, or a feature besides the history. One
+        that does not (an empty history, or only unknown items) gets the
+        popular items, as an unknown `user_id` does, not the tower's vector
+        of padding and unknown ids."""
+        if (history_rows >= 0).any():
+            return True
+        return any(name != HISTORY for name in features)
 
     def retrieve(
         self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True

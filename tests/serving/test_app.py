@@ -59,6 +59,25 @@ def test_retrieve_from_features_excludes_the_given_history(client):
     assert len(ids) == 10 and not set(history) & set(ids)
 
 
+def test_a_history_of_nothing_known_gets_the_popular_items(client):
+    popular = client.post(
+        "/v1/retrieve", json={"user_id": "new-user", "k": 5}
+    ).json()
+    for history in ([], ["no-such-movie", "nor-this-one"]):
+        body = client.post(
+            "/v1/retrieve", json={"features": {"history": history}, "k": 5}
+        ).json()
+        assert body["fallback"] == "popular"
+        assert body["items"] == popular["items"]
+    # One known movie is enough for the tower, which leaves it out.
+    body = client.post(
+        "/v1/retrieve",
+        json={"features": {"history": ["no-such-movie", "260"]}, "k": 5},
+    ).json()
+    ids = [item["id"] for item in body["items"]]
+    assert body["fallback"] is None and len(ids) == 5 and "260" not in ids
+
+
 def test_batch_answers_each_query(client):
     body = client.post(
         "/v1/retrieve/batch",
