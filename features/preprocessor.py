@@ -553,7 +553,17 @@ class Preprocessor:
                 f"values, e.g. {examples}. Fix: clean the column or declare "
                 "it as a categorical feature."
             )
-        return numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
+        infinite = np.isinf(values)
+        if infinite.any():
+            # A mean or a scale of infinity would make every value NaN.
+            raise ValueError(
+                f"Column '{name}' holds {int(infinite.sum()):,} infinite "
+                f"values, e.g. {sorted(set(values[infinite].tolist()))}. Fix: "
+                "replace them with numbers, or empty those cells (missing "
+                "values are filled as in training)."
+            )
+        return values
 
     @staticmethod
     def _boundaries(

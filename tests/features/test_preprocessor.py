@@ -164,6 +164,15 @@ def test_preprocessor_non_numeric_values_name_the_column():
         _pre().transform(bad)
 
 
+def test_infinite_numbers_name_the_column_in_fit_and_transform():
+    bad = FRAME.assign(year=[1995.0, np.inf, None, 1990.0, -np.inf, 2005.0])
+    match = r"Column 'year' holds 2 infinite values, e.g. \[-inf, inf\]"
+    with pytest.raises(ValueError, match=match):
+        Preprocessor(features=[NumericFeature("year")]).fit(bad)
+    with pytest.raises(ValueError, match=match):
+        _pre().transform(bad)
+
+
 def test_preprocessor_empty_frame():
     with pytest.raises(ValueError, match="empty"):
         Preprocessor(features=[CategoricalFeature("user")]).fit(FRAME.iloc[:0])
