@@ -105,14 +105,58 @@ def _by_name(columns, patterns, taken=()):
     return None
 
 
-def _is_time(series: pd.Series) -> bool:
+# Layouts of dates as text besides ISO 8601, tried in order; the first that
+# reads every sampled value becomes `data.time_format`. Month first before
+# day first: a table whose days never pass 12 cannot tell them apart.
+_DATE_FORMATS = (
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%m/%d/%y",
+    "%d/%m/%y",
+)
+_TIME_FORMATS = tuple(
+    date + clock
+    for date in _DATE_FORMATS
+    for clock in ("", " %H:%M", " %H:%M:%S")
+)
+
+
+def _time_format(series: pd.Series) -> str | None:
+    """How a column holds times: `"ISO8601"` (or datetimes), a strftime
+    layout of `_TIME_FORMATS` for dates as other text, or None."""
     if pd.api.types.is_datetime64_any_dtype(series):
-        return True
-    if _is_strings(series):
-        sample = series.dropna().astype(str).head(50)
-        parsed = pd.to_datetime(sample, errors="coerce", format="ISO8601")
-        return len(sample) > 0 and parsed.notna().all()
-    return False
+        return "ISO8601"
+    if not _is_strings(series):
+        return None
+    sample = series.dropna().astype(str).head(50)
+    if not len(sample):
+        return None
+    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().all():
+        return "ISO8601"
+    # Distinct values, so a later day past the 12th can rule a layout out.
+    values = series.dropna().astype(str).drop_duplicates().head(2000)
+    for layout in _TIME_FORMATS:
+        if pd.to_datetime(sample, errors="coerce", format=layout).isna().any():
+            continue
+        if pd.to_datetime(values, errors="coerce", format=layout).notna().all():
+            return layout
+    return None
+
+
+def _is_time(series: pd.Series) -> bool:
+    return _time_format(series) is not None
+
+
+def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
+    """`data.time_format` for a time column of dates not in ISO 8601."""
+    layout = _time_format(frame[time]) if time in frame else None
+    if layout in (None, "ISO8601"):
+        return []
+    example = frame[time].dropna().astype(str).iloc[0]
+    return [_line("time_format", layout, f"how '{example}' reads")]
 
 
 def _too_few_times(series: pd.Series) -> bool:
@@ -381,6 +425,7 @@ def _two_tower(
         _line("user", user, user_note),
         _line("item", item, item_note),
         _line("time", time, time_note),
+        *_time_format_lines(frame, time),
         *_split_lines(frame, taken),
         _line("display", display, "shown beside recommendations (optional)"),
         "",
@@ -485,6 +530,7 @@ def _tabular(
         _line("user", user, user_note),
         _line("item", item, item_note),
         _line("time", time, time_note),
+        *_time_format_lines(frame, time),
         *split,
         _line("label", label, label_note),
         _line("display", display, "shown beside scores (optional)"),

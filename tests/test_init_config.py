@@ -303,3 +303,28 @@ def test_the_placeholder_left_in_a_config_names_the_init_options(tmp_path):
     path.write_text(init_config("two_tower", "t.csv", frame=frame))
     with pytest.raises(ConfigError, match="--user COLUMN --item COLUMN"):
         recsys.load_config(str(path))
+
+
+def test_dates_in_another_layout_get_their_time_format_and_train(
+    tmp_path, capsys
+):
+    events = _events(rows=600)
+    # Day first, with days past the 12th: not month first.
+    when = pd.Timestamp("2024-01-01") + pd.to_timedelta(
+        events["event_time"], unit="h"
+    )
+    events = events.drop(columns=["event_time", "clicked"]).assign(
+        when=when.dt.strftime("%d/%m/%Y %H:%M")
+    )
+    data = tmp_path / "events.csv"
+    events.to_csv(data, index=False)
+    text = init_config("two_tower", str(data))
+    assert 'time = "when"' in text
+    assert 'time_format = "%d/%m/%Y %H:%M"' in text
+    config = tmp_path / "events.toml"
+    config.write_text(text)
+    code = main(
+        ["train", str(config), "--output", str(tmp_path / "b"), *FAST]
+        + ["--set", 'index.kind="brute_force"']
+    )
+    assert code == 0, capsys.readouterr().err
