@@ -3,7 +3,8 @@
 A source is a built-in name (`"movielens"`, `"trump_tweets"`) or a path.
 Paths are read by their extension, one reader per form:
 
-- `.csv`: `pandas.read_csv`;
+- `.csv`: `pandas.read_csv`; a file separated by `;`, `|` or tabs (and
+  numbers with a decimal comma beside `;`) is read as such (`csv_layout`);
 - `.tsv`: `pandas.read_csv` with tab separators;
 - `.jsonl` / `.ndjson` (one JSON object a line): `pandas.read_json`;
 - `.parquet`, or a directory of Parquet files: `pandas.read_parquet`.
@@ -58,6 +59,42 @@ STREAM_COMPRESSIONS = {
 
 def _read_csv(path, **options) -> pd.DataFrame:
     return pd.read_csv(path, **options)
+
+
+# Separators of CSV files written in other conventions (a spreadsheet in a
+# locale whose decimal mark is the comma writes `;`).
+OTHER_SEPARATORS = (";", "|", "\t")
+
+
+def csv_layout(path: str) -> dict[str, str]:
+    """`read_csv` options of a `.csv` file not separated by commas.
+
+    A file whose header reads as one column holding `;`, `|` or a tab is
+    separated by the most frequent of them; with `;`, numbers written with
+    a decimal comma (`0,75`) are read as numbers.
+
+    Args:
+        path: str. A `.csv` file, possibly compressed.
+
+    Returns:
+        dict: `{}` for a comma-separated file, else `{"sep": ...}` and
+        `{"decimal": ","}` where the sampled rows need it.
+    """
+    head = pd.read_csv(path, nrows=50, dtype=str, keep_default_na=False)
+    if len(head.columns) != 1:
+        return {}
+    header = str(head.columns[0])
+    counts = {sep: header.count(sep) for sep in OTHER_SEPARATORS}
+    sep = max(counts, key=lambda s: counts[s])
+    if not counts[sep]:
+        return {}
+    options = {"sep": sep}
+    if sep == ";":
+        rows = pd.read_csv(path, nrows=50, sep=sep, dtype=str)
+        cells = rows.stack().astype(str)
+        if cells.str.fullmatch(r"-?\d+,\d+").any():
+            options["decimal"] = ","
+    return options
 
 
 def _read_tsv(path, **options) -> pd.DataFrame:
@@ -191,8 +228,9 @@ def load_interactions(
     form = table_form(path)
     if form in TEXT_READERS:
         try:
+            layout = csv_layout(path) if form == ".csv" else {}
             with _watched(path, progress) as (readable, options):
-                return TEXT_READERS[form](readable, **options)
+                return TEXT_READERS[form](readable, **options, **layout)
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"Data source {path!r} is not UTF-8 text (byte "

@@ -65,6 +65,29 @@ def test_every_form_reads_as_its_csv(tmp_path, as_csv, name, form):
     pd.testing.assert_frame_equal(frame.reset_index(drop=True), as_csv)
 
 
+@pytest.mark.parametrize(
+    "name, sep, decimal",
+    [
+        ("ratings.csv", ";", ","),  # a spreadsheet's CSV in a comma locale
+        ("ratings.csv.gz", ";", "."),
+        ("ratings.csv", "|", "."),
+        ("ratings.csv", "\t", "."),
+    ],
+)
+def test_a_csv_of_other_separators_reads_as_its_comma_csv(
+    tmp_path, as_csv, name, sep, decimal
+):
+    path = tmp_path / name
+    TABLE.to_csv(path, sep=sep, decimal=decimal, index=False)
+    pd.testing.assert_frame_equal(load_interactions(str(path)), as_csv)
+
+
+def test_a_one_column_csv_stays_one_column(tmp_path):
+    path = tmp_path / "texts.csv"
+    pd.DataFrame({"text": ["a; b", "c d", "e;f"]}).to_csv(path, index=False)
+    assert list(load_interactions(str(path)).columns) == ["text"]
+
+
 def test_jsonl_keeps_an_integer_timestamp_a_number(tmp_path):
     # pandas.read_json alone turns a column named "timestamp" into dates.
     path = tmp_path / "events.jsonl"
