@@ -167,6 +167,9 @@ def test_unexpected_errors_are_json_500s_and_counted(client, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
+    # A known user is answered inline (through `retrieve`) once the
+    # top-items table is built; before, through the batcher.
+    assert service.top_items_done.wait(60)
     monkeypatch.setattr(service, "retrieve", explode)
     answer = client.post("/v1/retrieve", json={"user_id": 1})
     assert answer.status_code == 500
