@@ -219,6 +219,12 @@ def test_a_time_named_column_of_few_numbers_is_a_feature_not_the_time():
     assert "'Time' holds 5 numbers" in two_tower
 
 
+def test_a_small_tables_times_are_its_time():
+    # 40 rows, 40 times: few, but a different one on every row.
+    frame = _events(rows=40).assign(event_time=range(40))
+    assert 'time = "event_time"' in init_config("two_tower", frame=frame)
+
+
 def test_a_time_named_column_of_words_is_a_feature_not_the_time():
     # The IBM attrition table's `OverTime`: "Yes" or "No".
     frame = _passengers().assign(OverTime=np.resize(["Yes", "No"], 300))
