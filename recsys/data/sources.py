@@ -4,10 +4,13 @@ A source is a built-in name (`"movielens"`, `"trump_tweets"`) or a path.
 Paths are read by their extension, one reader per form:
 
 - `.csv`: `pandas.read_csv`; a file separated by `;`, `|` or tabs (and
-  numbers with a decimal comma beside `;`) is read as such (`csv_layout`);
+  numbers with a decimal comma beside `;`) is read as such;
 - `.tsv`: `pandas.read_csv` with tab separators;
 - `.jsonl` / `.ndjson` (one JSON object a line): `pandas.read_json`;
 - `.parquet`, or a directory of Parquet files: `pandas.read_parquet`.
+
+In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) stay text
+(`csv_layout`).
 
 The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
@@ -15,6 +18,7 @@ The text forms may also be compressed, with any suffix pandas infers
 
 import contextlib
 import os
+from typing import Any
 
 import pandas as pd
 from tqdm.utils import CallbackIOWrapper
@@ -64,36 +68,59 @@ def _read_csv(path, **options) -> pd.DataFrame:
 # Separators of CSV files written in other conventions (a spreadsheet in a
 # locale whose decimal mark is the comma writes `;`).
 OTHER_SEPARATORS = (";", "|", "\t")
+# Rows read to find a file's separator, decimal mark and code columns.
+SAMPLE_ROWS = 1000
 
 
-def csv_layout(path: str) -> dict[str, str]:
-    """`read_csv` options of a `.csv` file not separated by commas.
+def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
+    """`read_csv` options a `.csv` or `.tsv` file needs beyond the defaults.
 
-    A file whose header reads as one column holding `;`, `|` or a tab is
-    separated by the most frequent of them; with `;`, numbers written with
-    a decimal comma (`0,75`) are read as numbers.
+    - A `.csv` file whose header reads as one column holding `;`, `|` or
+      a tab is separated by the most frequent of them; with `;`, numbers
+      written with a decimal comma (`0,75`) are read as numbers.
+    - A column of digits with leading zeros (`0042`: an account, a SKU, a
+      zip code) stays text: read as a number it would be 42, and neither
+      `"0042"` in a request nor the ids written back would match the file.
 
     Args:
-        path: str. A `.csv` file, possibly compressed.
+        path: str. The file, possibly compressed.
+        sep: str or None. The separator its form implies (a tab for
+            `.tsv`); None to find it (`.csv`).
 
     Returns:
-        dict: `{}` for a comma-separated file, else `{"sep": ...}` and
-        `{"decimal": ","}` where the sampled rows need it.
+        dict of `pandas.read_csv` options: `{}` for a plain comma file.
     """
-    head = pd.read_csv(path, nrows=50, dtype=str, keep_default_na=False)
-    if len(head.columns) != 1:
-        return {}
-    header = str(head.columns[0])
-    counts = {sep: header.count(sep) for sep in OTHER_SEPARATORS}
-    sep = max(counts, key=lambda s: counts[s])
-    if not counts[sep]:
-        return {}
-    options = {"sep": sep}
-    if sep == ";":
-        rows = pd.read_csv(path, nrows=50, sep=sep, dtype=str)
-        cells = rows.stack().astype(str)
-        if cells.str.fullmatch(r"-?\d+,\d+").any():
-            options["decimal"] = ","
+    options: dict[str, Any] = {}
+    head = pd.read_csv(
+        path,
+        nrows=SAMPLE_ROWS,
+        sep=sep or ",",
+        dtype=str,
+        keep_default_na=False,
+    )
+    if sep is None and len(head.columns) == 1:
+        header = str(head.columns[0])
+        counts = {other: header.count(other) for other in OTHER_SEPARATORS}
+        found = max(counts, key=lambda other: counts[other])
+        if counts[found]:
+            options["sep"] = found
+            head = pd.read_csv(
+                path,
+                nrows=SAMPLE_ROWS,
+                sep=found,
+                dtype=str,
+                keep_default_na=False,
+            )
+            cells = head.stack().astype(str)
+            if found == ";" and cells.str.fullmatch(r"-?\d+,\d+").any():
+                options["decimal"] = ","
+    codes = [
+        column
+        for column in head.columns
+        if head[column].str.fullmatch(r"0\d+").any()
+    ]
+    if codes:
+        options["dtype"] = dict.fromkeys(codes, str)
     return options
 
 
@@ -228,7 +255,11 @@ def load_interactions(
     form = table_form(path)
     if form in TEXT_READERS:
         try:
-            layout = csv_layout(path) if form == ".csv" else {}
+            layout = (
+                csv_layout(path, "\t" if form == ".tsv" else None)
+                if form in (".csv", ".tsv")
+                else {}
+            )
             with _watched(path, progress) as (readable, options):
                 return TEXT_READERS[form](readable, **options, **layout)
         except UnicodeDecodeError as error:

@@ -82,6 +82,25 @@ def test_a_csv_of_other_separators_reads_as_its_comma_csv(
     pd.testing.assert_frame_equal(load_interactions(str(path)), as_csv)
 
 
+@pytest.mark.parametrize(
+    "name, sep", [("a.csv", ","), ("a.csv", ";"), ("a.tsv.gz", "\t")]
+)
+def test_digits_with_leading_zeros_stay_text(tmp_path, name, sep):
+    path = tmp_path / name
+    pd.DataFrame(
+        {
+            "user": ["0042", "0007", "1234"],
+            "item": ["1", "2", "3"],
+            "n": [1, 2, 3],
+        }
+    ).to_csv(path, sep=sep, index=False)
+    frame = load_interactions(str(path))
+    assert frame["user"].tolist() == ["0042", "0007", "1234"]
+    # Plain numbers stay numbers.
+    assert frame["item"].tolist() == [1, 2, 3]
+    assert frame["n"].dtype.kind == "i"
+
+
 def test_a_one_column_csv_stays_one_column(tmp_path):
     path = tmp_path / "texts.csv"
     pd.DataFrame({"text": ["a; b", "c d", "e;f"]}).to_csv(path, index=False)
