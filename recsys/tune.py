@@ -493,7 +493,12 @@ def tune(
         )
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{metric} is {value}")
-        if epochs:
+        best_epoch = result.metrics.get("train", {}).get("best_epoch")
+        if best_epoch is not None:
+            # Early stopping chose the epochs (tabular, text): say how many;
+            # `train.epochs` was only their cap.
+            trial.set_user_attr("best_epoch", best_epoch)
+        elif epochs:
             # The last epoch's value too, for later trials to compare with.
             trial.report(value, epochs)
         return value
@@ -818,11 +823,13 @@ def _trials_table(study, space, config):
         row["last_epoch_value"] = (
             None if step is None else trial.intermediate_values[step]
         )
+        row["best_epoch"] = trial.user_attrs.get("best_epoch")
         row["seconds"] = trial.user_attrs.get("seconds")
         rows.append(row)
     table = pd.DataFrame(rows)
-    if rows and table["last_epoch"].isna().all():
-        table = table.drop(columns=["last_epoch", "last_epoch_value"])
+    for columns in (["last_epoch", "last_epoch_value"], ["best_epoch"]):
+        if rows and table[columns[0]].isna().all():
+            table = table.drop(columns=columns)
     return table
 
 

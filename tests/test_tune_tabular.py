@@ -118,6 +118,10 @@ def test_tune_finds_the_planted_cross_and_beats_one_hot_lr(xor_table, tmp_path):
     assert result.best_params == {"model.interaction": "dcn"}
     trials = result.trials.set_index("model.interaction")["value"]
     assert trials["dcn"] > 0.8 > trials["mlp"]
+    # Early stopping chose each trial's epochs, under the config's cap.
+    assert "last_epoch" not in result.trials
+    epochs = _config(xor_table)["train"]["epochs"]
+    assert result.trials["best_epoch"].between(0, epochs).all()
     # Chosen on validation, scored on test once: there it beats one-hot LR,
     # which cannot cross a and b.
     metrics = result.test_metrics
