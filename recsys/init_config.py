@@ -18,6 +18,9 @@ import pandas as pd
 from recsys.config.common import PLACEHOLDER
 from recsys.data.split import COLUMN_VALUES
 
+# Rows of a table init reads to guess from: a large table is not loaded
+# whole to write a config.
+SAMPLE_ROWS = 1_000_000
 # A numeric column named like a time with fewer values is no time.
 MIN_TIMES = 50
 
@@ -691,13 +694,19 @@ def init_config(
             )
         from recsys.data.sources import load_interactions
 
-        frame = load_interactions(data)
+        frame = load_interactions(data, max_rows=SAMPLE_ROWS)
     columns = _check_columns(kind, dict(columns or {}), frame)
     source = source or data or PLACEHOLDER
     build = builders[kind]
+    sampled = (
+        [f"# Guessed from the table's first {SAMPLE_ROWS:,} rows."]
+        if len(frame) >= SAMPLE_ROWS
+        else []
+    )
     header = [
         f"# A {kind} config written by `recsys init` from the columns of",
         f"# {source}. Check every guessed line, then: recsys train THIS_FILE",
+        *sampled,
         "# Every key and its default: `recsys config-schema "
         f"{kind}` (or docs/config/{kind}.schema.json).",
         "",

@@ -334,3 +334,15 @@ def test_dates_in_another_layout_get_their_time_format_and_train(
         + ["--set", 'index.kind="brute_force"']
     )
     assert code == 0, capsys.readouterr().err
+
+
+def test_a_large_table_is_guessed_from_its_first_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr("recsys.init_config.SAMPLE_ROWS", 100)
+    data = tmp_path / "events.csv"
+    _events(rows=1500).to_csv(data, index=False)
+    text = init_config("two_tower", str(data))
+    assert "# Guessed from the table's first 100 rows." in text
+    assert 'user = "customer_id"' in text
+    small = tmp_path / "small.csv"
+    _events(rows=99).to_csv(small, index=False)
+    assert "Guessed from" not in init_config("two_tower", str(small))

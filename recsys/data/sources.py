@@ -213,7 +213,10 @@ def _watched(path: str, progress: bool):
 
 
 def load_interactions(
-    source: str | os.PathLike, *, progress: bool = False
+    source: str | os.PathLike,
+    *,
+    progress: bool = False,
+    max_rows: int | None = None,
 ) -> pd.DataFrame:
     """Loads an interactions table.
 
@@ -226,6 +229,9 @@ def load_interactions(
             columns and the same column types.
         progress: bool. Show the bytes read of a text file of
             `PROGRESS_BYTES` or more. Defaults to `False`.
+        max_rows: int or None. Read only the first this many rows (a
+            sample to look at, without loading a large table whole); None
+            for all. Defaults to `None`.
 
     Returns:
         pandas DataFrame.
@@ -243,7 +249,7 @@ def load_interactions(
     ```
     """
     if isinstance(source, str) and source in BUILTIN_SOURCES:
-        return BUILTIN_SOURCES[source]()
+        return BUILTIN_SOURCES[source]().head(max_rows)
     path = os.fspath(source)
     if not os.path.exists(path):
         raise FileNotFoundError(
@@ -260,6 +266,8 @@ def load_interactions(
                 if form in (".csv", ".tsv")
                 else {}
             )
+            if max_rows is not None:
+                layout["nrows"] = max_rows
             with _watched(path, progress) as (readable, options):
                 return TEXT_READERS[form](readable, **options, **layout)
         except UnicodeDecodeError as error:
@@ -268,7 +276,14 @@ def load_interactions(
                 f"{error.start}: {error.reason}). Fix: save it as UTF-8."
             ) from None
     if form == ".parquet":
-        return pd.read_parquet(path)
+        if max_rows is None:
+            return pd.read_parquet(path)
+        import pyarrow.dataset
+
+        shards = pyarrow.dataset.dataset(
+            path, format="parquet", partitioning="hive"
+        )
+        return shards.head(max_rows).to_pandas()
     raise ValueError(
         f"Unsupported data source {path!r}: expected {SUPPORTED_FORMS}. "
         "Fix: save the table in one of these forms (e.g. "

@@ -175,3 +175,15 @@ def test_a_large_file_shows_the_bytes_read(tmp_path, monkeypatch, capsys, name):
     assert f"read {name}" in capsys.readouterr().err
     load_interactions(path)  # no bar unless asked
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(
+    "name, form",
+    [("r.csv", "csv"), ("r.jsonl", "jsonl"), ("shards", "parquet-dir")],
+)
+def test_max_rows_reads_the_first_rows(tmp_path, as_csv, name, form):
+    path = tmp_path / name
+    _write(path, form)
+    head = load_interactions(str(path), max_rows=3)
+    pd.testing.assert_frame_equal(head, as_csv.head(3))
+    assert len(load_interactions("movielens", max_rows=2)) == 2
