@@ -126,19 +126,20 @@ def test_tower_builds_from_the_specs():
     assert out.shape == (4, 8)
 
 
-def test_tables_beyond_half_the_memory_are_refused_by_name():
+def test_tables_beyond_the_memory_are_refused_by_name():
     specs = input_specs(_preprocessor(), ["user", "item", "age"], output_dim=8)
     rows = {spec["name"]: spec["input_dim"] for spec in specs[:2]}
-    # Weights, gradients and Adam's two slots: 4 float32 copies, which
-    # must fit in half the memory.
-    needed = sum(rows.values()) * 8 * 4 * 4
-    check_table_memory(specs, optimizer="adam", memory_bytes=2 * needed)
+    # Weights, two working copies and Adam's two slots: 5 float32 copies,
+    # in 90% of the memory.
+    needed = sum(rows.values()) * 8 * 4 * 5
+    enough = int(needed / 0.9) + 1
+    check_table_memory(specs, optimizer="adam", memory_bytes=enough)
     largest = max(rows, key=rows.get)
     with pytest.raises(
         ValueError,
         match=rf"the largest is '{largest}', {rows[largest]} rows x 8\. "
         "Fix: lower model.embedding_dim",
     ):
-        check_table_memory(specs, optimizer="adam", memory_bytes=2 * needed - 1)
-    # Plain SGD keeps no slots: half the copies.
-    check_table_memory(specs, optimizer="sgd", memory_bytes=needed)
+        check_table_memory(specs, optimizer="adam", memory_bytes=enough - 2)
+    # Plain SGD keeps no slots: 3 copies.
+    check_table_memory(specs, optimizer="sgd", memory_bytes=enough * 3 // 5 + 1)
