@@ -43,6 +43,58 @@ class TwoTowerData(InteractionsData):
             "Relative to the config file."
         ),
     )
+    positive_column: str = Field(
+        default="",
+        description=(
+            "A column telling which rows to learn from (a rating, an event "
+            'type); "" learns every row. A row is kept when it is >= '
+            "data.positive_min, or one of data.positive_values; the others "
+            "are dropped before the split."
+        ),
+    )
+    positive_min: str | int | float = Field(
+        default="",
+        description=(
+            "With data.positive_column of numbers: the least that counts (4 "
+            'for ratings of 4 and 5); "" when positive_values is used.'
+        ),
+    )
+    positive_values: list[str | int] = Field(
+        default=[],
+        description=(
+            "With data.positive_column: the values that count, e.g. "
+            '["purchase", "add_to_cart"].'
+        ),
+    )
+
+    @pydantic.model_validator(mode="after")
+    def _check_positive(self) -> "TwoTowerData":
+        by_min = self.positive_min != ""
+        if isinstance(self.positive_min, str) and by_min:
+            raise ValueError(
+                "data.positive_min must be a number. Received: "
+                f"{self.positive_min!r}"
+            )
+        if not self.positive_column:
+            if by_min or self.positive_values:
+                raise ValueError(
+                    "data.positive_min and data.positive_values read "
+                    'data.positive_column, which is "". Fix: name the column.'
+                )
+            return self
+        if by_min == bool(self.positive_values):
+            raise ValueError(
+                f"data.positive_column = {self.positive_column!r} needs one "
+                "rule: data.positive_min (a number: rows at or above it "
+                "count) or data.positive_values (the values that count)."
+            )
+        if self.path:
+            raise ValueError(
+                "data.positive_column filters a table loaded whole; streamed "
+                "shards (data.path) are read as they are. Fix: write the "
+                "positive rows to the shards, or train from data.source."
+            )
+        return self
 
     @pydantic.model_validator(mode="after")
     def _streams_split_by_time(self) -> "TwoTowerData":

@@ -10,6 +10,8 @@ Three views of the same data feed the model:
   their latest items, which is what a recommendation is made from.
 """
 
+import logging
+
 import numpy as np
 import pandas as pd
 
@@ -19,6 +21,8 @@ from recsys.data.history import profile_items
 from recsys.data.history import profiles
 from recsys.names import HISTORY
 from recsys.names import SAMPLING_PROBABILITY
+
+logger = logging.getLogger(__name__)
 
 
 def check_columns(frame, columns, what="interactions"):
@@ -30,6 +34,55 @@ def check_columns(frame, columns, what="interactions"):
             f"columns: {list(frame.columns)}. Fix: rename the columns or set "
             "data.user / data.item / data.time and the [features] tables."
         )
+
+
+def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
+    """The rows of `frame` that are interactions to learn from.
+
+    With `data.positive_column` set, a row is kept when that column is at
+    least `data.positive_min` (a rating of 4 or more) or is one of
+    `data.positive_values` (an event type of `"purchase"`); the others
+    (and rows where it is empty) are dropped before anything else.
+
+    Args:
+        frame: DataFrame. The whole table.
+        data: dict. The config's `[data]` section.
+
+    Returns:
+        DataFrame: `frame` itself without `positive_column`, else its kept
+        rows.
+
+    Raises:
+        KeyError: for a column the table lacks.
+        ValueError: for `positive_min` on a column of text, or when no row
+            is kept.
+    """
+    column = data.get("positive_column", "")
+    if not column:
+        return frame
+    check_columns(frame, [column], what="data")
+    values = frame[column]
+    if data.get("positive_values"):
+        wanted = [str(v) for v in data["positive_values"]]
+        keep = values.astype(str).isin(wanted) & values.notna()
+        rule = f"{column} in {wanted}"
+    else:
+        if not pd.api.types.is_numeric_dtype(values):
+            raise ValueError(
+                f"data.positive_min compares numbers, and column '{column}' "
+                f"holds text, e.g. {values.dropna().unique()[:5].tolist()}. "
+                "Fix: list the values that count in data.positive_values."
+            )
+        keep = values >= data["positive_min"]
+        rule = f"{column} >= {data['positive_min']}"
+    kept = int(keep.sum())
+    if not kept:
+        raise ValueError(
+            f"No row is positive ({rule}) among the {len(frame):,} rows. Fix: "
+            "check data.positive_column and the values that count."
+        )
+    logger.info("Learning from %d of %d rows (%s).", kept, len(frame), rule)
+    return frame[keep.to_numpy()].reset_index(drop=True)
 
 
 def check_interactions(

@@ -25,6 +25,7 @@ from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.retrieval_inputs import parse_times
+from recsys.data.retrieval_inputs import positive_rows
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
 from recsys.data.split import split_record
@@ -109,6 +110,7 @@ def prepare_data(config, frame=None, *, progress=False):
     data, model = config["data"], config["model"]
     user, item, time = data["user"], data["item"], data["time"]
     frame = source_table(config, frame, progress=progress)
+    frame = positive_rows(frame, data)
     frame = check_interactions(
         frame, user=user, item=item, time=time, time_format=data["time_format"]
     )
@@ -483,7 +485,7 @@ class TwoTowerKind(ModelKind):
         config = bundle.config
         if config["data"].get("path") and frame is None:
             return streamed.evaluate_streamed(bundle, progress=False)
-        frame = source_table(config, frame)
+        frame = positive_rows(source_table(config, frame), config["data"])
         return evaluate_bundle(bundle, frame, config)
 
     def evaluate_report(self, bundle, *, frame=None, rescore=False):

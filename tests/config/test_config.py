@@ -82,7 +82,8 @@ def test_config_missing_file():
 # `item_id`, tabular `label = "label"`, text `id = ""`; issue #16 inserted
 # `model.history_encoder = "mean"` after `model.history_length` in the
 # two-tower cases, then `model.history = "latest"` after it (by hand, no
-# other change). Relative data paths are stored as
+# other change), then `data.positive_column = ""`, `positive_min = ""` and
+# `positive_values = []` after `data.path` (the same way). Relative data paths are stored as
 # written: `load_config` makes them absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
 
@@ -277,6 +278,17 @@ BAD_VALUES = [
         "text",
         "features.text.sequence_length=10001",
         "`sequence_length` must be at most 10,000 tokens",
+    ),
+    (
+        "two_tower",
+        "data.positive_column='rating'",
+        "^data.positive_column = 'rating' needs one rule",
+    ),
+    ("two_tower", "data.positive_min=4", "read data.positive_column"),
+    (
+        "two_tower",
+        "data.positive_min='4'",
+        "^data.positive_min must be a number. Received: '4'",
     ),
     # A check across keys of a section reads as its own sentence.
     (

@@ -5,6 +5,7 @@ import pytest
 
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import parse_times
+from recsys.data.retrieval_inputs import positive_rows
 
 COLUMNS = {"user": "u", "item": "i", "time": "t"}
 
@@ -73,3 +74,36 @@ def test_other_dtypes_are_refused():
     frame = _frame(pd.to_timedelta([1, 2], unit="s"))
     with pytest.raises(ValueError, match="Received dtype timedelta64"):
         check_interactions(frame, **COLUMNS)
+
+
+RATED = pd.DataFrame(
+    {
+        "user": [1, 1, 2, 2, 3],
+        "item": [10, 11, 10, 12, 13],
+        "rating": [5.0, 2.0, 4.0, None, 3.5],
+        "event": ["buy", "view", "cart", "buy", None],
+    }
+)
+
+
+def test_positive_rows_keep_what_counts():
+    assert positive_rows(RATED, {"positive_column": ""}) is RATED
+    high = positive_rows(
+        RATED, {"positive_column": "rating", "positive_min": 4}
+    )
+    assert high["item"].tolist() == [10, 10]  # an empty rating never counts
+    bought = positive_rows(
+        RATED,
+        {"positive_column": "event", "positive_values": ["buy", "cart"]},
+    )
+    assert bought["item"].tolist() == [10, 10, 12]
+    assert bought.index.tolist() == [0, 1, 2]
+
+
+def test_positive_rows_name_what_is_wrong():
+    with pytest.raises(KeyError, match="stars"):
+        positive_rows(RATED, {"positive_column": "stars", "positive_min": 4})
+    with pytest.raises(ValueError, match="'event' holds text.*positive_values"):
+        positive_rows(RATED, {"positive_column": "event", "positive_min": 4})
+    with pytest.raises(ValueError, match=r"No row is positive \(rating >= 9"):
+        positive_rows(RATED, {"positive_column": "rating", "positive_min": 9})

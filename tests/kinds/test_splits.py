@@ -160,3 +160,27 @@ def test_a_large_table_fits_its_vocabularies_in_chunks(monkeypatch, capsys):
     np.testing.assert_allclose(
         chunked.transform(frame)["price"], whole.transform(frame)["price"]
     )
+
+
+def test_retrieval_learns_from_the_positive_rows_only(tmp_path):
+    frame = _events()
+    output = str(tmp_path / "bundle")
+    config, metrics = _run(
+        "interactions",
+        tmp_path / "events.csv",
+        frame,
+        'data.positive_column="price"',
+        "data.positive_min=0",
+        "train.epochs=1",
+        'index.kind="brute_force"',
+        output=output,
+    )
+    positive = frame[frame["price"] >= 0].reset_index(drop=True)
+    parsed = positive.assign(timestamp=pd.to_datetime(positive["timestamp"]))
+    train_rows, test_rows = split_table(parsed, split_rule(config["data"]))
+    assert metrics["split"]["train_rows"] == len(train_rows)
+    assert metrics["test"]["num_interactions"] == len(test_rows)
+    # `recsys evaluate` filters the table the same way.
+    bundle = load_bundle(output)
+    again = get_kind("two_tower").rescore(bundle)
+    assert again["test"] == pytest.approx(metrics["test"])
