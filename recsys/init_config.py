@@ -300,6 +300,36 @@ def _missing_labels(frame: pd.DataFrame, label: str) -> str:
     return f"; {missing:,} rows have none: drop them before training"
 
 
+# Columns that say how much a row counts: a rating, or an event's type.
+_RATING = ("rating", "stars", "score")
+_EVENT = ("event", "eventtype", "action", "behavior", "behaviour")
+
+
+def _positive_lines(frame: pd.DataFrame, taken) -> list[str]:
+    """Commented `data.positive_*` lines for a column of ratings or of
+    event types: every row is learnt from unless the user says otherwise."""
+    rating = _by_name(frame.columns, _RATING, taken)
+    if rating is not None and _is_numeric(frame[rating]):
+        least = frame[rating].median()
+        least = int(least) if float(least).is_integer() else float(least)
+        return [
+            "# positive_column = "
+            + _toml(str(rating))
+            + "    # learn only from rows rated at least positive_min",
+            f"# positive_min = {least}",
+        ]
+    event = _by_name(frame.columns, _EVENT, taken)
+    if event is not None and 2 <= frame[event].nunique() <= 20:
+        values = sorted(frame[event].dropna().astype(str).unique())[:8]
+        return [
+            "# positive_column = "
+            + _toml(str(event))
+            + "    # learn only from rows of these events",
+            f"# positive_values = {_toml(values)}",
+        ]
+    return []
+
+
 def _constant_columns(frame: pd.DataFrame, taken) -> list:
     """Columns not in `taken` with one value (or none) on every row."""
     return [
@@ -433,6 +463,7 @@ def _two_tower(
         *_time_format_lines(frame, time),
         *_split_lines(frame, taken),
         _line("display", display, "shown beside recommendations (optional)"),
+        *_positive_lines(frame, taken),
         "",
     ]
     candidate = [item] if item != PLACEHOLDER else []

@@ -346,3 +346,26 @@ def test_a_large_table_is_guessed_from_its_first_rows(tmp_path, monkeypatch):
     small = tmp_path / "small.csv"
     _events(rows=99).to_csv(small, index=False)
     assert "Guessed from" not in init_config("two_tower", str(small))
+
+
+def test_ratings_and_events_get_commented_positive_lines(tmp_path):
+    rated = _events(rows=300).assign(rating=np.resize([1, 2, 4, 5, 5], 300))
+    text = init_config("two_tower", frame=rated)
+    assert '# positive_column = "rating"' in text
+    assert "# positive_min = 4" in text
+    events = _events(rows=300).assign(
+        event_type=np.resize(["view", "cart", "purchase"], 300)
+    )
+    text = init_config("two_tower", frame=events)
+    assert '# positive_values = ["cart", "purchase", "view"]' in text
+    # Uncommented, the lines load and keep what they say.
+    path = tmp_path / "events.toml"
+    path.write_text(
+        text.replace("# positive_column", "positive_column").replace(
+            '# positive_values = ["cart", "purchase", "view"]',
+            'positive_values = ["purchase"]',
+        )
+    )
+    config = recsys.load_config(str(path))
+    assert config["data"]["positive_column"] == "event_type"
+    assert config["data"]["positive_values"] == ["purchase"]

@@ -83,8 +83,9 @@ def test_config_missing_file():
 # `model.history_encoder = "mean"` after `model.history_length` in the
 # two-tower cases, then `model.history = "latest"` after it (by hand, no
 # other change), then `data.positive_column = ""`, `positive_min = ""` and
-# `positive_values = []` after `data.path` (the same way). Relative data paths are stored as
-# written: `load_config` makes them absolute, which depends on the machine.
+# `positive_values = []` after `data.path` (the same way). Relative data
+# paths are stored as written: `load_config` makes them absolute, which
+# depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
 
 
