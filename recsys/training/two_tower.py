@@ -79,9 +79,12 @@ def build_two_tower(
     candidate_inputs = input_specs(
         preprocessor, model_config["candidate_features"], output_dim=dim
     )
-    check_table_memory(
-        query_inputs + candidate_inputs, optimizer=config["train"]["optimizer"]
-    )
+    if config["train"].get("distribution", "none") != "model":
+        # (Tables split across devices, and hosts, are not this host's.)
+        check_table_memory(
+            query_inputs + candidate_inputs,
+            optimizer=config["train"]["optimizer"],
+        )
     towers = {}
     for side, inputs in (
         ("query", query_inputs),
