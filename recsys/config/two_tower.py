@@ -323,7 +323,9 @@ class IndexSection(Section):
 
 
 # `evaluate.baselines` of a retrieval run (recsys.baselines.retrieval).
-RETRIEVAL_BASELINES = ("popularity", "ease", "item_knn")
+RETRIEVAL_BASELINES = ("popularity", "ease", "item_knn", "repeat")
+# Those of a run that names none: "repeat" is for repeat-consumption tables.
+DEFAULT_BASELINES = ("popularity", "ease", "item_knn")
 
 
 class RetrievalEvaluate(Section):
@@ -342,13 +344,15 @@ class RetrievalEvaluate(Section):
         description="Cut-offs k of the reported HR@k: distinct, positive.",
     )
     baselines: list[str] = Field(
-        default=list(RETRIEVAL_BASELINES),
+        default=list(DEFAULT_BASELINES),
         description=(
             "Scored beside the model on the same rows "
             '(recsys.baselines.retrieval): "popularity" (always, the '
             'summary compares with it), "ease" (linear item-item, its L2 '
-            'chosen on the validation carve) and "item_knn" (cosine '
-            "item-item similarity, 100 neighbours per item). Streamed "
+            'chosen on the validation carve), "item_knn" (cosine '
+            'item-item similarity, 100 neighbours per item) and "repeat" '
+            "(each user's own items by count, then popularity: for tables "
+            "of repeat consumption; not among the defaults). Streamed "
             "shards (data.path) score popularity only."
         ),
         json_schema_extra={

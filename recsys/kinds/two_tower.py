@@ -520,12 +520,18 @@ def _repeats_note(metrics: dict) -> list[str]:
     share = metrics.get("split", {}).get("repeat_share", 0.0)
     if share < REPEATS_NOTED:
         return []
+    compare = (
+        ""
+        if "baseline_repeat" in metrics
+        else '\nCompare with each user\'s own items: add "repeat" to '
+        "evaluate.baselines."
+    )
     return [
         f"note: {share:.0%} of the held-out rows repeat an item their user "
         "had in training (repeat\nconsumption). The filtered metrics rank "
         "those among the user's unseen items:\nread the unfiltered ones, and "
         "recommend with seen items kept (--include-seen,\n"
-        "exclude_seen=False).",
+        "exclude_seen=False)." + compare,
         "",
     ]
 
@@ -625,11 +631,12 @@ def _baseline_notes(baselines):
         if "skipped" in details:
             lines.append(f"{name}: skipped, {details['skipped']}")
             continue
-        setting = (
-            f"l2 = {details['l2']:g}"
-            if "l2" in details
-            else f"{details['neighbours']} neighbours"
-        )
+        if "l2" in details:
+            setting = f"l2 = {details['l2']:g}"
+        elif "neighbours" in details:
+            setting = f"{details['neighbours']} neighbours"
+        else:
+            setting = "no setting"
         if "chosen_by" in details:
             setting += f" ({details['chosen_by']})"
         lines.append(f"{name}: {setting}, {details['seconds']:.1f} s")

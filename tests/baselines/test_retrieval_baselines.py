@@ -7,6 +7,7 @@ import pytest
 from recsys.baselines import retrieval
 from recsys.baselines.retrieval import EASE
 from recsys.baselines.retrieval import ItemKNN
+from recsys.baselines.retrieval import UserRepeats
 from recsys.baselines.retrieval import climb
 from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.config import ConfigError
@@ -165,6 +166,39 @@ def test_baselines_above_max_items_are_skipped_with_a_note():
     assert details["item_knn"]["neighbours"] == retrieval.ITEM_KNN_NEIGHBOURS
 
 
+def test_repeats_rank_a_users_own_items_by_count_then_popularity():
+    users = [1, 1, 1, 2, 2, 3, 3, 3]
+    items = [30, 30, 10, 20, 20, 20, 10, 20]
+    repeats = UserRepeats().fit(users, items, np.array([10, 20, 30, 40]))
+    scores = repeats.score(np.array([1, 2, 9]))
+    order = np.argsort(-scores, axis=1, kind="stable")
+    # User 1: item 30 twice, 10 once; then 20 (popular), 40 (never).
+    assert order[0].tolist() == [2, 0, 1, 3]
+    # User 2: item 20, then by popularity (20: 4 rows, 10: 2, 30: 2).
+    assert order[1].tolist() == [1, 0, 2, 3]
+    # An unknown user: popularity alone.
+    assert order[2].tolist() == [1, 0, 2, 3]
+
+
+def test_the_repeat_baseline_is_named_in_a_config_and_fitted():
+    default = "configs/movielens_two_tower.toml"
+    config = load_config(
+        default, ["evaluate.baselines=['popularity', 'repeat']"]
+    )
+    assert config["evaluate"]["baselines"] == ["popularity", "repeat"]
+    assert "repeat" not in load_config(default)["evaluate"]["baselines"]
+    scorers, details = fit_retrieval_baselines(
+        ["repeat"],
+        _temporal_table(),
+        user="user",
+        item="item",
+        candidates=np.arange(8),
+        carve=_last_per_user,
+        ease_max_items=1,  # not a limit of this one
+    )
+    assert set(scorers) == {"repeat"} and set(details["repeat"]) == {"seconds"}
+
+
 def test_config_refuses_an_unknown_baseline():
     with pytest.raises(ConfigError, match="unknown baselines"):
         load_config(overrides=["evaluate.baselines=['als']"])
@@ -200,6 +234,9 @@ def test_summary_prints_a_column_per_baseline_and_their_settings():
         in lines
     )
     assert "item_knn: 50 neighbours, 1.2 s" in lines
+    metrics["baselines"]["repeat"] = {"seconds": 0.5}
+    lines = summary(metrics, {"evaluate": {"split": "test", "ks": [10]}})
+    assert "repeat: no setting, 0.5 s" in lines.splitlines()
     metrics["baselines"]["ease"] = {"skipped": "12,000 training items"}
     lines = summary(metrics, {"evaluate": {"split": "test", "ks": [10]}})
     assert "ease: skipped, 12,000 training items" in lines.splitlines()

@@ -58,6 +58,8 @@ def test_a_table_of_repeats_says_which_metrics_to_read():
     assert share == 0.5
     metrics = _metrics(metric_names((10, 50)))
     metrics["split"] = {"repeat_share": share}
-    assert "50% of the held-out rows repeat" in summary(metrics, CONFIG)
+    text = summary(metrics, CONFIG)
+    assert "50% of the held-out rows repeat" in text
+    assert 'add "repeat" to evaluate.baselines.' in text
     metrics["split"] = {"repeat_share": 0.1}
     assert "repeat" not in summary(metrics, CONFIG)
