@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from recsys.data.sources import csv_layout
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -38,10 +39,25 @@ def _batches(path, batch_size):
             reader.metadata.num_rows,
         )
     # CSV: pyarrow reads blocks of bytes; rows per block vary, so the total
-    # is unknown (the bar counts rows as they come).
+    # is unknown (the bar counts rows as they come). The file is read as
+    # training read its table: its separator, decimal mark and code columns
+    # (`csv_layout`), so `0042` stays the id it was trained as.
+    layout = csv_layout(path)
     block_size = max(batch_size * 64, 1 << 20)
-    options = pv.ReadOptions(block_size=block_size)
-    return pv.open_csv(path, read_options=options), None
+    return (
+        pv.open_csv(
+            path,
+            read_options=pv.ReadOptions(block_size=block_size),
+            parse_options=pv.ParseOptions(delimiter=layout.get("sep", ",")),
+            convert_options=pv.ConvertOptions(
+                column_types=dict.fromkeys(
+                    layout.get("dtype", {}), pa.string()
+                ),
+                decimal_point=layout.get("decimal", "."),
+            ),
+        ),
+        None,
+    )
 
 
 def score_columns(bundle, predictions):

@@ -28,6 +28,57 @@ def test_score_file_streams_chunks_and_matches_predict(
     )
 
 
+def test_a_csv_is_scored_as_training_reads_it(tmp_path):
+    # Ids with leading zeros, in a CSV separated by semicolons: `recsys
+    # score` must read them as the training table was read (text ids),
+    # or every id is unknown to the bundle.
+    from recsys import load_config
+    from recsys import train
+    from recsys.data.sources import load_interactions
+
+    rng = np.random.default_rng(0)
+    rows = 400
+    frame = pd.DataFrame(
+        {
+            "customer": [f"{c:04d}" for c in rng.integers(0, 20, rows)],
+            "amount": rng.normal(size=rows),
+        }
+    )
+    frame["label"] = (frame["customer"] < "0010").astype(int)
+    source = tmp_path / "rows.csv"
+    frame.to_csv(source, sep=";", index=False)
+    config = load_config(
+        "configs/examples/labelled.toml",
+        [
+            f'data.source="{source}"',
+            'data.user=""',
+            'data.item=""',
+            'data.time=""',
+            'data.split="random"',
+            'data.label="label"',
+            'model.task="binary"',
+            "model.features=[]",
+            "evaluate.baselines=[]",
+            "train.epochs=2",
+        ],
+    )
+    config["features"] = {
+        "customer": {"kind": "categorical"},
+        "amount": {"kind": "numeric"},
+    }
+    bundle = train(config, str(tmp_path / "b"), progress=False).bundle
+    target = tmp_path / "out.parquet"
+    score_file(bundle, str(source), str(target), progress=False)
+    out = pd.read_parquet(target)
+    assert out["customer"].iloc[0] == frame["customer"].iloc[0]
+    np.testing.assert_allclose(
+        out["score"],
+        bundle.predict(load_interactions(str(source))),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
 def test_score_file_writes_csv(liked_run, small_frame, tmp_path):
     bundle, _ = liked_run
     source = tmp_path / "in.parquet"
