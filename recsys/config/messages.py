@@ -107,6 +107,10 @@ def _message(error: ErrorDetails, config: dict, model: type[BaseModel]) -> str:
     ):
         # A validator of ours: its message names the keys and the fix.
         return str(cause)
+    if len(loc) > 2 and isinstance(loc[-1], str):
+        # A key of several types (`str | int | float`): pydantic names the
+        # last one tried (`data.positive_min.str`); say them all.
+        return _union_message(loc[:-1], config, model)
     item = bool(loc) and isinstance(loc[-1], int)
     key_loc = loc[:-1] if item else loc
     key = ".".join(map(str, key_loc))
@@ -143,6 +147,40 @@ def _message(error: ErrorDetails, config: dict, model: type[BaseModel]) -> str:
     if kind in _RANGE_TYPES:
         return f"{key} must be {_bounds(field.metadata)}. Received: {received}"
     return f"Config key '{key}': {error['msg']}. Received: {received!r}"
+
+
+_UNION_NAMES = {
+    str: "text",
+    int: "a whole number",
+    float: "a finite number",
+    bool: "true or false",
+}
+
+
+def _union_message(loc: tuple, config: dict, model: type[BaseModel]) -> str:
+    """The error of a key (or a list's item) that holds none of its types."""
+    item = isinstance(loc[-1], int)
+    key_loc = loc[:-1] if item else loc
+    annotation = _field(model, key_loc).annotation
+    if item:
+        (annotation,) = typing.get_args(annotation)
+    types = typing.get_args(annotation)
+    if float in types:  # a float may be whole
+        types = tuple(t for t in types if t is not int)
+    names = dict.fromkeys(
+        _UNION_NAMES.get(t, getattr(t, "__name__", str(t))) for t in types
+    )
+    what = " or ".join(names)
+    key = ".".join(map(str, key_loc))
+    if item:
+        return (
+            f"Config key '{key}' must be a list of items each {what}. "
+            f"Received: {_lookup(config, key_loc)!r}"
+        )
+    return (
+        f"Config key '{key}' must be {what}. "
+        f"Received: {_lookup(config, key_loc)!r}"
+    )
 
 
 def _section(model: type[BaseModel], name: Any) -> type[BaseModel]:

@@ -63,8 +63,14 @@ def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
     check_columns(frame, [column], what="data")
     values = frame[column]
     if data.get("positive_values"):
-        wanted = [str(v) for v in data["positive_values"]]
-        keep = values.astype(str).isin(wanted) & values.notna()
+        wanted = list(data["positive_values"])
+        if pd.api.types.is_numeric_dtype(values):
+            # 5 counts for a rating of 5.0 ("5" too, as TOML text).
+            numbers = pd.to_numeric(pd.Series(wanted), errors="coerce")
+            keep = values.isin(numbers.dropna())
+        else:
+            keep = values.astype(str).isin([str(v) for v in wanted])
+        keep &= values.notna()
         rule = f"{column} in {wanted}"
     else:
         if not pd.api.types.is_numeric_dtype(values):

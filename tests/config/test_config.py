@@ -291,6 +291,19 @@ BAD_VALUES = [
         "data.positive_min='4'",
         "^data.positive_min must be a number. Received: '4'",
     ),
+    # A key of several types names them, not the last one pydantic tried.
+    (
+        "two_tower",
+        "data.positive_min=true",
+        "^Config key 'data.positive_min' must be text or a finite number. "
+        "Received: True",
+    ),
+    (
+        "two_tower",
+        "data.positive_values=[1.5]",
+        "^Config key 'data.positive_values' must be a list of items each "
+        r"text or a whole number. Received: \[1.5\]",
+    ),
     # A check across keys of a section reads as its own sentence.
     (
         "two_tower",

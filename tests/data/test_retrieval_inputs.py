@@ -98,6 +98,11 @@ def test_positive_rows_keep_what_counts():
     )
     assert bought["item"].tolist() == [10, 10, 12]
     assert bought.index.tolist() == [0, 1, 2]
+    # A whole number (or its text) counts for a rating of 5.0.
+    five = positive_rows(
+        RATED, {"positive_column": "rating", "positive_values": [5, "4"]}
+    )
+    assert five["item"].tolist() == [10, 10]
 
 
 def test_positive_rows_name_what_is_wrong():
