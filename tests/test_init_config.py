@@ -369,3 +369,24 @@ def test_ratings_and_events_get_commented_positive_lines(tmp_path):
     config = recsys.load_config(str(path))
     assert config["data"]["positive_column"] == "event_type"
     assert config["data"]["positive_values"] == ["purchase"]
+
+
+def test_a_numeric_item_feature_in_a_summed_tower_says_to_bucketize(
+    tmp_path, capsys
+):
+    data = tmp_path / "flights.csv"
+    _flights().to_csv(data, index=False)
+    text = init_config(
+        "two_tower", str(data), columns={"user": "tailnum", "item": "dest"}
+    )
+    # What a user writing the table by hand might declare.
+    text = text.replace('kind = "bucketized"', 'kind = "numeric"').replace(
+        "num_bins = 10", ""
+    )
+    config = tmp_path / "flights.toml"
+    config.write_text(text)
+    code = main(["train", str(config), "--output", str(tmp_path / "b"), *FAST])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "cannot take numeric features ['distance']" in err
+    assert 'kind = "bucketized"' in err and 'model.combine = "concat"' in err

@@ -56,8 +56,10 @@ def build_two_tower(
         ]
         if numeric:
             raise ValueError(
-                f'model.combine="sum" cannot take numeric features {numeric}.'
-                ' Fix: declare them categorical or set model.combine="concat".'
+                f'model.combine="sum" cannot take numeric features {numeric}:'
+                " it adds one vector per feature, and a number is no vector. "
+                'Fix: declare them kind = "bucketized" (quantile bins, one '
+                'vector each) or set model.combine = "concat".'
             )
     # With `combine="sum"` the feature vectors are added: every table has
     # the tower's size.
