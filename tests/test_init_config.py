@@ -390,3 +390,19 @@ def test_a_numeric_item_feature_in_a_summed_tower_says_to_bucketize(
     err = capsys.readouterr().err
     assert "cannot take numeric features ['distance']" in err
     assert 'kind = "bucketized"' in err and 'model.combine = "concat"' in err
+
+
+def test_a_text_config_takes_its_text_and_label_columns():
+    frame = pd.DataFrame(
+        {
+            "body": ["short one", "a somewhat longer text here"] * 20,
+            "review": ["what the user means to classify", "and more"] * 20,
+            "tag": ["x", "y"] * 20,
+        }
+    )
+    assert 'text = "body"' in init_config("text", frame=frame)  # by name
+    text = init_config(
+        "text", frame=frame, columns={"text": "review", "label": "tag"}
+    )
+    assert 'text = "review"' in text and "(--text)" in text
+    assert 'label = "tag"' in text and "[features.review]" in text
