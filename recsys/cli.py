@@ -182,12 +182,22 @@ def cmd_evaluate(args):
     bundle = load_bundle(args.bundle)
     kind = get_kind(bundle.manifest.get("kind", "two_tower"))
     frame = None if args.data is None else load_interactions(args.data)
-    if args.json:
-        _print_json(
-            kind.evaluate_document(bundle, frame=frame, rescore=args.rescore)
-        )
-        return 0
-    print(kind.evaluate_report(bundle, frame=frame, rescore=args.rescore))
+    try:
+        if args.json:
+            _print_json(
+                kind.evaluate_document(
+                    bundle, frame=frame, rescore=args.rescore
+                )
+            )
+            return 0
+        print(kind.evaluate_report(bundle, frame=frame, rescore=args.rescore))
+    except FileNotFoundError as error:
+        if frame is not None:
+            raise
+        # The table the bundle was trained on has moved since.
+        raise FileNotFoundError(
+            f"{error} Fix: pass the table with --data FILE."
+        ) from None
     return 0
 
 

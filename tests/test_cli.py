@@ -3,11 +3,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recsys.cli import main
 from recsys.cli import out_of_memory
+from recsys.init_config import init_config
 
 
 def _recsys(*args):
@@ -301,3 +303,28 @@ def test_the_cli_answers_an_allocation_failure_in_one_line(monkeypatch, capsys):
         "recsys init: error: out of memory (Unable to allocate 29.0 TiB"
     )
     assert "model.embedding_dim" in err and "Traceback" not in err
+
+
+def test_evaluate_of_a_bundle_whose_table_moved_says_to_pass_it(
+    tmp_path, capsys
+):
+    rng = np.random.default_rng(0)
+    rows = 300
+    table = tmp_path / "events.csv"
+    pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 20, rows),
+            "item_id": rng.integers(0, 15, rows),
+            "timestamp": np.arange(rows),
+        }
+    ).to_csv(table, index=False)
+    config = tmp_path / "events.toml"
+    config.write_text(init_config("two_tower", str(table), source=str(table)))
+    bundle = str(tmp_path / "bundle")
+    argv = ["train", str(config), "--output", bundle, "-q"]
+    assert main([*argv, "--set", "train.epochs=1"]) == 0
+    moved = tmp_path / "moved.csv"
+    table.rename(moved)
+    assert main(["evaluate", bundle]) == 1
+    assert "Fix: pass the table with --data FILE." in capsys.readouterr().err
+    assert main(["evaluate", bundle, "--data", str(moved)]) == 0
