@@ -322,6 +322,7 @@ def _print_json(document) -> None:
 
 
 def cmd_init(args):
+    from recsys.init_config import PLACEHOLDER
     from recsys.init_config import init_config
 
     source = args.data
@@ -342,6 +343,16 @@ def cmd_init(args):
         f"wrote {args.output}: check its guessed lines, then "
         f"`recsys train {args.output}`"
     )
+    unguessed = re.findall(
+        rf'^(\w+) = "{PLACEHOLDER}"', text, flags=re.MULTILINE
+    )
+    if unguessed:
+        options = " ".join(f"--{role} COLUMN" for role in unguessed)
+        print(
+            f"could not guess {', '.join(unguessed)}: set "
+            f"{'it' if len(unguessed) == 1 else 'them'} in the file, or rerun "
+            f"with {options}"
+        )
     return 0
 
 

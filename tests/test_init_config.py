@@ -406,3 +406,17 @@ def test_a_text_config_takes_its_text_and_label_columns():
     )
     assert 'text = "review"' in text and "(--text)" in text
     assert 'label = "tag"' in text and "[features.review]" in text
+
+
+def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
+    data = tmp_path / "flights.csv"
+    _flights(rows=60).to_csv(data, index=False)
+    config = tmp_path / "flights.toml"
+    assert (
+        main(["init", "two_tower", "--data", str(data), "-o", str(config)]) == 0
+    )
+    out = capsys.readouterr().out
+    assert (
+        "could not guess user, item: set them in the file, or rerun with "
+        "--user COLUMN --item COLUMN"
+    ) in out
