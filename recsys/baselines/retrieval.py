@@ -76,8 +76,11 @@ class _MatrixScorer:
     """The binarized training matrix and the score-over-candidates wrapper.
 
     Subclasses fit on `self.matrix_` in `_fit` and return dense scores of
-    the training items for rows of it in `_score_rows`.
+    the training items for rows of it in `_score_rows`; one with `binary =
+    False` keeps the counts of repeated pairs in it.
     """
+
+    binary = True
 
     def fit(
         self, users: ArrayLike, items: ArrayLike, candidates: ArrayLike
@@ -108,7 +111,8 @@ class _MatrixScorer:
             shape=(len(self.users_), len(self.columns_)),
         )
         matrix.sum_duplicates()
-        matrix.data[:] = 1.0
+        if self.binary:
+            matrix.data[:] = 1.0
         self.matrix_ = matrix
         with _one_blas_thread():
             self._fit()
@@ -205,7 +209,7 @@ class EASE(_MatrixScorer):
         return dense - (dense - projected) / diagonal
 
 
-class UserRepeats:
+class UserRepeats(_MatrixScorer):
     """Each user's own items by how often they chose them, then the others
     by popularity (ties by ascending id).
 
@@ -221,38 +225,20 @@ class UserRepeats:
     ```
     """
 
-    def fit(
-        self, users: ArrayLike, items: ArrayLike, candidates: ArrayLike
-    ) -> "UserRepeats":
-        """Counts each user's choices; one row per interaction.
+    binary = False  # the counts order a user's items
 
-        Args:
-            users: array-like of user ids.
-            items: array-like of item ids (those not among `candidates` are
-                ignored).
-            candidates: 1-D array of the item ids `score` ranks.
-
-        Returns:
-            `self`.
-        """
-        candidates = np.asarray(candidates)
-        positions = pd.Index(candidates).get_indexer(np.asarray(items))
-        known = positions >= 0
-        user_codes, users = pd.factorize(np.asarray(users)[known])
-        self.users_ = pd.Index(users)
-        counts = scipy.sparse.csr_matrix(
-            (np.ones(int(known.sum())), (user_codes, positions[known])),
-            shape=(len(users), len(candidates)),
-        )
-        counts.sum_duplicates()
-        self.counts_ = counts
-        popularity = np.bincount(positions[known], minlength=len(candidates))
+    def _fit(self):
+        counts = np.asarray(self.matrix_.sum(axis=0)).ravel()
+        popularity = np.zeros(self.num_candidates_)
+        popularity[self.columns_] = counts
         # Below 1, so it orders unseen items and ties, never a seen item
         # below an unseen one.
         self.popularity_ = (
             popularity / (popularity.max(initial=0) + 1)
         ).astype(np.float32)
-        return self
+
+    def _score_rows(self, rows):
+        return rows.toarray()
 
     def score(self, users: ArrayLike) -> np.ndarray:
         """Scores of every candidate for each user (see the class).
@@ -263,12 +249,7 @@ class UserRepeats:
         Returns:
             float32 array of shape `(len(users), len(candidates))`.
         """
-        rows = self.users_.get_indexer(np.asarray(users))
-        scores = np.tile(self.popularity_, (len(rows), 1))
-        known = rows >= 0
-        if known.any():
-            scores[known] += self.counts_[rows[known]].toarray()
-        return scores
+        return super().score(users) + self.popularity_
 
 
 class ItemKNN(_MatrixScorer):
