@@ -102,24 +102,24 @@ MAX_SEED = 2**32 - 1
 MAX_HISTORY = 1000
 
 
+def seed_field(
+    description: str = "Random seed of the whole run (0 to 2**32 - 1).",
+) -> Any:
+    """A seed key: `train.seed` by default."""
+    return Field(default=0, ge=0, le=MAX_SEED, description=description)
+
+
 def split_seed_field() -> Any:
     """`data.split_seed`."""
-    return Field(
-        default=0,
-        ge=0,
-        le=MAX_SEED,
-        description='The seed of data.split = "random".',
-    )
+    return seed_field('The seed of data.split = "random".')
 
 
-def seed_field() -> Any:
-    """`train.seed`."""
-    return Field(
-        default=0,
-        ge=0,
-        le=MAX_SEED,
-        description="Random seed of the whole run (0 to 2**32 - 1).",
-    )
+def check_placeholders(section: str, **columns: str) -> None:
+    """Raises `placeholder_error` for the first of `columns` (key ->
+    value) that `recsys init` left as `PLACEHOLDER`."""
+    for key, column in columns.items():
+        if column == PLACEHOLDER:
+            raise placeholder_error(f"{section}.{key}")
 
 
 def split_column_field() -> Any:
@@ -208,9 +208,7 @@ class InteractionsData(Section):
     @pydantic.model_validator(mode="after")
     def _check_split_keys(self) -> "InteractionsData":
         roles = {"user": self.user, "item": self.item, "time": self.time}
-        for role, column in roles.items():
-            if column == PLACEHOLDER:
-                raise placeholder_error(f"data.{role}")
+        check_placeholders("data", **roles)
         for role, column in roles.items():
             others = [r for r, c in roles.items() if r != role and c == column]
             if column and others:

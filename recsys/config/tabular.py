@@ -12,7 +12,6 @@ import pydantic
 from pydantic import Field
 
 from recsys.config.common import MAX_HISTORY
-from recsys.config.common import PLACEHOLDER
 from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
@@ -20,7 +19,7 @@ from recsys.config.common import Optimizer
 from recsys.config.common import Section
 from recsys.config.common import Split
 from recsys.config.common import check_distinct
-from recsys.config.common import placeholder_error
+from recsys.config.common import check_placeholders
 from recsys.config.common import resolved_split
 from recsys.config.common import seed_field
 from recsys.config.features import FeatureTables
@@ -81,8 +80,7 @@ class TabularData(InteractionsData):
 
     @pydantic.model_validator(mode="after")
     def _check_ids(self) -> "TabularData":
-        if self.label == PLACEHOLDER:
-            raise placeholder_error("data.label")
+        check_placeholders("data", label=self.label)
         if bool(self.user) != bool(self.item):
             raise ValueError(
                 f"data.user and data.item are both set or both empty (a "

@@ -10,15 +10,14 @@ from typing import Literal
 import pydantic
 from pydantic import Field
 
-from recsys.config.common import PLACEHOLDER
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
 from recsys.config.common import Optimizer
 from recsys.config.common import Section
 from recsys.config.common import Split
 from recsys.config.common import check_baseline_names
+from recsys.config.common import check_placeholders
 from recsys.config.common import check_split_column
-from recsys.config.common import placeholder_error
 from recsys.config.common import seed_field
 from recsys.config.common import split_column_field
 from recsys.config.common import split_seed_field
@@ -105,12 +104,7 @@ class TextData(Section):
 
     @pydantic.model_validator(mode="after")
     def _check_disjoint(self) -> "TextData":
-        for key, column in (
-            ("data.text", self.text),
-            ("data.label", self.label),
-        ):
-            if column == PLACEHOLDER:
-                raise placeholder_error(key)
+        check_placeholders("data", text=self.text, label=self.label)
         if self.label == self.text:
             raise ConfigError(
                 f"data.label and data.text both name the column "
