@@ -414,6 +414,13 @@ def _given(columns: dict[str, str], role: str, what: str):
 
 
 def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
+    # Each column read once for dates (a layout can take thousands of
+    # parses): by name, by content and against a number below.
+    dated = [c for c in frame.columns if c not in taken and _is_time(frame[c])]
+
+    def is_dated(series):
+        return series.name in dated
+
     # A name is not enough: IBM's attrition table's `OverTime` is Yes/No.
     time = _guess(
         frame,
@@ -421,10 +428,9 @@ def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
         _TIME,
         taken,
         when,
-        test=_is_time,
-        usable=lambda column: _is_numeric(column) or _is_time(column),
+        test=is_dated,
+        usable=lambda column: _is_numeric(column) or is_dated(column),
     )
-    dated = [c for c in frame.columns if c not in taken and _is_time(frame[c])]
     if (
         time[0] in frame
         and _key(time[0]) not in _TIME
@@ -610,11 +616,9 @@ def _text(
 ) -> list[str]:
     taken: set[str] = set(columns.values())
     strings = [c for c in frame.columns if _is_strings(frame[c])]
-    text = columns.get("text") or _by_name(frame.columns, _TEXT, taken)
-    note = (
-        "the text (--text)"
-        if "text" in columns
-        else "guessed from its name: the text"
+    text, note = _given(columns, "text", "text") or (
+        _by_name(frame.columns, _TEXT, taken),
+        "guessed from its name: the text",
     )
     if text is None and strings:
         lengths = {c: frame[c].astype(str).str.len().mean() for c in strings}
