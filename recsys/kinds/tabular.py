@@ -38,12 +38,12 @@ from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
-from recsys.models.inputs import check_table_memory
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tabular_model import TabularModel
 from recsys.names import AUXILIARY
 from recsys.names import HISTORY
+from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
 from recsys.training.refit import EpochEnd

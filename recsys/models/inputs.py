@@ -8,7 +8,6 @@ vector's size from the model's setting or the feature's own, and a
 multi-hash feature's table options.
 """
 
-import os
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -119,85 +118,6 @@ def history_spec(
             sequence_scale=DEFAULT_SEQUENCE_SCALE,
         )
     return spec
-
-
-# The share of the memory the embedding tables may take, with their copies.
-MEMORY_SHARE = 0.9
-# Float32 values an optimizer keeps per trained weight, besides the weight.
-OPTIMIZER_SLOTS = {"adam": 2, "adagrad": 1, "sgd": 0}
-
-
-def check_table_memory(
-    specs: list[dict[str, Any]],
-    *,
-    optimizer: str = "adam",
-    memory_bytes: int | None = None,
-) -> None:
-    """Raises a ValueError when the embedding tables cannot fit in memory.
-
-    Better than the process being killed mid-build, or an allocation error
-    that names no setting. Each table is `rows x output_dim` float32
-    values, held as weights and the optimizer's slots, plus two working
-    copies (the initial values while they are placed, a step's buffers);
-    all of them must fit in `MEMORY_SHARE` of the memory. (Measured:
-    MovieLens at `embedding_dim = 100000`, 6.1 GiB of tables and as much
-    again of Adagrad's slot, was killed on a 23.5 GiB machine: it needed
-    more than four copies' worth.) The estimate is of the tables alone.
-
-    Args:
-        specs: list of dict. Input specs (`input_specs`, `history_spec`).
-        optimizer: str. The optimizer's name (its slots per weight).
-            Defaults to `"adam"`.
-        memory_bytes: int or None. The memory to fit in; defaults to the
-            machine's physical memory (no check where it is unknown).
-
-    Raises:
-        ValueError: naming the largest table and the settings to lower.
-
-    Example:
-
-    ```python
-    check_table_memory(input_specs(preprocessor, ["user_id"], output_dim=32))
-    ```
-    """
-    if memory_bytes is None:
-        memory_bytes = _physical_memory()
-    tables = [
-        (spec["name"], _rows(spec), spec["output_dim"])
-        for spec in specs
-        if spec["type"] == "embedding"
-    ]
-    if memory_bytes is None or not tables:
-        return
-    copies = 3 + OPTIMIZER_SLOTS.get(optimizer, 2)
-    needed = sum(rows * dim for _, rows, dim in tables) * 4 * copies
-    if needed <= memory_bytes * MEMORY_SHARE:
-        return
-    name, rows, dim = max(tables, key=lambda table: table[1] * table[2])
-    raise ValueError(
-        f"The embedding tables need about {needed / 2**30:,.1f} GiB as "
-        f"weights, {optimizer} state and working copies, more than this "
-        f"machine's {memory_bytes / 2**30:,.1f} GiB can hold; the largest "
-        f"is '{name}', "
-        f"{rows:,} rows x {dim:,}. Fix: lower model.embedding_dim (or a "
-        "feature's embedding_dim), or hash the id feature of most values "
-        "into fewer rows (num_buckets)."
-    )
-
-
-def _rows(spec: dict[str, Any]) -> int:
-    """Rows of a spec's table: a hashed feature's buckets (and padding)."""
-    if "num_buckets" in spec:
-        return spec["num_buckets"] + 1
-    return spec["input_dim"]
-
-
-def _physical_memory() -> int | None:
-    """This machine's memory in bytes, or None where the OS does not say."""
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return None
 
 
 def _embedding_spec(preprocessor, name, column, output_dim, combiner):

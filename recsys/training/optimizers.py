@@ -13,6 +13,9 @@ OPTIMIZERS = {
     "adam": keras.optimizers.Adam,
     "sgd": keras.optimizers.SGD,
 }
+# Float32 values each keeps per trained weight, besides the weight (plain
+# SGD, as `make_optimizer` builds it, keeps none).
+OPTIMIZER_SLOTS = {"adagrad": 1, "adam": 2, "sgd": 0}
 
 
 def make_optimizer(

@@ -7,12 +7,12 @@ from typing import Any
 
 import keras
 
-from recsys.models.inputs import check_table_memory
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
 from recsys.training.checkpoint import resume_epoch
+from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
 

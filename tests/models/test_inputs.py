@@ -9,10 +9,10 @@ from recsys.features import MultiCategoricalFeature
 from recsys.features import NumericFeature
 from recsys.features import Preprocessor
 from recsys.models import Tower
-from recsys.models.inputs import check_table_memory
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.names import HISTORY
+from recsys.training.memory import check_table_memory
 
 FRAME = pd.DataFrame(
     {

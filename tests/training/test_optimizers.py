@@ -2,12 +2,14 @@ import keras
 import pytest
 
 from recsys.config import SUPPORTED_OPTIMIZERS
+from recsys.training.optimizers import OPTIMIZER_SLOTS
 from recsys.training.optimizers import OPTIMIZERS
 from recsys.training.optimizers import make_optimizer
 
 
 def test_every_name_the_config_accepts_has_an_optimizer():
     assert sorted(OPTIMIZERS) == sorted(SUPPORTED_OPTIMIZERS)
+    assert sorted(OPTIMIZER_SLOTS) == sorted(OPTIMIZERS)
 
 
 @pytest.mark.parametrize(
