@@ -21,10 +21,13 @@ from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.deps import require_token
 from recsys.serving.errors import error_response
 from recsys.serving.errors import install_error_handlers
+from recsys.serving.fast_route import PATH
+from recsys.serving.fast_route import FastRetrieve
 from recsys.serving.metrics import ServiceMetrics
 from recsys.serving.openapi import service_openapi
 from recsys.serving.reranker import Reranker
 from recsys.serving.routes import admin
+from recsys.serving.routes import retrieve
 from recsys.serving.routes import router
 from recsys.serving.routes import swap_bundle
 from recsys.serving.service import RetrievalService
@@ -311,6 +314,14 @@ def create_app(
     app.include_router(router)
     app.include_router(admin)
     install_error_handlers(app)
+    # The hottest route skips FastAPI's per-request work when its body is
+    # plainly well formed (`recsys.serving.fast_route`).
+    app.add_middleware(
+        FastRetrieve,
+        endpoint=retrieve,
+        route=next(r for r in router.routes if r.path == PATH),
+        dependencies=[require_token] if settings.auth_all else [],
+    )
     app.add_middleware(
         ServiceMiddleware,
         max_body_bytes=settings.max_body_bytes,

@@ -12,7 +12,12 @@ class MicroBatcher:
 
     The first item of a batch starts a timer of `window` seconds; every item
     submitted before it fires joins the batch, and `max_size` items flush it
-    at once. The batch then runs as `run(items)`, which returns one result
+    at once. With `flush_when_idle`, a turn of the event loop in which no
+    item joined flushes it too: the requests that arrived together (one
+    read of the sockets) share a batch, and a request alone does not wait
+    out the window for company that is not coming (in a closed loop, where
+    every client waits in the batch, the server sat idle until the timer
+    fired). The batch then runs as `run(items)`, which returns one result
     per item: a value, or an exception that only that item's caller gets.
     So a request waits at most `window` for others, then its batch's work;
     one item's error never fails the others.
@@ -37,6 +42,8 @@ class MicroBatcher:
             running loop's `call_later` by default (tests pass a fake).
         inline: callable returning whether the next batch runs on the
             event loop (asked at each flush); `None` always uses a thread.
+        flush_when_idle: bool. Flush a batch after a turn of the event loop
+            added nothing to it, before its window ends. Defaults to `True`.
 
     Example:
 
@@ -53,6 +60,7 @@ class MicroBatcher:
         max_size: int,
         call_later: Callable[[float, Callable[[], None]], Any] | None = None,
         inline: Callable[[], bool] | None = None,
+        flush_when_idle: bool = True,
     ) -> None:
         if window < 0 or max_size < 1:
             raise ValueError(
@@ -64,6 +72,7 @@ class MicroBatcher:
         self.max_size = max_size
         self._call_later = call_later
         self.inline = inline
+        self.flush_when_idle = flush_when_idle
         self._pending: list[tuple[Any, asyncio.Future]] = []
         self._timer: Any = None
         # Running batches, kept referenced until done (asyncio holds weak
@@ -85,7 +94,20 @@ class MicroBatcher:
         elif len(self._pending) == 1:
             schedule = self._call_later or loop.call_later
             self._timer = schedule(self.window, self._flush)
+            if self.flush_when_idle:
+                loop.call_soon(self._flush_if_idle, self._timer, 1)
         return await future
+
+    def _flush_if_idle(self, timer: Any, seen: int) -> None:
+        """Flushes the batch of `timer` if no item joined it since `seen`."""
+        if self._timer is not timer:  # that batch was flushed already
+            return
+        if len(self._pending) == seen:
+            self._flush()
+        else:  # items keep arriving: look again after the next turn
+            asyncio.get_running_loop().call_soon(
+                self._flush_if_idle, timer, len(self._pending)
+            )
 
     def _flush(self) -> None:
         if self._timer is not None:

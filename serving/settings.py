@@ -50,10 +50,11 @@ class Settings(BaseSettings):
             off. Defaults to `100`.
         precompute_max_users: int. Users in that table, most active first.
             Defaults to `200_000` (160 MB at depth 100).
-        batch_window_ms: float. Milliseconds a request that needs the query
-            tower or an index search waits for concurrent ones, to share
-            one tower call and one index search with them
-            (`recsys.serving.batching.MicroBatcher`); `0` answers each
+        batch_window_ms: float. Most milliseconds a request that needs the
+            query tower or an index search waits for concurrent ones, to
+            share one tower call and one index search with them
+            (`recsys.serving.batching.MicroBatcher`; a batch closes sooner
+            when a turn of the event loop brings no one); `0` answers each
             alone. Defaults to `1.0`.
         batch_max_size: int. Requests that close such a batch before its
             window ends. Defaults to `64`.

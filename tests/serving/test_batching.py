@@ -50,6 +50,7 @@ def test_requests_in_one_window_share_one_call():
             window=0.002,
             max_size=10,
             call_later=timers,
+            flush_when_idle=False,
         )
         tasks = [asyncio.create_task(batcher.submit(x)) for x in (1, 2, 3)]
         await _settle()
@@ -60,6 +61,27 @@ def test_requests_in_one_window_share_one_call():
         timers.scheduled[0].callback()
         assert await asyncio.gather(*tasks) == [2, 4, 6]
         assert calls == [[1, 2, 3]] and batcher.batches == 1
+
+    asyncio.run(main())
+
+
+def test_a_batch_closes_once_a_turn_of_the_loop_adds_nothing():
+    # No request waits out the window for company that is not coming.
+    async def main():
+        timers = FakeTimers()  # never fired here
+        calls = []
+        batcher = MicroBatcher(
+            lambda items: calls.append(items) or _double(items),
+            window=60.0,
+            max_size=10,
+            call_later=timers,
+            inline=lambda: True,
+        )
+        together = asyncio.gather(*(batcher.submit(x) for x in (1, 2, 3)))
+        assert await asyncio.wait_for(together, 5) == [2, 4, 6]
+        assert await asyncio.wait_for(batcher.submit(4), 5) == 8
+        assert calls == [[1, 2, 3], [4]] and batcher.batches == 2
+        assert [t.cancelled for t in timers.scheduled] == [True, True]
 
     asyncio.run(main())
 
