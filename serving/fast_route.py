@@ -1,15 +1,15 @@
 """`FastRetrieve`: `POST /v1/retrieve` without FastAPI's per-request work.
 
-FastAPI spends about 50 us of a 2-core machine's CPU on each request
-before and after the route's own code (routing through every route,
-dependency solving, its body reading, telemetry checks); the service's
-answer from the precomputed top-items table takes about 5 us. This ASGI
-middleware answers the hottest route itself, when the request is plainly
-well formed: a `Content-Length` body of `Content-Type: application/json`
-(any parameters) that `orjson` parses and `RetrieveRequest` validates. It
-then calls the route's own function (`recsys.serving.routes.retrieve`)
-after the app's dependencies, so answers, refusals and metrics are the
-route's.
+FastAPI's per-request work (routing through every route, dependency
+solving, its body reading, telemetry checks) cost more than the service's
+answer from the precomputed top-items table: a known user's request was
+answered at 0.76 of the req/s of a FastAPI route doing nothing
+(`benchmarks/RESULTS.md`). This ASGI middleware answers the hottest route
+itself, when the request is plainly well formed: a `Content-Length` body
+of `Content-Type: application/json` (any parameters) that `orjson` parses
+and `RetrieveRequest` validates. It then calls the route's own function
+(`recsys.serving.routes.retrieve`) after the app's dependencies, so
+answers, refusals and metrics are the route's.
 
 Every other request, and every body it does not take (a parse or
 validation error, another content type, a chunked body), goes on to
