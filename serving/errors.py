@@ -99,7 +99,29 @@ async def validation_error_handler(request, error):
         }
         for item in error.errors()
     ]
+    kind = request.headers.get("content-type", "")
+    if kind and not _json_type(kind):
+        # FastAPI reads a body as JSON only when it says so; `curl -d`
+        # says form data, and pydantic's message does not tell.
+        for item in detail:
+            if item["loc"] == ["body"] and item["type"] in NOT_AN_OBJECT:
+                item["msg"] = (
+                    "The body must be a JSON object sent with Content-Type: "
+                    "application/json. This request's Content-Type: "
+                    f"{kind!r}; with curl, add -H 'Content-Type: "
+                    "application/json' (or send the body with --json)."
+                )
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+# Validation error types of a body that is not a JSON object at all.
+NOT_AN_OBJECT = ("model_attributes_type", "dict_type", "model_type")
+
+
+def _json_type(content_type):
+    """Whether FastAPI reads a body of `content_type` as JSON."""
+    kind = content_type.partition(";")[0].strip().lower()
+    return kind == "application/json" or kind.endswith("+json")
 
 
 def install_error_handlers(app):

@@ -153,6 +153,23 @@ def test_malformed_and_oversized_bodies(trained_bundle):
         assert "at most 2" in answer.json()["detail"][0]["msg"]
 
 
+def test_a_form_encoded_body_says_to_send_json(client):
+    # What `curl -d '{"user_id": 1}'` sends.
+    form = {"content-type": "application/x-www-form-urlencoded"}
+    answer = client.post(
+        "/v1/retrieve", content=b'{"user_id": 1}', headers=form
+    )
+    assert answer.status_code == 422
+    message = answer.json()["detail"][0]["msg"]
+    assert "Content-Type: application/json" in message
+    assert (
+        "'application/x-www-form-urlencoded'" in message and "curl" in message
+    )
+    # A JSON body that is no object keeps pydantic's own message.
+    answer = client.post("/v1/retrieve", json=[1])
+    assert "valid dictionary" in answer.json()["detail"][0]["msg"]
+
+
 def test_no_500_for_random_json(client):
     rng = np.random.default_rng(0)
     values = [None, -1, 0, 1.5, "", "x" * 300, [], {}, True, 10**30]
