@@ -292,9 +292,10 @@ def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
     )
 
 
-def _missing_labels(frame: pd.DataFrame, label: str) -> str:
-    """A note for a label column with empty cells, which train refuses."""
-    missing = int(frame[label].isna().sum()) if label in frame else 0
+def _missing_cells(frame: pd.DataFrame, column: str) -> str:
+    """A note for a column with empty cells where train refuses them (a
+    label; a two-tower's user, item and time)."""
+    missing = int(frame[column].isna().sum()) if column in frame else 0
     if not missing:
         return ""
     return f"; {missing:,} rows have none: drop them before training"
@@ -461,6 +462,9 @@ def _two_tower(
 ) -> list[str]:
     guessed = _ids_and_time(frame, "interaction time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
+    user_note += _missing_cells(frame, user)
+    item_note += _missing_cells(frame, item)
+    time_note += _missing_cells(frame, time)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -547,7 +551,7 @@ def _tabular(
     label, label_note = _given(columns, "label", "label") or _guess(
         frame, "label", _LABEL, taken, "label"
     )
-    label_note += _missing_labels(frame, label)
+    label_note += _missing_cells(frame, label)
     taken.add(label)
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     taken.add(display)
@@ -636,7 +640,7 @@ def _text(
         "label",
         test=lambda s: 2 <= s.nunique() <= 20,
     )
-    label_note += _missing_labels(frame, label)
+    label_note += _missing_cells(frame, label)
     taken.add(label)
     row_id = _by_name(frame.columns, _ID, taken) or ""
     lines = _data_lines(source) + [

@@ -420,3 +420,12 @@ def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
         "could not guess user, item: set them in the file, or rerun with "
         "--user COLUMN --item COLUMN"
     ) in out
+
+
+def test_ids_with_empty_cells_are_noted_where_training_refuses_them():
+    frame = _events().astype({"product_id": "float"})
+    frame.loc[:6, "product_id"] = np.nan
+    text = init_config("two_tower", frame=frame)
+    item = next(line for line in text.splitlines() if line.startswith("item"))
+    assert "7 rows have none: drop them before training" in item
+    assert "rows have none" not in text.replace(item, "")
