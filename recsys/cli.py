@@ -866,9 +866,9 @@ def build_parser():
     tune.add_argument(
         "--metric",
         help="Validation metric to optimize (default: filtered HR at the "
-        "largest k, AUC, RMSE or log loss by kind and task). With a small "
-        "catalog, where HR at the largest k is near 1, pass a smaller k, "
-        "e.g. hr@10_filtered.",
+        "largest of evaluate.ks up to a tenth of the catalog, AUC, RMSE or "
+        "log loss by kind and task), e.g. hr@10_filtered or, where users "
+        "repeat their items, hr@10.",
     )
     tune.add_argument(
         "--json",

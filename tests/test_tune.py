@@ -18,6 +18,7 @@ from recsys.tune import _chosen_trial
 from recsys.tune import _report
 from recsys.tune import _score
 from recsys.tune import maturing_pruner
+from recsys.tune import objective_metric
 from recsys.tune import standard_error
 from recsys.tune import tune
 
@@ -253,6 +254,23 @@ def test_a_slow_starter_is_judged_by_the_median_only_from_half_its_epochs():
         _report(trial_of(2), "hr@5_filtered", 1, {"hr@5_filtered": 0.4})
 
 
+@pytest.mark.parametrize(
+    "catalog, metric",
+    [
+        (None, "hr@100_filtered"),
+        (9066, "hr@100_filtered"),
+        (999, "hr@50_filtered"),
+        (132, "hr@10_filtered"),
+        (30, "hr@10_filtered"),  # below every k: the smallest
+    ],
+)
+def test_retrieval_is_judged_at_a_k_the_catalog_leaves_informative(
+    interactions, catalog, metric
+):
+    config = _two_tower_config(interactions, "evaluate.ks=[100, 10, 50]")
+    assert objective_metric(config, catalog) == metric
+
+
 def test_a_two_tower_study_tries_its_config_then_without_history(
     interactions, tmp_path
 ):
@@ -280,6 +298,7 @@ def test_a_two_tower_study_tries_its_config_then_without_history(
     # Without a history the encoder is "mean": a config that validates.
     assert trials["model.history_encoder"].tolist() == ["gru", "mean"]
     assert trials["train.learning_rate"].tolist() == [0.1, 0.1]
+    assert result.metric == "hr@5_filtered"  # 30 items: the only k
     # Each epoch was reported; the last one is the trial's value.
     assert trials["last_epoch"].tolist() == [2, 2]
     np.testing.assert_allclose(trials["last_epoch_value"], trials["value"])
