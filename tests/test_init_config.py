@@ -76,6 +76,26 @@ def test_text_config_finds_the_longest_strings_and_the_label(tmp_path):
     assert "[features.body]" in text
 
 
+def test_a_text_keeps_the_tokens_of_most_texts():
+    rng = np.random.default_rng(0)
+    words = rng.integers(20, 150, 400)  # the 95th percentile near 143
+    frame = pd.DataFrame(
+        {
+            "review": [" ".join(["tasty"] * n) + "!" for n in words],
+            "score": ["great", "other"] * 200,
+        }
+    )
+    text = init_config("text", frame=frame)
+    longest = int(np.quantile(words + 1, 0.95))  # "!" is a token
+    assert f"sequence_length = {-(-longest // 10) * 10} " in text
+    assert f"95% of the texts have at most {longest}" in text
+    short = frame.assign(review="so good!")
+    assert "sequence_length = 40 " in init_config("text", frame=short)
+    long = frame.assign(review=" ".join(["tasty"] * 3000))
+    assert "sequence_length = 500 " in init_config("text", frame=long)
+    assert "(capped)" in init_config("text", frame=long)
+
+
 def test_a_small_table_gets_many_short_epochs():
     # 1,500 rows are six steps an epoch: early stopping, not a cap of 20,
     # should end training.
