@@ -37,6 +37,7 @@ result.best_params, result.test_metrics
 ```
 """
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -546,13 +547,14 @@ def tune(
             output,
             metric,
         )
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=time_budget,
-            show_progress_bar=progress,
-            catch=(OutOfTime,),
-        )
+        with _out_of_time_in_one_line():
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                timeout=time_budget,
+                show_progress_bar=progress,
+                catch=(OutOfTime,),
+            )
     table = _trials_table(study, space, config)
     write_text_atomically(
         os.path.join(output, "trials.csv"), table.to_csv(index=False)
@@ -774,6 +776,41 @@ def _score(scores, metric):
 
 class OutOfTime(Exception):
     """A trial stopped by `tune`'s time budget (marked failed)."""
+
+
+class _OutOfTimeFilter(logging.Filter):
+    """Optuna logs a trial the time budget stopped as a failure with its
+    traceback and every parameter; this says it in one line instead."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped: set[str] = set()
+
+    def filter(self, record):
+        error = record.exc_info[1] if record.exc_info else None
+        words = record.getMessage().split()
+        number = words[1] if len(words) > 1 and words[0] == "Trial" else None
+        if isinstance(error, OutOfTime):
+            self.stopped.add(number)
+            logger.info(
+                "Trial %s stopped: %s (marked failed, not counted).",
+                number,
+                error,
+            )
+            return False
+        # Optuna's second line for the same trial ("failed with value None").
+        return number not in self.stopped
+
+
+@contextlib.contextmanager
+def _out_of_time_in_one_line():
+    optuna_logger = logging.getLogger("optuna.study._optimize")
+    quiet = _OutOfTimeFilter()
+    optuna_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        optuna_logger.removeFilter(quiet)
 
 
 def _report(trial, metric, epoch, scores, deadline=None):

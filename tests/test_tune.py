@@ -1,6 +1,7 @@
 """`recsys tune`: finds a planted better setting on the validation carve
 only, resumes a killed study, and writes a config `recsys train` reads."""
 
+import logging
 import time
 
 import numpy as np
@@ -15,6 +16,7 @@ from recsys.tune import Choice
 from recsys.tune import OutOfTime
 from recsys.tune import Range
 from recsys.tune import _chosen_trial
+from recsys.tune import _out_of_time_in_one_line
 from recsys.tune import _report
 from recsys.tune import _score
 from recsys.tune import maturing_pruner
@@ -318,6 +320,28 @@ def test_the_time_budget_stops_a_running_trial_once_another_has_finished():
         _report(study.ask(), "hr@5_filtered", 2, {"hr@5_filtered": 0.5}, past)
     future = time.monotonic() + 60
     _report(study.ask(), "hr@5_filtered", 1, {"hr@5_filtered": 0.5}, future)
+
+
+def test_a_trial_stopped_for_time_is_one_line_not_a_traceback(caplog):
+    def objective(trial):
+        if trial.number == 1:
+            raise OutOfTime("time budget reached after epoch 2")
+        if trial.number == 2:
+            raise ValueError("a real failure")
+        return 0.5
+
+    study = optuna.create_study(direction="maximize")
+    optuna.logging.enable_propagation()  # to pytest's caplog
+    try:
+        with caplog.at_level(logging.INFO), _out_of_time_in_one_line():
+            study.optimize(objective, n_trials=3, catch=(OutOfTime, ValueError))
+    finally:
+        optuna.logging.disable_propagation()
+    text = caplog.text
+    assert "Trial 1 stopped: time budget reached after epoch 2" in text
+    assert "Trial 1 failed" not in text and "OutOfTime" not in text
+    assert "Trial 2 failed" in text and "a real failure" in text
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "FAIL", "FAIL"]
 
 
 def test_standard_error_of_auc_and_hit_rate_matches_a_simulation():
