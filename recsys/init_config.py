@@ -629,9 +629,9 @@ def _sequence_length(frame: pd.DataFrame, text: str) -> tuple[int, str]:
     160 (modeldata's fine-foods reviews, benchmarks/RESULTS.md).
     """
     low, high = SEQUENCE_LENGTHS
-    texts = frame[text].dropna().head(5_000) if text in frame else []
-    if not len(texts):
+    if text not in frame or not frame[text].notna().any():
         return low, "tokens kept per text"
+    texts = frame[text].dropna().head(5_000)
     pre = Preprocessor(features=[TextFeature(text)])
     counts = [len(tokens) for tokens in pre.tokenize(text, texts.astype(str))]
     longest = int(pd.Series(counts).quantile(0.95))

@@ -784,7 +784,7 @@ class _OutOfTimeFilter(logging.Filter):
 
     def __init__(self):
         super().__init__()
-        self.stopped: set[str] = set()
+        self.stopped: set[str | None] = set()
 
     def filter(self, record):
         error = record.exc_info[1] if record.exc_info else None
