@@ -40,6 +40,9 @@ gets two loads, each bounded in time:
 `known` over the floor. `first_answer_seconds` is the time from starting
 `recsys serve` to its first answered request, `warm_seconds` until `/readyz`
 reports the top-items table and the query tower ready (the loads run after).
+`--reload WORKERS` measures known users' latency (open loop) before,
+during and after a reload of the same bundle (`/admin/reload` with one
+worker, SIGHUP with more).
 
 The load generator shares the machine's cores with the server; the JSON says
 which one ran. Prints one JSON object.
@@ -50,7 +53,7 @@ Usage:
 python benchmarks/serve_load.py [--items 1000000] [--users 100000]
     [--seconds 10] [--targets scann scann_before floor]
     [--shapes known deep features mix reranked] [--no-open-loop]
-    [--ranker DIR] [--workers]
+    [--ranker DIR] [--workers | --startup N | --reload WORKERS]
 ```
 """
 
@@ -61,6 +64,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -330,9 +334,9 @@ baselines = []
     return path
 
 
-def start_server(kind, bundle, log, workers=1, ranker=None):
+def start_server(kind, bundle, log, workers=1, ranker=None, env=None):
     port = _free_port()
-    env = {**os.environ}
+    env = {**os.environ, **(env or {})}
     if kind == "floor":
         command = script_command(__file__, "--floor-server", port)
     else:
@@ -468,8 +472,13 @@ async def closed_loop(port, connections, seconds, bodies):
     return _summary(latencies, errors, seconds)
 
 
-async def open_loop(port, rate, seconds, bodies, max_connections=256):
-    """Requests on a fixed schedule; latency from the scheduled time."""
+async def open_loop(
+    port, rate, seconds, bodies, max_connections=256, record=None
+):
+    """Requests on a fixed schedule; latency from the scheduled time.
+
+    `record`: a list that gets `(scheduled, latency)` of each request.
+    """
     count = int(rate * seconds)
     idle, opened = [], 0
     latencies, errors = [], 0
@@ -511,6 +520,8 @@ async def open_loop(port, rate, seconds, bodies, max_connections=256):
             cause = type(error).__name__
             opened -= 1
         latencies.append(time.perf_counter() - scheduled)
+        if record is not None:
+            record.append((scheduled, latencies[-1]))
         if cause is not None:
             errors += 1
             causes[cause] = causes.get(cause, 0) + 1
@@ -796,6 +807,94 @@ def startup_times(bundle, repeats, workdir, workers=1):
     }
 
 
+def reload_under_load(
+    bundle, workdir, users, items, rate=1000, seconds=30, at=5.0, workers=1
+):
+    """Latency of known users' requests before and during a reload.
+
+    An open loop of `rate` req/s for `seconds`; `at` seconds in, the same
+    bundle is reloaded: with one worker by `/admin/reload` (loaded beside
+    the served one, then swapped), with several by SIGHUP to the server
+    (new workers, then the old ones stopped; the reload ends when no old
+    worker is left). Latencies by the request's scheduled time: before the
+    reload, during it, after.
+    """
+    import threading
+    import urllib.request
+
+    with open(os.path.join(workdir, "reload.log"), "w") as log:
+        started = time.time()
+        process, port = start_server(
+            "scann",
+            bundle,
+            log,
+            workers,
+            env={"RECSYS_API_TOKEN": "benchmark"},
+        )
+        try:
+            warmed_up(port, started)
+            marks = {}
+
+            def reload():
+                time.sleep(at)
+                if workers > 1:
+                    old = set(child_pids(process.pid))
+                    marks["start"] = time.perf_counter()
+                    os.kill(process.pid, signal.SIGHUP)
+                    while old & set(child_pids(process.pid)) or (
+                        len(child_pids(process.pid)) < workers
+                    ):
+                        time.sleep(0.02)
+                    marks["status"] = "SIGHUP"
+                    marks["end"] = time.perf_counter()
+                    return
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/admin/reload",
+                    data=b"{}",
+                    headers={
+                        "Authorization": "Bearer benchmark",
+                        "Content-Type": "application/json",
+                    },
+                )
+                marks["start"] = time.perf_counter()
+                with urllib.request.urlopen(request, timeout=600) as answer:
+                    marks["status"] = answer.status
+                marks["end"] = time.perf_counter()
+
+            thread = threading.Thread(target=reload, daemon=True)
+            thread.start()
+            record = []
+            bodies = _bodies("known", users, items, 200_000, seed=2)
+            summary = asyncio.run(
+                open_loop(port, rate, seconds, bodies, record=record)
+            )
+            thread.join(timeout=600)
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+    record = np.asarray(record)
+    phases = {
+        "before": record[:, 0] < marks["start"],
+        "during": (record[:, 0] >= marks["start"])
+        & (record[:, 0] <= marks["end"]),
+        "after": record[:, 0] > marks["end"],
+    }
+    result = {
+        "reload_status": marks.get("status"),
+        "reload_seconds": marks["end"] - marks["start"],
+        "open_loop": summary,
+    }
+    for name, chosen in phases.items():
+        ms = record[chosen, 1] * 1e3
+        result[name] = {
+            "requests": int(len(ms)),
+            "p50_ms": float(np.percentile(ms, 50)) if len(ms) else None,
+            "p99_ms": float(np.percentile(ms, 99)) if len(ms) else None,
+            "max_ms": float(ms.max()) if len(ms) else None,
+        }
+    return result
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -848,6 +947,14 @@ def main(argv=None):
         metavar="N",
         help="Only time `recsys serve` to its first answer, N times.",
     )
+    parser.add_argument(
+        "--reload",
+        type=int,
+        metavar="WORKERS",
+        help="Only measure known users' latency (open loop, --rate) while "
+        "a server of WORKERS workers reloads its bundle (/admin/reload with "
+        "1, SIGHUP with more).",
+    )
     parser.add_argument("--floor-server", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.floor_server:
@@ -876,8 +983,19 @@ def main(argv=None):
             os.path.join(workdir, "ranker"), args.items, args.users
         )
     generator = "wrk" if shutil.which("wrk") else "asyncio"
-    if args.workers or args.startup:
-        if args.startup:
+    if args.workers or args.startup or args.reload:
+        if args.reload:
+            results = {
+                "reload": reload_under_load(
+                    bundle,
+                    workdir,
+                    args.users,
+                    args.items,
+                    args.rate,
+                    workers=args.reload,
+                )
+            }
+        elif args.startup:
             results = {"startup": startup_times(bundle, args.startup, workdir)}
         else:
             results = workers_comparison(

@@ -11,6 +11,7 @@ state, so tests and embedding applications can use them freely.
 """
 
 import gc
+import logging
 import os
 import socket
 
@@ -28,13 +29,15 @@ from recsys.serving.shared_tower import SharedTower
 from recsys.serving.workers import STARTUP_FAILURE
 from recsys.serving.workers import run_workers
 
+logger = logging.getLogger(__name__)
+
 # What `/admin/reload` answers (409) when several workers serve: each is
 # its own process, and no swap reaches them all at once.
 RELOAD_REFUSED = (
-    "Reload is off with --workers {workers}: each worker process would "
-    "swap its bundle on its own, and requests would be answered by old "
-    "and new bundles at once. Fix: restart the server on the new bundle "
-    "(or pointer), or serve with --workers 1 to reload in place."
+    "/admin/reload is off with --workers {workers}: each worker process "
+    "would swap its bundle on its own. Fix: send SIGHUP to the server "
+    "(`kill -HUP {pid}`): it loads the bundle (or what its pointer file "
+    "names now) again, starts new workers on it and stops the old ones."
 )
 
 
@@ -104,8 +107,9 @@ def serve(
         raise ValueError(
             f"--watch cannot be used with --workers {workers}: each worker "
             "would reload on its own, and requests would be answered by old "
-            "and new bundles at once. Fix: drop --watch and restart the "
-            "server to serve a new bundle, or serve with --workers 1."
+            "and new bundles at once. Fix: drop --watch and send SIGHUP to "
+            "the server to reload every worker (`kill -HUP PID`), or serve "
+            "with --workers 1."
         )
     settings = load_settings()
     if workers > 1:
@@ -161,74 +165,106 @@ def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
     """
     import uvicorn
 
-    service = RetrievalService.load(
-        resolve_bundle_path(bundle),
-        load_tower=False,
-        precompute_in_background=True,
-        defer_precompute=True,
-        **settings.service_options(),
-    )
-    # ScaNN's query pool threads stayed in this process: workers search
-    # on their calling thread (each worker is one core's worth already).
-    if isinstance(service.index, ScannIndex):
-        service.index.parallel = False
-    # One helper process converts the query tower into memory every
-    # worker maps: no worker imports Keras (300-400 MB each) for it.
-    shared = SharedTower.for_bundle(service.bundle)
-    if shared is not None and settings.fast_tower:
-        shared.fill_in_child(service.bundle)
-        service.shared_tower = shared
     # The ranker's tables here, its numpy model from a helper: no worker
-    # imports Keras for it (unless numpy cannot evaluate the model).
+    # imports Keras for it (unless numpy cannot evaluate the model). A
+    # reload keeps it, as /admin/reload does.
     shared_ranker = None
     if ranker:
         shared_ranker = _load_ranker(SharedRanker.load, ranker)
         shared_ranker.fill_in_child()
-    app = create_app(
-        bundle,
-        settings=settings,
-        service=service,
-        ranker=shared_ranker.reranker if shared_ranker else None,
-        after_load=freeze_heap,
-    )
-    app.state.reload_refused = RELOAD_REFUSED.format(workers=workers)
-    sock = _bind(host, port)
+    sockets: list[socket.socket] = []  # bound once the bundle has loaded
+    generations: list[str] = []
+
+    def load_generation():
+        """Loads the bundle (again) and returns what its workers run."""
+        service = RetrievalService.load(
+            resolve_bundle_path(bundle),
+            load_tower=False,
+            # At start each worker builds the top-items table while it
+            # answers (first answer in seconds); on a reload the old
+            # workers answer meanwhile, so it is built here, once, and
+            # the new workers share it (no per-worker build under load).
+            precompute_in_background=not generations,
+            defer_precompute=True,
+            **settings.service_options(),
+        )
+        # ScaNN's query pool threads stayed in this process: workers search
+        # on their calling thread (each worker is one core's worth already).
+        if isinstance(service.index, ScannIndex):
+            service.index.parallel = False
+        if not sockets:  # a bundle that fails to load binds nothing
+            sockets.append(_bind(host, port))
+        sock = sockets[0]
+        # One helper process converts the query tower into memory every
+        # worker maps: no worker imports Keras (300-400 MB each) for it.
+        shared = SharedTower.for_bundle(service.bundle)
+        if shared is not None and settings.fast_tower:
+            shared.fill_in_child(service.bundle)
+            service.shared_tower = shared
+        app = create_app(
+            bundle,
+            settings=settings,
+            service=service,
+            ranker=shared_ranker.reranker if shared_ranker else None,
+            after_load=freeze_heap,
+        )
+        app.state.reload_refused = RELOAD_REFUSED.format(
+            workers=workers, pid=os.getpid()
+        )
+        config = uvicorn.Config(
+            app,
+            log_level=log_level,
+            http=bounded_protocol(
+                settings.max_header_bytes,
+                header_timeout=settings.header_timeout,
+                body_timeout=settings.body_timeout,
+            ),
+        )
+        if generations:
+            logger.info(
+                "Reloaded: bundle %s (was %s)", service.version, generations[-1]
+            )
+        else:
+            _print_started(
+                service.version, ranker, host, port, workers, settings
+            )
+        generations.append(service.version)
+
+        def run_worker(number):
+            # One core's worth of work per worker: BLAS pool threads
+            # inherited through fork made a reranked query take 37 ms
+            # instead of 4.3.
+            threadpool_limits(limits=1, user_api="blas")
+            service.start_precompute()
+            server = uvicorn.Server(config)
+            server.run(sockets=[sock])
+            return 0 if server.started else STARTUP_FAILURE
+
+        freeze_heap()
+        return run_worker
+
+    try:
+        # Only `run_workers` holds a generation: a reload frees the old one.
+        return run_workers(workers, load=load_generation)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _print_started(version, ranker, host, port, workers, settings):
     reranking = f", reranked by {ranker}" if ranker else ""
     print(
-        f"serving bundle {service.version}{reranking} on "
-        f"http://{host}:{port} with {workers} workers (API docs at /docs)"
+        f"serving bundle {version}{reranking} on "
+        f"http://{host}:{port} with {workers} workers (API docs at /docs); "
+        f"SIGHUP to pid {os.getpid()} reloads"
     )
     if settings.api_token:
         print(
-            "/admin/* needs the token; /admin/reload is off (409) with "
-            "several workers"
+            "/admin/* needs the token; /admin/reload answers 409 with "
+            "several workers: reload with SIGHUP"
         )
     else:
         print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
-    config = uvicorn.Config(
-        app,
-        log_level=log_level,
-        http=bounded_protocol(
-            settings.max_header_bytes,
-            header_timeout=settings.header_timeout,
-            body_timeout=settings.body_timeout,
-        ),
-    )
-
-    def run_worker(number):
-        # One core's worth of work per worker: BLAS pool threads inherited
-        # through fork made a reranked query take 37 ms instead of 4.3.
-        threadpool_limits(limits=1, user_api="blas")
-        service.start_precompute()
-        server = uvicorn.Server(config)
-        server.run(sockets=[sock])
-        return 0 if server.started else STARTUP_FAILURE
-
-    freeze_heap()
-    try:
-        return run_workers(workers, run_worker)
-    finally:
-        sock.close()
 
 
 def _load_ranker(load, path):

@@ -4,6 +4,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import httpx
@@ -44,6 +45,21 @@ def run(number):
         os._exit(7)
     time.sleep(600)
 
+def load():
+    # A generation per call (SIGHUP reloads); the third fails to load.
+    generation = len(os.listdir(out)) // 2
+    if generation == 2:
+        raise ValueError("broken bundle")
+
+    def run(number):
+        name = f"{number}-{os.getpid()}-{generation}"
+        open(os.path.join(out, name), "w").close()
+        time.sleep(600)
+
+    return run
+
+if mode == "reload":
+    sys.exit(workers.run_workers(2, load=load))
 sys.exit(workers.run_workers(2, run))
 """
 
@@ -121,6 +137,27 @@ def _started(out):
     }
 
 
+def _generations(out):
+    """`{generation: set of pids}` of the workers started so far."""
+    found = {}
+    for name in os.listdir(out):
+        _, pid, generation = name.split("-")
+        found.setdefault(int(generation), set()).add(int(pid))
+    return found
+
+
+def _alive(pid):
+    return os.path.exists(f"/proc/{pid}") and _state(pid) != "Z"
+
+
+def _state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
 def test_supervisor_restarts_a_killed_worker_and_stops_on_sigterm(tmp_path):
     process, out = _supervise("serve", tmp_path)
     try:
@@ -139,6 +176,33 @@ def test_supervisor_restarts_a_killed_worker_and_stops_on_sigterm(tmp_path):
     assert "restarted as pid" in stderr
     for pid in started:
         assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_sighup_starts_new_workers_then_stops_the_old_ones(tmp_path):
+    process, out = _supervise("reload", tmp_path)
+    try:
+        first = _wait_for(lambda: len(_started(out)) == 2 and _generations(out))
+        process.send_signal(signal.SIGHUP)
+        second = _wait_for(
+            lambda: len(_generations(out).get(1, ())) == 2 and _generations(out)
+        )
+        # The old generation is stopped (SIGTERM), not restarted.
+        _wait_for(lambda: not any(_alive(pid) for pid in first[0]))
+        assert all(_alive(pid) for pid in second[1])
+        # A generation that fails to load leaves the workers serving.
+        process.send_signal(signal.SIGHUP)
+        time.sleep(1)
+        assert all(_alive(pid) for pid in second[1])
+        assert set(_generations(out)) == {0, 1}
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0
+    assert "Reload failed" in stderr and "broken bundle" in stderr
+    assert "restarted as pid" not in stderr  # old workers are not replaced
+    assert not any(_alive(pid) for pid in second[1])
 
 
 @pytest.mark.parametrize("mode", ["fail", "crash"])
@@ -206,7 +270,7 @@ def test_shared_tower_refuses_what_does_not_fit():
 def test_reload_is_refused_with_409_when_workers_serve(trained_bundle):
     bundle, _ = trained_bundle
     app = create_app(bundle.path, settings=Settings(api_token=TOKEN))
-    app.state.reload_refused = RELOAD_REFUSED.format(workers=2)
+    app.state.reload_refused = RELOAD_REFUSED.format(workers=2, pid=1)
     with TestClient(app) as client:
         answer = client.post(
             "/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}
@@ -345,3 +409,64 @@ def test_serve_refuses_watch_with_workers(tmp_path, args, message):
     )
     assert done.returncode == 1
     assert message in done.stderr
+
+
+def test_sighup_reloads_every_worker_while_they_answer(
+    trained_bundle, second_bundle, tmp_path
+):
+    first, _ = trained_bundle
+    pointer = tmp_path / "current"
+    pointer.write_text(first.path)
+    with running_server(
+        str(pointer), "--workers", "2", log_path=tmp_path / "server.log"
+    ) as url:
+        parent = _server_pid(url)
+        old = _wait_for(
+            lambda: len(_children(parent)) == 2 and _children(parent)
+        )
+        answers, dropped, stop = [], [], threading.Event()
+
+        def hammer():
+            with httpx.Client(base_url=url, timeout=30) as client:
+                while not stop.is_set():
+                    try:
+                        r = client.post("/v1/retrieve", json={"user_id": 7})
+                        answers.append((r.status_code, r.json()["bundle"]))
+                    except httpx.TransportError as error:
+                        # A keep-alive connection an old worker closed as
+                        # the request left: HTTP's race, which clients retry.
+                        dropped.append(repr(error))
+
+        threads = [threading.Thread(target=hammer) for _ in range(3)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        pointer.write_text(second_bundle.path)
+        os.kill(parent, signal.SIGHUP)
+        try:
+            new = _wait_for(
+                lambda: (
+                    (found := _children(parent))
+                    and not set(found) & set(old)
+                    and len(found) == 2
+                    and found
+                )
+            )
+            _wait_for(lambda: answers[-1][1] == second_bundle.version)
+            time.sleep(0.5)
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+        assert {status for status, _ in answers} == {200}
+        versions = [version for _, version in answers]
+        assert {first.version, second_bundle.version} == set(versions)
+        # Once a request is answered by the new bundle, none by the old.
+        switch = versions.index(second_bundle.version)
+        assert versions[switch + len(threads) :].count(first.version) == 0
+        assert len(dropped) <= 3, dropped
+        assert not any(_alive(pid) for pid in old)
+        assert _answers(url, 7)["bundle"] == second_bundle.version
+        assert set(_children(parent)) == set(new)
+    log = (tmp_path / "server.log").read_text()
+    assert "restarted as pid" not in log
