@@ -16,6 +16,7 @@ from fastapi import HTTPException
 from starlette.requests import ClientDisconnect
 
 from recsys.serving.batching import MicroBatcher
+from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import default_bundle_root
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.deps import require_token
@@ -36,17 +37,6 @@ from recsys.serving.settings import Settings
 __all__ = ["create_app", "resolve_bundle_path"]
 
 logger = logging.getLogger(__name__)
-
-
-def _fingerprint(path):
-    """What changes when a new bundle lands at `path` (or its pointer)."""
-    try:
-        target = resolve_bundle_path(path)
-        return target, os.stat(
-            os.path.join(target, "manifest.json")
-        ).st_mtime_ns
-    except (OSError, ValueError):
-        return None
 
 
 class ServiceMiddleware:
@@ -163,10 +153,10 @@ async def _after_warm(app, service, tower, after_load) -> None:
 
 async def _watch(app, interval):
     """Reloads when the watched bundle directory or pointer file changes."""
-    seen = _fingerprint(app.state.watch_path)
+    seen = bundle_fingerprint(app.state.watch_path)
     while True:
         await asyncio.sleep(interval)
-        current = _fingerprint(app.state.watch_path)
+        current = bundle_fingerprint(app.state.watch_path)
         if current is None or current == seen:
             continue
         seen = current

@@ -100,3 +100,19 @@ def resolve_under_root(path, root):
     if os.path.isdir(real) or not os.path.lexists(real):
         return real
     return _under(root, resolve_bundle_path(real))
+
+
+def bundle_fingerprint(path):
+    """What changes when a new bundle lands at `path` (or its pointer).
+
+    Returns:
+        `(bundle directory, manifest mtime in ns)`, or None when `path`
+        names no readable bundle now.
+    """
+    try:
+        target = resolve_bundle_path(path)
+        return target, os.stat(
+            os.path.join(target, "manifest.json")
+        ).st_mtime_ns
+    except (OSError, ValueError):
+        return None

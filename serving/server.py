@@ -19,6 +19,7 @@ from threadpoolctl import threadpool_limits
 
 from recsys.index import ScannIndex
 from recsys.serving.app import create_app
+from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
@@ -78,8 +79,9 @@ def serve(
         log_level: str. uvicorn's log level. Defaults to `"info"`.
         workers: int. Processes answering on the port, sharing the
             loaded bundle (forked from this one, which then supervises
-            them). With more than one, `/admin/reload` answers 409 and
-            `watch` is refused. Defaults to `1`.
+            them). With more than one, `/admin/reload` answers 409, and
+            SIGHUP (or, with `watch`, a new bundle) reloads every worker.
+            Defaults to `1`.
 
     Returns:
         int. The exit status: 0 once stopped by a signal, 1 when a worker
@@ -103,18 +105,10 @@ def serve(
         raise ValueError(
             f"--workers must be a positive integer. Received: {workers!r}"
         )
-    if workers > 1 and watch:
-        raise ValueError(
-            f"--watch cannot be used with --workers {workers}: each worker "
-            "would reload on its own, and requests would be answered by old "
-            "and new bundles at once. Fix: drop --watch and send SIGHUP to "
-            "the server to reload every worker (`kill -HUP PID`), or serve "
-            "with --workers 1."
-        )
     settings = load_settings()
     if workers > 1:
         return _serve_workers(
-            bundle, host, port, ranker, log_level, workers, settings
+            bundle, host, port, ranker, log_level, workers, settings, watch
         )
     reranker = _load_ranker(Reranker.load, ranker) if ranker else None
     service = RetrievalService.load(
@@ -153,8 +147,13 @@ def serve(
     return 0
 
 
-def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
+def _serve_workers(
+    bundle, host, port, ranker, log_level, workers, settings, watch=False
+):
     """`serve` with `workers` forked processes (`recsys.serving.workers`).
+
+    SIGHUP reloads every worker (a new generation, then the old one
+    stopped); with `watch`, so does a change of the bundle or pointer file.
 
     This process loads what every worker shares (the bundle's arrays, ids
     and ScaNN searcher; the ranker's tables and pair encoder) and starts
@@ -243,9 +242,23 @@ def _serve_workers(bundle, host, port, ranker, log_level, workers, settings):
         freeze_heap()
         return run_worker
 
+    seen = [bundle_fingerprint(bundle)]
+
+    def changed():
+        current = bundle_fingerprint(bundle)
+        if current is None or current == seen[0]:
+            return False
+        seen[0] = current  # a bundle that fails to load is not retried
+        return True
+
     try:
         # Only `run_workers` holds a generation: a reload frees the old one.
-        return run_workers(workers, load=load_generation)
+        return run_workers(
+            workers,
+            load=load_generation,
+            changed=changed if watch else None,
+            interval=settings.watch_interval,
+        )
     finally:
         for sock in sockets:
             sock.close()

@@ -36,6 +36,7 @@ serve on. Without `load`, SIGHUP stops the server.
 import ctypes
 import gc
 import logging
+import math
 import os
 import signal
 import sys
@@ -127,7 +128,12 @@ Run = Callable[[int], int | None]
 
 
 def run_workers(
-    count: int, run: Run | None = None, *, load: Callable[[], Run] | None = None
+    count: int,
+    run: Run | None = None,
+    *,
+    load: Callable[[], Run] | None = None,
+    changed: Callable[[], bool] | None = None,
+    interval: float = 2.0,
 ) -> int:
     """Forks `count` workers running `run(number)` and supervises them.
 
@@ -144,6 +150,9 @@ def run_workers(
             each SIGHUP (a reload). Nothing else may hold what it loads,
             so that a reload frees the old generation before forking the
             new one (a forked worker keeps every object its parent held).
+        changed: callable or None. With `load`: asked every `interval`
+            seconds; True reloads as SIGHUP does (`recsys serve --watch`).
+        interval: float. Seconds between `changed` calls. Defaults to 2.
 
     Returns:
         int. The server's exit status: 0 after a stop signal, 1 when a
@@ -164,17 +173,29 @@ def run_workers(
     retiring: dict[int, float] = {}  # pid -> when it gets SIGKILL
     deaths: list[float] = []
     status = 0
+    watch = changed if load is not None else None
+    next_check = time.monotonic() + interval
     try:
         _fork_all(count, run if load is None else load(), workers)
         logger.info("Started %d workers: %s", count, sorted(workers))
         while True:
-            # Retiring workers are checked once a second for their deadline.
+            # Retiring workers are checked once a second for their
+            # deadline, a watched bundle every `interval`.
+            until_check = max(next_check - time.monotonic(), 0.0)
+            timeout = min(
+                1.0 if retiring else math.inf,
+                math.inf if watch is None else until_check,
+            )
             info = (
-                signal.sigtimedwait(_SIGNALS, 1.0)
-                if retiring
-                else signal.sigwaitinfo(_SIGNALS)
+                signal.sigwaitinfo(_SIGNALS)
+                if timeout == math.inf
+                else signal.sigtimedwait(_SIGNALS, timeout)
             )
             _kill_overdue(retiring)
+            if watch is not None and time.monotonic() >= next_check:
+                next_check = time.monotonic() + interval
+                if watch():
+                    _reload(count, load, workers, retiring)
             if info is None:
                 continue
             if info.si_signo in _STOP_SIGNALS or (
