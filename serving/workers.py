@@ -207,7 +207,7 @@ def run_workers(
                     len(workers),
                 )
                 break
-            if info.si_signo == signal.SIGHUP and load is not None:
+            if info.si_signo == signal.SIGHUP:  # with `load` (see above)
                 _reload(count, load, workers, retiring)
                 continue
             failed = _reap(workers, deaths, retiring)
