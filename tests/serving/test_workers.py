@@ -463,7 +463,8 @@ def test_a_reload_replaces_every_worker_while_they_answer(
         # Once a request is answered by the new bundle, none by the old.
         switch = versions.index(second_bundle.version)
         assert versions[switch + len(threads) :].count(first.version) == 0
-        assert len(dropped) <= 3, dropped
+        # At most a connection or two per client (one run: 1 of 7,802).
+        assert len(dropped) <= 2 * len(threads), dropped
         assert not any(_alive(pid) for pid in old)
         assert _answers(url, 7)["bundle"] == second_bundle.version
         assert set(_children(parent)) == set(new)
