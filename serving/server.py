@@ -28,6 +28,7 @@ from recsys.serving.settings import load_settings
 from recsys.serving.shared_ranker import SharedRanker
 from recsys.serving.shared_tower import SharedTower
 from recsys.serving.workers import STARTUP_FAILURE
+from recsys.serving.workers import notify_ready
 from recsys.serving.workers import run_workers
 
 logger = logging.getLogger(__name__)
@@ -164,6 +165,12 @@ def _serve_workers(
     """
     import uvicorn
 
+    class WorkerServer(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if self.started:  # listening: a reload may stop the old ones
+                notify_ready()
+
     # The ranker's tables here, its numpy model from a helper: no worker
     # imports Keras for it (unless numpy cannot evaluate the model). A
     # reload keeps it, as /admin/reload does.
@@ -235,7 +242,7 @@ def _serve_workers(
             # instead of 4.3.
             threadpool_limits(limits=1, user_api="blas")
             service.start_precompute()
-            server = uvicorn.Server(config)
+            server = WorkerServer(config)
             server.run(sockets=[sock])
             return 0 if server.started else STARTUP_FAILURE
 

@@ -25,8 +25,9 @@ SIGKILL after `STOP_TIMEOUT` seconds) and exit 0.
 SIGHUP reloads, when the server gave a `load` function (as gunicorn and
 nginx do): the parent loads the next generation (the bundle again, or what
 its pointer file names now) while the workers answer, forks a new set of
-workers on it, then stops the old ones gracefully (SIGTERM: they finish
-the requests they hold; SIGKILL after `STOP_TIMEOUT`). The loading happens
+workers on it, and once they answer (`notify_ready`) stops the old ones
+gracefully (SIGTERM: they finish the requests they hold; SIGKILL after
+`STOP_TIMEOUT`). The loading happens
 in the parent, which answers no request, so no worker pauses for it (a
 ScaNN searcher's load holds the interpreter lock ~0.4 s on a 1M-item
 bundle). A generation that fails to load is logged and the old workers
@@ -52,8 +53,11 @@ STARTUP_FAILURE = 3
 MAX_RESTARTS = 5
 RESTART_WINDOW = 60.0
 STOP_TIMEOUT = 30.0
+# How long a reload waits for its new workers before stopping the old.
+READY_TIMEOUT = 60.0
+READY_SIGNAL = signal.SIGUSR1  # a new worker to the parent: "I answer"
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-_SIGNALS = {signal.SIGCHLD, signal.SIGHUP, *_STOP_SIGNALS}
+_SIGNALS = {signal.SIGCHLD, signal.SIGHUP, READY_SIGNAL, *_STOP_SIGNALS}
 # prctl(PR_SET_PDEATHSIG): a worker gets SIGTERM when the parent dies
 # (killed with SIGKILL, so unable to stop it), instead of serving on.
 _PR_SET_PDEATHSIG = 1
@@ -127,6 +131,12 @@ def _describe(status: int) -> str:
 Run = Callable[[int], int | None]
 
 
+def notify_ready() -> None:
+    """Tells the supervisor this worker answers requests (call it once the
+    server listens): a reload stops the old workers only then."""
+    _signal(os.getppid(), READY_SIGNAL)
+
+
 def run_workers(
     count: int,
     run: Run | None = None,
@@ -150,6 +160,9 @@ def run_workers(
             each SIGHUP (a reload). Nothing else may hold what it loads,
             so that a reload frees the old generation before forking the
             new one (a forked worker keeps every object its parent held).
+            Its workers call `notify_ready` once they answer; the old
+            ones are stopped when all new ones have (or after
+            `READY_TIMEOUT` seconds).
         changed: callable or None. With `load`: asked every `interval`
             seconds; True reloads as SIGHUP does (`recsys serve --watch`).
         interval: float. Seconds between `changed` calls. Defaults to 2.
@@ -169,88 +182,121 @@ def run_workers(
     check_fork_safe()
     # Blocked here, waited for below: no handler runs between the checks.
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
-    workers: dict[int, tuple[int, Run]] = {}  # pid -> (number, its run)
-    retiring: dict[int, float] = {}  # pid -> when it gets SIGKILL
-    deaths: list[float] = []
-    status = 0
-    watch = changed if load is not None else None
-    next_check = time.monotonic() + interval
+    supervisor = _Supervisor(count, load, changed, interval)
     try:
-        _fork_all(count, run if load is None else load(), workers)
-        logger.info("Started %d workers: %s", count, sorted(workers))
+        supervisor.fork_all(run if load is None else load())
+        logger.info("Started %d workers: %s", count, sorted(supervisor.workers))
+        return supervisor.loop()
+    finally:
+        _stop({**supervisor.workers, **supervisor.retiring})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
+
+
+class _Supervisor:
+    """The parent's state: its workers, and a reload's two generations."""
+
+    def __init__(self, count, load, changed, interval):
+        self.count = count
+        self.load = load
+        self.watch = changed if load is not None else None
+        self.interval = interval
+        self.next_check = time.monotonic() + interval
+        self.workers: dict[int, tuple[int, Run]] = {}  # pid -> number, run
+        # Old workers: pid -> when they get SIGKILL (inf: not yet stopped,
+        # their successors are starting).
+        self.retiring: dict[int, float] = {}
+        self.starting: set[int] = set()  # new workers not ready yet
+        self.handover = math.inf  # when the old ones stop regardless
+        self.deaths: list[float] = []
+
+    def fork_all(self, run):
+        for number in range(self.count):
+            self.workers[_fork(number, run)] = (number, run)
+
+    def loop(self):
+        """Waits for signals until the server stops; its exit status."""
         while True:
-            # Retiring workers are checked once a second for their
-            # deadline, a watched bundle every `interval`.
-            until_check = max(next_check - time.monotonic(), 0.0)
-            timeout = min(
-                1.0 if retiring else math.inf,
-                math.inf if watch is None else until_check,
-            )
-            info = (
-                signal.sigwaitinfo(_SIGNALS)
-                if timeout == math.inf
-                else signal.sigtimedwait(_SIGNALS, timeout)
-            )
-            _kill_overdue(retiring)
-            if watch is not None and time.monotonic() >= next_check:
-                next_check = time.monotonic() + interval
-                if watch():
-                    _reload(count, load, workers, retiring)
+            info = self._wait()
+            now = time.monotonic()
+            _kill_overdue(self.retiring)
+            if now >= self.handover:
+                logger.warning(
+                    "New workers %s not ready after %.0f s; stopping the "
+                    "old ones anyway.",
+                    sorted(self.starting),
+                    READY_TIMEOUT,
+                )
+                self._retire_old()
+            if self.watch is not None and now >= self.next_check:
+                self.next_check = now + self.interval
+                if self.watch():
+                    self.reload()
             if info is None:
                 continue
-            if info.si_signo in _STOP_SIGNALS or (
-                info.si_signo == signal.SIGHUP and load is None
-            ):
+            sig = info.si_signo
+            if sig in _STOP_SIGNALS or (sig == signal.SIGHUP and not self.load):
                 logger.info(
                     "%s: stopping %d workers",
-                    signal.Signals(info.si_signo).name,
-                    len(workers),
+                    signal.Signals(sig).name,
+                    len(self.workers),
                 )
-                break
-            if info.si_signo == signal.SIGHUP:  # with `load` (see above)
-                _reload(count, load, workers, retiring)
-                continue
-            failed = _reap(workers, deaths, retiring)
-            if failed:
-                status = 1
-                break
-    finally:
-        _stop({**workers, **retiring})
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
-    return status
+                return 0
+            if sig == signal.SIGHUP:
+                self.reload()
+            elif sig == READY_SIGNAL:
+                self.starting.discard(info.si_pid)
+                if not self.starting:
+                    self._retire_old()
+            elif _reap(self):
+                return 1
 
+    def _wait(self):
+        """The next signal, or None when something is due first."""
+        due = min(
+            self.handover,
+            self.next_check if self.watch is not None else math.inf,
+            time.monotonic() + 1.0 if self.retiring else math.inf,
+        )
+        if due == math.inf:
+            return signal.sigwaitinfo(_SIGNALS)
+        return signal.sigtimedwait(_SIGNALS, max(due - time.monotonic(), 0))
 
-def _fork_all(count, run, workers):
-    for number in range(count):
-        workers[_fork(number, run)] = (number, run)
+    def reload(self):
+        """Forks a new generation; the old one stops once it is ready."""
+        try:
+            run = self.load()
+            check_fork_safe()
+        except Exception:
+            logger.exception("Reload failed; the workers serve on unchanged")
+            return
+        old = sorted(self.workers)
+        for pid in old:
+            del self.workers[pid]  # and with it the old generation's `run`
+            self.retiring[pid] = math.inf
+        # What only the old generation held is freed before the new workers
+        # fork: they would keep a copy of it (the old workers have their own).
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
+        self.fork_all(run)
+        self.starting = set(self.workers)
+        self.handover = time.monotonic() + READY_TIMEOUT
+        logger.info(
+            "Reload: started workers %s; the old ones %s stop once these "
+            "answer",
+            sorted(self.workers),
+            old,
+        )
 
-
-def _reload(count, load, workers, retiring):
-    """Forks a new generation of workers, then retires the old one."""
-    try:
-        run = load()
-        check_fork_safe()
-    except Exception:
-        logger.exception("Reload failed; the workers serve on unchanged")
-        return
-    old = sorted(workers)
-    deadline = time.monotonic() + STOP_TIMEOUT
-    for pid in old:
-        del workers[pid]  # and with it the old generation's `run`
-        retiring[pid] = deadline
-    # What only the old generation held is freed before the new workers
-    # fork: they would keep a copy of it (the old workers have their own).
-    gc.unfreeze()
-    gc.collect()
-    gc.freeze()
-    _fork_all(count, run, workers)
-    for pid in old:
-        _signal(pid, signal.SIGTERM)
-    logger.info(
-        "SIGHUP: started workers %s, stopping the old ones %s",
-        sorted(workers),
-        old,
-    )
+    def _retire_old(self):
+        """SIGTERM to the old workers (they finish what they hold)."""
+        self.starting.clear()
+        self.handover = math.inf
+        deadline = time.monotonic() + STOP_TIMEOUT
+        for pid, when in self.retiring.items():
+            if when == math.inf:
+                _signal(pid, signal.SIGTERM)
+                self.retiring[pid] = deadline
 
 
 def _kill_overdue(retiring):
@@ -259,11 +305,12 @@ def _kill_overdue(retiring):
         if now >= deadline:
             logger.warning("Old worker pid %d did not stop; killing it.", pid)
             _signal(pid, signal.SIGKILL)
-            retiring[pid] = float("inf")  # reaped with the others
+            retiring[pid] = math.nan  # reaped with the others; never again
 
 
-def _reap(workers, deaths, retiring):
+def _reap(supervisor):
     """Restarts the workers that died; True when the server must stop."""
+    workers, retiring = supervisor.workers, supervisor.retiring
     while workers or retiring:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
@@ -282,6 +329,7 @@ def _reap(workers, deaths, retiring):
             )
             return True
         now = time.monotonic()
+        deaths = supervisor.deaths
         deaths[:] = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
         if len(deaths) > MAX_RESTARTS:
             logger.error(
@@ -296,6 +344,9 @@ def _reap(workers, deaths, retiring):
             return True
         new = _fork(number, run)
         workers[new] = (number, run)
+        if pid in supervisor.starting:  # a reload waits for its successor
+            supervisor.starting.discard(pid)
+            supervisor.starting.add(new)
         logger.warning(
             "Worker %d (pid %d) %s; restarted as pid %d.",
             number,

@@ -54,6 +54,11 @@ def load():
     def run(number):
         name = f"{number}-{os.getpid()}-{generation}"
         open(os.path.join(out, name), "w").close()
+        if generation == 0 or number == 0:
+            workers.notify_ready()  # generation 1's worker 1: later
+        else:
+            time.sleep(1.5)
+            workers.notify_ready()
         time.sleep(600)
 
     return run
@@ -186,8 +191,11 @@ def test_sighup_starts_new_workers_then_stops_the_old_ones(tmp_path):
         second = _wait_for(
             lambda: len(_generations(out).get(1, ())) == 2 and _generations(out)
         )
-        # The old generation is stopped (SIGTERM), not restarted.
-        _wait_for(lambda: not any(_alive(pid) for pid in first[0]))
+        # The old workers answer until every new one is ready...
+        time.sleep(0.5)
+        assert all(_alive(pid) for pid in first[0])
+        # ...then they are stopped (SIGTERM), not restarted.
+        _wait_for(lambda: not any(_alive(pid) for pid in first[0]), 10)
         assert all(_alive(pid) for pid in second[1])
         # A generation that fails to load leaves the workers serving.
         process.send_signal(signal.SIGHUP)
@@ -428,8 +436,11 @@ def test_a_reload_replaces_every_worker_while_they_answer(
             with httpx.Client(base_url=url, timeout=30) as client:
                 while not stop.is_set():
                     try:
+                        sent = time.monotonic()
                         r = client.post("/v1/retrieve", json={"user_id": 7})
-                        answers.append((r.status_code, r.json()["bundle"]))
+                        answers.append(
+                            (sent, r.status_code, r.json()["bundle"])
+                        )
                     except httpx.TransportError as error:
                         # A keep-alive connection an old worker closed as
                         # the request left: HTTP's race, which clients retry.
@@ -451,18 +462,19 @@ def test_a_reload_replaces_every_worker_while_they_answer(
                     and found
                 )
             )
-            _wait_for(lambda: answers[-1][1] == second_bundle.version)
+            gone = time.monotonic()  # no old worker is left
             time.sleep(0.5)
         finally:
             stop.set()
             for thread in threads:
                 thread.join()
-        assert {status for status, _ in answers} == {200}
-        versions = [version for _, version in answers]
+        assert {status for _, status, _ in answers} == {200}
+        versions = [version for _, _, version in answers]
         assert {first.version, second_bundle.version} == set(versions)
-        # Once a request is answered by the new bundle, none by the old.
-        switch = versions.index(second_bundle.version)
-        assert versions[switch + len(threads) :].count(first.version) == 0
+        # Both generations answer while the new workers start (the old
+        # ones stop once every new one listens); after, only the new.
+        after = [version for sent, _, version in answers if sent > gone]
+        assert after and set(after) == {second_bundle.version}
         # At most a connection or two per client (one run: 1 of 7,802).
         assert len(dropped) <= 2 * len(threads), dropped
         assert not any(_alive(pid) for pid in old)
