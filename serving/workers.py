@@ -55,7 +55,9 @@ RESTART_WINDOW = 60.0
 STOP_TIMEOUT = 30.0
 # How long a reload waits for its new workers before stopping the old.
 READY_TIMEOUT = 60.0
-READY_SIGNAL = signal.SIGUSR1  # a new worker to the parent: "I answer"
+# A new worker to the parent: "I answer". A real-time signal: those queue,
+# one per sender, where two SIGUSR1s sent at once arrive as one.
+READY_SIGNAL = getattr(signal, "SIGRTMIN", signal.SIGUSR1)
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _SIGNALS = {signal.SIGCHLD, signal.SIGHUP, READY_SIGNAL, *_STOP_SIGNALS}
 # prctl(PR_SET_PDEATHSIG): a worker gets SIGTERM when the parent dies
