@@ -866,10 +866,10 @@ def build_parser():
     )
     tune.add_argument(
         "--metric",
-        help="Validation metric to optimize (default: filtered HR at the "
-        "largest of evaluate.ks up to a tenth of the catalog, AUC, RMSE or "
-        "log loss by kind and task), e.g. hr@10_filtered or, where users "
-        "repeat their items, hr@10.",
+        help="Validation metric to optimize, e.g. hr@10_filtered (default: "
+        "filtered HR at the largest of evaluate.ks up to a tenth of the "
+        "catalog, unfiltered where a fifth of the rows repeat a (user, item) "
+        "pair; AUC, RMSE or log loss by kind and task).",
     )
     tune.add_argument(
         "--json",

@@ -213,30 +213,50 @@ def search_space(
     return space
 
 
-def objective_metric(config: dict, catalog_size: int | None = None) -> str:
+def objective_metric(
+    config: dict, catalog_size: int | None = None, repeat_share: float = 0.0
+) -> str:
     """The validation metric a trial is judged by, for the config's kind.
 
     Retrieval: filtered HR at the largest `evaluate.ks` that is at most a
     tenth of the catalog (the smallest otherwise): on 132 items HR@100 is
-    near 1 for any model and cannot tell trials apart. Tabular: RMSE
-    (regression), AUC (binary) or log loss (multiclass); text: AUC.
+    near 1 for any model and cannot tell trials apart. Unfiltered HR where
+    users repeat their items (`repeat_share` from `REPEATS_NOTED` up, as
+    `recsys train`'s note advises): the filtered one leaves out what they
+    come back to. Tabular: RMSE (regression), AUC (binary) or log loss
+    (multiclass); text: AUC.
 
     Args:
         config: dict. A validated config.
         catalog_size: int or None. Distinct items of a retrieval table;
             None takes the largest k.
+        repeat_share: float. The share of a retrieval table's rows that
+            repeat an earlier (user, item) pair.
     """
     model = config["model"]
     if model["kind"] == "two_tower":
+        from recsys.kinds.two_tower import REPEATS_NOTED
+
         ks = sorted(config["evaluate"]["ks"])
         if catalog_size is not None:
             ks = [k for k in ks if k <= catalog_size / 10] or ks[:1]
-        return f"hr@{ks[-1]}_filtered"
+        filtered = "" if repeat_share >= REPEATS_NOTED else "_filtered"
+        return f"hr@{ks[-1]}{filtered}"
     if model["kind"] == "tabular":
         return {"regression": "rmse", "binary": "auc"}.get(
             model["task"], "logloss"
         )
     return "auc"
+
+
+def _catalog_and_repeats(config, frame):
+    """`(distinct items, share of rows repeating a (user, item) pair)` of a
+    retrieval table; `(None, 0.0)` for the other kinds."""
+    user, item = config["data"].get("user"), config["data"].get("item")
+    if config["model"]["kind"] != "two_tower" or item not in frame:
+        return None, 0.0
+    repeats = frame.duplicated([user, item]).mean() if user in frame else 0.0
+    return frame[item].nunique(), float(repeats)
 
 
 def with_params(config: dict, params: dict[str, Any]) -> dict:
@@ -426,7 +446,7 @@ def tune(
             failed, as a killed one, and does not count).
             Defaults to `None` (no limit).
         metric: str or None. A validation metric name; defaults to
-            `objective_metric(config, catalog_size)`.
+            `objective_metric` of the config and its table.
         space: dict or None. Defaults to `search_space(config, rows)`.
         frame: DataFrame or None. The table; defaults to `data.source`.
         final: bool. Train the best config on the training split, score
@@ -453,9 +473,9 @@ def tune(
         )
     kind = get_kind(config["model"]["kind"])
     frame = source_table(config, frame, progress=progress)
-    item = config["data"].get("item")
-    catalog = frame[item].nunique() if item and item in frame else None
-    metric = metric or objective_metric(config, catalog)
+    metric = metric or objective_metric(
+        config, *_catalog_and_repeats(config, frame)
+    )
     direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     space = search_space(config, len(frame)) if space is None else space
     tuning: dict[str, Any] = {"evaluate.split": "validation"}

@@ -271,6 +271,10 @@ def test_retrieval_is_judged_at_a_k_the_catalog_leaves_informative(
 ):
     config = _two_tower_config(interactions, "evaluate.ks=[100, 10, 50]")
     assert objective_metric(config, catalog) == metric
+    # Where users come back to their items, what they come back to counts.
+    repeated = metric.replace("_filtered", "")
+    assert objective_metric(config, catalog, repeat_share=0.5) == repeated
+    assert objective_metric(config, catalog, repeat_share=0.1) == metric
 
 
 def test_a_two_tower_study_tries_its_config_then_without_history(
@@ -300,7 +304,8 @@ def test_a_two_tower_study_tries_its_config_then_without_history(
     # Without a history the encoder is "mean": a config that validates.
     assert trials["model.history_encoder"].tolist() == ["gru", "mean"]
     assert trials["train.learning_rate"].tolist() == [0.1, 0.1]
-    assert result.metric == "hr@5_filtered"  # 30 items: the only k
+    # 30 items: the only k; users who keep to 6 items repeat them.
+    assert result.metric == "hr@5"
     # Each epoch was reported; the last one is the trial's value.
     assert trials["last_epoch"].tolist() == [2, 2]
     np.testing.assert_allclose(trials["last_epoch_value"], trials["value"])

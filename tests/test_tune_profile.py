@@ -80,7 +80,7 @@ def test_the_third_trial_is_the_profile_without_the_user(
         configs.append(config)
         value = 0.5 if config["model"]["history"] == "profile" else 0.1
         return types.SimpleNamespace(
-            metrics={"validation": {"hr@5_filtered": value}}
+            metrics={"validation": {"hr@5": value, "hr@5_filtered": value}}
         )
 
     monkeypatch.setattr(TwoTowerKind, "train", train)
