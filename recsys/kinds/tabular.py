@@ -47,6 +47,7 @@ from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
 from recsys.training.refit import EpochEnd
+from recsys.training.refit import epoch_cap_note
 from recsys.training.refit import fit_then_refit
 
 
@@ -616,4 +617,5 @@ def summary(metrics, config):
         f"training: {train['seconds']:.1f} s, best epoch "
         f"{train['best_epoch']} on validation ({train['backend']} backend)",
     ]
+    lines += epoch_cap_note([train["best_epoch"]], config["train"]["epochs"])
     return "\n".join(lines)

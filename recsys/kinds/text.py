@@ -43,6 +43,7 @@ from recsys.models.text_ensemble import TextEnsemble
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
 from recsys.training.refit import EpochEnd
+from recsys.training.refit import epoch_cap_note
 from recsys.training.refit import fit_then_refit
 
 
@@ -478,6 +479,10 @@ def summary(metrics, config):
         )
     train = metrics["train"]
     epochs = train["epochs"]
+    capped = epoch_cap_note(
+        epochs if isinstance(epochs, list) else [epochs],
+        config["train"]["epochs"],
+    )
     if isinstance(epochs, list):  # an ensemble's members, in order
         epochs = " + ".join(str(e) for e in epochs)
     lines.append(
@@ -490,4 +495,4 @@ def summary(metrics, config):
             f"pretrained vectors cover {metrics['pretrained_coverage']:.1%} "
             "of the vocabulary"
         )
-    return "\n".join(lines)
+    return "\n".join(lines + capped)

@@ -197,3 +197,24 @@ class EpochEnd(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self._epoch_end(epoch + 1, {})
+
+
+def epoch_cap_note(best_epochs: list[int], cap: int) -> list[str]:
+    """A line for `recsys train`'s printout when early stopping chose the
+    last epoch allowed (of any ensemble member): training was cut while
+    validation still improved.
+
+    Args:
+        best_epochs: list of int. The epochs chosen, one per model.
+        cap: int. `train.epochs`.
+
+    Returns:
+        list of str: the note, or nothing.
+    """
+    if cap <= 1 or cap not in best_epochs:
+        return []
+    return [
+        f"note: validation still improved at the last epoch allowed ({cap}): "
+        f"more may help (--set train.epochs={2 * cap}; early stopping keeps "
+        "the best)."
+    ]
