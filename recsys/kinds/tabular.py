@@ -617,5 +617,6 @@ def summary(metrics, config):
         f"training: {train['seconds']:.1f} s, best epoch "
         f"{train['best_epoch']} on validation ({train['backend']} backend)",
     ]
-    lines += epoch_cap_note([train["best_epoch"]], config["train"]["epochs"])
+    cap = config.get("train", {}).get("epochs")  # a bundle's own config
+    lines += epoch_cap_note([train["best_epoch"]], cap)
     return "\n".join(lines)

@@ -481,7 +481,7 @@ def summary(metrics, config):
     epochs = train["epochs"]
     capped = epoch_cap_note(
         epochs if isinstance(epochs, list) else [epochs],
-        config["train"]["epochs"],
+        config.get("train", {}).get("epochs"),
     )
     if isinstance(epochs, list):  # an ensemble's members, in order
         epochs = " + ".join(str(e) for e in epochs)

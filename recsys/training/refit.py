@@ -199,19 +199,19 @@ class EpochEnd(keras.callbacks.Callback):
         self._epoch_end(epoch + 1, {})
 
 
-def epoch_cap_note(best_epochs: list[int], cap: int) -> list[str]:
+def epoch_cap_note(best_epochs: list[int], cap: int | None) -> list[str]:
     """A line for `recsys train`'s printout when early stopping chose the
     last epoch allowed (of any ensemble member): training was cut while
     validation still improved.
 
     Args:
         best_epochs: list of int. The epochs chosen, one per model.
-        cap: int. `train.epochs`.
+        cap: int or None. `train.epochs` (None: unknown, no note).
 
     Returns:
         list of str: the note, or nothing.
     """
-    if cap <= 1 or cap not in best_epochs:
+    if cap is None or cap <= 1 or cap not in best_epochs:
         return []
     return [
         f"note: validation still improved at the last epoch allowed ({cap}): "
