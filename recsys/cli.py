@@ -728,8 +728,8 @@ def build_parser():
         "load, copy-on-write), as is the numpy query tower (converted once, "
         "in shared memory); each worker builds its own top-items table in "
         "the background. A worker that dies is restarted. With N > 1, "
-        "/admin/reload answers 409: SIGHUP to the server (or, with --watch, "
-        "a new bundle) loads it again and replaces every worker.",
+        "/admin/reload without a path, SIGHUP to the server or, with "
+        "--watch, a new bundle loads it again and replaces every worker.",
     )
     serve.add_argument(
         "--log-level", default="info", help="uvicorn log level (default info)."

@@ -9,6 +9,7 @@ from fastapi import Depends
 from fastapi import HTTPException
 from fastapi import Query
 from fastapi import Request
+from fastapi.responses import JSONResponse
 from fastapi.responses import PlainTextResponse
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +30,7 @@ from recsys.serving.schemas import Health
 from recsys.serving.schemas import Ready
 from recsys.serving.schemas import ReloadRequest
 from recsys.serving.schemas import ReloadResponse
+from recsys.serving.schemas import ReloadStarted
 from recsys.serving.schemas import RetrieveRequest
 from recsys.serving.schemas import RetrieveResponse
 from recsys.serving.service import QueryError
@@ -407,9 +409,15 @@ async def metrics(request: Request):
             "under the bundle root",
         },
         400: BODY_ERRORS[400],
+        202: {
+            "model": ReloadStarted,
+            "description": "Several worker processes serve: a reload of "
+            "every worker started (new workers, then the old ones stopped)",
+        },
         409: {
             "model": Error,
-            "description": "Reload is off: several worker processes serve",
+            "description": "A `path` with several worker processes: only "
+            "the bundle or pointer file the server started with reloads",
         },
         413: BODY_ERRORS[413],
         422: {"model": Error, "description": "Bundle refused"},
@@ -427,12 +435,25 @@ async def reload(request: Request, body: ReloadRequest | None = None):
     A bundle that fails to load is refused with 422 and the current bundle
     keeps serving. Requests in flight finish on the bundle they started with.
     The ranker (`--ranker`) is not reloaded: it reranks the new bundle's
-    candidates. With several workers (`recsys serve --workers N`) reload
-    is refused with 409: no swap reaches every worker process at once.
+    candidates. With several workers (`recsys serve --workers N`) no swap
+    in one process reaches the others: without `path`, the answer is 202
+    and the server reloads every worker as SIGHUP does (new workers on the
+    bundle or pointer read again, then the old ones stopped; a bundle that
+    fails to load is logged and the old workers serve on); with `path`, 409.
     """
     state = request.app.state
     refused = getattr(state, "reload_refused", None)
     if refused:
+        if body is None or body.path is None:
+            state.reload_all()
+            return JSONResponse(
+                ReloadStarted(
+                    status="reloading",
+                    bundle=state.service.version,
+                    path=state.start_path,
+                ).model_dump(),
+                status_code=202,
+            )
         raise HTTPException(409, detail=refused)
     if body is None or body.path is None:
         return await swap_bundle(request.app, state.start_path)

@@ -182,6 +182,14 @@ class ReloadResponse(BaseModel):
     path: str
 
 
+class ReloadStarted(BaseModel):
+    """A reload of every worker, started (`recsys serve --workers N`)."""
+
+    status: str = Field(description='"reloading".')
+    bundle: str = Field(description="The bundle served until it is done.")
+    path: str = Field(description="The bundle or pointer file read again.")
+
+
 class Health(BaseModel):
     status: str
 

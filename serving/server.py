@@ -10,9 +10,11 @@ factory (`recsys.serving.app.create_app`) and the service change no global
 state, so tests and embedding applications can use them freely.
 """
 
+import functools
 import gc
 import logging
 import os
+import signal
 import socket
 
 from threadpoolctl import threadpool_limits
@@ -36,10 +38,10 @@ logger = logging.getLogger(__name__)
 # What `/admin/reload` answers (409) when several workers serve: each is
 # its own process, and no swap reaches them all at once.
 RELOAD_REFUSED = (
-    "/admin/reload is off with --workers {workers}: each worker process "
-    "would swap its bundle on its own. Fix: send SIGHUP to the server "
-    "(`kill -HUP {pid}`): it loads the bundle (or what its pointer file "
-    "names now) again, starts new workers on it and stops the old ones."
+    "/admin/reload takes no `path` with --workers {workers}: every worker "
+    "reloads the bundle or pointer file the server started with. Fix: "
+    "point that pointer file at the new bundle, then POST /admin/reload "
+    "without a path (or `kill -HUP {pid}`)."
 )
 
 
@@ -80,8 +82,8 @@ def serve(
         log_level: str. uvicorn's log level. Defaults to `"info"`.
         workers: int. Processes answering on the port, sharing the
             loaded bundle (forked from this one, which then supervises
-            them). With more than one, `/admin/reload` answers 409, and
-            SIGHUP (or, with `watch`, a new bundle) reloads every worker.
+            them). With more than one, `/admin/reload` without a path,
+            SIGHUP or (with `watch`) a new bundle reloads every worker.
             Defaults to `1`.
 
     Returns:
@@ -217,6 +219,11 @@ def _serve_workers(
         app.state.reload_refused = RELOAD_REFUSED.format(
             workers=workers, pid=os.getpid()
         )
+        # /admin/reload in a worker: a SIGHUP to this process, which
+        # reloads every worker.
+        app.state.reload_all = functools.partial(
+            os.kill, os.getpid(), signal.SIGHUP
+        )
         config = uvicorn.Config(
             app,
             log_level=log_level,
@@ -280,8 +287,8 @@ def _print_started(version, ranker, host, port, workers, settings):
     )
     if settings.api_token:
         print(
-            "/admin/* needs the token; /admin/reload answers 409 with "
-            "several workers: reload with SIGHUP"
+            "/admin/* needs the token; /admin/reload (without a path) "
+            "reloads every worker, as SIGHUP does"
         )
     else:
         print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")

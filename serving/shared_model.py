@@ -21,6 +21,7 @@ import json
 import logging
 import mmap
 import os
+import signal
 import time
 import zipfile
 from collections.abc import Callable
@@ -109,6 +110,9 @@ class SharedModel:
         try:
             from recsys.serving.workers import die_with_parent
 
+            # A supervisor forks this with its signals blocked (it waits
+            # for them); the helper takes them as any process does.
+            signal.pthread_sigmask(signal.SIG_SETMASK, set())
             die_with_parent()
             fast = convert()
             if fast is None:

@@ -86,19 +86,30 @@ def _children(pid):
 
 
 def _server_pid(url):
-    """The pid of the `recsys serve` process listening at `url`."""
+    """The pid of the `recsys serve` process listening at `url`.
+
+    Its workers and helpers are forks with the same command line: the
+    server is the one whose parent is none of them (pids wrap around, so
+    the lowest is not always the first).
+    """
     port = url.rsplit(":", 1)[1]
+    found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 args = f.read().split(b"\0")
+            with open(f"/proc/{entry}/stat") as f:
+                parent = int(f.read().rsplit(")", 1)[1].split()[1])
         except OSError:
             continue
         if b"serve" in args and port.encode() in args:
-            return int(entry)
-    raise AssertionError(f"no server process listens on {port}")
+            found[int(entry)] = parent
+    roots = [pid for pid, parent in found.items() if parent not in found]
+    if len(roots) != 1:
+        raise AssertionError(f"no one server process listens on {port}")
+    return roots[0]
 
 
 def _wait_for(condition, timeout=60):
@@ -275,18 +286,31 @@ def test_shared_tower_refuses_what_does_not_fit():
     assert shared.wait(timeout=1) is None
 
 
-def test_reload_is_refused_with_409_when_workers_serve(trained_bundle):
+def test_with_workers_reload_reloads_them_all_and_refuses_a_path(
+    trained_bundle,
+):
     bundle, _ = trained_bundle
     app = create_app(bundle.path, settings=Settings(api_token=TOKEN))
     app.state.reload_refused = RELOAD_REFUSED.format(workers=2, pid=1)
+    signalled = []
+    app.state.reload_all = lambda: signalled.append(True)
+    token = {"Authorization": f"Bearer {TOKEN}"}
     with TestClient(app) as client:
+        answer = client.post("/admin/reload", headers=token)
+        assert answer.status_code == 202 and signalled == [True]
+        assert answer.json() == {
+            "status": "reloading",
+            "bundle": bundle.version,
+            "path": bundle.path,
+        }
         answer = client.post(
-            "/admin/reload", headers={"Authorization": f"Bearer {TOKEN}"}
+            "/admin/reload", headers=token, json={"path": bundle.path}
         )
-        assert answer.status_code == 409
+        assert answer.status_code == 409 and signalled == [True]
         detail = answer.json()["detail"]
         assert "--workers 2" in detail[0]["msg"]
         assert client.post("/admin/reload").status_code == 401  # token first
+        assert signalled == [True]
 
 
 @pytest.mark.slow
@@ -326,10 +350,11 @@ def test_two_workers_share_the_port_restart_and_refuse_reload(
                 os.kill(stopped, signal.SIGCONT)
             assert running in _children(parent)
 
-        # No swap reaches every worker: reload is refused, with a 409.
+        # No swap in one worker reaches the other: a path is refused.
         refused = httpx.post(
             f"{url}/admin/reload",
             headers={"Authorization": f"Bearer {TOKEN}"},
+            json={"path": bundle.path},
             timeout=30,
         )
         assert refused.status_code == 409
@@ -410,7 +435,7 @@ def test_serve_refuses_a_worker_count_below_one(tmp_path):
     assert "--workers must be a positive integer" in done.stderr
 
 
-@pytest.mark.parametrize("trigger", ["SIGHUP", "--watch"])
+@pytest.mark.parametrize("trigger", ["SIGHUP", "--watch", "/admin/reload"])
 def test_a_reload_replaces_every_worker_while_they_answer(
     trained_bundle, second_bundle, tmp_path, trigger
 ):
@@ -424,7 +449,7 @@ def test_a_reload_replaces_every_worker_while_they_answer(
         "2",
         *watch,
         log_path=tmp_path / "server.log",
-        env={"RECSYS_WATCH_INTERVAL": "0.2"},
+        env={"RECSYS_WATCH_INTERVAL": "0.2", "RECSYS_API_TOKEN": TOKEN},
     ) as url:
         parent = _server_pid(url)
         old = _wait_for(
@@ -453,6 +478,14 @@ def test_a_reload_replaces_every_worker_while_they_answer(
         pointer.write_text(second_bundle.path)
         if trigger == "SIGHUP":
             os.kill(parent, signal.SIGHUP)
+        elif trigger == "/admin/reload":
+            started = httpx.post(
+                f"{url}/admin/reload",
+                headers={"Authorization": f"Bearer {TOKEN}"},
+                timeout=30,
+            )
+            assert started.status_code == 202, started.text
+            assert started.json()["bundle"] == first.version
         try:
             new = _wait_for(
                 lambda: (
