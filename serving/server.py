@@ -253,8 +253,7 @@ def _serve_workers(
             server.run(sockets=[sock])
             return 0 if server.started else STARTUP_FAILURE
 
-        freeze_heap()
-        return run_worker
+        return run_worker  # `run_workers` freezes the heap, then forks
 
     seen = [bundle_fingerprint(bundle)]
 

@@ -212,6 +212,14 @@ class _Supervisor:
         self.deaths: list[float] = []
 
     def fork_all(self, run):
+        """Forks `count` workers running `run`, the heap frozen first."""
+        # `gc.freeze()` keeps the collector from writing to (and so
+        # copying) the shared pages; unfrozen first, so that what only an
+        # old generation held is collected, not copied into the new
+        # workers (the old workers have their own).
+        gc.unfreeze()
+        gc.collect()
+        gc.freeze()
         for number in range(self.count):
             self.workers[_fork(number, run)] = (number, run)
 
@@ -275,11 +283,6 @@ class _Supervisor:
         for pid in old:
             del self.workers[pid]  # and with it the old generation's `run`
             self.retiring[pid] = math.inf
-        # What only the old generation held is freed before the new workers
-        # fork: they would keep a copy of it (the old workers have their own).
-        gc.unfreeze()
-        gc.collect()
-        gc.freeze()
         self.fork_all(run)
         self.starting = set(self.workers)
         self.handover = time.monotonic() + READY_TIMEOUT

@@ -88,9 +88,9 @@ def _children(pid):
 def _server_pid(url):
     """The pid of the `recsys serve` process listening at `url`.
 
-    Its workers and helpers are forks with the same command line: the
-    server is the one whose parent is none of them (pids wrap around, so
-    the lowest is not always the first).
+    Its workers and helpers are forks with the same command line (and
+    pids wrap around, so the lowest is not always the server): the server
+    is the one this test process started.
     """
     port = url.rsplit(":", 1)[1]
     found = {}
@@ -106,7 +106,7 @@ def _server_pid(url):
             continue
         if b"serve" in args and port.encode() in args:
             found[int(entry)] = parent
-    roots = [pid for pid, parent in found.items() if parent not in found]
+    roots = [pid for pid, parent in found.items() if parent == os.getpid()]
     if len(roots) != 1:
         raise AssertionError(f"no one server process listens on {port}")
     return roots[0]
