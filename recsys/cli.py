@@ -336,9 +336,16 @@ def cmd_init(args):
     if not args.output:
         sys.stdout.write(text)
         return 0
-    # Exclusive: a config the user already has is never replaced.
-    with open(args.output, "x") as f:
-        f.write(text)
+    # Exclusive: a config the user already has is replaced only on --force.
+    try:
+        with open(args.output, "w" if args.force else "x") as f:
+            f.write(text)
+    except FileExistsError:
+        raise ValueError(
+            f"{args.output} exists, and recsys init does not replace a "
+            "config. Fix: add --force to replace it, or write another file "
+            "with --output."
+        ) from None
     print(
         f"wrote {args.output}: check its guessed lines, then "
         f"`recsys train {args.output}`"
@@ -785,7 +792,12 @@ def build_parser():
         "--output",
         "-o",
         help="The config file to write (default: print it). An existing "
-        "file is not replaced.",
+        "file is not replaced without --force.",
+    )
+    init.add_argument(
+        "--force",
+        action="store_true",
+        help="Replace the --output file if it exists.",
     )
     for role, what in (
         ("user", "the user id"),

@@ -300,7 +300,24 @@ def _missing_cells(frame: pd.DataFrame, column: str) -> str:
     missing = int(frame[column].isna().sum()) if column in frame else 0
     if not missing:
         return ""
-    return f"; {missing:,} rows have none: drop them before training"
+    return f"; {missing:,} rows have none: data.drop_missing drops them"
+
+
+def _drop_missing_lines(frame: pd.DataFrame, *columns: str) -> list[str]:
+    """`data.drop_missing = true` where a key column has empty cells
+    (train refuses them otherwise), else nothing."""
+    present = [c for c in dict.fromkeys(columns) if c in frame]
+    rows = int(frame[present].isna().any(axis=1).sum()) if present else 0
+    if not rows:
+        return []
+    return [
+        _line(
+            "drop_missing",
+            True,
+            f"{rows:,} rows with an empty key cell are left out; false "
+            "refuses the table",
+        )
+    ]
 
 
 # Columns that say how much a row counts: a rating, or an event's type.
@@ -459,6 +476,38 @@ def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
     return time
 
 
+def _item_display(frame: pd.DataFrame, item: str, taken: set[str]):
+    """`(column, note)` of the item's name shown beside recommendations.
+
+    A column named like a name only where it names the item: seattlepets'
+    `animal_name` differs from pet to pet of a breed, and showing the first
+    one beside a recommended breed would mislead.
+    """
+    display = _by_name(frame.columns, _DISPLAY, taken) or ""
+    note = "shown beside recommendations (optional)"
+    if display and item in frame:
+        names = frame.groupby(item)[display].nunique()
+        if (names > 1).mean() > 0.05:
+            return "", (
+                f"not '{display}': it differs within "
+                f"{int((names > 1).sum()):,} of {len(names):,} items (optional)"
+            )
+    return display, note
+
+
+def _cutoffs(frame: pd.DataFrame, item: str):
+    """`(ks, note)`: HR@k cut-offs below the catalog size, at most three.
+
+    At a k of the catalog size or more every item is in every top k: a
+    table of 60 products would report HR@100 = 1.
+    """
+    items = frame[item].nunique() if item in frame else 0
+    if not items or items > 100:
+        return [10, 50, 100], ""
+    ks = [k for k in (1, 5, 10, 50, 100) if k < items][-3:]
+    return ks, f"below the {items:,} items"
+
+
 def _two_tower(
     frame: pd.DataFrame, source: str, columns: dict[str, str]
 ) -> list[str]:
@@ -467,14 +516,15 @@ def _two_tower(
     user_note += _missing_cells(frame, user)
     item_note += _missing_cells(frame, item)
     time_note += _missing_cells(frame, time)
-    display = _by_name(frame.columns, _DISPLAY, taken) or ""
+    display, display_note = _item_display(frame, item, taken)
     lines = _data_lines(source) + [
         _line("user", user, user_note),
         _line("item", item, item_note),
         _line("time", time, time_note),
         *_time_format_lines(frame, time),
         *_split_lines(frame, taken),
-        _line("display", display, "shown beside recommendations (optional)"),
+        _line("display", display, display_note),
+        *_drop_missing_lines(frame, user, item, time),
         *_positive_lines(frame, taken),
         "",
     ]
@@ -507,7 +557,7 @@ def _two_tower(
         "",
         "[evaluate]",
         _line("split", "test", "the held-out rows of data.split"),
-        _line("ks", [10, 50, 100]),
+        _line("ks", *_cutoffs(frame, item)),
     ]
     return lines
 
@@ -582,6 +632,7 @@ def _tabular(
         *split,
         _line("label", label, label_note),
         _line("display", display, "shown beside scores (optional)"),
+        *_drop_missing_lines(frame, user, item, time, label),
         "",
     ]
     lines += _left_out(row_ids, "a different value on every row (a row id)")
@@ -679,6 +730,7 @@ def _text(
             "rows whose id ends in a test suffix are the test set"
             + ("" if row_id else " (empty: the row number)"),
         ),
+        *_drop_missing_lines(frame, text, label),
         "",
         "[features.text]",
         _line("kind", "text"),

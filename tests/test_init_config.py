@@ -1,5 +1,7 @@
 """`recsys init`: a config guessed from a table's columns trains as written."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -130,7 +132,10 @@ def test_init_never_replaces_a_config(tmp_path, capsys):
         main(["init", "two_tower", "--data", str(data), "-o", str(config)]) == 1
     )
     assert config.read_text() == "# mine\n"
-    assert "exists" in capsys.readouterr().err
+    assert "Fix: add --force to replace it" in capsys.readouterr().err
+    args = ["init", "two_tower", "--data", str(data), "-o", str(config)]
+    assert main([*args, "--force"]) == 0
+    assert 'item = "product_id"' in config.read_text()
 
 
 def test_unknown_kind_is_refused():
@@ -442,10 +447,59 @@ def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
     ) in out
 
 
-def test_ids_with_empty_cells_are_noted_where_training_refuses_them():
+def test_ids_with_empty_cells_are_noted_and_their_rows_dropped(
+    tmp_path, capsys
+):
     frame = _events().astype({"product_id": "float"})
     frame.loc[:6, "product_id"] = np.nan
+    frame.loc[3:9, "customer_id"] = np.nan
     text = init_config("two_tower", frame=frame)
     item = next(line for line in text.splitlines() if line.startswith("item"))
-    assert "7 rows have none: drop them before training" in item
-    assert "rows have none" not in text.replace(item, "")
+    assert "7 rows have none: data.drop_missing drops them" in item
+    assert "drop_missing = true" in text
+    assert "# 10 rows with an empty key cell are left out" in text
+    data = tmp_path / "events.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "events.toml"
+    init = ["init", "two_tower", "--data", str(data), "-o", str(config)]
+    assert main(init) == 0
+    output = tmp_path / "bundle"
+    train = ["train", str(config), "--output", str(output), *FAST]
+    assert main(train) == 0, capsys.readouterr().err
+    assert (
+        "dropped 10 of 1,500 rows (7 without a customer_id, 7 without a "
+        "product_id)"
+    ) in capsys.readouterr().err
+    split = json.loads((output / "metrics.json").read_text())["split"]
+    assert split["train_rows"] + split["held_out_rows"] == 1490
+    # Without it, training refuses the table and names the key.
+    refused = [*train, "--set", "data.drop_missing=false"]
+    assert main(refused) == 1
+    assert "or set data.drop_missing = true" in capsys.readouterr().err
+
+
+def test_a_table_without_empty_key_cells_gets_no_drop_line():
+    assert "drop_missing" not in init_config("two_tower", frame=_events())
+    labels = _passengers()
+    assert "drop_missing" not in init_config("tabular", frame=labels)
+    labels.loc[:4, "survived"] = np.nan
+    assert "drop_missing = true" in init_config("tabular", frame=labels)
+
+
+def test_a_name_that_differs_within_an_item_is_not_its_display():
+    frame = _events()
+    frame["product_name"] = "p" + frame["product_id"].astype(str)
+    frame["pet_name"] = np.arange(len(frame)).astype(str)
+    text = init_config("two_tower", frame=frame)
+    assert 'display = "product_name"' in text
+    text = init_config("two_tower", frame=frame.drop(columns="product_name"))
+    assert 'display = ""' in text
+    assert "not 'pet_name': it differs within 60 of 60 items" in text
+
+
+def test_a_small_catalog_gets_cutoffs_below_its_size():
+    text = init_config("two_tower", frame=_events())
+    assert "ks = [5, 10, 50]" in text and "below the 60 items" in text
+    frame = _events()
+    frame["product_id"] = frame.index % 8
+    assert "ks = [1, 5]" in init_config("two_tower", frame=frame)

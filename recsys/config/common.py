@@ -90,7 +90,8 @@ def placeholder_error(key: str) -> ConfigError:
         f"{key} still holds recsys init's placeholder '{PLACEHOLDER}': init "
         "could not guess that column. Fix: rerun `recsys init KIND --data "
         "FILE` naming the columns (--user COLUMN --item COLUMN, --time, "
-        "--label or --text), which writes the feature tables too; or set "
+        "--label or --text, and --force to replace this file), which writes "
+        "the feature tables too; or set "
         f"{key} and add the feature tables by hand."
     )
 
@@ -120,6 +121,17 @@ def check_placeholders(section: str, **columns: str) -> None:
     for key, column in columns.items():
         if column == PLACEHOLDER:
             raise placeholder_error(f"{section}.{key}")
+
+
+def drop_missing_field() -> Any:
+    """`data.drop_missing`."""
+    return Field(
+        default=False,
+        description=(
+            "Drop the rows whose user, item, time, label or text cell is "
+            "empty (each count logged); false refuses such a table."
+        ),
+    )
 
 
 def split_column_field() -> Any:
@@ -204,6 +216,7 @@ class InteractionsData(Section):
     )
     split_seed: int = split_seed_field()
     split_column: str = split_column_field()
+    drop_missing: bool = drop_missing_field()
 
     @pydantic.model_validator(mode="after")
     def _check_split_keys(self) -> "InteractionsData":

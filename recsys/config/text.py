@@ -18,6 +18,7 @@ from recsys.config.common import Split
 from recsys.config.common import check_baseline_names
 from recsys.config.common import check_placeholders
 from recsys.config.common import check_split_column
+from recsys.config.common import drop_missing_field
 from recsys.config.common import seed_field
 from recsys.config.common import split_column_field
 from recsys.config.common import split_seed_field
@@ -89,6 +90,7 @@ class TextData(Section):
     test_fraction: float = test_fraction_field()
     split_seed: int = split_seed_field()
     split_column: str = split_column_field()
+    drop_missing: bool = drop_missing_field()
 
     @pydantic.field_validator("test_suffixes", "validation_suffixes")
     @classmethod

@@ -97,6 +97,17 @@ class TwoTowerData(InteractionsData):
         return self
 
     @pydantic.model_validator(mode="after")
+    def _drops_from_a_whole_table(self) -> "TwoTowerData":
+        if self.drop_missing and self.path:
+            raise ValueError(
+                "data.drop_missing filters a table loaded whole; streamed "
+                "shards (data.path) are read as they are. Fix: leave the rows "
+                "with empty cells out of the shards, or train from "
+                "data.source."
+            )
+        return self
+
+    @pydantic.model_validator(mode="after")
     def _streams_split_by_time(self) -> "TwoTowerData":
         # Streamed shards carry no per-user order: their split is global in
         # time (the latest data.test_fraction of the time span, or

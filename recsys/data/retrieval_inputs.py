@@ -129,7 +129,7 @@ def check_interactions(
             raise ValueError(
                 f"Column '{column}' has {nulls} null values; every "
                 "interaction needs a user, an item and a time. Fix: drop or "
-                "fill those rows."
+                "fill those rows, or set data.drop_missing = true."
             )
     return parse_times(frame, time, time_format)
 

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import logging
 import math
 from collections.abc import Callable
 from typing import Any
 from typing import ClassVar
+
+logger = logging.getLogger(__name__)
 
 # A re-score runs the split through the loaded bundle: tabular metrics come
 # back bit for bit; a text bundle's float32 probabilities move log loss by
@@ -257,19 +260,60 @@ def check_rescored(bundle, stored: dict, rescored: dict) -> None:
 
 def source_table(config: dict, frame=None, *, progress: bool = False):
     """`frame`, or the config's `data.source` table when `frame` is None
-    (a large file shows a bar of the bytes read with `progress`)."""
-    if frame is not None:
-        return frame
-    from recsys.data.sources import load_interactions
+    (a large file shows a bar of the bytes read with `progress`), without
+    its rows of empty key cells under `data.drop_missing`."""
+    if frame is None:
+        from recsys.data.sources import load_interactions
 
-    if not config["data"]["source"]:
+        if not config["data"]["source"]:
+            raise ValueError(
+                "data.source is empty, so there is no table to train on. "
+                'Fix: set data.source = "my_table.csv" in the config (a '
+                "path relative to the config file), or pass the table in "
+                "Python: recsys.train(config, output, frame=frame)."
+            )
+        frame = load_interactions(config["data"]["source"], progress=progress)
+    if config["data"].get("drop_missing"):
+        frame = drop_missing_rows(frame, config["data"])
+    return frame
+
+
+# The `[data]` keys naming the columns a row cannot do without.
+KEY_COLUMNS = ("user", "item", "time", "label", "text")
+
+
+def drop_missing_rows(frame, data: dict):
+    """`frame` without the rows whose key columns (`KEY_COLUMNS` of the
+    `[data]` section `data`) hold an empty cell; each count is logged.
+
+    Raises:
+        ValueError: when no row is left.
+    """
+    columns = [
+        data[key] for key in KEY_COLUMNS if data.get(key) in frame.columns
+    ]
+    empty = frame[list(dict.fromkeys(columns))].isna()
+    dropped = empty.any(axis=1).to_numpy()
+    if not dropped.any():
+        return frame
+    counts = ", ".join(
+        f"{int(n):,} without a {column}"
+        for column, n in empty.sum().items()
+        if n
+    )
+    if dropped.all():
         raise ValueError(
-            "data.source is empty, so there is no table to train on. Fix: "
-            'set data.source = "my_table.csv" in the config (a path '
-            "relative to the config file), or pass the table in Python: "
-            "recsys.train(config, output, frame=frame)."
+            f"Every one of the {len(frame):,} rows has an empty key cell "
+            f"({counts}), so data.drop_missing leaves none. Fix: check the "
+            "column names in [data]."
         )
-    return load_interactions(config["data"]["source"], progress=progress)
+    logger.warning(
+        "data.drop_missing: dropped %s of %s rows (%s).",
+        f"{int(dropped.sum()):,}",
+        f"{len(frame):,}",
+        counts,
+    )
+    return frame[~dropped].reset_index(drop=True)
 
 
 # Tables larger than this fit the preprocessor chunk by chunk, with a bar;

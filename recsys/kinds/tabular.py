@@ -89,7 +89,7 @@ def check_label(frame, config):
     if nulls:
         raise ValueError(
             f"Label column '{label}' has {nulls} null values. Fix: drop or "
-            "fill those rows."
+            "fill those rows, or set data.drop_missing = true."
         )
     values = frame[label]
     numeric = pd.api.types.is_numeric_dtype(values) or (

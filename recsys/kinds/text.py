@@ -83,7 +83,7 @@ def class_labels(labels, column, positive=""):
         raise ValueError(
             f"Label column '{column}' has {int(missing.sum())} missing values "
             f"(rows {labels.index[missing][:5].tolist()}). Fix: drop or fill "
-            "those rows."
+            "those rows, or set data.drop_missing = true."
         )
     classes = sorted(pd.unique(labels).tolist(), key=str)
     if len(classes) < 2:

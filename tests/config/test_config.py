@@ -83,7 +83,8 @@ def test_config_missing_file():
 # `model.history_encoder = "mean"` after `model.history_length` in the
 # two-tower cases, then `model.history = "latest"` after it (by hand, no
 # other change), then `data.positive_column = ""`, `positive_min = ""` and
-# `positive_values = []` after `data.path` (the same way). Relative data
+# `positive_values = []` after `data.path` (the same way), then
+# `data.drop_missing = false` after `data.split_column`. Relative data
 # paths are stored as written: `load_config` makes them absolute, which
 # depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
@@ -399,3 +400,8 @@ def test_shipped_configs_satisfy_their_schema(path):
     config["features"]["userId"] = {"kind": "categorical", "sep": "|"}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(config, schema)
+
+
+def test_streamed_shards_refuse_dropping_rows():
+    with pytest.raises(ConfigError, match="data.drop_missing filters a table"):
+        load_config(overrides=['data.path="shards"', "data.drop_missing=true"])

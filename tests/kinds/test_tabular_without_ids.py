@@ -164,3 +164,18 @@ def test_a_regression_without_ids_reports_a_ridge_baseline(loans, tmp_path):
         load_config(
             str(tmp_path / "limits.toml"), ["evaluate.baselines=['bias']"]
         )
+
+
+def test_rows_without_a_label_are_dropped_only_when_asked(loans):
+    frame = pd.read_csv(loans / "loans.csv")
+    frame.loc[:9, "status"] = np.nan
+    config = load_config(str(loans / "loans.toml"))
+    with pytest.raises(ValueError, match="or set data.drop_missing = true"):
+        prepare_tabular(config, frame, progress=False)
+    config = load_config(str(loans / "loans.toml"), ["data.drop_missing=true"])
+    prepared = prepare_tabular(config, frame, progress=False)
+    rows = sum(len(prepared.parts[part][0]) for part in ("train", "test"))
+    assert rows == len(frame) - 10
+    frame["status"] = np.nan
+    with pytest.raises(ValueError, match="leaves none"):
+        prepare_tabular(config, frame, progress=False)

@@ -209,6 +209,11 @@ def test_bad_training_data_is_refused_clearly(tmp_path):
     frame.loc[5, "sentiment"] = None
     with pytest.raises(ValueError, match="'sentiment' has 1 missing"):
         train(_toy_config(), str(tmp_path / "c"), frame=frame)
+    dropped = train(
+        _toy_config("data.drop_missing=true"), str(tmp_path / "f"), frame=frame
+    )
+    split = dropped.metrics["split"]
+    assert split["train_rows"] + split["held_out_rows"] == len(frame) - 1
     with pytest.raises(KeyError, match="missing from the text table"):
         train(_toy_config("data.label=stars"), str(tmp_path / "d"), frame=frame)
     with pytest.raises(ValueError, match="single class"):
