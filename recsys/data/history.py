@@ -18,7 +18,7 @@ def _blocks(users):
     return np.maximum.accumulate(np.where(boundary, np.arange(len(users)), 0))
 
 
-def previous_items(users, items, length):
+def previous_items(users, items, length, times=None):
     """Returns each row's `length` previous items of the same user.
 
     Args:
@@ -26,14 +26,24 @@ def previous_items(users, items, length):
             inside each user (as `temporal_split` returns them).
         items: 1-D int array of item ids (`0` must mean padding).
         length: int. History length.
+        times: optional 1-D array of the rows' times. With it, a row's
+            history holds only items of an earlier time: rows of the same
+            user and time are ordered by item id (the split's tie-break),
+            and a history of the tied rows before it would teach the model
+            that order (on a table of dates, "the next item holds a larger
+            id").
 
     Returns:
         int32 array `(len(items), length)`, most recent first, 0-padded.
     """
     items = np.asarray(items)
     start = _blocks(users)
-    out = np.zeros((len(items), length), np.int32)
     rows = np.arange(len(items))
+    if times is not None and len(items):
+        times = np.asarray(times)
+        tied = np.r_[False, (times[1:] == times[:-1]) & (start[1:] != rows[1:])]
+        rows = np.maximum.accumulate(np.where(tied, 0, rows))
+    out = np.zeros((len(items), length), np.int32)
     for lag in range(1, length + 1):
         source = rows - lag
         valid = source >= start

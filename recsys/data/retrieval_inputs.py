@@ -236,6 +236,7 @@ def training_inputs(
     query_features,
     history_length,
     history="latest",
+    time="",
 ):
     """Builds one input row per training interaction.
 
@@ -250,6 +251,9 @@ def training_inputs(
         history: str. `"latest"`: the user's items before the row, most
             recent first; `"profile"`: the user's other items, in no order
             (`recsys.data.history.profile_items`). Defaults to `"latest"`.
+        time: str. The time column: a `"latest"` history then holds only
+            items of an earlier time than the row's (`previous_items`);
+            `""` takes the rows before it. Defaults to `""`.
 
     Returns:
         dict of numpy arrays, ready for `TwoTower.fit`.
@@ -265,8 +269,12 @@ def training_inputs(
     x[SAMPLING_PROBABILITY] = (counts[position] / len(train)).astype(np.float32)
     if history_length:
         item_ids = preprocessor.transform_column(item, train[item])
-        rows = profile_items if history == "profile" else previous_items
-        x[HISTORY] = rows(train[user].to_numpy(), item_ids, history_length)
+        users = train[user].to_numpy()
+        if history == "profile":
+            x[HISTORY] = profile_items(users, item_ids, history_length)
+        else:
+            times = train[time].to_numpy() if time else None
+            x[HISTORY] = previous_items(users, item_ids, history_length, times)
     return x
 
 

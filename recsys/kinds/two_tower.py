@@ -137,7 +137,9 @@ def prepare_data(config, frame=None, *, progress=False):
         items=items,
         preprocessor=preprocessor,
         item_inputs=items_x,
-        inputs=training_inputs(preprocessor, train, items, items_x, **common),
+        inputs=training_inputs(
+            preprocessor, train, items, items_x, time=time, **common
+        ),
         users=user_states(preprocessor, train, items, **common),
     )
 

@@ -217,6 +217,19 @@ def test_history_holds_only_earlier_items():
     np.testing.assert_array_equal(histories, [[7, 6], [9, 8]])
 
 
+def test_history_leaves_out_items_of_the_same_time():
+    # Rows of one time are ordered by item id, which is no order at all: a
+    # history of them would teach "the next item has a larger id".
+    users = np.array([1, 1, 1, 1, 2, 2, 2])
+    items = np.array([5, 6, 7, 8, 9, 10, 11])
+    times = np.array([0, 1, 1, 2, 2, 2, 3])
+    np.testing.assert_array_equal(
+        previous_items(users, items, 3, times),
+        [[0, 0, 0], [5, 0, 0], [5, 0, 0], [7, 6, 5]]
+        + [[0, 0, 0], [0, 0, 0], [10, 9, 0]],
+    )
+
+
 @pytest.mark.parametrize("ties", ["none", "one user", "most"])
 def test_ranks_match_the_protocol_definition(ties):
     # Repeated training pairs, and a test item the user also trained on,

@@ -184,3 +184,20 @@ def test_retrieval_learns_from_the_positive_rows_only(tmp_path):
     bundle = load_bundle(output)
     again = get_kind("two_tower").rescore(bundle)
     assert again["test"] == pytest.approx(metrics["test"])
+
+
+def test_rows_of_one_date_are_not_each_others_history(tmp_path):
+    # A table of dates: every row of a user shares the day, so the split's
+    # tie-break (item id) decides which rows are held out. Histories of the
+    # tied rows before a row would teach the model that order.
+    frame = _events()
+    frame["timestamp"] = "2024-01-01"
+    frame.to_csv(tmp_path / "days.csv", index=False)
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [f'data.source="{tmp_path / "days.csv"}"', "model.history_length=5"],
+    )
+    prepared = get_kind("two_tower").prepare(config, progress=False)
+    assert not prepared.inputs["history"].any()
+    # A known user is still served with their latest items.
+    assert prepared.users["inputs"]["history"].any()
