@@ -553,7 +553,12 @@ def _two_tower(
         _line("history_length", 10, "the query pools the user's latest items"),
         "",
         "[train]",
-        _line("epochs", 3),
+        _line("epochs", 20, "the most: early stopping picks fewer"),
+        _line(
+            "early_stopping",
+            True,
+            "epochs chosen on validation; false trains all (half the time)",
+        ),
         "",
         "[evaluate]",
         _line("split", "test", "the held-out rows of data.split"),

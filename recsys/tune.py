@@ -126,6 +126,10 @@ def search_space(
             "train.batch_size": Choice((256, 512, 1024, 2048)),
             "model.temperature": Range(0.25, 2.0, log=True),
         }
+        if train.get("early_stopping"):
+            # Each trial chooses its epochs on its own carve, up to the
+            # config's train.epochs.
+            del space["train.epochs"]
         if model["logq_correction"]:
             space["model.logq_weight"] = Range(0.0, 2.0)
         if not config["data"].get("path"):  # streams have no histories
@@ -219,7 +223,7 @@ def objective_metric(
     """The validation metric a trial is judged by, for the config's kind.
 
     Retrieval: filtered HR at the largest `evaluate.ks` that is at most a
-    tenth of the catalog (the smallest otherwise): on 132 items HR@100 is
+    tenth of the catalog or 5 (the smallest otherwise): on 132 items HR@100 is
     near 1 for any model and cannot tell trials apart. Unfiltered HR where
     users repeat their items (`repeat_share` from `REPEATS_NOTED` up, as
     `recsys train`'s note advises): the filtered one leaves out what they
@@ -235,13 +239,12 @@ def objective_metric(
     """
     model = config["model"]
     if model["kind"] == "two_tower":
+        from recsys.evaluation.retrieval import choosing_cutoff
         from recsys.kinds.two_tower import REPEATS_NOTED
 
-        ks = sorted(config["evaluate"]["ks"])
-        if catalog_size is not None:
-            ks = [k for k in ks if k <= catalog_size / 10] or ks[:1]
+        k = choosing_cutoff(config["evaluate"]["ks"], catalog_size)
         filtered = "" if repeat_share >= REPEATS_NOTED else "_filtered"
-        return f"hr@{ks[-1]}{filtered}"
+        return f"hr@{k}{filtered}"
     if model["kind"] == "tabular":
         return {"regression": "rmse", "binary": "auc"}.get(
             model["task"], "logloss"

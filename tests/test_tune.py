@@ -277,6 +277,12 @@ def test_retrieval_is_judged_at_a_k_the_catalog_leaves_informative(
     assert objective_metric(config, catalog, repeat_share=0.1) == metric
 
 
+def test_a_small_catalog_is_judged_on_at_least_five_items(interactions):
+    config = _two_tower_config(interactions, "evaluate.ks=[1, 5, 10]")
+    assert objective_metric(config, 32) == "hr@5_filtered"
+    assert objective_metric(config, 400) == "hr@10_filtered"
+
+
 def test_a_two_tower_study_tries_its_config_then_without_history(
     interactions, tmp_path
 ):

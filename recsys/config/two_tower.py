@@ -238,7 +238,27 @@ class TwoTowerTrain(Section):
     """`[train]`: optimization, devices and checkpoints."""
 
     epochs: int = Field(
-        default=3, ge=1, description="Passes over the training data."
+        default=3,
+        ge=1,
+        description=(
+            "Passes over the training data; with train.early_stopping, the "
+            "most."
+        ),
+    )
+    early_stopping: bool = Field(
+        default=False,
+        description=(
+            "Choose the number of epochs on the validation carve of the "
+            "training split (each epoch's HR@k there, k as `recsys tune` "
+            "judges), stopping after `patience` epochs without a better "
+            "one, then train on the whole training split for the best "
+            "number. About twice the training time."
+        ),
+    )
+    patience: int = Field(
+        default=2,
+        ge=0,
+        description="With early_stopping: epochs without a better score.",
     )
     batch_size: int = Field(
         default=512,
@@ -436,5 +456,11 @@ class TwoTowerConfig(KindConfig):
         if model.history_length > 0 and item not in self.features:
             raise ConfigError(
                 f"model.history_length > 0 needs a [features.{item}] table."
+            )
+        if self.train.early_stopping and self.data.path:
+            raise ConfigError(
+                "train.early_stopping trains twice on a table in memory; "
+                "streamed shards (data.path) train once for train.epochs. "
+                "Fix: set train.epochs, or train from data.source."
             )
         return self

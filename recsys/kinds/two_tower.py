@@ -9,6 +9,7 @@ Its steps are functions too (`prepare_data`, `build_two_tower`,
 import dataclasses
 import json
 import logging
+import time
 
 import keras
 import numpy as np
@@ -31,6 +32,7 @@ from recsys.data.retrieval_inputs import user_states
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
+from recsys.evaluation.retrieval import choosing_cutoff
 from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.evaluation.retrieval import popularity_scores
 from recsys.evaluation.retrieval import ranking_metric_names
@@ -96,13 +98,15 @@ def split_for_evaluation(frame, config):
     )
 
 
-def prepare_data(config, frame=None, *, progress=False):
+def prepare_data(config, frame=None, *, progress=False, parts=None):
     """Loads, validates and splits the data; fits the preprocessor.
 
     Args:
         config: dict. A validated config (`recsys.config.load_config`).
         frame: optional DataFrame of interactions; defaults to
             `config["data"]["source"]`.
+        parts: optional `(train, held_out)` DataFrames of `frame` to use
+            instead of the config's split (an early-stopping carve).
 
     Returns:
         A `PreparedData`.
@@ -117,7 +121,7 @@ def prepare_data(config, frame=None, *, progress=False):
     specs = feature_specs(config)
     display = [data["display"]] if data["display"] else []
     check_columns(frame, [spec.name for spec in specs] + display)
-    train, test = split_for_evaluation(frame, config)
+    train, test = parts or split_for_evaluation(frame, config)
     items = catalog(frame, item)
     preprocessor = fit_preprocessor(specs, train, progress=progress)
     common = {
@@ -279,7 +283,7 @@ def evaluate_bundle(
         item=data["item"],
         candidates=bundle.item_ids,
         carve=split_rule(data).carve,
-        k=max(ks),
+        k=choosing_cutoff(ks, len(bundle.item_ids)),
         ease_max_items=evaluate.get("ease_max_items", EASE_MAX_ITEMS),
     )
     metrics: dict[str, dict] = evaluate_beside_popularity(
@@ -338,6 +342,114 @@ class EpochScores(keras.callbacks.Callback):
         self._report(epoch + 1, metrics[config["evaluate"]["split"]])
 
 
+class BestEpoch(keras.callbacks.Callback):
+    """Scores every epoch on a held-out carve; stops after `patience`
+    epochs without a better score.
+
+    Args:
+        model: the `TwoTower` being fitted.
+        prepared: `PreparedData` whose held-out rows are the carve.
+        config: the run config.
+        metric: str. The HR@k key to maximize (e.g. `"hr@10_filtered"`).
+        patience: int. Epochs without a better score before stopping.
+    """
+
+    def __init__(self, model, prepared, config, metric, patience):
+        super().__init__()
+        self._two_tower = model
+        self._prepared = prepared
+        self._config = {
+            **config,
+            "evaluate": {**config["evaluate"], "baselines": []},
+        }
+        self.metric = metric
+        self.patience = patience
+        self.scores: list[float] = []
+
+    @property
+    def best_epoch(self) -> int:
+        """The first epoch (from 1) of the highest score."""
+        return int(np.argmax(self.scores)) + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        arrays = embed_catalog_and_users(self._two_tower, self._prepared)
+        metrics = evaluate_bundle(
+            in_memory_bundle(self._prepared, arrays),
+            self._prepared.frame,
+            self._config,
+            self._prepared.train,
+            self._prepared.test,
+        )
+        split = self._config["evaluate"]["split"]
+        self.scores.append(round(float(metrics[split][self.metric]), 6))
+        # Keras' `EarlyStopping` counting: `patience` epochs in a row
+        # without a better score stop training (0: the first one).
+        waited = epoch + 1 - self.best_epoch
+        if waited and waited >= self.patience:
+            self.model.stop_training = True
+
+
+def choose_epochs(prepared, config, *, progress=True):
+    """The number of epochs, chosen on a validation carve of the training
+    split (`train.early_stopping`).
+
+    The carve is the split rule's own (`SplitRule.carve`) applied to
+    `prepared.train`, so the evaluated rows are never seen. The metric is
+    the one `recsys tune` judges by: filtered HR at the largest
+    `evaluate.ks` up to a tenth of the catalog, unfiltered on a table of
+    repeats.
+
+    Args:
+        prepared: the run's `PreparedData`.
+        config: the run config (`train.epochs` is the most, `train.patience`
+            the epochs without a better score before stopping).
+        progress: bool. Keras' per-epoch lines.
+
+    Returns:
+        dict with `"best_epoch"`, `"metric"` and `"scores"` (per epoch).
+    """
+    from recsys.tune import objective_metric
+
+    started = time.perf_counter()
+    fit_rows, held = split_rule(config["data"]).carve(prepared.train)
+    if not (len(fit_rows) and len(held)):
+        logger.warning(
+            "train.early_stopping: the validation carve of %d training rows "
+            "is empty; training for train.epochs = %d.",
+            len(prepared.train),
+            config["train"]["epochs"],
+        )
+        epochs = config["train"]["epochs"]
+        return {"best_epoch": epochs, "metric": "", "scores": [], "seconds": 0}
+    carved = prepare_data(config, prepared.frame, parts=(fit_rows, held))
+    metric = objective_metric(
+        config,
+        len(carved.items),
+        repeat_share(carved.train, carved.test, config["data"]),
+    )
+    model = build_two_tower(carved.preprocessor, config)
+    scores = BestEpoch(
+        model, carved, config, metric, config["train"]["patience"]
+    )
+    inputs = carved.inputs
+    if _profile_history(config):
+        inputs = profile_batches(carved, config["train"]["batch_size"])
+    fit_two_tower(model, inputs, config, callbacks=[scores], progress=progress)
+    logger.info(
+        "train.early_stopping: %s on the validation carve by epoch %s; best "
+        "epoch %d, now trained on the whole training split.",
+        metric,
+        scores.scores,
+        scores.best_epoch,
+    )
+    return {
+        "best_epoch": scores.best_epoch,
+        "metric": metric,
+        "scores": scores.scores,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
+
+
 class TwoTowerKind(ModelKind):
     """`model.kind = "two_tower"`: retrieval, an indexed bundle, HR@k.
 
@@ -371,6 +483,13 @@ class TwoTowerKind(ModelKind):
         return prepare_data(config, frame, progress=progress)
 
     def fit(self, prepared, config, *, output=None, progress=True):
+        early = None
+        if config["train"].get("early_stopping"):
+            with distribution_scope(config), precision_scope(config):
+                early = choose_epochs(prepared, config, progress=progress)
+            train = {**config["train"], "epochs": early["best_epoch"]}
+            config = {**config, "train": train}
+            keras.utils.set_random_seed(train["seed"])
         with (
             distribution_scope(config) as distribution,
             precision_scope(config),
@@ -413,6 +532,8 @@ class TwoTowerKind(ModelKind):
         timing["train_rows"] *= processes
         timing["examples_per_second"] *= processes
         timing["resumed_from"] = checkpoint and checkpoint.resumed_from
+        if early is not None:
+            timing["early_stopping"] = early
         return Fitted(model, timing, {"checkpoint": checkpoint})
 
     def export(self, fitted, prepared, config, *, progress=True):
@@ -611,10 +732,17 @@ def summary(metrics: dict, config: dict) -> str:
         lines += [row(name, name.removesuffix("_filtered")) for name in ranking]
     lines += [""] + _repeats_note(metrics)
     lines += _baseline_notes(metrics.get("baselines", {}))
+    early = train.get("early_stopping")
     lines += [
         f"training: {train['seconds']:.1f} s, "
         f"{train['examples_per_second']:,.0f} examples/s "
-        f"({train['backend']} backend)",
+        f"({train['backend']} backend)"
+        + (
+            f"; best epoch {early['best_epoch']} of {len(early['scores'])} "
+            f"on validation ({early['metric']}, {early['seconds']:.1f} s)"
+            if early and early["scores"]
+            else ""
+        ),
         f"index: {metrics['index']['kind']}, recall@10 vs exact "
         f"{metrics['index']['recall@10_vs_exact']:.4f}" + _tuned(metrics),
     ]

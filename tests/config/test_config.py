@@ -84,9 +84,10 @@ def test_config_missing_file():
 # two-tower cases, then `model.history = "latest"` after it (by hand, no
 # other change), then `data.positive_column = ""`, `positive_min = ""` and
 # `positive_values = []` after `data.path` (the same way), then
-# `data.drop_missing = false` after `data.split_column`. Relative data
-# paths are stored as written: `load_config` makes them absolute, which
-# depends on the machine.
+# `data.drop_missing = false` after `data.split_column` and two-tower
+# `train.early_stopping = false`, `patience = 2` after `train.epochs`.
+# Relative data paths are stored as written: `load_config` makes them
+# absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
 
 

@@ -1,0 +1,95 @@
+"""`train.early_stopping` for two-tower retrieval: epochs chosen on a carve
+of the training split, then one training on all of it."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import load_config
+from recsys import train
+from recsys.config import ConfigError
+from recsys.kinds import two_tower
+from recsys.tune import search_space
+
+
+def _clustered(rows=8000, users=300, items=500, seed=0):
+    """Users drawn to one of 20 item clusters, each pair once: learnable,
+    so more than one epoch helps, and a small table (a dozen steps an
+    epoch)."""
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, users, rows)
+    item = (user % 20) * 25 + rng.integers(0, 25, rows)
+    noise = rng.random(rows) < 0.2
+    item[noise] = rng.integers(0, items, noise.sum())
+    frame = pd.DataFrame(
+        {"user_id": user, "item_id": item, "timestamp": rng.permutation(rows)}
+    )
+    return frame.drop_duplicates(["user_id", "item_id"])
+
+
+def _config(tmp_path, *overrides):
+    path = tmp_path / "events.csv"
+    _clustered().to_csv(path, index=False)
+    return load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{path}"',
+            "evaluate.ks=[5, 10, 20]",
+            "evaluate.baselines=[]",
+            'index.kind="brute_force"',
+            *overrides,
+        ],
+    )
+
+
+def test_epochs_are_chosen_on_a_carve_of_the_training_rows(
+    tmp_path, monkeypatch
+):
+    carves = []
+    prepare = two_tower.prepare_data
+
+    def spying(config, frame=None, *, progress=False, parts=None):
+        prepared = prepare(config, frame, progress=progress, parts=parts)
+        if parts is not None:
+            carves.append(prepared)
+        return prepared
+
+    monkeypatch.setattr(two_tower, "prepare_data", spying)
+    config = _config(tmp_path, "train.early_stopping=true", "train.epochs=30")
+    result = train(config, write=False, progress=False)
+    early = result.metrics["train"]["early_stopping"]
+    scores = early["scores"]
+    assert early["metric"] == "hr@20_filtered"
+    assert early["best_epoch"] == int(np.argmax(scores)) + 1 > 1
+    # Stopped `patience` (2) epochs after the best, well before 30.
+    assert len(scores) == early["best_epoch"] + 2
+    # The final model trained for the best number of epochs.
+    assert len(result.metrics["train"]["epoch_seconds"]) == early["best_epoch"]
+    # Every row it fitted or scored on is a training row: never a test one.
+    (carved,) = carves
+    rows = ["user_id", "item_id", "timestamp"]
+    training = result.prepared.train[rows]
+    for part in (carved.train, carved.test):
+        assert len(part.merge(training, on=rows)) == len(part)
+    assert len(carved.train) + len(carved.test) == len(training)
+
+
+def test_it_beats_too_few_and_too_many_epochs(tmp_path):
+    def test_hr(*overrides):
+        result = train(_config(tmp_path, *overrides), write=False)
+        return result.metrics["test"]["hr@20_filtered"]
+
+    early = test_hr("train.early_stopping=true", "train.epochs=30")
+    assert early > test_hr("train.epochs=1") + 0.05
+    assert early > test_hr("train.epochs=30") + 0.05
+
+
+def test_streams_and_tune_leave_the_epochs_to_it(tmp_path):
+    with pytest.raises(ConfigError, match="train.early_stopping trains"):
+        load_config(
+            "configs/examples/interactions.toml",
+            ['data.path="shards"', "train.early_stopping=true"],
+        )
+    config = _config(tmp_path, "train.early_stopping=true")
+    assert "train.epochs" not in search_space(config)
+    assert "train.epochs" in search_space(_config(tmp_path))
