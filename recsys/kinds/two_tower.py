@@ -53,6 +53,7 @@ from recsys.training.distribution import process_share
 from recsys.training.distribution import shardable
 from recsys.training.embed import bundle_arrays
 from recsys.training.precision import precision_scope
+from recsys.training.refit import epoch_cap_note
 from recsys.training.two_tower import build_two_tower
 from recsys.training.two_tower import fit_two_tower
 
@@ -534,6 +535,8 @@ class TwoTowerKind(ModelKind):
         timing["resumed_from"] = checkpoint and checkpoint.resumed_from
         if early is not None:
             timing["early_stopping"] = early
+            # As tabular and text runs say it (`recsys tune` reads it).
+            timing["best_epoch"] = early["best_epoch"]
         return Fitted(model, timing, {"checkpoint": checkpoint})
 
     def export(self, fitted, prepared, config, *, progress=True):
@@ -751,6 +754,8 @@ def summary(metrics: dict, config: dict) -> str:
         lines.append(
             f"ground truth {name}: {value:.4f} (popularity {baseline:.4f})"
         )
+    if early and early["scores"]:
+        lines += epoch_cap_note([early["best_epoch"]], len(early["scores"]))
     return "\n".join(lines)
 
 

@@ -93,3 +93,13 @@ def test_streams_and_tune_leave_the_epochs_to_it(tmp_path):
     config = _config(tmp_path, "train.early_stopping=true")
     assert "train.epochs" not in search_space(config)
     assert "train.epochs" in search_space(_config(tmp_path))
+
+
+def test_a_run_cut_by_its_cap_says_so(tmp_path):
+    config = _config(tmp_path, "train.early_stopping=true", "train.epochs=2")
+    result = train(config, write=False, progress=False)
+    assert result.metrics["train"]["best_epoch"] == 2  # still improving
+    text = two_tower.summary(result.metrics, config)
+    assert "best epoch 2 of 2 on validation (hr@20_filtered" in text
+    assert "the last epoch allowed (2)" in text
+    assert "--set train.epochs=4" in text
