@@ -239,12 +239,11 @@ def objective_metric(
     """
     model = config["model"]
     if model["kind"] == "two_tower":
-        from recsys.evaluation.retrieval import choosing_cutoff
-        from recsys.kinds.two_tower import REPEATS_NOTED
+        from recsys.evaluation.retrieval import choosing_metric
 
-        k = choosing_cutoff(config["evaluate"]["ks"], catalog_size)
-        filtered = "" if repeat_share >= REPEATS_NOTED else "_filtered"
-        return f"hr@{k}{filtered}"
+        return choosing_metric(
+            config["evaluate"]["ks"], catalog_size, repeat_share
+        )
     if model["kind"] == "tabular":
         return {"regression": "rmse", "binary": "auc"}.get(
             model["task"], "logloss"

@@ -56,6 +56,34 @@ def ranking_metric_names(ks: tuple[int, ...] = DEFAULT_KS) -> list[str]:
     return names
 
 
+# From this share of held-out rows repeating a training pair, `recsys
+# train` says to read the unfiltered metrics, and settings are chosen by
+# them.
+REPEATS_NOTED = 0.2
+
+
+def choosing_metric(
+    ks: Iterable[int], catalog_size: int | None, repeat_share: float = 0.0
+) -> str:
+    """The HR@k key that chooses a retrieval run's settings.
+
+    Filtered HR at `choosing_cutoff`, unfiltered where users repeat their
+    items (`repeat_share` from `REPEATS_NOTED` up): the filtered one leaves
+    out what they come back to.
+
+    Args:
+        ks: the run's cut-offs (`evaluate.ks`).
+        catalog_size: int or None. Distinct items; None takes the largest.
+        repeat_share: float. The share of held-out rows repeating a
+            training (user, item) pair.
+
+    Returns:
+        str, e.g. `"hr@100_filtered"`.
+    """
+    k = choosing_cutoff(ks, catalog_size)
+    return f"hr@{k}" + ("" if repeat_share >= REPEATS_NOTED else "_filtered")
+
+
 def choosing_cutoff(ks: Iterable[int], catalog_size: int | None) -> int:
     """The k whose HR@k chooses settings (tune's trials, EASE's L2).
 

@@ -32,7 +32,9 @@ from recsys.data.retrieval_inputs import user_states
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
+from recsys.evaluation.retrieval import REPEATS_NOTED
 from recsys.evaluation.retrieval import choosing_cutoff
+from recsys.evaluation.retrieval import choosing_metric
 from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.evaluation.retrieval import popularity_scores
 from recsys.evaluation.retrieval import ranking_metric_names
@@ -409,8 +411,6 @@ def choose_epochs(prepared, config, *, progress=True):
     Returns:
         dict with `"best_epoch"`, `"metric"` and `"scores"` (per epoch).
     """
-    from recsys.tune import objective_metric
-
     started = time.perf_counter()
     fit_rows, held = split_rule(config["data"]).carve(prepared.train)
     if not (len(fit_rows) and len(held)):
@@ -423,8 +423,8 @@ def choose_epochs(prepared, config, *, progress=True):
         epochs = config["train"]["epochs"]
         return {"best_epoch": epochs, "metric": "", "scores": [], "seconds": 0}
     carved = prepare_data(config, prepared.frame, parts=(fit_rows, held))
-    metric = objective_metric(
-        config,
+    metric = choosing_metric(
+        config["evaluate"]["ks"],
         len(carved.items),
         repeat_share(carved.train, carved.test, config["data"]),
     )
@@ -621,11 +621,6 @@ class TwoTowerKind(ModelKind):
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
         return self.rescore(bundle, frame)
-
-
-# From this share of held-out rows repeating a training pair, the summary
-# says which metrics to read.
-REPEATS_NOTED = 0.2
 
 
 def repeat_share(train: pd.DataFrame, test: pd.DataFrame, data: dict) -> float:
