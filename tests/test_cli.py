@@ -70,10 +70,15 @@ def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
 
 def test_cli_evaluate_reproduces_training_metrics(second_bundle, capsys):
     bundle, metrics = second_bundle, second_bundle.metrics
-    assert main(["evaluate", bundle.path]) == 0
+    assert main(["evaluate", bundle.path, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["test"] == metrics["test"]
     assert again["baseline_popularity"] == metrics["baseline_popularity"]
+    # Without --json, the table `recsys train` printed.
+    assert main(["evaluate", bundle.path]) == 0
+    table = capsys.readouterr().out
+    hr10 = f"hr@10_filtered{metrics['test']['hr@10_filtered']:>14.4f}"
+    assert "HR@k on the test split" in table and hr10 in table
 
 
 @pytest.mark.parametrize(

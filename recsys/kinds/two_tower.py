@@ -615,8 +615,13 @@ class TwoTowerKind(ModelKind):
         return evaluate_bundle(bundle, frame, config)
 
     def evaluate_report(self, bundle, *, frame=None, rescore=False):
-        """`recsys evaluate`: HR@k recomputed on the split, as JSON."""
-        return json.dumps(self.rescore(bundle, frame), indent=2)
+        """`recsys evaluate`: HR@k recomputed on the split, in the table
+        `recsys train` printed (its training and index lines as stored)."""
+        metrics = {**bundle.metrics, **self.rescore(bundle, frame)}
+        if not {"train", "index"} <= set(metrics):
+            # A bundle whose metrics were not written by `recsys train`.
+            return json.dumps(metrics, indent=2)
+        return self.summary(metrics, bundle.config)
 
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
