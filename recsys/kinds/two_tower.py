@@ -486,7 +486,8 @@ class TwoTowerKind(ModelKind):
     def fit(self, prepared, config, *, output=None, progress=True):
         early = None
         if config["train"].get("early_stopping"):
-            with distribution_scope(config), precision_scope(config):
+            # On one device: the carve's batches are not sharded.
+            with precision_scope(config):
                 early = choose_epochs(prepared, config, progress=progress)
             train = {**config["train"], "epochs": early["best_epoch"]}
             config = {**config, "train": train}
