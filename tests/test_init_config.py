@@ -368,9 +368,13 @@ def test_a_large_table_is_guessed_from_its_first_rows(tmp_path, monkeypatch):
     text = init_config("two_tower", str(data))
     assert "# Guessed from the table's first 100 rows." in text
     assert 'user = "customer_id"' in text
+    # Larger than it reads: trained once, for a fixed number of epochs.
+    assert "epochs = 3\n# early_stopping = true" in text
     small = tmp_path / "small.csv"
     _events(rows=99).to_csv(small, index=False)
-    assert "Guessed from" not in init_config("two_tower", str(small))
+    text = init_config("two_tower", str(small))
+    assert "Guessed from" not in text
+    assert "epochs = 20" in text and "\nearly_stopping = true" in text
 
 
 def test_ratings_and_events_get_commented_positive_lines(tmp_path):
