@@ -398,9 +398,9 @@ def choose_epochs(prepared, config, *, progress=True):
 
     The carve is the split rule's own (`SplitRule.carve`) applied to
     `prepared.train`, so the evaluated rows are never seen. The metric is
-    the one `recsys tune` judges by: filtered HR at the largest
-    `evaluate.ks` up to a tenth of the catalog, unfiltered on a table of
-    repeats.
+    the one `recsys tune` judges by (`choosing_metric`): filtered HR at
+    the largest `evaluate.ks` up to a tenth of the catalog or 5, unfiltered
+    on a table of repeats.
 
     Args:
         prepared: the run's `PreparedData`.
@@ -409,7 +409,8 @@ def choose_epochs(prepared, config, *, progress=True):
         progress: bool. Keras' per-epoch lines.
 
     Returns:
-        dict with `"best_epoch"`, `"metric"` and `"scores"` (per epoch).
+        dict with `"best_epoch"`, `"metric"`, `"scores"` (per epoch) and
+        `"seconds"`.
     """
     started = time.perf_counter()
     fit_rows, held = split_rule(config["data"]).carve(prepared.train)
