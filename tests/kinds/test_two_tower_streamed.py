@@ -101,7 +101,7 @@ def test_streamed_bundle_recommends_unseen_items(streamed, synthetic_dir):
 def test_evaluate_command_rescores_a_streamed_bundle(streamed, capsys):
     bundle, metrics = streamed
     capsys.readouterr()
-    assert main(["evaluate", bundle.path]) == 0
+    assert main(["evaluate", bundle.path, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     for key in ("test", "baseline_popularity"):
         assert again[key] == pytest.approx(metrics[key], rel=1e-5)
@@ -109,6 +109,11 @@ def test_evaluate_command_rescores_a_streamed_bundle(streamed, capsys):
         assert again["ground_truth"][key] == pytest.approx(
             metrics["ground_truth"][key], rel=1e-5
         )
+    # Without --json, the table `recsys train` printed, ground truth too.
+    assert main(["evaluate", bundle.path]) == 0
+    table = capsys.readouterr().out
+    assert "HR@k on the test split" in table
+    assert "ground truth" in table
 
 
 def train_on(path, tmp_path, *overrides):
