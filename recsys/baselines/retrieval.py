@@ -12,6 +12,11 @@ interacted with the item) and score every candidate for a user, as
   keeping its `neighbours` most similar items; a user's score of an item is
   the sum of its similarities to the user's items.
 
+`recency_weighted` scores with a fitted EASE from each user's items
+weighted by how recent they are (`1 + boost * exp(-rank / scale)`, rank 0
+for the latest): on a split of each user's latest rows (PROTOCOL.md), what
+a user did last says most of what they do next.
+
 `UserRepeats`, for tables where users come back to the same items (trips,
 groceries, plays), ranks each user's own items by how often they chose
 them, then the rest by popularity: the "buy again" list such a table's
@@ -23,6 +28,8 @@ chooses EASE's `l2` on the validation carve of the training rows (never on
 the evaluated rows), then refits on all of them.
 """
 
+import copy
+import itertools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,12 +45,19 @@ from recsys.evaluation.retrieval import evaluate_retrieval
 
 # The baselines this module fits, beside popularity (which evaluation
 # computes from counts alone).
-RETRIEVAL_BASELINES = ("ease", "item_knn", "repeat")
+RETRIEVAL_BASELINES = ("ease", "ease_recent", "item_knn", "repeat")
 
 # EASE's l2 values tried on the validation carve, and the first one tried
 # (Steck's for MovieLens-20M).
 EASE_L2_GRID = tuple(float(m * 10**e) for e in range(5) for m in (1, 2, 5))
 EASE_START_L2 = 500.0
+# The recency weights tried on the validation carve, `(scale, boost)`:
+# boost 0 is EASE itself. On MovieLens' carve (20, 10) was the best of 12
+# settings (benchmarks/RESULTS.md); it is used without a carve.
+RECENCY_DEFAULT = (20.0, 10.0)
+RECENCY_GRID = ((20.0, 0.0),) + tuple(
+    itertools.product((5.0, 20.0, 50.0), (3.0, 10.0, 30.0))
+)
 # Item-kNN keeps a common neighbourhood size, not chosen: on MovieLens'
 # validation carve 50, 100 and 200 neighbours differ by 0.003 in filtered
 # HR@100, and choosing would add a fit and three evaluations to every run.
@@ -96,7 +110,8 @@ class _MatrixScorer:
         Returns:
             `self`.
         """
-        self.num_candidates_ = len(np.asarray(candidates))
+        self.candidates_ = np.asarray(candidates)
+        self.num_candidates_ = len(self.candidates_)
         positions = pd.Index(np.asarray(candidates)).get_indexer(
             np.asarray(items)
         )
@@ -207,6 +222,68 @@ class EASE(_MatrixScorer):
         projected = (rows @ transposed).toarray() @ w
         dense = rows.toarray()
         return dense - (dense - projected) / diagonal
+
+
+def recency_weighted(
+    ease: "EASE",
+    rows: pd.DataFrame,
+    *,
+    user: str,
+    item: str,
+    time_column: str,
+    scale: float = 20.0,
+    boost: float = 10.0,
+) -> "EASE":
+    """A copy of a fitted `EASE` scoring users by recency-weighted items.
+
+    The scores of user `u` are `w_u B`, with `w_ui = 1 + boost * exp(-r /
+    scale)` where `r` counts the user's rows after their latest one with
+    item `i` (0: the latest row). `B` is the model's own: only the user
+    rows it multiplies change (the scores are linear in them).
+
+    Args:
+        ease: EASE fitted on `rows`.
+        rows: DataFrame. The rows it was fitted on, with `time_column`.
+        user, item, time_column: str. Their columns.
+        scale: float. Rows over which the extra weight falls by `e`.
+        boost: float. The extra weight of the latest row (0: EASE).
+
+    Returns:
+        An `EASE` whose `score` uses the weighted rows.
+
+    Example:
+
+    ```python
+    ease = EASE(l2=500.0).fit(train.userId, train.movieId, candidates)
+    recent = recency_weighted(
+        ease, train, user="userId", item="movieId", time_column="timestamp"
+    )
+    recent.score(np.array([1, 2]))
+    ```
+    """
+    ordered = rows.sort_values([user, time_column], kind="stable")
+    rank = ordered.groupby(user, sort=False).cumcount(ascending=False)
+    position = pd.Index(ease.candidates_).get_indexer(ordered[item])
+    known = position >= 0
+    pairs = pd.DataFrame(
+        {
+            "row": ease.users_.get_indexer(ordered[user].to_numpy()[known]),
+            "column": np.searchsorted(ease.columns_, position[known]),
+            "weight": 1.0 + boost * np.exp(-rank.to_numpy()[known] / scale),
+        }
+    )
+    # A pair repeated keeps the weight of its latest row.
+    pairs = pairs.groupby(["row", "column"], sort=False)["weight"].max()
+    index = pairs.index
+    weighted = copy.copy(ease)
+    weighted.matrix_ = scipy.sparse.csr_matrix(
+        (
+            pairs.to_numpy(),
+            (index.get_level_values(0), index.get_level_values(1)),
+        ),
+        shape=ease.matrix_.shape,
+    )
+    return weighted
 
 
 class UserRepeats(_MatrixScorer):
@@ -399,15 +476,17 @@ def fit_retrieval_baselines(
     carve: Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]],
     k: int = 100,
     ease_max_items: int = EASE_MAX_ITEMS,
+    time_column: str = "",
 ) -> tuple[dict[str, Callable], dict[str, dict]]:
     """Fits the named baselines, each setting chosen on a validation carve.
 
     `carve(train)` splits the training rows into `(fit, validation)` (the
     run's own rule, e.g. `SplitRule.carve`). Each EASE `l2` tried is fitted
     on `fit` and scored by its filtered HR@k on `validation`; the chosen one
-    (`climb`) is refitted on all of `train`. The evaluated rows are never
-    seen. Item-kNN keeps `ITEM_KNN_NEIGHBOURS`. A baseline whose catalog is
-    too large is skipped with a note.
+    (`climb`) is refitted on all of `train`; `"ease_recent"` then tries
+    the `RECENCY_GRID` weights with EASE of that `l2` fitted on `fit`. The
+    evaluated rows are never seen. Item-kNN keeps `ITEM_KNN_NEIGHBOURS`. A
+    baseline whose catalog is too large is skipped with a note.
 
     Args:
         names: list of str. Baselines among `RETRIEVAL_BASELINES` (others,
@@ -421,6 +500,8 @@ def fit_retrieval_baselines(
             `100`.
         ease_max_items: int. EASE is skipped above this many training
             items. Defaults to `EASE_MAX_ITEMS`.
+        time_column: str. The column `"ease_recent"` orders each user's
+            rows by (skipped without one). Defaults to `""`.
 
     Returns:
         `(scorers, details)`: `scorers` maps each fitted baseline's name to
@@ -452,14 +533,19 @@ def fit_retrieval_baselines(
     scorers: dict[str, Callable] = {}
     details: dict[str, dict[str, Any]] = {}
     fit_rows = validation = None
+    chosen_ease: tuple | None = None
     for name in names:
-        limit = ease_max_items if name == "ease" else ITEM_KNN_MAX_ITEMS
+        is_ease = name in ("ease", "ease_recent")
+        limit = ease_max_items if is_ease else ITEM_KNN_MAX_ITEMS
+        if name == "ease_recent" and time_column not in train:
+            details[name] = {"skipped": "it needs the rows' time (data.time)"}
+            continue
         if name != "repeat" and num_items > limit:
             details[name] = {
                 "skipped": (
                     f"{num_items:,} training items is above its limit of "
                     f"{limit:,}: its item x item matrix would not fit"
-                    + (" (evaluate.ease_max_items)" if name == "ease" else "")
+                    + (" (evaluate.ease_max_items)" if is_ease else "")
                 )
             }
             continue
@@ -479,9 +565,27 @@ def fit_retrieval_baselines(
         else:
             if fit_rows is None:
                 fit_rows, validation = carve(train)
-            scorer, details[name] = _choose_ease(
-                train, fit_rows, validation, user, item, candidates, k
-            )
+            if chosen_ease is None:
+                chosen_ease = _choose_ease(
+                    train, fit_rows, validation, user, item, candidates, k
+                )
+            scorer, details[name] = chosen_ease
+            if name == "ease_recent":
+                scorer, details[name] = _choose_recency(
+                    chosen_ease,
+                    train,
+                    fit_rows,
+                    validation,
+                    columns={
+                        "user": user,
+                        "item": item,
+                        "time_column": time_column,
+                    },
+                    candidates=candidates,
+                    k=k,
+                )
+            else:
+                details[name] = dict(details[name])
         details[name]["seconds"] = round(time.perf_counter() - started, 3)
         scorers[name] = scorer.score
     return scorers, details
@@ -511,6 +615,53 @@ def _choose_ease(train, fit_rows, validation, user, item, candidates, k):
     model = _fitted(EASE(l2=l2), train, user, item, candidates)
     return model, {
         "l2": l2,
+        "chosen_by": f"hr@{k}_filtered on the validation carve",
+        "tried": tried,
+    }
+
+
+def _choose_recency(
+    chosen_ease, train, fit_rows, validation, *, columns, candidates, k
+):
+    """`(EASE with recency weights, details)`: `RECENCY_GRID`'s weights
+    chosen on `validation` with EASE of the chosen `l2` fitted on
+    `fit_rows`, then applied to `chosen_ease`'s model (fitted on all of
+    `train`)."""
+    ease, ease_details = chosen_ease
+    l2 = ease_details["l2"]
+    if not (len(fit_rows) and len(validation)):
+        scale, boost = RECENCY_DEFAULT
+        model = recency_weighted(
+            ease, train, scale=scale, boost=boost, **columns
+        )
+        note = "default: the validation carve is empty"
+        setting = {"l2": l2, "scale": scale, "boost": boost}
+        return model, {**setting, "chosen_by": note}
+    user, item = columns["user"], columns["item"]
+    on_carve = _fitted(EASE(l2=l2), fit_rows, user, item, candidates)
+    tried = []
+    for scale, boost in RECENCY_GRID:
+        weighted = recency_weighted(
+            on_carve, fit_rows, scale=scale, boost=boost, **columns
+        )
+        metrics = evaluate_retrieval(
+            weighted.score,
+            candidates=candidates,
+            test_users=validation[user].to_numpy(),
+            test_items=validation[item].to_numpy(),
+            train_users=fit_rows[user].to_numpy(),
+            train_items=fit_rows[item].to_numpy(),
+            ks=(k,),
+            split="validation",
+        )
+        tried.append([[scale, boost], metrics[f"hr@{k}_filtered"]])
+    # Ties keep the first: EASE itself (boost 0), then the smaller boosts.
+    (scale, boost), _ = max(tried, key=lambda pair: pair[1])
+    model = recency_weighted(ease, train, scale=scale, boost=boost, **columns)
+    return model, {
+        "l2": l2,
+        "scale": scale,
+        "boost": boost,
         "chosen_by": f"hr@{k}_filtered on the validation carve",
         "tried": tried,
     }

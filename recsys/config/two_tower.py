@@ -354,9 +354,15 @@ class IndexSection(Section):
 
 
 # `evaluate.baselines` of a retrieval run (recsys.baselines.retrieval).
-RETRIEVAL_BASELINES = ("popularity", "ease", "item_knn", "repeat")
+RETRIEVAL_BASELINES = (
+    "popularity",
+    "ease",
+    "ease_recent",
+    "item_knn",
+    "repeat",
+)
 # Those of a run that names none: "repeat" is for repeat-consumption tables.
-DEFAULT_BASELINES = ("popularity", "ease", "item_knn")
+DEFAULT_BASELINES = ("popularity", "ease", "ease_recent", "item_knn")
 
 
 class RetrievalEvaluate(Section):
@@ -380,6 +386,8 @@ class RetrievalEvaluate(Section):
             "Scored beside the model on the same rows "
             '(recsys.baselines.retrieval): "popularity" (always, the '
             'summary compares with it), "ease" (linear item-item, its L2 '
+            'chosen on the validation carve), "ease_recent" (EASE scoring '
+            "each user by their items weighted by recency, the weights "
             'chosen on the validation carve), "item_knn" (cosine '
             'item-item similarity, 100 neighbours per item) and "repeat" '
             "(each user's own items by count, then popularity: for tables "

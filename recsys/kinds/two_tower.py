@@ -288,6 +288,7 @@ def evaluate_bundle(
         carve=split_rule(data).carve,
         k=choosing_cutoff(ks, len(bundle.item_ids)),
         ease_max_items=evaluate.get("ease_max_items", EASE_MAX_ITEMS),
+        time_column=data["time"],
     )
     metrics: dict[str, dict] = evaluate_beside_popularity(
         bundle.score,
@@ -768,7 +769,13 @@ def _baseline_notes(baselines):
         if "skipped" in details:
             lines.append(f"{name}: skipped, {details['skipped']}")
             continue
-        if "l2" in details:
+        if "boost" in details:
+            # 1 + boost * exp(-rank / scale): boost 0 is EASE itself.
+            setting = (
+                f"l2 = {details['l2']:g}, recency weights 1 + "
+                f"{details['boost']:g} exp(-rank / {details['scale']:g})"
+            )
+        elif "l2" in details:
             setting = f"l2 = {details['l2']:g}"
         elif "neighbours" in details:
             setting = f"{details['neighbours']} neighbours"

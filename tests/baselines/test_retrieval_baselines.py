@@ -249,3 +249,83 @@ def test_training_metrics_hold_the_baselines(trained_bundle):
         assert set(baseline) == set(metrics["baseline_popularity"])
         assert metrics["baselines"][name]["seconds"] > 0
     assert metrics["baselines"]["ease"]["l2"] > 0
+
+
+def test_recency_weights_of_zero_are_ease_and_weigh_the_latest_items():
+    train = _temporal_table()
+    ease = EASE(l2=2.0).fit(train["user"], train["item"], np.arange(8))
+    columns = {"user": "user", "item": "item", "time_column": "time"}
+    plain = retrieval.recency_weighted(ease, train, boost=0.0, **columns)
+    users = np.arange(12)
+    np.testing.assert_allclose(plain.score(users), ease.score(users))
+    # Shuffled rows give the same weights: the time orders them.
+    shuffled = train.sample(frac=1.0, random_state=0)
+    weighted = retrieval.recency_weighted(ease, shuffled, boost=5.0, **columns)
+    latest = train.groupby("user").tail(1)
+    row = weighted.users_.get_indexer(latest["user"])
+    column = np.searchsorted(weighted.columns_, latest["item"].to_numpy())
+    assert np.all(weighted.matrix_[row, column] == 6.0)  # 1 + 5 e^0
+    assert weighted.matrix_.max() == 6.0 and weighted.matrix_.min() >= 0
+    assert ease.matrix_.max() == 1.0  # the fitted model is left as it was
+
+
+def _drifting_table(num_users=300, seed=0):
+    """Each user moves from one group of 20 items to another at random:
+    their first rows say nothing of what comes next, their latest do."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for user in range(num_users):
+        groups = rng.choice(5, size=2, replace=False)
+        for time in range(16):
+            item = groups[time // 8] * 20 + rng.integers(0, 20)
+            rows.append((user, item, time))
+    frame = pd.DataFrame(rows, columns=["user", "item", "time"])
+    return frame.drop_duplicates(["user", "item"])
+
+
+def test_recent_ease_is_chosen_on_the_carve_and_beats_ease_on_drift():
+    frame = _drifting_table()
+    ordered = frame.sort_values(["user", "time"])
+    held = ordered.groupby("user").cumcount(ascending=False) < 2
+    train, test = ordered[~held], ordered[held]
+
+    def carve(rows):
+        last = rows.groupby("user").cumcount(ascending=False) < 2
+        return rows[~last], rows[last]
+
+    scorers, details = fit_retrieval_baselines(
+        ["ease", "ease_recent"],
+        train,
+        user="user",
+        item="item",
+        candidates=np.arange(100),
+        carve=carve,
+        k=10,
+        time_column="time",
+    )
+    recent = details["ease_recent"]
+    assert recent["l2"] == details["ease"]["l2"]
+    assert recent["boost"] > 0 and len(recent["tried"]) == 10
+    hits = {}
+    for name, score in scorers.items():
+        metrics = retrieval.evaluate_retrieval(
+            score,
+            candidates=np.arange(100),
+            test_users=test["user"].to_numpy(),
+            test_items=test["item"].to_numpy(),
+            train_users=train["user"].to_numpy(),
+            train_items=train["item"].to_numpy(),
+            ks=(10,),
+        )
+        hits[name] = metrics["hr@10_filtered"]
+    assert hits["ease_recent"] > hits["ease"] + 0.2
+    # Without a time column it is skipped, with the reason.
+    _, skipped = fit_retrieval_baselines(
+        ["ease_recent"],
+        train,
+        user="user",
+        item="item",
+        candidates=np.arange(100),
+        carve=carve,
+    )
+    assert "data.time" in skipped["ease_recent"]["skipped"]

@@ -85,7 +85,8 @@ def test_config_missing_file():
 # other change), then `data.positive_column = ""`, `positive_min = ""` and
 # `positive_values = []` after `data.path` (the same way), then
 # `data.drop_missing = false` after `data.split_column` and two-tower
-# `train.early_stopping = false`, `patience = 2` after `train.epochs`.
+# `train.early_stopping = false`, `patience = 2` after `train.epochs`, and
+# "ease_recent" among the default retrieval baselines.
 # Relative data paths are stored as written: `load_config` makes them
 # absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
