@@ -29,6 +29,7 @@ the evaluated rows), then refits on all of them.
 """
 
 import copy
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -41,7 +42,9 @@ import scipy.sparse
 from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
+from recsys.evaluation.retrieval import REPEATS_NOTED
 from recsys.evaluation.retrieval import evaluate_retrieval
+from recsys.evaluation.retrieval import repeat_share
 
 # The baselines this module fits, beside popularity (which evaluation
 # computes from counts alone).
@@ -533,6 +536,7 @@ def fit_retrieval_baselines(
     scorers: dict[str, Callable] = {}
     details: dict[str, dict[str, Any]] = {}
     fit_rows = validation = None
+    metric = _Choice(k, filtered=True)
     chosen_ease: tuple | None = None
     for name in names:
         is_ease = name in ("ease", "ease_recent")
@@ -565,9 +569,13 @@ def fit_retrieval_baselines(
         else:
             if fit_rows is None:
                 fit_rows, validation = carve(train)
+                # Unfiltered where users repeat their items, as the summary
+                # advises reading it.
+                share = repeat_share(fit_rows, validation, user=user, item=item)
+                metric = _Choice(k, filtered=share < REPEATS_NOTED)
             if chosen_ease is None:
                 chosen_ease = _choose_ease(
-                    train, fit_rows, validation, user, item, candidates, k
+                    train, fit_rows, validation, user, item, candidates, metric
                 )
             scorer, details[name] = chosen_ease
             if name == "ease_recent":
@@ -582,7 +590,7 @@ def fit_retrieval_baselines(
                         "time_column": time_column,
                     },
                     candidates=candidates,
-                    k=k,
+                    metric=metric,
                 )
             else:
                 details[name] = dict(details[name])
@@ -591,8 +599,21 @@ def fit_retrieval_baselines(
     return scorers, details
 
 
-def _choose_ease(train, fit_rows, validation, user, item, candidates, k):
-    """`(EASE fitted on train, details)`, its `l2` chosen on `validation`."""
+@dataclasses.dataclass(frozen=True)
+class _Choice:
+    """The HR@k a baseline's setting is chosen by."""
+
+    k: int
+    filtered: bool
+
+    @property
+    def key(self) -> str:
+        return f"hr@{self.k}" + ("_filtered" if self.filtered else "")
+
+
+def _choose_ease(train, fit_rows, validation, user, item, candidates, metric):
+    """`(EASE fitted on train, details)`, its `l2` chosen on `validation`
+    by `metric`, a `_Choice`."""
     if not (len(fit_rows) and len(validation)):
         model = _fitted(EASE(l2=EASE_START_L2), train, user, item, candidates)
         note = "default: the validation carve is empty"
@@ -606,22 +627,22 @@ def _choose_ease(train, fit_rows, validation, user, item, candidates, k):
             test_items=validation[item].to_numpy(),
             train_users=fit_rows[user].to_numpy(),
             train_items=fit_rows[item].to_numpy(),
-            ks=(k,),
+            ks=(metric.k,),
             split="validation",
         )
-        return metrics[f"hr@{k}_filtered"]
+        return metrics[metric.key]
 
     l2, tried = climb(EASE_L2_GRID, EASE_START_L2, metric_of)
     model = _fitted(EASE(l2=l2), train, user, item, candidates)
     return model, {
         "l2": l2,
-        "chosen_by": f"hr@{k}_filtered on the validation carve",
+        "chosen_by": f"{metric.key} on the validation carve",
         "tried": tried,
     }
 
 
 def _choose_recency(
-    chosen_ease, train, fit_rows, validation, *, columns, candidates, k
+    chosen_ease, train, fit_rows, validation, *, columns, candidates, metric
 ):
     """`(EASE with recency weights, details)`: `RECENCY_GRID`'s weights
     chosen on `validation` with EASE of the chosen `l2` fitted on
@@ -651,10 +672,10 @@ def _choose_recency(
             test_items=validation[item].to_numpy(),
             train_users=fit_rows[user].to_numpy(),
             train_items=fit_rows[item].to_numpy(),
-            ks=(k,),
+            ks=(metric.k,),
             split="validation",
         )
-        tried.append([[scale, boost], metrics[f"hr@{k}_filtered"]])
+        tried.append([[scale, boost], metrics[metric.key]])
     # Ties keep the first: EASE itself (boost 0), then the smaller boosts.
     (scale, boost), _ = max(tried, key=lambda pair: pair[1])
     model = recency_weighted(ease, train, scale=scale, boost=boost, **columns)
@@ -662,7 +683,7 @@ def _choose_recency(
         "l2": l2,
         "scale": scale,
         "boost": boost,
-        "chosen_by": f"hr@{k}_filtered on the validation carve",
+        "chosen_by": f"{metric.key} on the validation carve",
         "tried": tried,
     }
 

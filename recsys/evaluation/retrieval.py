@@ -62,6 +62,30 @@ def ranking_metric_names(ks: tuple[int, ...] = DEFAULT_KS) -> list[str]:
 REPEATS_NOTED = 0.2
 
 
+def repeat_share(
+    train: pd.DataFrame, held_out: pd.DataFrame, *, user: str, item: str
+) -> float:
+    """The share of held-out rows whose (user, item) pair occurs in `train`.
+
+    The filtered metrics rank such an item among the items its user has not
+    seen; on a table of repeat purchases, plays or trips that flatters them.
+
+    Args:
+        train: DataFrame. The training rows.
+        held_out: DataFrame. The evaluated rows.
+        user, item: str. Their id columns.
+
+    Returns:
+        float in [0, 1]; 0.0 without held-out rows.
+    """
+    if not len(held_out):
+        return 0.0
+    columns = [user, item]
+    seen = pd.MultiIndex.from_frame(train[columns].drop_duplicates())
+    held = pd.MultiIndex.from_frame(held_out[columns])
+    return float(np.mean(seen.get_indexer(held) >= 0))
+
+
 def choosing_metric(
     ks: Iterable[int], catalog_size: int | None, repeat_share: float = 0.0
 ) -> str:

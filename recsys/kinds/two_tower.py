@@ -38,6 +38,7 @@ from recsys.evaluation.retrieval import choosing_metric
 from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.evaluation.retrieval import popularity_scores
 from recsys.evaluation.retrieval import ranking_metric_names
+from recsys.evaluation.retrieval import repeat_share
 from recsys.features import Preprocessor
 from recsys.index import BruteForceIndex
 from recsys.index import build_index_from_config
@@ -346,6 +347,11 @@ class EpochScores(keras.callbacks.Callback):
         self._report(epoch + 1, metrics[config["evaluate"]["split"]])
 
 
+def _ids(config):
+    """`{"user", "item"}` columns of a run's `[data]`."""
+    return {"user": config["data"]["user"], "item": config["data"]["item"]}
+
+
 class BestEpoch(keras.callbacks.Callback):
     """Scores every epoch on a held-out carve; stops after `patience`
     epochs without a better score.
@@ -428,7 +434,7 @@ def choose_epochs(prepared, config, *, progress=True):
     metric = choosing_metric(
         config["evaluate"]["ks"],
         len(carved.items),
-        repeat_share(carved.train, carved.test, config["data"]),
+        repeat_share(carved.train, carved.test, **_ids(config)),
     )
     model = build_two_tower(carved.preprocessor, config)
     scores = BestEpoch(
@@ -580,7 +586,7 @@ class TwoTowerKind(ModelKind):
             split_rule(config["data"]), prepared.train, prepared.test
         )
         metrics["split"]["repeat_share"] = repeat_share(
-            prepared.train, prepared.test, config["data"]
+            prepared.train, prepared.test, **_ids(config)
         )
         metrics["train"] = fitted.timing
         metrics["index"] = {
@@ -629,20 +635,6 @@ class TwoTowerKind(ModelKind):
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
         return self.rescore(bundle, frame)
-
-
-def repeat_share(train: pd.DataFrame, test: pd.DataFrame, data: dict) -> float:
-    """The share of held-out rows whose (user, item) pair occurs in `train`.
-
-    The filtered metrics rank such an item among the items its user has not
-    seen; on a table of repeat purchases, plays or trips that flatters them.
-    """
-    if not len(test):
-        return 0.0
-    columns = [data["user"], data["item"]]
-    seen = pd.MultiIndex.from_frame(train[columns].drop_duplicates())
-    held = pd.MultiIndex.from_frame(test[columns])
-    return float(np.mean(seen.get_indexer(held) >= 0))
 
 
 def _repeats_note(metrics: dict) -> list[str]:

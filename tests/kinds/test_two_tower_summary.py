@@ -4,7 +4,7 @@ import pandas as pd
 
 from recsys.evaluation.retrieval import metric_names
 from recsys.evaluation.retrieval import ranking_metric_names
-from recsys.kinds.two_tower import repeat_share
+from recsys.evaluation.retrieval import repeat_share
 from recsys.kinds.two_tower import summary
 
 CONFIG = {"evaluate": {"split": "test", "ks": [10, 50]}}
@@ -54,7 +54,7 @@ def test_a_table_of_repeats_says_which_metrics_to_read():
     train = pd.DataFrame({"u": [1, 1, 2, 2], "i": [10, 11, 10, 12]})
     test = pd.DataFrame({"u": [1, 1, 2, 2], "i": [10, 12, 12, 13]})
     # (1, 10) and (2, 12) were training pairs; (1, 12) was only user 2's.
-    share = repeat_share(train, test, {"user": "u", "item": "i"})
+    share = repeat_share(train, test, user="u", item="i")
     assert share == 0.5
     metrics = _metrics(metric_names((10, 50)))
     metrics["split"] = {"repeat_share": share}
