@@ -329,3 +329,30 @@ def test_recent_ease_is_chosen_on_the_carve_and_beats_ease_on_drift():
         carve=carve,
     )
     assert "data.time" in skipped["ease_recent"]["skipped"]
+
+
+def test_a_table_of_repeats_chooses_by_the_unfiltered_metric():
+    train = _temporal_table()
+    # Every user's last row repeats one of their earlier items.
+    repeats = train.groupby("user").head(1).assign(time=99)
+    train = pd.concat([train, repeats]).sort_values(["user", "time"])
+    _, details = fit_retrieval_baselines(
+        ["ease"],
+        train,
+        user="user",
+        item="item",
+        candidates=np.arange(8),
+        carve=_last_per_user,
+        k=3,
+    )
+    assert details["ease"]["chosen_by"] == "hr@3 on the validation carve"
+    _, details = fit_retrieval_baselines(
+        ["ease"],
+        _temporal_table(),
+        user="user",
+        item="item",
+        candidates=np.arange(8),
+        carve=_last_per_user,
+        k=3,
+    )
+    assert details["ease"]["chosen_by"].startswith("hr@3_filtered on")
