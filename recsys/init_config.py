@@ -210,6 +210,7 @@ def _feature_table(
     lost, and a table of a few thousand rows sees each value too rarely
     (modeldata's credit_data, validation AUC: 0.826 with its integer
     columns as categories, 0.838 as numbers; one-hot LR 0.824 / 0.831).
+    Numbers that look like codes (`_dense_codes`) say so in their comment.
     """
     series = frame[column]
     name = column if str(column).isidentifier() else _toml(str(column))
@@ -225,15 +226,17 @@ def _feature_table(
     elif _is_numeric(series) and (
         distinct > 200 or (distinct > 20 and not _is_code(column))
     ):
-        if bucketize:
-            lines.append(
-                _line("kind", "bucketized", f"{distinct:,} distinct numbers")
+        note = f"{distinct:,} distinct numbers"
+        if _dense_codes(series, distinct):
+            note += (
+                f"; whole numbers over most of {series.min():,.0f}.."
+                f'{series.max():,.0f}: if they are codes, "categorical"'
             )
+        if bucketize:
+            lines.append(_line("kind", "bucketized", note))
             lines.append(_line("num_bins", 10, "quantile bins"))
         else:
-            lines.append(
-                _line("kind", "numeric", f"{distinct:,} distinct numbers")
-            )
+            lines.append(_line("kind", "numeric", note))
     else:
         lines.append(_line("kind", "categorical", f"{distinct:,} values"))
     return lines
@@ -243,6 +246,27 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(
         series
     ) and not pd.api.types.is_bool_dtype(series)
+
+
+# Whole numbers with more distinct values than this, over most of their
+# range, each on several rows, may be codes (students, lecturers, schools)
+# or amounts (at bats, minutes in the air, clock times): init says so
+# beside them and leaves them numeric. lme4's InstEval as a tabular table,
+# its student and lecturer numbers (2,972 of 1..2,972; 1,128 of 1..2,160)
+# numeric: test RMSE 1.2907; as categories 1.1981 (ridge on one-hot 1.3198 /
+# 1.1974).
+CODE_MIN_VALUES = 500
+
+
+def _dense_codes(series: pd.Series, distinct: int) -> bool:
+    """Whether a numeric column's values could be integer codes."""
+    if distinct <= CODE_MIN_VALUES or not _is_numeric(series):
+        return False
+    values = series.dropna()
+    if not (values == values.round()).all():
+        return False
+    span = float(values.max() - values.min()) + 1
+    return span <= 2 * distinct and len(values) >= 5 * distinct
 
 
 def _is_code(column) -> bool:

@@ -507,3 +507,21 @@ def test_a_small_catalog_gets_cutoffs_below_its_size():
     frame = _events()
     frame["product_id"] = frame.index % 8
     assert "ks = [1, 5]" in init_config("two_tower", frame=frame)
+
+
+def test_whole_numbers_that_could_be_codes_say_so():
+    rng = np.random.default_rng(0)
+    rows = 6000
+    frame = pd.DataFrame(
+        {
+            "s": rng.integers(1, 1001, rows),  # 1,000 students, 6 rows each
+            "amount": rng.integers(0, 100_000, rows),  # spread, few repeats
+            "y": rng.integers(1, 6, rows),
+        }
+    )
+    text = init_config("tabular", "t.csv", frame=frame, columns={"label": "y"})
+    line = text.split("[features.s]\n")[1].splitlines()[0]
+    assert line.startswith('kind = "numeric"')
+    assert 'most of 1..1,000: if they are codes, "categorical"' in line
+    amount = text.split("[features.amount]\n")[1].splitlines()[0]
+    assert "codes" not in amount
