@@ -356,3 +356,29 @@ def test_a_table_of_repeats_chooses_by_the_unfiltered_metric():
         k=3,
     )
     assert details["ease"]["chosen_by"].startswith("hr@3_filtered on")
+
+
+def test_recency_weights_are_chosen_on_a_sample_of_many_users(monkeypatch):
+    monkeypatch.setattr(retrieval, "RECENCY_CHOICE_USERS", 20)
+    calls = []
+    real_evaluate = retrieval.evaluate_retrieval
+
+    def spy_evaluate(score, **kwargs):
+        calls.append(len(np.unique(kwargs["test_users"])))
+        return real_evaluate(score, **kwargs)
+
+    monkeypatch.setattr(retrieval, "evaluate_retrieval", spy_evaluate)
+    frame = _drifting_table(num_users=60).sort_values(["user", "time"])
+    fit_retrieval_baselines(
+        ["ease_recent"],
+        frame,
+        user="user",
+        item="item",
+        candidates=np.arange(100),
+        carve=_last_per_user,
+        k=10,
+        time_column="time",
+    )
+    grid = len(retrieval.RECENCY_GRID)
+    assert calls[-grid:] == [20] * grid  # the weights: a sample
+    assert set(calls[:-grid]) == {60}  # EASE's L2: every user
