@@ -29,7 +29,6 @@ the evaluated rows), then refits on all of them.
 """
 
 import copy
-import dataclasses
 import itertools
 import time
 from collections.abc import Callable
@@ -42,7 +41,7 @@ import scipy.sparse
 from numpy.typing import ArrayLike
 from threadpoolctl import threadpool_limits
 
-from recsys.evaluation.retrieval import REPEATS_NOTED
+from recsys.evaluation.retrieval import choosing_metric
 from recsys.evaluation.retrieval import evaluate_retrieval
 from recsys.evaluation.retrieval import repeat_share
 
@@ -538,8 +537,7 @@ def fit_retrieval_baselines(
     )
     scorers: dict[str, Callable] = {}
     details: dict[str, dict[str, Any]] = {}
-    fit_rows = validation = None
-    metric = _Choice(k, filtered=True)
+    on_carve: _Carve | None = None
     chosen_ease: tuple | None = None
     for name in names:
         is_ease = name in ("ease", "ease_recent")
@@ -570,126 +568,127 @@ def fit_retrieval_baselines(
             )
             details[name] = {"neighbours": ITEM_KNN_NEIGHBOURS}
         else:
-            if fit_rows is None:
-                fit_rows, validation = carve(train)
-                # Unfiltered where users repeat their items, as the summary
-                # advises reading it.
-                share = repeat_share(fit_rows, validation, user=user, item=item)
-                metric = _Choice(k, filtered=share < REPEATS_NOTED)
+            if on_carve is None:
+                on_carve = _Carve(*carve(train), user, item, candidates, k)
             if chosen_ease is None:
-                chosen_ease = _choose_ease(
-                    train, fit_rows, validation, user, item, candidates, metric
-                )
-            scorer, details[name] = chosen_ease
+                chosen_ease = _choose_ease(train, on_carve)
+            scorer, setting, _ = chosen_ease
+            details[name] = dict(setting)
             if name == "ease_recent":
                 scorer, details[name] = _choose_recency(
-                    chosen_ease,
-                    train,
-                    fit_rows,
-                    validation,
-                    columns={
-                        "user": user,
-                        "item": item,
-                        "time_column": time_column,
-                    },
-                    candidates=candidates,
-                    metric=metric,
+                    chosen_ease, train, on_carve, time_column
                 )
-            else:
-                details[name] = dict(details[name])
         details[name]["seconds"] = round(time.perf_counter() - started, 3)
         scorers[name] = scorer.score
     return scorers, details
 
 
-@dataclasses.dataclass(frozen=True)
-class _Choice:
-    """The HR@k a baseline's setting is chosen by."""
+class _Carve:
+    """The validation carve a baseline's setting is chosen on, and the HR@k
+    that chooses: filtered, or unfiltered where users repeat their items
+    (as `recsys train`'s summary advises reading it).
 
-    k: int
-    filtered: bool
+    Args:
+        fit_rows, validation: DataFrames. The carve of the training rows.
+        user, item: str. Their id columns.
+        candidates: 1-D array. The catalog's item ids, ascending.
+        k: int. The cut-off.
+    """
 
-    @property
-    def key(self) -> str:
-        return f"hr@{self.k}" + ("_filtered" if self.filtered else "")
+    def __init__(self, fit_rows, validation, user, item, candidates, k):
+        self.fit_rows, self.validation = fit_rows, validation
+        self.user, self.item = user, item
+        self.candidates, self.k = candidates, k
+        self.empty = not (len(fit_rows) and len(validation))
+        share = (
+            0.0
+            if self.empty
+            else repeat_share(fit_rows, validation, user=user, item=item)
+        )
+        self.metric = choosing_metric((k,), None, share)
+
+    def fitted(self, model):
+        """`model` fitted on the carve's fit rows."""
+        return _fitted(
+            model, self.fit_rows, self.user, self.item, self.candidates
+        )
+
+    def hit_rate(self, score, validation=None):
+        """`self.metric` of a score function on the validation rows (or on
+        `validation`, some of them)."""
+        if validation is None:
+            validation = self.validation
+        metrics = evaluate_retrieval(
+            score,
+            candidates=self.candidates,
+            test_users=validation[self.user].to_numpy(),
+            test_items=validation[self.item].to_numpy(),
+            train_users=self.fit_rows[self.user].to_numpy(),
+            train_items=self.fit_rows[self.item].to_numpy(),
+            ks=(self.k,),
+            split="validation",
+        )
+        return metrics[self.metric]
 
 
-def _choose_ease(train, fit_rows, validation, user, item, candidates, metric):
-    """`(EASE fitted on train, details)`, its `l2` chosen on `validation`
-    by `metric`, a `_Choice`."""
-    if not (len(fit_rows) and len(validation)):
+def _choose_ease(train, carve):
+    """`(EASE fitted on train, details, EASE fitted on the carve)`, its
+    `l2` chosen on the carve (the last is None without a carve)."""
+    user, item, candidates = carve.user, carve.item, carve.candidates
+    if carve.empty:
         model = _fitted(EASE(l2=EASE_START_L2), train, user, item, candidates)
         note = "default: the validation carve is empty"
-        return model, {"l2": EASE_START_L2, "chosen_by": note}
+        return model, {"l2": EASE_START_L2, "chosen_by": note}, None
+    # The best carve model so far, kept for ease_recent (only one: a
+    # 10,000-item EASE holds 400 MB).
+    best: dict[str, Any] = {}
 
     def metric_of(l2):
-        metrics = evaluate_retrieval(
-            _fitted(EASE(l2=l2), fit_rows, user, item, candidates).score,
-            candidates=candidates,
-            test_users=validation[user].to_numpy(),
-            test_items=validation[item].to_numpy(),
-            train_users=fit_rows[user].to_numpy(),
-            train_items=fit_rows[item].to_numpy(),
-            ks=(metric.k,),
-            split="validation",
-        )
-        return metrics[metric.key]
+        model = carve.fitted(EASE(l2=l2))
+        value = carve.hit_rate(model.score)
+        if not best or value > best["value"]:
+            best.update(l2=l2, value=value, model=model)
+        return value
 
     l2, tried = climb(EASE_L2_GRID, EASE_START_L2, metric_of)
+    on_carve = best["model"] if best["l2"] == l2 else None
     model = _fitted(EASE(l2=l2), train, user, item, candidates)
-    return model, {
-        "l2": l2,
-        "chosen_by": f"{metric.key} on the validation carve",
-        "tried": tried,
-    }
+    chosen_by = f"{carve.metric} on the validation carve"
+    details = {"l2": l2, "chosen_by": chosen_by, "tried": tried}
+    return model, details, on_carve or carve.fitted(EASE(l2=l2))
 
 
-def _choose_recency(
-    chosen_ease, train, fit_rows, validation, *, columns, candidates, metric
-):
+def _choose_recency(chosen_ease, train, carve, time_column):
     """`(EASE with recency weights, details)`: `RECENCY_GRID`'s weights
-    chosen on `validation` with EASE of the chosen `l2` fitted on
-    `fit_rows`, then applied to `chosen_ease`'s model (fitted on all of
-    `train`)."""
-    ease, ease_details = chosen_ease
-    l2 = ease_details["l2"]
-    if not (len(fit_rows) and len(validation)):
-        scale, boost = RECENCY_DEFAULT
-        model = recency_weighted(
-            ease, train, scale=scale, boost=boost, **columns
-        )
-        note = "default: the validation carve is empty"
-        setting = {"l2": l2, "scale": scale, "boost": boost}
-        return model, {**setting, "chosen_by": note}
-    user, item = columns["user"], columns["item"]
-    on_carve = _fitted(EASE(l2=l2), fit_rows, user, item, candidates)
-    validation = _some_users(validation, user, RECENCY_CHOICE_USERS)
-    tried = []
-    for scale, boost in RECENCY_GRID:
-        weighted = recency_weighted(
-            on_carve, fit_rows, scale=scale, boost=boost, **columns
-        )
-        metrics = evaluate_retrieval(
-            weighted.score,
-            candidates=candidates,
-            test_users=validation[user].to_numpy(),
-            test_items=validation[item].to_numpy(),
-            train_users=fit_rows[user].to_numpy(),
-            train_items=fit_rows[item].to_numpy(),
-            ks=(metric.k,),
-            split="validation",
-        )
-        tried.append([[scale, boost], metrics[metric.key]])
-    # Ties keep the first: EASE itself (boost 0), then the smaller boosts.
-    (scale, boost), _ = max(tried, key=lambda pair: pair[1])
-    model = recency_weighted(ease, train, scale=scale, boost=boost, **columns)
-    return model, {
-        "l2": l2,
-        "scale": scale,
-        "boost": boost,
-        "chosen_by": f"{metric.key} on the validation carve",
-        "tried": tried,
+    chosen on the carve with `chosen_ease`'s EASE fitted there, then
+    applied to its EASE fitted on all of `train`."""
+    ease, setting, on_carve = chosen_ease
+    columns = {
+        "user": carve.user,
+        "item": carve.item,
+        "time_column": time_column,
     }
+    if carve.empty:
+        scale, boost = RECENCY_DEFAULT
+        note = "default: the validation carve is empty"
+        tried = None
+    else:
+        some = _some_users(carve.validation, carve.user, RECENCY_CHOICE_USERS)
+        tried = []
+        for scale, boost in RECENCY_GRID:
+            weighted = recency_weighted(
+                on_carve, carve.fit_rows, scale=scale, boost=boost, **columns
+            )
+            tried.append([[scale, boost], carve.hit_rate(weighted.score, some)])
+        # Ties keep the first: EASE itself (boost 0), then the smaller boosts.
+        (scale, boost), _ = max(tried, key=lambda pair: pair[1])
+        note = f"{carve.metric} on the validation carve"
+    model = recency_weighted(ease, train, scale=scale, boost=boost, **columns)
+    details = {"l2": setting["l2"], "scale": scale, "boost": boost}
+    details["chosen_by"] = note
+    if tried is not None:
+        details["tried"] = tried
+    return model, details
 
 
 def _some_users(rows, user, most, seed=0):
