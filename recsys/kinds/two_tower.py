@@ -102,30 +102,37 @@ def split_for_evaluation(frame, config):
     )
 
 
-def prepare_data(config, frame=None, *, progress=False, parts=None):
+def prepare_data(config, frame=None, *, progress=False):
     """Loads, validates and splits the data; fits the preprocessor.
 
     Args:
         config: dict. A validated config (`recsys.config.load_config`).
         frame: optional DataFrame of interactions; defaults to
             `config["data"]["source"]`.
-        parts: optional `(train, held_out)` DataFrames of `frame` to use
-            instead of the config's split (an early-stopping carve).
 
     Returns:
         A `PreparedData`.
     """
-    data, model = config["data"], config["model"]
+    data = config["data"]
     user, item, time = data["user"], data["item"], data["time"]
     frame = source_table(config, frame, progress=progress)
     frame = positive_rows(frame, data)
     frame = check_interactions(
         frame, user=user, item=item, time=time, time_format=data["time_format"]
     )
-    specs = feature_specs(config)
     display = [data["display"]] if data["display"] else []
-    check_columns(frame, [spec.name for spec in specs] + display)
-    train, test = parts or split_for_evaluation(frame, config)
+    names = [spec.name for spec in feature_specs(config)]
+    check_columns(frame, names + display)
+    train, test = split_for_evaluation(frame, config)
+    return prepared_parts(config, frame, train, test, progress=progress)
+
+
+def prepared_parts(config, frame, train, test, *, progress=False):
+    """`prepare_data` of a checked `frame` already split into `train` and
+    `test` (an early-stopping carve of a run's training rows)."""
+    data, model = config["data"], config["model"]
+    user, item, time = data["user"], data["item"], data["time"]
+    specs = feature_specs(config)
     items = catalog(frame, item)
     preprocessor = fit_preprocessor(specs, train, progress=progress)
     common = {
@@ -333,18 +340,23 @@ class EpochScores(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if epoch + 1 >= self._config["train"]["epochs"]:
             return
-        config = self._config
-        # Scores only: no baselines beside the model here.
-        config = {**config, "evaluate": {**config["evaluate"], "baselines": []}}
-        arrays = embed_catalog_and_users(self._two_tower, self._prepared)
-        metrics = evaluate_bundle(
-            in_memory_bundle(self._prepared, arrays),
-            self._prepared.frame,
-            config,
-            self._prepared.train,
-            self._prepared.test,
-        )
-        self._report(epoch + 1, metrics[config["evaluate"]["split"]])
+        scores = model_scores(self._two_tower, self._prepared, self._config)
+        self._report(epoch + 1, scores)
+
+
+def model_scores(model, prepared, config):
+    """HR@k of the model being fitted on `prepared`'s held-out rows, alone
+    (no baselines): the evaluated split's entry of `evaluate_bundle`."""
+    arrays = embed_catalog_and_users(model, prepared)
+    config = {**config, "evaluate": {**config["evaluate"], "baselines": []}}
+    metrics = evaluate_bundle(
+        in_memory_bundle(prepared, arrays),
+        prepared.frame,
+        config,
+        prepared.train,
+        prepared.test,
+    )
+    return metrics[config["evaluate"]["split"]]
 
 
 def _ids(config):
@@ -368,10 +380,7 @@ class BestEpoch(keras.callbacks.Callback):
         super().__init__()
         self._two_tower = model
         self._prepared = prepared
-        self._config = {
-            **config,
-            "evaluate": {**config["evaluate"], "baselines": []},
-        }
+        self._config = config
         self.metric = metric
         self.patience = patience
         self.scores: list[float] = []
@@ -382,16 +391,8 @@ class BestEpoch(keras.callbacks.Callback):
         return int(np.argmax(self.scores)) + 1
 
     def on_epoch_end(self, epoch, logs=None):
-        arrays = embed_catalog_and_users(self._two_tower, self._prepared)
-        metrics = evaluate_bundle(
-            in_memory_bundle(self._prepared, arrays),
-            self._prepared.frame,
-            self._config,
-            self._prepared.train,
-            self._prepared.test,
-        )
-        split = self._config["evaluate"]["split"]
-        self.scores.append(round(float(metrics[split][self.metric]), 6))
+        scores = model_scores(self._two_tower, self._prepared, self._config)
+        self.scores.append(round(float(scores[self.metric]), 6))
         # Keras' `EarlyStopping` counting: `patience` epochs in a row
         # without a better score stop training (0: the first one).
         waited = epoch + 1 - self.best_epoch
@@ -430,7 +431,7 @@ def choose_epochs(prepared, config, *, progress=True):
         )
         epochs = config["train"]["epochs"]
         return {"best_epoch": epochs, "metric": "", "scores": [], "seconds": 0}
-    carved = prepare_data(config, prepared.frame, parts=(fit_rows, held))
+    carved = prepared_parts(config, prepared.frame, fit_rows, held)
     metric = choosing_metric(
         config["evaluate"]["ks"],
         len(carved.items),
