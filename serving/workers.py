@@ -228,7 +228,7 @@ class _Supervisor:
         while True:
             info = self._wait()
             now = time.monotonic()
-            _kill_overdue(self.retiring)
+            self._kill_overdue(now)
             if now >= self.handover:
                 logger.warning(
                     "New workers %s not ready after %.0f s; stopping the "
@@ -257,7 +257,7 @@ class _Supervisor:
                 self.starting.discard(info.si_pid)
                 if not self.starting:
                     self._retire_old()
-            elif _reap(self):
+            elif self._reap():
                 return 1
 
     def _wait(self):
@@ -303,63 +303,68 @@ class _Supervisor:
                 _signal(pid, signal.SIGTERM)
                 self.retiring[pid] = deadline
 
+    def _kill_overdue(self, now):
+        """SIGKILL to the old workers past their stop deadline."""
+        retiring = self.retiring
+        for pid, deadline in list(retiring.items()):
+            if now >= deadline:
+                logger.warning(
+                    "Old worker pid %d did not stop; killing it.", pid
+                )
+                _signal(pid, signal.SIGKILL)
+                retiring[pid] = math.nan  # reaped with the others; never again
 
-def _kill_overdue(retiring):
-    now = time.monotonic()
-    for pid, deadline in list(retiring.items()):
-        if now >= deadline:
-            logger.warning("Old worker pid %d did not stop; killing it.", pid)
-            _signal(pid, signal.SIGKILL)
-            retiring[pid] = math.nan  # reaped with the others; never again
-
-
-def _reap(supervisor):
-    """Restarts the workers that died; True when the server must stop."""
-    workers, retiring = supervisor.workers, supervisor.retiring
-    while workers or retiring:
-        try:
-            pid, status = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return False
-        if pid == 0:
-            return False
-        if retiring.pop(pid, None) is not None:
-            continue  # an old generation's worker, stopped by a reload
-        number, run = workers.pop(pid, (None, None))
-        if number is None:
-            continue  # not a worker (a child of something it ran)
-        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == STARTUP_FAILURE:
-            logger.error(
-                "Worker %d (pid %d) could not start; stopping.", number, pid
-            )
-            return True
-        now = time.monotonic()
-        deaths = supervisor.deaths
-        deaths[:] = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
-        if len(deaths) > MAX_RESTARTS:
-            logger.error(
-                "Worker %d (pid %d) %s: %d workers died within %.0f s; "
-                "stopping.",
+    def _reap(self):
+        """Restarts the workers that died; True when the server must stop."""
+        workers, retiring = self.workers, self.retiring
+        while workers or retiring:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return False
+            if pid == 0:
+                return False
+            if retiring.pop(pid, None) is not None:
+                continue  # an old generation's worker, stopped by a reload
+            popped = workers.pop(pid, None)
+            if popped is None:
+                continue  # not a worker (a child of something it ran)
+            number, run = popped
+            if (
+                os.WIFEXITED(status)
+                and os.WEXITSTATUS(status) == STARTUP_FAILURE
+            ):
+                logger.error(
+                    "Worker %d (pid %d) could not start; stopping.", number, pid
+                )
+                return True
+            now = time.monotonic()
+            deaths = self.deaths
+            deaths[:] = [t for t in deaths if now - t < RESTART_WINDOW] + [now]
+            if len(deaths) > MAX_RESTARTS:
+                logger.error(
+                    "Worker %d (pid %d) %s: %d workers died within %.0f s; "
+                    "stopping.",
+                    number,
+                    pid,
+                    _describe(status),
+                    len(deaths),
+                    RESTART_WINDOW,
+                )
+                return True
+            new = _fork(number, run)
+            workers[new] = (number, run)
+            if pid in self.starting:  # a reload waits for its successor
+                self.starting.discard(pid)
+                self.starting.add(new)
+            logger.warning(
+                "Worker %d (pid %d) %s; restarted as pid %d.",
                 number,
                 pid,
                 _describe(status),
-                len(deaths),
-                RESTART_WINDOW,
+                new,
             )
-            return True
-        new = _fork(number, run)
-        workers[new] = (number, run)
-        if pid in supervisor.starting:  # a reload waits for its successor
-            supervisor.starting.discard(pid)
-            supervisor.starting.add(new)
-        logger.warning(
-            "Worker %d (pid %d) %s; restarted as pid %d.",
-            number,
-            pid,
-            _describe(status),
-            new,
-        )
-    return False
+        return False
 
 
 def _stop(workers):
