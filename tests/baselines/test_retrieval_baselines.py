@@ -101,6 +101,20 @@ def _last_per_user(frame):
     return frame[~held], frame[held]
 
 
+def _fit(names, train, **options):
+    """`fit_retrieval_baselines` on columns user and item, the carve of
+    each user's last row, k = 3 and 8 candidates unless `options` say."""
+    options = {
+        "user": "user",
+        "item": "item",
+        "candidates": np.arange(8),
+        "carve": _last_per_user,
+        "k": 3,
+        **options,
+    }
+    return fit_retrieval_baselines(names, train, **options)
+
+
 def test_settings_are_chosen_on_the_validation_carve_only(monkeypatch):
     # The function sees the training rows alone; the carve of them is what
     # chooses, and the chosen setting is refitted on all of them.
@@ -293,11 +307,9 @@ def test_recent_ease_is_chosen_on_the_carve_and_beats_ease_on_drift():
         last = rows.groupby("user").cumcount(ascending=False) < 2
         return rows[~last], rows[last]
 
-    scorers, details = fit_retrieval_baselines(
+    scorers, details = _fit(
         ["ease", "ease_recent"],
         train,
-        user="user",
-        item="item",
         candidates=np.arange(100),
         carve=carve,
         k=10,
@@ -320,13 +332,8 @@ def test_recent_ease_is_chosen_on_the_carve_and_beats_ease_on_drift():
         hits[name] = metrics["hr@10_filtered"]
     assert hits["ease_recent"] > hits["ease"] + 0.2
     # Without a time column it is skipped, with the reason.
-    _, skipped = fit_retrieval_baselines(
-        ["ease_recent"],
-        train,
-        user="user",
-        item="item",
-        candidates=np.arange(100),
-        carve=carve,
+    _, skipped = _fit(
+        ["ease_recent"], train, candidates=np.arange(100), carve=carve
     )
     assert "data.time" in skipped["ease_recent"]["skipped"]
 
@@ -336,25 +343,9 @@ def test_a_table_of_repeats_chooses_by_the_unfiltered_metric():
     # Every user's last row repeats one of their earlier items.
     repeats = train.groupby("user").head(1).assign(time=99)
     train = pd.concat([train, repeats]).sort_values(["user", "time"])
-    _, details = fit_retrieval_baselines(
-        ["ease"],
-        train,
-        user="user",
-        item="item",
-        candidates=np.arange(8),
-        carve=_last_per_user,
-        k=3,
-    )
+    _, details = _fit(["ease"], train)
     assert details["ease"]["chosen_by"] == "hr@3 on the validation carve"
-    _, details = fit_retrieval_baselines(
-        ["ease"],
-        _temporal_table(),
-        user="user",
-        item="item",
-        candidates=np.arange(8),
-        carve=_last_per_user,
-        k=3,
-    )
+    _, details = _fit(["ease"], _temporal_table())
     assert details["ease"]["chosen_by"].startswith("hr@3_filtered on")
 
 
@@ -369,13 +360,10 @@ def test_recency_weights_are_chosen_on_a_sample_of_many_users(monkeypatch):
 
     monkeypatch.setattr(retrieval, "evaluate_retrieval", spy_evaluate)
     frame = _drifting_table(num_users=60).sort_values(["user", "time"])
-    fit_retrieval_baselines(
+    _fit(
         ["ease_recent"],
         frame,
-        user="user",
-        item="item",
         candidates=np.arange(100),
-        carve=_last_per_user,
         k=10,
         time_column="time",
     )
