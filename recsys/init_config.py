@@ -96,8 +96,22 @@ def _key(name: str) -> str:
     return re.sub(r"[\s_\-]", "", str(name).lower())
 
 
+def _word_suffixes(name) -> set[str]:
+    """The keys of a name's last words: `"loan_status"` -> `{"loanstatus",
+    "status"}`. Words are split at separators where the name has any (so
+    `"MS_SubClass"` ends in `"subclass"`, not `"class"`), else at case
+    changes (`"customerUserId"` ends in `"userid"` and `"id"`)."""
+    name = str(name)
+    if re.search(r"[\s_\-]", name):
+        words = [w for w in re.split(r"[\s_\-]+", name) if w]
+    else:
+        words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", name) or [name]
+    return {"".join(words[i:]).lower() for i in range(len(words))}
+
+
 def _by_name(columns, patterns, taken=()):
-    """The first column whose name matches a pattern, patterns in order."""
+    """The first column whose name matches a pattern, patterns in order: its
+    whole name, else its last words (`"loan_status"` for `"status"`)."""
     free = [c for c in columns if c not in taken]
     for pattern in patterns:
         for column in free:
@@ -105,7 +119,7 @@ def _by_name(columns, patterns, taken=()):
                 return column
     for pattern in patterns:
         for column in free:
-            if len(pattern) > 2 and _key(column).endswith(pattern):
+            if len(pattern) > 2 and pattern in _word_suffixes(column):
                 return column
     return None
 

@@ -116,6 +116,26 @@ def test_a_label_it_cannot_guess_says_what_its_task_and_baseline_follow():
     assert 'for "binary", "multiclass": ["logistic_regression"]' in text
 
 
+def test_a_label_name_is_matched_by_whole_words():
+    # Ames houses: "MS_SubClass" (a building type) ends in the letters of
+    # "class" but is not a class label; "loan_status" and "loanStatus" end
+    # in the word "status".
+    rng = np.random.default_rng(0)
+    houses = pd.DataFrame(
+        {
+            "MS_SubClass": rng.choice(["one_story", "two_story"], 60),
+            "Sale_Price": rng.normal(size=60),
+        }
+    )
+    text = init_config("tabular", "h.csv", frame=houses)
+    assert f'label = "{PLACEHOLDER}"' in text
+    for name in ("loan_status", "loanStatus"):
+        loans = pd.DataFrame(
+            {"amount": rng.normal(size=60), name: ["paid", "late"] * 30}
+        )
+        assert f'label = "{name}"' in init_config("tabular", frame=loans)
+
+
 def test_a_column_it_cannot_guess_is_a_marked_placeholder(tmp_path, capsys):
     frame = pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
     text = init_config("two_tower", "t.csv", frame=frame)
