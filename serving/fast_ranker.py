@@ -57,6 +57,8 @@ class NumpyRanker:
         hidden: list of `DenseWeights`: the hidden layers.
         head: `DenseWeights`: the output layer (no ReLU).
         task: str. One of `TASKS`.
+        output_scale: float. What a `"regression"` output is multiplied by
+            (`TabularModel.output_scale`). Defaults to `1.0`.
 
     Example:
 
@@ -78,6 +80,7 @@ class NumpyRanker:
         hidden: list[DenseWeights],
         head: DenseWeights,
         task: str,
+        output_scale: float = 1.0,
     ) -> None:
         if task not in TASKS:
             raise ValueError(
@@ -93,6 +96,7 @@ class NumpyRanker:
         self.hidden = hidden
         self.head = head
         self.task = task
+        self.output_scale = float(output_scale)
         self.feature_names = [name for name, _, _ in embedded] + numeric
 
     def state(self) -> dict[str, Any]:
@@ -110,6 +114,7 @@ class NumpyRanker:
                 "hidden",
                 "head",
                 "task",
+                "output_scale",
             )
         }
 
@@ -189,6 +194,7 @@ class NumpyRanker:
             hidden,
             head,
             model.task,
+            model.output_scale,
         )
 
     def supports(self, inputs: dict[str, np.ndarray]) -> bool:
@@ -248,7 +254,7 @@ class NumpyRanker:
             shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
             out = shifted / shifted.sum(axis=-1, keepdims=True)
         else:
-            out = logits
+            out = logits * self.output_scale
         return np.ascontiguousarray(out, dtype=np.float32)
 
     def _cross(self, x0):

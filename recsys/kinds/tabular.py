@@ -391,11 +391,14 @@ def build_tabular_model(prepared, part=None):
             0.0 if auxiliary is None else model_config["auxiliary_weight"]
         ),
         auxiliary_mean=0.0 if auxiliary is None else float(np.mean(auxiliary)),
+        output_scale=_label_scale(labels) if task == "regression" else 1.0,
     )
     if labels is not None and task != "multiclass":
         mean = float(np.mean(labels))
         if task == "binary":
             mean = math.log(max(mean, 1e-6) / max(1 - mean, 1e-6))
+        else:
+            mean /= model.output_scale
         kernel, bias = model.head.get_weights()
         model.head.set_weights([kernel, np.full_like(bias, mean)])
     train = config["train"]
@@ -403,9 +406,21 @@ def build_tabular_model(prepared, part=None):
     model.compile(
         optimizer=make_optimizer(train["optimizer"], train["learning_rate"]),
         loss=model.default_loss(),
+        # The squared error in standard units too: `model.l2` and the other
+        # penalties then weigh the same against it whatever the label's.
+        loss_weights=1.0 / model.output_scale**2,
         jit_compile=keras.backend.backend() == "jax",
     )
     return model
+
+
+def _label_scale(labels):
+    """A regression label's standard deviation (1 without labels, or when
+    they are all equal)."""
+    if labels is None:
+        return 1.0
+    scale = float(np.std(labels))
+    return scale if np.isfinite(scale) and scale > 0 else 1.0
 
 
 def fit_tabular_model(

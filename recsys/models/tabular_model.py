@@ -138,6 +138,10 @@ class TabularModel(SparseRowUpdates, keras.Model):
             score the main task alone. `0` for none. Defaults to `0.0`.
         auxiliary_mean: float. Starting value of the auxiliary head: the
             target's training mean. Defaults to `0.0`.
+        output_scale: float. A `"regression"` output is the head's times
+            this: with the labels' standard deviation, the layers learn in
+            standard units whatever the label's (prices in the hundred
+            thousands train as fast as ratings). Defaults to `1.0`.
 
     Input shape:
         dict of column name -> `(batch,)` or `(batch, length)` tensor.
@@ -174,6 +178,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         embeddings_l2: float = 0.0,
         auxiliary_weight: float = 0.0,
         auxiliary_mean: float = 0.0,
+        output_scale: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -188,6 +193,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         self.embeddings_l2 = embeddings_l2
         self.auxiliary_weight = auxiliary_weight
         self.auxiliary_mean = auxiliary_mean
+        self.output_scale = output_scale
         self._validate()
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         embedded = [s for s in self.inputs_config if s["type"] == "embedding"]
@@ -272,6 +278,11 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 "`embeddings_l2` must be >= 0. "
                 f"Received: embeddings_l2={self.embeddings_l2}"
             )
+        if not self.output_scale > 0:
+            raise ValueError(
+                "`output_scale` must be > 0. "
+                f"Received: output_scale={self.output_scale}"
+            )
         if self.auxiliary_weight < 0:
             raise ValueError(
                 "`auxiliary_weight` must be >= 0. "
@@ -321,7 +332,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
             return ops.sigmoid(logits)
         if self.task == "multiclass":
             return ops.softmax(logits, axis=-1)
-        return logits
+        return logits * self.output_scale
 
     def predict_auxiliary(self, inputs: dict[str, Any]) -> np.ndarray:
         """The auxiliary head's estimates (e.g. the rating behind "liked").
@@ -402,6 +413,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 "embeddings_l2": self.embeddings_l2,
                 "auxiliary_weight": self.auxiliary_weight,
                 "auxiliary_mean": self.auxiliary_mean,
+                "output_scale": self.output_scale,
             }
         )
         return config

@@ -166,6 +166,30 @@ def test_a_regression_without_ids_reports_a_ridge_baseline(loans, tmp_path):
         )
 
 
+def test_a_label_in_large_units_trains_as_in_small_ones(loans, tmp_path):
+    # House prices in dollars: the model learns in the label's standard
+    # units (`output_scale`), so 100,000 times the label gives 100,000
+    # times the error, not an output still crawling towards the prices.
+    frame = pd.read_csv(loans / "loans.csv")
+    noise = np.random.default_rng(1).normal(0, 0.3, len(frame))
+    limit = 2.0 * (frame["job"] == "fixed") + frame["age"] / 20 + noise
+    text = CONFIG.replace('label = "status"', 'label = "limit"').replace(
+        'task = "binary"', 'task = "regression"'
+    )
+    (tmp_path / "limits.toml").write_text(text)
+    config = load_config(
+        str(tmp_path / "limits.toml"),
+        ["train.epochs=20", "train.patience=3", "evaluate.baselines=[]"],
+    )
+    errors = []
+    for unit in (1.0, 100_000.0):
+        frame["limit"] = limit * unit
+        result = train(config, frame=frame, progress=False, write=False)
+        errors.append(result.metrics["test"]["rmse"] / unit)
+    assert errors[0] < 0.6 * limit.std()  # it learnt the planted signal
+    assert errors[1] == pytest.approx(errors[0], rel=0.05)
+
+
 def test_rows_without_a_label_are_dropped_only_when_asked(loans):
     frame = pd.read_csv(loans / "loans.csv")
     frame.loc[:9, "status"] = np.nan

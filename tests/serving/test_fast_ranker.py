@@ -97,6 +97,7 @@ def test_numpy_ranker_equals_the_keras_model(interaction, task, wide, inputs):
             hidden_units=[8, 4],
             wide=wide,
             auxiliary_weight=0.5,  # training only: not in the scores
+            output_scale=3.0 if task == "regression" else 1.0,
         )
     )
     fast = NumpyRanker.from_keras(model)
