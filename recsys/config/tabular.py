@@ -294,7 +294,10 @@ class TabularConfig(KindConfig):
         model, features = self.model, self.features
         if not features:
             raise ConfigError(
-                "A tabular model needs at least one [features.<column>] table."
+                "A tabular model needs at least one [features.<column>] table. "
+                "Fix: add one per column it reads (e.g. [features.age] with "
+                'kind = "numeric"), or write a config with every column of '
+                "the table: recsys init tabular --data FILE."
             )
         check_distinct("model.features", model.features)
         for name in model.features:

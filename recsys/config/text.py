@@ -284,7 +284,9 @@ class TextConfig(KindConfig):
             raise ConfigError(
                 f"data.text is '{text}', which needs a [features.{text}] "
                 f'table with kind = "text". Declared features: '
-                f"{sorted(specs)}"
+                f"{sorted(specs)}. Fix: add [features.{text}] with kind = "
+                '"text" and a sequence_length that holds most texts, or let '
+                "recsys init text --data FILE write it (it measures them)."
             )
         others = sorted(set(specs) - {text})
         if others:

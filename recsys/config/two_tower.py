@@ -5,6 +5,7 @@ and `[evaluate]`; the keys, in this order, are those of the config dict and
 of a bundle's manifest.
 """
 
+from typing import Any
 from typing import Literal
 
 import pydantic
@@ -130,13 +131,17 @@ class TwoTowerModel(Section):
     )
     query_features: list[str] = Field(
         default=[],
-        description="Features the query (user) tower reads.",
+        description=(
+            "Features the query (user) tower reads. With neither list "
+            "written: [data.user], a categorical table unless declared."
+        ),
     )
     candidate_features: list[str] = Field(
         default=[],
         description=(
             "Features the candidate (item) tower reads; must include the "
-            "item column."
+            "item column. With neither list written: [data.item], a "
+            "categorical table unless declared."
         ),
     )
     history_length: int = Field(
@@ -445,6 +450,35 @@ class TwoTowerConfig(KindConfig):
     train: TwoTowerTrain = TwoTowerTrain()
     index: IndexSection = IndexSection()
     evaluate: RetrievalEvaluate = RetrievalEvaluate()
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _default_towers(cls, config: Any) -> Any:
+        """A config naming neither tower's features gets the id model: the
+        query tower reads `data.user`, the candidate tower `data.item`, each
+        a categorical table unless `[features]` declares it."""
+        if not isinstance(config, dict):
+            return config
+        model, data = config.get("model", {}), config.get("data", {})
+        features = config.get("features", {})
+        if not all(isinstance(s, dict) for s in (model, data, features)):
+            return config  # the sections' own checks name the problem
+        if model.get("query_features") or model.get("candidate_features"):
+            return config
+        fields = TwoTowerData.model_fields
+        user = data.get("user", fields["user"].default)
+        item = data.get("item", fields["item"].default)
+        if not (isinstance(user, str) and isinstance(item, str)):
+            return config
+        if not (user and item) or user == item:
+            return config
+        tables = {user: {"kind": "categorical"}, item: {"kind": "categorical"}}
+        towers = {"query_features": [user], "candidate_features": [item]}
+        return {
+            **config,
+            "features": {**tables, **features},
+            "model": {**model, **towers},
+        }
 
     @pydantic.model_validator(mode="after")
     def _check_references(self) -> "TwoTowerConfig":

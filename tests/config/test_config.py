@@ -360,6 +360,49 @@ def test_checks_across_sections_run_after_the_types():
         load_config(KIND_FILES["tabular"], ["evaluate.baselines=['x']"])
 
 
+def test_a_two_tower_config_naming_no_tower_features_gets_the_id_model():
+    sku_table = {"kind": "categorical", "vocabulary": "hash", "num_buckets": 99}
+    written = {
+        "data": {"source": "shop.csv", "user": "customer", "item": "sku"},
+        "features": {"sku": sku_table},
+        "model": {"kind": "two_tower"},
+    }
+    config = typed_config(written)
+    assert config.model.query_features == ["customer"]
+    assert config.model.candidate_features == ["sku"]
+    # A declared table is kept; the missing one is a categorical table.
+    assert config.features == {
+        "customer": {"kind": "categorical"},
+        "sku": sku_table,
+    }
+    assert written["features"] == {"sku": sku_table}
+    # One list written: the other is not filled in behind the user's back.
+    written["model"]["query_features"] = ["customer"]
+    written["features"]["customer"] = {"kind": "categorical"}
+    with pytest.raises(ConfigError, match="must include the item column"):
+        typed_config(written)
+
+
+def test_a_tabular_config_without_features_says_how_to_write_them():
+    written = {
+        "data": {"source": "shop.csv", "label": "bought"},
+        "model": {"kind": "tabular", "task": "binary"},
+    }
+    with pytest.raises(ConfigError, match="recsys init tabular --data FILE"):
+        typed_config(written)
+
+
+def test_a_text_config_without_its_text_table_says_how_to_write_it():
+    written = {
+        "data": {"source": "reviews.csv", "text": "review", "label": "score"},
+        "model": {"kind": "text"},
+    }
+    with pytest.raises(
+        ConfigError, match=r"Fix: add \[features.review\] with kind = \"text\""
+    ):
+        typed_config(written)
+
+
 def test_a_label_read_as_a_feature_names_every_line_to_remove():
     tabular = KIND_FILES["tabular"]
     only_table = r"Fix: remove \[features.rating\]\.$"
