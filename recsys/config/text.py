@@ -147,12 +147,14 @@ class TextModel(Section):
             '"random", or a GloVe / word2vec file aligned with the vocabulary.'
         ),
     )
-    vectors_format: str = Field(
-        default="auto",
-        description=(
-            'Format of `embeddings`: "auto", "glove", "word2vec" or '
-            '"word2vec_binary".'
-        ),
+    vectors_format: Literal["auto", "glove", "word2vec", "word2vec_binary"] = (
+        Field(
+            default="auto",
+            description=(
+                'Format of `embeddings`: "auto", "glove", "word2vec" or '
+                '"word2vec_binary".'
+            ),
+        )
     )
     trainable: bool = Field(
         default=True, description="Whether the token embeddings are trained."

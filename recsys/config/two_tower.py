@@ -179,7 +179,7 @@ class TwoTowerModel(Section):
         ge=1,
         description="Size of the query and candidate embeddings.",
     )
-    combine: str = Field(
+    combine: Literal["sum", "concat"] = Field(
         default="sum",
         description=(
             'How a tower merges its features\' embeddings: "sum" or "concat".'
@@ -322,7 +322,7 @@ class TwoTowerTrain(Section):
 class IndexSection(Section):
     """`[index]`: the nearest-neighbour index over the candidates."""
 
-    kind: str = Field(
+    kind: Literal["auto", "scann", "brute_force"] = Field(
         default="auto",
         description=(
             '"auto" (brute force up to 4,096 items, ScaNN above), "scann" '
@@ -343,6 +343,7 @@ class IndexSection(Section):
     )
     num_leaves: int = Field(
         default=0,
+        ge=0,
         description=(
             "ScaNN partitions; 0 chooses from the catalog size "
             "(recsys.index.tuning.partition_options)."
@@ -350,10 +351,12 @@ class IndexSection(Section):
     )
     num_leaves_to_search: int = Field(
         default=0,
+        ge=0,
         description="ScaNN partitions searched per query; 0 tunes it.",
     )
     reorder: int = Field(
         default=0,
+        ge=0,
         description="ScaNN candidates re-scored exactly; 0 tunes it.",
     )
 

@@ -212,7 +212,9 @@ KIND_FILES = {
 BAD_VALUES = [
     ("two_tower", "data.user=3", "'data.user' must be a string"),
     ("two_tower", "model.normalize=1", "'model.normalize' must be true or"),
-    ("two_tower", "model.combine=[1]", "'model.combine' must be a string"),
+    ("two_tower", "model.combine=[1]", r"model.combine must be one of \("),
+    ("two_tower", "index.kind='x'", r"index.kind must be one of \('auto', "),
+    ("two_tower", "index.reorder=-1", r"index.reorder must be >= 0"),
     ("two_tower", "train.epochs=1.5", "'train.epochs' must be an integer"),
     ("two_tower", "index.num_leaves='x'", "'index.num_leaves' must be an int"),
     ("two_tower", "evaluate.ks=3", "'evaluate.ks' must be a list. "),
