@@ -9,8 +9,8 @@ Paths are read by their extension, one reader per form:
 - `.jsonl` / `.ndjson` (one JSON object a line): `pandas.read_json`;
 - `.parquet`, or a directory of Parquet files: `pandas.read_parquet`.
 
-In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) stay text
-(`csv_layout`).
+In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) and whole
+numbers of 16 digits or more stay text (`csv_layout`).
 
 The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
@@ -81,6 +81,9 @@ def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
     - A column of digits with leading zeros (`0042`: an account, a SKU, a
       zip code) stays text: read as a number it would be 42, and neither
       `"0042"` in a request nor the ids written back would match the file.
+      So does a column of whole numbers of 16 digits or more (tweet ids):
+      with one empty cell pandas reads it as float64, which loses their
+      last digits.
 
     Args:
         path: str. The file, possibly compressed.
@@ -118,10 +121,24 @@ def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
         column
         for column in head.columns
         if head[column].str.fullmatch(r"0\d+").any()
+        or _long_digits(head[column])
     ]
     if codes:
         options["dtype"] = dict.fromkeys(codes, str)
     return options
+
+
+def _long_digits(cells: pd.Series) -> bool:
+    """Whether a column holds whole numbers of 16 digits or more (tweet ids,
+    64-bit keys), and nothing else but empty cells: identifiers, not
+    quantities. Read as numbers, one empty cell makes the column float64,
+    whose 53 bits drop their last digits."""
+    written = cells[cells != ""]
+    return bool(
+        len(written)
+        and written.str.fullmatch(r"-?\d+").all()
+        and written.str.fullmatch(r"-?\d{16,}").any()
+    )
 
 
 def _read_tsv(path, **options) -> pd.DataFrame:

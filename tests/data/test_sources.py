@@ -101,6 +101,25 @@ def test_digits_with_leading_zeros_stay_text(tmp_path, name, sep):
     assert frame["n"].dtype.kind == "i"
 
 
+def test_ids_of_sixteen_digits_or_more_stay_text(tmp_path):
+    # Tweet ids beside an empty cell: as numbers the column is float64 and
+    # 1212121212121212121 would come back as 1212121212121212160.
+    path = tmp_path / "tweets.csv"
+    path.write_text(
+        "id_str,likes,text\n"
+        "1212121212121212121,3,a\n"
+        ",4,b\n"
+        "1000000000000000001,5,c\n"
+    )
+    frame = load_interactions(str(path))
+    assert frame["id_str"].tolist()[::2] == [
+        "1212121212121212121",
+        "1000000000000000001",
+    ]
+    assert frame["id_str"].isna().tolist() == [False, True, False]
+    assert frame["likes"].dtype.kind == "i"  # short numbers stay numbers
+
+
 def test_a_one_column_csv_stays_one_column(tmp_path):
     path = tmp_path / "texts.csv"
     pd.DataFrame({"text": ["a; b", "c d", "e;f"]}).to_csv(path, index=False)
