@@ -124,7 +124,35 @@ def prepare_data(config, frame=None, *, progress=False):
     names = [spec.name for spec in feature_specs(config)]
     check_columns(frame, names + display)
     train, test = split_for_evaluation(frame, config)
+    _warn_varying_item_features(frame, item, config["model"])
     return prepared_parts(config, frame, train, test, progress=progress)
+
+
+def _warn_varying_item_features(frame, item, model):
+    """Warns of candidate features that differ between an item's rows: the
+    catalog keeps each item's first row (`catalog`), the rest are unread."""
+    names = [n for n in model["candidate_features"] if n != item]
+    if not names:
+        return
+    # Text spellings: a multi-valued cell may hold an unhashable list.
+    values = frame[names].astype(str)
+    counts = values.groupby(frame[item].to_numpy(), sort=False).nunique()
+    for name in names:
+        varying = counts[name][counts[name] > 1]
+        if len(varying):
+            logger.warning(
+                "Candidate feature '%s' has several values within %s of %s "
+                "items (item %r: %d values); the candidate tower reads one "
+                "per item, from its first row in the table. Fix: a column "
+                "describing the item (one value each), or leave '%s' out "
+                "of model.candidate_features.",
+                name,
+                f"{len(varying):,}",
+                f"{len(counts):,}",
+                varying.index[0],
+                int(varying.iloc[0]),
+                name,
+            )
 
 
 def prepared_parts(config, frame, train, test, *, progress=False):

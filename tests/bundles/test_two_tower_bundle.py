@@ -296,3 +296,21 @@ def test_bundle_manifest_lists_the_sha256_of_every_file(trained_bundle):
             "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
         }
+
+
+def test_a_candidate_feature_that_differs_within_items_is_warned(
+    movielens, caplog
+):
+    config = load_config(CONFIG, ["train.epochs=1"])
+    small = movielens[movielens.userId <= 60]
+    caplog.set_level("WARNING", logger="recsys.kinds.two_tower")
+    prepare_data(config, small)
+    assert "several values" not in caplog.text  # genres and year: per movie
+    # The year of the rating, not of the movie: one per row.
+    rated = small.assign(year=pd.to_datetime(small.timestamp, unit="s").dt.year)
+    prepared = prepare_data(config, rated)
+    assert "Candidate feature 'year' has several values within" in caplog.text
+    # What the tower reads: each movie's first row.
+    first = rated.drop_duplicates("movieId").set_index("movieId").year
+    read = prepared.items.set_index("movieId").year
+    pd.testing.assert_series_equal(read, first.loc[read.index])
