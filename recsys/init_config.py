@@ -758,7 +758,10 @@ def _text(
     frame: pd.DataFrame, source: str, columns: dict[str, str]
 ) -> list[str]:
     taken: set[str] = set(columns.values())
-    strings = [c for c in frame.columns if _is_strings(frame[c])]
+    # A column named by an option (the label) is never the text.
+    strings = [
+        c for c in frame.columns if _is_strings(frame[c]) and c not in taken
+    ]
     text, note = _given(columns, "text", "text") or (
         _by_name(frame.columns, _TEXT, taken),
         "guessed from its name: the text",

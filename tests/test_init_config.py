@@ -457,6 +457,19 @@ def test_a_text_config_takes_its_text_and_label_columns():
     assert 'label = "tag"' in text and "[features.review]" in text
 
 
+def test_a_long_label_given_is_not_taken_for_the_text():
+    # Tate artworks: the medium ("Oil paint on canvas") is longer than the
+    # title, and is the label asked for.
+    frame = pd.DataFrame(
+        {
+            "title": ["Sea", "Dawn", "A Lady"] * 20,
+            "medium": ["Oil paint on canvas", "Graphite on paper"] * 30,
+        }
+    )
+    text = init_config("text", frame=frame, columns={"label": "medium"})
+    assert 'text = "title"' in text and 'label = "medium"' in text
+
+
 def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
     data = tmp_path / "flights.csv"
     _flights(rows=60).to_csv(data, index=False)
