@@ -138,6 +138,7 @@ def main(argv=None):
         class_ids(prepared, prepared.train[label]),
         prepared.test[text].tolist(),
         y_test,
+        len(prepared.classes),
     )
 
     vectors = {}

@@ -19,6 +19,7 @@ import scipy.sparse
 from sklearn.linear_model import LogisticRegression
 from sklearn.linear_model import Ridge
 
+from recsys.evaluation.classification import every_class
 from recsys.evaluation.tasks import task_metrics
 
 BIAS_L2_GRID = (1.0, 3.0, 10.0, 30.0)
@@ -132,6 +133,9 @@ class LogisticRegressionBaseline:
         names: list of str. The columns it reads.
         C: float. Inverse L2 strength. Defaults to `1.0`.
         dims: optional dict. See `one_hot_matrix`.
+        classes: int. The number of classes of a multiclass task (labels
+            `0..classes-1`, some perhaps missing from a fit's rows); 0 for
+            binary. Defaults to `0`.
 
     Example:
 
@@ -141,11 +145,12 @@ class LogisticRegressionBaseline:
     ```
     """
 
-    def __init__(self, preprocessor, names, *, C=1.0, dims=None):
+    def __init__(self, preprocessor, names, *, C=1.0, dims=None, classes=0):
         self.preprocessor = preprocessor
         self.names = list(names)
         self.C = C
         self.dims = dims
+        self.classes = classes
 
     def fit(self, arrays, labels):
         self.model_ = LogisticRegression(C=self.C, max_iter=1000)
@@ -160,9 +165,11 @@ class LogisticRegressionBaseline:
     def predict(self, arrays):
         """Positive-class probabilities `(n,)`, or `(n, classes)`."""
         probabilities = self.model_.predict_proba(self._matrix(arrays))
-        if probabilities.shape[1] == 2:
-            return probabilities[:, 1]
-        return probabilities
+        if self.classes > 2:
+            return every_class(
+                probabilities, self.model_.classes_, self.classes
+            )
+        return probabilities[:, 1]
 
 
 class RidgeBaseline(LogisticRegressionBaseline):
@@ -230,6 +237,11 @@ def fit_baseline(
         grid, key = BIAS_L2_GRID, "l2"
     else:
         regression = name == "linear_regression"
+        # The training split holds every class (`label_classes`); its
+        # validation carve's fit part may miss some.
+        classes = (
+            int(np.max(parts["train"][2])) + 1 if task == "multiclass" else 0
+        )
 
         def make(value):
             if regression:
@@ -237,7 +249,7 @@ def fit_baseline(
                     preprocessor, names, alpha=value, dims=dims
                 )
             return LogisticRegressionBaseline(
-                preprocessor, names, C=value, dims=dims
+                preprocessor, names, C=value, dims=dims, classes=classes
             )
 
         def fit(model, frame, arrays, labels):

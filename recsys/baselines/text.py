@@ -12,6 +12,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
 from recsys.evaluation.classification import classification_metrics
+from recsys.evaluation.classification import every_class
 
 
 def tfidf_pipeline(name, seed=0):
@@ -44,13 +45,17 @@ def tfidf_pipeline(name, seed=0):
     return make_pipeline(vectorizer, classifier)
 
 
-def run_baselines(names, train_texts, train_labels, test_texts, test_labels):
+def run_baselines(
+    names, train_texts, train_labels, test_texts, test_labels, num_classes
+):
     """Fits each baseline on the training texts and scores it.
 
     Args:
         names: list of baseline names (see `tfidf_pipeline`).
         train_texts, test_texts: lists of strings.
-        train_labels, test_labels: int class indices, `0..num_classes-1`.
+        train_labels, test_labels: int class indices, `0..num_classes-1`
+            (a class may be missing from the training texts).
+        num_classes: int. The classes of the model.
 
     Returns:
         dict. `"baseline_<name>"` -> metrics (`classification_metrics`
@@ -60,7 +65,9 @@ def run_baselines(names, train_texts, train_labels, test_texts, test_labels):
     for name in names:
         started = time.perf_counter()
         pipeline = tfidf_pipeline(name).fit(train_texts, train_labels)
-        probabilities = pipeline.predict_proba(test_texts)
+        probabilities = every_class(
+            pipeline.predict_proba(test_texts), pipeline.classes_, num_classes
+        )
         seconds = time.perf_counter() - started
         metrics = classification_metrics(test_labels, probabilities)
         metrics["seconds"] = round(seconds, 2)

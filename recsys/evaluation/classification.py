@@ -38,6 +38,30 @@ def class_probabilities(probabilities: ArrayLike) -> np.ndarray:
     return probabilities
 
 
+def every_class(
+    probabilities: ArrayLike, fitted_classes: ArrayLike, num_classes: int
+) -> np.ndarray:
+    """A classifier's probabilities with one column per class id.
+
+    scikit-learn's `predict_proba` has a column per class of the labels it
+    was fitted on; a class absent from them (rare, or only in later rows)
+    would shift every later column onto the wrong class id. Absent classes
+    get probability 0.
+
+    Args:
+        probabilities: `(n, len(fitted_classes))` array.
+        fitted_classes: the integer class ids of its columns (`classes_`).
+        num_classes: int. Class ids are `0..num_classes-1`.
+
+    Returns:
+        float array `(n, num_classes)`.
+    """
+    probabilities = np.asarray(probabilities)
+    full = np.zeros((len(probabilities), num_classes), probabilities.dtype)
+    full[:, np.asarray(fitted_classes, dtype=np.int64)] = probabilities
+    return full
+
+
 def clipped_probabilities(probabilities: ArrayLike) -> np.ndarray:
     """Class probabilities of at least `MIN_PROBABILITY`, rows summing to 1.
 

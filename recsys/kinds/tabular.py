@@ -144,7 +144,8 @@ def row_labels(frame, config, classes):
         unseen = sorted(set(values[codes < 0].tolist()))[:5]
         raise ValueError(
             f"Label values {unseen} do not occur in the training split, so "
-            "the model has no class for them."
+            "the model has no class for them. Fix: leave out the rows of "
+            "classes too rare to learn, or merge them into one class."
         )
     return codes.astype(np.float32 if task == "binary" else np.int32)
 

@@ -424,6 +424,7 @@ class TextKind(ModelKind):
                 class_ids(prepared, prepared.train[label]),
                 prepared.test[text].tolist(),
                 y_test,
+                len(prepared.classes),
             )
         )
         metrics["split"] = split_description(
