@@ -234,8 +234,8 @@ def objective_metric(
         config: dict. A validated config.
         catalog_size: int or None. Distinct items of a retrieval table;
             None takes the largest k.
-        repeat_share: float. The share of a retrieval table's rows that
-            repeat an earlier (user, item) pair.
+        repeat_share: float. The share of a retrieval table's held-out
+            rows that repeat a (user, item) pair of its training rows.
     """
     model = config["model"]
     if model["kind"] == "two_tower":
@@ -252,13 +252,15 @@ def objective_metric(
 
 
 def _catalog_and_repeats(config, frame):
-    """`(distinct items, share of rows repeating a (user, item) pair)` of a
-    retrieval table; `(None, 0.0)` for the other kinds."""
-    user, item = config["data"].get("user"), config["data"].get("item")
+    """`(distinct items, repeat share of the validation carve)` of a
+    retrieval table (`carve_repeat_share`: the share early stopping and the
+    baselines choose by); `(None, 0.0)` for the other kinds."""
+    item = config["data"].get("item")
     if config["model"]["kind"] != "two_tower" or item not in frame:
         return None, 0.0
-    repeats = frame.duplicated([user, item]).mean() if user in frame else 0.0
-    return frame[item].nunique(), float(repeats)
+    from recsys.kinds.two_tower import carve_repeat_share
+
+    return frame[item].nunique(), carve_repeat_share(config, frame)
 
 
 def with_params(config: dict, params: dict[str, Any]) -> dict:

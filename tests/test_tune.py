@@ -15,6 +15,7 @@ from recsys.kinds.two_tower import TwoTowerKind
 from recsys.tune import Choice
 from recsys.tune import OutOfTime
 from recsys.tune import Range
+from recsys.tune import _catalog_and_repeats
 from recsys.tune import _chosen_trial
 from recsys.tune import _out_of_time_in_one_line
 from recsys.tune import _report
@@ -275,6 +276,28 @@ def test_retrieval_is_judged_at_a_k_the_catalog_leaves_informative(
     repeated = metric.replace("_filtered", "")
     assert objective_metric(config, catalog, repeat_share=0.5) == repeated
     assert objective_metric(config, catalog, repeat_share=0.1) == metric
+
+
+def test_repeats_are_counted_on_the_carve_a_trial_is_scored_on(interactions):
+    # Each user rates five items three times each at first, then fifteen
+    # new ones: a third of all rows repeat a pair, none of the validation
+    # carve's held-out rows (each user's latest training rows).
+    rows = [
+        (user, step // 3 if step < 15 else 100 + 30 * user + step, step)
+        for user in range(40)
+        for step in range(30)
+    ]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    assert frame.duplicated(["user_id", "item_id"]).mean() == 1 / 3
+    config = _two_tower_config(interactions)
+    catalog, share = _catalog_and_repeats(config, frame)
+    assert (catalog, share) == (5 + 40 * 15, 0.0)
+    assert objective_metric(config, catalog, share) == "hr@5_filtered"
+    # Users who come back to their items in the carve: judged unfiltered.
+    again = frame.assign(item_id=np.where(frame.timestamp % 2, 1, 2))
+    _, share = _catalog_and_repeats(config, again)
+    assert share == 1.0
+    assert objective_metric(config, 2, share) == "hr@5"
 
 
 def test_a_small_catalog_is_judged_on_at_least_five_items(interactions):

@@ -128,6 +128,36 @@ def prepare_data(config, frame=None, *, progress=False):
     return prepared_parts(config, frame, train, test, progress=progress)
 
 
+def carve_repeat_share(config, frame):
+    """`repeat_share` of the validation carve a `recsys tune` trial is
+    scored on: the same share early stopping and the baselines read.
+
+    Args:
+        config: dict. A validated two-tower config.
+        frame: DataFrame. The whole table (`source_table`'s).
+
+    Returns:
+        float. The share of the carve's held-out rows that repeat a pair of
+        its fit rows (0 for an empty carve).
+    """
+    data = config["data"]
+    frame = positive_rows(frame, data)
+    frame = check_interactions(
+        frame,
+        user=data["user"],
+        item=data["item"],
+        time=data["time"],
+        time_format=data["time_format"],
+    )
+    evaluate = {**config["evaluate"], "split": "validation"}
+    fit_rows, held = split_for_evaluation(
+        frame, {**config, "evaluate": evaluate}
+    )
+    if not (len(fit_rows) and len(held)):
+        return 0.0
+    return repeat_share(fit_rows, held, **_ids(config))
+
+
 def _warn_varying_item_features(frame, item, model):
     """Warns of candidate features that differ between an item's rows: the
     catalog keeps each item's first row (`catalog`), the rest are unread."""
