@@ -2,15 +2,19 @@
 
 A ranker that knows which movies a user recently liked can compare the
 candidate with them (an item-item signal that per-user and per-item weights
-cannot express). A row's history holds only positives strictly before it,
-so no row sees its own label; a user's latest state, used for rows after
-the training data (test rows, serving), holds their last positives.
+cannot express). A row's history holds only positives strictly before it
+(and before its time, where times are given: rows of one time are
+concurrent, and their order in the table would teach the model a tie
+order), so no row sees its own label; a user's latest state, used for rows
+after the training data (test rows, serving), holds their last positives.
 """
 
 import numpy as np
 
 
-def positive_history(users, items, positive, length, include_current=False):
+def positive_history(
+    users, items, positive, length, include_current=False, times=None
+):
     """Returns each row's `length` previous positive items of its user.
 
     Args:
@@ -21,6 +25,9 @@ def positive_history(users, items, positive, length, include_current=False):
         length: int. History length.
         include_current: bool. Count the row itself when it is positive
             (the state *after* the row). Defaults to `False`.
+        times: optional 1-D array of the rows' times: a row's history then
+            holds only positives of an earlier time (not with
+            `include_current`). Defaults to `None`.
 
     Returns:
         int32 array `(len(items), length)`, most recent first, 0-padded.
@@ -35,6 +42,11 @@ def positive_history(users, items, positive, length, include_current=False):
     start = np.maximum.accumulate(np.where(boundary, np.arange(n), 0))
     through = np.cumsum(positive)  # positives up to and including each row
     seen = through if include_current else through - positive
+    if times is not None and not include_current:
+        times = np.asarray(times)
+        # Each row sees what the first row of its (user, time) run saw.
+        tied = boundary | np.r_[True, times[1:] != times[:-1]]
+        seen = seen[np.maximum.accumulate(np.where(tied, np.arange(n), 0))]
     # The global index of the user's first positive: positives before the
     # user's first row.
     first = (through - positive)[start]

@@ -317,11 +317,12 @@ def _add_history(parts, config):
     """Adds each part's `"history"` input; returns the users' latest state.
 
     Rows the model trains on (`fit`, `train`) see their user's positives
-    strictly before them; rows after their training data (`validation`
+    of earlier times; rows after their training data (`validation`
     after `fit`, `test` after `train`) see the user's state at its end, as
     a served request does.
     """
     user, item = config["data"]["user"], config["data"]["item"]
+    time = config["data"]["time"]
     length = config["model"]["history_length"]
     latest = {}
     for source, after in (("fit", "validation"), ("train", "test")):
@@ -329,7 +330,11 @@ def _add_history(parts, config):
         users = frame[user].to_numpy()
         positive = _positive(frame, config)
         arrays[HISTORY] = positive_history(
-            users, arrays[item], positive, length
+            users,
+            arrays[item],
+            positive,
+            length,
+            times=frame[time].to_numpy() if time else None,
         )
         latest[source] = latest_positive_history(
             users, arrays[item], positive, length
