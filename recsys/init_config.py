@@ -511,7 +511,23 @@ def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
             f"'{time[0]}' holds {distinct} numbers, no {when}: set the "
             "column name",
         )
+    parts = _date_parts(frame)
+    if time[0] == PLACEHOLDER and parts:
+        listed = ", ".join(f"'{c}'" for c in parts)
+        time = (
+            PLACEHOLDER,
+            f"the date is in parts ({listed}): add one column "
+            f"pandas.to_datetime(frame[[{listed}]]) and name it",
+        )
     return time
+
+
+def _date_parts(frame: pd.DataFrame) -> list[str]:
+    """The columns of a date written in parts (ratdat's `year`, `month`,
+    `day`): year and month at least, in that order; `[]` otherwise."""
+    keys = {_key(c): c for c in frame.columns}
+    parts = [keys[k] for k in ("year", "month", "day") if k in keys]
+    return parts if len(parts) >= 2 and _key(parts[1]) == "month" else []
 
 
 def _item_display(frame: pd.DataFrame, item: str, taken: set[str]):

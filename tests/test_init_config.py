@@ -470,6 +470,26 @@ def test_a_long_label_given_is_not_taken_for_the_text():
     assert 'text = "title"' in text and 'label = "medium"' in text
 
 
+def test_a_date_in_parts_says_how_to_make_it_one_column():
+    # ratdat's surveys: year, month and day columns, no date.
+    frame = pd.DataFrame(
+        {
+            "plot_id": np.arange(60) % 6,
+            "species_id": np.arange(60) % 7,
+            "year": 1990 + np.arange(60) // 12,
+            "month": np.arange(60) % 12 + 1,
+            "day": np.arange(60) % 28 + 1,
+        }
+    )
+    text = init_config(
+        "two_tower",
+        frame=frame,
+        columns={"user": "plot_id", "item": "species_id"},
+    )
+    assert f'time = "{PLACEHOLDER}"' in text
+    assert "pandas.to_datetime(frame[['year', 'month', 'day']])" in text
+
+
 def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
     data = tmp_path / "flights.csv"
     _flights(rows=60).to_csv(data, index=False)
