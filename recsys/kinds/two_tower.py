@@ -820,8 +820,10 @@ def _baseline_notes(baselines):
         if "skipped" in details:
             lines.append(f"{name}: skipped, {details['skipped']}")
             continue
-        if "boost" in details:
-            # 1 + boost * exp(-rank / scale): boost 0 is EASE itself.
+        if "boost" in details and not details["boost"]:
+            # 1 + 0 * exp(-rank / scale): EASE itself.
+            setting = f"l2 = {details['l2']:g}, no recency weight (= ease)"
+        elif "boost" in details:
             setting = (
                 f"l2 = {details['l2']:g}, recency weights 1 + "
                 f"{details['boost']:g} exp(-rank / {details['scale']:g})"

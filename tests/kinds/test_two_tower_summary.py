@@ -63,3 +63,23 @@ def test_a_table_of_repeats_says_which_metrics_to_read():
     assert 'add "repeat" to evaluate.baselines.' in text
     metrics["split"] = {"repeat_share": 0.1}
     assert "repeat" not in summary(metrics, CONFIG)
+
+
+def test_the_baseline_lines_say_what_each_chose():
+    metrics = _metrics(metric_names((10, 50)))
+    recent = {"l2": 50.0, "scale": 20.0, "seconds": 0.1}
+    metrics["baselines"] = {
+        "ease_recent": {**recent, "boost": 3.0},
+        "ease_recent_flat": {**recent, "boost": 0.0},
+        "item_knn": {"skipped": "no items", "seconds": 0.0},
+    }
+    lines = summary(metrics, CONFIG).splitlines()
+    assert (
+        "ease_recent: l2 = 50, recency weights 1 + 3 exp(-rank / 20), 0.1 s"
+        in lines
+    )
+    # Boost 0 is EASE itself, not "1 + 0 exp(...)".
+    assert (
+        "ease_recent_flat: l2 = 50, no recency weight (= ease), 0.1 s" in lines
+    )
+    assert "item_knn: skipped, no items" in lines
