@@ -114,18 +114,28 @@ def prepare_data(config, frame=None, *, progress=False):
         A `PreparedData`.
     """
     data = config["data"]
-    user, item, time = data["user"], data["item"], data["time"]
-    frame = source_table(config, frame, progress=progress)
-    frame = positive_rows(frame, data)
-    frame = check_interactions(
-        frame, user=user, item=item, time=time, time_format=data["time_format"]
+    frame = checked_interactions(
+        config, source_table(config, frame, progress=progress)
     )
     display = [data["display"]] if data["display"] else []
     names = [spec.name for spec in feature_specs(config)]
     check_columns(frame, names + display)
     train, test = split_for_evaluation(frame, config)
-    _warn_varying_item_features(frame, item, config["model"])
+    _warn_varying_item_features(frame, data["item"], config["model"])
     return prepared_parts(config, frame, train, test, progress=progress)
+
+
+def checked_interactions(config, frame):
+    """The rows of `frame` that count as interactions (`positive_rows`),
+    their id and time columns checked (`check_interactions`)."""
+    data = config["data"]
+    return check_interactions(
+        positive_rows(frame, data),
+        user=data["user"],
+        item=data["item"],
+        time=data["time"],
+        time_format=data["time_format"],
+    )
 
 
 def carve_repeat_share(config, frame):
@@ -140,18 +150,9 @@ def carve_repeat_share(config, frame):
         float. The share of the carve's held-out rows that repeat a pair of
         its fit rows (0 for an empty carve).
     """
-    data = config["data"]
-    frame = positive_rows(frame, data)
-    frame = check_interactions(
-        frame,
-        user=data["user"],
-        item=data["item"],
-        time=data["time"],
-        time_format=data["time_format"],
-    )
     evaluate = {**config["evaluate"], "split": "validation"}
     fit_rows, held = split_for_evaluation(
-        frame, {**config, "evaluate": evaluate}
+        checked_interactions(config, frame), {**config, "evaluate": evaluate}
     )
     if not (len(fit_rows) and len(held)):
         return 0.0
@@ -164,8 +165,11 @@ def _warn_varying_item_features(frame, item, model):
     names = [n for n in model["candidate_features"] if n != item]
     if not names:
         return
-    # Text spellings: a multi-valued cell may hold an unhashable list.
-    values = frame[names].astype(str)
+    # Text spellings of text cells: a multi-valued one may hold a list,
+    # which is not hashable (numbers are counted as they are: faster).
+    values = frame[names].apply(
+        lambda c: c.astype(str) if c.dtype == object else c
+    )
     counts = values.groupby(frame[item].to_numpy(), sort=False).nunique()
     for name in names:
         varying = counts[name][counts[name] > 1]
