@@ -155,8 +155,36 @@ def _with_ngrams(
     return pa.array(rows, type=pa.list_(pa.string()))
 
 
+def joined_lists(series: pd.Series, separator: str) -> pd.Series:
+    """`series` with its list cells (JSON arrays, Parquet lists) written as
+    text: their values joined by `separator`, as a multi-valued column of
+    text holds them. Other cells are kept; a column without lists is
+    returned as it is.
+
+    Example:
+
+    ```python
+    joined_lists(pd.Series([["a", "b"], "c", None]), "|")  # "a|b", "c", None
+    ```
+    """
+    if series.dtype != object:
+        return series
+    listed = series.map(lambda v: isinstance(v, (list, tuple, np.ndarray)))
+    if not listed.any():
+        return series
+    joined = series.copy()
+    joined[listed] = [
+        separator.join(s for s in canonical_strings(list(v)) if s is not None)
+        for v in series[listed]
+    ]
+    return joined
+
+
 def _tokens(series: pd.Series, feature: Any) -> pa.ListArray:
-    """Splits a multi-valued column into an Arrow list array of strings."""
+    """Splits a multi-valued column into an Arrow list array of strings
+    (list cells are lists of values already: `joined_lists`)."""
+    if feature.tokenizer != "text":
+        series = joined_lists(series, feature.separator or " ")
     if feature.tokenizer == "text" and series.dtype == object:
         bad = series.map(lambda v: not isinstance(v, str) and pd.notna(v))
         if bool(bad.any()):

@@ -19,6 +19,7 @@ from recsys.config.common import PLACEHOLDER
 from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
 from recsys.features import TextFeature
+from recsys.features.preprocessor import joined_lists
 
 # Rows of a table init reads to guess from: a large table is not loaded
 # whole to write a config.
@@ -893,6 +894,9 @@ def init_config(
         from recsys.data.sources import load_interactions
 
         frame = load_interactions(data, max_rows=SAMPLE_ROWS)
+    # List cells (JSON arrays, Parquet lists) read as multi-valued text,
+    # as training reads them with `separator = "|"`.
+    frame = frame.apply(lambda column: joined_lists(column, "|"))
     columns = _check_columns(kind, dict(columns or {}), frame)
     source = source or data or PLACEHOLDER
     build = builders[kind]

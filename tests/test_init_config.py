@@ -490,6 +490,33 @@ def test_a_date_in_parts_says_how_to_make_it_one_column():
     assert "pandas.to_datetime(frame[['year', 'month', 'day']])" in text
 
 
+def test_a_column_of_lists_is_multi_valued(tmp_path, capsys):
+    # A JSONL table whose tags are JSON arrays: init read them (it failed on
+    # "unhashable type: 'list'"), and the config trains.
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, 40, 400)
+    items = users % 8 * 3 + rng.integers(0, 3, 400)
+    frame = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": items,
+            "timestamp": np.arange(400),
+            "tags": [["red", "big"] if i % 2 else ["blue"] for i in items],
+        }
+    )
+    data = tmp_path / "events.jsonl"
+    frame.to_json(data, orient="records", lines=True)
+    config = tmp_path / "events.toml"
+    assert (
+        main(["init", "two_tower", "--data", str(data), "-o", str(config)]) == 0
+    )
+    text = config.read_text()
+    assert '[features.tags]\nkind = "multi_categorical"' in text
+    assert 'separator = "|"' in text
+    code = main(["train", str(config), "--output", str(tmp_path / "b"), *FAST])
+    assert code == 0, capsys.readouterr().err
+
+
 def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
     data = tmp_path / "flights.csv"
     _flights(rows=60).to_csv(data, index=False)

@@ -94,6 +94,30 @@ def test_preprocessor_multi_valued_padded_and_truncated():
     assert ids[2, 1] != 0 and (ids[2] > 0).sum() == 2  # truncated to 2
 
 
+def test_list_cells_are_the_values_of_a_multi_valued_column():
+    # JSON arrays and Parquet lists (numpy arrays) hold the values a text
+    # cell would join with the separator.
+    text = pd.DataFrame({"tags": ["a|b", "c", None, "b|7"]})
+    listed = pd.DataFrame(
+        {"tags": [["a", "b"], np.array(["c"]), None, ["b", 7]]}
+    )
+    pre = Preprocessor(
+        features=[MultiCategoricalFeature("tags", max_length=3, separator="|")]
+    ).fit(text)
+    np.testing.assert_array_equal(
+        pre.transform(listed)["tags"], pre.transform(text)["tags"]
+    )
+    words = Preprocessor(
+        features=[
+            MultiCategoricalFeature("tags", max_length=3, tokenizer="words")
+        ]
+    ).fit(pd.DataFrame({"tags": ["Red wine", "cheese"]}))
+    np.testing.assert_array_equal(
+        words.transform(pd.DataFrame({"tags": [["red", "WINE"]]}))["tags"],
+        words.transform(pd.DataFrame({"tags": ["red wine"]}))["tags"],
+    )
+
+
 def test_preprocessor_words_tokenizer_lowercases_and_strips_punctuation():
     ids = _pre().transform(FRAME)["title"]
     np.testing.assert_array_equal(ids[1], ids[2])  # "Heat" == "heat!"
