@@ -155,11 +155,15 @@ def _with_ngrams(
     return pa.array(rows, type=pa.list_(pa.string()))
 
 
+# Non-null cells of an object column looked at for lists.
+LIST_SAMPLE = 1000
+
+
 def joined_lists(series: pd.Series, separator: str) -> pd.Series:
     """`series` with its list cells (JSON arrays, Parquet lists) written as
     text: their values joined by `separator`, as a multi-valued column of
-    text holds them. Other cells are kept; a column without lists is
-    returned as it is.
+    text holds them. Other cells are kept; a column without lists among
+    its first `LIST_SAMPLE` values is returned as it is.
 
     Example:
 
@@ -169,9 +173,15 @@ def joined_lists(series: pd.Series, separator: str) -> pd.Series:
     """
     if series.dtype != object:
         return series
-    listed = series.map(lambda v: isinstance(v, (list, tuple, np.ndarray)))
-    if not listed.any():
+
+    def is_list(value):
+        return isinstance(value, (list, tuple, np.ndarray))
+
+    # A column of text (the common case) is told by its first cells, not
+    # by a Python call on each of millions.
+    if not series.dropna().head(LIST_SAMPLE).map(is_list).any():
         return series
+    listed = series.map(is_list)
     joined = series.copy()
     joined[listed] = [
         separator.join(s for s in canonical_strings(list(v)) if s is not None)
