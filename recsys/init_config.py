@@ -16,6 +16,7 @@ import re
 import pandas as pd
 
 from recsys.config.common import PLACEHOLDER
+from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
 from recsys.features import TextFeature
@@ -541,7 +542,7 @@ def _item_display(frame: pd.DataFrame, item: str, taken: set[str]):
     display = _by_name(frame.columns, _DISPLAY, taken) or ""
     note = "shown beside recommendations (optional)"
     if display and item in frame:
-        names = frame.groupby(item)[display].nunique()
+        names = values_per_item(frame, item, [display])[display]
         if (names > 1).mean() > 0.05:
             return "", (
                 f"not '{display}': it differs within "

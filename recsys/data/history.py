@@ -9,13 +9,28 @@ per history position), never a Python loop over rows.
 import numpy as np
 
 
-def _blocks(users):
-    """Start of each row's user block, for rows grouped by user."""
-    users = np.asarray(users)
-    if len(users) == 0:
+def run_starts(*columns):
+    """The first row of each row's run of equal values in every column.
+
+    `run_starts(users)`: the start of each row's user block, for rows
+    grouped by user; `run_starts(users, times)`: the first row of its
+    user's rows of that time (rows grouped by user, time-ordered).
+
+    Args:
+        *columns: 1-D arrays of one length.
+
+    Returns:
+        int64 array of row indices.
+    """
+    columns = [np.asarray(c) for c in columns]
+    n = len(columns[0])
+    if n == 0:
         return np.zeros(0, np.int64)
-    boundary = np.r_[True, users[1:] != users[:-1]]
-    return np.maximum.accumulate(np.where(boundary, np.arange(len(users)), 0))
+    boundary = np.zeros(n, bool)
+    boundary[0] = True
+    for column in columns:
+        boundary[1:] |= column[1:] != column[:-1]
+    return np.maximum.accumulate(np.where(boundary, np.arange(n), 0))
 
 
 def previous_items(users, items, length, times=None):
@@ -37,12 +52,9 @@ def previous_items(users, items, length, times=None):
         int32 array `(len(items), length)`, most recent first, 0-padded.
     """
     items = np.asarray(items)
-    start = _blocks(users)
-    rows = np.arange(len(items))
-    if times is not None and len(items):
-        times = np.asarray(times)
-        tied = np.r_[False, (times[1:] == times[:-1]) & (start[1:] != rows[1:])]
-        rows = np.maximum.accumulate(np.where(tied, 0, rows))
+    start = run_starts(users)
+    # A row's history ends before the first row of its time.
+    rows = np.arange(len(items)) if times is None else run_starts(users, times)
     out = np.zeros((len(items), length), np.int32)
     for lag in range(1, length + 1):
         source = rows - lag
@@ -86,7 +98,7 @@ def _shuffled_blocks(users, seed):
         `order` and the row's own place in its shuffled block.
     """
     users = np.asarray(users)
-    start = _blocks(users)
+    start = run_starts(users)
     if len(users) == 0:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, empty

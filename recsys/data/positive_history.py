@@ -11,6 +11,8 @@ after the training data (test rows, serving), holds their last positives.
 
 import numpy as np
 
+from recsys.data.history import run_starts
+
 
 def positive_history(
     users, items, positive, length, include_current=False, times=None
@@ -38,15 +40,12 @@ def positive_history(
     out = np.zeros((n, length), np.int32)
     if n == 0:
         return out
-    boundary = np.r_[True, users[1:] != users[:-1]]
-    start = np.maximum.accumulate(np.where(boundary, np.arange(n), 0))
+    start = run_starts(users)
     through = np.cumsum(positive)  # positives up to and including each row
     seen = through if include_current else through - positive
     if times is not None and not include_current:
-        times = np.asarray(times)
-        # Each row sees what the first row of its (user, time) run saw.
-        tied = boundary | np.r_[True, times[1:] != times[:-1]]
-        seen = seen[np.maximum.accumulate(np.where(tied, np.arange(n), 0))]
+        # Each row sees what the first row of its user's time saw.
+        seen = seen[run_starts(users, times)]
     # The global index of the user's first positive: positives before the
     # user's first row.
     first = (through - positive)[start]

@@ -217,6 +217,29 @@ def catalog(interactions, item):
     )
 
 
+def values_per_item(frame, item, columns):
+    """How many distinct values each column holds within each item.
+
+    Above one, `catalog` keeps the item's first row and the others go
+    unread (a price paid, a pet's name where the items are breeds). Empty
+    cells are not values; text cells are compared as written, a list cell
+    by its spelling.
+
+    Args:
+        frame: DataFrame of interactions.
+        item: str. The item id column.
+        columns: list of str. The columns to count.
+
+    Returns:
+        DataFrame indexed by item id, one count column per column.
+    """
+    # Numbers are counted as they are (faster than spelling them).
+    values = frame[list(columns)].apply(
+        lambda c: c.astype(str).where(c.notna()) if c.dtype == object else c
+    )
+    return values.groupby(frame[item].to_numpy(), sort=False).nunique()
+
+
 def item_inputs(preprocessor, items, candidate_features):
     """Candidate-tower inputs of every catalog item."""
     return {

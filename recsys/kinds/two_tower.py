@@ -29,6 +29,7 @@ from recsys.data.retrieval_inputs import parse_times
 from recsys.data.retrieval_inputs import positive_rows
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
+from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
@@ -165,12 +166,7 @@ def _warn_varying_item_features(frame, item, model):
     names = [n for n in model["candidate_features"] if n != item]
     if not names:
         return
-    # Text spellings of text cells: a multi-valued one may hold a list,
-    # which is not hashable (numbers are counted as they are: faster).
-    values = frame[names].apply(
-        lambda c: c.astype(str) if c.dtype == object else c
-    )
-    counts = values.groupby(frame[item].to_numpy(), sort=False).nunique()
+    counts = values_per_item(frame, item, names)
     for name in names:
         varying = counts[name][counts[name] > 1]
         if len(varying):
