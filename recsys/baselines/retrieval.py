@@ -23,7 +23,9 @@ them, then the rest by popularity: the "buy again" list such a table's
 model has to beat on the unfiltered metrics.
 
 Items never seen in training score 0, as they would in the full item x item
-model (their rows and columns of `B` are 0). `fit_retrieval_baselines`
+model (their rows and columns of `B` are 0). Users without training rows
+(cold users, e.g. one-row users of a time split) get the popularity order:
+an item-item model has nothing to say about them. `fit_retrieval_baselines`
 chooses EASE's `l2` on the validation carve of the training rows (never on
 the evaluated rows), then refits on all of them.
 """
@@ -134,6 +136,14 @@ class _MatrixScorer:
         if self.binary:
             matrix.data[:] = 1.0
         self.matrix_ = matrix
+        counts = np.zeros(self.num_candidates_)
+        counts[self.columns_] = np.asarray(matrix.sum(axis=0)).ravel()
+        # Below 1: it orders the candidates of users without training rows
+        # (each model's answer for them would be all ties) and the ties of
+        # `UserRepeats`.
+        self.popularity_ = (counts / (counts.max(initial=0) + 1)).astype(
+            np.float32
+        )
         with _one_blas_thread():
             self._fit()
         return self
@@ -142,8 +152,8 @@ class _MatrixScorer:
         """Scores of every candidate for each user.
 
         Args:
-            users: 1-D array of user ids. Users without training rows score
-                every candidate 0.
+            users: 1-D array of user ids. Users without training rows get
+                the candidates' popularity (their training interactions).
 
         Returns:
             float32 array of shape `(len(users), len(candidates))`.
@@ -151,6 +161,7 @@ class _MatrixScorer:
         rows = self.users_.get_indexer(np.asarray(users))
         known = rows >= 0
         scores = np.zeros((len(rows), self.num_candidates_), np.float32)
+        scores[~known] = self.popularity_
         if known.any():
             with _one_blas_thread():
                 scores[np.ix_(known, self.columns_)] = self._score_rows(
@@ -310,28 +321,12 @@ class UserRepeats(_MatrixScorer):
     binary = False  # the counts order a user's items
 
     def _fit(self):
-        counts = np.asarray(self.matrix_.sum(axis=0)).ravel()
-        popularity = np.zeros(self.num_candidates_)
-        popularity[self.columns_] = counts
-        # Below 1, so it orders unseen items and ties, never a seen item
-        # below an unseen one.
-        self.popularity_ = (
-            popularity / (popularity.max(initial=0) + 1)
-        ).astype(np.float32)
+        pass
 
     def _score_rows(self, rows):
-        return rows.toarray()
-
-    def score(self, users: ArrayLike) -> np.ndarray:
-        """Scores of every candidate for each user (see the class).
-
-        Args:
-            users: 1-D array of user ids.
-
-        Returns:
-            float32 array of shape `(len(users), len(candidates))`.
-        """
-        return super().score(users) + self.popularity_
+        # The popularity below 1 orders unseen items and ties, never a seen
+        # item below an unseen one.
+        return rows.toarray() + self.popularity_[self.columns_]
 
 
 class ItemKNN(_MatrixScorer):

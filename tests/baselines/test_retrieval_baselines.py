@@ -51,12 +51,19 @@ def test_ease_matches_the_dense_closed_form(num_users):
     assert not ease.score(users)[:, -1].any()
 
 
-def test_ease_scores_unknown_users_zero():
-    frame = _table(5)
-    ease = EASE(l2=1.0).fit(frame["user"], frame["item"], CANDIDATES)
-    scores = ease.score(np.array([999, 0]))
+@pytest.mark.parametrize("scorer", [EASE(l2=1.0), ItemKNN(neighbours=2)])
+def test_unknown_users_get_the_popularity_order(scorer):
+    frame = pd.DataFrame(
+        {"user": [1, 1, 2, 2, 3], "item": [30, 10, 30, 20, 30]}
+    )
+    scorer.fit(frame["user"], frame["item"], CANDIDATES)
+    scores = scorer.score(np.array([999, 1]))
     assert scores.shape == (2, len(CANDIDATES)) and scores.dtype == np.float32
-    assert not scores[0].any()
+    # 30 (three users) before 10 and 20 (one each), untrained items last.
+    assert list(np.argsort(-scores[0], kind="stable")[:3]) == [2, 0, 1]
+    assert scores[0, 3:].max() == 0 < scores[0, :3].min()
+    # A known user keeps the item-item scores.
+    assert scores[1, 3:].max() == 0 and scores[1, 2] != scores[0, 2]
 
 
 def test_ease_refuses_a_nonpositive_l2():
