@@ -122,6 +122,7 @@ def prepare_data(config, frame=None, *, progress=False):
     names = [spec.name for spec in feature_specs(config)]
     check_columns(frame, names + display)
     train, test = split_for_evaluation(frame, config)
+    _warn_short_users(train, test, data)
     _warn_varying_item_features(frame, data["item"], config["model"])
     return prepared_parts(config, frame, train, test, progress=progress)
 
@@ -158,6 +159,32 @@ def carve_repeat_share(config, frame):
     if not (len(fit_rows) and len(held)):
         return 0.0
     return repeat_share(fit_rows, held, **_ids(config))
+
+
+def _warn_short_users(train, test, data):
+    """Warns when the per-user split holds out far more than
+    `data.test_fraction`: each user keeps out at least one row, so users
+    of one row are held out whole and meet the model cold."""
+    if split_rule(data).method != "user_time":
+        return
+    rows = len(train) + len(test)
+    share = len(test) / rows
+    if share < 1.5 * data["test_fraction"]:
+        return
+    users = test[data["user"]].unique()
+    cold = np.count_nonzero(~pd.Index(users).isin(train[data["user"]]))
+    logger.warning(
+        'data.split = "user_time" held out %.0f%% of the %s rows '
+        "(data.test_fraction = %s): each user keeps out at least one row, "
+        "and %s of the %s held-out users have no training row (cold: "
+        "their id was never learnt). Fix: a user column with more rows "
+        'per user, or a global split (data.split = "time" or "random").',
+        100 * share,
+        f"{rows:,}",
+        data["test_fraction"],
+        f"{cold:,}",
+        f"{len(users):,}",
+    )
 
 
 def _warn_varying_item_features(frame, item, model):

@@ -314,3 +314,20 @@ def test_a_candidate_feature_that_differs_within_items_is_warned(
     first = rated.drop_duplicates("movieId").set_index("movieId").year
     read = prepared.items.set_index("movieId").year
     pd.testing.assert_series_equal(read, first.loc[read.index])
+
+
+def test_a_per_user_split_of_one_row_users_is_warned(movielens, caplog):
+    # Users of one row (a table of orders, each its own "user") are held
+    # out whole: the test share is far above data.test_fraction.
+    config = load_config(CONFIG, ["train.epochs=1"])
+    small = movielens[movielens.userId <= 60]
+    caplog.set_level("WARNING", logger="recsys.kinds.two_tower")
+    prepare_data(config, small)
+    assert "held out" not in caplog.text  # 20 ratings or more each
+    orders = small.assign(userId=np.arange(len(small)) // 2)
+    orders.loc[orders.userId % 2 == 0, "userId"] = -1 - np.arange(
+        np.count_nonzero(orders.userId % 2 == 0)
+    )
+    prepare_data(config, orders)
+    assert 'data.split = "user_time" held out' in caplog.text
+    assert "have no training row" in caplog.text
