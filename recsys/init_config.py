@@ -521,7 +521,28 @@ def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
             f"the date is in parts ({listed}): add one column "
             f"pandas.to_datetime(frame[[{listed}]]) and name it",
         )
+    year = _year_column(frame, taken)
+    if time[0] == PLACEHOLDER and not parts and year:
+        time = (
+            year,
+            f"the {when}, by year only: rows of one year are concurrent "
+            "(name a finer time column if there is one)",
+        )
     return time
+
+
+def _year_column(frame: pd.DataFrame, taken: set[str]) -> str | None:
+    """A column named `year` of two or more calendar years (plyr's
+    `baseball`: a player's seasons), or None."""
+    column = next(
+        (c for c in frame.columns if _key(c) == "year" and c not in taken),
+        None,
+    )
+    if column is None or not _is_numeric(frame[column]):
+        return None
+    years = frame[column].dropna()
+    calendar = years.between(1000, 3000).all() and (years % 1 == 0).all()
+    return column if calendar and years.nunique() > 1 else None
 
 
 def _date_parts(frame: pd.DataFrame) -> list[str]:

@@ -490,6 +490,26 @@ def test_a_date_in_parts_says_how_to_make_it_one_column():
     assert "pandas.to_datetime(frame[['year', 'month', 'day']])" in text
 
 
+def test_a_year_column_is_the_time_when_there_is_no_finer_one():
+    # plyr's baseball: a player's seasons (id, year, team), no date.
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(60) % 6,
+            "year": 1871 + np.arange(60) // 6,
+            "team": np.arange(60) % 7,
+            "runs": np.arange(60) % 11,
+        }
+    )
+    columns = {"user": "id", "item": "team"}
+    text = init_config("two_tower", frame=frame, columns=columns)
+    assert 'time = "year"' in text and "by year only" in text
+    # One year on every row orders nothing.
+    text = init_config(
+        "two_tower", frame=frame.assign(year=2020), columns=columns
+    )
+    assert f'time = "{PLACEHOLDER}"' in text
+
+
 def test_a_column_of_lists_is_multi_valued(tmp_path, capsys):
     # A JSONL table whose tags are JSON arrays: init read them (it failed on
     # "unhashable type: 'list'"), and the config trains.
