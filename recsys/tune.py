@@ -9,7 +9,8 @@ trial beats them by more than one standard error of the metric
 (`standard_error`: a small carve's noise does not choose). The first trial
 is the config's own settings (then, for a two-tower, the same without its
 history and with the user's profile as its history, `model.history =
-"profile"`); the search is Optuna's TPE sampler (a grid when the space is a
+"profile"`; for a tabular model, the same without hidden layers or
+crosses); the search is Optuna's TPE sampler (a grid when the space is a
 small set of choices), chosen over KerasTuner
 because a trial here is a whole `recsys.train` run (preprocessing, split,
 baselines), not a Keras model to rebuild, and Optuna stores trials in a
@@ -559,6 +560,9 @@ def tune(
             "model.history_length" in start
         ):
             study.enqueue_trial(_profile_probe(start, space))
+        linear = _linear_probe(start)
+        if linear != start:
+            study.enqueue_trial(linear)
     done = _finished(study)
     remaining = max(trials - done, 0)
     if remaining:
@@ -728,6 +732,27 @@ def _starting_point(config, space):
         elif dim.low <= value <= dim.high:
             start[name] = value
     return start
+
+
+def _linear_probe(start):
+    """`start` without hidden layers or crosses (a tabular config's): its
+    embeddings, numbers and per-value biases straight into the output.
+
+    The simplest model of the space, tried second: where a few columns
+    decide the label (openintro's `loans_full_schema`: the interest rate is
+    the `sub_grade`'s), the MLP learns the other 50 columns' noise before
+    the biases settle (validation RMSE 0.267 against 0.088 without hidden
+    layers), and a sampler may not draw `hidden_units = []` for many
+    trials. Other kinds: `start` unchanged.
+    """
+    if "model.hidden_units" not in start:
+        return start
+    return {
+        **start,
+        "model.interaction": "mlp",
+        "model.hidden_units": _key([]),
+        "model.dropout": 0.0,
+    }
 
 
 def _profile_probe(start, space):

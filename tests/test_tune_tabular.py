@@ -127,3 +127,36 @@ def test_tune_finds_the_planted_cross_and_beats_one_hot_lr(xor_table, tmp_path):
     metrics = result.test_metrics
     assert metrics["test"]["auc"] > 0.8
     assert metrics["baseline_logistic_regression"]["auc"] < 0.6
+
+
+def test_the_second_trial_is_the_config_without_hidden_layers(
+    xor_table, tmp_path
+):
+    # Where a few columns decide the label, an MLP can learn the others'
+    # noise before the per-value biases settle: the linear shape is tried
+    # second, whatever the sampler would draw.
+    config = _config(xor_table)
+    config["model"].update(interaction="dcn", hidden_units=[16], dropout=0.3)
+    space = {
+        "model.interaction": Choice(("mlp", "dcn")),
+        "model.hidden_units": Choice(([], [16])),
+        "model.dropout": Range(0.0, 0.5),
+    }
+    result = tune(
+        config,
+        str(tmp_path),
+        trials=2,
+        space=space,
+        final=False,
+        progress=False,
+    )
+    first, second = result.trials.to_dict("records")
+    assert (first["model.interaction"], first["model.hidden_units"]) == (
+        "dcn",
+        [16],
+    )
+    assert (second["model.interaction"], second["model.hidden_units"]) == (
+        "mlp",
+        [],
+    )
+    assert (first["model.dropout"], second["model.dropout"]) == (0.3, 0.0)
