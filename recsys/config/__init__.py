@@ -19,6 +19,7 @@ import os
 import tomllib
 import typing
 from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 from typing import Literal
 
@@ -134,7 +135,7 @@ def apply_override(config: dict, assignment: str) -> None:
 
 @typing.overload
 def load_config(
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike | Mapping | None = None,
     overrides: Iterable[str] = (),
     *,
     typed: Literal[False] = False,
@@ -143,7 +144,7 @@ def load_config(
 
 @typing.overload
 def load_config(
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike | Mapping | None = None,
     overrides: Iterable[str] = (),
     *,
     typed: Literal[True],
@@ -151,7 +152,7 @@ def load_config(
 
 
 def load_config(
-    path: str | os.PathLike | None = None,
+    path: str | os.PathLike | Mapping | None = None,
     overrides: Iterable[str] = (),
     *,
     typed: bool = False,
@@ -159,10 +160,12 @@ def load_config(
     """Reads a TOML config, applies overrides and validates the result.
 
     Args:
-        path: str or None. TOML file; `None` starts from the defaults.
-            A relative `data.source` or `data.path` in it is read from the
-            file's directory (else, if it exists only there, from the
-            working directory; `recsys.config.paths`).
+        path: str, dict or None. TOML file, or its tables as a dict
+            (`{"data": {...}, "model": {...}}`, as in a notebook); `None`
+            starts from the defaults. A relative `data.source` or
+            `data.path` in a file is read from the file's directory (else,
+            if it exists only there, from the working directory;
+            `recsys.config.paths`), in a dict from the working directory.
         overrides: iterable of `key=value` strings. A relative
             `data.source` or `data.path` here is read from the working
             directory.
@@ -184,11 +187,23 @@ def load_config(
     ```python
     config = load_config("configs/movielens_two_tower.toml", ["train.epochs=1"])
     config["train"]["epochs"]  # 1
+    config = load_config(
+        {"data": {"source": "shop.csv", "user": "customer",
+                  "item": "product", "time": "ts"}}
+    )
     ```
     """
-    given = {}
-    if path is not None:
+    given: dict = {}
+    if isinstance(path, Mapping):
+        given, path = copy.deepcopy(dict(path)), None
+    elif isinstance(path, str | os.PathLike):
         given = _read_toml(path)
+    elif path is not None:
+        raise ConfigError(
+            "The config must be a TOML file's path or a dict of its tables "
+            f"({{'data': {{...}}, 'model': {{...}}}}). Received: {path!r}"
+        )
+    origin = "" if path is None else f" in {path}"
     overrides = list(overrides)
     kind = _kind(given, overrides)
     defaults = KIND_DEFAULTS[kind]
@@ -196,13 +211,13 @@ def load_config(
     unknown = sorted(set(given) - set(defaults))
     if unknown:
         raise ConfigError(
-            f"Unknown config sections in {path} for model.kind={kind!r}: "
+            f"Unknown config sections{origin} for model.kind={kind!r}: "
             f"{unknown}. Valid sections: {sorted(defaults)}"
             f"{did_you_mean(unknown, sorted(defaults))}"
         )
     for section, values in given.items():
         if not isinstance(values, dict):
-            raise ConfigError(f"[{section}] in {path} must be a table.")
+            raise ConfigError(f"[{section}]{origin} must be a table.")
         config[section].update(copy.deepcopy(values))
     for assignment in overrides:
         apply_override(config, assignment)

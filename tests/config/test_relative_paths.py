@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from recsys.config import ConfigError
 from recsys.config import load_config
 
 CONFIG = """
@@ -110,6 +111,24 @@ def test_no_config_file_reads_from_the_working_directory(project):
     ]
     config = load_config(None, overrides)
     assert config["data"]["source"] == os.path.abspath("ratings.csv")
+
+
+def test_a_dict_config_is_the_files_tables(project):
+    # A notebook writes the TOML's tables as a dict; its relative source is
+    # read from the working directory, as without a file.
+    tables = {
+        "data": {"source": "ratings.csv", "user": "user", "item": "item"},
+        "features": {"item": {"kind": "categorical"}},
+        "model": {"candidate_features": ["item"]},
+    }
+    config = load_config(tables, ["train.epochs=2"])
+    assert config["data"]["source"] == os.path.abspath("ratings.csv")
+    assert config["train"]["epochs"] == 2
+    assert tables["data"]["source"] == "ratings.csv"  # the dict is not changed
+    with pytest.raises(ConfigError, match=r"Unknown config sections for"):
+        load_config({**tables, "modle": {}})
+    with pytest.raises(ConfigError, match="a dict of its tables"):
+        load_config(["data.user=user"])
 
 
 TRAINABLE = """
