@@ -484,10 +484,11 @@ def summary(metrics, config):
         epochs if isinstance(epochs, list) else [epochs],
         config.get("train", {}).get("epochs"),
     )
+    unit = "epoch" if epochs == 1 else "epochs"
     if isinstance(epochs, list):  # an ensemble's members, in order
         epochs = " + ".join(str(e) for e in epochs)
     lines.append(
-        f"\ntraining: {epochs} epochs (early stopping on validation"
+        f"\ntraining: {epochs} {unit} (early stopping on validation"
         f"{', then refit on all training rows' if train['refit'] else ''}), "
         f"{train['seconds']:.1f} s ({train['backend']} backend)"
     )
