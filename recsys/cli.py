@@ -457,8 +457,9 @@ def cmd_index(args):
     if args.json:
         _print_json(done)
         return 0
+    items = "item" if done["new"] == 1 else "items"
     print(
-        f"added {done['new']:,} new items and updated {done['updated']:,}; "
+        f"added {done['new']:,} new {items} and updated {done['updated']:,}; "
         f"catalog now {done['num_items']:,} items. Wrote {path} "
         f"(version {done['version']})"
     )

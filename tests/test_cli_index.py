@@ -55,7 +55,7 @@ def test_cli_index_writes_another_bundle_with_output(copied, tmp_path, capsys):
     output = str(tmp_path / "grown")
     assert main(["index", copied, "--items", str(items), "-o", output]) == 0
     out = capsys.readouterr().out
-    assert "added 1 new items and updated 0" in out and output in out
+    assert "added 1 new item and updated 0" in out and output in out
     assert Bundle.load(copied).version == before.version  # left alone
     assert Bundle.load(output).item_ids[-1] == 20_000_002
 
