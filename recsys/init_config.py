@@ -528,7 +528,41 @@ def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
             f"the {when}, by year only: rows of one year are concurrent "
             "(name a finer time column if there is one)",
         )
+    clock = _clock_column(frame, taken | {time[0]})
+    if clock and time[0] in frame and _is_dates_only(frame[time[0]]):
+        time = (
+            time[0],
+            f"{time[1]}; a date only, and '{clock}' holds the clock time: "
+            "rows of one day are concurrent unless you add one column "
+            f"pandas.to_datetime(frame['{time[0]}'] + ' ' + "
+            f"frame['{clock}']) and name it",
+        )
     return time
+
+
+# A clock time written alone: 11:38 or 11:38:36 (gt's pizzaplace).
+_CLOCK = r"^\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?$"
+
+
+def _clock_column(frame: pd.DataFrame, taken: set[str]) -> str | None:
+    """A column of clock times without a date, or None."""
+    for column in frame.columns:
+        if column in taken or not _is_strings(frame[column]):
+            continue
+        values = frame[column].dropna().astype(str).head(1000)
+        if len(values) and values.str.match(_CLOCK).all():
+            return column
+    return None
+
+
+def _is_dates_only(series: pd.Series) -> bool:
+    """Whether a time column holds dates without a clock time."""
+    values = series.dropna().head(1000)
+    if _is_numeric(values) or not len(values):
+        return False
+    parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+    parsed = parsed.dropna()
+    return bool(len(parsed)) and bool((parsed == parsed.dt.normalize()).all())
 
 
 def _year_column(frame: pd.DataFrame, taken: set[str]) -> str | None:

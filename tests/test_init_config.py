@@ -510,6 +510,28 @@ def test_a_year_column_is_the_time_when_there_is_no_finer_one():
     assert f'time = "{PLACEHOLDER}"' in text
 
 
+def test_a_date_beside_a_clock_column_says_how_to_join_them():
+    # gt's pizzaplace: `date` and `time` ("11:38:36") in two columns.
+    frame = pd.DataFrame(
+        {
+            "order": np.arange(60) // 3,
+            "pizza": np.arange(60) % 7,
+            "date": pd.date_range("2015-01-01", periods=60, freq="D").astype(
+                str
+            ),
+            "time": [f"{11 + i % 9}:{i % 60:02d}:36" for i in range(60)],
+        }
+    )
+    columns = {"user": "order", "item": "pizza"}
+    text = init_config("two_tower", frame=frame, columns=columns)
+    assert 'time = "date"' in text
+    assert "pandas.to_datetime(frame['date'] + ' ' + frame['time'])" in text
+    # A time column that holds the clock already needs no note.
+    joined = frame.assign(date=frame.date + " " + frame.time)
+    text = init_config("two_tower", frame=joined, columns=columns)
+    assert "holds the clock time" not in text
+
+
 def test_a_column_of_lists_is_multi_valued(tmp_path, capsys):
     # A JSONL table whose tags are JSON arrays: init read them (it failed on
     # "unhashable type: 'list'"), and the config trains.
