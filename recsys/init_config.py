@@ -647,6 +647,17 @@ def _two_tower(
 ) -> list[str]:
     guessed = _ids_and_time(frame, "interaction time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
+    timeless = time == PLACEHOLDER and time_note.startswith("could not guess")
+    if timeless:
+        # Nothing in the table looks like a time: a table of who chose
+        # what, trained without an order (`data.time = ""`).
+        time, time_note = (
+            "",
+            (
+                "no time column: rows split at random, each user's history "
+                "is their items in no order (a column of times: --time COLUMN)"
+            ),
+        )
     user_note += _missing_cells(frame, user)
     item_note += _missing_cells(frame, item)
     time_note += _missing_cells(frame, time)
@@ -656,7 +667,7 @@ def _two_tower(
         _line("item", item, item_note),
         _line("time", time, time_note),
         *_time_format_lines(frame, time),
-        *_split_lines(frame, taken),
+        *_split_lines(frame, taken, users=not timeless, time=not timeless),
         _line("display", display, display_note),
         *_drop_missing_lines(frame, user, item, time),
         *_positive_lines(frame, taken),
@@ -684,7 +695,20 @@ def _two_tower(
         _line("kind", "two_tower"),
         _line("query_features", [user]),
         _line("candidate_features", candidate or [item]),
-        _line("history_length", 10, "the query pools the user's latest items"),
+        *(
+            [
+                _line("history", "profile", "no times: the user's items"),
+                _line("history_length", 10, "the query pools up to this many"),
+            ]
+            if timeless
+            else [
+                _line(
+                    "history_length",
+                    10,
+                    "the query pools the user's latest items",
+                )
+            ]
+        ),
         "",
         "[train]",
         *_two_tower_epochs(len(frame)),

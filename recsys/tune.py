@@ -51,6 +51,7 @@ from typing import Any
 
 import pandas as pd
 
+from recsys.config.common import NO_TIME
 from recsys.storage.atomic_write import write_text_atomically
 
 logger = logging.getLogger(__name__)
@@ -133,20 +134,23 @@ def search_space(
             del space["train.epochs"]
         if model["logq_correction"]:
             space["model.logq_weight"] = Range(0.0, 2.0)
-        if not config["data"].get("path"):  # streams have no histories
+        data = config["data"]
+        if not data.get("path"):  # streams have no histories
             space["model.history_length"] = Choice((0, 5, 10, 20, 50))
-            # Read only with a history (`consistent` resets them without).
-            space["model.history_encoder"] = Choice(
-                ("mean", "gru", "transformer")
-            )
-            space["model.history"] = Choice(("latest", "profile"))
+            if data["time"] != NO_TIME:
+                # Read only with a history (`consistent` resets them
+                # without). A table without times has no order: its
+                # history is the profile, read by its mean.
+                space["model.history_encoder"] = Choice(
+                    ("mean", "gru", "transformer")
+                )
+                space["model.history"] = Choice(("latest", "profile"))
             own = list(model["query_features"])
-            user = config["data"]["user"]
-            if user in own:
+            if data["user"] in own:
                 # A profile history can describe the user better than
                 # their id embedding, which learns each user's items by
                 # heart (InstEval: benchmarks/RESULTS.md).
-                without = [name for name in own if name != user]
+                without = [name for name in own if name != data["user"]]
                 space["model.query_features"] = Choice((own, without))
         return space
     if kind == "tabular":
@@ -934,6 +938,9 @@ def _trials_table(study, space, config):
 def _write_toml(path, config, metric, best):
     import tomli_w
 
+    if config["data"].get("time") == NO_TIME:
+        # As the user wrote it: a table without times.
+        config = {**config, "data": {**config["data"], "time": ""}}
     header = (
         f"# Written by `recsys tune`: trial {best.number}, validation "
         f"{metric} = {best.value:.4f}.\n"

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.retrieval_inputs import parse_times
+from recsys.data.retrieval_inputs import with_time_column
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
 
@@ -285,6 +286,7 @@ def evaluate_two_stage(
         raise ValueError(
             f'`split` must be "test" or "validation". Received: {split!r}'
         )
+    frame = with_time_column(frame, data)
     frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))
     _, test = split_table(
         frame, split_rule(data), validation=split == "validation"

@@ -503,11 +503,11 @@ def test_a_year_column_is_the_time_when_there_is_no_finer_one():
     columns = {"user": "id", "item": "team"}
     text = init_config("two_tower", frame=frame, columns=columns)
     assert 'time = "year"' in text and "by year only" in text
-    # One year on every row orders nothing.
+    # One year on every row orders nothing: a table without times.
     text = init_config(
         "two_tower", frame=frame.assign(year=2020), columns=columns
     )
-    assert f'time = "{PLACEHOLDER}"' in text
+    assert 'time = ""' in text
 
 
 def test_a_date_beside_a_clock_column_says_how_to_join_them():
@@ -647,3 +647,31 @@ def test_whole_numbers_that_could_be_codes_say_so():
     assert 'most of 1..1,000: if they are codes, "categorical"' in line
     amount = text.split("[features.amount]\n")[1].splitlines()[0]
     assert "codes" not in amount
+
+
+def test_a_table_without_times_trains_in_no_order(tmp_path, capsys):
+    # Who chose what, no time column (lme4's InstEval: students and
+    # lecturers): rows split at random, the history is each user's items.
+    data = tmp_path / "choices.csv"
+    events = _events().drop(columns=["event_time", "clicked"])
+    events.drop_duplicates(["customer_id", "product_id"]).to_csv(
+        data, index=False
+    )
+    text = init_config("two_tower", str(data))
+    assert 'time = ""' in text and 'split = "random"' in text
+    assert 'history = "profile"' in text
+    config = tmp_path / "choices.toml"
+    config.write_text(text)
+    output = tmp_path / "bundle"
+    code = main(["train", str(config), "--output", str(output), *FAST])
+    assert code == 0, capsys.readouterr().err
+    bundle = load_bundle(str(output))
+    assert bundle.config["model"]["history"] == "profile"
+    ease = bundle.metrics["baselines"]["ease_recent"]
+    assert "skipped" in ease  # no recency without times
+    # The loaded bundle reads the table again (its time column added) and
+    # reproduces the stored metrics.
+    capsys.readouterr()
+    assert main(["evaluate", str(output), "--rescore"]) == 0
+    ids, _ = bundle.recommend(events.customer_id.iloc[:2].to_numpy(), k=5)
+    assert ids.shape == (2, 5)

@@ -46,6 +46,14 @@ def test_the_space_holds_the_profile_and_a_query_without_the_user(
     assert space["model.query_features"] == Choice((["user_id"], []))
 
 
+def test_a_table_without_times_searches_no_order(interactions):
+    # data.time = "": the history is the profile, read by its mean.
+    space = search_space(_config(interactions, 'data.time=""'))
+    assert "model.history" not in space
+    assert "model.history_encoder" not in space
+    assert space["model.query_features"] == Choice((["user_id"], []))
+
+
 def test_without_a_history_the_query_keeps_its_features(interactions):
     config = _config(interactions)
     params = {

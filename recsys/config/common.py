@@ -83,6 +83,11 @@ def test_fraction_field() -> Any:
 # What `recsys init` writes for a column it could not guess.
 PLACEHOLDER = "SET_ME"
 
+# The time column of a two-tower table without times (`data.time = ""`):
+# one value on every row, added when the table is read (`source_table`), so
+# every row is concurrent and the splits and histories need no other path.
+NO_TIME = "_no_time"
+
 
 def placeholder_error(key: str) -> ConfigError:
     """The error of a config key still holding `PLACEHOLDER`."""
@@ -184,7 +189,10 @@ class InteractionsData(Section):
     item: str = Field(default="item_id", description="Item id column.")
     time: str = Field(
         default="timestamp",
-        description="Time column: orders each user's rows and the splits.",
+        description=(
+            'Time column: orders each user\'s rows and the splits ("" for a '
+            "table without times: its rows split at random)."
+        ),
     )
     time_format: str = Field(
         default="ISO8601",

@@ -12,6 +12,7 @@ import pydantic
 from pydantic import Field
 
 from recsys.config.common import MAX_HISTORY
+from recsys.config.common import NO_TIME
 from recsys.config.common import Distribution
 from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
@@ -67,6 +68,31 @@ class TwoTowerData(InteractionsData):
             '["purchase", "add_to_cart"].'
         ),
     )
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _without_time(cls, data: Any) -> Any:
+        """`time = ""`, a table without times: its rows split at random
+        (`"auto"`), and every row gets the time `NO_TIME` names."""
+        if not isinstance(data, dict) or data.get("time") != "":
+            return data
+        split = data.get("split", "auto")
+        if data.get("path"):
+            raise ValueError(
+                'data.time = "": streamed shards (data.path) split by time. '
+                "Fix: name the time column, or train from data.source."
+            )
+        if split in ("user_time", "time"):
+            raise ValueError(
+                f'data.split = "{split}" orders rows by data.time, which is '
+                '"" (a table without times). Fix: data.split = "random" (or '
+                '"auto", which is "random" here), or name the time column.'
+            )
+        return {
+            **data,
+            "time": NO_TIME,
+            "split": "random" if split == "auto" else split,
+        }
 
     @pydantic.model_validator(mode="after")
     def _check_positive(self) -> "TwoTowerData":
@@ -171,7 +197,8 @@ class TwoTowerModel(Section):
             "their items in no order, for a table whose time column is not "
             "a real time (each training row: a random half of the user's "
             "other items, drawn again each epoch; at serving: all of them, "
-            "up to history_length)."
+            'up to history_length). A table without times (data.time = "") '
+            'always reads "profile".'
         ),
     )
     embedding_dim: int = Field(
@@ -482,6 +509,21 @@ class TwoTowerConfig(KindConfig):
             "features": {**tables, **features},
             "model": {**model, **towers},
         }
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _profile_without_time(cls, config: Any) -> Any:
+        """Without times (`data.time = ""`) every row is concurrent, so the
+        latest items before a row are none: the history is the user's
+        profile (their items in no order), whatever `model.history` says."""
+        if not isinstance(config, dict):
+            return config
+        model, data = config.get("model", {}), config.get("data", {})
+        if not (isinstance(model, dict) and isinstance(data, dict)):
+            return config
+        if data.get("time") not in ("", NO_TIME):
+            return config
+        return {**config, "model": {**model, "history": "profile"}}
 
     @pydantic.model_validator(mode="after")
     def _check_references(self) -> "TwoTowerConfig":

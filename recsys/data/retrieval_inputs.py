@@ -15,6 +15,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from recsys.config.common import NO_TIME
 from recsys.data.history import last_items
 from recsys.data.history import previous_items
 from recsys.data.history import profile_items
@@ -132,6 +133,24 @@ def check_interactions(
                 "fill those rows, or set data.drop_missing = true."
             )
     return parse_times(frame, time, time_format)
+
+
+def with_time_column(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
+    """`frame` with the one time of a table without times.
+
+    A two-tower config's `data.time = ""` becomes `NO_TIME`; the table
+    gets that column, 0 on every row (all rows concurrent), when it is read.
+
+    Args:
+        frame: DataFrame. The interactions.
+        data: dict. The config's `[data]` section.
+
+    Returns:
+        DataFrame. `frame` itself unless the column was added.
+    """
+    if data.get("time") != NO_TIME or NO_TIME in frame.columns:
+        return frame
+    return frame.assign(**{NO_TIME: 0})
 
 
 def parse_times(

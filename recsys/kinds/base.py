@@ -275,7 +275,9 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
         frame = load_interactions(config["data"]["source"], progress=progress)
     if config["data"].get("drop_missing"):
         frame = drop_missing_rows(frame, config["data"])
-    return frame
+    from recsys.data.retrieval_inputs import with_time_column
+
+    return with_time_column(frame, config["data"])
 
 
 # The `[data]` keys naming the columns a row cannot do without.

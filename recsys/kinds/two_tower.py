@@ -20,6 +20,7 @@ from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.bundles.two_tower import Bundle
 from recsys.bundles.two_tower import write_bundle
 from recsys.config import feature_specs
+from recsys.config.common import NO_TIME
 from recsys.data.profile_batches import ProfileBatches
 from recsys.data.retrieval_inputs import catalog
 from recsys.data.retrieval_inputs import check_columns
@@ -381,7 +382,8 @@ def evaluate_bundle(
         carve=split_rule(data).carve,
         k=choosing_cutoff(ks, len(bundle.item_ids)),
         ease_max_items=evaluate.get("ease_max_items", EASE_MAX_ITEMS),
-        time_column=data["time"],
+        # Without times there is no recency to weigh (ease_recent skipped).
+        time_column="" if data["time"] == NO_TIME else data["time"],
     )
     metrics: dict[str, dict] = evaluate_beside_popularity(
         bundle.score,

@@ -174,3 +174,18 @@ def test_a_bundle_evaluates_from_another_directory(tmp_path, monkeypatch):
     assert main(args) == 0
     monkeypatch.chdir(tmp_path / "evaluate_here")
     assert main(["evaluate", "../train_here/bundle", "--rescore"]) == 0
+
+
+def test_an_empty_time_is_a_table_without_times():
+    tables = {"data": {"source": "t.csv", "user": "u", "item": "i", "time": ""}}
+    config = load_config(tables)
+    assert config["data"]["split"] == "random"  # "auto" without times
+    assert config["model"]["history"] == "profile"  # no latest items
+    assert load_config(config)["data"] == config["data"]  # stays valid
+    for data, message in (
+        ({"split": "user_time"}, 'data.split = "user_time" orders rows'),
+        ({"path": "shards"}, "streamed shards"),
+    ):
+        tables = {"data": {"user": "u", "item": "i", "time": "", **data}}
+        with pytest.raises(ConfigError, match=message):
+            load_config(tables)
