@@ -19,8 +19,10 @@ def check_texts(texts, column):
         )
     empty = texts.str.strip() == ""
     if bool(empty.any()):
+        count = int(empty.sum())
         raise ValueError(
-            f"Text column '{column}' holds {int(empty.sum())} empty texts "
+            f"Text column '{column}' holds {count} empty "
+            f"text{'s' if count > 1 else ''} "
             f"(rows {texts.index[empty][:5].tolist()}). Fix: drop those rows; "
             "an empty text carries nothing to classify."
         )

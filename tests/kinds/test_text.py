@@ -119,8 +119,10 @@ def test_similar_words_are_vocabulary_neighbours(tweets_bundle):
 
 def test_bad_texts_get_clear_errors(tweets_bundle):
     bundle, _ = tweets_bundle
-    with pytest.raises(ValueError, match="empty texts"):
+    with pytest.raises(ValueError, match="holds 1 empty text "):
         bundle.predict(["fine", "   "])
+    with pytest.raises(ValueError, match="holds 2 empty texts"):
+        bundle.predict(["", "fine", "   "])
     with pytest.raises(ValueError, match="not strings"):
         bundle.predict(["fine", 3.5])
     with pytest.raises(KeyError, match="'text'"):
@@ -198,7 +200,7 @@ def test_positive_class_and_multiclass_labels(tmp_path):
 def test_bad_training_data_is_refused_clearly(tmp_path):
     frame = _toy_frame()
     frame.loc[7, "text"] = ""
-    with pytest.raises(ValueError, match=r"'text' holds 1 empty texts"):
+    with pytest.raises(ValueError, match=r"'text' holds 1 empty text "):
         train(_toy_config(), str(tmp_path / "a"), frame=frame)
     frame = _toy_frame()
     frame["text"] = frame["text"].astype(object)
@@ -307,7 +309,7 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
     )
     capsys.readouterr()
     assert main(["predict", bundle.path, "--text", ""]) == 1
-    assert "empty texts" in capsys.readouterr().err
+    assert "1 empty text " in capsys.readouterr().err
     assert main(["predict", bundle.path]) == 1
     assert "--text" in capsys.readouterr().err
 
