@@ -698,7 +698,9 @@ def _two_tower(
         *(
             [
                 _line("history", "profile", "no times: the user's items"),
-                _line("history_length", 10, "the query pools up to this many"),
+                # Most of a user's items (InstEval's validation carve,
+                # filtered HR@10: 0.5441 / 0.5517 / 0.5547 at 10 / 25 / 50).
+                _line("history_length", 50, "the query pools up to this many"),
             ]
             if timeless
             else [
