@@ -11,6 +11,7 @@ placeholder that `recsys train` names in its error.
 from __future__ import annotations
 
 import json
+import logging
 import re
 
 import pandas as pd
@@ -21,6 +22,8 @@ from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
 from recsys.features import TextFeature
 from recsys.features.preprocessor import joined_lists
+
+logger = logging.getLogger(__name__)
 
 # Rows of a table init reads to guess from: a large table is not loaded
 # whole to write a config.
@@ -1022,3 +1025,45 @@ def _check_columns(kind, columns, frame):
             "Fix: name a different column for each."
         )
     return columns
+
+
+def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
+    """`config` with the feature tables `recsys init` writes for `frame`,
+    where a tabular or text config declares none.
+
+    The shortest config a user writes (`[data]` with the label, or the text
+    and label, and `model.kind`) then trains on every column init would
+    read, each as init would declare it (a text's sequence length measured
+    on the table); the bundle's config records them.
+
+    Args:
+        config: dict. A validated tabular or text config.
+        frame: DataFrame. The table it trains on.
+
+    Returns:
+        dict. `config` itself when it declares a feature table, else a
+        validated copy with init's `[features]` (and, tabular, its
+        `model.features`).
+    """
+    kind = config["model"]["kind"]
+    if kind not in ("tabular", "text") or config["features"]:
+        return config
+    import tomllib
+
+    from recsys.config import validate_config
+
+    columns = {role: config["data"].get(role, "") for role in ROLES[kind]}
+    written = tomllib.loads(init_config(kind, frame=frame, columns=columns))
+    features = written.get("features", {})
+    model = dict(config["model"])
+    if kind == "tabular":
+        model["features"] = written["model"]["features"]
+    logger.info(
+        "No [features] tables: the model reads %s as `recsys init %s` "
+        "writes them (kept in the bundle's config).",
+        ", ".join(
+            f"{name} ({table['kind']})" for name, table in features.items()
+        ),
+        kind,
+    )
+    return validate_config({**config, "features": features, "model": model})

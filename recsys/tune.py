@@ -471,6 +471,7 @@ def tune(
     """
     import optuna
 
+    from recsys.init_config import with_written_features
     from recsys.kinds import get_kind
     from recsys.kinds.base import source_table
 
@@ -482,6 +483,9 @@ def tune(
         )
     kind = get_kind(config["model"]["kind"])
     frame = source_table(config, frame, progress=progress)
+    # A tabular or text config without feature tables: init's, searched
+    # and written out in best.toml.
+    config = with_written_features(config, frame)
     metric = metric or objective_metric(
         config, *_catalog_and_repeats(config, frame)
     )

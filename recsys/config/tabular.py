@@ -292,13 +292,10 @@ class TabularConfig(KindConfig):
     @pydantic.model_validator(mode="after")
     def _check_columns(self) -> "TabularConfig":
         model, features = self.model, self.features
-        if not features:
-            raise ConfigError(
-                "A tabular model needs at least one [features.<column>] table. "
-                "Fix: add one per column it reads (e.g. [features.age] with "
-                'kind = "numeric"), or write a config with every column of '
-                "the table: recsys init tabular --data FILE."
-            )
+        if not features and not model.features:
+            # Training reads the columns `recsys init` would declare
+            # (`recsys.init_config.with_written_features`).
+            return self
         check_distinct("model.features", model.features)
         for name in model.features:
             if name not in features:

@@ -281,6 +281,10 @@ class TextConfig(KindConfig):
     @pydantic.model_validator(mode="after")
     def _check_text_feature(self) -> "TextConfig":
         text = self.data.text
+        if not self.features:
+            # Training measures the texts and declares the column as
+            # `recsys init` would (`recsys.init_config.with_written_features`).
+            return self
         specs = feature_specs_by_name(self.features)
         if getattr(specs.get(text), "kind", None) != "text":
             raise ConfigError(

@@ -78,6 +78,9 @@ class ModelKind(abc.ABC):
     """
 
     name: ClassVar[str]
+    # A config without feature tables trains on the columns `recsys init`
+    # would declare (tabular, text: their columns follow from the table).
+    reads_init_features: ClassVar[bool] = False
     # `(epoch, metrics)` after each training epoch, where a kind calls it
     # (`recsys tune` sets it on a trial's instance to prune and time it).
     epoch_end: Callable[[int, dict], Any] | None = None
@@ -157,6 +160,12 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
+        if self.reads_init_features and not config["features"]:
+            # The shortest config: the columns `recsys init` would declare.
+            from recsys.init_config import with_written_features
+
+            frame = source_table(config, frame, progress=progress)
+            config = with_written_features(config, frame)
         prepared = self.prepare(config, frame, progress=progress)
         fitted = self.fit(
             prepared,

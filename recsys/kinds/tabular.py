@@ -34,6 +34,7 @@ from recsys.data.split import split_table
 from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
 from recsys.features.numeric_transform import with_chosen_transforms
+from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import fit_preprocessor
@@ -212,6 +213,7 @@ def prepare_tabular(config, frame=None, *, progress=False):
     """
     data = config["data"]
     frame = source_table(config, frame, progress=progress)
+    config = with_written_features(config, frame)
     names = model_features(config)
     specs = [s for s in feature_specs(config) if s.name in names]
     display = [data["display"]] if data["display"] else []
@@ -566,6 +568,7 @@ class TabularKind(ModelKind):
     """
 
     name = "tabular"
+    reads_init_features = True
 
     def prepare(self, config, frame=None, *, progress=True):
         return prepare_tabular(config, frame, progress=progress)

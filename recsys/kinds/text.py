@@ -34,6 +34,7 @@ from recsys.evaluation.classification import classification_metrics
 from recsys.features import Preprocessor
 from recsys.features.pretrained import VectorFileError
 from recsys.features.pretrained import embedding_matrix
+from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import fit_preprocessor
@@ -176,6 +177,7 @@ def prepare_text_data(config, frame=None, *, progress=False):
     """
     data = config["data"]
     frame = source_table(config, frame, progress=progress)
+    config = with_written_features(config, frame)
     keys = ("text", "label", "id")
     missing = [(k, data[k]) for k in keys if data[k] and data[k] not in frame]
     if missing:
@@ -398,6 +400,7 @@ class TextKind(ModelKind):
     """
 
     name = "text"
+    reads_init_features = True
 
     def prepare(self, config, frame=None, *, progress=True):
         return prepare_text_data(config, frame, progress=progress)

@@ -385,24 +385,29 @@ def test_a_two_tower_config_naming_no_tower_features_gets_the_id_model():
         typed_config(written)
 
 
-def test_a_tabular_config_without_features_says_how_to_write_them():
-    written = {
+def test_tabular_and_text_configs_without_feature_tables_are_valid():
+    # Training reads the columns `recsys init` would declare
+    # (tests/kinds: test_a_config_without_feature_tables_reads_inits_columns).
+    tabular = {
         "data": {"source": "shop.csv", "label": "bought"},
         "model": {"kind": "tabular", "task": "binary"},
     }
-    with pytest.raises(ConfigError, match="recsys init tabular --data FILE"):
-        typed_config(written)
-
-
-def test_a_text_config_without_its_text_table_says_how_to_write_it():
-    written = {
+    assert typed_config(tabular).features == {}
+    text = {
         "data": {"source": "reviews.csv", "text": "review", "label": "score"},
         "model": {"kind": "text"},
     }
+    assert typed_config(text).features == {}
+    # A list of features still needs their tables.
+    tabular["model"]["features"] = ["age"]
+    with pytest.raises(ConfigError, match=r"no \[features.age\] table"):
+        typed_config(tabular)
+    # A text table of another column is not the text's.
+    text["features"] = {"title": {"kind": "text"}}
     with pytest.raises(
         ConfigError, match=r"Fix: add \[features.review\] with kind = \"text\""
     ):
-        typed_config(written)
+        typed_config(text)
 
 
 def test_a_label_read_as_a_feature_names_every_line_to_remove():

@@ -203,3 +203,33 @@ def test_rows_without_a_label_are_dropped_only_when_asked(loans):
     frame["status"] = np.nan
     with pytest.raises(ValueError, match="leaves none"):
         prepare_tabular(config, frame, progress=False)
+
+
+def test_a_config_without_feature_tables_reads_inits_columns(loans):
+    # The shortest config a user writes: the data, the label, the kind.
+    tables = {
+        "data": {
+            "source": str(loans / "loans.csv"),
+            "user": "",
+            "item": "",
+            "time": "",
+            "split": "random",
+            "label": "status",
+        },
+        "model": {"kind": "tabular", "task": "binary"},
+        "train": {"epochs": 2, "patience": 1, "refit": False},
+    }
+    result = train(load_config(tables), str(loans / "short"), progress=False)
+    config = result.bundle.config
+    assert config["model"]["features"] == ["job", "income", "age", "debt"]
+    assert config["features"]["job"]["kind"] == "categorical"
+    assert config["features"]["income"]["kind"] == "numeric"
+    # The bundle reloads and scores with the tables it recorded.
+    bundle = load_bundle(str(loans / "short"))
+    frame = pd.read_csv(loans / "loans.csv")
+    np.testing.assert_allclose(
+        bundle.predict(frame.head(5)), result.bundle.predict(frame.head(5))
+    )
+    # Notebooks that prepare by hand get the same columns.
+    prepared = prepare_tabular(load_config(tables))
+    assert prepared.config["model"]["features"] == config["model"]["features"]

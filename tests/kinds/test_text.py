@@ -336,3 +336,22 @@ def test_loading_the_wrong_kind_says_so(tweets_bundle, tmp_path):
     bundle, _ = tweets_bundle
     with pytest.raises(BundleError, match="is a 'text' bundle"):
         Bundle.load(bundle.path)
+
+
+def test_a_config_without_a_text_table_measures_the_texts(tmp_path):
+    # The shortest text config: the columns and the kind; the text table
+    # is init's (its sequence length measured on the table).
+    tables = {
+        "data": {"source": "unused.csv", "text": "text", "id": "doc"},
+        "model": {"kind": "text", "architecture": "mean_pool"},
+        "train": {"epochs": 2, "refit": False},
+        "evaluate": {"baselines": []},
+    }
+    tables["data"]["label"] = "sentiment"
+    bundle, metrics = train(
+        load_config(tables), str(tmp_path / "b"), frame=_toy_frame()
+    )
+    table = bundle.config["features"]["text"]
+    assert table["kind"] == "text" and table["sequence_length"] >= 5
+    assert bundle.predict(["sunny happy"]).shape == (1,)
+    assert metrics["test"]["auc"] > 0.9
