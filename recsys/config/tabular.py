@@ -6,6 +6,7 @@ declared column. It splits the data by PROTOCOL.md's per-user temporal split
 """
 
 import typing
+from typing import Any
 from typing import Literal
 
 import pydantic
@@ -243,18 +244,26 @@ class TabularEvaluate(Section):
         ),
     )
     baselines: list[str] = Field(
-        default=[],
+        default=["auto"],
         description=(
             "Trained and scored in the same run (recsys.baselines.tabular): "
             '"bias" (global mean + user and item biases) for regression and '
             'binary tasks, "logistic_regression" (one-hot / hashed '
             'features) for classification, "linear_regression" (ridge on '
-            "the same features) for regression."
+            'the same features) for regression; ["auto"] is the task\'s '
+            'usual one ("bias" for a regression with ids, '
+            '"linear_regression" without, "logistic_regression" for '
+            "classes); [] for none."
         ),
         json_schema_extra={
             "items": {
                 "type": "string",
-                "enum": ["bias", "logistic_regression", "linear_regression"],
+                "enum": [
+                    "auto",
+                    "bias",
+                    "logistic_regression",
+                    "linear_regression",
+                ],
             }
         },
     )
@@ -278,6 +287,29 @@ class TabularConfig(KindConfig):
     model: TabularModelSection = TabularModelSection()
     train: TabularTrain = TabularTrain()
     evaluate: TabularEvaluate = TabularEvaluate()
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _usual_baseline(cls, config: Any) -> Any:
+        """`evaluate.baselines = ["auto"]` (the default): the task's usual
+        baseline, as `recsys init` writes it, so a run says where the model
+        stands."""
+        if not isinstance(config, dict):
+            return config
+        evaluate = config.get("evaluate", {})
+        model, data = config.get("model", {}), config.get("data", {})
+        if not all(isinstance(s, dict) for s in (evaluate, model, data)):
+            return config
+        if evaluate.get("baselines", ["auto"]) != ["auto"]:
+            return config
+        defaults = TabularModelSection.model_fields, TabularData.model_fields
+        task = model.get("task", defaults[0]["task"].default)
+        user = data.get("user", defaults[1]["user"].default)
+        if task == "regression":
+            usual = ["bias"] if user else ["linear_regression"]
+        else:
+            usual = ["logistic_regression"]
+        return {**config, "evaluate": {**evaluate, "baselines": usual}}
 
     def model_features(self) -> list[str]:
         """The feature names the model reads, in declaration order."""
