@@ -1053,6 +1053,19 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     from recsys.config import validate_config
 
     columns = {role: config["data"].get(role, "") for role in ROLES[kind]}
+    for role, column in columns.items():
+        if column and column not in frame.columns:
+            without = (
+                ' Or set data.user = "", data.item = "" and data.time = "" '
+                "for a table without ids."
+                if role in ("user", "item", "time")
+                else ""
+            )
+            raise ValueError(
+                f"data.{role} = {column!r} is not a column of the table. Its "
+                f"columns: {list(frame.columns)}. Fix: set data.{role} to "
+                f"one of them.{without}"
+            )
     written = tomllib.loads(init_config(kind, frame=frame, columns=columns))
     features = written.get("features", {})
     model = dict(config["model"])

@@ -233,3 +233,13 @@ def test_a_config_without_feature_tables_reads_inits_columns(loans):
     # Notebooks that prepare by hand get the same columns.
     prepared = prepare_tabular(load_config(tables))
     assert prepared.config["model"]["features"] == config["model"]["features"]
+
+
+def test_a_short_config_naming_no_column_says_which_key(loans):
+    # The defaults name `user_id`, `item_id` and `timestamp`.
+    tables = {
+        "data": {"source": str(loans / "loans.csv"), "label": "status"},
+        "model": {"kind": "tabular", "task": "binary"},
+    }
+    with pytest.raises(ValueError, match=r"data.user = 'user_id' is not a"):
+        train(load_config(tables), write=False, progress=False)
