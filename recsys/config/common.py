@@ -89,6 +89,34 @@ PLACEHOLDER = "SET_ME"
 NO_TIME = "_no_time"
 
 
+def timeless(data: Any) -> Any:
+    """A raw `[data]` table with `time = ""` (a table without times) as
+    the kinds read it: `time = NO_TIME`, split `"auto"` -> `"random"`.
+
+    Raises:
+        ValueError: for a split or streamed shards that need times.
+    """
+    if not isinstance(data, dict) or data.get("time") != "":
+        return data
+    split = data.get("split", "auto")
+    if data.get("path"):
+        raise ValueError(
+            'data.time = "": streamed shards (data.path) split by time. '
+            "Fix: name the time column, or train from data.source."
+        )
+    if split in ("user_time", "time"):
+        raise ValueError(
+            f'data.split = "{split}" orders rows by data.time, which is '
+            '"" (a table without times). Fix: data.split = "random" (or '
+            '"auto", which is "random" here), or name the time column.'
+        )
+    return {
+        **data,
+        "time": NO_TIME,
+        "split": "random" if split == "auto" else split,
+    }
+
+
 def placeholder_error(key: str) -> ConfigError:
     """The error of a config key still holding `PLACEHOLDER`."""
     return ConfigError(

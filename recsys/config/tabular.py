@@ -13,6 +13,7 @@ import pydantic
 from pydantic import Field
 
 from recsys.config.common import MAX_HISTORY
+from recsys.config.common import NO_TIME
 from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
@@ -23,6 +24,7 @@ from recsys.config.common import check_distinct
 from recsys.config.common import check_placeholders
 from recsys.config.common import resolved_split
 from recsys.config.common import seed_field
+from recsys.config.common import timeless
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
@@ -79,6 +81,15 @@ class TabularData(InteractionsData):
         ),
     )
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _ids_without_time(cls, data: Any) -> Any:
+        # Ids without times (ratings without timestamps): every row at one
+        # time, split at random. A table without ids keeps `time = ""`.
+        if isinstance(data, dict) and data.get("user"):
+            return timeless(data)
+        return data
+
     @pydantic.model_validator(mode="after")
     def _check_ids(self) -> "TabularData":
         check_placeholders("data", label=self.label)
@@ -89,12 +100,6 @@ class TabularData(InteractionsData):
                 f"item={self.item!r}."
             )
         split = resolved_split(self.split)
-        if self.user and not self.time:
-            raise ValueError(
-                f"data.time is empty, but data.user = {self.user!r}: rows "
-                "of users are ordered by time. Fix: name the time column, "
-                "or leave user and item empty for a table without ids."
-            )
         if not self.time and split not in ("random", "column"):
             raise ValueError(
                 f'data.split = "{self.split}" needs a time column, and '
@@ -324,6 +329,12 @@ class TabularConfig(KindConfig):
     @pydantic.model_validator(mode="after")
     def _check_columns(self) -> "TabularConfig":
         model, features = self.model, self.features
+        if model.history_length and self.data.time == NO_TIME:
+            raise ConfigError(
+                "model.history_length > 0 reads each user's earlier rows, "
+                'and data.time = "" has no order. Fix: name the time column, '
+                "or model.history_length = 0."
+            )
         if not features and not model.features:
             # Training reads the columns `recsys init` would declare
             # (`recsys.init_config.with_written_features`).

@@ -24,6 +24,7 @@ from recsys.config.common import Split
 from recsys.config.common import check_baseline_names
 from recsys.config.common import check_distinct
 from recsys.config.common import seed_field
+from recsys.config.common import timeless
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
@@ -72,27 +73,7 @@ class TwoTowerData(InteractionsData):
     @pydantic.model_validator(mode="before")
     @classmethod
     def _without_time(cls, data: Any) -> Any:
-        """`time = ""`, a table without times: its rows split at random
-        (`"auto"`), and every row gets the time `NO_TIME` names."""
-        if not isinstance(data, dict) or data.get("time") != "":
-            return data
-        split = data.get("split", "auto")
-        if data.get("path"):
-            raise ValueError(
-                'data.time = "": streamed shards (data.path) split by time. '
-                "Fix: name the time column, or train from data.source."
-            )
-        if split in ("user_time", "time"):
-            raise ValueError(
-                f'data.split = "{split}" orders rows by data.time, which is '
-                '"" (a table without times). Fix: data.split = "random" (or '
-                '"auto", which is "random" here), or name the time column.'
-            )
-        return {
-            **data,
-            "time": NO_TIME,
-            "split": "random" if split == "auto" else split,
-        }
+        return timeless(data)
 
     @pydantic.model_validator(mode="after")
     def _check_positive(self) -> "TwoTowerData":

@@ -243,3 +243,27 @@ def test_a_short_config_naming_no_column_says_which_key(loans):
     }
     with pytest.raises(ValueError, match=r"data.user = 'user_id' is not a"):
         train(load_config(tables), write=False, progress=False)
+
+
+def test_ratings_without_times_split_at_random_beside_the_bias(tmp_path):
+    # (student, lecturer, rating) rows without a time (lme4's InstEval).
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 60, 1500), rng.integers(0, 30, 1500)
+    rating = (users % 3) + (items % 2) + rng.normal(0, 0.3, 1500)
+    frame = pd.DataFrame({"s": users, "d": items, "y": rating})
+    tables = {
+        "data": {"source": "unused.csv", "user": "s", "item": "d"},
+        "model": {"kind": "tabular"},
+        "train": {"epochs": 20, "patience": 2},
+    }
+    tables["data"].update(time="", label="y")
+    config = load_config(tables)
+    assert config["data"]["split"] == "random"
+    assert config["evaluate"]["baselines"] == ["bias"]
+    result = train(config, write=False, frame=frame, progress=False)
+    metrics = result.metrics
+    # The rating is a user's plus an item's part: both learn it.
+    assert metrics["test"]["rmse"] < 0.5
+    assert metrics["baseline_bias"]["rmse"] < 0.5
+    with pytest.raises(ConfigError, match='data.time = "" has no order'):
+        load_config(tables, ["model.history_length=5"])
