@@ -121,6 +121,13 @@ def check_interactions(
             that is neither numbers, datetimes nor text in `time_format`;
             the message names the column, a bad value and the fix.
     """
+    if time not in frame.columns and user in frame and item in frame:
+        raise KeyError(
+            f"The time column '{time}' (data.time) is missing from the "
+            f"interactions. Available columns: {list(frame.columns)}. Fix: "
+            'set data.time to the column of times, or data.time = "" for a '
+            "table without times (its rows then split at random)."
+        )
     check_columns(frame, [user, item, time])
     if len(frame) == 0:
         raise ValueError("The interactions table is empty (0 rows).")

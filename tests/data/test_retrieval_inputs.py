@@ -112,3 +112,9 @@ def test_positive_rows_name_what_is_wrong():
         positive_rows(RATED, {"positive_column": "event", "positive_min": 4})
     with pytest.raises(ValueError, match=r"No row is positive \(rating >= 9"):
         positive_rows(RATED, {"positive_column": "rating", "positive_min": 9})
+
+
+def test_a_table_without_its_time_column_is_told_of_an_empty_time():
+    frame = pd.DataFrame({"u": [1, 2], "i": [3, 4]})
+    with pytest.raises(KeyError, match=r'or data.time = "" for a table'):
+        check_interactions(frame, **COLUMNS)
