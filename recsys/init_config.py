@@ -456,12 +456,18 @@ def _ids_and_time(frame: pd.DataFrame, when: str, columns: dict[str, str]):
     """The user, item and time columns, `(column, note)` each (given in
     `columns` or guessed), and the set of columns they took."""
     taken: set[str] = set(columns.values())
+
+    # A column of a different value on every row names rows, not users or
+    # items (stevedata's TV16 survey: `uid`, one per respondent's row).
+    def repeats(series):
+        return not _is_row_id(series)
+
     user = _given(columns, "user", "user id") or _guess(
-        frame, "user", _USER, taken, "user id"
+        frame, "user", _USER, taken, "user id", usable=repeats
     )
     taken.add(user[0])
     item = _given(columns, "item", "item id") or _guess(
-        frame, "item", _ITEM, taken, "item id"
+        frame, "item", _ITEM, taken, "item id", usable=repeats
     )
     taken.add(item[0])
     time = _given(columns, "time", when) or _guess_time(frame, taken, when)

@@ -675,3 +675,19 @@ def test_a_table_without_times_trains_in_no_order(tmp_path, capsys):
     assert main(["evaluate", str(output), "--rescore"]) == 0
     ids, _ = bundle.recommend(events.customer_id.iloc[:2].to_numpy(), k=5)
     assert ids.shape == (2, 5)
+
+
+def test_a_column_naming_each_row_is_no_user():
+    # stevedata's TV16 survey: `uid` is one per respondent's row.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "uid": np.arange(100),
+            "age": rng.integers(18, 90, 100),
+            "state": rng.choice(["a", "b", "c"], 100),
+            "vote": rng.integers(0, 2, 100),
+        }
+    )
+    text = init_config("tabular", frame=frame, columns={"label": "vote"})
+    assert 'user = ""' in text and 'item = ""' in text
+    assert '"uid" is left out: a different value on every row' in text
