@@ -766,7 +766,11 @@ def _tabular(
         user_note = "no user id column: a table without ids"
         item_note = "no item id column: a table without ids"
         if time == PLACEHOLDER:
+            parts = time_note if "in parts" in time_note else ""
             time, time_note = "", "no time column: the split is random"
+            if parts:
+                # dplyr's storms: year, month, day and hour columns.
+                time_note += f" ({parts}, for a split by time)"
     # Without users there are no "latest rows of each user".
     split = _split_lines(frame, taken, users=bool(user), time=bool(time))
     label, label_note = _given(columns, "label", "label") or _guess(

@@ -488,6 +488,14 @@ def test_a_date_in_parts_says_how_to_make_it_one_column():
     )
     assert f'time = "{PLACEHOLDER}"' in text
     assert "pandas.to_datetime(frame[['year', 'month', 'day']])" in text
+    # A table of rows (no ids) splits at random, and says the same.
+    frame["rain"] = np.arange(60) % 5
+    text = init_config(
+        "tabular",
+        frame=frame.drop(columns=["plot_id", "species_id"]),
+        columns={"label": "rain"},
+    )
+    assert 'time = ""' in text and "for a split by time" in text
 
 
 def test_a_year_column_is_the_time_when_there_is_no_finer_one():
