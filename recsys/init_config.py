@@ -17,6 +17,7 @@ import re
 import pandas as pd
 
 from recsys.config.common import PLACEHOLDER
+from recsys.config.tabular import usual_baselines
 from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
@@ -813,11 +814,7 @@ def _tabular(
     for column in features:
         is_id = column in (user, item)
         lines += _feature_table(frame, column, is_id=is_id) + [""]
-    baselines = {
-        "regression": ["bias"] if user else ["linear_regression"],
-        "binary": ["logistic_regression"],
-        "multiclass": ["logistic_regression"],
-    }[task]
+    baselines = usual_baselines(task, with_ids=bool(user))
     lines += [
         "[model]",
         _line("kind", "tabular"),

@@ -43,6 +43,15 @@ SUPPORTED_BASELINES = {
 PositiveInt = typing.Annotated[int, Field(ge=1)]
 
 
+def usual_baselines(task: str, *, with_ids: bool) -> list[str]:
+    """The baseline a tabular run of `task` is read beside: user and item
+    biases for a regression with ids, ridge without, logistic regression
+    for classes (`evaluate.baselines = ["auto"]`, and `recsys init`'s)."""
+    if task == "regression":
+        return ["bias"] if with_ids else ["linear_regression"]
+    return ["logistic_regression"]
+
+
 class TabularData(InteractionsData):
     """`[data]`: the table, its id, time and label columns.
 
@@ -310,10 +319,7 @@ class TabularConfig(KindConfig):
         defaults = TabularModelSection.model_fields, TabularData.model_fields
         task = model.get("task", defaults[0]["task"].default)
         user = data.get("user", defaults[1]["user"].default)
-        if task == "regression":
-            usual = ["bias"] if user else ["linear_regression"]
-        else:
-            usual = ["logistic_regression"]
+        usual = usual_baselines(task, with_ids=bool(user))
         return {**config, "evaluate": {**evaluate, "baselines": usual}}
 
     def model_features(self) -> list[str]:
