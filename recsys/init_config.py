@@ -33,7 +33,8 @@ SAMPLE_ROWS = 1_000_000
 MIN_TIMES = 50
 
 # Name patterns, tried in order; a column matches when its lowercased name
-# (with `_`, `-` and spaces removed) equals or ends with one.
+# (with `_`, `-`, `.` and spaces removed: R writes `price.heinz`) equals or
+# ends with one.
 _USER = (
     "userid",
     "user",
@@ -99,7 +100,7 @@ _TEXT = ("text", "body", "content", "review", "message", "comment")
 
 
 def _key(name: str) -> str:
-    return re.sub(r"[\s_\-]", "", str(name).lower())
+    return re.sub(r"[\s_\-.]", "", str(name).lower())
 
 
 def _word_suffixes(name) -> set[str]:
@@ -108,8 +109,8 @@ def _word_suffixes(name) -> set[str]:
     `"MS_SubClass"` ends in `"subclass"`, not `"class"`), else at case
     changes (`"customerUserId"` ends in `"userid"` and `"id"`)."""
     name = str(name)
-    if re.search(r"[\s_\-]", name):
-        words = [w for w in re.split(r"[\s_\-]+", name) if w]
+    if re.search(r"[\s_\-.]", name):
+        words = [w for w in re.split(r"[\s_\-.]+", name) if w]
     else:
         words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+", name) or [name]
     return {"".join(words[i:]).lower() for i in range(len(words))}
@@ -226,10 +227,11 @@ def _feature_table(
     a two-tower's default `model.combine = "sum"` adds vectors).
 
     Numbers of more than 20 values (ages, amounts) are numeric unless the
-    name says codes (`..._id`, `..._code`): as categories their order is
-    lost, and a table of a few thousand rows sees each value too rarely
-    (modeldata's credit_data, validation AUC: 0.826 with its integer
-    columns as categories, 0.838 as numbers; one-hot LR 0.824 / 0.831).
+    name says codes (`..._id`, `..._code`; `_named_ids`): as categories
+    their order is lost, and a table of a few thousand rows sees each
+    value too rarely (modeldata's credit_data, validation AUC: 0.826 with
+    its integer columns as categories, 0.838 as numbers; one-hot LR 0.824 /
+    0.831).
     Numbers that look like codes (`_dense_codes`) say so in their comment.
     """
     series = frame[column]
@@ -243,6 +245,9 @@ def _feature_table(
     ):
         lines.append(_line("kind", "multi_categorical", "values hold '|'"))
         lines.append(_line("separator", "|"))
+    elif distinct > 20 and _named_ids(series, distinct):
+        note = f"{distinct:,} ids (by name)"
+        lines.append(_line("kind", "categorical", note))
     elif _is_numeric(series) and (
         distinct > 200 or (distinct > 20 and not _is_code(column))
     ):
@@ -292,6 +297,23 @@ def _dense_codes(series: pd.Series, distinct: int) -> bool:
 def _is_code(column) -> bool:
     """Whether a column's name says its numbers are codes, not amounts."""
     return _key(column).endswith(("id", "code", "zip", "zipcode"))
+
+
+def _named_ids(series: pd.Series, distinct: int) -> bool:
+    """Whether many whole numbers are ids by their name (`hhid`,
+    `store_code`), each on two rows or more on average: a household's or a
+    store's own vector, not an amount.
+
+    Ecdat's Ketchup (4,956 purchases by 1,956 households, brand chosen),
+    test accuracy: 0.6381 with `Ketchup.hid` numeric, 0.7107 as a category
+    (one-hot LR 0.6351 / 0.7268).
+    """
+    if not _is_code(series.name) or not _is_numeric(series):
+        return False
+    values = series.dropna()
+    return len(values) >= 2 * distinct and bool(
+        (values == values.round()).all()
+    )
 
 
 def _is_row_id(series: pd.Series) -> bool:

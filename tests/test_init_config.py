@@ -235,6 +235,24 @@ def test_many_whole_numbers_are_numeric_unless_named_as_codes():
     assert '[features.dept_code]\nkind = "categorical"' in text
 
 
+def test_many_whole_numbers_named_as_ids_are_categories():
+    # Ecdat's Ketchup: 1,956 household numbers ("Ketchup.hid", R's dotted
+    # name) over 4,956 purchases; an amount named like one (cents) is not.
+    rng = np.random.default_rng(0)
+    frame = _passengers(rows=1000).assign(
+        **{
+            "Ketchup.hid": rng.integers(1000, 1400, 1000),
+            "amount_paid": rng.uniform(0, 900, 1000).round(2),
+            "price.heinz": rng.uniform(0, 9, 1000),
+        }
+    )
+    assert frame["Ketchup.hid"].nunique() > 200
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert '[features."Ketchup.hid"]\nkind = "categorical"' in text
+    assert '[features.amount_paid]\nkind = "numeric"' in text
+    assert '[features."price.heinz"]\nkind = "numeric"' in text
+
+
 def test_a_table_without_ids_but_with_times_holds_out_the_latest_rows():
     frame = _passengers().assign(booking_time=np.arange(300) * 3600)
     text = init_config("tabular", "p.csv", frame=frame)
