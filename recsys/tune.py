@@ -474,6 +474,7 @@ def tune(
     from recsys.init_config import with_written_features
     from recsys.kinds import get_kind
     from recsys.kinds.base import source_table
+    from recsys.training.divergence import TrainingDiverged
 
     if config["data"].get("path"):
         raise ValueError(
@@ -526,6 +527,10 @@ def tune(
             result = trial_kind.train(
                 trial_config, frame=frame, progress=False, write=False
             )
+        except TrainingDiverged as error:
+            # A rate from the top of the range can be too large: the trial
+            # fails, the search goes on.
+            raise optuna.TrialPruned(str(error)) from error
         finally:
             trial.set_user_attr(
                 "seconds", round(time.perf_counter() - started, 2)

@@ -160,3 +160,27 @@ def test_the_second_trial_is_the_config_without_hidden_layers(
         [],
     )
     assert (first["model.dropout"], second["model.dropout"]) == (0.3, 0.0)
+
+
+def test_a_trial_that_diverges_is_pruned_and_the_search_goes_on(
+    xor_table, tmp_path
+):
+    # A regression: the squared error of a diverging step grows without
+    # bound (a binary loss is clipped).
+    config = _config(xor_table)
+    config["data"]["label"] = "noise"
+    config["model"].update(task="regression", features=["a", "b"])
+    config["evaluate"]["baselines"] = []
+    config["train"]["optimizer"] = "sgd"
+    space = {"train.learning_rate": Choice((0.05, 1e9))}
+    result = tune(
+        config,
+        str(tmp_path),
+        trials=2,
+        space=space,
+        final=False,
+        progress=False,
+    )
+    states = result.trials.set_index("train.learning_rate")["state"]
+    assert states.to_dict() == {0.05: "COMPLETE", 1e9: "PRUNED"}
+    assert result.best_params == {"train.learning_rate": 0.05}

@@ -44,4 +44,6 @@ def make_optimizer(
             f"`name` must be one of {tuple(OPTIMIZERS)}. Received: "
             f"name={name!r}"
         )
-    return OPTIMIZERS[name](learning_rate)
+    # `float`: a config keeps `learning_rate = 1` an integer, which Keras
+    # refuses.
+    return OPTIMIZERS[name](float(learning_rate))

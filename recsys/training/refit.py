@@ -13,6 +13,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from recsys.training.divergence import StopWhenDiverged
+
 SUPPORTED_MODES = ("min", "max")
 
 
@@ -99,6 +101,8 @@ def fit_then_refit(
     Raises:
         ValueError: for a `mode` other than `"min"` or `"max"`, or
             `validation_data` without `fit_data`.
+        TrainingDiverged: when an epoch ends with a non-finite loss
+            (`recsys.training.divergence`).
 
     Example:
 
@@ -127,7 +131,7 @@ def fit_then_refit(
     if validation_data is not None and fit_data is not None:
         keras.utils.set_random_seed(seed)
         model = build("fit")
-        fit_callbacks = list(callbacks or [])
+        fit_callbacks = [*(callbacks or []), StopWhenDiverged()]
         if patience is not None:
             fit_callbacks.append(
                 keras.callbacks.EarlyStopping(
@@ -166,7 +170,7 @@ def fit_then_refit(
             epochs=best,
             shuffle=True,
             verbose=verbose,
-            callbacks=list(callbacks or []),
+            callbacks=[*(callbacks or []), StopWhenDiverged()],
         )
         examples += len(y) * best
     return RefitResult(model, history, best, refitted, examples)

@@ -12,6 +12,7 @@ from recsys.models.inputs import input_specs
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
 from recsys.training.checkpoint import resume_epoch
+from recsys.training.divergence import StopWhenDiverged
 from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
@@ -171,7 +172,8 @@ def fit_two_tower(
         epochs=train["epochs"],
         initial_epoch=resume_epoch(callbacks),
         verbose=verbose,
-        callbacks=[timer, *callbacks],
+        # Before the checkpoints: a diverged epoch is not saved.
+        callbacks=[timer, StopWhenDiverged(), *callbacks],
     )
     steady = timer.seconds[1:] or timer.seconds
     return {

@@ -39,3 +39,9 @@ def test_make_optimizer_returns_a_new_optimizer_each_call():
 def test_unknown_name_lists_the_valid_ones():
     with pytest.raises(ValueError, match="one of .*'adagrad'.*Received: "):
         make_optimizer("lion", 0.1)
+
+
+def test_an_integer_learning_rate_is_a_float_rate():
+    # A config keeps `learning_rate = 1` an integer; Keras refuses ints.
+    optimizer = make_optimizer("sgd", 1)
+    assert float(optimizer.learning_rate) == 1.0

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from recsys.training.divergence import TrainingDiverged
 from recsys.training.progress import keras_verbosity
 from recsys.training.refit import fit_then_refit
 
@@ -121,3 +122,21 @@ def test_bad_arguments_are_refused():
 def test_keras_verbosity(progress, tty, expected, monkeypatch):
     monkeypatch.setattr("sys.stdout.isatty", lambda: tty)
     assert keras_verbosity(progress) == expected
+
+
+def test_a_diverging_fit_says_so_and_names_the_rate():
+    def build(part=None):
+        model = _build()
+        model.compile(optimizer=keras.optimizers.SGD(1e6), loss="mse")
+        return model
+
+    with pytest.raises(TrainingDiverged, match=r"SGD, learning rate 1e\+06"):
+        fit_then_refit(
+            build,
+            FIT,
+            VALID,
+            TRAIN,
+            epochs=EPOCHS,
+            patience=2,
+            batch_size=BATCH,
+        )
