@@ -160,6 +160,13 @@ def test_the_second_trial_is_the_config_without_hidden_layers(
         [],
     )
     assert (first["model.dropout"], second["model.dropout"]) == (0.3, 0.0)
+    # Trained as a linear model is, outside the space (Adam left it far
+    # from its optimum on small tables), and said so in the table.
+    assert (second["train.optimizer"], second["train.learning_rate"]) == (
+        "adagrad",
+        0.1,
+    )
+    assert pd.isna(first["train.optimizer"])
 
 
 def test_a_trial_that_diverges_is_pruned_and_the_search_goes_on(
