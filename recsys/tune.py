@@ -11,8 +11,8 @@ is the config's own settings (then, for a two-tower, the same without its
 history and with the user's profile as its history, `model.history =
 "profile"`; for a tabular model, the same without hidden layers or
 crosses, trained as a linear model: `LINEAR_TRAINING`); a trial whose
-training diverges is pruned; the search is Optuna's TPE sampler (a grid when the space is a
-small set of choices), chosen over KerasTuner
+training diverges is pruned. The search is Optuna's TPE sampler (a grid
+when the space is a small set of choices), chosen over KerasTuner
 because a trial here is a whole `recsys.train` run (preprocessing, split,
 baselines), not a Keras model to rebuild, and Optuna stores trials in a
 SQLite file: a killed study resumes where it stopped. Each kind calls its
