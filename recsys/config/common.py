@@ -267,7 +267,12 @@ class InteractionsData(Section):
                     "is wrong to its column."
                 )
         check_split_column(self.split, self.split_column)
-        split = resolved_split(self.split, getattr(self, "path", ""))
+        split = resolved_split(
+            self.split,
+            getattr(self, "path", ""),
+            user=self.user,
+            time=self.time,
+        )
         if self.split_cutoff != "" and split != "time":
             raise ValueError(
                 f"data.split_cutoff = {self.split_cutoff!r} is read only by "
@@ -277,12 +282,20 @@ class InteractionsData(Section):
         return self
 
 
-def resolved_split(split: str, path: str = "") -> str:
+def resolved_split(
+    split: str, path: str = "", *, user: str = "user", time: str = "time"
+) -> str:
     """The split method `"auto"` stands for: by time for streamed shards
-    (`data.path`, no per-user order), per user otherwise."""
+    (`data.path`, no per-user order), per user otherwise; for a table
+    without ids (`user = ""`), by time with a `time` column, else at
+    random."""
     if split != "auto":
         return split
-    return "time" if path else "user_time"
+    if path:
+        return "time"
+    if not user:
+        return "time" if time else "random"
+    return "user_time"
 
 
 def check_baseline_names(baselines: list[str], known: tuple) -> list[str]:

@@ -56,26 +56,29 @@ class TabularData(InteractionsData):
     """`[data]`: the table, its id, time and label columns.
 
     A table of rows that are not (user, item) pairs (customers, loans)
-    leaves `user`, `item` and `time` empty and splits at random or by a
-    column.
+    leaves `user` and `item` empty; its `split = "auto"` is `"time"` (the
+    table's latest rows) with a `time` column, else `"random"`.
     """
 
+    # Empty by default, unlike a two-tower's: the shortest tabular config
+    # (a source and a label) is a table without ids, as most labelled
+    # tables are (loans, customers).
     user: str = Field(
-        default="user_id",
+        default="",
         description=(
-            'User id column; "" (with item = "") for a table without ids, '
-            'split by data.split = "random" or "column".'
+            'User id column; "" (with item = "", the default) for a table '
+            "without ids."
         ),
     )
     item: str = Field(
-        default="item_id",
-        description='Item id column; "" for a table without ids.',
+        default="",
+        description='Item id column; "" (the default) for a table without ids.',
     )
     time: str = Field(
-        default="timestamp",
+        default="",
         description=(
-            'Time column: orders each user\'s rows and the splits; "" for '
-            'none (data.split = "random" or "column").'
+            'Time column: orders each user\'s rows and the splits; "" (the '
+            'default) for none: data.split = "random" or "column".'
         ),
     )
     label: str = Field(default="label", description="Label column.")
@@ -103,12 +106,26 @@ class TabularData(InteractionsData):
     def _check_ids(self) -> "TabularData":
         check_placeholders("data", label=self.label)
         if bool(self.user) != bool(self.item):
+            # Rows of one kind of id (a household's purchases, a
+            # patient's visits): that column is a feature of a table
+            # without ids.
+            named = self.user or self.item
             raise ValueError(
                 f"data.user and data.item are both set or both empty (a "
                 f"table without ids). Received: user={self.user!r}, "
-                f"item={self.item!r}."
+                f"item={self.item!r}. Fix: name the other id column; or, "
+                f'for rows of {named!r} alone, set data.user = "" and '
+                f'data.item = "" and keep "{named}" among model.features '
+                "(a categorical feature: its own vector)."
             )
-        split = resolved_split(self.split)
+        split = resolved_split(self.split, user=self.user, time=self.time)
+        if not self.user and split == "user_time":
+            raise ValueError(
+                'data.split = "user_time" holds out each user\'s latest rows, '
+                'and data.user is "" (a table without ids). Fix: data.split '
+                '= "time" (the latest rows of the table), "random" or '
+                '"column".'
+            )
         if not self.time and split not in ("random", "column"):
             raise ValueError(
                 f'data.split = "{self.split}" needs a time column, and '

@@ -298,8 +298,8 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
     """The `SplitRule` of a config's `[data]` section.
 
     Keys written before the split options existed take their defaults, so
-    older bundles split as they were trained; `"auto"` is `"time"` for
-    streamed shards (`data.path`) and `"user_time"` otherwise.
+    older bundles split as they were trained; `"auto"` is
+    `resolved_split`'s (`"user_time"` for a table with ids).
 
     Args:
         data: dict. The `[data]` section.
@@ -309,7 +309,10 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
         A `SplitRule`.
     """
     method = resolved_split(
-        data.get("split", "user_time"), data.get("path", "")
+        data.get("split", "user_time"),
+        data.get("path", ""),
+        user=data.get("user", "user"),
+        time=data.get("time", "time"),
     )
     columns = (
         {}

@@ -10,6 +10,7 @@ from recsys import train
 from recsys.bundles import load_bundle
 from recsys.config import ConfigError
 from recsys.config import load_config
+from recsys.data.split import split_rule
 from recsys.kinds.tabular import TabularKind
 from recsys.kinds.tabular import prepare_tabular
 from recsys.two_stage import check_ranker
@@ -125,7 +126,8 @@ def test_numeric_transforms_not_written_are_chosen_from_the_data(loans):
     "overrides, match",
     [
         (['data.item="job"'], "both set or both empty"),
-        (['data.split="auto"'], "needs a time column"),
+        (['data.split="time"'], "needs a time column"),
+        (['data.split="user_time"'], "holds out each user's latest rows"),
         (["evaluate.baselines=['bias']"], "bias"),
         (["model.history_length=5"], "history_length"),
     ],
@@ -133,6 +135,26 @@ def test_numeric_transforms_not_written_are_chosen_from_the_data(loans):
 def test_a_table_without_ids_refuses_what_needs_them(loans, overrides, match):
     with pytest.raises((ConfigError, ValueError), match=match):
         load_config(str(loans / "loans.toml"), overrides)
+
+
+def test_the_auto_split_of_a_table_without_ids_is_by_time_if_it_has_one(
+    loans,
+):
+    config = load_config(str(loans / "loans.toml"), ['data.split="auto"'])
+    assert split_rule(config["data"]).method == "random"
+    timed = load_config(
+        str(loans / "loans.toml"), ['data.split="auto"', 'data.time="age"']
+    )
+    assert split_rule(timed["data"]).method == "time"
+    # The shortest config: no ids, no times (the defaults).
+    short = load_config(
+        {
+            "data": {"source": "loans.csv", "label": "status"},
+            "model": {"kind": "tabular", "task": "binary"},
+        }
+    )
+    assert (short["data"]["user"], short["data"]["time"]) == ("", "")
+    assert split_rule(short["data"]).method == "random"
 
 
 def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
@@ -206,16 +228,10 @@ def test_rows_without_a_label_are_dropped_only_when_asked(loans):
 
 
 def test_a_config_without_feature_tables_reads_inits_columns(loans):
-    # The shortest config a user writes: the data, the label, the kind.
+    # The shortest config a user writes: the data, the label, the kind (a
+    # table without ids and times by default, split at random).
     tables = {
-        "data": {
-            "source": str(loans / "loans.csv"),
-            "user": "",
-            "item": "",
-            "time": "",
-            "split": "random",
-            "label": "status",
-        },
+        "data": {"source": str(loans / "loans.csv"), "label": "status"},
         "model": {"kind": "tabular", "task": "binary"},
         "train": {"epochs": 2, "patience": 1, "refit": False},
     }
@@ -235,13 +251,18 @@ def test_a_config_without_feature_tables_reads_inits_columns(loans):
     assert prepared.config["model"]["features"] == config["model"]["features"]
 
 
-def test_a_short_config_naming_no_column_says_which_key(loans):
-    # The defaults name `user_id`, `item_id` and `timestamp`.
+def test_a_short_config_naming_a_missing_column_says_which_key(loans):
     tables = {
-        "data": {"source": str(loans / "loans.csv"), "label": "status"},
+        "data": {
+            "source": str(loans / "loans.csv"),
+            "label": "status",
+            "user": "customer",
+            "item": "product",
+            "time": "age",
+        },
         "model": {"kind": "tabular", "task": "binary"},
     }
-    with pytest.raises(ValueError, match=r"data.user = 'user_id' is not a"):
+    with pytest.raises(ValueError, match=r"data.user = 'customer' is not a"):
         train(load_config(tables), write=False, progress=False)
 
 
