@@ -111,7 +111,8 @@ def cmd_train(args):
     if args.json:
         _print_json({"bundle": bundle.path, "metrics": metrics})
         return 0
-    print("\n" + kind.summary(metrics, config))
+    # The bundle's config: what training filled in (a task "auto").
+    print("\n" + kind.summary(metrics, bundle.config))
     print(
         f"bundle: {bundle.path}\n"
         f"metrics: {os.path.join(bundle.path, 'metrics.json')}"

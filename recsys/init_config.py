@@ -1056,9 +1056,19 @@ def _check_columns(kind, columns, frame):
     return columns
 
 
+def needs_written_lines(config: dict) -> bool:
+    """Whether `with_written_features` would fill `config` in: a tabular
+    or text config without feature tables, or a tabular `task = "auto"`."""
+    kind = config["model"]["kind"]
+    if kind not in ("tabular", "text"):
+        return False
+    return not config["features"] or config["model"].get("task") == "auto"
+
+
 def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     """`config` with the feature tables `recsys init` writes for `frame`,
-    where a tabular or text config declares none.
+    where a tabular or text config declares none, and a tabular
+    `model.task = "auto"` as init guesses it from the label.
 
     The shortest config a user writes (`[data]` with the label, or the text
     and label, and `model.kind`) then trains on every column init would
@@ -1070,16 +1080,21 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         frame: DataFrame. The table it trains on.
 
     Returns:
-        dict. `config` itself when it declares a feature table, else a
-        validated copy with init's `[features]` (and, tabular, its
-        `model.features`).
+        dict. `config` itself when there is nothing to fill in, else a
+        validated copy with init's task (and the baseline that follows from
+        it, `evaluate.baselines = ["auto"]`), `[features]` and, tabular,
+        `model.features`.
     """
-    kind = config["model"]["kind"]
-    if kind not in ("tabular", "text") or config["features"]:
+    if not needs_written_lines(config):
         return config
+    from recsys.config import validate_config
+
+    config = _with_guessed_task(config, frame)
+    if config["features"]:
+        return validate_config(config)
     import tomllib
 
-    from recsys.config import validate_config
+    kind = config["model"]["kind"]
 
     columns = {role: config["data"].get(role, "") for role in ROLES[kind]}
     for role, column in columns.items():
@@ -1109,3 +1124,27 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         kind,
     )
     return validate_config({**config, "features": features, "model": model})
+
+
+def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:
+    """A tabular `model.task = "auto"` as `recsys init` guesses it from
+    the label column (`_task`); other configs unchanged."""
+    model = config["model"]
+    if model.get("task") != "auto":
+        return config
+    label = config["data"]["label"]
+    if label not in frame.columns:
+        raise ValueError(
+            f"data.label = {label!r} is not a column of the table. Its "
+            f"columns: {list(frame.columns)}. Fix: set data.label to one of "
+            "them."
+        )
+    task, why = _task(frame[label])
+    logger.info(
+        'model.task = "auto": %s for the label %r (%s; set model.task to '
+        "choose).",
+        task,
+        label,
+        why,
+    )
+    return {**config, "model": {**model, "task": task}}

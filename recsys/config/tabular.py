@@ -30,7 +30,7 @@ from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
 from recsys.errors import ConfigError
 
-Task = Literal["regression", "binary", "multiclass"]
+Task = Literal["auto", "regression", "binary", "multiclass"]
 Interaction = Literal["mlp", "dcn", "dot"]
 SUPPORTED_TASKS = typing.get_args(Task)
 SUPPORTED_INTERACTIONS = typing.get_args(Interaction)
@@ -148,8 +148,13 @@ class TabularModelSection(Section):
         description="The model kind: rows -> a rating or a class.",
     )
     task: Task = Field(
-        default="regression",
-        description='"regression", "binary" or "multiclass".',
+        default="auto",
+        description=(
+            '"regression", "binary" or "multiclass"; "auto" (the default) '
+            "is recsys init's guess from the label column when training "
+            "starts: two values binary, other numbers regression, other "
+            "text multiclass (the bundle's config records it)."
+        ),
     )
     features: list[str] = Field(
         default=[],
@@ -335,6 +340,9 @@ class TabularConfig(KindConfig):
             return config
         defaults = TabularModelSection.model_fields, TabularData.model_fields
         task = model.get("task", defaults[0]["task"].default)
+        if task == "auto":
+            # Resolved with the task, from the table (`with_written_features`).
+            return config
         user = data.get("user", defaults[1]["user"].default)
         usual = usual_baselines(task, with_ids=bool(user))
         return {**config, "evaluate": {**evaluate, "baselines": usual}}
@@ -392,6 +400,9 @@ class TabularConfig(KindConfig):
                 "would read its own answer. Fix: remove "
                 f"{self._feature_lines(label)}."
             )
+        if model.task == "auto":
+            # Checked again once the table says the task.
+            return self._check_cross_layers()
         valid = SUPPORTED_BASELINES[model.task]
         usual = (
             "linear_regression"
@@ -411,6 +422,10 @@ class TabularConfig(KindConfig):
                     'item, and this table has none (data.user = ""). Fix: '
                     f'use "{usual}".'
                 )
+        return self._check_cross_layers()
+
+    def _check_cross_layers(self) -> "TabularConfig":
+        model = self.model
         if model.interaction == "dcn" and model.num_cross_layers < 1:
             raise ConfigError(
                 "model.num_cross_layers must be >= 1 for a dcn interaction. "

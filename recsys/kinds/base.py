@@ -160,8 +160,11 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
-        if self.reads_init_features and not config["features"]:
-            # The shortest config: the columns `recsys init` would declare.
+        from recsys.init_config import needs_written_lines
+
+        if self.reads_init_features and needs_written_lines(config):
+            # The shortest config: the columns (and the task) `recsys init`
+            # would write.
             from recsys.init_config import with_written_features
 
             frame = source_table(config, frame, progress=progress)

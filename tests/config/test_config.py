@@ -87,8 +87,9 @@ def test_config_missing_file():
 # `data.drop_missing = false` after `data.split_column` and two-tower
 # `train.early_stopping = false`, `patience = 2` after `train.epochs`, and
 # "ease_recent" among the default retrieval baselines; then the tabular
-# `data.user`, `item` and `time` defaults became "" (a table without ids),
-# so the default tabular baseline is "linear_regression".
+# `data.user`, `item` and `time` defaults became "" (a table without ids)
+# and `model.task` "auto" (resolved from the label when training starts,
+# with the `["auto"]` baseline).
 # Relative data paths are stored as written: `load_config` makes them
 # absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")

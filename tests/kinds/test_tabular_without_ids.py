@@ -229,14 +229,17 @@ def test_rows_without_a_label_are_dropped_only_when_asked(loans):
 
 def test_a_config_without_feature_tables_reads_inits_columns(loans):
     # The shortest config a user writes: the data, the label, the kind (a
-    # table without ids and times by default, split at random).
+    # table without ids and times by default, split at random; the task
+    # the label's).
     tables = {
         "data": {"source": str(loans / "loans.csv"), "label": "status"},
-        "model": {"kind": "tabular", "task": "binary"},
+        "model": {"kind": "tabular"},
         "train": {"epochs": 2, "patience": 1, "refit": False},
     }
     result = train(load_config(tables), str(loans / "short"), progress=False)
     config = result.bundle.config
+    assert config["model"]["task"] == "binary"  # "good" / "bad"
+    assert "auc" in result.metrics["baseline_logistic_regression"]
     assert config["model"]["features"] == ["job", "income", "age", "debt"]
     assert config["features"]["job"]["kind"] == "categorical"
     assert config["features"]["income"]["kind"] == "numeric"
@@ -280,8 +283,12 @@ def test_ratings_without_times_split_at_random_beside_the_bias(tmp_path):
     tables["data"].update(time="", label="y")
     config = load_config(tables)
     assert config["data"]["split"] == "random"
-    assert config["evaluate"]["baselines"] == ["bias"]
+    # The task (and so the baseline) is the label's, once the table is read.
+    assert config["model"]["task"] == "auto"
     result = train(config, write=False, frame=frame, progress=False)
+    resolved = result.prepared.config
+    assert resolved["model"]["task"] == "regression"
+    assert resolved["evaluate"]["baselines"] == ["bias"]
     metrics = result.metrics
     # The rating is a user's plus an item's part: both learn it.
     assert metrics["test"]["rmse"] < 0.5
