@@ -125,7 +125,31 @@ def prepare_data(config, frame=None, *, progress=False):
     train, test = split_for_evaluation(frame, config)
     _warn_short_users(train, test, data)
     _warn_varying_item_features(frame, data["item"], config["model"])
+    _warn_unread_features(config)
     return prepared_parts(config, frame, train, test, progress=progress)
+
+
+def _warn_unread_features(config):
+    """Warns of `[features.<name>]` tables neither tower reads: declared
+    beside towers left to their defaults (the user and the item ids), they
+    would otherwise be fitted and ignored without a word."""
+    model = config["model"]
+    towers = model["query_features"] + model["candidate_features"]
+    unread = [name for name in config["features"] if name not in towers]
+    if unread:
+        tables = ", ".join(f"[features.{name}]" for name in unread)
+        logger.warning(
+            "%s %s read by neither tower (model.query_features = %s, "
+            "model.candidate_features = %s): add %s to one of them (a "
+            "candidate feature describes the item, a query feature the "
+            "user), or remove %s.",
+            tables,
+            "are" if len(unread) > 1 else "is",
+            model["query_features"],
+            model["candidate_features"],
+            " / ".join(f'"{name}"' for name in unread),
+            "the tables" if len(unread) > 1 else "the table",
+        )
 
 
 def checked_interactions(config, frame):

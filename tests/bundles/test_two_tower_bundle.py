@@ -331,3 +331,14 @@ def test_a_per_user_split_of_one_row_users_is_warned(movielens, caplog):
     prepare_data(config, orders)
     assert 'data.split = "user_time" held out' in caplog.text
     assert "have no training row" in caplog.text
+
+
+def test_a_feature_table_neither_tower_reads_is_warned(movielens, caplog):
+    config = load_config(CONFIG, ["train.epochs=1"])
+    small = movielens[movielens.userId <= 60]
+    caplog.set_level("WARNING", logger="recsys.kinds.two_tower")
+    prepare_data(config, small)
+    assert "neither tower" not in caplog.text  # every table is read
+    config["features"]["rating"] = {"kind": "numeric"}
+    prepare_data(config, small)
+    assert "[features.rating] is read by neither tower" in caplog.text
