@@ -754,6 +754,27 @@ def _two_tower(
     return lines
 
 
+def _threshold_lines(frame: pd.DataFrame, label: str, task: str):
+    """`data.label_threshold` for a binary label of two numbers that 0.5
+    does not separate."""
+    high = _binary_threshold(frame[label]) if label in frame else None
+    if task != "binary" or high is None:
+        return []
+    return [_line("label_threshold", high, "the larger value is positive")]
+
+
+def _binary_threshold(labels: pd.Series, threshold: float = 0.5):
+    """The larger of a numeric label's two values, where `threshold` (the
+    `data.label_threshold` default) does not separate them (1 and 2, not
+    0 and 1): positive from it, as a text label's later value is; else
+    None."""
+    values = labels.dropna().unique()
+    if len(values) != 2 or not _is_numeric(labels):
+        return None
+    low, high = sorted(v.item() if hasattr(v, "item") else v for v in values)
+    return None if low < threshold <= high else high
+
+
 def _task(labels: pd.Series) -> tuple[str, str]:
     distinct = labels.nunique(dropna=True)
     if pd.api.types.is_numeric_dtype(labels) and distinct > 2:
@@ -827,6 +848,7 @@ def _tabular(
         *_time_format_lines(frame, time),
         *split,
         _line("label", label, label_note),
+        *_threshold_lines(frame, label, task),
         _line("display", display, "shown beside scores (optional)"),
         *_drop_missing_lines(frame, user, item, time, label),
         "",
@@ -1140,6 +1162,13 @@ def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:
             "them."
         )
     task, why = _task(frame[label])
+    data = config["data"]
+    high = _binary_threshold(frame[label], data["label_threshold"])
+    if task == "binary" and high is not None:
+        # Two numbers the threshold does not separate (1 and 2): the
+        # larger is positive, as init writes it.
+        data = {**data, "label_threshold": high}
+        why += f"; positive when >= {high}"
     logger.info(
         'model.task = "auto": %s for the label %r (%s; set model.task to '
         "choose).",
@@ -1147,4 +1176,4 @@ def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:
         label,
         why,
     )
-    return {**config, "model": {**model, "task": task}}
+    return {**config, "data": data, "model": {**model, "task": task}}

@@ -717,3 +717,29 @@ def test_a_column_naming_each_row_is_no_user():
     text = init_config("tabular", frame=frame, columns={"label": "vote"})
     assert 'user = ""' in text and 'item = ""' in text
     assert '"uid" is left out: a different value on every row' in text
+
+
+def test_a_binary_label_of_two_numbers_is_positive_at_the_larger():
+    # 1 and 2 (a survey's yes / no codes): 0.5 would make every row positive.
+    from recsys.init_config import with_written_features
+
+    frame = _passengers().assign(survived=lambda f: np.where(f.age > 40, 2, 1))
+    text = init_config("tabular", "p.csv", frame=frame)
+    assert 'task = "binary"' in text and "label_threshold = 2 " in text
+    # The same where training guesses the task (`task = "auto"`).
+    config = recsys.load_config(
+        {
+            "data": {"source": "p.csv", "label": "survived"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    filled = with_written_features(config, frame)
+    assert filled["model"]["task"] == "binary"
+    assert filled["data"]["label_threshold"] == 2
+    # 0 and 1 keep the default.
+    zero_one = frame.assign(survived=frame.survived - 1)
+    assert "label_threshold" not in init_config(
+        "tabular", "p.csv", frame=zero_one
+    )
+    kept = with_written_features(config, zero_one)
+    assert kept["data"]["label_threshold"] == 0.5
