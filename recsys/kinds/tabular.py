@@ -158,14 +158,22 @@ def label_classes(train, config):
     label (`"yes"` / `"no"`): its two values sorted, the later positive.
     Otherwise `[]` (a number is positive when >= `data.label_threshold`).
     """
-    values = train[config["data"]["label"]]
+    label = config["data"]["label"]
+    values = train[label]
     task = config["model"]["task"]
     if task == "multiclass" or (
         task == "binary"
         and not pd.api.types.is_numeric_dtype(values)
         and not pd.api.types.is_bool_dtype(values)
     ):
-        return sorted(values.unique().tolist())
+        classes = sorted(values.unique().tolist())
+        if len(classes) < 2:
+            raise ValueError(
+                f"Label column {label!r} holds one value on every training "
+                f"row ({classes[:1]}): there is nothing to tell apart. Fix: "
+                "check data.label, or train on rows of more than one class."
+            )
+        return classes
     return []
 
 

@@ -157,6 +157,14 @@ def test_the_auto_split_of_a_table_without_ids_is_by_time_if_it_has_one(
     assert split_rule(short["data"]).method == "random"
 
 
+@pytest.mark.parametrize("task", ["auto", "multiclass"])
+def test_a_label_of_one_value_says_so(loans, task):
+    frame = pd.read_csv(loans / "loans.csv").assign(status="good")
+    config = load_config(str(loans / "loans.toml"), [f'model.task="{task}"'])
+    with pytest.raises(ValueError, match="one value on every training row"):
+        train(config, write=False, frame=frame, progress=False)
+
+
 def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
     frame = pd.read_csv(loans / "loans.csv")
     frame.loc[:5, "status"] = "unknown"
