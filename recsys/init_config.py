@@ -1109,15 +1109,11 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     """
     if not needs_written_lines(config):
         return config
-    from recsys.config import validate_config
-
-    config = _with_guessed_task(config, frame)
-    if config["features"]:
-        return validate_config(config)
     import tomllib
 
-    kind = config["model"]["kind"]
+    from recsys.config import validate_config
 
+    kind = config["model"]["kind"]
     columns = {role: config["data"].get(role, "") for role in ROLES[kind]}
     for role, column in columns.items():
         if column and column not in frame.columns:
@@ -1132,6 +1128,9 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
                 f"columns: {list(frame.columns)}. Fix: set data.{role} to "
                 f"one of them.{without}"
             )
+    config = _with_guessed_task(config, frame)
+    if config["features"]:
+        return validate_config(config)
     written = tomllib.loads(init_config(kind, frame=frame, columns=columns))
     features = written.get("features", {})
     model = dict(config["model"])
@@ -1154,13 +1153,7 @@ def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:
     model = config["model"]
     if model.get("task") != "auto":
         return config
-    label = config["data"]["label"]
-    if label not in frame.columns:
-        raise ValueError(
-            f"data.label = {label!r} is not a column of the table. Its "
-            f"columns: {list(frame.columns)}. Fix: set data.label to one of "
-            "them."
-        )
+    label = config["data"]["label"]  # a column (`with_written_features`)
     task, why = _task(frame[label])
     data = config["data"]
     high = _binary_threshold(frame[label], data["label_threshold"])

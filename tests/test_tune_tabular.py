@@ -76,6 +76,13 @@ baselines = ["logistic_regression"]
     return load_config(str(config))
 
 
+def _two_trials(config, space, output):
+    """Two trials of `space` searched on the carve, no final training."""
+    return tune(
+        config, str(output), trials=2, space=space, final=False, progress=False
+    )
+
+
 def test_search_space_holds_the_settings_that_matter(xor_table):
     config = _config(xor_table)
     space = search_space(config)
@@ -142,14 +149,7 @@ def test_the_second_trial_is_the_config_without_hidden_layers(
         "model.hidden_units": Choice(([], [16])),
         "model.dropout": Range(0.0, 0.5),
     }
-    result = tune(
-        config,
-        str(tmp_path),
-        trials=2,
-        space=space,
-        final=False,
-        progress=False,
-    )
+    result = _two_trials(config, space, tmp_path)
     first, second = result.trials.to_dict("records")
     assert (first["model.interaction"], first["model.hidden_units"]) == (
         "dcn",
@@ -180,14 +180,7 @@ def test_a_trial_that_diverges_is_pruned_and_the_search_goes_on(
     config["evaluate"]["baselines"] = []
     config["train"]["optimizer"] = "sgd"
     space = {"train.learning_rate": Choice((0.05, 1e9))}
-    result = tune(
-        config,
-        str(tmp_path),
-        trials=2,
-        space=space,
-        final=False,
-        progress=False,
-    )
+    result = _two_trials(config, space, tmp_path)
     states = result.trials.set_index("train.learning_rate")["state"]
     assert states.to_dict() == {0.05: "COMPLETE", 1e9: "PRUNED"}
     assert result.best_params == {"train.learning_rate": 0.05}

@@ -321,7 +321,7 @@ class UserRepeats(_MatrixScorer):
     binary = False  # the counts order a user's items
 
     def _fit(self):
-        pass
+        """Nothing beyond the counts `fit` keeps (`matrix_`, `popularity_`)."""
 
     def _score_rows(self, rows):
         # The popularity below 1 orders unseen items and ties, never a seen

@@ -160,15 +160,15 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
-        from recsys.init_config import needs_written_lines
-
-        if self.reads_init_features and needs_written_lines(config):
-            # The shortest config: the columns (and the task) `recsys init`
-            # would write.
+        if self.reads_init_features:
+            from recsys.init_config import needs_written_lines
             from recsys.init_config import with_written_features
 
-            frame = source_table(config, frame, progress=progress)
-            config = with_written_features(config, frame)
+            if needs_written_lines(config):
+                # The shortest config: the columns (and the task) `recsys
+                # init` would write.
+                frame = source_table(config, frame, progress=progress)
+                config = with_written_features(config, frame)
         prepared = self.prepare(config, frame, progress=progress)
         fitted = self.fit(
             prepared,

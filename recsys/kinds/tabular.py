@@ -219,9 +219,11 @@ def prepare_tabular(config, frame=None, *, progress=False):
     Returns:
         A `TabularData`.
     """
-    data = config["data"]
     frame = source_table(config, frame, progress=progress)
+    # Init's features and task where the config leaves them out (and its
+    # label threshold with the task): read `data` after.
     config = with_written_features(config, frame)
+    data = config["data"]
     names = model_features(config)
     specs = [s for s in feature_specs(config) if s.name in names]
     display = [data["display"]] if data["display"] else []
