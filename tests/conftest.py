@@ -1,5 +1,6 @@
 """Shared fixtures. The Keras backend defaults to JAX, as in the CLI."""
 
+import logging
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -22,6 +23,27 @@ os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 import pytest  # noqa: E402
 
 DEFAULT_CONFIG = "configs/movielens_two_tower.toml"
+
+
+@pytest.fixture(autouse=True)
+def without_cli_log_handler():
+    """Each test starts and ends without the CLI's stderr handler: a test
+    that ran `cli.main` must not print another test's log records (which
+    would reach that test's captured stderr)."""
+    from recsys import logs
+
+    logger = logging.getLogger("recsys")
+    level = logger.level
+
+    def remove():
+        for handler in list(logger.handlers):
+            if getattr(handler, logs._HANDLER_MARK, False):
+                logger.removeHandler(handler)
+
+    remove()
+    yield
+    remove()
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

@@ -18,18 +18,6 @@ NATIVE_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog", re.M)
 CURSOR = re.compile(r"\r|\x1b")
 
 
-@pytest.fixture(autouse=True)
-def restore_recsys_logger():
-    """Each test starts and ends without the CLI's handler."""
-    logger = logging.getLogger("recsys")
-    level = logger.level
-    yield
-    for handler in list(logger.handlers):
-        if getattr(handler, logs._HANDLER_MARK, False):
-            logger.removeHandler(handler)
-    logger.setLevel(level)
-
-
 def _log_all_levels():
     logger = logging.getLogger("recsys.some.module")
     logger.debug("a debug line")
