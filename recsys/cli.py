@@ -162,8 +162,7 @@ def cmd_tune(args):
     )
     if result.kept_config:
         print(
-            "(the config's own settings: no trial beat them by more than "
-            "one standard error)"
+            "(the config's own settings: no trial beat them by a clear margin)"
         )
     print(
         "\n"

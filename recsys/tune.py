@@ -5,8 +5,11 @@ kinds then train on the training split's own training part and score its
 validation carve (`recsys.data.split`), so no trial sees a test row. The
 best trial's settings are trained once more on the whole training split and
 scored on the test split, once; the config's own settings stay unless a
-trial beats them by more than one standard error of the metric
-(`standard_error`: a small carve's noise does not choose). The first trial
+trial beats them by a clear margin (a small carve's noise does not
+choose): two standard errors of the difference where both trials'
+validation predictions were kept (tabular, text; paired row by row,
+`recsys.evaluation.paired`), else one of the metric (`standard_error`,
+retrieval). The first trial
 is the config's own settings (then, for a two-tower, the same without its
 history and with the user's profile as its history, `model.history =
 "profile"`; for a tabular model, the same without hidden layers or
@@ -28,6 +31,8 @@ Output directory (`--output`, default `artifacts/<config name>_tune`):
     study.db     the Optuna study: every trial, resumable
     trials.csv   one row per trial: its settings, value and state
     best.toml    the config with the best settings, ready for `recsys train`
+    predictions/ each trial's validation labels and predictions (tabular,
+                 text), `trial_<number>.npz`
     bundle/      the best config trained and scored on the test split
 
 Example:
@@ -48,16 +53,23 @@ import logging
 import math
 import os
 import time
+import zipfile
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recsys.config.common import NO_TIME
+from recsys.storage.atomic_write import new_temp_file
+from recsys.storage.atomic_write import replace_file
 from recsys.storage.atomic_write import write_text_atomically
 
 logger = logging.getLogger(__name__)
 
 STUDY = "recsys-tune"
+# How many standard errors of a paired difference a trial must beat the
+# config's own settings by (`_margin`).
+PAIRED_STANDARD_ERRORS = 2.0
 # How `recsys tune`'s linear trial trains (`_linear_probe`): more epochs
 # without improvement than a deep model's, as its loss falls slowly.
 LINEAR_TRAINING = {"optimizer": "adagrad", "learning_rate": 0.1, "patience": 5}
@@ -350,7 +362,7 @@ class TuneResult:
         bundle: the trained bundle (None with `final=False`).
         config: dict. The best config (`best.toml`).
         kept_config: bool. Whether the config's own settings were kept
-            because no trial beat them by more than one standard error
+            because no trial beat them by a clear margin
             (`_chosen_trial`).
     """
 
@@ -396,14 +408,13 @@ def standard_error(metric: str, value: float, examples: int | None) -> float:
     return 0.0
 
 
-def _chosen_trial(study, metric):
-    """The best trial, or the config's own (its first) when the best is
-    within one standard error of it.
+def _chosen_trial(study, metric, output):
+    """The best trial, or the config's own (its first) when the best does
+    not beat it by a clear margin (`_margin`).
 
-    The one-standard-error rule: a small validation carve ranks trials by
-    noise. On AER's SwissLabor (140 validation rows) a barely trained trial
-    beat the config by 0.002 AUC (one standard error: 0.04), won, and
-    tested at 0.63 against the config's 0.77.
+    A small validation carve ranks trials by noise. On AER's SwissLabor
+    (140 validation rows) a barely trained trial beat the config by 0.002
+    AUC, won, and tested at 0.63 against the config's 0.77.
     """
     best = study.best_trial
     first = next(
@@ -416,21 +427,88 @@ def _chosen_trial(study, metric):
     )
     if first is None or first.value is None or first.number == best.number:
         return best
-    margin = standard_error(
-        metric, first.value, first.user_attrs.get("examples")
-    )
+    margin, how = _margin(output, metric, first, best)
     if abs(best.value - first.value) <= margin:
         logger.info(
-            "Trial %d's %s (%.4f) is within one standard error (%.4f) of the "
-            "config's own settings (%.4f): keeping the config's settings.",
+            "Trial %d's %s (%.4f) is within %s (%.4f) of the config's own "
+            "settings (%.4f): keeping the config's settings.",
             best.number,
             metric,
             best.value,
+            how,
             margin,
             first.value,
         )
         return first
     return best
+
+
+def _margin(output, metric, first, best):
+    """`(margin, what it is)`: how far the best trial must be from the
+    config's own settings to replace them.
+
+    Two standard errors of their difference where both trials' validation
+    predictions are on disk (`recsys.evaluation.paired`: the two share the
+    carve's luck, so the difference is far less noisy than either value;
+    the best of many trials is also the luckiest, hence two); else one
+    standard error of the config's value (`standard_error`; retrieval).
+    """
+    from recsys.evaluation.paired import paired_standard_error
+
+    scored = [_read_predictions(output, t.number) for t in (first, best)]
+    if all(s is not None for s in scored):
+        (labels, first_predictions), (best_labels, best_predictions) = scored
+        if labels.shape == best_labels.shape and np.array_equal(
+            labels, best_labels
+        ):
+            error = paired_standard_error(
+                metric, labels, first_predictions, best_predictions
+            )
+            if error is not None:
+                return (
+                    PAIRED_STANDARD_ERRORS * error,
+                    f"{PAIRED_STANDARD_ERRORS:g} standard errors of the "
+                    "difference",
+                )
+    error = standard_error(
+        metric, first.value, first.user_attrs.get("examples")
+    )
+    return error, "one standard error"
+
+
+def _predictions_path(output, number):
+    return os.path.join(output, "predictions", f"trial_{number}.npz")
+
+
+def _write_predictions(output, number, labels, predictions):
+    """A trial's validation labels and predictions (`predictions/`)."""
+    path = _predictions_path(output, number)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = new_temp_file(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                labels=np.asarray(labels),
+                predictions=np.asarray(predictions, np.float32),
+            )
+        replace_file(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+def _read_predictions(output, number):
+    """`(labels, predictions)` of a trial, or None (not written: a study
+    from before they were, or a kind without them)."""
+    try:
+        with np.load(
+            _predictions_path(output, number), allow_pickle=False
+        ) as f:
+            return f["labels"], f["predictions"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
 
 
 def tune(
@@ -549,6 +627,10 @@ def tune(
         )
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{metric} is {value}")
+        scored = trial_kind.split_predictions(result, trial_config)
+        if scored is not None:
+            # Its predictions, to compare with the config's row by row.
+            _write_predictions(output, trial.number, *scored)
         best_epoch = result.metrics.get("train", {}).get("best_epoch")
         if best_epoch is not None:
             # Early stopping chose the epochs (tabular, text): say how many;
@@ -610,7 +692,7 @@ def tune(
             f"No trial in {output} produced a finite {metric}. See "
             "trials.csv; fix the config or pass another --metric."
         )
-    best = _chosen_trial(study, metric)
+    best = _chosen_trial(study, metric, output)
     best_params = _trial_params(
         {name: _value(best.params[name]) for name in space}, best, config
     )

@@ -8,6 +8,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from recsys import load_config
 from recsys.kinds.tabular import TabularKind
@@ -20,6 +21,7 @@ from recsys.tune import _chosen_trial
 from recsys.tune import _out_of_time_in_one_line
 from recsys.tune import _report
 from recsys.tune import _score
+from recsys.tune import _write_predictions
 from recsys.tune import maturing_pruner
 from recsys.tune import objective_metric
 from recsys.tune import standard_error
@@ -416,8 +418,9 @@ def test_standard_error_of_auc_and_hit_rate_matches_a_simulation():
     ],
 )
 def test_the_config_stays_unless_a_trial_beats_it_by_a_standard_error(
-    values, chosen
+    values, chosen, tmp_path
 ):
+    # No predictions kept (a retrieval study): one standard error.
     study = optuna.create_study(direction="maximize")
     study.enqueue_trial({"x": 0}, user_attrs={"config": True})
 
@@ -427,4 +430,35 @@ def test_the_config_stays_unless_a_trial_beats_it_by_a_standard_error(
         return values[trial.number]
 
     study.optimize(objective, n_trials=len(values))
-    assert _chosen_trial(study, "auc").number == chosen
+    assert _chosen_trial(study, "auc", str(tmp_path)).number == chosen
+
+
+@pytest.mark.parametrize("gain, chosen", [(0.1, 1), (0.02, 0)])
+def test_kept_predictions_compare_a_trial_with_the_config_row_by_row(
+    gain, chosen, tmp_path
+):
+    # Two models that share most of their noise (the same carve's hard
+    # rows): a gain of a few thousandths of AUC is far below one standard
+    # error of either AUC (~0.04 on 400 rows) but many of their difference.
+    rng = np.random.default_rng(0)
+    labels = (rng.random(400) < 0.5).astype(np.int32)
+    shared = rng.normal(size=400)
+    config_scores = labels + shared
+    predictions = [config_scores, config_scores + gain * labels]
+    predictions[1] = predictions[1] + 0.2 * rng.normal(size=400)
+    values = [roc_auc_score(labels, p) for p in predictions]
+    study = optuna.create_study(direction="maximize")
+    study.enqueue_trial({"x": 0}, user_attrs={"config": True})
+
+    def objective(trial):
+        trial.suggest_int("x", 0, 10)
+        trial.set_user_attr("examples", 400)
+        _write_predictions(
+            str(tmp_path), trial.number, labels, predictions[trial.number]
+        )
+        return values[trial.number]
+
+    study.optimize(objective, n_trials=2)
+    # Above the config either way, by less than one unpaired error.
+    assert 0 < values[1] - values[0] < standard_error("auc", values[0], 400)
+    assert _chosen_trial(study, "auc", str(tmp_path)).number == chosen

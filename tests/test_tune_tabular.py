@@ -134,6 +134,11 @@ def test_tune_finds_the_planted_cross_and_beats_one_hot_lr(xor_table, tmp_path):
     metrics = result.test_metrics
     assert metrics["test"]["auc"] > 0.8
     assert metrics["baseline_logistic_regression"]["auc"] < 0.6
+    # Each trial's validation labels and predictions, row by row.
+    for number in (0, 1):
+        kept = np.load(tmp_path / "predictions" / f"trial_{number}.npz")
+        assert kept["predictions"].shape == kept["labels"].shape
+        assert set(np.unique(kept["labels"])) == {0, 1}
 
 
 def test_the_second_trial_is_the_config_without_hidden_layers(

@@ -139,6 +139,16 @@ class ModelKind(abc.ABC):
     def summary(self, metrics: dict, config: dict) -> str:
         """What `recsys train` prints: the metrics beside the baselines."""
 
+    def split_predictions(
+        self, result: TrainResult, config: dict
+    ) -> tuple | None:
+        """`(labels, predictions)` of the evaluated split of a run of
+        `config` (`result`: what `train` returned), as its metrics
+        read them (`recsys tune` compares two trials row by row, paired),
+        or None where the kind has no per-row predictions (a retrieval
+        model ranks a catalog per user)."""
+        return None
+
     @abc.abstractmethod
     def rescore(self, bundle: Any, frame=None) -> dict:
         """The loaded bundle's metrics on its config's evaluation split,

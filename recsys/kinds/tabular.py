@@ -618,6 +618,11 @@ class TabularKind(ModelKind):
     def summary(self, metrics, config):
         return summary(metrics, config)
 
+    def split_predictions(self, result, config):
+        _, arrays, labels = result.prepared.parts["test"]
+        task = result.prepared.config["model"]["task"]
+        return labels, predict(result.model, arrays, task)
+
     def rescore(self, bundle, frame=None):
         config = bundle.config
         frame = source_table(config, frame)

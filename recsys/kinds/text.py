@@ -452,6 +452,10 @@ class TextKind(ModelKind):
     def summary(self, metrics, config):
         return summary(metrics, config)
 
+    def split_predictions(self, result, config):
+        x_test, y_test = encode(result.prepared, result.prepared.test, config)
+        return y_test, result.model.predict(x_test, verbose=0)
+
     def rescore(self, bundle, frame=None):
         config = bundle.config
         frame = source_table(config, frame)
