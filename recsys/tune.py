@@ -48,6 +48,7 @@ import contextlib
 import dataclasses
 import functools
 import hashlib
+import io
 import json
 import logging
 import math
@@ -60,8 +61,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.common import NO_TIME
-from recsys.storage.atomic_write import new_temp_file
-from recsys.storage.atomic_write import replace_file
+from recsys.storage.atomic_write import write_bytes_atomically
 from recsys.storage.atomic_write import write_text_atomically
 
 logger = logging.getLogger(__name__)
@@ -484,19 +484,13 @@ def _write_predictions(output, number, labels, predictions):
     """A trial's validation labels and predictions (`predictions/`)."""
     path = _predictions_path(output, number)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = new_temp_file(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(
-                f,
-                labels=np.asarray(labels),
-                predictions=np.asarray(predictions, np.float32),
-            )
-        replace_file(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
+    arrays = io.BytesIO()
+    np.savez(
+        arrays,
+        labels=np.asarray(labels),
+        predictions=np.asarray(predictions, np.float32),
+    )
+    write_bytes_atomically(path, arrays.getvalue())
 
 
 def _read_predictions(output, number):

@@ -8,7 +8,7 @@ changes): the difference of the two models' influences, row by row, summed
 in squares. For AUC that is DeLong, DeLong and Clarke-Pearson's (1988)
 variance; for a mean of per-row losses the variance of their differences.
 `recsys tune` keeps the config's own settings unless a trial beats them by
-more than this margin (`recsys.tune`).
+more than two such errors (`recsys.tune`).
 """
 
 import numpy as np
@@ -120,8 +120,8 @@ def _binary_auc_influence(
     positive: np.ndarray, scores: np.ndarray
 ) -> np.ndarray:
     """Per row: a positive's share of negatives ranked below it (ties
-    half), or a negative's share of positives above it, as a deviation
-    from the AUC over its class's count."""
+    half), or a negative's share of positives above it (each averages to
+    the AUC), centred and scaled within its class (`_mean_influence`)."""
     scores = np.asarray(scores, np.float64)
     m, k = int(positive.sum()), int((~positive).sum())
     if m == 0 or k == 0:

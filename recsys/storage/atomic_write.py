@@ -133,10 +133,21 @@ def write_text_atomically(path, text):
     write_text_atomically("out/preprocessor.json", json.dumps(config))
     ```
     """
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def write_bytes_atomically(path, data):
+    """Writes `data` to the file `path`: all of it, or nothing (as
+    `write_text_atomically`).
+
+    Args:
+        path: str. The file to write (replaced if it exists).
+        data: bytes. Its whole content.
+    """
     tmp = new_temp_file(path)
     try:
-        with open(tmp, "w") as f:
-            f.write(text)
+        with open(tmp, "wb") as f:
+            f.write(data)
         replace_file(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
