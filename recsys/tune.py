@@ -6,10 +6,9 @@ validation carve (`recsys.data.split`), so no trial sees a test row. The
 best trial's settings are trained once more on the whole training split and
 scored on the test split, once; the config's own settings stay unless a
 trial beats them by a clear margin (a small carve's noise does not
-choose): two standard errors of the difference where both trials'
-validation predictions were kept (tabular, text; paired row by row,
-`recsys.evaluation.paired`), else one of the metric (`standard_error`,
-retrieval). The first trial
+choose): two standard errors of the difference where both trials' rows
+were kept (tabular, text; paired row by row, `recsys.evaluation.paired`),
+else one of the metric (`standard_error`, retrieval). The first trial
 is the config's own settings (then, for a two-tower, the same without its
 history and with the user's profile as its history, `model.history =
 "profile"`; for a tabular model, the same without hidden layers or
@@ -31,8 +30,8 @@ Output directory (`--output`, default `artifacts/<config name>_tune`):
     study.db     the Optuna study: every trial, resumable
     trials.csv   one row per trial: its settings, value and state
     best.toml    the config with the best settings, ready for `recsys train`
-    predictions/ each trial's validation labels and predictions (tabular,
-                 text), `trial_<number>.npz`
+    influence/   each trial's validation labels and each row's influence on
+                 the metric (tabular, text), `trial_<number>.npz`
     bundle/      the best config trained and scored on the test split
 
 Example:
@@ -447,60 +446,57 @@ def _margin(output, metric, first, best):
     """`(margin, what it is)`: how far the best trial must be from the
     config's own settings to replace them.
 
-    Two standard errors of their difference where both trials' validation
-    predictions are on disk (`recsys.evaluation.paired`: the two share the
+    Two standard errors of their difference where both trials' row
+    influences are on disk (`recsys.evaluation.paired`: the two share the
     carve's luck, so the difference is far less noisy than either value;
     the best of many trials is also the luckiest, hence two); else one
     standard error of the config's value (`standard_error`; retrieval).
     """
-    from recsys.evaluation.paired import paired_standard_error
+    from recsys.evaluation.paired import difference_standard_error
 
-    scored = [_read_predictions(output, t.number) for t in (first, best)]
-    if all(s is not None for s in scored):
-        (labels, first_predictions), (best_labels, best_predictions) = scored
+    kept = [_read_influence(output, t.number) for t in (first, best)]
+    if all(k is not None for k in kept):
+        (labels, first_influence), (best_labels, best_influence) = kept
         if labels.shape == best_labels.shape and np.array_equal(
             labels, best_labels
         ):
-            error = paired_standard_error(
-                metric, labels, first_predictions, best_predictions
+            error = difference_standard_error(first_influence, best_influence)
+            return (
+                PAIRED_STANDARD_ERRORS * error,
+                f"{PAIRED_STANDARD_ERRORS:g} standard errors of the difference",
             )
-            if error is not None:
-                return (
-                    PAIRED_STANDARD_ERRORS * error,
-                    f"{PAIRED_STANDARD_ERRORS:g} standard errors of the "
-                    "difference",
-                )
     error = standard_error(
         metric, first.value, first.user_attrs.get("examples")
     )
     return error, "one standard error"
 
 
-def _predictions_path(output, number):
-    return os.path.join(output, "predictions", f"trial_{number}.npz")
+def _influence_path(output, number):
+    return os.path.join(output, "influence", f"trial_{number}.npz")
 
 
-def _write_predictions(output, number, labels, predictions):
-    """A trial's validation labels and predictions (`predictions/`)."""
-    path = _predictions_path(output, number)
+def _write_influence(output, number, metric, labels, predictions):
+    """A trial's validation labels and each row's influence on `metric`
+    (`influence/`; nothing where the metric has none). One number a row,
+    whatever the number of classes."""
+    from recsys.evaluation.paired import row_influence
+
+    influence = row_influence(metric, labels, predictions)
+    if influence is None:
+        return
+    path = _influence_path(output, number)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     arrays = io.BytesIO()
-    np.savez(
-        arrays,
-        labels=np.asarray(labels),
-        predictions=np.asarray(predictions, np.float32),
-    )
+    np.savez(arrays, labels=np.asarray(labels), influence=influence)
     write_bytes_atomically(path, arrays.getvalue())
 
 
-def _read_predictions(output, number):
-    """`(labels, predictions)` of a trial, or None (not written: a study
-    from before they were, or a kind without them)."""
+def _read_influence(output, number):
+    """`(labels, influence)` of a trial, or None (not written: a study
+    from before they were, or a kind or metric without them)."""
     try:
-        with np.load(
-            _predictions_path(output, number), allow_pickle=False
-        ) as f:
-            return f["labels"], f["predictions"]
+        with np.load(_influence_path(output, number), allow_pickle=False) as f:
+            return f["labels"], f["influence"]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile):
         return None
 
@@ -623,8 +619,9 @@ def tune(
             raise optuna.TrialPruned(f"{metric} is {value}")
         scored = trial_kind.split_predictions(result, trial_config)
         if scored is not None:
-            # Its predictions, to compare with the config's row by row.
-            _write_predictions(output, trial.number, *scored)
+            # Each row's part in its metric, to compare with the config's
+            # row by row (`_margin`).
+            _write_influence(output, trial.number, metric, *scored)
         best_epoch = result.metrics.get("train", {}).get("best_epoch")
         if best_epoch is not None:
             # Early stopping chose the epochs (tabular, text): say how many;

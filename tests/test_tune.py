@@ -21,7 +21,7 @@ from recsys.tune import _chosen_trial
 from recsys.tune import _out_of_time_in_one_line
 from recsys.tune import _report
 from recsys.tune import _score
-from recsys.tune import _write_predictions
+from recsys.tune import _write_influence
 from recsys.tune import maturing_pruner
 from recsys.tune import objective_metric
 from recsys.tune import standard_error
@@ -454,8 +454,12 @@ def test_kept_predictions_compare_a_trial_with_the_config_row_by_row(
     def objective(trial):
         trial.suggest_int("x", 0, 10)
         trial.set_user_attr("examples", 400)
-        _write_predictions(
-            str(tmp_path), trial.number, labels, predictions[trial.number]
+        _write_influence(
+            str(tmp_path),
+            trial.number,
+            "auc",
+            labels,
+            predictions[trial.number],
         )
         return values[trial.number]
 

@@ -134,10 +134,10 @@ def test_tune_finds_the_planted_cross_and_beats_one_hot_lr(xor_table, tmp_path):
     metrics = result.test_metrics
     assert metrics["test"]["auc"] > 0.8
     assert metrics["baseline_logistic_regression"]["auc"] < 0.6
-    # Each trial's validation labels and predictions, row by row.
+    # Each trial's validation labels and rows' influence on the AUC.
     for number in (0, 1):
-        kept = np.load(tmp_path / "predictions" / f"trial_{number}.npz")
-        assert kept["predictions"].shape == kept["labels"].shape
+        kept = np.load(tmp_path / "influence" / f"trial_{number}.npz")
+        assert kept["influence"].shape == kept["labels"].shape
         assert set(np.unique(kept["labels"])) == {0, 1}
 
 

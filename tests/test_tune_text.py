@@ -107,6 +107,6 @@ def test_tune_finds_the_planted_ngrams(table, tmp_path):
     assert result.best_value > 0.9
     best = load_config(str(tmp_path / "study" / "best.toml"))
     assert best["features"]["text"]["ngrams"] == 2
-    # Each trial's validation predictions, to compare trials row by row.
-    kept = np.load(tmp_path / "study" / "predictions" / "trial_1.npz")
-    assert len(kept["predictions"]) == len(kept["labels"]) > 0
+    # Each trial's rows, to compare trials row by row.
+    kept = np.load(tmp_path / "study" / "influence" / "trial_1.npz")
+    assert len(kept["influence"]) == len(kept["labels"]) > 0

@@ -89,7 +89,21 @@ def paired_standard_error(
     b = row_influence(metric, labels, second)
     if a is None or b is None:
         return None
-    return float(np.sqrt(np.sum((b - a) ** 2)))
+    return difference_standard_error(a, b)
+
+
+def difference_standard_error(first: ArrayLike, second: ArrayLike) -> float:
+    """The standard error of the difference of two models' metric from
+    their `row_influence` on the same rows.
+
+    Args:
+        first, second: arrays `(n,)` of the two models' row influences.
+
+    Returns:
+        float.
+    """
+    difference = np.asarray(second, np.float64) - np.asarray(first, np.float64)
+    return float(np.sqrt(np.sum(difference**2)))
 
 
 def _mean_influence(values: np.ndarray) -> np.ndarray:
