@@ -132,10 +132,16 @@ def prepare_data(config, frame=None, *, progress=False):
 def _warn_unread_features(config):
     """Warns of `[features.<name>]` tables neither tower reads: declared
     beside towers left to their defaults (the user and the item ids), they
-    would otherwise be fitted and ignored without a word."""
+    would otherwise be fitted and ignored without a word. The user id's
+    table is not one: a query of the history alone leaves it out on
+    purpose (`recsys tune`'s profile trial, `model.query_features = []`)."""
     model = config["model"]
     towers = model["query_features"] + model["candidate_features"]
-    unread = [name for name in config["features"] if name not in towers]
+    unread = [
+        name
+        for name in config["features"]
+        if name not in towers and name != config["data"]["user"]
+    ]
     if unread:
         tables = ", ".join(f"[features.{name}]" for name in unread)
         logger.warning(

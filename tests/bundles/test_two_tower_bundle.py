@@ -339,6 +339,11 @@ def test_a_feature_table_neither_tower_reads_is_warned(movielens, caplog):
     caplog.set_level("WARNING", logger="recsys.kinds.two_tower")
     prepare_data(config, small)
     assert "neither tower" not in caplog.text  # every table is read
+    # A query of the history alone leaves the user's table out on purpose.
+    config["model"]["query_features"] = []
+    prepare_data(config, small)
+    assert "neither tower" not in caplog.text
     config["features"]["rating"] = {"kind": "numeric"}
     prepare_data(config, small)
     assert "[features.rating] is read by neither tower" in caplog.text
+    assert "userId" not in caplog.text
