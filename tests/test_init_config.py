@@ -619,8 +619,8 @@ def test_ids_with_empty_cells_are_noted_and_their_rows_dropped(
     train = ["train", str(config), "--output", str(output), *FAST]
     assert main(train) == 0, capsys.readouterr().err
     assert (
-        "dropped 10 of 1,500 rows (7 without a customer_id, 7 without a "
-        "product_id)"
+        "dropped 10 of 1,500 rows (7 with an empty 'customer_id', 7 with an "
+        "empty 'product_id')"
     ) in capsys.readouterr().err
     split = json.loads((output / "metrics.json").read_text())["split"]
     assert split["train_rows"] + split["held_out_rows"] == 1490
@@ -743,3 +743,46 @@ def test_a_binary_label_of_two_numbers_is_positive_at_the_larger():
     )
     kept = with_written_features(config, zero_one)
     assert kept["data"]["label_threshold"] == 0.5
+
+
+def _strikes(rows=800, seed=0):
+    """Bird strikes with a free-text remark that says whether there was
+    damage; each remark differs (a row id by its values alone)."""
+    rng = np.random.default_rng(seed)
+    words = [f"word{i}" for i in range(300)]
+    damaged = rng.random(rows) < 0.4
+    remarks = []
+    for row, bad in enumerate(damaged):
+        said = list(rng.choice(words, rng.integers(4, 9)))
+        said.insert(rng.integers(0, len(said)), "damage" if bad else "none")
+        remarks.append(" ".join(said) + f" report {row}")
+    return pd.DataFrame(
+        {
+            "remarks": remarks,
+            "height": rng.uniform(0, 5000, rows).round(),
+            "damaged": damaged.astype(int),
+        }
+    )
+
+
+def test_free_text_is_read_as_words_and_trains(tmp_path, capsys):
+    frame = _strikes()
+    assert frame["remarks"].nunique() == len(frame)
+    data = tmp_path / "strikes.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "strikes.toml"
+    init = ["init", "tabular", "--data", str(data), "--label", "damaged"]
+    assert main([*init, "-o", str(config)]) == 0
+    capsys.readouterr()
+    text = config.read_text()
+    # Not a row id: its words carry the label.
+    assert '"remarks"' in text.split("features = ")[1].splitlines()[0]
+    table = text.split("[features.remarks]\n")[1].split("\n\n")[0]
+    assert 'kind = "multi_categorical"' in table
+    assert 'tokenizer = "words"' in table and "min_frequency = 2" in table
+    output = tmp_path / "bundle"
+    train = ["train", str(config), "-o", str(output), "--json", "-q"]
+    assert main(train) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    # As one category a row, no remark of the test rows was seen in training.
+    assert metrics["test"]["auc"] > 0.9

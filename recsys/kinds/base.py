@@ -321,7 +321,7 @@ def drop_missing_rows(frame, data: dict):
     if not dropped.any():
         return frame
     counts = ", ".join(
-        f"{int(n):,} without a {column}"
+        f"{int(n):,} with an empty '{column}'"
         for column, n in empty.sum().items()
         if n
     )
