@@ -462,6 +462,44 @@ def _constant_columns(frame: pd.DataFrame, taken) -> list:
     ]
 
 
+# A column empty on the rows of one class and filled on the others (this
+# share of each, or more) holds the label: causaldata's nhefs, `death` with
+# the year, month and day of death beside it (empty while alive), trained
+# to test AUC 1.0000 on them.
+LEAK_AGREEMENT = 0.99
+
+
+def _empty_by_class(frame: pd.DataFrame, label: str, taken) -> dict:
+    """Columns not in `taken` whose empty cells mark one class of a
+    class label: `{column: (the class, the share of rows that agree)}`."""
+    labels = frame[label] if label in frame else None
+    if labels is None or not 2 <= labels.nunique() <= 20:
+        return {}
+    classes = {
+        value: (labels == value).to_numpy()
+        for value in labels.dropna().unique()
+    }
+    found = {}
+    for column in frame.columns:
+        if column in taken:
+            continue
+        empty = frame[column].isna().to_numpy()
+        if empty.all() or not empty.any():
+            continue
+        for value, mine in classes.items():
+            # Both ways: a column filled on a few rows of a rare class's
+            # table agrees with the common class on most rows by chance.
+            if min(empty[mine].mean(), 1 - empty[~mine].mean()) >= (
+                LEAK_AGREEMENT
+            ):
+                agree = float((empty == mine).mean())
+                # A numpy scalar as the plain value TOML writes.
+                plain = value.item() if hasattr(value, "item") else value
+                found[column] = (plain, agree)
+                break
+    return found
+
+
 def _left_out(columns, why: str) -> list[str]:
     """Comment lines saying why each column is not a feature."""
     lines = []
@@ -874,10 +912,14 @@ def _tabular(
         c for c in frame.columns if c not in taken and _is_row_id(frame[c])
     ]
     constant = _constant_columns(frame, taken)
+    leaks = _empty_by_class(frame, label, taken) if task != "regression" else {}
     features = [c for c in (user, item) if c in frame] + [
         c
         for c in frame.columns
-        if c not in taken and c not in row_ids and c not in constant
+        if c not in taken
+        and c not in row_ids
+        and c not in constant
+        and c not in leaks
     ]
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -893,6 +935,13 @@ def _tabular(
     ]
     lines += _left_out(row_ids, "a different value on every row (a row id)")
     lines += _left_out(constant, "the same value on every row")
+    for column, (value, agree) in leaks.items():
+        lines += _left_out(
+            [column],
+            f"empty where {label} = {_toml(value)} and filled elsewhere (on "
+            f"{agree:.1%} of rows): it holds the label, known only after "
+            "the fact",
+        )
     for column in features:
         is_id = column in (user, item)
         lines += _feature_table(frame, column, is_id=is_id) + [""]

@@ -786,3 +786,29 @@ def test_free_text_is_read_as_words_and_trains(tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out)["metrics"]
     # As one category a row, no remark of the test rows was seen in training.
     assert metrics["test"]["auc"] > 0.9
+
+
+def test_a_column_empty_on_one_class_is_left_out_as_the_label():
+    # nhefs: the year of death beside `death`, empty while alive.
+    rng = np.random.default_rng(0)
+    died = rng.random(400) < 0.3
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(20, 80, 400),
+            "death": died.astype(int),
+            "year_of_death": np.where(died, rng.integers(83, 93, 400), np.nan),
+            # Empty on a few rows of either class: a feature like any other.
+            "weight": np.where(rng.random(400) < 0.1, np.nan, 70.0)
+            + rng.normal(0, 5, 400),
+        }
+    )
+    text = init_config(
+        "tabular", "p.csv", frame=frame, columns={"label": "death"}
+    )
+    features = text.split("features = ")[1].splitlines()[0]
+    assert "year_of_death" not in features
+    assert '"age"' in features and '"weight"' in features
+    assert (
+        '# "year_of_death" is left out: empty where death = 0 and filled '
+        "elsewhere (on 100.0% of rows)"
+    ) in text
