@@ -9,6 +9,7 @@ functions so that notebooks and benchmarks can run them one at a time
 """
 
 import dataclasses
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -50,6 +51,12 @@ from recsys.training.progress import keras_verbosity
 from recsys.training.refit import EpochEnd
 from recsys.training.refit import epoch_cap_note
 from recsys.training.refit import fit_then_refit
+
+logger = logging.getLogger(__name__)
+
+# Held-out regression labels whose mean lies this many training standard
+# deviations from the training rows' are warned of (`_warn_label_shift`).
+LABEL_SHIFT = 1.0
 
 
 @dataclasses.dataclass
@@ -527,6 +534,42 @@ def evaluate_tabular(model, prepared):
     return metrics
 
 
+def _warn_label_shift(prepared):
+    """Warns where a regression's held-out labels lie far from the training
+    rows' (a split by time of a label that drifts).
+
+    modeldata's hotel_rates split by arrival date holds out June-August
+    2017 at a mean price of 169 after training rows of mean 89: the model
+    scored RMSE 39.2 against linear regression's 32.5 there, 15.8 against
+    21.4 on a random split, and nothing said why.
+    """
+    if prepared.config["model"]["task"] != "regression":
+        return
+    train = np.asarray(prepared.parts["train"][2], np.float64)
+    held_out = np.asarray(prepared.parts["test"][2], np.float64)
+    scale = float(train.std())
+    if not len(held_out) or not scale > 0:
+        return
+    shift = (float(held_out.mean()) - float(train.mean())) / scale
+    if abs(shift) < LABEL_SHIFT:
+        return
+    data = prepared.config["data"]
+    method = split_rule(data).method  # "auto" resolved
+    logger.warning(
+        "The held-out rows' %s averages %.4g, %.1f training standard "
+        "deviations %s the training rows' %.4g: data.split = %r holds out "
+        "rows unlike those the model learnt from, where a trend must be "
+        "extrapolated (a linear baseline may do better there). Compare with "
+        'data.split = "random" to see the model on rows like its own.',
+        data["label"],
+        held_out.mean(),
+        abs(shift),
+        "above" if shift > 0 else "below",
+        train.mean(),
+        method,
+    )
+
+
 def side_tables(prepared):
     """`(items, users)`: the bundle's tables for scoring unseen pairs.
 
@@ -595,6 +638,8 @@ class TabularKind(ModelKind):
         }
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
+        if config["evaluate"]["split"] == "test":
+            _warn_label_shift(prepared)
         metrics = evaluate_tabular(fitted.model, prepared)
         metrics["split"] = split_record(
             split_rule(config["data"]),

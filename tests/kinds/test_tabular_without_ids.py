@@ -12,6 +12,7 @@ from recsys.config import ConfigError
 from recsys.config import load_config
 from recsys.data.split import split_rule
 from recsys.kinds.tabular import TabularKind
+from recsys.kinds.tabular import _warn_label_shift
 from recsys.kinds.tabular import prepare_tabular
 from recsys.two_stage import check_ranker
 
@@ -303,3 +304,33 @@ def test_ratings_without_times_split_at_random_beside_the_bias(tmp_path):
     assert metrics["baseline_bias"]["rmse"] < 0.5
     with pytest.raises(ConfigError, match='data.time = "" has no order'):
         load_config(tables, ["model.history_length=5"])
+
+
+def test_held_out_labels_far_from_the_training_rows_are_warned(
+    loans, tmp_path, caplog
+):
+    # Prices that rise over the rows' dates: a split by time holds out the
+    # latest, dearest rows (modeldata's hotel_rates).
+    frame = pd.read_csv(loans / "loans.csv")
+    day = np.arange(len(frame))
+    frame["date"] = pd.Timestamp("2020-01-01") + pd.to_timedelta(day, "D")
+    frame["price"] = (
+        50 + day / 4 + np.random.default_rng(2).normal(0, 5, len(frame))
+    )
+    frame.to_csv(tmp_path / "prices.csv", index=False)
+    text = (
+        CONFIG.replace('source = "loans.csv"', 'source = "prices.csv"')
+        .replace('label = "status"', 'label = "price"')
+        .replace('task = "binary"', 'task = "regression"')
+        .replace('"logistic_regression"', '"linear_regression"')
+    )
+    (tmp_path / "prices.toml").write_text(text)
+    caplog.set_level("WARNING", logger="recsys.kinds.tabular")
+    for split, warned in (("random", False), ("time", True)):
+        config = load_config(
+            str(tmp_path / "prices.toml"),
+            [f"data.split='{split}'", "data.time='date'"],
+        )
+        _warn_label_shift(prepare_tabular(config))
+        assert ("training standard deviations above" in caplog.text) is warned
+    assert "data.split = 'time' holds out rows unlike" in caplog.text
