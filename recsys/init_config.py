@@ -92,6 +92,7 @@ _LABEL = (
     "diagnosis",
     "admitted",
     "approved",
+    "choice",  # the brand chosen (Ecdat's Ketchup, Tuna, Yogurt)
 )
 _DISPLAY = ("title", "name", "itemname", "productname")
 _ID = ("id", "idstr", "rowid", "key")

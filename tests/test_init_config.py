@@ -129,7 +129,8 @@ def test_a_label_name_is_matched_by_whole_words():
     )
     text = init_config("tabular", "h.csv", frame=houses)
     assert f'label = "{PLACEHOLDER}"' in text
-    for name in ("loan_status", "loanStatus"):
+    # R's dotted names (Ecdat's brand choices: "Tuna.choice") too.
+    for name in ("loan_status", "loanStatus", "Tuna.choice"):
         loans = pd.DataFrame(
             {"amount": rng.normal(size=60), name: ["paid", "late"] * 30}
         )
