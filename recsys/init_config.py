@@ -10,6 +10,7 @@ placeholder that `recsys train` names in its error.
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import math
@@ -1222,7 +1223,18 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     written = tomllib.loads(init_config(kind, frame=frame, columns=columns))
     features = written.get("features", {})
     model = dict(config["model"])
-    if kind == "tabular":
+    if kind == "tabular" and model["features"]:
+        # The columns the user chose, each as init declares it (also one
+        # init leaves out, such as a row id, when named).
+        _check_chosen_columns(model["features"], frame)
+        features = {
+            name: features.get(name)
+            or tomllib.loads("\n".join(_feature_table(frame, name)))[
+                "features"
+            ][name]
+            for name in model["features"]
+        }
+    elif kind == "tabular":
         model["features"] = written["model"]["features"]
     logger.info(
         "No [features] tables: the model reads %s as `recsys init %s` "
@@ -1233,6 +1245,26 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         kind,
     )
     return validate_config({**config, "features": features, "model": model})
+
+
+def _check_chosen_columns(names, frame: pd.DataFrame) -> None:
+    """Raises a `ValueError` naming each of `names` that is not a column,
+    with the closest column where one is close (a typo)."""
+    missing = [name for name in names if name not in frame.columns]
+    if not missing:
+        return
+    columns = [str(c) for c in frame.columns]
+    guesses = [difflib.get_close_matches(str(n), columns, 1) for n in missing]
+    meant = "; ".join(
+        f"{name!r}: did you mean {close[0]!r}?"
+        for name, close in zip(missing, guesses, strict=True)
+        if close
+    )
+    raise ValueError(
+        f"model.features names {missing}, not columns of the table. Its "
+        f"columns: {columns}. Fix: correct the names"
+        + (f" ({meant})." if meant else ".")
+    )
 
 
 def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:

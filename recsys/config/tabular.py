@@ -158,7 +158,11 @@ class TabularModelSection(Section):
     )
     features: list[str] = Field(
         default=[],
-        description="Feature names the model reads; [] reads every table.",
+        description=(
+            "Feature names the model reads; [] reads every table. Without "
+            "[features] tables, the columns to read, each declared as "
+            "`recsys init` would."
+        ),
     )
     history_length: int = Field(
         default=0,
@@ -366,11 +370,18 @@ class TabularConfig(KindConfig):
                 'and data.time = "" has no order. Fix: name the time column, '
                 "or model.history_length = 0."
             )
-        if not features and not model.features:
-            # Training reads the columns `recsys init` would declare
-            # (`recsys.init_config.with_written_features`).
-            return self
         check_distinct("model.features", model.features)
+        if not features:
+            # Training reads the columns `recsys init` would declare, or
+            # those of model.features, each as init would declare it
+            # (`recsys.init_config.with_written_features`).
+            if self.data.label in model.features:
+                raise ConfigError(
+                    f"The label column '{self.data.label}' is in "
+                    "model.features: the model would read its own answer. "
+                    f"Fix: remove '{self.data.label}' from model.features."
+                )
+            return self
         for name in model.features:
             if name not in features:
                 raise missing_feature_table("model.features", name, features)

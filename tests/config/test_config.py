@@ -401,8 +401,12 @@ def test_tabular_and_text_configs_without_feature_tables_are_valid():
         "model": {"kind": "text"},
     }
     assert typed_config(text).features == {}
-    # A list of features still needs their tables.
+    # A list of features without tables: those columns, as init would
+    # declare them (tests/kinds: ..._choosing_its_columns_reads_only_those);
+    # with a table, the others still need theirs.
     tabular["model"]["features"] = ["age"]
+    assert typed_config(tabular).model.features == ["age"]
+    tabular["features"] = {"city": {"kind": "categorical"}}
     with pytest.raises(ConfigError, match=r"no \[features.age\] table"):
         typed_config(tabular)
     # A text table of another column is not the text's.

@@ -263,6 +263,26 @@ def test_a_config_without_feature_tables_reads_inits_columns(loans):
     assert prepared.config["model"]["features"] == config["model"]["features"]
 
 
+def test_a_short_config_choosing_its_columns_reads_only_those(loans):
+    tables = {
+        "data": {"source": str(loans / "loans.csv"), "label": "status"},
+        "model": {"kind": "tabular", "features": ["income", "job"]},
+        "train": {"epochs": 2, "patience": 1, "refit": False},
+    }
+    prepared = prepare_tabular(load_config(tables))
+    config = prepared.config
+    assert config["model"]["features"] == ["income", "job"]
+    assert set(config["features"]) == {"income", "job"}
+    assert config["features"]["job"]["kind"] == "categorical"
+    # A misspelt column names the closest one; the label is refused.
+    tables["model"]["features"] = ["incme", "job"]
+    with pytest.raises(ValueError, match="'incme': did you mean 'income'"):
+        prepare_tabular(load_config(tables))
+    tables["model"]["features"] = ["income", "status"]
+    with pytest.raises(ConfigError, match="'status' is in model.features"):
+        load_config(tables)
+
+
 def test_a_short_config_naming_a_missing_column_says_which_key(loans):
     tables = {
         "data": {
