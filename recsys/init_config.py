@@ -16,6 +16,7 @@ import logging
 import math
 import re
 
+import numpy as np
 import pandas as pd
 
 from recsys.config.common import PLACEHOLDER
@@ -197,6 +198,8 @@ def _too_few_times(series: pd.Series) -> bool:
 
 
 def _toml(value) -> str:
+    if isinstance(value, np.generic):
+        value = value.item()  # a value read from a table: np.int64(0) -> 0
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -248,8 +251,7 @@ def _feature_table(
     ):
         lines.append(_line("kind", "multi_categorical", "values hold '|'"))
         lines.append(_line("separator", "|"))
-    elif _is_free_text(series):
-        words = series.dropna().astype(str).str.split().str.len()
+    elif (words := _free_text_words(series)) is not None:
         kept = int(min(max(math.ceil(words.quantile(0.95)), 8), 64))
         note = (
             f"free text, {distinct:,} values of {words.median():g} words "
@@ -294,15 +296,21 @@ def _feature_table(
 FREE_TEXT_MIN_WORDS = 3
 
 
-def _is_free_text(series: pd.Series) -> bool:
-    """Whether a column holds free text (remarks, reviews): mostly
-    distinct strings of several words."""
+def _free_text_words(series: pd.Series) -> pd.Series | None:
+    """The words of each value of a column of free text (remarks,
+    reviews: mostly distinct strings of several words); None for another
+    column."""
     if not _is_strings(series):
-        return False
+        return None
     values = series.dropna().astype(str)
     if len(values) < 20 or values.nunique() < len(values) / 2:
-        return False
-    return values.str.split().str.len().median() >= FREE_TEXT_MIN_WORDS
+        return None
+    words = values.str.split().str.len()
+    return words if words.median() >= FREE_TEXT_MIN_WORDS else None
+
+
+def _is_free_text(series: pd.Series) -> bool:
+    return _free_text_words(series) is not None
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -494,10 +502,7 @@ def _empty_by_class(frame: pd.DataFrame, label: str, taken) -> dict:
             if min(empty[mine].mean(), 1 - empty[~mine].mean()) >= (
                 LEAK_AGREEMENT
             ):
-                agree = float((empty == mine).mean())
-                # A numpy scalar as the plain value TOML writes.
-                plain = value.item() if hasattr(value, "item") else value
-                found[column] = (plain, agree)
+                found[column] = (value, float((empty == mine).mean()))
                 break
     return found
 
@@ -1228,10 +1233,7 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         # init leaves out, such as a row id, when named).
         _check_chosen_columns(model["features"], frame)
         features = {
-            name: features.get(name)
-            or tomllib.loads("\n".join(_feature_table(frame, name)))[
-                "features"
-            ][name]
+            name: features.get(name) or _feature_dict(frame, name)
             for name in model["features"]
         }
     elif kind == "tabular":
@@ -1245,6 +1247,14 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         kind,
     )
     return validate_config({**config, "features": features, "model": model})
+
+
+def _feature_dict(frame: pd.DataFrame, column) -> dict:
+    """The `[features.<column>]` table init would write, as a dict."""
+    import tomllib
+
+    table = tomllib.loads("\n".join(_feature_table(frame, column)))
+    return table["features"][column]
 
 
 def _check_chosen_columns(names, frame: pd.DataFrame) -> None:

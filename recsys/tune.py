@@ -617,7 +617,7 @@ def tune(
         )
         if not math.isfinite(value):
             raise optuna.TrialPruned(f"{metric} is {value}")
-        scored = trial_kind.split_predictions(result, trial_config)
+        scored = result.split_predictions
         if scored is not None:
             # Each row's part in its metric, to compare with the config's
             # row by row (`_margin`).

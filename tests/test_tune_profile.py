@@ -1,14 +1,13 @@
 """`recsys tune` on a two-tower tries the user's profile as the history
 early, without the user's id, and every trial's config is valid."""
 
-import types
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from recsys import load_config
 from recsys.config import validate_config
+from recsys.kinds.base import TrainResult
 from recsys.kinds.two_tower import TwoTowerKind
 from recsys.tune import Choice
 from recsys.tune import consistent
@@ -87,7 +86,7 @@ def test_the_third_trial_is_the_profile_without_the_user(
     def train(self, config, *args, **kwargs):
         configs.append(config)
         value = 0.5 if config["model"]["history"] == "profile" else 0.1
-        return types.SimpleNamespace(
+        return TrainResult(
             metrics={"validation": {"hr@5": value, "hr@5_filtered": value}}
         )
 

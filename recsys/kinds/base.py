@@ -35,7 +35,8 @@ class Fitted:
         timing: dict stored as `metrics["train"]` (seconds, examples/s,
             epochs, ...).
         state: kind-specific leftovers of the fit that later steps need
-            (e.g. the checkpoint to finish once the bundle is written).
+            (e.g. the checkpoint to finish once the bundle is written; the
+            evaluated split's `"split_predictions"`, for `TrainResult`).
     """
 
     model: Any
@@ -57,6 +58,10 @@ class TrainResult:
             or None for a streamed run.
         exported: dict. What the bundle holds besides the model (e.g. the
             `item_embeddings` and the `index` of a two-tower model).
+        split_predictions: `(labels, predictions)` of the evaluated split,
+            as its metrics read them, where the kind scores rows (tabular,
+            text; `recsys tune` compares two trials row by row); None for
+            a retrieval model, which ranks a catalog per user.
     """
 
     metrics: dict
@@ -64,6 +69,7 @@ class TrainResult:
     model: Any = None
     prepared: Any = None
     exported: dict = dataclasses.field(default_factory=dict)
+    split_predictions: tuple | None = None
 
     def __iter__(self):
         # `bundle, metrics = recsys.train(...)` as `train_bundle` returned.
@@ -139,16 +145,6 @@ class ModelKind(abc.ABC):
     def summary(self, metrics: dict, config: dict) -> str:
         """What `recsys train` prints: the metrics beside the baselines."""
 
-    def split_predictions(
-        self, result: TrainResult, config: dict
-    ) -> tuple | None:
-        """`(labels, predictions)` of the evaluated split of a run of
-        `config` (`result`: what `train` returned), as its metrics
-        read them (`recsys tune` compares two trials row by row, paired),
-        or None where the kind has no per-row predictions (a retrieval
-        model ranks a catalog per user)."""
-        return None
-
     @abc.abstractmethod
     def rescore(self, bundle: Any, frame=None) -> dict:
         """The loaded bundle's metrics on its config's evaluation split,
@@ -195,6 +191,8 @@ class ModelKind(abc.ABC):
             model=fitted.model,
             prepared=prepared,
             exported=exported,
+            # Kept by `evaluate` where the kind scores rows.
+            split_predictions=fitted.state.get("split_predictions"),
         )
         if write and output:
             path = self.write(

@@ -498,8 +498,10 @@ def predict(model, arrays, task):
     return out if task == "multiclass" else out[:, 0]
 
 
-def evaluate_tabular(model, prepared):
+def evaluate_tabular(model, prepared, predictions=None):
     """The split's metrics for the model and every configured baseline.
+
+    `predictions`: the model's on the split, where already made.
 
     Returns:
         dict: the split's name (`"test"` or `"validation"`) and one
@@ -508,7 +510,9 @@ def evaluate_tabular(model, prepared):
     config = prepared.config
     task, split = config["model"]["task"], config["evaluate"]["split"]
     frame, arrays, labels = prepared.parts["test"]
-    metrics = {split: task_metrics(task, labels, predict(model, arrays, task))}
+    if predictions is None:
+        predictions = predict(model, arrays, task)
+    metrics = {split: task_metrics(task, labels, predictions)}
     for name in config["evaluate"]["baselines"]:
         baseline, chosen = fit_baseline(
             name,
@@ -640,7 +644,11 @@ class TabularKind(ModelKind):
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         if config["evaluate"]["split"] == "test":
             _warn_label_shift(prepared)
-        metrics = evaluate_tabular(fitted.model, prepared)
+        _, arrays, labels = prepared.parts["test"]
+        task = prepared.config["model"]["task"]  # "auto" resolved
+        predictions = predict(fitted.model, arrays, task)
+        fitted.state["split_predictions"] = (labels, predictions)
+        metrics = evaluate_tabular(fitted.model, prepared, predictions)
         metrics["split"] = split_record(
             split_rule(config["data"]),
             prepared.parts["train"][0],
@@ -662,11 +670,6 @@ class TabularKind(ModelKind):
 
     def summary(self, metrics, config):
         return summary(metrics, config)
-
-    def split_predictions(self, result, config):
-        _, arrays, labels = result.prepared.parts["test"]
-        task = result.prepared.config["model"]["task"]
-        return labels, predict(result.model, arrays, task)
 
     def rescore(self, bundle, frame=None):
         config = bundle.config

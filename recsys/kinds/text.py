@@ -415,6 +415,7 @@ class TextKind(ModelKind):
         split = config["evaluate"]["split"]
         x_test, y_test = encode(prepared, prepared.test, config)
         probabilities = fitted.model.predict(x_test, verbose=0)
+        fitted.state["split_predictions"] = (y_test, probabilities)
         metrics: dict[str, Any] = {
             split: classification_metrics(y_test, probabilities)
         }
@@ -451,10 +452,6 @@ class TextKind(ModelKind):
 
     def summary(self, metrics, config):
         return summary(metrics, config)
-
-    def split_predictions(self, result, config):
-        x_test, y_test = encode(result.prepared, result.prepared.test, config)
-        return y_test, result.model.predict(x_test, verbose=0)
 
     def rescore(self, bundle, frame=None):
         config = bundle.config
