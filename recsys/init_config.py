@@ -873,12 +873,24 @@ def _task(labels: pd.Series) -> tuple[str, str]:
 SMALL_TABLE_ROWS = 20_000
 
 
+def tabular_epochs(rows: int) -> int:
+    """A tabular `train.epochs = "auto"` for a table of `rows` rows: the
+    most epochs, of which early stopping keeps fewer."""
+    return 100 if rows < SMALL_TABLE_ROWS else 20
+
+
 def _epochs_line(rows: int) -> str:
     if rows < SMALL_TABLE_ROWS:
         return _line(
-            "epochs", 100, "a small table: many short epochs; early stopping"
+            "epochs",
+            tabular_epochs(rows),
+            "a small table: many short epochs; early stopping",
         )
-    return _line("epochs", 20, "early stopping picks fewer on validation")
+    return _line(
+        "epochs",
+        tabular_epochs(rows),
+        "early stopping picks fewer on validation",
+    )
 
 
 def _tabular(
@@ -1174,17 +1186,23 @@ def _check_columns(kind, columns, frame):
 
 def needs_written_lines(config: dict) -> bool:
     """Whether `with_written_features` would fill `config` in: a tabular
-    or text config without feature tables, or a tabular `task = "auto"`."""
+    or text config without feature tables, or a tabular `task = "auto"` or
+    `train.epochs = "auto"`."""
     kind = config["model"]["kind"]
     if kind not in ("tabular", "text"):
         return False
-    return not config["features"] or config["model"].get("task") == "auto"
+    return (
+        not config["features"]
+        or config["model"].get("task") == "auto"
+        or config["train"].get("epochs") == "auto"
+    )
 
 
 def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     """`config` with the feature tables `recsys init` writes for `frame`,
-    where a tabular or text config declares none, and a tabular
-    `model.task = "auto"` as init guesses it from the label.
+    where a tabular or text config declares none, a tabular
+    `model.task = "auto"` as init guesses it from the label, and a tabular
+    `train.epochs = "auto"` by the table's size (`tabular_epochs`).
 
     The shortest config a user writes (`[data]` with the label, or the text
     and label, and `model.kind`) then trains on every column init would
@@ -1198,8 +1216,8 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     Returns:
         dict. `config` itself when there is nothing to fill in, else a
         validated copy with init's task (and the baseline that follows from
-        it, `evaluate.baselines = ["auto"]`), `[features]` and, tabular,
-        `model.features`.
+        it, `evaluate.baselines = ["auto"]`), its epochs, `[features]`
+        and, tabular, `model.features`.
     """
     if not needs_written_lines(config):
         return config
@@ -1223,6 +1241,12 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
                 f"one of them.{without}"
             )
     config = _with_guessed_task(config, frame)
+    if config["train"].get("epochs") == "auto":
+        # As init writes it: a small table's epoch is a few steps (AER's
+        # SwissLabor, 872 rows, still improved at epoch 20: test AUC 0.728
+        # against 0.771 stopping itself at 32).
+        train = {**config["train"], "epochs": tabular_epochs(len(frame))}
+        config = {**config, "train": train}
     if config["features"]:
         return validate_config(config)
     written = tomllib.loads(init_config(kind, frame=frame, columns=columns))

@@ -233,13 +233,13 @@ class TabularModelSection(Section):
 class TabularTrain(Section):
     """`[train]`: early stopping, refit and optimization."""
 
-    epochs: int = Field(
-        default=20,
-        ge=1,
+    epochs: PositiveInt | Literal["auto"] = Field(
+        default="auto",
         description=(
             "Most epochs; training stops when the loss on a validation carve "
             "of the training split (its users' latest fifth) has not "
-            "improved for `patience` epochs."
+            'improved for `patience` epochs. "auto": 100 for a table under '
+            "20,000 rows (an epoch is a handful of steps), else 20."
         ),
     )
     patience: int = Field(

@@ -89,7 +89,8 @@ def test_config_missing_file():
 # "ease_recent" among the default retrieval baselines; then the tabular
 # `data.user`, `item` and `time` defaults became "" (a table without ids)
 # and `model.task` "auto" (resolved from the label when training starts,
-# with the `["auto"]` baseline).
+# with the `["auto"]` baseline), then tabular `train.epochs` "auto" (by the
+# table's rows when training starts).
 # Relative data paths are stored as written: `load_config` makes them
 # absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
