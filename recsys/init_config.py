@@ -507,6 +507,44 @@ def _empty_by_class(frame: pd.DataFrame, label: str, taken) -> dict:
     return found
 
 
+# A column of a few values, each of which comes with one class on this share
+# of rows or more, cutting the commonest class's errors this many times,
+# holds the label: lme4's VerbAgg, `resp` (no / perhaps / yes) beside `r2`
+# (no / yes: test AUC 1.0000); DAAG's nassCDS, `injSeverity` 4 ("killed")
+# beside `dead` (99.5% against 95.5%). An imbalanced table's columns agree
+# with the commonest class as often as it does (modeldata's check_times).
+LEAK_ERRORS_CUT = 5
+
+
+def _values_give_label(frame: pd.DataFrame, label: str, taken) -> dict:
+    """Columns not in `taken` whose values say the class of a class
+    label: `{column: (the share of rows whose class is their value's
+    commonest, the commonest class's share)}`."""
+    labels = frame[label] if label in frame else None
+    if labels is None or not 2 <= labels.nunique() <= 20:
+        return {}
+    base = float(labels.value_counts(normalize=True).iloc[0])
+    found = {}
+    for column in frame.columns:
+        if column in taken or column == label:
+            continue
+        pair = frame[[column, label]].dropna()
+        values = pair[column].nunique()
+        # A few values, each on many rows (a value on a row or two agrees
+        # with its class by itself), on most of the table.
+        if len(pair) < len(frame) / 2 or not 2 <= values <= min(
+            50, len(pair) / 20
+        ):
+            continue
+        counts = pair.groupby([column, label], observed=True).size()
+        agree = float(counts.groupby(level=0).max().sum() / len(pair))
+        if agree >= LEAK_AGREEMENT and (1 - agree) * LEAK_ERRORS_CUT <= (
+            1 - base
+        ):
+            found[column] = (agree, base)
+    return found
+
+
 def _left_out(columns, why: str) -> list[str]:
     """Comment lines saying why each column is not a feature."""
     lines = []
@@ -898,20 +936,40 @@ def _tabular(
 ) -> list[str]:
     guessed = _ids_and_time(frame, "row time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
-    if user == PLACEHOLDER and item == PLACEHOLDER:
+    found = [c for c in (user, item) if c != PLACEHOLDER]
+    named = "user" in columns or "item" in columns
+    if not found or (len(found) == 1 and not named):
         # No (user, item) pairs: a table of rows (passengers, loans),
-        # which trains without ids, split at random.
+        # which trains without ids, split at random. One id found alone
+        # (lme4's VerbAgg: `item` is a question, its respondents' column
+        # `id`) is one feature among the others: ids come in pairs.
         user = item = ""
         user_note = "no user id column: a table without ids"
         item_note = "no item id column: a table without ids"
+        if found:
+            taken.discard(found[0])
+            item_note = (
+                f"'{found[0]}' looks like an id but has no partner: a "
+                f"table without ids, '{found[0]}' a feature (for per-user "
+                "rows: --user COLUMN --item COLUMN)"
+            )
         if time == PLACEHOLDER:
             parts = time_note if "in parts" in time_note else ""
             time, time_note = "", "no time column: the split is random"
             if parts:
                 # dplyr's storms: year, month, day and hour columns.
                 time_note += f" ({parts}, for a split by time)"
-    # Without users there are no "latest rows of each user".
-    split = _split_lines(frame, taken, users=bool(user), time=bool(time))
+    elif time == PLACEHOLDER and time_note.startswith("could not guess"):
+        # Ids without times (InstEval's ratings): split at random.
+        time, time_note = (
+            "",
+            "no time column: rows split at random (a column of times: "
+            "--time COLUMN)",
+        )
+    # Without users or times there are no "latest rows of each user".
+    split = _split_lines(
+        frame, taken, users=bool(user) and bool(time), time=bool(time)
+    )
     label, label_note = _given(columns, "label", "label") or _guess(
         frame, "label", _LABEL, taken, "label"
     )
@@ -932,6 +990,11 @@ def _tabular(
     ]
     constant = _constant_columns(frame, taken)
     leaks = _empty_by_class(frame, label, taken) if task != "regression" else {}
+    said = (
+        _values_give_label(frame, label, taken | set(leaks))
+        if task != "regression"
+        else {}
+    )
     features = [c for c in (user, item) if c in frame] + [
         c
         for c in frame.columns
@@ -939,6 +1002,7 @@ def _tabular(
         and c not in row_ids
         and c not in constant
         and c not in leaks
+        and c not in said
     ]
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -960,6 +1024,13 @@ def _tabular(
             f"empty where {label} = {_toml(value)} and filled elsewhere (on "
             f"{agree:.1%} of rows): it holds the label, known only after "
             "the fact",
+        )
+    for column, (agree, base) in said.items():
+        lines += _left_out(
+            [column],
+            f"its value gives {label} on {agree:.1%} of rows (the commonest "
+            f"class alone: {base:.1%}): it holds the label; add it back if "
+            "it is known before the label is",
         )
     for column in features:
         is_id = column in (user, item)

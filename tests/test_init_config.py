@@ -851,3 +851,70 @@ def test_a_column_empty_on_one_class_is_left_out_as_the_label():
         '# "year_of_death" is left out: empty where death = 0 and filled '
         "elsewhere (on 100.0% of rows)"
     ) in text
+
+
+def test_a_column_whose_values_give_the_label_is_left_out():
+    # lme4's VerbAgg: `r2` (no / yes) is `resp` (no / perhaps / yes) merged.
+    rng = np.random.default_rng(0)
+    resp = rng.choice(["no", "perhaps", "yes"], 600)
+    frame = pd.DataFrame(
+        {
+            "anger": rng.integers(10, 40, 600),
+            "resp": resp,
+            "r2": np.where(resp == "no", "N", "Y"),
+            # Agrees with its commonest class a little more than chance:
+            # a feature like any other.
+            "mode": np.where(
+                (resp == "no") & (rng.random(600) < 0.3), "want", "do"
+            ),
+        }
+    )
+    text = init_config("tabular", "v.csv", frame=frame, columns={"label": "r2"})
+    features = text.split("features = ")[1].splitlines()[0]
+    assert '"resp"' not in features
+    assert '"anger"' in features and '"mode"' in features
+    assert (
+        '# "resp" is left out: its value gives r2 on 100.0% of rows (the '
+        "commonest class alone: 68.7%)"
+    ) in text
+    # An imbalanced label: every column agrees with the commonest class
+    # about as often as the class itself (modeldata's check_times).
+    rare = frame.assign(r2=np.where(rng.random(600) < 0.995, "N", "Y"))
+    text = init_config("tabular", "v.csv", frame=rare, columns={"label": "r2"})
+    assert "its value gives" not in text
+
+
+def test_one_id_without_a_partner_is_a_feature_of_a_table_without_ids(
+    tmp_path,
+):
+    # lme4's VerbAgg: `item` (a question) by name, its respondents in `id`.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "item": rng.choice([f"S{i}" for i in range(24)], 800),
+            "id": rng.integers(0, 80, 800),
+            "anger": rng.integers(10, 40, 800),
+            "r2": rng.choice(["N", "Y"], 800),
+        }
+    )
+    frame.to_csv(tmp_path / "v.csv", index=False)
+    text = init_config(
+        "tabular", str(tmp_path / "v.csv"), frame=frame, columns={"label": "r2"}
+    )
+    assert 'user = ""' in text and 'item = ""' in text
+    assert "'item' looks like an id but has no partner" in text
+    assert 'split = "random"' in text and "[features.item]" in text
+    (tmp_path / "v.toml").write_text(text)
+    assert recsys.load_config(tmp_path / "v.toml")["data"]["item"] == ""
+    # Both ids and no time: split at random, not by each user's latest.
+    text = init_config(
+        "tabular",
+        str(tmp_path / "v.csv"),
+        frame=frame,
+        columns={"user": "id", "label": "r2"},
+    )
+    assert 'user = "id"' in text and 'item = "item"' in text
+    assert 'time = ""' in text and 'split = "random"' in text
+    (tmp_path / "v.toml").write_text(text)
+    config = recsys.load_config(tmp_path / "v.toml")
+    assert (config["data"]["user"], config["data"]["split"]) == ("id", "random")
