@@ -772,7 +772,11 @@ def test_a_config_without_epochs_trains_a_small_table_for_as_many_as_init():
     assert written(800) == 100 == int(_line_value(800))
     assert written(SMALL_TABLE_ROWS) == 20 == int(_line_value(SMALL_TABLE_ROWS))
     assert written(800, epochs=7) == 7  # as written
-    with pytest.raises(ConfigError, match="epochs"):
+    with pytest.raises(
+        ConfigError,
+        match="'train.epochs' must be a whole number >= 1 or \"auto\". "
+        "Received: 0",
+    ):
         written(800, epochs=0)
 
 

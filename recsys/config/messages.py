@@ -167,9 +167,7 @@ def _union_message(loc: tuple, config: dict, model: type[BaseModel]) -> str:
     types = typing.get_args(annotation)
     if float in types:  # a float may be whole
         types = tuple(t for t in types if t is not int)
-    names = dict.fromkeys(
-        _UNION_NAMES.get(t, getattr(t, "__name__", str(t))) for t in types
-    )
+    names = dict.fromkeys(_union_name(t) for t in types)
     what = " or ".join(names)
     key = ".".join(map(str, key_loc))
     if item:
@@ -181,6 +179,21 @@ def _union_message(loc: tuple, config: dict, model: type[BaseModel]) -> str:
         f"Config key '{key}' must be {what}. "
         f"Received: {_lookup(config, key_loc)!r}"
     )
+
+
+def _union_name(kind: Any) -> str:
+    """One type of a union as a config's reader says it: `a whole number
+    >= 1` (`Annotated[int, Field(ge=1)]`), `"auto"` (`Literal["auto"]`)."""
+    origin = typing.get_origin(kind)
+    if origin is typing.Literal:
+        return " or ".join(
+            f'"{v}"' if isinstance(v, str) else repr(v)
+            for v in typing.get_args(kind)
+        )
+    if origin is typing.Annotated:
+        base, *metadata = typing.get_args(kind)
+        return f"{_union_name(base)} {_bounds(metadata)}"
+    return _UNION_NAMES.get(kind, getattr(kind, "__name__", str(kind)))
 
 
 def _section(model: type[BaseModel], name: Any) -> type[BaseModel]:
