@@ -396,14 +396,25 @@ def cmd_score(args):
     from recsys.bundles import load_bundle
     from recsys.scoring import score_file
 
+    paths = {}
+    for name in ("input", "output"):
+        given = {getattr(args, name), getattr(args, f"{name}_option")} - {None}
+        if len(given) != 1:
+            raise ValueError(
+                f"Give the {name} file once: recsys score BUNDLE INPUT OUTPUT "
+                f"(or --input INPUT --output OUTPUT). Received: "
+                f"{sorted(given) or 'none'}."
+            )
+        paths[name] = given.pop()
+    bundle = load_bundle(args.bundle)
     rows = score_file(
-        load_bundle(args.bundle),
-        args.input,
-        args.output,
+        bundle,
+        paths["input"],
+        paths["output"],
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    print(f"scored {rows:,} rows into {args.output}")
+    print(f"scored {rows:,} rows into {paths['output']}")
     return 0
 
 
@@ -659,9 +670,18 @@ def build_parser():
         help="Score every row of a Parquet or CSV file with a tabular bundle.",
     )
     score.add_argument("bundle", help="Tabular bundle directory.")
-    score.add_argument("input", help="Input .parquet or .csv file.")
+    score.add_argument("input", nargs="?", help="Input .parquet or .csv file.")
     score.add_argument(
-        "output", help="Output .parquet or .csv: the input plus scores."
+        "output",
+        nargs="?",
+        help="Output .parquet or .csv: the input plus scores.",
+    )
+    # The options `recsys predict` takes, for the same files.
+    score.add_argument(
+        "--input", dest="input_option", help="The input, as an option."
+    )
+    score.add_argument(
+        "--output", "-o", dest="output_option", help="The output, as an option."
     )
     score.add_argument(
         "--batch-size",

@@ -102,3 +102,40 @@ def test_score_file_errors(rating_run, retriever, small_frame, tmp_path):
         score_file(retriever, str(source), str(tmp_path / "o.parquet"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         score_file(bundle, str(tmp_path / "nowhere.csv"), str(source))
+
+
+def test_recsys_score_takes_its_files_as_arguments_or_options(
+    liked_run, small_frame, tmp_path, capsys
+):
+    # `recsys predict` takes --input / --output: a newcomer writes those.
+    from recsys.cli import main
+
+    bundle, _ = liked_run
+    path = bundle.path
+    source = tmp_path / "in.csv"
+    small_frame.iloc[:10].to_csv(source, index=False)
+    outputs = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    assert main(["score", str(path), str(source), str(outputs[0]), "-q"]) == 0
+    assert (
+        main(
+            ["score", str(path), "--input", str(source), "-o", str(outputs[1])]
+        )
+        == 0
+    )
+    assert outputs[0].read_text() == outputs[1].read_text()
+    assert main(["score", str(path), str(source)]) != 0
+    assert "Give the output file once" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "score",
+                str(path),
+                str(source),
+                str(outputs[0]),
+                "--output",
+                "c.csv",
+            ]
+        )
+        != 0
+    )
+    assert "a.csv', 'c.csv']." in capsys.readouterr().err
