@@ -45,7 +45,11 @@ def canonical_string(value: Any) -> str | None:
 
     The scalar fast path for serving: no pandas objects for a single id.
     """
-    if value is None or (isinstance(value, float) and value != value):
+    # pandas' missing values too: an object column read from Parquet holds
+    # `pd.NA`, which would otherwise be the category "<NA>".
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (float, np.floating)) and value != value:
         return None
     if isinstance(value, bool):
         return str(value)

@@ -687,7 +687,17 @@ class Preprocessor:
             out[rows[inside], positions[inside]] = ids[inside]
             return out
         if feature.vocabulary == "exact" and series.dtype.kind in "iu":
-            return self._lookup_ints(feature, series.to_numpy())
+            # A nullable integer column (`Int64`, from Parquet) may hold
+            # missing values: id 0, as in every other column.
+            missing = series.isna().to_numpy()
+            ids = self._lookup_ints(
+                feature,
+                series.fillna(0).to_numpy()
+                if missing.any()
+                else series.to_numpy(),
+            )
+            ids[missing] = 0
+            return ids
         return self._lookup(feature, canonical_strings(series))
 
     def tokenize(self, name: str, values: Any) -> list[list[str]]:

@@ -76,6 +76,32 @@ def test_integer_columns_get_the_ids_of_their_strings():
     )
 
 
+def test_missing_values_of_every_dtype_are_id_0():
+    # A Parquet file's nullable integers (`Int64`) and object columns hold
+    # `pd.NA`: missing, as `None` in a request is, not an unknown value.
+    pre = Preprocessor(
+        features=[CategoricalFeature("id", num_oov_buckets=3)]
+    ).fit(pd.DataFrame({"id": [1, 2, 3, 3]}))
+    for column in (
+        pd.Series([3, None, 1], dtype="Int64"),
+        pd.Series([3, pd.NA, 1], dtype=object),
+        pd.Series([3.0, np.nan, 1.0]),
+        pd.Series([3, None, 1], dtype=object),
+        pd.Series(["3", None, "1"], dtype="string"),
+    ):
+        ids = pre.transform_column("id", column)
+        np.testing.assert_array_equal(
+            ids, pre.transform_column("id", [3, None, 1]), err_msg=column.dtype
+        )
+    assert ids[1] == 0 and ids[0] > 0
+    assert (
+        canonical_strings(
+            pd.Series([pd.NA, pd.NaT, np.float32("nan")], dtype=object)
+        ).tolist()
+        == [None] * 3
+    )
+
+
 def test_preprocessor_min_frequency_sends_rare_values_to_oov():
     pre = _pre(min_frequency=2)
     assert pre.vocabularies_["user"] == ["3", "2"]
