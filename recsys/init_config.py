@@ -243,8 +243,7 @@ def _feature_table(
     Numbers that look like codes (`_dense_codes`) say so in their comment.
     """
     series = frame[column]
-    name = column if str(column).isidentifier() else _toml(str(column))
-    lines = [f"[features.{name}]"]
+    lines = [_table_header(column)]
     distinct = series.nunique(dropna=True)
     if is_id:
         lines.append(_line("kind", "categorical", f"{distinct:,} ids"))
@@ -298,6 +297,13 @@ def _feature_table(
 # the output (modeldata's wa_churn, six flags as numbers: test AUC 0.8470
 # against 0.8512, means of seeds 1-3).
 MANY_FLAGS = 100
+
+
+def _table_header(column) -> str:
+    """`[features.<column>]`, the name quoted where TOML needs it:
+    `[features."Review Text"]`."""
+    name = column if str(column).isidentifier() else _toml(str(column))
+    return f"[features.{name}]"
 
 
 def _is_flag(series: pd.Series, distinct: int | None = None) -> bool:
@@ -1167,7 +1173,7 @@ def _text(
     ]
     if text != "text":
         lines = [
-            line.replace("[features.text]", f"[features.{text}]")
+            line.replace("[features.text]", _table_header(text))
             for line in lines
         ]
     return lines

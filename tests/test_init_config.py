@@ -945,3 +945,23 @@ def test_many_flag_columns_are_numbers_and_a_few_are_categories():
     text = init_config("tabular", "g.csv", frame=few, columns={"label": "y"})
     tables = tomllib.loads(text)["features"]
     assert tables["f0"]["kind"] == tables["f1"]["kind"] == "categorical"
+
+
+def test_a_text_column_named_with_a_space_writes_valid_toml(tmp_path):
+    # `[features.Review Text]` is not TOML: the file did not load.
+    rng = np.random.default_rng(0)
+    words = np.array(["good", "bad", "film", "plot", "actor", "long"])
+    frame = pd.DataFrame(
+        {
+            "Review Text": [
+                " ".join(rng.choice(words, 12)) for _ in range(200)
+            ],
+            "label": rng.integers(0, 2, 200),
+        }
+    )
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    text = init_config("text", str(tmp_path / "r.csv"), frame=frame)
+    assert '[features."Review Text"]' in text
+    (tmp_path / "r.toml").write_text(text)
+    config = recsys.load_config(tmp_path / "r.toml")
+    assert config["features"]["Review Text"]["kind"] == "text"
