@@ -302,7 +302,8 @@ MANY_FLAGS = 100
 def _table_header(column) -> str:
     """`[features.<column>]`, the name quoted where TOML needs it:
     `[features."Review Text"]`."""
-    name = column if str(column).isidentifier() else _toml(str(column))
+    bare = re.fullmatch(r"[A-Za-z0-9_-]+", str(column))  # TOML's bare keys
+    name = column if bare else _toml(str(column))
     return f"[features.{name}]"
 
 

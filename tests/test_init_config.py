@@ -965,3 +965,25 @@ def test_a_text_column_named_with_a_space_writes_valid_toml(tmp_path):
     (tmp_path / "r.toml").write_text(text)
     config = recsys.load_config(tmp_path / "r.toml")
     assert config["features"]["Review Text"]["kind"] == "text"
+
+
+def test_columns_named_outside_toml_bare_keys_are_quoted(tmp_path):
+    # "Größe" is a Python identifier but no TOML bare key.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "Größe": rng.choice(["S", "M", "L"], 300),
+            "a=b": rng.choice(["x", "y"], 300),
+            'price "usd"': rng.gamma(2, 3, 300),
+            "x-1_ok": rng.normal(size=300),
+            "y": rng.integers(0, 2, 300),
+        }
+    )
+    frame.to_csv(tmp_path / "w.csv", index=False)
+    text = init_config(
+        "tabular", str(tmp_path / "w.csv"), frame=frame, columns={"label": "y"}
+    )
+    assert '[features."Größe"]' in text and "[features.x-1_ok]" in text
+    (tmp_path / "w.toml").write_text(text)
+    config = recsys.load_config(tmp_path / "w.toml")
+    assert set(config["features"]) == {"Größe", "a=b", 'price "usd"', "x-1_ok"}
