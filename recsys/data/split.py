@@ -515,12 +515,11 @@ def check_split(
         return
     empty = "training" if not len(train) else "held-out"
     twice = " (twice with a validation carve)" if carves > 1 else ""
-    start = (
-        f"The {rule.method} split of {len(frame)} rows leaves no {empty} rows"
-    )
+    rows = f"{len(frame):,} row" + ("" if len(frame) == 1 else "s")
+    start = f"The {rule.method} split of {rows} leaves no {empty} rows"
     if rule.method == "user_time":
         raise ValueError(
-            f"The per-user temporal split of {len(frame)} rows leaves no "
+            f"The per-user temporal split of {rows} leaves no "
             f"{empty} rows: each user's latest share "
             f"(data.test_fraction = {rule.fraction}), at least one row, is "
             f"held out{twice}, so a user needs at least {carves + 1} rows for "

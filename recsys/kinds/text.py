@@ -144,7 +144,8 @@ def split_rows(
     ):
         if len(part) == 0:
             raise ValueError(
-                f"The {name} split of {len(frame)} rows is empty "
+                f"The {name} split of {len(frame):,} "
+                f"row{'' if len(frame) == 1 else 's'} is empty "
                 f'(data.split = "{method}"). Fix: {fix}.'
             )
     return train, valid, test
