@@ -21,6 +21,7 @@ import pandas as pd
 
 from recsys.config.common import PLACEHOLDER
 from recsys.config.tabular import usual_baselines
+from recsys.config.two_tower import EARLY_STOPPING_EPOCHS
 from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
@@ -817,7 +818,11 @@ def _two_tower_epochs(rows: int) -> list[str]:
             "(about twice the time)",
         ]
     return [
-        _line("epochs", 20, "the most: early stopping picks fewer"),
+        _line(
+            "epochs",
+            EARLY_STOPPING_EPOCHS,
+            "the most: early stopping picks fewer",
+        ),
         _line(
             "early_stopping",
             True,

@@ -21,6 +21,7 @@ from recsys.features.specs import feature_from_config
 # Each choice is defined once, as the type of its config key; the tuples
 # name the valid values in messages and in the modules that check them.
 Optimizer = Literal["adagrad", "adam", "sgd"]
+PositiveInt = Annotated[int, Field(ge=1)]
 Split = Literal["test", "validation"]
 SplitMethod = Literal["auto", "user_time", "time", "random", "column"]
 Distribution = Literal["none", "data", "model"]

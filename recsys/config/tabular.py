@@ -18,6 +18,7 @@ from recsys.config.common import InteractionsData
 from recsys.config.common import KindConfig
 from recsys.config.common import Number
 from recsys.config.common import Optimizer
+from recsys.config.common import PositiveInt
 from recsys.config.common import Section
 from recsys.config.common import Split
 from recsys.config.common import check_distinct
@@ -39,8 +40,6 @@ SUPPORTED_BASELINES = {
     "binary": ("logistic_regression", "bias"),
     "multiclass": ("logistic_regression",),
 }
-
-PositiveInt = typing.Annotated[int, Field(ge=1)]
 
 
 def usual_baselines(task: str, *, with_ids: bool) -> list[str]:

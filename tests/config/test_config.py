@@ -42,7 +42,10 @@ def test_config_override_adds_feature_keys():
     "override, match",
     [
         ("train.epoch=3", r"Unknown config keys in \[train\]: \['epoch'\]"),
-        ("train.epochs=three", "train.epochs' must be an integer"),
+        (
+            "train.epochs=three",
+            'train.epochs\' must be a whole number >= 1 or "auto"',
+        ),
         ("nosection.key=1", "no section 'nosection'"),
         ("trainepochs", "key=value"),
         ("model.query_features=['age']", "no \\[features.age\\] table"),
@@ -219,7 +222,8 @@ BAD_VALUES = [
     ("two_tower", "model.combine=[1]", r"model.combine must be one of \("),
     ("two_tower", "index.kind='x'", r"index.kind must be one of \('auto', "),
     ("two_tower", "index.reorder=-1", r"index.reorder must be >= 0"),
-    ("two_tower", "train.epochs=1.5", "'train.epochs' must be an integer"),
+    ("two_tower", "train.epochs=1.5", "'train.epochs' must be a whole number"),
+    ("two_tower", "train.early_stopping=2", "'train.early_stopping' must be"),
     ("two_tower", "index.num_leaves='x'", "'index.num_leaves' must be an int"),
     ("two_tower", "evaluate.ks=3", "'evaluate.ks' must be a list. "),
     (
@@ -465,3 +469,32 @@ def test_shipped_configs_satisfy_their_schema(path):
 def test_streamed_shards_refuse_dropping_rows():
     with pytest.raises(ConfigError, match="data.drop_missing filters a table"):
         load_config(overrides=['data.path="shards"', "data.drop_missing=true"])
+
+
+@pytest.mark.parametrize(
+    "train, data, expected",
+    [
+        # Neither key: the epochs chosen on validation, as init writes.
+        ({}, {}, (20, True)),
+        ({"early_stopping": True}, {}, (20, True)),
+        # A written number of epochs trains that many.
+        ({"epochs": 5}, {}, (5, False)),
+        ({"early_stopping": False}, {}, (3, False)),
+        ({"epochs": 7, "early_stopping": True}, {}, (7, True)),
+        # Streamed shards train once for the epochs.
+        ({}, {"source": "", "path": "shards/"}, (3, False)),
+    ],
+)
+def test_two_tower_epochs_left_out_are_chosen_on_validation(
+    train, data, expected
+):
+    config = load_config(
+        {
+            "data": {"source": "t.csv", "user": "u", "item": "i", **data},
+            "model": {"kind": "two_tower"},
+            "train": train,
+        }
+    )
+    got = (config["train"]["epochs"], config["train"]["early_stopping"])
+    assert got == expected
+    assert load_config(config)["train"] == config["train"]  # as resolved
