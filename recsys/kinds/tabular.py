@@ -410,6 +410,7 @@ def build_tabular_model(prepared, part=None):
         hidden_units=model_config["hidden_units"],
         dropout=model_config["dropout"],
         wide=model_config["wide"],
+        class_biases=True,
         l2=model_config["l2"],
         embeddings_l2=model_config["embeddings_l2"],
         auxiliary_weight=(

@@ -22,13 +22,17 @@ class WideBiases(keras.layers.Layer):
             `{"name", "input_dim", "combiner"}` (other keys are ignored).
         embeddings_regularizer: optional regularizer of every table.
             Defaults to `None`.
+        units: int. Biases per value: one per class of a multiclass output
+            (one shared bias would add the same to every class's logit,
+            which changes no probability). Defaults to `1`.
         **kwargs: Passed on to `keras.layers.Layer`.
 
     Input shape:
         dict of column name -> `(batch,)` or `(batch, length)` ids.
 
     Output shape:
-        list of `(batch, 1)` tensors, one per column, in `inputs` order.
+        list of `(batch, units)` tensors, one per column, in `inputs`
+        order.
 
     Example:
 
@@ -42,9 +46,15 @@ class WideBiases(keras.layers.Layer):
         self,
         inputs: list[dict[str, Any]],
         embeddings_regularizer: Any = None,
+        units: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(
+                f"`units` must be a positive integer. Received: units={units}"
+            )
+        self.units = units
         self.inputs_config = [dict(spec) for spec in inputs]
         self.embeddings_regularizer = keras.regularizers.get(
             embeddings_regularizer
@@ -52,7 +62,7 @@ class WideBiases(keras.layers.Layer):
         self.tables = [
             PooledEmbedding(
                 spec["input_dim"],
-                1,
+                units,
                 combiner=spec.get("combiner", "mean"),
                 embeddings_initializer="zeros",
                 embeddings_regularizer=self.embeddings_regularizer,
@@ -73,7 +83,7 @@ class WideBiases(keras.layers.Layer):
             inputs: dict of column name -> ids (extra keys are ignored).
 
         Returns:
-            list of float tensors `(batch, 1)`, one per column.
+            list of float tensors `(batch, units)`, one per column.
         """
         return [
             table(inputs[spec["name"]])
@@ -88,6 +98,7 @@ class WideBiases(keras.layers.Layer):
                 "embeddings_regularizer": keras.regularizers.serialize(
                     self.embeddings_regularizer
                 ),
+                "units": self.units,
             }
         )
         return config

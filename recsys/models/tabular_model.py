@@ -124,6 +124,10 @@ class TabularModel(SparseRowUpdates, keras.Model):
         dropout: float. Dropout after each hidden layer. Defaults to `0.0`.
         wide: bool. Add per-value bias terms (`WideBiases`). Defaults to
             `True`.
+        class_biases: bool. With a `"multiclass"` task, one bias per class
+            for each value (the wide part then moves the class
+            probabilities; a shared bias changes none). Defaults to `False`
+            (models saved before it).
         l2: float. L2 penalty on the looked-up rows of every table (bias
             tables included), averaged over the batch: a value's penalty
             grows with its frequency. Defaults to `0.0`.
@@ -174,6 +178,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         hidden_units: list[int] | tuple[int, ...] = (64, 32),
         dropout: float = 0.0,
         wide: bool = True,
+        class_biases: bool = False,
         l2: float = 0.0,
         embeddings_l2: float = 0.0,
         auxiliary_weight: float = 0.0,
@@ -189,6 +194,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         self.hidden_units = list(hidden_units)
         self.dropout = dropout
         self.wide = wide
+        self.class_biases = class_biases
         self.l2 = l2
         self.embeddings_l2 = embeddings_l2
         self.auxiliary_weight = auxiliary_weight
@@ -217,8 +223,9 @@ class TabularModel(SparseRowUpdates, keras.Model):
             )
             for s in embedded
         ]
+        units = num_classes if class_biases and task == "multiclass" else 1
         self.wide_biases = (
-            WideBiases(embedded, regularizer, name="wide_biases")
+            WideBiases(embedded, regularizer, units=units, name="wide_biases")
             if wide
             else None
         )
@@ -409,6 +416,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 "hidden_units": self.hidden_units,
                 "dropout": self.dropout,
                 "wide": self.wide,
+                "class_biases": self.class_biases,
                 "l2": self.l2,
                 "embeddings_l2": self.embeddings_l2,
                 "auxiliary_weight": self.auxiliary_weight,

@@ -54,6 +54,28 @@ def test_tabular_model_wide_adds_per_value_biases():
     np.testing.assert_allclose(_out(model) - before, [[1.0], [3.0]], atol=1e-5)
 
 
+def test_multiclass_class_biases_move_the_class_probabilities():
+    # One shared bias adds the same to every class's logit: no probability
+    # moves. With `class_biases`, user 1's row of biases favours class 0.
+    for class_biases, moves in ((False, False), (True, True)):
+        model = TabularModel(
+            INPUTS,
+            task="multiclass",
+            num_classes=3,
+            hidden_units=[],
+            class_biases=class_biases,
+        )
+        table = model.wide_biases.tables[0]
+        before = _out(model)
+        rows = np.zeros(table.get_weights()[0].shape, "float32")
+        rows[1, 0] = 2.0  # user 1 (the first example), class 0
+        table.set_weights([rows])
+        after = _out(model)
+        assert rows.shape == ((5, 3) if class_biases else (5, 1))
+        assert (after[0, 0] > before[0, 0] + 0.05) == moves
+        np.testing.assert_allclose(after[1], before[1], atol=1e-6)
+
+
 def test_tabular_model_dot_is_the_pairwise_dot_product():
     inputs = [
         {"name": "a", "type": "embedding", "input_dim": 3, "output_dim": 2},
@@ -259,6 +281,7 @@ def test_tabular_model_names_a_missing_input():
         {"interaction": {"name": "dcn", "projection_dim": 2}},
         {"interaction": {"name": "dot", "dot_dim": 4, "bottom_units": [8]}},
         {"task": "multiclass", "num_classes": 3},
+        {"task": "multiclass", "num_classes": 3, "class_biases": True},
         {"auxiliary_weight": 0.5, "auxiliary_mean": 3.5},
     ],
 )

@@ -64,6 +64,18 @@ def _randomized(model, seed=0):
     return model
 
 
+def test_numpy_ranker_adds_a_bias_per_class():
+    model = _randomized(
+        TabularModel(
+            INPUTS, task="multiclass", num_classes=4, class_biases=True
+        )
+    )
+    fast = NumpyRanker.from_keras(model)
+    x = _inputs(16)
+    expected = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(fast(x), expected, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize(
     "interaction, task, wide, inputs",
     [
