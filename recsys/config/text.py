@@ -201,7 +201,8 @@ class TextTrain(Section):
         ge=1,
         description=(
             "Most epochs; training stops when validation AUC (log loss for "
-            "more than two classes) has not improved for `patience` epochs."
+            "more than two classes) has not improved for `patience` epochs. "
+            '"auto" (as the other kinds take it) is the default, 30.'
         ),
     )
     patience: int = Field(
@@ -209,6 +210,14 @@ class TextTrain(Section):
         ge=1,
         description="Epochs without improvement before stopping.",
     )
+
+    @pydantic.field_validator("epochs", mode="before")
+    @classmethod
+    def _auto_epochs(cls, value: typing.Any) -> typing.Any:
+        """`"auto"`, as a tabular or two-tower config takes it: the
+        default."""
+        return cls.model_fields["epochs"].default if value == "auto" else value
+
     refit: bool = Field(
         default=True,
         description=(

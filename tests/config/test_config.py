@@ -498,3 +498,13 @@ def test_two_tower_epochs_left_out_are_chosen_on_validation(
     got = (config["train"]["epochs"], config["train"]["early_stopping"])
     assert got == expected
     assert load_config(config)["train"] == config["train"]  # as resolved
+
+
+def test_a_text_config_takes_auto_epochs_as_its_default():
+    # "auto" is a tabular and two-tower config's default: a text config
+    # written the same way trains for its own default.
+    config = load_config("configs/tweets_text.toml", ['train.epochs="auto"'])
+    assert (
+        config["train"]["epochs"]
+        == load_config({"model": {"kind": "text"}})["train"]["epochs"]
+    )
