@@ -31,12 +31,14 @@ def _format(path, what):
 
 
 def _batches(path, batch_size):
-    """`(batches, total_rows)`: record batches of the input, streamed."""
+    """`(batches, total_rows, column_names)`: record batches of the input,
+    streamed."""
     if _format(path, "input") == ".parquet":
         reader = pq.ParquetFile(path)
         return (
             reader.iter_batches(batch_size=batch_size),
             reader.metadata.num_rows,
+            reader.schema_arrow.names,
         )
     # CSV: pyarrow reads blocks of bytes; rows per block vary, so the total
     # is unknown (the bar counts rows as they come). The file is read as
@@ -44,20 +46,34 @@ def _batches(path, batch_size):
     # (`csv_layout`), so `0042` stays the id it was trained as.
     layout = csv_layout(path)
     block_size = max(batch_size * 64, 1 << 20)
-    return (
-        pv.open_csv(
-            path,
-            read_options=pv.ReadOptions(block_size=block_size),
-            parse_options=pv.ParseOptions(delimiter=layout.get("sep", ",")),
-            convert_options=pv.ConvertOptions(
-                column_types=dict.fromkeys(
-                    layout.get("dtype", {}), pa.string()
-                ),
-                decimal_point=layout.get("decimal", "."),
-            ),
+    reader = pv.open_csv(
+        path,
+        read_options=pv.ReadOptions(block_size=block_size),
+        parse_options=pv.ParseOptions(delimiter=layout.get("sep", ",")),
+        convert_options=pv.ConvertOptions(
+            column_types=dict.fromkeys(layout.get("dtype", {}), pa.string()),
+            decimal_point=layout.get("decimal", "."),
         ),
-        None,
     )
+    return reader, None, reader.schema.names
+
+
+def _check_columns(bundle, names, path):
+    """Raises a `KeyError` naming the columns the bundle reads that the
+    input lacks, before any row is scored."""
+    if hasattr(bundle, "text_column"):  # a text bundle reads its texts
+        needed = [bundle.text_column]
+    else:
+        needed = list(bundle.feature_names)
+    if getattr(bundle, "user_history", None) is not None:
+        needed.append(bundle.user_column)  # its users' histories
+    missing = [name for name in dict.fromkeys(needed) if name not in names]
+    if missing:
+        raise KeyError(
+            f"{path} has no column {', '.join(map(repr, missing))}, which "
+            f"the bundle reads (it was trained on {needed}). Its columns: "
+            f"{list(names)}. Fix: add the column to the file."
+        )
 
 
 def score_columns(bundle, predictions):
@@ -115,7 +131,8 @@ def score_file(
     if not os.path.isfile(input_path):
         raise FileNotFoundError(f"Input file not found: {input_path}")
     output_format = _format(output_path, "output")
-    batches, total = _batches(input_path, batch_size)
+    batches, total, names = _batches(input_path, batch_size)
+    _check_columns(bundle, names, input_path)
     bar = progress_bar(total=total, unit="rows", disable=not progress)
 
     def scored():

@@ -93,7 +93,10 @@ def test_score_file_errors(rating_run, retriever, small_frame, tmp_path):
     bundle, _ = rating_run
     source = tmp_path / "in.parquet"
     small_frame.iloc[:10].drop(columns=["genres"]).to_parquet(source)
-    with pytest.raises(KeyError, match="genres"):
+    # Before any row: the file, the column and the fix.
+    with pytest.raises(
+        KeyError, match=r"in.parquet has no column 'genres', which the bundle"
+    ):
         score_file(bundle, str(source), str(tmp_path / "o.parquet"))
     assert not (tmp_path / "o.parquet").exists()
     with pytest.raises(ValueError, match="must end in one of"):
