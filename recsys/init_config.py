@@ -511,12 +511,9 @@ def _constant_columns(frame: pd.DataFrame, taken) -> list:
 LEAK_AGREEMENT = 0.99
 
 
-def _empty_by_class(frame: pd.DataFrame, label: str, taken) -> dict:
-    """Columns not in `taken` whose empty cells mark one class of a
-    class label: `{column: (the class, the share of rows that agree)}`."""
-    labels = frame[label] if label in frame else None
-    if labels is None or not 2 <= labels.nunique() <= 20:
-        return {}
+def _empty_by_class(frame: pd.DataFrame, labels: pd.Series, taken) -> dict:
+    """Columns not in `taken` whose empty cells mark one class of
+    `labels`: `{column: (the class, the share of rows that agree)}`."""
     classes = {
         value: (labels == value).to_numpy()
         for value in labels.dropna().unique()
@@ -548,13 +545,11 @@ def _empty_by_class(frame: pd.DataFrame, label: str, taken) -> dict:
 LEAK_ERRORS_CUT = 5
 
 
-def _values_give_label(frame: pd.DataFrame, label: str, taken) -> dict:
-    """Columns not in `taken` whose values say the class of a class
-    label: `{column: (the share of rows whose class is their value's
-    commonest, the commonest class's share)}`."""
-    labels = frame[label] if label in frame else None
-    if labels is None or not 2 <= labels.nunique() <= 20:
-        return {}
+def _values_give_label(frame: pd.DataFrame, labels: pd.Series, taken) -> dict:
+    """Columns not in `taken` whose values say the class of `labels`:
+    `{column: (the share of rows whose class is their value's commonest,
+    the commonest class's share)}`."""
+    label = labels.name
     base = float(labels.value_counts(normalize=True).iloc[0])
     found = {}
     for column in frame.columns:
@@ -574,6 +569,32 @@ def _values_give_label(frame: pd.DataFrame, label: str, taken) -> dict:
             1 - base
         ):
             found[column] = (agree, base)
+    return found
+
+
+def _columns_holding_label(frame: pd.DataFrame, label: str, taken) -> dict:
+    """Columns not in `taken` that hold a class label (`_empty_by_class`,
+    `_values_give_label`): `{column: why, for its comment}`."""
+    labels = frame[label] if label in frame else None
+    if labels is None or not 2 <= labels.nunique() <= 20:
+        return {}
+    found = {
+        column: (
+            f"empty where {label} = {_toml(value)} and filled elsewhere (on "
+            f"{agree:.1%} of rows): it holds the label, known only after "
+            "the fact"
+        )
+        for column, (value, agree) in _empty_by_class(
+            frame, labels, taken
+        ).items()
+    }
+    said = _values_give_label(frame, labels, taken | set(found))
+    for column, (agree, base) in said.items():
+        found[column] = (
+            f"its value gives {label} on {agree:.1%} of rows (the commonest "
+            f"class alone: {base:.1%}): it holds the label; add it back if "
+            "it is known before the label is"
+        )
     return found
 
 
@@ -1020,9 +1041,8 @@ def _tabular(
         c for c in frame.columns if c not in taken and _is_row_id(frame[c])
     ]
     constant = _constant_columns(frame, taken)
-    leaks = _empty_by_class(frame, label, taken) if task != "regression" else {}
-    said = (
-        _values_give_label(frame, label, taken | set(leaks))
+    held = (
+        _columns_holding_label(frame, label, taken)
         if task != "regression"
         else {}
     )
@@ -1032,8 +1052,7 @@ def _tabular(
         if c not in taken
         and c not in row_ids
         and c not in constant
-        and c not in leaks
-        and c not in said
+        and c not in held
     ]
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -1049,20 +1068,8 @@ def _tabular(
     ]
     lines += _left_out(row_ids, "a different value on every row (a row id)")
     lines += _left_out(constant, "the same value on every row")
-    for column, (value, agree) in leaks.items():
-        lines += _left_out(
-            [column],
-            f"empty where {label} = {_toml(value)} and filled elsewhere (on "
-            f"{agree:.1%} of rows): it holds the label, known only after "
-            "the fact",
-        )
-    for column, (agree, base) in said.items():
-        lines += _left_out(
-            [column],
-            f"its value gives {label} on {agree:.1%} of rows (the commonest "
-            f"class alone: {base:.1%}): it holds the label; add it back if "
-            "it is known before the label is",
-        )
+    for column, why in held.items():
+        lines += _left_out([column], why)
     flags = sum(_is_flag(frame[c]) for c in features if c not in (user, item))
     for column in features:
         is_id = column in (user, item)

@@ -61,13 +61,8 @@ def _batches(path, batch_size):
 def _check_columns(bundle, names, path):
     """Raises a `KeyError` naming the columns the bundle reads that the
     input lacks, before any row is scored."""
-    if hasattr(bundle, "text_column"):  # a text bundle reads its texts
-        needed = [bundle.text_column]
-    else:
-        needed = list(bundle.feature_names)
-    if getattr(bundle, "user_history", None) is not None:
-        needed.append(bundle.user_column)  # its users' histories
-    missing = [name for name in dict.fromkeys(needed) if name not in names]
+    needed = bundle.input_columns
+    missing = [name for name in needed if name not in names]
     if missing:
         raise KeyError(
             f"{path} has no column {', '.join(map(repr, missing))}, which "

@@ -249,6 +249,13 @@ class TabularBundle(ManifestProperties):
     def feature_names(self):
         return [f.name for f in self.preprocessor.features]
 
+    @property
+    def input_columns(self):
+        """The columns `predict` reads: the features, and the user id where
+        the model reads its users' histories."""
+        history = [self.user_column] if self.user_history is not None else []
+        return list(dict.fromkeys(self.feature_names + history))
+
     def predict(self, frame, batch_size=8192):
         """Scores every row of a table.
 

@@ -72,6 +72,7 @@ class TextBundle(ManifestProperties):
         self.model = model
         self.classes = list(manifest["classes"])
         self.text_column = manifest["config"]["data"]["text"]
+        self.input_columns = [self.text_column]  # what `predict` reads
 
     @classmethod
     def load(cls, path):

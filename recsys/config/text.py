@@ -211,13 +211,6 @@ class TextTrain(Section):
         description="Epochs without improvement before stopping.",
     )
 
-    @pydantic.field_validator("epochs", mode="before")
-    @classmethod
-    def _auto_epochs(cls, value: typing.Any) -> typing.Any:
-        """`"auto"`, as a tabular or two-tower config takes it: the
-        default."""
-        return cls.model_fields["epochs"].default if value == "auto" else value
-
     refit: bool = Field(
         default=True,
         description=(
@@ -239,6 +232,13 @@ class TextTrain(Section):
             "vocabularies of 16+ rows per token lookup of a step."
         ),
     )
+
+    @pydantic.field_validator("epochs", mode="before")
+    @classmethod
+    def _auto_epochs(cls, value: typing.Any) -> typing.Any:
+        """`"auto"`, as a tabular or two-tower config takes it: the
+        default."""
+        return cls.model_fields["epochs"].default if value == "auto" else value
 
 
 class TextEvaluate(Section):
