@@ -11,7 +11,7 @@ Usage:
 
 ```
 python benchmarks/new_tables.py --trials 10 --time-budget 120
-python benchmarks/new_tables.py --tables AER/SwissLabor --trials 0
+python benchmarks/new_tables.py --tables AER/SwissLabor --trials 0 --seed 1
 ```
 
 Prints one JSON object: per table, rows, the label, what init guessed, test
@@ -93,6 +93,7 @@ def main():
     parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--time-budget", type=float, default=120)
+    parser.add_argument("--seed", type=int, default=0, help="train.seed")
     args = parser.parse_args()
     chosen = [
         t for t in TABLES if not args.tables or f"{t[0]}/{t[1]}" in args.tables
@@ -110,6 +111,7 @@ def main():
             with open(config_path, "w") as f:
                 f.write(text)
             config = recsys.load_config(config_path)
+            config["train"]["seed"] = args.seed
             row = {
                 "rows": len(frame),
                 "label": label,
@@ -141,7 +143,11 @@ def main():
     print_json(
         {
             "tables": results,
-            "setup": {"trials": args.trials, "time_budget": args.time_budget},
+            "setup": {
+                "trials": args.trials,
+                "time_budget": args.time_budget,
+                "seed": args.seed,
+            },
             "machine": machine(),
         }
     )

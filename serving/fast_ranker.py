@@ -22,6 +22,7 @@ from recsys.serving.fast_tower import DenseWeights
 from recsys.serving.fast_tower import Unsupported
 from recsys.serving.fast_tower import apply_dense
 from recsys.serving.fast_tower import convert_dense
+from recsys.serving.fast_tower import convert_stack
 from recsys.serving.fast_tower import convert_table
 from recsys.serving.fast_tower import lookup
 from recsys.serving.one_blas_thread import ONE_BLAS_THREAD
@@ -149,14 +150,19 @@ class NumpyRanker:
             raise Unsupported(f"compute dtype {model.compute_dtype}")
         if model.task not in TASKS:
             raise Unsupported(f"task {model.task!r}")
-        embedded = [
-            (name, *convert_table(layer))
-            for name, layer in zip(
-                model.embedded_names, model.embeddings, strict=True
-            )
-        ]
+        if model.stacked and model.embedded_names:
+            embedded = convert_stack(model.embeddings)
+        else:
+            embedded = [
+                (name, *convert_table(layer))
+                for name, layer in zip(
+                    model.embedded_names, model.embeddings, strict=True
+                )
+            ]
         biases = []
-        if model.wide_biases is not None:
+        if model.wide_biases is not None and model.stacked:
+            biases = convert_stack(model.wide_biases)
+        elif model.wide_biases is not None:
             wide = model.wide_biases
             if type(wide) is not WideBiases:
                 raise Unsupported(f"wide part {type(wide).__name__}")

@@ -411,6 +411,7 @@ def build_tabular_model(prepared, part=None):
         dropout=model_config["dropout"],
         wide=model_config["wide"],
         class_biases=True,
+        stacked=True,
         l2=model_config["l2"],
         embeddings_l2=model_config["embeddings_l2"],
         auxiliary_weight=(

@@ -93,9 +93,10 @@ def _slot_lists(
 class SparseRowUpdates:
     """Mixin for a `keras.Model`: its embedding tables get row updates.
 
-    Every trainable `SparseRowsEmbedding` table of the model (`PooledEmbedding`,
-    `MultiHashEmbedding`) with at least `min_rows_per_lookup` rows per
-    lookup of a step is updated only in the rows a batch looked up, in the
+    Every trainable `SparseRowsEmbedding` table of the model
+    (`PooledEmbedding`, `MultiHashEmbedding`, the tables of an
+    `EmbeddingStack`) with at least `min_rows_per_lookup` rows per lookup
+    of a step is updated only in the rows a batch looked up, in the
     table and in the optimizer's slots, when the backend is JAX. Other
     backends train as plain Keras does (dense updates). Set
     `model.sparse_updates = False` to train densely on JAX too.

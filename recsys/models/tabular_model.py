@@ -9,6 +9,7 @@ from keras import ops
 from recsys.layers.auxiliary_head import AuxiliaryHead
 from recsys.layers.cross_network import CrossNetwork
 from recsys.layers.dlrm_interaction import DLRMInteraction
+from recsys.layers.embedding_stack import EmbeddingStack
 from recsys.layers.pooled_embedding import PooledEmbedding
 from recsys.layers.wide_biases import WideBiases
 from recsys.models.sparse_updates import SparseRowUpdates
@@ -128,6 +129,11 @@ class TabularModel(SparseRowUpdates, keras.Model):
             for each value (the wide part then moves the class
             probabilities; a shared bias changes none). Defaults to `False`
             (models saved before it).
+        stacked: bool. Keep the columns' tables (and bias tables) as one
+            table per vector width (`EmbeddingStack`): one lookup and one
+            update for all columns, so compiling and training cost about
+            the same for 300 columns as for 3. Defaults to `False` (one
+            `PooledEmbedding` per column: models saved before it).
         l2: float. L2 penalty on the looked-up rows of every table (bias
             tables included), averaged over the batch: a value's penalty
             grows with its frequency. Defaults to `0.0`.
@@ -179,6 +185,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         dropout: float = 0.0,
         wide: bool = True,
         class_biases: bool = False,
+        stacked: bool = False,
         l2: float = 0.0,
         embeddings_l2: float = 0.0,
         auxiliary_weight: float = 0.0,
@@ -195,6 +202,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         self.dropout = dropout
         self.wide = wide
         self.class_biases = class_biases
+        self.stacked = stacked
         self.l2 = l2
         self.embeddings_l2 = embeddings_l2
         self.auxiliary_weight = auxiliary_weight
@@ -213,22 +221,38 @@ class TabularModel(SparseRowUpdates, keras.Model):
         # The sublayers are created in this order, and built in `build`,
         # so that each draws the same seed from Keras' seed sequence: the
         # trained numbers depend on it.
-        self.embeddings = [
-            PooledEmbedding(
-                s["input_dim"],
-                s["output_dim"],
-                combiner=s.get("combiner", "mean"),
+        self.embeddings: list[Any] | EmbeddingStack = (
+            EmbeddingStack(
+                embedded,
                 embeddings_regularizer=regularizer,
-                name=f"{s['name']}_embedding",
+                name="embedding_stack",
             )
-            for s in embedded
-        ]
-        units = num_classes if class_biases and task == "multiclass" else 1
-        self.wide_biases = (
-            WideBiases(embedded, regularizer, units=units, name="wide_biases")
-            if wide
-            else None
+            if stacked and embedded
+            else [
+                PooledEmbedding(
+                    s["input_dim"],
+                    s["output_dim"],
+                    combiner=s.get("combiner", "mean"),
+                    embeddings_regularizer=regularizer,
+                    name=f"{s['name']}_embedding",
+                )
+                for s in embedded
+            ]
         )
+        units = num_classes if class_biases and task == "multiclass" else 1
+        self.wide_biases: Any = None
+        if wide and stacked and embedded:
+            self.wide_biases = EmbeddingStack(
+                embedded,
+                output_dim=units,
+                embeddings_initializer="zeros",
+                embeddings_regularizer=regularizer,
+                name="wide_biases",
+            )
+        elif wide:
+            self.wide_biases = WideBiases(
+                embedded, regularizer, units=units, name="wide_biases"
+            )
         self.interaction_block = interaction_block(
             self.interaction,
             [s["output_dim"] for s in embedded],
@@ -297,11 +321,18 @@ class TabularModel(SparseRowUpdates, keras.Model):
             )
 
     def build(self, input_shape: Any = None) -> None:
-        for table in self.embeddings:
-            table.build((None,))
+        if isinstance(self.embeddings, EmbeddingStack):
+            self.embeddings.build()
+        else:
+            for table in self.embeddings:
+                table.build((None,))
         if self.wide_biases is not None:
             self.wide_biases.build()
-        dims = [table.output_dim for table in self.embeddings]
+        dims = [
+            s["output_dim"]
+            for s in self.inputs_config
+            if s["type"] == "embedding"
+        ]
         width = sum(dims) + len(self.numeric_names)
         block = self.interaction_block
         if isinstance(block, DLRMInteraction):
@@ -367,17 +398,21 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 f"Inputs {missing} are missing. Expected inputs: "
                 f"{self.feature_names}"
             )
-        vectors = [
-            table(inputs[name])
-            for table, name in zip(
-                self.embeddings, self.embedded_names, strict=True
-            )
-        ]
-        numeric = [
-            ops.expand_dims(ops.cast(inputs[n], self.compute_dtype), -1)
-            for n in self.numeric_names
-        ]
-        biases = self.wide_biases(inputs) if self.wide_biases else []
+        stack = isinstance(self.embeddings, EmbeddingStack)
+        if isinstance(self.embeddings, EmbeddingStack):
+            # One tensor of every column's vector (and of every bias).
+            vectors = [self.embeddings(inputs)]
+        else:
+            vectors = [
+                table(inputs[name])
+                for table, name in zip(
+                    self.embeddings, self.embedded_names, strict=True
+                )
+            ]
+        biases: list[Any] = []
+        if self.wide_biases is not None:
+            looked_up = self.wide_biases(inputs)
+            biases = [looked_up] if stack else looked_up
         if self.l2:
             # Penalize the looked-up rows only, so a value's penalty grows
             # with its frequency, as in matrix factorization.
@@ -386,10 +421,38 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 for v in vectors + biases
             )
             self.add_loss(self.l2 * penalty)
+        if stack and biases:
+            # The columns' biases summed: `(batch, columns, units)` -> units.
+            units = self.wide_biases.output_dim
+            biases = [
+                ops.sum(
+                    ops.reshape(
+                        biases[0], (-1, len(self.embedded_names), units)
+                    ),
+                    axis=1,
+                )
+            ]
         if isinstance(self.interaction_block, DLRMInteraction):
+            if stack:
+                ends = np.cumsum(self.interaction_block.input_dims)[:-1]
+                vectors = ops.split(vectors[0], [int(e) for e in ends], axis=1)
+            numeric = [
+                ops.expand_dims(ops.cast(inputs[n], self.compute_dtype), -1)
+                for n in self.numeric_names
+            ]
             x = self.interaction_block((vectors, numeric))
         else:
-            parts = vectors + numeric
+            parts = list(vectors)
+            if self.numeric_names:
+                parts.append(
+                    ops.stack(
+                        [
+                            ops.cast(inputs[n], self.compute_dtype)
+                            for n in self.numeric_names
+                        ],
+                        axis=1,
+                    )
+                )
             x = parts[0] if len(parts) == 1 else ops.concatenate(parts, -1)
             if self.interaction_block is not None:
                 x = self.interaction_block(x)
@@ -417,6 +480,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 "dropout": self.dropout,
                 "wide": self.wide,
                 "class_biases": self.class_biases,
+                "stacked": self.stacked,
                 "l2": self.l2,
                 "embeddings_l2": self.embeddings_l2,
                 "auxiliary_weight": self.auxiliary_weight,

@@ -354,3 +354,29 @@ def test_held_out_labels_far_from_the_training_rows_are_warned(
         _warn_label_shift(prepare_tabular(config))
         assert ("training standard deviations above" in caplog.text) is warned
     assert "data.split = 'time' holds out rows unlike" in caplog.text
+
+
+def test_a_table_of_many_categorical_columns_trains_from_init(tmp_path):
+    # A survey of 120 answers and 40 yes/no columns: one stacked table per
+    # vector width, not one table per column (compiled for minutes before).
+    from recsys.init_config import init_config
+
+    rng = np.random.default_rng(0)
+    rows = 500
+    answers = {f"q{i}": rng.choice(list("abcde"), rows) for i in range(120)}
+    flags = {f"f{i}": rng.integers(0, 2, rows) for i in range(40)}
+    frame = pd.DataFrame({**answers, **flags})
+    score = (frame["q0"] == "a") + frame["f0"] + rng.normal(0, 0.3, rows)
+    frame["churned"] = (score > 0.6).astype(int)
+    frame.to_csv(tmp_path / "survey.csv", index=False)
+    text = init_config("tabular", str(tmp_path / "survey.csv"))
+    (tmp_path / "survey.toml").write_text(text)
+    config = load_config(str(tmp_path / "survey.toml"))
+    assert config["data"]["label"] == "churned"
+    config["train"].update(epochs=20, patience=3)
+    bundle, metrics = train(config, str(tmp_path / "bundle"), progress=False)
+    model = load_bundle(str(tmp_path / "bundle")).model
+    assert len(model.embedded_names) == 160
+    widths = {spec["output_dim"] for spec in model.inputs_config}
+    assert len(model.embeddings.tables) == len(widths)
+    assert metrics["test"]["auc"] > 0.7

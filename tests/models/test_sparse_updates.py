@@ -126,9 +126,11 @@ def test_tabular_and_text_models_train_the_same_sparsely():
     }
     labels = (table["a"] % 2).astype("float32")
 
-    def tabular(sparse):
+    def tabular(sparse, stacked=False):
         keras.utils.set_random_seed(0)
-        model = TabularModel(inputs, interaction="dcn", hidden_units=[8])
+        model = TabularModel(
+            inputs, interaction="dcn", hidden_units=[8], stacked=stacked
+        )
         model.sparse_updates = sparse
         model.min_rows_per_lookup = 0
         model.compile(
@@ -144,8 +146,12 @@ def test_tabular_and_text_models_train_the_same_sparsely():
         model.compile(keras.optimizers.Adagrad(0.05), loss=model.default_loss())
         return model
 
+    def stacked(sparse):
+        # Both columns' rows in one table: one lookup of both.
+        return tabular(sparse, stacked=True)
+
     tokens = rng.integers(0, 300, (256, 6))
-    for build, x in ((tabular, table), (text, tokens)):
+    for build, x in ((tabular, table), (stacked, table), (text, tokens)):
         runs = []
         for sparse in (False, True):
             model = build(sparse)

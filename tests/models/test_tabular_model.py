@@ -288,3 +288,74 @@ def test_tabular_model_names_a_missing_input():
 def test_tabular_model_serialization(kwargs, tmp_path):
     model = TabularModel(INPUTS, l2=0.01, embeddings_l2=1e-4, **kwargs)
     run_serialization_battery(model, X, tmp_path)
+
+
+def _stack_weights(stack, tables):
+    """Writes per-column tables into an `EmbeddingStack`'s stacked ones."""
+    stacked = {
+        width: np.zeros(t.shape)
+        for width, t in zip(stack.groups, stack.weights, strict=True)
+    }
+    for rows, width, offset in zip(
+        tables, stack.widths, stack.offsets, strict=True
+    ):
+        stacked[width][offset : offset + len(rows)] = rows
+    stack.set_weights(list(stacked.values()))
+
+
+MIXED = [
+    {"name": "user", "type": "embedding", "input_dim": 5, "output_dim": 2},
+    {"name": "tags", "type": "embedding", "input_dim": 4, "output_dim": 3},
+    {"name": "age", "type": "numeric"},
+    {"name": "city", "type": "embedding", "input_dim": 6, "output_dim": 2},
+    {"name": "price", "type": "numeric"},
+]
+MIXED_X = {**X, "city": np.array([5, 0]), "price": np.array([2.0, 1.0])}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"interaction": "mlp"},
+        {"interaction": {"name": "dcn", "projection_dim": 2}},
+        {"interaction": {"name": "dot", "dot_dim": 4, "bottom_units": [8]}},
+        {"task": "multiclass", "num_classes": 3, "class_biases": True},
+        {"task": "regression", "wide": False},
+    ],
+)
+def test_stacked_tables_score_as_a_table_per_column(kwargs):
+    rng = np.random.default_rng(0)
+    per_column = TabularModel(MIXED, l2=0.1, **kwargs)
+    per_column.set_weights(
+        [rng.normal(size=w.shape) for w in per_column.get_weights()]
+    )
+    stacked = TabularModel(MIXED, l2=0.1, stacked=True, **kwargs)
+    assert len(stacked.trainable_weights) < len(per_column.trainable_weights)
+    _stack_weights(
+        stacked.embeddings, [t.get_weights()[0] for t in per_column.embeddings]
+    )
+    if per_column.wide_biases is not None:
+        _stack_weights(
+            stacked.wide_biases,
+            [t.get_weights()[0] for t in per_column.wide_biases.tables],
+        )
+    for name in ("interaction_block", "head"):
+        layer = getattr(per_column, name)
+        if layer is not None:
+            getattr(stacked, name).set_weights(layer.get_weights())
+    for a, b in zip(per_column.hidden, stacked.hidden, strict=True):
+        b.set_weights(a.get_weights())
+    np.testing.assert_allclose(
+        _out(stacked, MIXED_X), _out(per_column, MIXED_X), rtol=1e-5, atol=1e-6
+    )
+    # The penalty on the looked-up rows is the same too.
+    np.testing.assert_allclose(
+        float(sum(stacked.losses)), float(sum(per_column.losses)), rtol=1e-5
+    )
+
+
+def test_stacked_tabular_model_serialization(tmp_path):
+    model = TabularModel(
+        MIXED, interaction="dcn", stacked=True, l2=0.01, embeddings_l2=1e-4
+    )
+    run_serialization_battery(model, MIXED_X, tmp_path)

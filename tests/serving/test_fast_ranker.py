@@ -64,10 +64,15 @@ def _randomized(model, seed=0):
     return model
 
 
-def test_numpy_ranker_adds_a_bias_per_class():
+@pytest.mark.parametrize("stacked", [False, True])
+def test_numpy_ranker_adds_a_bias_per_class(stacked):
     model = _randomized(
         TabularModel(
-            INPUTS, task="multiclass", num_classes=4, class_biases=True
+            INPUTS,
+            task="multiclass",
+            num_classes=4,
+            class_biases=True,
+            stacked=stacked,
         )
     )
     fast = NumpyRanker.from_keras(model)
@@ -99,7 +104,10 @@ def test_numpy_ranker_adds_a_bias_per_class():
         ("dcn", "multiclass", True, INPUTS),
     ],
 )
-def test_numpy_ranker_equals_the_keras_model(interaction, task, wide, inputs):
+@pytest.mark.parametrize("stacked", [False, True])
+def test_numpy_ranker_equals_the_keras_model(
+    interaction, task, wide, inputs, stacked
+):
     model = _randomized(
         TabularModel(
             inputs,
@@ -108,6 +116,7 @@ def test_numpy_ranker_equals_the_keras_model(interaction, task, wide, inputs):
             num_classes=3,
             hidden_units=[8, 4],
             wide=wide,
+            stacked=stacked,
             auxiliary_weight=0.5,  # training only: not in the scores
             output_scale=3.0 if task == "regression" else 1.0,
         )
