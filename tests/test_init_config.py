@@ -983,3 +983,62 @@ def test_columns_named_outside_toml_bare_keys_are_quoted(tmp_path):
     (tmp_path / "w.toml").write_text(text)
     config = recsys.load_config(tmp_path / "w.toml")
     assert set(config["features"]) == {"Größe", "a=b", 'price "usd"', "x-1_ok"}
+
+
+def test_columns_are_judged_on_the_rows_with_a_label(tmp_path):
+    # mosaicData's HELPfull: 1,002 of 1,472 rows without the label, and
+    # columns filled only on those (training stopped on "no non-null
+    # values to fit on").
+    rng = np.random.default_rng(0)
+    rows = 200
+    labelled = np.arange(rows) < 80
+    frame = pd.DataFrame(
+        {
+            "age": rng.integers(18, 80, rows),
+            "followup": np.where(labelled, np.nan, rng.normal(size=rows)),
+            "site": np.where(labelled, "north", rng.choice(["a", "b"], rows)),
+            "smoker": np.where(labelled, rng.integers(0, 2, rows), np.nan),
+        }
+    )
+    text = init_config(
+        "tabular", "h.csv", frame=frame, columns={"label": "smoker"}
+    )
+    config = tomllib.loads(text)
+    assert config["data"]["drop_missing"] is True
+    assert set(config["features"]) == {"age"}
+    kept = "left out: the same value on every row kept (or empty there)"
+    assert f'# "followup" is {kept}' in text and f'# "site" is {kept}' in text
+    frame.to_csv(tmp_path / "h.csv", index=False)
+    (tmp_path / "h.toml").write_text(text)
+    config = recsys.load_config(tmp_path / "h.toml")
+    trained = recsys.train(config, progress=False, write=False)
+    # Trained on the 80 labelled rows, 16 of them held out.
+    assert trained.metrics["split"]["held_out_rows"] == 16
+
+
+def test_a_column_named_like_a_time_but_mostly_empty_is_no_row_time():
+    # medicaldata's opt: `Tx.time`, a treatment's hours, empty on 428 of
+    # 823 rows, split the table by time and dropped half of it.
+    rng = np.random.default_rng(0)
+    rows = 100
+    frame = pd.DataFrame(
+        {
+            "Tx.time": np.where(np.arange(rows) < 50, np.nan, 1.5),
+            "age": rng.integers(18, 60, rows),
+            "outcome": rng.choice(["yes", "no"], rows),
+        }
+    )
+    config = tomllib.loads(
+        init_config(
+            "tabular", "o.csv", frame=frame, columns={"label": "outcome"}
+        )
+    )
+    assert (config["data"]["time"], config["data"]["split"]) == ("", "random")
+    assert "drop_missing" not in config["data"]
+    frame["Tx.time"] = 1.6e9 + 3600.0 * np.arange(rows)  # filled: a time
+    config = tomllib.loads(
+        init_config(
+            "tabular", "o.csv", frame=frame, columns={"label": "outcome"}
+        )
+    )
+    assert config["data"]["time"] == "Tx.time"

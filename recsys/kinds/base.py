@@ -358,6 +358,7 @@ def fit_preprocessor(specs, train, *, progress: bool = False):
     from recsys.features import Preprocessor
     from recsys.logs import progress_bar
 
+    _check_numbers_present(specs, train)
     preprocessor = Preprocessor(features=specs)
     if len(train) <= FIT_CHUNK_ROWS:
         return preprocessor.fit(train)
@@ -372,6 +373,25 @@ def fit_preprocessor(specs, train, *, progress: bool = False):
     for start in bar:
         preprocessor.partial_fit(train.iloc[start : start + FIT_CHUNK_ROWS])
     return preprocessor
+
+
+def _check_numbers_present(specs, train) -> None:
+    """Raises a `ValueError` naming the fix for a numeric column empty on
+    every training row (the preprocessor has no mean or quantile to learn:
+    it said only "no non-null values to fit on")."""
+    from recsys.features.specs import BucketizedFeature
+    from recsys.features.specs import NumericFeature
+
+    for spec in specs:
+        numbers = isinstance(spec, NumericFeature | BucketizedFeature)
+        if numbers and spec.name in train and train[spec.name].isna().all():
+            raise ValueError(
+                f"Column '{spec.name}' is empty on every one of the "
+                f"{len(train):,} training rows (after data.drop_missing and "
+                "the split), so the model cannot learn from it. Fix: remove "
+                f"[features.{spec.name}] and its name in model.features, or "
+                "fill the column."
+            )
 
 
 def compare_metrics(

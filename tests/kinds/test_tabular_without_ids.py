@@ -380,3 +380,17 @@ def test_a_table_of_many_categorical_columns_trains_from_init(tmp_path):
     widths = {spec["output_dim"] for spec in model.inputs_config}
     assert len(model.embeddings.tables) == len(widths)
     assert metrics["test"]["auc"] > 0.7
+
+
+def test_a_numeric_column_empty_on_every_training_row_names_the_fix(
+    loans, tmp_path
+):
+    frame = pd.read_csv(loans / "loans.csv")
+    frame["debt"] = np.nan
+    frame.to_csv(tmp_path / "loans.csv", index=False)
+    (tmp_path / "loans.toml").write_text(CONFIG)
+    config = load_config(str(tmp_path / "loans.toml"))
+    with pytest.raises(
+        ValueError, match=r"'debt' is empty.*remove \[features.debt\]"
+    ):
+        train(config, write=False, progress=False)
