@@ -437,6 +437,14 @@ def _kept_rows(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:
     return kept if len(kept) else frame
 
 
+def _constant_note(frame: pd.DataFrame, kept: pd.DataFrame) -> str:
+    """Why `_constant_columns(kept, ...)` are left out."""
+    dropped = len(kept) < len(frame)
+    return "the same value on every row" + (
+        " kept (or empty there)" if dropped else ""
+    )
+
+
 def _drop_missing_lines(frame: pd.DataFrame, *columns: str) -> list[str]:
     """`data.drop_missing = true` where a key column has empty cells
     (train refuses them otherwise), else nothing."""
@@ -883,21 +891,23 @@ def _two_tower(
         "",
     ]
     candidate = [item] if item != PLACEHOLDER else []
-    constant = _constant_columns(frame, taken | {display})
+    # Judged on the rows training keeps, as for a tabular table.
+    kept = _kept_rows(frame, user, item, time)
+    constant = _constant_columns(kept, taken | {display})
     # Columns constant within an item describe the item: candidate features
     # (they also place items never seen in training).
     if item in frame:
         for column in frame.columns:
             if column in taken or column == display or column in constant:
                 continue
-            if frame.groupby(item)[column].nunique(dropna=False).max() <= 1:
+            if kept.groupby(item)[column].nunique(dropna=False).max() <= 1:
                 candidate.append(column)
-    lines += _left_out(constant, "the same value on every row")
+    lines += _left_out(constant, _constant_note(frame, kept))
     for column in [user, *candidate]:
         if column in frame:
             is_id = column in (user, item)
             lines += _feature_table(
-                frame, column, is_id=is_id, bucketize=True
+                kept, column, is_id=is_id, bucketize=True
             ) + [""]
     lines += [
         "[model]",
@@ -1070,11 +1080,7 @@ def _tabular(
         "",
     ]
     lines += _left_out(row_ids, "a different value on every row (a row id)")
-    lines += _left_out(
-        constant,
-        "the same value on every row"
-        + (" kept (or empty there)" if len(kept) < len(frame) else ""),
-    )
+    lines += _left_out(constant, _constant_note(frame, kept))
     for column, why in held.items():
         lines += _left_out([column], why)
     for column in features:

@@ -576,6 +576,33 @@ def _warn_label_shift(prepared):
     )
 
 
+def _warn_one_class(prepared):
+    """Warns where the held-out labels of a classification hold one class:
+    its AUC is NaN, and the table printed said nothing of why (modeldata's
+    hotel_rates, `near_new_years` split by arrival date: every held-out
+    row is 0)."""
+    task = prepared.config["model"]["task"]
+    labels = np.asarray(prepared.parts["test"][2])
+    if task == "regression" or not len(labels) or len(np.unique(labels)) > 1:
+        return
+    data = prepared.config["data"]
+    value = labels[0].item()
+    if float(value).is_integer():
+        value = int(value)
+        if 0 <= value < len(prepared.classes):
+            value = prepared.classes[value]
+    logger.warning(
+        "All %s held-out rows have the same '%s' (%s), so their AUC is "
+        "undefined (nan) and the other metrics say little: data.split = %r "
+        'holds out rows of one class. Fix: data.split = "random", or a '
+        "split whose held-out rows hold every class.",
+        f"{len(labels):,}",
+        data["label"],
+        value,
+        split_rule(data).method,
+    )
+
+
 def side_tables(prepared):
     """`(items, users)`: the bundle's tables for scoring unseen pairs.
 
@@ -646,6 +673,7 @@ class TabularKind(ModelKind):
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         if config["evaluate"]["split"] == "test":
             _warn_label_shift(prepared)
+        _warn_one_class(prepared)
         _, arrays, labels = prepared.parts["test"]
         task = prepared.config["model"]["task"]  # "auto" resolved
         predictions = predict(fitted.model, arrays, task)

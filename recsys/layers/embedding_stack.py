@@ -38,8 +38,10 @@ class EmbeddingStack(keras.layers.Layer):
         **kwargs: Passed on to `keras.layers.Layer`.
 
     Input shape:
-        dict of column name -> `(batch,)` or `(batch, length)` ids (extra
-        keys are ignored).
+        dict of column name -> `(batch,)` or `(batch, length)` ids in
+        `[0, input_dim)` of the column (extra keys are ignored). Ids are
+        not checked: a larger one would read the next column's rows
+        (`recsys.features.Preprocessor` gives none).
 
     Output shape:
         `(batch, sum of the columns' widths)`: the columns' vectors
@@ -66,6 +68,8 @@ class EmbeddingStack(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if not inputs:
+            raise ValueError("`inputs` must name at least one column.")
         self.inputs_config = [dict(spec) for spec in inputs]
         self.output_dim = output_dim
         self.embeddings_initializer = keras.initializers.get(

@@ -394,3 +394,21 @@ def test_a_numeric_column_empty_on_every_training_row_names_the_fix(
         ValueError, match=r"'debt' is empty.*remove \[features.debt\]"
     ):
         train(config, write=False, progress=False)
+
+
+def test_held_out_rows_of_one_class_are_warned(loans, tmp_path, caplog):
+    # modeldata's hotel_rates split by date: every held-out
+    # `near_new_years` is 0, and the printed AUC was a bare nan.
+    frame = pd.read_csv(loans / "loans.csv")
+    frame["month"] = np.arange(len(frame))
+    frame.loc[frame.index[-150:], "status"] = "bad"
+    frame.to_csv(tmp_path / "loans.csv", index=False)
+    text = CONFIG.replace('time = ""', 'time = "month"').replace(
+        'split = "random"', 'split = "time"'
+    )
+    (tmp_path / "loans.toml").write_text(text)
+    config = load_config(str(tmp_path / "loans.toml"))
+    with caplog.at_level("WARNING"):
+        result = train(config, write=False, progress=False)
+    assert np.isnan(result.metrics["test"]["auc"])
+    assert "All 120 held-out rows have the same 'status' (bad)" in caplog.text

@@ -68,6 +68,11 @@ def test_stack_holds_one_table_per_width():
     assert keras.ops.convert_to_numpy(biases(_inputs())).shape == (16, 12)
 
 
+def test_stack_rejects_no_columns():
+    with pytest.raises(ValueError, match="at least one column"):
+        EmbeddingStack([])
+
+
 def test_stack_rejects_an_unknown_combiner():
     with pytest.raises(ValueError, match="'tags'.*combiner"):
         EmbeddingStack(
