@@ -150,7 +150,8 @@ class NumpyRanker:
             raise Unsupported(f"compute dtype {model.compute_dtype}")
         if model.task not in TASKS:
             raise Unsupported(f"task {model.task!r}")
-        if model.stacked and model.embedded_names:
+        stacked = model.stacked and bool(model.embedded_names)
+        if stacked:
             embedded = convert_stack(model.embeddings)
         else:
             embedded = [
@@ -160,7 +161,7 @@ class NumpyRanker:
                 )
             ]
         biases = []
-        if model.wide_biases is not None and model.stacked:
+        if model.wide_biases is not None and stacked:
             biases = convert_stack(model.wide_biases)
         elif model.wide_biases is not None:
             wide = model.wide_biases

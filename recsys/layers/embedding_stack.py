@@ -103,11 +103,14 @@ class EmbeddingStack(keras.layers.Layer):
             self.offsets.append(rows.get(width, 0))
             rows[width] = self.offsets[-1] + spec["input_dim"]
         # A list (not a dict keyed by width): Keras saves lists of layers.
+        # Each table its own initializer: one unseeded instance called
+        # twice returns the same numbers twice.
+        initializer = keras.initializers.serialize(self.embeddings_initializer)
         self.tables = [
             SparseRowsEmbedding(
                 rows[width],
                 width,
-                embeddings_initializer=self.embeddings_initializer,
+                embeddings_initializer=keras.initializers.get(initializer),
                 embeddings_regularizer=self.embeddings_regularizer,
                 name=f"table_{width}",
             )

@@ -210,14 +210,16 @@ def test_a_label_in_large_units_trains_as_in_small_ones(loans, tmp_path):
     (tmp_path / "limits.toml").write_text(text)
     config = load_config(
         str(tmp_path / "limits.toml"),
-        ["train.epochs=20", "train.patience=3", "evaluate.baselines=[]"],
+        # Epochs enough to converge (at 20 it was still improving, a
+        # hair's breadth from the bound at seed 0 and above it at 1-3).
+        ["train.epochs=80", "train.patience=3", "evaluate.baselines=[]"],
     )
     errors = []
     for unit in (1.0, 100_000.0):
         frame["limit"] = limit * unit
         result = train(config, frame=frame, progress=False, write=False)
         errors.append(result.metrics["test"]["rmse"] / unit)
-    assert errors[0] < 0.6 * limit.std()  # it learnt the planted signal
+    assert errors[0] < 0.4 * limit.std()  # it learnt the planted signal
     assert errors[1] == pytest.approx(errors[0], rel=0.05)
 
 

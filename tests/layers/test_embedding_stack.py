@@ -68,6 +68,13 @@ def test_stack_holds_one_table_per_width():
     assert keras.ops.convert_to_numpy(biases(_inputs())).shape == (16, 12)
 
 
+def test_stack_tables_start_from_different_draws():
+    stack = EmbeddingStack(INPUTS)
+    stack.build()
+    four, six = (w.ravel()[:8] for w in stack.get_weights())
+    assert not np.allclose(four, six)
+
+
 def test_stack_rejects_no_columns():
     with pytest.raises(ValueError, match="at least one column"):
         EmbeddingStack([])

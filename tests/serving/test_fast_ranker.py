@@ -245,3 +245,12 @@ def test_one_blas_thread_holds_while_any_caller_is_inside(ranker_bundle):
     assert _blas_threads() == before
     with Reranker(ranker_bundle, fast=False).serving():
         assert _blas_threads() == before
+
+
+def test_numpy_ranker_of_a_stacked_model_of_numbers_only():
+    model = _randomized(TabularModel(INPUTS[4:], stacked=True))
+    fast = NumpyRanker.from_keras(model)
+    assert fast is not None
+    x = {k: v for k, v in _inputs(8).items() if k in model.feature_names}
+    expected = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(fast(x), expected, rtol=1e-5, atol=1e-6)
