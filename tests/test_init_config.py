@@ -1042,3 +1042,23 @@ def test_a_column_named_like_a_time_but_mostly_empty_is_no_row_time():
         )
     )
     assert config["data"]["time"] == "Tx.time"
+
+
+def test_a_wide_table_of_few_rows_gets_smaller_steps():
+    # 160 columns of 500 rows: at 256 rows a step the model learnt little
+    # before early stopping (validation AUC 0.7217; 0.9099 at 32).
+    rng = np.random.default_rng(0)
+    rows = 500
+    wide = pd.DataFrame(
+        {f"q{i}": rng.choice(list("abcde"), rows) for i in range(160)}
+    )
+    wide["y"] = rng.integers(0, 2, rows)
+    config = tomllib.loads(
+        init_config("tabular", "w.csv", frame=wide, columns={"label": "y"})
+    )
+    assert config["train"]["batch_size"] == 32  # 320 fit rows: 10 steps
+    tall = wide[["q0", "q1", "y"]]
+    config = tomllib.loads(
+        init_config("tabular", "t.csv", frame=tall, columns={"label": "y"})
+    )
+    assert "batch_size" not in config["train"]
