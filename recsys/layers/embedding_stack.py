@@ -92,6 +92,20 @@ class EmbeddingStack(keras.layers.Layer):
             output_dim if output_dim is not None else spec["output_dim"]
             for spec in self.inputs_config
         ]
+        for spec, width in zip(self.inputs_config, self.widths, strict=True):
+            for key, value in (
+                ("input_dim", spec["input_dim"]),
+                ("output_dim", width),
+            ):
+                if (
+                    not isinstance(value, int)
+                    or isinstance(value, bool)
+                    or value < 1
+                ):
+                    raise ValueError(
+                        f"Input '{spec['name']}': `{key}` must be a positive "
+                        f"integer. Received: {key}={value!r}"
+                    )
         # Per width, in order of first appearance: its columns and offsets.
         self.groups: dict[int, list[int]] = {}
         self.offsets = []

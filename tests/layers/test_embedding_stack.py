@@ -80,6 +80,19 @@ def test_stack_rejects_no_columns():
         EmbeddingStack([])
 
 
+@pytest.mark.parametrize(
+    "spec, key",
+    [
+        ({"input_dim": 0, "output_dim": 2}, "input_dim"),
+        ({"input_dim": 3, "output_dim": -1}, "output_dim"),
+        ({"input_dim": 2.5, "output_dim": 2}, "input_dim"),
+    ],
+)
+def test_stack_rejects_a_table_size_that_is_no_positive_integer(spec, key):
+    with pytest.raises(ValueError, match=f"'city'.*`{key}` must be"):
+        EmbeddingStack([{"name": "city", **spec}])
+
+
 def test_stack_rejects_an_unknown_combiner():
     with pytest.raises(ValueError, match="'tags'.*combiner"):
         EmbeddingStack(
