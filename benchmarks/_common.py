@@ -160,6 +160,18 @@ def child_json(
         ) from None
 
 
+def child_json_or_error(
+    command: list[str], env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """`child_json`, or `{"error": <stderr tail>}` where the child failed:
+    one failed run (out of memory at the largest size) is a row of the
+    report, not the end of the benchmark."""
+    try:
+        return child_json(command, env)
+    except ChildError as error:
+        return {"error": error.stderr_tail}
+
+
 def _name(command: list[str]) -> str:
     # The script (or `-m module`) and its first argument, for messages.
     return " ".join(os.path.basename(part) for part in command[1:3])

@@ -47,8 +47,7 @@ import sys
 import time
 
 import numpy as np
-from _common import ChildError
-from _common import child_json
+from _common import child_json_or_error
 from _common import command_line
 from _common import config_path
 from _common import machine
@@ -248,10 +247,7 @@ def _run_child(system, size, args):
     for name in ("items", "dim", "batch_size", "learning_rate", "steps"):
         options += [f"--{name.replace('_', '-')}", getattr(args, name)]
     options += ["--seconds", args.seconds, "--seed", args.seed]
-    try:
-        return child_json(script_command(__file__, *options))
-    except ChildError as error:
-        return {"error": error.stderr_tail}
+    return child_json_or_error(script_command(__file__, *options))
 
 
 def main():

@@ -29,8 +29,7 @@ import sys
 import time
 
 import numpy as np
-from _common import ChildError
-from _common import child_json
+from _common import child_json_or_error
 from _common import machine
 from _common import peak_mb
 from _common import print_json
@@ -89,10 +88,9 @@ def _run(columns, layout, args):
         *("--rows", args.rows, "--seed", args.seed),
     )
     print(f"{columns} columns, {layout}", file=sys.stderr)
-    try:
-        return child_json(command, env={**os.environ, "KERAS_BACKEND": "jax"})
-    except ChildError as error:
-        return {"error": error.stderr_tail}
+    return child_json_or_error(
+        command, env={**os.environ, "KERAS_BACKEND": "jax"}
+    )
 
 
 def main():

@@ -1032,8 +1032,12 @@ def _batch_lines(kept: pd.DataFrame, widths: list[int]) -> list[str]:
 
 
 def _input_width(kept: pd.DataFrame, column, table: list[str]) -> int:
-    """How many numbers a feature's table gives the model, about."""
-    if any(line.startswith('kind = "numeric"') for line in table):
+    """How many numbers a feature's table (`_feature_table`'s lines) gives
+    the model, about: 1 for a number, else its default embedding size."""
+    import tomllib
+
+    (spec,) = tomllib.loads("\n".join(table))["features"].values()
+    if spec["kind"] == "numeric":
         return 1
     return default_embedding_dim(int(kept[column].nunique()) + 2)
 

@@ -180,8 +180,8 @@ def convert_table(layer: Any) -> tuple[np.ndarray, str]:
 
 
 def convert_stack(layer: Any) -> list[tuple[str, np.ndarray, str]]:
-    """`(name, table, combiner)` of each column of an `EmbeddingStack`:
-    its rows of the stacked table (a view), or `Unsupported`."""
+    """`(name, table, combiner)` of each column of an `EmbeddingStack`
+    (its rows of the stacked table), or `Unsupported`."""
     import keras
 
     from recsys.layers.embedding_stack import EmbeddingStack
@@ -190,26 +190,14 @@ def convert_stack(layer: Any) -> list[tuple[str, np.ndarray, str]]:
         raise Unsupported(f"tables {layer.name} are {type(layer).__name__}")
     if layer.compute_dtype != "float32":
         raise Unsupported(f"table dtype {layer.compute_dtype}")
-    tables = {
-        id(table): np.ascontiguousarray(
-            keras.ops.convert_to_numpy(table.embeddings), np.float32
-        )
-        for table in layer.tables
-    }
-    stacked = dict(zip(layer.groups, layer.tables, strict=True))
     return [
         (
             name,
-            tables[id(stacked[width])][offset : offset + spec["input_dim"]],
+            np.ascontiguousarray(keras.ops.convert_to_numpy(rows), np.float32),
             combiner,
         )
-        for name, spec, width, offset, combiner in zip(
-            layer.names,
-            layer.inputs_config,
-            layer.widths,
-            layer.offsets,
-            layer.combiners,
-            strict=True,
+        for name, rows, combiner in zip(
+            layer.names, layer.column_tables(), layer.combiners, strict=True
         )
     ]
 

@@ -210,7 +210,6 @@ class TextTrain(Section):
         ge=1,
         description="Epochs without improvement before stopping.",
     )
-
     refit: bool = Field(
         default=True,
         description=(

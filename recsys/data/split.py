@@ -493,6 +493,11 @@ def protocol_split(
     return split_table(interactions, rule, validation=validation)
 
 
+def row_count(rows: int) -> str:
+    """`"1 row"`, `"1,234 rows"`: a count of rows for messages."""
+    return f"{rows:,} row" + ("" if rows == 1 else "s")
+
+
 def check_split(
     train: pd.DataFrame,
     test: pd.DataFrame,
@@ -515,7 +520,7 @@ def check_split(
         return
     empty = "training" if not len(train) else "held-out"
     twice = " (twice with a validation carve)" if carves > 1 else ""
-    rows = f"{len(frame):,} row" + ("" if len(frame) == 1 else "s")
+    rows = row_count(len(frame))
     start = f"The {rule.method} split of {rows} leaves no {empty} rows"
     if rule.method == "user_time":
         raise ValueError(

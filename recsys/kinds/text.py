@@ -26,6 +26,7 @@ from recsys.bundles.text import write_text_bundle
 from recsys.config import feature_specs
 from recsys.data.split import Splitter
 from recsys.data.split import evaluation_split
+from recsys.data.split import row_count
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import suffix_split
@@ -144,8 +145,7 @@ def split_rows(
     ):
         if len(part) == 0:
             raise ValueError(
-                f"The {name} split of {len(frame):,} "
-                f"row{'' if len(frame) == 1 else 's'} is empty "
+                f"The {name} split of {row_count(len(frame))} is empty "
                 f'(data.split = "{method}"). Fix: {fix}.'
             )
     return train, valid, test

@@ -131,8 +131,8 @@ class TabularModel(SparseRowUpdates, keras.Model):
             (models saved before it).
         stacked: bool. Keep the columns' tables (and bias tables) as one
             table per vector width (`EmbeddingStack`): one lookup and one
-            update for all columns, so compiling and training cost about
-            the same for 300 columns as for 3. Defaults to `False` (one
+            update for all columns, so compiling costs about the same for
+            300 columns as for 30. Defaults to `False` (one
             `PooledEmbedding` per column: models saved before it).
         l2: float. L2 penalty on the looked-up rows of every table (bias
             tables included), averaged over the batch: a value's penalty
@@ -398,10 +398,14 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 f"Inputs {missing} are missing. Expected inputs: "
                 f"{self.feature_names}"
             )
-        stack = isinstance(self.embeddings, EmbeddingStack)
-        if isinstance(self.embeddings, EmbeddingStack):
+        stack = (
+            self.embeddings
+            if isinstance(self.embeddings, EmbeddingStack)
+            else None
+        )
+        if stack is not None:
             # One tensor of every column's vector (and of every bias).
-            vectors = [self.embeddings(inputs)]
+            vectors = [stack(inputs)]
         else:
             vectors = [
                 table(inputs[name])
@@ -412,7 +416,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         biases: list[Any] = []
         if self.wide_biases is not None:
             looked_up = self.wide_biases(inputs)
-            biases = [looked_up] if stack else looked_up
+            biases = [looked_up] if stack is not None else looked_up
         if self.l2:
             # Penalize the looked-up rows only, so a value's penalty grows
             # with its frequency, as in matrix factorization.
@@ -421,7 +425,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 for v in vectors + biases
             )
             self.add_loss(self.l2 * penalty)
-        if stack and biases:
+        if stack is not None and biases:
             # The columns' biases summed: `(batch, columns, units)` -> units.
             units = self.wide_biases.output_dim
             biases = [
@@ -433,7 +437,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 )
             ]
         if isinstance(self.interaction_block, DLRMInteraction):
-            if stack:
+            if stack is not None:
                 ends = np.cumsum(self.interaction_block.input_dims)[:-1]
                 vectors = ops.split(vectors[0], [int(e) for e in ends], axis=1)
             numeric = [

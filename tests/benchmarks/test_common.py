@@ -54,6 +54,12 @@ def test_child_json_raises_without_a_json_line(common):
     assert caught.value.stderr_tail == "warned"
 
 
+def test_child_json_or_error_reports_a_failed_run_as_a_row(common):
+    failed = _python("import sys; sys.stderr.write('out of memory'); exit(9)")
+    assert common.child_json_or_error(failed) == {"error": "out of memory"}
+    assert common.child_json_or_error(_python("print('{}')")) == {}
+
+
 def test_run_child_raises_on_failure(common):
     with pytest.raises(common.ChildError, match="exited with 1"):
         common.run_child(_python("raise SystemExit(1)"))
