@@ -5,7 +5,9 @@ choice to the data (the tabular kind asks this module): a column of
 non-negative values with a long right tail (amounts, incomes, prices,
 counts) is log-transformed before it is standardized, so that a few huge
 values do not squeeze every other row into a sliver around the mean;
-anything else is standardized as it is.
+anything else is standardized as it is. A column with empty cells among
+the training rows gets a 0/1 "missing" input beside it (`missing =
+"indicator"`), as an empty cell often says something of the row.
 """
 
 import dataclasses
@@ -53,12 +55,14 @@ def choose_numeric_transform(values: Any) -> str:
 def with_chosen_transforms(
     specs: list[FeatureSpec], tables: dict[str, dict], frame: pd.DataFrame
 ) -> list[FeatureSpec]:
-    """`specs` with each unset numeric transform chosen from `frame`.
+    """`specs` with each unset numeric transform and missing-value rule
+    chosen from `frame`.
 
     Args:
         specs: list of feature specs.
         tables: dict. The config's `[features.<name>]` tables as written:
-            a numeric feature whose table has a `transform` key keeps it.
+            a numeric feature whose table has a `transform` (or `missing`)
+            key keeps it.
         frame: DataFrame. The training rows (never the held-out ones).
 
     Returns:
@@ -66,12 +70,13 @@ def with_chosen_transforms(
     """
     chosen = []
     for spec in specs:
-        if (
-            isinstance(spec, NumericFeature)
-            and "transform" not in tables.get(spec.name, {})
-            and spec.name in frame
-        ):
-            transform = choose_numeric_transform(frame[spec.name])
-            spec = dataclasses.replace(spec, transform=transform)
+        if isinstance(spec, NumericFeature) and spec.name in frame:
+            table = tables.get(spec.name, {})
+            column = frame[spec.name]
+            if "transform" not in table:
+                transform = choose_numeric_transform(column)
+                spec = dataclasses.replace(spec, transform=transform)
+            if "missing" not in table and bool(column.isna().any()):
+                spec = dataclasses.replace(spec, missing="indicator")
         chosen.append(spec)
     return chosen

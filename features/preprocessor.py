@@ -641,7 +641,8 @@ class Preprocessor:
         Returns:
             dict. Feature name -> numpy array: `int32` ids of shape `(n,)`
             for categorical features, `(n, max_length)` for multi-valued ones
-            (0 = padding), `float32` of shape `(n,)` for numeric features.
+            (0 = padding), `float32` of shape `(n,)` for numeric features
+            (NaN where a value is missing, for `missing="indicator"`).
         """
         self._check_fitted()
         return {
@@ -663,13 +664,14 @@ class Preprocessor:
             return np.where(np.isnan(x), 0, ids).astype(np.int32)
         if isinstance(feature, NumericFeature):
             x = self._numeric(series, name)
-            if feature.transform == "none":
-                return np.nan_to_num(x, nan=0.0).astype(np.float32)
             if feature.transform == "log":
                 x = self._log(x, name)
-            mean, std = self.stats_[name]["mean"], self.stats_[name]["std"]
-            x = np.where(np.isnan(x), mean, x)
-            return ((x - mean) / std).astype(np.float32)
+            if feature.transform != "none":
+                stats = self.stats_[name]
+                x = (x - stats["mean"]) / stats["std"]
+            if feature.missing == "mean":
+                x = np.nan_to_num(x, nan=0.0)
+            return x.astype(np.float32)
         if _is_sequence(feature):
             lists = _tokens(series, feature)
             flat = pc.list_flatten(lists).to_numpy(zero_copy_only=False)

@@ -24,6 +24,7 @@ SUPPORTED_VOCABULARIES = ("exact", "hash")
 SUPPORTED_TOKENIZERS = ("words", "text")
 SUPPORTED_COMBINERS = ("mean", "sum")
 SUPPORTED_TRANSFORMS = ("standardize", "log", "none")
+SUPPORTED_MISSING = ("mean", "indicator")
 SUPPORTED_HASH_COMBINERS = ("sum", "concat")
 
 
@@ -210,13 +211,21 @@ class MultiCategoricalFeature(CategoricalFeature):
 class NumericFeature(FeatureSpec):
     """A numeric column, normalized with statistics learned in `fit`.
 
-    Nulls are imputed with the training mean (0 after standardization).
+    Nulls are imputed with the training mean (0 after standardization), or
+    kept as NaN for a model that reads them (`missing="indicator"`).
 
     Attributes:
         name: str. Column name in the input frame.
         transform: str. `"standardize"` ((x - mean) / std), `"log"`
             (standardized `log1p(x)`, for counts and other heavy tails; needs
             x >= 0) or `"none"`. Defaults to `"standardize"`.
+        missing: str. `"mean"` (nulls become the training mean) or
+            `"indicator"` (nulls stay NaN; a tabular model reads them as 0
+            beside a 0/1 "missing" input, as an empty cell often says
+            something: a loan never late, an income not given). Defaults
+            to `"mean"`; the tabular kind chooses `"indicator"` for a
+            column with nulls among its training rows when its table does
+            not say.
 
     Example:
 
@@ -227,12 +236,14 @@ class NumericFeature(FeatureSpec):
 
     name: str
     transform: str = "standardize"
+    missing: str = "mean"
 
     kind = "numeric"
 
     def __post_init__(self) -> None:
         self._check_name()
         _check_choice("transform", self.transform, SUPPORTED_TRANSFORMS)
+        _check_choice("missing", self.missing, SUPPORTED_MISSING)
 
 
 # The longest token sequence a text feature keeps.

@@ -287,6 +287,12 @@ def _feature_table(
             lines.append(_line("kind", "bucketized", note))
             lines.append(_line("num_bins", 10, "quantile bins"))
         else:
+            empty = float(series.isna().mean())
+            if empty:
+                # `features.numeric_transform`: the tabular kind reads
+                # them as missing (`missing = "indicator"`).
+                share = f"{empty:.0%}" if empty >= 0.01 else "under 1%"
+                note += f"; {share} empty, read as missing"
             lines.append(_line("kind", "numeric", note))
     else:
         lines.append(_line("kind", "categorical", f"{distinct:,} values"))

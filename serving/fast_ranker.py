@@ -38,7 +38,8 @@ class NumpyRanker:
     It repeats `TabularModel.call` at inference: each categorical input is
     looked up in its table (a `(batch, length)` input pooled over its
     non-zero ids with the table's combiner, as `PooledEmbedding` does),
-    numeric inputs enter as they are, the interaction block (`"mlp"`:
+    numeric inputs enter as they are (NaN as 0 beside a 0/1 input for the
+    `indicators`), the interaction block (`"mlp"`:
     concatenation; `"dcn"`: `CrossNetwork`; `"dot"`: `DLRMInteraction`)
     and the ReLU hidden layers follow (dropout is off), then the head, plus
     the wide bias terms, and the task's output function.
@@ -60,6 +61,9 @@ class NumpyRanker:
         task: str. One of `TASKS`.
         output_scale: float. What a `"regression"` output is multiplied by
             (`TabularModel.output_scale`). Defaults to `1.0`.
+        indicators: list of str. The numeric inputs whose NaN values are
+            read as missing (`TabularModel.indicator_names`). Defaults to
+            none.
 
     Example:
 
@@ -82,6 +86,7 @@ class NumpyRanker:
         head: DenseWeights,
         task: str,
         output_scale: float = 1.0,
+        indicators: list[str] | tuple[str, ...] = (),
     ) -> None:
         if task not in TASKS:
             raise ValueError(
@@ -98,6 +103,7 @@ class NumpyRanker:
         self.head = head
         self.task = task
         self.output_scale = float(output_scale)
+        self.indicators = list(indicators)
         self.feature_names = [name for name, _, _ in embedded] + numeric
 
     def state(self) -> dict[str, Any]:
@@ -116,6 +122,7 @@ class NumpyRanker:
                 "head",
                 "task",
                 "output_scale",
+                "indicators",
             )
         }
 
@@ -202,6 +209,7 @@ class NumpyRanker:
             head,
             model.task,
             model.output_scale,
+            model.indicator_names,
         )
 
     def supports(self, inputs: dict[str, np.ndarray]) -> bool:
@@ -238,10 +246,15 @@ class NumpyRanker:
             lookup(table, inputs[name], combiner)
             for name, table, combiner in self.embedded
         ]
-        numeric = [
-            np.asarray(inputs[name]).astype(np.float32)[:, None]
-            for name in self.numeric
-        ]
+        numeric, flags = [], []
+        for name in self.numeric:
+            x = np.asarray(inputs[name]).astype(np.float32)[:, None]
+            if name in self.indicators:
+                missing = np.isnan(x)
+                x = np.where(missing, np.float32(0), x)
+                flags.append(missing.astype(np.float32))
+            numeric.append(x)
+        numeric += flags
         if self.interaction == "dot":
             x = self._dot(vectors, numeric)
         else:

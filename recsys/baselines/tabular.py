@@ -91,7 +91,8 @@ def one_hot_matrix(preprocessor, arrays, names, dims=None):
 
     Categorical and bucketized ids become one column per id (hashed features
     one per bucket: the hashing trick); multi-valued columns a mean of their
-    one-hots (as the embedding pools them); numeric columns stay one column.
+    one-hots (as the embedding pools them); numeric columns stay one column
+    (two where they hold NaN: 0 there, beside a 0/1 "missing" column).
 
     Args:
         preprocessor: the fitted `features.Preprocessor`.
@@ -108,7 +109,12 @@ def one_hot_matrix(preprocessor, arrays, names, dims=None):
         values = np.asarray(arrays[name])
         n = len(values)
         if values.dtype.kind == "f":
-            blocks.append(scipy.sparse.csr_matrix(values.reshape(n, 1)))
+            column = values.reshape(n, 1)
+            if preprocessor.feature(name).missing == "indicator":
+                # NaN where missing: 0 there, and a 0/1 column saying so.
+                missing = np.isnan(column)
+                column = np.hstack([np.where(missing, 0.0, column), missing])
+            blocks.append(scipy.sparse.csr_matrix(column))
             continue
         width = (dims or {}).get(name) or preprocessor.input_dim(name)
         ids = values.reshape(n, -1)

@@ -35,7 +35,8 @@ def input_specs(
 
     Returns:
         list of dict, one spec per name: `{"name", "type": "numeric"}` for
-        a numeric feature, else an embedding spec with `"input_dim"`,
+        a numeric feature (with `"missing": True` where its nulls stay NaN,
+        `missing="indicator"`), else an embedding spec with `"input_dim"`,
         `"output_dim"`, `"combiner"` and, for a feature hashed more than
         once, `"num_hashes"`, `"num_buckets"` and `"hash_combiner"`.
 
@@ -53,7 +54,12 @@ def input_specs(
     for name in names:
         feature = preprocessor.feature(name)
         if feature.kind == "numeric":
-            specs.append({"name": name, "type": "numeric"})
+            spec: dict[str, Any] = {"name": name, "type": "numeric"}
+            if getattr(feature, "missing", "mean") == "indicator":
+                # NaN where a value is missing: the model reads a 0/1
+                # input beside it.
+                spec["missing"] = True
+            specs.append(spec)
             continue
         specs.append(
             _embedding_spec(

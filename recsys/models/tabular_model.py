@@ -91,9 +91,11 @@ class TabularModel(SparseRowUpdates, keras.Model):
     """Scores rows of structured columns: ranking, rating, classification.
 
     Each categorical column (single-valued, multi-valued or bucketized) has
-    its own `PooledEmbedding` table; numeric columns enter as they are. The
-    feature vectors then meet in an interaction block chosen by
-    `interaction`, whose output goes through the ReLU `hidden_units`:
+    its own `PooledEmbedding` table; numeric columns enter as they are (a
+    column flagged `"missing"` as 0 where it is NaN, with a 0/1 input
+    beside it saying so). The feature vectors then meet in an interaction
+    block chosen by `interaction`, whose output goes through the ReLU
+    `hidden_units`:
 
     - `"mlp"`: the concatenated vectors;
     - `"dcn"`: DCN-v2, a `CrossNetwork` of `keras_rs.layers.FeatureCross`
@@ -112,7 +114,8 @@ class TabularModel(SparseRowUpdates, keras.Model):
     Args:
         inputs: list of dict. One entry per column:
             `{"name", "type": "embedding", "input_dim", "output_dim",
-            "combiner"}` or `{"name", "type": "numeric"}`.
+            "combiner"}` or `{"name", "type": "numeric"}` (with
+            `"missing": True`, its NaN values are read as missing).
         interaction: str or dict. One of `SUPPORTED_INTERACTIONS`, or a dict
             with that `"name"` and the block's arguments: `{"name": "dcn",
             "num_layers": 2, "projection_dim": None}` (`CrossNetwork`) or
@@ -215,6 +218,12 @@ class TabularModel(SparseRowUpdates, keras.Model):
         self.numeric_names = [
             s["name"] for s in self.inputs_config if s["type"] == "numeric"
         ]
+        # Numeric columns whose NaN cells also enter as a 0/1 input.
+        self.indicator_names = [
+            s["name"]
+            for s in self.inputs_config
+            if s["type"] == "numeric" and s.get("missing")
+        ]
         regularizer = (
             keras.regularizers.L2(embeddings_l2) if embeddings_l2 else None
         )
@@ -256,7 +265,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
         self.interaction_block = interaction_block(
             self.interaction,
             [s["output_dim"] for s in embedded],
-            len(self.numeric_names),
+            len(self.numeric_names) + len(self.indicator_names),
         )
         self.hidden = [
             keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
@@ -333,7 +342,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
             for s in self.inputs_config
             if s["type"] == "embedding"
         ]
-        width = sum(dims) + len(self.numeric_names)
+        width = sum(dims) + len(self.numeric_names) + len(self.indicator_names)
         block = self.interaction_block
         if isinstance(block, DLRMInteraction):
             block.build()
@@ -440,29 +449,31 @@ class TabularModel(SparseRowUpdates, keras.Model):
             if stack is not None:
                 ends = np.cumsum(self.interaction_block.input_dims)[:-1]
                 vectors = ops.split(vectors[0], [int(e) for e in ends], axis=1)
-            numeric = [
-                ops.expand_dims(ops.cast(inputs[n], self.compute_dtype), -1)
-                for n in self.numeric_names
-            ]
+            numeric = [ops.expand_dims(v, -1) for v in self._numbers(inputs)]
             x = self.interaction_block((vectors, numeric))
         else:
             parts = list(vectors)
             if self.numeric_names:
-                parts.append(
-                    ops.stack(
-                        [
-                            ops.cast(inputs[n], self.compute_dtype)
-                            for n in self.numeric_names
-                        ],
-                        axis=1,
-                    )
-                )
+                parts.append(ops.stack(self._numbers(inputs), axis=1))
             x = parts[0] if len(parts) == 1 else ops.concatenate(parts, -1)
             if self.interaction_block is not None:
                 x = self.interaction_block(x)
         for layer, dropout in zip(self.hidden, self.dropouts, strict=True):
             x = dropout(layer(x), training=training)
         return x, biases
+
+    def _numbers(self, inputs: dict[str, Any]) -> list[Any]:
+        """The numeric columns, `(batch,)` each, then their 0/1 "missing"
+        inputs (a NaN cell of an `indicator_names` column reads as 0)."""
+        values, flags = [], []
+        for name in self.numeric_names:
+            x = ops.cast(inputs[name], self.compute_dtype)
+            if name in self.indicator_names:
+                missing = ops.isnan(x)
+                x = ops.where(missing, ops.zeros_like(x), x)
+                flags.append(ops.cast(missing, self.compute_dtype))
+            values.append(x)
+        return values + flags
 
     def default_loss(self) -> keras.losses.Loss:
         """The loss matching `task`: cross-entropy or mean squared error."""

@@ -138,6 +138,15 @@ class Tower(keras.Model):
                 f"Received: output_dim={output_dim}"
             )
         check_input_types(self.inputs_config)
+        flagged = [s["name"] for s in self.inputs_config if s.get("missing")]
+        if flagged:
+            # Their empty cells arrive as NaN, which a tower does not read.
+            raise ValueError(
+                f"Numeric inputs {flagged} keep missing values as NaN "
+                '(missing = "indicator"), which only a tabular model reads. '
+                f'Fix: set missing = "mean" in [features.{flagged[0]}] (a '
+                "tower fills the training mean)."
+            )
         self.feature_names = [spec["name"] for spec in self.inputs_config]
         if combine == "sum":
             wrong = [

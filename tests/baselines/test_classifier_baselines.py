@@ -9,6 +9,7 @@ from recsys.baselines.text import run_baselines
 from recsys.evaluation.classification import every_class
 from recsys.features.preprocessor import Preprocessor
 from recsys.features.specs import CategoricalFeature
+from recsys.features.specs import NumericFeature
 
 
 def test_every_class_puts_each_column_under_its_class_id():
@@ -44,3 +45,24 @@ def test_tabular_logistic_regression_with_a_class_missing_from_its_fit():
     assert predicted.shape == (40, 3)
     assert (predicted[:, 1] == 0).all()
     np.testing.assert_array_equal(predicted.argmax(axis=1), labels)
+
+
+def test_logistic_regression_reads_an_empty_cell_as_missing():
+    # The label is whether "income" is missing; filled with the mean, an
+    # empty cell looks like an ordinary income.
+    rng = np.random.default_rng(0)
+    income = rng.normal(size=200)
+    missing = rng.random(200) < 0.3
+    income[missing] = np.nan
+    frame = pd.DataFrame({"income": income})
+    pre = Preprocessor(
+        features=[NumericFeature("income", missing="indicator")]
+    ).fit(frame)
+    arrays = pre.transform(frame)
+    assert np.isnan(arrays["income"]).sum() == missing.sum()
+    baseline = LogisticRegressionBaseline(pre, ["income"], C=100.0)
+    predicted = baseline.fit(arrays, missing).predict(arrays)
+    np.testing.assert_array_equal(predicted > 0.5, missing)
+    # Rows without an empty cell keep the two columns.
+    full = pre.transform(frame[~missing])
+    assert (baseline.predict(full) < 0.5).all()

@@ -50,3 +50,22 @@ def test_only_unwritten_numeric_transforms_are_chosen():
     assert [s.transform for s in chosen[:2]] == ["log", "standardize"]
     assert chosen[2] is specs[2]
     assert specs[0].transform == "standardize"  # the input is not changed
+
+
+def test_a_column_with_empty_training_cells_gets_a_missing_indicator():
+    frame = pd.DataFrame(
+        {
+            "income": [10.0, None, 12.0, 11.0],
+            "age": [30.0, 41.0, 52.0, 25.0],
+            "debt": [1.0, None, 2.0, 3.0],
+        }
+    )
+    specs = [NumericFeature("income"), NumericFeature("age")]
+    specs.append(NumericFeature("debt"))
+    tables = {
+        "income": {"kind": "numeric"},
+        "age": {"kind": "numeric"},
+        "debt": {"kind": "numeric", "missing": "mean"},  # as written
+    }
+    chosen = with_chosen_transforms(specs, tables, frame)
+    assert [s.missing for s in chosen] == ["indicator", "mean", "mean"]

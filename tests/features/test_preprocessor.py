@@ -162,6 +162,20 @@ def test_preprocessor_numeric_standardized_and_nulls_imputed():
     assert years[2] == 0.0
 
 
+@pytest.mark.parametrize("transform", ["standardize", "log", "none"])
+def test_a_missing_indicator_keeps_empty_cells_as_nan(transform):
+    frame = FRAME.assign(year=FRAME["year"] - 1980)  # log needs x >= 0
+    filled, kept = (
+        Preprocessor(features=[NumericFeature("year", transform, missing)])
+        .fit(frame)
+        .transform(frame)["year"]
+        for missing in ("mean", "indicator")
+    )
+    assert filled[2] == 0.0 and np.isnan(kept[2])
+    rows = [0, 1, 3, 4, 5]
+    np.testing.assert_array_equal(kept[rows], filled[rows])
+
+
 def test_preprocessor_collision_report():
     report = _pre().collision_report_["title"]
     assert report["distinct_values"] == 6  # toy story 1995 heat x up
@@ -347,6 +361,7 @@ def test_preprocessor_learned_attributes_before_fit():
         (lambda: MultiCategoricalFeature("g"), "exactly one"),
         (lambda: MultiCategoricalFeature("g", tokenizer="bpe"), "tokenizer"),
         (lambda: NumericFeature("y", transform="sqrt"), "transform"),
+        (lambda: NumericFeature("y", missing="median"), "missing"),
         (
             lambda: Preprocessor(
                 features=[CategoricalFeature("u"), NumericFeature("u")]

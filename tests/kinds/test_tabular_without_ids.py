@@ -414,3 +414,38 @@ def test_held_out_rows_of_one_class_are_warned(loans, tmp_path, caplog):
         result = train(config, write=False, progress=False)
     assert np.isnan(result.metrics["test"]["auc"])
     assert "All 120 held-out rows have the same 'status' (bad)" in caplog.text
+
+
+def test_an_empty_numeric_cell_is_read_as_missing(loans, tmp_path):
+    # Loans whose income was not given are mostly bad (10% label noise);
+    # filled with the mean income, they look like other rows.
+    rng = np.random.default_rng(1)
+    frame = pd.read_csv(loans / "loans.csv")
+    hidden = rng.random(len(frame)) < 0.3
+    frame.loc[hidden, "income"] = np.nan
+    frame["status"] = np.where(
+        hidden ^ (rng.random(len(frame)) < 0.1), "bad", "good"
+    )
+    frame.to_csv(tmp_path / "loans.csv", index=False)
+    text = CONFIG.replace(
+        "epochs = 2\npatience = 1", "epochs = 30\npatience = 3"
+    )
+    aucs = {}
+    for missing in ("indicator", "mean"):
+        # Not written: chosen from the training rows' empty cells.
+        line = 'missing = "mean"\n' if missing == "mean" else ""
+        (tmp_path / "loans.toml").write_text(
+            text.replace(
+                '[features.income]\nkind = "numeric"\n',
+                f'[features.income]\nkind = "numeric"\n{line}',
+            )
+        )
+        config = load_config(str(tmp_path / "loans.toml"))
+        result = train(config, str(tmp_path / missing), progress=False)
+        aucs[missing] = result.metrics["test"]["auc"]
+    assert aucs["indicator"] > max(0.85, aucs["mean"] + 0.05)
+    bundle = load_bundle(str(tmp_path / "indicator"))
+    assert bundle.preprocessor.feature("income").missing == "indicator"
+    assert np.isfinite(bundle.predict(frame.iloc[:40])).all()
+    rescored = TabularKind().rescore(bundle)
+    assert rescored["auc"] == pytest.approx(aucs["indicator"], abs=1e-6)

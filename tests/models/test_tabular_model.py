@@ -359,3 +359,46 @@ def test_stacked_tabular_model_serialization(tmp_path):
         MIXED, interaction="dcn", stacked=True, l2=0.01, embeddings_l2=1e-4
     )
     run_serialization_battery(model, MIXED_X, tmp_path)
+
+
+@pytest.mark.parametrize("interaction", INTERACTIONS)
+def test_a_missing_value_is_learnt_from_its_indicator(interaction):
+    # The label is whether "age" is missing. Filled with 0 (the mean), a
+    # missing age looks like the many ages of 0; its indicator tells.
+    rng = np.random.default_rng(0)
+    n = 2048
+    age = rng.choice([-1.0, 0.0, 1.0], n).astype("float32")
+    missing = rng.random(n) < 0.3
+    age[missing] = np.nan
+    x = {"user": rng.integers(0, 5, n), "age": age}
+    labels = missing.astype("float32")
+    options = (
+        {"dot_dim": 4, "bottom_units": [4]} if interaction == "dot" else {}
+    )
+    accuracies = {}
+    for flag in (False, True):
+        spec = {"name": "age", "type": "numeric", "missing": flag}
+        model = TabularModel(
+            [INPUTS[0], spec],
+            interaction={"name": interaction, **options},
+            hidden_units=[16],
+        )
+        inputs = x if flag else {**x, "age": np.nan_to_num(age)}
+        model.compile(
+            optimizer=keras.optimizers.Adam(0.02), loss=model.default_loss()
+        )
+        model.fit(inputs, labels, epochs=5, batch_size=128, verbose=0)
+        predicted = _out(model, inputs)[:, 0] > 0.5
+        accuracies[flag] = float(np.mean(predicted == missing))
+    assert accuracies[True] >= 0.99
+    assert accuracies[False] <= 0.85
+
+
+def test_a_model_reading_missing_values_reloads_with_the_same_scores(
+    tmp_path,
+):
+    inputs = [*INPUTS[:2], {"name": "age", "type": "numeric", "missing": True}]
+    x = {**X, "age": np.array([np.nan, -1.0], "float32")}
+    model = TabularModel(inputs, interaction="dcn")
+    assert np.isfinite(_out(model, x)).all()
+    run_serialization_battery(model, x, tmp_path)

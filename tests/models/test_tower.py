@@ -55,6 +55,14 @@ def test_tower_single_table_is_a_plain_lookup():
             'combine="sum"',
         ),
         ({"inputs": [{"name": "x", "type": "image"}], "output_dim": 3}, "type"),
+        (
+            # NaN cells, which only a tabular model reads.
+            {
+                "inputs": [{"name": "age", "type": "numeric", "missing": True}],
+                "output_dim": 3,
+            },
+            r'missing = "mean" in \[features.age\]',
+        ),
     ],
 )
 def test_tower_rejects_bad_arguments(kwargs, match):

@@ -254,3 +254,24 @@ def test_numpy_ranker_of_a_stacked_model_of_numbers_only():
     x = {k: v for k, v in _inputs(8).items() if k in model.feature_names}
     expected = keras.ops.convert_to_numpy(model(x))
     np.testing.assert_allclose(fast(x), expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "interaction",
+    ["mlp", "dcn", {"name": "dot", "dot_dim": 4, "bottom_units": [3]}],
+)
+def test_numpy_ranker_reads_missing_values_as_the_keras_model(interaction):
+    # "age" keeps its empty cells as NaN: 0 beside a 0/1 input saying so.
+    inputs = [*INPUTS[:4], {**INPUTS[4], "missing": True}, INPUTS[5]]
+    model = _randomized(
+        TabularModel(inputs, interaction=interaction, hidden_units=[8])
+    )
+    fast = NumpyRanker.from_keras(model)
+    assert fast is not None
+    assert fast.indicators == ["age"]
+    x = _inputs(32)
+    x["age"][::3] = np.nan
+    expected = keras.ops.convert_to_numpy(model(x))
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(fast(x), expected, rtol=1e-5, atol=1e-6)
+    assert NumpyRanker(**fast.state())(x).tolist() == fast(x).tolist()
