@@ -242,8 +242,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     Args:
         job_dir: str. The job directory (created if missing).
-        fingerprint: str. Identifies the config; a job directory written by
-            another config is refused rather than resumed.
+        fingerprint: str. Identifies the config; a job directory holding a
+            checkpoint of another config is refused rather than resumed
+            (one without a checkpoint yet is taken over).
         every: int. Steps between checkpoints; a checkpoint is also taken
             at the end of every epoch. `0` checkpoints only at epoch ends.
 
@@ -298,6 +299,15 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             raise _unusable(
                 self.job_dir, path, f"unreadable job file ({error})"
             ) from None
+        if fingerprint != self.fingerprint and not os.path.exists(
+            os.path.join(self.directory, LATEST)
+        ):
+            # Nothing saved yet: a run stopped before its first checkpoint
+            # (a config error, fixed since, at model build) leaves nothing
+            # to resume or lose, and the fixed config takes the job over.
+            os.makedirs(self.directory, exist_ok=True)
+            _write_json(path, {"fingerprint": self.fingerprint})
+            return
         if fingerprint != self.fingerprint:
             raise CheckpointError(
                 f"Job directory {self.job_dir} holds a checkpoint of another "

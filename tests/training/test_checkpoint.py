@@ -124,9 +124,23 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
     job_dir = str(tmp_path / "job")
-    TrainingCheckpoint(job_dir, "spec")
+    _interrupted_job(job_dir)
     with pytest.raises(CheckpointError, match="another config"):
         TrainingCheckpoint(job_dir, "other spec")
+
+
+def test_a_job_without_a_checkpoint_is_taken_over_by_another_config(
+    tmp_path,
+):
+    # A run that stopped before its first checkpoint (a config error at
+    # model build) left nothing to resume: the fixed config goes on.
+    job_dir = str(tmp_path / "job")
+    TrainingCheckpoint(job_dir, "spec")
+    checkpoint = TrainingCheckpoint(job_dir, "fixed spec")
+    assert checkpoint.initial_epoch == 0
+    _model().fit(X, Y, batch_size=8, epochs=1, callbacks=[checkpoint])
+    with pytest.raises(CheckpointError, match="another config"):
+        TrainingCheckpoint(job_dir, "spec")
 
 
 def test_fingerprint_ignores_epochs_and_devices_but_not_the_model():
