@@ -60,8 +60,7 @@ def test_a_column_with_empty_training_cells_gets_a_missing_indicator():
             "debt": [1.0, None, 2.0, 3.0],
         }
     )
-    specs = [NumericFeature("income"), NumericFeature("age")]
-    specs.append(NumericFeature("debt"))
+    specs = [NumericFeature(name) for name in frame.columns]
     tables = {
         "income": {"kind": "numeric"},
         "age": {"kind": "numeric"},
