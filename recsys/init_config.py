@@ -90,6 +90,7 @@ _LABEL = (
     "purchased",
     "purchase",
     "outcome",
+    "result",  # a test's result (medicaldata covid_testing)
     "response",
     "participation",
     "attrition",

@@ -139,6 +139,20 @@ def test_a_label_name_is_matched_by_whole_words():
         assert f'label = "{name}"' in init_config("tabular", frame=loans)
 
 
+def test_a_whole_name_outranks_a_last_word():
+    # medicaldata's covid_testing: the test's "result", not the ward's
+    # "patient_class" (whose last word is "class").
+    rng = np.random.default_rng(0)
+    tests = pd.DataFrame(
+        {
+            "patient_class": rng.choice(["inpatient", "outpatient"], 60),
+            "result": rng.choice(["negative", "positive"], 60),
+            "age": rng.normal(size=60),
+        }
+    )
+    assert 'label = "result"' in init_config("tabular", frame=tests)
+
+
 def test_a_column_it_cannot_guess_is_a_marked_placeholder(tmp_path, capsys):
     frame = pd.DataFrame({"a": [1, 2], "b": [3, 4], "c": [5, 6]})
     text = init_config("two_tower", "t.csv", frame=frame)
