@@ -247,6 +247,21 @@ def read_preprocessor(files):
         ) from None
 
 
+def _check_numbers_filled(path, preprocessor):
+    """Towers read no NaN: numeric features must fill empty cells."""
+    kept = [
+        f.name
+        for f in preprocessor.features
+        if getattr(f, "missing", "mean") != "mean"
+    ]
+    if kept:
+        raise BundleError(
+            f"{path}/preprocessor.json keeps the empty cells of numeric "
+            f'features {kept} as NaN (missing = "indicator"), which a '
+            "two-tower model does not read."
+        )
+
+
 def _check_ids(ids, where, count):
     if ids.dtype not in (np.int64,) and ids.dtype.kind != "U":
         raise BundleError(
@@ -549,6 +564,7 @@ class Bundle(ManifestProperties):
             arrays = {name: files.npy(f"{name}.npy") for name in ARRAYS}
             check_arrays(path, arrays, manifest)
             preprocessor = read_preprocessor(files)
+            _check_numbers_filled(path, preprocessor)
             items = files.parquet("items.parquet")
             query_tower_bytes = files.read("query_tower.keras")
             candidate_tower_bytes = None

@@ -411,6 +411,23 @@ def test_the_query_tower_comes_from_the_bytes_read_at_load(copy):
     assert bundle.query_tower.count_params() > 0
 
 
+def test_numbers_kept_as_nan_are_refused(copy):
+    # A tower reads no NaN: a numeric feature must fill its empty cells.
+    path = copy / "preprocessor.json"
+    state = json.loads(path.read_text())
+    state["features"] = [
+        {"kind": "numeric", "name": "year", "missing": "indicator"}
+        if spec["name"] == "year"
+        else spec
+        for spec in state["features"]
+    ]
+    state["vocabularies"].pop("year", None)
+    state["stats"]["year"] = {"mean": 1990.0, "std": 10.0}
+    path.write_text(json.dumps(state))
+    _resign(copy)
+    _load_refused(copy, r"\['year'\] as NaN")
+
+
 def test_a_good_copy_loads_and_answers_as_the_original(copy, trained_bundle):
     bundle, _ = trained_bundle
     again = load_bundle(str(copy))
