@@ -1,4 +1,5 @@
-"""Choosing a numeric column's transform from its training values.
+"""Choosing a numeric column's transform and missing-value rule from its
+training values.
 
 A numeric feature table that does not name its `transform` leaves the
 choice to the data (the tabular kind asks this module): a column of

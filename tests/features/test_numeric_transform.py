@@ -1,4 +1,5 @@
-"""A numeric column's transform, chosen from its training values."""
+"""A numeric column's transform and missing-value rule, chosen from its
+training values."""
 
 import numpy as np
 import pandas as pd
