@@ -6,6 +6,7 @@ chunk with its score columns to the output, so memory stays bounded by one
 chunk whatever the file size. It is what `recsys score` runs.
 """
 
+import logging
 import os
 
 import numpy as np
@@ -18,6 +19,8 @@ from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
 SUPPORTED_FORMATS = (".parquet", ".csv")
+
+logger = logging.getLogger(__name__)
 
 
 def _format(path, what):
@@ -71,15 +74,63 @@ def _check_columns(bundle, names, path):
         )
 
 
-def score_columns(bundle, predictions):
-    """The output columns of a chunk's predictions, by name."""
+def score_columns(bundle, predictions, names=None):
+    """The output columns of a chunk's predictions, by name.
+
+    Args:
+        bundle: the bundle that made `predictions` (its `classes` name a
+            multiclass model's columns).
+        predictions: array of one score per row, or one probability per
+            row and class.
+        names: dict or `None`. Output names to use instead of `score` /
+            `prob_<class>` (`output_names`' answer).
+
+    Returns:
+        dict of column name to values.
+    """
     predictions = np.asarray(predictions)
+    names = names or {}
     if predictions.ndim == 1:
-        return {"score": predictions}
-    return {
-        f"prob_{label}": predictions[:, i]
-        for i, label in enumerate(bundle.classes)
-    }
+        return {names.get("score", "score"): predictions}
+    columns = {}
+    for i, label in enumerate(bundle.classes):
+        name = f"prob_{label}"
+        columns[names.get(name, name)] = predictions[:, i]
+    return columns
+
+
+def output_names(usual, input_names):
+    """Output column names that no input column holds already.
+
+    A table may have a feature called `score` (a credit score, a rating):
+    appending another `score` would write a file with two columns of one
+    name, which Parquet readers refuse. Such a name becomes
+    `predicted_score` (then `predicted_score_2`, ...), and a warning says so.
+
+    Args:
+        usual: list of the output names (`score`, or `prob_<class>`).
+        input_names: list of the input's column names.
+
+    Returns:
+        dict of the usual name to the name written, for the renamed ones.
+    """
+    taken = set(input_names) | set(usual)
+    renamed = {}
+    for name in usual:
+        if name not in input_names:
+            continue
+        free, n = f"predicted_{name}", 2
+        while free in taken:
+            free, n = f"predicted_{name}_{n}", n + 1
+        taken.add(free)
+        renamed[name] = free
+        logger.warning(
+            "The input already has a column %r; the predictions are "
+            "written as %r.",
+            name,
+            free,
+        )
+    return renamed
 
 
 def score_file(
@@ -89,7 +140,8 @@ def score_file(
 
     The output holds the input's columns plus `score` (the predicted value
     or positive-class probability), or one `prob_<class>` column per class
-    for a multiclass model. Its format follows its extension.
+    for a multiclass model; `predicted_score` (and so on) where the input
+    has a column of that name already. Its format follows its extension.
 
     Args:
         bundle: a bundle with `predict(frame)`, such as a `TabularBundle`.
@@ -128,15 +180,22 @@ def score_file(
     output_format = _format(output_path, "output")
     batches, total, names = _batches(input_path, batch_size)
     _check_columns(bundle, names, input_path)
+    renamed = None
     bar = progress_bar(total=total, unit="rows", disable=not progress)
 
     def scored():
+        nonlocal renamed
         for batch in batches:
             table = pa.Table.from_batches([batch])
             for start in range(0, table.num_rows, batch_size):
                 chunk = table.slice(start, batch_size)
                 predictions = bundle.predict(chunk.to_pandas())
-                for name, values in score_columns(bundle, predictions).items():
+                if renamed is None:  # the first chunk's columns name them
+                    usual = list(score_columns(bundle, predictions))
+                    renamed = output_names(usual, names)
+                for name, values in score_columns(
+                    bundle, predictions, renamed
+                ).items():
                     chunk = chunk.append_column(name, pa.array(values))
                 yield chunk
                 bar.update(chunk.num_rows)

@@ -28,6 +28,27 @@ def test_score_file_streams_chunks_and_matches_predict(
     )
 
 
+def test_an_input_column_named_score_is_kept_beside_the_scores(
+    rating_run, small_frame, tmp_path, caplog
+):
+    # A feature called `score` (a credit score) and another appended
+    # `score` made a Parquet file that no reader opens: the predictions
+    # take a free name instead, and a warning names it.
+    bundle, _ = rating_run
+    rows = small_frame.iloc[:50].assign(score=-1.0, predicted_score=-2.0)
+    source = tmp_path / "in.parquet"
+    rows.to_parquet(source, index=False)
+    target = tmp_path / "out.parquet"
+    score_file(bundle, str(source), str(target), progress=False)
+    out = pd.read_parquet(target)
+    assert list(out.columns) == [*rows.columns, "predicted_score_2"]
+    assert (out["score"] == -1.0).all()
+    np.testing.assert_allclose(
+        out["predicted_score_2"], bundle.predict(rows), rtol=1e-5, atol=1e-6
+    )
+    assert "written as 'predicted_score_2'" in caplog.text
+
+
 def test_a_csv_is_scored_as_training_reads_it(tmp_path):
     # Ids with leading zeros, in a CSV separated by semicolons: `recsys
     # score` must read them as the training table was read (text ids),
