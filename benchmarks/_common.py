@@ -264,6 +264,44 @@ def public_tables(tables, names, work, *, labelled=False):
         yield package, name, label, frame, path
 
 
+def seeds_on_split(config_path, split, seeds):
+    """A tabular config trained once a seed, on one split, and its metric.
+
+    Args:
+        config_path: str. The config file.
+        split: str. `"validation"` or `"test"` (`evaluate.split`).
+        seeds: int. `train.seed` 0 .. seeds - 1.
+
+    Returns:
+        dict: `metric` (AUC, RMSE or accuracy, the first the task reports),
+        its value per seed (`seeds`) and `mean`, each seed's `best_epochs`,
+        and the first baseline's value (`baseline`; one-hot LR and ridge
+        are deterministic).
+    """
+    import recsys
+
+    values, epochs, baseline, metric = [], [], None, None
+    for seed in range(seeds):
+        config = recsys.load_config(config_path)
+        config["train"]["seed"] = seed
+        config["evaluate"]["split"] = split
+        metrics = recsys.train(config, progress=False, write=False).metrics
+        measured = metrics[split]
+        metric = next(m for m in ("auc", "rmse", "accuracy") if m in measured)
+        values.append(round(measured[metric], 4))
+        epochs.append(metrics["train"]["best_epoch"])
+        baselines = [k for k in metrics if k.startswith("baseline_")]
+        if baselines:
+            baseline = round(metrics[baselines[0]][metric], 4)
+    return {
+        "metric": metric,
+        "seeds": values,
+        "mean": round(float(np.mean(values)), 4),
+        "best_epochs": epochs,
+        "baseline": baseline,
+    }
+
+
 def zipf_ids(
     rng: np.random.Generator, rows: int, count: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -24,12 +24,11 @@ import os
 import re
 import tempfile
 
-import numpy as np
 from _common import machine
 from _common import print_json
 from _common import public_tables
+from _common import seeds_on_split
 
-import recsys
 from recsys.init_config import init_config
 
 # (package, table, label): tables whose numeric columns have empty cells.
@@ -72,32 +71,9 @@ def main():
                 with open(config_path, "w") as f:
                     f.write(written)
                 for split in ("validation", "test"):
-                    values, baseline = [], None
-                    for seed in range(args.seeds):
-                        config = recsys.load_config(config_path)
-                        config["train"]["seed"] = seed
-                        config["evaluate"]["split"] = split
-                        metrics = recsys.train(
-                            config, progress=False, write=False
-                        ).metrics
-                        measured = metrics[split]
-                        metric = next(
-                            m
-                            for m in ("auc", "rmse", "accuracy")
-                            if m in measured
-                        )
-                        values.append(round(measured[metric], 4))
-                        baselines = [
-                            k for k in metrics if k.startswith("baseline_")
-                        ]
-                        if baselines:
-                            baseline = round(metrics[baselines[0]][metric], 4)
-                    row["metric"] = metric
-                    row[f"{variant}/{split}"] = {
-                        "seeds": values,
-                        "mean": round(float(np.mean(values)), 4),
-                        "baseline": baseline,
-                    }
+                    runs = seeds_on_split(config_path, split, args.seeds)
+                    row["metric"] = runs.pop("metric")
+                    row[f"{variant}/{split}"] = runs
             results[f"{package}/{name}"] = {"label": label, **row}
     print_json({"machine": machine(), "tables": results})
 

@@ -244,7 +244,10 @@ class TabularTrain(Section):
     patience: int = Field(
         default=2,
         ge=0,
-        description="Epochs without improvement before stopping.",
+        description=(
+            "Epochs without improvement before stopping; at least 30 "
+            "steps' worth (a table of 3 steps an epoch waits 10 epochs)."
+        ),
     )
     refit: bool = Field(
         default=True,

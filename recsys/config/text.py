@@ -208,7 +208,10 @@ class TextTrain(Section):
     patience: int = Field(
         default=3,
         ge=1,
-        description="Epochs without improvement before stopping.",
+        description=(
+            "Epochs without improvement before stopping; at least 30 "
+            "steps' worth (a table of 3 steps an epoch waits 10 epochs)."
+        ),
     )
     refit: bool = Field(
         default=True,

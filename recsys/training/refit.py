@@ -17,6 +17,15 @@ from recsys.training.divergence import StopWhenDiverged
 
 SUPPORTED_MODES = ("min", "max")
 
+# Patience counts epochs, but an epoch of a small table is a handful of
+# steps, and a fresh model's validation loss often stays flat or rises for
+# its first few dozen steps: with 3 steps an epoch, a patience of 2 stopped
+# pscl's bioChemists at epoch 3 having learnt nothing (test RMSE 0.70
+# against ridge's 0.62; 0.63 with this window), geepack's dietox at epoch
+# 16 (accuracy 0.37; 0.50 at epoch 84). So the window of patience spans at
+# least this many steps (benchmarks/RESULTS.md, session 19).
+PATIENCE_STEPS = 30
+
 
 @dataclasses.dataclass
 class RefitResult:
@@ -78,8 +87,8 @@ def fit_then_refit(
             of the fit without validation data.
         patience: int or `None`. Epochs without improvement before
             stopping (`keras.callbacks.EarlyStopping`, best weights
-            restored); `None` runs every epoch and keeps them all. Defaults
-            to `None`.
+            restored), raised to span `PATIENCE_STEPS` steps at least;
+            `None` runs every epoch and keeps them all. Defaults to `None`.
         monitor: str. The validation value to watch, as Keras logs it.
             Defaults to `"val_loss"`.
         mode: str. `"min"` or `"max"`: which way `monitor` improves.
@@ -133,6 +142,8 @@ def fit_then_refit(
         model = build("fit")
         fit_callbacks = [*(callbacks or []), StopWhenDiverged()]
         if patience is not None:
+            steps = -(-len(fit_data[1]) // batch_size)
+            patience = max(patience, -(-PATIENCE_STEPS // steps))
             fit_callbacks.append(
                 keras.callbacks.EarlyStopping(
                     monitor=monitor,

@@ -6,6 +6,7 @@ import os
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 BENCHMARKS = os.path.join(
@@ -142,3 +143,23 @@ def test_public_tables_writes_the_tables_named(common, tmp_path):
     with open(path) as f:
         assert len(f.readlines()) == len(frame) + 1
     assert len(list(common.public_tables(tables, None, str(tmp_path)))) == 2
+
+
+def test_seeds_on_split_trains_once_a_seed(common, tmp_path):
+    rng = np.random.default_rng(0)
+    amount = rng.normal(size=300)
+    rows = {"amount": amount, "label": (amount > 0).astype(int)}
+    pd.DataFrame(rows).to_csv(tmp_path / "rows.csv", index=False)
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[data]\nsource = "rows.csv"\nsplit = "random"\nlabel = "label"\n'
+        '[features.amount]\nkind = "numeric"\n'
+        '[model]\nkind = "tabular"\ntask = "binary"\nfeatures = ["amount"]\n'
+        "[train]\nepochs = 2\n"
+        '[evaluate]\nbaselines = ["logistic_regression"]\n'
+    )
+    runs = common.seeds_on_split(str(config), "validation", 2)
+    assert runs["metric"] == "auc" and len(runs["seeds"]) == 2
+    assert runs["mean"] == pytest.approx(np.mean(runs["seeds"]), abs=1e-4)
+    assert all(1 <= e <= 2 for e in runs["best_epochs"])
+    assert runs["baseline"] > 0.9  # the label is the sign of the column

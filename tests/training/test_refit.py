@@ -6,6 +6,7 @@ import pytest
 
 from recsys.training.divergence import TrainingDiverged
 from recsys.training.progress import keras_verbosity
+from recsys.training.refit import PATIENCE_STEPS
 from recsys.training.refit import fit_then_refit
 
 EPOCHS, BATCH = 6, 16
@@ -34,8 +35,10 @@ def _by_hand(patience, refit, seed=3):
     """Early stopping then a refit, as the tabular kind wrote it."""
     keras.utils.set_random_seed(seed)
     model = _build()
+    steps = -(-len(FIT[1]) // BATCH)
     stop = keras.callbacks.EarlyStopping(
-        patience=patience, restore_best_weights=True
+        patience=max(patience, -(-PATIENCE_STEPS // steps)),
+        restore_best_weights=True,
     )
     history = model.fit(
         *FIT,
@@ -75,6 +78,28 @@ def test_fit_then_refit_gives_the_hand_written_weights(refit):
         result.model.get_weights(), expected.get_weights(), strict=True
     ):
         np.testing.assert_array_equal(got, want)
+
+
+def test_patience_spans_a_few_dozen_steps_on_a_small_table():
+    # Two steps an epoch and a validation loss that never improves (no
+    # learning): `patience=1` would stop after epoch 2, before a real
+    # model of so few steps an epoch has left its first plateau.
+    def frozen(part=None):
+        model = _build()
+        model.compile(optimizer=keras.optimizers.SGD(0.0), loss="mse")
+        return model
+
+    rows = (FIT[0][:32], FIT[1][:32])
+    result = fit_then_refit(
+        frozen, rows, VALID, TRAIN, epochs=50, patience=1, batch_size=16
+    )
+    assert len(result.history["val_loss"]) == 1 + PATIENCE_STEPS // 2
+    assert result.best_epoch == 1
+    # Enough steps an epoch: the patience given.
+    result = fit_then_refit(
+        frozen, FIT, VALID, TRAIN, epochs=50, patience=1, batch_size=1
+    )
+    assert len(result.history["val_loss"]) == 2
 
 
 def test_build_is_told_which_rows_it_trains_on():
