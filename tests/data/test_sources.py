@@ -27,6 +27,10 @@ def _write(path, form):
         TABLE.to_csv(path, sep="\t", index=False)
     elif form == "jsonl":
         TABLE.to_json(path, orient="records", lines=True)
+    elif form == "json":
+        TABLE.to_json(path, orient="records")
+    elif form == "json-columns":
+        TABLE.to_json(path)  # pandas' own default: an object of columns
     elif form == "parquet":
         TABLE.to_parquet(path, index=False)
     elif form == "parquet-dir":
@@ -54,6 +58,10 @@ def as_csv(tmp_path):
         ("ratings.jsonl", "jsonl"),
         ("ratings.ndjson", "jsonl"),
         ("ratings.jsonl.gz", "jsonl"),
+        ("ratings.json", "json"),
+        ("ratings.json.gz", "json"),
+        ("ratings.json", "json-columns"),
+        ("ratings.json", "jsonl"),  # one object a line, named .json
         ("ratings.parquet", "parquet"),
         ("shards", "parquet-dir"),
     ],
@@ -141,6 +149,8 @@ def test_jsonl_keeps_an_integer_timestamp_a_number(tmp_path):
         ("a.csv.gz", ".csv"),
         ("a.tsv.tar.gz", ".tsv"),
         ("a.JSONL", ".jsonl"),
+        ("a.json.zst", ".json"),
+        ("a.ndjson", ".ndjson"),
         ("a.parquet", ".parquet"),
         ("a.xlsx", ""),
         ("a.gz", ""),
@@ -161,6 +171,27 @@ def test_unknown_extension_names_the_path_the_forms_and_the_fix(tmp_path):
     assert ".csv" in message and ".tsv" in message and ".jsonl" in message
     assert "directory of Parquet files" in message
     assert "Fix:" in message
+
+
+@pytest.mark.parametrize("name", ["events.json", "events.jsonl"])
+def test_a_sample_of_a_json_table_reads_its_first_rows(tmp_path, name):
+    path = tmp_path / name
+    _write(path, "json" if name.endswith(".json") else "jsonl")
+    frame = load_interactions(path, max_rows=2)
+    assert frame["item"].tolist() == ["a", "b"]
+
+
+@pytest.mark.parametrize("form", ["json", "jsonl"])
+def test_a_json_file_read_with_a_progress_bar(
+    tmp_path, as_csv, form, monkeypatch
+):
+    # The bar wraps the open file: a file of one object a line named .json
+    # is read a second time from its start.
+    monkeypatch.setattr("recsys.data.sources.PROGRESS_BYTES", 0)
+    path = tmp_path / "events.json.gz"
+    _write(path, form)
+    frame = load_interactions(path, progress=True)
+    pd.testing.assert_frame_equal(frame, as_csv)
 
 
 def test_missing_file_names_it(tmp_path):
