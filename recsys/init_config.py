@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import re
+import tomllib
 
 import numpy as np
 import pandas as pd
@@ -1041,8 +1042,6 @@ def _batch_lines(kept: pd.DataFrame, widths: list[int]) -> list[str]:
 def _input_width(kept: pd.DataFrame, column, table: list[str]) -> int:
     """How many numbers a feature's table (`_feature_table`'s lines) gives
     the model, about: 1 for a number, else its default embedding size."""
-    import tomllib
-
     (spec,) = tomllib.loads("\n".join(table))["features"].values()
     if spec["kind"] == "numeric":
         return 1
@@ -1278,8 +1277,8 @@ def init_config(
 
     Args:
         kind: str. `"two_tower"`, `"tabular"` or `"text"`.
-        data: str. The table's path (CSV, TSV, JSON, JSONL, Parquet), written as
-            `data.source`; read unless `frame` is given.
+        data: str. The table's path (CSV, TSV, JSON, JSONL, Parquet),
+            written as `data.source`; read unless `frame` is given.
         frame: optional DataFrame of the table (its columns and values are
             what the guesses read).
         source: str. What to write as `data.source` (default: `data`),

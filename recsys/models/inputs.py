@@ -55,7 +55,7 @@ def input_specs(
         feature = preprocessor.feature(name)
         if feature.kind == "numeric":
             spec: dict[str, Any] = {"name": name, "type": "numeric"}
-            if getattr(feature, "missing", "mean") == "indicator":
+            if feature.missing == "indicator":
                 # NaN where a value is missing: the model reads a 0/1
                 # input beside it.
                 spec["missing"] = True

@@ -288,33 +288,28 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def _check_job(self):
         claim_job_directory(self.job_dir)
         path = os.path.join(self.job_dir, JOB)
-        if not os.path.exists(path):
-            os.makedirs(self.directory, exist_ok=True)
-            _write_json(path, {"fingerprint": self.fingerprint})
-            return
-        try:
-            with open(path) as f:
-                fingerprint = json.load(f)["fingerprint"]
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            raise _unusable(
-                self.job_dir, path, f"unreadable job file ({error})"
-            ) from None
-        if fingerprint != self.fingerprint and not os.path.exists(
-            os.path.join(self.directory, LATEST)
-        ):
+        if os.path.exists(path):
+            try:
+                with open(path) as f:
+                    fingerprint = json.load(f)["fingerprint"]
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                raise _unusable(
+                    self.job_dir, path, f"unreadable job file ({error})"
+                ) from None
+            if fingerprint == self.fingerprint:
+                return
+            if os.path.exists(os.path.join(self.directory, LATEST)):
+                raise CheckpointError(
+                    f"Job directory {self.job_dir} holds a checkpoint of "
+                    "another config (its data, features, model or optimizer "
+                    "differ). Fix: rerun with --restart to discard it, or set "
+                    "train.job_dir (or --output) to another directory."
+                )
             # Nothing saved yet: a run stopped before its first checkpoint
             # (a config error, fixed since, at model build) leaves nothing
-            # to resume or lose, and the fixed config takes the job over.
-            os.makedirs(self.directory, exist_ok=True)
-            _write_json(path, {"fingerprint": self.fingerprint})
-            return
-        if fingerprint != self.fingerprint:
-            raise CheckpointError(
-                f"Job directory {self.job_dir} holds a checkpoint of another "
-                "config (its data, features, model or optimizer differ). "
-                "Fix: rerun with --restart to discard it, or set "
-                "train.job_dir (or --output) to another directory."
-            )
+            # to resume or lose, and this config takes the job over.
+        os.makedirs(self.directory, exist_ok=True)
+        _write_json(path, {"fingerprint": self.fingerprint})
 
     def latest(self):
         """Path of the newest complete checkpoint, or `None`."""
