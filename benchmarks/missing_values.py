@@ -14,22 +14,17 @@ python benchmarks/missing_values.py
 python benchmarks/missing_values.py --tables modeldata/credit_data --seeds 1
 ```
 
-Prints one JSON object: per table, the metric, and per variant
-("indicator", "mean") and split, the model's value per seed and their mean,
-and LR's.
+Prints one JSON object: per table, its rows, the label, the metric, and
+per variant ("indicator", "mean") and split, the model's value per seed,
+their mean, the best epochs, and LR's.
 """
 
 import argparse
-import os
 import re
-import tempfile
 
+from _common import init_config_variants
 from _common import machine
 from _common import print_json
-from _common import public_tables
-from _common import seeds_on_split
-
-from recsys.init_config import init_config
 
 # (package, table, label): tables whose numeric columns have empty cells.
 TABLES = (
@@ -54,27 +49,8 @@ def main():
     parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    results = {}
-    with tempfile.TemporaryDirectory() as work:
-        for package, name, label, frame, path in public_tables(
-            TABLES, args.tables, work, labelled=True
-        ):
-            text = init_config(
-                "tabular", path, frame=frame, columns={"label": label}
-            )
-            row = {}
-            for variant, written in (
-                ("indicator", text),
-                ("mean", with_mean_filling(text)),
-            ):
-                config_path = os.path.join(work, f"{name}_{variant}.toml")
-                with open(config_path, "w") as f:
-                    f.write(written)
-                for split in ("validation", "test"):
-                    runs = seeds_on_split(config_path, split, args.seeds)
-                    row["metric"] = runs.pop("metric")
-                    row[f"{variant}/{split}"] = runs
-            results[f"{package}/{name}"] = {"label": label, **row}
+    variants = {"indicator": lambda text: text, "mean": with_mean_filling}
+    results = init_config_variants(TABLES, variants, args.tables, args.seeds)
     print_json({"machine": machine(), "tables": results})
 
 

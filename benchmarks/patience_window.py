@@ -17,21 +17,17 @@ python benchmarks/patience_window.py
 python benchmarks/patience_window.py --tables pscl/bioChemists --seeds 1
 ```
 
-Prints one JSON object: per table, the metric, and per variant ("steps",
-"epochs") and split, the model's value per seed, their mean, the best
-epochs, and the baseline's value.
+Prints one JSON object: per table, its rows, the label, the metric, and
+per variant ("steps", "epochs") and split, the model's value per seed,
+their mean, the best epochs, and the baseline's value.
 """
 
 import argparse
-import os
-import tempfile
 
+from _common import init_config_variants
 from _common import machine
 from _common import print_json
-from _common import public_tables
-from _common import seeds_on_split
 
-from recsys.init_config import init_config
 from recsys.training import refit
 
 # (package, table, label): small tables of other people (500-5,000 rows),
@@ -48,7 +44,16 @@ TABLES = (
     ("AER", "CPSSWEducation", "education"),
     ("mlmRev", "ScotsSec", "social"),
 )
-VARIANTS = {"steps": refit.PATIENCE_STEPS, "epochs": 0}
+
+
+def with_patience_steps(steps):
+    """A variant: the config as written, trained with `PATIENCE_STEPS`."""
+
+    def write(text):
+        refit.PATIENCE_STEPS = steps
+        return text
+
+    return write
 
 
 def main():
@@ -56,31 +61,13 @@ def main():
     parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    results = {}
-    with tempfile.TemporaryDirectory() as work:
-        for package, name, label, frame, path in public_tables(
-            TABLES, args.tables, work, labelled=True
-        ):
-            config_path = os.path.join(work, f"{name}.toml")
-            with open(config_path, "w") as f:
-                f.write(
-                    init_config(
-                        "tabular", path, frame=frame, columns={"label": label}
-                    )
-                )
-            row = {}
-            for variant, steps in VARIANTS.items():
-                refit.PATIENCE_STEPS = steps
-                for split in ("validation", "test"):
-                    runs = seeds_on_split(config_path, split, args.seeds)
-                    row["metric"] = runs.pop("metric")
-                    row[f"{variant}/{split}"] = runs
-            results[f"{package}/{name}"] = {
-                "rows": len(frame),
-                "label": label,
-                **row,
-            }
-    refit.PATIENCE_STEPS = VARIANTS["steps"]
+    shipped = refit.PATIENCE_STEPS
+    variants = {
+        "steps": with_patience_steps(shipped),
+        "epochs": with_patience_steps(0),
+    }
+    results = init_config_variants(TABLES, variants, args.tables, args.seeds)
+    refit.PATIENCE_STEPS = shipped
     print_json({"machine": machine(), "tables": results})
 
 

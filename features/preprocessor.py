@@ -482,7 +482,7 @@ class Preprocessor:
             elif isinstance(feature, NumericFeature):
                 x = self._numeric(_column(data, name), name)
                 if feature.transform == "log":
-                    x = self._log(x, name)
+                    x = self._log(x)
                 parts[name] = x[~np.isnan(x)]
             elif _is_sequence(feature):
                 tokens = _tokens(_column(data, name), feature)
@@ -620,14 +620,11 @@ class Preprocessor:
         return np.unique(np.quantile(values, inner)).tolist()
 
     @staticmethod
-    def _log(values: np.ndarray, name: str) -> np.ndarray:
-        if bool((values[~np.isnan(values)] < 0).any()):
-            raise ValueError(
-                f"Column '{name}' has negative values, which "
-                'transform="log" cannot take. Fix: use '
-                'transform="standardize".'
-            )
-        return np.log1p(values)
+    def _log(values: np.ndarray) -> np.ndarray:
+        # Mirrored below 0: a column whose training rows were all >= 0 (so
+        # "log" was chosen) may hold a negative value in later rows (a
+        # refund, a correction); it is scored, not refused.
+        return np.sign(values) * np.log1p(np.abs(values))
 
     # -- transform -----------------------------------------------------------
 
@@ -665,7 +662,7 @@ class Preprocessor:
         if isinstance(feature, NumericFeature):
             x = self._numeric(series, name)
             if feature.transform == "log":
-                x = self._log(x, name)
+                x = self._log(x)
             if feature.transform != "none":
                 stats = self.stats_[name]
                 x = (x - stats["mean"]) / stats["std"]

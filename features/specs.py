@@ -217,8 +217,8 @@ class NumericFeature(FeatureSpec):
     Attributes:
         name: str. Column name in the input frame.
         transform: str. `"standardize"` ((x - mean) / std), `"log"`
-            (standardized `log1p(x)`, for counts and other heavy tails; needs
-            x >= 0) or `"none"`. Defaults to `"standardize"`.
+            (standardized `log1p(x)`, for counts and other heavy tails;
+            `-log1p(-x)` below 0) or `"none"`. Defaults to `"standardize"`.
         missing: str. `"mean"` (nulls become the training mean) or
             `"indicator"` (nulls stay NaN; a tabular model reads them as 0
             beside a 0/1 "missing" input, as an empty cell often says

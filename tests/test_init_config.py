@@ -101,9 +101,9 @@ def test_a_text_keeps_the_tokens_of_most_texts():
 
 
 def test_a_small_table_gets_many_short_epochs():
-    # 1,500 rows are six steps an epoch: early stopping, not a cap of 20,
-    # should end training.
-    assert "epochs = 100 " in init_config("tabular", "c.csv", frame=_events())
+    # 1,500 rows are four steps an epoch to fit (960 rows): early stopping,
+    # not a cap of 20, should end training; 500 epochs are 2,000 steps.
+    assert "epochs = 500 " in init_config("tabular", "c.csv", frame=_events())
     large = init_config("tabular", "c.csv", frame=_events(rows=30_000))
     assert "epochs = 20 " in large
 
@@ -783,7 +783,12 @@ def test_a_config_without_epochs_trains_a_small_table_for_as_many_as_init():
         assert config["train"]["epochs"] == (train.get("epochs") or "auto")
         return with_written_features(config, frame)["train"]["epochs"]
 
-    assert written(800) == 100 == int(_line_value(800))
+    # 100 epochs, or 2,000 steps' worth of the fit part's (64%) batches of
+    # 256: MASS's crabs (200 rows) still improved at epoch 100.
+    assert written(8000) == 100 == int(_line_value(8000))
+    assert written(800) == 1000 == int(_line_value(800))  # 2 steps an epoch
+    assert written(800, batch_size=32) == 125  # 16 steps an epoch
+    assert written(200) == 2000
     assert written(SMALL_TABLE_ROWS) == 20 == int(_line_value(SMALL_TABLE_ROWS))
     assert written(800, epochs=7) == 7  # as written
     with pytest.raises(

@@ -237,8 +237,9 @@ class TabularTrain(Section):
         description=(
             "Most epochs; training stops when the loss on a validation carve "
             "of the training split (its users' latest fifth) has not "
-            'improved for `patience` epochs. "auto": 100 for a table under '
-            "20,000 rows (an epoch is a handful of steps), else 20."
+            'improved for `patience` epochs. "auto": for a table under '
+            "20,000 rows (an epoch is a handful of steps) 100, or as many "
+            "as make 2,000 steps where that is more; else 20."
         ),
     )
     patience: int = Field(

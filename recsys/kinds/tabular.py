@@ -149,9 +149,14 @@ def row_labels(frame, config, classes):
         return (values.to_numpy(np.float64) >= threshold).astype(np.float32)
     codes = pd.Index(classes).get_indexer(values)
     if (codes < 0).any():
-        unseen = sorted(set(values[codes < 0].tolist()))[:5]
+        unseen = sorted(set(values[codes < 0].tolist()))
+        # Long values (a sentence as a label) shortened, so the fix shows.
+        examples = [
+            v if len(str(v)) <= 60 else f"{str(v)[:57]}..." for v in unseen[:5]
+        ]
         raise ValueError(
-            f"Label values {unseen} do not occur in the training split, so "
+            f"{len(unseen):,} label values, e.g. {examples}, do not occur in "
+            "the training split, so "
             "the model has no class for them. Fix: leave out the rows of "
             "classes too rare to learn, or merge them into one class."
         )
@@ -259,7 +264,7 @@ def prepare_tabular(config, frame=None, *, progress=False):
             ("test", test),
         )
     }
-    _check_both_classes(parts["train"][2], config, classes)
+    _check_both_classes(parts["train"][2], parts["test"][2], config, classes)
     if config["model"]["auxiliary_target"]:
         _add_auxiliary_target(parts, config)
     user_history = None
@@ -271,7 +276,7 @@ def prepare_tabular(config, frame=None, *, progress=False):
     )
 
 
-def _check_both_classes(labels, config, classes):
+def _check_both_classes(labels, test_labels, config, classes):
     """A binary task's training rows must hold both classes."""
     if config["model"]["task"] != "binary" or len(np.unique(labels)) > 1:
         return
@@ -283,10 +288,21 @@ def _check_both_classes(labels, config, classes):
         else f"positive when >= data.label_threshold = "
         f"{data['label_threshold']}"
     )
+    fix = (
+        "Fix: set data.label_threshold between the label's values, or check "
+        "data.label."
+    )
+    if len(np.unique(test_labels)) > 1:
+        # The table holds both classes: its split left one of them to the
+        # test rows alone (a label marking one period, held out by time).
+        fix = (
+            f"The other class is in the test split only (data.split = "
+            f'{data["split"]!r}). Fix: set data.split = "random", or check '
+            "data.label."
+        )
     raise ValueError(
         f"Every training row of label '{data['label']}' is {which} ({rule}): "
-        "a binary model needs both classes. Fix: set data.label_threshold "
-        "between the label's values, or check data.label."
+        f"a binary model needs both classes. {fix}"
     )
 
 

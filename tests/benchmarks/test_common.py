@@ -163,3 +163,24 @@ def test_seeds_on_split_trains_once_a_seed(common, tmp_path):
     assert runs["mean"] == pytest.approx(np.mean(runs["seeds"]), abs=1e-4)
     assert all(1 <= e <= 2 for e in runs["best_epochs"])
     assert runs["baseline"] > 0.9  # the label is the sign of the column
+
+
+def test_init_config_variants_trains_each_variants_config(common, monkeypatch):
+    written = []
+
+    def fake_runs(config_path, split, seeds):
+        with open(config_path) as f:
+            written.append((split, f.read()))
+        return {"metric": "auc", "seeds": [0.5] * seeds, "mean": 0.5}
+
+    monkeypatch.setattr(common, "seeds_on_split", fake_runs)
+    variants = {"as_written": lambda t: t, "marked": lambda t: t + "# mark\n"}
+    tables = (("datasets", "mtcars", "am"),)
+    results = common.init_config_variants(tables, variants, seeds=2)
+    row = results["datasets/mtcars"]
+    assert (row["rows"], row["label"], row["metric"]) == (32, "am", "auc")
+    assert row["marked/test"]["seeds"] == [0.5, 0.5]
+    assert [split for split, _ in written] == ["validation", "test"] * 2
+    # Init's config (its label named), then the variant's edit of it.
+    assert 'label = "am"' in written[0][1]
+    assert written[2][1] == written[0][1] + "# mark\n"

@@ -20,7 +20,8 @@ def test_symmetric_negative_or_tiny_columns_are_standardized():
     rng = np.random.default_rng(0)
     assert choose_numeric_transform(rng.normal(50, 10, 1000)) == "standardize"
     assert choose_numeric_transform(rng.uniform(0, 1, 1000)) == "standardize"
-    # log1p cannot take a negative value, however long the tail.
+    # "log" is for counts and amounts: a column with a value below 0 is
+    # standardized, however long its tail.
     tail = np.append(rng.lognormal(3, 1, 1000), -1.0)
     assert choose_numeric_transform(tail) == "standardize"
     assert choose_numeric_transform([5, 5]) == "standardize"

@@ -162,9 +162,20 @@ def test_preprocessor_numeric_standardized_and_nulls_imputed():
     assert years[2] == 0.0
 
 
+def test_log_transform_mirrors_values_below_zero():
+    # "log" chosen on training rows >= 0; a later row below 0 (a refund) is
+    # scored as the mirror image, not refused.
+    train = pd.DataFrame({"amount": [0.0, 1.0, 3.0, 100.0]})
+    pre = Preprocessor(features=[NumericFeature("amount", "log")]).fit(train)
+    scored = pre.transform(pd.DataFrame({"amount": [3.0, -3.0, 0.0]}))["amount"]
+    zero = scored[2]
+    np.testing.assert_allclose(scored[1] - zero, -(scored[0] - zero), rtol=1e-6)
+    assert scored[1] < zero < scored[0]
+
+
 @pytest.mark.parametrize("transform", ["standardize", "log", "none"])
 def test_a_missing_indicator_keeps_empty_cells_as_nan(transform):
-    frame = FRAME.assign(year=FRAME["year"] - 1980)  # log needs x >= 0
+    frame = FRAME.assign(year=FRAME["year"] - 1980)
     filled, kept = (
         Preprocessor(features=[NumericFeature("year", transform, missing)])
         .fit(frame)

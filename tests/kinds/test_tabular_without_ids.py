@@ -14,6 +14,7 @@ from recsys.data.split import split_rule
 from recsys.kinds.tabular import TabularKind
 from recsys.kinds.tabular import _warn_label_shift
 from recsys.kinds.tabular import prepare_tabular
+from recsys.kinds.tabular import row_labels
 from recsys.two_stage import check_ranker
 
 CONFIG = """
@@ -164,6 +165,30 @@ def test_a_label_of_one_value_says_so(loans, task):
     config = load_config(str(loans / "loans.toml"), [f'model.task="{task}"'])
     with pytest.raises(ValueError, match="one value on every training row"):
         train(config, write=False, frame=frame, progress=False)
+
+
+def test_a_class_held_out_by_time_alone_names_the_split(loans):
+    # The label marks the latest period (a year's dummy): split by time,
+    # every training row is negative; the fix is the split, not the label.
+    frame = pd.read_csv(loans / "loans.csv")
+    frame = frame.assign(late=(frame["age"] >= 65).astype(int))
+    config = load_config(
+        str(loans / "loans.toml"),
+        ['data.label="late"', 'data.split="time"', 'data.time="age"'],
+    )
+    with pytest.raises(
+        ValueError, match=r"test split only.*data.split = \"random\""
+    ):
+        prepare_tabular(config, frame, progress=False)
+
+
+def test_label_values_without_a_class_are_counted_and_shortened(loans):
+    config = load_config(str(loans / "loans.toml"), ['model.task="multiclass"'])
+    frame = pd.DataFrame({"status": ["good", "x" * 200, "new"]})
+    with pytest.raises(
+        ValueError, match=r"^2 label values, e\.g\. \['new', 'x{57}\.\.\.'\]"
+    ):
+        row_labels(frame, config, ["bad", "good"])
 
 
 def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
