@@ -239,17 +239,18 @@ def cmd_recommend(args):
                 strict=True,
             )
         )
-    known = bool(bundle.user_rows([user])[0] >= 0)
-    if args.json:
-        import numpy as np
+    import numpy as np
 
-        finite = np.isfinite(scores[0])  # -inf pads a short list
+    known = bool(bundle.user_rows([user])[0] >= 0)
+    finite = np.isfinite(scores[0])  # -inf pads a short list
+    ids, scores = ids[0][finite], scores[0][finite]
+    if args.json:
         _print_json(
             {
                 "user": user,
                 "known": known,
-                "items": ids[0][finite].tolist(),
-                "scores": scores[0][finite].tolist(),
+                "items": ids.tolist(),
+                "scores": scores.tolist(),
             }
         )
         return 0
@@ -258,10 +259,14 @@ def cmd_recommend(args):
             f"user {user!r} is not in this bundle: showing the most popular "
             "items (score = share of training interactions)."
         )
+    if len(ids) < min(args.k, len(bundle.item_ids)):
+        left = f"all but {len(ids):,} of" if len(ids) else "every one of"
+        print(
+            f"user {user!r} has seen {left} the {len(bundle.item_ids):,} "
+            "items (--include-seen ranks them all)."
+        )
     print(f"{'rank':>4}  {item:>10}  {'score':>8}  {display or ''}")
-    for rank, (item_id, score) in enumerate(
-        zip(ids[0], scores[0], strict=True), 1
-    ):
+    for rank, (item_id, score) in enumerate(zip(ids, scores, strict=True), 1):
         title = titles.get(item_id, "")
         print(f"{rank:>4}  {item_id!s:>10}  {score:>8.4f}  {title}")
     return 0

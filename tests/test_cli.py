@@ -107,6 +107,20 @@ def test_cli_errors_exit_1_with_a_clear_message(
     assert message in err and "Traceback" not in err
 
 
+def test_cli_recommend_prints_only_the_items_left(trained_bundle, capsys):
+    # k as large as the catalog: the user's training items are excluded,
+    # so fewer are left, and the list says so instead of padding it.
+    bundle, _ = trained_bundle
+    size = len(bundle.item_ids)
+    assert (
+        main(["recommend", bundle.path, "--user", "42", "-k", str(size)]) == 0
+    )
+    out = capsys.readouterr().out
+    left = size - len(set(bundle.seen(bundle.user_row(42)).tolist()))
+    assert f"has seen all but {left:,} of the {size:,} items" in out
+    assert "-inf" not in out and len(out.splitlines()) == left + 2
+
+
 def test_cli_recommend_rejects_bad_k(trained_bundle, capsys):
     bundle, _ = trained_bundle
     assert main(["recommend", bundle.path, "--user", "1", "-k", "0"]) == 1

@@ -31,6 +31,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import uuid
 from typing import Any
 
@@ -299,6 +300,31 @@ def _id_strings(ids):
     if ids.dtype.kind == "U":
         return ids.tolist()
     return canonical_strings(pd.Series(ids)).tolist()
+
+
+# A whole number as text with a fraction of zeros ("6.0"): how a table
+# whose id column has an empty cell (so floats) spells the id 6, which
+# training reads as "6".
+_WHOLE_NUMBER = re.compile(r"^(-?\d+)\.0*$")
+
+
+def _whole_number(key):
+    """`key` without its zero fraction ("6.0" -> "6"), else None."""
+    match = _WHOLE_NUMBER.match(key)
+    return match.group(1) if match else None
+
+
+def _rows_of(index, ids):
+    """Rows of `ids` in `index` (-1 where absent), an id spelled "6.0"
+    found as "6" where only that is there."""
+    keys = canonical_strings(pd.Series(ids))
+    rows = index.get_indexer(keys)
+    absent = np.flatnonzero(rows < 0)
+    wholes = [
+        _whole_number(k) if isinstance(k, str) else None for k in keys[absent]
+    ]
+    rows[absent] = index.get_indexer(wholes)
+    return rows
 
 
 def _same_array(a, b):
@@ -760,19 +786,19 @@ class Bundle(ManifestProperties):
         if self._user_dict is None:
             ids = _id_strings(self.user_ids)
             self._user_dict = dict(zip(ids, range(len(ids)), strict=True))
-        return self._user_dict.get(canonical_string(user_id), -1)
+        key = canonical_string(user_id)
+        row = self._user_dict.get(key, -1)
+        if row < 0 and isinstance(key, str):
+            row = self._user_dict.get(_whole_number(key), -1)
+        return row
 
     def user_rows(self, user_ids):
         """Row of each user in the bundle, -1 for users it has not seen."""
-        return self._user_rows.get_indexer(
-            canonical_strings(pd.Series(user_ids))
-        )
+        return _rows_of(self._user_rows, user_ids)
 
     def item_rows(self, item_ids):
         """Row of each item in the catalog, -1 for unknown items."""
-        return self._item_rows.get_indexer(
-            canonical_strings(pd.Series(item_ids))
-        )
+        return _rows_of(self._item_rows, item_ids)
 
     def seen(self, row):
         """Catalog rows of the training items of the user at `row`."""
@@ -809,7 +835,7 @@ class Bundle(ManifestProperties):
 
         Args:
             user_ids: list or array of user ids, in the data's own type (ints
-                for MovieLens; `"42"` and `42` are the same user).
+                for MovieLens; `"42"`, `42` and `"42.0"` are the same user).
             k: int. Items per user, capped at the catalog size. Defaults to
                 `10`.
             exclude_seen: bool. Drop each user's training items. Defaults to

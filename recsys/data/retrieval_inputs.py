@@ -231,7 +231,7 @@ def _first_unparsed(column: pd.Series, time_format: str) -> str:
     bad = column[parsed.isna()]
     if not len(bad):
         return ""
-    return f"; {bad.iloc[0]!r} (row {bad.index[0]!r}) is not"
+    return f"; {bad.iloc[0]!r} (row {bad.index[0]}) is not"
 
 
 def catalog(interactions, item):

@@ -98,6 +98,15 @@ def test_bundle_user_ids_in_any_spelling(trained_bundle):
     a, _ = bundle.recommend([42], k=5)
     b, _ = bundle.recommend(["42"], k=5)
     np.testing.assert_array_equal(a, b)
+    # "42.0" as a float id column writes it (a CSV whose id column has an
+    # empty cell): the same user, and the same item.
+    c, _ = bundle.recommend(["42.0"], k=5)
+    np.testing.assert_array_equal(a, c)
+    assert bundle.user_row("42.0") == bundle.user_row(42) >= 0
+    rows = bundle.user_rows(["42.00", 42.0, "-42.0", "42.5", None])
+    assert rows.tolist() == [bundle.user_row(42)] * 2 + [-1, -1, -1]
+    item = bundle.item_ids[3]
+    assert bundle.item_rows([f"{item}.0"]).tolist() == [3]
 
 
 def test_bundle_unknown_user_gets_popular_items(trained_bundle):
