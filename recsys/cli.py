@@ -445,12 +445,18 @@ def cmd_predict(args):
         return 0
     probabilities = bundle.predict_proba(args.text)
     labels = bundle.predict_labels(args.text)
-    header = "".join(f"{'p(' + str(c) + ')':>12}" for c in bundle.classes)
-    print(f"{'label':<12}{header}  text")
+    names = [f"p({c})" for c in bundle.classes]
+    # Columns as wide as their longest name: "p(2003-2004)" is 12 wide.
+    widths = [max(10, len(n)) + 2 for n in names]
+    first = max(12, *(len(str(c)) + 2 for c in bundle.classes))
+    header = "".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
+    print(f"{'label':<{first}}{header}  text")
     for text, label, row in zip(args.text, labels, probabilities, strict=True):
         shown = text if len(text) <= 60 else text[:57] + "..."
-        cells = "".join(f"{p:>12.4f}" for p in row)
-        print(f"{label!s:<12}{cells}  {shown}")
+        cells = "".join(
+            f"{p:>{w}.4f}" for p, w in zip(row, widths, strict=True)
+        )
+        print(f"{label!s:<{first}}{cells}  {shown}")
     return 0
 
 

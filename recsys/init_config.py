@@ -429,6 +429,12 @@ def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
     )
 
 
+def _two_values(values: pd.Series) -> bool:
+    """Whether a column could be a label: two values or more (mosaicData's
+    Gestation has an `outcome` column of "live birth" alone)."""
+    return values.nunique(dropna=True) >= 2
+
+
 def _missing_cells(frame: pd.DataFrame, column: str) -> str:
     """A note for a column with empty cells where train refuses them (a
     label; a two-tower's user, item and time)."""
@@ -1115,7 +1121,7 @@ def _tabular(
         frame, taken, users=bool(user) and bool(time), time=bool(time)
     )
     label, label_note = _given(columns, "label", "label") or _guess(
-        frame, "label", _LABEL, taken, "label"
+        frame, "label", _LABEL, taken, "label", usable=_two_values
     )
     label_note += _missing_cells(frame, label)
     taken.add(label)
@@ -1250,6 +1256,7 @@ def _text(
         taken,
         "label",
         test=lambda s: 2 <= s.nunique() <= 20,
+        usable=_two_values,
     )
     label_note += _missing_cells(frame, label)
     taken.add(label)

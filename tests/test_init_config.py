@@ -1081,3 +1081,22 @@ def test_a_wide_table_of_few_rows_gets_smaller_steps():
         init_config("tabular", "t.csv", frame=tall, columns={"label": "y"})
     )
     assert "batch_size" not in config["train"]
+
+
+def test_a_label_named_as_one_but_of_one_value_is_not_guessed():
+    # mosaicData's Gestation: `outcome` is "live birth" on every row.
+    frame = pd.DataFrame(
+        {
+            "outcome": ["live birth"] * 40,
+            "remarks": [f"a long free remark number {i}" for i in range(40)],
+            "parity": np.arange(40) % 3,
+            "weight": np.arange(40) * 1.5,
+        }
+    )
+    tabular = tomllib.loads(init_config("tabular", "g.csv", frame=frame))
+    assert tabular["data"]["label"] == PLACEHOLDER
+    text = tomllib.loads(init_config("text", "g.csv", frame=frame))
+    assert (text["data"]["text"], text["data"]["label"]) == (
+        "remarks",
+        "parity",
+    )

@@ -281,6 +281,8 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
     assert main(command) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert "p(iphone)" in lines[0] and len(lines) == 3
+    # The columns line up: the text starts under its header.
+    assert lines[0].rindex("text") == lines[1].index("Thank you")
     expected = bundle.predict_labels(texts)
     assert [line.split()[0] for line in lines[1:]] == list(expected)
 
