@@ -189,6 +189,10 @@ def test_label_values_without_a_class_are_counted_and_shortened(loans):
         ValueError, match=r"^2 label values, e\.g\. \['new', 'x{57}\.\.\.'\]"
     ):
         row_labels(frame, config, ["bad", "good"])
+    with pytest.raises(
+        ValueError, match=r"^1 label value, e\.g\. \['new'\], does"
+    ):
+        row_labels(frame.iloc[[0, 2]], config, ["bad", "good"])
 
 
 def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
