@@ -59,7 +59,8 @@ class TextData(Section):
     positive: str = Field(
         default="",
         description=(
-            'Positive class of a binary label ("" = the last in sorted order).'
+            'Positive class of a binary label ("" = the last in sorted '
+            "order, numbers by value)."
         ),
     )
     split: TextSplit = Field(

@@ -75,7 +75,7 @@ def class_labels(labels, column, positive=""):
         labels: pandas Series.
         column: str. Its name, for messages.
         positive: the positive class of a binary label; `""` keeps the last
-            in sorted order.
+            in sorted order (numbers by value, anything else as text).
 
     Returns:
         list of labels (JSON-able Python values).
@@ -87,7 +87,12 @@ def class_labels(labels, column, positive=""):
             f"(rows {labels.index[missing][:5].tolist()}). Fix: drop or fill "
             "those rows, or set data.drop_missing = true."
         )
-    classes = sorted(pd.unique(labels).tolist(), key=str)
+    values = pd.unique(labels).tolist()
+    numbers = all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
+    # Numbers in their order (1, 2, 10), not as text (1, 10, 2).
+    classes = sorted(values) if numbers else sorted(values, key=str)
     if len(classes) < 2:
         raise ValueError(
             f"Label column '{column}' holds a single class {classes}; a "

@@ -17,6 +17,7 @@ from recsys.config import ConfigError
 from recsys.config import load_config
 from recsys.data.tweets import load_tweets
 from recsys.evaluation.classification import classification_metrics
+from recsys.kinds.text import class_labels
 from recsys.kinds.text import split_rows
 
 CONFIG = "configs/tweets_text.toml"
@@ -195,6 +196,13 @@ def test_positive_class_and_multiclass_labels(tmp_path):
     assert bundle.classes == ["mixed", "neg", "pos"]
     assert bundle.predict(["sunny happy"]).shape == (1, 3)
     assert 0.0 <= metrics["test"]["auc"] <= 1.0
+
+
+def test_numeric_classes_are_ordered_by_value():
+    # A star rating as the label: 2 before 10, and 10 positive of the two.
+    assert class_labels(pd.Series([10, 1, 2, 10]), "stars") == [1, 2, 10]
+    assert class_labels(pd.Series([10, 2]), "stars") == [2, 10]
+    assert class_labels(pd.Series(["b", "a", "B"]), "tag") == ["B", "a", "b"]
 
 
 def test_bad_training_data_is_refused_clearly(tmp_path):
