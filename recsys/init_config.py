@@ -1241,6 +1241,9 @@ def _text(
         _by_name(frame.columns, _TEXT, taken),
         "guessed from its name: the text",
     )
+    # A column of 20 values or fewer is categories (a survey's answers, a
+    # label), not text: openintro's pew_energy_2018 has only such columns.
+    strings = [c for c in strings if frame[c].nunique() > 20]
     if text is None and strings:
         lengths = {c: frame[c].astype(str).str.len().mean() for c in strings}
         text = max(lengths, key=lambda column: lengths[column])

@@ -497,7 +497,7 @@ def test_a_long_label_given_is_not_taken_for_the_text():
     # title, and is the label asked for.
     frame = pd.DataFrame(
         {
-            "title": ["Sea", "Dawn", "A Lady"] * 20,
+            "title": [f"Sea {i}" for i in range(60)],
             "medium": ["Oil paint on canvas", "Graphite on paper"] * 30,
         }
     )
@@ -1100,3 +1100,19 @@ def test_a_label_named_as_one_but_of_one_value_is_not_guessed():
         "remarks",
         "parity",
     )
+
+
+def test_a_column_of_few_string_values_is_not_taken_for_the_text():
+    # openintro's pew_energy_2018: six survey answers of two values each.
+    answers = ["favor_increase", "no_increase"]
+    frame = pd.DataFrame(
+        {
+            "solar": [answers[i % 2] for i in range(60)],
+            "wind": [answers[i % 3 == 0] for i in range(60)],
+        }
+    )
+    config = tomllib.loads(init_config("text", "pew.csv", frame=frame))
+    assert config["data"]["text"] == PLACEHOLDER
+    notes = frame.assign(note=[f"free words number {i}" for i in range(60)])
+    config = tomllib.loads(init_config("text", "pew.csv", frame=notes))
+    assert config["data"]["text"] == "note"
