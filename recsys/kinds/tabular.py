@@ -154,13 +154,13 @@ def row_labels(frame, config, classes):
         examples = [
             v if len(str(v)) <= 60 else f"{str(v)[:57]}..." for v in unseen[:5]
         ]
-        values, occur, them = (
+        noun, occur, them = (
             ("value", "does", "it")
             if len(unseen) == 1
             else ("values", "do", "them")
         )
         raise ValueError(
-            f"{len(unseen):,} label {values}, e.g. {examples}, {occur} not "
+            f"{len(unseen):,} label {noun}, e.g. {examples}, {occur} not "
             f"occur in the training split, so the model has no class for "
             f"{them}. Fix: leave out the rows of classes too rare to learn, "
             "or merge them into one class."
