@@ -545,9 +545,22 @@ def check_split(
             f"times of column '{rule.time}' ({times.min()} to {times.max()}). "
             "Fix: choose a cutoff inside that range."
         )
+    if rule.method == "time" and len(frame):
+        counts = frame[rule.time].value_counts()
+        if counts.iloc[0] == len(frame):
+            why = "every row has the same time"
+        else:
+            why = (
+                f"one time, {counts.index[0]}, holds {counts.iloc[0]:,} of "
+                "them, and rows of one time are never split"
+            )
+        raise ValueError(
+            f"{start}{twice}: it holds out the latest data.test_fraction = "
+            f"{rule.fraction} of the rows by '{rule.time}', but {why}. Fix: "
+            'set data.split = "random", or name a finer time column.'
+        )
     raise ValueError(
         f"{start}{twice}: the table is too small to hold out "
-        f"data.test_fraction = {rule.fraction} of it"
-        + (" (every row has the same time)" if rule.method == "time" else "")
-        + ". Fix: use a larger table or another data.test_fraction."
+        f"data.test_fraction = {rule.fraction} of it. Fix: use a larger "
+        "table or another data.test_fraction."
     )

@@ -169,6 +169,21 @@ def test_time_split_holds_out_the_latest_rows_of_the_whole_table():
     assert validation["t"].max() < test["t"].min()
 
 
+def test_a_time_split_that_one_time_defeats_names_it():
+    # Ecdat's breaches: 691 of 1,055 rows posted on one date.
+    frame = _interactions()
+    frame["t"] = np.where(
+        np.arange(len(frame)) < 0.9 * len(frame), 7, frame["t"]
+    )
+    with pytest.raises(
+        ValueError, match=r"one time, 7, holds .* data.split = \"random\""
+    ):
+        split_table(frame, _rule("time", fraction=0.25))
+    frame["t"] = 7
+    with pytest.raises(ValueError, match="every row has the same time"):
+        split_table(frame, _rule("time", fraction=0.25))
+
+
 def test_time_split_at_a_cutoff_date():
     frame = _interactions()
     frame["t"] = pd.Timestamp("2024-01-01") + pd.to_timedelta(frame["t"], "D")
