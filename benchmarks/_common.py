@@ -344,6 +344,26 @@ def init_config_variants(tables, variants, names=None, seeds=3):
     return results
 
 
+def init_config_variants_main(doc, tables, variants):
+    """The `main` of a benchmark of `init_config_variants`: reads
+    `--tables PACKAGE/TABLE ...` and `--seeds N` (default 3), runs the
+    variants and prints one JSON object (`machine`, `tables`).
+
+    Args:
+        doc: str. The script's docstring (its first line describes it).
+        tables: tuple of `(package, table, label)`.
+        variants: dict. Name -> callable, as `init_config_variants` takes.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args()
+    results = init_config_variants(tables, variants, args.tables, args.seeds)
+    print_json({"machine": machine(), "tables": results})
+
+
 def zipf_ids(
     rng: np.random.Generator, rows: int, count: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -23,12 +23,9 @@ per variant ("steps", "epochs") and split, the model's value per seed,
 their mean, the best epochs, and the baseline's value.
 """
 
-import argparse
 import re
 
-from _common import init_config_variants
-from _common import machine
-from _common import print_json
+from _common import init_config_variants_main
 
 # (package, table, label): tables of 200-3,000 rows of other people, labels
 # of every task; the first eight were still improving at epoch 100 in a
@@ -55,13 +52,8 @@ def capped_at_100(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args()
     variants = {"steps": lambda text: text, "epochs": capped_at_100}
-    results = init_config_variants(TABLES, variants, args.tables, args.seeds)
-    print_json({"machine": machine(), "tables": results})
+    init_config_variants_main(__doc__, TABLES, variants)
 
 
 if __name__ == "__main__":

@@ -19,12 +19,9 @@ per variant ("indicator", "mean") and split, the model's value per seed,
 their mean, the best epochs, and LR's.
 """
 
-import argparse
 import re
 
-from _common import init_config_variants
-from _common import machine
-from _common import print_json
+from _common import init_config_variants_main
 
 # (package, table, label): tables whose numeric columns have empty cells.
 TABLES = (
@@ -45,13 +42,8 @@ def with_mean_filling(text):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args()
     variants = {"indicator": lambda text: text, "mean": with_mean_filling}
-    results = init_config_variants(TABLES, variants, args.tables, args.seeds)
-    print_json({"machine": machine(), "tables": results})
+    init_config_variants_main(__doc__, TABLES, variants)
 
 
 if __name__ == "__main__":

@@ -22,11 +22,7 @@ per variant ("steps", "epochs") and split, the model's value per seed,
 their mean, the best epochs, and the baseline's value.
 """
 
-import argparse
-
-from _common import init_config_variants
-from _common import machine
-from _common import print_json
+from _common import init_config_variants_main
 
 from recsys.training import refit
 
@@ -57,18 +53,12 @@ def with_patience_steps(steps):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tables", nargs="*", help="PACKAGE/TABLE ...")
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args()
-    shipped = refit.PATIENCE_STEPS
+    # Each variant sets the window before its own runs.
     variants = {
-        "steps": with_patience_steps(shipped),
+        "steps": with_patience_steps(refit.PATIENCE_STEPS),
         "epochs": with_patience_steps(0),
     }
-    results = init_config_variants(TABLES, variants, args.tables, args.seeds)
-    refit.PATIENCE_STEPS = shipped
-    print_json({"machine": machine(), "tables": results})
+    init_config_variants_main(__doc__, TABLES, variants)
 
 
 if __name__ == "__main__":
