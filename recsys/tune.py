@@ -60,6 +60,8 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.common import NO_TIME
+from recsys.evaluation.tasks import CHOOSING_METRIC
+from recsys.evaluation.tasks import LOWER_IS_BETTER
 from recsys.storage.atomic_write import write_bytes_atomically
 from recsys.storage.atomic_write import write_text_atomically
 
@@ -75,8 +77,6 @@ LINEAR_TRAINING = {"optimizer": "adagrad", "learning_rate": 0.1, "patience": 5}
 # `maturing_pruner`: the percentile of completed trials (at the same epoch)
 # a trial must reach in the first half of its epochs; the median after.
 EARLY_PERCENTILE = 25.0
-# Metrics where lower is better; every other metric is maximized.
-LOWER_IS_BETTER = ("rmse", "mae", "logloss")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -265,9 +265,7 @@ def objective_metric(
             config["evaluate"]["ks"], catalog_size, repeat_share
         )
     if model["kind"] == "tabular":
-        return {"regression": "rmse", "binary": "auc"}.get(
-            model["task"], "logloss"
-        )
+        return CHOOSING_METRIC[model["task"]]
     return "auc"
 
 

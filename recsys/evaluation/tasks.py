@@ -19,6 +19,15 @@ TASK_METRICS = {
     "binary": ("auc", "logloss", "accuracy"),
     "multiclass": ("accuracy", "logloss"),
 }
+# The metric of each task that chooses settings (`recsys tune`'s trials)
+# and that a run's report compares the model and its baselines by.
+CHOOSING_METRIC = {
+    "regression": "rmse",
+    "binary": "auc",
+    "multiclass": "logloss",
+}
+# Metrics where lower is better; every other metric is higher-is-better.
+LOWER_IS_BETTER = ("rmse", "mae", "logloss")
 
 
 def regression_metrics(

@@ -32,12 +32,14 @@ from recsys.data.split import check_split
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
+from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
 from recsys.features.numeric_transform import with_chosen_transforms
 from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
+from recsys.kinds.base import baselines_ahead_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.inputs import history_spec
@@ -749,9 +751,10 @@ def summary(metrics, config):
             f"{key:<12}{value:>10.4f}"
             + "".join(f"{metrics[n][key]:>22.4f}" for n in names)
         )
+    task = config["model"]["task"]
+    lines += [""] + baselines_ahead_note(metrics, split, CHOOSING_METRIC[task])
     train = metrics["train"]
     lines += [
-        "",
         f"training: {train['seconds']:.1f} s, best epoch "
         f"{train['best_epoch']} on validation ({train['backend']} backend)",
     ]

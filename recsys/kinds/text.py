@@ -38,6 +38,7 @@ from recsys.features.pretrained import embedding_matrix
 from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
+from recsys.kinds.base import baselines_ahead_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.text_classifier import TextClassifier
@@ -488,6 +489,7 @@ def summary(metrics, config):
             f"{name:<12}{value['accuracy']:>10.4f}{value['auc']:>10.4f}"
             f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
         )
+    lines += baselines_ahead_note(metrics, split, "auc")
     train = metrics["train"]
     epochs = train["epochs"]
     capped = epoch_cap_note(

@@ -48,6 +48,7 @@ from recsys.index import recall_against_exact
 from recsys.kinds import two_tower_streamed as streamed
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
+from recsys.kinds.base import baselines_ahead_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.logs import progress_bar
@@ -706,6 +707,7 @@ class TwoTowerKind(ModelKind):
         metrics["split"]["repeat_share"] = repeat_share(
             prepared.train, prepared.test, **_ids(config)
         )
+        metrics["split"]["items"] = len(prepared.items)
         metrics["train"] = fitted.timing
         metrics["index"] = {
             "kind": index.kind,
@@ -847,6 +849,17 @@ def summary(metrics: dict, config: dict) -> str:
         ]
         lines += [row(name, name.removesuffix("_filtered")) for name in ranking]
     lines += [""] + _repeats_note(metrics)
+    held_out = metrics.get("split", {})
+    ahead = baselines_ahead_note(
+        metrics,
+        split,
+        choosing_metric(
+            config["evaluate"]["ks"],
+            held_out.get("items"),
+            held_out.get("repeat_share", 0.0),
+        ),
+    )
+    lines += ahead + ([""] if ahead else [])
     lines += _baseline_notes(metrics.get("baselines", {}))
     early = train.get("early_stopping")
     lines += [
@@ -1019,6 +1032,7 @@ class StreamedTwoTowerKind(TwoTowerKind):
         metrics["split"] = {
             **split_rule(config["data"]).describe(),
             "train_rows": data.num_train,
+            "items": int(len(bundle.item_ids)),
         }
         metrics["train"] = fitted.timing
         metrics["data"] = {

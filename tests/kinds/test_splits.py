@@ -86,6 +86,8 @@ def test_retrieval_trains_on_a_global_split(tmp_path, overrides, expected):
     assert split.pop("repeat_share") == pytest.approx(
         sum(pair in pairs for pair in held) / len(held)
     )
+    # The catalog: every item of the table, held-out ones too.
+    assert split.pop("items") == frame[data["item"]].nunique()
     assert split == {
         **expected,
         "train_rows": len(train_rows),

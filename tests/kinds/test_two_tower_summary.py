@@ -83,3 +83,27 @@ def test_the_baseline_lines_say_what_each_chose():
         "ease_recent_flat: l2 = 50, no recency weight (= ease), 0.1 s" in lines
     )
     assert "item_knn: skipped, no items" in lines
+
+
+def test_a_baseline_ahead_on_the_choosing_metric_is_noted():
+    metrics = _metrics(metric_names((10, 50)))
+    # 200 items: HR@10 chooses settings (a tenth of the catalog at most).
+    metrics["split"] = {"repeat_share": 0.0, "items": 200}
+    metrics["baseline_popularity"]["hr@10_filtered"] = 0.75
+
+    def note():
+        return " ".join(summary(metrics, CONFIG).split())
+
+    assert (
+        "note: popularity (0.7500) scores better than the model (0.5000) on "
+        "hr@10_filtered, the metric `recsys tune CONFIG` chooses this "
+        "model's settings by, on the validation carve." in note()
+    )
+    assert "recsys tune CONFIG" in note()
+    # Ahead on HR@50 only: not the metric this catalog is judged by.
+    metrics["baseline_popularity"]["hr@10_filtered"] = 0.25
+    metrics["baseline_popularity"]["hr@50_filtered"] = 0.75
+    assert "recsys tune" not in note()
+    # On 1,000 items HR@50 is.
+    metrics["split"]["items"] = 1000
+    assert "(0.5000) on hr@50_filtered" in note()

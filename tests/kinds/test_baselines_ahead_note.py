@@ -1,0 +1,45 @@
+"""The note a run's report adds where a baseline beats the model."""
+
+import math
+
+from recsys.kinds.base import baselines_ahead_note
+
+
+def _note(metrics, metric):
+    return " ".join(
+        " ".join(baselines_ahead_note(metrics, "test", metric)).split()
+    )
+
+
+def test_lower_is_better_for_an_error():
+    metrics = {
+        "test": {"rmse": 1.0},
+        "baseline_ridge": {"rmse": 0.9},
+        "baseline_mean": {"rmse": 1.5},
+    }
+    note = _note(metrics, "rmse")
+    assert note.startswith("note: ridge (0.9000) scores better than the model")
+    assert "mean" not in note
+    metrics["baseline_ridge"]["rmse"] = 1.1
+    assert baselines_ahead_note(metrics, "test", "rmse") == []
+
+
+def test_every_baseline_ahead_is_named_once():
+    metrics = {
+        "test": {"auc": 0.7},
+        "baseline_logistic_regression": {"auc": 0.8},
+        "baseline_majority": {"auc": 0.75},
+        "baselines": {"logistic_regression": {"seconds": 1.0}},
+    }
+    assert _note(metrics, "auc").startswith(
+        "note: logistic_regression (0.8000), majority (0.7500) score better"
+    )
+
+
+def test_a_tie_or_a_missing_metric_says_nothing():
+    metrics = {"test": {"auc": 0.7}, "baseline_lr": {"auc": 0.7}}
+    assert baselines_ahead_note(metrics, "test", "auc") == []
+    assert baselines_ahead_note(metrics, "test", "logloss") == []
+    metrics["test"]["auc"] = math.nan
+    metrics["baseline_lr"]["auc"] = 0.9
+    assert baselines_ahead_note(metrics, "test", "auc") == []
