@@ -824,6 +824,9 @@ class Preprocessor:
             )
         pre = cls(features=[feature_from_config(f) for f in config["features"]])
         if "vocabularies" in config:
+            _check_learned(
+                pre.features, config["vocabularies"], config["stats"]
+            )
             pre._set_learned(
                 {
                     "vocabularies": config["vocabularies"],
@@ -883,3 +886,29 @@ class Preprocessor:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"Cannot read {path}: {error}") from None
         return cls.from_config(config)
+
+
+def _check_learned(features, vocabularies, stats) -> None:
+    """Raises `ValueError` unless a saved preprocessor's learned state is
+    one `fit` could write: what each feature's transform reads is there,
+    every vocabulary a list of distinct strings (a duplicate would make
+    every lookup of that feature fail)."""
+    if not isinstance(vocabularies, dict) or not isinstance(stats, dict):
+        raise ValueError("`vocabularies` and `stats` must be JSON objects.")
+    for feature in features:
+        name = feature.name
+        if isinstance(feature, NumericFeature | BucketizedFeature):
+            if not isinstance(stats.get(name), dict):
+                raise ValueError(f"Numeric feature '{name}' has no stats.")
+            continue
+        if feature.vocabulary == "hash":
+            continue
+        vocabulary = vocabularies.get(name)
+        if not isinstance(vocabulary, list) or not all(
+            isinstance(value, str) for value in vocabulary
+        ):
+            raise ValueError(
+                f"The vocabulary of '{name}' must be a list of strings."
+            )
+        if len(set(vocabulary)) != len(vocabulary):
+            raise ValueError(f"The vocabulary of '{name}' holds duplicates.")

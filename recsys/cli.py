@@ -989,7 +989,8 @@ def error_message(error):
 
     `str()` of the built-in errors is not that line: an `OSError` made by
     the system reads `[Errno 2] ...` (and its first argument is the number),
-    a `UnicodeDecodeError`'s first argument is the codec's name, and a
+    a `UnicodeDecodeError`'s (or `UnicodeEncodeError`'s) first argument is
+    the codec's name, and a
     `KeyError` quotes its key.
 
     Args:
@@ -1002,6 +1003,14 @@ def error_message(error):
         return (
             f"the input is not {error.encoding} text (byte {error.start}: "
             f"{error.reason}). Fix: save the file as UTF-8."
+        )
+    if isinstance(error, UnicodeEncodeError):
+        # An argument holding bytes that are not UTF-8 (Python keeps them
+        # as lone surrogates), met where the text is encoded.
+        return (
+            f"{error.object[error.start : error.end]!r} in "
+            f"{error.object[:40]!r} is not valid text ({error.reason}). Fix: "
+            "pass UTF-8 text."
         )
     if isinstance(error, OSError) and error.strerror:
         names = [n for n in (error.filename, error.filename2) if n]

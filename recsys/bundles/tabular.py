@@ -98,6 +98,34 @@ def write_tabular_bundle(
     return write_atomically(path, fill)
 
 
+TASKS = ("regression", "binary", "multiclass")
+
+
+def _check_task(path, manifest):
+    """The manifest's task and classes, as training writes them."""
+    task, classes = manifest.get("task"), manifest.get("classes")
+    if task not in TASKS or not isinstance(classes, list):
+        raise BundleError(
+            f"{path}/manifest.json must hold a task (one of {TASKS}) and a "
+            f"list of classes. Received: task={str(task)[:40]!r}, classes "
+            f"of type {type(classes).__name__}. Fix: retrain the bundle."
+        )
+
+
+def _checked_model(model, where, task, inputs):
+    """`model`, once it is a tabular model of the bundle's task reading the
+    bundle's `inputs` (not, say, another bundle's tower)."""
+    names = getattr(model, "feature_names", None)
+    if getattr(model, "task", None) != task or sorted(names or []) != sorted(
+        inputs
+    ):
+        raise BundleError(
+            f"{where} is not this bundle's {task} model of inputs {inputs} "
+            f"(it reads {names}). Fix: retrain the bundle."
+        )
+    return model
+
+
 def _check_tables(path, manifest, items, users, user_history):
     """Checks the id columns and the history before anything uses them."""
     try:
@@ -111,6 +139,12 @@ def _check_tables(path, manifest, items, users, user_history):
         return
     for name, table in (("items", items), ("users", users)):
         column = columns[name]
+        if not column:
+            raise BundleError(
+                f"{path}/manifest.json names no {name[:-1]} column "
+                f"(config.data.{name[:-1]}) beside the {columns['users']!r} "
+                "users. Fix: retrain the bundle."
+            )
         if column not in table.columns:
             raise BundleError(
                 f"{path}/{name}.parquet lacks its id column '{column}'."
@@ -191,7 +225,12 @@ class TabularBundle(ManifestProperties):
             with self._model_lock:
                 if self._model is None:
                     name = os.path.join(self.path, "model.keras")
-                    self._model = load_keras_bytes(self._model_bytes, name)
+                    self._model = _checked_model(
+                        load_keras_bytes(self._model_bytes, name),
+                        name,
+                        self.task,
+                        self._model_inputs,
+                    )
         return self._model
 
     @classmethod
@@ -209,6 +248,7 @@ class TabularBundle(ManifestProperties):
                 tabular bundle.
         """
         files, manifest = open_bundle(path, KIND, ALLOWED_FILES, REQUIRED_FILES)
+        _check_task(path, manifest)
         with files:
             files.read("metrics.json")  # checked, though read on demand
             preprocessor = read_preprocessor(files)
@@ -223,8 +263,14 @@ class TabularBundle(ManifestProperties):
         _check_tables(path, manifest, items, users, user_history)
         model = None
         if load_model:
-            model = load_keras_bytes(
-                model_bytes, os.path.join(path, "model.keras")
+            model = _checked_model(
+                load_keras_bytes(
+                    model_bytes, os.path.join(path, "model.keras")
+                ),
+                os.path.join(path, "model.keras"),
+                manifest["task"],
+                [f.name for f in preprocessor.features]
+                + ([HISTORY] if user_history is not None else []),
             )
         return cls(
             path,
@@ -248,6 +294,11 @@ class TabularBundle(ManifestProperties):
     @property
     def feature_names(self):
         return [f.name for f in self.preprocessor.features]
+
+    @property
+    def _model_inputs(self):
+        history = [HISTORY] if self.user_history is not None else []
+        return self.feature_names + history
 
     @property
     def input_columns(self):

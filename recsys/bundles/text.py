@@ -19,6 +19,7 @@ from recsys.bundles.two_tower import write_atomically
 from recsys.bundles.two_tower import write_manifest
 from recsys.data.texts import check_texts
 from recsys.evaluation.classification import class_probabilities
+from recsys.storage.files import BundleError
 from recsys.storage.files import load_keras_bytes
 
 KIND = "text"
@@ -87,7 +88,16 @@ class TextBundle(ManifestProperties):
             files.read("metrics.json")  # checked, though read on demand
             preprocessor = read_preprocessor(files)
             model_bytes = files.read("model.keras")
-        model = load_keras_bytes(model_bytes, os.path.join(path, "model.keras"))
+        where = os.path.join(path, "model.keras")
+        model = load_keras_bytes(model_bytes, where)
+        classes = manifest.get("classes")
+        outputs = getattr(model, "num_classes", None)
+        if not isinstance(classes, list) or len(classes) != outputs:
+            raise BundleError(
+                f"{where} scores {outputs} classes and {path}/manifest.json "
+                f"lists {str(classes)[:80]}: they must agree. Fix: retrain "
+                "the bundle."
+            )
         return cls(path, manifest, preprocessor, model)
 
     def token_ids(self, texts):

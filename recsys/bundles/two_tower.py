@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.config.common import MAX_HISTORY
 from recsys.features import Preprocessor
 from recsys.features import canonical_string
 from recsys.features import canonical_strings
@@ -46,6 +47,7 @@ from recsys.index.base import Index
 from recsys.index.builder import build_index_from_config
 from recsys.index.builder import index_files
 from recsys.index.builder import read_index
+from recsys.names import HISTORY
 from recsys.storage.atomic_write import recover_interrupted_write
 from recsys.storage.atomic_write import write_atomically  # noqa: F401
 from recsys.storage.files import BundleError
@@ -170,7 +172,76 @@ def new_version(now=None):
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
 
 
+# What the loaders and the service read from a manifest, by key path, and
+# the type each must have: a hand-edited manifest fails here with one line,
+# not later with a TypeError (or a 3.6 TiB history buffer).
+_MANIFEST_TYPES = {
+    ("kind",): str,
+    ("version",): str,
+    ("config",): dict,
+    ("metrics",): dict,
+    ("config", "data"): dict,
+    ("config", "model"): dict,
+    ("config", "data", "user"): str,
+    ("config", "data", "item"): str,
+    ("config", "data", "display"): str,
+    ("config", "data", "label"): str,
+    ("config", "data", "text"): str,
+    ("config", "model", "kind"): str,
+    ("config", "model", "task"): str,
+    ("config", "model", "query_features"): list,
+    ("config", "model", "candidate_features"): list,
+    ("config", "model", "history_length"): int,
+}
+
+
+# Every kind's bundle holds these.
+_REQUIRED = (("config",), ("config", "data"), ("config", "model"))
+
+
+def _wrong_type(value, expected):
+    if isinstance(value, bool) or not isinstance(value, expected):
+        return True
+    return expected is list and not all(isinstance(v, str) for v in value)
+
+
+def _entry(manifest, keys):
+    """`manifest[k1][k2]...`, or None where a key or a table is absent."""
+    value = manifest
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+def _check_manifest_types(path, manifest):
+    """Raises `BundleError` naming the first manifest entry of a wrong type
+    (entries that are absent are the loaders' business, but for
+    `_REQUIRED`)."""
+    for keys, expected in _MANIFEST_TYPES.items():
+        value = _entry(manifest, keys)
+        if (value is not None or keys in _REQUIRED) and _wrong_type(
+            value, expected
+        ):
+            what = {
+                list: "a list of strings",
+                dict: "a JSON object",
+                str: "a string",
+                int: "an integer",
+            }[expected]
+            raise BundleError(
+                f"{path}/{MANIFEST}: {'.'.join(keys)} must be {what}. "
+                f"Received: {str(value)[:80]!r}. Fix: retrain the bundle."
+            )
+    history = _entry(manifest, ("config", "model", "history_length"))
+    if history is not None and not 0 <= history <= MAX_HISTORY:
+        raise BundleError(
+            f"{path}/{MANIFEST}: config.model.history_length must be 0 to "
+            f"{MAX_HISTORY}. Received: {history}. Fix: retrain the bundle."
+        )
+
+
 def _check_manifest(path, manifest, kind):
+    _check_manifest_types(path, manifest)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
             f"{path} has bundle format_version "
@@ -353,7 +424,7 @@ def check_arrays(path, arrays, manifest):
     try:
         num_items = int(manifest["num_items"])
         num_users = int(manifest["num_users"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise BundleError(
             f"{path}/{MANIFEST} lacks num_items / num_users."
         ) from None
@@ -471,6 +542,37 @@ def write_bundle(
         )
 
     return write_atomically(path, fill)
+
+
+def _checked_tower(tower, where, features, preprocessor, item):
+    """`tower`, once its inputs are the bundle's: `features`, each table
+    as large as its vocabulary (the history's: the item's).
+
+    Raises:
+        BundleError: for a tower of other inputs (another bundle's, or the
+            other tower), which would fail or read out of its tables on
+            every query.
+    """
+    # A `Tower` keeps its inputs as dicts (another model has none).
+    inputs = list(getattr(tower, "inputs_config", None) or [])
+    names = [spec.get("name") for spec in inputs]
+    if sorted(map(str, names)) != sorted(features):
+        raise BundleError(
+            f"{where} reads inputs {names}; the bundle's config gives it "
+            f"{features}. Fix: retrain the bundle."
+        )
+    for spec in inputs:
+        feature = item if spec["name"] == HISTORY else spec["name"]
+        if spec.get("type") != "embedding" or "num_hashes" in spec:
+            continue
+        rows = preprocessor.input_dim(feature)
+        if spec.get("input_dim") != rows:
+            raise BundleError(
+                f"{where}: input '{spec['name']}' has a table of "
+                f"{spec.get('input_dim')} rows, and preprocessor.json gives "
+                f"'{feature}' {rows} ids. Fix: retrain the bundle."
+            )
+    return tower
 
 
 class ManifestProperties:
@@ -603,6 +705,13 @@ class Bundle(ManifestProperties):
                 f"{path}/items.parquet has {len(items)} rows for "
                 f"{len(embeddings)} items."
             )
+        item = manifest["config"]["data"].get("item")
+        if item not in items.columns:
+            raise BundleError(
+                f"{path}/items.parquet lacks the item column '{item}' "
+                f"(config.data.item); it holds {list(items.columns)[:10]}. "
+                "Fix: retrain the bundle."
+            )
         if not (
             _same_array(index.embeddings, embeddings)
             and np.array_equal(index.ids, np.arange(len(embeddings)))
@@ -633,9 +742,17 @@ class Bundle(ManifestProperties):
                 raise BundleError(
                     "This bundle was built without a query tower."
                 )
-            self._query_tower = load_keras_bytes(
-                self._query_tower_bytes,
+            model = self.config["model"]
+            self._query_tower = _checked_tower(
+                load_keras_bytes(
+                    self._query_tower_bytes,
+                    os.path.join(str(self.path), "query_tower.keras"),
+                ),
                 os.path.join(str(self.path), "query_tower.keras"),
+                model["query_features"]
+                + ([HISTORY] if model["history_length"] else []),
+                self.preprocessor,
+                self.config["data"]["item"],
             )
         return self._query_tower
 
@@ -657,9 +774,15 @@ class Bundle(ManifestProperties):
                     "BUNDLE`); later items can then be added with "
                     "`recsys index BUNDLE --items FILE`."
                 )
-            self._candidate_tower = load_keras_bytes(
-                self._candidate_tower_bytes,
+            self._candidate_tower = _checked_tower(
+                load_keras_bytes(
+                    self._candidate_tower_bytes,
+                    os.path.join(str(self.path), CANDIDATE_TOWER),
+                ),
                 os.path.join(str(self.path), CANDIDATE_TOWER),
+                self.config["model"]["candidate_features"],
+                self.preprocessor,
+                self.config["data"]["item"],
             )
         return self._candidate_tower
 

@@ -95,7 +95,8 @@ def resolve_options(count: int, dims: int, **options: Any) -> dict[str, Any]:
     limits = {
         "num_leaves": (1, count),
         "num_leaves_to_search": (1, resolved["num_leaves"]),
-        "training_sample_size": (1, None),
+        # ScaNN's config stores it as an int32.
+        "training_sample_size": (1, 2**31 - 1),
         "dimensions_per_block": (1, dims),
         # More candidates than rows re-scores nothing more, and a huge
         # value (from a hostile index.json) makes ScaNN allocate for it.

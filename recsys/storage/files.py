@@ -148,8 +148,14 @@ def load_npy(
             f"({count * dtype.itemsize} bytes of data), found "
             f"{len(data) - offset} bytes."
         )
-    array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
-    return array.reshape(shape, order="F" if fortran else "C")
+    try:
+        array = np.frombuffer(data, dtype=dtype, count=count, offset=offset)
+        return array.reshape(shape, order="F" if fortran else "C")
+    except ValueError as error:  # a zero-size dtype, a dimension over 2**63
+        raise BundleError(
+            f"{name} is not a valid .npy file: its header (shape {shape}, "
+            f"dtype {dtype}) cannot be read: {error}. Fix: retrain the bundle."
+        ) from None
 
 
 class BundleFiles:
@@ -223,7 +229,11 @@ class BundleFiles:
             data = bundle._read(manifest_name, None, MAX_MANIFEST_BYTES)
             try:
                 manifest = json.loads(data)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+            except (
+                json.JSONDecodeError,
+                UnicodeDecodeError,
+                RecursionError,
+            ) as error:
                 raise BundleError(
                     f"Cannot read {bundle._where(manifest_name)}: {error}"
                 ) from None
@@ -474,7 +484,11 @@ class BundleFiles:
         """The listed JSON file `name`, parsed."""
         try:
             return json.loads(self.read(name))
-        except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        except (
+            json.JSONDecodeError,
+            UnicodeDecodeError,
+            RecursionError,
+        ) as error:
             raise BundleError(
                 f"Cannot read {self._where(name)}: {error}"
             ) from None
@@ -485,14 +499,32 @@ class BundleFiles:
 
     def parquet(self, name: str) -> Any:
         """The listed Parquet file `name` as a pandas DataFrame."""
-        import pandas as pd
         import pyarrow
+        import pyarrow.parquet
 
         try:
-            return pd.read_parquet(io.BytesIO(self.read(name)))
-        except (OSError, ValueError, pyarrow.ArrowException) as error:
+            # From an Arrow buffer on this thread: a Python file object read
+            # by Arrow's thread pool sometimes aborted the process at exit
+            # ("terminate called without an active exception",
+            # apache/arrow#34314), once after a refused bundle. A bundle's
+            # tables are a catalog's ids and titles: one thread reads them.
+            table = pyarrow.parquet.read_table(
+                pyarrow.BufferReader(self.read(name)), use_threads=False
+            )
+            return table.to_pandas()
+        except (
+            OSError,
+            ValueError,
+            pyarrow.ArrowException,
+            # Hand-edited pandas metadata in the file's schema (pyarrow
+            # reads it as given).
+            KeyError,
+            TypeError,
+            RecursionError,
+        ) as error:
             raise BundleError(
-                f"Cannot read {self._where(name)}: {error}"
+                f"Cannot read {self._where(name)}: "
+                f"{type(error).__name__} {error}"
             ) from None
 
     def _where(self, name: str) -> str:
@@ -571,6 +603,7 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
 
     import recsys.models  # noqa: F401  (registers the classes)
 
+    _check_unpacked_size(data, name)
     private = tempfile.mkdtemp(prefix="recsys-model-")
     try:
         path = os.path.join(private, "model.keras")
@@ -584,6 +617,7 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
         TypeError,
         AttributeError,
         zipfile.BadZipFile,
+        RecursionError,  # a hand-made config nested thousands deep
     ) as error:
         raise BundleError(
             f"Cannot load the model {name}: {error}. A model saved by "
@@ -592,3 +626,29 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
         ) from None
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+# Keras writes a `.keras` zip uncompressed (stored), so its members unpack
+# to about the file's size; this much more is allowed for a zip compressed
+# by another writer. A zip bomb (0.5 MB that unpacks to 400 MB of config)
+# is refused before Keras unpacks it.
+UNPACKED_SLACK = 64 * 2**20
+
+
+def _check_unpacked_size(data: bytes | bytearray, name: str) -> None:
+    """Raises `BundleError` where a `.keras` zip unpacks to more than twice
+    its size plus `UNPACKED_SLACK` (or is no zip: Keras says so)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(info.file_size for info in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return  # Keras' own error names what is wrong with the file
+    if unpacked > 2 * len(data) + UNPACKED_SLACK:
+        raise BundleError(
+            f"Cannot load the model {name}: its {len(data):,} bytes unpack "
+            f"to {unpacked:,} (a .keras file written by Keras unpacks to "
+            "about its size). Fix: retrain the bundle; do not serve a file "
+            "of unknown origin."
+        )

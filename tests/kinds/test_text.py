@@ -348,6 +348,22 @@ def test_loading_the_wrong_kind_says_so(tweets_bundle, tmp_path):
         Bundle.load(bundle.path)
 
 
+def test_classes_the_model_does_not_score_are_refused(tweets_bundle, tmp_path):
+    import json
+    import shutil
+
+    from recsys.bundles import load_bundle
+
+    bundle, _ = tweets_bundle
+    copy = tmp_path / "copy"
+    shutil.copytree(bundle.path, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["classes"] = ["android"]  # predict_labels would index past it
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match="scores 2 classes and .* lists"):
+        load_bundle(str(copy))
+
+
 def test_a_config_without_a_text_table_measures_the_texts(tmp_path):
     # The shortest text config: the columns and the kind; the text table
     # is init's (its sequence length measured on the table).

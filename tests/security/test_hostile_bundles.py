@@ -248,7 +248,13 @@ def test_a_config_other_than_the_options_is_refused(copy, no_scann_load):
 
 @pytest.mark.parametrize(
     "option, value",
-    [("reorder", 10**9), ("num_leaves", 10**6), ("num_leaves", "5")],
+    [
+        ("reorder", 10**9),
+        ("num_leaves", 10**6),
+        ("num_leaves", "5"),
+        # ScaNN's config holds it as an int32 (a protobuf ParseError).
+        ("training_sample_size", 10**18),
+    ],
 )
 def test_absurd_index_options_are_refused(option, value, copy, no_scann_load):
     meta = json.loads((copy / "index/index.json").read_text())
@@ -503,6 +509,150 @@ def test_random_byte_flips_never_crash(trained_bundle, tmp_path):
     assert outcomes["refused"] >= 20  # every even seed, unsigned
 
 
+# -- a hand-edited manifest, preprocessor or model ---------------------------
+
+
+def _edit_manifest(path, change):
+    manifest_path = path / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    change(manifest)
+    manifest_path.write_text(json.dumps(manifest))
+
+
+def _set_entry(keys, value):
+    def change(manifest):
+        node = manifest
+        for key in keys[:-1]:
+            node = node[key]
+        node[keys[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "keys, value, match",
+    [
+        (("kind",), ["two_tower"], "kind must be a string"),
+        (("version",), {"a": 1}, "version must be a string"),
+        (("config",), "x", "config must be a JSON object"),
+        (("config",), None, "config must be a JSON object"),
+        (("config", "model"), None, "config.model must be a JSON object"),
+        (("config", "data", "user"), ["userId"], "data.user must be a string"),
+        (("config", "data", "display"), 3, "data.display must be a string"),
+        (
+            ("config", "model", "query_features"),
+            "userId",
+            "query_features must be a list of strings",
+        ),
+        (
+            ("config", "model", "history_length"),
+            10**12,
+            "history_length must be 0 to 1000",
+        ),
+        (("num_items",), float("inf"), "lacks num_items"),
+    ],
+    ids=lambda value: str(value)[:20],
+)
+def test_manifest_entries_of_the_wrong_type_are_refused(
+    keys, value, match, copy
+):
+    # Each used to fail later: a TypeError in the service or the CLI, a
+    # 3.6 TiB history buffer, an OverflowError.
+    _edit_manifest(copy, _set_entry(keys, value))
+    with pytest.raises(BundleError, match=match):
+        load_bundle(str(copy))
+
+
+def test_json_nested_thousands_deep_is_refused(copy):
+    (copy / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(BundleError, match="manifest.json"):
+        load_bundle(str(copy))
+
+
+@pytest.mark.parametrize(
+    "vocabulary, match",
+    [
+        (lambda words: words + words[:1], "holds duplicates"),
+        (lambda words: [[w] for w in words], "list of strings"),
+    ],
+    ids=["duplicates", "nested"],
+)
+def test_a_vocabulary_lookups_would_fail_on_is_refused(vocabulary, match, copy):
+    path = copy / "preprocessor.json"
+    state = json.loads(path.read_text())
+    state["vocabularies"]["movieId"] = vocabulary(
+        state["vocabularies"]["movieId"]
+    )
+    path.write_text(json.dumps(state))
+    _resign(copy)
+    with pytest.raises(BundleError, match=match):
+        load_bundle(str(copy))
+
+
+def test_a_query_tower_of_other_inputs_is_refused(copy):
+    # The candidate tower in the query tower's place: every query would
+    # fail (the service answered 500).
+    shutil.copy(copy / "candidate_tower.keras", copy / "query_tower.keras")
+    _resign(copy)
+    bundle = load_bundle(str(copy))
+    with pytest.raises(BundleError, match="query_tower.keras reads inputs"):
+        bundle.query_tower  # noqa: B018 (loads it)
+
+
+def test_a_keras_zip_bomb_is_refused_before_keras_unpacks_it(copy):
+    import zipfile
+
+    path = copy / "query_tower.keras"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("metadata.json", "{}")
+        archive.writestr("config.json", " " * (200 * 2**20))
+    assert path.stat().st_size < 2**20
+    _resign(copy)
+    bundle = load_bundle(str(copy))
+    with pytest.raises(BundleError, match="unpack to 209,715,"):
+        bundle.query_tower  # noqa: B018 (loads it)
+
+
+def test_items_without_the_item_column_are_refused(copy):
+    import pandas as pd
+
+    items = pd.read_parquet(copy / "items.parquet")
+    items.drop(columns="movieId").to_parquet(copy / "items.parquet")
+    _resign(copy)
+    _load_refused(copy, "lacks the item column 'movieId'")
+
+
+def test_an_npy_header_numpy_cannot_read_is_refused(copy):
+    path = copy / "item_ids.npy"
+    ids = np.load(path)
+    header = {"descr": "<U0", "fortran_order": False, "shape": ids.shape}
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, header)
+    _resign(copy)
+    _load_refused(copy, "item_ids.npy is not a valid .npy file")
+
+
+def test_parquet_with_pandas_metadata_of_the_wrong_shape_is_refused(copy):
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(copy / "items.parquet")
+    metadata = {b"pandas": json.dumps({"index_columns": 5}).encode()}
+    pq.write_table(
+        table.replace_schema_metadata(metadata), copy / "items.parquet"
+    )
+    _resign(copy)
+    _load_refused(copy, "Cannot read .*items.parquet")
+
+
+def test_other_kinds_check_their_task_and_classes(trained_bundle, tmp_path):
+    bundle, _ = trained_bundle
+    path = tmp_path / "tabular"
+    _other_kind(path, bundle, "tabular")
+    _edit_manifest(path, lambda manifest: manifest.pop("task"))
+    with pytest.raises(BundleError, match="must hold a task"):
+        load_bundle(str(path))
+
+
 # -- tabular and text bundles: the same closed list -------------------------
 
 
@@ -517,7 +667,9 @@ def _other_kind(path, trained, kind, users_ids=(1, 2, 3)):
     manifest = {
         "format_version": 2,
         "kind": kind,
-        "config": {"data": {"user": "userId", "item": "movieId"}},
+        "config": {"data": {"user": "userId", "item": "movieId"}, "model": {}},
+        "task": "binary",
+        "classes": [],
     }
     if kind == "tabular":
         pd.DataFrame({"movieId": [10, 20]}).to_parquet(path / "items.parquet")

@@ -61,6 +61,11 @@ epochs = 1
             UnicodeDecodeError("utf-8", b"\xff", 0, 1, "bad"),
             "not utf-8 text (byte 0: bad)",
         ),
+        (
+            # `--user $'\xff'`: a byte that is not UTF-8, in an argument.
+            UnicodeEncodeError("utf-8", "a\udcff", 1, 2, "surrogates"),
+            "'\\udcff' in 'a\\udcff' is not valid text (surrogates). Fix:",
+        ),
         (KeyError("data"), "missing key 'data'"),
         (KeyError("Columns ['x'] are missing"), "Columns ['x'] are missing"),
         (ValueError(), "ValueError"),
