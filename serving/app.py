@@ -129,7 +129,7 @@ def _load_tower_in_background(service: RetrievalService) -> threading.Thread:
         try:
             service.load_query_tower()
         except Exception:
-            # A request with features retries the load and gets the error.
+            # Requests with features get a 503 (`TowerUnavailable`).
             logger.exception("Loading the query tower failed")
 
     thread = threading.Thread(target=load, name="query-tower", daemon=True)
@@ -165,8 +165,12 @@ async def _watch(app, interval):
             logger.info(
                 "Reloaded bundle %s (was %s)", result.bundle, result.previous
             )
-        except HTTPException as error:
-            logger.warning("Watched bundle refused: %s", error.detail)
+        except HTTPException as error:  # swap_bundle's 422: the reason
+            logger.warning("Watched bundle refused: %s", error.detail[0]["msg"])
+        except Exception:
+            # Anything else must not end the watch either: the next bundle
+            # written there is loaded as ever.
+            logger.exception("Watched bundle %s refused", current[0])
 
 
 def _fast_rerank(app) -> bool:

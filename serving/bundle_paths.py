@@ -42,14 +42,16 @@ def read_pointer(path):
     return data.decode("utf-8", "replace").partition("\n")[0].strip()
 
 
-def resolve_bundle_path(path):
-    """A bundle directory, or the directory named in a pointer file."""
-    if os.path.isdir(path) or not os.path.lexists(path):
-        return path
+def _pointer_target(path):
+    """The path the pointer file `path` names (relative to the file)."""
     target = read_pointer(path)
     if not target:
         raise ValueError(f"Pointer file {path} is empty.")
-    target = os.path.join(os.path.dirname(os.path.abspath(path)), target)
+    return os.path.join(os.path.dirname(os.path.abspath(path)), target)
+
+
+def _bundle_named(path, target):
+    """`target`, if it is a bundle directory (`path` is the pointer)."""
     if not os.path.isfile(os.path.join(target, "manifest.json")):
         raise ValueError(
             f"{path} is a file, so it is read as a pointer file; its first "
@@ -57,6 +59,13 @@ def resolve_bundle_path(path):
             "pass a bundle directory, or a file holding a bundle's path."
         )
     return target
+
+
+def resolve_bundle_path(path):
+    """A bundle directory, or the directory named in a pointer file."""
+    if os.path.isdir(path) or not os.path.lexists(path):
+        return path
+    return _bundle_named(path, _pointer_target(path))
 
 
 def default_bundle_root(path):
@@ -99,7 +108,9 @@ def resolve_under_root(path, root):
     real = _under(root, path)
     if os.path.isdir(real) or not os.path.lexists(real):
         return real
-    return _under(root, resolve_bundle_path(real))
+    # The target is checked against the root before anything looks at it:
+    # "not a bundle" for a path outside would say that it does not exist.
+    return _bundle_named(real, _under(root, _pointer_target(real)))
 
 
 def bundle_fingerprint(path):

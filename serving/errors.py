@@ -57,36 +57,71 @@ def error_response(status, message, loc=(), headers=None):
     )
 
 
-def json_safe(value):
+# Levels of a value an error body shows (deeper ones are "..."): each level
+# is a Python call, and a request's 900-deep list is no reason for a 500.
+MAX_DEPTH = 32
+
+
+def json_safe(value, depth=0):
     """`value` with everything JSON cannot hold spelled as a string.
 
     Non-finite floats become `"nan"`, `"inf"` or `"-inf"`; bytes are
-    decoded; objects JSON does not know (exceptions in a validation
-    error's `ctx`, for one) become their `str`.
+    decoded; a string's lone UTF-16 surrogates (which JSON can spell but
+    UTF-8 cannot encode) become their escapes; objects JSON does not know
+    (exceptions in a validation error's `ctx`, for one) become their
+    `str`; containers deeper than `MAX_DEPTH` become `"..."`.
     """
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None or isinstance(value, (bool, int)):
         return value
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_DEPTH:
+        return "..."
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {
+            json_safe(str(k)): json_safe(v, depth + 1) for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, depth + 1) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return str(value)
+    return json_safe(str(value))
 
 
 async def http_error_handler(request, error):
     """Starlette and route `HTTPException`s, in the one error shape."""
     detail = error.detail
     if not isinstance(detail, list):
-        detail = error_detail(error.status_code, str(detail))
+        message = _unparsed_body(error) or str(detail)
+        detail = error_detail(error.status_code, message)
     return JSONResponse(
         {"detail": json_safe(detail)},
         status_code=error.status_code,
         headers=getattr(error, "headers", None),
     )
+
+
+def _unparsed_body(error):
+    """What FastAPI's 400 "There was an error parsing the body" hides: the
+    error `json.loads` raised, told with its fix (None for any other)."""
+    if error.status_code != 400:
+        return None
+    cause = error.__cause__
+    if isinstance(cause, UnicodeDecodeError):
+        return (
+            f"The body is not UTF-8: byte {cause.object[cause.start]:#04x} "
+            f"at position {cause.start} is not valid {cause.encoding}. Fix: "
+            "send the JSON encoded as UTF-8."
+        )
+    if isinstance(cause, RecursionError):
+        return (
+            "The body's JSON is nested too deeply to parse. Fix: send a "
+            "request as `/openapi.json` describes it (ids and features are "
+            "at most one list deep)."
+        )
+    return None
 
 
 async def validation_error_handler(request, error):

@@ -9,6 +9,14 @@ from recsys.features import canonical_string
 # Values kept per cache before it starts over (a bound on its memory: a
 # client sending ever new ids cannot grow it without limit).
 MAX_ENTRIES = 200_000
+# Longest value kept (in characters, as spelled) that is not a catalog id.
+# Counting entries alone bounded nothing: 150 requests with unique 1 MB
+# history ids added 150 MB. Catalog ids are kept whatever their length
+# (the bundle holds each already); any other value only up to this length,
+# so what requests add stays under MAX_ENTRIES * (MAX_KEY_CHARS + about
+# 300 bytes of entry), about 70 MB per cache. A longer value is
+# transformed each time it comes, as on its first time.
+MAX_KEY_CHARS = 64
 
 
 class FeatureCache:
@@ -19,7 +27,8 @@ class FeatureCache:
     id, its history, its exclusions) cost ten times the query tower. Its
     output for one value never changes, so the service asks it once per
     value and keeps the answer: a history's item ids (their catalog rows and
-    vocabulary ids) and each scalar query feature.
+    vocabulary ids) and each scalar query feature. Values that are not
+    catalog ids are kept only up to `MAX_KEY_CHARS` characters.
 
     Args:
         bundle: a loaded `recsys.Bundle`.
@@ -134,10 +143,15 @@ class FeatureCache:
             found = dict(
                 zip(missing, zip(rows, codes, strict=True), strict=True)
             )
-            if len(cache) + len(found) > self.max_entries:
-                cache.clear()
-            cache.update(found)
             pairs.update(found)
+            kept = {
+                key: pair
+                for key, pair in found.items()
+                if pair[0] >= 0 or len(key or "") <= MAX_KEY_CHARS
+            }
+            if len(cache) + len(kept) > self.max_entries:
+                cache.clear()
+            cache.update(kept)
         pairs = [pairs[key] for key in keys]
         rows = np.fromiter((p[0] for p in pairs), np.int64, len(pairs))
         codes = np.fromiter((p[1] for p in pairs), np.int64, len(pairs))
@@ -155,6 +169,8 @@ class FeatureCache:
         found = self._values.get(key)
         if found is None:
             found = self.bundle.preprocessor.transform_column(name, [value])
+            if len(canonical_string(value) or "") > MAX_KEY_CHARS:
+                return found  # not kept: see MAX_KEY_CHARS
             if len(self._values) >= self.max_entries:
                 self._values.clear()
             self._values[key] = found

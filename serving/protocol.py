@@ -13,9 +13,9 @@ adds, per connection:
   (`RECSYS_BODY_TIMEOUT`): past it, 408 and close.
 
 A request whose bytes all arrive in one read (the common case) arms no
-timer and costs a few attribute reads and writes: the hot path keeps
-httptools' speed (h11 would bound the head by itself, but parses in
-Python).
+timer and costs a few attribute reads and writes, and a sum over its
+parsed headers: the hot path keeps httptools' speed (h11 would bound the
+head by itself, but parses in Python).
 """
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -50,6 +50,7 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport):
         super().connection_made(transport)
         self._reading = _HEAD  # a new connection owes a request head
+        self._refused = False
         self._head_bytes = 0
         self._restarted = False
         self._phase_started = self.loop.time()
@@ -66,17 +67,12 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
         if self._reading is None or self.transport.is_closing():
             return
         if self._reading is _HEAD:
-            # A chunk that also ended the previous request is not counted:
-            # the head may be at most one read (64 KiB) over the cap then.
+            # A chunk that also ended the previous request is not counted
+            # (the head is measured once complete, in on_headers_complete).
             if not self._restarted:
                 self._head_bytes += len(data)
             if self._head_bytes > self.max_header_bytes:
-                self._refuse(
-                    431,
-                    b"Request Header Fields Too Large",
-                    b"Request line and headers over %d bytes "
-                    b"(RECSYS_MAX_HEADER_BYTES)." % self.max_header_bytes,
-                )
+                self._refuse_head()
                 return
         if self._deadline is None:
             self._arm()
@@ -88,11 +84,25 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
             self._phase_started = self.loop.time()
 
     def on_headers_complete(self):
+        # A head that arrives in one read with the rest of its request is
+        # handed to the app within that read, before `data_received`
+        # counts it: so the parsed head is measured here too.
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > self.max_header_bytes:
+            self._refuse_head()
+        if self._refused:
+            return  # the connection is closing: no app call
         super().on_headers_complete()
         self._reading = _BODY
         self._phase_started = self.loop.time()
 
+    def on_body(self, body):
+        if not self._refused:
+            super().on_body(body)
+
     def on_message_complete(self):
+        if self._refused:
+            return
         super().on_message_complete()
         self._reading = None
         self._head_bytes = 0
@@ -139,8 +149,17 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
             ),
         )
 
+    def _refuse_head(self):
+        self._refuse(
+            431,
+            b"Request Header Fields Too Large",
+            b"Request line and headers over %d bytes "
+            b"(RECSYS_MAX_HEADER_BYTES)." % self.max_header_bytes,
+        )
+
     def _refuse(self, status, reason, message):
         self._disarm()
+        self._refused = True
         self._reading = None
         cycle = self.cycle
         if cycle is None or not cycle.response_started:

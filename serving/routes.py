@@ -2,6 +2,7 @@
 
 import asyncio
 import functools
+import logging
 
 import orjson
 from fastapi import APIRouter
@@ -35,7 +36,9 @@ from recsys.serving.schemas import RetrieveRequest
 from recsys.serving.schemas import RetrieveResponse
 from recsys.serving.service import QueryError
 from recsys.serving.service import RetrievalService
-from recsys.storage.files import BundleError
+from recsys.serving.service import TowerUnavailable
+
+logger = logging.getLogger(__name__)
 
 # Handlers return the JSON they built: FastAPI would otherwise validate the
 # response model a second time. `response_model` still documents it.
@@ -44,11 +47,16 @@ JSON = "application/json"
 # Every route documents the one error body (`recsys.serving.errors`); 500 is the
 # catch-all of `recsys.serving.app.ServiceMiddleware`.
 ERRORS = {500: {"model": Error, "description": "Internal error"}}
+NO_BUNDLE = {"model": Error, "description": "No bundle is loaded yet"}
 BODY_ERRORS = {
     400: {"model": Error, "description": "Body is not UTF-8 JSON"},
     413: {"model": Error, "description": "Body over RECSYS_MAX_BODY_BYTES"},
     422: {"model": Error, "description": "Invalid request"},
-    503: {"model": Error, "description": "No bundle is loaded yet"},
+    503: {
+        "model": Error,
+        "description": "No bundle is loaded yet, or (a query with "
+        "`features`) its query tower failed to load",
+    },
 }
 router = APIRouter(responses=ERRORS)
 admin = APIRouter(
@@ -72,6 +80,11 @@ INLINE_MAX_EXCLUDE = 64
 
 def _invalid(message, loc):
     return HTTPException(422, detail=error_detail(422, message, loc))
+
+
+def _unavailable(error):
+    """A 503 for a `TowerUnavailable`: the server's fault, not the query's."""
+    return HTTPException(503, detail=error_detail(503, str(error)))
 
 
 def _check_limits(query, settings, loc=("body",)):
@@ -166,12 +179,12 @@ def _arguments(query):
     }
 
 
-def _answer(query, service):
+def _answer(query, service, loc=("body",)):
     """The `RetrieveResponse` of one query, as a JSON-able dict."""
     try:
         ids, scores, fallback = service.retrieve(**_arguments(query))
     except QueryError as error:
-        raise _invalid(str(error), ("body",)) from None
+        raise _invalid(str(error), loc) from None
     return _body(ids, scores, fallback, service.version, False)
 
 
@@ -191,18 +204,20 @@ def _answers(queries, service, reranker):
     the event loop (and its first call for a new input size compiles).
     """
     reranked = [i for i, query in enumerate(queries) if query.rerank]
-    try:
-        found = reranker.retrieve(
-            service, [queries[i].model_dump() for i in reranked]
-        )
-    except QueryError as error:
-        raise _invalid(str(error), ("body",)) from None
-    results = {
-        i: _body(*answer, service.version, True)
-        for i, answer in zip(reranked, found, strict=True)
-    }
+    found = reranker.retrieve_many(
+        service, [queries[i].model_dump() for i in reranked]
+    )
+    results = {}
+    for i, answer in zip(reranked, found, strict=True):
+        if isinstance(answer, QueryError):
+            raise _invalid(str(answer), ("body", "queries", i))
+        if isinstance(answer, Exception):
+            raise answer
+        results[i] = _body(*answer, service.version, True)
     return [
-        results[i] if i in results else _answer(query, service)
+        results[i]
+        if i in results
+        else _answer(query, service, ("body", "queries", i))
         for i, query in enumerate(queries)
     ]
 
@@ -246,6 +261,8 @@ async def retrieve(query: RetrieveRequest, request: Request):
             )
         except QueryError as error:
             raise _invalid(str(error), ("body",)) from None
+        except TowerUnavailable as error:
+            raise _unavailable(error) from None
         return _json(_body(*found, service.version, True))
     if _inline(query, service):
         return _json(_answer(query, service))
@@ -255,6 +272,8 @@ async def retrieve(query: RetrieveRequest, request: Request):
         found = await service.batcher.submit(_arguments(query))
     except QueryError as error:
         raise _invalid(str(error), ("body",)) from None
+    except TowerUnavailable as error:
+        raise _unavailable(error) from None
     return _json(_body(*found, service.version, False))
 
 
@@ -286,12 +305,15 @@ async def retrieve_batch(
         if _wants_rerank(query):
             _check_rerank(query, settings, reranker, loc)
             rerank = True
-    if rerank:
-        results = await run_in_threadpool(
-            _answers, batch.queries, service, reranker
-        )
-    else:
-        results = await run_in_threadpool(_bodies, batch.queries, service)
+    try:
+        if rerank:
+            results = await run_in_threadpool(
+                _answers, batch.queries, service, reranker
+            )
+        else:
+            results = await run_in_threadpool(_bodies, batch.queries, service)
+    except TowerUnavailable as error:
+        raise _unavailable(error) from None
     return _json({"results": results, "bundle": service.version})
 
 
@@ -301,7 +323,7 @@ async def retrieve_batch(
     responses={
         404: {"model": Error, "description": "Unknown item id"},
         422: BODY_ERRORS[422],
-        503: BODY_ERRORS[503],
+        503: NO_BUNDLE,
     },
 )
 async def similar_items(
@@ -348,7 +370,7 @@ async def healthz():
 @router.get(
     "/readyz",
     response_model=Ready,
-    responses={503: BODY_ERRORS[503]},
+    responses={503: NO_BUNDLE},
 )
 async def readyz(request: Request):
     """Readiness: a bundle is loaded and can answer.
@@ -471,6 +493,17 @@ async def reload(request: Request, body: ReloadRequest | None = None):
     return await swap_bundle(request.app, path)
 
 
+def _reason(error):
+    """Why a bundle was refused: the message of a check that refused it,
+    or an unexpected error's type and text (logged with its traceback)."""
+    if isinstance(error, KeyError) and error.args:
+        return str(error.args[0])  # str(KeyError) adds quotes
+    if isinstance(error, (OSError, ValueError)):  # BundleError included
+        return str(error)
+    logger.warning("Bundle refused by an unexpected error", exc_info=error)
+    return f"{type(error).__name__}: {error}"
+
+
 async def swap_bundle(app, path):
     """Loads `path` off the event loop, then replaces the served bundle.
 
@@ -488,8 +521,11 @@ async def swap_bundle(app, path):
                     **app.state.settings.service_options(),
                 )
             )
-        except (BundleError, OSError, ValueError, KeyError) as error:
-            message = error.args[0] if error.args else str(error)
+        except Exception as error:
+            # Whatever a bad bundle raises refuses it, checked or not (a
+            # manifest of the wrong types raises TypeError, one nested too
+            # deep RecursionError): the old bundle keeps serving.
+            message = _reason(error)
             raise _invalid(
                 f"Bundle {path!r} refused, still serving "
                 f"{app.state.service.version}: {message}",

@@ -30,6 +30,33 @@ Id = StrictStr | Integer
 Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
 
 
+def _check_unicode(value, field, *keys):
+    """Refuses a string holding a lone UTF-16 surrogate.
+
+    JSON can spell one (`"\\ud800"`), but it is no character: UTF-8 (the
+    vocabulary, hashing, the ranker's ids) cannot encode it, and no id of
+    the training data holds one.
+
+    Args:
+        value: the value received (only a `str` is checked).
+        field: str. The request field holding it.
+        *keys: where in that field (feature names, list positions; None
+            is skipped).
+    """
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            where = field + "".join(f"[{k!r}]" for k in keys if k is not None)
+            raise ValueError(
+                f"`{where}` must be valid Unicode: ids and feature values "
+                "cannot hold a lone UTF-16 surrogate (\\ud800-\\udfff). "
+                f"Received: {value!r:.100}. Fix: send the value as the "
+                "training data spells it (in JSON escapes, a character past "
+                "U+FFFF is a pair of surrogates, never one alone)."
+            ) from None
+
+
 def _non_null(name):
     return {"required": [name], "properties": {name: {"not": {"type": "null"}}}}
 
@@ -89,19 +116,33 @@ class RetrieveRequest(BaseModel):
         ),
     )
 
+    @field_validator("user_id", "exclude")
+    @classmethod
+    def _unicode_ids(cls, value, info):
+        if isinstance(value, list):
+            for i, v in enumerate(value):
+                _check_unicode(v, info.field_name, i)
+        else:
+            _check_unicode(value, info.field_name)
+        return value
+
     @field_validator("features")
     @classmethod
-    def _finite_features(cls, features):
+    def _check_features(cls, features):
         # JSON parsing lets NaN, Infinity and 1e309 (inf) through; no
         # feature has a use for them, and hashing cannot spell them.
         for name, value in (features or {}).items():
+            _check_unicode(name, "features")  # a feature name
             values = value if isinstance(value, list) else [value]
-            for v in values:
+            for i, v in enumerate(values):
                 if isinstance(v, float) and not math.isfinite(v):
                     raise ValueError(
                         f"`features[{name!r}]` must hold finite numbers. "
                         f"Received: {v}"
                     )
+                _check_unicode(
+                    v, "features", name, i if values is value else None
+                )
         return features
 
 
@@ -209,7 +250,8 @@ class Ready(BaseModel):
     query_tower: str = Field(
         description='What evaluates the query tower: "numpy" or "keras"; '
         '"loading" until it is loaded (queries with `features` wait for '
-        'it), "failed" if it could not be.'
+        'it), "failed" if it could not be (queries with `features` then '
+        "get 503)."
     )
     top_items: str = Field(
         description='Known users\' precomputed top items: "ready", '

@@ -1,6 +1,7 @@
 """`RetrievalService`: a loaded bundle answering retrieval queries."""
 
 import logging
+import reprlib
 import threading
 from typing import Any
 
@@ -28,6 +29,11 @@ CACHED_EXCLUDE = 64
 
 class QueryError(ValueError):
     """A query the service cannot answer as asked (a client error)."""
+
+
+class TowerUnavailable(RuntimeError):
+    """The query tower failed to load: queries with `features` cannot be
+    answered (the server's fault, not the client's)."""
 
 
 class _Plan:
@@ -314,9 +320,11 @@ class RetrievalService:
         for name in self.query_features:
             value = features.get(name)
             if isinstance(value, (list, dict)):
+                # `reprlib`: shortened, and a few levels deep (`repr` of a
+                # request's 990-deep list ran out of stack).
                 raise QueryError(
                     f"Feature '{name}' must be a single value. Received: "
-                    f"{value!r}"
+                    f"{reprlib.repr(value)}"
                 )
             try:
                 inputs[name] = cache.value(name, value)
@@ -347,7 +355,7 @@ class RetrievalService:
         ):
             raise QueryError(
                 f"Feature '{HISTORY}' must be a list of item ids, most "
-                f"recent first. Received: {history!r}"
+                f"recent first. Received: {reprlib.repr(history)}"
             )
         return self.cache.items(history)
 
@@ -362,6 +370,7 @@ class RetrievalService:
 
         Raises:
             QueryError: for the first query the tower cannot embed.
+            TowerUnavailable: if the query tower failed to load.
         """
         vectors = self._embed_all([self._inputs(f) for f in features_list])
         for vector in vectors:
@@ -371,7 +380,7 @@ class RetrievalService:
 
     def _tower_call(self, inputs):
         if not self.tower_loaded:
-            self.load_query_tower()
+            self._require_tower()
         fast = self._fast_tower
         if fast is not None and fast.supports(inputs):
             return fast(inputs)
@@ -379,6 +388,26 @@ class RetrievalService:
         size = next((b for b in KERAS_BUCKETS if b >= count), count)
         vectors = self._keras_tower()(_repeat(inputs, size, count))
         return np.asarray(vectors, np.float32)[:count]
+
+    def _require_tower(self) -> None:
+        """Loads the query tower, or raises `TowerUnavailable`.
+
+        A tower that failed to load is not loaded again: it comes from the
+        bytes read at load, so it would fail the same way, and each try
+        would hold a thread for seconds.
+        """
+        if self.tower_error is None:
+            try:
+                self.load_query_tower()
+            except Exception:
+                logger.exception("Loading the query tower failed")
+        if not self.tower_loaded:
+            raise TowerUnavailable(
+                "The query tower of this bundle failed to load, so queries "
+                "with `features` cannot be answered (queries by `user_id` "
+                "alone still are). Fix: the server's operator reloads a "
+                "bundle whose tower loads; the server log has the error."
+            )
 
     def _embed_all(self, batch):
         """One vector (or `QueryError`) per inputs dict of `batch`."""
@@ -504,6 +533,8 @@ class RetrievalService:
 
         Raises:
             QueryError: for a query the service cannot answer as asked.
+            TowerUnavailable: for a query with `features` when the query
+                tower failed to load.
         """
         query = {
             "user_id": user_id,
@@ -531,6 +562,10 @@ class RetrievalService:
         Returns:
             list: per query, `retrieve`'s `(ids, scores, fallback)` or a
             `QueryError`.
+
+        Raises:
+            TowerUnavailable: when a query needs the query tower and it
+                failed to load.
         """
         results: list[Any] = [None] * len(queries)
         plans = {}

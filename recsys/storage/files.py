@@ -511,7 +511,7 @@ class BundleFiles:
             table = pyarrow.parquet.read_table(
                 pyarrow.BufferReader(self.read(name)), use_threads=False
             )
-            return table.to_pandas()
+            return table.to_pandas(use_threads=False)
         except (
             OSError,
             ValueError,

@@ -1,3 +1,4 @@
+import os
 import time
 
 import numpy as np
@@ -281,3 +282,195 @@ def test_the_query_tower_loads_on_demand(trained_bundle):
     np.testing.assert_array_equal(ids, bundle.recommend([42], k=5)[0][0])
     ids, _, _ = service.retrieve(features={"userId": 42}, k=5)
     assert service.tower_loaded and len(ids) == 5
+
+
+# JSON can spell a lone UTF-16 surrogate, which UTF-8 cannot encode: the
+# bodies are raw bytes (httpx's `json=` would refuse to encode them).
+@pytest.mark.parametrize(
+    "path, body, where",
+    [
+        ("/v1/retrieve", r'{"user_id": "\ud800"}', "`user_id`"),
+        (
+            "/v1/retrieve",
+            r'{"user_id": 1, "exclude": [1, "\ud800"]}',
+            "`exclude[1]`",
+        ),
+        (
+            "/v1/retrieve",
+            r'{"features": {"history": ["\udfff"]}}',
+            "`features['history'][0]`",
+        ),
+        (
+            "/v1/retrieve",
+            r'{"features": {"userId": "\ud800"}}',
+            "`features['userId']`",
+        ),
+        ("/v1/retrieve", r'{"features": {"\ud800": 1}}', "`features`"),
+        (
+            "/v1/retrieve/batch",
+            r'{"queries": [{"user_id": 1}, '
+            r'{"user_id": 1, "exclude": ["\udfff"]}]}',
+            "`exclude[0]`",
+        ),
+    ],
+)
+def test_lone_surrogates_get_422_naming_the_field(client, path, body, where):
+    answer = client.post(
+        path,
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422, answer.text
+    message = answer.json()["detail"][0]["msg"]
+    assert f"{where} must be valid Unicode" in message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        r'{"user_id": ["\ud800"]}',  # pydantic's error holds the value
+        r'{"user_id": 1, "\ud800": 1}',  # and this one the name
+        '{"user_id": ' + "[" * 900 + "]" * 900 + "}",
+        '{"features": {"history": ' + "[" * 995 + "]" * 995 + "}}",
+    ],
+)
+def test_error_bodies_hold_any_value_a_request_held(client, body):
+    answer = client.post(
+        "/v1/retrieve",
+        content=body.encode(),
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code in (400, 422), answer.text
+
+
+def test_unparsable_bodies_get_400_saying_why(client):
+    json_type = {"content-type": "application/json"}
+    answer = client.post(
+        "/v1/retrieve", content=b'{"user_id": "\xff"}', headers=json_type
+    )
+    assert answer.status_code == 400
+    assert answer.json()["detail"][0]["msg"].startswith(
+        "The body is not UTF-8: byte 0xff at position 13"
+    )
+    deep = b'{"user_id": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answer = client.post("/v1/retrieve", content=deep, headers=json_type)
+    assert answer.status_code == 400
+    assert "nested too deeply" in answer.json()["detail"][0]["msg"]
+
+
+def test_reload_refuses_whatever_a_bundle_raises(
+    trained_bundle, second_bundle, tmp_path_factory, monkeypatch
+):
+    # A manifest of the wrong types raised TypeError (and one nested too
+    # deep RecursionError) out of the load: a 500, not a refusal.
+    from recsys.serving.service import RetrievalService
+
+    bundle, _ = trained_bundle
+    settings = Settings(
+        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
+    )
+    app = create_app(bundle.path, settings=settings)
+    with TestClient(app, headers={"Authorization": "Bearer s3cret"}) as client:
+
+        def broken(path, **options):
+            raise TypeError("string indices must be integers, not 'str'")
+
+        monkeypatch.setattr(RetrievalService, "load", broken)
+        answer = client.post("/admin/reload", json={"path": second_bundle.path})
+        assert answer.status_code == 422
+        message = answer.json()["detail"][0]["msg"]
+        assert repr(second_bundle.path) in message
+        assert f"still serving {bundle.version}" in message
+        assert "TypeError: string indices must be integers" in message
+        body = client.post("/v1/retrieve", json={"user_id": 1}).json()
+        assert body["bundle"] == bundle.version
+
+
+def test_watch_goes_on_after_a_bundle_that_fails_to_load(
+    tmp_path, monkeypatch, caplog
+):
+    import asyncio
+    import types
+
+    from recsys.serving import app as app_module
+
+    for name in ("bad", "good"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "manifest.json").write_text("{}")
+    pointer = tmp_path / "current"
+    pointer.write_text("bad")
+    loaded = []
+
+    async def swap_bundle(app, path):
+        loaded.append(os.path.basename(path))
+        if path.endswith("bad"):
+            raise RecursionError("maximum recursion depth exceeded")
+        return types.SimpleNamespace(bundle="good", previous="bad")
+
+    async def main():
+        app = types.SimpleNamespace(
+            state=types.SimpleNamespace(watch_path=str(pointer))
+        )
+        watch = asyncio.create_task(app_module._watch(app, 0.01))
+        await asyncio.sleep(0.01)
+        os.utime(tmp_path / "bad" / "manifest.json", ns=(1, 1))
+        while not loaded:
+            await asyncio.sleep(0.01)
+        pointer.write_text("good")
+        while loaded[-1:] != ["good"] and not watch.done():
+            await asyncio.sleep(0.01)
+        watch.cancel()
+
+    monkeypatch.setattr(app_module, "swap_bundle", swap_bundle)
+    asyncio.run(asyncio.wait_for(main(), 10))
+    assert loaded == ["bad", "good"]
+    assert "Watched bundle" in caplog.text and "refused" in caplog.text
+
+
+def test_a_query_tower_that_failed_to_load_is_a_503(
+    trained_bundle, monkeypatch
+):
+    from recsys.serving.fast_tower import NumpyTower
+    from recsys.serving.service import RetrievalService
+
+    bundle, _ = trained_bundle
+    service = RetrievalService(bundle, precompute_depth=0, load_tower=False)
+
+    def broken(tower):
+        raise KeyError("item_id")  # as a candidate tower in its place did
+
+    monkeypatch.setattr(NumpyTower, "from_keras", broken)
+    with TestClient(create_app(bundle.path, service=service)) as client:
+        deadline = time.monotonic() + 120
+        while client.get("/readyz").json()["query_tower"] != "failed":
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        for path, body in [
+            ("/v1/retrieve", {"features": {"history": [1, 2]}}),
+            ("/v1/retrieve", {"user_id": 1, "features": {"userId": 1}}),
+            ("/v1/retrieve/batch", {"queries": [{"features": {"userId": 1}}]}),
+        ]:
+            answer = client.post(path, json=body)
+            assert answer.status_code == 503, answer.text
+            assert "query tower" in answer.json()["detail"][0]["msg"]
+        answer = client.post("/v1/retrieve", json={"user_id": 1})
+        assert answer.status_code == 200
+
+
+def test_a_pointer_outside_the_root_is_refused_alike_whatever_exists(
+    tmp_path,
+):
+    from recsys.serving.bundle_paths import OutsideRoot
+    from recsys.serving.bundle_paths import resolve_under_root
+
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    (outside / "bundle").mkdir(parents=True)
+    (outside / "bundle" / "manifest.json").write_text("{}")
+    messages = []
+    for target in ("bundle", "nothing_here"):
+        (root / target).write_text(str(outside / target))
+        with pytest.raises(OutsideRoot) as raised:
+            resolve_under_root(target, str(root))
+        messages.append(str(raised.value))
+    assert messages[0] == messages[1]

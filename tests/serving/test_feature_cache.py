@@ -21,3 +21,25 @@ def test_feature_cache_repeats_the_preprocessor(trained_bundle):
         cache.value("userId", 42), pre.transform_column("userId", [42])
     )
     assert cache.value("userId", 42) is cache.value("userId", 42)
+
+
+def test_long_values_outside_the_catalog_are_not_kept(trained_bundle):
+    # Requests with ever new long ids grew the cache by their size (1 MB
+    # ids: 1 MB a request); only catalog ids and short values are kept.
+    bundle, _ = trained_bundle
+    pre = bundle.preprocessor
+    cache = FeatureCache(bundle, "movieId")
+    long_ids = [f"{i}-" + "x" * 10_000 for i in range(3)]
+    rows, codes = cache.items([*long_ids, "1", "no-such-item"])
+    assert (rows[:3] == -1).all() and rows[3] >= 0
+    np.testing.assert_array_equal(
+        codes, pre.transform_column("movieId", [*long_ids, "1", "no-such-item"])
+    )
+    assert set(cache._items) == {"1", "no-such-item"}
+    long_user = "u" * 10_000
+    np.testing.assert_array_equal(
+        cache.value("userId", long_user),
+        pre.transform_column("userId", [long_user]),
+    )
+    cache.value("userId", "42")
+    assert [key[2] for key in cache._values] == ["42"]

@@ -160,6 +160,21 @@ def test_bad_rerank_requests_get_422_with_the_fix(reranking, body, fragment):
     assert batch.status_code == 422
 
 
+@pytest.mark.parametrize("rerank", [True, False])
+def test_a_bad_query_in_a_reranked_batch_is_told_at_its_place(
+    reranking, rerank
+):
+    queries = [
+        {"user_id": 7, "k": 3, "rerank": True},
+        {"user_id": 8, "features": {"bogus": 1}, "rerank": rerank},
+    ]
+    answer = reranking.post("/v1/retrieve/batch", json={"queries": queries})
+    assert answer.status_code == 422
+    [detail] = answer.json()["detail"]
+    assert detail["loc"] == ["body", "queries", 1]
+    assert "Unknown query features ['bogus']" in detail["msg"]
+
+
 def test_fewer_candidates_than_k_are_raised_to_k(reranking):
     query = {"user_id": 7, "k": 10, "rerank": True}
     fewer = reranking.post("/v1/retrieve", json={**query, "candidates": 5})
@@ -205,7 +220,9 @@ def _multiclass_copy(ranker_bundle, tmp_path):
     "ranker, message",
     [
         ("retriever", "a 'two_tower' bundle"),
-        ("multiclass", "of task 'multiclass'"),
+        # A binary model under a manifest that says multiclass: refused at
+        # load (check_ranker's own refusal: tests/kinds/tabular).
+        ("multiclass", "is not this bundle's multiclass model"),
         ("missing", "not a recsys bundle"),
     ],
 )

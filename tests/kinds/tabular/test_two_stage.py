@@ -1,3 +1,5 @@
+import types
+
 import numpy as np
 import pytest
 
@@ -66,6 +68,11 @@ def test_two_stage_rejects_bad_arguments(retriever, liked_run):
         TwoStageRecommender(retriever, ranker, num_candidates=0)
     with pytest.raises(ValueError, match="binary or regression"):
         TwoStageRecommender(retriever, retriever)
+    multiclass = types.SimpleNamespace(
+        task="multiclass", score_pairs=None, manifest={"kind": "tabular"}
+    )
+    with pytest.raises(ValueError, match="'tabular' bundle of task 'multic"):
+        TwoStageRecommender(retriever, multiclass)
     with pytest.raises(ValueError, match="`k`"):
         TwoStageRecommender(retriever, ranker).recommend([1], k=0)
 
