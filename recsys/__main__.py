@@ -1,9 +1,7 @@
 """`python -m recsys`: the `recsys` command line, without the console
-script (`recsys.cli.main`)."""
+script (`recsys.cli.run`)."""
 
-import sys
-
-from recsys.cli import main
+from recsys.cli import run
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

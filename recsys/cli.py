@@ -9,6 +9,7 @@ with status 1.
 import argparse
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -930,8 +931,31 @@ def build_parser():
     return parser
 
 
+def run():
+    """The `recsys` console script: `main`, then an exit that skips the
+    interpreter's teardown.
+
+    Arrow's thread pool (Parquet reads) sometimes aborts a finished
+    process in that teardown, "terminate called without an active
+    exception" and status 134 after correct output (apache/arrow#34314):
+    a batch job would take a good run for a crash. Nothing recsys leaves
+    to the teardown needs it (no atexit handler; files are closed where
+    written), so the output is flushed and the process ends with `main`'s
+    status.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe (`recsys ... | head`)
+        code = code or 1
+    logging.shutdown()
+    os._exit(code or 0)
+
+
 def main(argv=None):
-    """Entry point of the `recsys` console script."""
+    """Entry point of the `recsys` console script (`run` calls it; tests and
+    notebooks call it directly)."""
     # Keras's backend defaults to JAX in `recsys/__init__.py`, for the CLI
     # and the Python API alike.
     args = build_parser().parse_args(argv)
@@ -1026,4 +1050,4 @@ def error_message(error):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
