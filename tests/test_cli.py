@@ -347,3 +347,9 @@ def test_evaluate_of_a_bundle_whose_table_moved_says_to_pass_it(
     assert main(["evaluate", bundle]) == 1
     assert "Fix: pass the table with --data FILE." in capsys.readouterr().err
     assert main(["evaluate", bundle, "--data", str(moved)]) == 0
+    capsys.readouterr()
+    # Another table, without the time column: named, as training names it.
+    pd.read_csv(moved).drop(columns="timestamp").to_csv(table, index=False)
+    assert main(["evaluate", bundle, "--data", str(table)]) == 1
+    err = capsys.readouterr().err
+    assert "'timestamp'" in err and "missing key" not in err, err

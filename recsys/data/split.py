@@ -126,6 +126,8 @@ class SplitRule:
         column: str. The `column` split's column.
         user, item, time: str. The id and time columns (`""` for texts,
             which keep their row order).
+        time_format: str. `data.time_format`: a cutoff written in the time
+            column's own layout is read with it.
 
     Example:
 
@@ -144,6 +146,7 @@ class SplitRule:
     user: str = ""
     item: str = ""
     time: str = ""
+    time_format: str = ""
 
     def hold_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
         """`(train, test)`: the test rows split off `frame`."""
@@ -205,7 +208,8 @@ class SplitRule:
     def _time_mask(self, frame, validation):
         times = frame[self.time]
         if self.cutoff is not None and not validation:
-            return (times >= cutoff_of(self.cutoff, times)).to_numpy()
+            cutoff = cutoff_of(self.cutoff, times, self.time_format)
+            return (times >= cutoff).to_numpy()
         if not len(frame):
             return np.zeros(0, dtype=bool)
         ordered = np.sort(times.to_numpy(), kind="stable")
@@ -235,28 +239,50 @@ class SplitRule:
         return held
 
 
-def cutoff_of(cutoff: Any, times: pd.Series) -> Any:
+def cutoff_of(cutoff: Any, times: pd.Series, time_format: str = "") -> Any:
     """`data.split_cutoff` in the type of the time column it cuts.
 
     Args:
         cutoff: str or number, as the config gives it.
         times: the (parsed) time column.
+        time_format: str. `data.time_format`: a cutoff in the column's own
+            layout ("02/03/2000" under "%d/%m/%Y") is read with it; ISO 8601
+            is read whatever the format.
 
     Returns:
         A `pd.Timestamp` for a datetime column (in its time zone), a float
         for a column of numbers.
 
     Raises:
-        ValueError: naming the cutoff and the fix when it does not parse.
+        ValueError: naming the cutoff and the fix when it does not parse,
+            or is a number for a column of times (pandas would read it as
+            nanoseconds since 1970).
     """
     if pd.api.types.is_datetime64_any_dtype(times):
+        example = times.dropna().iloc[:1].astype(str).tolist()
+        if not isinstance(cutoff, str):
+            raise ValueError(
+                f"data.split_cutoff = {cutoff!r} is a number, and column "
+                f"'{times.name}' holds times (e.g. {example}). Fix: write the "
+                'first test time as text, e.g. "2024-03-01" or '
+                '"2024-03-01T12:00:00".'
+            )
+        stamp = None
+        if time_format:
+            stamp = pd.to_datetime(cutoff, format=time_format, errors="coerce")
         try:
-            stamp = pd.Timestamp(cutoff)
+            stamp = stamp if pd.notna(stamp) else pd.Timestamp(cutoff)
         except (ValueError, TypeError):
             raise ValueError(
                 f"data.split_cutoff = {cutoff!r} is not a time, and column "
-                f"'{times.name}' holds times. Fix: write it in ISO 8601, e.g. "
-                '"2024-03-01" or "2024-03-01T12:00:00".'
+                f"'{times.name}' holds times (e.g. {example}). Fix: write it "
+                'in ISO 8601, e.g. "2024-03-01" or "2024-03-01T12:00:00"'
+                + (
+                    f", or as data.time_format {time_format!r} reads"
+                    if time_format
+                    else ""
+                )
+                + "."
             ) from None
         if times.dt.tz is not None and stamp.tz is None:
             return stamp.tz_localize(times.dt.tz)
@@ -325,6 +351,7 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
         cutoff=data.get("split_cutoff") or None,
         seed=data.get("split_seed", 0),
         column=data.get("split_column", ""),
+        time_format=data.get("time_format", ""),
         **columns,
     )
 

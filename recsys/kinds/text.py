@@ -172,6 +172,22 @@ def split_description(config: dict, train, test) -> dict:
     }
 
 
+def _check_text_columns(frame, data):
+    """Raises a `KeyError` naming the text, label or id columns `frame`
+    lacks, and the keys that name them."""
+    keys = ("text", "label", "id")
+    missing = [
+        (k, data.get(k)) for k in keys if data.get(k) and data[k] not in frame
+    ]
+    if missing:
+        raise KeyError(
+            f"Columns {[c for _, c in missing]} are missing from the text "
+            f"table. Available columns: {list(frame.columns)}. Fix: set "
+            + ", ".join(f"data.{k}" for k, _ in missing)
+            + " to the right column names."
+        )
+
+
 def prepare_text_data(config, frame=None, *, progress=False):
     """Loads, checks and splits the data; fits the text preprocessor.
 
@@ -185,15 +201,7 @@ def prepare_text_data(config, frame=None, *, progress=False):
     data = config["data"]
     frame = source_table(config, frame, progress=progress)
     config = with_written_features(config, frame)
-    keys = ("text", "label", "id")
-    missing = [(k, data[k]) for k in keys if data[k] and data[k] not in frame]
-    if missing:
-        raise KeyError(
-            f"Columns {[c for _, c in missing]} are missing from the text "
-            f"table. Available columns: {list(frame.columns)}. Fix: set "
-            + ", ".join(f"data.{k}" for k, _ in missing)
-            + " to the right column names."
-        )
+    _check_text_columns(frame, data)
     check_texts(frame[data["text"]], data["text"])
     label = data["label"]
     classes = class_labels(frame[label], label, data["positive"])
@@ -463,8 +471,9 @@ class TextKind(ModelKind):
     def rescore(self, bundle, frame=None):
         config = bundle.config
         frame = source_table(config, frame)
-        _, _, test = split_rows(frame, config)
         data = config["data"]
+        _check_text_columns(frame, data)
+        _, _, test = split_rows(frame, config)
         return classification_metrics(
             class_ids(bundle, test[data["label"]]),
             bundle.predict_proba(test[data["text"]]),

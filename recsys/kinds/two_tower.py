@@ -740,7 +740,9 @@ class TwoTowerKind(ModelKind):
         config = bundle.config
         if config["data"].get("path") and frame is None:
             return streamed.evaluate_streamed(bundle, progress=False)
-        frame = positive_rows(source_table(config, frame), config["data"])
+        # Checked as training checked them: a table without the id or time
+        # columns is told so by name.
+        frame = checked_interactions(config, source_table(config, frame))
         return evaluate_bundle(bundle, frame, config)
 
     def evaluate_report(self, bundle, *, frame=None, rescore=False):

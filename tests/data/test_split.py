@@ -197,6 +197,15 @@ def test_time_split_at_a_cutoff_date():
         split_table(frame, _rule("time", cutoff="2030-01-01"))
     with pytest.raises(ValueError, match="not a time"):
         split_table(frame, _rule("time", cutoff="next tuesday"))
+    # A number on times: pandas would read nanoseconds since 1970 (every
+    # row held out); seconds 1709251200 are 2024-03-01.
+    with pytest.raises(ValueError, match=r"is a number, and column 't' holds"):
+        split_table(frame, _rule("time", cutoff=1709251200))
+    # In the column's own layout, read with data.time_format: day first.
+    _, day_first = split_table(
+        frame, _rule("time", cutoff="01/03/2024", time_format="%d/%m/%Y")
+    )
+    assert len(day_first) == len(test)
 
 
 def test_random_split_follows_its_seed():

@@ -325,7 +325,7 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
 
 
 def test_cli_evaluate_prints_and_rescores_the_test_metrics(
-    tweets_bundle, capsys
+    tweets_bundle, capsys, tmp_path
 ):
     from recsys.kinds.text import summary
 
@@ -338,6 +338,13 @@ def test_cli_evaluate_prints_and_rescores_the_test_metrics(
     assert main(["evaluate", bundle.path, "--rescore"]) == 0
     printed = capsys.readouterr().out
     assert "(1712 rows)" in printed and "matches metrics.json" in printed
+    # A table without the label: named, as training names it.
+    unlabelled = tmp_path / "texts.csv"
+    pd.DataFrame({"text": ["a tweet"]}).to_csv(unlabelled, index=False)
+    argv = ["evaluate", bundle.path, "--rescore", "--data", str(unlabelled)]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "are missing from the text table" in err and "data.label" in err
 
 
 def test_loading_the_wrong_kind_says_so(tweets_bundle, tmp_path):
