@@ -96,17 +96,12 @@ def cmd_train(args):
     output = args.output or os.path.join("artifacts", stem)
     kind = get_kind(config["model"]["kind"])
     # Output, job directory and lock are settled before any data is read.
-    # With --json, stdout holds only the JSON document: whatever training
-    # prints (Keras's epoch lines) goes to stderr.
-    quiet_stdout = (
-        contextlib.redirect_stdout(sys.stderr)
-        if args.json
-        else contextlib.nullcontext()
-    )
+    # stdout holds the results alone (the table, or the --json document):
+    # whatever training prints (Keras's epoch lines) goes to stderr.
     with (
         _sigterm_as_exit(),
         training_job(config, output, restart=args.restart),
-        quiet_stdout,
+        contextlib.redirect_stdout(sys.stderr),
     ):
         bundle, metrics = kind.train(config, output, progress=not args.quiet)
     if args.json:

@@ -229,8 +229,11 @@ def test_cli_train_prints_the_table_or_json(fake_training, tmp_path, capsys):
     bundle, metrics = fake_training
     argv = ["train", "-o", str(tmp_path / "run"), "-q"]
     assert main(argv) == 0
-    out = capsys.readouterr().out
-    assert "hr@100_filtered" in out and f"bundle: {bundle.path}" in out
+    printed = capsys.readouterr()
+    assert "hr@100_filtered" in printed.out
+    assert f"bundle: {bundle.path}" in printed.out
+    # The results alone: `recsys train CONFIG > results.txt` (README).
+    assert "Epoch 1/1" not in printed.out and "Epoch 1/1" in printed.err
 
     assert main([*argv, "--json"]) == 0
     printed = capsys.readouterr()
