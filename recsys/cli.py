@@ -152,14 +152,7 @@ def cmd_tune(args):
     from recsys.kinds import get_kind
 
     print(result.trials.to_string(index=False))
-    print(
-        f"\nbest validation {result.metric}: {result.best_value:.4f} with "
-        + ", ".join(f"{k} = {v}" for k, v in result.best_params.items())
-    )
-    if result.kept_config:
-        print(
-            "(the config's own settings: no trial beat them by a clear margin)"
-        )
+    print("\n" + tune_choice(result))
     print(
         "\n"
         + get_kind(config["model"]["kind"]).summary(
@@ -168,6 +161,28 @@ def cmd_tune(args):
     )
     print(f"config: {document['best_config']}\nbundle: {result.bundle.path}")
     return 0
+
+
+def tune_choice(result):
+    """The line `recsys tune` prints under its trials: the chosen settings
+    and their validation value; where the config's own were kept over a
+    better trial, that trial's value too (`recsys.tune.TuneResult`)."""
+    from recsys.evaluation.tasks import LOWER_IS_BETTER
+
+    settings = ", ".join(f"{k} = {v}" for k, v in result.best_params.items())
+    values = result.trials["value"].dropna()
+    top = values.min() if result.metric in LOWER_IS_BETTER else values.max()
+    if result.kept_config and top != result.best_value:
+        # Another trial scored better, by less than chance would (`_margin`).
+        return (
+            f"kept the config's own settings (validation {result.metric} "
+            f"{result.best_value:.4f}; the best trial's {top:.4f} is within "
+            f"the margin a trial must win by): {settings}"
+        )
+    return (
+        f"best validation {result.metric}: {result.best_value:.4f} with "
+        f"{settings}"
+    )
 
 
 def cmd_evaluate(args):

@@ -467,3 +467,31 @@ def test_kept_predictions_compare_a_trial_with_the_config_row_by_row(
     # Above the config either way, by less than one unpaired error.
     assert 0 < values[1] - values[0] < standard_error("auc", values[0], 400)
     assert _chosen_trial(study, "auc", str(tmp_path)).number == chosen
+
+
+def test_the_printed_choice_says_when_the_config_was_kept_over_a_trial():
+    from recsys.cli import tune_choice
+    from recsys.tune import TuneResult
+
+    def result(values, kept, metric="rmse"):
+        return TuneResult(
+            metric=metric,
+            best_params={"train.learning_rate": 0.001},
+            best_value=values[0],
+            trials=pd.DataFrame({"trial": range(3), "value": values}),
+            test_metrics={},
+            bundle=None,
+            config={},
+            kept_config=kept,
+        )
+
+    # The config (trial 0) kept over a lower RMSE within the margin.
+    assert tune_choice(result([3.5197, 3.4161, 3.3781], kept=True)) == (
+        "kept the config's own settings (validation rmse 3.5197; the best "
+        "trial's 3.3781 is within the margin a trial must win by): "
+        "train.learning_rate = 0.001"
+    )
+    # The config kept because it was the best: said plainly.
+    assert tune_choice(result([0.8, 0.7, 0.75], True, "auc")).startswith(
+        "best validation auc: 0.8000 with"
+    )
