@@ -223,7 +223,6 @@ def discard(job_dir):
         )
     elif marker.get("created_directory"):
         os.rmdir(job_dir)
-    logger.info("Discarded the checkpoints in %s.", job_dir)
 
 
 def _write_json(path, data):
@@ -435,6 +434,9 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def finish(self):
         """Deletes the job's checkpoints once its result is safely written."""
         discard(self.job_dir)
+        logger.info(
+            "Bundle written: removed the checkpoints in %s.", self.job_dir
+        )
 
 
 def training_checkpoint(config, output):
@@ -532,6 +534,7 @@ def training_job(config, output, *, restart=False):
         _check_job_location(job_dir, output)
         if restart:
             discard(job_dir)
+            logger.info("--restart: discarded the checkpoints in %s.", job_dir)
         elif config["train"].get("checkpoint_every", 1000) >= 0:
             check_job_directory(job_dir)
         yield output
