@@ -338,9 +338,15 @@ def _print_json(document) -> None:
 
 
 def cmd_init(args):
+    from recsys.data.sources import check_output_file
     from recsys.init_config import PLACEHOLDER
     from recsys.init_config import init_config
 
+    if args.output:
+        # Before the table is read: --force replaces a config, never the
+        # table itself.
+        name = os.path.basename(args.data).split(".")[0] or "config"
+        check_output_file(args.output, args.data, f"{name}.toml")
     source = args.data
     if args.output and not os.path.isabs(source):
         # A relative data.source is read from the config file's directory.
@@ -366,9 +372,15 @@ def cmd_init(args):
         f"wrote {args.output}: check its guessed lines, then "
         f"`recsys train {args.output}`"
     )
-    unguessed = re.findall(
+    placeholders = re.findall(
         rf'^(\w+) = "{PLACEHOLDER}"', text, flags=re.MULTILINE
     )
+    if "time_format" in placeholders:
+        print(
+            "could not read the dates of the time column: set time_format "
+            "in the file (its comment quotes a value)"
+        )
+    unguessed = [key for key in placeholders if key in roles]
     if unguessed:
         options = " ".join(f"--{role} COLUMN" for role in unguessed)
         print(

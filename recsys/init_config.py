@@ -150,6 +150,11 @@ _DATE_FORMATS = (
     "%d-%m-%Y",
     "%m/%d/%y",
     "%d/%m/%y",
+    "%d.%m.%y",
+    "%B %d, %Y",  # November 16, 2018
+    "%b %d, %Y",  # Nov 16, 2018
+    "%d %B %Y",  # 16 November 2018
+    "%d %b %Y",  # 16 Nov 2018
 )
 _TIME_FORMATS = tuple(
     date + clock
@@ -185,11 +190,26 @@ def _is_time(series: pd.Series) -> bool:
 
 
 def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
-    """`data.time_format` for a time column of dates not in ISO 8601."""
+    """`data.time_format` for a time column of dates not in ISO 8601:
+    their layout, or `PLACEHOLDER` beside a value for text in none of
+    `_TIME_FORMATS` (a column named with --time), which training would
+    stop at on its first row."""
     layout = _time_format(frame[time]) if time in frame else None
-    if layout in (None, "ISO8601"):
+    if layout == "ISO8601" or time not in frame:
         return []
-    example = frame[time].dropna().astype(str).iloc[0]
+    values = frame[time].dropna().astype(str)
+    if layout is None and (values.empty or not _is_strings(frame[time])):
+        return []  # numbers, or no value to read
+    example = values.iloc[0]
+    if layout is None:
+        return [
+            _line(
+                "time_format",
+                PLACEHOLDER,
+                f"could not read '{example}' as a date: set its strftime "
+                'format, e.g. "%B %d, %Y" reads "November 16, 2018"',
+            )
+        ]
     return [_line("time_format", layout, f"how '{example}' reads")]
 
 
@@ -1356,6 +1376,14 @@ def init_config(
         from recsys.data.sources import load_interactions
 
         frame = load_interactions(data, max_rows=SAMPLE_ROWS)
+        if frame.empty:
+            # Nothing to guess from: the config would be of no column's
+            # values, and training would stop at its split.
+            raise ValueError(
+                f"{data} holds no rows (columns: {list(frame.columns)}), and "
+                "recsys init guesses the config from the values. Fix: point "
+                "--data at the table with its rows."
+            )
     # List cells (JSON arrays, Parquet lists) read as multi-valued text,
     # as training reads them with `separator = "|"`.
     frame = frame.apply(lambda column: joined_lists(column, "|"))

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from recsys.data.sources import check_output_file
 from recsys.data.sources import csv_layout
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
@@ -147,7 +148,8 @@ def score_file(
         bundle: a bundle with `predict(frame)`, such as a `TabularBundle`.
         input_path: str. `.parquet` or `.csv` file holding every feature
             column of the bundle.
-        output_path: str. `.parquet` or `.csv` file to write (replaced).
+        output_path: str. `.parquet` or `.csv` file to write (replaced),
+            other than the input.
         batch_size: int. Rows per chunk. Defaults to `65536`.
         progress: bool. Show a progress bar. Defaults to `True`.
 
@@ -178,6 +180,8 @@ def score_file(
     if not os.path.isfile(input_path):
         raise FileNotFoundError(f"Input file not found: {input_path}")
     output_format = _format(output_path, "output")
+    stem, extension = os.path.splitext(os.path.basename(input_path))
+    check_output_file(output_path, input_path, f"{stem}_scored{extension}")
     batches, total, names = _batches(input_path, batch_size)
     _check_columns(bundle, names, input_path)
     renamed = None

@@ -1116,3 +1116,103 @@ def test_a_column_of_few_string_values_is_not_taken_for_the_text():
     notes = frame.assign(note=[f"free words number {i}" for i in range(60)])
     config = tomllib.loads(init_config("text", "pew.csv", frame=notes))
     assert config["data"]["text"] == "note"
+
+
+def test_init_never_writes_over_its_table_or_into_a_directory(tmp_path, capsys):
+    # `--force` replaces a config: `-o` naming the table itself replaced the
+    # table with a config; a directory said "Is a directory".
+    data = tmp_path / "events.csv"
+    _events().to_csv(data, index=False)
+    before = data.read_bytes()
+    init = ["init", "two_tower", "--data", str(data), "--force", "-o"]
+    assert main([*init, str(data)]) == 1
+    err = capsys.readouterr().err
+    assert f"The output '{data}' is the input '{data}'" in err
+    assert "Fix: write to another file, e.g. 'events.toml'" in err
+    assert data.read_bytes() == before
+    assert main([*init, str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "is a directory, and the output is one file" in err
+    assert f"e.g. '{tmp_path / 'events.toml'}'" in err
+    assert main([*init, str(data / "events.toml")]) == 1
+    assert "events.csv' is a file, not a directory" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["events.csv"]
+
+
+def test_init_refuses_a_table_without_rows(tmp_path, capsys):
+    # It wrote a config "of 0 rows" (epochs = 2000) and exited 0.
+    empty = tmp_path / "shards"
+    empty.mkdir()
+    header = tmp_path / "header.csv"
+    _events().head(0).to_csv(header, index=False)
+    config = tmp_path / "c.toml"
+    for data, expected in [
+        (empty, "is a directory without .parquet files (it is empty)"),
+        (header, "header.csv holds no rows (columns: ['customer_id'"),
+        (tmp_path / "nothing.csv", "is empty: it holds no header row"),
+    ]:
+        if data.name == "nothing.csv":
+            data.write_text("")
+        command = ["init", "tabular", "--data", str(data), "-o", str(config)]
+        assert main(command) == 1
+        err = capsys.readouterr().err
+        assert expected in err and "Fix:" in err
+        assert len(err.splitlines()) == 1
+    assert not config.exists()
+
+
+def test_init_refuses_a_header_naming_a_column_twice(tmp_path, capsys):
+    # It wrote [features."mpg.1"] for the second `mpg`.
+    data = tmp_path / "cars.csv"
+    data.write_text("model,mpg,cyl,mpg\na,21,6,160\nb,22,4,108\n")
+    assert main(["init", "tabular", "--data", str(data)]) == 1
+    err = capsys.readouterr().err
+    assert "names the column 'mpg' more than once" in err
+    assert "(columns 2, 4)" in err
+
+
+@pytest.mark.parametrize(
+    "layout, example",
+    [
+        ("%B %d, %Y", "November 16, 2018"),
+        ("%b %d, %Y", "Nov 16, 2018"),
+        ("%d.%m.%y", "16.11.18"),  # README: the dotted layouts
+        ("%d %B %Y", "16 November 2018"),
+    ],
+)
+def test_dates_with_month_names_or_two_digit_years_get_their_format(
+    layout, example
+):
+    when = pd.Timestamp("2018-01-01") + pd.to_timedelta(
+        np.arange(300) % 200, unit="D"
+    )
+    frame = _events(rows=300).drop(columns=["event_time", "clicked"])
+    frame["issued"] = when.strftime(layout)
+    assert pd.Timestamp("2018-11-16").strftime(layout) == example
+    text = init_config("two_tower", "t.csv", frame=frame)
+    assert f'time_format = "{layout}"' in text
+    columns = {"user": "customer_id", "item": "product_id", "time": "issued"}
+    named = init_config("two_tower", "t.csv", frame=frame, columns=columns)
+    assert f'time_format = "{layout}"' in named
+
+
+def test_dates_init_cannot_read_get_a_placeholder_train_names(tmp_path, capsys):
+    # A --time column in no layout init knows: train stopped at row 0.
+    frame = _events(rows=300).drop(columns=["event_time", "clicked"])
+    frame["issued"] = [f"the {1 + i % 28}th of May" for i in range(300)]
+    data = tmp_path / "events.csv"
+    frame.to_csv(data, index=False)
+    config = tmp_path / "events.toml"
+    command = ["init", "two_tower", "--data", str(data), "-o", str(config)]
+    assert main([*command, "--time", "issued"]) == 0
+    out = capsys.readouterr().out
+    assert "could not read the dates of the time column" in out
+    assert "--time_format" not in out
+    text = config.read_text()
+    assert f'time_format = "{PLACEHOLDER}"' in text
+    assert "could not read 'the 1th of May' as a date" in text
+    with pytest.raises(ConfigError) as caught:
+        recsys.load_config(str(config))
+    message = str(caught.value)
+    assert "data.time_format still holds recsys init's placeholder" in message
+    assert "data.time = 'issued'" in message and "Fix:" in message

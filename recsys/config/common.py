@@ -259,6 +259,14 @@ class InteractionsData(Section):
     def _check_split_keys(self) -> "InteractionsData":
         roles = {"user": self.user, "item": self.item, "time": self.time}
         check_placeholders("data", **roles)
+        if self.time_format == PLACEHOLDER:
+            raise ConfigError(
+                "data.time_format still holds recsys init's placeholder "
+                f"'{PLACEHOLDER}': init could not read the dates of "
+                f"data.time = '{self.time}'. Fix: set it to their strftime "
+                'format (its comment quotes one), e.g. "%B %d, %Y" for '
+                '"November 16, 2018" or "%d.%m.%y" for "16.11.18".'
+            )
         for role, column in roles.items():
             others = [r for r, c in roles.items() if r != role and c == column]
             if column and others:

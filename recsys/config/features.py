@@ -157,13 +157,16 @@ def features_field() -> Any:
     )
 
 
-def missing_feature_table(key: str, name: str, declared) -> ConfigError:
-    """The error of a config key naming a feature without its table."""
+def missing_feature_table(
+    key: str, name: str, declared, implicit: str = ""
+) -> ConfigError:
+    """The error of a config key naming a feature without its table;
+    `implicit` says which tables the config would get without one."""
     if name == PLACEHOLDER:
         return placeholder_error(key)
     return ConfigError(
         f"{key} names '{name}', which has no [features.{name}] table. "
-        f"Declared features: {sorted(declared)}. Fix: add it, e.g. "
+        f"Declared features: {sorted(declared)}{implicit}. Fix: add it, e.g. "
         f'[features.{name}] with kind = "categorical" (ids, categories) or '
         '"numeric" (recsys config-schema lists the kinds).'
     )

@@ -543,11 +543,18 @@ class TwoTowerConfig(KindConfig):
     @pydantic.model_validator(mode="after")
     def _check_references(self) -> "TwoTowerConfig":
         model, item = self.model, self.data.item
+        # The id tables `_default_towers` adds, only to a config naming
+        # neither tower: once one is written, they must be declared.
+        implicit = (
+            f" (data.user '{self.data.user}' and data.item '{item}' are "
+            "categorical without a table only when neither "
+            "model.query_features nor model.candidate_features is written)"
+        )
         for side in ("query_features", "candidate_features"):
             for name in getattr(model, side):
                 if name not in self.features:
                     raise missing_feature_table(
-                        f"model.{side}", name, self.features
+                        f"model.{side}", name, self.features, implicit
                     )
         if item not in model.candidate_features:
             raise ConfigError(

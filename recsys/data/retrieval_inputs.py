@@ -61,7 +61,13 @@ def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
     column = data.get("positive_column", "")
     if not column:
         return frame
-    check_columns(frame, [column], what="data")
+    if column not in frame.columns:
+        raise KeyError(
+            f"data.positive_column = '{column}' is not a column of the data. "
+            f"Its columns: {list(frame.columns)}. Fix: set "
+            "data.positive_column to the column of ratings or event types, "
+            "or leave it out to learn from every row."
+        )
     values = frame[column]
     if data.get("positive_values"):
         wanted = list(data["positive_values"])

@@ -12,13 +12,15 @@ Paths are read by their extension, one reader per form:
 - `.parquet`, or a directory of Parquet files: `pandas.read_parquet`.
 
 In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) and whole
-numbers of 16 digits or more stay text (`csv_layout`).
+numbers of 16 digits or more stay text, and a header naming a column twice
+is refused (`csv_layout`).
 
 The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
 """
 
 import contextlib
+import glob
 import os
 from typing import Any
 
@@ -96,13 +98,20 @@ def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
         dict of `pandas.read_csv` options: `{}` for a plain comma file.
     """
     options: dict[str, Any] = {}
-    head = pd.read_csv(
-        path,
-        nrows=SAMPLE_ROWS,
-        sep=sep or ",",
-        dtype=str,
-        keep_default_na=False,
-    )
+    try:
+        head = pd.read_csv(
+            path,
+            nrows=SAMPLE_ROWS,
+            sep=sep or ",",
+            dtype=str,
+            keep_default_na=False,
+        )
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{path} is empty: it holds no header row. Fix: write the table "
+            "into it (a header row of column names, then one row per "
+            "record), or point at the file that holds it."
+        ) from None
     if sep is None and len(head.columns) == 1:
         header = str(head.columns[0])
         counts = {other: header.count(other) for other in OTHER_SEPARATORS}
@@ -119,6 +128,7 @@ def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
             cells = head.stack().astype(str)
             if found == ";" and cells.str.fullmatch(r"-?\d+,\d+").any():
                 options["decimal"] = ","
+    _check_header(path, options.get("sep", sep or ","))
     codes = [
         column
         for column in head.columns
@@ -128,6 +138,30 @@ def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
     if codes:
         options["dtype"] = dict.fromkeys(codes, str)
     return options
+
+
+def _check_header(path: str, sep: str) -> None:
+    """Refuses a header that names a column twice: pandas would read the
+    second as `name.1`, a column the user never named, beside the first.
+
+    Raises:
+        ValueError: naming the repeated name and its positions.
+    """
+    # The header row as values: `read_csv` renames repeats in column names.
+    names = pd.read_csv(
+        path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False
+    ).iloc[0]
+    written = names[names != ""]  # empty names are pandas' `Unnamed: N`
+    repeated = written[written.duplicated()]
+    if len(repeated):
+        name = repeated.iloc[0]
+        positions = ", ".join(str(i + 1) for i in names.index[names == name])
+        raise ValueError(
+            f"{path} names the column {name!r} more than once in its header "
+            f"(columns {positions}); pandas would read the repeats as "
+            f"'{name}.1' and so on. Fix: give each column its own name in "
+            "the header row."
+        )
 
 
 def _long_digits(cells: pd.Series) -> bool:
@@ -248,6 +282,87 @@ def _watched(path: str, progress: bool):
         yield CallbackIOWrapper(bar.update, file, "read"), options
 
 
+def _check_parquet_directory(path: str) -> None:
+    """Refuses a directory without a `.parquet` file: pandas reads an empty
+    one as a table of no columns and no rows, and one of other files with
+    pyarrow's "Parquet magic bytes not found".
+
+    Raises:
+        ValueError: naming the directory, what it holds and the fix.
+    """
+    if glob.glob("**/*.parquet", root_dir=path, recursive=True):
+        return
+    held = sorted(os.listdir(path))
+    tables = [
+        os.path.join(path, name)
+        for name in held
+        if table_form(os.path.join(path, name)) in TEXT_READERS
+    ]
+    shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+    raise ValueError(
+        f"Data source {path!r} is a directory without .parquet files ("
+        + (f"it holds {shown}" if held else "it is empty")
+        + "). Fix: point at a directory of Parquet files (e.g. "
+        "`frame.to_parquet('DIR/part-0.parquet')`) or at a table file"
+        + (f", such as {tables[0]!r}." if tables else ".")
+    )
+
+
+def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
+    """Whether two paths name one file: `os.path.samefile` where both exist
+    (another spelling, a link), their resolved paths otherwise.
+
+    Args:
+        first: str or path-like.
+        second: str or path-like.
+
+    Returns:
+        bool.
+    """
+    if os.path.exists(first) and os.path.exists(second):
+        return os.path.samefile(first, second)
+    return os.path.realpath(first) == os.path.realpath(second)
+
+
+def check_output_file(
+    output: str | os.PathLike, source: str | os.PathLike, example: str
+) -> None:
+    """Refuses an output file that is the input table, a directory, or
+    inside a file, before anything is read or written.
+
+    Args:
+        output: str or path-like. The file a command writes.
+        source: str or path-like. The table it reads.
+        example: str. A path the message suggests instead.
+
+    Raises:
+        ValueError: naming the path(s) and the fix.
+    """
+    output, source = os.fspath(output), os.fspath(source)
+    if same_file(output, source):
+        raise ValueError(
+            f"The output {output!r} is the input {source!r}: writing it "
+            "would replace your table. Fix: write to another file, e.g. "
+            f"{example!r}."
+        )
+    if os.path.isdir(output):
+        raise ValueError(
+            f"The output {output!r} is a directory, and the output is one "
+            "file. Fix: name a file, e.g. "
+            f"{os.path.join(output, os.path.basename(example))!r}."
+        )
+    # The nearest folder that exists: a file there is no folder to write in.
+    parent = os.path.dirname(os.path.abspath(output))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(
+            f"The output {output!r} cannot be written: {parent!r} is a "
+            "file, not a directory. Fix: write to a path whose folders are "
+            f"directories, e.g. {example!r}."
+        )
+
+
 def load_interactions(
     source: str | os.PathLike,
     *,
@@ -312,6 +427,8 @@ def load_interactions(
                 f"{error.start}: {error.reason}). Fix: save it as UTF-8."
             ) from None
     if form == ".parquet":
+        if os.path.isdir(path):
+            _check_parquet_directory(path)
         if max_rows is None:
             return pd.read_parquet(path)
         import pyarrow.dataset

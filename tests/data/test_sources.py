@@ -5,6 +5,7 @@ import os
 import pandas as pd
 import pytest
 
+from recsys.data.sources import check_output_file
 from recsys.data.sources import load_interactions
 from recsys.data.sources import table_form
 
@@ -237,3 +238,66 @@ def test_max_rows_reads_the_first_rows(tmp_path, as_csv, name, form):
     head = load_interactions(str(path), max_rows=3)
     pd.testing.assert_frame_equal(head, as_csv.head(3))
     assert len(load_interactions("movielens", max_rows=2)) == 2
+
+
+@pytest.mark.parametrize("name", ["empty.csv", "empty.tsv", "blank.csv"])
+def test_an_empty_file_names_its_path_and_the_fix(tmp_path, name):
+    # pandas' own error, "No columns to parse from file", names neither.
+    path = tmp_path / name
+    path.write_text("\n\n" if name == "blank.csv" else "")
+    with pytest.raises(ValueError) as caught:
+        load_interactions(str(path))
+    message = str(caught.value)
+    assert f"{path} is empty: it holds no header row. Fix:" in message
+
+
+def test_a_directory_without_parquet_files_says_what_it_holds(tmp_path):
+    # Empty, pandas read it as a table of no columns; of CSVs, pyarrow said
+    # "Parquet magic bytes not found".
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match=r"without \.parquet files \(it is "):
+        load_interactions(str(empty))
+    tables = tmp_path / "tables"
+    tables.mkdir()
+    _write(tables / "ratings.csv", "csv")
+    with pytest.raises(ValueError) as caught:
+        load_interactions(str(tables), max_rows=2)
+    message = str(caught.value)
+    assert f"{str(tables)!r} is a directory without .parquet" in message
+    assert "(it holds ratings.csv)" in message
+    assert repr(str(tables / "ratings.csv")) in message and "Fix:" in message
+
+
+@pytest.mark.parametrize("name, sep", [("cars.csv", ","), ("cars.tsv", "\t")])
+def test_a_header_naming_a_column_twice_is_refused(tmp_path, name, sep):
+    # pandas reads the second `mpg` as `mpg.1`: a feature nobody named.
+    path = tmp_path / name
+    rows = [["model", "mpg", "cyl", "mpg", ""], ["a", "21", "6", "160", "1"]]
+    path.write_text("\n".join(sep.join(row) for row in rows) + "\n")
+    with pytest.raises(ValueError) as caught:
+        load_interactions(str(path))
+    message = str(caught.value)
+    assert f"{path} names the column 'mpg' more than once" in message
+    assert "(columns 2, 4)" in message and "Fix:" in message
+    # Empty names are pandas' distinct `Unnamed: N`: no repeat.
+    path.write_text(sep.join(["", "a", ""]) + "\n" + sep.join("123") + "\n")
+    assert len(load_interactions(str(path)).columns) == 3
+
+
+def test_an_output_file_is_never_the_input_a_directory_or_inside_a_file(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    table = tmp_path / "rows.csv"
+    _write(table, "csv")
+    os.symlink(table, tmp_path / "link.csv")
+    for output in ("rows.csv", "link.csv", "./missing/../rows.csv"):
+        with pytest.raises(ValueError, match=f"'{output}' is the input"):
+            check_output_file(output, "rows.csv", "scores.csv")
+    with pytest.raises(ValueError, match="'.' is a directory.*'./x.toml'"):
+        check_output_file(".", "rows.csv", "x.toml")
+    with pytest.raises(ValueError, match="rows.csv' is a file, not a dir"):
+        check_output_file("rows.csv/deeper/out.csv", "other.csv", "x.csv")
+    check_output_file("new/scores.csv", "rows.csv", "x.csv")
+    assert table.read_text() == (tmp_path / "link.csv").read_text()

@@ -318,6 +318,12 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
         scored["score"], bundle.predict(texts.tolist()), atol=1e-6
     )
     capsys.readouterr()
+    # --output naming the input: refused, the file untouched.
+    before = target.read_bytes()
+    same = ["predict", bundle.path, "--input", str(target), "-q"]
+    assert main([*same, "--output", str(target)]) == 1
+    assert "is the input" in capsys.readouterr().err
+    assert target.read_bytes() == before
     assert main(["predict", bundle.path, "--text", ""]) == 1
     assert "1 empty text " in capsys.readouterr().err
     assert main(["predict", bundle.path]) == 1

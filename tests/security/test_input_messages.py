@@ -192,3 +192,54 @@ def test_uint64_ids_train_and_recommend_exactly(tmp_path):
     ids, _ = bundle.recommend([int(users[0])], k=5)
     assert set(ids[0].tolist()) <= known
     assert bundle.user_rows([str(users[0])])[0] >= 0
+
+
+def test_a_missing_positive_column_names_the_key(tmp_path, capsys):
+    # The fix named data.user / data.item / data.time, not this key.
+    data = tmp_path / "rows.csv"
+    data.write_text(
+        "u,i,t\n" + "".join(f"{n % 3},{n % 5},{n}\n" for n in range(30))
+    )
+    config = _config(tmp_path, data)
+    code = main(
+        ["train", str(config), "--output", str(tmp_path / "b"), "-q"]
+        + ["--set", "data.positive_column=Nope", "--set", "data.positive_min=3"]
+    )
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1
+    assert "data.positive_column = 'Nope' is not a column of the data" in err
+    assert "Fix: set data.positive_column" in err
+
+
+def test_a_tower_naming_an_undeclared_id_says_when_ids_need_no_table():
+    # "Declared features: []" although the ids read without tables, which
+    # they do only while neither tower list is written.
+    with pytest.raises(ConfigError) as caught:
+        load_config(
+            {"data": {"user": "u", "item": "i"}},
+            ['model.query_features=["nope"]'],
+        )
+    message = str(caught.value)
+    assert (
+        "Declared features: [] (data.user 'u' and data.item 'i' are " in message
+    )
+    assert "only when neither model.query_features nor" in message
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("", "empty.csv is empty: it holds no header row. Fix:"),
+        ("u,i,u,t\n1,2,3,1\n", "names the column 'u' more than once"),
+    ],
+)
+def test_cli_train_on_an_empty_or_repeated_header_names_the_file(
+    tmp_path, capsys, text, expected
+):
+    data = tmp_path / "empty.csv"
+    data.write_text(text)
+    config = _config(tmp_path, data)
+    code = main(["train", str(config), "--output", str(tmp_path / "b"), "-q"])
+    err = capsys.readouterr().err
+    assert code == 1 and len(err.splitlines()) == 1
+    assert expected in err

@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -126,6 +128,28 @@ def test_score_file_errors(rating_run, retriever, small_frame, tmp_path):
         score_file(retriever, str(source), str(tmp_path / "o.parquet"))
     with pytest.raises(FileNotFoundError, match="nowhere"):
         score_file(bundle, str(tmp_path / "nowhere.csv"), str(source))
+
+
+def test_recsys_score_never_writes_over_its_input(
+    liked_run, small_frame, tmp_path, capsys, monkeypatch
+):
+    # `recsys score B x.csv x.csv` rewrote the user's table with scores.
+    from recsys.cli import main
+
+    bundle, _ = liked_run
+    monkeypatch.chdir(tmp_path)
+    small_frame.iloc[:10].to_csv("x.csv", index=False)
+    before = (tmp_path / "x.csv").read_bytes()
+    for output in ("x.csv", "./x.csv", str(tmp_path / "x.csv")):
+        assert main(["score", bundle.path, "x.csv", output, "-q"]) == 1
+        err = capsys.readouterr().err
+        assert f"The output '{output}' is the input 'x.csv'" in err
+        assert "Fix: write to another file, e.g. 'x_scored.csv'" in err
+    assert (tmp_path / "x.csv").read_bytes() == before
+    (tmp_path / "afile").write_text("")
+    assert main(["score", bundle.path, "x.csv", "afile/s.csv", "-q"]) == 1
+    assert "afile' is a file, not a directory. Fix:" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["afile", "x.csv"]
 
 
 def test_recsys_score_takes_its_files_as_arguments_or_options(
