@@ -217,7 +217,8 @@ def check_output_path(path):
 
     Raises:
         BundleError: for the filesystem root, which has no parent to hold
-            the temporary directory and lock file a write needs.
+            the temporary directory and lock file a write needs, or a path
+            under a file.
     """
     path = os.path.abspath(path)
     if os.path.dirname(path) == path:
@@ -225,6 +226,17 @@ def check_output_path(path):
             f"Output {path} is the filesystem root: the output needs a "
             "directory of its own beside its temporary directory and lock "
             "file. Fix: choose a new directory, e.g. --output artifacts/run."
+        )
+    # The nearest folder that exists must be one: under a file, the lock
+    # and the directories would fail with a bare "File exists".
+    parent = os.path.dirname(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise BundleError(
+            f"Output {path} cannot be written: {parent} is a file, not a "
+            "directory. Fix: choose a path whose folders are directories, "
+            "e.g. --output artifacts/run."
         )
     return path
 

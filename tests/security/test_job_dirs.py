@@ -121,6 +121,16 @@ def test_output_root_is_refused_before_the_data_is_read(capsys):
     assert os.path.lexists("/.job") == existed
 
 
+def test_output_under_a_file_is_refused_before_the_data_is_read(
+    tmp_path, capsys
+):
+    (tmp_path / "afile").write_text("mine")
+    assert _train(tmp_path / "afile" / "sub" / "run", MISSING_DATA) == 1
+    error = capsys.readouterr().err
+    assert "afile is a file, not a directory" in error, error
+    assert (tmp_path / "afile").read_text() == "mine"
+
+
 @pytest.mark.parametrize("kind", ["directory", "file"])
 def test_foreign_output_is_refused_before_the_data_is_read(
     tmp_path, capsys, kind
