@@ -16,6 +16,7 @@ the fourth root of the number of rows), capped at 64.
 """
 
 import dataclasses
+import difflib
 import math
 from typing import Any
 from typing import ClassVar
@@ -417,8 +418,14 @@ def feature_from_config(config: dict[str, Any]) -> FeatureSpec:
     known = {f.name for f in dataclasses.fields(cls)} | {"kind"}
     unknown = sorted(set(config) - known)
     if unknown:
+        fixes = [
+            f"{key!r} -> {close[0]!r}"
+            for key in unknown
+            if (close := difflib.get_close_matches(key, sorted(known), n=1))
+        ]
         raise ValueError(
             f"Feature '{name}' ({kind}): unknown keys {unknown}. "
             f"Valid keys: {sorted(known)}"
+            + (f". Fix: {', '.join(fixes)}." if fixes else "")
         )
     return cls.from_config(config)

@@ -39,12 +39,17 @@ _PUBLIC = {
 }
 
 
+# Modules the README calls through `recsys.` (`recsys.batch.recommend_all`,
+# `recsys.tune.tune`), imported on first use too.
+_SUBMODULES = ("batch", "layers", "models", "tune", "two_stage")
+
+
 def __getattr__(name):
     if name in _PUBLIC:
         import importlib
 
         return getattr(importlib.import_module(_PUBLIC[name]), name)
-    if name in ("layers", "models"):
+    if name in _SUBMODULES:
         import importlib
 
         return importlib.import_module(f"recsys.{name}")
@@ -52,7 +57,7 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted([*__all__, "layers", "models"])
+    return sorted([*__all__, *_SUBMODULES])
 
 
 __all__ = [*sorted(_PUBLIC), "__version__"]

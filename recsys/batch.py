@@ -249,7 +249,8 @@ def recommend_all(
     if users.ndim != 1 or len(users) == 0:
         raise ValueError(
             "`users` must be a non-empty 1-D list of user ids. Received: "
-            f"{len(users) if users.ndim == 1 else users.shape} ids"
+            + (f"{len(users)} ids" if users.ndim == 1 else f"{users!r:.80}")
+            + ". Fix: pass [user] for one user."
         )
     data = bundle.config["data"]
     schema = pa.schema(

@@ -96,7 +96,11 @@ class TwoStageRecommender:
                 f"Received: num_candidates={num_candidates!r}"
             )
         check_ranker(ranker)
-        if isinstance(blend, bool) or not 0.0 <= blend <= 1.0:
+        if (
+            isinstance(blend, bool)
+            or not isinstance(blend, int | float | np.number)
+            or not 0.0 <= blend <= 1.0
+        ):
             raise ValueError(
                 f"`blend` must be a number in [0, 1]. Received: blend={blend!r}"
             )

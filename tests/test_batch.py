@@ -63,6 +63,9 @@ def test_recommend_all_gives_unknown_users_the_popular_items(
     np.testing.assert_allclose(
         nobody["score"], bundle.item_popularity[bundle.popular_rows[:3]]
     )
+    # One user without a list: the value is shown and the fix given.
+    with pytest.raises(ValueError, match=r"Received: array\(42\)\. Fix"):
+        recommend_all(bundle, str(output), users=42, progress=False)
 
 
 def test_a_failure_midway_leaves_no_output(

@@ -18,6 +18,16 @@ def test_every_public_name_resolves():
     assert recsys.load_bundle.__module__ == "recsys.bundles"
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         recsys.nope  # noqa: B018
+    # The modules the README calls through `recsys.`, after `import recsys`
+    # alone (a fresh process: here other tests have imported them).
+    code = (
+        "import recsys; print(recsys.batch.recommend_all.__name__, "
+        "recsys.tune.tune.__name__, recsys.two_stage.blended.__name__)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["recommend_all", "tune", "blended"]
 
 
 def test_import_recsys_loads_neither_keras_nor_tensorflow():
@@ -62,3 +72,18 @@ def test_train_in_memory_and_to_disk(tmp_path):
     # run measured.
     assert metrics["test"] == memory.metrics["test"]
     assert recsys.load_bundle(bundle.path).metrics["test"] == metrics["test"]
+
+
+def test_train_reads_what_a_notebook_passes_as_its_config():
+    from recsys.kinds import _validated
+
+    path = "configs/movielens_two_tower.toml"
+    config = recsys.load_config(path)
+    # The typed config, the path and the dict itself: the same dict.
+    assert _validated(recsys.load_config(path, typed=True)) == config
+    assert _validated(path) == config
+    assert _validated(config) == config
+    with pytest.raises(TypeError, match="takes a config: .* Received: int"):
+        recsys.train(5, write=False)
+    with pytest.raises(TypeError, match="frame= is the table as a pandas"):
+        recsys.train(config, write=False, frame="ratings.csv")

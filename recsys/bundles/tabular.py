@@ -201,6 +201,9 @@ class TabularBundle(ManifestProperties):
         self._model = model
         self._model_bytes = model_bytes
         self._model_lock = threading.Lock()
+        # Keras' `predict` keeps per-call state on the model: two threads in
+        # it at once broke it for good (`'NoneType' object is not callable`).
+        self._predict_lock = threading.Lock()
         self.items = items
         self.users = users
         self.user_history = user_history
@@ -326,7 +329,9 @@ class TabularBundle(ManifestProperties):
         if len(next(iter(arrays.values()))) == 0:
             width = len(self.classes) if self.task == "multiclass" else None
             return np.zeros((0, width) if width else (0,), np.float32)
-        out = self.model.predict(arrays, batch_size=batch_size, verbose=0)
+        model = self.model  # built outside the lock (it takes its own)
+        with self._predict_lock:
+            out = model.predict(arrays, batch_size=batch_size, verbose=0)
         out = np.asarray(out, np.float32)
         return out if self.task == "multiclass" else out[:, 0]
 

@@ -7,6 +7,7 @@ It is written atomically, like every bundle (`recsys.bundles.two_tower`).
 """
 
 import os
+import threading
 
 import numpy as np
 import pandas as pd
@@ -71,6 +72,9 @@ class TextBundle(ManifestProperties):
         self.manifest = manifest
         self.preprocessor = preprocessor
         self.model = model
+        # Keras' `predict` keeps per-call state on the model: two threads in
+        # it at once broke it for good (`'NoneType' object is not callable`).
+        self._predict_lock = threading.Lock()
         self.classes = list(manifest["classes"])
         self.text_column = manifest["config"]["data"]["text"]
         self.input_columns = [self.text_column]  # what `predict` reads
@@ -135,7 +139,8 @@ class TextBundle(ManifestProperties):
         ids = self.token_ids(texts)
         if not len(ids):
             return np.zeros((0, len(self.classes)), np.float32)
-        output = self.model.predict(ids, batch_size=batch_size, verbose=0)
+        with self._predict_lock:
+            output = self.model.predict(ids, batch_size=batch_size, verbose=0)
         return class_probabilities(output).astype(np.float32)
 
     def predict(self, texts, batch_size=1024):
@@ -179,7 +184,7 @@ def similar_words(bundle, word, k=10):
         bundle: a `TextBundle`.
         word: str. A word of the vocabulary (lowercased, as the tokenizer
             does: `"Hillary"` looks up `"hillary"`).
-        k: int. How many neighbours.
+        k: int. How many neighbours (at most every other word).
 
     Returns:
         list of `(word, cosine similarity)`, nearest first, `word` left out.
@@ -193,8 +198,14 @@ def similar_words(bundle, word, k=10):
     similar_words(TextBundle.load("artifacts/tweets_text"), "crooked", 5)
     ```
     """
-    if not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"`k` must be a positive integer. Received: {k!r}")
+    if not callable(getattr(bundle, "word_vectors", None)):
+        raise TypeError(
+            "similar_words reads a text bundle's word vectors. Received: "
+            f"{type(bundle).__name__}. Fix: pass a TextBundle (a two-tower "
+            "bundle's neighbours are Bundle.similar_items)."
+        )
     words, matrix = bundle.word_vectors()
     position = {w: i for i, w in enumerate(words)}
     key = str(word).strip().lower()  # the tokenizer lowercases
@@ -208,5 +219,6 @@ def similar_words(bundle, word, k=10):
     unit = matrix / norms[:, None]
     similarity = unit @ unit[position[key]]
     similarity[position[key]] = -np.inf
-    order = np.argsort(-similarity, kind="stable")[:k]
+    # Every other word at most: `word` itself (at -inf) never.
+    order = np.argsort(-similarity, kind="stable")[: min(k, len(words) - 1)]
     return [(words[i], float(similarity[i])) for i in order]

@@ -575,6 +575,16 @@ def _checked_tower(tower, where, features, preprocessor, item):
     return tower
 
 
+def _check_user_list(user_ids):
+    """Raises `ValueError` unless `user_ids` is a 1-D list or array (a pair
+    `[[1, 42]]` would be read as one unknown user)."""
+    if isinstance(user_ids, (str, bytes)) or np.ndim(user_ids) != 1:
+        raise ValueError(
+            "`user_ids` must be a 1-D list or array of user ids. "
+            f"Received: {str(user_ids)[:80]!r}. Fix: pass [user] for one."
+        )
+
+
 class ManifestProperties:
     """A loaded bundle's `config`, `metrics` and `version` (its manifest)."""
 
@@ -935,9 +945,13 @@ class Bundle(ManifestProperties):
         Unknown users score items by popularity (their share of training
         interactions).
 
+        Args:
+            user_ids: list or array of user ids, as `recommend` takes them.
+
         Returns:
             float32 array `(len(user_ids), num_items)`.
         """
+        _check_user_list(user_ids)
         rows = self.user_rows(user_ids)
         scores = (
             self.user_embeddings[np.maximum(rows, 0)] @ self.item_embeddings.T
@@ -974,11 +988,7 @@ class Bundle(ManifestProperties):
             raise ValueError(
                 f"`k` must be a positive integer. Received: k={k!r}"
             )
-        if isinstance(user_ids, (str, bytes)) or np.ndim(user_ids) != 1:
-            raise ValueError(
-                "`user_ids` must be a 1-D list or array of user ids. "
-                f"Received: {user_ids!r}"
-            )
+        _check_user_list(user_ids)
         k = min(int(k), len(self.item_ids))
         rows = self.user_rows(user_ids)
         known = rows >= 0
@@ -1015,12 +1025,25 @@ class Bundle(ManifestProperties):
     def similar_items(self, item_id, k=10):
         """The `k` items nearest to `item_id` by embedding (itself excluded).
 
+        Args:
+            item_id: an item id of the catalog.
+            k: int. Items returned, capped at the catalog's other items.
+                Defaults to `10`.
+
         Returns:
-            `(ids, scores)`, 1-D arrays of length `k`.
+            `(ids, scores)`, 1-D arrays of length `k` (or of every other
+            item, for a `k` as large as the catalog).
         """
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(
+                f"`k` must be a positive integer. Received: k={k!r}"
+            )
         row = self.item_rows([item_id])[0]
         if row < 0:
             raise KeyError(f"Unknown item id {item_id!r}.")
+        k = min(int(k), len(self.item_ids) - 1)
+        if k == 0:  # a catalog of one item
+            return self.item_ids[:0], np.zeros(0, np.float32)
         positions, scores = self.exact_index.search(
             self.item_embeddings[row][None, :], k, exclude=[np.array([row])]
         )

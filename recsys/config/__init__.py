@@ -204,7 +204,8 @@ def load_config(
             f"({{'data': {{...}}, 'model': {{...}}}}). Received: {path!r}"
         )
     origin = "" if path is None else f" in {path}"
-    overrides = list(overrides)
+    # One "key=value" string is one override (not its characters).
+    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
     kind = _kind(given, overrides)
     defaults = KIND_DEFAULTS[kind]
     config = copy.deepcopy(defaults)

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import os
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -97,7 +99,9 @@ def train(
     What `recsys train` runs, for every `model.kind`.
 
     Args:
-        config: dict. A validated config (`recsys.load_config`).
+        config: dict. A config as `recsys.load_config` returns it (a dict
+            of sections written by hand, the typed config or a TOML path
+            are validated the same way first).
         output: str. The bundle directory to write.
         frame: optional DataFrame of the whole table; defaults to the
             config's `data.source` (or its Parquet `data.path`).
@@ -118,7 +122,36 @@ def train(
     result.metrics["test"]["hr@10"]
     ```
     """
+    import pandas as pd
+
+    config = _validated(config)
+    if frame is not None and not isinstance(frame, pd.DataFrame):
+        raise TypeError(
+            "recsys.train's frame= is the table as a pandas DataFrame. "
+            f"Received: {type(frame).__name__} {str(frame)[:60]!r}. Fix: "
+            "pass pandas.read_csv(...) (or .read_parquet), or leave frame "
+            "out and name the file in data.source."
+        )
     kind = get_kind(config["model"]["kind"])
     return kind.train(
         config, output, frame=frame, progress=progress, write=write
     )
+
+
+def _validated(config):
+    """`config` as `load_config` returns it, from what a notebook passes:
+    that dict (validating it again changes nothing), a dict written by
+    hand, the typed config (`typed=True`) or a TOML path."""
+    from recsys.config import load_config
+
+    if isinstance(config, str | os.PathLike):
+        return load_config(config)
+    if callable(getattr(config, "to_dict", None)):  # a typed config
+        config = config.to_dict()
+    if not isinstance(config, Mapping):
+        raise TypeError(
+            "recsys.train takes a config: the dict (or typed config) "
+            "recsys.load_config returns, or a TOML path. Received: "
+            f"{type(config).__name__}."
+        )
+    return load_config(config)

@@ -332,10 +332,12 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
 
         if not config["data"]["source"]:
             raise ValueError(
-                "data.source is empty, so there is no table to train on. "
-                'Fix: set data.source = "my_table.csv" in the config (a '
-                "path relative to the config file), or pass the table in "
-                "Python: recsys.train(config, output, frame=frame)."
+                "data.source is empty, so there is no table to read (a "
+                "bundle trained from a DataFrame keeps none). Fix: set "
+                'data.source = "my_table.csv" in the config (a path relative '
+                "to the config file); to re-score a bundle, pass the table "
+                "with `recsys evaluate BUNDLE --data FILE` (or frame= in "
+                "Python: recsys.train(config, output, frame=frame))."
             )
         frame = load_interactions(config["data"]["source"], progress=progress)
     if config["data"].get("drop_missing"):

@@ -119,12 +119,16 @@ class EmbeddingStack(keras.layers.Layer):
         # A list (not a dict keyed by width): Keras saves lists of layers.
         # Each table its own initializer: one unseeded instance called
         # twice returns the same numbers twice.
-        initializer = keras.initializers.serialize(self.embeddings_initializer)
+        # (A copy from its config: `keras.initializers.serialize` would
+        # import TensorFlow into a process that loads a bundle.)
+        initializer = keras.initializers.get(self.embeddings_initializer)
         self.tables = [
             SparseRowsEmbedding(
                 rows[width],
                 width,
-                embeddings_initializer=keras.initializers.get(initializer),
+                embeddings_initializer=type(initializer).from_config(
+                    initializer.get_config()
+                ),
                 embeddings_regularizer=self.embeddings_regularizer,
                 name=f"table_{width}",
             )

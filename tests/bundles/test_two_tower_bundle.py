@@ -125,6 +125,12 @@ def test_bundle_similar_items(trained_bundle):
     assert len(ids) == 5 and 1 not in ids
     with pytest.raises(KeyError, match="Unknown item"):
         bundle.similar_items(-5)
+    # A k as large as the catalog: every other item, no padding.
+    ids, scores = bundle.similar_items(1, k=10**6)
+    assert len(ids) == len(bundle.item_ids) - 1 and 1 not in ids
+    assert np.isfinite(scores).all()
+    with pytest.raises(ValueError, match="`k` must be a positive integer"):
+        bundle.similar_items(1, k=0)
 
 
 @pytest.mark.parametrize(
@@ -140,6 +146,9 @@ def test_bundle_recommend_rejects_bad_arguments(args, match, trained_bundle):
     bundle, _ = trained_bundle
     with pytest.raises(ValueError, match=match):
         bundle.recommend(*args)
+    if match == "1-D list":  # score reads its users alike
+        with pytest.raises(ValueError, match=match):
+            bundle.score(args[0])
 
 
 def test_bundle_holds_no_pickle_and_a_manifest(trained_bundle):

@@ -116,6 +116,13 @@ def test_similar_words_are_vocabulary_neighbours(tweets_bundle):
     assert scores == sorted(scores, reverse=True) and scores[0] <= 1.0
     with pytest.raises(KeyError, match="not in the vocabulary"):
         similar_words(bundle, "qqqzzzxxy", k=3)
+    # Every other word, never the word itself (at -inf); numpy k works.
+    words, _ = bundle.word_vectors()
+    every = similar_words(bundle, "hillary", k=np.int64(len(words)))
+    assert len(every) == len(words) - 1
+    assert "hillary" not in dict(every)
+    with pytest.raises(ValueError, match="positive integer"):
+        similar_words(bundle, "hillary", k=True)
 
 
 def test_bad_texts_get_clear_errors(tweets_bundle):
@@ -351,6 +358,20 @@ def test_cli_evaluate_prints_and_rescores_the_test_metrics(
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "are missing from the text table" in err and "data.label" in err
+
+
+def test_predict_proba_from_several_threads_matches_one_thread(tweets_bundle):
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundle, _ = tweets_bundle
+    texts = ["Thank you Iowa!", "Join me in Ohio tomorrow"] * 8
+    expected = bundle.predict_proba(texts)
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(lambda _: bundle.predict_proba(texts), range(8))
+        )
+    for result in results:
+        np.testing.assert_array_equal(result, expected)
 
 
 def test_loading_the_wrong_kind_says_so(tweets_bundle, tmp_path):

@@ -86,6 +86,8 @@ def test_two_stage_blend_zero_keeps_the_retrieval_order(retriever, liked_run):
     np.testing.assert_array_equal(ids, expected)
     with pytest.raises(ValueError, match="blend"):
         TwoStageRecommender(retriever, ranker, blend=1.5)
+    with pytest.raises(ValueError, match="blend"):  # not a TypeError
+        TwoStageRecommender(retriever, ranker, blend="0.5")
 
 
 def test_two_stage_evaluation_scores_blends_and_the_validation_split(
