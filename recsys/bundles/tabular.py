@@ -126,6 +126,13 @@ def _checked_model(model, where, task, inputs):
     return model
 
 
+def _model_inputs(preprocessor, user_history):
+    """The inputs a bundle's model reads: its features, and the users'
+    histories where it has them."""
+    history = [HISTORY] if user_history is not None else []
+    return [f.name for f in preprocessor.features] + history
+
+
 def _check_tables(path, manifest, items, users, user_history):
     """Checks the id columns and the history before anything uses them."""
     try:
@@ -232,7 +239,7 @@ class TabularBundle(ManifestProperties):
                         load_keras_bytes(self._model_bytes, name),
                         name,
                         self.task,
-                        self._model_inputs,
+                        _model_inputs(self.preprocessor, self.user_history),
                     )
         return self._model
 
@@ -272,8 +279,7 @@ class TabularBundle(ManifestProperties):
                 ),
                 os.path.join(path, "model.keras"),
                 manifest["task"],
-                [f.name for f in preprocessor.features]
-                + ([HISTORY] if user_history is not None else []),
+                _model_inputs(preprocessor, user_history),
             )
         return cls(
             path,
@@ -297,11 +303,6 @@ class TabularBundle(ManifestProperties):
     @property
     def feature_names(self):
         return [f.name for f in self.preprocessor.features]
-
-    @property
-    def _model_inputs(self):
-        history = [HISTORY] if self.user_history is not None else []
-        return self.feature_names + history
 
     @property
     def input_columns(self):

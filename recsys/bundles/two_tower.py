@@ -565,7 +565,13 @@ def _checked_tower(tower, where, features, preprocessor, item):
         feature = item if spec["name"] == HISTORY else spec["name"]
         if spec.get("type") != "embedding" or "num_hashes" in spec:
             continue
-        rows = preprocessor.input_dim(feature)
+        try:
+            rows = preprocessor.input_dim(feature)
+        except (KeyError, ValueError) as error:  # not a table of its own
+            raise BundleError(
+                f"{where}: input '{spec['name']}' has no table in "
+                f"preprocessor.json ({error}). Fix: retrain the bundle."
+            ) from None
         if spec.get("input_dim") != rows:
             raise BundleError(
                 f"{where}: input '{spec['name']}' has a table of "
@@ -753,12 +759,10 @@ class Bundle(ManifestProperties):
                     "This bundle was built without a query tower."
                 )
             model = self.config["model"]
+            where = os.path.join(str(self.path), "query_tower.keras")
             self._query_tower = _checked_tower(
-                load_keras_bytes(
-                    self._query_tower_bytes,
-                    os.path.join(str(self.path), "query_tower.keras"),
-                ),
-                os.path.join(str(self.path), "query_tower.keras"),
+                load_keras_bytes(self._query_tower_bytes, where),
+                where,
                 model["query_features"]
                 + ([HISTORY] if model["history_length"] else []),
                 self.preprocessor,
@@ -784,12 +788,10 @@ class Bundle(ManifestProperties):
                     "BUNDLE`); later items can then be added with "
                     "`recsys index BUNDLE --items FILE`."
                 )
+            where = os.path.join(str(self.path), CANDIDATE_TOWER)
             self._candidate_tower = _checked_tower(
-                load_keras_bytes(
-                    self._candidate_tower_bytes,
-                    os.path.join(str(self.path), CANDIDATE_TOWER),
-                ),
-                os.path.join(str(self.path), CANDIDATE_TOWER),
+                load_keras_bytes(self._candidate_tower_bytes, where),
+                where,
                 self.config["model"]["candidate_features"],
                 self.preprocessor,
                 self.config["data"]["item"],
