@@ -265,7 +265,8 @@ def objective_metric(
             config["evaluate"]["ks"], catalog_size, repeat_share
         )
     if model["kind"] == "tabular":
-        return CHOOSING_METRIC[model["task"]]
+        # "auto" (resolved at training): log loss reads every task.
+        return CHOOSING_METRIC.get(model["task"], "logloss")
     return "auc"
 
 
@@ -418,7 +419,8 @@ def _chosen_trial(study, metric, output):
         (
             t
             for t in study.get_trials(deepcopy=False)
-            if t.user_attrs.get("config")
+            # Not a killed run's copy (failed, enqueued again).
+            if t.user_attrs.get("config") and t.value is not None
         ),
         None,
     )
@@ -560,6 +562,13 @@ def tune(
     metric = metric or objective_metric(
         config, *_catalog_and_repeats(config, frame)
     )
+    _check_metric(config, metric)
+    if time_budget is not None and not time_budget > 0:
+        raise ValueError(
+            f"--time-budget must be a positive number of seconds. Received: "
+            f"{time_budget}. Fix: give the seconds the search may take, or "
+            "leave it out (no limit)."
+        )
     direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     space = search_space(config, len(frame)) if space is None else space
     tuning: dict[str, Any] = {"evaluate.split": "validation"}
@@ -719,18 +728,25 @@ def _open_study(optuna, output, config, space, metric, direction):
     storage = optuna.storages.RDBStorage(
         f"sqlite:///{os.path.abspath(os.path.join(output, 'study.db'))}"
     )
-    seed = config["train"]["seed"]
-    study = optuna.create_study(
-        study_name=STUDY,
-        storage=storage,
-        direction=direction,
-        sampler=_sampler(optuna, space, seed),
-        # Prunes on the per-epoch values kinds report (two-tower); after
-        # 5 trials, so that a median exists.
-        pruner=maturing_pruner(),
-        load_if_exists=True,
-    )
+
+    def create():
+        return optuna.create_study(
+            study_name=STUDY,
+            storage=storage,
+            direction=direction,
+            # Prunes on the per-epoch values kinds report (two-tower); after
+            # 5 trials, so that a median exists.
+            pruner=maturing_pruner(),
+            load_if_exists=True,
+        )
+
+    study = create()
     stored = study.user_attrs.get("fingerprint")
+    if stored not in (None, fingerprint) and not _finished(study):
+        # A study that never finished a trial (a run stopped at its first
+        # error) holds nothing to keep: the corrected run starts afresh.
+        optuna.delete_study(study_name=STUDY, storage=storage)
+        study, stored = create(), None
     if stored is None:
         study.set_user_attr("fingerprint", fingerprint)
         study.set_user_attr("metric", metric)
@@ -741,12 +757,27 @@ def _open_study(optuna, output, config, space, metric, direction):
             "to start over."
         )
     # A trial running when the last run was killed never finished: fail it
-    # so that it does not count, and its settings may be tried again.
+    # so that it does not count. One the search had enqueued (the config's
+    # own settings, a probe) is enqueued again: the sampler would not draw
+    # its settings, and the config's own must be judged.
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.RUNNING:
             storage.set_trial_state_values(
                 trial._trial_id, optuna.trial.TrialState.FAIL
             )
+            fixed = trial.system_attrs.get("fixed_params")
+            if fixed:
+                kept = {
+                    k: v
+                    for k, v in trial.user_attrs.items()
+                    if k in ("config", "settings")
+                }
+                study.enqueue_trial(fixed, user_attrs=kept)
+    # Seeded by the trials stored: a resumed run draws new settings, not
+    # the first run's again.
+    study.sampler = _sampler(
+        optuna, space, config["train"]["seed"] + len(study.trials)
+    )
     return study
 
 
@@ -926,6 +957,33 @@ def _value(stored):
     return stored
 
 
+def _check_metric(config, metric):
+    """Raises `ValueError` for a metric the config's trials do not report,
+    before the first trial trains (and before the study records it)."""
+    from recsys.evaluation.retrieval import metric_names
+    from recsys.evaluation.retrieval import ranking_metric_names
+    from recsys.evaluation.tasks import TASK_METRICS
+
+    model = config["model"]
+    if model["kind"] == "two_tower":
+        ks = tuple(config["evaluate"]["ks"])
+        known = metric_names(ks) + ranking_metric_names(ks)
+    elif model["kind"] == "tabular":
+        known = list(
+            TASK_METRICS.get(
+                model["task"],
+                sorted({m for ms in TASK_METRICS.values() for m in ms}),
+            )
+        )
+    else:
+        known = ["accuracy", "auc", "logloss"]
+    if metric not in known:
+        raise ValueError(
+            f"--metric {metric!r} is not a validation metric of this "
+            f"{model['kind']} config. Fix: pass one of {known}."
+        )
+
+
 def _score(scores, metric):
     """`scores[metric]` as a float; a clear error for an unknown metric."""
     if metric not in scores:
@@ -942,7 +1000,9 @@ class OutOfTime(Exception):
 
 class _OutOfTimeFilter(logging.Filter):
     """Optuna logs a trial the time budget stopped as a failure with its
-    traceback and every parameter; this says it in one line instead."""
+    traceback and every parameter; this says it in one line instead. Any
+    other error of a trial ends `tune` (it is not caught), where the CLI
+    says it in one line: Optuna's traceback of it is dropped."""
 
     def __init__(self):
         super().__init__()
@@ -959,6 +1019,9 @@ class _OutOfTimeFilter(logging.Filter):
                 number,
                 error,
             )
+            return False
+        if error is not None:  # raised on to the caller: said there
+            self.stopped.add(number)
             return False
         # Optuna's second line for the same trial ("failed with value None").
         return number not in self.stopped

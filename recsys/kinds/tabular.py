@@ -751,8 +751,12 @@ def summary(metrics, config):
             f"{key:<12}{value:>10.4f}"
             + "".join(f"{metrics[n][key]:>22.4f}" for n in names)
         )
-    task = config["model"]["task"]
-    lines += [""] + baselines_ahead_note(metrics, split, CHOOSING_METRIC[task])
+    # The task's own metric, as the scores hold it (a config's task may
+    # still be "auto").
+    chosen = next(
+        (m for m in CHOOSING_METRIC.values() if m in metrics[split]), ""
+    )
+    lines += [""] + baselines_ahead_note(metrics, split, chosen)
     train = metrics["train"]
     lines += [
         f"training: {train['seconds']:.1f} s, best epoch "
