@@ -73,6 +73,34 @@ def _like_bundle_ids(values: pd.Series, ids: np.ndarray) -> np.ndarray:
     return values.to_numpy()
 
 
+def _check_output(output: str, bundle: Any) -> None:
+    """Refuses an output that is a directory or lies inside the bundle (its
+    files are checked by sha256: one written over breaks the bundle), and
+    makes its missing folders, before any user is scored."""
+    output = os.path.realpath(output)
+    if os.path.isdir(output):
+        raise ValueError(
+            f"The output {output} is a directory. Fix: name a file in it, "
+            f"e.g. {os.path.join(output, 'recommendations.parquet')}."
+        )
+    if bundle.path and os.path.commonpath(
+        [output, os.path.realpath(bundle.path)]
+    ) == os.path.realpath(bundle.path):
+        raise ValueError(
+            f"The output {output} is inside the bundle {bundle.path}, whose "
+            "files must stay as training wrote them. Fix: write it "
+            "elsewhere, e.g. recommendations.parquet."
+        )
+    parent = os.path.dirname(output)
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot make the output's folder {parent}: {error.strerror}. Fix: "
+            "write to a path whose folders are directories you can write."
+        ) from None
+
+
 def read_users(
     path: str, column: str, like: np.ndarray | None = None
 ) -> np.ndarray:
@@ -107,14 +135,20 @@ def read_users(
         frame = pd.read_parquet(path)
     else:
         sep = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
-        frame = pd.read_csv(
-            path,
-            sep=sep,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            skip_blank_lines=True,
-        )
+        try:
+            frame = pd.read_csv(
+                path,
+                sep=sep,
+                header=None,
+                dtype=str,
+                keep_default_na=False,
+                skip_blank_lines=True,
+            )
+        except pd.errors.EmptyDataError:  # no line, or blank lines only
+            raise ValueError(
+                f"Users file {path} holds no user id. Fix: write one id per "
+                "line (or a table whose header names the user column)."
+            ) from None
         # A header row names the columns; a bare list of ids has none.
         first = (
             [str(name).strip() for name in frame.iloc[0]] if len(frame) else []
@@ -245,6 +279,7 @@ def recommend_all(
         raise ValueError(
             f"The output file must end in .parquet. Received: {output!r}"
         )
+    _check_output(output, bundle)
     users = bundle.user_ids if users is None else np.asarray(users)
     if users.ndim != 1 or len(users) == 0:
         raise ValueError(

@@ -295,6 +295,15 @@ def _recommend_batch(args):
         raise ValueError(
             "--rerank works with --user only: --all writes retrieval's top k."
         )
+    if args.users is not None:
+        from recsys.data.sources import same_file
+
+        if same_file(args.output, args.users):
+            raise ValueError(
+                f"--output {args.output} is the --users file: writing it "
+                "would replace your list. Fix: write to another file, e.g. "
+                "recommendations.parquet."
+            )
     bundle = Bundle.load(args.bundle)
     users = None
     if args.users is not None:

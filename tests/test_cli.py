@@ -175,6 +175,40 @@ def test_cli_recommend_users_file_with_an_unknown_user(
     assert frame["movieId"].tolist() == ids.ravel().tolist()
 
 
+def test_cli_recommend_all_never_writes_over_its_inputs(
+    trained_bundle, tmp_path, capsys
+):
+    bundle, _ = trained_bundle
+    users = tmp_path / "users.parquet"
+    pd.DataFrame({"userId": [1, 2]}).to_parquet(users)
+    before = users.read_bytes()
+    argv = ["recommend", bundle.path, "--users", str(users), "-q"]
+    assert main([*argv, "-o", str(users)]) == 1
+    assert "is the --users file" in capsys.readouterr().err
+    assert users.read_bytes() == before
+    # Inside the bundle: its files are checked by sha256 at load.
+    inside = os.path.join(bundle.path, "items.parquet")
+    assert main([*argv, "-o", inside]) == 1
+    assert "is inside the bundle" in capsys.readouterr().err
+    from recsys import load_bundle
+
+    assert load_bundle(bundle.path).item_ids.size
+    # A blank users file, and an output whose folders do not exist yet.
+    blank = tmp_path / "blank.txt"
+    blank.write_text("\n\n")
+    argv = [
+        "recommend",
+        bundle.path,
+        "-q",
+        "-o",
+        str(tmp_path / "new/r.parquet"),
+    ]
+    assert main([*argv, "--users", str(blank)]) == 1
+    assert "holds no user id" in capsys.readouterr().err
+    assert main([*argv, "--users", str(users)]) == 0
+    assert len(pd.read_parquet(tmp_path / "new/r.parquet")) == 20
+
+
 @pytest.mark.parametrize(
     "extra, message",
     [
