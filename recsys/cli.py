@@ -69,10 +69,13 @@ def _config_path(config: str | None = None) -> str:
 @contextlib.contextmanager
 def _sigterm_as_exit():
     """SIGTERM (a scheduler's stop) raises `SystemExit` while the block
-    runs, so its cleanup (temporary directories, the lock) runs too."""
+    runs, so its cleanup (temporary directories, the lock) runs too; during
+    a Keras fit, at the next batch's end (`recsys.training.interrupt`)."""
+    from recsys.training import interrupt
 
     def _exit(signum, frame):
-        raise SystemExit(128 + signum)
+        if not interrupt.request(128 + signum):
+            raise SystemExit(128 + signum)
 
     try:
         previous = signal.signal(signal.SIGTERM, _exit)
@@ -974,7 +977,10 @@ def run():
     written), so the output is flushed and the process ends with `main`'s
     status.
     """
-    code = main()
+    try:
+        code = main()
+    except SystemExit as stop:  # SIGTERM: the cleanup has run on the way
+        code = stop.code if isinstance(stop.code, int) else int(bool(stop.code))
     try:
         sys.stdout.flush()
         sys.stderr.flush()

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from recsys.training.divergence import StopWhenDiverged
+from recsys.training.stop_on_interrupt import StopOnInterrupt
 
 SUPPORTED_MODES = ("min", "max")
 
@@ -140,7 +141,11 @@ def fit_then_refit(
     if validation_data is not None and fit_data is not None:
         keras.utils.set_random_seed(seed)
         model = build("fit")
-        fit_callbacks = [*(callbacks or []), StopWhenDiverged()]
+        fit_callbacks = [
+            *(callbacks or []),
+            StopWhenDiverged(),
+            StopOnInterrupt(),
+        ]
         if patience is not None:
             steps = -(-len(fit_data[1]) // batch_size)
             patience = max(patience, -(-PATIENCE_STEPS // steps))
@@ -181,7 +186,11 @@ def fit_then_refit(
             epochs=best,
             shuffle=True,
             verbose=verbose,
-            callbacks=[*(callbacks or []), StopWhenDiverged()],
+            callbacks=[
+                *(callbacks or []),
+                StopWhenDiverged(),
+                StopOnInterrupt(),
+            ],
         )
         examples += len(y) * best
     return RefitResult(model, history, best, refitted, examples)

@@ -16,6 +16,7 @@ from recsys.training.divergence import StopWhenDiverged
 from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
+from recsys.training.stop_on_interrupt import StopOnInterrupt
 
 if TYPE_CHECKING:
     from recsys.features import Preprocessor
@@ -173,7 +174,7 @@ def fit_two_tower(
         initial_epoch=resume_epoch(callbacks),
         verbose=verbose,
         # Before the checkpoints: a diverged epoch is not saved.
-        callbacks=[timer, StopWhenDiverged(), *callbacks],
+        callbacks=[timer, StopWhenDiverged(), StopOnInterrupt(), *callbacks],
     )
     steady = timer.seconds[1:] or timer.seconds
     return {

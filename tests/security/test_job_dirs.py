@@ -329,6 +329,32 @@ def test_bundle_directories_follow_the_umask(tiny_bundle, tmp_path):
     assert manifest & 0o044 == 0o044  # readable by a service's user
 
 
+def test_sigterm_during_a_fit_stops_it_at_a_batch_end(
+    tiny_csv, tmp_path, request
+):
+    # Raised inside the backend's code, SystemExit was swallowed there (the
+    # run went on to its last epoch) or crashed the process (139).
+    output = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsys.cli", "train", CONFIG]
+        + ["--output", str(output), "--set", f'data.source="{tiny_csv}"']
+        + ["--set", "train.epochs=500", "--set", "evaluate.baselines=[]"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    request.addfinalizer(process.kill)
+    for line in process.stderr:  # Keras' epoch lines (stdout holds results)
+        if line.startswith("Epoch 3/"):
+            break
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "Epoch 500/" not in err
+    assert not output.exists()
+    assert _leftovers(str(tmp_path)) == []
+
+
 # -- synth: no multi-GB temporary directory left behind ---------------------
 
 
