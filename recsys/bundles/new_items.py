@@ -107,7 +107,31 @@ def _ids_like(values: pd.Series, catalog_ids: np.ndarray, item: str):
             f"{bad.iloc[:SHOWN_IDS].tolist()}. Fix: give the new items "
             "integer ids, as in the training data."
         )
-    return numbers.to_numpy().astype(np.int64)
+    # An int64 cast would wrap 2**63 and above to negative ids.
+    if numbers.dtype.kind == "u":
+        outside = numbers > np.iinfo(np.int64).max
+    elif numbers.dtype.kind == "f":
+        outside = (numbers >= 2.0**63) | (numbers < -(2.0**63))
+    else:
+        outside = pd.Series(False, index=numbers.index)
+    if outside.any():
+        raise ValueError(
+            f"Column '{item}' holds {int(outside.sum())} ids outside this "
+            "bundle's int64 ids (-2**63 to 2**63 - 1), e.g. "
+            f"{values[outside].iloc[:SHOWN_IDS].tolist()}. Fix: give the new "
+            "items ids in that range, or retrain with them in the data "
+            "(larger ids are then kept as their decimal strings)."
+        )
+    ids = numbers.to_numpy().astype(np.int64)
+    # "0007" and "7" differ as text (`check_new_items`) but are one id.
+    repeated = pd.unique(ids[pd.Series(ids).duplicated().to_numpy()])
+    if len(repeated):
+        raise ValueError(
+            f"Column '{item}' spells {len(repeated)} ids in two ways that "
+            "are one integer id (as '0007' and '7' are 7), e.g. "
+            f"{repeated[:SHOWN_IDS].tolist()}. Fix: keep one row per item."
+        )
+    return ids
 
 
 def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
@@ -159,6 +183,9 @@ def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
         else:
             added[column] = None  # e.g. no display column given
     items = bundle.items.copy()
+    # The stored ids, exactly: items.parquet of a streamed bundle written
+    # before this fix holds uint64 ids that item_ids.npy keeps as strings.
+    items[item] = bundle.item_ids
     for column in items.columns:
         if column != item and column in frame.columns and known.any():
             items.loc[rows[known], column] = frame.loc[known, column].values

@@ -7,13 +7,16 @@ bad shard fails at once with its file and column named, not an hour into
 training.
 """
 
+import collections
+import logging
 import os
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+
+logger = logging.getLogger(__name__)
 
 # What each role accepts, and how to say it in an error.
 _KINDS = {
@@ -53,8 +56,11 @@ _KINDS = {
 class ParquetSource:
     """The Parquet shards of a directory, as a list of row groups.
 
-    Files whose names start with `.` or `_` are skipped, as
-    `pyarrow.dataset` skips them (`_synthetic.json` lives there).
+    Only `.parquet` files are read: files and directories whose names
+    start with `.` or `_` are skipped, as `pyarrow.dataset` skips them
+    (`_synthetic.json` lives there), and other files (a README.txt, a
+    notes.csv) are skipped with one warning naming them. A shard without
+    rows is skipped unchecked: it cannot conflict with the others.
 
     Args:
         path: str. A directory of `.parquet` files (searched recursively) or
@@ -86,27 +92,34 @@ class ParquetSource:
             )
         self.path = path
         self.columns = dict(columns)
-        try:
-            self.files = sorted(ds.dataset(path, format="parquet").files)
-        except (OSError, pa.ArrowInvalid) as error:
-            # pyarrow names the unreadable file in its message.
-            raise ValueError(
-                f"Cannot read the Parquet files in {path!r}: {error}"
-            ) from None
+        self.files, skipped = _shards(path)
+        shown = ", ".join(skipped[:3])
+        if len(skipped) > 3:
+            shown += f", ... ({len(skipped)} files)"
         if not self.files:
+            held = f" (it holds {shown})" if skipped else ""
             raise ValueError(
-                f"No Parquet files in {path!r}. Fix: write shards there "
-                "(`recsys synth DIR ...` writes part-*.parquet) or fix "
-                "data.path."
+                f"No Parquet files in {path!r}{held}. Fix: write shards "
+                "there named *.parquet (`recsys synth DIR ...` writes "
+                "part-*.parquet) or fix data.path."
+            )
+        if skipped:
+            logger.warning(
+                "Reading the .parquet files in %s only; skipped %s.",
+                path,
+                shown,
             )
         self.schema = None
-        groups = []
+        groups, self.first_rows = [], []
         for file_index, file in enumerate(self.files):
             metadata = self._check(file)
+            first = 0
             for group in range(metadata.num_row_groups):
                 rows = metadata.row_group(group).num_rows
                 if rows:
                     groups.append((file_index, group, rows))
+                    self.first_rows.append(first)
+                first += rows
         if not groups:
             raise ValueError(
                 f"The Parquet files in {path!r} hold no rows. Fix: write "
@@ -120,8 +133,13 @@ class ParquetSource:
             parquet = pq.ParquetFile(file)
         except (OSError, pa.ArrowInvalid) as error:
             raise ValueError(
-                f"{file} is not a readable Parquet file: {error}"
+                f"Cannot read {file} as Parquet: {error}. Fix: rewrite the "
+                "shard, or move it out of data.path."
             ) from None
+        if parquet.metadata.num_rows == 0:
+            # A shard without rows cannot conflict with the others, and
+            # its columns may be typed null (`pa.table({"user_id": []})`).
+            return parquet.metadata
         schema = parquet.schema_arrow
         for name, role in self.columns.items():
             accepts, wanted = _KINDS[role]
@@ -144,11 +162,11 @@ class ParquetSource:
                 if found != first:
                     raise ValueError(
                         f"Column '{name}' is {found} in {file} but {first} in "
-                        f"{self.files[0]}. Fix: write every shard with the "
+                        f"{self.schema_file}. Fix: write every shard with the "
                         "same type."
                     )
         if self.schema is None:
-            self.schema = schema
+            self.schema, self.schema_file = schema, file
         return parquet.metadata
 
     @property
@@ -170,24 +188,70 @@ class ParquetSource:
             self._open = (file_index, pq.ParquetFile(self.files[file_index]))
         return self._open[1].read_row_group(row_group, columns=list(columns))
 
+    def times(self, group, values, column, time_format="ISO8601"):
+        """`as_float` of the time column of row group `group`, whose errors
+        name the file and row.
+
+        Args:
+            group: int. The row group `values` were read from.
+            values: pyarrow Array or ChunkedArray. Its column `column`.
+            column: str. The time column, for the error messages.
+            time_format: str. `data.time_format`.
+
+        Returns:
+            float64 numpy array; nulls and empty text are NaN.
+        """
+        where = (self.file_of(group), self.first_rows[group])
+        return as_float(values, time_format, name=column, where=where)
+
     def time_range(self, column, time_format="ISO8601"):
         """`(min, max)` of a time column as floats (seconds if times).
 
         Reads only that column, one row group at a time: a cheap pass.
         `time_format` parses a column of text (`as_float`).
+
+        Raises:
+            ValueError: for a time that does not parse (`as_float`), or
+                rows without a time (null, empty text, NaN or infinite):
+                a time split would put them in neither split.
         """
         low, high = np.inf, -np.inf
+        missing = collections.Counter()
         for group in range(self.num_groups):
             values = self.read(group, [column]).column(column)
-            values = as_float(values, time_format, name=column)
-            values = values[~np.isnan(values)]
-            if values.size:
-                low = min(low, float(values.min()))
-                high = max(high, float(values.max()))
+            values = self.times(group, values, column, time_format)
+            finite = np.isfinite(values)
+            missing[self.file_of(group)] += int(np.count_nonzero(~finite))
+            if finite.any():
+                low = min(low, float(values[finite].min()))
+                high = max(high, float(values[finite].max()))
+        for file, count in missing.items():
+            if count:
+                raise ValueError(
+                    f"Column '{column}' in {file} has {count} null, empty, "
+                    "NaN or infinite values; every interaction needs a time. "
+                    "Fix: drop or fill those rows."
+                )
         return low, high
 
 
-def as_float(values, time_format="ISO8601", *, name="time"):
+def _shards(path):
+    """`(shards, skipped)`: the `.parquet` files under `path`, sorted, and
+    the other files there (names starting with `.` or `_` left out)."""
+    if not os.path.isdir(path):
+        return [path], []
+    shards, skipped = [], []
+    for root, folders, names in os.walk(path):
+        folders[:] = [f for f in folders if not f.startswith((".", "_"))]
+        for name in names:
+            if not name.startswith((".", "_")):
+                found = shards if name.endswith(".parquet") else skipped
+                found.append(os.path.join(root, name))
+    skipped = [os.path.relpath(name, path) for name in skipped]
+    return sorted(shards), sorted(skipped)
+
+
+def as_float(values, time_format="ISO8601", *, name="time", where=None):
     """A time or number column as float64 numpy (times in Unix seconds).
 
     Args:
@@ -195,22 +259,47 @@ def as_float(values, time_format="ISO8601", *, name="time"):
             times as text in `time_format` (`data.time_format`).
         time_format: str. `"ISO8601"` or a `strftime` format.
         name: str. The column, for the error message.
+        where: `(file, first_row)` of `values`, for the error message, or
+            None.
 
     Returns:
-        float64 numpy array; nulls are NaN.
+        float64 numpy array; nulls and empty text are NaN.
+
+    Raises:
+        ValueError: naming the first time as text that does not parse, its
+            file and row.
     """
     if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
         text = values.to_pandas()
         try:
-            parsed = pd.to_datetime(text, format=time_format, utc=True)
-        except (ValueError, TypeError, OverflowError):
+            parsed = pd.to_datetime(
+                text, format=time_format, utc=True, errors="coerce"
+            )
+        except (ValueError, TypeError, OverflowError) as error:
             raise ValueError(
-                f"Column '{name}' holds times as text that do not parse "
-                f"with data.time_format = {time_format!r}, e.g. "
-                f"{text.dropna().iloc[:2].tolist()}. Fix: set "
-                "data.time_format to their strftime format, or store them "
-                "as ISO 8601, numbers or timestamps."
+                f"data.time_format = {time_format!r} is not a time format "
+                f"({error}). Fix: set it to the strftime format of column "
+                f"'{name}', or to \"ISO8601\"."
             ) from None
+        # Nulls and empty text are missing times (the caller counts
+        # those), not a wrong format.
+        written = text.notna() & (text.str.strip() != "")
+        bad = np.flatnonzero(parsed.isna() & written)
+        if len(bad):
+            file, first = where or ("the data", 0)
+            fix = (
+                "set data.time_format to their strftime format, or store "
+                "them as ISO 8601, numbers or timestamps"
+                if len(bad) == written.sum()
+                else "correct or drop those rows"
+            )
+            raise ValueError(
+                f"Column '{name}' in {file} holds times as text that do not "
+                f"parse with data.time_format = {time_format!r}: "
+                f"{text.iloc[bad[0]]!r} at row {first + bad[0]} (from 0; "
+                f"rows that do not parse in that row group: {len(bad)}). "
+                f"Fix: {fix}."
+            )
         # Whatever unit pandas parsed into; NaT becomes NaN.
         since_epoch = parsed - pd.Timestamp(0, tz="UTC")
         return since_epoch.dt.total_seconds().to_numpy(np.float64)

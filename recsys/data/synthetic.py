@@ -33,6 +33,22 @@ START_TIME = 1_600_000_000  # 2020-09-13, seconds
 TIME_SPAN = 365 * 24 * 3600
 
 
+# The `recsys synth` flag of each field, for the error messages.
+_FLAGS = {
+    "num_users": "--users",
+    "num_items": "--items",
+    "num_interactions": "--interactions",
+    "num_clusters": "--clusters",
+    "seed": "--seed",
+}
+
+
+def _named(field):
+    """`field` as the messages name it: "`num_users` (--users)"."""
+    flag = _FLAGS.get(field)
+    return f"`{field}` ({flag})" if flag else f"`{field}`"
+
+
 def _zipf_weights(n, exponent, rng):
     """Zipf weights `1 / rank ** exponent`, ranks shuffled over the ids."""
     weights = 1.0 / np.arange(1, n + 1, dtype=np.float64) ** exponent
@@ -87,6 +103,7 @@ class SyntheticInteractions:
     rows_per_file: int = 1_048_576
 
     def __post_init__(self):
+        # Each message names the field and its `recsys synth` flag.
         for name in (
             "num_users",
             "num_items",
@@ -94,23 +111,25 @@ class SyntheticInteractions:
             "num_clusters",
             "rows_per_group",
             "rows_per_file",
+            "seed",
         ):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int):
+            least = 0 if name == "seed" else 1  # numpy seeds are >= 0
+            whole = isinstance(value, int) and not isinstance(value, bool)
+            if not whole or value < least:
+                wanted = "non-negative" if least == 0 else "positive"
                 raise ValueError(
-                    f"`{name}` must be a positive integer. "
-                    f"Received: {name}={value!r}"
-                )
-            if value < 1:
-                raise ValueError(
-                    f"`{name}` must be a positive integer. "
-                    f"Received: {name}={value!r}"
+                    f"{_named(name)} must be a {wanted} integer. "
+                    f"Received: {value!r}"
                 )
         if self.num_clusters > min(self.num_users, self.num_items):
             raise ValueError(
-                "`num_clusters` must not exceed the number of users or items."
-                f" Received: num_clusters={self.num_clusters}, "
-                f"num_users={self.num_users}, num_items={self.num_items}"
+                f"{_named('num_clusters')} must not exceed the number of "
+                f"users or items: every cluster needs one of each. Received: "
+                f"{self.num_clusters} clusters, {self.num_users} users, "
+                f"{self.num_items} items. Fix: lower {_named('num_clusters')}"
+                f" to at most {min(self.num_users, self.num_items)}, or raise "
+                f"{_named('num_users')} and {_named('num_items')}."
             )
         if not 0.0 <= self.affinity <= 1.0:
             raise ValueError(

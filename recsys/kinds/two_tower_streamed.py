@@ -51,11 +51,11 @@ from recsys.config import ConfigError
 from recsys.config import feature_specs
 from recsys.data.interaction_batches import InteractionBatches
 from recsys.data.parquet_source import ParquetSource
-from recsys.data.parquet_source import as_float
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.synthetic import SyntheticInteractions
 from recsys.evaluation.retrieval import evaluate_beside_popularity
 from recsys.features import Preprocessor
+from recsys.features import canonical_strings
 from recsys.features.streaming import ValueCounter
 from recsys.features.streaming import fit_streaming
 from recsys.logs import progress_bar
@@ -172,9 +172,12 @@ def split_bounds(source, config):
     """`(train_end, test_end)` of the global temporal split (see above)."""
     data = config["data"]
     low, high = source.time_range(data["time"], _time_format(config))
-    if not np.isfinite(low):
+    if low == high:
         raise ValueError(
-            f"Column '{data['time']}' in {source.path} holds only nulls."
+            f"Column '{data['time']}' in {source.path} holds one time "
+            f"({_spelled(source, data['time'], low)}) on every row: a time "
+            "split needs at least two. Fix: store each interaction's time "
+            "there, or set data.time to a column that holds them."
         )
     # Bundles written before data.test_fraction held out a tenth.
     fraction = data.get("test_fraction", TEST_FRACTION)
@@ -182,10 +185,13 @@ def split_bounds(source, config):
     if cutoff != "":
         test_start = cutoff_seconds(cutoff)
         if not low < test_start <= high:
+            span = [_spelled(source, data["time"], t) for t in (low, high)]
             raise ValueError(
                 f"data.split_cutoff = {cutoff!r} is outside the times of "
-                f"column '{data['time']}' in {source.path}, so one side of "
-                "the split would be empty. Fix: choose a cutoff inside them."
+                f"column '{data['time']}' in {source.path} ({span[0]} to "
+                f"{span[1]}), so one side of the split would be empty. Fix: "
+                "choose a cutoff after the first time and at or before the "
+                "last."
             )
     else:
         test_start = low + (1 - fraction) * (high - low)
@@ -222,6 +228,15 @@ def _time_format(config):
     return config["data"].get("time_format", "ISO8601")
 
 
+def _spelled(source, column, seconds):
+    """A time of `column` (`as_float`'s scale) as the user wrote it: a
+    number for a column of numbers, else ISO 8601 in UTC."""
+    found = source.schema.field(column).type
+    if pa.types.is_integer(found) or pa.types.is_floating(found):
+        return f"{seconds:.15g}"
+    return pd.Timestamp(seconds, unit="s", tz="UTC").isoformat()
+
+
 def _masks(source, group, table, config, bounds):
     """Train and test masks of one row group; checks its id columns."""
     data = config["data"]
@@ -233,8 +248,8 @@ def _masks(source, group, table, config, bounds):
                 " values; every interaction needs a user, an item and a "
                 "time. Fix: drop or fill those rows."
             )
-    t = as_float(
-        table.column(data["time"]), _time_format(config), name=data["time"]
+    t = source.times(
+        group, table.column(data["time"]), data["time"], _time_format(config)
     )
     return t < bounds[0], (t >= bounds[0]) & (t < bounds[1])
 
@@ -452,18 +467,21 @@ def embed_streamed(
     )
 
 
-def _top_rows(bundle, users, k):
-    """Catalog rows of each user's exact top `k` (seen items kept)."""
+def _top_rows(bundle, users, k, rows):
+    """Each user's exact top `k` among catalog `rows` (seen items kept)."""
     out = []
     for start in range(0, len(users), 64):
-        scores = bundle.score(users[start : start + 64])
+        scores = bundle.score(users[start : start + 64])[:, rows]
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        out.append(top.copy())  # a view would keep all of `scores` alive
+        out.append(rows[top])  # a view would keep all of `scores` alive
     return np.concatenate(out)
 
 
 def truth_metrics(bundle, generator, users, item_ids, popularity):
     """Recall@100 against the generator's likeliest items, and cluster share.
+
+    Items the generator never wrote (added by `recsys index`) have no
+    ground truth: both rankings are over the generator's items only.
 
     Args:
         bundle: the (in-memory) `Bundle`.
@@ -476,13 +494,16 @@ def truth_metrics(bundle, generator, users, item_ids, popularity):
         dict with `model` and `baseline_popularity`, each holding
         `recall@100_vs_truth` and `cluster_precision@100`.
     """
-    k = min(TRUTH_K, len(item_ids))
+    ids = item_ids.astype(np.int64)
+    known = np.flatnonzero((ids >= 0) & (ids < generator.num_items))
+    k = min(TRUTH_K, len(known))
     truth = generator.true_top_items(users, k)
-    item_clusters = generator.item_clusters()[item_ids.astype(np.int64)]
+    item_clusters = np.full(len(ids), -1, np.int64)
+    item_clusters[known] = generator.item_clusters()[ids[known]]
     user_clusters = generator.user_clusters()[users.astype(np.int64)]
-    popular = np.argsort(-popularity, kind="stable")[:k]
+    popular = known[np.argsort(-popularity[known], kind="stable")[:k]]
     rankings = {
-        "model": _top_rows(bundle, users, k),
+        "model": _top_rows(bundle, users, k, known),
         "baseline_popularity": np.broadcast_to(popular, (len(users), k)),
     }
     result = {}
@@ -585,17 +606,33 @@ def evaluate_streamed(bundle, progress=True):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
         counter.update(table.column(data["user"]).filter(pa.array(test)))
-    test_users = counter.result()[0].to_numpy(zero_copy_only=False)
+    test_users = _ids_as_stored(
+        counter.result()[0].to_numpy(zero_copy_only=False), bundle.user_ids
+    )
     evaluated = eval_users(bundle.user_ids, test_users, config["train"]["seed"])
     users, items = [], []
     for group in progress_bar(range(source.num_groups), disable=not progress):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
         ids = table.column(data["user"]).to_numpy()
-        chosen = test & np.isin(ids, evaluated)
-        users.append(ids[chosen])
-        items.append(table.column(data["item"]).to_numpy()[chosen])
+        chosen = test & np.isin(_ids_as_stored(ids, bundle.user_ids), evaluated)
+        users.append(_ids_as_stored(ids[chosen], bundle.user_ids))
+        items.append(
+            _ids_as_stored(
+                table.column(data["item"]).to_numpy()[chosen], bundle.item_ids
+            )
+        )
     test_users, test_items = _cap_per_user(
         np.concatenate(users), np.concatenate(items), config["train"]["seed"]
     )
     return evaluation_metrics(bundle, config, evaluated, test_users, test_items)
+
+
+def _ids_as_stored(ids, stored):
+    """Ids read from the shards in the type of the bundle's `stored` ids:
+    canonical strings where the bundle stores strings (uint64 ids above
+    int64, which `recsys.bundles.two_tower` keeps as their decimal
+    strings)."""
+    if stored.dtype.kind == "U" and ids.dtype.kind in "iu":
+        return np.asarray(canonical_strings(pd.Series(ids)), dtype=str)
+    return ids

@@ -180,6 +180,24 @@ def test_a_bundle_without_a_candidate_tower_says_to_retrain(bundle, tmp_path):
         (_items([]), "empty"),
         (_items([("x1", "Comedy", 2001.0, "a")]), r"not, e\.g\. \['x1'\]"),
         (_items([(None, "Comedy", 2001.0, "a")]), "null ids"),
+        # Ids past int64 wrapped to negative ids; "0007" and "7" were both
+        # item 7, the last row winning.
+        (
+            _items([(2**63 + 10, "Comedy", 2001.0, "a")]),
+            r"1 ids outside this bundle's int64 ids .*9223372036854775818",
+        ),
+        (
+            pd.DataFrame({"movieId": np.array([2**64 - 1], np.uint64)}).assign(
+                genres="Comedy", year=2001.0
+            ),
+            r"outside this bundle's int64 ids .*18446744073709551615",
+        ),
+        (
+            _items(
+                [("0007", "Comedy", 2001.0, "a"), ("7", "Drama", 2002, "b")]
+            ),
+            r"spells 1 ids in two ways .* e\.g\. \[7\]",
+        ),
     ],
 )
 def test_bad_frames_are_refused_with_the_fix(bundle, frame, fragment):

@@ -1,3 +1,5 @@
+import os
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -78,5 +80,75 @@ def test_parquet_source_types_must_agree_across_shards(tmp_path):
 
 def test_parquet_source_unreadable_shard(tmp_path):
     (tmp_path / "a.parquet").write_bytes(b"not parquet at all")
-    with pytest.raises(ValueError, match=r"Cannot read .* from .*a\.parquet"):
+    with pytest.raises(
+        ValueError, match=r"Cannot read .*a\.parquet as Parquet: .*Fix"
+    ):
         ParquetSource(str(tmp_path), ROLES)
+
+
+def test_files_that_are_not_parquet_are_skipped_once_named(tmp_path, caplog):
+    # A README.txt or notes.csv beside the shards stopped the run with
+    # pyarrow's "magic bytes not found".
+    write(tmp_path / "b.parquet", user=[1], item=[2], time=[3])
+    (tmp_path / "README.txt").write_text("my shards\n")
+    (tmp_path / "a_notes.csv").write_text("x,y\n1,2\n")
+    with caplog.at_level("WARNING", logger="recsys"):
+        source = ParquetSource(str(tmp_path), ROLES)
+    assert [os.path.basename(f) for f in source.files] == ["b.parquet"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Reading the .parquet files in {tmp_path} only; skipped "
+        "README.txt, a_notes.csv."
+    ]
+    (tmp_path / "b.parquet").unlink()
+    with pytest.raises(ValueError, match=r"No Parquet files .*README\.txt"):
+        ParquetSource(str(tmp_path), ROLES)
+
+
+def test_a_shard_without_rows_is_skipped_whatever_its_types(tmp_path):
+    # pa.table({"user": []}) types its columns null: no rows, no conflict.
+    pq.write_table(
+        pa.table({"user": [], "item": [], "time": []}), tmp_path / "0.parquet"
+    )
+    write(tmp_path / "a.parquet", user=[1], item=[2], time=[3])
+    write(tmp_path / "b.parquet", user=["x"], item=[2], time=[3])
+    with pytest.raises(ValueError, match=r"'user' is string in .*b\.parquet "):
+        ParquetSource(str(tmp_path), ROLES)  # and int64 in a.parquet
+    (tmp_path / "b.parquet").unlink()
+    assert ParquetSource(str(tmp_path), ROLES).num_rows == 1
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [1.0, float("nan"), 3.0, float("nan")],
+        ["2020-01-01", "", "2020", " "],
+        ["2020-01-01", None, "2020", ""],
+    ],
+)
+def test_rows_without_a_time_are_refused_not_dropped(tmp_path, times):
+    # NaN or empty text fell in neither split: rows were lost unsaid.
+    ids = [1, 2, 3, 4]
+    time = pa.array(times, from_pandas=False)
+    write(tmp_path / "a.parquet", user=ids, item=ids, time=time)
+    source = ParquetSource(str(tmp_path), ROLES)
+    with pytest.raises(
+        ValueError,
+        match=r"Column 'time' in .*a\.parquet has 2 null, empty, NaN or "
+        r"infinite values; .* Fix: drop or fill those rows",
+    ):
+        source.time_range("time")
+
+
+def test_a_time_that_does_not_parse_is_named_with_its_file_and_row(tmp_path):
+    times = ["2021-06-22T20:48:55", "2020-10-26T12:21:40", "2020-10-27"]
+    times += ["N/A", "2020-10-28"]
+    ids = list(range(5))
+    write(tmp_path / "a.parquet", user=ids, item=ids, time=times)
+    source = ParquetSource(str(tmp_path), ROLES)
+    with pytest.raises(ValueError) as caught:
+        source.time_range("time")
+    message = str(caught.value)
+    # Row 3 lies in the second row group of two rows.
+    assert "a.parquet holds times as text that do not parse" in message
+    assert "'N/A' at row 3 (from 0" in message
+    assert "Fix: correct or drop those rows." in message

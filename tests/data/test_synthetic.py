@@ -87,8 +87,9 @@ def test_synthetic_refuses_a_non_empty_directory(tmp_path):
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        ({"num_clusters": 400}, "num_clusters"),
-        ({"num_users": 0}, "num_users"),
+        ({"num_clusters": 400}, r"\(--clusters\) .* Fix: lower .*--clusters"),
+        ({"num_users": 0}, r"`num_users` \(--users\) must be a positive"),
+        ({"seed": -1}, r"`seed` \(--seed\) must be a non-negative integer"),
         ({"affinity": 1.5}, "affinity"),
         ({"rows_per_file": 3000}, "multiple of"),
     ],
@@ -106,3 +107,17 @@ def test_cli_synth(tmp_path, capsys):
     assert len(pd.read_parquet(out)) == 5000
     assert main(args) == 1
     assert "not an empty directory" in capsys.readouterr().err
+
+
+def test_cli_synth_messages_name_the_flags(tmp_path, capsys):
+    # "expected non-negative integer" named no flag; the default of 50
+    # clusters refused 10 users without saying --clusters.
+    out = str(tmp_path / "s")
+    for flags, expected in (
+        (["--seed", "-1"], "`seed` (--seed) must be a non-negative integer"),
+        ([], "Fix: lower `num_clusters` (--clusters) to at most 10"),
+    ):
+        args = ["synth", out, "--users", "10", "--items", "20", "-q"]
+        assert main(args + ["--interactions", "50", *flags]) == 1
+        assert expected in capsys.readouterr().err
+    assert not os.path.exists(out)

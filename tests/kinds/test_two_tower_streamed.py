@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -180,3 +181,112 @@ def test_split_bounds_hold_out_the_end_of_the_time_span(tmp_path):
     config["evaluate"]["split"] = "validation"
     train_end, test_end = split_bounds(source, config)
     assert (train_end, test_end) == pytest.approx((810.0, 900.0))
+
+
+def _write_times(path, times):
+    n = len(times)
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": list(range(n)),
+                "item_id": [2] * n,
+                "timestamp": times,
+                "category": [0] * n,
+            }
+        ),
+        path / "a.parquet",
+    )
+
+
+def test_split_bounds_name_one_time_and_the_time_span(tmp_path):
+    from recsys.config import load_config
+    from recsys.kinds.two_tower_streamed import open_source
+    from recsys.kinds.two_tower_streamed import split_bounds
+
+    # One time on every row read "Cannot fit a Preprocessor on an empty
+    # input (0 rows)".
+    _write_times(tmp_path, [1_700_000_000] * 4)
+    config = load_config(CONFIG, [f"data.path={tmp_path}"])
+    with pytest.raises(
+        ValueError,
+        match=r"'timestamp' in .* holds one time \(1700000000\) on every "
+        r"row: a time split needs at least two\. Fix:",
+    ):
+        split_bounds(open_source(config), config)
+    # A cutoff outside the times says what they are.
+    _write_times(tmp_path, ["2024-01-01", "2024-02-01"])
+    config = load_config(
+        CONFIG, [f"data.path={tmp_path}", 'data.split_cutoff="2025-01-01"']
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"outside the times of column 'timestamp' in .* "
+        r"\(2024-01-01T00:00:00\+00:00 to 2024-02-01T00:00:00\+00:00\)",
+    ):
+        split_bounds(open_source(config), config)
+
+
+def test_streamed_training_refuses_rows_without_a_time(tmp_path, capsys):
+    # 5,000 of 50,000 rows were dropped without a word.
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    times = ["2024-01-01", "", "2024-01-03", "2024-01-04"]
+    good = {
+        "user_id": [1, 2, 1, 2],
+        "item_id": [3, 4, 4, 3],
+        "category": [0] * 4,
+    }
+    pq.write_table(pa.table({**good, "timestamp": times}), shards / "a.parquet")
+    assert train_on(shards, tmp_path) == 1
+    err = capsys.readouterr().err
+    assert (
+        "Column 'timestamp' in" in err and "a.parquet has 1 null, empty" in err
+    )
+
+
+def test_evaluate_after_index_leaves_new_items_out_of_the_truth(streamed):
+    from recsys.kinds.two_tower_streamed import evaluate_streamed
+
+    # New ids past the generator's items read its item_clusters() out of
+    # bounds (IndexError).
+    bundle, metrics = streamed
+    new = {"item_id": [2000, 2007, -3], "category": [1, 2, 3]}  # 2000 items
+    added = bundle.add_items(pd.DataFrame(new))
+    again = evaluate_streamed(added, progress=False)
+    for key in ("model", "baseline_popularity"):
+        assert again["ground_truth"][key] == pytest.approx(
+            metrics["ground_truth"][key], rel=1e-5
+        )
+
+
+def test_uint64_ids_index_and_evaluate(tmp_path, capsys):
+    # Ids above 2**63 are kept as strings in item_ids.npy: items.parquet
+    # kept them as uint64 (`recsys index` crashed) and `recsys evaluate`
+    # matched no test item.
+    data = tmp_path / "data"
+    SyntheticInteractions(
+        num_users=300, num_items=200, num_interactions=6000, num_clusters=4
+    ).write(data, progress=False)
+    os.remove(data / "_synthetic.json")  # the ids are no longer its ids
+    table = pq.read_table(data / "part-00000.parquet")
+    for name, shift in (("user_id", 2**63 + 5), ("item_id", 2**64 - 1000)):
+        ids = table.column(name).to_numpy().astype(np.uint64) + np.uint64(shift)
+        table = table.set_column(
+            table.schema.get_field_index(name), name, pa.array(ids)
+        )
+    pq.write_table(table, data / "part-00000.parquet")
+    output = str(tmp_path / "bundle")
+    metrics = _train(str(data), output, "evaluate.ks=[10]")
+    capsys.readouterr()
+    assert main(["evaluate", output, "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["test"] == pytest.approx(metrics["test"], rel=1e-5)
+    items = tmp_path / "u64.parquet"
+    new = np.array([2**64 - 1000, 2**64 - 1], np.uint64)
+    pd.DataFrame({"item_id": new, "category": [1, 2]}).to_parquet(items)
+    indexed = str(tmp_path / "indexed")
+    assert main(["index", output, "--items", str(items), "-o", indexed]) == 0
+    ids = np.load(os.path.join(indexed, "item_ids.npy"))
+    catalog = pq.read_table(os.path.join(indexed, "items.parquet"))
+    assert catalog.column("item_id").to_pylist() == ids.tolist()
+    assert ids[-1] == str(2**64 - 1)
