@@ -1016,11 +1016,16 @@ def main(argv=None):
         allocation = out_of_memory(error)
         if allocation is None:
             raise
+        fix = (
+            "lower --users, --items or --interactions"
+            if args.command == "synth"
+            else "lower the sizes the config sets (model.embedding_dim, "
+            "hidden_units, num_cross_layers, history_length, a text "
+            "feature's sequence_length) or train.batch_size"
+        )
         print(
             f"recsys {args.command}: error: out of memory ({allocation}). "
-            "Fix: lower the sizes the config sets (model.embedding_dim, "
-            "hidden_units, num_cross_layers, history_length, a text "
-            "feature's sequence_length) or train.batch_size.",
+            f"Fix: {fix}.",
             file=sys.stderr,
         )
         return 1

@@ -359,6 +359,11 @@ def test_the_cli_answers_an_allocation_failure_in_one_line(monkeypatch, capsys):
         "recsys init: error: out of memory (Unable to allocate 29.0 TiB"
     )
     assert "model.embedding_dim" in err and "Traceback" not in err
+    # Synthetic data has no config: its own flags are the fix.
+    monkeypatch.setattr("recsys.cli.cmd_synth", run)
+    assert main(["synth", "shards"]) == 1
+    err = capsys.readouterr().err
+    assert "Fix: lower --users, --items or --interactions." in err
 
 
 def test_evaluate_of_a_bundle_whose_table_moved_says_to_pass_it(

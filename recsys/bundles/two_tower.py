@@ -519,6 +519,12 @@ def write_bundle(
         The absolute path of the bundle.
     """
 
+    item = config["data"]["item"]
+    if item in items and items[item].dtype.kind == "u":
+        # Unsigned ids as item_ids.npy stores them (past int64: as text),
+        # so that `recsys index` merges new rows into one type.
+        items = items.assign(**{item: _storable(items[item])})
+
     def fill(tmp):
         preprocessor.save(os.path.join(tmp, "preprocessor.json"))
         _save_tower(query_tower, os.path.join(tmp, "query_tower.keras"))

@@ -278,6 +278,11 @@ def test_uint64_ids_index_and_evaluate(tmp_path, capsys):
     output = str(tmp_path / "bundle")
     metrics = _train(str(data), output, "evaluate.ks=[10]")
     capsys.readouterr()
+    # Written as item_ids.npy holds them, before any index.
+    stored = pq.read_table(os.path.join(output, "items.parquet"))
+    assert stored.column("item_id").to_pylist() == (
+        np.load(os.path.join(output, "item_ids.npy")).tolist()
+    )
     assert main(["evaluate", output, "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["test"] == pytest.approx(metrics["test"], rel=1e-5)
