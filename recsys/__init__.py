@@ -35,7 +35,7 @@ _PUBLIC = {
     "load_bundle": "recsys.bundles",
     "load_config": "recsys.config",
     "similar_words": "recsys.bundles.text",
-    "train": "recsys.kinds",
+    "train": "recsys.kinds.run",
 }
 
 

@@ -75,7 +75,7 @@ def test_train_in_memory_and_to_disk(tmp_path):
 
 
 def test_train_reads_what_a_notebook_passes_as_its_config():
-    from recsys.kinds import _validated
+    from recsys.kinds.run import _validated
 
     path = "configs/movielens_two_tower.toml"
     config = recsys.load_config(path)

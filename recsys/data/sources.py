@@ -29,6 +29,7 @@ from tqdm.utils import CallbackIOWrapper
 
 from recsys.data.movielens import load_movielens
 from recsys.data.tweets import load_tweets
+from recsys.storage.atomic_write import file_above
 
 BUILTIN_SOURCES = {"movielens": load_movielens, "trump_tweets": load_tweets}
 
@@ -351,11 +352,8 @@ def check_output_file(
             "file. Fix: name a file, e.g. "
             f"{os.path.join(output, os.path.basename(example))!r}."
         )
-    # The nearest folder that exists: a file there is no folder to write in.
-    parent = os.path.dirname(os.path.abspath(output))
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
+    parent = file_above(output)
+    if parent:
         raise ValueError(
             f"The output {output!r} cannot be written: {parent!r} is a "
             "file, not a directory. Fix: write to a path whose folders are "

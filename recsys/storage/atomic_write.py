@@ -206,6 +206,22 @@ def write_tables_atomically(path, tables, open_writer, *, empty_message=None):
 # -- destination checks ------------------------------------------------------
 
 
+def file_above(path):
+    """The nearest existing path above `path` when it is a file (so that
+    nothing can be written at `path`), else None.
+
+    Args:
+        path: str. A path to write, existing or not.
+
+    Returns:
+        str or None.
+    """
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    return None if os.path.isdir(parent) else parent
+
+
 def check_output_path(path):
     """Refuses destinations no bundle can be written to, before any work.
 
@@ -227,12 +243,10 @@ def check_output_path(path):
             "directory of its own beside its temporary directory and lock "
             "file. Fix: choose a new directory, e.g. --output artifacts/run."
         )
-    # The nearest folder that exists must be one: under a file, the lock
-    # and the directories would fail with a bare "File exists".
-    parent = os.path.dirname(path)
-    while not os.path.exists(parent):
-        parent = os.path.dirname(parent)
-    if not os.path.isdir(parent):
+    # Under a file, the lock and the directories would fail with a bare
+    # "File exists".
+    parent = file_above(path)
+    if parent:
         raise BundleError(
             f"Output {path} cannot be written: {parent} is a file, not a "
             "directory. Fix: choose a path whose folders are directories, "
