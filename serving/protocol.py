@@ -10,7 +10,10 @@ adds, per connection:
   it the client gets 431 and the connection is closed;
 - a deadline for the head (`RECSYS_HEADER_TIMEOUT`, from the connection or
   the request's first byte) and for the body once the head is in
-  (`RECSYS_BODY_TIMEOUT`): past it, 408 and close.
+  (`RECSYS_BODY_TIMEOUT`): past it, 408 and close;
+- on a worker that a reload retires (`server_state.draining`), a
+  `Connection: close` answer to each request, so that its client moves to
+  a new worker between requests.
 
 A request whose bytes all arrive in one read (the common case) arms no
 timer and costs a few attribute reads and writes, and a sum over its
@@ -95,6 +98,11 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         self._reading = _BODY
         self._phase_started = self.loop.time()
+        # A worker retired by a reload (`recsys.serving.server`): the
+        # client reconnects after this answer, to a new worker.
+        draining = getattr(self.server_state, "draining", False)
+        if draining and self.cycle is not None:
+            self.cycle.keep_alive = False
 
     def on_body(self, body):
         if not self._refused:

@@ -10,6 +10,8 @@ factory (`recsys.serving.app.create_app`) and the service change no global
 state, so tests and embedding applications can use them freely.
 """
 
+import asyncio
+import errno
 import functools
 import gc
 import logging
@@ -29,6 +31,7 @@ from recsys.serving.service import RetrievalService
 from recsys.serving.settings import load_settings
 from recsys.serving.shared_ranker import SharedRanker
 from recsys.serving.shared_tower import SharedTower
+from recsys.serving.workers import RETIRE_SIGNAL
 from recsys.serving.workers import STARTUP_FAILURE
 from recsys.serving.workers import notify_ready
 from recsys.serving.workers import run_workers
@@ -88,11 +91,12 @@ def serve(
 
     Returns:
         int. The exit status: 0 once stopped by a signal, 1 when a worker
-        could not start or workers kept dying.
+        could not start or workers kept dying, 3 when the server (one
+        worker) could not start.
 
     Raises:
         ValueError: a bad port, worker count, setting, bundle
-            (`BundleError`) or ranker.
+            (`BundleError`) or ranker, or an address it cannot listen on.
 
     Example:
 
@@ -131,6 +135,8 @@ def serve(
         ranker=reranker,
         after_load=freeze_heap,
     )
+    # Bound before the banner: a taken port or a bad host fails in one line.
+    sock = _bind(host, port)
     reranking = f", reranked by {reranker.version}" if reranker else ""
     print(
         f"serving bundle {service.version}{reranking} on "
@@ -146,8 +152,14 @@ def serve(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
     )
-    uvicorn.run(app, host=host, port=port, log_level=log_level, http=protocol)
-    return 0
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level=log_level, http=protocol)
+    )
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+    return 0 if server.started else STARTUP_FAILURE
 
 
 def _serve_workers(
@@ -168,10 +180,51 @@ def _serve_workers(
     import uvicorn
 
     class WorkerServer(uvicorn.Server):
+        draining = False  # retired by a reload: hands its clients over
+
         async def startup(self, sockets=None):
             await super().startup(sockets=sockets)
             if self.started:  # listening: a reload may stop the old ones
+                signal.signal(RETIRE_SIGNAL, self.retire)
                 notify_ready()
+
+        def retire(self, sig, frame):
+            # `RETIRE_SIGNAL` (a reload): stop, through `drain`.
+            self.draining = self.should_exit = True
+
+        def handle_exit(self, sig, frame):
+            self.draining = False  # SIGTERM, SIGINT: stop now
+            super().handle_exit(sig, frame)
+
+        async def shutdown(self, sockets=None):
+            if self.draining:
+                await self.drain()
+            await super().shutdown(sockets=sockets)
+
+        async def drain(self):
+            """Hands this worker's clients over to the new workers.
+
+            uvicorn's shutdown closes idle keep-alive connections, and
+            accepted ones whose request it has not read, at once: a client
+            sending on one got EPIPE or a reset (and POSTs are not
+            retried). So first: stop accepting (the new workers accept on
+            the shared socket), answer each connection's next request with
+            `Connection: close` (`bounded_protocol`), and leave idle ones
+            to the keep-alive timeout, which closes them between requests
+            as it always does. Returns once no connection is left, or
+            after that timeout.
+            """
+            for server in self.servers:
+                server.close()
+            self.server_state.draining = True
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.config.timeout_keep_alive + 1.0
+            while (
+                self.draining
+                and self.server_state.connections
+                and loop.time() < deadline
+            ):
+                await asyncio.sleep(0.1)
 
     # The ranker's tables here, its numpy model from a helper: no worker
     # imports Keras for it (unless numpy cannot evaluate the model). A
@@ -302,15 +355,33 @@ def _load_ranker(load, path):
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on `host:port`, shared by forked workers."""
+    """A listening TCP socket on `host:port`, shared by forked workers.
+
+    Raises:
+        ValueError: the address is taken, or not one of this machine.
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
-    except OSError:
+    except OSError as error:
         sock.close()
-        raise
+        if error.errno == errno.EADDRINUSE:
+            fix = "pass another --port, or stop the server using it"
+        elif error.errno == errno.EACCES:
+            fix = "pass a --port above 1023"
+        else:  # an unknown name, or an address of another machine
+            fix = (
+                "pass an address of this machine as --host (0.0.0.0 for "
+                "every interface)"
+            )
+        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        reason = error.strerror or str(error)
+        raise ValueError(
+            f"cannot listen on {address}: {reason[:1].lower()}{reason[1:]}. "
+            f"Fix: {fix}."
+        ) from None
     sock.set_inheritable(True)
     return sock

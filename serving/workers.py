@@ -26,7 +26,8 @@ SIGHUP reloads, when the server gave a `load` function (as gunicorn and
 nginx do): the parent loads the next generation (the bundle again, or what
 its pointer file names now) while the workers answer, forks a new set of
 workers on it, and once they answer (`notify_ready`) stops the old ones
-gracefully (SIGTERM: they finish the requests they hold; SIGKILL after
+gracefully (`RETIRE_SIGNAL`: they stop accepting, finish the requests
+they hold and close their connections between requests; SIGKILL after
 `STOP_TIMEOUT`). The loading happens
 in the parent, which answers no request, so no worker pauses for it (a
 ScaNN searcher's load holds the interpreter lock ~0.4 s on a 1M-item
@@ -58,6 +59,9 @@ READY_TIMEOUT = 60.0
 # A new worker to the parent: "I answer". A real-time signal: those queue,
 # one per sender, where two SIGUSR1s sent at once arrive as one.
 READY_SIGNAL = getattr(signal, "SIGRTMIN", signal.SIGUSR1)
+# A reload to an old worker: "stop accepting, finish what you hold, then
+# exit" (SIGTERM stops at once). A worker without a handler for it exits.
+RETIRE_SIGNAL = signal.SIGUSR2
 _STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 _SIGNALS = {signal.SIGCHLD, signal.SIGHUP, READY_SIGNAL, *_STOP_SIGNALS}
 # prctl(PR_SET_PDEATHSIG): a worker gets SIGTERM when the parent dies
@@ -294,13 +298,13 @@ class _Supervisor:
         )
 
     def _retire_old(self):
-        """SIGTERM to the old workers (they finish what they hold)."""
+        """`RETIRE_SIGNAL` to the old workers (they finish what they hold)."""
         self.starting.clear()
         self.handover = math.inf
         deadline = time.monotonic() + STOP_TIMEOUT
         for pid, when in self.retiring.items():
             if when == math.inf:
-                _signal(pid, signal.SIGTERM)
+                _signal(pid, RETIRE_SIGNAL)
                 self.retiring[pid] = deadline
 
     def _kill_overdue(self, now):

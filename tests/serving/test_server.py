@@ -1,5 +1,6 @@
 """The service over real HTTP: `recsys serve` (uvicorn) on loopback."""
 
+import socket
 import subprocess
 import sys
 import threading
@@ -8,6 +9,7 @@ import time
 import httpx
 import pytest
 
+from recsys.serving.server import _bind
 from tests.serving.server import running_server
 
 
@@ -87,3 +89,34 @@ def test_serve_refuses_a_broken_bundle(tmp_path):
     )
     assert done.returncode == 1
     assert "not a recsys bundle" in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_names_an_address_it_cannot_listen_on(trained_bundle, workers):
+    # It printed the "serving" banner, then uvicorn's log lines (exit 3),
+    # or with workers an "Address already in use" naming no address.
+    bundle, _ = trained_bundle
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "recsys.cli", "serve", bundle.path]
+            + ["--port", str(port), "--workers", workers],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1
+    assert "serving" not in done.stdout
+    assert done.stderr.strip().splitlines() == [
+        f"recsys serve: error: cannot listen on 127.0.0.1:{port}: address "
+        "already in use. Fix: pass another --port, or stop the server "
+        "using it."
+    ]
+
+
+def test_bind_names_a_host_of_another_machine():
+    # TEST-NET-1: no interface of this machine has it.
+    with pytest.raises(ValueError, match=r"192\.0\.2\.1:8000: .* --host"):
+        _bind("192.0.2.1", 8000)
