@@ -519,8 +519,13 @@ def write_bundle(
         The absolute path of the bundle.
     """
 
-    item = config["data"]["item"]
-    if item in items and items[item].dtype.kind == "u":
+    item = ((config or {}).get("data") or {}).get("item")
+    if (
+        isinstance(item, str)
+        and items is not None
+        and item in items
+        and items[item].dtype.kind == "u"
+    ):
         # Unsigned ids as item_ids.npy stores them (past int64: as text),
         # so that `recsys index` merges new rows into one type.
         items = items.assign(**{item: _storable(items[item])})

@@ -11,10 +11,15 @@ every fit holds, raises it at the next batch's end, in plain Python.
 Example:
 
 ```python
+with interrupt.fitting():
+    model.fit(x, y, callbacks=[StopOnInterrupt()])
+# in the SIGTERM handler:
 if not interrupt.request(143):  # no fit running: stop here
     raise SystemExit(143)
 ```
 """
+
+import contextlib
 
 _requested: list[int] = []  # the exit status asked for, once
 _fits = [0]  # fits running (a fit inside a fit: an early-stopping run)
@@ -42,9 +47,13 @@ def pending() -> int | None:
     return _requested[0] if _requested else None
 
 
-def fit_started() -> None:
+@contextlib.contextmanager
+def fitting():
+    """The block runs a Keras fit holding `StopOnInterrupt`: a stop
+    requested meanwhile is deferred to its next batch end. (A context, not
+    the callback's `on_train_end`, which a fit ended by an error skips.)"""
     _fits[0] += 1
-
-
-def fit_ended() -> None:
-    _fits[0] = max(_fits[0] - 1, 0)
+    try:
+        yield
+    finally:
+        _fits[0] -= 1

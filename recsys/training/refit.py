@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from recsys.training import interrupt
 from recsys.training.divergence import StopWhenDiverged
 from recsys.training.stop_on_interrupt import StopOnInterrupt
 
@@ -158,16 +159,17 @@ def fit_then_refit(
                 )
             )
         x, y = fit_data
-        history = model.fit(
-            x,
-            y,
-            validation_data=validation_data,
-            batch_size=batch_size,
-            epochs=epochs,
-            shuffle=True,
-            verbose=verbose,
-            callbacks=fit_callbacks,
-        ).history
+        with interrupt.fitting():
+            history = model.fit(
+                x,
+                y,
+                validation_data=validation_data,
+                batch_size=batch_size,
+                epochs=epochs,
+                shuffle=True,
+                verbose=verbose,
+                callbacks=fit_callbacks,
+            ).history
         scores = np.asarray(history[monitor])
         best = len(scores)
         if patience is not None:
@@ -179,19 +181,20 @@ def fit_then_refit(
         keras.utils.set_random_seed(seed)
         model = build("train")
         x, y = train_data
-        model.fit(
-            x,
-            y,
-            batch_size=batch_size,
-            epochs=best,
-            shuffle=True,
-            verbose=verbose,
-            callbacks=[
-                *(callbacks or []),
-                StopWhenDiverged(),
-                StopOnInterrupt(),
-            ],
-        )
+        with interrupt.fitting():
+            model.fit(
+                x,
+                y,
+                batch_size=batch_size,
+                epochs=best,
+                shuffle=True,
+                verbose=verbose,
+                callbacks=[
+                    *(callbacks or []),
+                    StopWhenDiverged(),
+                    StopOnInterrupt(),
+                ],
+            )
         examples += len(y) * best
     return RefitResult(model, history, best, refitted, examples)
 

@@ -12,20 +12,14 @@ class StopOnInterrupt(keras.callbacks.Callback):
     Example:
 
     ```python
-    model.fit(x, y, callbacks=[StopOnInterrupt()])
+    with interrupt.fitting():
+        model.fit(x, y, callbacks=[StopOnInterrupt()])
     ```
     """
-
-    def on_train_begin(self, logs=None):
-        interrupt.fit_started()
-
-    def on_train_end(self, logs=None):
-        interrupt.fit_ended()
 
     def _stop_if_asked(self, *args, **kwargs):
         code = interrupt.pending()
         if code is not None:
-            interrupt.fit_ended()
             raise SystemExit(code)
 
     on_train_batch_end = _stop_if_asked

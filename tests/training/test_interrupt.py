@@ -34,7 +34,7 @@ def test_a_fit_stops_at_the_batch_end_after_the_request():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     x, y = np.zeros((64, 3)), np.zeros((64, 1))
-    with pytest.raises(SystemExit) as stopped:
+    with pytest.raises(SystemExit) as stopped, interrupt.fitting():
         model.fit(
             x,
             y,
@@ -46,3 +46,12 @@ def test_a_fit_stops_at_the_batch_end_after_the_request():
     assert stopped.value.code == 143
     assert batches == [0, 1, 2]
     assert interrupt._fits[0] == 0
+
+
+def test_a_fit_ended_by_an_error_defers_no_later_stop():
+    # Keras skips on_train_end when a fit raises (a diverged loss): the
+    # count of running fits must not stay up, or a later SIGTERM outside
+    # any fit would wait for a batch end that never comes.
+    with pytest.raises(ValueError), interrupt.fitting():
+        raise ValueError("diverged")
+    assert interrupt.request(143) is False
