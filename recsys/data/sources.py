@@ -425,16 +425,28 @@ def load_interactions(
                 f"{error.start}: {error.reason}). Fix: save it as UTF-8."
             ) from None
     if form == ".parquet":
-        if os.path.isdir(path):
-            _check_parquet_directory(path)
-        if max_rows is None:
-            return pd.read_parquet(path)
+        import pyarrow
         import pyarrow.dataset
 
-        shards = pyarrow.dataset.dataset(
-            path, format="parquet", partitioning="hive"
-        )
-        return shards.head(max_rows).to_pandas()
+        if os.path.isdir(path):
+            _check_parquet_directory(path)
+        try:
+            if max_rows is None:
+                return pd.read_parquet(path)
+            shards = pyarrow.dataset.dataset(
+                path, format="parquet", partitioning="hive"
+            )
+            return shards.head(max_rows).to_pandas()
+        except pyarrow.ArrowInvalid as error:
+            if not os.path.isdir(path):
+                raise
+            # pyarrow reads every file of the directory as Parquet (but
+            # those named `.*` or `_*`), a README.txt as well.
+            raise ValueError(
+                f"Cannot read the directory {path!r} as Parquet: {error}. "
+                "Fix: keep only Parquet files there (name others with a "
+                "leading _ to have them skipped)."
+            ) from None
     raise ValueError(
         f"Unsupported data source {path!r}: expected {SUPPORTED_FORMS}. "
         "Fix: save the table in one of these forms (e.g. "
