@@ -19,51 +19,14 @@ import sys
 # configs shipped inside the package (`recsys.configs`), so the command
 # works from a wheel install, outside the repository.
 DEFAULT_CONFIG = "movielens_two_tower.toml"
-SHIPPED_DIR = "configs"
-
-
-def _shipped_configs() -> dict[str, str]:
-    """The example configs in `recsys.configs`: name -> file path."""
-    from importlib.resources import files
-
-    return {
-        entry.name: str(entry)
-        for entry in files("recsys.configs").iterdir()
-        if entry.name.endswith(".toml")
-    }
 
 
 def _config_path(config: str | None = None) -> str:
-    """The file `recsys train [CONFIG]` reads.
+    """The file `recsys train [CONFIG]` reads: `config_file`, and no config
+    at all is `DEFAULT_CONFIG`."""
+    from recsys.config.paths import config_file
 
-    A path that exists is read as it is. Otherwise a bare name, or
-    `configs/NAME` (the repository's spelling), with or without `.toml`,
-    names an example config shipped in the package; no config at all is
-    `DEFAULT_CONFIG`.
-
-    Args:
-        config: str or None. The command's config argument.
-
-    Returns:
-        str. The path of the config file.
-
-    Raises:
-        FileNotFoundError: naming the shipped configs.
-    """
-    if config is not None and os.path.exists(config):
-        return config
-    name = DEFAULT_CONFIG if config is None else config
-    shipped = _shipped_configs()
-    folder, base = os.path.split(name)
-    if folder in ("", SHIPPED_DIR):
-        base = base if base.endswith(".toml") else f"{base}.toml"
-        if base in shipped:
-            return shipped[base]
-    raise FileNotFoundError(
-        f"Config file not found: {name}. Fix: pass the path of a TOML "
-        "config, or the name of one shipped with recsys: "
-        f"{', '.join(sorted(shipped))}."
-    )
+    return config_file(DEFAULT_CONFIG if config is None else config)
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from recsys.config.features import check_feature_tables
 from recsys.config.features import feature_specs_by_name
 from recsys.config.messages import config_error
 from recsys.config.messages import did_you_mean
+from recsys.config.paths import config_file
 from recsys.config.paths import resolve_data_paths
 from recsys.config.tabular import TabularConfig
 from recsys.config.text import TEXT_ARCHITECTURES
@@ -197,6 +198,10 @@ def load_config(
     if isinstance(path, Mapping):
         given, path = copy.deepcopy(dict(path)), None
     elif isinstance(path, str | os.PathLike):
+        try:  # a shipped config by its name, as the CLI finds it
+            path = config_file(os.fspath(path))
+        except FileNotFoundError as error:
+            raise ConfigError(str(error)) from None
         given = _read_toml(path)
     elif path is not None:
         raise ConfigError(

@@ -31,6 +31,52 @@ logger = logging.getLogger(__name__)
 
 # The `[data]` keys that hold file paths, in the kinds that have them.
 PATH_KEYS = ("source", "path")
+# Where the repository keeps the configs the package ships (`recsys.configs`).
+SHIPPED_DIR = "configs"
+
+
+def shipped_configs() -> dict[str, str]:
+    """The example configs in `recsys.configs`: name -> file path."""
+    from importlib.resources import files
+
+    return {
+        entry.name: str(entry)
+        for entry in files("recsys.configs").iterdir()
+        if entry.name.endswith(".toml")
+    }
+
+
+def config_file(config: str) -> str:
+    """The config file a path or a name means.
+
+    A path that exists is read as it is. Otherwise a bare name, or
+    `configs/NAME` (the repository's spelling), with or without `.toml`,
+    names an example config shipped in the package: `recsys train
+    movielens_liked` and `load_config("configs/movielens_liked.toml")` work
+    from any directory, a wheel install's included.
+
+    Args:
+        config: str. A TOML file's path, or a shipped config's name.
+
+    Returns:
+        str. The path of the config file.
+
+    Raises:
+        FileNotFoundError: naming the shipped configs.
+    """
+    if os.path.exists(config):
+        return config
+    shipped = shipped_configs()
+    folder, base = os.path.split(config)
+    if folder in ("", SHIPPED_DIR):
+        base = base if base.endswith(".toml") else f"{base}.toml"
+        if base in shipped:
+            return shipped[base]
+    raise FileNotFoundError(
+        f"Config file not found: {config}. Fix: pass the path of a TOML "
+        "config, or the name of one shipped with recsys: "
+        f"{', '.join(sorted(shipped))}."
+    )
 
 
 def resolve_data_paths(

@@ -52,3 +52,12 @@ def test_an_unknown_name_lists_the_shipped_configs():
         _config_path("no_such_config.toml")
     with pytest.raises(FileNotFoundError, match="Config file not found"):
         _config_path("elsewhere/movielens_two_tower.toml")
+
+
+def test_load_config_finds_the_shipped_configs_by_name_too():
+    # In a notebook outside the repository, as `recsys train NAME` does.
+    for given in ("movielens_liked.toml", "configs/movielens_liked.toml"):
+        config = load_config(given)
+        assert config["model"]["kind"] == "tabular"
+    with pytest.raises(ValueError, match="shipped with recsys: .*tweets_text"):
+        load_config("nope.toml")
