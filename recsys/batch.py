@@ -29,6 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys.data.sources import check_output_file
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -74,18 +75,14 @@ def _like_bundle_ids(values: pd.Series, ids: np.ndarray) -> np.ndarray:
 
 
 def _check_output(output: str, bundle: Any) -> None:
-    """Refuses an output that is a directory or lies inside the bundle (its
-    files are checked by sha256: one written over breaks the bundle), and
-    makes its missing folders, before any user is scored."""
+    """Refuses an output that is a directory, under a file
+    (`check_output_file`) or inside the bundle (its files are checked by
+    sha256: one written over breaks the bundle), and makes its missing
+    folders, before any user is scored."""
+    check_output_file(output, None, "recommendations.parquet")
     output = os.path.realpath(output)
-    if os.path.isdir(output):
-        raise ValueError(
-            f"The output {output} is a directory. Fix: name a file in it, "
-            f"e.g. {os.path.join(output, 'recommendations.parquet')}."
-        )
-    if bundle.path and os.path.commonpath(
-        [output, os.path.realpath(bundle.path)]
-    ) == os.path.realpath(bundle.path):
+    inside = bundle.path and os.path.realpath(bundle.path)
+    if inside and os.path.commonpath([output, inside]) == inside:
         raise ValueError(
             f"The output {output} is inside the bundle {bundle.path}, whose "
             "files must stay as training wrote them. Fix: write it "

@@ -326,21 +326,21 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
 
 
 def check_output_file(
-    output: str | os.PathLike, source: str | os.PathLike, example: str
+    output: str | os.PathLike, source: str | os.PathLike | None, example: str
 ) -> None:
     """Refuses an output file that is the input table, a directory, or
     inside a file, before anything is read or written.
 
     Args:
         output: str or path-like. The file a command writes.
-        source: str or path-like. The table it reads.
+        source: str, path-like or None. The table it reads, if a file.
         example: str. A path the message suggests instead.
 
     Raises:
         ValueError: naming the path(s) and the fix.
     """
-    output, source = os.fspath(output), os.fspath(source)
-    if same_file(output, source):
+    output = os.fspath(output)
+    if source is not None and same_file(output, os.fspath(source)):
         raise ValueError(
             f"The output {output!r} is the input {source!r}: writing it "
             "would replace your table. Fix: write to another file, e.g. "

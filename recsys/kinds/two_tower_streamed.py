@@ -614,9 +614,11 @@ def evaluate_streamed(bundle, progress=True):
     for group in progress_bar(range(source.num_groups), disable=not progress):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
-        ids = table.column(data["user"]).to_numpy()
-        chosen = test & np.isin(_ids_as_stored(ids, bundle.user_ids), evaluated)
-        users.append(_ids_as_stored(ids[chosen], bundle.user_ids))
+        ids = _ids_as_stored(
+            table.column(data["user"]).to_numpy(), bundle.user_ids
+        )
+        chosen = test & np.isin(ids, evaluated)
+        users.append(ids[chosen])
         items.append(
             _ids_as_stored(
                 table.column(data["item"]).to_numpy()[chosen], bundle.item_ids

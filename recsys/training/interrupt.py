@@ -5,14 +5,14 @@ directories and locks runs. Raised from the signal handler while Keras fits,
 it lands inside the backend's own code: 3 times in 6 it was swallowed there
 (the run went on to its last epoch and exited 0), and during the first
 step's compilation the process crashed (status 139). So while a fit runs
-the handler only records the request, and `StopOnInterrupt`, a callback
-every fit holds, raises it at the next batch's end, in plain Python.
+the handler only records the request, and every fit
+(`recsys.training.stop_on_interrupt.interruptible_fit`) raises it at its
+next batch's end, in plain Python.
 
 Example:
 
 ```python
-with interrupt.fitting():
-    model.fit(x, y, callbacks=[StopOnInterrupt()])
+interruptible_fit(model, x, y)  # marks the fit as running
 # in the SIGTERM handler:
 if not interrupt.request(143):  # no fit running: stop here
     raise SystemExit(143)

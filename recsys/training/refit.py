@@ -13,9 +13,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from recsys.training import interrupt
 from recsys.training.divergence import StopWhenDiverged
-from recsys.training.stop_on_interrupt import StopOnInterrupt
+from recsys.training.stop_on_interrupt import interruptible_fit
 
 SUPPORTED_MODES = ("min", "max")
 
@@ -142,11 +141,7 @@ def fit_then_refit(
     if validation_data is not None and fit_data is not None:
         keras.utils.set_random_seed(seed)
         model = build("fit")
-        fit_callbacks = [
-            *(callbacks or []),
-            StopWhenDiverged(),
-            StopOnInterrupt(),
-        ]
+        fit_callbacks = [*(callbacks or []), StopWhenDiverged()]
         if patience is not None:
             steps = -(-len(fit_data[1]) // batch_size)
             patience = max(patience, -(-PATIENCE_STEPS // steps))
@@ -159,17 +154,17 @@ def fit_then_refit(
                 )
             )
         x, y = fit_data
-        with interrupt.fitting():
-            history = model.fit(
-                x,
-                y,
-                validation_data=validation_data,
-                batch_size=batch_size,
-                epochs=epochs,
-                shuffle=True,
-                verbose=verbose,
-                callbacks=fit_callbacks,
-            ).history
+        history = interruptible_fit(
+            model,
+            x,
+            y,
+            validation_data=validation_data,
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=True,
+            verbose=verbose,
+            callbacks=fit_callbacks,
+        ).history
         scores = np.asarray(history[monitor])
         best = len(scores)
         if patience is not None:
@@ -181,20 +176,16 @@ def fit_then_refit(
         keras.utils.set_random_seed(seed)
         model = build("train")
         x, y = train_data
-        with interrupt.fitting():
-            model.fit(
-                x,
-                y,
-                batch_size=batch_size,
-                epochs=best,
-                shuffle=True,
-                verbose=verbose,
-                callbacks=[
-                    *(callbacks or []),
-                    StopWhenDiverged(),
-                    StopOnInterrupt(),
-                ],
-            )
+        interruptible_fit(
+            model,
+            x,
+            y,
+            batch_size=batch_size,
+            epochs=best,
+            shuffle=True,
+            verbose=verbose,
+            callbacks=[*(callbacks or []), StopWhenDiverged()],
+        )
         examples += len(y) * best
     return RefitResult(model, history, best, refitted, examples)
 

@@ -1,4 +1,5 @@
-"""`StopOnInterrupt`: a fit ends at a batch boundary on a recorded stop."""
+"""`interruptible_fit`: a fit that ends at a batch boundary on a recorded
+stop (`recsys.training.interrupt`)."""
 
 import keras
 
@@ -9,12 +10,8 @@ class StopOnInterrupt(keras.callbacks.Callback):
     """Raises `SystemExit` at the end of the batch during which a stop was
     recorded (`recsys.training.interrupt`: SIGTERM during a fit).
 
-    Example:
-
-    ```python
-    with interrupt.fitting():
-        model.fit(x, y, callbacks=[StopOnInterrupt()])
-    ```
+    Use it through `interruptible_fit`, which also marks the fit as
+    running.
     """
 
     def _stop_if_asked(self, *args, **kwargs):
@@ -25,3 +22,28 @@ class StopOnInterrupt(keras.callbacks.Callback):
     on_train_batch_end = _stop_if_asked
     on_test_batch_end = _stop_if_asked
     on_epoch_end = _stop_if_asked
+
+
+def interruptible_fit(model, *args, callbacks=(), **kwargs):
+    """`model.fit(*args, **kwargs)` that a SIGTERM stops at a batch end.
+
+    Args:
+        model: a compiled Keras model.
+        *args: `fit`'s positional arguments.
+        callbacks: sequence of Keras callbacks; `StopOnInterrupt` is added
+            after them.
+        **kwargs: `fit`'s other arguments.
+
+    Returns:
+        `fit`'s `History`.
+
+    Example:
+
+    ```python
+    interruptible_fit(model, x, y, epochs=3, callbacks=[StopWhenDiverged()])
+    ```
+    """
+    with interrupt.fitting():
+        return model.fit(
+            *args, callbacks=[*callbacks, StopOnInterrupt()], **kwargs
+        )

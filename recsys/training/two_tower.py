@@ -11,13 +11,12 @@ from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
-from recsys.training import interrupt
 from recsys.training.checkpoint import resume_epoch
 from recsys.training.divergence import StopWhenDiverged
 from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
-from recsys.training.stop_on_interrupt import StopOnInterrupt
+from recsys.training.stop_on_interrupt import interruptible_fit
 
 if TYPE_CHECKING:
     from recsys.features import Preprocessor
@@ -169,20 +168,15 @@ def fit_two_tower(
     else:
         rows = len(next(iter(inputs.values())))
         data = {"x": inputs, "batch_size": train["batch_size"], "shuffle": True}
-    with interrupt.fitting():
-        model.fit(
-            **data,
-            epochs=train["epochs"],
-            initial_epoch=resume_epoch(callbacks),
-            verbose=verbose,
-            # Before the checkpoints: a diverged epoch is not saved.
-            callbacks=[
-                timer,
-                StopWhenDiverged(),
-                StopOnInterrupt(),
-                *callbacks,
-            ],
-        )
+    interruptible_fit(
+        model,
+        **data,
+        epochs=train["epochs"],
+        initial_epoch=resume_epoch(callbacks),
+        verbose=verbose,
+        # Before the checkpoints: a diverged epoch is not saved.
+        callbacks=[timer, StopWhenDiverged(), *callbacks],
+    )
     steady = timer.seconds[1:] or timer.seconds
     return {
         "seconds": sum(timer.seconds),

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from recsys.training import interrupt
-from recsys.training.stop_on_interrupt import StopOnInterrupt
+from recsys.training.stop_on_interrupt import interruptible_fit
 
 
 @pytest.fixture(autouse=True)
@@ -34,14 +34,15 @@ def test_a_fit_stops_at_the_batch_end_after_the_request():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
     model.compile(optimizer="sgd", loss="mse")
     x, y = np.zeros((64, 3)), np.zeros((64, 1))
-    with pytest.raises(SystemExit) as stopped, interrupt.fitting():
-        model.fit(
+    with pytest.raises(SystemExit) as stopped:
+        interruptible_fit(
+            model,
             x,
             y,
             batch_size=8,
             epochs=5,
             verbose=0,
-            callbacks=[Count(), StopOnInterrupt()],
+            callbacks=[Count()],
         )
     assert stopped.value.code == 143
     assert batches == [0, 1, 2]
