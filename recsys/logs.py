@@ -231,7 +231,7 @@ class _Lines:
 
 class _LineBar(std_tqdm):
     """A tqdm bar for a non-terminal: a plain line per `LINE_INTERVAL` s
-    (and the last one on close, if the bar is kept), ASCII only."""
+    and the last one on close, ASCII only."""
 
     def __init__(self, *args: Any, **kw: Any) -> None:
         self._interval = LINE_INTERVAL
@@ -240,6 +240,9 @@ class _LineBar(std_tqdm):
         self._closing = False
         kw["file"] = _Lines(kw.get("file") or sys.stderr)
         kw.setdefault("ascii", True)
+        # A log erases nothing: a bar that is not kept would end on its
+        # first line ("bundle: 0%"), as if stalled.
+        kw["leave"] = True
         kw["mininterval"] = max(kw.get("mininterval") or 0.0, self._interval)
         super().__init__(*args, **kw)
 
@@ -281,7 +284,7 @@ def progress_bar(iterable: Any = None, **kwargs: Any) -> std_tqdm:
     On a terminal, and in a notebook, this is `tqdm.auto.tqdm`. When the
     stream (`file`, by default `sys.stderr`) is not a terminal, the bar
     prints a plain ASCII line at most every `LINE_INTERVAL` seconds (and
-    its last line on close, unless `leave=False`), with no carriage
+    its last line on close, even with `leave=False`), with no carriage
     returns or cursor codes, so a log file stays readable.
 
     Args:

