@@ -12,6 +12,9 @@ correct, rather than replace, a retriever that knows *which* movies they
 will watch.
 """
 
+import contextlib
+import threading
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -21,10 +24,14 @@ from recsys.data.retrieval_inputs import parse_times
 from recsys.data.retrieval_inputs import with_time_column
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
+from recsys.features import canonical_strings
 
 DEFAULT_NUM_CANDIDATES = 100
 DEFAULT_BLEND = 1.0
 RANKER_TASKS = ("binary", "regression")
+# A ranker that knows fewer of the retrieval bundle's ids than this share
+# of the smaller vocabulary (or none) was trained on another table.
+MIN_SHARED_IDS = 0.01
 
 
 def check_ranker(ranker):
@@ -56,6 +63,121 @@ def check_ranker(ranker):
         )
 
 
+# Pairs `check_pairing` accepted: ranker -> retrievers. The check reads
+# every id (up to a second on a million-item catalog); a service checks a
+# pair at load and again wherever it meets it (a forked worker, the Python
+# API), so each pair is read once. Weak: a reload frees the old bundle.
+_accepted: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_accepted_lock = threading.Lock()
+
+
+def _id_keys(ids):
+    """The canonical strings of `ids` (unicode ids are their own)."""
+    ids = np.asarray(ids)
+    if ids.dtype.kind == "U":
+        return ids.astype(object)
+    return canonical_strings(pd.Series(ids))
+
+
+def _shared_ids(ranker_ids, retriever_ids):
+    """How many of the retriever's ids the ranker's table holds."""
+    known = pd.Index(_id_keys(retriever_ids)).isin(_id_keys(ranker_ids))
+    return int(known.sum())
+
+
+def _ranker_vocabularies(ranker):
+    """`{side: (id column, ids)}` of the sides ("item", "user") whose
+    columns the ranker reads (each looked up by id), or None for a ranker
+    without id tables (nothing to compare)."""
+    items = getattr(ranker, "items", None)
+    users = getattr(ranker, "users", None)
+    item_column = getattr(ranker, "item_column", None)
+    user_column = getattr(ranker, "user_column", None)
+    names = getattr(ranker, "feature_names", None)
+    if (
+        not isinstance(items, pd.DataFrame)
+        or not isinstance(users, pd.DataFrame)
+        or not item_column
+        or not user_column
+        or item_column not in items.columns
+        or user_column not in users.columns
+        or names is None
+    ):
+        return None
+    # As `TabularBundle.pair_frame` builds a pair: the item table's columns
+    # come from the item's row, the others (and the history) from the user's.
+    sides = {}
+    if any(name in items.columns for name in names):
+        sides["item"] = (item_column, items[item_column])
+    if getattr(ranker, "user_history", None) is not None or any(
+        name not in items.columns for name in names
+    ):
+        sides["user"] = (user_column, users[user_column])
+    return sides
+
+
+def check_pairing(retriever, ranker):
+    """Raises a `ValueError` when `ranker` was trained on another table.
+
+    The ranker looks each candidate (and user) up by id in the tables it
+    was trained on; an id it never saw gets its unknown-id inputs, so a
+    ranker of another table's ids scores every candidate of a user alike,
+    and silently. Compared: the retrieval catalog against the ranker's item
+    table where the ranker reads item columns; the retrieval bundle's users
+    against the ranker's user table where it reads user columns (or
+    histories). A side is refused when the ids both hold are fewer than
+    `MIN_SHARED_IDS` of the smaller vocabulary, or none (a ranker of a
+    slice of the table knows a small share of a big catalog, all of its
+    own ids). Hashed or exact, a ranker's tables hold every id it was
+    trained on, so both are compared. A ranker or retriever without id
+    tables (as the service's per-request scorer) has nothing to compare
+    and is accepted, and so is a side either holds no id of. A pair once
+    accepted is not read again.
+
+    Args:
+        retriever: a two-tower `recsys.Bundle` (`item_ids`, `user_ids`).
+        ranker: a `TabularBundle` that passed `check_ranker`.
+    """
+    sides = _ranker_vocabularies(ranker)
+    if sides is None:
+        return
+    with _accepted_lock, contextlib.suppress(TypeError):  # no weak refs
+        if retriever in _accepted.get(ranker, ()):
+            return
+    data = (getattr(retriever, "config", None) or {}).get("data") or {}
+    refused = {}
+    for side, (column, ranker_ids) in sides.items():
+        ids = getattr(retriever, f"{side}_ids", None)
+        if ids is None or not len(ids) or not len(ranker_ids):
+            continue
+        shared = _shared_ids(ranker_ids, ids)
+        if shared < max(1, MIN_SHARED_IDS * min(len(ids), len(ranker_ids))):
+            refused[side] = (
+                f"{shared:,} of the bundle's {len(ids):,} {side}s "
+                f"({data.get(side, '?')!r}) are among the ranker's "
+                f"{len(ranker_ids):,} ({column!r})"
+            )
+    if refused:
+        effect = "every candidate as an item it never saw"
+        if "item" not in refused:
+            effect = "every user as one it never saw"
+        elif "user" in refused:
+            effect += ", for a user it never saw"
+        ranker_name = getattr(ranker, "path", None) or "the ranker"
+        retriever_name = getattr(retriever, "path", None) or "the retriever"
+        source = data.get("source") or data.get("path")
+        table = f" ({source})" if isinstance(source, str) and source else ""
+        raise ValueError(
+            f"Ranker {ranker_name} was trained on another table than "
+            f"retrieval bundle {retriever_name}: "
+            + "; ".join(refused.values())
+            + f". It would score {effect}. Fix: train the ranker on the "
+            f"same table's ids{table}."
+        )
+    with _accepted_lock, contextlib.suppress(TypeError):
+        _accepted.setdefault(ranker, weakref.WeakSet()).add(retriever)
+
+
 class TwoStageRecommender:
     """Retrieves candidates with a two-tower bundle, reranks with a ranker.
 
@@ -68,6 +190,11 @@ class TwoStageRecommender:
         blend: float in [0, 1]. Weight of the ranker's standardized score
             against the retriever's; `1.0` orders by the ranker alone, `0.0`
             keeps the retrieval order. Defaults to `1.0`.
+
+    Raises:
+        ValueError: for a bad argument, a ranker that cannot order
+            candidates (`check_ranker`), or one trained on another table's
+            ids than the retriever's (`check_pairing`).
 
     Example:
 
@@ -109,6 +236,7 @@ class TwoStageRecommender:
                 "The retriever must be a two-tower bundle. Received: "
                 f"{type(retriever).__name__}"
             )
+        check_pairing(retriever, ranker)
         self.retriever = retriever
         self.ranker = ranker
         self.num_candidates = int(num_candidates)

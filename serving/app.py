@@ -218,7 +218,10 @@ def create_app(
             startup), a loaded `recsys.serving.reranker.Reranker`, or a
             function returning one (called in a thread at startup). Reloads
             of the retrieval bundle keep it. Defaults to `None` (such requests
-            get a 422).
+            get a 422). A ranker trained on another table's ids than the
+            bundle's is refused (`Reranker.check_retriever`): here when
+            both `service` and a `Reranker` are given, else at startup; a
+            reload to a bundle it cannot rerank is refused (422).
         after_load: callable or None. Called with no arguments once the
             bundle is loaded at startup and after each reload, in the event
             loop. `recsys serve`, which owns its process, passes a function
@@ -237,6 +240,9 @@ def create_app(
     ```
     """
     settings = settings or Settings()
+    if service is not None and isinstance(ranker, Reranker):
+        # Refused here, before a server binds its port.
+        ranker.check_retriever(service.bundle)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -246,6 +252,7 @@ def create_app(
             )
         elif callable(ranker):
             app.state.reranker = await asyncio.to_thread(ranker)
+        reranker = app.state.reranker
         if app.state.service is None:
             target = resolve_bundle_path(bundle_path)
             app.state.service = await asyncio.to_thread(
@@ -255,9 +262,12 @@ def create_app(
                     load_tower=False,
                     precompute_in_background=True,
                     **settings.service_options(),
+                    check=reranker.check_retriever if reranker else None,
                 )
             )
         service = app.state.service
+        if reranker is not None:  # a given service (checked once a pair)
+            await asyncio.to_thread(reranker.check_retriever, service.bundle)
         tower = None
         if not service.tower_loaded:
             tower = _load_tower_in_background(service)

@@ -5,7 +5,9 @@ two-tower bundle (with the request's exclusions) and reorder them with a
 binary or regression `TabularBundle`, through
 `recsys.two_stage.TwoStageRecommender.rerank`: the order is the one `recsys
 recommend BUNDLE --rerank RANKER` prints. The ranker is loaded once; a
-reload of the retrieval bundle keeps it.
+reload of the retrieval bundle keeps it. A ranker trained on another
+table's ids than the retrieval bundle's is refused when the two are
+paired (`check_retriever`: at load, at each reload), not per request.
 
 The candidates are scored by a `NumpyRanker` (the model's weights read
 once into numpy, the pairs' inputs looked up by a `PairEncoder`: no pandas
@@ -29,6 +31,7 @@ from recsys.serving.pair_features import PairEncoder
 from recsys.two_stage import DEFAULT_BLEND
 from recsys.two_stage import DEFAULT_NUM_CANDIDATES
 from recsys.two_stage import TwoStageRecommender
+from recsys.two_stage import check_pairing
 from recsys.two_stage import check_ranker
 
 logger = logging.getLogger(__name__)
@@ -157,7 +160,9 @@ class Reranker:
 
     Raises:
         ValueError: for any other bundle (see
-            `recsys.two_stage.check_ranker`).
+            `recsys.two_stage.check_ranker`). A ranker trained on another
+            table than a retrieval bundle is refused when paired with it
+            (`check_retriever`).
 
     Example:
 
@@ -175,6 +180,19 @@ class Reranker:
         self.ranker = ranker
         self.version = ranker.version
         self._scorer = _ServedRanker(ranker, fast, numpy_ranker, encoder)
+
+    def check_retriever(self, bundle):
+        """Raises a `ValueError` unless this ranker can rerank `bundle`'s
+        candidates: a ranker trained on another table's ids scores every
+        candidate alike (`recsys.two_stage.check_pairing`). Reads every id
+        once per pair (up to a second on a million-item catalog): call it
+        when pairing, off the event loop.
+
+        Args:
+            bundle: the two-tower `recsys.Bundle` whose candidates it
+                reranks.
+        """
+        check_pairing(bundle, self.ranker)
 
     @property
     def kind(self):
@@ -284,7 +302,12 @@ class Reranker:
         Returns:
             list: per query, `(ids, scores, fallback)` or an exception (a
             `QueryError` for a query the service refuses).
+
+        Raises:
+            ValueError: the ranker cannot rerank the service's bundle
+                (`check_retriever`: a server checks it at load).
         """
+        self.check_retriever(service.bundle)
         found = service.retrieve_many(
             [
                 {

@@ -457,11 +457,13 @@ async def reload(request: Request, body: ReloadRequest | None = None):
     A bundle that fails to load is refused with 422 and the current bundle
     keeps serving. Requests in flight finish on the bundle they started with.
     The ranker (`--ranker`) is not reloaded: it reranks the new bundle's
-    candidates. With several workers (`recsys serve --workers N`) no swap
-    in one process reaches the others: without `path`, the answer is 202
-    and the server reloads every worker as SIGHUP does (new workers on the
-    bundle or pointer read again, then the old ones stopped; a bundle that
-    fails to load is logged and the old workers serve on); with `path`, 409.
+    candidates, and a bundle of other ids than the ranker's is refused
+    with 422 (`Reranker.check_retriever`). With several workers (`recsys
+    serve --workers N`) no swap in one process reaches the others: without
+    `path`, the answer is 202 and the server reloads every worker as SIGHUP
+    does (new workers on the bundle or pointer read again, then the old
+    ones stopped; a bundle that fails to load, or that the ranker refuses,
+    is logged and the old workers serve on); with `path`, 409.
     """
     state = request.app.state
     refused = getattr(state, "reload_refused", None)
@@ -514,11 +516,15 @@ async def swap_bundle(app, path):
     async with app.state.reload_lock:
         try:
             path = resolve_bundle_path(path)
+            reranker = app.state.reranker
             service = await asyncio.to_thread(
                 functools.partial(
                     RetrievalService.load,
                     path,
                     **app.state.settings.service_options(),
+                    # The kept ranker must know the new bundle's ids:
+                    # checked before the top-items table is built.
+                    check=reranker.check_retriever if reranker else None,
                 )
             )
         except Exception as error:

@@ -126,6 +126,8 @@ def serve(
         # bundle.
         precompute_in_background=True,
         **settings.service_options(),
+        # A ranker of another table's ids is refused before anything else.
+        check=reranker.check_retriever if reranker else None,
     )
     app = create_app(
         bundle,
@@ -248,6 +250,9 @@ def _serve_workers(
             precompute_in_background=not generations,
             defer_precompute=True,
             **settings.service_options(),
+            # A ranker of another table's ids: refused before the port is
+            # bound (at a reload, the old workers serve on).
+            check=shared_ranker.check_retriever if shared_ranker else None,
         )
         # ScaNN's query pool threads stayed in this process: workers search
         # on their calling thread (each worker is one core's worth already).

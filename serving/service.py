@@ -3,6 +3,7 @@
 import logging
 import reprlib
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -92,6 +93,9 @@ class RetrievalService:
             no thread yet: `start_precompute` starts it (a server that
             forks workers calls it in each, as threads do not survive a
             fork). Defaults to `False`.
+        check: callable or None. Called with `bundle` before anything is
+            built (a server's ranker: `Reranker.check_retriever`); what it
+            raises refuses the bundle. Defaults to `None`.
 
     Example:
 
@@ -113,7 +117,10 @@ class RetrievalService:
         batch_max_size: int = 64,
         fast_tower: bool = True,
         defer_precompute: bool = False,
+        check: Callable[[Bundle], Any] | None = None,
     ) -> None:
+        if check is not None:
+            check(bundle)
         self.bundle = bundle
         self.version = bundle.version
         self.index = bundle.exact_index if exact else bundle.index

@@ -24,6 +24,7 @@ from recsys.serving.pair_features import PairEncoder
 from recsys.serving.reranker import Reranker
 from recsys.serving.shared_model import SharedModel
 from recsys.serving.shared_model import capacity_for
+from recsys.two_stage import check_pairing
 from recsys.two_stage import check_ranker
 
 
@@ -82,6 +83,12 @@ class SharedRanker:
             encoder.encode(
                 np.asarray(users, dtype=object), np.asarray(items, dtype=object)
             )
+
+    def check_retriever(self, bundle: Any) -> None:
+        """Raises a `ValueError` unless the ranker can rerank `bundle`'s
+        candidates (`Reranker.check_retriever`). Checked here, before the
+        workers fork, a pair is not read again in them."""
+        check_pairing(bundle, self.bundle)
 
     def fill_in_child(self) -> int | None:
         """Forks the helper that writes the `NumpyRanker`; its pid, or None

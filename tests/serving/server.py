@@ -57,7 +57,16 @@ def running_server(*args, log_path, env=None):
                 raise AssertionError(log_path.read_text())
         else:
             raise AssertionError("the server did not become ready")
-        yield url
+        try:
+            yield url
+        except BaseException:
+            # Shown with the failure: whether the server still runs, and
+            # what it logged.
+            log.flush()
+            sys.stderr.write(
+                f"server exit code: {process.poll()}\n{log_path.read_text()}"
+            )
+            raise
     finally:
         if process.poll() is None:
             process.terminate()
