@@ -30,6 +30,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recsys.data.sources import check_output_file
+from recsys.data.sources import index_as_columns
+from recsys.data.sources import make_output_folder
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -88,14 +90,7 @@ def _check_output(output: str, bundle: Any) -> None:
             "files must stay as training wrote them. Fix: write it "
             "elsewhere, e.g. recommendations.parquet."
         )
-    parent = os.path.dirname(output)
-    try:
-        os.makedirs(parent, exist_ok=True)
-    except OSError as error:
-        raise ValueError(
-            f"Cannot make the output's folder {parent}: {error.strerror}. Fix: "
-            "write to a path whose folders are directories you can write."
-        ) from None
+    make_output_folder(output)
 
 
 def read_users(
@@ -129,7 +124,8 @@ def read_users(
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Users file not found: {path}")
     if path.lower().endswith(".parquet"):
-        frame = pd.read_parquet(path)
+        # The users may be the file's named index (`set_index(user)`).
+        frame = index_as_columns(pd.read_parquet(path))
     else:
         sep = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
         try:

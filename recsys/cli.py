@@ -424,9 +424,24 @@ def cmd_score(args):
 def cmd_predict(args):
     from recsys.bundles.text import TextBundle
 
-    bundle = TextBundle.load(args.bundle)
     if (args.text is None) == (args.input is None):
         raise ValueError("Give --text TEXT (repeatable) or --input FILE.")
+    blank = [n for n, text in enumerate(args.text or [], 1) if not text.strip()]
+    if blank:
+        # Not the bundle's "text column ... rows [0]": the user typed no
+        # column and no row.
+        alone = len(args.text) == 1
+        raise ValueError(
+            ("--text" if alone else f"--text number {blank[0]}")
+            + f" is empty ({args.text[blank[0] - 1]!r}): there is no text to "
+            "classify. Fix: "
+            + (
+                "pass the text, quoted (--text 'great fries')."
+                if alone
+                else "give that --text its text, or leave it out."
+            )
+        )
+    bundle = TextBundle.load(args.bundle)
     if args.input is not None:
         from recsys.scoring import score_file
 
@@ -439,7 +454,8 @@ def cmd_predict(args):
             batch_size=args.batch_size,
             progress=not args.quiet,
         )
-        print(f"classified {rows:,} texts into {args.output}")
+        # Rows, not texts: a row without a text is written unscored.
+        print(f"classified {rows:,} rows into {args.output}")
         return 0
     probabilities = bundle.predict_proba(args.text)
     labels = bundle.predict_labels(args.text)
@@ -487,17 +503,42 @@ def cmd_index(args):
 
 
 def cmd_serve(args):
+    from recsys.bundles.two_tower import BundleError
     from recsys.serving.server import serve
 
-    return serve(
-        args.bundle,
-        host=args.host,
-        port=args.port,
-        ranker=args.ranker,
-        watch=args.watch,
-        log_level=args.log_level,
-        workers=args.workers,
-    )
+    try:
+        return serve(
+            args.bundle,
+            host=args.host,
+            port=args.port,
+            ranker=args.ranker,
+            watch=args.watch,
+            log_level=args.log_level,
+            workers=args.workers,
+        )
+    except BundleError as error:
+        if _bundle_kind(args.bundle) != "tabular":
+            raise
+        # A tabular bundle serves as the ranker beside a two-tower one:
+        # the error alone says what it is not, not how to serve it.
+        raise BundleError(
+            f"{error} Fix: a tabular bundle is served as the ranker of a "
+            "two-tower bundle's candidates: recsys serve TWO_TOWER_BUNDLE "
+            f"--ranker {args.bundle}"
+        ) from None
+
+
+def _bundle_kind(path):
+    """The `kind` in the manifest of the bundle at `path` (a directory or
+    a pointer file), or None where none can be read."""
+    from recsys.bundles.two_tower import BundleError
+    from recsys.bundles.two_tower import read_manifest
+    from recsys.serving.bundle_paths import resolve_bundle_path
+
+    try:
+        return read_manifest(resolve_bundle_path(path)).get("kind")
+    except (BundleError, OSError, ValueError):
+        return None
 
 
 def build_parser():
@@ -516,13 +557,16 @@ def build_parser():
         help="More messages: -v adds debug output (ScaNN's and TensorFlow's "
         "native logs among them).",
     )
-    # `-q` on the commands that show progress bars.
+    # `-q` wherever `-v` goes: `recsys -q train ...` or `recsys index ...
+    # -q`. Absent unless given, as `-v` is: a command's default would undo
+    # the `-q` given before it (`main` reads it as False).
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument(
         "--quiet",
         "-q",
         action="store_true",
-        help="No progress bars; only warnings and errors.",
+        default=argparse.SUPPRESS,
+        help="Only warnings and errors: no progress bars, no INFO messages.",
     )
     # A config and its overrides: what `train` and `tune` read.
     configured = argparse.ArgumentParser(add_help=False)
@@ -539,7 +583,7 @@ def build_parser():
     parser = argparse.ArgumentParser(
         prog="recsys",
         description="Train, evaluate and query embedding retrieval models.",
-        parents=[verbose],
+        parents=[verbose, quiet],
     )
     parser.add_argument(
         "--version", action="version", version=f"recsys {__version__}"
@@ -573,10 +617,11 @@ def build_parser():
 
     evaluate = commands.add_parser(
         "evaluate",
-        parents=[verbose],
-        help="Two-tower bundles: recompute HR@k on the config's data split "
-        "(JSON). Tabular and text bundles: print the test metrics stored "
-        "at training beside the baselines (--rescore to recompute them).",
+        parents=[verbose, quiet],
+        help="Print a bundle's test metrics as a table (--json: one JSON "
+        "document). Two-tower bundles: HR@k recomputed on the config's data "
+        "split. Tabular and text bundles: the metrics stored at training "
+        "beside the baselines (--rescore to recompute them).",
     )
     evaluate.add_argument("bundle", help="Bundle directory.")
     evaluate.add_argument(
@@ -676,14 +721,21 @@ def build_parser():
     score = commands.add_parser(
         "score",
         parents=[verbose, quiet],
-        help="Score every row of a Parquet or CSV file with a tabular bundle.",
+        help="Score every row of a table (CSV, TSV, JSON, JSONL, Parquet) "
+        "with a tabular bundle.",
     )
     score.add_argument("bundle", help="Tabular bundle directory.")
-    score.add_argument("input", nargs="?", help="Input .parquet or .csv file.")
+    score.add_argument(
+        "input",
+        nargs="?",
+        help="Input table (CSV, TSV, JSON, JSONL, Parquet), read as training "
+        "reads its data.",
+    )
     score.add_argument(
         "output",
         nargs="?",
-        help="Output .parquet or .csv: the input plus scores.",
+        help="Output .parquet or .csv: the input plus scores (missing "
+        "folders are made).",
     )
     # The options `recsys predict` takes, for the same files.
     score.add_argument(
@@ -713,8 +765,9 @@ def build_parser():
     )
     predict.add_argument(
         "--input",
-        help="A .parquet or .csv file with the bundle's text column, "
-        "streamed in chunks.",
+        help="A table (CSV, TSV, JSON, JSONL, Parquet) with the bundle's text "
+        "column, read as training reads its data. Rows without a text are "
+        "kept, their scores left empty (a warning counts them).",
     )
     predict.add_argument(
         "--output",
@@ -732,7 +785,7 @@ def build_parser():
 
     serve = commands.add_parser(
         "serve",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Serve a bundle over HTTP (FastAPI + uvicorn).",
         description="Serve a two-tower bundle over HTTP (FastAPI + uvicorn). "
         'With --ranker, requests with "rerank": true retrieve `candidates` '
@@ -794,7 +847,7 @@ def build_parser():
 
     schema = commands.add_parser(
         "config-schema",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Print the JSON Schema of a model kind's config: every key, "
         "its type, default and meaning.",
     )
@@ -808,7 +861,7 @@ def build_parser():
 
     init = commands.add_parser(
         "init",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Write a starting config for a model kind from a table's "
         "columns (ids, time, label or text guessed, each guess commented).",
     )
@@ -847,7 +900,7 @@ def build_parser():
 
     index = commands.add_parser(
         "index",
-        parents=[verbose],
+        parents=[verbose, quiet],
         help="Add or update items in a two-tower bundle from their "
         "features, without retraining.",
         description="Embed the items of FILE (one row per item: the item "
@@ -959,10 +1012,11 @@ def main(argv=None):
     # Keras's backend defaults to JAX in `recsys/__init__.py`, for the CLI
     # and the Python API alike.
     args = build_parser().parse_args(argv)
+    args.quiet = getattr(args, "quiet", False)  # absent unless given
     from recsys.logs import configure_logging
 
     # Before anything loads TensorFlow: this also sets its C++ log level.
-    verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", False)
+    verbosity = getattr(args, "verbose", 0) - args.quiet
     configure_logging(verbosity)
     from recsys.bundles.two_tower import BundleError
     from recsys.config import ConfigError

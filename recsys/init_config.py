@@ -317,8 +317,47 @@ def _feature_table(
                 note += f"; {share} empty, read as missing"
             lines.append(_line("kind", "numeric", note))
     else:
-        lines.append(_line("kind", "categorical", f"{distinct:,} values"))
+        note = f"{distinct:,} values" + _not_numbers_note(series)
+        lines.append(_line("kind", "categorical", note))
     return lines
+
+
+# A column of text is numbers with a few stray cells ("?", "unknown", "-")
+# when at most this share of its written cells, of at most this many
+# values, is not a number.
+STRAY_SHARE = 0.05
+STRAY_VALUES = 5
+
+
+def _not_numbers_note(series: pd.Series) -> str:
+    """What keeps a text column of numbers from being numeric: `"; numbers
+    but for '?' (3 cells): ..."`, or `""` for another column.
+
+    pandas reads a column with one cell that is not a number (and not one
+    of its missing-value markers, such as `"n/a"` or an empty cell) as
+    text, and init would declare its hundreds of numbers categorical
+    without saying why. Training reads a numeric feature's cells as
+    numbers and refuses others, so the fix is the user's: empty those
+    cells.
+    """
+    if not _is_strings(series):
+        return ""
+    cells = series.dropna().astype(str).str.strip()
+    numbers = pd.to_numeric(cells, errors="coerce")
+    stray = cells[numbers.isna()]
+    if (
+        stray.empty
+        or len(stray) > STRAY_SHARE * len(cells)
+        or stray.nunique() > STRAY_VALUES
+        or numbers.nunique() <= 20  # as numbers, still categorical
+    ):
+        return ""
+    shown = ", ".join(repr(value) for value in stray.unique())
+    cell = "cell" if len(stray) == 1 else "cells"
+    return (
+        f"; numbers but for {shown} ({len(stray):,} {cell}): empty those "
+        'cells (read as missing) to make it kind = "numeric"'
+    )
 
 
 def _table_header(column) -> str:
@@ -1003,7 +1042,63 @@ def _task(labels: pd.Series) -> tuple[str, str]:
         return "regression", f"{distinct} distinct numbers"
     if distinct == 2:
         return "binary", "two values (the larger or later is positive)"
+    variants = _label_variants(labels)
+    if variants:
+        # `label_variants_warning` says it in full; the comment points at it.
+        return "multiclass", (
+            f"{distinct} classes as written: {_variants_text(variants)} "
+            "differ only in case or spaces"
+        )
     return "multiclass", f"{distinct} classes"
+
+
+def _label_variants(labels: pd.Series) -> list[list[str]]:
+    """The text labels that differ only in case or surrounding spaces
+    (`"no"`, `"No"`, `" no"`), in groups, each sorted; `[]` for none.
+
+    Classes are told apart as written (a categorical value's canonical
+    string keeps its case), so such labels are different classes: a
+    yes/no label typed by hand becomes a task of four.
+    """
+    if not _is_strings(labels):
+        return []
+    values = pd.Series(labels.dropna().unique()).astype(str)
+    keys = values.str.strip().str.casefold()
+    groups = values.groupby(keys.to_numpy(), sort=True).agg(sorted)
+    return [list(group) for group in groups if len(group) > 1]
+
+
+def _variants_text(variants: list[list[str]]) -> str:
+    """`'No' and 'no'; 'Yes' and 'yes'`."""
+    return "; ".join(
+        " and ".join(repr(value) for value in group) for group in variants
+    )
+
+
+def label_variants_warning(labels: pd.Series, column) -> str | None:
+    """The warning for a label whose classes differ only in case or
+    surrounding spaces (`_label_variants`), or None.
+
+    Args:
+        labels: pandas Series. The label column.
+        column: its name, for the message.
+
+    Returns:
+        str or None. One line naming the values and the fix.
+    """
+    variants = _label_variants(labels)
+    if not variants:
+        return None
+    distinct = labels.nunique(dropna=True)
+    meant = distinct - sum(len(group) - 1 for group in variants)
+    return (
+        f"Label column {str(column)!r} holds {_variants_text(variants)}, "
+        "which differ only in case or surrounding spaces: as written they "
+        f"are different classes ({distinct} classes, not {meant}). Fix: "
+        "where each group means one class, normalise them in the table "
+        f"(e.g. frame[{str(column)!r}] = frame[{str(column)!r}].str.strip()"
+        ".str.lower())."
+    )
 
 
 # Below this many rows an epoch is a handful of steps: AER's SwissLabor (872
@@ -1315,6 +1410,8 @@ def _text(
     return lines
 
 
+BUILDERS = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}
+
 # The columns a user can name instead of letting init guess, by kind.
 ROLES = {
     "two_tower": ("user", "item", "time"),
@@ -1362,10 +1459,9 @@ def init_config(
     )
     ```
     """
-    builders = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}
-    if kind not in builders:
+    if kind not in BUILDERS:
         raise ValueError(
-            f"Unknown model kind {kind!r}. Valid kinds: {tuple(builders)}."
+            f"Unknown model kind {kind!r}. Valid kinds: {tuple(BUILDERS)}."
         )
     if frame is None:
         if data is None:
@@ -1384,12 +1480,34 @@ def init_config(
                 "recsys init guesses the config from the values. Fix: point "
                 "--data at the table with its rows."
             )
+    text = _written_config(kind, frame, source or data, columns)
+    label = (
+        tomllib.loads(text)["data"].get("label")
+        if kind in ("tabular", "text")  # the kinds with classes
+        else None
+    )
+    if label in frame.columns:
+        # Said here, not only in the task's comment: the config is often
+        # printed, or trained without being read.
+        warning = label_variants_warning(frame[label], label)
+        if warning:
+            logger.warning("%s", warning)
+    return text
+
+
+def _written_config(
+    kind: str,
+    frame: pd.DataFrame,
+    source: str | None,
+    columns: dict[str, str] | None,
+) -> str:
+    """`init_config`'s TOML text for a table already read."""
     # List cells (JSON arrays, Parquet lists) read as multi-valued text,
     # as training reads them with `separator = "|"`.
     frame = frame.apply(lambda column: joined_lists(column, "|"))
     columns = _check_columns(kind, dict(columns or {}), frame)
-    source = source or data or PLACEHOLDER
-    build = builders[kind]
+    source = source or PLACEHOLDER
+    build = BUILDERS[kind]
     sampled = (
         [f"# Guessed from the table's first {SAMPLE_ROWS:,} rows."]
         if len(frame) >= SAMPLE_ROWS
@@ -1498,7 +1616,7 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         config = {**config, "train": train}
     if config["features"]:
         return validate_config(config)
-    written = tomllib.loads(init_config(kind, frame=frame, columns=columns))
+    written = tomllib.loads(_written_config(kind, frame, None, columns))
     features = written.get("features", {})
     model = dict(config["model"])
     if kind == "tabular" and model["features"]:
@@ -1558,6 +1676,9 @@ def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:
         return config
     label = config["data"]["label"]  # a column (`with_written_features`)
     task, why = _task(frame[label])
+    warning = label_variants_warning(frame[label], label)
+    if warning:
+        logger.warning("%s", warning)
     data = config["data"]
     high = _binary_threshold(frame[label], data["label_threshold"])
     if task == "binary" and high is not None:

@@ -1,9 +1,13 @@
 """Batch scoring: a bundle's predictions for every row of a file, streamed.
 
-`score_file` reads Parquet or CSV in chunks of `batch_size` rows with
-pyarrow, scores each chunk with the bundle's `predict`, and appends the
-chunk with its score columns to the output, so memory stays bounded by one
-chunk whatever the file size. It is what `recsys score` runs.
+`score_file` reads the input in chunks of `batch_size` rows, scores each
+chunk with the bundle's `predict`, and appends the chunk with its score
+columns to the output, so memory stays bounded by one chunk whatever the
+file size. The input is any table training reads (`recsys.data.sources`):
+Parquet (a file or a directory) and CSV or TSV (plain, `.gz`, `.bz2` or
+`.zst`) are streamed with pyarrow; JSON, JSON lines and other compressions
+are read whole, by training's reader. It is what `recsys score` and
+`recsys predict --input` run.
 """
 
 import logging
@@ -14,12 +18,23 @@ import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from recsys.data.sources import MISSING_MARKS
+from recsys.data.sources import SUPPORTED_FORMS
+from recsys.data.sources import TEXT_READERS
 from recsys.data.sources import check_output_file
+from recsys.data.sources import check_parquet_directory
 from recsys.data.sources import csv_layout
+from recsys.data.sources import index_as_columns
+from recsys.data.sources import load_interactions
+from recsys.data.sources import make_output_folder
+from recsys.data.sources import table_form
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
 SUPPORTED_FORMATS = (".parquet", ".csv")
+# Compressions of a CSV or TSV file that pyarrow's streaming reader opens
+# by the file's name; other forms are read whole by training's reader.
+STREAMED_COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
 
 logger = logging.getLogger(__name__)
 
@@ -34,29 +49,84 @@ def _format(path, what):
     return extension
 
 
+def _input_form(path):
+    """The input's form (`table_form`), or a `ValueError` listing the
+    forms read."""
+    form = table_form(path)
+    if form != ".parquet" and form not in TEXT_READERS:
+        raise ValueError(
+            f"Cannot read the input {path!r}: expected {SUPPORTED_FORMS}, as "
+            "training reads. Fix: save the rows in one of these forms, or "
+            "name the file with the extension of its form."
+        )
+    return form
+
+
 def _batches(path, batch_size):
     """`(batches, total_rows, column_names)`: record batches of the input,
-    streamed."""
-    if _format(path, "input") == ".parquet":
+    streamed where its form allows."""
+    form = _input_form(path)
+    if form == ".parquet" and os.path.isdir(path):
+        import pyarrow.dataset
+
+        check_parquet_directory(path)
+        shards = pyarrow.dataset.dataset(
+            path, format="parquet", partitioning="hive"
+        )
+        return (
+            shards.to_batches(batch_size=batch_size),
+            shards.count_rows(),
+            shards.schema.names,
+        )
+    if form == ".parquet":
         reader = pq.ParquetFile(path)
         return (
             reader.iter_batches(batch_size=batch_size),
             reader.metadata.num_rows,
             reader.schema_arrow.names,
         )
+    name = os.path.basename(path).lower()
+    compression = name[name.rfind(form) + len(form) :]
+    if form not in (".csv", ".tsv") or compression not in STREAMED_COMPRESSIONS:
+        # JSON has no streaming reader that keeps one schema for every
+        # chunk (a column of whole numbers in one chunk, with a null in the
+        # next), and pyarrow opens no .xz, .zip or .tar: read whole, as
+        # training reads them.
+        frame = load_interactions(path)
+        try:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+            # A JSON column of numbers and text: pandas holds it, Arrow
+            # (the output's writer) does not.
+            raise ValueError(
+                f"Cannot write the rows of {path} with their scores: {error}."
+                " Fix: give each column values of one type (all numbers, or "
+                "all text)."
+            ) from None
+        return (
+            table.to_batches(max_chunksize=batch_size),
+            table.num_rows,
+            table.column_names,
+        )
     # CSV: pyarrow reads blocks of bytes; rows per block vary, so the total
     # is unknown (the bar counts rows as they come). The file is read as
     # training read its table: its separator, decimal mark and code columns
     # (`csv_layout`), so `0042` stays the id it was trained as.
-    layout = csv_layout(path)
+    layout = csv_layout(path, "\t" if form == ".tsv" else None)
     block_size = max(batch_size * 64, 1 << 20)
     reader = pv.open_csv(
         path,
         read_options=pv.ReadOptions(block_size=block_size),
-        parse_options=pv.ParseOptions(delimiter=layout.get("sep", ",")),
+        parse_options=pv.ParseOptions(
+            delimiter=layout.get("sep", "\t" if form == ".tsv" else ",")
+        ),
         convert_options=pv.ConvertOptions(
             column_types=dict.fromkeys(layout.get("dtype", {}), pa.string()),
             decimal_point=layout.get("decimal", "."),
+            # Missing where pandas (training) reads missing: an "n/a" in a
+            # column of numbers kept as text was the value "n/a" to score.
+            null_values=list(MISSING_MARKS),
+            strings_can_be_null=True,
         ),
     )
     return reader, None, reader.schema.names
@@ -73,6 +143,56 @@ def _check_columns(bundle, names, path):
             f"the bundle reads (it was trained on {needed}). Its columns: "
             f"{list(names)}. Fix: add the column to the file."
         )
+
+
+def _predict(bundle, frame):
+    """`(predictions, blank)`: the bundle's predictions for `frame`'s rows,
+    and the mask of rows left unscored (NaN predictions).
+
+    A text bundle refuses an empty text, and training dropped the rows
+    without one (`data.drop_missing`); one row of a file must not stop the
+    others. Its rows without a text (empty, blank or missing) are left
+    unscored, so the output still holds one row per input row. Other
+    bundles score every row (they read missing values themselves).
+    """
+    column = getattr(bundle, "text_column", None)
+    blank = np.zeros(len(frame), bool)
+    if column is not None and column in frame.columns:
+        texts = frame[column]
+        blank = (
+            texts.isna()
+            | texts.map(lambda v: isinstance(v, str) and not v.strip())
+        ).to_numpy(bool)
+    if not blank.any():
+        return np.asarray(bundle.predict(frame)), blank
+    width = len(bundle.classes)
+    predictions = np.full(
+        (len(frame),) if width == 2 else (len(frame), width),
+        np.nan,
+        np.float32,
+    )
+    if not blank.all():
+        predictions[~blank] = bundle.predict(frame[~blank])
+    return predictions, blank
+
+
+def _warn_unscored(bundle, count, rows, total, columns):
+    """Logs how many rows `_predict` left unscored, and which."""
+    shown = rows[:5] + (["..."] if count > 5 else [])
+    logger.warning(
+        "Text column %r is empty or missing in %s of %s rows (rows %s, "
+        "counted from 0): their %s left empty, as no text was given to "
+        "classify. Fix: fill in those texts, or drop those rows.",
+        bundle.text_column,
+        f"{count:,}",
+        f"{total:,}",
+        ", ".join(map(str, shown)),
+        (
+            f"{columns[0]!r} is"
+            if len(columns) == 1
+            else f"{len(columns)} columns ({', '.join(columns)}) are"
+        ),
+    )
 
 
 def score_columns(bundle, predictions, names=None):
@@ -137,19 +257,23 @@ def output_names(usual, input_names):
 def score_file(
     bundle, input_path, output_path, *, batch_size=65536, progress=True
 ):
-    """Scores every row of a Parquet or CSV file into another file.
+    """Scores every row of a table file into another file.
 
     The output holds the input's columns plus `score` (the predicted value
     or positive-class probability), or one `prob_<class>` column per class
     for a multiclass model; `predicted_score` (and so on) where the input
     has a column of that name already. Its format follows its extension.
 
+    A text bundle's rows without a text (empty or missing) are written
+    with empty scores, and a warning counts them (`_predict`).
+
     Args:
         bundle: a bundle with `predict(frame)`, such as a `TabularBundle`.
-        input_path: str. `.parquet` or `.csv` file holding every feature
-            column of the bundle.
+        input_path: str. A table file (or Parquet directory) of a form
+            training reads (`recsys.data.sources.SUPPORTED_FORMS`), holding
+            every feature column of the bundle.
         output_path: str. `.parquet` or `.csv` file to write (replaced),
-            other than the input.
+            other than the input. Its missing folders are made.
         batch_size: int. Rows per chunk. Defaults to `65536`.
         progress: bool. Show a progress bar. Defaults to `True`.
 
@@ -177,14 +301,19 @@ def score_file(
             "`batch_size` must be a positive integer. "
             f"Received: batch_size={batch_size!r}"
         )
-    if not os.path.isfile(input_path):
+    if not os.path.exists(input_path):
         raise FileNotFoundError(f"Input file not found: {input_path}")
     output_format = _format(output_path, "output")
-    stem, extension = os.path.splitext(os.path.basename(input_path))
-    check_output_file(output_path, input_path, f"{stem}_scored{extension}")
+    stem = os.path.basename(os.path.normpath(input_path)).split(".")[0]
+    check_output_file(
+        output_path, input_path, f"{stem or 'scores'}_scored{output_format}"
+    )
     batches, total, names = _batches(input_path, batch_size)
     _check_columns(bundle, names, input_path)
+    make_output_folder(output_path)
     renamed = None
+    unscored: list[int] = []  # the first rows `_predict` left unscored
+    counts = {"rows": 0, "unscored": 0}
     bar = progress_bar(total=total, unit="rows", disable=not progress)
 
     def scored():
@@ -193,16 +322,32 @@ def score_file(
             table = pa.Table.from_batches([batch])
             for start in range(0, table.num_rows, batch_size):
                 chunk = table.slice(start, batch_size)
-                predictions = bundle.predict(chunk.to_pandas())
+                # A named index of a Parquet file is a column (as training
+                # reads it), not the index `to_pandas` would make it.
+                frame = index_as_columns(chunk.to_pandas())
+                predictions, blank = _predict(bundle, frame)
+                if blank.any():
+                    where = np.flatnonzero(blank) + counts["rows"]
+                    unscored.extend(where[: 5 - len(unscored)].tolist())
+                    counts["unscored"] += int(blank.sum())
+                counts["rows"] += chunk.num_rows
                 if renamed is None:  # the first chunk's columns name them
                     usual = list(score_columns(bundle, predictions))
                     renamed = output_names(usual, names)
                 for name, values in score_columns(
                     bundle, predictions, renamed
                 ).items():
-                    chunk = chunk.append_column(name, pa.array(values))
+                    # NaN (an unscored row) is written as an empty cell.
+                    chunk = chunk.append_column(
+                        name, pa.array(values, from_pandas=True)
+                    )
                 yield chunk
                 bar.update(chunk.num_rows)
+        if counts["unscored"]:
+            columns = list(score_columns(bundle, predictions, renamed))
+            _warn_unscored(
+                bundle, counts["unscored"], unscored, counts["rows"], columns
+            )
 
     writer = pq.ParquetWriter if output_format == ".parquet" else pv.CSVWriter
     try:

@@ -9,11 +9,14 @@ Paths are read by their extension, one reader per form:
 - `.jsonl` / `.ndjson` (one JSON object a line): `pandas.read_json`;
 - `.json`: a JSON array of records (`frame.to_json(orient="records")`, an
   API's export) or of columns, or one object a line;
-- `.parquet`, or a directory of Parquet files: `pandas.read_parquet`.
+- `.parquet`, or a directory of Parquet files: `pandas.read_parquet`; a
+  named index (`frame.set_index("user").to_parquet(...)`) is read as the
+  column it was (`index_as_columns`).
 
 In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) and whole
 numbers of 16 digits or more stay text, and a header naming a column twice
-is refused (`csv_layout`).
+is refused (`csv_layout`). In a file of decimal commas, a column of numbers
+written with decimal points is read as numbers (`point_decimals`).
 
 The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
@@ -69,6 +72,32 @@ STREAM_COMPRESSIONS = {
 def _read_csv(path, **options) -> pd.DataFrame:
     return pd.read_csv(path, **options)
 
+
+# The cells `pandas.read_csv` reads as missing by default (its `na_values`,
+# in every column, text ones too): what a reader other than pandas (pyarrow's
+# streaming CSV reader, `recsys score`) must read as missing to see the
+# table training saw.
+MISSING_MARKS = (
+    "",
+    "#N/A",
+    "#N/A N/A",
+    "#NA",
+    "-1.#IND",
+    "-1.#QNAN",
+    "-NaN",
+    "-nan",
+    "1.#IND",
+    "1.#QNAN",
+    "<NA>",
+    "N/A",
+    "NA",
+    "NULL",
+    "NaN",
+    "None",
+    "n/a",
+    "nan",
+    "null",
+)
 
 # Separators of CSV files written in other conventions (a spreadsheet in a
 # locale whose decimal mark is the comma writes `;`).
@@ -204,6 +233,85 @@ def _read_json(path, **options) -> pd.DataFrame:
     return frame if nrows is None else frame.head(nrows)
 
 
+# A number written with a decimal point (`0.265`, `-3`, `1.5e-3`), and the
+# same digits grouped by thousands with points (`1.234.567`, `12.500`): in
+# a file of decimal commas the second is a whole number.
+POINT_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
+POINT_THOUSANDS = r"[-+]?\d{1,3}(\.\d{3})+"
+
+
+def point_decimals(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
+    """`frame` with its columns of point-decimal numbers as numbers, where
+    the file was read with decimal commas (`layout["decimal"] == ","`).
+
+    pandas' `to_csv(decimal=",")` writes float columns with commas, but a
+    column of numbers held as text (object dtype, as a column with a few
+    `"n/a"` cells is) with points: read with `decimal=","` those cells stay
+    text, and `recsys init` saw a categorical of hundreds of values. A
+    column whose every written cell is such a number, and not all of them
+    thousands grouped by points (`12.500`, which in such a file is 12500),
+    becomes numeric; empty and `"n/a"`-like cells (pandas' missing-value
+    markers) stay missing. Code columns (`layout["dtype"]`) stay text.
+
+    Args:
+        frame: pandas DataFrame, as `read_csv` read it with `layout`.
+        layout: dict. The `csv_layout` options it was read with.
+
+    Returns:
+        pandas DataFrame: `frame`, or a copy with those columns converted.
+    """
+    if layout.get("decimal") != ",":
+        return frame
+    codes = set(layout.get("dtype", {}))
+    converted = {}
+    for column in frame.columns:
+        series = frame[column]
+        if column in codes or not pd.api.types.is_string_dtype(series):
+            continue
+        cells = series.dropna().astype(str)
+        if cells.empty or not cells.str.fullmatch(POINT_NUMBER).all():
+            continue
+        dotted = cells[cells.str.contains(".", regex=False)]
+        if dotted.empty or dotted.str.fullmatch(POINT_THOUSANDS).all():
+            continue
+        converted[column] = pd.to_numeric(series)
+    return frame.assign(**converted) if converted else frame
+
+
+def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its named index levels back among its columns.
+
+    `frame.set_index("user").to_parquet(path)` stores `user` as a column,
+    and `pandas.read_parquet` (or pyarrow's `to_pandas`) makes it the
+    index again, where no config key could name it. An unnamed index (the
+    default `RangeIndex`, or `__index_level_0__` from
+    `to_parquet(index=True)`) numbers rows and stays the index. A level
+    named like a column the frame already holds stays too.
+
+    Args:
+        frame: pandas DataFrame, as read from a Parquet file.
+
+    Returns:
+        pandas DataFrame: `frame`, or a copy whose named index levels are
+        its first columns (in the index's order) and whose index numbers
+        the rows.
+
+    Example:
+
+    ```python
+    frame = index_as_columns(pd.read_parquet("polls.parquet"))
+    ```
+    """
+    named = [
+        name
+        for name in frame.index.names
+        if name is not None and name not in frame.columns
+    ]
+    if not named:
+        return frame
+    return frame.reset_index(level=named)
+
+
 TEXT_READERS = {
     ".csv": _read_csv,
     ".tsv": _read_tsv,
@@ -283,10 +391,13 @@ def _watched(path: str, progress: bool):
         yield CallbackIOWrapper(bar.update, file, "read"), options
 
 
-def _check_parquet_directory(path: str) -> None:
+def check_parquet_directory(path: str) -> None:
     """Refuses a directory without a `.parquet` file: pandas reads an empty
     one as a table of no columns and no rows, and one of other files with
     pyarrow's "Parquet magic bytes not found".
+
+    Args:
+        path: str. The directory.
 
     Raises:
         ValueError: naming the directory, what it holds and the fix.
@@ -361,6 +472,27 @@ def check_output_file(
         )
 
 
+def make_output_folder(output: str | os.PathLike) -> None:
+    """Makes the missing folders of an output file, as `recsys train` makes
+    its bundle's: `out/scores.csv` needs no `mkdir out` first.
+
+    Args:
+        output: str or path-like. The file a command writes.
+
+    Raises:
+        ValueError: naming the folder, the system's reason and the fix,
+            where it cannot be made (no permission, a read-only disk).
+    """
+    parent = os.path.dirname(os.path.abspath(os.fspath(output)))
+    try:
+        os.makedirs(parent, exist_ok=True)
+    except OSError as error:
+        raise ValueError(
+            f"Cannot make the output's folder {parent}: {error.strerror}. Fix: "
+            "write to a path whose folders are directories you can write."
+        ) from None
+
+
 def load_interactions(
     source: str | os.PathLike,
     *,
@@ -418,7 +550,8 @@ def load_interactions(
             if max_rows is not None:
                 layout["nrows"] = max_rows
             with _watched(path, progress) as (readable, options):
-                return TEXT_READERS[form](readable, **options, **layout)
+                frame = TEXT_READERS[form](readable, **options, **layout)
+            return point_decimals(frame, layout)
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"Data source {path!r} is not UTF-8 text (byte "
@@ -429,14 +562,14 @@ def load_interactions(
         import pyarrow.dataset
 
         if os.path.isdir(path):
-            _check_parquet_directory(path)
+            check_parquet_directory(path)
         try:
             if max_rows is None:
-                return pd.read_parquet(path)
+                return index_as_columns(pd.read_parquet(path))
             shards = pyarrow.dataset.dataset(
                 path, format="parquet", partitioning="hive"
             )
-            return shards.head(max_rows).to_pandas()
+            return index_as_columns(shards.head(max_rows).to_pandas())
         except pyarrow.ArrowInvalid as error:
             if not os.path.isdir(path):
                 raise

@@ -332,7 +332,7 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
     assert "is the input" in capsys.readouterr().err
     assert target.read_bytes() == before
     assert main(["predict", bundle.path, "--text", ""]) == 1
-    assert "1 empty text " in capsys.readouterr().err
+    assert "--text is empty ('')" in capsys.readouterr().err
     assert main(["predict", bundle.path]) == 1
     assert "--text" in capsys.readouterr().err
 

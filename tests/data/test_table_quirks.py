@@ -1,0 +1,130 @@
+"""Tables as other tools write them: a Parquet index, mixed decimal marks."""
+
+import pandas as pd
+import pytest
+
+from recsys.data.sources import index_as_columns
+from recsys.data.sources import load_interactions
+from recsys.init_config import init_config
+
+POLLS = pd.DataFrame(
+    {
+        "pollster": ["Ipsos", "YouGov", "Ipsos", "Gallup", "YouGov"],
+        "state": ["Ohio", "Iowa", "Iowa", "Ohio", "Utah"],
+        "samplesize": [900.0, 1200.0, 850.0, 1000.0, 640.0],
+    }
+)
+
+
+@pytest.mark.parametrize("max_rows", [None, 3])
+def test_a_named_parquet_index_is_read_as_its_column(tmp_path, max_rows):
+    # `set_index("pollster").to_parquet(...)` stores the column; pandas
+    # made it the index again, and `--user pollster` was "not a column".
+    path = tmp_path / "polls.parquet"
+    POLLS.set_index("pollster").to_parquet(path)
+    frame = load_interactions(path, max_rows=max_rows)
+    expected = POLLS.head(max_rows) if max_rows else POLLS
+    pd.testing.assert_frame_equal(frame, expected)
+
+
+def test_an_unnamed_parquet_index_stays_out_of_the_columns(tmp_path):
+    # `__index_level_0__` (a filtered frame written with its index) numbers
+    # rows: no column of its own.
+    path = tmp_path / "polls.parquet"
+    POLLS[POLLS["state"] != "Utah"].iloc[::-1].to_parquet(path)
+    assert list(load_interactions(path).columns) == list(POLLS.columns)
+
+
+def test_index_as_columns_keeps_a_level_named_like_a_column():
+    frame = POLLS.set_index(pd.Index([7, 8, 9, 10, 11], name="state"))
+    assert index_as_columns(frame) is frame
+    both = POLLS.set_index(["pollster", "state"])
+    assert list(index_as_columns(both).columns) == list(POLLS.columns)
+
+
+def test_init_reads_the_user_of_a_parquet_index(tmp_path):
+    path = tmp_path / "polls.parquet"
+    POLLS.set_index("pollster").to_parquet(path)
+    columns = {"user": "pollster", "item": "state"}
+    text = init_config("two_tower", str(path), columns=columns)
+    assert 'user = "pollster"' in text
+
+
+HMDA = pd.DataFrame(
+    {
+        "deny": ["no", "yes"] * 30,
+        # Held as text for its "n/a" cells: `to_csv(decimal=",")` writes
+        # it with points, its float columns with commas.
+        "pirat": [f"0.{i + 10}" for i in range(57)] + ["n/a", "0.5", "n/a"],
+        "hirat": [0.25 + i / 100 for i in range(60)],
+        "price": [f"{i}.500" for i in range(1, 61)],  # thousands, by points
+    }
+)
+
+
+@pytest.fixture
+def decimal_comma_csv(tmp_path):
+    path = tmp_path / "hmda.csv"
+    frame = HMDA.assign(pirat=HMDA["pirat"].astype(object))
+    frame.to_csv(path, index=False, sep=";", decimal=",")
+    return path
+
+
+def test_point_decimals_in_a_decimal_comma_file_are_numbers(
+    decimal_comma_csv,
+):
+    frame = load_interactions(decimal_comma_csv)
+    assert frame["pirat"].dtype == "float64"
+    assert frame["pirat"].isna().sum() == 2  # "n/a", pandas' missing mark
+    assert frame["pirat"].iloc[0] == 0.10
+    assert frame["hirat"].iloc[1] == 0.26  # its commas, as before
+    # `1.500` may be 1500 in such a file: left as written.
+    assert frame["price"].iloc[0] == "1.500"
+
+
+def test_init_declares_point_decimals_numeric_with_missing_cells(
+    decimal_comma_csv,
+):
+    # Before: kind = "categorical"  # 58 values, and no word of why.
+    text = init_config("tabular", str(decimal_comma_csv), columns={})
+    table = text.split("[features.pirat]\n")[1].split("\n")[0]
+    assert 'kind = "numeric"' in table and "read as missing" in table
+
+
+def test_init_names_the_cells_that_keep_numbers_categorical():
+    frame = pd.DataFrame(
+        {
+            "label": ["a", "b"] * 50,
+            "timestamp": range(1_700_000_000, 1_700_000_100),
+            "income": [str(1000 + 7 * (i % 40)) for i in range(97)] + ["?"] * 3,
+        }
+    )
+    text = init_config("tabular", frame=frame, columns={"label": "label"})
+    table = text.split("[features.income]\n")[1].split("\n")[0]
+    assert 'kind = "categorical"' in table
+    assert "numbers but for '?' (3 cells): empty those cells" in table
+
+
+def test_the_scorer_reads_missing_cells_as_training_does(decimal_comma_csv):
+    # pyarrow kept "n/a" (and empty text cells) as values where pandas,
+    # which read the training table, reads them as missing: `recsys score`
+    # refused "Column 'pirat' must be numeric ... e.g. ['n/a']".
+    import pyarrow as pa
+
+    from recsys.scoring import _batches
+
+    batches, _, _ = _batches(str(decimal_comma_csv), 1000)
+    scored = pa.Table.from_batches(list(batches)).to_pandas()
+    trained = load_interactions(decimal_comma_csv)
+    assert scored["pirat"].isna().tolist() == trained["pirat"].isna().tolist()
+    pd.testing.assert_series_equal(
+        pd.to_numeric(scored["pirat"]), trained["pirat"]
+    )
+
+
+def test_missing_marks_are_pandas_own():
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    from recsys.data.sources import MISSING_MARKS
+
+    assert set(MISSING_MARKS) == set(STR_NA_VALUES)

@@ -1,0 +1,102 @@
+"""`recsys score` reads every form `recsys train` reads, writes into
+folders it makes, and `recsys serve` of a tabular bundle names `--ranker`."""
+
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.cli import main
+from recsys.scoring import score_file
+
+
+def _write(rows, path, form):
+    if form == "parquet-dir":
+        os.makedirs(path)
+        rows.iloc[:7].to_parquet(os.path.join(path, "part-0.parquet"))
+        rows.iloc[7:].to_parquet(os.path.join(path, "part-1.parquet"))
+    elif form == "indexed":  # the user id as the file's index
+        rows.set_index("userId").to_parquet(path)
+    elif form == "tsv":
+        rows.to_csv(path, sep="\t", index=False)
+    elif form == "jsonl":
+        rows.to_json(path, orient="records", lines=True)
+    else:
+        rows.to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    "name, form",
+    [
+        ("in.csv.gz", "csv"),  # before: "must end in one of" (.parquet, .csv)
+        ("in.tsv", "tsv"),
+        ("in.jsonl", "jsonl"),
+        ("in.csv.xz", "csv"),  # not streamed: read whole, as training reads
+        ("shards", "parquet-dir"),
+        ("indexed.parquet", "indexed"),  # before: no column 'userId'
+    ],
+)
+def test_every_form_training_reads_is_scored(
+    rating_run, small_frame, tmp_path, name, form
+):
+    bundle, _ = rating_run
+    rows = small_frame.iloc[:20]
+    source = tmp_path / name
+    _write(rows, source, form)
+    target = tmp_path / "out.parquet"
+    count = score_file(
+        bundle, str(source), str(target), batch_size=6, progress=False
+    )
+    assert count == 20
+    out = pd.read_parquet(target).reset_index()
+    np.testing.assert_allclose(
+        out["score"], bundle.predict(rows), rtol=1e-5, atol=1e-6
+    )
+    assert out["userId"].tolist() == rows["userId"].tolist()
+
+
+def test_an_unknown_input_form_lists_the_forms_read(rating_run, tmp_path):
+    bundle, _ = rating_run
+    source = tmp_path / "rows.xlsx"
+    source.write_text("")
+    with pytest.raises(ValueError, match=r"expected \.csv, \.tsv, \.json"):
+        score_file(bundle, str(source), str(tmp_path / "o.csv"))
+    # JSON read whole, as training reads it: a column of numbers and text
+    # is named, not an Arrow traceback.
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text('{"userId": 1}\n{"userId": "u2"}\n')
+    with pytest.raises(ValueError, match="column userId.*Fix: give each"):
+        score_file(bundle, str(mixed), str(tmp_path / "o.csv"))
+
+
+def test_an_output_in_a_missing_folder_is_written_there(
+    liked_run, small_frame, tmp_path, capsys, monkeypatch
+):
+    # Before: "No such file or directory: .../out/.s.csv.676fbd5a.tmp".
+    bundle, _ = liked_run
+    monkeypatch.chdir(tmp_path)
+    small_frame.iloc[:10].to_csv("x.csv", index=False)
+    assert main(["score", bundle.path, "x.csv", "out/deep/s.csv", "-q"]) == 0
+    assert len(pd.read_csv(tmp_path / "out" / "deep" / "s.csv")) == 10
+    assert "scored 10 rows into out/deep/s.csv" in capsys.readouterr().out
+
+
+def test_serving_a_tabular_bundle_names_the_ranker_option(liked_run, capsys):
+    bundle, _ = liked_run
+    assert main(["serve", bundle.path]) == 1
+    err = capsys.readouterr().err
+    assert "is a 'tabular' bundle, not a 'two_tower' bundle" in err
+    assert f"recsys serve TWO_TOWER_BUNDLE --ranker {bundle.path}" in err
+
+
+def test_quiet_is_taken_wherever_verbose_is(liked_run, capsys):
+    # `-q` was refused by `recsys -q train`, `evaluate ... -q` and
+    # `index ... -q`; `-v` went everywhere.
+    bundle, _ = liked_run
+    assert main(["evaluate", bundle.path, "-q"]) == 0
+    assert main(["-q", "evaluate", bundle.path, "--json"]) == 0
+    assert main(["-q", "config-schema", "tabular"]) == 0
+    capsys.readouterr()
+    assert main(["-q", "serve", bundle.path]) == 1
+    assert "--ranker" in capsys.readouterr().err

@@ -1,0 +1,106 @@
+"""`recsys predict --input` keeps one row per input row: rows without a text
+are written unscored, with a warning, as training dropped them; `--text ""`
+names the argument, not a column."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys import train
+from recsys.cli import main
+from recsys.config import load_config
+from recsys.scoring import score_file
+
+
+def _reviews(rows=200, seed=0):
+    rng = np.random.default_rng(seed)
+    label = rng.integers(0, 2, rows)
+    words = np.array([["sunny", "happy", "great"], ["rainy", "sad", "bad"]])
+    return pd.DataFrame(
+        {
+            "doc": np.arange(rows),
+            "text": [" ".join(rng.choice(words[y], 4)) for y in label],
+            "sentiment": np.where(label == 1, "neg", "pos"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def reviews_bundle(tmp_path_factory):
+    config = load_config(
+        "configs/tweets_text.toml",
+        [
+            "data.source=unused.csv",
+            "data.label=sentiment",
+            "data.id=doc",
+            "model.architecture='mean_pool'",
+            "train.epochs=2",
+            "train.patience=1",
+            "train.refit=false",
+            "evaluate.baselines=[]",
+        ],
+    )
+    path = tmp_path_factory.mktemp("text") / "reviews"
+    bundle, _ = train(config, str(path), frame=_reviews(), progress=False)
+    return bundle
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_rows_without_a_text_are_kept_unscored(
+    reviews_bundle, tmp_path, caplog, suffix
+):
+    # Before: "Text column 'text' holds 3 empty texts ... Fix: drop those
+    # rows", and no row of the file scored.
+    rows = _reviews(12, seed=1)[["doc", "text"]]
+    rows["text"] = rows["text"].astype(object)
+    rows.loc[[2, 3], "text"] = ""
+    rows.loc[7, "text"] = "   "
+    rows.loc[9, "text"] = None
+    source = tmp_path / f"in{suffix}"
+    if suffix == ".csv":
+        rows.to_csv(source, index=False)
+    else:
+        rows.to_parquet(source, index=False)
+    target = tmp_path / "out.csv"
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        count = score_file(
+            reviews_bundle, str(source), str(target), batch_size=5
+        )
+    assert count == 12
+    scores = pd.read_csv(target)["score"]
+    blank = [2, 3, 7, 9]
+    assert scores[blank].isna().all()
+    kept = rows.drop(index=blank)
+    np.testing.assert_allclose(
+        scores.drop(index=blank),
+        reviews_bundle.predict(kept["text"].tolist()),
+        atol=1e-6,
+    )
+    assert (
+        "Text column 'text' is empty or missing in 4 of 12 rows "
+        "(rows 2, 3, 7, 9, counted from 0): their 'score' is left empty"
+    ) in caplog.text
+
+
+def test_a_chunk_of_blank_texts_only_is_written_unscored(
+    reviews_bundle, tmp_path
+):
+    source = tmp_path / "in.parquet"
+    pd.DataFrame({"text": ["", "sunny happy", " ", "rainy"]}).to_parquet(source)
+    target = tmp_path / "out.parquet"
+    assert score_file(reviews_bundle, str(source), str(target), batch_size=2)
+    scores = pd.read_parquet(target)["score"]
+    assert scores.isna().tolist() == [True, False, True, False]
+
+
+def test_an_empty_text_argument_is_named_as_such(reviews_bundle, capsys):
+    # Before: "Text column 'text' holds 1 empty text (rows [0])": the
+    # user gave no column and no row.
+    assert main(["predict", reviews_bundle.path, "--text", ""]) == 1
+    err = capsys.readouterr().err
+    assert "--text is empty (''): there is no text to classify." in err
+    argv = ["predict", reviews_bundle.path, "--text", "sunny", "--text", " "]
+    assert main(argv) == 1
+    assert "--text number 2 is empty (' ')" in capsys.readouterr().err

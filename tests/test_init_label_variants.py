@@ -1,0 +1,61 @@
+"""Labels typed by hand (`no`, `No`, ` yes`): init and `task = "auto"` say
+that they are different classes as written, and how to make them one."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+import recsys
+from recsys.init_config import init_config
+from recsys.init_config import label_variants_warning
+from recsys.init_config import with_written_features
+
+
+def _loans(rows=120):
+    rng = np.random.default_rng(0)
+    deny = rng.choice(["no", "yes"], rows)
+    # Every 7th row capitalized, as HMDA's mixed-case copy of the audit.
+    deny = np.where(np.arange(rows) % 7 == 0, np.char.capitalize(deny), deny)
+    return pd.DataFrame(
+        {
+            "deny": deny,
+            "ratio": rng.normal(0.3, 0.1, rows).round(3),
+            "history": rng.integers(1, 7, rows),
+        }
+    )
+
+
+def test_labels_differing_in_case_are_named_with_the_fix():
+    warning = label_variants_warning(_loans()["deny"], "deny")
+    assert "'No' and 'no'; 'Yes' and 'yes'" in warning
+    assert "different classes (4 classes, not 2)" in warning
+    assert "Fix: where each group means one class, normalise them" in warning
+    spaced = pd.Series(["cat", " cat", "dog", "bird"])
+    assert "' cat' and 'cat'" in label_variants_warning(spaced, "pet")
+    assert label_variants_warning(pd.Series(["no", "yes"] * 3), "y") is None
+    assert label_variants_warning(pd.Series([1, 2, 3]), "y") is None
+
+
+def test_init_warns_and_comments_the_task(caplog):
+    # Before: task = "multiclass"  # 4 classes, and no word of why.
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        text = init_config("tabular", frame=_loans(), columns={"label": "deny"})
+    task = text.split('task = "multiclass"')[1].splitlines()[0]
+    assert "4 classes as written: 'No' and 'no'; 'Yes' and 'yes'" in task
+    assert "Label column 'deny' holds 'No' and 'no'" in caplog.text
+    assert caplog.text.count("Label column 'deny'") == 1
+
+
+def test_a_task_guessed_at_training_warns_once(caplog):
+    config = recsys.load_config(
+        {
+            "data": {"source": "loans.csv", "label": "deny"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    assert config["model"]["task"] == "auto"
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        filled = with_written_features(config, _loans())
+    assert filled["model"]["task"] == "multiclass"
+    assert caplog.text.count("differ only in case or surrounding") == 1
