@@ -62,6 +62,7 @@ import pandas as pd
 from recsys.config.common import NO_TIME
 from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import LOWER_IS_BETTER
+from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_bytes_atomically
 from recsys.storage.atomic_write import write_text_atomically
 
@@ -631,12 +632,17 @@ def tune(
             _write_influence(output, trial.number, metric, *scored)
         best_epoch = result.metrics.get("train", {}).get("best_epoch")
         if best_epoch is not None:
-            # Early stopping chose the epochs (tabular, text): say how many;
-            # `train.epochs` was only their cap.
+            # Early stopping chose the epochs: say how many; `train.epochs`
+            # was only their cap.
             trial.set_user_attr("best_epoch", best_epoch)
-        elif epochs:
-            # The last epoch's value too, for later trials to compare with.
+        # The last epoch's value too, for later trials to compare with: a
+        # two-tower fit reports every epoch but its last (`EpochScores`),
+        # which is `best_epoch` after early stopping; tabular and text fits
+        # report none.
+        if best_epoch is None and epochs:
             trial.report(value, epochs)
+        elif best_epoch is not None and config["model"]["kind"] == "two_tower":
+            trial.report(value, best_epoch)
         return value
 
     start = _starting_point(config, space)
@@ -673,12 +679,27 @@ def tune(
             output,
             metric,
         )
-        with _out_of_time_in_one_line():
+        # The package's bar, not Optuna's: one plain line at a time when
+        # stderr is a log file (Optuna's rewrites one line with `\r`).
+        bar = progress_bar(
+            total=remaining, desc="trials", unit="trial", disable=not progress
+        )
+
+        def advance(study, trial):
+            if trial.value is not None:
+                best = study.best_trial
+                bar.set_postfix_str(
+                    f"best {metric} {best.value:.4f} (#{best.number})",
+                    refresh=False,
+                )
+            bar.update(1)
+
+        with _out_of_time_in_one_line(), bar:
             study.optimize(
                 objective,
                 n_trials=remaining,
                 timeout=time_budget,
-                show_progress_bar=progress,
+                callbacks=[advance],
                 catch=(OutOfTime,),
             )
     table = _trials_table(study, space, config)

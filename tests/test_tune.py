@@ -405,6 +405,28 @@ def test_a_two_tower_study_tries_its_config_then_without_history(
     load_config(str(tmp_path / "best.toml"))
 
 
+def test_an_early_stopped_two_tower_trial_reports_its_last_epoch(
+    interactions, tmp_path
+):
+    config = _two_tower_config(
+        interactions, "train.epochs=3", "train.early_stopping=true"
+    )
+    space = {"train.learning_rate": Range(0.05, 0.2, log=True)}
+    tune(
+        config,
+        str(tmp_path),
+        trials=1,
+        space=space,
+        final=False,
+        progress=False,
+    )
+    trial = pd.read_csv(tmp_path / "trials.csv").iloc[0]
+    # The refit ran `best_epoch` epochs: the last one reported is that one,
+    # with the trial's value (it was one short, its value missing).
+    assert trial["last_epoch"] == trial["best_epoch"]
+    assert trial["last_epoch_value"] == pytest.approx(trial["value"])
+
+
 def test_the_time_budget_stops_a_running_trial_once_another_has_finished():
     study = optuna.create_study(direction="maximize")
     past = time.monotonic() - 1

@@ -98,6 +98,28 @@ def _parse_value(text: str) -> Any:
         return text  # a bare word: a string
 
 
+def _key_path(key: str, features: Any) -> list[str]:
+    """The parts of an override's key: split at dots, a part quoted as in
+    TOML kept whole (`features."price.heinz41".kind`); unquoted, a feature
+    whose name holds dots is found by its whole name."""
+    try:
+        parsed: Any = tomllib.loads(f"{key} = 0")
+    except tomllib.TOMLDecodeError:  # e.g. `features.ram MB.kind`
+        path = key.split(".")
+    else:
+        path = []
+        while isinstance(parsed, dict) and len(parsed) == 1:
+            ((name, parsed),) = parsed.items()
+            path.append(name)
+    if len(path) > 3 and path[0] == "features" and isinstance(features, dict):
+        # The longest run of parts that names a declared feature.
+        for end in range(len(path) - 1, 2, -1):
+            name = ".".join(path[1:end])
+            if name in features:
+                return ["features", name, *path[end:]]
+    return path
+
+
 def apply_override(config: dict, assignment: str) -> None:
     """Applies one `key.path=value` override to `config` in place.
 
@@ -111,7 +133,7 @@ def apply_override(config: dict, assignment: str) -> None:
             f"Override must look like key=value. Received: {assignment!r}"
         )
     key, text = assignment.split("=", 1)
-    path = key.strip().split(".")
+    path = _key_path(key.strip(), config.get("features"))
     if len(path) < 2 or not all(path):
         raise ConfigError(
             "Override key must be section.key, e.g. train.epochs. "

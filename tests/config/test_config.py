@@ -13,6 +13,7 @@ from recsys.config import ConfigError
 from recsys.config import TabularConfig
 from recsys.config import TextConfig
 from recsys.config import TwoTowerConfig
+from recsys.config import apply_override
 from recsys.config import json_schema
 from recsys.config import load_config
 from recsys.config import schema_text
@@ -36,6 +37,20 @@ def test_config_overrides_are_parsed_as_toml():
 def test_config_override_adds_feature_keys():
     config = load_config(DEFAULT, ["features.genres.max_length=4"])
     assert config["features"]["genres"]["max_length"] == 4
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        'features."price.heinz41".kind',  # quoted as in TOML
+        "features.'price.heinz41'.kind",
+        "features.price.heinz41.kind",  # unquoted: the declared name
+    ],
+)
+def test_an_override_reaches_a_feature_whose_name_holds_dots(key):
+    config = {"features": {"price.heinz41": {"kind": "numeric"}}}
+    apply_override(config, key + "=categorical")
+    assert config["features"] == {"price.heinz41": {"kind": "categorical"}}
 
 
 @pytest.mark.parametrize(
