@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # Train the default MovieLens two-tower model, build its ScaNN index, print
-# HR@k beside the popularity baseline and recommendations for two users.
+# HR@k beside its baselines and recommendations for two users.
 demo: install
 	$(BIN)/recsys train configs/movielens_two_tower.toml --output artifacts/demo
 	$(BIN)/recsys recommend artifacts/demo --user 1 -k 5

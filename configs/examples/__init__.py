@@ -1,0 +1,1 @@
+"""Example configs for other people's tables (README, "Configs"); data only."""
