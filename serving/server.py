@@ -33,6 +33,7 @@ from recsys.serving.shared_ranker import SharedRanker
 from recsys.serving.shared_tower import SharedTower
 from recsys.serving.workers import RETIRE_SIGNAL
 from recsys.serving.workers import STARTUP_FAILURE
+from recsys.serving.workers import block_worker_signals
 from recsys.serving.workers import notify_ready
 from recsys.serving.workers import run_workers
 
@@ -179,6 +180,9 @@ def _serve_workers(
     starts its own threads (the top-items precompute). Tables built in a
     worker are its own memory.
     """
+    # Before anything loads: a thread a library starts meanwhile would take
+    # the supervisor's signals, and end it (`block_worker_signals`).
+    block_worker_signals()
     import uvicorn
 
     class WorkerServer(uvicorn.Server):

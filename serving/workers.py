@@ -143,6 +143,21 @@ def notify_ready() -> None:
     _signal(os.getppid(), READY_SIGNAL)
 
 
+def block_worker_signals() -> None:
+    """Blocks the signals `run_workers` waits for, in the calling thread
+    and every thread started from it afterwards.
+
+    The supervisor waits for them with `sigwaitinfo`; the kernel gives a
+    signal sent to the process to any thread that does not block it. A
+    thread started before `run_workers` blocks them (a library's pool,
+    started while loading the ranker) took a worker's ready signal or a
+    SIGHUP whenever the supervisor's own thread was busy, and their
+    default action ended the server (every worker with it). Call it
+    before loading anything.
+    """
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
+
+
 def run_workers(
     count: int,
     run: Run | None = None,

@@ -3,6 +3,7 @@ when the two are paired: `recsys recommend --rerank`, `recsys serve
 --ranker` (one process or workers), the app, its reloads and the Python
 API. (The rule itself: tests/test_two_stage_pairing.py.)"""
 
+import os
 import subprocess
 import sys
 import time
@@ -212,3 +213,35 @@ def test_workers_refuse_a_reload_to_other_ids_and_serve_on(
         )
         after = httpx.post(f"{url}/v1/retrieve", json=query, timeout=60)
         assert after.status_code == 200 and after.json() == before.json()
+
+
+def test_every_thread_of_a_workers_supervisor_blocks_its_signals(
+    trained_bundle, ranker_bundle, tmp_path
+):
+    """Loading the ranker started a thread before the supervisor blocked
+    its signals: a worker's ready signal or a SIGHUP given to that thread
+    while the supervisor was busy ended the server (default action)."""
+    import signal
+
+    from recsys.serving.workers import READY_SIGNAL
+    from tests.serving.test_workers import _server_pid
+
+    bundle, _ = trained_bundle
+    with running_server(
+        bundle.path,
+        "--ranker",
+        ranker_bundle.path,
+        "--workers",
+        "2",
+        log_path=tmp_path / "server.log",
+        env={"RECSYS_EXACT": "1"},
+    ) as url:
+        pid = _server_pid(url)
+        wanted = (1 << (signal.SIGHUP - 1)) | (1 << (READY_SIGNAL - 1))
+        for task in os.listdir(f"/proc/{pid}/task"):
+            if int(task) == pid:  # waits in sigwaitinfo: unblocked there
+                continue
+            with open(f"/proc/{pid}/task/{task}/status") as f:
+                line = next(x for x in f if x.startswith("SigBlk:"))
+            blocked = int(line.split()[1], 16)
+            assert blocked & wanted == wanted, (task, line)
