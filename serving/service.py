@@ -136,6 +136,13 @@ class RetrievalService:
         # Build the user lookup now, not on the first request.
         bundle.user_row(None)
         self.cache = FeatureCache(bundle, self.item_column)
+        # History codes at or below this are out of the query tower's
+        # vocabulary: items added by `recsys index` after training (or
+        # unknown ids), which all share one vector (none, hashed ids).
+        item = bundle.preprocessor.feature(self.item_column)
+        self._unknown_codes = (
+            0 if item.vocabulary == "hash" else int(item.num_oov_buckets)
+        )
         self._query_tower: Any = None
         self._fast_tower: NumpyTower | None = None
         self._use_fast_tower = fast_tower
@@ -340,6 +347,10 @@ class RetrievalService:
         if self.history_length:
             if history is None:
                 history = self._history(features)[1]
+            # Items the tower never trained on say nothing of the user:
+            # their shared out-of-vocabulary vector made every history of
+            # newly indexed items one query. Left out, as padding.
+            history = history[history > self._unknown_codes]
             row = np.zeros((1, self.history_length), np.int32)
             row[0, : min(len(history), self.history_length)] = history[
                 : self.history_length
@@ -498,7 +509,7 @@ class RetrievalService:
         )
         banned = banned[banned >= 0]
         if features is not None and (
-            row >= 0 or self._describes(features, history_rows)
+            row >= 0 or self._describes(features, history)
         ):
             features = dict(features)
             if user_id is not None and self.user_column in self.query_features:
@@ -510,13 +521,14 @@ class RetrievalService:
             k, banned, answer=(*self._popular_items(k, banned), "popular")
         )
 
-    def _describes(self, features, history_rows):
-        """Whether a query of an unknown user says anything of them: a
-        known item in its history, or a feature besides the history. One
-        that does not (an empty history, or only unknown items) gets the
-        popular items, as an unknown `user_id` does, not the tower's vector
-        of padding and unknown ids."""
-        if (history_rows >= 0).any():
+    def _describes(self, features, history):
+        """Whether a query of an unknown user says anything of them: an
+        item of its history the query tower knows (vocabulary ids
+        `history`), or a feature besides the history. One that does not (an
+        empty history, or only unknown items, or items added by `recsys
+        index` after training) gets the popular items, as an unknown
+        `user_id` does, not the tower's vector of padding and unknown ids."""
+        if history is not None and (history > self._unknown_codes).any():
             return True
         return any(name != HISTORY for name in features)
 

@@ -235,3 +235,24 @@ def test_a_watching_service_picks_up_added_items(bundle, tmp_path):
         assert client.get("/readyz").json()["bundle"] == added.version
         answer = client.get(f"/v1/items/{NEW_ID}/similar", params={"k": 3})
         assert answer.status_code == 200 and len(answer.json()["items"]) == 3
+
+
+def test_a_history_of_items_added_after_training_says_nothing(bundle):
+    from recsys.serving.service import RetrievalService
+
+    added = bundle.add_items(
+        _items(
+            [(NEW_ID, "Comedy", 2001.0, "A"), (NEW_ID + 1, "War", 1950.0, "B")]
+        )
+    )
+    service = RetrievalService(added, precompute_depth=0, load_tower=True)
+    # The query tower never trained on them: alone they are an unknown
+    # user's history (popular items), not one vector for any such history.
+    for history in ([NEW_ID], [NEW_ID + 1, NEW_ID]):
+        *_, fallback = service.retrieve(features={"history": history}, k=5)
+        assert fallback == "popular"
+    # Beside known items they are left out of the tower's input.
+    known = service.retrieve(features={"history": [1, 260]}, k=5)
+    mixed = service.retrieve(features={"history": [NEW_ID, 1, 260]}, k=5)
+    assert known[2] is None
+    assert list(mixed[0]) == [i for i in known[0] if i != NEW_ID][:5]
