@@ -242,10 +242,12 @@ def cmd_recommend(args):
             f"user {user!r} has seen {left} the {len(bundle.item_ids):,} "
             "items (--include-seen ranks them all)."
         )
-    print(f"{'rank':>4}  {item:>10}  {'score':>8}  {display or ''}")
+    # As wide as the longest id shown ("1. FC Kaiserslautern"), at least 10.
+    width = max([10, len(str(item)), *(len(str(i)) for i in ids)])
+    print(f"{'rank':>4}  {item:>{width}}  {'score':>8}  {display or ''}")
     for rank, (item_id, score) in enumerate(zip(ids, scores, strict=True), 1):
         title = titles.get(item_id, "")
-        print(f"{rank:>4}  {item_id!s:>10}  {score:>8.4f}  {title}")
+        print(f"{rank:>4}  {item_id!s:>{width}}  {score:>8.4f}  {title}")
     return 0
 
 
@@ -425,7 +427,10 @@ def cmd_predict(args):
     from recsys.bundles.text import TextBundle
 
     if (args.text is None) == (args.input is None):
-        raise ValueError("Give --text TEXT (repeatable) or --input FILE.")
+        raise ValueError(
+            "Give --text TEXT (repeatable) or --input FILE"
+            + (", not both." if args.text is not None else ".")
+        )
     blank = [n for n, text in enumerate(args.text or [], 1) if not text.strip()]
     if blank:
         # Not the bundle's "text column ... rows [0]": the user typed no

@@ -24,6 +24,7 @@ from recsys.config.common import PLACEHOLDER
 from recsys.config.tabular import usual_baselines
 from recsys.config.two_tower import EARLY_STOPPING_EPOCHS
 from recsys.data.retrieval_inputs import values_per_item
+from recsys.data.sources import empty_cells
 from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
 from recsys.features import TextFeature
@@ -501,7 +502,9 @@ def _two_values(values: pd.Series) -> bool:
 def _missing_cells(frame: pd.DataFrame, column: str) -> str:
     """A note for a column with empty cells where train refuses them (a
     label; a two-tower's user, item and time)."""
-    missing = int(frame[column].isna().sum()) if column in frame else 0
+    if column not in frame:
+        return ""
+    missing = int(empty_cells(frame[[column]]).to_numpy().sum())
     if not missing:
         return ""
     return f"; {missing:,} rows have none: data.drop_missing drops them"
@@ -527,7 +530,8 @@ def _drop_missing_lines(frame: pd.DataFrame, *columns: str) -> list[str]:
     """`data.drop_missing = true` where a key column has empty cells
     (train refuses them otherwise), else nothing."""
     present = [c for c in dict.fromkeys(columns) if c in frame]
-    rows = int(frame[present].isna().any(axis=1).sum()) if present else 0
+    # As `drop_missing_rows` counts them: a cell of spaces is empty too.
+    rows = int(empty_cells(frame[present]).any(axis=1).sum()) if present else 0
     if not rows:
         return []
     return [
@@ -974,13 +978,33 @@ def _two_tower(
     constant = _constant_columns(kept, taken | {display})
     # Columns constant within an item describe the item: candidate features
     # (they also place items never seen in training).
+    user_columns, row_columns = [], []
     if item in frame:
         for column in frame.columns:
             if column in taken or column == display or column in constant:
                 continue
             if kept.groupby(item)[column].nunique(dropna=False).max() <= 1:
                 candidate.append(column)
+            elif (
+                user in frame
+                and kept.groupby(user)[column].nunique(dropna=False).max() <= 1
+            ):
+                user_columns.append(column)
+            else:
+                row_columns.append(column)
     lines += _left_out(constant, _constant_note(frame, kept))
+    # Said, not dropped silently: a column of the user is a query feature
+    # the user may want (declared, it is read at serving time too).
+    lines += _left_out(
+        user_columns,
+        "one value per user (it describes the user): to use it, add its "
+        "[features] table and its name to model.query_features",
+    )
+    lines += _left_out(
+        row_columns,
+        "it varies within an item and within a user (a property of the "
+        "row, which neither tower reads)",
+    )
     for column in [user, *candidate]:
         if column in frame:
             is_id = column in (user, item)

@@ -655,6 +655,22 @@ def test_a_table_without_empty_key_cells_gets_no_drop_line():
     assert "drop_missing = true" in init_config("tabular", frame=labels)
 
 
+def test_a_cell_of_spaces_is_an_empty_key_cell():
+    from recsys.kinds.base import drop_missing_rows
+
+    frame = pd.DataFrame(
+        {"text": ["a b", "  ", "c", "d e"], "label": ["x", "y", " ", "x"]}
+    )
+    data = {"text": "text", "label": "label"}
+    # A label of spaces was a class of its own; a text of spaces one
+    # training refuses after drop_missing had kept it.
+    kept = drop_missing_rows(frame, data)
+    assert kept["text"].tolist() == ["a b", "d e"]
+    written = init_config("text", frame=frame, columns=data)
+    assert "drop_missing = true" in written
+    assert "1 rows have none" in written  # the label's comment
+
+
 def test_a_name_that_differs_within_an_item_is_not_its_display():
     frame = _events()
     frame["product_name"] = "p" + frame["product_id"].astype(str)
@@ -1216,3 +1232,27 @@ def test_dates_init_cannot_read_get_a_placeholder_train_names(tmp_path, capsys):
     message = str(caught.value)
     assert "data.time_format still holds recsys init's placeholder" in message
     assert "data.time = 'issued'" in message and "Fix:" in message
+
+
+def test_two_tower_init_says_why_user_and_row_columns_are_left_out():
+    rng = np.random.default_rng(0)
+    users, items = rng.integers(0, 40, 600), rng.integers(0, 30, 600)
+    frame = pd.DataFrame(
+        {
+            "user_id": users,
+            "item_id": items,
+            "ts": np.arange(600),
+            "age": 20 + users % 7,  # one value per user
+            "category": np.array(list("abc"))[items % 3],  # per item
+            "paid": rng.random(600),  # per row
+        }
+    )
+    text = init_config("two_tower", frame=frame)
+    config = tomllib.loads(text)
+    assert config["model"]["candidate_features"] == ["item_id", "category"]
+    # Not dropped without a word (a newcomer looked for them).
+    assert '"age" is left out: one value per user' in text
+    assert "model.query_features" in text
+    assert (
+        '"paid" is left out: it varies within an item and within a user' in text
+    )

@@ -278,6 +278,32 @@ def point_decimals(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
     return frame.assign(**converted) if converted else frame
 
 
+def empty_cells(frame: pd.DataFrame) -> pd.DataFrame:
+    """Which cells of `frame` are empty: missing, or text of spaces alone.
+
+    A key column (an id, a label, a text) cannot do without its value, and
+    a cell of `"  "` holds none: as a label it became a class of its own,
+    as a text one training refuses.
+
+    Args:
+        frame: pandas DataFrame.
+
+    Returns:
+        pandas DataFrame of bools, the shape of `frame`.
+    """
+    empty = frame.isna()
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype != object and not pd.api.types.is_string_dtype(series):
+            continue
+        try:
+            blank = series.str.strip().eq("")
+        except AttributeError:  # an object column holding no text
+            continue
+        empty[column] |= blank.fillna(False).astype(bool)
+    return empty
+
+
 def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` with its named index levels back among its columns.
 

@@ -353,7 +353,8 @@ KEY_COLUMNS = ("user", "item", "time", "label", "text")
 
 def drop_missing_rows(frame, data: dict):
     """`frame` without the rows whose key columns (`KEY_COLUMNS` of the
-    `[data]` section `data`) hold an empty cell; each count is logged.
+    `[data]` section `data`) hold an empty cell (missing, or text of spaces
+    alone: `empty_cells`); each count is logged.
 
     Raises:
         ValueError: when no row is left.
@@ -361,7 +362,9 @@ def drop_missing_rows(frame, data: dict):
     columns = [
         data[key] for key in KEY_COLUMNS if data.get(key) in frame.columns
     ]
-    empty = frame[list(dict.fromkeys(columns))].isna()
+    from recsys.data.sources import empty_cells
+
+    empty = empty_cells(frame[list(dict.fromkeys(columns))])
     dropped = empty.any(axis=1).to_numpy()
     if not dropped.any():
         return frame
