@@ -460,7 +460,10 @@ def cmd_predict(args):
             progress=not args.quiet,
         )
         # Rows, not texts: a row without a text is written unscored.
-        print(f"classified {rows:,} rows into {args.output}")
+        classes = list(bundle.classes)
+        # Two classes write one `score` column: say whose probability it is.
+        which = f" (score = p({classes[1]!r}))" if len(classes) == 2 else ""
+        print(f"classified {rows:,} rows into {args.output}{which}")
         return 0
     probabilities = bundle.predict_proba(args.text)
     labels = bundle.predict_labels(args.text)

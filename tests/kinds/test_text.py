@@ -319,6 +319,8 @@ def test_cli_predict_texts_and_files(tweets_bundle, tmp_path, capsys):
         ]
     )
     assert code == 0
+    # Two classes, one `score` column: the line says whose probability.
+    assert f"(score = p({bundle.classes[1]!r}))" in capsys.readouterr().out
     scored = pd.read_csv(target)
     assert list(scored.columns) == ["text", "n", "score"]
     np.testing.assert_allclose(
