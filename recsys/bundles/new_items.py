@@ -15,6 +15,7 @@ arrays; `Bundle.add_items` rebuilds the index and the `Bundle`.
 
 import dataclasses
 import datetime
+import logging
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,8 @@ import pandas as pd
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.features import canonical_strings
 from recsys.training.embed import embed
+
+logger = logging.getLogger(__name__)
 
 # Ids named in an error message, at most.
 SHOWN_IDS = 10
@@ -134,6 +137,47 @@ def _ids_like(values: pd.Series, catalog_ids: np.ndarray, item: str):
     return ids
 
 
+def _warn_unseen_values(preprocessor, frame, features, item):
+    """Logs the new items' feature values the model never trained on.
+
+    A new item is placed by its features alone: a category the
+    vocabulary does not hold reads as the unknown value (one vector for
+    all of them), an empty number as the mean; an item whose features are
+    all unseen lands wherever that vector does.
+    """
+    from recsys.features.specs import CategoricalFeature
+
+    said = []
+    for name in features:
+        if name == item or name not in frame.columns:
+            continue
+        spec = preprocessor.feature(name)
+        values = frame[name]
+        if isinstance(spec, CategoricalFeature):
+            if spec.vocabulary == "hash":
+                continue  # every value has a bucket
+            codes = np.asarray(preprocessor.transform_column(name, values))
+            unseen = (codes >= 1) & (codes <= spec.num_oov_buckets)
+            rows = unseen.reshape(len(values), -1).any(axis=1)
+            what = "a value the model never saw"
+        else:
+            rows = values.isna().to_numpy()
+            what = "no value (read as missing)"
+        if rows.any():
+            example = values[rows].iloc[0]
+            shown = "" if pd.isna(example) is True else f", e.g. {example!r}"
+            said.append(
+                f"'{name}' holds {what} in {int(rows.sum()):,} of "
+                f"{len(values):,} rows{shown}"
+            )
+    if said:
+        logger.warning(
+            "New items: %s. Those items are placed by their other features "
+            "(an unseen category reads as the unknown value, shared by all).",
+            "; ".join(said),
+        )
+
+
 def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
     """Embeds `frame`'s items and merges them into `bundle`'s catalog.
 
@@ -162,6 +206,7 @@ def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
     check_new_items(frame, item=item, features=features)
     frame = frame.reset_index(drop=True)
     ids = _ids_like(frame[item], bundle.item_ids, item)
+    _warn_unseen_values(bundle.preprocessor, frame, features, item)
     vectors = embed(tower, item_inputs(bundle.preprocessor, frame, features))
     if not np.isfinite(vectors).all():
         raise ValueError(

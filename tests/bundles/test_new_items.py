@@ -256,3 +256,14 @@ def test_a_history_of_items_added_after_training_says_nothing(bundle):
     mixed = service.retrieve(features={"history": [NEW_ID, 1, 260]}, k=5)
     assert known[2] is None
     assert list(mixed[0]) == [i for i in known[0] if i != NEW_ID][:5]
+
+
+def test_unseen_feature_values_of_new_items_are_said(bundle, caplog):
+    with caplog.at_level("WARNING", logger="recsys.bundles.new_items"):
+        bundle.add_items(_items([(NEW_ID, "Comedy", 2001.0, "Known")]))
+    assert "never saw" not in caplog.text
+    with caplog.at_level("WARNING", logger="recsys.bundles.new_items"):
+        bundle.add_items(_items([(NEW_ID, "Vaporwave", 2001.0, "New genre")]))
+    assert "'genres' holds a value the model never saw in 1 of 1 rows" in (
+        caplog.text
+    )
