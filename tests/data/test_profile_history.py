@@ -59,23 +59,6 @@ def test_a_repeated_pair_shows_the_users_other_rows_of_it():
     assert held_own > 0.3 * 20 * 3
 
 
-def test_a_table_without_repeats_gets_the_same_histories_as_before():
-    # Drawn by the rule that also left out a row's other rows of its item:
-    # with no repeated pair, there are none to leave out.
-    users = [1, 1, 1, 1, 1, 2, 2, 2, 3, 3, 4]
-    items = [3, 9, 4, 7, 1, 3, 5, 2, 8, 6, 2]
-    np.testing.assert_array_equal(
-        profile_items(users, items, 3, seed=0),
-        [[1, 7, 9], [3, 4, 0], [9, 1, 7], [4, 3, 0], [4, 3, 0], [2, 0, 0]]
-        + [[2, 0, 0], [3, 5, 0], [6, 0, 0], [8, 0, 0], [0, 0, 0]],
-    )
-    np.testing.assert_array_equal(
-        profile_items(users, items, 3, seed=5),
-        [[9, 1, 4], [7, 3, 0], [3, 7, 0], [4, 9, 1], [7, 3, 0], [5, 2, 0]]
-        + [[3, 0, 0], [3, 0, 0], [6, 0, 0], [8, 0, 0], [0, 0, 0]],
-    )
-
-
 def test_long_profiles_are_capped_and_the_halves_change_with_the_seed():
     users, items = np.zeros(40, int), np.arange(1, 41)
     first = profile_items(users, items, 5, seed=0)
