@@ -1256,3 +1256,21 @@ def test_two_tower_init_says_why_user_and_row_columns_are_left_out():
     assert (
         '"paid" is left out: it varies within an item and within a user' in text
     )
+
+
+def test_whole_number_codes_shared_by_items_are_categories_measures_not():
+    rng = np.random.default_rng(0)
+    items = rng.integers(0, 90, 6000)
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 200, 6000),
+            "item_id": items,
+            "ts": np.arange(6000),
+            "school": 100 + items % 30,  # 30 codes, each of 3 items
+            "miles": 1000 + items * 7,  # 90 measures: one value an item
+        }
+    )
+    features = tomllib.loads(init_config("two_tower", frame=frame))["features"]
+    # Ten quantile bins merged neighbouring codes (mlmRev star's schools).
+    assert features["school"] == {"kind": "categorical"}
+    assert features["miles"]["kind"] == "bucketized"
