@@ -1274,3 +1274,18 @@ def test_whole_number_codes_shared_by_items_are_categories_measures_not():
     # Ten quantile bins merged neighbouring codes (mlmRev star's schools).
     assert features["school"] == {"kind": "categorical"}
     assert features["miles"]["kind"] == "bucketized"
+
+
+def test_the_text_guess_prefers_mostly_distinct_strings_to_long_categories():
+    rng = np.random.default_rng(0)
+    kinds = [f"Diversified Financial Services {i}" for i in range(27)]
+    frame = pd.DataFrame(
+        {
+            "name": [f"Company {i}" for i in range(600)],  # distinct, short
+            "category": rng.choice(kinds, 600),  # 27 long values
+            "sector": rng.choice(["a", "b"], 600),
+        }
+    )
+    text = tomllib.loads(init_config("text", frame=frame))["data"]["text"]
+    # HSAUR Forbes2000: `category` was taken for the text by its length.
+    assert text == "name"
