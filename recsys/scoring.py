@@ -24,6 +24,7 @@ from recsys.data.sources import TEXT_READERS
 from recsys.data.sources import check_output_file
 from recsys.data.sources import check_parquet_directory
 from recsys.data.sources import csv_layout
+from recsys.data.sources import empty_cells
 from recsys.data.sources import index_as_columns
 from recsys.data.sources import load_interactions
 from recsys.data.sources import make_output_folder
@@ -158,11 +159,8 @@ def _predict(bundle, frame):
     column = getattr(bundle, "text_column", None)
     blank = np.zeros(len(frame), bool)
     if column is not None and column in frame.columns:
-        texts = frame[column]
-        blank = (
-            texts.isna()
-            | texts.map(lambda v: isinstance(v, str) and not v.strip())
-        ).to_numpy(bool)
+        # As `data.drop_missing` judged the training rows.
+        blank = empty_cells(frame[[column]])[column].to_numpy(bool)
     if not blank.any():
         return np.asarray(bundle.predict(frame)), blank
     width = len(bundle.classes)

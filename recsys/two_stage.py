@@ -138,12 +138,13 @@ def check_pairing(retriever, ranker):
         retriever: a two-tower `recsys.Bundle` (`item_ids`, `user_ids`).
         ranker: a `TabularBundle` that passed `check_ranker`.
     """
-    sides = _ranker_vocabularies(ranker)
-    if sides is None:
-        return
+    # First: a served pair meets this on every reranked request.
     with _accepted_lock, contextlib.suppress(TypeError):  # no weak refs
         if retriever in _accepted.get(ranker, ()):
             return
+    sides = _ranker_vocabularies(ranker)
+    if sides is None:
+        return
     data = (getattr(retriever, "config", None) or {}).get("data") or {}
     refused = {}
     for side, (column, ranker_ids) in sides.items():

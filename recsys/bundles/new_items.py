@@ -137,8 +137,9 @@ def _ids_like(values: pd.Series, catalog_ids: np.ndarray, item: str):
     return ids
 
 
-def _warn_unseen_values(preprocessor, frame, features, item):
-    """Logs the new items' feature values the model never trained on.
+def _warn_unseen_values(preprocessor, frame, inputs, item):
+    """Logs the new items' feature values the model never trained on
+    (`inputs`: their candidate-tower inputs, by feature).
 
     A new item is placed by its features alone: a category the
     vocabulary does not hold reads as the unknown value (one vector for
@@ -148,7 +149,7 @@ def _warn_unseen_values(preprocessor, frame, features, item):
     from recsys.features.specs import CategoricalFeature
 
     said = []
-    for name in features:
+    for name, codes in inputs.items():
         if name == item or name not in frame.columns:
             continue
         spec = preprocessor.feature(name)
@@ -156,7 +157,7 @@ def _warn_unseen_values(preprocessor, frame, features, item):
         if isinstance(spec, CategoricalFeature):
             if spec.vocabulary == "hash":
                 continue  # every value has a bucket
-            codes = np.asarray(preprocessor.transform_column(name, values))
+            codes = np.asarray(codes)
             unseen = (codes >= 1) & (codes <= spec.num_oov_buckets)
             rows = unseen.reshape(len(values), -1).any(axis=1)
             what = "a value the model never saw"
@@ -206,8 +207,9 @@ def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
     check_new_items(frame, item=item, features=features)
     frame = frame.reset_index(drop=True)
     ids = _ids_like(frame[item], bundle.item_ids, item)
-    _warn_unseen_values(bundle.preprocessor, frame, features, item)
-    vectors = embed(tower, item_inputs(bundle.preprocessor, frame, features))
+    inputs = item_inputs(bundle.preprocessor, frame, features)
+    _warn_unseen_values(bundle.preprocessor, frame, inputs, item)
+    vectors = embed(tower, inputs)
     if not np.isfinite(vectors).all():
         raise ValueError(
             "The candidate tower gave NaN or inf vectors for some new "
