@@ -524,6 +524,27 @@ def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
     )
 
 
+def _fewest_named_classes(frame: pd.DataFrame, taken) -> str | None:
+    """The column of strings with the fewest values (2 to 100, 10 rows or
+    more a value on average, not dates), or None: the classes a text is
+    written about. Ecdat breaches' `year` (the first column of 2-20
+    values) was guessed over `Type_of_Breach`, and HSAUR Forbes2000's 27
+    categories were too many to be guessed at all."""
+    counts = {
+        column: frame[column].nunique()
+        for column in frame.columns
+        if column not in taken and _is_strings(frame[column])
+    }
+    classes = [
+        column
+        for column, distinct in counts.items()
+        if 2 <= distinct <= 100
+        and frame[column].count() >= 10 * distinct
+        and not _is_time(frame[column])
+    ]
+    return min(classes, key=counts.__getitem__, default=None)
+
+
 def _two_values(values: pd.Series) -> bool:
     """Whether a column could be a label: two values or more (mosaicData's
     Gestation has an `outcome` column of "live birth" alone)."""
@@ -1440,13 +1461,16 @@ def _text(
         text = PLACEHOLDER
         note = "no text column found: set it, or rerun recsys init with --text"
     taken.add(text)
+    classes = _fewest_named_classes(frame, taken)
     label, label_note = _given(columns, "label", "label") or _guess(
         frame,
         "label",
         _LABEL,
         taken,
         "label",
-        test=lambda s: 2 <= s.nunique() <= 20,
+        test=lambda s: (
+            s.name == classes if classes else 2 <= s.nunique() <= 20
+        ),
         usable=_two_values,
     )
     label_note += _missing_cells(frame, label)

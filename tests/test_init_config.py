@@ -1289,3 +1289,17 @@ def test_the_text_guess_prefers_mostly_distinct_strings_to_long_categories():
     text = tomllib.loads(init_config("text", frame=frame))["data"]["text"]
     # HSAUR Forbes2000: `category` was taken for the text by its length.
     assert text == "name"
+
+
+def test_the_text_label_guess_prefers_named_classes_to_numbers():
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "year": rng.integers(2010, 2015, 600),  # 5 numbers, first
+            "summary": [f"a breach of records number {i}" for i in range(600)],
+            "kind": rng.choice([f"type {i}" for i in range(27)], 600),
+        }
+    )
+    data = tomllib.loads(init_config("text", frame=frame))["data"]
+    # Ecdat breaches took `year`; Forbes2000's 27 categories were too many.
+    assert (data["text"], data["label"]) == ("summary", "kind")
