@@ -225,7 +225,7 @@ def recommended_buckets(
     Example:
 
     ```python
-    recommended_buckets(1_000_000, 0.01)                 # 99,498,339
+    recommended_buckets(1_000_000, 0.01)                 # 99,499,063
     recommended_buckets(1_000_000, 0.01, num_hashes=2)   # 9,975
     ```
     """

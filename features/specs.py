@@ -219,7 +219,9 @@ class NumericFeature(FeatureSpec):
         name: str. Column name in the input frame.
         transform: str. `"standardize"` ((x - mean) / std), `"log"`
             (standardized `log1p(x)`, for counts and other heavy tails;
-            `-log1p(-x)` below 0) or `"none"`. Defaults to `"standardize"`.
+            `-log1p(-x)` below 0) or `"none"`. Defaults to `"standardize"`;
+            the tabular kind chooses `"log"` (non-negative values skewed
+            above 2) or `"standardize"` from the training values.
         missing: str. `"mean"` (nulls become the training mean) or
             `"indicator"` (nulls stay NaN; a tabular model reads them as 0
             beside a 0/1 "missing" input, as an empty cell often says

@@ -182,7 +182,12 @@ def cmd_recommend(args):
     from recsys.bundles.two_tower import Bundle
 
     batch = args.all or args.users is not None
-    if batch == (args.user is not None):
+    if batch and args.user is not None:
+        raise ValueError(
+            "--user asks for one user's items and --all / --users for a "
+            "batch written to a file: give one of them."
+        )
+    if not batch and args.user is None:
         raise ValueError(
             "Give --user USER, or --all (every user; --users FILE for a "
             "list) with --output FILE.parquet."
@@ -392,7 +397,7 @@ def cmd_synth(args):
         raise ValueError(str(error)) from None
     print(
         f"wrote {args.interactions:,} interactions in {len(files)} Parquet "
-        f"files to {args.output_dir}"
+        f"file{'s' * (len(files) != 1)} to {args.output_dir}"
     )
     return 0
 

@@ -1468,9 +1468,7 @@ def _text(
         _LABEL,
         taken,
         "label",
-        test=lambda s: (
-            s.name == classes if classes else 2 <= s.nunique() <= 20
-        ),
+        test=lambda s: s.name == classes if classes else 2 <= s.nunique() <= 20,
         usable=_two_values,
     )
     label_note += _missing_cells(frame, label)

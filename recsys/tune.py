@@ -1104,8 +1104,16 @@ def _finished(study):
 
 
 def _trials_table(study, space, config):
+    import optuna
+
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    # Queued trials (the probes beyond `--trials`) run on a resumed search;
+    # until then they are not trials of the table.
+    ran = study.get_trials(
+        deepcopy=False,
+        states=[s for s in optuna.trial.TrialState if s.name != "WAITING"],
+    )
+    for trial in ran:
         row = {"trial": trial.number, "state": trial.state.name}
         # The settings the trial trained with (`consistent`), not the draws.
         params = {n: _value(trial.params.get(n)) for n in space}

@@ -213,7 +213,7 @@ def test_cli_recommend_all_never_writes_over_its_inputs(
     "extra, message",
     [
         ([], "Give --user USER, or --all"),
-        (["--user", "1", "--all", "-o", "r.parquet"], "Give --user USER"),
+        (["--user", "1", "--all", "-o", "r.parquet"], "give one of them"),
         (["--all"], "--all needs --output"),
         (["--all", "-o", "recs.csv"], "must end in .parquet"),
         (["--all", "-o", "r.parquet", "--rerank", "x"], "--rerank works"),

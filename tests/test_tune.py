@@ -427,6 +427,29 @@ def test_an_early_stopped_two_tower_trial_reports_its_last_epoch(
     assert trial["last_epoch_value"] == pytest.approx(trial["value"])
 
 
+def test_queued_trials_beyond_the_count_are_not_rows_of_the_table(
+    interactions, tmp_path
+):
+    # The config, then without its history: two queued, one run.
+    config = _two_tower_config(
+        interactions, "train.epochs=1", "model.history_length=5"
+    )
+    space = {
+        "model.history_length": Choice((0, 5)),
+        "train.learning_rate": Range(0.05, 0.2, log=True),
+    }
+    tune(
+        config,
+        str(tmp_path),
+        trials=1,
+        space=space,
+        final=False,
+        progress=False,
+    )
+    trials = pd.read_csv(tmp_path / "trials.csv")
+    assert trials["state"].tolist() == ["COMPLETE"]
+
+
 def test_the_time_budget_stops_a_running_trial_once_another_has_finished():
     study = optuna.create_study(direction="maximize")
     past = time.monotonic() - 1

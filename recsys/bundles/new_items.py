@@ -166,6 +166,8 @@ def _warn_unseen_values(preprocessor, frame, inputs, item):
             what = "no value (read as missing)"
         if rows.any():
             example = values[rows].iloc[0]
+            if isinstance(example, np.generic):  # 2024, not np.int64(2024)
+                example = example.item()
             shown = "" if pd.isna(example) is True else f", e.g. {example!r}"
             said.append(
                 f"'{name}' holds {what} in {int(rows.sum()):,} of "

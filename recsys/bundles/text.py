@@ -61,8 +61,8 @@ class TextBundle(ManifestProperties):
 
     ```python
     bundle = TextBundle.load("artifacts/tweets_text")
-    bundle.predict_proba(["Thank you Iowa! #MAGA"])  # [[0.1, 0.9]]
-    bundle.predict_labels(["Thank you Iowa! #MAGA"])  # ["iphone"]
+    bundle.predict_proba(["Thank you Iowa! #MAGA"])  # [[0.65, 0.35]]
+    bundle.predict_labels(["Thank you Iowa! #MAGA"])  # ["android"]
     similar_words(bundle, "hillary", k=5)
     ```
     """

@@ -281,9 +281,11 @@ class TabularEvaluate(Section):
     split: Split = Field(
         default="test",
         description=(
-            '"test" reports the protocol test split; "validation" trains on '
-            "the training part minus its own last fifth and reports that, "
-            "for tuning."
+            '"test" reports the protocol test split; "validation" carves a '
+            "validation part out of the training part by `data.split`'s own "
+            "rule and `data.test_fraction` (each user's latest rows, random "
+            'rows, or the rows `data.split_column` marks "validation"), '
+            "trains on the rest and reports that, for tuning."
         ),
     )
     baselines: list[str] = Field(

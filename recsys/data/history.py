@@ -146,8 +146,8 @@ def profile_items(users, items, length, seed=0):
 
     ```python
     profile_items([7, 7, 7, 7], [1, 2, 3, 4], 4)
-    # each row: the items of the other half, e.g. [[2, 0, 0, 0],
-    # [1, 0, 0, 0], [4, 0, 0, 0], [3, 0, 0, 0]]
+    # each row: the items of the other half, e.g. [[4, 2, 0, 0],
+    # [1, 3, 0, 0], [2, 4, 0, 0], [3, 1, 0, 0]]
     ```
     """
     items = np.asarray(items)

@@ -154,7 +154,7 @@ def classification_metrics(
 
     ```python
     classification_metrics([0, 1, 1], [0.2, 0.9, 0.4])
-    # {"accuracy": 0.667, "auc": 1.0, "logloss": 0.446, "num_examples": 3}
+    # {"accuracy": 0.667, "auc": 1.0, "logloss": 0.415, "num_examples": 3}
     ```
     """
     labels = np.asarray(labels)

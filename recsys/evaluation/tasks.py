@@ -74,7 +74,7 @@ def task_metrics(
 
     ```python
     task_metrics("binary", [0, 1, 1], [0.2, 0.9, 0.4])
-    # {"auc": 1.0, "logloss": 0.446, "accuracy": 0.667, "num_examples": 3}
+    # {"auc": 1.0, "logloss": 0.415, "accuracy": 0.667, "num_examples": 3}
     ```
     """
     if task not in TASK_METRICS:
