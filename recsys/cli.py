@@ -237,10 +237,14 @@ def cmd_recommend(args):
         )
         return 0
     if not known:
-        print(
-            f"user {user!r} is not in this bundle: showing the most popular "
-            "items (score = share of training interactions)."
+        shown = (
+            f"the {args.candidates} most popular items, reranked by "
+            f"{args.rerank}"
+            if args.rerank
+            else "the most popular items (score = share of training "
+            "interactions)"
         )
+        print(f"user {user!r} is not in this bundle: showing {shown}.")
     if len(ids) < min(args.k, len(bundle.item_ids)):
         left = f"all but {len(ids):,} of" if len(ids) else "every one of"
         print(
@@ -530,15 +534,22 @@ def cmd_serve(args):
             workers=args.workers,
         )
     except BundleError as error:
-        if _bundle_kind(args.bundle) != "tabular":
-            raise
-        # A tabular bundle serves as the ranker beside a two-tower one:
-        # the error alone says what it is not, not how to serve it.
-        raise BundleError(
-            f"{error} Fix: a tabular bundle is served as the ranker of a "
-            "two-tower bundle's candidates: recsys serve TWO_TOWER_BUNDLE "
-            f"--ranker {args.bundle}"
-        ) from None
+        # The error alone says what the bundle is not, not how to use it.
+        kind = _bundle_kind(args.bundle)
+        if kind == "tabular":
+            raise BundleError(
+                f"{error} Fix: a tabular bundle is served as the ranker of a "
+                "two-tower bundle's candidates: recsys serve TWO_TOWER_BUNDLE "
+                f"--ranker {args.bundle} (or scored in batch: recsys score "
+                f"{args.bundle} IN OUT)"
+            ) from None
+        if kind == "text":
+            raise BundleError(
+                f"{error} Fix: a text bundle classifies texts with recsys "
+                f"predict {args.bundle} --text TEXT (or --input FILE), or in "
+                "Python with recsys.load_bundle(PATH).predict_proba(texts)."
+            ) from None
+        raise
 
 
 def _bundle_kind(path):

@@ -250,7 +250,7 @@ def load_config(
     for assignment in overrides:
         apply_override(config, assignment)
     resolve_data_paths(config, path, overridden=_overridden_data(overrides))
-    checked = typed_config(config)
+    checked = typed_config(config, given)
     return checked if typed else checked.to_dict()
 
 
@@ -336,13 +336,15 @@ def validate_config(config: dict) -> dict:
     return typed_config(config).to_dict()
 
 
-def typed_config(config: dict) -> KindConfig:
+def typed_config(config: dict, written: dict | None = None) -> KindConfig:
     """The typed, validated config of a config dict.
 
     Args:
         config: dict. A config as `load_config` returns it (or as a bundle's
             manifest stores it); sections or keys left out take their
             defaults.
+        written: dict or None. The tables as the user wrote them, before
+            the defaults: a typo's fix is not a key they already set.
 
     Returns:
         The `TwoTowerConfig`, `TabularConfig` or `TextConfig` of its
@@ -365,7 +367,7 @@ def typed_config(config: dict) -> KindConfig:
     try:
         return cls.model_validate(config)
     except pydantic.ValidationError as error:
-        raise config_error(error, config, cls) from None
+        raise config_error(error, config, cls, written or {}) from None
 
 
 def validate_features(config: dict) -> dict:

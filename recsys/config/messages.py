@@ -40,7 +40,10 @@ _RANGE_TYPES = (
 
 
 def config_error(
-    error: pydantic.ValidationError, config: dict, model: type[BaseModel]
+    error: pydantic.ValidationError,
+    config: dict,
+    model: type[BaseModel],
+    written: dict | None = None,
 ) -> ConfigError:
     """The `ConfigError` that says what is wrong first in `config`.
 
@@ -48,6 +51,8 @@ def config_error(
         error: the `pydantic.ValidationError` of validating `config`.
         config: dict. The config as given.
         model: type. The `KindConfig` subclass it was validated against.
+        written: dict or None. The tables as the user wrote them (before
+            the defaults), for the fix of an unknown key.
 
     Returns:
         ConfigError. About the first section with an error; unknown keys
@@ -58,33 +63,39 @@ def config_error(
     errors = [e for e in errors if e["loc"][:1] == section]
     unknown = [e for e in errors if e["type"] == "extra_forbidden"]
     if unknown:
-        return ConfigError(_unknown_keys(unknown, model))
+        return ConfigError(_unknown_keys(unknown, written or {}, model))
     return ConfigError(_message(errors[0], config, model))
 
 
-def _unknown_keys(errors: list[ErrorDetails], model: type[BaseModel]) -> str:
+def _unknown_keys(
+    errors: list[ErrorDetails], written: dict, model: type[BaseModel]
+) -> str:
     names = sorted(str(e["loc"][-1]) for e in errors)
     loc = errors[0]["loc"]
+    section = written.get(loc[0]) if len(loc) == 2 else None
+    given = list(section) if isinstance(section, dict) else []
     if len(loc) == 1:
         kind = model.model_fields["model"].default.kind
         valid = sorted(model.model_fields)
         return (
             f"Unknown config sections for model.kind={kind!r}: {names}. "
-            f"Valid sections: {valid}{did_you_mean(names, valid)}"
+            f"Valid sections: {valid}{did_you_mean(names, valid, given)}"
         )
     valid = sorted(_section(model, loc[0]).model_fields)
     return (
         f"Unknown config keys in [{'.'.join(map(str, loc[:-1]))}]: {names}. "
-        f"Valid keys: {valid}{did_you_mean(names, valid)}"
+        f"Valid keys: {valid}{did_you_mean(names, valid, given)}"
     )
 
 
-def did_you_mean(names: list[str], valid: list[str]) -> str:
+def did_you_mean(names: list[str], valid: list[str], given=()) -> str:
     """`". Fix: 'epoch' -> 'epochs'."` for the names close to a valid one.
 
     Args:
         names: list of str. Unknown names.
         valid: list of str. The valid names.
+        given: the names the section already sets: the fix only where
+            no other valid name is close.
 
     Returns:
         str. The sentence, after a period, or `""` when no name is
@@ -92,7 +103,10 @@ def did_you_mean(names: list[str], valid: list[str]) -> str:
     """
     fixes = []
     for name in names:
-        close = difflib.get_close_matches(name, valid, n=1)
+        close = difflib.get_close_matches(name, valid, n=3)
+        # `itme` beside a `time` already set is `item` (difflib ranks
+        # `time` first); `epoch` beside `epochs` is still `epochs`.
+        close = [c for c in close if c not in given] or close
         if close:
             fixes.append(f"{name!r} -> {close[0]!r}")
     return f". Fix: {', '.join(fixes)}." if fixes else ""

@@ -298,7 +298,16 @@ class TextConfig(KindConfig):
             # `recsys init` would (`recsys.init_config.with_written_features`).
             return self
         specs = feature_specs_by_name(self.features)
-        if getattr(specs.get(text), "kind", None) != "text":
+        kind = getattr(specs.get(text), "kind", None)
+        if kind is not None and kind != "text":
+            raise ConfigError(
+                f"data.text is '{text}', whose [features.{text}] table says "
+                f'kind = "{kind}"; a text column needs kind = "text". Fix: '
+                f'set kind = "text" in [features.{text}] with a '
+                "sequence_length that holds most texts (or let recsys init "
+                "text --data FILE write it: it measures them)."
+            )
+        if kind is None:
             raise ConfigError(
                 f"data.text is '{text}', which needs a [features.{text}] "
                 f'table with kind = "text". Declared features: '

@@ -184,7 +184,9 @@ def check_evaluation(
             f"Every cut-off `k` must be at least 1. Received: ks={ks}"
         )
     for k in ks:
-        if k >= num_items:
+        if k >= num_items and (k, num_items) not in _SAID_WHOLE_CATALOG:
+            # Once a process: early stopping evaluates every epoch.
+            _SAID_WHOLE_CATALOG.add((k, num_items))
             logger.warning(
                 "HR@%d is 1 by construction: k=%d is at least the catalog "
                 "size (%d items), so every item is in every top %d. Choose "
@@ -194,6 +196,10 @@ def check_evaluation(
                 num_items,
                 k,
             )
+
+
+# The (k, catalog size) pairs already warned about.
+_SAID_WHOLE_CATALOG: set[tuple[int, int]] = set()
 
 
 def evaluate_retrieval(

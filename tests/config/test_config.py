@@ -435,6 +435,13 @@ def test_tabular_and_text_configs_without_feature_tables_are_valid():
         ConfigError, match=r"Fix: add \[features.review\] with kind = \"text\""
     ):
         typed_config(text)
+    # The text's own table with another kind: that kind is the fix.
+    text["features"] = {"review": {"kind": "categorical"}}
+    with pytest.raises(
+        ConfigError,
+        match=r"\[features.review\] table says kind = \"categorical\"",
+    ):
+        typed_config(text)
 
 
 def test_a_label_read_as_a_feature_names_every_line_to_remove():
@@ -523,3 +530,14 @@ def test_a_text_config_takes_auto_epochs_as_its_default():
         config["train"]["epochs"]
         == load_config({"model": {"kind": "text"}})["train"]["epochs"]
     )
+
+
+def test_the_suggested_key_is_not_one_the_section_already_sets(tmp_path):
+    path = tmp_path / "typo.toml"
+    path.write_text(
+        '[data]\nsource = "movielens"\nuser = "userId"\n'
+        'itme = "movieId"\ntime = "timestamp"\n'
+    )
+    # difflib ranks 'time' first, which the section already has.
+    with pytest.raises(ConfigError, match="Fix: 'itme' -> 'item'."):
+        load_config(str(path))

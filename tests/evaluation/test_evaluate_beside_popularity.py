@@ -75,12 +75,17 @@ def test_an_empty_split_is_refused_naming_it():
         )
 
 
-def test_a_cutoff_past_the_catalog_warns_once(caplog):
+def test_a_cutoff_past_the_catalog_warns_once(caplog, monkeypatch):
+    from recsys.evaluation import retrieval
+
+    monkeypatch.setattr(retrieval, "_SAID_WHOLE_CATALOG", set())
     rows = {**ROWS, "ks": (2, 4)}
     with caplog.at_level(logging.WARNING):
-        metrics = evaluate_beside_popularity(
-            _model_scores, np.ones(4, np.float32), **rows
-        )
+        # Early stopping evaluates every epoch: one warning, not one each.
+        for _ in range(3):
+            metrics = evaluate_beside_popularity(
+                _model_scores, np.ones(4, np.float32), **rows
+            )
     warnings = [r.getMessage() for r in caplog.records]
     assert len(warnings) == 1
     assert "HR@4 is 1 by construction" in warnings[0]

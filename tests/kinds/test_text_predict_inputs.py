@@ -104,3 +104,10 @@ def test_an_empty_text_argument_is_named_as_such(reviews_bundle, capsys):
     argv = ["predict", reviews_bundle.path, "--text", "sunny", "--text", " "]
     assert main(argv) == 1
     assert "--text number 2 is empty (' ')" in capsys.readouterr().err
+
+
+def test_serving_a_text_bundle_names_predict(reviews_bundle, capsys):
+    assert main(["serve", reviews_bundle.path]) == 1
+    err = capsys.readouterr().err
+    assert "is a 'text' bundle, not a 'two_tower' bundle" in err
+    assert f"recsys predict {reviews_bundle.path} --text TEXT" in err

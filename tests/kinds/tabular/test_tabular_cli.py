@@ -53,6 +53,14 @@ def test_cli_trains_scores_and_reranks(
     lines = capsys.readouterr().out.strip().splitlines()
     assert code == 0 and len(lines) == 5  # "scored ..." line, header, 3 rows
     assert lines[-3].split()[0] == "1"
+    argv = ["recommend", retriever.path, "--user", "no-such-user", "-k", "3"]
+    assert main([*argv, "--rerank", str(out), "--candidates", "20"]) == 0
+    # Before: "the most popular items (score = share of training
+    # interactions)" above the ranker's scores.
+    assert (
+        "showing the 20 most popular items, reranked by " + str(out)
+        in capsys.readouterr().out
+    )
 
 
 def test_cli_names_a_missing_label(small_frame, tmp_path, capsys):
