@@ -193,6 +193,75 @@ def _warn_unscored(bundle, count, rows, total, columns):
     )
 
 
+class UnseenValues:
+    """Counts a file's category values the bundle never learned.
+
+    A value outside a categorical feature's vocabulary reads as the
+    unknown value, one vector shared by all of them: a new category, or a
+    spelling the training table never had (`male` beside `Male`). Rows
+    are scored anyway; the counts are said once, at the end (`warn`).
+    """
+
+    def __init__(self, preprocessor):
+        from recsys.features.specs import CategoricalFeature
+        from recsys.features.specs import MultiCategoricalFeature
+        from recsys.features.specs import TextFeature
+
+        self.preprocessor = preprocessor
+        self.features = [
+            f
+            for f in getattr(preprocessor, "features", ())
+            if isinstance(f, CategoricalFeature)
+            and not isinstance(f, MultiCategoricalFeature | TextFeature)
+            and f.vocabulary != "hash"
+        ]
+        self.counts: dict[str, int] = {}
+        self.examples: dict[str, object] = {}
+
+    def add(self, frame):
+        """Counts the unseen values of one chunk's rows."""
+        for feature in self.features:
+            if feature.name not in frame.columns:
+                continue
+            values = frame[feature.name]
+            codes = self.preprocessor.transform_column(feature.name, values)
+            unseen = (codes >= 1) & (codes <= feature.num_oov_buckets)
+            if unseen.any():
+                name = feature.name
+                self.counts[name] = self.counts.get(name, 0) + int(unseen.sum())
+                if name not in self.examples:
+                    example = values[unseen].iloc[0]
+                    if isinstance(example, np.generic):
+                        example = example.item()
+                    self.examples[name] = example
+
+    def warn(self, total):
+        """Logs the counts, if any, of `total` rows."""
+        if not self.counts:
+            return
+        said = []
+        for name, count in self.counts.items():
+            example = self.examples[name]
+            known = {
+                str(v).strip().casefold(): v
+                for v in self.preprocessor.vocabularies_.get(name, [])
+            }
+            twin = known.get(str(example).strip().casefold())
+            case = f" (training has {twin!r})" if twin is not None else ""
+            said.append(
+                f"'{name}' in {count:,} of {total:,} rows, e.g. "
+                f"{example!r}{case}"
+            )
+        logger.warning(
+            "Values the model never learned (absent from training, or too "
+            "rare there): %s. Those rows are "
+            "scored with the unknown value in their place (one vector for "
+            "all of them). Fix, where a value is a spelling of a known one: "
+            "write it as the training table does.",
+            "; ".join(said),
+        )
+
+
 def score_columns(bundle, predictions, names=None):
     """The output columns of a chunk's predictions, by name.
 
@@ -312,6 +381,7 @@ def score_file(
     renamed = None
     unscored: list[int] = []  # the first rows `_predict` left unscored
     counts = {"rows": 0, "unscored": 0}
+    unseen = UnseenValues(getattr(bundle, "preprocessor", None))
     bar = progress_bar(total=total, unit="rows", disable=not progress)
 
     def scored():
@@ -324,6 +394,7 @@ def score_file(
                 # reads it), not the index `to_pandas` would make it.
                 frame = index_as_columns(chunk.to_pandas())
                 predictions, blank = _predict(bundle, frame)
+                unseen.add(frame)
                 if blank.any():
                     where = np.flatnonzero(blank) + counts["rows"]
                     unscored.extend(where[: 5 - len(unscored)].tolist())
@@ -341,6 +412,7 @@ def score_file(
                     )
                 yield chunk
                 bar.update(chunk.num_rows)
+        unseen.warn(counts["rows"])
         if counts["unscored"]:
             columns = list(score_columns(bundle, predictions, renamed))
             _warn_unscored(

@@ -100,3 +100,27 @@ def test_quiet_is_taken_wherever_verbose_is(liked_run, capsys):
     capsys.readouterr()
     assert main(["-q", "serve", bundle.path]) == 1
     assert "--ranker" in capsys.readouterr().err
+
+
+def test_values_the_model_never_learned_are_counted_once(
+    liked_run, small_frame, tmp_path, caplog
+):
+    # Before: scored without a word (a new category, a spelling of a known
+    # one).
+    bundle, _ = liked_run
+    rows = small_frame.iloc[:10].copy()
+    rows["userId"] = rows["userId"].astype(object)
+    rows.loc[rows.index[:3], "userId"] = "no-such-user"
+    rows.to_csv(tmp_path / "in.csv", index=False)
+    with caplog.at_level("WARNING", logger="recsys.scoring"):
+        score_file(
+            bundle,
+            str(tmp_path / "in.csv"),
+            str(tmp_path / "out.csv"),
+            batch_size=4,  # three chunks, one warning
+            progress=False,
+        )
+    said = [r.getMessage() for r in caplog.records if "never" in r.message]
+    assert len(said) == 1
+    assert "'userId' in 3 of 10 rows, e.g. 'no-such-user'" in said[0]
+    assert "movieId" not in said[0]
