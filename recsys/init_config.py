@@ -164,6 +164,10 @@ _TIME_FORMATS = tuple(
 )
 
 
+# The fewest digits a date written as digits alone has (`20240131`).
+DATE_DIGITS = 8
+
+
 def _time_format(series: pd.Series) -> str | None:
     """How a column holds times: `"ISO8601"` (or datetimes), a strftime
     layout of `_TIME_FORMATS` for dates as other text, or None."""
@@ -173,6 +177,11 @@ def _time_format(series: pd.Series) -> str | None:
         return None
     sample = series.dropna().astype(str).head(50)
     if not len(sample):
+        return None
+    short = rf"\d{{1,{DATE_DIGITS - 1}}}"
+    if sample.str.strip().str.fullmatch(short).any():
+        # Digits alone, shorter than `20240131`: pandas reads "0001" (a
+        # zero-padded household id of Ecdat's Cracker) or "2024" as a year.
         return None
     if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().all():
         return "ISO8601"
@@ -782,7 +791,7 @@ def _split_lines(
 def _ids_and_time(frame: pd.DataFrame, when: str, columns: dict[str, str]):
     """The user, item and time columns, `(column, note)` each (given in
     `columns` or guessed), and the set of columns they took."""
-    taken: set[str] = set(columns.values())
+    taken: set[str] = {c for c in columns.values() if c}
 
     # A column of a different value on every row names rows, not users or
     # items (stevedata's TV16 survey: `uid`, one per respondent's row);
@@ -800,13 +809,18 @@ def _ids_and_time(frame: pd.DataFrame, when: str, columns: dict[str, str]):
     taken.add(item[0])
     time = _given(columns, "time", when) or _guess_time(frame, taken, when)
     taken.add(time[0])
+    taken.discard("")  # a role left empty (`_given`)
     return user, item, time, taken
 
 
 def _given(columns: dict[str, str], role: str, what: str):
-    """`(column, note)` of a column named on the command line, or None."""
+    """`(column, note)` of a column named on the command line, `("",
+    note)` for a role a config leaves empty (`_written_config`'s `none`),
+    or None."""
     if role not in columns:
         return None
+    if not columns[role]:
+        return "", f"none: data.{role} is empty"
     return columns[role], f"the {what} (--{role})"
 
 
@@ -1286,8 +1300,8 @@ def _tabular(
 ) -> list[str]:
     guessed = _ids_and_time(frame, "row time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
-    found = [c for c in (user, item) if c != PLACEHOLDER]
-    named = "user" in columns or "item" in columns
+    found = [c for c in (user, item) if c and c != PLACEHOLDER]
+    named = bool(columns.get("user") or columns.get("item"))
     if not found or (len(found) == 1 and not named):
         # No (user, item) pairs: a table of rows (passengers, loans),
         # which trains without ids, split at random. One id found alone
@@ -1325,14 +1339,22 @@ def _tabular(
     )
     label_note += _missing_cells(frame, label)
     taken.add(label)
-    display = _by_name(frame.columns, _DISPLAY, taken) or ""
+    display = (
+        ""
+        if columns.get("display") == ""  # left empty by a config
+        else _by_name(frame.columns, _DISPLAY, taken) or ""
+    )
     taken.add(display)
+    taken.discard("")
     task, task_note = (
         _task(frame[label])
         if label in frame
         else (
-            "regression",
-            'with the label: "regression", "binary" or "multiclass"',
+            # Guessed once the label is set, as a config without a task:
+            # "regression" here would refuse a binary label's baseline.
+            "auto",
+            'guessed from the label when training starts: "regression", '
+            '"binary" or "multiclass"',
         )
     )
     row_ids = [
@@ -1378,7 +1400,11 @@ def _tabular(
         table = _feature_table(kept, column, is_id=is_id)
         widths.append(_input_width(kept, column, table))
         lines += table + [""]
-    baselines = usual_baselines(task, with_ids=bool(user))
+    baselines = (
+        ["auto"]  # the task's, once known
+        if task == "auto"
+        else usual_baselines(task, with_ids=bool(user))
+    )
     batch = _batch_size(kept, widths)
     lines += [
         "[model]",
@@ -1398,7 +1424,7 @@ def _tabular(
             baselines,
             ""
             if label in frame
-            else 'for "binary", "multiclass": ["logistic_regression"]',
+            else "the task's usual one, once the task is known",
         ),
     ]
     return lines
@@ -1473,7 +1499,7 @@ def _text(
     )
     label_note += _missing_cells(frame, label)
     taken.add(label)
-    row_id = _by_name(frame.columns, _ID, taken) or ""
+    row_id = _row_id_column(frame, taken)
     lines = _data_lines(source) + [
         _line("text", text, note),
         _line("label", label, label_note),
@@ -1503,6 +1529,26 @@ def _text(
             for line in lines
         ]
     return lines
+
+
+def _row_id_column(frame: pd.DataFrame, taken) -> str:
+    """A text table's row id (`data.id`), or `""`: a column named like an
+    id (`_ID`), else one whose last word is `id` (`movie_id`, `reviewId`)
+    with a different value on every row."""
+    named = _by_name(frame.columns, _ID, taken)
+    if named is not None:
+        return named
+    for column in frame.columns:
+        if column in taken or "id" not in _word_suffixes(column):
+            continue
+        values = frame[column]
+        if (
+            len(values)
+            and values.notna().all()
+            and values.nunique() == len(values)
+        ):
+            return column
+    return ""
 
 
 BUILDERS = {"two_tower": _two_tower, "tabular": _tabular, "text": _text}
@@ -1595,12 +1641,16 @@ def _written_config(
     frame: pd.DataFrame,
     source: str | None,
     columns: dict[str, str] | None,
+    none=(),
 ) -> str:
-    """`init_config`'s TOML text for a table already read."""
+    """`init_config`'s TOML text for a table already read; the tabular
+    roles in `none` (`"user"`, `"item"`, `"time"`, `"display"`) are left
+    empty, not guessed (a config that sets them `""`)."""
     # List cells (JSON arrays, Parquet lists) read as multi-valued text,
     # as training reads them with `separator = "|"`.
     frame = frame.apply(lambda column: joined_lists(column, "|"))
     columns = _check_columns(kind, dict(columns or {}), frame)
+    columns.update({role: "" for role in none if role not in columns})
     source = source or PLACEHOLDER
     build = BUILDERS[kind]
     sampled = (
@@ -1668,7 +1718,9 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     The shortest config a user writes (`[data]` with the label, or the text
     and label, and `model.kind`) then trains on every column init would
     read, each as init would declare it (a text's sequence length measured
-    on the table); the bundle's config records them.
+    on the table); the bundle's config records them. A role the config
+    leaves empty (`data.time = ""`, the tabular default) is none, not
+    init's guess: the column init would take for it is read as a feature.
 
     Args:
         config: dict. A validated tabular or text config.
@@ -1679,6 +1731,10 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         validated copy with init's task (and the baseline that follows from
         it, `evaluate.baselines = ["auto"]`), its epochs, `[features]`
         and, tabular, `model.features`.
+
+    Raises:
+        ValueError: for a role naming no column of the table, or an empty
+            `data.label` (or text `data.text`).
     """
     if not needs_written_lines(config):
         return config
@@ -1688,6 +1744,14 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
 
     kind = config["model"]["kind"]
     columns = {role: config["data"].get(role, "") for role in ROLES[kind]}
+    for role in ("label",) if kind == "tabular" else ("text", "label"):
+        if not columns[role]:
+            # Guessed, init's column would not be the config's.
+            raise ValueError(
+                f'data.{role} is "": a {kind} config reads its {role} '
+                f"column. Its columns: {list(frame.columns)}. Fix: set "
+                f"data.{role} to one of them."
+            )
     for role, column in columns.items():
         if column and column not in frame.columns:
             without = (
@@ -1711,7 +1775,15 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         config = {**config, "train": train}
     if config["features"]:
         return validate_config(config)
-    written = tomllib.loads(_written_config(kind, frame, None, columns))
+    # A role the config leaves empty is none, not init's guess: a column
+    # init would take for the time (Arrests' `year`) is then a feature, not
+    # left out of the features for a time the config does not read.
+    none = {role for role, column in columns.items() if not column}
+    if kind == "tabular" and not config["data"].get("display"):
+        none.add("display")
+    written = tomllib.loads(
+        _written_config(kind, frame, None, columns, none=none)
+    )
     features = written.get("features", {})
     model = dict(config["model"])
     if kind == "tabular" and model["features"]:

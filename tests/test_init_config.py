@@ -114,8 +114,20 @@ def test_a_label_it_cannot_guess_says_what_its_task_and_baseline_follow():
     )
     text = init_config("tabular", "p.csv", frame=frame)
     assert f'label = "{PLACEHOLDER}"' in text
-    assert 'with the label: "regression", "binary" or "multiclass"' in text
-    assert 'for "binary", "multiclass": ["logistic_regression"]' in text
+    # Not "regression", whose baseline a binary label then refuses: the
+    # task and its baseline follow the label once it is set.
+    assert re.search(r'^task = "auto" +# guessed from the label', text, re.M)
+    assert re.search(r'^baselines = \["auto"\]', text, re.M)
+    from recsys.init_config import with_written_features
+
+    # The user names the label, and takes it out of the features.
+    written = tomllib.loads(text.replace(PLACEHOLDER, "took_part"))
+    del written["features"]["took_part"]
+    written["model"]["features"].remove("took_part")
+    config = recsys.load_config(written)
+    filled = with_written_features(config, frame)
+    assert filled["model"]["task"] == "binary"
+    assert filled["evaluate"]["baselines"] == ["logistic_regression"]
 
 
 def test_a_label_name_is_matched_by_whole_words():
@@ -1303,3 +1315,128 @@ def test_the_text_label_guess_prefers_named_classes_to_numbers():
     data = tomllib.loads(init_config("text", frame=frame))["data"]
     # Ecdat breaches took `year`; Forbes2000's 27 categories were too many.
     assert (data["text"], data["label"]) == ("summary", "kind")
+
+
+def test_zero_padded_codes_are_no_time_but_digit_dates_are():
+    # Ecdat's Cracker: households "0001".."0136" as text; pandas reads a
+    # bare 4-digit string as a year.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "household": [f"{i:04d}" for i in rng.integers(1, 137, 300)],
+            "brand": rng.choice(["nabisco", "keebler", "sunshine"], 300),
+            "price": rng.uniform(1, 2, 300).round(2),
+        }
+    )
+    text = init_config("two_tower", frame=frame)
+    assert not re.search(r'^time = "household"', text, re.M)
+    for years in (["2019", "2020", "2021"], ["42", "7", "123"]):
+        written = init_config(
+            "two_tower", frame=frame.assign(household=np.resize(years, 300))
+        )
+        assert not re.search(r'^time = "household"', written, re.M)
+    # Eight digits are still a date (20240131), as are ISO dates.
+    days = pd.date_range("2024-01-01", periods=300, freq="D")
+    for dates in (days.strftime("%Y%m%d"), days.strftime("%Y-%m-%d")):
+        written = init_config(
+            "two_tower",
+            frame=frame.assign(day=list(dates)),
+            columns={"user": "household", "item": "brand"},
+        )
+        assert re.search(r'^time = "day"', written, re.M)
+
+
+def test_a_config_without_features_reads_the_column_init_takes_for_time():
+    # carData's Arrests with only [data] source and label: init takes
+    # `year` for the time, and the config (data.time = "") reads no time.
+    from recsys.init_config import with_written_features
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "released": rng.choice(["Yes", "No"], 300),
+            "colour": rng.choice(["White", "Black"], 300),
+            "year": rng.integers(1997, 2003, 300),
+            "age": rng.integers(12, 60, 300),
+            "name": rng.choice(["a", "b", "c", "d"], 300),
+        }
+    )
+    assert 'time = "year"' in init_config(
+        "tabular", frame=frame, columns={"label": "released"}
+    )
+    config = recsys.load_config(
+        {
+            "data": {"source": "a.csv", "label": "released"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    filled = with_written_features(config, frame)
+    assert filled["data"]["time"] == ""
+    # `name` too: init shows it beside scores, and the config does not.
+    assert filled["model"]["features"] == [
+        "colour",
+        "year",
+        "age",
+        "name",
+    ]
+    # Set, a role is not a feature.
+    timed = recsys.load_config(
+        {
+            "data": {"source": "a.csv", "label": "released", "time": "year"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    features = with_written_features(timed, frame)["model"]["features"]
+    assert "year" not in features
+
+
+def test_a_config_without_features_takes_no_ids_it_leaves_empty():
+    # user_id / item_id named as ids, the config without data.user and
+    # data.item: a table without ids, its id columns features as any other.
+    from recsys.init_config import with_written_features
+
+    frame = _events()
+    config = recsys.load_config(
+        {
+            "data": {"source": "e.csv", "label": "clicked"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    filled = with_written_features(config, frame)
+    assert (filled["data"]["user"], filled["data"]["item"]) == ("", "")
+    assert filled["model"]["features"] == [
+        "customer_id",
+        "product_id",
+        "category",
+        "event_time",
+    ]
+    # A text config's text or label left empty is refused, not guessed.
+    text = recsys.load_config(
+        {
+            "data": {"source": "e.csv", "text": "", "label": "clicked"},
+            "model": {"kind": "text"},
+        }
+    )
+    with pytest.raises(ValueError, match='data.text is "".*Fix: set data.text'):
+        with_written_features(text, frame)
+
+
+def test_a_text_id_is_a_column_named_id_of_distinct_values():
+    # Movie titles with `movie_id` ("m048534"): "id" alone is too short a
+    # pattern to match a name's last word (`_by_name`).
+    titles = [f"a film title of some words {i}" for i in range(60)]
+    frame = pd.DataFrame(
+        {
+            "movie_id": [f"m{i:06d}" for i in range(60)],
+            "title": titles,
+            "comedy": ["Yes", "No", "No"] * 20,
+        }
+    )
+    config = tomllib.loads(init_config("text", frame=frame))
+    assert config["data"]["id"] == "movie_id"
+    # Repeated values name no row; nor does a name merely ending in "id".
+    repeated = frame.assign(movie_id=[f"m{i % 30}" for i in range(60)])
+    paid = frame.rename(columns={"movie_id": "paid"})
+    for other in (repeated, paid):
+        written = tomllib.loads(init_config("text", frame=other))
+        assert written["data"]["id"] == ""
