@@ -256,7 +256,27 @@ def check_output_path(path):
 
 
 def _is_bundle(path):
-    return os.path.isdir(path) and os.path.isfile(os.path.join(path, MANIFEST))
+    """Whether `path` is a recsys bundle and nothing else: its manifest
+    lists (with their checksums) every file in it. Replacing a bundle
+    removes the directory, so a `manifest.json` alone (a web app's, a
+    user's notes beside an old bundle) must not make it one."""
+    import json
+
+    try:
+        with open(os.path.join(path, MANIFEST), encoding="utf-8") as file:
+            manifest = json.load(file)
+    except (OSError, ValueError):
+        return False
+    listed = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(listed, dict) or "kind" not in manifest:
+        return False
+    for root, dirs, files in os.walk(path):
+        relative = os.path.relpath(root, path)
+        for name in files:
+            entry = name if relative == "." else f"{relative}/{name}"
+            if entry != MANIFEST and entry.replace(os.sep, "/") not in listed:
+                return False
+    return True
 
 
 def check_output(path):
@@ -280,7 +300,8 @@ def check_output(path):
         )
     if os.path.isdir(path) and os.listdir(path) and not _is_bundle(path):
         raise BundleError(
-            f"{path} exists and is not a recsys bundle; refusing to "
+            f"{path} exists and is not a recsys bundle (a bundle holds "
+            "only the files its manifest.json lists); refusing to "
             "overwrite it. Fix: choose another --output directory."
         )
     return path

@@ -149,6 +149,31 @@ def test_foreign_output_is_refused_before_the_data_is_read(
     assert not os.path.exists(tmp_path / "run.job")
 
 
+def test_a_manifest_beside_the_users_files_is_not_a_bundle(
+    tiny_bundle, tmp_path, capsys
+):
+    # Before: any manifest.json made a bundle, and replacing it removed the
+    # directory with the user's files (exit 0, no warning).
+    web_app = tmp_path / "site"
+    _precious(web_app)
+    (web_app / "manifest.json").write_text('{"name": "my web app"}')
+    old_bundle = tmp_path / "old"
+    shutil.copytree(tiny_bundle, old_bundle)
+    _precious(old_bundle)  # notes kept inside an old bundle
+    for output in (web_app, old_bundle):
+        assert _train(output, MISSING_DATA) == 1
+        assert "not a recsys bundle" in capsys.readouterr().err
+        assert (output / "thesis.tex").read_text() == "five years of work"
+    # A bundle as written is still replaced.
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_bundle, copy)
+    write_atomically(
+        str(copy),
+        lambda tmp: shutil.copytree(tiny_bundle, tmp, dirs_exist_ok=True),
+    )
+    assert _tree(copy) == _tree(tiny_bundle)
+
+
 # -- item 11: one training per output ----------------------------------------
 
 
