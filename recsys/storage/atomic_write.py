@@ -270,7 +270,7 @@ def _is_bundle(path):
     listed = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(listed, dict) or "kind" not in manifest:
         return False
-    for root, dirs, files in os.walk(path):
+    for root, _, files in os.walk(path):
         relative = os.path.relpath(root, path)
         for name in files:
             entry = name if relative == "." else f"{relative}/{name}"
