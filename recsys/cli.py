@@ -31,24 +31,60 @@ def _config_path(config: str | None = None) -> str:
 
 @contextlib.contextmanager
 def _sigterm_as_exit():
-    """SIGTERM (a scheduler's stop) raises `SystemExit` while the block
-    runs, so its cleanup (temporary directories, the lock) runs too; during
-    a Keras fit, at the next batch's end (`recsys.training.interrupt`)."""
+    """SIGTERM (a scheduler's stop) and SIGINT (Ctrl-C) raise `SystemExit`
+    while the block runs, so its cleanup (temporary directories, the lock)
+    runs too; during a Keras fit, at the next batch's end
+    (`recsys.training.interrupt`): Ctrl-C's `KeyboardInterrupt`, raised
+    inside JAX's dispatch, was swallowed there and the fit ran on."""
     from recsys.training import interrupt
 
     def _exit(signum, frame):
         if not interrupt.request(128 + signum):
             raise SystemExit(128 + signum)
 
+    stops = (signal.SIGTERM, signal.SIGINT)
     try:
-        previous = signal.signal(signal.SIGTERM, _exit)
+        previous = [signal.signal(stop, _exit) for stop in stops]
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for stop, handler in zip(stops, previous, strict=True):
+            signal.signal(stop, handler)
+
+
+# Keras backends and the module each needs.
+_BACKEND_MODULES = {
+    "jax": "jax",
+    "tensorflow": "tensorflow",
+    "torch": "torch",
+    "openvino": "openvino",
+    "numpy": "numpy",
+}
+
+
+def _check_backend(command):
+    """Refuses a `KERAS_BACKEND` this command cannot run on, in one line
+    (Keras' import of a missing backend is a 40-line traceback; its numpy
+    backend has no gradients, and failed only once the data was read)."""
+    import importlib.util
+
+    backend = os.environ.get("KERAS_BACKEND", "jax")
+    module = _BACKEND_MODULES.get(backend)
+    if module is not None and importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"KERAS_BACKEND={backend} needs {module}, which is not "
+            "installed. Fix: unset KERAS_BACKEND (recsys runs on JAX), or "
+            f"install {module}."
+        )
+    if backend in ("numpy", "openvino") and command in ("train", "tune"):
+        raise ValueError(
+            f"KERAS_BACKEND={backend} cannot train (Keras' {backend} "
+            "backend runs models, it does not fit them). Fix: unset "
+            "KERAS_BACKEND (recsys trains on JAX) or set it to tensorflow."
+        )
 
 
 def cmd_train(args):
@@ -1046,6 +1082,7 @@ def main(argv=None):
     from recsys.config import ConfigError
 
     try:
+        _check_backend(args.command)
         return args.run(args)
     except (ConfigError, BundleError, OSError, KeyError, ValueError) as error:
         print(

@@ -395,3 +395,17 @@ def test_evaluate_of_a_bundle_whose_table_moved_says_to_pass_it(
     assert main(["evaluate", bundle, "--data", str(table)]) == 1
     err = capsys.readouterr().err
     assert "'timestamp'" in err and "missing key" not in err, err
+
+
+def test_a_backend_that_cannot_run_the_command_is_one_line(monkeypatch, capsys):
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        # Before: Keras' 40-line traceback of its torch import.
+        monkeypatch.setenv("KERAS_BACKEND", "torch")
+        assert main(["evaluate", "no-such-bundle"]) == 1
+        assert "KERAS_BACKEND=torch needs torch" in capsys.readouterr().err
+    # Before: the numpy backend read the data, then failed in `fit`.
+    monkeypatch.setenv("KERAS_BACKEND", "numpy")
+    assert main(["train", "configs/movielens_rating.toml", "-q"]) == 1
+    assert "KERAS_BACKEND=numpy cannot train" in capsys.readouterr().err

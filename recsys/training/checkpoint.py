@@ -537,4 +537,22 @@ def training_job(config, output, *, restart=False):
             logger.info("--restart: discarded the checkpoints in %s.", job_dir)
         elif config["train"].get("checkpoint_every", 1000) >= 0:
             check_job_directory(job_dir)
-        yield output
+        try:
+            yield output
+        except SystemExit as stop:  # SIGTERM or Ctrl-C (`recsys.cli`)
+            if _holds_checkpoints(job_dir):
+                logger.warning(
+                    "Stopped (exit status %s); the checkpoints in %s are "
+                    "kept: rerun the same command to resume (--restart to "
+                    "start over).",
+                    stop.code,
+                    job_dir,
+                )
+            raise
+
+
+def _holds_checkpoints(job_dir) -> bool:
+    """Whether the job directory holds a checkpoint to resume from."""
+    return any(
+        files for _, _, files in os.walk(os.path.join(job_dir, CHECKPOINTS))
+    )

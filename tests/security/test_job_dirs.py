@@ -354,11 +354,13 @@ def test_bundle_directories_follow_the_umask(tiny_bundle, tmp_path):
     assert manifest & 0o044 == 0o044  # readable by a service's user
 
 
-def test_sigterm_during_a_fit_stops_it_at_a_batch_end(
-    tiny_csv, tmp_path, request
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_during_a_fit_stops_it_at_a_batch_end(
+    tiny_csv, tmp_path, request, sig
 ):
-    # Raised inside the backend's code, SystemExit was swallowed there (the
-    # run went on to its last epoch) or crashed the process (139).
+    # Raised inside the backend's code, SystemExit (SIGTERM) and
+    # KeyboardInterrupt (Ctrl-C) were swallowed there (the run went on to
+    # its last epoch and exited 0) or crashed the process (139).
     output = tmp_path / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "recsys.cli", "train", CONFIG]
@@ -372,10 +374,11 @@ def test_sigterm_during_a_fit_stops_it_at_a_batch_end(
     for line in process.stderr:  # Keras' epoch lines (stdout holds results)
         if line.startswith("Epoch 3/"):
             break
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(sig)
     _, err = process.communicate(timeout=120)
-    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert process.returncode == 128 + sig, err[-2000:]
     assert "Epoch 500/" not in err
+    assert "rerun the same command to resume" in err
     assert not output.exists()
     assert _leftovers(str(tmp_path)) == []
 
