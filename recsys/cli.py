@@ -531,8 +531,12 @@ def cmd_index(args):
     """`recsys index`: new items embedded into a bundle, no retraining."""
     from recsys.bundles.two_tower import Bundle
     from recsys.data.sources import load_interactions
+    from recsys.storage.atomic_write import check_output
 
     bundle = Bundle.load(args.bundle)
+    if args.output:
+        # Before the embedding and the index's tuning, not after them.
+        check_output(args.output)
     updated = bundle.add_items(load_interactions(args.items))
     path = updated.save(args.output or args.bundle)
     note = updated.manifest["item_updates"][-1]

@@ -68,3 +68,16 @@ def test_cli_index_refuses_items_without_the_candidate_features(
     assert main(["index", copied, "--items", str(items)]) == 1
     err = capsys.readouterr().err
     assert "recsys index: error:" in err and "'genres'" in err
+
+
+def test_cli_index_refuses_a_foreign_output_before_reading_items(
+    copied, tmp_path, capsys
+):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    # Items it cannot read: refused for the output first, not for them.
+    missing = str(tmp_path / "no-such-items.csv")
+    assert main(["index", copied, "--items", missing, "-o", str(mine)]) == 1
+    assert "not a recsys bundle" in capsys.readouterr().err
+    assert (mine / "notes.txt").read_text() == "precious"
