@@ -101,7 +101,6 @@ def cmd_train(args):
     # stdout holds the results alone (the table, or the --json document):
     # whatever training prints (Keras's epoch lines) goes to stderr.
     with (
-        _sigterm_as_exit(),
         training_job(config, output, restart=args.restart),
         contextlib.redirect_stdout(sys.stderr),
     ):
@@ -130,7 +129,7 @@ def cmd_tune(args):
         raise ValueError(
             f"--trials must be at least 1. Received: {args.trials}"
         )
-    with _sigterm_as_exit(), contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr):
         result = tune(
             config,
             output,
@@ -431,8 +430,7 @@ def cmd_synth(args):
         seed=args.seed,
     )
     try:
-        with _sigterm_as_exit():
-            files = data.write(args.output_dir, progress=not args.quiet)
+        files = data.write(args.output_dir, progress=not args.quiet)
     except FileExistsError as error:
         raise ValueError(str(error)) from None
     print(
@@ -1085,9 +1083,18 @@ def main(argv=None):
     from recsys.bundles.two_tower import BundleError
     from recsys.config import ConfigError
 
+    # Every command but serve (uvicorn and the supervisor handle their own
+    # signals) stops on SIGTERM or Ctrl-C through its cleanup: temporary
+    # files of `score`, `recommend --all` and `index` were left behind.
+    stops = (
+        contextlib.nullcontext()
+        if args.command == "serve"
+        else _sigterm_as_exit()
+    )
     try:
         _check_backend(args.command)
-        return args.run(args)
+        with stops:
+            return args.run(args)
     except (ConfigError, BundleError, OSError, KeyError, ValueError) as error:
         print(
             f"recsys {args.command}: error: {error_message(error)}",

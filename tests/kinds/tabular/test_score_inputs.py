@@ -124,3 +124,37 @@ def test_values_the_model_never_learned_are_counted_once(
     assert len(said) == 1
     assert "'userId' in 3 of 10 rows, e.g. 'no-such-user'" in said[0]
     assert "movieId" not in said[0]
+
+
+def test_a_stopped_score_leaves_no_temporary_file(
+    liked_run, small_frame, tmp_path, request
+):
+    import glob
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Before: SIGTERM killed `recsys score` past its cleanup, and every
+    # stopped run left a `.out.parquet.<hex>.tmp` beside the output.
+    bundle, _ = liked_run
+    rows = pd.concat([small_frame] * 40, ignore_index=True)
+    rows.to_parquet(tmp_path / "in.parquet")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "recsys.cli", "score", bundle.path]
+        + [str(tmp_path / "in.parquet"), str(tmp_path / "out.parquet")]
+        + ["--batch-size", "500", "-q"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    request.addfinalizer(process.kill)
+    pattern = str(tmp_path / ".out.parquet.*.tmp")
+    deadline = time.monotonic() + 60
+    while not glob.glob(pattern) and process.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert glob.glob(pattern) == []
+    assert not (tmp_path / "out.parquet").exists()
