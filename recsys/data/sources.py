@@ -13,18 +13,24 @@ Paths are read by their extension, one reader per form:
   named index (`frame.set_index("user").to_parquet(...)`) is read as the
   column it was (`index_as_columns`).
 
-In a `.csv` or `.tsv` file, digits with leading zeros (`0042`) and whole
-numbers of 16 digits or more stay text, and a header naming a column twice
-is refused (`csv_layout`). In a file of decimal commas, a column of numbers
-written with decimal points is read as numbers (`point_decimals`).
+A `.csv` file's separator is found from its header line alone, so its
+rows may hold the other marks (`0,5` or `Smith, John` in a `;` file). In a
+`.csv` or `.tsv` file, a column that holds digits with a leading zero
+(`0042`) in any row, or whole numbers alone with some of 16 digits or
+more, stays text; a header naming a column twice, and a row of more fields
+than the header, are refused with the fix (`csv_layout`). In a file of
+decimal commas, a column of numbers written with decimal points is read as
+numbers (`point_decimals`).
 
 The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
 """
 
 import contextlib
+import csv
 import glob
 import os
+import re
 from typing import Any
 
 import pandas as pd
@@ -99,75 +105,189 @@ MISSING_MARKS = (
     "null",
 )
 
-# Separators of CSV files written in other conventions (a spreadsheet in a
-# locale whose decimal mark is the comma writes `;`).
-OTHER_SEPARATORS = (";", "|", "\t")
-# Rows read to find a file's separator, decimal mark and code columns.
+# The separators a `.csv` file may use (a spreadsheet in a locale whose
+# decimal mark is the comma writes `;`); on a tie, the first.
+SEPARATORS = (",", ";", "|", "\t")
+# Rows read to find a file's decimal mark and the columns that may be codes.
 SAMPLE_ROWS = 1000
+# Rows read at a time where the file is looked through for codes.
+SCAN_ROWS = 100_000
 
 
-def csv_layout(path: str, sep: str | None = None) -> dict[str, Any]:
+def csv_layout(
+    path: str, sep: str | None = None, nrows: int | None = None
+) -> dict[str, Any]:
     """`read_csv` options a `.csv` or `.tsv` file needs beyond the defaults.
 
-    - A `.csv` file whose header reads as one column holding `;`, `|` or
-      a tab is separated by the most frequent of them; with `;`, numbers
-      written with a decimal comma (`0,75`) are read as numbers.
+    - A `.csv` file is separated by the most frequent of `,`, `;`, `|`
+      and tabs in its header line, quoted names aside (the comma on a
+      tie). The header alone decides: the rows of a `;` file may hold any
+      number of commas (`0,5`, `Smith, John`). With `;`, numbers written
+      with a decimal comma (`0,75`) are read as numbers.
     - A column of digits with leading zeros (`0042`: an account, a SKU, a
       zip code) stays text: read as a number it would be 42, and neither
       `"0042"` in a request nor the ids written back would match the file.
       So does a column of whole numbers of 16 digits or more (tweet ids):
       with one empty cell pandas reads it as float64, which loses their
-      last digits.
+      last digits. Every row decides, not the first `SAMPLE_ROWS`: ids
+      padded from row 5,000 on would otherwise merge `00150` with `150`.
+      The columns of whole numbers in those first rows are read through
+      (those alone, `SCAN_ROWS` rows at a time) to see.
 
     Args:
         path: str. The file, possibly compressed.
         sep: str or None. The separator its form implies (a tab for
             `.tsv`); None to find it (`.csv`).
+        nrows: int or None. The rows that will be read (the first this
+            many); None for all.
 
     Returns:
         dict of `pandas.read_csv` options: `{}` for a plain comma file.
+
+    Raises:
+        ValueError: for an empty file, a header naming a column twice, or
+            a row of more fields than the header; the message says the fix.
     """
-    options: dict[str, Any] = {}
-    try:
-        head = pd.read_csv(
+    found = sep or _header_separator(path)
+    options: dict[str, Any] = {} if sep or found == "," else {"sep": found}
+    with _explained(path, found):
+        head = pd.read_csv(path, nrows=SAMPLE_ROWS, sep=found, dtype=str)
+    cells = head.stack().dropna()
+    if found == ";" and cells.str.fullmatch(r"-?\d+,\d+").any():
+        options["decimal"] = ","
+    _check_header(path, found)
+    marks = {column: _marks(head[column]) for column in head.columns}
+    codes = [column for column, mark in marks.items() if _is_code(*mark)]
+    # Columns of whole numbers so far may still hold codes further down.
+    whole = [column for column, mark in marks.items() if mark[2]]
+    codes += _codes_in_file(
+        path, found, [column for column in whole if column not in codes], nrows
+    )
+    if codes:
+        options["dtype"] = dict.fromkeys(codes, str)
+    return options
+
+
+def _header_separator(path: str) -> str:
+    """The separator of a `.csv` file (`SEPARATORS`), from its header line.
+
+    The line is read as written (quotes kept, nothing split) by pandas, so
+    a compressed file, a byte-order mark and blank lines above it are read
+    as `read_csv` reads them.
+
+    Raises:
+        ValueError: for an empty file (`_explained`).
+    """
+    with _explained(path, "\x1f"):
+        line = pd.read_csv(
             path,
-            nrows=SAMPLE_ROWS,
-            sep=sep or ",",
+            sep="\x1f",  # the ASCII unit separator, which no header holds
+            header=None,
+            nrows=1,
             dtype=str,
             keep_default_na=False,
-        )
+            quoting=csv.QUOTE_NONE,
+        ).iloc[0]
+    unquoted = re.sub(r'"[^"]*"', "", "\x1f".join(line))
+    return max(SEPARATORS, key=unquoted.count)
+
+
+def _marks(cells: pd.Series) -> tuple[bool, bool, bool]:
+    """`(padded, long, whole)` of a column of text cells, its missing ones
+    aside: whether some are digits with a leading zero (`0042`), whether
+    some are whole numbers of 16 digits or more, whether all are whole
+    numbers (true of none)."""
+    written = cells.dropna()
+    # The patterns run on the few cells that may match: a file's every
+    # cell of whole numbers passes through here.
+    starts = written[written.str.startswith("0")]
+    wide = written[written.str.len() >= 16]
+    return (
+        bool(starts.str.fullmatch(r"0\d+").any()),
+        bool(wide.str.fullmatch(r"-?\d{16,}").any()),
+        bool(written.str.fullmatch(r"-?\d+").all()),
+    )
+
+
+def _is_code(padded: bool, long: bool, whole: bool) -> bool:
+    """Whether a column of these `_marks` stays text: digits with a
+    leading zero, or whole numbers alone (and missing cells), some of 16
+    digits or more: identifiers, not quantities. Read as numbers, one
+    empty cell makes the second float64, whose 53 bits drop their last
+    digits."""
+    return padded or (long and whole)
+
+
+def _codes_in_file(
+    path: str, sep: str, columns: list, nrows: int | None
+) -> list:
+    """The `columns` that hold codes (`_is_code`) in the file's first
+    `nrows` rows (all rows for None), read `SCAN_ROWS` rows at a time."""
+    if not columns:
+        return []
+    marks = dict.fromkeys(columns, (False, False, True))
+    with (
+        _explained(path, sep),
+        pd.read_csv(
+            path,
+            sep=sep,
+            usecols=columns,
+            dtype=str,
+            nrows=nrows,
+            chunksize=SCAN_ROWS,
+        ) as chunks,
+    ):
+        for chunk in chunks:
+            for column in columns:
+                seen, new = marks[column], _marks(chunk[column])
+                marks[column] = (
+                    seen[0] or new[0],
+                    seen[1] or new[1],
+                    seen[2] and new[2],
+                )
+            if all(mark[0] for mark in marks.values()):
+                break  # all padded: no later row changes that
+    return [column for column in columns if _is_code(*marks[column])]
+
+
+@contextlib.contextmanager
+def _explained(path: str, sep: str):
+    """Turns pandas' errors on a file it cannot read as a table into
+    `ValueError`s that name the file and the fix: an empty file ("No
+    columns to parse from file"), and a row of more fields than the header
+    ("Error tokenizing data. C error: Expected 2 fields in line 3, saw 3").
+
+    Raises:
+        ValueError: in place of `pandas.errors.EmptyDataError` and
+            `pandas.errors.ParserError`.
+    """
+    try:
+        yield
     except pd.errors.EmptyDataError:
         raise ValueError(
             f"{path} is empty: it holds no header row. Fix: write the table "
             "into it (a header row of column names, then one row per "
             "record), or point at the file that holds it."
         ) from None
-    if sep is None and len(head.columns) == 1:
-        header = str(head.columns[0])
-        counts = {other: header.count(other) for other in OTHER_SEPARATORS}
-        found = max(counts, key=lambda other: counts[other])
-        if counts[found]:
-            options["sep"] = found
-            head = pd.read_csv(
-                path,
-                nrows=SAMPLE_ROWS,
-                sep=found,
-                dtype=str,
-                keep_default_na=False,
-            )
-            cells = head.stack().astype(str)
-            if found == ";" and cells.str.fullmatch(r"-?\d+,\d+").any():
-                options["decimal"] = ","
-    _check_header(path, options.get("sep", sep or ","))
-    codes = [
-        column
-        for column in head.columns
-        if head[column].str.fullmatch(r"0\d+").any()
-        or _long_digits(head[column])
-    ]
-    if codes:
-        options["dtype"] = dict.fromkeys(codes, str)
-    return options
+    except pd.errors.ParserError as error:
+        counts = re.search(
+            r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error)
+        )
+        if counts is None:
+            raise ValueError(
+                f"Cannot read {path} as a table separated by {sep!r}: "
+                f"{str(error).strip()}. Fix: give every row the header's "
+                "fields, quoting cells that hold the separator."
+            ) from None
+        expected, line, saw = counts.groups()
+        raise ValueError(
+            f"{path}: line {line} holds {saw} fields separated by {sep!r}, "
+            f"where the header holds {expected}: most likely a cell of that "
+            f"line holds the separator. Fix: put the cells that hold {sep!r} "
+            'in double quotes (`"Smith, John"` in a comma file), as '
+            "spreadsheets and `to_csv` write them, or remove the extra "
+            "separators from that line."
+        ) from None
 
 
 def _check_header(path: str, sep: str) -> None:
@@ -192,19 +312,6 @@ def _check_header(path: str, sep: str) -> None:
             f"'{name}.1' and so on. Fix: give each column its own name in "
             "the header row."
         )
-
-
-def _long_digits(cells: pd.Series) -> bool:
-    """Whether a column holds whole numbers of 16 digits or more (tweet ids,
-    64-bit keys), and nothing else but empty cells: identifiers, not
-    quantities. Read as numbers, one empty cell makes the column float64,
-    whose 53 bits drop their last digits."""
-    written = cells[cells != ""]
-    return bool(
-        len(written)
-        and written.str.fullmatch(r"-?\d+").all()
-        and written.str.fullmatch(r"-?\d{16,}").any()
-    )
 
 
 def _read_tsv(path, **options) -> pd.DataFrame:
@@ -519,6 +626,27 @@ def make_output_folder(output: str | os.PathLike) -> None:
         ) from None
 
 
+def _read_text(
+    path: str, form: str, progress: bool, max_rows: int | None
+) -> pd.DataFrame:
+    """`load_interactions` for a text form: a `.csv` or `.tsv` file as
+    `csv_layout` says, its rows of more fields than the header refused
+    with the fix (`_explained`)."""
+    if form not in (".csv", ".tsv"):
+        with _watched(path, progress) as (readable, options):
+            return TEXT_READERS[form](readable, **options, nrows=max_rows)
+    sep = "\t" if form == ".tsv" else None
+    layout = csv_layout(path, sep, max_rows)
+    with (
+        _watched(path, progress) as (readable, options),
+        _explained(path, layout.get("sep", sep or ",")),
+    ):
+        frame = TEXT_READERS[form](
+            readable, **options, **layout, nrows=max_rows
+        )
+    return point_decimals(frame, layout)
+
+
 def load_interactions(
     source: str | os.PathLike,
     *,
@@ -568,16 +696,7 @@ def load_interactions(
     form = table_form(path)
     if form in TEXT_READERS:
         try:
-            layout = (
-                csv_layout(path, "\t" if form == ".tsv" else None)
-                if form in (".csv", ".tsv")
-                else {}
-            )
-            if max_rows is not None:
-                layout["nrows"] = max_rows
-            with _watched(path, progress) as (readable, options):
-                frame = TEXT_READERS[form](readable, **options, **layout)
-            return point_decimals(frame, layout)
+            return _read_text(path, form, progress, max_rows)
         except UnicodeDecodeError as error:
             raise ValueError(
                 f"Data source {path!r} is not UTF-8 text (byte "

@@ -1,11 +1,14 @@
 """A user's table in any common form reads as its CSV does (issue #15)."""
 
+import gzip
 import os
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from recsys.data.sources import check_output_file
+from recsys.data.sources import csv_layout
 from recsys.data.sources import load_interactions
 from recsys.data.sources import table_form
 
@@ -127,6 +130,157 @@ def test_ids_of_sixteen_digits_or_more_stay_text(tmp_path):
     ]
     assert frame["id_str"].isna().tolist() == [False, True, False]
     assert frame["likes"].dtype.kind == "i"  # short numbers stay numbers
+
+
+def _late_padded_ids(path, sep=","):
+    """A table whose first 1,200 rows hold customers 10000-10199 and whose
+    next rows hold `00150`-like ids beside `150`-like ones."""
+    first = [str(10000 + i % 200) for i in range(1200)]
+    later = [
+        f"{100 + i % 100:05d}" if i % 2 else str(100 + i % 100)
+        for i in range(400)
+    ]
+    customers = first + later
+    pd.DataFrame(
+        {
+            "customer": customers,
+            "product": [f"p{i % 50}" for i in range(len(customers))],
+            "ts": range(len(customers)),
+        }
+    ).to_csv(path, sep=sep, index=False)
+    return customers
+
+
+@pytest.mark.parametrize(
+    "name, sep", [("late.csv", ","), ("late.csv.gz", ";"), ("late.tsv", "\t")]
+)
+def test_leading_zeros_after_the_first_rows_stay_text(tmp_path, name, sep):
+    # The first 1,000 rows alone decided: `00150` and `150` were one id.
+    path = tmp_path / name
+    customers = _late_padded_ids(path, sep)
+    frame = load_interactions(path)
+    assert frame["customer"].tolist() == customers
+    assert frame["customer"].nunique() == 300
+    assert frame["ts"].dtype.kind == "i"  # whole numbers stay numbers
+    assert csv_layout(str(path), "\t" if sep == "\t" else None)["dtype"] == {
+        "customer": str
+    }
+
+
+def test_the_scorer_reads_late_leading_zeros_as_training_does(tmp_path):
+    import pyarrow as pa
+
+    from recsys.scoring import _batches
+
+    path = tmp_path / "late.csv"
+    customers = _late_padded_ids(path)
+    batches, _, _ = _batches(str(path), 500)
+    scored = pa.Table.from_batches(list(batches)).to_pandas()
+    assert scored["customer"].tolist() == customers
+
+
+def test_long_ids_after_the_first_rows_stay_text(tmp_path):
+    # Short numbers for 1,000 rows, then a tweet id and an empty cell: as
+    # numbers the column was float64, 1212121212121212121 lost its digits.
+    path = tmp_path / "tweets.csv"
+    ids = [str(i) for i in range(1000)] + ["1212121212121212121", ""]
+    path.write_text("id,likes\n" + "".join(f"{i},1\n" for i in ids))
+    frame = load_interactions(path)
+    assert frame["id"].iloc[1000] == "1212121212121212121"
+    assert frame["id"].iloc[-1:].isna().all()
+    # Beside a cell that is no whole number, they are numbers as before.
+    path.write_text("id,likes\n" + "".join(f"{i},1\n" for i in ids) + "1.5,1\n")
+    assert load_interactions(path)["id"].dtype == "float64"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        # Decimal commas with empty cells: rows of 1 and 2 commas.
+        ("id;a;b\n1;0,5;\n2;0,5;1,5\n", {"a": [0.5, 0.5], "b": [np.nan, 1.5]}),
+        # A text cell holding a comma.
+        (
+            "id;name;city\n1;Doe;Berlin\n2;Smith, John;Paris\n3;Roe;Rome\n",
+            {"name": ["Doe", "Smith, John", "Roe"]},
+        ),
+        # Every cell quoted (`quoting=csv.QUOTE_ALL`), with a byte-order mark.
+        (
+            '\ufeff"id";"name";"score"\n"1";"Roe";""\n'
+            '"2";"Smith, John";"0,5"\n"3";"Doe";"1,25"\n',
+            {
+                "name": ["Roe", "Smith, John", "Doe"],
+                "score": [np.nan, 0.5, 1.25],
+            },
+        ),
+        # A quoted header name holding a comma.
+        (
+            'id;"size, cm"\n1;2,5\n2;3\n',
+            {"size, cm": [2.5, 3.0]},
+        ),
+    ],
+)
+@pytest.mark.parametrize("name", ["t.csv", "t.csv.gz"])
+def test_a_semicolon_csv_reads_whatever_commas_its_rows_hold(
+    tmp_path, text, expected, name
+):
+    # pandas read the first rows with `sep=","` before the header was
+    # looked at: "Error tokenizing data. C error: Expected 2 fields in
+    # line 3, saw 3".
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    frame = load_interactions(path)
+    assert frame["id"].tolist() == list(range(1, len(frame) + 1))
+    for column, values in expected.items():
+        pd.testing.assert_series_equal(
+            frame[column], pd.Series(values, name=column), check_dtype=False
+        )
+
+
+@pytest.mark.parametrize(
+    "header, sep",
+    [
+        ('"a;b",c,d\n', ","),  # quoted names hold the other marks
+        ('"x, y";z\n', ";"),
+        ("a;b,c\n", ","),  # a tie: the comma, as before
+        ("a|b|c\n", "|"),
+        ("a\tb\n", "\t"),
+        ("text\n", ","),
+    ],
+)
+def test_the_separator_is_the_headers_most_frequent(tmp_path, header, sep):
+    path = tmp_path / "t.csv"
+    path.write_text(header)
+    assert csv_layout(str(path)).get("sep", ",") == sep
+
+
+@pytest.mark.parametrize(
+    "name, sep", [("t.csv", ","), ("t.csv", ";"), ("t.tsv", "\t")]
+)
+@pytest.mark.parametrize("line", [3, 1500])  # in the first rows, or after
+def test_a_row_of_more_fields_than_the_header_names_the_line_and_the_fix(
+    tmp_path, name, sep, line
+):
+    # pandas' own words named no file and no fix: "Error tokenizing data.
+    # C error: Expected 2 fields in line 3, saw 3".
+    path = tmp_path / name
+    rows = [["id", "name"]] + [[str(i), "Roe"] for i in range(1, 2000)]
+    rows[line - 1] = ["2", "Smith", " John"]
+    path.write_text("\n".join(sep.join(row) for row in rows) + "\n")
+    reads = [load_interactions]
+    if line < 1000:  # in the rows `csv_layout` reads whole
+        reads.append(lambda path: csv_layout(str(path)))
+    for read in reads:
+        with pytest.raises(ValueError) as caught:
+            read(path)
+        message = str(caught.value)
+        assert (
+            f"{path}: line {line} holds 3 fields separated by {sep!r}, "
+            "where the header holds 2"
+        ) in message
+        assert "Fix: put the cells that hold" in message
 
 
 def test_a_one_column_csv_stays_one_column(tmp_path):
