@@ -10,6 +10,7 @@ are read whole, by training's reader. It is what `recsys score` and
 `recsys predict --input` run.
 """
 
+import contextlib
 import logging
 import os
 
@@ -115,22 +116,50 @@ def _batches(path, batch_size):
     # (`csv_layout`), so `0042` stays the id it was trained as.
     layout = csv_layout(path, "\t" if form == ".tsv" else None)
     block_size = max(batch_size * 64, 1 << 20)
-    reader = pv.open_csv(
-        path,
-        read_options=pv.ReadOptions(block_size=block_size),
-        parse_options=pv.ParseOptions(
-            delimiter=layout.get("sep", "\t" if form == ".tsv" else ",")
-        ),
-        convert_options=pv.ConvertOptions(
-            column_types=dict.fromkeys(layout.get("dtype", {}), pa.string()),
-            decimal_point=layout.get("decimal", "."),
-            # Missing where pandas (training) reads missing: an "n/a" in a
-            # column of numbers kept as text was the value "n/a" to score.
-            null_values=list(MISSING_MARKS),
-            strings_can_be_null=True,
-        ),
-    )
-    return reader, None, reader.schema.names
+    with _unparsed_rows(path):  # the first block is read here
+        reader = pv.open_csv(
+            path,
+            read_options=pv.ReadOptions(block_size=block_size),
+            parse_options=pv.ParseOptions(
+                delimiter=layout.get("sep", "\t" if form == ".tsv" else ",")
+            ),
+            convert_options=pv.ConvertOptions(
+                column_types=dict.fromkeys(
+                    layout.get("dtype", {}), pa.string()
+                ),
+                decimal_point=layout.get("decimal", "."),
+                # Missing where pandas (training) reads missing: an "n/a" in a
+                # column of numbers kept as text was the value "n/a" to score.
+                null_values=list(MISSING_MARKS),
+                strings_can_be_null=True,
+            ),
+        )
+    return _read_through(reader, path), None, reader.schema.names
+
+
+def _read_through(reader, path):
+    """`reader`'s batches, its unparsed rows said as `_unparsed_rows` says."""
+    with _unparsed_rows(path):
+        yield from reader
+
+
+@contextlib.contextmanager
+def _unparsed_rows(path):
+    """A row pyarrow cannot parse (more fields than the header, past the
+    rows `csv_layout` read) as a `ValueError` with the fix, as training's
+    reader says it.
+
+    Raises:
+        ValueError: in place of `pyarrow.ArrowInvalid`.
+    """
+    try:
+        yield
+    except pa.ArrowInvalid as error:
+        raise ValueError(
+            f"Cannot read {path}: {str(error).strip()}. Fix: give every row "
+            "the header's fields, putting the cells that hold the separator "
+            "in double quotes."
+        ) from None
 
 
 def _check_columns(bundle, names, path):

@@ -158,3 +158,16 @@ def test_a_stopped_score_leaves_no_temporary_file(
     assert process.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert glob.glob(pattern) == []
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_row_of_more_fields_deep_in_a_csv_is_one_line(
+    liked_run, small_frame, tmp_path, capsys
+):
+    bundle, _ = liked_run
+    path = tmp_path / "in.csv"
+    small_frame.to_csv(path, index=False)
+    with open(path, "a") as file:
+        file.write(",".join(["1"] * (len(small_frame.columns) + 1)) + "\n")
+    # Before: pyarrow's ArrowInvalid as a traceback.
+    assert main(["score", bundle.path, str(path), str(tmp_path / "o.csv")]) == 1
+    assert "Expected 7 columns, got 8" in capsys.readouterr().err
