@@ -13,8 +13,11 @@ is the config's own settings (then, for a two-tower, the same without its
 history and with the user's profile as its history, `model.history =
 "profile"`; for a tabular model, the same without hidden layers or
 crosses, trained as a linear model: `LINEAR_TRAINING`); a trial whose
-training diverges is pruned. The search is Optuna's TPE sampler (a grid
-when the space is a small set of choices), chosen over KerasTuner
+training diverges is pruned. A value of the config's outside the search
+space joins it (`_with_config_values`): the first trial trains the
+config's own values, never a draw in their place. The search is Optuna's
+TPE sampler (a grid when the space is a small set of choices: searched
+as given, without the config's own trial), chosen over KerasTuner
 because a trial here is a whole `recsys.train` run (preprocessing, split,
 baselines), not a Keras model to rebuild, and Optuna stores trials in a
 SQLite file: a killed study resumes where it stopped. Each kind calls its
@@ -33,6 +36,12 @@ Output directory (`--output`, default `artifacts/<config name>_tune`):
     influence/   each trial's validation labels and each row's influence on
                  the metric (tabular, text), `trial_<number>.npz`
     bundle/      the best config trained and scored on the test split
+    .recsys-owner  marks the directory as a study's: `tune` refuses to
+                 write into a non-empty directory without it
+                 (`_check_output`)
+One run at a time: a run holds the output's lock
+(`recsys.storage.output_lock`, `.<name>.lock` beside it) to its end, and
+a second run on the same output fails at once.
 
 Example:
 
@@ -52,7 +61,9 @@ import json
 import logging
 import math
 import os
+import sqlite3
 import time
+import urllib.parse
 import zipfile
 from typing import Any
 
@@ -63,12 +74,19 @@ from recsys.config.common import NO_TIME
 from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import LOWER_IS_BETTER
 from recsys.logs import progress_bar
+from recsys.storage.atomic_write import check_output_path
 from recsys.storage.atomic_write import write_bytes_atomically
 from recsys.storage.atomic_write import write_text_atomically
+from recsys.storage.output_lock import output_lock
+from recsys.storage.owned_dirs import read_marker
+from recsys.storage.owned_dirs import write_marker
 
 logger = logging.getLogger(__name__)
 
 STUDY = "recsys-tune"
+# The kind in the marker (`recsys.storage.owned_dirs`) of an output
+# directory `tune` writes: what it may write into again (`_check_output`).
+OUTPUT_KIND = "tune"
 # How many standard errors of a paired difference a trial must beat the
 # config's own settings by (`_margin`).
 PAIRED_STANDARD_ERRORS = 2.0
@@ -539,9 +557,50 @@ def tune(
         A `TuneResult`.
 
     Raises:
-        ValueError: for a streamed config, an unknown metric or a study in
-            `output` made for another config or space.
+        ValueError: for a streamed config, an unknown metric, a study in
+            `output` made for another config or space, or an `output` that
+            holds files of something else (`_check_output`).
+        OutputLockedError: if another process is writing `output` (a
+            `ValueError`; `recsys.storage.output_lock`).
     """
+    if config["data"].get("path"):
+        raise ValueError(
+            "recsys tune trains every trial in memory; data.path streams "
+            "shards. Fix: tune on a sample of the table with data.source, "
+            "then train the chosen config on data.path."
+        )
+    check_output_path(output)
+    # One run at a time: a second would fail the first's running trial
+    # (`_open_study`) and overwrite its files. Held to the end, over the
+    # final training too (whose bundle has its own lock, `bundle/`'s).
+    with output_lock(output, "recsys tune"):
+        _check_output(output)
+        return _search(
+            config,
+            output,
+            trials=trials,
+            time_budget=time_budget,
+            metric=metric,
+            space=space,
+            frame=frame,
+            final=final,
+            progress=progress,
+        )
+
+
+def _search(
+    config,
+    output,
+    *,
+    trials,
+    time_budget,
+    metric,
+    space,
+    frame,
+    final,
+    progress,
+):
+    """`tune`'s search and final training, under the output's lock."""
     import optuna
 
     from recsys.init_config import with_written_features
@@ -549,12 +608,6 @@ def tune(
     from recsys.kinds.base import source_table
     from recsys.training.divergence import TrainingDiverged
 
-    if config["data"].get("path"):
-        raise ValueError(
-            "recsys tune trains every trial in memory; data.path streams "
-            "shards. Fix: tune on a sample of the table with data.source, "
-            "then train the chosen config on data.path."
-        )
     kind = get_kind(config["model"]["kind"])
     frame = source_table(config, frame, progress=progress)
     # A tabular or text config without feature tables: init's, searched
@@ -572,6 +625,11 @@ def tune(
         )
     direction = "minimize" if metric in LOWER_IS_BETTER else "maximize"
     space = search_space(config, len(frame)) if space is None else space
+    grid = _is_grid(space)
+    if not grid:
+        # The config's own values, where outside the space, join it: its
+        # first trial is the config's own, as a sampler may draw again.
+        space = _with_config_values(config, space)
     tuning: dict[str, Any] = {"evaluate.split": "validation"}
     if "baselines" in config["evaluate"]:
         # A trial is judged alone: the baselines run once, beside the final
@@ -582,6 +640,8 @@ def tune(
         tuning["index.kind"] = "brute_force"
     tuning_config = with_params(config, tuning)
     os.makedirs(output, exist_ok=True)
+    if read_marker(output) is None:
+        write_marker(output, OUTPUT_KIND)
     study = _open_study(optuna, output, config, space, metric, direction)
 
     deadline = None if time_budget is None else time.monotonic() + time_budget
@@ -645,28 +705,33 @@ def tune(
             trial.report(value, best_epoch)
         return value
 
-    start = _starting_point(config, space)
-    grid = isinstance(study.sampler, optuna.samplers.GridSampler)
+    start, outside = _starting_point(config, space)
     if start and not grid and not study.get_trials(deepcopy=False):
         # The config's own settings are the first trial: the search starts
         # from what the user has, and keeps it unless something beats it.
-        # (A grid tries every point anyway.)
-        study.enqueue_trial(start, user_attrs={"config": True})
+        # (A grid tries its points, not the config's.) A value no setting
+        # of the space can hold (`_with_config_values`) is set over the
+        # draws, as the linear probe's training is (`_trial_params`).
+        kept = {"settings": outside} if outside else {}
+        study.enqueue_trial(start, user_attrs={"config": True, **kept})
         if start.get("model.history_length"):
             # Then the same without the history: whether the table's time
             # order says anything is a new table's first question (on a
             # table without real times it can hurt a lot), and a sampler
             # may not try history_length = 0 for many trials.
             study.enqueue_trial(
-                consistent({**start, "model.history_length": 0}, config)
+                consistent({**start, "model.history_length": 0}, config),
+                user_attrs=kept,
             )
         if start.get("model.history") == "latest" and (
             "model.history_length" in start
         ):
-            study.enqueue_trial(_profile_probe(start, space))
+            study.enqueue_trial(_profile_probe(start, space), user_attrs=kept)
         linear = _linear_probe(start, space, config)
         if linear is not None:
-            study.enqueue_trial(linear[0], user_attrs={"settings": linear[1]})
+            study.enqueue_trial(
+                linear[0], user_attrs={"settings": {**outside, **linear[1]}}
+            )
     done = _finished(study)
     remaining = max(trials - done, 0)
     if remaining:
@@ -736,6 +801,55 @@ def tune(
         bundle=bundle,
         config=best_config,
     )
+
+
+def _check_output(output):
+    """Refuses an `output` that holds anything but a study of `tune`'s,
+    before any work: its trials.csv, best.toml, study.db, influence/ and
+    bundle/ would replace a user's files of those names.
+
+    Ours: missing, empty, marked by `tune` (`OUTPUT_KIND`), or holding a
+    study.db with `tune`'s study (a study begun before the marker was).
+
+    Raises:
+        ValueError: for a file, or a non-empty directory not ours.
+    """
+    if os.path.lexists(output) and not os.path.isdir(output):
+        raise ValueError(
+            f"--output {output} exists and is not a directory. Fix: choose "
+            "another --output directory for the study."
+        )
+    if not os.path.isdir(output) or not os.listdir(output):
+        return
+    marker = read_marker(output)
+    if marker is not None and marker.get("kind") == OUTPUT_KIND:
+        return
+    if marker is None and _holds_our_study(output):
+        return
+    what = f"a recsys {marker.get('kind')}" if marker else "other files"
+    raise ValueError(
+        f"--output {output} exists and holds {what}, not a recsys tune "
+        "study; refusing to write trials.csv, best.toml, study.db and "
+        "bundle/ into it. Fix: choose a new or empty --output directory "
+        "(a study's own directory resumes it)."
+    )
+
+
+def _holds_our_study(output):
+    """Whether `output/study.db` is an Optuna database holding `tune`'s
+    study (read only: a user's own SQLite file is left as it is)."""
+    path = os.path.join(os.path.abspath(output), "study.db")
+    if not os.path.isfile(path):
+        return False
+    uri = f"file:{urllib.parse.quote(path)}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            found = db.execute(
+                "SELECT 1 FROM studies WHERE study_name = ?", (STUDY,)
+            ).fetchone()
+    except sqlite3.Error:
+        return False
+    return found is not None
 
 
 def _open_study(optuna, output, config, space, metric, direction):
@@ -863,16 +977,75 @@ def maturing_pruner(
 
 
 def _starting_point(config, space):
-    """The config's values of the searched settings that lie in `space`."""
-    start = {}
+    """`(start, outside)`: the config's values of the searched settings
+    that lie in `space` (as Optuna stores them), and those that do not."""
+    start, outside = {}, {}
     for name, dim in space.items():
         value = _config_value(config, name)
         if isinstance(dim, Choice):
             if value in dim.values:
                 start[name] = _key(value)
-        elif dim.low <= value <= dim.high:
+            else:
+                outside[name] = value
+        elif _in_range(value, dim):
             start[name] = value
-    return start
+        else:
+            outside[name] = value
+    return start, outside
+
+
+def _in_range(value, dim):
+    return _fits_range(value, dim) and dim.low <= value <= dim.high
+
+
+def _fits_range(value, dim):
+    """Whether a `Range` stretched to `value` is one Optuna can search."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    if not math.isfinite(value) or (dim.log and value <= 0):
+        return False
+    return not dim.integer or float(value).is_integer()
+
+
+def _with_config_values(config, space):
+    """`space` with the config's own values added where they lie outside
+    it: a `Choice` gains the value, a `Range` stretches to it.
+
+    The config's own settings are the first trial, and the one kept unless
+    a trial beats it (`_chosen_trial`): a value the space lacked would be
+    drawn by the sampler instead (a `--set model.embedding_dim=8` trained
+    at 32, and kept as "the config's"). The space follows from the config,
+    so a resumed study finds the same one (`_open_study`'s fingerprint; a
+    categorical setting's choices cannot change within an Optuna study). A
+    value no dimension can hold (not a number for a `Range`, 0 on a log
+    scale) is left out: the config's trial sets it over its draws
+    (`_starting_point`'s `outside`).
+    """
+    widened = dict(space)
+    for name, dim in space.items():
+        value = _config_value(config, name)
+        if isinstance(dim, Choice):
+            if value in dim.values or not _categorical(_key(value)):
+                continue
+            widened[name] = Choice((*dim.values, value))
+        elif _in_range(value, dim) or not _fits_range(value, dim):
+            continue
+        else:
+            widened[name] = dataclasses.replace(
+                dim, low=min(dim.low, value), high=max(dim.high, value)
+            )
+        logger.info(
+            "The config's %s = %r lies outside the search space: searched "
+            "too, so that the first trial is the config's own.",
+            name,
+            value,
+        )
+    return widened
+
+
+def _categorical(stored):
+    """Whether Optuna can hold `stored` as a categorical choice."""
+    return stored is None or isinstance(stored, (bool, int, float, str))
 
 
 def _linear_probe(start, space, config):
@@ -950,13 +1123,19 @@ def _profile_probe(start, space):
     return consistent(probe)
 
 
-def _sampler(optuna, space, seed):
-    """A grid when every setting is a choice and the grid is small."""
+def _is_grid(space):
+    """Whether `space` is searched as a grid: every setting a choice, and
+    few points."""
     choices = [dim for dim in space.values() if isinstance(dim, Choice)]
-    if (
+    return (
         len(choices) == len(space)
         and math.prod(len(c.values) for c in choices) <= 64
-    ):
+    )
+
+
+def _sampler(optuna, space, seed):
+    """A grid when every setting is a choice and the grid is small."""
+    if _is_grid(space):
         grid = {
             name: [_key(v) for v in dim.values]
             for name, dim in space.items()

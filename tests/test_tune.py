@@ -603,3 +603,171 @@ def test_the_printed_choice_says_when_the_config_was_kept_over_a_trial():
     assert tune_choice(result([0.8, 0.7, 0.75], True, "auc")).startswith(
         "best validation auc: 0.8000 with"
     )
+
+
+def _fake_train(calls, value=0.7):
+    """A kind's `train` that records each config and scores `value`."""
+    from recsys.kinds.base import TrainResult
+
+    def train(self, config, *args, **kwargs):
+        calls.append((config, args))
+        return TrainResult(metrics={"validation": {"auc": value}})
+
+    return train
+
+
+def test_the_config_own_values_outside_the_space_are_its_first_trial(
+    table, tmp_path, monkeypatch
+):
+    # The config's embedding size is not a choice, its rate lies below the
+    # range and its dropout of 0 is off a log scale: the first trial (the
+    # config's own, kept unless beaten) must still train with all three.
+    calls = []
+    monkeypatch.setattr(TabularKind, "train", _fake_train(calls))
+    config = _config(table)
+    config["model"].update(embedding_dim=8, dropout=0.0)
+    config["train"]["learning_rate"] = 0.001
+    space = {
+        "model.embedding_dim": Choice((16, 32)),
+        "train.learning_rate": Range(0.01, 0.1, log=True),
+        "model.dropout": Range(0.1, 0.5, log=True),
+    }
+    own = {
+        "model.embedding_dim": 8,
+        "train.learning_rate": 0.001,
+        "model.dropout": 0.0,
+    }
+
+    def run(trials):
+        return tune(
+            config,
+            str(tmp_path),
+            trials=trials,
+            space=space,
+            final=False,
+            progress=False,
+        )
+
+    result = run(2)
+    first = calls[0][0]
+    assert (
+        first["model"]["embedding_dim"],
+        first["train"]["learning_rate"],
+        first["model"]["dropout"],
+    ) == (8, 0.001, 0.0)
+    row = pd.read_csv(tmp_path / "trials.csv").iloc[0]
+    assert {name: row[name] for name in own} == own
+    # Every trial scored the same: the config's own settings are kept, and
+    # they are what best.toml holds.
+    assert result.kept_config
+    assert result.best_params == own
+    best = load_config(str(tmp_path / "best.toml"))
+    assert best["model"]["embedding_dim"] == 8
+    assert best["train"]["learning_rate"] == 0.001
+    assert best["model"]["dropout"] == 0.0
+    # The widened space is the study's: a resumed run goes on in it.
+    assert len(run(3).trials) == 3
+
+
+def _hold_lock(output):
+    """Another process holding `output`'s lock, as a running tune would."""
+    import subprocess
+    import sys
+
+    from recsys.storage.output_lock import lock_path
+
+    script = (
+        "import fcntl, os, sys\n"
+        f"fd = os.open({lock_path(output)!r}, os.O_RDWR | os.O_CREAT)\n"
+        "fcntl.flock(fd, fcntl.LOCK_EX)\n"
+        "os.write(fd, f'{os.getpid()} recsys tune\\n'.encode())\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", script],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline() == "held\n"
+    return holder
+
+
+def test_a_second_run_on_the_same_output_is_refused_at_once(
+    table, tmp_path, monkeypatch
+):
+    import fcntl
+    import os
+
+    from recsys.storage.output_lock import OutputLockedError
+    from recsys.storage.output_lock import lock_path
+
+    output = str(tmp_path / "study")
+    calls = []
+    monkeypatch.setattr(TabularKind, "train", _fake_train(calls))
+    holder = _hold_lock(output)
+    try:
+        with pytest.raises(
+            OutputLockedError,
+            match=rf"Another recsys process is writing .*pid {holder.pid}, "
+            "recsys tune",
+        ):
+            tune(_config(table), output, trials=1, space=SPACE, progress=False)
+        assert calls == [] and not os.path.exists(output)
+    finally:
+        holder.kill()  # killed: its lock file stays, its lock does not
+        holder.communicate()
+    assert os.path.exists(lock_path(output))
+
+    def locked():
+        fd = os.open(lock_path(output), os.O_RDWR)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
+    def train(self, config, *args, **kwargs):
+        # Held over every trial and the final training, whose bundle has
+        # a lock of its own (no deadlock).
+        assert locked()
+        return _fake_train(calls)(self, config, *args, **kwargs)
+
+    monkeypatch.setattr(TabularKind, "train", train)
+    tune(_config(table), output, trials=1, space=SPACE, progress=False)
+    bundle = os.path.join(output, "bundle")
+    assert [args for _, args in calls] == [(), (bundle,)]
+    assert not os.path.exists(lock_path(output))
+
+
+def test_an_output_holding_other_files_is_refused_before_any_work(
+    table, tmp_path, monkeypatch
+):
+    def fail(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(TabularKind, "train", fail)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious\n")
+    (mine / "trials.csv").write_text("my,own\n")
+    with pytest.raises(ValueError, match="not a recsys tune study.*Fix:"):
+        tune(_config(table), str(mine), trials=1, space=SPACE, progress=False)
+    assert (mine / "trials.csv").read_text() == "my,own\n"
+    assert sorted(p.name for p in mine.iterdir()) == ["notes.txt", "trials.csv"]
+    from recsys.tune import _check_output
+
+    # A user's own SQLite file named study.db is not a study of ours.
+    other = optuna.storages.RDBStorage(f"sqlite:///{mine / 'study.db'}")
+    optuna.create_study(study_name="theirs", storage=other)
+    with pytest.raises(ValueError, match="not a recsys tune study"):
+        _check_output(str(mine))
+    # A study begun before tune marked its directory is ours: it resumes.
+    optuna.create_study(study_name="recsys-tune", storage=other)
+    _check_output(str(mine))
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is not a directory"):
+        _check_output(str(tmp_path / "file"))

@@ -11,6 +11,7 @@ from recsys.config import typed_config
 from recsys.kinds.text import TextKind
 from recsys.tune import Choice
 from recsys.tune import _starting_point
+from recsys.tune import _with_config_values
 from recsys.tune import search_space
 from recsys.tune import tune
 from recsys.tune import with_params
@@ -55,7 +56,14 @@ def test_text_space_searches_the_tokens_from_the_config_own_point(table):
     space = search_space(config)
     assert space["features.text.ngrams"] == Choice((1, 2, 3))
     assert space["features.text.sequence_length"] == Choice((8, 16, 24))
-    start = _starting_point(config, space)
+    start, outside = _starting_point(config, space)
+    # The config's embedding size is not a choice: added, so that the first
+    # trial is the config's own.
+    assert outside == {"model.embedding_dim": 8}
+    widened = _with_config_values(config, space)
+    assert widened["model.embedding_dim"] == Choice((32, 64, 128, 8))
+    start, outside = _starting_point(config, widened)
+    assert outside == {} and start["model.embedding_dim"] == 8
     # Keys the table leaves out start at the spec's defaults.
     assert start["features.text.ngrams"] == 1
     assert start["features.text.max_tokens"] == 20_000
