@@ -20,6 +20,7 @@ from recsys.data.history import last_items
 from recsys.data.history import previous_items
 from recsys.data.history import profile_items
 from recsys.data.history import profiles
+from recsys.data.sources import closest_columns
 from recsys.names import HISTORY
 from recsys.names import SAMPLING_PROBABILITY
 
@@ -32,8 +33,10 @@ def check_columns(frame, columns, what="interactions"):
     if missing:
         raise KeyError(
             f"Columns {missing} are missing from the {what}. Available "
-            f"columns: {list(frame.columns)}. Fix: rename the columns or set "
-            "data.user / data.item / data.time and the [features] tables."
+            f"columns: {list(frame.columns)}."
+            f"{closest_columns(missing, frame.columns)} Fix: rename the "
+            "columns or set data.user / data.item / data.time and the "
+            "[features] tables."
         )
 
 

@@ -314,6 +314,32 @@ def _check_header(path: str, sep: str) -> None:
         )
 
 
+def closest_columns(missing, columns) -> str:
+    """`" Did you mean 'plot' (for 'Plot')?"` for the missing column names
+    that differ from a column of the table only in case or spaces (else
+    the closest by spelling), or `""`: the sentence an error naming a
+    missing column adds.
+
+    Example:
+
+    ```python
+    closest_columns(["Plot"], ["plot", "date"])  # " Did you mean 'plot'..."
+    ```
+    """
+    import difflib
+
+    folded = {str(c).strip().casefold(): str(c) for c in columns}
+    said = []
+    for name in missing:
+        match = folded.get(str(name).strip().casefold()) or next(
+            iter(difflib.get_close_matches(str(name), map(str, columns), 1)),
+            None,
+        )
+        if match is not None:
+            said.append(f"{match!r} (for {str(name)!r})")
+    return f" Did you mean {', '.join(said)}?" if said else ""
+
+
 def _read_tsv(path, **options) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", **options)
 

@@ -28,6 +28,7 @@ from recsys.data.positive_history import positive_history
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import parse_times
+from recsys.data.sources import closest_columns
 from recsys.data.split import check_split
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
@@ -92,8 +93,9 @@ def check_label(frame, config):
     if label not in frame.columns:
         raise KeyError(
             f"Label column '{label}' is missing from the data. Available "
-            f"columns: {list(frame.columns)}. Fix: set data.label to the "
-            "column to predict."
+            f"columns: {list(frame.columns)}."
+            f"{closest_columns([label], frame.columns)} Fix: set data.label "
+            "to the column to predict."
         )
     nulls = int(frame[label].isna().sum())
     if nulls:

@@ -24,6 +24,7 @@ import pandas as pd
 from recsys.baselines.text import run_baselines
 from recsys.bundles.text import write_text_bundle
 from recsys.config import feature_specs
+from recsys.data.sources import closest_columns
 from recsys.data.split import Splitter
 from recsys.data.split import evaluation_split
 from recsys.data.split import row_count
@@ -182,7 +183,9 @@ def _check_text_columns(frame, data):
     if missing:
         raise KeyError(
             f"Columns {[c for _, c in missing]} are missing from the text "
-            f"table. Available columns: {list(frame.columns)}. Fix: set "
+            f"table. Available columns: {list(frame.columns)}."
+            f"{closest_columns([c for _, c in missing], frame.columns)} "
+            "Fix: set "
             + ", ".join(f"data.{k}" for k, _ in missing)
             + " to the right column names."
         )

@@ -463,3 +463,20 @@ def test_an_output_file_is_never_the_input_a_directory_or_inside_a_file(
         check_output_file("rows.csv/deeper/out.csv", "other.csv", "x.csv")
     check_output_file("new/scores.csv", "rows.csv", "x.csv")
     assert table.read_text() == (tmp_path / "link.csv").read_text()
+
+
+def test_a_column_named_in_another_case_is_pointed_at(tmp_path):
+    from recsys import train
+    from recsys.config import load_config
+
+    pd.DataFrame(
+        {"plot": [1, 1, 2, 2], "species": list("abab"), "date": range(4)}
+    ).to_csv(tmp_path / "plots.csv", index=False)
+    config = tmp_path / "plots.toml"
+    config.write_text(
+        '[data]\nsource = "plots.csv"\nuser = "Plot"\nitem = "species"\n'
+        'time = "date"\n[model]\nkind = "two_tower"\n'
+    )
+    # Before: the columns listed, and no word of 'plot'.
+    with pytest.raises(KeyError, match=r"Did you mean 'plot' \(for 'Plot'\)"):
+        train(load_config(str(config)), str(tmp_path / "b"), progress=False)
