@@ -604,6 +604,7 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
     import recsys.models  # noqa: F401  (registers the classes)
 
     _check_unpacked_size(data, name)
+    _check_declared_sizes(data, name)
     private = tempfile.mkdtemp(prefix="recsys-model-")
     try:
         path = os.path.join(private, "model.keras")
@@ -618,6 +619,8 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
         AttributeError,
         zipfile.BadZipFile,
         RecursionError,  # a hand-made config nested thousands deep
+        MemoryError,  # layers larger than memory (`_check_declared_sizes`)
+        RuntimeError,  # the backend's allocation error (XLA's), the same
     ) as error:
         raise BundleError(
             f"Cannot load the model {name}: {error}. A model saved by "
@@ -652,3 +655,82 @@ def _check_unpacked_size(data: bytes | bytearray, name: str) -> None:
             "about its size). Fix: retrain the bundle; do not serve a file "
             "of unknown origin."
         )
+
+
+# The largest number a `.keras` config may give a layer's size (units,
+# vocabulary, dimensions): past about 2**31 elements a side, XLA aborts the
+# process building the layer ("overflow in static extent product"), which
+# no `except` catches. A layer's size is also at most the bytes of weights
+# the file holds (`_declared_size_bound`).
+MAX_DECLARED_SIZE = 2**30
+# And the product of one layer's four largest sizes (the sides of its
+# largest weight: an embedding's rows x dimensions, a convolution's
+# kernel): 2**48 float32 numbers are 1 PB, short of XLA's overflow.
+MAX_DECLARED_PRODUCT = 2**48
+# Integers of a layer's config that are not sizes.
+_NOT_SIZES = frozenset({"seed", "salt"})
+
+
+def _check_declared_sizes(data: bytes | bytearray, name: str) -> None:
+    """Raises `BundleError` where a `.keras` config declares a layer larger
+    than its file could hold, before Keras builds (allocates) it.
+
+    A layer of N units or N rows stores at least N weights, so no size of
+    a model Keras saved exceeds the bytes of its weights file (nor 2**24,
+    a floor for models of few weights): a config edited to declare
+    2,000,000,000 x 2,000,000,000 embeddings aborted a serving process.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            config = json.loads(archive.read("config.json"))
+            weights = sum(
+                info.file_size
+                for info in archive.infolist()
+                if info.filename.endswith(".h5")
+            )
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, RecursionError):
+        return  # Keras' own error names what is wrong with the file
+    bound = min(MAX_DECLARED_SIZE, max(2**24, weights))
+    for layer, key, value, product in _declared_sizes(config):
+        if value > bound or product > MAX_DECLARED_PRODUCT:
+            raise BundleError(
+                f"Cannot load the model {name}: its config gives the layer "
+                f"{layer!r} {key} = {value:,} (its four largest sizes "
+                f"multiply to {product:,}), more than its {weights:,} bytes "
+                "of weights could hold. Fix: retrain the bundle; do not "
+                "serve a file of unknown origin."
+            )
+
+
+def _declared_sizes(node, depth=0):
+    """`(layer, key, value, product)` for each integer of each object's
+    config in a Keras config (`{"class_name": ..., "config": {...}}`),
+    `product` being the product of that object's four largest."""
+    if depth > 200:  # deeper than any model; Keras refuses it anyway
+        return
+    if isinstance(node, list):
+        for item in node:
+            yield from _declared_sizes(item, depth + 1)
+        return
+    if not isinstance(node, dict):
+        return
+    settings = node.get("config")
+    if "class_name" in node and isinstance(settings, dict):
+        found = []
+        for key, value in settings.items():
+            if key in _NOT_SIZES:
+                continue
+            values = value if isinstance(value, list) else [value]
+            found += [
+                (key, v)
+                for v in values
+                if isinstance(v, int) and not isinstance(v, bool) and v > 1
+            ]
+        product = math.prod(sorted((v for _, v in found), reverse=True)[:4])
+        layer = settings.get("name", node["class_name"])
+        for key, value in found:
+            yield layer, key, value, product
+    for value in node.values():
+        yield from _declared_sizes(value, depth + 1)

@@ -613,6 +613,49 @@ def test_a_keras_zip_bomb_is_refused_before_keras_unpacks_it(copy):
         bundle.query_tower  # noqa: B018 (loads it)
 
 
+def test_absurd_layer_sizes_are_refused_before_keras_builds_them(copy):
+    import zipfile
+
+    # Before: XLA aborted the process building a 2e9 x 2e9 embedding
+    # ("overflow in static extent product"), a serving process with it.
+    path = copy / "query_tower.keras"
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    config = json.loads(members["config.json"])
+
+    def inflate(node):
+        if isinstance(node, dict):
+            for key in ("input_dim", "output_dim"):
+                if isinstance(node.get(key), int):
+                    node[key] = 2_000_000_000
+            for value in node.values():
+                inflate(value)
+        elif isinstance(node, list):
+            for value in node:
+                inflate(value)
+
+    inflate(config)
+    members["config.json"] = json.dumps(config).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    _resign(copy)
+    # In a process of its own: without the check, this one would abort.
+    code = (
+        "import sys; from recsys import load_bundle\n"
+        "try:\n"
+        f"    load_bundle({str(copy)!r}).query_tower\n"
+        "except Exception as error:\n"
+        "    print(type(error).__name__, error)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("BundleError")
+    assert "= 2,000,000,000" in done.stdout
+
+
 def test_items_without_the_item_column_are_refused(copy):
     import pandas as pd
 
