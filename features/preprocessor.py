@@ -121,6 +121,28 @@ _TEXT_RULES = (
 )
 
 
+def _check_float32_range(x: np.ndarray, raw: pd.Series, name: str) -> None:
+    """Refuses transformed numbers beyond float32's range: the model's
+    input would be infinite and its output NaN (`1e300` in a column of
+    years scored empty, without a word).
+
+    Raises:
+        ValueError: naming the column, an example and the fix.
+    """
+    beyond = np.abs(x) > np.finfo(np.float32).max
+    if beyond.any():
+        example = raw[beyond].iloc[0]
+        if isinstance(example, np.generic):  # 1e+300, not np.float64(...)
+            example = example.item()
+        raise ValueError(
+            f"Column '{name}' holds {int(beyond.sum()):,} values too large "
+            f"for the model, e.g. {example!r} (beyond float32's +-3.4e38 "
+            "once scaled). Fix: replace them with numbers of the column's "
+            "range, or empty those cells (missing values are filled as in "
+            "training)."
+        )
+
+
 def _is_sequence(feature: FeatureSpec) -> bool:
     return isinstance(feature, (MultiCategoricalFeature, TextFeature))
 
@@ -668,6 +690,7 @@ class Preprocessor:
                 x = (x - stats["mean"]) / stats["std"]
             if feature.missing == "mean":
                 x = np.nan_to_num(x, nan=0.0)
+            _check_float32_range(x, series, name)
             return x.astype(np.float32)
         if _is_sequence(feature):
             lists = _tokens(series, feature)

@@ -81,15 +81,9 @@ def _check_output(output: str, bundle: Any) -> None:
     (`check_output_file`) or inside the bundle (its files are checked by
     sha256: one written over breaks the bundle), and makes its missing
     folders, before any user is scored."""
-    check_output_file(output, None, "recommendations.parquet")
-    output = os.path.realpath(output)
-    inside = bundle.path and os.path.realpath(bundle.path)
-    if inside and os.path.commonpath([output, inside]) == inside:
-        raise ValueError(
-            f"The output {output} is inside the bundle {bundle.path}, whose "
-            "files must stay as training wrote them. Fix: write it "
-            "elsewhere, e.g. recommendations.parquet."
-        )
+    check_output_file(
+        output, None, "recommendations.parquet", bundle.path or None
+    )
     make_output_folder(output)
 
 

@@ -402,7 +402,10 @@ def score_file(
     output_format = _format(output_path, "output")
     stem = os.path.basename(os.path.normpath(input_path)).split(".")[0]
     check_output_file(
-        output_path, input_path, f"{stem or 'scores'}_scored{output_format}"
+        output_path,
+        input_path,
+        f"{stem or 'scores'}_scored{output_format}",
+        getattr(bundle, "path", None),
     )
     batches, total, names = _batches(input_path, batch_size)
     _check_columns(bundle, names, input_path)

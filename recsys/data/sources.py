@@ -596,20 +596,35 @@ def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
 
 
 def check_output_file(
-    output: str | os.PathLike, source: str | os.PathLike | None, example: str
+    output: str | os.PathLike,
+    source: str | os.PathLike | None,
+    example: str,
+    bundle: str | os.PathLike | None = None,
 ) -> None:
-    """Refuses an output file that is the input table, a directory, or
-    inside a file, before anything is read or written.
+    """Refuses an output file that is the input table, a directory, inside
+    a file, or inside the bundle a command reads, before anything is read
+    or written.
 
     Args:
         output: str or path-like. The file a command writes.
         source: str, path-like or None. The table it reads, if a file.
         example: str. A path the message suggests instead.
+        bundle: str, path-like or None. The bundle it reads: its files are
+            checked by sha256 at load, so one written over breaks it.
 
     Raises:
         ValueError: naming the path(s) and the fix.
     """
     output = os.fspath(output)
+    if bundle is not None:
+        inside = os.path.realpath(bundle)
+        where = os.path.realpath(output)
+        if os.path.commonpath([where, inside]) == inside:
+            raise ValueError(
+                f"The output {output!r} is inside the bundle {bundle!r}, "
+                "whose files must stay as training wrote them. Fix: write "
+                f"it elsewhere, e.g. {example!r}."
+            )
     if source is not None and same_file(output, os.fspath(source)):
         raise ValueError(
             f"The output {output!r} is the input {source!r}: writing it "

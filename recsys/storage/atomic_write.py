@@ -233,9 +233,19 @@ def check_output_path(path):
 
     Raises:
         BundleError: for the filesystem root, which has no parent to hold
-            the temporary directory and lock file a write needs, or a path
-            under a file.
+            the temporary directory and lock file a write needs, a path
+            under a file, or one that starts with a `~` no shell expanded.
     """
+    first = os.fspath(path).split(os.sep)[0]
+    if first.startswith("~") and not os.path.exists(first):
+        # `--output '~'` made a directory named `~` in the working
+        # directory, which `rm -rf ~` would "clean up" with the home.
+        raise BundleError(
+            f"Output {os.fspath(path)!r} starts with {first!r}, which no "
+            "shell expanded (a quoted path): recsys would make a directory "
+            f"of that name here. Fix: write the path unquoted, or as "
+            f"{os.path.expanduser(first)!r}."
+        )
     path = os.path.abspath(path)
     if os.path.dirname(path) == path:
         raise BundleError(

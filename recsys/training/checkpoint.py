@@ -539,6 +539,13 @@ def training_job(config, output, *, restart=False):
             check_job_directory(job_dir)
         try:
             yield output
+        except Exception:
+            # Refused before any checkpoint (a config too large for
+            # memory): no job to resume, so none left behind.
+            if os.path.isdir(job_dir) and not _holds_checkpoints(job_dir):
+                with contextlib.suppress(CheckpointError, OSError):
+                    discard(job_dir)  # the error that stopped it is said
+            raise
         except SystemExit as stop:  # SIGTERM or Ctrl-C (`recsys.cli`)
             if _holds_checkpoints(job_dir):
                 logger.warning(

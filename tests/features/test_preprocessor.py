@@ -248,6 +248,21 @@ def test_infinite_numbers_name_the_column_in_fit_and_transform():
         _pre().transform(bad)
 
 
+def test_numbers_beyond_float32_once_scaled_name_the_column():
+    # Before: 1e300 became inf in float32, and its row's score NaN.
+    fitted = _pre()
+    huge = FRAME.assign(year=[1995.0, 1e300, None, 1990.0, 2010.0, 2005.0])
+    match = (
+        r"Column 'year' holds 1 values too large for the model, e.g. 1e\+300"
+    )
+    with pytest.raises(ValueError, match=match):
+        fitted.transform(huge)
+    large = fitted.transform(
+        huge.assign(year=huge["year"].replace(1e300, 1e30))
+    )
+    assert np.isfinite(large["year"]).all()
+
+
 def test_preprocessor_empty_frame():
     with pytest.raises(ValueError, match="empty"):
         Preprocessor(features=[CategoricalFeature("user")]).fit(FRAME.iloc[:0])

@@ -121,6 +121,26 @@ def test_output_root_is_refused_before_the_data_is_read(capsys):
     assert os.path.lexists("/.job") == existed
 
 
+@pytest.mark.parametrize("output", ["~", "~/runs/a"])
+def test_an_unexpanded_tilde_is_refused(output, tmp_path, monkeypatch, capsys):
+    # Before: `--output '~'` made a directory named `~` here.
+    monkeypatch.chdir(tmp_path)
+    assert _train(output, MISSING_DATA) == 1
+    assert "which no shell expanded" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_training_refused_before_any_checkpoint_leaves_no_job(
+    tiny_csv, tmp_path, capsys
+):
+    # Before: an empty `run.job` (job.json, no checkpoint) stayed behind.
+    output = tmp_path / "run"
+    too_large = "model.embedding_dim=1000000000"
+    assert _train(output, f'data.source="{tiny_csv}"', too_large) == 1
+    assert "more than this machine" in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
 def test_output_under_a_file_is_refused_before_the_data_is_read(
     tmp_path, capsys
 ):

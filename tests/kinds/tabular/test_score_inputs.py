@@ -2,6 +2,7 @@
 folders it makes, and `recsys serve` of a tabular bundle names `--ranker`."""
 
 import os
+import pathlib
 
 import numpy as np
 import pandas as pd
@@ -171,3 +172,16 @@ def test_a_row_of_more_fields_deep_in_a_csv_is_one_line(
     # Before: pyarrow's ArrowInvalid as a traceback.
     assert main(["score", bundle.path, str(path), str(tmp_path / "o.csv")]) == 1
     assert "Expected 7 columns, got 8" in capsys.readouterr().err
+
+
+def test_scores_are_not_written_into_the_bundle(
+    liked_run, small_frame, tmp_path, capsys
+):
+    # Before: written over users.parquet, which then failed its checksum.
+    bundle, _ = liked_run
+    small_frame.iloc[:5].to_csv(tmp_path / "in.csv", index=False)
+    inside = os.path.join(bundle.path, "users.parquet")
+    before = pathlib.Path(inside).read_bytes()
+    assert main(["score", bundle.path, str(tmp_path / "in.csv"), inside]) == 1
+    assert "is inside the bundle" in capsys.readouterr().err
+    assert pathlib.Path(inside).read_bytes() == before
