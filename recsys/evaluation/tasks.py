@@ -95,3 +95,41 @@ def task_metrics(
     }
     metrics["num_examples"] = int(len(labels))
     return metrics
+
+
+def class_share_metrics(
+    task: str, train_labels: ArrayLike, labels: ArrayLike, num_classes: int
+) -> dict[str, float | int]:
+    """The metrics of always predicting the training rows' class shares:
+    what a classifier that learnt nothing from its inputs scores (its
+    accuracy is the majority class's).
+
+    Args:
+        task: str. `"binary"` or `"multiclass"`.
+        train_labels: array `(m,)` of the training rows' class indices.
+        labels: array `(n,)` of the scored rows' class indices.
+        num_classes: int. The model's classes.
+
+    Returns:
+        dict. `task_metrics(task, labels, shares)`.
+
+    Example:
+
+    ```python
+    class_share_metrics("binary", [0, 0, 0, 1], [0, 1], 2)
+    # {"auc": 0.5, "logloss": 0.837, "accuracy": 0.5, "num_examples": 2}
+    ```
+    """
+    shares = class_shares(train_labels, num_classes)
+    rows = len(np.asarray(labels))
+    if task == "binary":
+        return task_metrics(task, labels, np.full(rows, shares[1]))
+    return task_metrics(task, labels, np.tile(shares, (rows, 1)))
+
+
+def class_shares(train_labels: ArrayLike, num_classes: int) -> np.ndarray:
+    """Each class's share of the training rows, `(max(num_classes, 2),)`."""
+    counts = np.bincount(
+        np.asarray(train_labels, np.int64), minlength=max(num_classes, 2)
+    )
+    return counts / max(int(counts.sum()), 1)

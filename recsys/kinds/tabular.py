@@ -34,6 +34,7 @@ from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
 from recsys.evaluation.tasks import CHOOSING_METRIC
+from recsys.evaluation.tasks import class_share_metrics
 from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
 from recsys.features.numeric_transform import with_chosen_transforms
@@ -41,6 +42,7 @@ from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import baselines_ahead_note
+from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.inputs import history_spec
@@ -704,6 +706,10 @@ class TabularKind(ModelKind):
         predictions = predict(fitted.model, arrays, task)
         fitted.state["split_predictions"] = (labels, predictions)
         metrics = evaluate_tabular(fitted.model, prepared, predictions)
+        if task != "regression":
+            metrics["class_shares"] = class_share_metrics(
+                task, prepared.parts["train"][2], labels, len(prepared.classes)
+            )
         metrics["split"] = split_record(
             split_rule(config["data"]),
             prepared.parts["train"][0],
@@ -759,6 +765,7 @@ def summary(metrics, config):
         (m for m in CHOOSING_METRIC.values() if m in metrics[split]), ""
     )
     lines += [""] + baselines_ahead_note(metrics, split, chosen)
+    lines += class_shares_note(metrics, split)
     train = metrics["train"]
     lines += [
         f"training: {train['seconds']:.1f} s, best epoch "

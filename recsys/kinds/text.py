@@ -33,6 +33,7 @@ from recsys.data.split import split_rule
 from recsys.data.split import suffix_split
 from recsys.data.texts import check_texts
 from recsys.evaluation.classification import classification_metrics
+from recsys.evaluation.tasks import class_shares
 from recsys.features import Preprocessor
 from recsys.features.pretrained import VectorFileError
 from recsys.features.pretrained import embedding_matrix
@@ -40,6 +41,7 @@ from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import baselines_ahead_note
+from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import source_table
 from recsys.models.text_classifier import TextClassifier
@@ -439,6 +441,12 @@ class TextKind(ModelKind):
         }
         metrics[split]["seconds"] = fitted.timing["seconds"]
         text, label = config["data"]["text"], config["data"]["label"]
+        shares = class_shares(
+            class_ids(prepared, prepared.train[label]), len(prepared.classes)
+        )
+        metrics["class_shares"] = classification_metrics(
+            y_test, np.tile(shares, (len(y_test), 1))
+        )
         metrics.update(
             run_baselines(
                 config["evaluate"]["baselines"],
@@ -502,6 +510,7 @@ def summary(metrics, config):
             f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
         )
     lines += baselines_ahead_note(metrics, split, "auc")
+    lines += class_shares_note(metrics, split)
     train = metrics["train"]
     epochs = train["epochs"]
     capped = epoch_cap_note(

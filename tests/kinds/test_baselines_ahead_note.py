@@ -43,3 +43,19 @@ def test_a_tie_or_a_missing_metric_says_nothing():
     metrics["test"]["auc"] = math.nan
     metrics["baseline_lr"]["auc"] = 0.9
     assert baselines_ahead_note(metrics, "test", "auc") == []
+
+
+def test_a_classifier_below_its_class_shares_is_said():
+    from recsys.kinds.base import class_shares_note
+
+    # A text model of movie titles: AUC 0.67, log loss above the shares'.
+    metrics = {
+        "test": {"auc": 0.669, "logloss": 0.6397, "accuracy": 0.7166},
+        "class_shares": {"auc": 0.5, "logloss": 0.6037, "accuracy": 0.7083},
+    }
+    note = " ".join(" ".join(class_shares_note(metrics, "test")).split())
+    assert note.startswith("note: the model's log loss (0.6397) is above")
+    assert "(0.6037; accuracy 0.7083, the majority class's)" in note
+    metrics["test"]["logloss"] = 0.55
+    assert class_shares_note(metrics, "test") == []
+    assert class_shares_note({"test": {"rmse": 1.0}}, "test") == []

@@ -31,6 +31,12 @@ def test_cli_trains_scores_and_reranks(
     assert "auc" in printed and "logistic_regression" in printed
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["test"]) == set(metrics["baseline_logistic_regression"])
+    # Beside what a model that learnt nothing scores: the class shares.
+    shares = metrics["class_shares"]
+    assert shares["auc"] == 0.5 and 0 < shares["logloss"] < 1
+    below = metrics["test"]["logloss"] > shares["logloss"]
+    said = "is above that of always predicting" in " ".join(printed.split())
+    assert said == below
 
     scores = tmp_path / "scores.parquet"
     assert main(["score", str(out), str(data), str(scores), "-q"]) == 0
