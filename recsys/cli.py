@@ -835,7 +835,7 @@ def build_parser():
         "--output",
         help="With --input: .parquet or .csv to write, the input plus "
         "`score` (positive-class probability) or one prob_<class> column "
-        "per class.",
+        "per class and `predicted`, the most probable class.",
     )
     predict.add_argument(
         "--batch-size",

@@ -300,7 +300,7 @@ def score_columns(bundle, predictions, names=None):
         predictions: array of one score per row, or one probability per
             row and class.
         names: dict or `None`. Output names to use instead of `score` /
-            `prob_<class>` (`output_names`' answer).
+            `prob_<class>` / `predicted` (`output_names`' answer).
 
     Returns:
         dict of column name to values.
@@ -313,6 +313,12 @@ def score_columns(bundle, predictions, names=None):
     for i, label in enumerate(bundle.classes):
         name = f"prob_{label}"
         columns[names.get(name, name)] = predictions[:, i]
+    # The most probable class, which every user would otherwise compute;
+    # empty for a row left unscored (all NaN).
+    scored = ~np.isnan(predictions).all(axis=1)
+    classes = np.asarray([str(c) for c in bundle.classes], dtype=object)
+    best = classes[np.nanargmax(np.where(scored[:, None], predictions, 0), 1)]
+    columns[names.get("predicted", "predicted")] = np.where(scored, best, None)
     return columns
 
 
@@ -325,7 +331,8 @@ def output_names(usual, input_names):
     `predicted_score` (then `predicted_score_2`, ...), and a warning says so.
 
     Args:
-        usual: list of the output names (`score`, or `prob_<class>`).
+        usual: list of the output names (`score`, or `prob_<class>` and
+            `predicted`).
         input_names: list of the input's column names.
 
     Returns:
@@ -357,7 +364,7 @@ def score_file(
 
     The output holds the input's columns plus `score` (the predicted value
     or positive-class probability), or one `prob_<class>` column per class
-    for a multiclass model; `predicted_score` (and so on) where the input
+    and `predicted` (the most probable class) for a multiclass model; `predicted_score` (and so on) where the input
     has a column of that name already. Its format follows its extension.
 
     A text bundle's rows without a text (empty or missing) are written

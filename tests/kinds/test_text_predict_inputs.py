@@ -111,3 +111,18 @@ def test_serving_a_text_bundle_names_predict(reviews_bundle, capsys):
     err = capsys.readouterr().err
     assert "is a 'text' bundle, not a 'two_tower' bundle" in err
     assert f"recsys predict {reviews_bundle.path} --text TEXT" in err
+
+
+def test_a_multiclass_output_names_the_most_probable_class():
+    import types
+
+    from recsys.scoring import score_columns
+
+    bundle = types.SimpleNamespace(classes=["neg", "neu", "pos"])
+    probabilities = np.array(
+        [[0.1, 0.2, 0.7], [np.nan] * 3, [0.5, 0.3, 0.2]], np.float32
+    )
+    columns = score_columns(bundle, probabilities, {"predicted": "label_2"})
+    assert list(columns) == ["prob_neg", "prob_neu", "prob_pos", "label_2"]
+    # The unscored row (no text) stays empty.
+    assert columns["label_2"].tolist() == ["pos", None, "neg"]
