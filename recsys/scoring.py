@@ -364,8 +364,9 @@ def score_file(
 
     The output holds the input's columns plus `score` (the predicted value
     or positive-class probability), or one `prob_<class>` column per class
-    and `predicted` (the most probable class) for a multiclass model; `predicted_score` (and so on) where the input
-    has a column of that name already. Its format follows its extension.
+    and `predicted` (the most probable class) for a multiclass model;
+    `predicted_score` (and so on) where the input has a column of that name
+    already. Its format follows its extension.
 
     A text bundle's rows without a text (empty or missing) are written
     with empty scores, and a warning counts them (`_predict`).
