@@ -155,10 +155,14 @@ def _unparsed_rows(path):
     try:
         yield
     except pa.ArrowInvalid as error:
+        fix = (
+            "save the file as UTF-8"
+            if "UTF8" in str(error)
+            else "give every row the header's fields, putting the cells "
+            "that hold the separator in double quotes"
+        )
         raise ValueError(
-            f"Cannot read {path}: {str(error).strip()}. Fix: give every row "
-            "the header's fields, putting the cells that hold the separator "
-            "in double quotes."
+            f"Cannot read {path}: {str(error).strip()}. Fix: {fix}."
         ) from None
 
 

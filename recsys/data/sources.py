@@ -263,6 +263,8 @@ def _explained(path: str, sep: str):
     """
     try:
         yield
+    except UnicodeDecodeError as error:
+        raise not_utf8(path, error) from None
     except pd.errors.EmptyDataError:
         raise ValueError(
             f"{path} is empty: it holds no header row. Fix: write the table "
@@ -312,6 +314,29 @@ def _check_header(path: str, sep: str) -> None:
             f"'{name}.1' and so on. Fix: give each column its own name in "
             "the header row."
         )
+
+
+def not_utf8(path: str, error: UnicodeDecodeError) -> ValueError:
+    """The error of a table file that is not UTF-8, naming the line and
+    byte of its first bad byte where the file is plain text (pandas reads
+    in blocks: `error.start` counts from its block, not the file)."""
+    where = error.reason
+    if table_form(path) and path.lower().endswith((".csv", ".tsv")):
+        with open(path, "rb") as file:
+            offset = 0
+            for number, line in enumerate(file, 1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    byte = offset + bad.start
+                    where = f"line {number}, byte {byte:,}: {bad.reason}"
+                    break
+                offset += len(line)
+    return ValueError(
+        f"Data source {path!r} is not UTF-8 text ({where}). Fix: save it as "
+        "UTF-8 (in a spreadsheet: CSV UTF-8), or convert it, e.g. iconv -f "
+        "latin1 -t utf-8."
+    )
 
 
 def closest_columns(missing, columns) -> str:
@@ -739,10 +764,7 @@ def load_interactions(
         try:
             return _read_text(path, form, progress, max_rows)
         except UnicodeDecodeError as error:
-            raise ValueError(
-                f"Data source {path!r} is not UTF-8 text (byte "
-                f"{error.start}: {error.reason}). Fix: save it as UTF-8."
-            ) from None
+            raise not_utf8(path, error) from None
     if form == ".parquet":
         import pyarrow
         import pyarrow.dataset

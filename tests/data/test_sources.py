@@ -360,6 +360,12 @@ def test_text_that_is_not_utf8_says_so(tmp_path):
     path.write_bytes("user\titem\nJos\xe9\t1\n".encode("latin-1"))
     with pytest.raises(ValueError, match="not UTF-8.*Fix: save it as UTF-8"):
         load_interactions(str(path))
+    # Deep in the file: its line, not the byte of pandas' block (was 0).
+    rows = "".join(f"{i},x{i}\n" for i in range(3000)).encode()
+    path = tmp_path / "late.csv"
+    path.write_bytes(b"user,item\n" + rows + "Jos\xe9,1\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"line 3002, byte \d[\d,]*: invalid"):
+        load_interactions(str(path))
 
 
 def test_builtin_names_are_not_paths():
