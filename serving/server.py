@@ -1,11 +1,15 @@
 """`serve`: this process becomes the retrieval server (`recsys serve`).
 
 The one place that owns the process: it loads the bundle before binding
-the port, starts answering as soon as the index is ready (the query tower,
-and Keras with it, load in the background), moves what each load
-allocated out of the garbage collector's scans (`gc.freeze`), and runs
-uvicorn: in this process, or with `workers > 1` in that many forked
-processes sharing the loaded bundle (`recsys.serving.workers`). The app
+the port and its query tower before answering (a bundle whose tower does
+not load is refused, not served with 503s; the top-items table is built
+in the background), moves what each load allocated out of the garbage
+collector's scans (`gc.freeze`), and runs uvicorn: in this process, or
+with `workers > 1` in that many forked processes sharing the loaded
+bundle (`recsys.serving.workers`), whose query tower a helper process
+loads and converts before they fork (a tower that fails there, or a
+helper that dies, refuses the bundle: at a reload the old workers serve
+on). The app
 factory (`recsys.serving.app.create_app`) and the service change no global
 state, so tests and embedding applications can use them freely.
 """
@@ -29,6 +33,7 @@ from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import load_settings
+from recsys.serving.shared_model import describe_error
 from recsys.serving.shared_ranker import SharedRanker
 from recsys.serving.shared_tower import SharedTower
 from recsys.serving.workers import RETIRE_SIGNAL
@@ -36,6 +41,8 @@ from recsys.serving.workers import STARTUP_FAILURE
 from recsys.serving.workers import block_worker_signals
 from recsys.serving.workers import notify_ready
 from recsys.serving.workers import run_workers
+from recsys.serving.workers import stop_requested
+from recsys.storage.files import BundleError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +81,8 @@ def serve(
 
     Settings come from the `RECSYS_*` environment (`Settings`). Settings,
     the bundle and the ranker are loaded and checked before the port is
-    bound, so a bad value or a broken bundle fails here.
+    bound, and the query tower before the server answers, so a bad value
+    or a broken bundle fails here.
 
     Args:
         bundle: str. A bundle directory, or a pointer file naming one.
@@ -97,7 +105,8 @@ def serve(
 
     Raises:
         ValueError: a bad port, worker count, setting, bundle
-            (`BundleError`) or ranker, or an address it cannot listen on.
+            (`BundleError`: a query tower that does not load too) or
+            ranker, or an address it cannot listen on.
 
     Example:
 
@@ -130,16 +139,26 @@ def serve(
         # A ranker of another table's ids is refused before anything else.
         check=reranker.check_retriever if reranker else None,
     )
-    app = create_app(
-        bundle,
-        settings=settings,
-        service=service,
-        watch=watch,
-        ranker=reranker,
-        after_load=freeze_heap,
-    )
-    # Bound before the banner: a taken port or a bad host fails in one line.
+    # Bound before the query tower's seconds: a taken port or a bad host
+    # fails in one line, at once.
     sock = _bind(host, port)
+    try:
+        # The query tower (and Keras) before the banner and the first
+        # answer: one that does not load refuses the bundle (exit 1), as a
+        # reload refuses it (422), where it answered every query with
+        # `features` 503. Connections wait in the backlog meanwhile.
+        _load_tower(service)
+        app = create_app(
+            bundle,
+            settings=settings,
+            service=service,
+            watch=watch,
+            ranker=reranker,
+            after_load=freeze_heap,
+        )
+    except BaseException:
+        sock.close()
+        raise
     reranking = f", reranked by {reranker.version}" if reranker else ""
     print(
         f"serving bundle {service.version}{reranking} on "
@@ -178,7 +197,10 @@ def _serve_workers(
     no thread; helper processes convert the query tower and the ranker
     into shared memory (`SharedTower`, `SharedRanker`), and each worker
     starts its own threads (the top-items precompute). Tables built in a
-    worker are its own memory.
+    worker are its own memory. The workers fork once the helpers are done:
+    a model that does not load, or a helper that dies (a native abort
+    while Keras builds a hostile tower), refuses the bundle (at a reload
+    the old workers serve on), and no worker waits for its tower.
     """
     # Before anything loads: a thread a library starts meanwhile would take
     # the supervisor's signals, and end it (`block_worker_signals`).
@@ -265,12 +287,26 @@ def _serve_workers(
         if not sockets:  # a bundle that fails to load binds nothing
             sockets.append(_bind(host, port))
         sock = sockets[0]
-        # One helper process converts the query tower into memory every
-        # worker maps: no worker imports Keras (300-400 MB each) for it.
+        if shared_ranker is not None and not generations:
+            # Its helper, forked at start, converted the model meanwhile.
+            try:
+                shared_ranker.join(stop=stop_requested)
+            except BundleError as error:
+                raise BundleError(f"--ranker: {error}") from None
+        # One helper process loads the query tower and converts it into
+        # memory every worker maps: no worker imports Keras (300-400 MB
+        # each) for it. Waited for here: a tower that does not load (or a
+        # helper that dies loading it) refuses the bundle, and the new
+        # workers answer `features` at once, where they waited seconds
+        # for the helper (for ever when it died).
         shared = SharedTower.for_bundle(service.bundle)
-        if shared is not None and settings.fast_tower:
-            shared.fill_in_child(service.bundle)
-            service.shared_tower = shared
+        if shared is not None:
+            shared.fill_in_child(
+                service.convert_tower, f"query tower of {service.bundle.path}"
+            )
+            shared.join(stop=stop_requested)
+            if settings.fast_tower:
+                service.shared_tower = shared
         app = create_app(
             bundle,
             settings=settings,
@@ -353,6 +389,24 @@ def _print_started(version, ranker, host, port, workers, settings):
         )
     else:
         print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
+
+
+def _load_tower(service):
+    """Loads `service`'s query tower; what it raises refuses the bundle.
+
+    Raises:
+        BundleError: the tower does not load (Keras refuses it, its inputs
+            are not the bundle's, or it fails on an empty query).
+    """
+    try:
+        service.load_query_tower()
+    except BundleError:
+        raise
+    except Exception as error:
+        raise BundleError(
+            f"The query tower of {service.bundle.path} does not load: "
+            f"{describe_error(error)}. Fix: retrain the bundle."
+        ) from None
 
 
 def _load_ranker(load, path):

@@ -315,6 +315,27 @@ class RetrievalService:
                 self._query_tower = tower
         return self._query_tower
 
+    def convert_tower(self) -> NumpyTower | None:
+        """Loads the Keras query tower, runs it once, and returns its
+        `NumpyTower` (None when numpy cannot evaluate it, or with
+        `fast_tower=False`: Keras then serves it).
+
+        What the helper process of a server with workers runs before it
+        forks them (`recsys.serving.shared_tower.SharedTower`): this
+        service keeps nothing of it, and a tower that fails here refuses
+        the bundle.
+
+        Raises:
+            BundleError: a tower Keras refuses (`safe_mode`), or one of
+                other inputs than the bundle's; whatever else loading or
+                running it raises.
+        """
+        tower = self.bundle.query_tower
+        empty = self._inputs({name: None for name in self.query_features})
+        fast = NumpyTower.from_keras(tower) if self._use_fast_tower else None
+        (tower if fast is None else fast)(empty)
+        return fast
+
     # -- queries -----------------------------------------------------------
 
     def _inputs(self, features, history=None):

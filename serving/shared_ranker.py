@@ -6,12 +6,14 @@ tables transformed once, the id lookups warmed) before forking, so every
 worker reads them from pages it shares. A helper process
 (`SharedModel.fork_writer`) loads Keras, converts the model into a
 `NumpyRanker`, checks its scores against Keras as a single server does
-(`Reranker`), and writes it into shared memory. Each worker builds its
+(`Reranker`), and writes it into shared memory; the supervisor waits
+for it before forking the workers (`join`): a model that does not load,
+or a helper that dies, stops the server at start. Each worker builds its
 `Reranker` from these without importing Keras; a model the numpy code
-cannot evaluate (or a failed helper) makes each worker load Keras itself,
-as before.
+cannot evaluate makes each worker load Keras itself, as before.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,7 @@ class SharedRanker:
     ```python
     shared = SharedRanker.load("artifacts/movielens_liked")
     shared.fill_in_child()  # before forking the workers
+    shared.join()  # BundleError: the model does not load
     reranker = shared.reranker()  # in a worker
     ```
     """
@@ -99,6 +102,15 @@ class SharedRanker:
         if self.shared is None:
             return None
         return self.shared.fork_writer(self._convert, "ranker")
+
+    def join(self, stop: Callable[[], bool] | None = None) -> None:
+        """Waits for the helper of `fill_in_child` (`SharedModel.join`).
+
+        Raises:
+            BundleError: the model does not load, or its helper died.
+        """
+        if self.shared is not None:
+            self.shared.join(stop=stop)
 
     def _convert(self) -> NumpyRanker | None:
         # In the helper: Keras loads, and the load-time check runs.

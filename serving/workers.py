@@ -158,6 +158,12 @@ def block_worker_signals() -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)
 
 
+def stop_requested() -> bool:
+    """Whether SIGTERM or SIGINT waits for the supervisor (blocked, so
+    pending): a long step of a reload or of the start gives up for it."""
+    return bool(signal.sigpending() & set(_STOP_SIGNALS))
+
+
 def run_workers(
     count: int,
     run: Run | None = None,
@@ -297,6 +303,12 @@ class _Supervisor:
             check_fork_safe()
         except Exception:
             logger.exception("Reload failed; the workers serve on unchanged")
+            run = None
+        if run is None:
+            # The refused generation's cycles (its traceback's frames hold
+            # it) are freed now, here where its native threads run, not in
+            # the next reload's forked helper.
+            gc.collect()
             return
         old = sorted(self.workers)
         for pid in old:

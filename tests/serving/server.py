@@ -19,19 +19,20 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(*args, log_path, env=None):
+def running_server(*args, log_path, env=None, code=None):
     """`recsys serve *args` on a free loopback port, until the block ends.
 
     Yields the server's base URL once `/readyz` answers 200; a server that
-    exits first fails the test with its log.
+    exits first fails the test with its log. `code`: Python run instead
+    of `-m recsys.cli` (it patches the server, then calls
+    `recsys.cli.main(sys.argv[1:])`).
     """
     port = free_port()
     log = open(log_path, "w")  # noqa: SIM115 (closed below)
     process = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "recsys.cli",
+            *(["-c", code] if code else ["-m", "recsys.cli"]),
             "serve",
             *args,
             "--port",

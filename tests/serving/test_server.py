@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from recsys.serving.server import _bind
+from tests.serving.server import free_port
 from tests.serving.server import running_server
 
 
@@ -37,8 +38,8 @@ def test_server_answers_and_hot_reloads_under_load(
     assert answer.status_code == 200
     assert answer.json()["bundle"] == first.version
     assert len(answer.json()["items"]) == 5
-    # The query tower loads in the background after start-up; a query with
-    # features waits for it.
+    # The query tower loaded before the port was bound: a query with
+    # features is answered at once.
     answer = httpx.post(
         f"{url}/v1/retrieve",
         json={"features": {"userId": 42}, "k": 5},
@@ -120,3 +121,29 @@ def test_bind_names_a_host_of_another_machine():
     # TEST-NET-1: no interface of this machine has it.
     with pytest.raises(ValueError, match=r"192\.0\.2\.1:8000: .* --host"):
         _bind("192.0.2.1", 8000)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_refuses_a_bundle_whose_query_tower_does_not_load(
+    tower_of_other_inputs, workers
+):
+    # It started, and answered every query with `features` 503 (the tower
+    # loaded in the background, or in the workers' helper, after the
+    # start was accepted).
+    done = subprocess.run(
+        [sys.executable, "-m", "recsys.cli", "serve", tower_of_other_inputs]
+        + ["--port", str(free_port()), "--workers", workers],
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
+    assert done.returncode == 1
+    assert "serving" not in done.stdout
+    lines = [
+        line
+        for line in done.stderr.strip().splitlines()
+        if not line.startswith("Precomputed")  # the table's thread
+    ]
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("recsys serve: error: ")
+    assert "query_tower.keras reads inputs" in lines[0]

@@ -1,5 +1,6 @@
 """`recsys serve --workers N`: forked workers sharing one loaded bundle."""
 
+import gc
 import http.client
 import os
 import signal
@@ -21,9 +22,11 @@ from recsys.serving.reranker import Reranker
 from recsys.serving.server import RELOAD_REFUSED
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import Settings
+from recsys.serving.shared_tower import FAILED
 from recsys.serving.shared_tower import PENDING
 from recsys.serving.shared_tower import UNSUPPORTED
 from recsys.serving.shared_tower import SharedTower
+from recsys.storage.files import BundleError
 from tests.serving.server import running_server
 
 TOKEN = "s3cret"
@@ -286,6 +289,107 @@ def test_shared_tower_refuses_what_does_not_fit():
         shared.write(NumpyTower([("history", table, "mean")], "sum", [], False))
     shared._set_state(UNSUPPORTED)
     assert shared.wait(timeout=1) is None
+
+
+def _die(how):
+    """Ends this (forked) process as a native crash or a kill would."""
+    if how == "abort":
+        import faulthandler
+        import resource
+
+        faulthandler.disable()  # pytest's: no traceback from the child
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.abort()
+    if how == "exit":
+        os._exit(134)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+# The helper is forked from this test process: JAX, loaded by other
+# tests, warns about any fork (the server forks it before any thread).
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+@pytest.mark.parametrize(
+    "how, said",
+    [
+        ("abort", "was killed by SIGABRT"),
+        ("exit", "exited with status 134"),
+        ("kill", "was killed by SIGKILL"),
+    ],
+)
+def test_a_helper_that_dies_refuses_the_tower(how, said):
+    # Workers forked beside it waited for its tower for good: every query
+    # with `features` hung (and SIGTERM waited for those).
+    shared = SharedTower(capacity=1024)
+    shared.fill_in_child(lambda: _die(how), "query tower of B")
+    with pytest.raises(BundleError, match=f"query tower of B {said}"):
+        shared.join(timeout=60)
+    assert shared.state == PENDING and shared.pid is None  # reaped
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_join_says_why_a_tower_does_not_load_and_gives_up_in_time():
+    def refused():
+        raise BundleError("query_tower.keras: Keras refused\nit (safe_mode)")
+
+    shared = SharedTower(capacity=1024)
+    shared.fill_in_child(refused)
+    with pytest.raises(BundleError) as raised:
+        shared.join(timeout=60)
+    said = "query_tower.keras: Keras refused it (safe_mode)"  # one line
+    assert str(raised.value) == said
+    assert shared.state == FAILED and shared.wait(timeout=1) is None
+
+    shared = SharedTower(capacity=1024)
+    shared.fill_in_child(lambda: None)  # numpy cannot evaluate it: Keras
+    shared.join(timeout=60)
+    assert shared.state == UNSUPPORTED
+
+    for stop, error, match in [
+        (None, BundleError, "did not finish within 0 s"),
+        (lambda: True, InterruptedError, "Stopped while loading"),
+    ]:
+        shared = SharedTower(capacity=1024)
+        pid = shared.fill_in_child(lambda: time.sleep(60))
+        started = time.monotonic()
+        with pytest.raises(error, match=match):
+            shared.join(timeout=0.3, stop=stop)
+        assert time.monotonic() - started < 10
+        assert not os.path.exists(f"/proc/{pid}")  # killed and reaped
+
+
+class _Guard:
+    """Garbage that records which process collects it."""
+
+    def __init__(self, path):
+        self.path = path
+        self.cycle = self
+
+    def __del__(self):
+        with open(self.path, "a") as f:
+            f.write(f"{os.getpid()} ")
+
+
+@pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning")
+def test_the_helper_collects_none_of_what_it_inherited(tmp_path):
+    # A refused reload left the supervisor's garbage with a ScaNN
+    # searcher in it; the next reload's helper collected it, and the
+    # searcher's destructor waited for threads the fork did not copy: the
+    # helper hung for good.
+    path = tmp_path / "collected"
+
+    def convert():
+        gc.collect()  # as loading Keras would, at some point
+
+    gc.disable()
+    try:
+        _Guard(path)  # garbage now, collected by the next collection
+        shared = SharedTower(capacity=1024)
+        shared.fill_in_child(convert)
+    finally:
+        gc.enable()
+    shared.join(timeout=60)
+    gc.collect()
+    assert path.read_text().split() == [str(os.getpid())]
 
 
 def test_with_workers_reload_reloads_them_all_and_refuses_a_path(
@@ -560,3 +664,128 @@ def test_a_reload_hands_open_connections_over_without_dropping_one(
         # With no connection left, the old workers exit at once.
         _wait_for(lambda: not any(_alive(pid) for pid in old), 5)
         assert httpx.get(f"{url}/readyz", timeout=30).status_code == 200
+
+
+# `recsys serve` whose conversion of the query tower to numpy (in the
+# helper process, with workers) first reads the file $TOWER_MODE: "die"
+# aborts the process (as XLA did building a hostile tower), "slow" sleeps
+# 5 s (a large tower on busy cores).
+TOWER_HOOK = """
+import os, resource, sys, time
+from recsys.serving.fast_tower import NumpyTower
+
+convert = NumpyTower.from_keras.__func__
+
+def from_keras(cls, tower):
+    with open(os.environ["TOWER_MODE"]) as f:
+        mode = f.read()
+    if mode == "die":
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        os.abort()
+    if mode == "slow":
+        time.sleep(5)
+    return convert(cls, tower)
+
+NumpyTower.from_keras = classmethod(from_keras)
+from recsys.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture
+def hooked_workers(trained_bundle, tmp_path):
+    """Two workers of `TOWER_HOOK`'s server on a pointer file: its URL,
+    pid, pointer, mode file, workers and log."""
+    bundle, _ = trained_bundle
+    pointer, mode = tmp_path / "current", tmp_path / "mode"
+    pointer.write_text(bundle.path)
+    mode.write_text("")
+    log = tmp_path / "server.log"
+    with running_server(
+        str(pointer),
+        "--workers",
+        "2",
+        log_path=log,
+        env={"TOWER_MODE": str(mode)},
+        code=TOWER_HOOK,
+    ) as url:
+        parent = _server_pid(url)
+        workers = _wait_for(
+            lambda: len(_children(parent)) == 2 and _children(parent)
+        )
+        yield url, parent, pointer, mode, workers, log
+
+
+def _history_query(bundle):
+    return {"features": {"history": [int(bundle.item_ids[0])]}, "k": 5}
+
+
+def test_a_reload_whose_query_tower_fails_or_kills_its_helper_is_refused(
+    hooked_workers, trained_bundle, tower_of_other_inputs
+):
+    url, parent, pointer, mode, workers, log = hooked_workers
+    query = _history_query(trained_bundle[0])
+    expected = httpx.post(f"{url}/v1/retrieve", json=query, timeout=30)
+    assert expected.status_code == 200, expected.text
+    # A tower that does not load (as one Keras refuses): the new workers
+    # answered every query with `features` 503.
+    pointer.write_text(tower_of_other_inputs)
+    os.kill(parent, signal.SIGHUP)
+    _wait_for(lambda: log.read_text().count("Reload failed") == 1)
+    assert "query_tower.keras reads inputs" in log.read_text()
+    # Its helper killed by SIGABRT: every query with `features` hung.
+    pointer.write_text(trained_bundle[0].path)
+    mode.write_text("die")
+    os.kill(parent, signal.SIGHUP)
+    _wait_for(lambda: log.read_text().count("Reload failed") == 2)
+    assert "was killed by SIGABRT" in log.read_text()
+    # The old workers answer on, each (new connections).
+    for _ in range(6):
+        answer = httpx.post(f"{url}/v1/retrieve", json=query, timeout=20)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == expected.json()
+    assert _children(parent) == workers
+    assert "Reloaded" not in log.read_text()
+
+
+def test_queries_with_features_never_wait_for_a_reloads_tower(
+    hooked_workers, trained_bundle, second_bundle
+):
+    # The new workers answered before the helper had converted the tower:
+    # queries with `features` waited for it (4-5 s on 2 busy cores).
+    url, parent, pointer, mode, workers, _ = hooked_workers
+    query = _history_query(trained_bundle[0])
+    mode.write_text("slow")
+    pointer.write_text(second_bundle.path)
+    answers, stop = [], threading.Event()
+
+    def hammer():
+        while not stop.is_set():
+            sent = time.monotonic()
+            answer = httpx.post(f"{url}/v1/retrieve", json=query, timeout=30)
+            answers.append(
+                (time.monotonic() - sent, answer.status_code, answer.text)
+            )
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.3)
+        os.kill(parent, signal.SIGHUP)
+        _wait_for(
+            lambda: (
+                (found := _children(parent))
+                and not set(found) & set(workers)
+                and len(found) == 2
+            )
+        )
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert all(status == 200 for _, status, _ in answers), answers[-1]
+    assert second_bundle.version in answers[-1][2]
+    worst = max(seconds for seconds, _, _ in answers)
+    assert worst < 2.0, f"a query waited {worst:.1f} s"
