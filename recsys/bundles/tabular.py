@@ -112,9 +112,11 @@ def _check_task(path, manifest):
         )
 
 
-def _checked_model(model, where, task, inputs):
+def _checked_model(model, where, manifest, inputs):
     """`model`, once it is a tabular model of the bundle's task reading the
-    bundle's `inputs` (not, say, another bundle's tower)."""
+    bundle's `inputs` (not, say, another bundle's tower), and the config's
+    task is that task too."""
+    task = manifest["task"]
     names = getattr(model, "feature_names", None)
     if getattr(model, "task", None) != task or sorted(names or []) != sorted(
         inputs
@@ -122,6 +124,16 @@ def _checked_model(model, where, task, inputs):
         raise BundleError(
             f"{where} is not this bundle's {task} model of inputs {inputs} "
             f"(it reads {names}). Fix: retrain the bundle."
+        )
+    # Training writes the config's task as the manifest's and the model's
+    # (whose output follows it: a sigmoid for "binary"): a config saying
+    # "regression" over a binary model was served without a word.
+    written = manifest["config"]["model"].get("task")
+    if written != task:
+        raise BundleError(
+            f"{os.path.dirname(where)}/manifest.json: config.model.task is "
+            f"{str(written)[:40]!r}, and the bundle's model is a {task!r} "
+            "model. Fix: retrain the bundle."
         )
     return model
 
@@ -146,6 +158,11 @@ def _check_tables(path, manifest, items, users, user_history):
         return
     for name, table in (("items", items), ("users", users)):
         column = columns[name]
+        if not len(table):  # training writes every user and item it saw
+            raise BundleError(
+                f"{path}/{name}.parquet holds no rows: a ranker looks each "
+                f"{name[:-1]} up in it. Fix: retrain the bundle."
+            )
         if not column:
             raise BundleError(
                 f"{path}/manifest.json names no {name[:-1]} column "
@@ -238,7 +255,7 @@ class TabularBundle(ManifestProperties):
                     self._model = _checked_model(
                         load_keras_bytes(self._model_bytes, name),
                         name,
-                        self.task,
+                        self.manifest,
                         _model_inputs(self.preprocessor, self.user_history),
                     )
         return self._model
@@ -278,7 +295,7 @@ class TabularBundle(ManifestProperties):
                     model_bytes, os.path.join(path, "model.keras")
                 ),
                 os.path.join(path, "model.keras"),
-                manifest["task"],
+                manifest,
                 _model_inputs(preprocessor, user_history),
             )
         return cls(

@@ -238,9 +238,100 @@ def _check_manifest_types(path, manifest):
             f"{path}/{MANIFEST}: config.model.history_length must be 0 to "
             f"{MAX_HISTORY}. Received: {history}. Fix: retrain the bundle."
         )
+    version = manifest.get("version")
+    if version is not None and not _VERSION.fullmatch(version):
+        raise BundleError(
+            f"{path}/{MANIFEST}: version must be 1 to {MAX_VERSION} visible "
+            "ASCII characters (no spaces or control characters), as "
+            "training writes it (e.g. '20261130T181436Z-bf0cf337'). "
+            f"Received: {len(version):,} characters, starting "
+            f"{ascii(version[:40])}. Fix: retrain the bundle, or give it a "
+            "short version."
+        )
+
+
+# The service answers every request with the bundle's version and logs it:
+# a 5 MB version made a 5 KB batch request answer 1.28 GB, and newlines or
+# terminal escapes in it forged log lines. `new_version` writes 25
+# characters ("20261130T181436Z-bf0cf337"); a version renamed by hand to
+# any short word of visible ASCII ("v2.1", "prod-2026-12") loads too.
+MAX_VERSION = 64
+_VERSION = re.compile(rf"[!-~]{{1,{MAX_VERSION}}}")
+
+# Config keys each kind's loaders and the service read (the towers'
+# inputs, the id columns, the task): a bundle's config must hold them as
+# written. Other keys absent from an older bundle's config (keys added
+# since) take their defaults.
+_CONFIG_KEYS = {
+    "two_tower": (
+        ("data", "user"),
+        ("data", "item"),
+        ("model", "query_features"),
+        ("model", "candidate_features"),
+        ("model", "history_length"),
+    ),
+    "tabular": (("data", "user"), ("data", "item"), ("model", "task")),
+    "text": (("data", "text"),),
+}
+
+
+def _known_keys(config, model):
+    """`config` without the sections and keys that the config `model` (a
+    `KindConfig` subclass) does not define: keys of an older recsys, which
+    nothing reads (`features` is kept whole: its tables are checked)."""
+    known = {}
+    for section, value in config.items():
+        field = model.model_fields.get(section)
+        if field is None:
+            continue
+        keys = getattr(field.annotation, "model_fields", None)
+        if section != "features" and isinstance(value, dict) and keys:
+            value = {k: v for k, v in value.items() if k in keys}
+        known[section] = value
+    return known
+
+
+def _checked_config(path, manifest, kind):
+    """The manifest's config, validated as a `kind` config (as training
+    validated it) with the defaults of keys an older bundle lacks.
+
+    Raises:
+        BundleError: naming the first key that is missing (of
+            `_CONFIG_KEYS`), of the wrong type or value; one line.
+    """
+    from recsys.config import typed_config
+    from recsys.errors import ConfigError
+    from recsys.kinds import config_model
+
+    config = manifest["config"]
+    written = _entry(manifest, ("config", "model", "kind"))
+    if written is not None and written != kind:
+        raise BundleError(
+            f"{path}/{MANIFEST}: config.model.kind is {written[:40]!r} in a "
+            f"{kind!r} bundle. Fix: retrain the bundle."
+        )
+    for keys in _CONFIG_KEYS.get(kind, ()):
+        if _entry(config, keys) is None:
+            raise BundleError(
+                f"{path}/{MANIFEST}: config.{'.'.join(keys)} is missing, "
+                f"and loading a {kind!r} bundle reads it. Fix: retrain the "
+                "bundle."
+            )
+    known = _known_keys(config, config_model(kind))
+    known["model"] = {**known.get("model", {}), "kind": kind}
+    try:
+        return typed_config(known).to_dict()
+    except (ConfigError, ValueError, TypeError) as error:
+        # What is wrong, without the fix for a config file: retraining is.
+        message = " ".join(str(error).split()).split(" Fix: ")[0]
+        raise BundleError(
+            f"{path}/{MANIFEST}: its config is not a valid {kind!r} config: "
+            f"{message.rstrip('.')}. Fix: retrain the bundle."
+        ) from None
 
 
 def _check_manifest(path, manifest, kind):
+    """Checks a manifest; its `config` becomes the validated config."""
     _check_manifest_types(path, manifest)
     if manifest.get("format_version") != FORMAT_VERSION:
         raise BundleError(
@@ -256,6 +347,10 @@ def _check_manifest(path, manifest, kind):
             "what this command or class reads. (In Python, "
             "`recsys.load_bundle(path)` loads a bundle of any kind.)"
         )
+    from recsys.kinds import KINDS
+
+    if found in KINDS:  # else `load_bundle` names the kinds it knows
+        manifest["config"] = _checked_config(path, manifest, found)
 
 
 def read_manifest(path, kind=None):
@@ -411,6 +506,23 @@ def _same_array(a, b):
     return np.array_equal(a, b)
 
 
+# The largest norm of a user or item vector: any user.item or item.item
+# score is then at most 1e30, far inside float32 (3.4e38), with room for a
+# query tower's vector of norm up to a million against the items. ±3e38
+# embeddings (finite) scored inf and NaN, which the service answered as
+# "score": null in an arbitrary order.
+MAX_EMBEDDING_NORM = 1e15
+
+
+def _norm_bound(vectors):
+    """An upper bound of the rows' L2 norms, without a copy: the largest
+    absolute value times the square root of the dimension."""
+    if not vectors.size:
+        return 0.0
+    largest = max(abs(float(vectors.max())), abs(float(vectors.min())))
+    return largest * float(np.sqrt(vectors.shape[-1]))
+
+
 def check_arrays(path, arrays, manifest):
     """Checks a two-tower bundle's arrays against each other and the manifest.
 
@@ -421,13 +533,16 @@ def check_arrays(path, arrays, manifest):
     def where(name):
         return os.path.join(path, f"{name}.npy")
 
-    try:
-        num_items = int(manifest["num_items"])
-        num_users = int(manifest["num_users"])
-    except (KeyError, TypeError, ValueError, OverflowError):
+    num_items, num_users = manifest.get("num_items"), manifest.get("num_users")
+    if not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**63
+        for n in (num_items, num_users)
+    ):
         raise BundleError(
-            f"{path}/{MANIFEST} lacks num_items / num_users."
-        ) from None
+            f"{path}/{MANIFEST} lacks num_items / num_users (integers of 0 "
+            f"or more). Received: {str(num_items)[:40]!r} / "
+            f"{str(num_users)[:40]!r}. Fix: retrain the bundle."
+        )
     _check_ids(arrays["item_ids"], where("item_ids"), num_items)
     _check_ids(arrays["user_ids"], where("user_ids"), num_users)
     items = arrays["item_embeddings"]
@@ -452,6 +567,16 @@ def check_arrays(path, arrays, manifest):
     for name in ("item_embeddings", "user_embeddings", "item_popularity"):
         if not np.isfinite(arrays[name]).all():
             raise BundleError(f"{where(name)} holds NaN or inf values.")
+    for name in ("item_embeddings", "user_embeddings"):
+        norm = _norm_bound(arrays[name])
+        if norm > MAX_EMBEDDING_NORM:
+            raise BundleError(
+                f"{where(name)} holds vectors of norm up to {norm:.3g}, over "
+                f"the {MAX_EMBEDDING_NORM:.0e} limit: their dot products "
+                "(the scores) would overflow float32 to inf or NaN. A trained "
+                "model's vectors have norms of tens to hundreds. Fix: retrain "
+                "the bundle."
+            )
     if (arrays["item_popularity"] < 0).any():
         raise BundleError(f"{where('item_popularity')} holds negative values.")
     seen, indptr = arrays["seen_items"], arrays["seen_indptr"]

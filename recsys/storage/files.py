@@ -230,8 +230,9 @@ class BundleFiles:
             try:
                 manifest = json.loads(data)
             except (
-                json.JSONDecodeError,
-                UnicodeDecodeError,
+                # ValueError: JSONDecodeError, and an integer of more than
+                # 4,300 digits (Python's limit)
+                ValueError,
                 RecursionError,
             ) as error:
                 raise BundleError(
@@ -484,11 +485,7 @@ class BundleFiles:
         """The listed JSON file `name`, parsed."""
         try:
             return json.loads(self.read(name))
-        except (
-            json.JSONDecodeError,
-            UnicodeDecodeError,
-            RecursionError,
-        ) as error:
+        except (ValueError, RecursionError) as error:  # as in `open`
             raise BundleError(
                 f"Cannot read {self._where(name)}: {error}"
             ) from None
@@ -498,20 +495,41 @@ class BundleFiles:
         return load_npy(self.read(name), self._where(name))
 
     def parquet(self, name: str) -> Any:
-        """The listed Parquet file `name` as a pandas DataFrame."""
+        """The listed Parquet file `name` as a pandas DataFrame.
+
+        Raises:
+            BundleError: if the file cannot be read, or would read into
+                more than `parquet_cap` bytes (`_check_parquet_footer`,
+                `_check_decoded_size`).
+        """
         import pyarrow
         import pyarrow.parquet
 
+        data = self.read(name)
+        where = self._where(name)
         try:
             # From an Arrow buffer on this thread: a Python file object read
             # by Arrow's thread pool sometimes aborted the process at exit
             # ("terminate called without an active exception",
             # apache/arrow#34314), once after a refused bundle. A bundle's
             # tables are a catalog's ids and titles: one thread reads them.
+            footer = pyarrow.parquet.ParquetFile(pyarrow.BufferReader(data))
+            _check_parquet_footer(footer, len(data), where)
+            # Strings are read as dictionaries (each distinct value once),
+            # so that what they decode to is counted before it is built.
+            strings = _string_leaves(footer.metadata.schema)
             table = pyarrow.parquet.read_table(
-                pyarrow.BufferReader(self.read(name)), use_threads=False
+                pyarrow.BufferReader(data),
+                use_threads=False,
+                read_dictionary=strings or None,
             )
+            schema = footer.schema_arrow
+            _check_decoded_size(table, schema, len(data), where)
+            if strings:
+                table = table.cast(schema)
             return table.to_pandas(use_threads=False)
+        except BundleError:
+            raise
         except (
             OSError,
             ValueError,
@@ -544,6 +562,128 @@ class BundleFiles:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+# Parquet compresses, and its dictionary and run-length encodings store a
+# repeated value once: a 27.6 KB items.parquet of 9,066 copies of one 50 KB
+# title read into 1.25 GB. A bundle's table may read into at most this
+# many times its file's size plus `PARQUET_SLACK` (`parquet_cap`). Tables
+# recsys writes read into 1 to 3 times their size (ids, titles, genres),
+# and a million items' ids and titles into about 50 MB, under the slack
+# alone; only a value repeated many times (a long category string over a
+# few million rows) comes near the multiple.
+PARQUET_EXPANSION = 32
+PARQUET_SLACK = 256 * 2**20
+# Bytes per value of each Parquet physical type, as Arrow holds it read
+# (a byte array's offset; its bytes are counted from the dictionary).
+_PARQUET_WIDTHS = {
+    "BOOLEAN": 1,
+    "INT32": 4,
+    "INT64": 8,
+    "INT96": 12,
+    "FLOAT": 4,
+    "DOUBLE": 8,
+    "BYTE_ARRAY": 4,
+}
+
+
+def parquet_cap(size: int) -> int:
+    """The most bytes a bundle's Parquet file of `size` bytes may read
+    into (see `PARQUET_EXPANSION`)."""
+    return PARQUET_EXPANSION * size + PARQUET_SLACK
+
+
+def _too_large(where: str, size: int, found: int, what: str) -> BundleError:
+    return BundleError(
+        f"Cannot read {where}: its {size:,} bytes {what} {found:,} bytes, "
+        f"over the {parquet_cap(size):,}-byte limit for a file of its size "
+        f"({PARQUET_EXPANSION} times it plus {PARQUET_SLACK // 2**20} MiB; "
+        "a table recsys writes reads into about its size). Fix: retrain "
+        "the bundle; do not load a file of unknown origin."
+    )
+
+
+def _check_parquet_footer(footer: Any, size: int, where: str) -> None:
+    """Raises `BundleError` where the footer of a Parquet file says its
+    pages decompress, or its rows decode, to more than `parquet_cap`:
+    before anything is read."""
+    metadata = footer.metadata
+    declared = decoded = 0
+    for i in range(metadata.num_row_groups):
+        group = metadata.row_group(i)
+        columns = [group.column(j) for j in range(group.num_columns)]
+        declared += max(
+            group.total_byte_size,
+            sum(column.total_uncompressed_size for column in columns),
+        )
+        for j, column in enumerate(columns):
+            leaf = metadata.schema.column(j)
+            width = _PARQUET_WIDTHS.get(leaf.physical_type, leaf.length or 1)
+            # A run-length encoded value costs a few bytes for any number
+            # of rows: the rows are what Arrow allocates.
+            decoded += max(column.num_values, group.num_rows) * width
+    if declared > parquet_cap(size):
+        raise _too_large(where, size, declared, "decompress to")
+    if decoded > parquet_cap(size):
+        raise _too_large(where, size, decoded, "hold rows of")
+
+
+def _string_leaves(schema: Any) -> list[str]:
+    """The paths of the text and byte columns of a Parquet schema, nested
+    ones too (`tags.list.element`)."""
+    return [
+        leaf.path
+        for leaf in map(schema.column, range(len(schema)))
+        if leaf.physical_type == "BYTE_ARRAY"
+        and str(leaf.logical_type) in ("None", "String", "Enum", "JSON", "BSON")
+    ]
+
+
+def _decoded_bytes(array: Any) -> int:
+    """About the bytes `array` takes once its dictionaries are decoded:
+    each row's value, for a dictionary of strings or bytes."""
+    import pyarrow
+    import pyarrow.compute
+
+    kind = array.type
+    if pyarrow.types.is_dictionary(kind):
+        try:
+            lengths = pyarrow.compute.binary_length(array.dictionary)
+        except pyarrow.ArrowNotImplementedError:  # not strings: as read
+            return int(array.nbytes)
+        taken = pyarrow.compute.sum(lengths.take(array.indices)).as_py()
+        return (taken or 0) + 8 * len(array)
+    if pyarrow.types.is_struct(kind):
+        return 8 * len(array) + sum(
+            _decoded_bytes(array.field(i)) for i in range(kind.num_fields)
+        )
+    if isinstance(array, (pyarrow.ListArray, pyarrow.LargeListArray)) or (
+        isinstance(array, pyarrow.FixedSizeListArray)
+    ):
+        return 8 * len(array) + _decoded_bytes(array.values)
+    return int(array.nbytes)
+
+
+def _check_decoded_size(table: Any, schema: Any, size: int, where: str) -> None:
+    """Raises `BundleError` where `table` (read with its strings as
+    dictionaries) decodes to more than `parquet_cap`. A column the file
+    itself keeps as a dictionary (a pandas category) stays one, and counts
+    as read."""
+    import pyarrow
+
+    if table.num_columns != len(schema):
+        raise BundleError(
+            f"Cannot read {where}: its schema names {len(schema)} columns, "
+            f"and {table.num_columns} were read. Fix: retrain the bundle."
+        )
+    total = 0
+    for field, column in zip(schema, table.columns, strict=True):
+        if pyarrow.types.is_dictionary(field.type):
+            total += column.nbytes
+        else:
+            total += sum(_decoded_bytes(chunk) for chunk in column.chunks)
+        if total > parquet_cap(size):
+            raise _too_large(where, size, total, "decode to at least")
 
 
 # Checked copies handed to a library that reads only paths (ScaNN) go to

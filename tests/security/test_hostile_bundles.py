@@ -20,6 +20,7 @@ import pytest
 
 from recsys import Bundle
 from recsys.bundles import load_bundle
+from recsys.bundles.tabular import TabularBundle
 from recsys.bundles.two_tower import BundleError
 from recsys.storage.files import BundleFiles
 from recsys.storage.files import file_digests
@@ -707,10 +708,20 @@ def _other_kind(path, trained, kind, users_ids=(1, 2, 3)):
     shutil.copy(os.path.join(trained.path, "preprocessor.json"), path)
     (path / "metrics.json").write_text("{}")
     (path / "model.keras").write_bytes(b"PK not a zip")
+    config = {
+        "tabular": {
+            "data": {"user": "userId", "item": "movieId", "time": "timestamp"},
+            "model": {"kind": "tabular", "task": "binary"},
+        },
+        "text": {
+            "data": {"text": "text", "label": "label"},
+            "model": {"kind": "text"},
+        },
+    }[kind]
     manifest = {
         "format_version": 2,
         "kind": kind,
-        "config": {"data": {"user": "userId", "item": "movieId"}, "model": {}},
+        "config": config,
         "task": "binary",
         "classes": [],
     }
@@ -768,6 +779,289 @@ def test_the_service_and_the_reranker_refuse_hostile_bundles(
     with pytest.raises(BundleError, match="user_history.npy is a symlink"):
         Reranker.load(str(ranker))
     assert not marker.exists()
+
+
+# -- outside audit: sizes, norms and configs a loaded bundle trusted ---------
+
+
+@pytest.mark.parametrize(
+    "version",
+    [
+        "\x1b[31mRED\x1b[0m\n" + "A" * 5_000_000,
+        "v1\nerror: FAKE LOG LINE injected \x1b[31mRED\x1b[0m",
+        "v" * 65,
+        "",
+        "v 1",
+        "v1\u00e9",
+    ],
+    ids=["5MB-escapes", "newline", "65-chars", "empty", "space", "non-ascii"],
+)
+def test_a_long_or_unprintable_version_is_refused(version, copy):
+    # The service puts the version in every answer and log line: 5 MB of it
+    # made a 5 KB batch request answer 1.28 GB; a newline forged log lines.
+    _edit_manifest(copy, _set_entry(("version",), version))
+    with pytest.raises(BundleError, match="version must be 1 to 64") as info:
+        load_bundle(str(copy))
+    message = str(info.value)
+    assert "\n" not in message and "\x1b" not in message
+    assert len(message) < 600
+
+
+@pytest.mark.parametrize("version", ["v2.1", "prod-2026-12-01+fix", "v" * 64])
+def test_a_short_version_renamed_by_hand_loads(version, copy):
+    _edit_manifest(copy, _set_entry(("version",), version))
+    assert load_bundle(str(copy)).version == version
+
+
+def _items_with_titles(path, title, nested=False, **write_options):
+    """items.parquet with every display title replaced by `title` (or by
+    `[title, title]`, a list column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path / "items.parquet")
+    at = table.schema.get_field_index("title")
+    if nested:
+        titles = pa.array([[title] * 2] * table.num_rows, pa.list_(pa.string()))
+    else:
+        titles = pa.array([title] * table.num_rows, pa.string())
+    table = table.set_column(at, "title", titles)
+    pq.write_table(table, path / "items.parquet", **write_options)
+    _resign(path)
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["strings", "lists"])
+def test_a_parquet_dictionary_bomb_is_refused_before_it_is_decoded(
+    nested, copy
+):
+    # The audit's: 9,066 copies of one 50 KB title, stored once (dictionary)
+    # and zstd-compressed: a 27.6 KB file that read into 1.25 GB. Its
+    # footer says 0.14 MB (the pages hold the title once).
+    _items_with_titles(
+        copy, "A" * 50_000, nested, compression="zstd", compression_level=19
+    )
+    assert (copy / "items.parquet").stat().st_size < 200_000
+    message = _load_refused(copy, "items.parquet: its .* bytes decode to")
+    if not nested:
+        assert "453,446,190" in message  # 9,066 x (50,000 + offsets)
+
+
+def test_a_parquet_compression_bomb_is_refused_from_its_footer(
+    copy, monkeypatch
+):
+    import recsys.storage.files as files
+
+    # Pages that decompress to 40 times the file (no dictionary): the
+    # footer says so, and nothing is read.
+    monkeypatch.setattr(files, "PARQUET_SLACK", 0)
+    _items_with_titles(
+        copy, "A" * 4_000, compression="zstd", use_dictionary=False
+    )
+    assert (copy / "items.parquet").stat().st_size < 10**6
+    _load_refused(copy, "items.parquet: its .* bytes decompress to")
+
+
+def test_parquet_rows_of_one_repeated_value_are_counted(
+    trained_bundle, tmp_path, monkeypatch
+):
+    import pandas as pd
+
+    import recsys.storage.files as files
+
+    # Run-length encoded: 5M rows of one id in a few KB, 40 MB read.
+    monkeypatch.setattr(files, "PARQUET_SLACK", 2**20)
+    path = tmp_path / "tabular"
+    _other_kind(path, trained_bundle[0], "tabular")
+    users = pd.DataFrame({"userId": np.ones(5_000_000, np.int64)})
+    users.to_parquet(path / "users.parquet")
+    _resign(path)
+    assert (path / "users.parquet").stat().st_size < 100_000
+    with pytest.raises(BundleError, match="users.parquet: its .* hold rows"):
+        load_bundle(str(path))
+
+
+def test_parquet_tables_read_as_pyarrow_and_pandas_read_them(copy):
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    # Strings are read as dictionaries to be counted, then decoded: the
+    # frame is the one pandas reads (nulls, categories, bytes, many row
+    # groups).
+    n = 50_000
+    items = pd.DataFrame(
+        {
+            "movieId": np.arange(n),
+            "title": [f"Title {i}" for i in range(n)],
+            "genres": np.array(["Comedy", None, "Drama|War"], object)[
+                np.arange(n) % 3
+            ],
+            "kind": pd.Categorical(np.array(["a", "bb"])[np.arange(n) % 2]),
+            "raw": [b"\x00\x01"] * n,
+            "tags": [["a", "bb"], None, []] * (n // 3) + [["c"]] * (n % 3),
+            "year": np.linspace(1900, 2020, n),
+        }
+    )
+    items.to_parquet(copy / "items.parquet", row_group_size=7_000)
+    _resign(copy)
+    files, _ = BundleFiles.open(str(copy), "manifest.json")
+    with files:
+        files.check_files(
+            json.loads((copy / "manifest.json").read_text())["files"],
+            {"items.parquet", *file_digests(copy)},
+            (),
+        )
+        read = files.parquet("items.parquet")
+    expected = pq.read_table(copy / "items.parquet").to_pandas()
+    pd.testing.assert_frame_equal(read, expected, check_exact=True)
+
+
+@pytest.mark.parametrize("name", ["user_embeddings.npy", "item_embeddings.npy"])
+def test_embeddings_whose_scores_overflow_float32_are_refused(
+    name, copy, no_scann_load
+):
+    # Finite, so the NaN check passed, and every score was inf or NaN: the
+    # service answered "score": null in catalog order. Items alone bound
+    # the scores of a query tower's vectors too.
+    array = np.load(copy / name)
+    _save(copy, name, (np.sign(array) * 3e38).astype(np.float32))
+    _load_refused(copy, f"{name} holds vectors of norm up to .* overflow")
+
+
+def test_large_but_sane_embeddings_load(copy):
+    # Norms a thousand times a trained model's: far from the limit.
+    name = "user_embeddings.npy"
+    _save(copy, name, np.load(copy / name) * 1000)
+    bundle = load_bundle(str(copy))
+    _, scores = bundle.recommend([1], k=3, exact=True)
+    assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        ("data", "user"),
+        ("data", "item"),
+        ("model", "query_features"),
+        ("model", "candidate_features"),
+        ("model", "history_length"),
+    ],
+    ids=".".join,
+)
+def test_config_keys_the_loaders_read_must_be_there(keys, copy):
+    # Each loaded, then failed with a bare KeyError: in the query tower,
+    # in RetrievalService ("user").
+    def drop(manifest):
+        del manifest["config"][keys[0]][keys[1]]
+
+    _edit_manifest(copy, drop)
+    message = _load_refused(copy, f"config.{'.'.join(keys)} is missing")
+    assert message.endswith("Fix: retrain the bundle.")
+
+
+@pytest.mark.parametrize(
+    "keys, value, match",
+    [
+        # `recsys index --items` ended in an AttributeError traceback.
+        (("config", "index"), [1, 2], r"\[index\] must be a table"),
+        (("config", "model", "embedding_dim"), "64", "embedding_dim"),
+        (("config", "model", "kind"), "tabular", "config.model.kind is"),
+        (("config", "train", "optimizer"), "lion", "train.optimizer"),
+    ],
+    ids=["index-list", "dim-string", "other-kind", "optimizer"],
+)
+def test_a_config_training_would_refuse_is_refused(keys, value, match, copy):
+    _edit_manifest(copy, _set_entry(keys, value))
+    message = _load_refused(copy, match)
+    assert message.count("Fix:") == 1
+
+
+def test_an_older_config_loads_with_the_defaults_of_newer_keys(copy):
+    from recsys.config import KIND_DEFAULTS
+
+    # Keys added since a bundle was written take their defaults; keys since
+    # removed are dropped (nothing reads them).
+    def older(manifest):
+        config = manifest["config"]
+        del config["index"], config["model"]["history_encoder"]
+        config["data"]["removed_since"] = 1
+        config["old_section"] = {"a": 1}
+
+    _edit_manifest(copy, older)
+    bundle = load_bundle(str(copy))
+    assert bundle.config["index"] == KIND_DEFAULTS["two_tower"]["index"]
+    assert "history_encoder" in bundle.config["model"]
+    assert "removed_since" not in bundle.config["data"]
+    assert "old_section" not in bundle.config
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("num_items", "9066"), ("num_users", 670.5), ("num_users", True)],
+)
+def test_counts_must_be_integers(key, value, copy):
+    _edit_manifest(copy, _set_entry((key,), value))
+    _load_refused(copy, "lacks num_items / num_users")
+
+
+@pytest.mark.parametrize("empty", ["users", "items"])
+def test_an_empty_ranker_table_is_refused(empty, trained_bundle, tmp_path):
+    import pandas as pd
+
+    # `recsys serve --ranker` crashed on it (IndexError in `_rows`).
+    path = tmp_path / "tabular"
+    _other_kind(path, trained_bundle[0], "tabular")
+    column = {"users": "userId", "items": "movieId"}[empty]
+    pd.DataFrame({column: np.zeros(0, np.int64)}).to_parquet(
+        path / f"{empty}.parquet"
+    )
+    _resign(path)
+    with pytest.raises(BundleError, match=f"{empty}.parquet holds no rows"):
+        load_bundle(str(path))
+
+
+@pytest.fixture(scope="module")
+def binary_ranker(tmp_path_factory):
+    """A binary (liked) `TabularBundle` trained in seconds: MovieLens users
+    1-40, one epoch, no baselines."""
+    from recsys import train
+    from recsys.config import load_config
+    from recsys.data.movielens import load_movielens
+
+    frame = load_movielens()
+    frame = frame[frame["userId"] <= 40].reset_index(drop=True)
+    config = load_config(
+        "configs/movielens_liked.toml",
+        ["train.epochs=1", "train.refit=false", "evaluate.baselines=[]"],
+    )
+    path = tmp_path_factory.mktemp("rankers") / "liked"
+    bundle, _ = train(config, str(path), frame=frame, progress=False)
+    return bundle
+
+
+def test_a_config_task_other_than_the_models_is_refused(
+    binary_ranker, tmp_path
+):
+    # A binary model (a sigmoid) under a config saying "regression" was
+    # served without a word; the model's own task is the manifest's.
+    assert binary_ranker.task == "binary"
+    path = tmp_path / "ranker"
+    shutil.copytree(binary_ranker.path, path)
+    _edit_manifest(path, _set_entry(("config", "model", "task"), "regression"))
+    with pytest.raises(BundleError, match="config.model.task is 'regression'"):
+        load_bundle(str(path))
+    lazy = TabularBundle.load(str(path), load_model=False)
+    with pytest.raises(BundleError, match="config.model.task is 'regression'"):
+        lazy.model  # noqa: B018 (builds it)
+
+
+def test_a_manifest_number_past_pythons_digit_limit_is_refused(copy):
+    text = (copy / "manifest.json").read_text()
+    (copy / "manifest.json").write_text(
+        text.replace(
+            '"num_items": ', '"num_items": ' + "9" * 5000 + ', "x": ', 1
+        )
+    )
+    _load_refused(copy, "Cannot read .*manifest.json")
 
 
 # -- the command line ---------------------------------------------------------

@@ -2,6 +2,7 @@
 service running as another user can read a bundle written under umask 022,
 and umask 077 keeps it private (issue #15)."""
 
+import json
 import os
 
 import numpy as np
@@ -49,12 +50,15 @@ def _expected(root, directory_mode, file_mode):
 def _fill(tmp):
     # The ways bundle writers create files: open, NumPy, pandas/Arrow, a
     # subdirectory, and the atomic text write.
-    with open(os.path.join(tmp, "manifest.json"), "w") as f:
-        f.write("{}")
     np.save(os.path.join(tmp, "ids.npy"), np.arange(3))
     pd.DataFrame({"a": [1]}).to_parquet(os.path.join(tmp, "items.parquet"))
     os.makedirs(os.path.join(tmp, "index", "scann"))
     write_text_atomically(os.path.join(tmp, "index", "index.json"), "{}")
+    # Last, listing every file: what makes the directory a bundle to
+    # replace (`atomic_write._is_bundle`).
+    listed = ["ids.npy", "items.parquet", "index/index.json"]
+    with open(os.path.join(tmp, "manifest.json"), "w") as f:
+        f.write(json.dumps({"kind": "test", "files": dict.fromkeys(listed)}))
 
 
 def test_a_written_bundle_follows_the_umask(umask, tmp_path):
