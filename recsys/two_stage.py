@@ -146,13 +146,16 @@ def check_pairing(retriever, ranker):
     if sides is None:
         return
     data = (getattr(retriever, "config", None) or {}).get("data") or {}
+    other = _other_table(data, ranker)
     refused = {}
     for side, (column, ranker_ids) in sides.items():
         ids = getattr(retriever, f"{side}_ids", None)
         if ids is None or not len(ids) or not len(ranker_ids):
             continue
         shared = _shared_ids(ranker_ids, ids)
-        if shared < max(1, MIN_SHARED_IDS * min(len(ids), len(ranker_ids))):
+        if other or shared < max(
+            1, MIN_SHARED_IDS * min(len(ids), len(ranker_ids))
+        ):
             refused[side] = (
                 f"{shared:,} of the bundle's {len(ids):,} {side}s "
                 f"({data.get(side, '?')!r}) are among the ranker's "
@@ -177,6 +180,23 @@ def check_pairing(retriever, ranker):
         )
     with _accepted_lock, contextlib.suppress(TypeError):
         _accepted.setdefault(ranker, weakref.WeakSet()).add(retriever)
+
+
+def _other_table(data, ranker):
+    """Whether the retriever's config (`data`) and the ranker's name other
+    sources and other id columns for every side: tables of small whole
+    numbers as ids (0, 1, 2, ...) share most of them by chance (a
+    synthetic table's `user_id` and MovieLens' `userId` passed the id
+    check), so the names decide there. The same source with renamed
+    columns, or another file of the same columns, is left to the ids."""
+    theirs = (getattr(ranker, "config", None) or {}).get("data") or {}
+    source = data.get("source") or data.get("path")
+    if not source or source == (theirs.get("source") or theirs.get("path")):
+        return False
+    return all(
+        data.get(side) and theirs.get(side) and data[side] != theirs[side]
+        for side in ("user", "item")
+    )
 
 
 class TwoStageRecommender:

@@ -157,3 +157,25 @@ def test_an_accepted_pair_is_not_read_again(monkeypatch):
     with pytest.raises(ValueError):  # another retriever: read, refused
         check_pairing(Retriever(STATES, POLLSTERS), ranker)
     assert calls
+
+
+def test_small_whole_number_ids_of_another_source_and_columns_are_refused():
+    # A synthetic table's users 0-1999 and items 0-999 against MovieLens'
+    # userId 1-671 and movieIds: most ids shared by chance, and accepted.
+    retriever = Retriever(np.arange(1000), np.arange(2000), "artifacts/syn")
+    retriever.config = {
+        "data": {"user": "user_id", "item": "item_id", "source": "shards"}
+    }
+    ranker = Ranker(np.arange(1, 9067), np.arange(1, 672))
+    ranker.config = {
+        "data": {"user": "userId", "item": "movieId", "source": "movielens"}
+    }
+    with pytest.raises(ValueError, match="trained on another table"):
+        check_pairing(retriever, ranker)
+    # The same source, or the same columns: the ids decide, as before.
+    for data in (
+        {"user": "userId", "item": "movieId", "source": "shards"},
+        {"user": "user_id", "item": "item_id", "source": "movielens"},
+    ):
+        ranker.config = {"data": data}
+        check_pairing(retriever, ranker)
