@@ -4,6 +4,7 @@ import asyncio
 import functools
 import logging
 
+import numpy as np
 import orjson
 from fastapi import APIRouter
 from fastapi import Depends
@@ -156,12 +157,23 @@ def _check_rerank(query, settings, reranker, loc=("body",)):
         query.candidates = query.k
 
 
+def _items(ids, scores):
+    """The answer's items: those of a finite score. A score is a float in
+    the schema; a NaN or an infinity (vectors whose dot product overflows,
+    from a tower's weights) would be written as `null`."""
+    scores = np.asarray(scores)
+    finite = np.isfinite(scores)
+    if not finite.all():
+        ids, scores = np.asarray(ids)[finite], scores[finite]
+    return [
+        {"id": str(i), "score": s}
+        for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
+    ]
+
+
 def _body(ids, scores, fallback, version, reranked):
     return {
-        "items": [
-            {"id": str(i), "score": s}
-            for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
-        ],
+        "items": _items(ids, scores),
         "bundle": version,
         "fallback": fallback,
         "reranked": reranked,
@@ -350,10 +362,7 @@ async def similar_items(
         ) from None
     return _json(
         {
-            "items": [
-                {"id": str(i), "score": s}
-                for i, s in zip(ids.tolist(), scores.tolist(), strict=True)
-            ],
+            "items": _items(ids, scores),
             "bundle": service.version,
             "fallback": None,
             "reranked": False,

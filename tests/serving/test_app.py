@@ -474,3 +474,20 @@ def test_a_pointer_outside_the_root_is_refused_alike_whatever_exists(
             resolve_under_root(target, str(root))
         messages.append(str(raised.value))
     assert messages[0] == messages[1]
+
+
+def test_scores_that_are_not_finite_are_not_answered_as_null(trained_bundle):
+    from recsys.serving.service import RetrievalService
+
+    bundle, _ = trained_bundle
+    service = RetrievalService(bundle, precompute_depth=0)
+    ids = service.bundle.item_ids[:3]
+    # As vectors whose dot products overflow float32: NaN and inf.
+    scores = np.array([1.0, np.nan, np.inf], np.float32)
+    service.similar = lambda item_id, k: (ids, scores)
+    app = create_app(bundle.path, settings=Settings(), service=service)
+    with TestClient(app) as client:
+        answer = client.get(f"/v1/items/{ids[0]}/similar", params={"k": 3})
+    # Before: {"score": null} twice, which the schema says is a float.
+    assert answer.status_code == 200
+    assert answer.json()["items"] == [{"id": str(ids[0]), "score": 1.0}]
