@@ -121,6 +121,12 @@ def _unparsed_body(error):
             "request as `/openapi.json` describes it (ids and features are "
             "at most one list deep)."
         )
+    if isinstance(cause, ValueError) and "digits" in str(cause):
+        # Python's limit on the digits of an int it parses (4,300).
+        return (
+            "The body holds a number of more than 4,300 digits, longer than "
+            "any id. Fix: send ids of fewer digits (or as strings)."
+        )
     return None
 
 

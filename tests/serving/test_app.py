@@ -356,6 +356,14 @@ def test_unparsable_bodies_get_400_saying_why(client):
     answer = client.post("/v1/retrieve", content=deep, headers=json_type)
     assert answer.status_code == 400
     assert "nested too deeply" in answer.json()["detail"][0]["msg"]
+    # A number of 5,000 digits: "There was an error parsing the body".
+    answer = client.post(
+        "/v1/retrieve",
+        content=b'{"user_id": ' + b"9" * 5000 + b', "k": 3}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert "more than 4,300 digits" in answer.json()["detail"][0]["msg"]
 
 
 def test_reload_refuses_whatever_a_bundle_raises(
