@@ -19,6 +19,7 @@ The output holds one row per recommended item:
 takes.
 """
 
+import contextlib
 import os
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recsys.data.sources import check_output_file
+from recsys.data.sources import header_separator
 from recsys.data.sources import index_as_columns
 from recsys.data.sources import make_output_folder
 from recsys.logs import progress_bar
@@ -122,6 +124,10 @@ def read_users(
         frame = index_as_columns(pd.read_parquet(path))
     else:
         sep = "\t" if path.lower().endswith((".tsv", ".tsv.gz")) else ","
+        with contextlib.suppress(ValueError):  # empty: said below
+            # A header of `userId;segment` (a spreadsheet's export) was one
+            # column, and its ids never matched: the header's separator.
+            sep = sep if sep == "\t" else header_separator(path)
         try:
             frame = pd.read_csv(
                 path,

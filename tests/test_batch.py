@@ -126,6 +126,12 @@ def test_read_users_from_text_csv_and_parquet(tmp_path):
     np.testing.assert_array_equal(
         read_users(str(table), "userId", like), [2, 7]
     )
+    # A spreadsheet's export: before, "country;userId" was one column, and
+    # "fr;2" an id nobody had.
+    table.write_text("country;userId\nfr;2\nde;7\n")
+    np.testing.assert_array_equal(
+        read_users(str(table), "userId", like), [2, 7]
+    )
 
     parquet = tmp_path / "users.parquet"
     pd.DataFrame({"userId": [3, 1], "other": ["a", "b"]}).to_parquet(parquet)

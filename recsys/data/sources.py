@@ -148,7 +148,7 @@ def csv_layout(
         ValueError: for an empty file, a header naming a column twice, or
             a row of more fields than the header; the message says the fix.
     """
-    found = sep or _header_separator(path)
+    found = sep or header_separator(path)
     options: dict[str, Any] = {} if sep or found == "," else {"sep": found}
     with _explained(path, found):
         head = pd.read_csv(path, nrows=SAMPLE_ROWS, sep=found, dtype=str)
@@ -168,7 +168,7 @@ def csv_layout(
     return options
 
 
-def _header_separator(path: str) -> str:
+def header_separator(path: str) -> str:
     """The separator of a `.csv` file (`SEPARATORS`), from its header line.
 
     The line is read as written (quotes kept, nothing split) by pandas, so
