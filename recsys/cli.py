@@ -71,6 +71,8 @@ def _check_backend(command):
     backend has no gradients, and failed only once the data was read)."""
     import importlib.util
 
+    if command in ("init", "config-schema", "synth"):
+        return  # no model: Keras is never imported
     backend = os.environ.get("KERAS_BACKEND", "jax")
     module = _BACKEND_MODULES.get(backend)
     if module is not None and importlib.util.find_spec(module) is None:
