@@ -359,13 +359,22 @@ def test_repeats_are_counted_on_the_carve_a_trial_is_scored_on(interactions):
     again = frame.assign(item_id=np.where(frame.timestamp % 2, 1, 2))
     _, share = _catalog_and_repeats(config, again)
     assert share == 1.0
-    assert objective_metric(config, 2, share) == "hr@5"
+    # Below the catalog of 2: HR@5 would be 1 for any model.
+    assert objective_metric(config, 2, share) == "hr@1"
 
 
 def test_a_small_catalog_is_judged_on_at_least_five_items(interactions):
+    from recsys.evaluation.retrieval import evaluated_ks
+
     config = _two_tower_config(interactions, "evaluate.ks=[1, 5, 10]")
     assert objective_metric(config, 32) == "hr@5_filtered"
     assert objective_metric(config, 400) == "hr@10_filtered"
+    # 5 items and the default ks: HR@10 was 1 for every epoch and trial
+    # (early stopping kept epoch 1); the k below the catalog is evaluated.
+    config = _two_tower_config(interactions, "evaluate.ks=[10, 50, 100]")
+    assert objective_metric(config, 5) == "hr@4_filtered"
+    assert evaluated_ks([10, 50, 100], 5) == (4, 10, 50, 100)
+    assert evaluated_ks([10, 50, 100], 9066) == (10, 50, 100)
 
 
 def test_a_two_tower_study_tries_its_config_then_without_history(

@@ -114,7 +114,10 @@ def choosing_cutoff(ks: Iterable[int], catalog_size: int | None) -> int:
     The largest of `ks` that is at most a tenth of the catalog, or 5 (the
     smallest otherwise): on 132 items HR@100 is near 1 for any model and
     tells settings apart no more than a coin, and on 32 HR@1 is too few
-    hits to choose by.
+    hits to choose by. Never the catalog's size or more, where HR is 1 for
+    any model (5 items and `ks = [10, 50, 100]`: HR@4; early stopping kept
+    epoch 1 on HR@10's ties), so the run evaluates that k too
+    (`evaluated_ks`).
 
     Args:
         ks: the run's cut-offs (`evaluate.ks`).
@@ -124,9 +127,15 @@ def choosing_cutoff(ks: Iterable[int], catalog_size: int | None) -> int:
         int.
     """
     ks = sorted(ks)
-    if catalog_size is not None:
-        ks = [k for k in ks if k <= max(catalog_size / 10, 5)] or ks[:1]
-    return ks[-1]
+    if catalog_size is None:
+        return ks[-1]
+    ks = [k for k in ks if k <= max(catalog_size / 10, 5)] or ks[:1]
+    return max(1, min(ks[-1], catalog_size - 1))
+
+
+def evaluated_ks(ks: Iterable[int], catalog_size: int) -> tuple[int, ...]:
+    """`ks` and the k that chooses settings (`choosing_cutoff`), sorted."""
+    return tuple(sorted(set(ks) | {choosing_cutoff(ks, catalog_size)}))
 
 
 def popularity_scores(

@@ -38,6 +38,7 @@ from recsys.evaluation.retrieval import REPEATS_NOTED
 from recsys.evaluation.retrieval import choosing_cutoff
 from recsys.evaluation.retrieval import choosing_metric
 from recsys.evaluation.retrieval import evaluate_beside_popularity
+from recsys.evaluation.retrieval import evaluated_ks
 from recsys.evaluation.retrieval import popularity_scores
 from recsys.evaluation.retrieval import ranking_metric_names
 from recsys.evaluation.retrieval import repeat_share
@@ -401,7 +402,7 @@ def evaluate_bundle(
     if train is None or test is None:
         train, test = split_for_evaluation(frame, config)
     train_items = train[data["item"]].to_numpy()
-    ks = tuple(evaluate["ks"])
+    ks = evaluated_ks(evaluate["ks"], len(bundle.item_ids))
     # A bundle written before `evaluate.baselines` existed: popularity only.
     names = [n for n in evaluate.get("baselines", []) if n != "popularity"]
     scorers, details = fit_retrieval_baselines(
