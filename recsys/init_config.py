@@ -1843,9 +1843,8 @@ def _with_guessed_task(config: dict, frame: pd.DataFrame) -> dict:
         return config
     label = config["data"]["label"]  # a column (`with_written_features`)
     task, why = _task(frame[label])
-    warning = label_variants_warning(frame[label], label)
-    if warning:
-        logger.warning("%s", warning)
+    # Label values differing only in case: said by the label check that
+    # follows (`recsys.kinds.tabular.check_label`), once.
     data = config["data"]
     high = _binary_threshold(frame[label], data["label_threshold"])
     if task == "binary" and high is not None:

@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pytest
 
 import recsys
 from recsys.init_config import init_config
@@ -55,7 +56,25 @@ def test_a_task_guessed_at_training_warns_once(caplog):
         }
     )
     assert config["model"]["task"] == "auto"
+    from recsys.kinds.tabular import check_label
+
     with caplog.at_level(logging.WARNING, logger="recsys"):
         filled = with_written_features(config, _loans())
+        check_label(_loans(), filled)
     assert filled["model"]["task"] == "multiclass"
     assert caplog.text.count("differ only in case or surrounding") == 1
+
+
+def test_a_task_written_in_the_config_says_it_too(caplog):
+    # Before: a binary task listed three values and suggested multiclass;
+    # a multiclass one took 'Yes' beside 'yes' as a third class silently.
+    from recsys.kinds.tabular import check_label
+
+    frame = _loans()
+    binary = {"data": {"label": "deny"}, "model": {"task": "binary"}}
+    with pytest.raises(ValueError, match="'No' and 'no'; 'Yes' and 'yes'"):
+        check_label(frame, binary)
+    multiclass = {"data": {"label": "deny"}, "model": {"task": "multiclass"}}
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        check_label(frame, multiclass)
+    assert "differ only in case or surrounding spaces" in caplog.text

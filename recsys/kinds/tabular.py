@@ -38,6 +38,7 @@ from recsys.evaluation.tasks import class_share_metrics
 from recsys.evaluation.tasks import task_metrics
 from recsys.features import Preprocessor
 from recsys.features.numeric_transform import with_chosen_transforms
+from recsys.init_config import label_variants_warning
 from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
@@ -109,14 +110,23 @@ def check_label(frame, config):
     numeric = pd.api.types.is_numeric_dtype(values) or (
         pd.api.types.is_bool_dtype(values)
     )
+    # `Yes` beside `yes`: two classes as written, said whatever the task.
+    variants = label_variants_warning(values, label)
     if task == "binary" and not numeric and values.nunique() != 2:
         raise ValueError(
             f"Label column '{label}' of a binary task holds text with "
             f"{values.nunique()} distinct values, e.g. "
             f"{sorted(values.unique().tolist())[:5]}; text labels must "
-            "have exactly two (the later in sorted order is positive). Fix: "
-            'convert it to 0/1, or set model.task = "multiclass".'
+            "have exactly two (the later in sorted order is positive)."
+            + (
+                f" {variants}"
+                if variants
+                else " Fix: convert it to 0/1, or set model.task = "
+                '"multiclass".'
+            )
         )
+    if variants:
+        logger.warning("%s", variants)
     if task == "regression" and not numeric:
         classes = sorted(values.astype(str).unique().tolist())
         fix = (
