@@ -23,6 +23,7 @@ import pandas as pd
 from recsys.config.common import PLACEHOLDER
 from recsys.config.tabular import usual_baselines
 from recsys.config.two_tower import EARLY_STOPPING_EPOCHS
+from recsys.data.retrieval_inputs import guess_time_format as _time_format
 from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.sources import empty_cells
 from recsys.data.split import COLUMN_VALUES
@@ -140,61 +141,6 @@ def _by_name(columns, patterns, taken=()):
     return None
 
 
-# Layouts of dates as text besides ISO 8601, tried in order; the first that
-# reads every sampled value becomes `data.time_format`. Month first before
-# day first: a table whose days never pass 12 cannot tell them apart.
-_DATE_FORMATS = (
-    "%m/%d/%Y",
-    "%d/%m/%Y",
-    "%Y/%m/%d",
-    "%d.%m.%Y",
-    "%d-%m-%Y",
-    "%m/%d/%y",
-    "%d/%m/%y",
-    "%d.%m.%y",
-    "%B %d, %Y",  # November 16, 2018
-    "%b %d, %Y",  # Nov 16, 2018
-    "%d %B %Y",  # 16 November 2018
-    "%d %b %Y",  # 16 Nov 2018
-)
-_TIME_FORMATS = tuple(
-    date + clock
-    for date in _DATE_FORMATS
-    for clock in ("", " %H:%M", " %H:%M:%S")
-)
-
-
-# The fewest digits a date written as digits alone has (`20240131`).
-DATE_DIGITS = 8
-
-
-def _time_format(series: pd.Series) -> str | None:
-    """How a column holds times: `"ISO8601"` (or datetimes), a strftime
-    layout of `_TIME_FORMATS` for dates as other text, or None."""
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return "ISO8601"
-    if not _is_strings(series):
-        return None
-    sample = series.dropna().astype(str).head(50)
-    if not len(sample):
-        return None
-    short = rf"\d{{1,{DATE_DIGITS - 1}}}"
-    if sample.str.strip().str.fullmatch(short).any():
-        # Digits alone, shorter than `20240131`: pandas reads "0001" (a
-        # zero-padded household id of Ecdat's Cracker) or "2024" as a year.
-        return None
-    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().all():
-        return "ISO8601"
-    # Distinct values, so a later day past the 12th can rule a layout out.
-    values = series.dropna().astype(str).drop_duplicates().head(2000)
-    for layout in _TIME_FORMATS:
-        if pd.to_datetime(sample, errors="coerce", format=layout).isna().any():
-            continue
-        if pd.to_datetime(values, errors="coerce", format=layout).notna().all():
-            return layout
-    return None
-
-
 def _is_time(series: pd.Series) -> bool:
     return _time_format(series) is not None
 
@@ -202,7 +148,7 @@ def _is_time(series: pd.Series) -> bool:
 def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
     """`data.time_format` for a time column of dates not in ISO 8601:
     their layout, or `PLACEHOLDER` beside a value for text in none of
-    `_TIME_FORMATS` (a column named with --time), which training would
+    `TIME_FORMATS` (a column named with --time), which training would
     stop at on its first row."""
     layout = _time_format(frame[time]) if time in frame else None
     if layout == "ISO8601" or time not in frame:

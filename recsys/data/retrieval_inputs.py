@@ -169,6 +169,61 @@ def with_time_column(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
     return frame.assign(**{NO_TIME: 0})
 
 
+# Layouts of dates as text besides ISO 8601, tried in order; the first that
+# reads every sampled value becomes `data.time_format`. Month first before
+# day first: a table whose days never pass 12 cannot tell them apart.
+DATE_FORMATS = (
+    "%m/%d/%Y",
+    "%d/%m/%Y",
+    "%Y/%m/%d",
+    "%d.%m.%Y",
+    "%d-%m-%Y",
+    "%m/%d/%y",
+    "%d/%m/%y",
+    "%d.%m.%y",
+    "%B %d, %Y",  # November 16, 2018
+    "%b %d, %Y",  # Nov 16, 2018
+    "%d %B %Y",  # 16 November 2018
+    "%d %b %Y",  # 16 Nov 2018
+)
+TIME_FORMATS = tuple(
+    date + clock
+    for date in DATE_FORMATS
+    for clock in ("", " %H:%M", " %H:%M:%S")
+)
+
+
+# The fewest digits a date written as digits alone has (`20240131`).
+DATE_DIGITS = 8
+
+
+def guess_time_format(series: pd.Series) -> str | None:
+    """How a column holds times: `"ISO8601"` (or datetimes), a strftime
+    layout of `TIME_FORMATS` for dates as other text, or None."""
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "ISO8601"
+    if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
+        return None
+    sample = series.dropna().astype(str).head(50)
+    if not len(sample):
+        return None
+    short = rf"\d{{1,{DATE_DIGITS - 1}}}"
+    if sample.str.strip().str.fullmatch(short).any():
+        # Digits alone, shorter than `20240131`: pandas reads "0001" (a
+        # zero-padded household id of Ecdat's Cracker) or "2024" as a year.
+        return None
+    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().all():
+        return "ISO8601"
+    # Distinct values, so a later day past the 12th can rule a layout out.
+    values = series.dropna().astype(str).drop_duplicates().head(2000)
+    for layout in TIME_FORMATS:
+        if pd.to_datetime(sample, errors="coerce", format=layout).isna().any():
+            continue
+        if pd.to_datetime(values, errors="coerce", format=layout).notna().all():
+            return layout
+    return None
+
+
 def parse_times(
     frame: pd.DataFrame, time: str, time_format: str = "ISO8601"
 ) -> pd.DataFrame:
@@ -206,14 +261,21 @@ def parse_times(
     try:
         parsed = _to_datetime(column, time_format)
     except (ValueError, TypeError, OverflowError):
+        # The layout that reads them, where one of `TIME_FORMATS` does (a
+        # fixed example, "%d/%m/%Y %H:%M", read no "24/12/2010").
+        found = guess_time_format(column)
+        example = (
+            f'data.time_format = "{found}", which reads them'
+            if found and found != time_format
+            else 'e.g. data.time_format = "%d/%m/%Y %H:%M" (strftime codes)'
+        )
         raise ValueError(
             f"Column '{time}' must hold numbers or datetimes to order "
             f"interactions by, or times as text in the format "
             f"{time_format!r}{_first_unparsed(column, time_format)}. Fix: "
-            "set data.time_format to the format of these times, e.g. "
-            'data.time_format = "%d/%m/%Y %H:%M" (strftime codes), or store '
-            'them as ISO 8601 ("2024-03-01" or "2024-03-01T12:00:00") or as '
-            "numbers."
+            f"set data.time_format to the format of these times, {example}; "
+            'or store them as ISO 8601 ("2024-03-01" or '
+            '"2024-03-01T12:00:00") or as numbers.'
         ) from None
     return frame.assign(**{time: parsed})
 

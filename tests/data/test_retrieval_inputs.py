@@ -118,3 +118,12 @@ def test_a_table_without_its_time_column_is_told_of_an_empty_time():
     frame = pd.DataFrame({"u": [1, 2], "i": [3, 4]})
     with pytest.raises(KeyError, match=r'or data.time = "" for a table'):
         check_interactions(frame, **COLUMNS)
+
+
+def test_a_wrong_time_format_suggests_the_one_that_reads_the_times():
+    # Before: always 'e.g. data.time_format = "%d/%m/%Y %H:%M"', which reads
+    # no "24/12/2010", and again once that was set.
+    frame = pd.DataFrame({"t": ["24/12/2010", "01/02/2011", "13/05/2012"]})
+    for written in ("ISO8601", "%d/%m/%Y %H:%M"):
+        with pytest.raises(ValueError, match='time_format = "%d/%m/%Y", which'):
+            parse_times(frame, "t", written)
