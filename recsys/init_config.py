@@ -1316,6 +1316,18 @@ def _tabular(
         if task != "regression"
         else {}
     )
+    # Dates as text besides the time: one category a day, which held-out
+    # days never match (Stat2Data SuicideChina's `date`, 910 days in 2,571
+    # rows: test AUC 0.9486 with it, 0.9673 without).
+    dates = [
+        c
+        for c in frame.columns
+        if c not in taken
+        and c not in row_ids
+        and _is_strings(kept[c])
+        and kept[c].nunique() > 20
+        and _time_format(kept[c]) is not None
+    ]
     features = [c for c in (user, item) if c in frame] + [
         c
         for c in frame.columns
@@ -1323,6 +1335,7 @@ def _tabular(
         and c not in row_ids
         and c not in constant
         and c not in held
+        and c not in dates
     ]
     lines = _data_lines(source) + [
         _line("user", user, user_note),
@@ -1340,6 +1353,12 @@ def _tabular(
     lines += _left_out(constant, _constant_note(frame, kept))
     for column, why in held.items():
         lines += _left_out([column], why)
+    lines += _left_out(
+        dates,
+        "dates as text of many days: as categories held-out days match "
+        "none (set data.time to split by it, or add its year or month as "
+        "a column)",
+    )
     widths = []
     for column in features:
         is_id = column in (user, item)

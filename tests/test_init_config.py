@@ -1440,3 +1440,31 @@ def test_a_text_id_is_a_column_named_id_of_distinct_values():
     for other in (repeated, paid):
         written = tomllib.loads(init_config("text", frame=other))
         assert written["data"]["id"] == ""
+
+
+def test_dates_as_text_besides_the_time_are_left_out_of_the_features():
+    # Stat2Data SuicideChina's `date` (910 days in 2,571 rows), in the
+    # shortest config (no data.time), was one category a day: test AUC
+    # 0.9486 with it, 0.9673 without.
+    from recsys.init_config import with_written_features
+
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2010-01-01", periods=300).strftime("%d/%m/%Y")
+    frame = pd.DataFrame(
+        {
+            "date": rng.choice(days, 600),
+            "age": rng.integers(15, 90, 600),
+            "died": rng.choice(["yes", "no"], 600),
+        }
+    )
+    config = recsys.load_config(
+        {
+            "data": {"source": "s.tsv", "label": "died"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    filled = with_written_features(config, frame)
+    assert filled["model"]["features"] == ["age"]
+    # A few dates (months) stay categories.
+    months = frame.assign(date=rng.choice(days[:12], 600))
+    assert "date" in with_written_features(config, months)["model"]["features"]
