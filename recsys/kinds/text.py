@@ -134,6 +134,19 @@ def split_rows(
             f"check data.id ({data['id']!r}) and data.test_suffixes / "
             "data.validation_suffixes"
         )
+        if data["id"] and data["id"] in frame:
+            ends = frame[data["id"]].astype(str).str[-1:]
+            if not ends.isin(
+                [str(s)[-1:] for s in data["test_suffixes"]]
+            ).any():
+                # Baker names as ids: no id ends in a test suffix's digit.
+                fix = (
+                    f"no value of data.id ({data['id']!r}, e.g. "
+                    f"{str(frame[data['id']].iloc[0])!r}) ends in a "
+                    f"test suffix {list(data['test_suffixes'])}: the id "
+                    'must be a row number. Set data.id = "" (the row '
+                    'number), or data.split = "random"'
+                )
     else:
         rule = split_rule(data, texts=True)
         holdout, carve = rule.hold_out, rule.carve

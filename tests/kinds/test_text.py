@@ -417,3 +417,14 @@ def test_a_config_without_a_text_table_measures_the_texts(tmp_path):
     assert table["kind"] == "text" and table["sequence_length"] >= 5
     assert bundle.predict(["sunny happy"]).shape == (1,)
     assert metrics["test"]["auc"] > 0.9
+
+
+def test_an_id_that_is_no_row_number_says_so():
+    from recsys.kinds.text import split_rows
+
+    # Baker names as data.id: "The test split ... is empty", and no why.
+    frame = _toy_frame(40).assign(
+        baker=[f"Baker {chr(65 + i % 20)}" for i in range(40)]
+    )
+    with pytest.raises(ValueError, match=r"no value of data.id \('baker'"):
+        split_rows(frame, _toy_config("data.id=baker"))
