@@ -464,7 +464,10 @@ def cmd_score(args):
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    print(f"scored {rows:,} rows into {paths['output']}")
+    # A binary task of a text label writes one `score`: whose probability.
+    classes = list(getattr(bundle, "classes", None) or [])
+    which = f" (score = p({classes[1]!r}))" if len(classes) == 2 else ""
+    print(f"scored {rows:,} rows into {paths['output']}{which}")
     return 0
 
 

@@ -185,3 +185,22 @@ def test_scores_are_not_written_into_the_bundle(
     assert main(["score", bundle.path, str(tmp_path / "in.csv"), inside]) == 1
     assert "is inside the bundle" in capsys.readouterr().err
     assert pathlib.Path(inside).read_bytes() == before
+
+
+def test_a_binary_text_label_says_whose_probability_score_is(
+    monkeypatch, capsys
+):
+    import types
+
+    import recsys.bundles
+    import recsys.scoring
+
+    # Before: "scored 6 rows" beside a `score` of 'Yes' or of 'No' unsaid.
+    bundle = types.SimpleNamespace(classes=["No", "Yes"])
+    monkeypatch.setattr(recsys.bundles, "load_bundle", lambda path: bundle)
+    monkeypatch.setattr(recsys.scoring, "score_file", lambda *a, **k: 6)
+    assert main(["score", "b", "in.csv", "out.csv", "-q"]) == 0
+    assert (
+        "scored 6 rows into out.csv (score = p('Yes'))"
+        in capsys.readouterr().out
+    )
