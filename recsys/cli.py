@@ -282,6 +282,15 @@ def cmd_recommend(args):
             "interactions)"
         )
         print(f"user {user!r} is not in this bundle: showing {shown}.")
+        plain = str(user).lstrip("0")
+        if (
+            bundle.user_ids.dtype.kind in "iu"
+            and plain != str(user)
+            and plain
+            and bundle.user_rows([plain])[0] >= 0
+        ):
+            # `02` for the id 2 of a bundle whose ids are numbers.
+            print(f"(user {plain!r} is: the ids are numbers here.)")
     if len(ids) < min(args.k, len(bundle.item_ids)):
         left = f"all but {len(ids):,} of" if len(ids) else "every one of"
         print(

@@ -65,7 +65,13 @@ def test_cli_recommend_prints_titles(trained_bundle, capsys):
 def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
     bundle, _ = trained_bundle
     assert main(["recommend", bundle.path, "--user", "nobody", "-k", "2"]) == 0
-    assert "not in this bundle" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not in this bundle" in out and "ids are numbers" not in out
+    # A spelling with zeros of a known number: said.
+    assert main(["recommend", bundle.path, "--user", "042", "-k", "2"]) == 0
+    assert (
+        "(user '42' is: the ids are numbers here.)" in capsys.readouterr().out
+    )
 
 
 def test_cli_evaluate_reproduces_training_metrics(second_bundle, capsys):
