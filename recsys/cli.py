@@ -55,14 +55,8 @@ def _sigterm_as_exit():
             signal.signal(stop, handler)
 
 
-# Keras backends and the module each needs.
-_BACKEND_MODULES = {
-    "jax": "jax",
-    "tensorflow": "tensorflow",
-    "torch": "torch",
-    "openvino": "openvino",
-    "numpy": "numpy",
-}
+# Keras backends, each named as the module it needs.
+_BACKENDS = ("jax", "tensorflow", "torch", "openvino", "numpy")
 
 
 def _check_backend(command):
@@ -74,12 +68,11 @@ def _check_backend(command):
     if command in ("init", "config-schema", "synth"):
         return  # no model: Keras is never imported
     backend = os.environ.get("KERAS_BACKEND", "jax")
-    module = _BACKEND_MODULES.get(backend)
-    if module is not None and importlib.util.find_spec(module) is None:
+    if backend in _BACKENDS and importlib.util.find_spec(backend) is None:
         raise ValueError(
-            f"KERAS_BACKEND={backend} needs {module}, which is not "
+            f"KERAS_BACKEND={backend} needs {backend}, which is not "
             "installed. Fix: unset KERAS_BACKEND (recsys runs on JAX), or "
-            f"install {module}."
+            f"install {backend}."
         )
     if backend in ("numpy", "openvino") and command in ("train", "tune"):
         raise ValueError(

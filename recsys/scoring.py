@@ -114,14 +114,15 @@ def _batches(path, batch_size):
     # is unknown (the bar counts rows as they come). The file is read as
     # training read its table: its separator, decimal mark and code columns
     # (`csv_layout`), so `0042` stays the id it was trained as.
-    layout = csv_layout(path, "\t" if form == ".tsv" else None)
+    sep = "\t" if form == ".tsv" else None
+    layout = csv_layout(path, sep)
     block_size = max(batch_size * 64, 1 << 20)
     with _unparsed_rows(path):  # the first block is read here
         reader = pv.open_csv(
             path,
             read_options=pv.ReadOptions(block_size=block_size),
             parse_options=pv.ParseOptions(
-                delimiter=layout.get("sep", "\t" if form == ".tsv" else ",")
+                delimiter=layout.get("sep", sep or ",")
             ),
             convert_options=pv.ConvertOptions(
                 column_types=dict.fromkeys(

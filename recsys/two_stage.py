@@ -119,20 +119,21 @@ def _ranker_vocabularies(ranker):
 def check_pairing(retriever, ranker):
     """Raises a `ValueError` when `ranker` was trained on another table.
 
-    The ranker looks each candidate (and user) up by id in the tables it
-    was trained on; an id it never saw gets its unknown-id inputs, so a
-    ranker of another table's ids scores every candidate of a user alike,
-    and silently. Compared: the retrieval catalog against the ranker's item
+    The ranker looks each candidate (and user) up by id in the tables it was
+    trained on; an id it never saw gets its unknown-id inputs, so a ranker
+    of another table's ids scores every candidate of a user alike, and
+    silently. Compared: the retrieval catalog against the ranker's item
     table where the ranker reads item columns; the retrieval bundle's users
     against the ranker's user table where it reads user columns (or
     histories). A side is refused when the ids both hold are fewer than
-    `MIN_SHARED_IDS` of the smaller vocabulary, or none (a ranker of a
-    slice of the table knows a small share of a big catalog, all of its
-    own ids). Hashed or exact, a ranker's tables hold every id it was
-    trained on, so both are compared. A ranker or retriever without id
-    tables (as the service's per-request scorer) has nothing to compare
-    and is accepted, and so is a side either holds no id of. A pair once
-    accepted is not read again.
+    `MIN_SHARED_IDS` of the smaller vocabulary, or none (a ranker of a slice
+    of the table knows a small share of a big catalog, all of its own ids),
+    and every side when the two configs name other sources and other id
+    columns (`_other_table`). Hashed or exact, a ranker's tables hold every
+    id it was trained on, so both are compared. A ranker or retriever
+    without id tables (as the service's per-request scorer) has nothing to
+    compare and is accepted, and so is a side either holds no id of. A pair
+    once accepted is not read again.
 
     Args:
         retriever: a two-tower `recsys.Bundle` (`item_ids`, `user_ids`).

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.storage.files import UNPACKED_SLACK
 from recsys.storage.files import BundleError
 
 logger = logging.getLogger(__name__)
@@ -51,9 +52,6 @@ JOIN_TIMEOUT = 900.0
 # The smallest region: room for a `FAILED` state and its error, for a file
 # whose weights cannot be sized (the helper's load says why).
 MIN_CAPACITY = ALIGN * 64
-# Bytes beyond twice its size a `.keras` file may unpack to (as
-# `recsys.storage.files` allows): the most a region is sized for.
-UNPACKED_SLACK = 64 << 20
 
 
 def describe_error(error: BaseException) -> str:

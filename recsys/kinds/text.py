@@ -135,10 +135,8 @@ def split_rows(
             "data.validation_suffixes"
         )
         if data["id"] and data["id"] in frame:
-            ends = frame[data["id"]].astype(str).str[-1:]
-            if not ends.isin(
-                [str(s)[-1:] for s in data["test_suffixes"]]
-            ).any():
+            ids = frame[data["id"]].astype(str)
+            if not ids.str.endswith(tuple(data["test_suffixes"])).any():
                 # Baker names as ids: no id ends in a test suffix's digit.
                 fix = (
                     f"no value of data.id ({data['id']!r}, e.g. "

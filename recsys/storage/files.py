@@ -743,8 +743,7 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
 
     import recsys.models  # noqa: F401  (registers the classes)
 
-    _check_unpacked_size(data, name)
-    _check_declared_sizes(data, name)
+    _check_keras_zip(data, name)
     private = tempfile.mkdtemp(prefix="recsys-model-")
     try:
         path = os.path.join(private, "model.keras")
@@ -778,23 +777,37 @@ def load_keras_bytes(data: bytes | bytearray, name: str) -> Any:
 UNPACKED_SLACK = 64 * 2**20
 
 
-def _check_unpacked_size(data: bytes | bytearray, name: str) -> None:
-    """Raises `BundleError` where a `.keras` zip unpacks to more than twice
-    its size plus `UNPACKED_SLACK` (or is no zip: Keras says so)."""
+def _check_keras_zip(data: bytes | bytearray, name: str) -> None:
+    """Raises `BundleError` where a `.keras` zip would harm the process
+    Keras unpacks and builds it in: one that unpacks to more than twice
+    its size plus `UNPACKED_SLACK` (a zip bomb), or whose config declares
+    layers larger than its weights could hold (`_check_declared_sizes`).
+    A file that is no zip, or lacks its config, is left to Keras, whose
+    error names what is wrong."""
     import zipfile
 
+    limit = 2 * len(data) + UNPACKED_SLACK
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            unpacked = sum(info.file_size for info in archive.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return  # Keras' own error names what is wrong with the file
-    if unpacked > 2 * len(data) + UNPACKED_SLACK:
+            infos = archive.infolist()
+            unpacked = sum(info.file_size for info in infos)
+            # A bomb's config is not read: that is what it would unpack.
+            config = (
+                None
+                if unpacked > limit
+                else json.loads(archive.read("config.json"))
+            )
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, RecursionError):
+        return
+    if unpacked > limit:
         raise BundleError(
             f"Cannot load the model {name}: its {len(data):,} bytes unpack "
             f"to {unpacked:,} (a .keras file written by Keras unpacks to "
             "about its size). Fix: retrain the bundle; do not serve a file "
             "of unknown origin."
         )
+    weights = sum(i.file_size for i in infos if i.filename.endswith(".h5"))
+    _check_declared_sizes(config, weights, name)
 
 
 # The largest number a `.keras` config may give a layer's size (units,
@@ -811,27 +824,15 @@ MAX_DECLARED_PRODUCT = 2**48
 _NOT_SIZES = frozenset({"seed", "salt"})
 
 
-def _check_declared_sizes(data: bytes | bytearray, name: str) -> None:
+def _check_declared_sizes(config: Any, weights: int, name: str) -> None:
     """Raises `BundleError` where a `.keras` config declares a layer larger
-    than its file could hold, before Keras builds (allocates) it.
+    than its `weights` bytes could hold, before Keras builds (allocates) it.
 
     A layer of N units or N rows stores at least N weights, so no size of
     a model Keras saved exceeds the bytes of its weights file (nor 2**24,
     a floor for models of few weights): a config edited to declare
     2,000,000,000 x 2,000,000,000 embeddings aborted a serving process.
     """
-    import zipfile
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights = sum(
-                info.file_size
-                for info in archive.infolist()
-                if info.filename.endswith(".h5")
-            )
-    except (zipfile.BadZipFile, OSError, ValueError, KeyError, RecursionError):
-        return  # Keras' own error names what is wrong with the file
     bound = min(MAX_DECLARED_SIZE, max(2**24, weights))
     for layer, key, value, product in _declared_sizes(config):
         if value > bound or product > MAX_DECLARED_PRODUCT:
