@@ -338,7 +338,10 @@ def consistent(
     so its encoder is `"mean"` and its history `"latest"`; and its query
     tower keeps the config's own features (without the user column it would
     read nothing). A profile history (`model.history = "profile"`) has no
-    order, so its encoder is `"mean"` too.
+    order, so its encoder is `"mean"` too. Settings the others leave unread
+    (`unread`: the cross layers of an interaction other than `"dcn"`, the
+    convolution of a text architecture without one) keep the config's own
+    values, so `best.toml` holds no draw that trained nothing.
 
     Args:
         params: dict. `"section.key"` -> value.
@@ -347,6 +350,14 @@ def consistent(
     Returns:
         dict. `params`, fixed where needed.
     """
+    if config is not None and unread(params, config):
+        params = {
+            **params,
+            **{
+                name: _config_value(config, name)
+                for name in unread(params, config)
+            },
+        }
     if params.get("model.history") == "profile" and params.get(
         "model.history_length"
     ):
@@ -364,6 +375,33 @@ def consistent(
     if config is not None and fixed.get("model.query_features") == []:
         fixed["model.query_features"] = config["model"]["query_features"]
     return fixed
+
+
+def unread(params: dict[str, Any], config: dict | None = None) -> list[str]:
+    """The settings of `params` that its other settings leave unread.
+
+    Args:
+        params: dict. `"section.key"` -> value.
+        config: dict or None. The config searched, for the settings
+            `params` leaves out.
+
+    Returns:
+        list. Names of `params`: `model.num_cross_layers` under an
+        interaction other than `"dcn"`; `model.conv_filters` and
+        `model.kernel_size` under a text architecture without `conv1d`.
+    """
+    model = {**(config or {}).get("model", {})}
+    model.update(
+        (name.split(".")[1], value)
+        for name, value in params.items()
+        if name.startswith("model.")
+    )
+    names = []
+    if model.get("interaction", "dcn") != "dcn":
+        names.append("model.num_cross_layers")
+    if "conv1d" not in model.get("architecture", "conv1d"):
+        names += ["model.conv_filters", "model.kernel_size"]
+    return [name for name in names if name in params]
 
 
 @dataclasses.dataclass
@@ -1296,7 +1334,9 @@ def _trials_table(study, space, config):
         row = {"trial": trial.number, "state": trial.state.name}
         # The settings the trial trained with (`consistent`), not the draws.
         params = {n: _value(trial.params.get(n)) for n in space}
-        row.update(_trial_params(params, trial, config))
+        settings = _trial_params(params, trial, config)
+        # Blank where the trial did not read it (an MLP's cross layers).
+        row.update({**settings, **dict.fromkeys(unread(settings, config))})
         row["value"] = trial.value
         # Where a kind reports epochs: the last one reported and its value
         # (a pruned trial's last word).

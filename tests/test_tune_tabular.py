@@ -8,6 +8,7 @@ import pytest
 from recsys import load_config
 from recsys.tune import Choice
 from recsys.tune import Range
+from recsys.tune import consistent
 from recsys.tune import objective_metric
 from recsys.tune import search_space
 from recsys.tune import tune
@@ -189,3 +190,24 @@ def test_a_trial_that_diverges_is_pruned_and_the_search_goes_on(
     states = result.trials.set_index("train.learning_rate")["state"]
     assert states.to_dict() == {0.05: "COMPLETE", 1e9: "PRUNED"}
     assert result.best_params == {"train.learning_rate": 0.05}
+
+
+def test_settings_a_trial_does_not_read_keep_the_configs_values(
+    xor_table, tmp_path
+):
+    # An MLP has no cross layers: a drawn depth would train nothing, so the
+    # table leaves it blank and the chosen config keeps its own.
+    config = _config(xor_table)
+    config["model"].update(interaction="mlp", num_cross_layers=2)
+    space = {
+        "model.num_cross_layers": Range(3, 4, integer=True),
+        "train.learning_rate": Range(0.01, 0.1, log=True),
+    }
+    result = _two_trials(config, space, tmp_path)
+    assert result.trials["model.num_cross_layers"].isna().all()
+    assert result.config["model"]["num_cross_layers"] == 2
+    assert consistent({"model.num_cross_layers": 4}, config) == {
+        "model.num_cross_layers": 2
+    }
+    dcn = {"model.interaction": "dcn", "model.num_cross_layers": 4}
+    assert consistent(dcn, config) == dcn
