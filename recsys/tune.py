@@ -651,10 +651,9 @@ def _search(
     # A tabular or text config without feature tables: init's, searched
     # and written out in best.toml.
     config = with_written_features(config, frame)
-    metric = metric or objective_metric(
-        config, *_catalog_and_repeats(config, frame)
-    )
-    _check_metric(config, metric)
+    catalog_size, repeat_share = _catalog_and_repeats(config, frame)
+    metric = metric or objective_metric(config, catalog_size, repeat_share)
+    _check_metric(config, metric, catalog_size)
     if time_budget is not None and not time_budget > 0:
         raise ValueError(
             f"--time-budget must be a positive number of seconds. Received: "
@@ -1195,9 +1194,10 @@ def _value(stored):
     return stored
 
 
-def _check_metric(config, metric):
+def _check_metric(config, metric, catalog_size=None):
     """Raises `ValueError` for a metric the config's trials do not report,
     before the first trial trains (and before the study records it)."""
+    from recsys.evaluation.retrieval import evaluated_ks
     from recsys.evaluation.retrieval import metric_names
     from recsys.evaluation.retrieval import ranking_metric_names
     from recsys.evaluation.tasks import TASK_METRICS
@@ -1205,6 +1205,10 @@ def _check_metric(config, metric):
     model = config["model"]
     if model["kind"] == "two_tower":
         ks = tuple(config["evaluate"]["ks"])
+        if catalog_size is not None:
+            # Training adds the k that chooses below the catalog (HR@3 of
+            # 4 items, where `evaluate.ks` are 1 by construction).
+            ks = evaluated_ks(ks, catalog_size)
         known = metric_names(ks) + ranking_metric_names(ks)
     elif model["kind"] == "tabular":
         known = list(

@@ -377,6 +377,28 @@ def test_a_small_catalog_is_judged_on_at_least_five_items(interactions):
     assert evaluated_ks([10, 50, 100], 9066) == (10, 50, 100)
 
 
+def test_a_catalog_below_every_k_is_tuned_on_the_k_training_adds(
+    interactions, tmp_path
+):
+    # 4 items and the default ks: tune refused its own default metric
+    # (HR@3, which training evaluates beside evaluate.ks) before any trial.
+    frame = pd.read_csv(interactions)
+    frame["item_id"] %= 4
+    config = _two_tower_config(
+        interactions, "evaluate.ks=[10, 50, 100]", "train.epochs=1"
+    )
+    result = tune(
+        config,
+        str(tmp_path),
+        trials=1,
+        frame=frame,
+        final=False,
+        progress=False,
+    )
+    assert result.metric.startswith("hr@3")
+    assert 0.0 < result.best_value < 1.0
+
+
 def test_a_two_tower_study_tries_its_config_then_without_history(
     interactions, tmp_path
 ):
