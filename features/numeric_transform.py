@@ -27,6 +27,38 @@ from recsys.features.specs import NumericFeature
 # columns above it logged), never on a test split.
 SKEW_FOR_LOG = 2.0
 
+UNIX_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+def as_numbers(values: Any) -> pd.Series:
+    """`values` as numbers; what is not a number becomes NaN.
+
+    Datetimes (any resolution, time zone or backend) become Unix seconds:
+    pandas' own numbers for them are ticks of the column's resolution (the
+    same instant is 1e9 times larger as `datetime64[ns]` than as
+    `datetime64[s]`), and pyarrow's timestamps are no numbers to it at
+    all. Seconds also match a table's Unix-time integers (MovieLens'
+    `timestamp`), so a model trained on either reads the other.
+
+    Args:
+        values: array-like.
+
+    Returns:
+        Series of numbers, NaN where a value is missing or not a number.
+
+    Example:
+
+    ```python
+    as_numbers(pd.to_datetime(["1970-01-02"]))   # [86400.0]
+    ```
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(series.dtype):
+        # Naive times are taken as UTC, as pandas' ticks took them.
+        stamps = pd.to_datetime(series, utc=True)
+        return (stamps - UNIX_EPOCH) / pd.Timedelta(seconds=1)
+    return pd.to_numeric(series, errors="coerce")
+
 
 def choose_numeric_transform(values: Any) -> str:
     """`"log"` for a heavy-tailed column of non-negative numbers, else
@@ -45,8 +77,7 @@ def choose_numeric_transform(values: Any) -> str:
     choose_numeric_transform([1, 1, 2, 1, 3, 1, 400])   # "log"
     ```
     """
-    x = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
-    x = x.astype(np.float64)
+    x = as_numbers(values).dropna().astype(np.float64)
     if len(x) < 3 or bool((x < 0).any()):
         return "standardize"
     skew = float(x.skew())

@@ -27,6 +27,7 @@ from recsys.features.hashing import colliding_share
 from recsys.features.hashing import multi_hash
 from recsys.features.hashing import recommended_buckets
 from recsys.features.hashing import stable_hash
+from recsys.features.numeric_transform import as_numbers
 from recsys.features.specs import BucketizedFeature
 from recsys.features.specs import CategoricalFeature
 from recsys.features.specs import FeatureSpec
@@ -604,7 +605,7 @@ class Preprocessor:
     def _numeric(series: pd.Series, name: str) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.to_numpy(dtype=np.float64)
-        numbers = pd.to_numeric(series, errors="coerce")
+        numbers = as_numbers(series)
         bad = numbers.isna() & series.notna()
         if bool(bad.any()):
             examples = series[bad].unique()[:5].tolist()

@@ -3,9 +3,13 @@ training values."""
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pytest
 
 from recsys.features import CategoricalFeature
 from recsys.features import NumericFeature
+from recsys.features import Preprocessor
+from recsys.features.numeric_transform import as_numbers
 from recsys.features.numeric_transform import choose_numeric_transform
 from recsys.features.numeric_transform import with_chosen_transforms
 
@@ -70,3 +74,29 @@ def test_a_column_with_empty_training_cells_gets_a_missing_indicator():
     }
     chosen = with_chosen_transforms(specs, tables, frame)
     assert [s.missing for s in chosen] == ["indicator", "mean", "mean"]
+
+
+def test_datetimes_are_read_as_unix_seconds_whatever_their_unit_or_zone():
+    # Pandas' own numbers for datetimes are ticks of the column's unit: a
+    # model trained on microseconds and given nanoseconds (or pyarrow's
+    # timestamps, no numbers to pandas) predicted nonsense, silently.
+    instants = pd.Series(pd.to_datetime(["2020-01-01", "2021-06-01", None]))
+    seconds = [1577836800.0, 1622505600.0]
+    frame = pd.DataFrame({"when": instants.astype("datetime64[us]")})
+    pre = Preprocessor(features=[NumericFeature("when")]).fit(frame)
+    expected = pre.transform(frame)["when"]
+    for column in (
+        instants.astype("datetime64[s]"),
+        instants.astype("datetime64[ns]"),
+        instants.dt.tz_localize("UTC").dt.tz_convert("Europe/Paris"),
+        instants.astype(pd.ArrowDtype(pa.timestamp("us"))),
+        pd.Series(seconds + [None]),  # Unix-time integers, as MovieLens'
+    ):
+        assert as_numbers(column).tolist()[:2] == seconds
+        np.testing.assert_array_equal(
+            pre.transform(pd.DataFrame({"when": column}))["when"], expected
+        )
+    arrow = instants.astype(pd.ArrowDtype(pa.timestamp("us", tz="UTC")))
+    assert Preprocessor(features=[NumericFeature("when")]).fit(
+        pd.DataFrame({"when": arrow})
+    ).stats_["when"]["mean"] == pytest.approx(sum(seconds) / 2)
