@@ -214,6 +214,7 @@ class NumericFeature(FeatureSpec):
 
     Nulls are imputed with the training mean (0 after standardization), or
     kept as NaN for a model that reads them (`missing="indicator"`).
+    Datetimes are read as Unix seconds, whatever their resolution or zone.
 
     Attributes:
         name: str. Column name in the input frame.

@@ -34,6 +34,7 @@ from recsys.data.sources import check_output_file
 from recsys.data.sources import header_separator
 from recsys.data.sources import index_as_columns
 from recsys.data.sources import make_output_folder
+from recsys.errors import positive_int
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -45,16 +46,6 @@ DEFAULT_CHUNK = 4096
 # have seen): one heavy user no longer makes every query in the chunk
 # fetch thousands of neighbours (4x the users/s on MovieLens).
 GROUP = 256
-
-
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        value = None
-    if value is None or value < 1:
-        raise ValueError(
-            f"`{name}` must be a positive integer. Received: {name}={value!r}"
-        )
-    return int(value)
 
 
 def _like_bundle_ids(values: pd.Series, ids: np.ndarray) -> np.ndarray:
@@ -266,8 +257,8 @@ def recommend_all(
             "batch recommendations need a two-tower bundle (model.kind = "
             '"two_tower").'
         )
-    k = _positive_int(k, "k")
-    chunk = _positive_int(chunk, "chunk")
+    k = positive_int(k, "k")
+    chunk = positive_int(chunk, "chunk")
     if not str(output).lower().endswith(".parquet"):
         raise ValueError(
             f"The output file must end in .parquet. Received: {output!r}"

@@ -29,6 +29,7 @@ from recsys.bundles.two_tower import open_bundle
 from recsys.bundles.two_tower import read_preprocessor
 from recsys.bundles.two_tower import write_atomically
 from recsys.bundles.two_tower import write_manifest
+from recsys.errors import positive_int
 from recsys.features import canonical_strings
 from recsys.names import HISTORY
 from recsys.storage.files import load_keras_bytes
@@ -341,6 +342,7 @@ class TabularBundle(ManifestProperties):
             positive-class probabilities (binary); `(n, num_classes)` class
             probabilities (multiclass, in the order of `classes`).
         """
+        batch_size = positive_int(batch_size, "batch_size")
         arrays = self.preprocessor.transform(frame)
         if self.user_history is not None:
             arrays[HISTORY] = self._histories(frame)

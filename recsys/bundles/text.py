@@ -19,6 +19,7 @@ from recsys.bundles.two_tower import read_preprocessor
 from recsys.bundles.two_tower import write_atomically
 from recsys.bundles.two_tower import write_manifest
 from recsys.data.texts import check_texts
+from recsys.errors import positive_int
 from recsys.evaluation.classification import class_probabilities
 from recsys.storage.files import BundleError
 from recsys.storage.files import load_keras_bytes
@@ -136,6 +137,7 @@ class TextBundle(ManifestProperties):
             texts: see `token_ids`.
             batch_size: int. Texts per model call.
         """
+        batch_size = positive_int(batch_size, "batch_size")
         ids = self.token_ids(texts)
         if not len(ids):
             return np.zeros((0, len(self.classes)), np.float32)
@@ -198,8 +200,7 @@ def similar_words(bundle, word, k=10):
     similar_words(TextBundle.load("artifacts/tweets_text"), "crooked", 5)
     ```
     """
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"`k` must be a positive integer. Received: {k!r}")
+    k = positive_int(k, "k")
     if not callable(getattr(bundle, "word_vectors", None)):
         raise TypeError(
             "similar_words reads a text bundle's word vectors. Received: "

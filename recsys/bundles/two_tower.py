@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.common import MAX_HISTORY
+from recsys.errors import positive_int
 from recsys.features import Preprocessor
 from recsys.features import canonical_string
 from recsys.features import canonical_strings
@@ -989,6 +990,7 @@ class Bundle(ManifestProperties):
             self.config["index"],
             progress=False,
             queries=arrays["user_embeddings"],
+            seen=(arrays["seen_indptr"], arrays["seen_items"]),
         )
         # No `files`: that list describes the directory it was read from.
         manifest = {
@@ -1129,10 +1131,7 @@ class Bundle(ManifestProperties):
             original item ids and float32 scores. If fewer than `k` items are
             left, the rest is padded with id -1 (or "") and score -inf.
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(
-                f"`k` must be a positive integer. Received: k={k!r}"
-            )
+        k = positive_int(k, "k")
         _check_user_list(user_ids)
         k = min(int(k), len(self.item_ids))
         rows = self.user_rows(user_ids)
@@ -1179,10 +1178,7 @@ class Bundle(ManifestProperties):
             `(ids, scores)`, 1-D arrays of length `k` (or of every other
             item, for a `k` as large as the catalog).
         """
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise ValueError(
-                f"`k` must be a positive integer. Received: k={k!r}"
-            )
+        k = positive_int(k, "k")
         row = self.item_rows([item_id])[0]
         if row < 0:
             raise KeyError(f"Unknown item id {item_id!r}.")

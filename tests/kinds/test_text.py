@@ -135,6 +135,10 @@ def test_bad_texts_get_clear_errors(tweets_bundle):
         bundle.predict(["fine", 3.5])
     with pytest.raises(KeyError, match="'text'"):
         bundle.predict(pd.DataFrame({"body": ["x"]}))
+    with pytest.raises(ValueError, match="`batch_size` must be a positive"):
+        bundle.predict(["fine"], batch_size=-1)
+    # Refused before Keras: the bundle predicts on.
+    assert bundle.predict(["fine"]).shape == (1,)
 
 
 @pytest.mark.parametrize("architecture", TEXT_ARCHITECTURES)

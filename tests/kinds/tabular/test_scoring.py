@@ -205,6 +205,19 @@ def test_predict_from_several_threads_matches_one_thread(
         np.testing.assert_array_equal(result, expected)
 
 
+@pytest.mark.parametrize("batch_size", [-1, 0, 2.5, True])
+def test_a_bad_batch_size_is_refused_and_the_bundle_predicts_on(
+    rating_run, small_frame, batch_size
+):
+    # Keras given -1 failed with an UnboundLocalError and left the bundle
+    # unable to predict again ("'NoneType' object is not callable").
+    bundle, _ = rating_run
+    rows = small_frame.iloc[:8]
+    with pytest.raises(ValueError, match="`batch_size` must be a positive"):
+        bundle.predict(rows, batch_size=batch_size)
+    assert bundle.predict(rows).shape == (8,)
+
+
 def test_loading_a_tabular_bundle_imports_no_tensorflow(rating_run):
     import subprocess
     import sys
