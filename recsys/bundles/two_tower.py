@@ -720,11 +720,21 @@ def _checked_tower(tower, where, features, preprocessor, item):
 
 def _check_user_list(user_ids):
     """Raises `ValueError` unless `user_ids` is a 1-D list or array (a pair
-    `[[1, 42]]` would be read as one unknown user)."""
+    `[[1, 42]]` would be read as one unknown user) without missing ids."""
     if isinstance(user_ids, (str, bytes)) or np.ndim(user_ids) != 1:
         raise ValueError(
             "`user_ids` must be a 1-D list or array of user ids. "
             f"Received: {str(user_ids)[:80]!r}. Fix: pass [user] for one."
+        )
+    # A missing id (a failed join upstream) would get the most popular
+    # items as an unknown user does, hiding the join's failure.
+    missing = np.flatnonzero(pd.isna(np.asarray(user_ids, dtype=object)))
+    if len(missing):
+        raise ValueError(
+            f"`user_ids` holds {len(missing):,} missing id(s) (None, NaN or "
+            f"NA) at position(s) {missing[:5].tolist()}. Fix: drop or fill "
+            "them before recommending (a missing id often comes from a "
+            "failed join)."
         )
 
 

@@ -148,7 +148,25 @@ def check_interactions(
                 "interaction needs a user, an item and a time. Fix: drop or "
                 "fill those rows, or set data.drop_missing = true."
             )
+    for column in (user, item):
+        _check_one_type(frame[column])
     return parse_times(frame, time, time_format)
+
+
+def _check_one_type(values: pd.Series) -> None:
+    """Raises `ValueError` for ids of numbers and text in one column (a
+    DataFrame's object column): they cannot be ordered into a catalog."""
+    if values.dtype != object or pd.api.types.infer_dtype(
+        values, skipna=True
+    ) not in ("mixed", "mixed-integer"):
+        return
+    is_text = values.map(lambda value: isinstance(value, str))
+    raise ValueError(
+        f"Column '{values.name}' mixes text and other ids, e.g. "
+        f"{values[is_text].iloc[0]!r} and {values[~is_text].iloc[0]!r}. Fix: "
+        f"one type for the column: frame['{values.name}'] = "
+        f"frame['{values.name}'].astype(str) (42 and '42' are then one id)."
+    )
 
 
 def with_time_column(frame: pd.DataFrame, data: dict) -> pd.DataFrame:

@@ -140,13 +140,17 @@ def test_bundle_similar_items(trained_bundle):
         (("1", 5), "1-D list"),
         (([1], 5.0), "`k` must be a positive integer"),
         (([[1, 2]], 5), "1-D list"),
+        # A missing id (a failed join) got the popular items, silently.
+        (([1, None], 5), r"1 missing id\(s\) .* position\(s\) \[1\]"),
+        ((np.array([np.nan, 1.0]), 5), r"position\(s\) \[0\]"),
+        ((pd.array([pd.NA, 1], dtype="Int64"), 5), r"position\(s\) \[0\]"),
     ],
 )
 def test_bundle_recommend_rejects_bad_arguments(args, match, trained_bundle):
     bundle, _ = trained_bundle
     with pytest.raises(ValueError, match=match):
         bundle.recommend(*args)
-    if match == "1-D list":  # score reads its users alike
+    if match != "`k` must be a positive integer":  # score reads users alike
         with pytest.raises(ValueError, match=match):
             bundle.score(args[0])
 

@@ -35,6 +35,22 @@ def test_numbers_and_datetimes_are_used_as_they_are():
     assert parse_times(dates, "t") is dates
 
 
+@pytest.mark.parametrize("column", ["u", "i"])
+def test_ids_of_text_and_numbers_in_one_column_name_it(column):
+    # Sorting the catalog failed with pandas' "'<' not supported between
+    # instances of 'str' and 'int'", naming no column.
+    frame = _frame([1, 2, 3]).astype({column: object})
+    frame.loc[1, column] = "p7"
+    with pytest.raises(
+        ValueError, match=rf"Column '{column}' mixes text .*'p7'"
+    ):
+        check_interactions(frame, **COLUMNS)
+    # Numbers of two types, or all text, are one kind of id.
+    frame.loc[1, column] = 2.0
+    check_interactions(frame, **COLUMNS)
+    check_interactions(frame.astype({column: str}), **COLUMNS)
+
+
 def test_time_format_parses_other_layouts():
     # Day first: read as ISO (or month first) these would order wrongly.
     frame = _frame(["02/03/2024 10:00", "13/02/2024 09:30"])
