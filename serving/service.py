@@ -505,6 +505,11 @@ class RetrievalService:
         """What answering one query takes (see `retrieve`)."""
         if user_id is None and features is None:
             raise QueryError("Give a `user_id`, `features`, or both.")
+        if user_id is not None and features is not None and not features:
+            # `{}` says nothing new of a known user: their stored vector and
+            # history answer (a client that always sends the object got
+            # the tower's answer for an empty history instead).
+            features = None
         bundle = self.bundle
         row = -1 if user_id is None else bundle.user_row(user_id)
         explicit = None

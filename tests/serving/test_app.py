@@ -44,6 +44,21 @@ def test_retrieve_excludes_ids_and_seen_items(client, trained_bundle):
     assert not seen & set(ids)
 
 
+def test_empty_features_leave_a_known_user_as_stored(client):
+    # `{}` got the tower's answer for an empty history: another list.
+    plain = client.post("/v1/retrieve", json={"user_id": 42, "k": 5}).json()
+    body = client.post(
+        "/v1/retrieve", json={"user_id": 42, "k": 5, "features": {}}
+    ).json()
+    assert body["items"] == plain["items"]
+    # An empty history is a history: it replaces the stored one.
+    emptied = client.post(
+        "/v1/retrieve",
+        json={"user_id": 42, "k": 5, "features": {"history": []}},
+    ).json()
+    assert emptied["items"] != plain["items"]
+
+
 def test_retrieve_unknown_user_falls_back_to_popular(client):
     body = client.post(
         "/v1/retrieve", json={"user_id": "new-user", "k": 3}
