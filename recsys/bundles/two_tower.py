@@ -1034,7 +1034,8 @@ class Bundle(ManifestProperties):
         replaced in one rename, so a service watching it (`recsys serve
         --watch`) reloads a whole bundle. The manifest keeps the config,
         the metrics of the training run (measured on the catalog at
-        training time) and `item_updates`, and gets a new `version`.
+        training time), `item_updates` and its `version` (`add_items` gave
+        the updated bundle a new one; a plain copy keeps the original's).
 
         Args:
             path: str. The bundle directory.

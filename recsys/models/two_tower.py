@@ -39,6 +39,15 @@ class TwoTower(SparseRowUpdates, keras.Model):
     Example:
 
     ```python
+    movies = rng.integers(1, 100, 4096)  # rng = np.random.default_rng(0)
+    inputs = {
+        "userId": rng.integers(1, 672, 4096),
+        "movieId": movies,
+        # Each row's candidate's share of the rows (for logq_correction).
+        "candidate_sampling_probability": (
+            np.bincount(movies, minlength=100) / len(movies)
+        )[movies].astype("float32"),
+    }
     model = TwoTower(query_tower, candidate_tower, candidate_id="movieId")
     model.compile(optimizer=keras.optimizers.Adagrad(0.1))
     model.fit(inputs, batch_size=1024, epochs=3)
