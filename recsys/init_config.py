@@ -772,6 +772,9 @@ def _given(columns: dict[str, str], role: str, what: str):
 
 # The share of rows a column guessed as the row time must fill.
 TIME_FILLED = 0.9
+# A column one value an item but on this share of items (at most) is an
+# item attribute still, said in a comment as training says it.
+ITEM_ATTRIBUTE_EXCEPTIONS = 0.01
 
 
 def _guess_time(frame: pd.DataFrame, taken: set[str], when: str):
@@ -991,12 +994,25 @@ def _two_tower(
     # Columns constant within an item describe the item: candidate features
     # (they also place items never seen in training).
     user_columns, row_columns = [], []
+    varying: dict[str, str] = {}
     if item in frame:
         for column in frame.columns:
             if column in taken or column == display or column in constant:
                 continue
-            if kept.groupby(item)[column].nunique(dropna=False).max() <= 1:
+            values = kept.groupby(item)[column].nunique(dropna=False)
+            several = values[values > 1]
+            if len(several) <= ITEM_ATTRIBUTE_EXCEPTIONS * len(values):
+                # An attribute of the item but for a few (seattlepets'
+                # species: Dog or Cat, both for the breed "Mix").
                 candidate.append(column)
+                if len(several):
+                    varying[column] = (
+                        f'# "{column}" varies within {len(several)} of '
+                        f"{len(values):,} items (item "
+                        f"{several.index.tolist()[0]!r}: {several.iloc[0]} "
+                        "values): the candidate tower reads one per item, "
+                        "from its first row"
+                    )
             elif (
                 user in frame
                 and kept.groupby(user)[column].nunique(dropna=False).max() <= 1
@@ -1025,9 +1041,17 @@ def _two_tower(
             shared = not is_id and (
                 kept.groupby(column)[item].nunique().mean() >= 2
             )
-            lines += _feature_table(
-                kept, column, is_id=is_id, bucketize=True, shared_values=shared
-            ) + [""]
+            lines += (
+                ([varying[column]] if column in varying else [])
+                + _feature_table(
+                    kept,
+                    column,
+                    is_id=is_id,
+                    bucketize=True,
+                    shared_values=shared,
+                )
+                + [""]
+            )
     lines += [
         "[model]",
         _line("kind", "two_tower"),

@@ -344,6 +344,37 @@ def _flights(rows=1200, seed=0):
     )
 
 
+def test_an_item_attribute_with_a_few_exceptions_stays_a_candidate_feature(
+    tmp_path,
+):
+    # seattlepets' species: Dog or Cat a breed, both for "Mix". Left out as
+    # "a property of the row", where training reads it with a warning.
+    rng = np.random.default_rng(0)
+    rows = 3000
+    breeds = rng.integers(0, 200, rows)
+    frame = pd.DataFrame(
+        {
+            "zip_code": rng.integers(0, 50, rows),
+            "breed": breeds,
+            "species": np.where(breeds % 3 == 0, "Cat", "Dog"),
+            "paid": rng.random(rows).round(2),  # a property of the row
+            "day": pd.date_range("2020-01-01", periods=rows, freq="h"),
+        }
+    )
+    frame.loc[frame.breed == 1, "species"] = ["Cat", "Dog"] * int(
+        (frame.breed == 1).sum() // 2
+    ) + ["Cat"] * int((frame.breed == 1).sum() % 2)
+    data = tmp_path / "pets.csv"
+    frame.to_csv(data, index=False)
+    text = init_config(
+        "two_tower", str(data), columns={"user": "zip_code", "item": "breed"}
+    )
+    candidates = text.split("candidate_features = ")[1].splitlines()[0]
+    assert '"species"' in candidates and '"paid"' not in candidates
+    assert '# "species" varies within 1 of 200 items (item 1: 2 values)' in text
+    assert '"paid" is left out: it varies within an item' in text
+
+
 def test_named_columns_replace_the_guesses_and_train(tmp_path, capsys):
     data = tmp_path / "flights.csv"
     _flights().to_csv(data, index=False)
