@@ -794,6 +794,9 @@ def _search(
                     f"best {metric} {best.value:.4f} (#{best.number})",
                     refresh=False,
                 )
+            # The table as trials finish, not only at the end: a long or
+            # killed search shows what it has done so far.
+            _write_trials(output, study, space, config)
             bar.update(1)
 
         with _out_of_time_in_one_line(), bar:
@@ -804,10 +807,7 @@ def _search(
                 callbacks=[advance],
                 catch=(OutOfTime,),
             )
-    table = _trials_table(study, space, config)
-    write_text_atomically(
-        os.path.join(output, "trials.csv"), table.to_csv(index=False)
-    )
+    table = _write_trials(output, study, space, config)
     if not any(t.value is not None for t in study.get_trials(deepcopy=False)):
         raise ValueError(
             f"No trial in {output} produced a finite {metric}. See "
@@ -1322,6 +1322,15 @@ def _finished(study):
 
     states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return sum(t.state in states for t in study.get_trials(deepcopy=False))
+
+
+def _write_trials(output, study, space, config):
+    """Writes `trials.csv` (`_trials_table`) and returns the table."""
+    table = _trials_table(study, space, config)
+    write_text_atomically(
+        os.path.join(output, "trials.csv"), table.to_csv(index=False)
+    )
+    return table
 
 
 def _trials_table(study, space, config):

@@ -122,6 +122,33 @@ def test_a_killed_study_resumes_without_its_unfinished_trial(table, tmp_path):
         )
 
 
+def test_trials_csv_holds_each_trial_as_it_finishes(
+    table, tmp_path, monkeypatch
+):
+    # Written only at the end, a killed search's table showed none of it.
+    original = TabularKind.train
+    calls = []
+
+    def killed_at_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(TabularKind, "train", killed_at_the_second)
+    with pytest.raises(KeyboardInterrupt):
+        tune(
+            _config(table),
+            str(tmp_path),
+            trials=2,
+            space=SPACE,
+            final=False,
+            progress=False,
+        )
+    written = pd.read_csv(tmp_path / "trials.csv")
+    assert written["state"].tolist() == ["COMPLETE"]
+
+
 def test_a_killed_probe_is_enqueued_again_and_the_sampler_moves_on(
     tmp_path, monkeypatch
 ):
