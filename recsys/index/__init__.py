@@ -6,7 +6,7 @@ from recsys.index.builder import SUPPORTED_KINDS
 from recsys.index.builder import build_index
 from recsys.index.builder import build_index_from_config
 from recsys.index.builder import load_index
-from recsys.index.builder import recall_against_exact
+from recsys.index.recall import recall_against_exact
 from recsys.index.scann_index import ScannIndex
 from recsys.index.tuning import DEFAULT_RECALL_TARGET
 

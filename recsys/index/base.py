@@ -272,10 +272,13 @@ class Index:
         out_rows = np.full((len(rows), k), -1, np.int64)
         out_scores = np.full((len(rows), k), -np.inf, np.float32)
         nothing: set[int] = set()
-        for i, row in enumerate(rows.tolist()):
+        for i in range(len(rows)):
             excluded = exclude[i] if exclude else nothing
             kept = []
-            for j, value in enumerate(row):
+            # A batch asks every query for `k` plus its longest exclusion;
+            # this query's `k` lie in its first `k + len(excluded)` rows
+            # (padding only ever ends a row), so only those are read.
+            for j, value in enumerate(rows[i, : k + len(excluded)].tolist()):
                 if value >= 0 and value not in excluded:
                     kept.append(j)
                     if len(kept) == k:

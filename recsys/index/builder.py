@@ -13,6 +13,7 @@ from recsys.index.base import FORMAT_VERSION
 from recsys.index.base import INDEX_JSON
 from recsys.index.base import Index
 from recsys.index.brute_force_index import BruteForceIndex
+from recsys.index.recall import check_seen
 from recsys.index.scann_assets import ASSETS
 from recsys.index.scann_assets import CONFIG
 from recsys.index.scann_assets import SCANN_DIR
@@ -45,6 +46,7 @@ def build_index(
     progress: bool = False,
     recall_target: float | None = DEFAULT_RECALL_TARGET,
     queries: npt.ArrayLike | None = None,
+    seen: tuple[npt.ArrayLike, npt.ArrayLike] | None = None,
     **options: Any,
 ) -> Index:
     """Builds a nearest-neighbour (dot product) index over item embeddings.
@@ -57,8 +59,11 @@ def build_index(
     the catalog size and the target (`recsys.index.tuning`), and the
     leaves searched and candidates re-scored are the fastest measured to
     reach the target's recall@10 against exact search on `queries` (or
-    on sampled items). `index.tuning` then holds the measured recall and
-    latency. Options passed explicitly are kept as given.
+    on sampled items). With `seen`, that is the recall of the answer
+    users get, each query's seen rows excluded from the search (as
+    `Bundle.recommend(..., exclude_seen=True)` runs it) and from the exact
+    answer. `index.tuning` then holds the measured recall and latency.
+    Options passed explicitly are kept as given.
 
     Args:
         embeddings: float array. `(num_items, dim)` item embeddings.
@@ -75,6 +80,10 @@ def build_index(
         queries: float array or None. `(num_queries, dim)` typical queries
             (e.g. the training users' query vectors) to tune on. Defaults
             to None: sampled item vectors.
+        seen: tuple or None. `(indptr, rows)`: query `i` excludes catalog
+            rows `rows[indptr[i]:indptr[i + 1]]` (its user's training
+            items: a bundle's `seen_indptr`, `seen_items`). Defaults to
+            None: the recall of the plain top 10 is tuned for.
         **options: ScaNN options (see `ScannIndex`), e.g. `num_leaves`.
 
     Returns:
@@ -83,8 +92,13 @@ def build_index(
     Example:
 
     ```python
-    index = build_index(item_embeddings, ids=item_ids, queries=user_vectors)
-    index.tuning  # {"recall@10": 0.953, "latency_ms": 0.08, ...}
+    index = build_index(
+        item_embeddings,
+        ids=item_ids,
+        queries=user_vectors,
+        seen=(seen_indptr, seen_items),
+    )
+    index.tuning  # {"recall@10_filtered": 0.953, "latency_ms": 0.08, ...}
     ids, scores = index.search(user_vectors, k=10)
     ```
     """
@@ -116,6 +130,14 @@ def build_index(
         kind = "brute_force"  # no ScaNN wheel here: a notice was logged
     if kind == "brute_force" and options:
         logger.info("Exact search ignores the ScaNN options %s.", options)
+    if seen is not None and queries is None:
+        raise ValueError(
+            "`seen` lists the rows each of `queries` excludes: pass "
+            "`queries` with it. Received: queries=None"
+        )
+    excluded = None
+    if seen is not None:
+        excluded = check_seen(seen, len(np.asarray(queries)), count)
     given = {key: value for key, value in options.items() if value is not None}
     tune = kind == "scann" and recall_target is not None
     # ScaNN trains its partitions and quantizer in one call, so the bar
@@ -124,7 +146,8 @@ def build_index(
     if kind == "brute_force":
         stages[1] = "exact search needs no training"
     if tune:
-        stages.append(f"tune search for recall@10 >= {recall_target}")
+        metric = "recall@10" if excluded is None else "recall@10_filtered"
+        stages.append(f"tune search for {metric} >= {recall_target}")
     with progress_bar(
         total=len(stages), disable=not progress, desc="index"
     ) as bar:
@@ -148,7 +171,9 @@ def build_index(
             bar.set_postfix_str(stages[2])
             sample = None if queries is None else np.asarray(queries)
             scann.tuning = {
-                **tune_search(scann, sample, recall_target, fixed=given),
+                **tune_search(
+                    scann, sample, recall_target, fixed=given, seen=excluded
+                ),
                 "build_seconds": round(built, 2),
             }
             bar.update()
@@ -160,6 +185,7 @@ def build_index_from_config(
     index_config: Mapping[str, Any],
     progress: bool = True,
     queries: np.ndarray | None = None,
+    seen: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Index:
     """`build_index` as a run config's `[index]` table asks.
 
@@ -171,6 +197,9 @@ def build_index_from_config(
         progress: bool. Show a progress bar while building.
         queries: float32 `(num_queries, dim)` or None. The training users'
             query vectors, to tune on. Defaults to None (sampled items).
+        seen: `(seen_indptr, seen_items)` or None. Each user's training
+            items, excluded as `recommend` excludes them while tuning.
+            Defaults to None (nothing excluded).
 
     Returns:
         The built index.
@@ -187,6 +216,7 @@ def build_index_from_config(
         progress=progress,
         recall_target=target or None,
         queries=queries,
+        seen=seen,
         **options,
     )
 
@@ -339,33 +369,3 @@ def _checked_tuning(tuning: Any, where: str) -> dict[str, Any]:
             f"numbers and strings, not {str(tuning)[:100]!r}"
         )
     return dict(tuning)
-
-
-def recall_against_exact(
-    index: Index, queries: npt.ArrayLike, k: int = 10
-) -> float:
-    """Mean share of the exact top-`k` ids that `index` returns per query.
-
-    The exact answer comes from a `BruteForceIndex` over the same
-    embeddings and ids. Where several items tie at the k-th score the
-    exact side keeps the lowest rows, so ties can lower the recall a bit.
-
-    Args:
-        index: the index to measure (`ScannIndex` or `BruteForceIndex`).
-        queries: float array. `(num_queries, dim)` query embeddings.
-        k: int. Neighbours per query. Defaults to 10.
-
-    Returns:
-        float in [0, 1].
-
-    Example:
-
-    ```python
-    recall = recall_against_exact(index, user_embeddings[:1000], k=10)
-    ```
-    """
-    exact = BruteForceIndex(index.embeddings, index.ids)
-    expected, _ = exact.search(queries, k)
-    found, _ = index.search(queries, k)
-    hits = (found[:, :, None] == expected[:, None, :]).any(axis=2)
-    return float(hits.sum(axis=1).mean() / expected.shape[1])

@@ -223,14 +223,15 @@ class ScannIndex(Index):
         if len(queries) == 1:
             rows, scores = self._searcher.search(queries[0], count, pre, leaves)
             rows, scores = rows[None], scores[None]
-            padded = math.isnan(scores[0, -1])
+            # Leaves that hold no row return nothing at all.
+            padded = scores.shape[1] > 0 and math.isnan(scores[0, -1])
         else:
             # ScaNN's own threads for big batches (`recommend --all`).
             parallel = self.parallel and len(queries) >= PARALLEL_BATCH
             rows, scores = self._searcher.search_batched(
                 queries, count, pre, leaves, parallel, PARALLEL_BATCH
             )
-            padded = np.isnan(scores[:, -1]).any()
+            padded = scores.shape[1] > 0 and np.isnan(scores[:, -1]).any()
         rows = rows.astype(np.int64)
         if padded:
             missing = np.isnan(scores)

@@ -40,6 +40,15 @@ def test_bundle_metrics_json_has_the_documented_keys(trained_bundle):
     assert {"seconds", "examples_per_second"} <= set(metrics["train"])
     assert metrics["index"]["recall@10_vs_exact"] >= 0.95
     assert metrics["index"]["kind"] == "scann"
+    # Tuned on every training user (fewer than 1,000) with their seen
+    # items excluded, as `recommend` serves them: the recall measured
+    # after training over the same users is the one tuned for.
+    index = metrics["index"]
+    assert index["tuning"]["target_metric"] == "recall@10_filtered"
+    assert index["recall@10_vs_exact_filtered"] == pytest.approx(
+        index["tuning"]["recall@10_filtered"], abs=6e-5
+    )
+    assert index["recall@10_vs_exact_filtered"] >= 0.95
 
 
 def test_bundle_recommend_shapes_and_order(trained_bundle):
