@@ -431,14 +431,22 @@ def evaluate_two_stage(
         (`hr@num_candidates`, the bound) and `"num_interactions"`.
 
     Raises:
-        ValueError: for another `split`, or a split that leaves a part
-            empty (`recsys.data.split.split_table`).
+        ValueError: for another `split`, a split that leaves a part
+            empty (`recsys.data.split.split_table`), or the test split of
+            a retriever trained with `data.split = "none"` (no test rows).
     """
     data = recommender.retriever.config["data"]
     user, item = data["user"], data["item"]
     if split not in ("test", "validation"):
         raise ValueError(
             f'`split` must be "test" or "validation". Received: {split!r}'
+        )
+    if split == "test" and data.get("split") == "none":
+        raise ValueError(
+            'The retriever was trained with data.split = "none": no row is '
+            "held out, so there is no test split to score the two stages "
+            "on. Fix: to measure them, train both bundles with data.split "
+            "left out (its default) or another split."
         )
     frame = with_time_column(frame, data)
     frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))

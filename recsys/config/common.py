@@ -23,7 +23,7 @@ from recsys.features.specs import feature_from_config
 Optimizer = Literal["adagrad", "adam", "sgd"]
 PositiveInt = Annotated[int, Field(ge=1)]
 Split = Literal["test", "validation"]
-SplitMethod = Literal["auto", "user_time", "time", "random", "column"]
+SplitMethod = Literal["auto", "user_time", "time", "random", "column", "none"]
 Distribution = Literal["none", "data", "model"]
 Precision = Literal["off", "float16", "bfloat16"]
 SUPPORTED_OPTIMIZERS = typing.get_args(Optimizer)
@@ -67,6 +67,22 @@ class Section(pydantic.BaseModel):
 # The split keys every kind's `[data]` declares (after its own split key,
 # so each config lists them in reading order); `recsys.data.split.SplitRule`
 # applies them.
+def _no_test_part(value: Any) -> Any:
+    # 0 is how a user asks for no test part: say which key gives that.
+    if type(value) in (int, float) and value == 0:
+        raise ConfigError(
+            "data.test_fraction must be in (0, 1). Received: 0. Fix: to "
+            'train on every row with none held out, set data.split = "none" '
+            "(data.test_fraction is then the validation carve's share)."
+        )
+    return value
+
+
+TestFraction = Annotated[float, pydantic.BeforeValidator(_no_test_part)]
+"""`data.test_fraction`'s type: a 0 is refused with the key that trains on
+every row."""
+
+
 def test_fraction_field() -> Any:
     """`data.test_fraction`, the share held out."""
     return Field(
@@ -76,7 +92,8 @@ def test_fraction_field() -> Any:
         description=(
             "Share of rows held out as the test split (of each user's rows "
             'for "user_time", of all rows for "time" and "random"); the '
-            "validation carve takes the same share of the training rows."
+            "validation carve takes the same share of the training rows "
+            '(of every row with data.split = "none").'
         ),
     )
 
@@ -238,10 +255,14 @@ class InteractionsData(Section):
             'latest rows, PROTOCOL.md), "time" (a global time cut: '
             'data.split_cutoff or the latest data.test_fraction), "random" '
             '(data.split_seed) or "column" (data.split_column); "auto" is '
-            '"user_time" for a table and "time" for streamed shards.'
+            '"user_time" for a table and "time" for streamed shards. '
+            '"none" holds out nothing, for the bundle to ship: every row '
+            "trains the model and there are no test metrics (early stopping "
+            'and evaluate.split = "validation" carve their rows as "auto" '
+            "carves a training part)."
         ),
     )
-    test_fraction: float = test_fraction_field()
+    test_fraction: TestFraction = test_fraction_field()
     split_cutoff: str | int | float = Field(
         default="",
         description=(
@@ -297,11 +318,13 @@ def resolved_split(
     """The split method `"auto"` stands for: by time for streamed shards
     (`data.path`, no per-user order), per user otherwise; for a table
     without ids (`user = ""`), by time with a `time` column, else at
-    random."""
+    random; at random for a table without times (`NO_TIME`)."""
     if split != "auto":
         return split
     if path:
         return "time"
+    if time == NO_TIME:  # rows of one time: no order to split by
+        return "random"
     if not user:
         return "time" if time else "random"
     return "user_time"

@@ -125,7 +125,7 @@ class TabularData(InteractionsData):
                 '= "time" (the latest rows of the table), "random" or '
                 '"column".'
             )
-        if not self.time and split not in ("random", "column"):
+        if not self.time and split not in ("random", "column", "none"):
             raise ValueError(
                 f'data.split = "{self.split}" needs a time column, and '
                 'data.time is "". Fix: set data.split = "random" (or '

@@ -15,6 +15,7 @@ from recsys.config.common import Number
 from recsys.config.common import Optimizer
 from recsys.config.common import Section
 from recsys.config.common import Split
+from recsys.config.common import TestFraction
 from recsys.config.common import check_baseline_names
 from recsys.config.common import check_placeholders
 from recsys.config.common import check_split_column
@@ -36,7 +37,7 @@ TEXT_ARCHITECTURES = typing.get_args(Architecture)
 # One architecture, or an ensemble's joined by "+".
 _ONE = "(" + "|".join(TEXT_ARCHITECTURES) + ")"
 ARCHITECTURE_PATTERN = f"^\\s*{_ONE}(\\s*\\+\\s*{_ONE})*\\s*$"
-TextSplit = Literal["suffix", "random", "column"]
+TextSplit = Literal["suffix", "random", "column", "none"]
 
 
 class TextData(Section):
@@ -68,7 +69,10 @@ class TextData(Section):
         description=(
             'How the test rows are held out: "suffix" (by the ends of the '
             'ids, data.id), "random" (data.test_fraction, data.split_seed) '
-            'or "column" (data.split_column).'
+            'or "column" (data.split_column). "none" holds out nothing, for '
+            "the bundle to ship: every row trains the model and there are "
+            "no test metrics (early stopping and evaluate.split = "
+            '"validation" read the rows ending in data.validation_suffixes).'
         ),
     )
     id: str = Field(
@@ -88,7 +92,7 @@ class TextData(Section):
             "and tuning."
         ),
     )
-    test_fraction: float = test_fraction_field()
+    test_fraction: TestFraction = test_fraction_field()
     split_seed: int = split_seed_field()
     split_column: str = split_column_field()
     drop_missing: bool = drop_missing_field()

@@ -14,7 +14,10 @@ training rows, a validation carve made by the same rule (`SplitRule`):
 - `"column"`: the user's own column, whose values are `"train"`,
   `"validation"` and `"test"`; the validation rows are training rows
   unless they are carved out (without any, the carve is a random
-  `test_fraction` of the training rows, drawn with `seed`).
+  `test_fraction` of the training rows, drawn with `seed`);
+- `"none"`: every row is a training row and none is held out, for the
+  bundle to ship; the validation carve (early stopping, tuning) is the one
+  the table's default rule (`"auto"`'s) takes from its training part.
 
 Texts split by the ids' suffixes (`suffix_split`) unless they ask for one of
 the rules above. Interactions come back sorted by `(user, time, item)`, the
@@ -35,8 +38,15 @@ from recsys.config.common import resolved_split
 # A split of a table into `(kept, held)`: `temporal_split`, `suffix_split`.
 Splitter = Callable[[pd.DataFrame], tuple[pd.DataFrame, pd.DataFrame]]
 
-SPLIT_METHODS = ("user_time", "time", "random", "column")
+SPLIT_METHODS = ("user_time", "time", "random", "column", "none")
 COLUMN_VALUES = ("train", "validation", "test")
+
+# What a run of `data.split = "none"` reports instead of test metrics.
+NO_TEST_NOTE = (
+    'data.split = "none": every row trains the model and none is held out, '
+    "so there are no test metrics. Measure with the default split, then "
+    "train with this one to ship."
+)
 
 
 def held_count(rows: int, fraction: float) -> int:
@@ -118,7 +128,8 @@ class SplitRule:
 
     Attributes:
         method: str. One of `SPLIT_METHODS`.
-        fraction: float. Share held out (`user_time`, `time`, `random`).
+        fraction: float. Share held out (`user_time`, `time`, `random`),
+            and of `"none"`'s validation carve.
         cutoff: str or number or None. The first test time of a `time`
             split, as the config gives it (`cutoff_of` reads it in the
             time column's type); None holds out the latest `fraction`.
@@ -128,6 +139,8 @@ class SplitRule:
             which keep their row order).
         time_format: str. `data.time_format`: a cutoff written in the time
             column's own layout is read with it.
+        carve_method: str. With `method = "none"`, the rule of the
+            validation carve (`"user_time"`, `"time"` or `"random"`).
 
     Example:
 
@@ -147,17 +160,36 @@ class SplitRule:
     item: str = ""
     time: str = ""
     time_format: str = ""
+    carve_method: str = ""
 
     def hold_out(self, frame: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
-        """`(train, test)`: the test rows split off `frame`."""
+        """`(train, test)`: the test rows split off `frame` (none for
+        `"none"`: `train` is every row, in the order of any split)."""
+        if self.method == "none":
+            if self.user:
+                frame = _ordered(frame, self.user, self.item, self.time)
+                return _parts(frame, np.zeros(len(frame), dtype=bool))
+            return frame, frame.iloc[:0]
         return self._split(frame, validation=False)
 
     def carve(self, train: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
         """`(fit, validation)`: the validation rows split off `train`."""
-        return self._split(train, validation=True)
+        return self.carving._split(train, validation=True)
+
+    @property
+    def carving(self) -> "SplitRule":
+        """The rule `carve` applies: this one, or `"none"`'s
+        `carve_method`."""
+        if self.method != "none":
+            return self
+        return dataclasses.replace(
+            self, method=self.carve_method, carve_method=""
+        )
 
     def describe(self) -> dict[str, Any]:
         """The rule as metrics.json records it (`metrics["split"]`)."""
+        if self.method == "none":
+            return {"method": "none", "validation": self.carving.describe()}
         described: dict[str, Any] = {"method": self.method}
         if self.method == "column":
             described["column"] = self.column
@@ -325,7 +357,9 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
 
     Keys written before the split options existed take their defaults, so
     older bundles split as they were trained; `"auto"` is
-    `resolved_split`'s (`"user_time"` for a table with ids).
+    `resolved_split`'s (`"user_time"` for a table with ids), and so is
+    the validation carve of `"none"`. (Texts carve `"none"` by their ids'
+    suffixes: `recsys.kinds.text.split_rows`.)
 
     Args:
         data: dict. The `[data]` section.
@@ -334,12 +368,13 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
     Returns:
         A `SplitRule`.
     """
-    method = resolved_split(
-        data.get("split", "user_time"),
-        data.get("path", ""),
-        user=data.get("user", "user"),
-        time=data.get("time", "time"),
-    )
+    where = {
+        "path": data.get("path", ""),
+        "user": data.get("user", "user"),
+        "time": data.get("time", "time"),
+    }
+    method = resolved_split(data.get("split", "user_time"), **where)
+    carve = resolved_split("auto", **where) if method == "none" else ""
     columns = (
         {}
         if texts
@@ -352,6 +387,7 @@ def split_rule(data: dict, *, texts: bool = False) -> SplitRule:
         seed=data.get("split_seed", 0),
         column=data.get("split_column", ""),
         time_format=data.get("time_format", ""),
+        carve_method=carve,
         **columns,
     )
 
@@ -486,13 +522,32 @@ def split_table(
         `(train, test)` DataFrames.
 
     Raises:
-        ValueError: if either part is empty, naming the rule and the fix.
+        ValueError: if either part is empty, naming the rule and the fix
+            (`"none"` has no test part: `test` is empty).
     """
     train, test = evaluation_split(
         frame, rule.hold_out, rule.carve, validation=validation
     )
-    check_split(train, test, frame, rule=rule, carves=1 + validation)
+    carves = (rule.method != "none") + validation
+    if carves:
+        check_split(train, test, frame, rule=rule.carving, carves=carves)
     return train, test
+
+
+def holds_out_nothing(config: dict) -> bool:
+    """Whether a run evaluates no rows: `data.split = "none"` reported on
+    `evaluate.split = "test"` (its `"validation"` is a carve of every row).
+
+    Args:
+        config: dict. A validated config of any kind.
+
+    Returns:
+        bool.
+    """
+    return (
+        config.get("data", {}).get("split") == "none"
+        and config["evaluate"]["split"] == "test"
+    )
 
 
 def protocol_split(

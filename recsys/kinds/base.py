@@ -229,10 +229,12 @@ class ModelKind(abc.ABC):
         Raises:
             BundleError: if the bundle's metrics were not written by
                 `recsys train`.
-            ValueError: if re-scoring does not reproduce the metrics.
+            ValueError: if re-scoring does not reproduce the metrics, or
+                the bundle held out no rows (`check_held_out`).
         """
         from recsys.storage.files import BundleError
 
+        check_held_out(bundle)
         metrics, config = bundle.metrics, bundle.config
         split = config["evaluate"]["split"]
         missing = [key for key in (split, "train") if key not in metrics]
@@ -259,6 +261,47 @@ class ModelKind(abc.ABC):
         check_rescored(bundle, stored, rescored)
         lines.append(f"matches metrics.json (to {RESCORE_TOLERANCE})")
         return "\n".join(lines)
+
+
+def check_held_out(bundle) -> None:
+    """Raises where a bundle held out no rows to evaluate it on.
+
+    Args:
+        bundle: a loaded bundle of any kind.
+
+    Raises:
+        ValueError: for a bundle trained with `data.split = "none"` and
+            `evaluate.split = "test"`, naming the fix.
+    """
+    from recsys.data.split import holds_out_nothing
+
+    if holds_out_nothing(bundle.config):
+        raise ValueError(
+            f'{bundle.path} was trained with data.split = "none": every row '
+            "trained it and none was held out, so it has no test metrics to "
+            "show or re-score. Fix: to measure the model, train the same "
+            "config with data.split left out (its default) or another "
+            "split; this bundle is the one to ship."
+        )
+
+
+def no_test_lines(metrics: dict, split: str) -> list[str]:
+    """What a report says in place of its metrics for a run that held out
+    no rows (`data.split = "none"`).
+
+    Args:
+        metrics: dict. The run's metrics (metrics.json).
+        split: str. The evaluated split's key in `metrics`.
+
+    Returns:
+        list of str: `NO_TEST_NOTE` and a blank line, or `[]` where
+        `metrics` holds the split's metrics.
+    """
+    from recsys.data.split import NO_TEST_NOTE
+
+    if split in metrics or metrics.get("split", {}).get("method") != "none":
+        return []
+    return [textwrap.fill(metrics.get("note", NO_TEST_NOTE), width=80), ""]
 
 
 def baselines_ahead_note(metrics: dict, split: str, metric: str) -> list[str]:
@@ -328,6 +371,35 @@ def class_shares_note(metrics: dict, split: str) -> list[str]:
             "the majority class's): its probabilities say less than the "
             "shares alone. Fix: `recsys tune CONFIG`, or more informative "
             "columns.",
+            width=80,
+        )
+    ]
+
+
+# A held-out score this close to perfect is a leak far more often than a
+# model: a column computed from the label (goals beside a goal difference).
+PERFECT = 0.9999
+
+
+def perfect_score_note(metrics: dict, split: str) -> list[str]:
+    """What a classifier's report adds where its held-out AUC or accuracy
+    is perfect (`PERFECT`): a column that holds the label trains silently
+    to AUC 1.0000.
+
+    Returns:
+        list of str: the note, or `[]`.
+    """
+    scores = metrics.get(split, {})
+    name = next((m for m in ("auc", "accuracy") if m in scores), None)
+    if name is None or not scores[name] >= PERFECT:
+        return []
+    return [
+        textwrap.fill(
+            f"note: {name} {scores[name]:.4f} on the {split} split, a perfect "
+            "score: one column or a few together probably hold the label "
+            "(computed from it, or recorded after it). Fix: leave them out "
+            "of model.features (for a tabular config without feature "
+            "tables, list the columns to read there).",
             width=80,
         )
     ]

@@ -29,7 +29,9 @@ from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import parse_times
 from recsys.data.sources import closest_columns
+from recsys.data.split import NO_TEST_NOTE
 from recsys.data.split import check_split
+from recsys.data.split import holds_out_nothing
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
@@ -43,8 +45,11 @@ from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import baselines_ahead_note
+from recsys.kinds.base import check_held_out
 from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
+from recsys.kinds.base import no_test_lines
+from recsys.kinds.base import perfect_score_note
 from recsys.kinds.base import source_table
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
@@ -266,7 +271,9 @@ def prepare_tabular(config, frame=None, *, progress=False):
     rule = split_rule(data)
     fit, validation = rule.carve(train)
     tuning = config["evaluate"]["split"] == "validation"
-    check_split(fit, validation, frame, rule=rule, carves=2 + tuning)
+    # This carve, after the test part's (none for "none") and the tuning's.
+    carves = 1 + (rule.method != "none") + tuning
+    check_split(fit, validation, frame, rule=rule.carving, carves=carves)
     # A numeric column without a written transform gets the one its
     # training values ask for (log for a heavy right tail).
     specs = with_chosen_transforms(specs, config["features"], train)
@@ -708,6 +715,18 @@ class TabularKind(ModelKind):
         }
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
+        split = split_record(
+            split_rule(config["data"]),
+            prepared.parts["train"][0],
+            prepared.parts["test"][0],
+        )
+        if holds_out_nothing(config):
+            # No held-out rows: no metrics, and no baselines beside them.
+            return {
+                "note": NO_TEST_NOTE,
+                "split": split,
+                "train": fitted.timing,
+            }
         if config["evaluate"]["split"] == "test":
             _warn_label_shift(prepared)
         _warn_one_class(prepared)
@@ -720,11 +739,7 @@ class TabularKind(ModelKind):
             metrics["class_shares"] = class_share_metrics(
                 task, prepared.parts["train"][2], labels, len(prepared.classes)
             )
-        metrics["split"] = split_record(
-            split_rule(config["data"]),
-            prepared.parts["train"][0],
-            prepared.parts["test"][0],
-        )
+        metrics["split"] = split
         metrics["train"] = fitted.timing
         return metrics
 
@@ -743,6 +758,7 @@ class TabularKind(ModelKind):
         return summary(metrics, config)
 
     def rescore(self, bundle, frame=None):
+        check_held_out(bundle)
         config = bundle.config
         frame = source_table(config, frame)
         _, test = split_rows(frame, config)
@@ -751,7 +767,22 @@ class TabularKind(ModelKind):
 
 
 def summary(metrics, config):
-    """What `recsys train` prints: the metrics beside each baseline."""
+    """What `recsys train` prints: the metrics beside each baseline (a
+    run that held out no rows, `data.split = "none"`: its note)."""
+    split = config["evaluate"]["split"]
+    lines = no_test_lines(metrics, split) or _metric_lines(metrics, config)
+    train = metrics["train"]
+    lines += [
+        f"training: {train['seconds']:.1f} s, best epoch "
+        f"{train['best_epoch']} on validation ({train['backend']} backend)",
+    ]
+    cap = config.get("train", {}).get("epochs")  # a bundle's own config
+    lines += epoch_cap_note([train["best_epoch"]], cap)
+    return "\n".join(lines)
+
+
+def _metric_lines(metrics, config):
+    """`summary`'s table of the evaluated split, and the notes under it."""
     split = config["evaluate"]["split"]
     names = [k for k in metrics if k.startswith("baseline_")]
     header = f"{'metric':<12}{'model':>10}" + "".join(
@@ -775,12 +806,5 @@ def summary(metrics, config):
         (m for m in CHOOSING_METRIC.values() if m in metrics[split]), ""
     )
     lines += [""] + baselines_ahead_note(metrics, split, chosen)
-    lines += class_shares_note(metrics, split)
-    train = metrics["train"]
-    lines += [
-        f"training: {train['seconds']:.1f} s, best epoch "
-        f"{train['best_epoch']} on validation ({train['backend']} backend)",
-    ]
-    cap = config.get("train", {}).get("epochs")  # a bundle's own config
-    lines += epoch_cap_note([train["best_epoch"]], cap)
-    return "\n".join(lines)
+    lines += perfect_score_note(metrics, split)
+    return lines + class_shares_note(metrics, split)

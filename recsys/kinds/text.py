@@ -25,8 +25,11 @@ from recsys.baselines.text import run_baselines
 from recsys.bundles.text import write_text_bundle
 from recsys.config import feature_specs
 from recsys.data.sources import closest_columns
+from recsys.data.split import NO_TEST_NOTE
+from recsys.data.split import SplitRule
 from recsys.data.split import Splitter
 from recsys.data.split import evaluation_split
+from recsys.data.split import holds_out_nothing
 from recsys.data.split import row_count
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
@@ -41,8 +44,10 @@ from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import baselines_ahead_note
+from recsys.kinds.base import check_held_out
 from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
+from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import source_table
 from recsys.models.text_classifier import TextClassifier
 from recsys.models.text_ensemble import TextEnsemble
@@ -118,12 +123,13 @@ def class_labels(labels, column, positive=""):
 def split_rows(
     frame: pd.DataFrame, config: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """`(train, valid, test)` by `data.split` (see module doc)."""
+    """`(train, valid, test)` by `data.split` (see module doc); `"none"`
+    holds out no test rows, and carves the validation rows by suffix."""
     data = config["data"]
     method = data.get("split", "suffix")
     holdout: Splitter
     carve: Splitter
-    if method == "suffix":
+    if method in ("suffix", "none"):
         holdout, carve = (
             functools.partial(
                 suffix_split, suffixes=data[key], id_column=data["id"]
@@ -145,6 +151,8 @@ def split_rows(
                     'must be a row number. Set data.id = "" (the row '
                     'number), or data.split = "random"'
                 )
+        if method == "none":
+            holdout = SplitRule("none").hold_out
     else:
         rule = split_rule(data, texts=True)
         holdout, carve = rule.hold_out, rule.carve
@@ -163,7 +171,7 @@ def split_rows(
         ("test", test),
         ("validation", valid),
     ):
-        if len(part) == 0:
+        if len(part) == 0 and not (name == "test" and method == "none"):
             raise ValueError(
                 f"The {name} split of {row_count(len(frame))} is empty "
                 f'(data.split = "{method}"). Fix: {fix}.'
@@ -174,13 +182,20 @@ def split_rows(
 def split_description(config: dict, train, test) -> dict:
     """metrics.json's `split`: the text kind's rule and rows per side."""
     data = config["data"]
-    if data.get("split", "suffix") != "suffix":
+    method = data.get("split", "suffix")
+    if method not in ("suffix", "none"):
         return split_record(split_rule(data, texts=True), train, test)
-    return {
+    suffixes = {
         "method": "suffix",
         "id": data["id"],
         "test_suffixes": data["test_suffixes"],
         "validation_suffixes": data["validation_suffixes"],
+    }
+    if method == "none":
+        del suffixes["test_suffixes"]
+        suffixes = {"method": "none", "validation": suffixes}
+    return {
+        **suffixes,
         "train_rows": int(len(train)),
         "held_out_rows": int(len(test)),
     }
@@ -420,6 +435,37 @@ def _fit_member(
     return result.model, built["coverage"], run
 
 
+def _split_metrics(fitted, prepared, config):
+    """The model's, the class shares' and the baselines' metrics on the
+    evaluated split (`TextKind.evaluate`)."""
+    split = config["evaluate"]["split"]
+    x_test, y_test = encode(prepared, prepared.test, config)
+    probabilities = fitted.model.predict(x_test, verbose=0)
+    fitted.state["split_predictions"] = (y_test, probabilities)
+    metrics: dict[str, Any] = {
+        split: classification_metrics(y_test, probabilities)
+    }
+    metrics[split]["seconds"] = fitted.timing["seconds"]
+    text, label = config["data"]["text"], config["data"]["label"]
+    shares = class_shares(
+        class_ids(prepared, prepared.train[label]), len(prepared.classes)
+    )
+    metrics["class_shares"] = classification_metrics(
+        y_test, np.tile(shares, (len(y_test), 1))
+    )
+    metrics.update(
+        run_baselines(
+            config["evaluate"]["baselines"],
+            prepared.train[text].tolist(),
+            class_ids(prepared, prepared.train[label]),
+            prepared.test[text].tolist(),
+            y_test,
+            len(prepared.classes),
+        )
+    )
+    return metrics
+
+
 class TextKind(ModelKind):
     """`model.kind = "text"`: a text column -> a class.
 
@@ -443,30 +489,11 @@ class TextKind(ModelKind):
         return Fitted(model, timing, {"coverage": coverage})
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
-        split = config["evaluate"]["split"]
-        x_test, y_test = encode(prepared, prepared.test, config)
-        probabilities = fitted.model.predict(x_test, verbose=0)
-        fitted.state["split_predictions"] = (y_test, probabilities)
-        metrics: dict[str, Any] = {
-            split: classification_metrics(y_test, probabilities)
-        }
-        metrics[split]["seconds"] = fitted.timing["seconds"]
-        text, label = config["data"]["text"], config["data"]["label"]
-        shares = class_shares(
-            class_ids(prepared, prepared.train[label]), len(prepared.classes)
-        )
-        metrics["class_shares"] = classification_metrics(
-            y_test, np.tile(shares, (len(y_test), 1))
-        )
-        metrics.update(
-            run_baselines(
-                config["evaluate"]["baselines"],
-                prepared.train[text].tolist(),
-                class_ids(prepared, prepared.train[label]),
-                prepared.test[text].tolist(),
-                y_test,
-                len(prepared.classes),
-            )
+        # No held-out rows (`data.split = "none"`): no metrics, no baselines.
+        metrics = (
+            {"note": NO_TEST_NOTE}
+            if holds_out_nothing(config)
+            else _split_metrics(fitted, prepared, config)
         )
         metrics["split"] = split_description(
             config, prepared.train, prepared.test
@@ -491,6 +518,7 @@ class TextKind(ModelKind):
         return summary(metrics, config)
 
     def rescore(self, bundle, frame=None):
+        check_held_out(bundle)
         config = bundle.config
         frame = source_table(config, frame)
         data = config["data"]
@@ -503,7 +531,34 @@ class TextKind(ModelKind):
 
 
 def summary(metrics, config):
-    """What `recsys train` prints: the model beside each baseline."""
+    """What `recsys train` prints: the model beside each baseline (a run
+    that held out no rows, `data.split = "none"`: its note)."""
+    split = config["evaluate"]["split"]
+    lines = no_test_lines(metrics, split) or _metric_lines(metrics, config)
+    train = metrics["train"]
+    epochs = train["epochs"]
+    capped = epoch_cap_note(
+        epochs if isinstance(epochs, list) else [epochs],
+        config.get("train", {}).get("epochs"),
+    )
+    unit = "epoch" if epochs == 1 else "epochs"
+    if isinstance(epochs, list):  # an ensemble's members, in order
+        epochs = " + ".join(str(e) for e in epochs)
+    lines.append(
+        f"training: {epochs} {unit} (early stopping on validation"
+        f"{', then refit on all training rows' if train['refit'] else ''}), "
+        f"{train['seconds']:.1f} s ({train['backend']} backend)"
+    )
+    if "pretrained_coverage" in metrics:
+        lines.append(
+            f"pretrained vectors cover {metrics['pretrained_coverage']:.1%} "
+            "of the vocabulary"
+        )
+    return "\n".join(lines + capped)
+
+
+def _metric_lines(metrics, config):
+    """`summary`'s table of the evaluated split, and the notes under it."""
     split = config["evaluate"]["split"]
     rows = [("model", metrics[split])] + [
         (name.removeprefix("baseline_"), value)
@@ -521,24 +576,4 @@ def summary(metrics, config):
             f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
         )
     lines += baselines_ahead_note(metrics, split, "auc")
-    lines += class_shares_note(metrics, split)
-    train = metrics["train"]
-    epochs = train["epochs"]
-    capped = epoch_cap_note(
-        epochs if isinstance(epochs, list) else [epochs],
-        config.get("train", {}).get("epochs"),
-    )
-    unit = "epoch" if epochs == 1 else "epochs"
-    if isinstance(epochs, list):  # an ensemble's members, in order
-        epochs = " + ".join(str(e) for e in epochs)
-    lines.append(
-        f"\ntraining: {epochs} {unit} (early stopping on validation"
-        f"{', then refit on all training rows' if train['refit'] else ''}), "
-        f"{train['seconds']:.1f} s ({train['backend']} backend)"
-    )
-    if "pretrained_coverage" in metrics:
-        lines.append(
-            f"pretrained vectors cover {metrics['pretrained_coverage']:.1%} "
-            "of the vocabulary"
-        )
-    return "\n".join(lines + capped)
+    return lines + class_shares_note(metrics, split) + [""]

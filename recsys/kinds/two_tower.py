@@ -31,6 +31,8 @@ from recsys.data.retrieval_inputs import positive_rows
 from recsys.data.retrieval_inputs import training_inputs
 from recsys.data.retrieval_inputs import user_states
 from recsys.data.retrieval_inputs import values_per_item
+from recsys.data.split import NO_TEST_NOTE
+from recsys.data.split import holds_out_nothing
 from recsys.data.split import split_record
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
@@ -50,7 +52,9 @@ from recsys.kinds import two_tower_streamed as streamed
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import baselines_ahead_note
+from recsys.kinds.base import check_held_out
 from recsys.kinds.base import fit_preprocessor
+from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import source_table
 from recsys.logs import progress_bar
 from recsys.training.checkpoint import training_checkpoint
@@ -63,6 +67,9 @@ from recsys.training.precision import precision_scope
 from recsys.training.refit import epoch_cap_note
 from recsys.training.two_tower import build_two_tower
 from recsys.training.two_tower import fit_two_tower
+
+# Users the index's recall against exact search is measured on.
+RECALL_USERS = 2000
 
 logger = logging.getLogger(__name__)
 
@@ -644,7 +651,7 @@ class TwoTowerKind(ModelKind):
             if distribution is None and _profile_history(config):
                 inputs = profile_batches(prepared, batch_size)
             callbacks = [checkpoint] if checkpoint else []
-            if self.epoch_end is not None:
+            if self.epoch_end is not None and not holds_out_nothing(config):
                 callbacks.append(
                     EpochScores(self.epoch_end, model, prepared, config)
                 )
@@ -676,12 +683,14 @@ class TwoTowerKind(ModelKind):
         arrays = embed_catalog_and_users(fitted.model, prepared)
         stages.update()
         stages.set_postfix_str("build index")
-        # Tuned on the users' own query vectors (`index.recall_target`).
+        # Tuned on the users' own query vectors (`index.recall_target`),
+        # their seen items excluded as `recommend` excludes them.
         index = build_index_from_config(
             arrays["item_embeddings"],
             config["index"],
             progress=progress,
             queries=arrays["user_embeddings"],
+            seen=(arrays["seen_indptr"], arrays["seen_items"]),
         )
         stages.update()
         stages.close()
@@ -694,27 +703,42 @@ class TwoTowerKind(ModelKind):
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         arrays, index = exported["arrays"], exported["index"]
-        recall = recall_against_exact(index, arrays["user_embeddings"], k=10)
-        metrics = evaluate_bundle(
-            unwritten_bundle(config, exported),
-            prepared.frame,
-            config,
-            prepared.train,
-            prepared.test,
+        # At most RECALL_USERS users, spread evenly: each is searched alone
+        # for the filtered recall, and exact search scores every item.
+        users = len(arrays["user_embeddings"])
+        rows = np.unique(
+            np.linspace(0, users - 1, min(users, RECALL_USERS)).astype(int)
         )
-        metrics["split"] = split_record(
+        queries = arrays["user_embeddings"][rows]
+        recall = recall_against_exact(index, queries, k=10)
+        indptr, seen_items = arrays["seen_indptr"], arrays["seen_items"]
+        seen = [seen_items[indptr[row] : indptr[row + 1]] for row in rows]
+        filtered = recall_against_exact(index, queries, 10, seen)
+        split = split_record(
             split_rule(config["data"]), prepared.train, prepared.test
         )
-        metrics["split"]["repeat_share"] = repeat_share(
-            prepared.train, prepared.test, **_ids(config)
-        )
-        metrics["split"]["items"] = len(prepared.items)
+        if holds_out_nothing(config):
+            # No held-out rows: no metrics, and no baselines beside them.
+            metrics: dict = {"note": NO_TEST_NOTE}
+        else:
+            metrics = evaluate_bundle(
+                unwritten_bundle(config, exported),
+                prepared.frame,
+                config,
+                prepared.train,
+                prepared.test,
+            )
+            split["repeat_share"] = repeat_share(
+                prepared.train, prepared.test, **_ids(config)
+            )
+        metrics["split"] = {**split, "items": len(prepared.items)}
         metrics["train"] = fitted.timing
         metrics["index"] = {
             "kind": index.kind,
             "options": index.options,
             "tuning": index.tuning,
             "recall@10_vs_exact": recall,
+            "recall@10_vs_exact_filtered": filtered,
         }
         return metrics
 
@@ -738,6 +762,7 @@ class TwoTowerKind(ModelKind):
 
     def rescore(self, bundle, frame=None):
         """HR@k of the loaded bundle and of popularity, recomputed."""
+        check_held_out(bundle)
         config = bundle.config
         if config["data"].get("path") and frame is None:
             return streamed.evaluate_streamed(bundle, progress=False)
@@ -780,6 +805,12 @@ def _repeats_note(metrics: dict) -> list[str]:
     ]
 
 
+def _filtered_recall(metrics: dict) -> str:
+    """The index's recall with seen items excluded, as users get it."""
+    filtered = metrics["index"].get("recall@10_vs_exact_filtered")
+    return "" if filtered is None else f", {filtered:.4f} seen items excluded"
+
+
 def _tuned(metrics: dict) -> str:
     """What the index chose for its recall target, if it tuned itself."""
     index = metrics["index"]
@@ -802,7 +833,8 @@ def summary(metrics: dict, config: dict) -> str:
     NDCG@k, MRR and coverage@k, a column per baseline (popularity, then
     EASE and item-kNN where scored); metrics.json holds the unfiltered ones
     too. Then each baseline's chosen setting or why it was skipped.
-    Metrics written before those existed print HR@k alone.
+    Metrics written before those existed print HR@k alone; a run that held
+    out no rows (`data.split = "none"`) prints its note instead.
 
     Args:
         metrics: dict. The run's metrics (metrics.json).
@@ -813,6 +845,36 @@ def summary(metrics: dict, config: dict) -> str:
     """
     split = config["evaluate"]["split"]
     train = metrics["train"]
+    lines = no_test_lines(metrics, split) or _metric_lines(metrics, config)
+    early = train.get("early_stopping")
+    lines += [
+        f"training: {train['seconds']:.1f} s, "
+        f"{train['examples_per_second']:,.0f} examples/s "
+        f"({train['backend']} backend)"
+        + (
+            f"; best epoch {early['best_epoch']} of {len(early['scores'])} "
+            f"on validation ({early['metric']}, {early['seconds']:.1f} s)"
+            if early and early["scores"]
+            else ""
+        ),
+        f"index: {metrics['index']['kind']}, recall@10 vs exact "
+        f"{metrics['index']['recall@10_vs_exact']:.4f}"
+        + _filtered_recall(metrics)
+        + _tuned(metrics),
+    ]
+    for name, value in metrics.get("ground_truth", {}).get("model", {}).items():
+        baseline = metrics["ground_truth"]["baseline_popularity"][name]
+        lines.append(
+            f"ground truth {name}: {value:.4f} (popularity {baseline:.4f})"
+        )
+    if early and early["scores"]:
+        lines += epoch_cap_note([early["best_epoch"]], len(early["scores"]))
+    return "\n".join(lines)
+
+
+def _metric_lines(metrics: dict, config: dict) -> list[str]:
+    """`summary`'s tables of the evaluated split, and the notes under them."""
+    split = config["evaluate"]["split"]
     model = metrics[split]
     columns = ["baseline_popularity"] + [
         key
@@ -863,29 +925,7 @@ def summary(metrics: dict, config: dict) -> str:
         ),
     )
     lines += ahead + ([""] if ahead else [])
-    lines += _baseline_notes(metrics.get("baselines", {}))
-    early = train.get("early_stopping")
-    lines += [
-        f"training: {train['seconds']:.1f} s, "
-        f"{train['examples_per_second']:,.0f} examples/s "
-        f"({train['backend']} backend)"
-        + (
-            f"; best epoch {early['best_epoch']} of {len(early['scores'])} "
-            f"on validation ({early['metric']}, {early['seconds']:.1f} s)"
-            if early and early["scores"]
-            else ""
-        ),
-        f"index: {metrics['index']['kind']}, recall@10 vs exact "
-        f"{metrics['index']['recall@10_vs_exact']:.4f}" + _tuned(metrics),
-    ]
-    for name, value in metrics.get("ground_truth", {}).get("model", {}).items():
-        baseline = metrics["ground_truth"]["baseline_popularity"][name]
-        lines.append(
-            f"ground truth {name}: {value:.4f} (popularity {baseline:.4f})"
-        )
-    if early and early["scores"]:
-        lines += epoch_cap_note([early["best_epoch"]], len(early["scores"]))
-    return "\n".join(lines)
+    return lines + _baseline_notes(metrics.get("baselines", {}))
 
 
 def _baseline_notes(baselines):
@@ -990,12 +1030,14 @@ class StreamedTwoTowerKind(TwoTowerKind):
         stages.lap("seen")
         arrays = streamed.embed_streamed(fitted.model, data, indptr, seen)
         stages.lap("embed")
-        # Tuned on the users' own query vectors (`index.recall_target`).
+        # Tuned on the users' own query vectors (`index.recall_target`),
+        # their seen items excluded as `recommend` excludes them.
         index = build_index_from_config(
             arrays["item_embeddings"],
             config["index"],
             progress=progress,
             queries=arrays["user_embeddings"],
+            seen=(arrays["seen_indptr"], arrays["seen_items"]),
         )
         stages.lap("index")
         return {
@@ -1029,6 +1071,12 @@ class StreamedTwoTowerKind(TwoTowerKind):
             "options": index.options,
             "tuning": index.tuning,
             "recall@10_vs_exact": float(sum(recalls) / max(len(rows), 1)),
+            "recall@10_vs_exact_filtered": recall_against_exact(
+                index,
+                arrays["user_embeddings"][rows],
+                10,
+                [bundle.seen(row) for row in rows],
+            ),
         }
         prepared.stages.lap("evaluate")
         # The bounds in seconds are `metrics["data"]["split_time"]`.

@@ -541,3 +541,57 @@ def test_the_suggested_key_is_not_one_the_section_already_sets(tmp_path):
     # difflib ranks 'time' first, which the section already has.
     with pytest.raises(ConfigError, match="Fix: 'itme' -> 'item'."):
         load_config(str(path))
+
+
+@pytest.mark.parametrize("kind", list(KIND_FILES))
+def test_split_none_is_a_split_of_every_kind(kind):
+    config = load_config(KIND_FILES[kind], ['data.split="none"'])
+    assert config["data"]["split"] == "none"
+    # Its default evaluate.split ("test") reports nothing; "validation"
+    # reports the carve of every row.
+    load_config(
+        KIND_FILES[kind], ['data.split="none"', 'evaluate.split="validation"']
+    )
+
+
+def test_split_none_suits_a_table_without_ids_or_times():
+    config = load_config(
+        {
+            "data": {"source": "loans.csv", "label": "bad", "split": "none"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    assert config["data"]["time"] == "" and config["data"]["split"] == "none"
+
+
+@pytest.mark.parametrize(
+    "kind, overrides, match",
+    [
+        (
+            "two_tower",
+            ['data.split="none"', 'data.split_cutoff="2020"'],
+            r"^data.split_cutoff = '2020' is read only by data.split = \"time",
+        ),
+        (
+            "tabular",
+            ['data.split="none"', 'data.split_column="part"'],
+            r"^data.split = \"column\" and data.split_column go together",
+        ),
+        (
+            "two_tower",
+            ['data.split="none"', 'data.path="shards"'],
+            "split by time only",
+        ),
+        # The way a user first asks for no test part names the key for it.
+        (
+            "two_tower",
+            ["data.test_fraction=0"],
+            r"^data.test_fraction must be in \(0, 1\). Received: 0. Fix: .*"
+            r"set data.split = \"none\"",
+        ),
+        ("text", ["data.test_fraction=0.0"], 'data.split = "none"'),
+    ],
+)
+def test_split_none_refuses_the_keys_of_a_test_part(kind, overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(KIND_FILES[kind], overrides)

@@ -258,3 +258,48 @@ def test_split_keys_are_checked_in_the_config():
         load_config(base, ['data.path="shards"', 'data.split="random"'])
     config = load_config(base, ['data.split="time"', "data.split_cutoff=10"])
     assert config["data"]["split_cutoff"] == 10
+
+
+# --- data.split = "none": every row trains, the carve is "auto"'s ----------
+
+from recsys.config.common import NO_TIME  # noqa: E402
+from recsys.data.split import split_rule  # noqa: E402
+
+
+def _data(split, **keys):
+    return {"split": split, "user": "u", "item": "i", "time": "t", **keys}
+
+
+def test_split_none_holds_out_nothing_and_carves_as_auto():
+    frame = _interactions()
+    train, test = split_table(frame, split_rule(_data("none")))
+    # Every row, in the order of any split; no test rows.
+    ordered = frame.sort_values(["u", "t", "i"], kind="stable")
+    _assert_same_rows(train, ordered.reset_index(drop=True))
+    assert len(test) == 0 and list(test.columns) == list(frame.columns)
+    # The validation carve: "auto"'s (each user's latest rows) of every row.
+    fit, validation = split_table(
+        frame, split_rule(_data("none")), validation=True
+    )
+    expected = temporal_split(frame, **COLUMNS)
+    _assert_same_rows(fit, expected[0])
+    _assert_same_rows(validation, expected[1])
+    assert split_rule(_data("none", test_fraction=0.3)).describe() == {
+        "method": "none",
+        "validation": {"method": "user_time", "test_fraction": 0.3},
+    }
+
+
+def test_split_none_carves_at_random_without_ids_or_times():
+    frame = _interactions()
+    # A table without ids or times: "auto" draws rows at random.
+    rule = split_rule({"split": "none", "user": "", "time": "", "item": ""})
+    assert rule.carving == SplitRule("random")
+    # Ids without times (`data.time = ""` read as NO_TIME): at random too.
+    timeless = split_rule(_data("none", time=NO_TIME, split_seed=4))
+    assert timeless.carving.method == "random"
+    assert timeless.carving.seed == 4
+    fit, validation = split_table(
+        frame.assign(**{NO_TIME: 0}), timeless, validation=True
+    )
+    assert len(validation) == 80 and len(fit) == 320

@@ -59,3 +59,14 @@ def test_a_classifier_below_its_class_shares_is_said():
     metrics["test"]["logloss"] = 0.55
     assert class_shares_note(metrics, "test") == []
     assert class_shares_note({"test": {"rmse": 1.0}}, "test") == []
+
+
+def test_a_perfect_held_out_score_is_said():
+    from recsys.kinds.base import perfect_score_note
+
+    assert perfect_score_note({"test": {"auc": 0.9998}}, "test") == []
+    assert perfect_score_note({"test": {"rmse": 0.0}}, "test") == []
+    note = " ".join(perfect_score_note({"test": {"auc": 1.0}}, "test"))
+    assert note.startswith("note: auc 1.0000 on the test split, a perfect")
+    multiclass = {"validation": {"accuracy": 1.0, "logloss": 0.01}}
+    assert perfect_score_note(multiclass, "validation")

@@ -478,3 +478,21 @@ def test_an_empty_numeric_cell_is_read_as_missing(loans, tmp_path):
     assert np.isfinite(bundle.predict(frame.iloc[:40])).all()
     rescored = TabularKind().rescore(bundle)
     assert rescored["auc"] == pytest.approx(aucs["indicator"], abs=1e-6)
+
+
+def test_a_column_that_holds_the_label_is_said_at_a_perfect_score(
+    loans, tmp_path
+):
+    # Goals beside a goal difference: AUC 1.0000, and nothing said.
+    frame = pd.read_csv(loans / "loans.csv")
+    frame["verdict"] = np.where(frame["status"] == "good", "approve", "deny")
+    frame.to_csv(tmp_path / "loans.csv", index=False)
+    text = CONFIG.replace(
+        "[model]", '[features.verdict]\nkind = "categorical"\n\n[model]'
+    ).replace("epochs = 2\npatience = 1", "epochs = 40\npatience = 5")
+    (tmp_path / "leak.toml").write_text(text)
+    config = load_config(str(tmp_path / "leak.toml"), ["train.batch_size=32"])
+    _, metrics = train(config, str(tmp_path / "bundle"), progress=False)
+    assert metrics["test"]["auc"] == 1.0
+    report = " ".join(TabularKind().summary(metrics, config).split())
+    assert "note: auc 1.0000 on the test split, a perfect score" in report
