@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 
 from recsys.bundles.two_tower import Bundle
-from recsys.index import BruteForceIndex
 from recsys.names import HISTORY
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.fast_tower import NumpyTower
@@ -483,22 +482,6 @@ class RetrievalService:
                 return [QueryError(str(error))]
         return [self._search_all([plan], k)[0] for plan in plans]
 
-    def _search_key(self, plan):
-        """The queries searched together: those that get the same answer
-        in one search as alone.
-
-        The index searches a batch for `k` plus the most exclusions of any
-        query (`Index.search_rows`). Exact search gives every query the
-        same top-k whatever that count; ScaNN re-scores
-        `max(reorder, count)` candidates, so a query joins only those whose
-        count leads to the same number of candidates.
-        """
-        if isinstance(self.index, BruteForceIndex):
-            return plan.k, 0
-        count = min(plan.k + len(plan.banned), len(self.index))
-        reorder = self.index.options.get("reorder") or 0
-        return plan.k, max(count, reorder) if reorder else count
-
     def _plan(
         self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True
     ):
@@ -640,11 +623,13 @@ class RetrievalService:
                     del plans[i]
                 else:
                     plans[i].vector = vector
-        groups: dict[tuple[int, int], list[int]] = {}
+        # One search a k: the index answers each query as it would alone
+        # (`Index.search_rows` searches apart those it must).
+        groups: dict[int, list[int]] = {}
         for i, plan in plans.items():
-            groups.setdefault(self._search_key(plan), []).append(i)
+            groups.setdefault(plan.k, []).append(i)
         item_ids = self.bundle.item_ids
-        for (k, _), group in groups.items():
+        for k, group in groups.items():
             found = self._search_all([plans[i] for i in group], k)
             for i, answer in zip(group, found, strict=True):
                 if isinstance(answer, Exception):

@@ -6,6 +6,8 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings
 from pydantic_settings import SettingsConfigDict
 
+from recsys.index.base import SEARCH_DEPTH
+
 ENV_PREFIX = "RECSYS_"
 
 # Below this a watched bundle is polled so often that the polling itself
@@ -46,8 +48,9 @@ class Settings(BaseSettings):
         exact: bool. Answer with exact (brute-force) search instead of the
             bundle's index. Defaults to `False`.
         precompute_depth: int. Top items searched at load for each known
-            user (`recsys.serving.top_items.TopItemsTable`); `0` turns the table
-            off. Defaults to `100`.
+            user (`recsys.serving.top_items.TopItemsTable`), at most 100
+            (deeper rows could differ from what the index answers); `0`
+            turns the table off. Defaults to `100`.
         precompute_max_users: int. Users in that table, most active first.
             Defaults to `200_000` (160 MB at depth 100).
         batch_window_ms: float. Most milliseconds a request that needs the
@@ -80,7 +83,7 @@ class Settings(BaseSettings):
         2.0, ge=MIN_WATCH_INTERVAL, allow_inf_nan=False
     )
     exact: bool = False
-    precompute_depth: int = Field(100, ge=0)
+    precompute_depth: int = Field(100, ge=0, le=SEARCH_DEPTH)
     precompute_max_users: int = Field(200_000, ge=0)
     batch_window_ms: float = Field(1.0, ge=0, le=1000, allow_inf_nan=False)
     batch_max_size: int = Field(64, ge=1)

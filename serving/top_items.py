@@ -6,6 +6,7 @@ import time
 import numpy as np
 
 from recsys.index import BruteForceIndex
+from recsys.index.base import SEARCH_DEPTH
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class TopItemsTable:
         bundle: a loaded `recsys.Bundle`.
         index: the index the service searches (the table repeats its
             answers).
-        depth: int. Items kept per user. Defaults to `100`.
+        depth: int. Items kept per user, at most `SEARCH_DEPTH` (100).
+            Defaults to `100`.
         max_users: int. Users with a row. Defaults to `200_000`
             (`depth=100` then takes 160 MB).
         batch_size: int. Users searched per call while building (small
@@ -59,7 +61,9 @@ class TopItemsTable:
     ):
         started = time.perf_counter()
         num_users = len(bundle.user_ids)
-        self.depth = min(int(depth), len(bundle.item_ids))
+        # Up to the index's SEARCH_DEPTH: a row is then the head of what
+        # `recommend` answers for any k it serves (`Index.search_rows`).
+        self.depth = min(int(depth), SEARCH_DEPTH, len(bundle.item_ids))
         activity = np.diff(bundle.seen_indptr)
         users = np.argsort(-activity, kind="stable")[: max(0, max_users)]
         if (

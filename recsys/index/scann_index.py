@@ -206,6 +206,12 @@ class ScannIndex(Index):
                 f"options {self.options}: {e}"
             ) from e
 
+    def _count_key(self, count: int) -> int:
+        # The candidates re-scored: counts up to `reorder` share them, and
+        # a query's top rows are the head of that one ordering.
+        reorder = self.options["reorder"]
+        return max(reorder, count) if reorder else count
+
     def _search_rows(
         self, queries: np.ndarray, count: int
     ) -> tuple[np.ndarray, np.ndarray]:

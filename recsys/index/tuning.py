@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.index.base import search_count
 from recsys.index.recall import exact_rows
 from recsys.index.recall import per_query_recall
 from recsys.index.recall import search_each
@@ -203,10 +204,15 @@ class _Trials:
 
     def counts(self, queries: int) -> np.ndarray:
         """Neighbours ScaNN is asked for by each of the first queries."""
-        counts = np.full(queries, self.k, np.int64)
-        if self.exclude is not None:
-            counts += [len(banned) for banned in self.exclude[:queries]]
-        return np.minimum(counts, len(self.index))
+        excluded = (
+            [len(banned) for banned in self.exclude[:queries]]
+            if self.exclude is not None
+            else [0] * queries
+        )
+        return np.array(
+            [search_count(self.k, n, len(self.index)) for n in excluded],
+            np.int64,
+        )
 
     def _search(self, leaves: int, reorder: int) -> np.ndarray:
         """The sample's rows, searched as one batch."""

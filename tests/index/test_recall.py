@@ -125,3 +125,18 @@ def test_build_index_needs_queries_for_seen(users):
     items, _, seen, _ = users
     with pytest.raises(ValueError, match="pass `queries`"):
         build_index(items, kind="scann", seen=seen)
+
+
+def test_a_user_gets_one_list_whatever_k_and_whatever_the_batch(users):
+    # ScaNN re-scores max(reorder, count) candidates, and a query asked
+    # for k plus its exclusions: a top 10 was not the head of the same
+    # user's top 100, and a light user searched beside a heavy one got
+    # more candidates than alone.
+    items, queries, _, seen = users
+    index = ScannIndex(items, num_leaves=60, num_leaves_to_search=6, reorder=20)
+    top_10 = index.search_rows(queries, 10, exclude=seen)[0]
+    top_100 = index.search_rows(queries, 100, exclude=seen)[0]
+    np.testing.assert_array_equal(top_10, top_100[:, :10])
+    for i in range(0, NUM_USERS, 50):
+        alone = index.search_rows(queries[i], 10, exclude=seen[i : i + 1])[0]
+        np.testing.assert_array_equal(alone[0], top_10[i])
