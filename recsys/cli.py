@@ -343,7 +343,8 @@ def _recommend_batch(args):
         f"wrote {done['rows']:,} recommendations for {done['users']:,} users "
         f"to {args.output} ({done['users_per_second']:,.0f} users/s)"
         + (
-            f"; {unknown:,} unknown users got the most popular items"
+            f"; {unknown:,} unknown user{'' if unknown == 1 else 's'} got "
+            "the most popular items"
             if unknown
             else ""
         )

@@ -140,6 +140,13 @@ async def validation_error_handler(request, error):
         }
         for item in error.errors()
     ]
+    detail = _merged_id_branches(detail)
+    for item in detail:
+        if item["loc"] == ["body"] and item["type"] == "missing":
+            item["msg"] = (
+                "The body is empty: send a JSON object, e.g. "
+                '{"user_id": "42", "k": 10}.'
+            )
     kind = request.headers.get("content-type", "")
     if kind and not _json_type(kind):
         # FastAPI reads a body as JSON only when it says so; `curl -d`
@@ -153,6 +160,31 @@ async def validation_error_handler(request, error):
                     "application/json' (or send the body with --json)."
                 )
     return JSONResponse({"detail": detail}, status_code=422)
+
+
+def _merged_id_branches(detail):
+    """One error per id that is neither a string nor a whole number.
+
+    Pydantic reports each branch of `Id` (`str | int`) apart, under locs
+    that end in the branch's name (`"str"`, `"function-before[_integral(),
+    int]"`): a validator's name, and two messages for one value.
+    """
+    merged, index = [], {}
+    for item in detail:
+        *where, branch = item["loc"] or [""]
+        if branch == "str" or (isinstance(branch, str) and "int]" in branch):
+            key = tuple(where)
+            if key in index:
+                continue
+            index[key] = len(merged)
+            item = {
+                **item,
+                "loc": where,
+                "msg": "Input should be an id: a string or a whole number",
+                "type": "id_type",
+            }
+        merged.append(item)
+    return merged
 
 
 # Validation error types of a body that is not a JSON object at all.

@@ -514,3 +514,31 @@ def test_scores_that_are_not_finite_are_not_answered_as_null(trained_bundle):
     # Before: {"score": null} twice, which the schema says is a float.
     assert answer.status_code == 200
     assert answer.json()["items"] == [{"id": str(ids[0]), "score": 1.0}]
+
+
+@pytest.mark.parametrize(
+    "body, loc",
+    [
+        ({"user_id": 42.5}, ["body", "user_id"]),
+        ({"user_id": 42, "exclude": [1, 1.5]}, ["body", "exclude", 1]),
+        ({"user_id": [42]}, ["body", "user_id"]),
+    ],
+)
+def test_an_id_of_another_type_is_one_error_at_its_place(client, body, loc):
+    # Pydantic's two branches of `str | int`: two errors, one under a
+    # validator's name ("function-before[_integral(), int]").
+    answer = client.post("/v1/retrieve", json=body)
+    assert answer.status_code == 422
+    (error,) = answer.json()["detail"]
+    assert error["loc"] == loc
+    assert error["msg"] == "Input should be an id: a string or a whole number"
+
+
+def test_an_empty_body_says_so(client):
+    answer = client.post(
+        "/v1/retrieve",
+        content=b"",
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["msg"].startswith("The body is empty")
