@@ -13,6 +13,7 @@ will watch.
 """
 
 import contextlib
+import logging
 import threading
 import weakref
 from collections.abc import Iterable
@@ -25,6 +26,8 @@ from recsys.data.retrieval_inputs import with_time_column
 from recsys.data.split import split_rule
 from recsys.data.split import split_table
 from recsys.features import canonical_strings
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_NUM_CANDIDATES = 100
 DEFAULT_BLEND = 1.0
@@ -398,6 +401,23 @@ def _list_metrics(ranks, k):
     return {f"hr@{k}": float(hit.mean()), f"ndcg@{k}": float(gains.mean())}
 
 
+def _check_whole_table(retriever, train_users):
+    """Warns where the training part of the table given is not the one the
+    retriever learnt from: a table of the test rows alone splits again
+    into other, smaller parts, silently (HR@10 0.031 on 4,307 rows against
+    0.046 on 20,256 for MovieLens' test rows)."""
+    given, known = train_users.nunique(), len(retriever.user_ids)
+    if abs(given - known) > 0.1 * known:
+        logger.warning(
+            "The table's training part holds %s users; the retriever was "
+            "trained on %s. Pass the whole table both bundles were trained "
+            "on (for the shipped configs, "
+            "recsys.data.movielens.load_movielens()), not some of its rows.",
+            f"{given:,}",
+            f"{known:,}",
+        )
+
+
 def evaluate_two_stage(
     recommender: TwoStageRecommender,
     frame: pd.DataFrame,
@@ -450,9 +470,10 @@ def evaluate_two_stage(
         )
     frame = with_time_column(frame, data)
     frame = parse_times(frame, data["time"], data.get("time_format", "ISO8601"))
-    _, test = split_table(
+    train, test = split_table(
         frame, split_rule(data), validation=split == "validation"
     )
+    _check_whole_table(recommender.retriever, train[user])
     users = test[user].drop_duplicates().to_numpy()
     user_rows = {u: i for i, u in enumerate(users.tolist())}
     n = recommender.num_candidates

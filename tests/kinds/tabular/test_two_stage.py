@@ -62,6 +62,21 @@ def test_two_stage_evaluation_matches_retrieval_evaluation(
     assert result["num_interactions"] == len(test)
 
 
+def test_two_stage_evaluation_of_some_rows_says_to_pass_the_table(
+    retriever, liked_run, small_frame, caplog
+):
+    # The test rows alone split again into smaller parts, silently.
+    ranker, _ = liked_run
+    recommender = TwoStageRecommender(retriever, ranker, num_candidates=50)
+    with caplog.at_level("WARNING", logger="recsys.two_stage"):
+        evaluate_two_stage(recommender, small_frame, k=10)
+    assert "Pass the whole table" not in caplog.text
+    few = small_frame[small_frame["userId"] <= 20]
+    with caplog.at_level("WARNING", logger="recsys.two_stage"):
+        evaluate_two_stage(recommender, few, k=10)
+    assert "holds 20 users; the retriever was trained on 40" in caplog.text
+
+
 def test_two_stage_rejects_bad_arguments(retriever, liked_run):
     ranker, _ = liked_run
     with pytest.raises(ValueError, match="num_candidates"):
