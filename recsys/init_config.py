@@ -193,7 +193,8 @@ def _toml(value) -> str:
 
 def _line(key: str, value, note: str = "") -> str:
     text = f"{key} = {_toml(value)}"
-    return f"{text:<40}# {note}" if note else text
+    # At least one space before the comment, after a long value too.
+    return f"{text + ' ':<40}# {note}" if note else text
 
 
 def _is_strings(series: pd.Series) -> bool:
@@ -731,7 +732,12 @@ def _split_lines(
         split = _line("split", "time", 'the latest rows; or "random", "column"')
     else:
         split = _line("split", "random", 'rows drawn at random; or "column"')
-    return [split, _line("test_fraction", 0.2, "the share held out")]
+    return [
+        split,
+        _line("test_fraction", 0.2, "the share held out"),
+        '# split = "none" trains the bundle to ship on every row, once the',
+        "# metrics of this split satisfy you (none are measured then)",
+    ]
 
 
 def _ids_and_time(frame: pd.DataFrame, when: str, columns: dict[str, str]):
