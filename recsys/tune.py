@@ -193,7 +193,7 @@ def search_space(
         # it. Epochs are a cap: early stopping on the trial's own carve
         # still picks fewer.
         return {
-            "model.interaction": Choice(("mlp", "dcn", "dot")),
+            "model.interaction": Choice(_interactions(config)),
             "model.num_cross_layers": Range(1, 4, integer=True),
             "model.hidden_units": Choice(
                 ([], [64], [64, 32], [128, 64], [256, 128, 64])
@@ -254,6 +254,24 @@ def search_space(
         # N-grams need a larger vocabulary than words alone.
         space[f"{feature}.max_tokens"] = Choice((cap, 5 * cap))
     return space
+
+
+def _interactions(config: dict) -> tuple[str, ...]:
+    """The tabular interactions a config's columns allow: `"dot"` needs
+    two vectors to multiply (each embedded column, one for all numeric
+    columns, the history), which a table of numbers alone lacks."""
+    from recsys.config.tabular import model_features
+
+    kinds = [
+        config["features"][name]["kind"]
+        for name in model_features(config)
+        if name in config["features"]
+    ]
+    vectors = sum(kind != "numeric" for kind in kinds)
+    vectors += ("numeric" in kinds) + bool(
+        config["model"].get("history_length")
+    )
+    return ("mlp", "dcn", "dot") if vectors >= 2 else ("mlp", "dcn")
 
 
 def objective_metric(

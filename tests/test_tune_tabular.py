@@ -211,3 +211,14 @@ def test_settings_a_trial_does_not_read_keep_the_configs_values(
     }
     dcn = {"model.interaction": "dcn", "model.num_cross_layers": 4}
     assert consistent(dcn, config) == dcn
+
+
+def test_a_table_of_numbers_alone_is_not_searched_with_dot(xor_table):
+    # "dot" multiplies two vectors or more: on a table of numbers (one
+    # vector for all of them) its trial stopped the whole study.
+    config = _config(xor_table)
+    numbers = {"noise": {"kind": "numeric"}}
+    config = {**config, "features": numbers}
+    config["model"] = {**config["model"], "features": ["noise"]}
+    assert search_space(config)["model.interaction"].values == ("mlp", "dcn")
+    assert "dot" in search_space(_config(xor_table))["model.interaction"].values

@@ -426,9 +426,10 @@ class TabularModel(SparseRowUpdates, keras.Model):
         if self.wide_biases is not None:
             looked_up = self.wide_biases(inputs)
             biases = [looked_up] if stack is not None else looked_up
-        if self.l2:
+        if self.l2 and vectors + biases:
             # Penalize the looked-up rows only, so a value's penalty grows
-            # with its frequency, as in matrix factorization.
+            # with its frequency, as in matrix factorization. (Numbers
+            # alone look nothing up: nothing to penalize.)
             penalty = sum(
                 ops.mean(ops.sum(ops.square(v), axis=-1))
                 for v in vectors + biases

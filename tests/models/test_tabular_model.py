@@ -185,6 +185,23 @@ def test_tabular_model_l2_adds_a_loss():
     assert float(keras.ops.convert_to_numpy(model.losses[0])) > 0
 
 
+@pytest.mark.parametrize("interaction", ["mlp", "dcn"])
+def test_tabular_model_l2_of_numbers_alone_trains(interaction):
+    # Nothing looked up: the penalty was the int 0, which add_loss refuses
+    # (`recsys train` and `recsys tune`'s l2 trials on all-numeric tables).
+    model = TabularModel(
+        [{"name": "age", "type": "numeric"}],
+        l2=0.01,
+        interaction={"name": interaction},
+    )
+    model.compile(optimizer="adam", loss="binary_crossentropy")
+    history = model.fit(
+        {"age": X["age"]}, np.array([1.0, 0.0]), epochs=1, verbose=0
+    )
+    assert np.isfinite(history.history["loss"][0])
+    assert not model.losses
+
+
 def test_tabular_model_embeddings_l2_penalizes_every_table_weight():
     model = TabularModel(INPUTS, embeddings_l2=0.5, wide=False)
     model(X)
