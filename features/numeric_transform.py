@@ -11,6 +11,7 @@ the training rows gets a 0/1 "missing" input beside it (`missing =
 "indicator"`), as an empty cell often says something of the row.
 """
 
+import contextlib
 import dataclasses
 from typing import Any
 
@@ -33,7 +34,8 @@ UNIX_EPOCH = pd.Timestamp(0, tz="UTC")
 def as_numbers(values: Any) -> pd.Series:
     """`values` as numbers; what is not a number becomes NaN.
 
-    Datetimes (any resolution, time zone or backend) become Unix seconds:
+    Datetimes (any resolution, time zone or backend; or a column of text
+    or Python datetimes that all read as ISO 8601 times) become Unix seconds:
     pandas' own numbers for them are ticks of the column's resolution (the
     same instant is 1e9 times larger as `datetime64[ns]` than as
     `datetime64[s]`), and pyarrow's timestamps are no numbers to it at
@@ -55,9 +57,25 @@ def as_numbers(values: Any) -> pd.Series:
     series = values if isinstance(values, pd.Series) else pd.Series(values)
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         # Naive times are taken as UTC, as pandas' ticks took them.
-        stamps = pd.to_datetime(series, utc=True)
-        return (stamps - UNIX_EPOCH) / pd.Timedelta(seconds=1)
-    return pd.to_numeric(series, errors="coerce")
+        return _seconds(pd.to_datetime(series, utc=True))
+    numbers = pd.to_numeric(series, errors="coerce")
+    if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
+        # A CSV or JSON column of times is text (or Python datetimes): as
+        # datetimes when every value reads as one and none as a number.
+        given = series.notna()
+        if given.any() and not numbers.notna().any():
+            with contextlib.suppress(ValueError, TypeError, OverflowError):
+                stamps = pd.to_datetime(
+                    series, format="ISO8601", utc=True, errors="coerce"
+                )
+                if not (stamps.isna() & given).any():
+                    return _seconds(stamps)
+    return numbers
+
+
+def _seconds(stamps: pd.Series) -> pd.Series:
+    """UTC datetimes as Unix seconds."""
+    return (stamps - UNIX_EPOCH) / pd.Timedelta(seconds=1)
 
 
 def choose_numeric_transform(values: Any) -> str:

@@ -612,7 +612,8 @@ class Preprocessor:
             raise ValueError(
                 f"Column '{name}' must be numeric, but it holds non-numeric "
                 f"values, e.g. {examples}. Fix: clean the column or declare "
-                "it as a categorical feature."
+                "it as a categorical feature (times: write every one in ISO "
+                "8601, e.g. 2013-01-01T06:00:00Z, read as Unix seconds)."
             )
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         infinite = np.isinf(values)

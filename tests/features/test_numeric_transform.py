@@ -100,3 +100,19 @@ def test_datetimes_are_read_as_unix_seconds_whatever_their_unit_or_zone():
     assert Preprocessor(features=[NumericFeature("when")]).fit(
         pd.DataFrame({"when": arrow})
     ).stats_["when"]["mean"] == pytest.approx(sum(seconds) / 2)
+
+
+def test_times_as_text_in_iso_8601_read_as_unix_seconds():
+    # A CSV or JSON file has no datetime type: its times are text, refused
+    # at training while the Parquet bundle scored that CSV.
+    import datetime
+
+    text = pd.Series(["2020-01-01T00:00:00Z", "2021-06-01 00:00:00+00:00"])
+    assert as_numbers(text).tolist() == [1577836800.0, 1622505600.0]
+    objects = pd.Series([datetime.datetime(1970, 1, 2), None], dtype=object)
+    assert as_numbers(objects).tolist()[0] == 86400.0
+    # Numbers stay numbers; a column of dates and other text is refused.
+    assert as_numbers(pd.Series(["2013", "2014"])).tolist() == [2013, 2014]
+    pre = Preprocessor(features=[NumericFeature("when")])
+    with pytest.raises(ValueError, match="times: write every one in ISO"):
+        pre.fit(pd.DataFrame({"when": ["2020-01-01", "soon"]}))
