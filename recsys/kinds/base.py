@@ -167,6 +167,19 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
+        data, evaluate = config.get("data", {}), config["evaluate"]
+        if (
+            write
+            and data.get("split") == "none"
+            and (evaluate["split"] == "validation")
+        ):
+            logger.warning(
+                'data.split = "none" with evaluate.split = "validation": '
+                "this bundle learns from the validation carve's training "
+                "part only and measures a setting, as recsys tune's trials "
+                "do; it is not the bundle to ship. Fix: leave evaluate.split "
+                "out to train on every row."
+            )
         if self.reads_init_features:
             from recsys.init_config import needs_written_lines
             from recsys.init_config import with_written_features

@@ -126,6 +126,24 @@ def test_two_tower_split_none_reports_the_carve_of_every_row(tmp_path):
     assert metrics["split"]["train_rows"] == len(fit)
 
 
+def test_a_written_bundle_of_the_carve_says_it_is_not_the_one_to_ship(
+    tmp_path, caplog
+):
+    # Written with "none" in its metrics, it had learnt half the rows.
+    config = _two_tower_config(
+        tmp_path / "purchases.csv",
+        'evaluate.split="validation"',
+        "train.early_stopping=false",
+    )
+    with caplog.at_level("WARNING", logger="recsys.kinds.base"):
+        train(config, str(tmp_path / "bundle"), progress=False)
+    assert "it is not the bundle to ship" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="recsys.kinds.base"):
+        train(config, write=False, progress=False)  # a tune trial
+    assert "not the bundle to ship" not in caplog.text
+
+
 def test_tune_scores_the_carve_of_every_row_then_trains_on_every_row(
     tmp_path,
 ):
