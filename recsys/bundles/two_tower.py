@@ -48,6 +48,7 @@ from recsys.index.base import Index
 from recsys.index.builder import build_index_from_config
 from recsys.index.builder import index_files
 from recsys.index.builder import read_index
+from recsys.index.recall import index_metrics
 from recsys.names import HISTORY
 from recsys.storage.atomic_write import recover_interrupted_write
 from recsys.storage.atomic_write import write_atomically  # noqa: F401
@@ -1002,9 +1003,19 @@ class Bundle(ManifestProperties):
             queries=arrays["user_embeddings"],
             seen=(arrays["seen_indptr"], arrays["seen_items"]),
         )
+        # The training run's metrics but for the index, rebuilt here.
+        metrics = {
+            **self.manifest.get("metrics", {}),
+            "index": index_metrics(
+                index,
+                arrays["user_embeddings"],
+                (arrays["seen_indptr"], arrays["seen_items"]),
+            ),
+        }
         # No `files`: that list describes the directory it was read from.
         manifest = {
             **{k: v for k, v in self.manifest.items() if k != "files"},
+            "metrics": metrics,
             "version": new_version(),
             "num_items": int(len(arrays["item_ids"])),
             "item_updates": [
@@ -1034,7 +1045,8 @@ class Bundle(ManifestProperties):
         replaced in one rename, so a service watching it (`recsys serve
         --watch`) reloads a whole bundle. The manifest keeps the config,
         the metrics of the training run (measured on the catalog at
-        training time), `item_updates` and its `version` (`add_items` gave
+        training time; the index's, of the index it holds), `item_updates`
+        and its `version` (`add_items` gave
         the updated bundle a new one; a plain copy keeps the original's).
 
         Args:

@@ -212,3 +212,44 @@ def recall_against_exact(
     return (
         float(per_query_recall(found, expected).mean()) if len(found) else 0.0
     )
+
+
+# Users the recall of a bundle's index is measured on (`index_metrics`).
+RECALL_USERS = 2000
+
+
+def index_metrics(
+    index: Index, user_embeddings: np.ndarray, seen: tuple
+) -> dict:
+    """What metrics.json says of a two-tower bundle's index (`"index"`).
+
+    Recall@10 against exact search, of the plain top 10 and of the one
+    served (each user's seen items excluded), on at most `RECALL_USERS`
+    users spread evenly over the bundle's (each searched alone for the
+    served one; exact search scores every item).
+
+    Args:
+        index: the bundle's index.
+        user_embeddings: float32 `(num_users, dim)`.
+        seen: `(indptr, rows)`, the users' seen catalog rows.
+
+    Returns:
+        dict: `kind`, `options`, `tuning`, `recall@10_vs_exact` and
+        `recall@10_vs_exact_filtered`.
+    """
+    users = len(user_embeddings)
+    rows = np.unique(
+        np.linspace(0, users - 1, min(users, RECALL_USERS)).astype(int)
+    )
+    queries = user_embeddings[rows]
+    indptr, seen_rows = seen
+    exclude = [seen_rows[indptr[row] : indptr[row + 1]] for row in rows]
+    return {
+        "kind": index.kind,
+        "options": index.options,
+        "tuning": index.tuning,
+        "recall@10_vs_exact": recall_against_exact(index, queries, k=10),
+        "recall@10_vs_exact_filtered": recall_against_exact(
+            index, queries, 10, exclude
+        ),
+    }

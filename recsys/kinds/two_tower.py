@@ -48,6 +48,7 @@ from recsys.features import Preprocessor
 from recsys.index import BruteForceIndex
 from recsys.index import build_index_from_config
 from recsys.index import recall_against_exact
+from recsys.index.recall import index_metrics
 from recsys.kinds import two_tower_streamed as streamed
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
@@ -67,9 +68,6 @@ from recsys.training.precision import precision_scope
 from recsys.training.refit import epoch_cap_note
 from recsys.training.two_tower import build_two_tower
 from recsys.training.two_tower import fit_two_tower
-
-# Users the index's recall against exact search is measured on.
-RECALL_USERS = 2000
 
 logger = logging.getLogger(__name__)
 
@@ -703,17 +701,6 @@ class TwoTowerKind(ModelKind):
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         arrays, index = exported["arrays"], exported["index"]
-        # At most RECALL_USERS users, spread evenly: each is searched alone
-        # for the filtered recall, and exact search scores every item.
-        users = len(arrays["user_embeddings"])
-        rows = np.unique(
-            np.linspace(0, users - 1, min(users, RECALL_USERS)).astype(int)
-        )
-        queries = arrays["user_embeddings"][rows]
-        recall = recall_against_exact(index, queries, k=10)
-        indptr, seen_items = arrays["seen_indptr"], arrays["seen_items"]
-        seen = [seen_items[indptr[row] : indptr[row + 1]] for row in rows]
-        filtered = recall_against_exact(index, queries, 10, seen)
         split = split_record(
             split_rule(config["data"]), prepared.train, prepared.test
         )
@@ -733,13 +720,11 @@ class TwoTowerKind(ModelKind):
             )
         metrics["split"] = {**split, "items": len(prepared.items)}
         metrics["train"] = fitted.timing
-        metrics["index"] = {
-            "kind": index.kind,
-            "options": index.options,
-            "tuning": index.tuning,
-            "recall@10_vs_exact": recall,
-            "recall@10_vs_exact_filtered": filtered,
-        }
+        metrics["index"] = index_metrics(
+            index,
+            arrays["user_embeddings"],
+            (arrays["seen_indptr"], arrays["seen_items"]),
+        )
         return metrics
 
     def write(self, output, fitted, exported, prepared, config, metrics):
