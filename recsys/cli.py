@@ -474,6 +474,23 @@ def cmd_score(args):
     return 0
 
 
+def _check_text_bundle(path):
+    """Raises `ValueError` naming the command that reads a bundle of
+    another kind than text (`recsys predict` reads texts)."""
+    from recsys.bundles.two_tower import read_manifest
+
+    kind = read_manifest(path).get("kind", "two_tower")
+    command = {
+        "tabular": f"recsys score {path} IN OUT (a table's rows)",
+        "two_tower": f"recsys recommend {path} --user USER",
+    }
+    if kind in command:
+        raise ValueError(
+            f"{path} is a {kind!r} bundle; recsys predict reads text "
+            f"bundles. Fix: {command[kind]}."
+        )
+
+
 def cmd_predict(args):
     from recsys.bundles.text import TextBundle
 
@@ -497,6 +514,7 @@ def cmd_predict(args):
                 else "give that --text its text, or leave it out."
             )
         )
+    _check_text_bundle(args.bundle)
     bundle = TextBundle.load(args.bundle)
     if args.input is not None:
         from recsys.scoring import score_file

@@ -244,7 +244,7 @@ def _warn_varying_item_features(frame, item, model):
                 name,
                 f"{len(varying):,}",
                 f"{len(counts):,}",
-                varying.index[0],
+                varying.index.tolist()[0],  # 296, not np.int64(296)
                 int(varying.iloc[0]),
                 name,
             )

@@ -85,3 +85,12 @@ def test_cli_names_a_missing_label(small_frame, tmp_path, capsys):
     )
     assert code == 1
     assert "Label column 'rating' is missing" in capsys.readouterr().err
+
+
+def test_predict_on_a_tabular_bundle_names_recsys_score(rating_run, capsys):
+    bundle, _ = rating_run
+    code = main(
+        ["predict", bundle.path, "--input", "in.csv", "--output", "o.csv"]
+    )
+    assert code == 1
+    assert f"Fix: recsys score {bundle.path} IN OUT" in capsys.readouterr().err
