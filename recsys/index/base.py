@@ -24,7 +24,9 @@ MAX_CHUNK_SCORES = 2**24
 # (it re-scores `max(reorder, count)` candidates): a heavy user's top 10,
 # asked for 10, was not the head of their top 100 (3 of 10 on MovieLens),
 # nor what the service's table of known users' top 100 answers. With the
-# floor a top k <= 100 is the head of the top 100, whatever k and batch.
+# floor a top k <= 100 is the head of the top 100, whatever k and whatever
+# the other queries of a batch ask for (ScaNN's batched kernel itself can
+# still order a near tie otherwise than its one-query search).
 SEARCH_DEPTH = 100
 # `top_rows` first keeps the scores above a bound of the count-th best,
 # where the row is this many times longer than `count`, and falls back to
