@@ -225,9 +225,10 @@ class Index:
         banned = self._check_exclude(exclude, len(checked))
         if len(checked) == 0:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
+        excluded = [len(rows) for rows in banned] if banned else None
         counts = [
-            search_count(k, len(rows), len(self))
-            for rows in (banned or [()] * len(checked))
+            search_count(k, excluded[i] if excluded else 0, len(self))
+            for i in range(len(checked))
         ]
         # Each query is answered as it is alone: queries whose counts lead
         # to different searches (`_count_key`) are searched apart.
