@@ -411,7 +411,9 @@ class RetrievalEvaluate(Section):
             'chosen on the validation carve), "item_knn" (cosine '
             'item-item similarity, 100 neighbours per item) and "repeat" '
             "(each user's own items by count, then popularity: for tables "
-            "of repeat consumption; not among the defaults). Streamed "
+            "of repeat consumption; the defaults add it where a fifth or "
+            "more of the training part's validation carve repeats a pair). "
+            "Streamed "
             "shards (data.path) score popularity only."
         ),
         json_schema_extra={

@@ -126,3 +126,24 @@ def test_no_history_without_times_trains_an_id_only_model(
     )
     assert result.prepared.config["model"]["history"] == "latest"
     assert HISTORY not in result.prepared.inputs
+
+
+def test_the_default_baselines_add_repeat_where_users_repeat(
+    repeats_without_times,
+):
+    # EASE's zero diagonal ranks a user's own items last: on a table of
+    # repeats the default table compared the model with baselines below
+    # random, and not with the one that counts.
+    defaults = load_config("configs/examples/interactions.toml")["evaluate"]
+    chosen = "evaluate.baselines=" + str(defaults["baselines"])
+    metrics = _train_without_times(
+        repeats_without_times, chosen, "train.epochs=1"
+    ).metrics
+    assert "baseline_repeat" in metrics and "baseline_ease" in metrics
+    # Baselines a config names are those it gets.
+    metrics = _train_without_times(
+        repeats_without_times,
+        'evaluate.baselines=["popularity","ease"]',
+        "train.epochs=1",
+    ).metrics
+    assert "baseline_repeat" not in metrics
