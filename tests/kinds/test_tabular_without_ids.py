@@ -496,3 +496,20 @@ def test_a_column_that_holds_the_label_is_said_at_a_perfect_score(
     assert metrics["test"]["auc"] == 1.0
     report = " ".join(TabularKind().summary(metrics, config).split())
     assert "note: auc 1.0000 on the test split, a perfect score" in report
+
+
+def test_a_feature_beyond_every_training_value_is_said(loans, caplog):
+    # A time read as a number under a split by time: every held-out value
+    # lies past the training range (weather's own time: RMSE 25.4 against
+    # 2.1 without it), and nothing said why.
+    frame = pd.read_csv(loans / "loans.csv")
+    frame["opened"] = np.arange(len(frame))
+    config = load_config(
+        str(loans / "loans.toml"),
+        ['data.time="opened"', 'data.split="time"', "train.epochs=1"],
+    )
+    config["features"]["opened"] = {"kind": "numeric"}
+    caplog.set_level("WARNING", logger="recsys.kinds.tabular")
+    train(config, write=False, frame=frame, progress=False)
+    assert "Numeric feature 'opened': 100% of the held-out rows" in caplog.text
+    assert "Numeric feature 'income'" not in caplog.text
