@@ -1384,6 +1384,10 @@ def _trials_table(study, space, config):
     settings = [c for c in table.columns if "." in c]
     rest = [c for c in table.columns if "." not in c]
     table = table[rest[:2] + settings + rest[2:]]
+    for name, dim in space.items():
+        if isinstance(dim, Range) and dim.integer and name in table:
+            # Whole numbers beside blanks stay whole (not 3.0).
+            table[name] = pd.to_numeric(table[name]).round().astype("Int64")
     for columns in (["last_epoch", "last_epoch_value"], ["best_epoch"]):
         if rows and table[columns[0]].isna().all():
             table = table.drop(columns=columns)

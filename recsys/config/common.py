@@ -73,7 +73,8 @@ def _no_test_part(value: Any) -> Any:
         raise ConfigError(
             "data.test_fraction must be in (0, 1). Received: 0. Fix: to "
             'train on every row with none held out, set data.split = "none" '
-            "(data.test_fraction is then the validation carve's share)."
+            'and keep data.test_fraction above 0 (with "none" it is the '
+            "validation carve's share)."
         )
     return value
 

@@ -195,9 +195,10 @@ def recall_against_exact(
     Example:
 
     ```python
-    recall = recall_against_exact(index, user_embeddings[:1000], k=10)
-    seen = [bundle.seen(row) for row in range(1000)]
-    filtered = recall_against_exact(index, user_embeddings[:1000], 10, seen)
+    rows = np.arange(min(1000, len(bundle.user_ids)))
+    recall = recall_against_exact(index, user_embeddings[rows], k=10)
+    seen = [bundle.seen(row) for row in rows]
+    filtered = recall_against_exact(index, user_embeddings[rows], 10, seen)
     ```
     """
     checked, k = index._check(queries, k)
