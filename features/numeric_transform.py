@@ -28,14 +28,13 @@ from recsys.features.specs import NumericFeature
 # columns above it logged), never on a test split.
 SKEW_FOR_LOG = 2.0
 
-UNIX_EPOCH = pd.Timestamp(0, tz="UTC")
-
 
 def as_numbers(values: Any) -> pd.Series:
     """`values` as numbers; what is not a number becomes NaN.
 
-    Datetimes (any resolution, time zone or backend; or a column of text
-    or Python datetimes that all read as ISO 8601 times) become Unix seconds:
+    Datetimes (any resolution, time zone or backend; periods, by their
+    start; or a column of text or Python datetimes that all read as ISO
+    8601 times) become Unix seconds, and durations seconds:
     pandas' own numbers for them are ticks of the column's resolution (the
     same instant is 1e9 times larger as `datetime64[ns]` than as
     `datetime64[s]`), and pyarrow's timestamps are no numbers to it at
@@ -55,9 +54,16 @@ def as_numbers(values: Any) -> pd.Series:
     ```
     """
     series = values if isinstance(values, pd.Series) else pd.Series(values)
+    if isinstance(series.dtype, pd.PeriodDtype):
+        # A period as the instant it starts (pandas' numbers: days or
+        # months since 1970, by the period's frequency).
+        series = series.dt.to_timestamp()
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         # Naive times are taken as UTC, as pandas' ticks took them.
         return _seconds(pd.to_datetime(series, utc=True))
+    if pd.api.types.is_timedelta64_dtype(series.dtype):
+        # Durations in seconds, whatever their unit's ticks.
+        return pd.Series(series.dt.total_seconds(), index=series.index)
     numbers = pd.to_numeric(series, errors="coerce")
     if series.dtype == object or pd.api.types.is_string_dtype(series.dtype):
         # A CSV or JSON column of times is text (or Python datetimes): as
@@ -74,8 +80,16 @@ def as_numbers(values: Any) -> pd.Series:
 
 
 def _seconds(stamps: pd.Series) -> pd.Series:
-    """UTC datetimes as Unix seconds."""
-    return (stamps - UNIX_EPOCH) / pd.Timedelta(seconds=1)
+    """UTC datetimes as Unix seconds.
+
+    In numpy's units of the column's own resolution: pandas' subtraction
+    would go through nanoseconds, which end in 2262 (a Parquet file's
+    9999-12-31, a common "no end date", is a microsecond timestamp).
+    """
+    unit, _ = np.datetime_data(stamps.dt.tz_localize(None).dtype)
+    ticks = stamps.dt.tz_localize(None).to_numpy(f"datetime64[{unit}]")
+    seconds = (ticks - np.datetime64(0, unit)) / np.timedelta64(1, "s")
+    return pd.Series(seconds, index=stamps.index)
 
 
 def choose_numeric_transform(values: Any) -> str:

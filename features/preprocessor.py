@@ -94,6 +94,41 @@ def _column(data: Columns, name: str) -> pd.Series:
     return column if isinstance(column, pd.Series) else pd.Series(column)
 
 
+def _shown(value: Any) -> str:
+    """A cell's repr for a message, at most 60 characters."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _raise_not_numeric(bad: pd.Series, name: str) -> None:
+    """Raises `ValueError` naming the cells of a numeric column that are no
+    number; in a column of times, the cells that are no time."""
+    stamps = pd.to_datetime(
+        bad.astype(str), format="ISO8601", utc=True, errors="coerce"
+    )
+    if stamps.notna().mean() >= 0.5:
+        # Times all but a few: those few are the ones to show (the
+        # column is read as times only when every one is one).
+        odd = bad[stamps.isna()]
+        rows = ", ".join(
+            f"{_shown(v)} (row {i})" for i, v in odd.iloc[:5].items()
+        )
+        raise ValueError(
+            f"Column '{name}' holds times, read as Unix seconds, but "
+            f"{len(odd):,} of its cells {'is' if len(odd) == 1 else 'are'} "
+            "no time pandas can hold "
+            f"(years 1677-2262), e.g. {rows}. Fix: correct or empty those "
+            "cells."
+        )
+    examples = ", ".join(_shown(v) for v in bad.unique()[:5].tolist())
+    raise ValueError(
+        f"Column '{name}' must be numeric, but it holds non-numeric values, "
+        f"e.g. [{examples}]. Fix: clean the column or declare it as a "
+        "categorical feature (times: write every one in ISO 8601, e.g. "
+        "2013-01-01T06:00:00Z, read as Unix seconds)."
+    )
+
+
 def _num_rows(data: Columns) -> int:
     data = _as_chunk(data)
     if isinstance(data, (pa.Table, pd.DataFrame)):
@@ -608,13 +643,7 @@ class Preprocessor:
         numbers = as_numbers(series)
         bad = numbers.isna() & series.notna()
         if bool(bad.any()):
-            examples = series[bad].unique()[:5].tolist()
-            raise ValueError(
-                f"Column '{name}' must be numeric, but it holds non-numeric "
-                f"values, e.g. {examples}. Fix: clean the column or declare "
-                "it as a categorical feature (times: write every one in ISO "
-                "8601, e.g. 2013-01-01T06:00:00Z, read as Unix seconds)."
-            )
+            _raise_not_numeric(series[bad], name)
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         infinite = np.isinf(values)
         if infinite.any():

@@ -115,4 +115,25 @@ def test_times_as_text_in_iso_8601_read_as_unix_seconds():
     assert as_numbers(pd.Series(["2013", "2014"])).tolist() == [2013, 2014]
     pre = Preprocessor(features=[NumericFeature("when")])
     with pytest.raises(ValueError, match="times: write every one in ISO"):
-        pre.fit(pd.DataFrame({"when": ["2020-01-01", "soon"]}))
+        pre.fit(pd.DataFrame({"when": ["2020-01-01", "soon", "later"]}))
+    # One impossible date among times: that one is named, with its row
+    # (the message listed five good times as "non-numeric").
+    dates = ["2020-01-01"] * 300 + ["2020-02-30"]
+    with pytest.raises(
+        ValueError, match=r"1 of its cells is .*'2020-02-30' \(row 300\)"
+    ):
+        pre.fit(pd.DataFrame({"when": dates}))
+
+
+def test_periods_durations_and_far_dates_read_as_seconds():
+    # A period was days since 1970, a duration ticks of its unit, and a
+    # Parquet 9999-12-31 ("no end date") failed beyond nanoseconds' 2262.
+    periods = pd.Series(pd.period_range("1970-01-02", periods=2, freq="D"))
+    assert as_numbers(periods).tolist() == [86400.0, 172800.0]
+    waits = pd.Series(pd.to_timedelta([1.5, 3.0], unit="s"))
+    for unit in ("s", "ms", "us", "ns"):
+        waits_in = waits.astype(f"timedelta64[{unit}]")
+        expected = [1.0, 3.0] if unit == "s" else [1.5, 3.0]
+        assert as_numbers(waits_in).tolist() == expected
+    far = pd.Series(np.array(["9999-12-31", "1970-01-02"], "datetime64[us]"))
+    assert as_numbers(far).tolist() == [253402214400.0, 86400.0]
