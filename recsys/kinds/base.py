@@ -180,6 +180,17 @@ class ModelKind(abc.ABC):
                 "do; it is not the bundle to ship. Fix: leave evaluate.split "
                 "out to train on every row."
             )
+        elif (
+            write
+            and data.get("split") == "none"
+            and config["train"].get("refit") is False
+        ):
+            logger.warning(
+                'data.split = "none" with train.refit = false: the model '
+                "learns the rows early stopping's carve leaves it, not every "
+                "row. Fix: leave train.refit out (true) for the bundle to "
+                "ship."
+            )
         if self.reads_init_features:
             from recsys.init_config import needs_written_lines
             from recsys.init_config import with_written_features

@@ -220,6 +220,23 @@ def test_tabular_split_none_trains_on_every_row(tmp_path):
         kind.evaluate_document(bundle)
 
 
+def test_split_none_without_a_refit_says_it_is_not_every_row(tmp_path, caplog):
+    # It learnt 240 of 300 rows, and metrics.json said every row.
+    _labelled().to_csv(tmp_path / "labelled.csv", index=False)
+    config = load_config(
+        "configs/examples/labelled.toml",
+        [
+            f'data.source="{tmp_path / "labelled.csv"}"',
+            'data.split="none"',
+            "train.epochs=1",
+            "train.refit=false",
+        ],
+    )
+    with caplog.at_level("WARNING", logger="recsys.kinds.base"):
+        train(config, str(tmp_path / "bundle"), progress=False)
+    assert "with train.refit = false: the model learns" in caplog.text
+
+
 def test_text_split_none_trains_on_every_row(tmp_path, capsys):
     rng = np.random.default_rng(2)
     words = np.array(["good", "bad", "fine", "awful", "great", "poor"])
