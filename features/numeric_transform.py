@@ -88,7 +88,8 @@ def _seconds(stamps: pd.Series) -> pd.Series:
     """
     unit, _ = np.datetime_data(stamps.dt.tz_localize(None).dtype)
     ticks = stamps.dt.tz_localize(None).to_numpy(f"datetime64[{unit}]")
-    seconds = (ticks - np.datetime64(0, unit)) / np.timedelta64(1, "s")
+    epoch = np.array(0, dtype=f"datetime64[{unit}]")
+    seconds = (ticks - epoch) / np.timedelta64(1, "s")
     return pd.Series(seconds, index=stamps.index)
 
 

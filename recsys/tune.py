@@ -192,7 +192,7 @@ def search_space(
         # depth of the cross network (read by "dcn" only) and the MLP above
         # it. Epochs are a cap: early stopping on the trial's own carve
         # still picks fewer.
-        return {
+        space = {
             "model.interaction": Choice(_interactions(config)),
             "model.num_cross_layers": Range(1, 4, integer=True),
             "model.hidden_units": Choice(
@@ -218,6 +218,11 @@ def search_space(
                 2, max(100, train["epochs"]), log=True, integer=True
             ),
         }
+        if not _embedded_columns(config):
+            # Numbers alone look nothing up: no embedding to size, no
+            # looked-up row for the L2 to penalize.
+            del space["model.embedding_dim"], space["model.l2"]
+        return space
     # Text: the tokens matter as much as the network. Word n-grams
     # (`TextFeature.ngrams`) follow the words in the sequence, so the
     # sequence grows with them; the config's own length, vocabulary cap,
@@ -256,10 +261,9 @@ def search_space(
     return space
 
 
-def _interactions(config: dict) -> tuple[str, ...]:
-    """The tabular interactions a config's columns allow: `"dot"` needs
-    two vectors to multiply (each embedded column, one for all numeric
-    columns, the history), which a table of numbers alone lacks."""
+def _embedded_columns(config: dict) -> int:
+    """The tabular columns a config looks up in tables (all but its numeric
+    ones), its history counted."""
     from recsys.config.tabular import model_features
 
     kinds = [
@@ -267,10 +271,21 @@ def _interactions(config: dict) -> tuple[str, ...]:
         for name in model_features(config)
         if name in config["features"]
     ]
-    vectors = sum(kind != "numeric" for kind in kinds)
-    vectors += ("numeric" in kinds) + bool(
-        config["model"].get("history_length")
+    history = bool(config["model"].get("history_length"))
+    return sum(kind != "numeric" for kind in kinds) + history
+
+
+def _interactions(config: dict) -> tuple[str, ...]:
+    """The tabular interactions a config's columns allow: `"dot"` needs
+    two vectors to multiply (each embedded column, one for all numeric
+    columns), which a table of numbers alone lacks."""
+    from recsys.config.tabular import model_features
+
+    numeric = any(
+        config["features"].get(name, {}).get("kind") == "numeric"
+        for name in model_features(config)
     )
+    vectors = _embedded_columns(config) + numeric
     return ("mlp", "dcn", "dot") if vectors >= 2 else ("mlp", "dcn")
 
 

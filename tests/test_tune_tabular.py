@@ -220,5 +220,11 @@ def test_a_table_of_numbers_alone_is_not_searched_with_dot(xor_table):
     numbers = {"noise": {"kind": "numeric"}}
     config = {**config, "features": numbers}
     config["model"] = {**config["model"], "features": ["noise"]}
-    assert search_space(config)["model.interaction"].values == ("mlp", "dcn")
-    assert "dot" in search_space(_config(xor_table))["model.interaction"].values
+    space = search_space(config)
+    assert space["model.interaction"].values == ("mlp", "dcn")
+    # Nothing looked up: no embedding size or L2 to search (the L2 trials
+    # changed nothing to the last digit).
+    assert not {"model.embedding_dim", "model.l2"} & set(space)
+    full = search_space(_config(xor_table))
+    assert "dot" in full["model.interaction"].values
+    assert {"model.embedding_dim", "model.l2"} <= set(full)
