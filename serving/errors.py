@@ -60,6 +60,31 @@ def error_response(status, message, loc=(), headers=None):
 # Levels of a value an error body shows (deeper ones are "..."): each level
 # is a Python call, and a request's 900-deep list is no reason for a 500.
 MAX_DEPTH = 32
+# Characters of a string and items of a list or object a validation error
+# echoes of the request's input (the rest is "..."): a 900 KB id was echoed
+# whole in its 422.
+MAX_SHOWN_CHARS = 200
+MAX_SHOWN_ITEMS = 20
+
+
+def shown_input(value, depth=0):
+    """A request's value as an error echoes it: `json_safe`, cut at
+    `MAX_SHOWN_CHARS` characters and `MAX_SHOWN_ITEMS` items."""
+    if isinstance(value, str) and len(value) > MAX_SHOWN_CHARS:
+        return json_safe(value[:MAX_SHOWN_CHARS] + "...")
+    if isinstance(value, dict) and depth < MAX_DEPTH:
+        items = list(value.items())
+        shown = {
+            json_safe(str(k)): shown_input(v, depth + 1)
+            for k, v in items[:MAX_SHOWN_ITEMS]
+        }
+        return (
+            shown if len(items) <= MAX_SHOWN_ITEMS else {**shown, "...": "..."}
+        )
+    if isinstance(value, (list, tuple)) and depth < MAX_DEPTH:
+        cut = [shown_input(v, depth + 1) for v in value[:MAX_SHOWN_ITEMS]]
+        return cut if len(value) <= MAX_SHOWN_ITEMS else [*cut, "..."]
+    return json_safe(value, depth)
 
 
 def json_safe(value, depth=0):
@@ -134,7 +159,7 @@ async def validation_error_handler(request, error):
     """Request validation errors as 422, whatever values the request held."""
     detail = [
         {
-            key: json_safe(value)
+            key: shown_input(value) if key == "input" else json_safe(value)
             for key, value in item.items()
             if key in ("loc", "msg", "type", "input", "ctx")
         }

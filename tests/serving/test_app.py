@@ -542,3 +542,14 @@ def test_an_empty_body_says_so(client):
     )
     assert answer.status_code == 422
     assert answer.json()["detail"][0]["msg"].startswith("The body is empty")
+
+
+def test_a_huge_value_is_not_echoed_whole(client):
+    # A 900 KB id came back whole in its 422.
+    answer = client.post(
+        "/v1/retrieve", json={"user_id": 1, "k": "9" * 900_000}
+    )
+    assert answer.status_code == 422
+    assert len(answer.content) < 5_000
+    (error,) = answer.json()["detail"]
+    assert error["input"].endswith("...") and error["loc"] == ["body", "k"]
