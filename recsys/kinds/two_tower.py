@@ -50,6 +50,7 @@ from recsys.index import BruteForceIndex
 from recsys.index import build_index_from_config
 from recsys.index import recall_against_exact
 from recsys.index.recall import index_metrics
+from recsys.index.scann_index import SCANN_MIN_ITEMS
 from recsys.kinds import two_tower_streamed as streamed
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
@@ -258,6 +259,13 @@ def prepared_parts(config, frame, train, test, *, progress=False):
     user, item, time = data["user"], data["item"], data["time"]
     specs = feature_specs(config)
     items = catalog(frame, item)
+    if config["index"]["kind"] == "scann" and len(items) < SCANN_MIN_ITEMS:
+        # Said before training, not by the index after it.
+        raise ValueError(
+            f'index.kind = "scann" needs at least {SCANN_MIN_ITEMS} items; '
+            f'this catalog has {len(items):,}. Fix: index.kind = "auto" '
+            '(exact search for small catalogs) or "brute_force".'
+        )
     preprocessor = fit_preprocessor(specs, train, progress=progress)
     common = {
         "user": user,
@@ -559,8 +567,11 @@ def choose_epochs(prepared, config, *, progress=True):
     if not (len(fit_rows) and len(held)):
         logger.warning(
             "train.early_stopping: the validation carve of %d training rows "
-            "is empty; training for train.epochs = %d.",
+            "%s; training for train.epochs = %d.",
             len(prepared.train),
+            "holds out none"
+            if not len(held)
+            else "holds out every row (each user has too few to keep one)",
             config["train"]["epochs"],
         )
         epochs = config["train"]["epochs"]

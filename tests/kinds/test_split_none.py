@@ -268,3 +268,33 @@ def test_text_split_none_trains_on_every_row(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", output]) == 1
     assert 'data.split = "none"' in capsys.readouterr().err
+
+
+def test_users_of_one_row_say_the_carve_holds_out_every_row(tmp_path, caplog):
+    # The warning said the carve "is empty" when it had taken every row.
+    frame = pd.DataFrame(
+        {
+            "user_id": [f"u{n}" for n in range(30)],
+            "item_id": [ITEMS[n % 15] for n in range(30)],
+            "timestamp": range(30),
+        }
+    )
+    frame.to_csv(tmp_path / "once.csv", index=False)
+    config = load_config(
+        {
+            "data": {"source": str(tmp_path / "once.csv"), "split": "none"},
+            "model": {"kind": "two_tower"},
+            "train": {"epochs": 1, "early_stopping": True},
+            "index": {"kind": "brute_force"},
+            "evaluate": {"ks": [5]},
+        }
+    )
+    caplog.set_level("WARNING", logger="recsys.kinds.two_tower")
+    train(config, write=False, progress=False)
+    assert "holds out every row (each user has too few" in caplog.text
+
+
+def test_scann_on_a_tiny_catalog_is_refused_before_training(tmp_path):
+    config = _two_tower_config(tmp_path / "purchases.csv", 'index.kind="scann"')
+    with pytest.raises(ValueError, match=r"needs at least 16 items; .* 15"):
+        train(config, write=False, progress=False)
