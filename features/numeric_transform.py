@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recsys.features.specs import FeatureSpec
 from recsys.features.specs import NumericFeature
@@ -61,6 +62,12 @@ def as_numbers(values: Any) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(series.dtype):
         # Naive times are taken as UTC, as pandas' ticks took them.
         return _seconds(pd.to_datetime(series, utc=True))
+    if isinstance(series.dtype, pd.ArrowDtype) and pa.types.is_duration(
+        series.dtype.pyarrow_dtype
+    ):
+        series = series.astype(
+            f"timedelta64[{series.dtype.pyarrow_dtype.unit}]"
+        )
     if pd.api.types.is_timedelta64_dtype(series.dtype):
         # Durations in seconds, whatever their unit's ticks.
         return pd.Series(series.dt.total_seconds(), index=series.index)
@@ -69,7 +76,10 @@ def as_numbers(values: Any) -> pd.Series:
         # A CSV or JSON column of times is text (or Python datetimes): as
         # datetimes when every value reads as one and none as a number.
         given = series.notna()
-        if given.any() and not numbers.notna().any():
+        # Times start with a digit: pandas reads "now" and "today" as the
+        # clock's time, which no two runs share.
+        dated = series[given].astype(str).str.match(r"\s*\d").all()
+        if given.any() and dated and not numbers.notna().any():
             with contextlib.suppress(ValueError, TypeError, OverflowError):
                 stamps = pd.to_datetime(
                     series, format="ISO8601", utc=True, errors="coerce"

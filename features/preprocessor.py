@@ -106,10 +106,10 @@ def _raise_not_numeric(bad: pd.Series, name: str) -> None:
     stamps = pd.to_datetime(
         bad.astype(str), format="ISO8601", utc=True, errors="coerce"
     )
-    if stamps.notna().mean() >= 0.5:
+    odd = bad[stamps.isna()]
+    if stamps.notna().mean() >= 0.5 and len(odd):
         # Times all but a few: those few are the ones to show (the
         # column is read as times only when every one is one).
-        odd = bad[stamps.isna()]
         rows = ", ".join(
             f"{_shown(v)} (row {i})" for i, v in odd.iloc[:5].items()
         )

@@ -218,9 +218,10 @@ def search_space(
                 2, max(100, train["epochs"]), log=True, integer=True
             ),
         }
-        if not _embedded_columns(config):
+        if config["features"] and not _embedded_columns(config):
             # Numbers alone look nothing up: no embedding to size, no
-            # looked-up row for the L2 to penalize.
+            # looked-up row for the L2 to penalize. (A config without
+            # feature tables is searched whole: tune writes init's first.)
             del space["model.embedding_dim"], space["model.l2"]
         return space
     # Text: the tokens matter as much as the network. Word n-grams
@@ -286,7 +287,9 @@ def _interactions(config: dict) -> tuple[str, ...]:
         for name in model_features(config)
     )
     vectors = _embedded_columns(config) + numeric
-    return ("mlp", "dcn", "dot") if vectors >= 2 else ("mlp", "dcn")
+    if config["features"] and vectors < 2:
+        return ("mlp", "dcn")
+    return ("mlp", "dcn", "dot")
 
 
 def objective_metric(

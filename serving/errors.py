@@ -70,12 +70,14 @@ MAX_SHOWN_ITEMS = 20
 def shown_input(value, depth=0):
     """A request's value as an error echoes it: `json_safe`, cut at
     `MAX_SHOWN_CHARS` characters and `MAX_SHOWN_ITEMS` items."""
+    if isinstance(value, bytes):  # a body that is no JSON
+        value = value.decode("utf-8", "replace")
     if isinstance(value, str) and len(value) > MAX_SHOWN_CHARS:
         return json_safe(value[:MAX_SHOWN_CHARS] + "...")
     if isinstance(value, dict) and depth < MAX_DEPTH:
         items = list(value.items())
         shown = {
-            json_safe(str(k)): shown_input(v, depth + 1)
+            shown_input(str(k), depth + 1): shown_input(v, depth + 1)
             for k, v in items[:MAX_SHOWN_ITEMS]
         }
         return (

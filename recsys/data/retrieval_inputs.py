@@ -161,6 +161,8 @@ def _check_one_type(values: pd.Series) -> None:
     ) not in ("mixed", "mixed-integer"):
         return
     is_text = values.map(lambda value: isinstance(value, str))
+    if is_text.all() or not is_text.any():
+        return  # no text among them (booleans, bytes): as before
     raise ValueError(
         f"Column '{values.name}' mixes text and other ids, e.g. "
         f"{values[is_text].iloc[0]!r} and {values[~is_text].iloc[0]!r}. Fix: "

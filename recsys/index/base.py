@@ -227,7 +227,7 @@ class Index:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         excluded = [len(rows) for rows in banned] if banned else None
         counts = [
-            search_count(k, excluded[i] if excluded else 0, len(self))
+            self._search_count(k, excluded[i] if excluded else 0)
             for i in range(len(checked))
         ]
         # Each query is answered as it is alone: queries whose counts lead
@@ -253,6 +253,10 @@ class Index:
                 k,
             )
         return out_rows, out_scores
+
+    def _search_count(self, k: int, excluded: int) -> int:
+        """Neighbours one query asks for (`search_count`)."""
+        return search_count(k, excluded, len(self))
 
     def _count_key(self, count: int) -> int:
         """Counts of the same key get the same search: their queries can
@@ -327,9 +331,9 @@ class Index:
         for i in range(len(rows)):
             excluded = exclude[i] if exclude else nothing
             kept = []
-            # A batch asks every query for `k` plus its longest exclusion;
-            # this query's `k` lie in its first `k + len(excluded)` rows
-            # (padding only ever ends a row), so only those are read.
+            # A search asks for at least `k` plus the query's exclusions;
+            # its `k` lie in the first `k + len(excluded)` rows (padding
+            # only ever ends a row), so only those are read.
             for j, value in enumerate(rows[i, : k + len(excluded)].tolist()):
                 if value >= 0 and value not in excluded:
                     kept.append(j)

@@ -38,6 +38,11 @@ class BruteForceIndex(Index):
 
     kind = "brute_force"
 
+    def _search_count(self, k: int, excluded: int) -> int:
+        # Exact search: no floor (its top k is the head of any deeper one),
+        # which would only sort more (112 us a query instead of 62).
+        return min(k + excluded, len(self))
+
     def _count_key(self, count: int) -> int:
         # Exact search: the same top rows however many are asked for.
         return 0

@@ -215,16 +215,19 @@ class _Trials:
         )
 
     def _search(self, leaves: int, reorder: int) -> np.ndarray:
-        """The sample's rows, searched as one batch."""
+        """The sample's rows, searched as one batch for as many neighbours
+        as the index asks for (`search_count`: a reorder below it would
+        be measured on a search the index never runs)."""
+        count = search_count(self.k, 0, len(self.index))
         rows, _ = self.searcher.search_batched(
             self.sample,
-            self.k,
-            max(reorder, self.k) if reorder else -1,
+            count,
+            max(reorder, count) if reorder else -1,
             leaves,
             True,  # ScaNN's threads: the results do not depend on it.
             256,
         )
-        return np.asarray(rows)
+        return np.asarray(rows)[:, : self.k]
 
     def _search_each(self, leaves: int, reorder: int) -> np.ndarray:
         """Each query's rows as the index, set so, answers it alone."""

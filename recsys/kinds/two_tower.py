@@ -396,7 +396,8 @@ def evaluate_bundle(
 
     Popularity is always scored; `evaluate.baselines` adds EASE and item-kNN
     (`recsys.baselines.retrieval`), fitted on `train` with their settings
-    chosen on its validation carve, never on `test`.
+    chosen on its validation carve, never on `test`; the default baselines
+    add `"repeat"` where a fifth or more of that carve repeats a pair.
 
     Args:
         bundle: `Bundle`.

@@ -143,3 +143,11 @@ def test_a_wrong_time_format_suggests_the_one_that_reads_the_times():
     for written in ("ISO8601", "%d/%m/%Y %H:%M"):
         with pytest.raises(ValueError, match='time_format = "%d/%m/%Y", which'):
             parse_times(frame, "t", written)
+
+
+def test_ids_without_text_load_as_before():
+    # Booleans or bytes beside numbers hold no text: the check's message
+    # failed with an IndexError on them.
+    frame = _frame([1, 2]).astype({"i": object})
+    frame.loc[1, "i"] = True
+    check_interactions(frame, **COLUMNS)

@@ -137,3 +137,16 @@ def test_periods_durations_and_far_dates_read_as_seconds():
         assert as_numbers(waits_in).tolist() == expected
     far = pd.Series(np.array(["9999-12-31", "1970-01-02"], "datetime64[us]"))
     assert as_numbers(far).tolist() == [253402214400.0, 86400.0]
+
+
+def test_text_that_is_no_time_or_number_is_named_plainly():
+    # "now" read as the clock's time (no two runs alike); a number column
+    # with one date typed in said "0 of its cells are no time".
+    assert np.isnan(as_numbers(pd.Series(["now", "2020-01-01"]))).all()
+    pre = Preprocessor(features=[NumericFeature("amount")])
+    with pytest.raises(ValueError, match=r"non-numeric values, e.g. \['2020"):
+        pre.fit(pd.DataFrame({"amount": ["12", "7", "2020-01-01"]}))
+    arrow = pd.Series([1_500_000, None]).astype(
+        pd.ArrowDtype(pa.duration("us"))
+    )
+    assert as_numbers(arrow).tolist()[0] == 1.5

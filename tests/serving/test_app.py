@@ -553,3 +553,12 @@ def test_a_huge_value_is_not_echoed_whole(client):
     assert len(answer.content) < 5_000
     (error,) = answer.json()["detail"]
     assert error["input"].endswith("...") and error["loc"] == ["body", "k"]
+
+
+def test_a_body_that_is_no_json_is_not_echoed_whole(client):
+    answer = client.post(
+        "/v1/retrieve",
+        content=b"x=" + b"y" * 5000,
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422 and len(answer.content) < 2_000
