@@ -252,6 +252,22 @@ def _warn_varying_item_features(frame, item, model):
             )
 
 
+def check_index_kind(config, num_items):
+    """Raises `ValueError` before training where `index.kind = "scann"`
+    cannot index the catalog (the index said so after training).
+
+    Args:
+        config: dict. A two-tower config.
+        num_items: int. Items in the catalog.
+    """
+    if config["index"]["kind"] == "scann" and num_items < SCANN_MIN_ITEMS:
+        raise ValueError(
+            f'index.kind = "scann" needs at least {SCANN_MIN_ITEMS} items; '
+            f'this catalog has {num_items:,}. Fix: index.kind = "auto" '
+            '(exact search for small catalogs) or "brute_force".'
+        )
+
+
 def prepared_parts(config, frame, train, test, *, progress=False):
     """`prepare_data` of a checked `frame` already split into `train` and
     `test` (an early-stopping carve of a run's training rows)."""
@@ -259,13 +275,7 @@ def prepared_parts(config, frame, train, test, *, progress=False):
     user, item, time = data["user"], data["item"], data["time"]
     specs = feature_specs(config)
     items = catalog(frame, item)
-    if config["index"]["kind"] == "scann" and len(items) < SCANN_MIN_ITEMS:
-        # Said before training, not by the index after it.
-        raise ValueError(
-            f'index.kind = "scann" needs at least {SCANN_MIN_ITEMS} items; '
-            f'this catalog has {len(items):,}. Fix: index.kind = "auto" '
-            '(exact search for small catalogs) or "brute_force".'
-        )
+    check_index_kind(config, len(items))
     preprocessor = fit_preprocessor(specs, train, progress=progress)
     common = {
         "user": user,
@@ -1002,6 +1012,7 @@ class StreamedTwoTowerKind(TwoTowerKind):
         bounds = streamed.split_bounds(source, config)
         stages.lap("scan")
         data = streamed.scan_vocabulary(config, source, bounds, progress)
+        check_index_kind(config, len(data.items))
         if data.num_train == 0:
             raise ValueError(
                 f"No training rows in {config['data']['path']}: every row "

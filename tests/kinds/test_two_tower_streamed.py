@@ -295,3 +295,24 @@ def test_uint64_ids_index_and_evaluate(tmp_path, capsys):
     catalog = pq.read_table(os.path.join(indexed, "items.parquet"))
     assert catalog.column("item_id").to_pylist() == ids.tolist()
     assert ids[-1] == str(2**64 - 1)
+
+
+def test_scann_on_a_tiny_streamed_catalog_is_refused_before_training(
+    tmp_path, capsys
+):
+    path = tmp_path / "tiny"
+    SyntheticInteractions(
+        num_users=50,
+        num_items=8,
+        num_interactions=2_000,
+        num_clusters=2,
+        rows_per_group=1024,
+        rows_per_file=1024,
+    ).write(path, progress=False)
+    args = ["train", CONFIG, "-o", str(tmp_path / "b"), "-q"]
+    sets = [f"data.path={path}", 'index.kind="scann"']
+    code = main(args + [arg for s in sets for arg in ("--set", s)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert 'index.kind = "scann" needs at least 16 items' in err
+    assert not (tmp_path / "b").exists()
