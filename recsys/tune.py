@@ -386,7 +386,7 @@ def consistent(
     Returns:
         dict. `params`, fixed where needed.
     """
-    if config is not None and unread(params, config):
+    if config is not None:
         params = {
             **params,
             **{

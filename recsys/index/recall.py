@@ -220,7 +220,10 @@ RECALL_USERS = 2000
 
 
 def index_metrics(
-    index: Index, user_embeddings: np.ndarray, seen: tuple
+    index: Index,
+    user_embeddings: np.ndarray,
+    seen: tuple,
+    rows: np.ndarray | None = None,
 ) -> dict:
     """What metrics.json says of a two-tower bundle's index (`"index"`).
 
@@ -233,15 +236,18 @@ def index_metrics(
         index: the bundle's index.
         user_embeddings: float32 `(num_users, dim)`.
         seen: `(indptr, rows)`, the users' seen catalog rows.
+        rows: int array or None. The users to measure on; None spreads
+            `RECALL_USERS` evenly over all of them.
 
     Returns:
         dict: `kind`, `options`, `tuning`, `recall@10_vs_exact` and
         `recall@10_vs_exact_filtered`.
     """
-    users = len(user_embeddings)
-    rows = np.unique(
-        np.linspace(0, users - 1, min(users, RECALL_USERS)).astype(int)
-    )
+    if rows is None:
+        users = len(user_embeddings)
+        rows = np.unique(
+            np.linspace(0, users - 1, min(users, RECALL_USERS)).astype(int)
+        )
     queries = user_embeddings[rows]
     indptr, seen_rows = seen
     exclude = [seen_rows[indptr[row] : indptr[row + 1]] for row in rows]

@@ -133,6 +133,23 @@ def resolve_options(count: int, dims: int, **options: Any) -> dict[str, Any]:
     return resolved
 
 
+def pre_reorder(reorder: int, count: int) -> int:
+    """ScaNN's `pre_reorder_num_neighbors` for `count` neighbours.
+
+    It returns no more than it re-scores, so at least `count`; -1 (no
+    re-scoring) where `reorder` is 0. Served searches and the tuner's
+    measurements call this one rule, so they measure what is served.
+
+    Args:
+        reorder: int. The index's `reorder` option.
+        count: int. Neighbours asked for.
+
+    Returns:
+        int.
+    """
+    return max(reorder, count) if reorder else -1
+
+
 class ScannIndex(Index):
     """Approximate maximum inner product search with ScaNN.
 
@@ -208,9 +225,9 @@ class ScannIndex(Index):
 
     def _count_key(self, count: int) -> int:
         # The candidates re-scored: counts up to `reorder` share them, and
-        # a query's top rows are the head of that one ordering.
-        reorder = self.options["reorder"]
-        return max(reorder, count) if reorder else count
+        # a query's top rows are the head of that one ordering (without
+        # reordering, each count its own search).
+        return max(pre_reorder(self.options["reorder"], count), count)
 
     def _search_rows(
         self, queries: np.ndarray, count: int
@@ -222,7 +239,7 @@ class ScannIndex(Index):
         # settings are passed on every call (the tuned ones may differ from
         # those the searcher was built with), and the pybind searcher is
         # called directly: its Python wrapper only adds a call.
-        pre = max(reorder, count) if reorder else -1
+        pre = pre_reorder(reorder, count)
         leaves = options["num_leaves_to_search"]
         # When the searched leaves hold fewer than `count` rows, ScaNN pads
         # the end with row 0 and a NaN score; those are marked missing.

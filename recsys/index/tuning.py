@@ -28,6 +28,7 @@ from recsys.index.recall import per_query_recall
 from recsys.index.recall import search_each
 from recsys.index.scann_index import MIN_LEAF_SIZE
 from recsys.index.scann_index import ScannIndex
+from recsys.index.scann_index import pre_reorder
 from recsys.index.scann_modules import scann_module
 
 logger = logging.getLogger(__name__)
@@ -222,7 +223,7 @@ class _Trials:
         rows, _ = self.searcher.search_batched(
             self.sample,
             count,
-            max(reorder, count) if reorder else -1,
+            pre_reorder(reorder, count),
             leaves,
             True,  # ScaNN's threads: the results do not depend on it.
             256,
@@ -306,7 +307,7 @@ def _latencies(
         for i, (leaves, reorder) in enumerate(settings):
             for j, query in enumerate(queries):
                 count = counts[j]
-                pre = max(reorder, count) if reorder else -1
+                pre = pre_reorder(reorder, count)
                 started = clock()
                 searcher.search(query, count, pre, leaves)
                 times[j] = clock() - started

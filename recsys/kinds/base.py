@@ -167,30 +167,8 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
-        data, evaluate = config.get("data", {}), config["evaluate"]
-        if (
-            write
-            and data.get("split") == "none"
-            and (evaluate["split"] == "validation")
-        ):
-            logger.warning(
-                'data.split = "none" with evaluate.split = "validation": '
-                "this bundle learns from the validation carve's training "
-                "part only and measures a setting, as recsys tune's trials "
-                "do; it is not the bundle to ship. Fix: leave evaluate.split "
-                "out to train on every row."
-            )
-        elif (
-            write
-            and data.get("split") == "none"
-            and config["train"].get("refit") is False
-        ):
-            logger.warning(
-                'data.split = "none" with train.refit = false: the model '
-                "learns the rows early stopping's carve leaves it, not every "
-                "row. Fix: leave train.refit out (true) for the bundle to "
-                "ship."
-            )
+        if write and config.get("data", {}).get("split") == "none":
+            _warn_not_every_row(config)
         if self.reads_init_features:
             from recsys.init_config import needs_written_lines
             from recsys.init_config import with_written_features
@@ -285,6 +263,27 @@ class ModelKind(abc.ABC):
         check_rescored(bundle, stored, rescored)
         lines.append(f"matches metrics.json (to {RESCORE_TOLERANCE})")
         return "\n".join(lines)
+
+
+def _warn_not_every_row(config: dict) -> None:
+    """Warns where a `data.split = "none"` run written as a bundle learns
+    fewer rows than every one: a validation run (as tune's trials are), or
+    one without early stopping's refit."""
+    if config["evaluate"]["split"] == "validation":
+        logger.warning(
+            'data.split = "none" with evaluate.split = "validation": '
+            "this bundle learns from the validation carve's training "
+            "part only and measures a setting, as recsys tune's trials "
+            "do; it is not the bundle to ship. Fix: leave evaluate.split "
+            "out to train on every row."
+        )
+    elif config["train"].get("refit") is False:
+        logger.warning(
+            'data.split = "none" with train.refit = false: the model '
+            "learns the rows early stopping's carve leaves it, not every "
+            "row. Fix: leave train.refit out (true) for the bundle to "
+            "ship."
+        )
 
 
 def check_held_out(bundle) -> None:

@@ -189,17 +189,18 @@ def _labelled(rows=400):
     return frame
 
 
+def _labelled_config(path, *overrides):
+    """`_labelled()` written to `path`, read by labelled.toml with "none"."""
+    _labelled().to_csv(path, index=False)
+    return load_config(
+        "configs/examples/labelled.toml",
+        [f'data.source="{path}"', 'data.split="none"', *overrides],
+    )
+
+
 def test_tabular_split_none_trains_on_every_row(tmp_path):
     frame = _labelled()
-    frame.to_csv(tmp_path / "labelled.csv", index=False)
-    config = load_config(
-        "configs/examples/labelled.toml",
-        [
-            f'data.source="{tmp_path / "labelled.csv"}"',
-            'data.split="none"',
-            "train.epochs=2",
-        ],
-    )
+    config = _labelled_config(tmp_path / "labelled.csv", "train.epochs=2")
     output = str(tmp_path / "bundle")
     result = train(config, output, progress=False)
     _assert_no_test_metrics(result.metrics, len(frame))
@@ -222,15 +223,8 @@ def test_tabular_split_none_trains_on_every_row(tmp_path):
 
 def test_split_none_without_a_refit_says_it_is_not_every_row(tmp_path, caplog):
     # It learnt 240 of 300 rows, and metrics.json said every row.
-    _labelled().to_csv(tmp_path / "labelled.csv", index=False)
-    config = load_config(
-        "configs/examples/labelled.toml",
-        [
-            f'data.source="{tmp_path / "labelled.csv"}"',
-            'data.split="none"',
-            "train.epochs=1",
-            "train.refit=false",
-        ],
+    config = _labelled_config(
+        tmp_path / "labelled.csv", "train.epochs=1", "train.refit=false"
     )
     with caplog.at_level("WARNING", logger="recsys.kinds.base"):
         train(config, str(tmp_path / "bundle"), progress=False)
