@@ -26,10 +26,11 @@ demo: install
 # The type check of the public modules ([tool.mypy] in pyproject.toml), the
 # whole suite under JAX (the default backend), then the model and layer
 # tests again under TensorFlow: both backends are supported. Tests run in
-# parallel processes (pytest-xdist), one per core up to TEST_WORKERS; a bare
-# `pytest` runs them in one process.
+# parallel processes (pytest-xdist), one per core up to TEST_WORKERS; a
+# worker that runs out of tests takes some queued for another (worksteal), so
+# none idles while a slow test file ends. A bare `pytest` runs in one process.
 TEST_WORKERS ?= 4
-PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses $(TEST_WORKERS)
+PYTEST := $(BIN)/python -m pytest -n auto --maxprocesses $(TEST_WORKERS) --dist worksteal
 test: install
 	$(BIN)/python -m mypy
 	$(PYTEST)

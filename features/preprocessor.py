@@ -100,9 +100,11 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _raise_not_numeric(bad: pd.Series, name: str) -> None:
+def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
     """Raises `ValueError` naming the cells of a numeric column that are no
-    number; in a column of times, the cells that are no time."""
+    number; in a column of times, the cells that are no time. `fitted`:
+    the rows are transformed for a fitted model (`recsys score`), whose
+    columns' kinds are set: the cells are to mend, not the config."""
     stamps = pd.to_datetime(
         bad.astype(str), format="ISO8601", utc=True, errors="coerce"
     )
@@ -119,6 +121,18 @@ def _raise_not_numeric(bad: pd.Series, name: str) -> None:
             "no time pandas can hold "
             f"(years 1677-2262), e.g. {rows}. Fix: correct or empty those "
             "cells."
+        )
+    if fitted:
+        rows = ", ".join(
+            f"{_shown(v)} (row {i})" for i, v in bad.iloc[:5].items()
+        )
+        raise ValueError(
+            f"Column '{name}' holds {len(bad):,} "
+            f"{'value that is' if len(bad) == 1 else 'values that are'} no "
+            "number, "
+            f"e.g. {rows}: the model reads '{name}' as a number, as its "
+            "training rows held. Fix: write those cells as numbers (no units "
+            "or % signs), or empty them (read as missing, as in training)."
         )
     examples = ", ".join(_shown(v) for v in bad.unique()[:5].tolist())
     raise ValueError(
@@ -637,13 +651,15 @@ class Preprocessor:
         }
 
     @staticmethod
-    def _numeric(series: pd.Series, name: str) -> np.ndarray:
+    def _numeric(
+        series: pd.Series, name: str, fitted: bool = False
+    ) -> np.ndarray:
         if pd.api.types.is_bool_dtype(series.dtype):
             return series.to_numpy(dtype=np.float64)
         numbers = as_numbers(series)
         bad = numbers.isna() & series.notna()
         if bool(bad.any()):
-            _raise_not_numeric(series[bad], name)
+            _raise_not_numeric(series[bad], name, fitted)
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)
         infinite = np.isinf(values)
         if infinite.any():
@@ -708,12 +724,12 @@ class Preprocessor:
         feature = self.feature(name)
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         if isinstance(feature, BucketizedFeature):
-            x = self._numeric(series, name)
+            x = self._numeric(series, name, fitted=True)
             edges = np.asarray(self.stats_[name]["boundaries"], np.float64)
             ids = 1 + np.searchsorted(edges, x, side="right")
             return np.where(np.isnan(x), 0, ids).astype(np.int32)
         if isinstance(feature, NumericFeature):
-            x = self._numeric(series, name)
+            x = self._numeric(series, name, fitted=True)
             if feature.transform == "log":
                 x = self._log(x)
             if feature.transform != "none":

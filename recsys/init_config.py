@@ -1317,7 +1317,10 @@ def _tabular(
     taken.add(label)
     display = (
         ""
-        if columns.get("display") == ""  # left empty by a config
+        # Left empty by a config; or no item to name: a table of people's
+        # job titles and salaries kept its strongest column as a label
+        # beside scores, out of the features.
+        if columns.get("display") == "" or not item
         else _by_name(frame.columns, _DISPLAY, taken) or ""
     )
     taken.add(display)

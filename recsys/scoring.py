@@ -15,10 +15,12 @@ import logging
 import os
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pv
 import pyarrow.parquet as pq
 
+from recsys.data.sources import CSV_MISSING_MARKS
 from recsys.data.sources import MISSING_MARKS
 from recsys.data.sources import SUPPORTED_FORMS
 from recsys.data.sources import TEXT_READERS
@@ -131,11 +133,28 @@ def _batches(path, batch_size):
                 decimal_point=layout.get("decimal", "."),
                 # Missing where pandas (training) reads missing: an "n/a" in a
                 # column of numbers kept as text was the value "n/a" to score.
+                # In a column of text, "None" is a value there (`NONE`): text
+                # cells are never null here, `_text_marks_missing` reads the
+                # other marks as missing.
                 null_values=list(MISSING_MARKS),
-                strings_can_be_null=True,
+                strings_can_be_null=False,
             ),
         )
     return _read_through(reader, path), None, reader.schema.names
+
+
+def _text_marks_missing(frame):
+    """`frame` with the cells of its text columns that training read as
+    missing (`CSV_MISSING_MARKS`: empty, "NA", ...) missing; "None" stays
+    a value, as in training's text columns (`none_as_value`)."""
+    changed = {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype == object or pd.api.types.is_string_dtype(series):
+            marked = series.isin(CSV_MISSING_MARKS)
+            if marked.any():
+                changed[column] = series.mask(marked)
+    return frame.assign(**changed) if changed else frame
 
 
 def _read_through(reader, path):
@@ -437,8 +456,13 @@ def score_file(
                 chunk = table.slice(start, batch_size)
                 # A named index of a Parquet file is a column (as training
                 # reads it), not the index `to_pandas` would make it.
-                frame = index_as_columns(chunk.to_pandas())
-                predictions, blank = _predict(bundle, frame)
+                frame = _text_marks_missing(index_as_columns(chunk.to_pandas()))
+                # Rows numbered in the file, as a message names them.
+                frame.index = range(counts["rows"], counts["rows"] + len(frame))
+                try:
+                    predictions, blank = _predict(bundle, frame)
+                except ValueError as error:  # a cell to mend: name the file
+                    raise ValueError(f"{input_path}: {error}") from None
                 unseen.add(frame)
                 if blank.any():
                     where = np.flatnonzero(blank) + counts["rows"]

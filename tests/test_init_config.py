@@ -725,6 +725,26 @@ def test_a_name_that_differs_within_an_item_is_not_its_display():
     assert "not 'pet_name': it differs within 60 of 60 items" in text
 
 
+def test_a_table_without_items_keeps_its_title_a_feature():
+    # openintro's blizzard_salary: `current_title` (a job title) was made
+    # the display, out of the features: the strongest column of a salary.
+    rng = np.random.default_rng(0)
+    titles = rng.choice(["Test Analyst", "Engineer", "Producer"], 300)
+    frame = pd.DataFrame(
+        {
+            "current_title": titles,
+            "location": rng.choice(["Irvine", "Austin"], 300),
+            "salary": np.where(titles == "Engineer", 120.0, 60.0)
+            + rng.normal(0, 5, 300),
+        }
+    )
+    written = tomllib.loads(
+        init_config("tabular", frame=frame, columns={"label": "salary"})
+    )
+    assert written["data"]["display"] == ""
+    assert "current_title" in written["model"]["features"]
+
+
 def test_a_small_catalog_gets_cutoffs_below_its_size():
     text = init_config("two_tower", frame=_events())
     assert "ks = [5, 10, 50]" in text and "below the 60 items" in text

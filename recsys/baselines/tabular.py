@@ -8,8 +8,9 @@
   the baseline of a regression table without user and item ids.
 
 `fit_baseline` chooses each baseline's regularization on a validation carve
-of the training split, as the tabular model's epochs are chosen, then refits
-on the whole training split. Models and baselines are scored alike, by
+of the training split (a grid, followed past its end where its best lies
+there), as the tabular model's epochs are chosen, then refits on the whole
+training split. Models and baselines are scored alike, by
 `recsys.evaluation.tasks.task_metrics`.
 """
 
@@ -26,6 +27,8 @@ BIAS_L2_GRID = (1.0, 3.0, 10.0, 30.0)
 LOGISTIC_C_GRID = (0.1, 0.3, 1.0, 3.0)
 # The inverses of the logistic grid's `C`: the same strengths.
 RIDGE_ALPHA_GRID = (0.3, 1.0, 3.0, 10.0)
+# Tenfold steps past a grid's end, where its best value lies there.
+GRID_STEPS_BEYOND = 6
 
 
 class BiasBaseline:
@@ -202,6 +205,25 @@ class RidgeBaseline(LogisticRegressionBaseline):
         return self.model_.predict(self._matrix(arrays))
 
 
+def _beyond_the_grid(grid, scores, tried):
+    """The best value of `scores`, where the grid's best lies at one of its
+    ends followed past it tenfold a step while the validation score falls
+    (up to `GRID_STEPS_BEYOND` steps): a ridge on dollar incomes needed an
+    alpha of 10,000, and at the grid's 10 it scored worse than predicting
+    the mean."""
+    best = min(scores, key=scores.get)
+    if best not in (grid[0], grid[-1]):
+        return best
+    factor = 10.0 if best == grid[-1] else 0.1
+    value = best
+    for _ in range(GRID_STEPS_BEYOND):
+        value = float(f"{value * factor:.6g}")  # 0.01, not 0.010000000000000002
+        if not tried(value) < scores[best]:
+            break
+        best = value
+    return best
+
+
 def _score(task, labels, predictions):
     """One number to choose by: lower is better."""
     metrics = task_metrics(task, labels, predictions)
@@ -209,7 +231,16 @@ def _score(task, labels, predictions):
 
 
 def fit_baseline(
-    name, task, parts, *, user, item, preprocessor, names, dims=None
+    name,
+    task,
+    parts,
+    *,
+    user,
+    item,
+    preprocessor,
+    names,
+    dims=None,
+    num_classes=0,
 ):
     """Tunes a baseline on validation, refits it on the training split.
 
@@ -224,6 +255,8 @@ def fit_baseline(
         preprocessor: the fitted `features.Preprocessor`.
         names: list of str. The columns the linear models read.
         dims: optional dict. See `one_hot_matrix`.
+        num_classes: int. A multiclass model's classes (0: the training
+            split's largest class index + 1).
 
     Returns:
         `(predict, chosen)`: `predict(frame, arrays)` -> predictions, and the
@@ -243,11 +276,11 @@ def fit_baseline(
         grid, key = BIAS_L2_GRID, "l2"
     else:
         regression = name == "linear_regression"
-        # The training split holds every class (`label_classes`); its
-        # validation carve's fit part may miss some.
-        classes = (
-            int(np.max(parts["train"][2])) + 1 if task == "multiclass" else 0
-        )
+        # The model's classes (`label_classes`: the whole table's); the
+        # training split, and more so its carve's fit part, may miss some.
+        classes = 0
+        if task == "multiclass":
+            classes = num_classes or int(np.max(parts["train"][2])) + 1
 
         def make(value):
             if regression:
@@ -268,11 +301,16 @@ def fit_baseline(
         if regression:
             grid, key = RIDGE_ALPHA_GRID, "alpha"
     scores = {}
-    for value in grid:
+
+    def tried(value):
         model = fit(make(value), *parts["fit"])
         frame, arrays, labels = parts["validation"]
         scores[value] = _score(task, labels, predict(model, frame, arrays))
-    best = min(scores, key=scores.get)
+        return scores[value]
+
+    for value in grid:
+        tried(value)
+    best = _beyond_the_grid(grid, scores, tried)
     model = fit(make(best), *parts["train"])
     return (lambda frame, arrays: predict(model, frame, arrays)), {
         key: best,

@@ -105,6 +105,14 @@ MISSING_MARKS = (
     "null",
 )
 
+# The text "None": pandas reads it as missing (among its default marks),
+# but in a column of text it is a value far more often than not (mosaicData
+# Weather's `events`: "None" on 61% of days, the majority class, was read
+# as missing and those rows dropped). A `.csv` or `.tsv` file's "None" is
+# missing only in a column of numbers or times (`none_as_value`).
+NONE = "None"
+CSV_MISSING_MARKS = tuple(mark for mark in MISSING_MARKS if mark != NONE)
+
 # The separators a `.csv` file may use (a spreadsheet in a locale whose
 # decimal mark is the comma writes `;`); on a tie, the first.
 SEPARATORS = (",", ";", "|", "\t")
@@ -761,9 +769,52 @@ def _read_text(
         _explained(path, layout.get("sep", sep or ",")),
     ):
         frame = TEXT_READERS[form](
-            readable, **options, **layout, nrows=max_rows
+            readable,
+            **options,
+            **layout,
+            keep_default_na=False,
+            na_values=list(CSV_MISSING_MARKS),
+            nrows=max_rows,
         )
-    return point_decimals(frame, layout)
+    return point_decimals(none_as_value(frame, layout), layout)
+
+
+def none_as_value(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
+    """`frame`, read with "None" kept (`CSV_MISSING_MARKS`), with its cells
+    "None" missing in the text columns whose other cells are all numbers
+    (the column then numbers, as pandas would have read it) or times: there
+    it means no value; in a column of text it is one (`NONE`). Code columns
+    (`layout["dtype"]`) are text.
+
+    Args:
+        frame: pandas DataFrame, as `read_csv` read it with `layout`.
+        layout: dict. The `csv_layout` options it was read with.
+
+    Returns:
+        pandas DataFrame: `frame`, or a copy with those columns changed.
+    """
+    from recsys.features.numeric_transform import as_numbers
+
+    codes = set(layout.get("dtype", {}))
+    comma = layout.get("decimal") == ","
+    changed = {}
+    for column in frame.columns:
+        series = frame[column]
+        if column in codes or not pd.api.types.is_string_dtype(series):
+            continue
+        none = series.eq(NONE)
+        if not none.any():
+            continue
+        cells = series.mask(none)
+        text = cells.dropna().astype(str)
+        if comma:  # pandas reads `0,5` as a number in such a file
+            text = text.str.replace(",", ".", regex=False)
+        numbers = pd.to_numeric(text, errors="coerce")
+        if numbers.notna().all():
+            changed[column] = numbers.reindex(series.index)
+        elif as_numbers(text).notna().all():
+            changed[column] = cells
+    return frame.assign(**changed) if changed else frame
 
 
 def load_interactions(

@@ -127,6 +127,31 @@ def class_share_metrics(
     return task_metrics(task, labels, np.tile(shares, (rows, 1)))
 
 
+def training_mean_metrics(
+    train_labels: ArrayLike, labels: ArrayLike
+) -> dict[str, float | int]:
+    """The metrics of always predicting the training rows' mean label: what
+    a regression that learnt nothing from its inputs scores.
+
+    Args:
+        train_labels: array `(m,)` of the training rows' labels.
+        labels: array `(n,)` of the scored rows' labels.
+
+    Returns:
+        dict. `task_metrics("regression", labels, mean)`.
+
+    Example:
+
+    ```python
+    training_mean_metrics([1.0, 3.0], [2.0, 4.0])
+    # {"rmse": 1.414, "mae": 1.0, "num_examples": 2}
+    ```
+    """
+    mean = float(np.mean(np.asarray(train_labels, np.float64)))
+    rows = len(np.asarray(labels))
+    return task_metrics("regression", labels, np.full(rows, mean))
+
+
 def class_shares(train_labels: ArrayLike, num_classes: int) -> np.ndarray:
     """Each class's share of the training rows, `(max(num_classes, 2),)`."""
     counts = np.bincount(

@@ -399,6 +399,32 @@ def class_shares_note(metrics: dict, split: str) -> list[str]:
     ]
 
 
+def training_mean_note(metrics: dict, split: str) -> list[str]:
+    """What a regression's report adds where its RMSE is no better than
+    always predicting the training rows' mean (`metrics`'
+    `"training_mean"`): a model that learnt nothing from its inputs (a
+    ridge baseline held back by its regularization looked beaten by it).
+
+    Returns:
+        list of str: the note, or `[]`.
+    """
+    model, mean = metrics.get(split, {}), metrics.get("training_mean")
+    if not isinstance(mean, dict) or "rmse" not in model:
+        return []
+    if model["rmse"] < mean["rmse"]:
+        return []
+    return [
+        textwrap.fill(
+            f"note: the model's RMSE ({model['rmse']:.4f}) is no better than "
+            "that of always predicting the training rows' mean "
+            f"({mean['rmse']:.4f}; its MAE {mean['mae']:.4f}): by RMSE it "
+            "learnt nothing the mean does not say. Fix: `recsys tune CONFIG`, "
+            "or more informative columns.",
+            width=80,
+        )
+    ]
+
+
 # A held-out score this close to perfect is a leak far more often than a
 # model: a column computed from the label (goals beside a goal difference).
 PERFECT = 0.9999

@@ -38,6 +38,7 @@ from recsys.data.split import split_table
 from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import class_share_metrics
 from recsys.evaluation.tasks import task_metrics
+from recsys.evaluation.tasks import training_mean_metrics
 from recsys.features import NumericFeature
 from recsys.features import Preprocessor
 from recsys.features.numeric_transform import as_numbers
@@ -53,6 +54,7 @@ from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import perfect_score_note
 from recsys.kinds.base import source_table
+from recsys.kinds.base import training_mean_note
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tabular_model import TabularModel
@@ -194,12 +196,24 @@ def row_labels(frame, config, classes):
     return codes.astype(np.float32 if task == "binary" else np.int32)
 
 
-def label_classes(train, config):
+def label_classes(train, config, frame=None):
     """The label values a model tells apart, as `TabularData.classes`.
 
-    Multiclass: the training split's labels, sorted. Binary with a text
-    label (`"yes"` / `"no"`): its two values sorted, the later positive.
-    Otherwise `[]` (a number is positive when >= `data.label_threshold`).
+    Multiclass: the whole table's labels (`frame`'s), sorted: a class too
+    rare to reach the training split is still one the model answers (with
+    a small probability), and its held-out rows count as errors, said in a
+    warning; refusing the table left its user only an edit of their data.
+    Binary with a text label (`"yes"` / `"no"`): the training split's two
+    values sorted, the later positive. Otherwise `[]` (a number is
+    positive when >= `data.label_threshold`).
+
+    Args:
+        train: DataFrame. The training split.
+        config: dict. The tabular config.
+        frame: DataFrame or None. The whole table (None: `train`).
+
+    Returns:
+        list of the class labels, or `[]`.
     """
     label = config["data"]["label"]
     values = train[label]
@@ -209,15 +223,39 @@ def label_classes(train, config):
         and not pd.api.types.is_numeric_dtype(values)
         and not pd.api.types.is_bool_dtype(values)
     ):
-        classes = sorted(values.unique().tolist())
-        if len(classes) < 2:
+        trained = values.unique().tolist()
+        if len(trained) < 2:
             raise ValueError(
                 f"Label column {label!r} holds one value on every training "
-                f"row ({classes[:1]}): there is nothing to tell apart. Fix: "
+                f"row ({trained[:1]}): there is nothing to tell apart. Fix: "
                 "check data.label, or train on rows of more than one class."
             )
+        if task != "multiclass" or frame is None:
+            return sorted(trained)
+        classes = sorted(frame[label].unique().tolist())
+        _warn_classes_held_out(frame[label], set(trained), label)
         return classes
     return []
+
+
+def _warn_classes_held_out(labels, trained, label):
+    """Warns of the classes whose every row was held out: the model learns
+    no example of them (rdpr's contestants of 26 outcomes, 8 of one row)."""
+    held = labels[~labels.isin(trained)]
+    if held.empty:
+        return
+    unseen = sorted(held.unique().tolist())
+    examples = [v if len(str(v)) <= 60 else f"{str(v)[:57]}..." for v in unseen]
+    logger.warning(
+        "%s classes of the label '%s', e.g. %s, occur in no training row "
+        "(%s held-out rows): the model learns no example of them, and "
+        "those rows count as its errors. Fix: leave out the rows of "
+        "classes too rare to learn, or merge them into one class.",
+        f"{len(unseen):,}",
+        label,
+        examples[:5],
+        f"{len(held):,}",
+    )
 
 
 def split_rows(frame, config):
@@ -283,7 +321,7 @@ def prepare_tabular(config, frame=None, *, progress=False):
     # training values ask for (log for a heavy right tail).
     specs = with_chosen_transforms(specs, config["features"], train)
     preprocessor = fit_preprocessor(specs, train, progress=progress)
-    classes = label_classes(train, config)
+    classes = label_classes(train, config, frame)
     parts = {
         name: (
             part,
@@ -582,6 +620,7 @@ def evaluate_tabular(model, prepared, predictions=None):
                 if HISTORY in prepared.names
                 else None
             ),
+            num_classes=len(prepared.classes),
         )
         scores = task_metrics(task, labels, baseline(frame, arrays))
         metrics[f"baseline_{name}"] = scores
@@ -777,7 +816,11 @@ class TabularKind(ModelKind):
         predictions = predict(fitted.model, arrays, task)
         fitted.state["split_predictions"] = (labels, predictions)
         metrics = evaluate_tabular(fitted.model, prepared, predictions)
-        if task != "regression":
+        if task == "regression":
+            metrics["training_mean"] = training_mean_metrics(
+                prepared.parts["train"][2], labels
+            )
+        else:
             metrics["class_shares"] = class_share_metrics(
                 task, prepared.parts["train"][2], labels, len(prepared.classes)
             )
@@ -849,4 +892,8 @@ def _metric_lines(metrics, config):
     )
     lines += [""] + baselines_ahead_note(metrics, split, chosen)
     lines += perfect_score_note(metrics, split)
-    return lines + class_shares_note(metrics, split)
+    return (
+        lines
+        + class_shares_note(metrics, split)
+        + training_mean_note(metrics, split)
+    )

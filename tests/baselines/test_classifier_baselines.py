@@ -3,6 +3,7 @@ class id in its own column, whichever classes their training rows held."""
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from recsys.baselines.tabular import LogisticRegressionBaseline
 from recsys.baselines.text import run_baselines
@@ -66,3 +67,65 @@ def test_logistic_regression_reads_an_empty_cell_as_missing():
     # Rows without an empty cell keep the two columns.
     full = pre.transform(frame[~missing])
     assert (baseline.predict(full) < 0.5).all()
+
+
+def _ridge_parts(rows, signal, seed=0):
+    """`fit_baseline`'s parts for a regression on 300 one-hot columns of
+    `rows` rows: labels in dollars, `signal` of them from the columns."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"code": rng.integers(0, 300, rows).astype(str)})
+    effect = rng.normal(size=300)
+    codes = frame["code"].astype(int).to_numpy()
+    labels = 50_000 * (signal * effect[codes] + rng.normal(size=rows))
+    pre = Preprocessor(features=[CategoricalFeature("code")]).fit(frame)
+    arrays = pre.transform(frame)
+
+    def part(rows_of):
+        return (
+            frame.iloc[rows_of],
+            {k: v[rows_of] for k, v in arrays.items()},
+            labels[rows_of],
+        )
+
+    fit, validation = np.arange(rows * 3 // 4), np.arange(rows * 3 // 4, rows)
+    parts = {"fit": part(fit), "validation": part(validation)}
+    parts["train"] = part(np.arange(rows))
+    return parts, pre
+
+
+@pytest.mark.parametrize("signal, side", [(0.0, 1), (0.6, 0), (10.0, -1)])
+def test_a_ridge_best_at_the_grids_end_is_followed_past_it(signal, side):
+    # On dollar incomes the grid's strongest alpha (10) was still too weak:
+    # the printed baseline scored worse than predicting the mean. `side`:
+    # where the best alpha lies, above the grid (1), in it (0) or below.
+    from recsys.baselines.tabular import RIDGE_ALPHA_GRID
+    from recsys.baselines.tabular import fit_baseline
+
+    parts, pre = _ridge_parts(600, signal)
+    _, chosen = fit_baseline(
+        "linear_regression",
+        "regression",
+        parts,
+        user="",
+        item="",
+        preprocessor=pre,
+        names=["code"],
+    )
+    scores = chosen["validation_scores"]
+    tried = {float(k) for k in scores}
+    assert tried.issuperset(RIDGE_ALPHA_GRID)
+    alpha = chosen["alpha"]
+    assert min(scores.values()) == scores[str(alpha)]
+    if side == 0:
+        assert tried == set(RIDGE_ALPHA_GRID)
+        assert min(RIDGE_ALPHA_GRID) < alpha < max(RIDGE_ALPHA_GRID)
+        return
+    beyond = (
+        alpha > max(RIDGE_ALPHA_GRID)
+        if side > 0
+        else alpha < min(RIDGE_ALPHA_GRID)
+    )
+    assert beyond
+    # Followed until the score stopped falling: one step further was tried.
+    step = float(f"{alpha * 10.0**side:.6g}")
+    assert str(step) in scores and scores[str(step)] >= scores[str(alpha)]

@@ -112,9 +112,11 @@ def test_the_scorer_reads_missing_cells_as_training_does(decimal_comma_csv):
     import pyarrow as pa
 
     from recsys.scoring import _batches
+    from recsys.scoring import _text_marks_missing
 
     batches, _, _ = _batches(str(decimal_comma_csv), 1000)
     scored = pa.Table.from_batches(list(batches)).to_pandas()
+    scored = _text_marks_missing(scored)
     trained = load_interactions(decimal_comma_csv)
     assert scored["pirat"].isna().tolist() == trained["pirat"].isna().tolist()
     pd.testing.assert_series_equal(
@@ -128,3 +130,48 @@ def test_missing_marks_are_pandas_own():
     from recsys.data.sources import MISSING_MARKS
 
     assert set(MISSING_MARKS) == set(STR_NA_VALUES)
+
+
+def test_none_is_a_value_in_text_and_missing_in_numbers(tmp_path):
+    # pandas reads the text "None" as missing: mosaicData Weather's
+    # `events`, "None" on 61% of days, lost its majority class (its rows
+    # dropped as without a label). In a column of numbers or times it
+    # still means no value; "NA" stays missing everywhere.
+    path = tmp_path / "weather.csv"
+    path.write_text(
+        "events,gust,day,zip,note\n"
+        "None,None,2017-01-01,0042,NA\n"
+        "Rain,12.5,None,0043,windy\n"
+        "None,7,2017-01-03,None,None\n"
+    )
+    frame = load_interactions(path)
+    assert frame["events"].tolist() == ["None", "Rain", "None"]
+    assert frame["gust"].dtype == float
+    assert frame["gust"].isna().tolist() == [True, False, False]
+    assert frame["day"].isna().tolist() == [False, True, False]
+    assert frame["zip"].tolist() == ["0042", "0043", "None"]  # a code
+    assert frame["note"].isna().tolist() == [True, False, False]
+    assert frame["note"].iloc[2] == "None"
+    decimal = tmp_path / "comma.csv"
+    decimal.write_text("kind;price\nNone;1,5\nBig;None\n")
+    read = load_interactions(decimal)
+    assert read["kind"].tolist() == ["None", "Big"]
+    assert read["price"].iloc[0] == 1.5 and pd.isna(read["price"].iloc[1])
+
+
+def test_the_scorer_reads_none_as_training_does(tmp_path):
+    import pyarrow as pa
+
+    from recsys.scoring import _batches
+    from recsys.scoring import _text_marks_missing
+
+    path = tmp_path / "rows.csv"
+    path.write_text("events,gust,note\nNone,None,NA\nRain,12.5,\n")
+    batches, _, _ = _batches(str(path), 1000)
+    scored = _text_marks_missing(
+        pa.Table.from_batches(list(batches)).to_pandas()
+    )
+    trained = load_interactions(path)
+    assert scored["events"].tolist() == trained["events"].tolist()
+    assert scored["note"].isna().all() and trained["note"].isna().all()
+    pd.testing.assert_series_equal(scored["gust"], trained["gust"])

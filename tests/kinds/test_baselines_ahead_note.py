@@ -70,3 +70,18 @@ def test_a_perfect_held_out_score_is_said():
     assert note.startswith("note: auc 1.0000 on the test split, a perfect")
     multiclass = {"validation": {"accuracy": 1.0, "logloss": 0.01}}
     assert perfect_score_note(multiclass, "validation")
+
+
+def test_a_regression_no_better_than_the_training_mean_is_said():
+    from recsys.kinds.base import training_mean_note
+
+    metrics = {
+        "test": {"rmse": 227242.3, "mae": 118219.3},
+        "training_mean": {"rmse": 225285.1, "mae": 141297.9},
+    }
+    note = " ".join(" ".join(training_mean_note(metrics, "test")).split())
+    assert note.startswith("note: the model's RMSE (227242.3000) is no better")
+    assert "(225285.1000; its MAE 141297.9000)" in note
+    metrics["test"]["rmse"] = 200000.0
+    assert training_mean_note(metrics, "test") == []
+    assert training_mean_note({"test": {"auc": 0.5}}, "test") == []

@@ -107,6 +107,31 @@ def test_the_bundle_scores_rows_but_refuses_pairs(loans, loans_run):
     assert rescored["auc"] == pytest.approx(metrics["test"]["auc"], abs=1e-6)
 
 
+def test_a_cell_to_score_that_is_no_number_names_its_file_and_row(
+    loans, loans_run, tmp_path
+):
+    # The fix said was training's ("declare it as a categorical feature"),
+    # with no file nor row: the bundle's kinds are set, the cell is to mend.
+    from recsys.scoring import score_file
+
+    rows = pd.read_csv(loans / "loans.csv").iloc[:500].astype({"income": str})
+    rows.loc[450, "income"] = "3%"
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    match = (
+        r"rows\.csv: Column 'income' holds 1 value that is no number, e\.g\. "
+        r"'3%' \(row 450\).*Fix: write those cells as numbers"
+    )
+    with pytest.raises(ValueError, match=match):
+        score_file(
+            loans_run.bundle,
+            str(tmp_path / "rows.csv"),
+            str(tmp_path / "scores.csv"),
+            batch_size=256,
+            progress=False,
+        )
+    assert not (tmp_path / "scores.csv").exists()
+
+
 def test_numeric_transforms_not_written_are_chosen_from_the_data(loans):
     prepared = prepare_tabular(
         load_config(str(loans / "loans.toml")), progress=False
@@ -195,6 +220,27 @@ def test_label_values_without_a_class_are_counted_and_shortened(loans):
         row_labels(frame.iloc[[0, 2]], config, ["bad", "good"])
 
 
+def test_a_class_whose_rows_were_all_held_out_is_warned_and_trains(
+    loans, tmp_path, caplog
+):
+    # dragracer's rpdr: 8 of 26 outcomes on one row each; a class whose row
+    # was held out stopped training ("do not occur in the training split").
+    from recsys.kinds.tabular import split_rows
+
+    frame = pd.read_csv(loans / "loans.csv")
+    config = load_config(str(loans / "loans.toml"), ['model.task="multiclass"'])
+    _, test = split_rows(frame, config)
+    frame.loc[test.index[0], "status"] = "rare"
+    with caplog.at_level("WARNING", logger="recsys"):
+        bundle, metrics = train(
+            config, str(tmp_path / "bundle"), frame=frame, progress=False
+        )
+    assert bundle.classes == ["bad", "good", "rare"]
+    assert bundle.predict(frame.iloc[:3]).shape == (3, 3)
+    assert metrics["test"]["num_examples"] == 120
+    assert "e.g. ['rare'], occur in no training row (1 held-out" in caplog.text
+
+
 def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
     frame = pd.read_csv(loans / "loans.csv")
     frame.loc[:5, "status"] = "unknown"
@@ -220,6 +266,11 @@ def test_a_regression_without_ids_reports_a_ridge_baseline(loans, tmp_path):
     assert set(ridge) == set(metrics["test"])
     # The planted linear signal: well below the label's spread (~1.3).
     assert ridge["rmse"] < 0.6 * frame["limit"].std()
+    # Beside them, always predicting the training rows' mean.
+    mean = metrics["training_mean"]
+    assert set(mean) == set(metrics["test"])
+    assert mean["rmse"] == pytest.approx(frame["limit"].std(), rel=0.15)
+    assert ridge["rmse"] < 0.6 * mean["rmse"]
     with pytest.raises(ConfigError, match='use "linear_regression"'):
         load_config(
             str(tmp_path / "limits.toml"), ["evaluate.baselines=['bias']"]

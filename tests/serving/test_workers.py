@@ -117,6 +117,30 @@ def _server_pid(url):
     return roots[0]
 
 
+def _accepted_by(pids, port, client_port):
+    """Whether one of `pids` holds the server side of the connection from
+    `client_port` to `port` (an accepted socket: an open file)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as f:
+            for line in f.readlines()[1:]:
+                fields = line.split()
+                local, remote = fields[1], fields[2]
+                if (
+                    int(local.rsplit(":", 1)[1], 16) == port
+                    and int(remote.rsplit(":", 1)[1], 16) == client_port
+                ):
+                    inodes.add(f"socket:[{fields[9]}]")
+    for pid in pids:
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def _wait_for(condition, timeout=60):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -645,7 +669,9 @@ def test_a_reload_hands_open_connections_over_without_dropping_one(
         kept.request("GET", "/readyz")
         assert kept.getresponse().read()
         silent = socket.create_connection(("127.0.0.1", port), timeout=30)
-        time.sleep(0.2)  # accepted by an old worker, no request yet
+        # Accepted by an old worker, no request yet (on busy cores it can
+        # wait in the listen queue, and a new worker would answer it).
+        _wait_for(lambda: _accepted_by(old, port, silent.getsockname()[1]), 10)
         os.kill(parent, signal.SIGHUP)
         deadline = time.time() + 30
         while True:  # until the old worker retires (`Connection: close`)
