@@ -34,6 +34,14 @@ logger = logging.getLogger(__name__)
 DEFAULT_KS = (10, 50, 100)
 
 
+# Test rows ranked against the whole catalog at once: at most this many
+# (row, candidate) cells, 64 MB of float32 scores.
+MAX_RANKED_CELLS = 1 << 24
+# Evaluations of at least this many (user, candidate) scores, seconds or
+# more on 2 cores, show a progress bar (MovieLens' 671 x 9,066: none).
+PROGRESS_CELLS = 1 << 28
+
+
 def metric_names(ks: tuple[int, ...] = DEFAULT_KS) -> list[str]:
     """The HR@k keys `evaluate_retrieval` returns, in report order."""
     return [f"hr@{k}" for k in ks] + [f"hr@{k}_filtered" for k in ks]
@@ -291,8 +299,13 @@ def _evaluate(
     train_items,
     ks=DEFAULT_KS,
     users_per_batch=64,
+    progress=False,
+    desc="evaluate",
 ):
-    """`evaluate_retrieval` without its checks and warnings."""
+    """`evaluate_retrieval` without its checks and warnings; `progress`: a
+    bar of the users scored, named `desc`, on a large evaluation."""
+    from recsys.logs import progress_bar
+
     candidates = np.asarray(candidates)
     if np.any(candidates[1:] <= candidates[:-1]):
         raise ValueError("`candidates` must be unique and in ascending order.")
@@ -316,8 +329,16 @@ def _evaluate(
     sorted_users = test_users[order]
     train_order = np.argsort(train_users, kind="stable")
     sorted_train_users = train_users[train_order]
+    bar = progress_bar(
+        total=len(users),
+        desc=desc,
+        unit="users",
+        leave=False,
+        disable=not progress or len(users) * len(candidates) < PROGRESS_CELLS,
+    )
     for start in range(0, len(users), users_per_batch):
         batch = users[start : start + users_per_batch]
+        bar.update(len(batch))
         scores = np.asarray(score_fn(batch), dtype=np.float32)
         if scores.shape != (len(batch), len(candidates)):
             raise ValueError(
@@ -327,9 +348,6 @@ def _evaluate(
         lo = np.searchsorted(sorted_users, batch[0], "left")
         hi = np.searchsorted(sorted_users, batch[-1], "right")
         rows = order[lo:hi]
-        row_of_user = np.searchsorted(batch, test_users[rows])
-        cols = test_cols[rows]
-        ranks[rows], target = _ranks(scores, row_of_user, cols)
         seen = np.zeros_like(scores, dtype=bool)
         tlo = np.searchsorted(sorted_train_users, batch[0], "left")
         thi = np.searchsorted(sorted_train_users, batch[-1], "right")
@@ -337,13 +355,21 @@ def _evaluate(
         seen[np.searchsorted(batch, train_users[trows]), train_cols[trows]] = (
             True
         )
-        ranks_filtered[rows] = ranks[rows] - _seen_ahead(
-            scores, seen, row_of_user, cols, target
-        )
+        # A few test rows at a time: one user may hold tens of thousands
+        # (a Zipf table's heaviest: 16,271 rows x 20,000 items took 7 GB).
+        step = max(1, MAX_RANKED_CELLS // len(candidates))
+        for part in np.array_split(rows, -(-len(rows) // step) or 1):
+            row_of_user = np.searchsorted(batch, test_users[part])
+            cols = test_cols[part]
+            ranks[part], target = _ranks(scores, row_of_user, cols)
+            ranks_filtered[part] = ranks[part] - _seen_ahead(
+                scores, seen, row_of_user, cols, target
+            )
         for variant, excluded in enumerate((None, seen)):
             top, position_in_list = _top_lists(scores, max(ks), excluded)
             for k in ks:
                 covered[k][variant, top[position_in_list < k]] = True
+    bar.close()
     metrics = {f"hr@{k}": float(np.mean(ranks < k)) for k in ks}
     metrics.update(
         {f"hr@{k}_filtered": float(np.mean(ranks_filtered < k)) for k in ks}
@@ -419,9 +445,11 @@ def _row_counts(mask):
 def _seen_ahead(scores, seen, row_of_user, cols, target):
     """How many of its user's seen items rank ahead of each test item.
 
-    A user's seen items are a small share of the catalog, so this visits
-    (test row, seen item) pairs rather than a second `(rows, catalog)` array;
-    the filtered rank is the rank minus this count.
+    Per user, the seen items' scores are sorted once (ties by column), and
+    each test item's count is a binary search: memory grows with the seen
+    items and the test rows, never with their product (a heavy user's
+    70,000 seen items times 16,000 test rows would be a billion pairs).
+    The filtered rank is the rank minus this count.
 
     Args:
         scores: float32 array `(users, num_candidates)`.
@@ -433,22 +461,26 @@ def _seen_ahead(scores, seen, row_of_user, cols, target):
     Returns:
         int64 array, one count per test row.
     """
-    seen_rows, seen_cols = np.nonzero(seen)
-    per_user = np.bincount(seen_rows, minlength=len(seen))
-    counts = per_user[row_of_user]
-    pair_row = np.repeat(np.arange(len(cols)), counts)
-    first = np.repeat(np.cumsum(counts) - counts, counts)
-    user_first = np.cumsum(per_user) - per_user
-    index = np.repeat(user_first[row_of_user], counts)
-    index += np.arange(len(pair_row)) - first
-    pair_cols = seen_cols[index]
-    pair_scores = scores[seen_rows[index], pair_cols]
-    pair_target = target[pair_row]
-    ahead = (pair_scores > pair_target) | (
-        (pair_scores == pair_target) & (pair_cols < cols[pair_row])
-    )
-    counted = np.bincount(pair_row, weights=ahead, minlength=len(cols))
-    return counted.astype(np.int64)
+    ahead = np.zeros(len(cols), np.int64)
+    order = np.argsort(row_of_user, kind="stable")
+    users, starts = np.unique(row_of_user[order], return_index=True)
+    for user, mine in zip(users, np.split(order, starts[1:]), strict=True):
+        seen_cols = np.flatnonzero(seen[user])
+        if not len(seen_cols):
+            continue
+        seen_scores = scores[user, seen_cols]
+        by_score = np.lexsort((seen_cols, seen_scores))  # ties by column
+        seen_scores, seen_cols = seen_scores[by_score], seen_cols[by_score]
+        mine_target = target[mine]
+        lo = np.searchsorted(seen_scores, mine_target, "left")
+        hi = np.searchsorted(seen_scores, mine_target, "right")
+        ahead[mine] = len(seen_cols) - hi
+        # Equal scores in earlier columns rank ahead too: within the run
+        # of equal scores the columns are ascending.
+        for row in np.flatnonzero(hi > lo):
+            run = seen_cols[lo[row] : hi[row]]
+            ahead[mine[row]] += np.searchsorted(run, cols[mine[row]])
+    return ahead
 
 
 def _top_lists(scores, k, excluded=None):
@@ -503,6 +535,7 @@ def evaluate_beside_popularity(
     *,
     split: str = "test",
     baselines: dict[str, Callable[[np.ndarray], np.ndarray]] | None = None,
+    progress: bool = False,
     **kwargs: Any,
 ) -> dict[str, dict[str, float]]:
     """The metrics of `score_fn` and of the baselines, on the same rows.
@@ -520,6 +553,7 @@ def evaluate_beside_popularity(
         baselines: optional dict mapping a name to a score function like
             `score_fn` (e.g. from
             `recsys.baselines.retrieval.fit_retrieval_baselines`).
+        progress: bool. A bar of the users scored, for each scorer.
         **kwargs: the arguments of `evaluate_retrieval` (`candidates`,
             `test_users`, `test_items`, `train_users`, `train_items`, `ks`,
             `users_per_batch`).
@@ -551,15 +585,20 @@ def evaluate_beside_popularity(
         kwargs.get("ks", DEFAULT_KS),
         split,
     )
-    metrics = {
-        split: _evaluate(score_fn, **kwargs),
-        "baseline_popularity": _evaluate(
-            lambda users: np.broadcast_to(
-                popularity, (len(users), len(popularity))
-            ),
-            **kwargs,
+    scorers = {
+        split: score_fn,
+        "baseline_popularity": lambda users: np.broadcast_to(
+            popularity, (len(users), len(popularity))
         ),
     }
     for name, baseline in (baselines or {}).items():
-        metrics[f"baseline_{name}"] = _evaluate(baseline, **kwargs)
-    return metrics
+        scorers[f"baseline_{name}"] = baseline
+    return {
+        key: _evaluate(
+            scorer,
+            progress=progress,
+            desc=f"evaluate {key.removeprefix('baseline_')}",
+            **kwargs,
+        )
+        for key, scorer in scorers.items()
+    }

@@ -400,6 +400,8 @@ def evaluate_bundle(
     config: dict,
     train: pd.DataFrame | None = None,
     test: pd.DataFrame | None = None,
+    *,
+    progress: bool = False,
 ) -> dict[str, dict]:
     """HR@k of `bundle` and of its baselines on the evaluated split.
 
@@ -414,6 +416,7 @@ def evaluate_bundle(
         config: the run config (data columns, evaluation split, ks and
             baselines).
         train, test: the split, if already computed.
+        progress: bool. A bar of the users scored, for each scorer.
 
     Returns:
         dict with the split's name (`"test"` or `"validation"`),
@@ -461,6 +464,7 @@ def evaluate_bundle(
         train_users=train[data["user"]].to_numpy(),
         train_items=train_items,
         ks=ks,
+        progress=progress,
     )
     if names:
         metrics["baselines"] = details
@@ -745,6 +749,7 @@ class TwoTowerKind(ModelKind):
                 config,
                 prepared.train,
                 prepared.test,
+                progress=progress,
             )
             split["repeat_share"] = repeat_share(
                 prepared.train, prepared.test, **_ids(config)

@@ -257,3 +257,35 @@ def test_ranks_match_the_protocol_definition(ties):
         r = np.array(r)
         assert m[f"mrr{suffix}"] == float(np.mean(1.0 / (r + 1.0)))
         assert m[f"hr@5{suffix}"] == float(np.mean(r < 5))
+
+
+def test_a_heavy_users_rows_are_ranked_in_bounded_memory():
+    # One user of a Zipf table held 16,271 test rows: their rows times a
+    # 20,000-item catalog (and its bool copies) took 7 GB at once.
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    catalog = 20_000
+    scores = rng.random((1, catalog), dtype=np.float32)
+    test_items = rng.permutation(catalog)[:4_000]
+    seen = np.setdiff1d(rng.permutation(catalog)[:9_000], test_items)
+    rows = {
+        "candidates": np.arange(catalog),
+        "test_users": np.zeros(len(test_items), np.int64),
+        "test_items": test_items,
+        "train_users": np.zeros(len(seen), np.int64),
+        "train_items": seen,
+    }
+    tracemalloc.start()
+    metrics = evaluate_retrieval(lambda users: scores[users], ks=(10,), **rows)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # 4,000 rows x 20,000 float32 scores alone are 320 MB.
+    assert peak < 150 * 2**20, peak / 2**20
+    ahead = scores[0][None, :] > scores[0][test_items][:, None]
+    ranks = ahead.sum(axis=1)
+    filtered = ranks - ahead[:, seen].sum(axis=1)
+    assert metrics["mrr"] == pytest.approx(np.mean(1.0 / (ranks + 1.0)))
+    assert metrics["mrr_filtered"] == pytest.approx(
+        np.mean(1.0 / (filtered + 1.0))
+    )
