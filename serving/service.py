@@ -1,6 +1,7 @@
 """`RetrievalService`: a loaded bundle answering retrieval queries."""
 
 import logging
+import math
 import reprlib
 import threading
 from collections.abc import Callable
@@ -9,6 +10,8 @@ from typing import Any
 import numpy as np
 
 from recsys.bundles.two_tower import Bundle
+from recsys.features import CategoricalFeature
+from recsys.features import NumericFeature
 from recsys.names import HISTORY
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.fast_tower import NumpyTower
@@ -55,10 +58,11 @@ class RetrievalService:
     Known users are answered from their precomputed query vectors (no model
     call), and the common query of a known user (top-k with seen items
     excluded) from a `TopItemsTable` searched at load; queries with
-    `features` run the query tower; unknown users without features get the
-    most popular items. Everything that can be done once (vectors, known
-    users' top items, the index, id lookups, the query tower) is done at
-    load; with `load_tower=False` the query tower (and Keras, seconds to
+    `features` run the query tower; unknown users whose features say
+    nothing of them (none, or only unknown ids and items: `_describes`)
+    get the most popular items. Everything that can be done once (vectors,
+    known users' top items, the index, id lookups, the query tower) is done
+    at load; with `load_tower=False` the query tower (and Keras, seconds to
     import) is left to `load_query_tower`, which a server calls in the
     background once it answers, and which the first query with `features`
     calls (or waits for).
@@ -132,6 +136,11 @@ class RetrievalService:
             [HISTORY] if self.history_length else []
         )
         self._names = frozenset(self.feature_names)
+        # What of each query feature says nothing of a user (`_describes`).
+        self._silent_ids = {
+            name: _silent_ids(bundle.preprocessor.feature(name))
+            for name in self.query_features
+        }
         # Build the user lookup now, not on the first request.
         bundle.user_row(None)
         self.cache = FeatureCache(bundle, self.item_column)
@@ -524,29 +533,45 @@ class RetrievalService:
             np.unique(np.concatenate(banned)) if banned else np.zeros(0, int)
         )
         banned = banned[banned >= 0]
-        if features is not None and (
-            row >= 0 or self._describes(features, history)
-        ):
+        if features is not None:
             features = dict(features)
             if user_id is not None and self.user_column in self.query_features:
                 features.setdefault(self.user_column, user_id)
-            return _Plan(k, banned, inputs=self._inputs(features, history))
+            # Checked whoever asks: a feature the bundle has no input for
+            # is refused alike with a known user, an unknown one or none.
+            inputs = self._inputs(features, history)
+            if row >= 0 or self._describes(features, inputs):
+                return _Plan(k, banned, inputs=inputs)
         if row >= 0:
             return _Plan(k, banned, vector=bundle.user_embeddings[row])
         return _Plan(
             k, banned, answer=(*self._popular_items(k, banned), "popular")
         )
 
-    def _describes(self, features, history):
-        """Whether a query of an unknown user says anything of them: an
-        item of its history the query tower knows (vocabulary ids
-        `history`), or a feature besides the history. One that does not (an
-        empty history, or only unknown items, or items added by `recsys
-        index` after training) gets the popular items, as an unknown
-        `user_id` does, not the tower's vector of padding and unknown ids."""
-        if history is not None and (history > self._unknown_codes).any():
-            return True
-        return any(name != HISTORY for name in features)
+    def _describes(self, features, inputs):
+        """Whether a query of an unknown user says anything of them.
+
+        Something the query tower learnt from does: an item of the history
+        it knows, a known value of a categorical or text feature (any value
+        of a hashed one), a numeric value that is not null. A query of
+        nothing else (an empty history, items added by `recsys index`
+        after training, unknown ids or categories, nulls) gets the popular
+        items, as an unknown `user_id` does, not the tower's vector of
+        padding and out-of-vocabulary rows: one list for every new user.
+
+        Args:
+            features: dict. The query's raw features.
+            inputs: dict. Their tower inputs (`_inputs`).
+        """
+        if HISTORY in inputs and inputs[HISTORY].any():
+            return True  # `_inputs` keeps only known items
+        for name, silent in self._silent_ids.items():
+            if silent is None:
+                if not _is_null(features.get(name)):
+                    return True
+            elif (inputs[name] > silent).any():
+                return True
+        return False
 
     def retrieve(
         self, user_id=None, features=None, k=10, exclude=(), exclude_seen=True
@@ -655,6 +680,28 @@ class RetrievalService:
         )
         keep = positions[0] >= 0
         return self.bundle.item_ids[positions[0][keep]], scores[0][keep]
+
+
+def _silent_ids(spec):
+    """The largest input id of feature `spec` that says nothing of a user,
+    or None for a numeric feature (where only a null says nothing).
+
+    Id 0 is a null (or padding). An exact vocabulary's out-of-vocabulary
+    buckets follow: their rows were trained only on values seen fewer than
+    `min_frequency` times, never at all when every training user is in the
+    vocabulary (`min_frequency = 1`), so an unknown id there is no one's.
+    A hashed value shares a trained bucket: only its null says nothing.
+    """
+    if isinstance(spec, NumericFeature):
+        return None
+    if isinstance(spec, CategoricalFeature) and spec.vocabulary == "exact":
+        return spec.num_oov_buckets
+    return 0
+
+
+def _is_null(value):
+    """Whether a raw feature value is missing (None, or a NaN float)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _repeat(inputs, size, count=1):

@@ -4,6 +4,7 @@ stop (`recsys.training.interrupt`)."""
 import keras
 
 from recsys.training import interrupt
+from recsys.training.progress import progress_callbacks
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
@@ -31,7 +32,8 @@ def interruptible_fit(model, *args, callbacks=(), **kwargs):
         model: a compiled Keras model.
         *args: `fit`'s positional arguments.
         callbacks: sequence of Keras callbacks; `StopOnInterrupt` is added
-            after them.
+            after them, and for a log file (`verbose=2`) the progress lines
+            within an epoch (`progress_callbacks`).
         **kwargs: `fit`'s other arguments.
 
     Returns:
@@ -43,7 +45,12 @@ def interruptible_fit(model, *args, callbacks=(), **kwargs):
     interruptible_fit(model, x, y, epochs=3, callbacks=[StopWhenDiverged()])
     ```
     """
+    x = kwargs["x"] if "x" in kwargs else (args[0] if args else None)
+    # Examples per step: fit's own, or a PyDataset's (streamed batches).
+    batch_size = kwargs.get("batch_size") or getattr(x, "batch_size", None)
+    # A log file's lines within an epoch (Keras prints one per epoch).
+    lines = progress_callbacks(kwargs.get("verbose"), batch_size)
     with interrupt.fitting():
         return model.fit(
-            *args, callbacks=[*callbacks, StopOnInterrupt()], **kwargs
+            *args, callbacks=[*callbacks, StopOnInterrupt(), *lines], **kwargs
         )
