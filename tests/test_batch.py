@@ -1,3 +1,4 @@
+import json
 import os
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 
 from recsys.batch import read_users
 from recsys.batch import recommend_all
+from recsys.cli import main
 
 
 def _seen_ids(bundle, user):
@@ -139,9 +141,9 @@ def test_read_users_from_text_csv_and_parquet(tmp_path):
         read_users(str(parquet), "userId", like), [3, 1]
     )
 
-    # An id that is no integer keeps them all strings: unknown users.
-    text.write_text("1\nnobody\n")
-    assert read_users(str(text), "userId", like).tolist() == ["1", "nobody"]
+    # Text ids: the file's ids as text, whatever the file.
+    text_ids = np.array(["1", "nobody"], object)
+    assert read_users(str(parquet), "userId", text_ids).tolist() == ["3", "1"]
 
 
 def test_read_users_names_a_missing_column(tmp_path):
@@ -154,3 +156,109 @@ def test_read_users_names_a_missing_column(tmp_path):
         read_users(str(table), "userId")
     with pytest.raises(FileNotFoundError, match="Users file not found"):
         read_users(str(tmp_path / "missing.txt"), "userId")
+
+
+def test_read_users_takes_a_first_line_that_is_no_id_for_a_header(
+    tmp_path, caplog
+):
+    # `uid` above integer ids became a user, and turned the output's user
+    # column (int64 in the bundle) into strings.
+    users = tmp_path / "users.csv"
+    users.write_text("uid\n5\n0042\n3.0\n")
+    with caplog.at_level("INFO", logger="recsys"):
+        found = read_users(str(users), "userId", np.array([1, 5], np.int64))
+    assert found.tolist() == [5, 42, 3]
+    assert found.dtype == np.int64
+    assert "'uid', as a header" in caplog.text
+    # Text ids: a first line that is no user, above users, is a header...
+    ids = np.array(["u1", "u2"], object)
+    users.write_text("uid\nu2\nnew\n")
+    with caplog.at_level("WARNING", logger="recsys"):
+        assert read_users(str(users), "userId", ids).tolist() == ["u2", "new"]
+    assert "put a header line 'userId' above it" in caplog.text
+    # ...but a list of new users keeps its first one.
+    users.write_text("new1\nnew2\n")
+    assert read_users(str(users), "userId", ids).tolist() == ["new1", "new2"]
+
+
+@pytest.mark.parametrize(
+    "lines, message",
+    [
+        (
+            "userId\n5\n\nabc\n7\n",
+            r"Line 4 of .*users\.csv holds 'abc', which cannot be a user id "
+            r"of this bundle: its ids are integers \(int64\)\. Fix: correct "
+            r"or delete it",
+        ),
+        ("5\n2.5\nx\n", r"Line 2 .* holds '2\.5', .*\); 1 more like it\."),
+        ("5\n99999999999999999999\n", r"Line 2 .* '99999999999999999999'"),
+    ],
+)
+def test_read_users_names_a_line_that_cannot_be_an_id(tmp_path, lines, message):
+    # Such a line turned every id into a string: none of them joined back
+    # to the training table.
+    users = tmp_path / "users.csv"
+    users.write_text(lines)
+    with pytest.raises(ValueError, match=message):
+        read_users(str(users), "userId", np.array([5], np.int64))
+
+
+def test_recommend_all_recommends_a_repeated_user_once(
+    trained_bundle, tmp_path, caplog
+):
+    bundle, _ = trained_bundle
+    output = tmp_path / "recs.parquet"
+    first, second = bundle.user_ids[:2]
+    users = np.array([first, second, first, first])
+    with caplog.at_level("WARNING", logger="recsys"):
+        done = recommend_all(bundle, str(output), k=2, users=users)
+    assert (done["users"], done["known_users"], done["rows"]) == (2, 2, 4)
+    frame = pd.read_parquet(output)
+    assert frame["userId"].tolist() == [first, first, second, second]
+    assert "Repeated ids in the users listed: 2 of 4" in caplog.text
+
+
+def test_recommend_all_says_k_is_capped_at_the_catalog(
+    trained_bundle, tmp_path, caplog
+):
+    bundle, _ = trained_bundle
+    num_items = len(bundle.item_ids)
+    output = tmp_path / "recs.parquet"
+    with caplog.at_level("WARNING", logger="recsys"):
+        done = recommend_all(
+            bundle, str(output), k=num_items + 1, users=["nobody"]
+        )
+    assert done["k"] == done["rows"] == num_items
+    assert (
+        f"k={num_items + 1} is above the catalog size: k is capped at the "
+        f"catalog ({num_items:,} items)" in caplog.text
+    )
+    caplog.clear()
+    recommend_all(bundle, str(output), k=num_items, users=["nobody"])
+    assert "catalog" not in caplog.text
+
+
+def test_recommend_all_names_its_progress_bar(trained_bundle, tmp_path, capsys):
+    bundle, _ = trained_bundle
+    recommend_all(bundle, str(tmp_path / "recs.parquet"), users=["nobody"])
+    assert "recommend: " in capsys.readouterr().err
+
+
+def test_cli_users_file_keeps_the_bundles_id_type(
+    trained_bundle, tmp_path, capsys
+):
+    # The audit's `uid` header: it became a user, the user column became
+    # strings, and a repeated id was recommended (and counted) twice.
+    bundle, _ = trained_bundle
+    known = int(bundle.user_ids[0])
+    unknown = int(bundle.user_ids.max()) + 1
+    users = tmp_path / "users.csv"
+    users.write_text(f"uid\n{known}\n{unknown}\n{known}\n")
+    out = tmp_path / "recs.parquet"
+    argv = ["recommend", bundle.path, "--users", str(users), "-o", str(out)]
+    assert main([*argv, "-k", "2", "-q", "--json"]) == 0
+    done = json.loads(capsys.readouterr().out)
+    assert (done["users"], done["known_users"], done["rows"]) == (2, 1, 4)
+    frame = pd.read_parquet(out)
+    assert frame["userId"].dtype == bundle.user_ids.dtype
+    assert frame["userId"].tolist() == [known, known, unknown, unknown]

@@ -169,15 +169,16 @@ def test_cli_recommend_users_file_with_an_unknown_user(
 ):
     bundle, _ = trained_bundle
     users = tmp_path / "users.csv"
-    users.write_text("userId\n42\nnobody\n1\n")
+    # 999999: no user of the bundle, whose ids are integers.
+    users.write_text("userId\n42\n999999\n1\n")
     out = tmp_path / "recs.parquet"
     argv = ["recommend", bundle.path, "--users", str(users), "-o", str(out)]
     assert main([*argv, "-k", "4", "-q", "--json"]) == 0
     done = json.loads(capsys.readouterr().out)
     assert (done["users"], done["known_users"], done["rows"]) == (3, 2, 12)
     frame = pd.read_parquet(out)
-    assert frame["userId"].tolist()[::4] == ["42", "nobody", "1"]
-    ids, _ = bundle.recommend(["42", "nobody", "1"], k=4)
+    assert frame["userId"].tolist()[::4] == [42, 999999, 1]
+    ids, _ = bundle.recommend([42, 999999, 1], k=4)
     assert frame["movieId"].tolist() == ids.ravel().tolist()
 
 

@@ -182,11 +182,31 @@ class ParquetSource:
         return self.files[self.groups[group][0]]
 
     def read(self, group, columns):
-        """Reads row group `group` (an index into `groups`) as a Table."""
+        """Reads row group `group` (an index into `groups`) as a Table.
+
+        Raises:
+            ValueError: if the shard cannot be read (corrupt data pages
+                behind an intact footer, or a file changed since it was
+                checked), naming the file and its row group.
+        """
         file_index, row_group, _ = self.groups[group]
-        if self._open[0] != file_index:
-            self._open = (file_index, pq.ParquetFile(self.files[file_index]))
-        return self._open[1].read_row_group(row_group, columns=list(columns))
+        file = self.files[file_index]
+        try:
+            if self._open[0] != file_index:
+                self._open = (file_index, pq.ParquetFile(file))
+            return self._open[1].read_row_group(
+                row_group, columns=list(columns)
+            )
+        except (OSError, pa.ArrowInvalid) as error:
+            # The footer was checked up front; a data page is only read
+            # here, hours into a run, and pyarrow's "Corrupt snappy
+            # compressed data" names no file among hundreds of shards.
+            self._open = (None, None)
+            said = " ".join(str(error).split()).rstrip(".")  # one line
+            raise ValueError(
+                f"Cannot read row group {row_group} of {file}: {said}. Fix: "
+                "rewrite the shard, or move it out of data.path."
+            ) from None
 
     def times(self, group, values, column, time_format="ISO8601"):
         """`as_float` of the time column of row group `group`, whose errors

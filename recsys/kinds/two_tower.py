@@ -912,9 +912,17 @@ def _metric_lines(metrics: dict, config: dict) -> list[str]:
     header = f"{'metric':<18}{'model':>10}" + "".join(
         f"{key.removeprefix('baseline_'):>12}" for key in columns
     )
+    # A streamed run scores a sample of its held-out rows.
+    sample = metrics.get("split", {}).get("sample")
+    drawn = (
+        f" of {sample['users']:,} sampled users, at most "
+        f"{sample['max_rows_per_user']} each"
+        if sample
+        else ""
+    )
     lines = [
         f"HR@k on the {split} split ({model['num_interactions']} "
-        "interactions, exact scoring of every item):",
+        f"interactions{drawn}, exact scoring of every item):",
         header,
     ]
     lines += [row(name) for name in model if name.startswith("hr@")]
@@ -1091,6 +1099,7 @@ class StreamedTwoTowerKind(TwoTowerKind):
             **split_rule(config["data"]).describe(),
             "train_rows": data.num_train,
             "items": int(len(bundle.item_ids)),
+            **metrics["split"],  # the evaluated rows' repeat_share, sample
         }
         metrics["train"] = fitted.timing
         metrics["data"] = {

@@ -54,6 +54,7 @@ from recsys.data.parquet_source import ParquetSource
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.synthetic import SyntheticInteractions
 from recsys.evaluation.retrieval import evaluate_beside_popularity
+from recsys.evaluation.retrieval import repeat_share
 from recsys.features import Preprocessor
 from recsys.features import canonical_strings
 from recsys.features.streaming import ValueCounter
@@ -535,8 +536,10 @@ def evaluation_metrics(
         test_users, test_items: their test interactions.
 
     Returns:
-        dict with the split's name, `"baseline_popularity"` and, for data
-        written by `recsys synth`, `"ground_truth"`.
+        dict with the split's name, `"baseline_popularity"`, `"split"`
+        (the evaluated rows' `repeat_share`, and the `sample` they come
+        from: its `users` and `max_rows_per_user`) and, for data written
+        by `recsys synth`, `"ground_truth"`.
     """
     item_ids = bundle.item_ids
     rows = bundle.user_rows(evaluated)
@@ -563,6 +566,22 @@ def evaluation_metrics(
         users_per_batch=8,
     )
     metrics[split]["num_users"] = int(len(evaluated))
+    # The seen pass holds each evaluated user's training items: the share
+    # of their held-out rows repeating one, as the in-memory kind reports
+    # it (`recsys train` prints its note from `REPEATS_NOTED` up).
+    metrics["split"] = {
+        "repeat_share": repeat_share(
+            pd.DataFrame({"user": train_users, "item": train_items}),
+            pd.DataFrame({"user": test_users, "item": test_items}),
+            user="user",
+            item="item",
+        ),
+        # HR@k is on a sample, not on every held-out row.
+        "sample": {
+            "users": int(len(evaluated)),
+            "max_rows_per_user": MAX_TEST_PER_USER,
+        },
+    }
     # EASE and item-kNN read the whole training matrix, which a streamed
     # run never holds: they are reported as skipped.
     asked = config["evaluate"].get("baselines", [])
@@ -602,7 +621,8 @@ def evaluate_streamed(bundle, progress=True):
     bounds = split_bounds(source, config)
     counter = ValueCounter()
     columns = [data["user"], data["item"], data["time"]]
-    for group in progress_bar(range(source.num_groups), disable=not progress):
+    groups = range(source.num_groups)
+    for group in progress_bar(groups, desc="test users", disable=not progress):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
         counter.update(table.column(data["user"]).filter(pa.array(test)))
@@ -611,7 +631,7 @@ def evaluate_streamed(bundle, progress=True):
     )
     evaluated = eval_users(bundle.user_ids, test_users, config["train"]["seed"])
     users, items = [], []
-    for group in progress_bar(range(source.num_groups), disable=not progress):
+    for group in progress_bar(groups, desc="test rows", disable=not progress):
         table = source.read(group, columns)
         _, test = _masks(source, group, table, config, bounds)
         ids = _ids_as_stored(
@@ -627,7 +647,12 @@ def evaluate_streamed(bundle, progress=True):
     test_users, test_items = _cap_per_user(
         np.concatenate(users), np.concatenate(items), config["train"]["seed"]
     )
-    return evaluation_metrics(bundle, config, evaluated, test_users, test_items)
+    metrics = evaluation_metrics(
+        bundle, config, evaluated, test_users, test_items
+    )
+    # The split as training stored it, its share and sample recomputed.
+    metrics["split"] = {**bundle.metrics.get("split", {}), **metrics["split"]}
+    return metrics
 
 
 def _ids_as_stored(ids, stored):

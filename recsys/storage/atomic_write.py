@@ -27,6 +27,7 @@ temporary directory is never touched.
 import contextlib
 import logging
 import os
+import re
 import secrets
 
 from recsys.storage.files import BundleError
@@ -91,7 +92,8 @@ def new_temp_file(path):
         path: str. The file that the temporary file will replace.
 
     Returns:
-        str. The temporary file's path (`.<name>.<random>.tmp`).
+        str. The temporary file's path (`.<name>.<random>.tmp`, as
+        `_temp_files` matches it).
     """
     directory, name = os.path.split(os.path.abspath(path))
     while True:
@@ -155,13 +157,32 @@ def write_bytes_atomically(path, data):
         raise
 
 
+def _temp_files(path):
+    """The files `new_temp_file(path)` names, present beside `path`."""
+    directory, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.tmp")
+    try:
+        entries = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    return [
+        os.path.join(directory, entry)
+        for entry in entries
+        if pattern.fullmatch(entry)
+        and os.path.isfile(os.path.join(directory, entry))
+    ]
+
+
 def write_tables_atomically(path, tables, open_writer, *, empty_message=None):
     """Writes Arrow tables, one after another, to the file `path`: all of
     them or nothing.
 
     They go to a new temporary file beside `path` (the umask's mode) that is
     flushed and renamed over `path` once the last is written; on any error
-    the temporary file is removed and `path` is left as it was.
+    the temporary file is removed and `path` is left as it was. The write
+    holds the output's lock (`recsys.storage.output_lock`), so the
+    temporary files of `path` found beside it then were left by writes a
+    kill cut short: they are removed, with a warning.
 
     Args:
         path: str. The file to write (replaced if it exists).
@@ -176,30 +197,47 @@ def write_tables_atomically(path, tables, open_writer, *, empty_message=None):
     Returns:
         int. The number of rows written.
 
+    Raises:
+        OutputLockedError: if another process is writing `path`.
+
     Example:
 
     ```python
     write_tables_atomically("recs.parquet", chunks, pq.ParquetWriter)
     ```
     """
-    tmp = new_temp_file(path)
-    writer, rows = None, 0
-    try:
-        for table in tables:
+    with output_lock(path, f"writing {os.path.basename(path)}"):
+        # A `kill -9` leaves its temporary file (GBs of a batch job's
+        # rows), and every writer holds the lock: those found now are
+        # the dead's.
+        for left in _temp_files(path):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(left)
+                logger.warning(
+                    "Removed %s, left by an interrupted write of %s.",
+                    left,
+                    os.path.abspath(path),
+                )
+        tmp = new_temp_file(path)
+        writer, rows = None, 0
+        try:
+            for table in tables:
+                if writer is None:
+                    writer = open_writer(tmp, table.schema)
+                writer.write_table(table)
+                rows += table.num_rows
             if writer is None:
-                writer = open_writer(tmp, table.schema)
-            writer.write_table(table)
-            rows += table.num_rows
-        if writer is None:
-            raise ValueError(empty_message or f"No rows to write to {path}.")
-        writer.close()
-        writer = None
-        replace_file(tmp, path)
-    finally:
-        if writer is not None:
+                raise ValueError(
+                    empty_message or f"No rows to write to {path}."
+                )
             writer.close()
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)  # created by `new_temp_file`: ours
+            writer = None
+            replace_file(tmp, path)
+        finally:
+            if writer is not None:
+                writer.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)  # created by `new_temp_file`: ours
     return rows
 
 

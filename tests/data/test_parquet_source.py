@@ -152,3 +152,32 @@ def test_a_time_that_does_not_parse_is_named_with_its_file_and_row(tmp_path):
     assert "a.parquet holds times as text that do not parse" in message
     assert "'N/A' at row 3 (from 0" in message
     assert "Fix: correct or drop those rows." in message
+
+
+def test_a_shard_with_corrupt_data_pages_is_named_with_its_row_group(tmp_path):
+    # The footer is intact, so the shard passes the check up front; the
+    # damage shows when a pass reads the page, as pyarrow's bare "Corrupt
+    # snappy compressed data" (no file named among hundreds of shards).
+    write(tmp_path / "a.parquet", user=[1], item=[2], time=[3])
+    shard = tmp_path / "b.parquet"
+    ids = list(range(1000))
+    pq.write_table(
+        pa.table({"user": ids, "item": ids, "time": ids}),
+        shard,
+        row_group_size=500,
+        use_dictionary=False,
+    )
+    chunk = pq.ParquetFile(shard).metadata.row_group(1).column(2)
+    data = bytearray(shard.read_bytes())
+    start = chunk.data_page_offset
+    for i in range(start, start + chunk.total_compressed_size, 3):
+        data[i] ^= 0x5A
+    shard.write_bytes(bytes(data))
+    source = ParquetSource(str(tmp_path), ROLES)
+    assert source.read(1, ["time"]).num_rows == 500  # b's first group
+    with pytest.raises(
+        ValueError,
+        match=r"Cannot read row group 1 of .*b\.parquet: .*Fix: rewrite the "
+        r"shard, or move it out of data\.path\.",
+    ):
+        source.time_range("time")
