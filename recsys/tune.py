@@ -617,7 +617,9 @@ def tune(
         time_budget: float or None. Seconds for this run's search; no new
             trial starts after it, and a trial still running stops at its
             next epoch once another trial has finished (it is marked
-            failed, as a killed one, and does not count).
+            failed, as a killed one, and does not count; the settings the
+            search enqueued, the config's own or a probe, run again on the
+            next run).
             Defaults to `None` (no limit).
         metric: str or None. A validation metric name; defaults to
             `objective_metric` of the config and its table.
@@ -631,9 +633,10 @@ def tune(
         A `TuneResult`.
 
     Raises:
-        ValueError: for a streamed config, an unknown metric, a study in
-            `output` made for another config or space, or an `output` that
-            holds files of something else (`_check_output`).
+        ValueError: for a streamed config, an unknown metric, a
+            validation carve of one class for AUC (`_check_carve`), a study
+            in `output` made for another config, space or table, or an
+            `output` that holds files of something else (`_check_output`).
         OutputLockedError: if another process is writing `output` (a
             `ValueError`; `recsys.storage.output_lock`).
     """
@@ -712,10 +715,19 @@ def _search(
         # Trials are scored exactly; only the final bundle needs ScaNN.
         tuning["index.kind"] = "brute_force"
     tuning_config = with_params(config, tuning)
+    _check_carve(tuning_config, frame, metric)
     os.makedirs(output, exist_ok=True)
     if read_marker(output) is None:
         write_marker(output, OUTPUT_KIND)
-    study = _open_study(optuna, output, config, space, metric, direction)
+    study = _open_study(
+        optuna,
+        output,
+        config,
+        space,
+        metric,
+        direction,
+        _table_identity(frame),
+    )
 
     deadline = None if time_budget is None else time.monotonic() + time_budget
 
@@ -745,6 +757,13 @@ def _search(
             # A rate from the top of the range can be too large: the trial
             # fails, the search goes on.
             raise optuna.TrialPruned(str(error)) from error
+        except OutOfTime:
+            # Unfinished, as a killed trial is (`_open_study`): settings
+            # the search enqueued (the config's own, a probe) run on resume.
+            _enqueue_again(
+                study, study.get_trials(deepcopy=False)[trial.number]
+            )
+            raise
         finally:
             trial.set_user_attr(
                 "seconds", round(time.perf_counter() - started, 2)
@@ -834,14 +853,27 @@ def _search(
             # killed search shows what it has done so far.
             _write_trials(output, study, space, config)
             bar.update(1)
+            # The budget's one clock (`_report`'s): a trial stopped for
+            # time is the last, not followed by its own queued copy.
+            if deadline is not None and time.monotonic() > deadline:
+                study.stop()
 
         with _out_of_time_in_one_line(), bar:
             study.optimize(
                 objective,
                 n_trials=remaining,
-                timeout=time_budget,
                 callbacks=[advance],
                 catch=(OutOfTime,),
+            )
+        ran = _finished(study) - done
+        # (A grid stops early too, once every point has run.)
+        past = deadline is not None and time.monotonic() > deadline
+        if ran < remaining and past:
+            logger.info(
+                "Time budget reached: %d of %d trial(s) run. The same "
+                "command goes on from there (the study resumes).",
+                ran,
+                remaining,
             )
     table = _write_trials(output, study, space, config)
     if not any(t.value is not None for t in study.get_trials(deepcopy=False)):
@@ -854,16 +886,26 @@ def _search(
         {name: _value(best.params[name]) for name in space}, best, config
     )
     best_config = with_params(config, best_params)
-    _write_toml(os.path.join(output, "best.toml"), best_config, metric, best)
+    write_best = functools.partial(
+        _write_toml, os.path.join(output, "best.toml"), best_config, metric
+    )
+    bundle_path = os.path.join(output, "bundle")
+    # best.toml describes bundle/ whenever both are there: while an earlier
+    # run's bundle/ stands, it changes only once the new one replaced it (a
+    # kill during the final training leaves the earlier pair, which the
+    # same command replaces). Without one, it is written first: a failed
+    # final training still leaves the chosen config.
+    replacing = final and os.path.lexists(bundle_path)
+    if not replacing:
+        write_best(best)
     bundle, test_metrics = None, {}
     if final:
         result = kind.train(
-            best_config,
-            os.path.join(output, "bundle"),
-            frame=frame,
-            progress=progress,
+            best_config, bundle_path, frame=frame, progress=progress
         )
         bundle, test_metrics = result.bundle, result.metrics
+    if replacing:
+        write_best(best)
     return TuneResult(
         metric=metric,
         best_params=best_params,
@@ -925,8 +967,9 @@ def _holds_our_study(output):
     return found is not None
 
 
-def _open_study(optuna, output, config, space, metric, direction):
-    """The study in `output/study.db`: resumed if it is this config's."""
+def _open_study(optuna, output, config, space, metric, direction, table):
+    """The study in `output/study.db`: resumed if it is this config's, on
+    this table (`table`: `_table_identity`)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -950,11 +993,14 @@ def _open_study(optuna, output, config, space, metric, direction):
 
     study = create()
     stored = study.user_attrs.get("fingerprint")
-    if stored not in (None, fingerprint) and not _finished(study):
+    # None in a study begun before tables were recorded: taken as this one.
+    stored_table = study.user_attrs.get("table") or table
+    changed = stored not in (None, fingerprint) or stored_table != table
+    if changed and not _finished(study):
         # A study that never finished a trial (a run stopped at its first
         # error) holds nothing to keep: the corrected run starts afresh.
         optuna.delete_study(study_name=STUDY, storage=storage)
-        study, stored = create(), None
+        study, stored, stored_table = create(), None, table
     if stored is None:
         study.set_user_attr("fingerprint", fingerprint)
         study.set_user_attr("metric", metric)
@@ -964,29 +1010,77 @@ def _open_study(optuna, output, config, space, metric, direction):
             "metric. Fix: pass another --output, or remove that directory "
             "to start over."
         )
+    if stored_table != table:
+        # Its trials' values were measured on rows that are gone: the
+        # search would compare them with this table's and keep the stale.
+        rows = (
+            f"{stored_table['rows']:,} rows then, {table['rows']:,} now"
+            if stored_table["rows"] != table["rows"]
+            else f"{table['rows']:,} rows, other values"
+        )
+        raise ValueError(
+            f"{output} holds a study of another table: its trials were "
+            f"scored on data that has changed since ({rows}). Fix: pass "
+            "another --output for this table, or remove that directory to "
+            "start over."
+        )
+    study.set_user_attr("table", table)
     # A trial running when the last run was killed never finished: fail it
-    # so that it does not count. One the search had enqueued (the config's
-    # own settings, a probe) is enqueued again: the sampler would not draw
-    # its settings, and the config's own must be judged.
+    # so that it does not count, and run it again where the search had
+    # enqueued it (`_enqueue_again`).
     for trial in study.get_trials(deepcopy=False):
         if trial.state == optuna.trial.TrialState.RUNNING:
             storage.set_trial_state_values(
                 trial._trial_id, optuna.trial.TrialState.FAIL
             )
-            fixed = trial.system_attrs.get("fixed_params")
-            if fixed:
-                kept = {
-                    k: v
-                    for k, v in trial.user_attrs.items()
-                    if k in ("config", "settings")
-                }
-                study.enqueue_trial(fixed, user_attrs=kept)
+            _enqueue_again(study, trial)
     # Seeded by the trials stored: a resumed run draws new settings, not
     # the first run's again.
     study.sampler = _sampler(
         optuna, space, config["train"]["seed"] + len(study.trials)
     )
     return study
+
+
+def _table_identity(frame):
+    """`{"rows", "fingerprint"}` of the table a study's trials score: a
+    hash of every cell, its column names and types.
+
+    Of the loaded frame, not the file's size and time: a frame passed in
+    Python has no file, a copied or touched file the same rows, and a
+    hash of every cell is cheap beside one trial (0.5 s for a million
+    rows with a column of distinct texts). The columns are sorted: their
+    order trains nothing.
+    """
+    columns = sorted(frame.columns, key=str)
+    frame = frame[columns]
+    try:
+        cells = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # cells of lists or dicts (a frame passed in Python)
+        cells = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    digest = hashlib.sha256(
+        json.dumps(
+            [[str(c) for c in columns], [str(t) for t in frame.dtypes]]
+        ).encode()
+    )
+    digest.update(cells.to_numpy().tobytes())
+    return {"rows": len(frame), "fingerprint": digest.hexdigest()}
+
+
+def _enqueue_again(study, trial):
+    """Enqueues a finished-in-failure `trial` (a `FrozenTrial`) again where
+    the search had enqueued it (the config's own settings, a probe): the
+    sampler would not draw its settings, and the config's own must be
+    judged. A trial killed with its run (`_open_study`) or stopped by the
+    time budget (`OutOfTime`) never finished."""
+    fixed = trial.system_attrs.get("fixed_params")
+    if fixed:
+        kept = {
+            k: v
+            for k, v in trial.user_attrs.items()
+            if k in ("config", "settings")
+        }
+        study.enqueue_trial(fixed, user_attrs=kept)
 
 
 def maturing_pruner(
@@ -1262,6 +1356,50 @@ def _check_metric(config, metric, catalog_size=None):
         )
 
 
+def _check_carve(config, frame, metric):
+    """Raises `ValueError` where every row of the validation carve holds
+    one class and `metric` is AUC, before the first trial (and before the
+    study records it): each trial would train, score NaN and be pruned
+    (a 12-row table's 2-row carve, both 0). The carve is the trials'
+    `data.split` applied to the training rows (`recsys.data.split`).
+
+    Args:
+        config: dict. The trials' config (`evaluate.split = "validation"`).
+        frame: DataFrame. The table.
+        metric: str. The validation metric searched.
+    """
+    label = config["data"].get("label")
+    if metric != "auc" or label not in frame:
+        return  # no label column: the first trial's error names it
+    if config["model"]["kind"] == "tabular":
+        from recsys.kinds.tabular import label_classes
+        from recsys.kinds.tabular import row_labels
+        from recsys.kinds.tabular import split_rows
+
+        train, carve = split_rows(frame, config)
+        # As the trials read them: a number against its threshold.
+        labels = row_labels(carve, config, label_classes(train, config, frame))
+    elif config["model"]["kind"] == "text":
+        from recsys.kinds.text import split_rows as split_texts
+
+        carve = split_texts(frame, config)[2]
+        labels = carve[label].to_numpy()
+    else:
+        return
+    if not len(labels) or len(np.unique(labels)) > 1:
+        return  # an empty carve: the trial's own error names it
+    values = sorted(map(str, pd.unique(carve[label])))
+    split = config["data"].get("split", "suffix")
+    raise ValueError(
+        f"All {len(labels):,} rows of the validation carve have the same "
+        f"'{label}' class ({', '.join(values)}), so their AUC, the metric "
+        f'each trial is judged by, is undefined: data.split = "{split}" '
+        "carves rows of one class. Fix: "
+        'data.split = "random", or a split whose held-out rows hold every '
+        "class; or pass --metric logloss."
+    )
+
+
 def _score(scores, metric):
     """`scores[metric]` as a float; a clear error for an unknown metric."""
     if metric not in scores:
@@ -1402,9 +1540,17 @@ def _trials_table(study, space, config):
     settings = [c for c in table.columns if "." in c]
     rest = [c for c in table.columns if "." not in c]
     table = table[rest[:2] + settings + rest[2:]]
-    for name, dim in space.items():
-        if isinstance(dim, Range) and dim.integer and name in table:
-            # Whole numbers beside blanks stay whole (not 3.0).
+    for name in table.columns:
+        dim = space.get(name)
+        values = [row[name] for row in rows if row.get(name) is not None]
+        whole = bool(values) and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+            for v in values
+        )
+        if whole or (isinstance(dim, Range) and dim.integer):
+            # Whole numbers beside blanks (an unread setting, a setting of
+            # the linear probe's alone, a failed trial's epochs) stay
+            # whole: 5, not 5.0.
             table[name] = pd.to_numeric(table[name]).round().astype("Int64")
     for columns in (["last_epoch", "last_epoch_value"], ["best_epoch"]):
         if rows and table[columns[0]].isna().all():

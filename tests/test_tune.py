@@ -29,6 +29,8 @@ from recsys.tune import tune
 
 # 1e-6 cannot learn the label in a few epochs: the planted bad setting.
 SPACE = {"train.learning_rate": Choice((1e-6, 0.05))}
+# The table a study's trials score (`_table_identity`), where none is read.
+TABLE = {"rows": 1, "fingerprint": "0"}
 
 
 @pytest.fixture(scope="module")
@@ -166,12 +168,13 @@ def test_a_killed_probe_is_enqueued_again_and_the_sampler_moves_on(
 
     monkeypatch.setattr(recsys.tune, "_sampler", spy)
     config = {"train": {"seed": 7}}
-    study = _open_study(optuna, str(tmp_path), config, SPACE, "auc", "maximize")
+    args = (optuna, str(tmp_path), config, SPACE, "auc", "maximize", TABLE)
+    study = _open_study(*args)
     study.enqueue_trial(
         {"train.learning_rate": 1e-6}, user_attrs={"config": True}
     )
     study.ask()  # running when killed
-    again = _open_study(optuna, str(tmp_path), config, SPACE, "auc", "maximize")
+    again = _open_study(*args)
     states = [(t.state.name, t.user_attrs.get("config")) for t in again.trials]
     assert states == [("FAIL", True), ("WAITING", True)]
     assert again.trials[1].system_attrs["fixed_params"] == {
@@ -188,10 +191,12 @@ def test_a_study_that_finished_no_trial_does_not_block_a_corrected_run(
 
     config = {"train": {"seed": 0}}
     study = _open_study(
-        optuna, str(tmp_path), config, SPACE, "rmse", "minimize"
+        optuna, str(tmp_path), config, SPACE, "rmse", "minimize", TABLE
     )
     study.ask()  # the wrong metric's run stopped at its first trial
-    fixed = _open_study(optuna, str(tmp_path), config, SPACE, "auc", "maximize")
+    fixed = _open_study(
+        optuna, str(tmp_path), config, SPACE, "auc", "maximize", TABLE
+    )
     assert fixed.trials == [] and fixed.user_attrs["metric"] == "auc"
 
 

@@ -228,3 +228,50 @@ def test_a_table_of_numbers_alone_is_not_searched_with_dot(xor_table):
     full = search_space(_config(xor_table))
     assert "dot" in full["model.interaction"].values
     assert {"model.embedding_dim", "model.l2"} <= set(full)
+
+
+def test_a_carve_of_one_class_is_refused_before_the_first_trial(
+    tmp_path, monkeypatch
+):
+    # Split by time, the carve (the latest training rows) holds only 0s:
+    # every trial trained, scored AUC nan, and the run failed after all.
+    from recsys.kinds.tabular import TabularKind
+
+    def fail(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(TabularKind, "train", fail)
+    rng = np.random.default_rng(0)
+    t = np.arange(200)
+    frame = pd.DataFrame(
+        {
+            "a": rng.integers(0, 5, 200),
+            "t": t,
+            "y": np.where((t >= 100) & (t < 160), 0, rng.integers(0, 2, 200)),
+        }
+    )
+    frame.to_csv(tmp_path / "late.csv", index=False)
+    (tmp_path / "late.toml").write_text(
+        """
+[data]
+source = "late.csv"
+user = ""
+item = ""
+time = "t"
+split = "time"
+label = "y"
+
+[model]
+kind = "tabular"
+task = "binary"
+"""
+    )
+    config = load_config(str(tmp_path / "late.toml"))
+    output = tmp_path / "study"
+    with pytest.raises(
+        ValueError,
+        match=r"All 32 rows of the validation carve have the same 'y' class "
+        r"\(0\).*Fix: data.split = \"random\".*--metric logloss",
+    ):
+        tune(config, str(output), trials=3, progress=False)
+    assert not (output / "study.db").exists()

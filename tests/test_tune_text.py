@@ -118,3 +118,22 @@ def test_tune_finds_the_planted_ngrams(table, tmp_path):
     # Each trial's rows, to compare trials row by row.
     kept = np.load(tmp_path / "study" / "influence" / "trial_1.npz")
     assert len(kept["influence"]) == len(kept["labels"]) > 0
+
+
+def test_a_carve_of_one_class_is_refused_before_the_first_trial(
+    table, tmp_path, monkeypatch
+):
+    def fail(*args, **kwargs):
+        raise AssertionError("trained")
+
+    monkeypatch.setattr(TextKind, "train", fail)
+    # The carve: rows whose number ends in a validation suffix (1 or 6).
+    frame = pd.read_csv(table)
+    frame.loc[frame.index % 5 == 1, "label"] = 0
+    with pytest.raises(
+        ValueError,
+        match=r"All 40 rows of the validation carve have the same 'label' "
+        r'class \(0\).*data.split = "suffix"',
+    ):
+        tune(_config(table), str(tmp_path), frame=frame, progress=False)
+    assert not (tmp_path / "study.db").exists()
