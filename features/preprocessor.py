@@ -124,7 +124,7 @@ def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
         )
     if fitted:
         rows = ", ".join(
-            f"{_shown(v)} (row {i})" for i, v in bad.iloc[:5].items()
+            f"{_shown(v)} (row {i}, from 0)" for i, v in bad.iloc[:5].items()
         )
         raise ValueError(
             f"Column '{name}' holds {len(bad):,} "
@@ -658,6 +658,12 @@ class Preprocessor:
             return series.to_numpy(dtype=np.float64)
         numbers = as_numbers(series)
         bad = numbers.isna() & series.notna()
+        if bool(bad.any()):
+            # Blank text, or "None", is no value in a column of numbers (a
+            # request's `"age": ""`; a CSV's column of "None" alone is read
+            # as text: recsys.data.sources).
+            text = series[bad].astype(str).str.strip()
+            bad[bad] = ~text.isin(["", "None"]).to_numpy()
         if bool(bad.any()):
             _raise_not_numeric(series[bad], name, fitted)
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)

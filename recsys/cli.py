@@ -757,8 +757,10 @@ def build_parser():
         "--users",
         metavar="FILE",
         help="With --all: only these users. A text or CSV file with one id "
-        "per line, or a CSV/Parquet table with a column named as the "
-        "bundle's data.user. Unknown users get the most popular items.",
+        "per line (a header line is skipped), or a CSV/Parquet table with a "
+        "column named as the bundle's data.user. Unknown users get the most "
+        "popular items; a line that cannot be an id of the bundle is refused "
+        "with its line number; a repeated id is recommended once.",
     )
     recommend.add_argument(
         "--output",
@@ -1029,7 +1031,8 @@ def build_parser():
         '"validation" (never a test row); the best settings are written to '
         "OUTPUT/best.toml, every trial to OUTPUT/trials.csv, and the best "
         "config is trained into OUTPUT/bundle. A killed run resumes from "
-        "OUTPUT/study.db. Two-tower trials are scored after each epoch and "
+        "OUTPUT/study.db; one of another config, metric or table is "
+        "refused. Two-tower trials are scored after each epoch and "
         "stopped early when clearly below earlier trials there (the lower "
         "quartile in a trial's first half of epochs, the median after).",
     )
@@ -1049,8 +1052,9 @@ def build_parser():
         type=float,
         metavar="SECONDS",
         help="Start no trial after this many seconds, and stop a running "
-        "trial at its next epoch once another has finished "
-        "(default: no limit).",
+        "trial at its next epoch once another has finished (it runs again "
+        "on the next run where it was your config's or a probe; default: "
+        "no limit).",
     )
     tune.add_argument(
         "--metric",

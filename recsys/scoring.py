@@ -66,9 +66,15 @@ def _input_form(path):
     return form
 
 
-def _batches(path, batch_size):
-    """`(batches, total_rows, column_names)`: record batches of the input,
-    streamed where its form allows."""
+def _batches(path, batch_size, text_columns=()):
+    """`(batches, total_rows, column_names, written_types)`: record batches
+    of the input, streamed where its form allows.
+
+    A CSV's `text_columns` (the bundle's categorical ones, `_text_columns`)
+    are read as text whatever their cells: a block of "None" alone is no
+    column of nulls to the model, nor "True" a bool. `written_types` maps
+    those of them pyarrow would read as numbers to that type, for the
+    output (`_as_written`): ids written back as the numbers they were."""
     form = _input_form(path)
     if form == ".parquet" and os.path.isdir(path):
         import pyarrow.dataset
@@ -81,6 +87,7 @@ def _batches(path, batch_size):
             shards.to_batches(batch_size=batch_size),
             shards.count_rows(),
             shards.schema.names,
+            {},
         )
     if form == ".parquet":
         reader = pq.ParquetFile(path)
@@ -88,6 +95,7 @@ def _batches(path, batch_size):
             reader.iter_batches(batch_size=batch_size),
             reader.metadata.num_rows,
             reader.schema_arrow.names,
+            {},
         )
     name = os.path.basename(path).lower()
     compression = name[name.rfind(form) + len(form) :]
@@ -111,6 +119,7 @@ def _batches(path, batch_size):
             table.to_batches(max_chunksize=batch_size),
             table.num_rows,
             table.column_names,
+            {},
         )
     # CSV: pyarrow reads blocks of bytes; rows per block vary, so the total
     # is unknown (the bar counts rows as they come). The file is read as
@@ -119,8 +128,9 @@ def _batches(path, batch_size):
     sep = "\t" if form == ".tsv" else None
     layout = csv_layout(path, sep)
     block_size = max(batch_size * 64, 1 << 20)
-    with _unparsed_rows(path):  # the first block is read here
-        reader = pv.open_csv(
+
+    def open_csv(texts):
+        return pv.open_csv(
             path,
             read_options=pv.ReadOptions(block_size=block_size),
             parse_options=pv.ParseOptions(
@@ -128,7 +138,7 @@ def _batches(path, batch_size):
             ),
             convert_options=pv.ConvertOptions(
                 column_types=dict.fromkeys(
-                    layout.get("dtype", {}), pa.string()
+                    [*layout.get("dtype", {}), *texts], pa.string()
                 ),
                 decimal_point=layout.get("decimal", "."),
                 # Missing where pandas (training) reads missing: an "n/a" in a
@@ -140,7 +150,61 @@ def _batches(path, batch_size):
                 strings_can_be_null=False,
             ),
         )
-    return _read_through(reader, path), None, reader.schema.names
+
+    with _unparsed_rows(path):  # the first block is read here
+        reader = open_csv(text_columns)
+        inferred = open_csv(()).schema if text_columns else None
+    written = {
+        name: inferred.field(name).type
+        for name in text_columns
+        if inferred is not None
+        and name in inferred.names
+        and name not in layout.get("dtype", {})
+        and (
+            pa.types.is_integer(inferred.field(name).type)
+            or pa.types.is_floating(inferred.field(name).type)
+        )
+    }
+    return _read_through(reader, path), None, reader.schema.names, written
+
+
+def _as_written(chunk, written, path):
+    """`chunk` with the `written` columns (`_batches`) in the number types
+    pyarrow reads them as, their marks of missing cells null: the input's
+    columns go back to the output as they came.
+
+    Raises:
+        ValueError: naming the column and a cell that is no such number
+            below rows that were (a CSV's reader refused it so too).
+    """
+    import pyarrow.compute as pc
+
+    for name, type_ in written.items():
+        index = chunk.schema.get_field_index(name)
+        column = chunk.column(index)
+        missing = pc.is_in(column, pa.array(MISSING_MARKS, pa.string()))
+        try:
+            cast = pc.cast(pc.if_else(missing, None, column), type_)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            raise ValueError(
+                f"Cannot read {path}: column {name!r} holds a cell that is no "
+                f"{type_} number below rows that were. Fix: write that "
+                "column's cells in one kind (all numbers, or quote them all)."
+            ) from None
+        chunk = chunk.set_column(index, name, cast)
+    return chunk
+
+
+def _text_columns(bundle):
+    """The columns `bundle` reads as categories (its categorical, multi-valued
+    and text features), whose values are text to it: 42 and "42" alike."""
+    from recsys.features.specs import CategoricalFeature
+
+    preprocessor = getattr(bundle, "preprocessor", None)
+    features = getattr(preprocessor, "features", [])
+    names = [f.name for f in features if isinstance(f, CategoricalFeature)]
+    text = getattr(bundle, "text_column", None)
+    return [*names, text] if text else names
 
 
 def _text_marks_missing(frame):
@@ -439,7 +503,9 @@ def score_file(
         f"{stem or 'scores'}_scored{output_format}",
         getattr(bundle, "path", None),
     )
-    batches, total, names = _batches(input_path, batch_size)
+    batches, total, names, written = _batches(
+        input_path, batch_size, _text_columns(bundle)
+    )
     _check_columns(bundle, names, input_path)
     make_output_folder(output_path)
     renamed = None
@@ -469,6 +535,7 @@ def score_file(
                     unscored.extend(where[: 5 - len(unscored)].tolist())
                     counts["unscored"] += int(blank.sum())
                 counts["rows"] += chunk.num_rows
+                chunk = _as_written(chunk, written, input_path)
                 if renamed is None:  # the first chunk's columns name them
                     usual = list(score_columns(bundle, predictions))
                     renamed = output_names(usual, names)

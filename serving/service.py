@@ -700,7 +700,11 @@ def _silent_ids(spec):
 
 
 def _is_null(value):
-    """Whether a raw feature value is missing (None, or a NaN float)."""
+    """Whether a raw numeric feature value is missing: None, a NaN float,
+    or text with no number in it (`""`, `"None"`), which the query tower
+    reads as missing too (`recsys.features.Preprocessor`)."""
+    if isinstance(value, str):
+        return value.strip() in ("", "None")
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

@@ -352,9 +352,11 @@ def _evaluate(
         tlo = np.searchsorted(sorted_train_users, batch[0], "left")
         thi = np.searchsorted(sorted_train_users, batch[-1], "right")
         trows = train_order[tlo:thi]
-        seen[np.searchsorted(batch, train_users[trows]), train_cols[trows]] = (
-            True
-        )
+        # Only the batch's users: one with training rows alone (a random
+        # split's) may fall between two of them.
+        position = np.searchsorted(batch, train_users[trows])
+        ours = batch[np.minimum(position, len(batch) - 1)] == train_users[trows]
+        seen[position[ours], train_cols[trows[ours]]] = True
         # A few test rows at a time: one user may hold tens of thousands
         # (a Zipf table's heaviest: 16,271 rows x 20,000 items took 7 GB).
         step = max(1, MAX_RANKED_CELLS // len(candidates))

@@ -489,11 +489,26 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
                 "Python: recsys.train(config, output, frame=frame))."
             )
         frame = load_interactions(config["data"]["source"], progress=progress)
+    frame = _none_times_missing(frame, config["data"].get("time", ""))
     if config["data"].get("drop_missing"):
         frame = drop_missing_rows(frame, config["data"])
     from recsys.data.retrieval_inputs import with_time_column
 
     return with_time_column(frame, config["data"])
+
+
+def _none_times_missing(frame, time):
+    """`frame` with the text "None" in its time column missing: a column of
+    times in `data.time_format` (`24/12/2010`) is no column of text, but
+    the loader knows ISO 8601 times only (`none_as_value`)."""
+    from recsys.data.sources import NONE
+
+    if not time or time not in frame or frame[time].dtype.kind in "iufcmM":
+        return frame
+    none = frame[time].eq(NONE)
+    return (
+        frame.assign(**{time: frame[time].mask(none)}) if none.any() else frame
+    )
 
 
 # The `[data]` keys naming the columns a row cannot do without.

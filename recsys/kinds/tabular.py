@@ -247,12 +247,12 @@ def _warn_classes_held_out(labels, trained, label):
     unseen = sorted(held.unique().tolist())
     examples = [v if len(str(v)) <= 60 else f"{str(v)[:57]}..." for v in unseen]
     logger.warning(
-        "%s classes of the label '%s', e.g. %s, occur in no training row "
-        "(%s held-out rows): the model learns no example of them, and "
-        "those rows count as its errors. Fix: leave out the rows of "
-        "classes too rare to learn, or merge them into one class.",
-        f"{len(unseen):,}",
+        "Classes of the label '%s' in no training row: %s, e.g. %s (%s "
+        "held-out rows). The model learns no example of them, and those "
+        "rows count as its errors. Fix: leave out the rows of classes too "
+        "rare to learn, or merge them into one class.",
         label,
+        f"{len(unseen):,}",
         examples[:5],
         f"{len(held):,}",
     )

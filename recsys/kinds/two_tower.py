@@ -812,7 +812,8 @@ def _repeats_note(metrics: dict) -> list[str]:
         return []
     compare = (
         ""
-        if "baseline_repeat" in metrics
+        # A streamed run (its sample in `split`) scores popularity alone.
+        if "baseline_repeat" in metrics or "sample" in metrics["split"]
         else '\nCompare with each user\'s own items: add "repeat" to '
         "evaluate.baselines."
     )

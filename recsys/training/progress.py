@@ -137,7 +137,7 @@ class ProgressLines(keras.callbacks.Callback):
         parts = [
             f"train: {where}{step}/{total or '?'} steps",
             f"{seconds:.0f}s",
-            f"{1000 * seconds / step:.0f}ms/step",
+            _per_step(seconds / step),
         ]
         if self.batch_size:
             rate = step * self.batch_size / max(seconds, 1e-9)
@@ -154,3 +154,10 @@ class ProgressLines(keras.callbacks.Callback):
                 else f"{name}: {value:.4e}"
             )
         return " - ".join(parts)
+
+
+def _per_step(seconds: float) -> str:
+    """A step's time as Keras writes it: `45ms/step`, or `293us/step`."""
+    if seconds < 1e-3:
+        return f"{1e6 * seconds:.0f}us/step"
+    return f"{1e3 * seconds:.0f}ms/step"

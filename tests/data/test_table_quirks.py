@@ -114,7 +114,7 @@ def test_the_scorer_reads_missing_cells_as_training_does(decimal_comma_csv):
     from recsys.scoring import _batches
     from recsys.scoring import _text_marks_missing
 
-    batches, _, _ = _batches(str(decimal_comma_csv), 1000)
+    batches, _, _, _ = _batches(str(decimal_comma_csv), 1000)
     scored = pa.Table.from_batches(list(batches)).to_pandas()
     scored = _text_marks_missing(scored)
     trained = load_interactions(decimal_comma_csv)
@@ -167,7 +167,7 @@ def test_the_scorer_reads_none_as_training_does(tmp_path):
 
     path = tmp_path / "rows.csv"
     path.write_text("events,gust,note\nNone,None,NA\nRain,12.5,\n")
-    batches, _, _ = _batches(str(path), 1000)
+    batches, _, _, _ = _batches(str(path), 1000)
     scored = _text_marks_missing(
         pa.Table.from_batches(list(batches)).to_pandas()
     )
@@ -175,3 +175,22 @@ def test_the_scorer_reads_none_as_training_does(tmp_path):
     assert scored["events"].tolist() == trained["events"].tolist()
     assert scored["note"].isna().all() and trained["note"].isna().all()
     pd.testing.assert_series_equal(scored["gust"], trained["gust"])
+
+
+def test_none_alone_is_text_and_none_in_a_time_layout_is_missing(tmp_path):
+    from recsys.kinds.base import source_table
+
+    path = tmp_path / "days.csv"
+    path.write_text("events,day,x\nNone,24/12/2010,1\nNone,None,2\n")
+    frame = load_interactions(path)
+    assert frame["events"].tolist() == ["None", "None"]  # a day of none
+    data = {
+        "source": str(path),
+        "time": "day",
+        "time_format": "%d/%m/%Y",
+        "drop_missing": True,
+        "label": "x",
+    }
+    # A time in the config's layout: "None" is no time (dropped here).
+    read = source_table({"data": data})
+    assert read["day"].tolist() == ["24/12/2010"]

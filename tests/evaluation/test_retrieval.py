@@ -289,3 +289,25 @@ def test_a_heavy_users_rows_are_ranked_in_bounded_memory():
     assert metrics["mrr_filtered"] == pytest.approx(
         np.mean(1.0 / (filtered + 1.0))
     )
+
+
+def test_a_user_with_training_rows_alone_lends_no_seen_items():
+    # User 1 has no test rows (a random or global-time split's); their
+    # id fell between users 0 and 2 of one batch, and their seen item 10
+    # was taken for another's: filtered HR@1 1.0 instead of 0.5.
+    rows = {
+        "candidates": np.array([10, 20]),
+        "test_users": np.array([0, 2]),
+        "test_items": np.array([10, 20]),
+        "train_users": np.array([1, 3]),
+        "train_items": np.array([10, 20]),
+    }
+    scores = np.float32([1.0, 0.5])
+    for users_per_batch in (64, 1):
+        m = evaluate_retrieval(
+            lambda users: np.tile(scores, (len(users), 1)),
+            ks=(1,),
+            users_per_batch=users_per_batch,
+            **rows,
+        )
+        assert m["hr@1_filtered"] == 0.5 and m["mrr_filtered"] == 0.75

@@ -240,7 +240,8 @@ def test_preprocessor_non_numeric_values_name_the_column():
         _pre().fit(bad)
     # A fitted model (`recsys score`): the cell is to mend, named by row.
     match = (
-        r"Column 'year' holds 1 value that is no number, e.g. 'x' \(row 1\)"
+        r"Column 'year' holds 1 value that is no number, e.g. 'x' "
+        r"\(row 1, from 0\)"
         r": the model reads 'year' as a number.*Fix: write those cells"
     )
     with pytest.raises(ValueError, match=match):

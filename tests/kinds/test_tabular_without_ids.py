@@ -119,7 +119,7 @@ def test_a_cell_to_score_that_is_no_number_names_its_file_and_row(
     rows.to_csv(tmp_path / "rows.csv", index=False)
     match = (
         r"rows\.csv: Column 'income' holds 1 value that is no number, e\.g\. "
-        r"'3%' \(row 450\).*Fix: write those cells as numbers"
+        r"'3%' \(row 450, from 0\).*Fix: write those cells as numbers"
     )
     with pytest.raises(ValueError, match=match):
         score_file(
@@ -130,6 +130,35 @@ def test_a_cell_to_score_that_is_no_number_names_its_file_and_row(
             progress=False,
         )
     assert not (tmp_path / "scores.csv").exists()
+
+
+def test_none_scores_as_the_category_it_trained_as(loans, tmp_path):
+    # A file of "None" alone in a categorical column was read as missing
+    # by `recsys score` (pyarrow inferred a column of nulls), not as the
+    # category training learnt: the same row scored two ways.
+    from recsys.scoring import score_file
+
+    frame = pd.read_csv(loans / "loans.csv")
+    frame["job"] = frame["job"].replace("partime", "None")
+    frame.to_csv(tmp_path / "loans.csv", index=False)
+    (tmp_path / "loans.toml").write_text(CONFIG)
+    config = load_config(str(tmp_path / "loans.toml"))
+    bundle, _ = train(config, str(tmp_path / "bundle"), progress=False)
+    assert "None" in bundle.preprocessor.vocabularies_["job"]
+    rows = frame[frame["job"] == "None"].head(3)
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    score_file(
+        bundle,
+        str(tmp_path / "rows.csv"),
+        str(tmp_path / "out.csv"),
+        progress=False,
+    )
+    scored = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert scored["job"].tolist() == ["None"] * 3  # written back as read
+    np.testing.assert_allclose(scored["score"], bundle.predict(rows), rtol=1e-5)
+    assert not np.allclose(
+        bundle.predict(rows), bundle.predict(rows.assign(job=None))
+    )
 
 
 def test_numeric_transforms_not_written_are_chosen_from_the_data(loans):
@@ -238,7 +267,10 @@ def test_a_class_whose_rows_were_all_held_out_is_warned_and_trains(
     assert bundle.classes == ["bad", "good", "rare"]
     assert bundle.predict(frame.iloc[:3]).shape == (3, 3)
     assert metrics["test"]["num_examples"] == 120
-    assert "e.g. ['rare'], occur in no training row (1 held-out" in caplog.text
+    assert (
+        "Classes of the label 'status' in no training row: 1, e.g. ['rare'] "
+        "(1 held-out rows)"
+    ) in caplog.text
 
 
 def test_a_text_label_of_a_binary_task_needs_two_values(loans, tmp_path):
