@@ -152,7 +152,9 @@ def csv_layout(
             many); None for all.
 
     Returns:
-        dict of `pandas.read_csv` options: `{}` for a plain comma file.
+        dict of `pandas.read_csv` options: for a plain comma file, only
+        its marks of missing cells (`na_values`: "None" is one in a column
+        of numbers, not of text; `NONE`).
 
     Raises:
         ValueError: for an empty file, a header naming a column twice, or
@@ -175,7 +177,38 @@ def csv_layout(
     )
     if codes:
         options["dtype"] = dict.fromkeys(codes, str)
+    # "None" is a value in a text column, missing in one of numbers: the
+    # first rows tell them apart, so pandas parses numbers as numbers
+    # (`none_as_value` mends the rare column the first rows misjudge).
+    comma = options.get("decimal") == ","
+    with _explained(path, found):
+        raw = pd.read_csv(
+            path, nrows=SAMPLE_ROWS, sep=found, dtype=str, keep_default_na=False
+        )
+    options["keep_default_na"] = False
+    options["na_values"] = {
+        column: list(
+            MISSING_MARKS
+            if column not in codes and _numbers_or_marks(raw[column], comma)
+            else CSV_MISSING_MARKS
+        )
+        for column in raw.columns
+    }
     return options
+
+
+def _numbers_or_marks(cells: pd.Series, comma: bool) -> bool:
+    """Whether every cell of a column of text read from a file is a number
+    or one of pandas' marks of a missing value (`MISSING_MARKS`), some of
+    them numbers where it holds "None" (a column of "None" alone is text)."""
+    text = cells.dropna().astype(str)
+    none = bool(text.eq(NONE).any())
+    text = text[~text.isin(MISSING_MARKS)]
+    if text.empty:
+        return not none
+    if comma:
+        text = text.str.replace(",", ".", regex=False)
+    return bool(pd.to_numeric(text, errors="coerce").notna().all())
 
 
 def header_separator(path: str) -> str:
@@ -771,12 +804,7 @@ def _read_text(
         _explained(path, layout.get("sep", sep or ",")),
     ):
         frame = TEXT_READERS[form](
-            readable,
-            **options,
-            **layout,
-            keep_default_na=False,
-            na_values=list(CSV_MISSING_MARKS),
-            nrows=max_rows,
+            readable, **options, **layout, nrows=max_rows
         )
     return point_decimals(none_as_value(frame, layout), layout)
 
