@@ -100,6 +100,13 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _rows(cells: pd.Series) -> str:
+    """The first five `cells`, each with its row: `'3%' (row 7), ...`."""
+    return ", ".join(
+        f"{_shown(v)} (row {i})" for i, v in cells.iloc[:5].items()
+    )
+
+
 def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
     """Raises `ValueError` naming the cells of a numeric column that are no
     number; in a column of times, the cells that are no time. `fitted`:
@@ -112,27 +119,20 @@ def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
     if stamps.notna().mean() >= 0.5 and len(odd):
         # Times all but a few: those few are the ones to show (the
         # column is read as times only when every one is one).
-        rows = ", ".join(
-            f"{_shown(v)} (row {i})" for i, v in odd.iloc[:5].items()
-        )
         raise ValueError(
             f"Column '{name}' holds times, read as Unix seconds, but "
             f"{len(odd):,} of its cells {'is' if len(odd) == 1 else 'are'} "
-            "no time pandas can hold "
-            f"(years 1677-2262), e.g. {rows}. Fix: correct or empty those "
-            "cells."
+            "no time pandas can hold (years 1677-2262), e.g. "
+            f"{_rows(odd)}. Fix: correct or empty those cells."
         )
     if fitted:
-        rows = ", ".join(
-            f"{_shown(v)} (row {i}, from 0)" for i, v in bad.iloc[:5].items()
-        )
         raise ValueError(
             f"Column '{name}' holds {len(bad):,} "
             f"{'value that is' if len(bad) == 1 else 'values that are'} no "
-            "number, "
-            f"e.g. {rows}: the model reads '{name}' as a number, as its "
-            "training rows held. Fix: write those cells as numbers (no units "
-            "or % signs), or empty them (read as missing, as in training)."
+            f"number, e.g. {_rows(bad)} (rows from 0): the model reads "
+            f"'{name}' as a number, as its training rows held. Fix: write "
+            "those cells as numbers (no units or % signs), or empty them "
+            "(read as missing, as in training)."
         )
     examples = ", ".join(_shown(v) for v in bad.unique()[:5].tolist())
     raise ValueError(

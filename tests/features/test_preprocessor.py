@@ -241,7 +241,7 @@ def test_preprocessor_non_numeric_values_name_the_column():
     # A fitted model (`recsys score`): the cell is to mend, named by row.
     match = (
         r"Column 'year' holds 1 value that is no number, e.g. 'x' "
-        r"\(row 1, from 0\)"
+        r"\(row 1\) \(rows from 0\)"
         r": the model reads 'year' as a number.*Fix: write those cells"
     )
     with pytest.raises(ValueError, match=match):

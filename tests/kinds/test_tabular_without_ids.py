@@ -119,7 +119,7 @@ def test_a_cell_to_score_that_is_no_number_names_its_file_and_row(
     rows.to_csv(tmp_path / "rows.csv", index=False)
     match = (
         r"rows\.csv: Column 'income' holds 1 value that is no number, e\.g\. "
-        r"'3%' \(row 450, from 0\).*Fix: write those cells as numbers"
+        r"'3%' \(row 450\) \(rows from 0\).*Fix: write those cells as numbers"
     )
     with pytest.raises(ValueError, match=match):
         score_file(
