@@ -166,7 +166,11 @@ def tune_choice(result):
     from recsys.evaluation.tasks import LOWER_IS_BETTER
 
     settings = ", ".join(f"{k} = {v}" for k, v in result.best_params.items())
-    values = result.trials["value"].dropna()
+    trials = result.trials
+    if "state" in trials:
+        # A pruned trial's value is its last epoch's, no final one.
+        trials = trials[trials["state"] == "COMPLETE"]
+    values = trials["value"].dropna()
     top = values.min() if result.metric in LOWER_IS_BETTER else values.max()
     if result.kept_config and top != result.best_value:
         # Another trial scored better, by less than chance would (`_margin`).

@@ -666,6 +666,10 @@ def test_the_printed_choice_says_when_the_config_was_kept_over_a_trial():
     assert tune_choice(result([0.8, 0.7, 0.75], True, "auc")).startswith(
         "best validation auc: 0.8000 with"
     )
+    # A pruned trial's value is an epoch's on the way, not a final one.
+    pruned = result([0.8, 0.9, 0.75], True, "auc")
+    pruned.trials["state"] = ["COMPLETE", "PRUNED", "COMPLETE"]
+    assert tune_choice(pruned).startswith("best validation auc: 0.8000 with")
 
 
 def _fake_train(calls, value=0.7):
