@@ -28,7 +28,7 @@ SPACE = {
 OWN_RATE = 0.001  # outside the range: only the config's trial has it
 # A time budget, and a slow trial's seconds past it (a fast trial's far
 # below it on a busy machine).
-BUDGET, SLOW = 1.0, 1.2
+BUDGET, SLOW = 3.0, 3.2
 
 
 @pytest.fixture(scope="module")
