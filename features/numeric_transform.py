@@ -30,6 +30,11 @@ from recsys.features.specs import NumericFeature
 SKEW_FOR_LOG = 2.0
 
 
+# Text that says no number in a column of numbers, read as missing there
+# (stripped): a request's `"age": ""`, a CSV's "None" (`recsys.data.sources`).
+NO_NUMBER = ("", "None")
+
+
 def as_numbers(values: Any) -> pd.Series:
     """`values` as numbers; what is not a number becomes NaN.
 

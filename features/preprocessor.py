@@ -27,6 +27,7 @@ from recsys.features.hashing import colliding_share
 from recsys.features.hashing import multi_hash
 from recsys.features.hashing import recommended_buckets
 from recsys.features.hashing import stable_hash
+from recsys.features.numeric_transform import NO_NUMBER
 from recsys.features.numeric_transform import as_numbers
 from recsys.features.specs import BucketizedFeature
 from recsys.features.specs import CategoricalFeature
@@ -659,11 +660,8 @@ class Preprocessor:
         numbers = as_numbers(series)
         bad = numbers.isna() & series.notna()
         if bool(bad.any()):
-            # Blank text, or "None", is no value in a column of numbers (a
-            # request's `"age": ""`; a CSV's column of "None" alone is read
-            # as text: recsys.data.sources).
             text = series[bad].astype(str).str.strip()
-            bad[bad] = ~text.isin(["", "None"]).to_numpy()
+            bad[bad] = ~text.isin(NO_NUMBER).to_numpy()
         if bool(bad.any()):
             _raise_not_numeric(series[bad], name, fitted)
         values = numbers.to_numpy(dtype=np.float64, na_value=np.nan)

@@ -74,7 +74,9 @@ def _batches(path, batch_size, text_columns=()):
     are read as text whatever their cells: a block of "None" alone is no
     column of nulls to the model, nor "True" a bool. `written_types` maps
     those of them pyarrow would read as numbers to that type, for the
-    output (`_as_written`): ids written back as the numbers they were."""
+    output (`_as_written`): ids written back as the numbers they were. It
+    is None for the other forms, read with their missing cells as training
+    reads them (no `_text_marks_missing`)."""
     form = _input_form(path)
     if form == ".parquet" and os.path.isdir(path):
         import pyarrow.dataset
@@ -87,7 +89,7 @@ def _batches(path, batch_size, text_columns=()):
             shards.to_batches(batch_size=batch_size),
             shards.count_rows(),
             shards.schema.names,
-            {},
+            None,
         )
     if form == ".parquet":
         reader = pq.ParquetFile(path)
@@ -95,7 +97,7 @@ def _batches(path, batch_size, text_columns=()):
             reader.iter_batches(batch_size=batch_size),
             reader.metadata.num_rows,
             reader.schema_arrow.names,
-            {},
+            None,
         )
     name = os.path.basename(path).lower()
     compression = name[name.rfind(form) + len(form) :]
@@ -119,7 +121,7 @@ def _batches(path, batch_size, text_columns=()):
             table.to_batches(max_chunksize=batch_size),
             table.num_rows,
             table.column_names,
-            {},
+            None,
         )
     # CSV: pyarrow reads blocks of bytes; rows per block vary, so the total
     # is unknown (the bar counts rows as they come). The file is read as
@@ -522,7 +524,9 @@ def score_file(
                 chunk = table.slice(start, batch_size)
                 # A named index of a Parquet file is a column (as training
                 # reads it), not the index `to_pandas` would make it.
-                frame = _text_marks_missing(index_as_columns(chunk.to_pandas()))
+                frame = index_as_columns(chunk.to_pandas())
+                if written is not None:  # a CSV read by pyarrow
+                    frame = _text_marks_missing(frame)
                 # Rows numbered in the file, as a message names them.
                 frame.index = range(counts["rows"], counts["rows"] + len(frame))
                 try:
@@ -535,7 +539,8 @@ def score_file(
                     unscored.extend(where[: 5 - len(unscored)].tolist())
                     counts["unscored"] += int(blank.sum())
                 counts["rows"] += chunk.num_rows
-                chunk = _as_written(chunk, written, input_path)
+                if written:
+                    chunk = _as_written(chunk, written, input_path)
                 if renamed is None:  # the first chunk's columns name them
                     usual = list(score_columns(bundle, predictions))
                     renamed = output_names(usual, names)

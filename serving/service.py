@@ -12,6 +12,7 @@ import numpy as np
 from recsys.bundles.two_tower import Bundle
 from recsys.features import CategoricalFeature
 from recsys.features import NumericFeature
+from recsys.features.numeric_transform import NO_NUMBER
 from recsys.names import HISTORY
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.fast_tower import NumpyTower
@@ -704,7 +705,7 @@ def _is_null(value):
     or text with no number in it (`""`, `"None"`), which the query tower
     reads as missing too (`recsys.features.Preprocessor`)."""
     if isinstance(value, str):
-        return value.strip() in ("", "None")
+        return value.strip() in NO_NUMBER
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 

@@ -163,7 +163,11 @@ def csv_layout(
     found = sep or header_separator(path)
     options: dict[str, Any] = {} if sep or found == "," else {"sep": found}
     with _explained(path, found):
-        head = pd.read_csv(path, nrows=SAMPLE_ROWS, sep=found, dtype=str)
+        # As written ("None", "NA" kept), and as pandas reads it by default.
+        raw = pd.read_csv(
+            path, nrows=SAMPLE_ROWS, sep=found, dtype=str, keep_default_na=False
+        )
+    head = raw.mask(raw.isin(MISSING_MARKS))
     cells = head.stack().dropna()
     if found == ";" and cells.str.fullmatch(r"-?\d+,\d+").any():
         options["decimal"] = ","
@@ -181,10 +185,6 @@ def csv_layout(
     # first rows tell them apart, so pandas parses numbers as numbers
     # (`none_as_value` mends the rare column the first rows misjudge).
     comma = options.get("decimal") == ","
-    with _explained(path, found):
-        raw = pd.read_csv(
-            path, nrows=SAMPLE_ROWS, sep=found, dtype=str, keep_default_na=False
-        )
     options["keep_default_na"] = False
     options["na_values"] = {
         column: list(

@@ -360,13 +360,17 @@ def _evaluate(
         # A few test rows at a time: one user may hold tens of thousands
         # (a Zipf table's heaviest: 16,271 rows x 20,000 items took 7 GB).
         step = max(1, MAX_RANKED_CELLS // len(candidates))
-        for part in np.array_split(rows, -(-len(rows) // step) or 1):
-            row_of_user = np.searchsorted(batch, test_users[part])
-            cols = test_cols[part]
-            ranks[part], target = _ranks(scores, row_of_user, cols)
-            ranks_filtered[part] = ranks[part] - _seen_ahead(
-                scores, seen, row_of_user, cols, target
+        row_of_user = np.searchsorted(batch, test_users[rows])
+        cols = test_cols[rows]
+        target = np.empty(len(rows), np.float32)
+        for first in range(0, len(rows), step):
+            part = slice(first, first + step)
+            ranks[rows[part]], target[part] = _ranks(
+                scores, row_of_user[part], cols[part]
             )
+        ranks_filtered[rows] = ranks[rows] - _seen_ahead(
+            scores, seen, row_of_user, cols, target
+        )
         for variant, excluded in enumerate((None, seen)):
             top, position_in_list = _top_lists(scores, max(ks), excluded)
             for k in ks:

@@ -447,9 +447,8 @@ def _split_metrics(fitted, prepared, config):
     }
     metrics[split]["seconds"] = fitted.timing["seconds"]
     text, label = config["data"]["text"], config["data"]["label"]
-    shares = class_shares(
-        class_ids(prepared, prepared.train[label]), len(prepared.classes)
-    )
+    train_ids = class_ids(prepared, prepared.train[label])
+    shares = class_shares(train_ids, len(prepared.classes))
     metrics["class_shares"] = classification_metrics(
         y_test, np.tile(shares, (len(y_test), 1))
     )
@@ -457,7 +456,7 @@ def _split_metrics(fitted, prepared, config):
         run_baselines(
             config["evaluate"]["baselines"],
             prepared.train[text].tolist(),
-            class_ids(prepared, prepared.train[label]),
+            train_ids,
             prepared.test[text].tolist(),
             y_test,
             len(prepared.classes),

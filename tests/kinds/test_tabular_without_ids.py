@@ -159,6 +159,21 @@ def test_none_scores_as_the_category_it_trained_as(loans, tmp_path):
     assert not np.allclose(
         bundle.predict(rows), bundle.predict(rows.assign(job=None))
     )
+    # A Parquet file's text is what it holds: "NA" an (unknown) value
+    # there, as training from Parquet reads it, not a missing cell.
+    marked = rows.assign(job="NA")
+    marked.to_parquet(tmp_path / "rows.parquet")
+    score_file(
+        bundle,
+        str(tmp_path / "rows.parquet"),
+        str(tmp_path / "out.parquet"),
+        progress=False,
+    )
+    scored = pd.read_parquet(tmp_path / "out.parquet")
+    assert scored["job"].tolist() == ["NA"] * 3
+    np.testing.assert_allclose(
+        scored["score"], bundle.predict(marked), rtol=1e-5
+    )
 
 
 def test_numeric_transforms_not_written_are_chosen_from_the_data(loans):
