@@ -164,13 +164,15 @@ def tune_choice(result):
     and their validation value; where the config's own were kept over a
     better trial, that trial's value too (`recsys.tune.TuneResult`)."""
     from recsys.evaluation.tasks import LOWER_IS_BETTER
+    from recsys.tune import unread
 
-    settings = ", ".join(f"{k} = {v}" for k, v in result.best_params.items())
-    trials = result.trials
-    if "state" in trials:
-        # A pruned trial's value is its last epoch's, no final one.
-        trials = trials[trials["state"] == "COMPLETE"]
-    values = trials["value"].dropna()
+    # As trials.csv blanks them: settings the others leave unread (an
+    # MLP's cross layers) are not choices.
+    blank = unread(result.best_params, result.config)
+    settings = ", ".join(
+        f"{k} = {v}" for k, v in result.best_params.items() if k not in blank
+    )
+    values = result.trials["value"].dropna()
     top = values.min() if result.metric in LOWER_IS_BETTER else values.max()
     if result.kept_config and top != result.best_value:
         # Another trial scored better, by less than chance would (`_margin`).

@@ -507,13 +507,18 @@ def _chosen_trial(study, metric, output):
     (140 validation rows) a barely trained trial beat the config by 0.002
     AUC, won, and tested at 0.63 against the config's 0.77.
     """
+    import optuna
+
     best = study.best_trial
     first = next(
         (
             t
-            for t in study.get_trials(deepcopy=False)
-            # Not a killed run's copy (failed, enqueued again).
-            if t.user_attrs.get("config") and t.value is not None
+            # Finished: not a killed run's copy (failed, enqueued again),
+            # nor a pruned one (its value an epoch's on the way).
+            for t in study.get_trials(
+                deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]
+            )
+            if t.user_attrs.get("config")
         ),
         None,
     )
@@ -1524,7 +1529,10 @@ def _trials_table(study, space, config):
         settings = _trial_params(params, trial, config)
         # Blank where the trial did not read it (an MLP's cross layers).
         row.update({**settings, **dict.fromkeys(unread(settings, config))})
-        row["value"] = trial.value
+        # A pruned trial has no value of its own (Optuna keeps its last
+        # epoch's, which `last_epoch_value` shows): no choice compares it.
+        complete = trial.state == optuna.trial.TrialState.COMPLETE
+        row["value"] = trial.value if complete else None
         # Where a kind reports epochs: the last one reported and its value
         # (a pruned trial's last word).
         step = trial.last_step

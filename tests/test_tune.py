@@ -666,10 +666,38 @@ def test_the_printed_choice_says_when_the_config_was_kept_over_a_trial():
     assert tune_choice(result([0.8, 0.7, 0.75], True, "auc")).startswith(
         "best validation auc: 0.8000 with"
     )
-    # A pruned trial's value is an epoch's on the way, not a final one.
-    pruned = result([0.8, 0.9, 0.75], True, "auc")
-    pruned.trials["state"] = ["COMPLETE", "PRUNED", "COMPLETE"]
-    assert tune_choice(pruned).startswith("best validation auc: 0.8000 with")
+    # Settings the chosen ones leave unread are not choices (blank in
+    # trials.csv): an MLP's cross layers.
+    mlp = result([0.8, 0.7, 0.75], True, "auc")
+    mlp.best_params = {
+        "model.interaction": "mlp",
+        "model.num_cross_layers": 2,
+    }
+    assert tune_choice(mlp).endswith("with model.interaction = mlp")
+
+
+def test_a_pruned_trial_has_no_value_in_the_table():
+    from recsys.tune import _trials_table
+
+    study = optuna.create_study(direction="maximize")
+
+    def objective(trial):
+        trial.suggest_categorical("train.learning_rate", [0.1])
+        trial.report(0.9, 0)
+        if trial.number == 1:
+            raise optuna.TrialPruned()
+        return 0.8
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=2)
+    space = {"train.learning_rate": Choice((0.1,))}
+    table = _trials_table(study, space, {"model": {}})
+    # Optuna keeps a pruned trial's last epoch as its value: an epoch on
+    # the way, shown as such, not a value a choice could compare.
+    assert table["state"].tolist() == ["COMPLETE", "PRUNED"]
+    assert table["value"].tolist()[0] == 0.8
+    assert pd.isna(table["value"].tolist()[1])
+    assert table["last_epoch_value"].tolist() == [0.9, 0.9]
 
 
 def _fake_train(calls, value=0.7):

@@ -392,8 +392,8 @@ def class_shares_note(metrics: dict, split: str) -> list[str]:
             "that of always predicting the training rows' class shares "
             f"({shares['logloss']:.4f}; accuracy {shares['accuracy']:.4f}, "
             "the majority class's): its probabilities say less than the "
-            "shares alone. Fix: `recsys tune CONFIG`, or more informative "
-            "columns.",
+            "shares alone. Fix: more informative columns, or other "
+            "settings (`recsys tune CONFIG` searches them).",
             width=80,
         )
     ]
@@ -418,8 +418,9 @@ def training_mean_note(metrics: dict, split: str) -> list[str]:
             f"note: the model's RMSE ({model['rmse']:.4f}) is no better than "
             "that of always predicting the training rows' mean "
             f"({mean['rmse']:.4f}; its MAE {mean['mae']:.4f}): by RMSE it "
-            "learnt nothing the mean does not say. Fix: `recsys tune CONFIG`, "
-            "or more informative columns.",
+            "learnt nothing the mean does not say. Fix: more informative "
+            "columns, or other settings (`recsys tune CONFIG` searches "
+            "them).",
             width=80,
         )
     ]
