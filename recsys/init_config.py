@@ -23,6 +23,7 @@ import pandas as pd
 from recsys.config.common import PLACEHOLDER
 from recsys.config.tabular import usual_baselines
 from recsys.config.two_tower import EARLY_STOPPING_EPOCHS
+from recsys.data.retrieval_inputs import few_unparsed_times
 from recsys.data.retrieval_inputs import guess_time_format as _time_format
 from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.sources import empty_cells
@@ -164,6 +165,17 @@ def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
                 PLACEHOLDER,
                 f"could not read '{example}' as a date: set its strftime "
                 'format, e.g. "%B %d, %Y" reads "November 16, 2018"',
+            )
+        ]
+    few = few_unparsed_times(frame[time], layout)
+    if few:
+        # Training stops at them: said here, where the user edits.
+        return [
+            _line(
+                "time_format",
+                layout,
+                f"how '{example}' reads; it does not read {few}: correct "
+                "or drop those rows",
             )
         ]
     return [_line("time_format", layout, f"how '{example}' reads")]
@@ -1021,7 +1033,8 @@ def _two_tower(
                     )
             elif (
                 user in frame
-                and kept.groupby(user)[column].nunique(dropna=False).max() <= 1
+                # An empty cell is no second value: padding in training.
+                and kept.groupby(user)[column].nunique().max() <= 1
             ):
                 user_columns.append(column)
             else:

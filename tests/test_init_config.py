@@ -1305,7 +1305,8 @@ def test_two_tower_init_says_why_user_and_row_columns_are_left_out():
             "user_id": users,
             "item_id": items,
             "ts": np.arange(600),
-            "age": 20 + users % 7,  # one value per user
+            # One value per user, a few cells empty (not a second value).
+            "age": np.where(np.arange(600) % 97 == 5, np.nan, 20 + users % 7),
             "category": np.array(list("abc"))[items % 3],  # per item
             "paid": rng.random(600),  # per row
         }
@@ -1519,3 +1520,23 @@ def test_dates_as_text_besides_the_time_are_left_out_of_the_features():
     # A few dates (months) stay categories.
     months = frame.assign(date=rng.choice(days[:12], 600))
     assert "date" in with_written_features(config, months)["model"]["features"]
+
+
+def test_a_date_column_with_one_impossible_date_is_the_time():
+    # One 31/02 among 300 rows made the column no time at all: a random
+    # split, and "date" called a property of the row.
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2024-01-01", periods=300, freq="D")
+    dates = days.strftime("%d/%m/%Y").tolist()
+    dates[40] = "31/02/2024"
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 30, 300),
+            "item_id": rng.integers(0, 20, 300),
+            "date": dates,
+        }
+    )
+    config = tomllib.loads(text := init_config("two_tower", frame=frame))
+    assert config["data"]["time"] == "date"
+    assert config["data"]["time_format"] == "%d/%m/%Y"
+    assert "'31/02/2024' (row 40): correct or drop those rows" in text

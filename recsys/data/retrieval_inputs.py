@@ -217,9 +217,18 @@ TIME_FORMATS = tuple(
 DATE_DIGITS = 8
 
 
+# The share of a column's values a layout may leave unread and still be
+# the column's (`few_unparsed_times`): one impossible date (31/02) among
+# 1,846 made a column named `date` no time at all.
+UNPARSED_SHARE = 0.01
+
+
 def guess_time_format(series: pd.Series) -> str | None:
     """How a column holds times: `"ISO8601"` (or datetimes), a strftime
-    layout of `TIME_FORMATS` for dates as other text, or None."""
+    layout of `TIME_FORMATS` for dates as other text, or None.
+
+    A layout that reads every value comes first; else one that reads all
+    but `UNPARSED_SHARE` of them (training then names those values)."""
     if pd.api.types.is_datetime64_any_dtype(series):
         return "ISO8601"
     if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
@@ -236,12 +245,27 @@ def guess_time_format(series: pd.Series) -> str | None:
         return "ISO8601"
     # Distinct values, so a later day past the 12th can rule a layout out.
     values = series.dropna().astype(str).drop_duplicates().head(2000)
-    for layout in TIME_FORMATS:
-        if pd.to_datetime(sample, errors="coerce", format=layout).isna().any():
+    unread = {}
+    for layout in ("ISO8601", *TIME_FORMATS):
+        read = pd.to_datetime(sample, errors="coerce", format=layout)
+        if read.isna().mean() > 2 * UNPARSED_SHARE:  # one bad in 50 at most
             continue
-        if pd.to_datetime(values, errors="coerce", format=layout).notna().all():
+        bad = pd.to_datetime(values, errors="coerce", format=layout).isna()
+        if not bad.any():
             return layout
-    return None
+        unread[layout] = bad.to_numpy()
+    if not unread:
+        return None
+    # Each value weighed by its rows: one bad date of 1,846 rows is one of
+    # three distinct values in a table of three days.
+    rows = series.astype(str).value_counts().reindex(values).to_numpy()
+    shares = {
+        layout: rows[bad].sum() / rows.sum() for layout, bad in unread.items()
+    }
+    tolerated = [
+        layout for layout in unread if shares[layout] <= UNPARSED_SHARE
+    ]
+    return min(tolerated, key=shares.__getitem__) if tolerated else None
 
 
 def parse_times(
@@ -289,6 +313,13 @@ def parse_times(
             if found and found != time_format
             else 'e.g. data.time_format = "%d/%m/%Y %H:%M" (strftime codes)'
         )
+        few = few_unparsed_times(column, time_format)
+        if few:
+            # The format is right: a date that does not exist (31/02).
+            raise ValueError(
+                f"Column '{time}' holds times in the format {time_format!r} "
+                f"but for {few}. Fix: correct or drop those rows."
+            ) from None
         raise ValueError(
             f"Column '{time}' must hold numbers or datetimes to order "
             f"interactions by, or times as text in the format "
@@ -309,6 +340,25 @@ def _to_datetime(column: pd.Series, time_format: str) -> pd.Series:
         if "utc=True" not in str(error):
             raise
         return pd.to_datetime(column, format=time_format, utc=True)
+
+
+def few_unparsed_times(column: pd.Series, time_format: str) -> str:
+    """`"1 value: '31/02/2024' (row 9)"` where `time_format` reads all but
+    at most `UNPARSED_SHARE` of `column`'s values; else `""`."""
+    try:
+        parsed = pd.to_datetime(
+            column, format=time_format, errors="coerce", utc=True
+        )
+    except (ValueError, TypeError, OverflowError):
+        return ""
+    bad = column[parsed.isna() & column.notna()]
+    if not len(bad) or len(bad) > UNPARSED_SHARE * column.notna().sum():
+        return ""
+    values = "1 value" if len(bad) == 1 else f"{len(bad):,} values"
+    shown = ", ".join(
+        f"{value!r} (row {row})" for row, value in bad.iloc[:3].items()
+    )
+    return f"{values}: {shown}"
 
 
 def _first_unparsed(column: pd.Series, time_format: str) -> str:

@@ -88,7 +88,9 @@ def per_query_recall(rows: np.ndarray, exact: np.ndarray) -> np.ndarray:
     """
     valid = exact >= 0
     found = (rows[:, :, None] == exact[:, None, :]).any(axis=1) & valid
-    return found.sum(axis=1) / np.maximum(valid.sum(axis=1), 1)
+    wanted = valid.sum(axis=1)
+    # A user who has seen every item: nothing to find, nothing missed.
+    return np.where(wanted > 0, found.sum(axis=1) / np.maximum(wanted, 1), 1.0)
 
 
 def exact_rows(

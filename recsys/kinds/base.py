@@ -490,7 +490,7 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
                 "Python: recsys.train(config, output, frame=frame))."
             )
         frame = load_interactions(config["data"]["source"], progress=progress)
-    frame = _none_times_missing(frame, config["data"].get("time", ""))
+    frame = _times_read(frame, config["data"])
     if config["data"].get("drop_missing"):
         frame = drop_missing_rows(frame, config["data"])
     from recsys.data.retrieval_inputs import with_time_column
@@ -498,18 +498,27 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
     return with_time_column(frame, config["data"])
 
 
-def _none_times_missing(frame, time):
-    """`frame` with the text "None" in its time column missing: a column of
-    times in `data.time_format` (`24/12/2010`) is no column of text, but
-    the loader knows ISO 8601 times only (`none_as_value`)."""
-    from recsys.data.sources import NONE
+def _times_read(frame, data):
+    """`frame` with its time column of text parsed (`parse_times`) before
+    any row is dropped: a value that does not parse is named with its row
+    of the file (`data.positive_column` and `data.drop_missing` number the
+    rows they keep afresh).
 
-    if not time or time not in frame or frame[time].dtype.kind in "iufcmM":
+    Blank cells and the text "None" are missing times: a column of times in
+    `data.time_format` (`24/12/2010`) is no column of text, but the loader
+    knows ISO 8601 times only (`none_as_value`).
+    """
+    from recsys.data.retrieval_inputs import parse_times
+    from recsys.data.sources import NONE
+    from recsys.data.sources import empty_cells
+
+    time = data.get("time", "")
+    if not time or time not in frame or frame[time].dtype.kind in "iufcmMb":
         return frame
-    none = frame[time].eq(NONE)
-    return (
-        frame.assign(**{time: frame[time].mask(none)}) if none.any() else frame
-    )
+    missing = empty_cells(frame[[time]])[time] | frame[time].eq(NONE)
+    if missing.any():
+        frame = frame.assign(**{time: frame[time].mask(missing)})
+    return parse_times(frame, time, data.get("time_format", "ISO8601"))
 
 
 # The `[data]` keys naming the columns a row cannot do without.

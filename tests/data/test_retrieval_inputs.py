@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from recsys.data.retrieval_inputs import check_interactions
+from recsys.data.retrieval_inputs import guess_time_format
 from recsys.data.retrieval_inputs import parse_times
 from recsys.data.retrieval_inputs import positive_rows
 
@@ -151,3 +152,19 @@ def test_ids_without_text_load_as_before():
     frame = _frame([1, 2]).astype({"i": object})
     frame.loc[1, "i"] = True
     check_interactions(frame, **COLUMNS)
+
+
+def test_one_impossible_date_is_named_with_its_row_and_the_fix():
+    # 31/02 among 199 good days: the layout is right, the row is not.
+    days = pd.date_range("2024-01-01", periods=199).strftime("%d/%m/%Y")
+    frame = pd.DataFrame({"t": [*days[:150], "31/02/2024", *days[150:]]})
+    assert guess_time_format(frame["t"]) == "%d/%m/%Y"
+    with pytest.raises(ValueError) as caught:
+        parse_times(frame, "t", "%d/%m/%Y")
+    message = str(caught.value)
+    assert "but for 1 value: '31/02/2024' (row 150)" in message
+    assert "Fix: correct or drop those rows" in message
+    # Many that do not parse: the format is wrong, as before.
+    assert (
+        guess_time_format(frame["t"].where(frame.index % 2 == 0, "x")) is None
+    )

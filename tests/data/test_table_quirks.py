@@ -193,4 +193,26 @@ def test_none_alone_is_text_and_none_in_a_time_layout_is_missing(tmp_path):
     }
     # A time in the config's layout: "None" is no time (dropped here).
     read = source_table({"data": data})
-    assert read["day"].tolist() == ["24/12/2010"]
+    assert read["day"].tolist() == [pd.Timestamp("2010-12-24")]
+
+
+def test_a_time_that_does_not_parse_is_named_by_its_row_of_the_file(tmp_path):
+    from recsys.kinds.base import source_table
+
+    # Rows dropped before the times were read numbered the rest afresh: the
+    # bad date (file row 3) was reported at row 2.
+    path = tmp_path / "days.csv"
+    path.write_text(
+        "u,i,day\n1,a,01/03/2024\n,b,02/03/2024\n2,c,03/03/2024\n"
+        "3,d,31/02/2024\n"
+    )
+    data = {
+        "source": str(path),
+        "user": "u",
+        "item": "i",
+        "time": "day",
+        "time_format": "%d/%m/%Y",
+        "drop_missing": True,
+    }
+    with pytest.raises(ValueError, match=r"'31/02/2024' \(row 3\)"):
+        source_table({"data": data})

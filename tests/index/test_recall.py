@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from recsys import Bundle
+from recsys.index import BruteForceIndex
 from recsys.index import ScannIndex
 from recsys.index import build_index
 from recsys.index import recall_against_exact
@@ -105,6 +106,16 @@ def test_exact_rows_pad_when_exclusions_leave_too_few():
     queries = np.ones((2, 4), "float32")
     rows = exact_rows(items, queries, 3, [np.array([0, 2]), np.arange(4)])
     np.testing.assert_array_equal(rows, [[1, 3, -1], [-1, -1, -1]])
+
+
+def test_a_user_who_has_seen_every_item_misses_nothing():
+    items = np.eye(4, dtype="float32")
+    queries = np.ones((2, 4), "float32")
+    # The second user has seen all four: nothing to find is no miss (an
+    # exact index measured against itself said 0.5).
+    seen = [np.array([0]), np.arange(4)]
+    index = BruteForceIndex(items)
+    assert recall_against_exact(index, queries, 2, seen) == 1.0
 
 
 @pytest.mark.parametrize(
