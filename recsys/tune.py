@@ -880,6 +880,16 @@ def _search(
                 ran,
                 remaining,
             )
+    else:
+        # Said, not silent: the same command again trains the final model
+        # once more (the bundle of the chosen trial), with nothing to tune.
+        logger.info(
+            "Tuning %s: the %d trial(s) asked for are already in %s; none "
+            "to run (pass a larger --trials to search on).",
+            config["model"]["kind"],
+            done,
+            output,
+        )
     table = _write_trials(output, study, space, config)
     if not any(t.value is not None for t in study.get_trials(deepcopy=False)):
         raise ValueError(

@@ -126,6 +126,20 @@ def test_a_budget_that_ends_between_trials_says_so(
     assert "Time budget reached: 1 of 5 trial(s) run." in caplog.text
 
 
+def test_a_finished_study_run_again_says_it_has_nothing_to_run(
+    config, frame, tmp_path, monkeypatch, caplog
+):
+    calls = []
+    monkeypatch.setattr(TabularKind, "train", _train(calls))
+    _tune(config, tmp_path, frame, trials=2)
+    calls.clear()
+    with caplog.at_level(logging.INFO, logger="recsys.tune"):
+        _tune(config, tmp_path, frame, trials=2)
+    # It went straight to the chosen config, without a word.
+    assert not calls
+    assert "the 2 trial(s) asked for are already in" in caplog.text
+
+
 def test_a_changed_table_is_refused_not_resumed(
     config, frame, tmp_path, monkeypatch
 ):

@@ -1099,6 +1099,7 @@ class StreamedTwoTowerKind(TwoTowerKind):
         metrics["split"] = {
             **split_rule(config["data"]).describe(),
             "train_rows": data.num_train,
+            "held_out_rows": data.held_out_rows,
             "items": int(len(bundle.item_ids)),
             **metrics["split"],  # the evaluated rows' repeat_share, sample
         }

@@ -51,6 +51,7 @@ from recsys.config import ConfigError
 from recsys.config import feature_specs
 from recsys.data.interaction_batches import InteractionBatches
 from recsys.data.parquet_source import ParquetSource
+from recsys.data.retrieval_inputs import distinct_per_user
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.data.synthetic import SyntheticInteractions
 from recsys.evaluation.retrieval import evaluate_beside_popularity
@@ -115,6 +116,8 @@ class StreamedData:
         user_counts: training interactions of each of `users`.
         group_rows: training rows of each row group.
         test_users: ids of the users with test rows.
+        held_out_rows: rows in the held-out span (every user's, known or
+            not; HR@k reads a sample of the known users' rows).
     """
 
     config: dict
@@ -128,6 +131,7 @@ class StreamedData:
     user_counts: np.ndarray
     group_rows: list
     test_users: np.ndarray
+    held_out_rows: int = 0
 
     @property
     def num_train(self):
@@ -278,7 +282,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
     )
     items_seen = ValueCounter()
     item_counts, user_counts, test_users = (ValueCounter() for _ in range(3))
-    first_rows, group_rows = [], []
+    first_rows, group_rows, held_rows = [], [], []
     bar = progress_bar(
         total=source.num_rows,
         desc="vocab",
@@ -293,6 +297,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
             table = source.read(group, columns)
             train, test = _masks(source, group, table, config, bounds)
             group_rows.append(int(train.sum()))
+            held_rows.append(int(test.sum()))
             items_seen.update(table.column(item))
             if len(catalog_columns) > 1:
                 first_rows.append(
@@ -338,6 +343,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
         user_counts=per_user[order],
         group_rows=group_rows,
         test_users=test_users.result()[0].to_numpy(zero_copy_only=False),
+        held_out_rows=sum(held_rows),
     )
 
 
@@ -433,6 +439,7 @@ def scan_seen(streamed, evaluated, progress=True):
         np.concatenate(test_items),
         config["train"]["seed"],
     )
+    indptr, seen = distinct_per_user(indptr, seen)
     return indptr, seen, test_users, test_items
 
 

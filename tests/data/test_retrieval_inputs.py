@@ -1,5 +1,6 @@
 """The time column: numbers, datetimes, or times as text (issue #15)."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -168,3 +169,30 @@ def test_one_impossible_date_is_named_with_its_row_and_the_fix():
     assert (
         guess_time_format(frame["t"].where(frame.index % 2 == 0, "x")) is None
     )
+
+
+def test_float_ids_of_whole_numbers_are_integers():
+    # An id column with an empty cell reads as float64; its rows dropped,
+    # the ids came back from `recommend` as text ("5").
+    frame = pd.DataFrame(
+        {"u": [1.0, 2.0, 3.0], "i": [5.0, 13.0, 5.0], "t": [1, 2, 3]}
+    )
+    checked = check_interactions(frame, **COLUMNS)
+    assert checked["u"].dtype == "int64" and checked["i"].tolist() == [5, 13, 5]
+    # Fractions are not ids of whole numbers: left as they are.
+    frame["i"] = [5.5, 13.0, 5.0]
+    assert check_interactions(frame, **COLUMNS)["i"].dtype == "float64"
+
+
+def test_seen_lists_hold_each_item_once():
+    from recsys.data.retrieval_inputs import distinct_per_user
+
+    # One entry per training row made the index exclude (and ask for) a
+    # repeated item as often as the user had it.
+    indptr = np.array([0, 3, 3, 7, 8])
+    items = np.array([5, 1, 5, 2, 2, 9, 0, 4], dtype=np.int32)
+    for chunk in (1, 3, 1 << 24):  # users sorted a few at a time alike
+        starts, seen = distinct_per_user(indptr, items, chunk)
+        assert starts.tolist() == [0, 2, 2, 5, 6]
+        assert seen.tolist() == [1, 5, 0, 2, 9, 4]
+        assert seen.dtype == np.int32

@@ -370,6 +370,15 @@ def test_streamed_training_notes_repeats_and_says_its_sample(streamed):
         "max_rows_per_user": MAX_TEST_PER_USER,
     }
     assert split["items"] == len(bundle.item_ids)  # the split as before
+    # Every row of the held-out span (metrics.json lacked it), beside the
+    # training rows: the table's rows up to the span's end.
+    held = split["held_out_rows"]
+    assert test["num_interactions"] <= held < metrics["data"]["rows"]
+    assert split["train_rows"] == metrics["data"]["train_rows"]
+    shards = pd.read_parquet(bundle.config["data"]["path"])
+    end = metrics["data"]["split_time"][1]
+    times = shards[bundle.config["data"]["time"]]
+    assert split["train_rows"] + held == int((times < end).sum())
     printed = summary(metrics, bundle.config)
     assert (
         f"HR@k on the test split ({test['num_interactions']} interactions "
