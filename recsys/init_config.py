@@ -943,7 +943,8 @@ def _cutoffs(frame: pd.DataFrame, item: str):
     items = frame[item].nunique() if item in frame else 0
     if not items or items > 100:
         return [10, 50, 100], ""
-    ks = [k for k in (1, 5, 10, 50, 100) if k < items][-3:] or [1]
+    # Three where the catalog allows (a catalog of 5 reported HR@1 alone).
+    ks = [k for k in (1, 2, 3, 5, 10, 50, 100) if k < items][-3:] or [1]
     return ks, f"below the {items:,} items"
 
 

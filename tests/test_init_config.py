@@ -750,7 +750,9 @@ def test_a_small_catalog_gets_cutoffs_below_its_size():
     assert "ks = [5, 10, 50]" in text and "below the 60 items" in text
     frame = _events()
     frame["product_id"] = frame.index % 8
-    assert "ks = [1, 5]" in init_config("two_tower", frame=frame)
+    assert "ks = [2, 3, 5]" in init_config("two_tower", frame=frame)
+    frame["product_id"] = frame.index % 5  # HR@1 alone, before
+    assert "ks = [1, 2, 3]" in init_config("two_tower", frame=frame)
 
 
 def test_whole_numbers_that_could_be_codes_say_so():

@@ -91,11 +91,18 @@ class TwoTowerData(InteractionsData):
                     'data.positive_column, which is "". Fix: name the column.'
                 )
             return self
-        if by_min == bool(self.positive_values):
+        if by_min and self.positive_values:
+            raise ValueError(
+                f"data.positive_column = {self.positive_column!r} has two "
+                f"rules: data.positive_min = {self.positive_min!r} and "
+                f"data.positive_values = {self.positive_values!r}. Fix: keep "
+                "one of them."
+            )
+        if not by_min and not self.positive_values:
             raise ValueError(
                 f"data.positive_column = {self.positive_column!r} needs one "
-                "rule: data.positive_min (a number: rows at or above it "
-                "count) or data.positive_values (the values that count)."
+                "rule. Fix: set data.positive_min (a number: rows at or above "
+                "it count) or data.positive_values (the values that count)."
             )
         if self.path:
             raise ValueError(

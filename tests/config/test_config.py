@@ -347,6 +347,15 @@ def test_bad_value_names_key_and_valid_values(kind, override, match):
         load_config(KIND_FILES[kind], [override])
 
 
+def test_two_positive_rules_are_told_apart_from_none():
+    # Both rules set read as if none were: "needs one rule".
+    both = ["data.positive_column='rating'", "data.positive_min=4"]
+    with pytest.raises(ConfigError, match="has two rules: .* Fix: keep one"):
+        load_config(
+            KIND_FILES["two_tower"], [*both, "data.positive_values=[5]"]
+        )
+
+
 @pytest.mark.parametrize("kind", list(CONFIG_MODELS))
 def test_unknown_key_in_each_section_lists_the_valid_keys(kind):
     for section, defaults in KIND_DEFAULTS[kind].items():
