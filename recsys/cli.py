@@ -913,9 +913,9 @@ def build_parser():
         "bundle is loaded once and shared by the workers (forked after the "
         "load, copy-on-write), as is the numpy query tower (converted once, "
         "in shared memory); each worker builds its own top-items table in "
-        "the background. A worker that dies is restarted. With N > 1, "
-        "/admin/reload without a path, SIGHUP to the server or, with "
-        "--watch, a new bundle loads it again and replaces every worker.",
+        "the background. A worker that dies is restarted. /admin/reload "
+        "without a path, SIGHUP to the server or, with --watch, a new "
+        "bundle loads it again (with N > 1, replacing every worker).",
     )
     serve.add_argument(
         "--log-level", default="info", help="uvicorn log level (default info)."

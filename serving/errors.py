@@ -175,16 +175,23 @@ async def validation_error_handler(request, error):
                 '{"user_id": "42", "k": 10}.'
             )
     kind = request.headers.get("content-type", "")
-    if kind and not _json_type(kind):
+    if not _json_type(kind):
         # FastAPI reads a body as JSON only when it says so; `curl -d`
-        # says form data, and pydantic's message does not tell.
+        # says form data, `requests.post(url, data=...)` nothing, and
+        # pydantic's message does not tell.
+        said = (
+            f"This request's Content-Type: {kind!r}"
+            if kind
+            else "This request has no Content-Type"
+        )
         for item in detail:
             if item["loc"] == ["body"] and item["type"] in NOT_AN_OBJECT:
                 item["msg"] = (
                     "The body must be a JSON object sent with Content-Type: "
-                    "application/json. This request's Content-Type: "
-                    f"{kind!r}; with curl, add -H 'Content-Type: "
-                    "application/json' (or send the body with --json)."
+                    f"application/json. {said}; with curl, add -H "
+                    "'Content-Type: application/json' (or send the body "
+                    "with --json); with requests or httpx, pass the object "
+                    "as json=, not data=."
                 )
     return JSONResponse({"detail": detail}, status_code=422)
 

@@ -34,6 +34,9 @@ class FeatureCache:
         bundle: a loaded `recsys.Bundle`.
         item_column: str. The item id column (`data.item`).
         max_entries: int. Values kept per cache before it is cleared.
+        nulls: dict or None. Per feature, the largest id `value` answers
+            as `0` (a null): ids whose embedding rows the model never
+            trained. Defaults to `None`.
 
     Example:
 
@@ -44,11 +47,16 @@ class FeatureCache:
     """
 
     def __init__(
-        self, bundle: Any, item_column: str, max_entries: int = MAX_ENTRIES
+        self,
+        bundle: Any,
+        item_column: str,
+        max_entries: int = MAX_ENTRIES,
+        nulls: dict[str, int] | None = None,
     ) -> None:
         self.bundle = bundle
         self.item_column = item_column
         self.max_entries = max_entries
+        self.nulls = dict(nulls or {})
         self._items: dict[Any, tuple[int, int]] = {}
         self._values: dict[Any, np.ndarray] = {}
         ids = bundle.item_ids
@@ -158,7 +166,8 @@ class FeatureCache:
         return rows, codes
 
     def value(self, name: str, value: Any) -> np.ndarray:
-        """`transform_column(name, [value])`, computed once per value.
+        """`transform_column(name, [value])` (ids up to `nulls[name]` as
+        `0`), computed once per value.
 
         Raises:
             ValueError, TypeError: as the preprocessor does (not cached).
@@ -169,6 +178,9 @@ class FeatureCache:
         found = self._values.get(key)
         if found is None:
             found = self.bundle.preprocessor.transform_column(name, [value])
+            last = self.nulls.get(name)
+            if last is not None:
+                found = np.where(found <= last, 0, found)
             if len(canonical_string(value) or "") > MAX_KEY_CHARS:
                 return found  # not kept: see MAX_KEY_CHARS
             if len(self._values) >= self.max_entries:

@@ -28,21 +28,25 @@ from recsys.names import HISTORY
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 ID = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
-SCALAR = {"type": ["string", "integer", "number", "boolean", "null"]}
+SCALAR = {"type": ["string", "integer", "number", "null"]}
 
 
-def _feature_schema(spec):
+def _feature_schema(spec, booleans=False):
     if isinstance(spec, (NumericFeature, BucketizedFeature)):
         return {"type": ["number", "null"]}
     if isinstance(spec, (MultiCategoricalFeature, TextFeature)):
         return {"type": ["string", "null"]}
+    if booleans:  # categories learnt from a column of booleans
+        return {"type": [*SCALAR["type"], "boolean"]}
     return SCALAR
 
 
 def _features_schema(service):
     pre = service.bundle.preprocessor
     properties = {
-        name: _feature_schema(pre.feature(name))
+        name: _feature_schema(
+            pre.feature(name), name in service.boolean_features
+        )
         for name in service.query_features
     }
     if service.history_length:

@@ -83,6 +83,11 @@ def _invalid(message, loc):
     return HTTPException(422, detail=error_detail(422, message, loc))
 
 
+def _refused(error, loc=("body",)):
+    """A 422 for a `QueryError`, at the field it names under `loc`."""
+    return _invalid(str(error), (*loc, *error.loc))
+
+
 def _unavailable(error):
     """A 503 for a `TowerUnavailable`: the server's fault, not the query's."""
     return HTTPException(503, detail=error_detail(503, str(error)))
@@ -196,7 +201,7 @@ def _answer(query, service, loc=("body",)):
     try:
         ids, scores, fallback = service.retrieve(**_arguments(query))
     except QueryError as error:
-        raise _invalid(str(error), loc) from None
+        raise _refused(error, loc) from None
     return _body(ids, scores, fallback, service.version, False)
 
 
@@ -205,7 +210,7 @@ def _bodies(queries, service):
     found = service.retrieve_many([_arguments(query) for query in queries])
     for i, answer in enumerate(found):
         if isinstance(answer, QueryError):
-            raise _invalid(str(answer), ("body", "queries", i))
+            raise _refused(answer, ("body", "queries", i))
     return [_body(*answer, service.version, False) for answer in found]
 
 
@@ -222,7 +227,7 @@ def _answers(queries, service, reranker):
     results = {}
     for i, answer in zip(reranked, found, strict=True):
         if isinstance(answer, QueryError):
-            raise _invalid(str(answer), ("body", "queries", i))
+            raise _refused(answer, ("body", "queries", i))
         if isinstance(answer, Exception):
             raise answer
         results[i] = _body(*answer, service.version, True)
@@ -272,7 +277,7 @@ async def retrieve(query: RetrieveRequest, request: Request):
                 (service, query.model_dump())
             )
         except QueryError as error:
-            raise _invalid(str(error), ("body",)) from None
+            raise _refused(error) from None
         except TowerUnavailable as error:
             raise _unavailable(error) from None
         return _json(_body(*found, service.version, True))
@@ -283,7 +288,7 @@ async def retrieve(query: RetrieveRequest, request: Request):
     try:
         found = await service.batcher.submit(_arguments(query))
     except QueryError as error:
-        raise _invalid(str(error), ("body",)) from None
+        raise _refused(error) from None
     except TowerUnavailable as error:
         raise _unavailable(error) from None
     return _json(_body(*found, service.version, False))

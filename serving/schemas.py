@@ -27,7 +27,11 @@ Integer = Annotated[StrictInt, BeforeValidator(_integral)]
 # The bound goes inside the validator, so that the schema says `minimum`.
 Count = Annotated[StrictInt, Field(ge=1), BeforeValidator(_integral)]
 Id = StrictStr | Integer
-Fraction = Annotated[float, Field(strict=True, ge=0.0, le=1.0)]
+# NaN compares false with either bound: without `allow_inf_nan` it was
+# told it is above 1.
+Fraction = Annotated[
+    float, Field(strict=True, allow_inf_nan=False, ge=0.0, le=1.0)
+]
 
 
 def _check_unicode(value, field, *keys):

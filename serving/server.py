@@ -23,6 +23,7 @@ import os
 import signal
 import socket
 
+from fastapi import HTTPException
 from threadpoolctl import threadpool_limits
 
 from recsys.index import ScannIndex
@@ -31,6 +32,7 @@ from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
+from recsys.serving.routes import swap_bundle
 from recsys.serving.service import RetrievalService
 from recsys.serving.settings import load_settings
 from recsys.serving.shared_model import describe_error
@@ -99,8 +101,9 @@ def serve(
         workers: int. Processes answering on the port, sharing the
             loaded bundle (forked from this one, which then supervises
             them). With more than one, `/admin/reload` without a path,
-            SIGHUP or (with `watch`) a new bundle reloads every worker.
-            Defaults to `1`.
+            SIGHUP or (with `watch`) a new bundle reloads every worker;
+            with one, SIGHUP reloads as `/admin/reload` without a path
+            does. Defaults to `1`.
 
     Returns:
         int. The exit status: 0 once stopped by a signal, 1 when a worker
@@ -131,6 +134,10 @@ def serve(
         return _serve_workers(
             bundle, host, port, ranker, log_level, workers, settings, watch
         )
+    # Until the server answers, a SIGHUP (its default action: exit) is
+    # kept for then: the bundle loading may be the one it replaces.
+    hangups: list[int] = []
+    signal.signal(signal.SIGHUP, lambda sig, frame: hangups.append(sig))
     reranker = _load_ranker(Reranker.load, ranker) if ranker else None
     service = RetrievalService.load(
         resolve_bundle_path(bundle),
@@ -166,7 +173,8 @@ def serve(
     reranking = f", reranked by {reranker.version}" if reranker else ""
     print(
         f"serving bundle {service.version}{reranking} on "
-        f"http://{host}:{port} (API docs at /docs)"
+        f"http://{host}:{port} (API docs at /docs); SIGHUP to pid "
+        f"{os.getpid()} reloads"
     )
     if settings.api_token:
         print(f"/admin/* needs the token; reload root: {app.state.bundle_root}")
@@ -178,14 +186,66 @@ def serve(
         header_timeout=settings.header_timeout,
         body_timeout=settings.body_timeout,
     )
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_level=log_level, http=protocol)
+    server = _reloading_server(
+        uvicorn.Config(app, log_level=log_level, http=protocol), hangups
     )
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
     return 0 if server.started else STARTUP_FAILURE
+
+
+def _reloading_server(config, hangups):
+    """A uvicorn server of one process that reloads its bundle on SIGHUP.
+
+    uvicorn handles SIGINT and SIGTERM only: SIGHUP, which `--workers`
+    (and gunicorn, nginx) take as "reload", ended the process by its
+    default action, requests in flight dropped and nothing logged. Here it
+    reloads as `/admin/reload` without a path does (the bundle or pointer
+    file given at start, read again; one refused is logged, and the old
+    bundle serves on). `hangups`: the SIGHUPs received before the server
+    answered; if any, it reloads once it does.
+    """
+    import uvicorn
+
+    app = config.app
+    reloads: set[asyncio.Task] = set()
+
+    class ReloadingServer(uvicorn.Server):
+        async def startup(self, sockets=None):
+            await super().startup(sockets=sockets)
+            if not self.started:
+                return
+            loop = asyncio.get_running_loop()
+            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            if hangups:  # one reload reads the newest bundle
+                self.reload()
+
+        def reload(self):
+            if self.should_exit:
+                return  # stopping: the bundle no longer matters
+            task = asyncio.get_running_loop().create_task(_reload(app))
+            reloads.add(task)  # the loop holds tasks weakly
+            task.add_done_callback(reloads.discard)
+
+    return ReloadingServer(config)
+
+
+async def _reload(app):
+    """`/admin/reload` without a path, for SIGHUP: logged, never raised."""
+    try:
+        result = await swap_bundle(app, app.state.start_path)
+    except HTTPException as error:  # swap_bundle's 422: the reason
+        logger.warning("SIGHUP: %s", error.detail[0]["msg"])
+    except Exception:
+        logger.exception("SIGHUP: the reload failed")
+    else:
+        logger.info(
+            "SIGHUP: reloaded bundle %s (was %s)",
+            result.bundle,
+            result.previous,
+        )
 
 
 def _serve_workers(
@@ -341,7 +401,12 @@ def _serve_workers(
             )
         else:
             _print_started(
-                service.version, ranker, host, port, workers, settings
+                service.version,
+                shared_ranker.bundle.version if shared_ranker else None,
+                host,
+                port,
+                workers,
+                settings,
             )
         generations.append(service.version)
 

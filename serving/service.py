@@ -10,9 +10,11 @@ from typing import Any
 import numpy as np
 
 from recsys.bundles.two_tower import Bundle
+from recsys.features import BucketizedFeature
 from recsys.features import CategoricalFeature
 from recsys.features import NumericFeature
 from recsys.features.numeric_transform import NO_NUMBER
+from recsys.features.numeric_transform import as_numbers
 from recsys.names import HISTORY
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.fast_tower import NumpyTower
@@ -32,7 +34,17 @@ CACHED_EXCLUDE = 64
 
 
 class QueryError(ValueError):
-    """A query the service cannot answer as asked (a client error)."""
+    """A query the service cannot answer as asked (a client error).
+
+    Args:
+        message: str. What is wrong, and the fix.
+        loc: tuple. Where in the query: e.g. `("features", "age")`; empty
+            for the query as a whole. Defaults to `()`.
+    """
+
+    def __init__(self, message: str, loc: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.loc = loc
 
 
 class TowerUnavailable(RuntimeError):
@@ -142,9 +154,37 @@ class RetrievalService:
             name: _silent_ids(bundle.preprocessor.feature(name))
             for name in self.query_features
         }
+        pre = bundle.preprocessor
+        # A JSON boolean is no id and no number: refused, except by these
+        # features, whose vocabulary holds booleans (a column of them).
+        self.boolean_features = frozenset(
+            name
+            for name in self.query_features
+            if _holds_booleans(pre.feature(name), pre, name)
+        )
+        self._numeric = {
+            name
+            for name in self.query_features
+            if isinstance(
+                pre.feature(name), (NumericFeature, BucketizedFeature)
+            )
+        }
         # Build the user lookup now, not on the first request.
         bundle.user_row(None)
-        self.cache = FeatureCache(bundle, self.item_column)
+        self.cache = FeatureCache(
+            bundle,
+            self.item_column,
+            # An id outside the vocabulary says nothing of the user
+            # (`_describes`): it enters the tower as a null, not through
+            # an out-of-vocabulary row no training row reached, which
+            # made "a new user_id + a history" another query than the
+            # history alone (a random vector added).
+            nulls={
+                name: last
+                for name in self.query_features
+                if (last := _untrained_ids(pre.feature(name), pre, name))
+            },
+        )
         # History codes at or below this are out of the query tower's
         # vocabulary: items added by `recsys index` after training (or
         # unknown ids), which all share one vector (none, hashed ids).
@@ -355,11 +395,12 @@ class RetrievalService:
         `history`: the vocabulary ids of `features["history"]` where the
         caller looked them up already (`_history`).
         """
-        unknown = [name for name in features if name not in self._names]
+        unknown = sorted(name for name in features if name not in self._names)
         if unknown:
             raise QueryError(
-                f"Unknown query features {sorted(unknown)}. This bundle's "
-                f"query features: {self.feature_names}"
+                f"Unknown query features {unknown}. This bundle's "
+                f"query features: {self.feature_names}",
+                ("features", unknown[0]),
             )
         cache = self.cache
         inputs = {}
@@ -369,13 +410,26 @@ class RetrievalService:
                 # `reprlib`: shortened, and a few levels deep (`repr` of a
                 # request's 990-deep list ran out of stack).
                 raise QueryError(
-                    f"Feature '{name}' must be a single value. Received: "
-                    f"{reprlib.repr(value)}"
+                    f"`features[{name!r}]` must be a single value. "
+                    f"Received: {reprlib.repr(value)}",
+                    ("features", name),
+                )
+            if isinstance(value, bool) and name not in self.boolean_features:
+                raise QueryError(
+                    _boolean_refused(name, value, name in self._numeric),
+                    ("features", name),
                 )
             try:
                 inputs[name] = cache.value(name, value)
-            except (ValueError, TypeError) as error:
-                raise QueryError(str(error)) from None
+            # OverflowError: an integer past any float (`10**400`).
+            except (ValueError, TypeError, OverflowError) as error:
+                # The preprocessor speaks of a table's cells and rows.
+                message = (
+                    _number_refused(name, value)
+                    if name in self._numeric
+                    else str(error)
+                )
+                raise QueryError(message, ("features", name)) from None
         if self.history_length:
             if history is None:
                 history = self._history(features)[1]
@@ -404,8 +458,9 @@ class RetrievalService:
             for v in history
         ):
             raise QueryError(
-                f"Feature '{HISTORY}' must be a list of item ids, most "
-                f"recent first. Received: {reprlib.repr(history)}"
+                f"`features[{HISTORY!r}]` must be a list of item ids, most "
+                f"recent first. Received: {reprlib.repr(history)}",
+                ("features", HISTORY),
             )
         return self.cache.items(history)
 
@@ -698,6 +753,73 @@ def _silent_ids(spec):
     if isinstance(spec, CategoricalFeature) and spec.vocabulary == "exact":
         return spec.num_oov_buckets
     return 0
+
+
+def _untrained_ids(spec, preprocessor, name):
+    """The largest input id of feature `spec` whose embedding row no
+    training row reached, or 0 when every row was trained.
+
+    The preprocessor is fit on the training rows
+    (`recsys.kinds.base.fit_preprocessor`): an exact vocabulary that kept
+    every value (`min_frequency = 1`, no `max_tokens` cut) holds every
+    value the model trained on, so its out-of-vocabulary buckets kept
+    their random initial rows. Where the fit left values out, those
+    buckets learnt them (the row of a rare user, which a new one is
+    read with), and a hashed value shares a trained bucket.
+    """
+    if not isinstance(spec, CategoricalFeature) or spec.vocabulary != "exact":
+        return 0
+    size = len(preprocessor.vocabularies_[name])
+    if spec.min_frequency > 1 or (
+        spec.max_tokens is not None and size >= spec.max_tokens
+    ):
+        return 0
+    return spec.num_oov_buckets
+
+
+def _holds_booleans(spec, preprocessor, name):
+    """Whether feature `spec` learnt booleans as categories (its exact
+    vocabulary holds `True` or `False`, as a column of booleans gives)."""
+    if not isinstance(spec, CategoricalFeature) or spec.vocabulary != "exact":
+        return False
+    return not {"True", "False"}.isdisjoint(preprocessor.vocabularies_[name])
+
+
+def _boolean_refused(name, value, numeric):
+    """The message of a JSON boolean sent as an id or (`numeric`) a
+    number."""
+    expected = (
+        "a number (1 or 0 for a flag)"
+        if numeric
+        else "a string or a whole number (an id or a category)"
+    )
+    return (
+        f"`features[{name!r}]` must be {expected}, not a boolean. "
+        f"Received: {str(value).lower()}"
+    )
+
+
+def _number_refused(name, value):
+    """Why the preprocessor refused `value` of numeric feature `name`, in
+    the request's words (its own message speaks of a table's cells)."""
+    where = f"`features[{name!r}]`"
+    shown = reprlib.repr(value)
+    try:
+        number = as_numbers([value]).iloc[0]
+    except OverflowError:  # an integer past any float: the last message
+        number = 0.0
+    if math.isnan(number):
+        return (
+            f"{where} must be a number, or null for a missing value. "
+            f"Received: {shown}"
+        )
+    if math.isinf(number):
+        return f"{where} must be a finite number. Received: {shown}"
+    return (
+        f"{where} is too large for the model: beyond float32's +-3.4e38 "
+        f"once scaled. Received: {shown}. Fix: send a number of the "
+        "range the feature was trained on, or null for a missing value."
+    )
 
 
 def _is_null(value):

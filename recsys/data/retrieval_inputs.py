@@ -558,8 +558,9 @@ def distinct_per_user(
             streamed run's hundreds of millions of rows).
 
     Returns:
-        `(indptr, items)`: each user's distinct items, ascending, in the
-        dtype of `items`.
+        `(indptr, items)`: each user's distinct items in the order of
+        their last row (a list in time order stays one, its latest item
+        last), in the dtype of `items`.
     """
     width = int(items.max()) + 1 if len(items) else 1
     parts, counts = [], []
@@ -569,13 +570,14 @@ def distinct_per_user(
         last = int(np.searchsorted(indptr, indptr[first] + chunk, "right"))
         last = min(max(last - 1, first + 1), len(indptr) - 1)
         start, stop = indptr[first], indptr[last]
-        users = np.repeat(
-            np.arange(last - first, dtype=np.int64),
-            np.diff(indptr[first : last + 1]),
-        )
-        keys = np.unique(users * width + items[start:stop])
-        parts.append((keys % width).astype(items.dtype))
-        counts.append(np.bincount(keys // width, minlength=last - first))
+        sizes = np.diff(indptr[first : last + 1])
+        users = np.repeat(np.arange(last - first, dtype=np.int64), sizes)
+        keys = users * width + items[start:stop]
+        # Each pair's last row: its first in the reversed block.
+        _, from_end = np.unique(keys[::-1], return_index=True)
+        kept = np.sort(len(keys) - 1 - from_end)
+        parts.append(items[start:stop][kept])
+        counts.append(np.bincount(users[kept], minlength=last - first))
         first = last
     counts = np.concatenate(counts) if counts else np.zeros(0, np.int64)
     return (

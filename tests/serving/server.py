@@ -19,16 +19,20 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(*args, log_path, env=None, code=None):
+def running_server(*args, log_path, env=None, code=None, out_path=None):
     """`recsys serve *args` on a free loopback port, until the block ends.
 
     Yields the server's base URL once `/readyz` answers 200; a server that
     exits first fails the test with its log. `code`: Python run instead
     of `-m recsys.cli` (it patches the server, then calls
-    `recsys.cli.main(sys.argv[1:])`).
+    `recsys.cli.main(sys.argv[1:])`). `out_path`: the file its stdout
+    (the banner) goes to, unbuffered; by default it is dropped.
     """
     port = free_port()
     log = open(log_path, "w")  # noqa: SIM115 (closed below)
+    out = open(out_path, "w") if out_path else subprocess.DEVNULL  # noqa: SIM115
+    if out_path:
+        env = {**(env or {}), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -41,7 +45,7 @@ def running_server(*args, log_path, env=None, code=None):
             "warning",
         ],
         env={**os.environ, **(env or {})},
-        stdout=subprocess.DEVNULL,
+        stdout=out,
         stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
@@ -76,6 +80,8 @@ def running_server(*args, log_path, env=None, code=None):
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
+        if out_path:
+            out.close()
 
 
 def post_concurrently(app, queries):

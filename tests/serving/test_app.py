@@ -181,6 +181,13 @@ def test_a_form_encoded_body_says_to_send_json(client):
     assert (
         "'application/x-www-form-urlencoded'" in message and "curl" in message
     )
+    # No Content-Type at all: `requests.post(url, data=json.dumps(...))`.
+    answer = client.post("/v1/retrieve", content=b'{"user_id": 1}')
+    assert answer.status_code == 422
+    assert answer.request.headers.get("content-type") is None
+    message = answer.json()["detail"][0]["msg"]
+    assert "Content-Type: application/json" in message
+    assert "has no Content-Type" in message and "json=, not data=" in message
     # A JSON body that is no object keeps pydantic's own message.
     answer = client.post("/v1/retrieve", json=[1])
     assert "valid dictionary" in answer.json()["detail"][0]["msg"]

@@ -5,8 +5,6 @@ an unknown category, a null) got the tower's vector of out-of-vocabulary
 rows: one fixed list for every new user, labelled as no fallback.
 """
 
-import numpy as np
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -22,57 +20,9 @@ def movielens_client(trained_bundle):
 
 
 @pytest.fixture(scope="module")
-def profile_client(tmp_path_factory):
-    """A bundle whose query reads the user id, a country and an age, and
-    no history: trained in seconds on 60 users."""
-    from recsys import train
-    from recsys.config import load_config
-
-    folder = tmp_path_factory.mktemp("profiles")
-    rng = np.random.default_rng(0)
-    users = np.repeat(np.arange(60), 8)
-    frame = pd.DataFrame(
-        {
-            "u": users,
-            "i": rng.integers(0, 30, len(users)),
-            "t": np.arange(len(users)),
-            "country": np.where(users % 2, "fr", "jp"),
-            "age": 20.0 + users % 40,
-        }
-    )
-    frame.to_csv(folder / "rows.csv", index=False)
-    config = folder / "profiles.toml"
-    config.write_text(
-        f"""
-[data]
-source = "{folder / "rows.csv"}"
-user = "u"
-item = "i"
-time = "t"
-[features.u]
-kind = "categorical"
-[features.i]
-kind = "categorical"
-[features.country]
-kind = "categorical"
-[features.age]
-kind = "numeric"
-[model]
-query_features = ["u", "country", "age"]
-candidate_features = ["i"]
-history_length = 0
-combine = "concat"
-embedding_dim = 8
-[train]
-epochs = 1
-[evaluate]
-baselines = []
-"""
-    )
-    bundle, _ = train(
-        load_config(str(config)), str(folder / "bundle"), progress=False
-    )
-    with TestClient(create_app(bundle.path, settings=Settings())) as client:
+def profile_client(profile_bundle):
+    app = create_app(profile_bundle.path, settings=Settings())
+    with TestClient(app) as client:
         yield client
 
 
@@ -145,3 +95,80 @@ def test_a_history_without_a_history_input_is_refused_whoever_asks(
     message = answer.json()["detail"][0]["msg"]
     assert "Unknown query features ['history']" in message
     assert "['u', 'country', 'age']" in message
+
+
+def _history(bundle):
+    """Five popular items: a history the tower reads."""
+    return [str(i) for i in bundle.item_ids[bundle.popular_rows[:5]]]
+
+
+@pytest.mark.parametrize("fast_tower", [True, False])
+def test_an_unknown_user_with_a_history_is_answered_as_the_history_alone(
+    trained_bundle, fast_tower
+):
+    # The unknown id went into the tower through the out-of-vocabulary row,
+    # which no training row reached: a random vector added to the history's
+    # (the top 10 differed for 50 of 50 histories).
+    bundle, _ = trained_bundle
+    history = {"history": _history(bundle)}
+    settings = Settings(fast_tower=fast_tower)
+    with TestClient(create_app(bundle.path, settings=settings)) as client:
+        alone = _retrieve(client, {"features": history, "k": 20})
+        assert alone["fallback"] is None
+        for body in (
+            {"user_id": "someone-new", "features": history},
+            {"user_id": 99999999, "features": history},
+            {"features": {"userId": 99999999, **history}},
+        ):
+            assert _retrieve(client, {**body, "k": 20}) == alone
+        ready = client.get("/readyz").json()
+        assert ready["query_tower"] == ("numpy" if fast_tower else "keras")
+
+
+def test_an_unknown_user_reranks_the_candidates_of_the_history_alone(
+    trained_bundle, ranker_bundle
+):
+    bundle, _ = trained_bundle
+    history = {"history": _history(bundle)}
+    app = create_app(
+        bundle.path, settings=Settings(), ranker=ranker_bundle.path
+    )
+    with TestClient(app) as client:
+        alone = _retrieve(client, {"features": history, "k": 10})
+        # `blend` 0: the candidates in retrieval's order.
+        reranked = _retrieve(
+            client,
+            {
+                "user_id": "someone-new",
+                "features": history,
+                "rerank": True,
+                "blend": 0.0,
+                "k": 10,
+                "candidates": 10,
+            },
+        )
+    assert reranked["reranked"] is True
+    assert [i["id"] for i in reranked["items"]] == [
+        i["id"] for i in alone["items"]
+    ]
+
+
+def test_an_unknown_id_beside_other_features_says_nothing(profile_client):
+    alone = _retrieve(profile_client, {"features": {"country": "fr"}})
+    for body in (
+        {"features": {"u": "nobody", "country": "fr"}},
+        {"user_id": "nobody", "features": {"country": "fr"}},
+    ):
+        assert _retrieve(profile_client, body) == alone
+
+
+def test_a_trained_out_of_vocabulary_row_is_read(rare_users_bundle):
+    # Users rarer than `min_frequency` trained the out-of-vocabulary row:
+    # a new user is read as they are, not as a null.
+    app = create_app(rare_users_bundle.path, settings=Settings())
+    with TestClient(app) as client:
+        new = _retrieve(client, {"features": {"u": "nobody", "age": 30}})
+        rare = _retrieve(client, {"features": {"u": 1, "age": 30}})
+        null = _retrieve(client, {"features": {"age": 30}})
+    assert new == rare
+    assert new["items"] != null["items"]

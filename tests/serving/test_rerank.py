@@ -171,8 +171,30 @@ def test_a_bad_query_in_a_reranked_batch_is_told_at_its_place(
     answer = reranking.post("/v1/retrieve/batch", json={"queries": queries})
     assert answer.status_code == 422
     [detail] = answer.json()["detail"]
-    assert detail["loc"] == ["body", "queries", 1]
+    assert detail["loc"] == ["body", "queries", 1, "features", "bogus"]
     assert "Unknown query features ['bogus']" in detail["msg"]
+
+
+def test_a_bad_feature_of_a_reranked_query_is_named_at_its_place(reranking):
+    query = {"user_id": 7, "features": {"history": "1"}, "rerank": True}
+    answer = reranking.post("/v1/retrieve", json=query)
+    assert answer.status_code == 422
+    [detail] = answer.json()["detail"]
+    assert detail["loc"] == ["body", "features", "history"]
+
+
+def test_a_blend_that_is_no_number_is_told_so(reranking):
+    # NaN compares false with both bounds: it was told "less than or
+    # equal to 1".
+    answer = reranking.post(
+        "/v1/retrieve",
+        content=b'{"user_id": 7, "rerank": true, "blend": NaN}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.status_code == 422
+    [detail] = answer.json()["detail"]
+    assert detail["loc"] == ["body", "blend"]
+    assert detail["msg"] == "Input should be a finite number"
 
 
 def test_fewer_candidates_than_k_are_raised_to_k(reranking):

@@ -1,5 +1,7 @@
 """The service over real HTTP: `recsys serve` (uvicorn) on loopback."""
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import pytest
 from recsys.serving.server import _bind
 from tests.serving.server import free_port
 from tests.serving.server import running_server
+from tests.serving.test_workers import _server_pid
 
 
 @pytest.fixture
@@ -79,6 +82,75 @@ def test_server_answers_and_hot_reloads_under_load(
     assert {first.version, second_bundle.version} <= versions
     ready = httpx.get(f"{url}/readyz").json()
     assert ready["bundle"] == second_bundle.version
+
+
+def _bundle_of(url, version, timeout=60):
+    """Waits until `/readyz` names bundle `version`."""
+    deadline = time.time() + timeout
+    while httpx.get(f"{url}/readyz").json()["bundle"] != version:
+        assert time.time() < deadline, f"{version} was not served"
+        time.sleep(0.2)
+
+
+def test_sighup_reloads_a_one_worker_server(
+    trained_bundle, second_bundle, tmp_path
+):
+    # SIGHUP's default action ended it (exit 129, nothing logged), where
+    # the same signal reloads a server with --workers.
+    first, _ = trained_bundle
+    pointer = tmp_path / "current"
+    pointer.write_text(first.path)
+    log = tmp_path / "server.log"
+    with running_server(
+        str(pointer), log_path=log, out_path=tmp_path / "out.txt"
+    ) as url:
+        pid = _server_pid(url)
+        pointer.write_text(second_bundle.path)
+        os.kill(pid, signal.SIGHUP)
+        _bundle_of(url, second_bundle.version)
+        answer = httpx.post(f"{url}/v1/retrieve", json={"user_id": 7})
+        assert answer.json()["bundle"] == second_bundle.version
+        # A bundle that does not load is refused, logged; the old serves on.
+        pointer.write_text(str(tmp_path))
+        os.kill(pid, signal.SIGHUP)
+        deadline = time.time() + 30
+        while "refused" not in log.read_text():
+            assert time.time() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert httpx.get(f"{url}/readyz").json()["bundle"] == (
+            second_bundle.version
+        )
+    said = log.read_text()
+    assert (
+        f"SIGHUP: reloaded bundle {second_bundle.version} (was "
+        f"{first.version})" in said
+    )
+    assert (
+        f"SIGHUP: Bundle {str(pointer)!r} refused, still serving "
+        f"{second_bundle.version}: " in said
+    )
+    assert f"SIGHUP to pid {pid} reloads" in (tmp_path / "out.txt").read_text()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_banner_names_the_ranker_by_its_version(
+    trained_bundle, ranker_bundle, tmp_path, workers
+):
+    # With --workers it named the ranker's path, without its version.
+    bundle, _ = trained_bundle
+    out = tmp_path / "out.txt"
+    with running_server(
+        bundle.path,
+        "--ranker",
+        ranker_bundle.path,
+        "--workers",
+        workers,
+        log_path=tmp_path / "server.log",
+        out_path=out,
+    ):
+        banner = out.read_text().splitlines()[0]
+    assert f"serving bundle {bundle.version}, reranked by " in banner
+    assert f"reranked by {ranker_bundle.version} on " in banner
 
 
 def test_serve_refuses_a_broken_bundle(tmp_path):
