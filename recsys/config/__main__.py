@@ -4,6 +4,7 @@
 `tests/test_config.py` checks that the committed files are up to date.
 """
 
+import argparse
 import os
 import sys
 
@@ -21,8 +22,19 @@ def main(argv: list[str] | None = None) -> int:
     Returns:
         int. The exit status, 0.
     """
-    args = sys.argv[1:] if argv is None else argv
-    directory = args[0] if args else os.path.join("docs", "config")
+    parser = argparse.ArgumentParser(
+        prog="python -m recsys.config",
+        description="Writes every kind's config JSON Schema, "
+        "<kind>.schema.json, into DIR.",
+    )
+    parser.add_argument(
+        "directory",
+        nargs="?",
+        default=os.path.join("docs", "config"),
+        metavar="DIR",
+        help="Where to write them (default: docs/config).",
+    )
+    directory = parser.parse_args(argv).directory
     os.makedirs(directory, exist_ok=True)
     for kind in CONFIG_MODELS:
         path = os.path.join(directory, f"{kind}.schema.json")

@@ -1,6 +1,7 @@
 import types
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsys.evaluation.retrieval import evaluate_retrieval
@@ -81,6 +82,23 @@ def test_two_stage_evaluation_of_some_rows_says_to_pass_the_table(
         evaluate_two_stage(recommender, test, k=10)
     trained = int(retriever.seen_indptr[-1])
     assert f"the retriever was trained on {trained:,}" in caplog.text
+
+
+def test_a_whole_table_of_repeats_is_the_whole_table(caplog):
+    from recsys.two_stage import _check_whole_table
+
+    # 10 rows, 6 distinct pairs: bundles keep one seen item a pair, and
+    # the check counted rows ("pass the whole table" for the whole table).
+    rows = pd.DataFrame({"u": [1, 1, 1, 1, 2, 2, 2, 3, 3, 3]})
+    rows["i"] = [7, 7, 7, 8, 7, 7, 9, 1, 1, 2]
+    for seen in (6, 10):  # this bundle's; one of before, a row each
+        retriever = types.SimpleNamespace(seen_indptr=np.array([0, seen]))
+        with caplog.at_level("WARNING", logger="recsys.two_stage"):
+            _check_whole_table(retriever, rows)
+        assert "Pass the whole table" not in caplog.text
+    with caplog.at_level("WARNING", logger="recsys.two_stage"):
+        _check_whole_table(retriever, rows.iloc[:3])
+    assert "Pass the whole table" in caplog.text
 
 
 def test_two_stage_rejects_bad_arguments(retriever, liked_run):
