@@ -216,3 +216,17 @@ def test_a_time_that_does_not_parse_is_named_by_its_row_of_the_file(tmp_path):
     }
     with pytest.raises(ValueError, match=r"'31/02/2024' \(row 3\)"):
         source_table({"data": data})
+
+
+def test_a_frame_of_numbered_columns_is_named_by_the_config_as_text():
+    from recsys.kinds.base import source_table
+
+    # pd.DataFrame(array): a config's "0" named no column ("did you mean
+    # '0' (for '0')?"), and nothing else could.
+    frame = pd.DataFrame([[1, 10, 5], [2, 11, 6]])
+    data = {"user": "0", "item": "1", "time": "2"}
+    read = source_table({"data": data}, frame)
+    assert read.columns.tolist() == ["0", "1", "2"]
+    assert frame.columns.tolist() == [0, 1, 2]  # the caller's, as it was
+    with pytest.raises(ValueError, match=r"columns \['0'\] are alike"):
+        source_table({"data": data}, frame.set_axis([0, "0", 2], axis=1))
