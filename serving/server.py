@@ -121,8 +121,6 @@ def serve(
     serve("artifacts/demo", port=8000)
     ```
     """
-    import uvicorn
-
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535. Received: {port}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
@@ -134,6 +132,38 @@ def serve(
         return _serve_workers(
             bundle, host, port, ranker, log_level, workers, settings, watch
         )
+    # A stop while the bundle and its query tower load (seconds) ends the
+    # loading: a KeyboardInterrupt traceback from deep in Keras was what
+    # Ctrl-C gave. Status 0, as a stop once the server answers (with
+    # --workers, a stop then waits for the load, and exits 0).
+    stops = {
+        sig: signal.signal(sig, _stop_loading)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        return _serve_one(
+            bundle, host, port, ranker, log_level, settings, watch
+        )
+    except _Stopped:
+        return 0
+    finally:
+        for sig, handler in stops.items():
+            signal.signal(sig, handler)
+
+
+class _Stopped(BaseException):
+    """SIGINT or SIGTERM while a one-worker server loads. Not an
+    `Exception`: no `except Exception` on the way may take it."""
+
+
+def _stop_loading(sig, frame):
+    raise _Stopped
+
+
+def _serve_one(bundle, host, port, ranker, log_level, settings, watch):
+    """`serve` in this process (one worker); its exit status."""
+    import uvicorn
+
     # Until the server answers, a SIGHUP (its default action: exit) is
     # kept for then: the bundle loading may be the one it replaces.
     hangups: list[int] = []
@@ -205,7 +235,8 @@ def _reloading_server(config, hangups):
     reloads as `/admin/reload` without a path does (the bundle or pointer
     file given at start, read again; one refused is logged, and the old
     bundle serves on). `hangups`: the SIGHUPs received before the server
-    answered; if any, it reloads once it does.
+    answered; if any, it reloads once it does. SIGINT and SIGTERM stop it,
+    and `run` then returns (uvicorn raised them again).
     """
     import uvicorn
 
@@ -221,6 +252,15 @@ def _reloading_server(config, hangups):
             loop.add_signal_handler(signal.SIGHUP, self.reload)
             if hangups:  # one reload reads the newest bundle
                 self.reload()
+
+        def handle_exit(self, sig, frame):
+            # uvicorn records the stop signal and raises it again once it
+            # has shut down: Ctrl-C then ended in a KeyboardInterrupt
+            # traceback, SIGTERM in status 143, where a stop is this
+            # server's normal end (0, as with --workers). Not recorded.
+            if self.should_exit and sig == signal.SIGINT:
+                self.force_exit = True  # a second Ctrl-C: stop waiting
+            self.should_exit = True
 
         def reload(self):
             if self.should_exit:

@@ -216,6 +216,11 @@ def run_workers(
         return supervisor.loop()
     finally:
         _stop({**supervisor.workers, **supervisor.retiring})
+        # What came after the stop is pending: a worker's READY_SIGNAL (one
+        # that finished starting meanwhile), a SIGHUP, a second Ctrl-C.
+        # Unblocked, their default actions ended the stopped server (killed
+        # by SIGRTMIN, status 162, or a KeyboardInterrupt): taken off first.
+        _discard_pending()
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _SIGNALS)
 
 
@@ -421,6 +426,13 @@ def _stop(workers):
         except ChildProcessError:
             pass
     workers.clear()
+
+
+def _discard_pending():
+    """Takes every pending signal of `_SIGNALS` off the queue, unhandled
+    (real-time ones queue once per sender)."""
+    while signal.sigtimedwait(_SIGNALS, 0) is not None:
+        pass
 
 
 def _signal(pid, sig):

@@ -1,5 +1,6 @@
-"""HTTP test helpers: `running_server`, a real `recsys serve` process, and
-`post_concurrently`, requests sent at once to an app in this process."""
+"""HTTP test helpers: `running_server` (and `server_process`), a real
+`recsys serve` process, and `post_concurrently`, requests sent at once to
+an app in this process."""
 
 import asyncio
 import contextlib
@@ -19,14 +20,25 @@ def free_port():
 
 
 @contextlib.contextmanager
-def running_server(*args, log_path, env=None, code=None, out_path=None):
+def running_server(*args, **kwargs):
     """`recsys serve *args` on a free loopback port, until the block ends.
 
-    Yields the server's base URL once `/readyz` answers 200; a server that
-    exits first fails the test with its log. `code`: Python run instead
-    of `-m recsys.cli` (it patches the server, then calls
-    `recsys.cli.main(sys.argv[1:])`). `out_path`: the file its stdout
-    (the banner) goes to, unbuffered; by default it is dropped.
+    Yields the server's base URL once `/readyz` answers 200
+    (`server_process` takes the same arguments).
+    """
+    with server_process(*args, **kwargs) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def server_process(*args, log_path, env=None, code=None, out_path=None):
+    """`running_server` that yields `(process, url)`: a test may stop it.
+
+    A server that exits before `/readyz` answers 200 fails the test with
+    its log; one still running when the block ends gets SIGTERM. `code`:
+    Python run instead of `-m recsys.cli` (it patches the server, then
+    calls `recsys.cli.main(sys.argv[1:])`). `out_path`: the file its
+    stdout (the banner) goes to, unbuffered; by default it is dropped.
     """
     port = free_port()
     log = open(log_path, "w")  # noqa: SIM115 (closed below)
@@ -63,7 +75,7 @@ def running_server(*args, log_path, env=None, code=None, out_path=None):
         else:
             raise AssertionError("the server did not become ready")
         try:
-            yield url
+            yield process, url
         except BaseException:
             # Shown with the failure: whether the server still runs, and
             # what it logged.

@@ -14,6 +14,7 @@ import pytest
 from recsys.serving.server import _bind
 from tests.serving.server import free_port
 from tests.serving.server import running_server
+from tests.serving.server import server_process
 from tests.serving.test_workers import _server_pid
 
 
@@ -130,6 +131,68 @@ def test_sighup_reloads_a_one_worker_server(
         f"{second_bundle.version}: " in said
     )
     assert f"SIGHUP to pid {pid} reloads" in (tmp_path / "out.txt").read_text()
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_ends_a_one_worker_server_with_status_0(
+    trained_bundle, tmp_path, stop
+):
+    # uvicorn raised the signal again once it had shut down: Ctrl-C ended
+    # in a KeyboardInterrupt traceback, SIGTERM in status 143 (with
+    # --workers: 0, no traceback).
+    bundle, _ = trained_bundle
+    log = tmp_path / "server.log"
+    with server_process(bundle.path, log_path=log) as (process, url):
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        process.send_signal(stop)
+        assert process.wait(timeout=60) == 0
+    assert "Traceback" not in log.read_text()
+
+
+# `recsys serve` whose query tower loads for a minute, once it has
+# created the file $LOADING.
+SLOW_TOWER = """
+import os, pathlib, time
+import recsys.serving.server as server
+
+def slow_tower(service):
+    pathlib.Path(os.environ["LOADING"]).touch()
+    time.sleep(60)
+
+server._load_tower = slow_tower
+from recsys.cli import run
+run()
+"""
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_while_a_one_worker_server_loads_exits_0(
+    trained_bundle, tmp_path, stop
+):
+    # Ctrl-C ended in a KeyboardInterrupt traceback from the loading,
+    # SIGTERM in status 143 (with --workers: 0 once the load ends).
+    bundle, _ = trained_bundle
+    loading, log = tmp_path / "loading", tmp_path / "server.log"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-c", SLOW_TOWER, "serve", bundle.path]
+            + ["--port", str(free_port())],
+            env={**os.environ, "LOADING": str(loading)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.time() + 120
+            while not loading.exists():
+                assert process.poll() is None, log.read_text()
+                assert time.time() < deadline, "the tower never loaded"
+                time.sleep(0.1)
+            process.send_signal(stop)
+            assert process.wait(timeout=30) == 0, log.read_text()
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

@@ -32,17 +32,24 @@ from tests.serving.server import running_server
 TOKEN = "s3cret"
 
 # `run_workers` supervising workers that record their pid, then sleep
-# (`serve`), exit as unable to start (`fail`) or crash at once (`crash`).
+# (`serve`; `late`: told to stop, they say they are ready, then exit),
+# exit as unable to start (`fail`) or crash at once (`crash`).
 # The module is loaded from its file: it needs only the standard library,
 # and importing the serving package would take seconds.
 SUPERVISED = """
-import importlib.util, os, sys, time
+import importlib.util, os, signal, sys, time
 mode, out, path = sys.argv[1:]
 spec = importlib.util.spec_from_file_location("workers", path)
 workers = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(workers)
 
+def ready_and_exit(sig, frame):
+    workers.notify_ready()
+    os._exit(0)
+
 def run(number):
+    if mode == "late":  # ready as the stop comes, as a worker starting then
+        signal.signal(signal.SIGTERM, ready_and_exit)
     open(os.path.join(out, f"{number}-{os.getpid()}"), "w").close()
     if mode == "fail":
         return workers.STARTUP_FAILURE
@@ -251,6 +258,24 @@ def test_sighup_starts_new_workers_then_stops_the_old_ones(tmp_path):
     assert "Reload failed" in stderr and "broken bundle" in stderr
     assert "restarted as pid" not in stderr  # old workers are not replaced
     assert not any(_alive(pid) for pid in second[1])
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_supervisor_stopped_while_workers_start_exits_0(tmp_path, stop):
+    # A worker that finished starting as the stop came said so (its ready
+    # signal) to the stopping supervisor: left pending, that signal killed
+    # the supervisor once unblocked (SIGRTMIN, exit status 162).
+    process, out = _supervise("late", tmp_path)
+    try:
+        started = _wait_for(lambda: len(_started(out)) == 2 and _started(out))
+        process.send_signal(stop)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert not any(_alive(pid) for pid in started)
 
 
 @pytest.mark.parametrize("mode", ["fail", "crash"])
