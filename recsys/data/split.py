@@ -398,7 +398,9 @@ def suffix_split(
     """Splits off the rows whose id ends in one of `suffixes`.
 
     The id is the `id_column` value as text, or the index as text without
-    an `id_column`. Both parts keep `frame`'s row order and index.
+    an `id_column` (the text kind numbers its rows first, so that is the
+    row number: `recsys.kinds.text.split_rows`). Both parts keep `frame`'s
+    row order and index.
 
     Args:
         frame: pandas DataFrame.
@@ -436,10 +438,10 @@ def _id_digits(ids: pd.Series, column: str) -> pd.Series:
     Whole numbers stored as floats (a CSV id column with a blank cell is
     read as float64: `6971079756.0`, `8.15973752785793e+17`) are written as
     the integers they are; beyond 2**53 a float has lost the last digits,
-    which the split reads, so it refuses them.
+    which the split reads, so it refuses them. Missing ids are refused
+    whatever the dtype (`NaN`, `None`, `pd.NA` of `Int64` or `string`):
+    written as text, `<NA>` ends in no digit, so the row would train.
     """
-    if not pd.api.types.is_float_dtype(ids):
-        return ids.astype(str)
     missing = ids.isna().to_numpy()
     if missing.any():
         raise ValueError(
@@ -448,6 +450,8 @@ def _id_digits(ids: pd.Series, column: str) -> pd.Series:
             "has no suffix to split by. Fix: drop those rows, or set "
             'data.split = "random".'
         )
+    if not pd.api.types.is_float_dtype(ids):
+        return ids.astype(str)
     values = ids.to_numpy()
     inexact = (values != np.floor(values)) | (
         np.abs(values) >= EXACT_FLOAT_INTEGERS

@@ -13,6 +13,7 @@ in the same run.
 
 import dataclasses
 import functools
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -56,6 +57,8 @@ from recsys.training.progress import keras_verbosity
 from recsys.training.refit import EpochEnd
 from recsys.training.refit import epoch_cap_note
 from recsys.training.refit import fit_then_refit
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -124,8 +127,17 @@ def split_rows(
     frame: pd.DataFrame, config: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """`(train, valid, test)` by `data.split` (see module doc); `"none"`
-    holds out no test rows, and carves the validation rows by suffix."""
+    holds out no test rows, and carves the validation rows by suffix.
+
+    The parts are indexed by row number (0 for the table's first row):
+    `data.id = ""` splits by it, and `valid` is told apart from the rest of
+    `train` by it, whatever index `frame` had (a sample's, a `pd.concat`'s
+    repeated labels, text labels, a MultiIndex).
+    """
     data = config["data"]
+    # A table read from a file is numbered so already; a DataFrame from a
+    # notebook splits as its fresh-index twin does.
+    frame = frame.reset_index(drop=True)
     method = data.get("split", "suffix")
     holdout: Splitter
     carve: Splitter
@@ -355,6 +367,7 @@ def fit_text_classifier(
     x_train, y_train = encode(prepared, prepared.train, config)
     fit_data, validation_data = None, None
     if len(prepared.valid):
+        # By row number (`split_rows`): the index labels are unique.
         fit_rows = ~prepared.train.index.isin(prepared.valid.index)
         fit_data = (x_train[fit_rows], y_train[fit_rows])
         validation_data = encode(prepared, prepared.valid, config)
@@ -435,10 +448,41 @@ def _fit_member(
     return result.model, built["coverage"], run
 
 
+def _warn_one_class(labels, config):
+    """Warns where the evaluated rows hold one class: their AUC is NaN, and
+    the table printed says nothing of why (the tabular kind's warning)."""
+    if not len(labels) or labels.nunique() > 1:
+        return
+    data = config["data"]
+    method = data.get("split", "suffix")
+    tuning = config["evaluate"]["split"] == "validation"
+    if method in ("suffix", "none"):
+        key = "validation_suffixes" if tuning else "test_suffixes"
+        fix = f'other data.{key}, or data.split = "random"'
+    elif method == "random":
+        fix = (
+            "more rows, a larger data.test_fraction or another data.split_seed"
+        )
+    else:
+        mark = "validation" if tuning else "test"
+        fix = f"mark rows of every class \"{mark}\" in '{data['split_column']}'"
+    logger.warning(
+        "All %s held-out rows have the same '%s' (%s), so their AUC is "
+        "undefined (nan) and the other metrics say little: data.split = %r "
+        "holds out rows of one class. Fix: %s.",
+        f"{len(labels):,}",
+        data["label"],
+        labels.iloc[0],
+        method,
+        fix,
+    )
+
+
 def _split_metrics(fitted, prepared, config):
     """The model's, the class shares' and the baselines' metrics on the
     evaluated split (`TextKind.evaluate`)."""
     split = config["evaluate"]["split"]
+    _warn_one_class(prepared.test[config["data"]["label"]], config)
     x_test, y_test = encode(prepared, prepared.test, config)
     probabilities = fitted.model.predict(x_test, verbose=0)
     fitted.state["split_predictions"] = (y_test, probabilities)

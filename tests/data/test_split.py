@@ -61,6 +61,20 @@ def test_suffix_split_reads_whole_float_ids_as_integers_and_refuses_lost_digits(
         suffix_split(pd.DataFrame({"id": [10.5]}), ["5"], id_column="id")
 
 
+@pytest.mark.parametrize("dtype", ["Int64", "string", "object"])
+def test_suffix_split_refuses_missing_ids_of_every_dtype(dtype):
+    # pd.NA (nullable Int64, string) and None were written as text, "<NA>"
+    # and "None": no suffix, so the row trained. Refused as NaN is.
+    ids = pd.Series([10, 11, None, 15], dtype=dtype)
+    frame = pd.DataFrame({"id": ids, "x": range(4)})
+    with pytest.raises(
+        ValueError, match=r"'id' has 1 missing values \(rows \[2\]"
+    ):
+        suffix_split(frame, ["5"], id_column="id")
+    kept, held = suffix_split(frame.dropna(), ["5"], id_column="id")
+    assert held["x"].tolist() == [3] and kept["x"].tolist() == [0, 1]
+
+
 def test_suffix_split_reads_the_index_without_an_id_column():
     frame = pd.DataFrame({"x": range(12)})
     kept, held = suffix_split(frame, ["1"])
@@ -94,7 +108,9 @@ def test_protocol_split_is_the_temporal_split_applied_directly(validation):
 
 
 def _text_split_by_hand(frame, config):
-    """The text kind's split as it was written before `evaluation_split`."""
+    """The text kind's split as it was written before `evaluation_split`,
+    by row number: the frame's own index labels play no part."""
+    frame = frame.reset_index(drop=True)
     data = config["data"]
     ids = (
         frame[data["id"]].astype(str)
