@@ -232,6 +232,18 @@ def _with_ngrams(
 LIST_SAMPLE = 1000
 
 
+def _is_arrow_list(dtype: Any) -> bool:
+    """Whether `dtype` is a `pd.ArrowDtype` of lists."""
+    if not isinstance(dtype, pd.ArrowDtype):
+        return False
+    kind = dtype.pyarrow_dtype
+    return bool(
+        pa.types.is_list(kind)
+        or pa.types.is_large_list(kind)
+        or pa.types.is_fixed_size_list(kind)
+    )
+
+
 def joined_lists(series: pd.Series, separator: str) -> pd.Series:
     """`series` with its list cells (JSON arrays, Parquet lists) written as
     text: their values joined by `separator`, as a multi-valued column of
@@ -244,6 +256,10 @@ def joined_lists(series: pd.Series, separator: str) -> pd.Series:
     joined_lists(pd.Series([["a", "b"], "c", None]), "|")  # "a|b", "c", None
     ```
     """
+    if _is_arrow_list(series.dtype):
+        # `pd.read_parquet(..., dtype_backend="pyarrow")`'s list column: as
+        # objects its cells are arrays, read as any list cell.
+        series = series.astype(object)
     if series.dtype != object:
         return series
 

@@ -265,9 +265,11 @@ def _check_columns(bundle, names, path):
         )
 
 
-def _predict(bundle, frame):
+def _predict(bundle, frame, unseen):
     """`(predictions, blank)`: the bundle's predictions for `frame`'s rows,
-    and the mask of rows left unscored (NaN predictions).
+    and the mask of rows left unscored (NaN predictions). A tabular
+    bundle counts its values never learned into `unseen` as it reads them
+    (`TabularBundle.predict`).
 
     A text bundle refuses an empty text, and training dropped the rows
     without one (`data.drop_missing`); one row of a file must not stop the
@@ -281,6 +283,8 @@ def _predict(bundle, frame):
         # As `data.drop_missing` judged the training rows.
         blank = empty_cells(frame[[column]])[column].to_numpy(bool)
     if not blank.any():
+        if column is None and unseen.features:  # a `TabularBundle`
+            return np.asarray(bundle.predict(frame, unseen=unseen)), blank
         return np.asarray(bundle.predict(frame)), blank
     width = len(bundle.classes)
     predictions = np.full(
@@ -312,13 +316,22 @@ def _warn_unscored(bundle, count, rows, total, columns):
     )
 
 
+def _cell(values, row):
+    """The Python value at position `row` of a pandas or pyarrow column."""
+    value = values.iloc[row] if isinstance(values, pd.Series) else values[row]
+    if isinstance(value, pa.Scalar):
+        value = value.as_py()
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class UnseenValues:
-    """Counts a file's category values the bundle never learned.
+    """Counts the category values to score that the bundle never learned.
 
     A value outside a categorical feature's vocabulary reads as the
     unknown value, one vector shared by all of them: a new category, or a
     spelling the training table never had (`male` beside `Male`). Rows
-    are scored anyway; the counts are said once, at the end (`warn`).
+    are scored anyway; the counts are said once, at the end (`warn`): of
+    a `TabularBundle.predict` call, or of a whole file (`score_file`).
     """
 
     def __init__(self, preprocessor):
@@ -337,22 +350,30 @@ class UnseenValues:
         self.counts: dict[str, int] = {}
         self.examples: dict[str, object] = {}
 
-    def add(self, frame):
-        """Counts the unseen values of one chunk's rows."""
+    def add(self, frame, inputs=None):
+        """Counts the unseen values of one chunk's rows.
+
+        Args:
+            frame: DataFrame (or pyarrow Table, with `inputs`) of the rows.
+            inputs: dict or `None`. The rows' model inputs, as
+                `Preprocessor.transform(frame)` returned them: their ids
+                are read rather than looked up again (a second pass over
+                every column of a large input). Defaults to `None`.
+        """
         for feature in self.features:
-            if feature.name not in frame.columns:
+            name = feature.name
+            if inputs is not None:
+                codes = inputs[name]
+            elif name in frame.columns:
+                codes = self.preprocessor.transform_column(name, frame[name])
+            else:
                 continue
-            values = frame[feature.name]
-            codes = self.preprocessor.transform_column(feature.name, values)
             unseen = (codes >= 1) & (codes <= feature.num_oov_buckets)
             if unseen.any():
-                name = feature.name
                 self.counts[name] = self.counts.get(name, 0) + int(unseen.sum())
                 if name not in self.examples:
-                    example = values[unseen].iloc[0]
-                    if isinstance(example, np.generic):
-                        example = example.item()
-                    self.examples[name] = example
+                    row = int(np.argmax(unseen))  # the first unseen value
+                    self.examples[name] = _cell(frame[name], row)
 
     def warn(self, total):
         """Logs the counts, if any, of `total` rows."""
@@ -530,10 +551,9 @@ def score_file(
                 # Rows numbered in the file, as a message names them.
                 frame.index = range(counts["rows"], counts["rows"] + len(frame))
                 try:
-                    predictions, blank = _predict(bundle, frame)
+                    predictions, blank = _predict(bundle, frame, unseen)
                 except ValueError as error:  # a cell to mend: name the file
                     raise ValueError(f"{input_path}: {error}") from None
-                unseen.add(frame)
                 if blank.any():
                     where = np.flatnonzero(blank) + counts["rows"]
                     unscored.extend(where[: 5 - len(unscored)].tolist())

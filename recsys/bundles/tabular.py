@@ -21,6 +21,7 @@ import threading
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recsys.bundles.two_tower import COMMON_FILES
 from recsys.bundles.two_tower import BundleError
@@ -32,6 +33,7 @@ from recsys.bundles.two_tower import write_manifest
 from recsys.errors import positive_int
 from recsys.features import canonical_strings
 from recsys.names import HISTORY
+from recsys.scoring import UnseenValues
 from recsys.storage.files import load_keras_bytes
 
 KIND = "tabular"
@@ -77,8 +79,10 @@ def write_tabular_bundle(
     def fill(tmp):
         preprocessor.save(os.path.join(tmp, "preprocessor.json"))
         model.save(os.path.join(tmp, "model.keras"))
-        items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
-        users.to_parquet(os.path.join(tmp, "users.parquet"), index=False)
+        for name, table in (("items", items), ("users", users)):
+            _readable(table).to_parquet(
+                os.path.join(tmp, f"{name}.parquet"), index=False
+            )
         if user_history is not None:
             np.save(
                 os.path.join(tmp, "user_history.npy"),
@@ -97,6 +101,22 @@ def write_tabular_bundle(
         )
 
     return write_atomically(path, fill)
+
+
+def _readable(table):
+    """`table` with its Arrow list (and other nested) columns as objects.
+
+    pandas writes an Arrow list column's dtype into the Parquet file as a
+    name it cannot read back (`list<item: string>[pyarrow]`); as objects,
+    it is a plain Parquet list, read as any list cell.
+    """
+    nested = {
+        column: object
+        for column, dtype in table.dtypes.items()
+        if isinstance(dtype, pd.ArrowDtype)
+        and pa.types.is_nested(dtype.pyarrow_dtype)
+    }
+    return table.astype(nested) if nested else table
 
 
 TASKS = ("regression", "binary", "multiclass")
@@ -329,13 +349,22 @@ class TabularBundle(ManifestProperties):
         history = [self.user_column] if self.user_history is not None else []
         return list(dict.fromkeys(self.feature_names + history))
 
-    def predict(self, frame, batch_size=8192):
+    def predict(self, frame, batch_size=8192, *, unseen=None):
         """Scores every row of a table.
+
+        A category value the model never learned (absent from training, or
+        too rare there: `RENT` where training had `rent`) is scored as the
+        unknown value; one warning counts them, per column with an example,
+        as `recsys score` does.
 
         Args:
             frame: pandas DataFrame (or pyarrow Table) holding every feature
                 column; other columns are ignored.
             batch_size: int. Rows per model call. Defaults to `8192`.
+            unseen: `recsys.scoring.UnseenValues` or `None`. Counts the
+                values never learned instead of warning of them now (the
+                caller warns once, as `score_file` does for a whole file).
+                Defaults to `None`.
 
         Returns:
             float32 array: `(n,)` predicted values (regression) or
@@ -344,6 +373,15 @@ class TabularBundle(ManifestProperties):
         """
         batch_size = positive_int(batch_size, "batch_size")
         arrays = self.preprocessor.transform(frame)
+        rows = len(next(iter(arrays.values())))
+        counter = UnseenValues(self.preprocessor) if unseen is None else unseen
+        counter.add(frame, arrays)
+        if unseen is None:
+            counter.warn(rows)
+        return self._scores(frame, arrays, batch_size)
+
+    def _scores(self, frame, arrays, batch_size=8192):
+        """`predict`'s scores of `frame`, whose features `arrays` holds."""
         if self.user_history is not None:
             arrays[HISTORY] = self._histories(frame)
         if len(next(iter(arrays.values()))) == 0:
@@ -413,4 +451,8 @@ class TabularBundle(ManifestProperties):
                 "score_pairs needs a binary or regression model to rank by; "
                 "this bundle is multiclass."
             )
-        return self.predict(self.pair_frame(user_ids, item_ids))
+        # Not `predict`, which warns of values never learned: a pair's are
+        # the bundle's own tables' (a new user or item aside, unknown by
+        # design), and a recommender scores pairs by the thousand.
+        frame = self.pair_frame(user_ids, item_ids)
+        return self._scores(frame, self.preprocessor.transform(frame))

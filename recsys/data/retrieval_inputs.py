@@ -14,6 +14,7 @@ import logging
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from recsys.config.common import NO_TIME
 from recsys.data.history import last_items
@@ -73,6 +74,12 @@ def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
             "or leave it out to learn from every row."
         )
     values = frame[column]
+    if isinstance(values.dtype, pd.CategoricalDtype) and (
+        pd.api.types.is_numeric_dtype(values.cat.categories)
+    ):
+        # Ratings read as a category are still numbers to compare (as
+        # floats: an empty cell has no int).
+        values = values.astype(np.float64)
     if data.get("positive_values"):
         wanted = list(data["positive_values"])
         if pd.api.types.is_numeric_dtype(values):
@@ -92,6 +99,9 @@ def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
             )
         keep = values >= data["positive_min"]
         rule = f"{column} >= {data['positive_min']}"
+    # A nullable column (`Int64`, `boolean`) compares its missing cells
+    # as missing: those rows are not positive, as NaN's are not.
+    keep = keep.fillna(False).to_numpy(dtype=bool)
     kept = int(keep.sum())
     if not kept:
         raise ValueError(
@@ -99,7 +109,7 @@ def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
             "check data.positive_column and the values that count."
         )
     logger.info("Learning from %d of %d rows (%s).", kept, len(frame), rule)
-    return frame[keep.to_numpy()].reset_index(drop=True)
+    return frame[keep].reset_index(drop=True)
 
 
 def check_interactions(
@@ -407,27 +417,38 @@ def catalog(interactions, item):
     )
 
 
-def values_per_item(frame, item, columns):
+def values_per_item(frame, item, columns, *, dropna=True):
     """How many distinct values each column holds within each item.
 
     Above one, `catalog` keeps the item's first row and the others go
-    unread (a price paid, a pet's name where the items are breeds). Empty
-    cells are not values; text cells are compared as written, a list cell
-    by its spelling.
+    unread (a price paid, a pet's name where the items are breeds). Text
+    cells are compared as written, a list cell (a Python list, an array
+    read from Parquet, a `pd.ArrowDtype` list) by its spelling.
 
     Args:
         frame: DataFrame of interactions.
         item: str. The item id column.
         columns: list of str. The columns to count.
+        dropna: bool. Empty cells are not values; `False` counts them as
+            one more value. Defaults to `True`.
 
     Returns:
         DataFrame indexed by item id, one count column per column.
     """
-    # Numbers are counted as they are (faster than spelling them).
-    values = frame[list(columns)].apply(
-        lambda c: c.astype(str).where(c.notna()) if c.dtype == object else c
-    )
-    return values.groupby(frame[item].to_numpy(), sort=False).nunique()
+
+    def countable(column):
+        # Numbers are counted as they are (faster than spelling them); a
+        # list cannot be hashed, and an Arrow list has no kernel to count.
+        nested = isinstance(column.dtype, pd.ArrowDtype) and (
+            pa.types.is_nested(column.dtype.pyarrow_dtype)
+        )
+        if column.dtype == object or nested:
+            return column.astype(str).where(column.notna())
+        return column
+
+    values = frame[list(columns)].apply(countable)
+    groups = values.groupby(frame[item].to_numpy(), sort=False)
+    return groups.nunique(dropna=dropna)
 
 
 def item_inputs(preprocessor, items, candidate_features):

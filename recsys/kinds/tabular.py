@@ -28,6 +28,7 @@ from recsys.data.positive_history import positive_history
 from recsys.data.retrieval_inputs import check_columns
 from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import parse_times
+from recsys.data.retrieval_inputs import values_per_item
 from recsys.data.sources import closest_columns
 from recsys.data.split import NO_TEST_NOTE
 from recsys.data.split import check_split
@@ -60,6 +61,7 @@ from recsys.models.inputs import input_specs
 from recsys.models.tabular_model import TabularModel
 from recsys.names import AUXILIARY
 from recsys.names import HISTORY
+from recsys.scoring import UnseenValues
 from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
@@ -715,15 +717,23 @@ def _warn_one_class(prepared):
         value = int(value)
         if 0 <= value < len(prepared.classes):
             value = prepared.classes[value]
+    method = split_rule(data).method
+    # A random split drew them so: too few rows to hold out every class.
+    fix = (
+        "more rows, or a larger data.test_fraction or another data.split_seed"
+        if method == "random"
+        else 'data.split = "random", or a split whose held-out rows hold '
+        "every class"
+    )
     logger.warning(
         "All %s held-out rows have the same '%s' (%s), so their AUC is "
         "undefined (nan) and the other metrics say little: data.split = %r "
-        'holds out rows of one class. Fix: data.split = "random", or a '
-        "split whose held-out rows hold every class.",
+        "holds out rows of one class. Fix: %s.",
         f"{len(labels):,}",
         data["label"],
         value,
-        split_rule(data).method,
+        method,
+        fix,
     )
 
 
@@ -741,9 +751,11 @@ def side_tables(prepared):
     train = prepared.parts["train"][0]
     wanted = [c for c in prepared.names + [data["display"]] if c != HISTORY]
     columns = [c for c in dict.fromkeys(wanted + [user, item]) if c]
-    varies = train.groupby(item)[
-        [c for c in columns if c not in (user, item)]
-    ].nunique(dropna=False)
+    # List cells (a multi-valued column) are counted by their spelling;
+    # an empty cell beside a value varies too.
+    varies = values_per_item(
+        train, item, [c for c in columns if c not in (user, item)], dropna=False
+    )
     item_side = [item] + [c for c in varies.columns if varies[c].max() <= 1]
     items = (
         train[item_side]
@@ -848,7 +860,11 @@ class TabularKind(ModelKind):
         frame = source_table(config, frame)
         _, test = split_rows(frame, config)
         labels = row_labels(test, config, bundle.classes)
-        return task_metrics(bundle.task, labels, bundle.predict(test))
+        # Held-out values never learned (a new item) are part of what is
+        # measured, unwarned as in training: counted, not said.
+        unseen = UnseenValues(bundle.preprocessor)
+        predictions = bundle.predict(test, unseen=unseen)
+        return task_metrics(bundle.task, labels, predictions)
 
 
 def summary(metrics, config):

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from recsys.data.retrieval_inputs import check_interactions
@@ -197,3 +198,62 @@ def test_seen_lists_hold_each_item_once():
         # In the order of each item's last row: a history stays one.
         assert seen.tolist() == [1, 5, 2, 9, 0, 4]
         assert seen.dtype == np.int32
+
+
+@pytest.mark.parametrize(
+    "dtype, missing",
+    [("Int64", pd.NA), ("Float64", pd.NA), ("category", None)],
+)
+def test_positive_rows_of_a_nullable_or_category_column_are_its_numbers(
+    dtype, missing
+):
+    # `convert_dtypes()` gives `Int64` with pd.NA: the comparison crashed
+    # (non-boolean mask), and a category of ints was said to hold text.
+    ratings = [5, missing, 3, 4, 1]
+    frame = pd.DataFrame(
+        {
+            "item": [10, 11, 12, 13, 14],
+            "rating": pd.Series(ratings, dtype=dtype),
+        }
+    )
+    twin = frame.astype({"rating": "float64"})  # pd.NA is NaN there
+    for rule in ({"positive_min": 4}, {"positive_values": [5, 4]}):
+        data = {"positive_column": "rating", **rule}
+        kept = positive_rows(frame, data)["item"].tolist()
+        assert kept == positive_rows(twin, data)["item"].tolist() == [10, 13]
+
+
+def test_positive_rows_of_a_nullable_boolean_skip_its_missing_cells():
+    liked = pd.Series([True, pd.NA, False, True], dtype="boolean")
+    frame = pd.DataFrame({"item": [10, 11, 12, 13], "liked": liked})
+    twin = frame.astype({"liked": "float64"})
+    for rule in ({"positive_min": 1}, {"positive_values": [True]}):
+        data = {"positive_column": "liked", **rule}
+        kept = positive_rows(frame, data)["item"].tolist()
+        assert kept == positive_rows(twin, data)["item"].tolist() == [10, 13]
+
+
+def _tags(cells):
+    return pd.DataFrame({"item": [1, 1, 2, 2, 3], "tags": cells})
+
+
+@pytest.mark.parametrize("form", ["lists", "arrays", "arrow"])
+def test_values_per_item_counts_list_cells_as_their_text_twin(form):
+    from recsys.data.retrieval_inputs import values_per_item
+
+    # Item 1 has one tag list twice, item 2 two lists, item 3 one empty cell.
+    lists = [["a", "b"], ["a", "b"], ["a"], ["b", "c"], None]
+    cells = {
+        "lists": pd.Series(lists, dtype=object),
+        "arrays": pd.Series(
+            [None if v is None else np.array(v) for v in lists], dtype=object
+        ),
+        "arrow": pd.Series(lists, dtype=pd.ArrowDtype(pa.list_(pa.string()))),
+    }[form]
+    text = pd.Series([None if v is None else "|".join(v) for v in lists])
+    counts = values_per_item(_tags(cells), "item", ["tags"])
+    twin = values_per_item(_tags(text), "item", ["tags"])
+    assert counts["tags"].tolist() == twin["tags"].tolist() == [1, 2, 0]
+    # As the tabular item table counts them: an empty cell is a value.
+    counts = values_per_item(_tags(cells), "item", ["tags"], dropna=False)
+    assert counts["tags"].tolist() == [1, 2, 1]

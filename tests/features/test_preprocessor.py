@@ -144,6 +144,32 @@ def test_list_cells_are_the_values_of_a_multi_valued_column():
     )
 
 
+@pytest.mark.parametrize("kind", [pa.string(), pa.int64()])
+def test_arrow_list_cells_fit_and_transform_as_their_text_twin(kind):
+    # `pd.read_parquet(..., dtype_backend="pyarrow")`'s list column: each
+    # list was read as one token, its spelling ("['a' 'b']").
+    values = {
+        pa.string(): [["a", "b"], ["c"], None, ["b", "d"]],
+        pa.int64(): [[1, 2], [3], None, [2, 4]],
+    }[kind]
+    text = pd.DataFrame(
+        {"tags": [None if v is None else "|".join(map(str, v)) for v in values]}
+    )
+    arrow = pd.DataFrame(
+        {"tags": pd.Series(values, dtype=pd.ArrowDtype(pa.list_(kind)))}
+    )
+    feature = MultiCategoricalFeature("tags", max_length=3, separator="|")
+    twin = Preprocessor(features=[feature]).fit(text)
+    pre = Preprocessor(features=[feature]).fit(arrow)
+    assert pre.vocabularies_ == twin.vocabularies_
+    np.testing.assert_array_equal(
+        pre.transform(arrow)["tags"], twin.transform(text)["tags"]
+    )
+    assert pre.tokenize("tags", arrow["tags"]) == twin.tokenize(
+        "tags", text["tags"]
+    )
+
+
 def test_preprocessor_words_tokenizer_lowercases_and_strips_punctuation():
     ids = _pre().transform(FRAME)["title"]
     np.testing.assert_array_equal(ids[1], ids[2])  # "Heat" == "heat!"
