@@ -166,6 +166,14 @@ def test_one_impossible_date_is_named_with_its_row_and_the_fix():
     message = str(caught.value)
     assert "but for 1 value: '31/02/2024' (row 150)" in message
     assert "Fix: correct or drop those rows" in message
+    # 5% impossible: still the column's layout, each named (the fix was a
+    # format the times already had).
+    some = frame["t"].where(frame.index % 20 != 3, "30/02/2024")
+    assert guess_time_format(some) == "%d/%m/%Y"
+    with pytest.raises(
+        ValueError, match=r"but for 11 values: '30/02/2024' \(row 3\)"
+    ):
+        parse_times(some.to_frame(), "t", "%d/%m/%Y")
     # Many that do not parse: the format is wrong, as before.
     assert (
         guess_time_format(frame["t"].where(frame.index % 2 == 0, "x")) is None
