@@ -1422,7 +1422,9 @@ def _tabular(
         "[model]",
         _line("kind", "tabular"),
         _line("task", task, task_note),
-        _line("features", features),
+        _line("features", features, _no_features_note(frame, label, taken))
+        if not features
+        else _line("features", features),
         "",
         "[train]",
         _epochs_line(len(frame), batch),
@@ -1808,6 +1810,12 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         }
     elif kind == "tabular":
         model["features"] = written["model"]["features"]
+    if kind == "tabular" and not model["features"]:
+        # Raised here, not by the model builder ("`inputs` must name at
+        # least one column"), and before the info line, which read "the
+        # model reads  as ..." and came twice (train, then the kind's
+        # prepare, each fills the config in).
+        raise ValueError(_no_features_error(frame, config["data"]))
     logger.info(
         "No [features] tables: the model reads %s as `recsys init %s` "
         "writes them (kept in the bundle's config).",
@@ -1817,6 +1825,44 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         kind,
     )
     return validate_config({**config, "features": features, "model": model})
+
+
+def _no_features_note(frame: pd.DataFrame, label: str, taken) -> str:
+    """Why a tabular config reads no column, and the fix: a model of no
+    inputs cannot train."""
+    others = [c for c in frame.columns if c not in taken]
+    if not others:
+        return (
+            f"no column but the label {label!r}: add feature columns to "
+            "the table (a model needs at least one)"
+        )
+    return (
+        f"every other column is left out (see above): name those to read, "
+        f"e.g. features = [{str(others[0])!r}]"
+    )
+
+
+def _no_features_error(frame: pd.DataFrame, data: dict) -> str:
+    """The error for a tabular table init reads no feature of."""
+    roles = [data.get(role, "") for role in (*ROLES["tabular"], "display")]
+    others = [str(c) for c in frame.columns if c not in roles]
+    if others:
+        return (
+            "model.features is empty: `recsys init tabular` leaves out "
+            f"every column besides data's, {others[:5]} (its config says "
+            "why). Fix: name the columns to read in model.features, e.g. "
+            f"model.features = [{others[0]!r}]."
+        )
+    holds = [str(c) for c in frame.columns]
+    what = (
+        f"only the label {data['label']!r}"
+        if holds == [data["label"]]
+        else f"only the columns data names, {holds}"
+    )
+    return (
+        f"The table holds {what}: model.features is empty, and a model "
+        "needs at least one input. Fix: add feature columns to the table."
+    )
 
 
 def _feature_dict(frame: pd.DataFrame, column) -> dict:

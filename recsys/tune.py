@@ -62,6 +62,7 @@ import logging
 import math
 import os
 import sqlite3
+import tempfile
 import time
 import urllib.parse
 import zipfile
@@ -657,6 +658,7 @@ def tune(
     # final training too (whose bundle has its own lock, `bundle/`'s).
     with output_lock(output, "recsys tune"):
         _check_output(output)
+        _check_writable(output)
         return _search(
             config,
             output,
@@ -963,6 +965,38 @@ def _check_output(output):
         "bundle/ into it. Fix: choose a new or empty --output directory "
         "(a study's own directory resumes it)."
     )
+
+
+def _check_writable(output):
+    """Refuses a study directory, or its study.db, that cannot be written,
+    before the table is read: SQLite found out at the study's first write
+    and Optuna answered with 112 lines of traceback that blamed "invalid
+    data in the commit".
+
+    Raises:
+        ValueError: naming the file, why, and the fix.
+    """
+    if not os.path.isdir(output):
+        return  # made by `_search`; a parent that refuses says so there
+    database = os.path.join(output, "study.db")
+    try:
+        if os.path.exists(database):
+            # Opened for writing, nothing written.
+            with open(database, "r+b"):
+                pass
+        # SQLite writes its journal beside the database. On Linux an
+        # O_TMPFILE: no name ever appears in the directory.
+        with tempfile.TemporaryFile(dir=output):
+            pass
+    except OSError as error:
+        # The temporary file's random name would only puzzle.
+        where = database if error.filename == database else output
+        raise ValueError(
+            f"{where} cannot be written ({error.strerror or error}), and a "
+            "study writes its trials to study.db there. Fix: make it "
+            "writable, or copy the study directory somewhere writable and "
+            "pass that as --output (it resumes there)."
+        ) from None
 
 
 def _holds_our_study(output):

@@ -404,6 +404,10 @@ def _inverse_spd(matrix):
 
     About twice as fast as `np.linalg.inv` (LU); `matrix` is overwritten.
     """
+    if not matrix.size:
+        # No training item among the candidates: LAPACK refuses a 0 x 0
+        # matrix (an "illegal value" on stderr), whose inverse is itself.
+        return matrix
     factor, info = scipy.linalg.lapack.dpotrf(
         matrix, lower=False, overwrite_a=True
     )

@@ -205,6 +205,39 @@ class RidgeBaseline(LogisticRegressionBaseline):
         return self.model_.predict(self._matrix(arrays))
 
 
+def one_class_note(name, task, parts):
+    """Why baseline `name` cannot be fitted on `parts`, or None.
+
+    Logistic regression needs two classes in the rows it fits: the
+    training split less its validation carve (where `C` is chosen), then
+    the whole split. A tiny table's carve may hold one (5 rows: 3 to fit,
+    all positive), and scikit-learn's error then lost the model already
+    trained; the baseline is skipped with this note instead.
+
+    Args:
+        name: str. The baseline's name.
+        task: str. The task.
+        parts: dict. As `fit_baseline` takes them.
+
+    Returns:
+        str or None. The note, the reason and the fix.
+    """
+    if name != "logistic_regression" or task == "regression":
+        return None
+    for part, rows in (
+        ("fit", "the training rows it is tuned on (less the validation carve)"),
+        ("train", "the training rows"),
+    ):
+        labels = np.asarray(parts[part][2])
+        if len(np.unique(labels)) < 2:
+            return (
+                f"{rows}, {len(labels):,} of them, hold one class: logistic "
+                "regression needs two. Fix: more rows of each class, or "
+                "another data.split_seed"
+            )
+    return None
+
+
 def _beyond_the_grid(grid, scores, tried):
     """The best value of `scores`, where the grid's best lies at one of its
     ends followed past it tenfold a step while the validation score falls

@@ -178,6 +178,7 @@ def new_version(now=None):
 # the type each must have: a hand-edited manifest fails here with one line,
 # not later with a TypeError (or a 3.6 TiB history buffer).
 _MANIFEST_TYPES = {
+    ("format_version",): int,
     ("kind",): str,
     ("version",): str,
     ("config",): dict,
@@ -230,9 +231,12 @@ def _check_manifest_types(path, manifest):
                 str: "a string",
                 int: "an integer",
             }[expected]
+            # "Received: '2'" for "2" reads as the number 2 at a glance.
+            text = "the string " if isinstance(value, str) else ""
             raise BundleError(
                 f"{path}/{MANIFEST}: {'.'.join(keys)} must be {what}. "
-                f"Received: {str(value)[:80]!r}. Fix: retrain the bundle."
+                f"Received: {text}{str(value)[:80]!r}. Fix: retrain the "
+                "bundle."
             )
     history = _entry(manifest, ("config", "model", "history_length"))
     if history is not None and not 0 <= history <= MAX_HISTORY:
@@ -589,11 +593,23 @@ def check_arrays(path, arrays, manifest):
             f"{where('seen_items')} must be 1-D int32 or int64. Received: "
             f"{seen.dtype} {seen.shape}"
         )
-    if indptr[0] != 0 or indptr[-1] != len(seen) or (np.diff(indptr) < 0).any():
+    if indptr[0] != 0 or indptr[-1] != len(seen):
         raise BundleError(
             f"{where('seen_indptr')} must rise from 0 to {len(seen)} (the "
             f"length of seen_items.npy). Received: starts at {indptr[0]}, "
             f"ends at {indptr[-1]}."
+        )
+    # Both ends can be right and a middle entry still fall (rows swapped by
+    # hand): name where, or "starts at 0, ends at N" explains nothing.
+    falls = np.flatnonzero(np.diff(indptr) < 0)
+    if len(falls):
+        at = int(falls[0])
+        raise BundleError(
+            f"{where('seen_indptr')} must never fall (user i's seen items "
+            "are seen_items.npy[indptr[i]:indptr[i + 1]]). Received: "
+            f"{indptr[at]} at position {at}, then {indptr[at + 1]}"
+            + (f" ({len(falls):,} falls in all)" if len(falls) > 1 else "")
+            + ". Fix: retrain the bundle."
         )
     if len(seen) and (seen.min() < 0 or seen.max() >= num_items):
         raise BundleError(

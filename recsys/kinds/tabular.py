@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.baselines.tabular import fit_baseline
+from recsys.baselines.tabular import one_class_note
 from recsys.bundles.tabular import write_tabular_bundle
 from recsys.config import feature_specs
 from recsys.config.tabular import model_features
@@ -603,8 +604,14 @@ def evaluate_tabular(model, prepared, predictions=None):
     frame, arrays, labels = prepared.parts["test"]
     if predictions is None:
         predictions = predict(model, arrays, task)
-    metrics = {split: task_metrics(task, labels, predictions)}
+    metrics: dict[str, dict] = {split: task_metrics(task, labels, predictions)}
     for name in config["evaluate"]["baselines"]:
+        skipped = one_class_note(name, task, prepared.parts)
+        if skipped:
+            # After the model's training, which it must not lose.
+            tuned = metrics.setdefault("baselines_tuned", {})
+            tuned[name] = {"skipped": skipped}
+            continue
         baseline, chosen = fit_baseline(
             name,
             task,
@@ -908,8 +915,14 @@ def _metric_lines(metrics, config):
     )
     lines += [""] + baselines_ahead_note(metrics, split, chosen)
     lines += perfect_score_note(metrics, split)
+    skipped = [
+        f"{name}: skipped, {details['skipped']}"
+        for name, details in metrics.get("baselines_tuned", {}).items()
+        if "skipped" in details
+    ]
     return (
         lines
         + class_shares_note(metrics, split)
         + training_mean_note(metrics, split)
+        + skipped
     )

@@ -789,8 +789,19 @@ class TwoTowerKind(ModelKind):
             return streamed.evaluate_streamed(bundle, progress=False)
         # Checked as training checked them: a table without the id or time
         # columns is told so by name.
+        table = (
+            f"data.source {config['data']['source']!r}"
+            if frame is None
+            else "The table passed (--data)"
+        )
         frame = checked_interactions(config, source_table(config, frame))
-        return evaluate_bundle(bundle, frame, config)
+        train, test = split_for_evaluation(frame, config)
+        _check_catalog(bundle, test, config["data"]["item"], table)
+        metrics: dict = evaluate_bundle(bundle, frame, config, train, test)
+        users = test[config["data"]["user"]].to_numpy()
+        if len(users) and (bundle.user_rows(users) < 0).all():
+            metrics["unknown_users"] = int(pd.unique(users).size)
+        return metrics
 
     def evaluate_report(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate`: HR@k recomputed on the split, in the table
@@ -804,6 +815,60 @@ class TwoTowerKind(ModelKind):
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
         return self.rescore(bundle, frame)
+
+
+def _check_catalog(bundle, test, item, table):
+    """Refuses held-out items the bundle's catalog lacks, naming them.
+
+    Only catalog items can be ranked: a table of re-typed ids ('i4' for 4)
+    or of new items stopped at "Every test item must be among the
+    candidates", or at LAPACK's stderr and "EASE's Gram matrix is not
+    positive definite" for the empty matrix of training items.
+
+    Raises:
+        ValueError: naming `table`, how many items, an example of each
+            side's ids, and the fix.
+    """
+    items = pd.unique(test[item].to_numpy())
+    unknown = items[pd.Index(bundle.item_ids).get_indexer(items) < 0]
+    if not len(unknown):
+        return
+    ids = bundle.item_ids
+    kind = {"i": "integer", "u": "integer", "f": "number"}.get(
+        ids.dtype.kind, "text"
+    )
+    example = ids[0].item() if hasattr(ids[0], "item") else ids[0]
+    odd = unknown[0].item() if hasattr(unknown[0], "item") else unknown[0]
+    fix = (
+        "Fix: evaluate on the table the bundle was trained on, or retrain "
+        "it on this one."
+        if table.startswith("The table passed")
+        # Its own table: changed since, or the bundle's ids edited.
+        else "Fix: retrain the bundle on it, or pass the table it was "
+        "trained on with --data."
+    )
+    raise ValueError(
+        f"{table}: {len(unknown):,} of its {len(items):,} held-out items "
+        f"(e.g. {odd!r}) are not in the bundle's catalog of "
+        f"{len(ids):,} {kind} ids (such as {example!r}), and a model ranks "
+        f"only its catalog. {fix}"
+    )
+
+
+def _unknown_users_note(metrics: dict) -> list[str]:
+    """A note where no held-out user is known to the bundle (`recsys
+    evaluate --data` on another table's users): the model's row is then
+    popularity's, its fallback, beside baselines fitted on the table."""
+    users = metrics.get("unknown_users")
+    if not users:
+        return []
+    return [
+        f"note: none of the {users:,} held-out users is known to the "
+        "bundle, so the model\nanswers each with its fallback, the "
+        "popular items: its row is popularity's.\nEvaluate on the table "
+        "the bundle was trained on, or retrain on this one.",
+        "",
+    ]
 
 
 def _repeats_note(metrics: dict) -> list[str]:
@@ -943,7 +1008,7 @@ def _metric_lines(metrics: dict, config: dict) -> list[str]:
             header,
         ]
         lines += [row(name, name.removesuffix("_filtered")) for name in ranking]
-    lines += [""] + _repeats_note(metrics)
+    lines += [""] + _unknown_users_note(metrics) + _repeats_note(metrics)
     held_out = metrics.get("split", {})
     ahead = baselines_ahead_note(
         metrics,

@@ -1,0 +1,48 @@
+"""A table so small that the logistic-regression baseline's fit rows hold
+one class: the baseline is skipped with a note and the bundle written
+(scikit-learn's "needs samples of at least 2 classes" came after the
+model's training, and lost it)."""
+
+import os
+
+import pandas as pd
+
+from recsys import load_bundle
+from recsys import train
+from recsys.kinds import get_kind
+
+# `recsys init`'s 5-row table of the audit: its default random split holds
+# out one row and leaves 3 positive rows to tune the baseline on.
+TINY = pd.DataFrame(
+    {
+        "c0": [1, 1, 0, 0, 1],
+        "c1": [1, 1, 1, 0, 1],
+        "c2": [1, 0, 0, 1, 0],
+        "c3": [0, 1, 1, 0, 0],
+        "clicked": [0, 1, 0, 1, 1],
+    }
+)
+
+
+def test_a_baseline_of_one_class_fit_rows_is_skipped_and_the_bundle_kept(
+    tmp_path,
+):
+    features = ["c0", "c1", "c2", "c3"]
+    config = {
+        "data": {"user": "", "item": "", "time": "", "label": "clicked"},
+        "model": {"kind": "tabular", "task": "binary", "features": features},
+        "features": {name: {"kind": "categorical"} for name in features},
+        "train": {"epochs": 2},
+        "evaluate": {"baselines": ["logistic_regression"]},
+    }
+    output = str(tmp_path / "bundle")
+    result = train(config, output, frame=TINY, progress=False)
+
+    note = result.metrics["baselines_tuned"]["logistic_regression"]["skipped"]
+    assert "hold one class: logistic regression needs two" in note
+    assert "Fix: more rows of each class" in note
+    assert "baseline_logistic_regression" not in result.metrics
+    summary = get_kind("tabular").summary(result.metrics, result.bundle.config)
+    assert f"logistic_regression: skipped, {note}" in summary
+    assert os.path.isdir(output)
+    assert load_bundle(output).predict(TINY).shape == (5,)
