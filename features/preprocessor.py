@@ -6,6 +6,8 @@ contract: keyword-only constructor, `fit` learns attributes ending in `_` and
 returns `self`, `transform` refuses to run before `fit`. It saves to JSON.
 """
 
+import collections
+import datetime
 import json
 import logging
 import os
@@ -75,8 +77,16 @@ def _as_chunk(data: Columns) -> Columns:
 def _raw_column(data: Columns, name: str) -> Any:
     """Column `name` as the input holds it (Arrow column, Series, list)."""
     data = _as_chunk(data)
-    columns = data.column_names if isinstance(data, pa.Table) else list(data)
-    if name not in columns:
+    # A lookup in the frame's columns, not in a list of them: a table of
+    # 10,000 features made fit quadratic in its columns.
+    if isinstance(data, pa.Table):
+        present = bool(data.schema.get_all_field_indices(name))
+    else:
+        present = name in data
+    if not present:
+        columns = (
+            data.column_names if isinstance(data, pa.Table) else list(data)
+        )
         raise KeyError(
             f"Column '{name}' is missing from the input. Available columns: "
             f"{columns}. Fix: add the column or remove feature '{name}' "
@@ -108,6 +118,18 @@ def _rows(cells: pd.Series) -> str:
     )
 
 
+def _what_time_is_not(cells: pd.Series) -> str:
+    """What the `cells` of a column of times are not: mostly no date at
+    all (February 30th, month 13, hour 25), which the years pandas holds
+    do not explain; else a time beyond them."""
+    try:
+        for cell in cells:
+            datetime.datetime.fromisoformat(str(cell).strip())
+    except ValueError:
+        return "not a date or time"
+    return "no time pandas can hold (years 1677-2262 at nanosecond precision)"
+
+
 def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
     """Raises `ValueError` naming the cells of a numeric column that are no
     number; in a column of times, the cells that are no time. `fitted`:
@@ -123,8 +145,8 @@ def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
         raise ValueError(
             f"Column '{name}' holds times, read as Unix seconds, but "
             f"{len(odd):,} of its cells {'is' if len(odd) == 1 else 'are'} "
-            "no time pandas can hold (years 1677-2262), e.g. "
-            f"{_rows(odd)}. Fix: correct or empty those cells."
+            f"{_what_time_is_not(odd.iloc[:5])}, e.g. {_rows(odd)}. Fix: "
+            "correct or empty those cells."
         )
     if fitted:
         raise ValueError(
@@ -375,8 +397,8 @@ class Preprocessor:
 
     def __init__(self, *, features: Iterable[FeatureSpec]) -> None:
         features = list(features)
-        names = [f.name for f in features]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        counts = collections.Counter(f.name for f in features)
+        duplicates = sorted(name for name, count in counts.items() if count > 1)
         if duplicates:
             raise ValueError(
                 "Feature names must be unique. Received duplicates: "
@@ -732,16 +754,19 @@ class Preprocessor:
         """
         self._check_fitted()
         return {
-            feature.name: self.transform_column(
-                feature.name, _column(data, feature.name)
-            )
+            feature.name: self._transform(feature, _column(data, feature.name))
             for feature in self.features
         }
 
     def transform_column(self, name: str, values: Any) -> np.ndarray:
         """Transforms the values of one feature (see `transform`)."""
         self._check_fitted()
-        feature = self.feature(name)
+        return self._transform(self.feature(name), values)
+
+    def _transform(self, feature: FeatureSpec, values: Any) -> np.ndarray:
+        """`transform_column` of `feature`'s spec: `transform` looks no
+        feature up by name, which made it quadratic in the features."""
+        name = feature.name
         series = values if isinstance(values, pd.Series) else pd.Series(values)
         if isinstance(feature, BucketizedFeature):
             x = self._numeric(series, name, fitted=True)

@@ -25,6 +25,7 @@ from recsys.data.sources import MISSING_MARKS
 from recsys.data.sources import SUPPORTED_FORMS
 from recsys.data.sources import TEXT_READERS
 from recsys.data.sources import check_output_file
+from recsys.data.sources import check_parquet_columns
 from recsys.data.sources import check_parquet_directory
 from recsys.data.sources import csv_layout
 from recsys.data.sources import empty_cells
@@ -32,6 +33,7 @@ from recsys.data.sources import index_as_columns
 from recsys.data.sources import load_interactions
 from recsys.data.sources import make_output_folder
 from recsys.data.sources import table_form
+from recsys.features.hashing import canonical_strings
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -39,6 +41,9 @@ SUPPORTED_FORMATS = (".parquet", ".csv")
 # Compressions of a CSV or TSV file that pyarrow's streaming reader opens
 # by the file's name; other forms are read whole by training's reader.
 STREAMED_COMPRESSIONS = ("", ".gz", ".bz2", ".zst")
+# A number written with a point or an exponent (`171.0`, `1.71e2`): how
+# pandas writes a float column, whole numbers included.
+FLOAT_SPELLING = r"[-+]?(\d+\.\d*|\.\d+|\d+(\.\d*)?[eE][-+]?\d+)"
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +87,7 @@ def _batches(path, batch_size, text_columns=()):
         import pyarrow.dataset
 
         check_parquet_directory(path)
+        check_parquet_columns(path)
         shards = pyarrow.dataset.dataset(
             path, format="parquet", partitioning="hive"
         )
@@ -92,6 +98,7 @@ def _batches(path, batch_size, text_columns=()):
             None,
         )
     if form == ".parquet":
+        check_parquet_columns(path)
         reader = pq.ParquetFile(path)
         return (
             reader.iter_batches(batch_size=batch_size),
@@ -220,6 +227,61 @@ def _text_marks_missing(frame):
             marked = series.isin(CSV_MISSING_MARKS)
             if marked.any():
                 changed[column] = series.mask(marked)
+    return frame.assign(**changed) if changed else frame
+
+
+def _vocabulary_indexes(unseen):
+    """The vocabularies of the features `unseen` (an `UnseenValues`)
+    counts, as indexes to look cells up in, by feature name."""
+    if not unseen.features:
+        return {}
+    vocabularies = unseen.preprocessor.vocabularies_
+    return {
+        feature.name: pd.Index(vocabularies[feature.name], dtype=object)
+        for feature in unseen.features
+    }
+
+
+def _float_spellings_as_learned(frame, indexes):
+    """`frame` with the categorical cells that write a number as a float
+    (`171.0`, `1.71e2`) spelled as the vocabulary learned it (`171`), where
+    it holds that spelling and not the cell's own.
+
+    Training reads a float column's whole numbers as the integers they
+    are (`canonical_strings`), and so does scoring a Parquet or JSON file;
+    a CSV's categorical columns are read as text (`_batches`), where
+    `171.0`, from the very file the bundle was trained on, would be a
+    value never learned. A cell the vocabulary holds as written (a column
+    of text, `"171.0"` among `"abc"`) is left as it is, and so is any
+    other text ("None", "NA", `0042`). Only the distinct cells absent from
+    the vocabulary are parsed.
+
+    Args:
+        frame: pandas DataFrame of a chunk of a CSV file.
+        indexes: dict. Feature name -> vocabulary (`_vocabulary_indexes`).
+
+    Returns:
+        pandas DataFrame: `frame`, or a copy with those cells respelled.
+    """
+    changed = {}
+    for name, index in indexes.items():
+        if name not in frame.columns:
+            continue
+        series = frame[name]
+        if not pd.api.types.is_string_dtype(series):
+            continue
+        cells = pd.Series(series.dropna().unique(), dtype=object)
+        cells = cells[
+            (index.get_indexer(cells) < 0)
+            & cells.str.fullmatch(FLOAT_SPELLING).to_numpy(bool)
+        ]
+        if cells.empty:
+            continue
+        spelled = canonical_strings(pd.to_numeric(cells).astype(np.float64))
+        known = index.get_indexer(spelled) >= 0
+        if known.any():
+            respell = dict(zip(cells[known], spelled[known], strict=True))
+            changed[name] = series.map(respell).fillna(series)
     return frame.assign(**changed) if changed else frame
 
 
@@ -535,6 +597,7 @@ def score_file(
     unscored: list[int] = []  # the first rows `_predict` left unscored
     counts = {"rows": 0, "unscored": 0}
     unseen = UnseenValues(getattr(bundle, "preprocessor", None))
+    indexes = _vocabulary_indexes(unseen) if written is not None else {}
     bar = progress_bar(total=total, unit="rows", disable=not progress)
 
     def scored():
@@ -548,6 +611,7 @@ def score_file(
                 frame = index_as_columns(chunk.to_pandas())
                 if written is not None:  # a CSV read by pyarrow
                     frame = _text_marks_missing(frame)
+                    frame = _float_spellings_as_learned(frame, indexes)
                 # Rows numbered in the file, as a message names them.
                 frame.index = range(counts["rows"], counts["rows"] + len(frame))
                 try:

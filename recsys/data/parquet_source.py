@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recsys.data.sources import check_unique_columns
+
 logger = logging.getLogger(__name__)
 
 # What each role accepts, and how to say it in an error.
@@ -141,6 +143,7 @@ class ParquetSource:
             # its columns may be typed null (`pa.table({"user_id": []})`).
             return parquet.metadata
         schema = parquet.schema_arrow
+        check_unique_columns(file, schema.names)
         for name, role in self.columns.items():
             accepts, wanted = _KINDS[role]
             if name not in schema.names:

@@ -23,6 +23,7 @@ from recsys.data.history import profile_items
 from recsys.data.history import profiles
 from recsys.data.sources import closest_columns
 from recsys.data.split import EXACT_FLOAT_INTEGERS
+from recsys.features.hashing import canonical_string
 from recsys.names import HISTORY
 from recsys.names import SAMPLING_PROBABILITY
 
@@ -171,18 +172,48 @@ def _whole_number_ids(frame: pd.DataFrame, columns) -> pd.DataFrame:
     A Parquet or CSV id column with an empty cell is read as float64; once
     those rows are dropped its ids are whole numbers, and as floats they
     came back from `recommend` as text ("5"), which joins to the table's
-    floats no more than to its integers.
+    floats no more than to its integers. A column with a few other values
+    (3.5, 1e20) stays floats, its ids text ("3", "3.5"): a warning names
+    one, most likely a typo.
+
+    Raises:
+        ValueError: for an infinite float, which is no id.
     """
     whole = {}
     for column in columns:
         values = frame[column]
         if not pd.api.types.is_float_dtype(values):
             continue
-        numbers = values.to_numpy()
-        if np.all(numbers == np.floor(numbers)) and np.all(
+        numbers = values.to_numpy(np.float64)
+        infinite = np.isinf(numbers)
+        if infinite.any():
+            row = int(np.argmax(infinite))
+            raise ValueError(
+                f"Column '{column}' holds {numbers[row]} (row "
+                f"{values.index[row]}), which is no id. Fix: correct that "
+                "cell, or drop its row."
+            )
+        exact = (numbers == np.floor(numbers)) & (
             np.abs(numbers) < EXACT_FLOAT_INTEGERS
-        ):
+        )
+        if exact.all():
             whole[column] = numbers.astype(np.int64)
+        elif exact.any():
+            row = int(np.argmin(exact))
+            odd = int((~exact).sum())
+            logger.warning(
+                "Column '%s' holds whole numbers but for %s of its %s "
+                "values, e.g. %r (row %s): its ids are read as text ('%d' "
+                "and '%s' are ids), not as the integers they would be "
+                "without them. Fix: correct those cells, or drop their rows.",
+                column,
+                f"{odd:,}",
+                f"{len(numbers):,}",
+                float(numbers[row]),
+                values.index[row],
+                int(numbers[np.argmax(exact)]),
+                canonical_string(numbers[row]),
+            )
     return frame.assign(**whole) if whole else frame
 
 

@@ -29,6 +29,7 @@ The text forms may also be compressed, with any suffix pandas infers
 import contextlib
 import csv
 import glob
+import json
 import os
 import re
 from typing import Any
@@ -671,6 +672,91 @@ def _watched(path: str, progress: bool):
         yield CallbackIOWrapper(bar.update, file, "read"), options
 
 
+def check_unique_columns(path: str, names: Any, where: str = "columns") -> None:
+    """Refuses a table that names a column twice: a Parquet schema or a
+    JSON record may (pyarrow and Spark write such files), and pandas
+    would then hold two columns of one name, which a config cannot tell
+    apart (pyarrow refused the file in its own words, a JSON reader kept
+    the last value).
+
+    Args:
+        path: str. The file, for the message.
+        names: iterable of the column names, in order.
+        where: str. What the positions count, for the message. Defaults
+            to `"columns"`.
+
+    Raises:
+        ValueError: naming the file, the repeated name, its positions
+            (from 1) and the fix.
+    """
+    positions: dict[Any, list[int]] = {}
+    for position, name in enumerate(names, 1):
+        positions.setdefault(name, []).append(position)
+    for name, found in positions.items():
+        if len(found) > 1:
+            raise ValueError(
+                f"{path} names the column {name!r} more than once ({where} "
+                f"{', '.join(map(str, found))}). Fix: give each column its "
+                "own name (rename the repeats where the file is written)."
+            )
+
+
+def check_parquet_columns(path: str) -> None:
+    """`check_unique_columns` of a Parquet file, or of each `.parquet`
+    shard of a directory (names starting with `.` or `_` skipped, as
+    pyarrow skips them): only their footers are read. A shard's repeated
+    column is no error to pyarrow where the first shard's schema lacks
+    the repeat: its rows would be read without a word.
+
+    Raises:
+        ValueError: naming the file and the repeated column.
+    """
+    import pyarrow.parquet as pq
+
+    files = [path]
+    if os.path.isdir(path):
+        files = [
+            os.path.join(path, name)
+            for name in sorted(
+                glob.glob("**/*.parquet", root_dir=path, recursive=True)
+            )
+            if not any(p.startswith((".", "_")) for p in name.split(os.sep))
+        ]
+    for file in files:
+        try:
+            names = pq.read_schema(file).names
+        except (OSError, ValueError):  # no Parquet: the reader says so
+            continue
+        check_unique_columns(file, names)
+
+
+def _check_json_keys(path: str) -> None:
+    """`check_unique_columns` of the first record of an uncompressed JSON
+    file, read from its first 64 KiB alone (pandas keeps a repeated key's
+    last value without a word). Other records, and compressed files, go
+    unchecked: a writer that repeats a key repeats it in every record."""
+    if not os.path.basename(path).lower().endswith(TEXT_FORMS):
+        return
+    with open(path, encoding="utf-8", errors="replace") as file:
+        head = file.read(1 << 16)
+    start = head.find("{")
+    if start < 0:
+        return
+    keys: list[str] = []
+
+    def record(pairs):
+        # Objects close inside out: the last is the record itself (or the
+        # object of columns, for `to_json`'s default form).
+        keys[:] = [key for key, _ in pairs]
+        return dict(pairs)
+
+    try:
+        json.JSONDecoder(object_pairs_hook=record).raw_decode(head, start)
+    except ValueError:  # cut off at 64 KiB, or no JSON: left to the reader
+        return
+    check_unique_columns(path, keys, "its first record's keys")
+
+
 def check_parquet_directory(path: str) -> None:
     """Refuses a directory without a `.parquet` file: pandas reads an empty
     one as a table of no columns and no rows, and one of other files with
@@ -905,6 +991,8 @@ def load_interactions(
         )
     form = table_form(path)
     if form in TEXT_READERS:
+        if form not in (".csv", ".tsv"):  # a CSV header: `csv_layout`
+            _check_json_keys(path)
         try:
             return _read_text(path, form, progress, max_rows)
         except UnicodeDecodeError as error:
@@ -915,6 +1003,7 @@ def load_interactions(
 
         if os.path.isdir(path):
             check_parquet_directory(path)
+        check_parquet_columns(path)
         try:
             if max_rows is None:
                 return index_as_columns(pd.read_parquet(path))

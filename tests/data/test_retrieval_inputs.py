@@ -265,3 +265,24 @@ def test_values_per_item_counts_list_cells_as_their_text_twin(form):
     # As the tabular item table counts them: an empty cell is a value.
     counts = values_per_item(_tags(cells), "item", ["tags"], dropna=False)
     assert counts["tags"].tolist() == [1, 2, 1]
+
+
+def test_float_ids_that_are_not_all_whole_numbers_are_named(caplog):
+    # Before: one 3.5 (or 1e20) among whole numbers made every id text
+    # without a word, and `inf` was an item id.
+    frame = pd.DataFrame(
+        {"u": [1, 2, 3, 4], "i": [5.0, 13.0, 3.5, 1e20], "t": [1, 2, 3, 4]},
+        index=[10, 11, 12, 13],
+    )
+    with caplog.at_level("WARNING", logger="recsys.data.retrieval_inputs"):
+        check_interactions(frame, **COLUMNS)
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1
+    assert (
+        "'i' holds whole numbers but for 2 of its 4 values, e.g. 3.5 "
+        in (said[0])
+    )
+    assert "(row 12): its ids are read as text ('5' and '3.5'" in said[0]
+    frame.loc[11, "i"] = -np.inf
+    with pytest.raises(ValueError, match=r"'i' holds -inf \(row 11\), which"):
+        check_interactions(frame, **COLUMNS)

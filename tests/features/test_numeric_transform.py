@@ -150,3 +150,19 @@ def test_text_that_is_no_time_or_number_is_named_plainly():
         pd.ArrowDtype(pa.duration("us"))
     )
     assert as_numbers(arrow).tolist()[0] == 1.5
+
+
+def test_an_impossible_day_among_times_is_not_a_date_at_its_row():
+    # Before: "no time pandas can hold (years 1677-2262)" for February
+    # 30th, which no year range explains.
+    days = pd.date_range("2020-01-01", periods=6).strftime("%Y-%m-%d")
+    column = pd.Series(days, index=range(10, 16)).astype(object)
+    column[13] = "2023-02-30"
+    pre = Preprocessor(features=[NumericFeature("signup")])
+    with pytest.raises(ValueError) as error:
+        pre.fit(pd.DataFrame({"signup": column}))
+    assert (
+        "1 of its cells is not a date or time, e.g. '2023-02-30' (row 13)"
+        in (str(error.value))
+    )
+    assert "1677" not in str(error.value)

@@ -204,3 +204,57 @@ def test_a_binary_text_label_says_whose_probability_score_is(
         "scored 6 rows into out.csv (score = p('Yes'))"
         in capsys.readouterr().out
     )
+
+
+def test_csv_ids_written_as_floats_score_as_the_ids_learned(
+    liked_run, small_frame, tmp_path, caplog
+):
+    # Before: a CSV whose ids pandas wrote as floats (`1.0`, the training
+    # table's own spelling after a merge) scored every id as unknown;
+    # Parquet and JSON floats matched the ids learned.
+    bundle, _ = liked_run
+    rows = small_frame.iloc[:10].copy()
+    rows.to_parquet(tmp_path / "ints.parquet")
+    floats = rows.astype({"userId": float, "movieId": float})
+    floats.to_csv(tmp_path / "floats.csv", index=False)
+    respelled = rows.astype({"userId": object})
+    respelled.loc[rows.index[0], "userId"] = "1e0"  # the same number
+    respelled.loc[rows.index[1], "userId"] = "None"  # text, kept as it is
+    respelled.to_csv(tmp_path / "respelled.csv", index=False)
+    with caplog.at_level("WARNING", logger="recsys.scoring"):
+        for name in ("ints.parquet", "floats.csv", "respelled.csv"):
+            score_file(
+                bundle,
+                str(tmp_path / name),
+                str(tmp_path / f"{name}.out.csv"),
+                progress=False,
+            )
+    expected = pd.read_csv(tmp_path / "ints.parquet.out.csv")["score"]
+    scored = pd.read_csv(tmp_path / "floats.csv.out.csv")
+    np.testing.assert_allclose(scored["score"], expected, rtol=1e-6)
+    assert scored["userId"].tolist() == floats["userId"].tolist()  # as read
+    said = [r.getMessage() for r in caplog.records if "never" in r.message]
+    assert len(said) == 1  # of three files: the "None" alone
+    assert "'userId' in 1 of 10 rows, e.g. 'None'." in said[0]
+    respelled_scores = pd.read_csv(tmp_path / "respelled.csv.out.csv")["score"]
+    np.testing.assert_allclose(
+        respelled_scores.drop(index=1), expected.drop(index=1), rtol=1e-6
+    )
+
+
+def test_a_parquet_naming_a_column_twice_is_refused_by_score(
+    liked_run, small_frame, tmp_path
+):
+    # Before: "Cannot construct a Series from a DataFrame."
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bundle, _ = liked_run
+    rows = small_frame.iloc[:5]
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    table = table.append_column("userId", pa.array(rows["userId"] * 2))
+    pq.write_table(table, tmp_path / "in.parquet")
+    with pytest.raises(ValueError, match="in.parquet names the column 'userI"):
+        score_file(
+            bundle, str(tmp_path / "in.parquet"), str(tmp_path / "o.csv")
+        )
