@@ -64,6 +64,17 @@ def trained_bundle(tmp_path_factory):
     return bundle, metrics
 
 
+@pytest.fixture
+def copy(trained_bundle, tmp_path):
+    """A copy of `trained_bundle`'s directory, to edit by hand."""
+    import shutil
+
+    bundle, _ = trained_bundle
+    path = tmp_path / "bundle"
+    shutil.copytree(bundle.path, path)
+    return path
+
+
 @pytest.fixture(scope="session")
 def second_bundle(tmp_path_factory):
     """Another, different bundle (seed 1, one epoch) for reload tests."""

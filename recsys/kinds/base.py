@@ -426,6 +426,31 @@ def training_mean_note(metrics: dict, split: str) -> list[str]:
     ]
 
 
+def warn_one_class(count: int, label: str, value, method: str, fix: str):
+    """Warns that all `count` held-out rows hold one class, `value` of
+    column `label`: their AUC is NaN, and the table printed says nothing of
+    why (modeldata's hotel_rates split by arrival date: every held-out row
+    is 0).
+
+    Args:
+        count: int. Held-out rows.
+        label: str. The label column.
+        value: their one class.
+        method: str. `data.split`.
+        fix: str. What to change, for that split.
+    """
+    logger.warning(
+        "All %s held-out rows have the same '%s' (%s), so their AUC is "
+        "undefined (nan) and the other metrics say little: data.split = %r "
+        "holds out rows of one class. Fix: %s.",
+        f"{count:,}",
+        label,
+        value,
+        method,
+        fix,
+    )
+
+
 # A held-out score this close to perfect is a leak far more often than a
 # model: a column computed from the label (goals beside a goal difference).
 PERFECT = 0.9999

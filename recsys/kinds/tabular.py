@@ -57,6 +57,7 @@ from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import perfect_score_note
 from recsys.kinds.base import source_table
 from recsys.kinds.base import training_mean_note
+from recsys.kinds.base import warn_one_class
 from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tabular_model import TabularModel
@@ -710,10 +711,8 @@ def _warn_unseen_range(prepared):
 
 
 def _warn_one_class(prepared):
-    """Warns where the held-out labels of a classification hold one class:
-    its AUC is NaN, and the table printed said nothing of why (modeldata's
-    hotel_rates, `near_new_years` split by arrival date: every held-out
-    row is 0)."""
+    """`warn_one_class` where the held-out labels of a classification hold
+    one class."""
     task = prepared.config["model"]["task"]
     labels = np.asarray(prepared.parts["test"][2])
     if task == "regression" or not len(labels) or len(np.unique(labels)) > 1:
@@ -732,16 +731,7 @@ def _warn_one_class(prepared):
         else 'data.split = "random", or a split whose held-out rows hold '
         "every class"
     )
-    logger.warning(
-        "All %s held-out rows have the same '%s' (%s), so their AUC is "
-        "undefined (nan) and the other metrics say little: data.split = %r "
-        "holds out rows of one class. Fix: %s.",
-        f"{len(labels):,}",
-        data["label"],
-        value,
-        method,
-        fix,
-    )
+    warn_one_class(len(labels), data["label"], value, method, fix)
 
 
 def side_tables(prepared):

@@ -50,6 +50,7 @@ from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import source_table
+from recsys.kinds.base import warn_one_class
 from recsys.models.text_classifier import TextClassifier
 from recsys.models.text_ensemble import TextEnsemble
 from recsys.training.optimizers import make_optimizer
@@ -449,8 +450,8 @@ def _fit_member(
 
 
 def _warn_one_class(labels, config):
-    """Warns where the evaluated rows hold one class: their AUC is NaN, and
-    the table printed says nothing of why (the tabular kind's warning)."""
+    """`warn_one_class` where the evaluated rows hold one class, with a fix
+    for the split used."""
     if not len(labels) or labels.nunique() > 1:
         return
     data = config["data"]
@@ -466,16 +467,7 @@ def _warn_one_class(labels, config):
     else:
         mark = "validation" if tuning else "test"
         fix = f"mark rows of every class \"{mark}\" in '{data['split_column']}'"
-    logger.warning(
-        "All %s held-out rows have the same '%s' (%s), so their AUC is "
-        "undefined (nan) and the other metrics say little: data.split = %r "
-        "holds out rows of one class. Fix: %s.",
-        f"{len(labels):,}",
-        data["label"],
-        labels.iloc[0],
-        method,
-        fix,
-    )
+    warn_one_class(len(labels), data["label"], labels.iloc[0], method, fix)
 
 
 def _split_metrics(fitted, prepared, config):

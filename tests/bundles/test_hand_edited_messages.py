@@ -2,7 +2,6 @@
 fault, not only that one is there."""
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -10,14 +9,6 @@ import pytest
 from recsys.bundles import load_bundle
 from recsys.bundles.two_tower import BundleError
 from recsys.storage.files import file_digests
-
-
-@pytest.fixture
-def copy(trained_bundle, tmp_path):
-    bundle, _ = trained_bundle
-    path = tmp_path / "bundle"
-    shutil.copytree(bundle.path, path)
-    return path
 
 
 def _edit_manifest(path, change):

@@ -40,14 +40,6 @@ class _Payload:
 
 
 @pytest.fixture
-def copy(trained_bundle, tmp_path):
-    bundle, _ = trained_bundle
-    path = tmp_path / "bundle"
-    shutil.copytree(bundle.path, path)
-    return path
-
-
-@pytest.fixture
 def no_scann_load(monkeypatch):
     """Fails the test if ScaNN is handed any directory to load."""
     from scann import scann_ops_pybind
