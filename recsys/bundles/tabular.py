@@ -372,6 +372,12 @@ class TabularBundle(ManifestProperties):
             probabilities (multiclass, in the order of `classes`).
         """
         batch_size = positive_int(batch_size, "batch_size")
+        if isinstance(frame, pd.DataFrame) and not all(
+            isinstance(name, str) for name in frame.columns
+        ):
+            # Named as training named them: a frame of numbered columns
+            # trains under "0", "1", ... (`recsys.kinds.base.source_table`).
+            frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
         arrays = self.preprocessor.transform(frame)
         rows = len(next(iter(arrays.values())))
         counter = UnseenValues(self.preprocessor) if unseen is None else unseen

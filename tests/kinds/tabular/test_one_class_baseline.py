@@ -46,3 +46,18 @@ def test_a_baseline_of_one_class_fit_rows_is_skipped_and_the_bundle_kept(
     assert f"logistic_regression: skipped, {note}" in summary
     assert os.path.isdir(output)
     assert load_bundle(output).predict(TINY).shape == (5,)
+
+
+def test_a_frame_of_numbered_columns_trains_and_predicts(tmp_path):
+    # `pd.DataFrame(array)`: the config names its columns as text, and the
+    # bundle scores the same frame (it asked for columns "0", "1", ...).
+    numbered = pd.concat([TINY] * 4, ignore_index=True)
+    numbered.columns = range(5)
+    config = {
+        "data": {"user": "", "item": "", "time": "", "label": "4"},
+        "model": {"kind": "tabular", "task": "binary"},
+        "train": {"epochs": 1},
+        "evaluate": {"baselines": []},
+    }
+    result = train(config, str(tmp_path / "bundle"), frame=numbered)
+    assert result.bundle.predict(numbered).shape == (20,)
