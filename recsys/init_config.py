@@ -152,8 +152,19 @@ def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
     `TIME_FORMATS` (a column named with --time), which training would
     stop at on its first row."""
     layout = _time_format(frame[time]) if time in frame else None
-    if layout == "ISO8601" or time not in frame:
+    if time not in frame:
         return []
+    if layout == "ISO8601":
+        few = few_unparsed_times(frame[time], layout)
+        # No format to write, but training stops at these: said here.
+        return (
+            [
+                f"# '{time}' does not read as times in {few}: correct or drop "
+                "those rows"
+            ]
+            if few
+            else []
+        )
     values = frame[time].dropna().astype(str)
     if layout is None and (values.empty or not _is_strings(frame[time])):
         return []  # numbers, or no value to read

@@ -1542,3 +1542,26 @@ def test_a_date_column_with_one_impossible_date_is_the_time():
     assert config["data"]["time"] == "date"
     assert config["data"]["time_format"] == "%d/%m/%Y"
     assert "'31/02/2024' (row 40): correct or drop those rows" in text
+
+
+def test_a_few_impossible_iso_dates_are_named_and_a_sorted_table_is_timed():
+    rng = np.random.default_rng(0)
+    days = pd.date_range("2024-01-01", periods=400, freq="D").strftime(
+        "%Y-%m-%d"
+    )
+    dates = np.array(days, dtype=object)
+    dates[:20] = "0000-00-00"  # 5%, sorted first: the first 50 read none
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 40, 400),
+            "item_id": rng.integers(0, 30, 400),
+            "date": dates,
+        }
+    )
+    text = init_config("two_tower", frame=frame)
+    assert tomllib.loads(text)["data"]["time"] == "date"
+    # ISO 8601 needs no format line; the rows training stops at are said.
+    assert (
+        "# 'date' does not read as times in 20 values: '0000-00-00' (row 0)"
+        in text
+    )

@@ -298,9 +298,13 @@ def guess_time_format(series: pd.Series) -> str | None:
         return "ISO8601"
     if not (series.dtype == object or pd.api.types.is_string_dtype(series)):
         return None
-    sample = series.dropna().astype(str).head(50)
-    if not len(sample):
+    present = series.dropna()
+    if not len(present):
         return None
+    # Spread over the column: a table sorted by its dates put its 5% of
+    # "0000-00-00" first, and a sample of its first 50 read none.
+    spread = np.unique(np.linspace(0, len(present) - 1, 50).astype(int))
+    sample = present.iloc[spread].astype(str)
     short = rf"\d{{1,{DATE_DIGITS - 1}}}"
     if sample.str.strip().str.fullmatch(short).any():
         # Digits alone, shorter than `20240131`: pandas reads "0001" (a

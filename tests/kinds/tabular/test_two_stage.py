@@ -91,14 +91,26 @@ def test_a_whole_table_of_repeats_is_the_whole_table(caplog):
     # the check counted rows ("pass the whole table" for the whole table).
     rows = pd.DataFrame({"u": [1, 1, 1, 1, 2, 2, 2, 3, 3, 3]})
     rows["i"] = [7, 7, 7, 8, 7, 7, 9, 1, 1, 2]
-    for seen in (6, 10):  # this bundle's; one of before, a row each
-        retriever = types.SimpleNamespace(seen_indptr=np.array([0, seen]))
+    pairs = rows.drop_duplicates()
+    this = types.SimpleNamespace(  # one entry a pair, as bundles now hold
+        seen_indptr=np.array([0, 2, 4, 6]),
+        seen_items=np.array([7, 8, 7, 9, 1, 2]),
+    )
+    before = types.SimpleNamespace(  # one a training row, repeats too
+        seen_indptr=np.array([0, 4, 7, 10]), seen_items=rows["i"].to_numpy()
+    )
+    for retriever in (this, before):
         with caplog.at_level("WARNING", logger="recsys.two_stage"):
             _check_whole_table(retriever, rows)
         assert "Pass the whole table" not in caplog.text
+    # Part of the table is told so, even where it holds every pair.
     with caplog.at_level("WARNING", logger="recsys.two_stage"):
-        _check_whole_table(retriever, rows.iloc[:3])
-    assert "Pass the whole table" in caplog.text
+        _check_whole_table(before, pairs)
+    assert "holds 6 rows; the retriever was trained on 10" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="recsys.two_stage"):
+        _check_whole_table(this, rows.iloc[:3])
+    assert "holds 1 distinct (user, item) pairs" in caplog.text
 
 
 def test_two_stage_rejects_bad_arguments(retriever, liked_run):
