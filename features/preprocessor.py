@@ -166,6 +166,17 @@ def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
     )
 
 
+def check_numbers(series: pd.Series, name: str) -> None:
+    """Raises the `ValueError` fitting would raise for a cell of column
+    `name` that is no number (among times, no time), naming its row.
+
+    Called on a table as read, before any row is dropped or split, the row
+    is the file's (fitting sees the training split's rows, numbered
+    afresh: a bad date at file row 2500 was named at row 1276).
+    """
+    Preprocessor._numeric(series, name)
+
+
 def _num_rows(data: Columns) -> int:
     data = _as_chunk(data)
     if isinstance(data, (pa.Table, pd.DataFrame)):

@@ -517,6 +517,7 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
         frame = load_interactions(config["data"]["source"], progress=progress)
     frame = _names_as_text(frame)
     frame = _times_read(frame, config["data"])
+    _check_number_columns(frame, config.get("features", {}))
     if config["data"].get("drop_missing"):
         frame = drop_missing_rows(frame, config["data"])
     from recsys.data.retrieval_inputs import with_time_column
@@ -544,6 +545,25 @@ def _names_as_text(frame):
             "[f'c{i}' for i in range(frame.shape[1])]."
         )
     return frame.set_axis(names, axis=1)
+
+
+def _check_number_columns(frame, features):
+    """Checks the text cells of numeric features before any row is
+    dropped or split (`check_numbers`): a cell that is no number is named
+    by its row of the file. Columns already numbers have none to check."""
+    import pandas as pd
+
+    from recsys.features.preprocessor import check_numbers
+
+    for name, table in features.items():
+        if (
+            isinstance(table, dict)
+            and table.get("kind") in ("numeric", "bucketized")
+            and name in frame
+            and not pd.api.types.is_numeric_dtype(frame[name])
+            and not pd.api.types.is_datetime64_any_dtype(frame[name])
+        ):
+            check_numbers(frame[name], name)
 
 
 def _times_read(frame, data):

@@ -230,3 +230,19 @@ def test_a_frame_of_numbered_columns_is_named_by_the_config_as_text():
     assert frame.columns.tolist() == [0, 1, 2]  # the caller's, as it was
     with pytest.raises(ValueError, match=r"columns \['0'\] are alike"):
         source_table({"data": data}, frame.set_axis([0, "0", 2], axis=1))
+
+
+def test_a_numeric_feature_cell_that_is_no_time_is_named_by_its_file_row():
+    from recsys.kinds.base import source_table
+
+    # Fitting sees the training split's rows, numbered afresh: the bad
+    # date of file row 7 was named at its row among them.
+    days = [f"2024-01-{d:02d}" for d in range(1, 11)]
+    days[7] = "2024-02-30"
+    frame = pd.DataFrame({"x": range(10), "signup": days, "y": [0, 1] * 5})
+    config = {
+        "data": {"label": "y"},
+        "features": {"signup": {"kind": "numeric"}, "x": {"kind": "numeric"}},
+    }
+    with pytest.raises(ValueError, match=r"'2024-02-30' \(row 7\)"):
+        source_table(config, frame)
