@@ -30,6 +30,7 @@ from recsys.bundles.two_tower import open_bundle
 from recsys.bundles.two_tower import read_preprocessor
 from recsys.bundles.two_tower import write_atomically
 from recsys.bundles.two_tower import write_manifest
+from recsys.data.sources import names_as_text
 from recsys.errors import positive_int
 from recsys.features import canonical_strings
 from recsys.names import HISTORY
@@ -372,12 +373,9 @@ class TabularBundle(ManifestProperties):
             probabilities (multiclass, in the order of `classes`).
         """
         batch_size = positive_int(batch_size, "batch_size")
-        if isinstance(frame, pd.DataFrame) and not all(
-            isinstance(name, str) for name in frame.columns
-        ):
-            # Named as training named them: a frame of numbered columns
-            # trains under "0", "1", ... (`recsys.kinds.base.source_table`).
-            frame = frame.set_axis([str(c) for c in frame.columns], axis=1)
+        if isinstance(frame, pd.DataFrame):
+            # Named as training named them: "0", "1", ... for numbered ones.
+            frame = names_as_text(frame)
         arrays = self.preprocessor.transform(frame)
         rows = len(next(iter(arrays.values())))
         counter = UnseenValues(self.preprocessor) if unseen is None else unseen

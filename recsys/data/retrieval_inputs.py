@@ -374,6 +374,14 @@ def parse_times(
     try:
         parsed = _to_datetime(column, time_format)
     except (ValueError, TypeError, OverflowError):
+        bad = _unparsed(column, time_format)
+        few = _few(bad, column)
+        if few:
+            # The format is right: a date that does not exist (31/02).
+            raise ValueError(
+                f"Column '{time}' holds times in the format {time_format!r} "
+                f"but for {few}. Fix: correct or drop those rows."
+            ) from None
         # The layout that reads them, where one of `TIME_FORMATS` does (a
         # fixed example, "%d/%m/%Y %H:%M", read no "24/12/2010").
         found = guess_time_format(column)
@@ -382,17 +390,13 @@ def parse_times(
             if found and found != time_format
             else 'e.g. data.time_format = "%d/%m/%Y %H:%M" (strftime codes)'
         )
-        few = few_unparsed_times(column, time_format)
-        if few:
-            # The format is right: a date that does not exist (31/02).
-            raise ValueError(
-                f"Column '{time}' holds times in the format {time_format!r} "
-                f"but for {few}. Fix: correct or drop those rows."
-            ) from None
+        first = (
+            f"; {bad.iloc[0]!r} (row {bad.index[0]}) is not" if len(bad) else ""
+        )
         raise ValueError(
             f"Column '{time}' must hold numbers or datetimes to order "
             f"interactions by, or times as text in the format "
-            f"{time_format!r}{_first_unparsed(column, time_format)}. Fix: "
+            f"{time_format!r}{first}. Fix: "
             f"set data.time_format to the format of these times, {example}; "
             'or store them as ISO 8601 ("2024-03-01" or '
             '"2024-03-01T12:00:00") or as numbers.'
@@ -414,13 +418,24 @@ def _to_datetime(column: pd.Series, time_format: str) -> pd.Series:
 def few_unparsed_times(column: pd.Series, time_format: str) -> str:
     """`"1 value: '31/02/2024' (row 9)"` where `time_format` reads all but
     at most `UNPARSED_SHARE` of `column`'s values; else `""`."""
+    return _few(_unparsed(column, time_format), column)
+
+
+def _unparsed(column: pd.Series, time_format: str) -> pd.Series:
+    """The cells of `column` that `time_format` does not read (none where
+    pandas refuses the format itself)."""
     try:
         parsed = pd.to_datetime(
             column, format=time_format, errors="coerce", utc=True
         )
     except (ValueError, TypeError, OverflowError):
-        return ""
-    bad = column[parsed.isna() & column.notna()]
+        return column.iloc[:0]
+    return column[parsed.isna() & column.notna()]
+
+
+def _few(bad: pd.Series, column: pd.Series) -> str:
+    """`bad`, three of them shown with their rows, where they are at most
+    `UNPARSED_SHARE` of `column`'s values; else `""`."""
     if not len(bad) or len(bad) > UNPARSED_SHARE * column.notna().sum():
         return ""
     values = "1 value" if len(bad) == 1 else f"{len(bad):,} values"
@@ -428,20 +443,6 @@ def few_unparsed_times(column: pd.Series, time_format: str) -> str:
         f"{value!r} (row {row})" for row, value in bad.iloc[:3].items()
     )
     return f"{values}: {shown}"
-
-
-def _first_unparsed(column: pd.Series, time_format: str) -> str:
-    """`"; 'x' (row 3) is not"` for the first value that does not parse."""
-    try:
-        parsed = pd.to_datetime(
-            column, format=time_format, errors="coerce", utc=True
-        )
-    except (ValueError, TypeError, OverflowError):
-        return ""
-    bad = column[parsed.isna()]
-    if not len(bad):
-        return ""
-    return f"; {bad.iloc[0]!r} (row {bad.index[0]}) is not"
 
 
 def catalog(interactions, item):

@@ -26,6 +26,7 @@ The text forms may also be compressed, with any suffix pandas infers
 (`ratings.csv.gz`, `.bz2`, `.xz`, `.zst`, `.zip`, `.tar`, `.tar.gz`, ...).
 """
 
+import collections
 import contextlib
 import csv
 import glob
@@ -531,6 +532,30 @@ def point_decimals(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
             continue
         converted[column] = pd.to_numeric(series)
     return frame.assign(**converted) if converted else frame
+
+
+def names_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its column names as text: a config names columns in
+    TOML strings, so a frame of `pd.DataFrame(array)` or `read_csv(...,
+    header=None)` (names 0, 1, ...) could be named by none ("did you mean
+    '0' (for '0')?").
+
+    Raises:
+        ValueError: for two names alike as text (`0` and `"0"`).
+    """
+    if all(isinstance(name, str) for name in frame.columns):
+        return frame
+    names = [str(name) for name in frame.columns]
+    alike = sorted(
+        n for n, count in collections.Counter(names).items() if count > 1
+    )
+    if alike:
+        raise ValueError(
+            f"The table's columns {alike} are alike once written as text, "
+            "as a config names them. Fix: rename them, e.g. frame.columns = "
+            "[f'c{i}' for i in range(frame.shape[1])]."
+        )
+    return frame.set_axis(names, axis=1)
 
 
 def empty_cells(frame: pd.DataFrame) -> pd.DataFrame:

@@ -515,7 +515,9 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
                 "Python: recsys.train(config, output, frame=frame))."
             )
         frame = load_interactions(config["data"]["source"], progress=progress)
-    frame = _names_as_text(frame)
+    from recsys.data.sources import names_as_text
+
+    frame = names_as_text(frame)
     frame = _times_read(frame, config["data"])
     _check_number_columns(frame, config.get("features", {}))
     if config["data"].get("drop_missing"):
@@ -523,28 +525,6 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
     from recsys.data.retrieval_inputs import with_time_column
 
     return with_time_column(frame, config["data"])
-
-
-def _names_as_text(frame):
-    """`frame` with its column names as text: a config names columns in
-    TOML strings, so a frame of `pd.DataFrame(array)` or `read_csv(...,
-    header=None)` (names 0, 1, ...) could be named by none ("did you mean
-    '0' (for '0')?").
-
-    Raises:
-        ValueError: for two names alike as text (`0` and `"0"`).
-    """
-    if all(isinstance(name, str) for name in frame.columns):
-        return frame
-    names = [str(name) for name in frame.columns]
-    alike = sorted({n for n in names if names.count(n) > 1})
-    if alike:
-        raise ValueError(
-            f"The table's columns {alike} are alike once written as text, "
-            "as a config names them. Fix: rename them, e.g. frame.columns = "
-            "[f'c{i}' for i in range(frame.shape[1])]."
-        )
-    return frame.set_axis(names, axis=1)
 
 
 def _check_number_columns(frame, features):
