@@ -220,7 +220,10 @@ class TwoTowerModel(Section):
     logq_weight: Number = Field(
         default=1.0,
         ge=0,
-        description="Weight of the logQ correction (above 1 over-corrects).",
+        description=(
+            "Weight of the logQ correction (above 1 over-corrects: popular "
+            "items score higher than the full softmax would)."
+        ),
     )
     remove_accidental_hits: bool = Field(
         default=True,

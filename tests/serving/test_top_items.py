@@ -17,10 +17,19 @@ def test_top_items_table_repeats_exact_search(bundle):
     assert len(table) == len(bundle.user_ids)
     users = bundle.user_ids
     ids, scores = bundle.recommend(users, k=20, exact=True)
+    exact_scores = bundle.score(users)
     for i, row in enumerate(bundle.user_rows(users)):
         rows, found = table.lookup(row, 20)
-        assert bundle.item_ids[rows].tolist() == ids[i].tolist()
         np.testing.assert_allclose(found, scores[i], rtol=1e-6)
+        if bundle.item_ids[rows].tolist() != ids[i].tolist():
+            # The table multiplies 512 users at once, `recommend` another
+            # batch shape, and BLAS may round their products apart: only
+            # items tied to float precision may trade places (one pair of
+            # 20 on a CPU without AVX-512). Each listed item's own exact
+            # score is still the score of its rank.
+            np.testing.assert_allclose(
+                exact_scores[i, rows], scores[i], rtol=1e-6
+            )
 
 
 def test_top_items_table_agrees_with_the_index_path(bundle):
