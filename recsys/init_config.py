@@ -1722,8 +1722,8 @@ def _check_columns(kind, columns, frame):
 
 def needs_written_lines(config: dict) -> bool:
     """Whether `with_written_features` would fill `config` in: a tabular
-    or text config without feature tables, or a tabular `task = "auto"` or
-    `train.epochs = "auto"`."""
+    or text config without feature tables, or a tabular `task = "auto"`,
+    `train.epochs = "auto"` or `train.batch_size = "auto"`."""
     kind = config["model"]["kind"]
     if kind not in ("tabular", "text"):
         return False
@@ -1731,6 +1731,7 @@ def needs_written_lines(config: dict) -> bool:
         not config["features"]
         or config["model"].get("task") == "auto"
         or config["train"].get("epochs") == "auto"
+        or config["train"].get("batch_size") == "auto"
     )
 
 
@@ -1738,7 +1739,9 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     """`config` with the feature tables `recsys init` writes for `frame`,
     where a tabular or text config declares none, a tabular
     `model.task = "auto"` as init guesses it from the label, and a tabular
-    `train.epochs = "auto"` by the table's size (`tabular_epochs`).
+    `train.batch_size = "auto"` by the model's inputs and the table's rows
+    (`_batch_size`) and `train.epochs = "auto"` by the table's size
+    (`tabular_epochs`).
 
     The shortest config a user writes (`[data]` with the label, or the text
     and label, and `model.kind`) then trains on every column init would
@@ -1754,8 +1757,8 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
     Returns:
         dict. `config` itself when there is nothing to fill in, else a
         validated copy with init's task (and the baseline that follows from
-        it, `evaluate.baselines = ["auto"]`), its epochs, `[features]`
-        and, tabular, `model.features`.
+        it, `evaluate.baselines = ["auto"]`), its batch size and epochs,
+        `[features]` and, tabular, `model.features`.
 
     Raises:
         ValueError: for a role naming no column of the table, or an empty
@@ -1791,15 +1794,8 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
                 f"one of them.{without}"
             )
     config = _with_guessed_task(config, frame)
-    if config["train"].get("epochs") == "auto":
-        # As init writes it: a small table's epoch is a few steps (AER's
-        # SwissLabor, 872 rows, still improved at epoch 20: test AUC 0.728,
-        # against 0.771 with a cap of 100).
-        epochs = tabular_epochs(len(frame), config["train"]["batch_size"])
-        train = {**config["train"], "epochs": epochs}
-        config = {**config, "train": train}
     if config["features"]:
-        return validate_config(config)
+        return validate_config(_with_auto_steps(config, frame))
     # A role the config leaves empty is none, not init's guess: a column
     # init would take for the time (Arrests' `year`) is then a feature, not
     # left out of the features for a time the config does not read.
@@ -1827,15 +1823,61 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
         # model reads  as ..." and came twice (train, then the kind's
         # prepare, each fills the config in).
         raise ValueError(_no_features_error(frame, config["data"]))
+    read = [f"{name} ({table['kind']})" for name, table in features.items()]
+    if len(read) > LISTED_FEATURES:
+        # A survey of 700 columns named them all in one 20,000-character
+        # line; the bundle's config lists every one.
+        more = len(read) - LISTED_FEATURES
+        read = [*read[:LISTED_FEATURES], f"and {more:,} more"]
     logger.info(
         "No [features] tables: the model reads %s as `recsys init %s` "
         "writes them (kept in the bundle's config).",
-        ", ".join(
-            f"{name} ({table['kind']})" for name, table in features.items()
-        ),
+        ", ".join(read),
         kind,
     )
-    return validate_config({**config, "features": features, "model": model})
+    config = {**config, "features": features, "model": model}
+    return validate_config(_with_auto_steps(config, frame))
+
+
+# Columns the "No [features] tables" line names before "and N more".
+LISTED_FEATURES = 20
+
+
+def _with_auto_steps(config: dict, frame: pd.DataFrame) -> dict:
+    """A tabular config's `"auto"` batch size and epochs, as init writes
+    them (`_batch_size`, then `tabular_epochs` of that batch)."""
+    train = dict(config["train"])
+    if train.get("batch_size") == "auto":
+        # A table wider than its fit rows takes smaller steps (HELPfull's
+        # test AUC 0.914 at 256 against 0.936 at init's 32).
+        data = config["data"]
+        kept = _kept_rows(
+            frame, *(data.get(role, "") for role in ROLES["tabular"])
+        )
+        train["batch_size"] = _batch_size(kept, _input_widths(config, kept))
+    if train.get("epochs") == "auto":
+        # A small table's epoch is a few steps (AER's SwissLabor, 872 rows,
+        # still improved at epoch 20: test AUC 0.728, against 0.771 with a
+        # cap of 100).
+        train["epochs"] = tabular_epochs(len(frame), train["batch_size"])
+    return {**config, "train": train}
+
+
+def _input_widths(config: dict, kept: pd.DataFrame) -> list[int]:
+    """About how many numbers each of the model's features gives it, as
+    `_input_width` counts a table init writes."""
+    widths = []
+    for name in config["model"]["features"] or config["features"]:
+        table = config["features"].get(name, {})
+        if table.get("kind") == "numeric":
+            widths.append(1)
+            continue
+        size = table.get("embedding_dim") or config["model"]["embedding_dim"]
+        if not size:
+            values = kept[name].nunique() if name in kept else 0
+            size = default_embedding_dim(int(values) + 2)
+        widths.append(int(size))
+    return widths
 
 
 def _no_features_note(frame: pd.DataFrame, label: str, taken) -> str:

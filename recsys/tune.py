@@ -117,7 +117,7 @@ class Range:
     integer: bool = False
 
 
-def _batch_sizes(rows: int | None, own: int) -> tuple[int, ...]:
+def _batch_sizes(rows: int | None, own: int | str) -> tuple[int, ...]:
     """Tabular batch sizes worth a trial on a table of `rows` rows.
 
     At least 16 steps an epoch and at most about 8,000: on AER's SwissLabor
@@ -129,7 +129,8 @@ def _batch_sizes(rows: int | None, own: int) -> tuple[int, ...]:
     if rows is None:
         return (128, 256, 512, 1024, 2048)
     kept = [b for b in sizes if rows // 8192 <= b <= rows // 16] or [32]
-    return tuple(sorted(set(kept) | {own}))
+    # "auto" (a config not yet filled in) is one of the sizes kept.
+    return tuple(sorted(set(kept) | ({own} if isinstance(own, int) else set())))
 
 
 def search_space(
@@ -193,6 +194,9 @@ def search_space(
         # depth of the cross network (read by "dcn" only) and the MLP above
         # it. Epochs are a cap: early stopping on the trial's own carve
         # still picks fewer.
+        # "auto" epochs (a config not yet filled in) cap at 100 too.
+        own_epochs = train["epochs"] if isinstance(train["epochs"], int) else 0
+        epochs_cap = max(100, own_epochs)
         space = {
             "model.interaction": Choice(_interactions(config)),
             "model.num_cross_layers": Range(1, 4, integer=True),
@@ -215,9 +219,7 @@ def search_space(
             "train.batch_size": Choice(_batch_sizes(rows, train["batch_size"])),
             # A cap up to 100 on a log scale: a small table's epoch is a few
             # steps and needs many (`recsys init` writes 100 for them).
-            "train.epochs": Range(
-                2, max(100, train["epochs"]), log=True, integer=True
-            ),
+            "train.epochs": Range(2, epochs_cap, log=True, integer=True),
         }
         if config["features"] and not _embedded_columns(config):
             # Numbers alone look nothing up: no embedding to size, no

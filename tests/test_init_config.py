@@ -1,6 +1,7 @@
 """`recsys init`: a config guessed from a table's columns trains as written."""
 
 import json
+import logging
 import re
 import tomllib
 
@@ -1162,6 +1163,50 @@ def test_a_wide_table_of_few_rows_gets_smaller_steps():
         init_config("tabular", "t.csv", frame=tall, columns={"label": "y"})
     )
     assert "batch_size" not in config["train"]
+
+
+def test_a_config_without_batch_size_takes_inits_steps_on_a_wide_table(
+    caplog,
+):
+    # A config written by hand, with or without feature tables, trained at
+    # 256 rows a step where init writes 32 (HELPfull's test AUC 0.914
+    # against 0.936).
+    from recsys.init_config import with_written_features
+
+    rng = np.random.default_rng(0)
+    wide = pd.DataFrame(
+        {f"q{i}": rng.choice(list("abcde"), 500) for i in range(160)}
+    )
+    wide["y"] = rng.integers(0, 2, 500)
+
+    def filled(frame, **sections):
+        config = recsys.load_config(
+            {
+                "data": {"source": "w.csv", "label": "y"},
+                "model": {"kind": "tabular"},
+                **sections,
+            }
+        )
+        return with_written_features(config, frame)["train"]
+
+    with caplog.at_level(logging.INFO, logger="recsys"):
+        assert filled(wide)["batch_size"] == 32
+    # The line naming the columns read names 20 of the 160.
+    (line,) = [r.message for r in caplog.records if "[features]" in r.message]
+    assert "q19 (categorical), and 140 more as" in line and "q20" not in line
+    tables = {f"q{i}": {"kind": "categorical"} for i in range(160)}
+    train = filled(wide, features=tables)
+    assert train["batch_size"] == 32
+    # The epochs follow the batch: 320 fit rows are 10 steps of 32.
+    assert train["epochs"] == 200
+    assert filled(wide, features=tables, train={"batch_size": 64}) == {
+        **train,
+        "batch_size": 64,
+        "epochs": 400,
+    }
+    # Two columns of a few values: a row is narrower than the fit rows.
+    narrow = {"q0": {"kind": "categorical"}, "q1": {"kind": "numeric"}}
+    assert filled(wide, features=narrow)["batch_size"] == 256
 
 
 def test_a_label_named_as_one_but_of_one_value_is_not_guessed():

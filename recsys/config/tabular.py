@@ -257,7 +257,14 @@ class TabularTrain(Section):
             "number of epochs."
         ),
     )
-    batch_size: int = Field(default=256, ge=1, description="Rows per step.")
+    batch_size: PositiveInt | Literal["auto"] = Field(
+        default="auto",
+        description=(
+            'Rows per step. "auto": 256, or for a table whose model reads '
+            "more numbers a row than it has rows to fit, the largest of "
+            "128 / 64 / 32 giving 16 steps an epoch."
+        ),
+    )
     optimizer: Optimizer = Field(
         default="adam", description="Keras optimizer by name."
     )

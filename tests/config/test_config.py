@@ -108,7 +108,8 @@ def test_config_missing_file():
 # `data.user`, `item` and `time` defaults became "" (a table without ids)
 # and `model.task` "auto" (resolved from the label when training starts,
 # with the `["auto"]` baseline), then tabular `train.epochs` "auto" (by the
-# table's rows when training starts).
+# table's rows when training starts), then tabular `train.batch_size`
+# "auto" (by the model's inputs and the table's rows).
 # Relative data paths are stored as written: `load_config` makes them
 # absolute, which depends on the machine.
 EXPECTED = os.path.join(os.path.dirname(__file__), "test_config_expected.json")
