@@ -359,11 +359,22 @@ def baselines_ahead_note(metrics: dict, split: str, metric: str) -> list[str]:
     ]
     if not ahead:
         return []
-    names = ", ".join(f"{name} ({value:.4f})" for name, value in ahead)
+    # Digits enough to tell each ahead from the model: HELPfull's "0.9375
+    # scores better than the model (0.9375)" read as a contradiction.
+    digits = next(
+        (
+            d
+            for d in range(4, 9)
+            if all(f"{v:.{d}f}" != f"{model:.{d}f}" for _, v in ahead)
+        ),
+        8,
+    )
+    names = ", ".join(f"{name} ({value:.{digits}f})" for name, value in ahead)
     verb = "scores" if len(ahead) == 1 else "score"
     return [
         textwrap.fill(
-            f"note: {names} {verb} better than the model ({model:.4f}) on "
+            f"note: {names} {verb} better than the model "
+            f"({model:.{digits}f}) on "
             f"{metric}, the metric `recsys tune CONFIG` chooses this model's "
             "settings by, on the validation carve.",
             width=80,

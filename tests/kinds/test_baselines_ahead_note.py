@@ -36,6 +36,15 @@ def test_every_baseline_ahead_is_named_once():
     )
 
 
+def test_a_lead_below_four_digits_shows_more():
+    # HELPfull: "logistic_regression (0.9375) scores better than the model
+    # (0.9375)".
+    metrics = {"test": {"auc": 0.93751}, "baseline_lr": {"auc": 0.937532}}
+    assert _note(metrics, "auc").startswith(
+        "note: lr (0.93753) scores better than the model (0.93751) on auc"
+    )
+
+
 def test_a_tie_or_a_missing_metric_says_nothing():
     metrics = {"test": {"auc": 0.7}, "baseline_lr": {"auc": 0.7}}
     assert baselines_ahead_note(metrics, "test", "auc") == []
