@@ -290,6 +290,15 @@ def cmd_recommend(args):
         ):
             # `02` for the id 2 of a bundle whose ids are numbers.
             print(f"(user {plain!r} is: the ids are numbers here.)")
+        elif bundle.user_ids.dtype.kind in "iu" and not re.fullmatch(
+            r"[+-]?\d+(\.0*)?", str(user).strip()
+        ):
+            # A --users file refuses such a line; one --user is answered
+            # as the service answers it, and the reason said.
+            print(
+                f"(its user ids are integers ({bundle.user_ids.dtype}): "
+                f"{user!r} can be none of them.)"
+            )
     if len(ids) < min(args.k, len(bundle.item_ids)):
         left = f"all but {len(ids):,} of" if len(ids) else "every one of"
         print(

@@ -21,11 +21,13 @@ import numpy as np
 import pandas as pd
 
 from recsys.config.common import PLACEHOLDER
+from recsys.config.features import table_header
 from recsys.config.tabular import usual_baselines
 from recsys.config.two_tower import EARLY_STOPPING_EPOCHS
 from recsys.data.retrieval_inputs import few_unparsed_times
 from recsys.data.retrieval_inputs import guess_time_format as _time_format
 from recsys.data.retrieval_inputs import values_per_item
+from recsys.data.sources import closest_columns
 from recsys.data.sources import empty_cells
 from recsys.data.split import COLUMN_VALUES
 from recsys.features import Preprocessor
@@ -378,9 +380,7 @@ def _not_numbers_note(series: pd.Series) -> str:
 def _table_header(column) -> str:
     """`[features.<column>]`, the name quoted where TOML needs it:
     `[features."Review Text"]`."""
-    bare = re.fullmatch(r"[A-Za-z0-9_-]+", str(column))  # TOML's bare keys
-    name = column if bare else _toml(str(column))
-    return f"[features.{name}]"
+    return table_header(str(column))
 
 
 # Free text: strings at least half of them distinct, of this many words
@@ -1790,8 +1790,9 @@ def with_written_features(config: dict, frame: pd.DataFrame) -> dict:
             )
             raise ValueError(
                 f"data.{role} = {column!r} is not a column of the table. Its "
-                f"columns: {list(frame.columns)}. Fix: set data.{role} to "
-                f"one of them.{without}"
+                f"columns: {list(frame.columns)}."
+                f"{closest_columns([column], frame.columns)} Fix: set "
+                f"data.{role} to one of them.{without}"
             )
     config = _with_guessed_task(config, frame)
     if config["features"]:

@@ -67,6 +67,9 @@ def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
     assert main(["recommend", bundle.path, "--user", "nobody", "-k", "2"]) == 0
     out = capsys.readouterr().out
     assert "not in this bundle" in out and "ids are numbers" not in out
+    # Text for a bundle of integer ids: why it can be no user (a --users
+    # file refuses the line).
+    assert "(its user ids are integers (int64): 'nobody' can be" in out
     # A spelling with zeros of a known number: said.
     assert main(["recommend", bundle.path, "--user", "042", "-k", "2"]) == 0
     assert (

@@ -1209,6 +1209,24 @@ def test_a_config_without_batch_size_takes_inits_steps_on_a_wide_table(
     assert filled(wide, features=narrow)["batch_size"] == 256
 
 
+def test_a_label_of_another_case_gets_the_column_it_means():
+    from recsys.init_config import with_written_features
+
+    frame = pd.DataFrame({"x": [1, 2, 3, 4], "vote": ["Y", "N", "Y", "N"]})
+    config = recsys.load_config(
+        {
+            "data": {"source": "c.csv", "label": "Vote"},
+            "model": {"kind": "tabular"},
+        }
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"data.label = 'Vote' is not a column of the table\. Its "
+        r"columns: \['x', 'vote'\]\. Did you mean 'vote'",
+    ):
+        with_written_features(config, frame)
+
+
 def test_a_label_named_as_one_but_of_one_value_is_not_guessed():
     # mosaicData's Gestation: `outcome` is "live birth" on every row.
     frame = pd.DataFrame(

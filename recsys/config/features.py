@@ -11,6 +11,7 @@ bundle manifest and their hashes say what the user wrote.
 
 import dataclasses
 import inspect
+import json
 import re
 import types
 import typing
@@ -24,6 +25,15 @@ from recsys.config.common import placeholder_error
 from recsys.errors import ConfigError
 from recsys.features.specs import FEATURE_KINDS
 from recsys.features.specs import feature_from_config
+
+
+def table_header(name: str) -> str:
+    """`[features.<name>]`, the name quoted where TOML needs it (a dot or a
+    space in it): `[features."Tuna.hid"]`, as a config must write it."""
+    bare = re.fullmatch(r"[A-Za-z0-9_-]+", str(name))  # TOML's bare keys
+    # JSON's string escapes are TOML's (quotes, backslashes, newlines).
+    key = name if bare else json.dumps(str(name), ensure_ascii=False)
+    return f"[features.{key}]"
 
 
 def check_feature_tables(tables: Any) -> dict:
@@ -42,11 +52,21 @@ def check_feature_tables(tables: Any) -> dict:
         raise ConfigError(f"[features] must be a table. Received: {tables!r}")
     for name, table in tables.items():
         if not isinstance(table, dict):
-            raise ConfigError(f"[features.{name}] must be a table.")
+            raise ConfigError(f"{table_header(name)} must be a table.")
+        inner = [key for key, value in table.items() if isinstance(value, dict)]
+        if "kind" not in table and inner:
+            # `[features.Tuna.hid]` is a table `hid` inside feature `Tuna`.
+            dotted = f"{name}.{inner[0]}"
+            raise ConfigError(
+                f"[features.{name}] holds tables ({inner}), not a feature's "
+                f"keys: TOML reads [features.{dotted}] as a table inside "
+                f"another. Fix: quote a column name that holds a dot, "
+                f"{table_header(dotted)}."
+            )
         try:
             feature_from_config({"name": name, **table})
         except (TypeError, ValueError) as error:
-            raise ConfigError(f"[features.{name}]: {error}") from None
+            raise ConfigError(f"{table_header(name)}: {error}") from None
     return {name: dict(table) for name, table in tables.items()}
 
 
@@ -165,8 +185,8 @@ def missing_feature_table(
     if name == PLACEHOLDER:
         return placeholder_error(key)
     return ConfigError(
-        f"{key} names '{name}', which has no [features.{name}] table. "
+        f"{key} names '{name}', which has no {table_header(name)} table. "
         f"Declared features: {sorted(declared)}{implicit}. Fix: add it, e.g. "
-        f'[features.{name}] with kind = "categorical" (ids, categories) or '
+        f'{table_header(name)} with kind = "categorical" (ids, categories) or '
         '"numeric" (recsys config-schema lists the kinds).'
     )

@@ -29,6 +29,7 @@ from recsys.config.common import timeless
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
+from recsys.config.features import table_header
 from recsys.errors import ConfigError
 
 Task = Literal["auto", "regression", "binary", "multiclass"]
@@ -104,6 +105,18 @@ class TabularData(InteractionsData):
     @pydantic.model_validator(mode="after")
     def _check_ids(self) -> "TabularData":
         check_placeholders("data", label=self.label)
+        roles = {"user": self.user, "item": self.item, "time": self.time}
+        for role, column in roles.items():
+            if column and column == self.label:
+                # Chile's `region` as user and label trained a model of
+                # 30% accuracy without a word once feature tables were
+                # written (init's "--user, --label" message otherwise).
+                raise ConfigError(
+                    f"data.label and data.{role} both name the column "
+                    f"{column!r}: the model would read its own answer. Fix: "
+                    f"set data.label to the column to predict, or data.{role} "
+                    "to its own column."
+                )
         if bool(self.user) != bool(self.item):
             # Rows of one kind of id (a household's purchases, a
             # patient's visits): that column is a feature of a table
@@ -370,8 +383,8 @@ class TabularConfig(KindConfig):
     def _feature_lines(self, name: str) -> str:
         """Where the config declares feature `name`, for an error's fix."""
         if name in self.model.features:
-            return f"[features.{name}] and '{name}' from model.features"
-        return f"[features.{name}]"
+            return f"{table_header(name)} and '{name}' from model.features"
+        return table_header(name)
 
     @pydantic.model_validator(mode="after")
     def _check_columns(self) -> "TabularConfig":
@@ -406,7 +419,7 @@ class TabularConfig(KindConfig):
         ):
             raise ConfigError(
                 f"model.history_length > 0 needs the item column '{item}' as "
-                f"a categorical feature the model reads ([features.{item}] "
+                f"a categorical feature the model reads ({table_header(item)} "
                 'with kind = "categorical").'
             )
         auxiliary = model.auxiliary_target

@@ -27,6 +27,7 @@ from recsys.config.common import test_fraction_field
 from recsys.config.features import FeatureTables
 from recsys.config.features import feature_specs_by_name
 from recsys.config.features import features_field
+from recsys.config.features import table_header
 from recsys.errors import ConfigError
 
 TEXT_BASELINES = ("tfidf_char", "tfidf_word")
@@ -305,17 +306,17 @@ class TextConfig(KindConfig):
         kind = getattr(specs.get(text), "kind", None)
         if kind is not None and kind != "text":
             raise ConfigError(
-                f"data.text is '{text}', whose [features.{text}] table says "
+                f"data.text is '{text}', whose {table_header(text)} table says "
                 f'kind = "{kind}"; a text column needs kind = "text". Fix: '
-                f'set kind = "text" in [features.{text}] with a '
+                f'set kind = "text" in {table_header(text)} with a '
                 "sequence_length that holds most texts (or let recsys init "
                 "text --data FILE write it: it measures them)."
             )
         if kind is None:
             raise ConfigError(
-                f"data.text is '{text}', which needs a [features.{text}] "
+                f"data.text is '{text}', which needs a {table_header(text)} "
                 f'table with kind = "text". Declared features: '
-                f"{sorted(specs)}. Fix: add [features.{text}] with kind = "
+                f"{sorted(specs)}. Fix: add {table_header(text)} with kind = "
                 '"text" and a sequence_length that holds most texts, or let '
                 "recsys init text --data FILE write it (it measures them)."
             )

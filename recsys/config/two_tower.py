@@ -29,6 +29,7 @@ from recsys.config.common import timeless
 from recsys.config.features import FeatureTables
 from recsys.config.features import features_field
 from recsys.config.features import missing_feature_table
+from recsys.config.features import table_header
 from recsys.errors import ConfigError
 
 
@@ -576,6 +577,16 @@ class TwoTowerConfig(KindConfig):
                     raise missing_feature_table(
                         f"model.{side}", name, self.features, implicit
                     )
+        if item in model.query_features:
+            # The query read the row's own answer: polls' pollster x state
+            # trained to a quarter of the loss and scored filtered HR@1
+            # 0.334 against popularity's 0.825 (0.854 without it).
+            raise ConfigError(
+                f"model.query_features names the item column '{item}' "
+                "(data.item): the query would read the item it must "
+                f"retrieve. Fix: remove '{item}' from model.query_features "
+                "(the user's latest items are model.history_length)."
+            )
         if item not in model.candidate_features:
             raise ConfigError(
                 f"model.candidate_features must include the item column "
@@ -584,7 +595,7 @@ class TwoTowerConfig(KindConfig):
             )
         if model.history_length > 0 and item not in self.features:
             raise ConfigError(
-                f"model.history_length > 0 needs a [features.{item}] table."
+                f"model.history_length > 0 needs a {table_header(item)} table."
             )
         if self.train.early_stopping and self.data.path:
             raise ConfigError(

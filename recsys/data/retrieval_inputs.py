@@ -105,9 +105,14 @@ def positive_rows(frame: pd.DataFrame, data: dict) -> pd.DataFrame:
     keep = keep.fillna(False).to_numpy(dtype=bool)
     kept = int(keep.sum())
     if not kept:
+        # The values the column holds: ["yes"] on a column of Yes / No.
+        held = pd.Series(values.dropna().unique())
+        shown = held.head(10).tolist()
+        more = f" and {len(held) - 10:,} more" if len(held) > 10 else ""
         raise ValueError(
-            f"No row is positive ({rule}) among the {len(frame):,} rows. Fix: "
-            "check data.positive_column and the values that count."
+            f"No row is positive ({rule}) among the {len(frame):,} rows; "
+            f"column '{column}' holds {shown}{more}. Fix: check "
+            "data.positive_column and the values that count."
         )
     logger.info("Learning from %d of %d rows (%s).", kept, len(frame), rule)
     return frame[keep].reset_index(drop=True)

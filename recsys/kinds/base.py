@@ -662,6 +662,7 @@ def _check_numbers_present(specs, train) -> None:
     """Raises a `ValueError` naming the fix for a numeric column empty on
     every training row (the preprocessor has no mean or quantile to learn:
     it said only "no non-null values to fit on")."""
+    from recsys.config.features import table_header
     from recsys.features.specs import BucketizedFeature
     from recsys.features.specs import NumericFeature
 
@@ -672,7 +673,7 @@ def _check_numbers_present(specs, train) -> None:
                 f"Column '{spec.name}' is empty on every one of the "
                 f"{len(train):,} training rows (after data.drop_missing and "
                 "the split), so the model cannot learn from it. Fix: remove "
-                f"[features.{spec.name}] and its name in model.features, or "
+                f"{table_header(spec.name)} and its name in model.features, or "
                 "fill the column."
             )
 

@@ -21,6 +21,7 @@ from recsys.bundles.two_tower import Bundle
 from recsys.bundles.two_tower import write_bundle
 from recsys.config import feature_specs
 from recsys.config.common import NO_TIME
+from recsys.config.features import table_header
 from recsys.config.two_tower import DEFAULT_BASELINES
 from recsys.data.profile_batches import ProfileBatches
 from recsys.data.retrieval_inputs import catalog
@@ -151,7 +152,7 @@ def _warn_unread_features(config):
         if name not in towers and name != config["data"]["user"]
     ]
     if unread:
-        tables = ", ".join(f"[features.{name}]" for name in unread)
+        tables = ", ".join(table_header(name) for name in unread)
         logger.warning(
             "%s %s read by neither tower (model.query_features = %s, "
             "model.candidate_features = %s): add %s to one of them (a "

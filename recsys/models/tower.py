@@ -5,6 +5,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from recsys.config.features import table_header
 from recsys.layers.multi_hash_embedding import MultiHashEmbedding
 from recsys.layers.pooled_embedding import PooledEmbedding
 from recsys.layers.sequence_encoder import DEFAULT_SEQUENCE_SCALE
@@ -144,7 +145,7 @@ class Tower(keras.Model):
             raise ValueError(
                 f"Numeric inputs {flagged} keep missing values as NaN "
                 '(missing = "indicator"), which only a tabular model reads. '
-                f'Fix: set missing = "mean" in [features.{flagged[0]}] (a '
+                f'Fix: set missing = "mean" in {table_header(flagged[0])} (a '
                 "tower fills the training mean)."
             )
         self.feature_names = [spec["name"] for spec in self.inputs_config]

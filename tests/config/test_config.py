@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -476,6 +477,62 @@ def test_a_feature_without_its_table_says_how_to_declare_it():
         load_config(DEFAULT, ["model.query_features=['userId', 'age']"])
     with pytest.raises(ConfigError, match=r"model.features names 'age'.*Fix"):
         load_config(KIND_FILES["tabular"], ["model.features=['age']"])
+
+
+def test_a_dotted_column_is_quoted_in_the_fix(tmp_path):
+    # R's `Tuna.hid`: the fix read [features.Tuna.hid], which TOML takes
+    # for a table `hid` inside a feature `Tuna`.
+    dotted = ["model.query_features=['userId', 'Tuna.hid']"]
+    with pytest.raises(
+        ConfigError, match=r'Fix: add it, e\.g\. \[features\."Tuna\.hid"\] '
+    ):
+        load_config(DEFAULT, dotted)
+    nested = tmp_path / "nested.toml"
+    nested.write_text(
+        Path(DEFAULT).read_text()
+        + '\n[features.Tuna.hid]\nkind = "categorical"\n'
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"\[features.Tuna\] holds tables \(\['hid'\]\).*Fix: quote a "
+        r'column name that holds a dot, \[features\."Tuna\.hid"\]\.',
+    ):
+        load_config(str(nested))
+
+
+def test_the_item_column_among_the_query_features_is_refused():
+    # Polls' pollster x state with `state` in the query: filtered HR@1 0.334
+    # against popularity's 0.825, without a word.
+    with pytest.raises(
+        ConfigError,
+        match=r"model.query_features names the item column 'movieId' "
+        r"\(data.item\): the query would read the item it must retrieve\. "
+        r"Fix: remove 'movieId' from model.query_features",
+    ):
+        load_config(DEFAULT, ["model.query_features=['userId', 'movieId']"])
+
+
+@pytest.mark.parametrize("role", ["user", "item", "time"])
+def test_a_tabular_label_that_is_another_role_is_refused(role):
+    # Chile's `region` as user and label trained once feature tables were
+    # written; without them init's message named `--user` and `--label`.
+    config = {
+        "data": {
+            "source": "t.csv",
+            "user": "u",
+            "item": "i",
+            "time": "t",
+            "label": {"user": "u", "item": "i", "time": "t"}[role],
+        },
+        "model": {"kind": "tabular"},
+        "features": {"x": {"kind": "numeric"}},
+    }
+    with pytest.raises(
+        ConfigError,
+        match=rf"data.label and data.{role} both name the column "
+        r"'[uit]': the model would read its own answer",
+    ):
+        load_config(config)
 
 
 def test_config_package_does_not_import_keras():

@@ -131,6 +131,14 @@ def test_positive_rows_name_what_is_wrong():
         positive_rows(RATED, {"positive_column": "event", "positive_min": 4})
     with pytest.raises(ValueError, match=r"No row is positive \(rating >= 9"):
         positive_rows(RATED, {"positive_column": "rating", "positive_min": 9})
+    # The values held, for a value spelled otherwise ("yes" among Yes / No).
+    with pytest.raises(
+        ValueError,
+        match=r"column 'event' holds \['buy', 'view', 'cart'\]\. Fix",
+    ):
+        positive_rows(
+            RATED, {"positive_column": "event", "positive_values": ["Buy"]}
+        )
 
 
 def test_a_table_without_its_time_column_is_told_of_an_empty_time():
