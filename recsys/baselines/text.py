@@ -59,12 +59,29 @@ def run_baselines(
 
     Returns:
         dict. `"baseline_<name>"` -> metrics (`classification_metrics`
-        plus `"seconds"`, the time to fit and predict).
+        plus `"seconds"`, the time to fit and predict); a baseline whose
+        TF-IDF finds no terms in the texts is skipped, its note in
+        `"baselines_tuned"` (`{name: {"skipped": note}}`).
     """
-    results = {}
+    results: dict = {}
     for name in names:
         started = time.perf_counter()
-        pipeline = tfidf_pipeline(name).fit(train_texts, train_labels)
+        try:
+            pipeline = tfidf_pipeline(name).fit(train_texts, train_labels)
+        except ValueError as error:
+            # Emoji alone, or Chinese without spaces, give the word TF-IDF
+            # no term of two letters: scikit-learn's error came after
+            # training and the model was lost.
+            if "vocabulary" not in str(error) and "no terms" not in str(error):
+                raise
+            note = (
+                "its TF-IDF finds no terms in the training texts (words of "
+                "two letters or more, in two texts or more). Fix: leave it "
+                "out of evaluate.baselines"
+            )
+            skipped = results.setdefault("baselines_tuned", {})
+            skipped[name] = {"skipped": note}
+            continue
         probabilities = every_class(
             pipeline.predict_proba(test_texts), pipeline.classes_, num_classes
         )

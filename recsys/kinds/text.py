@@ -246,7 +246,7 @@ def prepare_text_data(config, frame=None, *, progress=False):
     frame = source_table(config, frame, progress=progress)
     config = with_written_features(config, frame)
     _check_text_columns(frame, data)
-    check_texts(frame[data["text"]], data["text"])
+    check_texts(frame[data["text"]], data["text"], training=True)
     label = data["label"]
     classes = class_labels(frame[label], label, data["positive"])
     train, valid, test = split_rows(frame, config)
@@ -611,4 +611,9 @@ def _metric_lines(metrics, config):
             f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
         )
     lines += baselines_ahead_note(metrics, split, "auc")
-    return lines + class_shares_note(metrics, split) + [""]
+    skipped = [
+        f"{name}: skipped, {details['skipped']}"
+        for name, details in metrics.get("baselines_tuned", {}).items()
+        if "skipped" in details
+    ]
+    return lines + class_shares_note(metrics, split) + skipped + [""]

@@ -34,6 +34,20 @@ def test_text_baselines_with_a_class_missing_from_training():
     assert metrics["auc"] == 1.0
 
 
+def test_a_text_baseline_without_terms_is_skipped_with_a_note():
+    # Emoji alone: the word TF-IDF has no term, and its error came after
+    # training (the model was lost). The character TF-IDF reads them.
+    train = ["😀 👍", "😡 👎", "👍 😀 🎉", "👎 😢"] * 5
+    labels = [1, 0, 1, 0] * 5
+    metrics = run_baselines(
+        ["tfidf_word", "tfidf_char"], train, labels, ["👍", "👎"], [1, 0], 2
+    )
+    assert "baseline_tfidf_word" not in metrics
+    note = metrics["baselines_tuned"]["tfidf_word"]["skipped"]
+    assert note.startswith("its TF-IDF finds no terms in the training texts")
+    assert metrics["baseline_tfidf_char"]["accuracy"] == 1.0
+
+
 def test_tabular_logistic_regression_with_a_class_missing_from_its_fit():
     colors = pd.Series(["red", "green"] * 20, name="color")
     pre = Preprocessor(features=[CategoricalFeature("color")]).fit(

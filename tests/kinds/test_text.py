@@ -127,10 +127,12 @@ def test_similar_words_are_vocabulary_neighbours(tweets_bundle):
 
 def test_bad_texts_get_clear_errors(tweets_bundle):
     bundle, _ = tweets_bundle
-    with pytest.raises(ValueError, match="holds 1 empty text "):
+    with pytest.raises(ValueError, match="holds 1 empty or missing text "):
         bundle.predict(["fine", "   "])
-    with pytest.raises(ValueError, match="holds 2 empty texts"):
-        bundle.predict(["", "fine", "   "])
+    with pytest.raises(
+        ValueError, match=r"holds 3 empty or .*drop those rows;"
+    ):
+        bundle.predict(["", "fine", "   ", None])
     with pytest.raises(ValueError, match="not strings"):
         bundle.predict(["fine", 3.5])
     with pytest.raises(KeyError, match="'text'"):
@@ -219,7 +221,12 @@ def test_numeric_classes_are_ordered_by_value():
 def test_bad_training_data_is_refused_clearly(tmp_path):
     frame = _toy_frame()
     frame.loc[7, "text"] = ""
-    with pytest.raises(ValueError, match=r"'text' holds 1 empty text "):
+    frame.loc[8, "text"] = None  # an empty CSV cell: said alike, not "nan"
+    with pytest.raises(
+        ValueError,
+        match=r"'text' holds 2 empty or missing texts \(rows \[7, 8\]\)\. "
+        r"Fix: drop those rows, or set data.drop_missing = true;",
+    ):
         train(_toy_config(), str(tmp_path / "a"), frame=frame)
     frame = _toy_frame()
     frame["text"] = frame["text"].astype(object)
