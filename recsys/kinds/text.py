@@ -257,9 +257,27 @@ def prepare_text_data(config, frame=None, *, progress=False):
 
 
 def class_ids(prepared, labels):
-    """Class indices (`int32`) of a Series of labels."""
+    """Class indices (`int32`) of a Series of labels.
+
+    Raises:
+        ValueError: naming the first label (empty, or no class of the
+            model: `recsys evaluate --rescore --data` of another table)
+            and its row; training reads its classes off the whole table.
+    """
     index = {str(c): i for i, c in enumerate(prepared.classes)}
-    return labels.map(lambda v: index[str(v)]).to_numpy().astype(np.int32)
+    ids = labels.map(lambda v: index.get(str(v), -1) if pd.notna(v) else -1)
+    unknown = ids.to_numpy() < 0
+    if unknown.any():
+        row = labels.index[unknown][0]
+        value = labels[row]
+        what = "an empty label" if pd.isna(value) else f"{value!r}"
+        raise ValueError(
+            f"Label column '{labels.name}' holds {what} (row {row}; "
+            f"{int(unknown.sum()):,} rows in all) that is no class of this "
+            f"model: {[str(c) for c in prepared.classes][:20]}. Fix: drop "
+            "those rows, or train on a table that holds the class."
+        )
+    return ids.to_numpy().astype(np.int32)
 
 
 def encode(prepared, frame, config):

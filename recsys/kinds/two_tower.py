@@ -797,7 +797,7 @@ class TwoTowerKind(ModelKind):
         )
         frame = checked_interactions(config, source_table(config, frame))
         train, test = split_for_evaluation(frame, config)
-        _check_catalog(bundle, test, config["data"]["item"], table)
+        _check_catalog(bundle, test, config["data"]["item"], table, train)
         metrics: dict = evaluate_bundle(bundle, frame, config, train, test)
         users = test[config["data"]["user"]].to_numpy()
         if len(users) and (bundle.user_rows(users) < 0).all():
@@ -818,20 +818,28 @@ class TwoTowerKind(ModelKind):
         return self.rescore(bundle, frame)
 
 
-def _check_catalog(bundle, test, item, table):
-    """Refuses held-out items the bundle's catalog lacks, naming them.
+def _check_catalog(bundle, test, item, table, train=None):
+    """Refuses held-out (or training) items the bundle's catalog lacks,
+    naming them.
 
     Only catalog items can be ranked: a table of re-typed ids ('i4' for 4)
     or of new items stopped at "Every test item must be among the
     candidates", or at LAPACK's stderr and "EASE's Gram matrix is not
-    positive definite" for the empty matrix of training items.
+    positive definite" for the empty matrix of training items; one new
+    item in a training row at the first (the baselines' validation carve
+    holds out the latest training rows).
 
     Raises:
         ValueError: naming `table`, how many items, an example of each
             side's ids, and the fix.
     """
+    rows = "held-out"
     items = pd.unique(test[item].to_numpy())
     unknown = items[pd.Index(bundle.item_ids).get_indexer(items) < 0]
+    if not len(unknown) and train is not None:
+        rows = "training"
+        items = pd.unique(train[item].to_numpy())
+        unknown = items[pd.Index(bundle.item_ids).get_indexer(items) < 0]
     if not len(unknown):
         return
     ids = bundle.item_ids
@@ -849,7 +857,7 @@ def _check_catalog(bundle, test, item, table):
         "trained on with --data."
     )
     raise ValueError(
-        f"{table}: {len(unknown):,} of its {len(items):,} held-out items "
+        f"{table}: {len(unknown):,} of its {len(items):,} {rows} items "
         f"(e.g. {odd!r}) are not in the bundle's catalog of "
         f"{len(ids):,} {kind} ids (such as {example!r}), and a model ranks "
         f"only its catalog. {fix}"
@@ -859,15 +867,18 @@ def _check_catalog(bundle, test, item, table):
 def _unknown_users_note(metrics: dict) -> list[str]:
     """A note where no held-out user is known to the bundle (`recsys
     evaluate --data` on another table's users): the model's row is then
-    popularity's, its fallback, beside baselines fitted on the table."""
+    its fallback, the items popular in the bundle's own training rows,
+    beside baselines fitted on the table (its popularity column counts
+    this table's rows, and differs)."""
     users = metrics.get("unknown_users")
     if not users:
         return []
     return [
         f"note: none of the {users:,} held-out users is known to the "
-        "bundle, so the model\nanswers each with its fallback, the "
-        "popular items: its row is popularity's.\nEvaluate on the table "
-        "the bundle was trained on, or retrain on this one.",
+        "bundle, so the model\nanswers each with its fallback, the items "
+        "popular in its own training rows\n(the popularity column counts "
+        "this table's). Evaluate on the table the bundle\nwas trained on, "
+        "or retrain on this one.",
         "",
     ]
 

@@ -126,3 +126,23 @@ def test_a_multiclass_output_names_the_most_probable_class():
     assert list(columns) == ["prob_neg", "prob_neu", "prob_pos", "label_2"]
     # The unscored row (no text) stays empty.
     assert columns["label_2"].tolist() == ["pos", None, "neg"]
+
+
+def test_a_label_of_no_class_is_named_with_its_row():
+    # `recsys evaluate --rescore --data` of another table: "missing key
+    # 'maybe'" (or 'nan') before.
+    import types
+
+    from recsys.kinds.text import class_ids
+
+    prepared = types.SimpleNamespace(classes=["no", "yes"])
+    labels = pd.Series(["yes", "no", "maybe", None], name="label")
+    with pytest.raises(
+        ValueError,
+        match=r"Label column 'label' holds 'maybe' \(row 2; 2 rows in all\) "
+        r"that is no class of this model: \['no', 'yes'\]\. Fix: drop",
+    ):
+        class_ids(prepared, labels)
+    with pytest.raises(ValueError, match=r"holds an empty label \(row 3;"):
+        class_ids(prepared, labels.drop(2))
+    assert class_ids(prepared, labels[:2]).tolist() == [1, 0]

@@ -73,6 +73,16 @@ def test_new_items_are_counted(bundle):
     assert counts and 0 < int(counts[1]) < int(counts[2])
 
 
+def test_a_new_item_in_a_training_row_is_refused_as_such(bundle):
+    # One training row's item: "Every test item must be among the
+    # candidates" (of the baselines' carve), which named no item.
+    frame = _events()
+    frame.loc[0, "item_id"] = 999_999  # the first row: a training row
+    message = _refusal(bundle, frame)
+    assert re.search(r": 1 of its \d+ training items \(e.g. 999999\)", message)
+    assert "not in the bundle's catalog of 40 integer ids" in message
+
+
 def test_users_all_unknown_are_said_beside_the_table(bundle):
     frame = _events()
     frame["user_id"] += 5000
