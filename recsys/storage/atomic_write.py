@@ -272,7 +272,8 @@ def check_output_path(path):
     Raises:
         BundleError: for the filesystem root, which has no parent to hold
             the temporary directory and lock file a write needs, a path
-            under a file, or one that starts with a `~` no shell expanded.
+            under a file, one that starts with a `~` no shell expanded, a
+            symbolic link, or a path inside a bundle.
     """
     first = os.fspath(path).split(os.sep)[0]
     if first.startswith("~") and not os.path.exists(first):
@@ -300,7 +301,35 @@ def check_output_path(path):
             "directory. Fix: choose a path whose folders are directories, "
             "e.g. --output artifacts/run."
         )
+    if os.path.islink(path):
+        # The write renames a new directory into place: a link `current ->
+        # v1` was replaced by a directory (v1 kept the old bundle), and a
+        # link to an empty directory failed once trained ("Not a
+        # directory").
+        raise BundleError(
+            f"Output {path} is a symbolic link (to {os.readlink(path)}): "
+            "the write would replace the link, not fill what it points to. "
+            f"Fix: give its target, {os.path.realpath(path)}, or another "
+            "path (and point the link there afterwards)."
+        )
+    host = _bundle_above(path)
+    if host:
+        raise BundleError(
+            f"Output {path} is inside the bundle {host}, which then would "
+            "no longer load (a bundle holds only the files its manifest "
+            "lists). Fix: choose a path outside it, e.g. beside it."
+        )
     return path
+
+
+def _bundle_above(path):
+    """The nearest directory above `path` that is a bundle, or None."""
+    above = os.path.dirname(path)
+    while os.path.dirname(above) != above:
+        if os.path.isfile(os.path.join(above, MANIFEST)) and _is_bundle(above):
+            return above
+        above = os.path.dirname(above)
+    return None
 
 
 def _is_bundle(path):
