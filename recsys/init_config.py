@@ -1864,6 +1864,17 @@ def _with_auto_steps(config: dict, frame: pd.DataFrame) -> dict:
     return {**config, "train": train}
 
 
+def _distinct(kept: pd.DataFrame, name: str) -> int:
+    """Distinct values of column `name` (0 if missing); list cells (a
+    multi-valued column read from Parquet) count as their text."""
+    if name not in kept:
+        return 0
+    try:
+        return int(kept[name].nunique())
+    except (TypeError, NotImplementedError):  # lists: unhashable to pandas
+        return int(kept[name].astype(str).nunique())
+
+
 def _input_widths(config: dict, kept: pd.DataFrame) -> list[int]:
     """About how many numbers each of the model's features gives it, as
     `_input_width` counts a table init writes."""
@@ -1875,8 +1886,7 @@ def _input_widths(config: dict, kept: pd.DataFrame) -> list[int]:
             continue
         size = table.get("embedding_dim") or config["model"]["embedding_dim"]
         if not size:
-            values = kept[name].nunique() if name in kept else 0
-            size = default_embedding_dim(int(values) + 2)
+            size = default_embedding_dim(_distinct(kept, name) + 2)
         widths.append(int(size))
     return widths
 
