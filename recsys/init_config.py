@@ -1460,6 +1460,10 @@ def _tabular(
 SEQUENCE_LENGTHS = (40, 500)
 
 
+# Texts whose tokens `recsys init` counts for `sequence_length`.
+LENGTH_SAMPLE = 5_000
+
+
 def _sequence_length(frame: pd.DataFrame, text: str) -> tuple[int, str]:
     """`sequence_length` and its note: enough tokens for 95% of the texts.
 
@@ -1469,7 +1473,13 @@ def _sequence_length(frame: pd.DataFrame, text: str) -> tuple[int, str]:
     low, high = SEQUENCE_LENGTHS
     if text not in frame or not frame[text].notna().any():
         return low, "tokens kept per text"
-    texts = frame[text].dropna().head(5_000)
+    texts = frame[text].dropna()
+    if len(texts) > LENGTH_SAMPLE:
+        # Spread over the table: its first 5,000 rows were the sample, and a
+        # table sorted by length (or by date, as a site's texts grew) got
+        # 40 tokens where half its texts had 201.
+        spread = np.linspace(0, len(texts) - 1, LENGTH_SAMPLE).astype(int)
+        texts = texts.iloc[spread]
     pre = Preprocessor(features=[TextFeature(text)])
     counts = [len(tokens) for tokens in pre.tokenize(text, texts.astype(str))]
     longest = int(pd.Series(counts).quantile(0.95))

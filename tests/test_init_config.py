@@ -101,6 +101,15 @@ def test_a_text_keeps_the_tokens_of_most_texts():
     assert "(capped)" in init_config("text", frame=long)
 
 
+def test_a_text_table_sorted_by_length_is_measured_over_its_rows():
+    # 6,000 short texts then 6,000 of 201 tokens: the first 5,000 said 7.
+    texts = ["good tasty snack now"] * 6000 + [" ".join(["word"] * 201)] * 6000
+    frame = pd.DataFrame({"review": texts, "score": ["a", "b"] * 6000})
+    text = init_config("text", frame=frame)
+    assert "sequence_length = 210 " in text
+    assert "95% of the texts have at most 201" in text
+
+
 def test_a_small_table_gets_many_short_epochs():
     # 1,500 rows are four steps an epoch to fit (960 rows): early stopping,
     # not a cap of 20, should end training; 500 epochs are 2,000 steps.

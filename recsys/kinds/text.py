@@ -124,6 +124,31 @@ def class_labels(labels, column, positive=""):
     return classes
 
 
+# Distinct numbers in a label beyond which the text kind says it
+# classifies them: a review's 419 star averages trained a 419-way softmax
+# (accuracy 0.0067) without a word.
+NUMERIC_CLASSES_WARNED = 20
+
+
+def _warn_numeric_classes(classes, column, rows):
+    """Warns where the label is numbers of many values: one class each."""
+    numbers = all(
+        isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes
+    )
+    if numbers and len(classes) > NUMERIC_CLASSES_WARNED:
+        logger.warning(
+            "Label column '%s' holds %d distinct numbers over %d rows: the "
+            "text kind learns each as a class of its own, and does not "
+            "regress them. Fix: bin them into a few classes (a column of "
+            "'low' / 'high'), or train a tabular model with model.task = "
+            '"regression" on the text as a "multi_categorical" feature with '
+            'tokenizer = "words".',
+            column,
+            len(classes),
+            rows,
+        )
+
+
 def split_rows(
     frame: pd.DataFrame, config: dict
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
@@ -249,6 +274,7 @@ def prepare_text_data(config, frame=None, *, progress=False):
     check_texts(frame[data["text"]], data["text"], training=True)
     label = data["label"]
     classes = class_labels(frame[label], label, data["positive"])
+    _warn_numeric_classes(classes, label, len(frame))
     train, valid, test = split_rows(frame, config)
     preprocessor = fit_preprocessor(
         feature_specs(config), train[[data["text"]]], progress=progress

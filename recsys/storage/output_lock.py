@@ -105,9 +105,17 @@ def output_lock(path, purpose="a bundle write"):
         if lock in _held:
             _held[lock][1] += 1
         else:
-            os.makedirs(os.path.dirname(lock), exist_ok=True)
             try:
+                os.makedirs(os.path.dirname(lock), exist_ok=True)
                 fd = _acquire(lock, purpose)
+            except PermissionError as error:
+                # A read-only folder above the output: a bare "Permission
+                # denied: .../.run.lock" named neither --output nor a fix.
+                raise PermissionError(
+                    f"Cannot write {path}: {error.filename or lock} is not "
+                    f"writable ({error.strerror}). Fix: choose an --output in "
+                    "a folder you can write, or make that folder writable."
+                ) from None
             except OutputLockedError as error:
                 raise OutputLockedError(
                     f"Another recsys process is writing {path} "

@@ -146,3 +146,18 @@ def test_a_label_of_no_class_is_named_with_its_row():
     with pytest.raises(ValueError, match=r"holds an empty label \(row 3;"):
         class_ids(prepared, labels.drop(2))
     assert class_ids(prepared, labels[:2]).tolist() == [1, 0]
+
+
+def test_a_label_of_many_numbers_is_said_to_train_as_classes(caplog):
+    # Star averages: a 419-way softmax trained without a word.
+    from recsys.kinds.text import _warn_numeric_classes
+
+    with caplog.at_level(logging.WARNING, logger="recsys"):
+        _warn_numeric_classes([1, 2, 3, 4, 5], "stars", 100)
+        assert not caplog.records
+        _warn_numeric_classes([i / 10 for i in range(419)], "stars", 900)
+    (record,) = caplog.records
+    assert record.getMessage().startswith(
+        "Label column 'stars' holds 419 distinct numbers over 900 rows: the "
+        "text kind learns each as a class of its own"
+    )

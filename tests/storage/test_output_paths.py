@@ -46,3 +46,23 @@ def test_a_path_inside_a_bundle_is_refused(tmp_path):
     # A folder holding bundles is no bundle: a path beside them is fine.
     beside = os.path.join(tmp_path, "other")
     assert check_output_path(beside) == beside
+
+
+def test_a_folder_it_cannot_write_is_named_with_the_fix(tmp_path, monkeypatch):
+    # A read-only folder above --output (as a user without root's
+    # override): "Permission denied: .../.run.lock" named neither.
+    from recsys.storage import output_lock as module
+
+    def refused(lock, purpose):
+        raise PermissionError(13, "Permission denied", lock)
+
+    monkeypatch.setattr(module, "_acquire", refused)
+    output = str(tmp_path / "ro" / "run")
+    with pytest.raises(PermissionError) as info:
+        with module.output_lock(output):
+            pass
+    message = str(info.value)
+    assert message.startswith(f"Cannot write {output}: ")
+    assert "is not writable (Permission denied). Fix: choose an --output" in (
+        message
+    )
