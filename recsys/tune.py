@@ -655,6 +655,10 @@ def tune(
             "then train the chosen config on data.path."
         )
     check_output_path(output)
+    # Refused now, not at the final training after every trial.
+    from recsys.kinds.base import check_output_outside_data
+
+    check_output_outside_data(config, output)
     # One run at a time: a second would fail the first's running trial
     # (`_open_study`) and overwrite its files. Held to the end, over the
     # final training too (whose bundle has its own lock, `bundle/`'s).

@@ -167,6 +167,8 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
+        if write:
+            check_output_outside_data(config, output)
         if write and config.get("data", {}).get("split") == "none":
             _warn_not_every_row(config)
         if self.reads_init_features:
@@ -263,6 +265,27 @@ class ModelKind(abc.ABC):
         check_rescored(bundle, stored, rescored)
         lines.append(f"matches metrics.json (to {RESCORE_TOLERANCE})")
         return "\n".join(lines)
+
+
+def check_output_outside_data(config: dict, output: str) -> None:
+    """Refuses an output inside the folder the table is read from (a
+    directory of Parquet files): the bundle's files then joined the table,
+    and the next training of the config failed to read it."""
+    import os
+
+    data = config.get("data", {})
+    for key in ("source", "path"):
+        folder = data.get(key) or ""
+        if not folder or not os.path.isdir(folder):
+            continue
+        inside = os.path.realpath(os.path.abspath(output))
+        table = os.path.realpath(folder)
+        if inside == table or inside.startswith(table + os.sep):
+            raise ValueError(
+                f"Output {output} is inside the folder the table is read "
+                f"from (data.{key} = {folder!r}): its files would join the "
+                "table's. Fix: choose an output outside it, e.g. beside it."
+            )
 
 
 def _warn_not_every_row(config: dict) -> None:

@@ -66,3 +66,30 @@ def test_a_folder_it_cannot_write_is_named_with_the_fix(tmp_path, monkeypatch):
     assert "is not writable (Permission denied). Fix: choose an --output" in (
         message
     )
+
+
+def test_an_output_inside_the_tables_folder_is_refused(tmp_path):
+    # A bundle written among a Parquet folder's files: the config's next
+    # training failed to read its table.
+    import pandas as pd
+
+    from recsys import train
+
+    folder = tmp_path / "table"
+    folder.mkdir()
+    pd.DataFrame({"x": range(40), "y": [0, 1] * 20}).to_parquet(
+        folder / "part-0.parquet"
+    )
+    config = {
+        "data": {"source": str(folder), "label": "y"},
+        "model": {"kind": "tabular"},
+    }
+    with pytest.raises(ValueError, match=r"is inside the folder the table is"):
+        train(config, str(folder / "bundle"), progress=False)
+    # Tune, before its trials (it failed at the final training).
+    from recsys.config import load_config
+    from recsys.tune import tune
+
+    with pytest.raises(ValueError, match=r"\(data.source = .*\): its files"):
+        tune(load_config(config), str(folder / "tuned"), trials=1)
+    assert sorted(os.listdir(folder)) == ["part-0.parquet"]
