@@ -723,16 +723,9 @@ def _data_lines(source: str) -> list[str]:
     ]
 
 
-def _split_lines(
-    frame: pd.DataFrame,
-    taken: set[str],
-    *,
-    users: bool = True,
-    time: bool = True,
-) -> list[str]:
-    """`data.split`: a column marking train/validation/test rows if there
-    is one (taken), else each user's latest rows; without users (a table
-    of rows), the latest rows, or rows at random without a time."""
+def _marks_lines(frame: pd.DataFrame, taken: set[str]) -> list[str]:
+    """`data.split = "column"` lines for a column marking train / validation
+    / test rows (then taken), or `[]`."""
     for column in frame.columns:
         values = frame[column].dropna().astype(str).str.strip().str.lower()
         if (
@@ -745,6 +738,22 @@ def _split_lines(
                 _line("split", "column", f"rows marked in '{column}'"),
                 _line("split_column", column),
             ]
+    return []
+
+
+def _split_lines(
+    frame: pd.DataFrame,
+    taken: set[str],
+    *,
+    users: bool = True,
+    time: bool = True,
+) -> list[str]:
+    """`data.split`: a column marking train/validation/test rows if there
+    is one (taken), else each user's latest rows; without users (a table
+    of rows), the latest rows, or rows at random without a time."""
+    marks = _marks_lines(frame, taken)
+    if marks:
+        return marks
     if users:
         split = _line(
             "split",
@@ -1522,6 +1531,9 @@ def _text(
         text = PLACEHOLDER
         note = "no text column found: set it, or rerun recsys init with --text"
     taken.add(text)
+    # Before the label's guess: a column of train / test marks is two
+    # classes too (its marked test rows trained the model).
+    marks = _marks_lines(frame, taken)
     classes = _fewest_named_classes(frame, taken)
     label, label_note = _given(columns, "label", "label") or _guess(
         frame,
@@ -1538,6 +1550,7 @@ def _text(
     lines = _data_lines(source) + [
         _line("text", text, note),
         _line("label", label, label_note),
+        *marks,
         _line(
             "id",
             row_id,

@@ -101,6 +101,22 @@ def test_a_text_keeps_the_tokens_of_most_texts():
     assert "(capped)" in init_config("text", frame=long)
 
 
+def test_a_text_tables_column_of_marks_is_its_split():
+    # As for a tabular table: the rows marked "test" trained the model.
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "review": [f"tasty snack number {i}" for i in range(200)],
+            "part": rng.choice(["train", "test"], 200),
+            "score": ["great", "other"] * 100,
+        }
+    )
+    config = tomllib.loads(init_config("text", frame=frame))
+    data = config["data"]
+    assert (data["split"], data["split_column"]) == ("column", "part")
+    assert data["label"] == "score"
+
+
 def test_a_text_table_sorted_by_length_is_measured_over_its_rows():
     # 6,000 short texts then 6,000 of 201 tokens: the first 5,000 said 7.
     texts = ["good tasty snack now"] * 6000 + [" ".join(["word"] * 201)] * 6000
