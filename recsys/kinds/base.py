@@ -167,7 +167,7 @@ class ModelKind(abc.ABC):
                 "train(..., write=True) needs an output directory. Received: "
                 f"output={output!r}. Fix: pass output=PATH, or write=False."
             )
-        if write:
+        if write and output:
             check_output_outside_data(config, output)
         if write and config.get("data", {}).get("split") == "none":
             _warn_not_every_row(config)
