@@ -255,7 +255,7 @@ def _feature_table(
     Numbers that look like codes (`_dense_codes`) say so in their comment.
     """
     series = frame[column]
-    lines = [_table_header(column)]
+    lines = [table_header(str(column))]
     distinct = series.nunique(dropna=True)
     if is_id:
         lines.append(_line("kind", "categorical", f"{distinct:,} ids"))
@@ -375,12 +375,6 @@ def _not_numbers_note(series: pd.Series) -> str:
         f"; numbers but for {shown} ({len(stray):,} {cell}): empty those "
         'cells (read as missing) to make it kind = "numeric"'
     )
-
-
-def _table_header(column) -> str:
-    """`[features.<column>]`, the name quoted where TOML needs it:
-    `[features."Review Text"]`."""
-    return table_header(str(column))
 
 
 # Free text: strings at least half of them distinct, of this many words
@@ -1300,9 +1294,17 @@ def _input_width(kept: pd.DataFrame, column, table: list[str]) -> int:
     """How many numbers a feature's table (`_feature_table`'s lines) gives
     the model, about: 1 for a number, else its default embedding size."""
     (spec,) = tomllib.loads("\n".join(table))["features"].values()
-    if spec["kind"] == "numeric":
+    return _feature_width(spec, kept, column)
+
+
+def _feature_width(table: dict, kept: pd.DataFrame, name, size: int = 0) -> int:
+    """The numbers feature table `table` of column `name` gives the model,
+    about: 1 for a number, else its embedding size (`size`, the model's,
+    where the table sets none; 0: the default for its values)."""
+    if table.get("kind") == "numeric":
         return 1
-    return default_embedding_dim(int(kept[column].nunique()) + 2)
+    size = table.get("embedding_dim") or size
+    return int(size or default_embedding_dim(_distinct(kept, name) + 2))
 
 
 def _tabular(
@@ -1573,7 +1575,7 @@ def _text(
     ]
     if text != "text":
         lines = [
-            line.replace("[features.text]", _table_header(text))
+            line.replace("[features.text]", table_header(str(text)))
             for line in lines
         ]
     return lines
@@ -1899,19 +1901,13 @@ def _distinct(kept: pd.DataFrame, name: str) -> int:
 
 
 def _input_widths(config: dict, kept: pd.DataFrame) -> list[int]:
-    """About how many numbers each of the model's features gives it, as
-    `_input_width` counts a table init writes."""
-    widths = []
-    for name in config["model"]["features"] or config["features"]:
-        table = config["features"].get(name, {})
-        if table.get("kind") == "numeric":
-            widths.append(1)
-            continue
-        size = table.get("embedding_dim") or config["model"]["embedding_dim"]
-        if not size:
-            size = default_embedding_dim(_distinct(kept, name) + 2)
-        widths.append(int(size))
-    return widths
+    """About how many numbers each of the model's features gives it
+    (`_feature_width`, as init counts the tables it writes)."""
+    size = config["model"]["embedding_dim"]
+    return [
+        _feature_width(config["features"].get(name, {}), kept, name, size)
+        for name in config["model"]["features"] or config["features"]
+    ]
 
 
 def _no_features_note(frame: pd.DataFrame, label: str, taken) -> str:

@@ -579,7 +579,7 @@ class TwoTowerConfig(KindConfig):
                     )
         if item in model.query_features:
             # The query read the row's own answer: polls' pollster x state
-            # trained to a quarter of the loss and scored filtered HR@1
+            # trained to a ninth of the loss and scored filtered HR@1
             # 0.334 against popularity's 0.825 (0.854 without it).
             raise ConfigError(
                 f"model.query_features names the item column '{item}' "

@@ -14,6 +14,7 @@ import abc
 import dataclasses
 import logging
 import math
+import os
 import textwrap
 from collections.abc import Callable
 from typing import Any
@@ -271,8 +272,6 @@ def check_output_outside_data(config: dict, output: str) -> None:
     """Refuses an output inside the folder the table is read from (a
     directory of Parquet files): the bundle's files then joined the table,
     and the next training of the config failed to read it."""
-    import os
-
     data = config.get("data", {})
     for key in ("source", "path"):
         folder = data.get(key) or ""
@@ -402,6 +401,16 @@ def baselines_ahead_note(metrics: dict, split: str, metric: str) -> list[str]:
             "settings by, on the validation carve.",
             width=80,
         )
+    ]
+
+
+def skipped_baselines_lines(metrics: dict) -> list[str]:
+    """`"<name>: skipped, <note>"` for each baseline a run could not fit
+    (its note in `metrics["baselines_tuned"]`), for the report."""
+    return [
+        f"{name}: skipped, {details['skipped']}"
+        for name, details in metrics.get("baselines_tuned", {}).items()
+        if "skipped" in details
     ]
 
 

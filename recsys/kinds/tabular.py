@@ -55,6 +55,7 @@ from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import perfect_score_note
+from recsys.kinds.base import skipped_baselines_lines
 from recsys.kinds.base import source_table
 from recsys.kinds.base import training_mean_note
 from recsys.kinds.base import warn_one_class
@@ -905,14 +906,9 @@ def _metric_lines(metrics, config):
     )
     lines += [""] + baselines_ahead_note(metrics, split, chosen)
     lines += perfect_score_note(metrics, split)
-    skipped = [
-        f"{name}: skipped, {details['skipped']}"
-        for name, details in metrics.get("baselines_tuned", {}).items()
-        if "skipped" in details
-    ]
     return (
         lines
         + class_shares_note(metrics, split)
         + training_mean_note(metrics, split)
-        + skipped
+        + skipped_baselines_lines(metrics)
     )

@@ -49,6 +49,7 @@ from recsys.kinds.base import check_held_out
 from recsys.kinds.base import class_shares_note
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
+from recsys.kinds.base import skipped_baselines_lines
 from recsys.kinds.base import source_table
 from recsys.kinds.base import warn_one_class
 from recsys.models.text_classifier import TextClassifier
@@ -101,11 +102,8 @@ def class_labels(labels, column, positive=""):
             "those rows, or set data.drop_missing = true."
         )
     values = pd.unique(labels).tolist()
-    numbers = all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
-    )
     # Numbers in their order (1, 2, 10), not as text (1, 10, 2).
-    classes = sorted(values) if numbers else sorted(values, key=str)
+    classes = sorted(values) if _numbers(values) else sorted(values, key=str)
     if len(classes) < 2:
         raise ValueError(
             f"Label column '{column}' holds a single class {classes}; a "
@@ -130,12 +128,16 @@ def class_labels(labels, column, positive=""):
 NUMERIC_CLASSES_WARNED = 20
 
 
+def _numbers(values) -> bool:
+    """Whether label values are all numbers (booleans are not)."""
+    return all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in values
+    )
+
+
 def _warn_numeric_classes(classes, column, rows):
     """Warns where the label is numbers of many values: one class each."""
-    numbers = all(
-        isinstance(c, (int, float)) and not isinstance(c, bool) for c in classes
-    )
-    if numbers and len(classes) > NUMERIC_CLASSES_WARNED:
+    if _numbers(classes) and len(classes) > NUMERIC_CLASSES_WARNED:
         logger.warning(
             "Label column '%s' holds %d distinct numbers over %d rows: the "
             "text kind learns each as a class of its own, and does not "
@@ -655,9 +657,9 @@ def _metric_lines(metrics, config):
             f"{value['logloss']:>10.4f}{value['seconds']:>10.1f}"
         )
     lines += baselines_ahead_note(metrics, split, "auc")
-    skipped = [
-        f"{name}: skipped, {details['skipped']}"
-        for name, details in metrics.get("baselines_tuned", {}).items()
-        if "skipped" in details
-    ]
-    return lines + class_shares_note(metrics, split) + skipped + [""]
+    return (
+        lines
+        + class_shares_note(metrics, split)
+        + skipped_baselines_lines(metrics)
+        + [""]
+    )

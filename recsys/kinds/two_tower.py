@@ -833,13 +833,16 @@ def _check_catalog(bundle, test, item, table, train=None):
         ValueError: naming `table`, how many items, an example of each
             side's ids, and the fix.
     """
-    rows = "held-out"
-    items = pd.unique(test[item].to_numpy())
-    unknown = items[pd.Index(bundle.item_ids).get_indexer(items) < 0]
+    catalog = pd.Index(bundle.item_ids)
+
+    def outside(part):
+        """The part's distinct items, and those the catalog lacks."""
+        items = pd.unique(part[item].to_numpy())
+        return items, items[catalog.get_indexer(items) < 0]
+
+    rows, (items, unknown) = "held-out", outside(test)
     if not len(unknown) and train is not None:
-        rows = "training"
-        items = pd.unique(train[item].to_numpy())
-        unknown = items[pd.Index(bundle.item_ids).get_indexer(items) < 0]
+        rows, (items, unknown) = "training", outside(train)
     if not len(unknown):
         return
     ids = bundle.item_ids
