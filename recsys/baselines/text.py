@@ -46,7 +46,14 @@ def tfidf_pipeline(name, seed=0):
 
 
 def run_baselines(
-    names, train_texts, train_labels, test_texts, test_labels, num_classes
+    names,
+    train_texts,
+    train_labels,
+    test_texts,
+    test_labels,
+    num_classes,
+    *,
+    progress=False,
 ):
     """Fits each baseline on the training texts and scores it.
 
@@ -56,6 +63,8 @@ def run_baselines(
         train_labels, test_labels: int class indices, `0..num_classes-1`
             (a class may be missing from the training texts).
         num_classes: int. The classes of the model.
+        progress: bool. A bar naming the baseline being fitted (minutes on
+            a table of many classes: one regression per class).
 
     Returns:
         dict. `"baseline_<name>"` -> metrics (`classification_metrics`
@@ -63,8 +72,19 @@ def run_baselines(
         TF-IDF finds no terms in the texts is skipped, its note in
         `"baselines_tuned"` (`{name: {"skipped": note}}`).
     """
+    from recsys.logs import progress_bar
+
     results: dict = {}
-    for name in names:
+    bar = progress_bar(
+        names,
+        desc=f"TF-IDF baselines ({len(train_texts):,} texts, "
+        f"{num_classes:,} classes)",
+        unit="baseline",
+        leave=False,
+        disable=not progress or not names,
+    )
+    for name in bar:
+        bar.set_postfix_str(name, refresh=False)
         started = time.perf_counter()
         try:
             pipeline = tfidf_pipeline(name).fit(train_texts, train_labels)

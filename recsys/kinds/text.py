@@ -516,7 +516,7 @@ def _warn_one_class(labels, config):
     warn_one_class(len(labels), data["label"], labels.iloc[0], method, fix)
 
 
-def _split_metrics(fitted, prepared, config):
+def _split_metrics(fitted, prepared, config, progress):
     """The model's, the class shares' and the baselines' metrics on the
     evaluated split (`TextKind.evaluate`)."""
     split = config["evaluate"]["split"]
@@ -542,6 +542,7 @@ def _split_metrics(fitted, prepared, config):
             prepared.test[text].tolist(),
             y_test,
             len(prepared.classes),
+            progress=progress,
         )
     )
     return metrics
@@ -574,7 +575,7 @@ class TextKind(ModelKind):
         metrics = (
             {"note": NO_TEST_NOTE}
             if holds_out_nothing(config)
-            else _split_metrics(fitted, prepared, config)
+            else _split_metrics(fitted, prepared, config, progress)
         )
         metrics["split"] = split_description(
             config, prepared.train, prepared.test

@@ -48,6 +48,19 @@ def test_a_text_baseline_without_terms_is_skipped_with_a_note():
     assert metrics["baseline_tfidf_char"]["accuracy"] == 1.0
 
 
+def test_text_baselines_show_a_bar_naming_their_size(capsys):
+    # Silent for 9 minutes on a table of 1,033 classes (a regression each).
+    train = ["red apple", "red cherry", "green leaf", "green grass"] * 5
+    test = ["red berry", "green moss"]
+    args = (["tfidf_word"], train, [0, 1, 1, 0] * 5, test, [0, 1], 2)
+    run_baselines(*args)
+    assert capsys.readouterr().err == ""
+    run_baselines(*args, progress=True)
+    said = capsys.readouterr().err
+    assert "TF-IDF baselines (20 texts, 2 classes)" in said
+    assert "1/1" in said and "tfidf_word" in said
+
+
 def test_tabular_logistic_regression_with_a_class_missing_from_its_fit():
     colors = pd.Series(["red", "green"] * 20, name="color")
     pre = Preprocessor(features=[CategoricalFeature("color")]).fit(

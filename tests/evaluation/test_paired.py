@@ -69,7 +69,7 @@ def _mae(labels, predictions):
 def test_paired_error_matches_the_spread_of_the_difference(metric, score, draw):
     rng = np.random.default_rng(0)
     differences, errors = [], []
-    for _ in range(400):
+    for _ in range(250):
         labels, first, second = draw(rng)
         differences.append(score(labels, second) - score(labels, first))
         errors.append(paired_standard_error(metric, labels, first, second))
