@@ -172,12 +172,25 @@ def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
         return []  # numbers, or no value to read
     example = values.iloc[0]
     if layout is None:
+        # Quoted: a value ISO 8601 does not read. A column of two exports
+        # (ISO and "12/26/2006") quoted its first, ISO, value as unread.
+        iso = pd.to_datetime(values, format="ISO8601", errors="coerce")
+        unread = values[iso.isna().to_numpy()]
+        mixed = ""
+        if len(unread) < len(values):
+            read = values[iso.notna().to_numpy()]
+            mixed = (
+                f"; {len(read):,} of {len(values):,} values are ISO 8601 "
+                f"dates ('{read.iloc[0]}'): a time_format reads one layout, "
+                "so write every time in one"
+            )
         return [
             _line(
                 "time_format",
                 PLACEHOLDER,
-                f"could not read '{example}' as a date: set its strftime "
-                'format, e.g. "%B %d, %Y" reads "November 16, 2018"',
+                f"could not read '{unread.iloc[0] if len(unread) else example}'"
+                ' as a date: set its strftime format, e.g. "%B %d, %Y" reads '
+                f'"November 16, 2018"{mixed}',
             )
         ]
     few = few_unparsed_times(frame[time], layout)
@@ -804,8 +817,9 @@ def _given(columns: dict[str, str], role: str, what: str):
 
 # The share of rows a column guessed as the row time must fill.
 TIME_FILLED = 0.9
-# A column one value an item but on this share of items (at most) is an
-# item attribute still, said in a comment as training says it.
+# A column one value an item but on this share of items (at most; one item
+# at least) is an item attribute still, said in a comment as training says
+# it.
 ITEM_ATTRIBUTE_EXCEPTIONS = 0.01
 
 
@@ -1034,9 +1048,11 @@ def _two_tower(
                 continue
             values = kept.groupby(item)[column].nunique(dropna=False)
             several = values[values > 1]
-            if len(several) <= ITEM_ATTRIBUTE_EXCEPTIONS * len(values):
+            if len(several) <= max(1, ITEM_ATTRIBUTE_EXCEPTIONS * len(values)):
                 # An attribute of the item but for a few (seattlepets'
-                # species: Dog or Cat, both for the breed "Mix").
+                # species: Dog or Cat, both for the breed "Mix"); one at
+                # least, so that one stray row of a catalog under 100
+                # items does not decide (mn_police: 40 of 41 items).
                 candidate.append(column)
                 if len(several):
                     varying[column] = (

@@ -29,6 +29,7 @@ from recsys.data.sources import check_parquet_columns
 from recsys.data.sources import check_parquet_directory
 from recsys.data.sources import csv_layout
 from recsys.data.sources import empty_cells
+from recsys.data.sources import grouped_numbers
 from recsys.data.sources import index_as_columns
 from recsys.data.sources import load_interactions
 from recsys.data.sources import make_output_folder
@@ -214,6 +215,26 @@ def _text_columns(bundle):
     names = [f.name for f in features if isinstance(f, CategoricalFeature)]
     text = getattr(bundle, "text_column", None)
     return [*names, text] if text else names
+
+
+def _numeric_columns(bundle):
+    """The columns `bundle` reads as numbers (its numeric features)."""
+    from recsys.features.specs import NumericFeature
+
+    features = getattr(getattr(bundle, "preprocessor", None), "features", [])
+    return [f.name for f in features if isinstance(f, NumericFeature)]
+
+
+def _grouped_numbers(frame, numeric):
+    """`frame` with its `numeric` columns of numbers grouped by commas
+    (`"30,841"`) as numbers, as training read them (`comma_thousands`)."""
+    changed = {}
+    for column in numeric:
+        if column in frame:
+            numbers = grouped_numbers(frame[column])
+            if numbers is not None:
+                changed[column] = numbers
+    return frame.assign(**changed) if changed else frame
 
 
 def _text_marks_missing(frame):
@@ -598,6 +619,7 @@ def score_file(
     counts = {"rows": 0, "unscored": 0}
     unseen = UnseenValues(getattr(bundle, "preprocessor", None))
     indexes = _vocabulary_indexes(unseen) if written is not None else {}
+    numeric = _numeric_columns(bundle)
     bar = progress_bar(total=total, unit="rows", disable=not progress)
 
     def scored():
@@ -612,6 +634,7 @@ def score_file(
                 if written is not None:  # a CSV read by pyarrow
                     frame = _text_marks_missing(frame)
                     frame = _float_spellings_as_learned(frame, indexes)
+                    frame = _grouped_numbers(frame, numeric)
                 # Rows numbered in the file, as a message names them.
                 frame.index = range(counts["rows"], counts["rows"] + len(frame))
                 try:

@@ -494,6 +494,9 @@ def _read_json(path, **options) -> pd.DataFrame:
 # a file of decimal commas the second is a whole number.
 POINT_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 POINT_THOUSANDS = r"[-+]?\d{1,3}(\.\d{3})+"
+# A number with its thousands grouped by commas (`30,841`, `1,250,000.50`),
+# as a spreadsheet exports it, or the same without a group (`841`).
+COMMA_THOUSANDS = r"[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"
 
 
 def point_decimals(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
@@ -917,7 +920,53 @@ def _read_text(
         frame = TEXT_READERS[form](
             readable, **options, **layout, nrows=max_rows
         )
-    return point_decimals(none_as_value(frame, layout), layout)
+    frame = none_as_value(frame, layout)
+    return comma_thousands(point_decimals(frame, layout), layout)
+
+
+def comma_thousands(
+    frame: pd.DataFrame, layout: dict[str, Any]
+) -> pd.DataFrame:
+    """`frame` with its columns of numbers grouped by commas as numbers,
+    where the file's decimals are points.
+
+    A spreadsheet's export writes `"30,841"`: read as text, `recsys init`
+    made an income column a categorical, and as the label a task of 579
+    classes. A column whose every written cell is such a number
+    (`COMMA_THOUSANDS`), one at least with a comma, becomes numeric; code
+    columns (`layout["dtype"]`) stay text.
+
+    Args:
+        frame: pandas DataFrame, as `read_csv` read it with `layout`.
+        layout: dict. The `csv_layout` options it was read with.
+
+    Returns:
+        pandas DataFrame: `frame`, or a copy with those columns converted.
+    """
+    if layout.get("decimal", ".") != ".":
+        return frame
+    codes = set(layout.get("dtype", {}))
+    converted = {}
+    for column in frame.columns:
+        if column not in codes:
+            numbers = grouped_numbers(frame[column])
+            if numbers is not None:
+                converted[column] = numbers
+    return frame.assign(**converted) if converted else frame
+
+
+def grouped_numbers(series: pd.Series) -> pd.Series | None:
+    """`series` as numbers where it is text whose every written cell is a
+    number with its thousands grouped by commas (`COMMA_THOUSANDS`, one
+    cell at least with a comma); else None."""
+    if not pd.api.types.is_string_dtype(series):
+        return None
+    cells = series.dropna().astype(str)
+    if not cells.str.contains(",", regex=False).any():
+        return None
+    if not cells.str.fullmatch(COMMA_THOUSANDS).all():
+        return None
+    return pd.to_numeric(series.str.replace(",", "", regex=False))
 
 
 def none_as_value(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:

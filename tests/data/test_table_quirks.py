@@ -1,5 +1,6 @@
 """Tables as other tools write them: a Parquet index, mixed decimal marks."""
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -246,3 +247,48 @@ def test_a_numeric_feature_cell_that_is_no_time_is_named_by_its_file_row():
     }
     with pytest.raises(ValueError, match=r"'2024-02-30' \(row 7\)"):
         source_table(config, frame)
+
+
+def test_numbers_grouped_by_commas_are_read_trained_and_scored(tmp_path):
+    # A spreadsheet's "30,841": read as text, init made the label a task of
+    # 1,963 classes (and a feature a categorical of as many values).
+    from recsys import train
+    from recsys.config import load_config
+    from recsys.scoring import score_file
+
+    rng = np.random.default_rng(0)
+    age = rng.integers(18, 80, 400)
+    income = 20000 + 800 * age + rng.integers(0, 8000, 400)
+    frame = pd.DataFrame(
+        {
+            "age": [f"{a * 1000:,}" for a in age],  # 18,000 ... 79,000
+            "name": [f"Smith, {i}" for i in range(400)],  # commas in text
+            "pair": [f"{a},{a % 7}" for a in age],  # no thousands
+            "income": [f"{v:,}" for v in income],
+        }
+    )
+    path = tmp_path / "incomes.csv"
+    frame.to_csv(path, index=False)
+    read = load_interactions(path)
+    assert read["income"].tolist() == income.tolist()
+    assert read["age"].iloc[0] == age[0] * 1000
+    assert read["name"].iloc[0] == "Smith, 0"
+    assert read["pair"].iloc[0] == f"{age[0]},{age[0] % 7}"  # left as text
+    text = init_config("tabular", str(path), columns={"label": "income"})
+    assert 'task = "regression"' in text
+    age_table = text.split("[features.age]\n")[1].split("\n")[0]
+    assert 'kind = "numeric"' in age_table
+    config = tmp_path / "incomes.toml"
+    config.write_text(text)
+    bundle, _ = train(
+        load_config(str(config), ["train.epochs=2", "evaluate.baselines=[]"]),
+        str(tmp_path / "bundle"),
+        progress=False,
+    )
+    # `recsys score` reads the CSV its own way (pyarrow): the same numbers.
+    score_file(bundle, str(path), str(tmp_path / "scored.csv"), progress=False)
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    expected = bundle.predict(read.drop(columns="income"))
+    np.testing.assert_allclose(
+        scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
+    )
