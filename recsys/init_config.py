@@ -1531,7 +1531,11 @@ def _text(
     )
     # A column of 20 values or fewer is categories (a survey's answers, a
     # label), not text: openintro's pew_energy_2018 has only such columns.
-    strings = [c for c in strings if frame[c].nunique() > 20]
+    # Nor are times text (openintro's email: its ISO times were "the
+    # longest strings, mostly distinct").
+    strings = [
+        c for c in strings if frame[c].nunique() > 20 and not _is_time(frame[c])
+    ]
     if text is None and strings:
         # Texts are mostly distinct; a column of a few dozen values is
         # categories however long (HSAUR Forbes2000: `category`, 27 values

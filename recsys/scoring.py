@@ -138,11 +138,17 @@ def _batches(path, batch_size, text_columns=()):
     sep = "\t" if form == ".tsv" else None
     layout = csv_layout(path, sep)
     block_size = max(batch_size * 64, 1 << 20)
+    read_options = pv.ReadOptions(block_size=block_size)
+    names = _pandas_names(path, layout.get("sep", sep or ","))
+    if names is not None:
+        read_options = pv.ReadOptions(
+            block_size=block_size, column_names=names, skip_rows=1
+        )
 
     def open_csv(texts):
         return pv.open_csv(
             path,
-            read_options=pv.ReadOptions(block_size=block_size),
+            read_options=read_options,
             parse_options=pv.ParseOptions(
                 delimiter=layout.get("sep", sep or ",")
             ),
@@ -176,6 +182,19 @@ def _batches(path, batch_size, text_columns=()):
         )
     }
     return _read_through(reader, path), None, reader.schema.names, written
+
+
+def _pandas_names(path, sep):
+    """The column names pandas (training) gives a CSV whose header leaves
+    some empty (a spreadsheet's trailing `,,`: `Unnamed: 3`, ...), where
+    pyarrow would keep several named `""` (and scoring crashed); None for
+    a header without an empty name."""
+    header = pd.read_csv(
+        path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False
+    ).iloc[0]
+    if not (header == "").any():
+        return None
+    return [str(name) for name in pd.read_csv(path, sep=sep, nrows=0).columns]
 
 
 def _as_written(chunk, written, path):

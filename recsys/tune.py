@@ -795,7 +795,14 @@ def _search(
             # Each row's part in its metric, to compare with the config's
             # row by row (`_margin`).
             _write_influence(output, trial.number, metric, *scored)
-        best_epoch = result.metrics.get("train", {}).get("best_epoch")
+        fitted = result.metrics.get("train", {})
+        best_epoch = fitted.get("best_epoch")
+        if best_epoch is None and config["model"]["kind"] == "text":
+            # The text kind keeps its chosen epochs as `epochs` (one per
+            # member of an ensemble): trials.csv said the cap, 30, for
+            # trials that stopped at 6.
+            chosen = fitted.get("epochs")
+            best_epoch = max(chosen) if isinstance(chosen, list) else chosen
         if best_epoch is not None:
             # Early stopping chose the epochs: say how many; `train.epochs`
             # was only their cap.
@@ -803,10 +810,10 @@ def _search(
         # The last epoch's value too, for later trials to compare with: a
         # two-tower fit reports every epoch but its last (`EpochScores`),
         # which is `best_epoch` after early stopping; tabular and text fits
-        # report none.
+        # report none per epoch (a text trial's value at its epochs).
         if best_epoch is None and epochs:
             trial.report(value, epochs)
-        elif best_epoch is not None and config["model"]["kind"] == "two_tower":
+        elif best_epoch is not None and config["model"]["kind"] != "tabular":
             trial.report(value, best_epoch)
         return value
 

@@ -81,6 +81,23 @@ def test_text_config_finds_the_longest_strings_and_the_label(tmp_path):
     assert "[features.body]" in text
 
 
+def test_text_init_takes_no_column_of_times_as_the_text():
+    # openintro's email: its ISO times were "the longest strings, mostly
+    # distinct", and trained as words.
+    times = pd.date_range("2012-01-01", periods=40, freq="37min")
+    frame = pd.DataFrame(
+        {
+            "time": times.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "kind": ["x", "y"] * 20,
+        }
+    )
+    text = init_config("text", "texts.csv", frame=frame)
+    assert f'text = "{PLACEHOLDER}"' in text
+    assert "no text column found" in text
+    frame["note"] = [f"a note of some words, number {i}" for i in range(40)]
+    assert 'text = "note"' in init_config("text", "texts.csv", frame=frame)
+
+
 def test_a_text_keeps_the_tokens_of_most_texts():
     rng = np.random.default_rng(0)
     words = rng.integers(20, 150, 400)  # the 95th percentile near 143

@@ -120,6 +120,24 @@ def test_tune_finds_the_planted_ngrams(table, tmp_path):
     assert len(kept["influence"]) == len(kept["labels"]) > 0
 
 
+def test_a_text_trial_says_the_epochs_its_early_stopping_chose(table, tmp_path):
+    # trials.csv said the cap (30) for trials that stopped at 6.
+    config = _config(table)
+    config["train"].update(epochs=30, patience=2)
+    tune(
+        config,
+        str(tmp_path / "study"),
+        trials=1,
+        space={"features.text.ngrams": Choice((2,))},
+        final=False,
+        progress=False,
+    )
+    trials = pd.read_csv(tmp_path / "study" / "trials.csv")
+    best = trials["best_epoch"].iloc[0]
+    assert 1 <= best < 30
+    assert trials["last_epoch"].iloc[0] == best
+
+
 def test_a_carve_of_one_class_is_refused_before_the_first_trial(
     table, tmp_path, monkeypatch
 ):

@@ -57,6 +57,30 @@ def test_every_form_training_reads_is_scored(
     assert out["userId"].tolist() == rows["userId"].tolist()
 
 
+def test_a_csv_with_empty_trailing_columns_is_scored(
+    rating_run, small_frame, tmp_path
+):
+    # A spreadsheet's trailing `,,`: training reads `Unnamed: N` columns,
+    # pyarrow kept two named "" and scoring died (AttributeError).
+    bundle, _ = rating_run
+    rows = small_frame.iloc[:20]
+    lines = rows.to_csv(index=False).splitlines()
+    source = tmp_path / "in.csv"
+    source.write_text("".join(line + ",,\n" for line in lines))
+    target = tmp_path / "out.csv"
+    assert score_file(bundle, str(source), str(target), progress=False) == 20
+    out = pd.read_csv(target)
+    width = len(rows.columns)
+    assert list(out.columns[width:]) == [
+        f"Unnamed: {width}",
+        f"Unnamed: {width + 1}",
+        "score",
+    ]
+    np.testing.assert_allclose(
+        out["score"], bundle.predict(rows), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_an_unknown_input_form_lists_the_forms_read(rating_run, tmp_path):
     bundle, _ = rating_run
     source = tmp_path / "rows.xlsx"
