@@ -1106,7 +1106,7 @@ def _open_study(optuna, output, config, space, metric, direction, table):
 
 def _table_identity(frame):
     """`{"rows", "fingerprint"}` of the table a study's trials score: a
-    hash of every cell, its column names and types.
+    hash of every cell, its column names and types (`table_identity`).
 
     Of the loaded frame, not the file's size and time: a frame passed in
     Python has no file, a copied or touched file the same rows, and a
@@ -1114,19 +1114,10 @@ def _table_identity(frame):
     rows with a column of distinct texts). The columns are sorted: their
     order trains nothing.
     """
-    columns = sorted(frame.columns, key=str)
-    frame = frame[columns]
-    try:
-        cells = pd.util.hash_pandas_object(frame, index=False)
-    except TypeError:  # cells of lists or dicts (a frame passed in Python)
-        cells = pd.util.hash_pandas_object(frame.astype(str), index=False)
-    digest = hashlib.sha256(
-        json.dumps(
-            [[str(c) for c in columns], [str(t) for t in frame.dtypes]]
-        ).encode()
-    )
-    digest.update(cells.to_numpy().tobytes())
-    return {"rows": len(frame), "fingerprint": digest.hexdigest()}
+    from recsys.training.checkpoint import table_identity
+
+    identity = table_identity(frame)
+    return {"rows": identity["rows"], "fingerprint": identity["digest"]}
 
 
 def _enqueue_again(study, trial):

@@ -60,6 +60,7 @@ from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import source_table
 from recsys.logs import progress_bar
+from recsys.training.checkpoint import table_identity
 from recsys.training.checkpoint import training_checkpoint
 from recsys.training.distribution import distribution_scope
 from recsys.training.distribution import process_count
@@ -689,7 +690,9 @@ class TwoTowerKind(ModelKind):
             # would restart them at different steps.
             checkpoint = None
             if processes == 1 and output:
-                checkpoint = training_checkpoint(config, output)
+                # Of these training rows only: a changed table restarts.
+                rows = table_identity(prepared.train)
+                checkpoint = training_checkpoint(config, output, rows)
             elif processes > 1:
                 logger.warning("%d processes: checkpoints are off.", processes)
             model = build_two_tower(prepared.preprocessor, config)
@@ -1133,7 +1136,10 @@ class StreamedTwoTowerKind(TwoTowerKind):
 
     def fit(self, prepared, config, *, output=None, progress=True):
         # Checkpoints in a job directory: the same command resumes a kill.
-        checkpoint = training_checkpoint(config, output) if output else None
+        checkpoint = None
+        if output:
+            table = streamed.source_identity(prepared.source, prepared.bounds)
+            checkpoint = training_checkpoint(config, output, table)
         with precision_scope(config):
             model = build_two_tower(prepared.data.preprocessor, config)
             timing = fit_two_tower(

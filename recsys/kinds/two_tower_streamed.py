@@ -38,6 +38,7 @@ each item's first row.
 """
 
 import dataclasses
+import os
 import resource
 import time
 
@@ -171,6 +172,25 @@ def open_source(config):
     if data["display"]:
         roles.setdefault(data["display"], "id")
     return ParquetSource(data["path"], roles)
+
+
+def source_identity(source, bounds):
+    """What a streamed run's checkpoints are of: each shard's name and size,
+    and the split's bounds (a shard gone moves them, and rows the first
+    epoch trained on were held out after a resume).
+
+    Args:
+        source: the run's `ParquetSource`.
+        bounds: its `split_bounds`.
+
+    Returns:
+        dict, JSON-serializable.
+    """
+    shards = [
+        [os.path.relpath(f, source.path), os.path.getsize(f)]
+        for f in source.files
+    ]
+    return {"shards": shards, "bounds": [str(b) for b in bounds]}
 
 
 def split_bounds(source, config):

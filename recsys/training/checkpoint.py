@@ -301,8 +301,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                 raise CheckpointError(
                     f"Job directory {self.job_dir} holds a checkpoint of "
                     "another config (its data, features, model or optimizer "
-                    "differ). Fix: rerun with --restart to discard it, or set "
-                    "train.job_dir (or --output) to another directory."
+                    "differ) or of another table (its training rows "
+                    "changed since). Fix: rerun with --restart to discard "
+                    "it, or set train.job_dir (or --output) to another "
+                    "directory."
                 )
             # Nothing saved yet: a run stopped before its first checkpoint
             # (a config error, fixed since, at model build) leaves nothing
@@ -439,13 +441,18 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         )
 
 
-def training_checkpoint(config, output):
+def training_checkpoint(config, output, table=None):
     """The `TrainingCheckpoint` of a run, or `None` (`checkpoint_every=-1`).
 
     Args:
         config: dict. A validated config (`train.checkpoint_every`,
             `train.job_dir`).
         output: str. The bundle directory the run writes.
+        table: JSON-serializable or None. What identifies the rows trained
+            on (`table_identity`), part of the fingerprint: hashed ids have
+            tables of one shape whatever the data, so a checkpoint of a
+            changed table loaded, and a streamed run whose last shard had
+            gone resumed with test rows that its first epoch trained on.
 
     Returns:
         `TrainingCheckpoint` or `None`.
@@ -453,9 +460,38 @@ def training_checkpoint(config, output):
     every = config["train"].get("checkpoint_every", 1000)
     if every < 0:
         return None
-    return TrainingCheckpoint(
-        job_directory(config, output), config_fingerprint(config), every
+    fingerprint = config_fingerprint(config)
+    if table is not None:
+        text = json.dumps([fingerprint, table], sort_keys=True, default=str)
+        fingerprint = hashlib.sha256(text.encode()).hexdigest()
+    return TrainingCheckpoint(job_directory(config, output), fingerprint, every)
+
+
+def table_identity(frame):
+    """A hash of every cell of `frame` (the rows a run trains on), its
+    column names and types: 0.5 s for a million rows.
+
+    Args:
+        frame: pandas DataFrame.
+
+    Returns:
+        dict: `{"rows", "digest"}`.
+    """
+    import pandas as pd
+
+    columns = sorted(frame.columns, key=str)
+    frame = frame[columns]
+    try:
+        cells = pd.util.hash_pandas_object(frame, index=False)
+    except TypeError:  # cells of lists or dicts (a frame passed in Python)
+        cells = pd.util.hash_pandas_object(frame.astype(str), index=False)
+    digest = hashlib.sha256(
+        json.dumps(
+            [[str(c) for c in columns], [str(t) for t in frame.dtypes]]
+        ).encode()
     )
+    digest.update(cells.to_numpy().tobytes())
+    return {"rows": len(frame), "digest": digest.hexdigest()}
 
 
 def resume_epoch(callbacks: Iterable[keras.callbacks.Callback]) -> int:

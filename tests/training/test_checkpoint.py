@@ -234,3 +234,55 @@ def test_resume_epoch_without_a_checkpoint_is_zero(tmp_path):
     assert fresh.initial_epoch == 0
     assert resume_epoch([fresh, keras.callbacks.History()]) == 0
     assert resume_epoch([]) == 0
+
+
+def test_a_checkpoint_of_another_table_is_refused(tmp_path):
+    # Hashed ids' tables have one shape whatever the data: a checkpoint of
+    # a replaced table loaded, and training resumed on it without a word.
+    import pandas as pd
+
+    from recsys.training.checkpoint import table_identity
+    from recsys.training.checkpoint import training_checkpoint
+
+    config = load_config(CONFIG)
+    output = str(tmp_path / "bundle")
+    rows = pd.DataFrame({"user": [1, 2, 3], "item": ["a", "b", "c"]})
+    first = training_checkpoint(config, output, table_identity(rows))
+    model = _model()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(
+            X, Y, batch_size=8, epochs=5, callbacks=[first, _Interrupt(2)]
+        )
+    # The same rows (another frame, columns in another order) resume.
+    again = rows[["item", "user"]].copy()
+    assert training_checkpoint(config, output, table_identity(again)).latest()
+    changed = rows.assign(item=["a", "b", "d"])
+    with pytest.raises(CheckpointError, match="of another table"):
+        training_checkpoint(config, output, table_identity(changed))
+
+
+def test_a_streamed_runs_identity_changes_with_its_shards(tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from recsys.data.parquet_source import ParquetSource
+    from recsys.kinds.two_tower_streamed import source_identity
+
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(3):
+        pd.DataFrame({"user": [i], "item": [i], "t": [i]}).to_parquet(
+            shards / f"part-{i}.parquet"
+        )
+    roles = {"user": "id", "item": "id", "t": "time"}
+    identity = source_identity(ParquetSource(str(shards), roles), (1, 2))
+    copied = tmp_path / "copied"
+    shutil.copytree(shards, copied)  # moved or copied: the same shards
+    assert (
+        source_identity(ParquetSource(str(copied), roles), (1, 2)) == identity
+    )
+    (copied / "part-2.parquet").unlink()
+    assert (
+        source_identity(ParquetSource(str(copied), roles), (1, 2)) != identity
+    )

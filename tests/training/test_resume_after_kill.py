@@ -13,10 +13,11 @@ from recsys import train
 from recsys.cli import main
 from recsys.config import load_config
 from recsys.data.sources import load_interactions
+from recsys.kinds.two_tower import prepare_data
 from recsys.training.checkpoint import LATEST
-from recsys.training.checkpoint import TrainingCheckpoint
-from recsys.training.checkpoint import config_fingerprint
 from recsys.training.checkpoint import job_directory
+from recsys.training.checkpoint import table_identity
+from recsys.training.checkpoint import training_checkpoint
 
 CONFIG = "configs/movielens_two_tower.toml"
 
@@ -113,7 +114,9 @@ def test_train_with_corrupted_checkpoint_fails_then_restarts(
     overrides = _overrides(small_csv, 1)
     config = load_config(CONFIG, overrides)
     job_dir = job_directory(config, output)
-    TrainingCheckpoint(job_dir, config_fingerprint(config))
+    # The job of this config and these training rows, as training makes it.
+    rows = table_identity(prepare_data(config).train)
+    training_checkpoint(config, output, rows)
     checkpoint = os.path.join(job_dir, "checkpoints", "step-1-epoch-0")
     os.makedirs(checkpoint)
     with open(os.path.join(checkpoint, "model.weights.h5"), "wb") as f:
