@@ -22,6 +22,8 @@ from typing import Any
 from typing import ClassVar
 
 SUPPORTED_VOCABULARIES = ("exact", "hash")
+# The most hash buckets: ids (padding 0, buckets 1..num_buckets) are int32.
+MAX_BUCKETS = 2**31 - 2
 SUPPORTED_TOKENIZERS = ("words", "text")
 SUPPORTED_COMBINERS = ("mean", "sum")
 SUPPORTED_TRANSFORMS = ("standardize", "log", "none")
@@ -139,6 +141,15 @@ class CategoricalFeature(FeatureSpec):
                     'vocabulary="hash". Received: num_buckets=None'
                 )
             _check_positive("num_buckets", self.num_buckets)
+            if self.num_buckets > MAX_BUCKETS:
+                # Ids are int32: more buckets wrapped them to negatives.
+                raise ValueError(
+                    f"Feature '{self.name}': `num_buckets` can be at most "
+                    f"{MAX_BUCKETS:,} (ids are 32-bit integers). Received: "
+                    f"num_buckets={self.num_buckets:,}. Fix: fewer buckets; "
+                    "a table of that many rows would not fit in memory "
+                    "anyway."
+                )
         _check_positive("min_frequency", self.min_frequency)
         _check_positive("max_tokens", self.max_tokens, allow_none=True)
         _check_positive("num_oov_buckets", self.num_oov_buckets)

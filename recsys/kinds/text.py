@@ -54,6 +54,7 @@ from recsys.kinds.base import source_table
 from recsys.kinds.base import warn_one_class
 from recsys.models.text_classifier import TextClassifier
 from recsys.models.text_ensemble import TextEnsemble
+from recsys.training.memory import check_table_memory
 from recsys.training.optimizers import make_optimizer
 from recsys.training.progress import keras_verbosity
 from recsys.training.refit import EpochEnd
@@ -345,6 +346,19 @@ def build_text_classifier(prepared, config, architecture=None):
     model_config, train = config["model"], config["train"]
     name = config["data"]["text"]
     feature = prepared.preprocessor.feature(name)
+    # Before Keras allocates it: a hashed text of 200M buckets tried 51 GB
+    # and ended out of memory naming every setting but num_buckets.
+    check_table_memory(
+        [
+            {
+                "name": name,
+                "type": "embedding",
+                "input_dim": prepared.preprocessor.input_dim(name),
+                "output_dim": model_config["embedding_dim"],
+            }
+        ],
+        optimizer=train["optimizer"],
+    )
     model = TextClassifier(
         input_dim=prepared.preprocessor.input_dim(name),
         sequence_length=feature.sequence_length,

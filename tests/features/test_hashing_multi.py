@@ -104,3 +104,13 @@ def test_multi_hash_feature_rejects_bad_arguments(kwargs, match):
 def test_recommended_buckets_rejects_bad_target():
     with pytest.raises(ValueError, match="target_share"):
         recommended_buckets(100, 1.5)
+
+
+def test_more_buckets_than_int32_ids_hold_are_refused():
+    # From 2**31 buckets the ids wrapped to negatives, where `input_dim`
+    # said 3,000,000,001.
+    from recsys.features.specs import MAX_BUCKETS
+
+    CategoricalFeature("u", vocabulary="hash", num_buckets=MAX_BUCKETS)
+    with pytest.raises(ValueError, match=r"Feature 'u': `num_buckets` can be"):
+        CategoricalFeature("u", vocabulary="hash", num_buckets=3 * 10**9)

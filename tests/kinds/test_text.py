@@ -270,6 +270,17 @@ def test_pretrained_vectors_of_the_wrong_size_are_refused(tmp_path):
     assert metrics["pretrained_coverage"] == pytest.approx(2 / 8)
 
 
+def test_a_text_table_too_large_for_memory_names_num_buckets(tmp_path):
+    # It allocated 51 GB, then said "out of memory" naming every setting
+    # but the one at fault.
+    config = _toy_config(
+        "features.text.vocabulary='hash'",
+        "features.text.num_buckets=1000000000",
+    )
+    with pytest.raises(ValueError, match=r"the largest is 'text'.*num_buckets"):
+        train(config, str(tmp_path / "x"), frame=_toy_frame(), progress=False)
+
+
 def test_text_config_errors_name_the_fix():
     with pytest.raises(ConfigError, match="model.architecture must be one"):
         load_config(CONFIG, ["model.architecture='transformer'"])
