@@ -52,6 +52,8 @@ FORMAT_VERSION = 1
 MAX_JSON_BYTES = 2**30
 # The collision report recommends a bucket count for this colliding share.
 TARGET_COLLISION_SHARE = 0.01
+# Above this share of colliding values the report is a warning.
+WARNED_COLLISION_SHARE = 0.1
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -660,14 +662,22 @@ class Preprocessor:
                 order = order[: feature.max_tokens]
             vocabularies[name] = [value for value, _ in order]
         for name, report in collisions.items():
-            logger.info(
+            # A warning where many collide: `-q` hid a table in which every
+            # user shared a row with others.
+            share = report["colliding_share"]
+            logger.log(
+                logging.WARNING
+                if share > WARNED_COLLISION_SHARE
+                else logging.INFO,
                 "Hashed feature '%s': %d distinct values in %d buckets "
-                "(%d hashes), %.2f%% collide; %d buckets would keep 1%%.",
+                "(%d hashes), %.2f%% collide; features.%s.num_buckets = %d "
+                "would keep 1%%.",
                 name,
                 report["distinct_values"],
                 report["buckets"],
                 report["num_hashes"],
-                100 * report["colliding_share"],
+                100 * share,
+                name,
                 report["recommended_buckets"],
             )
         return {

@@ -1,3 +1,5 @@
+import logging
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,6 +71,18 @@ def test_collision_report_recommends_buckets_for_one_percent():
     assert report["target_share"] == 0.01
     assert report["recommended_buckets"] == recommended_buckets(20_000, 0.01)
     assert _report(report["recommended_buckets"])["colliding_share"] < 0.012
+
+
+def test_a_collision_report_of_many_collisions_is_a_warning(caplog):
+    # An INFO line, hidden by -q even where every value collided, naming no
+    # setting to change.
+    with caplog.at_level(logging.INFO, logger="recsys"):
+        _report(10_000_000)
+        _report(500)
+    few, many = caplog.records[-2:]
+    assert few.levelno == logging.INFO
+    assert many.levelno == logging.WARNING
+    assert "features.item.num_buckets = " in many.getMessage()
 
 
 def test_multi_hash_of_multi_valued_column():
