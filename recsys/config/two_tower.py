@@ -599,6 +599,7 @@ class TwoTowerConfig(KindConfig):
             raise ConfigError(
                 f"model.history_length > 0 needs a {table_header(item)} table."
             )
+        self._check_multi_hash(model, item)
         if self.train.early_stopping and self.data.path:
             raise ConfigError(
                 "train.early_stopping trains twice on a table in memory; "
@@ -606,3 +607,38 @@ class TwoTowerConfig(KindConfig):
                 "Fix: set train.epochs, or train from data.source."
             )
         return self
+
+    def _check_multi_hash(self, model, item):
+        """Several hashes where the model cannot take them, said before the
+        table is read (they stopped after it, naming layer arguments:
+        `output_dim`, "Input 'history'")."""
+        specs = {spec.name: spec for spec in self.feature_specs()}
+        for name in dict.fromkeys(
+            [*model.query_features, *model.candidate_features]
+        ):
+            hashes = getattr(specs.get(name), "num_hashes", 1)
+            if (
+                hashes > 1
+                and model.combine == "sum"
+                and specs[name].hash_combiner == "concat"
+                and model.embedding_dim % hashes
+            ):
+                raise ConfigError(
+                    f'{table_header(name)} hash_combiner = "concat" splits '
+                    f"model.embedding_dim ({model.embedding_dim}) into "
+                    f"num_hashes ({hashes}) parts: it must be a multiple. Fix: "
+                    "a num_hashes that divides model.embedding_dim, or "
+                    'hash_combiner = "sum".'
+                )
+        hashes = getattr(specs.get(item), "num_hashes", 1)
+        if (
+            model.history_length > 0
+            and model.history_encoder != "mean"
+            and (hashes > 1)
+        ):
+            raise ConfigError(
+                f"model.history_encoder = {model.history_encoder!r} reads the "
+                f"history through a plain item table, and {table_header(item)} "
+                f"has num_hashes = {hashes}. Fix: num_hashes = 1 for "
+                f"'{item}', or model.history_encoder = \"mean\"."
+            )

@@ -662,3 +662,25 @@ def test_split_none_suits_a_table_without_ids_or_times():
 def test_split_none_refuses_the_keys_of_a_test_part(kind, overrides, match):
     with pytest.raises(ConfigError, match=match):
         load_config(KIND_FILES[kind], overrides)
+
+
+def test_multi_hash_settings_the_model_cannot_take_are_refused_at_load():
+    # They stopped after the table was read, naming `output_dim` and
+    # "Input 'history'", no feature nor config key.
+    hashed = [
+        "features.genres.vocabulary='hash'",
+        "features.genres.num_buckets=50",
+        "features.genres.num_hashes=3",
+        "features.genres.hash_combiner='concat'",
+    ]
+    with pytest.raises(ConfigError, match=r"\[features.genres\] hash_combiner"):
+        load_config(DEFAULT, hashed)  # embedding_dim 32: no multiple of 3
+    load_config(DEFAULT, [*hashed, "model.embedding_dim=48"])
+    item = [
+        "features.movieId.vocabulary='hash'",
+        "features.movieId.num_buckets=5000",
+        "features.movieId.num_hashes=2",
+    ]
+    with pytest.raises(ConfigError, match="history_encoder = 'gru' reads"):
+        load_config(DEFAULT, [*item, "model.history_encoder='gru'"])
+    load_config(DEFAULT, item)
