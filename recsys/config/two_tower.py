@@ -632,9 +632,9 @@ class TwoTowerConfig(KindConfig):
                 )
         hashes = getattr(specs.get(item), "num_hashes", 1)
         if (
-            model.history_length > 0
+            hashes > 1
+            and model.history_length
             and model.history_encoder != "mean"
-            and (hashes > 1)
         ):
             raise ConfigError(
                 f"model.history_encoder = {model.history_encoder!r} reads the "

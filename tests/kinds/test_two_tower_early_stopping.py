@@ -42,17 +42,22 @@ def _config(tmp_path, *overrides):
     )
 
 
-def test_epochs_are_chosen_on_a_carve_of_the_training_rows(
-    tmp_path, monkeypatch
-):
-    carves = []
+@pytest.fixture
+def carves(monkeypatch):
+    """The `PreparedData` a run makes, in order (`prepared_parts`): its own
+    preparation, then any carve's."""
+    made = []
     prepare = two_tower.prepared_parts
 
     def spying(*args, **kwargs):
-        carves.append(prepare(*args, **kwargs))
-        return carves[-1]
+        made.append(prepare(*args, **kwargs))
+        return made[-1]
 
     monkeypatch.setattr(two_tower, "prepared_parts", spying)
+    return made
+
+
+def test_epochs_are_chosen_on_a_carve_of_the_training_rows(tmp_path, carves):
     config = _config(tmp_path, "train.early_stopping=true", "train.epochs=30")
     result = train(config, write=False, progress=False)
     early = result.metrics["train"]["early_stopping"]
@@ -72,20 +77,10 @@ def test_epochs_are_chosen_on_a_carve_of_the_training_rows(
     assert len(carved.train) + len(carved.test) == len(training)
 
 
-def test_a_validation_run_chooses_on_the_rows_it_is_scored_on(
-    tmp_path, monkeypatch
-):
+def test_a_validation_run_chooses_on_the_rows_it_is_scored_on(tmp_path, carves):
     # `recsys tune`'s trials (evaluate.split = "validation"): a carve of the
     # validation carve chose 4 epochs by its noise where the carve itself
     # picks 2 (mn_police: 0.588 against 0.663), and the config lost.
-    carves = []
-    prepare = two_tower.prepared_parts
-
-    def spying(*args, **kwargs):
-        carves.append(prepare(*args, **kwargs))
-        return carves[-1]
-
-    monkeypatch.setattr(two_tower, "prepared_parts", spying)
     config = _config(
         tmp_path,
         "train.early_stopping=true",
