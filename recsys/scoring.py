@@ -187,14 +187,12 @@ def _batches(path, batch_size, text_columns=()):
 def _pandas_names(path, sep):
     """The column names pandas (training) gives a CSV whose header leaves
     some empty (a spreadsheet's trailing `,,`: `Unnamed: 3`, ...), where
-    pyarrow would keep several named `""` (and scoring crashed); None for
-    a header without an empty name."""
-    header = pd.read_csv(
-        path, sep=sep, header=None, nrows=1, dtype=str, keep_default_na=False
-    ).iloc[0]
-    if not (header == "").any():
+    pyarrow would keep several named `""` (and scoring crashed); None
+    where pandas names no column so."""
+    names = [str(name) for name in pd.read_csv(path, sep=sep, nrows=0).columns]
+    if not any(name.startswith("Unnamed: ") for name in names):
         return None
-    return [str(name) for name in pd.read_csv(path, sep=sep, nrows=0).columns]
+    return names
 
 
 def _as_written(chunk, written, path):
@@ -242,18 +240,6 @@ def _numeric_columns(bundle):
 
     features = getattr(getattr(bundle, "preprocessor", None), "features", [])
     return [f.name for f in features if isinstance(f, NumericFeature)]
-
-
-def _grouped_numbers(frame, numeric):
-    """`frame` with its `numeric` columns of numbers grouped by commas
-    (`"30,841"`) as numbers, as training read them (`comma_thousands`)."""
-    changed = {}
-    for column in numeric:
-        if column in frame:
-            numbers = grouped_numbers(frame[column])
-            if numbers is not None:
-                changed[column] = numbers
-    return frame.assign(**changed) if changed else frame
 
 
 def _text_marks_missing(frame):
@@ -653,7 +639,8 @@ def score_file(
                 if written is not None:  # a CSV read by pyarrow
                     frame = _text_marks_missing(frame)
                     frame = _float_spellings_as_learned(frame, indexes)
-                    frame = _grouped_numbers(frame, numeric)
+                    # `"30,841"` as training read it (`comma_thousands`).
+                    frame = grouped_numbers(frame, numeric)
                 # Rows numbered in the file, as a message names them.
                 frame.index = range(counts["rows"], counts["rows"] + len(frame))
                 try:

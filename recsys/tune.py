@@ -696,6 +696,7 @@ def _search(
     from recsys.init_config import with_written_features
     from recsys.kinds import get_kind
     from recsys.kinds.base import source_table
+    from recsys.training.checkpoint import table_identity
     from recsys.training.divergence import TrainingDiverged
 
     kind = get_kind(config["model"]["kind"])
@@ -739,7 +740,7 @@ def _search(
         space,
         metric,
         direction,
-        _table_identity(frame),
+        table_identity(frame),
     )
 
     deadline = None if time_budget is None else time.monotonic() + time_budget
@@ -1031,7 +1032,9 @@ def _holds_our_study(output):
 
 def _open_study(optuna, output, config, space, metric, direction, table):
     """The study in `output/study.db`: resumed if it is this config's, on
-    this table (`table`: `_table_identity`)."""
+    this table (`table`: `table_identity`, of the loaded frame, not the
+    file's size and time: a frame passed in Python has no file, a copied
+    or touched file the same rows)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     fingerprint = hashlib.sha256(
         json.dumps(
@@ -1102,22 +1105,6 @@ def _open_study(optuna, output, config, space, metric, direction, table):
         optuna, space, config["train"]["seed"] + len(study.trials)
     )
     return study
-
-
-def _table_identity(frame):
-    """`{"rows", "fingerprint"}` of the table a study's trials score: a
-    hash of every cell, its column names and types (`table_identity`).
-
-    Of the loaded frame, not the file's size and time: a frame passed in
-    Python has no file, a copied or touched file the same rows, and a
-    hash of every cell is cheap beside one trial (0.5 s for a million
-    rows with a column of distinct texts). The columns are sorted: their
-    order trains nothing.
-    """
-    from recsys.training.checkpoint import table_identity
-
-    identity = table_identity(frame)
-    return {"rows": identity["rows"], "fingerprint": identity["digest"]}
 
 
 def _enqueue_again(study, trial):

@@ -29,7 +29,7 @@ from recsys.tune import tune
 
 # 1e-6 cannot learn the label in a few epochs: the planted bad setting.
 SPACE = {"train.learning_rate": Choice((1e-6, 0.05))}
-# The table a study's trials score (`_table_identity`), where none is read.
+# The table a study's trials score (`table_identity`), where none is read.
 TABLE = {"rows": 1, "fingerprint": "0"}
 
 

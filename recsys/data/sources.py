@@ -946,19 +946,24 @@ def comma_thousands(
     if layout.get("decimal", ".") != ".":
         return frame
     codes = set(layout.get("dtype", {}))
+    return grouped_numbers(frame, [c for c in frame.columns if c not in codes])
+
+
+def grouped_numbers(frame: pd.DataFrame, columns) -> pd.DataFrame:
+    """`frame` with those of `columns` that are text whose every written
+    cell is a number with its thousands grouped by commas
+    (`COMMA_THOUSANDS`, one cell at least with a comma) as numbers; also
+    `recsys score`'s, for a CSV chunk's numeric features."""
     converted = {}
-    for column in frame.columns:
-        if column not in codes:
-            numbers = grouped_numbers(frame[column])
+    for column in columns:
+        if column in frame:
+            numbers = _grouped_numbers(frame[column])
             if numbers is not None:
                 converted[column] = numbers
     return frame.assign(**converted) if converted else frame
 
 
-def grouped_numbers(series: pd.Series) -> pd.Series | None:
-    """`series` as numbers where it is text whose every written cell is a
-    number with its thousands grouped by commas (`COMMA_THOUSANDS`, one
-    cell at least with a comma); else None."""
+def _grouped_numbers(series: pd.Series) -> pd.Series | None:
     if not pd.api.types.is_string_dtype(series):
         return None
     cells = series.dropna().astype(str)

@@ -468,14 +468,16 @@ def training_checkpoint(config, output, table=None):
 
 
 def table_identity(frame):
-    """A hash of every cell of `frame` (the rows a run trains on), its
-    column names and types: 0.5 s for a million rows.
+    """A hash of every cell of `frame` (the rows a run trains on, the table
+    a study's trials score), its column names and types: 0.5 s for a
+    million rows with a column of distinct texts. The columns are sorted:
+    their order trains nothing.
 
     Args:
         frame: pandas DataFrame.
 
     Returns:
-        dict: `{"rows", "digest"}`.
+        dict: `{"rows", "fingerprint"}`.
     """
     import pandas as pd
 
@@ -491,7 +493,7 @@ def table_identity(frame):
         ).encode()
     )
     digest.update(cells.to_numpy().tobytes())
-    return {"rows": len(frame), "digest": digest.hexdigest()}
+    return {"rows": len(frame), "fingerprint": digest.hexdigest()}
 
 
 def resume_epoch(callbacks: Iterable[keras.callbacks.Callback]) -> int:
