@@ -187,14 +187,27 @@ def tune_choice(result):
     )
 
 
+def _read_table(path, option):
+    """The table a command's option names; a missing file said as such
+    (not as `data.source`, whose message `load_interactions` gives)."""
+    from recsys.data.sources import SUPPORTED_FORMS
+    from recsys.data.sources import load_interactions
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{option} {path!r}: no such file or directory. Fix: the path of "
+            f"a table ({SUPPORTED_FORMS})."
+        )
+    return load_interactions(path)
+
+
 def cmd_evaluate(args):
     from recsys.bundles import load_bundle
-    from recsys.data.sources import load_interactions
     from recsys.kinds import get_kind
 
     bundle = load_bundle(args.bundle)
     kind = get_kind(bundle.manifest.get("kind", "two_tower"))
-    frame = None if args.data is None else load_interactions(args.data)
+    frame = None if args.data is None else _read_table(args.data, "--data")
     try:
         if args.json:
             _print_json(
@@ -569,14 +582,13 @@ def cmd_predict(args):
 def cmd_index(args):
     """`recsys index`: new items embedded into a bundle, no retraining."""
     from recsys.bundles.two_tower import Bundle
-    from recsys.data.sources import load_interactions
     from recsys.storage.atomic_write import check_output
 
     bundle = Bundle.load(args.bundle)
     if args.output:
         # Before the embedding and the index's tuning, not after them.
         check_output(args.output)
-    updated = bundle.add_items(load_interactions(args.items))
+    updated = bundle.add_items(_read_table(args.items, "--items"))
     path = updated.save(args.output or args.bundle)
     note = updated.manifest["item_updates"][-1]
     done = {

@@ -81,3 +81,28 @@ def test_cli_index_refuses_a_foreign_output_before_reading_items(
     assert main(["index", copied, "--items", missing, "-o", str(mine)]) == 1
     assert "not a recsys bundle" in capsys.readouterr().err
     assert (mine / "notes.txt").read_text() == "precious"
+
+
+def test_cli_index_names_a_missing_items_file_by_its_option(
+    copied, tmp_path, capsys
+):
+    missing = str(tmp_path / "no-such-items.csv")
+    assert main(["index", copied, "--items", missing]) == 1
+    err = capsys.readouterr().err
+    # Not the message of a config's data.source.
+    assert f"--items {missing!r}: no such file" in err
+    assert "data.source" not in err
+
+
+def test_evaluate_says_the_catalog_grew_after_training(
+    copied, tmp_path, caplog
+):
+    from recsys.kinds.two_tower import _added_items_note
+
+    items = _write_items(
+        tmp_path / "new.csv", [(20_000_004, "Drama", 2024, "New film")]
+    )
+    assert main(["index", copied, "--items", items, "-q"]) == 0
+    with caplog.at_level("WARNING", logger="recsys.kinds.two_tower"):
+        _added_items_note(Bundle.load(copied))  # what `recsys evaluate` says
+    assert "1 item added by `recsys index` after training" in caplog.text

@@ -23,12 +23,17 @@ import pandas as pd
 
 from recsys.data.retrieval_inputs import item_inputs
 from recsys.features import canonical_strings
+from recsys.training.embed import MAX_EMBEDDING_NORM
 from recsys.training.embed import embed
+from recsys.training.embed import norm_bound
 
 logger = logging.getLogger(__name__)
 
 # Ids named in an error message, at most.
 SHOWN_IDS = 10
+# A new item's numeric feature this many training standard deviations
+# from the training mean is warned of (the model never saw its like).
+FAR_FROM_TRAINING = 100
 
 
 @dataclasses.dataclass
@@ -68,7 +73,10 @@ def check_new_items(
             f"{type(frame).__name__}"
         )
     if len(frame) == 0:
-        raise ValueError("The table of new items is empty (0 rows).")
+        raise ValueError(
+            "The table of new items is empty (0 rows). Fix: one row per "
+            "item, with the item id and the candidate features as columns."
+        )
     needed = list(dict.fromkeys([item, *features]))
     missing = [name for name in needed if name not in frame.columns]
     if missing:
@@ -147,6 +155,7 @@ def _warn_unseen_values(preprocessor, frame, inputs, item):
     all unseen lands wherever that vector does.
     """
     from recsys.features.specs import CategoricalFeature
+    from recsys.features.specs import NumericFeature
 
     said = []
     for name, codes in inputs.items():
@@ -154,31 +163,61 @@ def _warn_unseen_values(preprocessor, frame, inputs, item):
             continue
         spec = preprocessor.feature(name)
         values = frame[name]
+        codes = np.asarray(codes).reshape(len(values), -1)
+        found = []
         if isinstance(spec, CategoricalFeature):
             if spec.vocabulary == "hash":
                 continue  # every value has a bucket
-            codes = np.asarray(codes)
             unseen = (codes >= 1) & (codes <= spec.num_oov_buckets)
-            rows = unseen.reshape(len(values), -1).any(axis=1)
-            what = "a value the model never saw"
+            found.append((unseen, "a value the model never saw"))
         else:
-            rows = values.isna().to_numpy()
-            what = "no value (read as missing)"
-        if rows.any():
-            example = values[rows].iloc[0]
-            if isinstance(example, np.generic):  # 2024, not np.int64(2024)
-                example = example.item()
-            shown = "" if pd.isna(example) is True else f", e.g. {example!r}"
-            said.append(
-                f"'{name}' holds {what} in {int(rows.sum()):,} of "
-                f"{len(values):,} rows{shown}"
+            found.append(
+                (values.isna().to_numpy(), "no value (read as missing)")
             )
+        if isinstance(spec, NumericFeature):
+            # In the model's units: standard deviations of the training
+            # values (of their log, for "log"). A price in cents among
+            # dollars tops every list, or overflows the scores.
+            far = np.abs(codes) > FAR_FROM_TRAINING
+            found.append(
+                (
+                    far,
+                    "values far outside the training values (over "
+                    f"{FAR_FROM_TRAINING} standard deviations from their "
+                    "mean)",
+                )
+            )
+        for cells, what in found:
+            rows = cells.reshape(len(values), -1).any(axis=1)
+            if rows.any():
+                said.append(
+                    f"'{name}' holds {what} in {int(rows.sum()):,} of "
+                    f"{len(values):,} rows{_example(values, rows, cells)}"
+                )
     if said:
         logger.warning(
             "New items: %s. Those items are placed by their other features "
             "(an unseen category reads as the unknown value, shared by all).",
             "; ".join(said),
         )
+
+
+def _example(values, rows, cells):
+    """`, e.g. 'NewGenre'`: the first flagged value of a column's rows.
+
+    Of a list cell, its first flagged element where `cells` has one
+    column per element (an unseen genre, not the whole list).
+    """
+    first = int(np.flatnonzero(rows)[0])
+    example = values.iloc[first]
+    if isinstance(example, (list, tuple, np.ndarray)):
+        elements = list(example)
+        flagged = np.flatnonzero(cells[first])
+        if len(flagged) and flagged[0] < len(elements):
+            example = elements[flagged[0]]
+    if isinstance(example, np.generic):  # 2024, not np.int64(2024)
+        example = example.item()
+    return "" if pd.isna(example) is True else f", e.g. {example!r}"
 
 
 def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
@@ -212,10 +251,17 @@ def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
     inputs = item_inputs(bundle.preprocessor, frame, features)
     _warn_unseen_values(bundle.preprocessor, frame, inputs, item)
     vectors = embed(tower, inputs)
-    if not np.isfinite(vectors).all():
+    # The bundle's own load check: a vector over it would be written, and
+    # the bundle then refused by every command.
+    unusable = ~(norm_bound(vectors, axis=1) <= MAX_EMBEDDING_NORM)
+    if unusable.any():
+        shown = ids[unusable][:SHOWN_IDS].tolist()
         raise ValueError(
-            "The candidate tower gave NaN or inf vectors for some new "
-            "items. Fix: check their feature values."
+            f"The candidate tower gives {int(unusable.sum()):,} new items "
+            f"vectors too large to score (norm over {MAX_EMBEDDING_NORM:.0e}"
+            f", or NaN / inf), e.g. items {shown}: a feature value far "
+            "outside the training values (see the warning above). The "
+            "bundle is unchanged. Fix: correct those items' feature values."
         )
     rows = bundle.item_rows(ids)
     known, fresh = rows >= 0, rows < 0

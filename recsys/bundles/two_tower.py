@@ -56,6 +56,8 @@ from recsys.storage.files import BundleError
 from recsys.storage.files import BundleFiles
 from recsys.storage.files import file_digests
 from recsys.storage.files import load_keras_bytes
+from recsys.training.embed import MAX_EMBEDDING_NORM
+from recsys.training.embed import norm_bound
 
 # 2: the manifest lists every file's size and sha256 (`files`).
 FORMAT_VERSION = 2
@@ -512,23 +514,6 @@ def _same_array(a, b):
     return np.array_equal(a, b)
 
 
-# The largest norm of a user or item vector: any user.item or item.item
-# score is then at most 1e30, far inside float32 (3.4e38), with room for a
-# query tower's vector of norm up to a million against the items. ±3e38
-# embeddings (finite) scored inf and NaN, which the service answered as
-# "score": null in an arbitrary order.
-MAX_EMBEDDING_NORM = 1e15
-
-
-def _norm_bound(vectors):
-    """An upper bound of the rows' L2 norms, without a copy: the largest
-    absolute value times the square root of the dimension."""
-    if not vectors.size:
-        return 0.0
-    largest = max(abs(float(vectors.max())), abs(float(vectors.min())))
-    return largest * float(np.sqrt(vectors.shape[-1]))
-
-
 def check_arrays(path, arrays, manifest):
     """Checks a two-tower bundle's arrays against each other and the manifest.
 
@@ -574,7 +559,7 @@ def check_arrays(path, arrays, manifest):
         if not np.isfinite(arrays[name]).all():
             raise BundleError(f"{where(name)} holds NaN or inf values.")
     for name in ("item_embeddings", "user_embeddings"):
-        norm = _norm_bound(arrays[name])
+        norm = norm_bound(arrays[name])
         if norm > MAX_EMBEDDING_NORM:
             raise BundleError(
                 f"{where(name)} holds vectors of norm up to {norm:.3g}, over "
@@ -1139,9 +1124,10 @@ class Bundle(ManifestProperties):
         """
         _check_user_list(user_ids)
         rows = self.user_rows(user_ids)
-        scores = (
-            self.user_embeddings[np.maximum(rows, 0)] @ self.item_embeddings.T
-        )
+        queries = self.user_embeddings[np.maximum(rows, 0)]
+        scores = queries @ self.item_embeddings.T
+        # Identical item vectors tie, as in exact search (ties by id).
+        self.exact_index.identical.equalize(scores, queries)
         scores[rows < 0] = self.item_popularity
         return scores.astype(np.float32)
 

@@ -6,6 +6,7 @@ config (the CLI, `recsys.kinds` before it builds a model, tools that write
 the JSON Schema) must not pay for importing Keras.
 """
 
+import datetime
 import typing
 from typing import Annotated
 from typing import Any
@@ -276,6 +277,15 @@ class InteractionsData(Section):
     split_seed: int = split_seed_field()
     split_column: str = split_column_field()
     drop_missing: bool = drop_missing_field()
+
+    @pydantic.field_validator("split_cutoff", mode="before")
+    @classmethod
+    def _cutoff_as_text(cls, value: typing.Any) -> typing.Any:
+        # `split_cutoff = 2024-03-01` unquoted is a TOML date (so is `--set
+        # data.split_cutoff=2024-03-01`): the same time as its ISO text.
+        if isinstance(value, datetime.date):
+            return value.isoformat()
+        return value
 
     @pydantic.model_validator(mode="after")
     def _check_split_keys(self) -> "InteractionsData":

@@ -332,8 +332,9 @@ class TwoTowerTrain(Section):
         ge=-1,
         description=(
             "Resumable jobs (recsys.training.checkpoint): a checkpoint every "
-            "N steps and at each epoch end (0: epoch ends only, -1: none); "
-            "the same command resumes."
+            "N steps (checked every 16 steps: 20 saves at 32, 64, ...) and "
+            "at each epoch end (0: epoch ends only, -1: none); the same "
+            "command resumes."
         ),
     )
     job_dir: str = Field(

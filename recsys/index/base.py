@@ -64,6 +64,71 @@ def missing_id(ids: np.ndarray) -> int | str:
     return "" if ids.dtype.kind == "U" else -1
 
 
+class IdenticalRows:
+    """The rows of a matrix whose vector another row repeats exactly.
+
+    A dot product's float32 rounding depends on where its row sits in a
+    matrix product and on the product's shape (one query or many): two
+    items of one vector (new items of the same features, `recsys index`)
+    scored a ulp apart, in an order that changed from call to call. Scores
+    of such rows are set from one product of their distinct vectors, so
+    that they tie, and ties go to the lower row everywhere.
+
+    Args:
+        embeddings: float array `(rows, dim)`.
+
+    Example:
+
+    ```python
+    twins = IdenticalRows(item_embeddings)
+    scores = queries @ item_embeddings.T
+    twins.equalize(scores, queries)  # in place; identical rows now tie
+    ```
+    """
+
+    def __init__(self, embeddings: np.ndarray) -> None:
+        embeddings = np.ascontiguousarray(embeddings, np.float32)
+        # Candidates by a hash of the vectors' bits (integer arithmetic,
+        # exact: a float product would round the twins apart again), then
+        # checked vector by vector.
+        factors = np.random.default_rng(0).integers(
+            1, 2**63, embeddings.shape[1], dtype=np.uint64
+        )
+        keys = embeddings.view(np.uint32).astype(np.uint64) @ factors
+        _, inverse, counts = np.unique(
+            keys, return_inverse=True, return_counts=True
+        )
+        rows = np.flatnonzero(counts[inverse] > 1)
+        vectors, groups, counts = np.unique(
+            embeddings[rows],
+            axis=0,
+            return_inverse=True,
+            return_counts=True,
+        )
+        groups = np.asarray(groups).ravel()
+        repeated = counts[groups] > 1
+        self.rows = rows[repeated]
+        kept, self.groups = np.unique(groups[repeated], return_inverse=True)
+        self.vectors = vectors[kept]
+
+    def equalize(
+        self, scores: np.ndarray, queries: np.ndarray, first: int = 0
+    ) -> None:
+        """Gives identical rows among `scores`' columns one score each.
+
+        Args:
+            scores: float array `(queries, columns)`: the products of the
+                rows `first .. first + columns` with `queries`; in place.
+            queries: the query vectors of `scores`' rows.
+            first: int. The row of `scores`' first column.
+        """
+        inside = (self.rows >= first) & (self.rows < first + scores.shape[1])
+        if not inside.any():
+            return
+        shared = (queries @ self.vectors.T).astype(scores.dtype)
+        scores[:, self.rows[inside] - first] = shared[:, self.groups[inside]]
+
+
 def top_rows(scores: np.ndarray, count: int) -> np.ndarray:
     """Rows of the `count` best scores per row, best first, ties by row."""
     n = scores.shape[1]

@@ -1,10 +1,12 @@
 """`BruteForceIndex`: exact search, numpy matmul + partial sort."""
 
+import functools
 from typing import Any
 
 import numpy as np
 
 from recsys.index.base import MAX_CHUNK_SCORES
+from recsys.index.base import IdenticalRows
 from recsys.index.base import Index
 from recsys.index.base import top_rows
 from recsys.storage.files import BundleFiles
@@ -47,6 +49,12 @@ class BruteForceIndex(Index):
         # Exact search: the same top rows however many are asked for.
         return 0
 
+    @functools.cached_property
+    def identical(self) -> IdenticalRows:
+        """The rows whose vector another row repeats (`IdenticalRows`)."""
+        # Found on the first search, not at load (0.1 s for 1M items).
+        return IdenticalRows(self.embeddings)
+
     def _search_rows(
         self, queries: np.ndarray, count: int
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -73,11 +81,13 @@ class BruteForceIndex(Index):
         block = max(count, MAX_CHUNK_SCORES // len(queries))
         if block >= n:
             chunk = queries @ self.embeddings.T
+            self.identical.equalize(chunk, queries)
             top = top_rows(chunk, count)
             return top, np.take_along_axis(chunk, top, 1)
         found_rows, found_scores = [], []
         for first in range(0, n, block):
             chunk = queries @ self.embeddings[first : first + block].T
+            self.identical.equalize(chunk, queries, first)
             top = top_rows(chunk, min(count, chunk.shape[1]))
             found_rows.append(top + first)
             found_scores.append(np.take_along_axis(chunk, top, 1))

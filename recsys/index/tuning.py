@@ -509,14 +509,23 @@ def tune_search(
         unfiltered = trials.unfiltered_recall(leaves, reorder)
         recalls = {"recall@10": round(unfiltered, 4), **recalls}
     if not met:
+        if "num_leaves_to_search" in fixed:
+            best = f"{leaves} of {num_leaves} leaves searched"
+            fix = "raise index.num_leaves_to_search or remove it (tuned); "
+        elif not growable:
+            best = f"all {num_leaves} leaves searched, {reorder} re-scored"
+            fix = "raise index.reorder or remove it (tuned); "
+        else:  # the quantized scores cannot get there on these vectors
+            best = f"all {num_leaves} leaves searched, {reorder} re-scored"
+            fix = ""
         logger.warning(
-            "No ScaNN setting reached %s %.3f (best: %.4f with all "
-            "%d leaves searched); pass larger `reorder`/`num_leaves`, or "
-            "use kind='brute_force'.",
+            "No ScaNN setting reached %s %.3f (best: %.4f with %s). Fix: "
+            '%sor index.kind = "brute_force" (exact search).',
             metric,
             recall_target,
             recall,
-            leaves,
+            best,
+            fix,
         )
     logger.info(
         "ScaNN settings for %s >= %s: %d of %d leaves, reorder %d "

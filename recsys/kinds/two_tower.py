@@ -819,6 +819,7 @@ class TwoTowerKind(ModelKind):
         train, test = split_for_evaluation(frame, config)
         _check_catalog(bundle, test, config["data"]["item"], table, train)
         metrics: dict = evaluate_bundle(bundle, frame, config, train, test)
+        _added_items_note(bundle)
         users = test[config["data"]["user"]].to_numpy()
         if len(users) and (bundle.user_rows(users) < 0).all():
             metrics["unknown_users"] = int(pd.unique(users).size)
@@ -836,6 +837,22 @@ class TwoTowerKind(ModelKind):
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
         return self.rescore(bundle, frame)
+
+
+def _added_items_note(bundle):
+    """Says where `recsys index` grew the catalog since training: the
+    rescored metrics rank those items too, metrics.json did not."""
+    updates = bundle.manifest.get("item_updates", [])
+    added = sum(int(update.get("new", 0)) for update in updates)
+    if added:
+        logger.warning(
+            "The catalog holds %s added by `recsys index` after training "
+            "(%d items now): these metrics rank them too, so they can "
+            "differ from metrics.json, measured on the training run's "
+            "catalog.",
+            "1 item" if added == 1 else f"{added:,} items",
+            len(bundle.item_ids),
+        )
 
 
 def _check_catalog(bundle, test, item, table, train=None):
@@ -1138,7 +1155,9 @@ class StreamedTwoTowerKind(TwoTowerKind):
         # Checkpoints in a job directory: the same command resumes a kill.
         checkpoint = None
         if output:
-            table = streamed.source_identity(prepared.source, prepared.bounds)
+            table = streamed.source_identity(
+                prepared.source, prepared.bounds, prepared.data.rows_digest
+            )
             checkpoint = training_checkpoint(config, output, table)
         with precision_scope(config):
             model = build_two_tower(prepared.data.preprocessor, config)

@@ -38,6 +38,7 @@ each item's first row.
 """
 
 import dataclasses
+import hashlib
 import os
 import resource
 import time
@@ -46,6 +47,7 @@ import keras
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recsys.bundles.two_tower import Bundle
 from recsys.config import ConfigError
@@ -119,6 +121,9 @@ class StreamedData:
         test_users: ids of the users with test rows.
         held_out_rows: rows in the held-out span (every user's, known or
             not; HR@k reads a sample of the known users' rows).
+        rows_digest: str. A hash of every row group's values, read in the
+            same pass (`group_digest`): a shard rewritten at the same size
+            is another table to a checkpoint.
     """
 
     config: dict
@@ -133,6 +138,7 @@ class StreamedData:
     group_rows: list
     test_users: np.ndarray
     held_out_rows: int = 0
+    rows_digest: str = ""
 
     @property
     def num_train(self):
@@ -174,14 +180,15 @@ def open_source(config):
     return ParquetSource(data["path"], roles)
 
 
-def source_identity(source, bounds):
+def source_identity(source, bounds, rows_digest=""):
     """What a streamed run's checkpoints are of: each shard's name and size,
-    and the split's bounds (a shard gone moves them, and rows the first
-    epoch trained on were held out after a resume).
+    the split's bounds (a shard gone moves them, and rows the first epoch
+    trained on were held out after a resume) and a digest of the rows.
 
     Args:
         source: the run's `ParquetSource`.
         bounds: its `split_bounds`.
+        rows_digest: str. `StreamedData.rows_digest` of the same pass.
 
     Returns:
         dict, JSON-serializable.
@@ -190,7 +197,41 @@ def source_identity(source, bounds):
         [os.path.relpath(f, source.path), os.path.getsize(f)]
         for f in source.files
     ]
-    return {"shards": shards, "bounds": [str(b) for b in bounds]}
+    return {
+        "shards": shards,
+        "bounds": [str(b) for b in bounds],
+        "rows": rows_digest,
+    }
+
+
+def group_digest(table):
+    """A 64-bit digest of a row group's values, column by column, in order.
+
+    Each value is hashed (`pandas.util.hash_array`) and the hashes summed
+    with weights by position, so a changed, swapped or moved value changes
+    it; a shard's name and size alone missed a rewrite of the same size
+    (every item id shifted by one). A list column counts as its lengths and
+    its values.
+    """
+    total = 0
+    for column in table.columns:
+        for values in _plain_arrays(column):
+            weights = np.arange(len(values), dtype=np.uint64) * 2 + 1
+            hashed = pd.util.hash_array(values)
+            total = (total * 31 + int((hashed * weights).sum())) % 2**64
+    return total
+
+
+def _plain_arrays(column):
+    """numpy arrays of hashable values that spell an Arrow column."""
+    kind = column.type
+    if pa.types.is_dictionary(kind):
+        yield from _plain_arrays(column.cast(kind.value_type))
+    elif pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        yield pc.list_value_length(column).fill_null(-1).to_numpy()
+        yield from _plain_arrays(pc.list_flatten(column))
+    else:
+        yield column.to_numpy(zero_copy_only=False)
 
 
 def split_bounds(source, config):
@@ -303,6 +344,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
     items_seen = ValueCounter()
     item_counts, user_counts, test_users = (ValueCounter() for _ in range(3))
     first_rows, group_rows, held_rows = [], [], []
+    digests = hashlib.sha256()
     bar = progress_bar(
         total=source.num_rows,
         desc="vocab",
@@ -327,6 +369,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
                 )
                 if sum(len(f) for f in first_rows) > 1 << 20:
                     first_rows = [pd.concat(first_rows).drop_duplicates(item)]
+            digests.update(group_digest(table).to_bytes(8, "little"))
             test_users.update(table.column(user).filter(pa.array(test)))
             part = table.filter(pa.array(train))
             item_counts.update(part.column(item))
@@ -364,6 +407,7 @@ def scan_vocabulary(config, source, bounds, progress=True):
         group_rows=group_rows,
         test_users=test_users.result()[0].to_numpy(zero_copy_only=False),
         held_out_rows=sum(held_rows),
+        rows_digest=digests.hexdigest(),
     )
 
 

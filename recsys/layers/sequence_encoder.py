@@ -130,6 +130,10 @@ class SequenceEncoder(keras.layers.Layer):
                 "`num_heads` must divide `output_dim`. Received: "
                 f"num_heads={num_heads}, output_dim={output_dim}"
             )
+        # Sublayers of this layer's precision: a reloaded layer's come back
+        # under the global policy (float32) otherwise, and a bundle's
+        # mixed-precision vectors could not be computed again.
+        policy = self.dtype_policy
         # Named like the towers' tables, so `distribution = "model"` shards
         # it as one (recsys.training.distribution.EMBEDDING_TABLES).
         self.items = SparseRowsEmbedding(
@@ -137,32 +141,44 @@ class SequenceEncoder(keras.layers.Layer):
             output_dim,
             embeddings_initializer=self.embeddings_initializer,
             name="item_embedding",
+            dtype=policy,
         )
         if encoder == "transformer":
             self.attention_norm = keras.layers.LayerNormalization(
-                name="attention_norm"
+                name="attention_norm", dtype=policy
             )
             self.attention = keras.layers.MultiHeadAttention(
-                num_heads, output_dim // num_heads, name="attention"
+                num_heads,
+                output_dim // num_heads,
+                name="attention",
+                dtype=policy,
             )
             self.feed_forward_norm = keras.layers.LayerNormalization(
-                name="feed_forward_norm"
+                name="feed_forward_norm", dtype=policy
             )
             self.feed_forward = [
                 keras.layers.Dense(
-                    2 * output_dim, activation="relu", name="feed_forward_0"
+                    2 * output_dim,
+                    activation="relu",
+                    name="feed_forward_0",
+                    dtype=policy,
                 ),
-                keras.layers.Dense(output_dim, name="feed_forward_1"),
+                keras.layers.Dense(
+                    output_dim, name="feed_forward_1", dtype=policy
+                ),
             ]
             self.output_norm = keras.layers.LayerNormalization(
-                name="output_norm"
+                name="output_norm", dtype=policy
             )
         else:
-            self.gru = keras.layers.GRU(output_dim, name="gru")
+            self.gru = keras.layers.GRU(output_dim, name="gru", dtype=policy)
         # Zeros: the layer starts as mean pooling, and learns what the
         # order adds on top.
         self.projection = keras.layers.Dense(
-            output_dim, kernel_initializer="zeros", name="projection"
+            output_dim,
+            kernel_initializer="zeros",
+            name="projection",
+            dtype=policy,
         )
 
     def build(self, input_shape: Any = None) -> None:

@@ -26,8 +26,9 @@ def check_input_types(specs: list[dict[str, Any]]) -> None:
             )
 
 
-def _embedding(spec: dict[str, Any]) -> keras.layers.Layer:
-    """The table of one embedding input: pooled, multi-hash or sequence."""
+def _embedding(spec: dict[str, Any], dtype: Any = None) -> keras.layers.Layer:
+    """The table of one embedding input: pooled, multi-hash or sequence,
+    computing in `dtype` (a dtype policy)."""
     name = f"{spec['name']}_embedding"
     combiner = spec.get("combiner", "mean")
     encoder = spec.get("encoder", "mean")
@@ -45,6 +46,7 @@ def _embedding(spec: dict[str, Any]) -> keras.layers.Layer:
             encoder=encoder,
             sequence_scale=spec.get("sequence_scale", DEFAULT_SEQUENCE_SCALE),
             name=name,
+            dtype=dtype,
         )
     if spec.get("num_hashes", 1) > 1:
         return MultiHashEmbedding(
@@ -54,9 +56,14 @@ def _embedding(spec: dict[str, Any]) -> keras.layers.Layer:
             hash_combiner=spec.get("hash_combiner", "sum"),
             combiner=combiner,
             name=name,
+            dtype=dtype,
         )
     return PooledEmbedding(
-        spec["input_dim"], spec["output_dim"], combiner=combiner, name=name
+        spec["input_dim"],
+        spec["output_dim"],
+        combiner=combiner,
+        name=name,
+        dtype=dtype,
     )
 
 
@@ -163,8 +170,12 @@ class Tower(keras.Model):
                     f"{wrong} of another type or size, hidden_units="
                     f"{self.hidden_units}"
                 )
+        # Sublayers of the tower's precision: reloaded, they came back
+        # under the global policy (float32), and a mixed-precision bundle's
+        # towers no longer gave its stored vectors (`recsys index`).
+        policy = self.dtype_policy
         self.embeddings = [
-            _embedding(spec)
+            _embedding(spec, policy)
             for spec in self.inputs_config
             if spec["type"] == "embedding"
         ]
@@ -173,7 +184,9 @@ class Tower(keras.Model):
             for spec in self.inputs_config
         )
         self.hidden = [
-            keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
+            keras.layers.Dense(
+                units, activation="relu", name=f"hidden_{i}", dtype=policy
+            )
             for i, units in enumerate(self.hidden_units)
         ]
         single_table = (
@@ -184,7 +197,7 @@ class Tower(keras.Model):
         self.projection = (
             None
             if combine == "sum" or (single_table and not self.hidden)
-            else keras.layers.Dense(output_dim, name="projection")
+            else keras.layers.Dense(output_dim, name="projection", dtype=policy)
         )
         # Every shape is known from the config, so build now: a reloaded tower
         # then has its weights without a sample input.

@@ -399,9 +399,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self._epoch_step = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        # With `steps_per_execution`, `batch` jumps by several steps.
-        self._step += batch + 1 - self._epoch_step
-        self._epoch_step = batch + 1
+        # With `steps_per_execution`, `batch` jumps by several steps, and
+        # the epoch's last execution reports a whole one's worth past its
+        # end (a 131-step epoch ended at "step 144"): counted up to the
+        # epoch's own steps.
+        done = batch + 1
+        steps = (self.params or {}).get("steps")
+        if steps:
+            done = min(done, steps)
+        self._step += done - self._epoch_step
+        self._epoch_step = done
         if self.every and self._step - self._saved_step >= self.every:
             self._save(self._epoch)
 

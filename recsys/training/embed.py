@@ -11,6 +11,12 @@ from typing import Any
 
 import numpy as np
 
+# The largest norm of a user or item vector: any user.item or item.item
+# score is then at most 1e30, far inside float32 (3.4e38), with room for a
+# query tower's vector of norm up to a million against the items. ±3e38
+# embeddings (finite) scored inf and NaN, which the service answered as
+# "score": null in an arbitrary order. A bundle over it does not load.
+MAX_EMBEDDING_NORM = 1e15
 # Rows per `predict` call: large batches amortize the per-call overhead,
 # and a (8192 x dim) float32 output stays small.
 PREDICT_BATCH_SIZE = 8192
@@ -77,3 +83,23 @@ def bundle_arrays(
         "seen_indptr": seen_indptr,
         "seen_items": seen_items,
     }
+
+
+def norm_bound(vectors: np.ndarray, axis: int | None = None) -> Any:
+    """An upper bound of the rows' L2 norms, without a copy of `vectors`:
+    the largest absolute value times the square root of the dimension.
+
+    Args:
+        vectors: float array `(rows, dim)`.
+        axis: None for one bound of all rows, `1` for one per row.
+
+    Returns:
+        A float, or a float array of one bound per row.
+    """
+    root = float(np.sqrt(vectors.shape[-1]))
+    if axis is not None:
+        return np.abs(vectors).max(axis=axis, initial=0.0) * root
+    if not vectors.size:
+        return 0.0
+    largest = max(abs(float(vectors.max())), abs(float(vectors.min())))
+    return largest * root

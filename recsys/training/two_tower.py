@@ -11,6 +11,7 @@ from recsys.models.inputs import history_spec
 from recsys.models.inputs import input_specs
 from recsys.models.tower import Tower
 from recsys.models.two_tower import TwoTower
+from recsys.names import HISTORY
 from recsys.training.checkpoint import resume_epoch
 from recsys.training.divergence import StopWhenDiverged
 from recsys.training.memory import check_table_memory
@@ -89,6 +90,12 @@ def build_two_tower(
             query_inputs + candidate_inputs,
             optimizer=config["train"]["optimizer"],
         )
+    else:
+        _check_model_shards(
+            query_inputs + candidate_inputs,
+            config["train"].get("model_shards", 2),
+            model_config,
+        )
     towers = {}
     for side, inputs in (
         ("query", query_inputs),
@@ -116,6 +123,32 @@ def build_two_tower(
     model.sparse_updates = config["train"]["sparse_updates"]
     model.compile(optimizer=optimizer, **_compile_options())
     return model
+
+
+def _check_model_shards(inputs, shards, model_config):
+    """Tables split by columns need widths that `shards` divides (JAX's
+    sharding error, after the table was read, named neither setting)."""
+    for spec in inputs:
+        if spec["type"] != "embedding":
+            continue
+        width = spec["output_dim"]
+        if spec.get("hash_combiner") == "concat":
+            width //= spec["num_hashes"]  # one table of each part's width
+        if width % shards == 0:
+            continue
+        name = spec["name"]
+        where = (
+            f"model.embedding_dim = {width}"
+            if model_config["combine"] == "sum" or name == HISTORY
+            else f"{name!r}'s embedding_dim {width} (features.{name}."
+            "embedding_dim, or its default from the vocabulary size)"
+        )
+        raise ValueError(
+            f'train.distribution = "model" splits every embedding table\'s '
+            f"columns across train.model_shards = {shards} devices, and "
+            f"{where} is not a multiple of {shards}. Fix: a multiple of "
+            f"{shards} there, or a train.model_shards that divides it."
+        )
 
 
 class EpochTimer(keras.callbacks.Callback):

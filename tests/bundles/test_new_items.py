@@ -274,3 +274,63 @@ def test_unseen_feature_values_of_new_items_are_said(bundle, caplog):
     assert "'genres' holds a value the model never saw in 1 of 1 rows" in (
         caplog.text
     )
+
+
+def test_a_list_cells_unseen_value_and_a_far_number_are_named(caplog):
+    from recsys.bundles.new_items import _warn_unseen_values
+    from recsys.features import MultiCategoricalFeature
+    from recsys.features import NumericFeature
+    from recsys.features import Preprocessor
+
+    train = pd.DataFrame(
+        {"genres": [["Drama"], ["Sci-Fi", "Drama"]], "price": [10.0, 30.0]}
+    )
+    preprocessor = Preprocessor(
+        features=[
+            MultiCategoricalFeature("genres", separator="|", max_length=4),
+            NumericFeature("price"),
+        ]
+    ).fit(train)
+    new = pd.DataFrame(
+        {"genres": [["Sci-Fi", "NewGenre"]], "price": [1e6]}, index=[0]
+    )
+    inputs = {
+        name: preprocessor.transform_column(name, new[name])
+        for name in ("genres", "price")
+    }
+    with caplog.at_level("WARNING", logger="recsys.bundles.new_items"):
+        _warn_unseen_values(preprocessor, new, inputs, "item")
+    # The unseen element, not the cell's numpy repr.
+    assert "never saw in 1 of 1 rows, e.g. 'NewGenre'" in caplog.text
+    assert "'price' holds values far outside the training values" in (
+        caplog.text
+    )
+    assert "e.g. 1000000.0" in caplog.text
+
+
+def test_new_items_whose_vectors_would_not_load_are_refused(
+    bundle, monkeypatch
+):
+    # A numeric feature of 1e18 gave a vector the loader refuses: the
+    # bundle was written and no command could read it again.
+    from recsys.bundles import new_items
+
+    def huge(tower, inputs):
+        vectors = np.ones(
+            (len(inputs["genres"]), bundle.item_embeddings.shape[1])
+        )
+        vectors[-1] = 1e17
+        return vectors.astype(np.float32)
+
+    monkeypatch.setattr(new_items, "embed", huge)
+    rows = [
+        (NEW_ID, "Comedy", 2001.0, "Fine"),
+        (NEW_ID + 1, "Comedy", 2001.0, "Huge"),
+    ]
+    with pytest.raises(ValueError, match=rf"e\.g\. items \[{NEW_ID + 1}\]"):
+        bundle.add_items(_items(rows))
+
+
+def test_an_empty_table_of_new_items_says_the_fix(bundle):
+    with pytest.raises(ValueError, match="empty.*Fix: one row per item"):
+        bundle.add_items(_items([]))

@@ -684,3 +684,17 @@ def test_multi_hash_settings_the_model_cannot_take_are_refused_at_load():
     with pytest.raises(ConfigError, match="history_encoder = 'gru' reads"):
         load_config(DEFAULT, [*item, "model.history_encoder='gru'"])
     load_config(DEFAULT, item)
+
+
+def test_an_unquoted_date_cutoff_is_its_iso_text():
+    # TOML reads `split_cutoff = 2024-03-01` as a date, which was refused
+    # ("must be text or a finite number") without saying to quote it.
+    for written, text in [
+        ("2024-03-01", "2024-03-01"),
+        ("2024-03-01T10:00:00Z", "2024-03-01T10:00:00+00:00"),
+    ]:
+        config = load_config(
+            "configs/synthetic_two_tower.toml",
+            ['data.split="time"', f"data.split_cutoff={written}"],
+        )
+        assert config["data"]["split_cutoff"] == text

@@ -84,6 +84,29 @@ def test_brute_force_chunks_give_the_same_results(monkeypatch):
     np.testing.assert_array_equal(got[0], _exact_rows(items, queries, 5))
 
 
+@pytest.mark.parametrize("block", [None, 1000])
+def test_identical_vectors_tie_in_row_order_one_query_or_many(
+    block, monkeypatch
+):
+    # Items of one vector (new items of the same features) were scored a
+    # float32 ulp apart, by where their rows sat and by the product's
+    # shape: one query and a batch ordered them differently.
+    if block:
+        monkeypatch.setattr(brute_force_module, "MAX_CHUNK_SCORES", block)
+    items = _gaussian(6386, 0)
+    twins = np.array([7, 1000, 3333, 5000, 6385])
+    items[twins] = items[42]
+    queries = _gaussian(60, 1)
+    index = BruteForceIndex(items)
+    batch_rows, _ = index.search(queries, k=len(items))
+    for query, rows in zip(queries, batch_rows, strict=True):
+        one_rows, one_scores = index.search(query, k=len(items))
+        where = np.flatnonzero(np.isin(one_rows[0], [42, *twins]))
+        np.testing.assert_array_equal(one_rows[0][where], [7, 42, *twins[1:]])
+        assert len(set(one_scores[0][where])) == 1
+        np.testing.assert_array_equal(rows[where], one_rows[0][where])
+
+
 def test_brute_force_clamps_k_and_accepts_one_query():
     index = BruteForceIndex(np.eye(3, dtype="float32"), ids=["a", "b", "c"])
     ids, scores = index.search(np.array([0, 2, 1], "float32"), k=10)

@@ -78,20 +78,25 @@ def test_tuned_settings_are_not_the_most_thorough(catalog, tuned):
     assert options["num_leaves_to_search"] < options["num_leaves"] / 2
 
 
-def test_explicit_options_override_the_target(catalog):
+def test_explicit_options_override_the_target(catalog, caplog):
     items, queries, _ = catalog
     index = build_index(
         items, kind="scann", queries=queries, num_leaves=40, reorder=100
     )
     assert (index.options["num_leaves"], index.options["reorder"]) == (40, 100)
     assert index.tuning["met"]  # the leaves searched were still tuned
-    fixed = build_index(
-        items,
-        kind="scann",
-        queries=queries,
-        num_leaves=40,
-        num_leaves_to_search=1,
-        reorder=20,
+    with caplog.at_level("WARNING", logger="recsys.index.tuning"):
+        fixed = build_index(
+            items,
+            kind="scann",
+            queries=queries,
+            num_leaves=40,
+            num_leaves_to_search=1,
+            reorder=20,
+        )
+    # The setting that was fixed, not "all 1 leaves searched".
+    assert "with 1 of 40 leaves searched). Fix: raise index.num_leaves_to" in (
+        caplog.text
     )
     assert fixed.options["num_leaves_to_search"] == 1
     assert fixed.options["reorder"] == 20

@@ -286,3 +286,68 @@ def test_a_streamed_runs_identity_changes_with_its_shards(tmp_path):
     assert (
         source_identity(ParquetSource(str(copied), roles), (1, 2)) != identity
     )
+
+
+def test_a_shard_rewritten_at_the_same_size_is_another_table(tmp_path):
+    # Every item id shifted by one, the file's size unchanged: the resumed
+    # run trained the old rows' vectors as other ids'.
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import recsys
+    from recsys.kinds import two_tower_streamed as streamed
+
+    rng = np.random.default_rng(0)
+    rows = {
+        "user_id": rng.integers(0, 300, 3000),
+        "item_id": rng.integers(0, 100, 3000),
+        "timestamp": np.arange(3000),
+    }
+    rows["category"] = rows["item_id"] // 10
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    shard = shards / "part-0.parquet"
+    options = {"compression": "none", "use_dictionary": False}
+    pq.write_table(pa.table(rows), shard, **options)
+    size = shard.stat().st_size
+    config = recsys.load_config(
+        "configs/synthetic_two_tower.toml",
+        overrides=[f"data.path={str(shards)!r}"],
+    )
+
+    def identity():
+        source = streamed.open_source(config)
+        bounds = streamed.split_bounds(source, config)
+        data = streamed.scan_vocabulary(config, source, bounds, False)
+        return streamed.source_identity(source, bounds, data.rows_digest)
+
+    before = identity()
+    rows["item_id"] = (rows["item_id"] + 1) % 100
+    pq.write_table(pa.table(rows), shard, **options)
+    assert shard.stat().st_size == size
+    assert identity() != before
+
+
+def test_steps_are_counted_as_run_with_steps_per_execution(tmp_path):
+    # 67 rows at batch 8 are 9 steps an epoch; Keras reported the last
+    # execution of 4 as batch 11: the second epoch ended at "step 24".
+    model = _model()
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.05), loss="mse", steps_per_execution=4
+    )
+    job_dir = str(tmp_path / "job")
+    checkpoint = TrainingCheckpoint(job_dir, "spec", every=0)
+    x = np.concatenate([X, X[:3]])
+    model.fit(
+        x,
+        x @ np.array([1.0, -2.0, 0.5], "float32"),
+        batch_size=8,
+        epochs=2,
+        callbacks=[checkpoint],
+        verbose=0,
+    )
+    saved = sorted(
+        n for n in os.listdir(checkpoint.directory) if n.startswith("step-")
+    )
+    assert saved == ["step-000000000018-epoch-2"]  # the latest one is kept

@@ -71,3 +71,26 @@ def test_distribution_errors_name_the_fix():
         load_config(CONFIG, ['train.distribution="pipeline"'])
     with pytest.raises(ConfigError, match="train.mixed_precision"):
         load_config(CONFIG, ['train.mixed_precision="int8"'])
+
+
+def test_a_table_width_the_model_shards_do_not_divide_is_named():
+    # JAX's sharding error ("array axis 1 is partitioned 2 times, but the
+    # dimension size is 15") named neither setting.
+    from recsys.kinds.two_tower import prepare_data
+    from recsys.training.two_tower import build_two_tower
+
+    config = load_config(
+        CONFIG,
+        [
+            'train.distribution="model"',
+            "train.model_shards=2",
+            "model.embedding_dim=15",
+        ],
+    )
+    frame = load_interactions("movielens")
+    prepared = prepare_data(config, frame[frame["userId"] <= 20])
+    with pytest.raises(
+        ValueError,
+        match=r"model.embedding_dim = 15 is not a multiple of 2\. Fix:",
+    ):
+        build_two_tower(prepared.preprocessor, config)
