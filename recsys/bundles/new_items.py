@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from recsys.data.retrieval_inputs import item_inputs
+from recsys.features import canonical_string
 from recsys.features import canonical_strings
 from recsys.training.embed import MAX_EMBEDDING_NORM
 from recsys.training.embed import embed
@@ -152,72 +153,105 @@ def _warn_unseen_values(preprocessor, frame, inputs, item):
     A new item is placed by its features alone: a category the
     vocabulary does not hold reads as the unknown value (one vector for
     all of them), an empty number as the mean; an item whose features are
-    all unseen lands wherever that vector does.
+    all unseen lands wherever that vector does. A number far outside the
+    training values places its item by that number.
     """
     from recsys.features.specs import CategoricalFeature
     from recsys.features.specs import NumericFeature
 
-    said = []
+    unseen, far = [], []
     for name, codes in inputs.items():
         if name == item or name not in frame.columns:
             continue
         spec = preprocessor.feature(name)
         values = frame[name]
         codes = np.asarray(codes).reshape(len(values), -1)
-        found = []
+        known = None
         if isinstance(spec, CategoricalFeature):
             if spec.vocabulary == "hash":
                 continue  # every value has a bucket
-            unseen = (codes >= 1) & (codes <= spec.num_oov_buckets)
-            found.append((unseen, "a value the model never saw"))
+            rows = ((codes >= 1) & (codes <= spec.num_oov_buckets)).any(1)
+            what = "a value the model never saw"
+            known = set(preprocessor.vocabularies_[name])
         else:
-            found.append(
-                (values.isna().to_numpy(), "no value (read as missing)")
-            )
+            rows = values.isna().to_numpy()
+            what = "no value (read as missing)"
+        if rows.any():
+            example = _example(values, rows, spec, known)
+            unseen.append(_count(name, what, rows, example))
         if isinstance(spec, NumericFeature):
-            # In the model's units: standard deviations of the training
-            # values (of their log, for "log"). A price in cents among
-            # dollars tops every list, or overflows the scores.
-            far = np.abs(codes) > FAR_FROM_TRAINING
-            found.append(
-                (
-                    far,
-                    "values far outside the training values (over "
-                    f"{FAR_FROM_TRAINING} standard deviations from their "
-                    "mean)",
-                )
-            )
-        for cells, what in found:
-            rows = cells.reshape(len(values), -1).any(axis=1)
+            distance = _standard_units(preprocessor, spec, codes[:, 0])
+            rows = np.abs(distance) > FAR_FROM_TRAINING
             if rows.any():
-                said.append(
-                    f"'{name}' holds {what} in {int(rows.sum()):,} of "
-                    f"{len(values):,} rows{_example(values, rows, cells)}"
+                what = (
+                    "values far outside the training values (over "
+                    f"{FAR_FROM_TRAINING} standard deviations from their mean)"
                 )
-    if said:
+                far.append(_count(name, what, rows, _example(values, rows)))
+    if unseen:
         logger.warning(
             "New items: %s. Those items are placed by their other features "
             "(an unseen category reads as the unknown value, shared by all).",
-            "; ".join(said),
+            "; ".join(unseen),
+        )
+    if far:
+        logger.warning(
+            "New items: %s. Those items are placed by that number, likely at "
+            "the top or the bottom of every list. Fix: correct it, or leave "
+            "it empty (read as the training mean).",
+            "; ".join(far),
         )
 
 
-def _example(values, rows, cells):
-    """`, e.g. 'NewGenre'`: the first flagged value of a column's rows.
+def _standard_units(preprocessor, spec, inputs):
+    """A numeric feature's tower inputs in training standard deviations
+    from the training mean: the inputs themselves, but for `"none"`."""
+    if spec.transform != "none":
+        return inputs  # standardized (of the log, for "log")
+    stats = preprocessor.stats_.get(spec.name) or {}
+    if not stats.get("std"):
+        return np.zeros_like(inputs)
+    return (inputs - stats["mean"]) / stats["std"]
 
-    Of a list cell, its first flagged element where `cells` has one
-    column per element (an unseen genre, not the whole list).
+
+def _count(name, what, rows, example):
+    """`'genres' holds ... in 1 of 4 rows, e.g. 'NewGenre'`."""
+    return (
+        f"'{name}' holds {what} in {int(rows.sum()):,} of {len(rows):,} rows"
+        f"{example}"
+    )
+
+
+def _example(values, rows, spec=None, known=None):
+    """`, e.g. 'NewGenre'`: the first flagged row's value.
+
+    Of a multi-valued cell (a list, or text the feature splits at its
+    separator) with the vocabulary `known`: its first value not in it (an
+    unseen genre, not the whole cell).
     """
-    first = int(np.flatnonzero(rows)[0])
-    example = values.iloc[first]
+    example = values.iloc[int(np.flatnonzero(rows)[0])]
+    separator = getattr(spec, "separator", None)
+    elements = None
     if isinstance(example, (list, tuple, np.ndarray)):
         elements = list(example)
-        flagged = np.flatnonzero(cells[first])
-        if len(flagged) and flagged[0] < len(elements):
-            example = elements[flagged[0]]
+    elif isinstance(example, str) and separator:
+        elements = example.split(separator)
+    if elements is not None and known is not None:
+        new = [
+            element
+            for element in elements
+            if not _is_empty(element) and canonical_string(element) not in known
+        ]
+        example = new[0] if new else example
     if isinstance(example, np.generic):  # 2024, not np.int64(2024)
         example = example.item()
-    return "" if pd.isna(example) is True else f", e.g. {example!r}"
+    return "" if _is_empty(example) else f", e.g. {example!r}"
+
+
+def _is_empty(value):
+    if isinstance(value, str):
+        return value == ""
+    return value is None or pd.isna(value) is True
 
 
 def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:

@@ -19,7 +19,10 @@ class BruteForceIndex(Index):
 
     Scores every item with one matrix product per chunk of queries and keeps
     the best `k` (`recsys.index.base.top_rows`). Ties are broken by row
-    position (lower first), so results are deterministic. It is the ground
+    position (lower first), so results are deterministic; identical item
+    vectors tie exactly (`IdenticalRows`) in one query as in a batch, where
+    scores within float32 rounding of each other can still swap (a matrix
+    product rounds by its shape). It is the ground
     truth that the ScaNN index is measured against, and the right choice
     for small catalogs. At most `MAX_CHUNK_SCORES` scores are held at once
     (blocks of items for big catalogs) so memory stays bounded.

@@ -89,14 +89,27 @@ def job_directory(config, output):
     return os.path.abspath(job_dir or os.path.abspath(output) + ".job")
 
 
-def config_fingerprint(config):
-    """SHA-256 of the config sections that define the trained weights."""
+def config_fingerprint(config, located=True):
+    """SHA-256 of the config sections that define the trained weights.
+
+    Args:
+        config: dict. A validated config.
+        located: bool. Whether where the table lies (`data.source`,
+            `data.path`) counts. `False` where the rows' own identity is
+            part of the fingerprint: shards copied elsewhere resume.
+    """
     train = {
         key: value
         for key, value in config["train"].items()
         if key not in _RESUMABLE_CHANGES
     }
     keys = {k: config[k] for k in ("data", "features", "model")}
+    if not located:
+        keys["data"] = {
+            key: value
+            for key, value in keys["data"].items()
+            if key not in ("source", "path")
+        }
     text = json.dumps({**keys, "train": train}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
@@ -467,7 +480,7 @@ def training_checkpoint(config, output, table=None):
     every = config["train"].get("checkpoint_every", 1000)
     if every < 0:
         return None
-    fingerprint = config_fingerprint(config)
+    fingerprint = config_fingerprint(config, located=table is None)
     if table is not None:
         text = json.dumps([fingerprint, table], sort_keys=True, default=str)
         fingerprint = hashlib.sha256(text.encode()).hexdigest()

@@ -131,23 +131,28 @@ def _check_model_shards(inputs, shards, model_config):
     for spec in inputs:
         if spec["type"] != "embedding":
             continue
-        width = spec["output_dim"]
+        width, parts = spec["output_dim"], 1
         if spec.get("hash_combiner") == "concat":
-            width //= spec["num_hashes"]  # one table of each part's width
-        if width % shards == 0:
+            parts = spec["num_hashes"]  # tables of width / num_hashes each
+        if (width // parts) % shards == 0:
             continue
         name = spec["name"]
-        where = (
-            f"model.embedding_dim = {width}"
+        setting = (
+            "model.embedding_dim"
             if model_config["combine"] == "sum" or name == HISTORY
-            else f"{name!r}'s embedding_dim {width} (features.{name}."
-            "embedding_dim, or its default from the vocabulary size)"
+            else f"features.{name}.embedding_dim (or its default from the "
+            "vocabulary size)"
+        )
+        split = (
+            f", split into num_hashes = {parts} tables," if parts > 1 else ""
         )
         raise ValueError(
             f'train.distribution = "model" splits every embedding table\'s '
             f"columns across train.model_shards = {shards} devices, and "
-            f"{where} is not a multiple of {shards}. Fix: a multiple of "
-            f"{shards} there, or a train.model_shards that divides it."
+            f"{setting} = {width}{split} is not a multiple of "
+            f"{shards * parts}. Fix: a multiple of {shards * parts} there, or "
+            "a train.model_shards that divides "
+            f"{'each table' if parts > 1 else 'it'}."
         )
 
 

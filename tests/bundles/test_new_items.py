@@ -276,36 +276,47 @@ def test_unseen_feature_values_of_new_items_are_said(bundle, caplog):
     )
 
 
-def test_a_list_cells_unseen_value_and_a_far_number_are_named(caplog):
+@pytest.mark.parametrize(
+    "cell",
+    [["Sci-Fi", "NewGenre"], ["", "NewGenre"], "Sci-Fi|NewGenre"],
+)
+@pytest.mark.parametrize("transform", ["standardize", "none"])
+def test_an_unseen_value_and_a_far_number_are_named(cell, transform, caplog):
     from recsys.bundles.new_items import _warn_unseen_values
     from recsys.features import MultiCategoricalFeature
     from recsys.features import NumericFeature
     from recsys.features import Preprocessor
 
     train = pd.DataFrame(
-        {"genres": [["Drama"], ["Sci-Fi", "Drama"]], "price": [10.0, 30.0]}
+        {"genres": ["Drama", "Sci-Fi|Drama"], "price": [10.0, 300.0]}
     )
     preprocessor = Preprocessor(
         features=[
             MultiCategoricalFeature("genres", separator="|", max_length=4),
-            NumericFeature("price"),
+            NumericFeature("price", transform),
         ]
     ).fit(train)
-    new = pd.DataFrame(
-        {"genres": [["Sci-Fi", "NewGenre"]], "price": [1e6]}, index=[0]
-    )
-    inputs = {
-        name: preprocessor.transform_column(name, new[name])
-        for name in ("genres", "price")
-    }
-    with caplog.at_level("WARNING", logger="recsys.bundles.new_items"):
-        _warn_unseen_values(preprocessor, new, inputs, "item")
-    # The unseen element, not the cell's numpy repr.
-    assert "never saw in 1 of 1 rows, e.g. 'NewGenre'" in caplog.text
-    assert "'price' holds values far outside the training values" in (
-        caplog.text
-    )
-    assert "e.g. 1000000.0" in caplog.text
+
+    def warned(price):
+        new = pd.DataFrame({"genres": [cell], "price": [price]}, index=[0])
+        inputs = {
+            name: preprocessor.transform_column(name, new[name])
+            for name in ("genres", "price")
+        }
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="recsys.bundles.new_items"):
+            _warn_unseen_values(preprocessor, new, inputs, "item")
+        return caplog.text
+
+    # The unseen value, not the whole cell nor an empty element before it.
+    assert "never saw in 1 of 1 rows, e.g. 'NewGenre'" in warned(200.0)
+    # A number inside the training values is not far, whatever the
+    # transform (with "none" the tower reads it raw).
+    assert "far outside" not in warned(200.0)
+    text = warned(1e6)
+    assert "'price' holds values far outside the training values" in text
+    assert "e.g. 1000000.0" in text
+    assert "placed by that number" in text
 
 
 def test_new_items_whose_vectors_would_not_load_are_refused(

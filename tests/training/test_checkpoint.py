@@ -351,3 +351,21 @@ def test_steps_are_counted_as_run_with_steps_per_execution(tmp_path):
         n for n in os.listdir(checkpoint.directory) if n.startswith("step-")
     )
     assert saved == ["step-000000000018-epoch-2"]  # the latest one is kept
+
+
+def test_shards_copied_elsewhere_resume_with_the_same_rows(tmp_path):
+    # The fingerprint held data.path: shards copied to another folder (the
+    # same rows, the same digest) were refused as another config.
+    from recsys.training.checkpoint import training_checkpoint
+
+    config = load_config(CONFIG)
+    moved = {**config, "data": {**config["data"], "source": "elsewhere.csv"}}
+    rows = {"rows": 10, "fingerprint": "abc"}
+    output = str(tmp_path / "out")
+    same = [
+        training_checkpoint(c, output, rows).fingerprint
+        for c in (config, moved)
+    ]
+    assert same[0] == same[1]
+    other = training_checkpoint(config, output, {**rows, "fingerprint": "x"})
+    assert other.fingerprint != same[0]

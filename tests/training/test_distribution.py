@@ -94,3 +94,11 @@ def test_a_table_width_the_model_shards_do_not_divide_is_named():
         match=r"model.embedding_dim = 15 is not a multiple of 2\. Fix:",
     ):
         build_two_tower(prepared.preprocessor, config)
+    # A concat of hashes splits the width: its setting and true multiple.
+    from recsys.training.two_tower import _check_model_shards
+
+    spec = {"name": "item_id", "type": "embedding", "output_dim": 12}
+    spec.update(num_hashes=2, hash_combiner="concat")
+    with pytest.raises(ValueError, match=r"embedding_dim .*= 12, split into"):
+        _check_model_shards([spec], 4, config["model"])
+    _check_model_shards([{**spec, "output_dim": 16}], 4, config["model"])
