@@ -150,8 +150,10 @@ class Stage:
             self.scores[name] = score(bundle.user_ids)
         for matrix in self.scores.values():
             matrix[seen] = -np.inf
-        chosen = (ranks(self.scores["model"]) < candidates) | (
-            ranks(self.scores["ease_recent"]) < candidates
+        # Never a training pair: the filtered metrics rank unseen items.
+        chosen = ~seen & (
+            (ranks(self.scores["model"]) < candidates)
+            | (ranks(self.scores["ease_recent"]) < candidates)
         )
         self.u, self.i = np.nonzero(chosen)
         history = History(train, data, users, catalog)
