@@ -256,16 +256,20 @@ class Stage:
         return self.hit_rates_of(full, ks)
 
     def hit_rates_of(self, full, ks=(10, 100)):
-        """PROTOCOL.md's filtered HR@k (ties by catalog order); -inf misses."""
-        own = full[self.held_rows, self.held_items]
-        rows = full[self.held_rows]
+        """PROTOCOL.md's filtered HR@k (ties by catalog order); -inf, and a
+        held-out row of a user or item without training rows, misses."""
+        known = (self.held_rows >= 0) & (self.held_items >= 0)
+        users, items = self.held_rows[known], self.held_items[known]
+        own = full[users, items]
+        rows = full[users]
         rank = (rows > own[:, None]).sum(1) + (
             (rows == own[:, None])
-            & (np.arange(self.num_items)[None, :] < self.held_items[:, None])
+            & (np.arange(self.num_items)[None, :] < items[:, None])
         ).sum(1)
         rank = np.where(np.isfinite(own), rank, np.iinfo(np.int64).max)
         return {
-            f"hr@{k}_filtered": round(float((rank < k).mean()), 4) for k in ks
+            f"hr@{k}_filtered": round(float((rank < k).sum() / len(known)), 4)
+            for k in ks
         }
 
 
