@@ -29,8 +29,12 @@ Usage:
 
 ```
 python benchmarks/learned_rerank.py [--config C] [--seeds 0,1,2]
-    [--candidates 150]
+    [--candidates 150] [--windows]
 ```
+
+`--windows` adds the item's training rows within 365 days before and
+after, and 90 days around, the user's latest training row (time-local
+popularity): on MovieLens' carve no better (RESULTS.md), so off.
 """
 
 import argparse
@@ -58,6 +62,9 @@ RANKER = {
     "min_samples_leaf": 100,
 }
 RECENT = 20.0  # rows over which a history row's profile weight falls by e
+# `--windows`: the item's training rows within these spans of days around
+# the user's latest training row (time-local popularity; off by default).
+WINDOWS = ((-365, 0), (0, 365), (-90, 90))
 
 
 def z_scores(scores):
@@ -124,7 +131,7 @@ class Stage:
         candidates: int. Each scorer's top unseen items per user.
     """
 
-    def __init__(self, config, candidates):
+    def __init__(self, config, candidates, windows=False):
         data = config["data"]
         user, item = data["user"], data["item"]
         result = recsys.train(config, write=False, progress=False)
@@ -160,7 +167,7 @@ class Stage:
         items = result.prepared.items.set_index(item).reindex(catalog)
         self.features = np.column_stack(
             self._score_columns()
-            + self._count_columns(history)
+            + self._count_columns(history, windows)
             + self._cosine_columns(history, bundle.item_embeddings)
             + self._attribute_columns(history, items, config)
         ).astype(np.float32)
@@ -181,8 +188,9 @@ class Stage:
             ]
         return columns
 
-    def _count_columns(self, history):
-        """The item's training rows and age, the user's training rows."""
+    def _count_columns(self, history, windows):
+        """The item's training rows and age, the user's training rows; with
+        `windows`, the item's rows in each of `WINDOWS` (log)."""
         u, i = self.u, self.i
         counts = np.bincount(history.item, minlength=self.num_items)
         first = np.full(self.num_items, np.nan)
@@ -192,11 +200,26 @@ class Stage:
         seconds = pd.Series(history.time).groupby(history.user).max()
         latest[seconds.index] = seconds.to_numpy()
         user_counts = np.bincount(history.user, minlength=self.num_users)
-        return [
+        columns = [
             np.log1p(counts[i]),
             (latest[u] - first[i]) / 86400.0,
             np.log1p(user_counts[u]),
         ]
+        if windows:
+            # Each item's rows in time order, found by (item, time) keys.
+            span = history.time.max() - history.time.min() + 1
+            keys = np.sort(
+                history.item * span + (history.time - history.time.min())
+            )
+            at = i * span + (latest[u] - history.time.min())
+            own = (i * span, (i + 1) * span - 1)  # this item's keys only
+            for low, high in WINDOWS:
+                lower = np.maximum(at + low * 86400.0, own[0])
+                upper = np.minimum(at + high * 86400.0, own[1])
+                start = np.searchsorted(keys, lower)
+                end = np.searchsorted(keys, upper, side="right")
+                columns.append(np.log1p(np.maximum(end - start, 0)))
+        return columns
 
     def _cosine_columns(self, history, embeddings):
         """The item's largest and mean cosine with the 5 latest items."""
@@ -273,7 +296,7 @@ class Stage:
         }
 
 
-def run(config_file, seed, candidates):
+def run(config_file, seed, candidates, windows=False):
     """Both stages of one seed, the reranker fitted on the first."""
     started = time.perf_counter()
     stages = {}
@@ -282,7 +305,7 @@ def run(config_file, seed, candidates):
         config["evaluate"]["split"] = split
         config["evaluate"]["baselines"] = []
         config["train"]["seed"] = seed
-        stages[split] = Stage(config, candidates)
+        stages[split] = Stage(config, candidates, windows)
     carve, held = stages["validation"], stages["test"]
     # The reranker's own estimate: two folds of the carve's users.
     fold = np.random.default_rng(seed).integers(0, 2, carve.num_users)[carve.u]
@@ -317,9 +340,14 @@ def main():
     parser.add_argument("--config", default=DEFAULT_CONFIG)
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--candidates", type=int, default=150)
+    parser.add_argument(
+        "--windows",
+        action="store_true",
+        help="add the items' training rows in WINDOWS around the user's latest",
+    )
     args = parser.parse_args()
     runs = [
-        run(args.config, int(seed), args.candidates)
+        run(args.config, int(seed), args.candidates, args.windows)
         for seed in args.seeds.split(",")
     ]
     means = {
