@@ -52,6 +52,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 import recsys
 from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.data.split import split_rule
+from recsys.evaluation.retrieval import evaluate_retrieval
 from recsys.kinds.two_tower import unwritten_bundle
 
 DEFAULT_CONFIG = config_path("movielens_two_tower.toml")
@@ -157,10 +158,11 @@ class Stage:
             self.scores[name] = score(bundle.user_ids)
         for matrix in self.scores.values():
             matrix[seen] = -np.inf
+        self.ranks = {name: ranks(m) for name, m in self.scores.items()}
         # Never a training pair: the filtered metrics rank unseen items.
         chosen = ~seen & (
-            (ranks(self.scores["model"]) < candidates)
-            | (ranks(self.scores["ease_recent"]) < candidates)
+            (self.ranks["model"] < candidates)
+            | (self.ranks["ease_recent"] < candidates)
         )
         self.u, self.i = np.nonzero(chosen)
         history = History(train, data, users, catalog)
@@ -171,20 +173,29 @@ class Stage:
             + self._cosine_columns(history, bundle.item_embeddings)
             + self._attribute_columns(history, items, config)
         ).astype(np.float32)
-        self.held_rows = users.get_indexer(test[user])
-        self.held_items = catalog.get_indexer(test[item])
-        held = pd.MultiIndex.from_arrays([self.held_rows, self.held_items])
+        held_rows = users.get_indexer(test[user])
+        held = pd.MultiIndex.from_arrays(
+            [held_rows, catalog.get_indexer(test[item])]
+        )
         self.labels = pd.MultiIndex.from_arrays([self.u, self.i]).isin(held)
+        self.users, self.item_ids = users, bundle.item_ids
+        self.train_pairs = (train[user].to_numpy(), train[item].to_numpy())
+        # A held-out user without training rows has no row here: a miss.
+        self.held_pairs = (
+            test[user].to_numpy()[held_rows >= 0],
+            test[item].to_numpy()[held_rows >= 0],
+        )
+        self.held_count = len(test)
 
     def _score_columns(self):
         """Each scorer's score, z-score and rank (log) of the pairs."""
         u, i = self.u, self.i
         columns = []
-        for matrix in self.scores.values():
+        for name, matrix in self.scores.items():
             columns += [
                 matrix[u, i],
                 z_scores(matrix)[u, i],
-                np.log1p(ranks(matrix)[u, i]),
+                np.log1p(self.ranks[name][u, i]),
             ]
         return columns
 
@@ -279,19 +290,20 @@ class Stage:
         return self.hit_rates_of(full, ks)
 
     def hit_rates_of(self, full, ks=(10, 100)):
-        """PROTOCOL.md's filtered HR@k (ties by catalog order); -inf, and a
-        held-out row of a user or item without training rows, misses."""
-        known = (self.held_rows >= 0) & (self.held_items >= 0)
-        users, items = self.held_rows[known], self.held_items[known]
-        own = full[users, items]
-        rows = full[users]
-        rank = (rows > own[:, None]).sum(1) + (
-            (rows == own[:, None])
-            & (np.arange(self.num_items)[None, :] < items[:, None])
-        ).sum(1)
-        rank = np.where(np.isfinite(own), rank, np.iinfo(np.int64).max)
+        """PROTOCOL.md's filtered HR@k (`evaluate_retrieval`) of the score
+        matrix `full` (users x catalog); -inf ranks after every score."""
+        metrics = evaluate_retrieval(
+            lambda users: full[self.users.get_indexer(users)],
+            candidates=self.item_ids,
+            test_users=self.held_pairs[0],
+            test_items=self.held_pairs[1],
+            train_users=self.train_pairs[0],
+            train_items=self.train_pairs[1],
+            ks=ks,
+        )
+        share = len(self.held_pairs[0]) / self.held_count
         return {
-            f"hr@{k}_filtered": round(float((rank < k).sum() / len(known)), 4)
+            f"hr@{k}_filtered": round(metrics[f"hr@{k}_filtered"] * share, 4)
             for k in ks
         }
 

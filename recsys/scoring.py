@@ -138,12 +138,9 @@ def _batches(path, batch_size, text_columns=()):
     sep = "\t" if form == ".tsv" else None
     layout = csv_layout(path, sep)
     block_size = max(batch_size * 64, 1 << 20)
-    read_options = pv.ReadOptions(block_size=block_size)
     names = _pandas_names(path, layout.get("sep", sep or ","))
-    if names is not None:
-        read_options = pv.ReadOptions(
-            block_size=block_size, column_names=names, skip_rows=1
-        )
+    renamed = {} if names is None else {"column_names": names, "skip_rows": 1}
+    read_options = pv.ReadOptions(block_size=block_size, **renamed)
 
     def open_csv(texts):
         return pv.open_csv(

@@ -166,17 +166,17 @@ def _warn_unseen_values(preprocessor, frame, inputs, item):
         spec = preprocessor.feature(name)
         values = frame[name]
         codes = np.asarray(codes).reshape(len(values), -1)
-        known = None
         if isinstance(spec, CategoricalFeature):
             if spec.vocabulary == "hash":
                 continue  # every value has a bucket
             rows = ((codes >= 1) & (codes <= spec.num_oov_buckets)).any(1)
             what = "a value the model never saw"
-            known = set(preprocessor.vocabularies_[name])
         else:
             rows = values.isna().to_numpy()
             what = "no value (read as missing)"
         if rows.any():
+            # The vocabulary only where a value is unseen (a million ids).
+            known = set(preprocessor.vocabularies_.get(name, ()))
             example = _example(values, rows, spec, known)
             unseen.append(_count(name, what, rows, example))
         if isinstance(spec, NumericFeature):

@@ -180,7 +180,7 @@ def open_source(config):
     return ParquetSource(data["path"], roles)
 
 
-def source_identity(source, bounds, rows_digest=""):
+def source_identity(source, bounds, rows_digest):
     """What a streamed run's checkpoints are of: each shard's name and size,
     the split's bounds (a shard gone moves them, and rows the first epoch
     trained on were held out after a resume) and a digest of the rows.

@@ -276,15 +276,17 @@ def test_a_streamed_runs_identity_changes_with_its_shards(tmp_path):
             shards / f"part-{i}.parquet"
         )
     roles = {"user": "id", "item": "id", "t": "time"}
-    identity = source_identity(ParquetSource(str(shards), roles), (1, 2))
+    identity = source_identity(ParquetSource(str(shards), roles), (1, 2), "")
     copied = tmp_path / "copied"
     shutil.copytree(shards, copied)  # moved or copied: the same shards
     assert (
-        source_identity(ParquetSource(str(copied), roles), (1, 2)) == identity
+        source_identity(ParquetSource(str(copied), roles), (1, 2), "")
+        == identity
     )
     (copied / "part-2.parquet").unlink()
     assert (
-        source_identity(ParquetSource(str(copied), roles), (1, 2)) != identity
+        source_identity(ParquetSource(str(copied), roles), (1, 2), "")
+        != identity
     )
 
 
