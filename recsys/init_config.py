@@ -1120,7 +1120,9 @@ def _two_tower(
                     "history_length",
                     10,
                     "the query pools the user's latest items",
-                )
+                ),
+                "# second_stage = true     # reorder each user's candidates "
+                "with a learned model (trains twice)",
             ]
         ),
         "",

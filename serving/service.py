@@ -55,14 +55,18 @@ class TowerUnavailable(RuntimeError):
 class _Plan:
     """One query on its way: its answer, or what is left to compute."""
 
-    __slots__ = ("answer", "banned", "inputs", "k", "vector")
+    __slots__ = ("answer", "banned", "inputs", "k", "listed", "vector")
 
-    def __init__(self, k, banned, vector=None, inputs=None, answer=None):
+    def __init__(
+        self, k, banned, vector=None, inputs=None, answer=None, listed=None
+    ):
         self.k = k
         self.banned = banned
         self.vector = vector
         self.inputs = inputs
         self.answer = answer
+        # A second stage's list: `(rows, scores, offset)`, searched past.
+        self.listed = listed
 
 
 class RetrievalService:
@@ -263,8 +267,8 @@ class RetrievalService:
         """Item id lookups, then known users' top items (`TopItemsTable`)."""
         try:
             self.cache.prepare(stop=self._stop)
-            if depth <= 0 or max_users <= 0:
-                return
+            if depth <= 0 or max_users <= 0 or self.bundle.ranked is not None:
+                return  # a second stage's lists answer known users
             table = TopItemsTable(
                 self.bundle,
                 self.index,
@@ -598,10 +602,32 @@ class RetrievalService:
             inputs = self._inputs(features, history)
             if row >= 0 or self._describes(features, inputs):
                 return _Plan(k, banned, inputs=inputs)
+        if row >= 0 and bundle.ranked is not None:
+            return self._listed_plan(row, k, banned, explicit)
         if row >= 0:
             return _Plan(k, banned, vector=bundle.user_embeddings[row])
         return _Plan(
             k, banned, answer=(*self._popular_items(k, banned), "popular")
+        )
+
+    def _listed_plan(self, row, k, banned, explicit):
+        """A known user's query with a second stage: their list, less
+        `explicit` exclusions, then the index's best items off it."""
+        bundle = self.bundle
+        rows, scores = bundle.ranked.of(row)
+        if explicit is not None and len(explicit):
+            keep = ~np.isin(rows, explicit)
+            rows, scores = rows[keep], scores[keep]
+        if len(rows) >= k:
+            return _Plan(
+                k, None, answer=(bundle.item_ids[rows[:k]], scores[:k], None)
+            )
+        banned = np.union1d(banned, bundle.ranked.of(row)[0]).astype(np.int64)
+        return _Plan(
+            k,
+            banned,
+            vector=bundle.user_embeddings[row],
+            listed=(rows, scores, bundle.ranked.offsets[row]),
         )
 
     def _describes(self, features, inputs):
@@ -718,7 +744,15 @@ class RetrievalService:
                     continue
                 rows, scores = answer
                 keep = rows >= 0
-                results[i] = (item_ids[rows[keep]], scores[keep], None)
+                rows, scores = rows[keep], scores[keep]
+                listed = plans[i].listed
+                if listed is not None:
+                    more = k - len(listed[0])
+                    rows = np.concatenate([listed[0], rows[:more]])
+                    scores = np.concatenate(
+                        [listed[1], scores[:more] + listed[2]]
+                    )
+                results[i] = (item_ids[rows], scores, None)
         return results
 
     def _popular_items(self, k, banned):

@@ -47,11 +47,13 @@ class MergedItems:
         arrays: dict. New `item_ids`, `item_embeddings` and
             `item_popularity`.
         note: dict. What was done, for the manifest's `item_updates`.
+        row_of: int array. Each old catalog row's new row.
     """
 
     items: pd.DataFrame
     arrays: dict[str, np.ndarray]
     note: dict[str, Any]
+    row_of: np.ndarray
 
 
 def check_new_items(
@@ -345,4 +347,4 @@ def merge_items(bundle: Any, frame: pd.DataFrame, tower: Any) -> MergedItems:
         "note": "metrics are the training run's, measured on the catalog "
         "at training time",
     }
-    return MergedItems(items=items, arrays=arrays, note=note)
+    return MergedItems(items=items, arrays=arrays, note=note, row_of=row_of)

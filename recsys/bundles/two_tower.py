@@ -12,6 +12,8 @@ Layout:
     item_ids.npy, item_embeddings.npy, item_popularity.npy
     user_ids.npy, user_embeddings.npy   precomputed queries of known users
     seen_indptr.npy, seen_items.npy     CSR of each user's training items
+    ranked_*.npy         with model.second_stage: each known user's list
+                         (`recsys.bundles.ranked_lists`); optional
     index/               the ScaNN or brute-force index over item embeddings
 
 Everything is JSON, `.npy` (never pickled), Parquet or `.keras`. A bundle is
@@ -38,6 +40,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys.bundles.ranked_lists import ARRAYS as RANKED_ARRAYS
+from recsys.bundles.ranked_lists import RankedLists
 from recsys.config.common import MAX_HISTORY
 from recsys.errors import positive_int
 from recsys.features import Preprocessor
@@ -83,6 +87,7 @@ TWO_TOWER_FILES = (
 )
 # Optional: `Bundle.add_items` needs it; older bundles load without it.
 CANDIDATE_TOWER = "candidate_tower.keras"
+RANKED_FILES = tuple(f"{name}.npy" for name in RANKED_ARRAYS)
 
 
 def spec_hash(config):
@@ -636,7 +641,8 @@ def write_bundle(
         query_tower: Keras model, saved as `query_tower.keras`, or the
             bytes of a `.keras` file.
         items: DataFrame. The catalog columns to keep (`items.parquet`).
-        arrays: dict. The arrays named in `ARRAYS`.
+        arrays: dict. The arrays named in `ARRAYS`, and those of
+            `RankedLists` for a run with a second stage.
         index: a `recsys.index` index over `arrays["item_embeddings"]`.
         candidate_tower: Keras model or `.keras` bytes, saved as
             `candidate_tower.keras` so that `Bundle.add_items` can embed
@@ -664,7 +670,7 @@ def write_bundle(
         if candidate_tower is not None:
             _save_tower(candidate_tower, os.path.join(tmp, CANDIDATE_TOWER))
         items.to_parquet(os.path.join(tmp, "items.parquet"), index=False)
-        for name in ARRAYS:
+        for name in (*ARRAYS, *(n for n in RANKED_ARRAYS if n in arrays)):
             array = arrays[name]
             if name in ("item_ids", "user_ids"):
                 array = _storable(array)
@@ -799,6 +805,8 @@ class Bundle(ManifestProperties):
         self.index = index
         for name in ARRAYS:
             setattr(self, name, arrays[name])
+        # The second stage's lists (`model.second_stage`), or None.
+        self.ranked = RankedLists.from_arrays(arrays)
         # The checked bytes read at load: the tower is built from these on
         # first use, never from a file reopened later.
         self._query_tower_bytes = query_tower_bytes
@@ -846,6 +854,7 @@ class Bundle(ManifestProperties):
         allowed = {
             *TWO_TOWER_FILES,
             CANDIDATE_TOWER,
+            *RANKED_FILES,
             *(f"{INDEX_DIR}/{name}" for name in index_allowed),
         }
         required = {*TWO_TOWER_FILES, f"{INDEX_DIR}/index.json"}
@@ -856,6 +865,22 @@ class Bundle(ManifestProperties):
             files.read("metrics.json")  # checked, though read on demand
             arrays = {name: files.npy(f"{name}.npy") for name in ARRAYS}
             check_arrays(path, arrays, manifest)
+            listed = [n for n in RANKED_FILES if n in manifest.get("files", ())]
+            if listed and len(listed) < len(RANKED_FILES):
+                raise BundleError(
+                    f"Bundle {path} holds {listed} but not all of "
+                    f"{list(RANKED_FILES)} (the second stage's lists). Fix: "
+                    "retrain the bundle."
+                )
+            if listed:
+                for name in RANKED_ARRAYS:
+                    arrays[name] = files.npy(f"{name}.npy")
+                RankedLists.from_arrays(arrays).check(
+                    path,
+                    manifest["num_users"],
+                    manifest["num_items"],
+                    (arrays["seen_indptr"], arrays["seen_items"]),
+                )
             preprocessor = read_preprocessor(files)
             _check_numbers_filled(path, preprocessor)
             items = files.parquet("items.parquet")
@@ -992,8 +1017,15 @@ class Bundle(ManifestProperties):
         from recsys.bundles.new_items import merge_items
 
         merged = merge_items(self, frame, self.candidate_tower)
-        arrays = {name: getattr(self, name) for name in ARRAYS}
+        arrays = self._arrays()
         arrays.update(merged.arrays)
+        if self.ranked is not None:
+            # Listed items keep their place; other items (the new ones
+            # too) stay below each list.
+            ranked = self.ranked.renumbered(merged.row_of).reset_offsets(
+                arrays["user_embeddings"], arrays["item_embeddings"]
+            )
+            arrays.update(ranked.arrays())
         # Tuned on the users' query vectors, as training tunes it: tuned on
         # item vectors, MovieLens searched 6 of 181 leaves instead of 18
         # (recall@10 against exact search 0.82, not 0.96).
@@ -1078,10 +1110,17 @@ class Bundle(ManifestProperties):
             query_tower=self._query_tower_bytes,
             candidate_tower=self._candidate_tower_bytes,
             items=self.items,
-            arrays={name: getattr(self, name) for name in ARRAYS},
+            arrays=self._arrays(),
             index=self.index,
             manifest_extra=extra,
         )
+
+    def _arrays(self):
+        """Every array this bundle writes, by name."""
+        arrays = {name: getattr(self, name) for name in ARRAYS}
+        if self.ranked is not None:
+            arrays.update(self.ranked.arrays())
+        return arrays
 
     # -- lookups -----------------------------------------------------------
 
@@ -1110,14 +1149,19 @@ class Bundle(ManifestProperties):
             self.seen_indptr[row] : self.seen_indptr[row + 1]
         ]
 
-    def score(self, user_ids):
+    def score(self, user_ids, *, ranked=True):
         """Exact scores of every catalog item for each user.
 
         Unknown users score items by popularity (their share of training
-        interactions).
+        interactions). With a second stage (`model.second_stage`), a known
+        user's listed items score the list's scores and every other item
+        the model's score plus the user's offset, below the list
+        (`recsys.bundles.ranked_lists`): the order `recommend` answers in.
 
         Args:
             user_ids: list or array of user ids, as `recommend` takes them.
+            ranked: bool. `False` scores by the model alone (the first
+                stage), lists or not. Defaults to `True`.
 
         Returns:
             float32 array `(len(user_ids), num_items)`.
@@ -1128,6 +1172,11 @@ class Bundle(ManifestProperties):
         scores = queries @ self.item_embeddings.T
         # Identical item vectors tie, as in exact search (ties by id).
         self.exact_index.identical.equalize(scores, queries)
+        if ranked and self.ranked is not None and (rows >= 0).any():
+            known = np.flatnonzero(rows >= 0)
+            part = scores[known]
+            self.ranked.apply(rows[known], part)
+            scores[known] = part
         scores[rows < 0] = self.item_popularity
         return scores.astype(np.float32)
 
@@ -1140,7 +1189,9 @@ class Bundle(ManifestProperties):
         vector and every item vector, through the index (`exact=False`) or by
         brute force (`exact=True`). Users the bundle has never seen get the
         most popular items, with scores equal to each item's share of the
-        training interactions.
+        training interactions. With a second stage (`model.second_stage`),
+        a known user's list comes first, then the index's answer beyond it
+        (`score` gives the same order).
 
         Args:
             user_ids: list or array of user ids, in the data's own type (ints
@@ -1172,9 +1223,14 @@ class Bundle(ManifestProperties):
             # A k as large as the catalog asks for all of it: exhaustively.
             whole = k >= len(self.item_ids)
             index = self.exact_index if exact or whole else self.index
-            positions, found = index.search(
-                self.user_embeddings[rows[known]], k, exclude=exclude
-            )
+            if self.ranked is None:
+                positions, found = index.search(
+                    self.user_embeddings[rows[known]], k, exclude=exclude
+                )
+            else:
+                positions, found = self._after_lists(
+                    rows[known], k, exclude, index
+                )
             ids[known], scores[known] = self._ids_at(positions), found
         if (~known).any():
             top = self.popular_rows[:k]
@@ -1183,6 +1239,43 @@ class Bundle(ManifestProperties):
             popularity = np.where(top >= 0, self.item_popularity[top], -np.inf)
             scores[~known] = popularity
         return ids, scores
+
+    def _after_lists(self, rows, k, exclude, index):
+        """`(positions, scores)` of known users with a second stage: each
+        one's list, then the index's best items off it (model + offset)."""
+        ranked: RankedLists = self.ranked
+        positions = np.full((len(rows), k), -1, np.int64)
+        scores = np.full((len(rows), k), -np.inf, np.float32)
+        for j, row in enumerate(rows):
+            listed, listed_scores = ranked.of(row)
+            top = min(len(listed), k)
+            positions[j, :top], scores[j, :top] = (
+                listed[:top],
+                listed_scores[:top],
+            )
+        lengths = ranked.indptr[rows + 1] - ranked.indptr[rows]
+        short = np.flatnonzero(lengths < k)
+        if not len(short):
+            return positions, scores
+        banned = [
+            np.concatenate(
+                [ranked.of(rows[j])[0], exclude[j] if exclude else []]
+            ).astype(np.int64)
+            for j in short
+        ]
+        found, found_scores = index.search(
+            self.user_embeddings[rows[short]], k, exclude=banned
+        )
+        for at, user in enumerate(short):
+            start = int(lengths[user])
+            more = found[at, : k - start]
+            positions[user, start:] = more
+            scores[user, start:] = np.where(
+                more >= 0,
+                found_scores[at, : k - start] + ranked.offsets[rows[user]],
+                -np.inf,
+            )
+        return positions, scores
 
     def _ids_at(self, positions):
         """Item ids at catalog rows; negative rows (padding) become -1 / ""."""

@@ -232,6 +232,19 @@ class TwoTowerModel(Section):
             "Mask in-batch negatives that are the row's own positive item."
         ),
     )
+    second_stage: bool = Field(
+        default=False,
+        description=(
+            "Reorder each known user's candidates (the model's and "
+            "ease_recent's top 150 unseen items) with a gradient-boosted "
+            "classifier fitted on the validation carve (recsys.second_stage)"
+            "; the bundle keeps each user's best 100. Trains the model a "
+            "second time (on the carve) and fits EASE twice; needs a time "
+            "column, the table in memory (data.source) and a catalog of at "
+            "most evaluate.ease_max_items. MovieLens: filtered HR@10 / "
+            "HR@100 0.0456 / 0.2497 -> 0.0581 / 0.2747."
+        ),
+    )
 
     @pydantic.model_validator(mode="after")
     def _encoder_reads_a_history(self) -> "TwoTowerModel":
@@ -601,6 +614,19 @@ class TwoTowerConfig(KindConfig):
                 f"model.history_length > 0 needs a {table_header(item)} table."
             )
         self._check_multi_hash(model, item)
+        if model.second_stage and self.data.time == NO_TIME:
+            raise ConfigError(
+                "model.second_stage orders each user's items by time (their "
+                "latest items, recency-weighted EASE), but the table has no "
+                'time column (data.time = ""). Fix: set data.time, or '
+                "remove model.second_stage."
+            )
+        if model.second_stage and self.data.path:
+            raise ConfigError(
+                "model.second_stage needs the table in memory (data.source); "
+                "streamed shards (data.path) train once. Fix: remove "
+                "model.second_stage, or train from data.source."
+            )
         if self.train.early_stopping and self.data.path:
             raise ConfigError(
                 "train.early_stopping trains twice on a table in memory; "

@@ -7,6 +7,7 @@ Its steps are functions too (`prepare_data`, `build_two_tower`,
 """
 
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -60,6 +61,8 @@ from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import source_table
 from recsys.logs import progress_bar
+from recsys.second_stage import fit_second_stage
+from recsys.second_stage import skip_reason
 from recsys.training.checkpoint import table_identity
 from recsys.training.checkpoint import training_checkpoint
 from recsys.training.distribution import distribution_scope
@@ -455,6 +458,10 @@ def evaluate_bundle(
         # Without times there is no recency to weigh (ease_recent skipped).
         time_column="" if data["time"] == NO_TIME else data["time"],
     )
+    if bundle.ranked is not None:
+        # The model without its second stage, beside it.
+        first = functools.partial(bundle.score, ranked=False)
+        scorers = {"first_stage": first, **scorers}
     metrics: dict[str, dict] = evaluate_beside_popularity(
         bundle.score,
         popularity_scores(train_items, bundle.item_ids),
@@ -736,6 +743,13 @@ class TwoTowerKind(ModelKind):
         stages.set_postfix_str("embed items and users")
         arrays = embed_catalog_and_users(fitted.model, prepared)
         stages.update()
+        if config["model"].get("second_stage"):
+            stages.set_postfix_str("second stage")
+            lists, fitted.state["second_stage"] = self._second_stage(
+                fitted, prepared, config, arrays, progress=progress
+            )
+            if lists is not None:
+                arrays.update(lists.arrays())
         stages.set_postfix_str("build index")
         # Tuned on the users' own query vectors (`index.recall_target`),
         # their seen items excluded as `recommend` excludes them.
@@ -754,6 +768,35 @@ class TwoTowerKind(ModelKind):
             "items": prepared.items[_item_columns(config, prepared.items)],
             "preprocessor": prepared.preprocessor,
         }
+
+    def _second_stage(self, fitted, prepared, config, arrays, *, progress):
+        """`model.second_stage`: the model trained again on the training
+        rows' validation carve (the run's epochs), the second stage fitted
+        on it (`recsys.second_stage`); `(lists, details)`."""
+        started = time.perf_counter()
+        fit_rows, held = split_rule(config["data"]).carve(prepared.train)
+        reason = skip_reason(config, len(arrays["item_ids"]), len(held))
+        if reason is not None:
+            logger.warning("model.second_stage is skipped: %s", reason)
+            return None, {"skipped": reason}
+        epochs = fitted.timing.get("best_epoch", config["train"]["epochs"])
+        train = {**config["train"], "epochs": epochs, "early_stopping": False}
+        carve_config = {**config, "train": train}
+        keras.utils.set_random_seed(train["seed"])
+        carved = prepared_parts(carve_config, prepared.frame, fit_rows, held)
+        # A fresh kind: `recsys tune`'s `epoch_end` reports the run's
+        # epochs, not the carve model's.
+        kind = type(self)()
+        model = kind.fit(carved, carve_config, progress=progress).model
+        lists, details = fit_second_stage(
+            carved,
+            in_memory_bundle(carved, embed_catalog_and_users(model, carved)),
+            prepared,
+            in_memory_bundle(prepared, arrays),
+            progress=progress,
+        )
+        details["seconds"] = round(time.perf_counter() - started, 1)
+        return lists, details
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         arrays, index = exported["arrays"], exported["index"]
@@ -777,6 +820,8 @@ class TwoTowerKind(ModelKind):
             )
         metrics["split"] = {**split, "items": len(prepared.items)}
         metrics["train"] = fitted.timing
+        if "second_stage" in fitted.state:
+            metrics["second_stage"] = fitted.state["second_stage"]
         metrics["index"] = index_metrics(
             index,
             arrays["user_embeddings"],

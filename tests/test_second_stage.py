@@ -1,0 +1,217 @@
+"""`model.second_stage`: known users' lists reordered by a classifier
+fitted on the validation carve, kept in the bundle and answered alike by
+`Bundle.score`, `Bundle.recommend`, a reloaded bundle and the service."""
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+import recsys.second_stage
+from recsys import Bundle
+from recsys import load_config
+from recsys.bundles.two_tower import BundleError
+from recsys.kinds.two_tower import TwoTowerKind
+from recsys.serving.service import RetrievalService
+from tests.serving.server import running_server
+
+NUM_ITEMS = 50
+
+
+@pytest.fixture(scope="module")
+def successors(tmp_path_factory):
+    """600 users who each walk a random graph of the catalog, each item
+    followed by one of its 3 successors (never an item again): a user's
+    next item follows their latest one. A model of 2 dimensions without a
+    history cannot place 50 items so that each is near its successors;
+    EASE, which the second stage reads, learns them from the items held
+    together."""
+    rng = np.random.default_rng(0)
+    follows = rng.integers(0, NUM_ITEMS, (NUM_ITEMS, 3))
+    rows = []
+    for user in range(600):
+        walk, length = [int(rng.integers(NUM_ITEMS))], rng.integers(6, 13)
+        while len(walk) < length:
+            new = [i for i in follows[walk[-1]] if i not in walk]
+            if not new:
+                break
+            walk.append(int(rng.choice(new)))
+        rows += [(user, item, step) for step, item in enumerate(walk)]
+    frame = pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"])
+    path = tmp_path_factory.mktemp("successors") / "interactions.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(successors, tmp_path_factory):
+    """The bundle and metrics of a 2-dimensional model with a second stage
+    whose lists keep 10 items (100 by default: the whole of this catalog),
+    so that answers past a list search the index."""
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{successors}"',
+            "model.history_length=0",
+            "model.embedding_dim=2",
+            "model.second_stage=true",
+            "train.epochs=1",
+            "train.batch_size=256",
+            "evaluate.ks=[1,10]",
+        ],
+    )
+    output = str(tmp_path_factory.mktemp("bundle") / "successors")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(recsys.second_stage, "LIST_LENGTH", 10)
+        result = TwoTowerKind().train(config, output, progress=False)
+    return Bundle.load(output), result.metrics
+
+
+def test_the_second_stage_finds_what_the_model_cannot(trained):
+    bundle, metrics = trained
+    hr = {
+        name: metrics[key]["hr@10_filtered"]
+        for name, key in (
+            ("ranked", "test"),
+            ("first", "baseline_first_stage"),
+            ("ease_recent", "baseline_ease_recent"),
+        )
+    }
+    # Measured on 3 such tables x 2 seeds: 0.87-0.88 reranked, the model
+    # alone 0.29-0.32, ease_recent 0.55-0.59 (which items follow which is
+    # a column of the second stage, not a score of EASE).
+    assert hr["ranked"] >= 0.75
+    assert hr["ranked"] > hr["first"] + 0.4
+    assert hr["ranked"] > hr["ease_recent"] + 0.15
+    assert metrics["second_stage"]["fit_positives"] > 0
+    assert bundle.ranked is not None
+
+
+def test_score_and_recommend_give_one_order(trained):
+    bundle, _ = trained
+    users = bundle.user_ids[:50]
+    scores = bundle.score(users)
+    rows = bundle.user_rows(users)
+    for k in (5, 30):  # within the lists, and past them (the index's)
+        ids, found = bundle.recommend(users, k=k, exact=True)
+        for j, row in enumerate(rows):
+            unseen = np.setdiff1d(np.arange(NUM_ITEMS), bundle.seen(row))
+            expected = unseen[np.argsort(-scores[j, unseen], kind="stable")]
+            n = min(k, len(unseen))
+            assert list(bundle.item_rows(ids[j][:n])) == list(expected[:n])
+            np.testing.assert_allclose(
+                found[j][:n], scores[j, expected[:n]], rtol=1e-6
+            )
+    listed, listed_scores = bundle.ranked.of(rows[0])
+    assert len(listed) == 10
+    # Every item off the list scores below the list's last.
+    off = np.setdiff1d(np.arange(NUM_ITEMS), listed)
+    assert scores[0, off].max() < listed_scores[-1]
+
+
+def test_a_reloaded_bundle_and_the_service_answer_as_the_bundle(trained):
+    bundle, _ = trained
+    again = Bundle.load(bundle.path)
+    users = bundle.user_ids[:20]
+    np.testing.assert_array_equal(again.score(users), bundle.score(users))
+    service = RetrievalService(again)
+    assert service.top_items is None  # the lists answer known users
+    for user in users[:10]:
+        best = bundle.recommend([user])[0][0][0]
+        for k, exclude in ((5, ()), (30, ()), (5, (best,))):
+            ids, scores, fallback = service.retrieve(
+                user_id=user, k=k, exclude=exclude
+            )
+            expected, expected_scores = bundle.recommend([user], k=k + 1)
+            expected = [i for i in expected[0] if i not in exclude][:k]
+            assert fallback is None
+            assert list(ids) == expected
+    ids, _, _ = service.retrieve(user_id=users[0], k=5, exclude_seen=False)
+    listed = bundle.ranked.of(bundle.user_row(users[0]))[0]
+    assert list(bundle.item_rows(ids)) == list(listed[:5])
+
+
+def test_a_served_bundle_answers_as_the_bundle_over_http(trained, tmp_path):
+    bundle, _ = trained
+    users = bundle.user_ids[:5]
+    with running_server(bundle.path, log_path=tmp_path / "server.log") as url:
+        for user in users:
+            for k in (5, 30):
+                answer = httpx.post(
+                    f"{url}/v1/retrieve", json={"user_id": str(user), "k": k}
+                )
+                assert answer.status_code == 200
+                expected, scores = bundle.recommend([user], k=k)
+                items = answer.json()["items"]
+                assert [item["id"] for item in items] == [
+                    str(i) for i in expected[0]
+                ]
+                np.testing.assert_allclose(
+                    [item["score"] for item in items], scores[0], rtol=1e-5
+                )
+
+
+def test_new_items_stay_below_each_list(trained, tmp_path):
+    bundle, _ = trained
+    new = pd.DataFrame({"item_id": [NUM_ITEMS + 1, NUM_ITEMS + 2]})
+    added = bundle.add_items(new)
+    users = bundle.user_ids[:30]
+    for user in users:
+        before, _ = bundle.recommend([user], k=10)
+        after, _ = added.recommend([user], k=10)
+        np.testing.assert_array_equal(before, after)
+    scores = added.score(users)
+    rows = added.user_rows(users)
+    for j, row in enumerate(rows):
+        listed, listed_scores = added.ranked.of(row)
+        off = np.setdiff1d(np.arange(len(added.item_ids)), listed)
+        assert scores[j, off].max() < listed_scores[-1]
+        # The list's rows follow the renumbered catalog.
+        np.testing.assert_array_equal(
+            added.item_ids[listed],
+            bundle.item_ids[bundle.ranked.of(row)[0]],
+        )
+    path = added.save(str(tmp_path / "added"))
+    np.testing.assert_array_equal(Bundle.load(path).score(users), scores)
+
+
+def _saved_with(bundle, path, items=None, scores=None):
+    """`bundle` saved to `path` with its lists' items or scores replaced."""
+    ranked = bundle.ranked
+    bundle.ranked = type(ranked)(
+        ranked.indptr,
+        ranked.items if items is None else items,
+        ranked.scores if scores is None else scores,
+        ranked.offsets,
+    )
+    try:
+        return bundle.save(str(path))
+    finally:
+        bundle.ranked = ranked
+
+
+def test_a_bundle_with_a_broken_list_is_refused(trained, tmp_path):
+    bundle, _ = trained
+    first = slice(bundle.ranked.indptr[0], bundle.ranked.indptr[1])
+    scores = bundle.ranked.scores.copy()
+    scores[first] = scores[first][::-1]  # rising: not best first
+    path = _saved_with(bundle, tmp_path / "rising", scores=scores)
+    with pytest.raises(BundleError, match="ranked_scores.npy rises"):
+        Bundle.load(path)
+    items = bundle.ranked.items.copy()
+    items[first.start] = bundle.seen(0)[0]  # a training item of user 0
+    path = _saved_with(bundle, tmp_path / "seen", items=items)
+    with pytest.raises(BundleError, match="training item"):
+        Bundle.load(path)
+
+
+def test_the_config_refuses_a_second_stage_without_times(successors):
+    with pytest.raises(ValueError, match="model.second_stage"):
+        load_config(
+            "configs/examples/interactions.toml",
+            [
+                f'data.source="{successors}"',
+                'data.time=""',
+                "model.second_stage=true",
+            ],
+        )
