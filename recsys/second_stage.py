@@ -392,7 +392,7 @@ def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
     config = prepared.config
     features, labels = _carve_examples(carve_bundle, carved, config)
     if not labels.any():
-        reason = "no candidate of the carve's users is in its held-out rows."
+        reason = _no_positives(carve_bundle, carved)
         logger.warning("model.second_stage is skipped: %s", reason)
         return None, {"skipped": reason}
     ranker = _fit_ranker(features, labels, config["train"]["seed"])
@@ -404,6 +404,28 @@ def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
         "candidates": CANDIDATES,
         "list_length": LIST_LENGTH,
     }
+
+
+def _no_positives(bundle, carved):
+    """Why no carve candidate is held out: the reason `fit_second_stage`
+    gives, naming the split when the held-out users are new."""
+    user = carved.config["data"]["user"]
+    known = bundle.user_rows(carved.test[user].to_numpy()) >= 0
+    if not known.any():
+        return (
+            f"none of the {len(known):,} held-out rows of the training rows' "
+            "validation carve is of a user in its training part, so no "
+            f"candidate can be learnt from (data.split = "
+            f"{carved.config['data']['split']!r} holds out whole users). "
+            'Fix: data.split = "user_time" (each user\'s latest rows), or '
+            "remove model.second_stage."
+        )
+    return (
+        f"none of the {int(known.sum()):,} held-out rows of known users in "
+        "the training rows' validation carve is among their candidates "
+        f"(each scorer's top {CANDIDATES} unseen items): nothing to learn "
+        "from. Fix: remove model.second_stage."
+    )
 
 
 def _carve_examples(bundle, carved, config):
@@ -456,7 +478,7 @@ def _ranked_lists(ranker, candidates, bundle, progress):
     bar.close()
     indptr = np.zeros(num_users + 1, np.int64)
     np.cumsum(lengths, out=indptr[1:])
-    return RankedLists.with_offsets(
+    return RankedLists(
         indptr,
         np.concatenate(rows) if rows else np.zeros(0, np.int32),
         np.concatenate(scores) if scores else np.zeros(0, np.float32),

@@ -182,7 +182,8 @@ def _saved_with(bundle, path, items=None, scores=None):
         ranked.indptr,
         ranked.items if items is None else items,
         ranked.scores if scores is None else scores,
-        ranked.offsets,
+        bundle.user_embeddings,
+        bundle.item_embeddings,
     )
     try:
         return bundle.save(str(path))
@@ -215,3 +216,54 @@ def test_the_config_refuses_a_second_stage_without_times(successors):
                 "model.second_stage=true",
             ],
         )
+
+
+def test_tune_sees_no_epoch_scores_of_the_model_alone(successors):
+    """`recsys tune` prunes on per-epoch scores; a second stage's run is
+    scored on its lists, which no epoch of the model alone compares with."""
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{successors}"',
+            "model.second_stage=true",
+            "train.epochs=2",
+            "evaluate.ks=[10]",
+            "evaluate.baselines=[]",
+            'evaluate.split="validation"',
+        ],
+    )
+    kind, reported = TwoTowerKind(), []
+    kind.epoch_end = lambda epoch, metrics: reported.append(epoch)
+    result = kind.train(config, progress=False, write=False)
+    assert reported == []
+    assert "fit_pairs" in result.metrics["second_stage"]
+
+
+def test_a_carve_of_new_users_skips_the_second_stage_naming_the_split(
+    tmp_path,
+):
+    """Each user in their own period: a global time split holds out whole
+    users, whom the carve's model never saw."""
+    rows = [
+        (user, (user + step) % NUM_ITEMS, user * 100 + step)
+        for user in range(200)
+        for step in range(8)
+    ]
+    path = tmp_path / "periods.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        path, index=False
+    )
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{path}"',
+            'data.split="time"',
+            "model.second_stage=true",
+            "train.epochs=1",
+            "evaluate.ks=[10]",
+            "evaluate.baselines=[]",
+        ],
+    )
+    result = TwoTowerKind().train(config, progress=False, write=False)
+    skipped = result.metrics["second_stage"]["skipped"]
+    assert "holds out whole users" in skipped and "user_time" in skipped

@@ -1,30 +1,32 @@
 """`RankedLists`: each known user's items as a second stage ordered them.
 
 A bundle trained with `model.second_stage` keeps, per known user, the best
-unseen items of the second stage (`recsys.second_stage`) with its scores,
-and an offset. The bundle's score of a (user, item) pair is then the list's
-score for an item on the user's list, else the model's dot product plus the
-user's offset, which places every other item below the list: so
-`Bundle.score`, `Bundle.recommend` and the service (its known users' answers
-read the list, then search the index for what the list does not hold)
-order items alike.
+unseen items of the second stage (`recsys.second_stage`) with its scores.
+The bundle's score of a (user, item) pair is the list's score for an item
+on the user's list, else the model's dot product plus the user's offset:
+the list's last score, less `GAP`, less the largest dot product the user's
+vector can reach (its norm times the catalog's largest item norm). Every
+other item therefore scores below the list, whatever the catalog holds
+(items added by `recsys index` too), and `Bundle.score`, `Bundle.recommend`
+and the service (a known user's list, then the index's answer past it)
+order items alike. The offsets are computed from the bundle's checked
+vectors, never read from a file.
 
-Stored as four arrays in the bundle (`ranked_indptr.npy`,
-`ranked_items.npy`, `ranked_scores.npy`, `ranked_offsets.npy`), checked
-at load like the seen items.
+Stored as three arrays in the bundle (`ranked_indptr.npy`,
+`ranked_items.npy`, `ranked_scores.npy`), checked at load like the seen
+items.
 """
 
+import functools
 import os
 
 import numpy as np
 
 from recsys.storage.files import BundleError
 
-ARRAYS = ("ranked_indptr", "ranked_items", "ranked_scores", "ranked_offsets")
-# The best item off a user's list scores this much below the list's last.
+ARRAYS = ("ranked_indptr", "ranked_items", "ranked_scores")
+# The best item off a user's list scores at least this much below its last.
 GAP = 1.0
-# Users whose dot products with the catalog are computed together.
-CHUNK = 1024
 
 
 class RankedLists:
@@ -35,62 +37,52 @@ class RankedLists:
             `items[indptr[r]:indptr[r + 1]]`.
         items: int32 array. Catalog rows.
         scores: float32 array. Their scores, falling within each list.
+        user_embeddings, item_embeddings: the bundle's vectors (the
+            offsets' bound).
+
+    Attributes:
         offsets: float32 array `(num_users,)`. Added to the model's score
-            of every item off the user's list.
+            of every item off the user's list (0 for an empty list).
     """
 
-    def __init__(self, indptr, items, scores, offsets):
+    def __init__(self, indptr, items, scores, user_embeddings, item_embeddings):
         self.indptr = indptr
         self.items = items
         self.scores = scores
-        self.offsets = offsets
+        self._vectors = (user_embeddings, item_embeddings)
 
-    @classmethod
-    def with_offsets(
-        cls, indptr, items, scores, user_embeddings, item_embeddings
-    ):
-        """`RankedLists` whose offsets put every other item below the
-        list (`GAP` below its last item, the model's best first)."""
-        lists = cls(
-            indptr, items, scores, np.zeros(len(indptr) - 1, np.float32)
+    @functools.cached_property
+    def offsets(self):
+        """Per user: the list's last score, less `GAP`, less the largest
+        dot product of the user's vector with an item's (0 for none)."""
+        users, items = self._vectors
+        # In float64: the bound must hold after float32 dot products.
+        reach = np.linalg.norm(users.astype(np.float64), axis=1)
+        reach *= np.linalg.norm(items.astype(np.float64), axis=1).max(
+            initial=0.0
         )
-        return lists.reset_offsets(user_embeddings, item_embeddings)
-
-    def reset_offsets(self, user_embeddings, item_embeddings):
-        """These lists with offsets recomputed for these vectors (a
-        catalog changed by `Bundle.add_items`)."""
-        num_users = len(self.indptr) - 1
-        offsets = np.zeros(num_users, np.float32)
-        lengths = np.diff(self.indptr)
-        for start in range(0, num_users, CHUNK):
-            users = np.arange(start, min(start + CHUNK, num_users))
-            scores = user_embeddings[users] @ item_embeddings.T
-            owner = np.repeat(users - start, lengths[users])
-            listed = self.items[self.indptr[start] : self.indptr[users[-1] + 1]]
-            scores[owner, listed] = -np.inf
-            best_rest = scores.max(axis=1)
-            has = lengths[users] > 0
-            last = self.scores[np.maximum(self.indptr[users + 1] - 1, 0)]
-            offsets[users] = np.where(
-                has & np.isfinite(best_rest), last - GAP - best_rest, 0.0
-            )
-        return RankedLists(self.indptr, self.items, self.scores, offsets)
+        ends = np.maximum(self.indptr[1:] - 1, 0)
+        last = self.scores[ends] if len(self.scores) else 0.0
+        offsets = np.where(np.diff(self.indptr) > 0, last - GAP - reach, 0.0)
+        return offsets.astype(np.float32)
 
     @classmethod
     def from_arrays(cls, arrays):
         """The lists of a bundle's arrays, or None for a bundle without."""
         if not all(name in arrays for name in ARRAYS):
             return None
-        return cls(*(arrays[name] for name in ARRAYS))
+        return cls(
+            arrays["ranked_indptr"],
+            arrays["ranked_items"],
+            arrays["ranked_scores"],
+            arrays["user_embeddings"],
+            arrays["item_embeddings"],
+        )
 
     def arrays(self):
-        """The four arrays, by their file names (without `.npy`)."""
+        """The stored arrays, by their file names (without `.npy`)."""
         return dict(
-            zip(
-                ARRAYS,
-                (self.indptr, self.items, self.scores, self.offsets),
-                strict=True,
-            )
+            zip(ARRAYS, (self.indptr, self.items, self.scores), strict=True)
         )
 
     def of(self, row):
@@ -98,10 +90,13 @@ class RankedLists:
         start, end = self.indptr[row], self.indptr[row + 1]
         return self.items[start:end], self.scores[start:end]
 
-    def renumbered(self, row_of):
-        """These lists with catalog rows mapped by `row_of` (new rows)."""
+    def renumbered(self, row_of, user_embeddings, item_embeddings):
+        """These lists with catalog rows mapped by `row_of` (new rows), of
+        a catalog of these vectors (`Bundle.add_items`)."""
         items = row_of[self.items].astype(np.int32)
-        return RankedLists(self.indptr, items, self.scores, self.offsets)
+        return RankedLists(
+            self.indptr, items, self.scores, user_embeddings, item_embeddings
+        )
 
     def apply(self, rows, scores):
         """Turns the model's scores into the bundle's, in place.
@@ -132,19 +127,13 @@ class RankedLists:
         def where(name):
             return os.path.join(str(path), f"{name}.npy")
 
-        expected = {
-            "ranked_indptr": (np.int64, (num_users + 1,)),
-            "ranked_offsets": (np.float32, (num_users,)),
-        }
-        for name, (dtype, shape) in expected.items():
-            array = self.arrays()[name]
-            if array.dtype != dtype or array.shape != shape:
-                raise BundleError(
-                    f"{where(name)} must be {np.dtype(dtype)} of shape "
-                    f"{shape}. Received: dtype={array.dtype}, "
-                    f"shape={array.shape}. Fix: retrain the bundle."
-                )
         indptr, items, scores = self.indptr, self.items, self.scores
+        if indptr.dtype != np.int64 or indptr.shape != (num_users + 1,):
+            raise BundleError(
+                f"{where('ranked_indptr')} must be int64 of shape "
+                f"({num_users + 1},). Received: dtype={indptr.dtype}, "
+                f"shape={indptr.shape}. Fix: retrain the bundle."
+            )
         if items.dtype != np.int32 or items.ndim != 1:
             raise BundleError(
                 f"{where('ranked_items')} must be 1-D int32. Received: "
@@ -171,10 +160,10 @@ class RankedLists:
                 f"{where('ranked_items')} must hold catalog rows in "
                 f"[0, {num_items}). Received: [{items.min()}, {items.max()}]"
             )
-        if not (np.isfinite(scores).all() and np.isfinite(self.offsets).all()):
+        if not np.isfinite(scores).all():
             raise BundleError(
-                f"{where('ranked_scores')} or {where('ranked_offsets')} "
-                "holds NaN or inf values. Fix: retrain the bundle."
+                f"{where('ranked_scores')} holds NaN or inf values. Fix: "
+                "retrain the bundle."
             )
         owner = np.repeat(np.arange(num_users), np.diff(indptr))
         # Within a list: no item twice, scores never rising (the order

@@ -1022,8 +1022,10 @@ class Bundle(ManifestProperties):
         if self.ranked is not None:
             # Listed items keep their place; other items (the new ones
             # too) stay below each list.
-            ranked = self.ranked.renumbered(merged.row_of).reset_offsets(
-                arrays["user_embeddings"], arrays["item_embeddings"]
+            ranked = self.ranked.renumbered(
+                merged.row_of,
+                arrays["user_embeddings"],
+                arrays["item_embeddings"],
             )
             arrays.update(ranked.arrays())
         # Tuned on the users' query vectors, as training tunes it: tuned on

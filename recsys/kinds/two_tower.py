@@ -654,8 +654,10 @@ class TwoTowerKind(ModelKind):
     Attributes:
         epoch_end: callable `(epoch, metrics)` or None. Set on an instance
             to see the evaluated split's HR@k after each epoch but the last
-            (`EpochScores`); `recsys tune` prunes trials with it. Defaults
-            to `None` (no per-epoch scoring).
+            (`EpochScores`); `recsys tune` prunes trials with it. Not with
+            `model.second_stage` (the run is scored on the reranked lists,
+            an epoch on the model alone). Defaults to `None` (no per-epoch
+            scoring).
     """
 
     name = "two_tower"
@@ -712,7 +714,13 @@ class TwoTowerKind(ModelKind):
             if distribution is None and _profile_history(config):
                 inputs = profile_batches(prepared, batch_size)
             callbacks = [checkpoint] if checkpoint else []
-            if self.epoch_end is not None and not holds_out_nothing(config):
+            # With a second stage the run's score is the reranked lists,
+            # which no epoch of the model alone compares with: no pruning.
+            if (
+                self.epoch_end is not None
+                and not holds_out_nothing(config)
+                and not config["model"].get("second_stage")
+            ):
                 callbacks.append(
                     EpochScores(self.epoch_end, model, prepared, config)
                 )
