@@ -53,7 +53,9 @@ def run(config_file, seed, split):
     metrics = recsys.train(config, write=False, progress=False).metrics
     result = {"seed": seed}
     for name, key in ROWS.items():
-        entry = metrics[key or split]
+        # A skipped second stage (`metrics["second_stage"]` says why) has
+        # no first stage beside the model: the model is it.
+        entry = metrics.get(key or split, metrics[split])
         result[name] = {k: round(entry[k], 4) for k in KEYS}
     result["second_stage"] = metrics["second_stage"]
     result["seconds"] = round(time.perf_counter() - started, 1)

@@ -38,6 +38,7 @@ from recsys.baselines.retrieval import EASE_MAX_ITEMS
 from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.bundles.ranked_lists import RankedLists
 from recsys.data.split import split_rule
+from recsys.evaluation.retrieval import REPEATS_NOTED
 from recsys.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -353,13 +354,15 @@ def _follows(history):
     return (scipy.sparse.diags(1 / (totals + 1)) @ counts).tocsr()
 
 
-def skip_reason(config, num_items, carve_rows):
+def skip_reason(config, num_items, carve_rows, repeats):
     """Why the second stage cannot run on this run, or None.
 
     Args:
         config: dict. The run config.
         num_items: int. The catalog's size.
         carve_rows: int. Rows of the training rows' validation carve.
+        repeats: float. The carve's share of held-out rows that repeat a
+            training pair (`recsys.evaluation.retrieval.repeat_share`).
     """
     most = config["evaluate"].get("ease_max_items", EASE_MAX_ITEMS)
     if num_items > most:
@@ -370,6 +373,15 @@ def skip_reason(config, num_items, carve_rows):
         )
     if not carve_rows:
         return "the training rows' validation carve holds no rows."
+    if repeats >= REPEATS_NOTED:
+        # plyr's baseball (53% repeats): filtered HR@10 0.74 -> 0.27.
+        return (
+            f"{repeats:.0%} of the validation carve's held-out rows repeat "
+            "a training pair of their user (users come back to their "
+            "items), and the second stage's lists hold items a user has not "
+            "had: their own items would come after the lists. Fix: remove "
+            "model.second_stage."
+        )
     return None
 
 

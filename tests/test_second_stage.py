@@ -267,3 +267,30 @@ def test_a_carve_of_new_users_skips_the_second_stage_naming_the_split(
     result = TwoTowerKind().train(config, progress=False, write=False)
     skipped = result.metrics["second_stage"]["skipped"]
     assert "holds out whole users" in skipped and "user_time" in skipped
+
+
+def test_a_table_of_repeats_skips_the_second_stage(tmp_path):
+    """Users who come back to their 3 items: the lists, which hold items a
+    user has not had, would put what they come back to last."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for user in range(200):
+        own = rng.choice(NUM_ITEMS, 3, replace=False)
+        rows += [(user, int(rng.choice(own)), step) for step in range(10)]
+    path = tmp_path / "repeats.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        path, index=False
+    )
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{path}"',
+            "model.second_stage=true",
+            "train.epochs=1",
+            "evaluate.ks=[10]",
+            "evaluate.baselines=[]",
+        ],
+    )
+    result = TwoTowerKind().train(config, progress=False, write=False)
+    assert "repeat a training pair" in result.metrics["second_stage"]["skipped"]
+    assert "baseline_first_stage" not in result.metrics

@@ -783,7 +783,12 @@ class TwoTowerKind(ModelKind):
         on it (`recsys.second_stage`); `(lists, details)`."""
         started = time.perf_counter()
         fit_rows, held = split_rule(config["data"]).carve(prepared.train)
-        reason = skip_reason(config, len(arrays["item_ids"]), len(held))
+        reason = skip_reason(
+            config,
+            len(arrays["item_ids"]),
+            len(held),
+            repeat_share(fit_rows, held, **_ids(config)) if len(held) else 0.0,
+        )
         if reason is not None:
             logger.warning("model.second_stage is skipped: %s", reason)
             return None, {"skipped": reason}
