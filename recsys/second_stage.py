@@ -39,6 +39,7 @@ from recsys.baselines.retrieval import fit_retrieval_baselines
 from recsys.bundles.ranked_lists import RankedLists
 from recsys.data.split import split_rule
 from recsys.evaluation.retrieval import REPEATS_NOTED
+from recsys.evaluation.retrieval import choosing_cutoff
 from recsys.logs import progress_bar
 
 logger = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ CHUNK = 1024  # users whose candidates are scored together
 # MovieLens' 671 give 139k pairs; 20,000 users, about 4M.
 MAX_FIT_USERS = 20_000
 SCORERS = ("model", "ease", "ease_recent")
+MODEL_RANK = 2  # the features' column of the model's rank (log)
 # A row's item follows the same user's rows up to this many before it.
 FOLLOW_WINDOW = 20
 
@@ -397,17 +399,26 @@ def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
         progress: bool. A bar of the users ranked.
 
     Returns:
-        `(lists, details)`: a `RankedLists` (None when no candidate of the
-        carve is held out) and a dict for metrics.json: the pairs fitted
-        on, or `{"skipped": why}`.
+        `(lists, details)`: a `RankedLists` and a dict for metrics.json
+        (the pairs fitted on, `carve_hits`); or None and `{"skipped":
+        why}` when no candidate of the carve is held out, or when the
+        classifier's order does not beat the model's on the carve
+        (`carve_hits`, 2 folds of its users).
     """
     config = prepared.config
-    features, labels = _carve_examples(carve_bundle, carved, config)
+    seed = config["train"]["seed"]
+    features, labels, owners = _carve_examples(carve_bundle, carved, config)
     if not labels.any():
         reason = _no_positives(carve_bundle, carved)
         logger.warning("model.second_stage is skipped: %s", reason)
         return None, {"skipped": reason}
-    ranker = _fit_ranker(features, labels, config["train"]["seed"])
+    k = choosing_cutoff(config["evaluate"]["ks"], len(bundle.item_ids))
+    hits = carve_hits(features, labels, owners, k, seed)
+    if hits is None or hits["reranked"] <= hits["model"]:
+        reason = _no_better(hits, k)
+        logger.warning("model.second_stage is skipped: %s", reason)
+        return None, {"skipped": reason, "carve_hits": hits}
+    ranker = _fit_ranker(features, labels, seed)
     candidates = Candidates(bundle, prepared.train, prepared.items, config)
     lists = _ranked_lists(ranker, candidates, bundle, progress)
     return lists, {
@@ -415,7 +426,65 @@ def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
         "fit_positives": int(labels.sum()),
         "candidates": CANDIDATES,
         "list_length": LIST_LENGTH,
+        "carve_hits": hits,
     }
+
+
+def carve_hits(features, labels, owners, k, seed):
+    """Held-out pairs in the users' top k candidates on the carve: in the
+    model's order, and reordered by a classifier fitted on the other half
+    of the users (2 folds), so that neither half is scored by a classifier
+    that learnt from it.
+
+    Args:
+        features: float32 array. The carve's pairs' features (the model's
+            log rank in column `MODEL_RANK`).
+        labels: bool array. Whether each pair is held out.
+        owners: int array. Each pair's user row.
+        k: int. The cut-off.
+        seed: int. Draws the folds and seeds the classifiers.
+
+    Returns:
+        `{"k", "model", "reranked"}` (pair counts), or None when a half
+        holds no held-out pair (too few to tell).
+    """
+    fold = np.random.default_rng(seed).integers(0, 2, owners.max() + 1)
+    fold = fold[owners]
+    reranked = np.zeros(len(labels))
+    for part in (0, 1):
+        fit = fold != part
+        if not labels[fit].any() or labels[fit].all() or fit.all():
+            return None
+        ranker = _fit_ranker(features[fit], labels[fit], seed)
+        reranked[~fit] = ranker.decision_function(features[~fit])
+    return {
+        "k": int(k),
+        "model": top_hits(owners, features[:, MODEL_RANK], labels, k),
+        "reranked": top_hits(owners, -reranked, labels, k),
+    }
+
+
+def top_hits(owners, key, labels, k):
+    """Labelled pairs among each owner's `k` smallest `key`s."""
+    order = np.lexsort((key, owners))
+    place = pd.Series(owners[order]).groupby(owners[order]).cumcount()
+    return int(labels[order][place.to_numpy() < k].sum())
+
+
+def _no_better(hits, k):
+    if hits is None:
+        return (
+            "too few of the validation carve's held-out rows are among its "
+            "users' candidates to tell whether reordering them helps (one "
+            "half of its users holds none). Fix: remove model.second_stage."
+        )
+    return (
+        f"on the training rows' validation carve, the reordered top {k} "
+        f"held {hits['reranked']:,} of its held-out pairs against the "
+        f"model's {hits['model']:,} (each half of its users reordered by a "
+        "classifier fitted on the other half): no better. Fix: remove "
+        "model.second_stage."
+    )
 
 
 def _no_positives(bundle, carved):
@@ -441,7 +510,8 @@ def _no_positives(bundle, carved):
 
 
 def _carve_examples(bundle, carved, config):
-    """The carve's candidates' features, and whether each is held out."""
+    """The carve's candidates' features, whether each is held out, and
+    each one's user row."""
     data = config["data"]
     candidates = Candidates(bundle, carved.train, carved.items, config)
     users = np.arange(len(bundle.user_ids))
@@ -454,11 +524,16 @@ def _carve_examples(bundle, carved, config):
             bundle.item_rows(carved.test[data["item"]].to_numpy()),
         ]
     )
-    features, labels = [], []
+    features, labels, owners = [], [], []
     for _, u, i, chunk in candidates.chunks(users):
         features.append(chunk)
         labels.append(pd.MultiIndex.from_arrays([u, i]).isin(held))
-    return np.concatenate(features), np.concatenate(labels)
+        owners.append(u)
+    return (
+        np.concatenate(features),
+        np.concatenate(labels),
+        np.concatenate(owners),
+    )
 
 
 def _fit_ranker(features, labels, seed):

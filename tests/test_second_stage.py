@@ -294,3 +294,29 @@ def test_a_table_of_repeats_skips_the_second_stage(tmp_path):
     result = TwoTowerKind().train(config, progress=False, write=False)
     assert "repeat a training pair" in result.metrics["second_stage"]["skipped"]
     assert "baseline_first_stage" not in result.metrics
+
+
+def test_the_carve_estimate_tells_a_useful_classifier_from_a_useless_one():
+    """`carve_hits` scores each half of the users with a classifier fitted
+    on the other half: where the model's rank already finds every held-out
+    pair, the reordering cannot beat it (the second stage is skipped);
+    where another column holds what the model misses, it does."""
+    rng = np.random.default_rng(0)
+    users, per_user = 300, 20
+    owners = np.repeat(np.arange(users), per_user)
+    rank = np.tile(np.arange(per_user), users).astype(float)
+    labels = rng.random(len(owners)) < 0.1
+    noise = rng.normal(size=(len(owners), 6))
+    perfect = np.column_stack([noise[:, :2], np.where(labels, 0, 5 + rank)])
+    hits = recsys.second_stage.carve_hits(
+        np.column_stack([perfect, noise]), labels, owners, 3, 0
+    )
+    assert hits["model"] == recsys.second_stage.top_hits(
+        owners, -labels.astype(float), labels, 3
+    )
+    assert hits["reranked"] <= hits["model"]
+    signal = np.column_stack(
+        [noise[:, :2], np.log1p(rank), noise[:, 2:], labels + noise[:, 0]]
+    )
+    hits = recsys.second_stage.carve_hits(signal, labels, owners, 3, 0)
+    assert hits["reranked"] > 2 * hits["model"]
