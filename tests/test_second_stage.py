@@ -12,6 +12,7 @@ from recsys import Bundle
 from recsys import load_config
 from recsys.bundles.two_tower import BundleError
 from recsys.kinds.two_tower import TwoTowerKind
+from recsys.kinds.two_tower import summary
 from recsys.serving.service import RetrievalService
 from tests.serving.server import running_server
 
@@ -85,6 +86,11 @@ def test_the_second_stage_finds_what_the_model_cannot(trained):
     assert hr["ranked"] > hr["ease_recent"] + 0.15
     assert metrics["second_stage"]["fit_positives"] > 0
     assert bundle.ranked is not None
+    hits = metrics["second_stage"]["carve_hits"]
+    assert hits["reranked"] > hits["model"]
+    printed = summary(metrics, bundle.config)
+    assert "second stage: each known user's top 10 reordered" in printed
+    assert "first_stage" in printed
 
 
 def test_score_and_recommend_give_one_order(trained):
@@ -294,6 +300,7 @@ def test_a_table_of_repeats_skips_the_second_stage(tmp_path):
     result = TwoTowerKind().train(config, progress=False, write=False)
     assert "repeat a training pair" in result.metrics["second_stage"]["skipped"]
     assert "baseline_first_stage" not in result.metrics
+    assert "second stage: skipped: " in summary(result.metrics, config)
 
 
 def test_the_carve_estimate_tells_a_useful_classifier_from_a_useless_one():

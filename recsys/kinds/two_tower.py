@@ -1058,7 +1058,7 @@ def summary(metrics: dict, config: dict) -> str:
         f"{metrics['index']['recall@10_vs_exact']:.4f}"
         + _filtered_recall(metrics)
         + _tuned(metrics),
-    ]
+    ] + _second_stage_lines(metrics.get("second_stage"))
     for name, value in metrics.get("ground_truth", {}).get("model", {}).items():
         baseline = metrics["ground_truth"]["baseline_popularity"][name]
         lines.append(
@@ -1067,6 +1067,24 @@ def summary(metrics: dict, config: dict) -> str:
     if early and early["scores"]:
         lines += epoch_cap_note([early["best_epoch"]], len(early["scores"]))
     return "\n".join(lines)
+
+
+def _second_stage_lines(stage: dict | None) -> list[str]:
+    """`summary`'s line of `model.second_stage`: what it learnt from, or
+    why it was skipped (the model's answers are then the bundle's)."""
+    if not stage:
+        return []
+    if "skipped" in stage:
+        return [f"second stage: skipped: {stage['skipped']}"]
+    hits = stage["carve_hits"]
+    return [
+        f"second stage: each known user's top {stage['list_length']} "
+        f"reordered (the 'model' column; the model alone: 'first_stage'), "
+        f"learnt from {stage['fit_pairs']:,} carve pairs, "
+        f"{stage['seconds']:.1f} s; held-out pairs in the carve's top "
+        f"{hits['k']}: {hits['reranked']:,} against the model's "
+        f"{hits['model']:,}"
+    ]
 
 
 def _metric_lines(metrics: dict, config: dict) -> list[str]:
