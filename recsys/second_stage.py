@@ -165,7 +165,7 @@ class Candidates:
         self.history = history = History(
             train, data, bundle.user_ids, bundle.item_ids
         )
-        self.scorers, self.details = fit_retrieval_baselines(
+        self.scorers, _ = fit_retrieval_baselines(
             ["ease", "ease_recent"],
             train,
             user=data["user"],

@@ -245,6 +245,27 @@ def test_tune_sees_no_epoch_scores_of_the_model_alone(successors):
     assert "fit_pairs" in result.metrics["second_stage"]
 
 
+def _train_on_rows(rows, tmp_path, overrides=()):
+    """An unwritten second-stage run (1 epoch) on `(user, item, time)`
+    rows."""
+    path = tmp_path / "rows.csv"
+    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
+        path, index=False
+    )
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{path}"',
+            "model.second_stage=true",
+            "train.epochs=1",
+            "evaluate.ks=[10]",
+            "evaluate.baselines=[]",
+            *overrides,
+        ],
+    )
+    return TwoTowerKind().train(config, progress=False, write=False)
+
+
 def test_a_carve_of_new_users_skips_the_second_stage_naming_the_split(
     tmp_path,
 ):
@@ -255,22 +276,7 @@ def test_a_carve_of_new_users_skips_the_second_stage_naming_the_split(
         for user in range(200)
         for step in range(8)
     ]
-    path = tmp_path / "periods.csv"
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
-        path, index=False
-    )
-    config = load_config(
-        "configs/examples/interactions.toml",
-        [
-            f'data.source="{path}"',
-            'data.split="time"',
-            "model.second_stage=true",
-            "train.epochs=1",
-            "evaluate.ks=[10]",
-            "evaluate.baselines=[]",
-        ],
-    )
-    result = TwoTowerKind().train(config, progress=False, write=False)
+    result = _train_on_rows(rows, tmp_path, ['data.split="time"'])
     skipped = result.metrics["second_stage"]["skipped"]
     assert "holds out whole users" in skipped and "user_time" in skipped
 
@@ -283,24 +289,12 @@ def test_a_table_of_repeats_skips_the_second_stage(tmp_path):
     for user in range(200):
         own = rng.choice(NUM_ITEMS, 3, replace=False)
         rows += [(user, int(rng.choice(own)), step) for step in range(10)]
-    path = tmp_path / "repeats.csv"
-    pd.DataFrame(rows, columns=["user_id", "item_id", "timestamp"]).to_csv(
-        path, index=False
-    )
-    config = load_config(
-        "configs/examples/interactions.toml",
-        [
-            f'data.source="{path}"',
-            "model.second_stage=true",
-            "train.epochs=1",
-            "evaluate.ks=[10]",
-            "evaluate.baselines=[]",
-        ],
-    )
-    result = TwoTowerKind().train(config, progress=False, write=False)
+    result = _train_on_rows(rows, tmp_path)
     assert "repeat a training pair" in result.metrics["second_stage"]["skipped"]
     assert "baseline_first_stage" not in result.metrics
-    assert "second stage: skipped: " in summary(result.metrics, config)
+    assert "second stage: skipped: " in summary(
+        result.metrics, result.prepared.config
+    )
 
 
 def test_the_carve_estimate_tells_a_useful_classifier_from_a_useless_one():
