@@ -12,6 +12,7 @@ Usage:
 ```
 python benchmarks/new_tables.py --trials 10 --time-budget 120
 python benchmarks/new_tables.py --tables AER/SwissLabor --trials 0 --seed 1
+python benchmarks/new_tables.py --seed 2 --output studies  # keeps the studies
 ```
 
 Prints one JSON object: per table, rows, the label, what init guessed, test
@@ -94,6 +95,11 @@ def main():
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--time-budget", type=float, default=120)
     parser.add_argument("--seed", type=int, default=0, help="train.seed")
+    parser.add_argument(
+        "--output",
+        help="keep each table's tune study in OUTPUT/<table>_tune "
+        "(default: a temporary directory, removed at the end)",
+    )
     args = parser.parse_args()
     results = {}
     with tempfile.TemporaryDirectory() as work:
@@ -124,7 +130,7 @@ def main():
                 started = time.perf_counter()
                 found = tune(
                     config,
-                    os.path.join(work, f"{name}_tune"),
+                    os.path.join(args.output or work, f"{name}_tune"),
                     trials=args.trials,
                     time_budget=args.time_budget,
                     progress=False,
