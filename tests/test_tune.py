@@ -266,7 +266,28 @@ def test_two_tower_scores_each_epoch_and_a_report_can_stop_it(interactions):
     assert all(0.0 <= value <= 1.0 for _, value in seen)
 
 
-def test_a_tabular_trial_reports_each_epoch_and_can_be_stopped(table):
+def test_a_two_tower_trial_is_timed_while_early_stopping_chooses_its_epochs(
+    interactions,
+):
+    # `recsys init` writes `train.early_stopping = true`: the search for the
+    # epochs ran without the trial's clock, past any time budget, and the
+    # trial was stopped only in the training after it (a fault found by an
+    # outside audit).
+    config = _two_tower_config(
+        interactions,
+        "train.epochs=4",
+        "train.early_stopping=true",
+        "train.patience=4",
+        'evaluate.split="validation"',
+    )
+    # Stopped at the search's second epoch; its scores are not reported
+    # (the run's own epochs report theirs, once a step).
+    assert _stopped_at_epoch_2(TwoTowerKind(), config) == [(1, {}), (2, {})]
+
+
+def _stopped_at_epoch_2(kind, config):
+    """What `kind.epoch_end` saw in a run of `config` it stopped for time
+    at epoch 2."""
     seen = []
 
     def report(epoch, scores):
@@ -274,8 +295,13 @@ def test_a_tabular_trial_reports_each_epoch_and_can_be_stopped(table):
         if epoch == 2:
             raise OutOfTime("planted")
 
-    kind = TabularKind()
     kind.epoch_end = report
+    with pytest.raises(OutOfTime, match="planted"):
+        kind.train(config, progress=False, write=False)
+    return seen
+
+
+def test_a_tabular_trial_reports_each_epoch_and_can_be_stopped(table):
     config = load_config(
         "configs/examples/labelled.toml",
         [
@@ -287,10 +313,8 @@ def test_a_tabular_trial_reports_each_epoch_and_can_be_stopped(table):
             "evaluate.baselines=[]",
         ],
     )
-    with pytest.raises(OutOfTime, match="planted"):
-        kind.train(config, progress=False, write=False)
     # Its validation loss is not the trial's metric: nothing to report.
-    assert seen == [(1, {}), (2, {})]
+    assert _stopped_at_epoch_2(TabularKind(), config) == [(1, {}), (2, {})]
 
 
 def test_an_epoch_without_the_metric_is_not_reported_but_timed():

@@ -539,15 +539,22 @@ class BestEpoch(keras.callbacks.Callback):
         config: the run config.
         metric: str. The HR@k key to maximize (e.g. `"hr@10_filtered"`).
         patience: int. Epochs without a better score before stopping.
+        epoch_end: callable `(epoch, metrics)` or None, called with `{}`
+            after each epoch: `recsys tune` stops a trial past its time
+            budget there (the epochs of this search count against it as
+            the run's do). Defaults to `None`.
     """
 
-    def __init__(self, model, prepared, config, metric, patience):
+    def __init__(
+        self, model, prepared, config, metric, patience, epoch_end=None
+    ):
         super().__init__()
         self._two_tower = model
         self._prepared = prepared
         self._config = config
         self.metric = metric
         self.patience = patience
+        self._epoch_end = epoch_end
         self.scores: list[float] = []
 
     @property
@@ -563,9 +570,13 @@ class BestEpoch(keras.callbacks.Callback):
         waited = epoch + 1 - self.best_epoch
         if waited and waited >= self.patience:
             self.model.stop_training = True
+        if self._epoch_end is not None:
+            # No scores: the run's own epochs (`EpochScores`) report them,
+            # once a step.
+            self._epoch_end(epoch + 1, {})
 
 
-def choose_epochs(prepared, config, *, progress=True):
+def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
     """The number of epochs, chosen on a validation carve of the training
     split (`train.early_stopping`).
 
@@ -585,6 +596,8 @@ def choose_epochs(prepared, config, *, progress=True):
         config: the run config (`train.epochs` is the most, `train.patience`
             the epochs without a better score before stopping).
         progress: bool. Keras' per-epoch lines.
+        epoch_end: callable `(epoch, {})` or None, after each epoch (see
+            `BestEpoch`). Defaults to `None`.
 
     Returns:
         dict with `"best_epoch"`, `"metric"`, `"scores"` (per epoch) and
@@ -592,8 +605,10 @@ def choose_epochs(prepared, config, *, progress=True):
     """
     started = time.perf_counter()
     if config["evaluate"]["split"] == "validation":
-        where = ("the evaluated validation rows", "the other training rows")
-        return _chosen_epochs(prepared, config, progress, started, where)
+        where = ("the evaluated validation rows", "the same rows")
+        return _chosen_epochs(
+            prepared, config, progress, started, where, epoch_end
+        )
     fit_rows, held = split_rule(config["data"]).carve(prepared.train)
     if not (len(fit_rows) and len(held)):
         logger.warning(
@@ -609,10 +624,10 @@ def choose_epochs(prepared, config, *, progress=True):
         return {"best_epoch": epochs, "metric": "", "scores": [], "seconds": 0}
     carved = prepared_parts(config, prepared.frame, fit_rows, held)
     where = ("the validation carve", "the whole training split")
-    return _chosen_epochs(carved, config, progress, started, where)
+    return _chosen_epochs(carved, config, progress, started, where, epoch_end)
 
 
-def _chosen_epochs(carved, config, progress, started, where):
+def _chosen_epochs(carved, config, progress, started, where, epoch_end):
     """`choose_epochs` on `carved`'s training and held-out rows; `where`:
     `(held-out rows, rows trained on next)`, as the log line names them."""
     metric = choosing_metric(
@@ -622,7 +637,12 @@ def _chosen_epochs(carved, config, progress, started, where):
     )
     model = build_two_tower(carved.preprocessor, config)
     scores = BestEpoch(
-        model, carved, config, metric, config["train"]["patience"]
+        model,
+        carved,
+        config,
+        metric,
+        config["train"]["patience"],
+        epoch_end=epoch_end,
     )
     inputs = carved.inputs
     if _profile_history(config):
@@ -684,7 +704,12 @@ class TwoTowerKind(ModelKind):
         if config["train"].get("early_stopping"):
             # On one device: the carve's batches are not sharded.
             with precision_scope(config):
-                early = choose_epochs(prepared, config, progress=progress)
+                early = choose_epochs(
+                    prepared,
+                    config,
+                    progress=progress,
+                    epoch_end=self.epoch_end,
+                )
             train = {**config["train"], "epochs": early["best_epoch"]}
             config = {**config, "train": train}
             keras.utils.set_random_seed(train["seed"])
