@@ -59,7 +59,9 @@ CHUNK = 1024  # users whose candidates are scored together
 # MovieLens' 671 give 139k pairs; 20,000 users, about 4M.
 MAX_FIT_USERS = 20_000
 SCORERS = ("model", "ease", "ease_recent")
-MODEL_RANK = 2  # the features' column of the model's rank (log)
+# The features' column of the model's (log) rank: each scorer's columns
+# are its score, z-score and log rank (`Candidates.chunks`).
+MODEL_RANK = 3 * SCORERS.index("model") + 2
 # A row's item follows the same user's rows up to this many before it.
 FOLLOW_WINDOW = 20
 

@@ -614,7 +614,8 @@ class RetrievalService:
         """A known user's query with a second stage: their list, less
         `explicit` exclusions, then the index's best items off it."""
         bundle = self.bundle
-        listed = rows, scores = bundle.ranked.of(row)
+        listed, scores = bundle.ranked.of(row)
+        rows = listed
         if explicit is not None and len(explicit):
             keep = ~np.isin(rows, explicit)
             rows, scores = rows[keep], scores[keep]
@@ -622,7 +623,7 @@ class RetrievalService:
             return _Plan(
                 k, None, answer=(bundle.item_ids[rows[:k]], scores[:k], None)
             )
-        banned = np.union1d(banned, listed[0]).astype(np.int64)
+        banned = np.union1d(banned, listed).astype(np.int64)
         return _Plan(
             k,
             banned,
