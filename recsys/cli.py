@@ -919,7 +919,9 @@ def build_parser():
     serve.add_argument(
         "--host", default="127.0.0.1", help="Address (default loopback)."
     )
-    serve.add_argument("--port", type=int, default=8000, help="Port.")
+    serve.add_argument(
+        "--port", type=int, default=8000, help="Port (default 8000)."
+    )
     serve.add_argument(
         "--watch",
         action="store_true",

@@ -545,7 +545,8 @@ def _missing_cells(frame: pd.DataFrame, column: str) -> str:
     missing = int(empty_cells(frame[[column]]).to_numpy().sum())
     if not missing:
         return ""
-    return f"; {missing:,} rows have none: data.drop_missing drops them"
+    rows = "1 row has" if missing == 1 else f"{missing:,} rows have"
+    return f"; {rows} none: data.drop_missing drops them"
 
 
 def _kept_rows(frame: pd.DataFrame, *columns: str) -> pd.DataFrame:

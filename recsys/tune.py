@@ -810,11 +810,18 @@ def _search(
             trial.set_user_attr("best_epoch", best_epoch)
         # The last epoch's value too, for later trials to compare with: a
         # two-tower fit reports every epoch but its last (`EpochScores`),
-        # which is `best_epoch` after early stopping; tabular and text fits
-        # report none per epoch (a text trial's value at its epochs).
+        # which is `best_epoch` after early stopping, unless its search
+        # reported every epoch (`BestEpoch`: its best so far); tabular and
+        # text fits report none per epoch (a text trial's value at its
+        # epochs).
+        reported = study.get_trials(deepcopy=False)[trial.number]
         if best_epoch is None and epochs:
             trial.report(value, epochs)
-        elif best_epoch is not None and config["model"]["kind"] != "tabular":
+        elif (
+            best_epoch is not None
+            and config["model"]["kind"] != "tabular"
+            and best_epoch not in reported.intermediate_values
+        ):
             trial.report(value, best_epoch)
         return value
 

@@ -759,7 +759,7 @@ def test_a_cell_of_spaces_is_an_empty_key_cell():
     assert kept["text"].tolist() == ["a b", "d e"]
     written = init_config("text", frame=frame, columns=data)
     assert "drop_missing = true" in written
-    assert "1 rows have none" in written  # the label's comment
+    assert "1 row has none" in written  # the label's comment
 
 
 def test_a_name_that_differs_within_an_item_is_not_its_display():

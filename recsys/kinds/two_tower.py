@@ -65,6 +65,7 @@ from recsys.second_stage import fit_second_stage
 from recsys.second_stage import skip_reason
 from recsys.training.checkpoint import table_identity
 from recsys.training.checkpoint import training_checkpoint
+from recsys.training.distribution import distribution_from_config
 from recsys.training.distribution import distribution_scope
 from recsys.training.distribution import process_count
 from recsys.training.distribution import process_share
@@ -539,14 +540,28 @@ class BestEpoch(keras.callbacks.Callback):
         config: the run config.
         metric: str. The HR@k key to maximize (e.g. `"hr@10_filtered"`).
         patience: int. Epochs without a better score before stopping.
-        epoch_end: callable `(epoch, metrics)` or None, called with `{}`
-            after each epoch: `recsys tune` stops a trial past its time
-            budget there (the epochs of this search count against it as
-            the run's do). Defaults to `None`.
+        epoch_end: callable `(epoch, metrics)` or None, called after each
+            epoch: `recsys tune` stops a trial past its time budget there
+            (the epochs of this search count against it as the run's do).
+            Defaults to `None`.
+        keep_best: bool. Keep the best epoch's weights (`best_weights`)
+            and pass `epoch_end` the best epoch's scores so far: the search
+            is then the run's training (its held-out rows are the run's
+            evaluated ones), and what a trial would score if stopped at an
+            epoch is its best so far. Otherwise `epoch_end` gets `{}` (the
+            run's own epochs, `EpochScores`, report theirs). Defaults to
+            `False`.
     """
 
     def __init__(
-        self, model, prepared, config, metric, patience, epoch_end=None
+        self,
+        model,
+        prepared,
+        config,
+        metric,
+        patience,
+        epoch_end=None,
+        keep_best=False,
     ):
         super().__init__()
         self._two_tower = model
@@ -555,7 +570,10 @@ class BestEpoch(keras.callbacks.Callback):
         self.metric = metric
         self.patience = patience
         self._epoch_end = epoch_end
+        self._keep_best = keep_best
         self.scores: list[float] = []
+        self.best_weights: list | None = None
+        self._best_scores: dict = {}
 
     @property
     def best_epoch(self) -> int:
@@ -565,15 +583,16 @@ class BestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         scores = model_scores(self._two_tower, self._prepared, self._config)
         self.scores.append(round(float(scores[self.metric]), 6))
+        if self._keep_best and self.best_epoch == epoch + 1:
+            self.best_weights = self._two_tower.get_weights()
+            self._best_scores = scores
         # Keras' `EarlyStopping` counting: `patience` epochs in a row
         # without a better score stop training (0: the first one).
         waited = epoch + 1 - self.best_epoch
         if waited and waited >= self.patience:
             self.model.stop_training = True
         if self._epoch_end is not None:
-            # No scores: the run's own epochs (`EpochScores`) report them,
-            # once a step.
-            self._epoch_end(epoch + 1, {})
+            self._epoch_end(epoch + 1, self._best_scores)
 
 
 def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
@@ -601,13 +620,21 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
 
     Returns:
         dict with `"best_epoch"`, `"metric"`, `"scores"` (per epoch) and
-        `"seconds"`.
+        `"seconds"`; in a validation run on one device also `"trained"`,
+        `(model, timing)`: the search's model at its best epoch, which is
+        what training for that many epochs on the same rows would give
+        (and what the run then keeps, trained once).
     """
     started = time.perf_counter()
     if config["evaluate"]["split"] == "validation":
         where = ("the evaluated validation rows", "the same rows")
+        # With a second stage the run is scored on reranked lists, which
+        # an epoch of the model alone does not predict: nothing reported.
+        keep = distribution_from_config(config) is None and not config[
+            "model"
+        ].get("second_stage")
         return _chosen_epochs(
-            prepared, config, progress, started, where, epoch_end
+            prepared, config, progress, started, where, epoch_end, keep
         )
     fit_rows, held = split_rule(config["data"]).carve(prepared.train)
     if not (len(fit_rows) and len(held)):
@@ -627,9 +654,12 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
     return _chosen_epochs(carved, config, progress, started, where, epoch_end)
 
 
-def _chosen_epochs(carved, config, progress, started, where, epoch_end):
+def _chosen_epochs(
+    carved, config, progress, started, where, epoch_end, keep=False
+):
     """`choose_epochs` on `carved`'s training and held-out rows; `where`:
-    `(held-out rows, rows trained on next)`, as the log line names them."""
+    `(held-out rows, rows trained on next)`, as the log line names them;
+    `keep`: return the model at its best epoch too (`"trained"`)."""
     metric = choosing_metric(
         config["evaluate"]["ks"],
         len(carved.items),
@@ -643,26 +673,32 @@ def _chosen_epochs(carved, config, progress, started, where, epoch_end):
         metric,
         config["train"]["patience"],
         epoch_end=epoch_end,
+        keep_best=keep,
     )
     inputs = carved.inputs
     if _profile_history(config):
         inputs = profile_batches(carved, config["train"]["batch_size"])
-    fit_two_tower(model, inputs, config, callbacks=[scores], progress=progress)
+    timing = fit_two_tower(
+        model, inputs, config, callbacks=[scores], progress=progress
+    )
     logger.info(
-        "train.early_stopping: %s on %s by epoch %s; best epoch %d, now "
-        "trained on %s.",
+        "train.early_stopping: %s on %s by epoch %s; best epoch %d, %s.",
         metric,
         where[0],
         scores.scores,
         scores.best_epoch,
-        where[1],
+        "its weights kept" if keep else f"now trained on {where[1]}",
     )
-    return {
+    chosen = {
         "best_epoch": scores.best_epoch,
         "metric": metric,
         "scores": scores.scores,
         "seconds": round(time.perf_counter() - started, 3),
     }
+    if keep:
+        model.set_weights(scores.best_weights)
+        chosen["trained"] = (model, timing)
+    return chosen
 
 
 class TwoTowerKind(ModelKind):
@@ -710,6 +746,16 @@ class TwoTowerKind(ModelKind):
                     progress=progress,
                     epoch_end=self.epoch_end,
                 )
+            trained = early.pop("trained", None)
+            if trained is not None:
+                # A validation run: the search trained on these rows.
+                model, timing = trained
+                timing.update(
+                    resumed_from=None,
+                    early_stopping=early,
+                    best_epoch=early["best_epoch"],
+                )
+                return Fitted(model, timing, {"checkpoint": None})
             train = {**config["train"], "epochs": early["best_epoch"]}
             config = {**config, "train": train}
             keras.utils.set_random_seed(train["seed"])

@@ -90,7 +90,10 @@ def test_a_validation_run_chooses_on_the_rows_it_is_scored_on(tmp_path, carves):
     result = train(config, write=False, progress=False)
     assert len(carves) == 1  # the run's own preparation: no second carve
     early = result.metrics["train"]["early_stopping"]
-    # The model trained for the best epochs is scored as that epoch was.
+    # The model kept is the search's at its best epoch, trained once (it
+    # was trained again on the same rows), and scored as that epoch was.
+    train_epochs = result.metrics["train"]["epoch_seconds"]
+    assert len(train_epochs) == len(early["scores"]) > early["best_epoch"]
     best = max(early["scores"])
     assert result.metrics["validation"]["hr@20_filtered"] == pytest.approx(
         best, abs=1e-6
