@@ -10,10 +10,16 @@ import pytest
 import recsys.second_stage
 from recsys import Bundle
 from recsys import load_config
+from recsys.baselines.retrieval import EASE_MAX_ITEMS
 from recsys.bundles.two_tower import BundleError
+from recsys.evaluation.retrieval import REPEATS_NOTED
 from recsys.kinds.two_tower import TwoTowerKind
 from recsys.kinds.two_tower import summary
 from recsys.serving.service import RetrievalService
+from recsys.tune import Choice
+from recsys.tune import Range
+from recsys.tune import _second_stage_runs
+from recsys.tune import tune
 from tests.serving.server import running_server
 
 NUM_ITEMS = 50
@@ -243,6 +249,47 @@ def test_tune_sees_no_epoch_scores_of_the_model_alone(successors):
     result = kind.train(config, progress=False, write=False)
     assert reported == []
     assert "fit_pairs" in result.metrics["second_stage"]
+
+
+def test_tune_tries_the_config_with_a_second_stage(successors, tmp_path):
+    # A search of the first stage's settings alone never tried it; here
+    # the model alone cannot place the successors, the second stage can.
+    config = load_config(
+        "configs/examples/interactions.toml",
+        [
+            f'data.source="{successors}"',
+            "model.history_length=0",
+            "model.embedding_dim=2",
+            "train.epochs=1",
+            "evaluate.ks=[10]",
+        ],
+    )
+    space = {"train.learning_rate": Range(0.05, 0.2, log=True)}
+    result = tune(config, str(tmp_path), trials=2, space=space, final=False)
+    table = pd.read_csv(tmp_path / "trials.csv")
+    assert table["model.second_stage"].tolist()[1] in (True, "True")
+    config_value, staged_value = table["value"]
+    assert staged_value > config_value + 0.2
+    assert result.config["model"]["second_stage"] is True
+    assert "second_stage = true" in (tmp_path / "best.toml").read_text()
+    # Its value, the lists', is never a step the pruner compares.
+    assert pd.isna(table["last_epoch"][1])
+
+
+def test_tune_tries_a_second_stage_only_where_it_can_run(successors):
+    config = load_config(
+        "configs/examples/interactions.toml", [f'data.source="{successors}"']
+    )
+    assert _second_stage_runs(config, {}, NUM_ITEMS, 0.0)
+    assert not _second_stage_runs(config, {}, NUM_ITEMS, REPEATS_NOTED)
+    assert not _second_stage_runs(config, {}, EASE_MAX_ITEMS + 1, 0.0)
+    searched = {"model.second_stage": Choice((False, True))}
+    assert not _second_stage_runs(config, searched, NUM_ITEMS, 0.0)
+    timeless = load_config(
+        "configs/examples/interactions.toml",
+        [f'data.source="{successors}"', 'data.time=""'],
+    )
+    assert not _second_stage_runs(timeless, {}, NUM_ITEMS, 0.0)
 
 
 def _train_on_rows(rows, tmp_path, overrides=()):
