@@ -10,8 +10,9 @@ choose): two standard errors of the difference where both trials' rows
 were kept (tabular, text; paired row by row, `recsys.evaluation.paired`),
 else one of the metric (`standard_error`, retrieval). The first trial
 is the config's own settings (then, for a two-tower, the same without its
-history and with the user's profile as its history, `model.history =
-"profile"`; for a tabular model, the same without hidden layers or
+history, with the user's profile as its history, `model.history =
+"profile"`, and with the learned second stage where it can run,
+`_second_stage_runs`; for a tabular model, the same without hidden layers or
 crosses, trained as a linear model: `LINEAR_TRAINING`); a trial whose
 training diverges is pruned. A value of the config's outside the search
 space joins it (`_with_config_values`): the first trial trains the
@@ -808,16 +809,16 @@ def _search(
             # Early stopping chose the epochs: say how many; `train.epochs`
             # was only their cap.
             trial.set_user_attr("best_epoch", best_epoch)
+        if trial_config["model"].get("second_stage"):
+            # Its value is the reranked lists', which no epoch of a model
+            # alone compares with: the pruner reads no step of it.
+            return value
         # The last epoch's value too, for later trials to compare with: a
         # two-tower fit reports every epoch but its last (`EpochScores`),
         # which is `best_epoch` after early stopping, unless its search
         # reported every epoch (`BestEpoch`: its best so far); tabular and
         # text fits report none per epoch (a text trial's value at its
         # epochs).
-        if trial_config["model"].get("second_stage"):
-            # Its value is the reranked lists', which no epoch of a model
-            # alone compares with: the pruner reads no step of it.
-            return value
         reported = study.get_trials(deepcopy=False)[trial.number]
         if best_epoch is None and epochs:
             trial.report(value, epochs)
@@ -1335,7 +1336,8 @@ def _second_stage_runs(config, space, catalog_size, repeat_share):
 
 def _trial_params(params, trial, config):
     """A trial's settings: its draws (`consistent`), then the settings it
-    was enqueued with outside the space (the linear probe's training)."""
+    was enqueued with outside the space (the linear probe's training, the
+    second stage)."""
     return {
         **consistent(params, config),
         **trial.user_attrs.get("settings", {}),
