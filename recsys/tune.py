@@ -54,6 +54,7 @@ result.best_params, result.test_metrics
 """
 
 import contextlib
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -1201,9 +1202,59 @@ def maturing_pruner(
             # Half of its epochs, rounded up: a 12-epoch trial is judged by
             # the median from epoch 6, a 3-epoch one from epoch 2.
             early = epochs and step is not None and step < math.ceil(epochs / 2)
-            return (self._early if early else self._late).prune(study, trial)
+            pruner = self._early if early else self._late
+            # Optuna's pruners read a study's `direction` and `get_trials`.
+            stood: Any = _StoppedTrialsStand(study, step)
+            return pruner.prune(stood, trial)
 
     return MaturingPruner()
+
+
+class _StoppedTrialsStand:
+    """A study as `maturing_pruner` reads it at `step`: a completed trial
+    that early stopping ended before `step` stands there at its value.
+
+    Optuna's pruners compare a trial with the completed trials that
+    reported the same step; one that stopped at epoch 4 (its best, 2, and
+    `patience` after) reported none at 6, so at epoch 6 only the trials
+    still improving were left, and a trial above three of five completed
+    ones was pruned as below the lower quartile of the other two (an
+    outside audit, session 32). Early stopping keeps the best epoch's
+    model: had it gone on, that value is what it would have kept.
+    """
+
+    def __init__(self, study, step):
+        self._study, self._step = study, step
+
+    @property
+    def direction(self):
+        return self._study.direction
+
+    def get_trials(self, deepcopy=True, states=None):
+        import optuna
+
+        trials = self._study.get_trials(deepcopy=deepcopy, states=states)
+        step = self._step
+        stood = []
+        for trial in trials:
+            last = trial.last_step
+            if (
+                step is not None
+                and trial.state == optuna.trial.TrialState.COMPLETE
+                and "best_epoch" in trial.user_attrs
+                and last is not None
+                and last < step
+            ):
+                trial = copy.copy(trial)
+                trial.intermediate_values = {
+                    **trial.intermediate_values,
+                    step: trial.value,
+                }
+            stood.append(trial)
+        return stood
+
+    def __getattr__(self, name):
+        return getattr(self._study, name)
 
 
 def _starting_point(config, space):
@@ -1613,7 +1664,7 @@ def _trials_table(study, space, config):
         complete = trial.state == optuna.trial.TrialState.COMPLETE
         row["value"] = trial.value if complete else None
         # Where a kind reports epochs: the last one reported and its value
-        # (a pruned trial's last word).
+        # (a pruned trial's last word; a two-tower search's best so far).
         step = trial.last_step
         row["last_epoch"] = step
         row["last_epoch_value"] = (

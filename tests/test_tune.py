@@ -379,6 +379,36 @@ def test_a_slow_starter_is_judged_by_the_median_only_from_half_its_epochs():
         _report(trial_of(2), "hr@5_filtered", 1, {"hr@5_filtered": 0.4})
 
 
+def test_a_trial_early_stopping_ended_stands_at_its_value_on_later_epochs():
+    # An outside audit's study: a trial above three of five completed ones
+    # was pruned at epoch 6, where only the two best had reported (the
+    # others had stopped at their best epoch plus `patience`).
+    def epoch_6_of_20(early_stopped):
+        study = optuna.create_study(
+            direction="maximize", pruner=maturing_pruner(startup_trials=1)
+        )
+        for value, last in ((0.826, 4), (0.833, 3), (0.834, 6), (0.840, 4)):
+            trial = study.ask()
+            for epoch in range(1, last + 1):
+                trial.report(value - 0.01 * (last - epoch), epoch)
+            if early_stopped:
+                trial.set_user_attr("best_epoch", max(last - 2, 1))
+            study.tell(trial, value)
+        trial = study.ask()
+        trial.report(0.849, 6)
+        study.tell(trial, 0.849)
+        running = study.ask()
+        running.set_user_attr("epochs", 20)  # epoch 6: the lower quartile
+        for epoch in range(1, 7):
+            _report(running, "hr@10", epoch, {"hr@10": 0.8367})
+
+    epoch_6_of_20(early_stopped=True)  # above 3 of 5: runs on
+    # Trials that ran all their epochs (no best epoch) never stand in for
+    # epochs they did not run: there the two that reached 6 decide.
+    with pytest.raises(optuna.TrialPruned, match="after epoch 6"):
+        epoch_6_of_20(early_stopped=False)
+
+
 @pytest.mark.parametrize(
     "catalog, metric",
     [

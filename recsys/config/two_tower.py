@@ -289,9 +289,11 @@ class TwoTowerTrain(Section):
             "training split (each epoch's HR@k there, k as `recsys tune` "
             "judges), stopping after `patience` epochs without a better "
             "one, then train on the whole training split for the best "
-            'number (with evaluate.split = "validation", as in `recsys '
-            "tune`'s trials: chosen on the evaluated rows, that carve). "
-            'About twice the training time. "auto": on when '
+            "number: about twice the training time. With "
+            'evaluate.split = "validation", as in `recsys tune`\'s trials, '
+            "the epochs are chosen on the evaluated rows, that carve, and "
+            "the best epoch's weights are kept: one training (two with "
+            'train.distribution or model.second_stage). "auto": on when '
             'train.epochs is "auto" too and the table is read whole '
             "(data.source), else off."
         ),

@@ -615,15 +615,18 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
         config: the run config (`train.epochs` is the most, `train.patience`
             the epochs without a better score before stopping).
         progress: bool. Keras' per-epoch lines.
-        epoch_end: callable `(epoch, {})` or None, after each epoch (see
-            `BestEpoch`). Defaults to `None`.
+        epoch_end: callable `(epoch, metrics)` or None, after each epoch:
+            the best epoch's scores so far where the search is the run's
+            training (`"trained"` below), else `{}` (see `BestEpoch`).
+            Defaults to `None`.
 
     Returns:
         dict with `"best_epoch"`, `"metric"`, `"scores"` (per epoch) and
-        `"seconds"`; in a validation run on one device also `"trained"`,
-        `(model, timing)`: the search's model at its best epoch, which is
-        what training for that many epochs on the same rows would give
-        (and what the run then keeps, trained once).
+        `"seconds"`; in a validation run on one device, without a second
+        stage, also `"weights_kept": True` and `"trained"`, `(model,
+        timing)`: the search's model at its best epoch, which is what
+        training for that many epochs on the same rows would give (and
+        what the run then keeps, trained once).
     """
     started = time.perf_counter()
     if config["evaluate"]["split"] == "validation":
@@ -697,6 +700,7 @@ def _chosen_epochs(
     }
     if keep:
         model.set_weights(scores.best_weights)
+        chosen["weights_kept"] = True
         chosen["trained"] = (model, timing)
     return chosen
 
@@ -710,10 +714,12 @@ class TwoTowerKind(ModelKind):
     Attributes:
         epoch_end: callable `(epoch, metrics)` or None. Set on an instance
             to see the evaluated split's HR@k after each epoch but the last
-            (`EpochScores`); `recsys tune` prunes trials with it. Not with
-            `model.second_stage` (the run is scored on the reranked lists,
-            an epoch on the model alone). Defaults to `None` (no per-epoch
-            scoring).
+            (`EpochScores`), or, in a validation run with early stopping
+            whose search is its training, after every epoch of the search
+            with the best epoch's scores so far (`BestEpoch`); `recsys
+            tune` prunes trials with it. Not with `model.second_stage` (the
+            run is scored on the reranked lists, an epoch on the model
+            alone). Defaults to `None` (no per-epoch scoring).
     """
 
     name = "two_tower"
@@ -1118,13 +1124,7 @@ def summary(metrics: dict, config: dict) -> str:
     lines += [
         f"training: {train['seconds']:.1f} s, "
         f"{train['examples_per_second']:,.0f} examples/s "
-        f"({train['backend']} backend)"
-        + (
-            f"; best epoch {early['best_epoch']} of {len(early['scores'])} "
-            f"on validation ({early['metric']}, {early['seconds']:.1f} s)"
-            if early and early["scores"]
-            else ""
-        ),
+        f"({train['backend']} backend)" + _early_stopping_words(early),
         f"index: {metrics['index']['kind']}, recall@10 vs exact "
         f"{metrics['index']['recall@10_vs_exact']:.4f}"
         + _filtered_recall(metrics)
@@ -1138,6 +1138,24 @@ def summary(metrics: dict, config: dict) -> str:
     if early and early["scores"]:
         lines += epoch_cap_note([early["best_epoch"]], len(early["scores"]))
     return "\n".join(lines)
+
+
+def _early_stopping_words(early: dict | None) -> str:
+    """`summary`'s words on the epoch search: the training's seconds are
+    the search's own where it kept its best epoch's weights."""
+    if not (early and early["scores"]):
+        return ""
+    chosen = f"best epoch {early['best_epoch']} of {len(early['scores'])}"
+    if early.get("weights_kept"):
+        return (
+            f"; {chosen} on validation ({early['metric']}), its weights "
+            f"kept: one training, {early['seconds']:.1f} s with each "
+            "epoch's scoring"
+        )
+    return (
+        f"; {chosen} on validation ({early['metric']}, "
+        f"{early['seconds']:.1f} s)"
+    )
 
 
 def _second_stage_lines(stage: dict | None) -> list[str]:

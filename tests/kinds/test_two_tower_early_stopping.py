@@ -98,6 +98,10 @@ def test_a_validation_run_chooses_on_the_rows_it_is_scored_on(tmp_path, carves):
     assert result.metrics["validation"]["hr@20_filtered"] == pytest.approx(
         best, abs=1e-6
     )
+    # Said as one training, not a search beside a training.
+    assert "its weights kept: one training" in two_tower.summary(
+        result.metrics, config
+    )
     # Scored the same carve `recsys train` chooses its epochs on.
     whole = train(
         _config(tmp_path, "train.early_stopping=true", "train.epochs=30"),
