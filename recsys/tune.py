@@ -12,7 +12,7 @@ else one of the metric (`standard_error`, retrieval). The first trial
 is the config's own settings (then, for a two-tower, the same without its
 history, with the user's profile as its history, `model.history =
 "profile"`, and with the learned second stage where it can run,
-`_second_stage_runs`; for a tabular model, the same without hidden layers or
+`_second_stage_left_out`; for a tabular model, the same without hidden layers or
 crosses, trained as a linear model: `LINEAR_TRAINING`); a trial whose
 training diverges is pruned. A value of the config's outside the search
 space joins it (`_with_config_values`): the first trial trains the
@@ -811,6 +811,14 @@ def _search(
             # was only their cap.
             trial.set_user_attr("best_epoch", best_epoch)
         if trial_config["model"].get("second_stage"):
+            skipped = result.metrics.get("second_stage", {}).get("skipped")
+            if skipped:
+                # Its value is then the model's alone, the config's again.
+                logger.info(
+                    "Trial %d: its second stage was skipped: %s",
+                    trial.number,
+                    skipped,
+                )
             # Its value is the reranked lists', which no epoch of a model
             # alone compares with: the pruner reads no step of it.
             return value
@@ -853,17 +861,25 @@ def _search(
             "model.history_length" in start
         ):
             study.enqueue_trial(_profile_probe(start, space), user_attrs=kept)
-        if _second_stage_runs(config, space, catalog_size, repeat_share):
-            # The config with the learned second stage over its candidates:
-            # on MovieLens it lifts test filtered HR@10 from 0.046 to 0.058,
-            # more than any setting of the first stage (RESULTS.md), and a
-            # search of the first stage alone never tries it.
+        # The config with the learned second stage over its candidates: on
+        # MovieLens it lifts test filtered HR@10 from 0.046 to 0.058, more
+        # than any setting of the first stage (RESULTS.md), and a search of
+        # the first stage alone never tries it.
+        left_out = _second_stage_left_out(config, space, catalog_size, frame)
+        if left_out is None:
+            logger.info(
+                "Trial %d: your config with model.second_stage = true (the "
+                "learned second stage over its candidates).",
+                len(study.get_trials(deepcopy=False)),
+            )
             study.enqueue_trial(
                 start,
                 user_attrs={
                     "settings": {**outside, "model.second_stage": True}
                 },
             )
+        elif config["model"]["kind"] == "two_tower":
+            logger.info("No trial with model.second_stage: %s.", left_out)
         linear = _linear_probe(start, space, config)
         if linear is not None:
             study.enqueue_trial(
@@ -1365,24 +1381,36 @@ def _linear_probe(start, space, config):
     return params, settings
 
 
-def _second_stage_runs(config, space, catalog_size, repeat_share):
-    """Whether to try the config with `model.second_stage`: a two-tower
-    config without it (nor a space that searches it), with times and a
-    catalog EASE fits, on a table whose users do not come back to their
-    items (where `recsys.second_stage.skip_reason` would skip it)."""
+def _second_stage_left_out(config, space, catalog_size, frame):
+    """Why `tune` does not try the config with `model.second_stage`, or
+    None: it does where the second stage can run (a two-tower config
+    without it, nor a space that searches it; times; a catalog EASE fits;
+    a carve whose users do not come back to their items, measured on the
+    carve a trial's second stage fits on, as `skip_reason` measures it)."""
     from recsys.baselines.retrieval import EASE_MAX_ITEMS
     from recsys.evaluation.retrieval import REPEATS_NOTED
+    from recsys.kinds.two_tower import carve_repeat_share
 
     model, data = config["model"], config["data"]
+    if model["kind"] != "two_tower" or model.get("second_stage"):
+        return "not a two-tower config without it"
+    if "model.second_stage" in space:
+        return "the search space holds it"
+    if data["time"] == NO_TIME:
+        return "the table has no times (data.time)"
     most = config["evaluate"].get("ease_max_items", EASE_MAX_ITEMS)
-    return (
-        model["kind"] == "two_tower"
-        and not model.get("second_stage")
-        and "model.second_stage" not in space
-        and data["time"] != NO_TIME
-        and catalog_size <= most
-        and repeat_share < REPEATS_NOTED
-    )
+    if catalog_size > most:
+        return (
+            f"the catalog's {catalog_size:,} items exceed "
+            f"evaluate.ease_max_items ({most:,})"
+        )
+    repeats = carve_repeat_share(config, frame, second_stage=True)
+    if repeats >= REPEATS_NOTED:
+        return (
+            f"{repeats:.0%} of a trial's carve repeats a (user, item) pair "
+            "of its user"
+        )
+    return None
 
 
 def _trial_params(params, trial, config):

@@ -12,13 +12,12 @@ from recsys import Bundle
 from recsys import load_config
 from recsys.baselines.retrieval import EASE_MAX_ITEMS
 from recsys.bundles.two_tower import BundleError
-from recsys.evaluation.retrieval import REPEATS_NOTED
 from recsys.kinds.two_tower import TwoTowerKind
 from recsys.kinds.two_tower import summary
 from recsys.serving.service import RetrievalService
 from recsys.tune import Choice
 from recsys.tune import Range
-from recsys.tune import _second_stage_runs
+from recsys.tune import _second_stage_left_out
 from recsys.tune import tune
 from tests.serving.server import running_server
 
@@ -245,9 +244,12 @@ def test_tune_sees_no_epoch_scores_of_the_model_alone(successors):
         ],
     )
     kind, reported = TwoTowerKind(), []
-    kind.epoch_end = lambda epoch, metrics: reported.append(epoch)
+    kind.epoch_end = lambda epoch, metrics: reported.append((epoch, metrics))
     result = kind.train(config, progress=False, write=False)
-    assert reported == []
+    # Timed after every epoch (the run's and its carve model's: a time
+    # budget stops it there), never scored.
+    assert [epoch for epoch, _ in reported] == [1, 2, 1, 2]
+    assert all(metrics == {} for _, metrics in reported)
     assert "fit_pairs" in result.metrics["second_stage"]
 
 
@@ -280,16 +282,26 @@ def test_tune_tries_a_second_stage_only_where_it_can_run(successors):
     config = load_config(
         "configs/examples/interactions.toml", [f'data.source="{successors}"']
     )
-    assert _second_stage_runs(config, {}, NUM_ITEMS, 0.0)
-    assert not _second_stage_runs(config, {}, NUM_ITEMS, REPEATS_NOTED)
-    assert not _second_stage_runs(config, {}, EASE_MAX_ITEMS + 1, 0.0)
+    frame = pd.read_csv(successors)
+    assert _second_stage_left_out(config, {}, NUM_ITEMS, frame) is None
+    too_many = _second_stage_left_out(config, {}, EASE_MAX_ITEMS + 1, frame)
+    assert "evaluate.ease_max_items" in too_many
     searched = {"model.second_stage": Choice((False, True))}
-    assert not _second_stage_runs(config, searched, NUM_ITEMS, 0.0)
+    assert "search space" in _second_stage_left_out(
+        config, searched, NUM_ITEMS, frame
+    )
     timeless = load_config(
         "configs/examples/interactions.toml",
         [f'data.source="{successors}"', 'data.time=""'],
     )
-    assert not _second_stage_runs(timeless, {}, NUM_ITEMS, 0.0)
+    assert "no times" in _second_stage_left_out(timeless, {}, NUM_ITEMS, frame)
+    # Every walk again, later: each held-out row repeats a pair, on the
+    # carve a trial's second stage reads (which skips it there).
+    again = frame.assign(timestamp=frame["timestamp"] + 100)
+    repeats = _second_stage_left_out(
+        config, {}, NUM_ITEMS, pd.concat([frame, again])
+    )
+    assert "repeats a (user, item) pair" in repeats
 
 
 def _train_on_rows(rows, tmp_path, overrides=()):

@@ -72,6 +72,7 @@ from recsys.training.distribution import process_share
 from recsys.training.distribution import shardable
 from recsys.training.embed import bundle_arrays
 from recsys.training.precision import precision_scope
+from recsys.training.refit import EpochEnd
 from recsys.training.refit import epoch_cap_note
 from recsys.training.two_tower import build_two_tower
 from recsys.training.two_tower import fit_two_tower
@@ -185,13 +186,16 @@ def checked_interactions(config, frame):
     )
 
 
-def carve_repeat_share(config, frame):
+def carve_repeat_share(config, frame, *, second_stage=False):
     """`repeat_share` of the validation carve a `recsys tune` trial is
     scored on: the same share early stopping and the baselines read.
 
     Args:
         config: dict. A validated two-tower config.
         frame: DataFrame. The whole table (`source_table`'s).
+        second_stage: bool. Of the carve a trial's second stage fits on
+            instead (a carve of the trial's training rows), whose share
+            `skip_reason` reads. Defaults to `False`.
 
     Returns:
         float. The share of the carve's held-out rows that repeat a pair of
@@ -201,6 +205,8 @@ def carve_repeat_share(config, frame):
     fit_rows, held = split_for_evaluation(
         checked_interactions(config, frame), {**config, "evaluate": evaluate}
     )
+    if second_stage:
+        fit_rows, held = split_rule(config["data"]).carve(fit_rows)
     if not (len(fit_rows) and len(held)):
         return 0.0
     return repeat_share(fit_rows, held, **_ids(config))
@@ -792,14 +798,16 @@ class TwoTowerKind(ModelKind):
                 inputs = profile_batches(prepared, batch_size)
             callbacks = [checkpoint] if checkpoint else []
             # With a second stage the run's score is the reranked lists,
-            # which no epoch of the model alone compares with: no pruning.
-            if (
-                self.epoch_end is not None
-                and not holds_out_nothing(config)
-                and not config["model"].get("second_stage")
-            ):
+            # which no epoch of the model alone compares with: no pruning,
+            # but timed (`recsys tune`'s budget).
+            if self.epoch_end is not None:
+                scored = not holds_out_nothing(config) and not config[
+                    "model"
+                ].get("second_stage")
                 callbacks.append(
                     EpochScores(self.epoch_end, model, prepared, config)
+                    if scored
+                    else EpochEnd(self.epoch_end)
                 )
             timing = fit_two_tower(
                 model,
@@ -875,8 +883,10 @@ class TwoTowerKind(ModelKind):
         keras.utils.set_random_seed(train["seed"])
         carved = prepared_parts(carve_config, prepared.frame, fit_rows, held)
         # A fresh kind: `recsys tune`'s `epoch_end` reports the run's
-        # epochs, not the carve model's.
+        # epochs, not the carve model's; it times them (a second stage's
+        # run reports none).
         kind = type(self)()
+        kind.epoch_end = self.epoch_end
         model = kind.fit(carved, carve_config, progress=progress).model
         lists, details = fit_second_stage(
             carved,
