@@ -878,7 +878,9 @@ def _search(
                     "settings": {**outside, "model.second_stage": True}
                 },
             )
-        elif config["model"]["kind"] == "two_tower":
+        elif config["model"]["kind"] == "two_tower" and not config["model"].get(
+            "second_stage"
+        ):
             logger.info("No trial with model.second_stage: %s.", left_out)
         linear = _linear_probe(start, space, config)
         if linear is not None:

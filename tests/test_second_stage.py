@@ -253,7 +253,9 @@ def test_tune_sees_no_epoch_scores_of_the_model_alone(successors):
     assert "fit_pairs" in result.metrics["second_stage"]
 
 
-def test_tune_tries_the_config_with_a_second_stage(successors, tmp_path):
+def test_tune_tries_the_config_with_a_second_stage(
+    successors, tmp_path, caplog
+):
     # A search of the first stage's settings alone never tried it; here
     # the model alone cannot place the successors, the second stage can.
     config = load_config(
@@ -267,7 +269,9 @@ def test_tune_tries_the_config_with_a_second_stage(successors, tmp_path):
         ],
     )
     space = {"train.learning_rate": Range(0.05, 0.2, log=True)}
-    result = tune(config, str(tmp_path), trials=2, space=space, final=False)
+    with caplog.at_level("INFO", logger="recsys.tune"):
+        result = tune(config, str(tmp_path), trials=2, space=space, final=False)
+    assert "Trial 1: your config with model.second_stage = true" in caplog.text
     table = pd.read_csv(tmp_path / "trials.csv")
     assert table["model.second_stage"].tolist()[1] in (True, "True")
     config_value, staged_value = table["value"]
