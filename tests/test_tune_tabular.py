@@ -105,6 +105,27 @@ def test_search_space_holds_the_settings_that_matter(xor_table):
     assert config["model"]["hidden_units"] in space["model.hidden_units"].values
 
 
+@pytest.mark.parametrize(
+    "optimizer, rate, expected",
+    [
+        # The default optimizer: the range reaches its default rate, 1e-3.
+        ("adam", 3e-5, (6e-6, 5e-3)),
+        ("adam", 0.05, (2e-4, 0.25)),
+        ("adam", 1e-3, (2e-4, 5e-3)),
+        # Another: its own rate's neighbourhood only.
+        ("sgd", 3e-5, (6e-6, 1.5e-4)),
+    ],
+)
+def test_a_poor_learning_rate_is_searched_back_to_the_default(
+    xor_table, optimizer, rate, expected
+):
+    config = _config(xor_table)
+    config["train"].update(optimizer=optimizer, learning_rate=rate)
+    searched = search_space(config)["train.learning_rate"]
+    assert (searched.low, searched.high) == pytest.approx(expected)
+    assert searched.log
+
+
 def test_batch_sizes_leave_an_epoch_enough_steps(xor_table):
     config = _config(xor_table)
     own = config["train"]["batch_size"]

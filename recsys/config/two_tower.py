@@ -239,9 +239,11 @@ class TwoTowerModel(Section):
             "ease_recent's top 150 unseen items) with a gradient-boosted "
             "classifier fitted on the validation carve (recsys.second_stage)"
             "; the bundle keeps each user's best 100. Trains the model a "
-            "second time (on the carve) and fits EASE twice; needs a time "
-            "column, the table in memory (data.source) and a catalog of at "
-            "most evaluate.ease_max_items. MovieLens: filtered HR@10 / "
+            "second time, on the carve (with train.early_stopping outside "
+            "validation runs, the epoch search's model is that one), and "
+            "fits EASE twice; needs a time column, the table in memory "
+            "(data.source) and a catalog of at most "
+            "evaluate.ease_max_items. MovieLens: filtered HR@10 / "
             "HR@100 0.0456 / 0.2497 -> 0.0581 / 0.2747."
         ),
     )
@@ -293,9 +295,11 @@ class TwoTowerTrain(Section):
             'evaluate.split = "validation", as in `recsys tune`\'s trials, '
             "the epochs are chosen on the evaluated rows, that carve, and "
             "the best epoch's weights are kept: one training (two with "
-            'train.distribution or model.second_stage). "auto": on when '
-            'train.epochs is "auto" too and the table is read whole '
-            "(data.source), else off."
+            "train.distribution). In other runs with model.second_stage "
+            "the search's model at its best epoch is the second stage's "
+            'carve model (one training less). "auto": on when train.epochs '
+            'is "auto" too and the table is read whole (data.source), else '
+            "off."
         ),
     )
     patience: int = Field(

@@ -550,13 +550,16 @@ class BestEpoch(keras.callbacks.Callback):
             epoch: `recsys tune` stops a trial past its time budget there
             (the epochs of this search count against it as the run's do).
             Defaults to `None`.
-        keep_best: bool. Keep the best epoch's weights (`best_weights`)
-            and pass `epoch_end` the best epoch's scores so far: the search
-            is then the run's training (its held-out rows are the run's
-            evaluated ones), and what a trial would score if stopped at an
-            epoch is its best so far. Otherwise `epoch_end` gets `{}` (the
-            run's own epochs, `EpochScores`, report theirs). Defaults to
-            `False`.
+        keep_best: bool. Keep the best epoch's weights (`best_weights`):
+            the search's model at its best epoch is then the run's (its
+            held-out rows are the run's evaluated ones) or the second
+            stage's carve model. Defaults to `False`.
+        report_best: bool. Pass `epoch_end` the best epoch's scores so far
+            (with `keep_best` where the search is the run's training: what
+            a trial would score if stopped at an epoch is its best so far).
+            Otherwise `epoch_end` gets `{}` (the run's own epochs,
+            `EpochScores`, report theirs; a second stage's run reports
+            none). Defaults to `False`.
     """
 
     def __init__(
@@ -568,6 +571,7 @@ class BestEpoch(keras.callbacks.Callback):
         patience,
         epoch_end=None,
         keep_best=False,
+        report_best=False,
     ):
         super().__init__()
         self._two_tower = model
@@ -577,6 +581,7 @@ class BestEpoch(keras.callbacks.Callback):
         self.patience = patience
         self._epoch_end = epoch_end
         self._keep_best = keep_best
+        self._report_best = report_best
         self.scores: list[float] = []
         self.best_weights: list | None = None
         self._best_scores: dict = {}
@@ -589,9 +594,11 @@ class BestEpoch(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         scores = model_scores(self._two_tower, self._prepared, self._config)
         self.scores.append(round(float(scores[self.metric]), 6))
-        if self._keep_best and self.best_epoch == epoch + 1:
-            self.best_weights = self._two_tower.get_weights()
-            self._best_scores = scores
+        if self.best_epoch == epoch + 1:
+            if self._keep_best:
+                self.best_weights = self._two_tower.get_weights()
+            if self._report_best:
+                self._best_scores = scores
         # Keras' `EarlyStopping` counting: `patience` epochs in a row
         # without a better score stop training (0: the first one).
         waited = epoch + 1 - self.best_epoch
@@ -628,22 +635,33 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
 
     Returns:
         dict with `"best_epoch"`, `"metric"`, `"scores"` (per epoch) and
-        `"seconds"`; in a validation run on one device, without a second
-        stage, also `"weights_kept": True` and `"trained"`, `(model,
-        timing)`: the search's model at its best epoch, which is what
-        training for that many epochs on the same rows would give (and
-        what the run then keeps, trained once).
+        `"seconds"`; in a validation run on one device also `"weights_kept":
+        True` and `"trained"`, `(model, timing)`: the search's model at its
+        best epoch, which is what training for that many epochs on the same
+        rows would give (and what the run then keeps, trained once). With
+        `model.second_stage` in other runs, `"carve_model"`, `(carved,
+        model)`: the carve's `PreparedData` and the search's model at its
+        best epoch, the model the second stage is fitted with.
     """
     started = time.perf_counter()
+    second_stage = bool(config["model"].get("second_stage"))
     if config["evaluate"]["split"] == "validation":
-        where = ("the evaluated validation rows", "the same rows")
-        # With a second stage the run is scored on reranked lists, which
-        # an epoch of the model alone does not predict: nothing reported.
-        keep = distribution_from_config(config) is None and not config[
-            "model"
-        ].get("second_stage")
+        keep = distribution_from_config(config) is None
+        where = (
+            "the evaluated validation rows",
+            "its weights kept" if keep else "now trained on the same rows",
+        )
         return _chosen_epochs(
-            prepared, config, progress, started, where, epoch_end, keep
+            prepared,
+            config,
+            progress,
+            started,
+            where,
+            epoch_end,
+            keep,
+            # With a second stage the run is scored on reranked lists,
+            # which an epoch of the model alone does not predict.
+            report=keep and not second_stage,
         )
     fit_rows, held = split_rule(config["data"]).carve(prepared.train)
     if not (len(fit_rows) and len(held)):
@@ -659,16 +677,29 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
         epochs = config["train"]["epochs"]
         return {"best_epoch": epochs, "metric": "", "scores": [], "seconds": 0}
     carved = prepared_parts(config, prepared.frame, fit_rows, held)
-    where = ("the validation carve", "the whole training split")
-    return _chosen_epochs(carved, config, progress, started, where, epoch_end)
+    where = (
+        "the validation carve",
+        "now trained on the whole training split"
+        + (", its weights kept for the second stage" if second_stage else ""),
+    )
+    chosen = _chosen_epochs(
+        carved, config, progress, started, where, epoch_end, second_stage
+    )
+    if second_stage:
+        # The second stage's carve model is this carve's, trained for the
+        # best epochs: the search's at its best epoch (one training less).
+        chosen["carve_model"] = (carved, chosen.pop("trained")[0])
+        del chosen["weights_kept"]
+    return chosen
 
 
 def _chosen_epochs(
-    carved, config, progress, started, where, epoch_end, keep=False
+    carved, config, progress, started, where, epoch_end, keep, report=False
 ):
     """`choose_epochs` on `carved`'s training and held-out rows; `where`:
-    `(held-out rows, rows trained on next)`, as the log line names them;
-    `keep`: return the model at its best epoch too (`"trained"`)."""
+    `(held-out rows, what follows)`, as the log line names them;
+    `keep`: return the model at its best epoch too (`"trained"`);
+    `report`: pass `epoch_end` the best scores so far (`BestEpoch`)."""
     metric = choosing_metric(
         config["evaluate"]["ks"],
         len(carved.items),
@@ -683,6 +714,7 @@ def _chosen_epochs(
         config["train"]["patience"],
         epoch_end=epoch_end,
         keep_best=keep,
+        report_best=report,
     )
     inputs = carved.inputs
     if _profile_history(config):
@@ -696,7 +728,7 @@ def _chosen_epochs(
         where[0],
         scores.scores,
         scores.best_epoch,
-        "its weights kept" if keep else f"now trained on {where[1]}",
+        where[1],
     )
     chosen = {
         "best_epoch": scores.best_epoch,
@@ -748,7 +780,7 @@ class TwoTowerKind(ModelKind):
         return prepare_data(config, frame, progress=progress)
 
     def fit(self, prepared, config, *, output=None, progress=True):
-        early = None
+        early, carve_model = None, None
         if config["train"].get("early_stopping"):
             # On one device: the carve's batches are not sharded.
             with precision_scope(config):
@@ -768,6 +800,7 @@ class TwoTowerKind(ModelKind):
                     best_epoch=early["best_epoch"],
                 )
                 return Fitted(model, timing, {"checkpoint": None})
+            carve_model = early.pop("carve_model", None)
             train = {**config["train"], "epochs": early["best_epoch"]}
             config = {**config, "train": train}
             keras.utils.set_random_seed(train["seed"])
@@ -827,7 +860,10 @@ class TwoTowerKind(ModelKind):
             timing["early_stopping"] = early
             # As tabular and text runs say it (`recsys tune` reads it).
             timing["best_epoch"] = early["best_epoch"]
-        return Fitted(model, timing, {"checkpoint": checkpoint})
+        state = {"checkpoint": checkpoint}
+        if carve_model is not None:
+            state["carve_model"] = carve_model
+        return Fitted(model, timing, state)
 
     def export(self, fitted, prepared, config, *, progress=True):
         stages = progress_bar(
@@ -864,9 +900,12 @@ class TwoTowerKind(ModelKind):
 
     def _second_stage(self, fitted, prepared, config, arrays, *, progress):
         """`model.second_stage`: the model trained again on the training
-        rows' validation carve (the run's epochs), the second stage fitted
-        on it (`recsys.second_stage`); `(lists, details)`."""
+        rows' validation carve (the run's epochs; the early-stopping
+        search's model where it searched that carve), the second stage
+        fitted on it (`recsys.second_stage`); `(lists, details)`."""
         started = time.perf_counter()
+        # Taken off the state: the bundle's writing keeps no carve model.
+        searched = fitted.state.pop("carve_model", None)
         fit_rows, held = split_rule(config["data"]).carve(prepared.train)
         reason = skip_reason(
             config,
@@ -877,6 +916,27 @@ class TwoTowerKind(ModelKind):
         if reason is not None:
             logger.warning("model.second_stage is skipped: %s", reason)
             return None, {"skipped": reason}
+        if searched is not None:
+            carved, model = searched
+        else:
+            carved, model = self._carve_model(
+                fitted, prepared, config, fit_rows, held, progress=progress
+            )
+        lists, details = fit_second_stage(
+            carved,
+            in_memory_bundle(carved, embed_catalog_and_users(model, carved)),
+            prepared,
+            in_memory_bundle(prepared, arrays),
+            progress=progress,
+        )
+        details["seconds"] = round(time.perf_counter() - started, 1)
+        return lists, details
+
+    def _carve_model(
+        self, fitted, prepared, config, fit_rows, held, *, progress
+    ):
+        """The carve's `PreparedData` and the model trained on its first
+        part for the run's epochs: `(carved, model)`."""
         epochs = fitted.timing.get("best_epoch", config["train"]["epochs"])
         train = {**config["train"], "epochs": epochs, "early_stopping": False}
         carve_config = {**config, "train": train}
@@ -887,16 +947,7 @@ class TwoTowerKind(ModelKind):
         # run reports none).
         kind = type(self)()
         kind.epoch_end = self.epoch_end
-        model = kind.fit(carved, carve_config, progress=progress).model
-        lists, details = fit_second_stage(
-            carved,
-            in_memory_bundle(carved, embed_catalog_and_users(model, carved)),
-            prepared,
-            in_memory_bundle(prepared, arrays),
-            progress=progress,
-        )
-        details["seconds"] = round(time.perf_counter() - started, 1)
-        return lists, details
+        return carved, kind.fit(carved, carve_config, progress=progress).model
 
     def evaluate(self, fitted, exported, prepared, config, *, progress=True):
         arrays, index = exported["arrays"], exported["index"]

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import recsys.second_stage
 from recsys import load_config
 from recsys import train
 from recsys.config import ConfigError
@@ -142,3 +143,50 @@ def test_a_run_cut_by_its_cap_says_so(tmp_path):
     assert "best epoch 2 of 2 on validation (hr@20_filtered" in text
     assert "the last epoch allowed (2)" in text
     assert "--set train.epochs=4" in text
+
+
+@pytest.fixture
+def trainings(monkeypatch):
+    """The epochs of every two-tower training a run makes, in order."""
+    made = []
+    fit = two_tower.fit_two_tower
+
+    def spying(model, inputs, config, **kwargs):
+        timing = fit(model, inputs, config, **kwargs)
+        made.append(len(timing["epoch_seconds"]))
+        return timing
+
+    monkeypatch.setattr(two_tower, "fit_two_tower", spying)
+    return made
+
+
+@pytest.mark.parametrize("split", ["test", "validation"])
+def test_a_second_stage_reuses_the_searchs_model(
+    tmp_path, carves, trainings, split, monkeypatch
+):
+    # A classifier of 10 trees: what it learns is not looked at here.
+    monkeypatch.setitem(recsys.second_stage.RANKER, "max_iter", 10)
+    config = _config(
+        tmp_path,
+        "train.early_stopping=true",
+        "train.epochs=4",
+        "model.second_stage=true",
+        f'evaluate.split="{split}"',
+    )
+    seen = []
+    kind = two_tower.TwoTowerKind()
+    kind.epoch_end = lambda epoch, scores: seen.append(scores)
+    result = kind.train(config, write=False, progress=False)
+    early = result.metrics["train"]["early_stopping"]
+    searched, best = len(early["scores"]), early["best_epoch"]
+    assert "carve_model" not in early  # no model in metrics.json
+    assert "carve_hits" in result.metrics["second_stage"]  # it was fitted
+    # Two trainings, not three. "test": the search on the carve, whose
+    # model at its best epoch is the second stage's, then the run on every
+    # training row. "validation" (`recsys tune`'s trials): the search on
+    # the evaluated rows is the run, then the second stage's carve of its
+    # training rows trains for the best epochs.
+    assert trainings == [searched, best]
+    assert len(carves) == 2  # the run's own preparation, one carve
+    # The run is scored on reranked lists: no epoch reports a score.
+    assert len(seen) == sum(trainings) and not any(seen)
