@@ -104,15 +104,6 @@ _LABEL = (
     "admitted",
     "approved",
     "choice",  # the brand chosen (Ecdat's Ketchup, Tuna, Yogurt)
-    # Outcomes of other people's tables: DAAG nassCDS's "dead",
-    # stevedata anes_vote84's "vote", openintro resume's
-    # "received_callback" (by its last word).
-    "dead",
-    "died",
-    "death",
-    "vote",
-    "voted",
-    "callback",
 )
 _DISPLAY = ("title", "name", "itemname", "productname")
 _ID = ("id", "idstr", "rowid", "key")

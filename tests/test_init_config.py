@@ -194,19 +194,6 @@ def test_a_label_name_is_matched_by_whole_words():
         assert f'label = "{name}"' in init_config("tabular", frame=loans)
 
 
-@pytest.mark.parametrize("name", ["dead", "vote", "received_callback"])
-def test_outcomes_of_other_peoples_tables_are_guessed(name):
-    rng = np.random.default_rng(0)
-    people = pd.DataFrame(
-        {
-            "age": rng.normal(size=60),
-            "state": rng.choice(["a", "b", "c"], 60),
-            name: rng.choice([0, 1], 60),
-        }
-    )
-    assert f'label = "{name}"' in init_config("tabular", frame=people)
-
-
 def test_a_whole_name_outranks_a_last_word():
     # medicaldata's covid_testing: the test's "result", not the ward's
     # "patient_class" (whose last word is "class").
