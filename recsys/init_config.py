@@ -105,6 +105,12 @@ _LABEL = (
     "approved",
     "choice",  # the brand chosen (Ecdat's Ketchup, Tuna, Yogurt)
 )
+# Outcomes named only by other people's tables, tried where no `_LABEL`
+# name matched and on columns of exactly two values alone: DAAG nassCDS's
+# `dead`, stevedata anes_vote84's `vote`, openintro resume's
+# `received_callback` (by its last word). A year of death or a count of
+# votes is a feature, and a `_LABEL` name (`loan_status`) comes first.
+_TWO_VALUED_LABEL = ("dead", "died", "death", "vote", "voted", "callback")
 _DISPLAY = ("title", "name", "itemname", "productname")
 _ID = ("id", "idstr", "rowid", "key")
 # Integer columns that number rows (R's row names, an index written out).
@@ -535,6 +541,16 @@ def _two_values(values: pd.Series) -> bool:
     """Whether a column could be a label: two values or more (mosaicData's
     Gestation has an `outcome` column of "live birth" alone)."""
     return values.nunique(dropna=True) >= 2
+
+
+def _two_valued_outcome(frame: pd.DataFrame, taken) -> tuple | None:
+    """`(column, note)` for a column of two values named as an outcome
+    only other people's tables use (`_TWO_VALUED_LABEL`), or None."""
+    others = {c for c in frame.columns if frame[c].nunique(dropna=True) != 2}
+    column = _by_name(frame.columns, _TWO_VALUED_LABEL, set(taken) | others)
+    if column is None:
+        return None
+    return column, "guessed from its name and its two values: the label"
 
 
 def _missing_cells(frame: pd.DataFrame, column: str) -> str:
@@ -1368,6 +1384,11 @@ def _tabular(
     label, label_note = _given(columns, "label", "label") or _guess(
         frame, "label", _LABEL, taken, "label", usable=_two_values
     )
+    if label == PLACEHOLDER:
+        label, label_note = _two_valued_outcome(frame, taken) or (
+            label,
+            label_note,
+        )
     label_note += _missing_cells(frame, label)
     taken.add(label)
     display = (

@@ -194,6 +194,54 @@ def test_a_label_name_is_matched_by_whole_words():
         assert f'label = "{name}"' in init_config("tabular", frame=loans)
 
 
+@pytest.mark.parametrize("name", ["dead", "vote", "received_callback"])
+def test_two_valued_outcomes_of_other_peoples_tables_are_guessed(name):
+    rng = np.random.default_rng(0)
+    people = pd.DataFrame(
+        {
+            "age": rng.normal(size=60),
+            "state": rng.choice(["a", "b", "c"], 60),
+            name: rng.choice(["no", "yes"], 60),
+        }
+    )
+    text = init_config("tabular", frame=people)
+    assert f'label = "{name}"' in text
+    assert "its two values: the label" in text
+
+
+def test_an_outcome_name_never_outranks_a_label_nor_takes_a_count():
+    rng = np.random.default_rng(0)
+    # A two-valued `vote` beside `loan_status`: the earlier list's name.
+    loans = pd.DataFrame(
+        {
+            "vote": rng.choice([0, 1], 60),
+            "amount": rng.normal(size=60),
+            "loan_status": rng.choice(["paid", "late"], 60),
+        }
+    )
+    assert 'label = "loan_status"' in init_config("tabular", frame=loans)
+    # A year of death and a count of votes are no labels: none guessed.
+    people = pd.DataFrame(
+        {
+            "death": rng.choice(np.arange(1900, 1990), 60),
+            "votes": rng.integers(0, 50, 60),
+            "vote": rng.integers(0, 50, 60),
+            "age": rng.normal(size=60),
+        }
+    )
+    assert f'label = "{PLACEHOLDER}"' in init_config("tabular", frame=people)
+    # The text kind keeps its own guess: a review's `vote` count is no
+    # label there, its sentiment is.
+    reviews = pd.DataFrame(
+        {
+            "review": [f"a long review of film number {i}" for i in range(60)],
+            "vote": rng.choice([0, 1], 60),
+            "sentiment": rng.choice(["pos", "neg"], 60),
+        }
+    )
+    assert 'label = "sentiment"' in init_config("text", frame=reviews)
+
+
 def test_a_whole_name_outranks_a_last_word():
     # medicaldata's covid_testing: the test's "result", not the ward's
     # "patient_class" (whose last word is "class").
