@@ -344,16 +344,22 @@ def test_a_carve_of_new_users_skips_the_second_stage_naming_the_split(
     assert "holds out whole users" in skipped and "user_time" in skipped
 
 
-def test_a_table_of_repeats_skips_the_second_stage(tmp_path):
+def test_a_table_of_repeats_skips_the_second_stage(tmp_path, caplog):
     """Users who come back to their 3 items: the lists, which hold items a
-    user has not had, would put what they come back to last."""
+    user has not had, would put what they come back to last. The epoch
+    search keeps no model for a stage that will not run, nor says so."""
     rng = np.random.default_rng(0)
     rows = []
     for user in range(200):
         own = rng.choice(NUM_ITEMS, 3, replace=False)
         rows += [(user, int(rng.choice(own)), step) for step in range(10)]
-    result = _train_on_rows(rows, tmp_path)
+    with caplog.at_level("INFO", logger="recsys"):
+        result = _train_on_rows(
+            rows, tmp_path, ["train.early_stopping=true", "train.epochs=2"]
+        )
     assert "repeat a training pair" in result.metrics["second_stage"]["skipped"]
+    assert "best epoch" in caplog.text
+    assert "second stage" not in caplog.text.split("is skipped")[0]
     assert "baseline_first_stage" not in result.metrics
     assert "second stage: skipped: " in summary(
         result.metrics, result.prepared.config

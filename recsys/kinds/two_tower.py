@@ -651,7 +651,7 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
             "the evaluated validation rows",
             "its weights kept" if keep else "now trained on the same rows",
         )
-        return _chosen_epochs(
+        chosen, kept = _chosen_epochs(
             prepared,
             config,
             progress,
@@ -663,6 +663,9 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
             # which an epoch of the model alone does not predict.
             report=keep and not second_stage,
         )
+        if kept is not None:
+            chosen.update(weights_kept=True, trained=kept)
+        return chosen
     fit_rows, held = split_rule(config["data"]).carve(prepared.train)
     if not (len(fit_rows) and len(held)):
         logger.warning(
@@ -677,19 +680,28 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
         epochs = config["train"]["epochs"]
         return {"best_epoch": epochs, "metric": "", "scores": [], "seconds": 0}
     carved = prepared_parts(config, prepared.frame, fit_rows, held)
+    # The second stage's carve model is this carve's, trained for the best
+    # epochs: the search's at its best epoch (one training less). Kept only
+    # where the second stage will run on this carve.
+    keep = second_stage and (
+        skip_reason(
+            config,
+            len(prepared.items),
+            len(held),
+            repeat_share(fit_rows, held, **_ids(config)),
+        )
+        is None
+    )
     where = (
         "the validation carve",
         "now trained on the whole training split"
-        + (", its weights kept for the second stage" if second_stage else ""),
+        + (", its weights kept for the second stage" if keep else ""),
     )
-    chosen = _chosen_epochs(
-        carved, config, progress, started, where, epoch_end, second_stage
+    chosen, kept = _chosen_epochs(
+        carved, config, progress, started, where, epoch_end, keep
     )
-    if second_stage:
-        # The second stage's carve model is this carve's, trained for the
-        # best epochs: the search's at its best epoch (one training less).
-        chosen["carve_model"] = (carved, chosen.pop("trained")[0])
-        del chosen["weights_kept"]
+    if kept is not None:
+        chosen["carve_model"] = (carved, kept[0])
     return chosen
 
 
@@ -698,8 +710,13 @@ def _chosen_epochs(
 ):
     """`choose_epochs` on `carved`'s training and held-out rows; `where`:
     `(held-out rows, what follows)`, as the log line names them;
-    `keep`: return the model at its best epoch too (`"trained"`);
-    `report`: pass `epoch_end` the best scores so far (`BestEpoch`)."""
+    `keep`: keep the model at its best epoch; `report`: pass `epoch_end`
+    the best scores so far (`BestEpoch`).
+
+    Returns:
+        `(chosen, kept)`: `choose_epochs`' dict, and `(model, timing)` of
+        the search at its best epoch where `keep`, else None.
+    """
     metric = choosing_metric(
         config["evaluate"]["ks"],
         len(carved.items),
@@ -736,11 +753,10 @@ def _chosen_epochs(
         "scores": scores.scores,
         "seconds": round(time.perf_counter() - started, 3),
     }
-    if keep:
-        model.set_weights(scores.best_weights)
-        chosen["weights_kept"] = True
-        chosen["trained"] = (model, timing)
-    return chosen
+    if not keep:
+        return chosen, None
+    model.set_weights(scores.best_weights)
+    return chosen, (model, timing)
 
 
 class TwoTowerKind(ModelKind):
