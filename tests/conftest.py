@@ -19,6 +19,14 @@ os.environ.setdefault(
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+# The same programs with LLVM's cheapest code generation: a test's model
+# trains for seconds, so compiling faster wins over running faster
+# (tests/kinds/tabular on a cold cache: 117 s -> 100 s; RESULTS.md).
+os.environ.setdefault(
+    "XLA_FLAGS",
+    "--xla_backend_optimization_level=0 "
+    "--xla_llvm_disable_expensive_passes=true",
+)
 
 import pytest  # noqa: E402
 
@@ -46,12 +54,52 @@ def without_cli_log_handler():
     logger.setLevel(level)
 
 
+def _built_once(tmp_path_factory, name, build):
+    """The folder `build(path)` writes, built once per test run: under
+    pytest-xdist the first worker to ask builds it while the others wait
+    on its lock, then all read it (a MovieLens training a worker less).
+
+    Returns:
+        The folder's `pathlib.Path`.
+    """
+    import fcntl
+
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        path = tmp_path_factory.mktemp(name) / name
+        build(path)
+        return path
+    # The workers' base folders share this run's parent folder.
+    shared = tmp_path_factory.getbasetemp().parent
+    path, done = shared / name, shared / f"{name}.built"
+    with open(shared / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            build(path)
+            done.touch()
+    return path
+
+
+@pytest.fixture(scope="session")
+def bundle_root(tmp_path_factory):
+    """The folder that holds every bundle the tests write, the shared ones
+    (`_built_once`) too: a service's `bundle_root` for reloads."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def trained_bundle(tmp_path_factory):
-    """The default config trained on MovieLens once per test session (per
-    pytest-xdist worker), with its baselines but the recency-weighted EASE:
-    its validation grid took a third of the fixture's time, and its own
-    tests train it (tests/baselines, notebook 01 the whole default)."""
+    """The default config trained on MovieLens once per test run (shared
+    by pytest-xdist's workers), with its baselines but the recency-weighted
+    EASE: its validation grid took a third of the fixture's time, and its
+    own tests train it (tests/baselines, notebook 01 the whole default).
+
+    Returns:
+        `(bundle, metrics)`: the loaded bundle and its metrics.json.
+    """
+    import json
+
+    from recsys import Bundle
     from recsys import train
     from recsys.config import load_config
 
@@ -59,9 +107,13 @@ def trained_bundle(tmp_path_factory):
         DEFAULT_CONFIG,
         ["evaluate.baselines=['popularity', 'ease', 'item_knn']"],
     )
-    path = tmp_path_factory.mktemp("bundles") / "movielens"
-    bundle, metrics = train(config, str(path), progress=False)
-    return bundle, metrics
+    path = _built_once(
+        tmp_path_factory,
+        "movielens",
+        lambda path: train(config, str(path), progress=False),
+    )
+    metrics = json.loads((path / "metrics.json").read_text())
+    return Bundle.load(str(path)), metrics
 
 
 @pytest.fixture
@@ -78,6 +130,7 @@ def copy(trained_bundle, tmp_path):
 @pytest.fixture(scope="session")
 def second_bundle(tmp_path_factory):
     """Another, different bundle (seed 1, one epoch) for reload tests."""
+    from recsys import Bundle
     from recsys import train
     from recsys.config import load_config
 
@@ -85,6 +138,9 @@ def second_bundle(tmp_path_factory):
         DEFAULT_CONFIG,
         ["train.seed=1", "train.epochs=1", "evaluate.baselines=['popularity']"],
     )
-    path = tmp_path_factory.mktemp("bundles") / "second"
-    bundle, _ = train(config, str(path), progress=False)
-    return bundle
+    path = _built_once(
+        tmp_path_factory,
+        "second",
+        lambda path: train(config, str(path), progress=False),
+    )
+    return Bundle.load(str(path))

@@ -47,12 +47,12 @@ def client(trained_bundle):
 
 
 @pytest.fixture(scope="module")
-def admin(trained_bundle, tmp_path_factory):
+def admin(trained_bundle, tmp_path_factory, bundle_root):
     """A client of an app started from a pointer file, with a token; the
     bundle root is the pytest base directory (both test bundles are under
     it)."""
     bundle, _ = trained_bundle
-    root = tmp_path_factory.getbasetemp()
+    root = bundle_root
     pointer = tmp_path_factory.mktemp("pointers") / "current"
     pointer.write_text(bundle.path)
     settings = Settings(api_token="s3cret", bundle_root=str(root))

@@ -236,12 +236,10 @@ def test_token_protects_admin_and_optionally_everything(trained_bundle):
 
 
 def test_reload_swaps_bundles_and_refuses_broken_ones(
-    trained_bundle, second_bundle, tmp_path, tmp_path_factory
+    trained_bundle, second_bundle, tmp_path, bundle_root
 ):
     bundle, _ = trained_bundle
-    settings = Settings(
-        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
-    )
+    settings = Settings(api_token="s3cret", bundle_root=str(bundle_root))
     app = create_app(bundle.path, settings=settings)
     with TestClient(app, headers={"Authorization": "Bearer s3cret"}) as client:
         answer = client.post("/admin/reload", json={"path": second_bundle.path})
@@ -260,16 +258,14 @@ def test_reload_swaps_bundles_and_refuses_broken_ones(
 
 
 def test_the_app_changes_no_gc_state_and_calls_after_load(
-    trained_bundle, second_bundle, tmp_path_factory
+    trained_bundle, second_bundle, bundle_root
 ):
     # gc.freeze is the serving process's choice (recsys.serving.server),
     # made through `after_load`: the app factory never freezes by itself.
     import gc
 
     bundle, _ = trained_bundle
-    settings = Settings(
-        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
-    )
+    settings = Settings(api_token="s3cret", bundle_root=str(bundle_root))
     frozen = gc.get_freeze_count()
     with TestClient(create_app(bundle.path, settings=settings)) as client:
         assert client.get("/readyz").status_code == 200
@@ -389,16 +385,14 @@ def test_unparsable_bodies_get_400_saying_why(client):
 
 
 def test_reload_refuses_whatever_a_bundle_raises(
-    trained_bundle, second_bundle, tmp_path_factory, monkeypatch
+    trained_bundle, second_bundle, bundle_root, monkeypatch
 ):
     # A manifest of the wrong types raised TypeError (and one nested too
     # deep RecursionError) out of the load: a 500, not a refusal.
     from recsys.serving.service import RetrievalService
 
     bundle, _ = trained_bundle
-    settings = Settings(
-        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
-    )
+    settings = Settings(api_token="s3cret", bundle_root=str(bundle_root))
     app = create_app(bundle.path, settings=settings)
     with TestClient(app, headers={"Authorization": "Bearer s3cret"}) as client:
 

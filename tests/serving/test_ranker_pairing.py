@@ -146,12 +146,10 @@ def test_the_app_refuses_it_at_creation_or_startup(
 
 
 def test_a_reload_to_a_bundle_of_other_ids_is_refused_and_serving_goes_on(
-    trained_bundle, ranker_bundle, foreign_bundle, tmp_path_factory
+    trained_bundle, ranker_bundle, foreign_bundle, bundle_root
 ):
     bundle, _ = trained_bundle
-    settings = Settings(
-        api_token="s3cret", bundle_root=str(tmp_path_factory.getbasetemp())
-    )
+    settings = Settings(api_token="s3cret", bundle_root=str(bundle_root))
     app = create_app(
         bundle.path,
         settings=settings,

@@ -14,7 +14,7 @@ from tests.serving.server import running_server
 
 
 @pytest.fixture(scope="module")
-def reranking(trained_bundle, ranker_bundle, tmp_path_factory):
+def reranking(trained_bundle, ranker_bundle, tmp_path_factory, bundle_root):
     """`recsys serve BUNDLE --ranker RANKER` and an HTTP client to it."""
     bundle, _ = trained_bundle
     log = tmp_path_factory.mktemp("logs") / "server.log"
@@ -24,7 +24,7 @@ def reranking(trained_bundle, ranker_bundle, tmp_path_factory):
     # it the reranked order; this file checks the reranking, not the index.
     env = {
         "RECSYS_API_TOKEN": "s3cret",
-        "RECSYS_BUNDLE_ROOT": str(tmp_path_factory.getbasetemp()),
+        "RECSYS_BUNDLE_ROOT": str(bundle_root),
         "RECSYS_EXACT": "1",
     }
     token = {"Authorization": "Bearer s3cret"}
