@@ -180,7 +180,9 @@ def _time_format_lines(frame: pd.DataFrame, time: str) -> list[str]:
     if layout is None:
         # Quoted: a value ISO 8601 does not read. A column of two exports
         # (ISO and "12/26/2006") quoted its first, ISO, value as unread.
-        iso = pd.to_datetime(values, format="ISO8601", errors="coerce")
+        iso = pd.to_datetime(
+            values, format="ISO8601", errors="coerce", utc=True
+        )
         unread = values[iso.isna().to_numpy()]
         mixed = ""
         if len(unread) < len(values):
@@ -602,11 +604,37 @@ def _drop_missing_lines(frame: pd.DataFrame, *columns: str) -> list[str]:
 # Columns that say how much a row counts: a rating, or an event's type.
 _RATING = ("rating", "stars", "score")
 _EVENT = ("event", "eventtype", "action", "behavior", "behaviour")
+# A 0/1 column of whether a shown item was taken: a row of 0 is an
+# impression, which no two-tower model should learn as a positive.
+_TAKEN = (
+    "clicked",
+    "click",
+    "purchased",
+    "converted",
+    "liked",
+    "watched",
+    "label",
+    "target",
+)
 
 
 def _positive_lines(frame: pd.DataFrame, taken) -> list[str]:
-    """Commented `data.positive_*` lines for a column of ratings or of
-    event types: every row is learnt from unless the user says otherwise."""
+    """`data.positive_*` lines: commented for a column of ratings or of
+    event types (every row is learnt from unless the user says otherwise),
+    set for a 0/1 column of clicks (its 0 rows were shown, not taken)."""
+    taken_column = _by_name(frame.columns, _TAKEN, taken)
+    if taken_column is not None and set(
+        pd.to_numeric(frame[taken_column], errors="coerce").dropna().unique()
+    ) == {0, 1}:
+        return [
+            _line(
+                "positive_column",
+                str(taken_column),
+                f"learn only from rows with {taken_column} = 1 (a 0 was "
+                "shown, not taken); remove to learn from every row",
+            ),
+            _line("positive_min", 1),
+        ]
     rating = _by_name(frame.columns, _RATING, taken)
     if rating is not None and _is_numeric(frame[rating]):
         least = frame[rating].median()
@@ -933,7 +961,9 @@ def _is_dates_only(series: pd.Series) -> bool:
     values = series.dropna().head(1000)
     if _is_numeric(values) or not len(values):
         return False
-    parsed = pd.to_datetime(values.astype(str), errors="coerce", format="mixed")
+    parsed = pd.to_datetime(
+        values.astype(str), errors="coerce", format="mixed", utc=True
+    )
     parsed = parsed.dropna()
     return bool(len(parsed)) and bool((parsed == parsed.dt.normalize()).all())
 
@@ -1097,8 +1127,10 @@ def _two_tower(
     )
     lines += _left_out(
         row_columns,
-        "it varies within an item and within a user (a property of the "
-        "row, which neither tower reads)",
+        "it varies within an item and within a user, a property of the "
+        "row (as the user's state: add its [features] table and its name "
+        "to model.query_features; each row trains with its own value, a "
+        "user is served with their latest)",
     )
     for column in [user, *candidate]:
         if column in frame:

@@ -633,7 +633,9 @@ def tune(
     """Searches `space` on the validation carve, then trains the best.
 
     Args:
-        config: dict. A validated config (`recsys.load_config`).
+        config: dict. A config, as `recsys.train` takes it: the dict or
+            typed config `recsys.load_config` returns, a dict written by
+            hand or a TOML path.
         output: str. The study's directory (see the module docstring). A
             study already there for the same config and space resumes.
         trials: int. Trials in all, counting those already finished.
@@ -664,6 +666,9 @@ def tune(
         OutputLockedError: if another process is writing `output` (a
             `ValueError`; `recsys.storage.output_lock`).
     """
+    from recsys.kinds.run import validated_config
+
+    config = validated_config(config, "recsys.tune.tune")
     if config["data"].get("path"):
         raise ValueError(
             "recsys tune trains every trial in memory; data.path streams "

@@ -274,8 +274,8 @@ class TwoStageRecommender:
 
         Args:
             user_ids: 1-D list or array of user ids.
-            k: int. Items per user, at most `num_candidates`. Defaults to
-                `10`.
+            k: int. Items per user; above `num_candidates`, `k`
+                candidates are retrieved. Defaults to `10`.
             exclude_seen: bool. Drop each user's training items. Defaults to
                 `True`.
             exact: bool. Retrieve by exact search instead of the index.

@@ -157,12 +157,40 @@ def _unparsed_body(error):
     return None
 
 
+class ValueAt(ValueError):
+    """A validator's refusal of one value inside its field (a feature, a
+    list's item): its error's `loc` goes on to `keys`, and `input` is that
+    value, not the whole field.
+
+    Args:
+        message: str. What is wrong, and the fix.
+        value: the value refused.
+        *keys: where in the field (feature names, list positions; None is
+            skipped).
+    """
+
+    def __init__(self, message, value, *keys):
+        super().__init__(message)
+        self.value = value
+        self.keys = [k for k in keys if k is not None]
+
+
+def _at_value(item):
+    """A pydantic error item placed at its `ValueAt`'s value."""
+    cause = (item.get("ctx") or {}).get("error")
+    if not isinstance(cause, ValueAt):
+        return item
+    rest = {k: v for k, v in item.items() if k != "ctx"}
+    loc = [*item.get("loc", ()), *cause.keys]
+    return {**rest, "loc": loc, "msg": str(cause), "input": cause.value}
+
+
 async def validation_error_handler(request, error):
     """Request validation errors as 422, whatever values the request held."""
     detail = [
         {
             key: shown_input(value) if key == "input" else json_safe(value)
-            for key, value in item.items()
+            for key, value in _at_value(item).items()
             if key in ("loc", "msg", "type", "input", "ctx")
         }
         for item in error.errors()

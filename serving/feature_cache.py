@@ -4,6 +4,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.bundles.two_tower import whole_number
 from recsys.features import canonical_string
 
 # Values kept per cache before it starts over (a bound on its memory: a
@@ -110,6 +111,21 @@ class FeatureCache:
         found = spelled & (ints[rows] == values)
         return np.where(found, rows, -1)
 
+    def _as_catalog_spells(self, keys, rows):
+        """`keys` as the catalog spells them where `rows` found them, "6.0"
+        found as "6" where only that is there (`rows` then given its row,
+        in place): one reading with `Bundle.item_rows`, where the
+        preprocessor alone read "6.0" as an unknown item."""
+        for i in np.flatnonzero(rows < 0):
+            whole = whole_number(keys[i]) if isinstance(keys[i], str) else None
+            if whole is not None:
+                rows[i] = self._rows([whole])[0]
+        ids = self.bundle.item_ids
+        return [
+            canonical_string(ids[row]) if row >= 0 else key
+            for key, row in zip(keys, rows, strict=True)
+        ]
+
     def _codes(self, keys, rows):
         table = self._codes_by_row
         pre = self.bundle.preprocessor
@@ -147,7 +163,7 @@ class FeatureCache:
         if missing:
             missing = list(dict.fromkeys(missing))
             rows = self._rows(missing)
-            codes = self._codes(missing, rows)
+            codes = self._codes(self._as_catalog_spells(missing, rows), rows)
             found = dict(
                 zip(missing, zip(rows, codes, strict=True), strict=True)
             )

@@ -335,7 +335,9 @@ async def retrieve_batch(
 
 
 @router.get(
-    "/v1/items/{item_id}/similar",
+    # `:path`: an item id may hold "/" (sent as %2F, which the server
+    # decodes before routing).
+    "/v1/items/{item_id:path}/similar",
     response_model=RetrieveResponse,
     responses={
         404: {"model": Error, "description": "Unknown item id"},

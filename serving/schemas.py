@@ -13,6 +13,8 @@ from pydantic import StrictInt
 from pydantic import StrictStr
 from pydantic import field_validator
 
+from recsys.serving.errors import ValueAt
+
 
 def _integral(value):
     # JSON Schema counts 10.0 as an integer, and so does this API: an id
@@ -52,12 +54,14 @@ def _check_unicode(value, field, *keys):
             value.encode("utf-8")
         except UnicodeEncodeError:
             where = field + "".join(f"[{k!r}]" for k in keys if k is not None)
-            raise ValueError(
+            raise ValueAt(
                 f"`{where}` must be valid Unicode: ids and feature values "
                 "cannot hold a lone UTF-16 surrogate (\\ud800-\\udfff). "
                 f"Received: {value!r:.100}. Fix: send the value as the "
                 "training data spells it (in JSON escapes, a character past "
-                "U+FFFF is a pair of surrogates, never one alone)."
+                "U+FFFF is a pair of surrogates, never one alone).",
+                value,
+                *keys,
             ) from None
 
 
@@ -140,9 +144,13 @@ class RetrieveRequest(BaseModel):
             values = value if isinstance(value, list) else [value]
             for i, v in enumerate(values):
                 if isinstance(v, float) and not math.isfinite(v):
-                    raise ValueError(
-                        f"`features[{name!r}]` must hold finite numbers. "
-                        f"Received: {v}"
+                    raise ValueAt(
+                        f"`features[{name!r}]` must be a finite number or a "
+                        "string: JSON's NaN, Infinity and numbers past "
+                        f"1.8e308 are neither. Received: {v}",
+                        v,
+                        name,
+                        i if values is value else None,
                     )
                 _check_unicode(
                     v, "features", name, i if values is value else None
@@ -189,7 +197,9 @@ class RetrieveResponse(BaseModel):
     fallback: str | None = Field(
         None,
         description=(
-            '"popular" when the user is unknown and no features were given: '
+            '"popular" when the user is unknown and no features were given, '
+            "or none the query tower learnt from (a history of unknown items "
+            "only, category values outside the vocabulary, empty values): "
             "the most popular items, scored by their share of training "
             "interactions."
         ),

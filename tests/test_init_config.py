@@ -506,6 +506,26 @@ def test_a_number_named_timestamp_stays_the_time_beside_dates():
     assert 'time = "timestamp"' in init_config("two_tower", frame=frame)
 
 
+def test_local_times_across_a_clock_change_are_the_time(tmp_path):
+    # ISO times in Paris: "+01:00" in winter, "+02:00" in summer; also a
+    # column of them beside a numeric time (pandas refused to mix them).
+    rng = np.random.default_rng(0)
+    stamps = pd.Timestamp("2024-01-01", tz="Europe/Paris") + pd.to_timedelta(
+        rng.integers(0, 300 * 86400, 400), unit="s"
+    )
+    frame = pd.DataFrame(
+        {
+            "user_id": rng.integers(0, 40, 400),
+            "item_id": rng.integers(0, 20, 400),
+            "timestamp": [t.isoformat() for t in stamps],
+        }
+    )
+    text = init_config("two_tower", frame=frame)
+    assert 'time = "timestamp"' in text and "time_format" not in text
+    frame["signup"], frame["timestamp"] = frame["timestamp"], range(400)
+    assert 'time = "timestamp"' in init_config("two_tower", frame=frame)
+
+
 def test_named_columns_are_checked_against_the_table_and_the_kind():
     frame = _flights(rows=50)
     with pytest.raises(ValueError, match=r"--user 'plane' is not a column"):
@@ -572,11 +592,16 @@ def test_a_large_table_is_guessed_from_its_first_rows(tmp_path, monkeypatch):
 
 
 def test_ratings_and_events_get_commented_positive_lines(tmp_path):
-    rated = _events(rows=300).assign(rating=np.resize([1, 2, 4, 5, 5], 300))
+    # (Without the 0/1 `clicked` column, which would come first.)
+    rated = (
+        _events(rows=300)
+        .drop(columns="clicked")
+        .assign(rating=np.resize([1, 2, 4, 5, 5], 300))
+    )
     text = init_config("two_tower", frame=rated)
     assert '# positive_column = "rating"' in text
     assert "# positive_min = 4" in text
-    events = _events(rows=300).assign(
+    events = rated.drop(columns="rating").assign(
         event_type=np.resize(["view", "cart", "purchase"], 300)
     )
     text = init_config("two_tower", frame=events)
@@ -592,6 +617,29 @@ def test_ratings_and_events_get_commented_positive_lines(tmp_path):
     config = recsys.load_config(str(path))
     assert config["data"]["positive_column"] == "event_type"
     assert config["data"]["positive_values"] == ["purchase"]
+
+
+def test_a_click_column_of_impressions_is_learnt_from_its_clicks(tmp_path):
+    # A 0 row was shown, not clicked: learnt as a positive before.
+    rng = np.random.default_rng(0)
+    shown = (
+        _events(rows=600)
+        .drop(columns="clicked")
+        .assign(is_clicked=(rng.random(600) < 0.3).astype(int))
+    )
+    text = init_config("two_tower", frame=shown)
+    assert re.search(
+        r'^positive_column = "is_clicked" +# learn only', text, re.M
+    )
+    assert "\npositive_min = 1\n" in text
+    path = tmp_path / "shown.toml"
+    path.write_text(text)
+    config = recsys.load_config(str(path))
+    assert config["data"]["positive_column"] == "is_clicked"
+    # A column of 1s only, or of counts, is no such column.
+    for clicks in (np.ones(600, int), rng.integers(0, 5, 600)):
+        text = init_config("two_tower", frame=shown.assign(is_clicked=clicks))
+        assert "positive_column" not in text.replace("# positive_column", "")
 
 
 def test_a_numeric_item_feature_in_a_summed_tower_says_to_bucketize(
@@ -758,7 +806,8 @@ def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
 def test_ids_with_empty_cells_are_noted_and_their_rows_dropped(
     tmp_path, capsys
 ):
-    frame = _events().astype({"product_id": "float"})
+    # Every row learnt from (no 0/1 `clicked` column).
+    frame = _events().drop(columns="clicked").astype({"product_id": "float"})
     frame.loc[:6, "product_id"] = np.nan
     frame.loc[3:9, "customer_id"] = np.nan
     text = init_config("two_tower", frame=frame)

@@ -75,14 +75,14 @@ def test_train_in_memory_and_to_disk(tmp_path):
 
 
 def test_train_reads_what_a_notebook_passes_as_its_config():
-    from recsys.kinds.run import _validated
+    from recsys.kinds.run import validated_config
 
     path = "configs/movielens_two_tower.toml"
     config = recsys.load_config(path)
     # The typed config, the path and the dict itself: the same dict.
-    assert _validated(recsys.load_config(path, typed=True)) == config
-    assert _validated(path) == config
-    assert _validated(config) == config
+    assert validated_config(recsys.load_config(path, typed=True)) == config
+    assert validated_config(path) == config
+    assert validated_config(config) == config
     with pytest.raises(TypeError, match="takes a config: .* Received: int"):
         recsys.train(5, write=False)
     with pytest.raises(TypeError, match="frame= is the table as a pandas"):

@@ -296,3 +296,32 @@ task = "binary"
     ):
         tune(config, str(output), trials=3, progress=False)
     assert not (output / "study.db").exists()
+
+
+def test_tune_takes_a_config_as_train_does(xor_table, tmp_path):
+    # A TOML path, the typed config and a dict written by hand: a
+    # TypeError or KeyError of the first key read before.
+    _config(xor_table)
+    toml = str(xor_table.parent / "xor.toml")
+    space = {"train.learning_rate": Choice([0.05])}
+    hand = {
+        "data": {"source": str(xor_table), "label": "outcome"},
+        "model": {"kind": "tabular", "hidden_units": []},
+        "train": {"epochs": 2},
+    }
+    for name, config in [
+        ("path", toml),
+        ("typed", load_config(toml, typed=True)),
+        ("hand", hand),
+    ]:
+        found = tune(
+            config,
+            str(tmp_path / name),
+            trials=1,
+            space=space,
+            final=False,
+            progress=False,
+        )
+        assert found.metric == "auc" and len(found.trials) == 1, name
+    with pytest.raises(TypeError, match=r"recsys.tune.tune takes a config"):
+        tune(5, str(tmp_path / "five"), trials=1, progress=False)

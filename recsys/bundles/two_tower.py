@@ -487,7 +487,7 @@ def _id_strings(ids):
 _WHOLE_NUMBER = re.compile(r"^(-?\d+)\.0*$")
 
 
-def _whole_number(key):
+def whole_number(key):
     """`key` without its zero fraction ("6.0" -> "6"), else None."""
     match = _WHOLE_NUMBER.match(key)
     return match.group(1) if match else None
@@ -500,7 +500,7 @@ def _rows_of(index, ids):
     rows = index.get_indexer(keys)
     absent = np.flatnonzero(rows < 0)
     wholes = [
-        _whole_number(k) if isinstance(k, str) else None for k in keys[absent]
+        whole_number(k) if isinstance(k, str) else None for k in keys[absent]
     ]
     rows[absent] = index.get_indexer(wholes)
     return rows
@@ -1134,7 +1134,7 @@ class Bundle(ManifestProperties):
         key = canonical_string(user_id)
         row = self._user_dict.get(key, -1)
         if row < 0 and isinstance(key, str):
-            row = self._user_dict.get(_whole_number(key), -1)
+            row = self._user_dict.get(whole_number(key), -1)
         return row
 
     def user_rows(self, user_ids):

@@ -218,7 +218,7 @@ def load_config(
     """
     given: dict = {}
     if isinstance(path, Mapping):
-        given, path = copy.deepcopy(dict(path)), None
+        given, path = _python_values(copy.deepcopy(dict(path))), None
     elif isinstance(path, str | os.PathLike):
         try:  # a shipped config by its name, as the CLI finds it
             path = config_file(os.fspath(path))
@@ -232,7 +232,23 @@ def load_config(
         )
     origin = "" if path is None else f" in {path}"
     # One "key=value" string is one override (not its characters).
-    overrides = [overrides] if isinstance(overrides, str) else list(overrides)
+    listed: list[Any] = (
+        [overrides]
+        if isinstance(overrides, str)
+        # A dict, read as its keys alone, would name no value.
+        else list(overrides.items())
+        if isinstance(overrides, Mapping)
+        else list(overrides)
+    )
+    for override in listed:
+        if not isinstance(override, str):
+            raise ConfigError(
+                'Overrides must be "key=value" strings, as --set takes them, '
+                "e.g. ['train.epochs=3']. Received: "
+                f"{override!r}. Fix: write it as one string, or set the "
+                "value in the config dict."
+            )
+    overrides = listed
     kind = _kind(given, overrides)
     defaults = KIND_DEFAULTS[kind]
     config = copy.deepcopy(defaults)
@@ -252,6 +268,19 @@ def load_config(
     resolve_data_paths(config, path, overridden=_overridden_data(overrides))
     checked = typed_config(config, given)
     return checked if typed else checked.to_dict()
+
+
+def _python_values(value):
+    """`value` with numpy scalars as the Python values they hold, in its
+    dicts and lists: a notebook's `np.int64(256)` (a `trials.csv` cell,
+    an `np.arange` seed) is an integer to the config as `256` is."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        return {key: _python_values(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_python_values(item) for item in value]
+    return value.item() if isinstance(value, np.generic) else value
 
 
 # A config is a few kilobytes; anything far larger is not one.

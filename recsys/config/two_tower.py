@@ -318,7 +318,11 @@ class TwoTowerTrain(Section):
     learning_rate: Number = Field(
         default=0.1, gt=0, description="Learning rate."
     )
-    seed: int = seed_field()
+    seed: int = seed_field(
+        "Random seed of the whole run (0 to 2**32 - 1): the same vectors "
+        "and test metrics each time, but not the same ScaNN index, whose "
+        "approximate answers can differ (README; exact search does not)."
+    )
     distribution: Distribution = Field(
         default="none",
         description=(

@@ -315,16 +315,21 @@ def guess_time_format(series: pd.Series) -> str | None:
         # Digits alone, shorter than `20240131`: pandas reads "0001" (a
         # zero-padded household id of Ecdat's Cracker) or "2024" as a year.
         return None
-    if pd.to_datetime(sample, errors="coerce", format="ISO8601").notna().all():
+    # In UTC: times whose offsets differ (`+01:00` in winter, `+02:00` in
+    # summer) are one column of times, as training reads them.
+    iso = pd.to_datetime(sample, errors="coerce", format="ISO8601", utc=True)
+    if iso.notna().all():
         return "ISO8601"
     # Distinct values, so a later day past the 12th can rule a layout out.
     values = series.dropna().astype(str).drop_duplicates().head(2000)
     unread = {}
     for layout in ("ISO8601", *TIME_FORMATS):
-        read = pd.to_datetime(sample, errors="coerce", format=layout)
+        read = pd.to_datetime(sample, errors="coerce", format=layout, utc=True)
         if read.isna().mean() > 2 * UNPARSED_SHARE:
             continue
-        bad = pd.to_datetime(values, errors="coerce", format=layout).isna()
+        bad = pd.to_datetime(
+            values, errors="coerce", format=layout, utc=True
+        ).isna()
         if not bad.any():
             return layout
         unread[layout] = bad.to_numpy()
@@ -574,25 +579,27 @@ def user_states(
 
     Returns:
         dict with `"users"` (ids, first-appearance order), `"inputs"` (query
-        inputs from each user's latest row and latest items), and
+        inputs from each feature's latest value among the user's rows, the
+        latest filled one, and their latest items), and
         `"seen_indptr"` / `"seen_items"`: CSR of catalog positions of the
         items each user interacted with.
     """
-    last = np.r_[
-        train[user].to_numpy()[1:] != train[user].to_numpy()[:-1], True
-    ]
-    latest = train[last]
-    users = latest[user].to_numpy()
+    by_user = train[user].to_numpy()
+    last = np.r_[by_user[1:] != by_user[:-1], True]
+    users = by_user[last]
+    # Each feature's latest value a user's rows give: an empty cell on
+    # their latest row (a country left blank once, given on 22 other
+    # rows) served them as of no country.
     inputs = {
-        name: preprocessor.transform_column(name, latest[name])
+        name: preprocessor.transform_column(
+            name, train[name].groupby(by_user, sort=False).ffill()[last]
+        )
         for name in query_features
     }
     if history_length:
         item_ids = preprocessor.transform_column(item, train[item])
         users_of = profiles if history == "profile" else last_items
-        _, inputs[HISTORY] = users_of(
-            train[user].to_numpy(), item_ids, history_length
-        )
+        _, inputs[HISTORY] = users_of(by_user, item_ids, history_length)
     positions = pd.Index(items[item]).get_indexer(train[item])
     counts = np.diff(np.r_[0, np.flatnonzero(last) + 1])
     indptr = np.r_[0, np.cumsum(counts)].astype(np.int64)

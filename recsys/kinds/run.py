@@ -54,7 +54,7 @@ def train(
     """
     import pandas as pd
 
-    config = _validated(config)
+    config = validated_config(config)
     if frame is not None and not isinstance(frame, pd.DataFrame):
         raise TypeError(
             "recsys.train's frame= is the table as a pandas DataFrame. "
@@ -68,17 +68,18 @@ def train(
     )
 
 
-def _validated(config):
+def validated_config(config, taker="recsys.train"):
     """`config` as `load_config` returns it, from what a notebook passes:
     that dict (validating it again changes nothing), a dict written by
-    hand, the typed config (`typed=True`) or a TOML path."""
+    hand, the typed config (`typed=True`) or a TOML path. `taker`: the
+    function named in the error for anything else."""
     if isinstance(config, str | os.PathLike):
         return load_config(config)
     if callable(getattr(config, "to_dict", None)):  # a typed config
         config = config.to_dict()
     if not isinstance(config, Mapping):
         raise TypeError(
-            "recsys.train takes a config: the dict (or typed config) "
+            f"{taker} takes a config: the dict (or typed config) "
             "recsys.load_config returns, or a TOML path. Received: "
             f"{type(config).__name__}."
         )

@@ -337,23 +337,31 @@ def _is_bundle(path):
     lists (with their checksums) every file in it. Replacing a bundle
     removes the directory, so a `manifest.json` alone (a web app's, a
     user's notes beside an old bundle) must not make it one."""
+    return _unlisted(path) == []
+
+
+def _unlisted(path):
+    """The files in `path` its bundle manifest does not list (`[]`: a
+    bundle and nothing else), or None where no bundle manifest is there."""
     import json
 
     try:
         with open(os.path.join(path, MANIFEST), encoding="utf-8") as file:
             manifest = json.load(file)
     except (OSError, ValueError):
-        return False
+        return None
     listed = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(listed, dict) or "kind" not in manifest:
-        return False
+        return None
+    unlisted = []
     for root, _, files in os.walk(path):
         relative = os.path.relpath(root, path)
         for name in files:
             entry = name if relative == "." else f"{relative}/{name}"
-            if entry != MANIFEST and entry.replace(os.sep, "/") not in listed:
-                return False
-    return True
+            entry = entry.replace(os.sep, "/")
+            if entry != MANIFEST and entry not in listed:
+                unlisted.append(entry)
+    return sorted(unlisted)
 
 
 def check_output(path):
@@ -375,12 +383,26 @@ def check_output(path):
             f"{path} exists and is not a directory. Fix: choose another "
             "--output directory."
         )
-    if os.path.isdir(path) and os.listdir(path) and not _is_bundle(path):
-        raise BundleError(
-            f"{path} exists and is not a recsys bundle (a bundle holds "
-            "only the files its manifest.json lists); refusing to "
-            "overwrite it. Fix: choose another --output directory."
-        )
+    if os.path.isdir(path) and os.listdir(path):
+        unlisted = _unlisted(path)
+        if unlisted is None:
+            raise BundleError(
+                f"{path} exists and is not a recsys bundle (a bundle holds "
+                "only the files its manifest.json lists); refusing to "
+                "overwrite it. Fix: choose another --output directory."
+            )
+        if unlisted:
+            # Replacing the bundle removes its directory, and these too.
+            shown = ", ".join(unlisted[:5]) + (
+                ", ..." if len(unlisted) > 5 else ""
+            )
+            raise BundleError(
+                f"{path} is a recsys bundle that also holds files its "
+                f"manifest.json does not list ({len(unlisted)}: {shown}); "
+                "refusing to replace it, which would remove them. Fix: move "
+                "them out of the bundle, or choose another --output "
+                "directory."
+            )
     return path
 
 

@@ -698,3 +698,39 @@ def test_an_unquoted_date_cutoff_is_its_iso_text():
             ['data.split="time"', f"data.split_cutoff={written}"],
         )
         assert config["data"]["split_cutoff"] == text
+
+
+def test_numpy_scalars_are_the_values_they_hold():
+    # A trials.csv cell or an np.arange seed: "must be an integer.
+    # Received: np.int64(256)" before (np.float64, a float, passed).
+    import numpy as np
+
+    config = load_config(
+        {
+            "train": {
+                "batch_size": np.int64(256),
+                "seed": np.int32(3),
+                "early_stopping": np.bool_(True),
+                "learning_rate": np.float32(0.5),
+            },
+            "evaluate": {"ks": [np.int64(10), 20]},
+        }
+    )
+    train = config["train"]
+    assert (train["batch_size"], train["seed"], train["early_stopping"]) == (
+        256,
+        3,
+        True,
+    )
+    assert type(train["batch_size"]) is int and config["evaluate"]["ks"] == [
+        10,
+        20,
+    ]
+
+
+@pytest.mark.parametrize(
+    "overrides", [[("train.epochs", 3)], {"train.epochs": 3}]
+)
+def test_overrides_that_are_not_strings_name_the_form(overrides):
+    with pytest.raises(ConfigError, match=r"must be \"key=value\" strings"):
+        load_config("configs/movielens_two_tower.toml", overrides)

@@ -9,6 +9,10 @@ from recsys.data.retrieval_inputs import check_interactions
 from recsys.data.retrieval_inputs import guess_time_format
 from recsys.data.retrieval_inputs import parse_times
 from recsys.data.retrieval_inputs import positive_rows
+from recsys.data.retrieval_inputs import user_states
+from recsys.features import Preprocessor
+from recsys.features.specs import CategoricalFeature
+from recsys.features.specs import NumericFeature
 
 COLUMNS = {"user": "u", "item": "i", "time": "t"}
 
@@ -294,3 +298,42 @@ def test_float_ids_that_are_not_all_whole_numbers_are_named(caplog):
     frame.loc[11, "i"] = -np.inf
     with pytest.raises(ValueError, match=r"'i' holds -inf \(row 11\), which"):
         check_interactions(frame, **COLUMNS)
+
+
+def test_a_known_users_features_are_their_latest_filled_values():
+    # User 7's country is blank on their latest row only, user 8's changed
+    # from FR to DE: served as FR (not as no country) and as DE.
+    train = pd.DataFrame(
+        {
+            "u": [7, 7, 7, 8, 8, 9],
+            "i": [1, 2, 3, 1, 2, 3],
+            "country": ["FR", "FR", None, "FR", "DE", None],
+            "age": [30.0, np.nan, np.nan, 40.0, 41.0, np.nan],
+        }
+    )
+    preprocessor = Preprocessor(
+        features=[
+            CategoricalFeature("u"),
+            CategoricalFeature("i"),
+            CategoricalFeature("country"),
+            NumericFeature("age", missing="indicator"),
+        ]
+    ).fit(train)
+    states = user_states(
+        preprocessor,
+        train,
+        train.drop_duplicates("i"),
+        user="u",
+        item="i",
+        query_features=["country", "age"],
+        history_length=0,
+    )
+    assert states["users"].tolist() == [7, 8, 9]
+    for name, latest in {
+        "country": ["FR", "DE", None],
+        "age": [30.0, 41.0, np.nan],
+    }.items():
+        np.testing.assert_array_equal(
+            states["inputs"][name],
+            preprocessor.transform_column(name, pd.Series(latest)),
+        )

@@ -104,7 +104,15 @@ def test_non_finite_feature_errors_name_the_field(client):
         headers={"content-type": "application/json"},
     )
     assert answer.status_code == 422
-    assert "`features['history']` must hold finite numbers" in answer.text
+    (error,) = answer.json()["detail"]
+    assert error["msg"].startswith("`features['history']` must be a finite")
+    assert error["loc"] == ["body", "features", "history", 1]
+    answer = client.post(
+        "/v1/retrieve",
+        content='{"features": {"userId": NaN}}',
+        headers={"content-type": "application/json"},
+    )
+    assert answer.json()["detail"][0]["loc"] == ["body", "features", "userId"]
 
 
 _json_values = st.recursive(

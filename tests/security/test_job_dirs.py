@@ -180,9 +180,14 @@ def test_a_manifest_beside_the_users_files_is_not_a_bundle(
     old_bundle = tmp_path / "old"
     shutil.copytree(tiny_bundle, old_bundle)
     _precious(old_bundle)  # notes kept inside an old bundle
-    for output in (web_app, old_bundle):
+    for output, said in (
+        (web_app, "not a recsys bundle"),
+        # The user's file named, with both fixes.
+        (old_bundle, "does not list (1: thesis.tex); refusing"),
+    ):
         assert _train(output, MISSING_DATA) == 1
-        assert "not a recsys bundle" in capsys.readouterr().err
+        error = capsys.readouterr().err
+        assert said in error and "choose another --output" in error
         assert (output / "thesis.tex").read_text() == "five years of work"
     # A bundle as written is still replaced.
     copy = tmp_path / "copy"

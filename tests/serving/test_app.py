@@ -305,42 +305,54 @@ def test_the_query_tower_loads_on_demand(trained_bundle):
 # JSON can spell a lone UTF-16 surrogate, which UTF-8 cannot encode: the
 # bodies are raw bytes (httpx's `json=` would refuse to encode them).
 @pytest.mark.parametrize(
-    "path, body, where",
+    "path, body, where, loc",
     [
-        ("/v1/retrieve", r'{"user_id": "\ud800"}', "`user_id`"),
+        ("/v1/retrieve", r'{"user_id": "\ud800"}', "`user_id`", ["user_id"]),
         (
             "/v1/retrieve",
             r'{"user_id": 1, "exclude": [1, "\ud800"]}',
             "`exclude[1]`",
+            ["exclude", 1],
         ),
         (
             "/v1/retrieve",
             r'{"features": {"history": ["\udfff"]}}',
             "`features['history'][0]`",
+            ["features", "history", 0],
         ),
         (
             "/v1/retrieve",
             r'{"features": {"userId": "\ud800"}}',
             "`features['userId']`",
+            ["features", "userId"],
         ),
-        ("/v1/retrieve", r'{"features": {"\ud800": 1}}', "`features`"),
+        (
+            "/v1/retrieve",
+            r'{"features": {"\ud800": 1}}',
+            "`features`",
+            ["features"],
+        ),
         (
             "/v1/retrieve/batch",
             r'{"queries": [{"user_id": 1}, '
             r'{"user_id": 1, "exclude": ["\udfff"]}]}',
             "`exclude[0]`",
+            ["queries", 1, "exclude", 0],
         ),
     ],
 )
-def test_lone_surrogates_get_422_naming_the_field(client, path, body, where):
+def test_lone_surrogates_get_422_naming_the_field(
+    client, path, body, where, loc
+):
     answer = client.post(
         path,
         content=body.encode(),
         headers={"content-type": "application/json"},
     )
     assert answer.status_code == 422, answer.text
-    message = answer.json()["detail"][0]["msg"]
-    assert f"{where} must be valid Unicode" in message
+    (error,) = answer.json()["detail"]
+    assert f"{where} must be valid Unicode" in error["msg"]
+    assert error["loc"] == ["body", *loc]
 
 
 @pytest.mark.parametrize(
@@ -563,3 +575,29 @@ def test_a_body_that_is_no_json_is_not_echoed_whole(client):
         headers={"content-type": "application/json"},
     )
     assert answer.status_code == 422 and len(answer.content) < 2_000
+
+
+def test_an_item_id_holding_a_slash_has_its_similar_items(trained_bundle):
+    # "cat/7" sent as cat%2F7, which the server decodes before routing: a
+    # bare 404 "Not Found" before, naming neither the id nor the cause.
+    from recsys.serving.service import RetrievalService
+
+    bundle, _ = trained_bundle
+    service = RetrievalService(bundle, precompute_depth=0)
+    asked = []
+
+    def similar(item_id, k):
+        asked.append(item_id)
+        if item_id != "cat/7 ?":
+            raise KeyError(item_id)
+        return service.bundle.item_ids[:k], np.ones(k, np.float32)
+
+    service.similar = similar
+    app = create_app(bundle.path, settings=Settings(), service=service)
+    with TestClient(app) as client:
+        found = client.get("/v1/items/cat%2F7%20%3F/similar", params={"k": 2})
+        unknown = client.get("/v1/items/a%2Fb/similar")
+    assert found.status_code == 200 and len(found.json()["items"]) == 2
+    assert unknown.status_code == 404
+    assert "'a/b'" in unknown.json()["detail"][0]["msg"]
+    assert asked == ["cat/7 ?", "a/b"]

@@ -43,3 +43,23 @@ def test_long_values_outside_the_catalog_are_not_kept(trained_bundle):
     )
     cache.value("userId", "42")
     assert [key[2] for key in cache._values] == ["42"]
+
+
+def test_an_id_spelled_with_a_zero_fraction_is_the_catalogs(trained_bundle):
+    # "260.0" (a float column's spelling) is item 260, as `Bundle.item_rows`
+    # reads it: a history and every exclusion list read it alike (the
+    # preprocessor alone reads "260.0" as an unknown item).
+    bundle, _ = trained_bundle
+    pre = bundle.preprocessor
+    asked = ["260.0", "1196.00", "-3.0", "x"]
+    meant = ["260", "1196", "-3.0", "x"]
+    for prepared in (False, True):
+        cache = FeatureCache(bundle, "movieId")
+        if prepared:
+            cache.prepare(chunk=1000)
+        rows, codes = cache.items(asked)
+        np.testing.assert_array_equal(rows, bundle.item_rows(meant))
+        assert (rows[:2] >= 0).all()
+        np.testing.assert_array_equal(
+            codes, pre.transform_column("movieId", meant)
+        )
