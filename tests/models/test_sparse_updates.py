@@ -89,7 +89,7 @@ def _assert_same_training(build, inputs, atol=1e-5):
     for a, b in zip(_state(dense), _state(sparse), strict=True):
         # float32 rounding, relative too: Adagrad's accumulators reach ~200,
         # where rounding over the steps left 3e-6 of the value (4.6e-5)
-        # under XLA's cheapest code generation (tests/conftest.py).
+        # with LLVM at level 0 (XLA_FLAGS, tests/conftest.py).
         np.testing.assert_allclose(a, b, atol=atol, rtol=1e-5)
     return sparse
 
