@@ -506,7 +506,7 @@ def test_a_number_named_timestamp_stays_the_time_beside_dates():
     assert 'time = "timestamp"' in init_config("two_tower", frame=frame)
 
 
-def test_local_times_across_a_clock_change_are_the_time(tmp_path):
+def test_local_times_across_a_clock_change_are_the_time():
     # ISO times in Paris: "+01:00" in winter, "+02:00" in summer; also a
     # column of them beside a numeric time (pandas refused to mix them).
     rng = np.random.default_rng(0)
