@@ -73,7 +73,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from recsys.config import CONFIG_MODELS
+from recsys.config import KIND_DEFAULTS
 from recsys.config.common import NO_TIME
 from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import LOWER_IS_BETTER
@@ -158,16 +158,12 @@ def search_space(
     model, train = config["model"], config["train"]
     kind = model["kind"]
     rates = [train["learning_rate"]]
-    defaults = (
-        CONFIG_MODELS[kind]
-        .model_fields["train"]
-        .get_default(call_default_factory=True)
-    )
-    if train["optimizer"] == defaults.optimizer:
+    defaults = KIND_DEFAULTS[kind]["train"]
+    if train["optimizer"] == defaults["optimizer"]:
         # A tabular config at 3e-5 tuned only from 6e-6 to 1.5e-4: test
         # AUC 0.8375 where the default 1e-3 gives 0.8881 (stevedata
         # anes_vote84, RESULTS.md).
-        rates.append(defaults.learning_rate)
+        rates.append(defaults["learning_rate"])
     learning_rate = Range(min(rates) / 5, max(rates) * 5, log=True)
     if kind == "two_tower":
         # Epochs up to 12 and dims up to 256: a small dense table can use

@@ -683,14 +683,9 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
     # The second stage's carve model is this carve's, trained for the best
     # epochs: the search's at its best epoch (one training less). Kept only
     # where the second stage will run on this carve.
-    keep = second_stage and (
-        skip_reason(
-            config,
-            len(prepared.items),
-            len(held),
-            repeat_share(fit_rows, held, **_ids(config)),
-        )
-        is None
+    keep = (
+        second_stage
+        and _second_stage_skip(config, prepared, fit_rows, held) is None
     )
     where = (
         "the validation carve",
@@ -703,6 +698,17 @@ def choose_epochs(prepared, config, *, progress=True, epoch_end=None):
     if kept is not None:
         chosen["carve_model"] = (carved, kept[0])
     return chosen
+
+
+def _second_stage_skip(config, prepared, fit_rows, held):
+    """Why `model.second_stage` cannot run on this carve of the training
+    rows, or None (`recsys.second_stage.skip_reason`)."""
+    return skip_reason(
+        config,
+        len(prepared.items),
+        len(held),
+        repeat_share(fit_rows, held, **_ids(config)) if len(held) else 0.0,
+    )
 
 
 def _chosen_epochs(
@@ -923,12 +929,7 @@ class TwoTowerKind(ModelKind):
         # Taken off the state: the bundle's writing keeps no carve model.
         searched = fitted.state.pop("carve_model", None)
         fit_rows, held = split_rule(config["data"]).carve(prepared.train)
-        reason = skip_reason(
-            config,
-            len(arrays["item_ids"]),
-            len(held),
-            repeat_share(fit_rows, held, **_ids(config)) if len(held) else 0.0,
-        )
+        reason = _second_stage_skip(config, prepared, fit_rows, held)
         if reason is not None:
             logger.warning("model.second_stage is skipped: %s", reason)
             return None, {"skipped": reason}
