@@ -84,6 +84,7 @@ from recsys.storage.atomic_write import write_text_atomically
 from recsys.storage.output_lock import output_lock
 from recsys.storage.owned_dirs import read_marker
 from recsys.storage.owned_dirs import write_marker
+from recsys.training.interrupt import ctrl_c_at_batch_end
 
 logger = logging.getLogger(__name__)
 
@@ -628,6 +629,9 @@ def tune(
 ) -> TuneResult:
     """Searches `space` on the validation carve, then trains the best.
 
+    Ctrl-C stops it at the next batch end, as a `KeyboardInterrupt`: the
+    finished trials stay in `output`, and a second run resumes there.
+
     Args:
         config: dict. A config, as `recsys.train` takes it: the dict or
             typed config `recsys.load_config` returns, a dict written by
@@ -679,7 +683,7 @@ def tune(
     # One run at a time: a second would fail the first's running trial
     # (`_open_study`) and overwrite its files. Held to the end, over the
     # final training too (whose bundle has its own lock, `bundle/`'s).
-    with output_lock(output, "recsys tune"):
+    with output_lock(output, "recsys tune"), ctrl_c_at_batch_end():
         _check_output(output)
         _check_writable(output)
         return _search(

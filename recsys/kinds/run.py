@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from recsys.config import load_config
 from recsys.kinds import get_kind
 from recsys.kinds.base import TrainResult
+from recsys.training.interrupt import ctrl_c_at_batch_end
 
 
 def train(
@@ -26,7 +27,8 @@ def train(
 ) -> TrainResult:
     """Trains `config`'s model kind and writes its bundle to `output`.
 
-    What `recsys train` runs, for every `model.kind`.
+    What `recsys train` runs, for every `model.kind`. Ctrl-C stops it at
+    the next batch end, as a `KeyboardInterrupt`.
 
     Args:
         config: dict. A config as `recsys.load_config` returns it (a dict
@@ -63,9 +65,10 @@ def train(
             "out and name the file in data.source."
         )
     kind = get_kind(config["model"]["kind"])
-    return kind.train(
-        config, output, frame=frame, progress=progress, write=write
-    )
+    with ctrl_c_at_batch_end():
+        return kind.train(
+            config, output, frame=frame, progress=progress, write=write
+        )
 
 
 def validated_config(config, taker="recsys.train"):

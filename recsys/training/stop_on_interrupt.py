@@ -8,17 +8,16 @@ from recsys.training.progress import progress_callbacks
 
 
 class StopOnInterrupt(keras.callbacks.Callback):
-    """Raises `SystemExit` at the end of the batch during which a stop was
-    recorded (`recsys.training.interrupt`: SIGTERM during a fit).
+    """Raises `SystemExit` (`KeyboardInterrupt` for Ctrl-C in Python) at
+    the end of the batch during which a stop was recorded
+    (`recsys.training.interrupt`: SIGTERM or Ctrl-C during a fit).
 
     Use it through `interruptible_fit`, which also marks the fit as
     running.
     """
 
     def _stop_if_asked(self, *args, **kwargs):
-        code = interrupt.pending()
-        if code is not None:
-            raise SystemExit(code)
+        interrupt.raise_pending()
 
     on_train_batch_end = _stop_if_asked
     on_test_batch_end = _stop_if_asked
