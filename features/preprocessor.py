@@ -10,11 +10,13 @@ import collections
 import datetime
 import json
 import logging
+import math
 import os
 import stat
 from collections.abc import Iterable
 from typing import Any
 from typing import TypeAlias
+from typing import TypeGuard
 
 import numpy as np
 import pandas as pd
@@ -1024,6 +1026,42 @@ class Preprocessor:
         return cls.from_config(config)
 
 
+def _finite_number(value: Any) -> TypeGuard[int | float]:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+    )
+
+
+def _check_stats(name: str, stats: dict, feature: FeatureSpec) -> None:
+    """Raises `ValueError` unless a numeric feature's stats are ones `fit`
+    writes: a finite mean and a finite standard deviation above 0, or
+    finite bucket boundaries in increasing order. (A string mean failed
+    every transform with numpy's error; a negative deviation flipped the
+    column's sign and scored on; a zero one blamed the data.)"""
+    if isinstance(feature, BucketizedFeature):
+        edges = stats.get("boundaries")
+        if not (
+            isinstance(edges, list)
+            and all(_finite_number(edge) for edge in edges)
+            and all(a < b for a, b in zip(edges, edges[1:], strict=False))
+        ):
+            raise ValueError(
+                f"The bucket boundaries of '{name}' must be a list of "
+                f"finite numbers in increasing order. Received: "
+                f"{str(edges)[:80]}"
+            )
+        return
+    mean, std = stats.get("mean"), stats.get("std")
+    if not (_finite_number(mean) and _finite_number(std) and std > 0):
+        raise ValueError(
+            f"The stats of '{name}' must be a finite mean and a finite "
+            f"standard deviation above 0. Received: mean={mean!r}, "
+            f"std={std!r}"
+        )
+
+
 def _check_learned(features, vocabularies, stats) -> None:
     """Raises `ValueError` unless a saved preprocessor's learned state is
     one `fit` could write: what each feature's transform reads is there,
@@ -1036,6 +1074,7 @@ def _check_learned(features, vocabularies, stats) -> None:
         if isinstance(feature, NumericFeature | BucketizedFeature):
             if not isinstance(stats.get(name), dict):
                 raise ValueError(f"Numeric feature '{name}' has no stats.")
+            _check_stats(name, stats[name], feature)
             continue
         if feature.vocabulary == "hash":
             continue

@@ -132,6 +132,23 @@ def _check_task(path, manifest):
             f"list of classes. Received: task={str(task)[:40]!r}, classes "
             f"of type {type(classes).__name__}. Fix: retrain the bundle."
         )
+    # Label values (text, numbers), distinct: none for a regression, none
+    # or the two text values for a binary task (a forged list of dicts was
+    # printed as the score's class).
+    counts = {"regression": (0,), "binary": (0, 2)}.get(task)
+    expected = "distinct label values"
+    if counts is not None:
+        expected = f"{' or '.join(map(str, counts))} {expected}"
+    if (
+        not all(isinstance(value, str | int | float) for value in classes)
+        or len(set(classes)) != len(classes)
+        or (counts is not None and len(classes) not in counts)
+    ):
+        raise BundleError(
+            f"{path}/manifest.json: the classes of a {task} bundle must be "
+            f"{expected}. Received: {str(classes)[:80]}. Fix: retrain the "
+            "bundle."
+        )
 
 
 def _checked_model(model, where, manifest, inputs):

@@ -407,12 +407,52 @@ def open_bundle(path, kind, allowed, required):
     recover_interrupted_write(path)  # a swap a kill cut short
     files, manifest = BundleFiles.open(path, MANIFEST)
     try:
+        # Hashed as written: the check fills in newer keys' defaults.
+        hashed = _spec_hash_matches(manifest)
         _check_manifest(path, manifest, kind)
         files.check_files(manifest.get("files"), allowed, required)
+        _check_unedited(files, manifest, hashed)
     except BaseException:
         files.close()
         raise
     return files, manifest
+
+
+def _spec_hash_matches(manifest):
+    """Whether the manifest's config hashes to its `spec_hash` (None: a
+    manifest without one)."""
+    if not isinstance(manifest, dict) or "spec_hash" not in manifest:
+        return None
+    try:
+        return spec_hash(manifest["config"]) == manifest["spec_hash"]
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+def _check_unedited(files, manifest, hashed):
+    """Raises `BundleError` where the manifest was edited after training.
+
+    The manifest is the one file without a checksum (it holds them), so
+    what it repeats is compared instead: its metrics with `metrics.json`,
+    its config's data, features and model with its `spec_hash` (`hashed`:
+    `_spec_hash_matches` of the manifest as read). (An edited AUC was
+    printed by `recsys evaluate` as the bundle's own.)
+    """
+    where = f"{files.path}/{MANIFEST}"
+    fix = "Fix: retrain the bundle, or restore its manifest."
+    if "metrics" in manifest:
+        stored = json.dumps(files.json("metrics.json"), sort_keys=True)
+        if json.dumps(manifest["metrics"], sort_keys=True) != stored:
+            raise BundleError(
+                f"{where}: its metrics differ from metrics.json, whose "
+                f"checksum matches: the manifest was edited. {fix}"
+            )
+    if hashed is False:
+        raise BundleError(
+            f"{where}: its config's data, features or model differ from "
+            f"those it was trained with (spec_hash): the manifest was "
+            f"edited. {fix}"
+        )
 
 
 def read_preprocessor(files):
@@ -459,7 +499,14 @@ def _check_ids(ids, where, count):
         rising = bool((ids[1:] > ids[:-1]).all())
         unique = rising or len(pd.unique(ids)) == count
     else:
-        unique = len(pd.unique(canonical_strings(pd.Series(ids)))) == count
+        try:
+            spelled = canonical_strings(pd.Series(ids))
+        except UnicodeError as error:  # a lone surrogate: no UTF-8 text
+            raise BundleError(
+                f"{where} holds an id that is not valid text ({error}). "
+                "Fix: retrain the bundle."
+            ) from None
+        unique = len(pd.unique(spelled)) == count
     if not unique:
         raise BundleError(
             f"{where} holds duplicate ids: each id must appear once. Fix: "

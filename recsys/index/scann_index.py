@@ -78,7 +78,7 @@ def default_options(count: int, dims: int) -> dict[str, Any]:
     }
 
 
-def resolve_options(count: int, dims: int, **options: Any) -> dict[str, Any]:
+def resolve_options(count: int, dims: int, /, **options: Any) -> dict[str, Any]:
     """Fills in defaults and checks the ScaNN options; returns the dict."""
     unknown = sorted(set(options) - set(SCANN_OPTIONS))
     if unknown:

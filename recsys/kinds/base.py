@@ -250,7 +250,15 @@ class ModelKind(abc.ABC):
             )
         if frame is not None and not rescore:
             raise ValueError("--data is the table to re-score: add --rescore.")
-        lines = [self.summary(metrics, config)]
+        try:
+            lines = [self.summary(metrics, config)]
+        except (TypeError, KeyError, ValueError, AttributeError) as error:
+            # Checksummed, so re-signed by hand: not what training wrote.
+            raise BundleError(
+                f"The metrics of {bundle.path} are not as `recsys train` "
+                f"writes them ({type(error).__name__}: {error}). Retrain "
+                "the bundle."
+            ) from None
         if not rescore:
             return "\n".join(lines)
         rescored = self.rescore(bundle, frame)

@@ -341,8 +341,10 @@ def _is_bundle(path):
 
 
 def _unlisted(path):
-    """The files in `path` its bundle manifest does not list (`[]`: a
-    bundle and nothing else), or None where no bundle manifest is there."""
+    """The files in `path` its bundle manifest does not list, and its
+    folders that hold no listed file (`"notes/"`: an empty folder, a link
+    to a folder), or `[]` for a bundle and nothing else, or None where no
+    bundle manifest is there."""
     import json
 
     try:
@@ -353,9 +355,20 @@ def _unlisted(path):
     listed = manifest.get("files") if isinstance(manifest, dict) else None
     if not isinstance(listed, dict) or "kind" not in manifest:
         return None
+    folders = {
+        "/".join(parts[:end])
+        for parts in (str(entry).split("/") for entry in listed)
+        for end in range(1, len(parts))
+    }
     unlisted = []
-    for root, _, files in os.walk(path):
+    for root, subfolders, files in os.walk(path):
         relative = os.path.relpath(root, path)
+        for name in list(subfolders):
+            entry = name if relative == "." else f"{relative}/{name}"
+            entry = entry.replace(os.sep, "/")
+            if entry not in folders or os.path.islink(os.path.join(root, name)):
+                unlisted.append(f"{entry}/")
+                subfolders.remove(name)  # named once, not file by file
         for name in files:
             entry = name if relative == "." else f"{relative}/{name}"
             entry = entry.replace(os.sep, "/")

@@ -781,12 +781,18 @@ def _check_keras_zip(data: bytes | bytearray, name: str) -> None:
     """Raises `BundleError` where a `.keras` zip would harm the process
     Keras unpacks and builds it in: one that unpacks to more than twice
     its size plus `UNPACKED_SLACK` (a zip bomb), or whose config declares
-    layers larger than its weights could hold (`_check_declared_sizes`).
-    A file that is no zip, or lacks its config, is left to Keras, whose
-    error names what is wrong."""
+    layers larger than its weights could hold (`_check_declared_sizes`),
+    and a file that is no zip at all (Keras' error named the temporary
+    file it had been copied to). One that lacks its config is left to
+    Keras, whose error names what is missing."""
     import zipfile
 
     limit = 2 * len(data) + UNPACKED_SLACK
+    if not zipfile.is_zipfile(io.BytesIO(data)):
+        raise BundleError(
+            f"Cannot load the model {name}: it is not a .keras file (a zip "
+            "archive). Fix: retrain the bundle."
+        )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             infos = archive.infolist()
@@ -859,19 +865,32 @@ def _declared_sizes(node, depth=0):
         return
     settings = node.get("config")
     if "class_name" in node and isinstance(settings, dict):
-        found = []
-        for key, value in settings.items():
-            if key in _NOT_SIZES:
-                continue
-            values = value if isinstance(value, list) else [value]
-            found += [
-                (key, v)
-                for v in values
-                if isinstance(v, int) and not isinstance(v, bool) and v > 1
-            ]
-        product = math.prod(sorted((v for _, v in found), reverse=True)[:4])
         layer = settings.get("name", node["class_name"])
-        for key, value in found:
-            yield layer, key, value, product
+        for found in _size_groups(settings, depth):
+            product = math.prod(sorted((v for _, v in found), reverse=True)[:4])
+            for key, value in found:
+                yield layer, key, value, product
     for value in node.values():
         yield from _declared_sizes(value, depth + 1)
+
+
+def _size_groups(settings, depth):
+    """Lists of `(key, value)`: the integers of an object's config, then
+    those of each plain dict within it, a list of its own each (a
+    `Tower`'s or `TabularModel`'s `inputs`: one table's `input_dim` and
+    `output_dim`; a forged 2**40 there aborted the process)."""
+    own = []
+    for key, value in settings.items():
+        if key in _NOT_SIZES:
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if isinstance(item, int) and not isinstance(item, bool):
+                if item > 1:
+                    own.append((key, item))
+            elif (
+                isinstance(item, dict)
+                and "class_name" not in item  # an object: its own layer
+                and depth < 200
+            ):
+                yield from _size_groups(item, depth + 1)
+    yield own

@@ -471,3 +471,28 @@ def test_tokenize_gives_the_tokens_transform_looks_up():
         Preprocessor(features=[NumericFeature("x")]).fit({"x": [1.0]}).tokenize(
             "x", [1.0]
         )
+
+
+@pytest.mark.parametrize(
+    "feature, edit",
+    [
+        ("y", {"mean": "0.5"}),
+        ("y", {"mean": float("nan")}),
+        ("y", {"std": -0.3}),  # flipped the column's sign, scored on
+        ("y", {"std": 0}),  # blamed the data ("values too large")
+        ("y", {"std": True}),
+        ("b", {"boundaries": [3.0, 1.0]}),
+        ("b", {"boundaries": ["1"]}),
+        ("b", {"boundaries": None}),
+    ],
+)
+def test_a_saved_preprocessor_refuses_stats_fit_never_writes(feature, edit):
+    frame = pd.DataFrame({"y": [1.0, 2.0, 4.0], "b": [1.0, 5.0, 9.0]})
+    fitted = Preprocessor(
+        features=[NumericFeature("y"), BucketizedFeature("b", num_bins=2)]
+    ).fit(frame)
+    config = json.loads(json.dumps(fitted.get_config()))
+    Preprocessor.from_config(config)  # as saved: loads
+    config["stats"][feature].update(edit)
+    with pytest.raises(ValueError, match=f"of '{feature}' must be"):
+        Preprocessor.from_config(config)

@@ -22,6 +22,7 @@ from recsys import Bundle
 from recsys.bundles import load_bundle
 from recsys.bundles.tabular import TabularBundle
 from recsys.bundles.two_tower import BundleError
+from recsys.bundles.two_tower import spec_hash
 from recsys.storage.files import BundleFiles
 from recsys.storage.files import file_digests
 
@@ -185,6 +186,12 @@ def _bundle_case(name, change, id):
         _bundle_case(
             "user_ids.npy", lambda a: _set(a, a[0]), "duplicate-user-ids"
         ),
+        # A lone surrogate: pyarrow's UnicodeEncodeError, named no file.
+        _bundle_case(
+            "item_ids.npy",
+            lambda a: _set(a.astype("<U8"), "\ud800"),
+            "surrogate-item-id",
+        ),
         _bundle_case(
             "item_popularity.npy", lambda a: _set(a, np.nan), "nan-popularity"
         ),
@@ -247,6 +254,10 @@ def test_a_config_other_than_the_options_is_refused(copy, no_scann_load):
         ("num_leaves", "5"),
         # ScaNN's config holds it as an int32 (a protobuf ParseError).
         ("training_sample_size", 10**18),
+        # Unknown options named like the function's own arguments: a
+        # TypeError traceback before.
+        ("count", 5),
+        ("dims", 8),
     ],
 )
 def test_absurd_index_options_are_refused(option, value, copy, no_scann_load):
@@ -254,7 +265,7 @@ def test_absurd_index_options_are_refused(option, value, copy, no_scann_load):
     meta["options"][option] = value
     (copy / "index/index.json").write_text(json.dumps(meta))
     _resign(copy)
-    _load_refused(copy, f"Bad options in .*index.json: `{option}`")
+    _load_refused(copy, f"Bad options in .*index.json: .*\\b{option}\\b")
 
 
 def test_a_truncated_npy_is_refused(copy, no_scann_load):
@@ -506,10 +517,38 @@ def test_random_byte_flips_never_crash(trained_bundle, tmp_path):
 
 
 def _edit_manifest(path, change):
+    """`change(manifest)`, its config's hash updated to match (as whoever
+    edits it to pass `_check_unedited` would: the checks after it are the
+    ones tested)."""
     manifest_path = path / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     change(manifest)
+    try:
+        manifest["spec_hash"] = spec_hash(manifest["config"])
+    except (KeyError, TypeError):
+        pass  # a config the load refuses before its hash
     manifest_path.write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    "keys, value, match",
+    [
+        (("metrics", "test", "hr@10"), 0.99, "its metrics differ"),
+        (("config", "model", "embedding_dim"), 8, "config's data, features"),
+        (("config", "data", "source"), "/etc/passwd", "config's data"),
+    ],
+)
+def test_a_manifest_edited_after_training_is_refused(
+    keys, value, match, copy, no_scann_load
+):
+    # The manifest holds the other files' checksums, not its own: what it
+    # repeats (metrics.json, the config's spec_hash) is compared instead.
+    # Before, `recsys evaluate` printed an edited HR as the bundle's own.
+    manifest_path = copy / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    _set_entry(keys, value)(manifest)
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    _load_refused(copy, match)
 
 
 def _set_entry(keys, value):
@@ -592,6 +631,15 @@ def test_a_query_tower_of_other_inputs_is_refused(copy):
         bundle.query_tower  # noqa: B018 (loads it)
 
 
+def test_a_keras_file_that_is_no_zip_is_named(copy):
+    # Before: Keras' error named the temporary file it was copied to.
+    (copy / "query_tower.keras").write_bytes(b"hello")
+    _resign(copy)
+    bundle = load_bundle(str(copy))
+    with pytest.raises(BundleError, match="query_tower.keras: it is not a"):
+        bundle.query_tower  # noqa: B018 (loads it)
+
+
 def test_a_keras_zip_bomb_is_refused_before_keras_unpacks_it(copy):
     import zipfile
 
@@ -606,16 +654,7 @@ def test_a_keras_zip_bomb_is_refused_before_keras_unpacks_it(copy):
         bundle.query_tower  # noqa: B018 (loads it)
 
 
-def test_absurd_layer_sizes_are_refused_before_keras_builds_them(copy):
-    import zipfile
-
-    # Before: XLA aborted the process building a 2e9 x 2e9 embedding
-    # ("overflow in static extent product"), a serving process with it.
-    path = copy / "query_tower.keras"
-    with zipfile.ZipFile(path) as archive:
-        members = {n: archive.read(n) for n in archive.namelist()}
-    config = json.loads(members["config.json"])
-
+def _inflate_every_table(config):
     def inflate(node):
         if isinstance(node, dict):
             for key in ("input_dim", "output_dim"):
@@ -628,6 +667,28 @@ def test_absurd_layer_sizes_are_refused_before_keras_builds_them(copy):
                 inflate(value)
 
     inflate(config)
+    return "= 2,000,000,000"
+
+
+def _inflate_one_input(config):
+    # Only the tower's own list of inputs: its layers' configs unchanged.
+    config["config"]["inputs"][0]["input_dim"] = 2**40
+    return "input_dim = 1,099,511,627,776"
+
+
+@pytest.mark.parametrize("inflate", [_inflate_every_table, _inflate_one_input])
+def test_absurd_layer_sizes_are_refused_before_keras_builds_them(inflate, copy):
+    import zipfile
+
+    # Before: XLA aborted the process building a 2e9 x 2e9 embedding
+    # ("overflow in static extent product"), a serving process with it;
+    # and one of 2**40 rows declared in the tower's `inputs` (a list of
+    # plain dicts, whose sizes were not read) aborted it on reload.
+    path = copy / "query_tower.keras"
+    with zipfile.ZipFile(path) as archive:
+        members = {n: archive.read(n) for n in archive.namelist()}
+    config = json.loads(members["config.json"])
+    expected = inflate(config)
     members["config.json"] = json.dumps(config).encode()
     with zipfile.ZipFile(path, "w") as archive:
         for name, data in members.items():
@@ -646,7 +707,7 @@ def test_absurd_layer_sizes_are_refused_before_keras_builds_them(copy):
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.startswith("BundleError")
-    assert "= 2,000,000,000" in done.stdout
+    assert expected in done.stdout
 
 
 def test_items_without_the_item_column_are_refused(copy):
@@ -687,6 +748,12 @@ def test_other_kinds_check_their_task_and_classes(trained_bundle, tmp_path):
     _edit_manifest(path, lambda manifest: manifest.pop("task"))
     with pytest.raises(BundleError, match="must hold a task"):
         load_bundle(str(path))
+    # Before: loaded, and scored as `score = p([2])`.
+    for classes in ([{"a": 1}, [2]], ["no", "yes", "maybe"], ["a", "a"]):
+        _edit_manifest(path, _set_entry(("task",), "binary"))
+        _edit_manifest(path, _set_entry(("classes",), classes))
+        with pytest.raises(BundleError, match="classes of a binary bundle"):
+            load_bundle(str(path))
 
 
 # -- tabular and text bundles: the same closed list -------------------------

@@ -189,6 +189,19 @@ def test_a_manifest_beside_the_users_files_is_not_a_bundle(
         error = capsys.readouterr().err
         assert said in error and "choose another --output" in error
         assert (output / "thesis.tex").read_text() == "five years of work"
+    # A folder of the user's: empty, or a link to their data (whose files
+    # a walk of the bundle never reached): both were removed on replace.
+    for folder, said in (("notes", "notes/"), ("mydata", "mydata/")):
+        inside = tmp_path / f"with_{folder}"
+        shutil.copytree(tiny_bundle, inside)
+        if folder == "notes":
+            (inside / folder).mkdir()
+        else:
+            (inside / folder).symlink_to(web_app, target_is_directory=True)
+        assert _train(inside, MISSING_DATA) == 1
+        error = capsys.readouterr().err
+        assert f"(1: {said})" in error, error
+        assert (inside / folder).is_dir()
     # A bundle as written is still replaced.
     copy = tmp_path / "copy"
     shutil.copytree(tiny_bundle, copy)

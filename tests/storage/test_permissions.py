@@ -54,9 +54,16 @@ def _fill(tmp):
     pd.DataFrame({"a": [1]}).to_parquet(os.path.join(tmp, "items.parquet"))
     os.makedirs(os.path.join(tmp, "index", "scann"))
     write_text_atomically(os.path.join(tmp, "index", "index.json"), "{}")
+    write_text_atomically(os.path.join(tmp, "index", "scann", "a.pb"), "")
     # Last, listing every file: what makes the directory a bundle to
-    # replace (`atomic_write._is_bundle`).
-    listed = ["ids.npy", "items.parquet", "index/index.json"]
+    # replace (`atomic_write._is_bundle`; a folder of no listed file is
+    # not part of it).
+    listed = [
+        "ids.npy",
+        "items.parquet",
+        "index/index.json",
+        "index/scann/a.pb",
+    ]
     with open(os.path.join(tmp, "manifest.json"), "w") as f:
         f.write(json.dumps({"kind": "test", "files": dict.fromkeys(listed)}))
 
