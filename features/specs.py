@@ -36,6 +36,10 @@ def default_embedding_dim(input_dim: int) -> int:
     return int(min(64, math.ceil(6 * input_dim**0.25)))
 
 
+# Quantile buckets of a bucketized feature: past this, most are empty.
+MAX_NUM_BINS = 100_000
+
+
 def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
     if value is None and allow_none:
         return
@@ -383,6 +387,14 @@ class BucketizedFeature(FeatureSpec):
     def __post_init__(self) -> None:
         self._check_name()
         _check_positive("num_bins", self.num_bins)
+        if self.num_bins > MAX_NUM_BINS:
+            # 10**11 asked numpy for 745 GiB, and the out-of-memory fix
+            # named other keys.
+            raise ValueError(
+                f"Feature '{self.name}': `num_bins` must be at most "
+                f"{MAX_NUM_BINS:,} (buckets of the training rows' "
+                f"quantiles). Received: num_bins={self.num_bins!r}"
+            )
         _check_positive("embedding_dim", self.embedding_dim, allow_none=True)
         if self.boundaries is not None:
             values = list(self.boundaries)

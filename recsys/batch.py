@@ -37,6 +37,7 @@ from recsys.data.sources import header_separator
 from recsys.data.sources import index_as_columns
 from recsys.data.sources import make_output_folder
 from recsys.errors import positive_int
+from recsys.features import canonical_strings
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -222,6 +223,10 @@ def read_users(
         values = frame[column]
     elif frame.shape[1] == 1:
         values = frame.iloc[:, 0]
+    elif not parquet and _ids_with_commas(lines := _lines(path), like):
+        # No header: one id per line, whose commas are the ids' own
+        # (`Muñoz, Juan`); they were read as two columns and refused.
+        values = lines
     else:
         raise ValueError(
             f"The users file {path} has no column {column!r} (the bundle's "
@@ -242,6 +247,25 @@ def read_users(
     if like is None:
         return values.to_numpy()
     return _like_bundle_ids(values, like, spot, path)
+
+
+def _lines(path: str) -> pd.Series:
+    """The file's lines, whole (blank ones kept: row i is line i + 1)."""
+    with open(path, encoding="utf-8-sig", errors="replace") as file:
+        return pd.Series(file.read().splitlines(), dtype=object)
+
+
+def _ids_with_commas(lines: pd.Series, like: np.ndarray | None) -> bool:
+    """Whether whole lines are the ids: most of the filled ones are ids
+    of `like` (the bundle's users)."""
+    if like is None:
+        return False
+    filled = lines.str.strip()
+    filled = filled[filled != ""]
+    if filled.empty:
+        return False
+    known = filled.isin(pd.Index(canonical_strings(pd.Series(like))))
+    return bool(known.mean() >= 0.5)
 
 
 def _once(users: np.ndarray) -> np.ndarray:

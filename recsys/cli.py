@@ -1132,7 +1132,17 @@ def main(argv=None):
     notebooks call it directly)."""
     # Keras's backend defaults to JAX in `recsys/__init__.py`, for the CLI
     # and the Python API alike.
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("output", "output_option", "output_dir"):
+        if getattr(args, name, None) == "":
+            # An unset shell variable (`-o "$OUT"`): `recsys train` wrote
+            # to artifacts/<config> instead, and said nothing.
+            parser.error(
+                f"the {name.replace('_option', '').replace('_', ' ')} path "
+                "is empty (an unset shell variable?). Fix: name a path, or "
+                "leave the option out for its default."
+            )
     args.quiet = getattr(args, "quiet", False)  # absent unless given
     from recsys.logs import configure_logging
 

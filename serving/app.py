@@ -13,12 +13,14 @@ from typing import Any
 from fastapi import Depends
 from fastapi import FastAPI
 from fastapi import HTTPException
+from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import default_bundle_root
 from recsys.serving.bundle_paths import resolve_bundle_path
+from recsys.serving.bundle_paths import why_no_bundle
 from recsys.serving.deps import require_token
 from recsys.serving.errors import error_response
 from recsys.serving.errors import install_error_handlers
@@ -40,7 +42,8 @@ logger = logging.getLogger(__name__)
 
 
 class ServiceMiddleware:
-    """Caps request bodies, records metrics and turns crashes into 500s.
+    """Caps request bodies, records metrics, turns crashes into 500s and
+    answers HEAD as GET without the body.
 
     Plain ASGI (no overhead of `BaseHTTPMiddleware` on the hot path). Every
     answer is counted in `/metrics` by route and status, including 500s
@@ -58,11 +61,19 @@ class ServiceMiddleware:
             return await self.app(scope, receive, send)
         started = time.perf_counter()
         status = None
+        # HEAD wherever GET is answered, as RFC 9110 asks (FastAPI's routes
+        # answered 405: a HEAD health probe failed): the GET, its body
+        # left out.
+        head = scope.get("method") == "HEAD"
+        if head:
+            scope = {**scope, "method": "GET"}
 
         async def send_and_record(message):
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         length = dict(scope["headers"]).get(b"content-length", b"0")
@@ -153,11 +164,29 @@ async def _after_warm(app, service, tower, after_load) -> None:
 
 async def _watch(app, interval):
     """Reloads when the watched bundle directory or pointer file changes."""
-    seen = bundle_fingerprint(app.state.watch_path)
+    path = app.state.watch_path
+    seen = bundle_fingerprint(path)
+    # Why the path names no bundle, at the last poll and as last warned:
+    # a pointer to a typo was ignored without a word. Warned on the
+    # second poll in a row, not during a training's swap of the bundle.
+    missing = warned = None
     while True:
         await asyncio.sleep(interval)
-        current = bundle_fingerprint(app.state.watch_path)
-        if current is None or current == seen:
+        current = bundle_fingerprint(path)
+        if current is None:
+            why = why_no_bundle(path)
+            if why == missing and why != warned:
+                logger.warning(
+                    "Watched path %s names no bundle now (%s); still "
+                    "serving the bundle loaded.",
+                    path,
+                    why,
+                )
+                warned = why
+            missing = why
+            continue
+        missing = warned = None
+        if current == seen:
             continue
         seen = current
         try:
@@ -289,12 +318,25 @@ def create_app(
         for task in tasks:
             task.cancel()
 
+    # Under RECSYS_AUTH_ALL the document (the bundle's query features, the
+    # limits) needs the token too, and the docs pages, which fetch it
+    # without one, are off; FastAPI serves both outside its dependencies.
+    shown = not settings.auth_all
     app = FastAPI(
         title="recsys retrieval service",
         description="Top-k candidate items from a recsys bundle.",
         lifespan=lifespan,
         dependencies=[Depends(require_token)] if settings.auth_all else [],
+        openapi_url="/openapi.json" if shown else None,
+        docs_url="/docs" if shown else None,
+        redoc_url="/redoc" if shown else None,
     )
+    if not shown:
+
+        @app.get("/openapi.json", include_in_schema=False)
+        async def openapi_document() -> JSONResponse:
+            return JSONResponse(app.openapi())
+
     app.state.settings = settings
     app.state.service = service
     app.state.reranker = ranker if isinstance(ranker, Reranker) else None

@@ -50,13 +50,19 @@ def _pointer_target(path):
     return os.path.join(os.path.dirname(os.path.abspath(path)), target)
 
 
-def _bundle_named(path, target):
-    """`target`, if it is a bundle directory (`path` is the pointer)."""
+def _bundle_named(path, target, quoted=True):
+    """`target`, if it is a bundle directory (`path` is the pointer).
+
+    `quoted`: name the target in the error. Not in a reply to a reload
+    request: the first line of any file under the root (a `.env` of
+    secrets) would go back to the client.
+    """
     if not os.path.isfile(os.path.join(target, "manifest.json")):
+        named = f"names {target!r}, which" if quoted else "names a path that"
         raise ValueError(
             f"{path} is a file, so it is read as a pointer file; its first "
-            f"line names {target!r}, which is not a recsys bundle. Fix: "
-            "pass a bundle directory, or a file holding a bundle's path."
+            f"line {named} is not a recsys bundle. Fix: pass a bundle "
+            "directory, or a file holding a bundle's path."
         )
     return target
 
@@ -110,7 +116,9 @@ def resolve_under_root(path, root):
         return real
     # The target is checked against the root before anything looks at it:
     # "not a bundle" for a path outside would say that it does not exist.
-    return _bundle_named(real, _under(root, _pointer_target(real)))
+    return _bundle_named(
+        real, _under(root, _pointer_target(real)), quoted=False
+    )
 
 
 def bundle_fingerprint(path):
@@ -127,3 +135,13 @@ def bundle_fingerprint(path):
         ).st_mtime_ns
     except (OSError, ValueError):
         return None
+
+
+def why_no_bundle(path):
+    """Why `bundle_fingerprint(path)` is None now, in a sentence."""
+    try:
+        target = resolve_bundle_path(path)
+        os.stat(os.path.join(target, "manifest.json"))
+    except (OSError, ValueError) as error:
+        return str(error)
+    return f"{path} names a bundle again"

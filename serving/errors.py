@@ -199,8 +199,22 @@ async def validation_error_handler(request, error):
     for item in detail:
         if item["loc"] == ["body"] and item["type"] == "missing":
             item["msg"] = (
-                "The body is empty: send a JSON object, e.g. "
-                '{"user_id": "42", "k": 10}.'
+                f"The body is empty: send a JSON object, e.g. {EXAMPLE_BODY}."
+            )
+        elif item["type"] == "json_invalid":
+            # pydantic's "JSON decode error", at a loc of the character.
+            said = (item.get("ctx") or {}).get("error", "")
+            item["msg"] = (
+                f"The body is not valid JSON ({said}, at character "
+                f"{item['loc'][-1]}). Fix: send one JSON object, e.g. "
+                f"{EXAMPLE_BODY}."
+            )
+        elif item["type"] == "extra_forbidden":
+            item["msg"] = _unknown_field(request, item["loc"])
+        elif item["loc"] == ["body"] and item["type"] in NOT_AN_OBJECT:
+            item["msg"] = (
+                "The body must be a JSON object, e.g. "
+                f"{EXAMPLE_BODY}. Received: {_json_kind(item.get('input'))}."
             )
     kind = request.headers.get("content-type", "")
     if not _json_type(kind):
@@ -247,6 +261,53 @@ def _merged_id_branches(detail):
             }
         merged.append(item)
     return merged
+
+
+EXAMPLE_BODY = '{"user_id": "42", "k": 10}'
+
+
+def _json_kind(value):
+    """What a JSON value is, in words (`null`, a list, ...)."""
+    if value is None:
+        return "null"
+    names = {list: "a list", str: "a string", bool: "a boolean"}
+    return next(
+        (name for kind, name in names.items() if isinstance(value, kind)),
+        "a number",
+    )
+
+
+def _unknown_field(request, loc):
+    """The message for a body field the route does not take: the fields
+    it does, and the nearest one (`userId`: `user_id`). Pydantic's "Extra
+    inputs are not permitted" listed none."""
+    import difflib
+    import typing
+
+    import pydantic
+
+    route = request.scope.get("route")
+    body = getattr(route, "body_field", None)
+    model = body.field_info.annotation if body is not None else None
+    for key in loc[1:-1]:  # from the body down to the field's object
+        if not isinstance(key, str) or model is None:
+            continue
+        field = model.model_fields.get(key)
+        kinds = [field.annotation] if field is not None else []
+        model = None
+        while kinds:  # the model inside list[...] or X | None
+            kind = kinds.pop()
+            if isinstance(kind, type) and issubclass(kind, pydantic.BaseModel):
+                model = kind
+                break
+            kinds += typing.get_args(kind)
+    name = loc[-1]
+    if model is None:
+        return f"Unknown field {name!r}."
+    fields = [f.alias or key for key, f in model.model_fields.items()]
+    near = difflib.get_close_matches(str(name), fields, n=1)
+    hint = f" Did you mean {near[0]!r}?" if near else ""
+    return f"Unknown field {name!r}.{hint} The fields taken: {fields}."
 
 
 # Validation error types of a body that is not a JSON object at all.

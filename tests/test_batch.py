@@ -262,3 +262,20 @@ def test_cli_users_file_keeps_the_bundles_id_type(
     frame = pd.read_parquet(out)
     assert frame["userId"].dtype == bundle.user_ids.dtype
     assert frame["userId"].tolist() == [known, known, unknown, unknown]
+
+
+def test_read_users_takes_ids_with_commas_one_a_line(tmp_path):
+    # Before: "Muñoz, Juan" was read as two columns, and the file refused
+    # with a fix ("list one id per line") it already followed.
+    ids = np.array(["Muñoz, Juan", "Auerbach, Frank", "Absalon"], object)
+    users = tmp_path / "users.txt"
+    users.write_text("Muñoz, Juan\nAuerbach, Frank\n\nAbsalon\n")
+    assert read_users(str(users), "artist", ids).tolist() == [
+        "Muñoz, Juan",
+        "Auerbach, Frank",
+        "Absalon",
+    ]
+    # Two columns that are not the bundle's users: still refused.
+    users.write_text("a,b\n1,2\n")
+    with pytest.raises(ValueError, match="no column 'artist'"):
+        read_users(str(users), "artist", ids)

@@ -419,3 +419,24 @@ def test_a_backend_that_cannot_run_the_command_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("KERAS_BACKEND", "numpy")
     assert main(["train", "configs/movielens_rating.toml", "-q"]) == 1
     assert "KERAS_BACKEND=numpy cannot train" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "-o", ""],
+        ["tune", "--output", ""],
+        ["synth", ""],
+    ],
+)
+def test_cli_an_empty_output_path_is_refused(
+    argv, tmp_path, capsys, monkeypatch
+):
+    # Before: `recsys train -o "$OUT"` with OUT unset wrote to
+    # artifacts/<config> and exited 0.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    assert stopped.value.code == 2
+    assert "path is empty" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "artifacts")

@@ -310,7 +310,9 @@ def _read_toml(path: str | os.PathLike) -> dict:
             f"Config {path} is over {MAX_CONFIG_BYTES} bytes: not a config."
         )
     try:
-        return tomllib.loads(raw.decode("utf-8"))
+        # utf-8-sig: a byte-order mark (Windows Notepad's) was "Invalid
+        # statement (at line 1, column 1)".
+        return tomllib.loads(raw.decode("utf-8-sig"))
     except UnicodeDecodeError as error:
         raise ConfigError(
             f"Config {path} is not UTF-8 text (byte {error.start}: "

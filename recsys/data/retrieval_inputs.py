@@ -156,7 +156,11 @@ def check_interactions(
         )
     check_columns(frame, [user, item, time])
     if len(frame) == 0:
-        raise ValueError("The interactions table is empty (0 rows).")
+        raise ValueError(
+            "The interactions table (data.source) is empty: 0 rows, a "
+            "header at most. Fix: point data.source at a table of (user, "
+            "item) rows."
+        )
     for column in (user, item, time):
         nulls = int(frame[column].isna().sum())
         if nulls:

@@ -43,6 +43,7 @@ def test_bucketized_repeated_quantiles_merge():
     "kwargs, match",
     [
         ({"num_bins": 0}, "num_bins"),
+        ({"num_bins": 10**11}, "num_bins. must be at most 100,000"),
         ({"boundaries": [3, 1]}, "boundaries"),
         ({"boundaries": []}, "boundaries"),
         ({"boundaries": ["a"]}, "boundaries"),

@@ -82,6 +82,14 @@ def test_config_not_utf8(tmp_path):
         load_config(path)
 
 
+def test_config_with_a_byte_order_mark_loads(tmp_path):
+    # Windows Notepad's UTF-8 starts with one: "Invalid statement (at line
+    # 1, column 1)" before.
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[train]\nepochs = 3\n")
+    assert load_config(path)["train"]["epochs"] == 3
+
+
 def test_config_special_file_is_not_reported_missing():
     with pytest.raises(ConfigError, match="not a regular file"):
         load_config(os.devnull)

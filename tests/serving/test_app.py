@@ -132,7 +132,9 @@ def test_health_ready_metrics_and_docs(client):
         ({"user_id": 1, "k": "ten"}, "valid integer"),
         ({"user_id": 1, "k": 2.5}, "valid integer"),
         ({"user_id": [1]}, "user_id"),
-        ({"user_id": 1, "limit": 3}, "Extra inputs are not permitted"),
+        # Pydantic's "Extra inputs are not permitted" named no field taken.
+        ({"user_id": 1, "limit": 3}, "Unknown field 'limit'. The fields"),
+        ({"userId": 1}, "Unknown field 'userId'. Did you mean 'user_id'?"),
         ({}, "Give a `user_id`, `features`, or both"),
         ({"features": {"age": 3}}, "Unknown query features ['age']"),
         ({"features": {"history": "1,2"}}, "must be a list of item ids"),
@@ -188,9 +190,26 @@ def test_a_form_encoded_body_says_to_send_json(client):
     message = answer.json()["detail"][0]["msg"]
     assert "Content-Type: application/json" in message
     assert "has no Content-Type" in message and "json=, not data=" in message
-    # A JSON body that is no object keeps pydantic's own message.
+    # A JSON body that is no object: said so, with an example (pydantic's
+    # "a valid dictionary or object to extract fields from" before).
     answer = client.post("/v1/retrieve", json=[1])
-    assert "valid dictionary" in answer.json()["detail"][0]["msg"]
+    message = answer.json()["detail"][0]["msg"]
+    assert "must be a JSON object, e.g. {" in message
+    assert "Received: a list" in message
+    # Malformed JSON: where, and the fix ("JSON decode error" before).
+    answer = client.post(
+        "/v1/retrieve",
+        content=b'{"user_id": 1,',
+        headers={"content-type": "application/json"},
+    )
+    message = answer.json()["detail"][0]["msg"]
+    assert "not valid JSON" in message and "at character 14" in message
+    # In a batch's query: that query's fields.
+    batch = {"queries": [{"user_id": 1, "kk": 2}]}
+    answer = client.post("/v1/retrieve/batch", json=batch)
+    detail = answer.json()["detail"][0]
+    assert detail["loc"] == ["body", "queries", 0, "kk"]
+    assert "Did you mean 'k'?" in detail["msg"]
 
 
 def test_no_500_for_random_json(client):
@@ -233,6 +252,13 @@ def test_token_protects_admin_and_optionally_everything(trained_bundle):
         assert (
             client.post("/v1/retrieve", json={"user_id": 1}).status_code == 401
         )
+        # The document too (it lists the bundle's query features): before,
+        # /openapi.json and /docs answered without the token.
+        assert client.get("/openapi.json").status_code == 401
+        assert client.get("/docs").status_code == 404
+        document = client.get("/openapi.json", headers=good)
+        assert document.status_code == 200
+        assert "/v1/retrieve" in document.json()["paths"]
 
 
 def test_reload_swaps_bundles_and_refuses_broken_ones(
@@ -463,6 +489,37 @@ def test_watch_goes_on_after_a_bundle_that_fails_to_load(
     assert "Watched bundle" in caplog.text and "refused" in caplog.text
 
 
+def test_watch_says_when_its_pointer_names_no_bundle(tmp_path, caplog):
+    import asyncio
+    import types
+
+    from recsys.serving import app as app_module
+
+    (tmp_path / "good").mkdir()
+    (tmp_path / "good" / "manifest.json").write_text("{}")
+    pointer = tmp_path / "current"
+    pointer.write_text("good")
+
+    async def main():
+        app = types.SimpleNamespace(
+            state=types.SimpleNamespace(watch_path=str(pointer))
+        )
+        watch = asyncio.create_task(app_module._watch(app, 0.01))
+        await asyncio.sleep(0.02)
+        pointer.write_text("typo_bundel")
+        while "names no bundle" not in caplog.text and not watch.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)  # said once, not every poll
+        watch.cancel()
+
+    # Before: nothing logged, and the rollout silently did nothing.
+    with caplog.at_level("WARNING", logger="recsys"):
+        asyncio.run(asyncio.wait_for(main(), 10))
+    warnings = [r for r in caplog.records if "names no bundle" in r.message]
+    assert len(warnings) == 1
+    assert "typo_bundel" in warnings[0].message
+
+
 def test_a_query_tower_that_failed_to_load_is_a_503(
     trained_bundle, monkeypatch
 ):
@@ -601,3 +658,31 @@ def test_an_item_id_holding_a_slash_has_its_similar_items(trained_bundle):
     assert unknown.status_code == 404
     assert "'a/b'" in unknown.json()["detail"][0]["msg"]
     assert asked == ["cat/7 ?", "a/b"]
+
+
+def test_a_reload_path_to_a_file_under_the_root_never_quotes_it(tmp_path):
+    from recsys.serving.bundle_paths import resolve_under_root
+
+    # Before: the error quoted the file's first line (a `.env`'s secret)
+    # back to the client of /admin/reload.
+    (tmp_path / "secrets.env").write_text("API_KEY=hunter2\n")
+    with pytest.raises(ValueError) as raised:
+        resolve_under_root("secrets.env", str(tmp_path))
+    assert "hunter2" not in str(raised.value)
+    assert "secrets.env" in str(raised.value)
+
+
+def test_head_is_answered_wherever_get_is(trained_bundle):
+    # RFC 9110: before, HEAD /healthz (a load balancer's probe) was a 405.
+    bundle, _ = trained_bundle
+    with TestClient(create_app(bundle.path, settings=Settings())) as client:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            got = client.get(path)
+            head = client.head(path)
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b""
+            assert head.headers["content-type"] == got.headers["content-type"]
+        item = bundle.item_ids[0]
+        assert client.head(f"/v1/items/{item}/similar").status_code == 200
+        assert client.head("/v1/items/no-such-item/similar").status_code == 404
+        assert client.head("/v1/retrieve").status_code == 405  # POST only
