@@ -51,9 +51,17 @@ def _check_positive(name: str, value: Any, allow_none: bool = False) -> None:
 
 def _check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {choices}. Received: {name}={value!r}"
-        )
+        raise ValueError(_choice_error(name, value, choices))
+
+
+def _choice_error(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """The message for a `value` not among `choices`, with the nearest."""
+    import difflib
+
+    near = difflib.get_close_matches(str(value), choices, n=1)
+    return f"`{name}` must be one of {choices}. Received: {name}={value!r}" + (
+        f". Fix: {name} = {near[0]!r}?" if near else ""
+    )
 
 
 class FeatureSpec:
@@ -436,9 +444,9 @@ def feature_from_config(config: dict[str, Any]) -> FeatureSpec:
     kind = config.get("kind")
     name = config.get("name", "?")
     if kind not in FEATURE_KINDS:
+        choices = tuple(FEATURE_KINDS)
         raise ValueError(
-            f"Feature '{name}': `kind` must be one of {tuple(FEATURE_KINDS)}. "
-            f"Received: kind={kind!r}"
+            f"Feature '{name}': {_choice_error('kind', kind, choices)}"
         )
     cls = FEATURE_KINDS[kind]
     known = {f.name for f in dataclasses.fields(cls)} | {"kind"}

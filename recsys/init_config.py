@@ -1055,8 +1055,11 @@ def _two_tower(
 ) -> list[str]:
     guessed = _ids_and_time(frame, "interaction time", columns)
     (user, user_note), (item, item_note), (time, time_note), taken = guessed
-    timeless = time == PLACEHOLDER and time_note.startswith("could not guess")
-    if timeless:
+    given_none = time == ""  # `--time ""`: a table of no order
+    timeless = given_none or (
+        time == PLACEHOLDER and time_note.startswith("could not guess")
+    )
+    if timeless and not given_none:
         # Nothing in the table looks like a time: a table of who chose
         # what, trained without an order (`data.time = ""`).
         time, time_note = (
@@ -1093,9 +1096,17 @@ def _two_tower(
         for column in frame.columns:
             if column in taken or column == display or column in constant:
                 continue
-            values = kept.groupby(item)[column].nunique(dropna=False)
+            grouped = kept.groupby(item)[column]
+            values = grouped.nunique(dropna=False)
             several = values[values > 1]
-            if len(several) <= max(1, ITEM_ATTRIBUTE_EXCEPTIONS * len(values)):
+            # Items with a value at all: a column empty but for the rows
+            # of one item, where it varies (dslabs polls' McMullin
+            # results, all in Utah), describes rows, not items.
+            filled = int((grouped.count() > 0).sum())
+            if (
+                len(several) <= max(1, ITEM_ATTRIBUTE_EXCEPTIONS * len(values))
+                and 2 * len(several) < filled
+            ):
                 # An attribute of the item but for a few (seattlepets'
                 # species: Dog or Cat, both for the breed "Mix"); one at
                 # least, so that one stray row of a catalog under 100
@@ -1125,6 +1136,11 @@ def _two_tower(
         "one value per user (it describes the user): to use it, add its "
         "[features] table and its name to model.query_features",
     )
+    # A row id (tate's `id`) is no user's state: said as in a tabular
+    # table, not offered as a query feature.
+    row_ids = [c for c in row_columns if _is_row_id(frame[c])]
+    lines += _left_out(row_ids, "a different value on every row (a row id)")
+    row_columns = [c for c in row_columns if c not in row_ids]
     lines += _left_out(
         row_columns,
         "it varies within an item and within a user, a property of the "
@@ -1208,6 +1224,13 @@ def _binary_threshold(labels: pd.Series, threshold: float = 0.5):
 
 def _task(labels: pd.Series) -> tuple[str, str]:
     distinct = labels.nunique(dropna=True)
+    if distinct < 2:
+        # "1 classes" before. Training refuses it, naming the value.
+        held = "no value" if distinct == 0 else "one value on every row"
+        return "multiclass", (
+            f"the label holds {held}: nothing to tell apart. Fix: name "
+            "the outcome column with --label"
+        )
     if pd.api.types.is_numeric_dtype(labels) and distinct > 2:
         return "regression", f"{distinct} distinct numbers"
     if distinct == 2:
@@ -1796,9 +1819,16 @@ def _written_config(
 
 
 def _check_columns(kind, columns, frame):
-    """`columns` without unset roles, or a ValueError naming the fix."""
-    columns = {role: name for role, name in columns.items() if name}
+    """`columns` without unset roles, or a ValueError naming the fix. An
+    empty `--time ""` is kept: a table without times (it was guessed)."""
+    columns = {
+        role: name
+        for role, name in columns.items()
+        if name or (name == "" and role == "time" and role in ROLES[kind])
+    }
     for role, name in columns.items():
+        if name == "":
+            continue
         if role not in ROLES[kind]:
             options = ", ".join(f"--{r}" for r in ROLES[kind])
             raise ValueError(
@@ -1810,7 +1840,7 @@ def _check_columns(kind, columns, frame):
                 f"--{role} {name!r} is not a column of the table. Its "
                 f"columns: {[str(c) for c in frame.columns]}."
             )
-    named = list(columns.values())
+    named = [name for name in columns.values() if name]
     repeated = sorted({n for n in named if named.count(n) > 1})
     if repeated:
         raise ValueError(

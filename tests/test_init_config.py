@@ -1789,3 +1789,46 @@ def test_a_few_impossible_iso_dates_are_named_and_a_sorted_table_is_timed():
         "# 'date' does not read as times in 20 values: '0000-00-00' (row 0)"
         in text
     )
+
+
+def test_two_tower_init_leaves_out_row_columns_empty_but_for_one_item():
+    # dslabs polls: McMullin's results, filled on one state's rows only
+    # and varying there, were candidate features (one item varying was
+    # within the exceptions), then training warned to remove them.
+    frame = _events()
+    values = np.full(len(frame), np.nan)
+    one_item = (frame["product_id"] == 7).to_numpy()
+    values[one_item] = np.arange(one_item.sum())
+    frame["poll_result"] = values
+    # A row id: not offered as the user's state.
+    frame["rowid"] = np.random.default_rng(1).permutation(len(frame)) + 10**6
+    text = init_config("two_tower", "e.csv", frame=frame)
+    config = tomllib.loads(text)
+    assert "poll_result" not in config["model"]["candidate_features"]
+    assert "category" in config["model"]["candidate_features"]
+    assert '# "poll_result" is left out: it varies within an item' in text
+    assert '# "rowid" is left out: a different value on every row' in text
+
+
+def test_init_says_a_label_of_one_value_has_nothing_to_tell_apart():
+    frame = _events()
+    frame["is_retweet"] = False
+    text, _ = _tabular_init(frame, "is_retweet")
+    assert "the label holds one value on every row" in text
+    assert "1 classes" not in text
+
+
+def test_init_time_given_empty_is_a_table_without_times():
+    # `recsys init --time ""`: the time was guessed all the same.
+    text = init_config(
+        "two_tower", "e.csv", frame=_events(), columns={"time": ""}
+    )
+    data = tomllib.loads(text)["data"]
+    assert data["time"] == "" and data["split"] == "random"
+    tabular = init_config(
+        "tabular",
+        "e.csv",
+        frame=_events(),
+        columns={"time": "", "label": "clicked"},
+    )
+    assert tomllib.loads(tabular)["data"]["time"] == ""

@@ -66,6 +66,7 @@ def test_an_override_reaches_a_feature_whose_name_holds_dots(key):
         ("trainepochs", "key=value"),
         ("model.query_features=['age']", "no \\[features.age\\] table"),
         ("features.genres.kind='tensor'", "kind"),
+        ("features.genres.kind='categorial'", "Fix: kind = 'categorical'"),
         ("features.genres.sep='|'", "unknown keys \\['sep'\\]"),
         ("train.optimizer='lion'", "optimizer"),
         ("train.batch_size=0", "batch_size must be >= 1"),

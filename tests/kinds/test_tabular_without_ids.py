@@ -12,6 +12,7 @@ from recsys.config import ConfigError
 from recsys.config import load_config
 from recsys.data.split import split_rule
 from recsys.kinds.tabular import TabularKind
+from recsys.kinds.tabular import _warn_label_outlier
 from recsys.kinds.tabular import _warn_label_shift
 from recsys.kinds.tabular import prepare_tabular
 from recsys.kinds.tabular import row_labels
@@ -483,6 +484,33 @@ def test_held_out_labels_far_from_the_training_rows_are_warned(
         _warn_label_shift(prepare_tabular(config))
         assert ("training standard deviations above" in caplog.text) is warned
     assert "data.split = 'time' holds out rows unlike" in caplog.text
+
+
+def test_one_wild_regression_label_is_warned(loans, tmp_path, caplog):
+    # AER's CPS1985 with one wage of 10**6: RMSE 2,400 against 3.75, and
+    # only a note that blamed the features.
+    frame = pd.read_csv(loans / "loans.csv")
+    frame["price"] = np.random.default_rng(3).normal(50, 5, len(frame))
+    text = (
+        CONFIG.replace('source = "loans.csv"', 'source = "prices.csv"')
+        .replace('label = "status"', 'label = "price"')
+        .replace('task = "binary"', 'task = "regression"')
+        .replace('"logistic_regression"', '"linear_regression"')
+    )
+    (tmp_path / "prices.toml").write_text(text)
+    caplog.set_level("WARNING", logger="recsys.kinds.tabular")
+    for wild in (False, True):
+        if wild:
+            frame.loc[frame.index[5], "price"] = 1e6
+        frame.to_csv(tmp_path / "prices.csv", index=False)
+        # Every row trains: the wild one is sure to.
+        config = load_config(
+            str(tmp_path / "prices.toml"), ["data.split='none'"]
+        )
+        prepared = prepare_tabular(config)
+        _warn_label_outlier(prepared)
+        assert ("One training row's price, 1e+06" in caplog.text) is wild
+    assert "data.drop_missing = true" in caplog.text
 
 
 def test_a_table_of_many_categorical_columns_trains_from_init(tmp_path):
