@@ -513,8 +513,10 @@ def _guess(frame, name, patterns, taken, what, *, test=None, usable=None):
             if candidate not in taken and test(frame[candidate]):
                 return candidate, f"guessed from its values: the {what}"
     return PLACEHOLDER, (
-        f"could not guess the {what}: set it, or rerun recsys init with "
-        f"--{name} COLUMN"
+        # Rerunning first: set by hand, the column's own [features] table
+        # (and the lists naming it) stayed, and training refused them.
+        f"could not guess the {what}: rerun recsys init with --{name} "
+        "COLUMN (the features then follow from it), or set it here"
     )
 
 
