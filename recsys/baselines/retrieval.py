@@ -377,7 +377,7 @@ class ItemKNN(_MatrixScorer):
             similar = (transposed[start:stop] @ x).toarray()
             similar[np.arange(stop - start), np.arange(start, stop)] = 0.0
             similar = np.where(similar > 0, similar, filler)
-            top = np.argpartition(similar, n - k, axis=1)[:, n - k :]
+            top = _top_columns(similar, k)
             neighbours.append(top.ravel())
             values.append(np.take_along_axis(similar, top, axis=1).ravel())
             items.append(np.repeat(np.arange(start, stop), k))
@@ -397,6 +397,27 @@ class ItemKNN(_MatrixScorer):
 
     def _score_rows(self, rows):
         return (rows @ self.weights_).toarray()
+
+
+def _top_columns(scores, k):
+    """The columns of each row's `k` largest scores, in column order; of
+    scores tied at the cut, the first columns.
+
+    `np.argpartition` picks among ties as its build and CPU happen to: on
+    MovieLens 6,121 of 7,447 items tie at their 100th neighbour, and the
+    baseline's filtered HR@100 read 0.2190 on one machine and 0.2191 on
+    another.
+
+    Returns:
+        int array `(rows, k)`.
+    """
+    n = scores.shape[1]
+    cut = np.partition(scores, n - k, axis=1)[:, n - k, None]
+    above = scores > cut
+    tied = scores == cut
+    wanted = k - above.sum(axis=1, keepdims=True)
+    keep = above | (tied & (np.cumsum(tied, axis=1, dtype=np.int32) <= wanted))
+    return np.nonzero(keep)[1].reshape(len(scores), k)
 
 
 def _inverse_spd(matrix):
