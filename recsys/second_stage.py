@@ -389,7 +389,9 @@ def skip_reason(config, num_items, carve_rows, repeats):
     return None
 
 
-def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
+def fit_second_stage(
+    carved, carve_bundle, prepared, bundle, *, progress=False, step=None
+):
     """Fits the classifier on the carve; returns the run's lists.
 
     Args:
@@ -399,6 +401,9 @@ def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
         prepared: the run's `PreparedData`.
         bundle: the run's in-memory `Bundle` (its model's vectors).
         progress: bool. A bar of the users ranked.
+        step: callable or None, called without arguments between its
+            parts and chunks of users: `recsys tune` stops a trial past
+            its time budget there (it raises). Defaults to None.
 
     Returns:
         `(lists, details)`: a `RankedLists` and a dict for metrics.json
@@ -409,20 +414,24 @@ def fit_second_stage(carved, carve_bundle, prepared, bundle, *, progress=False):
     """
     config = prepared.config
     seed = config["train"]["seed"]
+    step = step or (lambda: None)
     features, labels, owners = _carve_examples(carve_bundle, carved, config)
+    step()
     if not labels.any():
         reason = _no_positives(carve_bundle, carved)
         logger.warning("model.second_stage is skipped: %s", reason)
         return None, {"skipped": reason}
     k = choosing_cutoff(config["evaluate"]["ks"], len(bundle.item_ids))
     hits = carve_hits(features, labels, owners, k, seed)
+    step()
     if hits is None or hits["reranked"] <= hits["model"]:
         reason = _no_better(hits, k)
         logger.warning("model.second_stage is skipped: %s", reason)
         return None, {"skipped": reason, "carve_hits": hits}
     ranker = _fit_ranker(features, labels, seed)
+    step()
     candidates = Candidates(bundle, prepared.train, prepared.items, config)
-    lists = _ranked_lists(ranker, candidates, bundle, progress)
+    lists = _ranked_lists(ranker, candidates, bundle, progress, step)
     return lists, {
         "fit_pairs": int(len(labels)),
         "fit_positives": int(labels.sum()),
@@ -545,8 +554,9 @@ def _fit_ranker(features, labels, seed):
     return ranker.fit(features, labels)
 
 
-def _ranked_lists(ranker, candidates, bundle, progress):
-    """Each user's best `LIST_LENGTH` candidates by the ranker's score."""
+def _ranked_lists(ranker, candidates, bundle, progress, step):
+    """Each user's best `LIST_LENGTH` candidates by the ranker's score
+    (`step()` after each chunk of users)."""
     num_users = len(bundle.user_ids)
     lengths = np.zeros(num_users, np.int64)
     rows, scores = [], []
@@ -564,6 +574,7 @@ def _ranked_lists(ranker, candidates, bundle, progress):
         rows.append(i[keep].astype(np.int32))
         scores.append(score[keep])
         bar.update(len(users))
+        step()
     bar.close()
     indptr = np.zeros(num_users + 1, np.int64)
     np.cumsum(lengths, out=indptr[1:])

@@ -799,6 +799,8 @@ def _search(
                 study, study.get_trials(deepcopy=False)[trial.number]
             )
             raise
+        except KeyboardInterrupt:
+            raise _Interrupted from None  # left running, as a kill leaves it
         finally:
             trial.set_user_attr(
                 "seconds", round(time.perf_counter() - started, 2)
@@ -940,13 +942,27 @@ def _search(
             if deadline is not None and time.monotonic() > deadline:
                 study.stop()
 
-        with _out_of_time_in_one_line(), bar:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                callbacks=[advance],
-                catch=(OutOfTime,),
+        try:
+            with _out_of_time_in_one_line(), bar:
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    callbacks=[advance],
+                    catch=(OutOfTime,),
+                )
+        except (_Interrupted, KeyboardInterrupt, SystemExit) as stop:
+            # Ctrl-C, SIGTERM: the study is on disk (the CLI exited 130
+            # without a word).
+            logger.warning(
+                "Tuning stopped after %d of %d trial(s); the same command "
+                "resumes the study in %s.",
+                _finished(study) - done,
+                remaining,
+                output,
             )
+            if isinstance(stop, _Interrupted):
+                raise KeyboardInterrupt from None
+            raise
         ran = _finished(study) - done
         # (A grid stops early too, once every point has run.)
         past = deadline is not None and time.monotonic() > deadline
@@ -1152,20 +1168,31 @@ def _open_study(optuna, output, config, space, metric, direction, table):
         )
     study.set_user_attr("table", table)
     # A trial running when the last run was killed never finished: fail it
-    # so that it does not count, and run it again where the search had
-    # enqueued it (`_enqueue_again`).
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == optuna.trial.TrialState.RUNNING:
-            storage.set_trial_state_values(
-                trial._trial_id, optuna.trial.TrialState.FAIL
-            )
-            _enqueue_again(study, trial)
+    # so that it does not count, and run it again (`_enqueue_again`) before
+    # the trials still queued behind it. Enqueued after them, a killed
+    # config trial came last, and a run of `--trials` no more than the
+    # probes queued finished without ever judging the config.
+    states = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False)
+    killed = [t for t in trials if t.state == states.RUNNING]
+    queued = [t for t in trials if t.state == states.WAITING] if killed else []
+    for trial in queued:  # enqueued again below, after the killed
+        storage.set_trial_user_attr(trial._trial_id, REQUEUED, True)
+    for trial in [*killed, *queued]:
+        storage.set_trial_state_values(trial._trial_id, states.FAIL)
+    for trial in sorted([*killed, *queued], key=lambda t: t.number):
+        _enqueue_again(study, trial)
     # Seeded by the trials stored: a resumed run draws new settings, not
     # the first run's again.
     study.sampler = _sampler(
         optuna, space, config["train"]["seed"] + len(study.trials)
     )
     return study
+
+
+# A queued trial that never ran, failed only to be enqueued again behind a
+# killed one (`_open_study`): not shown in trials.csv.
+REQUEUED = "requeued"
 
 
 def _enqueue_again(study, trial):
@@ -1594,6 +1621,13 @@ def _score(scores, metric):
     return float(scores[metric])
 
 
+class _Interrupted(BaseException):
+    """Ctrl-C during a trial, carried past Optuna, which marks a trial
+    failed on `KeyboardInterrupt` (and `_open_study` then never ran it
+    again): the trial stays running, as a killed one does, and runs first
+    on resume. `_search` raises `KeyboardInterrupt` again."""
+
+
 class OutOfTime(Exception):
     """A trial stopped by `tune`'s time budget (marked failed)."""
 
@@ -1702,6 +1736,8 @@ def _trials_table(study, space, config):
         states=[s for s in optuna.trial.TrialState if s.name != "WAITING"],
     )
     for trial in ran:
+        if trial.user_attrs.get(REQUEUED):
+            continue
         row = {"trial": trial.number, "state": trial.state.name}
         # The settings the trial trained with (`consistent`), not the draws.
         params = {n: _value(trial.params.get(n)) for n in space}

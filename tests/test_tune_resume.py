@@ -115,6 +115,39 @@ def test_a_probe_stopped_by_the_time_budget_runs_on_resume(
     assert result.trials["train.optimizer"].tolist()[2] == "adagrad"
 
 
+def test_a_config_trial_stopped_by_ctrl_c_runs_first_on_resume(
+    config, frame, tmp_path, monkeypatch, caplog
+):
+    # Ctrl-C (or a kill) during the config's own trial. Before: Optuna
+    # failed it on KeyboardInterrupt and no run tried it again; left
+    # running by a kill, it was enqueued behind the linear probe, and a
+    # run of `--trials 2` ended without judging the config.
+    calls = []
+    interrupted = _train(calls)
+
+    def train(self, config, *args, **kwargs):
+        if not calls:
+            calls.append((config, args))
+            raise KeyboardInterrupt
+        return interrupted(self, config, *args, **kwargs)
+
+    monkeypatch.setattr(TabularKind, "train", train)
+    with (
+        caplog.at_level(logging.WARNING, logger="recsys.tune"),
+        pytest.raises(KeyboardInterrupt),
+    ):
+        _tune(config, tmp_path, frame, trials=2)
+    assert "the same command resumes the study" in caplog.text
+    calls.clear()
+    monkeypatch.setattr(TabularKind, "train", _train(calls))
+    result = _tune(config, tmp_path, frame, trials=2)
+    rates = [c[0]["train"]["learning_rate"] for c in calls]
+    assert rates[0] == OWN_RATE and len(rates) == 2
+    assert calls[1][0]["train"]["optimizer"] == "adagrad"  # then the probe
+    # The probe queued behind it and enqueued again is no row of its own.
+    assert result.trials["state"].tolist() == ["FAIL", "COMPLETE", "COMPLETE"]
+
+
 def test_a_budget_that_ends_between_trials_says_so(
     config, frame, tmp_path, monkeypatch, caplog
 ):
