@@ -456,6 +456,15 @@ def test_ratings_without_times_split_at_random_beside_the_bias(tmp_path):
         load_config(tables, ["model.history_length=5"])
 
 
+# A regression on a `price` column of prices.csv.
+PRICES_CONFIG = (
+    CONFIG.replace('source = "loans.csv"', 'source = "prices.csv"')
+    .replace('label = "status"', 'label = "price"')
+    .replace('task = "binary"', 'task = "regression"')
+    .replace('"logistic_regression"', '"linear_regression"')
+)
+
+
 def test_held_out_labels_far_from_the_training_rows_are_warned(
     loans, tmp_path, caplog
 ):
@@ -468,13 +477,7 @@ def test_held_out_labels_far_from_the_training_rows_are_warned(
         50 + day / 4 + np.random.default_rng(2).normal(0, 5, len(frame))
     )
     frame.to_csv(tmp_path / "prices.csv", index=False)
-    text = (
-        CONFIG.replace('source = "loans.csv"', 'source = "prices.csv"')
-        .replace('label = "status"', 'label = "price"')
-        .replace('task = "binary"', 'task = "regression"')
-        .replace('"logistic_regression"', '"linear_regression"')
-    )
-    (tmp_path / "prices.toml").write_text(text)
+    (tmp_path / "prices.toml").write_text(PRICES_CONFIG)
     caplog.set_level("WARNING", logger="recsys.kinds.tabular")
     for split, warned in (("random", False), ("time", True)):
         config = load_config(
@@ -491,13 +494,7 @@ def test_one_wild_regression_label_is_warned(loans, tmp_path, caplog):
     # only a note that blamed the features.
     frame = pd.read_csv(loans / "loans.csv")
     frame["price"] = np.random.default_rng(3).normal(50, 5, len(frame))
-    text = (
-        CONFIG.replace('source = "loans.csv"', 'source = "prices.csv"')
-        .replace('label = "status"', 'label = "price"')
-        .replace('task = "binary"', 'task = "regression"')
-        .replace('"logistic_regression"', '"linear_regression"')
-    )
-    (tmp_path / "prices.toml").write_text(text)
+    (tmp_path / "prices.toml").write_text(PRICES_CONFIG)
     caplog.set_level("WARNING", logger="recsys.kinds.tabular")
     for wild in (False, True):
         if wild:

@@ -188,5 +188,7 @@ def test_a_second_stage_reuses_the_searchs_model(
     # training rows trains for the best epochs.
     assert trainings == [searched, best]
     assert len(carves) == 2  # the run's own preparation, one carve
-    # The run is scored on reranked lists: no epoch reports a score.
-    assert len(seen) == sum(trainings) and not any(seen)
+    # The run is scored on reranked lists: no epoch reports a score. After
+    # the epochs, the stage's parts call the clock too (`recsys tune`'s
+    # budget), scoring nothing.
+    assert len(seen) >= sum(trainings) + 3 and not any(seen)
