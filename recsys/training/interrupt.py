@@ -83,7 +83,7 @@ def ctrl_c_at_batch_end():
     Python's own handler raises `KeyboardInterrupt` wherever the main
     thread is, and inside JAX (a batch's loss read back to numpy) it was
     swallowed: `recsys.train` from Python ran on to its last epoch after
-    Ctrl-C, 3 times in 3. Here a Ctrl-C outside a fit raises at once, and
+    Ctrl-C, 2 times in 2. Here a Ctrl-C outside a fit raises at once, and
     one swallowed there anyway (in a callback, which drops exceptions) is
     raised by the next fit's first batch or when the block ends. A handler
     other than Python's (the CLI's, a caller's) is left in place, as is
