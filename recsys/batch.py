@@ -37,7 +37,6 @@ from recsys.data.sources import header_separator
 from recsys.data.sources import index_as_columns
 from recsys.data.sources import make_output_folder
 from recsys.errors import positive_int
-from recsys.features import canonical_strings
 from recsys.logs import progress_bar
 from recsys.storage.atomic_write import write_tables_atomically
 
@@ -264,7 +263,7 @@ def _ids_with_commas(lines: pd.Series, like: np.ndarray | None) -> bool:
     filled = filled[filled != ""]
     if filled.empty:
         return False
-    known = filled.isin(pd.Index(canonical_strings(pd.Series(like))))
+    known = filled.isin(pd.Index(like.astype(str)))  # as `_drop_header`
     return bool(known.mean() >= 0.5)
 
 

@@ -29,30 +29,15 @@ def _config_path(config: str | None = None) -> str:
     return config_file(DEFAULT_CONFIG if config is None else config)
 
 
-@contextlib.contextmanager
 def _sigterm_as_exit():
     """SIGTERM (a scheduler's stop) and SIGINT (Ctrl-C) raise `SystemExit`
     while the block runs, so its cleanup (temporary directories, the lock)
     runs too; during a Keras fit, at the next batch's end
-    (`recsys.training.interrupt`): Ctrl-C's `KeyboardInterrupt`, raised
-    inside JAX's dispatch, was swallowed there and the fit ran on."""
+    (`recsys.training.interrupt.deferred`): Ctrl-C's `KeyboardInterrupt`,
+    raised inside JAX's dispatch, was swallowed there and the fit ran on."""
     from recsys.training import interrupt
 
-    def _exit(signum, frame):
-        if not interrupt.request(128 + signum):
-            raise SystemExit(128 + signum)
-
-    stops = (signal.SIGTERM, signal.SIGINT)
-    try:
-        previous = [signal.signal(stop, _exit) for stop in stops]
-    except ValueError:  # not the main thread: leave signals alone
-        yield
-        return
-    try:
-        yield
-    finally:
-        for stop, handler in zip(stops, previous, strict=True):
-            signal.signal(stop, handler)
+    return interrupt.deferred((signal.SIGTERM, signal.SIGINT))
 
 
 # Keras backends, each named as the module it needs.

@@ -20,7 +20,7 @@ from recsys.serving.batching import MicroBatcher
 from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import default_bundle_root
 from recsys.serving.bundle_paths import resolve_bundle_path
-from recsys.serving.bundle_paths import why_no_bundle
+from recsys.serving.bundle_paths import watched_bundle
 from recsys.serving.deps import require_token
 from recsys.serving.errors import error_response
 from recsys.serving.errors import install_error_handlers
@@ -172,9 +172,8 @@ async def _watch(app, interval):
     missing = warned = None
     while True:
         await asyncio.sleep(interval)
-        current = bundle_fingerprint(path)
+        current, why = watched_bundle(path)
         if current is None:
-            why = why_no_bundle(path)
             if why == missing and why != warned:
                 logger.warning(
                     "Watched path %s names no bundle now (%s); still "

@@ -128,20 +128,15 @@ def bundle_fingerprint(path):
         `(bundle directory, manifest mtime in ns)`, or None when `path`
         names no readable bundle now.
     """
-    try:
-        target = resolve_bundle_path(path)
-        return target, os.stat(
-            os.path.join(target, "manifest.json")
-        ).st_mtime_ns
-    except (OSError, ValueError):
-        return None
+    return watched_bundle(path)[0]
 
 
-def why_no_bundle(path):
-    """Why `bundle_fingerprint(path)` is None now, in a sentence."""
+def watched_bundle(path):
+    """`(bundle_fingerprint(path), None)`, or `(None, why)` when `path`
+    names no readable bundle now: why, in a sentence."""
     try:
         target = resolve_bundle_path(path)
-        os.stat(os.path.join(target, "manifest.json"))
+        mtime = os.stat(os.path.join(target, "manifest.json")).st_mtime_ns
     except (OSError, ValueError) as error:
-        return str(error)
-    return f"{path} names a bundle again"
+        return None, str(error)
+    return (target, mtime), None

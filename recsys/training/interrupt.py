@@ -76,18 +76,53 @@ def fitting():
 
 
 @contextlib.contextmanager
+def deferred(signals, *, keyboard=False):
+    """`signals` during the block stop it, during a fit at its next batch
+    end: as `SystemExit(128 + signal)` (the CLI's SIGTERM and Ctrl-C, so
+    that its cleanup runs), or as `KeyboardInterrupt` with `keyboard`.
+
+    A stop outside a fit raises at once; one swallowed there anyway (in a
+    callback, which drops exceptions) is raised by the next fit's first
+    batch or when the block ends. Off the main thread, signals are left
+    alone.
+
+    Example:
+
+    ```python
+    with deferred((signal.SIGTERM, signal.SIGINT)):
+        interruptible_fit(model, x, y)
+    ```
+    """
+
+    def _stop(signum, frame):
+        if not request(128 + signum, keyboard=keyboard):
+            if keyboard:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+
+    try:
+        previous = [signal.signal(stop, _stop) for stop in signals]
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+        raise_pending()
+    finally:
+        for stop, handler in zip(signals, previous, strict=True):
+            signal.signal(stop, handler)
+        _requested.clear()
+
+
 def ctrl_c_at_batch_end():
     """Ctrl-C during the block stops it as a `KeyboardInterrupt`, during a
-    fit at its next batch end.
+    fit at its next batch end (`deferred`).
 
     Python's own handler raises `KeyboardInterrupt` wherever the main
     thread is, and inside JAX (a batch's loss read back to numpy) it was
     swallowed: `recsys.train` from Python ran on to its last epoch after
-    Ctrl-C, 2 times in 2. Here a Ctrl-C outside a fit raises at once, and
-    one swallowed there anyway (in a callback, which drops exceptions) is
-    raised by the next fit's first batch or when the block ends. A handler
-    other than Python's (the CLI's, a caller's) is left in place, as is
-    any handler off the main thread.
+    Ctrl-C, 2 times in 2. A handler other than Python's (the CLI's, a
+    caller's) is left in place.
 
     Example:
 
@@ -97,21 +132,5 @@ def ctrl_c_at_batch_end():
     ```
     """
     if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
-        yield
-        return
-
-    def _stop(signum, frame):
-        if not request(128 + signum, keyboard=True):
-            raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGINT, _stop)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-        raise_pending()
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        _requested.clear()
+        return contextlib.nullcontext()
+    return deferred((signal.SIGINT,), keyboard=True)
