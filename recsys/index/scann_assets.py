@@ -81,14 +81,20 @@ def parse_assets(text: str, where: str) -> dict[str, str]:
     return assets
 
 
-def expected_config(embeddings: np.ndarray, options: dict[str, Any]) -> Any:
-    """The serialized `ScannConfig` that `ScannIndex` builds for `options`."""
+def expected_config(
+    embeddings: np.ndarray, options: dict[str, Any], random_init: bool = False
+) -> Any:
+    """The `ScannConfig` that `ScannIndex` builds for `options` (with
+    `random_init`, as indexes saved before k-means++ were built)."""
     from google.protobuf import text_format
 
     scann_pb2 = scann_module("proto.scann_pb2")
     config = scann_pb2.ScannConfig()
     text_format.Parse(
-        scann_builder(embeddings, options).create_config(), config
+        scann_builder(
+            embeddings, options, random_init=random_init
+        ).create_config(),
+        config,
     )
     return config
 
@@ -226,9 +232,20 @@ def load_checked_searcher(
     for name in sorted(set(assets.values()) - present):
         raise BundleError(f"Index file missing: {where}{name}")
     checked = {}
-    config = expected_config(embeddings, options)
-    data = files.read(prefix + CONFIG)
-    if bytes(data) != config.SerializeToString():
+    data = bytes(files.read(prefix + CONFIG))
+    # Either k-means start: it shapes training only, not a search.
+    config = next(
+        (
+            config
+            for config in (
+                expected_config(embeddings, options, random_init=random)
+                for random in (False, True)
+            )
+            if data == config.SerializeToString()
+        ),
+        None,
+    )
+    if config is None:
         raise BundleError(
             f"{where}{CONFIG} is not the ScaNN config of the options in "
             f"index.json ({options}). Refusing to load it."
