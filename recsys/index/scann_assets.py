@@ -232,7 +232,7 @@ def load_checked_searcher(
     for name in sorted(set(assets.values()) - present):
         raise BundleError(f"Index file missing: {where}{name}")
     checked = {}
-    data = bytes(files.read(prefix + CONFIG))
+    data = files.read(prefix + CONFIG)
     # Either k-means start: it shapes training only, not a search.
     config = next(
         (
@@ -241,7 +241,7 @@ def load_checked_searcher(
                 expected_config(embeddings, options, random_init=random)
                 for random in (False, True)
             )
-            if data == config.SerializeToString()
+            if bytes(data) == config.SerializeToString()
         ),
         None,
     )
