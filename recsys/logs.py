@@ -1,11 +1,13 @@
 """What a user sees on stderr: log messages, native logs, progress bars.
 
-Three pieces, so that every recsys message reaches a terminal or a log
+Four pieces, so that every recsys message reaches a terminal or a log
 file the same way:
 
 - `configure_logging(verbosity)`: the CLI's logging setup. The library
   itself only creates `logging.getLogger(__name__)` loggers and never
   configures logging (an application embedding recsys owns that).
+- `warnings_once()`: within the block, a recsys warning already shown is
+  not shown again (`recsys tune` prepares the table for every trial).
 - `native_logs(logger)`: ScaNN's C++ code logs through its own, statically
   linked absl straight to file descriptor 2 (`I0000 ...
   partitioner_factory_base.cc:58] ...`). That absl reads no environment
@@ -122,6 +124,50 @@ def configure_logging(verbosity: int = 0) -> None:
     # still propagate to the root logger, which the CLI leaves without
     # handlers.
     logger.setLevel(min(level, logger.getEffectiveLevel()))
+
+
+@contextlib.contextmanager
+def warnings_once() -> Iterator[None]:
+    """Within the block, a `recsys` warning whose text was shown is not
+    shown again: `recsys tune` prepares the table for every trial, and
+    each trial repeated the same warnings about it.
+
+    Filters the handlers that show `recsys` records (the `recsys` logger's,
+    the root logger's, or Python's last resort where there are none), so
+    the records still reach every handler once.
+
+    Example:
+
+    ```python
+    with warnings_once():
+        for trial in trials:
+            run(trial)
+    ```
+    """
+    shown: dict[str, logging.LogRecord] = {}
+
+    def first_time(record: logging.LogRecord) -> bool:
+        if record.levelno != logging.WARNING or not record.name.startswith(
+            "recsys"
+        ):
+            return True
+        # The same record passes every handler; a later one with its text
+        # is a repeat.
+        return shown.setdefault(record.getMessage(), record) is record
+
+    handlers = [
+        *logging.getLogger("recsys").handlers,
+        *logging.getLogger().handlers,
+    ]
+    if logging.lastResort is not None:
+        handlers.append(logging.lastResort)
+    for handler in handlers:
+        handler.addFilter(first_time)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(first_time)
 
 
 # -- native logs -------------------------------------------------------------

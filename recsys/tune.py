@@ -78,6 +78,7 @@ from recsys.config.common import NO_TIME
 from recsys.evaluation.tasks import CHOOSING_METRIC
 from recsys.evaluation.tasks import LOWER_IS_BETTER
 from recsys.logs import progress_bar
+from recsys.logs import warnings_once
 from recsys.storage.atomic_write import check_output_path
 from recsys.storage.atomic_write import write_bytes_atomically
 from recsys.storage.atomic_write import write_text_atomically
@@ -683,7 +684,11 @@ def tune(
     # One run at a time: a second would fail the first's running trial
     # (`_open_study`) and overwrite its files. Held to the end, over the
     # final training too (whose bundle has its own lock, `bundle/`'s).
-    with output_lock(output, "recsys tune"), ctrl_c_at_batch_end():
+    with (
+        output_lock(output, "recsys tune"),
+        ctrl_c_at_batch_end(),
+        warnings_once(),
+    ):
         _check_output(output)
         _check_writable(output)
         return _search(

@@ -165,3 +165,26 @@ def test_progress_bar_on_a_terminal_is_tqdm_auto():
     bar = logs.progress_bar(total=1, file=Terminal())
     assert type(bar) is logs.auto_tqdm
     bar.close()
+
+
+def test_warnings_once_shows_each_warning_once_to_every_handler(
+    capsys, caplog
+):
+    logs.configure_logging(0)
+    logger = logging.getLogger("recsys.some.module")
+    with caplog.at_level(logging.INFO), logs.warnings_once():
+        for _ in range(3):
+            logger.warning("the table is small")
+            logger.warning("trial %s diverged", 1)
+            logger.info("an info line")
+        logging.getLogger("elsewhere").warning("not ours")
+        logging.getLogger("elsewhere").warning("not ours")
+    logger.warning("the table is small")  # after the block: shown again
+    err = capsys.readouterr().err
+    assert err.count("warning: the table is small") == 2
+    assert err.count("warning: trial 1 diverged") == 1
+    assert err.count("an info line") == 3
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages.count("the table is small") == 2
+    assert messages.count("trial 1 diverged") == 1
+    assert messages.count("not ours") == 2
