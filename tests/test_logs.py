@@ -167,9 +167,7 @@ def test_progress_bar_on_a_terminal_is_tqdm_auto():
     bar.close()
 
 
-def test_warnings_once_shows_each_warning_once_to_every_handler(
-    capsys, caplog
-):
+def test_warnings_once_shows_each_warning_once_to_every_handler(capsys, caplog):
     logs.configure_logging(0)
     logger = logging.getLogger("recsys.some.module")
     with caplog.at_level(logging.INFO), logs.warnings_once():
