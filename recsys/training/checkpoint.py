@@ -372,6 +372,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         if state is None:
             return
         path, epoch, step = state
+        epochs = (self.params or {}).get("epochs")
+        if epochs is not None and epoch > epochs:
+            # Resumed, it would hand over a model trained longer than its
+            # config says, as if trained for `epochs`.
+            raise CheckpointError(
+                f"The checkpoint {path} has trained {epoch} epochs, more "
+                f"than the {epochs} this run asks for (train.epochs). Fix: "
+                f"train.epochs = {epoch} or more resumes it; --restart "
+                f"trains {epochs} from the start."
+            )
         model = self.model
         if model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -386,6 +396,13 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self._resuming = epoch  # checked by the first `on_epoch_begin`
         self._epoch, self._step, self._saved_step = epoch, step, step
         self.resumed_from = {"epoch": epoch, "step": step}
+        if epoch == epochs:
+            logger.warning(
+                "Checkpoint %s holds all %d epochs: nothing left to train.",
+                path,
+                epoch,
+            )
+            return
         logger.warning(
             "Resuming from checkpoint %s (epoch %d, step %d).",
             path,

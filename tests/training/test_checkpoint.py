@@ -119,7 +119,7 @@ def test_corrupted_checkpoint_is_a_clear_error(tmp_path):
         f.write(b"not an HDF5 file")
     checkpoint = TrainingCheckpoint(job_dir, "spec")
     with pytest.raises(CheckpointError, match="rerun with --restart"):
-        _model().fit(X, Y, epochs=1, callbacks=[checkpoint], verbose=0)
+        _model().fit(X, Y, epochs=5, callbacks=[checkpoint], verbose=0)
 
 
 def test_checkpoint_of_another_config_is_refused(tmp_path):
@@ -227,6 +227,39 @@ def test_checkpoint_refuses_a_fit_started_at_another_epoch(tmp_path):
     checkpoint = TrainingCheckpoint(job_dir, "spec", every=0)
     with pytest.raises(CheckpointError, match="initial_epoch"):
         _model().fit(X, Y, batch_size=8, epochs=5, callbacks=[checkpoint])
+
+
+def test_a_checkpoint_past_the_epochs_asked_for_is_refused(tmp_path):
+    # Resumed, the model would have trained 2 epochs under a config of 1.
+    job_dir = str(tmp_path / "job")
+    _interrupted_job(job_dir)
+    checkpoint = TrainingCheckpoint(job_dir, "spec", every=0)
+    with pytest.raises(CheckpointError, match="has trained 2 epochs, more"):
+        _model().fit(
+            X,
+            Y,
+            batch_size=8,
+            epochs=1,
+            initial_epoch=checkpoint.initial_epoch,
+            callbacks=[checkpoint],
+        )
+
+
+def test_a_checkpoint_of_every_epoch_is_the_model(tmp_path, caplog):
+    job_dir = str(tmp_path / "job")
+    saved = _interrupted_job(job_dir)
+    model, checkpoint = _model(), TrainingCheckpoint(job_dir, "spec", every=0)
+    model.fit(
+        X,
+        Y,
+        batch_size=8,
+        epochs=2,
+        initial_epoch=checkpoint.initial_epoch,
+        callbacks=[checkpoint],
+    )
+    assert "holds all 2 epochs: nothing left to train" in caplog.text
+    for restored, expected in zip(model.get_weights(), saved, strict=True):
+        np.testing.assert_array_equal(restored, expected)
 
 
 def test_resume_epoch_without_a_checkpoint_is_zero(tmp_path):
