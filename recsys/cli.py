@@ -378,14 +378,23 @@ def _print_json(document) -> None:
 
 def cmd_init(args):
     from recsys.data.sources import check_output_file
+    from recsys.data.sources import make_output_folder
     from recsys.init_config import PLACEHOLDER
     from recsys.init_config import init_config
+    from recsys.storage.atomic_write import write_text_atomically
 
     if args.output:
         # Before the table is read: --force replaces a config, never the
-        # table itself.
+        # table itself, and a config the user has only with --force.
         name = os.path.basename(args.data).split(".")[0] or "config"
         check_output_file(args.output, args.data, f"{name}.toml")
+        if os.path.lexists(args.output) and not args.force:
+            raise ValueError(
+                f"{args.output} exists, and recsys init does not replace a "
+                "config. Fix: add --force to replace it, or write another "
+                "file with --output."
+            )
+        make_output_folder(args.output)
     source = args.data
     if args.output and not os.path.isabs(source):
         # A relative data.source is read from the config file's directory.
@@ -397,16 +406,8 @@ def cmd_init(args):
     if not args.output:
         sys.stdout.write(text)
         return 0
-    # Exclusive: a config the user already has is replaced only on --force.
-    try:
-        with open(args.output, "w" if args.force else "x") as f:
-            f.write(text)
-    except FileExistsError:
-        raise ValueError(
-            f"{args.output} exists, and recsys init does not replace a "
-            "config. Fix: add --force to replace it, or write another file "
-            "with --output."
-        ) from None
+    # Whole or not at all: a kill mid-write leaves no half a config.
+    write_text_atomically(args.output, text)
     print(
         f"wrote {args.output}: check its guessed lines, then "
         f"`recsys train {args.output}`"

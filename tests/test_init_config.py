@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import re
 import tomllib
 
@@ -276,6 +277,18 @@ def test_init_never_replaces_a_config(tmp_path, capsys):
     args = ["init", "two_tower", "--data", str(data), "-o", str(config)]
     assert main([*args, "--force"]) == 0
     assert 'item = "product_id"' in config.read_text()
+    # Refused before the table is read: a missing table is not reached.
+    missing = ["--data", str(tmp_path / "none.csv")]
+    assert main(["init", "two_tower", *missing, "-o", str(config)]) == 1
+    assert "Fix: add --force" in capsys.readouterr().err
+    # Folders are made, as for every other output, and nothing is left
+    # beside the config.
+    deeper = tmp_path / "configs" / "new" / "events.toml"
+    assert (
+        main(["init", "two_tower", "--data", str(data), "-o", str(deeper)]) == 0
+    )
+    assert os.listdir(deeper.parent) == ["events.toml"]
+    assert f'source = "{data}"' in deeper.read_text()
 
 
 def test_unknown_kind_is_refused():

@@ -836,9 +836,9 @@ def check_output_file(
     example: str,
     bundle: str | os.PathLike | None = None,
 ) -> None:
-    """Refuses an output file that is the input table, a directory, inside
-    a file, or inside the bundle a command reads, before anything is read
-    or written.
+    """Refuses an output file that is the input table, a symbolic link, a
+    directory, inside a file, or inside the bundle a command reads, before
+    anything is read or written.
 
     Args:
         output: str or path-like. The file a command writes.
@@ -865,6 +865,15 @@ def check_output_file(
             f"The output {output!r} is the input {source!r}: writing it "
             "would replace your table. Fix: write to another file, e.g. "
             f"{example!r}."
+        )
+    if os.path.islink(output):
+        # Written beside it and renamed over it, the file would replace
+        # the link (a `current.parquet` pointing at a published table).
+        raise ValueError(
+            f"The output {output!r} is a symbolic link (to "
+            f"{os.readlink(output)!r}): the write would replace the link, "
+            "not fill what it points to. Fix: give its target, "
+            f"{os.path.realpath(output)!r}, or another path."
         )
     if os.path.isdir(output):
         raise ValueError(

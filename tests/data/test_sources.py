@@ -475,6 +475,11 @@ def test_an_output_file_is_never_the_input_a_directory_or_inside_a_file(
         check_output_file("rows.csv/deeper/out.csv", "other.csv", "x.csv")
     check_output_file("new/scores.csv", "rows.csv", "x.csv")
     assert table.read_text() == (tmp_path / "link.csv").read_text()
+    # A link to another file: renamed over, the link would be gone.
+    (tmp_path / "published.csv").write_text("kept\n")
+    os.symlink(tmp_path / "published.csv", tmp_path / "current.csv")
+    with pytest.raises(ValueError, match="'current.csv' is a symbolic link"):
+        check_output_file("current.csv", "rows.csv", "scores.csv")
 
 
 def test_a_column_named_in_another_case_is_pointed_at(tmp_path):
