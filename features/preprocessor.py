@@ -161,10 +161,10 @@ def _raise_not_numeric(bad: pd.Series, name: str, fitted: bool) -> None:
             "those cells as numbers (no units or % signs), or empty them "
             "(read as missing, as in training)."
         )
-    examples = ", ".join(_shown(v) for v in bad.unique()[:5].tolist())
     raise ValueError(
-        f"Column '{name}' must be numeric, but it holds non-numeric values, "
-        f"e.g. [{examples}]. Fix: clean the column or declare it as a "
+        f"Column '{name}' must be numeric, but it holds {len(bad):,} "
+        f"non-numeric {'value' if len(bad) == 1 else 'values'}, e.g. "
+        f"{_rows(bad)} (rows from 0). Fix: clean the column or declare it as a "
         "categorical feature (times: write every one in ISO 8601, e.g. "
         "2013-01-01T06:00:00Z, read as Unix seconds)."
     )

@@ -1150,6 +1150,12 @@ def main(argv=None):
         _check_backend(args.command)
         with stops:
             return args.run(args)
+    except BrokenPipeError:
+        # The reader left (`recsys evaluate --json | head`): as a Unix
+        # tool does, stop quietly; stdout now points at nothing, so that
+        # Python's own flush at exit does not fail on it again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports such a stop
     except (ConfigError, BundleError, OSError, KeyError, ValueError) as error:
         print(
             f"recsys {args.command}: error: {error_message(error)}",

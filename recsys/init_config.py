@@ -481,6 +481,10 @@ def _is_row_id(series: pd.Series) -> bool:
     """
     if len(series) < 20 or series.isna().any():
         return False
+    if _key(series.name) in ("rownames", "rowname"):
+        # R's row names: distinct in R, but read back as numbers they can
+        # collide (carData's GSSvocab: `1978.1` and `1978.10`).
+        return True
     if series.nunique() != len(series):
         return False
     if _is_strings(series):

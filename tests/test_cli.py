@@ -440,3 +440,14 @@ def test_cli_an_empty_output_path_is_refused(
     assert stopped.value.code == 2
     assert "path is empty" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "artifacts")
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    # `recsys evaluate --json | head` said "error: Broken pipe", status 1.
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    command = [sys.executable, "-m", "recsys", "config-schema", "tabular"]
+    done = subprocess.run(command, stdout=write, stderr=subprocess.PIPE)
+    os.close(write)
+    assert done.returncode == 141
+    assert done.stderr == b""

