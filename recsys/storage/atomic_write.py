@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import secrets
+import signal
 
 from recsys.storage.files import BundleError
 from recsys.storage.output_lock import output_lock
@@ -450,35 +451,73 @@ def write_atomically(path, fill):
         recover_interrupted_write(path)
         check_output(path)
         tmp = make_owned_tempdir(parent, TMP_PREFIX, "bundle-tmp", target=name)
-        new, old = os.path.join(tmp, CONTENT), None
+        new = os.path.join(tmp, CONTENT)
         try:
             os.mkdir(new)
             fill(new)
             fsync_tree(new)
-            if _is_bundle(path):
-                # The journal entry: on disk before the first rename.
-                old = make_owned_tempdir(
-                    parent,
-                    OLD_PREFIX,
-                    "bundle-old",
-                    target=name,
-                    new=os.path.basename(tmp),
-                )
-                fsync_directory(parent)
-                os.replace(path, os.path.join(old, CONTENT))
-            # Over a missing or empty directory: one atomic rename.
-            os.replace(new, path)
-            fsync_directory(parent)
         except BaseException:
-            aside = old and os.path.join(old, CONTENT)
-            if aside and os.path.isdir(aside) and not os.path.lexists(path):
-                os.replace(aside, path)  # an exception, not a kill: undo
+            remove_owned(tmp)
             raise
-        finally:
-            for directory in (old, tmp):
-                if directory:
-                    remove_owned(directory)
+        with _stops_held(path):
+            _swap(path, parent, name, tmp, new)
     return path
+
+
+@contextlib.contextmanager
+def _stops_held(path):
+    """SIGTERM and Ctrl-C during the block take effect when it ends: the
+    CLI's stop, raised inside a swap, had published the new bundle, said
+    it stopped before, and left the old one half removed beside it."""
+    held = []
+    stops = (signal.SIGTERM, signal.SIGINT)
+    try:
+        previous = [
+            signal.signal(stop, lambda signum, frame: held.append(signum))
+            for stop in stops
+        ]
+    except ValueError:  # not the main thread, where no handler runs
+        yield
+        return
+    try:
+        yield
+    finally:
+        for stop, handler in zip(stops, previous, strict=True):
+            signal.signal(stop, signal.SIG_DFL if handler is None else handler)
+    if held:
+        logger.warning("Stopped after %s was written whole.", path)
+        signal.raise_signal(held[0])
+
+
+def _swap(path, parent, name, tmp, new):
+    """Renames the finished `new` (inside `tmp`) to `path`, an existing
+    bundle there first set aside, then removes both temporary
+    directories."""
+    old = None
+    try:
+        if _is_bundle(path):
+            # The journal entry: on disk before the first rename.
+            old = make_owned_tempdir(
+                parent,
+                OLD_PREFIX,
+                "bundle-old",
+                target=name,
+                new=os.path.basename(tmp),
+            )
+            fsync_directory(parent)
+            os.replace(path, os.path.join(old, CONTENT))
+        # Over a missing or empty directory: one atomic rename.
+        os.replace(new, path)
+        fsync_directory(parent)
+    except BaseException:
+        aside = old and os.path.join(old, CONTENT)
+        if aside and os.path.isdir(aside) and not os.path.lexists(path):
+            os.replace(aside, path)  # an exception, not a kill: undo
+        raise
+    finally:
+        for directory in (old, tmp):
+            if directory:
+                remove_owned(directory)
 
 
 # -- recovery ----------------------------------------------------------------

@@ -377,6 +377,55 @@ def test_kill_inside_a_bundle_write_is_recovered(
     load_bundle(str(output))
 
 
+# The CLI's stop (`SystemExit(143)` from its SIGTERM handler) sent between
+# the swap's two renames.
+_STOPPED_SWAP = r"""
+import os
+import shutil
+import signal
+import sys
+
+from recsys.storage.atomic_write import write_atomically
+
+source, out = sys.argv[1:]
+replace = os.replace
+
+
+def stopping_replace(src, dst):
+    replace(src, dst)
+    if os.fspath(src) == out:  # the old bundle is aside, the new not in
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def stop(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, stop)
+os.replace = stopping_replace
+write_atomically(out, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+"""
+
+
+def test_a_stop_inside_a_swap_waits_for_it_to_end(tiny_bundle, tmp_path):
+    # It left the old bundle half removed and said it stopped before.
+    output = tmp_path / "run"
+    shutil.copytree(tiny_bundle, output)
+    old_inode = os.stat(output).st_ino
+    done = subprocess.run(
+        [sys.executable, "-c", _STOPPED_SWAP, tiny_bundle, str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 143, done.stderr[-2000:]
+    assert f"Stopped after {output} was written whole" in done.stderr
+    assert os.stat(output).st_ino != old_inode
+    assert _tree(output) == _tree(tiny_bundle)
+    assert _leftovers(str(tmp_path)) == []
+    load_bundle(str(output))
+
+
 def test_bundle_directories_follow_the_umask(tiny_bundle, tmp_path):
     output = tmp_path / "run"
     previous = os.umask(0o022)
