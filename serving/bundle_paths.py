@@ -125,8 +125,11 @@ def bundle_fingerprint(path):
     """What changes when a new bundle lands at `path` (or its pointer).
 
     Returns:
-        `(bundle directory, manifest mtime in ns)`, or None when `path`
-        names no readable bundle now.
+        `(bundle directory, (relative path, size, mtime in ns) of each of
+        its files)`, or None when `path` names no readable bundle now.
+        Every file counts, not the manifest alone: a bundle copied into
+        place file by file (rsync) has its manifest before the rest, and
+        was refused then and never tried again.
     """
     return watched_bundle(path)[0]
 
@@ -136,7 +139,14 @@ def watched_bundle(path):
     names no readable bundle now: why, in a sentence."""
     try:
         target = resolve_bundle_path(path)
-        mtime = os.stat(os.path.join(target, "manifest.json")).st_mtime_ns
+        os.stat(os.path.join(target, "manifest.json"))
+        files = []
+        for root, dirs, names in os.walk(target):
+            dirs.sort()
+            for name in sorted(names):
+                stat = os.stat(os.path.join(root, name), follow_symlinks=False)
+                where = os.path.relpath(os.path.join(root, name), target)
+                files.append((where, stat.st_size, stat.st_mtime_ns))
     except (OSError, ValueError) as error:
         return None, str(error)
-    return (target, mtime), None
+    return (target, tuple(files)), None

@@ -468,7 +468,8 @@ def _serve_workers(
         current = bundle_fingerprint(bundle)
         if current is None or current == seen[0]:
             return False
-        seen[0] = current  # a bundle that fails to load is not retried
+        # One that fails to load is tried again once its files change.
+        seen[0] = current
         return True
 
     try:

@@ -403,7 +403,9 @@ def stop(signum, frame):
 
 signal.signal(signal.SIGTERM, stop)
 os.replace = stopping_replace
-write_atomically(out, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True))
+write_atomically(
+    out, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True)
+)
 """
 
 

@@ -489,6 +489,49 @@ def test_watch_goes_on_after_a_bundle_that_fails_to_load(
     assert "Watched bundle" in caplog.text and "refused" in caplog.text
 
 
+def test_watch_tries_a_refused_bundle_again_once_its_files_change(
+    tmp_path, monkeypatch
+):
+    # Copied in file by file (rsync), the manifest came before the rest:
+    # refused then, the whole bundle was never tried again.
+    import asyncio
+    import types
+
+    from recsys.serving import app as app_module
+
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "manifest.json").write_text("{}")
+    tried = []
+
+    async def swap_bundle(app, path):
+        whole = os.path.exists(os.path.join(path, "metrics.json"))
+        tried.append(whole)
+        if not whole:
+            raise RuntimeError("metrics.json is missing")
+        return types.SimpleNamespace(bundle="b", previous="a")
+
+    async def main():
+        app = types.SimpleNamespace(
+            state=types.SimpleNamespace(watch_path=str(tmp_path / "b"))
+        )
+        watch = asyncio.create_task(app_module._watch(app, 0.01))
+        await asyncio.sleep(0.01)
+        os.utime(tmp_path / "b" / "manifest.json", ns=(1, 1))
+        while not tried:
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # polls of an unchanged refused bundle
+        assert tried == [False]
+        (tmp_path / "b" / "metrics.json").write_text("{}")
+        while tried[-1:] != [True] and not watch.done():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)
+        watch.cancel()
+
+    monkeypatch.setattr(app_module, "swap_bundle", swap_bundle)
+    asyncio.run(asyncio.wait_for(main(), 10))
+    assert tried == [False, True]
+
+
 def test_watch_says_when_its_pointer_names_no_bundle(tmp_path, caplog):
     import asyncio
     import types
