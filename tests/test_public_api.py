@@ -1,6 +1,7 @@
 """The public API: `recsys.<name>` for every documented name, one `train`
 for every model kind, and `import recsys` without Keras."""
 
+import os
 import subprocess
 import sys
 
@@ -65,6 +66,15 @@ def test_train_in_memory_and_to_disk(tmp_path):
     assert memory.bundle is None
     assert set(memory.exported) == {"arrays", "index", "items", "preprocessor"}
     assert memory.model.query_tower is not None
+    # A folder of the user's is refused before any data is read (it was
+    # refused once trained, the model lost, a job directory left beside).
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("precious")
+    unread = {**config, "data": {**config["data"], "source": "none.csv"}}
+    with pytest.raises(ValueError, match="is not a recsys bundle"):
+        recsys.train(unread, str(mine))  # not "none.csv: no such file"
+    assert os.listdir(tmp_path) == ["mine"]
     bundle, metrics = recsys.train(
         config, str(tmp_path / "b"), frame=frame, progress=False
     )

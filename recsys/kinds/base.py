@@ -181,17 +181,23 @@ class ModelKind(abc.ABC):
                 # init` would write.
                 frame = source_table(config, frame, progress=progress)
                 config = with_written_features(config, frame)
+        from recsys.training.precision import precision_scope
+
         prepared = self.prepare(config, frame, progress=progress)
-        fitted = self.fit(
-            prepared,
-            config,
-            output=output if write else None,
-            progress=progress,
-        )
-        exported = self.export(fitted, prepared, config, progress=progress)
-        metrics = self.evaluate(
-            fitted, exported, prepared, config, progress=progress
-        )
+        # The config's precision, not a policy the caller set globally
+        # (`keras.config.set_dtype_policy("mixed_float16")` in a notebook
+        # built a tabular model in float16, saved so in its bundle).
+        with precision_scope(config):
+            fitted = self.fit(
+                prepared,
+                config,
+                output=output if write else None,
+                progress=progress,
+            )
+            exported = self.export(fitted, prepared, config, progress=progress)
+            metrics = self.evaluate(
+                fitted, exported, prepared, config, progress=progress
+            )
         result = TrainResult(
             metrics=metrics,
             model=fitted.model,

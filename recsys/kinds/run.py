@@ -8,6 +8,7 @@ module reads configs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Mapping
 
@@ -64,8 +65,18 @@ def train(
             "pass pandas.read_csv(...) (or .read_parquet), or leave frame "
             "out and name the file in data.source."
         )
+    from recsys.training.checkpoint import training_job
+
     kind = get_kind(config["model"]["kind"])
-    with ctrl_c_at_batch_end():
+    # As `recsys train`: the output, its lock and the job directory are
+    # settled before any data is read (a folder of the user's was refused
+    # only once trained, and the model lost).
+    job = (
+        training_job(config, output)
+        if write and output
+        else contextlib.nullcontext()
+    )
+    with ctrl_c_at_batch_end(), job:
         return kind.train(
             config, output, frame=frame, progress=progress, write=write
         )

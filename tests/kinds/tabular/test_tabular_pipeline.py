@@ -201,3 +201,19 @@ def test_history_model_and_logistic_regression_read_liked_items(
 def test_history_needs_the_item_feature():
     with pytest.raises(ConfigError, match="history_length > 0 needs"):
         _config(LIKED, "model.history_length=5", 'model.features=["userId"]')
+
+
+def test_a_global_dtype_policy_does_not_reach_the_model(small_frame):
+    # A notebook's `set_dtype_policy("mixed_float16")` built the tabular
+    # model in float16 (saved so in its bundle).
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        result = train(_config(LIKED), write=False, frame=small_frame)
+        assert keras.config.dtype_policy().name == "mixed_float16"
+    finally:
+        keras.config.set_dtype_policy(previous)
+    policies = {layer.dtype_policy.name for layer in result.model.layers}
+    assert policies == {"float32"}
