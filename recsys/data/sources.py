@@ -544,8 +544,19 @@ def names_as_text(frame: pd.DataFrame) -> pd.DataFrame:
     '0' (for '0')?").
 
     Raises:
-        ValueError: for two names alike as text (`0` and `"0"`).
+        ValueError: for a name given twice, or two alike as text (`0` and
+            `"0"`).
     """
+    repeated = frame.columns[frame.columns.duplicated()].unique().tolist()
+    if repeated:
+        # As a file's header naming one twice is refused: pandas then
+        # hands a table, not a column, and the checks failed on that.
+        raise ValueError(
+            f"The table names the column {repeated[0]!r} more than once"
+            + (f" (and {repeated[1:5]})" if len(repeated) > 1 else "")
+            + ". Fix: rename or drop the repeats, e.g. frame = "
+            "frame.loc[:, ~frame.columns.duplicated()]."
+        )
     if all(isinstance(name, str) for name in frame.columns):
         return frame
     names = [str(name) for name in frame.columns]

@@ -231,6 +231,11 @@ def test_a_frame_of_numbered_columns_is_named_by_the_config_as_text():
     assert frame.columns.tolist() == [0, 1, 2]  # the caller's, as it was
     with pytest.raises(ValueError, match=r"columns \['0'\] are alike"):
         source_table({"data": data}, frame.set_axis([0, "0", 2], axis=1))
+    # A name given twice: pandas hands a table for it, and the checks
+    # failed on that ("'DataFrame' object has no attribute 'dtype'").
+    twice = frame.set_axis(["user", "item", "user"], axis=1)
+    with pytest.raises(ValueError, match="names the column 'user' more than"):
+        source_table({"data": {**data, "user": "user"}}, twice)
 
 
 def test_a_numeric_feature_cell_that_is_no_time_is_named_by_its_file_row():
