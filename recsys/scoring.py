@@ -409,6 +409,12 @@ def _cell(values, row):
     return value.item() if isinstance(value, np.generic) else value
 
 
+# A number this many standard deviations (of the training rows) from their
+# mean, on the model's scale, is no value the model has learnt anything
+# about: a date typed into a day-of-month column read as 1.26e9 ozone.
+FAR_DEVIATIONS = 20
+
+
 class UnseenValues:
     """Counts the category values to score that the bundle never learned.
 
@@ -422,6 +428,7 @@ class UnseenValues:
     def __init__(self, preprocessor):
         from recsys.features.specs import CategoricalFeature
         from recsys.features.specs import MultiCategoricalFeature
+        from recsys.features.specs import NumericFeature
         from recsys.features.specs import TextFeature
 
         self.preprocessor = preprocessor
@@ -434,6 +441,14 @@ class UnseenValues:
         ]
         self.counts: dict[str, int] = {}
         self.examples: dict[str, object] = {}
+        # Numbers read on the training rows' scale (mean 0, deviation 1).
+        self.numeric = [
+            f
+            for f in getattr(preprocessor, "features", ())
+            if isinstance(f, NumericFeature) and f.transform != "none"
+        ]
+        self.far: dict[str, int] = {}
+        self.far_examples: dict[str, object] = {}
 
     def add(self, frame, inputs=None):
         """Counts the unseen values of one chunk's rows.
@@ -459,9 +474,38 @@ class UnseenValues:
                 if name not in self.examples:
                     row = int(np.argmax(unseen))  # the first unseen value
                     self.examples[name] = _cell(frame[name], row)
+        for feature in self.numeric:
+            name = feature.name
+            if inputs is not None:
+                scaled = inputs[name]
+            elif name in frame.columns:
+                scaled = self.preprocessor.transform_column(name, frame[name])
+            else:
+                continue
+            far = np.abs(scaled) > FAR_DEVIATIONS  # NaN (missing): False
+            if far.any():
+                self.far[name] = self.far.get(name, 0) + int(far.sum())
+                if name not in self.far_examples:
+                    row = int(np.argmax(far))
+                    self.far_examples[name] = _cell(frame[name], row)
 
     def warn(self, total):
         """Logs the counts, if any, of `total` rows."""
+        if self.far:
+            said = "; ".join(
+                f"'{name}' in {count:,} of {total:,} rows, e.g. "
+                f"{self.far_examples[name]!r}"
+                for name, count in self.far.items()
+            )
+            logger.warning(
+                "Numbers far outside the training rows' (more than %d "
+                "standard deviations from their mean): %s. The model's "
+                "answers for those rows mean little. Fix, where one is a "
+                "typo, another unit or a date or flag in a column of "
+                "numbers: write it as the training table does.",
+                FAR_DEVIATIONS,
+                said,
+            )
         if not self.counts:
             return
         said = []
@@ -512,7 +556,9 @@ def score_columns(bundle, predictions, names=None):
     # The most probable class, which every user would otherwise compute;
     # empty for a row left unscored (all NaN).
     scored = ~np.isnan(predictions).all(axis=1)
-    classes = np.asarray([str(c) for c in bundle.classes], dtype=object)
+    # The classes as the label held them: numbers stay numbers (a predicted
+    # month compared with the month column).
+    classes = np.asarray(list(bundle.classes), dtype=object)
     best = classes[np.nanargmax(np.where(scored[:, None], predictions, 0), 1)]
     columns[names.get("predicted", "predicted")] = np.where(scored, best, None)
     return columns

@@ -64,3 +64,41 @@ def test_a_file_of_several_chunks_is_warned_of_once(
         )
     [message] = _said(caplog)
     assert "'movieId' in 2 of 10 rows, e.g. 1000000000" in message
+
+
+def test_numbers_far_outside_the_training_rows_are_said(caplog):
+    # A date typed into a day-of-month column was read as Unix seconds and
+    # scored as an ozone of 1.26e9, without a word.
+    import pandas as pd
+
+    from recsys.features import NumericFeature
+    from recsys.features import Preprocessor
+    from recsys.scoring import UnseenValues
+
+    days = pd.DataFrame({"day": np.arange(1, 32, dtype=float)})
+    pre = Preprocessor(features=[NumericFeature("day")]).fit(days)
+    rows = pd.DataFrame({"day": [3.0, np.nan, 40.0]})
+    with caplog.at_level("WARNING"):
+        counter = UnseenValues(pre)
+        counter.add(rows)
+        counter.warn(len(rows))
+    assert caplog.text == ""  # 40 is near enough; a missing day is no number
+    typed = pd.DataFrame({"day": pd.to_datetime(["2024-01-01", "2024-01-02"])})
+    with caplog.at_level("WARNING"):
+        counter = UnseenValues(pre)
+        counter.add(typed)
+        counter.warn(len(typed))
+    assert "'day' in 2 of 2 rows, e.g. Timestamp('2024-01-01" in caplog.text
+    assert "more than 20 standard deviations" in caplog.text
+
+
+def test_predicted_classes_keep_the_labels_type():
+    import types
+
+    from recsys.scoring import score_columns
+
+    bundle = types.SimpleNamespace(classes=[5, 6, 7])
+    probabilities = np.array([[0.1, 0.7, 0.2], [np.nan] * 3])
+    predicted = score_columns(bundle, probabilities)["predicted"]
+    assert predicted.tolist() == [6, None]
+    assert isinstance(predicted[0], int | np.integer)
