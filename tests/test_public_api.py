@@ -82,6 +82,12 @@ def test_train_in_memory_and_to_disk(tmp_path):
     # run measured.
     assert metrics["test"] == memory.metrics["test"]
     assert recsys.load_bundle(bundle.path).metrics["test"] == metrics["test"]
+    # A notebook cell's last line shows them: a line, not every array.
+    assert repr(memory).startswith("TrainResult(test: ")
+    assert "bundle=None" in repr(memory) and len(repr(memory)) < 200
+    assert repr(bundle) == (
+        f"Bundle(two_tower, {bundle.path!r}, {bundle.version})"
+    )
 
 
 def test_train_reads_what_a_notebook_passes_as_its_config():

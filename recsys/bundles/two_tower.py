@@ -811,6 +811,11 @@ class ManifestProperties:
         """The bundle's unique version string (from its manifest)."""
         return self.manifest.get("version", "unversioned")
 
+    def __repr__(self) -> str:
+        kind = self.manifest.get("kind", "two_tower")
+        path = getattr(self, "path", None)
+        return f"{type(self).__name__}({kind}, {path!r}, {self.version})"
+
 
 class Bundle(ManifestProperties):
     """A loaded bundle: recommends items for users from precomputed vectors.

@@ -1,7 +1,7 @@
 """Writes every kind's config JSON Schema: `python -m recsys.config [DIR]`.
 
 `DIR` defaults to `docs/config`; the files are `<kind>.schema.json`.
-`tests/test_config.py` checks that the committed files are up to date.
+`tests/config/test_config.py` checks that the committed files are up to date.
 """
 
 import argparse

@@ -77,6 +77,24 @@ class TrainResult:
         # `bundle, metrics = recsys.train(...)` as `train_bundle` returned.
         return iter((self.bundle, self.metrics))
 
+    def __repr__(self) -> str:
+        # The dataclass's own spelt out every array and split: 55,000
+        # characters at the end of a notebook cell.
+        split = next(
+            (k for k in ("test", "validation") if k in self.metrics), None
+        )
+        scores = self.metrics.get(split, {}) if split else {}
+        shown = ", ".join(
+            f"{k}={v:.4f}"
+            for k, v in list(scores.items())[:4]
+            if isinstance(v, float)
+        )
+        where = getattr(self.bundle, "path", None)
+        return (
+            f"TrainResult({split or 'metrics'}: {shown or 'none'}; "
+            f"bundle={where!r})"
+        )
+
 
 class ModelKind(abc.ABC):
     """One model kind: what `model.kind = name` trains, evaluates, writes.
