@@ -378,6 +378,18 @@ def _not_numbers_note(series: pd.Series) -> str:
     numbers and refuses others, so the fix is the user's: empty those
     cells.
     """
+    stray = stray_cells(series)
+    if not stray:
+        return ""
+    return (
+        f"; numbers but for {stray}: empty those cells (read as missing) to "
+        'make it kind = "numeric"'
+    )
+
+
+def stray_cells(series: pd.Series) -> str:
+    """`"'?', 'n/a' (3 cells)"`: the few cells of a text column of more
+    than 20 numbers that are no number; `""` for another column."""
     if not _is_strings(series):
         return ""
     cells = series.dropna().astype(str).str.strip()
@@ -392,10 +404,7 @@ def _not_numbers_note(series: pd.Series) -> str:
         return ""
     shown = ", ".join(repr(value) for value in stray.unique())
     cell = "cell" if len(stray) == 1 else "cells"
-    return (
-        f"; numbers but for {shown} ({len(stray):,} {cell}): empty those "
-        'cells (read as missing) to make it kind = "numeric"'
-    )
+    return f"{shown} ({len(stray):,} {cell})"
 
 
 # Free text: strings at least half of them distinct, of this many words
@@ -1247,6 +1256,15 @@ def _task(labels: pd.Series) -> tuple[str, str]:
         return "multiclass", (
             f"{distinct} classes as written: {_variants_text(variants)} "
             "differ only in case or spaces"
+        )
+    stray = stray_cells(labels)
+    if stray:
+        # Numbers with a typo or two (`'12 ppb'`): as classes, each number
+        # its own class, most of them unseen by the test rows.
+        return "multiclass", (
+            f"{distinct} classes; numbers but for {stray}: empty those "
+            "cells (their rows are then left out with data.drop_missing = "
+            'true) and set task = "regression"'
         )
     return "multiclass", f"{distinct} classes"
 

@@ -14,6 +14,8 @@ training split. Models and baselines are scored alike, by
 `recsys.evaluation.tasks.task_metrics`.
 """
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import scipy.sparse
@@ -163,7 +165,13 @@ class LogisticRegressionBaseline:
 
     def fit(self, arrays, labels):
         self.model_ = LogisticRegression(C=self.C, max_iter=1000)
-        self.model_.fit(self._matrix(arrays), labels)
+        with warnings.catch_warnings():
+            # Said once by the run, naming the label and its fix
+            # (`_warn_numbers_as_classes`), not at every fit of the grid.
+            warnings.filterwarnings(
+                "ignore", "The number of unique classes is greater than 50%"
+            )
+            self.model_.fit(self._matrix(arrays), labels)
         return self
 
     def _matrix(self, arrays):

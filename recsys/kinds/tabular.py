@@ -46,6 +46,7 @@ from recsys.features import Preprocessor
 from recsys.features.numeric_transform import as_numbers
 from recsys.features.numeric_transform import with_chosen_transforms
 from recsys.init_config import label_variants_warning
+from recsys.init_config import stray_cells
 from recsys.init_config import with_written_features
 from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
@@ -242,9 +243,27 @@ def label_classes(train, config, frame=None):
         if task != "multiclass" or frame is None:
             return sorted(trained)
         classes = sorted(frame[label].unique().tolist())
+        _warn_numbers_as_classes(frame[label], label)
         _warn_classes_held_out(frame[label], set(trained), label)
         return classes
     return []
+
+
+def _warn_numbers_as_classes(labels, label):
+    """Warns of a multiclass label of numbers but a few text cells (`'12
+    ppb'`): each number its own class, most unseen by the test rows
+    (airquality's Ozone: 68 classes, test accuracy 0)."""
+    stray = stray_cells(labels)
+    if stray:
+        logger.warning(
+            "Label %r holds numbers but for %s, so its %s values are "
+            'classes (model.task = "multiclass"). Fix: empty those cells '
+            "(data.drop_missing = true leaves their rows out) and set "
+            'model.task = "regression".',
+            label,
+            stray,
+            f"{labels.nunique():,}",
+        )
 
 
 def _warn_classes_held_out(labels, trained, label):
