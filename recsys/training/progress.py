@@ -114,6 +114,10 @@ class ProgressLines(keras.callbacks.Callback):
         with self._lock:
             self._epoch = epoch
             self._epoch_start = time.monotonic()
+            # Keras' epoch line was just printed: the next is `interval`
+            # after it (a first epoch slowed by compiling had the second
+            # print "epoch 2/400, 1/5 steps" at its first step).
+            self._printed_at = self._epoch_start
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         step = batch + 1

@@ -14,7 +14,7 @@ from recsys.training.progress import progress_callbacks
 from recsys.training.stop_on_interrupt import interruptible_fit
 
 
-def _fit_into_a_log(epochs=1):
+def _fit_into_a_log(epochs=1, callbacks=()):
     """Fits a tiny model (4 steps an epoch) with stdout a log file, as
     `recsys train 2> log` does; returns what it printed."""
     keras.utils.set_random_seed(0)
@@ -27,7 +27,13 @@ def _fit_into_a_log(epochs=1):
         verbose = keras_verbosity(progress=True)
         # As every kind's training fits: through `interruptible_fit`.
         interruptible_fit(
-            model, x, y, batch_size=8, epochs=epochs, verbose=verbose
+            model,
+            x,
+            y,
+            batch_size=8,
+            epochs=epochs,
+            verbose=verbose,
+            callbacks=callbacks,
         )
     return log.getvalue().splitlines()
 
@@ -52,6 +58,19 @@ def test_progress_lines_come_at_most_every_interval():
     lines = _fit_into_a_log()
     assert not [line for line in lines if line.startswith("train:")]
     assert [line for line in lines if line.startswith("4/4 - ")]
+
+
+def test_the_interval_counts_from_keras_epoch_line(monkeypatch):
+    # A first epoch slowed by compiling made the second epoch's first
+    # step print a line right after Keras' own.
+    import time
+
+    monkeypatch.setattr(progress, "LINE_INTERVAL", 0.5)
+    slow = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: time.sleep(0.6) if epoch == 0 else None
+    )
+    lines = _fit_into_a_log(epochs=2, callbacks=[slow])
+    assert not [line for line in lines if line.startswith("train:")]
 
 
 @pytest.mark.parametrize("verbose", [0, 1, "auto"])
