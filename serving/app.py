@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from recsys.serving.batching import MicroBatcher
 from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import default_bundle_root
+from recsys.serving.bundle_paths import recover_watched_bundle
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.bundle_paths import watched_bundle
 from recsys.serving.deps import require_token
@@ -173,6 +174,10 @@ async def _watch(app, interval):
     while True:
         await asyncio.sleep(interval)
         current, why = watched_bundle(path)
+        if current is None and await asyncio.to_thread(
+            recover_watched_bundle, path
+        ):
+            current, why = watched_bundle(path)
         if current is None:
             if why == missing and why != warned:
                 logger.warning(

@@ -150,3 +150,26 @@ def watched_bundle(path):
     except (OSError, ValueError) as error:
         return None, str(error)
     return (target, tuple(files)), None
+
+
+def recover_watched_bundle(path):
+    """Finishes a bundle write cut short between the two renames of its
+    swap, where `path` (or its pointer's target) is missing for that
+    reason: what loading the path would do, for a watch that only polls
+    it (a server kept serving the old bundle until a SIGHUP).
+
+    Returns:
+        bool. Whether a bundle is at the path now.
+    """
+    from recsys.storage.atomic_write import recover_interrupted_write
+
+    try:
+        target = path
+        if os.path.isfile(path):  # a pointer file, to a path missing now
+            target = _pointer_target(path)
+        if os.path.lexists(target):
+            return False  # not a swap's gap: another reason
+        recover_interrupted_write(target)
+        return os.path.isdir(target)
+    except (OSError, ValueError):
+        return False

@@ -29,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from recsys.index import ScannIndex
 from recsys.serving.app import create_app
 from recsys.serving.bundle_paths import bundle_fingerprint
+from recsys.serving.bundle_paths import recover_watched_bundle
 from recsys.serving.bundle_paths import resolve_bundle_path
 from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
@@ -466,6 +467,8 @@ def _serve_workers(
 
     def changed():
         current = bundle_fingerprint(bundle)
+        if current is None and recover_watched_bundle(bundle):
+            current = bundle_fingerprint(bundle)
         if current is None or current == seen[0]:
             return False
         # One that fails to load is tried again once its files change.

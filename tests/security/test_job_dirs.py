@@ -377,6 +377,32 @@ def test_kill_inside_a_bundle_write_is_recovered(
     load_bundle(str(output))
 
 
+def test_a_watch_finishes_a_swap_cut_between_its_renames(tiny_bundle, tmp_path):
+    # A watching server kept the old bundle, saying the path named none,
+    # until a SIGHUP; a load of the path would have finished the swap.
+    from recsys.serving.bundle_paths import recover_watched_bundle
+
+    output = tmp_path / "run"
+    shutil.copytree(tiny_bundle, output)
+    pointer = tmp_path / "current"
+    pointer.write_text("run")
+    assert not recover_watched_bundle(str(pointer))  # nothing to finish
+    done = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITE, tiny_bundle, str(output)]
+        + ["swap"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == -signal.SIGKILL, done.stderr[-2000:]
+    new_inode = int(done.stdout.split()[0])
+    assert not os.path.exists(output)
+    assert recover_watched_bundle(str(pointer))
+    assert os.stat(output).st_ino == new_inode
+    assert _leftovers(str(tmp_path)) == []
+    load_bundle(str(output))
+
+
 # The CLI's stop (`SystemExit(143)` from its SIGTERM handler) sent between
 # the swap's two renames.
 _STOPPED_SWAP = r"""
