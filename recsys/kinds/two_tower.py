@@ -1209,10 +1209,20 @@ def summary(metrics: dict, config: dict) -> str:
     train = metrics["train"]
     lines = no_test_lines(metrics, split) or _metric_lines(metrics, config)
     early = train.get("early_stopping")
+    resumed = train.get("resumed_from")
+    speed = (
+        f"{train['seconds']:.1f} s, "
+        f"{train['examples_per_second']:,.0f} examples/s"
+    )
+    if resumed and not train["examples_per_second"]:
+        # Its checkpoint held every epoch: "0.0 s, 0 examples/s" read as
+        # a run that trained nothing.
+        speed = "none left after its checkpoint of every epoch"
+    elif resumed:
+        speed += f", resumed at epoch {resumed['epoch'] + 1}"
     lines += [
-        f"training: {train['seconds']:.1f} s, "
-        f"{train['examples_per_second']:,.0f} examples/s "
-        f"({train['backend']} backend)" + _early_stopping_words(early),
+        f"training: {speed} ({train['backend']} backend)"
+        + _early_stopping_words(early),
         f"index: {metrics['index']['kind']}, recall@10 vs exact "
         f"{metrics['index']['recall@10_vs_exact']:.4f}"
         + _filtered_recall(metrics)

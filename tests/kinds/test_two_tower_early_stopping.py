@@ -103,6 +103,14 @@ def test_a_validation_run_chooses_on_the_rows_it_is_scored_on(tmp_path, carves):
     assert "its weights kept: one training" in two_tower.summary(
         result.metrics, config
     )
+    # A rerun resumed from a checkpoint: said, and one of every epoch is
+    # not "0.0 s, 0 examples/s".
+    resumed = {**result.metrics["train"], "resumed_from": {"epoch": 2}}
+    text = two_tower.summary({**result.metrics, "train": resumed}, config)
+    assert "examples/s, resumed at epoch 3 (" in text
+    resumed["examples_per_second"] = 0.0
+    text = two_tower.summary({**result.metrics, "train": resumed}, config)
+    assert "training: none left after its checkpoint of every epoch" in text
     # Scored the same carve `recsys train` chooses its epochs on.
     whole = train(
         _config(tmp_path, "train.early_stopping=true", "train.epochs=30"),
