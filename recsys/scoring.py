@@ -409,6 +409,15 @@ def _cell(values, row):
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _note(frame, name, marked, counts, examples):
+    """Adds the `marked` rows of column `name` to `counts`, and its first
+    marked value to `examples` (once)."""
+    if marked.any():
+        counts[name] = counts.get(name, 0) + int(marked.sum())
+        if name not in examples:
+            examples[name] = _cell(frame[name], int(np.argmax(marked)))
+
+
 # A number this many standard deviations (of the training rows) from their
 # mean, on the model's scale, is no value the model has learnt anything
 # about: a date typed into a day-of-month column read as 1.26e9 ozone.
@@ -461,33 +470,23 @@ class UnseenValues:
                 every column of a large input). Defaults to `None`.
         """
         for feature in self.features:
-            name = feature.name
-            if inputs is not None:
-                codes = inputs[name]
-            elif name in frame.columns:
-                codes = self.preprocessor.transform_column(name, frame[name])
-            else:
-                continue
-            unseen = (codes >= 1) & (codes <= feature.num_oov_buckets)
-            if unseen.any():
-                self.counts[name] = self.counts.get(name, 0) + int(unseen.sum())
-                if name not in self.examples:
-                    row = int(np.argmax(unseen))  # the first unseen value
-                    self.examples[name] = _cell(frame[name], row)
+            codes = self._inputs(feature.name, frame, inputs)
+            if codes is not None:
+                unseen = (codes >= 1) & (codes <= feature.num_oov_buckets)
+                _note(frame, feature.name, unseen, self.counts, self.examples)
         for feature in self.numeric:
-            name = feature.name
-            if inputs is not None:
-                scaled = inputs[name]
-            elif name in frame.columns:
-                scaled = self.preprocessor.transform_column(name, frame[name])
-            else:
-                continue
-            far = np.abs(scaled) > FAR_DEVIATIONS  # NaN (missing): False
-            if far.any():
-                self.far[name] = self.far.get(name, 0) + int(far.sum())
-                if name not in self.far_examples:
-                    row = int(np.argmax(far))
-                    self.far_examples[name] = _cell(frame[name], row)
+            scaled = self._inputs(feature.name, frame, inputs)
+            if scaled is not None:
+                far = np.abs(scaled) > FAR_DEVIATIONS  # NaN (missing): no
+                _note(frame, feature.name, far, self.far, self.far_examples)
+
+    def _inputs(self, name, frame, inputs):
+        """Column `name`'s model inputs: read from `inputs`, else made."""
+        if inputs is not None:
+            return inputs[name]
+        if name in frame.columns:
+            return self.preprocessor.transform_column(name, frame[name])
+        return None
 
     def warn(self, total):
         """Logs the counts, if any, of `total` rows."""
