@@ -394,7 +394,6 @@ def cmd_init(args):
                 "config. Fix: add --force to replace it, or write another "
                 "file with --output."
             )
-        make_output_folder(args.output)
     source = args.data
     if args.output and not os.path.isabs(source):
         # A relative data.source is read from the config file's directory.
@@ -406,7 +405,9 @@ def cmd_init(args):
     if not args.output:
         sys.stdout.write(text)
         return 0
-    # Whole or not at all: a kill mid-write leaves no half a config.
+    # Made once the table is read (a missing table left empty folders);
+    # whole or not at all: a kill mid-write leaves no half a config.
+    make_output_folder(args.output)
     write_text_atomically(args.output, text)
     print(
         f"wrote {args.output}: check its guessed lines, then "

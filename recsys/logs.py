@@ -145,10 +145,15 @@ def warnings_once() -> Iterator[None]:
     ```
     """
     shown: dict[str, logging.LogRecord] = {}
+    # Only the block's own thread: a service scoring in other threads
+    # while a tune runs keeps its warnings.
+    thread = threading.get_ident()
 
     def first_time(record: logging.LogRecord) -> bool:
-        if record.levelno != logging.WARNING or not record.name.startswith(
-            "recsys"
+        if (
+            record.levelno != logging.WARNING
+            or not record.name.startswith("recsys")
+            or record.thread != thread
         ):
             return True
         # The same record passes every handler; a later one with its text

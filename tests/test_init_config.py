@@ -282,7 +282,10 @@ def test_init_never_replaces_a_config(tmp_path, capsys):
     assert main(["init", "two_tower", *missing, "-o", str(config)]) == 1
     assert "Fix: add --force" in capsys.readouterr().err
     # Folders are made, as for every other output, and nothing is left
-    # beside the config.
+    # beside the config; none when the table cannot be read.
+    made = tmp_path / "made" / "deep" / "x.toml"
+    assert main(["init", "two_tower", *missing, "-o", str(made)]) == 1
+    assert not (tmp_path / "made").exists()
     deeper = tmp_path / "configs" / "new" / "events.toml"
     assert (
         main(["init", "two_tower", "--data", str(data), "-o", str(deeper)]) == 0

@@ -186,3 +186,21 @@ def test_warnings_once_shows_each_warning_once_to_every_handler(capsys, caplog):
     assert messages.count("the table is small") == 2
     assert messages.count("trial 1 diverged") == 1
     assert messages.count("not ours") == 2
+
+
+def test_warnings_once_leaves_other_threads_alone(capsys):
+    import threading
+
+    logs.configure_logging(0)
+    logger = logging.getLogger("recsys.some.module")
+
+    def elsewhere():
+        for _ in range(2):
+            logger.warning("a request's own warning")
+
+    with logs.warnings_once():
+        logger.warning("a request's own warning")
+        worker = threading.Thread(target=elsewhere)
+        worker.start()
+        worker.join()
+    assert capsys.readouterr().err.count("a request's own warning") == 3

@@ -392,7 +392,9 @@ class TabularBundle(ManifestProperties):
         batch_size = positive_int(batch_size, "batch_size")
         if isinstance(frame, pd.DataFrame):
             # Named as training named them: "0", "1", ... for numbered ones.
-            frame = names_as_text(frame)
+            frame = names_as_text(
+                frame, [f.name for f in self.preprocessor.features]
+            )
         arrays = self.preprocessor.transform(frame)
         rows = len(next(iter(arrays.values())))
         counter = UnseenValues(self.preprocessor) if unseen is None else unseen

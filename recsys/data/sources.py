@@ -33,6 +33,7 @@ import glob
 import json
 import os
 import re
+from collections.abc import Collection
 from typing import Any
 
 import pandas as pd
@@ -537,26 +538,38 @@ def point_decimals(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
     return frame.assign(**converted) if converted else frame
 
 
-def names_as_text(frame: pd.DataFrame) -> pd.DataFrame:
+def names_as_text(
+    frame: pd.DataFrame, used: Collection[str] = ()
+) -> pd.DataFrame:
     """`frame` with its column names as text: a config names columns in
     TOML strings, so a frame of `pd.DataFrame(array)` or `read_csv(...,
     header=None)` (names 0, 1, ...) could be named by none ("did you mean
     '0' (for '0')?").
 
+    Args:
+        frame: DataFrame. The table.
+        used: the columns the config or model reads. A name given twice
+            among them is refused (pandas hands a table, not a column, for
+            it); the copies of one given twice that nothing reads are left
+            out.
+
     Raises:
-        ValueError: for a name given twice, or two alike as text (`0` and
-            `"0"`).
+        ValueError: for a used name given twice, or two alike as text (`0`
+            and `"0"`).
     """
-    repeated = frame.columns[frame.columns.duplicated()].unique().tolist()
-    if repeated:
-        # As a file's header naming one twice is refused: pandas then
-        # hands a table, not a column, and the checks failed on that.
-        raise ValueError(
-            f"The table names the column {repeated[0]!r} more than once"
-            + (f" (and {repeated[1:5]})" if len(repeated) > 1 else "")
-            + ". Fix: rename or drop the repeats, e.g. frame = "
-            "frame.loc[:, ~frame.columns.duplicated()]."
-        )
+    twice = frame.columns.duplicated(keep=False)
+    if twice.any():
+        read = frame.columns.isin(list(used))
+        repeated = frame.columns[twice & read].unique().tolist()
+        if repeated:
+            raise ValueError(
+                f"The table names the column {repeated[0]!r} more than once"
+                + (f" (and {repeated[1:5]})" if len(repeated) > 1 else "")
+                + ", and the model reads it. Fix: rename the copies apart "
+                "(e.g. after pd.concat, with its keys= or a suffix) and "
+                "read the one you mean."
+            )
+        frame = frame.loc[:, ~twice]
     if all(isinstance(name, str) for name in frame.columns):
         return frame
     names = [str(name) for name in frame.columns]

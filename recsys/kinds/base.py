@@ -592,7 +592,9 @@ def source_table(config: dict, frame=None, *, progress: bool = False):
         frame = load_interactions(config["data"]["source"], progress=progress)
     from recsys.data.sources import names_as_text
 
-    frame = names_as_text(frame)
+    data = config.get("data", {})
+    used = {v for v in data.values() if isinstance(v, str)}
+    frame = names_as_text(frame, used | set(config.get("features", {})))
     frame = _times_read(frame, config["data"])
     _check_number_columns(frame, config.get("features", {}))
     if config["data"].get("drop_missing"):

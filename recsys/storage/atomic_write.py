@@ -470,8 +470,14 @@ def _stops_held(path):
     CLI's stop, raised inside a swap, had published the new bundle, said
     it stopped before, and left the old one half removed beside it."""
     held = []
-    stops = (signal.SIGTERM, signal.SIGINT)
     try:
+        # A stop the process ignores (a background job's Ctrl-C) stays
+        # ignored: held, it was said as a stop that never came.
+        stops = [
+            stop
+            for stop in (signal.SIGTERM, signal.SIGINT)
+            if signal.getsignal(stop) is not signal.SIG_IGN
+        ]
         previous = [
             signal.signal(stop, lambda signum, frame: held.append(signum))
             for stop in stops
@@ -486,7 +492,8 @@ def _stops_held(path):
             signal.signal(stop, signal.SIG_DFL if handler is None else handler)
     if held:
         logger.warning("Stopped after %s was written whole.", path)
-        signal.raise_signal(held[0])
+        # SIGTERM first: the CLI's exit status says the stronger stop.
+        signal.raise_signal(max(held, key=lambda s: s == signal.SIGTERM))
 
 
 def _swap(path, parent, name, tmp, new):

@@ -236,6 +236,10 @@ def test_a_frame_of_numbered_columns_is_named_by_the_config_as_text():
     twice = frame.set_axis(["user", "item", "user"], axis=1)
     with pytest.raises(ValueError, match="names the column 'user' more than"):
         source_table({"data": {**data, "user": "user"}}, twice)
+    # One nothing reads (after a pd.concat): its copies are left out.
+    notes = frame.set_axis(["user", "note", "note"], axis=1)
+    read = source_table({"data": {**data, "user": "user", "item": ""}}, notes)
+    assert read.columns.tolist() == ["user"]
 
 
 def test_a_numeric_feature_cell_that_is_no_time_is_named_by_its_file_row():

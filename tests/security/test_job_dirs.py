@@ -454,6 +454,31 @@ def test_a_stop_inside_a_swap_waits_for_it_to_end(tiny_bundle, tmp_path):
     load_bundle(str(output))
 
 
+def test_an_ignored_ctrl_c_inside_a_swap_stays_ignored(
+    tiny_bundle, tmp_path, monkeypatch, caplog
+):
+    # It was held, said as "Stopped after ...", and the process went on.
+    from recsys.storage import atomic_write
+
+    swap = atomic_write._swap
+
+    def interrupted(*args):
+        os.kill(os.getpid(), signal.SIGINT)
+        swap(*args)
+
+    monkeypatch.setattr(atomic_write, "_swap", interrupted)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        write_atomically(
+            str(tmp_path / "run"),
+            lambda tmp: shutil.copytree(tiny_bundle, tmp, dirs_exist_ok=True),
+        )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert "Stopped" not in caplog.text
+    load_bundle(str(tmp_path / "run"))
+
+
 def test_bundle_directories_follow_the_umask(tiny_bundle, tmp_path):
     output = tmp_path / "run"
     previous = os.umask(0o022)

@@ -89,7 +89,17 @@ def test_numbers_far_outside_the_training_rows_are_said(caplog):
         counter.add(typed)
         counter.warn(len(typed))
     assert "'day' in 2 of 2 rows, e.g. Timestamp('2024-01-01" in caplog.text
-    assert "more than 20 standard deviations" in caplog.text
+    assert "more than 1000 standard deviations" in caplog.text
+    # A column of rare 1s among 0s: its own 1s lie 26 deviations out, and
+    # no training value lies past sqrt(rows - 1), so none is said.
+    flags = pd.DataFrame({"day": np.repeat([0.0, 1.0], [3994, 6])})
+    pre = Preprocessor(features=[NumericFeature("day")]).fit(flags)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        counter = UnseenValues(pre)
+        counter.add(flags)
+        counter.warn(len(flags))
+    assert caplog.text == ""
 
 
 def test_predicted_classes_keep_the_labels_type():
