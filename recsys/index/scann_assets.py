@@ -234,18 +234,11 @@ def load_checked_searcher(
     checked = {}
     data = files.read(prefix + CONFIG)
     # Either k-means start: it shapes training only, not a search.
-    config = next(
-        (
-            config
-            for config in (
-                expected_config(embeddings, options, random_init=random)
-                for random in (False, True)
-            )
-            if bytes(data) == config.SerializeToString()
-        ),
-        None,
-    )
-    if config is None:
+    for random_init in (False, True):
+        config = expected_config(embeddings, options, random_init=random_init)
+        if bytes(data) == config.SerializeToString():
+            break
+    else:
         raise BundleError(
             f"{where}{CONFIG} is not the ScaNN config of the options in "
             f"index.json ({options}). Refusing to load it."
