@@ -14,7 +14,8 @@ answers, refusals and metrics are the route's.
 Every other request, and every body it does not take (a parse or
 validation error, another content type, a chunked body), goes on to
 FastAPI unchanged, with the body it read handed back: error bodies stay
-FastAPI's (422 with its `loc`s, 400 for bad JSON), byte for byte.
+FastAPI's (422 with its `loc`s, bad JSON too: `json_invalid` at its
+position), byte for byte.
 """
 
 import re

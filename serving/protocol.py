@@ -168,9 +168,16 @@ class _BoundedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, status, reason, message):
         self._disarm()
         self._refused = True
+        head = self._reading is _HEAD
         self._reading = None
         cycle = self.cycle
-        if cycle is None or not cycle.response_started:
+        # A refused head's `cycle` is the connection's previous request's
+        # (or None): answered in full, the refusal may follow it (a kept-
+        # alive connection's second request was closed without a word).
+        # A refused body's is its own: unanswered, the refusal answers it.
+        if cycle is None or (
+            cycle.response_complete if head else not cycle.response_started
+        ):
             self.transport.write(_response(status, reason, message))
         if cycle is not None and not cycle.response_complete:
             # The app waiting on the body reads `http.disconnect`, and

@@ -94,11 +94,14 @@ def serve(
     Args:
         bundle: str. A bundle directory, or a pointer file naming one.
         host: str. Interface to bind. Defaults to `"127.0.0.1"`.
-        port: int. Port, 1-65535. Defaults to `8000`.
+        port: int. Port, 1-65535, or 0 for a free one (the banner names
+            it). Defaults to `8000`.
         ranker: str or None. A tabular bundle that reranks `"rerank": true`
             requests. Defaults to `None`.
         watch: bool. Reload when the bundle (or pointer) changes.
-        log_level: str. uvicorn's log level. Defaults to `"info"`.
+        log_level: str. uvicorn's log level (`"critical"`, `"error"`,
+            `"warning"`, `"info"`, `"debug"` or `"trace"`). Defaults to
+            `"info"`.
         workers: int. Processes answering on the port, sharing the
             loaded bundle (forked from this one, which then supervises
             them). With more than one, `/admin/reload` without a path,
@@ -122,8 +125,24 @@ def serve(
     serve("artifacts/demo", port=8000)
     ```
     """
-    if not 0 < port < 65536:
-        raise ValueError(f"--port must be in 1..65535. Received: {port}")
+    from uvicorn.config import LOG_LEVELS
+
+    if not 0 <= port < 65536:
+        raise ValueError(
+            f"--port must be in 0..65535 (0: a free one). Received: {port}"
+        )
+    if not host:
+        # bind(("", port)) listens on every interface: an unset variable in
+        # `--host "$HOST"` exposed the service.
+        raise ValueError(
+            "--host is empty. Fix: pass 127.0.0.1 (this machine only, the "
+            "default) or 0.0.0.0 (every interface)."
+        )
+    if log_level not in LOG_LEVELS:
+        raise ValueError(
+            f"--log-level must be one of {', '.join(LOG_LEVELS)}. "
+            f"Received: {log_level!r}"
+        )
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(
             f"--workers must be a positive integer. Received: {workers!r}"
@@ -184,6 +203,7 @@ def _serve_one(bundle, host, port, ranker, log_level, settings, watch):
     # Bound before the query tower's seconds: a taken port or a bad host
     # fails in one line, at once.
     sock = _bind(host, port)
+    port = sock.getsockname()[1]  # the one picked, for port 0
     try:
         # The query tower (and Keras) before the banner and the first
         # answer: one that does not load refuses the bundle (exit 1), as a
@@ -445,7 +465,7 @@ def _serve_workers(
                 service.version,
                 shared_ranker.bundle.version if shared_ranker else None,
                 host,
-                port,
+                sock.getsockname()[1],  # the one picked, for port 0
                 workers,
                 settings,
             )
@@ -462,6 +482,10 @@ def _serve_workers(
             return 0 if server.started else STARTUP_FAILURE
 
         return run_worker  # `run_workers` freezes the heap, then forks
+
+    def close_sockets():
+        for sock in sockets:
+            sock.close()
 
     seen = [bundle_fingerprint(bundle)]
 
@@ -482,10 +506,13 @@ def _serve_workers(
             load=load_generation,
             changed=changed if watch else None,
             interval=settings.watch_interval,
+            # Stopping workers close their copies of the socket: with this
+            # one closed too, a new connection is refused at once (it was
+            # accepted, then reset when the last worker ended).
+            before_stop=close_sockets,
         )
     finally:
-        for sock in sockets:
-            sock.close()
+        close_sockets()
 
 
 def _print_started(version, ranker, host, port, workers, settings):

@@ -171,6 +171,7 @@ def run_workers(
     load: Callable[[], Run] | None = None,
     changed: Callable[[], bool] | None = None,
     interval: float = 2.0,
+    before_stop: Callable[[], None] | None = None,
 ) -> int:
     """Forks `count` workers running `run(number)` and supervises them.
 
@@ -193,6 +194,10 @@ def run_workers(
         changed: callable or None. With `load`: asked every `interval`
             seconds; True reloads as SIGHUP does (`recsys serve --watch`).
         interval: float. Seconds between `changed` calls. Defaults to 2.
+        before_stop: callable or None. Called once the server stops,
+            before its workers are told to: closes what this process
+            shares with them (the listening socket, whose open copy here
+            kept taking connections that no worker would answer).
 
     Returns:
         int. The server's exit status: 0 after a stop signal, 1 when a
@@ -215,6 +220,8 @@ def run_workers(
         logger.info("Started %d workers: %s", count, sorted(supervisor.workers))
         return supervisor.loop()
     finally:
+        if before_stop is not None:
+            before_stop()
         _stop({**supervisor.workers, **supervisor.retiring})
         # What came after the stop is pending: a worker's READY_SIGNAL (one
         # that finished starting meanwhile), a SIGHUP, a second Ctrl-C.

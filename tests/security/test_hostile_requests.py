@@ -352,6 +352,16 @@ def test_an_endless_header_is_cut_off_and_health_stays_fast(server):
     sock.close()
     assert reply.startswith(b"HTTP/1.1 431 ")
     assert _strict_json(reply.partition(b"\r\n\r\n")[2])["detail"]
+    # The same head as a kept-alive connection's second request: it was
+    # closed without an answer.
+    sock = _connect(server)
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    reply = sock.recv(65536)  # answered: the next head comes by itself
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nX-Long: " + b"a" * 40000)
+    reply += _closed(sock)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert reply[reply.index(b"HTTP/1.1 ", 1) :].startswith(b"HTTP/1.1 431 ")
 
 
 def test_half_open_requests_are_closed_after_the_timeout(server):
@@ -363,6 +373,10 @@ def test_half_open_requests_are_closed_after_the_timeout(server):
         b"POST /v1/retrieve HTTP/1.1\r\nHost: x\r\n"
         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
         b'{"user_id": 1',
+        # A kept-alive connection's second head cut short: it was closed
+        # without an answer.
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n",
     ]
     started = time.perf_counter()
 
@@ -379,6 +393,9 @@ def test_half_open_requests_are_closed_after_the_timeout(server):
         answers = [each.result() for each in pending]
     for request_bytes, (reply, waited) in zip(partial, answers, strict=True):
         assert 1.5 < waited < 6, (request_bytes, waited)
+        if request_bytes.startswith(b"GET"):  # answered, then refused
+            assert reply.startswith(b"HTTP/1.1 200 "), reply
+            reply = reply[reply.index(b"HTTP/1.1 ", 1) :]
         assert reply.startswith(b"HTTP/1.1 408"), (request_bytes, reply)
 
 

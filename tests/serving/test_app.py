@@ -121,6 +121,11 @@ def test_health_ready_metrics_and_docs(client):
     assert 'recsys_requests_total{route="/v1/retrieve",status="200"}' in text
     assert "recsys_request_latency_seconds_bucket" in text
     assert "recsys_bundle_info{version=" in text
+    # Batches over 1 s had only +Inf; the process's own metrics were not
+    # there (the app's registry is its own).
+    assert 'bucket{le="10.0",route="/v1/retrieve"}' in text
+    assert "process_resident_memory_bytes" in text
+    assert "python_gc_collections_total" in text
     assert client.get("/docs").status_code == 200
 
 

@@ -1,6 +1,7 @@
 """The service over real HTTP: `recsys serve` (uvicorn) on loopback."""
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from recsys.serving.server import _bind
+from recsys.serving.server import serve
 from tests.serving.server import free_port
 from tests.serving.server import running_server
 from tests.serving.server import server_process
@@ -250,6 +252,58 @@ def test_serve_names_an_address_it_cannot_listen_on(trained_bundle, workers):
         "already in use. Fix: pass another --port, or stop the server "
         "using it."
     ]
+
+
+@pytest.mark.parametrize(
+    "option, said",
+    [
+        # Bound on every interface, silently (an unset `--host "$HOST"`).
+        ({"host": ""}, "--host is empty. Fix: pass 127.0.0.1"),
+        ({"port": 65536}, "--port must be in 0..65535"),
+        # Said after the bundle loaded and the banner said it served.
+        ({"log_level": "bogus"}, "--log-level must be one of critical,"),
+    ],
+)
+def test_serve_refuses_bad_options_before_loading(tmp_path, option, said):
+    with pytest.raises(ValueError, match=re.escape(said)):
+        serve(tmp_path / "no-bundle", **option)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_port_0_serves_on_a_free_port_the_banner_names(
+    trained_bundle, tmp_path, workers
+):
+    bundle, _ = trained_bundle
+    out = tmp_path / "out.txt"
+    with open(out, "w") as stdout, open(tmp_path / "log", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "recsys.cli", "serve", bundle.path]
+            + ["--port", "0", "--workers", workers],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            stdout=stdout,
+            stderr=stderr,
+        )
+    try:
+        deadline = time.time() + 120
+        while not (
+            found := re.search(r"http://127.0.0.1:(\d+) ", out.read_text())
+        ):
+            assert process.poll() is None, (tmp_path / "log").read_text()
+            assert time.time() < deadline, "no banner"
+            time.sleep(0.1)
+        port = int(found.group(1))
+        assert port != 0
+        while True:  # a worker may still be starting
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz")
+                break
+            except httpx.ConnectError:
+                assert time.time() < deadline, "nothing listens"
+                time.sleep(0.1)
+        assert health.json() == {"status": "ok"}
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def test_bind_names_a_host_of_another_machine():

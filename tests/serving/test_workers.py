@@ -176,6 +176,31 @@ def _answers(url, user, count=6):
     return answer.json()
 
 
+def _assert_a_stop_refuses_new_connections(url, parent):
+    """SIGTERM to `parent` while a request's body is awaited: new
+    connections are refused at once. They were accepted on the parent's
+    copy of the socket, then reset when that worker ended (at the 10 s
+    body timeout)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as held:
+        held.sendall(
+            b"POST /v1/retrieve HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{"
+        )
+        time.sleep(0.5)  # a worker holds it
+        os.kill(parent, signal.SIGTERM)
+
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", port), 1).close()
+            except ConnectionRefusedError:
+                return True
+            return False
+
+        _wait_for(refused, timeout=5)
+
+
 def _supervise(mode, tmp_path):
     script = tmp_path / "supervised.py"
     script.write_text(SUPERVISED)
@@ -708,6 +733,7 @@ def test_a_reload_replaces_every_worker_while_they_answer(
         assert not any(_alive(pid) for pid in old)
         assert _answers(url, 7)["bundle"] == second_bundle.version
         assert set(_children(parent)) == set(new)
+        _assert_a_stop_refuses_new_connections(url, parent)
     log = (tmp_path / "server.log").read_text()
     assert "restarted as pid" not in log
 
