@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import signal
@@ -366,14 +367,22 @@ def _recommend_batch(args):
 
 
 def _print_json(document) -> None:
-    """Prints one JSON document on stdout (numpy values as Python's)."""
+    """Prints one JSON document on stdout: numpy values as Python's, and
+    NaN or infinity as null (an AUC of a test split of one class was a
+    bare `NaN`, which strict parsers refuse; the warning says why)."""
 
     def plain(value):
         if hasattr(value, "tolist"):  # numpy scalars and arrays
-            return value.tolist()
-        raise TypeError(f"{type(value).__name__} is not JSON serializable")
+            value = value.tolist()
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        return value
 
-    print(json.dumps(document, indent=2, default=plain))
+    print(json.dumps(plain(document), indent=2, allow_nan=False))
 
 
 def cmd_init(args):
@@ -907,7 +916,10 @@ def build_parser():
         "--host", default="127.0.0.1", help="Address (default loopback)."
     )
     serve.add_argument(
-        "--port", type=int, default=8000, help="Port (default 8000)."
+        "--port",
+        type=int,
+        default=8000,
+        help="Port (default 8000; 0: a free one, named in the banner).",
     )
     serve.add_argument(
         "--watch",
@@ -928,7 +940,10 @@ def build_parser():
         "bundle loads it again (with N > 1, replacing every worker).",
     )
     serve.add_argument(
-        "--log-level", default="info", help="uvicorn log level (default info)."
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn log level (default info).",
     )
     serve.set_defaults(run=cmd_serve)
 

@@ -427,6 +427,10 @@ def _note(frame, name, marked, counts, examples):
 FAR_DEVIATIONS = 1000
 
 
+# The fewest rows scored whose column empty on every one is said.
+EMPTY_COLUMN_ROWS = 20
+
+
 class UnseenValues:
     """Counts the category values to score that the bundle never learned.
 
@@ -461,6 +465,10 @@ class UnseenValues:
         ]
         self.far: dict[str, int] = {}
         self.far_examples: dict[str, object] = {}
+        # Empty cells per feature column: a column empty on every row was
+        # scored as its missing value without a word (an upstream join
+        # that broke).
+        self.empty: dict[str, int] = {}
 
     def add(self, frame, inputs=None):
         """Counts the unseen values of one chunk's rows.
@@ -482,6 +490,18 @@ class UnseenValues:
             if scaled is not None:
                 far = np.abs(scaled) > FAR_DEVIATIONS  # NaN (missing): no
                 _note(frame, feature.name, far, self.far, self.far_examples)
+        names = getattr(frame, "column_names", None) or list(frame.columns)
+        for feature in getattr(self.preprocessor, "features", ()):
+            if feature.name in names:
+                column = frame[feature.name]
+                empty = (
+                    column.isna().sum()
+                    if isinstance(column, pd.Series)
+                    else column.null_count
+                )
+                self.empty[feature.name] = self.empty.get(
+                    feature.name, 0
+                ) + int(empty)
 
     def _inputs(self, name, frame, inputs):
         """Column `name`'s model inputs: read from `inputs`, else made."""
@@ -493,6 +513,25 @@ class UnseenValues:
 
     def warn(self, total):
         """Logs the counts, if any, of `total` rows."""
+        # Not of a few rows: a row or two with a cell left empty (read as
+        # the training mean, or the missing category) is an ordinary call.
+        empty = [
+            name
+            for name, count in self.empty.items()
+            if total >= EMPTY_COLUMN_ROWS and count == total
+        ]
+        if empty:
+            logger.warning(
+                "%s empty on every one of the %s rows scored: the model read "
+                "its missing value on each, so the scores differ by the "
+                "other columns only. Fix: fill %s (a join or export that "
+                "left %s out?).",
+                ", ".join(f"'{name}'" for name in empty)
+                + (" are" if len(empty) > 1 else " is"),
+                f"{total:,}",
+                "them" if len(empty) > 1 else "it",
+                "them" if len(empty) > 1 else "it",
+            )
         if self.far:
             said = "; ".join(
                 f"'{name}' in {count:,} of {total:,} rows, e.g. "
@@ -670,7 +709,9 @@ def score_file(
     unseen = UnseenValues(getattr(bundle, "preprocessor", None))
     indexes = _vocabulary_indexes(unseen) if written is not None else {}
     numeric = _numeric_columns(bundle)
-    bar = progress_bar(total=total, unit="rows", disable=not progress)
+    bar = progress_bar(
+        total=total, desc="score", unit="rows", disable=not progress
+    )
 
     def scored():
         nonlocal renamed

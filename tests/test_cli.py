@@ -80,8 +80,10 @@ def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
 def test_cli_evaluate_reproduces_training_metrics(second_bundle, capsys):
     bundle, metrics = second_bundle, second_bundle.metrics
     assert main(["evaluate", bundle.path, "--json"]) == 0
-    again = json.loads(capsys.readouterr().out)
+    out, err = capsys.readouterr()
+    again = json.loads(out)
     assert again["test"] == metrics["test"]
+    assert "not the table the bundle was trained on" not in err
     assert again["baseline_popularity"] == metrics["baseline_popularity"]
     # Without --json, the table `recsys train` printed.
     assert main(["evaluate", bundle.path]) == 0
@@ -399,7 +401,19 @@ def test_evaluate_of_a_bundle_whose_table_moved_says_to_pass_it(
     assert main(["evaluate", bundle]) == 1
     assert "Fix: pass the table with --data FILE." in capsys.readouterr().err
     assert main(["evaluate", bundle, "--data", str(moved)]) == 0
-    capsys.readouterr()
+    assert "not the table" not in capsys.readouterr().err
+    # The table refreshed with newer rows: its split holds rows the model
+    # trained on, and the metrics rose without a word.
+    grown = pd.read_csv(moved)
+    newer = grown.sample(100, random_state=0).assign(
+        timestamp=np.arange(rows, rows + 100)
+    )
+    pd.concat([grown, newer]).to_csv(tmp_path / "grown.csv", index=False)
+    argv = ["evaluate", bundle, "--data", str(tmp_path / "grown.csv")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "the bundle's training split into 232 and 68" in err, err
+    assert "not the table the bundle was trained on" in err
     # Another table, without the time column: named, as training names it.
     pd.read_csv(moved).drop(columns="timestamp").to_csv(table, index=False)
     assert main(["evaluate", bundle, "--data", str(table)]) == 1
@@ -451,3 +465,19 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     os.close(write)
     assert done.returncode == 141
     assert done.stderr == b""
+
+
+def test_json_output_writes_nan_and_infinity_as_null(capsys):
+    # An AUC of a test split of one class printed a bare NaN: not JSON to
+    # a strict parser.
+    from recsys.cli import _print_json
+
+    _print_json(
+        {"test": {"auc": float("nan"), "rmse": np.float32("inf")}, "k": [1.5]}
+    )
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    document = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert document == {"test": {"auc": None, "rmse": None}, "k": [1.5]}

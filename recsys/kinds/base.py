@@ -707,7 +707,7 @@ def fit_preprocessor(specs, train, *, progress: bool = False):
     from recsys.features import Preprocessor
     from recsys.logs import progress_bar
 
-    _check_numbers_present(specs, train)
+    _check_columns_present(specs, train)
     preprocessor = Preprocessor(features=specs)
     if len(train) <= FIT_CHUNK_ROWS:
         return preprocessor.fit(train)
@@ -724,23 +724,23 @@ def fit_preprocessor(specs, train, *, progress: bool = False):
     return preprocessor
 
 
-def _check_numbers_present(specs, train) -> None:
-    """Raises a `ValueError` naming the fix for a numeric column empty on
-    every training row (the preprocessor has no mean or quantile to learn:
-    it said only "no non-null values to fit on")."""
+def _check_columns_present(specs, train) -> None:
+    """Raises a `ValueError` naming the fix for a feature column empty on
+    every training row: a numeric one has no mean or quantile to learn (it
+    said only "no non-null values to fit on"), a categorical one trained
+    silently on nothing but its missing value (an upstream join that
+    broke, in a nightly job)."""
     from recsys.config.features import table_header
-    from recsys.features.specs import BucketizedFeature
-    from recsys.features.specs import NumericFeature
 
     for spec in specs:
-        numbers = isinstance(spec, NumericFeature | BucketizedFeature)
-        if numbers and spec.name in train and train[spec.name].isna().all():
+        if spec.name in train and train[spec.name].isna().all():
             raise ValueError(
                 f"Column '{spec.name}' is empty on every one of the "
                 f"{len(train):,} training rows (after data.drop_missing and "
                 "the split), so the model cannot learn from it. Fix: remove "
-                f"{table_header(spec.name)} and its name in model.features, or "
-                "fill the column."
+                f"{table_header(spec.name)} and its name where [model] lists "
+                "it (model.features; a two-tower's model.query_features or "
+                "model.candidate_features), or fill the column."
             )
 
 

@@ -108,10 +108,11 @@ def output_lock(path, purpose="a bundle write"):
             try:
                 os.makedirs(os.path.dirname(lock), exist_ok=True)
                 fd = _acquire(lock, purpose)
-            except PermissionError as error:
-                # A read-only folder above the output: a bare "Permission
+            except OSError as error:
+                # A read-only folder or file system above the output, or a
+                # folder that cannot hold one (/proc): a bare "Permission
                 # denied: .../.run.lock" named neither --output nor a fix.
-                raise PermissionError(
+                raise type(error)(
                     f"Cannot write {path}: {error.filename or lock} is not "
                     f"writable ({error.strerror}). Fix: choose an --output in "
                     "a folder you can write, or make that folder writable."

@@ -80,7 +80,7 @@ _RESUMABLE_CHANGES = (
 
 
 class CheckpointError(ValueError):
-    """A job directory's checkpoint cannot be used."""
+    """A job directory's checkpoint cannot be used or written."""
 
 
 def job_directory(config, output):
@@ -453,13 +453,27 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             return
         os.makedirs(self.directory, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.directory)
-        self.model.save_weights(os.path.join(tmp, WEIGHTS))
-        _write_json(
-            os.path.join(tmp, STATE), {"epoch": epoch, "step": self._step}
-        )
-        # On disk before `LATEST` names it: a power cut must not leave a
-        # pointer to a checkpoint whose files never reached the disk.
-        fsync_tree(tmp)
+        try:
+            self.model.save_weights(os.path.join(tmp, WEIGHTS))
+            _write_json(
+                os.path.join(tmp, STATE), {"epoch": epoch, "step": self._step}
+            )
+            # On disk before `LATEST` names it: a power cut must not leave
+            # a pointer to a checkpoint whose files never reached the disk.
+            fsync_tree(tmp)
+        except BaseException as error:
+            # A save that failed (a full disk) left its half-written
+            # weights, which only a later save cleared: on a full disk
+            # every retry failed earlier, leaving one more.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if isinstance(error, OSError):
+                raise CheckpointError(
+                    f"Cannot write a checkpoint in {self.directory}: "
+                    f"{error.strerror or error}. Fix: free space there, "
+                    "set train.job_dir to a folder with room, or "
+                    "train.checkpoint_every = -1 (no checkpoints)."
+                ) from None
+            raise
         os.rename(tmp, final)
         fsync_directory(self.directory)
         self._point_to(name)

@@ -301,3 +301,34 @@ def test_numbers_grouped_by_commas_are_read_trained_and_scored(tmp_path):
     np.testing.assert_allclose(
         scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
     )
+
+
+@pytest.mark.parametrize("column", ["color", "size"])
+def test_a_feature_column_empty_on_every_row_is_refused(
+    tmp_path, capsys, column
+):
+    # A categorical one trained on nothing but its missing value, without
+    # a word (an upstream join that broke); a numeric one was refused.
+    from recsys.cli import main
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {
+            "color": rng.choice(["red", "blue", "green"], 200),
+            "size": rng.normal(size=200),
+            "bought": rng.integers(0, 2, 200),
+        }
+    )
+    path = tmp_path / "orders.csv"
+    table.to_csv(path, index=False)
+    config = tmp_path / "orders.toml"
+    text = init_config(
+        "tabular", str(path), source=str(path), columns={"label": "bought"}
+    )
+    config.write_text(text)
+    table.assign(**{column: None}).to_csv(path, index=False)
+    argv = ["train", str(config), "-o", str(tmp_path / "b"), "-q"]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"Column '{column}' is empty on every one of the" in err, err
+    assert f"Fix: remove [features.{column}]" in err

@@ -48,22 +48,32 @@ def test_a_path_inside_a_bundle_is_refused(tmp_path):
     assert check_output_path(beside) == beside
 
 
-def test_a_folder_it_cannot_write_is_named_with_the_fix(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        PermissionError(13, "Permission denied"),
+        # A read-only mount: "Read-only file system: .../.b.lock".
+        OSError(30, "Read-only file system"),
+    ],
+)
+def test_a_folder_it_cannot_write_is_named_with_the_fix(
+    tmp_path, monkeypatch, error
+):
     # A read-only folder above --output (as a user without root's
     # override): "Permission denied: .../.run.lock" named neither.
     from recsys.storage import output_lock as module
 
     def refused(lock, purpose):
-        raise PermissionError(13, "Permission denied", lock)
+        raise type(error)(error.errno, error.strerror, lock)
 
     monkeypatch.setattr(module, "_acquire", refused)
     output = str(tmp_path / "ro" / "run")
-    with pytest.raises(PermissionError) as info:
+    with pytest.raises(type(error)) as info:
         with module.output_lock(output):
             pass
     message = str(info.value)
     assert message.startswith(f"Cannot write {output}: ")
-    assert "is not writable (Permission denied). Fix: choose an --output" in (
+    assert f"is not writable ({error.strerror}). Fix: choose an --output" in (
         message
     )
 

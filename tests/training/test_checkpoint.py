@@ -404,3 +404,24 @@ def test_shards_copied_elsewhere_resume_with_the_same_rows(tmp_path):
     assert same[0] == same[1]
     other = training_checkpoint(config, output, {**rows, "fingerprint": "x"})
     assert other.fingerprint != same[0]
+
+
+def test_a_save_that_fails_leaves_nothing_and_says_where(tmp_path):
+    # A full disk: the half-written weights stayed, and the next try
+    # failed earlier, adding another; the error was h5py's.
+    import errno
+
+    job_dir = str(tmp_path / "job")
+    model = _model()
+    checkpoint = TrainingCheckpoint(job_dir, "spec", every=3)
+
+    def full_disk(path):
+        with open(path, "wb") as f:
+            f.write(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    model.save_weights = full_disk
+    with pytest.raises(CheckpointError, match="No space left on device. Fix"):
+        model.fit(X, Y, batch_size=8, epochs=1, callbacks=[checkpoint])
+    directory = os.path.join(job_dir, "checkpoints")
+    assert os.listdir(directory) == []

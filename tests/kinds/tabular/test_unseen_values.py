@@ -83,6 +83,18 @@ def test_numbers_far_outside_the_training_rows_are_said(caplog):
         counter.add(rows)
         counter.warn(len(rows))
     assert caplog.text == ""  # 40 is near enough; a missing day is no number
+    # A column empty on every row was scored as its missing value silently
+    # (said of 20 rows or more: not of a call's row or two).
+    for size, said in ((19, False), (20, True)):
+        with caplog.at_level("WARNING"):
+            counter = UnseenValues(pre)
+            empty = pd.DataFrame({"day": np.full(size, np.nan)})
+            counter.add(empty.iloc[:5])
+            counter.add(empty.iloc[5:])
+            counter.warn(size)
+        message = f"'day' is empty on every one of the {size} rows scored"
+        assert (message in caplog.text) == said, caplog.text
+        caplog.clear()
     typed = pd.DataFrame({"day": pd.to_datetime(["2024-01-01", "2024-01-02"])})
     with caplog.at_level("WARNING"):
         counter = UnseenValues(pre)
