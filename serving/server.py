@@ -31,6 +31,7 @@ from recsys.serving.app import create_app
 from recsys.serving.bundle_paths import bundle_fingerprint
 from recsys.serving.bundle_paths import recover_watched_bundle
 from recsys.serving.bundle_paths import resolve_bundle_path
+from recsys.serving.metrics import shared_by_workers
 from recsys.serving.protocol import bounded_protocol
 from recsys.serving.reranker import Reranker
 from recsys.serving.routes import swap_bundle
@@ -499,20 +500,23 @@ def _serve_workers(
         seen[0] = current
         return True
 
-    try:
-        # Only `run_workers` holds a generation: a reload frees the old one.
-        return run_workers(
-            workers,
-            load=load_generation,
-            changed=changed if watch else None,
-            interval=settings.watch_interval,
-            # Stopping workers close their copies of the socket: with this
-            # one closed too, a new connection is refused at once (it was
-            # accepted, then reset when the last worker ended).
-            before_stop=close_sockets,
-        )
-    finally:
-        close_sockets()
+    # /metrics counts every worker's requests (`shared_by_workers`).
+    with shared_by_workers():
+        try:
+            # Only `run_workers` holds a generation: a reload frees the
+            # old one.
+            return run_workers(
+                workers,
+                load=load_generation,
+                changed=changed if watch else None,
+                interval=settings.watch_interval,
+                # Stopping workers close their copies of the socket: with
+                # this one closed too, a new connection is refused at once
+                # (it was accepted, then reset when the last worker ended).
+                before_stop=close_sockets,
+            )
+        finally:
+            close_sockets()
 
 
 def _print_started(version, ranker, host, port, workers, settings):

@@ -733,6 +733,21 @@ def test_a_reload_replaces_every_worker_while_they_answer(
         assert not any(_alive(pid) for pid in old)
         assert _answers(url, 7)["bundle"] == second_bundle.version
         assert set(_children(parent)) == set(new)
+        # /metrics counts every worker's answers, the old generation's
+        # too: each scrape gave the count of the worker that took it.
+        sent = len(answers) + 6
+
+        def counted():
+            text = httpx.get(f"{url}/metrics", timeout=30).text
+            line = 'recsys_requests_total{route="/v1/retrieve",status="200"}'
+            return next(
+                float(row.split()[-1])
+                for row in text.splitlines()
+                if row.startswith(line)
+            )
+
+        _wait_for(lambda: counted() == sent, timeout=10)
+        assert [counted() for _ in range(4)] == [sent] * 4
         _assert_a_stop_refuses_new_connections(url, parent)
     log = (tmp_path / "server.log").read_text()
     assert "restarted as pid" not in log
