@@ -166,7 +166,10 @@ async def _after_warm(app, service, tower, after_load) -> None:
 async def _watch(app, interval):
     """Reloads when the watched bundle directory or pointer file changes."""
     path = app.state.watch_path
-    seen = bundle_fingerprint(path)
+    # The files last loaded (or refused) from the path, by this watch or
+    # a SIGHUP (`recsys.serving.server`): one new bundle was loaded twice,
+    # once by each.
+    app.state.watch_seen = bundle_fingerprint(path)
     # Why the path names no bundle, at the last poll and as last warned:
     # a pointer to a typo was ignored without a word. Warned on the
     # second poll in a row, not during a training's swap of the bundle.
@@ -190,9 +193,9 @@ async def _watch(app, interval):
             missing = why
             continue
         missing = warned = None
-        if current == seen:
+        if current == app.state.watch_seen:
             continue
-        seen = current
+        app.state.watch_seen = current
         try:
             result = await swap_bundle(app, current[0])
             logger.info(

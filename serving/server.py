@@ -295,7 +295,18 @@ def _reloading_server(config, hangups):
 
 
 async def _reload(app):
-    """`/admin/reload` without a path, for SIGHUP: logged, never raised."""
+    """`/admin/reload` without a path, for SIGHUP: logged, never raised.
+    With `--watch`, files the watch has loaded (or refused) already are
+    not loaded again."""
+    if hasattr(app.state, "watch_seen"):
+        current = bundle_fingerprint(app.state.start_path)
+        if current is not None and current == app.state.watch_seen:
+            logger.info(
+                "SIGHUP: the bundle's files are those loaded, still serving %s",
+                app.state.service.version,
+            )
+            return
+        app.state.watch_seen = current
     try:
         result = await swap_bundle(app, app.state.start_path)
     except HTTPException as error:  # swap_bundle's 422: the reason
@@ -389,9 +400,13 @@ def _serve_workers(
         shared_ranker.fill_in_child()
     sockets: list[socket.socket] = []  # bound once the bundle has loaded
     generations: list[str] = []
+    seen = [bundle_fingerprint(bundle)]  # the files of the last load
 
     def load_generation():
         """Loads the bundle (again) and returns what its workers run."""
+        # What `changed` compares with: a SIGHUP's generation was loaded
+        # again by the watch's next poll.
+        seen[0] = bundle_fingerprint(bundle)
         service = RetrievalService.load(
             resolve_bundle_path(bundle),
             load_tower=False,
@@ -487,8 +502,6 @@ def _serve_workers(
     def close_sockets():
         for sock in sockets:
             sock.close()
-
-    seen = [bundle_fingerprint(bundle)]
 
     def changed():
         current = bundle_fingerprint(bundle)

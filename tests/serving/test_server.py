@@ -95,6 +95,19 @@ def _bundle_of(url, version, timeout=60):
         time.sleep(0.2)
 
 
+def test_a_sighup_and_the_watch_load_a_new_bundle_once(
+    served, second_bundle, tmp_path
+):
+    # The SIGHUP loaded it, then the watch's next poll loaded it again.
+    url, pointer = served
+    pointer.write_text(second_bundle.path)
+    os.kill(_server_pid(url), signal.SIGHUP)
+    _bundle_of(url, second_bundle.version)
+    time.sleep(1.5)  # the watch polls every 0.2 s
+    log = (tmp_path / "server.log").read_text()
+    assert log.count(f"bundle {second_bundle.version} (was") == 1, log
+
+
 def test_sighup_reloads_a_one_worker_server(
     trained_bundle, second_bundle, tmp_path
 ):
