@@ -368,7 +368,9 @@ def _predict(bundle, frame, unseen):
         # As `data.drop_missing` judged the training rows.
         blank = empty_cells(frame[[column]])[column].to_numpy(bool)
     if not blank.any():
-        if column is None and unseen.features:  # a `TabularBundle`
+        # A `TabularBundle`: the file's counts are said once (each chunk's
+        # were said alone where the model had no categorical column).
+        if column is None and unseen.preprocessor is not None:
             return np.asarray(bundle.predict(frame, unseen=unseen)), blank
         return np.asarray(bundle.predict(frame)), blank
     width = len(bundle.classes)

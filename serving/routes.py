@@ -431,10 +431,10 @@ async def readyz(request: Request):
 )
 async def metrics(request: Request):
     """Prometheus metrics: requests by status, latency, bundle version."""
-    return Response(
-        request.app.state.metrics.render(),
-        media_type="text/plain; version=0.0.4",
-    )
+    # Off the event loop: with --workers it reads every worker's files,
+    # which grow with each reload's workers (1,000 in 0.4 s).
+    text = await asyncio.to_thread(request.app.state.metrics.render)
+    return Response(text, media_type="text/plain; version=0.0.4")
 
 
 @admin.post(

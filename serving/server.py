@@ -100,9 +100,9 @@ def serve(
         ranker: str or None. A tabular bundle that reranks `"rerank": true`
             requests. Defaults to `None`.
         watch: bool. Reload when the bundle (or pointer) changes.
-        log_level: str. uvicorn's log level (`"critical"`, `"error"`,
-            `"warning"`, `"info"`, `"debug"` or `"trace"`). Defaults to
-            `"info"`.
+        log_level: str or int. uvicorn's log level (`"critical"`,
+            `"error"`, `"warning"`, `"info"`, `"debug"` or `"trace"`, or a
+            `logging` level). Defaults to `"info"`.
         workers: int. Processes answering on the port, sharing the
             loaded bundle (forked from this one, which then supervises
             them). With more than one, `/admin/reload` without a path,
@@ -139,7 +139,7 @@ def serve(
             "--host is empty. Fix: pass 127.0.0.1 (this machine only, the "
             "default) or 0.0.0.0 (every interface)."
         )
-    if log_level not in LOG_LEVELS:
+    if not isinstance(log_level, int) and log_level not in LOG_LEVELS:
         raise ValueError(
             f"--log-level must be one of {', '.join(LOG_LEVELS)}. "
             f"Received: {log_level!r}"
@@ -296,17 +296,9 @@ def _reloading_server(config, hangups):
 
 async def _reload(app):
     """`/admin/reload` without a path, for SIGHUP: logged, never raised.
-    With `--watch`, files the watch has loaded (or refused) already are
-    not loaded again."""
+    With `--watch`, the watch does not load the same files again."""
     if hasattr(app.state, "watch_seen"):
-        current = bundle_fingerprint(app.state.start_path)
-        if current is not None and current == app.state.watch_seen:
-            logger.info(
-                "SIGHUP: the bundle's files are those loaded, still serving %s",
-                app.state.service.version,
-            )
-            return
-        app.state.watch_seen = current
+        app.state.watch_seen = bundle_fingerprint(app.state.start_path)
     try:
         result = await swap_bundle(app, app.state.start_path)
     except HTTPException as error:  # swap_bundle's 422: the reason

@@ -451,9 +451,10 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         final = os.path.join(self.directory, name)
         if os.path.exists(final):  # this very state is saved already
             return
-        os.makedirs(self.directory, exist_ok=True)
-        tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.directory)
+        tmp = None
         try:
+            os.makedirs(self.directory, exist_ok=True)
+            tmp = tempfile.mkdtemp(prefix=".tmp-", dir=self.directory)
             self.model.save_weights(os.path.join(tmp, WEIGHTS))
             _write_json(
                 os.path.join(tmp, STATE), {"epoch": epoch, "step": self._step}
@@ -461,11 +462,16 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             # On disk before `LATEST` names it: a power cut must not leave
             # a pointer to a checkpoint whose files never reached the disk.
             fsync_tree(tmp)
+            os.rename(tmp, final)
+            tmp = None
+            fsync_directory(self.directory)
+            self._point_to(name)
         except BaseException as error:
             # A save that failed (a full disk) left its half-written
             # weights, which only a later save cleared: on a full disk
             # every retry failed earlier, leaving one more.
-            shutil.rmtree(tmp, ignore_errors=True)
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
             if isinstance(error, OSError):
                 raise CheckpointError(
                     f"Cannot write a checkpoint in {self.directory}: "
@@ -474,9 +480,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                     "train.checkpoint_every = -1 (no checkpoints)."
                 ) from None
             raise
-        os.rename(tmp, final)
-        fsync_directory(self.directory)
-        self._point_to(name)
         self._saved_step = self._step
         # Older checkpoints, and leftovers of a save that a kill cut short.
         _clear_checkpoints(self.directory, keep=(name, LATEST))

@@ -122,6 +122,19 @@ def test_evaluate_command_rescores_a_streamed_bundle(streamed, capsys):
     assert "ground truth" in table
 
 
+def test_a_streamed_bundle_evaluated_on_its_rows_is_not_said_other(
+    streamed, synthetic_dir, tmp_path, capsys
+):
+    # Its split held out the last share of the time span, --data's the
+    # last share of the rows: "not the table the bundle was trained on".
+    bundle, _ = streamed
+    table = tmp_path / "rows.parquet"
+    pd.read_parquet(synthetic_dir).to_parquet(table)
+    capsys.readouterr()
+    assert main(["evaluate", bundle.path, "--data", str(table), "-q"]) == 0
+    assert "not the table" not in capsys.readouterr().err
+
+
 def train_on(path, tmp_path, *overrides):
     args = ["train", CONFIG, "-o", str(tmp_path / "out"), "-q"]
     args += ["--set", f"data.path={path}"]

@@ -124,3 +124,54 @@ def test_predicted_classes_keep_the_labels_type():
     predicted = score_columns(bundle, probabilities)["predicted"]
     assert predicted.tolist() == [6, None]
     assert isinstance(predicted[0], int | np.integer)
+
+
+def test_a_file_of_numbers_only_is_said_empty_once_and_only_when_empty(
+    tmp_path, caplog
+):
+    # Without a categorical column each chunk was warned of alone: a file
+    # whose first chunk lacked a column was said empty on every row.
+    import pandas as pd
+
+    from recsys import train
+    from recsys.config import load_config
+    from recsys.init_config import init_config
+
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {"x1": rng.normal(size=300), "x2": rng.normal(size=300)}
+    ).assign(y=lambda t: (t.x1 + rng.normal(size=300) > 0).astype(int))
+    path = tmp_path / "rows.csv"
+    table.to_csv(path, index=False)
+    config = tmp_path / "rows.toml"
+    config.write_text(
+        init_config(
+            "tabular", str(path), source=str(path), columns={"label": "y"}
+        )
+    )
+    result = train(
+        load_config(str(config), ["train.epochs=1"]),
+        str(tmp_path / "bundle"),
+        progress=False,
+    )
+
+    def said(rows):
+        rows.to_parquet(tmp_path / "in.parquet", index=False)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            score_file(
+                result.bundle,
+                str(tmp_path / "in.parquet"),
+                str(tmp_path / "out.parquet"),
+                batch_size=60,
+                progress=False,
+            )
+        return [
+            r.getMessage() for r in caplog.records if "empty" in r.getMessage()
+        ]
+
+    first_chunk_empty = table.copy()
+    first_chunk_empty.loc[:59, "x2"] = np.nan
+    assert said(first_chunk_empty) == []
+    [message] = said(table.assign(x2=np.nan))
+    assert "'x2' is empty on every one of the 300 rows scored" in message
