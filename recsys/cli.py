@@ -939,11 +939,9 @@ def build_parser():
         "without a path, SIGHUP to the server or, with --watch, a new "
         "bundle loads it again (with N > 1, replacing every worker).",
     )
+    # Checked by `serve` against uvicorn's own list, before the load.
     serve.add_argument(
-        "--log-level",
-        default="info",
-        choices=["critical", "error", "warning", "info", "debug", "trace"],
-        help="uvicorn log level (default info).",
+        "--log-level", default="info", help="uvicorn log level (default info)."
     )
     serve.set_defaults(run=cmd_serve)
 

@@ -523,16 +523,17 @@ class UnseenValues:
             if total >= EMPTY_COLUMN_ROWS and count == total
         ]
         if empty:
+            verb, them = ("are", "them") if len(empty) > 1 else ("is", "it")
             logger.warning(
-                "%s empty on every one of the %s rows scored: the model read "
-                "its missing value on each, so the scores differ by the "
+                "%s %s empty on every one of the %s rows scored: the model "
+                "read its missing value on each, so the scores differ by the "
                 "other columns only. Fix: fill %s (a join or export that "
                 "left %s out?).",
-                ", ".join(f"'{name}'" for name in empty)
-                + (" are" if len(empty) > 1 else " is"),
+                ", ".join(f"'{name}'" for name in empty),
+                verb,
                 f"{total:,}",
-                "them" if len(empty) > 1 else "it",
-                "them" if len(empty) > 1 else "it",
+                them,
+                them,
             )
         if self.far:
             said = "; ".join(

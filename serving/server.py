@@ -392,7 +392,7 @@ def _serve_workers(
         shared_ranker.fill_in_child()
     sockets: list[socket.socket] = []  # bound once the bundle has loaded
     generations: list[str] = []
-    seen = [bundle_fingerprint(bundle)]  # the files of the last load
+    seen: list = [None]  # the files of the last load (`load_generation`)
 
     def load_generation():
         """Loads the bundle (again) and returns what its workers run."""
