@@ -422,13 +422,16 @@ def cmd_init(args):
         f"wrote {args.output}: check its guessed lines, then "
         f"`recsys train {args.output}`"
     )
+    # What is left to do goes to stderr, beside warnings: a script keeps
+    # stdout's one line.
     placeholders = re.findall(
         rf'^(\w+) = "{PLACEHOLDER}"', text, flags=re.MULTILINE
     )
     if "time_format" in placeholders:
         print(
             "could not read the dates of the time column: set time_format "
-            "in the file (its comment quotes a value)"
+            "in the file (its comment quotes a value)",
+            file=sys.stderr,
         )
     unguessed = [key for key in placeholders if key in roles]
     if unguessed:
@@ -436,7 +439,8 @@ def cmd_init(args):
         print(
             f"could not guess {', '.join(unguessed)}: set "
             f"{'it' if len(unguessed) == 1 else 'them'} in the file, or rerun "
-            f"with {options}"
+            f"with {options}",
+            file=sys.stderr,
         )
     return 0
 

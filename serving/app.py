@@ -42,6 +42,23 @@ __all__ = ["create_app", "resolve_bundle_path"]
 logger = logging.getLogger(__name__)
 
 
+# FastAPI serves its own pages through plain Starlette routes, which leave
+# `scope["route"]` unset: named by their path where they are on.
+FASTAPI_PAGES = frozenset(
+    {"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+)
+
+
+def _route_label(scope, status):
+    """The `route` label of a request's metrics: its route's path template
+    (one label for every item id), else `"unmatched"`."""
+    route = scope.get("route")
+    if route is not None:
+        return route.path
+    path = scope.get("path")
+    return path if path in FASTAPI_PAGES and status != 404 else "unmatched"
+
+
 class ServiceMiddleware:
     """Caps request bodies, records metrics, turns crashes into 500s and
     answers HEAD as GET without the body.
@@ -97,10 +114,8 @@ class ServiceMiddleware:
                 )
                 await response(scope, receive, send_and_record)
             status = 500
-        route = scope.get("route")
-        self.metrics.observe(
-            route.path if route else "unmatched", status or 500, started
-        )
+        status = status or 500
+        self.metrics.observe(_route_label(scope, status), status, started)
 
     def _limited(self, receive):
         received = 0

@@ -821,11 +821,12 @@ def test_init_says_which_columns_it_could_not_guess(tmp_path, capsys):
     assert (
         main(["init", "two_tower", "--data", str(data), "-o", str(config)]) == 0
     )
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
     assert (
         "could not guess user, item: set them in the file, or rerun with "
         "--user COLUMN --item COLUMN"
-    ) in out
+    ) in said.err
+    assert said.out.startswith("wrote ") and "could not" not in said.out
 
 
 def test_ids_with_empty_cells_are_noted_and_their_rows_dropped(
@@ -1518,9 +1519,9 @@ def test_dates_init_cannot_read_get_a_placeholder_train_names(tmp_path, capsys):
     config = tmp_path / "events.toml"
     command = ["init", "two_tower", "--data", str(data), "-o", str(config)]
     assert main([*command, "--time", "issued"]) == 0
-    out = capsys.readouterr().out
-    assert "could not read the dates of the time column" in out
-    assert "--time_format" not in out
+    err = capsys.readouterr().err
+    assert "could not read the dates of the time column" in err
+    assert "--time_format" not in err
     text = config.read_text()
     assert f'time_format = "{PLACEHOLDER}"' in text
     assert "could not read 'the 1th of May' as a date" in text

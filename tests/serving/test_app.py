@@ -127,6 +127,11 @@ def test_health_ready_metrics_and_docs(client):
     assert "process_resident_memory_bytes" in text
     assert "python_gc_collections_total" in text
     assert client.get("/docs").status_code == 200
+    assert client.get("/openapi.json").status_code == 200
+    # FastAPI's own pages were counted as "unmatched", like a 404.
+    text = client.get("/metrics").text
+    assert 'recsys_requests_total{route="/docs",status="200"}' in text
+    assert 'recsys_requests_total{route="/openapi.json",status="200"}' in text
 
 
 @pytest.mark.parametrize(
