@@ -8,6 +8,7 @@ from recsys.layers.multi_hash_embedding import MultiHashEmbedding
 from recsys.layers.pooled_embedding import PooledEmbedding
 from recsys.layers.remove_accidental_hits import RemoveAccidentalHits
 from recsys.layers.sequence_encoder import SequenceEncoder
+from recsys.layers.sparse_rows_embedding import SparseRowsEmbedding
 from recsys.layers.wide_biases import WideBiases
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "PooledEmbedding",
     "RemoveAccidentalHits",
     "SequenceEncoder",
+    "SparseRowsEmbedding",
     "WideBiases",
 ]

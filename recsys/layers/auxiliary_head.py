@@ -1,5 +1,6 @@
 """`AuxiliaryHead`: a second regression task learnt beside the main one."""
 
+import numbers
 from typing import Any
 
 import keras
@@ -25,7 +26,8 @@ class AuxiliaryHead(keras.layers.Layer):
         **kwargs: Passed on to `keras.layers.Layer`.
 
     Input shape:
-        `x` of shape `(batch, width)`; `target` of shape `(batch,)`.
+        `x` of shape `(batch, width)`; `target` of shape `(batch,)` or
+        `(batch, 1)`.
 
     Output shape:
         `(batch,)`.
@@ -44,13 +46,20 @@ class AuxiliaryHead(keras.layers.Layer):
         super().__init__(**kwargs)
         self.weight = weight
         self.mean = mean
-        if weight < 0:
+        if (
+            isinstance(weight, bool)
+            or not isinstance(weight, numbers.Real)
+            or not weight >= 0
+        ):
             raise ValueError(
-                "`weight` (auxiliary_weight) must be >= 0. "
-                f"Received: weight={weight}"
+                "`weight` (auxiliary_weight) must be a number >= 0. "
+                f"Received: weight={weight!r}"
             )
-        self.dense = keras.layers.Dense(
-            1, bias_initializer=keras.initializers.Constant(mean), name="dense"
+        self.dense: keras.layers.Dense = keras.layers.Dense(
+            1,
+            bias_initializer=keras.initializers.Constant(mean),
+            dtype=self.dtype_policy,
+            name="dense",
         )
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
@@ -62,13 +71,22 @@ class AuxiliaryHead(keras.layers.Layer):
 
         Args:
             x: float tensor `(batch, width)`.
-            target: optional tensor `(batch,)`.
+            target: optional tensor `(batch,)` or `(batch, 1)`.
 
         Returns:
             float tensor `(batch,)`.
         """
         estimate = self.dense(x)[:, 0]
         if target is not None:
+            if len(target.shape) == 2 and target.shape[1] == 1:
+                # `frame[["rating"]]`: `(batch, 1)` would broadcast against
+                # `(batch,)` to every pair of rows.
+                target = target[:, 0]
+            if len(target.shape) != 1:
+                raise ValueError(
+                    "`target` must have shape `(batch,)` or `(batch, 1)`. "
+                    f"Received: target.shape={tuple(target.shape)}"
+                )
             error = estimate - ops.cast(target, estimate.dtype)
             self.add_loss(self.weight * ops.mean(ops.square(error)))
         return estimate

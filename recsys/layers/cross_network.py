@@ -65,7 +65,9 @@ class CrossNetwork(keras.layers.Layer):
             )
         self.crosses = [
             keras_rs.layers.FeatureCross(
-                projection_dim=projection_dim, name=f"cross_{i}"
+                projection_dim=projection_dim,
+                dtype=self.dtype_policy,
+                name=f"cross_{i}",
             )
             for i in range(num_layers)
         ]

@@ -64,6 +64,23 @@ class DLRMInteraction(keras.layers.Layer):
                 "`dot_dim` must be a positive integer. "
                 f"Received: dot_dim={dot_dim!r}"
             )
+        if not all(
+            isinstance(d, int) and not isinstance(d, bool) and d > 0
+            for d in self.input_dims
+        ):
+            raise ValueError(
+                "`input_dims` must be a list of positive integers (the size "
+                f"of each vector). Received: input_dims={self.input_dims}"
+            )
+        if (
+            not isinstance(num_numeric, int)
+            or isinstance(num_numeric, bool)
+            or num_numeric < 0
+        ):
+            raise ValueError(
+                "`num_numeric` must be an integer >= 0. "
+                f"Received: num_numeric={num_numeric!r}"
+            )
         if not all(isinstance(u, int) and u > 0 for u in self.bottom_units):
             raise ValueError(
                 "`bottom_units` must be a list of positive integers. "
@@ -72,26 +89,39 @@ class DLRMInteraction(keras.layers.Layer):
         vectors = len(self.input_dims) + (num_numeric > 0)
         if vectors < 2:
             raise ValueError(
-                'interaction="dot" needs at least two vectors to multiply '
-                "(categorical columns, plus one for all numeric columns). "
+                '`DLRMInteraction` (interaction="dot") needs at least two '
+                "vectors to multiply (categorical columns, plus one for all "
+                "numeric columns). "
                 f"Received: input_dims={self.input_dims}, "
                 f"num_numeric={num_numeric}"
             )
         self.projections = [
-            keras.layers.Dense(dot_dim, use_bias=False, name=f"projection_{i}")
+            keras.layers.Dense(
+                dot_dim,
+                use_bias=False,
+                dtype=self.dtype_policy,
+                name=f"projection_{i}",
+            )
             if dim != dot_dim
             else None
             for i, dim in enumerate(self.input_dims)
         ]
         self.bottom = (
             [
-                keras.layers.Dense(units, activation="relu", name=f"bottom_{i}")
+                keras.layers.Dense(
+                    units,
+                    activation="relu",
+                    dtype=self.dtype_policy,
+                    name=f"bottom_{i}",
+                )
                 for i, units in enumerate([*self.bottom_units, dot_dim])
             ]
             if num_numeric
             else []
         )
-        self.dot = keras_rs.layers.DotInteraction(name="dot_interaction")
+        self.dot = keras_rs.layers.DotInteraction(
+            dtype=self.dtype_policy, name="dot_interaction"
+        )
 
     def build(self, input_shape: Any = None) -> None:
         # Every shape is known from the constructor's arguments.

@@ -71,6 +71,16 @@ class EmbeddingStack(keras.layers.Layer):
         if not inputs:
             raise ValueError("`inputs` must name at least one column.")
         self.inputs_config = [dict(spec) for spec in inputs]
+        needed = ("name", "input_dim") + (
+            ("output_dim",) if output_dim is None else ()
+        )
+        for spec in self.inputs_config:
+            missing = [key for key in needed if key not in spec]
+            if missing:
+                raise ValueError(
+                    f"Each of `inputs` needs the keys {list(needed)}; "
+                    f"{spec} has no {missing}."
+                )
         self.output_dim = output_dim
         self.embeddings_initializer = keras.initializers.get(
             embeddings_initializer
@@ -130,6 +140,7 @@ class EmbeddingStack(keras.layers.Layer):
                     initializer.get_config()
                 ),
                 embeddings_regularizer=self.embeddings_regularizer,
+                dtype=self.dtype_policy,
                 name=f"table_{width}",
             )
             for width in self.groups

@@ -158,6 +158,7 @@ class MultiHashEmbedding(SparseRowsEmbedding):
         Returns:
             float tensor `(batch, output_dim)`.
         """
+        self.compute_output_shape(inputs.shape)  # refuses 3-D ids
         vectors = self.lookup(self.hash_rows(inputs))  # (..., hashes, row)
         if self.hash_combiner == "sum":
             x = ops.sum(vectors, axis=-2)
@@ -180,6 +181,12 @@ class MultiHashEmbedding(SparseRowsEmbedding):
     def compute_output_shape(
         self, input_shape: tuple[int | None, ...]
     ) -> tuple[int | None, ...]:
+        if len(input_shape) > 2:
+            raise ValueError(
+                "`MultiHashEmbedding` reads ids of shape `(batch,)` or "
+                "`(batch, length)`. Received: input_shape="
+                f"{tuple(input_shape)}"
+            )
         return (input_shape[0], self.vector_dim)
 
     def compute_output_spec(self, inputs: Any) -> keras.KerasTensor:

@@ -32,7 +32,9 @@ class PooledEmbedding(keras_rs.layers.EmbedReduce, SparseRowsEmbedding):
         **kwargs: Passed on to `keras_rs.layers.EmbedReduce`.
 
     Input shape:
-        `(batch,)` or `(batch, length)` integer ids.
+        `(batch,)` or `(batch, length)` integer ids in `[0, input_dim)`. As
+        in `keras.layers.Embedding`, others are not checked: under JAX an id
+        past the end reads a row of NaN, and `-1` the last row.
 
     Output shape:
         `(batch, output_dim)`.

@@ -13,6 +13,14 @@ from keras import ops
 MIN_LOGIT = -3.4e36
 
 
+def _min_logit(dtype: Any) -> Any:
+    """`MIN_LOGIT` in `dtype`; half of float16's lowest there (it has no
+    -3.4e36: -inf would give a row of only masked logits NaN)."""
+    if keras.backend.standardize_dtype(dtype) == "float16":
+        return ops.cast(-32752.0, dtype)
+    return ops.cast(MIN_LOGIT, dtype)
+
+
 @keras.saving.register_keras_serializable(package="recsys")
 class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
     """Masks the logits of negatives that share the positive's candidate id.
@@ -47,11 +55,13 @@ class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
                 f"labels.shape={labels.shape}, logits.shape={logits.shape}"
             )
         positive = ops.take(candidate_ids, ops.argmax(labels, axis=-1))
-        duplicate = ops.cast(
-            ops.equal(positive[:, None], candidate_ids[None, :]), logits.dtype
+        hit = ops.logical_and(
+            ops.equal(positive[:, None], candidate_ids[None, :]),
+            ops.equal(labels, 0),
         )
-        duplicate = ops.subtract(duplicate, ops.cast(labels, logits.dtype))
-        return ops.add(logits, ops.multiply(duplicate, MIN_LOGIT))
+        # `where`, not `logits + hit * MIN_LOGIT`: in float16 the minimum is
+        # -inf, and 0 * -inf is NaN on every other logit.
+        return ops.where(hit, _min_logit(logits.dtype), logits)
 
     def mask(self, logits: Any, candidate_ids: Any) -> Any:
         """Masks accidental hits of in-batch negatives, without labels.
@@ -73,4 +83,4 @@ class RemoveAccidentalHits(keras_rs.layers.RemoveAccidentalHits):
             ops.equal(candidate_ids[:, None], candidate_ids[None, :]),
             ops.not_equal(rows[:, None], rows[None, :]),
         )
-        return ops.where(hit, ops.cast(MIN_LOGIT, logits.dtype), logits)
+        return ops.where(hit, _min_logit(logits.dtype), logits)

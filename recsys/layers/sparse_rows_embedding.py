@@ -75,6 +75,7 @@ class RowLookups:
         return values
 
 
+@keras.saving.register_keras_serializable(package="recsys")
 class SparseRowsEmbedding(keras.layers.Embedding):
     """A `keras.layers.Embedding` whose row lookups can be updated sparsely.
 

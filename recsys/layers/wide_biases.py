@@ -66,6 +66,7 @@ class WideBiases(keras.layers.Layer):
                 combiner=spec.get("combiner", "mean"),
                 embeddings_initializer="zeros",
                 embeddings_regularizer=self.embeddings_regularizer,
+                dtype=self.dtype_policy,
                 name=f"{spec['name']}_bias",
             )
             for spec in self.inputs_config

@@ -59,7 +59,10 @@ def interaction_config(interaction: str | dict[str, Any]) -> dict[str, Any]:
 
 
 def interaction_block(
-    interaction: dict[str, Any], input_dims: list[int], num_numeric: int
+    interaction: dict[str, Any],
+    input_dims: list[int],
+    num_numeric: int,
+    dtype: Any = None,
 ) -> keras.layers.Layer | None:
     """The layer of an interaction (`None` for `"mlp"`: a concatenation).
 
@@ -67,16 +70,21 @@ def interaction_block(
         interaction: dict. An `interaction_config`.
         input_dims: list of int. Size of each categorical vector.
         num_numeric: int. Number of numeric columns.
+        dtype: the layer's dtype policy (`None`: the global one).
 
     Returns:
         A `CrossNetwork`, a `DLRMInteraction` or `None`.
     """
     options = {k: v for k, v in interaction.items() if k != "name"}
     if interaction["name"] == "dcn":
-        return CrossNetwork(**options, name="cross_network")
+        return CrossNetwork(**options, dtype=dtype, name="cross_network")
     if interaction["name"] == "dot":
         return DLRMInteraction(
-            input_dims, num_numeric, **options, name="dlrm_interaction"
+            input_dims,
+            num_numeric,
+            **options,
+            dtype=dtype,
+            name="dlrm_interaction",
         )
     if options:
         raise ValueError(
@@ -234,6 +242,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
             EmbeddingStack(
                 embedded,
                 embeddings_regularizer=regularizer,
+                dtype=self.dtype_policy,
                 name="embedding_stack",
             )
             if stacked and embedded
@@ -243,6 +252,7 @@ class TabularModel(SparseRowUpdates, keras.Model):
                     s["output_dim"],
                     combiner=s.get("combiner", "mean"),
                     embeddings_regularizer=regularizer,
+                    dtype=self.dtype_policy,
                     name=f"{s['name']}_embedding",
                 )
                 for s in embedded
@@ -256,31 +266,51 @@ class TabularModel(SparseRowUpdates, keras.Model):
                 output_dim=units,
                 embeddings_initializer="zeros",
                 embeddings_regularizer=regularizer,
+                dtype=self.dtype_policy,
                 name="wide_biases",
             )
         elif wide:
             self.wide_biases = WideBiases(
-                embedded, regularizer, units=units, name="wide_biases"
+                embedded,
+                regularizer,
+                units=units,
+                dtype=self.dtype_policy,
+                name="wide_biases",
             )
         self.interaction_block = interaction_block(
             self.interaction,
             [s["output_dim"] for s in embedded],
             len(self.numeric_names) + len(self.indicator_names),
+            dtype=self.dtype_policy,
         )
+        # Sublayers follow this model's policy: a model saved under a
+        # mixed-precision global policy reloads as it trained.
         self.hidden = [
-            keras.layers.Dense(units, activation="relu", name=f"hidden_{i}")
+            keras.layers.Dense(
+                units,
+                activation="relu",
+                dtype=self.dtype_policy,
+                name=f"hidden_{i}",
+            )
             for i, units in enumerate(self.hidden_units)
         ]
         self.dropouts = [
-            keras.layers.Dropout(dropout, name=f"dropout_{i}")
+            keras.layers.Dropout(
+                dropout, dtype=self.dtype_policy, name=f"dropout_{i}"
+            )
             for i in range(len(self.hidden_units))
         ]
         self.head = keras.layers.Dense(
-            num_classes if task == "multiclass" else 1, name="head"
+            num_classes if task == "multiclass" else 1,
+            dtype=self.dtype_policy,
+            name="head",
         )
         self.auxiliary_head = (
             AuxiliaryHead(
-                auxiliary_weight, auxiliary_mean, name="auxiliary_head"
+                auxiliary_weight,
+                auxiliary_mean,
+                dtype=self.dtype_policy,
+                name="auxiliary_head",
             )
             if auxiliary_weight
             else None

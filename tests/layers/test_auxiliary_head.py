@@ -23,9 +23,28 @@ def test_auxiliary_head_starts_at_its_mean_and_adds_its_weighted_error():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(loss), 1.25)
 
 
-def test_auxiliary_head_rejects_a_negative_weight():
+@pytest.mark.parametrize("weight", [-1.0, "0.5", None, float("nan")])
+def test_auxiliary_head_rejects_a_weight_that_is_no_number_from_0(weight):
+    # A string or None was a TypeError from a comparison.
     with pytest.raises(ValueError, match="weight"):
-        AuxiliaryHead(weight=-1.0)
+        AuxiliaryHead(weight=weight)
+
+
+def test_a_target_of_one_column_is_the_same_target():
+    # `frame[["rating"]]`: (batch, 1) broadcast against the (batch,)
+    # estimate to every pair of rows, a wrong loss without an error.
+    target = np.array([4.0, 1.0], "float32")
+    losses = []
+    for shaped in (target, target[:, None]):
+        head = AuxiliaryHead(weight=1.0, mean=3.0)
+        head.build((None, 2))
+        kernel, bias = head.get_weights()
+        head.set_weights([np.full_like(kernel, 0.1), bias])
+        head(X, shaped)
+        losses.append(float(keras.ops.convert_to_numpy(head.losses[0])))
+    np.testing.assert_allclose(losses[1], losses[0])
+    with pytest.raises(ValueError, match="target"):
+        AuxiliaryHead()(X, np.zeros((2, 2), "float32"))
 
 
 def test_auxiliary_head_config_round_trip():

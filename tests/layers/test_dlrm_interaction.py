@@ -57,6 +57,11 @@ def test_dlrm_interaction_weights():
         ({"input_dims": [2]}, "two vectors"),
         ({"input_dims": [2, 2], "dot_dim": 0}, "dot_dim"),
         ({"input_dims": [2, 2], "bottom_units": [0]}, "bottom_units"),
+        # These were accepted, then failed in the first call.
+        ({"input_dims": [4, -4]}, "input_dims"),
+        ({"input_dims": [4, 4.5]}, "input_dims"),
+        ({"input_dims": [4, 4], "num_numeric": 1.5}, "num_numeric"),
+        ({"input_dims": [4, 4], "num_numeric": -1}, "num_numeric"),
     ],
 )
 def test_dlrm_interaction_rejects_bad_arguments(kwargs, match):

@@ -93,6 +93,19 @@ def test_stack_rejects_a_table_size_that_is_no_positive_integer(spec, key):
         EmbeddingStack([{"name": "city", **spec}])
 
 
+@pytest.mark.parametrize(
+    "spec, missing",
+    [
+        ({"name": "a", "input_dim": 10}, "output_dim"),
+        ({"input_dim": 10, "output_dim": 2}, "name"),
+    ],
+)
+def test_stack_names_the_keys_a_column_lacks(spec, missing):
+    # A KeyError of the key alone before.
+    with pytest.raises(ValueError, match=f"has no \\['{missing}'\\]"):
+        EmbeddingStack([spec])
+
+
 def test_stack_rejects_an_unknown_combiner():
     with pytest.raises(ValueError, match="'tags'.*combiner"):
         EmbeddingStack(

@@ -129,3 +129,12 @@ def test_multi_hash_embedding_trains():
     y = np.array([1.0, -1.0] * 16)
     model.fit(x, y, batch_size=8, epochs=30, verbose=0)
     assert model.evaluate(x, y, verbose=0) < 0.01
+
+
+def test_multi_hash_embedding_refuses_ids_of_three_dimensions():
+    # It answered (batch, 3, dim) while saying (batch, dim) to a model.
+    layer = MultiHashEmbedding(num_buckets=100, output_dim=8)
+    with pytest.raises(ValueError, match="input_shape"):
+        layer(np.ones((2, 3, 4), "int32"))
+    with pytest.raises(ValueError, match="input_shape"):
+        layer(keras.Input((3, 4), dtype="int32"))

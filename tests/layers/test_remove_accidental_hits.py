@@ -55,3 +55,20 @@ def test_remove_accidental_hits_config_round_trip():
     layer = RemoveAccidentalHits(name="hits")
     clone = RemoveAccidentalHits.from_config(layer.get_config())
     assert clone.get_config() == layer.get_config()
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_hits_are_masked_in_half_precision_without_nan(dtype):
+    # float16 has no -3.4e36: the mask was -inf, and 0 * -inf made every
+    # other logit NaN (the positives included).
+    logits = keras.ops.cast(np.array([[2.0, 1.0], [1.0, 3.0]]), dtype)
+    layer = RemoveAccidentalHits()
+    ids = np.array([4, 4])
+    for out in (
+        layer(logits, np.eye(2, dtype="float32"), ids),
+        layer.mask(logits, ids),
+    ):
+        out = keras.ops.convert_to_numpy(keras.ops.cast(out, "float32"))
+        assert np.isfinite(out).all()
+        np.testing.assert_array_equal(np.diag(out), [2.0, 3.0])
+        assert out[0, 1] < -1e4 and out[1, 0] < -1e4

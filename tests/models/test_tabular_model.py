@@ -378,6 +378,32 @@ def test_stacked_tabular_model_serialization(tmp_path):
     run_serialization_battery(model, MIXED_X, tmp_path)
 
 
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"interaction": "dcn", "auxiliary_weight": 0.5},
+        {"interaction": "dot", "stacked": True},
+    ],
+)
+def test_a_mixed_precision_model_reloads_as_it_trained(kwargs, tmp_path):
+    # Its sublayers took the global policy of the moment: saved under
+    # mixed_bfloat16 and loaded under float32, they computed in float32.
+    path = tmp_path / "model.keras"
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = TabularModel(MIXED, **kwargs)
+        expected = _out(model, MIXED_X)
+        model.save(path)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    reloaded = keras.models.load_model(path)
+    assert {
+        layer.dtype_policy.name for layer in reloaded._flatten_layers()
+    } == {"mixed_bfloat16"}
+    np.testing.assert_array_equal(_out(reloaded, MIXED_X), expected)
+
+
 @pytest.mark.parametrize("interaction", INTERACTIONS)
 def test_a_missing_value_is_learnt_from_its_indicator(interaction):
     # The label is whether "age" is missing. Filled with 0 (the mean), a
