@@ -351,7 +351,9 @@ def _check_manifest(path, manifest, kind):
             f"{path} has bundle format_version "
             f"{manifest.get('format_version')!r}; this recsys reads "
             f"format_version {FORMAT_VERSION} (bundles that list the sha256 "
-            "of every file). Fix: retrain the bundle."
+            "of every file). Fix: retrain it with this recsys, `recsys train "
+            'CONFIG` (the settings it was trained with are under "config" '
+            f"in {path}/{MANIFEST})."
         )
     found = manifest.get("kind", "two_tower")
     if kind is not None and found != kind:

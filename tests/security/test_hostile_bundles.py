@@ -359,7 +359,10 @@ def test_a_bundle_without_checksums_is_refused(copy):
     del manifest["files"]
     manifest["format_version"] = 1
     (copy / "manifest.json").write_text(json.dumps(manifest))
-    _load_refused(copy, "format_version 1.*retrain the bundle")
+    message = _load_refused(copy, "format_version 1")
+    # An upgrade's message: what to run, and where the old settings are.
+    assert "Fix: retrain it with this recsys, `recsys train CONFIG`" in message
+    assert 'under "config" in' in message
     manifest["format_version"] = 2
     (copy / "manifest.json").write_text(json.dumps(manifest))
     _load_refused(copy, "no valid `files` list")
