@@ -131,14 +131,13 @@ def train_and_tune(config, args, study):
 def means(splits):
     """Test AUCs averaged over the splits (one-hot LR's beside them)."""
     mean = {}
-    for part, key in (
-        ("as_written", "model"),
-        ("as_written", "logistic_regression"),
-        ("tuned", "model"),
-    ):
+    for name, (part, key) in {
+        "model": ("as_written", "model"),
+        "logistic_regression": ("as_written", "logistic_regression"),
+        "tuned": ("tuned", "model"),
+    }.items():
         values = [row[part][key] for row in splits.values() if part in row]
         if values:
-            name = "tuned" if part == "tuned" else key
             mean[name] = round(sum(values) / len(values), 4)
     return mean
 

@@ -6,6 +6,8 @@ import keras
 import keras_rs
 from keras import ops
 
+from recsys.errors import positive_int
+
 
 @keras.saving.register_keras_serializable(package="recsys")
 class DLRMInteraction(keras.layers.Layer):
@@ -64,14 +66,8 @@ class DLRMInteraction(keras.layers.Layer):
                 "`dot_dim` must be a positive integer. "
                 f"Received: dot_dim={dot_dim!r}"
             )
-        if not all(
-            isinstance(d, int) and not isinstance(d, bool) and d > 0
-            for d in self.input_dims
-        ):
-            raise ValueError(
-                "`input_dims` must be a list of positive integers (the size "
-                f"of each vector). Received: input_dims={self.input_dims}"
-            )
+        for i, dim in enumerate(self.input_dims):
+            positive_int(dim, f"input_dims[{i}]")
         if (
             not isinstance(num_numeric, int)
             or isinstance(num_numeric, bool)

@@ -18,6 +18,16 @@ def _shift_right(x: Any, bits: int) -> Any:
     return ops.bitwise_and(ops.right_shift(x, bits), (1 << (32 - bits)) - 1)
 
 
+def _check_ids_rank(shape: tuple[int | None, ...]) -> None:
+    """Refuses ids of 3 dimensions or more: they were looked up, and the
+    output's shape was not the one `compute_output_shape` declared."""
+    if len(shape) > 2:
+        raise ValueError(
+            "`MultiHashEmbedding` reads ids of shape `(batch,)` or "
+            f"`(batch, length)`. Received: input_shape={tuple(shape)}"
+        )
+
+
 @keras.saving.register_keras_serializable(package="recsys")
 class MultiHashEmbedding(SparseRowsEmbedding):
     """Compositional embedding: `num_hashes` rows of a shared table per id.
@@ -158,7 +168,7 @@ class MultiHashEmbedding(SparseRowsEmbedding):
         Returns:
             float tensor `(batch, output_dim)`.
         """
-        self.compute_output_shape(inputs.shape)  # refuses 3-D ids
+        _check_ids_rank(inputs.shape)
         vectors = self.lookup(self.hash_rows(inputs))  # (..., hashes, row)
         if self.hash_combiner == "sum":
             x = ops.sum(vectors, axis=-2)
@@ -181,12 +191,7 @@ class MultiHashEmbedding(SparseRowsEmbedding):
     def compute_output_shape(
         self, input_shape: tuple[int | None, ...]
     ) -> tuple[int | None, ...]:
-        if len(input_shape) > 2:
-            raise ValueError(
-                "`MultiHashEmbedding` reads ids of shape `(batch,)` or "
-                "`(batch, length)`. Received: input_shape="
-                f"{tuple(input_shape)}"
-            )
+        _check_ids_rank(input_shape)
         return (input_shape[0], self.vector_dim)
 
     def compute_output_spec(self, inputs: Any) -> keras.KerasTensor:
