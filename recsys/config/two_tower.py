@@ -309,8 +309,11 @@ class TwoTowerTrain(Section):
     )
     batch_size: int = Field(
         default=512,
-        ge=1,
-        description="Interactions per step (in-batch negatives).",
+        ge=2,
+        description=(
+            "Interactions per step, at least 2: each row's negatives are the "
+            "batch's other candidates."
+        ),
     )
     optimizer: Optimizer = Field(
         default="adagrad", description="Keras optimizer by name."
@@ -364,6 +367,19 @@ class TwoTowerTrain(Section):
         default="",
         description=('Where checkpoints go ("" = the output path + ".job").'),
     )
+
+    @pydantic.field_validator("batch_size", mode="before")
+    @classmethod
+    def _has_negatives(cls, batch_size: Any) -> Any:
+        # An in-batch softmax over one candidate: loss 0, nothing learnt.
+        # (Before `ge=2`, to say why; other values are pydantic's.)
+        if type(batch_size) is int and batch_size < 2:
+            raise ValueError(
+                "train.batch_size must be >= 2: a row's negatives are the "
+                "other candidates of its batch, so a batch of one learns "
+                f"nothing. Received: {batch_size}. Fix: e.g. batch_size = 512."
+            )
+        return batch_size
 
 
 class IndexSection(Section):

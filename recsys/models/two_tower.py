@@ -13,10 +13,11 @@ class TwoTower(SparseRowUpdates, keras.Model):
     """Two-tower retrieval model trained with an in-batch softmax.
 
     Each training batch holds `(query, positive candidate)` pairs; every other
-    candidate of the batch is a negative. The logits are dot products divided
-    by `temperature`. Because popular items are sampled as negatives more
-    often, `logq_correction` subtracts `logq_weight` times the log of each
-    candidate's sampling probability (read from the input
+    candidate of the batch is a negative (a batch of one has none: its loss is 0
+    and it teaches nothing, so batches need 2 rows or more). The logits are dot
+    products divided by `temperature`. Because popular items are sampled as
+    negatives more often, `logq_correction` subtracts `logq_weight` times the
+    log of each candidate's sampling probability (read from the input
     `"candidate_sampling_probability"`), and `remove_accidental_hits` masks
     negatives that are the row's own positive item. The correction lifts the
     training logits of rare candidates, so the learned scores of rare items
@@ -24,8 +25,8 @@ class TwoTower(SparseRowUpdates, keras.Model):
     over-corrects, leaving popular items higher than that. On MovieLens 1.5
     raised filtered HR@100 on the validation split from 0.266 to 0.28
     (benchmarks/RESULTS.md; its top 100s hold 58% movies of more than 50
-    training rows against 43% at weight 1). The loss is summed over the
-    batch, as in TFRS: with Adagrad the reduction sets the step size, and a
+    training rows against 43% at weight 1). The loss is summed over the batch,
+    as in TFRS: with Adagrad the reduction sets the step size, and a
     mean-reduced loss at the usual learning rate of 0.1 barely moves.
 
     Args:
