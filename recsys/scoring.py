@@ -28,6 +28,7 @@ from recsys.data.sources import check_output_file
 from recsys.data.sources import check_parquet_columns
 from recsys.data.sources import check_parquet_directory
 from recsys.data.sources import csv_layout
+from recsys.data.sources import decimals_as_numbers
 from recsys.data.sources import empty_cells
 from recsys.data.sources import grouped_numbers
 from recsys.data.sources import index_as_columns
@@ -73,8 +74,8 @@ def _input_form(path):
 
 
 def _batches(path, batch_size, text_columns=()):
-    """`(batches, total_rows, column_names, written_types)`: record batches
-    of the input, streamed where its form allows.
+    """`(batches, total_rows, column_names, written_types, decimal)`: record
+    batches of the input, streamed where its form allows.
 
     A CSV's `text_columns` (the bundle's categorical ones, `_text_columns`)
     are read as text whatever their cells: a block of "None" alone is no
@@ -82,7 +83,8 @@ def _batches(path, batch_size, text_columns=()):
     those of them pyarrow would read as numbers to that type, for the
     output (`_as_written`): ids written back as the numbers they were. It
     is None for the other forms, read with their missing cells as training
-    reads them (no `_text_marks_missing`)."""
+    reads them (no `_text_marks_missing`). `decimal` is a CSV's decimal mark
+    (`csv_layout`), None for the other forms."""
     form = _input_form(path)
     if form == ".parquet" and os.path.isdir(path):
         import pyarrow.dataset
@@ -97,6 +99,7 @@ def _batches(path, batch_size, text_columns=()):
             shards.count_rows(),
             shards.schema.names,
             None,
+            None,
         )
     if form == ".parquet":
         check_parquet_columns(path)
@@ -105,6 +108,7 @@ def _batches(path, batch_size, text_columns=()):
             reader.iter_batches(batch_size=batch_size),
             reader.metadata.num_rows,
             reader.schema_arrow.names,
+            None,
             None,
         )
     name = os.path.basename(path).lower()
@@ -129,6 +133,7 @@ def _batches(path, batch_size, text_columns=()):
             table.to_batches(max_chunksize=batch_size),
             table.num_rows,
             table.column_names,
+            None,
             None,
         )
     # CSV: pyarrow reads blocks of bytes; rows per block vary, so the total
@@ -178,7 +183,13 @@ def _batches(path, batch_size, text_columns=()):
             or pa.types.is_floating(inferred.field(name).type)
         )
     }
-    return _read_through(reader, path), None, reader.schema.names, written
+    return (
+        _read_through(reader, path),
+        None,
+        reader.schema.names,
+        written,
+        layout.get("decimal", "."),
+    )
 
 
 def _pandas_names(path, sep):
@@ -701,7 +712,7 @@ def score_file(
         f"{stem or 'scores'}_scored{output_format}",
         getattr(bundle, "path", None),
     )
-    batches, total, names, written = _batches(
+    batches, total, names, written, decimal = _batches(
         input_path, batch_size, _text_columns(bundle)
     )
     _check_columns(bundle, names, input_path)
@@ -723,13 +734,16 @@ def score_file(
             for start in range(0, table.num_rows, batch_size):
                 chunk = table.slice(start, batch_size)
                 # A named index of a Parquet file is a column (as training
-                # reads it), not the index `to_pandas` would make it.
+                # reads it), not the index `to_pandas` would make it; its
+                # decimals are numbers, not Python objects.
                 frame = index_as_columns(chunk.to_pandas())
+                frame = decimals_as_numbers(frame)
                 if written is not None:  # a CSV read by pyarrow
                     frame = _text_marks_missing(frame)
                     frame = _float_spellings_as_learned(frame, indexes)
-                    # `"30,841"` as training read it (`comma_thousands`).
-                    frame = grouped_numbers(frame, numeric)
+                    # `"30,841"` (`"1.234,56"`) as training read it
+                    # (`comma_thousands`).
+                    frame = grouped_numbers(frame, numeric, decimal)
                 # Rows numbered in the file, as a message names them.
                 frame.index = range(counts["rows"], counts["rows"] + len(frame))
                 try:

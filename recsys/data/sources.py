@@ -29,6 +29,7 @@ The text forms may also be compressed, with any suffix pandas infers
 import collections
 import contextlib
 import csv
+import decimal
 import glob
 import json
 import os
@@ -121,6 +122,9 @@ NONE_SAMPLE = 1000
 # The separators a `.csv` file may use (a spreadsheet in a locale whose
 # decimal mark is the comma writes `;`); on a tie, the first.
 SEPARATORS = (",", ";", "|", "\t")
+# A number with a decimal comma (`0,75`, `1.234,56`: thousands grouped by
+# points), as a spreadsheet in such a locale writes it beside `;`.
+DECIMAL_COMMA = r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
 # Rows read to find a file's decimal mark and the columns that may be codes.
 SAMPLE_ROWS = 1000
 # Rows read at a time where the file is looked through for codes.
@@ -172,7 +176,7 @@ def csv_layout(
         )
     head = raw.mask(raw.isin(MISSING_MARKS))
     cells = head.stack().dropna()
-    if found == ";" and cells.str.fullmatch(r"-?\d+,\d+").any():
+    if found == ";" and cells.str.fullmatch(DECIMAL_COMMA).any():
         options["decimal"] = ","
     _check_header(path, found)
     marks = {column: _marks(head[column]) for column in head.columns}
@@ -495,9 +499,18 @@ def _read_json(path, **options) -> pd.DataFrame:
 # a file of decimal commas the second is a whole number.
 POINT_NUMBER = r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"
 POINT_THOUSANDS = r"[-+]?\d{1,3}(\.\d{3})+"
-# A number with its thousands grouped by commas (`30,841`, `1,250,000.50`),
-# as a spreadsheet exports it, or the same without a group (`841`).
-COMMA_THOUSANDS = r"[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?"
+# A number with its thousands grouped (`30,841`, `1,250,000.50`), as a
+# spreadsheet exports it, or the same without a group (`841`): by commas
+# where the decimal mark is the point, by points where it is the comma
+# (`124.983,30`).
+GROUPED_NUMBERS = {
+    ".": r"[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?",
+    ",": r"[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?",
+}
+# A cell that shows the grouping: a comma where the decimal mark is the
+# point; a point and a comma where it is the comma (`1.500` alone may be
+# 1.5 held as text, which such a file writes with a point: left as written).
+GROUPED_SIGN = {".": ",", ",": r".*\..*,.*"}
 
 
 def point_decimals(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
@@ -609,6 +622,43 @@ def empty_cells(frame: pd.DataFrame) -> pd.DataFrame:
             continue
         empty[column] |= blank.fillna(False).astype(bool)
     return empty
+
+
+def decimals_as_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with its columns of `decimal.Decimal` values (a Parquet
+    decimal column: money or an id as a database exports it) as the same
+    column of a CSV is read: numbers (whole ones as integers where none
+    is missing), or text for whole numbers of 16 digits or more
+    (`_is_code`). pandas gives such a column Python objects, and `recsys
+    init` left a column of prices out as "a row id".
+
+    Args:
+        frame: pandas DataFrame, as read from a Parquet file.
+
+    Returns:
+        pandas DataFrame: `frame`, or a copy with those columns converted.
+    """
+    converted = {}
+    for column in frame.columns:
+        series = frame[column]
+        if series.dtype != object:
+            continue
+        values = series.dropna()
+        if values.empty or not isinstance(values.iloc[0], decimal.Decimal):
+            continue
+        if not all(isinstance(value, decimal.Decimal) for value in values):
+            continue
+        if not all(value == value.to_integral_value() for value in values):
+            converted[column] = series.astype("float64")
+        elif any(len(str(abs(int(value)))) >= 16 for value in values):
+            converted[column] = series.map(
+                lambda value: value if pd.isna(value) else str(int(value))
+            )
+        elif len(values) == len(series):
+            converted[column] = series.map(int).astype("int64")
+        else:
+            converted[column] = series.astype("float64")
+    return frame.assign(**converted) if converted else frame
 
 
 def index_as_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -960,14 +1010,14 @@ def _read_text(
 def comma_thousands(
     frame: pd.DataFrame, layout: dict[str, Any]
 ) -> pd.DataFrame:
-    """`frame` with its columns of numbers grouped by commas as numbers,
-    where the file's decimals are points.
+    """`frame` with its columns of numbers grouped by thousands as numbers.
 
-    A spreadsheet's export writes `"30,841"`: read as text, `recsys init`
-    made an income column a categorical, and as the label a task of 579
-    classes. A column whose every written cell is such a number
-    (`COMMA_THOUSANDS`), one at least with a comma, becomes numeric; code
-    columns (`layout["dtype"]`) stay text.
+    A spreadsheet's export writes `"30,841"` (or, where the decimal mark is
+    the comma, `"124.983,30"`): read as text, `recsys init` made an income
+    column a categorical, and as the label a task of 579 classes. A column
+    whose every written cell is such a number (`GROUPED_NUMBERS` of the
+    file's decimal mark), one at least grouped (`GROUPED_SIGN`), becomes
+    numeric; code columns (`layout["dtype"]`) stay text.
 
     Args:
         frame: pandas DataFrame, as `read_csv` read it with `layout`.
@@ -976,35 +1026,41 @@ def comma_thousands(
     Returns:
         pandas DataFrame: `frame`, or a copy with those columns converted.
     """
-    if layout.get("decimal", ".") != ".":
-        return frame
     codes = set(layout.get("dtype", {}))
-    return grouped_numbers(frame, [c for c in frame.columns if c not in codes])
+    return grouped_numbers(
+        frame,
+        [c for c in frame.columns if c not in codes],
+        layout.get("decimal", "."),
+    )
 
 
-def grouped_numbers(frame: pd.DataFrame, columns) -> pd.DataFrame:
+def grouped_numbers(
+    frame: pd.DataFrame, columns, decimal: str = "."
+) -> pd.DataFrame:
     """`frame` with those of `columns` that are text whose every written
-    cell is a number with its thousands grouped by commas
-    (`COMMA_THOUSANDS`, one cell at least with a comma) as numbers; also
-    `recsys score`'s, for a CSV chunk's numeric features."""
+    cell is a number with its thousands grouped (`GROUPED_NUMBERS` of the
+    `decimal` mark, one cell at least grouped: `GROUPED_SIGN`) as numbers;
+    also `recsys score`'s, for a CSV chunk's numeric features."""
     converted = {}
     for column in columns:
         if column in frame:
-            numbers = _grouped_numbers(frame[column])
+            numbers = _grouped_numbers(frame[column], decimal)
             if numbers is not None:
                 converted[column] = numbers
     return frame.assign(**converted) if converted else frame
 
 
-def _grouped_numbers(series: pd.Series) -> pd.Series | None:
+def _grouped_numbers(series: pd.Series, decimal: str) -> pd.Series | None:
     if not pd.api.types.is_string_dtype(series):
         return None
     cells = series.dropna().astype(str)
-    if not cells.str.contains(",", regex=False).any():
+    if not cells.str.contains(GROUPED_SIGN[decimal]).any():
         return None
-    if not cells.str.fullmatch(COMMA_THOUSANDS).all():
+    if not cells.str.fullmatch(GROUPED_NUMBERS[decimal]).all():
         return None
-    return pd.to_numeric(series.str.replace(",", "", regex=False))
+    group = "," if decimal == "." else "."
+    digits = series.str.replace(group, "", regex=False)
+    return pd.to_numeric(digits.str.replace(decimal, ".", regex=False))
 
 
 def none_as_value(frame: pd.DataFrame, layout: dict[str, Any]) -> pd.DataFrame:
@@ -1118,11 +1174,13 @@ def load_interactions(
         check_parquet_columns(path)
         try:
             if max_rows is None:
-                return index_as_columns(pd.read_parquet(path))
-            shards = pyarrow.dataset.dataset(
-                path, format="parquet", partitioning="hive"
-            )
-            return index_as_columns(shards.head(max_rows).to_pandas())
+                frame = pd.read_parquet(path)
+            else:
+                shards = pyarrow.dataset.dataset(
+                    path, format="parquet", partitioning="hive"
+                )
+                frame = shards.head(max_rows).to_pandas()
+            return decimals_as_numbers(index_as_columns(frame))
         except pyarrow.ArrowInvalid as error:
             if not os.path.isdir(path):
                 raise

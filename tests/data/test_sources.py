@@ -180,7 +180,7 @@ def test_the_scorer_reads_late_leading_zeros_as_training_does(tmp_path):
 
     path = tmp_path / "late.csv"
     customers = _late_padded_ids(path)
-    batches, _, _, _ = _batches(str(path), 500)
+    batches, *_ = _batches(str(path), 500)
     scored = pa.Table.from_batches(list(batches)).to_pandas()
     assert scored["customer"].tolist() == customers
 

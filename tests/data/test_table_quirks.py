@@ -115,7 +115,7 @@ def test_the_scorer_reads_missing_cells_as_training_does(decimal_comma_csv):
     from recsys.scoring import _batches
     from recsys.scoring import _text_marks_missing
 
-    batches, _, _, _ = _batches(str(decimal_comma_csv), 1000)
+    batches, *_ = _batches(str(decimal_comma_csv), 1000)
     scored = pa.Table.from_batches(list(batches)).to_pandas()
     scored = _text_marks_missing(scored)
     trained = load_interactions(decimal_comma_csv)
@@ -168,7 +168,7 @@ def test_the_scorer_reads_none_as_training_does(tmp_path):
 
     path = tmp_path / "rows.csv"
     path.write_text("events,gust,note\nNone,None,NA\nRain,12.5,\n")
-    batches, _, _, _ = _batches(str(path), 1000)
+    batches, *_ = _batches(str(path), 1000)
     scored = _text_marks_missing(
         pa.Table.from_batches(list(batches)).to_pandas()
     )
@@ -298,6 +298,106 @@ def test_numbers_grouped_by_commas_are_read_trained_and_scored(tmp_path):
     score_file(bundle, str(path), str(tmp_path / "scored.csv"), progress=False)
     scored = pd.read_csv(tmp_path / "scored.csv")
     expected = bundle.predict(read.drop(columns="income"))
+    np.testing.assert_allclose(
+        scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
+    )
+
+
+def test_numbers_grouped_by_points_beside_decimal_commas_are_numbers(tmp_path):
+    # A German spreadsheet's `;` export writes 124.983,30: read as text, init
+    # made the column a categorical of as many values as rows.
+    from recsys import train
+    from recsys.config import load_config
+    from recsys.scoring import score_file
+
+    rng = np.random.default_rng(0)
+    spent = np.round(rng.uniform(10, 200_000, 300), 2)
+    frame = pd.DataFrame(
+        {
+            "spent": [
+                f"{v:,.2f}".replace(",", " ")
+                .replace(".", ",")
+                .replace(" ", ".")
+                for v in spent
+            ],
+            "share": [f"{v:.3f}".replace(".", ",") for v in spent / 2e5],
+            "bought": (spent > 90_000).astype(int),
+        }
+    )
+    assert frame["spent"].str.contains(".", regex=False).any()
+    path = tmp_path / "ausgaben.csv"
+    frame.to_csv(path, sep=";", index=False)
+    read = load_interactions(path)
+    np.testing.assert_allclose(read["spent"], spent)
+    text = init_config("tabular", str(path), columns={"label": "bought"})
+    spent_table = text.split("[features.spent]\n")[1].split("\n")[0]
+    assert 'kind = "numeric"' in spent_table
+    config = tmp_path / "ausgaben.toml"
+    config.write_text(text)
+    bundle, _ = train(
+        load_config(str(config), ["train.epochs=2", "evaluate.baselines=[]"]),
+        str(tmp_path / "bundle"),
+        progress=False,
+    )
+    # `recsys score` reads the CSV with pyarrow: the same numbers.
+    score_file(bundle, str(path), str(tmp_path / "scored.csv"), progress=False)
+    scored = pd.read_csv(tmp_path / "scored.csv")
+    expected = bundle.predict(read.drop(columns="bought"))
+    np.testing.assert_allclose(
+        scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
+    )
+
+
+def test_parquet_decimals_are_read_as_their_csv_is(tmp_path):
+    # A database's export writes money as decimal128: pandas gave Python
+    # Decimal objects, and init left the prices out as "a row id".
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from recsys import train
+    from recsys.config import load_config
+    from recsys.scoring import score_file
+
+    rng = np.random.default_rng(0)
+    price = np.round(rng.uniform(1, 5000, 300), 2)
+    cents = [decimal.Decimal(f"{v:.2f}") for v in price]
+    table = pa.table(
+        {
+            "price": pa.array(cents, pa.decimal128(8, 2)),
+            "store": pa.array(
+                [decimal.Decimal(int(v) % 7) for v in price],
+                pa.decimal128(4, 0),
+            ),
+            "account": pa.array(
+                [decimal.Decimal(10**17 + i) for i in range(300)],
+                pa.decimal128(20, 0),
+            ),
+            "bought": (price > 2500).astype(int),
+        }
+    )
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path)
+    read = load_interactions(path)
+    np.testing.assert_allclose(read["price"], price)
+    assert read["store"].dtype == "int64"
+    assert read["account"].iloc[1] == str(10**17 + 1)  # an id: exact text
+    text = init_config("tabular", str(path), columns={"label": "bought"})
+    price_table = text.split("[features.price]\n")[1].split("\n")[0]
+    assert 'kind = "numeric"' in price_table
+    config = tmp_path / "orders.toml"
+    config.write_text(text)
+    bundle, _ = train(
+        load_config(str(config), ["train.epochs=2", "evaluate.baselines=[]"]),
+        str(tmp_path / "bundle"),
+        progress=False,
+    )
+    score_file(
+        bundle, str(path), str(tmp_path / "scored.parquet"), progress=False
+    )
+    scored = pd.read_parquet(tmp_path / "scored.parquet")
+    expected = bundle.predict(read.drop(columns="bought"))
     np.testing.assert_allclose(
         scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
     )
