@@ -461,11 +461,14 @@ class UnseenValues:
         from recsys.features.specs import TextFeature
 
         self.preprocessor = preprocessor
+        # Words of a text are new all the time; a list's values (`a|b`) are
+        # categories (a cell `['a' 'b']` written by `to_csv` is one).
         self.features = [
             f
             for f in getattr(preprocessor, "features", ())
             if isinstance(f, CategoricalFeature)
-            and not isinstance(f, MultiCategoricalFeature | TextFeature)
+            and not isinstance(f, TextFeature)
+            and not (isinstance(f, MultiCategoricalFeature) and f.tokenizer)
             and f.vocabulary != "hash"
         ]
         self.counts: dict[str, int] = {}
@@ -497,6 +500,8 @@ class UnseenValues:
             codes = self._inputs(feature.name, frame, inputs)
             if codes is not None:
                 unseen = (codes >= 1) & (codes <= feature.num_oov_buckets)
+                if unseen.ndim == 2:  # a list's values: rows with one
+                    unseen = unseen.any(axis=1)
                 _note(frame, feature.name, unseen, self.counts, self.examples)
         for feature in self.numeric:
             scaled = self._inputs(feature.name, frame, inputs)

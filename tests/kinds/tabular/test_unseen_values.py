@@ -175,3 +175,28 @@ def test_a_file_of_numbers_only_is_said_empty_once_and_only_when_empty(
     assert said(first_chunk_empty) == []
     [message] = said(table.assign(x2=np.nan))
     assert "'x2' is empty on every one of the 300 rows scored" in message
+
+
+def test_unknown_values_of_a_list_column_are_said(caplog):
+    # A list column scored from a CSV that `to_csv` wrote (`['d' 'b']`,
+    # one token the model never learned) scored every row differently from
+    # its Parquet, without a word; a single-valued column's were said.
+    import pandas as pd
+
+    from recsys.features import MultiCategoricalFeature
+    from recsys.features import Preprocessor
+    from recsys.scoring import UnseenValues
+
+    tags = pd.DataFrame({"tags": ["a|b", "b", "c|a", "b|c"] * 5})
+    pre = Preprocessor(
+        features=[MultiCategoricalFeature("tags", separator="|")]
+    ).fit(tags)
+    rows = pd.DataFrame({"tags": ["a|c", "['d' 'b']", "b|zzz", None]})
+    with caplog.at_level("WARNING"):
+        counter = UnseenValues(pre)
+        counter.add(rows.iloc[:1])
+        counter.warn(1)
+        assert caplog.text == ""  # every value known
+        counter.add(rows.iloc[1:])
+        counter.warn(len(rows))
+    assert "'tags' in 2 of 4 rows, e.g. \"['d' 'b']\"" in caplog.text
