@@ -129,6 +129,19 @@ def check_label(frame, config):
             "fill those rows, or set data.drop_missing = true."
         )
     values = frame[label]
+    if values.empty:
+        raise ValueError(
+            f"The table {config['data'].get('source', '')!r} holds no rows "
+            "(a header alone?). Fix: point data.source at the table's rows."
+        )
+    if task != "regression" and values.nunique() < 2:
+        raise ValueError(
+            f"Label column {label!r} holds one value on every row "
+            f"({values.tolist()[0]!r}, {len(values):,} rows): there is "
+            f"nothing to tell apart for a {task} model. Fix: check "
+            "data.label, or train on rows of more than one class (a filter "
+            "or export that kept one?)."
+        )
     numeric = pd.api.types.is_numeric_dtype(values) or (
         pd.api.types.is_bool_dtype(values)
     )

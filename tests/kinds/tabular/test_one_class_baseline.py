@@ -61,3 +61,38 @@ def test_a_frame_of_numbered_columns_trains_and_predicts(tmp_path):
     }
     result = train(config, str(tmp_path / "bundle"), frame=numbered)
     assert result.bundle.predict(numbered).shape == (20,)
+
+
+def test_a_table_of_no_rows_or_one_class_is_refused_with_its_fix(tmp_path):
+    # A header alone, or rows of one class, were refused as "text with 0
+    # (1) distinct values ... Fix: convert it to 0/1": not the table's fault.
+    import pytest
+
+    features = ["c0", "c1"]
+    config = {
+        "data": {"user": "", "item": "", "time": "", "label": "clicked"},
+        "model": {"kind": "tabular", "task": "binary", "features": features},
+        "features": {name: {"kind": "categorical"} for name in features},
+        "train": {"epochs": 2},
+    }
+    path = tmp_path / "clicks.csv"
+    TINY.head(0).assign(clicked=[]).to_csv(path, index=False)
+    config["data"]["source"] = str(path)
+    with pytest.raises(ValueError, match=r"holds no rows \(a header alone"):
+        train(config, str(tmp_path / "b"), progress=False)
+    yes = TINY.assign(clicked="yes")
+    with pytest.raises(
+        ValueError, match=r"one value on every row \('yes', 5 rows\).*a binary"
+    ):
+        train(config, str(tmp_path / "b"), frame=yes, progress=False)
+    config["model"]["task"] = "multiclass"
+    with pytest.raises(
+        ValueError, match=r"every row \(1, 5 rows\).*a multiclass"
+    ):
+        train(
+            config,
+            str(tmp_path / "b"),
+            frame=yes.assign(clicked=1),
+            progress=False,
+        )
+    assert not os.path.exists(tmp_path / "b")
