@@ -176,7 +176,7 @@ def csv_layout(
         )
     head = raw.mask(raw.isin(MISSING_MARKS))
     cells = head.stack().dropna()
-    if found == ";" and cells.str.fullmatch(DECIMAL_COMMA).any():
+    if found == ";" and _decimal_commas(cells):
         options["decimal"] = ","
     _check_header(path, found)
     marks = {column: _marks(head[column]) for column in head.columns}
@@ -204,6 +204,21 @@ def csv_layout(
     return options
 
 
+def _decimal_commas(cells: pd.Series) -> bool:
+    """Whether a `;` file's sampled cells write numbers with a decimal
+    comma (`DECIMAL_COMMA`): not where every such cell could be thousands
+    grouped by commas (`2,733`) and other cells have decimal points
+    (`37.25`): there the commas group thousands (`comma_thousands`), and
+    `2,733` read as 2.733 sorted below 950."""
+    commas = cells[cells.str.fullmatch(DECIMAL_COMMA)]
+    if commas.empty:
+        return False
+    if not commas.str.fullmatch(r"-?[1-9]\d{0,2}(,\d{3})+").all():
+        return True
+    points = cells[cells.str.fullmatch(r"-?\d*\.\d+")]
+    return points.empty or points.str.fullmatch(POINT_THOUSANDS).all()
+
+
 def _numbers_or_marks(cells: pd.Series, comma: bool) -> bool:
     """Whether every cell of a column of text read from a file is a number
     or one of pandas' marks of a missing value (`MISSING_MARKS`), some of
@@ -226,7 +241,8 @@ def header_separator(path: str) -> str:
     as `read_csv` reads them.
 
     Raises:
-        ValueError: for an empty file (`_explained`).
+        ValueError: for an empty file (`_explained`), or one whose first
+            line is Excel's `sep=;`.
     """
     with _explained(path, "\x1f"):
         line = pd.read_csv(
@@ -238,6 +254,14 @@ def header_separator(path: str) -> str:
             keep_default_na=False,
             quoting=csv.QUOTE_NONE,
         ).iloc[0]
+    if re.fullmatch(r"sep=.?", line.iloc[0]) and len(line) == 1:
+        # Excel's line naming the separator: read as the header, the real
+        # one became the first row, and every column was nonsense.
+        raise ValueError(
+            f"{path} starts with the line {line.iloc[0]!r}, which names its "
+            "separator for Excel. Fix: delete that first line (the "
+            "separator is found from the header)."
+        )
     unquoted = re.sub(r'"[^"]*"', "", "\x1f".join(line))
     return max(SEPARATORS, key=unquoted.count)
 
@@ -444,9 +468,11 @@ def not_utf8(path: str, error: UnicodeDecodeError) -> ValueError:
 
 def closest_columns(missing, columns) -> str:
     """`" Did you mean 'plot' (for 'Plot')?"` for the missing column names
-    that differ from a column of the table only in case or spaces (else
-    the closest by spelling), or `""`: the sentence an error naming a
-    missing column adds.
+    that differ from a column of the table only in case, spaces or Unicode
+    composition (`é` as one code point or two; else the closest by
+    spelling), or `""`: the sentence an error naming a missing column
+    adds. A table read as one column whose name holds a separator (a comma
+    file named `.tsv`) is said to be that.
 
     Example:
 
@@ -455,16 +481,33 @@ def closest_columns(missing, columns) -> str:
     ```
     """
     import difflib
+    import unicodedata
 
-    folded = {str(c).strip().casefold(): str(c) for c in columns}
+    def composed(name):
+        return unicodedata.normalize("NFC", str(name))
+
+    names = [str(c) for c in columns]
+    marks = [
+        mark for mark in SEPARATORS if len(names) == 1 and mark in names[0]
+    ]
+    if marks:
+        return (
+            f" The table was read as one column, whose name holds "
+            f"{marks[0]!r}: is the file separated by {marks[0]!r}? (A .tsv "
+            "file is read by tabs; a .csv file's separator is found from its "
+            "header.)"
+        )
+    folded = {composed(c).strip().casefold(): str(c) for c in columns}
     said = []
     for name in missing:
-        match = folded.get(str(name).strip().casefold()) or next(
+        match = folded.get(composed(name).strip().casefold()) or next(
             iter(difflib.get_close_matches(str(name), map(str, columns), 1)),
             None,
         )
         if match is not None:
-            said.append(f"{match!r} (for {str(name)!r})")
+            other = composed(match) == composed(name) != str(name)
+            how = ", the same letters in other Unicode code points" * other
+            said.append(f"{match!r} (for {str(name)!r}{how})")
     return f" Did you mean {', '.join(said)}?" if said else ""
 
 

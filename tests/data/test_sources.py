@@ -482,6 +482,25 @@ def test_an_output_file_is_never_the_input_a_directory_or_inside_a_file(
         check_output_file("current.csv", "rows.csv", "scores.csv")
 
 
+def test_a_missing_column_names_the_likely_cause():
+    import unicodedata
+
+    from recsys.data.sources import closest_columns
+
+    # 'dépendants' typed with a combining accent beside the file's
+    # composed one: two names that look the same, said to be.
+    typed = unicodedata.normalize("NFD", "dépendants")
+    said = closest_columns([typed], ["dépendants", "age"])
+    assert said == (
+        f" Did you mean 'dépendants' (for {typed!r}, the same letters in "
+        "other Unicode code points)?"
+    )
+    # A comma file named `.tsv`: one column named by the whole header.
+    said = closest_columns(["card"], ["card,reports,age"])
+    assert "read as one column, whose name holds ','" in said
+    assert closest_columns(["zzz"], ["a", "b"]) == ""
+
+
 def test_a_column_named_in_another_case_is_pointed_at(tmp_path):
     from recsys import train
     from recsys.config import load_config
@@ -497,3 +516,14 @@ def test_a_column_named_in_another_case_is_pointed_at(tmp_path):
     # Before: the columns listed, and no word of 'plot'.
     with pytest.raises(KeyError, match=r"Did you mean 'plot' \(for 'Plot'\)"):
         train(load_config(str(config)), str(tmp_path / "b"), progress=False)
+
+
+def test_excels_separator_line_is_refused_with_its_fix(tmp_path):
+    # `sep=;` above the header: read as a header of one column 'sep=' and
+    # an unnamed one, the real header a row; init wrote a config of them.
+    path = tmp_path / "export.csv"
+    path.write_text("sep=;\ncard;income\nyes;4,5\nno;2,4\n")
+    with pytest.raises(ValueError, match=r"starts with the line 'sep=;'.*"):
+        load_interactions(path)
+    path.write_text("sep;income\nyes;4,5\nno;2,4\n")  # a column named sep
+    assert list(load_interactions(path).columns) == ["sep", "income"]

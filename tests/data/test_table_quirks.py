@@ -348,6 +348,23 @@ def test_numbers_grouped_by_points_beside_decimal_commas_are_numbers(tmp_path):
     )
 
 
+def test_a_semicolon_file_of_decimal_points_reads_its_commas_as_thousands(
+    tmp_path,
+):
+    # Its 2,733 was read as 2.733 (the whole file taken for decimal commas),
+    # below 950, without a word.
+    path = tmp_path / "spent.csv"
+    path.write_text("age;spent\n37.25;2,733\n33.5;950\n41.75;1,283\n")
+    read = load_interactions(path)
+    assert read["spent"].tolist() == [2733, 950, 1283]
+    assert read["age"].tolist() == [37.25, 33.5, 41.75]
+    # With no decimal point anywhere, the commas are decimal marks.
+    path.write_text("litres;bottles\n1,500;2\n0,750;1\n")
+    assert load_interactions(path)["litres"].tolist() == [1.5, 0.75]
+    path.write_text("litres;bottles\n1,500;2\n2,250;1\n")
+    assert load_interactions(path)["litres"].tolist() == [1.5, 2.25]
+
+
 def test_parquet_decimals_are_read_as_their_csv_is(tmp_path):
     # A database's export writes money as decimal128: pandas gave Python
     # Decimal objects, and init left the prices out as "a row id".
