@@ -104,6 +104,17 @@ def test_init_names_the_cells_that_keep_numbers_categorical():
     table = text.split("[features.income]\n")[1].split("\n")[0]
     assert 'kind = "categorical"' in table
     assert "numbers but for '?' (3 cells): empty those cells" in table
+    # Two marks on 6% of the cells (was: a categorical of 43 values, no
+    # word), and a blank one shown as written.
+    income = frame["income"].copy()
+    income[[5, 50, 60]] = ["-", " ", "-"]
+    text = init_config(
+        "tabular",
+        frame=frame.assign(income=income),
+        columns={"label": "label"},
+    )
+    table = text.split("[features.income]\n")[1].split("\n")[0]
+    assert "numbers but for '-', ' ', '?' (6 cells)" in table
 
 
 def test_the_scorer_reads_missing_cells_as_training_does(decimal_comma_csv):
