@@ -379,6 +379,14 @@ def _not_numbers_note(series: pd.Series) -> str:
     numbers and refuses others, so the fix is the user's: empty those
     cells.
     """
+    if _is_strings(series):
+        written = series.dropna().astype(str)
+        if len(written) and written.str.fullmatch(r"-?\d+,\d+").all():
+            # `"4,52"` in a file separated by commas: text there.
+            return (
+                "; numbers with a decimal comma? A file separated by ';' "
+                "reads them as numbers"
+            )
     stray = stray_cells(series)
     if not stray:
         return ""

@@ -115,6 +115,13 @@ def test_init_names_the_cells_that_keep_numbers_categorical():
     )
     table = text.split("[features.income]\n")[1].split("\n")[0]
     assert "numbers but for '-', ' ', '?' (6 cells)" in table
+    # Decimal commas in a file separated by commas: text there, said.
+    commas = [f"{i % 10},{i % 3}5" for i in range(100)]
+    text = init_config(
+        "tabular", frame=frame.assign(income=commas), columns={"label": "label"}
+    )
+    table = text.split("[features.income]\n")[1].split("\n")[0]
+    assert "numbers with a decimal comma? A file separated by ';'" in table
 
 
 def test_the_scorer_reads_missing_cells_as_training_does(decimal_comma_csv):
