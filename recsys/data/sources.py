@@ -13,8 +13,9 @@ Paths are read by their extension, one reader per form:
   named index (`frame.set_index("user").to_parquet(...)`) is read as the
   column it was (`index_as_columns`).
 
-A `.csv` file's separator is found from its header line alone, so its
-rows may hold the other marks (`0,5` or `Smith, John` in a `;` file). In a
+A `.csv` file's separator is found from its header line (its first row
+decides only between marks the header's names hold), so its rows may hold
+the other marks (`0,5` or `Smith, John` in a `;` file). In a
 `.csv` or `.tsv` file, a column that holds digits with a leading zero
 (`0042`) in any row, or whole numbers alone with some of 16 digits or
 more, stays text; a header naming a column twice, and a row of more fields
@@ -236,24 +237,28 @@ def _numbers_or_marks(cells: pd.Series, comma: bool) -> bool:
 def header_separator(path: str) -> str:
     """The separator of a `.csv` file (`SEPARATORS`), from its header line.
 
-    The line is read as written (quotes kept, nothing split) by pandas, so
-    a compressed file, a byte-order mark and blank lines above it are read
-    as `read_csv` reads them.
+    The most frequent mark of the header, quoted names aside; unless
+    another agrees with the first row and it does not: a `;` file whose
+    names hold commas (`income (USD, yearly)`) was read by commas, as
+    nonsense columns. The lines are read as written (quotes kept, nothing
+    split) by pandas, so a compressed file, a byte-order mark and blank
+    lines above them are read as `read_csv` reads them.
 
     Raises:
         ValueError: for an empty file (`_explained`), or one whose first
             line is Excel's `sep=;`.
     """
     with _explained(path, "\x1f"):
-        line = pd.read_csv(
+        lines = pd.read_csv(
             path,
             sep="\x1f",  # the ASCII unit separator, which no header holds
             header=None,
-            nrows=1,
+            nrows=2,
             dtype=str,
             keep_default_na=False,
             quoting=csv.QUOTE_NONE,
-        ).iloc[0]
+        )
+    line = lines.iloc[0]
     if re.fullmatch(r"sep=.?", line.iloc[0]) and len(line) == 1:
         # Excel's line naming the separator: read as the header, the real
         # one became the first row, and every column was nonsense.
@@ -262,8 +267,20 @@ def header_separator(path: str) -> str:
             "separator for Excel. Fix: delete that first line (the "
             "separator is found from the header)."
         )
-    unquoted = re.sub(r'"[^"]*"', "", "\x1f".join(line))
-    return max(SEPARATORS, key=unquoted.count)
+    header = _mark_counts(line)
+    found = max(SEPARATORS, key=header.__getitem__)
+    if len(lines) > 1:
+        row = _mark_counts(lines.iloc[1])
+        agree = [mark for mark in SEPARATORS if 0 < header[mark] == row[mark]]
+        if agree and found not in agree:
+            return max(agree, key=header.__getitem__)
+    return found
+
+
+def _mark_counts(line: pd.Series) -> dict[str, int]:
+    """Each separator's count in a line read whole, quoted text aside."""
+    unquoted = re.sub(r'"[^"]*"', "", "\x1f".join(line.dropna()))
+    return {mark: unquoted.count(mark) for mark in SEPARATORS}
 
 
 def _marks(cells) -> tuple[bool, bool, bool]:

@@ -527,3 +527,20 @@ def test_excels_separator_line_is_refused_with_its_fix(tmp_path):
         load_interactions(path)
     path.write_text("sep;income\nyes;4,5\nno;2,4\n")  # a column named sep
     assert list(load_interactions(path).columns) == ["sep", "income"]
+
+
+def test_a_semicolon_header_whose_names_hold_commas_is_read_by_semicolons(
+    tmp_path,
+):
+    # Two commas and two semicolons in the header: the tie went to the
+    # comma, and the file became columns 'card;income (USD', ' yearly)'...
+    path = tmp_path / "incomes.csv"
+    path.write_text(
+        "card;income (USD, yearly);owner\nyes;4,52;no\nno;2,5;yes\n"
+    )
+    read = load_interactions(path)
+    assert list(read.columns) == ["card", "income (USD, yearly)", "owner"]
+    assert read["income (USD, yearly)"].tolist() == [4.52, 2.5]
+    # A comma file whose rows hold semicolons in text stays a comma file.
+    path.write_text('name,note\nann,"a;b"\nbo,c;d\n')
+    assert load_interactions(path)["note"].tolist() == ["a;b", "c;d"]
