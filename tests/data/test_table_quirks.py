@@ -383,6 +383,24 @@ def test_a_semicolon_file_of_decimal_points_reads_its_commas_as_thousands(
     assert load_interactions(path)["litres"].tolist() == [1.5, 2.25]
 
 
+def test_rs_write_table_keeps_its_row_names_as_a_column(tmp_path):
+    # Its header is one field short: pandas made the row names the index
+    # and they were dropped (ids kept as row names vanished), and `recsys
+    # score` refused the file as rows of more fields than the header.
+    from recsys.scoring import _batches
+
+    path = tmp_path / "accounts.csv"
+    path.write_text('"plan","spent"\n"a17","x",1.5\n"b22","y",2.5\n')
+    read = load_interactions(path)
+    assert read.columns.tolist() == ["rownames", "plan", "spent"]
+    assert read["rownames"].tolist() == ["a17", "b22"]
+    assert read.index.tolist() == [0, 1]
+    batches, _, names, *_ = _batches(str(path), 10)
+    assert names == ["rownames", "plan", "spent"]
+    scored = pd.concat(batch.to_pandas() for batch in batches)
+    assert scored["rownames"].tolist() == ["a17", "b22"]
+
+
 def test_parquet_decimals_are_read_as_their_csv_is(tmp_path):
     # A database's export writes money as decimal128: pandas gave Python
     # Decimal objects, and init left the prices out as "a row id".
