@@ -538,8 +538,11 @@ def _read_tsv(path, **options) -> pd.DataFrame:
 def _read_jsonl(path, **options) -> pd.DataFrame:
     # JSON values keep their own types (`"001"` stays text): no date
     # guessing from column names, which would turn an integer `timestamp`
-    # column into datetimes on its own.
-    return pd.read_json(path, lines=True, dtype=False, **options)
+    # column into datetimes on its own. Floats parsed exactly, as the CSV
+    # of the same table is (0.005216942, not 0.0052169420000000005).
+    return pd.read_json(
+        path, lines=True, dtype=False, precise_float=True, **options
+    )
 
 
 def _read_json(path, **options) -> pd.DataFrame:
@@ -549,7 +552,7 @@ def _read_json(path, **options) -> pd.DataFrame:
     # lines, from its start.
     nrows = options.pop("nrows", None)
     try:
-        frame = pd.read_json(path, dtype=False, **options)
+        frame = pd.read_json(path, dtype=False, precise_float=True, **options)
     except ValueError:
         if hasattr(path, "seek"):
             path.seek(0)

@@ -544,3 +544,15 @@ def test_a_semicolon_header_whose_names_hold_commas_is_read_by_semicolons(
     # A comma file whose rows hold semicolons in text stays a comma file.
     path.write_text('name,note\nann,"a;b"\nbo,c;d\n')
     assert load_interactions(path)["note"].tolist() == ["a;b", "c;d"]
+
+
+@pytest.mark.parametrize("lines", [False, True])
+def test_json_floats_are_read_as_their_csv_is(tmp_path, lines):
+    # pandas' fast float parser read 0.005216942 as 0.0052169420000000005.
+    frame = pd.DataFrame({"share": [0.005216942, 37.66667, 1e-7]})
+    path = tmp_path / ("rows.jsonl" if lines else "rows.json")
+    frame.to_json(path, orient="records", lines=lines)
+    frame.to_csv(tmp_path / "rows.csv", index=False)
+    read = load_interactions(path)["share"].tolist()
+    assert read == load_interactions(tmp_path / "rows.csv")["share"].tolist()
+    assert read == frame["share"].tolist()
