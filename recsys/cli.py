@@ -279,7 +279,11 @@ def cmd_recommend(args):
             else "the most popular items (score = share of training "
             "interactions)"
         )
-        print(f"user {user!r} is not in this bundle: showing {shown}.")
+        # Notes on stderr: stdout holds the table alone, for a script.
+        print(
+            f"user {user!r} is not in this bundle: showing {shown}.",
+            file=sys.stderr,
+        )
         plain = str(user).lstrip("0")
         if (
             bundle.user_ids.dtype.kind in "iu"
@@ -288,7 +292,10 @@ def cmd_recommend(args):
             and bundle.user_rows([plain])[0] >= 0
         ):
             # `02` for the id 2 of a bundle whose ids are numbers.
-            print(f"(user {plain!r} is: the ids are numbers here.)")
+            print(
+                f"(user {plain!r} is: the ids are numbers here.)",
+                file=sys.stderr,
+            )
         elif bundle.user_ids.dtype.kind in "iu" and not re.fullmatch(
             r"[+-]?\d+(\.0*)?", str(user).strip()
         ):
@@ -296,13 +303,15 @@ def cmd_recommend(args):
             # as the service answers it, and the reason said.
             print(
                 f"(its user ids are integers ({bundle.user_ids.dtype}): "
-                f"{user!r} can be none of them.)"
+                f"{user!r} can be none of them.)",
+                file=sys.stderr,
             )
     if len(ids) < min(args.k, len(bundle.item_ids)):
         left = f"all but {len(ids):,} of" if len(ids) else "every one of"
         print(
             f"user {user!r} has seen {left} the {len(bundle.item_ids):,} "
-            "items (--include-seen ranks them all)."
+            "items (--include-seen ranks them all).",
+            file=sys.stderr,
         )
     # As wide as the longest id shown ("1. FC Kaiserslautern"), at least 10.
     width = max([10, len(str(item)), *(len(str(i)) for i in ids)])
@@ -587,7 +596,7 @@ def cmd_index(args):
     bundle = Bundle.load(args.bundle)
     if args.output:
         # Before the embedding and the index's tuning, not after them.
-        check_output(args.output)
+        check_output(args.output, "two_tower")
     updated = bundle.add_items(_read_table(args.items, "--items"))
     path = updated.save(args.output or args.bundle)
     note = updated.manifest["item_updates"][-1]

@@ -22,6 +22,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 
 from fastapi import HTTPException
 from threadpoolctl import threadpool_limits
@@ -226,12 +227,19 @@ def _serve_one(bundle, host, port, ranker, log_level, settings, watch):
     print(
         f"serving bundle {service.version}{reranking} on "
         f"http://{host}:{port} (API docs at /docs); SIGHUP to pid "
-        f"{os.getpid()} reloads"
+        f"{os.getpid()} reloads",
+        file=sys.stderr,
     )
     if settings.api_token:
-        print(f"/admin/* needs the token; reload root: {app.state.bundle_root}")
+        print(
+            f"/admin/* needs the token; reload root: {app.state.bundle_root}",
+            file=sys.stderr,
+        )
     else:
-        print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
+        print(
+            "/admin/* is off (403): set RECSYS_API_TOKEN to enable it",
+            file=sys.stderr,
+        )
     # httptools with a bounded head and read deadlines (serving/protocol.py).
     protocol = bounded_protocol(
         settings.max_header_bytes,
@@ -529,15 +537,20 @@ def _print_started(version, ranker, host, port, workers, settings):
     print(
         f"serving bundle {version}{reranking} on "
         f"http://{host}:{port} with {workers} workers (API docs at /docs); "
-        f"SIGHUP to pid {os.getpid()} reloads"
+        f"SIGHUP to pid {os.getpid()} reloads",
+        file=sys.stderr,
     )
     if settings.api_token:
         print(
             "/admin/* needs the token; /admin/reload (without a path) "
-            "reloads every worker, as SIGHUP does"
+            "reloads every worker, as SIGHUP does",
+            file=sys.stderr,
         )
     else:
-        print("/admin/* is off (403): set RECSYS_API_TOKEN to enable it")
+        print(
+            "/admin/* is off (403): set RECSYS_API_TOKEN to enable it",
+            file=sys.stderr,
+        )
 
 
 def _load_tower(service):

@@ -65,7 +65,15 @@ def test_cli_recommend_prints_titles(trained_bundle, capsys):
 def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
     bundle, _ = trained_bundle
     assert main(["recommend", bundle.path, "--user", "nobody", "-k", "2"]) == 0
-    out = capsys.readouterr().out
+    said = capsys.readouterr()
+    # Notes on stderr: stdout is the table alone.
+    assert said.out.splitlines()[0].split() == [
+        "rank",
+        "movieId",
+        "score",
+        "title",
+    ]
+    out = said.err
     assert "not in this bundle" in out and "ids are numbers" not in out
     # Text for a bundle of integer ids: why it can be no user (a --users
     # file refuses the line).
@@ -73,7 +81,7 @@ def test_cli_recommend_unknown_user_says_so(trained_bundle, capsys):
     # A spelling with zeros of a known number: said.
     assert main(["recommend", bundle.path, "--user", "042", "-k", "2"]) == 0
     assert (
-        "(user '42' is: the ids are numbers here.)" in capsys.readouterr().out
+        "(user '42' is: the ids are numbers here.)" in capsys.readouterr().err
     )
 
 
@@ -126,10 +134,10 @@ def test_cli_recommend_prints_only_the_items_left(trained_bundle, capsys):
     assert (
         main(["recommend", bundle.path, "--user", "42", "-k", str(size)]) == 0
     )
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     left = size - len(set(bundle.seen(bundle.user_row(42)).tolist()))
-    assert f"has seen all but {left:,} of the {size:,} items" in out
-    assert "-inf" not in out and len(out.splitlines()) == left + 2
+    assert f"has seen all but {left:,} of the {size:,} items" in err
+    assert "-inf" not in out and len(out.splitlines()) == left + 1
 
 
 def test_cli_recommend_rejects_bad_k(trained_bundle, capsys):

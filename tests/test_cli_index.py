@@ -106,3 +106,31 @@ def test_evaluate_says_the_catalog_grew_after_training(
     with caplog.at_level("WARNING", logger="recsys.kinds.two_tower"):
         _added_items_note(Bundle.load(copied))  # what `recsys evaluate` says
     assert "1 item added by `recsys index` after training" in caplog.text
+
+
+def _relabelled(bundle, kind, path):
+    """A copy of `bundle` whose manifest says `kind`: a bundle of another
+    kind, as `check_output` sees one."""
+    shutil.copytree(bundle, path)
+    manifest = json.loads((path / "manifest.json").read_text())
+    (path / "manifest.json").write_text(json.dumps({**manifest, "kind": kind}))
+    return path
+
+
+def test_outputs_of_another_kind_are_refused_not_replaced(
+    copied, tmp_path, capsys
+):
+    # An -o mistyped to another model's bundle: its files are kept.
+    ranker = _relabelled(copied, "tabular", tmp_path / "ranker")
+    kept = sorted(p.name for p in ranker.iterdir())
+    row = (20_000_004, "Horror", 1980, "x")
+    items = _write_items(tmp_path / "new.csv", [row])
+    assert main(["index", copied, "--items", items, "-o", str(ranker)]) == 1
+    err = capsys.readouterr().err
+    assert f"{ranker} holds a tabular bundle; refusing to replace it" in err
+    # Before training, not after it.
+    argv = ["train", "configs/movielens_rating.toml", "-o", copied, "-q"]
+    assert main(argv) == 1
+    assert f"{copied} holds a two_tower bundle" in capsys.readouterr().err
+    assert sorted(p.name for p in ranker.iterdir()) == kept
+    Bundle.load(copied)  # whole

@@ -101,7 +101,7 @@ def write_tabular_bundle(
             user_columns=list(users.columns),
         )
 
-    return write_atomically(path, fill)
+    return write_atomically(path, fill, KIND)
 
 
 def _readable(table):

@@ -50,7 +50,7 @@ def write_text_bundle(path, *, config, metrics, preprocessor, model, classes):
             tmp, kind=KIND, config=config, metrics=metrics, classes=classes
         )
 
-    return write_atomically(path, fill)
+    return write_atomically(path, fill, KIND)
 
 
 class TextBundle(ManifestProperties):

@@ -735,7 +735,7 @@ def write_bundle(
             **(manifest_extra or {}),
         )
 
-    return write_atomically(path, fill)
+    return write_atomically(path, fill, "two_tower")
 
 
 def _checked_tower(tower, where, features, preprocessor, item):

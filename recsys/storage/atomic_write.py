@@ -341,19 +341,25 @@ def _is_bundle(path):
     return _unlisted(path) == []
 
 
-def _unlisted(path):
-    """The files in `path` its bundle manifest does not list, and its
-    folders that hold no listed file (`"notes/"`: an empty folder, a link
-    to a folder), or `[]` for a bundle and nothing else, or None where no
-    bundle manifest is there."""
+def _manifest(path):
+    """The JSON object in `path`'s manifest, or {} where none is read."""
     import json
 
     try:
         with open(os.path.join(path, MANIFEST), encoding="utf-8") as file:
             manifest = json.load(file)
     except (OSError, ValueError):
-        return None
-    listed = manifest.get("files") if isinstance(manifest, dict) else None
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _unlisted(path):
+    """The files in `path` its bundle manifest does not list, and its
+    folders that hold no listed file (`"notes/"`: an empty folder, a link
+    to a folder), or `[]` for a bundle and nothing else, or None where no
+    bundle manifest is there."""
+    manifest = _manifest(path)
+    listed = manifest.get("files")
     if not isinstance(listed, dict) or "kind" not in manifest:
         return None
     folders = {
@@ -378,18 +384,22 @@ def _unlisted(path):
     return sorted(unlisted)
 
 
-def check_output(path):
+def check_output(path, kind=None):
     """Refuses a destination that holds anything but a recsys bundle.
 
     Args:
         path: str. The output directory: missing, empty or a bundle.
+        kind: str or None. The kind of bundle to be written there: a
+            bundle of another kind is refused too (an `-o` mistyped to
+            the two-tower bundle a service runs on); None accepts any.
 
     Returns:
         str. Its absolute path.
 
     Raises:
-        BundleError: if `path` is the root, a file, or a non-empty
-            directory without a bundle manifest.
+        BundleError: if `path` is the root, a file, a non-empty
+            directory without a bundle manifest, or a bundle of another
+            kind than `kind`.
     """
     path = check_output_path(path)
     if os.path.lexists(path) and not os.path.isdir(path):
@@ -417,13 +427,20 @@ def check_output(path):
                 "them out of the bundle, or choose another --output "
                 "directory."
             )
+        found = _manifest(path).get("kind")
+        if kind is not None and found != kind:
+            raise BundleError(
+                f"{path} holds a {found} bundle; refusing to replace it with "
+                f"a {kind} bundle. Fix: choose another --output directory, "
+                "or remove that bundle first if it is no longer needed."
+            )
     return path
 
 
 # -- the write ---------------------------------------------------------------
 
 
-def write_atomically(path, fill):
+def write_atomically(path, fill, kind=None):
     """Writes a bundle directory through a temporary directory.
 
     `fill(tmp)` writes every file into `tmp`; only if it returns is `tmp`
@@ -436,6 +453,8 @@ def write_atomically(path, fill):
         path: str. Destination directory. An existing bundle there is
             replaced; any other existing non-empty directory is refused.
         fill: callable taking the temporary directory's path.
+        kind: str or None. The bundle's kind: a bundle of another kind
+            at `path` is refused, not replaced.
 
     Returns:
         The absolute path of the bundle.
@@ -449,7 +468,7 @@ def write_atomically(path, fill):
     os.makedirs(parent, exist_ok=True)
     with output_lock(path):
         recover_interrupted_write(path)
-        check_output(path)
+        check_output(path, kind)
         tmp = make_owned_tempdir(parent, TMP_PREFIX, "bundle-tmp", target=name)
         new = os.path.join(tmp, CONTENT)
         try:

@@ -621,7 +621,7 @@ def training_job(config, output, *, restart=False):
     output = check_output_path(output)
     with output_lock(output, "recsys train"):
         recover_interrupted_write(output)
-        check_output(output)
+        check_output(output, config["model"].get("kind", "two_tower"))
         job_dir = job_directory(config, output)
         _check_job_location(job_dir, output)
         if restart:

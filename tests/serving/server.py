@@ -31,20 +31,17 @@ def running_server(*args, **kwargs):
 
 
 @contextlib.contextmanager
-def server_process(*args, log_path, env=None, code=None, out_path=None):
+def server_process(*args, log_path, env=None, code=None):
     """`running_server` that yields `(process, url)`: a test may stop it.
 
     A server that exits before `/readyz` answers 200 fails the test with
     its log; one still running when the block ends gets SIGTERM. `code`:
     Python run instead of `-m recsys.cli` (it patches the server, then
-    calls `recsys.cli.main(sys.argv[1:])`). `out_path`: the file its
-    stdout (the banner) goes to, unbuffered; by default it is dropped.
+    calls `recsys.cli.main(sys.argv[1:])`). Its stdout is dropped: the
+    banner and the log go to `log_path`.
     """
     port = free_port()
     log = open(log_path, "w")  # noqa: SIM115 (closed below)
-    out = open(out_path, "w") if out_path else subprocess.DEVNULL  # noqa: SIM115
-    if out_path:
-        env = {**(env or {}), "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
         [
             sys.executable,
@@ -57,7 +54,7 @@ def server_process(*args, log_path, env=None, code=None, out_path=None):
             "warning",
         ],
         env={**os.environ, **(env or {})},
-        stdout=out,
+        stdout=subprocess.DEVNULL,
         stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
@@ -92,8 +89,6 @@ def server_process(*args, log_path, env=None, code=None, out_path=None):
             except subprocess.TimeoutExpired:
                 process.kill()
         log.close()
-        if out_path:
-            out.close()
 
 
 def post_concurrently(app, queries):

@@ -117,9 +117,7 @@ def test_sighup_reloads_a_one_worker_server(
     pointer = tmp_path / "current"
     pointer.write_text(first.path)
     log = tmp_path / "server.log"
-    with running_server(
-        str(pointer), log_path=log, out_path=tmp_path / "out.txt"
-    ) as url:
+    with running_server(str(pointer), log_path=log) as url:
         pid = _server_pid(url)
         pointer.write_text(second_bundle.path)
         os.kill(pid, signal.SIGHUP)
@@ -145,7 +143,7 @@ def test_sighup_reloads_a_one_worker_server(
         f"SIGHUP: Bundle {str(pointer)!r} refused, still serving "
         f"{second_bundle.version}: " in said
     )
-    assert f"SIGHUP to pid {pid} reloads" in (tmp_path / "out.txt").read_text()
+    assert f"SIGHUP to pid {pid} reloads" in said
 
 
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
@@ -216,17 +214,18 @@ def test_the_banner_names_the_ranker_by_its_version(
 ):
     # With --workers it named the ranker's path, without its version.
     bundle, _ = trained_bundle
-    out = tmp_path / "out.txt"
+    # On stderr, beside the server's log: stdout keeps results only.
+    log = tmp_path / "server.log"
     with running_server(
         bundle.path,
         "--ranker",
         ranker_bundle.path,
         "--workers",
         workers,
-        log_path=tmp_path / "server.log",
-        out_path=out,
+        log_path=log,
     ):
-        banner = out.read_text().splitlines()[0]
+        said = log.read_text().splitlines()
+    banner = next(line for line in said if line.startswith("serving bundle"))
     assert f"serving bundle {bundle.version}, reranked by " in banner
     assert f"reranked by {ranker_bundle.version} on " in banner
 
@@ -287,21 +286,20 @@ def test_port_0_serves_on_a_free_port_the_banner_names(
     trained_bundle, tmp_path, workers
 ):
     bundle, _ = trained_bundle
-    out = tmp_path / "out.txt"
-    with open(out, "w") as stdout, open(tmp_path / "log", "w") as stderr:
+    log = tmp_path / "log"
+    with open(log, "w") as stderr:
         process = subprocess.Popen(
             [sys.executable, "-m", "recsys.cli", "serve", bundle.path]
             + ["--port", "0", "--workers", workers],
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            stdout=stdout,
+            stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
     try:
         deadline = time.time() + 120
         while not (
-            found := re.search(r"http://127.0.0.1:(\d+) ", out.read_text())
+            found := re.search(r"http://127.0.0.1:(\d+) ", log.read_text())
         ):
-            assert process.poll() is None, (tmp_path / "log").read_text()
+            assert process.poll() is None, log.read_text()
             assert time.time() < deadline, "no banner"
             time.sleep(0.1)
         port = int(found.group(1))
