@@ -54,6 +54,13 @@ def _check_backend(command):
     if command in ("init", "config-schema", "synth"):
         return  # no model: Keras is never imported
     backend = os.environ.get("KERAS_BACKEND", "jax")
+    if backend and backend not in _BACKENDS:
+        # Keras' own line, "Unable to import backend : bogus", says neither.
+        raise ValueError(
+            f"KERAS_BACKEND={backend} is not a Keras backend (one of "
+            f"{', '.join(_BACKENDS)}). Fix: unset KERAS_BACKEND (recsys runs "
+            "on JAX)."
+        )
     if backend in _BACKENDS and importlib.util.find_spec(backend) is None:
         raise ValueError(
             f"KERAS_BACKEND={backend} needs {backend}, which is not "
@@ -124,7 +131,10 @@ def cmd_tune(args):
         "best_params": result.best_params,
         "validation": result.best_value,
         "kept_config": result.kept_config,
-        "test": result.test_metrics,
+        # The test split's metrics (`.test.test` was metrics.json whole);
+        # null where `data.split = "none"` leaves no test rows.
+        "test": result.test_metrics.get("test"),
+        "metrics": result.test_metrics,
         "best_config": os.path.join(output, "best.toml"),
         "bundle": result.bundle.path,
     }
@@ -176,15 +186,25 @@ def tune_choice(result):
 def _read_table(path, option):
     """The table a command's option names; a missing file said as such
     (not as `data.source`, whose message `load_interactions` gives)."""
-    from recsys.data.sources import SUPPORTED_FORMS
     from recsys.data.sources import load_interactions
 
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"{option} {path!r}: no such file or directory. Fix: the path of "
-            f"a table ({SUPPORTED_FORMS})."
-        )
+    _check_table_exists(path, option)
     return load_interactions(path)
+
+
+def _check_table_exists(path, option, builtin=False):
+    """Raises `FileNotFoundError` for a missing table, named by `option`;
+    `builtin`: the built-in sources' names are tables too."""
+    from recsys.data.sources import BUILTIN_SOURCES
+    from recsys.data.sources import SUPPORTED_FORMS
+
+    if os.path.exists(path) or (builtin and path in BUILTIN_SOURCES):
+        return
+    also = f", or one of {sorted(BUILTIN_SOURCES)}" if builtin else ""
+    raise FileNotFoundError(
+        f"{option} {path!r}: no such file or directory. Fix: the path of "
+        f"a table ({SUPPORTED_FORMS}){also}."
+    )
 
 
 def cmd_evaluate(args):
@@ -227,6 +247,7 @@ def cmd_recommend(args):
             "Give --user USER, or --all (every user; --users FILE for a "
             "list) with --output FILE.parquet."
         )
+    _check_recommend_options(args, batch)
     if batch:
         return _recommend_batch(args)
     bundle = Bundle.load(args.bundle)
@@ -322,6 +343,51 @@ def cmd_recommend(args):
     return 0
 
 
+def _check_recommend_options(args, batch):
+    """Refuses `recsys recommend`'s options by their flags, before the
+    bundle loads: the library's messages name its arguments (`k`,
+    `num_candidates`), and an option that does nothing here (--blend
+    without --rerank) was ignored without a word."""
+    from recsys.two_stage import DEFAULT_BLEND
+    from recsys.two_stage import DEFAULT_NUM_CANDIDATES
+
+    if args.k < 1:
+        raise ValueError(f"-k must be a positive integer. Received: {args.k}")
+    given = [
+        flag
+        for flag, value in (
+            ("--candidates", args.candidates),
+            ("--blend", args.blend),
+        )
+        if value is not None
+    ]
+    if given and not args.rerank:
+        raise ValueError(
+            f"{' and '.join(given)} set how --rerank reranks; without "
+            "--rerank RANKER_BUNDLE they do nothing. Fix: add --rerank, or "
+            "leave them out."
+        )
+    if args.output is not None and not batch:
+        raise ValueError(
+            "--output is the file --all (or --users) writes; with --user the "
+            "list is printed (--json for a script). Fix: leave --output out, "
+            "or use --all --output FILE.parquet."
+        )
+    if args.candidates is None:
+        args.candidates = DEFAULT_NUM_CANDIDATES
+    if args.blend is None:
+        args.blend = DEFAULT_BLEND
+    if args.candidates < 1:
+        raise ValueError(
+            "--candidates must be a positive integer. Received: "
+            f"{args.candidates}"
+        )
+    if not 0.0 <= args.blend <= 1.0:
+        raise ValueError(
+            f"--blend must be a number in [0, 1]. Received: {args.blend}"
+        )
+
+
 def _recommend_batch(args):
     """`recsys recommend --all`: every user's top k into a Parquet file."""
     from recsys.batch import read_users
@@ -401,6 +467,7 @@ def cmd_init(args):
     from recsys.init_config import init_config
     from recsys.storage.atomic_write import write_text_atomically
 
+    _check_table_exists(args.data, "--data", builtin=True)
     if args.output:
         # Before the table is read: --force replaces a config, never the
         # table itself, and a config the user has only with --force.
@@ -484,6 +551,7 @@ def cmd_synth(args):
 
 def cmd_score(args):
     from recsys.bundles import load_bundle
+    from recsys.bundles.two_tower import read_manifest
     from recsys.scoring import score_file
 
     paths = {}
@@ -496,6 +564,14 @@ def cmd_score(args):
                 f"{sorted(given) or 'none'}."
             )
         paths[name] = given.pop()
+    if read_manifest(args.bundle).get("kind", "two_tower") == "two_tower":
+        # Not the library's "A Bundle cannot score rows": the class name.
+        raise ValueError(
+            f"{args.bundle} is a 'two_tower' bundle; recsys score reads "
+            "tabular and text bundles (a row's score). Fix: recsys recommend "
+            f"{args.bundle} --user USER, or --all --output FILE.parquet for "
+            "every user."
+        )
     bundle = load_bundle(args.bundle)
     rows = score_file(
         bundle,
@@ -550,6 +626,12 @@ def cmd_predict(args):
                 if alone
                 else "give that --text its text, or leave it out."
             )
+        )
+    if args.text is not None and args.output is not None:
+        raise ValueError(
+            "--output is the file --input's rows are classified into; "
+            "--text's classes are printed. Fix: leave --output out, or put "
+            "the texts in a file for --input."
         )
     _check_text_bundle(args.bundle)
     bundle = TextBundle.load(args.bundle)
@@ -819,20 +901,19 @@ def build_parser():
     )
     recommend.add_argument(
         "--rerank",
+        "--ranker",  # `recsys serve`'s name for the same bundle
         metavar="RANKER_BUNDLE",
         help="Rerank the retrieved candidates with this tabular bundle.",
     )
     recommend.add_argument(
         "--candidates",
         type=int,
-        default=DEFAULT_NUM_CANDIDATES,
         help="Candidates retrieved for --rerank "
         f"(default {DEFAULT_NUM_CANDIDATES}).",
     )
     recommend.add_argument(
         "--blend",
         type=float,
-        default=DEFAULT_BLEND,
         help="Weight of the ranker's score against retrieval's, in [0, 1] "
         f"(default {DEFAULT_BLEND:g}: the ranker's order).",
     )
@@ -865,10 +946,17 @@ def build_parser():
     )
     # The options `recsys predict` takes, for the same files.
     score.add_argument(
-        "--input", dest="input_option", help="The input, as an option."
+        "--input",
+        dest="input_option",
+        metavar="INPUT",
+        help="The input, as an option (instead of the argument).",
     )
     score.add_argument(
-        "--output", "-o", dest="output_option", help="The output, as an option."
+        "--output",
+        "-o",
+        dest="output_option",
+        metavar="OUTPUT",
+        help="The output, as an option (instead of the argument).",
     )
     score.add_argument(
         "--batch-size",
@@ -897,6 +985,7 @@ def build_parser():
     )
     predict.add_argument(
         "--output",
+        "-o",
         help="With --input: .parquet or .csv to write, the input plus "
         "`score` (positive-class probability) or one prob_<class> column "
         "per class and `predicted`, the most probable class.",
@@ -1177,6 +1266,14 @@ def main(argv=None):
         _check_backend(args.command)
         with stops:
             return args.run(args)
+    except SystemExit as stop:
+        # Said: a tabular training or `recommend --all` stopped by Ctrl-C
+        # exited 130 without a word, as if it had finished.
+        stops_said = {130: "Ctrl-C", 143: "SIGTERM"}
+        why = stops_said.get(stop.code) if isinstance(stop.code, int) else None
+        if why:
+            print(f"recsys {args.command}: stopped ({why}).", file=sys.stderr)
+        raise
     except BrokenPipeError:
         # The reader left (`recsys evaluate --json | head`): as a Unix
         # tool does, stop quietly; stdout now points at nothing, so that

@@ -140,10 +140,36 @@ def test_cli_recommend_prints_only_the_items_left(trained_bundle, capsys):
     assert "-inf" not in out and len(out.splitlines()) == left + 1
 
 
-def test_cli_recommend_rejects_bad_k(trained_bundle, capsys):
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["-k", "0"], "-k must be a positive integer. Received: 0"),
+        (["--all", "-o", "r.parquet", "-k", "-2"], "-k must be a positive"),
+        (["--rerank", "R", "--candidates", "0"], "--candidates must be a"),
+        (["--rerank", "R", "--blend", "1.5"], "--blend must be a number in"),
+        (["--rerank", "R", "--blend", "nan"], "--blend must be a number in"),
+        # `recsys serve`'s name for the ranker is taken too.
+        (["--ranker", "R", "--blend", "-1"], "--blend must be a number in"),
+        # Ignored without a word, where they did nothing.
+        (["--blend", "0.5"], "--blend set how --rerank reranks; without"),
+        (["--candidates", "50", "--blend", "0"], "--candidates and --blend"),
+        (["-o", "r.parquet"], "--output is the file --all (or --users)"),
+    ],
+)
+def test_cli_recommend_refuses_options_by_their_flags(
+    trained_bundle, extra, message, capsys
+):
     bundle, _ = trained_bundle
-    assert main(["recommend", bundle.path, "--user", "1", "-k", "0"]) == 1
-    assert "`k` must be a positive integer" in capsys.readouterr().err
+    user = [] if "--all" in extra else ["--user", "1"]
+    assert main(["recommend", bundle.path, *user, *extra]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "`" not in err
+
+
+def test_cli_predict_text_refuses_an_output(tmp_path, capsys):
+    argv = ["predict", str(tmp_path), "--text", "hi", "-o", "out.csv"]
+    assert main(argv) == 1
+    assert "--text's classes are printed" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("kind", ["two_tower", "tabular", "text"])
@@ -441,6 +467,12 @@ def test_a_backend_that_cannot_run_the_command_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("KERAS_BACKEND", "numpy")
     assert main(["train", "configs/movielens_rating.toml", "-q"]) == 1
     assert "KERAS_BACKEND=numpy cannot train" in capsys.readouterr().err
+    # Before: Keras' "Unable to import backend : bogus".
+    monkeypatch.setenv("KERAS_BACKEND", "bogus")
+    assert main(["train", "configs/movielens_rating.toml", "-q"]) == 1
+    assert "KERAS_BACKEND=bogus is not a Keras backend (one of jax," in (
+        capsys.readouterr().err
+    )
 
 
 @pytest.mark.parametrize(
@@ -489,3 +521,42 @@ def test_json_output_writes_nan_and_infinity_as_null(capsys):
 
     document = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert document == {"test": {"auc": None, "rmse": None}, "k": [1.5]}
+
+
+def test_cli_score_of_a_two_tower_bundle_names_the_command_to_use(
+    trained_bundle, tmp_path, capsys
+):
+    bundle, _ = trained_bundle
+    rows = tmp_path / "rows.csv"
+    rows.write_text("userId,movieId\n1,1\n")
+    argv = ["score", bundle.path, str(rows), str(tmp_path / "out.csv")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert f"{bundle.path} is a 'two_tower' bundle; recsys score reads" in err
+    assert f"Fix: recsys recommend {bundle.path} --user USER" in err
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_cli_init_names_a_missing_table_by_its_option(tmp_path, capsys):
+    missing = str(tmp_path / "nope.csv")
+    argv = ["init", "two_tower", "--data", missing, "-o", str(tmp_path / "c")]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    # Not a config's data.source (read from the config file's directory).
+    assert f"--data {missing!r}: no such file or directory" in err
+    assert "data.source" not in err and not (tmp_path / "c").exists()
+
+
+def test_a_command_stopped_by_ctrl_c_says_so(monkeypatch, capsys):
+    # Before: exit status 130 without a word (a tabular training,
+    # `recommend --all`), as if the command had finished.
+    import signal
+
+    def ctrl_c(path):
+        os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr("recsys.bundles.load_bundle", ctrl_c)
+    with pytest.raises(SystemExit) as stop:
+        main(["evaluate", "some-bundle"])
+    assert stop.value.code == 130
+    assert "recsys evaluate: stopped (Ctrl-C)." in capsys.readouterr().err

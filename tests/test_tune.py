@@ -1,6 +1,7 @@
 """`recsys tune`: finds a planted better setting on the validation carve
 only, resumes a killed study, and writes a config `recsys train` reads."""
 
+import json
 import logging
 import time
 
@@ -924,3 +925,28 @@ def test_an_output_holding_other_files_is_refused_before_any_work(
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is not a directory"):
         _check_output(str(tmp_path / "file"))
+
+
+def test_the_cli_prints_the_test_metrics_at_the_top_of_its_json(
+    table, tmp_path, capsys
+):
+    from recsys.cli import main
+
+    overrides = [
+        f'data.source="{table}"',
+        "model.features=['user_id', 'item_id']",
+        "train.epochs=1",
+        "train.refit=false",
+        "evaluate.baselines=[]",
+    ]
+    argv = ["tune", "configs/examples/labelled.toml", "--trials", "1", "-q"]
+    argv += ["-o", str(tmp_path / "study"), "--json"]
+    for override in overrides:
+        argv += ["--set", override]
+    assert main(argv) == 0
+    done = json.loads(capsys.readouterr().out)
+    metrics = json.loads((tmp_path / "study/bundle/metrics.json").read_text())
+    # Was metrics.json whole under "test" (its AUC at .test.test.auc).
+    assert done["test"] == metrics["test"] and "auc" in done["test"]
+    assert done["metrics"] == metrics
+    assert done["bundle"] == str(tmp_path / "study/bundle")

@@ -625,8 +625,12 @@ def training_job(config, output, *, restart=False):
         job_dir = job_directory(config, output)
         _check_job_location(job_dir, output)
         if restart:
+            held = os.path.isdir(job_dir) and _holds_checkpoints(job_dir)
             discard(job_dir)
-            logger.info("--restart: discarded the checkpoints in %s.", job_dir)
+            if held:  # not said of checkpoints that never were
+                logger.info(
+                    "--restart: discarded the checkpoints in %s.", job_dir
+                )
         elif config["train"].get("checkpoint_every", 1000) >= 0:
             check_job_directory(job_dir)
         try:

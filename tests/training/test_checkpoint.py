@@ -13,7 +13,9 @@ from recsys.training.checkpoint import CheckpointError
 from recsys.training.checkpoint import TrainingCheckpoint
 from recsys.training.checkpoint import config_fingerprint
 from recsys.training.checkpoint import discard
+from recsys.training.checkpoint import job_directory
 from recsys.training.checkpoint import resume_epoch
+from recsys.training.checkpoint import training_job
 
 CONFIG = "configs/movielens_two_tower.toml"
 X = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
@@ -425,3 +427,19 @@ def test_a_save_that_fails_leaves_nothing_and_says_where(tmp_path):
         model.fit(X, Y, batch_size=8, epochs=1, callbacks=[checkpoint])
     directory = os.path.join(job_dir, "checkpoints")
     assert os.listdir(directory) == []
+
+
+def test_restart_says_it_discarded_checkpoints_only_where_there_were(
+    tmp_path, caplog
+):
+    config, output = load_config(CONFIG), str(tmp_path / "bundle")
+    caplog.set_level("INFO", logger="recsys")
+    with training_job(config, output, restart=True):
+        pass  # a first run: no checkpoint to discard, none said
+    assert "discarded" not in caplog.text
+    job_dir = job_directory(config, output)
+    _interrupted_job(job_dir)
+    with training_job(config, output, restart=True):
+        pass
+    assert f"--restart: discarded the checkpoints in {job_dir}." in caplog.text
+    assert not os.path.exists(job_dir)
