@@ -979,8 +979,8 @@ def _search(
                 remaining,
             )
     else:
-        # Said, not silent: the same command again trains the final model
-        # once more (the bundle of the chosen trial), with nothing to tune.
+        # Said, not silent: nothing to tune; the chosen trial is trained
+        # into bundle/ unless it is there already (`_trained_already`).
         logger.info(
             "Tuning %s: the %d trial(s) asked for are already in %s; none "
             "to run (pass a larger --trials to search on).",
@@ -999,26 +999,40 @@ def _search(
         {name: _value(best.params[name]) for name in space}, best, config
     )
     best_config = with_params(config, best_params)
-    write_best = functools.partial(
-        _write_toml, os.path.join(output, "best.toml"), best_config, metric
-    )
+    best_text = _toml_text(best_config, metric, best)
+    best_path = os.path.join(output, "best.toml")
+    write_best = functools.partial(write_text_atomically, best_path, best_text)
     bundle_path = os.path.join(output, "bundle")
     # best.toml describes bundle/ whenever both are there: while an earlier
     # run's bundle/ stands, it changes only once the new one replaced it (a
     # kill during the final training leaves the earlier pair, which the
     # same command replaces). Without one, it is written first: a failed
     # final training still leaves the chosen config.
+    bundle = final and _trained_already(bundle_path, best_path, best_text)
     replacing = final and os.path.lexists(bundle_path)
-    if not replacing:
-        write_best(best)
-    bundle, test_metrics = None, {}
-    if final:
+    test_metrics: dict = {}
+    if bundle:
+        # The same command again (to see the result, or a longer search
+        # whose winner stayed): the pair stands; not trained once more.
+        logger.info(
+            "%s already holds trial %d's model (as %s says): kept, not "
+            "trained again (remove it to retrain).",
+            bundle_path,
+            best.number,
+            best_path,
+        )
+        test_metrics = bundle.metrics
+    elif final:
+        if not replacing:
+            write_best()
         result = kind.train(
             best_config, bundle_path, frame=frame, progress=progress
         )
         bundle, test_metrics = result.bundle, result.metrics
-    if replacing:
-        write_best(best)
+        if replacing:
+            write_best()
+    else:
+        write_best()
     return TuneResult(
         metric=metric,
         best_params=best_params,
@@ -1026,7 +1040,7 @@ def _search(
         kept_config=best.user_attrs.get("config", False),
         trials=table,
         test_metrics=test_metrics,
-        bundle=bundle,
+        bundle=bundle or None,
         config=best_config,
     )
 
@@ -1786,7 +1800,26 @@ def _trials_table(study, space, config):
     return table
 
 
-def _write_toml(path, config, metric, best):
+def _trained_already(bundle_path, best_path, best_text):
+    """The bundle at `bundle_path` where `best_path` holds `best_text`
+    (the same trial's config, whole: they are written as a pair, the
+    bundle first once one stands), else None: no bundle, one of another
+    trial (a kill during the final training leaves the earlier pair), or
+    one that does not load."""
+    from recsys.bundles import load_bundle
+
+    try:
+        with open(best_path, encoding="utf-8") as file:
+            if file.read() != best_text or not os.path.isdir(bundle_path):
+                return None
+        return load_bundle(bundle_path)
+    except (OSError, ValueError):  # a BundleError among them
+        return None
+
+
+def _toml_text(config, metric, best):
+    """best.toml's text: the chosen config, under a header naming its
+    trial."""
     import tomli_w
 
     if config["data"].get("time") == NO_TIME:
@@ -1797,4 +1830,4 @@ def _write_toml(path, config, metric, best):
         f"{metric} = {best.value:.4f}.\n"
         "# Train it on the whole training split: recsys train THIS_FILE\n\n"
     )
-    write_text_atomically(path, header + tomli_w.dumps(config))
+    return header + tomli_w.dumps(config)

@@ -928,7 +928,7 @@ def test_an_output_holding_other_files_is_refused_before_any_work(
 
 
 def test_the_cli_prints_the_test_metrics_at_the_top_of_its_json(
-    table, tmp_path, capsys
+    table, tmp_path, capsys, monkeypatch
 ):
     from recsys.cli import main
 
@@ -950,3 +950,22 @@ def test_the_cli_prints_the_test_metrics_at_the_top_of_its_json(
     assert done["test"] == metrics["test"] and "auc" in done["test"]
     assert done["metrics"] == metrics
     assert done["bundle"] == str(tmp_path / "study/bundle")
+    version = json.loads((tmp_path / "study/bundle/manifest.json").read_text())[
+        "version"
+    ]
+
+    # The same command again: the chosen trial's bundle stands (it was
+    # trained once more, for minutes on a large table).
+    def retrained(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(TabularKind, "train", retrained)
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == done
+    manifest = json.loads((tmp_path / "study/bundle/manifest.json").read_text())
+    assert manifest["version"] == version
+    # Another config for the same trial (`--set` of a key outside the
+    # study's identity, or an edited best.toml): trained again.
+    (tmp_path / "study/best.toml").write_text("# edited\n")
+    with pytest.raises(AssertionError, match="trained again"):
+        main(argv)
