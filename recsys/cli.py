@@ -467,7 +467,11 @@ def cmd_init(args):
     from recsys.init_config import init_config
     from recsys.storage.atomic_write import write_text_atomically
 
-    _check_table_exists(args.data, "--data", builtin=True)
+    if args.force and not args.output:
+        raise ValueError(
+            "--force replaces the --output file; without --output the config "
+            "is printed. Fix: add --output FILE, or leave --force out."
+        )
     if args.output:
         # Before the table is read: --force replaces a config, never the
         # table itself, and a config the user has only with --force.
@@ -479,6 +483,7 @@ def cmd_init(args):
                 "config. Fix: add --force to replace it, or write another "
                 "file with --output."
             )
+    _check_table_exists(args.data, "--data", builtin=True)
     source = args.data
     if args.output and not os.path.isabs(source):
         # A relative data.source is read from the config file's directory.
@@ -551,7 +556,7 @@ def cmd_synth(args):
 
 def cmd_score(args):
     from recsys.bundles import load_bundle
-    from recsys.bundles.two_tower import read_manifest
+    from recsys.bundles.two_tower import Bundle
     from recsys.scoring import score_file
 
     paths = {}
@@ -564,7 +569,8 @@ def cmd_score(args):
                 f"{sorted(given) or 'none'}."
             )
         paths[name] = given.pop()
-    if read_manifest(args.bundle).get("kind", "two_tower") == "two_tower":
+    bundle = load_bundle(args.bundle)
+    if isinstance(bundle, Bundle):
         # Not the library's "A Bundle cannot score rows": the class name.
         raise ValueError(
             f"{args.bundle} is a 'two_tower' bundle; recsys score reads "
@@ -572,7 +578,6 @@ def cmd_score(args):
             f"{args.bundle} --user USER, or --all --output FILE.parquet for "
             "every user."
         )
-    bundle = load_bundle(args.bundle)
     rows = score_file(
         bundle,
         paths["input"],
@@ -833,8 +838,8 @@ def build_parser():
     evaluate.add_argument(
         "--rescore",
         action="store_true",
-        help="Tabular and text bundles: run the split through the loaded "
-        "bundle again and exit 1 unless it reproduces metrics.json.",
+        help="Run the split through the loaded bundle again (two-tower "
+        "bundles always are) and exit 1 unless it reproduces metrics.json.",
     )
     evaluate.add_argument(
         "--data",

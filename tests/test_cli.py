@@ -355,6 +355,28 @@ def test_cli_evaluate_json_of_a_tabular_bundle(monkeypatch):
         kind.evaluate_document(bundle, frame=object(), rescore=False)
 
 
+def test_cli_evaluate_rescore_of_a_two_tower_bundle_checks_the_numbers(
+    second_bundle, monkeypatch, capsys
+):
+    from recsys.kinds.two_tower import TwoTowerKind
+
+    path = second_bundle.path
+    assert main(["evaluate", path, "--rescore", "--json"]) == 0
+    rescore = TwoTowerKind.rescore
+
+    def other_numbers(self, bundle, frame):
+        metrics = rescore(self, bundle, frame)
+        return {**metrics, "test": {**metrics["test"], "hr@10": 0.0}}
+
+    monkeypatch.setattr(TwoTowerKind, "rescore", other_numbers)
+    # Before: accepted, and exit status 0 on any numbers.
+    assert main(["evaluate", path, "--rescore"]) == 1
+    assert "does not reproduce its metrics.json: hr@10" in (
+        capsys.readouterr().err
+    )
+    assert main(["evaluate", path]) == 0  # recomputed, not checked
+
+
 def test_cli_version(capsys):
     from recsys import __version__
 
@@ -535,6 +557,12 @@ def test_cli_score_of_a_two_tower_bundle_names_the_command_to_use(
     assert f"{bundle.path} is a 'two_tower' bundle; recsys score reads" in err
     assert f"Fix: recsys recommend {bundle.path} --user USER" in err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_cli_init_refuses_force_without_an_output(capsys):
+    assert main(["init", "two_tower", "--data", "movielens", "--force"]) == 1
+    said = capsys.readouterr()
+    assert "--force replaces the --output file" in said.err and not said.out
 
 
 def test_cli_init_names_a_missing_table_by_its_option(tmp_path, capsys):

@@ -57,6 +57,7 @@ from recsys.kinds.base import Fitted
 from recsys.kinds.base import ModelKind
 from recsys.kinds.base import baselines_ahead_note
 from recsys.kinds.base import check_held_out
+from recsys.kinds.base import check_rescored
 from recsys.kinds.base import fit_preprocessor
 from recsys.kinds.base import no_test_lines
 from recsys.kinds.base import source_table
@@ -1052,7 +1053,10 @@ class TwoTowerKind(ModelKind):
     def evaluate_report(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate`: HR@k recomputed on the split, in the table
         `recsys train` printed (its training and index lines as stored)."""
-        metrics = {**bundle.metrics, **self.rescore(bundle, frame)}
+        rescored = self.rescore(bundle, frame)
+        if rescore:
+            _check_reproduced(bundle, rescored)
+        metrics = {**bundle.metrics, **rescored}
         if not {"train", "index"} <= set(metrics):
             # A bundle whose metrics were not written by `recsys train`.
             return json.dumps(metrics, indent=2)
@@ -1060,7 +1064,20 @@ class TwoTowerKind(ModelKind):
 
     def evaluate_document(self, bundle, *, frame=None, rescore=False):
         """`recsys evaluate --json`: the metrics recomputed on the split."""
-        return self.rescore(bundle, frame)
+        rescored = self.rescore(bundle, frame)
+        if rescore:
+            _check_reproduced(bundle, rescored)
+        return rescored
+
+
+def _check_reproduced(bundle, rescored):
+    """`recsys evaluate --rescore`: raises unless the split's recomputed
+    HR@k are the stored ones, as for the other kinds (it was accepted and
+    exited 0 on any numbers: a two-tower bundle is always re-scored)."""
+    split = bundle.config.get("evaluate", {}).get("split", "test")
+    stored, now = bundle.metrics.get(split), rescored.get(split)
+    if isinstance(stored, dict) and isinstance(now, dict):
+        check_rescored(bundle, stored, now)
 
 
 def _other_rows_note(bundle, train, test, table):

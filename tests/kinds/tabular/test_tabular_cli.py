@@ -65,7 +65,7 @@ def test_cli_trains_scores_and_reranks(
     # interactions)" above the ranker's scores.
     assert (
         "showing the 20 most popular items, reranked by " + str(out)
-        in capsys.readouterr().out
+        in capsys.readouterr().err
     )
 
 
