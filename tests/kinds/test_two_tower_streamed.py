@@ -115,8 +115,9 @@ def test_evaluate_command_rescores_a_streamed_bundle(streamed, capsys):
         assert again["ground_truth"][key] == pytest.approx(
             metrics["ground_truth"][key], rel=1e-5
         )
-    # Without --json, the table `recsys train` printed, ground truth too.
-    assert main(["evaluate", bundle.path]) == 0
+    # Without --json, the table `recsys train` printed, ground truth too;
+    # --rescore checks the numbers are training's.
+    assert main(["evaluate", bundle.path, "--rescore"]) == 0
     table = capsys.readouterr().out
     assert "HR@k on the test split" in table
     assert "ground truth" in table
