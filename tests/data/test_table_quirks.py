@@ -279,10 +279,6 @@ def test_a_numeric_feature_cell_that_is_no_time_is_named_by_its_file_row():
 def test_numbers_grouped_by_commas_are_read_trained_and_scored(tmp_path):
     # A spreadsheet's "30,841": read as text, init made the label a task of
     # 1,963 classes (and a feature a categorical of as many values).
-    from recsys import train
-    from recsys.config import load_config
-    from recsys.scoring import score_file
-
     rng = np.random.default_rng(0)
     age = rng.integers(18, 80, 400)
     income = 20000 + 800 * age + rng.integers(0, 8000, 400)
@@ -305,29 +301,35 @@ def test_numbers_grouped_by_commas_are_read_trained_and_scored(tmp_path):
     assert 'task = "regression"' in text
     age_table = text.split("[features.age]\n")[1].split("\n")[0]
     assert 'kind = "numeric"' in age_table
-    config = tmp_path / "incomes.toml"
-    config.write_text(text)
+    _check_scored_as_read(text, path, read.drop(columns="income"), tmp_path)
+
+
+def _check_scored_as_read(config_text, path, features, tmp_path):
+    """Trains the config `config_text` (2 epochs), then checks that `recsys
+    score` of the file at `path`, which reads it its own way (pyarrow),
+    scores it as `features` (the table as training read it) predict."""
+    from recsys import train
+    from recsys.config import load_config
+    from recsys.scoring import score_file
+
+    config = tmp_path / "config.toml"
+    config.write_text(config_text)
     bundle, _ = train(
         load_config(str(config), ["train.epochs=2", "evaluate.baselines=[]"]),
         str(tmp_path / "bundle"),
         progress=False,
     )
-    # `recsys score` reads the CSV its own way (pyarrow): the same numbers.
-    score_file(bundle, str(path), str(tmp_path / "scored.csv"), progress=False)
-    scored = pd.read_csv(tmp_path / "scored.csv")
-    expected = bundle.predict(read.drop(columns="income"))
+    out = tmp_path / f"scored{path.suffix}"  # written as the file is
+    score_file(bundle, str(path), str(out), progress=False)
+    read = pd.read_parquet if out.suffix == ".parquet" else pd.read_csv
     np.testing.assert_allclose(
-        scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
+        read(out).iloc[:, -1], np.ravel(bundle.predict(features)), rtol=1e-5
     )
 
 
 def test_numbers_grouped_by_points_beside_decimal_commas_are_numbers(tmp_path):
     # A German spreadsheet's `;` export writes 124.983,30: read as text, init
     # made the column a categorical of as many values as rows.
-    from recsys import train
-    from recsys.config import load_config
-    from recsys.scoring import score_file
-
     rng = np.random.default_rng(0)
     spent = np.round(rng.uniform(10, 200_000, 300), 2)
     frame = pd.DataFrame(
@@ -350,20 +352,7 @@ def test_numbers_grouped_by_points_beside_decimal_commas_are_numbers(tmp_path):
     text = init_config("tabular", str(path), columns={"label": "bought"})
     spent_table = text.split("[features.spent]\n")[1].split("\n")[0]
     assert 'kind = "numeric"' in spent_table
-    config = tmp_path / "ausgaben.toml"
-    config.write_text(text)
-    bundle, _ = train(
-        load_config(str(config), ["train.epochs=2", "evaluate.baselines=[]"]),
-        str(tmp_path / "bundle"),
-        progress=False,
-    )
-    # `recsys score` reads the CSV with pyarrow: the same numbers.
-    score_file(bundle, str(path), str(tmp_path / "scored.csv"), progress=False)
-    scored = pd.read_csv(tmp_path / "scored.csv")
-    expected = bundle.predict(read.drop(columns="bought"))
-    np.testing.assert_allclose(
-        scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
-    )
+    _check_scored_as_read(text, path, read.drop(columns="bought"), tmp_path)
 
 
 def test_a_semicolon_file_of_decimal_points_reads_its_commas_as_thousands(
@@ -409,10 +398,6 @@ def test_parquet_decimals_are_read_as_their_csv_is(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from recsys import train
-    from recsys.config import load_config
-    from recsys.scoring import score_file
-
     rng = np.random.default_rng(0)
     price = np.round(rng.uniform(1, 5000, 300), 2)
     cents = [decimal.Decimal(f"{v:.2f}") for v in price]
@@ -439,21 +424,7 @@ def test_parquet_decimals_are_read_as_their_csv_is(tmp_path):
     text = init_config("tabular", str(path), columns={"label": "bought"})
     price_table = text.split("[features.price]\n")[1].split("\n")[0]
     assert 'kind = "numeric"' in price_table
-    config = tmp_path / "orders.toml"
-    config.write_text(text)
-    bundle, _ = train(
-        load_config(str(config), ["train.epochs=2", "evaluate.baselines=[]"]),
-        str(tmp_path / "bundle"),
-        progress=False,
-    )
-    score_file(
-        bundle, str(path), str(tmp_path / "scored.parquet"), progress=False
-    )
-    scored = pd.read_parquet(tmp_path / "scored.parquet")
-    expected = bundle.predict(read.drop(columns="bought"))
-    np.testing.assert_allclose(
-        scored.iloc[:, -1], np.ravel(expected), rtol=1e-5
-    )
+    _check_scored_as_read(text, path, read.drop(columns="bought"), tmp_path)
 
 
 @pytest.mark.parametrize("column", ["color", "size"])
