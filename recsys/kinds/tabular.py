@@ -130,9 +130,11 @@ def check_label(frame, config):
         )
     values = frame[label]
     if values.empty:
+        source = config["data"].get("source")
+        table = f"The table {source!r}" if source else "The frame passed"
         raise ValueError(
-            f"The table {config['data'].get('source', '')!r} holds no rows "
-            "(a header alone?). Fix: point data.source at the table's rows."
+            f"{table} holds no rows (a header alone?). Fix: point "
+            "data.source (or frame=) at the table's rows."
         )
     if task != "regression" and values.nunique() < 2:
         raise ValueError(
